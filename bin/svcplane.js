@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// The svcplane command: builds the core on first use from a source checkout, then runs the CLI.
+import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+if (!existsSync(join(root, 'dist/host-node/cli/main.js'))) {
+  execFileSync(process.execPath, [join(root, 'scripts/build.mjs')], { stdio: ['ignore', 'inherit', 'inherit'] });
+}
+const { main } = await import('../dist/host-node/cli/main.js');
+process.exitCode = await main(process.argv.slice(2));
