@@ -1,3 +1,122 @@
-// index.ts — the core's whole ABI (placeholder while the pipeline lands).
+// index.ts — the core's whole ABI: integers and fixed buffers only. Packets go in batches through
+// the I/O arena (io.ts); time is an argument (`nowMs`, milliseconds, any epoch), never read;
+// control calls return 0/positive on success and a negative code on error. ABI.md documents every
+// export. Never allocates on the packet path; memory is reserved by init() and only grows on
+// control calls (service loads), so hosts re-read `memory.buffer` after those.
+import { ioInit, ioDesc, ioData, IO_MAX_BATCH, IO_DATA_BYTES, DESC_BYTES } from "./io";
+import { processOne } from "./pipeline";
+import { statsBlock, STATS_COUNT, bump, add, S_BATCHES, S_REAPED, statsReset } from "./stats";
+import { VERDICT_COUNT, REASON_COUNT } from "./verdict";
+import { randSeed } from "./rand";
+import { svcLoad, svcSetSeed, svcCount } from "./svc/table";
+import { nodeAddLocal, nodeSetPodCIDR, nodeSetMasq, nodeReset } from "./node";
+import {
+  ctInit, ctReap, ctCount, ctCapacity, ctNextUsed, ctExportRecord, ctImportRecord, ctBytes,
+  ctFlushReplySrc, ctFlushOrigDst, ctSetTimeout, CT_NONE,
+} from "./conntrack/table";
+
 export const ABI_VERSION: u32 = 1;
+
+// Reaping per batch: a bounded slice of the table, so expiry keeps up without long pauses.
+const REAP_PER_CALL: u32 = 64;
+const REAP_PER_PACKET: u32 = 2;
+
+let ready = false;
+let cfgBuf: usize = 0;
+let cfgCap: usize = 0;
+
+@inline function now32(nowMs: f64): u32 { return <u32><i64>nowMs; }
+
 export function abiVersion(): u32 { return ABI_VERSION; }
+
+// Sets up every table. conntrack capacity = 2^ctLog2 (IPv4 and IPv6 flows), 2^ct6Log2 of them IPv6.
+// Returns 0, or -1 if memory could not be had, -2 if called twice.
+export function init(ctLog2: u32, ct6Log2: u32, seedLo: u32, seedHi: u32): i32 {
+  if (ready) return -2;
+  if (ctLog2 < 4 || ctLog2 > 24 || ct6Log2 > ctLog2) return -1;
+  ioInit();
+  randSeed(seedLo, seedHi);
+  svcSetSeed(seedLo ^ 0xa5a5a5a5);
+  if (!ctInit(ctLog2, ct6Log2, seedLo, seedHi)) return -1;
+  ready = true;
+  return 0;
+}
+
+// ---- I/O
+export function ioDescPtr(): usize { return ioDesc; }
+export function ioDataPtr(): usize { return ioData; }
+export function ioDataBytes(): u32 { return IO_DATA_BYTES; }
+export function ioMaxBatch(): u32 { return IO_MAX_BATCH; }
+export function ioDescBytes(): u32 { return DESC_BYTES; }
+
+// Runs descriptors [0, count) through the pipeline. Returns the number processed.
+export function processBatch(count: u32, nowMs: f64): u32 {
+  if (!ready) return 0;
+  if (count > IO_MAX_BATCH) count = IO_MAX_BATCH;
+  const now = now32(nowMs);
+  for (let i: u32 = 0; i < count; i++) processOne(ioDesc + <usize>i * DESC_BYTES, now);
+  bump(S_BATCHES);
+  add(S_REAPED, ctReap(now, REAP_PER_CALL + count * REAP_PER_PACKET));
+  return count;
+}
+
+// Expires flows without traffic: scans up to `budget` slots. Returns flows removed.
+export function expire(nowMs: f64, budget: u32): u32 {
+  if (!ready) return 0;
+  const n = ctReap(now32(nowMs), budget);
+  add(S_REAPED, n);
+  return n;
+}
+
+// ---- stats
+export function statsPtr(): usize { return statsBlock; }
+export function statsCount(): u32 { return STATS_COUNT; }
+export function verdictCount(): u32 { return VERDICT_COUNT; }
+export function reasonCount(): u32 { return REASON_COUNT; }
+export function resetStats(): void { statsReset(); }
+
+// ---- control: a staging buffer the host writes config blobs into.
+export function cfgBuffer(size: u32): usize {
+  if (<usize>size > cfgCap) {
+    if (cfgBuf != 0) heap.free(cfgBuf);
+    cfgBuf = heap.alloc(<usize>size);
+    cfgCap = <usize>size;
+  }
+  return cfgBuf;
+}
+export function loadServices(len: u32): i32 {
+  if (<usize>len > cfgCap) return -3;
+  return svcLoad(cfgBuf, len);
+}
+export function serviceCount(): u32 { return svcCount(); }
+
+export function nodeClear(): void { nodeReset(); }
+export function nodeLocal(family: u32, a0: u32, a1: u32, a2: u32, a3: u32): i32 {
+  return nodeAddLocal(<u8>family, a0, a1, a2, a3) ? 0 : -1;
+}
+export function nodePodCIDR(family: u32, a0: u32, a1: u32, a2: u32, a3: u32, prefix: i32): void {
+  nodeSetPodCIDR(<u8>family, a0, a1, a2, a3, prefix);
+}
+export function nodeMasquerade(family: u32, a0: u32, a1: u32, a2: u32, a3: u32): void {
+  nodeSetMasq(<u8>family, a0, a1, a2, a3);
+}
+
+// ---- conntrack
+export function conntrackCount(): u32 { return ctCount(); }
+export function conntrackCapacity(): u32 { return ctCapacity(); }
+export function conntrackBytes(): usize { return ctBytes(); }
+export function conntrackNext(cursor: u32): u32 { return ctNextUsed(cursor); }
+// Writes entry `index` as a snapshot record at `out` (in the config buffer); returns its size.
+export function conntrackExport(index: u32, out: usize, nowMs: f64): u32 {
+  return ctExportRecord(index, out, now32(nowMs));
+}
+export function conntrackImport(ptr: usize, nowMs: f64): i32 {
+  return ctImportRecord(ptr, now32(nowMs)) == CT_NONE ? -1 : 0;
+}
+export function conntrackTimeout(kind: u32, ms: u32): i32 { return ctSetTimeout(kind, ms) ? 0 : -1; }
+export function conntrackFlushReplySrc(family: u32, proto: u32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): u32 {
+  return ctFlushReplySrc(<u8>family, <u8>proto, a0, a1, a2, a3, <u16>port);
+}
+export function conntrackFlushOrigDst(family: u32, proto: u32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): u32 {
+  return ctFlushOrigDst(<u8>family, <u8>proto, a0, a1, a2, a3, <u16>port);
+}

@@ -1,0 +1,150 @@
+// pipeline.ts — one packet through the core: parse once, follow an existing flow (NAT both ways,
+// ICMP errors translated inside and out), or classify a new one (service lookup → destination
+// → masquerade decision → conntrack insert → rewrite). Writes the verdict into the packet's
+// descriptor and counts it. Never allocates, never reads a clock, never traps on packet bytes.
+import { Tuple, Flow, flow, inner, FRAG_LATER, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
+import {
+  VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP,
+  R_NONE, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT,
+} from "./verdict";
+import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, META_CSUM_PARTIAL, ioData, IO_DATA_BYTES } from "./io";
+import { bump, add, S_VERDICT, S_REASON, S_PACKETS, S_BYTES, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "./stats";
+import { parse } from "./wire/parse";
+import { setSrc, setDst, setInnerSrc, setInnerDst } from "./nat/rewrite";
+import { ctLookup, ctInsert, ctPacket, ctOrig, ctReply, ctLookupRelated, icmpInverse, CT_NONE } from "./conntrack/table";
+import { CT_INVALID, CT_RELATED, CT_REPEAT } from "./conntrack/state";
+import { svcFind, svcFlags, svcDestStart, svcDestCount, svcId, destRecord, SVC_F_MASQ_ALL } from "./svc/table";
+import { masqChoosePort } from "./nat/masq";
+import { fromPod, havePodCIDR, masqAddr, haveMasq } from "./node";
+import { randBelow } from "./rand";
+
+// Scratch tuples, reserved once.
+const tOrig: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
+const tReply: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
+
+@inline function finish(d: usize, verdict: u8, reason: u16): void {
+  store<u8>(d, verdict, D_VERDICT);
+  store<u16>(d, reason, D_REASON);
+  bump(S_VERDICT + verdict);
+  if (reason != R_NONE) bump(S_REASON + reason);
+}
+
+@inline function isIcmp(proto: u8): bool { return proto == PROTO_ICMP || proto == PROTO_ICMPV6; }
+
+// Rewrites a packet of connection `idx` travelling in `dir` to what the other side expects:
+// its source becomes the other direction's destination, its destination the other's source.
+function translate(f: Flow, idx: u32, dir: u32): bool {
+  const other = tReply;
+  if (dir == 0) ctReply(idx, other); else ctOrig(idx, other);
+  let changed = false;
+  const icmp = isIcmp(f.proto);
+  if (f.s0 != other.d0 || f.s1 != other.d1 || f.s2 != other.d2 || f.s3 != other.d3 || (!icmp && f.sport != other.dport)) {
+    setSrc(f, other.d0, other.d1, other.d2, other.d3, icmp ? other.dport : other.dport);
+    changed = true;
+  }
+  if (f.d0 != other.s0 || f.d1 != other.s1 || f.d2 != other.s2 || f.d3 != other.s3 || f.dport != other.sport) {
+    setDst(f, other.s0, other.s1, other.s2, other.s3, other.sport);
+    changed = true;
+  }
+  return changed;
+}
+
+// An ICMP error about one of our connections (nf_conntrack_inet_error + nf_nat_icmp_reply_translation):
+// the quoted packet, inverted, names the connection and the error's direction. The quoted header
+// is put back to how its sender wrote it; the outer addresses get the error direction's NAT.
+function related(d: usize, f: Flow, now: u32): void {
+  const h = ctLookupRelated(inner, f, now);
+  if (h == CT_NONE) { finish(d, VERDICT_PASS, R_NONE); return; }
+  const idx = h >> 1, dir = h & 1;
+  store<u32>(d, idx, D_CT);
+  store<u8>(d, CT_RELATED, D_CTSTATE);
+  bump(S_CT_RELATED);
+  const self = tOrig, other = tReply;
+  if (dir == 0) { ctOrig(idx, self); ctReply(idx, other); } else { ctReply(idx, self); ctOrig(idx, other); }
+  // Quoted packet travelled in the other direction; restore its pre-NAT form (other's tuple).
+  setInnerSrc(f, inner, other.s0, other.s1, other.s2, other.s3, other.sport);
+  setInnerDst(f, inner, other.d0, other.d1, other.d2, other.d3, other.dport);
+  // Outer header: the address NAT a packet of this direction gets (no ports on an ICMP header).
+  const srcNat = self.s0 != other.d0 || self.s1 != other.d1 || self.s2 != other.d2 || self.s3 != other.d3;
+  const dstNat = self.d0 != other.s0 || self.d1 != other.s1 || self.d2 != other.s2 || self.d3 != other.s3;
+  if (srcNat) setSrc(f, other.d0, other.d1, other.d2, other.d3, f.sport);
+  if (dstNat) setDst(f, other.s0, other.s1, other.s2, other.s3, f.dport);
+  finish(d, VERDICT_FORWARD, R_NONE);
+}
+
+function newFlow(d: usize, f: Flow, now: u32): void {
+  const s = svcFind(f);
+  if (s < 0) { finish(d, VERDICT_PASS, R_NONE); return; }
+  store<u32>(d, svcId(<u32>s), D_AUX);
+  const n = svcDestCount(<u32>s);
+  if (n == 0) { finish(d, VERDICT_DROP, R_NO_ENDPOINTS); return; }
+  const dest = destRecord(svcDestStart(<u32>s) + randBelow(n));
+  const b0 = load<u32>(dest), b1 = load<u32>(dest, 4), b2 = load<u32>(dest, 8), b3 = load<u32>(dest, 12);
+  const bport = load<u16>(dest, 16);
+  const icmp = isIcmp(f.proto);
+
+  const reply = tReply;
+  reply.family = f.family; reply.proto = f.proto; reply.pad = 0;
+  reply.icmpType = icmp ? <u8>icmpInverse(f.proto, f.icmpType) : 0;
+  reply.s0 = b0; reply.s1 = b1; reply.s2 = b2; reply.s3 = b3;
+  reply.sport = icmp ? f.sport : bport;
+  // kube-proxy masquerades off-pod sources (local-traffic detector), hairpin and --masquerade-all.
+  const hairpin = f.s0 == b0 && f.s1 == b1 && f.s2 == b2 && f.s3 == b3;
+  const masq = (svcFlags(<u32>s) & SVC_F_MASQ_ALL) != 0 || hairpin || (havePodCIDR(f.family) && !fromPod(f));
+  if (masq && haveMasq(f.family)) {
+    const m = masqAddr(f.family);
+    reply.d0 = load<u32>(m); reply.d1 = load<u32>(m, 4); reply.d2 = load<u32>(m, 8); reply.d3 = load<u32>(m, 12);
+  } else {
+    reply.d0 = f.s0; reply.d1 = f.s1; reply.d2 = f.s2; reply.d3 = f.s3;
+  }
+  // Even without masquerade the reply tuple must be unique (two Services, one backend, one client
+  // port): the kernel's NAT then remaps the source port too (nf_nat_setup_info → get_unique_tuple).
+  if (!masqChoosePort(reply, f.sport, now)) { finish(d, VERDICT_DROP, R_NAT_PORTS); return; }
+  const idx = ctInsert(f, reply, now);
+  if (idx == CT_NONE) { finish(d, VERDICT_DROP, R_CT_FULL); return; }
+  store<u32>(d, idx, D_CT);
+  const st = ctPacket(idx, 0, f, now);
+  store<u8>(d, st, D_CTSTATE);
+  // A first packet that cannot open a connection (SYN/ACK, FIN, RST, echo reply …): the tracker
+  // has already killed the entry.
+  if (st == CT_INVALID) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
+  bump(S_CT_NEW);
+  setDst(f, b0, b1, b2, b3, icmp ? reply.dport : bport);
+  bump(S_DNAT);
+  if (reply.d0 != f.s0 || reply.d1 != f.s1 || reply.d2 != f.s2 || reply.d3 != f.s3 || reply.dport != f.sport) {
+    setSrc(f, reply.d0, reply.d1, reply.d2, reply.d3, reply.dport);
+    bump(S_SNAT);
+  }
+  finish(d, VERDICT_FORWARD, R_NONE);
+}
+
+export function processOne(d: usize, now: u32): void {
+  const off = load<u32>(d, D_OFF), len = load<u32>(d, D_LEN), cap = load<u32>(d, D_CAP);
+  const meta = load<u32>(d, D_META);
+  store<u8>(d, 0, D_CTSTATE);
+  store<u32>(d, 0, D_MARK);
+  store<u32>(d, CT_NONE, D_CT);
+  store<u32>(d, 0xFFFFFFFF, D_AUX);
+  bump(S_PACKETS);
+  if (<u64>off + <u64>cap > <u64>IO_DATA_BYTES || len > cap) { finish(d, VERDICT_DROP, R_BAD_SLOT); return; }
+  add(S_BYTES, len);
+  const f = flow;
+  const r = parse(f, ioData + off, len, cap);
+  if (r != R_NONE) { finish(d, VERDICT_DROP, r); return; }
+  f.csumPartial = (meta & META_CSUM_PARTIAL) != 0;
+  if (f.frag == FRAG_LATER) { finish(d, VERDICT_DROP, R_FRAGMENT); return; }
+  if (f.isIcmpError) { related(d, f, now); store<u32>(d, f.len, D_LEN); return; }
+  const h = ctLookup(f, now);
+  if (h != CT_NONE) {
+    const idx = h >> 1, dir = h & 1;
+    store<u32>(d, idx, D_CT);
+    const st = ctPacket(idx, dir, f, now);
+    if (st == CT_REPEAT) { newFlow(d, f, now); return; }
+    store<u8>(d, st, D_CTSTATE);
+    if (st == CT_INVALID) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
+    bump(S_CT_HIT);
+    finish(d, translate(f, idx, dir) ? VERDICT_FORWARD : VERDICT_PASS, R_NONE);
+    return;
+  }
+  newFlow(d, f, now);
+}

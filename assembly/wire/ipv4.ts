@@ -1,0 +1,79 @@
+// ipv4.ts — the IPv4 header (RFC 791): length checks, options skipped, fragment kind, addresses.
+// Checks each length once; after a successful parse the header's fields may be read unchecked.
+// Never validates the header checksum (that is the kernel's job on the way in and never changes a
+// NAT decision), never reads options, never reassembles fragments.
+
+import { Flow, FAMILY_V4, FRAG_NONE, FRAG_FIRST, FRAG_LATER } from "../flow";
+import { R_NONE, R_TRUNCATED, R_BAD_HEADER } from "../verdict";
+
+export const IPV4_HEADER: u32 = 20;   // without options
+export const IPV4_TOTLEN: u32 = 2;
+export const IPV4_ID: u32 = 4;
+export const IPV4_FRAG: u32 = 6;      // flags (3 bits) and fragment offset (13 bits, 8-byte units)
+export const IPV4_TTL: u32 = 8;
+export const IPV4_PROTO: u32 = 9;
+export const IPV4_CSUM: u32 = 10;
+export const IPV4_SRC: u32 = 12;
+export const IPV4_DST: u32 = 16;
+
+export const IPV4_DF: u16 = 0x4000;
+export const IPV4_MF: u16 = 0x2000;
+export const IPV4_OFFSET_MASK: u16 = 0x1FFF;
+
+@inline export function ipv4HeaderLen(pkt: usize): u32 {
+  return (<u32>load<u8>(pkt) & 15) << 2;
+}
+
+@inline export function ipv4TotalLen(pkt: usize): u32 {
+  return <u32>bswap<u16>(load<u16>(pkt + IPV4_TOTLEN));
+}
+
+// Fills the IPv4 part of `f` for a header of `hlen` bytes whose packet ends at `end`.
+function fill(f: Flow, pkt: usize, hlen: u32, end: u32): void {
+  f.family = FAMILY_V4;
+  f.proto = load<u8>(pkt + IPV4_PROTO);
+  f.ttl = load<u8>(pkt + IPV4_TTL);
+  f.s0 = load<u32>(pkt + IPV4_SRC);
+  f.d0 = load<u32>(pkt + IPV4_DST);
+  f.s1 = 0; f.s2 = 0; f.s3 = 0;
+  f.d1 = 0; f.d2 = 0; f.d3 = 0;
+  f.l3len = hlen;
+  f.l4len = end - hlen;
+  // RFC 791 §3.2 fragmentation: a non-zero offset means no transport header in this packet;
+  // offset zero with MF set is the first fragment and carries the ports.
+  const fo = bswap<u16>(load<u16>(pkt + IPV4_FRAG));
+  if ((fo & IPV4_OFFSET_MASK) != 0) f.frag = FRAG_LATER;
+  else if ((fo & IPV4_MF) != 0) f.frag = FRAG_FIRST;
+  else f.frag = FRAG_NONE;
+}
+
+// A received packet of `len` bytes at `pkt` whose version nibble is 4. On success `f.len` becomes the
+// header's total length: link-layer padding after it is not part of the packet.
+export function ipv4Parse(f: Flow, pkt: usize, len: u32): u16 {
+  if (len < IPV4_HEADER) return R_TRUNCATED;
+  const hlen = ipv4HeaderLen(pkt);
+  if (hlen < IPV4_HEADER) return R_BAD_HEADER;        // IHL < 5
+  if (hlen > len) return R_TRUNCATED;
+  const total = ipv4TotalLen(pkt);
+  if (total < hlen) return R_BAD_HEADER;
+  if (total > len) return R_TRUNCATED;
+  fill(f, pkt, hlen, total);
+  f.len = total;
+  return R_NONE;
+}
+
+// The header quoted in an ICMP error, `avail` bytes present. Lenient as Linux's icmp_error_message()
+// is: the quoted total length may exceed what the router chose to include (RFC 792 requires only the
+// header and 8 bytes, RFC 1812 §4.3.2.3 as much as fits in 576), so it only bounds the payload when it
+// is smaller than what is present. Any failure here is the caller's R_BAD_HEADER.
+export function ipv4ParseQuoted(f: Flow, pkt: usize, avail: u32): u16 {
+  if (avail < IPV4_HEADER) return R_BAD_HEADER;
+  if ((load<u8>(pkt) >> 4) != 4) return R_BAD_HEADER;
+  const hlen = ipv4HeaderLen(pkt);
+  if (hlen < IPV4_HEADER || hlen > avail) return R_BAD_HEADER;
+  const total = ipv4TotalLen(pkt);
+  const end = total >= hlen && total < avail ? total : avail;
+  fill(f, pkt, hlen, end);
+  f.len = avail;
+  return R_NONE;
+}

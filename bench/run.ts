@@ -1,0 +1,12 @@
+// bench/run.ts — `npm run bench`: runs every benchmark, prints a table and the same rows as JSON.
+import { benchCore, type BenchRow } from './core.js';
+
+const rows: BenchRow[] = [];
+rows.push(...(await benchCore()));
+
+const w = Math.max(...rows.map((r) => r.name.length));
+console.log(`${'benchmark'.padEnd(w)}  ${'value'.padStart(12)}  unit          target   note`);
+for (const r of rows) {
+  console.log(`${r.name.padEnd(w)}  ${String(r.value).padStart(12)}  ${r.unit.padEnd(12)}  ${(r.target ?? '').padEnd(7)}  ${r.note ?? ''}`);
+}
+console.log(JSON.stringify({ date: new Date().toISOString(), node: process.version, rows }, null, 2));

@@ -1,0 +1,33 @@
+// main.ts — the `svcplane` command line: dispatches to subcommands and turns their errors into
+// messages and exit codes. Each subcommand lives in its own module.
+import { runDemo } from './demo.js';
+
+const HELP = `usage: svcplane <command> [options]
+
+commands:
+  demo        run sample Services and packets through the dataplane core and show what happened
+  help        this text
+`;
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  void rest;
+  try {
+    switch (cmd) {
+      case 'demo':
+        return await runDemo();
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stdout.write(HELP);
+        return cmd === undefined ? 2 : 0;
+      default:
+        process.stderr.write(`svcplane: unknown command ${JSON.stringify(cmd)}\n${HELP}`);
+        return 2;
+    }
+  } catch (e) {
+    process.stderr.write(`svcplane ${cmd}: ${(e as Error).message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,265 @@
+// dataplane.ts — the one API every host uses: create a core, give it the node and its services,
+// push packets (one or a batch) with the time, read conntrack and counters, snapshot and restore
+// flows. Wraps the numeric ABI (abi.ts); owns the only views of the core's memory and renews them
+// when memory grows. Never parses rule text or Kubernetes objects, never touches sockets or files.
+import { instantiateCore, type WasmSource } from './loader.js';
+import {
+  type CoreExports, type Verdict, type Reason, VERDICTS, REASONS, COUNTERS_AFTER_REASONS, type CtState, ctStateName,
+  DESC, META_LOCAL, SVC_ERRORS, CT_NONE,
+} from './abi.js';
+import { formatIP } from './packet.js';
+import { ipWords, tryParseIP } from './words.js';
+import { encodeServices, type ServiceSpec } from './svc-config.js';
+import { decodeRecord, RECORD_BYTES, type ConntrackEntry } from './conntrack-record.js';
+import { encodeSnapshot, decodeSnapshot } from './snapshot.js';
+
+export interface DataplaneOptions {
+  /** The node's own addresses (addrtype LOCAL); the first of each family is the default masquerade source. */
+  nodeIPs: string[];
+  /** Pod CIDR(s): sources outside them are masqueraded on the way to a Service (kube-proxy's local detector). */
+  podCIDR?: string | string[];
+  /** Masquerade source per family, when it should not be the node IP (e.g. an address routed to the TUN). */
+  masqueradeIPs?: string[];
+  /** Seed for flow hashing and every random choice; the same seed gives the same choices everywhere. */
+  seed?: number | bigint;
+  /** Conntrack capacity (rounded up to a power of two), default 65536. */
+  conntrackCapacity?: number;
+  /** How many of those slots may hold IPv6 flows (power of two ≤ capacity), default capacity / 4. */
+  conntrackCapacity6?: number;
+  /** The core module or its bytes; default: the embedded release build. */
+  wasm?: WasmSource;
+}
+
+export interface ProcessResult {
+  verdict: Verdict;
+  /** The packet as it leaves the core (rewritten, or the generated reply); absent on DROP. */
+  packet?: Uint8Array;
+  reason?: Reason;
+  ctstate?: CtState;
+}
+
+export interface PacketIn {
+  bytes: Uint8Array;
+  /** Originated on this node (OUTPUT path) rather than arriving from outside. */
+  local?: boolean;
+}
+
+/** Room for a reply a packet may be turned into (ICMP errors quote up to this much). */
+const REPLY_ROOM = 1280 + 64;
+
+function log2ceil(n: number): number {
+  let k = 0;
+  while (1 << k < n) k++;
+  return k;
+}
+
+export class Dataplane {
+  private u8!: Uint8Array;
+  private dv!: DataView;
+  private readonly descBase: number;
+  private readonly dataBase: number;
+  private readonly dataBytes: number;
+  private readonly maxBatch: number;
+  private lastNowMs = 0;
+
+  private constructor(readonly core: CoreExports, readonly options: DataplaneOptions) {
+    this.descBase = core.ioDescPtr();
+    this.dataBase = core.ioDataPtr();
+    this.dataBytes = core.ioDataBytes();
+    this.maxBatch = core.ioMaxBatch();
+    this.refresh();
+  }
+
+  static async create(options: DataplaneOptions): Promise<Dataplane> {
+    const core = await instantiateCore(options.wasm);
+    const cap = log2ceil(Math.max(16, options.conntrackCapacity ?? 65536));
+    const cap6 = options.conntrackCapacity6 !== undefined ? log2ceil(options.conntrackCapacity6) : Math.max(0, cap - 2);
+    const seed = BigInt(options.seed ?? 0x5eed);
+    const rc = core.init(cap, Math.min(cap6, cap), Number(seed & 0xffffffffn), Number((seed >> 32n) & 0xffffffffn));
+    if (rc !== 0) throw new Error(`svcplane core init failed (${rc}): capacity 2^${cap} could not be reserved`);
+    const dp = new Dataplane(core, options);
+    dp.setNode(options);
+    return dp;
+  }
+
+  private setNode(o: DataplaneOptions): void {
+    const c = this.core;
+    c.nodeClear();
+    const masq = new Map<number, Uint8Array>();
+    for (const text of o.nodeIPs) {
+      const ip = tryParseIP(text);
+      if (!ip) throw new Error(`nodeIPs: not an IP address: ${JSON.stringify(text)}`);
+      const w = ipWords(ip);
+      if (c.nodeLocal(ip.length === 4 ? 4 : 6, ...w) !== 0) throw new Error('nodeIPs: too many addresses (64 at most)');
+      if (!masq.has(ip.length)) masq.set(ip.length, ip);
+    }
+    for (const text of o.masqueradeIPs ?? []) {
+      const ip = tryParseIP(text);
+      if (!ip) throw new Error(`masqueradeIPs: not an IP address: ${JSON.stringify(text)}`);
+      masq.set(ip.length, ip);
+    }
+    for (const ip of masq.values()) c.nodeMasquerade(ip.length === 4 ? 4 : 6, ...ipWords(ip));
+    const cidrs = o.podCIDR === undefined ? [] : Array.isArray(o.podCIDR) ? o.podCIDR : [o.podCIDR];
+    for (const cidr of cidrs) {
+      const [addr, len] = cidr.split('/');
+      const ip = addr ? tryParseIP(addr) : null;
+      const bits = Number(len);
+      if (!ip || !Number.isInteger(bits) || bits < 0 || bits > ip.length * 8) throw new Error(`podCIDR: not a CIDR: ${JSON.stringify(cidr)}`);
+      c.nodePodCIDR(ip.length === 4 ? 4 : 6, ...ipWords(ip), bits);
+    }
+  }
+
+  /** Views of core memory; renewed whenever memory has grown (old views detach). */
+  private refresh(): void {
+    const buf = this.core.memory.buffer;
+    if (!this.u8 || this.u8.buffer !== buf) {
+      this.u8 = new Uint8Array(buf);
+      this.dv = new DataView(buf);
+    }
+  }
+
+  /** Replaces the direct service table atomically; on error the old table stays live. */
+  setServices(specs: ServiceSpec[]): number {
+    const blob = encodeServices(specs);
+    const ptr = this.core.cfgBuffer(blob.length);
+    this.refresh();
+    this.u8.set(blob, ptr);
+    const rc = this.core.loadServices(blob.length);
+    this.refresh();
+    if (rc < 0) throw new Error(`service table rejected: ${SVC_ERRORS[rc] ?? `error ${rc}`}`);
+    return rc;
+  }
+
+  process(packet: Uint8Array | PacketIn, nowMs: number): ProcessResult {
+    return this.processBatch([packet], nowMs)[0]!;
+  }
+
+  processBatch(packets: Array<Uint8Array | PacketIn>, nowMs: number): ProcessResult[] {
+    const out: ProcessResult[] = [];
+    let i = 0;
+    while (i < packets.length) {
+      this.refresh();
+      let n = 0;
+      let off = 0;
+      while (i < packets.length && n < this.maxBatch) {
+        const p = packets[i]!;
+        const bytes = p instanceof Uint8Array ? p : p.bytes;
+        const cap = Math.max(bytes.length, REPLY_ROOM);
+        if (off + cap > this.dataBytes) break;
+        if (cap > this.dataBytes) throw new Error(`packet of ${bytes.length} bytes exceeds the I/O arena`);
+        this.u8.set(bytes, this.dataBase + off);
+        const d = this.descBase + n * DESC.bytes;
+        this.dv.setUint32(d + DESC.off, off, true);
+        this.dv.setUint32(d + DESC.len, bytes.length, true);
+        this.dv.setUint32(d + DESC.cap, cap, true);
+        this.dv.setUint32(d + DESC.meta, !(p instanceof Uint8Array) && p.local ? META_LOCAL : 0, true);
+        off += (cap + 7) & ~7;
+        n++;
+        i++;
+      }
+      this.core.processBatch(n, nowMs);
+      this.lastNowMs = nowMs;
+      this.refresh();
+      for (let k = 0; k < n; k++) {
+        const d = this.descBase + k * DESC.bytes;
+        const verdict = VERDICTS[this.dv.getUint8(d + DESC.verdict)] ?? 'DROP';
+        const reason = REASONS[this.dv.getUint16(d + DESC.reason, true)] ?? 'none';
+        const r: ProcessResult = { verdict };
+        if (reason !== 'none') r.reason = reason;
+        const st = this.dv.getUint8(d + DESC.ctstate);
+        const name = ctStateName(st);
+        if (name) r.ctstate = name;
+        if (verdict !== 'DROP') {
+          const o = this.dataBase + this.dv.getUint32(d + DESC.off, true);
+          r.packet = this.u8.slice(o, o + this.dv.getUint32(d + DESC.len, true));
+        }
+        out.push(r);
+      }
+    }
+    return out;
+  }
+
+  /** Removes expired flows, scanning at most `budget` slots. */
+  expire(nowMs: number, budget = 1 << 30): number {
+    this.lastNowMs = nowMs;
+    return this.core.expire(nowMs, budget);
+  }
+
+  /** Every live flow, with absolute expiry times on the caller's clock (that of the last call). */
+  conntrack(nowMs = this.lastNowMs): ConntrackEntry[] {
+    const out: ConntrackEntry[] = [];
+    const buf = this.core.cfgBuffer(RECORD_BYTES);
+    for (let i = this.core.conntrackNext(0) >>> 0; i !== CT_NONE; i = this.core.conntrackNext(i + 1) >>> 0) {
+      this.core.conntrackExport(i, buf, nowMs);
+      this.refresh();
+      out.push(decodeRecord(this.dv, buf, nowMs));
+    }
+    return out;
+  }
+
+  /** Every counter by name: verdicts, each drop reason, conntrack events. */
+  stats(): Record<string, number> {
+    this.refresh();
+    const base = this.core.statsPtr();
+    const read = (i: number) => Number(this.dv.getBigUint64(base + i * 8, true));
+    const s: Record<string, number> = {};
+    VERDICTS.forEach((v, i) => (s[`verdict_${v.toLowerCase()}`] = read(i)));
+    REASONS.forEach((r, i) => { if (i > 0) s[`drop_${r}`] = read(VERDICTS.length + i); });
+    COUNTERS_AFTER_REASONS.forEach((c, i) => (s[c] = read(VERDICTS.length + REASONS.length + i)));
+    s.conntrack_entries = this.core.conntrackCount();
+    s.conntrack_capacity = this.core.conntrackCapacity();
+    return s;
+  }
+
+  /** All flows as a versioned, checksummed snapshot (msgpack). */
+  snapshot(nowMs = this.lastNowMs): Uint8Array {
+    const records: Uint8Array[] = [];
+    const buf = this.core.cfgBuffer(RECORD_BYTES);
+    for (let i = this.core.conntrackNext(0) >>> 0; i !== CT_NONE; i = this.core.conntrackNext(i + 1) >>> 0) {
+      const n = this.core.conntrackExport(i, buf, nowMs) >>> 0;
+      this.refresh();
+      records.push(this.u8.slice(buf, buf + n));
+    }
+    return encodeSnapshot(records, nowMs);
+  }
+
+  /**
+   * Loads flows from a snapshot. Lifetimes continue from the time the snapshot was taken, on the
+   * same clock as `nowMs`. Throws on a corrupt or foreign snapshot without loading anything.
+   */
+  restore(bytes: Uint8Array): number {
+    const snap = decodeSnapshot(bytes);
+    const buf = this.core.cfgBuffer(RECORD_BYTES);
+    let n = 0;
+    for (const rec of snap.records) {
+      this.refresh();
+      this.u8.set(rec, buf);
+      if (this.core.conntrackImport(buf, snap.savedAtMs) === 0) n++;
+    }
+    return n;
+  }
+
+  /** Sets a conntrack timeout (kind codes in conntrack-record.ts TIMEOUTS). */
+  setConntrackTimeout(kind: number, ms: number): void {
+    if (this.core.conntrackTimeout(kind, ms) !== 0) throw new Error(`bad conntrack timeout kind ${kind} or value ${ms}`);
+  }
+
+  /** kube-proxy's stale-UDP cleanup: removes flows whose chosen endpoint is `ip` (and `port`, 0 = any). */
+  flushEndpoint(ip: string, port = 0, protocol: 'UDP' | 'TCP' | 'SCTP' = 'UDP'): number {
+    const a = tryParseIP(ip);
+    if (!a) throw new Error(`not an IP address: ${ip}`);
+    return this.core.conntrackFlushReplySrc(a.length === 4 ? 4 : 6, { UDP: 17, TCP: 6, SCTP: 132 }[protocol], ...ipWords(a), port);
+  }
+
+  /** Removes flows addressed to a Service VIP (and `port`, 0 = any). */
+  flushService(vip: string, port = 0, protocol: 'UDP' | 'TCP' | 'SCTP' = 'UDP'): number {
+    const a = tryParseIP(vip);
+    if (!a) throw new Error(`not an IP address: ${vip}`);
+    return this.core.conntrackFlushOrigDst(a.length === 4 ? 4 : 6, { UDP: 17, TCP: 6, SCTP: 132 }[protocol], ...ipWords(a), port);
+  }
+
+  /** Formats an address the core reported. */
+  static formatIP(ip: Uint8Array): string {
+    return formatIP(ip);
+  }
+}

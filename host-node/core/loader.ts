@@ -1,0 +1,36 @@
+// loader.ts — instantiates the core .wasm. The release build is embedded as base64 (build/core-wasm.js)
+// so Node, browsers, Deno and Bun load it the same way with no file or fetch access; a host may pass
+// its own bytes or compiled module instead. Checks the ABI version. Never touches packets.
+import wasmBase64 from '../../build/core-wasm.js';
+import { ABI_VERSION, type CoreExports } from './abi.js';
+
+let cached: WebAssembly.Module | undefined;
+
+function decodeBase64(b64: string): Uint8Array {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+export type WasmSource = WebAssembly.Module | ArrayBuffer | Uint8Array;
+
+export async function instantiateCore(source?: WasmSource): Promise<CoreExports> {
+  let module: WebAssembly.Module;
+  if (source instanceof WebAssembly.Module) module = source;
+  else if (source) module = await WebAssembly.compile(source as BufferSource);
+  else module = cached ??= await WebAssembly.compile(decodeBase64(wasmBase64) as BufferSource);
+  const instance = await WebAssembly.instantiate(module, {
+    env: {
+      abort(_msg: number, _file: number, line: number, col: number) {
+        throw new Error(`svcplane core aborted at ${line}:${col}`);
+      },
+    },
+  });
+  const x = instance.exports as unknown as CoreExports;
+  const version = x.abiVersion();
+  if (version !== ABI_VERSION) {
+    throw new Error(`svcplane core ABI version ${version} does not match this host (expects ${ABI_VERSION})`);
+  }
+  return x;
+}
