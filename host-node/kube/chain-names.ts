@@ -1,0 +1,110 @@
+// chain-names.ts — kube-proxy's per-service and per-endpoint iptables chain names: the first 16
+// characters of base32(sha256(servicePortName + protocol [+ endpoint])) behind a fixed prefix
+// (pkg/proxy/iptables/proxier.go: portProtoHash, servicePortPolicyClusterChain,
+// servicePortPolicyLocalChainName, serviceFirewallChainName, serviceExternalChainName,
+// servicePortEndpointChainName). Carries its own small SHA-256 so it stays synchronous and has no
+// platform imports; never used for anything security-relevant.
+
+const K = new Uint32Array([
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+]);
+
+/** SHA-256 (FIPS 180-4) of a byte string. */
+export function sha256(data: Uint8Array): Uint8Array {
+  const h = new Uint32Array([
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+  ]);
+  const total = Math.ceil((data.length + 9) / 64) * 64;
+  const msg = new Uint8Array(total);
+  msg.set(data);
+  msg[data.length] = 0x80;
+  const bitLen = data.length * 8;
+  const view = new DataView(msg.buffer);
+  view.setUint32(total - 8, Math.floor(bitLen / 0x100000000));
+  view.setUint32(total - 4, bitLen >>> 0);
+  const w = new Uint32Array(64);
+  const rotr = (x: number, n: number): number => (x >>> n) | (x << (32 - n));
+  for (let off = 0; off < total; off += 64) {
+    for (let i = 0; i < 16; i++) w[i] = view.getUint32(off + 4 * i);
+    for (let i = 16; i < 64; i++) {
+      const a = w[i - 15]!;
+      const b = w[i - 2]!;
+      const s0 = rotr(a, 7) ^ rotr(a, 18) ^ (a >>> 3);
+      const s1 = rotr(b, 17) ^ rotr(b, 19) ^ (b >>> 10);
+      w[i] = (w[i - 16]! + s0 + w[i - 7]! + s1) >>> 0;
+    }
+    let a = h[0]!, b = h[1]!, c = h[2]!, d = h[3]!, e = h[4]!, f = h[5]!, g = h[6]!, hh = h[7]!;
+    for (let i = 0; i < 64; i++) {
+      const S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
+      const ch = (e & f) ^ (~e & g);
+      const t1 = (hh + S1 + ch + K[i]! + w[i]!) >>> 0;
+      const S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
+      const maj = (a & b) ^ (a & c) ^ (b & c);
+      const t2 = (S0 + maj) >>> 0;
+      hh = g; g = f; f = e; e = (d + t1) >>> 0;
+      d = c; c = b; b = a; a = (t1 + t2) >>> 0;
+    }
+    h[0] = (h[0]! + a) >>> 0; h[1] = (h[1]! + b) >>> 0; h[2] = (h[2]! + c) >>> 0; h[3] = (h[3]! + d) >>> 0;
+    h[4] = (h[4]! + e) >>> 0; h[5] = (h[5]! + f) >>> 0; h[6] = (h[6]! + g) >>> 0; h[7] = (h[7]! + hh) >>> 0;
+  }
+  const out = new Uint8Array(32);
+  const ov = new DataView(out.buffer);
+  for (let i = 0; i < 8; i++) ov.setUint32(4 * i, h[i]!);
+  return out;
+}
+
+const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** RFC 4648 base32 with padding (Go's base32.StdEncoding). */
+export function base32(data: Uint8Array): string {
+  let out = '';
+  let buf = 0;
+  let bits = 0;
+  for (const byte of data) {
+    buf = (buf << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += B32[(buf >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    buf &= (1 << bits) - 1;
+  }
+  if (bits > 0) out += B32[(buf << (5 - bits)) & 31];
+  while (out.length % 8 !== 0) out += '=';
+  return out;
+}
+
+function utf8(s: string): Uint8Array {
+  // TextEncoder exists in every runtime we target (Node, browsers, Deno, Bun).
+  return new TextEncoder().encode(s);
+}
+
+/** portProtoHash: 16 base32 characters of sha256(servicePortName + protocol). */
+export function portProtoHash(servicePortName: string, protocol: string): string {
+  return base32(sha256(utf8(servicePortName + protocol))).slice(0, 16);
+}
+
+// Protocol arguments are lower case ("tcp"), as proxier.go passes strings.ToLower(protocol).
+export const servicePortPolicyClusterChain = (spn: string, proto: string): string => `KUBE-SVC-${portProtoHash(spn, proto)}`;
+export const servicePortPolicyLocalChainName = (spn: string, proto: string): string => `KUBE-SVL-${portProtoHash(spn, proto)}`;
+export const serviceFirewallChainName = (spn: string, proto: string): string => `KUBE-FW-${portProtoHash(spn, proto)}`;
+export const serviceExternalChainName = (spn: string, proto: string): string => `KUBE-EXT-${portProtoHash(spn, proto)}`;
+
+/** servicePortEndpointChainName: the hash also covers the endpoint string ("ip:port", "[ip6]:port"). */
+export function servicePortEndpointChainName(spn: string, proto: string, endpoint: string): string {
+  return `KUBE-SEP-${base32(sha256(utf8(spn + proto + endpoint))).slice(0, 16)}`;
+}
+
+const SERVICE_CHAIN_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-SEP-', 'KUBE-FW-', 'KUBE-EXT-'];
+
+/** isServiceChainName: chains kube-proxy owns per service and may delete when stale. */
+export function isServiceChainName(chain: string): boolean {
+  return SERVICE_CHAIN_PREFIXES.some((p) => chain.startsWith(p));
+}

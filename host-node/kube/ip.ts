@@ -1,0 +1,186 @@
+// ip.ts — IP address and CIDR text for the control plane: parse (leniently, the way Go's
+// netutils.ParseIPSloppy does), print exactly as Go's net.IP.String() / net.IPNet.String() do, and
+// test containment. Pure functions over byte arrays; never touches the network.
+
+export type Family = 4 | 6;
+
+export interface IP {
+  family: Family;
+  /** 4 bytes for IPv4, 16 for IPv6. An IPv4-mapped IPv6 address is returned as IPv4 (Go's To4). */
+  bytes: Uint8Array;
+}
+
+export interface CIDR {
+  family: Family;
+  /** Network address (host bits cleared). */
+  bytes: Uint8Array;
+  prefix: number;
+}
+
+function parseIPv4(s: string): Uint8Array | null {
+  const parts = s.split('.');
+  if (parts.length !== 4) return null;
+  const out = new Uint8Array(4);
+  for (let i = 0; i < 4; i++) {
+    const p = parts[i]!;
+    // ParseIPSloppy accepts leading zeros and reads them as decimal (k8s.io/utils/net/ipv4.go).
+    if (!/^[0-9]{1,3}$/.test(p)) return null;
+    const v = Number(p);
+    if (v > 255) return null;
+    out[i] = v;
+  }
+  return out;
+}
+
+function parseIPv6(s: string): Uint8Array | null {
+  if (s.length < 2 || s.includes('%')) return null;
+  let tail4: Uint8Array | null = null;
+  let text = s;
+  const lastColon = text.lastIndexOf(':');
+  if (text.indexOf('.', lastColon) >= 0) {
+    tail4 = parseIPv4(text.slice(lastColon + 1));
+    if (!tail4) return null;
+    text = text.slice(0, lastColon + 1) + '0:0';
+  }
+  const dbl = text.indexOf('::');
+  if (dbl >= 0 && text.indexOf('::', dbl + 1) >= 0) return null;
+  const groupsOf = (part: string): number[] | null => {
+    if (part === '') return [];
+    const gs = part.split(':');
+    const out: number[] = [];
+    for (const g of gs) {
+      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return null;
+      out.push(parseInt(g, 16));
+    }
+    return out;
+  };
+  let groups: number[];
+  if (dbl >= 0) {
+    const head = groupsOf(text.slice(0, dbl));
+    const rest = groupsOf(text.slice(dbl + 2));
+    if (!head || !rest || head.length + rest.length > 7) return null;
+    groups = [...head, ...new Array<number>(8 - head.length - rest.length).fill(0), ...rest];
+  } else {
+    const all = groupsOf(text);
+    if (!all || all.length !== 8) return null;
+    groups = all;
+  }
+  const out = new Uint8Array(16);
+  for (let i = 0; i < 8; i++) {
+    out[2 * i] = groups[i]! >> 8;
+    out[2 * i + 1] = groups[i]! & 0xff;
+  }
+  if (tail4) out.set(tail4, 12);
+  return out;
+}
+
+function isV4Mapped(b: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (b[i] !== 0) return false;
+  return b[10] === 0xff && b[11] === 0xff;
+}
+
+/** Parses an IPv4 or IPv6 address; null if it is not one. */
+export function parseIP(s: string): IP | null {
+  if (typeof s !== 'string') return null;
+  if (s.includes(':')) {
+    const b = parseIPv6(s);
+    if (!b) return null;
+    if (isV4Mapped(b)) return { family: 4, bytes: b.slice(12) };
+    return { family: 6, bytes: b };
+  }
+  const b = parseIPv4(s);
+  return b ? { family: 4, bytes: b } : null;
+}
+
+/** Go's net.IP.String(): dotted quad, or RFC 5952 text with the longest run (≥2) of zero groups as "::". */
+export function formatIP(ip: IP): string {
+  const b = ip.bytes;
+  if (ip.family === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+  const g: number[] = [];
+  for (let i = 0; i < 8; i++) g.push((b[2 * i]! << 8) | b[2 * i + 1]!);
+  let bestStart = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
+    i = j;
+  }
+  // net/ip.go: a single zero group is never collapsed.
+  if (bestLen < 2) bestStart = -1;
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      out += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (out !== '' && !out.endsWith(':')) out += ':';
+    out += g[i]!.toString(16);
+  }
+  return out;
+}
+
+/** The canonical text of an address, or null if it does not parse. */
+export function canonicalIP(s: string): string | null {
+  const ip = parseIP(s);
+  return ip ? formatIP(ip) : null;
+}
+
+export function ipFamily(s: string): Family | null {
+  const ip = parseIP(s);
+  return ip ? ip.family : null;
+}
+
+/** Parses "addr/prefix" (Go's ParseCIDRSloppy); the address is masked to the network. */
+export function parseCIDR(s: string): CIDR | null {
+  if (typeof s !== 'string') return null;
+  const slash = s.indexOf('/');
+  if (slash < 0) return null;
+  const ip = parseIP(s.slice(0, slash));
+  const ptext = s.slice(slash + 1);
+  if (!ip || !/^[0-9]{1,3}$/.test(ptext)) return null;
+  let prefix = Number(ptext);
+  // An IPv4-mapped IPv6 CIDR counts its prefix over 128 bits (net.ParseCIDR); fold it onto IPv4.
+  const v6text = s.slice(0, slash).includes(':');
+  if (ip.family === 4 && v6text) {
+    if (prefix < 96 || prefix > 128) return null;
+    prefix -= 96;
+  }
+  const bits = ip.family === 4 ? 32 : 128;
+  if (prefix > bits) return null;
+  const bytes = ip.bytes.slice();
+  for (let i = 0; i < bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, prefix - 8 * i));
+    bytes[i]! &= (0xff << (8 - keep)) & 0xff;
+  }
+  return { family: ip.family, bytes, prefix };
+}
+
+/** Go's net.IPNet.String(): "<network>/<prefix>". */
+export function formatCIDR(c: CIDR): string {
+  return `${formatIP({ family: c.family, bytes: c.bytes })}/${c.prefix}`;
+}
+
+export function cidrContains(c: CIDR, ip: IP): boolean {
+  if (c.family !== ip.family) return false;
+  for (let i = 0; i < c.bytes.length; i++) {
+    const keep = Math.max(0, Math.min(8, c.prefix - 8 * i));
+    const mask = (0xff << (8 - keep)) & 0xff;
+    if ((ip.bytes[i]! & mask) !== c.bytes[i]) return false;
+  }
+  return true;
+}
+
+/** True for 127.0.0.0/8 and ::1 (net.IP.IsLoopback). */
+export function isLoopback(ip: IP): boolean {
+  if (ip.family === 4) return ip.bytes[0] === 127;
+  for (let i = 0; i < 15; i++) if (ip.bytes[i] !== 0) return false;
+  return ip.bytes[15] === 1;
+}
+
+/** net.JoinHostPort: brackets around IPv6 hosts. */
+export function joinHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

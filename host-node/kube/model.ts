@@ -1,0 +1,263 @@
+// model.ts — the shared model kube-proxy builds before any mode renders rules: one ServicePortInfo
+// per proxied service port and a sorted endpoint list per service port, for ONE IP family (kube-
+// proxy runs one proxier per family; dual-stack is two models). Follows pkg/proxy/serviceport.go
+// (newBaseServiceInfo), servicechangetracker.go (serviceToServiceMap), endpointslicecache.go and
+// pkg/proxy/util (ShouldSkipService, GetClusterIPByFamily). Never renders rules or keeps history.
+import type { EndpointSlice, Protocol, Service } from './objects.js';
+import { LABEL_SERVICE_NAME } from './objects.js';
+import { canonicalIP, joinHostPort, parseCIDR, parseIP, type Family } from './ip.js';
+
+/** Label selecting an alternative proxy (pkg/proxy/apis: LabelServiceProxyName). */
+export const LABEL_SERVICE_PROXY_NAME = 'service.kubernetes.io/service-proxy-name';
+/** Label marking headless services and their slices (v1.IsHeadlessService). */
+export const LABEL_HEADLESS = 'service.kubernetes.io/headless';
+/** Node label kube-proxy reads for topology (v1.LabelTopologyZone). */
+export const LABEL_TOPOLOGY_ZONE = 'topology.kubernetes.io/zone';
+
+export interface ModelOptions {
+  /**
+   * kube-proxy's informers drop every object carrying service-proxy-name (server.go label
+   * selector). An alternative proxy serves exactly the objects that name it; set this to be one.
+   */
+  proxyName?: string;
+}
+
+export interface ServicePortInfo {
+  /** Map key: "ns/name:port/PROTOCOL" (Go's ServicePortName struct, protocol included). */
+  id: string;
+  namespacedName: string;
+  portName: string;
+  /** ServicePortName.String(): "ns/name:port", or "ns/name" for an unnamed port. */
+  name: string;
+  family: Family;
+  protocol: Protocol;
+  /** Canonical text of this family's cluster IP. */
+  clusterIP: string;
+  port: number;
+  nodePort: number;
+  /** This family's externalIPs, as written (validated). */
+  externalIPs: string[];
+  /** This family's ingress entries with an IP. */
+  loadBalancerIngress: { ip: string; ipMode: 'VIP' | 'Proxy' }[];
+  /** The VIP-mode ingress IPs kube-proxy captures (util.IsVIPMode: unset counts as VIP). */
+  loadBalancerVIPs: string[];
+  /** This family's source ranges, whitespace trimmed. */
+  loadBalancerSourceRanges: string[];
+  healthCheckNodePort: number;
+  sessionAffinity: 'None' | 'ClientIP';
+  /** StickyMaxAgeSeconds; 0 unless ClientIP. */
+  stickyMaxAgeSeconds: number;
+  externalPolicyLocal: boolean;
+  internalPolicyLocal: boolean;
+  trafficDistribution: string | null;
+}
+
+export interface EndpointInfo {
+  ip: string;
+  port: number;
+  /** net.JoinHostPort(ip, port), the string kube-proxy sorts, dedups and hashes by. */
+  endpoint: string;
+  isLocal: boolean;
+  ready: boolean;
+  serving: boolean;
+  terminating: boolean;
+  nodeName: string | null;
+  zone: string | null;
+  /** null when the endpoint carries no such hints. */
+  zoneHints: string[] | null;
+  nodeHints: string[] | null;
+}
+
+export const familyName = (f: Family): 'IPv4' | 'IPv6' => (f === 4 ? 'IPv4' : 'IPv6');
+
+export function servicePortName(namespacedName: string, portName: string): string {
+  return portName === '' ? namespacedName : `${namespacedName}:${portName}`;
+}
+
+export function servicePortId(namespacedName: string, portName: string, protocol: Protocol): string {
+  return `${namespacedName}:${portName}/${protocol}`;
+}
+
+// serviceport.go: the derived predicates every mode uses.
+export function externallyAccessible(sp: ServicePortInfo): boolean {
+  return sp.nodePort !== 0 || sp.loadBalancerVIPs.length !== 0 || sp.externalIPs.length !== 0;
+}
+export function usesClusterEndpoints(sp: ServicePortInfo): boolean {
+  // Even with eTP Local, Cluster endpoints are needed to short-circuit pod/host traffic.
+  return !sp.internalPolicyLocal || externallyAccessible(sp);
+}
+export function usesLocalEndpoints(sp: ServicePortInfo): boolean {
+  return sp.internalPolicyLocal || (sp.externalPolicyLocal && externallyAccessible(sp));
+}
+
+/** True when labels put the object outside this proxy's scope (server.go informer selector). */
+export function outOfScope(labels: Record<string, string>, opts: ModelOptions): boolean {
+  if (LABEL_HEADLESS in labels) return true;
+  const want = labels[LABEL_SERVICE_PROXY_NAME];
+  return want !== undefined && want !== opts.proxyName;
+}
+
+/** proxyutil.GetClusterIPByFamily. */
+export function clusterIPForFamily(svc: Service, family: Family): string {
+  const spec = svc.spec;
+  if (spec.ipFamilies.length === 0) {
+    if (spec.clusterIP === '' || spec.clusterIP === 'None') return '';
+    const ip = parseIP(spec.clusterIP);
+    return ip && ip.family === family ? spec.clusterIP : '';
+  }
+  const idx = spec.ipFamilies.indexOf(familyName(family));
+  return idx >= 0 && idx < spec.clusterIPs.length ? spec.clusterIPs[idx]! : '';
+}
+
+/**
+ * serviceToServiceMap: the service ports this family proxies, keyed by id; null when the Service
+ * is not proxied at all (headless, ExternalName, out of scope, or no cluster IP of this family).
+ */
+export function serviceToServicePorts(svc: Service | null, family: Family, opts: ModelOptions = {}): Map<string, ServicePortInfo> | null {
+  if (!svc || outOfScope(svc.metadata.labels, opts)) return null;
+  const spec = svc.spec;
+  // proxyutil.ShouldSkipService
+  if (spec.clusterIP === '' || spec.clusterIP === 'None' || spec.type === 'ExternalName') return null;
+  const cip = clusterIPForFamily(svc, family);
+  const clusterIP = cip === '' ? null : canonicalIP(cip);
+  if (clusterIP === null) return null;
+
+  // pkg/api/v1/service: ExternallyAccessible / ExternalPolicyLocal / InternalPolicyLocal / NeedsHealthCheck.
+  const extAccessible = spec.type === 'LoadBalancer' || spec.type === 'NodePort' || (spec.type === 'ClusterIP' && spec.externalIPs.length > 0);
+  const externalPolicyLocal = extAccessible && spec.externalTrafficPolicy === 'Local';
+  const internalPolicyLocal = spec.internalTrafficPolicy === 'Local';
+  const needsHealthCheck = spec.type === 'LoadBalancer' && externalPolicyLocal;
+  const ofFamily = (s: string): boolean => parseIP(s)?.family === family;
+  const externalIPs = spec.externalIPs.filter(ofFamily);
+  const sourceRanges = spec.loadBalancerSourceRanges.map((s) => s.trim()).filter((s) => parseCIDR(s)?.family === family);
+  const ingress = svc.status.loadBalancer.ingress
+    .filter((i): i is typeof i & { ip: string } => i.ip !== null && ofFamily(i.ip))
+    .map((i) => ({ ip: i.ip, ipMode: i.ipMode ?? ('VIP' as const) }));
+  const nn = `${svc.metadata.namespace}/${svc.metadata.name}`;
+
+  const out = new Map<string, ServicePortInfo>();
+  for (const p of spec.ports) {
+    const id = servicePortId(nn, p.name, p.protocol);
+    out.set(id, {
+      id,
+      namespacedName: nn,
+      portName: p.name,
+      name: servicePortName(nn, p.name),
+      family,
+      protocol: p.protocol,
+      clusterIP,
+      port: p.port,
+      nodePort: p.nodePort,
+      externalIPs,
+      loadBalancerIngress: ingress,
+      loadBalancerVIPs: ingress.filter((i) => i.ipMode === 'VIP').map((i) => i.ip),
+      loadBalancerSourceRanges: sourceRanges,
+      healthCheckNodePort: needsHealthCheck ? spec.healthCheckNodePort : 0,
+      sessionAffinity: spec.sessionAffinity,
+      stickyMaxAgeSeconds: spec.sessionAffinity === 'ClientIP' ? spec.sessionAffinityTimeoutSeconds : 0,
+      externalPolicyLocal,
+      internalPolicyLocal,
+      trafficDistribution: spec.trafficDistribution,
+    });
+  }
+  return out;
+}
+
+/** The Service a slice belongs to ("ns/name"), or null when it is not usable (endpointSliceCacheKeys). */
+export function sliceServiceName(slice: EndpointSlice): string | null {
+  const svc = slice.metadata.labels[LABEL_SERVICE_NAME];
+  if (!svc || slice.metadata.namespace === '' || slice.metadata.name === '') return null;
+  return `${slice.metadata.namespace}/${svc}`;
+}
+
+/**
+ * getEndpointsMap: the endpoints of one Service's slices, grouped by service port id and sorted by
+ * endpoint string. Slices are read in name order so a duplicate endpoint resolves the same way
+ * every time (Go leaves that order to its map).
+ */
+export function endpointsFromSlices(namespacedName: string, slices: Iterable<EndpointSlice>, nodeName: string): Map<string, EndpointInfo[]> {
+  const bySP = new Map<string, Map<string, EndpointInfo>>();
+  const sorted = [...slices].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+  for (const slice of sorted) {
+    for (const port of slice.ports) {
+      // "Ignoring port with nil name" / "Ignoring invalid endpoint port"
+      if (port.name === null || port.port === null || port.port === 0) continue;
+      const id = servicePortId(namespacedName, port.name, port.protocol);
+      let set = bySP.get(id);
+      if (!set) bySP.set(id, (set = new Map()));
+      for (const ep of slice.endpoints) {
+        if (ep.addresses.length === 0) continue;
+        const ip = canonicalIP(ep.addresses[0]!);
+        if (ip === null) continue;
+        const c = ep.conditions;
+        const terminating = c.terminating === true;
+        const info: EndpointInfo = {
+          ip,
+          port: port.port,
+          endpoint: joinHostPort(ip, port.port),
+          isLocal: ep.nodeName !== null && nodeName !== '' && ep.nodeName === nodeName,
+          ready: c.ready === null || c.ready,
+          serving: c.serving === null || c.serving,
+          terminating,
+          nodeName: ep.nodeName,
+          zone: ep.zone,
+          zoneHints: ep.hints && ep.hints.forZones.length > 0 ? [...new Set(ep.hints.forZones)] : null,
+          nodeHints: ep.hints && ep.hints.forNodes.length > 0 ? [...new Set(ep.hints.forNodes)] : null,
+        };
+        // addEndpoints: on a duplicate IP:port, a non-terminating endpoint wins.
+        if (!set.has(info.endpoint) || !terminating) set.set(info.endpoint, info);
+      }
+    }
+  }
+  const out = new Map<string, EndpointInfo[]>();
+  for (const [id, set] of bySP) {
+    if (set.size === 0) continue;
+    // byEndpoint: plain string order of "ip:port".
+    out.set(id, [...set.values()].sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0)));
+  }
+  return out;
+}
+
+/** One family's service ports and endpoints, as the proxier holds them between syncs. */
+export class ProxyModel {
+  readonly services = new Map<string, ServicePortInfo>();
+  readonly endpoints = new Map<string, EndpointInfo[]>();
+  constructor(readonly family: Family) {}
+
+  /** ServicePortMap.Update: merge current, then remove previous ports that current no longer has. */
+  applyServiceChange(previous: Map<string, ServicePortInfo> | null, current: Map<string, ServicePortInfo> | null): void {
+    if (current) for (const [id, sp] of current) this.services.set(id, sp);
+    if (previous) for (const id of previous.keys()) if (!current || !current.has(id)) this.services.delete(id);
+  }
+
+  /** EndpointsMap.Update: unmerge previous, then merge current. */
+  applyEndpointsChange(previous: Map<string, EndpointInfo[]>, current: Map<string, EndpointInfo[]>): void {
+    for (const id of previous.keys()) this.endpoints.delete(id);
+    for (const [id, eps] of current) this.endpoints.set(id, eps);
+  }
+
+  /** Service ports in a stable order (kube-proxy walks a Go map; we sort by id). */
+  sortedServices(): ServicePortInfo[] {
+    return [...this.services.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+}
+
+/** Structural equality for the plain data above (Maps, arrays, objects, scalars). */
+export function deepEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+  if (a instanceof Map || b instanceof Map) {
+    if (!(a instanceof Map && b instanceof Map) || a.size !== b.size) return false;
+    for (const [k, v] of a) if (!b.has(k) || !deepEqual(v, b.get(k))) return false;
+    return true;
+  }
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a as object);
+  const kb = Object.keys(b as object);
+  if (ka.length !== kb.length) return false;
+  for (const k of ka) {
+    if (!Object.prototype.hasOwnProperty.call(b, k)) return false;
+    if (!deepEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  }
+  return true;
+}

@@ -1,0 +1,466 @@
+// render-iptables.ts — the iptables-restore payload kube-proxy's iptables mode writes for one IP
+// family's model, following pkg/proxy/iptables/proxier.go syncProxyRules rule for rule: the filter
+// and nat tables, KUBE-SERVICES / KUBE-EXTERNAL-SERVICES / KUBE-NODEPORTS / KUBE-FORWARD /
+// KUBE-PROXY-FIREWALL / KUBE-POSTROUTING / KUBE-MARK-MASQ (+ KUBE-FIREWALL with localhost
+// NodePorts), and per service port KUBE-SVC/SVL/EXT/FW/SEP chains. A partial sync rewrites only
+// the chains of changed Services (load it with --noflush, as kube-proxy does) and deletes stale
+// chains with -X. Two eras: 'v1.28' and 'current' (nfacct counters, canonical IP text, SNAT to
+// node IP, tcp_be_liberal). Pure: returns text, never runs iptables. kube-proxy's canary chain
+// (KUBE-PROXY-CANARY) is created by its monitor outside this payload, so it is not here either.
+import { categorizeEndpoints } from './categorize.js';
+import {
+  isServiceChainName,
+  serviceExternalChainName,
+  serviceFirewallChainName,
+  servicePortEndpointChainName,
+  servicePortPolicyClusterChain,
+  servicePortPolicyLocalChainName,
+} from './chain-names.js';
+import { canonicalIP, cidrContains, formatCIDR, formatIP, isLoopback, parseCIDR, parseIP, type Family, type IP } from './ip.js';
+import { externallyAccessible, usesClusterEndpoints, usesLocalEndpoints, type EndpointInfo, type ProxyModel, type ServicePortInfo } from './model.js';
+
+export type Era = 'v1.28' | 'current';
+
+/** pkg/proxy/util/localdetector.go: how "from a local pod" is matched. */
+export type LocalDetector =
+  | { mode: 'none' }
+  /** ClusterCIDR / NodeCIDR modes; a comma list may hold one CIDR per family. */
+  | { mode: 'cidr'; cidr: string }
+  | { mode: 'bridge'; interface: string }
+  | { mode: 'interfacePrefix'; prefix: string };
+
+export interface IptablesOptions {
+  /** Rule text of that kube-proxy era; default 'current'. */
+  era?: Era;
+  /** This node's name (topology node hints). */
+  nodeName?: string;
+  /** This node's labels (topology zone). */
+  topologyLabels?: Record<string, string>;
+  /** This node's IPs; the first of the model's family is "the node IP" (LB source-range self rule, SNAT). */
+  nodeIPs?: string[];
+  /** Addresses on the host's interfaces, for nodePortAddresses; default nodeIPs + 127.0.0.1 + ::1. */
+  hostAddresses?: string[];
+  /** Explicit local-traffic detector; otherwise built from clusterCIDR, then podCIDR, else none. */
+  localDetector?: LocalDetector;
+  clusterCIDR?: string;
+  podCIDR?: string;
+  masqueradeAll?: boolean;
+  /** Default 14 → mark "0x00004000" (fmt "%#08x"); a value outside 0-31 falls back to 14. */
+  masqueradeBit?: number;
+  /** Overrides the mark text (kube-proxy's unit tests use "0x4000"). */
+  masqueradeMark?: string;
+  /** --nodeport-addresses CIDRs (other family ignored; "primary" = the node IP). Empty = all. */
+  nodePortAddresses?: string[];
+  /** --iptables-localhost-nodeports (default true; IPv4 only, and only when 127.0.0.1 is a nodeport address). */
+  localhostNodePorts?: boolean;
+  /** iptables supports --random-fully on MASQUERADE. */
+  randomFully?: boolean;
+  /** current era: nfacct counters exist (default true). */
+  nfacct?: boolean;
+  /** current era: nf_conntrack_tcp_be_liberal is set, so no INVALID drop rule. */
+  conntrackTCPLiberal?: boolean;
+  /** current era: SNAT to the node IP instead of MASQUERADE. */
+  snatNodeInternalIP?: boolean;
+  /** Endpoint count above which comments are dropped (largeClusterEndpointsThreshold = 1000). */
+  largeClusterEndpointsThreshold?: number;
+  preferSameTrafficDistribution?: boolean;
+}
+
+export interface SyncRequest {
+  /** Services ("ns/name") changed since the last sync; null/absent = full sync. */
+  changedServices?: ReadonlySet<string> | null;
+  /** Chains present in the nat table now (iptables-save); stale service chains among them get -X. */
+  existingNatChains?: Iterable<string>;
+  /** In large-cluster mode kube-proxy deletes stale chains only once per sync period; set this then. */
+  cleanupStaleChains?: boolean;
+}
+
+export interface IptablesRender {
+  text: string;
+  full: boolean;
+  /** Every service chain the rules use (including ones a partial sync did not rewrite). */
+  activeNatChains: Set<string>;
+  deletedChains: string[];
+  largeClusterMode: boolean;
+  filterRules: number;
+  natRules: number;
+}
+
+const MUST_BE_LAST = '"kubernetes service nodeports; NOTE: this must be the last rule in this chain"';
+const chainLine = (c: string): string => `:${c} - [0:0]`;
+
+function masqueradeMark(opts: IptablesOptions): string {
+  if (opts.masqueradeMark) return opts.masqueradeMark;
+  // Go's "%#08x": zero-padded to 8 hex digits after the 0x. kube-proxy accepts bits 0-31 only.
+  const bit = opts.masqueradeBit ?? 14;
+  const v = 2 ** (Number.isInteger(bit) && bit >= 0 && bit <= 31 ? bit : 14);
+  return `0x${v.toString(16).padStart(8, '0')}`;
+}
+
+interface Detector { ifLocal: string[]; ifNotLocal: string[] }
+
+function detectorFor(opts: IptablesOptions, family: Family): Detector | null {
+  const d: LocalDetector = opts.localDetector
+    ?? (opts.clusterCIDR ? { mode: 'cidr', cidr: opts.clusterCIDR } : opts.podCIDR ? { mode: 'cidr', cidr: opts.podCIDR } : { mode: 'none' });
+  switch (d.mode) {
+    case 'none': return null;
+    case 'cidr': {
+      const cidr = d.cidr.split(',').map((s) => s.trim()).find((s) => parseCIDR(s)?.family === family);
+      return cidr ? { ifLocal: ['-s', cidr], ifNotLocal: ['!', '-s', cidr] } : null;
+    }
+    case 'bridge': return { ifLocal: ['-i', d.interface], ifNotLocal: ['!', '-i', d.interface] };
+    case 'interfacePrefix': return { ifLocal: ['-i', `${d.prefix}+`], ifNotLocal: ['!', '-i', `${d.prefix}+`] };
+  }
+}
+
+interface NodePortAddresses { matchAll: boolean; cidrs: ReturnType<typeof parseCIDR>[]; containsIPv4Loopback: boolean }
+
+/** proxyutil.NewNodePortAddresses for one family. */
+function nodePortAddresses(strings: string[], family: Family, nodeIP: IP | null): NodePortAddresses {
+  const texts: string[] = [];
+  for (const s of strings) {
+    if (s === 'primary') {
+      if (nodeIP && nodeIP.family === family) texts.push(`${formatIP(nodeIP)}/${family === 4 ? 32 : 128}`);
+    } else if (parseCIDR(s)?.family === family) texts.push(s);
+  }
+  if (texts.length === 0) texts.push(family === 4 ? '0.0.0.0/0' : '::/0');
+  const out: NodePortAddresses = { matchAll: false, cidrs: [], containsIPv4Loopback: false };
+  const loop = parseIP('127.0.0.0')!;
+  for (const t of texts) {
+    const c = parseCIDR(t)!;
+    if (c.family === 4 && (c.bytes[0] === 127 || cidrContains(c, loop))) out.containsIPv4Loopback = true;
+    if (c.prefix === 0) {
+      out.cidrs = [c];
+      out.matchAll = true;
+      break;
+    }
+    out.cidrs.push(c);
+  }
+  return out;
+}
+
+/**
+ * Go's "%0.{digits}f" of a non-negative double: the exact binary value, rounded half to even
+ * (strconv ftoa shouldRoundUp). JS toFixed rounds exact ties up instead (1/2048 differs).
+ */
+export function formatFixed(x: number, digits: number): string {
+  const dv = new DataView(new ArrayBuffer(8));
+  dv.setFloat64(0, x);
+  const hi = dv.getUint32(0);
+  const lo = dv.getUint32(4);
+  const expBits = (hi >>> 20) & 0x7ff;
+  let mant = (BigInt(hi & 0xfffff) << 32n) | BigInt(lo);
+  let exp = expBits - 1075;
+  if (expBits === 0) exp = -1074;
+  else mant |= 1n << 52n;
+  // value = mant * 2^exp; scaled = value * 10^digits = num / den exactly.
+  let num = mant * 10n ** BigInt(digits);
+  let den = 1n;
+  if (exp >= 0) num <<= BigInt(exp);
+  else den <<= BigInt(-exp);
+  let q = num / den;
+  const r2 = (num % den) * 2n;
+  if (r2 > den || (r2 === den && q % 2n === 1n)) q += 1n;
+  const s = q.toString().padStart(digits + 1, '0');
+  return digits === 0 ? s : `${s.slice(0, -digits)}.${s.slice(-digits)}`;
+}
+
+const probabilityCache: string[] = [];
+/** computeProbability: fmt.Sprintf("%0.10f", 1.0/float64(n)). */
+export function probability(n: number): string {
+  return (probabilityCache[n] ??= formatFixed(1 / n, 10));
+}
+
+const sepCache = new Map<string, string>();
+function endpointChain(spn: string, proto: string, endpoint: string): string {
+  const key = `${spn}\x00${proto}\x00${endpoint}`;
+  let c = sepCache.get(key);
+  if (c === undefined) {
+    if (sepCache.size > 100_000) sepCache.clear();
+    c = servicePortEndpointChainName(spn, proto, endpoint);
+    sepCache.set(key, c);
+  }
+  return c;
+}
+
+/** Renders one sync of one family. */
+export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, req: SyncRequest = {}): IptablesRender {
+  const era: Era = opts.era ?? 'current';
+  const current = era === 'current';
+  const family = model.family;
+  const isIPv6 = family === 6;
+  const full = req.changedServices === undefined || req.changedServices === null;
+  const mark = masqueradeMark(opts);
+  const nodeIPText = (opts.nodeIPs ?? []).find((s) => parseIP(s)?.family === family);
+  const nodeIP = nodeIPText ? parseIP(nodeIPText) : null;
+  const detector = detectorFor(opts, family);
+  const npa = nodePortAddresses(opts.nodePortAddresses ?? [], family, nodeIP);
+  // NewProxier / NewDualStackProxier: localhost NodePorts only for IPv4 and a loopback nodeport address.
+  const localhostNodePorts = (opts.localhostNodePorts ?? true) && family === 4 && npa.containsIPv4Loopback;
+  const nfacct = current && (opts.nfacct ?? true);
+  // Era text of addresses: v1.28 wrote the strings as given, current prints parsed net.IP values.
+  const ipText = (s: string): string => (current ? canonicalIP(s) ?? s : s);
+  const cidrText = (s: string): string => {
+    const c = parseCIDR(s);
+    return current && c ? formatCIDR(c) : s;
+  };
+
+  const filterChains: string[] = [];
+  const filterRules: string[] = [];
+  const natChains: string[] = [];
+  const natRules: string[] = [];
+  for (const c of ['KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-FORWARD', 'KUBE-NODEPORTS', 'KUBE-PROXY-FIREWALL']) filterChains.push(chainLine(c));
+  for (const c of ['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ']) natChains.push(chainLine(c));
+
+  natRules.push(`-A KUBE-POSTROUTING -m mark ! --mark ${mark}/${mark} -j RETURN`);
+  // Clear the mark so a packet re-traversing the stack is not masqueraded twice.
+  natRules.push(`-A KUBE-POSTROUTING -j MARK --xor-mark ${mark}`);
+  let masq = '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT"';
+  masq += current && opts.snatNodeInternalIP && nodeIP && !isLoopback(nodeIP) ? ` -j SNAT --to-source ${formatIP(nodeIP)}` : ' -j MASQUERADE';
+  if (opts.randomFully) masq += ' --random-fully';
+  natRules.push(masq);
+  natRules.push(`-A KUBE-MARK-MASQ -j MARK --or-mark ${mark}`);
+
+  if (!isIPv6 && localhostNodePorts) {
+    // route_localnet opens a hole (issue 90259); this rule closes it for non-local sources.
+    filterChains.push(chainLine('KUBE-FIREWALL'));
+    filterRules.push('-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP');
+  }
+
+  const active = new Set<string>();
+  const services = model.sortedServices();
+  let totalEndpoints = 0;
+  for (const sp of services) totalEndpoints += model.endpoints.get(sp.id)?.length ?? 0;
+  const largeClusterMode = totalEndpoints > (opts.largeClusterEndpointsThreshold ?? 1000);
+  const comment = (text: string): string => (largeClusterMode ? '' : ` -m comment --comment ${text}`);
+
+  for (const sp of services) {
+    renderServicePort(sp);
+  }
+
+  function renderServicePort(sp: ServicePortInfo): void {
+    const protocol = sp.protocol.toLowerCase();
+    const name = sp.name;
+    const cat = categorizeEndpoints(model.endpoints.get(sp.id) ?? [], sp, opts.nodeName ?? '', opts.topologyLabels ?? {}, {
+      preferSameTrafficDistribution: opts.preferSameTrafficDistribution,
+    });
+    const clusterEndpoints = cat.clusterEndpoints ?? [];
+    const localEndpoints = cat.localEndpoints ?? [];
+    const reachable = cat.allReachableEndpoints ?? [];
+    const hasEndpoints = cat.hasAnyEndpoints;
+    for (const ep of reachable) active.add(endpointChain(name, protocol, ep.endpoint));
+
+    const clusterPolicyChain = servicePortPolicyClusterChain(name, protocol);
+    const usesClusterPolicyChain = clusterEndpoints.length > 0 && usesClusterEndpoints(sp);
+    if (usesClusterPolicyChain) active.add(clusterPolicyChain);
+    const localPolicyChain = servicePortPolicyLocalChainName(name, protocol);
+    const usesLocalPolicyChain = localEndpoints.length > 0 && usesLocalEndpoints(sp);
+    if (usesLocalPolicyChain) active.add(localPolicyChain);
+
+    let internalTrafficChain = clusterPolicyChain;
+    let hasInternalEndpoints = hasEndpoints;
+    if (sp.internalPolicyLocal) {
+      internalTrafficChain = localPolicyChain;
+      if (localEndpoints.length === 0) hasInternalEndpoints = false;
+    }
+    let externalPolicyChain = clusterPolicyChain;
+    let hasExternalEndpoints = hasEndpoints;
+    if (sp.externalPolicyLocal) {
+      externalPolicyChain = localPolicyChain;
+      if (localEndpoints.length === 0) hasExternalEndpoints = false;
+    }
+    const externalTrafficChain = serviceExternalChainName(name, protocol);
+    // Built even without externally usable endpoints, for the local short-circuit rules.
+    const usesExternalTrafficChain = hasEndpoints && externallyAccessible(sp);
+    if (usesExternalTrafficChain) active.add(externalTrafficChain);
+    const fwChain = serviceFirewallChainName(name, protocol);
+    const usesFWChain = hasEndpoints && sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
+    if (usesFWChain) active.add(fwChain);
+    const loadBalancerTrafficChain = usesFWChain ? fwChain : externalTrafficChain;
+
+    let internalTarget = '';
+    let internalComment = '';
+    let externalTarget = '';
+    let externalComment = '';
+    if (!hasEndpoints) {
+      internalTarget = externalTarget = 'REJECT';
+      internalComment = externalComment = `"${name} has no endpoints"`;
+    } else {
+      if (!hasInternalEndpoints) {
+        internalTarget = 'DROP';
+        internalComment = `"${name} has no local endpoints"`;
+      }
+      if (!hasExternalEndpoints) {
+        externalTarget = 'DROP';
+        externalComment = `"${name} has no local endpoints"`;
+      }
+    }
+    const pm = `-m ${protocol} -p ${protocol}`;
+    const clusterIPMatch = `${pm} -d ${sp.clusterIP} --dport ${sp.port}`;
+
+    if (hasInternalEndpoints) {
+      natRules.push(`-A KUBE-SERVICES -m comment --comment "${name} cluster IP" ${clusterIPMatch} -j ${internalTrafficChain}`);
+    } else {
+      filterRules.push(`-A KUBE-SERVICES -m comment --comment ${internalComment} ${clusterIPMatch} -j ${internalTarget}`);
+    }
+    for (const raw of sp.externalIPs) {
+      const ip = ipText(raw);
+      if (hasEndpoints) natRules.push(`-A KUBE-SERVICES -m comment --comment "${name} external IP" ${pm} -d ${ip} --dport ${sp.port} -j ${externalTrafficChain}`);
+      if (!hasExternalEndpoints) filterRules.push(`-A KUBE-EXTERNAL-SERVICES -m comment --comment ${externalComment} ${pm} -d ${ip} --dport ${sp.port} -j ${externalTarget}`);
+    }
+    for (const raw of sp.loadBalancerVIPs) {
+      const ip = ipText(raw);
+      if (hasEndpoints) natRules.push(`-A KUBE-SERVICES -m comment --comment "${name} loadbalancer IP" ${pm} -d ${ip} --dport ${sp.port} -j ${loadBalancerTrafficChain}`);
+      if (usesFWChain) filterRules.push(`-A KUBE-PROXY-FIREWALL -m comment --comment "${name} traffic not accepted by ${fwChain}" ${pm} -d ${ip} --dport ${sp.port} -j DROP`);
+    }
+    if (!hasExternalEndpoints) {
+      for (const raw of sp.loadBalancerVIPs) {
+        filterRules.push(`-A KUBE-EXTERNAL-SERVICES -m comment --comment ${externalComment} ${pm} -d ${ipText(raw)} --dport ${sp.port} -j ${externalTarget}`);
+      }
+    }
+    if (sp.nodePort !== 0) {
+      if (hasEndpoints) {
+        // NodePorts are not subject to loadBalancerSourceRanges (and can't be made so).
+        if (current && localhostNodePorts && nfacct) {
+          natRules.push(`-A KUBE-NODEPORTS -m comment --comment ${name} ${pm} -d 127.0.0.0/8 --dport ${sp.nodePort} -m nfacct --nfacct-name localhost_nps_accepted_pkts -j ${externalTrafficChain}`);
+        }
+        natRules.push(`-A KUBE-NODEPORTS -m comment --comment ${name} ${pm} --dport ${sp.nodePort} -j ${externalTrafficChain}`);
+      }
+      if (!hasExternalEndpoints) {
+        filterRules.push(`-A KUBE-EXTERNAL-SERVICES -m comment --comment ${externalComment} -m addrtype --dst-type LOCAL ${pm} --dport ${sp.nodePort} -j ${externalTarget}`);
+      }
+    }
+    if (sp.healthCheckNodePort !== 0) {
+      // Accepted whether or not this node has local endpoints: the LB must be able to ask.
+      filterRules.push(`-A KUBE-NODEPORTS -m comment --comment "${name} health check node port" -m tcp -p tcp --dport ${sp.healthCheckNodePort} -j ACCEPT`);
+    }
+
+    // Partial sync: unchanged Services keep their SVC/SVL/EXT/FW/SEP chains as they are.
+    if (!full && !req.changedServices!.has(sp.namespacedName)) return;
+
+    if (hasInternalEndpoints) {
+      const args = `-m comment --comment "${name} cluster IP" ${clusterIPMatch}`;
+      if (opts.masqueradeAll) natRules.push(`-A ${internalTrafficChain} ${args} -j KUBE-MARK-MASQ`);
+      // Off-cluster traffic to a service VIP may bounce off-node: masquerade it.
+      else if (detector) natRules.push(`-A ${internalTrafficChain} ${args} ${detector.ifNotLocal.join(' ')} -j KUBE-MARK-MASQ`);
+    }
+
+    if (usesExternalTrafficChain) {
+      natChains.push(chainLine(externalTrafficChain));
+      if (!sp.externalPolicyLocal) {
+        natRules.push(`-A ${externalTrafficChain} -m comment --comment "masquerade traffic for ${name} external destinations" -j KUBE-MARK-MASQ`);
+      } else {
+        // Pod → external destination traffic skips both traffic policies, as if it went out to
+        // the load balancer and came back.
+        if (detector) {
+          natRules.push(`-A ${externalTrafficChain} -m comment --comment "pod traffic for ${name} external destinations" ${detector.ifLocal.join(' ')} -j ${clusterPolicyChain}`);
+        }
+        // Host traffic keeps the LB IP (a local address) as source, so it needs masquerading.
+        natRules.push(`-A ${externalTrafficChain} -m comment --comment "masquerade LOCAL traffic for ${name} external destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ`);
+        natRules.push(`-A ${externalTrafficChain} -m comment --comment "route LOCAL traffic for ${name} external destinations" -m addrtype --src-type LOCAL -j ${clusterPolicyChain}`);
+      }
+      if (hasExternalEndpoints) natRules.push(`-A ${externalTrafficChain} -j ${externalPolicyChain}`);
+    }
+
+    if (usesFWChain) {
+      natChains.push(chainLine(fwChain));
+      const head = `-A ${fwChain} -m comment --comment "${name} loadbalancer IP"`;
+      let allowFromNode = false;
+      for (const src of sp.loadBalancerSourceRanges) {
+        natRules.push(`${head} -s ${cidrText(src)} -j ${externalTrafficChain}`);
+        const c = parseCIDR(src);
+        if (c && nodeIP && cidrContains(c, nodeIP)) allowFromNode = true;
+      }
+      // A node talking to a VIP it hosts loops back with the VIP as source; let that in too.
+      if (allowFromNode) for (const raw of sp.loadBalancerVIPs) natRules.push(`${head} -s ${ipText(raw)} -j ${externalTrafficChain}`);
+      // Anything left falls through un-DNATed and meets the KUBE-PROXY-FIREWALL DROP.
+      natRules.push(`-A ${fwChain} -m comment --comment "other traffic to ${name} will be dropped by KUBE-PROXY-FIREWALL"`);
+    }
+
+    if (usesClusterPolicyChain) {
+      natChains.push(chainLine(clusterPolicyChain));
+      writeServiceToEndpointRules(sp, protocol, clusterPolicyChain, clusterEndpoints);
+    }
+    if (usesLocalPolicyChain) {
+      natChains.push(chainLine(localPolicyChain));
+      writeServiceToEndpointRules(sp, protocol, localPolicyChain, localEndpoints);
+    }
+    for (const ep of reachable) {
+      const chain = endpointChain(name, protocol, ep.endpoint);
+      natChains.push(chainLine(chain));
+      const head = `-A ${chain}${comment(name)}`;
+      // Hairpin: an endpoint reaching itself through the service must be SNATed.
+      natRules.push(`${head} -s ${ep.ip} -j KUBE-MARK-MASQ`);
+      const affinity = sp.sessionAffinity === 'ClientIP' ? ` -m recent --name ${chain} --set` : '';
+      natRules.push(`${head}${affinity} ${pm} -j DNAT --to-destination ${ep.endpoint}`);
+    }
+  }
+
+  function writeServiceToEndpointRules(sp: ServicePortInfo, protocol: string, svcChain: string, endpoints: EndpointInfo[]): void {
+    if (sp.sessionAffinity === 'ClientIP') {
+      for (const ep of endpoints) {
+        const chain = endpointChain(sp.name, protocol, ep.endpoint);
+        natRules.push(`-A ${svcChain}${comment(`"${sp.name} -> ${ep.endpoint}"`)} -m recent --name ${chain} --rcheck --seconds ${sp.stickyMaxAgeSeconds} --reap -j ${chain}`);
+      }
+    }
+    const n = endpoints.length;
+    endpoints.forEach((ep, i) => {
+      const chain = endpointChain(sp.name, protocol, ep.endpoint);
+      // Rule i matches 1/(n-i) of what reaches it, so every endpoint gets 1/n; the last always matches.
+      const stat = i < n - 1 ? ` -m statistic --mode random --probability ${probability(n - i)}` : '';
+      natRules.push(`-A ${svcChain}${comment(`"${sp.name} -> ${ep.endpoint}"`)}${stat} -j ${chain}`);
+    });
+  }
+
+  const deletedChains: string[] = [];
+  if (req.existingNatChains && (!largeClusterMode || req.cleanupStaleChains)) {
+    for (const chain of [...new Set(req.existingNatChains)].sort()) {
+      if (active.has(chain) || !isServiceChainName(chain)) continue;
+      // A chain line flushes it; then it can be deleted.
+      natChains.push(chainLine(chain));
+      natRules.push(`-X ${chain}`);
+      deletedChains.push(chain);
+    }
+  }
+
+  // The jump to KUBE-NODEPORTS must stay the last rule of KUBE-SERVICES.
+  if (npa.matchAll) {
+    let dest = '-m addrtype --dst-type LOCAL';
+    // Localhost NodePorts never work on IPv6 and need route_localnet on IPv4.
+    if (isIPv6) dest += ' ! -d ::1/128';
+    else if (!localhostNodePorts) dest += ' ! -d 127.0.0.0/8';
+    natRules.push(`-A KUBE-SERVICES -m comment --comment ${MUST_BE_LAST} ${dest} -j KUBE-NODEPORTS`);
+  } else {
+    const seen = new Set<string>();
+    for (const c of npa.cidrs) {
+      for (const a of opts.hostAddresses ?? [...(opts.nodeIPs ?? []), '127.0.0.1', '::1']) {
+        const ip = parseIP(a);
+        if (!ip || !c || !cidrContains(c, ip)) continue;
+        const text = formatIP(ip);
+        if (seen.has(text)) continue;
+        seen.add(text);
+        if (isLoopback(ip) && (isIPv6 || !localhostNodePorts)) continue;
+        natRules.push(`-A KUBE-SERVICES -m comment --comment ${MUST_BE_LAST} -d ${text} -j KUBE-NODEPORTS`);
+      }
+    }
+  }
+
+  // INVALID packets can reset connections (issue 74839) unless tcp_be_liberal is set.
+  if (!(current && opts.conntrackTCPLiberal)) {
+    filterRules.push(`-A KUBE-FORWARD -m conntrack --ctstate INVALID${nfacct ? ' -m nfacct --nfacct-name ct_state_invalid_dropped_pkts' : ''} -j DROP`);
+  }
+  // Forward marked traffic even when the FORWARD policy is not ACCEPT, and its replies.
+  filterRules.push(`-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark ${mark}/${mark} -j ACCEPT`);
+  filterRules.push('-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
+
+  const lines = ['*filter', ...filterChains, ...filterRules, 'COMMIT', '*nat', ...natChains, ...natRules, 'COMMIT'];
+  return {
+    text: lines.join('\n') + '\n',
+    full,
+    activeNatChains: active,
+    deletedChains,
+    largeClusterMode,
+    filterRules: filterRules.length,
+    natRules: natRules.length - deletedChains.length,
+  };
+}

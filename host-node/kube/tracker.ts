@@ -1,0 +1,169 @@
+// tracker.ts — change trackers between syncs, one pair per IP family, as kube-proxy keeps them
+// (pkg/proxy/servicechangetracker.go, endpointschangetracker.go + endpointslicecache.go). For each
+// Service (namespace/name) they remember the state before the first unsynced change and the latest
+// state, so a burst of events coalesces, and add → update → delete nets out to nothing. take()
+// hands the net changes to the model and forgets them. Never renders and never reads a clock.
+import type { EndpointSlice, Service } from './objects.js';
+import type { Family } from './ip.js';
+import {
+  deepEqual,
+  endpointsFromSlices,
+  familyName,
+  outOfScope,
+  serviceToServicePorts,
+  sliceServiceName,
+  type EndpointInfo,
+  type ModelOptions,
+  type ServicePortInfo,
+} from './model.js';
+
+export interface ServiceChange {
+  previous: Map<string, ServicePortInfo> | null;
+  current: Map<string, ServicePortInfo> | null;
+}
+
+export interface EndpointsChange {
+  previous: Map<string, EndpointInfo[]>;
+  current: Map<string, EndpointInfo[]>;
+}
+
+export interface TakenChanges<C> {
+  /** Services ("ns/name") whose state changed since the last take(). */
+  services: Set<string>;
+  /** Service ports ("ns/name:port", ServicePortName.String()) that appeared, changed or went away. */
+  servicePorts: Set<string>;
+  changes: Map<string, C>;
+}
+
+const sortedKeys = (m: Map<string, unknown>): string[] => [...m.keys()].sort();
+
+/** ServiceChangeTracker. */
+export class ServiceChangeTracker {
+  private items = new Map<string, ServiceChange>();
+  /** Set once the initial full list of Services has been delivered (OnServiceSynced). */
+  synced = false;
+
+  constructor(readonly family: Family, private readonly opts: ModelOptions = {}) {}
+
+  /**
+   * Records previous → current for one Service (either may be null: add / delete). Returns true
+   * when any change is pending, like ServiceChangeTracker.Update.
+   */
+  update(previous: Service | null, current: Service | null): boolean {
+    const svc = current ?? previous;
+    if (!svc) return false;
+    const nn = `${svc.metadata.namespace}/${svc.metadata.name}`;
+    let change = this.items.get(nn);
+    if (!change) {
+      change = { previous: serviceToServicePorts(previous, this.family, this.opts), current: null };
+      this.items.set(nn, change);
+    }
+    change.current = serviceToServicePorts(current, this.family, this.opts);
+    // Back where it started since the last sync: nothing to do for this Service.
+    if (deepEqual(change.previous, change.current)) this.items.delete(nn);
+    return this.items.size > 0;
+  }
+
+  markSynced(): void { this.synced = true; }
+
+  /** Services with a net pending change, sorted (PendingChanges). */
+  pending(): string[] { return sortedKeys(this.items); }
+
+  /** Hands over and clears the pending changes. */
+  take(): TakenChanges<ServiceChange> {
+    const changes = this.items;
+    this.items = new Map();
+    const servicePorts = new Set<string>();
+    for (const c of changes.values()) {
+      for (const m of [c.previous, c.current]) if (m) for (const sp of m.values()) servicePorts.add(sp.name);
+    }
+    return { services: new Set(changes.keys()), servicePorts, changes };
+  }
+}
+
+interface SliceTracker {
+  applied: Map<string, EndpointSlice>;
+  /** null = pending removal. */
+  pending: Map<string, EndpointSlice | null>;
+}
+
+function sameSlice(a: EndpointSlice | null | undefined, b: EndpointSlice | null | undefined): boolean {
+  if (!a || !b) return !a && !b;
+  const strip = (s: EndpointSlice): unknown => ({ ...s, origin: undefined });
+  return deepEqual(strip(a), strip(b));
+}
+
+/** EndpointsChangeTracker with its EndpointSliceCache. */
+export class EndpointsChangeTracker {
+  private trackers = new Map<string, SliceTracker>();
+  /** Set once the initial full list of EndpointSlices has been delivered (OnEndpointSlicesSynced). */
+  synced = false;
+
+  constructor(readonly family: Family, readonly nodeName: string, private readonly opts: ModelOptions = {}) {}
+
+  /**
+   * Records an added/updated slice, or its removal. Returns true when this call changed what is
+   * pending. Slices of the other family, FQDN slices, slices without a service-name label and
+   * out-of-scope slices are ignored (false).
+   */
+  update(slice: EndpointSlice, remove: boolean): boolean {
+    if (slice.addressType !== familyName(this.family)) return false;
+    if (outOfScope(slice.metadata.labels, this.opts)) return false;
+    const nn = sliceServiceName(slice);
+    if (nn === null) return false;
+    let t = this.trackers.get(nn);
+    if (!t) this.trackers.set(nn, (t = { applied: new Map(), pending: new Map() }));
+    const key = slice.metadata.name;
+    const next = remove ? null : slice;
+    const applied = t.applied.get(key);
+    if (t.pending.has(key)) {
+      const pend = t.pending.get(key);
+      if (sameSlice(pend, next)) return false;
+      // Back to what was last applied (e.g. added then deleted before a sync): nothing pending.
+      if (sameSlice(applied, next)) {
+        t.pending.delete(key);
+        this.dropIfEmpty(nn, t);
+      } else {
+        t.pending.set(key, next);
+      }
+      return true;
+    }
+    if (sameSlice(applied, next)) {
+      this.dropIfEmpty(nn, t);
+      return false;
+    }
+    t.pending.set(key, next);
+    return true;
+  }
+
+  private dropIfEmpty(nn: string, t: SliceTracker): void {
+    if (t.applied.size === 0 && t.pending.size === 0) this.trackers.delete(nn);
+  }
+
+  markSynced(): void { this.synced = true; }
+
+  /** Services with pending slice changes, sorted. */
+  pending(): string[] {
+    return [...this.trackers.entries()].filter(([, t]) => t.pending.size > 0).map(([nn]) => nn).sort();
+  }
+
+  /** checkoutChanges: applies pending slices and returns each Service's endpoints before/after. */
+  take(): TakenChanges<EndpointsChange> {
+    const changes = new Map<string, EndpointsChange>();
+    const servicePorts = new Set<string>();
+    for (const nn of this.pending()) {
+      const t = this.trackers.get(nn)!;
+      const previous = endpointsFromSlices(nn, t.applied.values(), this.nodeName);
+      for (const [key, s] of t.pending) {
+        if (s === null) t.applied.delete(key);
+        else t.applied.set(key, s);
+      }
+      t.pending.clear();
+      this.dropIfEmpty(nn, t);
+      const current = endpointsFromSlices(nn, t.applied.values(), this.nodeName);
+      for (const m of [previous, current]) for (const id of m.keys()) servicePorts.add(id.slice(0, id.lastIndexOf('/')).replace(/:$/, ''));
+      changes.set(nn, { previous, current });
+    }
+    return { services: new Set(changes.keys()), servicePorts, changes };
+  }
+}

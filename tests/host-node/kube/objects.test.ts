@@ -1,0 +1,201 @@
+// Manifest loading: multi-document YAML, JSON, Lists, defaults, and per-object errors that name
+// the object, the field path and the line while the valid objects still load.
+import { describe, expect, it } from 'vitest';
+import { formatIssue, loadObjects, parseManifests } from '../../../host-node/kube/index.js';
+
+const GOOD = `apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  clusterIP: 10.96.0.10
+  ports:
+  - name: http
+    port: 80
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ignored}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: web-abc
+  namespace: default
+  labels: {kubernetes.io/service-name: web}
+addressType: IPv4
+endpoints:
+- addresses: [10.244.0.5]
+  conditions: {ready: true}
+  nodeName: node-a
+ports:
+- {name: http, port: 8080, protocol: TCP}
+---
+kind: Node
+apiVersion: v1
+metadata: {name: node-a, labels: {topology.kubernetes.io/zone: z1}}
+spec: {podCIDR: 10.244.0.0/24}
+status: {addresses: [{type: InternalIP, address: 198.18.0.2}]}
+`;
+
+describe('parseManifests', () => {
+  it('loads Services, EndpointSlices and Nodes from multi-document YAML and skips other kinds', () => {
+    const set = parseManifests(GOOD, 'good.yaml');
+    expect(set.issues).toEqual([]);
+    expect(set.skipped).toBe(1);
+    const [s] = set.services;
+    expect(s!.metadata).toEqual({ name: 'web', namespace: 'default', labels: {}, annotations: {} });
+    expect(s!.spec).toMatchObject({
+      type: 'ClusterIP', clusterIP: '10.96.0.10', clusterIPs: ['10.96.0.10'], externalTrafficPolicy: 'Cluster',
+      internalTrafficPolicy: 'Cluster', sessionAffinity: 'None', sessionAffinityTimeoutSeconds: 10800,
+      ports: [{ name: 'http', protocol: 'TCP', port: 80, nodePort: 0, targetPort: null }],
+    });
+    expect(s!.origin).toEqual({ source: 'good.yaml', line: 1 });
+    expect(set.endpointSlices[0]!.endpoints[0]).toEqual({
+      addresses: ['10.244.0.5'], conditions: { ready: true, serving: null, terminating: null }, nodeName: 'node-a', zone: null, hints: null,
+    });
+    expect(set.endpointSlices[0]!.origin!.line).toBe(15);
+    expect(set.nodes[0]!.spec.podCIDRs).toEqual(['10.244.0.0/24']);
+  });
+
+  it('reads kind: List (kubectl get -o yaml) and typed lists whose items omit kind', () => {
+    const list = parseManifests(`apiVersion: v1
+kind: List
+items:
+- kind: Service
+  metadata: {name: a, namespace: n}
+  spec: {clusterIP: 10.96.0.1, ports: [{name: p, port: 1}]}
+- kind: Service
+  metadata: {name: b, namespace: n}
+  spec: {clusterIP: 10.96.0.2, ports: [{name: p, port: 70000}]}
+`);
+    expect(list.services.map((s) => s.metadata.name)).toEqual(['a']);
+    expect(list.issues).toHaveLength(1);
+    expect(list.issues[0]).toMatchObject({ object: 'Service n/b', path: 'spec.ports[0].port', line: 9, message: '70000 is out of range 1-65535' });
+    const typed = parseManifests(JSON.stringify({
+      kind: 'EndpointSliceList',
+      items: [{ metadata: { name: 's', namespace: 'n', labels: { 'kubernetes.io/service-name': 'a' } }, addressType: 'IPv4', endpoints: [], ports: [] }],
+    }));
+    expect(typed.issues).toEqual([]);
+    expect(typed.endpointSlices.map((s) => s.metadata.name)).toEqual(['s']);
+  });
+
+  it('reads JSON, with lines', () => {
+    const json = `{
+  "kind": "Service",
+  "metadata": {"name": "j", "namespace": "x"},
+  "spec": {"clusterIP": "10.96.0.3", "ports": [{"name": "p", "port": 53, "protocol": "UDP"}]}
+}`;
+    const set = parseManifests(json, 'svc.json');
+    expect(set.issues).toEqual([]);
+    expect(set.services[0]!.spec.ports[0]!.protocol).toBe('UDP');
+    const bad = parseManifests(json.replace('"UDP"', '"ICMP"'), 'svc.json');
+    expect(bad.services).toEqual([]);
+    expect(bad.issues[0]).toMatchObject({ severity: 'error', source: 'svc.json', line: 4, object: 'Service x/j', path: 'spec.ports[0].protocol' });
+    expect(bad.issues[0]!.message).toContain('ICMP');
+  });
+
+  it('names object, field and line for each error; valid neighbours still load', () => {
+    const text = `kind: Service
+metadata: {name: ok, namespace: a}
+spec: {clusterIP: 10.96.0.1, ports: [{name: p, port: 1}]}
+---
+kind: Service
+metadata: {namespace: a}
+spec:
+  clusterIP: 10.96.0.300
+  externalIPs:
+  - 198.18.0.1
+  - not-an-ip
+  loadBalancerSourceRanges: ["198.18.0.0/33"]
+  externalTrafficPolicy: Sometimes
+  ports:
+  - {name: p, port: 0}
+  - {name: p, port: 2}
+---
+kind: EndpointSlice
+metadata: {name: s, namespace: a}
+addressType: IPv6
+endpoints:
+- addresses: [10.0.0.1]
+ports: [{name: p, port: 1}]
+`;
+    const set = parseManifests(text, 'mixed.yaml');
+    expect(set.services.map((s) => s.metadata.name)).toEqual(['ok']);
+    expect(set.endpointSlices).toEqual([]);
+    const found = set.issues.map((i) => [i.object, i.path, i.line]);
+    expect(found).toEqual([
+      ['Service a/<unnamed>', 'metadata.name', 6],
+      ['Service a/<unnamed>', 'spec.clusterIP', 8],
+      ['Service a/<unnamed>', 'spec.ports[0].port', 15],
+      ['Service a/<unnamed>', 'spec.ports[1].name', 16],
+      ['Service a/<unnamed>', 'spec.loadBalancerSourceRanges[0]', 12],
+      ['Service a/<unnamed>', 'spec.externalIPs[1]', 11],
+      ['Service a/<unnamed>', 'spec.externalTrafficPolicy', 13],
+      ['EndpointSlice a/s', 'metadata.labels', 19],
+      ['EndpointSlice a/s', 'endpoints[0].addresses[0]', 22],
+    ]);
+    expect(formatIssue(set.issues[1]!)).toBe('error: mixed.yaml:8: Service a/<unnamed>: spec.clusterIP: invalid IP address "10.96.0.300"');
+    expect(set.issues.every((i) => i.severity === 'error')).toBe(true);
+  });
+
+  it('reports YAML syntax errors with their line and keeps the other documents', () => {
+    const set = parseManifests(`kind: Service
+metadata: {name: a, namespace: n}
+spec: {clusterIP: 10.96.0.1, ports: [{name: p, port: 1}]}
+---
+kind: Service
+metadata: {name: b
+---
+kind: Node
+metadata: {name: n1}
+`);
+    expect(set.services.map((s) => s.metadata.name)).toEqual(['a']);
+    expect(set.nodes.map((n) => n.metadata.name)).toEqual(['n1']);
+    expect(set.issues.length).toBeGreaterThan(0);
+    expect(set.issues[0]!.line).toBeGreaterThanOrEqual(6);
+  });
+
+  it('fills clusterIP/clusterIPs from each other and keeps ipFamilies, ipMode, session affinity', () => {
+    const set = parseManifests(`kind: Service
+metadata: {name: d, namespace: n}
+spec:
+  type: LoadBalancer
+  clusterIPs: [10.96.0.7, "fd00::7"]
+  ipFamilies: [IPv4, IPv6]
+  sessionAffinity: ClientIP
+  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}
+  internalTrafficPolicy: Local
+  trafficDistribution: PreferClose
+  ports: [{name: p, port: 1, nodePort: 30001}]
+status: {loadBalancer: {ingress: [{ip: 1.2.3.4, ipMode: Proxy}, {hostname: lb.example.com}]}}`);
+    expect(set.issues).toEqual([]);
+    expect(set.services[0]!.spec).toMatchObject({
+      clusterIP: '10.96.0.7', ipFamilies: ['IPv4', 'IPv6'], sessionAffinityTimeoutSeconds: 60,
+      internalTrafficPolicy: 'Local', trafficDistribution: 'PreferClose',
+    });
+    expect(set.services[0]!.status.loadBalancer.ingress).toEqual([
+      { ip: '1.2.3.4', hostname: null, ipMode: 'Proxy' },
+      { ip: null, hostname: 'lb.example.com', ipMode: null },
+    ]);
+  });
+
+  it('never throws on garbage', () => {
+    const junk = ['', '---\n---\n', '42', '[1, 2]', 'kind: [', '\u0000\u0001', 'kind: Service\nspec: 5', 'kind: List\nitems: 3',
+      'kind: EndpointSlice\nendpoints: {a: 1}', '*alias', '{"kind": "Service", "metadata": []}'];
+    for (const j of junk) {
+      const set = parseManifests(j);
+      expect(set.services.length + set.endpointSlices.length + set.nodes.length).toBe(0);
+    }
+    let seed = 7;
+    for (let n = 0; n < 200; n++) {
+      let s = '';
+      for (let k = 0; k < 80; k++) {
+        seed = (seed * 1103515245 + 12345) >>> 0;
+        s += 'kind: Service\n metadata{}[]:,-"\' 0123\n'[seed % 41];
+      }
+      expect(() => parseManifests(s)).not.toThrow();
+    }
+    expect(loadObjects([null, 5, { kind: 'Node', metadata: { name: 'n' } }]).nodes).toHaveLength(1);
+  });
+});

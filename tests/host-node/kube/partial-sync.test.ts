@@ -1,0 +1,104 @@
+// Partial sync, replayed from kube-proxy's TestSyncProxyRulesRepeated (v1.28 era): the same
+// Service/EndpointSlice events go through ProxyState and the renderer, and each payload must equal
+// the one kube-proxy's test expects (fixtures/partial/TestSyncProxyRulesRepeated.txt). The nat
+// table's chains are tracked across restores (--noflush) so stale chains get "-X" as they do there.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { parseManifests, ProxyState, renderIptables, type EndpointSlice, type IptablesOptions, type Service } from '../../../host-node/kube/index.js';
+import { FIXTURES } from './fixture.js';
+import { parseDump, sortRestoreText } from './sort-rules.js';
+
+const OPTS: IptablesOptions = {
+  era: 'v1.28',
+  nodeName: 'test-hostname',
+  nodeIPs: ['192.168.0.2'],
+  localDetector: { mode: 'cidr', cidr: '10.0.0.0/8' },
+  masqueradeMark: '0x4000',
+};
+
+function svc(ns: string, name: string, ip: string, portName: string, port: number): Service {
+  const set = parseManifests(`kind: Service
+metadata: {name: ${name}, namespace: ${ns}}
+spec: {type: ClusterIP, clusterIP: ${ip}, ports: [{name: ${portName}, port: ${port}, protocol: TCP}]}`);
+  return set.services[0]!;
+}
+
+function slice(ns: string, name: string, ips: string[], portName: string, port: number): EndpointSlice {
+  const set = parseManifests(`kind: EndpointSlice
+metadata: {name: ${name}-1, namespace: ${ns}, labels: {kubernetes.io/service-name: ${name}}}
+addressType: IPv4
+endpoints: [${ips.map((ip) => `{addresses: [${ip}]}`).join(', ')}]
+ports: [{name: ${portName}, port: ${port}, protocol: TCP}]`);
+  return set.endpointSlices[0]!;
+}
+
+const expected = readFileSync(new URL('partial/TestSyncProxyRulesRepeated.txt', FIXTURES), 'utf8')
+  .split(/^### .*\n/m)
+  .slice(1);
+
+describe('partial sync (TestSyncProxyRulesRepeated)', () => {
+  it('writes only changed services and deletes stale chains, step by step', () => {
+    const state = new ProxyState({ nodeName: 'test-hostname', families: [4] });
+    const natChains = new Set<string>();
+    const sync = (): string => {
+      const [plan] = state.sync();
+      const r = renderIptables(plan!.model, OPTS, { changedServices: plan!.changedServices, existingNatChains: natChains });
+      // iptables-restore --noflush: declared chains exist afterwards, -X ones are gone.
+      const nat = parseDump(r.text).find((t) => t.name === 'nat')!;
+      for (const c of nat.chains) (c.deleted ? natChains.delete(c.name) : natChains.add(c.name));
+      return sortRestoreText(r.text);
+    };
+    expect(expected).toHaveLength(8);
+
+    const svc2 = svc('ns2', 'svc2', '172.30.0.42', 'p8080', 8080);
+    state.onService(null, svc('ns1', 'svc1', '172.30.0.41', 'p80', 80));
+    state.onService(null, svc2);
+    state.onEndpointSlice(slice('ns1', 'svc1', ['10.0.1.1'], 'p80', 80));
+    state.onEndpointSlice(slice('ns2', 'svc2', ['10.0.2.1'], 'p8080', 8080));
+    // No sync before both initial lists have been seen.
+    expect(state.sync()).toEqual([]);
+    state.markServicesSynced();
+    state.markEndpointSlicesSynced();
+    expect(sync()).toBe(expected[0]);
+
+    state.onService(null, svc('ns3', 'svc3', '172.30.0.43', 'p80', 80));
+    const eps3 = slice('ns3', 'svc3', ['10.0.3.1'], 'p80', 80);
+    expect(state.onEndpointSlice(eps3)).toBe(true);
+    expect(sync()).toBe(expected[1]);
+
+    state.onService(svc2, null);
+    expect(sync()).toBe(expected[2]);
+
+    const svc4 = svc('ns4', 'svc4', '172.30.0.44', 'p80', 80);
+    state.onService(null, svc4);
+    expect(sync()).toBe(expected[3]);
+
+    state.onEndpointSlice(slice('ns4', 'svc4', ['10.0.4.1'], 'p80', 80));
+    expect(sync()).toBe(expected[4]);
+
+    const eps3update = slice('ns3', 'svc3', ['10.0.3.2'], 'p80', 80);
+    state.onEndpointSlice(eps3update);
+    expect(sync()).toBe(expected[5]);
+
+    state.onEndpointSlice(slice('ns3', 'svc3', ['10.0.3.2', '10.0.3.3'], 'p80', 80));
+    expect(sync()).toBe(expected[6]);
+
+    expect(sync()).toBe(expected[7]);
+  });
+
+  it('a forced full resync rewrites every service chain', () => {
+    const state = new ProxyState({ nodeName: 'test-hostname', families: [4] });
+    state.markServicesSynced();
+    state.markEndpointSlicesSynced();
+    state.onService(null, svc('ns1', 'svc1', '172.30.0.41', 'p80', 80));
+    state.onEndpointSlice(slice('ns1', 'svc1', ['10.0.1.1'], 'p80', 80));
+    expect(state.sync()[0]!.changedServices).toBeNull(); // first sync is full
+    const quiet = state.sync()[0]!;
+    expect(quiet.changedServices).toEqual(new Set());
+    expect(renderIptables(quiet.model, OPTS, { changedServices: quiet.changedServices }).text).not.toContain('KUBE-SEP-');
+    state.requestFullSync();
+    const again = state.sync()[0]!;
+    expect(again.changedServices).toBeNull();
+    expect(renderIptables(again.model, OPTS, { changedServices: again.changedServices }).text).toContain(':KUBE-SEP-SNQ3ZNILQDEJNDQO - [0:0]');
+  });
+});

@@ -1,0 +1,194 @@
+// Change trackers (servicechangetracker.go / endpointschangetracker.go semantics), the slice →
+// endpoints conversion and ProxyState's sync gating.
+import { describe, expect, it } from 'vitest';
+import {
+  EndpointsChangeTracker,
+  endpointsFromSlices,
+  parseManifests,
+  ProxyState,
+  ServiceChangeTracker,
+  type EndpointSlice,
+  type Service,
+} from '../../../host-node/kube/index.js';
+
+function svc(yamlSpec: string, meta = '{name: web, namespace: default}'): Service {
+  const set = parseManifests(`kind: Service\nmetadata: ${meta}\nspec: ${yamlSpec}`);
+  expect(set.issues).toEqual([]);
+  return set.services[0]!;
+}
+const web = (ip: string, port = 80, extra = ''): Service => svc(`{clusterIP: ${ip}, ports: [{name: http, port: ${port}}]${extra}}`);
+
+function slice(name: string, endpoints: string, addressType = 'IPv4', ports = '[{name: http, port: 8080}]'): EndpointSlice {
+  const set = parseManifests(`kind: EndpointSlice
+metadata: {name: ${name}, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: ${addressType}
+endpoints: ${endpoints}
+ports: ${ports}`);
+  expect(set.issues).toEqual([]);
+  return set.endpointSlices[0]!;
+}
+
+describe('ServiceChangeTracker', () => {
+  it('add → update → delete before a sync nets out to nothing', () => {
+    const t = new ServiceChangeTracker(4);
+    const v1 = web('10.96.0.1');
+    const v2 = web('10.96.0.1', 81);
+    expect(t.update(null, v1)).toBe(true);
+    expect(t.update(v1, v2)).toBe(true);
+    expect(t.update(v2, null)).toBe(false);
+    expect(t.pending()).toEqual([]);
+    const taken = t.take();
+    expect(taken.services.size).toBe(0);
+    expect(taken.changes.size).toBe(0);
+  });
+
+  it('update → update keeps the first previous and the latest current', () => {
+    const t = new ServiceChangeTracker(4);
+    const v1 = web('10.96.0.1', 80);
+    t.update(null, v1);
+    t.take();
+    const v2 = web('10.96.0.1', 81);
+    const v3 = web('10.96.0.1', 82);
+    t.update(v1, v2);
+    t.update(v2, v3);
+    expect(t.pending()).toEqual(['default/web']);
+    const { changes, servicePorts } = t.take();
+    const c = changes.get('default/web')!;
+    expect([...c.previous!.values()].map((p) => p.port)).toEqual([80]);
+    expect([...c.current!.values()].map((p) => p.port)).toEqual([82]);
+    expect(servicePorts).toEqual(new Set(['default/web:http']));
+    expect(t.pending()).toEqual([]);
+  });
+
+  it('an update back to the synced state is no change', () => {
+    const t = new ServiceChangeTracker(4);
+    const v1 = web('10.96.0.1');
+    t.update(null, v1);
+    t.take();
+    const v2 = web('10.96.0.1', 81);
+    expect(t.update(v1, v2)).toBe(true);
+    expect(t.update(v2, web('10.96.0.1'))).toBe(false);
+    expect(t.take().changes.size).toBe(0);
+  });
+
+  it('ignores what kube-proxy does not proxy: headless, ExternalName, other family, other proxies', () => {
+    const t4 = new ServiceChangeTracker(4);
+    expect(t4.update(null, svc('{clusterIP: None, ports: [{name: a, port: 1}]}'))).toBe(false);
+    expect(t4.update(null, svc('{type: ExternalName, externalName: example.com, clusterIP: 10.96.0.9, ports: [{name: a, port: 1}]}'))).toBe(false);
+    expect(t4.update(null, svc('{clusterIP: "fd00::1", ports: [{name: a, port: 1}]}'))).toBe(false);
+    const other = '{name: x, namespace: default, labels: {service.kubernetes.io/service-proxy-name: other}}';
+    expect(t4.update(null, svc('{clusterIP: 10.96.0.9, ports: [{name: a, port: 1}]}', other))).toBe(false);
+    const headless = '{name: h, namespace: default, labels: {service.kubernetes.io/headless: ""}}';
+    expect(t4.update(null, svc('{clusterIP: 10.96.0.8, ports: [{name: a, port: 1}]}', headless))).toBe(false);
+    const ours = new ServiceChangeTracker(4, { proxyName: 'svcplane' });
+    const named = '{name: y, namespace: default, labels: {service.kubernetes.io/service-proxy-name: svcplane}}';
+    expect(ours.update(null, svc('{clusterIP: 10.96.0.7, ports: [{name: a, port: 1}]}', named))).toBe(true);
+    expect(t4.update(null, svc('{clusterIP: 10.96.0.7, ports: [{name: a, port: 1}]}', named))).toBe(false);
+  });
+
+  it('builds one ServicePortInfo per port with kube-proxy defaults', () => {
+    const t = new ServiceChangeTracker(4);
+    t.update(null, svc(`{type: LoadBalancer, clusterIP: 10.96.0.5, externalTrafficPolicy: Local, healthCheckNodePort: 32000,
+      sessionAffinity: ClientIP, externalIPs: [198.18.0.1, "fd00::9"], loadBalancerSourceRanges: [" 198.18.0.0/16 ", "fd00::/8"],
+      ports: [{name: a, port: 80, nodePort: 30080}, {name: a, port: 80, protocol: UDP, nodePort: 30081}]}`));
+    const ports = [...t.take().changes.get('default/web')!.current!.values()];
+    expect(ports.map((p) => p.id)).toEqual(['default/web:a/TCP', 'default/web:a/UDP']);
+    const p = ports[0]!;
+    expect(p.name).toBe('default/web:a');
+    expect(p.externalIPs).toEqual(['198.18.0.1']);
+    expect(p.loadBalancerSourceRanges).toEqual(['198.18.0.0/16']);
+    expect(p.stickyMaxAgeSeconds).toBe(10800);
+    expect(p.externalPolicyLocal).toBe(true);
+    expect(p.healthCheckNodePort).toBe(32000);
+  });
+});
+
+describe('EndpointsChangeTracker', () => {
+  it('add → delete before a sync nets out to nothing', () => {
+    const t = new EndpointsChangeTracker(4, 'node-a');
+    const s = slice('web-1', '[{addresses: [10.0.0.1]}]');
+    expect(t.update(s, false)).toBe(true);
+    expect(t.pending()).toEqual(['default/web']);
+    expect(t.update(s, true)).toBe(true);
+    expect(t.pending()).toEqual([]);
+    expect(t.take().changes.size).toBe(0);
+    expect(t.update(s, true)).toBe(false); // removing what was never applied
+  });
+
+  it('update → update keeps the applied endpoints as previous', () => {
+    const t = new EndpointsChangeTracker(4, 'node-a');
+    t.update(slice('web-1', '[{addresses: [10.0.0.1]}]'), false);
+    t.take();
+    t.update(slice('web-1', '[{addresses: [10.0.0.2]}]'), false);
+    t.update(slice('web-1', '[{addresses: [10.0.0.3]}]'), false);
+    const { changes, servicePorts } = t.take();
+    const c = changes.get('default/web')!;
+    expect(c.previous.get('default/web:http/TCP')!.map((e) => e.endpoint)).toEqual(['10.0.0.1:8080']);
+    expect(c.current.get('default/web:http/TCP')!.map((e) => e.endpoint)).toEqual(['10.0.0.3:8080']);
+    expect(servicePorts).toEqual(new Set(['default/web:http']));
+  });
+
+  it('an identical update is no change; the other family and FQDN slices are ignored', () => {
+    const t = new EndpointsChangeTracker(4, 'node-a');
+    const s = slice('web-1', '[{addresses: [10.0.0.1]}]');
+    t.update(s, false);
+    t.take();
+    expect(t.update(slice('web-1', '[{addresses: [10.0.0.1]}]'), false)).toBe(false);
+    expect(t.update(slice('web-6', '[{addresses: ["fd00::1"]}]', 'IPv6'), false)).toBe(false);
+    expect(t.update(slice('web-f', '[{addresses: [db.example.com]}]', 'FQDN'), false)).toBe(false);
+  });
+
+  it('endpoints: sorted by "ip:port" text, deduplicated, non-terminating wins, nameless ports skipped', () => {
+    const a = slice('web-a', `[{addresses: [10.0.0.9], nodeName: node-a, conditions: {ready: false, serving: true, terminating: true}},
+      {addresses: [10.0.0.10], zone: z1, hints: {forZones: [{name: z1}], forNodes: [{name: node-b}]}}]`);
+    const b = slice('web-b', '[{addresses: [10.0.0.9]}]');
+    const noName = parseManifests(`kind: EndpointSlice
+metadata: {name: web-c, namespace: default, labels: {kubernetes.io/service-name: web}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.0.77]}]
+ports: [{port: 9}]`);
+    expect(noName.issues.map((i) => i.severity)).toEqual(['warning']);
+    const m = endpointsFromSlices('default/web', [b, a, noName.endpointSlices[0]!], 'node-a');
+    expect([...m.keys()]).toEqual(['default/web:http/TCP']);
+    const eps = m.get('default/web:http/TCP')!;
+    expect(eps.map((e) => e.endpoint)).toEqual(['10.0.0.10:8080', '10.0.0.9:8080']);
+    expect(eps[1]!.terminating).toBe(false); // the non-terminating copy from web-b
+    expect(eps[0]!).toMatchObject({ ready: true, serving: true, isLocal: false, zoneHints: ['z1'], nodeHints: ['node-b'], zone: 'z1' });
+  });
+
+  it('IPv6 endpoints are canonical and bracketed', () => {
+    const m = endpointsFromSlices('default/web', [slice('w6', '[{addresses: ["FD00:0:0::5"], nodeName: node-a}]', 'IPv6')], 'node-a');
+    expect(m.get('default/web:http/TCP')![0]).toMatchObject({ ip: 'fd00::5', endpoint: '[fd00::5]:8080', isLocal: true });
+  });
+});
+
+describe('ProxyState', () => {
+  it('never syncs before both initial lists, then fans out to both families', () => {
+    const st = new ProxyState({ nodeName: 'node-a' });
+    expect(st.onService(null, svc('{clusterIPs: [10.96.0.1, "fd00::1"], ipFamilies: [IPv4, IPv6], ports: [{name: http, port: 80}]}'))).toBe(false);
+    expect(st.sync()).toEqual([]);
+    st.markServicesSynced();
+    expect(st.initialized).toBe(false);
+    st.markEndpointSlicesSynced();
+    const plans = st.sync();
+    expect(plans.map((p) => [p.family, p.changedServices, p.model.services.size])).toEqual([[4, null, 1], [6, null, 1]]);
+    expect(st.onEndpointSlice(slice('web-1', '[{addresses: [10.0.0.1]}]'))).toBe(true);
+    const [v4, v6] = st.sync();
+    expect(v4!.changedServices).toEqual(new Set(['default/web']));
+    expect(v6!.changedServices).toEqual(new Set());
+  });
+
+  it('a zone change on this node forces a full sync; other nodes are ignored', () => {
+    const st = new ProxyState({ nodeName: 'node-a', families: [4] });
+    st.markServicesSynced();
+    st.markEndpointSlicesSynced();
+    st.sync();
+    const node = (name: string, zone: string) => parseManifests(`kind: Node\nmetadata: {name: ${name}, labels: {topology.kubernetes.io/zone: ${zone}}}`).nodes[0]!;
+    expect(st.onNode(node('node-b', 'z9'))).toBe(false);
+    expect(st.onNode(node('node-a', 'z1'))).toBe(true);
+    expect(st.topologyLabels).toEqual({ 'topology.kubernetes.io/zone': 'z1' });
+    expect(st.sync()[0]!.changedServices).toBeNull();
+    expect(st.onNode(node('node-a', 'z1'))).toBe(false);
+    expect(st.sync()[0]!.changedServices).toEqual(new Set());
+  });
+});
