@@ -2,9 +2,9 @@
 // ICMP errors translated inside and out), or classify a new one (service lookup → destination
 // → masquerade decision → conntrack insert → rewrite). Writes the verdict into the packet's
 // descriptor and counts it. Never allocates, never reads a clock, never traps on packet bytes.
-import { Tuple, Flow, flow, inner, FRAG_LATER, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
+import { Tuple, Flow, flow, inner, FRAG_LATER, FAMILY_V4, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
 import {
-  VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP,
+  VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY,
   R_NONE, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT,
 } from "./verdict";
 import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, META_CSUM_PARTIAL, ioData, IO_DATA_BYTES } from "./io";
@@ -13,7 +13,8 @@ import { parse } from "./wire/parse";
 import { setSrc, setDst, setInnerSrc, setInnerDst } from "./nat/rewrite";
 import { ctLookup, ctInsert, ctPacket, ctOrig, ctReply, ctLookupRelated, icmpInverse, CT_NONE } from "./conntrack/table";
 import { CT_INVALID, CT_RELATED, CT_REPEAT } from "./conntrack/state";
-import { svcFind, svcFlags, svcDestStart, svcDestCount, svcId, destRecord, SVC_F_MASQ_ALL } from "./svc/table";
+import { svcFind, svcFlags, svcDestStart, svcDestCount, svcId, destRecord, SVC_F_MASQ_ALL, SVC_F_REJECT_EMPTY } from "./svc/table";
+import { rejectReply } from "./reply/reject";
 import { masqChoosePort } from "./nat/masq";
 import { fromPod, havePodCIDR, masqAddr, haveMasq } from "./node";
 import { randBelow } from "./rand";
@@ -26,8 +27,12 @@ const tReply: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
   store<u8>(d, verdict, D_VERDICT);
   store<u16>(d, reason, D_REASON);
   bump(S_VERDICT + verdict);
-  if (reason != R_NONE) bump(S_REASON + reason);
+  if (verdict == VERDICT_DROP) bump(S_REASON + reason);
 }
+
+// Destination-unreachable codes: port unreachable (RFC 792) / ICMPv6 port unreachable (RFC 4443).
+const ICMP_PORT_UNREACH: u32 = 3;
+const ICMP6_PORT_UNREACH: u32 = 4;
 
 @inline function isIcmp(proto: u8): bool { return proto == PROTO_ICMP || proto == PROTO_ICMPV6; }
 
@@ -77,7 +82,16 @@ function newFlow(d: usize, f: Flow, now: u32): void {
   if (s < 0) { finish(d, VERDICT_PASS, R_NONE); return; }
   store<u32>(d, svcId(<u32>s), D_AUX);
   const n = svcDestCount(<u32>s);
-  if (n == 0) { finish(d, VERDICT_DROP, R_NO_ENDPOINTS); return; }
+  if (n == 0) {
+    // kube-proxy: `-j REJECT` (icmp-port-unreachable / icmp6-port-unreachable) in the filter
+    // table, or DROP for externalTrafficPolicy=Local with no local endpoints.
+    if ((svcFlags(<u32>s) & SVC_F_REJECT_EMPTY) != 0) {
+      const len = rejectReply(f, f.family == FAMILY_V4 ? ICMP_PORT_UNREACH : ICMP6_PORT_UNREACH);
+      if (len != 0) { store<u32>(d, len, D_LEN); finish(d, VERDICT_REPLY, R_NO_ENDPOINTS); return; }
+    }
+    finish(d, VERDICT_DROP, R_NO_ENDPOINTS);
+    return;
+  }
   const dest = destRecord(svcDestStart(<u32>s) + randBelow(n));
   const b0 = load<u32>(dest), b1 = load<u32>(dest, 4), b2 = load<u32>(dest, 8), b3 = load<u32>(dest, 12);
   const bport = load<u16>(dest, 16);

@@ -23,10 +23,11 @@ function describe(bytes: Uint8Array): string {
   } catch {
     return `${bytes.length} bytes (unparseable)`;
   }
-  const ports = p.sport !== undefined && p.dport !== undefined;
+  const ports = p.proto === PROTO.tcp || p.proto === PROTO.udp || p.proto === PROTO.sctp;
   const a = ports ? `${p.src}:${p.sport}` : p.src;
   const b = ports ? `${p.dst}:${p.dport}` : p.dst;
-  return `${(PROTO_NAMES[p.proto] ?? String(p.proto)).toUpperCase()} ${a} → ${b}${p.flags ? ` [${p.flags}]` : ''}`;
+  const icmp = p.icmp ? ` type ${p.icmp.type} code ${p.icmp.code}` : '';
+  return `${(PROTO_NAMES[p.proto] ?? String(p.proto)).toUpperCase()} ${a} → ${b}${p.flags ? ` [${p.flags}]` : ''}${icmp}`;
 }
 
 export async function runDemo(out: (line: string) => void = console.log): Promise<number> {
@@ -42,7 +43,7 @@ export async function runDemo(out: (line: string) => void = console.log): Promis
   const send = (label: string, bytes: Uint8Array) => {
     const r = dp.process(bytes, now);
     now += 10;
-    const after = r.packet && r.verdict === 'FORWARD' ? `  ⇒ ${describe(r.packet)}` : '';
+    const after = r.packet && r.verdict !== 'PASS' ? `  ⇒ ${describe(r.packet)}` : '';
     out(`${label}`);
     out(`  in:  ${describe(bytes)}`);
     out(`  ${r.verdict}${r.reason ? ` (${r.reason})` : ''}${r.ctstate ? ` ct=${r.ctstate}` : ''}${after}`);

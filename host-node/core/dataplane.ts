@@ -24,7 +24,7 @@ export interface DataplaneOptions {
   seed?: number | bigint;
   /** Conntrack capacity (rounded up to a power of two), default 65536. */
   conntrackCapacity?: number;
-  /** How many of those slots may hold IPv6 flows (power of two ≤ capacity), default capacity / 4. */
+  /** How many of those slots may hold IPv6 flows (power of two ≤ capacity), default capacity / 16. */
   conntrackCapacity6?: number;
   /** The core module or its bytes; default: the embedded release build. */
   wasm?: WasmSource;
@@ -73,7 +73,7 @@ export class Dataplane {
   static async create(options: DataplaneOptions): Promise<Dataplane> {
     const core = await instantiateCore(options.wasm);
     const cap = log2ceil(Math.max(16, options.conntrackCapacity ?? 65536));
-    const cap6 = options.conntrackCapacity6 !== undefined ? log2ceil(options.conntrackCapacity6) : Math.max(0, cap - 2);
+    const cap6 = options.conntrackCapacity6 !== undefined ? log2ceil(options.conntrackCapacity6) : Math.max(0, cap - 4);
     const seed = BigInt(options.seed ?? 0x5eed);
     const rc = core.init(cap, Math.min(cap6, cap), Number(seed & 0xffffffffn), Number((seed >> 32n) & 0xffffffffn));
     if (rc !== 0) throw new Error(`svcplane core init failed (${rc}): capacity 2^${cap} could not be reserved`);

@@ -9,3 +9,4 @@ export * from './categorize.js';
 export * from './chain-names.js';
 export * from './proxy-state.js';
 export * from './render-iptables.js';
+export * from './source.js';

@@ -94,7 +94,9 @@ export function usesLocalEndpoints(sp: ServicePortInfo): boolean {
 export function outOfScope(labels: Record<string, string>, opts: ModelOptions): boolean {
   if (LABEL_HEADLESS in labels) return true;
   const want = labels[LABEL_SERVICE_PROXY_NAME];
-  return want !== undefined && want !== opts.proxyName;
+  // kube-proxy selects "service-proxy-name DoesNotExist"; a proxy with a name serves exactly the
+  // Services that name it.
+  return opts.proxyName ? want !== opts.proxyName : want !== undefined;
 }
 
 /** proxyutil.GetClusterIPByFamily. */

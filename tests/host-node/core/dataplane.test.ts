@@ -75,12 +75,46 @@ describe('Dataplane', () => {
     expect(out.src).toBe('192.168.49.2');
   });
 
+  it('translates an ICMP error about a NATed flow, outside and in the quoted header', () => {
+    const fwd = dp.process(buildPacket({ src: '203.0.113.7', dst: '10.96.0.10', proto: 'udp', sport: 5353, dport: 53, payload: 'q' }), 1);
+    const out = decodePacket(fwd.packet!);
+    expect([out.src, out.dst]).toEqual(['192.168.49.2', '10.244.1.21']);
+    // The endpoint's host answers "port unreachable", quoting what it received.
+    const err = buildPacket({ src: '10.244.1.21', dst: '192.168.49.2', proto: 'icmp', icmp: { type: 3, code: 3, quote: fwd.packet! } });
+    const r = dp.process(err, 2);
+    expect(r.verdict).toBe('FORWARD');
+    expect(r.ctstate).toBe('RELATED');
+    const back = decodePacket(r.packet!);
+    expect([back.src, back.dst]).toEqual(['10.96.0.10', '203.0.113.7']);
+    const q = back.icmp!.inner!;
+    expect([q.src, q.sport, q.dst, q.dport]).toEqual(['203.0.113.7', 5353, '10.96.0.10', 53]);
+    expect(checksumsValid(r.packet!)).toBe(true);
+  });
+
   it('handles IPv6 services', () => {
     const r = dp.process(buildPacket({ src: 'fd00:244::5', dst: 'fd00:96::80', proto: 'tcp', sport: 40000, dport: 80, flags: 'S' }), 1);
     const out = decodePacket(r.packet!)!;
     expect(out.dst).toBe('fd00:244::11');
     expect(out.dport).toBe(8080);
     expect(checksumsValid(r.packet!)).toBe(true);
+  });
+
+  it('answers a Service without endpoints with ICMP port unreachable (TCP too, as kube-proxy)', async () => {
+    const d = await Dataplane.create({ nodeIPs: ['192.168.49.2'], seed: 1 });
+    d.setServices([{ vip: '10.96.0.99', port: 80, endpoints: [] }, { vip: '10.96.0.98', port: 80, endpoints: [], whenEmpty: 'drop' }]);
+    const syn = buildPacket({ src: '10.244.1.5', dst: '10.96.0.99', proto: 'tcp', sport: 40001, dport: 80, flags: 'S' });
+    const r = d.process(syn, 1);
+    expect(r.verdict).toBe('REPLY');
+    expect(r.reason).toBe('no_endpoints');
+    const icmp = decodePacket(r.packet!);
+    // From the node's address, as icmp_send picks it for a forwarded (non-local) destination.
+    expect([icmp.src, icmp.dst, icmp.icmp!.type, icmp.icmp!.code]).toEqual(['192.168.49.2', '10.244.1.5', 3, 3]);
+    expect(icmp.icmp!.inner!.dport).toBe(80);
+    expect(checksumsValid(r.packet!)).toBe(true);
+    const dropped = d.process(buildPacket({ src: '10.244.1.5', dst: '10.96.0.98', proto: 'tcp', sport: 40001, dport: 80, flags: 'S' }), 1);
+    expect([dropped.verdict, dropped.reason]).toEqual(['DROP', 'no_endpoints']);
+    expect(d.stats().drop_no_endpoints).toBe(1);
+    expect(d.stats().verdict_reply).toBe(1);
   });
 
   it('passes traffic that is not for a Service, untracked', () => {
