@@ -120,3 +120,14 @@ export function conntrackFlushReplySrc(family: u32, proto: u32, a0: u32, a1: u32
 export function conntrackFlushOrigDst(family: u32, proto: u32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): u32 {
   return ctFlushOrigDst(<u8>family, <u8>proto, a0, a1, a2, a3, <u16>port);
 }
+
+// ---- iptables mode (assembly/netfilter/api.ts): chain staging and commit, policies, counters,
+// interface names, recent lists, the engine's counters, the mode switch and the one-packet trace.
+// iptProcess (netfilter/hooks.ts) runs a parsed packet when iptModeGet() is 1.
+export {
+  iptStageChain, iptStageDelete, iptSetPolicy, iptCommit, iptAbort, iptLastError, iptRuleCount,
+  iptCounters, iptPolicy, iptRefCount, iptSetIfName, iptRecentCount, iptRecentFlush, iptRecentDump,
+  iptStatsPtr, iptStatsCount, iptStatsClear, iptNfacctPtr, iptNfacctCount, iptModeSet, iptModeGet,
+  iptTrace, iptTracePacket, iptTracePacketBytes, iptTraceForced, iptTraceMaxDecisions,
+  iptTraceMaxSteps, iptTraceSteps, iptTraceDecisions, iptTraceResult,
+} from "./netfilter/api";

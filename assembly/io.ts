@@ -8,7 +8,8 @@
 //   4 u32 len     in: bytes present; out: bytes after rewrite or of the generated reply
 //   8 u32 cap     bytes available at off (a reply may grow the packet up to this)
 //  12 u32 meta    in: bit 0 = originates on this node (OUTPUT path), bit 1 = checksum partial
-//                 (TUN offload), bits 8–15 = ingress interface index (0 = any)
+//                 (TUN offload), bits 8–15 = ingress interface index, bits 16–23 = egress
+//                 interface index (0 = unknown; names set with iptSetIfName)
 //  16 u8  verdict out (verdict.ts)
 //  17 u8  ctstate out (conntrack state seen by this packet)
 //  18 u16 reason  out

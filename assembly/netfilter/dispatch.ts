@@ -1,0 +1,189 @@
+// netfilter/dispatch.ts — the O(1) dispatch of KUBE-SERVICES-style chains. Inside a chain, a run of
+// at least DISPATCH_MIN_RUN consecutive rules whose only matches are one exact protocol (TCP, UDP or
+// SCTP), one exact destination port and at most one exact destination address (/32 or /128), none
+// inverted, becomes a segment; every such rule is filed in one hash table under the key
+// (segment, protocol, destination or none, port). A packet probes the two keys it can match —
+// with its destination and without — and takes the lowest rule index at or after its position
+// from the two sorted lists, which is exactly the rule the linear walk would stop at: every other
+// rule of the segment has a key the packet cannot match. Rules outside segments stay linear.
+// Built once per chain at stage time; the probe allocates nothing. Never evaluates other matches
+// and never changes first-match order.
+import { Flow, PROTO_TCP, PROTO_UDP, PROTO_SCTP, FRAG_LATER } from "../flow";
+import { Chain, ruleAt, opAt, SEG_REC } from "./chain";
+import { opKind, opFlags, opWords, M_PROTO, M_DPORT, M_DST } from "./format";
+
+export const DISPATCH_MIN_RUN: u32 = 4;
+export const DISPATCH_NONE: u32 = 0xFFFFFFFF;
+
+// Hash slot (32 bytes): u32 seg (EMPTY when free), u16 port, u8 proto, u8 hasDst, 4 × u32 dst,
+// u32 list start, u32 list length.
+const SLOT: usize = 32;
+const EMPTY: u32 = 0xFFFFFFFF;
+
+// The key of the rule last tested by indexable().
+let kProto: u32 = 0;
+let kPort: u32 = 0;
+let kHasDst: u32 = 0;
+let k0: u32 = 0, k1: u32 = 0, k2: u32 = 0, k3: u32 = 0;
+
+// Can rule `r` be filed in the index? Leaves its key in k*.
+function indexable(c: Chain, r: u32): bool {
+  const rec = ruleAt(c, r);
+  let at = load<u32>(rec);
+  const to = load<u32>(rec, 4);
+  let proto = false, port = false, dst = false;
+  kHasDst = 0; k0 = 0; k1 = 0; k2 = 0; k3 = 0;
+  while (at < to) {
+    const p = opAt(c, at);
+    const h = load<u32>(p);
+    if (opFlags(h) != 0) return false;
+    const kind = opKind(h);
+    if (kind == M_PROTO && !proto) {
+      kProto = load<u32>(p, 4);
+      if (kProto != PROTO_TCP && kProto != PROTO_UDP && kProto != PROTO_SCTP) return false;
+      proto = true;
+    } else if (kind == M_DPORT && !port) {
+      const w = load<u32>(p, 4);
+      if ((w & 0xFFFF) != (w >>> 16)) return false;
+      kPort = w & 0xFFFF;
+      port = true;
+    } else if (kind == M_DST && !dst) {
+      const full = c.family == 4 ? load<u32>(p, 20) == 0xFFFFFFFF
+        : (load<u32>(p, 20) & load<u32>(p, 24) & load<u32>(p, 28) & load<u32>(p, 32)) == 0xFFFFFFFF;
+      if (!full) return false;
+      kHasDst = 1;
+      k0 = load<u32>(p, 4); k1 = load<u32>(p, 8); k2 = load<u32>(p, 12); k3 = load<u32>(p, 16);
+      dst = true;
+    } else {
+      return false;
+    }
+    at += opWords(h);
+  }
+  return proto && port;
+}
+
+@inline function mix(h: u32, w: u32): u32 {
+  h = (h ^ w) * 0x85EBCA6B;
+  return h ^ (h >>> 13);
+}
+
+@inline function hashKey(seg: u32, proto: u32, port: u32, hasDst: u32, a0: u32, a1: u32, a2: u32, a3: u32): u32 {
+  let h = mix(seg * 0x9E3779B1, proto | (port << 8) | (hasDst << 24));
+  h = mix(mix(mix(mix(h, a0), a1), a2), a3);
+  h ^= h >>> 16;
+  h *= 0xC2B2AE35;
+  return h ^ (h >>> 16);
+}
+
+@inline function slotMatches(s: usize, seg: u32, proto: u32, port: u32, hasDst: u32, a0: u32, a1: u32, a2: u32, a3: u32): bool {
+  return load<u32>(s) == seg && <u32>load<u16>(s, 4) == port && <u32>load<u8>(s, 6) == proto &&
+    <u32>load<u8>(s, 7) == hasDst && load<u32>(s, 8) == a0 && load<u32>(s, 12) == a1 &&
+    load<u32>(s, 16) == a2 && load<u32>(s, 20) == a3;
+}
+
+// The slot holding the key, or the free slot where it belongs.
+function find(c: Chain, seg: u32, proto: u32, port: u32, hasDst: u32, a0: u32, a1: u32, a2: u32, a3: u32): usize {
+  let i = hashKey(seg, proto, port, hasDst, a0, a1, a2, a3) & c.indexMask;
+  while (true) {
+    const s = c.index + <usize>i * SLOT;
+    if (load<u32>(s) == EMPTY || slotMatches(s, seg, proto, port, hasDst, a0, a1, a2, a3)) return s;
+    i = (i + 1) & c.indexMask;
+  }
+  return 0;
+}
+
+// Finds the segments of `c` and builds its index. Chains without a segment get none.
+export function dispatchBuild(c: Chain): void {
+  const n = c.nRules;
+  // Pass 1: segments (runs of indexable rules) and how many rules they hold.
+  let nSegs: u32 = 0, nIndexed: u32 = 0, run: u32 = 0;
+  for (let r: u32 = 0; r <= n; r++) {
+    if (r < n && indexable(c, r)) { run++; continue; }
+    if (run >= DISPATCH_MIN_RUN) { nSegs++; nIndexed += run; }
+    run = 0;
+  }
+  if (nSegs == 0) return;
+  c.segs = heap.alloc(<usize>nSegs * SEG_REC);
+  c.nSegs = nSegs;
+  let size: u32 = 8;
+  while (size < nIndexed * 2) size <<= 1;
+  c.index = heap.alloc(<usize>size * SLOT);
+  memory.fill(c.index, 0xFF, <usize>size * SLOT);
+  c.indexMask = size - 1;
+  c.lists = heap.alloc(<usize>nIndexed << 2);
+
+  // Pass 2: mark rules with their segment and count each key's rules.
+  let s: u32 = 0;
+  run = 0;
+  for (let r: u32 = 0; r <= n; r++) {
+    if (r < n && indexable(c, r)) { run++; continue; }
+    if (run >= DISPATCH_MIN_RUN) {
+      const start = r - run;
+      store<u32>(c.segs + <usize>s * SEG_REC, start);
+      store<u32>(c.segs + <usize>s * SEG_REC, r, 4);
+      for (let q = start; q < r; q++) {
+        indexable(c, q);
+        store<u32>(ruleAt(c, q), s + 1, 12);
+        const slot = find(c, s, kProto, kPort, kHasDst, k0, k1, k2, k3);
+        if (load<u32>(slot) == EMPTY) {
+          store<u32>(slot, s);
+          store<u16>(slot, <u16>kPort, 4);
+          store<u8>(slot, <u8>kProto, 6);
+          store<u8>(slot, <u8>kHasDst, 7);
+          store<u32>(slot, k0, 8); store<u32>(slot, k1, 12); store<u32>(slot, k2, 16); store<u32>(slot, k3, 20);
+          store<u32>(slot, 0, 28);
+        }
+        store<u32>(slot, load<u32>(slot, 28) + 1, 28);
+      }
+      s++;
+    }
+    run = 0;
+  }
+  // Pass 3: list starts by prefix sum, then the rule indices in rule order (so lists are sorted).
+  let at: u32 = 0;
+  for (let i: u32 = 0; i < size; i++) {
+    const slot = c.index + <usize>i * SLOT;
+    if (load<u32>(slot) == EMPTY) continue;
+    store<u32>(slot, at, 24);
+    at += load<u32>(slot, 28);
+    store<u32>(slot, 0, 28);
+  }
+  for (let r: u32 = 0; r < n; r++) {
+    const seg = load<u32>(ruleAt(c, r), 12);
+    if (seg == 0) continue;
+    indexable(c, r);
+    const slot = find(c, seg - 1, kProto, kPort, kHasDst, k0, k1, k2, k3);
+    const len = load<u32>(slot, 28);
+    store<u32>(c.lists + (<usize>(load<u32>(slot, 24) + len) << 2), r);
+    store<u32>(slot, len + 1, 28);
+  }
+}
+
+@inline export function segEnd(c: Chain, seg: u32): u32 {
+  return load<u32>(c.segs + <usize>seg * SEG_REC, 4);
+}
+
+// The first rule index ≥ pos in the slot's list, or DISPATCH_NONE.
+function firstFrom(c: Chain, slot: usize, pos: u32): u32 {
+  if (load<u32>(slot) == EMPTY) return DISPATCH_NONE;
+  const base = c.lists + (<usize>load<u32>(slot, 24) << 2);
+  let lo: u32 = 0, hi = load<u32>(slot, 28);
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (load<u32>(base + (<usize>mid << 2)) < pos) lo = mid + 1; else hi = mid;
+  }
+  return lo < load<u32>(slot, 28) ? load<u32>(base + (<usize>lo << 2)) : DISPATCH_NONE;
+}
+
+// The first rule at or after `pos` in segment `seg` that the packet matches, or the segment's
+// end when none does. Every rule in [pos, result) is one the packet does not match.
+export function dispatchNext(c: Chain, seg: u32, pos: u32, f: Flow): u32 {
+  const end = segEnd(c, seg);
+  const proto = <u32>f.proto;
+  if (f.frag == FRAG_LATER || (proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_SCTP)) return end;
+  const port = <u32>f.dport;
+  const a = firstFrom(c, find(c, seg, proto, port, 1, f.d0, f.d1, f.d2, f.d3), pos);
+  const b = firstFrom(c, find(c, seg, proto, port, 0, 0, 0, 0, 0), pos);
+  const m = a < b ? a : b;
+  return m < end ? m : end;
+}

@@ -1,0 +1,242 @@
+// netfilter/hooks.ts — one packet through the iptables tables in Linux's hook order, with
+// conntrack where the kernel has it:
+//   from outside:  raw PREROUTING → conntrack → mangle PREROUTING → nat PREROUTING (NEW only) →
+//                  routing: to a node address → mangle INPUT → filter INPUT → nat INPUT (NEW only)
+//                           otherwise        → mangle FORWARD → filter FORWARD →
+//                                              mangle POSTROUTING → nat POSTROUTING (NEW only)
+//                  → confirm
+//   from the node: raw OUTPUT → conntrack → mangle OUTPUT → nat OUTPUT (NEW only) → filter OUTPUT →
+//                  mangle POSTROUTING → nat POSTROUTING (NEW only) → confirm
+// At each NAT hook the packet gets its connection's binding for that hook (nat.ts); a NEW
+// connection's nat chain runs first and makes that binding. Confirm stores a NEW connection only
+// when its packet was accepted, so a dropped first packet leaves nothing behind. Writes the
+// descriptor as pipeline.ts processOne does (verdict, reason, ctstate, mark, ct, len).
+// Never allocates; never reads a clock (`now` is passed in).
+import { Flow, inner, FRAG_LATER, PROTO_TCP, PROTO_ICMP, PROTO_ICMPV6 } from "../flow";
+import {
+  VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY, R_NONE, R_FRAGMENT, R_CT_FULL, R_POLICY,
+} from "../verdict";
+import { D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, D_LEN, META_LOCAL } from "../io";
+import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "../stats";
+import { isLocal } from "../node";
+import {
+  ctLookup, ctInsert, ctPacket, ctStatus, ctInvertTuple, ctLookupRelated, icmpValidNew,
+  CT_NONE, CT_SEEN_REPLY, CT_SNAT, CT_DNAT,
+} from "../conntrack/table";
+import { CT_INVALID, CT_REPEAT } from "../conntrack/state";
+import { tcpValidFlags, tcpNextState, tcpIndex, TCP_NONE, TCP_STATE_COUNT } from "../conntrack/tcp";
+import { natStatus } from "../conntrack/entry";
+import { rejectReply } from "../reply/reject";
+import {
+  TABLE_RAW, TABLE_MANGLE, TABLE_NAT, TABLE_FILTER, HOOK_PREROUTING, HOOK_INPUT, HOOK_FORWARD,
+  HOOK_OUTPUT, HOOK_POSTROUTING, CTS_INVALID, CTS_ESTABLISHED, CTS_RELATED, CTS_NEW, CTS_UNTRACKED,
+  builtinId,
+} from "./format";
+import { pk, pendOrig, pendReply, pktReset, ctmLoad, ctmStore } from "./ctx";
+import { registryInit } from "./registry";
+import { walk, V_ACCEPT, V_DROP, rejectCode } from "./walk";
+import { natPacket, MANIP_SRC, MANIP_DST } from "./nat";
+import { traceMode, iptCount, IS_PACKETS, IS_INVALID, IS_REJECT_REPLIES, IS_REJECT_SILENT, IS_CONFIRM_FAILED } from "./counters";
+
+// Whether processBatch runs packets through iptProcess (iptables mode) or the direct pipeline.
+export let iptMode = false;
+export function iptSetMode(on: bool): void {
+  if (on) registryInit();
+  iptMode = on;
+}
+
+function finish(f: Flow, verdict: u8, reason: u16, len: u32): void {
+  const d = pk.d;
+  store<u8>(d, verdict, D_VERDICT);
+  store<u16>(d, reason, D_REASON);
+  store<u8>(d, <u8>pk.ctState, D_CTSTATE);
+  store<u32>(d, pk.mark, D_MARK);
+  store<u32>(d, pk.pending ? CT_NONE : pk.ctIdx, D_CT);
+  store<u32>(d, 0xFFFFFFFF, D_AUX);
+  store<u32>(d, len, D_LEN);
+  if (traceMode) return;
+  bump(S_VERDICT + verdict);
+  if (reason != R_NONE) bump(S_REASON + reason);
+}
+
+// nf_conntrack_icmpv6.c noct_valid_new[]: MLD and neighbour discovery are never tracked.
+@inline function icmpv6Untracked(type: u8): bool {
+  return (type >= 130 && type <= 136) || type == 143;
+}
+
+// Can this packet open a connection? tcp_new() (a flag combination the state machine accepts from
+// NONE), icmp_new()/icmpv6_new() (a request type); anything else can.
+function opensConnection(f: Flow): bool {
+  if (f.proto == PROTO_TCP) {
+    return tcpValidFlags(f.tcpFlags) && tcpNextState(0, tcpIndex(f.tcpFlags), TCP_NONE) < TCP_STATE_COUNT;
+  }
+  if (f.proto == PROTO_ICMP || f.proto == PROTO_ICMPV6) return icmpValidNew(f.proto, f.icmpType);
+  return true;
+}
+
+// nf_conntrack_in(): the packet's connection and state. In a trace the stored connection is only
+// read: its state comes from its status instead of the TCP state machine.
+function conntrackIn(f: Flow): void {
+  if (pk.untracked || (f.proto == PROTO_ICMPV6 && !f.isIcmpError && icmpv6Untracked(f.icmpType))) {
+    pk.untracked = true;
+    pk.ctState = CTS_UNTRACKED;
+    return;
+  }
+  const now = pk.now;
+  if (f.isIcmpError) {
+    const h = ctLookupRelated(inner, f, now);
+    if (h == CT_NONE) {
+      pk.ctState = CTS_INVALID;
+      iptCount(IS_INVALID);
+      return;
+    }
+    pk.ctIdx = h >> 1;
+    pk.ctDir = h & 1;
+    pk.related = true;
+    pk.ctState = CTS_RELATED;
+    ctmLoad();
+    if (!traceMode) bump(S_CT_RELATED);
+    return;
+  }
+  let h = ctLookup(f, now);
+  if (h != CT_NONE) {
+    const idx = h >> 1, dir = h & 1;
+    let st: u32;
+    if (traceMode) {
+      st = dir == 1 || (ctStatus(idx) & CT_SEEN_REPLY) != 0 ? CTS_ESTABLISHED : CTS_NEW;
+    } else {
+      st = ctPacket(idx, dir, f, now);
+      // A SYN reopening a closed connection killed the old entry (expired now, so a lookup would
+      // miss): the packet starts a new one.
+      if (st == CT_REPEAT) h = CT_NONE;
+    }
+    if (h != CT_NONE) {
+      if (st == CT_INVALID) {
+        pk.ctState = CTS_INVALID;
+        iptCount(IS_INVALID);
+        return;
+      }
+      pk.ctIdx = idx;
+      pk.ctDir = dir;
+      pk.ctState = st;
+      ctmLoad();
+      if (!traceMode) bump(S_CT_HIT);
+      return;
+    }
+  }
+  if (!opensConnection(f)) {
+    pk.ctState = CTS_INVALID;
+    iptCount(IS_INVALID);
+    return;
+  }
+  pk.pending = true;
+  pendOrig.copyFrom(f);
+  ctInvertTuple(pendReply, pendOrig);
+  pk.ctState = CTS_NEW;
+}
+
+// One table at one hook. V_ACCEPT, V_DROP (pk.reason) or V_REJECT (walk.ts rejectCode).
+@inline function table(t: u32, hook: u32, f: Flow): u32 {
+  pk.hook = hook;
+  return walk(builtinId(f.family, t, hook), f);
+}
+
+// A NAT hook: the nat chain for a connection without this hook's binding yet, then the binding.
+function natHook(hook: u32, manip: u32, f: Flow): u32 {
+  if (pk.pending && !pk.untracked && !(manip == MANIP_DST ? pk.dnatInit : pk.snatInit)) {
+    const v = table(TABLE_NAT, hook, f);
+    if (v != V_ACCEPT) return v;
+    // No NAT target ran: nf_nat_alloc_null_binding() leaves the tuple as it is.
+    if (manip == MANIP_DST) pk.dnatInit = true; else pk.snatInit = true;
+  }
+  natPacket(f, manip);
+  return V_ACCEPT;
+}
+
+// Stores an accepted NEW connection (__nf_conntrack_confirm). False when it could not be stored.
+function confirm(f: Flow): bool {
+  if (traceMode) return true;
+  if (!pk.pending) {
+    ctmStore(pk.ctIdx);
+    return true;
+  }
+  if (pk.untracked) return true;
+  const idx = ctInsert(pendOrig, pendReply, pk.now);
+  if (idx == CT_NONE) {
+    iptCount(IS_CONFIRM_FAILED);
+    return false;
+  }
+  ctPacket(idx, 0, f, pk.now);
+  pk.pending = false;
+  pk.ctIdx = idx;
+  ctmStore(idx);
+  bump(S_CT_NEW);
+  const nat = natStatus(pendOrig, pendReply);
+  if ((nat & CT_DNAT) != 0) bump(S_DNAT);
+  if ((nat & CT_SNAT) != 0) bump(S_SNAT);
+  return true;
+}
+
+// A packet that ends here without being accepted: a stored connection keeps any connmark change
+// (the kernel writes it at once); a pending one is forgotten.
+function refuse(f: Flow, v: u32): void {
+  if (!traceMode && !pk.pending) ctmStore(pk.ctIdx);
+  if (v == V_DROP) {
+    finish(f, VERDICT_DROP, <u16>pk.reason, f.len);
+    return;
+  }
+  // ipt_REJECT: send the reply if one may be sent; the packet itself is dropped either way.
+  const n = rejectReply(f, rejectCode);
+  if (n == 0) {
+    iptCount(IS_REJECT_SILENT);
+    finish(f, VERDICT_DROP, R_POLICY, f.len);
+    return;
+  }
+  iptCount(IS_REJECT_REPLIES);
+  pk.pending = false;
+  finish(f, VERDICT_REPLY, R_POLICY, n);
+}
+
+// Runs one parsed packet (flow `f`, descriptor `d`) through the tables. `meta` is the
+// descriptor's: bit 0 originated on this node, bits 8–15 ingress and 16–23 egress interface index.
+export function iptProcess(d: usize, f: Flow, now: u32, meta: u32): void {
+  pktReset(d, now, f.len);
+  iptCount(IS_PACKETS);
+  pk.local = (meta & META_LOCAL) != 0;
+  pk.inIf = (meta >> 8) & 0xFF;
+  pk.outIf = (meta >> 16) & 0xFF;
+  // Linux reassembles before conntrack (nf_defrag); this dataplane does not, so a later fragment
+  // has nothing to be classified by.
+  if (f.frag == FRAG_LATER) { finish(f, VERDICT_DROP, R_FRAGMENT, f.len); return; }
+  let v: u32;
+  if (!pk.local) {
+    v = table(TABLE_RAW, HOOK_PREROUTING, f);
+    if (v != V_ACCEPT) { refuse(f, v); return; }
+    conntrackIn(f);
+    v = table(TABLE_MANGLE, HOOK_PREROUTING, f);
+    if (v == V_ACCEPT) v = natHook(HOOK_PREROUTING, MANIP_DST, f);
+    if (v != V_ACCEPT) { refuse(f, v); return; }
+    if (isLocal(f.family, f.d0, f.d1, f.d2, f.d3)) {
+      v = table(TABLE_MANGLE, HOOK_INPUT, f);
+      if (v == V_ACCEPT) v = table(TABLE_FILTER, HOOK_INPUT, f);
+      if (v == V_ACCEPT) v = natHook(HOOK_INPUT, MANIP_SRC, f);
+    } else {
+      v = table(TABLE_MANGLE, HOOK_FORWARD, f);
+      if (v == V_ACCEPT) v = table(TABLE_FILTER, HOOK_FORWARD, f);
+      if (v == V_ACCEPT) v = table(TABLE_MANGLE, HOOK_POSTROUTING, f);
+      if (v == V_ACCEPT) v = natHook(HOOK_POSTROUTING, MANIP_SRC, f);
+    }
+  } else {
+    v = table(TABLE_RAW, HOOK_OUTPUT, f);
+    if (v != V_ACCEPT) { refuse(f, v); return; }
+    conntrackIn(f);
+    v = table(TABLE_MANGLE, HOOK_OUTPUT, f);
+    if (v == V_ACCEPT) v = natHook(HOOK_OUTPUT, MANIP_DST, f);
+    if (v == V_ACCEPT) v = table(TABLE_FILTER, HOOK_OUTPUT, f);
+    if (v == V_ACCEPT) v = table(TABLE_MANGLE, HOOK_POSTROUTING, f);
+    if (v == V_ACCEPT) v = natHook(HOOK_POSTROUTING, MANIP_SRC, f);
+  }
+  if (v != V_ACCEPT) { refuse(f, v); return; }
+  if (!confirm(f)) { finish(f, VERDICT_DROP, R_CT_FULL, f.len); return; }
+  finish(f, pk.rewritten ? VERDICT_FORWARD : VERDICT_PASS, R_NONE, f.len);
+}

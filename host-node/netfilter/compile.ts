@@ -1,0 +1,600 @@
+// compile.ts — turns the parsed ruleset (model.ts / ruleset.ts) into the core's chain blobs
+// (assembly/netfilter/format.ts) and loads them: one blob per chain a restore touched, deletions
+// for chains it removed, policies for built-in chains, all staged and committed as one
+// transaction. Chain ids are stable across restores (name → id per family and table, built-in
+// chains fixed); ids of deleted chains are reused once the deletion is committed. Recent-list,
+// nfacct and ipset names get numeric ids the same way. The compiler also remembers, per chain id,
+// the model's rules so a trace can print the rule it visited (trace.ts).
+// Pure apart from the core calls in loadRestore(); never parses text.
+
+import type { Family, Hook, Match, Rule, TableName, Target, Words, IfaceMatch, PortRange, CtState, AddrType } from './model.js';
+import { BUILTIN_CHAINS, type Ruleset, type Chain } from './ruleset.js';
+
+// ---- the binary format's numbers (assembly/netfilter/format.ts) -------------------------------
+const MAGIC = 0x43545049;
+const VERSION = 1;
+const HDR_BYTES = 32;
+const RULE_BYTES = 12;
+export const BUILTIN_IDS = 40;
+const BLOB_F_INDEX = 1;
+const INV = 1;
+const NOCT_PASS = 2;
+
+export const TABLE_INDEX: Readonly<Record<string, number>> = { raw: 0, mangle: 1, nat: 2, filter: 3 };
+export const TABLE_BY_INDEX: readonly TableName[] = ['raw', 'mangle', 'nat', 'filter'];
+export const HOOK_INDEX: Readonly<Record<Hook, number>> = { PREROUTING: 0, INPUT: 1, FORWARD: 2, OUTPUT: 3, POSTROUTING: 4 };
+export const HOOK_BY_INDEX: readonly Hook[] = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'];
+
+export const M = {
+  SRC: 1, DST: 2, PROTO: 3, SPORT: 4, DPORT: 5, IIF: 6, OIF: 7, ADDRTYPE: 8, CTSTATE: 9, CT_ADDR: 10,
+  CT_PORT: 11, CT_STATUS: 12, CT_PROTO: 13, CT_DIR: 14, MARK: 15, CONNMARK: 16, RANDOM: 17, NTH: 18,
+  LIMIT: 19, RECENT: 20, MULTIPORT: 21, SET: 22, NFACCT: 23, ICMP: 24, TCPFLAGS: 25, FRAG: 26,
+} as const;
+export const T = {
+  ACCEPT: 64, DROP: 65, RETURN: 66, JUMP: 67, GOTO: 68, REJECT: 69, DNAT: 70, SNAT: 71, MASQUERADE: 72,
+  MARK: 73, CONNMARK: 74, LOG: 75, NFLOG: 76, NOTRACK: 77, REDIRECT: 78,
+  POLICY_ACCEPT: 96, POLICY_DROP: 97, END_RETURN: 98, DEPTH_DROP: 99,
+} as const;
+
+const CTS: Readonly<Record<CtState, number>> = { INVALID: 1, ESTABLISHED: 2, RELATED: 4, NEW: 8, UNTRACKED: 16, SNAT: 32, DNAT: 64 };
+const CT_STATUS_BIT = { EXPECTED: 1, SEEN_REPLY: 2, ASSURED: 4, CONFIRMED: 8 } as const;
+const ADDRTYPES: readonly AddrType[] = [
+  'UNSPEC', 'UNICAST', 'LOCAL', 'BROADCAST', 'ANYCAST', 'MULTICAST', 'BLACKHOLE', 'UNREACHABLE', 'PROHIBIT', 'THROW', 'NAT', 'XRESOLVE',
+];
+const RECENT_FLAG = { rcheck: 1, set: 2, update: 4, remove: 8 } as const;
+const RECENT_TTL = 16, RECENT_REAP = 32, RECENT_DEST = 64;
+const NAT_MAP_IPS = 1, NAT_PROTO_SPECIFIED = 2, NAT_RANDOM = 4, NAT_PERSISTENT = 8, NAT_RANDOM_FULLY = 16;
+const REJECT_CODE: Readonly<Record<string, number>> = {
+  'icmp-net-unreachable': 0, 'icmp-host-unreachable': 1, 'icmp-proto-unreachable': 2,
+  'icmp-port-unreachable': 3, 'icmp-net-prohibited': 9, 'icmp-host-prohibited': 10,
+  'icmp-admin-prohibited': 13, 'tcp-reset': 0xffff,
+  'icmp6-no-route': 0, 'icmp6-adm-prohibited': 1, 'icmp6-addr-unreachable': 3,
+  'icmp6-port-unreachable': 4, 'icmp6-policy-fail': 5, 'icmp6-reject-route': 6,
+};
+
+/** The id of a built-in chain (format.ts: family 6 adds 20, then table × 5 + hook). */
+export function builtinChainId(family: Family, table: TableName, hook: Hook): number {
+  return (family === 6 ? 20 : 0) + TABLE_INDEX[table]! * 5 + HOOK_INDEX[hook];
+}
+
+/** A rule or chain the core cannot run. */
+export class CompileError extends Error {
+  constructor(readonly table: string, readonly chain: string, readonly rule: number, message: string) {
+    super(`${table}/${chain}${rule >= 0 ? ` rule ${rule + 1}` : ''}: ${message}`);
+  }
+}
+
+// ---- an u32 word writer ---------------------------------------------------------------------
+class Words32 {
+  buf = new Uint32Array(4096);
+  n = 0;
+  /** Room for `k` more words. */
+  room(k: number): void {
+    if (this.n + k <= this.buf.length) return;
+    let len = this.buf.length * 2;
+    while (len < this.n + k) len *= 2;
+    const b = new Uint32Array(len);
+    b.set(this.buf.subarray(0, this.n));
+    this.buf = b;
+  }
+  /** An op with up to three arguments, the common case. */
+  op(kind: number, flags: number, nargs: number, a = 0, b = 0, c = 0): void {
+    this.room(4);
+    const buf = this.buf;
+    let n = this.n;
+    buf[n++] = kind | (flags << 8) | ((nargs + 1) << 16);
+    if (nargs > 0) buf[n++] = a;
+    if (nargs > 1) buf[n++] = b;
+    if (nargs > 2) buf[n++] = c;
+    this.n = n;
+  }
+}
+
+/** Big-endian model words → the core's raw words (little-endian loads of the address bytes). */
+const bswap = (w: number): number => (((w & 0xff) << 24) | ((w & 0xff00) << 8) | ((w >>> 8) & 0xff00) | (w >>> 24)) >>> 0;
+const range = (r: PortRange): number => (r.lo | (r.hi << 16)) >>> 0;
+const isFull = (r: PortRange): boolean => r.lo === 0 && r.hi === 65535;
+
+/** Where a chain id came from: for the trace and for messages. */
+export interface ChainInfo {
+  readonly family: Family;
+  readonly table: TableName;
+  readonly name: string;
+  readonly rules: readonly Rule[];
+}
+
+export interface StagedChain {
+  readonly id: number;
+  readonly info: ChainInfo;
+  /** Valid until the next compile() (the compiler reuses its memory). */
+  readonly blob: Uint8Array;
+  readonly recents: readonly string[];
+}
+
+/** One restore, compiled: what to stage, then accept() or reject() once the core has answered. */
+export interface CompiledRestore {
+  readonly stage: readonly StagedChain[];
+  readonly deletes: readonly Deleted[];
+  readonly policies: readonly { readonly id: number; readonly policy: 0 | 1 }[];
+  accept(): void;
+  reject(): void;
+}
+
+interface Deleted { readonly id: number; readonly scope: string; readonly name: string }
+
+export interface CompileOptions {
+  /** Build the O(1) dispatch index for eligible runs (default true). */
+  dispatch?: boolean;
+}
+
+/** A rule's ops as encoded once (rules are shared between restores, so most compiles hit this). */
+interface Encoded {
+  readonly pool: Uint32Array;    // the words are pool[off, off + len)
+  readonly off: number;
+  readonly len: number;
+  readonly target: number;       // word where the target op starts
+  readonly jumpAt: number;       // word holding the jump's chain id, or -1
+  readonly jump: string | null;  // the chain it names
+}
+
+type Ids = Map<string, Map<string, number>>;   // `family/table` → chain name → id
+
+/** Name → id maps and per-chain facts, kept across restores. One compiler per core. */
+export class IptCompiler {
+  private readonly ids: Ids = new Map();
+  private readonly free: number[] = [];
+  private nextId = BUILTIN_IDS;
+  private readonly infos = new Map<number, ChainInfo>();
+  private readonly chainRecents = new Map<number, readonly string[]>();
+  private readonly recentIds = new Map<string, number>();
+  private readonly recentRefs = new Map<string, number>();
+  private readonly recentFree: number[] = [];
+  private nextRecent = 0;
+  private readonly namedIds = new Map<string, number>();   // `nfacct:NAME`, `set:NAME`
+  private readonly namedNext = { nfacct: 0, set: 0 };
+  private readonly encoded = new WeakMap<Rule, Encoded>();
+  private readonly ifaceWords = new Map<string, number[]>();
+  private readonly words = new Words32();
+  private readonly tmp = new Words32();
+  private recs = new Uint32Array(3 * 1024);
+  private pool = new Uint32Array(1 << 16);
+  private poolUsed = 0;
+  private arena = new Uint8Array(1 << 16);
+  private arenaUsed = 0;
+  private sawRecent = false;
+  // Ids handed out by a compile not yet accepted.
+  private pending: { ids: Ids; recents: Map<string, number> } | null = null;
+
+  /** The chain an id stands for (live after the last accepted restore). */
+  chainInfo(id: number): ChainInfo | undefined { return this.infos.get(id); }
+
+  /** The id of `table/name` in `family`, if it has one. */
+  chainId(family: Family, table: TableName, name: string): number | undefined {
+    if (BUILTIN_CHAINS[table].includes(name as Hook)) return builtinChainId(family, table, name as Hook);
+    const scope = `${family}/${table}`;
+    return this.ids.get(scope)?.get(name) ?? this.pending?.ids.get(scope)?.get(name);
+  }
+
+  /** The id of recent list `name`, if some rule names it. */
+  recentId(name: string): number | undefined {
+    return this.recentIds.get(name) ?? this.pending?.recents.get(name);
+  }
+
+  /** The id of nfacct object `name` (ids are never reused: counters outlive rules). */
+  nfacctId(name: string): number { return this.named('nfacct', name); }
+  setId(name: string): number { return this.named('set', name); }
+
+  private named(kind: 'nfacct' | 'set', name: string): number {
+    const key = `${kind}:${name}`;
+    const id = this.namedIds.get(key) ?? this.namedNext[kind]++;
+    this.namedIds.set(key, id);
+    return id;
+  }
+
+  private scopeOf(ids: Ids, scope: string): Map<string, number> {
+    const m = ids.get(scope) ?? new Map<string, number>();
+    ids.set(scope, m);
+    return m;
+  }
+
+  private userId(live: Map<string, number>, pend: Map<string, number>, name: string): number {
+    const id = live.get(name) ?? pend.get(name) ?? (this.free.length > 0 ? this.free.pop()! : this.nextId++);
+    if (!live.has(name)) pend.set(name, id);
+    return id;
+  }
+
+  private recentIdFor(name: string): number {
+    const have = this.recentIds.get(name) ?? this.pending!.recents.get(name);
+    if (have !== undefined) return have;
+    const id = this.recentFree.length > 0 ? this.recentFree.pop()! : this.nextRecent++;
+    if (id >= 1 << 16) throw new Error('more than 65536 recent lists');
+    this.pending!.recents.set(name, id);
+    return id;
+  }
+
+  /**
+   * Compiles the chains of `rs` named in `touched` (`table/chain` strings, as parseRestore
+   * returns them; null = every chain of every table). A touched chain missing from `rs` is
+   * deleted. Throws CompileError for a rule the core cannot run; nothing is reserved then.
+   */
+  compile(rs: Ruleset, touched: Iterable<string> | null, opts: CompileOptions = {}): CompiledRestore {
+    if (this.pending) throw new Error('a compiled restore is still waiting for accept() or reject()');
+    this.pending = { ids: new Map(), recents: new Map() };
+    this.arenaUsed = 0;
+    const family = rs.family;
+    const stage: StagedChain[] = [];
+    const deletes: Deleted[] = [];
+    const policies: { id: number; policy: 0 | 1 }[] = [];
+    const dispatch = opts.dispatch ?? true;
+    try {
+      const want: [TableName, string][] = [];
+      const seen = new Set<string>();
+      const add = (t: TableName, n: string) => { if (!seen.has(`${t}/${n}`)) { seen.add(`${t}/${n}`); want.push([t, n]); } };
+      if (touched === null) {
+        for (const [tname, table] of rs.tables) for (const c of table.chains()) add(tname, c.name);
+        // Chains the core holds for this family that the ruleset no longer has.
+        for (const [scope, m] of this.ids) {
+          const [f, t] = scope.split('/') as [string, TableName];
+          if (Number(f) !== family) continue;
+          for (const n of m.keys()) if (!rs.table(t)?.chain(n)) add(t, n);
+        }
+      } else {
+        for (const s of touched) add(s.slice(0, s.indexOf('/')) as TableName, s.slice(s.indexOf('/') + 1));
+      }
+      for (const [tname, name] of want) {
+        if (tname === 'security') {
+          if (rs.table('security')?.chain(name)?.rules.length) throw new CompileError(tname, name, -1, 'the security table is not supported');
+          continue;
+        }
+        const chain = rs.table(tname)?.chain(name);
+        const scope = `${family}/${tname}`;
+        const live = this.scopeOf(this.ids, scope), pend = this.scopeOf(this.pending.ids, scope);
+        if (!chain) {
+          const id = live.get(name);
+          if (id !== undefined) deletes.push({ id, scope, name });
+          continue;
+        }
+        const id = chain.builtin ? builtinChainId(family, tname, chain.hook!) : this.userId(live, pend, name);
+        const built = this.compileChain(family, tname, chain, dispatch, live, pend);
+        stage.push({ id, info: { family, table: tname, name, rules: chain.rules }, blob: built.blob, recents: built.recents });
+        if (chain.builtin) policies.push({ id, policy: chain.policy === 'DROP' ? 1 : 0 });
+      }
+    } catch (e) {
+      this.reject();
+      throw e;
+    }
+    return { stage, deletes, policies, accept: () => this.accept(stage, deletes), reject: () => this.reject() };
+  }
+
+  private accept(stage: readonly StagedChain[], deletes: readonly Deleted[]): void {
+    const p = this.pending;
+    if (!p) return;
+    for (const [scope, m] of p.ids) for (const [n, id] of m) this.scopeOf(this.ids, scope).set(n, id);
+    for (const [n, id] of p.recents) this.recentIds.set(n, id);
+    const adjust = (names: readonly string[] | undefined, d: number) => {
+      for (const n of names ?? []) this.recentRefs.set(n, (this.recentRefs.get(n) ?? 0) + d);
+    };
+    for (const s of stage) {
+      adjust(s.recents, 1);
+      adjust(this.chainRecents.get(s.id), -1);
+      this.chainRecents.set(s.id, s.recents);
+      this.infos.set(s.id, s.info);
+    }
+    for (const d of deletes) {
+      adjust(this.chainRecents.get(d.id), -1);
+      this.chainRecents.delete(d.id);
+      this.infos.delete(d.id);
+      this.ids.get(d.scope)?.delete(d.name);
+      this.free.push(d.id);
+    }
+    // A list no rule names any more is gone from the core too (its reference count hit zero).
+    for (const [n, c] of this.recentRefs) {
+      if (c > 0) continue;
+      this.recentRefs.delete(n);
+      const id = this.recentIds.get(n);
+      if (id !== undefined) { this.recentIds.delete(n); this.recentFree.push(id); }
+    }
+    this.pending = null;
+  }
+
+  private reject(): void {
+    const p = this.pending;
+    if (!p) return;
+    for (const m of p.ids.values()) for (const id of m.values()) this.free.push(id);
+    for (const id of p.recents.values()) this.recentFree.push(id);
+    this.pending = null;
+  }
+
+  // ---- one chain -------------------------------------------------------------------------------
+  private compileChain(family: Family, table: TableName, chain: Chain, dispatch: boolean,
+    live: Map<string, number>, pend: Map<string, number>): { blob: Uint8Array; recents: string[] } {
+    const ops = this.words;
+    ops.n = 0;
+    const rules = chain.rules;
+    const n = rules.length;
+    const recs = this.recs.length >= n * 3 ? this.recs : (this.recs = new Uint32Array(n * 3 * 2));
+    const recents: string[] = [];
+    let i = 0;
+    try {
+      for (; i < n; i++) {
+        const e = this.encode(rules[i]!, family, table, recents);
+        const at = ops.n, len = e.len;
+        ops.room(len);
+        const buf = ops.buf, pool = e.pool, off = e.off;
+        for (let k = 0; k < len; k++) buf[at + k] = pool[off + k]!;
+        if (e.jumpAt >= 0) buf[at + e.jumpAt] = this.userId(live, pend, e.jump!);
+        ops.n = at + len;
+        recs[i * 3] = at;
+        recs[i * 3 + 1] = at + e.target;
+        recs[i * 3 + 2] = at + len;
+      }
+    } catch (e) {
+      if (e instanceof CompileError) throw e;
+      throw new CompileError(table, chain.name, i, (e as Error).message);
+    }
+    const bytes = HDR_BYTES + n * RULE_BYTES + ops.n * 4;
+    // Blobs live in an arena reused by the next compile (loadRestore copies them out at once), so
+    // large restores do not make a garbage ArrayBuffer per chain.
+    if (this.arenaUsed + bytes > this.arena.length) {
+      this.arena = new Uint8Array(Math.max(this.arena.length * 2, bytes * 2));
+      this.arenaUsed = 0;
+    }
+    const blob = this.arena.subarray(this.arenaUsed, this.arenaUsed + bytes);
+    this.arenaUsed += (bytes + 7) & ~7;
+    const dv = new DataView(blob.buffer, blob.byteOffset, bytes);
+    blob.fill(0, 0, HDR_BYTES);
+    dv.setUint32(0, MAGIC, true);
+    dv.setUint16(4, VERSION, true);
+    blob[6] = family;
+    blob[7] = TABLE_INDEX[table]!;
+    dv.setUint32(8, dispatch ? BLOB_F_INDEX : 0, true);
+    dv.setUint32(12, n, true);
+    dv.setUint32(16, ops.n, true);
+    new Uint32Array(blob.buffer, blob.byteOffset + HDR_BYTES, n * 3).set(recs.subarray(0, n * 3));
+    new Uint32Array(blob.buffer, blob.byteOffset + HDR_BYTES + n * RULE_BYTES, ops.n).set(ops.buf.subarray(0, ops.n));
+    return { blob, recents };
+  }
+
+  /** A rule's ops; cached unless they name a recent list (whose id may change between restores). */
+  private encode(rule: Rule, family: Family, table: TableName, recents: string[]): Encoded {
+    const hit = this.encoded.get(rule);
+    if (hit) return hit;
+    const w = this.tmp;
+    w.n = 0;
+    this.sawRecent = false;
+    this.rule(w, family, rule, recents);
+    const target = w.n;
+    let jumpAt = -1, jump: string | null = null;
+    const t = rule.target;
+    if (t && t.kind === 'jump') {
+      if (BUILTIN_CHAINS[table].includes(t.chain as Hook)) throw new Error(`cannot jump to built-in chain ${t.chain}`);
+      w.op(t.goto ? T.GOTO : T.JUMP, 0, 1, 0);
+      jumpAt = w.n - 1;
+      jump = t.chain;
+    } else if (t) {
+      this.target(w, t);
+    }
+    // Encodings are packed into shared pools: one small typed array per rule would cost more.
+    if (this.poolUsed + w.n > this.pool.length) {
+      this.pool = new Uint32Array(Math.max(1 << 16, w.n));
+      this.poolUsed = 0;
+    }
+    const off = this.poolUsed;
+    this.pool.set(w.buf.subarray(0, w.n), off);
+    this.poolUsed += w.n;
+    const e: Encoded = { pool: this.pool, off, len: w.n, target, jumpAt, jump };
+    if (!this.sawRecent) this.encoded.set(rule, e);
+    return e;
+  }
+
+  private op(w: Words32, kind: number, flags: number, args: readonly number[]): void {
+    w.room(args.length + 1);
+    w.buf[w.n++] = kind | (flags << 8) | ((args.length + 1) << 16);
+    for (let i = 0; i < args.length; i++) w.buf[w.n++] = args[i]!;
+  }
+
+  private addr(w: Words32, kind: number, invert: boolean, addr: Words, mask: Words, which = -1, flags = 0): void {
+    const pre = which >= 0 ? 1 : 0;
+    w.room(9 + pre);
+    const buf = w.buf;
+    let n = w.n;
+    buf[n++] = kind | (((invert ? INV : 0) | flags) << 8) | ((9 + pre) << 16);
+    if (pre) buf[n++] = which;
+    for (let i = 0; i < 4; i++) buf[n++] = bswap(addr[i]!);
+    for (let i = 0; i < 4; i++) buf[n++] = bswap(mask[i]!);
+    w.n = n;
+  }
+
+  private iface(w: Words32, kind: number, m: IfaceMatch): void {
+    const key = `${m.name}${m.wildcard ? '+' : ''}`;
+    let args = this.ifaceWords.get(key);
+    if (!args) {
+      // xtables_parse_interface(): the mask covers the name and its NUL, or only the name before `+`.
+      const bytes = new Uint8Array(16), mask = new Uint8Array(16);
+      const name = new TextEncoder().encode(m.name);
+      if (name.length > 15) throw new Error(`interface name too long: ${m.name}`);
+      bytes.set(name);
+      mask.fill(0xff, 0, m.wildcard ? name.length : name.length + 1);
+      const dv = new DataView(bytes.buffer), mv = new DataView(mask.buffer);
+      args = [];
+      for (let i = 0; i < 4; i++) args.push(dv.getUint32(i * 4, true));
+      for (let i = 0; i < 4; i++) args.push(mv.getUint32(i * 4, true));
+      this.ifaceWords.set(key, args);
+    }
+    this.op(w, kind, m.invert ? INV : 0, args);
+  }
+
+  private rule(w: Words32, family: Family, r: Rule, recents: string[]): void {
+    if (r.src) this.addr(w, M.SRC, r.src.invert, r.src.addr, r.src.mask);
+    if (r.dst) this.addr(w, M.DST, r.dst.invert, r.dst.addr, r.dst.mask);
+    if (r.inIface) this.iface(w, M.IIF, r.inIface);
+    if (r.outIface) this.iface(w, M.OIF, r.outIface);
+    if (r.proto !== 0) w.op(M.PROTO, r.protoInvert ? INV : 0, 1, r.proto);
+    if (r.fragment) w.op(M.FRAG, r.fragment.invert ? INV : 0, 0);
+    const ms = r.matches;
+    for (let i = 0; i < ms.length; i++) this.match(w, family, ms[i]!, recents);
+  }
+
+  private ports(w: Words32, sport: PortRange | null, sinv: boolean, dport: PortRange | null, dinv: boolean): void {
+    // xt_tcpudp port_match(): a full range matches everything unless inverted (then nothing).
+    if (sport && (!isFull(sport) || sinv)) w.op(M.SPORT, sinv ? INV : 0, 1, range(sport));
+    if (dport && (!isFull(dport) || dinv)) w.op(M.DPORT, dinv ? INV : 0, 1, range(dport));
+  }
+
+  private match(w: Words32, family: Family, m: Match, recents: string[]): void {
+    const inv = 'invert' in m && m.invert ? INV : 0;
+    switch (m.kind) {
+      case 'comment': return;
+      case 'tcp':
+        this.ports(w, m.sport, m.sportInvert, m.dport, m.dportInvert);
+        if (m.flags) w.op(M.TCPFLAGS, m.flags.invert ? INV : 0, 1, (m.flags.mask | (m.flags.comp << 8)) >>> 0);
+        if (m.option) throw new Error('--tcp-option is not supported');
+        return;
+      case 'udp': return this.ports(w, m.sport, m.sportInvert, m.dport, m.dportInvert);
+      case 'sctp':
+        return this.ports(w, m.sport?.range ?? null, m.sport?.invert ?? false, m.dport?.range ?? null, m.dport?.invert ?? false);
+      case 'icmp': case 'icmp6': {
+        const any = m.kind === 'icmp' && m.type === 255 ? 1 : 0;
+        return w.op(M.ICMP, inv, 2, (m.type | (m.codeMin << 8) | (m.codeMax << 16) | (any << 24)) >>> 0, family === 4 ? 1 : 58);
+      }
+      case 'multiport':
+        return this.op(w, M.MULTIPORT, inv, [m.dir === 'src' ? 1 : m.dir === 'dst' ? 2 : 3, m.ports.length, ...m.ports.map(range)]);
+      case 'addrtype': {
+        const mask = (types: readonly AddrType[]) => types.reduce((a, t) => a | (1 << ADDRTYPES.indexOf(t)), 0);
+        const flags = (m.srcInvert ? 1 : 0) | (m.dstInvert ? 2 : 0) | (m.limitIfaceIn ? 4 : 0) | (m.limitIfaceOut ? 8 : 0);
+        return w.op(M.ADDRTYPE, 0, 2, (mask(m.srcTypes) | (mask(m.dstTypes) << 16)) >>> 0, flags);
+      }
+      case 'state': return w.op(M.CTSTATE, inv, 1, m.states.reduce((a, s) => a | CTS[s], 0));
+      case 'conntrack': {
+        // xt_conntrack's order; without a connection the other criteria answer what the state
+        // test answered (it passed, or the rule has no state test and fails).
+        const pass = m.state ? NOCT_PASS : 0;
+        if (m.state) w.op(M.CTSTATE, m.state.invert ? INV : 0, 1, m.state.states.reduce((a, s) => a | CTS[s], 0));
+        if (m.dir) w.op(M.CT_DIR, pass, 1, m.dir === 'ORIGINAL' ? 0 : 1);
+        [m.origSrc, m.origDst, m.replSrc, m.replDst].forEach((x, i) => { if (x) this.addr(w, M.CT_ADDR, x.invert, x.addr, x.mask, i, pass); });
+        if (m.proto) w.op(M.CT_PROTO, (m.proto.invert ? INV : 0) | pass, 1, m.proto.proto);
+        [m.origSrcPort, m.origDstPort, m.replSrcPort, m.replDstPort].forEach((x, i) => {
+          if (x) w.op(M.CT_PORT, (x.invert ? INV : 0) | pass, 2, i, range(x.range));
+        });
+        if (m.status) w.op(M.CT_STATUS, (m.status.invert ? INV : 0) | pass, 1, m.status.statuses.reduce((a, s) => a | CT_STATUS_BIT[s], 0));
+        if (m.expire) throw new Error('--ctexpire is not supported');
+        return;
+      }
+      case 'mark': return w.op(M.MARK, inv, 2, m.value >>> 0, m.mask >>> 0);
+      case 'statistic':
+        if (m.mode === 'random') return w.op(M.RANDOM, inv, 1, m.probabilityRaw >>> 0);
+        // libxt_statistic: every is stored less one, the counter starts at every - packet.
+        return w.op(M.NTH, inv, 3, m.every - 1, m.every - 1 - m.packet, 0);
+      case 'recent': {
+        const flags = RECENT_FLAG[m.op] | (m.rttl ? RECENT_TTL : 0) | (m.reap ? RECENT_REAP : 0) | (m.side === 'dest' ? RECENT_DEST : 0);
+        const mask = family === 4 ? [m.mask[0]!, 0, 0, 0] : m.mask;
+        this.op(w, M.RECENT, inv, [this.recentIdFor(m.name), flags, m.seconds, m.hitcount, ...mask.map(bswap)]);
+        recents.push(m.name);
+        this.sawRecent = true;
+        return;
+      }
+      case 'set': return w.op(M.SET, inv, 3, this.setId(m.name), m.dirs.reduce((a, d, i) => a | (d === 'dst' ? 1 << i : 0), 0), m.dirs.length);
+      case 'nfacct': return w.op(M.NFACCT, 0, 1, this.nfacctId(m.name));
+      case 'limit': return w.op(M.LIMIT, 0, 3, m.avg, m.burst, 0);
+      case 'physdev': throw new Error('-m physdev is not supported');
+    }
+  }
+
+  private nat(w: Words32, kind: number, to: { addrMin: Words | null; addrMax: Words | null; ports: PortRange | null }, extra: number): void {
+    const min = to.addrMin ?? [0, 0, 0, 0], max = to.addrMax ?? min;
+    const flags = extra | (to.addrMin ? NAT_MAP_IPS : 0) | (to.ports ? NAT_PROTO_SPECIFIED : 0);
+    this.op(w, kind, 0, [flags, ...min.map(bswap), ...max.map(bswap), to.ports ? range(to.ports) : 0]);
+  }
+
+  private target(w: Words32, t: Target): void {
+    switch (t.kind) {
+      case 'ACCEPT': return w.op(T.ACCEPT, 0, 0);
+      case 'DROP': return w.op(T.DROP, 0, 0);
+      case 'RETURN': return w.op(T.RETURN, 0, 0);
+      case 'QUEUE': throw new Error('QUEUE is not supported');
+      case 'jump': throw new Error('jumps are encoded by encode()');
+      case 'REJECT': return w.op(T.REJECT, 0, 1, REJECT_CODE[t.with]!);
+      case 'DNAT': return this.nat(w, T.DNAT, t.to, (t.random ? NAT_RANDOM : 0) | (t.persistent ? NAT_PERSISTENT : 0));
+      case 'SNAT':
+        return this.nat(w, T.SNAT, t.to, (t.random ? NAT_RANDOM : 0) | (t.randomFully ? NAT_RANDOM_FULLY : 0) | (t.persistent ? NAT_PERSISTENT : 0));
+      case 'MASQUERADE': case 'REDIRECT': {
+        const flags = (t.ports ? NAT_PROTO_SPECIFIED : 0) | (t.random ? NAT_RANDOM : 0) | (t.kind === 'MASQUERADE' && t.randomFully ? NAT_RANDOM_FULLY : 0);
+        return w.op(t.kind === 'MASQUERADE' ? T.MASQUERADE : T.REDIRECT, 0, 2, flags, t.ports ? range(t.ports) : 0);
+      }
+      case 'MARK': return w.op(T.MARK, 0, 2, t.value >>> 0, t.mask >>> 0);
+      case 'CONNMARK':
+        if (t.mode === 'set') return this.op(w, T.CONNMARK, 0, [0, t.value >>> 0, t.mask >>> 0, 0]);
+        return this.op(w, T.CONNMARK, 0, [t.mode === 'save' ? 1 : 2, 0, t.ctmask >>> 0, t.nfmask >>> 0]);
+      case 'LOG': return w.op(T.LOG, 0, 0);
+      case 'NFLOG': return w.op(T.NFLOG, 0, 1, t.group);
+      case 'CT': return w.op(T.NOTRACK, 0, 0);
+    }
+  }
+}
+
+// ---- loading into a core ----------------------------------------------------------------------
+
+/** The core exports loading needs (the ABI's ipt* calls; build/testing-netfilter.wasm has them too). */
+export interface IptCore {
+  memory: WebAssembly.Memory;
+  iptStageChain(id: number, ptr: number, len: number): number;
+  iptStageDelete(id: number): number;
+  iptSetPolicy(id: number, policy: number): number;
+  iptCommit(): number;
+  iptAbort(): void;
+  iptLastError(): number;
+}
+
+// format.ts E_* by number.
+const ERROR_KINDS = [
+  '', 'not a chain blob', 'unsupported blob version or flags', 'blob length mismatch', 'bad address family',
+  'bad table', 'rule offsets do not tile the op stream', 'op length wrong for its kind',
+  'unknown op kind or op in the wrong place', 'op argument out of range', '`!` on an op that has none',
+  'target not allowed in this table', 'bad chain id, or family/table changed', 'chain jumps to itself',
+  'jump to a built-in chain', 'jump to a chain that does not exist', 'jump to a chain of another family or table',
+  'chain still referenced', 'out of memory', 'built-in chains cannot be deleted', 'too many ops in one rule', 'bad policy',
+];
+
+/** A core refusal, decoded: error kind, chain, rule and op (as format.ts encodes them). */
+export class IptLoadError extends Error {
+  constructor(readonly code: number, readonly kind: number, readonly chain: number, readonly rule: number,
+    readonly op: number, readonly detail: number, where: string) {
+    super(`core refused the ruleset: ${ERROR_KINDS[kind] ?? `error ${kind}`} (${where})`);
+  }
+}
+
+function decodeError(core: IptCore, c: IptCompiler, code: number): IptLoadError {
+  const dv = new DataView(core.memory.buffer);
+  const p = core.iptLastError();
+  const chain = dv.getUint32(p + 4, true), detail = dv.getUint32(p + 16, true);
+  const neg = -code;
+  const kind = neg & 63, op = (neg >>> 6) & 63, rule = (neg >>> 12) - 1;
+  const info = c.chainInfo(chain);
+  const name = info ? `${info.table}/${info.name}` : `chain ${chain}`;
+  return new IptLoadError(code, kind, chain, rule, op, detail, `${name}${rule >= 0 ? ` rule ${rule + 1} op ${op}` : ''}${detail ? ` [${detail}]` : ''}`);
+}
+
+/**
+ * Stages every chain of `compiled` in the core and commits them as one transaction. `buffer(n)`
+ * returns the address of n writable bytes of core memory (the ABI's cfgBuffer; a test's scratch).
+ * On any refusal the core's stage is aborted, the compile rejected, and an IptLoadError thrown:
+ * the live tables are as they were.
+ */
+export function loadRestore(core: IptCore, c: IptCompiler, compiled: CompiledRestore, buffer: (n: number) => number): void {
+  const check = (code: number): void => {
+    if (code >= 0) return;
+    const err = decodeError(core, c, code);
+    core.iptAbort();
+    compiled.reject();
+    throw err;
+  };
+  for (const s of compiled.stage) {
+    const ptr = buffer(s.blob.length);
+    new Uint8Array(core.memory.buffer).set(s.blob, ptr);
+    check(core.iptStageChain(s.id, ptr, s.blob.length));
+  }
+  for (const d of compiled.deletes) check(core.iptStageDelete(d.id));
+  for (const p of compiled.policies) check(core.iptSetPolicy(p.id, p.policy));
+  check(core.iptCommit());
+  compiled.accept();
+}

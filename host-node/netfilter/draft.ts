@@ -1,0 +1,249 @@
+// draft.ts — the copy-on-write builder one restore block (`*table` … `COMMIT`) edits: chains
+// that change get a mutable ChainDraft, every other chain stays the shared immutable Chain of the
+// table the block started from. It also answers "how many rules name this chain" for -X, counting
+// only what changed. Checks of the finished block and freezing it into a Table are graph.ts.
+// Never parses text.
+
+import type { Counters, Policy, Rule, TableName } from './model.js';
+import { ZERO_COUNTERS } from './model.js';
+import {
+  BUILTIN_CHAINS, LayeredMap, Table, builtinHook, type Chain, HOOK_BIT,
+} from './ruleset.js';
+
+export function jumpOf(rule: Rule): string | null {
+  const t = rule.target;
+  return t !== null && t.kind === 'jump' ? t.chain : null;
+}
+
+/** A chain being edited. Its rules stay shared with the chain it started from until the first
+ *  change; `origin` is what it is compared with at COMMIT (the graph base's chain of that name). */
+export class ChainDraft {
+  rules: readonly Rule[];
+  /** Restore line of each rule added in this block, 0 for rules inherited; null while shared. */
+  lines: number[] | null = null;
+  /**
+   * The rules the chain had when this block flushed it, and how far appends have matched them.
+   * kube-proxy rewrites a flushed chain mostly line for line, so the next appended line is
+   * compared with the rule it replaces before any hashing (restore.ts fastAppend()).
+   */
+  hint: readonly Rule[] | null = null;
+  hintPos = 0;
+  constructor(
+    readonly name: string,
+    readonly builtin: boolean,
+    /** The chain of this name in the table the block is checked against (for diffs), if any. */
+    readonly origin: Chain | undefined,
+    public policy: Policy | null,
+    public counters: Counters,
+    public declared: '-' | 'policy' | null,
+    public seq: number,
+    rules: readonly Rule[],
+  ) {
+    this.rules = rules;
+  }
+
+  get owned(): boolean {
+    return this.lines !== null;
+  }
+
+  /** The mutable rule list (copied from the origin on first use). */
+  own(): Rule[] {
+    if (this.lines === null) {
+      this.rules = this.rules.slice();
+      this.lines = new Array<number>(this.rules.length).fill(0);
+    }
+    return this.rules as Rule[];
+  }
+}
+
+export type ChainView = Chain | ChainDraft;
+
+/** Common prefix and suffix lengths of two rule lists (by identity). */
+export function commonEnds(a: readonly Rule[], b: readonly Rule[]): [number, number] {
+  let p = 0;
+  const n = Math.min(a.length, b.length);
+  while (p < n && a[p] === b[p]) p++;
+  let s = 0;
+  while (s < n - p && a[a.length - 1 - s] === b[b.length - 1 - s]) s++;
+  return [p, s];
+}
+
+export class TableDraft {
+  /** Chains created, edited or deleted (null) in this block, relative to `origin`. */
+  readonly changes = new Map<string, ChainDraft | null>();
+  /** Reference-count changes relative to `graphBase`, kept once -X needed them (else null). */
+  private refDelta: Map<string, number> | null = null;
+  /** Chains deleted in this block, with the line of the -X. */
+  readonly deletedAt = new Map<string, number>();
+
+  constructor(
+    readonly name: TableName,
+    /** The table this block starts from: the current one with --noflush, else a reset copy. */
+    readonly origin: Table,
+    /** The table as it was before this block (what "touched" is measured against). */
+    readonly prev: Table | undefined,
+    /** Added to line numbers to order rule blocks across restores. */
+    readonly seqBase: number,
+    /** The block replaced the table (no --noflush). */
+    readonly replaced: boolean,
+  ) {
+    this.graphBase = replaced && prev ? prev : origin;
+  }
+
+  /**
+   * What jumps, reference counts and hook reachability are checked against: the table as it was
+   * before the block. For a replacing block that is the previous table, not the reset copy the
+   * block edits, so rewriting a table with mostly the same rules costs only what changed.
+   */
+  readonly graphBase: Table;
+
+  get(name: string): ChainView | undefined {
+    const d = this.changes.get(name);
+    if (d !== undefined) return d ?? undefined;
+    return this.origin.chain(name);
+  }
+
+  exists(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+
+  /** The draft of an existing chain, creating it on first edit. */
+  edit(name: string): ChainDraft | undefined {
+    const d = this.changes.get(name);
+    if (d !== undefined) return d ?? undefined;
+    const c = this.origin.chain(name);
+    if (!c) return undefined;
+    const draft = new ChainDraft(c.name, c.builtin, this.graphBase.chain(name), c.policy, c.counters, c.declared, c.seq, c.rules);
+    this.hintFromPrev(draft);
+    this.changes.set(name, draft);
+    return draft;
+  }
+
+  // A replacing block usually rewrites the table it replaces line for line: let appends compare
+  // with the previous table's rules of the same chain.
+  private hintFromPrev(d: ChainDraft): void {
+    if (!this.replaced) return;
+    const old = this.prev?.chain(d.name);
+    if (old && old.rules.length) {
+      d.hint = old.rules;
+      d.hintPos = 0;
+    }
+  }
+
+  /** A new empty user chain (the name must not exist now; it may have existed at the start of
+   *  the block and been deleted since, then the new chain replaces that one). */
+  create(name: string): ChainDraft {
+    const draft = new ChainDraft(name, false, this.graphBase.chain(name), null, ZERO_COUNTERS, '-', 0, []);
+    draft.lines = [];
+    this.hintFromPrev(draft);
+    this.changes.set(name, draft);
+    return draft;
+  }
+
+  // ---- rule edits (keep the reference counts right when they are being tracked) ----
+
+  append(d: ChainDraft, rule: Rule, line: number): void {
+    const rules = d.own();
+    if (rules.length === 0) d.seq = this.seqBase + line;
+    rules.push(rule);
+    d.lines!.push(line);
+    this.countJump(rule, 1);
+  }
+
+  insert(d: ChainDraft, index: number, rule: Rule, line: number): void {
+    const rules = d.own();
+    if (rules.length === 0) d.seq = this.seqBase + line;
+    rules.splice(index, 0, rule);
+    d.lines!.splice(index, 0, line);
+    this.countJump(rule, 1);
+  }
+
+  replace(d: ChainDraft, index: number, rule: Rule, line: number): void {
+    const rules = d.own();
+    this.countJump(rules[index], -1);
+    rules[index] = rule;
+    d.lines![index] = line;
+    this.countJump(rule, 1);
+  }
+
+  removeAt(d: ChainDraft, index: number): void {
+    const rules = d.own();
+    this.countJump(rules[index], -1);
+    rules.splice(index, 1);
+    d.lines!.splice(index, 1);
+  }
+
+  flush(d: ChainDraft): void {
+    if (this.refDelta) for (const r of d.rules) this.countJump(r, -1);
+    if (d.rules.length) {
+      d.hint = d.rules;
+      d.hintPos = 0;
+    }
+    d.rules = [];
+    d.lines = [];
+  }
+
+  delete(name: string, line: number): void {
+    const d = this.get(name);
+    if (d && this.refDelta) for (const r of d.rules) this.countJump(r, -1);
+    if (this.origin.chain(name)) this.changes.set(name, null);
+    else this.changes.delete(name);
+    this.deletedAt.set(name, line);
+  }
+
+  private countJump(rule: Rule, by: number): void {
+    if (!this.refDelta) return;
+    const j = jumpOf(rule);
+    if (j !== null) this.refDelta.set(j, (this.refDelta.get(j) ?? 0) + by);
+  }
+
+  /** Rules in the table that jump or go to `name`, as of now. */
+  references(name: string): number {
+    return this.graphBase.references(name) + (this.refDeltas().get(name) ?? 0);
+  }
+
+  /** Reference-count changes relative to `graphBase` (computed on first use, then kept current). */
+  refDeltas(): ReadonlyMap<string, number> {
+    if (this.refDelta) return this.refDelta;
+    const delta = new Map<string, number>();
+    const add = (r: Rule, by: number) => {
+      const j = jumpOf(r);
+      if (j !== null) delta.set(j, (delta.get(j) ?? 0) + by);
+    };
+    for (const [name, d] of this.changes) {
+      if (d === null) {
+        for (const r of this.graphBase.chain(name)?.rules ?? []) add(r, -1);
+        continue;
+      }
+      const before = d.origin?.rules ?? [];
+      const [p, s] = commonEnds(before, d.rules);
+      for (let k = p; k < before.length - s; k++) add(before[k], -1);
+      for (let k = p; k < d.rules.length - s; k++) add(d.rules[k], 1);
+    }
+    if (this.replaced) {
+      // Chains of the previous table the block has not (re)made: gone or reset, rules dropped.
+      for (const c of this.graphBase.chains()) if (!this.changes.has(c.name)) for (const r of c.rules) add(r, -1);
+    }
+    this.refDelta = delta;
+    return delta;
+  }
+}
+
+/**
+ * The table a replacing block (no --noflush) starts from: iptables-restore flushes every chain
+ * and deletes the user chains, but built-in policies and their counters stay.
+ */
+export function resetTable(prev: Table | undefined, name: TableName, family: Table['family']): Table {
+  const builtins = BUILTIN_CHAINS[name].map((h) => {
+    const old = prev?.chain(h);
+    const c: Chain = {
+      name: h, builtin: true, hook: builtinHook(name, h), policy: old?.policy ?? 'ACCEPT',
+      counters: old?.counters ?? ZERO_COUNTERS, rules: [], declared: null, seq: 0,
+    };
+    return [h, c] as const;
+  });
+  return new Table(
+    name, family, LayeredMap.of(builtins), LayeredMap.of(),
+    LayeredMap.of(BUILTIN_CHAINS[name].map((h) => [h, HOOK_BIT[h]] as const)),
+  );
+}

@@ -1,0 +1,370 @@
+// graph.ts — finishing a restore block at COMMIT: every jump must name an existing user chain,
+// the jump graph must stay free of loops, targets and matches limited to some hooks (DNAT only
+// from PREROUTING/OUTPUT, MASQUERADE only from POSTROUTING, …) must not be reachable from
+// others, and the draft is frozen into the next immutable Table plus the set of chains whose
+// content changed. Work is proportional to what the block changed: only new jumps are checked,
+// loops are searched from new jumps only, and hook reachability is kept per table as an upper
+// bound that new jumps extend; the exact whole-table walk runs only when that bound reports a
+// violation. Mirrors the kernel's mark_source_chains()/xt_check_target() outcome, not its code.
+
+import { basicHookMessage } from './ext-match.js';
+import { targetHooks, targetSaveName } from './ext-target.js';
+import { ruleHooks, sameRule } from './rule.js';
+import { ChainDraft, commonEnds, jumpOf, type ChainView, type TableDraft } from './draft.js';
+import type { Hook, Rule } from './model.js';
+import { BUILTIN_CHAINS, HOOK_BIT, LayeredMap, Table, type Chain } from './ruleset.js';
+
+/** A problem found at COMMIT, located at the restore line of the rule at fault when known. */
+export class CommitError extends Error {
+  constructor(
+    readonly line: number,
+    readonly word: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const HOOK_NAMES: readonly Hook[] = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'];
+
+/** textify_hooks() of x_tables.c: hook names joined with '/'. */
+function hookList(mask: number): string {
+  return HOOK_NAMES.filter((h) => mask & HOOK_BIT[h]).join('/');
+}
+
+// Per immutable chain, facts every later commit can reuse.
+const jumpMemo = new WeakMap<readonly Rule[], string[]>();
+const allowMemo = new WeakMap<readonly Rule[], number>();
+
+/** The distinct chains a rule list jumps or goes to. */
+function jumpsOf(rules: readonly Rule[]): string[] {
+  let j = jumpMemo.get(rules);
+  if (j === undefined) {
+    const set = new Set<string>();
+    for (const r of rules) {
+      const t = jumpOf(r);
+      if (t !== null) set.add(t);
+    }
+    j = [...set];
+    jumpMemo.set(rules, j);
+  }
+  return j;
+}
+
+/** The hooks every rule of a list allows (AND of ruleHooks). */
+function allowedOf(rules: readonly Rule[]): number {
+  let a = allowMemo.get(rules);
+  if (a === undefined) {
+    a = 0x1f;
+    for (const r of rules) a &= ruleHooks(r);
+    allowMemo.set(rules, a);
+  }
+  return a;
+}
+
+export interface Committed {
+  readonly table: Table;
+  readonly touched: readonly string[];
+}
+
+/**
+ * Validates a finished block and freezes it. `commitLine` is the line of COMMIT, used for
+ * problems that no single line of the block caused.
+ */
+export function commit(td: TableDraft, commitLine: number): Committed {
+  const final = (name: string): ChainView | undefined => td.get(name);
+  const lineOf = (d: ChainView, k: number): number => (d instanceof ChainDraft && d.lines ? d.lines[k] || commitLine : commitLine);
+
+  // 1. New jumps: each must name an existing user chain.
+  const edges: { from: string; to: string; line: number }[] = [];
+  const middles = new Map<ChainDraft, [number, number]>();
+  for (const [name, d] of td.changes) {
+    if (d === null) continue;
+    const before = d.origin?.rules ?? [];
+    const [p, s] = commonEnds(before, d.rules);
+    middles.set(d, [p, d.rules.length - s]);
+    for (let k = p; k < d.rules.length - s; k++) {
+      const r = d.rules[k];
+      const to = jumpOf(r);
+      if (to === null) continue;
+      const line = lineOf(d, k);
+      const target = final(to);
+      if (!target) {
+        const goto = r.target?.kind === 'jump' && r.target.goto;
+        throw new CommitError(line, to, goto ? `goto '${to}' is not a chain` : `Couldn't load target \`${to}':No such file or directory`);
+      }
+      if (target.builtin) throw new CommitError(line, to, `Target problem: cannot jump to built-in chain \`${to}'`);
+      edges.push({ from: name, to, line });
+    }
+  }
+
+  // 2. A deleted chain must not be named by any rule left (a rule re-added after the -X, or in
+  // a replacing block a chain of the old table that the block did not declare again).
+  const refDelta = td.refDeltas();
+  const gone = new Map(td.deletedAt);
+  if (td.replaced) for (const c of td.graphBase.chains()) if (!final(c.name)) gone.set(c.name, commitLine);
+  for (const [name, at] of gone) {
+    if (final(name)) continue;
+    if (td.graphBase.references(name) + (refDelta.get(name) ?? 0) > 0) {
+      throw new CommitError(findReference(td, name, lineOf) ?? at, name, `Couldn't load target \`${name}':No such file or directory`);
+    }
+  }
+
+  // 3. No loops: a new loop has to pass through a new jump u→v, i.e. v reaches u.
+  const adjacency = (name: string): readonly string[] => {
+    const c = final(name);
+    return c ? jumpsOf(c.rules) : [];
+  };
+  // Latest lines first: a loop is reported at the jump that closed it.
+  edges.sort((a, b) => b.line - a.line);
+  findLoops(edges, adjacency, td, lineOf);
+
+  // 4. Hooks: grow the per-chain upper bound along new jumps, then check restricted rules.
+  const hooks = new Map<string, number>();
+  const hookOf = (n: string) => hooks.get(n) ?? td.graphBase.hookMap.get(n) ?? 0;
+  const work: string[] = [];
+  const grow = (to: string, bits: number) => {
+    const cur = hookOf(to);
+    if ((bits & ~cur) === 0) return;
+    hooks.set(to, cur | bits);
+    work.push(to);
+  };
+  for (const e of edges) grow(e.to, hookOf(e.from));
+  while (work.length) {
+    const v = work.pop()!;
+    for (const t of adjacency(v)) grow(t, hookOf(v));
+  }
+  // A chain whose bound grew must allow it with every rule; an edited chain whose bound did not
+  // grow only has its new rules to check (the others were valid under the same bound before).
+  let suspect = false;
+  for (const name of hooks.keys()) {
+    const c = final(name);
+    if (c && (hookOf(name) & ~allowedOf(c.rules)) !== 0) suspect = true;
+  }
+  for (const [d, [from, to]] of middles) {
+    if (suspect) break;
+    if (hooks.has(d.name)) continue;
+    const m = hookOf(d.name);
+    for (let k = from; k < to && !suspect; k++) suspect = (m & ~ruleHooks(d.rules[k])) !== 0;
+  }
+  let exact: Map<string, number> | null = null;
+  if (suspect) {
+    exact = exactHooks(td, adjacency);
+    checkHooks(td, exact, lineOf, commitLine);
+  }
+
+  // 5. Freeze.
+  return freeze(td, exact ?? hooks, exact !== null);
+}
+
+function findReference(td: TableDraft, name: string, lineOf: (d: ChainView, k: number) => number): number | null {
+  for (const d of td.changes.values()) {
+    if (!d) continue;
+    const k = d.rules.findIndex((r) => jumpOf(r) === name);
+    if (k >= 0) return lineOf(d, k);
+  }
+  return null;
+}
+
+function findLoops(
+  edges: readonly { from: string; to: string; line: number }[],
+  adjacency: (n: string) => readonly string[],
+  td: TableDraft,
+  lineOf: (d: ChainView, k: number) => number,
+): void {
+  const seenFrom = new Map<string, Set<string>>(); // per source: chains known not to lead back to it
+  let budget = 4 * td.graphBase.size + 4 * edges.length + 1024;
+  const stack: string[] = [];
+  for (const e of edges) {
+    if (e.from === e.to) throw new CommitError(e.line, e.to, `Loop found in table (${e.from} -> ${e.to})`);
+    const first = adjacency(e.to);
+    if (first.length === 0) continue; // a chain that jumps nowhere closes no loop
+    let seen = seenFrom.get(e.from);
+    if (!seen) seenFrom.set(e.from, (seen = new Set()));
+    if (seen.has(e.to)) continue;
+    seen.add(e.to);
+    stack.length = 0;
+    stack.push(e.to);
+    while (stack.length) {
+      const v = stack.pop()!;
+      if (--budget < 0) return wholeTableLoopCheck(td, adjacency, lineOf);
+      for (const t of adjacency(v)) {
+        if (t === e.from) throw new CommitError(e.line, e.to, `Loop found in table (${loopPath(e.from, e.to, adjacency)})`);
+        if (seen.has(t)) continue;
+        seen.add(t);
+        stack.push(t);
+      }
+    }
+  }
+}
+
+/** `a -> b -> … -> a` for the loop through the jump a→b (breadth-first, so the shortest). */
+function loopPath(from: string, to: string, adjacency: (n: string) => readonly string[]): string {
+  const parent = new Map<string, string>([[to, from]]);
+  const queue = [to];
+  for (let q = 0; q < queue.length; q++) {
+    const v = queue[q];
+    for (const t of adjacency(v)) {
+      if (t === from) {
+        const path = [from];
+        for (let x: string | undefined = v; x !== from && x !== undefined; x = parent.get(x)) path.push(x);
+        return [from, ...path.slice(1).reverse(), from].join(' -> ');
+      }
+      if (!parent.has(t)) {
+        parent.set(t, v);
+        queue.push(t);
+      }
+    }
+  }
+  return `${from} -> ${to}`;
+}
+
+/** Fallback when the per-jump searches grow large: one colouring DFS over the whole table. */
+function wholeTableLoopCheck(td: TableDraft, adjacency: (n: string) => readonly string[], lineOf: (d: ChainView, k: number) => number): void {
+  const state = new Map<string, 1 | 2>(); // 1 on the stack, 2 done
+  const names = new Set<string>([...td.origin.chainMap.entries()].map(([n]) => n));
+  for (const [n, d] of td.changes) if (d) names.add(n); else names.delete(n);
+  for (const root of names) {
+    if (state.has(root)) continue;
+    const stack: [string, number][] = [[root, 0]];
+    state.set(root, 1);
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      const adj = adjacency(top[0]);
+      if (top[1] >= adj.length) {
+        state.set(top[0], 2);
+        stack.pop();
+        continue;
+      }
+      const t = adj[top[1]++];
+      const st = state.get(t);
+      if (st === 1) {
+        const d = td.get(top[0]);
+        const k = d ? d.rules.findIndex((r) => jumpOf(r) === t) : -1;
+        throw new CommitError(d && k >= 0 ? lineOf(d, k) : 0, t, `Loop found in table (${top[0]} -> ${t})`);
+      }
+      if (st === undefined) {
+        state.set(t, 1);
+        stack.push([t, 0]);
+      }
+    }
+  }
+}
+
+/** Exact hook reachability of every chain, walking from the built-in chains. */
+function exactHooks(td: TableDraft, adjacency: (n: string) => readonly string[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const h of BUILTIN_CHAINS[td.name]) {
+    const bit = HOOK_BIT[h];
+    const stack = [h as string];
+    m.set(h, (m.get(h) ?? 0) | bit);
+    while (stack.length) {
+      const v = stack.pop()!;
+      for (const t of adjacency(v)) {
+        const cur = m.get(t) ?? 0;
+        if (cur & bit) continue;
+        m.set(t, cur | bit);
+        stack.push(t);
+      }
+    }
+  }
+  return m;
+}
+
+function checkHooks(td: TableDraft, exact: Map<string, number>, lineOf: (d: ChainView, k: number) => number, commitLine: number): void {
+  for (const [name, used] of exact) {
+    const c = td.get(name);
+    if (!c || (used & ~allowedOf(c.rules)) === 0) continue;
+    for (let k = 0; k < c.rules.length; k++) {
+      const r = c.rules[k];
+      if ((used & ~ruleHooks(r)) === 0) continue;
+      const line = lineOf(c, k) || commitLine;
+      const prefix = td.origin.family === 4 ? 'ip' : 'ip6';
+      if (r.target && (used & ~targetHooks(r.target)) !== 0) {
+        const t = targetSaveName(r.target);
+        throw new CommitError(line, t,
+          `${prefix}_tables: ${t} target: used from hooks ${hookList(used)}, but only usable from ${hookList(targetHooks(r.target))}`);
+      }
+      const msg = basicHookMessage(r, used);
+      throw new CommitError(line, msg.word, msg.message);
+    }
+  }
+}
+
+function sameChain(a: Chain, d: ChainView): boolean {
+  if (a.policy !== d.policy || a.counters.packets !== d.counters.packets || a.counters.bytes !== d.counters.bytes) return false;
+  if (a.rules === d.rules) return true;
+  if (a.rules.length !== d.rules.length) return false;
+  for (let k = 0; k < a.rules.length; k++) if (!sameRule(a.rules[k], d.rules[k])) return false;
+  return true;
+}
+
+function freezeChain(d: ChainDraft): Chain {
+  return {
+    name: d.name, builtin: d.builtin, hook: d.builtin ? (d.name as Hook) : null, policy: d.policy,
+    counters: d.counters, rules: d.rules, declared: d.declared, seq: d.seq,
+  };
+}
+
+function freeze(td: TableDraft, hookChanges: Map<string, number>, exact: boolean): Committed {
+  const touched: string[] = [];
+  const chainChanges = new Map<string, Chain | null>();
+  const prev = td.prev;
+  const mark = (n: string) => touched.push(`${td.name}/${n}`);
+
+  for (const [name, d] of td.changes) {
+    const old = prev?.chain(name);
+    if (d === null) {
+      chainChanges.set(name, null);
+      if (old) mark(name);
+      continue;
+    }
+    if (old && sameChain(old, d)) {
+      // Unchanged content keeps the previous object (so consumers can compare by identity);
+      // only how it was declared may differ.
+      chainChanges.set(name, old.declared === d.declared ? old : { ...old, declared: d.declared });
+    } else {
+      chainChanges.set(name, freezeChain(d));
+      mark(name);
+    }
+  }
+  if (td.replaced && prev) {
+    // Chains of the old table that the block did not recreate are gone; built-ins it did not
+    // mention were flushed.
+    for (const old of prev.chains()) {
+      if (td.changes.has(old.name)) continue;
+      const now = td.origin.chain(old.name);
+      if (!now) {
+        mark(old.name);
+        continue;
+      }
+      if (sameChain(old, now)) chainChanges.set(old.name, old);
+      else mark(old.name);
+    }
+  }
+
+  if (!prev) {
+    // A table new in this restore: its untouched built-in chains are new too.
+    for (const c of td.origin.chains()) if (!td.changes.has(c.name)) mark(c.name);
+  }
+
+  const refChanges = new Map<string, number | null>();
+  for (const [name, delta] of td.refDeltas()) {
+    if (delta === 0) continue;
+    const v = td.graphBase.references(name) + delta;
+    refChanges.set(name, v > 0 ? v : null);
+  }
+
+  const chainMap = td.origin.chainMap.with(chainChanges);
+  let hookMap: LayeredMap<number>;
+  if (exact) {
+    hookMap = LayeredMap.of([...chainMap.entries()].map(([n]) => [n, hookChanges.get(n) ?? 0] as const));
+  } else {
+    const hc = new Map<string, number | null>(hookChanges);
+    for (const [name, d] of td.changes) if (d === null && !hc.has(name)) hc.set(name, null);
+    if (td.replaced) for (const c of td.graphBase.chains()) if (!chainMap.has(c.name)) hc.set(c.name, null);
+    hookMap = td.graphBase.hookMap.with(hc);
+  }
+  const table = new Table(td.name, td.origin.family, chainMap, td.graphBase.refMap.with(refChanges), hookMap);
+  return { table, touched };
+}

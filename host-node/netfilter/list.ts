@@ -1,0 +1,151 @@
+// list.ts — renders a table the way `iptables -S [chain]` and `iptables -L [chain] -n [-v] [-x]
+// [--line-numbers]` print it (iptables.c list_rules()/list_entries(), xshared.c print_header()
+// and print_rule_details(), each extension's print function), with packet/byte counters taken
+// from a caller-supplied source (the core's counters; the model's own, zero, by default).
+// Always numeric (-n): no name lookups. Never parses, never changes the ruleset.
+
+import { listAddrMask } from './addr.js';
+import { printL4 } from './ext-l4.js';
+import { printBasic } from './ext-match.js';
+import { printState } from './ext-state.js';
+import { printTarget, targetListName } from './ext-target.js';
+import type { AddrMatch, Counters, Family, Match, Rule, TableName } from './model.js';
+import { ZERO_COUNTERS } from './model.js';
+import { ruleSpec } from './rule.js';
+import { type Chain, type Ruleset, type Table, emptyTable } from './ruleset.js';
+import { kernelOrder } from './save.js';
+
+/** Counters of rule `index` of `chain` (index -1: the chain's policy); undefined = use the model's. */
+export type CounterSource = (table: TableName, chain: string, index: number) => Counters | undefined;
+
+export interface ListOptions {
+  counters?: CounterSource;
+  /** -x: exact numbers instead of K/M/G/T. */
+  exact?: boolean;
+  /** --line-numbers. */
+  lineNumbers?: boolean;
+  /** -v (default true): counters and interface columns. */
+  verbose?: boolean;
+}
+
+export interface RulesOptions {
+  /** -v: ` -c pkts bytes` on rules and policies. */
+  counters?: CounterSource | boolean;
+}
+
+function tableOf(rs: Ruleset, table: TableName): Table {
+  return rs.table(table) ?? emptyTable(table, rs.family);
+}
+
+function chainsOf(t: Table, chain: string | undefined): Chain[] {
+  if (chain === undefined) return kernelOrder(t);
+  const c = t.chain(chain);
+  if (!c) throw new Error(`${t.family === 4 ? 'iptables' : 'ip6tables'}: No chain/target/match by that name.`);
+  return [c];
+}
+
+function countersOf(src: CounterSource | undefined, table: TableName, chain: string, index: number, own: Counters): Counters {
+  return (src && src(table, chain, index)) ?? own;
+}
+
+/** `iptables -S [chain]`: -P/-N lines, then every rule as `-A CHAIN …`. */
+export function renderRules(rs: Ruleset, table: TableName, chain?: string, opts: RulesOptions = {}): string {
+  const t = tableOf(rs, table);
+  const chains = chainsOf(t, chain);
+  const src = typeof opts.counters === 'function' ? opts.counters : undefined;
+  const withCounters = opts.counters !== undefined && opts.counters !== false;
+  const out: string[] = [];
+  for (const c of chains) {
+    if (!c.builtin) {
+      out.push(`-N ${c.name}`);
+      continue;
+    }
+    let line = `-P ${c.name} ${c.policy}`;
+    if (withCounters) {
+      const k = countersOf(src, table, c.name, -1, c.counters);
+      line += ` -c ${k.packets} ${k.bytes}`;
+    }
+    out.push(line);
+  }
+  for (const c of chains) {
+    c.rules.forEach((r, i) => {
+      const spec = withCounters ? ruleSpec(r, countersOf(src, table, c.name, i, r.counters)) : ruleSpec(r);
+      out.push(spec ? `-A ${c.name} ${spec}` : `-A ${c.name}`);
+    });
+  }
+  return out.length ? out.join('\n') + '\n' : '';
+}
+
+/** xtables_print_num() in a table column (`%5llu `, `%4lluK `, … or `%8llu ` with -x). */
+function num(n: bigint, exact: boolean, table = true): string {
+  const pad = (s: string, w: number) => (table ? s.padStart(w, ' ') : s) + ' ';
+  if (exact) return pad(String(n), 8);
+  if (n <= 99999n) return pad(String(n), 5);
+  for (const unit of ['K', 'M', 'G']) {
+    n = (n + 500n) / 1000n;
+    if (n <= 9999n) return pad(String(n), 4).slice(0, -1) + unit + ' ';
+  }
+  n = (n + 500n) / 1000n;
+  return pad(String(n), 4).slice(0, -1) + 'T ';
+}
+
+function printMatch(m: Match, family: Family): string {
+  switch (m.kind) {
+    case 'tcp': case 'udp': case 'sctp': case 'icmp': case 'icmp6': case 'multiport': return printL4(m);
+    case 'conntrack': case 'state': case 'recent': case 'statistic': return printState(m, family);
+    default: return printBasic(m);
+  }
+}
+
+function addrColumn(a: AddrMatch | null, family: Family): string {
+  const any = family === 4 ? '0.0.0.0/0' : '::/0';
+  return (a?.invert ? '!' : ' ') + (a ? listAddrMask(a) : any).padEnd(19, ' ') + ' ';
+}
+
+/** One rule line of `iptables -L -n` (print_firewall()). */
+function ruleLine(r: Rule, n: number, k: Counters, o: Required<Omit<ListOptions, 'counters'>>): string {
+  let s = o.lineNumbers ? String(n).padEnd(4, ' ') + ' ' : '';
+  if (o.verbose) s += num(k.packets, o.exact) + num(k.bytes, o.exact);
+  s += (r.target ? targetListName(r.target) : '').padEnd(9, ' ') + ' ';
+  s += (r.protoInvert ? '!' : ' ') + String(r.proto).padEnd(4, ' ') + ' ';
+  if (r.family === 4) s += (r.fragment?.invert ? '!' : '-') + (r.fragment ? 'f' : '-') + ' ';
+  else s += '-- ';
+  if (o.verbose) {
+    const iface = (i: Rule['inIface']) => (i ? (i.invert ? '!' : '') + i.name + (i.wildcard ? '+' : '') : '*');
+    s += ' ' + iface(r.inIface).padEnd(6, ' ') + ' ' + iface(r.outIface).padEnd(6, ' ') + ' ';
+  }
+  s += addrColumn(r.src, r.family) + addrColumn(r.dst, r.family);
+  if (r.target?.kind === 'jump' && r.target.goto) s += '[goto] ';
+  for (const m of r.matches) s += printMatch(m, r.family);
+  if (r.target) s += printTarget(r.target, r.family);
+  return s;
+}
+
+/** `iptables -L [chain] -n -v [-x] [--line-numbers]` (verbose: false drops -v). */
+export function renderList(rs: Ruleset, table: TableName, chain?: string, opts: ListOptions = {}): string {
+  const t = tableOf(rs, table);
+  const o = { exact: !!opts.exact, lineNumbers: !!opts.lineNumbers, verbose: opts.verbose ?? true };
+  const blocks: string[] = [];
+  for (const c of chainsOf(t, chain)) {
+    let head = `Chain ${c.name}`;
+    if (c.builtin) {
+      head += ` (policy ${c.policy}`;
+      if (o.verbose) {
+        const k = countersOf(opts.counters, table, c.name, -1, c.counters ?? ZERO_COUNTERS);
+        head += ` ${num(k.packets, o.exact, false)}packets, ${num(k.bytes, o.exact, false)}bytes`;
+      }
+      head += ')';
+    } else {
+      head += ` (${t.references(c.name)} references)`;
+    }
+    let cols = o.lineNumbers ? 'num  ' : '';
+    if (o.verbose) cols += o.exact ? '    pkts      bytes ' : ' pkts bytes ';
+    cols += 'target    ' + ' prot opt';
+    if (o.verbose) cols += ' in     out    ';
+    cols += ' source              ' + ' destination         ';
+    const lines = [head, cols];
+    c.rules.forEach((r, i) => lines.push(ruleLine(r, i + 1, countersOf(opts.counters, table, c.name, i, r.counters), o)));
+    blocks.push(lines.join('\n') + '\n');
+  }
+  return blocks.join('\n');
+}

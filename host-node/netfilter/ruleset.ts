@@ -1,0 +1,221 @@
+// ruleset.ts — the parsed state: a Ruleset holds tables, a Table holds chains, a Chain holds
+// rules. Every object is immutable; a restore builds the next Ruleset aside (draft.ts) sharing
+// every chain it did not touch, so the previous Ruleset stays valid and a failed restore leaves
+// it untouched. Tables keep their chains in a two-level map (a large shared base plus a small
+// per-version delta) so a restore that changes ten chains of 60 000 copies ten entries, not the
+// table. Never parses text and never prints (restore.ts, save.ts, list.ts).
+
+import type { Counters, Family, Hook, Policy, Rule, TableName } from './model.js';
+import { ZERO_COUNTERS } from './model.js';
+
+/** Built-in chains per table, in hook order, as Linux registers them (iptable_raw.c,
+ *  iptable_mangle.c, iptable_nat.c, iptable_filter.c, iptable_security.c valid_hooks). */
+export const BUILTIN_CHAINS: Readonly<Record<TableName, readonly Hook[]>> = {
+  raw: ['PREROUTING', 'OUTPUT'],
+  mangle: ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'],
+  nat: ['PREROUTING', 'INPUT', 'OUTPUT', 'POSTROUTING'],
+  filter: ['INPUT', 'FORWARD', 'OUTPUT'],
+  security: ['INPUT', 'FORWARD', 'OUTPUT'],
+};
+
+export const HOOK_BIT: Readonly<Record<Hook, number>> = {
+  PREROUTING: 1 << 0, INPUT: 1 << 1, FORWARD: 1 << 2, OUTPUT: 1 << 3, POSTROUTING: 1 << 4,
+};
+
+export const TABLE_NAMES: readonly TableName[] = ['raw', 'mangle', 'nat', 'filter', 'security'];
+
+export function isTableName(s: string): s is TableName {
+  return (TABLE_NAMES as readonly string[]).includes(s);
+}
+
+export function builtinHook(table: TableName, chain: string): Hook | null {
+  return (BUILTIN_CHAINS[table] as readonly string[]).includes(chain) ? (chain as Hook) : null;
+}
+
+/** One chain. Built-in chains have a hook and a policy; user chains have neither. */
+export interface Chain {
+  readonly name: string;
+  readonly builtin: boolean;
+  readonly hook: Hook | null;
+  /** ACCEPT or DROP for built-in chains, null for user chains. */
+  readonly policy: Policy | null;
+  /** Policy counters (built-in chains; always zero for user chains). */
+  readonly counters: Counters;
+  readonly rules: readonly Rule[];
+  /**
+   * How restore text declared the chain, to render it back the same way: null = never
+   * declared (a built-in chain the text did not mention), '-' = `:NAME - […]` (user chains, or a
+   * built-in whose policy was left alone), 'policy' = `:NAME ACCEPT|DROP […]` or -P.
+   */
+  readonly declared: '-' | 'policy' | null;
+  /** Position of the chain's rules in source-order output (the restore line that started them). */
+  readonly seq: number;
+}
+
+/**
+ * An immutable string-keyed map stored as a shared base plus a small delta (null = deleted).
+ * `with()` copies only the delta; when the delta outgrows ~8·√n it is folded into a new base,
+ * so the cost per change stays small on average however large the map is.
+ */
+export class LayeredMap<V> {
+  private constructor(
+    private readonly base: ReadonlyMap<string, V>,
+    private readonly delta: ReadonlyMap<string, V | null>,
+    readonly size: number,
+  ) {}
+
+  static of<V>(entries: Iterable<readonly [string, V]> = []): LayeredMap<V> {
+    const base = new Map<string, V>(entries as Iterable<[string, V]>);
+    return new LayeredMap(base, new Map(), base.size);
+  }
+
+  get(key: string): V | undefined {
+    const d = this.delta.get(key);
+    if (d !== undefined) return d === null ? undefined : d;
+    return this.base.get(key);
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  /** Entries in order: the base's (with overrides in place), then keys new in the delta. */
+  *entries(): IterableIterator<[string, V]> {
+    for (const [k, v] of this.base) {
+      const d = this.delta.get(k);
+      if (d === undefined) yield [k, v];
+      else if (d !== null) yield [k, d];
+    }
+    for (const [k, v] of this.delta) if (v !== null && !this.base.has(k)) yield [k, v];
+  }
+
+  *values(): IterableIterator<V> {
+    for (const [, v] of this.entries()) yield v;
+  }
+
+  /** A new map with `changes` applied (null deletes). */
+  with(changes: ReadonlyMap<string, V | null>): LayeredMap<V> {
+    if (changes.size === 0) return this;
+    const delta = new Map(this.delta);
+    let size = this.size;
+    for (const [k, v] of changes) {
+      const present = delta.has(k) ? delta.get(k) !== null : this.base.has(k);
+      if (v === null) {
+        if (present) size--;
+        if (this.base.has(k)) delta.set(k, null);
+        else delta.delete(k);
+      } else {
+        if (!present) size++;
+        delta.set(k, v);
+      }
+    }
+    if (delta.size > Math.max(256, 8 * Math.sqrt(this.base.size))) {
+      return LayeredMap.of(new LayeredMap(this.base, delta, size).entries());
+    }
+    return new LayeredMap(this.base, delta, size);
+  }
+}
+
+/** One table of a ruleset. */
+export class Table {
+  /** @internal chains by name: built-ins first (hook order), then user chains in creation order. */
+  readonly chainMap: LayeredMap<Chain>;
+  /** @internal number of rules (jumps and gotos) naming each chain. */
+  readonly refMap: LayeredMap<number>;
+  /** @internal per chain, a superset of the hooks it can be reached from (graph.ts). */
+  readonly hookMap: LayeredMap<number>;
+
+  constructor(
+    readonly name: TableName,
+    readonly family: Family,
+    chainMap: LayeredMap<Chain>,
+    refMap: LayeredMap<number>,
+    hookMap: LayeredMap<number>,
+  ) {
+    this.chainMap = chainMap;
+    this.refMap = refMap;
+    this.hookMap = hookMap;
+  }
+
+  chain(name: string): Chain | undefined {
+    return this.chainMap.get(name);
+  }
+
+  /** Built-in chains in hook order, then user chains in the order they were created. */
+  chains(): IterableIterator<Chain> {
+    return this.chainMap.values();
+  }
+
+  /** How many rules in this table jump or go to `chain` (the `-L` "references" count). */
+  references(chain: string): number {
+    return this.refMap.get(chain) ?? 0;
+  }
+
+  get size(): number {
+    return this.chainMap.size;
+  }
+}
+
+function builtinChain(hook: Hook): Chain {
+  return { name: hook, builtin: true, hook, policy: 'ACCEPT', counters: ZERO_COUNTERS, rules: [], declared: null, seq: 0 };
+}
+
+/** A table with only its built-in chains, policy ACCEPT (what the kernel starts with). */
+export function emptyTable(name: TableName, family: Family): Table {
+  const hooks = BUILTIN_CHAINS[name];
+  return new Table(
+    name,
+    family,
+    LayeredMap.of(hooks.map((h) => [h, builtinChain(h)] as const)),
+    LayeredMap.of(),
+    LayeredMap.of(hooks.map((h) => [h, HOOK_BIT[h]] as const)),
+  );
+}
+
+/**
+ * Rules parsed from identical text are identical, so parsed rules are kept by their text and
+ * reused (kube-proxy rewrites KUBE-SERVICES whole on every sync with mostly unchanged lines).
+ * Two generations bound the memory: when the current one fills, it becomes the old one.
+ */
+export class RuleCache {
+  private cur = new Map<string, Rule>();
+  private old = new Map<string, Rule>();
+  constructor(readonly limit = 1 << 18) {}
+
+  get(text: string): Rule | undefined {
+    const hit = this.cur.get(text);
+    if (hit !== undefined) return hit;
+    const prev = this.old.get(text);
+    if (prev !== undefined) this.set(text, prev);
+    return prev;
+  }
+
+  set(text: string, rule: Rule): void {
+    if (this.cur.size >= this.limit) {
+      this.old = this.cur;
+      this.cur = new Map();
+    }
+    this.cur.set(text, rule);
+  }
+}
+
+/** The whole parsed state for one address family. */
+export class Ruleset {
+  constructor(
+    readonly family: Family,
+    /** Tables present, in the order they first appeared. */
+    readonly tables: ReadonlyMap<TableName, Table>,
+    /** @internal last sequence number handed out (orders rule blocks in source output). */
+    readonly seq: number,
+    /** @internal parsed-rule cache shared by the rulesets derived from this one. */
+    readonly cache: RuleCache,
+  ) {}
+
+  table(name: TableName): Table | undefined {
+    return this.tables.get(name);
+  }
+
+  static empty(family: Family = 4): Ruleset {
+    return new Ruleset(family, new Map(), 0, new RuleCache());
+  }
+}

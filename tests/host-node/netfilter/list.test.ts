@@ -1,0 +1,52 @@
+// Listings with counters from a counter source (what the core will report), checked against what
+// the real tool printed for the same counters, plus the errors listing can give.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseRestore, renderList, renderRules, type CounterSource, type Ruleset } from '../../../host-node/netfilter/index.js';
+
+const here = new URL('.', import.meta.url).pathname;
+const goldens = JSON.parse(readFileSync(join(here, 'fixtures/goldens.json'), 'utf8')).cases as
+  { name: string; table: string; Lnv: string; Lnvx: string; S: string }[];
+const counted = goldens.find((g) => g.name === 'v4-counters')!;
+const text = readFileSync(join(here, 'fixtures/inputs/v4-counters.rules'), 'utf8');
+
+function parse(counters: boolean): Ruleset {
+  const r = parseRestore(text, { counters });
+  if (!r.ok) throw new Error(r.error.message);
+  return r.ruleset;
+}
+
+describe('counters in listings', () => {
+  const withCounters = parse(true);
+  const zero = parse(false);
+  // A source that serves the counters the kernel held, for a ruleset parsed without them.
+  const source: CounterSource = (table, chain, index) => {
+    const c = withCounters.table(table)!.chain(chain)!;
+    return index < 0 ? c.counters : c.rules[index].counters;
+  };
+
+  it('takes counters from the source (K/M/G/T and exact forms)', () => {
+    expect(renderList(zero, 'filter', undefined, { counters: source })).toBe(counted.Lnv);
+    expect(renderList(zero, 'filter', undefined, { counters: source, exact: true, lineNumbers: true })).toBe(counted.Lnvx);
+  });
+
+  it('defaults to the model\'s counters, zero unless restored with counters', () => {
+    expect(renderList(withCounters, 'filter')).toBe(counted.Lnv);
+    expect(renderList(zero, 'filter')).not.toBe(counted.Lnv);
+    expect(renderList(zero, 'filter')).toContain('Chain INPUT (policy ACCEPT 0 packets, 0 bytes)');
+  });
+
+  it('-S -v prints counters with -c', () => {
+    const s = renderRules(zero, 'filter', 'INPUT', { counters: source });
+    expect(s).toBe('-P INPUT ACCEPT -c 123 45678\n-A INPUT -c 5 300 -j KUBE-SERVICES\n-A INPUT -p tcp -m tcp --dport 22 -c 123456 987654321 -j ACCEPT\n');
+  });
+
+  it('lists a table the ruleset does not have as the kernel would (empty built-ins)', () => {
+    expect(renderRules(zero, 'raw')).toBe('-P PREROUTING ACCEPT\n-P OUTPUT ACCEPT\n');
+  });
+
+  it('refuses a chain that does not exist', () => {
+    expect(() => renderList(zero, 'filter', 'NOPE')).toThrow('No chain/target/match by that name.');
+  });
+});
