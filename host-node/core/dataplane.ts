@@ -54,15 +54,16 @@ function log2ceil(n: number): number {
 }
 
 export class Dataplane {
-  private u8!: Uint8Array;
-  private dv!: DataView;
+  protected u8!: Uint8Array;
+  protected dv!: DataView;
   private readonly descBase: number;
   private readonly dataBase: number;
   private readonly dataBytes: number;
   private readonly maxBatch: number;
-  private lastNowMs = 0;
+  protected lastNowMs = 0;
 
-  private constructor(readonly core: CoreExports, readonly options: DataplaneOptions) {
+  /** Wraps an initialised core; hosts call Dataplane.create() instead. */
+  constructor(readonly core: CoreExports, readonly options: DataplaneOptions) {
     this.descBase = core.ioDescPtr();
     this.dataBase = core.ioDataPtr();
     this.dataBytes = core.ioDataBytes();
@@ -70,14 +71,14 @@ export class Dataplane {
     this.refresh();
   }
 
-  static async create(options: DataplaneOptions): Promise<Dataplane> {
+  static async create<T extends Dataplane>(this: new (core: CoreExports, options: DataplaneOptions) => T, options: DataplaneOptions): Promise<T> {
     const core = await instantiateCore(options.wasm);
     const cap = log2ceil(Math.max(16, options.conntrackCapacity ?? 65536));
     const cap6 = options.conntrackCapacity6 !== undefined ? log2ceil(options.conntrackCapacity6) : Math.max(0, cap - 4);
     const seed = BigInt(options.seed ?? 0x5eed);
     const rc = core.init(cap, Math.min(cap6, cap), Number(seed & 0xffffffffn), Number((seed >> 32n) & 0xffffffffn));
     if (rc !== 0) throw new Error(`svcplane core init failed (${rc}): capacity 2^${cap} could not be reserved`);
-    const dp = new Dataplane(core, options);
+    const dp = new this(core, options);
     dp.setNode(options);
     return dp;
   }
@@ -110,7 +111,7 @@ export class Dataplane {
   }
 
   /** Views of core memory; renewed whenever memory has grown (old views detach). */
-  private refresh(): void {
+  protected refresh(): void {
     const buf = this.core.memory.buffer;
     if (!this.u8 || this.u8.buffer !== buf) {
       this.u8 = new Uint8Array(buf);

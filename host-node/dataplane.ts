@@ -1,0 +1,134 @@
+// dataplane.ts — the full Dataplane every host uses: the core's packet API (core/dataplane.ts)
+// plus the rule front ends on top of it — iptables-restore text in, iptables-save / -L / -S out,
+// and the trace that explains a packet. This is the one place the layers meet (core knows no text
+// format; the text front ends know no I/O). Never touches sockets, files or the clock.
+import { Dataplane as CoreDataplane } from './core/dataplane.js';
+import { buildPacket, type ProtoName } from './core/packet.js';
+import {
+  parseRestore, renderSave, renderList, renderRules, Ruleset,
+  type RestoreError, type TableName, type CounterSource, type Family,
+} from './netfilter/index.js';
+import { IptCompiler, loadRestore, type IptCore } from './netfilter/compile.js';
+import { tracePacket, type TraceCore, type TraceResult } from './netfilter/trace.js';
+
+/** A restore the text front end or the core refused; nothing of it was applied. */
+export class RestoreFailed extends Error {
+  constructor(readonly line: number, readonly word: string, message: string) {
+    super(message);
+  }
+}
+
+export interface RestoreApplied {
+  /** "table/chain" of every chain the restore created, replaced, flushed or deleted. */
+  touched: string[];
+}
+
+export interface TraceQuery {
+  src: string;
+  dst: string;
+  proto?: ProtoName;
+  sport?: number;
+  dport?: number;
+  /** Arriving from outside the node (PREROUTING) or sent by the node itself (OUTPUT). */
+  from?: 'external' | 'local';
+  /** TCP flags of the traced packet (default a SYN: a new connection). */
+  flags?: string;
+  nowMs?: number;
+  maxOutcomes?: number;
+}
+
+interface FamilyState {
+  ruleset: Ruleset;
+}
+
+type FullCore = IptCore & TraceCore & { iptModeSet(on: number): void; iptCounters(id: number): number; iptRuleCount(id: number): number };
+
+export class Dataplane extends CoreDataplane {
+  private readonly compiler = new IptCompiler();
+  private readonly families: Record<Family, FamilyState> = { 4: { ruleset: Ruleset.empty(4) }, 6: { ruleset: Ruleset.empty(6) } };
+
+  private get ipt(): FullCore {
+    return this.core as unknown as FullCore;
+  }
+
+  /**
+   * Loads iptables-restore text (ip6tables-restore with family 6) as the kernel would: validated
+   * whole, compiled only for the chains it touches, and swapped in with one commit. On any error
+   * nothing changes and a RestoreFailed names the line and word at fault. Switches the core to
+   * iptables mode.
+   */
+  iptablesRestore(text: string, opts: { family?: Family; noflush?: boolean; counters?: boolean } = {}): RestoreApplied {
+    const family = opts.family ?? 4;
+    const state = this.families[family];
+    const parsed = parseRestore(text, { family, noflush: opts.noflush ?? false, base: state.ruleset, counters: opts.counters ?? false });
+    if (!parsed.ok) {
+      const e: RestoreError = parsed.error;
+      throw new RestoreFailed(e.line, e.word, e.message);
+    }
+    const compiled = this.compiler.compile(parsed.ruleset, parsed.touched);
+    try {
+      loadRestore(this.ipt, this.compiler, compiled, (n) => this.core.cfgBuffer(n));
+    } catch (e) {
+      throw new RestoreFailed(0, '', `${family === 4 ? 'iptables' : 'ip6tables'}-restore: ${(e as Error).message}`);
+    } finally {
+      this.refresh();
+    }
+    state.ruleset = parsed.ruleset;
+    this.ipt.iptModeSet(1);
+    return { touched: [...parsed.touched].sort() };
+  }
+
+  /** Per-rule packet/byte counters from the core, for the renderers. */
+  private counters(family: Family): CounterSource {
+    return (table: TableName, chain: string, index: number) => {
+      const id = this.compiler.chainId(family, table, chain);
+      if (id === undefined) return undefined;
+      const n = this.ipt.iptRuleCount(id);
+      const ptr = this.ipt.iptCounters(id);
+      if (n < 0 || ptr === 0) return undefined;
+      const at = index < 0 || index >= n ? n : index;   // the chain's end: policy counter
+      this.refresh();
+      return { packets: this.dv.getBigUint64(ptr + at * 16, true), bytes: this.dv.getBigUint64(ptr + at * 16 + 8, true) };
+    };
+  }
+
+  /** The live rules as `iptables-save` prints them. */
+  iptablesSave(opts: { family?: Family; counters?: boolean } = {}): string {
+    const family = opts.family ?? 4;
+    return renderSave(this.families[family].ruleset, { counters: opts.counters ?? false });
+  }
+
+  /** `iptables -L [chain] -n -v` for one table, with the core's counters. */
+  iptablesList(table: TableName = 'filter', chain?: string, opts: { family?: Family; exact?: boolean; lineNumbers?: boolean } = {}): string {
+    const family = opts.family ?? 4;
+    return renderList(this.families[family].ruleset, table, chain, {
+      counters: this.counters(family), exact: opts.exact ?? false, lineNumbers: opts.lineNumbers ?? false,
+    });
+  }
+
+  /** `iptables -S [chain]` for one table. */
+  iptablesRules(table: TableName = 'filter', chain?: string, opts: { family?: Family } = {}): string {
+    return renderRules(this.families[opts.family ?? 4].ruleset, table, chain);
+  }
+
+  /**
+   * Explains what the live iptables rules do with a packet: every rule visited and every possible
+   * outcome with its exact probability. Changes no state (no counters, conntrack or recent lists).
+   */
+  trace(q: TraceQuery): TraceResult {
+    const proto = q.proto ?? 'tcp';
+    const packet = buildPacket({
+      src: q.src, dst: q.dst, proto,
+      sport: q.sport ?? 40000, dport: q.dport ?? 0,
+      ...(proto === 'tcp' ? { flags: q.flags ?? 'S' } : {}),
+      ...(proto === 'icmp' || proto === 'icmpv6' ? { icmp: { type: proto === 'icmp' ? 8 : 128, code: 0, id: q.sport ?? 1, seq: 1 } } : {}),
+    });
+    const r = tracePacket(this.ipt, this.compiler, packet, {
+      meta: q.from === 'local' ? 1 : 0,
+      nowMs: q.nowMs ?? this.lastNowMs,
+      ...(q.maxOutcomes !== undefined ? { maxOutcomes: q.maxOutcomes } : {}),
+    });
+    this.refresh();
+    return r;
+  }
+}
