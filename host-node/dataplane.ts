@@ -10,6 +10,10 @@ import {
 } from './netfilter/index.js';
 import { IptCompiler, loadRestore, type IptCore } from './netfilter/compile.js';
 import { tracePacket, type TraceCore, type TraceResult } from './netfilter/trace.js';
+import {
+  ProxyState, parseManifests, loadObjects, renderIptables, renderJumpChains, namespacedName,
+  type IptablesOptions, type ManifestIssue, type Service, type EndpointSlice, type Node,
+} from './kube/index.js';
 
 /** A restore the text front end or the core refused; nothing of it was applied. */
 export class RestoreFailed extends Error {
@@ -39,13 +43,34 @@ export interface TraceQuery {
 
 interface FamilyState {
   ruleset: Ruleset;
+  /** kube-proxy's base-chain jumps are in (apply installs them once per family). */
+  jumps?: boolean;
 }
+
+export interface ApplyOptions {
+  /** How the Services reach the core. */
+  mode?: 'iptables';
+  /** This node's name (topology hints, local endpoints); default "node". */
+  nodeName?: string;
+  /** kube-proxy settings for the rendered rules (era, masqueradeAll, nodePortAddresses, …). */
+  iptables?: IptablesOptions;
+}
+
+export interface ApplyResult {
+  /** Objects refused (with file, line, object and field); everything else was applied. */
+  issues: ManifestIssue[];
+  families: Array<{ family: Family; full: boolean; changedServices: string[]; filterRules: number; natRules: number; touched: string[] }>;
+}
+
+type Objects = { services: Service[]; endpointSlices: EndpointSlice[]; nodes: Node[] };
 
 type FullCore = IptCore & TraceCore & { iptModeSet(on: number): void; iptCounters(id: number): number; iptRuleCount(id: number): number };
 
 export class Dataplane extends CoreDataplane {
   private readonly compiler = new IptCompiler();
   private readonly families: Record<Family, FamilyState> = { 4: { ruleset: Ruleset.empty(4) }, 6: { ruleset: Ruleset.empty(6) } };
+
+  private kube?: { state: ProxyState; nodeName: string; services: Map<string, Service>; slices: Map<string, EndpointSlice>; nodes: Map<string, Node> };
 
   private get ipt(): FullCore {
     return this.core as unknown as FullCore;
@@ -130,5 +155,76 @@ export class Dataplane extends CoreDataplane {
     });
     this.refresh();
     return r;
+  }
+
+  /**
+   * Makes the dataplane serve exactly these Services, EndpointSlices and Nodes (YAML/JSON text,
+   * `kubectl get -o yaml` lists, or decoded objects): the difference to the previous call goes
+   * through kube-proxy's change trackers and renderer, and only the changed Services' chains are
+   * rewritten (a partial sync, as kube-proxy does). Invalid objects are reported and skipped; a
+   * refused sync leaves the previous rules live and forces the next sync to be full.
+   */
+  apply(input: string | unknown[], opts: ApplyOptions = {}): ApplyResult {
+    const set = typeof input === 'string' ? parseManifests(input) : loadObjects(input);
+    const nodeName = opts.nodeName ?? this.kube?.nodeName ?? 'node';
+    if (!this.kube || this.kube.nodeName !== nodeName) {
+      this.kube = { state: new ProxyState({ nodeName }), nodeName, services: new Map(), slices: new Map(), nodes: new Map() };
+    }
+    const k = this.kube;
+    const first = k.services.size === 0 && k.slices.size === 0 && !k.state.initialized;
+    this.feed(set, k);
+    if (first) {
+      k.state.markServicesSynced();
+      k.state.markEndpointSlicesSynced();
+    }
+    const result: ApplyResult = { issues: set.issues.filter((i) => i.severity === 'error'), families: [] };
+    const podCIDR = typeof this.options.podCIDR === 'string' ? this.options.podCIDR : this.options.podCIDR?.join(',');
+    for (const plan of k.state.sync()) {
+      const fam = this.families[plan.family];
+      const nat = fam.ruleset.table('nat');
+      const render = renderIptables(plan.model, {
+        nodeIPs: this.options.nodeIPs, nodeName, topologyLabels: k.state.topologyLabels,
+        ...(podCIDR ? { podCIDR } : {}), ...opts.iptables,
+      }, {
+        changedServices: plan.changedServices,
+        existingNatChains: nat ? [...nat.chains()].map((c) => c.name) : [],
+      });
+      try {
+        const applied = this.iptablesRestore(render.text, { family: plan.family, noflush: true });
+        if (!fam.jumps) {
+          this.iptablesRestore(renderJumpChains(plan.family), { family: plan.family, noflush: true });
+          fam.jumps = true;
+        }
+        result.families.push({
+          family: plan.family, full: render.full, changedServices: [...(plan.changedServices ?? [])].sort(),
+          filterRules: render.filterRules, natRules: render.natRules, touched: applied.touched,
+        });
+      } catch (e) {
+        k.state.requestFullSync();
+        throw e;
+      }
+    }
+    return result;
+  }
+
+  /** Feeds the difference between the last applied objects and `next` to the trackers. */
+  private feed(next: Objects, k: NonNullable<Dataplane['kube']>): void {
+    const svcs = new Map(next.services.map((o) => [namespacedName(o.metadata), o]));
+    const slices = new Map(next.endpointSlices.map((o) => [namespacedName(o.metadata), o]));
+    for (const [key, old] of k.services) if (!svcs.has(key)) k.state.onService(old, null);
+    for (const [key, cur] of svcs) {
+      const old = k.services.get(key) ?? null;
+      if (old !== cur && JSON.stringify(old) !== JSON.stringify(cur)) k.state.onService(old, cur);
+    }
+    for (const [key, old] of k.slices) if (!slices.has(key)) k.state.onEndpointSlice(old, true);
+    for (const [key, cur] of slices) {
+      const old = k.slices.get(key);
+      if (!old || JSON.stringify(old) !== JSON.stringify(cur)) k.state.onEndpointSlice(cur);
+    }
+    const me = next.nodes.find((n) => n.metadata.name === k.nodeName) ?? null;
+    k.state.onNode(me);
+    k.services = svcs;
+    k.slices = slices;
+    k.nodes = new Map(next.nodes.map((n) => [n.metadata.name, n]));
   }
 }

@@ -10,3 +10,4 @@ export * from './chain-names.js';
 export * from './proxy-state.js';
 export * from './render-iptables.js';
 export * from './source.js';
+export * from './jump-chains.js';
