@@ -1,21 +1,24 @@
 // main.ts — the `svcplane` command line: dispatches to subcommands and turns their errors into
 // messages and exit codes. Each subcommand lives in its own module.
 import { runDemo } from './demo.js';
+import { runRender } from './render.js';
 
 const HELP = `usage: svcplane <command> [options]
 
 commands:
   demo        run sample Services and packets through the dataplane core and show what happened
+  render      print the rules kube-proxy would install for a manifests file or directory
   help        this text
 `;
 
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
-  void rest;
   try {
     switch (cmd) {
       case 'demo':
         return await runDemo();
+      case 'render':
+        return await runRender(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
       case undefined:
       case 'help':
       case '--help':

@@ -1,0 +1,57 @@
+// render.ts — `svcplane render`: prints the rules kube-proxy would install for a manifests file or
+// directory (iptables-restore text, as its iptables mode writes it), so users can diff them against
+// their nodes. Reads files only; touches no dataplane and no kernel.
+import { parseArgs } from 'node:util';
+import { ProxyState, renderIptables, renderJumpChains, type Family } from '../kube/index.js';
+import { ManifestSource } from '../io/manifests.js';
+
+export const RENDER_HELP = `usage: svcplane render --manifests PATH [--mode iptables] [--node-name NAME] [--node-ip IP]...
+                       [--cluster-cidr CIDR] [--masquerade-all] [--family 4|6] [--with-jumps]
+`;
+
+export async function runRender(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      manifests: { type: 'string' },
+      mode: { type: 'string', default: 'iptables' },
+      'node-name': { type: 'string', default: 'node' },
+      'node-ip': { type: 'string', multiple: true, default: [] },
+      'cluster-cidr': { type: 'string' },
+      'masquerade-all': { type: 'boolean', default: false },
+      family: { type: 'string' },
+      'with-jumps': { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (!values.manifests) {
+    err(`svcplane render: --manifests is required\n${RENDER_HELP}`);
+    return 2;
+  }
+  if (values.mode !== 'iptables') {
+    err(`svcplane render: mode ${JSON.stringify(values.mode)} is not available yet (iptables is)\n`);
+    return 2;
+  }
+  const nodeName = values['node-name']!;
+  const state = new ProxyState({ nodeName });
+  let errors = 0;
+  const source = new ManifestSource({
+    path: values.manifests, nodeName, watch: false,
+    log: (m) => { errors++; err(`${m}\n`); },
+  });
+  source.start(state, () => {});
+  await source.stop();
+  const families: Family[] = values.family === '4' ? [4] : values.family === '6' ? [6] : [4, 6];
+  for (const plan of state.sync()) {
+    if (!families.includes(plan.family)) continue;
+    if (plan.model.services.size === 0 && families.length > 1) continue;
+    const r = renderIptables(plan.model, {
+      nodeName, nodeIPs: values['node-ip']!, masqueradeAll: values['masquerade-all']!,
+      ...(values['cluster-cidr'] ? { clusterCIDR: values['cluster-cidr'] } : {}),
+    });
+    if (families.length > 1) out(`# IPv${plan.family} (${plan.family === 4 ? 'iptables' : 'ip6tables'}-restore --noflush)\n`);
+    out(r.text);
+    if (values['with-jumps']) out(renderJumpChains(plan.family));
+  }
+  return errors > 0 ? 1 : 0;
+}

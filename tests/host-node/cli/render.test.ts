@@ -1,0 +1,61 @@
+// `svcplane render`: kube-proxy's rules for a manifests directory, and errors naming file and field.
+import { describe, it, expect, afterEach } from 'vitest';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runRender } from '../../../host-node/cli/render.js';
+import { parseRestore } from '../../../host-node/netfilter/index.js';
+
+const SVC = `apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: shop }
+spec:
+  clusterIP: 10.96.0.80
+  ports: [{ name: http, port: 80, protocol: TCP }]
+`;
+const SLICE = `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: web-abc, namespace: shop, labels: { kubernetes.io/service-name: web } }
+addressType: IPv4
+ports: [{ name: http, port: 8080, protocol: TCP }]
+endpoints:
+  - addresses: [10.244.1.11]
+    conditions: { ready: true }
+  - addresses: [10.244.2.12]
+    conditions: { ready: true }
+  - addresses: [10.244.3.13]
+    conditions: { ready: true }
+`;
+
+let dir = '';
+afterEach(() => { if (dir) rmSync(dir, { recursive: true, force: true }); dir = ''; });
+
+async function render(files: Record<string, string>, args: string[] = []) {
+  dir = mkdtempSync(join(tmpdir(), 'svp-render-'));
+  for (const [n, t] of Object.entries(files)) writeFileSync(join(dir, n), t);
+  let out = '', err = '';
+  const code = await runRender(['--manifests', dir, '--family', '4', ...args], (s) => (out += s), (s) => (err += s));
+  return { code, out, err };
+}
+
+describe('svcplane render', () => {
+  it('prints loadable iptables-restore text with kube-proxy probabilities', async () => {
+    const { code, out } = await render({ 'svc.yaml': SVC, 'slice.yaml': SLICE }, ['--cluster-cidr', '10.244.0.0/16']);
+    expect(code).toBe(0);
+    expect(out).toMatch(/^\*filter\n/);
+    expect(out).toMatch(/-A KUBE-SERVICES -m comment --comment "shop\/web:http cluster IP" -m tcp -p tcp -d 10\.96\.0\.80 --dport 80 -j KUBE-SVC-[A-Z0-9]{16}/);
+    expect(out).toMatch(/--probability 0\.3333333333 -j KUBE-SEP-/);
+    expect(out).toMatch(/--probability 0\.5000000000 -j KUBE-SEP-/);
+    expect(out).toMatch(/! -s 10\.244\.0\.0\/16 -j KUBE-MARK-MASQ/);
+    expect(parseRestore(out, { noflush: true }).ok).toBe(true);
+  });
+
+  it('names the file, line and field of a bad object and still renders the rest', async () => {
+    const { code, out, err } = await render({ 'svc.yaml': SVC, 'slice.yaml': SLICE, 'bad.yaml': SVC.replace('web', 'bad').replace('port: 80', 'port: 70000') });
+    expect(code).toBe(1);
+    expect(err).toMatch(/bad\.yaml:\d+/);
+    expect(err).toMatch(/ports\[0\]\.port/);
+    expect(out).toMatch(/shop\/web:http cluster IP/);
+    expect(out).not.toMatch(/shop\/bad/);
+  });
+});
