@@ -142,7 +142,7 @@ const changed = svcs[SERVICES >> 1];
 changed.eps[1] = { ip: '10.255.255.9', sep: 'KUBE-SEP-' + hash() };
 const partial = [...filterTable(), ...natTable(svcs, [changed])].join('\n') + '\n';
 const partialLines = partial.split('\n').length - 1;
-time('baseline: split + slice + one map lookup per line', partialLines, () => baseline(partial));
+time('baseline (split, slice, 1 map get per line)', partialLines, () => baseline(partial));
 let base = first.ruleset;
 for (let i = 1; i <= 5; i++) {
   const r = time(`partial restore --noflush #${i}`, partialLines, () => must(parseRestore(partial, { base, noflush: true })));

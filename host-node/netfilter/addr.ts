@@ -174,10 +174,35 @@ export function strictIPv4(text: string): number | null {
   return v >>> 0;
 }
 
+/**
+ * inet_aton(): `a`, `a.b`, `a.b.c` or `a.b.c.d`, parts in base 0, the last part filling the
+ * remaining bytes (so `8080` is 0.0.31.144). libxtables falls back to this (through
+ * getaddrinfo()) for what its own reader refuses.
+ */
+export function parseInetAton(text: string): number | null {
+  const parts = text.split('.');
+  if (parts.length > 4) return null;
+  const vals: number[] = [];
+  for (const p of parts) {
+    const v = parseUint(p, 0, 0xffffffff);
+    if (v === null) return null;
+    vals.push(v);
+  }
+  const last = vals[vals.length - 1];
+  const lastBits = 8 * (5 - vals.length);
+  if (lastBits < 32 && last >= 2 ** lastBits) return null;
+  let v = 0;
+  for (let i = 0; i < vals.length - 1; i++) {
+    if (vals[i] > 255) return null;
+    v = v * 256 + vals[i];
+  }
+  return (v * 2 ** lastBits + last) >>> 0;
+}
+
 /** An address in the family's numeric form (inet_pton semantics for IPv6, xtables for IPv4). */
 export function parseAddr(text: string, family: Family): Words | null {
   if (family === 4) {
-    const v = parseIPv4(text);
+    const v = parseIPv4(text) ?? parseInetAton(text);
     return v === null ? null : [v, 0, 0, 0];
   }
   return parseIPv6(text);

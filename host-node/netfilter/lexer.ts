@@ -7,8 +7,11 @@
 //     literal and the closing quote ends the word (so `"a"b` is two words: `a`, `b`);
 //   * outside quotes a backslash is an ordinary character;
 //   * an empty quoted string `""` is a word of its own;
-//   * an unterminated quote simply runs to the end of the line.
+//   * an unterminated quote is refused (iptables would take the line's newline into the word and
+//     later print a rule it cannot read back).
 // The hot path (a line with no quote at all) is a plain character scan: no regex per word.
+
+import { RuleError } from './ext.js';
 
 const SPACE = 32;
 const TAB = 9;
@@ -37,6 +40,12 @@ export function splitWords(line: string, start = 0, ends?: number[], quoted?: bo
     return words;
   }
   return splitQuoted(line, start, end, ends, quoted);
+}
+
+/** Fields separated by space, tab or newline, quotes not special: strtok(" \t\n") as
+ *  iptables-restore reads `*table` and `:CHAIN POLICY [p:b]` lines. */
+export function splitFields(line: string): string[] {
+  return splitPlain(line, 0, line.length);
 }
 
 function splitPlain(line: string, start: number, end: number, ends?: number[]): string[] {
@@ -101,6 +110,7 @@ function splitQuoted(line: string, start: number, end: number, ends?: number[], 
     buf += line[i];
     inWord = true;
   }
+  if (quoteOpen) throw new RuleError('"' + buf, 'unterminated quoted string');
   // iptables only keeps a trailing word that has characters in it.
   if (buf.length > 0) {
     words.push(buf);

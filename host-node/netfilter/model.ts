@@ -17,7 +17,8 @@ export type Policy = 'ACCEPT' | 'DROP';
 
 export type Words = readonly [number, number, number, number];
 
-/** An address and mask; `addr` is already masked. */
+/** An address and mask. For -s/-d `addr` is already masked (as the kernel stores it); the
+ *  conntrack address options keep it as written (the kernel compares them under the mask). */
 export interface AddrMask {
   readonly family: Family;
   readonly addr: Words;

@@ -37,7 +37,6 @@ export interface Command {
 
 export const MAX_NAME = 28; // XT_EXTENSION_MAXNAMELEN - 1
 
-
 const MATCH_ALIASES: Record<string, string> = { icmpv6: 'icmp6', 'ipv6-icmp': 'icmp6' };
 
 function findMatchDef(name: string, family: Family): ExtDef<unknown, Match> | null {
@@ -84,7 +83,7 @@ export function parseRuleText(text: string, family: Family, lenientComments = tr
 class Parser {
   private i = 0;
   private invert = false;
-  private cmd: Cmd | 'L' | 'S' | null;
+  private cmd: Cmd | null;
   private chain: string | null = null;
   private rulenum = 0;
   private policy: string | null = null;
@@ -104,8 +103,10 @@ class Parser {
   private jumpTo = '';
   private isGoto = false;
   private counters: Counters | null = null;
-  // The comment state whose bare value may absorb following non-option words (see below).
+  // The comment state whose bare value may absorb following non-option words (see run()).
   private openComment: { text: string } | null = null;
+  // One environment object per rule, kept current as -p is read.
+  private readonly envObj: { family: Family; proto: number; protoInvert: boolean };
 
   constructor(
     private readonly words: readonly string[],
@@ -119,9 +120,6 @@ class Parser {
     if (preset) this.specFrom = 0;
     this.envObj = { family, proto: 0, protoInvert: false };
   }
-
-  // One environment object per rule, kept current as -p is read.
-  private readonly envObj: { family: Family; proto: number; protoInvert: boolean };
 
   private env(): ParseEnv {
     return this.envObj;
@@ -403,7 +401,7 @@ class Parser {
   private finish(): Command {
     if (this.invert) throw new RuleError('!', 'nothing appropriate following !');
     if (!this.cmd) throw new RuleError('', 'no command specified');
-    const cmd = this.cmd as Cmd;
+    const cmd = this.cmd;
     const env = this.env();
     const withRule = cmd === 'A' || cmd === 'I' || cmd === 'R' || cmd === 'C' || (cmd === 'D' && this.rulenum === 0);
     if (!withRule) {

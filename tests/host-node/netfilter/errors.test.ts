@@ -82,6 +82,7 @@ const cases: Case[] = [
   { name: 'IPv4 address in ip6tables', text: '*filter\n-A INPUT -s 10.0.0.1 -j ACCEPT\nCOMMIT\n', line: 2, word: '10.0.0.1', reason: "host/network `10.0.0.1' not found", family: 6 },
   { name: '-f in ip6tables', text: '*filter\n-A INPUT -f -j ACCEPT\nCOMMIT\n', line: 2, word: '-f', reason: "`-f' is not supported in IPv6, use -m frag instead", family: 6 },
   { name: 'unquoted multi-word comment in strict mode', text: '*filter\n-A INPUT -m comment --comment hello world -j ACCEPT\nCOMMIT\n', line: 2, word: 'world', reason: "Bad argument `world'", strict: true },
+  { name: 'unterminated quote', text: '*filter\n-A INPUT -m comment --comment "no end -j ACCEPT\nCOMMIT\n', line: 2, word: '"no end -j ACCEPT', reason: 'unterminated quoted string' },
   { name: 'second table while one is open', text: '*filter\n*nat\nCOMMIT\n', line: 2, word: '*nat', reason: "Bad argument `*nat'" },
   { name: 'rule outside a table', text: '# c\n-A INPUT -j ACCEPT\n', line: 2, word: '-A', reason: /no table selected/ },
   { name: 'insert beyond the end', text: '*filter\n-I INPUT 3 -j ACCEPT\nCOMMIT\n', line: 2, word: '3', reason: 'Index of insertion too big.' },

@@ -1,7 +1,7 @@
 // Word splitting as iptables-restore does it, quoting as iptables-save does it, and the address
 // forms iptables reads and prints.
 import { describe, expect, it } from 'vitest';
-import { formatIPv6, maskPrefix, parseHostMask, parseIPv4, parseIPv6, prefixMask, scanUint } from '../../../host-node/netfilter/addr.js';
+import { formatIPv6, maskPrefix, parseHostMask, parseIPv4, parseIPv6, parseInetAton, prefixMask, scanUint } from '../../../host-node/netfilter/addr.js';
 import { quoteWord, saveString, splitWords } from '../../../host-node/netfilter/lexer.js';
 
 describe('splitWords (add_param_to_argv)', () => {
@@ -16,11 +16,11 @@ describe('splitWords (add_param_to_argv)', () => {
     expect(splitWords('a\\b "x"')).toEqual(['a\\b', 'x']);
   });
 
-  it('ends a word at the closing quote, keeps empty quoted words, runs an open quote to the end', () => {
+  it('ends a word at the closing quote, keeps empty quoted words, refuses an open quote', () => {
     expect(splitWords('"a"b')).toEqual(['a', 'b']);
     expect(splitWords('x"y z"')).toEqual(['xy z']);
     expect(splitWords('--comment "" -j X')).toEqual(['--comment', '', '-j', 'X']);
-    expect(splitWords('--comment "open to the end')).toEqual(['--comment', 'open to the end']);
+    expect(() => splitWords('--comment "open to the end')).toThrow('unterminated quoted string');
   });
 
   it('ignores a trailing carriage return and reports word ends', () => {
@@ -57,6 +57,11 @@ describe('addresses', () => {
     expect(parseIPv4('255.255')).not.toBeNull();
     expect(parseIPv4('255.255', true)).toBeNull();
     expect(scanUint(' +0x1fz', 0)).toEqual({ value: 31, end: 6 });
+    // What the xtables reader refuses goes to inet_aton() (through getaddrinfo()), as there.
+    expect(parseInetAton('8080')).toBe(0x00001f90);
+    expect(parseInetAton('10.300')).toBe(0x0a00012c);
+    expect(parseInetAton('1.2.3.400')).toBeNull();
+    expect(parseHostMask('8080', 4)).toMatchObject({ addr: [0x1f90, 0, 0, 0], prefix: 32 });
   });
 
   it('reads IPv6 like inet_pton', () => {
