@@ -6,13 +6,15 @@
 //                                              mangle POSTROUTING → nat POSTROUTING (NEW only)
 //                  → confirm
 //   from the node: raw OUTPUT → conntrack → mangle OUTPUT → nat OUTPUT (NEW only) → filter OUTPUT →
-//                  mangle POSTROUTING → nat POSTROUTING (NEW only) → confirm
+//                  mangle POSTROUTING → nat POSTROUTING (NEW only) → confirm; then, when addressed
+//                  to the node itself (after NAT), looped back: raw PREROUTING → mangle PREROUTING →
+//                  mangle INPUT → filter INPUT
 // At each NAT hook the packet gets its connection's binding for that hook (nat.ts); a NEW
 // connection's nat chain runs first and makes that binding. Confirm stores a NEW connection only
 // when its packet was accepted, so a dropped first packet leaves nothing behind. Writes the
 // descriptor as pipeline.ts processOne does (verdict, reason, ctstate, mark, ct, len).
 // Never allocates; never reads a clock (`now` is passed in).
-import { Flow, inner, FRAG_LATER, PROTO_TCP, PROTO_ICMP, PROTO_ICMPV6 } from "../flow";
+import { Flow, inner, FRAG_LATER, PROTO_TCP, PROTO_ICMP, PROTO_ICMPV6, FAMILY_V4 } from "../flow";
 import {
   VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY, R_NONE, R_FRAGMENT, R_CT_FULL, R_POLICY,
 } from "../verdict";
@@ -177,6 +179,13 @@ function confirm(f: Flow): bool {
   return true;
 }
 
+// Does a packet the node sends stay on the node? Its own addresses, and loopback (the local
+// routing table routes all of 127.0.0.0/8 and ::1 to lo).
+function deliveredLocally(f: Flow): bool {
+  if (f.family == FAMILY_V4) return (f.d0 & 0xFF) == 127 || isLocal(f.family, f.d0, 0, 0, 0);
+  return ((f.d0 | f.d1 | f.d2) == 0 && f.d3 == 0x01000000) || isLocal(f.family, f.d0, f.d1, f.d2, f.d3);
+}
+
 // A packet that ends here without being accepted: a stored connection keeps any connmark change
 // (the kernel writes it at once); a pending one is forgotten.
 function refuse(f: Flow, v: u32): void {
@@ -235,6 +244,18 @@ export function iptProcess(d: usize, f: Flow, now: u32, meta: u32): void {
     if (v == V_ACCEPT) v = table(TABLE_FILTER, HOOK_OUTPUT, f);
     if (v == V_ACCEPT) v = table(TABLE_MANGLE, HOOK_POSTROUTING, f);
     if (v == V_ACCEPT) v = natHook(HOOK_POSTROUTING, MANIP_SRC, f);
+    if (v == V_ACCEPT && deliveredLocally(f)) {
+      // ip_output() → loopback_xmit() → ip_rcv() → ip_local_deliver(): the packet meets the
+      // PREROUTING and INPUT hooks again. Its connection was confirmed in POSTROUTING
+      // (ipv4_confirm) and keeps its ctinfo (nf_conntrack_in() skips an skb that has one), and
+      // both NAT bindings are set, so no nat chain runs (nf_nat_inet_fn). The input interface
+      // stays "none" here, not lo.
+      if (!confirm(f)) { finish(f, VERDICT_DROP, R_CT_FULL, f.len); return; }
+      v = table(TABLE_RAW, HOOK_PREROUTING, f);
+      if (v == V_ACCEPT) v = table(TABLE_MANGLE, HOOK_PREROUTING, f);
+      if (v == V_ACCEPT) v = table(TABLE_MANGLE, HOOK_INPUT, f);
+      if (v == V_ACCEPT) v = table(TABLE_FILTER, HOOK_INPUT, f);
+    }
   }
   if (v != V_ACCEPT) { refuse(f, v); return; }
   if (!confirm(f)) { finish(f, VERDICT_DROP, R_CT_FULL, f.len); return; }

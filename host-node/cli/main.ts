@@ -1,6 +1,7 @@
 // main.ts — the `svcplane` command line: dispatches to subcommands and turns their errors into
 // messages and exit codes. Each subcommand lives in its own module.
 import { runDemo } from './demo.js';
+import { runTrace } from './trace.js';
 import { runRender } from './render.js';
 
 const HELP = `usage: svcplane <command> [options]
@@ -8,6 +9,7 @@ const HELP = `usage: svcplane <command> [options]
 commands:
   demo        run sample Services and packets through the dataplane core and show what happened
   render      print the rules kube-proxy would install for a manifests file or directory
+  trace       explain what an iptables-restore ruleset does with one packet (svcplane trace --help)
   help        this text
 `;
 
@@ -17,6 +19,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'demo':
         return await runDemo();
+      case 'trace':
+        return await runTrace(rest);
       case 'render':
         return await runRender(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
       case undefined:
