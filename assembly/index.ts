@@ -131,3 +131,13 @@ export {
   iptTrace, iptTracePacket, iptTracePacketBytes, iptTraceForced, iptTraceMaxDecisions,
   iptTraceMaxSteps, iptTraceSteps, iptTraceDecisions, iptTraceResult,
 } from "./netfilter/api";
+
+// ---- ipset (assembly/ipset/api.ts; helper-owned section): sets by host-assigned id, elements
+// through the fixed buffer ipsetElem(), staged replacement (begin/commit/abort), reaping of expired
+// elements. iptables `-m set` rules look sets up by the same ids (ipset/lookup.ts).
+export {
+  ipsetElem, ipsetCreate, ipsetDestroy, ipsetFlush, ipsetSwap, ipsetRename, ipsetAdd, ipsetDel,
+  ipsetTest, ipsetGet, ipsetBegin, ipsetCommit, ipsetAbort, ipsetInTxn, ipsetExists, ipsetCount,
+  ipsetBytes, ipsetReap,
+} from "./ipset/api";
+

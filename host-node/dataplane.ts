@@ -10,6 +10,7 @@ import {
 } from './netfilter/index.js';
 import { IptCompiler, loadRestore, type IptCore } from './netfilter/compile.js';
 import { tracePacket, type TraceCore, type TraceResult } from './netfilter/trace.js';
+import { IpsetTable, type IpsetCore } from './ipset/index.js';
 import {
   ProxyState, parseManifests, loadObjects, renderIptables, renderJumpChains, namespacedName,
   type IptablesOptions, type ManifestIssue, type Service, type EndpointSlice, type Node,
@@ -71,6 +72,31 @@ export class Dataplane extends CoreDataplane {
   private readonly families: Record<Family, FamilyState> = { 4: { ruleset: Ruleset.empty(4) }, 6: { ruleset: Ruleset.empty(6) } };
 
   private kube?: { state: ProxyState; nodeName: string; services: Map<string, Service>; slices: Map<string, EndpointSlice>; nodes: Map<string, Node> };
+
+  private ipsetTable?: IpsetTable;
+
+  /**
+   * The node's ipsets (`ipset restore` / commands / save / list), sharing set names with the
+   * iptables rules' `-m set --match-set`. Element timeouts run on the clock of the packets.
+   */
+  get ipset(): IpsetTable {
+    return (this.ipsetTable ??= new IpsetTable(this.core as unknown as IpsetCore, {
+      setId: (name) => this.compiler.setId(name),
+      references: (name) => this.setReferences(name),
+      now: () => this.lastNowMs,
+    }));
+  }
+
+  // Rules naming the set, over both families (what the kernel's set->ref counts).
+  private setReferences(name: string): number {
+    let n = 0;
+    for (const { ruleset } of Object.values(this.families)) {
+      for (const t of ruleset.tables.values()) {
+        for (const c of t.chains()) for (const r of c.rules) n += r.matches.filter((m) => m.kind === 'set' && m.name === name).length;
+      }
+    }
+    return n;
+  }
 
   private get ipt(): FullCore {
     return this.core as unknown as FullCore;

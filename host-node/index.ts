@@ -7,3 +7,4 @@ export type { ConntrackEntry } from './core/conntrack-record.js';
 export { TIMEOUTS } from './core/conntrack-record.js';
 export { SnapshotError } from './core/snapshot.js';
 export type { TraceResult, TraceOutcome, TraceStep } from './netfilter/trace.js';
+export { IpsetTable, IpsetError } from './ipset/index.js';

@@ -1,5 +1,5 @@
 // netfilter/counters.ts — the iptables engine's own counters (events that are neither a verdict nor
-// a rule hit: jump-stack overflows, set matches without an ipset table, NAT targets in the wrong
+// a rule hit: jump-stack overflows, set matches naming no set, NAT targets in the wrong
 // hook, replies REJECT could not send, …) and the nfacct named counters. The host reads both as
 // blocks of little-endian u64 and names them (host-node/netfilter). Increments only; nfacct
 // storage grows at control time (staging a chain that names a higher counter id), never on the
@@ -7,7 +7,7 @@
 
 export const IS_PACKETS: u32 = 0;          // packets through iptProcess
 export const IS_DEPTH_DROPS: u32 = 1;      // jump stack full (walk.ts IPT_STACK_DEPTH): dropped
-export const IS_SET_NO_TABLE: u32 = 2;     // -m set evaluated with no ipset table: as an empty set
+export const IS_SET_NO_TABLE: u32 = 2;     // -m set naming an id no ipset holds: as an empty set
 export const IS_NAT_WRONG_HOOK: u32 = 3;   // DNAT in a source-NAT hook or the reverse: dropped
 export const IS_NAT_NO_ADDR: u32 = 4;      // MASQUERADE/REDIRECT without a node address: dropped
 export const IS_REJECT_REPLIES: u32 = 5;   // REJECT replies generated

@@ -1,6 +1,5 @@
 // netfilter/match-stat.ts — matches that keep or consume state rather than read headers:
-// -m mark, statistic --mode random / nth, limit, nfacct, and set (a placeholder until ipsets
-// exist). Random draws come from rand.ts only; in a trace each draw is a decision point the host
+// -m mark, statistic --mode random / nth, limit, nfacct, and set (the lookup is ipset/lookup.ts). Random draws come from rand.ts only; in a trace each draw is a decision point the host
 // may force (trace.ts) and nothing — nth counters, limit buckets, nfacct counters, the random
 // stream — changes. Never allocates.
 import { Flow } from "../flow";
@@ -10,6 +9,7 @@ import { Chain, stateAt } from "./chain";
 import { pk } from "./ctx";
 import { traceMode, iptCount, IS_SET_NO_TABLE, nfacctAdd } from "./counters";
 import { traceDecide } from "./trace";
+import { ipsetMatchFlow, MATCH_NO_SET } from "../ipset/lookup";
 
 @inline function inverted(p: usize): bool {
   return (opFlags(load<u32>(p)) & OPF_INVERT) != 0;
@@ -73,9 +73,11 @@ export function nfacctMatch(p: usize, f: Flow): bool {
   return true;
 }
 
-// SET: set id, dims, count — there is no ipset table in the core yet, so every set is empty: the
-// plain match never matches, `!` always does; each use is counted (IS_SET_NO_TABLE).
-export function setMatch(p: usize): bool {
-  iptCount(IS_SET_NO_TABLE);
-  return inverted(p);
+// SET: set id, dims, count — xt_set.c match_set(): the set's answer, flipped by `!`. A set id no
+// set holds answers as an empty set and is counted (IS_SET_NO_TABLE). The set's element counters
+// count the packet (pk.len) unless a trace runs.
+export function setMatch(p: usize, f: Flow): bool {
+  const r = ipsetMatchFlow(load<u32>(p, 4), load<u32>(p, 8), load<u32>(p, 12), f, pk.now, pk.len, traceMode);
+  if (r == MATCH_NO_SET) iptCount(IS_SET_NO_TABLE);
+  return (r > 0) != inverted(p);
 }

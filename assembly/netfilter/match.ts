@@ -44,7 +44,7 @@ function opMatches(c: Chain, p: usize, kind: u32, f: Flow): bool {
     case M_LIMIT: return limitMatch(c, p, pk.now);
     case M_RECENT: return recentMatch(p, f, pk.now, traceMode);
     case M_MULTIPORT: return multiportMatch(p, f);
-    case M_SET: return setMatch(p);
+    case M_SET: return setMatch(p, f);
     case M_NFACCT: return nfacctMatch(p, f);
     case M_ICMP: return icmpMatch(p, f);
     case M_TCPFLAGS: return tcpFlagsMatch(p, f);

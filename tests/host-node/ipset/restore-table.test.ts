@@ -1,0 +1,197 @@
+// IpsetTable over the core: restore is all or nothing (text model and core alike), lines and words in
+// errors, -exist, save → restore round trips, single commands (argv or line), multi-element adds all
+// or nothing, timeouts on a fake clock, references protecting sets, swap / rename reaching the
+// packet path, counters in listings, reaping.
+import { describe, it, expect } from 'vitest';
+import { makeTable } from './harness';
+import { IpsetError } from '../../../host-node/ipset/errors';
+import { buildPacket, type PacketSpec } from '../../../host-node/core/packet';
+import type { TestingCore } from '../../support/testing-core';
+
+function err(f: () => unknown): IpsetError {
+  try { f(); } catch (e) { if (e instanceof IpsetError) return e; throw e; }
+  throw new Error('expected an IpsetError');
+}
+
+function ids() {
+  const m = new Map<string, number>();
+  return { map: m, setId: (n: string) => { if (!m.has(n)) m.set(n, m.size); return m.get(n)!; } };
+}
+
+// 1 / 0 / -1: does the packet match set `id` in `dirs`?
+function lookup(core: TestingCore, id: number, dirs: string, spec: PacketSpec, now = 1_000_000): number {
+  const b = buildPacket(spec);
+  const d = dirs.split(',');
+  return core.x.lookupPacket!(id, d.reduce((m, x, i) => m | (x === 'dst' ? 1 << i : 0), 0), d.length, core.put(b), b.length, now, 0);
+}
+
+const BASE = 'create a hash:ip initval 0x1\nadd a 10.0.0.1\ncreate p hash:ip,port initval 0x2\nadd p 10.96.0.1,tcp:443\n';
+
+describe('restore', () => {
+  it('a failing restore changes nothing: not the text model, not what packets see', () => {
+    const { table, core } = makeTable({ setId: ids().setId });
+    table.restore(BASE);
+    const before = table.save();
+    const e = err(() => table.restore([
+      'flush a',
+      'add a 10.0.0.2',
+      '# a comment line',
+      '',
+      'create b hash:ip',
+      'add b 10.0.0.8',
+      'swap a b',
+      'destroy p',
+      'add nosuch 10.0.0.3',
+    ].join('\n')));
+    expect(e.message).toBe('ipset v7.17: Error in line 9: The set with the given name does not exist');
+    expect(e.line).toBe(9);
+    expect(e.word).toBe('nosuch');
+    expect(table.save()).toBe(before);
+    expect(table.names()).toEqual(['a', 'p']);
+    expect(lookup(core, 0, 'dst', { src: '198.18.0.1', dst: '10.0.0.1', proto: 'udp', sport: 1, dport: 2 })).toBe(1);
+    expect(lookup(core, 0, 'dst', { src: '198.18.0.1', dst: '10.0.0.2', proto: 'udp', sport: 1, dport: 2 })).toBe(0);
+    expect(core.x.ipsetExists!(2)).toBe(0);
+    expect(lookup(core, 1, 'dst,dst', { src: '198.18.0.1', dst: '10.96.0.1', proto: 'tcp', sport: 1, dport: 443 })).toBe(1);
+    // …and the next restore works normally.
+    table.restore('add a 10.0.0.2\n');
+    expect(lookup(core, 0, 'dst', { src: '198.18.0.1', dst: '10.0.0.2', proto: 'udp', sport: 1, dport: 2 })).toBe(1);
+  });
+
+  it('a successful restore lands whole; sets created earlier in it can be used', () => {
+    const { table } = makeTable();
+    table.restore(BASE + 'create n hash:net\nadd n 10.1.0.0/16\nadd n 10.1.2.0/24 nomatch\ntest n 10.1.1.1\n');
+    expect(table.test('n', '10.1.9.9')).toBe(true);
+    expect(table.test('n', '10.1.2.9')).toBe(false);
+    expect(table.names()).toEqual(['a', 'p', 'n']);
+  });
+
+  it('-exist (per line or for the whole restore) ignores what exists already', () => {
+    const { table } = makeTable();
+    table.restore(BASE);
+    expect(err(() => table.restore('create a hash:ip\n')).message).toContain('Error in line 1: Set cannot be created');
+    table.restore('-exist create a hash:ip\nadd a 10.0.0.1 -exist\n');
+    table.restore('create a hash:ip\nadd a 10.0.0.1\n', { exist: true });
+    expect(err(() => table.restore('create a hash:ip maxelem 5\n', { exist: true })).line).toBe(1);
+  });
+
+  it('save output restores to the same sets', () => {
+    const { table } = makeTable();
+    table.restore(BASE + 'create t hash:net family inet6 timeout 600 counters comment initval 0x3\n' +
+      'add t fd00::/64 comment "pod range"\nadd t fd00:1::/64 timeout 0 nomatch\n' +
+      'create bp bitmap:port range 30000-32767\nadd bp 30080\n');
+    const saved = table.save();
+    const { table: other } = makeTable();
+    other.restore(saved);
+    expect(other.save()).toBe(saved);
+  });
+
+  it('an error keeps its word and kind; usage errors carry no line', () => {
+    const { table } = makeTable();
+    const e1 = err(() => table.restore('create a hash:ip\nadd a 10.0.0.256\n'));
+    expect(e1.kind).toBe('syntax');
+    expect(e1.word).toBe('10.0.0.256');
+    expect(e1.line).toBe(2);
+    const e2 = err(() => table.restore('create a hash:ip\nadd a 10.0.0.1 bogus\n'));
+    expect(e2.kind).toBe('usage');
+    expect(e2.message).toBe("ipset v7.17: Unknown argument: `bogus'\nTry `ipset help' for more information.");
+    expect(table.names()).toEqual([]);
+  });
+});
+
+describe('single commands', () => {
+  it('take argv or a line; test answers with ipset\'s words and exit status', () => {
+    const { table } = makeTable();
+    table.command(['create', 'KUBE-CLUSTER-IP', 'hash:ip,port', 'comment']);
+    table.command('add KUBE-CLUSTER-IP 10.96.0.1,tcp:443 comment "Kubernetes service cluster ip + port for masquerade purpose"');
+    expect(table.command('test KUBE-CLUSTER-IP 10.96.0.1,443')).toEqual({ status: 0, output: 'Warning: 10.96.0.1,tcp:443 is in set KUBE-CLUSTER-IP.\n' });
+    expect(table.command(['test', 'KUBE-CLUSTER-IP', '10.96.0.1,udp:443'])).toEqual({ status: 1, output: '10.96.0.1,udp:443 is NOT in set KUBE-CLUSTER-IP.\n' });
+    expect(table.command('-n list').output).toBe('KUBE-CLUSTER-IP\n');
+    expect(table.command('-o save list KUBE-CLUSTER-IP').output).toBe(table.save('KUBE-CLUSTER-IP'));
+    expect(table.command('save').output).toContain('add KUBE-CLUSTER-IP 10.96.0.1,tcp:443 comment "Kubernetes service');
+  });
+
+  it('an add that expands to several elements applies whole or not at all', () => {
+    const { table } = makeTable();
+    table.command('create a hash:ip');
+    table.command('add a 10.0.0.2');
+    expect(err(() => table.command('add a 10.0.0.0/30')).message).toBe("ipset v7.17: Element cannot be added to the set: it's already added");
+    expect(table.test('a', '10.0.0.0')).toBe(false);
+    table.command('-exist add a 10.0.0.0/30');
+    for (const h of [0, 1, 2, 3]) expect(table.test('a', `10.0.0.${h}`)).toBe(true);
+    table.command('create m hash:ip maxelem 3');
+    expect(err(() => table.command('add m 10.1.0.0/30')).message).toBe('ipset v7.17: Hash is full, cannot add more elements');
+    expect(table.list('m', { terse: true })).toContain('Number of entries: 0');
+  });
+
+  it('timeouts run on the given clock: listing counts down, expiry removes, re-add needs no -exist', () => {
+    const { table, clock, core } = makeTable({ setId: ids().setId });
+    table.command('create t hash:ip,port timeout 10');
+    table.command('add t 10.0.0.1,udp:53');
+    table.command('add t 10.0.0.2,udp:53 timeout 0');
+    expect(table.list('t')).toContain('10.0.0.1,udp:53 timeout 10\n');
+    clock.now += 6_000;
+    expect(table.list('t')).toContain('10.0.0.1,udp:53 timeout 4\n');
+    clock.now += 3_999;
+    expect(table.list('t')).toContain('10.0.0.1,udp:53 timeout 1\n');   // never 0 while alive
+    const q = { src: '198.18.0.1', dst: '10.0.0.1', proto: 'udp' as const, sport: 9, dport: 53 };
+    expect(lookup(core, 0, 'dst,dst', q, clock.now)).toBe(1);
+    clock.now += 2;
+    expect(lookup(core, 0, 'dst,dst', q, clock.now)).toBe(0);
+    const list = table.list('t');
+    expect(list).toContain('Number of entries: 1\n');
+    expect(list).toContain('10.0.0.2,udp:53 timeout 0\n');
+    expect(list).not.toContain('10.0.0.1');
+    expect(table.test('t', '10.0.0.1,udp:53')).toBe(false);
+    expect(table.reap()).toBe(1);
+    table.command('add t 10.0.0.1,udp:53 timeout 100');
+    expect(lookup(core, 0, 'dst,dst', q, clock.now)).toBe(1);
+    expect(table.list('t')).toContain('10.0.0.1,udp:53 timeout 100\n');
+  });
+
+  it('references (rules naming a set) stop destroy and rename, and show in the listing', () => {
+    const refs = new Map([['KUBE-CLUSTER-IP', 2]]);
+    const { table } = makeTable({ references: (n) => refs.get(n) ?? 0 });
+    table.restore('create KUBE-CLUSTER-IP hash:ip,port\ncreate spare hash:ip,port\n');
+    expect(table.list('KUBE-CLUSTER-IP', { terse: true })).toContain('References: 2\n');
+    expect(err(() => table.command('destroy KUBE-CLUSTER-IP')).message).toBe('ipset v7.17: Set cannot be destroyed: it is in use by a kernel component');
+    expect(err(() => table.command('destroy')).message).toBe('ipset v7.17: Set cannot be destroyed: it is in use by a kernel component');
+    expect(table.names()).toEqual(['KUBE-CLUSTER-IP', 'spare']);
+    expect(err(() => table.command('rename KUBE-CLUSTER-IP X')).message).toBe('ipset v7.17: Set cannot be renamed: it is in use by another system');
+    table.command('swap KUBE-CLUSTER-IP spare');   // swapping is allowed while referenced
+    refs.clear();
+    table.command('destroy');
+    expect(table.names()).toEqual([]);
+  });
+
+  it('swap and rename reach the packet path by set id; the kernel index order is kept', () => {
+    const { map, setId } = ids();
+    const { table, core } = makeTable({ setId });
+    table.restore('create live hash:ip\nadd live 10.0.0.1\ncreate next hash:ip\nadd next 10.0.0.9\n');
+    const hit = (name: string, ip: string) => lookup(core, setId(name), 'dst', { src: '198.18.0.1', dst: ip, proto: 'udp', sport: 1, dport: 2 });
+    table.command('swap live next');
+    expect(hit('live', '10.0.0.9')).toBe(1);
+    expect(hit('live', '10.0.0.1')).toBe(0);
+    expect(table.names()).toEqual(['live', 'next']);
+    table.command('destroy next');
+    table.command('rename live renamed');
+    expect(hit('renamed', '10.0.0.9')).toBe(1);
+    expect(hit('live', '10.0.0.9')).toBe(-1);
+    table.command('create first hash:ip');
+    expect(table.names()).toEqual(['renamed', 'first']);
+    table.command('destroy renamed');
+    table.command('create zeta hash:ip');
+    expect(table.names()).toEqual(['zeta', 'first']);   // the lowest free index, as the kernel
+    expect(map.get('renamed')).not.toBe(map.get('live'));
+  });
+
+  it('lists the counters the core keeps for each element', () => {
+    const { table, core } = makeTable({ setId: ids().setId });
+    table.restore('create c hash:ip,port counters\nadd c 10.96.0.10,udp:53 packets 5 bytes 100\nadd c 10.96.0.11,udp:53\n');
+    const q = { src: '10.244.0.5', dst: '10.96.0.10', proto: 'udp' as const, sport: 3333, dport: 53, payload: 'x'.repeat(12) };
+    lookup(core, 0, 'dst,dst', q);
+    lookup(core, 0, 'dst,dst', q);
+    const list = table.list('c');
+    expect(list).toContain('10.96.0.10,udp:53 packets 7 bytes 180\n');
+    expect(list).toContain('10.96.0.11,udp:53 packets 0 bytes 0\n');
+  });
+});
