@@ -1,8 +1,10 @@
 // bench/run.ts — `npm run bench`: runs every benchmark, prints a table and the same rows as JSON.
 import { benchCore, type BenchRow } from './core.js';
+import { benchKernelIptables } from './kernel-iptables.js';
 
 const rows: BenchRow[] = [];
 rows.push(...(await benchCore()));
+rows.push(...(await benchKernelIptables()));
 
 const w = Math.max(...rows.map((r) => r.name.length));
 console.log(`${'benchmark'.padEnd(w)}  ${'value'.padStart(12)}  unit          target   note`);

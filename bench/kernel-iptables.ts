@@ -1,0 +1,205 @@
+// bench/kernel-iptables.ts — svcplane's iptables mode against the kernel's iptables-legacy on the
+// same kube-proxy-shaped rulesets (1k–30k Services, 2 endpoints each, every 10th a NodePort,
+// rendered by renderIptables): (a) a full sync loaded with --noflush over kube-proxy's base jumps,
+// and the same text again; (b) one Service added and (c) one removed through kube-proxy's own
+// partial-sync text (KUBE-SERVICES rewritten whole, the Service's chains, -X for stale ones);
+// (d) the cost of a new connection's first packet: svcplane's core on batches of new SYNs
+// (processBatch, ns/packet, p50/p99 over batches) and the kernel's time per SYN sent through a
+// node namespace (injection and forwarding included; the no-rules baseline is its own row). Each
+// row carries svcplane's number as its value and the kernel's beside it with kernel / svcplane.
+// Needs root (network namespaces); otherwise prints that it skipped and returns no rows.
+import { Dataplane } from '../host-node/dataplane.js';
+import { buildPacket } from '../host-node/core/packet.js';
+import { DESC } from '../host-node/core/abi.js';
+import type { BenchRow } from './core.js';
+import { netnsSupport, missingTools } from '../tests/support/netns.js';
+import { KernelNode, KUBE_BASE_RULES, KERNEL_TOOLS, NODE_ADDRS } from '../tests/support/kernel-node.js';
+import {
+  benchCluster, proxyStateFor, renderSync, natChainsAfter, Rng, POD_CIDR, type Cluster,
+} from '../tests/support/kube-gen.js';
+import type { ProxyState } from '../host-node/kube/index.js';
+
+export interface PairRow extends BenchRow {
+  kernel: number;
+  /** kernel / svcplane: above 1, svcplane is faster. */
+  ratio: number;
+}
+
+const RESTORE_SIZES = [1000, 5000, 10000, 20000];
+const PACKET_SIZES = [1, 1000, 5000, 10000, 20000, 30000];
+const BATCH = 256;
+const SV_BATCHES = 100;
+const K_BATCH = 250;
+
+const hr = (): number => Number(process.hrtime.bigint()) / 1e6;
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const pct = (xs: number[], p: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+};
+const size = (n: number): string => (n >= 1000 ? `${n / 1000}k` : String(n));
+const fmt = (x: number): number => +(x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+function pair(name: string, unit: string, svcplane: number, kernel: number, extra = ''): PairRow {
+  const ratio = +(kernel / svcplane).toFixed(2);
+  return {
+    name, unit, value: fmt(svcplane), kernel: fmt(kernel), ratio,
+    note: `kernel ${fmt(kernel)} ${unit} · kernel/svcplane ${ratio}${extra ? ` · ${extra}` : ''}`,
+  };
+}
+
+/** SYNs from distinct sources to random Services' cluster IPs, port 80. */
+function syns(cluster: Cluster, count: number, rng: Rng, offset: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const svc = cluster.services[rng.int(0, cluster.services.length - 1)]!;
+    const c = offset + i;
+    const host = c % 1016;
+    out.push(buildPacket({
+      src: `198.18.${100 + Math.floor(host / 254)}.${(host % 254) + 1}`, dst: svc.spec.clusterIP,
+      proto: 'tcp', sport: 1024 + (Math.floor(c / 1016) % 60000), dport: 80, flags: 'S',
+    }));
+  }
+  return out;
+}
+
+/** svcplane: ns/packet of each batch of new SYNs through processBatch (packets staged outside the timing). */
+function svcplaneFirstPacket(dp: Dataplane, cluster: Cluster): number[] {
+  const core = dp.core;
+  const rng = new Rng(7);
+  const slot = 128;
+  const perBatch: number[] = [];
+  const all = syns(cluster, BATCH * (SV_BATCHES + 10), rng, 0);
+  for (let b = 0; b < SV_BATCHES + 10; b++) {
+    const pkts = all.slice(b * BATCH, (b + 1) * BATCH);
+    const u8 = new Uint8Array(core.memory.buffer);
+    const dv = new DataView(core.memory.buffer);
+    const base = core.ioDataPtr();
+    const desc = core.ioDescPtr();
+    pkts.forEach((p, i) => {
+      u8.set(p, base + i * slot);
+      const d = desc + i * DESC.bytes;
+      dv.setUint32(d + DESC.off, i * slot, true);
+      dv.setUint32(d + DESC.len, p.length, true);
+      dv.setUint32(d + DESC.cap, slot, true);
+      dv.setUint32(d + DESC.meta, 0, true);
+    });
+    const t = hr();
+    core.processBatch(pkts.length, 1000 + b);
+    const ms = hr() - t;
+    if (b >= 10) perBatch.push((ms * 1e6) / pkts.length);   // the first 10 batches warm up
+  }
+  const s = dp.stats();
+  if (s.dnat < BATCH * SV_BATCHES) throw new Error(`svcplane first-packet bench: only ${s.dnat} of ${BATCH * (SV_BATCHES + 10)} SYNs were DNATed`);
+  return perBatch;
+}
+
+/** Kernel: ns per SYN of each batch injected into the node (all must reach conntrack). */
+async function kernelFirstPacket(k: KernelNode, cluster: Cluster | null, budgetMs: number): Promise<number[]> {
+  await k.flushConntrack();
+  const rng = new Rng(11);
+  const perBatch: number[] = [];
+  let sent = 0;
+  let spent = 0;
+  const target = cluster ?? benchCluster(1);
+  while ((spent < budgetMs && sent < 40 * K_BATCH) || perBatch.length < 5) {
+    const pkts = syns(target, K_BATCH, rng, 100_000 + sent);
+    const ms = await k.blast(pkts);
+    sent += pkts.length;
+    spent += ms;
+    perBatch.push((ms * 1e6) / pkts.length);
+  }
+  const n = await k.conntrackCount();
+  if (n < sent) throw new Error(`kernel first-packet bench: ${n} of ${sent} SYNs reached conntrack (the node dropped some)`);
+  await k.flushConntrack();
+  return perBatch;
+}
+
+async function makeDataplane(): Promise<Dataplane> {
+  const dp = await Dataplane.create({ nodeIPs: NODE_ADDRS, podCIDR: POD_CIDR, seed: 7, conntrackCapacity: 1 << 18 });
+  dp.iptablesRestore(KUBE_BASE_RULES);
+  return dp;
+}
+
+async function benchSize(k: KernelNode, n: number, rows: BenchRow[]): Promise<void> {
+  const cluster = benchCluster(n);
+  const state: ProxyState = proxyStateFor(cluster);
+  const { render } = renderSync(state);
+  const text = render.text;
+  let natChains = natChainsAfter([], text);
+  const restoring = RESTORE_SIZES.includes(n);
+
+  // (a) First full sync into a node holding only kube-proxy's base jumps; then the same text again.
+  const kFull: number[] = [];
+  for (let rep = 0; rep < (restoring ? 3 : 1); rep++) {
+    await k.resetRules();
+    kFull.push(await k.restore(text, true));
+  }
+  const kAgain = await k.restore(text, true);
+  const dp = await makeDataplane();
+  let t = hr();
+  dp.iptablesRestore(text, { noflush: true });
+  const sFull = hr() - t;
+  if (restoring) {
+    const lines = text.split('\n').length;
+    rows.push(pair(`iptables full sync, ${size(n)} services`, 'ms', sFull, median(kFull), `${lines} lines, kernel median of 3`));
+    t = hr();
+    dp.iptablesRestore(text, { noflush: true });
+    rows.push(pair(`iptables full re-sync (same text), ${size(n)} services`, 'ms', hr() - t, kAgain));
+  }
+
+  // (d) First-packet cost on this ruleset.
+  const sv = svcplaneFirstPacket(dp, cluster);
+  const kp = await kernelFirstPacket(k, cluster, 800);
+  rows.push(pair(`first packet (new SYN), ${size(n)} services`, 'ns/packet', median(sv), median(kp),
+    `p99 svcplane ${fmt(pct(sv, 99))} / kernel ${fmt(pct(kp, 99))} ns; svcplane batches of ${BATCH}, kernel ${kp.length}×${K_BATCH} SYNs`));
+  if (!restoring) return;
+
+  // (b) One Service added, as kube-proxy's partial sync writes it.
+  const added = benchCluster(1, { first: n });
+  state.onService(null, added.services[0]!);
+  state.onEndpointSlice(added.slices[0]!);
+  const add = renderSync(state, natChains).render;
+  if (add.full) throw new Error('expected a partial sync');
+  natChains = natChainsAfter(natChains, add.text);
+  const kAdd = await k.restore(add.text, true);
+  t = hr();
+  dp.iptablesRestore(add.text, { noflush: true });
+  rows.push(pair(`iptables add 1 service (partial sync), ${size(n)} services`, 'ms', hr() - t, kAdd, `${add.text.split('\n').length} lines`));
+
+  // (c) One Service removed likewise, its chains flushed and deleted with -X (in large-cluster
+  // mode kube-proxy does that once per sync period; this is that sync).
+  state.onService(cluster.services[1]!, null);
+  state.onEndpointSlice(cluster.slices[1]!, true);
+  const del = renderSync(state, natChains, {}, true).render;
+  if (del.deletedChains.length === 0) throw new Error('expected the removed service\'s chains to be deleted');
+  const kDel = await k.restore(del.text, true);
+  t = hr();
+  dp.iptablesRestore(del.text, { noflush: true });
+  rows.push(pair(`iptables remove 1 service (partial sync), ${size(n)} services`, 'ms', hr() - t, kDel, `${del.text.split('\n').length} lines, ${del.deletedChains.length} chains deleted`));
+}
+
+export async function benchKernelIptables(): Promise<BenchRow[]> {
+  const support = netnsSupport();
+  const missing = support.ok ? missingTools(KERNEL_TOOLS) : [];
+  if (!support.ok || missing.length) {
+    console.log(`kernel-iptables bench skipped: ${support.ok ? `missing tools: ${missing.join(', ')}` : support.reason}`);
+    return [];
+  }
+  const rows: BenchRow[] = [];
+  const started = hr();
+  const k = await KernelNode.start('kb');
+  try {
+    // The kernel's own path for a new connection with no Service rules: injection, routing,
+    // conntrack, forwarding (kernel only: svcplane has no such path to measure).
+    await k.resetRules();
+    const base = await kernelFirstPacket(k, null, 400);
+    rows.push({ name: 'kernel new-SYN path, no service rules (baseline)', value: fmt(median(base)), unit: 'ns/packet',
+      note: `p99 ${fmt(pct(base, 99))} ns; injection + routing + conntrack + forwarding, included in the kernel first-packet rows` });
+    for (const n of PACKET_SIZES) await benchSize(k, n, rows);
+  } finally {
+    k.destroy();
+  }
+  console.log(`kernel-iptables bench: ${((hr() - started) / 1000).toFixed(1)} s`);
+  return rows;
+}

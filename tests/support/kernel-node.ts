@@ -1,0 +1,358 @@
+// kernel-node.ts — a Kubernetes node made of throwaway namespaces, for comparing svcplane with
+// the kernel's own netfilter. The "node" has ip_forward on, rp_filter off, ICMP errors not
+// rate-limited, and node IP 198.18.200.1 on the link to the "sink", where everything routed to
+// pods and Service ranges goes and is dropped. A "client" joins the node by a veth pair: packets
+// are injected as exact bytes on its end (AF_PACKET), so the kernel sees the very bytes svcplane
+// gets, and what comes back (ICMP errors, resets) is captured there. The node side loads rules
+// with iptables-legacy-restore, seeds xt_recent lists and reads /proc/net/nf_conntrack. Also
+// kube-proxy's base-chain jumps, and the decoding of conntrack lines and captured replies into
+// one Outcome shape shared with svcplane's results. Never changes anything outside its own
+// namespaces.
+import { NetnsScope, missingTools, type LineAgent, type Netns } from './netns.js';
+import { decodePacket, PROTO } from '../../host-node/core/packet.js';
+
+export const NODE_ADDR = '198.18.200.1';
+export const NODE_LINK_ADDR = '198.18.202.1';
+export const CLIENT_LINK_ADDR = '198.18.202.2';
+/** Every address the node owns (addrtype LOCAL, apart from 127/8). */
+export const NODE_ADDRS = [NODE_ADDR, NODE_LINK_ADDR];
+/** Sources whose replies route back to the client (external clients and client pods). */
+export const EXTERNAL_CLIENTS = '198.18.100.0/22';
+export const POD_CLIENTS = '198.19.250.0/23';
+const NODE_MAC = '02:53:56:50:00:01';
+const CLIENT_MAC = '02:53:56:50:00:02';
+const SINK_NODE_MAC = '02:53:56:50:00:03';
+const SINK_MAC = '02:53:56:50:00:04';
+/** A MAC no interface has: frames sent to it are dropped by the sink as not addressed to it. */
+const NOBODY_MAC = '02:53:56:50:00:99';
+const SINK_GW = '198.18.203.2';
+
+/** Debian packages (and their tools) the kernel side needs. */
+export const KERNEL_TOOLS = ['iptables-legacy-restore', 'conntrack', 'nfacct', 'python3'];
+
+// Node side: rule loading, conntrack, xt_recent, sysctls. One JSON request per line.
+const NODE_AGENT = String.raw`
+import sys, json, os, subprocess, time
+def reply(o):
+    sys.stdout.write(json.dumps(o) + "\n"); sys.stdout.flush()
+for line in sys.stdin:
+    try:
+        m = json.loads(line); op = m["op"]
+        if op == "restore":
+            argv = [m.get("tool", "iptables-legacy-restore"), "-w", "30"] + (["--noflush"] if m.get("noflush") else [])
+            t = time.perf_counter_ns()
+            p = subprocess.run(argv, input=m["text"].encode(), capture_output=True)
+            reply({"rc": p.returncode, "err": p.stderr.decode(errors="replace")[-2000:], "ns": time.perf_counter_ns() - t})
+        elif op == "run":
+            p = subprocess.run(m["argv"], input=m.get("input", "").encode(), capture_output=True)
+            reply({"rc": p.returncode, "out": p.stdout.decode(errors="replace"), "err": p.stderr.decode(errors="replace")[-2000:]})
+        elif op == "write":
+            for path, value in m["files"]:
+                with open(path, "w") as f: f.write(value)
+            reply({"ok": True})
+        elif op == "read":
+            with open(m["path"]) as f: reply({"text": f.read()})
+        elif op == "recent":
+            for name, ip in m["entries"]:
+                with open("/proc/net/xt_recent/" + name, "w") as f: f.write("+" + ip + "\n")
+            reply({"ok": True})
+        else:
+            reply({"error": "unknown op " + op})
+    except Exception as e:
+        reply({"error": type(e).__name__ + ": " + str(e)})
+`;
+
+// Client side: injects IPv4 packets on the veth and captures what the node sends back.
+const CLIENT_AGENT = String.raw`
+import sys, json, socket, select, time
+ETH_P_IP = 0x0800
+s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+s.setblocking(False)
+ifname = sys.argv[1]; dst = bytes.fromhex(sys.argv[2].replace(":", ""))
+s.bind((ifname, ETH_P_IP))
+addr = (ifname, ETH_P_IP, 0, 0, dst)
+def drain():
+    got = []
+    while True:
+        try: data, a = s.recvfrom(65535)
+        except BlockingIOError: return got
+        if a[2] != socket.PACKET_OUTGOING: got.append(data.hex())
+def send(p):
+    while True:
+        try: s.sendto(p, addr); return
+        except BlockingIOError: select.select([], [s], [], 0.01)
+def reply(o):
+    sys.stdout.write(json.dumps(o) + "\n"); sys.stdout.flush()
+for line in sys.stdin:
+    try:
+        m = json.loads(line); op = m["op"]
+        if op == "inject":
+            drain()
+            for h in m["packets"]: send(bytes.fromhex(h))
+            got = []; quiet = m.get("quietMs", 15) / 1000; end = time.monotonic() + quiet
+            while time.monotonic() < end:
+                r, _, _ = select.select([s], [], [], max(0, end - time.monotonic()))
+                if r:
+                    more = drain(); got += more
+                    if more: end = time.monotonic() + quiet
+            reply({"received": got})
+        elif op == "collect":
+            time.sleep(m.get("waitMs", 50) / 1000)
+            reply({"received": drain()})
+        elif op == "blast":
+            pkts = [bytes.fromhex(h) for h in m["packets"]]
+            t = time.perf_counter_ns()
+            for p in pkts: send(p)
+            reply({"ns": time.perf_counter_ns() - t})
+        else:
+            reply({"error": "unknown op " + op})
+    except Exception as e:
+        reply({"error": type(e).__name__ + ": " + str(e)})
+`;
+
+/** kube-proxy's jumps into its chains (pkg/proxy/iptables/proxier.go iptablesJumpChains, inserted with
+ * Prepend, so the last listed comes first; KUBE-FIREWALL as kubelet / iptablesKubeletJumpChains adds it). */
+export const KUBE_BASE_RULES = `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-EXTERNAL-SERVICES - [0:0]
+:KUBE-FORWARD - [0:0]
+:KUBE-NODEPORTS - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
+:KUBE-FIREWALL - [0:0]
+-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL
+-A INPUT -m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS
+-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES
+-A INPUT -j KUBE-FIREWALL
+-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL
+-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD
+-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A FORWARD -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES
+-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL
+-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A OUTPUT -j KUBE-FIREWALL
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-NODEPORTS - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
+COMMIT
+`;
+
+/** What became of one packet, in terms both sides can report. */
+export type Outcome =
+  /** Accepted; `to` is where it went after DNAT ("ip:port"), `from` its source after SNAT. */
+  | { kind: 'accept'; to: string; masq: boolean; from?: string }
+  | { kind: 'reject'; icmp?: { type: number; code: number } }
+  | { kind: 'drop' };
+
+export function outcomeText(o: Outcome): string {
+  if (o.kind === 'accept') return `accept → ${o.to}${o.masq ? ` masq${o.from ? ` ${o.from}` : ''}` : ''}`;
+  if (o.kind === 'reject') return `reject${o.icmp ? ` icmp ${o.icmp.type}/${o.icmp.code}` : ''}`;
+  return 'drop';
+}
+
+export interface FlowKey {
+  proto: number;
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+}
+
+export const flowKeyText = (k: FlowKey): string => `${k.proto} ${k.src}:${k.sport} > ${k.dst}:${k.dport}`;
+
+export interface ConntrackLine {
+  orig: FlowKey;
+  reply: FlowKey;
+  line: string;
+}
+
+/** Parses /proc/net/nf_conntrack (IPv4, port-carrying protocols). */
+export function parseConntrack(text: string): ConntrackLine[] {
+  const out: ConntrackLine[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^ipv4\s+2\s+\S+\s+(\d+)\s/.exec(line);
+    if (!m) continue;
+    const proto = Number(m[1]);
+    const kv = [...line.matchAll(/(src|dst|sport|dport)=(\S+)/g)].map((x) => [x[1]!, x[2]!] as const);
+    if (kv.length < 8) continue;
+    const tuple = (part: ReadonlyArray<readonly [string, string]>): FlowKey => {
+      const g = new Map(part);
+      return { proto, src: g.get('src')!, dst: g.get('dst')!, sport: Number(g.get('sport')), dport: Number(g.get('dport')) };
+    };
+    out.push({ orig: tuple(kv.slice(0, 4)), reply: tuple(kv.slice(4, 8)), line });
+  }
+  return out;
+}
+
+/**
+ * The kernel's outcome for a flow: a conntrack entry means accepted. Without one, an ICMP error
+ * back means rejected — and a TCP reset from a node address means the packet was accepted and the
+ * node's own TCP stack refused it (nf_conntrack_proto_tcp.c: a connection whose only reply is a
+ * RST is deleted at once, so no entry is left to read; kube-proxy's rules never REJECT with
+ * tcp-reset). Nothing at all means dropped.
+ */
+export function kernelOutcome(k: FlowKey, ct: Map<string, ConntrackLine>, rejects: Map<string, { type: number; code: number }>): Outcome {
+  const e = ct.get(flowKeyText(k));
+  if (e) {
+    const masq = e.reply.dst !== k.src || e.reply.dport !== k.sport;
+    return { kind: 'accept', to: `${e.reply.src}:${e.reply.sport}`, masq, ...(masq ? { from: e.reply.dst } : {}) };
+  }
+  const r = rejects.get(flowKeyText(k));
+  if (r && r.type === -1 && NODE_ADDRS.includes(k.dst)) return { kind: 'accept', to: `${k.dst}:${k.dport}`, masq: false };
+  return r ? { kind: 'reject', icmp: r } : { kind: 'drop' };
+}
+
+/** ICMP errors (and TCP resets) in what the client captured, keyed by the flow they answer. */
+export function repliesByFlow(received: string[]): Map<string, { type: number; code: number }> {
+  const out = new Map<string, { type: number; code: number }>();
+  for (const hex of received) {
+    let p;
+    try { p = decodePacket(Uint8Array.from(Buffer.from(hex, 'hex'))); } catch { continue; }
+    if (p.family !== 4) continue;
+    if (p.proto === PROTO.icmp && p.icmp?.inner && (p.icmp.type === 3 || p.icmp.type === 11)) {
+      const q = p.icmp.inner;
+      out.set(flowKeyText({ proto: q.proto, src: q.src, dst: q.dst, sport: q.sport, dport: q.dport }), { type: p.icmp.type, code: p.icmp.code });
+    } else if (p.proto === PROTO.tcp && p.flags?.includes('R')) {
+      out.set(flowKeyText({ proto: PROTO.tcp, src: p.dst, dst: p.src, sport: p.dport, dport: p.sport }), { type: -1, code: -1 });
+    }
+  }
+  return out;
+}
+
+/** The node, client and sink namespaces, with the node and client helpers running. */
+export class KernelNode {
+  readonly scope: NetnsScope;
+  node!: Netns;
+  client!: Netns;
+  sink!: Netns;
+  private nodeAgent!: LineAgent;
+  private clientAgent!: LineAgent;
+
+  private constructor(tag: string) {
+    this.scope = new NetnsScope(tag);
+  }
+
+  /** Builds the topology; on any failure everything made so far is removed again. */
+  static async start(tag: string): Promise<KernelNode> {
+    const missing = missingTools(KERNEL_TOOLS);
+    if (missing.length) throw new Error(`missing tools: ${missing.join(', ')} (apt-get install iptables conntrack nfacct python3)`);
+    const k = new KernelNode(tag);
+    try {
+      await k.setup();
+      return k;
+    } catch (e) {
+      k.destroy();
+      throw e;
+    }
+  }
+
+  private async setup(): Promise<void> {
+    const scope = this.scope;
+    const node = (this.node = scope.create('node'));
+    const client = (this.client = scope.create('cli'));
+    this.sink = scope.create('sink');
+    this.nodeAgent = scope.agent(node, ['python3', '-u', '-c', NODE_AGENT]);
+    const conf = (dev: string, key: string, v: string): [string, string] => [`/proc/sys/net/ipv4/conf/${dev}/${key}`, v];
+    // Before any device exists, so new devices inherit rp_filter 0.
+    await this.nodeAgent.call({ op: 'write', files: [
+      ['/proc/sys/net/ipv4/ip_forward', '1'],
+      conf('all', 'rp_filter', '0'), conf('default', 'rp_filter', '0'),
+      // kube-proxy's REJECT answers must not be rate-limited away (icmp_ratemask: none limited).
+      ['/proc/sys/net/ipv4/icmp_ratemask', '0'],
+    ] });
+    scope.veth(node, 'n-cli', client, 'cli0', { a: NODE_MAC, b: CLIENT_MAC });
+    scope.veth(node, 'n-sink', this.sink, 's0', { a: SINK_NODE_MAC, b: SINK_MAC });
+    // The node IP is the only address on the pod-facing link, so MASQUERADE picks it
+    // (nf_nat_masquerade.c: inet_select_addr() on the egress device).
+    scope.ip(node, ['addr', 'add', `${NODE_ADDR}/32`, 'dev', 'n-sink']);
+    scope.ip(node, ['addr', 'add', `${NODE_LINK_ADDR}/30`, 'dev', 'n-cli']);
+    scope.ip(client, ['addr', 'add', `${CLIENT_LINK_ADDR}/30`, 'dev', 'cli0']);
+    // Service ranges and pods go to one next hop with a fixed MAC nobody owns: the sink namespace
+    // drops those frames (not addressed to it) after the node's POSTROUTING has run. One
+    // permanent neighbour entry, so no ARP for the thousands of pod addresses.
+    scope.ip(node, ['neigh', 'replace', SINK_GW, 'lladdr', NOBODY_MAC, 'dev', 'n-sink', 'nud', 'permanent']);
+    scope.ip(node, ['route', 'add', '198.18.0.0/17', 'via', SINK_GW, 'dev', 'n-sink', 'onlink']);
+    scope.ip(node, ['route', 'add', '198.19.0.0/16', 'via', SINK_GW, 'dev', 'n-sink', 'onlink']);
+    // Clients route back over the client link.
+    scope.ip(node, ['neigh', 'replace', CLIENT_LINK_ADDR, 'lladdr', CLIENT_MAC, 'dev', 'n-cli', 'nud', 'permanent']);
+    scope.ip(node, ['route', 'add', EXTERNAL_CLIENTS, 'via', CLIENT_LINK_ADDR]);
+    scope.ip(node, ['route', 'add', POD_CLIENTS, 'via', CLIENT_LINK_ADDR]);
+    await this.nodeAgent.call({ op: 'write', files: [conf('n-cli', 'rp_filter', '0'), conf('n-sink', 'rp_filter', '0'), conf('all', 'send_redirects', '0')] });
+    // kube-proxy creates its nfacct counters before it writes rules that name them.
+    for (const name of ['localhost_nps_accepted_pkts', 'ct_state_invalid_dropped_pkts']) {
+      const r = await this.nodeAgent.call<{ rc: number; err: string }>({ op: 'run', argv: ['nfacct', 'add', name] });
+      if (r.rc !== 0) throw new Error(`nfacct add ${name}: ${r.err}`);
+    }
+    this.clientAgent = scope.agent(client, ['python3', '-u', '-c', CLIENT_AGENT, 'cli0', NODE_MAC]);
+  }
+
+  /** iptables-legacy-restore inside the node; returns its wall time (fork + exec + commit) in ms. */
+  async restore(text: string, noflush = false): Promise<number> {
+    const r = await this.nodeAgent.call<{ rc: number; err: string; ns: number }>({ op: 'restore', text, noflush });
+    if (r.rc !== 0) throw new Error(`iptables-legacy-restore${noflush ? ' --noflush' : ''} failed (${r.rc}): ${r.err.trim()}`);
+    return r.ns / 1e6;
+  }
+
+  /** Flushes the node's tables (filter, nat) and loads kube-proxy's base-chain jumps. */
+  async resetRules(): Promise<void> {
+    await this.restore(KUBE_BASE_RULES);
+  }
+
+  async flushConntrack(): Promise<void> {
+    const r = await this.nodeAgent.call<{ rc: number; err: string }>({ op: 'run', argv: ['conntrack', '-F'] });
+    // conntrack -F prints a count on stderr and exits 0; anything else is a real failure.
+    if (r.rc !== 0) throw new Error(`conntrack -F: ${r.err}`);
+  }
+
+  async conntrack(): Promise<ConntrackLine[]> {
+    const r = await this.nodeAgent.call<{ text: string }>({ op: 'read', path: '/proc/net/nf_conntrack' });
+    return parseConntrack(r.text);
+  }
+
+  async conntrackCount(): Promise<number> {
+    const r = await this.nodeAgent.call<{ text: string }>({ op: 'read', path: '/proc/sys/net/netfilter/nf_conntrack_count' });
+    return Number(r.text.trim());
+  }
+
+  /** Adds `ip` to xt_recent list `name` (as `echo +ip > /proc/net/xt_recent/name`). */
+  async seedRecent(entries: Array<[string, string]>): Promise<void> {
+    if (entries.length) await this.nodeAgent.call({ op: 'recent', entries });
+  }
+
+  /** Injects IPv4 packets at the client's veth end; returns what came back until `quietMs` of silence. */
+  async inject(packets: Uint8Array[], quietMs = 15): Promise<string[]> {
+    const r = await this.clientAgent.call<{ received: string[] }>({ op: 'inject', packets: packets.map((p) => Buffer.from(p).toString('hex')), quietMs });
+    return r.received;
+  }
+
+  /** What came back since the last inject / collect, after waiting `waitMs` more. */
+  async collect(waitMs = 50): Promise<string[]> {
+    const r = await this.clientAgent.call<{ received: string[] }>({ op: 'collect', waitMs });
+    return r.received;
+  }
+
+  /** Sends packets back to back; returns the time the sends took in ms (the node's softirq work runs inside them). */
+  async blast(packets: Uint8Array[]): Promise<number> {
+    const r = await this.clientAgent.call<{ ns: number }>({ op: 'blast', packets: packets.map((p) => Buffer.from(p).toString('hex')) });
+    return r.ns / 1e6;
+  }
+
+  destroy(): void {
+    this.scope.destroy();
+  }
+}
+
