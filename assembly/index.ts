@@ -8,6 +8,7 @@ import { processOne } from "./pipeline";
 import { statsBlock, STATS_COUNT, bump, add, S_BATCHES, S_REAPED, statsReset } from "./stats";
 import { VERDICT_COUNT, REASON_COUNT } from "./verdict";
 import { randSeed } from "./rand";
+import { ipvsReapConns } from "./ipvs/api";
 import { svcLoad, svcSetSeed, svcCount } from "./svc/table";
 import { nodeAddLocal, nodeSetPodCIDR, nodeSetMasq, nodeReset } from "./node";
 import {
@@ -57,6 +58,7 @@ export function processBatch(count: u32, nowMs: f64): u32 {
   for (let i: u32 = 0; i < count; i++) processOne(ioDesc + <usize>i * DESC_BYTES, now);
   bump(S_BATCHES);
   add(S_REAPED, ctReap(now, REAP_PER_CALL + count * REAP_PER_PACKET));
+  ipvsReapConns(now, REAP_PER_CALL + count * REAP_PER_PACKET);
   return count;
 }
 
@@ -65,6 +67,7 @@ export function expire(nowMs: f64, budget: u32): u32 {
   if (!ready) return 0;
   const n = ctReap(now32(nowMs), budget);
   add(S_REAPED, n);
+  ipvsReapConns(now32(nowMs), budget);
   return n;
 }
 
@@ -141,3 +144,15 @@ export {
   ipsetBytes, ipsetReap,
 } from "./ipset/api";
 
+// ---- IPVS (assembly/ipvs/api.ts): set-up, virtual services and destinations, sysctls, listing,
+// counters and rates, the trace, periodic work (ipvsExpire, ipvsTick) and an IPVS-only batch entry.
+// The pipelines call ipvs/core.ts ipvsProcess(d, f, now, meta) for the packet path.
+export {
+  ipvsInit, ipvsIsReady, ipvsBufPtr, ipvsBufBytes, ipvsAddService, ipvsEditService, ipvsDeleteService,
+  ipvsFindService, ipvsFlush, ipvsServiceCount, ipvsAddDest, ipvsEditDest, ipvsDeleteDest, ipvsFindDest,
+  ipvsZero, ipvsSetTimeouts, ipvsGetTimeout, ipvsSetSysctl, ipvsSetTunnelSource, ipvsCountersPtr,
+  ipvsCountersCount, ipvsServiceNext, ipvsServiceInfo, ipvsDestInfo, ipvsServiceStats, ipvsDestStats,
+  ipvsConnNext, ipvsConnInfo, ipvsConnCount, ipvsConnCapacity, ipvsConnEntryBytes, ipvsConnBytesPerEntry,
+  ipvsServiceRecordBytes, ipvsDestRecordBytes, ipvsTrace, ipvsTraceBuf, ipvsTraceBytes, ipvsExpire, ipvsTick,
+  ipvsResultPtr, ipvsResultBytes, ipvsProcessBatch,
+} from "./ipvs/api";

@@ -1,5 +1,6 @@
 // pipeline.ts — one packet through the core: parse once; in iptables mode hand it to the rule
-// engine (netfilter/hooks.ts); otherwise (direct mode) follow an existing flow (NAT both ways,
+// engine (netfilter/hooks.ts); IPVS virtual services and connections next (ipvs/core.ts);
+// otherwise (direct mode) follow an existing flow (NAT both ways,
 // ICMP errors translated inside and out), or classify a new one (service lookup → destination
 // → masquerade decision → conntrack insert → rewrite). Writes the verdict into the packet's
 // descriptor and counts it. Never allocates, never reads a clock, never traps on packet bytes.
@@ -17,6 +18,7 @@ import { CT_INVALID, CT_RELATED, CT_REPEAT } from "./conntrack/state";
 import { svcFind, svcFlags, svcDestStart, svcDestCount, svcId, destRecord, SVC_F_MASQ_ALL, SVC_F_REJECT_EMPTY } from "./svc/table";
 import { rejectReply } from "./reply/reject";
 import { iptProcess, iptMode } from "./netfilter/hooks";
+import { ipvsProcess } from "./ipvs/core";
 import { masqChoosePort } from "./nat/masq";
 import { fromPod, havePodCIDR, masqAddr, haveMasq } from "./node";
 import { randBelow } from "./rand";
@@ -149,6 +151,13 @@ export function processOne(d: usize, now: u32): void {
   if (r != R_NONE) { finish(d, VERDICT_DROP, r); return; }
   f.csumPartial = (meta & META_CSUM_PARTIAL) != 0;
   if (iptMode) { iptProcess(d, f, now, meta); return; }
+  if (ipvsProcess(d, f, now, meta)) {
+    // IPVS wrote the verdict and keeps its own counters; the core counts the verdict too.
+    const v = load<u8>(d, D_VERDICT);
+    bump(S_VERDICT + v);
+    if (v == VERDICT_DROP) bump(S_REASON + load<u16>(d, D_REASON));
+    return;
+  }
   if (f.frag == FRAG_LATER) { finish(d, VERDICT_DROP, R_FRAGMENT); return; }
   if (f.isIcmpError) { related(d, f, now); store<u32>(d, f.len, D_LEN); return; }
   const h = ctLookup(f, now);

@@ -5,6 +5,7 @@ import { benchKernelIptables } from './kernel-iptables.js';
 const rows: BenchRow[] = [];
 rows.push(...(await benchCore()));
 rows.push(...(await benchKernelIptables()));
+rows.push(...(await (await import('./ipvs.js')).benchIpvs()));
 
 const w = Math.max(...rows.map((r) => r.name.length));
 console.log(`${'benchmark'.padEnd(w)}  ${'value'.padStart(12)}  unit          target   note`);

@@ -11,6 +11,7 @@ import {
 import { IptCompiler, loadRestore, type IptCore } from './netfilter/compile.js';
 import { tracePacket, type TraceCore, type TraceResult } from './netfilter/trace.js';
 import { IpsetTable, type IpsetCore } from './ipset/index.js';
+import { IpvsProgram, type IpvsCore } from './ipvs/program.js';
 import {
   ProxyState, parseManifests, loadObjects, renderIptables, renderJumpChains, namespacedName,
   type IptablesOptions, type ManifestIssue, type Service, type EndpointSlice, type Node,
@@ -74,6 +75,22 @@ export class Dataplane extends CoreDataplane {
   private kube?: { state: ProxyState; nodeName: string; services: Map<string, Service>; slices: Map<string, EndpointSlice>; nodes: Map<string, Node> };
 
   private ipsetTable?: IpsetTable;
+  private ipvsProgram?: IpvsProgram;
+
+  /**
+   * IPVS virtual services, destinations, schedulers and connections in the core; packets to a
+   * virtual service (or of an IPVS connection) are scheduled and forwarded by IPVS. The tables
+   * are reserved on first use (`init` sizes them; defaults otherwise).
+   */
+  ipvs(init?: { connLog2?: number; services?: number; destinations?: number }): IpvsProgram {
+    if (!this.ipvsProgram) {
+      this.ipvsProgram = new IpvsProgram(this.core as unknown as IpvsCore);
+      const seed = Number(BigInt(this.options.seed ?? 0x5eed) & 0xffffffffn);
+      this.ipvsProgram.init({ ...init, seed });
+      this.refresh();
+    }
+    return this.ipvsProgram;
+  }
 
   /**
    * The node's ipsets (`ipset restore` / commands / save / list), sharing set names with the

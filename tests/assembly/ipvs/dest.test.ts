@@ -1,0 +1,136 @@
+// Destinations: upper/lower thresholds and IP_VS_DEST_F_OVERLOAD (ip_vs_bind_dest / ip_vs_unbind_dest
+// / __ip_vs_update_dest), quiescent weight 0, removal to the trash, revival, expire_nodest_conn.
+import { describe, it, expect } from 'vitest';
+import { Lab, V, R, tcp } from './harness';
+
+const VIP = '198.18.0.100';
+const CL = (i: number) => `198.18.7.${i}`;
+
+function foLab(upper: number, lower: number) {
+  const lab = new Lab();
+  // fo: everything to the highest weight (A) until it is overloaded, then to B.
+  const { svc, ids: [B, A] } = lab.service({ protocol: 'tcp', address: VIP, port: 80, scheduler: 'fo' },
+    [{ address: '198.18.1.2', port: 80, weight: 1 }, { address: '198.18.1.1', port: 80, weight: 5, upperThreshold: upper, lowerThreshold: lower }]);
+  return { lab, svc, A: A!, B: B! };
+}
+
+describe('thresholds', () => {
+  it('overload at the upper threshold; with no lower one it clears below 3/4 of the upper', () => {
+    const { lab, A, B } = foLab(3, 0);
+    expect(lab.send(tcp(CL(1), 1000, VIP, 80, 'S'), { now: 0 }).dest).toBe(A);
+    expect(lab.send(tcp(CL(2), 1000, VIP, 80, 'S'), { now: 1000 }).dest).toBe(A);
+    expect(lab.dest(A).overloaded).toBe(false);
+    expect(lab.send(tcp(CL(3), 1000, VIP, 80, 'S'), { now: 1000 }).dest).toBe(A);   // 3 ≥ 3: overloaded
+    expect(lab.dest(A)).toMatchObject({ overloaded: true, activeConns: 3 });
+    expect(lab.send(tcp(CL(4), 1000, VIP, 80, 'S'), { now: 1000 }).dest).toBe(B);
+    // SYN_RECV entries live 60 s: the first goes at 60 s → A has 2: 2·4 = 8 < 3·3 = 9 → clear.
+    lab.p.expire(60_000);
+    expect(lab.dest(A)).toMatchObject({ overloaded: false, activeConns: 2 });
+    expect(lab.send(tcp(CL(5), 1000, VIP, 80, 'S'), { now: 60_000 }).dest).toBe(A);
+  });
+
+  it('with upper 4 and no lower, 3 connections are not enough to clear (3·4 = 12 ≥ 12)', () => {
+    const { lab, A } = foLab(4, 0);
+    for (let i = 1; i <= 4; i++) lab.send(tcp(CL(i), 1000, VIP, 80, 'S'), { now: i === 1 ? 0 : 1000 });
+    expect(lab.dest(A).overloaded).toBe(true);
+    lab.p.expire(60_000);
+    expect(lab.dest(A)).toMatchObject({ overloaded: true, activeConns: 3 });
+    lab.p.expire(61_000);
+    expect(lab.dest(A)).toMatchObject({ overloaded: false, activeConns: 0 });
+  });
+
+  it('a lower threshold holds the overload until the count is below it', () => {
+    const { lab, A, B } = foLab(3, 2);
+    lab.send(tcp(CL(1), 1000, VIP, 80, 'S'), { now: 0 });
+    lab.send(tcp(CL(2), 1000, VIP, 80, 'S'), { now: 1000 });
+    lab.send(tcp(CL(3), 1000, VIP, 80, 'S'), { now: 1000 });
+    lab.p.expire(60_000);                              // 2 left: not < 2
+    expect(lab.dest(A).overloaded).toBe(true);
+    expect(lab.send(tcp(CL(4), 1000, VIP, 80, 'S'), { now: 60_000 }).dest).toBe(B);
+    lab.p.expire(61_000);
+    expect(lab.dest(A).overloaded).toBe(false);
+  });
+
+  it('raising the upper threshold (or setting it to 0) clears the overload at once', () => {
+    const { lab, svc, A } = foLab(1, 0);
+    lab.send(tcp(CL(1), 1000, VIP, 80, 'S'), { now: 0 });
+    expect(lab.dest(A).overloaded).toBe(true);
+    lab.p.editDest(svc, A, { weight: 5, upperThreshold: 1 });    // same: stays
+    expect(lab.dest(A).overloaded).toBe(true);
+    lab.p.editDest(svc, A, { weight: 5, upperThreshold: 2 });
+    expect(lab.dest(A).overloaded).toBe(false);
+  });
+
+  it('persistence templates do not count towards the threshold', () => {
+    const lab = new Lab();
+    const { ids: [A] } = lab.service({ protocol: 'tcp', address: VIP, port: 80, persistent: 60 },
+      [{ address: '198.18.1.1', port: 80, upperThreshold: 2 }]);
+    lab.send(tcp(CL(1), 1000, VIP, 80, 'S'));
+    expect(lab.dest(A!)).toMatchObject({ activeConns: 1, persistConns: 1, overloaded: false });
+  });
+});
+
+describe('quiescent destinations and removal', () => {
+  it('weight 0 keeps existing connections flowing but takes no new ones', () => {
+    const lab = new Lab();
+    const { svc, ids: [A, B] } = lab.service({ protocol: 'tcp', address: VIP, port: 80, scheduler: 'rr' },
+      [{ address: '198.18.1.1', port: 80 }, { address: '198.18.1.2', port: 80 }]);
+    expect(lab.send(tcp(CL(1), 1000, VIP, 80, 'S')).dest).toBe(B);
+    lab.p.editDest(svc, B!, { weight: 0 });
+    const s = lab.send(tcp(CL(1), 1000, VIP, 80, 'A'));
+    expect([s.verdict, s.dest]).toEqual([V.FORWARD, B]);
+    for (let i = 2; i < 6; i++) expect(lab.send(tcp(CL(i), 1000, VIP, 80, 'S')).dest).toBe(A);
+  });
+
+  it('with expire_nodest_conn a SYN on an entry to a quiescent destination reschedules', () => {
+    const lab = new Lab();
+    const { svc, ids: [A, B] } = lab.service({ protocol: 'tcp', address: VIP, port: 80, scheduler: 'rr' },
+      [{ address: '198.18.1.1', port: 80 }, { address: '198.18.1.2', port: 80 }]);
+    lab.send(tcp(CL(1), 1000, VIP, 80, 'S'));
+    lab.p.editDest(svc, B!, { weight: 0 });
+    expect(lab.send(tcp(CL(1), 1000, VIP, 80, 'S')).dest).toBe(B);
+    lab.p.setSysctl('expire_nodest_conn', 1);
+    expect(lab.send(tcp(CL(1), 1000, VIP, 80, 'S')).dest).toBe(A);
+  });
+
+  it('a removed destination: its connections are dropped; re-adding it revives them (trash)', () => {
+    const lab = new Lab();
+    const { svc, ids: [A] } = lab.service({ protocol: 'tcp', address: VIP, port: 80 }, [{ address: '198.18.1.1', port: 80 }, { address: '198.18.1.2', port: 80 }]);
+    const first = lab.send(tcp(CL(1), 1000, VIP, 80, 'S')).dest;
+    lab.p.deleteDest(svc, first);
+    expect(lab.dest(first)).toMatchObject({ trashed: true, available: false, activeConns: 1 });
+    const s = lab.send(tcp(CL(1), 1000, VIP, 80, 'A'));
+    expect([s.verdict, s.reason]).toEqual([V.DROP, R.NO_ENDPOINTS]);
+    expect(lab.p.counters().dest_unavailable).toBe(1n);
+    const again = lab.p.addDest(svc, { address: lab.dest(first).address, port: 80 });
+    expect(again).toBe(first);
+    expect(lab.send(tcp(CL(1), 1000, VIP, 80, 'A')).verdict).toBe(V.FORWARD);
+    expect(lab.dest(first)).toMatchObject({ trashed: false, available: true, activeConns: 1 });
+    expect(A).not.toBe(undefined);
+  });
+
+  it('a trashed destination with no entries left is freed; expire_nodest_conn drops its entries', () => {
+    const lab = new Lab();
+    const { svc } = lab.service({ protocol: 'tcp', address: VIP, port: 80 }, [{ address: '198.18.1.1', port: 80 }]);
+    const d = lab.send(tcp(CL(1), 1000, VIP, 80, 'S')).dest;
+    lab.p.deleteDest(svc, d);
+    lab.p.setSysctl('expire_nodest_conn', 1);
+    lab.send(tcp(CL(1), 1000, VIP, 80, 'A'));
+    expect(lab.p.connections(0)).toEqual([]);
+    expect(() => lab.dest(d)).toThrow(/no such/);
+  });
+
+  it('deleting a service keeps entries until they expire, then frees it', () => {
+    const lab = new Lab({ services: 2 });
+    const { svc } = lab.service({ protocol: 'tcp', address: VIP, port: 80 }, [{ address: '198.18.1.1', port: 80 }]);
+    lab.send(tcp(CL(1), 1000, VIP, 80, 'S'));
+    lab.p.deleteService(svc);
+    expect(lab.p.services()).toEqual([]);
+    lab.p.addService({ protocol: 'tcp', address: VIP, port: 81 });
+    // The pool has 2 records: the deleted one is still held by its trashed destination.
+    expect(() => lab.p.addService({ protocol: 'tcp', address: VIP, port: 82 })).toThrow(/no room/);
+    lab.p.expire(60_000);
+    lab.p.addService({ protocol: 'tcp', address: VIP, port: 82 });
+    expect(lab.p.services().length).toBe(2);
+  });
+});
