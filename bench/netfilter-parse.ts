@@ -2,11 +2,18 @@
 // kube-proxy-shaped ruleset: 20 000 services with 2 endpoints each, every 10th also a NodePort.
 // Prints milliseconds for the full restore and for a kube-proxy partial restore (--noflush,
 // KUBE-SERVICES/KUBE-NODEPORTS rewritten whole, one service's chains replaced). No assertions:
-// unit tests never time anything. Run: node dist/bench/netfilter-parse.js [services]
+// unit tests never time anything. Run: node dist/bench/netfilter-parse.js [services] [--full]
+// With --full it also drives the whole Dataplane.iptablesRestore path (parse, compile, load into
+// the core, each timed apart), a one-service partial add, and the heap cost per rule
+// (node --expose-gc for the memory figure).
 
 import { parseRestore, renderSave, type Ruleset } from '../host-node/netfilter/index.js';
+import { loadRestore } from '../host-node/netfilter/compile.js';
+import { Dataplane } from '../host-node/dataplane.js';
 
-const SERVICES = Number(globalThis.process?.argv?.[2] ?? 20000);
+const ARGS = globalThis.process?.argv?.slice(2) ?? [];
+const SERVICES = Number(ARGS.find((a) => /^[0-9]+$/.test(a)) ?? 20000);
+const FULL = ARGS.includes('--full');
 
 // Deterministic 16-character base32 names like kube-proxy's chain hashes.
 let seed = 0x2545f491;
@@ -98,7 +105,7 @@ function natTable(all: Svc[], only: Svc[] | null): string[] {
 
 // Wall time, and CPU time of this process (GC threads included) where the runtime reports it:
 // on a busy machine the CPU time is the steadier of the two.
-const cpu = (globalThis as { process?: { cpuUsage?: (p?: unknown) => { user: number; system: number } } }).process?.cpuUsage;
+var cpu = (globalThis as { process?: { cpuUsage?: (p?: unknown) => { user: number; system: number } } }).process?.cpuUsage;
 
 function time<T>(label: string, lines: number, f: () => T): T {
   const c0 = cpu?.();
@@ -131,6 +138,11 @@ function must(r: ReturnType<typeof parseRestore>): { ruleset: Ruleset; touched: 
 }
 
 const svcs = services(SERVICES);
+if (FULL) {
+  await fullPath();
+  (globalThis as { process?: { exit(c: number): void } }).process?.exit(0);
+}
+
 const full = [...filterTable(), ...natTable(svcs, null)].join('\n') + '\n';
 const fullLines = full.split('\n').length - 1;
 console.log(`kube-proxy-shaped ruleset: ${SERVICES} services, 2 endpoints each, every 10th a NodePort`);
@@ -150,3 +162,47 @@ for (let i = 1; i <= 5; i++) {
   base = r.ruleset;
 }
 time('render iptables-save (source form)', fullLines, () => renderSave(base));
+
+// ---- the whole Dataplane.iptablesRestore path ----
+
+function heap(): number {
+  (globalThis as { gc?: () => void }).gc?.();
+  return (globalThis as { process?: { memoryUsage(): { heapUsed: number } } }).process?.memoryUsage().heapUsed ?? 0;
+}
+
+async function fullPath(): Promise<void> {
+  const dp = await Dataplane.create({ nodeIPs: ['192.168.49.2'], podCIDR: '10.244.0.0/16', seed: 4 });
+  // The same steps as Dataplane.iptablesRestore(), timed apart.
+  const inner = dp as unknown as { compiler: import('../host-node/netfilter/compile.js').IptCompiler; families: Record<4, { ruleset: Ruleset }> };
+  const core = dp.core as unknown as Parameters<typeof loadRestore>[0] & { cfgBuffer(n: number): number };
+  const step = (label: string, text: string, noflush: boolean): void => {
+    const lines = text.split('\n').length - 1;
+    const st = inner.families[4];
+    const h0 = heap();
+    const parsed = time(`${label}: parse`, lines, () => parseRestore(text, { family: 4, noflush, base: st.ruleset }));
+    if (!parsed.ok) throw new Error(parsed.error.message);
+    const compiled = time(`${label}: compile`, lines, () => inner.compiler.compile(parsed.ruleset, parsed.touched));
+    time(`${label}: load`, lines, () => loadRestore(core, inner.compiler, compiled, (n) => core.cfgBuffer(n)));
+    st.ruleset = parsed.ruleset;
+    if ((globalThis as { gc?: unknown }).gc && !noflush) {
+      let rules = 0;
+      for (const t of parsed.ruleset.tables.values()) for (const c of t.chains()) rules += c.rules.length;
+      console.log(`  heap after restore: ${((heap() - h0) / rules).toFixed(0)} bytes per rule (${rules} rules, compiler state and cache included)`);
+    }
+  };
+  const text = [...filterTable(), ...natTable(svcs, null)].join('\n') + '\n';
+  const t0 = performance.now();
+  step('dataplane full restore', text, false);
+  console.log(`  total ${(performance.now() - t0).toFixed(1)} ms`);
+  // kube-proxy adding one service: KUBE-SERVICES/KUBE-NODEPORTS rewritten whole, the new service's chains.
+  const adds = Number(ARGS.find((a) => a.startsWith('--adds='))?.slice(7) ?? 3);
+  for (let k = 0; k < adds; k++) {
+    const extra = services(1)[0];
+    extra.ip = `172.31.${k >> 8}.${k & 255}`;
+    svcs.push(extra);
+    const t1 = performance.now();
+    step(`dataplane partial add #${k + 1}`, [...filterTable(), ...natTable(svcs, [extra])].join('\n') + '\n', true);
+    console.log(`  total ${(performance.now() - t1).toFixed(1)} ms`);
+  }
+  svcs.length = SERVICES;
+}

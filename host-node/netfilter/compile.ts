@@ -4,11 +4,16 @@
 // transaction. Chain ids are stable across restores (name → id per family and table, built-in
 // chains fixed); ids of deleted chains are reused once the deletion is committed. Recent-list,
 // nfacct and ipset names get numeric ids the same way. The compiler also remembers, per chain id,
-// the model's rules so a trace can print the rule it visited (trace.ts).
-// Pure apart from the core calls in loadRestore(); never parses text.
+// the model's rules so a trace can print the rule it visited (trace.ts). A large chain that changed
+// at a few places re-encodes only those (chain-memo.ts); loading into the core is load.ts.
+// Pure: never calls the core (load.ts does) and never parses text.
 
 import type { Family, Hook, Match, Rule, TableName, Target, Words, IfaceMatch, PortRange, CtState, AddrType } from './model.js';
 import { BUILTIN_CHAINS, type Ruleset, type Chain } from './ruleset.js';
+import { ChainMemo, copyPrefix, copySuffix, suffixWords } from './chain-memo.js';
+
+// Loading compiled chains into a core lives in load.ts; its API is part of this module's.
+export { IptLoadError, loadRestore, type IptCore } from './load.js';
 
 // ---- the binary format's numbers (assembly/netfilter/format.ts) -------------------------------
 const MAGIC = 0x43545049;
@@ -62,6 +67,12 @@ export class CompileError extends Error {
   constructor(readonly table: string, readonly chain: string, readonly rule: number, message: string) {
     super(`${table}/${chain}${rule >= 0 ? ` rule ${rule + 1}` : ''}: ${message}`);
   }
+}
+
+/** dst[at, at + n) = src[0, n): a loop for the many tiny chains, set() for large ones. */
+function copyWords(dst: Uint32Array, at: number, src: Uint32Array, n: number): void {
+  if (n < 64) for (let k = 0; k < n; k++) dst[at + k] = src[k]!;
+  else dst.set(src.subarray(0, n), at);
 }
 
 // ---- an u32 word writer ---------------------------------------------------------------------
@@ -153,6 +164,7 @@ export class IptCompiler {
   private readonly namedIds = new Map<string, number>();   // `nfacct:NAME`, `set:NAME`
   private readonly namedNext = { nfacct: 0, set: 0 };
   private readonly encoded = new WeakMap<Rule, Encoded>();
+  private readonly memo = new ChainMemo();
   private readonly ifaceWords = new Map<string, number[]>();
   private readonly words = new Words32();
   private readonly tmp = new Words32();
@@ -160,6 +172,8 @@ export class IptCompiler {
   private pool = new Uint32Array(1 << 16);
   private poolUsed = 0;
   private arena = new Uint8Array(1 << 16);
+  private arenaDv = new DataView(this.arena.buffer);
+  private arena32 = new Uint32Array(this.arena.buffer);
   private arenaUsed = 0;
   private sawRecent = false;
   // Ids handed out by a compile not yet accepted.
@@ -251,11 +265,14 @@ export class IptCompiler {
         const live = this.scopeOf(this.ids, scope), pend = this.scopeOf(this.pending.ids, scope);
         if (!chain) {
           const id = live.get(name);
-          if (id !== undefined) deletes.push({ id, scope, name });
+          if (id !== undefined) {
+            deletes.push({ id, scope, name });
+            this.memo.drop(id);
+          }
           continue;
         }
         const id = chain.builtin ? builtinChainId(family, tname, chain.hook!) : this.userId(live, pend, name);
-        const built = this.compileChain(family, tname, chain, dispatch, live, pend);
+        const built = this.compileChain(id, family, tname, chain, dispatch, live, pend);
         stage.push({ id, info: { family, table: tname, name, rules: chain.rules }, blob: built.blob, recents: built.recents });
         if (chain.builtin) policies.push({ id, policy: chain.policy === 'DROP' ? 1 : 0 });
       }
@@ -269,6 +286,7 @@ export class IptCompiler {
   private accept(stage: readonly StagedChain[], deletes: readonly Deleted[]): void {
     const p = this.pending;
     if (!p) return;
+    this.memo.accept();
     for (const [scope, m] of p.ids) for (const [n, id] of m) this.scopeOf(this.ids, scope).set(n, id);
     for (const [n, id] of p.recents) this.recentIds.set(n, id);
     const adjust = (names: readonly string[] | undefined, d: number) => {
@@ -299,6 +317,7 @@ export class IptCompiler {
 
   private reject(): void {
     const p = this.pending;
+    this.memo.reject();
     if (!p) return;
     for (const m of p.ids.values()) for (const id of m.values()) this.free.push(id);
     for (const id of p.recents.values()) this.recentFree.push(id);
@@ -306,7 +325,7 @@ export class IptCompiler {
   }
 
   // ---- one chain -------------------------------------------------------------------------------
-  private compileChain(family: Family, table: TableName, chain: Chain, dispatch: boolean,
+  private compileChain(id: number, family: Family, table: TableName, chain: Chain, dispatch: boolean,
     live: Map<string, number>, pend: Map<string, number>): { blob: Uint8Array; recents: string[] } {
     const ops = this.words;
     ops.n = 0;
@@ -314,9 +333,18 @@ export class IptCompiler {
     const n = rules.length;
     const recs = this.recs.length >= n * 3 ? this.recs : (this.recs = new Uint32Array(n * 3 * 2));
     const recents: string[] = [];
+    // Rules unchanged at both ends since this chain was last loaded are copied (chain-memo.ts).
+    const reuse = this.memo.reuse(id, rules);
     let i = 0;
+    let end = n;
+    if (reuse) {
+      ops.room(reuse.from.words.length);
+      ops.n = copyPrefix(reuse, ops.buf, recs);
+      i = reuse.prefix;
+      end = n - reuse.suffix;
+    }
     try {
-      for (; i < n; i++) {
+      for (; i < end; i++) {
         const e = this.encode(rules[i]!, family, table, recents);
         const at = ops.n, len = e.len;
         ops.room(len);
@@ -332,26 +360,35 @@ export class IptCompiler {
       if (e instanceof CompileError) throw e;
       throw new CompileError(table, chain.name, i, (e as Error).message);
     }
+    if (reuse) {
+      ops.room(suffixWords(reuse));
+      ops.n = copySuffix(reuse, ops.buf, ops.n, recs, n);
+    }
+    this.memo.keep(id, rules, ops.buf, ops.n, recs, recents.length === 0);
     const bytes = HDR_BYTES + n * RULE_BYTES + ops.n * 4;
     // Blobs live in an arena reused by the next compile (loadRestore copies them out at once), so
     // large restores do not make a garbage ArrayBuffer per chain.
     if (this.arenaUsed + bytes > this.arena.length) {
       this.arena = new Uint8Array(Math.max(this.arena.length * 2, bytes * 2));
+      this.arenaDv = new DataView(this.arena.buffer);
+      this.arena32 = new Uint32Array(this.arena.buffer);
       this.arenaUsed = 0;
     }
-    const blob = this.arena.subarray(this.arenaUsed, this.arenaUsed + bytes);
+    // One view of the arena for every chain: tens of thousands of small chains would otherwise
+    // cost a DataView and two typed arrays each.
+    const at = this.arenaUsed, dv = this.arenaDv, a32 = this.arena32;
+    const blob = this.arena.subarray(at, at + bytes);
     this.arenaUsed += (bytes + 7) & ~7;
-    const dv = new DataView(blob.buffer, blob.byteOffset, bytes);
     blob.fill(0, 0, HDR_BYTES);
-    dv.setUint32(0, MAGIC, true);
-    dv.setUint16(4, VERSION, true);
+    dv.setUint32(at, MAGIC, true);
+    dv.setUint16(at + 4, VERSION, true);
     blob[6] = family;
     blob[7] = TABLE_INDEX[table]!;
-    dv.setUint32(8, dispatch ? BLOB_F_INDEX : 0, true);
-    dv.setUint32(12, n, true);
-    dv.setUint32(16, ops.n, true);
-    new Uint32Array(blob.buffer, blob.byteOffset + HDR_BYTES, n * 3).set(recs.subarray(0, n * 3));
-    new Uint32Array(blob.buffer, blob.byteOffset + HDR_BYTES + n * RULE_BYTES, ops.n).set(ops.buf.subarray(0, ops.n));
+    dv.setUint32(at + 8, dispatch ? BLOB_F_INDEX : 0, true);
+    dv.setUint32(at + 12, n, true);
+    dv.setUint32(at + 16, ops.n, true);
+    copyWords(a32, (at + HDR_BYTES) >> 2, recs, n * 3);
+    copyWords(a32, (at + HDR_BYTES + n * RULE_BYTES) >> 2, ops.buf, ops.n);
     return { blob, recents };
   }
 
@@ -530,71 +567,4 @@ export class IptCompiler {
       case 'CT': return w.op(T.NOTRACK, 0, 0);
     }
   }
-}
-
-// ---- loading into a core ----------------------------------------------------------------------
-
-/** The core exports loading needs (the ABI's ipt* calls; build/testing-netfilter.wasm has them too). */
-export interface IptCore {
-  memory: WebAssembly.Memory;
-  iptStageChain(id: number, ptr: number, len: number): number;
-  iptStageDelete(id: number): number;
-  iptSetPolicy(id: number, policy: number): number;
-  iptCommit(): number;
-  iptAbort(): void;
-  iptLastError(): number;
-}
-
-// format.ts E_* by number.
-const ERROR_KINDS = [
-  '', 'not a chain blob', 'unsupported blob version or flags', 'blob length mismatch', 'bad address family',
-  'bad table', 'rule offsets do not tile the op stream', 'op length wrong for its kind',
-  'unknown op kind or op in the wrong place', 'op argument out of range', '`!` on an op that has none',
-  'target not allowed in this table', 'bad chain id, or family/table changed', 'chain jumps to itself',
-  'jump to a built-in chain', 'jump to a chain that does not exist', 'jump to a chain of another family or table',
-  'chain still referenced', 'out of memory', 'built-in chains cannot be deleted', 'too many ops in one rule', 'bad policy',
-];
-
-/** A core refusal, decoded: error kind, chain, rule and op (as format.ts encodes them). */
-export class IptLoadError extends Error {
-  constructor(readonly code: number, readonly kind: number, readonly chain: number, readonly rule: number,
-    readonly op: number, readonly detail: number, where: string) {
-    super(`core refused the ruleset: ${ERROR_KINDS[kind] ?? `error ${kind}`} (${where})`);
-  }
-}
-
-function decodeError(core: IptCore, c: IptCompiler, code: number): IptLoadError {
-  const dv = new DataView(core.memory.buffer);
-  const p = core.iptLastError();
-  const chain = dv.getUint32(p + 4, true), detail = dv.getUint32(p + 16, true);
-  const neg = -code;
-  const kind = neg & 63, op = (neg >>> 6) & 63, rule = (neg >>> 12) - 1;
-  const info = c.chainInfo(chain);
-  const name = info ? `${info.table}/${info.name}` : `chain ${chain}`;
-  return new IptLoadError(code, kind, chain, rule, op, detail, `${name}${rule >= 0 ? ` rule ${rule + 1} op ${op}` : ''}${detail ? ` [${detail}]` : ''}`);
-}
-
-/**
- * Stages every chain of `compiled` in the core and commits them as one transaction. `buffer(n)`
- * returns the address of n writable bytes of core memory (the ABI's cfgBuffer; a test's scratch).
- * On any refusal the core's stage is aborted, the compile rejected, and an IptLoadError thrown:
- * the live tables are as they were.
- */
-export function loadRestore(core: IptCore, c: IptCompiler, compiled: CompiledRestore, buffer: (n: number) => number): void {
-  const check = (code: number): void => {
-    if (code >= 0) return;
-    const err = decodeError(core, c, code);
-    core.iptAbort();
-    compiled.reject();
-    throw err;
-  };
-  for (const s of compiled.stage) {
-    const ptr = buffer(s.blob.length);
-    new Uint8Array(core.memory.buffer).set(s.blob, ptr);
-    check(core.iptStageChain(s.id, ptr, s.blob.length));
-  }
-  for (const d of compiled.deletes) check(core.iptStageDelete(d.id));
-  for (const p of compiled.policies) check(core.iptSetPolicy(p.id, p.policy));
-  check(core.iptCommit());
-  compiled.accept();
 }

@@ -4,6 +4,7 @@
 // only what changed. Checks of the finished block and freezing it into a Table are graph.ts.
 // Never parses text.
 
+import { detach } from './lexer.js';
 import type { Counters, Policy, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
 import {
@@ -132,7 +133,9 @@ export class TableDraft {
 
   /** A new empty user chain (the name must not exist now; it may have existed at the start of
    *  the block and been deleted since, then the new chain replaces that one). */
-  create(name: string): ChainDraft {
+  create(text: string): ChainDraft {
+    // The name outlives the restore text it was cut from: copy it, or the chain keeps the text.
+    const name = detach(text);
     const draft = new ChainDraft(name, false, this.graphBase.chain(name), null, ZERO_COUNTERS, '-', 0, []);
     draft.lines = [];
     this.hintFromPrev(draft);

@@ -302,7 +302,9 @@ function sameChain(a: Chain, d: ChainView): boolean {
 function freezeChain(d: ChainDraft): Chain {
   return {
     name: d.name, builtin: d.builtin, hook: d.builtin ? (d.name as Hook) : null, policy: d.policy,
-    counters: d.counters, rules: d.rules, declared: d.declared, seq: d.seq,
+    // An edited chain's array grew by push (with room to spare); the frozen chain keeps a copy
+    // sized exactly, since tens of thousands of small chains live as long as the ruleset.
+    counters: d.counters, rules: d.owned ? d.rules.slice() : d.rules, declared: d.declared, seq: d.seq,
   };
 }
 

@@ -6,9 +6,11 @@
 // (line, word, message) and the base ruleset is left exactly as it was.
 // Hot path: a `-A CHAIN rule` line that restates the rule it replaces (kube-proxy rewriting a
 // flushed chain) costs two slices and a string compare; a rule text seen before anywhere costs one
-// map lookup; only new text is parsed. No regex runs per word. Never reads the clock, the host or
+// map lookup; only new text is parsed, kube-proxy's shapes by fast.ts in one scan, the rest by
+// rule.ts. No regex runs per word. Never reads the clock, the host or
 // the kernel.
 
+import { fastRule } from './fast.js';
 import { detach, isSeparator, splitFields, splitWords } from './lexer.js';
 import { RuleError } from './ext.js';
 import { VERDICTS, targetSaveName, targetTable } from './ext-target.js';
@@ -255,7 +257,7 @@ class Restorer {
       if (rule === undefined) {
         const own = detach(rest);
         try {
-          rule = parseRuleText(own, this.family, !strict);
+          rule = fastRule(own, this.family) ?? parseRuleText(own, this.family, !strict);
         } catch (e) {
           if (e instanceof SkipLine) return true; // `-6` in iptables-restore input: line ignored
           throw e;

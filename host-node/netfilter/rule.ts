@@ -257,8 +257,10 @@ class Parser {
         } catch (msg) {
           throw new RuleError(text, String(msg));
         }
-        if (letter === 's') this.src = { ...a, invert: inv };
-        else this.dst = { ...a, invert: inv };
+        // A literal, not a spread: V8 gives every spread copy of these a hidden class of its own.
+        const m: AddrMatch = { family: a.family, addr: a.addr, mask: a.mask, prefix: a.prefix, invert: inv };
+        if (letter === 's') this.src = m;
+        else this.dst = m;
         break;
       }
       case 'i': case 'o': {
@@ -419,11 +421,13 @@ class Parser {
     if (cmd === 'N' || cmd === 'E') assertValidChainName(cmd === 'N' ? this.chain! : this.newName!);
     let rule: Rule | null = null;
     if (withRule) {
-      const matches: Match[] = [];
-      for (const inst of this.instances) {
+      // Sized exactly: a pushed-to array keeps room for 17 and rules live long.
+      const matches: Match[] = new Array<Match>(this.instances.length);
+      for (let k = 0; k < this.instances.length; k++) {
+        const inst = this.instances[k];
         inst.def.check?.(inst.state, inst.xflags, env);
         checkFinal(inst.def, inst.xflags);
-        matches.push(inst.def.build(inst.state, env));
+        matches[k] = inst.def.build(inst.state, env);
       }
       let target: Target | null = null;
       if (this.target) {

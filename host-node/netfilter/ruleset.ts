@@ -110,7 +110,18 @@ export class LayeredMap<V> {
       }
     }
     if (delta.size > Math.max(256, 8 * Math.sqrt(this.base.size))) {
-      return LayeredMap.of(new LayeredMap(this.base, delta, size).entries());
+      // Fold into a new base, in entries() order; forEach makes no entry arrays (a full restore
+      // folds maps of 60 000 chains).
+      const base = new Map<string, V>();
+      this.base.forEach((v, k) => {
+        const d = delta.get(k);
+        if (d === undefined) base.set(k, v);
+        else if (d !== null) base.set(k, d);
+      });
+      delta.forEach((v, k) => {
+        if (v !== null && !this.base.has(k)) base.set(k, v);
+      });
+      return new LayeredMap(base, new Map(), base.size);
     }
     return new LayeredMap(this.base, delta, size);
   }

@@ -1,0 +1,328 @@
+// fast.ts — a fast path for the rule texts kube-proxy writes by the hundred thousand: one scan
+// over the text (no word array, no per-rule parser object), the common option sequences
+// recognised directly, and the immutable parts rules share (jump targets, comments, port matches,
+// addresses, probabilities) interned so 160 000 rules cost a fraction of the memory. Values are
+// still parsed and checked by the same extension definitions the general parser (rule.ts) uses,
+// so the Rule built here is exactly the one parseRuleText() would build. Anything outside the
+// recognised shapes (quoting with escapes, `!` before a match option, long option names, options
+// given twice, other matches or targets, any value the definitions refuse) returns null and the
+// general parser reads the text, with its error messages. Never throws, never reads the clock.
+
+import { parseHostMask } from './addr.js';
+import { L4_MATCH_DEFS } from './ext-l4.js';
+import { MATCH_DEFS } from './ext-match.js';
+import { STATE_MATCH_DEFS } from './ext-state.js';
+import { TARGET_DEFS, VERDICTS } from './ext-target.js';
+import { checkFinal, findOption, type ExtDef, type ParseEnv } from './ext.js';
+import { ZERO_COUNTERS, type AddrMatch, type Family, type Match, type Rule, type Target } from './model.js';
+
+const SPACE = 32;
+const QUOTE = 34;
+const BACKSLASH = 92;
+const MAX_NAME = 28; // rule.ts MAX_NAME
+
+type MatchDef = ExtDef<unknown, Match>;
+type TargetDef = ExtDef<unknown, Target>;
+
+const TCP = L4_MATCH_DEFS.get('tcp')!;
+const UDP = L4_MATCH_DEFS.get('udp')!;
+const COMMENT = MATCH_DEFS.get('comment')!;
+const STATISTIC = STATE_MATCH_DEFS.get('statistic')!;
+const DNAT = TARGET_DEFS.get('DNAT') as TargetDef;
+
+/**
+ * The last few shared immutable objects of one kind, by key. kube-proxy repeats values close
+ * together (the two rules of a KUBE-SEP chain share their comment, every KUBE-SVC chain jumps to
+ * KUBE-MARK-MASQ), so a handful of slots compared with === catches nearly all the sharing at no
+ * hashing cost, and memory stays bounded.
+ */
+class Recent<V> {
+  private readonly keys: string[] = ['', '', '', '', '', '', '', ''];
+  private readonly vals: (V | null)[] = [null, null, null, null, null, null, null, null];
+  private next = 0;
+  get(key: string): V | null {
+    const keys = this.keys;
+    for (let i = 0; i < 8; i++) if (keys[i] === key) return this.vals[i];
+    return null;
+  }
+  set(key: string, v: V): V {
+    this.keys[this.next] = key;
+    this.vals[this.next] = v;
+    this.next = (this.next + 1) & 7;
+    return v;
+  }
+}
+
+const jumps = new Recent<Target>();
+const verdicts = new Map<string, Target>();
+const comments = new Recent<Match>();
+const ports: (Match & { kind: 'tcp' | 'udp' })[] = [];
+const nets = [new Recent<AddrMatch>(), new Recent<AddrMatch>()];
+const probabilities = new Recent<Match>();
+
+// The scanner's state for one rule (module-level: parsing is synchronous and not re-entered).
+let text = '';
+let pos = 0;
+let wordStart = 0;
+let wordEnd = 0;
+let wordQuoted = false;
+
+/** Reads the next word into wordStart/wordEnd; false at the end, or (with pos = -1) when the
+ *  word needs the general lexer (escapes, a quote inside a word, a tab). */
+function next(): boolean {
+  const n = text.length;
+  while (pos < n && text.charCodeAt(pos) === SPACE) pos++;
+  if (pos >= n) return false;
+  if (text.charCodeAt(pos) === QUOTE) {
+    const close = text.indexOf('"', pos + 1);
+    if (close < 0 || close === pos + 1) return bail();
+    if (close + 1 < n && text.charCodeAt(close + 1) !== SPACE) return bail();
+    if (text.lastIndexOf('\\', close) > pos) return bail();
+    wordStart = pos + 1;
+    wordEnd = close;
+    wordQuoted = true;
+    pos = close + 1;
+    return true;
+  }
+  const from = pos;
+  while (pos < n) {
+    const c = text.charCodeAt(pos);
+    if (c === SPACE) break;
+    if (c === QUOTE || c < SPACE || c === BACKSLASH) return bail();
+    pos++;
+  }
+  wordStart = from;
+  wordEnd = pos;
+  wordQuoted = false;
+  return true;
+}
+
+function bail(): false {
+  pos = -1;
+  return false;
+}
+
+function word(): string {
+  return text.slice(wordStart, wordEnd);
+}
+
+/** The word is exactly `s` (compared in place, no slice). */
+function is(s: string): boolean {
+  return wordEnd - wordStart === s.length && text.startsWith(s, wordStart);
+}
+
+/** Parses one option of `def` into `state` with the definition's own parser; returns the
+ *  option's xflags bit, 0 when `def` has no such option (a refused value throws). */
+function apply(def: ExtDef<unknown, unknown>, state: unknown, name: string, arg: string, env: ParseEnv): number {
+  const opt = findOption(def, name);
+  if (!opt) return 0;
+  def.parse(state, opt, [arg], false, env);
+  return 1 << opt.id;
+}
+
+/**
+ * The Rule for `-A CHAIN <ruleText>`, or null when the text is not one of the shapes handled here
+ * (then parseRuleText() must read it). `ruleText` becomes the rule's `text`.
+ */
+export function fastRule(ruleText: string, family: Family): Rule | null {
+  text = ruleText;
+  pos = 0;
+  try {
+    return scan(ruleText, family);
+  } catch {
+    return null; // a definition refused a value: the general parser reports it
+  } finally {
+    text = '';
+  }
+}
+
+function scan(ruleText: string, family: Family): Rule | null {
+  let src: AddrMatch | null = null;
+  let dst: AddrMatch | null = null;
+  let proto = 0;
+  let hasProto = false;
+  const matches: Match[] = [];
+  let comment: Match | null = null;
+  // The tcp/udp match: loaded by `-m`, or by its first option after `-p` (rule.ts extOption()).
+  let l4: MatchDef | null = null;
+  let l4At = -1;
+  let l4State: { dport: unknown; sport: unknown } | null = null;
+  let l4Opts = 0;
+  let stat = false;
+  let target: Target | null = null;
+  let jumped = false;
+  const env = { family, proto: 0, protoInvert: false };
+
+  while (next()) {
+    if (jumped) return null; // target options other than DNAT's single one
+    let invert = false;
+    if (is('!')) {
+      if (!next()) return null;
+      invert = true;
+      if (!is('-s') && !is('-d')) return null;
+    }
+    if (text.charCodeAt(wordStart) !== 45 || wordQuoted) return null; // '-'
+    // Base options by their letter (`-m` = 109, `-p` 112, `-s` 115, `-d` 100, `-j` 106).
+    const short = wordEnd - wordStart === 2 ? text.charCodeAt(wordStart + 1) : 0;
+    if (short === 109) {
+      if (!next() || wordQuoted) return null;
+      if (is('comment')) {
+        if (comment || !next() || !is('--comment') || !next()) return null;
+        const value = word();
+        const quoted = wordQuoted;
+        if (value[0] === '-' && !quoted) return null;
+        // An unquoted comment followed by a word that is not an option: rule.ts may join them.
+        if (!quoted) {
+          const save = pos;
+          if (next() && !(text.charCodeAt(wordStart) === 45 && wordEnd - wordStart > 1) && !is('!')) return null;
+          if (pos < 0) return null;
+          pos = save;
+        }
+        comment = comments.get(value);
+        if (!comment) {
+          const s = COMMENT.init(env);
+          const bit = apply(COMMENT, s, 'comment', value, env);
+          if (!bit) return null;
+          COMMENT.check?.(s, bit, env);
+          checkFinal(COMMENT, bit);
+          comment = comments.set(value, COMMENT.build(s, env));
+        }
+        matches.push(comment);
+      } else if (is('tcp') || is('udp')) {
+        if (l4) return null;
+        l4 = is('tcp') ? TCP : UDP;
+        l4At = matches.length;
+        matches.push(null as unknown as Match); // filled in at the end
+      } else if (is('statistic')) {
+        // `-m statistic --mode random --probability P`, the only form kube-proxy writes.
+        if (stat || !next() || !is('--mode') || !next() || !is('random') || !next() || !is('--probability') || !next()) return null;
+        stat = true;
+        const p = word();
+        let m = probabilities.get(p);
+        if (!m) {
+          const s = STATISTIC.init(env);
+          const mode = apply(STATISTIC, s, 'mode', 'random', env);
+          const prob = mode && apply(STATISTIC, s, 'probability', p, env);
+          if (!prob) return null;
+          STATISTIC.check?.(s, mode | prob, env);
+          checkFinal(STATISTIC, mode | prob);
+          m = probabilities.set(p, STATISTIC.build(s, env));
+        }
+        matches.push(m);
+      } else {
+        return null;
+      }
+      continue;
+    }
+    if (short === 112) {
+      if (hasProto || !next()) return null;
+      if (is('tcp')) proto = 6;
+      else if (is('udp')) proto = 17;
+      else if (is('sctp')) proto = 132;
+      else return null;
+      hasProto = true;
+      env.proto = proto;
+      continue;
+    }
+    if (short === 115 || short === 100) {
+      const isSrc = short === 115;
+      if ((isSrc ? src : dst) || !next() || wordQuoted) return null;
+      const a = addrOf(word(), invert, family);
+      if (!a) return null;
+      if (isSrc) src = a;
+      else dst = a;
+      continue;
+    }
+    if (is('--dport') || is('--sport')) {
+      const dport = is('--dport');
+      if (l4Opts & (dport ? 4 : 8)) return null;
+      if (!l4) {
+        // Loaded on demand by the protocol, as rule.ts extOption() does.
+        if (proto !== 6 && proto !== 17) return null;
+        l4 = proto === 6 ? TCP : UDP;
+        l4At = matches.length;
+        matches.push(null as unknown as Match);
+      }
+      if (!l4State) l4State = l4.init(env) as { dport: unknown; sport: unknown };
+      if (!next() || wordQuoted) return null;
+      const bit = apply(l4, l4State, dport ? 'dport' : 'sport', word(), env);
+      if (!bit) return null;
+      l4Opts |= bit | (dport ? 4 : 8); // xflags, plus which spelling-independent option was seen
+      continue;
+    }
+    if (short === 106) {
+      if (!next() || wordQuoted) return null;
+      const name = word();
+      if (name.length > MAX_NAME) return null;
+      if (VERDICTS.has(name)) {
+        target = verdicts.get(name) ?? null;
+        if (!target) verdicts.set(name, (target = { kind: name } as Target));
+      } else if (name === 'DNAT') {
+        // `-j DNAT --to-destination A:P`, kube-proxy's endpoint rule.
+        if (!next() || !is('--to-destination') || !next() || wordQuoted) return null;
+        const s = DNAT.init(env);
+        const bit = apply(DNAT, s, 'to-destination', word(), env);
+        if (!bit) return null;
+        DNAT.check?.(s, bit, env);
+        checkFinal(DNAT, bit);
+        target = DNAT.build(s, env);
+      } else if (TARGET_DEFS.has(name) || name === 'CONTINUE') {
+        return null;
+      } else {
+        target = jumps.get(name) ?? jumps.set(name, { kind: 'jump', chain: name, goto: false });
+      }
+      jumped = true;
+      continue;
+    }
+    return null;
+  }
+  if (pos < 0) return null;
+  if (l4) {
+    // The general parser checks tcp/udp against `-p`; only the plain, consistent case is ours.
+    if ((l4 === TCP ? 6 : 17) !== proto) return null;
+    const s = (l4State ?? l4.init(env)) as Record<string, unknown>;
+    const xflags = l4Opts & 3;
+    l4.check?.(s, xflags, env);
+    checkFinal(l4, xflags);
+    matches[l4At] = sharedPorts(l4.build(s, env) as Match & { kind: 'tcp' | 'udp' });
+  }
+  return {
+    family, text: ruleText, src, dst, inIface: null, outIface: null,
+    // A copy sized exactly: the pushed-to array keeps room for 17 and rules live long.
+    proto, protoInvert: false, fragment: null, matches: matches.slice(), target,
+    counters: ZERO_COUNTERS,
+  };
+}
+
+/** An equal tcp/udp match built recently, else `m` (remembered). */
+function sharedPorts(m: Match & { kind: 'tcp' | 'udp' }): Match {
+  if ((m as { flags?: unknown }).flags || (m as { option?: unknown }).option) return m;
+  for (const p of ports) {
+    if (p.kind === m.kind && p.dport.lo === m.dport.lo && p.dport.hi === m.dport.hi && p.sport.lo === m.sport.lo
+      && p.sport.hi === m.sport.hi && p.dportInvert === m.dportInvert && p.sportInvert === m.sportInvert) return p;
+  }
+  if (ports.length >= 8) ports.shift();
+  ports.push(m);
+  return m;
+}
+
+/** `-s`/`-d`: networks (which repeat, `! -s 10.0.0.0/8` in every KUBE-SVC chain) are shared. */
+function addrOf(t: string, invert: boolean, family: Family): AddrMatch | null {
+  if (t.indexOf(',') >= 0) return null;
+  const net = t.indexOf('/') >= 0;
+  const cache = nets[family === 4 ? 0 : 1];
+  const key = net && invert ? '!' + t : t;
+  if (net) {
+    const hit = cache.get(key);
+    if (hit) return hit;
+  }
+  let a;
+  try {
+    a = parseHostMask(t, family);
+  } catch {
+    return null;
+  }
+  // A literal, not a spread: V8 gives every spread copy of these a hidden class of its own.
+  const m: AddrMatch = { family: a.family, addr: a.addr, mask: a.mask, prefix: a.prefix, invert };
+  return net ? cache.set(key, m) : m;
+}
