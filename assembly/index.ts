@@ -2,7 +2,8 @@
 // the I/O arena (io.ts); time is an argument (`nowMs`, milliseconds, any epoch), never read;
 // control calls return 0/positive on success and a negative code on error. ABI.md documents every
 // export. Never allocates on the packet path; memory is reserved by init() and only grows on
-// control calls (service loads), so hosts re-read `memory.buffer` after those.
+// control calls (service, chain, ipset and IPVS loads, cfgBuffer), so hosts re-read
+// `memory.buffer` after those.
 import { ioInit, ioDesc, ioData, IO_MAX_BATCH, IO_DATA_BYTES, DESC_BYTES } from "./io";
 import { processOne } from "./pipeline";
 import { statsBlock, STATS_COUNT, bump, add, S_BATCHES, S_REAPED, statsReset } from "./stats";

@@ -15,7 +15,8 @@
 //  18 u16 reason  out
 //  20 u32 mark    out: packet mark after processing
 //  24 u32 ct      out: conntrack index or 0xFFFFFFFF
-//  28 u32 aux     out: reserved (next hop / service index for later modes)
+//  28 u32 aux     out: direct mode — the service id of a new flow; IPVS — the destination id;
+//                 otherwise 0xFFFFFFFF
 export const DESC_BYTES: u32 = 32;
 export const D_OFF: u32 = 0;
 export const D_LEN: u32 = 4;

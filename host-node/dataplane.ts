@@ -12,8 +12,9 @@ import { IptCompiler, loadRestore, type IptCore } from './netfilter/compile.js';
 import { tracePacket, type TraceCore, type TraceResult } from './netfilter/trace.js';
 import { IpsetTable, type IpsetCore } from './ipset/index.js';
 import { IpvsProgram, type IpvsCore } from './ipvs/program.js';
+import { Ipvsadm, type IpvsadmResult } from './ipvs/ipvsadm.js';
 import {
-  ProxyState, parseManifests, loadObjects, renderIptables, renderJumpChains, namespacedName,
+  ProxyState, parseManifests, loadObjects, renderIptables, jumpChains, jumpRestoreText, liveTable, namespacedName,
   type IptablesOptions, type ManifestIssue, type Service, type EndpointSlice, type Node,
 } from './kube/index.js';
 
@@ -90,6 +91,11 @@ export class Dataplane extends CoreDataplane {
       this.refresh();
     }
     return this.ipvsProgram;
+  }
+
+  /** Runs an `ipvsadm` command line (ipvsadm 1.31's options and output) over `ipvs()`, at the packets' clock. */
+  ipvsadm(argvOrLine: string | string[], stdin?: string): IpvsadmResult {
+    return new Ipvsadm(this.ipvs()).run(argvOrLine, this.lastNowMs, stdin);
   }
 
   /**
@@ -235,7 +241,9 @@ export class Dataplane extends CoreDataplane {
       try {
         const applied = this.iptablesRestore(render.text, { family: plan.family, noflush: true });
         if (!fam.jumps) {
-          this.iptablesRestore(renderJumpChains(plan.family), { family: plan.family, noflush: true });
+          const live = (t: 'filter' | 'nat') => liveTable(this.iptablesRules(t, undefined, { family: plan.family }));
+          const text = jumpRestoreText(jumpChains(), { filter: live('filter'), nat: live('nat') });
+          if (text) this.iptablesRestore(text, { family: plan.family, noflush: true });
           fam.jumps = true;
         }
         result.families.push({

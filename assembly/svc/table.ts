@@ -1,8 +1,8 @@
 // svc/table.ts — the direct service table: (family, protocol, VIP, port) → service record and its
 // destinations. This is what the control plane's "direct" mode loads without any rule text, and
 // what the demo runs on. Built aside from a binary blob, validated whole, then swapped in with one
-// pointer store; packets only ever see a complete table. Never chooses a destination (see
-// svc/select.ts) and never touches packets.
+// pointer store; packets only ever see a complete table. Never chooses a destination (the
+// pipeline does) and never touches packets.
 //
 // Blob format (little-endian; host-node/core/svc-config.ts writes it):
 //   header  16 B: magic u32 = SVC_MAGIC, version u32 = 1, svcCount u32, destCount u32

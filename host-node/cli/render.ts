@@ -2,7 +2,7 @@
 // directory (iptables-restore text, as its iptables mode writes it), so users can diff them against
 // their nodes. Reads files only; touches no dataplane and no kernel.
 import { parseArgs } from 'node:util';
-import { ProxyState, renderIptables, renderJumpChains, type Family } from '../kube/index.js';
+import { ProxyState, renderIptables, jumpChains, jumpRestoreText, type Family } from '../kube/index.js';
 import { ManifestSource } from '../io/manifests.js';
 
 export const RENDER_HELP = `usage: svcplane render --manifests PATH [--mode iptables] [--node-name NAME] [--node-ip IP]...
@@ -51,7 +51,12 @@ export async function runRender(argv: string[], out: (s: string) => void, err: (
     });
     if (families.length > 1) out(`# IPv${plan.family} (${plan.family === 4 ? 'iptables' : 'ip6tables'}-restore --noflush)\n`);
     out(r.text);
-    if (values['with-jumps']) out(renderJumpChains(plan.family));
+    if (values['with-jumps']) {
+      // The payload above declares kube-proxy's chains; the jumps must not declare them again.
+      const declared = new Set([...r.text.matchAll(/^:(\S+) /gm)].map((m) => m[1]!));
+      const live = { chains: declared, rules: new Set<string>() };
+      out(jumpRestoreText(jumpChains(), { filter: live, nat: live }));
+    }
   }
   return errors > 0 ? 1 : 0;
 }

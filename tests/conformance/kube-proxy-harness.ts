@@ -6,6 +6,7 @@
 // mapped here with the README rule it follows; nothing of it belongs in the product.
 // Never re-implements the tracer: the verdicts come from the engine's trace, only their reading
 // is adapted.
+import { jumpChains, type JumpChain } from '../../host-node/kube/jump-chains.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,99 +62,16 @@ export function loadIptablesCorpus(root = corpusRoot()): CorpusFile[] {
 export const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
 
 // ---------------------------------------------------------------------------------------------
-// Base-chain jumps (kube-proxy's iptablesJumpChains / iptablesKubeletJumpChains)
+// Base-chain jumps: the product's own (host-node/kube/jump-chains.ts), by the commit the corpus names.
 // ---------------------------------------------------------------------------------------------
 
-interface JumpChain {
-  table: 'filter' | 'nat';
-  dst: string;
-  src: string;
-  comment: string;
-  extra: string[];
-}
-
-const NEW = ['-m', 'conntrack', '--ctstate', 'NEW'];
-const jump = (table: JumpChain['table'], dst: string, src: string, comment: string, extra: string[] = []): JumpChain =>
-  ({ table, dst, src, comment, extra });
-
-// pkg/proxy/iptables/proxier.go, iptablesJumpChains as both eras have it (the first eleven
-// entries are identical in the ≈v1.28 and the ≈v1.33 file).
-const SHARED_JUMPS: JumpChain[] = [
-  jump('filter', 'KUBE-EXTERNAL-SERVICES', 'INPUT', 'kubernetes externally-visible service portals', NEW),
-  jump('filter', 'KUBE-EXTERNAL-SERVICES', 'FORWARD', 'kubernetes externally-visible service portals', NEW),
-  jump('filter', 'KUBE-NODEPORTS', 'INPUT', 'kubernetes health check service ports'),
-  jump('filter', 'KUBE-SERVICES', 'FORWARD', 'kubernetes service portals', NEW),
-  jump('filter', 'KUBE-SERVICES', 'OUTPUT', 'kubernetes service portals', NEW),
-  jump('filter', 'KUBE-FORWARD', 'FORWARD', 'kubernetes forwarding rules'),
-  jump('filter', 'KUBE-PROXY-FIREWALL', 'INPUT', 'kubernetes load balancer firewall', NEW),
-  jump('filter', 'KUBE-PROXY-FIREWALL', 'OUTPUT', 'kubernetes load balancer firewall', NEW),
-  jump('filter', 'KUBE-PROXY-FIREWALL', 'FORWARD', 'kubernetes load balancer firewall', NEW),
-  jump('nat', 'KUBE-SERVICES', 'OUTPUT', 'kubernetes service portals'),
-  jump('nat', 'KUBE-SERVICES', 'PREROUTING', 'kubernetes service portals'),
-];
-const POSTROUTING_JUMP = jump('nat', 'KUBE-POSTROUTING', 'POSTROUTING', 'kubernetes postrouting rules');
-// iptablesKubeletJumpChains: duplicates of kubelet's KUBE-FIREWALL jumps (no comment).
-const KUBELET_FIREWALL = [jump('filter', 'KUBE-FIREWALL', 'INPUT', ''), jump('filter', 'KUBE-FIREWALL', 'OUTPUT', '')];
-
-/**
- * The jumps each era installs, in the order syncProxyRules() walks
- * `append(iptablesJumpChains, iptablesKubeletJumpChains...)`, by the commit the corpus names.
- */
+export { jumpRestoreText, liveTable } from '../../host-node/kube/jump-chains.js';
 export const JUMP_CHAINS_BY_COMMIT: Record<string, JumpChain[]> = {
-  // sanposhiho/kubernetes@059ce4e8 (≈v1.28): the POSTROUTING jump still sits in the kubelet list,
-  // after the two KUBE-FIREWALL jumps ("Move this to iptablesJumpChains once
-  // IPTablesOwnershipCleanup is GA").
-  '059ce4e8a1d958959595b970acaf846259348518': [...SHARED_JUMPS, ...KUBELET_FIREWALL, POSTROUTING_JUMP],
+  // sanposhiho/kubernetes@059ce4e8 (≈v1.28): the POSTROUTING jump still sits in the kubelet list.
+  '059ce4e8a1d958959595b970acaf846259348518': jumpChains('v1.28'),
   // kairosci/kubernetes@235e4894 (≈v1.33): POSTROUTING is in iptablesJumpChains.
-  '235e48943bb6ddc80e073456e5916a05f69f0be6': [...SHARED_JUMPS, POSTROUTING_JUMP, ...KUBELET_FIREWALL],
+  '235e48943bb6ddc80e073456e5916a05f69f0be6': jumpChains('current'),
 };
-
-function ruleSpec(j: JumpChain): string {
-  const words = [...j.extra];
-  if (j.comment) words.push('-m', 'comment', '--comment', `"${j.comment}"`);
-  words.push('-j', j.dst);
-  return words.join(' ');
-}
-
-/** The live chains and rules of one table, from `iptables -S` output. */
-export interface LiveTable {
-  chains: Set<string>;
-  rules: Set<string>;
-}
-
-export function liveTable(rulesText: string): LiveTable {
-  const chains = new Set<string>();
-  const rules = new Set<string>();
-  for (const line of rulesText.split('\n')) {
-    const m = /^-[NP] (\S+)/.exec(line);
-    if (m) chains.add(m[1]!);
-    else if (line.startsWith('-A ')) rules.add(line);
-  }
-  return { chains, rules };
-}
-
-/**
- * The --noflush restore text that does what kube-proxy's startup does with its jump list:
- * EnsureChain (create the chain if missing; declaring an existing chain would flush it) and
- * EnsureRule(Prepend) (`iptables -C`, then `iptables -I SRC 1` when missing), in list order, so
- * the last prepended ends up first. `live` gives the current state per table.
- */
-export function jumpRestoreText(jumps: JumpChain[], live: Record<'filter' | 'nat', LiveTable>): string {
-  let out = '';
-  for (const table of ['filter', 'nat'] as const) {
-    const declare: string[] = [];
-    const insert: string[] = [];
-    for (const j of jumps.filter((x) => x.table === table)) {
-      if (!live[table].chains.has(j.dst) && !declare.includes(j.dst)) declare.push(j.dst);
-      const spec = ruleSpec(j);
-      if (live[table].rules.has(`-A ${j.src} ${spec}`)) continue;
-      insert.push(`-I ${j.src} 1 ${spec}`);
-    }
-    if (declare.length + insert.length === 0) continue;
-    out += `*${table}\n${declare.map((c) => `:${c} - [0:0]\n`).join('')}${insert.map((r) => r + '\n').join('')}COMMIT\n`;
-  }
-  return out;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Flow → packet

@@ -50,6 +50,16 @@ describe('svcplane render', () => {
     expect(parseRestore(out, { noflush: true }).ok).toBe(true);
   });
 
+  it('adds the base-chain jumps without flushing the chains it declared', async () => {
+    const { code, out } = await render({ 'svc.yaml': SVC, 'slice.yaml': SLICE }, ['--with-jumps']);
+    expect(code).toBe(0);
+    expect(out).toMatch(/-I PREROUTING 1 -m comment --comment "kubernetes service portals" -j KUBE-SERVICES/);
+    expect(out.match(/^:KUBE-SERVICES /gm)).toHaveLength(2); // once per table, never re-declared
+    const r = parseRestore(out, { noflush: true });
+    expect(r.ok).toBe(true);
+    if (r.ok) expect(r.ruleset.table('nat')!.chain('KUBE-SERVICES')!.rules.length).toBeGreaterThan(0);
+  });
+
   it('names the file, line and field of a bad object and still renders the rest', async () => {
     const { code, out, err } = await render({ 'svc.yaml': SVC, 'slice.yaml': SLICE, 'bad.yaml': SVC.replace('web', 'bad').replace('port: 80', 'port: 70000') });
     expect(code).toBe(1);
