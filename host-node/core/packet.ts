@@ -138,16 +138,14 @@ function parseV6(text: string): Uint8Array {
   return out;
 }
 
-/** Formats 4 or 16 bytes as text: dotted quad, or RFC 5952 canonical IPv6 (mapped IPv4 mixed). */
+/** Formats 4 or 16 bytes as text: dotted quad, or IPv6 as glibc inet_ntop() prints it — RFC 5952
+ *  (the first longest run of two or more zero groups as `::`), IPv4-mapped (::ffff:a.b.c.d) and
+ *  IPv4-compatible (::a.b.c.d) addresses with a dotted tail. */
 export function formatIP(bytes: Uint8Array): string {
   if (bytes.length === 4) return Array.from(bytes).join('.');
   if (bytes.length !== 16) throw new Error(`an address has 4 or 16 bytes, not ${bytes.length}`);
   const g: number[] = [];
   for (let i = 0; i < 8; i++) g.push((bytes[2 * i]! << 8) | bytes[2 * i + 1]!);
-  if (g.slice(0, 5).every((x) => x === 0) && g[5] === 0xffff) {
-    return `::ffff:${Array.from(bytes.subarray(12)).join('.')}`;
-  }
-  // RFC 5952 §4.2: the longest run of two or more zero groups (the first if tied) becomes `::`.
   let best = -1;
   let bestLen = 1;
   for (let i = 0; i < 8;) {
@@ -156,6 +154,10 @@ export function formatIP(bytes: Uint8Array): string {
     while (j < 8 && g[j] === 0) j++;
     if (j - i > bestLen) { best = i; bestLen = j - i; }
     i = j;
+  }
+  const dotted = () => Array.from(bytes.subarray(12)).join('.');
+  if (best === 0 && (bestLen === 6 || (bestLen === 5 && g[5] === 0xffff))) {
+    return bestLen === 6 ? `::${dotted()}` : `::ffff:${dotted()}`;
   }
   const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
   if (best < 0) return hex(g);

@@ -4,6 +4,7 @@
 // dotted tail for ::a.b.c.d and ::ffff:a.b.c.d), prefix masks, ordering, and splitting an IPv4
 // from-to range into the fewest CIDR blocks (ip_set_range_to_cidr()). Pure functions on byte
 // arrays; never resolves host names.
+import { formatIP } from '../core/packet.js';
 
 /** 4 (IPv4) or 16 (IPv6) address bytes, network order. */
 export type Addr = Uint8Array;
@@ -74,26 +75,7 @@ export function parseAddr(text: string, family: 4 | 6): Addr | null {
 
 /** glibc inet_ntop(): dotted quad; IPv6 with the first longest run (≥ 2) of zero groups as `::`. */
 export function formatAddr(a: Addr): string {
-  if (a.length === 4) return Array.from(a).join('.');
-  const g: number[] = [];
-  for (let i = 0; i < 8; i++) g.push((a[2 * i]! << 8) | a[2 * i + 1]!);
-  let best = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (g[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
-    i = j;
-  }
-  if (bestLen < 2) best = -1;
-  const dotted = () => `${a[12]}.${a[13]}.${a[14]}.${a[15]}`;
-  // inet_ntop6(): an encapsulated IPv4 address (::a.b.c.d, ::ffff:a.b.c.d) keeps its dotted tail.
-  if (best === 0 && (bestLen === 6 || (bestLen === 5 && g[5] === 0xffff))) {
-    return bestLen === 6 ? `::${dotted()}` : `::ffff:${dotted()}`;
-  }
-  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
-  if (best < 0) return hex(g);
-  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+  return formatIP(a);
 }
 
 /** `a` with every bit past the first `cidr` cleared (a copy). */
