@@ -63,6 +63,8 @@ export interface ApplyResult {
   /** Objects refused (with file, line, object and field); everything else was applied. */
   issues: ManifestIssue[];
   families: Array<{ family: Family; full: boolean; changedServices: string[]; filterRules: number; natRules: number; touched: string[] }>;
+  /** UDP flows deleted because their endpoint left (kube-proxy's conntrack cleanup). */
+  flushed: number;
 }
 
 type Objects = { services: Service[]; endpointSlices: EndpointSlice[]; nodes: Node[] };
@@ -226,7 +228,8 @@ export class Dataplane extends CoreDataplane {
       k.state.markServicesSynced();
       k.state.markEndpointSlicesSynced();
     }
-    const result: ApplyResult = { issues: set.issues.filter((i) => i.severity === 'error'), families: [] };
+    const result: ApplyResult = { issues: set.issues.filter((i) => i.severity === 'error'), families: [], flushed: 0 };
+    const udpBefore = this.udpEndpoints(k.state);
     const podCIDR = typeof this.options.podCIDR === 'string' ? this.options.podCIDR : this.options.podCIDR?.join(',');
     for (const plan of k.state.sync()) {
       const fam = this.families[plan.family];
@@ -255,7 +258,44 @@ export class Dataplane extends CoreDataplane {
         throw e;
       }
     }
+    result.flushed = this.flushStaleUdp(udpBefore, this.udpEndpoints(k.state));
     return result;
+  }
+
+  /** UDP service ports → their service IPs and the endpoints ("ip:port") serving them. */
+  private udpEndpoints(state: ProxyState): Map<string, { ips: string[]; port: number; endpoints: Set<string> }> {
+    const out = new Map<string, { ips: string[]; port: number; endpoints: Set<string> }>();
+    for (const fs of state.families.values()) {
+      for (const [id, sp] of fs.model.services) {
+        if (sp.protocol !== 'UDP') continue;
+        const eps = (fs.model.endpoints.get(id) ?? []).filter((e) => e.ready || e.serving);
+        out.set(`${fs.family}/${id}`, { ips: [sp.clusterIP, ...sp.externalIPs], port: sp.port, endpoints: new Set(eps.map((e) => e.endpoint)) });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * kube-proxy's stale UDP conntrack cleanup after a sync: flows to an endpoint that left are
+   * deleted at once (a UDP client would otherwise keep sending into the void until the entry
+   * times out), and flows to a service IP that had no endpoints and now has some are deleted so
+   * the next packet is load-balanced afresh. Returns the number of flows removed.
+   */
+  private flushStaleUdp(before: ReturnType<Dataplane['udpEndpoints']>, after: ReturnType<Dataplane['udpEndpoints']>): number {
+    let n = 0;
+    for (const [key, was] of before) {
+      const now = after.get(key);
+      for (const ep of was.endpoints) {
+        if (now?.endpoints.has(ep)) continue;
+        const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(ep);
+        if (m) n += this.flushEndpoint(m[1]!, Number(m[2]), 'UDP');
+      }
+    }
+    for (const [key, now] of after) {
+      if (now.endpoints.size === 0 || (before.get(key)?.endpoints.size ?? 0) > 0) continue;
+      for (const ip of now.ips) n += this.flushService(ip, now.port, 'UDP');
+    }
+    return n;
   }
 
   /** Feeds the difference between the last applied objects and `next` to the trackers. */

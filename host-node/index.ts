@@ -8,3 +8,4 @@ export { TIMEOUTS } from './core/conntrack-record.js';
 export { SnapshotError } from './core/snapshot.js';
 export type { TraceResult, TraceOutcome, TraceStep } from './netfilter/trace.js';
 export { IpsetTable, IpsetError } from './ipset/index.js';
+export { Ipvsadm } from './ipvs/ipvsadm.js';

@@ -339,7 +339,8 @@ export function svcDelete(s: u32): i32 {
   store<u8>(p, ST_DELETED, O_STATE);
   svcLive--;
   while (load<u32>(p, O_FIRST) != NIL) unlinkDest(s, load<u32>(p, O_FIRST), false);
-  if (load<u32>(p, O_REF) == 0) svcFree(s);
+  // The last destination released may already have freed it (svcUnref); free it only once.
+  if (load<u32>(p, O_REF) == 0 && load<u8>(p, O_STATE) == ST_DELETED) svcFree(s);
   return E_OK;
 }
 

@@ -68,3 +68,36 @@ describe('Dataplane.apply (iptables mode)', () => {
     expect(dp.iptablesSave()).toMatch(/-A KUBE-SERVICES .*default\/good:http cluster IP.* -d 10\.96\.0\.81(\/32)? .*--dport 81 -j KUBE-SVC-/);
   });
 });
+
+describe('Dataplane.apply: stale UDP conntrack', () => {
+  const udpSvc = `apiVersion: v1
+kind: Service
+metadata: { name: dns, namespace: kube-system }
+spec:
+  clusterIP: 10.96.0.10
+  ports: [{ name: dns, port: 53, protocol: UDP, targetPort: 53 }]
+`;
+  const udpSlice = (ips: string[]) => `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: dns-1, namespace: kube-system, labels: { kubernetes.io/service-name: dns } }
+addressType: IPv4
+ports: [{ name: dns, port: 53, protocol: UDP }]
+endpoints:
+${ips.map((ip) => `  - addresses: [${ip}]\n    conditions: { ready: true }`).join('\n')}
+`;
+  it('deletes the UDP flows of an endpoint that left, and only those', async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['192.168.49.2'], podCIDR: '10.244.0.0/16', seed: 6 });
+    dp.apply([udpSvc, udpSlice(['10.244.1.21', '10.244.2.22'])].join('\n---\n'));
+    const picked = new Map<string, number>();
+    for (let i = 0; i < 40; i++) {
+      const r = dp.process(buildPacket({ src: '10.244.3.3', dst: '10.96.0.10', proto: 'udp', sport: 20000 + i, dport: 53, payload: 'q' }), 1);
+      const to = decodePacket(r.packet!).dst;
+      picked.set(to, (picked.get(to) ?? 0) + 1);
+    }
+    expect(picked.size).toBe(2);
+    const r = dp.apply([udpSvc, udpSlice(['10.244.2.22'])].join('\n---\n'));
+    expect(r.flushed).toBe(picked.get('10.244.1.21'));
+    expect(dp.conntrack().every((e) => e.reply.src === '10.244.2.22')).toBe(true);
+    expect(dp.conntrack()).toHaveLength(picked.get('10.244.2.22')!);
+  });
+});

@@ -34,3 +34,20 @@ describe('IPVS on the Dataplane', () => {
     expect(dp.ipvs().connections(22).length).toBe(6);
   });
 });
+
+describe('IPVS service slots', () => {
+  it('are reusable after deleting services that had destinations (no double free)', async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['198.18.0.254'], seed: 3 });
+    const p = dp.ipvs({ services: 64, destinations: 256 });
+    const fill = () => {
+      for (let i = 0; i < 64; i++) {
+        const s = p.addService({ protocol: 'tcp', address: `198.18.3.${i}`, port: 80, scheduler: 'rr' });
+        p.addDest(s, { address: '198.18.1.1', port: 8080, forwarding: 'masq' });
+      }
+    };
+    fill();
+    p.flush();
+    fill(); // every one of the 64 slots comes back
+    expect(p.services()).toHaveLength(64);
+  });
+});
