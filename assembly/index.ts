@@ -11,7 +11,7 @@ import { VERDICT_COUNT, REASON_COUNT } from "./verdict";
 import { randSeed } from "./rand";
 import { ipvsReapConns } from "./ipvs/api";
 import { svcLoad, svcSetSeed, svcCount } from "./svc/table";
-import { nodeAddLocal, nodeSetPodCIDR, nodeSetMasq, nodeReset } from "./node";
+import { nodeAddLocal, nodeSetPodCIDR, nodeSetServiceCIDR, nodeSetMasq, nodeReset } from "./node";
 import {
   ctInit, ctReap, ctCount, ctCapacity, ctNextUsed, ctExportRecord, ctImportRecord, ctBytes,
   ctFlushReplySrc, ctFlushOrigDst, ctSetTimeout, CT_NONE,
@@ -101,6 +101,9 @@ export function nodeLocal(family: u32, a0: u32, a1: u32, a2: u32, a3: u32): i32 
 export function nodePodCIDR(family: u32, a0: u32, a1: u32, a2: u32, a3: u32, prefix: i32): void {
   nodeSetPodCIDR(<u8>family, a0, a1, a2, a3, prefix);
 }
+export function nodeServiceCIDR(family: u32, a0: u32, a1: u32, a2: u32, a3: u32, prefix: i32): void {
+  nodeSetServiceCIDR(<u8>family, a0, a1, a2, a3, prefix);
+}
 export function nodeMasquerade(family: u32, a0: u32, a1: u32, a2: u32, a3: u32): void {
   nodeSetMasq(<u8>family, a0, a1, a2, a3);
 }
@@ -157,3 +160,12 @@ export {
   ipvsServiceRecordBytes, ipvsDestRecordBytes, ipvsTrace, ipvsTraceBuf, ipvsTraceBytes, ipvsExpire, ipvsTick,
   ipvsResultPtr, ipvsResultBytes, ipvsProcessBatch,
 } from "./ipvs/api";
+
+// ---- cluster DNS (assembly/dns/api.ts; helper-owned section): the record table is loaded from a
+// blob (format: dns/table.ts) written into dnsBuffer(size), swapped in whole by dnsLoad(len);
+// dnsAnswer(query, len, out, cap, maxUdp, tcp) answers one message (length, or -1 short / -2 a
+// response / -3 no room: dropped and counted); dnsQueryPtr/dnsAnswerPtr are 64 KiB buffers for it.
+export {
+  dnsBuffer, dnsLoad, dnsReady, dnsRecordCount, dnsNameCount, dnsQueryPtr, dnsAnswerPtr, dnsIoBytes,
+  dnsAnswer, dnsCountersPtr, dnsCountersCount, dnsCountersReset,
+} from "./dns/api";

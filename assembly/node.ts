@@ -15,6 +15,11 @@ const podNet: usize = heap.alloc(32);
 let podLen4: i32 = -1;
 let podLen6: i32 = -1;
 
+// Service CIDR per family (as the pod CIDR); -1 = unset.
+const svcNet: usize = heap.alloc(32);
+let svcLen4: i32 = -1;
+let svcLen6: i32 = -1;
+
 // Masquerade address per family (raw words).
 const masq4: usize = heap.alloc(16);
 const masq6: usize = heap.alloc(16);
@@ -22,7 +27,7 @@ let haveMasq4 = false;
 let haveMasq6 = false;
 
 export function nodeReset(): void {
-  localCount = 0; podLen4 = -1; podLen6 = -1; haveMasq4 = false; haveMasq6 = false;
+  localCount = 0; podLen4 = -1; podLen6 = -1; svcLen4 = -1; svcLen6 = -1; haveMasq4 = false; haveMasq6 = false;
 }
 
 export function nodeAddLocal(family: u8, a0: u32, a1: u32, a2: u32, a3: u32): bool {
@@ -79,6 +84,20 @@ export function fromPod(t: Tuple): bool {
   const len = t.family == FAMILY_V4 ? podLen4 : podLen6;
   if (len < 0) return false;
   return wordsInPrefix(t.s0, t.s1, t.s2, t.s3, podNet + (t.family == FAMILY_V4 ? 0 : 16), len);
+}
+
+export function nodeSetServiceCIDR(family: u8, a0: u32, a1: u32, a2: u32, a3: u32, prefix: i32): void {
+  const p = svcNet + (family == FAMILY_V4 ? 0 : 16);
+  store<u32>(p, bswap<u32>(a0)); store<u32>(p, bswap<u32>(a1), 4);
+  store<u32>(p, bswap<u32>(a2), 8); store<u32>(p, bswap<u32>(a3), 12);
+  if (family == FAMILY_V4) svcLen4 = prefix; else svcLen6 = prefix;
+}
+
+// Addressed to the service CIDR? False when none is configured for the family.
+export function toServiceCIDR(t: Tuple): bool {
+  const len = t.family == FAMILY_V4 ? svcLen4 : svcLen6;
+  if (len < 0) return false;
+  return wordsInPrefix(t.d0, t.d1, t.d2, t.d3, svcNet + (t.family == FAMILY_V4 ? 0 : 16), len);
 }
 
 export function havePodCIDR(family: u8): bool { return (family == FAMILY_V4 ? podLen4 : podLen6) >= 0; }

@@ -7,7 +7,7 @@
 import { Tuple, Flow, flow, inner, FRAG_LATER, FAMILY_V4, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
 import {
   VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY,
-  R_NONE, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT,
+  R_NONE, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT, R_NO_SERVICE,
 } from "./verdict";
 import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, META_CSUM_PARTIAL, ioData, IO_DATA_BYTES } from "./io";
 import { bump, add, S_VERDICT, S_REASON, S_PACKETS, S_BYTES, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "./stats";
@@ -20,7 +20,7 @@ import { rejectReply } from "./reply/reject";
 import { iptProcess, iptMode } from "./netfilter/hooks";
 import { ipvsProcess } from "./ipvs/core";
 import { masqChoosePort } from "./nat/masq";
-import { fromPod, havePodCIDR, masqAddr, haveMasq } from "./node";
+import { fromPod, havePodCIDR, masqAddr, haveMasq, toServiceCIDR } from "./node";
 import { randBelow } from "./rand";
 
 // Scratch tuples, reserved once.
@@ -83,7 +83,12 @@ function related(d: usize, f: Flow, now: u32): void {
 
 function newFlow(d: usize, f: Flow, now: u32): void {
   const s = svcFind(f);
-  if (s < 0) { finish(d, VERDICT_PASS, R_NONE); return; }
+  if (s < 0) {
+    // A service-CIDR address no Service holds: dropped, never routed on (through a TUN it would
+    // come straight back), as kube-proxy's nftables mode drops traffic to unallocated ClusterIPs.
+    finish(d, toServiceCIDR(f) ? VERDICT_DROP : VERDICT_PASS, toServiceCIDR(f) ? R_NO_SERVICE : R_NONE);
+    return;
+  }
   store<u32>(d, svcId(<u32>s), D_AUX);
   const n = svcDestCount(<u32>s);
   if (n == 0) {

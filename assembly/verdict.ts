@@ -23,4 +23,5 @@ export const R_NAT_PORTS: u16 = 10;       // no free source port for masquerade
 export const R_TOO_BIG: u16 = 11;         // rewrite or reply would not fit the slot
 export const R_BAD_SLOT: u16 = 12;        // batch descriptor out of the I/O arena
 export const R_TTL: u16 = 13;             // TTL/hop limit exhausted
-export const REASON_COUNT: u32 = 14;
+export const R_NO_SERVICE: u16 = 14;      // to the service CIDR, but no Service there (unallocated VIP)
+export const REASON_COUNT: u32 = 15;

@@ -23,6 +23,7 @@ export const REASONS = [
   'too_big',
   'bad_slot',
   'ttl_exceeded',
+  'no_service',
 ] as const;
 export type Reason = (typeof REASONS)[number];
 
@@ -90,6 +91,7 @@ export interface CoreExports {
   nodeLocal(family: number, a0: number, a1: number, a2: number, a3: number): number;
   nodePodCIDR(family: number, a0: number, a1: number, a2: number, a3: number, prefix: number): void;
   nodeMasquerade(family: number, a0: number, a1: number, a2: number, a3: number): void;
+  nodeServiceCIDR(family: number, a0: number, a1: number, a2: number, a3: number, prefix: number): void;
   conntrackCount(): number;
   conntrackCapacity(): number;
   conntrackBytes(): number;

@@ -18,6 +18,8 @@ export interface DataplaneOptions {
   nodeIPs: string[];
   /** Pod CIDR(s): sources outside them are masqueraded on the way to a Service (kube-proxy's local detector). */
   podCIDR?: string | string[];
+  /** Service CIDR(s): a new flow to an address there that no Service holds is dropped (direct mode). */
+  serviceCIDR?: string | string[];
   /** Masquerade source per family, when it should not be the node IP (e.g. an address routed to the TUN). */
   masqueradeIPs?: string[];
   /** Seed for flow hashing and every random choice; the same seed gives the same choices everywhere. */
@@ -100,14 +102,18 @@ export class Dataplane {
       masq.set(ip.length, ip);
     }
     for (const ip of masq.values()) c.nodeMasquerade(ip.length === 4 ? 4 : 6, ...ipWords(ip));
-    const cidrs = o.podCIDR === undefined ? [] : Array.isArray(o.podCIDR) ? o.podCIDR : [o.podCIDR];
-    for (const cidr of cidrs) {
-      const [addr, len] = cidr.split('/');
-      const ip = addr ? tryParseIP(addr) : null;
-      const bits = Number(len);
-      if (!ip || !Number.isInteger(bits) || bits < 0 || bits > ip.length * 8) throw new Error(`podCIDR: not a CIDR: ${JSON.stringify(cidr)}`);
-      c.nodePodCIDR(ip.length === 4 ? 4 : 6, ...ipWords(ip), bits);
-    }
+    const cidrs = (field: 'podCIDR' | 'serviceCIDR', set: (family: number, ...rest: number[]) => void) => {
+      const v = o[field];
+      for (const cidr of v === undefined ? [] : Array.isArray(v) ? v : [v]) {
+        const [addr, len] = cidr.split('/');
+        const ip = addr ? tryParseIP(addr) : null;
+        const bits = Number(len);
+        if (!ip || !Number.isInteger(bits) || bits < 0 || bits > ip.length * 8) throw new Error(`${field}: not a CIDR: ${JSON.stringify(cidr)}`);
+        set(ip.length === 4 ? 4 : 6, ...ipWords(ip), bits);
+      }
+    };
+    cidrs('podCIDR', (f, a0, a1, a2, a3, bits) => c.nodePodCIDR(f, a0!, a1!, a2!, a3!, bits!));
+    cidrs('serviceCIDR', (f, a0, a1, a2, a3, bits) => c.nodeServiceCIDR(f, a0!, a1!, a2!, a3!, bits!));
   }
 
   /** Views of core memory; renewed whenever memory has grown (old views detach). */

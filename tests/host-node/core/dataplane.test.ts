@@ -117,6 +117,17 @@ describe('Dataplane', () => {
     expect(d.stats().verdict_reply).toBe(1);
   });
 
+  it('drops new flows to an unallocated address of the service CIDR (never routes them on)', async () => {
+    const d = await Dataplane.create({ nodeIPs: ['192.168.49.2'], serviceCIDR: '10.96.0.0/16', seed: 1 });
+    d.setServices([WEB]);
+    const lost = d.process(buildPacket({ src: '10.244.1.5', dst: '10.96.7.7', proto: 'udp', sport: 1, dport: 53 }), 1);
+    expect([lost.verdict, lost.reason]).toEqual(['DROP', 'no_service']);
+    const wrongPort = d.process(buildPacket({ src: '10.244.1.5', dst: '10.96.0.80', proto: 'tcp', sport: 1, dport: 81, flags: 'S' }), 1);
+    expect(wrongPort.verdict).toBe('DROP');
+    expect(d.process(buildPacket({ src: '10.244.1.5', dst: '10.97.0.1', proto: 'udp', sport: 1, dport: 53 }), 1).verdict).toBe('PASS');
+    expect(d.stats().drop_no_service).toBe(2);
+  });
+
   it('passes traffic that is not for a Service, untracked', () => {
     const r = dp.process(buildPacket({ src: '10.244.1.5', dst: '10.244.2.12', proto: 'tcp', sport: 1, dport: 2, flags: 'S' }), 1);
     expect(r.verdict).toBe('PASS');

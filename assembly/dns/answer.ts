@@ -1,0 +1,321 @@
+// dns/answer.ts — answers one DNS query message from the record table (table.ts): header and
+// question checks, EDNS0 OPT (RFC 6891), authoritative answers, NXDOMAIN/NODATA with the zone's SOA
+// in authority (RFC 2308), CNAME for ExternalName services, the spec's deprecated pod A records
+// (synthesized from the name), REFUSED outside the zone (forwarding is the host's job), FORMERR
+// for malformed queries, TC=1 when a UDP answer does not fit (RFC 1035 §4.2.1, RFC 2181 §9). Never allocates, never traps, never forwards and never reads a clock.
+import {
+  readName, skipName, writeName, nameOrig, nameLow, nameLen, be16, be32, put16, put32,
+  dictReset, dictMark, dictRestore, isWithin,
+} from "./name";
+import {
+  tableReady, lookup, groupFirst, groupCountOf, recType, recTtl, recOwner, recRdata, recRdlen,
+  soaRecord, soaNegativeTtl, zonePtr, zoneLen,
+  T_A, T_CNAME, T_SOA, T_PTR, T_NS, T_SRV, T_OPT, T_ANY,
+} from "./table";
+
+// RCODEs (RFC 1035 §4.1.1, RFC 6891 §9).
+export const RC_NOERROR: u32 = 0;
+export const RC_FORMERR: u32 = 1;
+export const RC_SERVFAIL: u32 = 2;
+export const RC_NXDOMAIN: u32 = 3;
+export const RC_NOTIMP: u32 = 4;
+export const RC_REFUSED: u32 = 5;
+export const RC_BADVERS: u32 = 16;
+
+// Counters, one u32 each (dnsCountersPtr): what was answered and why anything was dropped.
+export const C_QUERIES: u32 = 0;      // every call
+export const C_NOERROR: u32 = 1;      // answers with records
+export const C_NODATA: u32 = 2;       // NOERROR, empty answer
+export const C_NXDOMAIN: u32 = 3;
+export const C_REFUSED: u32 = 4;
+export const C_FORMERR: u32 = 5;
+export const C_NOTIMP: u32 = 6;
+export const C_BADVERS: u32 = 7;
+export const C_TRUNCATED: u32 = 8;    // TC=1 sent
+export const C_DROP_SHORT: u32 = 9;   // under 12 bytes: no header to answer
+export const C_DROP_RESPONSE: u32 = 10; // QR=1: never answer a response (no reflection loops)
+export const C_DROP_NOROOM: u32 = 11; // the output buffer cannot hold even the header and question
+export const C_SERVFAIL: u32 = 12;    // over TCP an answer did not fit the caller's buffer
+export const C_COUNT: u32 = 13;
+
+export const DROP_SHORT: i32 = -1;
+export const DROP_RESPONSE: i32 = -2;
+export const DROP_NOROOM: i32 = -3;
+
+export const counters: usize = memory.data(C_COUNT * 4);
+@inline function bump(c: u32): void { const p = counters + (<usize>c << 2); store<u32>(p, load<u32>(p) + 1); }
+export function countersReset(): void { memory.fill(counters, 0, C_COUNT * 4); }
+
+const HDR: u32 = 12;
+const OPT_BYTES: u32 = 11;            // root name, type, class, ttl, rdlen 0
+const CLASS_IN: u32 = 1;
+const UDP_MIN: u32 = 512;             // RFC 1035 §2.3.4 / RFC 6891 §6.2.5: below 512 means 512
+const F_QR: u32 = 0x8000;
+const F_AA: u32 = 0x0400;
+const F_TC: u32 = 0x0200;
+const F_RD: u32 = 0x0100;
+
+// State of the answer being built.
+let qid: u32 = 0;
+let qflags: u32 = 0;
+let edns = false;
+let ednsVersion: u32 = 0;
+let clientUdp: u32 = 0;
+let tc = false;
+
+// Writes the header: QR, the query's opcode and RD, AA as given, rcode's low 4 bits.
+function header(out: usize, rcode: u32, aa: bool, qd: u32, an: u32, ns: u32, ar: u32): void {
+  put16(out, qid);
+  let f = F_QR | (qflags & 0x7800) | (qflags & F_RD) | (rcode & 0xf);
+  if (aa) f |= F_AA;
+  if (tc) f |= F_TC;
+  put16(out + 2, f);
+  put16(out + 4, qd);
+  put16(out + 6, an);
+  put16(out + 8, ns);
+  put16(out + 10, ar);
+}
+
+// OPT pseudo-RR (RFC 6891 §6.1.2): our UDP size in CLASS, extended rcode in the TTL's top byte.
+function writeOpt(out: usize, pos: u32, udp: u32, rcode: u32): u32 {
+  store<u8>(out + pos, 0);
+  put16(out + pos + 1, T_OPT);
+  put16(out + pos + 3, udp);
+  put32(out + pos + 5, (rcode >> 4) << 24);
+  put16(out + pos + 9, 0);
+  return pos + OPT_BYTES;
+}
+
+// A reply with no question (FORMERR, NOTIMP): header only.
+function bare(out: usize, cap: u32, rcode: u32, counter: u32): i32 {
+  if (cap < HDR) { bump(C_DROP_NOROOM); return DROP_NOROOM; }
+  tc = false;
+  header(out, rcode, false, 0, 0, 0, 0);
+  bump(counter);
+  return <i32>HDR;
+}
+
+// Writes record r at pos (owner compressed). Returns the new position or -1 when past `limit`.
+function writeRecord(out: usize, pos: u32, limit: u32, r: u32, ttl: u32): i32 {
+  const mark = dictMark();
+  let p = writeName(out, pos, limit, recOwner(r), true);
+  if (p < 0 || <u32>p + 10 > limit) { dictRestore(mark); return -1; }
+  const type = recType(r);
+  put16(out + p, type);
+  put16(out + p + 2, CLASS_IN);
+  put32(out + p + 4, ttl);
+  const rdStart = <u32>p + 10;
+  const rd = recRdata(r);
+  const rdlen = recRdlen(r);
+  let e: i32;
+  if (type == T_CNAME || type == T_PTR || type == T_NS) {
+    // RFC 3597 §4: compression is allowed in the rdata of the RFC 1035 types.
+    e = writeName(out, rdStart, limit, rd, true);
+  } else if (type == T_SOA) {
+    const mname = writeName(out, rdStart, limit, rd, true);
+    const rn = rd + <usize>rnameOffset(rd);
+    e = mname < 0 ? -1 : writeName(out, <u32>mname, limit, rn, true);
+    if (e >= 0) {
+      if (<u32>e + 20 > limit) e = -1;
+      else { memory.copy(out + <u32>e, rd + rdlen - 20, 20); e += 20; }
+    }
+  } else if (type == T_SRV) {
+    // RFC 2782: the SRV target is never compressed.
+    if (rdStart + 6 > limit) e = -1;
+    else {
+      memory.copy(out + rdStart, rd, 6);
+      e = writeName(out, rdStart + 6, limit, rd + 6, false);
+    }
+  } else {
+    if (rdStart + rdlen > limit) e = -1;
+    else { memory.copy(out + rdStart, rd, rdlen); e = <i32>(rdStart + rdlen); }
+  }
+  if (e < 0) { dictRestore(mark); return -1; }
+  put16(out + rdStart - 2, <u32>e - rdStart);
+  return e;
+}
+
+// "pod" in wire form.
+const POD: usize = memory.data<u8>([3, 0x70, 0x6f, 0x64]);
+
+// If lowercase name n (len, in the zone of zlen octets) is <a>-<b>-<c>-<d>.<ns>.pod.<zone>, the
+// IPv4 address as a big-endian u32 (returned as i64 so every address is non-negative); else -1.
+function podAddress(n: usize, len: u32, zlen: u32): i64 {
+  const l1 = <u32>load<u8>(n);
+  if (l1 < 7 || l1 > 15 || 1 + l1 >= len) return -1;
+  const l2at = 1 + l1;
+  const l3at = l2at + 1 + <u32>load<u8>(n + l2at);
+  if (l3at + 4 + zlen != len || memory.compare(n + l3at, POD, 4) != 0) return -1;
+  let addr: u32 = 0;
+  let part: u32 = 0;
+  let digits: u32 = 0;
+  let parts: u32 = 0;
+  for (let i: u32 = 1; i <= l1 + 1; i++) {
+    const c = i <= l1 ? <u32>load<u8>(n + i) : 0x2d;
+    if (c == 0x2d) {
+      if (digits == 0 || part > 255) return -1;
+      addr = (addr << 8) | part;
+      parts++;
+      part = 0;
+      digits = 0;
+    } else if (c - 0x30 < 10 && digits < 3) {
+      part = part * 10 + (c - 0x30);
+      digits++;
+    } else {
+      return -1;
+    }
+  }
+  return parts == 4 ? <i64>addr : -1;
+}
+
+function rnameOffset(rd: usize): u32 {
+  let p: u32 = 0;
+  while (true) {
+    const b = <u32>load<u8>(rd + p);
+    if (b == 0) return p + 1;
+    p += 1 + b;
+  }
+}
+
+// Answers the query at q[0, len) into out[0, cap). maxUdp: the largest UDP answer we send (our
+// EDNS buffer size); tcp: no size limit but cap and 65535. Returns the answer length, or a negative
+// DROP_* (the caller sends nothing).
+export function dnsAnswer(q: usize, len: u32, out: usize, cap: u32, maxUdp: u32, tcp: bool): i32 {
+  bump(C_QUERIES);
+  tc = false;
+  edns = false;
+  if (len < HDR) { bump(C_DROP_SHORT); return DROP_SHORT; }
+  qid = be16(q);
+  qflags = be16(q + 2);
+  if ((qflags & F_QR) != 0) { bump(C_DROP_RESPONSE); return DROP_RESPONSE; }
+  if (((qflags >> 11) & 0xf) != 0) return bare(out, cap, RC_NOTIMP, C_NOTIMP);  // only QUERY
+  const qd = be16(q + 4);
+  const rest = be16(q + 6) + be16(q + 8) + be16(q + 10);
+  if (qd != 1) return bare(out, cap, RC_FORMERR, C_FORMERR);
+  let p = readName(q, len, HDR);
+  if (p < 0 || <u32>p + 4 > len) return bare(out, cap, RC_FORMERR, C_FORMERR);
+  const qtype = be16(q + <u32>p);
+  const qclass = be16(q + <u32>p + 2);
+  const qEnd = <u32>p + 4;
+  // Walk the other sections: the OPT must be the one root-owned OPT in the additional section
+  // (RFC 6891 §6.1.1: more than one is FORMERR).
+  let pos = qEnd;
+  const arFrom = be16(q + 6) + be16(q + 8);
+  for (let i: u32 = 0; i < rest; i++) {
+    const nameAt = pos;
+    const e = skipName(q, len, pos);
+    if (e < 0 || <u32>e + 10 > len) return bare(out, cap, RC_FORMERR, C_FORMERR);
+    const type = be16(q + <u32>e);
+    const rdlen = be16(q + <u32>e + 8);
+    if (<u32>e + 10 + rdlen > len) return bare(out, cap, RC_FORMERR, C_FORMERR);
+    if (type == T_OPT) {
+      if (i < arFrom || edns || load<u8>(q + nameAt) != 0) return bare(out, cap, RC_FORMERR, C_FORMERR);
+      edns = true;
+      clientUdp = be16(q + <u32>e + 2);
+      ednsVersion = (be32(q + <u32>e + 4) >> 16) & 0xff;
+    }
+    pos = <u32>e + 10 + rdlen;
+  }
+  if (qtype == T_OPT) return bare(out, cap, RC_FORMERR, C_FORMERR);
+
+  // The size we may fill.
+  let limit = cap;
+  if (tcp) {
+    if (limit > 65535) limit = 65535;
+  } else {
+    let udp = edns ? (clientUdp < UDP_MIN ? UDP_MIN : clientUdp) : UDP_MIN;
+    const ours = maxUdp < UDP_MIN ? UDP_MIN : maxUdp;
+    if (udp > ours) udp = ours;
+    if (limit > udp) limit = udp;
+  }
+  const reserve: u32 = edns ? OPT_BYTES : 0;
+  if (limit < HDR + nameLen + 4 + reserve) { bump(C_DROP_NOROOM); return DROP_NOROOM; }
+  const body = limit - reserve;
+
+  // Question, echoed with the client's case (its labels are compression targets).
+  dictReset();
+  let w = <u32>writeName(out, HDR, body, nameOrig, false);
+  put16(out + w, qtype);
+  put16(out + w + 2, qclass);
+  w += 4;
+
+  let rcode = RC_NOERROR;
+  let aa = true;
+  let an: u32 = 0;
+  let ns: u32 = 0;
+  let counter = C_NOERROR;
+  if (edns && ednsVersion != 0) {
+    // RFC 6891 §6.1.3: an unsupported version gets BADVERS and no answer.
+    rcode = RC_BADVERS; aa = false; counter = C_BADVERS;
+  } else if (qclass != CLASS_IN || !tableReady() || qtype == 251 || qtype == 252) {
+    // Other classes, no table yet, and zone transfers (IXFR 251, AXFR 252) are not ours to give.
+    rcode = RC_REFUSED; aa = false; counter = C_REFUSED;
+  } else {
+    const inZone = isWithin(nameLow, nameLen, zonePtr(), zoneLen());
+    const g = lookup(nameLow, nameLen);
+    const pod = g < 0 && inZone ? podAddress(nameLow, nameLen, zoneLen()) : -1;
+    if (pod >= 0) {
+      // Spec §2.6 (deprecated, still required): <a>-<b>-<c>-<d>.<ns>.pod.<zone> A <a>.<b>.<c>.<d>.
+      if (qtype == T_A || qtype == T_ANY) {
+        if (w + 16 > body) tc = true;
+        else {
+          put16(out + w, 0xc000 | HDR);
+          put16(out + w + 2, T_A);
+          put16(out + w + 4, CLASS_IN);
+          put32(out + w + 6, recTtl(soaRecord()));
+          put16(out + w + 10, 4);
+          put32(out + w + 12, <u32>pod);
+          w += 16;
+          an = 1;
+        }
+      } else {
+        counter = C_NODATA;
+      }
+    } else if (g < 0) {
+      if (inZone) { rcode = RC_NXDOMAIN; counter = C_NXDOMAIN; }
+      else { rcode = RC_REFUSED; aa = false; counter = C_REFUSED; }
+    } else {
+      const first = groupFirst(<u32>g);
+      const n = groupCountOf(<u32>g);
+      // Matching records; else a CNAME at the name answers any type (RFC 1034 §3.6.2).
+      let want = qtype;
+      let found = false;
+      for (let i: u32 = 0; i < n; i++) {
+        const t = recType(first + i);
+        if (t == qtype || qtype == T_ANY) { found = true; break; }
+      }
+      if (!found) {
+        for (let i: u32 = 0; i < n; i++) if (recType(first + i) == T_CNAME) { want = T_CNAME; found = true; break; }
+      }
+      if (found) {
+        for (let i: u32 = 0; i < n && !tc; i++) {
+          const r = first + i;
+          if (recType(r) != want && want != T_ANY) continue;
+          const e = writeRecord(out, w, body, r, recTtl(r));
+          if (e < 0) tc = true;
+          else { w = <u32>e; an++; }
+        }
+      } else {
+        counter = C_NODATA;
+      }
+    }
+    // NXDOMAIN / NODATA carry the zone's SOA in authority (RFC 2308 §3) when the name is in the
+    // zone; the reverse trees have no SOA of ours.
+    if (inZone && (rcode == RC_NXDOMAIN || counter == C_NODATA)) {
+      const e = writeRecord(out, w, body, soaRecord(), soaNegativeTtl());
+      if (e < 0) tc = true;
+      else { w = <u32>e; ns = 1; }
+    }
+  }
+  if (tc && tcp) {
+    // Over TCP there is nowhere to fall back to: the caller's buffer was too small.
+    rcode = RC_SERVFAIL; aa = false; an = 0; ns = 0; tc = false;
+    w = HDR + nameLen + 4;
+    counter = C_SERVFAIL;
+  }
+  if (edns) w = writeOpt(out, w, maxUdp < UDP_MIN ? UDP_MIN : (maxUdp > 65535 ? 65535 : maxUdp), rcode);
+  header(out, rcode, aa, 1, an, ns, edns ? 1 : 0);
+  if (tc) bump(C_TRUNCATED);
+  bump(counter);
+  return <i32>w;
+}
