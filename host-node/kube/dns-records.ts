@@ -41,8 +41,7 @@ export interface DnsRecordSet {
   issues: DnsIssue[];
 }
 
-/** An endpoint as EndpointSlice v1 has it; `hostname` is read when the object carries it. */
-type SliceEndpoint = Endpoint & { hostname?: string | null };
+type SliceEndpoint = Endpoint;
 
 /** Lowercase, no trailing dot. */
 export function normalizeName(s: string): string {

@@ -78,6 +78,8 @@ export interface Endpoint {
   nodeName: string | null;
   zone: string | null;
   hints: { forZones: string[]; forNodes: string[] } | null;
+  /** The endpoint's DNS hostname (headless Services: `<hostname>.<svc>.<ns>.svc.<zone>`). */
+  hostname: string | null;
 }
 
 export interface EndpointSlice {
@@ -311,6 +313,7 @@ function readEndpointSlice(r: Reader, raw: Record<string, unknown>): EndpointSli
       nodeName: r.optStr(e.nodeName, [...base, 'nodeName']),
       zone: r.optStr(e.zone, [...base, 'zone']),
       hints: h === null ? null : { forZones: names(h.forZones, [...base, 'hints', 'forZones']), forNodes: names(h.forNodes, [...base, 'hints', 'forNodes']) },
+      hostname: r.optStr(e.hostname, [...base, 'hostname']),
     };
   });
   return { kind: 'EndpointSlice', metadata, addressType, endpoints, ports };

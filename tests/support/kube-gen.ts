@@ -77,7 +77,7 @@ export function slice(namespace: string, svcName: string, sliceName: string, eps
     endpoints: eps.map((e) => ({
       addresses: [e.ip],
       conditions: { ready: e.ready ?? true, serving: e.serving ?? e.ready ?? true, terminating: e.terminating ?? false },
-      nodeName: e.node, zone: null, hints: null,
+      nodeName: e.node, zone: null, hints: null, hostname: null,
     })),
     ports: ports.map((p) => ({ name: p.name, port: p.port, protocol: p.protocol })),
   };

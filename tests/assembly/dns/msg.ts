@@ -156,8 +156,8 @@ metadata: { name: headless-1, namespace: default, labels: { kubernetes.io/servic
 addressType: IPv4
 ports: [{ name: https, port: 8443, protocol: TCP }]
 endpoints:
-  - { addresses: [10.3.0.100], conditions: { ready: true } }
-  - { addresses: [10.3.0.101], conditions: { ready: true } }
+  - { addresses: [10.3.0.100], conditions: { ready: true }, hostname: my-pet }
+  - { addresses: [10.3.0.101], conditions: { ready: true }, hostname: my-pet-2 }
   - { addresses: [10.3.0.102], conditions: { ready: true } }
   - { addresses: [10.3.0.103], conditions: { ready: false } }
 ---
@@ -181,14 +181,10 @@ metadata: { name: empty, namespace: default }
 spec: { clusterIP: None }
 `;
 
-/** Records for FIXTURE plus `extra` YAML; the headless endpoints get hostnames as a StatefulSet gives. */
+/** Records for FIXTURE plus `extra` YAML (two headless endpoints carry hostnames, as a StatefulSet's do). */
 export function fixtureRecords(extra = '', zone?: string): { zone: string; records: DnsRecord[] } {
   const set = parseManifests(FIXTURE + extra);
   if (set.issues.some((i) => i.severity === 'error')) throw new Error(JSON.stringify(set.issues));
-  const slice = set.endpointSlices.find((s) => s.metadata.name === 'headless-1')!;
-  // objects.ts does not read endpoints[].hostname yet: set it as the API would deliver it.
-  (slice.endpoints[0] as { hostname?: string }).hostname = 'my-pet';
-  (slice.endpoints[1] as { hostname?: string }).hostname = 'my-pet-2';
   const built = buildDnsRecords(set.services, set.endpointSlices, zone ? { zone } : {});
   return { zone: built.zone, records: built.records };
 }

@@ -52,7 +52,7 @@ describe('parseManifests', () => {
     });
     expect(s!.origin).toEqual({ source: 'good.yaml', line: 1 });
     expect(set.endpointSlices[0]!.endpoints[0]).toEqual({
-      addresses: ['10.244.0.5'], conditions: { ready: true, serving: null, terminating: null }, nodeName: 'node-a', zone: null, hints: null,
+      addresses: ['10.244.0.5'], conditions: { ready: true, serving: null, terminating: null }, nodeName: 'node-a', zone: null, hints: null, hostname: null,
     });
     expect(set.endpointSlices[0]!.origin!.line).toBe(15);
     expect(set.nodes[0]!.spec.podCIDRs).toEqual(['10.244.0.0/24']);
