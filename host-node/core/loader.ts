@@ -17,9 +17,13 @@ export type WasmSource = WebAssembly.Module | ArrayBuffer | Uint8Array;
 
 export async function instantiateCore(source?: WasmSource): Promise<CoreExports> {
   let module: WebAssembly.Module;
-  if (source instanceof WebAssembly.Module) module = source;
-  else if (source) module = await WebAssembly.compile(source as BufferSource);
-  else module = cached ??= await WebAssembly.compile(decodeBase64(wasmBase64) as BufferSource);
+  try {
+    if (source instanceof WebAssembly.Module) module = source;
+    else if (source) module = await WebAssembly.compile(source as BufferSource);
+    else module = cached ??= await WebAssembly.compile(decodeBase64(wasmBase64) as BufferSource);
+  } catch (e) {
+    throw new Error(`svcplane core module is invalid: ${(e as Error).message}`);
+  }
   const instance = await WebAssembly.instantiate(module, {
     env: {
       abort(_msg: number, _file: number, line: number, col: number) {
