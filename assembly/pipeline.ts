@@ -22,6 +22,7 @@ import { ipvsProcess } from "./ipvs/core";
 import { masqChoosePort } from "./nat/masq";
 import { fromPod, havePodCIDR, masqAddr, haveMasq, toServiceCIDR } from "./node";
 import { randBelow } from "./rand";
+import { dnsProcess } from "./dns/serve";
 
 // Scratch tuples, reserved once.
 const tOrig: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
@@ -165,6 +166,9 @@ export function processOne(d: usize, now: u32): void {
   }
   if (f.frag == FRAG_LATER) { finish(d, VERDICT_DROP, R_FRAGMENT); return; }
   if (f.isIcmpError) { related(d, f, now); store<u32>(d, f.len, D_LEN); return; }
+  // Cluster DNS (dns/serve.ts): a UDP query to the node's cluster DNS address is answered in the
+  // slot (VERDICT_REPLY) before conntrack and the service lookup.
+  if (dnsProcess(d, f)) return;
   const h = ctLookup(f, now);
   if (h != CT_NONE) {
     const idx = h >> 1, dir = h & 1;

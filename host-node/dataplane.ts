@@ -17,6 +17,9 @@ import {
   ProxyState, parseManifests, loadObjects, renderIptables, jumpChains, jumpRestoreText, liveTable, namespacedName,
   type IptablesOptions, type ManifestIssue, type Service, type EndpointSlice, type Node,
 } from './kube/index.js';
+import type { DnsOptions } from './kube/dns-records.js';
+import type { DnsCore } from './dns/table.js';
+import { loadDnsFrom, type DnsInput, type DnsLoadResult } from './dns/records-from.js';
 
 /** A restore the text front end or the core refused; nothing of it was applied. */
 export class RestoreFailed extends Error {
@@ -204,6 +207,17 @@ export class Dataplane extends CoreDataplane {
       nowMs: q.nowMs ?? this.lastNowMs,
       ...(q.maxOutcomes !== undefined ? { maxOutcomes: q.maxOutcomes } : {}),
     });
+    this.refresh();
+    return r;
+  }
+
+  /**
+   * Loads the cluster DNS records (Kubernetes DNS spec) built from manifests text, decoded objects,
+   * or a ready record set; the core answers from them (dnsAnswer, and on the packet path at the
+   * `clusterDNS` address). The previous table stays if the new one is refused (throws).
+   */
+  dns(recordsOrManifests: DnsInput, opts: DnsOptions = {}): DnsLoadResult {
+    const r = loadDnsFrom(this.core as unknown as DnsCore, recordsOrManifests, opts);
     this.refresh();
     return r;
   }

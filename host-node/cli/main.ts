@@ -3,10 +3,12 @@
 import { runDemo } from './demo.js';
 import { runTrace } from './trace.js';
 import { runRender } from './render.js';
+import { runDns } from './dns.js';
 
 const HELP = `usage: svcplane <command> [options]
 
 commands:
+  dns         answer cluster DNS (A/AAAA/SRV/PTR/CNAME) over UDP from a manifests file or directory
   demo        run sample Services and packets through the dataplane core and show what happened
   render      print the rules kube-proxy would install for a manifests file or directory
   trace       explain what an iptables-restore ruleset does with one packet (svcplane trace --help)
@@ -23,6 +25,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runTrace(rest);
       case 'render':
         return await runRender(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+      case 'dns':
+        return await runDns(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
       case undefined:
       case 'help':
       case '--help':

@@ -12,6 +12,7 @@ import { ipWords, tryParseIP } from './words.js';
 import { encodeServices, type ServiceSpec } from './svc-config.js';
 import { decodeRecord, RECORD_BYTES, type ConntrackEntry } from './conntrack-record.js';
 import { encodeSnapshot, decodeSnapshot } from './snapshot.js';
+import { setClusterDns, type ClusterDnsCore } from './cluster-dns.js';
 
 export interface DataplaneOptions {
   /** The node's own addresses (addrtype LOCAL); the first of each family is the default masquerade source. */
@@ -28,6 +29,11 @@ export interface DataplaneOptions {
   conntrackCapacity?: number;
   /** How many of those slots may hold IPv6 flows (power of two ≤ capacity), default capacity / 16. */
   conntrackCapacity6?: number;
+  /**
+   * Cluster DNS address(es), one per family, optional port (default 53): "10.96.0.10", "[fd00::a]:53".
+   * In direct mode UDP queries to it are answered by the core from the records Dataplane.dns() loaded.
+   */
+  clusterDNS?: string | string[];
   /** The core module or its bytes; default: the embedded release build. */
   wasm?: WasmSource;
 }
@@ -114,6 +120,7 @@ export class Dataplane {
     };
     cidrs('podCIDR', (f, a0, a1, a2, a3, bits) => c.nodePodCIDR(f, a0!, a1!, a2!, a3!, bits!));
     cidrs('serviceCIDR', (f, a0, a1, a2, a3, bits) => c.nodeServiceCIDR(f, a0!, a1!, a2!, a3!, bits!));
+    setClusterDns(c as unknown as ClusterDnsCore, o.clusterDNS);
   }
 
   /** Views of core memory; renewed whenever memory has grown (old views detach). */

@@ -1,0 +1,221 @@
+// dns.ts — `svcplane dns`: a standalone cluster DNS server. Reads Services and EndpointSlices from
+// a manifests file or directory, builds the Kubernetes DNS records (kube/dns-records.ts), loads
+// them into a core and answers UDP queries with the core's dnsAnswer through the ABI buffers;
+// reloads when the manifests change, printing errors with file and line. Never forwards queries
+// outside the cluster zone (the core answers REFUSED), never serves TCP (a truncated answer tells
+// the client to retry over TCP, which this server does not offer), and never touches the dataplane.
+import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
+import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { instantiateCore } from '../core/loader.js';
+import { parseManifests, type ManifestSet } from '../kube/objects.js';
+import { DEFAULT_TTL, DEFAULT_ZONE } from '../kube/dns-records.js';
+import { loadDnsFrom } from '../dns/records-from.js';
+import { readDnsCounters, type DnsCore } from '../dns/table.js';
+
+export const DNS_HELP = `usage: svcplane dns --manifests PATH [--listen ADDR:PORT] [--cluster-domain DOMAIN] [--ttl SECONDS]
+  --listen          UDP address to answer on (default 127.0.0.1:5353; [::1]:5353 for IPv6)
+  --manifests       a manifests file or directory (*.yaml, *.yml, *.json); reloaded on change
+  --cluster-domain  the cluster zone (default ${DEFAULT_ZONE})
+  --ttl             TTL of every record in seconds (default ${DEFAULT_TTL})
+`;
+
+// Our EDNS UDP buffer size: DNS Flag Day 2020's 1232 bytes (the core never answers larger).
+const MAX_UDP = 1232;
+const MANIFEST_FILE = /\.(ya?ml|json)$/i;
+
+/** The core exports this server uses. */
+type ServeCore = DnsCore & {
+  dnsQueryPtr(): number;
+  dnsAnswerPtr(): number;
+  dnsIoBytes(): number;
+  dnsAnswer(q: number, len: number, out: number, cap: number, maxUdp: number, tcp: number): number;
+  dnsRecordCount(): number;
+};
+
+export interface DnsServerOptions {
+  /** "127.0.0.1:5353", "[::1]:0" (0: an ephemeral port). */
+  listen: string;
+  manifests: string;
+  zone?: string;
+  ttl?: number;
+  /** Error and status lines (default: none). */
+  log?: (line: string) => void;
+  /** Follow manifest changes (default true). */
+  watch?: boolean;
+  /** Poll interval for changes fs.watch misses, ms (default 1000). */
+  pollMs?: number;
+}
+
+export interface DnsServer {
+  /** The bound address and port. */
+  readonly address: { address: string; port: number; family: string };
+  /** Re-reads the manifests now; returns how many records are served and the errors found. */
+  reload(): { records: number; errors: string[] };
+  /** Loads since start (the first included) that swapped in a new table. */
+  readonly loads: number;
+  counters(): Record<string, number>;
+  close(): Promise<void>;
+}
+
+/** "host:port" with IPv6 in brackets. */
+export function parseListen(text: string): { host: string; port: number; type: 'udp4' | 'udp6' } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--listen: expected ADDR:PORT, got ${JSON.stringify(text)}`);
+  return { host: m[1]!, port, type: m[1]!.includes(':') ? 'udp6' : 'udp4' };
+}
+
+/** The manifest files of `path` (one file, or the manifests directly in a directory, dotfiles skipped). */
+function manifestFiles(path: string): string[] {
+  if (!statSync(path).isDirectory()) return [path];
+  return readdirSync(path, { withFileTypes: true })
+    .filter((d) => !d.name.startsWith('.') && MANIFEST_FILE.test(d.name) && (d.isFile() || d.isSymbolicLink()))
+    .map((d) => join(path, d.name))
+    .sort();
+}
+
+/** Size and mtime of every file: a change in any of them means a reload. */
+function signature(path: string): string {
+  try {
+    return manifestFiles(path).map((f) => { const s = statSync(f); return `${f}:${s.size}:${s.mtimeMs}`; }).join('|');
+  } catch (e) {
+    return `error:${(e as Error).message}`;
+  }
+}
+
+/** Every file parsed and merged; issues carry file and line. */
+function readManifests(path: string): ManifestSet {
+  const set: ManifestSet = { services: [], endpointSlices: [], nodes: [], issues: [], skipped: 0 };
+  for (const file of manifestFiles(path)) {
+    const one = parseManifests(readFileSync(file, 'utf8'), file);
+    set.services.push(...one.services);
+    set.endpointSlices.push(...one.endpointSlices);
+    set.nodes.push(...one.nodes);
+    set.issues.push(...one.issues);
+    set.skipped += one.skipped;
+  }
+  return set;
+}
+
+export async function startDnsServer(o: DnsServerOptions): Promise<DnsServer> {
+  const listen = parseListen(o.listen);
+  const log = o.log ?? (() => {});
+  const core = (await instantiateCore()) as unknown as ServeCore;
+  const qPtr = core.dnsQueryPtr();
+  const aPtr = core.dnsAnswerPtr();
+  const ioBytes = core.dnsIoBytes();
+  let mem = new Uint8Array(core.memory.buffer);
+  const view = (): Uint8Array => (mem.buffer === core.memory.buffer ? mem : (mem = new Uint8Array(core.memory.buffer)));
+  let loads = 0;
+  let sig = '';
+  let serial = 0;
+
+  const reload = (): { records: number; errors: string[] } => {
+    sig = signature(o.manifests);
+    let set: ManifestSet;
+    try {
+      set = readManifests(o.manifests);
+    } catch (e) {
+      const msg = `error: ${o.manifests}: ${(e as Error).message}`;
+      log(msg);
+      return { records: core.dnsRecordCount(), errors: [msg] };
+    }
+    try {
+      // The SOA serial moves with every load so secondaries and caches can tell tables apart.
+      const r = loadDnsFrom(core, set, { zone: o.zone ?? DEFAULT_ZONE, ttl: o.ttl ?? DEFAULT_TTL, serial: ++serial });
+      for (const m of r.issues) log(m);
+      loads++;
+      log(`dns: serving ${r.records} records for ${r.zone}`);
+      return { records: r.records, errors: r.issues };
+    } catch (e) {
+      // The core keeps answering from the previous table.
+      const msg = `error: ${o.manifests}: ${(e as Error).message}`;
+      log(msg);
+      return { records: core.dnsRecordCount(), errors: [msg] };
+    }
+  };
+  reload();
+
+  const socket: Socket = createSocket({ type: listen.type, reuseAddr: false });
+  socket.on('message', (msg: Buffer, from: RemoteInfo) => {
+    if (msg.length > ioBytes) return;
+    view().set(msg, qPtr);
+    const n = core.dnsAnswer(qPtr, msg.length, aPtr, ioBytes, MAX_UDP, 0);
+    if (n <= 0) return;   // dropped (short, a response, no room): counted by the core
+    socket.send(view().slice(aPtr, aPtr + n), from.port, from.address);
+  });
+  socket.on('error', (e) => log(`error: dns socket: ${e.message}`));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(listen.port, listen.host, () => { socket.off('error', reject); resolve(); });
+  });
+
+  let watcher: FSWatcher | null = null;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let poller: ReturnType<typeof setInterval> | null = null;
+  const changed = () => {
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => { timer = null; if (signature(o.manifests) !== sig) reload(); }, 50);
+  };
+  if (o.watch !== false) {
+    try {
+      watcher = watch(o.manifests, changed);
+      watcher.on('error', () => { watcher?.close(); watcher = null; });
+    } catch {
+      watcher = null;   // polling below still notices changes
+    }
+    poller = setInterval(() => { if (signature(o.manifests) !== sig) changed(); }, o.pollMs ?? 1000);
+    poller.unref();
+  }
+
+  const a = socket.address();
+  return {
+    address: { address: a.address, port: a.port, family: a.family },
+    reload,
+    get loads() { return loads; },
+    counters: () => readDnsCounters(core),
+    close: () => new Promise<void>((resolve) => {
+      watcher?.close();
+      if (timer) clearTimeout(timer);
+      if (poller) clearInterval(poller);
+      socket.close(() => resolve());
+    }),
+  };
+}
+
+/** `svcplane dns …`: runs until SIGINT or SIGTERM. */
+export async function runDns(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      listen: { type: 'string', default: '127.0.0.1:5353' },
+      manifests: { type: 'string' },
+      'cluster-domain': { type: 'string', default: DEFAULT_ZONE },
+      ttl: { type: 'string', default: String(DEFAULT_TTL) },
+    },
+    strict: true,
+  });
+  if (!values.manifests) {
+    err(`svcplane dns: --manifests is required\n${DNS_HELP}`);
+    return 2;
+  }
+  const ttl = Number(values.ttl);
+  if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff) {
+    err(`svcplane dns: --ttl: expected whole seconds, got ${JSON.stringify(values.ttl)}\n`);
+    return 2;
+  }
+  const server = await startDnsServer({
+    listen: values.listen!, manifests: values.manifests, zone: values['cluster-domain']!, ttl,
+    log: (line) => (line.startsWith('dns: ') ? out : err)(`${line}\n`),
+  });
+  out(`dns: listening on ${server.address.family === 'IPv6' ? `[${server.address.address}]` : server.address.address}:${server.address.port}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve(); };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+  await server.close();
+  return 0;
+}
