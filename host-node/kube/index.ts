@@ -11,3 +11,4 @@ export * from './proxy-state.js';
 export * from './render-iptables.js';
 export * from './source.js';
 export * from './jump-chains.js';
+export * from './render-ipvs.js';

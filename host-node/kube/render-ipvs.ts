@@ -1,0 +1,387 @@
+// render-ipvs.ts — what kube-proxy's IPVS mode installs for one IP family's model, following
+// pkg/proxy/ipvs/proxier.go (syncProxyRules, syncEndpoint, writeIptablesRules, acceptIPVSTraffic),
+// ipset.go (set names, types, comments) and pkg/proxy/ipvs/ipset (create / entry text), as three
+// texts: the virtual and real servers as `ipvsadm -S -n` rules (load with `ipvsadm -R`), every
+// ipset as `ipset restore` lines, and the small fixed iptables rule set as iptables-restore text.
+// Pure: returns text, never runs a tool, never binds addresses (the KUBE-IPVS-IPS set lists the
+// addresses kube-proxy would bind to kube-ipvs0) and never diffs against what is installed: each
+// render is the whole desired state (sets are created with -exist and flushed before refilling).
+import { categorizeEndpoints } from './categorize.js';
+import { cidrContains, formatCIDR, formatIP, isLoopback, parseCIDR, parseIP, type Family, type IP } from './ip.js';
+import type { LocalDetector } from './render-iptables.js';
+import type { EndpointInfo, ProxyModel } from './model.js';
+
+export interface IpvsRenderOptions {
+  /** This node's name (local endpoints, topology node hints). */
+  nodeName?: string;
+  /** This node's labels (topology zone). */
+  topologyLabels?: Record<string, string>;
+  /** This node's IPs; the first of the model's family is "the node IP" (source-range self check). */
+  nodeIPs?: string[];
+  /**
+   * Addresses on the host's interfaces other than kube-ipvs0 (netlink GetAllLocalAddressesExcept);
+   * default nodeIPs. NodePort virtual servers are made on these (minus loopback, and IPv6
+   * link-local), and an external/LB IP among them is not bound to the dummy device.
+   */
+  hostAddresses?: string[];
+  /** --nodeport-addresses CIDRs of this family; empty = every host address. */
+  nodePortAddresses?: string[];
+  /** --ipvs-scheduler; default 'rr' (proxier.go defaultScheduler). */
+  scheduler?: string;
+  masqueradeAll?: boolean;
+  /** Default 14 → "0x00004000" (fmt "%#08x"). */
+  masqueradeBit?: number;
+  /** Overrides the mark text. */
+  masqueradeMark?: string;
+  localDetector?: LocalDetector;
+  clusterCIDR?: string;
+  podCIDR?: string;
+  /** iptables supports --random-fully on MASQUERADE. */
+  randomFully?: boolean;
+  /**
+   * Also write the jumps kube-proxy installs with EnsureRule (PREROUTING/OUTPUT → KUBE-SERVICES,
+   * INPUT → KUBE-IPVS-FILTER …) as rules of the built-in chains, in the order repeated prepends
+   * leave them. Default true; such text must be loaded flushing (not --noflush). False gives
+   * exactly kube-proxy's iptables-restore payload.
+   */
+  jumps?: boolean;
+  preferSameTrafficDistribution?: boolean;
+}
+
+export interface IpvsRender {
+  /** `ipvsadm -S -n` rules: `-A` per virtual server, then its `-a` real servers. */
+  ipvsadm: string;
+  /** `ipset restore` lines for all 17 sets. */
+  ipset: string;
+  /** iptables-restore text: *nat then *filter, as kube-proxy writes them. */
+  iptables: string;
+  virtualServers: number;
+  realServers: number;
+  /** Entries of KUBE-IPVS-IPS: the addresses kube-proxy binds to kube-ipvs0. */
+  boundAddresses: string[];
+}
+
+type SetType = 'hash:ip' | 'hash:ip,port' | 'hash:ip,port,ip' | 'hash:ip,port,net' | 'bitmap:port';
+
+// ipset.go constants and proxier.go ipsetInfo[]: name, type, comment, in kube-proxy's order.
+const SET_INFO: ReadonlyArray<readonly [string, SetType, string]> = [
+  ['KUBE-LOOP-BACK', 'hash:ip,port,ip', 'Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose'],
+  ['KUBE-CLUSTER-IP', 'hash:ip,port', 'Kubernetes service cluster ip + port for masquerade purpose'],
+  ['KUBE-EXTERNAL-IP', 'hash:ip,port', 'Kubernetes service external ip + port for masquerade and filter purpose'],
+  ['KUBE-EXTERNAL-IP-LOCAL', 'hash:ip,port', 'Kubernetes service external ip + port with externalTrafficPolicy=local'],
+  ['KUBE-LOAD-BALANCER', 'hash:ip,port', 'Kubernetes service lb portal'],
+  ['KUBE-LOAD-BALANCER-FW', 'hash:ip,port', 'Kubernetes service load balancer ip + port for load balancer with sourceRange'],
+  ['KUBE-LOAD-BALANCER-LOCAL', 'hash:ip,port', 'Kubernetes service load balancer ip + port with externalTrafficPolicy=local'],
+  ['KUBE-LOAD-BALANCER-SOURCE-IP', 'hash:ip,port,ip', 'Kubernetes service load balancer ip + port + source IP for packet filter purpose'],
+  ['KUBE-LOAD-BALANCER-SOURCE-CIDR', 'hash:ip,port,net', 'Kubernetes service load balancer ip + port + source cidr for packet filter purpose'],
+  ['KUBE-NODE-PORT-TCP', 'bitmap:port', 'Kubernetes nodeport TCP port for masquerade purpose'],
+  ['KUBE-NODE-PORT-LOCAL-TCP', 'bitmap:port', 'Kubernetes nodeport TCP port with externalTrafficPolicy=local'],
+  ['KUBE-NODE-PORT-UDP', 'bitmap:port', 'Kubernetes nodeport UDP port for masquerade purpose'],
+  ['KUBE-NODE-PORT-LOCAL-UDP', 'bitmap:port', 'Kubernetes nodeport UDP port with externalTrafficPolicy=local'],
+  ['KUBE-NODE-PORT-SCTP-HASH', 'hash:ip,port', "Kubernetes nodeport SCTP port for masquerade purpose with type 'hash ip:port'"],
+  ['KUBE-NODE-PORT-LOCAL-SCTP-HASH', 'hash:ip,port', "Kubernetes nodeport SCTP port with externalTrafficPolicy=local with type 'hash ip:port'"],
+  ['KUBE-HEALTH-CHECK-NODE-PORT', 'bitmap:port', 'Kubernetes health check node port'],
+  ['KUBE-IPVS-IPS', 'hash:ip', 'Addresses on the ipvs interface'],
+];
+
+// proxier.go ipsetWithIptablesChain[]: set → rule "-A from [-p proto] … --match-set set match -j to".
+// The Local sets come before their catch-all siblings so RETURN wins.
+const SET_CHAINS: ReadonlyArray<{ set: string; filter: boolean; from: string; to: string; match: string; proto: string }> = [
+  { set: 'KUBE-LOOP-BACK', filter: false, from: 'KUBE-POSTROUTING', to: 'MASQUERADE', match: 'dst,dst,src', proto: '' },
+  { set: 'KUBE-LOAD-BALANCER', filter: false, from: 'KUBE-SERVICES', to: 'KUBE-LOAD-BALANCER', match: 'dst,dst', proto: '' },
+  { set: 'KUBE-LOAD-BALANCER-LOCAL', filter: false, from: 'KUBE-LOAD-BALANCER', to: 'RETURN', match: 'dst,dst', proto: '' },
+  { set: 'KUBE-NODE-PORT-LOCAL-TCP', filter: false, from: 'KUBE-NODE-PORT', to: 'RETURN', match: 'dst', proto: 'tcp' },
+  { set: 'KUBE-NODE-PORT-TCP', filter: false, from: 'KUBE-NODE-PORT', to: 'KUBE-MARK-MASQ', match: 'dst', proto: 'tcp' },
+  { set: 'KUBE-NODE-PORT-LOCAL-UDP', filter: false, from: 'KUBE-NODE-PORT', to: 'RETURN', match: 'dst', proto: 'udp' },
+  { set: 'KUBE-NODE-PORT-UDP', filter: false, from: 'KUBE-NODE-PORT', to: 'KUBE-MARK-MASQ', match: 'dst', proto: 'udp' },
+  { set: 'KUBE-NODE-PORT-LOCAL-SCTP-HASH', filter: false, from: 'KUBE-NODE-PORT', to: 'RETURN', match: 'dst,dst', proto: 'sctp' },
+  { set: 'KUBE-NODE-PORT-SCTP-HASH', filter: false, from: 'KUBE-NODE-PORT', to: 'KUBE-MARK-MASQ', match: 'dst,dst', proto: 'sctp' },
+  { set: 'KUBE-LOAD-BALANCER-FW', filter: true, from: 'KUBE-PROXY-FIREWALL', to: 'KUBE-SOURCE-RANGES-FIREWALL', match: 'dst,dst', proto: '' },
+  { set: 'KUBE-LOAD-BALANCER-SOURCE-CIDR', filter: true, from: 'KUBE-SOURCE-RANGES-FIREWALL', to: 'RETURN', match: 'dst,dst,src', proto: '' },
+  { set: 'KUBE-LOAD-BALANCER-SOURCE-IP', filter: true, from: 'KUBE-SOURCE-RANGES-FIREWALL', to: 'RETURN', match: 'dst,dst,src', proto: '' },
+];
+
+// proxier.go iptablesChains[].
+const NAT_CHAINS = ['KUBE-SERVICES', 'KUBE-POSTROUTING', 'KUBE-NODE-PORT', 'KUBE-LOAD-BALANCER', 'KUBE-MARK-MASQ'];
+const FILTER_CHAINS = ['KUBE-FORWARD', 'KUBE-NODE-PORT', 'KUBE-PROXY-FIREWALL', 'KUBE-SOURCE-RANGES-FIREWALL', 'KUBE-IPVS-FILTER', 'KUBE-IPVS-OUT-FILTER'];
+
+// proxier.go iptablesJumpChain[], each installed with EnsureRule(Prepend): a later entry for the
+// same built-in chain ends up above an earlier one.
+const JUMPS: ReadonlyArray<readonly [filter: boolean, from: string, to: string, comment: string]> = [
+  [false, 'OUTPUT', 'KUBE-SERVICES', 'kubernetes service portals'],
+  [false, 'PREROUTING', 'KUBE-SERVICES', 'kubernetes service portals'],
+  [false, 'POSTROUTING', 'KUBE-POSTROUTING', 'kubernetes postrouting rules'],
+  [true, 'FORWARD', 'KUBE-FORWARD', 'kubernetes forwarding rules'],
+  [true, 'INPUT', 'KUBE-NODE-PORT', 'kubernetes health check rules'],
+  [true, 'INPUT', 'KUBE-PROXY-FIREWALL', 'kube-proxy firewall rules'],
+  [true, 'FORWARD', 'KUBE-PROXY-FIREWALL', 'kube-proxy firewall rules'],
+  [true, 'INPUT', 'KUBE-IPVS-FILTER', 'kubernetes ipvs access filter'],
+  [true, 'OUTPUT', 'KUBE-IPVS-OUT-FILTER', 'kubernetes ipvs access filter'],
+];
+
+// pkg/proxy/ipvs/ipset: DefaultHashSize, DefaultMaxElem, DefaultPortRange.
+const HASH_SIZE = 1024;
+const MAX_ELEM = 65536;
+const PORT_RANGE = '0-65535';
+
+interface VirtualServer {
+  protocol: 'tcp' | 'udp' | 'sctp';
+  address: string;
+  port: number;
+  persistence: number | null;
+  dests: Set<string>;
+}
+
+/** NewIPSet: IPv6 sets are renamed KUBE- → KUBE-6- and cut to ipset's 31 characters. */
+export function ipvsSetName(name: string, family: Family): string {
+  return family === 6 && name.startsWith('KUBE-') ? `KUBE-6-${name.slice(5)}`.slice(0, 31) : name;
+}
+
+function markText(opts: IpvsRenderOptions): string {
+  if (opts.masqueradeMark) return opts.masqueradeMark;
+  const bit = opts.masqueradeBit ?? 14;
+  const v = 2 ** (Number.isInteger(bit) && bit >= 0 && bit <= 31 ? bit : 14);
+  return `0x${v.toString(16).padStart(8, '0')}`;
+}
+
+/** localDetector.IfNotLocal() words, or null when no detector is implemented. */
+function ifNotLocal(opts: IpvsRenderOptions, family: Family): string | null {
+  const d: LocalDetector = opts.localDetector
+    ?? (opts.clusterCIDR ? { mode: 'cidr', cidr: opts.clusterCIDR } : opts.podCIDR ? { mode: 'cidr', cidr: opts.podCIDR } : { mode: 'none' });
+  switch (d.mode) {
+    case 'none': return null;
+    case 'cidr': {
+      const cidr = d.cidr.split(',').map((s) => s.trim()).find((s) => parseCIDR(s)?.family === family);
+      return cidr ? `! -s ${cidr}` : null;
+    }
+    case 'bridge': return `! -i ${d.interface}`;
+    case 'interfacePrefix': return `! -i ${d.prefix}+`;
+  }
+}
+
+/** NodePort virtual server addresses (syncProxyRules: nodeIPs). */
+function nodePortIPs(opts: IpvsRenderOptions, family: Family): IP[] {
+  const seen = new Set<string>();
+  const out: IP[] = [];
+  const cidrs = (opts.nodePortAddresses ?? []).map(parseCIDR).filter((c) => c !== null && c.family === family);
+  const matchAll = cidrs.length === 0 || cidrs.some((c) => c!.prefix === 0);
+  for (const a of opts.hostAddresses ?? opts.nodeIPs ?? []) {
+    const ip = parseIP(a);
+    if (!ip || ip.family !== family || isLoopback(ip)) continue;
+    // netlink isValidForSet: IPv6 link-local addresses are never listed.
+    if (family === 6 && ip.bytes[0] === 0xfe && (ip.bytes[1]! & 0xc0) === 0x80) continue;
+    if (!matchAll && !cidrs.some((c) => cidrContains(c!, ip))) continue;
+    const text = formatIP(ip);
+    if (!seen.has(text)) out.push(ip), seen.add(text);
+  }
+  return out;
+}
+
+export function renderIpvs(model: ProxyModel, opts: IpvsRenderOptions = {}): IpvsRender {
+  const family = model.family;
+  const scheduler = opts.scheduler || 'rr';
+  const nodeName = opts.nodeName ?? '';
+  const nodeIPText = (opts.nodeIPs ?? []).find((s) => parseIP(s)?.family === family);
+  const nodeIP = nodeIPText ? parseIP(nodeIPText) : null;
+  const hostSet = new Set((opts.hostAddresses ?? opts.nodeIPs ?? []).map((s) => parseIP(s)).filter((ip) => ip?.family === family).map((ip) => formatIP(ip!)));
+
+  const entries = new Map<string, Set<string>>(SET_INFO.map(([n]) => [n, new Set<string>()]));
+  const add = (set: string, entry: string): void => void entries.get(set)!.add(entry);
+  const servers = new Map<string, VirtualServer>();
+  const bound = new Set<string>();
+  const noNodeAccess: { ip: string; protocol: string; port: number }[] = [];
+
+  const services = model.sortedServices();
+  const anyNodePort = services.some((sp) => sp.nodePort !== 0);
+  const npIPs = anyNodePort ? nodePortIPs(opts, family) : [];
+
+  for (const sp of services) {
+    const protocol = sp.protocol.toLowerCase() as VirtualServer['protocol'];
+    const eps = model.endpoints.get(sp.id) ?? [];
+    const cat = categorizeEndpoints(eps, sp, nodeName, opts.topologyLabels ?? {}, { preferSameTrafficDistribution: opts.preferSameTrafficDistribution });
+    // syncEndpoint(): Local policy uses local endpoints, or falls back to the cluster ones so
+    // local pods still reach the service (kubernetes PR 97081).
+    const dests = (onlyLocal: boolean): EndpointInfo[] => {
+      const local = cat.localEndpoints ?? [];
+      return onlyLocal && local.length > 0 ? local : cat.clusterEndpoints ?? [];
+    };
+    const virtualServer = (address: string, port: number, onlyLocal: boolean): void => {
+      const key = `${protocol} ${address} ${port}`;
+      let vs = servers.get(key);
+      if (!vs) servers.set(key, (vs = { protocol, address, port, persistence: null, dests: new Set() }));
+      // Session affinity is IPVS persistence with the sticky timeout (FlagPersistent, Timeout).
+      vs.persistence = sp.sessionAffinity === 'ClientIP' ? sp.stickyMaxAgeSeconds : null;
+      for (const ep of dests(onlyLocal)) vs.dests.add(ep.endpoint);
+    };
+
+    // Hairpin: a local endpoint reaching itself through the service is masqueraded.
+    for (const ep of eps) if (ep.isLocal) add('KUBE-LOOP-BACK', `${ep.ip},${protocol}:${ep.port},${ep.ip}`);
+
+    add('KUBE-CLUSTER-IP', `${sp.clusterIP},${protocol}:${sp.port}`);
+    virtualServer(sp.clusterIP, sp.port, sp.internalPolicyLocal);
+    bound.add(sp.clusterIP);
+
+    for (const raw of sp.externalIPs) {
+      const parsed = parseIP(raw);
+      if (!parsed) continue;
+      const ip = formatIP(parsed);
+      add(sp.externalPolicyLocal ? 'KUBE-EXTERNAL-IP-LOCAL' : 'KUBE-EXTERNAL-IP', `${ip},${protocol}:${sp.port}`);
+      virtualServer(ip, sp.port, sp.externalPolicyLocal);
+      // An address already on another interface is not bound to the dummy device.
+      if (!hostSet.has(ip)) bound.add(ip);
+    }
+
+    for (const raw of sp.loadBalancerVIPs) {
+      const parsed = parseIP(raw);
+      if (!parsed) continue;
+      const ip = formatIP(parsed);
+      const entry = `${ip},${protocol}:${sp.port}`;
+      add('KUBE-LOAD-BALANCER', entry);
+      if (sp.externalPolicyLocal) add('KUBE-LOAD-BALANCER-LOCAL', entry);
+      if (sp.loadBalancerSourceRanges.length > 0) {
+        add('KUBE-LOAD-BALANCER-FW', entry);
+        let allowFromNode = false;
+        for (const src of sp.loadBalancerSourceRanges) {
+          const c = parseCIDR(src);
+          if (!c) continue;
+          add('KUBE-LOAD-BALANCER-SOURCE-CIDR', `${entry},${formatCIDR(c)}`);
+          if (nodeIP && cidrContains(c, nodeIP)) allowFromNode = true;
+        }
+        // A node reaching a VIP it hosts loops back with the VIP as source: let that in too;
+        // otherwise block the node from the VIP outright (issue 119656).
+        if (allowFromNode) add('KUBE-LOAD-BALANCER-SOURCE-IP', `${entry},${ip}`);
+        else noNodeAccess.push({ ip, protocol, port: sp.port });
+      }
+      virtualServer(ip, sp.port, sp.externalPolicyLocal);
+      if (!hostSet.has(ip)) bound.add(ip);
+    }
+
+    if (sp.nodePort !== 0) {
+      // kube-proxy skips the rest of this service port (health check included) without node IPs.
+      if (npIPs.length === 0) continue;
+      const local = sp.externalPolicyLocal;
+      if (protocol === 'sctp') {
+        // bitmap:port cannot tell SCTP apart, so SCTP NodePorts are hash:ip,port per node IP.
+        for (const ip of npIPs) {
+          const e = `${formatIP(ip)},sctp:${sp.nodePort}`;
+          add('KUBE-NODE-PORT-SCTP-HASH', e);
+          if (local) add('KUBE-NODE-PORT-LOCAL-SCTP-HASH', e);
+        }
+      } else {
+        const up = protocol.toUpperCase();
+        add(`KUBE-NODE-PORT-${up}`, String(sp.nodePort));
+        if (local) add(`KUBE-NODE-PORT-LOCAL-${up}`, String(sp.nodePort));
+      }
+      for (const ip of npIPs) virtualServer(formatIP(ip), sp.nodePort, local);
+    }
+
+    if (sp.healthCheckNodePort !== 0) add('KUBE-HEALTH-CHECK-NODE-PORT', String(sp.healthCheckNodePort));
+  }
+  for (const ip of bound) add('KUBE-IPVS-IPS', ip);
+
+  // ---- ipvsadm -S -n ----
+  const ipvsLines: string[] = [];
+  let realServers = 0;
+  const svcArg = (vs: VirtualServer): string => {
+    const flag = vs.protocol === 'tcp' ? '-t' : vs.protocol === 'udp' ? '-u' : '--sctp-service';
+    return `${flag} ${family === 6 ? `[${vs.address}]` : vs.address}:${vs.port}`;
+  };
+  for (const vs of servers.values()) {
+    const s = svcArg(vs);
+    // FlagSourceHash for mh is its SCHED2 flag, which ipvsadm names mh-port.
+    ipvsLines.push(`-A ${s} -s ${scheduler}${vs.persistence !== null ? ` -p ${vs.persistence}` : ''}${scheduler === 'mh' ? ' -b mh-port' : ''}`);
+    // RealServer{Weight: 1}, forwarding left at the default: masquerading.
+    for (const d of [...vs.dests].sort()) ipvsLines.push(`-a ${s} -r ${d} -m -w 1`), realServers++;
+  }
+
+  // ---- ipset restore ----
+  const setLines: string[] = [];
+  const inet = family === 6 ? 'inet6' : 'inet';
+  for (const [base, type, comment] of SET_INFO) {
+    const name = ipvsSetName(base, family);
+    setLines.push(`# ${comment}`);
+    // createSet(): family/hashsize/maxelem for the ip,port types, a range for bitmap:port. kube-
+    // proxy gives hash:ip none (so inet); we give IPv6 its family so its addresses fit.
+    let create = `create ${name} ${type}`;
+    if (type === 'bitmap:port') create += ` range ${PORT_RANGE}`;
+    else if (type !== 'hash:ip') create += ` family ${inet} hashsize ${HASH_SIZE} maxelem ${MAX_ELEM}`;
+    else if (family === 6) create += ' family inet6';
+    setLines.push(`${create} -exist`, `flush ${name}`);
+    for (const e of [...entries.get(base)!].sort()) setLines.push(`add ${name} ${e}`);
+  }
+
+  // ---- iptables-restore (writeIptablesRules) ----
+  const mark = markText(opts);
+  const n = (s: string): string => ipvsSetName(s, family);
+  const nonEmpty = (s: string): boolean => entries.get(s)!.size > 0;
+  const comment = (s: string): string => `-m comment --comment "${SET_INFO.find(([x]) => x === s)![2]}"`;
+  const nat: string[] = [];
+  const filter: string[] = [];
+
+  nat.push(`-A KUBE-SERVICES -s ${family === 6 ? '::1/128' : '127.0.0.0/8'} -j RETURN`);
+  for (const c of SET_CHAINS) {
+    if (!nonEmpty(c.set)) continue;
+    const line = `-A ${c.from}${c.proto ? ` -p ${c.proto}` : ''} ${comment(c.set)} -m set --match-set ${n(c.set)} ${c.match} -j ${c.to}`;
+    (c.filter ? filter : nat).push(line);
+  }
+  if (nonEmpty('KUBE-CLUSTER-IP')) {
+    const head = `-A KUBE-SERVICES ${comment('KUBE-CLUSTER-IP')} -m set --match-set ${n('KUBE-CLUSTER-IP')}`;
+    const notLocal = ifNotLocal(opts, family);
+    if (opts.masqueradeAll) nat.push(`${head} dst,dst -j KUBE-MARK-MASQ`);
+    // Off-cluster traffic to a VIP may bounce off-node: masquerade it.
+    else if (notLocal) nat.push(`${head} dst,dst ${notLocal} -j KUBE-MARK-MASQ`);
+    // Without a detector: node traffic gets a VIP of kube-ipvs0 as source; masquerade that.
+    else nat.push(`${head} src,dst -j KUBE-MARK-MASQ`);
+  }
+  const externalIPRules = (head: string): void => {
+    // Off-machine traffic (not bridged, not local) and traffic to local addresses is let in.
+    nat.push(`${head} -m physdev ! --physdev-is-in -m addrtype ! --src-type LOCAL -j ACCEPT`);
+    nat.push(`${head} -m addrtype --dst-type LOCAL -j ACCEPT`);
+  };
+  if (nonEmpty('KUBE-EXTERNAL-IP')) {
+    const head = `-A KUBE-SERVICES ${comment('KUBE-EXTERNAL-IP')} -m set --match-set ${n('KUBE-EXTERNAL-IP')} dst,dst`;
+    nat.push(`${head} -j KUBE-MARK-MASQ`);
+    externalIPRules(head);
+  }
+  if (nonEmpty('KUBE-EXTERNAL-IP-LOCAL')) {
+    externalIPRules(`-A KUBE-SERVICES ${comment('KUBE-EXTERNAL-IP-LOCAL')} -m set --match-set ${n('KUBE-EXTERNAL-IP-LOCAL')} dst,dst`);
+  }
+  nat.push('-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT');
+  nat.push('-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ');
+  filter.push('-A KUBE-SOURCE-RANGES-FIREWALL -j DROP');
+  // Needs the xt_ipvs match: for IPVS both source and destination are the LB IP.
+  for (const e of noNodeAccess) filter.push(`-A KUBE-IPVS-OUT-FILTER -s ${e.ip} -m ipvs --vaddr ${e.ip} --vproto ${e.protocol} --vport ${e.port} -j DROP`);
+  // acceptIPVSTraffic(): must stay at the end of KUBE-SERVICES.
+  for (const s of ['KUBE-CLUSTER-IP', 'KUBE-LOAD-BALANCER']) if (nonEmpty(s)) nat.push(`-A KUBE-SERVICES -m set --match-set ${n(s)} dst,dst -j ACCEPT`);
+  filter.push(`-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark ${mark}/${mark} -j ACCEPT`);
+  filter.push('-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
+  filter.push(`-A KUBE-NODE-PORT ${comment('KUBE-HEALTH-CHECK-NODE-PORT')} -m set --match-set ${n('KUBE-HEALTH-CHECK-NODE-PORT')} dst -j ACCEPT`);
+  // KUBE-IPVS-FILTER: a VIP bound to kube-ipvs0 must not expose the host's other ports (issue 72236).
+  for (const s of ['KUBE-LOAD-BALANCER', 'KUBE-CLUSTER-IP', 'KUBE-EXTERNAL-IP', 'KUBE-EXTERNAL-IP-LOCAL']) {
+    filter.push(`-A KUBE-IPVS-FILTER -m set --match-set ${n(s)} dst,dst -j RETURN`);
+  }
+  filter.push(`-A KUBE-IPVS-FILTER -m set --match-set ${n('KUBE-HEALTH-CHECK-NODE-PORT')} dst -j RETURN`);
+  filter.push(`-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set ${n('KUBE-IPVS-IPS')} dst -j REJECT`);
+  nat.push(`-A KUBE-POSTROUTING -m mark ! --mark ${mark}/${mark} -j RETURN`);
+  // Clear the mark so a packet re-traversing the stack is not masqueraded twice.
+  nat.push(`-A KUBE-POSTROUTING -j MARK --xor-mark ${mark}`);
+  nat.push(`-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE${opts.randomFully ? ' --random-fully' : ''}`);
+  nat.push(`-A KUBE-MARK-MASQ -j MARK --or-mark ${mark}`);
+
+  const jumps = (isFilter: boolean): string[] =>
+    opts.jumps === false ? [] : JUMPS.filter((j) => j[0] === isFilter).reverse().map(([, from, to, c]) => `-A ${from} -m comment --comment "${c}" -j ${to}`);
+  const chainLine = (c: string): string => `:${c} - [0:0]`;
+  const ipt = [
+    '*nat', ...NAT_CHAINS.map(chainLine), ...jumps(false), ...nat, 'COMMIT',
+    '*filter', ...FILTER_CHAINS.map(chainLine), ...jumps(true), ...filter, 'COMMIT',
+  ];
+
+  return {
+    ipvsadm: ipvsLines.length ? ipvsLines.join('\n') + '\n' : '',
+    ipset: setLines.join('\n') + '\n',
+    iptables: ipt.join('\n') + '\n',
+    virtualServers: servers.size,
+    realServers,
+    boundAddresses: [...entries.get('KUBE-IPVS-IPS')!].sort(),
+  };
+}
