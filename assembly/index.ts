@@ -6,7 +6,7 @@
 // `memory.buffer` after those.
 import { ioInit, ioDesc, ioData, IO_MAX_BATCH, IO_DATA_BYTES, DESC_BYTES } from "./io";
 import { processOne } from "./pipeline";
-import { statsBlock, STATS_COUNT, bump, add, S_BATCHES, S_REAPED, statsReset } from "./stats";
+import { statsBlock, STATS_COUNT, bump, add, S_BATCHES, S_REAPED, S_PACKETS, S_BYTES, statsReset } from "./stats";
 import { VERDICT_COUNT, REASON_COUNT } from "./verdict";
 import { randSeed } from "./rand";
 import { ipvsReapConns } from "./ipvs/api";
@@ -56,7 +56,10 @@ export function processBatch(count: u32, nowMs: f64): u32 {
   if (!ready) return 0;
   if (count > IO_MAX_BATCH) count = IO_MAX_BATCH;
   const now = now32(nowMs);
-  for (let i: u32 = 0; i < count; i++) processOne(ioDesc + <usize>i * DESC_BYTES, now);
+  let bytes: u64 = 0;
+  for (let i: u32 = 0; i < count; i++) bytes += processOne(ioDesc + <usize>i * DESC_BYTES, now);
+  add(S_PACKETS, count);
+  add(S_BYTES, bytes);
   bump(S_BATCHES);
   add(S_REAPED, ctReap(now, REAP_PER_CALL + count * REAP_PER_PACKET));
   ipvsReapConns(now, REAP_PER_CALL + count * REAP_PER_PACKET);

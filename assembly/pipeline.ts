@@ -4,21 +4,24 @@
 // ICMP errors translated inside and out), or classify a new one (service lookup → destination
 // → masquerade decision → conntrack insert → rewrite). Writes the verdict into the packet's
 // descriptor and counts it. Never allocates, never reads a clock, never traps on packet bytes.
-import { Tuple, Flow, flow, inner, FRAG_LATER, FAMILY_V4, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
+import { Tuple, Flow, flow, inner, FRAG_LATER, FAMILY_V4, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
 import {
   VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY,
   R_NONE, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT, R_NO_SERVICE,
 } from "./verdict";
 import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, META_CSUM_PARTIAL, ioData, IO_DATA_BYTES } from "./io";
-import { bump, add, S_VERDICT, S_REASON, S_PACKETS, S_BYTES, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "./stats";
+import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "./stats";
 import { parse } from "./wire/parse";
-import { setSrc, setDst, setInnerSrc, setInnerDst } from "./nat/rewrite";
-import { ctLookup, ctInsert, ctPacket, ctOrig, ctReply, ctLookupRelated, icmpInverse, CT_NONE } from "./conntrack/table";
+import { setSrc, setDst, setSrcInline, setDstInline, setInnerSrc, setInnerDst } from "./nat/rewrite";
+import {
+  ctLookup, ctInsert, ctPacket, ctPacketFound, ctOrig, ctReply, ctLookupRelated, icmpInverse, CT_NONE,
+  ctEntry, ctEntryNat, ctEntryIsV4, ctEntrySrc4, ctEntryDst4, ctEntrySport, ctEntryDport,
+} from "./conntrack/table";
 import { CT_INVALID, CT_RELATED, CT_REPEAT } from "./conntrack/state";
 import { svcFind, svcFlags, svcDestStart, svcDestCount, svcId, destRecord, SVC_F_MASQ_ALL, SVC_F_REJECT_EMPTY } from "./svc/table";
 import { rejectReply } from "./reply/reject";
 import { iptProcess, iptMode } from "./netfilter/hooks";
-import { ipvsProcess } from "./ipvs/core";
+import { ipvsProcess, ipvsReady } from "./ipvs/core";
 import { masqChoosePort } from "./nat/masq";
 import { fromPod, havePodCIDR, masqAddr, haveMasq, toServiceCIDR } from "./node";
 import { randBelow } from "./rand";
@@ -43,7 +46,27 @@ const ICMP6_PORT_UNREACH: u32 = 4;
 
 // Rewrites a packet of connection `idx` travelling in `dir` to what the other side expects:
 // its source becomes the other direction's destination, its destination the other's source.
+// An entry without SNAT/DNAT status has a reply tuple that is the exact inverse of the original
+// (entry.ts natStatus), so a packet matching either direction already carries what the other side
+// expects: nothing to rewrite. IPv4 reads the other direction straight from the entry.
 function translate(f: Flow, idx: u32, dir: u32): bool {
+  const e = ctEntry(idx);
+  if (ctEntryNat(e) == 0) return false;
+  if (ctEntryIsV4(e)) {
+    const o = dir ^ 1;
+    const os = ctEntrySrc4(e, o), od = ctEntryDst4(e, o);
+    const osport = ctEntrySport(e, o), odport = ctEntryDport(e, o);
+    let changed = false;
+    if (f.s0 != od || (!isIcmp(f.proto) && f.sport != odport)) {
+      setSrcInline(f, od, 0, 0, 0, odport);
+      changed = true;
+    }
+    if (f.d0 != os || f.dport != osport) {
+      setDstInline(f, os, 0, 0, 0, osport);
+      changed = true;
+    }
+    return changed;
+  }
   const other = tReply;
   if (dir == 0) ctReply(idx, other); else ctOrig(idx, other);
   let changed = false;
@@ -142,44 +165,45 @@ function newFlow(d: usize, f: Flow, now: u32): void {
   finish(d, VERDICT_FORWARD, R_NONE);
 }
 
-export function processOne(d: usize, now: u32): void {
+// Returns the bytes the packet adds to S_BYTES (0 for a bad slot); the caller counts S_PACKETS and
+// S_BYTES once per batch.
+export function processOne(d: usize, now: u32): u32 {
   const off = load<u32>(d, D_OFF), len = load<u32>(d, D_LEN), cap = load<u32>(d, D_CAP);
   const meta = load<u32>(d, D_META);
   store<u8>(d, 0, D_CTSTATE);
   store<u32>(d, 0, D_MARK);
   store<u32>(d, CT_NONE, D_CT);
   store<u32>(d, 0xFFFFFFFF, D_AUX);
-  bump(S_PACKETS);
-  if (<u64>off + <u64>cap > <u64>IO_DATA_BYTES || len > cap) { finish(d, VERDICT_DROP, R_BAD_SLOT); return; }
-  add(S_BYTES, len);
+  if (<u64>off + <u64>cap > <u64>IO_DATA_BYTES || len > cap) { finish(d, VERDICT_DROP, R_BAD_SLOT); return 0; }
   const f = flow;
   const r = parse(f, ioData + off, len, cap);
-  if (r != R_NONE) { finish(d, VERDICT_DROP, r); return; }
+  if (r != R_NONE) { finish(d, VERDICT_DROP, r); return len; }
   f.csumPartial = (meta & META_CSUM_PARTIAL) != 0;
-  if (iptMode) { iptProcess(d, f, now, meta); return; }
-  if (ipvsProcess(d, f, now, meta)) {
+  if (iptMode) { iptProcess(d, f, now, meta); return len; }
+  if (ipvsReady && ipvsProcess(d, f, now, meta)) {
     // IPVS wrote the verdict and keeps its own counters; the core counts the verdict too.
     const v = load<u8>(d, D_VERDICT);
     bump(S_VERDICT + v);
     if (v == VERDICT_DROP) bump(S_REASON + load<u16>(d, D_REASON));
-    return;
+    return len;
   }
-  if (f.frag == FRAG_LATER) { finish(d, VERDICT_DROP, R_FRAGMENT); return; }
-  if (f.isIcmpError) { related(d, f, now); store<u32>(d, f.len, D_LEN); return; }
+  if (f.frag == FRAG_LATER) { finish(d, VERDICT_DROP, R_FRAGMENT); return len; }
+  if (f.isIcmpError) { related(d, f, now); store<u32>(d, f.len, D_LEN); return len; }
   // Cluster DNS (dns/serve.ts): a UDP query to the node's cluster DNS address is answered in the
   // slot (VERDICT_REPLY) before conntrack and the service lookup.
-  if (dnsProcess(d, f)) return;
+  if (f.proto == PROTO_UDP && dnsProcess(d, f)) return len;   // (it answers UDP only)
   const h = ctLookup(f, now);
   if (h != CT_NONE) {
     const idx = h >> 1, dir = h & 1;
     store<u32>(d, idx, D_CT);
-    const st = ctPacket(idx, dir, f, now);
-    if (st == CT_REPEAT) { newFlow(d, f, now); return; }
+    const st = ctPacketFound(h, f, now);
+    if (st == CT_REPEAT) { newFlow(d, f, now); return len; }
     store<u8>(d, st, D_CTSTATE);
-    if (st == CT_INVALID) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
+    if (st == CT_INVALID) { finish(d, VERDICT_DROP, R_CT_INVALID); return len; }
     bump(S_CT_HIT);
     finish(d, translate(f, idx, dir) ? VERDICT_FORWARD : VERDICT_PASS, R_NONE);
-    return;
+    return len;
   }
   newFlow(d, f, now);
+  return len;
 }

@@ -211,10 +211,13 @@ export function writeTuples(index: u32, slot: u32, o: Tuple, r: Tuple, status: u
 
 /** Does direction `dir` of entry `e` carry exactly tuple `t`? */
 export function matches(e: usize, dir: u32, t: Tuple): bool {
+  // Family and protocol as one u16, the two ports as one u32: adjacent in both the entry and the
+  // Tuple (family 0, proto 1, sport 2, dport 4).
+  const tp = changetype<usize>(t);
+  if (load<u16>(e + E_FAMILY) != load<u16>(tp)) return false;
   const family = load<u8>(e + E_FAMILY);
-  if (family != t.family || load<u8>(e + E_PROTO) != t.proto) return false;
   const pd = e + (<usize>dir << 2); // ports of this direction
-  if (load<u16>(pd + E_OSPORT) != t.sport || load<u16>(pd + E_ODPORT) != t.dport) return false;
+  if (load<u32>(pd + E_OSPORT) != load<u32>(tp, 2)) return false;
   if (typeOf(e, dir) != t.icmpType) return false;
   if (family == FAMILY_V4) {
     const ad = e + (<usize>dir << 3); // addresses of this direction

@@ -20,9 +20,9 @@
 // Addresses are the four Tuple words, so they read in network byte order; IPv4 fills the first
 // four bytes and leaves the other twelve zero. Ports are numbers (not network order).
 
-import { Tuple, PROTO_TCP, PROTO_UDP, PROTO_SCTP } from "../flow";
+import { Tuple, FAMILY_V4, PROTO_TCP, PROTO_UDP, PROTO_SCTP } from "../flow";
 import {
-  E_EXPIRY, E_MARK, E_PROTO, E_STATUS, E_TCPSTATE, E_TCPFLAGS, E_STREAM_AT, CT_STATUS_PUBLIC,
+  E_EXPIRY, E_MARK, E_PROTO, E_STATUS, E_FAMILY, E_OSRC, E_ODST, E_OSPORT, E_ODPORT, E_TCPSTATE, E_TCPFLAGS, E_STREAM_AT, CT_STATUS_PUBLIC,
   CT_SNAT, CT_DNAT, CT_CONFIRMED, CT_STREAM_TIME, entryAt, isUsed, isIcmp, readTuple, natStatus,
   validPair,
 } from "./entry";
@@ -52,6 +52,24 @@ export function ctReply(index: u32, out: Tuple): bool {
   readTuple(entryAt(index), 1, out);
   return true;
 }
+
+// Narrow reads for the packet path, on a handle ctLookup has just returned (so the entry is live
+// and no bounds or use check is repeated): the entry's address, its NAT status bits, and one
+// direction's IPv4 addresses and ports straight from the entry instead of a copied Tuple.
+// @ts-ignore: decorator
+@inline export function ctEntry(index: u32): usize { return entryAt(index); }
+// @ts-ignore: decorator
+@inline export function ctEntryNat(e: usize): u8 { return load<u8>(e + E_STATUS) & (CT_SNAT | CT_DNAT); }
+// @ts-ignore: decorator
+@inline export function ctEntryIsV4(e: usize): bool { return load<u8>(e + E_FAMILY) == FAMILY_V4; }
+// @ts-ignore: decorator
+@inline export function ctEntrySrc4(e: usize, dir: u32): u32 { return load<u32>(e + (<usize>dir << 3) + E_OSRC); }
+// @ts-ignore: decorator
+@inline export function ctEntryDst4(e: usize, dir: u32): u32 { return load<u32>(e + (<usize>dir << 3) + E_ODST); }
+// @ts-ignore: decorator
+@inline export function ctEntrySport(e: usize, dir: u32): u16 { return load<u16>(e + (<usize>dir << 2) + E_OSPORT); }
+// @ts-ignore: decorator
+@inline export function ctEntryDport(e: usize, dir: u32): u16 { return load<u16>(e + (<usize>dir << 2) + E_ODPORT); }
 
 /** TCP state (tcp.ts TCP_*), 0 for other protocols or a free index. */
 export function ctTcpState(index: u32): u8 {

@@ -24,15 +24,28 @@ export function ctReap(now: u32, budget: u32): u32 {
   if (cap == 0) return 0;
   let removed: u32 = 0;
   let i = cursor & (cap - 1); // the capacity may have changed since
-  const steps = min(budget, cap);
-  for (let n: u32 = 0; n < steps; n++) {
-    const e = entryAt(i);
-    if (load<u8>(e + E_FAMILY) != 0 && isExpired(e, now)) {
-      removeEntry(i);
-      statAdd(CT_STAT_EXPIRED);
-      removed++;
+  let left = min(budget, cap);
+  // Slots at or above usedBound() were never handed out (removing entries never lowers it): they
+  // are stepped over without being read, so the cursor moves exactly as a slot-by-slot visit.
+  const bound = usedBound();
+  while (left != 0) {
+    if (i >= bound) {
+      const skip = min(left, cap - i);
+      left -= skip;
+      i = (i + skip) & (cap - 1);
+      continue;
     }
-    i = (i + 1) & (cap - 1);
+    const run = min(left, bound - i);
+    for (let n: u32 = 0; n < run; n++) {
+      const e = entryAt(i + n);
+      if (load<u8>(e + E_FAMILY) != 0 && isExpired(e, now)) {
+        removeEntry(i + n);
+        statAdd(CT_STAT_EXPIRED);
+        removed++;
+      }
+    }
+    left -= run;
+    i = (i + run) & (cap - 1);
   }
   cursor = i;
   return removed;

@@ -15,7 +15,7 @@ export {
 export {
   CT_SEEN_REPLY, CT_ASSURED, CT_CONFIRMED, CT_SNAT, CT_DNAT, ENTRY_SIZE, SIDE_SIZE,
 } from "./entry";
-export { ctPacket, ctInvertTuple, ctLookupRelated, icmpInverse, icmpValidNew } from "./track";
+export { ctPacket, ctPacketFound, ctInvertTuple, ctLookupRelated, icmpInverse, icmpValidNew } from "./track";
 export {
   TCP_NONE, TCP_SYN_SENT, TCP_SYN_RECV, TCP_ESTABLISHED, TCP_FIN_WAIT, TCP_CLOSE_WAIT,
   TCP_LAST_ACK, TCP_TIME_WAIT, TCP_CLOSE, TCP_SYN_SENT2,
@@ -30,5 +30,6 @@ export {
 export { ctReap, ctReapCursor, ctNextUsed, ctFlushReplySrc, ctFlushOrigDst } from "./reap";
 export {
   CT_RECORD_SIZE, CT_RECORD_VERSION, ctOrig, ctReply, ctTcpState, ctStatus, ctExpiry, ctMark,
-  ctSetMark, ctExportRecord, ctImportRecord,
+  ctSetMark, ctExportRecord, ctImportRecord, ctEntry, ctEntryNat, ctEntryIsV4, ctEntrySrc4, ctEntryDst4,
+  ctEntrySport, ctEntryDport,
 } from "./export";

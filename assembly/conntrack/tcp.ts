@@ -128,7 +128,8 @@ const VALID_FLAGS: u64 = (<u64>1 << SYN) | (<u64>1 << (SYN | URG)) | (<u64>1 << 
  * reopen a closed connection and must be looked up again as new). SEEN_REPLY and CONFIRMED are
  * the caller's to set afterwards, as nf_conntrack_in() does.
  */
-export function tcpPacket(e: usize, dir: u32, flags: u8, now: u32): u32 {
+// @ts-ignore: decorator (one caller, track.ts, on every TCP packet)
+@inline export function tcpPacket(e: usize, dir: u32, flags: u8, now: u32): u32 {
   if (!tcpValidFlags(flags)) return TCP_INVALID;
   let status = load<u8>(e + E_STATUS);
   let tf = load<u8>(e + E_TCPFLAGS);

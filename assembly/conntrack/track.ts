@@ -131,7 +131,15 @@ export function ctPacket(index: u32, dir: u32, f: Flow, now: u32): u8 {
     statAdd(CT_STAT_BAD_ARG);
     return CT_INVALID;
   }
-  const e = entryAt(index);
+  return track(entryAt(index), dir, f, now);
+}
+
+/** ctPacket for a handle `(index << 1) | dir` ctLookup has just returned: the entry is live. */
+export function ctPacketFound(h: u32, f: Flow, now: u32): u8 {
+  return track(entryAt(h >> 1), h & 1, f, now);
+}
+
+function track(e: usize, dir: u32, f: Flow, now: u32): u8 {
   const status = load<u8>(e + E_STATUS);
   const state = (dir == 1 || (status & CT_SEEN_REPLY) != 0) ? CT_ESTABLISHED : CT_NEW;
   if (f.frag == FRAG_LATER) return state;

@@ -31,12 +31,58 @@ const L4_DPORT: u32 = 2;
 
 // Rewrites the source address and port of the packet `f` describes.
 export function setSrc(f: Flow, a0: u32, a1: u32, a2: u32, a3: u32, port: u16): void {
-  manip(f, false, a0, a1, a2, a3, port, false);
+  setSrcInline(f, a0, a1, a2, a3, port);
 }
 
 // Rewrites the destination address and port of the packet `f` describes.
 export function setDst(f: Flow, a0: u32, a1: u32, a2: u32, a3: u32, port: u16): void {
-  manip(f, true, a0, a1, a2, a3, port, false);
+  setDstInline(f, a0, a1, a2, a3, port);
+}
+
+// setSrc / setDst inlined into the caller, for the established-flow path (pipeline.ts translate).
+// @ts-ignore: decorator
+@inline export function setSrcInline(f: Flow, a0: u32, a1: u32, a2: u32, a3: u32, port: u16): void {
+  if (plainV4(f)) manipV4(f, false, a0, port);
+  else manip(f, false, a0, a1, a2, a3, port, false);
+}
+// @ts-ignore: decorator
+@inline export function setDstInline(f: Flow, a0: u32, a1: u32, a2: u32, a3: u32, port: u16): void {
+  if (plainV4(f)) manipV4(f, true, a0, port);
+  else manip(f, true, a0, a1, a2, a3, port, false);
+}
+
+// The common case: an unfragmented or first-fragment IPv4 TCP/UDP packet with full checksums and
+// its checksum field present. manipV4 then makes exactly manip's edits, minus its bookkeeping.
+// @ts-ignore: decorator
+@inline function plainV4(f: Flow): bool {
+  const proto = f.proto;
+  return f.family == FAMILY_V4 && !f.csumPartial && f.frag != FRAG_LATER &&
+    ((proto == PROTO_TCP && f.l4len >= TCP_CSUM + 2) || proto == PROTO_UDP);
+}
+
+// manip() for a plainV4 packet, not quoted: the address with the header checksum (csum_replace4),
+// the port, and the TCP/UDP checksum by both changes at once (an IPv4 UDP checksum of 0 stays 0;
+// a result of 0 is sent as CSUM_MANGLED_0, as nf_nat_proto.c udp_manip_pkt()).
+// @ts-ignore: decorator
+@inline function manipV4(f: Flow, isDst: bool, a0: u32, port: u16): void {
+  const pkt = f.pkt;
+  const at = pkt + (isDst ? IPV4_DST : IPV4_SRC);
+  const pseudo = delta32(load<u32>(at), a0);
+  store<u32>(at, a0);
+  applyDelta(pkt + IPV4_CSUM, pseudo);
+  const l4 = pkt + f.l3len;
+  const pat = l4 + (isDst ? L4_DPORT : L4_SPORT);
+  const neu = bswap<u16>(port);
+  const change = pseudo + delta16(load<u16>(pat), neu);
+  store<u16>(pat, neu);
+  if (isDst) { f.d0 = a0; f.dport = port; }
+  else { f.s0 = a0; f.sport = port; }
+  if (f.proto == PROTO_TCP) {
+    applyDelta(l4 + TCP_CSUM, change);
+  } else {
+    const field = l4 + UDP_CSUM;
+    if (load<u16>(field) != 0 && applyDelta(field, change) == 0) store<u16>(field, UDP_CSUM_MANGLED_0);
+  }
 }
 
 // Rewrites the source of the packet quoted in the ICMP error `f` (parsed into `q`, normally the

@@ -29,7 +29,8 @@ export const IPV4_OFFSET_MASK: u16 = 0x1FFF;
 }
 
 // Fills the IPv4 part of `f` for a header of `hlen` bytes whose packet ends at `end`.
-function fill(f: Flow, pkt: usize, hlen: u32, end: u32): void {
+// @ts-ignore: decorator
+@inline function fill(f: Flow, pkt: usize, hlen: u32, end: u32): void {
   f.family = FAMILY_V4;
   f.proto = load<u8>(pkt + IPV4_PROTO);
   f.ttl = load<u8>(pkt + IPV4_TTL);

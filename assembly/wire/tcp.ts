@@ -33,7 +33,8 @@ export const TCP_CWR: u8 = 0x80;
 
 // A segment with `n` bytes from the TCP header to the end of the IP payload. In a first fragment
 // the whole header must still be present (RFC 1858: tiny fragments are refused, not guessed).
-export function tcpParse(f: Flow, l4: usize, n: u32): u16 {
+// @ts-ignore: decorator
+@inline export function tcpParse(f: Flow, l4: usize, n: u32): u16 {
   if (n < TCP_HEADER) return R_TRUNCATED;
   const hlen = tcpHeaderLen(l4);
   if (hlen < TCP_HEADER) return R_BAD_HEADER;   // data offset < 5
