@@ -21,7 +21,7 @@ export const ABI_VERSION: u32 = 1;
 
 // Reaping per batch: a bounded slice of the table, so expiry keeps up without long pauses.
 const REAP_PER_CALL: u32 = 64;
-const REAP_PER_PACKET: u32 = 2;
+const REAP_PER_PACKET: u32 = 1;
 
 let ready = false;
 let cfgBuf: usize = 0;

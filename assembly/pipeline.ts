@@ -172,8 +172,7 @@ export function processOne(d: usize, now: u32): u32 {
   const meta = load<u32>(d, D_META);
   store<u8>(d, 0, D_CTSTATE);
   store<u32>(d, 0, D_MARK);
-  store<u32>(d, CT_NONE, D_CT);
-  store<u32>(d, 0xFFFFFFFF, D_AUX);
+  store<u64>(d, 0xFFFFFFFFFFFFFFFF, D_CT); // ct and aux: none
   if (<u64>off + <u64>cap > <u64>IO_DATA_BYTES || len > cap) { finish(d, VERDICT_DROP, R_BAD_SLOT); return 0; }
   const f = flow;
   const r = parse(f, ioData + off, len, cap);
