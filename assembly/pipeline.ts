@@ -72,7 +72,7 @@ function translate(f: Flow, idx: u32, dir: u32): bool {
   let changed = false;
   const icmp = isIcmp(f.proto);
   if (f.s0 != other.d0 || f.s1 != other.d1 || f.s2 != other.d2 || f.s3 != other.d3 || (!icmp && f.sport != other.dport)) {
-    setSrc(f, other.d0, other.d1, other.d2, other.d3, icmp ? other.dport : other.dport);
+    setSrc(f, other.d0, other.d1, other.d2, other.d3, other.dport);
     changed = true;
   }
   if (f.d0 != other.s0 || f.d1 != other.s1 || f.d2 != other.s2 || f.d3 != other.s3 || f.dport != other.sport) {
@@ -110,7 +110,8 @@ function newFlow(d: usize, f: Flow, now: u32): void {
   if (s < 0) {
     // A service-CIDR address no Service holds: dropped, never routed on (through a TUN it would
     // come straight back), as kube-proxy's nftables mode drops traffic to unallocated ClusterIPs.
-    finish(d, toServiceCIDR(f) ? VERDICT_DROP : VERDICT_PASS, toServiceCIDR(f) ? R_NO_SERVICE : R_NONE);
+    if (toServiceCIDR(f)) finish(d, VERDICT_DROP, R_NO_SERVICE);
+    else finish(d, VERDICT_PASS, R_NONE);
     return;
   }
   store<u32>(d, svcId(<u32>s), D_AUX);

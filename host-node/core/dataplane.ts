@@ -7,12 +7,14 @@ import {
   type CoreExports, type Verdict, type Reason, VERDICTS, REASONS, COUNTERS_AFTER_REASONS, type CtState, ctStateName,
   DESC, META_LOCAL, SVC_ERRORS, CT_NONE,
 } from './abi.js';
-import { formatIP } from './packet.js';
+import { formatIP, PROTO } from './packet.js';
 import { ipWords, tryParseIP } from './words.js';
 import { encodeServices, type ServiceSpec } from './svc-config.js';
 import { decodeRecord, RECORD_BYTES, type ConntrackEntry } from './conntrack-record.js';
 import { encodeSnapshot, decodeSnapshot } from './snapshot.js';
 import { setClusterDns, type ClusterDnsCore } from './cluster-dns.js';
+
+type FlushProtocol = 'UDP' | 'TCP' | 'SCTP';
 
 export interface DataplaneOptions {
   /** The node's own addresses (addrtype LOCAL); the first of each family is the default masquerade source. */
@@ -259,17 +261,19 @@ export class Dataplane {
   }
 
   /** kube-proxy's stale-UDP cleanup: removes flows whose chosen endpoint is `ip` (and `port`, 0 = any). */
-  flushEndpoint(ip: string, port = 0, protocol: 'UDP' | 'TCP' | 'SCTP' = 'UDP'): number {
-    const a = tryParseIP(ip);
-    if (!a) throw new Error(`not an IP address: ${ip}`);
-    return this.core.conntrackFlushReplySrc(a.length === 4 ? 4 : 6, { UDP: 17, TCP: 6, SCTP: 132 }[protocol], ...ipWords(a), port);
+  flushEndpoint(ip: string, port = 0, protocol: FlushProtocol = 'UDP'): number {
+    return this.flush(this.core.conntrackFlushReplySrc, ip, port, protocol);
   }
 
   /** Removes flows addressed to a Service VIP (and `port`, 0 = any). */
-  flushService(vip: string, port = 0, protocol: 'UDP' | 'TCP' | 'SCTP' = 'UDP'): number {
-    const a = tryParseIP(vip);
-    if (!a) throw new Error(`not an IP address: ${vip}`);
-    return this.core.conntrackFlushOrigDst(a.length === 4 ? 4 : 6, { UDP: 17, TCP: 6, SCTP: 132 }[protocol], ...ipWords(a), port);
+  flushService(vip: string, port = 0, protocol: FlushProtocol = 'UDP'): number {
+    return this.flush(this.core.conntrackFlushOrigDst, vip, port, protocol);
+  }
+
+  private flush(call: CoreExports['conntrackFlushOrigDst'], ip: string, port: number, protocol: FlushProtocol): number {
+    const a = tryParseIP(ip);
+    if (!a) throw new Error(`not an IP address: ${ip}`);
+    return call(a.length === 4 ? 4 : 6, PROTO[protocol.toLowerCase() as 'udp' | 'tcp' | 'sctp'], ...ipWords(a), port);
   }
 
   /** Formats an address the core reported. */
