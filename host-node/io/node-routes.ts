@@ -66,15 +66,22 @@ export function ipCmd(args: string[]): string {
   }
 }
 
-/** Runs many `ip` commands in one process; returns the error lines (with -force it goes on after one). */
+/**
+ * Runs many `ip` commands ("-4 rule add …", "-6 route del …") in one process per family; returns
+ * the error lines (with -force the batch goes on after a failed command).
+ */
 function ipBatch(lines: string[]): string[] {
-  if (lines.length === 0) return [];
-  try {
-    execFileSync('ip', ['-force', '-batch', '-'], { input: `${lines.join('\n')}\n`, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
-    return [];
-  } catch (e) {
-    return ((e as { stderr?: string }).stderr ?? String(e)).split('\n').filter((l) => l.trim() !== '');
+  const errors: string[] = [];
+  for (const ff of ['-4', '-6']) {
+    const mine = lines.filter((l) => l.startsWith(`${ff} `)).map((l) => l.slice(3));
+    if (mine.length === 0) continue;
+    try {
+      execFileSync('ip', [ff, '-force', '-batch', '-'], { input: `${mine.join('\n')}\n`, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+    } catch (e) {
+      errors.push(...((e as { stderr?: string }).stderr ?? String(e)).split('\n').filter((l) => l.trim() !== ''));
+    }
   }
+  return errors;
 }
 
 /** Global-scope addresses of this namespace (the node's addresses), the given device excluded. */

@@ -1,0 +1,64 @@
+// manifests.ts — the Services and EndpointSlices the end-to-end tests serve, as YAML: ClusterIP TCP
+// (also NodePort and externalIP), UDP, a Service without endpoints, a LoadBalancer with
+// externalTrafficPolicy Local (health check node port), and a ClientIP-affinity Service.
+import { BACKENDS, NODE_NAME } from './cluster.js';
+
+export const VIP = { web: '198.18.96.10', echo: '198.18.96.11', empty: '198.18.96.12', local: '198.18.96.13', sticky: '198.18.96.14', stream: '198.18.96.15' };
+export const EXTERNAL_IP = '198.18.120.10';
+export const LB_IP = '198.18.121.10';
+export const NODE_PORT = { web: 30080, local: 30081 };
+export const HEALTH_CHECK_PORT = 32001;
+
+type Backend = (typeof BACKENDS)[number];
+
+function service(name: string, spec: Record<string, unknown>, status = ''): string {
+  return `---
+apiVersion: v1
+kind: Service
+metadata: {name: ${name}, namespace: default}
+spec: ${JSON.stringify(spec)}
+${status}`;
+}
+
+function slice(name: string, svc: string, port: number, protocol: string, backends: readonly Backend[]): string {
+  const eps = backends.map((b) => `  - addresses: ["${b.ip}"]\n    conditions: {ready: true, serving: true, terminating: false}\n    nodeName: ${NODE_NAME}`).join('\n');
+  return `---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: ${name}
+  namespace: default
+  labels: {kubernetes.io/service-name: ${svc}}
+addressType: IPv4
+ports: [{name: p, port: ${port}, protocol: ${protocol}}]
+endpoints:${backends.length === 0 ? ' []' : `\n${eps}`}
+`;
+}
+
+export interface ClusterShape {
+  web?: readonly Backend[];
+  echo?: readonly Backend[];
+}
+
+export function clusterManifests(shape: ClusterShape = {}): string {
+  const web = shape.web ?? BACKENDS;
+  const echo = shape.echo ?? BACKENDS;
+  const tcp = (port: number, extra: Record<string, unknown> = {}) => ({ name: 'p', port, targetPort: 8080, protocol: 'TCP', ...extra });
+  return [
+    service('web', { type: 'NodePort', clusterIP: VIP.web, ports: [tcp(80, { nodePort: NODE_PORT.web })], externalIPs: [EXTERNAL_IP] }),
+    slice('web-1', 'web', 8080, 'TCP', web),
+    service('echo', { clusterIP: VIP.echo, ports: [{ name: 'p', port: 53, targetPort: 5353, protocol: 'UDP' }] }),
+    slice('echo-1', 'echo', 5353, 'UDP', echo),
+    service('empty', { clusterIP: VIP.empty, ports: [tcp(80)] }),
+    slice('empty-1', 'empty', 8080, 'TCP', []),
+    service('local', {
+      type: 'LoadBalancer', clusterIP: VIP.local, ports: [tcp(80, { nodePort: NODE_PORT.local })],
+      externalTrafficPolicy: 'Local', healthCheckNodePort: HEALTH_CHECK_PORT,
+    }, `status: {loadBalancer: {ingress: [{ip: "${LB_IP}"}]}}\n`),
+    slice('local-1', 'local', 8080, 'TCP', BACKENDS),
+    service('sticky', { clusterIP: VIP.sticky, ports: [tcp(80)], sessionAffinity: 'ClientIP' }),
+    slice('sticky-1', 'sticky', 8080, 'TCP', BACKENDS),
+    service('stream', { clusterIP: VIP.stream, ports: [{ name: 'p', port: 81, targetPort: 8081, protocol: 'TCP' }] }),
+    slice('stream-1', 'stream', 8081, 'TCP', BACKENDS),
+  ].join('');
+}

@@ -1,0 +1,160 @@
+// `svcplane proxy` end to end: the real command runs in a node namespace, reads a manifests
+// directory, creates its TUN device, routes and rules, and serves Services to a client outside the
+// node and to a pod; backends report the address they see. Root only (namespaces, /dev/net/tun).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { netnsSupport } from '../support/netns.js';
+import { E2ECluster, eventually, BACKENDS, CLIENT_IP, MASQ_IP, NODE_IP, TUN } from './cluster.js';
+import { clusterManifests, VIP, EXTERNAL_IP, LB_IP, NODE_PORT, HEALTH_CHECK_PORT } from './manifests.js';
+
+const support = netnsSupport();
+const why = !support.ok ? support.reason : !existsSync('/dev/net/tun') ? 'no /dev/net/tun (load the tun module)' : '';
+if (why) console.warn(`svcplane proxy end-to-end tests cannot run here: ${why}`);
+
+interface Replies { replies: string[]; errors: string[] }
+const names = (r: Replies): string[] => [...new Set(r.replies.map((l) => l.split(' ')[0]!))].sort();
+const peers = (r: Replies): string[] => [...new Set(r.replies.map((l) => l.split(' ')[1]!))].sort();
+const ALL = BACKENDS.map((b) => b.name);
+
+describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
+  let c: E2ECluster;
+  let prefix = '';
+
+  beforeAll(async () => {
+    c = new E2ECluster('proxy');
+    prefix = c.scope.prefix;
+    try {
+      await c.build();
+      c.writeManifests(clusterManifests());
+      await c.startProxy();
+    } catch (e) {
+      await c.destroy();
+      throw e;
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await c?.destroy();
+    if (prefix) {
+      const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith(prefix));
+      expect(left).toEqual([]);
+    }
+  });
+
+  it('reaches both backends through a ClusterIP, masqueraded for a client outside the cluster CIDR', async () => {
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 30, concurrency: 3 });
+    expect(r.errors).toEqual([]);
+    expect(r.replies).toHaveLength(30);
+    expect(names(r)).toEqual(ALL);
+    expect(peers(r)).toEqual([MASQ_IP]);
+  });
+
+  it('keeps a pod\'s own address toward other pods (replies steered back through the device)', async () => {
+    const r = await c.podAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 30, concurrency: 3 });
+    expect(r.errors).toEqual([]);
+    // be1 reaching itself is hairpin traffic, which kube-proxy masquerades; be2 sees be1's address.
+    const fromBe2 = r.replies.filter((l) => l.startsWith('be2 '));
+    expect(fromBe2.length).toBeGreaterThan(0);
+    expect(new Set(fromBe2.map((l) => l.split(' ')[1]))).toEqual(new Set([BACKENDS[0].ip]));
+  });
+
+  it('echoes UDP through a ClusterIP from both backends', async () => {
+    const r = await c.clientAgent.call<Replies>({ op: 'udp', host: VIP.echo, port: 53, count: 20 });
+    expect(r.errors).toEqual([]);
+    expect(r.replies).toHaveLength(20);
+    expect(names(r)).toEqual(ALL);
+  });
+
+  it('serves a NodePort on the node address to a client outside the node', async () => {
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: NODE_IP, port: NODE_PORT.web, count: 20, concurrency: 2 });
+    expect(r.errors).toEqual([]);
+    expect(names(r)).toEqual(ALL);
+    expect(peers(r)).toEqual([MASQ_IP]);
+  });
+
+  it('serves an externalIP', async () => {
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: EXTERNAL_IP, port: 80, count: 20, concurrency: 2 });
+    expect(r.errors).toEqual([]);
+    expect(names(r)).toEqual(ALL);
+  });
+
+  it('keeps the client address with externalTrafficPolicy Local (NodePort and LoadBalancer IP)', async () => {
+    for (const [host, port] of [[NODE_IP, NODE_PORT.local], [LB_IP, 80]] as const) {
+      const r = await c.clientAgent.call<Replies>({ op: 'tcp', host, port, count: 16, concurrency: 2 });
+      expect(r.errors).toEqual([]);
+      expect(peers(r)).toEqual([CLIENT_IP]);
+      expect(names(r)).toEqual(ALL);
+    }
+  });
+
+  it('answers the health check node port with the local endpoint count, and /healthz, /livez, /metrics', async () => {
+    const hc = await c.clientAgent.call<{ status: number; body: string }>({ op: 'http', host: NODE_IP, port: HEALTH_CHECK_PORT, path: '/' });
+    expect(hc.status).toBe(200);
+    expect(JSON.parse(hc.body)).toEqual({ service: { namespace: 'default', name: 'local' }, localEndpoints: 2, serviceProxyHealthy: true });
+    const hz = await c.clientAgent.call<{ status: number; body: string }>({ op: 'http', host: NODE_IP, port: 10256, path: '/healthz' });
+    expect(hz.status).toBe(200);
+    const h = JSON.parse(hz.body) as { lastUpdated: string; currentTime: string; nodeEligible: boolean };
+    expect(h.nodeEligible).toBe(true);
+    expect(h.currentTime).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? \+0000 UTC$/);
+    const lz = await c.clientAgent.call<{ status: number; body: string }>({ op: 'http', host: NODE_IP, port: 10256, path: '/livez' });
+    expect(lz.status).toBe(200);
+    expect(Object.keys(JSON.parse(lz.body))).toEqual(['lastUpdated', 'currentTime']);
+    const m = c.nodeExec(['curl', '-sf', 'http://127.0.0.1:10249/metrics']);
+    expect(m).toMatch(/^kubeproxy_sync_proxy_rules_duration_seconds_count [1-9]/m);
+    expect(m).toMatch(/^kubeproxy_sync_proxy_rules_last_timestamp_seconds \d/m);
+    expect(m).toMatch(/^kubeproxy_proxy_healthz_total\{code="200"\} [1-9]/m);
+    expect(m).toMatch(/^svcplane_verdicts_total\{verdict="FORWARD"\} [1-9]/m);
+    expect(m).toMatch(/^svcplane_conntrack_entries \d+/m);
+    expect(m).toMatch(/^svcplane_tun_packets_total\{direction="in"\} [1-9]/m);
+  });
+
+  it('sticks a client to one backend with ClientIP session affinity', async () => {
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.sticky, port: 80, count: 12, concurrency: 1 });
+    expect(r.errors).toEqual([]);
+    expect(r.replies).toHaveLength(12);
+    expect(names(r)).toHaveLength(1);
+  });
+
+  it('refuses connections to a Service without endpoints', async () => {
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.empty, port: 80, count: 2 });
+    expect(r.errors).toEqual(['ECONNREFUSED', 'ECONNREFUSED']);
+  });
+
+  it('stops using a removed endpoint for new connections and clears its UDP flows', async () => {
+    // A UDP "session" (one source port) pinned to be2 by conntrack.
+    const pin = await eventually(async () => {
+      const r = await c.clientAgent.call<Replies>({ op: 'udp', host: VIP.echo, port: 53, count: 1, keep: true });
+      return r.replies[0]?.startsWith('be2 ') ? r : undefined;
+    }, 10_000, 'a UDP flow to be2');
+    expect(pin.replies).toHaveLength(1);
+    c.writeManifests(clusterManifests({ web: [BACKENDS[0]], echo: [BACKENDS[0]] }));
+    await eventually(async () => {
+      const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 8, concurrency: 2 });
+      return r.errors.length === 0 && names(r).join() === 'be1' ? r : undefined;
+    }, 10_000, 'web served by be1 only');
+    const after = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 20, concurrency: 2 });
+    expect(after.errors).toEqual([]);
+    expect(names(after)).toEqual(['be1']);
+    // The same UDP socket now reaches be1: its flow to be2 was deleted when be2 left.
+    const u = await c.clientAgent.call<Replies>({ op: 'udp', host: VIP.echo, port: 53, count: 3, keep: true });
+    expect(u.errors).toEqual([]);
+    expect(names(u)).toEqual(['be1']);
+    c.writeManifests(clusterManifests());
+    await eventually(async () => {
+      const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 12, concurrency: 2 });
+      return names(r).length === 2 ? r : undefined;
+    }, 10_000, 'be2 back');
+  }, 40_000);
+
+  it('removes its device, routes and rules on SIGTERM', async () => {
+    const rulesDuring = c.nodeExec(['ip', 'rule', 'show']);
+    expect(rulesDuring).toMatch(new RegExp(`iif ${TUN}`));
+    expect(await c.stopProxy()).toBe(0);
+    expect(c.nodeExec(['ip', 'rule', 'show']).trim().split('\n')).toEqual([
+      '0:\tfrom all lookup local', '32766:\tfrom all lookup main', '32767:\tfrom all lookup default',
+    ]);
+    expect(c.nodeExec(['ip', 'link', 'show'])).not.toMatch(new RegExp(`\\b${TUN}\\b`));
+    expect(c.nodeExec(['ip', 'route', 'show', 'table', 'all'])).not.toMatch(/198\.18\.9[67]\.|198\.18\.12[01]\./);
+  }, 20_000);
+});
