@@ -15,6 +15,8 @@ import type { Protocol } from '../kube/objects.js';
 export const RULE_PREF = {
   /** Packets read back from the TUN skip all steering (the loop guard). */
   guard: 100,
+  /** Health check node ports: always delivered locally (see sync()). */
+  healthCheck: 105,
   nodePort: 110,
   /** externalIPs / LoadBalancer IPs that are also node addresses (the local table would take them first). */
   localVip: 120,
@@ -49,6 +51,8 @@ export interface DynamicRoutes {
   vips: AddrPort[];
   /** Endpoints (ip, protocol, targetPort) whose replies go through the TUN. */
   replies: AddrPort[];
+  /** healthCheckNodePorts the proxy itself listens on (TCP). */
+  healthCheckPorts: Map<string, number>;
 }
 
 type Fam = 4 | 6;
@@ -101,6 +105,7 @@ export class NodeRoutes {
   private vipRoutes = new Set<string>();
   private localVipRules = new Set<string>();
   private replyRules = new Set<string>();
+  private hcRules = new Set<string>();
   private readonly nodeAddrs: Set<string>;
 
   constructor(private readonly o: NodeRoutesOptions, nodeAddresses: string[]) {
@@ -113,6 +118,12 @@ export class NodeRoutes {
   setup(): void {
     const { tun, table } = this.o;
     for (const f of this.families) this.clearStale(f);
+    // notes: replies to the node's own connections from ephemeral ports inside the NodePort range
+    // would be steered into the device (and dropped: they carry a socket, see sync()).
+    const [plo, phi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (plo! <= this.o.nodePortRange[1] && phi! >= this.o.nodePortRange[0]) {
+      this.o.log?.(`proxy: warning: net.ipv4.ip_local_port_range ${plo}-${phi} overlaps the NodePort range ${this.o.nodePortRange.join('-')}`);
+    }
     try {
       this.sysctl('net/ipv4/ip_forward', '1');
       if (this.families.includes(6)) this.sysctl('net/ipv6/conf/all/forwarding', '1');
@@ -170,6 +181,11 @@ export class NodeRoutes {
     }
     const replies = new Set(want.replies.filter((r) => this.families.includes(famOf(r.ip)))
       .map((r) => `from ${r.ip} ipproto ${lower(r.protocol)} sport ${r.port}`));
+    // A local listener in the NodePort range must not be steered: TCP early demux attaches the
+    // listener's request socket to the handshake's ACK, and ip_forward drops any packet carrying a
+    // socket (net/ipv4/ip_forward.c: "if (unlikely(skb->sk)) goto drop").
+    const hc = new Set<string>();
+    for (const port of new Set(want.healthCheckPorts.values())) for (const f of this.families) hc.add(`${f} ${port}`);
     const lines: string[] = [];
     const diff = (have: Set<string>, next: Set<string>, add: (k: string) => string, del: (k: string) => string): void => {
       for (const k of have) if (!next.has(k)) lines.push(del(k));
@@ -181,7 +197,10 @@ export class NodeRoutes {
       (k) => `${fam(k)} rule del pref ${RULE_PREF.localVip} ${k} lookup ${table}`);
     diff(this.replyRules, replies, (k) => `${fam(k)} rule add pref ${RULE_PREF.reply} ${k} lookup ${table}`,
       (k) => `${fam(k)} rule del pref ${RULE_PREF.reply} ${k} lookup ${table}`);
+    diff(this.hcRules, hc, (k) => `-${k.split(' ')[0]} rule add pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`,
+      (k) => `-${k.split(' ')[0]} rule del pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`);
     const errors = ipBatch(lines);
+    this.hcRules = hc;
     this.vipRoutes = routes;
     this.localVipRules = localRules;
     this.replyRules = replies;
@@ -201,12 +220,14 @@ export class NodeRoutes {
       ...[...this.replyRules].map((k) => `${famFlag(famOf(k.split(' ')[1]!))} rule del pref ${RULE_PREF.reply} ${k} lookup ${table}`),
       ...[...this.localVipRules].map((k) => `${famFlag(famOf(k.split(' ')[1]!))} rule del pref ${RULE_PREF.localVip} ${k} lookup ${table}`),
       ...[...this.vipRoutes].map((k) => `${famFlag(famOf(k))} route del ${k} dev ${this.o.tun}`),
+      ...[...this.hcRules].map((k) => `-${k.split(' ')[0]} rule del pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`),
     ];
     // Routes through the device vanish with it; a failure to delete one that is gone is not an error.
     failed.push(...ipBatch(dyn).filter((l) => !/No such|Cannot find|does not exist/i.test(l)));
     this.replyRules.clear();
     this.localVipRules.clear();
     this.vipRoutes.clear();
+    this.hcRules.clear();
     while (this.undo.length > 0) {
       const u = this.undo.pop()!;
       try {

@@ -11,9 +11,8 @@ import type { AddrPort, DynamicRoutes } from './node-routes.js';
 const TRIGGER_TIME = 'endpoints.kubernetes.io/last-change-trigger-time';
 
 /** What one sync means for the host side. */
+/** healthCheckPorts: "namespace/name" → healthCheckNodePort (ETP=Local Services that have one). */
 export interface HostView extends DynamicRoutes {
-  /** "namespace/name" → healthCheckNodePort (ETP=Local Services that have one). */
-  healthCheckPorts: Map<string, number>;
   /** "namespace/name" → ready endpoints on this node (distinct addresses). */
   localEndpoints: Map<string, number>;
   /** Services with a Local traffic policy and no local endpoints, by policy ("internal" / "external"). */

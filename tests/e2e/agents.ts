@@ -49,7 +49,7 @@ function once(host, port, payload, timeoutMs) {
   });
 }
 const sessions = new Map(); let nextId = 1;
-let udpSock = null;
+const udpSocks = new Map();
 function lineOn(s, timeoutMs) {
   return new Promise((resolve) => {
     const t = setTimeout(() => { s.off('line', on); resolve({ error: 'timeout' }); }, timeoutMs);
@@ -66,19 +66,21 @@ const ops = {
     return { replies, errors };
   },
   async udp(m) {
-    // One socket per call unless keep: a "session" keeps its source port across calls.
+    // A socket (source port) per datagram, unless keep: the socket of that name, kept across calls (fresh: a new one).
     const replies = [], errors = [];
-    const s = m.keep ? (udpSock ||= dgram.createSocket('udp4')) : dgram.createSocket('udp4');
+    if (m.keep && m.fresh && udpSocks.has(m.keep)) { udpSocks.get(m.keep).close(); udpSocks.delete(m.keep); }
     for (let i = 0; i < m.count; i++) {
+      if (m.keep && !udpSocks.has(m.keep)) udpSocks.set(m.keep, dgram.createSocket('udp4'));
+      const s = m.keep ? udpSocks.get(m.keep) : dgram.createSocket('udp4');
       const r = await new Promise((resolve) => {
         const t = setTimeout(() => { s.off('message', on); resolve({ error: 'timeout' }); }, m.timeoutMs || 2000);
         const on = (msg) => { clearTimeout(t); resolve({ reply: String(msg) }); };
         s.once('message', on);
         s.send('dgram-' + i, m.port, m.host);
       });
+      if (!m.keep) s.close();
       if (r.error) errors.push(r.error); else replies.push(r.reply);
     }
-    if (!m.keep) s.close();
     return { replies, errors };
   },
   async open(m) {

@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
 import { netnsSupport } from '../support/netns.js';
 import { E2ECluster, eventually, BACKENDS, CLIENT_IP, MASQ_IP, NODE_IP, TUN } from './cluster.js';
 import { clusterManifests, VIP, EXTERNAL_IP, LB_IP, NODE_PORT, HEALTH_CHECK_PORT } from './manifests.js';
@@ -20,6 +21,7 @@ const ALL = BACKENDS.map((b) => b.name);
 describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
   let c: E2ECluster;
   let prefix = '';
+  const state = (): string => join(c.dir, 'conntrack.state');
 
   beforeAll(async () => {
     c = new E2ECluster('proxy');
@@ -27,7 +29,7 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     try {
       await c.build();
       c.writeManifests(clusterManifests());
-      await c.startProxy();
+      await c.startProxy(['--conntrack-state', state()]);
     } catch (e) {
       await c.destroy();
       throw e;
@@ -124,10 +126,12 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
   it('stops using a removed endpoint for new connections and clears its UDP flows', async () => {
     // A UDP "session" (one source port) pinned to be2 by conntrack.
     const pin = await eventually(async () => {
-      const r = await c.clientAgent.call<Replies>({ op: 'udp', host: VIP.echo, port: 53, count: 1, keep: true });
+      const r = await c.clientAgent.call<Replies>({ op: 'udp', host: VIP.echo, port: 53, count: 1, keep: 'pin', fresh: true });
       return r.replies[0]?.startsWith('be2 ') ? r : undefined;
     }, 10_000, 'a UDP flow to be2');
     expect(pin.replies).toHaveLength(1);
+    const still = await c.clientAgent.call<Replies>({ op: 'udp', host: VIP.echo, port: 53, count: 2, keep: 'pin' });
+    expect(names(still)).toEqual(['be2']);
     c.writeManifests(clusterManifests({ web: [BACKENDS[0]], echo: [BACKENDS[0]] }));
     await eventually(async () => {
       const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 8, concurrency: 2 });
@@ -137,7 +141,7 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(after.errors).toEqual([]);
     expect(names(after)).toEqual(['be1']);
     // The same UDP socket now reaches be1: its flow to be2 was deleted when be2 left.
-    const u = await c.clientAgent.call<Replies>({ op: 'udp', host: VIP.echo, port: 53, count: 3, keep: true });
+    const u = await c.clientAgent.call<Replies>({ op: 'udp', host: VIP.echo, port: 53, count: 3, keep: 'pin' });
     expect(u.errors).toEqual([]);
     expect(names(u)).toEqual(['be1']);
     c.writeManifests(clusterManifests());
@@ -145,6 +149,24 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
       const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 12, concurrency: 2 });
       return names(r).length === 2 ? r : undefined;
     }, 10_000, 'be2 back');
+  }, 40_000);
+
+  it('keeps an established TCP connection through a proxy restart (conntrack state file)', async () => {
+    const conn = await c.clientAgent.call<{ id: number }>({ op: 'open', host: VIP.stream, port: 81 });
+    const first = await c.clientAgent.call<{ reply: string }>({ op: 'send', id: conn.id, line: 'before' });
+    const [backend, peer, text] = first.reply.split(' ');
+    expect(text).toBe('before');
+    expect(peer).toBe(MASQ_IP);
+    expect(await c.stopProxy()).toBe(0);
+    expect(existsSync(state())).toBe(true);
+    const p = await c.startProxy(['--conntrack-state', state()]);
+    expect(p.output()).toMatch(/restored [1-9]\d* flows/);
+    const second = await c.clientAgent.call<{ reply: string }>({ op: 'send', id: conn.id, line: 'after' });
+    expect(second.reply).toBe(`${backend} ${MASQ_IP} after`);
+    await c.clientAgent.call({ op: 'close', id: conn.id });
+    // New connections are served by the restarted proxy too.
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 10, concurrency: 2 });
+    expect(r.errors).toEqual([]);
   }, 40_000);
 
   it('removes its device, routes and rules on SIGTERM', async () => {
