@@ -12,6 +12,8 @@ const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
 
 /** Go's time.Time.String() without the monotonic reading: "2006-01-02 15:04:05.999999999 +0000 UTC". */
 export function goTime(ms: number): string {
+  // Never set: Go's zero time.Time.
+  if (ms === 0) return '0001-01-01 00:00:00 +0000 UTC';
   const d = new Date(ms);
   const p = (n: number, w = 2): string => String(n).padStart(w, '0');
   let frac = p(d.getUTCMilliseconds(), 3).replace(/0+$/, '');

@@ -113,13 +113,13 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   set('metricsBindAddress', v['metrics-bind-address']);
   set('healthzBindAddress', v['healthz-bind-address']);
   set('conntrackState', v['conntrack-state']);
-  return validate(c, (field) => (v.config && !flagged(v, field) ? `${v.config}: ${field}` : `--${field}`));
+  return validate(c, (field) => (v.config && !flagged(v, field) ? `${v.config}: ${field}` : `--${FLAG_OF[field] ?? field}`));
 }
 
 const FLAG_OF: Record<string, string> = {
   mode: 'mode', tun: 'tun', nodeIPs: 'node-ip', clusterCIDRs: 'cluster-cidr', serviceCIDRs: 'service-cidr',
   nodePortAddresses: 'nodeport-addresses', masqueradeAddress: 'masquerade-address', metricsBindAddress: 'metrics-bind-address',
-  healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig',
+  healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig', nodePortRange: 'service-node-port-range',
 };
 const flagged = (v: Record<string, unknown>, field: string): boolean => v[FLAG_OF[field] ?? field] !== undefined;
 
