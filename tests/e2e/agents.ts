@@ -1,28 +1,35 @@
 // agents.ts — the programs the end-to-end tests run inside their namespaces, as `node -e` scripts
 // speaking one JSON request/reply per line (tests/support/netns.ts LineAgent).
 // Backend: TCP :8080 answers one line "<name> <peer> <line>" and closes; TCP :8081 answers every
-// line the same way and stays open (long-lived flows); UDP :5353 answers each datagram likewise.
+// line the same way and stays open (long-lived flows); :8082 and :8083 the same, behind no
+// Service (direct baselines); UDP :5353 answers each datagram likewise.
 // Client: connections, datagrams, a long-lived connection, HTTP GETs and bounded load.
 
 export const BACKEND_AGENT = String.raw`
 const net = require('net'), dgram = require('dgram'), readline = require('readline');
 const [name] = process.argv.slice(1);
-let pending = 3; const waiters = [];
+let pending = 5; const waiters = [];
 const ready = () => { if (--pending === 0) waiters.splice(0).forEach((f) => f()); };
 const peer = (a) => a.replace(/^::ffff:/, '');
-net.createServer((s) => {
+const oneShot = (s) => {
   let buf = '';
   s.on('data', (d) => { buf += d; const nl = buf.indexOf('\n'); if (nl >= 0) s.end(name + ' ' + peer(s.remoteAddress) + ' ' + buf.slice(0, nl) + '\n'); });
   s.on('error', () => {});
-}).listen(8080, '::', 1024, ready);
-net.createServer((s) => {
+};
+const lines = (s) => {
   let buf = '';
+  s.setNoDelay(true);
   s.on('data', (d) => {
     buf += d; let nl;
     while ((nl = buf.indexOf('\n')) >= 0) { s.write(name + ' ' + peer(s.remoteAddress) + ' ' + buf.slice(0, nl) + '\n'); buf = buf.slice(nl + 1); }
   });
   s.on('error', () => {});
-}).listen(8081, '::', 64, ready);
+};
+net.createServer(oneShot).listen(8080, '::', 1024, ready);
+net.createServer(lines).listen(8081, '::', 64, ready);
+// The same two behind no Service: the direct-to-pod baseline of the benchmark.
+net.createServer(oneShot).listen(8082, '::', 1024, ready);
+net.createServer(lines).listen(8083, '::', 64, ready);
 const u = dgram.createSocket('udp4');
 u.on('message', (m, r) => u.send(name + ' ' + r.address + ' ' + m, r.port, r.address));
 u.bind(5353, '0.0.0.0', ready);

@@ -4,7 +4,7 @@
 // the backend agent. Only 198.18.0.0/15 addresses. The proxy is started and stopped by the test
 // (SIGTERM, as an operator would); everything goes with destroy(), also when a test fails.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +25,17 @@ export const BACKENDS = [
 ] as const;
 export const TUN = 'svc0';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The package root (this file also runs compiled, from dist/, for the benchmark). */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) || !existsSync(join(dir, 'bin', 'svcplane.js'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('package root not found');
+    dir = up;
+  }
+  return dir;
+}
+const ROOT = packageRoot();
 const CLI = join(ROOT, 'bin', 'svcplane.js');
 
 export interface ProxyProcess {
