@@ -111,6 +111,15 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(m).toMatch(/^svcplane_tun_packets_total\{direction="in"\} [1-9]/m);
   });
 
+  it('serves a client on the node itself', async () => {
+    const script = `const net = require('net'); let n = 0; const seen = new Set(); const go = () => {
+      const s = net.connect(80, '${VIP.web}', () => s.write('local\\n')); let b = '';
+      s.on('data', (d) => { b += d; }); s.on('end', () => { seen.add(b.split(' ')[0]); if (++n < 16) go(); else console.log([...seen].sort().join()); });
+      s.on('error', (e) => { console.log('error ' + e.code); process.exit(1); }); }; go();`;
+    const out = c.scope.must(c.node, ['node', '-e', script], { timeoutMs: 15_000 });
+    expect(out.trim()).toBe(ALL.join());
+  });
+
   it('sticks a client to one backend with ClientIP session affinity', async () => {
     const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.sticky, port: 80, count: 12, concurrency: 1 });
     expect(r.errors).toEqual([]);
@@ -179,4 +188,13 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(c.nodeExec(['ip', 'link', 'show'])).not.toMatch(new RegExp(`\\b${TUN}\\b`));
     expect(c.nodeExec(['ip', 'route', 'show', 'table', 'all'])).not.toMatch(/198\.18\.9[67]\.|198\.18\.12[01]\./);
   }, 20_000);
+
+  it('removes what it set up when it cannot start (a port in use), and exits 1', async () => {
+    const rulesBefore = c.nodeExec(['ip', 'rule', 'show']);
+    await expect(c.startProxy(['--metrics-bind-address', '127.0.0.1:10256', '--healthz-bind-address', '127.0.0.1:10256'])).rejects.toThrow(/EADDRINUSE/);
+    expect(await c.proxy!.exited).toBe(1);
+    c.proxy = null;
+    expect(c.nodeExec(['ip', 'rule', 'show'])).toBe(rulesBefore);
+    expect(c.nodeExec(['ip', 'link', 'show'])).not.toMatch(new RegExp(`\\b${TUN}\\b`));
+  }, 30_000);
 });
