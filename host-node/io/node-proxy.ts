@@ -109,7 +109,7 @@ export class NodeProxy {
     const clock = (): number => performance.now() + offset;
 
     const dp = await Dataplane.create({
-      nodeIPs: hostAddrs, masqueradeIPs: [cfg.masqueradeAddress!], serviceCIDR: cfg.serviceCIDRs,
+      nodeIPs: hostAddrs, masqueradeIPs: cfg.masqueradeAddresses, serviceCIDR: cfg.serviceCIDRs,
       ...(cfg.clusterCIDRs.length > 0 ? { podCIDR: cfg.clusterCIDRs } : {}),
       seed: BigInt(Math.floor(Math.random() * 2 ** 32)) << 16n ^ BigInt(Date.now()),
       ...(opts.conntrackCapacity ? { conntrackCapacity: opts.conntrackCapacity } : {}),
@@ -132,7 +132,7 @@ export class NodeProxy {
     const cfg = this.cfg;
     this.tun = TunDevice.open({ name: cfg.tun });
     this.routes = new NodeRoutes({
-      tun: cfg.tun, table: cfg.routeTable, serviceCIDRs: cfg.serviceCIDRs, masqueradeAddress: cfg.masqueradeAddress!,
+      tun: cfg.tun, table: cfg.routeTable, serviceCIDRs: cfg.serviceCIDRs, masqueradeAddresses: cfg.masqueradeAddresses,
       nodePortRange: cfg.nodePortRange, nodePortAddresses: this.nodePortAddrs, log: this.log,
     }, this.nodeAddrs);
     this.routes.setup();

@@ -31,7 +31,7 @@ export interface NodeRoutesOptions {
   tun: string;
   table: number;
   serviceCIDRs: string[];
-  masqueradeAddress: string;
+  masqueradeAddresses: string[];
   nodePortRange: [number, number];
   /** Node addresses NodePorts answer on. */
   nodePortAddresses: string[];
@@ -110,7 +110,7 @@ export class NodeRoutes {
 
   constructor(private readonly o: NodeRoutesOptions, nodeAddresses: string[]) {
     this.nodeAddrs = new Set(nodeAddresses);
-    const fams = new Set<Fam>([...o.serviceCIDRs.map((c) => famOf(c)), famOf(o.masqueradeAddress)]);
+    const fams = new Set<Fam>([...o.serviceCIDRs.map((c) => famOf(c)), ...o.masqueradeAddresses.map(famOf)]);
     this.families = [...fams].sort();
   }
 
@@ -129,15 +129,20 @@ export class NodeRoutes {
       if (this.families.includes(6)) this.sysctl('net/ipv6/conf/all/forwarding', '1');
       // No IPv6 on the device unless it carries IPv6 (router solicitations and MLD would arrive).
       this.sysctl(`net/ipv6/conf/${tun}/disable_ipv6`, this.families.includes(6) ? '0' : '1', false);
+      // Carrying IPv6, the device gets no link-local address: no router solicitations, DAD or MLD.
+      if (this.families.includes(6)) this.step(`link ${tun} addrgenmode none`, ['link', 'set', tun, 'addrgenmode', 'none'], null);
       // The proxy writes back packets whose source is routed into this very device (a Service
       // address after un-NAT): reverse-path filtering on the device would drop them.
       this.sysctl(`net/ipv4/conf/${tun}/rp_filter`, '0', false);
       this.step(`link ${tun} up`, ['link', 'set', tun, 'up'], null);
       for (const cidr of this.o.serviceCIDRs) {
-        this.step(`route ${cidr}`, ['route', 'replace', cidr, 'dev', tun], ['route', 'del', cidr, 'dev', tun]);
+        const ff = famFlag(famOf(cidr));
+        this.step(`route ${cidr}`, [ff, 'route', 'replace', cidr, 'dev', tun], [ff, 'route', 'del', cidr, 'dev', tun]);
       }
-      const masq = hostLen(this.o.masqueradeAddress);
-      this.step(`route ${masq}`, ['route', 'replace', masq, 'dev', tun], ['route', 'del', masq, 'dev', tun]);
+      for (const a of this.o.masqueradeAddresses) {
+        const masq = hostLen(a);
+        this.step(`route ${masq}`, [famFlag(famOf(a)), 'route', 'replace', masq, 'dev', tun], [famFlag(famOf(a)), 'route', 'del', masq, 'dev', tun]);
+      }
       for (const f of this.families) {
         const ff = famFlag(f);
         this.step(`table ${table} default (IPv${f})`, [ff, 'route', 'replace', 'default', 'dev', tun, 'table', String(table)],

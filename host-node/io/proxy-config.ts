@@ -2,7 +2,7 @@
 // YAML config file using KubeProxyConfiguration's field names where kube-proxy has the setting
 // (mode, clusterCIDR, nodePortAddresses, healthzBindAddress, metricsBindAddress, hostnameOverride,
 // iptables.masqueradeAll, clientConnection.kubeconfig) plus svcplane's own (serviceCIDR, nodeIP,
-// manifests, tun, conntrackState, masqueradeAddress). Flags override the file. Every problem names
+// manifests, tun, conntrackState, masqueradeAddresses). Flags override the file. Every problem names
 // the file, line and field (or the flag). Never touches the network, devices or the core.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -31,8 +31,8 @@ export interface ProxyConfig {
   /** The range NodePorts are allocated from (--service-node-port-range of the API server). */
   nodePortRange: [number, number];
   masqueradeAll: boolean;
-  /** Source address masqueraded traffic gets (routed into the TUN, assigned to no interface). */
-  masqueradeAddress?: string;
+  /** Source addresses masqueraded traffic gets, one per family (routed into the TUN, assigned to no interface). */
+  masqueradeAddresses: string[];
   tun: string;
   /** host:port; "" disables. */
   metricsBindAddress: string;
@@ -58,7 +58,7 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --nodeport-addresses CIDRS     node addresses NodePorts answer on (comma-separated; "primary")
   --service-node-port-range A-B  default 30000-32767
   --masquerade-all               SNAT every Service connection
-  --masquerade-address IP        masquerade source, routed into the TUN (default: last address of the service CIDR)
+  --masquerade-address IP        masquerade source per family, routed into the TUN (default: last address of the service CIDR)
   --tun NAME                     device name (default svc0)
   --metrics-bind-address A:P     default 127.0.0.1:10249 ("" off)
   --healthz-bind-address A:P     default 0.0.0.0:10256 ("" off)
@@ -66,7 +66,7 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
 `;
 
 const DEFAULTS: ProxyConfig = {
-  mode: 'iptables', nodeName: '', nodeIPs: [], clusterCIDRs: [], serviceCIDRs: ['10.96.0.0/12'], nodePortAddresses: [],
+  mode: 'iptables', nodeName: '', nodeIPs: [], clusterCIDRs: [], masqueradeAddresses: [], serviceCIDRs: ['10.96.0.0/12'], nodePortAddresses: [],
   nodePortRange: [30000, 32767], masqueradeAll: false, tun: 'svc0', metricsBindAddress: '127.0.0.1:10249',
   healthzBindAddress: '0.0.0.0:10256', routeTable: 2325, healthTimeoutSeconds: 60,
 };
@@ -87,7 +87,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
         'hostname-override': { type: 'string' }, 'node-ip': { type: 'string', multiple: true },
         'cluster-cidr': { type: 'string', multiple: true }, 'service-cidr': { type: 'string', multiple: true },
         'nodeport-addresses': { type: 'string', multiple: true }, 'service-node-port-range': { type: 'string' },
-        'masquerade-all': { type: 'boolean' }, 'masquerade-address': { type: 'string' }, tun: { type: 'string' },
+        'masquerade-all': { type: 'boolean' }, 'masquerade-address': { type: 'string', multiple: true }, tun: { type: 'string' },
         'metrics-bind-address': { type: 'string' }, 'healthz-bind-address': { type: 'string' },
         'conntrack-state': { type: 'string' },
       },
@@ -108,7 +108,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   if (v['nodeport-addresses']) c.nodePortAddresses = list(v['nodeport-addresses']);
   if (v['service-node-port-range'] !== undefined) c.nodePortRange = portRange(v['service-node-port-range'], '--service-node-port-range');
   set('masqueradeAll', v['masquerade-all']);
-  set('masqueradeAddress', v['masquerade-address']);
+  if (v['masquerade-address']) c.masqueradeAddresses = list(v['masquerade-address']);
   set('tun', v.tun);
   set('metricsBindAddress', v['metrics-bind-address']);
   set('healthzBindAddress', v['healthz-bind-address']);
@@ -118,7 +118,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
 
 const FLAG_OF: Record<string, string> = {
   mode: 'mode', tun: 'tun', nodeIPs: 'node-ip', clusterCIDRs: 'cluster-cidr', serviceCIDRs: 'service-cidr',
-  nodePortAddresses: 'nodeport-addresses', masqueradeAddress: 'masquerade-address', metricsBindAddress: 'metrics-bind-address',
+  nodePortAddresses: 'nodeport-addresses', masqueradeAddresses: 'masquerade-address', metricsBindAddress: 'metrics-bind-address',
   healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig', nodePortRange: 'service-node-port-range',
 };
 const flagged = (v: Record<string, unknown>, field: string): boolean => v[FLAG_OF[field] ?? field] !== undefined;
@@ -137,10 +137,13 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
   for (const t of c.nodePortAddresses) if (t !== 'primary' && !parseCIDR(t)) fail('nodePortAddresses', `not a CIDR: ${JSON.stringify(t)}`);
   const [lo, hi] = c.nodePortRange;
   if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo >= 1 && lo <= hi && hi <= 65535)) fail('nodePortRange', `bad range ${lo}-${hi}`);
-  if (c.masqueradeAddress !== undefined) {
-    c.masqueradeAddress = canonical(c.masqueradeAddress) ?? fail('masqueradeAddress', `not an IP address: ${JSON.stringify(c.masqueradeAddress)}`);
-  } else {
-    c.masqueradeAddress = lastAddress(parseCIDR(c.serviceCIDRs.find((s) => !s.includes(':')) ?? c.serviceCIDRs[0]!)!);
+  c.masqueradeAddresses = c.masqueradeAddresses.map((a) => canonical(a) ?? fail('masqueradeAddresses', `not an IP address: ${JSON.stringify(a)}`));
+  // One per family of the service CIDRs; a family without one takes its service CIDR's last address.
+  for (const fam of [4, 6]) {
+    const given = c.masqueradeAddresses.filter((a) => a.includes(':') === (fam === 6));
+    if (given.length > 1) fail('masqueradeAddresses', `one address per family, got ${given.join(', ')}`);
+    const cidr = c.serviceCIDRs.find((s) => s.includes(':') === (fam === 6));
+    if (given.length === 0 && cidr) c.masqueradeAddresses.push(lastAddress(parseCIDR(cidr)!));
   }
   if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(c.tun)) fail('tun', `device names are 1-15 letters, digits, "_", "." or "-": ${JSON.stringify(c.tun)}`);
   for (const k of ['metricsBindAddress', 'healthzBindAddress'] as const) if (c[k] !== '') hostPort(c[k], where(k));
@@ -201,7 +204,7 @@ const FIELDS: Record<string, FieldReader> = {
   manifests: (c, v, fail) => { c.manifests = str(v, fail); },
   tun: (c, v, fail) => { c.tun = str(v, fail); },
   conntrackState: (c, v, fail) => { c.conntrackState = str(v, fail); },
-  masqueradeAddress: (c, v, fail) => { c.masqueradeAddress = str(v, fail); },
+  masqueradeAddress: (c, v, fail) => { c.masqueradeAddresses = strList(v, fail); },
 };
 // Sections whose other fields are accepted and ignored (kube-proxy tuning this proxy has no use for).
 const IGNORED_SECTIONS = new Set(['clientConnection', 'iptables', 'ipvs', 'conntrack', 'nftables', 'winkernel', 'detectLocal', 'logging', 'featureGates']);

@@ -20,9 +20,15 @@ export const SERVICE_CIDR = '198.18.96.0/24';
 export const MASQ_IP = '198.18.96.254';
 export const CLUSTER_CIDR = '198.18.100.0/22';
 export const BACKENDS = [
-  { name: 'be1', ip: '198.18.100.2', gw: '198.18.100.1' },
-  { name: 'be2', ip: '198.18.101.2', gw: '198.18.101.1' },
+  { name: 'be1', ip: '198.18.100.2', gw: '198.18.100.1', ip6: 'fd00:100::2', gw6: 'fd00:100::1' },
+  { name: 'be2', ip: '198.18.101.2', gw: '198.18.101.1', ip6: 'fd00:101::2', gw6: 'fd00:101::1' },
 ] as const;
+/** IPv6 (dual-stack clusters): the same shape under fd00::/8. */
+export const CLIENT_IP6 = 'fd00:110::2';
+export const NODE_IP6 = 'fd00:110::1';
+export const SERVICE_CIDR6 = 'fd00:96::/112';
+export const MASQ_IP6 = 'fd00:96::ffff';
+export const CLUSTER_CIDR6 = 'fd00:100::/31';
 export const TUN = 'svc0';
 
 /** The package root (this file also runs compiled, from dist/, for the benchmark). */
@@ -65,7 +71,8 @@ export class E2ECluster {
     this.manifests = join(this.dir, 'manifests');
   }
 
-  async build(): Promise<void> {
+  /** Builds the namespaces; with ipv6, every link gets an fd00::/8 address as well. */
+  async build(opts: { ipv6?: boolean } = {}): Promise<void> {
     const s = this.scope;
     this.client = s.create('client');
     this.node = s.create('node');
@@ -74,6 +81,11 @@ export class E2ECluster {
     s.ip(this.client, ['addr', 'add', `${CLIENT_IP}/24`, 'dev', 'eth0']);
     s.ip(this.node, ['addr', 'add', `${NODE_IP}/24`, 'dev', 'cli0']);
     s.ip(this.client, ['route', 'add', 'default', 'via', NODE_IP]);
+    if (opts.ipv6) {
+      s.ip(this.client, ['-6', 'addr', 'add', `${CLIENT_IP6}/64`, 'dev', 'eth0', 'nodad']);
+      s.ip(this.node, ['-6', 'addr', 'add', `${NODE_IP6}/64`, 'dev', 'cli0', 'nodad']);
+      s.ip(this.client, ['-6', 'route', 'add', 'default', 'via', NODE_IP6]);
+    }
     s.must(this.client, ['sysctl', '-q', '-w', 'net.ipv4.tcp_tw_reuse=1', 'net.ipv4.ip_local_port_range=20000 29999']);
     BACKENDS.forEach((b, i) => {
       const ns = this.backends[i]!;
@@ -81,6 +93,11 @@ export class E2ECluster {
       s.ip(ns, ['addr', 'add', `${b.ip}/24`, 'dev', 'eth0']);
       s.ip(this.node, ['addr', 'add', `${b.gw}/24`, 'dev', `${b.name}0`]);
       s.ip(ns, ['route', 'add', 'default', 'via', b.gw]);
+      if (opts.ipv6) {
+        s.ip(ns, ['-6', 'addr', 'add', `${b.ip6}/64`, 'dev', 'eth0', 'nodad']);
+        s.ip(this.node, ['-6', 'addr', 'add', `${b.gw6}/64`, 'dev', `${b.name}0`, 'nodad']);
+        s.ip(ns, ['-6', 'route', 'add', 'default', 'via', b.gw6]);
+      }
     });
     s.must(this.node, ['sysctl', '-q', '-w', 'net.ipv4.ip_local_port_range=20000 29999']);
     const agents = BACKENDS.map((b, i) => s.agent(this.backends[i]!, ['node', '-e', BACKEND_AGENT, b.name]));

@@ -3,6 +3,7 @@
 // externalTrafficPolicy Local (health check node port), and a ClientIP-affinity Service.
 import { BACKENDS, NODE_NAME } from './cluster.js';
 
+export const VIP6 = { web: 'fd00:96::10' };
 export const VIP = { web: '198.18.96.10', echo: '198.18.96.11', empty: '198.18.96.12', local: '198.18.96.13', sticky: '198.18.96.14', stream: '198.18.96.15' };
 export const EXTERNAL_IP = '198.18.120.10';
 export const LB_IP = '198.18.121.10';
@@ -20,8 +21,8 @@ spec: ${JSON.stringify(spec)}
 ${status}`;
 }
 
-function slice(name: string, svc: string, port: number, protocol: string, backends: readonly Backend[]): string {
-  const eps = backends.map((b) => `  - addresses: ["${b.ip}"]\n    conditions: {ready: true, serving: true, terminating: false}\n    nodeName: ${NODE_NAME}`).join('\n');
+function slice(name: string, svc: string, port: number, protocol: string, backends: readonly Backend[], family: 4 | 6 = 4): string {
+  const eps = backends.map((b) => `  - addresses: ["${family === 6 ? b.ip6 : b.ip}"]\n    conditions: {ready: true, serving: true, terminating: false}\n    nodeName: ${NODE_NAME}`).join('\n');
   return `---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -29,7 +30,7 @@ metadata:
   name: ${name}
   namespace: default
   labels: {kubernetes.io/service-name: ${svc}}
-addressType: IPv4
+addressType: IPv${family}
 ports: [{name: p, port: ${port}, protocol: ${protocol}}]
 endpoints:${backends.length === 0 ? ' []' : `\n${eps}`}
 `;
@@ -38,6 +39,8 @@ endpoints:${backends.length === 0 ? ' []' : `\n${eps}`}
 export interface ClusterShape {
   web?: readonly Backend[];
   echo?: readonly Backend[];
+  /** Add an IPv6 ClusterIP Service (web6). */
+  ipv6?: boolean;
 }
 
 export function clusterManifests(shape: ClusterShape = {}): string {
@@ -60,5 +63,9 @@ export function clusterManifests(shape: ClusterShape = {}): string {
     slice('sticky-1', 'sticky', 8080, 'TCP', BACKENDS),
     service('stream', { clusterIP: VIP.stream, ports: [{ name: 'p', port: 81, targetPort: 8081, protocol: 'TCP' }] }),
     slice('stream-1', 'stream', 8081, 'TCP', BACKENDS),
+    ...(shape.ipv6 ? [
+      service('web6', { clusterIP: VIP6.web, ipFamilies: ['IPv6'], ports: [tcp(80)] }),
+      slice('web6-1', 'web6', 8080, 'TCP', BACKENDS, 6),
+    ] : []),
   ].join('');
 }

@@ -6,8 +6,8 @@ import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { netnsSupport } from '../support/netns.js';
-import { E2ECluster, eventually, BACKENDS, CLIENT_IP, MASQ_IP, NODE_IP, TUN } from './cluster.js';
-import { clusterManifests, VIP, EXTERNAL_IP, LB_IP, NODE_PORT, HEALTH_CHECK_PORT } from './manifests.js';
+import { E2ECluster, eventually, BACKENDS, CLIENT_IP, MASQ_IP, NODE_IP, TUN, SERVICE_CIDR6, CLUSTER_CIDR6, MASQ_IP6 } from './cluster.js';
+import { clusterManifests, VIP, VIP6, EXTERNAL_IP, LB_IP, NODE_PORT, HEALTH_CHECK_PORT } from './manifests.js';
 
 const support = netnsSupport();
 const why = !support.ok ? support.reason : !existsSync('/dev/net/tun') ? 'no /dev/net/tun (load the tun module)' : '';
@@ -22,14 +22,15 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
   let c: E2ECluster;
   let prefix = '';
   const state = (): string => join(c.dir, 'conntrack.state');
+  const PROXY_ARGS = (): string[] => ['--conntrack-state', state(), '--service-cidr', SERVICE_CIDR6, '--cluster-cidr', CLUSTER_CIDR6];
 
   beforeAll(async () => {
     c = new E2ECluster('proxy');
     prefix = c.scope.prefix;
     try {
-      await c.build();
-      c.writeManifests(clusterManifests());
-      await c.startProxy(['--conntrack-state', state()]);
+      await c.build({ ipv6: true });
+      c.writeManifests(clusterManifests({ ipv6: true }));
+      await c.startProxy(PROXY_ARGS());
     } catch (e) {
       await c.destroy();
       throw e;
@@ -111,6 +112,18 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(m).toMatch(/^svcplane_tun_packets_total\{direction="in"\} [1-9]/m);
   });
 
+  it('serves an IPv6 ClusterIP: masqueraded from outside the cluster, a pod keeps its address', async () => {
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP6.web, port: 80, count: 20, concurrency: 2 });
+    expect(r.errors).toEqual([]);
+    expect(names(r)).toEqual(ALL);
+    expect(peers(r)).toEqual([MASQ_IP6]);
+    const p = await c.podAgent.call<Replies>({ op: 'tcp', host: VIP6.web, port: 80, count: 20, concurrency: 2 });
+    expect(p.errors).toEqual([]);
+    const fromBe2 = p.replies.filter((l) => l.startsWith('be2 '));
+    expect(fromBe2.length).toBeGreaterThan(0);
+    expect(new Set(fromBe2.map((l) => l.split(' ')[1]))).toEqual(new Set([BACKENDS[0].ip6]));
+  });
+
   it('serves a client on the node itself', async () => {
     const script = `const net = require('net'); let n = 0; const seen = new Set(); const go = () => {
       const s = net.connect(80, '${VIP.web}', () => s.write('local\\n')); let b = '';
@@ -141,7 +154,7 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(pin.replies).toHaveLength(1);
     const still = await c.clientAgent.call<Replies>({ op: 'udp', host: VIP.echo, port: 53, count: 2, keep: 'pin' });
     expect(names(still)).toEqual(['be2']);
-    c.writeManifests(clusterManifests({ web: [BACKENDS[0]], echo: [BACKENDS[0]] }));
+    c.writeManifests(clusterManifests({ web: [BACKENDS[0]], echo: [BACKENDS[0]], ipv6: true }));
     await eventually(async () => {
       const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 8, concurrency: 2 });
       return r.errors.length === 0 && names(r).join() === 'be1' ? r : undefined;
@@ -153,7 +166,7 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     const u = await c.clientAgent.call<Replies>({ op: 'udp', host: VIP.echo, port: 53, count: 3, keep: 'pin' });
     expect(u.errors).toEqual([]);
     expect(names(u)).toEqual(['be1']);
-    c.writeManifests(clusterManifests());
+    c.writeManifests(clusterManifests({ ipv6: true }));
     await eventually(async () => {
       const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 12, concurrency: 2 });
       return names(r).length === 2 ? r : undefined;
@@ -168,7 +181,7 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(peer).toBe(MASQ_IP);
     expect(await c.stopProxy()).toBe(0);
     expect(existsSync(state())).toBe(true);
-    const p = await c.startProxy(['--conntrack-state', state()]);
+    const p = await c.startProxy(PROXY_ARGS());
     expect(p.output()).toMatch(/restored [1-9]\d* flows/);
     const second = await c.clientAgent.call<{ reply: string }>({ op: 'send', id: conn.id, line: 'after' });
     expect(second.reply).toBe(`${backend} ${MASQ_IP} after`);
@@ -185,8 +198,10 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(c.nodeExec(['ip', 'rule', 'show']).trim().split('\n')).toEqual([
       '0:\tfrom all lookup local', '32766:\tfrom all lookup main', '32767:\tfrom all lookup default',
     ]);
+    expect(c.nodeExec(['ip', '-6', 'rule', 'show']).trim().split('\n')).toEqual(['0:\tfrom all lookup local', '32766:\tfrom all lookup main']);
     expect(c.nodeExec(['ip', 'link', 'show'])).not.toMatch(new RegExp(`\\b${TUN}\\b`));
     expect(c.nodeExec(['ip', 'route', 'show', 'table', 'all'])).not.toMatch(/198\.18\.9[67]\.|198\.18\.12[01]\./);
+    expect(c.nodeExec(['ip', '-6', 'route', 'show', 'table', 'all'])).not.toMatch(/fd00:96|table 2325/);
   }, 20_000);
 
   it('removes what it set up when it cannot start (a port in use), and exits 1', async () => {

@@ -16,7 +16,7 @@ describe('proxy flags', () => {
     expect(c.nodePortRange).toEqual([30000, 32767]);
     expect(c.serviceCIDRs).toEqual(['10.96.0.0/12']);
     // The masquerade source defaults to the last usable address of the service CIDR.
-    expect(c.masqueradeAddress).toBe('10.111.255.254');
+    expect(c.masqueradeAddresses).toEqual(['10.111.255.254']);
     expect(c.nodeName).toBe('n1');
   });
 
@@ -30,7 +30,7 @@ describe('proxy flags', () => {
     expect(c).toMatchObject({
       kubeconfig: '/k', mode: 'direct', nodeIPs: ['198.18.0.1', 'fd00::1'], clusterCIDRs: ['198.18.64.0/20', 'fd00:10::/64'],
       serviceCIDRs: ['198.18.96.0/24'], nodePortAddresses: ['primary', '198.18.0.0/16'], masqueradeAll: true,
-      masqueradeAddress: '198.18.97.1', tun: 'svtun1', metricsBindAddress: '[::1]:9100', healthzBindAddress: '',
+      masqueradeAddresses: ['198.18.97.1'], tun: 'svtun1', metricsBindAddress: '[::1]:9100', healthzBindAddress: '',
       conntrackState: '/var/lib/svcplane/ct', nodePortRange: [31000, 31999],
     });
   });
