@@ -1,12 +1,14 @@
 // manifests.ts — the Services and EndpointSlices the end-to-end tests serve, as YAML: ClusterIP TCP
 // (also NodePort and externalIP), UDP, a Service without endpoints, a LoadBalancer with
 // externalTrafficPolicy Local (health check node port), and a ClientIP-affinity Service.
-import { BACKENDS, NODE_NAME } from './cluster.js';
+import { BACKENDS, CLUSTER_CIDR, NODE_NAME } from './cluster.js';
 
 export const VIP6 = { web: 'fd00:96::10' };
-export const VIP = { web: '198.18.96.10', echo: '198.18.96.11', empty: '198.18.96.12', local: '198.18.96.13', sticky: '198.18.96.14', stream: '198.18.96.15' };
+export const VIP = { web: '198.18.96.10', echo: '198.18.96.11', empty: '198.18.96.12', local: '198.18.96.13', sticky: '198.18.96.14', stream: '198.18.96.15', ranged: '198.18.96.16' };
 export const EXTERNAL_IP = '198.18.120.10';
 export const LB_IP = '198.18.121.10';
+/** A LoadBalancer IP open to the pod network only (loadBalancerSourceRanges). */
+export const RANGED_LB_IP = '198.18.122.10';
 export const NODE_PORT = { web: 30080, local: 30081 };
 export const HEALTH_CHECK_PORT = 32001;
 
@@ -59,6 +61,10 @@ export function clusterManifests(shape: ClusterShape = {}): string {
       externalTrafficPolicy: 'Local', healthCheckNodePort: HEALTH_CHECK_PORT,
     }, `status: {loadBalancer: {ingress: [{ip: "${LB_IP}"}]}}\n`),
     slice('local-1', 'local', 8080, 'TCP', BACKENDS),
+    service('ranged', {
+      type: 'LoadBalancer', clusterIP: VIP.ranged, ports: [tcp(80, { nodePort: 30082 })], loadBalancerSourceRanges: [CLUSTER_CIDR],
+    }, `status: {loadBalancer: {ingress: [{ip: "${RANGED_LB_IP}"}]}}\n`),
+    slice('ranged-1', 'ranged', 8080, 'TCP', BACKENDS),
     service('sticky', { clusterIP: VIP.sticky, ports: [tcp(80)], sessionAffinity: 'ClientIP' }),
     slice('sticky-1', 'sticky', 8080, 'TCP', BACKENDS),
     service('stream', { clusterIP: VIP.stream, ports: [{ name: 'p', port: 81, targetPort: 8081, protocol: 'TCP' }] }),

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { netnsSupport } from '../support/netns.js';
 import { E2ECluster, eventually, BACKENDS, CLIENT_IP, MASQ_IP, NODE_IP, TUN, SERVICE_CIDR6, CLUSTER_CIDR6, MASQ_IP6 } from './cluster.js';
-import { clusterManifests, VIP, VIP6, EXTERNAL_IP, LB_IP, NODE_PORT, HEALTH_CHECK_PORT } from './manifests.js';
+import { clusterManifests, VIP, VIP6, EXTERNAL_IP, LB_IP, RANGED_LB_IP, NODE_PORT, HEALTH_CHECK_PORT } from './manifests.js';
 
 const support = netnsSupport();
 const why = !support.ok ? support.reason : !existsSync('/dev/net/tun') ? 'no /dev/net/tun (load the tun module)' : '';
@@ -60,6 +60,19 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     const fromBe2 = r.replies.filter((l) => l.startsWith('be2 '));
     expect(fromBe2.length).toBeGreaterThan(0);
     expect(new Set(fromBe2.map((l) => l.split(' ')[1]))).toEqual(new Set([BACKENDS[0].ip]));
+    // Hairpin: be1 reaching itself through its Service is masqueraded, as kube-proxy does.
+    const hairpin = r.replies.filter((l) => l.startsWith('be1 '));
+    expect(hairpin.length).toBeGreaterThan(0);
+    expect(new Set(hairpin.map((l) => l.split(' ')[1]))).toEqual(new Set([MASQ_IP]));
+  });
+
+  it('lets only loadBalancerSourceRanges reach a LoadBalancer IP', async () => {
+    const pod = await c.podAgent.call<Replies>({ op: 'tcp', host: RANGED_LB_IP, port: 80, count: 6, concurrency: 2 });
+    expect(pod.errors).toEqual([]);
+    expect(pod.replies).toHaveLength(6);
+    const outside = await c.clientAgent.call<Replies>({ op: 'tcp', host: RANGED_LB_IP, port: 80, count: 2, concurrency: 2, timeoutMs: 1500 });
+    expect(outside.replies).toEqual([]);
+    expect(outside.errors).toEqual(['timeout', 'timeout']);
   });
 
   it('echoes UDP through a ClusterIP from both backends', async () => {
