@@ -115,10 +115,10 @@ export class E2ECluster {
   }
 
   /** Starts `svcplane proxy` in the node namespace; resolves once it reports serving. */
-  async startProxy(extra: string[] = []): Promise<ProxyProcess> {
+  async startProxy(extra: string[] = [], opts: { manifests?: boolean } = {}): Promise<ProxyProcess> {
     const args = [
       'netns', 'exec', this.node.name, process.execPath, CLI, 'proxy',
-      '--manifests', this.manifests, '--hostname-override', NODE_NAME,
+      ...(opts.manifests === false ? [] : ['--manifests', this.manifests]), '--hostname-override', NODE_NAME,
       '--service-cidr', SERVICE_CIDR, '--cluster-cidr', CLUSTER_CIDR, '--tun', TUN,
       '--healthz-bind-address', '0.0.0.0:10256', '--metrics-bind-address', '127.0.0.1:10249', ...extra,
     ];
