@@ -157,6 +157,8 @@ export class NodeProxy {
       if (!wantSync) return;
       for (const f of this.objects.state.families.keys()) this.health.queuedUpdate(f);
       this.metrics.lastQueued.setToCurrentTime();
+      this.metrics.servicePending.set(this.objects.pending.services);
+      this.metrics.endpointPending.set(this.objects.pending.endpoints);
       this.scheduleSync();
     });
     // kube-proxy resyncs periodically too (syncPeriod); a refused sync is retried this way.
@@ -215,6 +217,8 @@ export class NodeProxy {
     this.metrics.lastSync.setToCurrentTime();
     this.metrics.serviceChanges.inc(changes.services);
     this.metrics.endpointChanges.inc(changes.endpoints);
+    this.metrics.servicePending.set(this.objects.pending.services);
+    this.metrics.endpointPending.set(this.objects.pending.endpoints);
     this.metrics.noLocalEndpoints.set({ traffic_policy: 'internal' }, view.noLocalEndpoints.internal);
     this.metrics.noLocalEndpoints.set({ traffic_policy: 'external' }, view.noLocalEndpoints.external);
     const now = Date.now();
