@@ -25,8 +25,6 @@ import { hostPort, type ProxyConfig } from './proxy-config.js';
 
 export interface NodeProxyOptions {
   log?: (line: string) => void;
-  /** Conntrack capacity of the core (default 65536). */
-  conntrackCapacity?: number;
 }
 
 /** Writes `bytes` to `file` so that a reader sees the old or the new content, never a torn one. */
@@ -112,7 +110,7 @@ export class NodeProxy {
       nodeIPs: hostAddrs, masqueradeIPs: cfg.masqueradeAddresses, serviceCIDR: cfg.serviceCIDRs,
       ...(cfg.clusterCIDRs.length > 0 ? { podCIDR: cfg.clusterCIDRs } : {}),
       seed: BigInt(Math.floor(Math.random() * 2 ** 32)) << 16n ^ BigInt(Date.now()),
-      ...(opts.conntrackCapacity ? { conntrackCapacity: opts.conntrackCapacity } : {}),
+      conntrackCapacity: cfg.conntrackMax,
     });
     const p = new NodeProxy(cfg, dp, clock, hostAddrs, npAddrs, opts);
     try {

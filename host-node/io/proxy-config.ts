@@ -38,6 +38,8 @@ export interface ProxyConfig {
   metricsBindAddress: string;
   healthzBindAddress: string;
   conntrackState?: string;
+  /** Flows the core's conntrack table holds (rounded up to a power of two). */
+  conntrackMax: number;
   /** Routing table holding the TUN's default route (policy routing). */
   routeTable: number;
   /** Seconds a queued change may wait before /healthz reports 503 (kube-proxy: 2 × syncPeriod). */
@@ -63,12 +65,13 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --metrics-bind-address A:P     default 127.0.0.1:10249 ("" off)
   --healthz-bind-address A:P     default 0.0.0.0:10256 ("" off)
   --conntrack-state FILE         flows saved on exit, restored on start
+  --conntrack-max N              flows the conntrack table holds (default 262144)
 `;
 
 const DEFAULTS: ProxyConfig = {
   mode: 'iptables', nodeName: '', nodeIPs: [], clusterCIDRs: [], masqueradeAddresses: [], serviceCIDRs: ['10.96.0.0/12'], nodePortAddresses: [],
   nodePortRange: [30000, 32767], masqueradeAll: false, tun: 'svc0', metricsBindAddress: '127.0.0.1:10249',
-  healthzBindAddress: '0.0.0.0:10256', routeTable: 2325, healthTimeoutSeconds: 60,
+  healthzBindAddress: '0.0.0.0:10256', routeTable: 2325, healthTimeoutSeconds: 60, conntrackMax: 262144,
 };
 
 /** "a,b" and repeated flags, flattened; blanks dropped. */
@@ -89,7 +92,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
         'nodeport-addresses': { type: 'string', multiple: true }, 'service-node-port-range': { type: 'string' },
         'masquerade-all': { type: 'boolean' }, 'masquerade-address': { type: 'string', multiple: true }, tun: { type: 'string' },
         'metrics-bind-address': { type: 'string' }, 'healthz-bind-address': { type: 'string' },
-        'conntrack-state': { type: 'string' },
+        'conntrack-state': { type: 'string' }, 'conntrack-max': { type: 'string' },
       },
     });
   } catch (e) {
@@ -113,12 +116,13 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   set('metricsBindAddress', v['metrics-bind-address']);
   set('healthzBindAddress', v['healthz-bind-address']);
   set('conntrackState', v['conntrack-state']);
+  if (v['conntrack-max'] !== undefined) c.conntrackMax = Number(v['conntrack-max']);
   return validate(c, (field) => (v.config && !flagged(v, field) ? `${v.config}: ${field}` : `--${FLAG_OF[field] ?? field}`));
 }
 
 const FLAG_OF: Record<string, string> = {
   mode: 'mode', tun: 'tun', nodeIPs: 'node-ip', clusterCIDRs: 'cluster-cidr', serviceCIDRs: 'service-cidr',
-  nodePortAddresses: 'nodeport-addresses', masqueradeAddresses: 'masquerade-address', metricsBindAddress: 'metrics-bind-address',
+  nodePortAddresses: 'nodeport-addresses', masqueradeAddresses: 'masquerade-address', conntrackMax: 'conntrack-max', metricsBindAddress: 'metrics-bind-address',
   healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig', nodePortRange: 'service-node-port-range',
 };
 const flagged = (v: Record<string, unknown>, field: string): boolean => v[FLAG_OF[field] ?? field] !== undefined;
@@ -145,6 +149,7 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
     const cidr = c.serviceCIDRs.find((s) => s.includes(':') === (fam === 6));
     if (given.length === 0 && cidr) c.masqueradeAddresses.push(lastAddress(parseCIDR(cidr)!));
   }
+  if (!Number.isInteger(c.conntrackMax) || c.conntrackMax < 16 || c.conntrackMax > 1 << 24) fail('conntrackMax', `expected 16 to ${1 << 24} flows, got ${c.conntrackMax}`);
   if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(c.tun)) fail('tun', `device names are 1-15 letters, digits, "_", "." or "-": ${JSON.stringify(c.tun)}`);
   for (const k of ['metricsBindAddress', 'healthzBindAddress'] as const) if (c[k] !== '') hostPort(c[k], where(k));
   return c;
@@ -204,6 +209,7 @@ const FIELDS: Record<string, FieldReader> = {
   manifests: (c, v, fail) => { c.manifests = str(v, fail); },
   tun: (c, v, fail) => { c.tun = str(v, fail); },
   conntrackState: (c, v, fail) => { c.conntrackState = str(v, fail); },
+  conntrackMax: (c, v, fail) => { c.conntrackMax = typeof v === 'number' ? v : fail('expected a number'); },
   masqueradeAddress: (c, v, fail) => { c.masqueradeAddresses = strList(v, fail); },
 };
 // Sections whose other fields are accepted and ignored (kube-proxy tuning this proxy has no use for).

@@ -25,13 +25,13 @@ describe('proxy flags', () => {
       '--kubeconfig', '/k', '--mode', 'direct', '--node-ip', '198.18.0.1', '--node-ip', 'fd00::1',
       '--cluster-cidr', '198.18.64.0/20,fd00:10::/64', '--service-cidr', '198.18.96.0/24', '--nodeport-addresses', 'primary,198.18.0.0/16',
       '--masquerade-all', '--masquerade-address', '198.18.97.1', '--tun', 'svtun1', '--metrics-bind-address', '[::1]:9100',
-      '--healthz-bind-address', '', '--conntrack-state', '/var/lib/svcplane/ct', '--service-node-port-range', '31000-31999',
+      '--healthz-bind-address', '', '--conntrack-state', '/var/lib/svcplane/ct', '--service-node-port-range', '31000-31999', '--conntrack-max', '4096',
     ]);
     expect(c).toMatchObject({
       kubeconfig: '/k', mode: 'direct', nodeIPs: ['198.18.0.1', 'fd00::1'], clusterCIDRs: ['198.18.64.0/20', 'fd00:10::/64'],
       serviceCIDRs: ['198.18.96.0/24'], nodePortAddresses: ['primary', '198.18.0.0/16'], masqueradeAll: true,
       masqueradeAddresses: ['198.18.97.1'], tun: 'svtun1', metricsBindAddress: '[::1]:9100', healthzBindAddress: '',
-      conntrackState: '/var/lib/svcplane/ct', nodePortRange: [31000, 31999],
+      conntrackState: '/var/lib/svcplane/ct', nodePortRange: [31000, 31999], conntrackMax: 4096,
     });
   });
 
@@ -46,6 +46,7 @@ describe('proxy flags', () => {
       [['--manifests', '/m', '--metrics-bind-address', 'localhost'], /--metrics-bind-address: expected ADDRESS:PORT/],
       [['--manifests', '/m', '--service-node-port-range', '32000-31000'], /nodePortRange|--service-node-port-range/],
       [['--manifests', '/m', '--frobnicate'], /Unknown option '--frobnicate'/],
+      [['--manifests', '/m', '--conntrack-max', 'many'], /--conntrack-max: expected 16 to/],
     ];
     for (const [argv, msg] of bad) expect(() => parseProxyArgs(argv), argv.join(' ')).toThrow(msg);
     expect(() => parseProxyArgs(['--mode', 'x'])).toThrow(ConfigError);
