@@ -8,6 +8,7 @@
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync, unlinkSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { Dataplane, type ApplyOptions } from '../dataplane.js';
 import { decodeSnapshot } from '../core/snapshot.js';
@@ -71,6 +72,9 @@ export class NodeProxy {
   private servers: Server[] = [];
   private hcServers: ServiceHealthServers | null = null;
   private syncTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The sync running now (health check listeners are opened asynchronously), and whether another is due. */
+  private syncing: Promise<void> | null = null;
+  private syncAgain = false;
   private periodic: ReturnType<typeof setInterval> | null = null;
   private stopped = false;
   private readonly log: (l: string) => void;
@@ -109,7 +113,7 @@ export class NodeProxy {
     const dp = await Dataplane.create({
       nodeIPs: hostAddrs, masqueradeIPs: cfg.masqueradeAddresses, serviceCIDR: cfg.serviceCIDRs,
       ...(cfg.clusterCIDRs.length > 0 ? { podCIDR: cfg.clusterCIDRs } : {}),
-      seed: BigInt(Math.floor(Math.random() * 2 ** 32)) << 16n ^ BigInt(Date.now()),
+      seed: randomBytes(8).readBigUInt64LE(0),
       conntrackCapacity: cfg.conntrackMax,
     });
     const p = new NodeProxy(cfg, dp, clock, hostAddrs, npAddrs, opts);
@@ -165,7 +169,7 @@ export class NodeProxy {
     if (this.objects.state.initialized) await this.sync();
   }
 
-  /** Coalesces bursts: one sync per turn of the event loop. */
+  /** Coalesces bursts: one sync per turn of the event loop, never two at once. */
   private scheduleSync(): void {
     if (this.syncTimer || this.stopped) return;
     this.syncTimer = setTimeout(() => { this.syncTimer = null; void this.sync(); }, 0);
@@ -173,6 +177,23 @@ export class NodeProxy {
 
   /** Programs the core from the current objects, then the host side (routes, health ports). */
   async sync(): Promise<void> {
+    if (this.syncing) {
+      this.syncAgain = true;
+      return this.syncing;
+    }
+    this.syncing = this.syncOnce();
+    try {
+      await this.syncing;
+    } finally {
+      this.syncing = null;
+    }
+    if (this.syncAgain) {
+      this.syncAgain = false;
+      this.scheduleSync();
+    }
+  }
+
+  private async syncOnce(): Promise<void> {
     if (this.stopped || !this.objects.state.initialized) return;
     const cfg = this.cfg;
     const t0 = performance.now();
@@ -245,6 +266,7 @@ export class NodeProxy {
     const failed: string[] = [];
     if (this.syncTimer) clearTimeout(this.syncTimer);
     if (this.periodic) clearInterval(this.periodic);
+    await this.syncing?.catch(() => {});
     this.loop?.stop();
     if (opts.save !== false && this.cfg.conntrackState) {
       try {

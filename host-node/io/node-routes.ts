@@ -268,9 +268,8 @@ export class NodeRoutes {
     if (stale.length === 0) return;
     this.o.log?.(`proxy: removing ${stale.length} IPv${f} rules a previous run left behind`);
     if (!hasLocal0) ipCmd([ff, 'rule', 'add', 'pref', '0', 'lookup', 'local']);
-    for (const pref of new Set(stale.map((r) => r.priority))) {
-      for (const _ of stale.filter((r) => r.priority === pref)) ipBatch([`${ff} rule del pref ${pref}`]);
-    }
+    // Each `rule del pref N` removes one rule of that priority.
+    ipBatch(stale.map((r) => `${ff} rule del pref ${r.priority}`));
     ipBatch([`${ff} route flush table ${this.o.table}`]);
   }
 }

@@ -1,6 +1,7 @@
-// `svcplane proxy` under overload: with a tiny conntrack table, a burst of new connections fills it
-// and the excess is dropped with a named reason, while an established connection keeps carrying
-// data throughout. Root only (namespaces, /dev/net/tun).
+// `svcplane proxy` under overload and after a crash: with a tiny conntrack table, a burst of new
+// connections fills it and the excess is dropped with a named reason, while an established
+// connection keeps carrying data throughout; a proxy killed with SIGKILL leaves its rules behind,
+// and the next one clears them, serves, and leaves the namespace as it found it. Root only.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { netnsSupport } from '../support/netns.js';
@@ -53,4 +54,21 @@ describe.runIf(why === '')('svcplane proxy under overload (namespaces)', () => {
     await c.clientAgent.call({ op: 'close', id: conn.id });
     expect(await c.stopProxy()).toBe(0);
   }, 40_000);
+
+  it('recovers from a crashed run: stale rules are cleared, then everything is removed on exit', async () => {
+    const pristine = c.nodeExec(['ip', 'rule', 'show']);
+    const p = await c.startProxy();
+    p.child.kill('SIGKILL');
+    await p.exited;
+    c.proxy = null;
+    // The device went with its file descriptor; the policy rules stayed.
+    expect(c.nodeExec(['ip', 'rule', 'show'])).toMatch(/lookup 2325/);
+    const again = await c.startProxy();
+    expect(again.output()).toMatch(/removing \d+ IPv4 rules a previous run left behind/);
+    const r = await c.clientAgent.call<{ replies: string[]; errors: string[] }>({ op: 'tcp', host: VIP.web, port: 80, count: 6, concurrency: 2 });
+    expect(r.errors).toEqual([]);
+    expect(c.nodeExec(['ip', 'rule', 'show']).match(/iif svc0/g)).toHaveLength(1);
+    expect(await c.stopProxy()).toBe(0);
+    expect(c.nodeExec(['ip', 'rule', 'show'])).toBe(pristine);
+  }, 60_000);
 });
