@@ -104,9 +104,15 @@ export class NodeProxy {
     let snapshot: Uint8Array | null = null;
     let offset = -performance.now();
     if (cfg.conntrackState && existsSync(cfg.conntrackState)) {
-      snapshot = readFileSync(cfg.conntrackState);
-      const saved = decodeSnapshot(snapshot).savedAtMs;
-      offset += saved + Math.max(0, Date.now() - statSync(cfg.conntrackState).mtimeMs);
+      // A state file that cannot be used costs the flows, never the start.
+      try {
+        const bytes = readFileSync(cfg.conntrackState);
+        const saved = decodeSnapshot(bytes).savedAtMs;
+        offset += saved + Math.max(0, Date.now() - statSync(cfg.conntrackState).mtimeMs);
+        snapshot = bytes;
+      } catch (e) {
+        opts.log?.(`proxy: conntrack state ${cfg.conntrackState} ignored: ${(e as Error).message}`);
+      }
     }
     const clock = (): number => performance.now() + offset;
 

@@ -3,7 +3,8 @@
 // connection keeps carrying data throughout; a proxy killed with SIGKILL leaves its rules behind,
 // and the next one clears them, serves, and leaves the namespace as it found it. Root only.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { netnsSupport } from '../support/netns.js';
 import { E2ECluster } from './cluster.js';
 import { clusterManifests, VIP } from './manifests.js';
@@ -63,8 +64,12 @@ describe.runIf(why === '')('svcplane proxy under overload (namespaces)', () => {
     c.proxy = null;
     // The device went with its file descriptor; the policy rules stayed.
     expect(c.nodeExec(['ip', 'rule', 'show'])).toMatch(/lookup 2325/);
-    const again = await c.startProxy();
+    // A torn or foreign state file costs the saved flows, not the start.
+    const state = join(c.dir, 'garbage.state');
+    writeFileSync(state, 'not a snapshot');
+    const again = await c.startProxy(['--conntrack-state', state]);
     expect(again.output()).toMatch(/removing \d+ IPv4 rules a previous run left behind/);
+    expect(again.output()).toMatch(/conntrack state .*garbage\.state ignored: .*snapshot/);
     const r = await c.clientAgent.call<{ replies: string[]; errors: string[] }>({ op: 'tcp', host: VIP.web, port: 80, count: 6, concurrency: 2 });
     expect(r.errors).toEqual([]);
     expect(c.nodeExec(['ip', 'rule', 'show']).match(/iif svc0/g)).toHaveLength(1);
