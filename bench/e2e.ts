@@ -38,10 +38,8 @@ export async function benchE2E(): Promise<BenchRow[]> {
   const c = new E2ECluster('bench');
   const rows: BenchRow[] = [];
   try {
-    await c.build();
-    c.writeManifests(clusterManifests());
-    const proxy = await c.startProxy();
-    const pid = proxy.child.pid!;
+    await c.up(clusterManifests(), []);
+    const pid = c.proxy!.child.pid!;
     const direct = BACKENDS[0].ip;
     const ms = SECONDS * 1000;
     // Warm-up: JIT, conntrack, ARP.

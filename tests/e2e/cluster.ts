@@ -106,6 +106,22 @@ export class E2ECluster {
     this.podAgent = s.agent(this.backends[0]!, ['node', '-e', CLIENT_AGENT]);
   }
 
+  /**
+   * Builds the namespaces, writes the manifests and starts the proxy with `args`; on failure
+   * everything made so far is removed before the error propagates.
+   */
+  async up(manifests: string, args: string[], opts: { ipv6?: boolean } = {}): Promise<this> {
+    try {
+      await this.build(opts);
+      this.writeManifests(manifests);
+      await this.startProxy(args);
+      return this;
+    } catch (e) {
+      await this.destroy();
+      throw e;
+    }
+  }
+
   writeManifests(yaml: string): void {
     // Written aside (a dotfile the source skips) and renamed, so the watcher never reads half a file.
     mkdirSync(this.manifests, { recursive: true });

@@ -23,14 +23,7 @@ describe.runIf(why === '')('svcplane proxy under overload (namespaces)', () => {
 
   beforeAll(async () => {
     c = new E2ECluster('ovl');
-    try {
-      await c.build();
-      c.writeManifests(clusterManifests());
-      await c.startProxy(['--conntrack-max', '64']);
-    } catch (e) {
-      await c.destroy();
-      throw e;
-    }
+    await c.up(clusterManifests(), ['--conntrack-max', '64']);
   }, 60_000);
 
   afterAll(async () => {

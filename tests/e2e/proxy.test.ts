@@ -27,14 +27,7 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
   beforeAll(async () => {
     c = new E2ECluster('proxy');
     prefix = c.scope.prefix;
-    try {
-      await c.build({ ipv6: true });
-      c.writeManifests(clusterManifests({ ipv6: true }));
-      await c.startProxy(PROXY_ARGS());
-    } catch (e) {
-      await c.destroy();
-      throw e;
-    }
+    await c.up(clusterManifests({ ipv6: true }), PROXY_ARGS(), { ipv6: true });
   }, 60_000);
 
   afterAll(async () => {
