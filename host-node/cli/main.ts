@@ -4,6 +4,7 @@ import { runDemo } from './demo.js';
 import { runTrace } from './trace.js';
 import { runRender } from './render.js';
 import { runDns } from './dns.js';
+import { runProxy } from './proxy.js';
 
 const HELP = `usage: svcplane <command> [options]
 
@@ -12,6 +13,7 @@ commands:
   demo        run sample Services and packets through the dataplane core and show what happened
   render      print the rules kube-proxy would install for a manifests file or directory
   trace       explain what an iptables-restore ruleset does with one packet (svcplane trace --help)
+  proxy       serve Services on this node through a TUN device (svcplane proxy --help)
   help        this text
 `;
 
@@ -27,6 +29,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runRender(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
       case 'dns':
         return await runDns(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+      case 'proxy':
+        return await runProxy(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
       case undefined:
       case 'help':
       case '--help':

@@ -179,6 +179,15 @@ function inNetns<T>(c: Libc, path: string, fn: () => T): T {
 }
 
 /**
+ * Runs `fn` with the calling thread in the network namespace at `path` (e.g. /run/netns/NAME) and
+ * always switches back. Sockets and devices created synchronously inside `fn` stay in that
+ * namespace for their whole life.
+ */
+export function withNetns<T>(path: string, fn: () => T): T {
+  return inNetns(sys(), path, fn);
+}
+
+/**
  * Moves packets between one TUN device and one Dataplane's I/O arena. Slot k of a batch sits at
  * arena offset k × TUN_SLOT_BYTES; the core may rewrite a packet in place or replace it with a
  * reply up to the slot's size.

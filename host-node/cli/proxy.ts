@@ -1,0 +1,42 @@
+// proxy.ts — `svcplane proxy`: the node proxy kube-proxy's place. Parses flags and the config file
+// (io/proxy-config.ts), starts the proxy (io/node-proxy.ts) in the current network namespace, and
+// on SIGINT or SIGTERM saves the flows and removes everything it set up. Errors become messages and
+// exit codes: 2 for bad settings, 1 when the proxy could not start or clean up.
+import { ConfigError, parseProxyArgs, PROXY_HELP } from '../io/proxy-config.js';
+import { NodeProxy } from '../io/node-proxy.js';
+
+export { PROXY_HELP };
+
+export async function runProxy(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    out(PROXY_HELP);
+    return 0;
+  }
+  let cfg;
+  try {
+    cfg = parseProxyArgs(argv);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    err(`svcplane proxy: ${e.message}\n${PROXY_HELP}`);
+    return 2;
+  }
+  const log = (line: string): void => err(`${line}\n`);
+  // Signals that arrive while starting still stop the proxy once it is up.
+  let signalled: NodeJS.Signals | null = null;
+  let wake: (() => void) | null = null;
+  const onSignal = (s: NodeJS.Signals): void => { signalled = s; wake?.(); };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const proxy = await NodeProxy.start(cfg, { log });
+    out(`proxy: serving on ${cfg.tun} (mode ${cfg.mode}, node ${cfg.nodeName}, addresses ${proxy.nodeAddrs.join(' ')})\n`);
+    if (!signalled) await new Promise<void>((resolve) => { wake = resolve; });
+    const failed = await proxy.stop();
+    for (const f of failed) err(`svcplane proxy: cleanup: ${f}\n`);
+    out(`proxy: stopped (${signalled})\n`);
+    return failed.length > 0 ? 1 : 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,120 @@
+// metrics.ts — the proxy's Prometheus metrics (prom-client): kube-proxy's own names where the
+// concept is the same (pkg/proxy/metrics/metrics.go: sync durations and timestamps, network
+// programming latency, pending and total Service/endpoint changes, healthz/livez answers, rule
+// counts, no-local-endpoint Services) plus svcplane's core counters read at scrape time (verdicts,
+// drop reasons, conntrack entries and events, TUN packets/bytes/batches/errors). Serves /metrics.
+// Never changes what it reads; one registry per proxy (no global default registry).
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Server } from 'node:http';
+import { REASONS, VERDICTS } from '../core/abi.js';
+import type { ProxyHealth } from './health.js';
+import { listen } from './health.js';
+
+/** What the scrape reads live. */
+export interface MetricSources {
+  coreStats(): Record<string, number>;
+  tunStats(): { packetsIn: number; bytesIn: number; packetsOut: number; bytesOut: number; batches: number; readErrors: number; writeErrors: number; dropped: number; wakeups: number };
+  health: ProxyHealth;
+}
+
+// metrics.go: exponential buckets from 1 ms doubling 15 times.
+const SYNC_BUCKETS = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
+// metrics.go NetworkProgrammingLatency: 0.25 s steps to 1 s, 1 s steps to 5 s, then coarser.
+const NETPROG_BUCKETS = [0.25, 0.5, 0.75, 1, 2, 3, 4, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 75, 90, 105, 120, 135, 150, 180, 210, 240, 270, 300];
+
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  readonly syncDuration: Histogram;
+  readonly syncFull: Histogram;
+  readonly syncPartial: Histogram;
+  readonly networkProgramming: Histogram;
+  readonly lastSync: Gauge;
+  readonly lastQueued: Gauge;
+  readonly serviceChanges: Counter;
+  readonly endpointChanges: Counter;
+  readonly servicePending: Gauge;
+  readonly endpointPending: Gauge;
+  readonly rules: Gauge<'table'>;
+  readonly noLocalEndpoints: Gauge<'traffic_policy'>;
+  readonly syncErrors: Counter;
+
+  constructor(src: MetricSources) {
+    const r = [this.registry];
+    this.syncDuration = new Histogram({ name: 'kubeproxy_sync_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds', buckets: SYNC_BUCKETS, registers: r });
+    this.syncFull = new Histogram({ name: 'kubeproxy_sync_full_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for full resyncs', buckets: SYNC_BUCKETS, registers: r });
+    this.syncPartial = new Histogram({ name: 'kubeproxy_sync_partial_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for partial resyncs', buckets: SYNC_BUCKETS, registers: r });
+    this.networkProgramming = new Histogram({ name: 'kubeproxy_network_programming_duration_seconds', help: 'In Cluster Network Programming Latency in seconds', buckets: NETPROG_BUCKETS, registers: r });
+    this.lastSync = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds', help: 'The last time proxy rules were successfully synced', registers: r });
+    this.lastQueued = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', help: 'The last time a sync of proxy rules was queued', registers: r });
+    this.serviceChanges = new Counter({ name: 'kubeproxy_sync_proxy_rules_service_changes_total', help: 'Cumulative proxy rules Service changes', registers: r });
+    this.endpointChanges = new Counter({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total', help: 'Cumulative proxy rules Endpoint changes', registers: r });
+    this.servicePending = new Gauge({ name: 'kubeproxy_sync_proxy_rules_service_changes_pending', help: 'Pending proxy rules Service changes', registers: r });
+    this.endpointPending = new Gauge({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_pending', help: 'Pending proxy rules Endpoint changes', registers: r });
+    this.rules = new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_total', help: 'Total number of iptables rules owned by kube-proxy (in the svcplane core)', labelNames: ['table'], registers: r });
+    this.noLocalEndpoints = new Gauge({ name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total', help: 'Number of services with a Local traffic policy and no endpoints', labelNames: ['traffic_policy'], registers: r });
+    this.syncErrors = new Counter({ name: 'svcplane_sync_errors_total', help: 'Syncs the core refused (the previous rules stayed live)', registers: r });
+
+    new Counter({
+      name: 'kubeproxy_proxy_healthz_total', help: 'Cumulative proxy healthz HTTP status', labelNames: ['code'], registers: r,
+      collect() { this.reset(); for (const [code, n] of Object.entries(src.health.served.healthz)) this.inc({ code }, n); },
+    });
+    new Counter({
+      name: 'kubeproxy_proxy_livez_total', help: 'Cumulative proxy livez HTTP status', labelNames: ['code'], registers: r,
+      collect() { this.reset(); for (const [code, n] of Object.entries(src.health.served.livez)) this.inc({ code }, n); },
+    });
+    // The core's counters are cumulative already: gauges-as-counters are reset and set per scrape.
+    new Counter({
+      name: 'svcplane_verdicts_total', help: 'Packets by the verdict the core gave them', labelNames: ['verdict'], registers: r,
+      collect() { this.reset(); const s = src.coreStats(); for (const v of VERDICTS) this.inc({ verdict: v }, s[`verdict_${v.toLowerCase()}`] ?? 0); },
+    });
+    new Counter({
+      name: 'svcplane_drops_total', help: 'Packets dropped by the core, by reason', labelNames: ['reason'], registers: r,
+      collect() { this.reset(); const s = src.coreStats(); for (const re of REASONS.slice(1)) this.inc({ reason: re }, s[`drop_${re}`] ?? 0); },
+    });
+    new Counter({
+      name: 'svcplane_conntrack_events_total', help: 'Conntrack and NAT events in the core', labelNames: ['event'], registers: r,
+      collect() {
+        this.reset();
+        const s = src.coreStats();
+        for (const e of ['conntrack_new', 'conntrack_hit', 'conntrack_related', 'conntrack_reaped', 'dnat', 'snat']) this.inc({ event: e }, s[e] ?? 0);
+      },
+    });
+    new Gauge({ name: 'svcplane_conntrack_entries', help: 'Flows in the core conntrack table', registers: r, collect() { this.set(src.coreStats().conntrack_entries ?? 0); } });
+    new Gauge({ name: 'svcplane_conntrack_capacity', help: 'Conntrack table capacity', registers: r, collect() { this.set(src.coreStats().conntrack_capacity ?? 0); } });
+    new Counter({
+      name: 'svcplane_tun_packets_total', help: 'Packets read from / written to the TUN device', labelNames: ['direction'], registers: r,
+      collect() { this.reset(); const t = src.tunStats(); this.inc({ direction: 'in' }, t.packetsIn); this.inc({ direction: 'out' }, t.packetsOut); },
+    });
+    new Counter({
+      name: 'svcplane_tun_bytes_total', help: 'Bytes read from / written to the TUN device', labelNames: ['direction'], registers: r,
+      collect() { this.reset(); const t = src.tunStats(); this.inc({ direction: 'in' }, t.bytesIn); this.inc({ direction: 'out' }, t.bytesOut); },
+    });
+    new Counter({
+      name: 'svcplane_tun_batches_total', help: 'Batches run through the core', registers: r,
+      collect() { this.reset(); this.inc(src.tunStats().batches); },
+    });
+    new Counter({
+      name: 'svcplane_tun_errors_total', help: 'TUN read/write errors', labelNames: ['op'], registers: r,
+      collect() { this.reset(); const t = src.tunStats(); this.inc({ op: 'read' }, t.readErrors); this.inc({ op: 'write' }, t.writeErrors); },
+    });
+  }
+
+  /** Prometheus text exposition. */
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** GET /metrics on host:port. */
+  async serve(host: string, port: number): Promise<Server> {
+    return listen((req, res) => {
+      if ((req.url ?? '').split('?')[0] !== '/metrics') {
+        res.writeHead(404).end();
+        return;
+      }
+      this.registry.metrics().then(
+        (body) => { res.writeHead(200, { 'Content-Type': this.registry.contentType }); res.end(body); },
+        (e: Error) => { res.writeHead(500); res.end(e.message); },
+      );
+    }, host, port);
+  }
+}

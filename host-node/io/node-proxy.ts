@@ -1,0 +1,294 @@
+// node-proxy.ts — `svcplane proxy` as a running thing: a Dataplane fed by a Source (manifests or the
+// API server), a TUN device with routes and policy rules steering Service traffic into it, the
+// packet loop, kube-proxy's health and metrics servers, and the conntrack state file that lets a
+// restarted proxy keep its flows. start() undoes whatever it already set up when a later step
+// fails; stop() saves the flows (atomically), then removes the routes, rules, device and servers.
+// Runs in the current network namespace. Never decides packets (the core does) and never renders
+// rules (Dataplane.apply does).
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync, unlinkSync } from 'node:fs';
+import { dirname, basename, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import { Dataplane, type ApplyOptions } from '../dataplane.js';
+import { decodeSnapshot } from '../core/snapshot.js';
+import { parseCIDR, parseIP, cidrContains } from '../kube/ip.js';
+import type { Source } from '../kube/source.js';
+import { TunDevice } from './tun.js';
+import { ProxyLoop } from './proxy-loop.js';
+import { NodeRoutes, hostAddresses } from './node-routes.js';
+import { ProxyObjects } from './proxy-sink.js';
+import { ProxyHealth, ServiceHealthServers, serveProxyHealth, closeServer } from './health.js';
+import { ProxyMetrics } from './metrics.js';
+import { ManifestSource } from './manifests.js';
+import { createKubeApiSource, loadKubeConfig } from './kube-api.js';
+import { hostPort, type ProxyConfig } from './proxy-config.js';
+
+export interface NodeProxyOptions {
+  log?: (line: string) => void;
+}
+
+/** Writes `bytes` to `file` so that a reader sees the old or the new content, never a torn one. */
+export function writeFileAtomic(file: string, bytes: Uint8Array): void {
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    let off = 0;
+    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(tmp, file);
+  } catch (e) {
+    try { unlinkSync(tmp); } catch { /* already gone */ }
+    throw e;
+  }
+}
+
+/** Node addresses NodePorts answer on: kube-proxy's --nodeport-addresses filter over the host's addresses. */
+export function nodePortAddresses(filter: string[], hostAddrs: string[], primary: string | undefined): string[] {
+  if (filter.length === 0) return hostAddrs;
+  return hostAddrs.filter((a) => {
+    const ip = parseIP(a);
+    return !!ip && filter.some((f) => (f === 'primary' ? a === primary : cidrContains(parseCIDR(f)!, ip)));
+  });
+}
+
+export class NodeProxy {
+  readonly dp: Dataplane;
+  readonly objects: ProxyObjects;
+  readonly health: ProxyHealth;
+  readonly metrics: ProxyMetrics;
+  /** Flows restored from the state file at start. */
+  restoredFlows = 0;
+  syncs = 0;
+  lastSyncError = '';
+  private tun: TunDevice | null = null;
+  private routes: NodeRoutes | null = null;
+  private loop: ProxyLoop | null = null;
+  private source: Source | null = null;
+  private servers: Server[] = [];
+  private hcServers: ServiceHealthServers | null = null;
+  private syncTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The sync running now (health check listeners are opened asynchronously), and whether another is due. */
+  private syncing: Promise<void> | null = null;
+  private syncAgain = false;
+  private periodic: ReturnType<typeof setInterval> | null = null;
+  private stopped = false;
+  private readonly log: (l: string) => void;
+
+  private constructor(
+    readonly cfg: ProxyConfig, dp: Dataplane, private readonly clock: () => number,
+    readonly nodeAddrs: string[], readonly nodePortAddrs: string[], opts: NodeProxyOptions,
+  ) {
+    this.dp = dp;
+    this.log = opts.log ?? (() => {});
+    this.objects = new ProxyObjects(cfg.nodeName);
+    this.health = new ProxyHealth(cfg.healthTimeoutSeconds * 1000);
+    this.metrics = new ProxyMetrics({
+      coreStats: () => this.dp.stats(),
+      tunStats: () => this.loop?.stats() ?? { packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, batches: 0, readErrors: 0, writeErrors: 0, dropped: 0, wakeups: 0 },
+      health: this.health,
+    });
+  }
+
+  /** Brings the proxy up; on any failure everything already set up is removed before the error propagates. */
+  static async start(cfg: ProxyConfig, opts: NodeProxyOptions = {}): Promise<NodeProxy> {
+    const hostAddrs = cfg.nodeIPs.length > 0 ? cfg.nodeIPs : hostAddresses(cfg.tun);
+    if (hostAddrs.length === 0) throw new Error('no node address: pass --node-ip (no global address found in this network namespace)');
+    const npAddrs = nodePortAddresses(cfg.nodePortAddresses, hostAddrs, hostAddrs[0]);
+
+    // The core's clock continues across restarts: the snapshot's time plus the wall time since it was written.
+    let snapshot: Uint8Array | null = null;
+    let offset = -performance.now();
+    if (cfg.conntrackState && existsSync(cfg.conntrackState)) {
+      // A state file that cannot be used costs the flows, never the start.
+      try {
+        const bytes = readFileSync(cfg.conntrackState);
+        const saved = decodeSnapshot(bytes).savedAtMs;
+        offset += saved + Math.max(0, Date.now() - statSync(cfg.conntrackState).mtimeMs);
+        snapshot = bytes;
+      } catch (e) {
+        opts.log?.(`proxy: conntrack state ${cfg.conntrackState} ignored: ${(e as Error).message}`);
+      }
+    }
+    const clock = (): number => performance.now() + offset;
+
+    const dp = await Dataplane.create({
+      nodeIPs: hostAddrs, masqueradeIPs: cfg.masqueradeAddresses, serviceCIDR: cfg.serviceCIDRs,
+      ...(cfg.clusterCIDRs.length > 0 ? { podCIDR: cfg.clusterCIDRs } : {}),
+      seed: randomBytes(8).readBigUInt64LE(0),
+      conntrackCapacity: cfg.conntrackMax,
+    });
+    const p = new NodeProxy(cfg, dp, clock, hostAddrs, npAddrs, opts);
+    try {
+      if (snapshot) {
+        p.restoredFlows = dp.restore(snapshot);
+        p.log(`proxy: restored ${p.restoredFlows} flows from ${cfg.conntrackState}`);
+      }
+      await p.bringUp();
+      return p;
+    } catch (e) {
+      await p.stop({ save: false });
+      throw e;
+    }
+  }
+
+  private async bringUp(): Promise<void> {
+    const cfg = this.cfg;
+    this.tun = TunDevice.open({ name: cfg.tun });
+    this.routes = new NodeRoutes({
+      tun: cfg.tun, table: cfg.routeTable, serviceCIDRs: cfg.serviceCIDRs, masqueradeAddresses: cfg.masqueradeAddresses,
+      nodePortRange: cfg.nodePortRange, nodePortAddresses: this.nodePortAddrs, log: this.log,
+    }, this.nodeAddrs);
+    this.routes.setup();
+    this.loop = new ProxyLoop(this.dp, this.tun, { clock: this.clock });
+    this.loop.start();
+
+    if (cfg.healthzBindAddress) {
+      const hp = hostPort(cfg.healthzBindAddress, '--healthz-bind-address');
+      this.servers.push(await serveProxyHealth(this.health, hp.host, hp.port));
+    }
+    if (cfg.metricsBindAddress) {
+      const mp = hostPort(cfg.metricsBindAddress, '--metrics-bind-address');
+      this.servers.push(await this.metrics.serve(mp.host, mp.port));
+    }
+    this.hcServers = new ServiceHealthServers(this.health, this.nodePortAddrs, this.log);
+
+    const sourceOpts = { nodeName: cfg.nodeName, log: (m: string) => this.log(m) };
+    this.source = cfg.manifests
+      ? new ManifestSource({ ...sourceOpts, path: cfg.manifests })
+      : createKubeApiSource({ ...sourceOpts, kubeConfig: loadKubeConfig(cfg.kubeconfig) });
+    this.source.start(this.objects, (wantSync) => {
+      if (!wantSync) return;
+      for (const f of this.objects.state.families.keys()) this.health.queuedUpdate(f);
+      this.metrics.lastQueued.setToCurrentTime();
+      this.metrics.servicePending.set(this.objects.pending.services);
+      this.metrics.endpointPending.set(this.objects.pending.endpoints);
+      this.scheduleSync();
+    });
+    // kube-proxy resyncs periodically too (syncPeriod); a refused sync is retried this way.
+    this.periodic = setInterval(() => { if (this.lastSyncError) this.scheduleSync(); }, 5000);
+    this.periodic.unref();
+    if (this.objects.state.initialized) await this.sync();
+  }
+
+  /** Coalesces bursts: one sync per turn of the event loop, never two at once. */
+  private scheduleSync(): void {
+    if (this.syncTimer || this.stopped) return;
+    this.syncTimer = setTimeout(() => { this.syncTimer = null; void this.sync(); }, 0);
+  }
+
+  /** Programs the core from the current objects, then the host side (routes, health ports). */
+  async sync(): Promise<void> {
+    if (this.syncing) {
+      this.syncAgain = true;
+      return this.syncing;
+    }
+    this.syncing = this.syncOnce();
+    try {
+      await this.syncing;
+    } finally {
+      this.syncing = null;
+    }
+    if (this.syncAgain) {
+      this.syncAgain = false;
+      this.scheduleSync();
+    }
+  }
+
+  private async syncOnce(): Promise<void> {
+    if (this.stopped || !this.objects.state.initialized) return;
+    const cfg = this.cfg;
+    const t0 = performance.now();
+    const changes = this.objects.takeChanges();
+    const apply: ApplyOptions = {
+      mode: cfg.mode as ApplyOptions['mode'],
+      nodeName: cfg.nodeName,
+      iptables: {
+        masqueradeAll: cfg.masqueradeAll,
+        nodePortAddresses: cfg.nodePortAddresses,
+        hostAddresses: this.nodeAddrs,
+        ...(cfg.clusterCIDRs[0] ? { clusterCIDR: cfg.clusterCIDRs.join(',') } : {}),
+      },
+    };
+    let full = false;
+    try {
+      const r = this.dp.apply(this.objects.rawObjects(), apply);
+      full = r.families.some((f) => f.full);
+      for (const f of r.families) {
+        this.metrics.rules.set({ table: 'nat' }, f.natRules);
+        this.metrics.rules.set({ table: 'filter' }, f.filterRules);
+      }
+      if (r.issues.length > 0) this.log(`proxy: ${r.issues.length} objects refused: ${r.issues.map((i) => `${i.object ?? ''} ${i.path}: ${i.message}`).slice(0, 3).join('; ')}`);
+      this.lastSyncError = '';
+    } catch (e) {
+      this.lastSyncError = (e as Error).message;
+      this.metrics.syncErrors.inc();
+      this.log(`proxy: sync failed, previous rules stay live: ${this.lastSyncError}`);
+      return;
+    }
+    const view = this.objects.view();
+    const routeErrors = this.routes?.sync(view) ?? [];
+    for (const e of routeErrors.slice(0, 5)) this.log(`proxy: route: ${e}`);
+    await this.hcServers?.sync(view.healthCheckPorts);
+    this.hcServers?.setEndpoints(view.localEndpoints);
+    this.health.nodeEligible = !this.objects.nodeDeleting;
+    const seconds = (performance.now() - t0) / 1000;
+    this.metrics.syncDuration.observe(seconds);
+    (full ? this.metrics.syncFull : this.metrics.syncPartial).observe(seconds);
+    this.metrics.lastSync.setToCurrentTime();
+    this.metrics.serviceChanges.inc(changes.services);
+    this.metrics.endpointChanges.inc(changes.endpoints);
+    this.metrics.servicePending.set(this.objects.pending.services);
+    this.metrics.endpointPending.set(this.objects.pending.endpoints);
+    this.metrics.noLocalEndpoints.set({ traffic_policy: 'internal' }, view.noLocalEndpoints.internal);
+    this.metrics.noLocalEndpoints.set({ traffic_policy: 'external' }, view.noLocalEndpoints.external);
+    const now = Date.now();
+    for (const t of changes.triggers) this.metrics.networkProgramming.observe(Math.max(0, now - t) / 1000);
+    for (const f of this.objects.state.families.keys()) this.health.updated(f);
+    this.syncs++;
+  }
+
+  /** The packet loop's counters. */
+  tunStats(): ReturnType<ProxyLoop['stats']> | null {
+    return this.loop?.stats() ?? null;
+  }
+
+  /** Routes and rules installed for Services now. */
+  routeCounts(): ReturnType<NodeRoutes['counts']> | null {
+    return this.routes?.counts() ?? null;
+  }
+
+  /**
+   * Stops the loop, saves the flows to the state file (unless save is false), and removes the
+   * routes, rules, device and servers. Returns the cleanup steps that failed. Idempotent.
+   */
+  async stop(opts: { save?: boolean } = {}): Promise<string[]> {
+    if (this.stopped) return [];
+    this.stopped = true;
+    const failed: string[] = [];
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    if (this.periodic) clearInterval(this.periodic);
+    await this.syncing?.catch(() => {});
+    this.loop?.stop();
+    if (opts.save !== false && this.cfg.conntrackState) {
+      try {
+        const snap = this.dp.snapshot(Math.floor(this.clock()) >>> 0);
+        writeFileAtomic(this.cfg.conntrackState, snap);
+        this.log(`proxy: saved ${this.dp.stats().conntrack_entries} flows to ${this.cfg.conntrackState}`);
+      } catch (e) {
+        failed.push(`conntrack state: ${(e as Error).message}`);
+      }
+    }
+    await this.source?.stop().catch((e: Error) => failed.push(`source: ${e.message}`));
+    if (this.routes) failed.push(...this.routes.remove());
+    this.tun?.close();
+    await this.hcServers?.close();
+    await Promise.all(this.servers.map(closeServer));
+    this.servers = [];
+    return failed;
+  }
+}

@@ -1,0 +1,276 @@
+// node-routes.ts — steers Service traffic of the current network namespace into the proxy's TUN
+// device with plain routing, no netfilter: the service CIDRs and the masquerade address are routed
+// to the device; a table of its own holds a default route into it, and policy rules send NodePorts on
+// node addresses, externalIPs/LoadBalancer IPs that are node addresses, and endpoints' replies
+// (client-IP preservation) there. A loop guard lets packets the proxy writes back skip the steering.
+// Records every change it makes and undoes them all in remove() (also after a failed setup); a
+// crashed run's leftovers (its rule priorities, its table) are cleared before setup. Never creates
+// the device, never reads or writes packets, never touches addresses or other namespaces.
+// Recipes and pitfalls: /work/shared/notes/tun-forwarding.md (verified with iproute2 6.1).
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Protocol } from '../kube/objects.js';
+
+/** Rule priorities (ip rule pref) this module owns. */
+export const RULE_PREF = {
+  /** Packets read back from the TUN skip all steering (the loop guard). */
+  guard: 100,
+  /** Health check node ports: always delivered locally (see sync()). */
+  healthCheck: 105,
+  nodePort: 110,
+  /** externalIPs / LoadBalancer IPs that are also node addresses (the local table would take them first). */
+  localVip: 120,
+  /** Endpoints' replies to clients that were not masqueraded. */
+  reply: 130,
+  /** Where the `lookup local` rule moves so the rules above come before it. */
+  local: 250,
+} as const;
+const OWNED_PREFS = new Set<number>(Object.values(RULE_PREF));
+
+export interface NodeRoutesOptions {
+  tun: string;
+  table: number;
+  serviceCIDRs: string[];
+  masqueradeAddresses: string[];
+  nodePortRange: [number, number];
+  /** Node addresses NodePorts answer on. */
+  nodePortAddresses: string[];
+  log?: (line: string) => void;
+}
+
+/** A port on an address for one protocol. */
+export interface AddrPort {
+  ip: string;
+  protocol: Protocol;
+  port: number;
+}
+
+/** What the Services currently need besides the static routes. */
+export interface DynamicRoutes {
+  /** externalIPs and LoadBalancer IPs: routed to the TUN (or ruled, when they are node addresses). */
+  vips: AddrPort[];
+  /** Endpoints (ip, protocol, targetPort) whose replies go through the TUN. */
+  replies: AddrPort[];
+  /** healthCheckNodePorts the proxy itself listens on (TCP). */
+  healthCheckPorts: Map<string, number>;
+}
+
+type Fam = 4 | 6;
+const famOf = (ip: string): Fam => (ip.includes(':') ? 6 : 4);
+const famFlag = (f: Fam): string => (f === 6 ? '-6' : '-4');
+const hostLen = (ip: string): string => `${ip}/${famOf(ip) === 6 ? 128 : 32}`;
+
+/** Runs `ip args…`; throws with its stderr. */
+export function ipCmd(args: string[]): string {
+  try {
+    return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new Error(`ip ${args.join(' ')}: ${err.stderr?.trim() || err.message}`);
+  }
+}
+
+/**
+ * Runs many `ip` commands ("-4 rule add …", "-6 route del …") in one process per family; returns
+ * the error lines (with -force the batch goes on after a failed command).
+ */
+function ipBatch(lines: string[]): string[] {
+  const errors: string[] = [];
+  for (const ff of ['-4', '-6']) {
+    const mine = lines.filter((l) => l.startsWith(`${ff} `)).map((l) => l.slice(3));
+    if (mine.length === 0) continue;
+    try {
+      execFileSync('ip', [ff, '-force', '-batch', '-'], { input: `${mine.join('\n')}\n`, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+    } catch (e) {
+      errors.push(...((e as { stderr?: string }).stderr ?? String(e)).split('\n').filter((l) => l.trim() !== ''));
+    }
+  }
+  return errors;
+}
+
+/** Global-scope addresses of this namespace (the node's addresses), the given device excluded. */
+export function hostAddresses(exceptDevice = ''): string[] {
+  const links = JSON.parse(ipCmd(['-j', 'addr', 'show'])) as Array<{ ifname: string; addr_info?: Array<{ local: string; scope: string }> }>;
+  return links.filter((l) => l.ifname !== exceptDevice)
+    .flatMap((l) => (l.addr_info ?? []).filter((a) => a.scope === 'global').map((a) => a.local));
+}
+
+const PROTOS: Protocol[] = ['TCP', 'UDP', 'SCTP'];
+const lower = (p: Protocol): string => p.toLowerCase();
+
+export class NodeRoutes {
+  /** Undo steps, newest last. */
+  private readonly undo: Array<{ what: string; run: () => void }> = [];
+  private readonly families: Fam[];
+  private vipRoutes = new Set<string>();
+  private localVipRules = new Set<string>();
+  private replyRules = new Set<string>();
+  private hcRules = new Set<string>();
+  private readonly nodeAddrs: Set<string>;
+
+  constructor(private readonly o: NodeRoutesOptions, nodeAddresses: string[]) {
+    this.nodeAddrs = new Set(nodeAddresses);
+    const fams = new Set<Fam>([...o.serviceCIDRs.map((c) => famOf(c)), ...o.masqueradeAddresses.map(famOf)]);
+    this.families = [...fams].sort();
+  }
+
+  /** Routes, rules and sysctls for the device (which must exist). Undone by remove() on failure. */
+  setup(): void {
+    const { tun, table } = this.o;
+    for (const f of this.families) this.clearStale(f);
+    // notes: replies to the node's own connections from ephemeral ports inside the NodePort range
+    // would be steered into the device (and dropped: they carry a socket, see sync()).
+    const [plo, phi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (plo! <= this.o.nodePortRange[1] && phi! >= this.o.nodePortRange[0]) {
+      this.o.log?.(`proxy: warning: net.ipv4.ip_local_port_range ${plo}-${phi} overlaps the NodePort range ${this.o.nodePortRange.join('-')}`);
+    }
+    try {
+      this.sysctl('net/ipv4/ip_forward', '1');
+      if (this.families.includes(6)) this.sysctl('net/ipv6/conf/all/forwarding', '1');
+      // No IPv6 on the device unless it carries IPv6 (router solicitations and MLD would arrive).
+      this.sysctl(`net/ipv6/conf/${tun}/disable_ipv6`, this.families.includes(6) ? '0' : '1', false);
+      // Carrying IPv6, the device gets no link-local address: no router solicitations, DAD or MLD.
+      if (this.families.includes(6)) this.step(`link ${tun} addrgenmode none`, ['link', 'set', tun, 'addrgenmode', 'none'], null);
+      // The proxy writes back packets whose source is routed into this very device (a Service
+      // address after un-NAT): reverse-path filtering on the device would drop them.
+      this.sysctl(`net/ipv4/conf/${tun}/rp_filter`, '0', false);
+      this.step(`link ${tun} up`, ['link', 'set', tun, 'up'], null);
+      for (const cidr of this.o.serviceCIDRs) {
+        const ff = famFlag(famOf(cidr));
+        this.step(`route ${cidr}`, [ff, 'route', 'replace', cidr, 'dev', tun], [ff, 'route', 'del', cidr, 'dev', tun]);
+      }
+      for (const a of this.o.masqueradeAddresses) {
+        const masq = hostLen(a);
+        this.step(`route ${masq}`, [famFlag(famOf(a)), 'route', 'replace', masq, 'dev', tun], [famFlag(famOf(a)), 'route', 'del', masq, 'dev', tun]);
+      }
+      for (const f of this.families) {
+        const ff = famFlag(f);
+        this.step(`table ${table} default (IPv${f})`, [ff, 'route', 'replace', 'default', 'dev', tun, 'table', String(table)],
+          [ff, 'route', 'flush', 'table', String(table)]);
+        // notes: rules ahead of `lookup local` are needed for NodePorts on node addresses; add the
+        // moved local rule before deleting pref 0 so no packet ever misses it.
+        this.step(`local rule → ${RULE_PREF.local} (IPv${f})`, [ff, 'rule', 'add', 'pref', String(RULE_PREF.local), 'lookup', 'local'],
+          [ff, 'rule', 'del', 'pref', String(RULE_PREF.local), 'lookup', 'local']);
+        this.step(`local rule pref 0 removed (IPv${f})`, [ff, 'rule', 'del', 'pref', '0', 'lookup', 'local'],
+          [ff, 'rule', 'add', 'pref', '0', 'lookup', 'local']);
+        this.step(`loop guard (IPv${f})`, [ff, 'rule', 'add', 'pref', String(RULE_PREF.guard), 'iif', tun, 'goto', String(RULE_PREF.local)],
+          [ff, 'rule', 'del', 'pref', String(RULE_PREF.guard), 'iif', tun, 'goto', String(RULE_PREF.local)]);
+      }
+      const [lo, hi] = this.o.nodePortRange;
+      for (const addr of this.o.nodePortAddresses) {
+        if (!this.families.includes(famOf(addr))) continue;
+        for (const p of PROTOS) {
+          const sel = ['to', addr, 'ipproto', lower(p), 'dport', lo === hi ? String(lo) : `${lo}-${hi}`];
+          this.step(`nodeports ${addr} ${p}`, [famFlag(famOf(addr)), 'rule', 'add', 'pref', String(RULE_PREF.nodePort), ...sel, 'lookup', String(table)],
+            [famFlag(famOf(addr)), 'rule', 'del', 'pref', String(RULE_PREF.nodePort), ...sel, 'lookup', String(table)]);
+        }
+      }
+    } catch (e) {
+      this.remove();
+      throw e;
+    }
+  }
+
+  /**
+   * Brings the Service-dependent routes and rules to `want`, changing only the difference. Returns
+   * the errors met (the rest is applied regardless).
+   */
+  sync(want: DynamicRoutes): string[] {
+    const { tun, table } = this.o;
+    const routes = new Set<string>();
+    const localRules = new Set<string>();
+    for (const v of want.vips) {
+      if (!this.families.includes(famOf(v.ip))) continue;
+      if (this.nodeAddrs.has(v.ip)) localRules.add(`to ${v.ip} ipproto ${lower(v.protocol)} dport ${v.port}`);
+      else routes.add(hostLen(v.ip));
+    }
+    const replies = new Set(want.replies.filter((r) => this.families.includes(famOf(r.ip)))
+      .map((r) => `from ${r.ip} ipproto ${lower(r.protocol)} sport ${r.port}`));
+    // A local listener in the NodePort range must not be steered: TCP early demux attaches the
+    // listener's request socket to the handshake's ACK, and ip_forward drops any packet carrying a
+    // socket (net/ipv4/ip_forward.c: "if (unlikely(skb->sk)) goto drop").
+    const hc = new Set<string>();
+    for (const port of new Set(want.healthCheckPorts.values())) for (const f of this.families) hc.add(`${f} ${port}`);
+    const lines: string[] = [];
+    const diff = (have: Set<string>, next: Set<string>, add: (k: string) => string, del: (k: string) => string): void => {
+      for (const k of have) if (!next.has(k)) lines.push(del(k));
+      for (const k of next) if (!have.has(k)) lines.push(add(k));
+    };
+    const fam = (k: string): string => famFlag(famOf(k.split(' ')[1] ?? k));
+    diff(this.vipRoutes, routes, (k) => `${famFlag(famOf(k))} route replace ${k} dev ${tun}`, (k) => `${famFlag(famOf(k))} route del ${k} dev ${tun}`);
+    diff(this.localVipRules, localRules, (k) => `${fam(k)} rule add pref ${RULE_PREF.localVip} ${k} lookup ${table}`,
+      (k) => `${fam(k)} rule del pref ${RULE_PREF.localVip} ${k} lookup ${table}`);
+    diff(this.replyRules, replies, (k) => `${fam(k)} rule add pref ${RULE_PREF.reply} ${k} lookup ${table}`,
+      (k) => `${fam(k)} rule del pref ${RULE_PREF.reply} ${k} lookup ${table}`);
+    diff(this.hcRules, hc, (k) => `-${k.split(' ')[0]} rule add pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`,
+      (k) => `-${k.split(' ')[0]} rule del pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`);
+    const errors = ipBatch(lines);
+    this.hcRules = hc;
+    this.vipRoutes = routes;
+    this.localVipRules = localRules;
+    this.replyRules = replies;
+    return errors;
+  }
+
+  /** Counts of what is installed now (for metrics and tests). */
+  counts(): { vipRoutes: number; localVipRules: number; replyRules: number } {
+    return { vipRoutes: this.vipRoutes.size, localVipRules: this.localVipRules.size, replyRules: this.replyRules.size };
+  }
+
+  /** Undoes everything setup() and sync() did, newest first; returns the steps that failed. */
+  remove(): string[] {
+    const failed: string[] = [];
+    const { table } = this.o;
+    const dyn = [
+      ...[...this.replyRules].map((k) => `${famFlag(famOf(k.split(' ')[1]!))} rule del pref ${RULE_PREF.reply} ${k} lookup ${table}`),
+      ...[...this.localVipRules].map((k) => `${famFlag(famOf(k.split(' ')[1]!))} rule del pref ${RULE_PREF.localVip} ${k} lookup ${table}`),
+      ...[...this.vipRoutes].map((k) => `${famFlag(famOf(k))} route del ${k} dev ${this.o.tun}`),
+      ...[...this.hcRules].map((k) => `-${k.split(' ')[0]} rule del pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`),
+    ];
+    // Routes through the device vanish with it; a failure to delete one that is gone is not an error.
+    failed.push(...ipBatch(dyn).filter((l) => !/No such|Cannot find|does not exist/i.test(l)));
+    this.replyRules.clear();
+    this.localVipRules.clear();
+    this.vipRoutes.clear();
+    this.hcRules.clear();
+    while (this.undo.length > 0) {
+      const u = this.undo.pop()!;
+      try {
+        u.run();
+      } catch (e) {
+        const msg = (e as Error).message;
+        if (!/No such|Cannot find|does not exist|ENOENT/i.test(msg)) failed.push(`${u.what}: ${msg}`);
+      }
+    }
+    return failed;
+  }
+
+  private step(what: string, args: string[], undoArgs: string[] | null): void {
+    ipCmd(args);
+    if (undoArgs) this.undo.push({ what, run: () => ipCmd(undoArgs) });
+  }
+
+  /** Sets /proc/sys/<key>; the old value is restored on remove() when `restore`. */
+  private sysctl(key: string, value: string, restore = true): void {
+    const path = `/proc/sys/${key}`;
+    const old = readFileSync(path, 'utf8').trim();
+    if (old === value) return;
+    writeFileSync(path, value);
+    if (restore) this.undo.push({ what: `sysctl ${key}`, run: () => writeFileSync(path, old) });
+  }
+
+  /** Rules at this module's priorities and its table, left by a run that could not clean up. */
+  private clearStale(f: Fam): void {
+    const ff = famFlag(f);
+    const rules = JSON.parse(ipCmd([ff, '-j', 'rule', 'show'])) as Array<{ priority: number; table?: string }>;
+    const hasLocal0 = rules.some((r) => r.priority === 0 && r.table === 'local');
+    const stale = rules.filter((r) => OWNED_PREFS.has(r.priority));
+    if (stale.length === 0) return;
+    this.o.log?.(`proxy: removing ${stale.length} IPv${f} rules a previous run left behind`);
+    if (!hasLocal0) ipCmd([ff, 'rule', 'add', 'pref', '0', 'lookup', 'local']);
+    // Each `rule del pref N` removes one rule of that priority.
+    ipBatch(stale.map((r) => `${ff} rule del pref ${r.priority}`));
+    ipBatch([`${ff} route flush table ${this.o.table}`]);
+  }
+}
+

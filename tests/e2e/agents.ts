@@ -1,0 +1,166 @@
+// agents.ts — the programs the end-to-end tests run inside their namespaces, as `node -e` scripts
+// speaking one JSON request/reply per line (tests/support/netns.ts LineAgent).
+// Backend: TCP :8080 answers one line "<name> <peer> <line>" and closes; TCP :8081 answers every
+// line the same way and stays open (long-lived flows); :8082 and :8083 the same, behind no
+// Service (direct baselines); UDP :5353 answers each datagram likewise.
+// Client: connections, datagrams, a long-lived connection, HTTP GETs and bounded load.
+
+export const BACKEND_AGENT = String.raw`
+const net = require('net'), dgram = require('dgram'), readline = require('readline');
+const [name] = process.argv.slice(1);
+let pending = 5; const waiters = [];
+const ready = () => { if (--pending === 0) waiters.splice(0).forEach((f) => f()); };
+const peer = (a) => a.replace(/^::ffff:/, '');
+const oneShot = (s) => {
+  let buf = '';
+  s.on('data', (d) => { buf += d; const nl = buf.indexOf('\n'); if (nl >= 0) s.end(name + ' ' + peer(s.remoteAddress) + ' ' + buf.slice(0, nl) + '\n'); });
+  s.on('error', () => {});
+};
+const lines = (s) => {
+  let buf = '';
+  s.setNoDelay(true);
+  s.on('data', (d) => {
+    buf += d; let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) { s.write(name + ' ' + peer(s.remoteAddress) + ' ' + buf.slice(0, nl) + '\n'); buf = buf.slice(nl + 1); }
+  });
+  s.on('error', () => {});
+};
+net.createServer(oneShot).listen(8080, '::', 1024, ready);
+net.createServer(lines).listen(8081, '::', 64, ready);
+// The same two behind no Service: the direct-to-pod baseline of the benchmark.
+net.createServer(oneShot).listen(8082, '::', 1024, ready);
+net.createServer(lines).listen(8083, '::', 64, ready);
+const u = dgram.createSocket('udp4');
+u.on('message', (m, r) => u.send(name + ' ' + r.address + ' ' + m, r.port, r.address));
+u.bind(5353, '0.0.0.0', ready);
+readline.createInterface({ input: process.stdin }).on('line', (l) => {
+  const m = JSON.parse(l);
+  const answer = () => process.stdout.write(JSON.stringify({ ok: true }) + '\n');
+  if (m.op === 'ready') { if (pending === 0) answer(); else waiters.push(answer); }
+  else process.stdout.write(JSON.stringify({ error: 'unknown op ' + m.op }) + '\n');
+});
+`;
+
+export const CLIENT_AGENT = String.raw`
+const net = require('net'), dgram = require('dgram'), http = require('http'), readline = require('readline');
+function once(host, port, payload, timeoutMs) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    let buf = '', done = false;
+    const finish = (v) => { if (!done) { done = true; clearTimeout(t); s.destroy(); resolve(v); } };
+    const t = setTimeout(() => finish({ error: 'timeout' }), timeoutMs);
+    s.on('connect', () => s.write(payload + '\n'));
+    s.on('data', (d) => { buf += d; });
+    s.on('end', () => finish({ reply: buf.trim() }));
+    s.on('error', (e) => finish({ error: e.code || e.message }));
+  });
+}
+const sessions = new Map(); let nextId = 1;
+const udpSocks = new Map();
+function lineOn(s, timeoutMs) {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => { s.off('line', on); resolve({ error: 'timeout' }); }, timeoutMs);
+    const on = (l) => { clearTimeout(t); resolve({ reply: l }); };
+    s.once('line', on);
+  });
+}
+const ops = {
+  async tcp(m) {
+    const replies = [], errors = [];
+    let next = 0;
+    const worker = async () => { while (next < m.count) { const i = next++; const r = await once(m.host, m.port, 'req-' + i, m.timeoutMs || 3000); if (r.error) errors.push(r.error); else replies.push(r.reply); } };
+    await Promise.all(Array.from({ length: Math.min(m.count, m.concurrency || 1) }, worker));
+    return { replies, errors };
+  },
+  async udp(m) {
+    // A socket (source port) per datagram, unless keep: the socket of that name, kept across calls (fresh: a new one).
+    const replies = [], errors = [];
+    if (m.keep && m.fresh && udpSocks.has(m.keep)) { udpSocks.get(m.keep).close(); udpSocks.delete(m.keep); }
+    for (let i = 0; i < m.count; i++) {
+      if (m.keep && !udpSocks.has(m.keep)) udpSocks.set(m.keep, dgram.createSocket('udp4'));
+      const s = m.keep ? udpSocks.get(m.keep) : dgram.createSocket('udp4');
+      const r = await new Promise((resolve) => {
+        const t = setTimeout(() => { s.off('message', on); resolve({ error: 'timeout' }); }, m.timeoutMs || 2000);
+        const on = (msg) => { clearTimeout(t); resolve({ reply: String(msg) }); };
+        s.once('message', on);
+        s.send('dgram-' + i, m.port, m.host);
+      });
+      if (!m.keep) s.close();
+      if (r.error) errors.push(r.error); else replies.push(r.reply);
+    }
+    return { replies, errors };
+  },
+  async open(m) {
+    const s = net.connect({ host: m.host, port: m.port });
+    const id = nextId++;
+    let buf = '';
+    s.setNoDelay(true);
+    s.on('data', (d) => { buf += d; let nl; while ((nl = buf.indexOf('\n')) >= 0) { s.emit('line', buf.slice(0, nl)); buf = buf.slice(nl + 1); } });
+    const err = await new Promise((resolve) => { s.once('connect', () => resolve(null)); s.once('error', (e) => resolve(e.code || e.message)); });
+    if (err) return { error: err };
+    s.on('error', () => {});
+    sessions.set(id, s);
+    return { id, local: s.localPort };
+  },
+  async send(m) {
+    const s = sessions.get(m.id);
+    if (!s || s.destroyed) return { error: 'closed' };
+    const p = lineOn(s, m.timeoutMs || 5000);
+    s.write(m.line + '\n');
+    return p;
+  },
+  async close(m) { const s = sessions.get(m.id); if (s) { s.destroy(); sessions.delete(m.id); } return { ok: true }; },
+  async http(m) {
+    return new Promise((resolve) => {
+      const req = http.get({ host: m.host, port: m.port, path: m.path, timeout: 3000 }, (res) => {
+        let body = ''; res.on('data', (d) => { body += d; }); res.on('end', () => resolve({ status: res.statusCode, body }));
+      });
+      req.on('timeout', () => { req.destroy(); resolve({ status: 0, body: 'timeout' }); });
+      req.on('error', (e) => resolve({ status: 0, body: e.code || e.message }));
+    });
+  },
+  async load(m) {
+    const start = Date.now(); let ok = 0; const errors = {}; const lat = [];
+    const worker = async () => {
+      while (Date.now() - start < m.ms) {
+        const t0 = process.hrtime.bigint();
+        const r = await once(m.host, m.port, 'load', 3000);
+        if (r.error) errors[r.error] = (errors[r.error] || 0) + 1; else { ok++; lat.push(Number(process.hrtime.bigint() - t0) / 1e6); }
+      }
+    };
+    await Promise.all(Array.from({ length: m.concurrency }, worker));
+    lat.sort((a, b) => a - b);
+    const q = (p) => lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : 0;
+    return { ok, errors, ms: Date.now() - start, p50: q(0.5), p99: q(0.99) };
+  },
+  async requests(m) {
+    // Keep-alive request/response latency on one long-lived connection per worker.
+    const start = Date.now(); let ok = 0; const lat = [];
+    const worker = async () => {
+      const c = await ops.open(m);
+      if (c.error) return;
+      while (Date.now() - start < m.ms) {
+        const t0 = process.hrtime.bigint();
+        const r = await ops.send({ id: c.id, line: 'r' });
+        if (r.error) break;
+        ok++; lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+      await ops.close({ id: c.id });
+    };
+    await Promise.all(Array.from({ length: m.concurrency }, worker));
+    lat.sort((a, b) => a - b);
+    const q = (p) => lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : 0;
+    return { ok, ms: Date.now() - start, p50: q(0.5), p99: q(0.99) };
+  },
+};
+let chain = Promise.resolve();
+readline.createInterface({ input: process.stdin }).on('line', (l) => {
+  chain = chain.then(async () => {
+    let out;
+    try { const m = JSON.parse(l); out = ops[m.op] ? await ops[m.op](m) : { error: 'unknown op ' + m.op }; }
+    catch (e) { out = { error: String(e && e.stack || e) }; }
+    if (out && out.error) out = { failed: out.error };
+    process.stdout.write(JSON.stringify(out) + '\n');
+  });
+});
+`;

@@ -1,0 +1,221 @@
+// `svcplane proxy` end to end: the real command runs in a node namespace, reads a manifests
+// directory, creates its TUN device, routes and rules, and serves Services to a client outside the
+// node and to a pod; backends report the address they see. Root only (namespaces, /dev/net/tun).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { netnsSupport } from '../support/netns.js';
+import { E2ECluster, eventually, BACKENDS, CLIENT_IP, MASQ_IP, NODE_IP, TUN, SERVICE_CIDR6, CLUSTER_CIDR6, MASQ_IP6 } from './cluster.js';
+import { clusterManifests, VIP, VIP6, EXTERNAL_IP, LB_IP, RANGED_LB_IP, NODE_PORT, HEALTH_CHECK_PORT } from './manifests.js';
+
+const support = netnsSupport();
+const why = !support.ok ? support.reason : !existsSync('/dev/net/tun') ? 'no /dev/net/tun (load the tun module)' : '';
+if (why) console.warn(`svcplane proxy end-to-end tests cannot run here: ${why}`);
+
+interface Replies { replies: string[]; errors: string[] }
+const names = (r: Replies): string[] => [...new Set(r.replies.map((l) => l.split(' ')[0]!))].sort();
+const peers = (r: Replies): string[] => [...new Set(r.replies.map((l) => l.split(' ')[1]!))].sort();
+const ALL = BACKENDS.map((b) => b.name);
+
+describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
+  let c: E2ECluster;
+  let prefix = '';
+  const state = (): string => join(c.dir, 'conntrack.state');
+  const PROXY_ARGS = (): string[] => ['--conntrack-state', state(), '--service-cidr', SERVICE_CIDR6, '--cluster-cidr', CLUSTER_CIDR6];
+
+  beforeAll(async () => {
+    c = new E2ECluster('proxy');
+    prefix = c.scope.prefix;
+    await c.up(clusterManifests({ ipv6: true }), PROXY_ARGS(), { ipv6: true });
+  }, 60_000);
+
+  afterAll(async () => {
+    await c?.destroy();
+    if (prefix) {
+      const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith(prefix));
+      expect(left).toEqual([]);
+    }
+  });
+
+  it('reaches both backends through a ClusterIP, masqueraded for a client outside the cluster CIDR', async () => {
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 30, concurrency: 3 });
+    expect(r.errors).toEqual([]);
+    expect(r.replies).toHaveLength(30);
+    expect(names(r)).toEqual(ALL);
+    expect(peers(r)).toEqual([MASQ_IP]);
+  });
+
+  it('keeps a pod\'s own address toward other pods (replies steered back through the device)', async () => {
+    const r = await c.podAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 30, concurrency: 3 });
+    expect(r.errors).toEqual([]);
+    // be1 reaching itself is hairpin traffic, which kube-proxy masquerades; be2 sees be1's address.
+    const fromBe2 = r.replies.filter((l) => l.startsWith('be2 '));
+    expect(fromBe2.length).toBeGreaterThan(0);
+    expect(new Set(fromBe2.map((l) => l.split(' ')[1]))).toEqual(new Set([BACKENDS[0].ip]));
+    // Hairpin: be1 reaching itself through its Service is masqueraded, as kube-proxy does.
+    const hairpin = r.replies.filter((l) => l.startsWith('be1 '));
+    expect(hairpin.length).toBeGreaterThan(0);
+    expect(new Set(hairpin.map((l) => l.split(' ')[1]))).toEqual(new Set([MASQ_IP]));
+  });
+
+  it('lets only loadBalancerSourceRanges reach a LoadBalancer IP', async () => {
+    const pod = await c.podAgent.call<Replies>({ op: 'tcp', host: RANGED_LB_IP, port: 80, count: 6, concurrency: 2 });
+    expect(pod.errors).toEqual([]);
+    expect(pod.replies).toHaveLength(6);
+    const outside = await c.clientAgent.call<Replies>({ op: 'tcp', host: RANGED_LB_IP, port: 80, count: 2, concurrency: 2, timeoutMs: 1500 });
+    expect(outside.replies).toEqual([]);
+    expect(outside.errors).toEqual(['timeout', 'timeout']);
+  });
+
+  it('echoes UDP through a ClusterIP from both backends', async () => {
+    const r = await c.clientAgent.call<Replies>({ op: 'udp', host: VIP.echo, port: 53, count: 20 });
+    expect(r.errors).toEqual([]);
+    expect(r.replies).toHaveLength(20);
+    expect(names(r)).toEqual(ALL);
+  });
+
+  it('serves a NodePort on the node address to a client outside the node', async () => {
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: NODE_IP, port: NODE_PORT.web, count: 20, concurrency: 2 });
+    expect(r.errors).toEqual([]);
+    expect(names(r)).toEqual(ALL);
+    expect(peers(r)).toEqual([MASQ_IP]);
+  });
+
+  it('serves an externalIP', async () => {
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: EXTERNAL_IP, port: 80, count: 20, concurrency: 2 });
+    expect(r.errors).toEqual([]);
+    expect(names(r)).toEqual(ALL);
+  });
+
+  it('keeps the client address with externalTrafficPolicy Local (NodePort and LoadBalancer IP)', async () => {
+    for (const [host, port] of [[NODE_IP, NODE_PORT.local], [LB_IP, 80]] as const) {
+      const r = await c.clientAgent.call<Replies>({ op: 'tcp', host, port, count: 16, concurrency: 2 });
+      expect(r.errors).toEqual([]);
+      expect(peers(r)).toEqual([CLIENT_IP]);
+      expect(names(r)).toEqual(ALL);
+    }
+  });
+
+  it('answers the health check node port with the local endpoint count, and /healthz, /livez, /metrics', async () => {
+    const hc = await c.clientAgent.call<{ status: number; body: string }>({ op: 'http', host: NODE_IP, port: HEALTH_CHECK_PORT, path: '/' });
+    expect(hc.status).toBe(200);
+    expect(JSON.parse(hc.body)).toEqual({ service: { namespace: 'default', name: 'local' }, localEndpoints: 2, serviceProxyHealthy: true });
+    const hz = await c.clientAgent.call<{ status: number; body: string }>({ op: 'http', host: NODE_IP, port: 10256, path: '/healthz' });
+    expect(hz.status).toBe(200);
+    const h = JSON.parse(hz.body) as { lastUpdated: string; currentTime: string; nodeEligible: boolean };
+    expect(h.nodeEligible).toBe(true);
+    expect(h.currentTime).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? \+0000 UTC$/);
+    const lz = await c.clientAgent.call<{ status: number; body: string }>({ op: 'http', host: NODE_IP, port: 10256, path: '/livez' });
+    expect(lz.status).toBe(200);
+    expect(Object.keys(JSON.parse(lz.body))).toEqual(['lastUpdated', 'currentTime']);
+    const m = c.nodeExec(['curl', '-sf', 'http://127.0.0.1:10249/metrics']);
+    expect(m).toMatch(/^kubeproxy_sync_proxy_rules_duration_seconds_count [1-9]/m);
+    expect(m).toMatch(/^kubeproxy_sync_proxy_rules_last_timestamp_seconds \d/m);
+    expect(m).toMatch(/^kubeproxy_proxy_healthz_total\{code="200"\} [1-9]/m);
+    expect(m).toMatch(/^svcplane_verdicts_total\{verdict="FORWARD"\} [1-9]/m);
+    expect(m).toMatch(/^svcplane_conntrack_entries \d+/m);
+    expect(m).toMatch(/^svcplane_tun_packets_total\{direction="in"\} [1-9]/m);
+  });
+
+  it('serves an IPv6 ClusterIP: masqueraded from outside the cluster, a pod keeps its address', async () => {
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP6.web, port: 80, count: 20, concurrency: 2 });
+    expect(r.errors).toEqual([]);
+    expect(names(r)).toEqual(ALL);
+    expect(peers(r)).toEqual([MASQ_IP6]);
+    const p = await c.podAgent.call<Replies>({ op: 'tcp', host: VIP6.web, port: 80, count: 20, concurrency: 2 });
+    expect(p.errors).toEqual([]);
+    const fromBe2 = p.replies.filter((l) => l.startsWith('be2 '));
+    expect(fromBe2.length).toBeGreaterThan(0);
+    expect(new Set(fromBe2.map((l) => l.split(' ')[1]))).toEqual(new Set([BACKENDS[0].ip6]));
+  });
+
+  it('serves a client on the node itself', async () => {
+    const script = `const net = require('net'); let n = 0; const seen = new Set(); const go = () => {
+      const s = net.connect(80, '${VIP.web}', () => s.write('local\\n')); let b = '';
+      s.on('data', (d) => { b += d; }); s.on('end', () => { seen.add(b.split(' ')[0]); if (++n < 16) go(); else console.log([...seen].sort().join()); });
+      s.on('error', (e) => { console.log('error ' + e.code); process.exit(1); }); }; go();`;
+    const out = c.scope.must(c.node, ['node', '-e', script], { timeoutMs: 15_000 });
+    expect(out.trim()).toBe(ALL.join());
+  });
+
+  it('sticks a client to one backend with ClientIP session affinity', async () => {
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.sticky, port: 80, count: 12, concurrency: 1 });
+    expect(r.errors).toEqual([]);
+    expect(r.replies).toHaveLength(12);
+    expect(names(r)).toHaveLength(1);
+  });
+
+  it('refuses connections to a Service without endpoints', async () => {
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.empty, port: 80, count: 2 });
+    expect(r.errors).toEqual(['ECONNREFUSED', 'ECONNREFUSED']);
+  });
+
+  it('stops using a removed endpoint for new connections and clears its UDP flows', async () => {
+    // A UDP "session" (one source port) pinned to be2 by conntrack.
+    const pin = await eventually(async () => {
+      const r = await c.clientAgent.call<Replies>({ op: 'udp', host: VIP.echo, port: 53, count: 1, keep: 'pin', fresh: true });
+      return r.replies[0]?.startsWith('be2 ') ? r : undefined;
+    }, 10_000, 'a UDP flow to be2');
+    expect(pin.replies).toHaveLength(1);
+    const still = await c.clientAgent.call<Replies>({ op: 'udp', host: VIP.echo, port: 53, count: 2, keep: 'pin' });
+    expect(names(still)).toEqual(['be2']);
+    c.writeManifests(clusterManifests({ web: [BACKENDS[0]], echo: [BACKENDS[0]], ipv6: true }));
+    await eventually(async () => {
+      const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 8, concurrency: 2 });
+      return r.errors.length === 0 && names(r).join() === 'be1' ? r : undefined;
+    }, 10_000, 'web served by be1 only');
+    const after = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 20, concurrency: 2 });
+    expect(after.errors).toEqual([]);
+    expect(names(after)).toEqual(['be1']);
+    // The same UDP socket now reaches be1: its flow to be2 was deleted when be2 left.
+    const u = await c.clientAgent.call<Replies>({ op: 'udp', host: VIP.echo, port: 53, count: 3, keep: 'pin' });
+    expect(u.errors).toEqual([]);
+    expect(names(u)).toEqual(['be1']);
+    c.writeManifests(clusterManifests({ ipv6: true }));
+    await eventually(async () => {
+      const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 12, concurrency: 2 });
+      return names(r).length === 2 ? r : undefined;
+    }, 10_000, 'be2 back');
+  }, 40_000);
+
+  it('keeps an established TCP connection through a proxy restart (conntrack state file)', async () => {
+    const conn = await c.clientAgent.call<{ id: number }>({ op: 'open', host: VIP.stream, port: 81 });
+    const first = await c.clientAgent.call<{ reply: string }>({ op: 'send', id: conn.id, line: 'before' });
+    const [backend, peer, text] = first.reply.split(' ');
+    expect(text).toBe('before');
+    expect(peer).toBe(MASQ_IP);
+    expect(await c.stopProxy()).toBe(0);
+    expect(existsSync(state())).toBe(true);
+    const p = await c.startProxy(PROXY_ARGS());
+    expect(p.output()).toMatch(/restored [1-9]\d* flows/);
+    const second = await c.clientAgent.call<{ reply: string }>({ op: 'send', id: conn.id, line: 'after' });
+    expect(second.reply).toBe(`${backend} ${MASQ_IP} after`);
+    await c.clientAgent.call({ op: 'close', id: conn.id });
+    // New connections are served by the restarted proxy too.
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 10, concurrency: 2 });
+    expect(r.errors).toEqual([]);
+  }, 40_000);
+
+  it('removes its device, routes and rules on SIGTERM', async () => {
+    const rulesDuring = c.nodeExec(['ip', 'rule', 'show']);
+    expect(rulesDuring).toMatch(new RegExp(`iif ${TUN}`));
+    expect(await c.stopProxy()).toBe(0);
+    expect(c.nodeExec(['ip', 'rule', 'show']).trim().split('\n')).toEqual([
+      '0:\tfrom all lookup local', '32766:\tfrom all lookup main', '32767:\tfrom all lookup default',
+    ]);
+    expect(c.nodeExec(['ip', '-6', 'rule', 'show']).trim().split('\n')).toEqual(['0:\tfrom all lookup local', '32766:\tfrom all lookup main']);
+    expect(c.nodeExec(['ip', 'link', 'show'])).not.toMatch(new RegExp(`\\b${TUN}\\b`));
+    expect(c.nodeExec(['ip', 'route', 'show', 'table', 'all'])).not.toMatch(/198\.18\.9[67]\.|198\.18\.12[01]\./);
+    expect(c.nodeExec(['ip', '-6', 'route', 'show', 'table', 'all'])).not.toMatch(/fd00:96|table 2325/);
+  }, 20_000);
+
+  it('removes what it set up when it cannot start (a port in use), and exits 1', async () => {
+    const rulesBefore = c.nodeExec(['ip', 'rule', 'show']);
+    await expect(c.startProxy(['--metrics-bind-address', '127.0.0.1:10256', '--healthz-bind-address', '127.0.0.1:10256'])).rejects.toThrow(/EADDRINUSE/);
+    expect(await c.proxy!.exited).toBe(1);
+    c.proxy = null;
+    expect(c.nodeExec(['ip', 'rule', 'show'])).toBe(rulesBefore);
+    expect(c.nodeExec(['ip', 'link', 'show'])).not.toMatch(new RegExp(`\\b${TUN}\\b`));
+  }, 30_000);
+});

@@ -1,0 +1,123 @@
+// kube-proxy's health answers (proxy_health.go, service_health.go) on a manual clock, the
+// per-Service health check servers over real sockets on loopback, and the metric names.
+import { describe, expect, it } from 'vitest';
+import { request } from 'node:http';
+import { ProxyHealth, ServiceHealthServers, goTime, serveProxyHealth, closeServer } from '../../../host-node/io/health.js';
+import { ProxyMetrics } from '../../../host-node/io/metrics.js';
+
+function get(port: number, path: string): Promise<{ status: number; body: string; type: string }> {
+  return new Promise((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }));
+    }).on('error', reject).end();
+  });
+}
+
+describe('proxy health', () => {
+  it('formats times as Go prints a time.Time', () => {
+    expect(goTime(Date.UTC(2026, 0, 2, 3, 4, 5, 60))).toBe('2026-01-02 03:04:05.06 +0000 UTC');
+    expect(goTime(Date.UTC(2026, 11, 31, 23, 59, 59, 0))).toBe('2026-12-31 23:59:59 +0000 UTC');
+  });
+
+  it('is healthy until a queued update waits longer than the timeout, and again once synced', () => {
+    let now = 1_000_000;
+    const h = new ProxyHealth(60_000, () => now);
+    expect(h.answer('/healthz').status).toBe(200);       // starting up
+    h.queuedUpdate(4);
+    now += 59_999;
+    expect(h.answer('/healthz').status).toBe(200);
+    now += 1;
+    const stale = h.answer('/healthz');
+    expect(stale.status).toBe(503);
+    expect(h.answer('/livez').status).toBe(503);
+    h.updated(4);
+    const ok = h.answer('/healthz');
+    expect(ok.status).toBe(200);
+    expect(JSON.parse(ok.body)).toEqual({ lastUpdated: goTime(now), currentTime: goTime(now), nodeEligible: true });
+    // A stale answer reports when the rules were last updated.
+    h.queuedUpdate(4);
+    const synced = now;
+    now += 120_000;
+    expect(JSON.parse(h.answer('/healthz').body).lastUpdated).toBe(goTime(synced));
+    expect(h.served).toEqual({ healthz: { '200': 3, '503': 2 }, livez: { '200': 0, '503': 1 } });
+  });
+
+  it('fails /healthz but not /livez while the node is being deleted', () => {
+    const h = new ProxyHealth(1000, () => 5);
+    h.nodeEligible = false;
+    const a = h.answer('/healthz');
+    expect(a.status).toBe(503);
+    // Never synced: Go's zero time.
+    expect(a.body).toBe(`{"lastUpdated": "0001-01-01 00:00:00 +0000 UTC","currentTime": "${goTime(5)}", "nodeEligible": false}`);
+    expect(h.answer('/livez').status).toBe(200);
+    h.syncNode({ kind: 'Node', metadata: { name: 'n', namespace: '', labels: {}, annotations: {} }, spec: { podCIDRs: [], taints: [{ key: 'ToBeDeletedByClusterAutoscaler' }] } as never, status: { addresses: [] } });
+    expect(h.nodeEligible).toBe(false);
+  });
+
+  it('serves /healthz and /livez over HTTP with kube-proxy\'s headers', async () => {
+    const h = new ProxyHealth(1000);
+    const s = await serveProxyHealth(h, '127.0.0.1', 0);
+    const port = (s.address() as { port: number }).port;
+    try {
+      const r = await get(port, '/healthz');
+      expect(r.status).toBe(200);
+      expect(r.type).toBe('application/json');
+      expect(Object.keys(JSON.parse(r.body))).toEqual(['lastUpdated', 'currentTime', 'nodeEligible']);
+      expect((await get(port, '/livez')).status).toBe(200);
+      expect((await get(port, '/other')).status).toBe(404);
+    } finally {
+      await closeServer(s);
+    }
+  });
+
+  it('answers a health check node port with the local endpoint count (503 without one)', async () => {
+    const h = new ProxyHealth(1000);
+    const hc = new ServiceHealthServers(h, ['127.0.0.1']);
+    const free = await serveProxyHealth(h, '127.0.0.1', 0);
+    const port = (free.address() as { port: number }).port;
+    await closeServer(free);
+    try {
+      await hc.sync(new Map([['ns1/web', port]]));
+      hc.setEndpoints(new Map([['ns1/web', 2]]));
+      const r = await get(port, '/');
+      expect(r.status).toBe(200);
+      expect(JSON.parse(r.body)).toEqual({ service: { namespace: 'ns1', name: 'web' }, localEndpoints: 2, serviceProxyHealthy: true });
+      hc.setEndpoints(new Map());
+      const none = await get(port, '/');
+      expect(none.status).toBe(503);
+      expect(JSON.parse(none.body).localEndpoints).toBe(0);
+      await hc.sync(new Map());
+      expect(hc.ports().size).toBe(0);
+      await expect(get(port, '/')).rejects.toThrow(/ECONNREFUSED/);
+    } finally {
+      await hc.close();
+    }
+  });
+});
+
+describe('proxy metrics', () => {
+  it('exposes kube-proxy\'s metric names and the core\'s counters', async () => {
+    const health = new ProxyHealth(1000);
+    health.answer('/healthz');
+    const m = new ProxyMetrics({
+      coreStats: () => ({ verdict_forward: 7, verdict_drop: 2, drop_no_endpoints: 2, conntrack_entries: 3, conntrack_capacity: 16 }),
+      tunStats: () => ({ packetsIn: 9, bytesIn: 900, packetsOut: 7, bytesOut: 700, batches: 4, readErrors: 0, writeErrors: 1, dropped: 2, wakeups: 3 }),
+      health,
+    });
+    m.syncDuration.observe(0.004);
+    m.lastSync.set(1700000000);
+    m.networkProgramming.observe(0.3);
+    const text = await m.text();
+    for (const name of [
+      'kubeproxy_sync_proxy_rules_duration_seconds_bucket', 'kubeproxy_sync_proxy_rules_last_timestamp_seconds 1700000000',
+      'kubeproxy_network_programming_duration_seconds_count 1', 'kubeproxy_sync_proxy_rules_endpoint_changes_total',
+      'kubeproxy_sync_proxy_rules_service_changes_total', 'kubeproxy_proxy_healthz_total{code="200"} 1',
+      'svcplane_verdicts_total{verdict="FORWARD"} 7', 'svcplane_drops_total{reason="no_endpoints"} 2',
+      'svcplane_conntrack_entries 3', 'svcplane_tun_packets_total{direction="in"} 9', 'svcplane_tun_errors_total{op="write"} 1',
+    ]) expect(text, name).toContain(name);
+    // Scrapes read live values (not accumulated between scrapes).
+    expect(await m.text()).toContain('svcplane_verdicts_total{verdict="FORWARD"} 7');
+  });
+});

@@ -1,0 +1,111 @@
+// `svcplane proxy` settings: flags, the KubeProxyConfiguration-style file, defaults, and errors that
+// name the flag or the file, line and field.
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseProxyArgs, readConfigFile, ConfigError } from '../../../host-node/io/proxy-config.js';
+import { nodePortAddresses } from '../../../host-node/io/node-proxy.js';
+
+describe('proxy flags', () => {
+  it('has kube-proxy\'s defaults', () => {
+    const c = parseProxyArgs(['--manifests', '/m', '--hostname-override', 'n1']);
+    expect(c.mode).toBe('iptables');
+    expect(c.metricsBindAddress).toBe('127.0.0.1:10249');
+    expect(c.healthzBindAddress).toBe('0.0.0.0:10256');
+    expect(c.nodePortRange).toEqual([30000, 32767]);
+    expect(c.serviceCIDRs).toEqual(['10.96.0.0/12']);
+    // The masquerade source defaults to the last usable address of the service CIDR.
+    expect(c.masqueradeAddresses).toEqual(['10.111.255.254']);
+    expect(c.nodeName).toBe('n1');
+  });
+
+  it('reads every flag', () => {
+    const c = parseProxyArgs([
+      '--kubeconfig', '/k', '--mode', 'direct', '--node-ip', '198.18.0.1', '--node-ip', 'fd00::1',
+      '--cluster-cidr', '198.18.64.0/20,fd00:10::/64', '--service-cidr', '198.18.96.0/24', '--nodeport-addresses', 'primary,198.18.0.0/16',
+      '--masquerade-all', '--masquerade-address', '198.18.97.1', '--tun', 'svtun1', '--metrics-bind-address', '[::1]:9100',
+      '--healthz-bind-address', '', '--conntrack-state', '/var/lib/svcplane/ct', '--service-node-port-range', '31000-31999', '--conntrack-max', '4096',
+    ]);
+    expect(c).toMatchObject({
+      kubeconfig: '/k', mode: 'direct', nodeIPs: ['198.18.0.1', 'fd00::1'], clusterCIDRs: ['198.18.64.0/20', 'fd00:10::/64'],
+      serviceCIDRs: ['198.18.96.0/24'], nodePortAddresses: ['primary', '198.18.0.0/16'], masqueradeAll: true,
+      masqueradeAddresses: ['198.18.97.1'], tun: 'svtun1', metricsBindAddress: '[::1]:9100', healthzBindAddress: '',
+      conntrackState: '/var/lib/svcplane/ct', nodePortRange: [31000, 31999], conntrackMax: 4096,
+    });
+  });
+
+  it('names the flag at fault', () => {
+    const bad: Array<[string[], RegExp]> = [
+      [['--manifests', '/m', '--mode', 'userspace'], /--mode: expected one of iptables, ipvs, direct/],
+      [['--mode', 'iptables'], /exactly one of --manifests and --kubeconfig/],
+      [['--manifests', '/m', '--kubeconfig', '/k'], /exactly one of/],
+      [['--manifests', '/m', '--service-cidr', '10.96.0.0'], /--service-cidr: not a CIDR: "10.96.0.0"/],
+      [['--manifests', '/m', '--node-ip', 'node1'], /--node-ip: not an IP address/],
+      [['--manifests', '/m', '--tun', 'a-very-long-device-name'], /--tun: device names are 1-15/],
+      [['--manifests', '/m', '--metrics-bind-address', 'localhost'], /--metrics-bind-address: expected ADDRESS:PORT/],
+      [['--manifests', '/m', '--service-node-port-range', '32000-31000'], /nodePortRange|--service-node-port-range/],
+      [['--manifests', '/m', '--frobnicate'], /Unknown option '--frobnicate'/],
+      [['--manifests', '/m', '--conntrack-max', 'many'], /--conntrack-max: expected 16 to/],
+    ];
+    for (const [argv, msg] of bad) expect(() => parseProxyArgs(argv), argv.join(' ')).toThrow(msg);
+    expect(() => parseProxyArgs(['--mode', 'x'])).toThrow(ConfigError);
+  });
+});
+
+describe('proxy config file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'svp-cfg-'));
+  const file = (name: string, text: string): string => { const p = join(dir, name); writeFileSync(p, text); return p; };
+
+  it('reads KubeProxyConfiguration fields and svcplane\'s own; flags override the file', () => {
+    const p = file('ok.yaml', [
+      'apiVersion: kubeproxy.config.k8s.io/v1alpha1',
+      'kind: KubeProxyConfiguration',
+      'mode: ipvs',
+      'clusterCIDR: 198.18.64.0/20',
+      'hostnameOverride: worker-3',
+      'nodePortAddresses: [198.18.0.0/16]',
+      'metricsBindAddress: 127.0.0.1:20249',
+      'healthzBindAddress: 0.0.0.0:20256',
+      'clientConnection: {kubeconfig: /etc/kubeconfig, qps: 5}',
+      'iptables: {masqueradeAll: true, syncPeriod: 30s}',
+      'conntrack: {maxPerCore: 32768}',
+      'serviceCIDR: [198.18.96.0/24]',
+      'conntrackState: /run/svcplane/ct',
+      'tun: svc7',
+      'syncPeriod: 30s',
+    ].join('\n'));
+    const c = parseProxyArgs(['--config', p]);
+    expect(c).toMatchObject({
+      mode: 'ipvs', clusterCIDRs: ['198.18.64.0/20'], nodeName: 'worker-3', nodePortAddresses: ['198.18.0.0/16'],
+      metricsBindAddress: '127.0.0.1:20249', healthzBindAddress: '0.0.0.0:20256', kubeconfig: '/etc/kubeconfig',
+      masqueradeAll: true, serviceCIDRs: ['198.18.96.0/24'], conntrackState: '/run/svcplane/ct', tun: 'svc7',
+    });
+    expect(parseProxyArgs(['--config', p, '--mode', 'iptables', '--tun', 'svc8']).mode).toBe('iptables');
+    expect(parseProxyArgs(['--config', p, '--tun', 'svc8']).tun).toBe('svc8');
+  });
+
+  it('names the file, line and field of a bad value or an unknown field', () => {
+    const unknown = file('unknown.yaml', 'kind: KubeProxyConfiguration\nmode: iptables\nclusterCIDRS: 10.0.0.0/8\n');
+    expect(() => readConfigFile(unknown)).toThrow(`${unknown}:3: clusterCIDRS: unknown field`);
+    const nested = file('nested.yaml', 'iptables:\n  masqueradeAll: "yes"\n');
+    expect(() => readConfigFile(nested)).toThrow(`${nested}:2: iptables.masqueradeAll: expected true or false`);
+    const kind = file('kind.yaml', 'kind: KubeletConfiguration\n');
+    expect(() => readConfigFile(kind)).toThrow(/kind.yaml:1: kind: expected KubeProxyConfiguration/);
+    const syntax = file('syntax.yaml', 'mode: [iptables\n');
+    expect(() => readConfigFile(syntax)).toThrow(/syntax.yaml:\d+: /);
+    const badCidr = file('cidr.yaml', 'clusterCIDR: nope\n');
+    expect(() => parseProxyArgs(['--config', badCidr, '--manifests', '/m'])).toThrow(`${badCidr}: clusterCIDRs: not a CIDR: "nope"`);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('NodePort addresses', () => {
+  it('filters the host addresses like --nodeport-addresses (empty: all; "primary": the node IP)', () => {
+    const host = ['198.18.0.1', '198.18.5.1', 'fd00::1'];
+    expect(nodePortAddresses([], host, host[0])).toEqual(host);
+    expect(nodePortAddresses(['primary'], host, host[0])).toEqual(['198.18.0.1']);
+    expect(nodePortAddresses(['198.18.4.0/22', 'fd00::/8'], host, host[0])).toEqual(['198.18.5.1', 'fd00::1']);
+    expect(nodePortAddresses(['198.19.0.0/16'], host, host[0])).toEqual([]);
+  });
+});
