@@ -6,6 +6,9 @@
 export type Mode = 'iptables' | 'ipvs';
 export type Proto = 'tcp' | 'udp' | 'sctp';
 
+/** The IPVS schedulers (ip_vs_*.c) kube-proxy's --ipvs-scheduler passes through to ipvsadm. */
+export const IPVS_SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'sh', 'dh', 'mh', 'lblc', 'lblcr', 'fo', 'ovf', 'twos'] as const;
+
 /** This node, as every preset and packet sees it. */
 export const NODE = { name: 'node-a', ip: '192.168.49.2', podCIDR: '10.244.0.0/16' } as const;
 

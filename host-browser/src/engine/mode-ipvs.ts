@@ -7,13 +7,11 @@
 // (assembly/pipeline.ts). Never touches the DOM or the worker.
 import type { Dataplane } from '../../../host-node/dataplane.js';
 import { ProxyState, parseManifests, loadObjects, renderIpvs, type IpvsRender, type ManifestIssue } from '../../../host-node/kube/index.js';
-import { NODE } from '../presets.js';
+import { IPVS_SCHEDULERS, NODE } from '../presets.js';
 import { createDataplane, sendMany, type Runner, type SendOne, type SyncChange, type TraceView } from './mode-iptables.js';
 import { delivered, freshPorts, hostPort, measuredKey, mergeOutcomes, outcomeKey, toBytes, type Distribution, type Outcome, type WirePacket } from './outcomes.js';
 import { chainsIn, diffLines, markContaining, type RulesView } from './rules-view.js';
 
-/** ip_vs_ctl.c ip_vs_sched_* names ipvsadm accepts, the ones kube-proxy's --ipvs-scheduler passes through. */
-export const IPVS_SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'sh', 'dh', 'mh', 'lblc', 'lblcr', 'fo', 'ovf', 'twos'] as const;
 
 /** Schedulers whose new connections spread in proportion to weight (ip_vs_rr.c, ip_vs_wrr.c; the
  * least-connection family with connections that stay open, ip_vs_lc.c, ip_vs_wlc.c, ip_vs_sed.c, ip_vs_nq.c). */
