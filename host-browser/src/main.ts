@@ -102,7 +102,7 @@ function showObjects(source: ObjectSource): void {
   presetSel.value = p.id;
   lesson.textContent = p.lesson;
   if (p.yaml !== undefined) editor.setText(p.yaml);
-  else editor.setSummary(`# ${p.title}: generated, ${p.size?.toLocaleString('en-US')} Services (svc-0 … svc-${(p.size ?? 1) - 1}),\n# ClusterIPs from 10.96.1.0 upward, two ready pods each (node-a and node-b).\n# Too large to edit as text: pick another preset to write your own objects.\n`);
+  else editor.setSummary(`# Generated: ${p.size?.toLocaleString('en-US')} Services (svc-0 … svc-${(p.size ?? 1) - 1}) in namespace default,\n# ClusterIPs from 10.96.1.0 upward, two ready pods each (node-a and node-b).\n# Too large to edit as text: pick another preset to write your own objects.\n`);
 }
 
 function showMode(): void {

@@ -141,7 +141,7 @@ export const PRESETS: Preset[] = [
   {
     id: 'ipvs-schedulers',
     title: 'IPVS schedulers side by side',
-    lesson: 'The same Service under IPVS: rr takes turns, sh hashes the client address (one client, one pod), mh hashes it onto a Maglev table. Open Compare.',
+    lesson: 'The same Service under IPVS: rr takes turns, sh hashes the client address (one client, one pod), mh hashes address and port (kube-proxy sets mh-port) onto a Maglev table. Try Compare.',
     mode: 'ipvs', scheduler: 'rr',
     packet: fromPod('default/web:http', '10.96.0.80', 80),
     yaml: `${svc('web', '  clusterIP: 10.96.0.80\n  ports:\n    - {name: http, port: 80, targetPort: 8080, protocol: TCP}\n')}---\n${slice('web', 8080, [

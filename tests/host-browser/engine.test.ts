@@ -69,6 +69,22 @@ describe('playground engine', () => {
     expect(hairpin.find((o) => o.to === '10.244.2.32:8080')?.masq).toBe(false);
   });
 
+  it('a sent packet\'s own connection is reported as existing; a burst still expects new connections', async () => {
+    const preset = presetById('clusterip')!;
+    const pg = await loaded('clusterip');
+    const p = wire(preset.packet);
+    expect(pg.packet(p, 0, false).trace.existing).toBe(false);
+    const sent = pg.packet(p, 0, true);
+    expect(sent.sent!.delivered.verdict).toBe('FORWARD');
+    expect(sent.conntrack).toHaveLength(1);
+    const again = pg.packet(p, 1, false).trace;
+    expect(again.existing).toBe(true);
+    expect(again.outcomes).toEqual([expect.objectContaining({ key: sent.sent!.key, probability: 1 })]);
+    const burst = pg.send(p, 30, 2);
+    expect(burst.trace.existing).toBe(false);
+    expect(burst.trace.outcomes).toHaveLength(3);
+  });
+
   it('marks the visited rules in the iptables-save view', async () => {
     const pg = await loaded('clusterip');
     const { trace } = pg.send(wire(presetById('clusterip')!.packet), 1, 0);

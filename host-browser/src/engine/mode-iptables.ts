@@ -2,74 +2,21 @@
 // proxy's trackers and iptables renderer, partial syncs after the first), the rules are the live
 // iptables-save text, a packet is explained by Dataplane.trace (every rule, every outcome with its
 // exact probability) and sent through Dataplane.processBatch. Never touches the DOM or the worker.
-import { Dataplane } from '../../../host-node/dataplane.js';
-import type { ManifestIssue } from '../../../host-node/kube/index.js';
 import type { Family } from '../../../host-node/netfilter/index.js';
 import { NODE } from '../presets.js';
-import {
-  delivered, freshPorts, measuredKey, mergeOutcomes, outcomeKey, tally, toBytes,
-  type Delivered, type Distribution, type Outcome, type WirePacket,
-} from './outcomes.js';
-import { chainsIn, diffLines, digest, isIptablesRule, markSave, type LineDiff, type RuleLine, type RulesView } from './rules-view.js';
+import { mergeOutcomes, outcomeKey, type Outcome, type WirePacket } from './outcomes.js';
+import { chainsIn, diffLines, digest, isIptablesRule, markSave, type RuleLine, type RulesView } from './rules-view.js';
+import { Runner, createDataplane, compactSteps, type Loaded, type TraceView } from './runner.js';
 
-/** What a sync changed, for the diff pane. */
-export interface SyncChange {
-  /** First sync of these objects: everything is new. */
-  full: boolean;
-  /** Services kube-proxy's change tracker marked changed ("namespace/name"). */
-  changedServices: string[];
-  /** Chains kube-proxy's iptables-restore payload wrote (each rewritten whole). */
-  rewrittenChains: string[];
-  /** Rule lines that actually differ before/after, and the chains holding them. */
-  diff: LineDiff;
-  changedChains: string[];
-}
-
-export interface TraceView {
-  /** Each rule visited, in order ("hook table chain #n: text → target"). */
-  steps: Array<{ where: string; text: string; matched: boolean; target?: string }>;
-  outcomes: Outcome[];
-  /**
-   * Where many new connections end up, when that differs from the next connection's odds
-   * (IPVS rr takes turns: the next one is certain, the spread is by weight).
-   */
-  longRun?: Outcome[];
-  truncated: boolean;
-  /** The rule views with the visited rules marked. */
-  rules: RulesView[];
-}
-
-export interface SendOne {
-  delivered: Delivered;
-  key: string;
-}
-
-export interface Runner {
-  readonly mode: 'iptables' | 'ipvs';
-  readonly dp: Dataplane;
-  load(input: string | unknown[], onPhase: (phase: string) => void): { issues: ManifestIssue[]; change: SyncChange };
-  views(): RulesView[];
-  trace(p: WirePacket, nowMs: number): TraceView;
-  send(p: WirePacket, count: number, nowMs: number): Distribution;
-  sendOne(p: WirePacket, nowMs: number): SendOne;
-}
-
-export async function createDataplane(seed = 1): Promise<Dataplane> {
-  return Dataplane.create({ nodeIPs: [NODE.ip], podCIDR: NODE.podCIDR, seed, conntrackCapacity: 1 << 18 });
-}
-
-export class IptablesRunner implements Runner {
+export class IptablesRunner extends Runner {
   readonly mode = 'iptables' as const;
   private save = '';
-  private nextPort = 20000;
-
-  constructor(readonly dp: Dataplane) {}
 
   static async create(seed?: number): Promise<IptablesRunner> {
     return new IptablesRunner(await createDataplane(seed));
   }
 
-  load(input: string | unknown[], onPhase: (phase: string) => void): { issues: ManifestIssue[]; change: SyncChange } {
+  load(input: string | unknown[], onPhase: (phase: string) => void): Loaded {
     const before = this.save;
     onPhase('kube-proxy sync: render rules, compile, swap');
     const r = this.dp.apply(input, { nodeName: NODE.name });
@@ -100,42 +47,13 @@ export class IptablesRunner implements Runner {
       if (o.to) out.to = o.to;
       return out;
     }));
-    const steps = t.steps.map((s) => ({
+    const steps = compactSteps(t.steps.map((s) => ({
       where: `${s.hook} ${s.table} ${s.chain} #${s.rule}`,
       text: s.text ?? '(end of chain)',
       matched: s.matched,
       ...(s.target ? { target: s.target } : {}),
-    }));
+    })), (s) => s.where.replace(/ #\d+$/, ''));
     const marked = markSave(this.save, t.steps.filter((s) => s.text !== undefined));
-    return { steps, outcomes, truncated: t.truncated, rules: this.views(marked) };
+    return { steps, outcomes, truncated: t.truncated, existing: this.tracked(p, nowMs), rules: this.views(marked) };
   }
-
-  send(p: WirePacket, count: number, nowMs: number): Distribution {
-    return sendMany(this.dp, p, count, nowMs, this);
-  }
-
-  sendOne(p: WirePacket, nowMs: number): SendOne {
-    const r = this.dp.process(toBytes(p), nowMs);
-    return { delivered: delivered(r), key: measuredKey(p, r) };
-  }
-
-  /** Source ports continue across sends so every packet of a burst opens a new connection. */
-  takePorts(count: number, avoid: number): number[] {
-    const f = freshPorts(count, this.nextPort, avoid);
-    this.nextPort = f.next;
-    return f.ports;
-  }
-}
-
-/** Sends `count` new connections (fresh source ports) through the core in batches and counts outcomes. */
-export function sendMany(dp: Dataplane, p: WirePacket, count: number, nowMs: number, ports: { takePorts(n: number, avoid: number): number[] }): Distribution {
-  const list = ports.takePorts(count, p.sport);
-  const keys: string[] = [];
-  const BATCH = 1000;
-  for (let i = 0; i < list.length; i += BATCH) {
-    const batch = list.slice(i, i + BATCH).map((sport) => toBytes(p, sport));
-    const res = dp.processBatch(batch, nowMs);
-    res.forEach((r, k) => keys.push(measuredKey({ ...p, sport: list[i + k]! }, r)));
-  }
-  return tally(keys);
 }

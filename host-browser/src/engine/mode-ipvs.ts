@@ -6,10 +6,10 @@
 // shown but not loaded: the core stops consulting IPVS once iptables rules are live
 // (assembly/pipeline.ts). Never touches the DOM or the worker.
 import type { Dataplane } from '../../../host-node/dataplane.js';
-import { ProxyState, parseManifests, loadObjects, renderIpvs, type IpvsRender, type ManifestIssue } from '../../../host-node/kube/index.js';
+import { ProxyState, parseManifests, loadObjects, renderIpvs, type IpvsRender } from '../../../host-node/kube/index.js';
 import { IPVS_SCHEDULERS, NODE } from '../presets.js';
-import { createDataplane, sendMany, type Runner, type SendOne, type SyncChange, type TraceView } from './mode-iptables.js';
-import { delivered, freshPorts, hostPort, measuredKey, mergeOutcomes, outcomeKey, toBytes, type Distribution, type Outcome, type WirePacket } from './outcomes.js';
+import { Runner, createDataplane, type Loaded, type TraceView } from './runner.js';
+import { hostPort, mergeOutcomes, outcomeKey, type Outcome, type WirePacket } from './outcomes.js';
 import { chainsIn, diffLines, markContaining, type RulesView } from './rules-view.js';
 
 
@@ -17,13 +17,13 @@ import { chainsIn, diffLines, markContaining, type RulesView } from './rules-vie
  * least-connection family with connections that stay open, ip_vs_lc.c, ip_vs_wlc.c, ip_vs_sed.c, ip_vs_nq.c). */
 const WEIGHT_SPREAD = new Set(['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq']);
 
-export class IpvsRunner implements Runner {
+export class IpvsRunner extends Runner {
   readonly mode = 'ipvs' as const;
   private render: IpvsRender | undefined;
   private ipvsList = '';
-  private nextPort = 20000;
 
-  constructor(readonly dp: Dataplane, readonly scheduler: string) {
+  constructor(dp: Dataplane, readonly scheduler: string) {
+    super(dp);
     if (!(IPVS_SCHEDULERS as readonly string[]).includes(scheduler)) throw new Error(`unknown IPVS scheduler "${scheduler}"`);
   }
 
@@ -31,7 +31,7 @@ export class IpvsRunner implements Runner {
     return new IpvsRunner(await createDataplane(seed), scheduler);
   }
 
-  load(input: string | unknown[], onPhase: (phase: string) => void): { issues: ManifestIssue[]; change: SyncChange } {
+  load(input: string | unknown[], onPhase: (phase: string) => void): Loaded {
     const set = typeof input === 'string' ? parseManifests(input) : loadObjects(input);
     onPhase('kube-proxy ipvs sync: render virtual servers and ipsets');
     const state = new ProxyState({ nodeName: NODE.name, families: [4] });
@@ -116,21 +116,6 @@ export class IpvsRunner implements Runner {
       }));
     }
     const hits = t.choices.filter((c) => c.probability > 0).map((c) => `-> ${hostPort(c.address, c.port)}`);
-    return { steps, outcomes, ...(longRun ? { longRun } : {}), truncated: false, rules: this.views(t.kind === 'none' ? [] : [vs, ...hits], []) };
-  }
-
-  send(p: WirePacket, count: number, nowMs: number): Distribution {
-    return sendMany(this.dp, p, count, nowMs, this);
-  }
-
-  sendOne(p: WirePacket, nowMs: number): SendOne {
-    const r = this.dp.process(toBytes(p), nowMs);
-    return { delivered: delivered(r), key: measuredKey(p, r) };
-  }
-
-  takePorts(count: number, avoid: number): number[] {
-    const f = freshPorts(count, this.nextPort, avoid);
-    this.nextPort = f.next;
-    return f.ports;
+    return { steps, outcomes, ...(longRun ? { longRun } : {}), truncated: false, existing: t.kind === 'connection' || t.kind === 'template', rules: this.views(t.kind === 'none' ? [] : [vs, ...hits], []) };
   }
 }

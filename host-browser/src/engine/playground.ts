@@ -4,7 +4,8 @@
 // in the Web Worker and under Node (the tests compare it with the Node API). Never touches the DOM.
 import { parseManifests, type ManifestIssue, type Service } from '../../../host-node/kube/index.js';
 import { presetById, type Mode } from '../presets.js';
-import { IptablesRunner, type Runner, type SyncChange, type TraceView, type SendOne } from './mode-iptables.js';
+import { IptablesRunner } from './mode-iptables.js';
+import type { Runner, SyncChange, TraceView, SendOne } from './runner.js';
 import { IpvsRunner } from './mode-ipvs.js';
 import type { Distribution, Outcome, WirePacket } from './outcomes.js';
 import type { RulesView } from './rules-view.js';
@@ -70,6 +71,8 @@ export type Progress = (phase: string, done?: number, total?: number) => void;
 
 /** The builder lists at most this many Services (a 20k scene still traces any address). */
 const MAX_ENTRIES = 500;
+/** Flows listed at most (the page shows a table, not a dump). */
+const MAX_ROWS = 200;
 
 export class Playground {
   private runner: Runner | undefined;
@@ -123,25 +126,46 @@ export class Playground {
     return out;
   }
 
+  /**
+   * Sends `count` new connections (fresh source ports). The expected outcomes are the trace of
+   * the burst's first packet before it is sent: a new connection, whatever the form's own
+   * port has already opened.
+   */
   send(p: WirePacket, count: number, nowMs: number, progress: Progress = () => {}): { trace: TraceView; measured: Distribution } {
     const r = this.active();
-    const trace = r.trace(p, nowMs);
+    const ports = r.takePorts(count, p.sport);
+    const trace = r.trace({ ...p, sport: ports[0] ?? p.sport }, nowMs);
     progress(`sending ${count.toLocaleString('en-US')} packets`);
-    return { trace, measured: r.send(p, count, nowMs) };
+    return { trace, measured: r.send(p, ports, nowMs) };
   }
 
   /** Live flows at the virtual clock (expired ones reaped first). */
   conntrack(nowMs: number): ConntrackRow[] {
-    const dp = this.active().dp;
+    const r = this.active();
+    const dp = r.dp;
     dp.expire(nowMs);
-    return dp.conntrack(nowMs).slice(0, 200).map((e) => ({
+    const ipvs: ConntrackRow[] = [];
+    if (r.mode === 'ipvs') {
+      dp.ipvs().expire(nowMs);
+      for (const c of dp.ipvs().connections(nowMs).slice(0, MAX_ROWS)) {
+        ipvs.push({
+          proto: `ipvs ${c.protocol}`,
+          original: `${c.client}:${c.clientPort} → ${c.virtual}:${c.virtualPort}`,
+          reply: `${c.destination}:${c.destinationPort} → ${c.client}:${c.clientPort}`,
+          state: c.template ? 'template (persistence)' : c.state,
+          expiresInS: Math.max(0, Math.round(c.expireMs / 1000)),   // time left, as ipvsadm -Lc prints it
+          nat: c.forwarding,
+        });
+      }
+    }
+    return ipvs.concat(dp.conntrack(nowMs).slice(0, MAX_ROWS - ipvs.length).map((e) => ({
       proto: e.proto,
       original: `${e.original.src}:${e.original.sport} → ${e.original.dst}:${e.original.dport}`,
       reply: `${e.reply.src}:${e.reply.sport} → ${e.reply.dst}:${e.reply.dport}`,
       state: e.state ?? (e.seenReply ? 'replied' : 'unreplied'),
       expiresInS: Math.max(0, Math.round((e.expiresMs - nowMs) / 1000)),
       nat: [e.nat.dnat ? 'dnat' : '', e.nat.snat ? 'snat' : ''].filter(Boolean).join('+') || '-',
-    }));
+    })));
   }
 
   /** The same objects and packet through each mode, each on a fresh dataplane (nothing here changes). */
@@ -153,7 +177,9 @@ export class Playground {
       progress(`compare: ${label}`, i, columns.length);
       const r = await Playground.runner(c);
       r.load(this.input, () => {});
-      out.push({ label, outcomes: r.trace(p, nowMs).outcomes, measured: r.send(p, count, nowMs) });
+      const ports = r.takePorts(count, p.sport);
+      const t = r.trace({ ...p, sport: ports[0] ?? p.sport }, nowMs);
+      out.push({ label, outcomes: t.longRun ?? t.outcomes, measured: r.send(p, ports, nowMs) });
     }
     return out;
   }

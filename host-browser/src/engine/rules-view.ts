@@ -85,7 +85,11 @@ export function digest(lines: RuleLine[], limit = FULL_VIEW_LINES): RuleLine[] {
     const n = perChain.get(chain) ?? 0;
     perChain.set(chain, n + 1);
     if (n < 20 || visited.has(chain) && PER_SERVICE.test(chain)) keep[i] = 1;
-    if (l.mark) for (let k = Math.max(0, i - CONTEXT); k <= Math.min(lines.length - 1, i + CONTEXT); k++) keep[k] = 1;
+    if (l.mark) {
+      for (let k = Math.max(0, i - CONTEXT); k <= Math.min(lines.length - 1, i + CONTEXT); k++) {
+        if (chainOf(lines[k]!.text) === chain) keep[k] = 1;
+      }
+    }
   });
   const out: RuleLine[] = [];
   let gap = 0;

@@ -36,14 +36,15 @@ function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string,
 
 /** Draws the rows: label, measured bar, expected tick, the two percentages. */
 export function drawChart(rows: ChartRow[], sent: number): SVGSVGElement {
-  const rowH = 30, labelW = 230, barW = 240, pad = 8;
-  const width = labelW + barW + 120;
+  const rowH = 28, labelW = 150, barW = 170, pad = 8;
+  const width = labelW + barW + 135;
   const height = pad * 2 + rows.length * rowH + 18;
-  const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, width: '100%', role: 'img', class: 'chart' });
+  const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', class: 'chart' });
   root.append(svg('title', {}, `Measured over ${sent} packets vs expected`));
   rows.forEach((r, i) => {
     const y = pad + i * rowH;
-    root.append(svg('text', { x: 0, y: y + 18, class: 'chart-label' }, r.key.length > 34 ? `${r.key.slice(0, 33)}…` : r.key));
+    const label = r.key.replace(/^FORWARD → /, '→ ');
+    root.append(svg('text', { x: 0, y: y + 18, class: 'chart-label' }, label.length > 24 ? `${label.slice(0, 23)}…` : label));
     root.append(svg('rect', { x: labelW, y: y + 6, width: barW, height: 16, class: 'chart-track', rx: 3 }));
     const bar = svg('rect', { x: labelW, y: y + 6, width: Math.max(0, r.measured * barW), height: 16, class: 'chart-measured', rx: 3 });
     bar.setAttribute('data-key', r.key);
@@ -51,12 +52,12 @@ export function drawChart(rows: ChartRow[], sent: number): SVGSVGElement {
     root.append(bar);
     const ex = labelW + r.expected * barW;
     root.append(svg('line', { x1: ex, x2: ex, y1: y + 2, y2: y + 26, class: 'chart-expected' }));
-    root.append(svg('text', { x: labelW + barW + 8, y: y + 18, class: 'chart-value' }, `${percent(r.measured)} · exp ${percent(r.expected)}`));
+    root.append(svg('text', { x: labelW + barW + 8, y: y + 18, class: 'chart-value' }, `${percent(r.measured)} (exp ${percent(r.expected)})`));
   });
   const ly = pad + rows.length * rowH + 12;
-  root.append(svg('rect', { x: labelW, y: ly - 9, width: 12, height: 10, class: 'chart-measured', rx: 2 }));
-  root.append(svg('text', { x: labelW + 16, y: ly, class: 'chart-legend' }, `measured (${sent.toLocaleString('en-US')} packets)`));
-  root.append(svg('line', { x1: labelW + 170, x2: labelW + 170, y1: ly - 10, y2: ly + 2, class: 'chart-expected' }));
-  root.append(svg('text', { x: labelW + 176, y: ly, class: 'chart-legend' }, 'expected'));
+  root.append(svg('rect', { x: labelW - 130, y: ly - 9, width: 12, height: 10, class: 'chart-measured', rx: 2 }));
+  root.append(svg('text', { x: labelW - 114, y: ly, class: 'chart-legend' }, `measured (${sent.toLocaleString('en-US')} packets)`));
+  root.append(svg('line', { x1: labelW + 200, x2: labelW + 200, y1: ly - 10, y2: ly + 2, class: 'chart-expected' }));
+  root.append(svg('text', { x: labelW + 206, y: ly, class: 'chart-legend' }, 'expected'));
   return root;
 }

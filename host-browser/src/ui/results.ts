@@ -3,7 +3,7 @@
 // after a burst, the conntrack table at the virtual clock, and the mode comparison table.
 // Renders what the worker sent; never decides anything about packets.
 import type { PacketResult, CompareColumn, ConntrackRow } from '../engine/playground.js';
-import type { TraceView } from '../engine/mode-iptables.js';
+import type { TraceView } from '../engine/runner.js';
 import type { Distribution, Outcome } from '../engine/outcomes.js';
 import { chartRows, drawChart } from './chart.js';
 import { byId, fill, h, percent } from './dom.js';
@@ -23,6 +23,7 @@ export function renderTrace(t: TraceView): void {
       h('thead', {}, h('tr', {}, h('th', {}, 'verdict'), h('th', {}, 'to'), h('th', {}, 'source NAT'), h('th', { class: 'num' }, 'probability'))),
       h('tbody', {}, ...t.outcomes.map(outcomeRow))),
     t.longRun ? h('p', { class: 'muted small' }, `The next new connection is certain (the scheduler takes turns); over many connections: ${t.longRun.map((o) => `${o.to} ${percent(o.probability)}`).join(', ')}.`) : null,
+    t.existing ? h('p', { class: 'note small' }, 'This packet belongs to a connection the core already tracks: conntrack applies the NAT chosen for its first packet, and the nat rules are not consulted again. Change the source port (or send 10,000 new connections) to see a new connection.') : null,
     t.truncated ? h('p', { class: 'warn' }, 'More outcomes than the trace explores: the list is partial.') : null);
   fill(byId('steps'), h('ol', { class: 'steps' }, ...t.steps.map((s) => h('li', { class: s.matched ? 'matched' : 'skipped' },
     h('span', { class: 'where' }, s.where),
@@ -78,7 +79,7 @@ export function renderCompare(cols: CompareColumn[]): void {
       h('td', { class: 'mono' }, k),
       ...cols.map((c) => {
         const { e, m } = cell(c, k);
-        return h('td', { class: 'num' }, percent(m), h('span', { class: 'muted' }, ` (next ${percent(e, 0)})`));
+        return h('td', { class: 'num nowrap' }, percent(m), h('span', { class: 'muted' }, ` (exp ${percent(e, 0)})`));
       }))))),
-  h('p', { class: 'muted small' }, `Measured share of ${cols[0]?.measured.sent ?? 0} new connections per mode; in brackets the odds of the next one. Rows that differ by more than 10 points are highlighted.`));
+  h('p', { class: 'muted small' }, `Measured share of ${cols[0]?.measured.sent ?? 0} new connections per mode, each on a fresh dataplane; in brackets what the trace expects. Rows where the modes differ by more than 10 points are highlighted.`));
 }

@@ -3,7 +3,7 @@
 // pane: what kube-proxy's sync rewrote versus the rule lines that really changed. Renders what
 // the worker sent; never computes rules itself.
 import type { RulesView } from '../engine/rules-view.js';
-import type { SyncChange } from '../engine/mode-iptables.js';
+import type { SyncChange } from '../engine/runner.js';
 import { byId, escapeHtml, fill, h } from './dom.js';
 
 export function renderRules(views: RulesView[]): void {
