@@ -10,7 +10,7 @@ import { decodeState, encodeState, stateFromHash, stateToHash, type ShareState }
 import { Editor } from './ui/editor.js';
 import { PacketForm, toWire } from './ui/packet-form.js';
 import { renderChange, renderRules } from './ui/rules-pane.js';
-import { renderChart, renderCompare, renderConntrack, renderPacket, renderTrace } from './ui/results.js';
+import { renderChart, renderCompare, renderConntrack, renderPacket } from './ui/results.js';
 import { byId, fill, h } from './ui/dom.js';
 
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
@@ -140,10 +140,8 @@ async function sendMany(count: number): Promise<void> {
   if (problem) { showProgress(null, problem); return; }
   state.packet = form.spec;
   const r = await call('send', { packet: toWire(state.packet), nowMs: state.clockMs, count });
-  renderTrace(r.trace);
-  renderRules(r.trace.rules);
   renderChart(r.trace.longRun ?? r.trace.outcomes, r.measured);
-  renderConntrack(await call('conntrack', { nowMs: state.clockMs }), state.clockMs);
+  await explain(false);   // the packet's odds now, after the burst (affinity, conntrack)
 }
 
 async function restore(s: ShareState): Promise<void> {

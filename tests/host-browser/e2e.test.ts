@@ -92,6 +92,9 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     expect(bars).toHaveLength(3);
     expect(bars.reduce((a, b) => a + b, 0)).toBe(10_000);
     for (const n of bars) expect(n).toBeGreaterThan(3000);   // 1/3 each: 3,333 ± a few dozen
+    // Expected next to measured: a new connection has a third for each pod.
+    const values = await page.$$eval('#chart .chart-value', (t) => t.map((x) => x.textContent ?? ''));
+    expect(values.every((v) => v.includes('(exp 33.3%)'))).toBe(true);
     await page.screenshot({ path: join(SHOTS, 'clusterip.png'), fullPage: true });
     await page.close();
   });
@@ -104,6 +107,24 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     await page.selectOption('#preset', 'nodeport-local');
     await idle(page);
     expect(await outcomeTexts(page)).toEqual(['FORWARD → 10.244.1.21:8080']);
+    await page.close();
+  });
+
+  it('keeps session affinity until the virtual clock passes its timeout', async () => {
+    const page = await open();
+    await page.selectOption('#preset', 'affinity');
+    await idle(page);
+    expect(await outcomeTexts(page)).toHaveLength(3);
+    await page.click('#send-many');
+    await idle(page);
+    const counts = await page.$$eval('#chart rect.chart-measured[data-key]', (rs) => rs.map((r) => Number(r.getAttribute('data-count'))));
+    expect(counts.sort((a, b) => b - a)).toEqual([10_000, 0, 0]);                       // all to one pod, though a new client expected thirds
+    expect(await outcomeTexts(page)).toHaveLength(1);                                    // the recent list pins the client
+    await page.click('[data-advance="61000"]');
+    await idle(page);
+    expect(await page.textContent('#clock')).toBe('t = 1 min 1 s');
+    expect(await outcomeTexts(page)).toHaveLength(3);                                    // affinity expired
+    expect(await page.locator('#conntrack tbody tr').count()).toBeGreaterThan(0);        // the flows themselves live 120 s
     await page.close();
   });
 
