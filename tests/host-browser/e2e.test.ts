@@ -171,8 +171,18 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     await idle(copy);
     expect(await copy.$$eval('#compare-out th', (t) => t.map((x) => x.textContent))).toEqual(['outcome', 'iptables', 'ipvs rr', 'ipvs sh', 'ipvs mh']);
     await copy.screenshot({ path: join(SHOTS, 'ipvs-compare.png'), fullPage: true });
+    // The same state as a downloaded file, opened in a fresh page.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+    const fresh = await open();
+    await fresh.setInputFiles('#open-file', (await download.path())!);
+    await fresh.waitForFunction(() => (document.getElementById('scheduler') as HTMLSelectElement).value === 'sh');
+    await idle(fresh);
+    expect(await fresh.inputValue('#pk-sport')).toBe('43210');
+    expect(await fresh.textContent('#clock')).toBe('t = 1 min 1 s');
+    expect(await outcomeTexts(fresh)).toEqual(outcomes);
     await page.close();
     await copy.close();
+    await fresh.close();
   });
 
   it('loads 20,000 Services in the worker while the page stays responsive, then traces one', async () => {
