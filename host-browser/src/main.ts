@@ -118,7 +118,7 @@ async function load(fresh: boolean): Promise<void> {
   form.setServices(r.services, r.serviceCount);
   form.spec = state.packet;
   renderRules(r.views);
-  renderChange(r.change, state.mode, r.ms);
+  renderChange(r.change, state.mode, r.ms, r.phases);
   byId('summary').textContent = `${r.serviceCount.toLocaleString('en-US')} Service(s) · ${state.mode}${state.mode === 'ipvs' ? ` (${state.scheduler})` : ''} · loaded in ${r.ms} ms`;
   await explain(false);
   saveHash();

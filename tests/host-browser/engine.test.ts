@@ -118,6 +118,7 @@ describe('playground engine', () => {
     const edited = preset.yaml!.replace('  - addresses: [10.244.1.13]', '  - addresses: [10.244.1.14]');
     const r = await pg.load({ source: { yaml: edited }, mode: 'iptables', scheduler: 'rr', fresh: false });
     expect(r.change.full).toBe(false);
+    expect(r.phases.map((p) => p.phase)).toEqual(['starting the core', 'kube-proxy sync: render rules, compile, swap', 'iptables-save', 'listing services']);
     expect(r.change.changedServices).toEqual(['default/web']);
     expect(r.change.diff.added.some((l) => l.includes('10.244.1.14:8080'))).toBe(true);
     expect(r.change.diff.removed.some((l) => l.includes('10.244.1.13:8080'))).toBe(true);

@@ -42,6 +42,8 @@ export interface LoadResult {
   /** Services in the scene (the builder's list may be shorter). */
   serviceCount: number;
   ms: number;
+  /** Time spent in each phase, in order ("kube-proxy sync: …", "iptables-save", …). */
+  phases: Array<{ phase: string; ms: number }>;
 }
 
 export interface ConntrackRow {
@@ -94,8 +96,18 @@ export class Playground {
     return c.mode === 'ipvs' ? IpvsRunner.create(c.scheduler) : IptablesRunner.create();
   }
 
-  async load(req: LoadRequest, progress: Progress = () => {}): Promise<LoadResult> {
+  async load(req: LoadRequest, report: Progress = () => {}): Promise<LoadResult> {
     const t0 = Date.now();
+    const phases: LoadResult['phases'] = [];
+    let at = t0;
+    const progress: Progress = (phase, done, total) => {
+      const now = Date.now();
+      const last = phases.at(-1);
+      if (last) last.ms += now - at;
+      if (last?.phase !== phase) phases.push({ phase, ms: 0 });
+      at = now;
+      report(phase, done, total);
+    };
     const sameMode = this.config.mode === req.mode && this.config.scheduler === req.scheduler;
     const sameSource = JSON.stringify(this.source) === JSON.stringify(req.source);
     const input = sameSource ? this.input : Playground.inputOf(req.source, progress);
@@ -108,7 +120,10 @@ export class Playground {
     this.input = input;
     progress('listing services');
     const { entries, count } = serviceEntries(input);
-    return { issues, change, views: runner.views(), services: entries, serviceCount: count, ms: Date.now() - t0 };
+    const views = runner.views();
+    progress('done');
+    phases.pop();
+    return { issues, change, views, services: entries, serviceCount: count, ms: Date.now() - t0, phases };
   }
 
   private active(): Runner {

@@ -24,7 +24,7 @@ export function renderRules(views: RulesView[]): void {
   }
 }
 
-export function renderChange(c: SyncChange, mode: string, ms: number): void {
+export function renderChange(c: SyncChange, mode: string, ms: number, phases: Array<{ phase: string; ms: number }> = []): void {
   const root = byId('changes');
   const diff = c.diff;
   const lines = [...diff.removed.map((l) => `- ${l}`), ...diff.added.map((l) => `+ ${l}`)];
@@ -39,7 +39,10 @@ export function renderChange(c: SyncChange, mode: string, ms: number): void {
         : `kube-proxy's ipvs sync re-sent the whole table; `,
       h('b', {}, `${diff.added.length} line(s) added, ${diff.removed.length} removed`),
       ` in ${c.changedChains.length} chain(s). ${ms} ms.`);
-  fill(root, summary,
+  const timing = phases.length > 1
+    ? h('p', { class: 'muted small' }, phases.filter((p) => p.ms > 0).map((p) => `${p.phase} ${p.ms} ms`).join(' · '))
+    : null;
+  fill(root, summary, timing,
     c.rewrittenChains.length && !c.full ? h('details', {}, h('summary', {}, 'Chains in kube-proxy\'s restore'), h('p', { class: 'mono small' }, c.rewrittenChains.join('  '))) : null,
     lines.length ? pre : h('p', { class: 'muted' }, 'No rule changed.'));
 }
