@@ -7,11 +7,8 @@ import { CoreClient, type Method, type Params, type Result, type ProgressNote, t
 import { IPVS_SCHEDULERS, PRESETS, presetById } from './presets.js';
 import type { ModeConfig, ObjectSource } from './engine/playground.js';
 import { decodeState, encodeState, stateFromHash, stateToHash, type ShareState } from './share.js';
-import { Editor } from './ui/editor.js';
-import { PacketForm, toWire } from './ui/packet-form.js';
-import { renderChange, renderRules } from './ui/rules-pane.js';
-import { renderChart, renderCompare, renderConntrack, renderPacket } from './ui/results.js';
-import { byId, fill, h } from './ui/dom.js';
+import { Editor, PacketForm, toWire } from './ui/inputs.js';
+import { byId, fill, h, renderChange, renderChart, renderCompare, renderConntrack, renderPacket, renderRules } from './ui/views.js';
 
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
 const core = new CoreClient(worker as unknown as Port);

@@ -5,7 +5,7 @@
 // MessagePort-like object, so the protocol is tested without a browser. Never touches the DOM.
 import type { PacketResult, CompareColumn, LoadRequest, LoadResult, ModeConfig, ConntrackRow } from './engine/playground.js';
 import type { Distribution, WirePacket } from './engine/outcomes.js';
-import type { TraceView } from './engine/runner.js';
+import type { TraceView } from './engine/modes.js';
 
 /** Every call the worker answers: params → result. */
 export interface CoreApi {

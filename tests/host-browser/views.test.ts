@@ -3,10 +3,10 @@
 // pairing expected and measured outcomes for the chart, and resolving the packet builder's target.
 import { describe, it, expect } from 'vitest';
 import { markSave, digest, diffLines, chainsIn, isIptablesRule, markContaining } from '../../host-browser/src/engine/rules-view.js';
-import { compactSteps, type TraceStepView } from '../../host-browser/src/engine/runner.js';
+import { compactSteps, type TraceStepView } from '../../host-browser/src/engine/modes.js';
 import { freshPorts, tally, mergeOutcomes, outcomeKey } from '../../host-browser/src/engine/outcomes.js';
-import { chartRows } from '../../host-browser/src/ui/chart.js';
-import { resolveTarget, toWire } from '../../host-browser/src/ui/packet-form.js';
+import { chartRows } from '../../host-browser/src/ui/views.js';
+import { resolveTarget, toWire } from '../../host-browser/src/ui/inputs.js';
 import { NODE, presetById } from '../../host-browser/src/presets.js';
 
 const SAVE = `*filter

@@ -4,9 +4,7 @@
 // in the Web Worker and under Node (the tests compare it with the Node API). Never touches the DOM.
 import { parseManifests, type ManifestIssue, type Service } from '../../../host-node/kube/index.js';
 import { presetById, type Mode } from '../presets.js';
-import { IptablesRunner } from './mode-iptables.js';
-import type { Runner, SyncChange, TraceView, SendOne } from './runner.js';
-import { IpvsRunner } from './mode-ipvs.js';
+import { IptablesRunner, IpvsRunner, type Runner, type SyncChange, type TraceView, type SendOne } from './modes.js';
 import type { Distribution, Outcome, WirePacket } from './outcomes.js';
 import type { RulesView } from './rules-view.js';
 
