@@ -58,7 +58,7 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], headless: true });
     mkdirSync(SHOTS, { recursive: true });
-  }, 180_000);
+  }, 300_000);
 
   afterAll(async () => {
     await browser?.close();
@@ -196,11 +196,11 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
       await page.waitForTimeout(400);
     }
     expect(new Set(ticks).size).toBeGreaterThan(1);
-    await idle(page, 120_000);
+    await idle(page, 240_000);
     expect(await page.textContent('#summary')).toContain('20,000 Service(s)');
     expect(await outcomeTexts(page)).toHaveLength(2);
     expect(await page.locator('#rules .rl.hit').count()).toBeGreaterThan(3);
     await page.screenshot({ path: join(SHOTS, 'scale-20k.png') });
     await page.close();
-  }, 180_000);
+  }, 300_000);
 });

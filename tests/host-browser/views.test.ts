@@ -2,7 +2,7 @@
 // large rule set, the multiset line diff, collapsing runs of skipped rules, fresh source ports,
 // pairing expected and measured outcomes for the chart, and resolving the packet builder's target.
 import { describe, it, expect } from 'vitest';
-import { markSave, digest, diffLines, chainsIn, isIptablesRule, markContaining } from '../../host-browser/src/engine/rules-view.js';
+import { markSave, digest, diffLines, chainsIn, isIptablesRule, markContaining, sampleDiff } from '../../host-browser/src/engine/rules-view.js';
 import { compactSteps, type TraceStepView } from '../../host-browser/src/engine/modes.js';
 import { freshPorts, tally, mergeOutcomes, outcomeKey } from '../../host-browser/src/engine/outcomes.js';
 import { chartRows } from '../../host-browser/src/ui/views.js';
@@ -68,6 +68,8 @@ describe('rule views', () => {
     expect(d).toEqual({ added: ['-A KUBE-SVC-A -j KUBE-SEP-C'], removed: ['-A KUBE-SVC-A -j KUBE-SEP-A'] });
     expect(chainsIn(d)).toEqual(['KUBE-SVC-A']);
     expect(diffLines('a\na\nb', 'a\nb\nb')).toEqual({ added: ['b'], removed: ['a'] });
+    const big = diffLines('', Array.from({ length: 1000 }, (_, i) => `-A X ${i}`).join('\n'));
+    expect(sampleDiff(big, 10)).toEqual({ added: big.added.slice(0, 10), removed: [], addedTotal: 1000, removedTotal: 0 });
   });
 
   it('marks IPVS lines by what they contain', () => {

@@ -21,7 +21,7 @@ import {
   type Delivered, type Distribution, type Outcome, type WirePacket,
 } from './outcomes.js';
 import {
-  chainsIn, diffLines, digest, isIptablesRule, markContaining, markSave, type LineDiff, type RuleLine, type RulesView,
+  chainsIn, diffLines, digest, isIptablesRule, markContaining, markSave, sampleDiff, type DiffSample, type RuleLine, type RulesView,
 } from './rules-view.js';
 
 /** What a sync changed, for the diff pane. */
@@ -32,8 +32,8 @@ export interface SyncChange {
   changedServices: string[];
   /** Chains kube-proxy's iptables-restore payload wrote (each rewritten whole). */
   rewrittenChains: string[];
-  /** Rule lines that actually differ before/after, and the chains holding them. */
-  diff: LineDiff;
+  /** Rule lines that actually differ before/after (a sample, with the counts), and the chains holding them. */
+  diff: DiffSample;
   changedChains: string[];
 }
 
@@ -162,7 +162,7 @@ export class IptablesRunner extends Runner {
         full: v4?.full ?? true,
         changedServices: v4?.changedServices ?? [],
         rewrittenChains: v4?.touched ?? [],
-        diff, changedChains: chainsIn(diff),
+        diff: sampleDiff(diff), changedChains: chainsIn(diff),
       },
     };
   }
@@ -235,7 +235,7 @@ export class IpvsRunner extends Runner {
         full: before === undefined,
         changedServices: [],
         rewrittenChains: was === '' ? [] : ['ipvsadm -C; ipvsadm -R (the whole table)'],
-        diff, changedChains: chainsIn(diffLines(before?.iptables ?? '', this.render.iptables)),
+        diff: sampleDiff(diff), changedChains: chainsIn(diffLines(before?.iptables ?? '', this.render.iptables)),
       },
     };
   }

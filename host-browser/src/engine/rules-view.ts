@@ -117,6 +117,16 @@ export interface LineDiff {
   removed: string[];
 }
 
+/** A diff for the page: at most `limit` lines of each side, with the full counts. */
+export interface DiffSample extends LineDiff {
+  addedTotal: number;
+  removedTotal: number;
+}
+
+export function sampleDiff(d: LineDiff, limit = 400): DiffSample {
+  return { added: d.added.slice(0, limit), removed: d.removed.slice(0, limit), addedTotal: d.added.length, removedTotal: d.removed.length };
+}
+
 /**
  * The rule lines that differ between two texts, as multisets: a line printed once before and once
  * after is unchanged wherever it moved (chain order in iptables-save follows creation, not

@@ -212,15 +212,16 @@ export function renderChange(c: SyncChange, mode: string, ms: number, phases: Ar
   const diff = c.diff;
   const lines = [...diff.removed.map((l) => `- ${l}`), ...diff.added.map((l) => `+ ${l}`)];
   const pre = h('pre', { class: 'diff' });
-  pre.innerHTML = lines.slice(0, 400).map((l) => `<span class="${l.startsWith('+') ? 'add' : 'del'}">${escapeHtml(l)}</span>`).join('\n')
-    + (lines.length > 400 ? `\n<span class="muted">… ${lines.length - 400} more lines</span>` : '');
+  const more = diff.addedTotal + diff.removedTotal - lines.length;
+  pre.innerHTML = lines.map((l) => `<span class="${l.startsWith('+') ? 'add' : 'del'}">${escapeHtml(l)}</span>`).join('\n')
+    + (more > 0 ? `\n<span class="muted">… ${more.toLocaleString('en-US')} more lines</span>` : '');
   const summary = c.full
-    ? h('p', {}, `First sync (${mode}): everything written, ${diff.added.length.toLocaleString('en-US')} rule lines, in ${ms} ms.`)
+    ? h('p', {}, `First sync (${mode}): everything written, ${diff.addedTotal.toLocaleString('en-US')} rule lines, in ${ms} ms.`)
     : h('p', {},
       mode === 'iptables'
         ? `kube-proxy's partial sync rewrote ${c.rewrittenChains.length} chain(s) whole${c.changedServices.length ? ` for ${c.changedServices.join(', ')}` : ''}; `
         : `kube-proxy's ipvs sync re-sent the whole table; `,
-      h('b', {}, `${diff.added.length} line(s) added, ${diff.removed.length} removed`),
+      h('b', {}, `${diff.addedTotal} line(s) added, ${diff.removedTotal} removed`),
       ` in ${c.changedChains.length} chain(s). ${ms} ms.`);
   const timing = phases.length > 1
     ? h('p', { class: 'muted small' }, phases.filter((p) => p.ms > 0).map((p) => `${p.phase} ${p.ms} ms`).join(' · '))
