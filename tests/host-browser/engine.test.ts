@@ -54,6 +54,17 @@ describe('playground engine', () => {
     }
   });
 
+  it('IPVS mode: for every preset and scheduler kind, measured outcomes are among the expected ones', async () => {
+    for (const preset of PRESETS.filter((p) => p.generate === undefined)) {
+      for (const scheduler of ['rr', 'wlc', 'sh', 'mh']) {
+        const pg = await loaded(preset.id, 'ipvs', scheduler);
+        const { trace, measured } = pg.send(wire(preset.packet), 60, 0);
+        const expected = new Set([...trace.outcomes, ...trace.longRun ?? []].map((o) => o.key));
+        for (const c of measured.counts) expect(expected, `${preset.id} ${scheduler}: ${c.key}`).toContain(c.key);
+      }
+    }
+  });
+
   it('shows each scene\'s point: thirds, ETP=Local, REJECT, terminating fallback, hairpin masquerade', async () => {
     const outcomes = async (id: string) => (await loaded(id)).packet(wire(presetById(id)!.packet), 0, false).trace.outcomes;
     const thirds = await outcomes('clusterip');

@@ -192,9 +192,15 @@ export class IptablesRunner extends Runner {
 
 // ---- ipvs ----
 
-/** Schedulers whose new connections spread in proportion to weight (ip_vs_rr.c, ip_vs_wrr.c; the
- * least-connection family with connections that stay open, ip_vs_lc.c, ip_vs_wlc.c, ip_vs_sed.c, ip_vs_nq.c). */
+/**
+ * Schedulers whose new connections spread in proportion to weight: ip_vs_rr.c, ip_vs_wrr.c, the
+ * least-connection family while connections stay open (ip_vs_lc.c, ip_vs_wlc.c, ip_vs_sed.c,
+ * ip_vs_nq.c), and the hashing ones when they hash the source port too (ip_vs_sh.c / ip_vs_mh.c
+ * with sh-port / mh-port, which kube-proxy sets for mh): fresh ports land on each server in
+ * proportion to its share of the hash table, which ip_vs_mh.c fills by weight.
+ */
 const WEIGHT_SPREAD = new Set(['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq']);
+const PORT_HASHED = new Set(['sh-port', 'mh-port']);
 
 export class IpvsRunner extends Runner {
   readonly mode = 'ipvs' as const;
@@ -273,8 +279,9 @@ export class IpvsRunner extends Runner {
     if (t.kind === 'none') {
       outcomes = [{ key: outcomeKey('PASS', 'none'), verdict: 'PASS', reason: 'none', masq: false, probability: 1 }];
     } else if (t.kind === 'no-destination' || t.choices.length === 0) {
-      steps.push({ where: 'IPVS schedule', text: 'no real server available', matched: false, target: 'no destination' });
-      outcomes = [{ key: outcomeKey('DROP', 'ipvs_no_dest'), verdict: 'DROP', reason: 'ipvs_no_dest', masq: false, probability: 1 }];
+      // ip_vs_leave() (assembly/ipvs/core.ts leave): ICMP port unreachable back to the client.
+      steps.push({ where: 'IPVS schedule', text: 'no real server available', matched: true, target: 'ICMP port unreachable' });
+      outcomes = [{ key: outcomeKey('REPLY', 'no_endpoints'), verdict: 'REPLY', reason: 'no_endpoints', masq: false, probability: 1 }];
     } else {
       const how = t.kind === 'connection' ? 'existing connection' : t.kind === 'template' ? 'persistence template (affinity)' : `scheduler ${this.scheduler}`;
       for (const c of t.choices) {
@@ -286,8 +293,9 @@ export class IpvsRunner extends Runner {
       }));
     }
     let longRun: Outcome[] | undefined;
-    if (t.kind === 'scheduler' && t.service !== undefined && WEIGHT_SPREAD.has(this.scheduler)) {
-      const dests = ipvs.service(t.service).destinations.filter((d) => d.weight > 0 && d.available);
+    const svc = t.service !== undefined ? ipvs.service(t.service) : undefined;
+    if (t.kind === 'scheduler' && svc && (WEIGHT_SPREAD.has(this.scheduler) || svc.schedFlags.some((f) => PORT_HASHED.has(f)))) {
+      const dests = svc.destinations.filter((d) => d.weight > 0 && d.available);
       const sum = dests.reduce((a, d) => a + d.weight, 0);
       longRun = mergeOutcomes(dests.map((d) => {
         const to = hostPort(d.address, d.port);

@@ -66,7 +66,7 @@ export function renderTrace(t: TraceView): void {
     h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'verdict'), h('th', {}, 'to'), h('th', {}, 'source NAT'), h('th', { class: 'num' }, 'probability'))),
       h('tbody', {}, ...t.outcomes.map(outcomeRow))),
-    t.longRun ? h('p', { class: 'muted small' }, `The next new connection is certain (the scheduler takes turns); over many connections: ${t.longRun.map((o) => `${o.to} ${percent(o.probability)}`).join(', ')}.`) : null,
+    t.longRun ? h('p', { class: 'muted small' }, `The next new connection's server is already decided (rr takes turns, sh/mh hash it); over many new connections: ${t.longRun.map((o) => `${o.to} ${percent(o.probability)}`).join(', ')}.`) : null,
     t.existing ? h('p', { class: 'note small' }, 'This packet belongs to a connection the core already tracks: conntrack applies the NAT chosen for its first packet, and the nat rules are not consulted again. Change the source port (or send 10,000 new connections) to see a new connection.') : null,
     t.truncated ? h('p', { class: 'warn' }, 'More outcomes than the trace explores: the list is partial.') : null);
   fill(byId('steps'), h('ol', { class: 'steps' }, ...t.steps.map((s) => h('li', { class: s.matched ? 'matched' : 'skipped' },
