@@ -161,7 +161,9 @@ presetSel.addEventListener('change', () => {
 
 editor.onEdit = (yaml) => {
   state.objects = { yaml };
-  presetSel.value = PRESETS.find((p) => p.yaml === yaml)?.id ?? '';
+  const same = PRESETS.find((p) => p.yaml === yaml);
+  presetSel.value = same?.id ?? '';
+  lesson.textContent = same?.lesson ?? '';
   void load(false).catch(() => {});
 };
 
