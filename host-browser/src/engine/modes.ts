@@ -131,7 +131,7 @@ export abstract class Runner {
     return { delivered: delivered(r), key: measuredKey(p, r) };
   }
 
-  /** The core tracks this packet's connection (either direction of a conntrack entry). */
+  /** The core tracks this packet's connection (its tuple is a conntrack entry's original direction). */
   protected tracked(p: WirePacket, nowMs: number): boolean {
     return this.dp.conntrack(nowMs).some((e) =>
       (e.original.src === p.src && e.original.sport === p.sport && e.original.dst === p.dst && e.original.dport === p.dport && e.proto === p.proto));
@@ -175,7 +175,7 @@ export class IptablesRunner extends Runner {
   trace(p: WirePacket, nowMs: number): TraceView {
     const t = this.dp.trace({ src: p.src, dst: p.dst, proto: p.proto, sport: p.sport, dport: p.dport, from: p.local ? 'local' : 'external', nowMs });
     const outcomes = mergeOutcomes(t.outcomes.map((o) => {
-      const out: Outcome = { key: outcomeKey(o.verdict, o.reason, o.to), verdict: o.verdict, reason: o.reason, masq: o.masq, probability: o.probability };
+      const out: Outcome = { key: outcomeKey(o.verdict, o.reason, o.to, o.masq), verdict: o.verdict, reason: o.reason, masq: o.masq, probability: o.probability };
       if (o.to) out.to = o.to;
       return out;
     }));

@@ -42,9 +42,11 @@ export interface Distribution {
   counts: Array<{ key: string; count: number }>;
 }
 
-export function outcomeKey(verdict: string, reason: string, to?: string): string {
-  if (to) return `${verdict} → ${to}`;
-  return reason && reason !== 'none' ? `${verdict} (${reason})` : verdict;
+/** "FORWARD → 10.244.1.11:8080", "… (masquerade)" when the source was rewritten, "REPLY (no_endpoints)". */
+export function outcomeKey(verdict: string, reason: string, to?: string, masq = false): string {
+  const m = masq ? ' (masquerade)' : '';
+  if (to) return `${verdict} → ${to}${m}`;
+  return reason && reason !== 'none' ? `${verdict} (${reason})${m}` : `${verdict}${m}`;
 }
 
 /** Formats "ip:port", bracketing IPv6 as the trace does. */
@@ -66,7 +68,7 @@ export function measuredKey(p: WirePacket, r: ProcessResult): string {
   const d = decodePacket(r.packet);
   if (r.verdict === 'REPLY') return outcomeKey(r.verdict, r.reason ?? replyKind(d));
   const to = d.dst !== p.dst || d.dport !== p.dport ? hostPort(d.dst, d.dport) : undefined;
-  return outcomeKey(r.verdict, r.reason ?? 'none', to);
+  return outcomeKey(r.verdict, r.reason ?? 'none', to, d.src !== p.src);
 }
 
 function replyKind(d: DecodedPacket): string {
