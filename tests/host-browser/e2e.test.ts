@@ -110,6 +110,23 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     await page.close();
   });
 
+  it('every editable preset: outcomes shown, a packet sent with the verdict the trace predicted', async () => {
+    const page = await open();
+    const ids = await page.$$eval('#preset option', (os) => os.map((o) => (o as HTMLOptionElement).value).filter((v) => v !== '' && v !== 'scale-20k'));
+    expect(ids.length).toBeGreaterThanOrEqual(7);
+    for (const id of ids) {
+      await page.selectOption('#preset', id);
+      await idle(page);
+      const keys = await outcomeTexts(page);
+      expect(keys.length, id).toBeGreaterThan(0);
+      await page.click('#send-one');
+      await idle(page);
+      const verdict = (await page.textContent('#verdict'))!.replace(/^Sent: /, '').split(' ')[0]!;
+      expect(keys.map((k) => k.split(' ')[0]), id).toContain(verdict);
+    }
+    await page.close();
+  });
+
   it('keeps session affinity until the virtual clock passes its timeout', async () => {
     const page = await open();
     await page.selectOption('#preset', 'affinity');

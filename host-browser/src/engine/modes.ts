@@ -303,6 +303,6 @@ export class IpvsRunner extends Runner {
       }));
     }
     const hits = t.choices.filter((c) => c.probability > 0).map((c) => `-> ${hostPort(c.address, c.port)}`);
-    return { steps, outcomes, ...(longRun ? { longRun } : {}), truncated: false, existing: t.kind === 'connection' || t.kind === 'template', rules: this.views(t.kind === 'none' ? [] : [vs, ...hits], []) };
+    return { steps, outcomes, ...(longRun ? { longRun } : {}), truncated: false, existing: t.kind === 'connection', rules: this.views(t.kind === 'none' ? [] : [vs, ...hits], []) };
   }
 }
