@@ -187,6 +187,11 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     await copy.click('#compare-run');
     await idle(copy);
     expect(await copy.$$eval('#compare-out th', (t) => t.map((x) => x.textContent))).toEqual(['outcome', 'iptables', 'ipvs rr', 'ipvs sh', 'ipvs mh']);
+    // sh hashes the one client to one pod; rr takes turns over all four.
+    const sh = await copy.$$eval('#compare-out tbody tr', (rows) => rows.map((r) => r.children[3]!.firstChild!.textContent));
+    const rr = await copy.$$eval('#compare-out tbody tr', (rows) => rows.map((r) => r.children[2]!.firstChild!.textContent));
+    expect(sh.filter((x) => x === '100.0%')).toHaveLength(1);
+    expect(rr).toEqual(['25.0%', '25.0%', '25.0%', '25.0%']);
     await copy.screenshot({ path: join(SHOTS, 'ipvs-compare.png'), fullPage: true });
     // The same state as a downloaded file, opened in a fresh page.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);

@@ -120,12 +120,12 @@ export function renderCompare(cols: CompareColumn[]): void {
   fill(byId('compare-out'), h('table', { class: 'table' },
     h('thead', {}, h('tr', {}, h('th', {}, 'outcome'), ...cols.map((c) => h('th', { class: 'num' }, c.label)))),
     h('tbody', {}, ...keys.map((k) => h('tr', { class: differs(k) ? 'differs' : '' },
-      h('td', { class: 'mono' }, k),
+      h('td', { class: 'mono', title: k }, k.replace(/^FORWARD → /, '→ ')),
       ...cols.map((c) => {
         const { e, m } = cell(c, k);
-        return h('td', { class: 'num nowrap' }, percent(m), h('span', { class: 'muted' }, ` (exp ${percent(e, 0)})`));
+        return h('td', { class: 'num' }, percent(m), h('div', { class: 'muted small' }, `exp ${percent(e, 0)}`));
       }))))),
-  h('p', { class: 'muted small' }, `Measured share of ${cols[0]?.measured.sent ?? 0} new connections per mode, each on a fresh dataplane; in brackets what the trace expects. Rows where the modes differ by more than 10 points are highlighted.`));
+  h('p', { class: 'muted small' }, `Measured share of ${cols[0]?.measured.sent ?? 0} new connections per mode, each on a fresh dataplane; under it, what the trace expects. Rows where the modes differ by more than 10 points are highlighted.`));
 }
 
 // ---- chart ----
