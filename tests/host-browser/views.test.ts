@@ -2,7 +2,7 @@
 // large rule set, the multiset line diff, collapsing runs of skipped rules, fresh source ports,
 // pairing expected and measured outcomes for the chart, and resolving the packet builder's target.
 import { describe, it, expect } from 'vitest';
-import { markSave, digest, diffLines, chainsIn, isIptablesRule, markContaining, sampleDiff } from '../../host-browser/src/engine/rules-view.js';
+import { SaveIndex, diffLines, chainsIn, isIptablesRule, markContaining, sampleDiff } from '../../host-browser/src/engine/rules-view.js';
 import { compactSteps, type TraceStepView } from '../../host-browser/src/engine/modes.js';
 import { freshPorts, tally, mergeOutcomes, outcomeKey } from '../../host-browser/src/engine/outcomes.js';
 import { chartRows } from '../../host-browser/src/ui/views.js';
@@ -23,11 +23,15 @@ COMMIT`;
 
 describe('rule views', () => {
   it('marks the n-th rule of a chain in its own table, matched or only visited', () => {
-    const lines = markSave(SAVE, [
+    const index = new SaveIndex(SAVE);
+    const lines = index.view(index.marks([
       { table: 'nat', chain: 'KUBE-SERVICES', rule: 0, matched: false },
       { table: 'nat', chain: 'KUBE-SERVICES', rule: 1, matched: true },
       { table: 'nat', chain: 'KUBE-SVC-A', rule: 0, matched: true },
-    ]);
+      { table: 'nat', chain: 'KUBE-SVC-A', rule: 0, matched: false },   // a second visit keeps the hit
+      { table: 'nat', chain: 'KUBE-GONE', rule: 0, matched: true },     // unknown: ignored
+    ]));
+    expect(lines.map((l) => l.text)).toEqual(SAVE.split('\n'));
     const marked = lines.filter((l) => l.mark).map((l) => [l.mark, l.text]);
     expect(marked).toEqual([
       ['seen', '-A KUBE-SERVICES -d 10.96.0.80 -j KUBE-SVC-A'],
@@ -43,11 +47,12 @@ describe('rule views', () => {
     for (let i = 0; i < 3000; i++) rules.push(`-A KUBE-SERVICES -d 10.96.${i >> 8}.${i & 255} -j KUBE-SVC-${i}`);
     for (let i = 0; i < 3000; i++) rules.push(`-A KUBE-SVC-${i} -j KUBE-SEP-${i}`);
     rules.push('COMMIT');
-    const marked = markSave(rules.join('\n'), [
+    const index = new SaveIndex(rules.join('\n'));
+    const marks = index.marks([
       { table: 'nat', chain: 'KUBE-SERVICES', rule: 1500, matched: true },
       { table: 'nat', chain: 'KUBE-SVC-1500', rule: 0, matched: true },
     ]);
-    const d = digest(marked, 1000);
+    const d = index.view(marks, 1000);
     expect(d.length).toBeLessThan(100);
     const texts = d.map((l) => l.text);
     expect(texts).toContain('-A KUBE-SERVICES -d 10.96.5.220 -j KUBE-SVC-1500');
@@ -58,7 +63,8 @@ describe('rule views', () => {
     expect(d.filter((l) => l.mark === 'gap').length).toBeGreaterThan(0);
     expect(texts[0]).toBe('*nat');
     expect(texts.at(-1)).toBe('COMMIT');
-    expect(digest(marked.slice(0, 50), 1000)).toEqual(marked.slice(0, 50));   // small: whole
+    expect(d.filter((l) => l.mark === 'hit').map((l) => l.text)).toEqual(['-A KUBE-SERVICES -d 10.96.5.220 -j KUBE-SVC-1500', '-A KUBE-SVC-1500 -j KUBE-SEP-1500']);
+    expect(index.view(marks, 100_000)).toHaveLength(rules.length);   // under the limit: whole
   });
 
   it('diffs rule lines as multisets and names the chains that changed', () => {

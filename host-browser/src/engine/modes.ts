@@ -21,7 +21,7 @@ import {
   type Delivered, type Distribution, type Outcome, type WirePacket,
 } from './outcomes.js';
 import {
-  chainsIn, diffLines, digest, isIptablesRule, markContaining, markSave, sampleDiff, type DiffSample, type RuleLine, type RulesView,
+  chainsIn, diffLines, isIptablesRule, markContaining, sampleDiff, SaveIndex, type DiffSample, type Mark, type RulesView,
 } from './rules-view.js';
 
 /** What a sync changed, for the diff pane. */
@@ -143,6 +143,7 @@ export abstract class Runner {
 export class IptablesRunner extends Runner {
   readonly mode = 'iptables' as const;
   private save = '';
+  private index = new SaveIndex('');
 
   static async create(seed?: number): Promise<IptablesRunner> {
     return new IptablesRunner(await createDataplane(seed));
@@ -154,6 +155,7 @@ export class IptablesRunner extends Runner {
     const r = this.dp.apply(input, { nodeName: NODE.name });
     onPhase('iptables-save');
     this.save = this.dp.iptablesSave();
+    this.index = new SaveIndex(this.save);
     const v4 = r.families.find((f) => f.family === (4 as Family));
     const diff = diffLines(before, this.save, isIptablesRule);
     return {
@@ -167,9 +169,8 @@ export class IptablesRunner extends Runner {
     };
   }
 
-  views(marked?: RuleLine[]): RulesView[] {
-    const lines = marked ?? this.save.split('\n').map((text) => ({ text }));
-    return [{ title: 'iptables-save', lines: digest(lines), total: lines.length }];
+  views(marks?: Map<number, Mark>): RulesView[] {
+    return [{ title: 'iptables-save', lines: this.index.view(marks), total: this.index.lines.length }];
   }
 
   trace(p: WirePacket, nowMs: number): TraceView {
@@ -185,8 +186,8 @@ export class IptablesRunner extends Runner {
       matched: s.matched,
       ...(s.target ? { target: s.target } : {}),
     })), (s) => s.where.replace(/ #\d+$/, ''));
-    const marked = markSave(this.save, t.steps.filter((s) => s.text !== undefined));
-    return { steps, outcomes, truncated: t.truncated, existing: this.tracked(p, nowMs), rules: this.views(marked) };
+    const marks = this.index.marks(t.steps.filter((s) => s.text !== undefined));
+    return { steps, outcomes, truncated: t.truncated, existing: this.tracked(p, nowMs), rules: this.views(marks) };
   }
 }
 

@@ -38,69 +38,97 @@ function chainOf(line: string): string | undefined {
   return end < 0 ? line.slice(3) : line.slice(3, end);
 }
 
-/**
- * Marks the iptables-save lines a trace visited. Rules are addressed by table, chain and index as
- * the trace reports them; iptables-save prints each chain's rules in order, so the n-th `-A CHAIN`
- * line of a table is rule n.
- */
-export function markSave(text: string, refs: RuleRef[]): RuleLine[] {
-  const want = new Map<string, boolean>();
-  for (const r of refs) {
-    const k = `${r.table}/${r.chain}/${r.rule}`;
-    want.set(k, (want.get(k) ?? false) || r.matched);
-  }
-  const seen = new Map<string, number>();
-  let table = '';
-  return text.split('\n').map((line) => {
-    if (line.startsWith('*')) {
-      table = line.slice(1);
-      seen.clear();
-    }
-    const chain = chainOf(line);
-    if (chain === undefined) return { text: line };
-    const n = seen.get(chain) ?? 0;
-    seen.set(chain, n + 1);
-    const m = want.get(`${table}/${chain}/${n}`);
-    return m === undefined ? { text: line } : { text: line, mark: m ? 'hit' : 'seen' };
-  });
-}
+export type Mark = 'hit' | 'seen';
 
 /**
- * The lines worth showing of a large iptables-save text: table headers, COMMIT, every rule of a
- * chain that is not per-service, per-service chains only when marked, and in long chains only the
- * first rules and those around a marked rule. Chain declarations of per-service chains are left
- * out. Short texts come back whole.
+ * One iptables-save text, indexed once per sync so that marking a trace's rules and cutting the
+ * digest cost array reads, not a parse of 200,000 lines per packet. Rules are addressed by table,
+ * chain and index as the trace reports them: iptables-save prints each chain's rules in order, so
+ * the n-th `-A CHAIN` line of a table is rule n.
  */
-export function digest(lines: RuleLine[], limit = FULL_VIEW_LINES): RuleLine[] {
-  if (lines.length <= limit) return lines;
-  const visited = new Set<string>();
-  for (const l of lines) if (l.mark) visited.add(chainOf(l.text) ?? '');
-  const keep = new Uint8Array(lines.length);
-  const perChain = new Map<string, number>();
-  lines.forEach((l, i) => {
-    const chain = chainOf(l.text) ?? (l.text.startsWith(':') ? l.text.slice(1).split(' ')[0]! : undefined);
-    if (chain === undefined) { keep[i] = 1; return; }
-    if (PER_SERVICE.test(chain) && !visited.has(chain)) return;
-    if (l.text.startsWith(':')) { keep[i] = 1; return; }
-    const n = perChain.get(chain) ?? 0;
-    perChain.set(chain, n + 1);
-    if (n < 20 || visited.has(chain) && PER_SERVICE.test(chain)) keep[i] = 1;
-    if (l.mark) {
+export class SaveIndex {
+  readonly lines: string[];
+  /** Chain named by each line (`-A` rules and `:` declarations); '' for headers and COMMIT. */
+  private readonly chain: string[];
+  /** Each rule line's index within its chain; -1 for other lines. */
+  private readonly ordinal: Int32Array;
+  private readonly perService: Uint8Array;
+  /** "table/chain" → line numbers of its rules. */
+  private readonly rules = new Map<string, number[]>();
+
+  constructor(text: string) {
+    this.lines = text.split('\n');
+    const n = this.lines.length;
+    this.chain = new Array<string>(n);
+    this.ordinal = new Int32Array(n).fill(-1);
+    this.perService = new Uint8Array(n);
+    let table = '';
+    this.lines.forEach((line, i) => {
+      if (line.startsWith('*')) table = line.slice(1);
+      const rule = chainOf(line);
+      const chain = rule ?? (line.startsWith(':') ? line.slice(1).split(' ')[0]! : '');
+      this.chain[i] = chain;
+      if (chain !== '' && PER_SERVICE.test(chain)) this.perService[i] = 1;
+      if (rule === undefined) return;
+      const key = `${table}/${rule}`;
+      let at = this.rules.get(key);
+      if (!at) this.rules.set(key, (at = []));
+      this.ordinal[i] = at.length;
+      at.push(i);
+    });
+  }
+
+  /** The lines of the rules a trace visited: 'hit' where a rule matched, else 'seen'. */
+  marks(refs: RuleRef[]): Map<number, Mark> {
+    const out = new Map<number, Mark>();
+    for (const r of refs) {
+      const line = this.rules.get(`${r.table}/${r.chain}`)?.[r.rule];
+      if (line === undefined) continue;
+      if (r.matched || !out.has(line)) out.set(line, r.matched ? 'hit' : out.get(line) ?? 'seen');
+    }
+    return out;
+  }
+
+  /**
+   * The lines to show. Texts up to `limit` lines come whole. Larger ones are digested: table
+   * headers, COMMIT, every rule of a chain that is not per-service (the first 20 of a long one and
+   * those around a marked rule), per-service chains (KUBE-SVC-…, KUBE-SEP-…) only when the packet
+   * visited them, and "… n lines" markers where lines were left out.
+   */
+  view(marks: Map<number, Mark> = new Map(), limit = FULL_VIEW_LINES): RuleLine[] {
+    const lines = this.lines;
+    const line = (i: number): RuleLine => {
+      const m = marks.get(i);
+      return m ? { text: lines[i]!, mark: m } : { text: lines[i]! };
+    };
+    if (lines.length <= limit) return lines.map((_, i) => line(i));
+    const visited = new Set<string>();
+    for (const i of marks.keys()) visited.add(this.chain[i]!);
+    const keep = new Uint8Array(lines.length);
+    for (let i = 0; i < lines.length; i++) {
+      const chain = this.chain[i]!;
+      if (chain === '') { keep[i] = 1; continue; }
+      const per = this.perService[i] === 1;
+      if (per && !visited.has(chain)) continue;
+      const ord = this.ordinal[i]!;
+      if (ord < 20 || per) keep[i] = 1;   // declarations have ordinal -1
+    }
+    for (const i of marks.keys()) {
       for (let k = Math.max(0, i - CONTEXT); k <= Math.min(lines.length - 1, i + CONTEXT); k++) {
-        if (chainOf(lines[k]!.text) === chain) keep[k] = 1;
+        if (this.chain[k] === this.chain[i]) keep[k] = 1;
       }
     }
-  });
-  const out: RuleLine[] = [];
-  let gap = 0;
-  lines.forEach((l, i) => {
-    if (!keep[i]) { gap++; return; }
+    const out: RuleLine[] = [];
+    let gap = 0;
+    for (let i = 0; i < lines.length; i++) {
+      if (!keep[i]) { gap++; continue; }
+      if (gap) out.push({ text: `… ${gap.toLocaleString('en-US')} lines`, mark: 'gap' });
+      gap = 0;
+      out.push(line(i));
+    }
     if (gap) out.push({ text: `… ${gap.toLocaleString('en-US')} lines`, mark: 'gap' });
-    gap = 0;
-    out.push(l);
-  });
-  if (gap) out.push({ text: `… ${gap.toLocaleString('en-US')} lines`, mark: 'gap' });
-  return out;
+    return out;
+  }
 }
 
 /** Marks the lines containing any of `needles` (IPVS: the virtual service and the chosen server). */
