@@ -95,6 +95,12 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     // Expected next to measured: a new connection has a third for each pod.
     const values = await page.$$eval('#chart .chart-value', (t) => t.map((x) => x.textContent ?? ''));
     expect(values.every((v) => v.includes('(exp 33.3%)'))).toBe(true);
+    // A new connection (another source port): the nat path to a pod is highlighted again.
+    await page.fill('#pk-sport', '40001');
+    await page.dispatchEvent('#pk-sport', 'change');
+    await idle(page);
+    expect(await outcomeTexts(page)).toHaveLength(3);
+    expect(await page.locator('#rules .rl.hit', { hasText: '-j DNAT --to-destination' }).count()).toBe(1);
     await page.screenshot({ path: join(SHOTS, 'clusterip.png'), fullPage: true });
     await page.close();
   });

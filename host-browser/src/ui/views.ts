@@ -200,9 +200,11 @@ export function renderRules(views: RulesView[]): void {
       h('h3', {}, v.title, h('span', { class: 'muted' }, v.total > shown ? ` ${shown.toLocaleString('en-US')} of ${v.total.toLocaleString('en-US')} lines (chains the packet visited, fixed chains)` : ` ${v.total.toLocaleString('en-US')} lines`)),
       pre);
   }));
-  // Bring the first highlighted rule of each view into sight.
+  // Bring the packet's Service decision into sight: the first highlighted jump to a Service chain,
+  // DNAT or REJECT, else the first highlighted line.
   for (const pre of root.querySelectorAll<HTMLElement>('pre')) {
-    const hit = pre.querySelector<HTMLElement>('.hit:not(:first-child)') ?? pre.querySelector<HTMLElement>('.hit');
+    const hits = [...pre.querySelectorAll<HTMLElement>('.hit')];
+    const hit = hits.find((e) => /-j (KUBE-SVC-|KUBE-SVL-|KUBE-EXT-|DNAT|REJECT)/.test(e.textContent ?? '')) ?? hits[0];
     if (hit) pre.scrollTop = Math.max(0, hit.offsetTop - pre.offsetTop - 60);
   }
 }
