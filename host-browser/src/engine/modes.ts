@@ -1,0 +1,309 @@
+// modes.ts — the playground's modes, each a Runner over its own Dataplane: load objects, show
+// the rules, explain a packet, send one or a burst. Shared: a Dataplane for this node, fresh
+// source ports across bursts, packets through processBatch counted by outcome, the connection a
+// packet belongs to, collapsed runs of skipped rules in a trace.
+// iptables: objects go through Dataplane.apply (kube-proxy's trackers and iptables renderer,
+// partial syncs after the first); rules are the live iptables-save text; Dataplane.trace
+// explains a packet (every rule, every outcome with its exact probability).
+// ipvs: objects go through kube-proxy's trackers into the model, render-ipvs writes what kube-
+// proxy's IPVS mode would install (ipvsadm rules, ipsets, a small iptables set), and the ipvsadm
+// and ipset text is loaded with `ipvsadm -C; ipvsadm -R` and `ipset restore`. Packets are
+// scheduled by the core's IPVS; the trace is IPVS's own (virtual service, scheduler, each real
+// server's odds). The iptables part is shown but not loaded: the core stops consulting IPVS once
+// iptables rules are live (assembly/pipeline.ts).
+// Never touches the DOM or the worker.
+import { Dataplane } from '../../../host-node/dataplane.js';
+import { ProxyState, parseManifests, loadObjects, renderIpvs, type IpvsRender, type ManifestIssue } from '../../../host-node/kube/index.js';
+import type { Family } from '../../../host-node/netfilter/index.js';
+import { IPVS_SCHEDULERS, NODE } from '../presets.js';
+import {
+  delivered, freshPorts, hostPort, measuredKey, mergeOutcomes, outcomeKey, tally, toBytes,
+  type Delivered, type Distribution, type Outcome, type WirePacket,
+} from './outcomes.js';
+import {
+  chainsIn, diffLines, isIptablesRule, markContaining, sampleDiff, SaveIndex, type DiffSample, type Mark, type RulesView,
+} from './rules-view.js';
+
+/** What a sync changed, for the diff pane. */
+export interface SyncChange {
+  /** First sync of these objects: everything is new. */
+  full: boolean;
+  /** Services kube-proxy's change tracker marked changed ("namespace/name"). */
+  changedServices: string[];
+  /** Chains kube-proxy's iptables-restore payload wrote (each rewritten whole). */
+  rewrittenChains: string[];
+  /** Rule lines that actually differ before/after (a sample, with the counts), and the chains holding them. */
+  diff: DiffSample;
+  changedChains: string[];
+}
+
+export interface TraceStepView {
+  where: string;
+  text: string;
+  matched: boolean;
+  target?: string;
+}
+
+export interface TraceView {
+  /** Each rule visited, in order; long runs of non-matching rules of one chain are summarized. */
+  steps: TraceStepView[];
+  outcomes: Outcome[];
+  /**
+   * Where many new connections end up, when that differs from the next connection's odds
+   * (IPVS rr takes turns: the next one is certain, the spread is by weight).
+   */
+  longRun?: Outcome[];
+  truncated: boolean;
+  /** The packet belongs to a connection the core already tracks: its NAT comes from that entry. */
+  existing: boolean;
+  /** The rule views with the visited rules marked. */
+  rules: RulesView[];
+}
+
+export interface SendOne {
+  delivered: Delivered;
+  key: string;
+}
+
+export interface Loaded {
+  issues: ManifestIssue[];
+  change: SyncChange;
+}
+
+export async function createDataplane(seed = 1): Promise<Dataplane> {
+  return Dataplane.create({ nodeIPs: [NODE.ip], podCIDR: NODE.podCIDR, seed, conntrackCapacity: 1 << 18 });
+}
+
+/** Steps kept at each end of a run of non-matching rules in one chain. */
+const RUN_KEEP = 2;
+
+/** Collapses runs of more than 2·RUN_KEEP+1 non-matching steps of one chain into one summary step. */
+export function compactSteps(steps: TraceStepView[], chainOf: (s: TraceStepView) => string): TraceStepView[] {
+  const out: TraceStepView[] = [];
+  let i = 0;
+  while (i < steps.length) {
+    let j = i;
+    while (j < steps.length && !steps[j]!.matched && chainOf(steps[j]!) === chainOf(steps[i]!)) j++;
+    if (j - i > 2 * RUN_KEEP + 1) {
+      out.push(...steps.slice(i, i + RUN_KEEP));
+      out.push({ where: chainOf(steps[i]!), text: `… ${(j - i - 2 * RUN_KEEP).toLocaleString('en-US')} rules that do not match`, matched: false });
+      out.push(...steps.slice(j - RUN_KEEP, j));
+      i = j;
+    } else {
+      out.push(...steps.slice(i, Math.max(j, i + 1)));
+      i = Math.max(j, i + 1);
+    }
+  }
+  return out;
+}
+
+export abstract class Runner {
+  abstract readonly mode: 'iptables' | 'ipvs';
+  private nextPort = 20000;
+
+  constructor(readonly dp: Dataplane) {}
+
+  abstract load(input: string | unknown[], onPhase: (phase: string) => void): Loaded;
+  abstract views(): RulesView[];
+  abstract trace(p: WirePacket, nowMs: number): TraceView;
+
+  /** Source ports for `count` new connections; they continue across bursts. */
+  takePorts(count: number, avoid: number): number[] {
+    const f = freshPorts(count, this.nextPort, avoid);
+    this.nextPort = f.next;
+    return f.ports;
+  }
+
+  /** Sends one new connection per port through the core in batches and counts outcomes. */
+  send(p: WirePacket, ports: number[], nowMs: number): Distribution {
+    const keys: string[] = [];
+    const BATCH = 1000;
+    for (let i = 0; i < ports.length; i += BATCH) {
+      const batch = ports.slice(i, i + BATCH).map((sport) => toBytes(p, sport));
+      const res = this.dp.processBatch(batch, nowMs);
+      res.forEach((r, k) => keys.push(measuredKey({ ...p, sport: ports[i + k]! }, r)));
+    }
+    return tally(keys);
+  }
+
+  sendOne(p: WirePacket, nowMs: number): SendOne {
+    const r = this.dp.process(toBytes(p), nowMs);
+    return { delivered: delivered(r), key: measuredKey(p, r) };
+  }
+
+  /** The core tracks this packet's connection (its tuple is a conntrack entry's original direction). */
+  protected tracked(p: WirePacket, nowMs: number): boolean {
+    return this.dp.conntrack(nowMs).some((e) =>
+      (e.original.src === p.src && e.original.sport === p.sport && e.original.dst === p.dst && e.original.dport === p.dport && e.proto === p.proto));
+  }
+}
+
+// ---- iptables ----
+
+export class IptablesRunner extends Runner {
+  readonly mode = 'iptables' as const;
+  private save = '';
+  private index = new SaveIndex('');
+
+  static async create(seed?: number): Promise<IptablesRunner> {
+    return new IptablesRunner(await createDataplane(seed));
+  }
+
+  load(input: string | unknown[], onPhase: (phase: string) => void): Loaded {
+    const before = this.save;
+    onPhase('kube-proxy sync: render rules, compile, swap');
+    const r = this.dp.apply(input, { nodeName: NODE.name });
+    onPhase('iptables-save');
+    this.save = this.dp.iptablesSave();
+    this.index = new SaveIndex(this.save);
+    const v4 = r.families.find((f) => f.family === (4 as Family));
+    const diff = diffLines(before, this.save, isIptablesRule);
+    return {
+      issues: r.issues,
+      change: {
+        full: v4?.full ?? true,
+        changedServices: v4?.changedServices ?? [],
+        rewrittenChains: v4?.touched ?? [],
+        diff: sampleDiff(diff), changedChains: chainsIn(diff),
+      },
+    };
+  }
+
+  views(marks?: Map<number, Mark>): RulesView[] {
+    return [{ title: 'iptables-save', lines: this.index.view(marks), total: this.index.lines.length }];
+  }
+
+  trace(p: WirePacket, nowMs: number): TraceView {
+    const t = this.dp.trace({ src: p.src, dst: p.dst, proto: p.proto, sport: p.sport, dport: p.dport, from: p.local ? 'local' : 'external', nowMs });
+    const outcomes = mergeOutcomes(t.outcomes.map((o) => {
+      const out: Outcome = { key: outcomeKey(o.verdict, o.reason, o.to, o.masq), verdict: o.verdict, reason: o.reason, masq: o.masq, probability: o.probability };
+      if (o.to) out.to = o.to;
+      return out;
+    }));
+    const steps = compactSteps(t.steps.map((s) => ({
+      where: `${s.hook} ${s.table} ${s.chain} #${s.rule}`,
+      text: s.text ?? '(end of chain)',
+      matched: s.matched,
+      ...(s.target ? { target: s.target } : {}),
+    })), (s) => s.where.replace(/ #\d+$/, ''));
+    const marks = this.index.marks(t.steps.filter((s) => s.text !== undefined));
+    return { steps, outcomes, truncated: t.truncated, existing: this.tracked(p, nowMs), rules: this.views(marks) };
+  }
+}
+
+// ---- ipvs ----
+
+/**
+ * Schedulers whose new connections spread in proportion to weight: ip_vs_rr.c, ip_vs_wrr.c, the
+ * least-connection family while connections stay open (ip_vs_lc.c, ip_vs_wlc.c, ip_vs_sed.c,
+ * ip_vs_nq.c), and the hashing ones when they hash the source port too (ip_vs_sh.c / ip_vs_mh.c
+ * with sh-port / mh-port, which kube-proxy sets for mh): fresh ports land on each server in
+ * proportion to its share of the hash table, which ip_vs_mh.c fills by weight.
+ */
+const WEIGHT_SPREAD = new Set(['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq']);
+const PORT_HASHED = new Set(['sh-port', 'mh-port']);
+
+export class IpvsRunner extends Runner {
+  readonly mode = 'ipvs' as const;
+  private render: IpvsRender | undefined;
+  private ipvsList = '';
+
+  constructor(dp: Dataplane, readonly scheduler: string) {
+    super(dp);
+    if (!(IPVS_SCHEDULERS as readonly string[]).includes(scheduler)) throw new Error(`unknown IPVS scheduler "${scheduler}"`);
+  }
+
+  static async create(scheduler: string, seed?: number): Promise<IpvsRunner> {
+    return new IpvsRunner(await createDataplane(seed), scheduler);
+  }
+
+  load(input: string | unknown[], onPhase: (phase: string) => void): Loaded {
+    const set = typeof input === 'string' ? parseManifests(input) : loadObjects(input);
+    onPhase('kube-proxy ipvs sync: render virtual servers and ipsets');
+    const state = new ProxyState({ nodeName: NODE.name, families: [4] });
+    for (const s of set.services) state.onService(null, s);
+    for (const s of set.endpointSlices) state.onEndpointSlice(s);
+    state.onNode(set.nodes.find((n) => n.metadata.name === NODE.name) ?? null);
+    state.markServicesSynced();
+    state.markEndpointSlicesSynced();
+    const plan = state.sync()[0];
+    const before = this.render;
+    this.render = renderIpvs(plan!.model, { nodeName: NODE.name, nodeIPs: [NODE.ip], podCIDR: NODE.podCIDR, scheduler: this.scheduler });
+    onPhase('ipset restore, ipvsadm -R');
+    this.dp.ipset.restore(this.render.ipset);
+    this.ipvsadm(['-C']);
+    this.ipvsadm(['-R'], this.render.ipvsadm);
+    const was = this.ipvsList;
+    this.ipvsList = this.ipvsadm(['-L', '-n']);
+    const diff = diffLines(before?.ipvsadm ?? '', this.render.ipvsadm);
+    return {
+      issues: set.issues.filter((i) => i.severity === 'error'),
+      change: {
+        full: before === undefined,
+        changedServices: [],
+        rewrittenChains: was === '' ? [] : ['ipvsadm -C; ipvsadm -R (the whole table)'],
+        diff: sampleDiff(diff), changedChains: chainsIn(diffLines(before?.iptables ?? '', this.render.iptables)),
+      },
+    };
+  }
+
+  private ipvsadm(argv: string[], stdin?: string): string {
+    const r = this.dp.ipvsadm(argv, stdin);
+    if (r.code !== 0) throw new Error(`ipvsadm ${argv.join(' ')}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  views(hits: string[] = [], seen: string[] = []): RulesView[] {
+    const r = this.render;
+    const list = this.ipvsList;
+    const ipset = this.dp.ipset.save();
+    const cap = (title: string, text: string, h: string[], s: string[]): RulesView => {
+      const lines = markContaining(text, h, s);
+      return { title, lines: lines.length > 4000 ? lines.slice(0, 4000).concat({ text: `… ${lines.length - 4000} lines`, mark: 'gap' }) : lines, total: lines.length };
+    };
+    return [
+      cap('ipvsadm -Ln', list, hits, seen),
+      cap('ipset save', ipset, [], []),
+      cap('iptables (ipvs mode, shown only)', r?.iptables ?? '', [], []),
+    ];
+  }
+
+  trace(p: WirePacket, nowMs: number): TraceView {
+    const ipvs = this.dp.ipvs();
+    const t = ipvs.trace({ protocol: p.proto, src: p.src, sport: p.sport, dst: p.dst, dport: p.dport }, nowMs);
+    const vs = `${p.proto.toUpperCase()}  ${hostPort(p.dst, p.dport)}`;
+    const steps: TraceView['steps'] = [{
+      where: 'IPVS lookup', text: `${p.proto} ${hostPort(p.dst, p.dport)} from ${hostPort(p.src, p.sport)}`,
+      matched: t.kind !== 'none', target: t.kind === 'none' ? 'no virtual service: not IPVS traffic' : `virtual service (${this.scheduler})`,
+    }];
+    let outcomes: Outcome[];
+    if (t.kind === 'none') {
+      outcomes = [{ key: outcomeKey('PASS', 'none'), verdict: 'PASS', reason: 'none', masq: false, probability: 1 }];
+    } else if (t.kind === 'no-destination' || t.choices.length === 0) {
+      // ip_vs_leave() (assembly/ipvs/core.ts leave): ICMP port unreachable back to the client.
+      steps.push({ where: 'IPVS schedule', text: 'no real server available', matched: true, target: 'ICMP port unreachable' });
+      outcomes = [{ key: outcomeKey('REPLY', 'no_endpoints'), verdict: 'REPLY', reason: 'no_endpoints', masq: false, probability: 1 }];
+    } else {
+      const how = t.kind === 'connection' ? 'existing connection' : t.kind === 'template' ? 'persistence template (affinity)' : `scheduler ${this.scheduler}`;
+      for (const c of t.choices) {
+        steps.push({ where: `IPVS ${how}`, text: `→ ${hostPort(c.address, c.port)}  p=${c.probability.toFixed(4)}`, matched: c.probability > 0, target: 'masq' });
+      }
+      outcomes = mergeOutcomes(t.choices.filter((c) => c.probability > 0).map((c) => {
+        const to = hostPort(c.address, c.port);
+        return { key: outcomeKey('FORWARD', 'none', to), verdict: 'FORWARD', reason: 'none', to, masq: false, probability: c.probability };
+      }));
+    }
+    let longRun: Outcome[] | undefined;
+    const svc = t.service !== undefined ? ipvs.service(t.service) : undefined;
+    if (t.kind === 'scheduler' && svc && (WEIGHT_SPREAD.has(this.scheduler) || svc.schedFlags.some((f) => PORT_HASHED.has(f)))) {
+      const dests = svc.destinations.filter((d) => d.weight > 0 && d.available);
+      const sum = dests.reduce((a, d) => a + d.weight, 0);
+      longRun = mergeOutcomes(dests.map((d) => {
+        const to = hostPort(d.address, d.port);
+        return { key: outcomeKey('FORWARD', 'none', to), verdict: 'FORWARD', reason: 'none', to, masq: false, probability: d.weight / sum };
+      }));
+    }
+    const hits = t.choices.filter((c) => c.probability > 0).map((c) => `-> ${hostPort(c.address, c.port)}`);
+    return { steps, outcomes, ...(longRun ? { longRun } : {}), truncated: false, existing: t.kind === 'connection', rules: this.views(t.kind === 'none' ? [] : [vs, ...hits], []) };
+  }
+}

@@ -1,0 +1,225 @@
+// playground.ts — the worker's state: the objects, the mode they are shown in (one runner), and
+// the answers the page asks for — load/edit objects, explain and send a packet, send a burst,
+// read conntrack at the virtual clock, and compare modes on throwaway dataplanes. Runs unchanged
+// in the Web Worker and under Node (the tests compare it with the Node API). Never touches the DOM.
+import { parseManifests, type ManifestIssue, type Service } from '../../../host-node/kube/index.js';
+import { presetById, type Mode } from '../presets.js';
+import { IptablesRunner, IpvsRunner, type Runner, type SyncChange, type TraceView, type SendOne } from './modes.js';
+import type { Distribution, Outcome, WirePacket } from './outcomes.js';
+import type { RulesView } from './rules-view.js';
+
+export interface ModeConfig {
+  mode: Mode;
+  /** IPVS scheduler (ignored in iptables mode). */
+  scheduler: string;
+}
+
+export type ObjectSource = { yaml: string } | { preset: string };
+
+export interface LoadRequest extends ModeConfig {
+  source: ObjectSource;
+  /** Start from an empty dataplane (new scene) instead of syncing the difference (an edit). */
+  fresh: boolean;
+}
+
+/** A Service port the packet builder offers as a destination. */
+export interface ServiceEntry {
+  /** "namespace/name:port-name" (":" + number when the port has no name). */
+  id: string;
+  clusterIP: string;
+  port: number;
+  protocol: string;
+  nodePort: number;
+}
+
+export interface LoadResult {
+  issues: ManifestIssue[];
+  change: SyncChange;
+  views: RulesView[];
+  services: ServiceEntry[];
+  /** Services in the scene (the builder's list may be shorter). */
+  serviceCount: number;
+  ms: number;
+  /** Time spent in each phase, in order ("kube-proxy sync: …", "iptables-save", …). */
+  phases: Array<{ phase: string; ms: number }>;
+}
+
+export interface ConntrackRow {
+  proto: string;
+  original: string;
+  reply: string;
+  state: string;
+  /** Seconds left on the virtual clock. */
+  expiresInS: number;
+  nat: string;
+}
+
+export interface PacketResult {
+  trace: TraceView;
+  /** The packet processed for real (absent when only explaining). */
+  sent?: SendOne;
+  conntrack: ConntrackRow[];
+}
+
+export interface CompareColumn {
+  label: string;
+  outcomes: Outcome[];
+  measured: Distribution;
+}
+
+export type Progress = (phase: string, done?: number, total?: number) => void;
+
+/** The builder lists at most this many Services (a 20k scene still traces any address). */
+const MAX_ENTRIES = 500;
+/** Flows listed at most (the page shows a table, not a dump). */
+const MAX_ROWS = 200;
+
+export class Playground {
+  private runner: Runner | undefined;
+  private config: ModeConfig = { mode: 'iptables', scheduler: 'rr' };
+  private source: ObjectSource | undefined;
+  private input: string | unknown[] = [];
+
+  /** The objects as the dataplane takes them (YAML text or decoded objects). */
+  private static inputOf(source: ObjectSource, progress: Progress): string | unknown[] {
+    if ('yaml' in source) return source.yaml;
+    const preset = presetById(source.preset);
+    if (!preset) throw new Error(`unknown preset "${source.preset}"`);
+    if (preset.yaml !== undefined) return preset.yaml;
+    progress('generating objects', 0, preset.size);
+    return preset.generate!((done, total) => progress('generating objects', done, total));
+  }
+
+  private static async runner(c: ModeConfig): Promise<Runner> {
+    return c.mode === 'ipvs' ? IpvsRunner.create(c.scheduler) : IptablesRunner.create();
+  }
+
+  async load(req: LoadRequest, report: Progress = () => {}): Promise<LoadResult> {
+    const t0 = Date.now();
+    const phases: LoadResult['phases'] = [];
+    let at = t0;
+    const progress: Progress = (phase, done, total) => {
+      const now = Date.now();
+      const last = phases.at(-1);
+      if (last) last.ms += now - at;
+      if (last?.phase !== phase) phases.push({ phase, ms: 0 });
+      at = now;
+      report(phase, done, total);
+    };
+    const sameMode = this.config.mode === req.mode && this.config.scheduler === req.scheduler;
+    const sameSource = JSON.stringify(this.source) === JSON.stringify(req.source);
+    const input = sameSource ? this.input : Playground.inputOf(req.source, progress);
+    progress('starting the core');
+    const runner = this.runner && sameMode && !req.fresh ? this.runner : await Playground.runner(req);
+    const { issues, change } = runner.load(input, (phase) => progress(phase));
+    this.runner = runner;
+    this.config = { mode: req.mode, scheduler: req.scheduler };
+    this.source = req.source;
+    this.input = input;
+    progress('listing services');
+    const { entries, count } = serviceEntries(input);
+    const views = runner.views();
+    progress('done');
+    phases.pop();
+    return { issues, change, views, services: entries, serviceCount: count, ms: Date.now() - t0, phases };
+  }
+
+  private active(): Runner {
+    if (!this.runner) throw new Error('no objects loaded yet');
+    return this.runner;
+  }
+
+  /** Explains the packet (no state changes), then, with `send`, processes it for real. */
+  packet(p: WirePacket, nowMs: number, send: boolean): PacketResult {
+    const r = this.active();
+    const trace = r.trace(p, nowMs);
+    const out: PacketResult = { trace, conntrack: [] };
+    if (send) out.sent = r.sendOne(p, nowMs);
+    out.conntrack = this.conntrack(nowMs);
+    return out;
+  }
+
+  /**
+   * Sends `count` new connections (fresh source ports). The expected outcomes are the trace of
+   * the burst's first packet before it is sent: a new connection, whatever the form's own
+   * port has already opened.
+   */
+  send(p: WirePacket, count: number, nowMs: number, progress: Progress = () => {}): { trace: TraceView; measured: Distribution } {
+    const r = this.active();
+    const ports = r.takePorts(count, p.sport);
+    const trace = r.trace({ ...p, sport: ports[0] ?? p.sport }, nowMs);
+    progress(`sending ${count.toLocaleString('en-US')} packets`);
+    return { trace, measured: r.send(p, ports, nowMs) };
+  }
+
+  /** Live flows at the virtual clock (expired ones reaped first). */
+  conntrack(nowMs: number): ConntrackRow[] {
+    const r = this.active();
+    const dp = r.dp;
+    dp.expire(nowMs);
+    const ipvs: ConntrackRow[] = [];
+    if (r.mode === 'ipvs') {
+      dp.ipvs().expire(nowMs);
+      for (const c of dp.ipvs().connections(nowMs).slice(0, MAX_ROWS)) {
+        ipvs.push({
+          proto: `ipvs ${c.protocol}`,
+          original: `${c.client}:${c.clientPort} → ${c.virtual}:${c.virtualPort}`,
+          reply: `${c.destination}:${c.destinationPort} → ${c.client}:${c.clientPort}`,
+          state: c.template ? 'template (persistence)' : c.state,
+          expiresInS: Math.max(0, Math.round(c.expireMs / 1000)),   // time left, as ipvsadm -Lc prints it
+          nat: c.forwarding,
+        });
+      }
+    }
+    return ipvs.concat(dp.conntrack(nowMs).slice(0, MAX_ROWS - ipvs.length).map((e) => ({
+      proto: e.proto,
+      original: `${e.original.src}:${e.original.sport} → ${e.original.dst}:${e.original.dport}`,
+      reply: `${e.reply.src}:${e.reply.sport} → ${e.reply.dst}:${e.reply.dport}`,
+      state: e.state ?? (e.seenReply ? 'replied' : 'unreplied'),
+      expiresInS: Math.max(0, Math.round((e.expiresMs - nowMs) / 1000)),
+      nat: [e.nat.dnat ? 'dnat' : '', e.nat.snat ? 'snat' : ''].filter(Boolean).join('+') || '-',
+    })));
+  }
+
+  /** The same objects and packet through each mode, each on a fresh dataplane (nothing here changes). */
+  async compare(p: WirePacket, nowMs: number, columns: ModeConfig[], count: number, progress: Progress = () => {}): Promise<CompareColumn[]> {
+    if (!this.source) throw new Error('no objects loaded yet');
+    const out: CompareColumn[] = [];
+    for (const [i, c] of columns.entries()) {
+      const label = c.mode === 'ipvs' ? `ipvs ${c.scheduler}` : 'iptables';
+      progress(`compare: ${label}`, i, columns.length);
+      const r = await Playground.runner(c);
+      r.load(this.input, () => {});
+      const ports = r.takePorts(count, p.sport);
+      const t = r.trace({ ...p, sport: ports[0] ?? p.sport }, nowMs);
+      out.push({ label, outcomes: t.longRun ?? t.outcomes, measured: r.send(p, ports, nowMs) });
+    }
+    return out;
+  }
+}
+
+/** Service ports for the builder: from YAML (parsed) or raw decoded objects (read directly). */
+export function serviceEntries(input: string | unknown[]): { entries: ServiceEntry[]; count: number } {
+  const services: Array<Pick<Service, 'metadata'> & { spec: Pick<Service['spec'], 'clusterIP' | 'ports'> }> = typeof input === 'string'
+    ? parseManifests(input).services
+    : (input as Array<{ kind?: string; metadata?: { name?: string; namespace?: string }; spec?: { clusterIP?: string; ports?: Array<{ name?: string; port?: number; protocol?: string; nodePort?: number }> } }>)
+      .filter((o) => o?.kind === 'Service')
+      .map((o) => ({
+        metadata: { name: o.metadata?.name ?? '', namespace: o.metadata?.namespace ?? 'default', labels: {}, annotations: {} },
+        spec: {
+          clusterIP: o.spec?.clusterIP ?? '',
+          ports: (o.spec?.ports ?? []).map((pt) => ({ name: pt.name ?? '', port: pt.port ?? 0, protocol: (pt.protocol ?? 'TCP') as 'TCP', nodePort: pt.nodePort ?? 0, targetPort: null })),
+        },
+      }));
+  const entries: ServiceEntry[] = [];
+  for (const s of services) {
+    for (const pt of s.spec.ports) {
+      if (entries.length >= MAX_ENTRIES) break;
+      entries.push({
+        id: `${s.metadata.namespace}/${s.metadata.name}:${pt.name || pt.port}`,
+        clusterIP: s.spec.clusterIP, port: pt.port, protocol: pt.protocol.toLowerCase(), nodePort: pt.nodePort,
+      });
+    }
+  }
+  return { entries, count: services.length };
+}

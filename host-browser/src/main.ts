@@ -1,0 +1,249 @@
+// main.ts — the playground page: starts the core's worker, wires the panes (objects, packet,
+// rules, changes, compare, conntrack, clock) to its calls, shows progress while it works, and
+// keeps the whole state in the URL hash (share.ts) so a link or a downloaded file restores it.
+// The page never runs the core itself: every answer comes from the worker.
+import './style.css';
+import { CoreClient, type Method, type Params, type Result, type ProgressNote, type Port } from './protocol.js';
+import { IPVS_SCHEDULERS, PRESETS, presetById } from './presets.js';
+import type { ModeConfig, ObjectSource } from './engine/playground.js';
+import { decodeState, encodeState, stateFromHash, stateToHash, type ShareState } from './share.js';
+import { Editor, PacketForm, toWire } from './ui/inputs.js';
+import { byId, fill, h, renderChange, renderChart, renderCompare, renderConntrack, renderPacket, renderRules } from './ui/views.js';
+
+const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
+const core = new CoreClient(worker as unknown as Port);
+const editor = new Editor();
+const form = new PacketForm();
+
+const presetSel = byId<HTMLSelectElement>('preset');
+const modeSel = byId<HTMLSelectElement>('mode');
+const schedSel = byId<HTMLSelectElement>('scheduler');
+const status = byId('status');
+const lesson = byId('lesson');
+
+let state: ShareState = {
+  objects: { preset: 'clusterip' }, mode: 'iptables', scheduler: 'rr', packet: PRESETS[0]!.packet, clockMs: 0,
+};
+
+presetSel.replaceChildren(...PRESETS.map((p) => h('option', { value: p.id }, p.title)), h('option', { value: '', disabled: true }, 'Your objects'));
+schedSel.replaceChildren(...IPVS_SCHEDULERS.map((s) => h('option', { value: s }, s)));
+fill(byId('compare-scheds'), ...IPVS_SCHEDULERS.map((s) => h('label', { class: 'chip' },
+  h('input', { type: 'checkbox', value: s, checked: ['rr', 'sh', 'mh'].includes(s) }), ` ${s}`)));
+
+// ---- calls with progress ----
+
+let started = 0;
+let ticker: ReturnType<typeof setInterval> | undefined;
+
+function showProgress(note: ProgressNote | null, error?: string): void {
+  document.body.dataset.busy = String(core.busy);
+  if (error) {
+    fill(status, h('span', { class: 'error' }, error));
+    return;
+  }
+  if (!note) {
+    fill(status, h('span', { class: 'muted' }, 'ready'));
+    return;
+  }
+  const secs = ((performance.now() - started) / 1000).toFixed(1);
+  const bar = note.total ? h('progress', { max: note.total, value: note.done ?? 0 }) : h('progress', {});
+  fill(status, bar, ` ${note.phase}${note.total ? ` ${(note.done ?? 0).toLocaleString('en-US')} / ${note.total.toLocaleString('en-US')}` : ''} · ${secs} s`);
+}
+
+async function call<M extends Method>(method: M, params: Params<M>): Promise<Result<M>> {
+  let last: ProgressNote = { phase: method };
+  started = performance.now();
+  const p = core.call(method, params, (n) => { last = n; showProgress(n); });
+  showProgress(last);
+  clearInterval(ticker);
+  ticker = setInterval(() => showProgress(last), 100);   // the clock keeps moving: the page is alive
+  try {
+    const r = await p;
+    showProgress(null);
+    return r;
+  } catch (e) {
+    showProgress(null, (e as Error).message);
+    throw e;
+  } finally {
+    if (core.busy === 0) clearInterval(ticker);
+    document.body.dataset.busy = String(core.busy);
+  }
+}
+
+// ---- state ↔ page ----
+
+function modeConfig(): ModeConfig {
+  return { mode: state.mode, scheduler: state.scheduler };
+}
+
+let hashTimer: ReturnType<typeof setTimeout> | undefined;
+function saveHash(): void {
+  clearTimeout(hashTimer);
+  hashTimer = setTimeout(async () => {
+    const hash = await stateToHash(state);
+    lastHash = hash;
+    history.replaceState(null, '', hash);
+  }, 150);
+}
+let lastHash = '';
+
+function showObjects(source: ObjectSource): void {
+  if ('yaml' in source) {
+    editor.setText(source.yaml);
+    presetSel.value = PRESETS.find((p) => p.yaml === source.yaml)?.id ?? '';
+    lesson.textContent = PRESETS.find((p) => p.yaml === source.yaml)?.lesson ?? '';
+    return;
+  }
+  const p = presetById(source.preset);
+  if (!p) throw new Error(`unknown preset ${source.preset}`);
+  presetSel.value = p.id;
+  lesson.textContent = p.lesson;
+  if (p.yaml !== undefined) editor.setText(p.yaml);
+  else editor.setSummary(`# Generated: ${p.size?.toLocaleString('en-US')} Services (svc-0 … svc-${(p.size ?? 1) - 1}) in namespace default,\n# ClusterIPs from 10.96.1.0 upward, two ready pods each (node-a and node-b).\n# Too large to edit as text: pick another preset to write your own objects.\n`);
+}
+
+function showMode(): void {
+  modeSel.value = state.mode;
+  schedSel.value = state.scheduler;
+  schedSel.disabled = state.mode !== 'ipvs';
+  document.body.dataset.mode = state.mode;
+}
+
+async function load(fresh: boolean): Promise<void> {
+  const r = await call('load', { source: state.objects, ...modeConfig(), fresh });
+  editor.showIssues(r.issues);
+  form.setServices(r.services, r.serviceCount);
+  form.spec = state.packet;
+  renderRules(r.views);
+  renderChange(r.change, state.mode, r.ms, r.phases);
+  byId('summary').textContent = `${r.serviceCount.toLocaleString('en-US')} Service(s) · ${state.mode}${state.mode === 'ipvs' ? ` (${state.scheduler})` : ''} · loaded in ${r.ms} ms`;
+  await explain(false);
+  saveHash();
+}
+
+async function explain(send: boolean): Promise<void> {
+  const problem = form.problem();
+  if (problem) { showProgress(null, problem); return; }
+  state.packet = form.spec;
+  const r = await call('packet', { packet: toWire(state.packet), nowMs: state.clockMs, send });
+  renderPacket(r);
+  renderRules(r.trace.rules);
+  renderConntrack(r.conntrack, state.clockMs);
+  saveHash();
+}
+
+async function sendMany(count: number): Promise<void> {
+  const problem = form.problem();
+  if (problem) { showProgress(null, problem); return; }
+  state.packet = form.spec;
+  const r = await call('send', { packet: toWire(state.packet), nowMs: state.clockMs, count });
+  renderChart(r.trace.longRun ?? r.trace.outcomes, r.measured);
+  await explain(false);   // the packet's odds now, after the burst (affinity, conntrack)
+}
+
+async function restore(s: ShareState): Promise<void> {
+  state = s;
+  showObjects(s.objects);
+  showMode();
+  form.spec = s.packet;
+  fill(byId('chart'));
+  fill(byId('compare-out'));
+  await load(true);
+}
+
+// ---- events ----
+
+presetSel.addEventListener('change', () => {
+  const p = presetById(presetSel.value);
+  if (!p) return;
+  void restore({ objects: { preset: p.id }, mode: p.mode, scheduler: p.scheduler, packet: p.packet, clockMs: 0 }).catch(() => {});
+});
+
+editor.onEdit = (yaml) => {
+  state.objects = { yaml };
+  const same = PRESETS.find((p) => p.yaml === yaml);
+  presetSel.value = same?.id ?? '';
+  lesson.textContent = same?.lesson ?? '';
+  void load(false).catch(() => {});
+};
+
+const onMode = () => {
+  state.mode = modeSel.value as ShareState['mode'];
+  state.scheduler = schedSel.value;
+  showMode();
+  void load(true).catch(() => {});
+};
+modeSel.addEventListener('change', onMode);
+schedSel.addEventListener('change', onMode);
+
+form.onChange = () => { void explain(false).catch(() => {}); };
+byId('send-one').addEventListener('click', () => void explain(true).catch(() => {}));
+byId('send-many').addEventListener('click', () => void sendMany(10_000).catch(() => {}));
+
+for (const b of document.querySelectorAll<HTMLButtonElement>('[data-advance]')) {
+  b.addEventListener('click', () => {
+    state.clockMs += Number(b.dataset.advance);
+    void explain(false).catch(() => {});
+  });
+}
+
+byId('compare-run').addEventListener('click', () => {
+  const scheds = [...document.querySelectorAll<HTMLInputElement>('#compare-scheds input:checked')].map((i) => i.value);
+  const columns: ModeConfig[] = [{ mode: 'iptables', scheduler: 'rr' }, ...scheds.map((s) => ({ mode: 'ipvs' as const, scheduler: s }))];
+  state.packet = form.spec;
+  void call('compare', { packet: toWire(state.packet), nowMs: state.clockMs, columns, count: 1000 }).then(renderCompare, () => {});
+});
+
+byId('share').addEventListener('click', async () => {
+  const hash = await stateToHash(state);
+  lastHash = hash;
+  history.replaceState(null, '', hash);
+  const url = location.href;
+  byId<HTMLInputElement>('share-url').value = url;
+  try {
+    await navigator.clipboard.writeText(url);
+    fill(status, 'Link copied.');
+  } catch {
+    fill(status, 'Link ready below (copy it).');
+  }
+});
+
+byId('download').addEventListener('click', async () => {
+  const bytes = await encodeState(state);
+  const a = h('a', { href: URL.createObjectURL(new Blob([bytes as BlobPart], { type: 'application/octet-stream' })), download: 'playground.svcplane' });
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+});
+
+byId<HTMLInputElement>('open-file').addEventListener('change', async (e) => {
+  const file = (e.target as HTMLInputElement).files?.[0];
+  if (!file) return;
+  try {
+    await restore(await decodeState(new Uint8Array(await file.arrayBuffer())));
+  } catch (err) {
+    showProgress(null, (err as Error).message);
+  }
+});
+
+window.addEventListener('hashchange', () => {
+  if (location.hash === lastHash) return;
+  void start();
+});
+
+async function start(): Promise<void> {
+  try {
+    const shared = await stateFromHash(location.hash);
+    if (shared) {
+      lastHash = location.hash;
+      await restore(shared);
+      return;
+    }
+  } catch (e) {
+    showProgress(null, (e as Error).message);
+    return;
+  }
+  const p = PRESETS[0]!;
+  await restore({ objects: { preset: p.id }, mode: p.mode, scheduler: p.scheduler, packet: p.packet, clockMs: 0 });
+}
+
+void start().catch(() => {});

@@ -1,0 +1,234 @@
+// The built playground in a real browser: `vite build` into a temporary directory, served over
+// node:http on 127.0.0.1 (random port), driven through Debian's Chromium by playwright-core. Loads
+// presets, traces and sends packets and checks what the page shows, edits YAML into an error and
+// sees the line, sends 10,000 packets and checks the chart, round-trips the share link, and loads
+// the 20k scene while the page keeps answering. Screenshots go to dist-playground-screens/.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { extname, join, normalize, resolve } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { build } from 'vite';
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ROOT = resolve(import.meta.dirname, '../..');
+const SHOTS = join(ROOT, 'dist-playground-screens');
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium) console.warn(`[host-browser e2e] skipped: ${CHROMIUM} is missing (apt-get install chromium)`);
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.json': 'application/json',
+};
+
+function serve(dir: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
+    const file = normalize(join(dir, path.endsWith('/') ? `${path}index.html` : path));
+    if (!file.startsWith(dir)) { res.writeHead(403).end(); return; }
+    readFile(file).then(
+      (body) => res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' }).end(body),
+      () => res.writeHead(404).end('not found'),
+    );
+  });
+  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(server)));
+}
+
+/** Waits until the worker has answered every call. */
+async function idle(page: Page, timeout = 60_000): Promise<void> {
+  await page.waitForFunction(() => document.body.dataset.busy === '0', undefined, { timeout });
+}
+
+async function outcomeTexts(page: Page): Promise<string[]> {
+  return page.$$eval('#outcomes tbody tr', (rows) => rows.map((r) => (r as HTMLElement).dataset.key ?? ''));
+}
+
+describe.skipIf(!haveChromium)('playground in Chromium', () => {
+  let dir = '';
+  let server: Server | undefined;
+  let browser: Browser | undefined;
+  let base = '';
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'svp-playground-'));
+    await build({ configFile: join(ROOT, 'host-browser/vite.config.ts'), logLevel: 'warn', build: { outDir: dir, emptyOutDir: true } });
+    server = await serve(dir);
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], headless: true });
+    mkdirSync(SHOTS, { recursive: true });
+  }, 300_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((ok) => (server ? server.close(ok) : ok(undefined)));
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function open(hash = ''): Promise<Page> {
+    const page = await browser!.newPage({ viewport: { width: 1600, height: 1100 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(base + hash);
+    await idle(page);
+    expect(errors).toEqual([]);
+    return page;
+  }
+
+  it('loads the first scene, traces, sends a packet and 10,000, and highlights the rules', async () => {
+    const page = await open();
+    expect(await outcomeTexts(page)).toEqual(expect.arrayContaining(['FORWARD → 10.244.1.11:8080', 'FORWARD → 10.244.2.12:8080', 'FORWARD → 10.244.1.13:8080']));
+    expect(await page.$$eval('#outcomes tbody td.num', (t) => t.map((x) => x.textContent))).toEqual(['33.33%', '33.33%', '33.33%']);
+    expect(await page.locator('#rules .rl.hit').count()).toBeGreaterThan(3);
+    await page.click('#send-one');
+    await idle(page);
+    await expect.poll(() => page.textContent('#verdict')).toContain('FORWARD');
+    expect(await page.textContent('#delivered')).toMatch(/→ 10\.244\.\d+\.\d+:8080/);
+    expect(await page.locator('#conntrack tbody tr').count()).toBe(1);
+    await page.click('#send-many');
+    await idle(page);
+    const bars = await page.$$eval('#chart rect.chart-measured[data-key]', (rs) => rs.map((r) => Number(r.getAttribute('data-count'))));
+    expect(bars).toHaveLength(3);
+    expect(bars.reduce((a, b) => a + b, 0)).toBe(10_000);
+    for (const n of bars) expect(n).toBeGreaterThan(3000);   // 1/3 each: 3,333 ± a few dozen
+    // Expected next to measured: a new connection has a third for each pod.
+    const values = await page.$$eval('#chart .chart-value', (t) => t.map((x) => x.textContent ?? ''));
+    expect(values.every((v) => v.includes('(exp 33.3%)'))).toBe(true);
+    // A new connection (another source port): the nat path to a pod is highlighted again.
+    await page.fill('#pk-sport', '40001');
+    await page.dispatchEvent('#pk-sport', 'change');
+    await idle(page);
+    expect(await outcomeTexts(page)).toHaveLength(3);
+    expect(await page.locator('#rules .rl.hit', { hasText: '-j DNAT --to-destination' }).count()).toBe(1);
+    await page.screenshot({ path: join(SHOTS, 'clusterip.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('shows REJECT for a Service without endpoints and masquerade-free ETP=Local', async () => {
+    const page = await open();
+    await page.selectOption('#preset', 'no-endpoints');
+    await idle(page);
+    expect(await outcomeTexts(page)).toEqual([expect.stringMatching(/^REPLY/)]);
+    await page.selectOption('#preset', 'nodeport-local');
+    await idle(page);
+    expect(await outcomeTexts(page)).toEqual(['FORWARD → 10.244.1.21:8080']);
+    await page.close();
+  });
+
+  it('every editable preset: outcomes shown, a packet sent with the verdict the trace predicted', async () => {
+    const page = await open();
+    const ids = await page.$$eval('#preset option', (os) => os.map((o) => (o as HTMLOptionElement).value).filter((v) => v !== '' && v !== 'scale-20k'));
+    expect(ids.length).toBeGreaterThanOrEqual(7);
+    for (const id of ids) {
+      await page.selectOption('#preset', id);
+      await idle(page);
+      const keys = await outcomeTexts(page);
+      expect(keys.length, id).toBeGreaterThan(0);
+      await page.click('#send-one');
+      await idle(page);
+      const verdict = (await page.textContent('#verdict'))!.replace(/^Sent: /, '').split(' ')[0]!;
+      expect(keys.map((k) => k.split(' ')[0]), id).toContain(verdict);
+    }
+    await page.close();
+  });
+
+  it('keeps session affinity until the virtual clock passes its timeout', async () => {
+    const page = await open();
+    await page.selectOption('#preset', 'affinity');
+    await idle(page);
+    expect(await outcomeTexts(page)).toHaveLength(3);
+    await page.click('#send-many');
+    await idle(page);
+    const counts = await page.$$eval('#chart rect.chart-measured[data-key]', (rs) => rs.map((r) => Number(r.getAttribute('data-count'))));
+    expect(counts.sort((a, b) => b - a)).toEqual([10_000, 0, 0]);                       // all to one pod, though a new client expected thirds
+    expect(await outcomeTexts(page)).toHaveLength(1);                                    // the recent list pins the client
+    await page.click('[data-advance="61000"]');
+    await idle(page);
+    expect(await page.textContent('#clock')).toBe('t = 1 min 1 s');
+    expect(await outcomeTexts(page)).toHaveLength(3);                                    // affinity expired
+    expect(await page.locator('#conntrack tbody tr').count()).toBeGreaterThan(0);        // the flows themselves live 120 s
+    await page.close();
+  });
+
+  it('points a YAML error at its line', async () => {
+    const page = await open();
+    const yaml = await page.inputValue('#yaml');
+    await page.fill('#yaml', yaml.replace('port: 80,', 'port: 99999,'));
+    await page.dispatchEvent('#yaml', 'input');
+    await page.waitForSelector('#issues .issue');
+    await idle(page);
+    const line = yaml.split('\n').findIndex((l) => l.includes('port: 80,')) + 1;
+    expect(await page.textContent('#issues .issue')).toContain(`line ${line}`);
+    expect(await page.textContent('#issues .issue')).toContain('spec.ports[0].port');
+    expect(await page.textContent('#gutter .bad')).toBe(String(line));
+    await page.screenshot({ path: join(SHOTS, 'yaml-error.png') });
+    await page.close();
+  });
+
+  it('round-trips the whole state through the share link', async () => {
+    const page = await open();
+    await page.selectOption('#preset', 'ipvs-schedulers');
+    await idle(page);
+    await page.selectOption('#scheduler', 'sh');
+    await idle(page);
+    await page.fill('#pk-sport', '43210');
+    await page.dispatchEvent('#pk-sport', 'change');
+    await idle(page);
+    await page.click('[data-advance="61000"]');
+    await idle(page);
+    await page.click('#share');
+    await idle(page);
+    const url = await page.inputValue('#share-url');
+    expect(url).toMatch(/#s=[A-Za-z0-9_-]+$/);
+    const outcomes = await outcomeTexts(page);
+    const copy = await open(url.slice(base.length));
+    expect(await copy.inputValue('#mode')).toBe('ipvs');
+    expect(await copy.inputValue('#scheduler')).toBe('sh');
+    expect(await copy.inputValue('#pk-sport')).toBe('43210');
+    expect(await copy.textContent('#clock')).toBe('t = 1 min 1 s');
+    expect(await copy.inputValue('#preset')).toBe('ipvs-schedulers');
+    expect(await outcomeTexts(copy)).toEqual(outcomes);
+    expect(await copy.textContent('#rules')).toContain('10.96.0.80:80 sh');
+    await copy.click('#compare-run');
+    await idle(copy);
+    expect(await copy.$$eval('#compare-out th', (t) => t.map((x) => x.textContent))).toEqual(['outcome', 'iptables', 'ipvs rr', 'ipvs sh', 'ipvs mh']);
+    // sh hashes the one client to one pod; rr takes turns over all four.
+    const sh = await copy.$$eval('#compare-out tbody tr', (rows) => rows.map((r) => r.children[3]!.firstChild!.textContent));
+    const rr = await copy.$$eval('#compare-out tbody tr', (rows) => rows.map((r) => r.children[2]!.firstChild!.textContent));
+    expect(sh.filter((x) => x === '100.0%')).toHaveLength(1);
+    expect(rr).toEqual(['25.0%', '25.0%', '25.0%', '25.0%']);
+    await copy.screenshot({ path: join(SHOTS, 'ipvs-compare.png'), fullPage: true });
+    // The same state as a downloaded file, opened in a fresh page.
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+    const fresh = await open();
+    await fresh.setInputFiles('#open-file', (await download.path())!);
+    await fresh.waitForFunction(() => (document.getElementById('scheduler') as HTMLSelectElement).value === 'sh');
+    await idle(fresh);
+    expect(await fresh.inputValue('#pk-sport')).toBe('43210');
+    expect(await fresh.textContent('#clock')).toBe('t = 1 min 1 s');
+    expect(await outcomeTexts(fresh)).toEqual(outcomes);
+    await page.close();
+    await copy.close();
+    await fresh.close();
+  });
+
+  it('loads 20,000 Services in the worker while the page stays responsive, then traces one', async () => {
+    const page = await open();
+    await page.selectOption('#preset', 'scale-20k');
+    // While the worker loads, the page still runs script: the status clock advances.
+    await page.waitForSelector('#status progress');
+    const ticks: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ticks.push(await page.evaluate(() => document.getElementById('status')!.textContent ?? ''));
+      await page.waitForTimeout(400);
+    }
+    expect(new Set(ticks).size).toBeGreaterThan(1);
+    await idle(page, 240_000);
+    expect(await page.textContent('#summary')).toContain('20,000 Service(s)');
+    expect(await outcomeTexts(page)).toHaveLength(2);
+    expect(await page.locator('#rules .rl.hit').count()).toBeGreaterThan(3);
+    await page.screenshot({ path: join(SHOTS, 'scale-20k.png') });
+    await page.close();
+  }, 300_000);
+});

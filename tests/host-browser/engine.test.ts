@@ -1,0 +1,169 @@
+// The playground's engine (what runs in the Web Worker) under Node: its answers equal the Node
+// API's for the same objects and packets, every preset loads and traces, measured outcomes use the
+// same keys as expected ones, edits report what changed, and the virtual clock expires affinity.
+import { describe, it, expect } from 'vitest';
+import { Dataplane } from '../../host-node/dataplane.js';
+import { Playground } from '../../host-browser/src/engine/playground.js';
+import { PRESETS, NODE, presetById, type PacketSpec } from '../../host-browser/src/presets.js';
+import type { WirePacket } from '../../host-browser/src/engine/outcomes.js';
+
+const wire = (p: PacketSpec): WirePacket => ({ src: p.src, dst: p.dst, proto: p.proto, sport: p.sport, dport: p.dport, local: p.from === 'node' });
+
+async function loaded(id: string, mode?: 'iptables' | 'ipvs', scheduler = 'rr'): Promise<Playground> {
+  const pg = new Playground();
+  const preset = presetById(id)!;
+  const r = await pg.load({ source: { preset: id }, mode: mode ?? preset.mode, scheduler, fresh: true });
+  expect(r.issues).toEqual([]);
+  return pg;
+}
+
+describe('playground engine', () => {
+  it('gives the Node API answers for the same objects and packet (trace and processed packets)', async () => {
+    const preset = presetById('clusterip')!;
+    const pg = await loaded('clusterip');
+    const dp = await Dataplane.create({ nodeIPs: [NODE.ip], podCIDR: NODE.podCIDR, seed: 1, conntrackCapacity: 1 << 18 });
+    expect(dp.apply(preset.yaml!, { nodeName: NODE.name }).issues).toEqual([]);
+    const p = wire(preset.packet);
+    const mine = pg.packet(p, 1000, false).trace;
+    const theirs = dp.trace({ src: p.src, dst: p.dst, proto: p.proto, sport: p.sport, dport: p.dport, from: 'external', nowMs: 1000 });
+    expect(mine.outcomes.map((o) => [o.to, o.probability]).sort()).toEqual(theirs.outcomes.map((o) => [o.to, o.probability]).sort());
+    expect(mine.steps.map((s) => s.text)).toEqual(theirs.steps.map((s) => s.text ?? '(end of chain)'));
+    // Real packets: the same seed, ports and times give the same choices.
+    const sent = pg.send(p, 300, 2000).measured;
+    const { buildPacket, decodePacket } = await import('../../host-node/core/packet.js');
+    const node: Record<string, number> = {};
+    for (let i = 0; i < 300; i++) {
+      const r = dp.process({ bytes: buildPacket({ src: p.src, dst: p.dst, proto: 'tcp', sport: 20001 + i, dport: p.dport, flags: 'S' }), local: false }, 2000);
+      const d = decodePacket(r.packet!);
+      const key = `FORWARD → ${d.dst}:${d.dport}`;
+      node[key] = (node[key] ?? 0) + 1;
+    }
+    expect(Object.fromEntries(sent.counts.map((c) => [c.key, c.count]))).toEqual(node);
+  });
+
+  it('every preset loads, traces to outcomes summing to 1, and the measured keys are among the expected ones', async () => {
+    for (const preset of PRESETS.filter((p) => p.generate === undefined)) {
+      const pg = await loaded(preset.id);
+      const p = wire(preset.packet);
+      const { trace, measured } = pg.send(p, 400, 1000);
+      const total = trace.outcomes.reduce((a, o) => a + o.probability, 0);
+      expect(total, preset.id).toBeCloseTo(1, 9);
+      const expected = new Set([...trace.outcomes, ...trace.longRun ?? []].map((o) => o.key));
+      for (const c of measured.counts) expect(expected, `${preset.id}: ${c.key}`).toContain(c.key);
+      expect(measured.sent).toBe(400);
+    }
+  });
+
+  it('IPVS mode: for every preset and scheduler kind, measured outcomes are among the expected ones', async () => {
+    for (const preset of PRESETS.filter((p) => p.generate === undefined)) {
+      for (const scheduler of ['rr', 'wlc', 'sh', 'mh']) {
+        const pg = await loaded(preset.id, 'ipvs', scheduler);
+        const { trace, measured } = pg.send(wire(preset.packet), 60, 0);
+        const expected = new Set([...trace.outcomes, ...trace.longRun ?? []].map((o) => o.key));
+        for (const c of measured.counts) expect(expected, `${preset.id} ${scheduler}: ${c.key}`).toContain(c.key);
+      }
+    }
+  });
+
+  it('shows each scene\'s point: thirds, ETP=Local, REJECT, terminating fallback, hairpin masquerade', async () => {
+    const outcomes = async (id: string) => (await loaded(id)).packet(wire(presetById(id)!.packet), 0, false).trace.outcomes;
+    const thirds = await outcomes('clusterip');
+    expect(thirds.map((o) => o.probability)).toEqual([1 / 3, 1 / 3, 1 / 3].map((x) => expect.closeTo(x, 6)));
+    expect(await outcomes('nodeport-local')).toEqual([expect.objectContaining({ to: '10.244.1.21:8080', masq: false, probability: 1 })]);
+    const reject = await outcomes('no-endpoints');
+    expect(reject).toHaveLength(1);
+    expect(reject[0]!.verdict).toBe('REPLY');
+    const term = await outcomes('terminating');
+    expect(term.map((o) => o.to).sort()).toEqual(['10.244.1.51:8080', '10.244.2.52:8080']);
+    const hairpin = await outcomes('hairpin');
+    expect(hairpin.find((o) => o.to === '10.244.1.31:8080')?.masq).toBe(true);
+    expect(hairpin.find((o) => o.to === '10.244.2.32:8080')?.masq).toBe(false);
+  });
+
+  it('a sent packet\'s own connection is reported as existing; a burst still expects new connections', async () => {
+    const preset = presetById('clusterip')!;
+    const pg = await loaded('clusterip');
+    const p = wire(preset.packet);
+    expect(pg.packet(p, 0, false).trace.existing).toBe(false);
+    const sent = pg.packet(p, 0, true);
+    expect(sent.sent!.delivered.verdict).toBe('FORWARD');
+    expect(sent.conntrack).toHaveLength(1);
+    const again = pg.packet(p, 1, false).trace;
+    expect(again.existing).toBe(true);
+    expect(again.outcomes).toEqual([expect.objectContaining({ key: sent.sent!.key, probability: 1 })]);
+    const burst = pg.send(p, 30, 2);
+    expect(burst.trace.existing).toBe(false);
+    expect(burst.trace.outcomes).toHaveLength(3);
+  });
+
+  it('marks the visited rules in the iptables-save view', async () => {
+    const pg = await loaded('clusterip');
+    const { trace } = pg.send(wire(presetById('clusterip')!.packet), 1, 0);
+    const hits = trace.rules[0]!.lines.filter((l) => l.mark === 'hit').map((l) => l.text);
+    expect(hits).toContain('-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES');
+    expect(hits.some((l) => l.includes('-j DNAT --to-destination'))).toBe(true);
+  });
+
+  it('keeps affinity until the virtual clock passes its timeout', async () => {
+    const preset = presetById('affinity')!;
+    const pg = await loaded('affinity');
+    const p = wire(preset.packet);
+    pg.packet(p, 1000, true);
+    const pinned = pg.packet(p, 30_000, false).trace.outcomes;
+    expect(pinned).toHaveLength(1);
+    expect(pinned[0]!.probability).toBe(1);
+    expect(pg.send(p, 150, 31_000).measured.counts).toHaveLength(1);
+    expect(pg.conntrack(31_000).length).toBe(151);
+    // The traced connection's own conntrack entry (SYN_SENT, 120 s) would answer first: look past it.
+    const later = pg.packet(p, 200_000, false).trace.outcomes;
+    expect(later).toHaveLength(3);
+    expect(pg.packet({ ...p, sport: 1 }, 31_000 + 59_000, false).trace.outcomes).toHaveLength(1);
+    expect(pg.packet({ ...p, sport: 1 }, 31_000 + 61_000, false).trace.outcomes).toHaveLength(3);
+    expect(pg.conntrack(31_000 + 3_600_000)).toEqual([]);
+  });
+
+  it('an edit syncs only the changed Service and reports the rules that differ', async () => {
+    const preset = presetById('clusterip')!;
+    const pg = new Playground();
+    await pg.load({ source: { yaml: preset.yaml! }, mode: 'iptables', scheduler: 'rr', fresh: true });
+    const edited = preset.yaml!.replace('  - addresses: [10.244.1.13]', '  - addresses: [10.244.1.14]');
+    const r = await pg.load({ source: { yaml: edited }, mode: 'iptables', scheduler: 'rr', fresh: false });
+    expect(r.change.full).toBe(false);
+    expect(r.phases.map((p) => p.phase)).toEqual(['starting the core', 'kube-proxy sync: render rules, compile, swap', 'iptables-save', 'listing services']);
+    expect(r.change.changedServices).toEqual(['default/web']);
+    expect(r.change.diff.added.some((l) => l.includes('10.244.1.14:8080'))).toBe(true);
+    expect(r.change.diff.removed.some((l) => l.includes('10.244.1.13:8080'))).toBe(true);
+    // kube-proxy rewrites the Service's chains whole; only the endpoint's rules really differ.
+    expect(r.change.rewrittenChains.some((c) => c.startsWith('nat/KUBE-SVC-'))).toBe(true);
+    expect(r.change.changedChains.length).toBeGreaterThan(0);
+    expect(r.change.changedChains).not.toContain('KUBE-SERVICES');
+    expect(r.change.changedChains.every((c) => c.startsWith('KUBE-SEP-') || c.startsWith('KUBE-SVC-'))).toBe(true);
+  });
+
+  it('reports a bad field with its line and keeps the rest', async () => {
+    const preset = presetById('clusterip')!;
+    const pg = new Playground();
+    const bad = preset.yaml!.replace('port: 80,', 'port: 99999,');
+    const r = await pg.load({ source: { yaml: bad }, mode: 'iptables', scheduler: 'rr', fresh: true });
+    const line = bad.split('\n').findIndex((l) => l.includes('99999')) + 1;
+    expect(r.issues).toEqual([expect.objectContaining({ line, path: 'spec.ports[0].port', object: 'Service default/web' })]);
+  });
+
+  it('IPVS mode: rr spreads evenly, sh pins one client, compare runs both modes', async () => {
+    const preset = presetById('ipvs-schedulers')!;
+    const p = wire(preset.packet);
+    const rr = await loaded('ipvs-schedulers', 'ipvs', 'rr');
+    const view = rr.packet(p, 0, false);
+    expect(view.trace.rules[0]!.title).toBe('ipvsadm -Ln');
+    expect(view.trace.rules[0]!.lines.some((l) => l.mark === 'hit' && l.text.includes('10.96.0.80:80'))).toBe(true);
+    expect(view.trace.longRun!.map((o) => o.probability)).toEqual([0.25, 0.25, 0.25, 0.25]);
+    const even = rr.send(p, 400, 0).measured.counts;
+    expect(even.map((c) => c.count)).toEqual([100, 100, 100, 100]);
+    const sh = await loaded('ipvs-schedulers', 'ipvs', 'sh');
+    expect(sh.send(p, 400, 0).measured.counts).toHaveLength(1);
+    const cols = await rr.compare(p, 0, [{ mode: 'iptables', scheduler: 'rr' }, { mode: 'ipvs', scheduler: 'sh' }], 200);
+    expect(cols.map((c) => c.label)).toEqual(['iptables', 'ipvs sh']);
+    expect(cols[0]!.outcomes).toHaveLength(4);
+    expect(cols[1]!.measured.counts).toHaveLength(1);
+  });
+});

@@ -1,0 +1,134 @@
+// The playground's pure view logic: marking traced rules in iptables-save text, the digest of a
+// large rule set, the multiset line diff, collapsing runs of skipped rules, fresh source ports,
+// pairing expected and measured outcomes for the chart, and resolving the packet builder's target.
+import { describe, it, expect } from 'vitest';
+import { SaveIndex, diffLines, chainsIn, isIptablesRule, markContaining, sampleDiff } from '../../host-browser/src/engine/rules-view.js';
+import { compactSteps, type TraceStepView } from '../../host-browser/src/engine/modes.js';
+import { freshPorts, tally, mergeOutcomes, outcomeKey } from '../../host-browser/src/engine/outcomes.js';
+import { chartRows } from '../../host-browser/src/ui/views.js';
+import { resolveTarget, toWire } from '../../host-browser/src/ui/inputs.js';
+import { NODE, presetById } from '../../host-browser/src/presets.js';
+
+const SAVE = `*filter
+:KUBE-SERVICES - [0:0]
+-A KUBE-SERVICES -d 10.96.0.1 -j REJECT
+-A KUBE-SERVICES -d 10.96.0.2 -j REJECT
+COMMIT
+*nat
+:KUBE-SERVICES - [0:0]
+-A KUBE-SERVICES -d 10.96.0.80 -j KUBE-SVC-A
+-A KUBE-SERVICES -d 10.96.0.81 -j KUBE-SVC-B
+-A KUBE-SVC-A -j KUBE-SEP-A
+COMMIT`;
+
+describe('rule views', () => {
+  it('marks the n-th rule of a chain in its own table, matched or only visited', () => {
+    const index = new SaveIndex(SAVE);
+    const lines = index.view(index.marks([
+      { table: 'nat', chain: 'KUBE-SERVICES', rule: 0, matched: false },
+      { table: 'nat', chain: 'KUBE-SERVICES', rule: 1, matched: true },
+      { table: 'nat', chain: 'KUBE-SVC-A', rule: 0, matched: true },
+      { table: 'nat', chain: 'KUBE-SVC-A', rule: 0, matched: false },   // a second visit keeps the hit
+      { table: 'nat', chain: 'KUBE-GONE', rule: 0, matched: true },     // unknown: ignored
+    ]));
+    expect(lines.map((l) => l.text)).toEqual(SAVE.split('\n'));
+    const marked = lines.filter((l) => l.mark).map((l) => [l.mark, l.text]);
+    expect(marked).toEqual([
+      ['seen', '-A KUBE-SERVICES -d 10.96.0.80 -j KUBE-SVC-A'],
+      ['hit', '-A KUBE-SERVICES -d 10.96.0.81 -j KUBE-SVC-B'],
+      ['hit', '-A KUBE-SVC-A -j KUBE-SEP-A'],
+    ]);
+    expect(lines.filter((l) => l.text.includes('10.96.0.1') || l.text.includes('10.96.0.2')).every((l) => !l.mark)).toBe(true);
+  });
+
+  it('digests a large rule set to the visited per-service chains, fixed chains and the rules around a hit', () => {
+    const rules: string[] = ['*nat', ':KUBE-SERVICES - [0:0]'];
+    for (let i = 0; i < 3000; i++) rules.push(`:KUBE-SVC-${i} - [0:0]`);
+    for (let i = 0; i < 3000; i++) rules.push(`-A KUBE-SERVICES -d 10.96.${i >> 8}.${i & 255} -j KUBE-SVC-${i}`);
+    for (let i = 0; i < 3000; i++) rules.push(`-A KUBE-SVC-${i} -j KUBE-SEP-${i}`);
+    rules.push('COMMIT');
+    const index = new SaveIndex(rules.join('\n'));
+    const marks = index.marks([
+      { table: 'nat', chain: 'KUBE-SERVICES', rule: 1500, matched: true },
+      { table: 'nat', chain: 'KUBE-SVC-1500', rule: 0, matched: true },
+    ]);
+    const d = index.view(marks, 1000);
+    expect(d.length).toBeLessThan(100);
+    const texts = d.map((l) => l.text);
+    expect(texts).toContain('-A KUBE-SERVICES -d 10.96.5.220 -j KUBE-SVC-1500');
+    expect(texts).toContain('-A KUBE-SVC-1500 -j KUBE-SEP-1500');
+    expect(texts).toContain(':KUBE-SVC-1500 - [0:0]');
+    expect(texts).not.toContain('-A KUBE-SVC-1499 -j KUBE-SEP-1499');
+    expect(texts).toContain('-A KUBE-SERVICES -d 10.96.0.0 -j KUBE-SVC-0');   // the chain's first rules stay
+    expect(d.filter((l) => l.mark === 'gap').length).toBeGreaterThan(0);
+    expect(texts[0]).toBe('*nat');
+    expect(texts.at(-1)).toBe('COMMIT');
+    expect(d.filter((l) => l.mark === 'hit').map((l) => l.text)).toEqual(['-A KUBE-SERVICES -d 10.96.5.220 -j KUBE-SVC-1500', '-A KUBE-SVC-1500 -j KUBE-SEP-1500']);
+    expect(index.view(marks, 100_000)).toHaveLength(rules.length);   // under the limit: whole
+  });
+
+  it('diffs rule lines as multisets and names the chains that changed', () => {
+    const after = SAVE.replace('-A KUBE-SVC-A -j KUBE-SEP-A', '-A KUBE-SVC-A -j KUBE-SEP-C')
+      .replace('-A KUBE-SERVICES -d 10.96.0.1 -j REJECT\n-A KUBE-SERVICES -d 10.96.0.2 -j REJECT', '-A KUBE-SERVICES -d 10.96.0.2 -j REJECT\n-A KUBE-SERVICES -d 10.96.0.1 -j REJECT');
+    const d = diffLines(SAVE, after, isIptablesRule);
+    expect(d).toEqual({ added: ['-A KUBE-SVC-A -j KUBE-SEP-C'], removed: ['-A KUBE-SVC-A -j KUBE-SEP-A'] });
+    expect(chainsIn(d)).toEqual(['KUBE-SVC-A']);
+    expect(diffLines('a\na\nb', 'a\nb\nb')).toEqual({ added: ['b'], removed: ['a'] });
+    const big = diffLines('', Array.from({ length: 1000 }, (_, i) => `-A X ${i}`).join('\n'));
+    expect(sampleDiff(big, 10)).toEqual({ added: big.added.slice(0, 10), removed: [], addedTotal: 1000, removedTotal: 0 });
+  });
+
+  it('marks IPVS lines by what they contain', () => {
+    const m = markContaining('TCP  10.96.0.80:80 rr\n  -> 10.244.1.11:8080 Masq\n  -> 10.244.2.12:8080 Masq', ['10.96.0.80:80', '-> 10.244.2.12:8080']);
+    expect(m.map((l) => l.mark ?? '')).toEqual(['hit', '', 'hit']);
+  });
+});
+
+describe('trace steps', () => {
+  const step = (chain: string, i: number, matched = false): TraceStepView => ({ where: `PREROUTING nat ${chain} #${i}`, text: `rule ${i}`, matched });
+  const chainOf = (s: TraceStepView) => s.where.replace(/ #\d+$/, '');
+
+  it('collapses a long run of skipped rules in one chain, keeping its ends and every match', () => {
+    const steps = [step('PREROUTING', 0, true), ...Array.from({ length: 100 }, (_, i) => step('KUBE-SERVICES', i)), step('KUBE-SERVICES', 100, true), step('KUBE-SVC-A', 0)];
+    const c = compactSteps(steps, chainOf);
+    expect(c.map((s) => s.text)).toEqual(['rule 0', 'rule 0', 'rule 1', '… 96 rules that do not match', 'rule 98', 'rule 99', 'rule 100', 'rule 0']);
+    const short = [step('X', 0), step('X', 1), step('X', 2), step('Y', 0, true)];
+    expect(compactSteps(short, chainOf)).toEqual(short);
+  });
+});
+
+describe('packets and outcomes', () => {
+  it('gives fresh source ports that continue across bursts, wrap within 1024–65535 and skip the traced port', () => {
+    const a = freshPorts(3, 20000, 20002);
+    expect(a.ports).toEqual([20001, 20003, 20004]);
+    const b = freshPorts(3, a.next, 0);
+    expect(b.ports).toEqual([20005, 20006, 20007]);
+    expect(freshPorts(3, 65534, 0).ports).toEqual([65535, 1024, 1025]);
+  });
+
+  it('pairs expected and measured outcomes for the chart, unexpected ones last', () => {
+    const exp = mergeOutcomes([
+      { key: outcomeKey('FORWARD', 'none', '10.0.0.1:80'), verdict: 'FORWARD', reason: 'none', to: '10.0.0.1:80', masq: false, probability: 0.25 },
+      { key: outcomeKey('FORWARD', 'none', '10.0.0.2:80'), verdict: 'FORWARD', reason: 'none', to: '10.0.0.2:80', masq: false, probability: 0.5 },
+      { key: outcomeKey('FORWARD', 'none', '10.0.0.1:80'), verdict: 'FORWARD', reason: 'none', to: '10.0.0.1:80', masq: true, probability: 0.25 },
+    ]);
+    expect(exp.map((o) => [o.key, o.probability])).toEqual([['FORWARD → 10.0.0.1:80', 0.5], ['FORWARD → 10.0.0.2:80', 0.5]]);
+    const measured = tally(['FORWARD → 10.0.0.2:80', 'DROP (no_route)', 'FORWARD → 10.0.0.2:80', 'FORWARD → 10.0.0.1:80']);
+    expect(chartRows(exp, measured)).toEqual([
+      { key: 'FORWARD → 10.0.0.1:80', expected: 0.5, measured: 0.25, count: 1 },
+      { key: 'FORWARD → 10.0.0.2:80', expected: 0.5, measured: 0.5, count: 2 },
+      { key: 'DROP (no_route)', expected: 0, measured: 0.25, count: 1 },
+    ]);
+  });
+
+  it('resolves a Service target to its ClusterIP or, for NodePort, this node', () => {
+    const entries = [{ id: 'default/shop:http', clusterIP: '10.96.0.90', port: 80, protocol: 'tcp', nodePort: 30080 }];
+    const spec = presetById('nodeport-local')!.packet;
+    expect(resolveTarget({ ...spec, to: 'service' }, entries)).toEqual({ dst: '10.96.0.90', dport: 80, proto: 'tcp' });
+    expect(resolveTarget({ ...spec, to: 'nodeport' }, entries)).toEqual({ dst: NODE.ip, dport: 30080, proto: 'tcp' });
+    expect(resolveTarget({ ...spec, to: 'vip' }, entries)).toBeNull();
+    expect(resolveTarget({ ...spec, service: 'default/none:http' }, entries)).toBeNull();
+    expect(toWire({ ...spec, from: 'node', src: ' 192.168.49.2 ' })).toMatchObject({ src: '192.168.49.2', local: true });
+    expect(toWire(spec).local).toBe(false);
+  });
+});
