@@ -5,7 +5,8 @@
 // drop reason, conntrack state, the tuple in and out, and the service, IPVS destination or mark the
 // core reports. Prints a JSON summary on stdout. Never reads a clock: the capture is the clock.
 //
-//   svcplane-replay.wasm --config A.svp [-o out.pcap] [--json out.jsonl] CAPTURE
+//   svcplane-replay.wasm --config A.svp [-o out.pcap] [--json out.jsonl] [--summary FILE] CAPTURE
+//   (the summary goes to FILE instead of stdout: some runtimes' WASI cannot redirect stdout)
 //   exit 0 done, 1 a file could not be read / written or was refused, 2 usage
 import { readFile, readPtr, readLen, fileError, Output } from "./files";
 import { svpCheck, svpApply, svpError, svpFailedOp, svpGot, svpWant } from "./svp";
@@ -20,7 +21,7 @@ import { parse } from "../wire/parse";
 import { DESC_BYTES, D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX } from "../io";
 import { VERDICT_DROP, VERDICT_COUNT, R_NONE } from "../verdict";
 
-const USAGE = "usage: svcplane-replay.wasm --config A.svp [-o out.pcap] [--json out.jsonl] CAPTURE\n";
+const USAGE = "usage: svcplane-replay.wasm --config A.svp [-o out.pcap] [--json out.jsonl] [--summary FILE] CAPTURE\n";
 const LINKTYPE_RAW: u32 = 101;
 /** Room each slot leaves for a reply (host-node/core/dataplane.ts REPLY_ROOM: the same caps, the same answers). */
 const REPLY_ROOM: u32 = 1280 + 64;
@@ -180,12 +181,12 @@ function summary(): string {
 
 function main(): void {
   const argv = process.argv;
-  let config = "", capture = "", pcapPath = "", jsonPath = "";
+  let config = "", capture = "", pcapPath = "", jsonPath = "", summaryPath = "";
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i];
-    if ((a == "--config" || a == "-o" || a == "--json") && i + 1 < argv.length) {
+    if ((a == "--config" || a == "-o" || a == "--json" || a == "--summary") && i + 1 < argv.length) {
       const v = argv[++i];
-      if (a == "--config") config = v; else if (a == "-o") pcapPath = v; else jsonPath = v;
+      if (a == "--config") config = v; else if (a == "-o") pcapPath = v; else if (a == "--json") jsonPath = v; else summaryPath = v;
     } else if (a.startsWith("-") || capture.length > 0) {
       fail(2, "usage", "unexpected argument " + a + "\n" + USAGE);
       return;
@@ -223,7 +224,11 @@ function main(): void {
   if (jo) { jo.close(); bad = bad || jo.failed; }
   if (bad) { fail(1, "output", "write failed"); return; }
   if (capError.length > 0) { fail(1, capture, "capture damaged after " + packets.toString() + " packets: " + capError); return; }
-  process.stdout.write(summary() + "\n");
+  if (summaryPath.length == 0) { process.stdout.write(summary() + "\n"); return; }
+  const o = new Output();
+  if (!o.open(summaryPath, 4096)) { fail(1, summaryPath, "cannot be created"); return; }
+  ascii(o, summary() + "\n");
+  o.close();
 }
 
 main();

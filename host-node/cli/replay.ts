@@ -40,27 +40,30 @@ let compiled: WebAssembly.Module | undefined;
 
 /** Runs the WASI replay command once. Throws with the tool's own message when it exits non-zero. */
 export async function runReplayWasm(opts: { config: string; capture: string; pcapOut?: string; jsonOut?: string }): Promise<ReplayRun> {
-  const files = [opts.config, opts.capture, opts.pcapOut, opts.jsonOut].filter((f): f is string => !!f).map((f) => resolve(f));
+  const io = mkdtempSync(join(tmpdir(), 'svcplane-replay-'));
+  const summary = join(io, 'summary.json');
+  const files = [opts.config, opts.capture, opts.pcapOut, opts.jsonOut, summary].filter((f): f is string => !!f).map((f) => resolve(f));
   const preopens: Record<string, string> = {};
   for (const f of files) preopens[dirname(f)] = dirname(f);
-  const args = ['svcplane-replay.wasm', '--config', resolve(opts.config)];
+  const args = ['svcplane-replay.wasm', '--config', resolve(opts.config), '--summary', summary];
   if (opts.pcapOut) args.push('-o', resolve(opts.pcapOut));
   if (opts.jsonOut) args.push('--json', resolve(opts.jsonOut));
   args.push(resolve(opts.capture));
-  const io = mkdtempSync(join(tmpdir(), 'svcplane-replay-'));
   const outFd = openSync(join(io, 'stdout'), 'w');
   const errFd = openSync(join(io, 'stderr'), 'w');
   try {
-    const wasi = new WASI({ version: 'preview1', args, env: {}, preopens, stdout: outFd, stderr: errFd, returnOnExit: true });
+    // Bun's WASI ends the whole process on proc_exit (returnOnExit is not honoured there), so the tool's
+    // error message goes straight to our stderr under Bun; Node returns the code and we rethrow it.
+    const bun = (process.versions as Record<string, string | undefined>).bun !== undefined;
+    const wasi = new WASI({ version: 'preview1', args, env: {}, preopens, stdout: outFd, stderr: bun ? 2 : errFd, returnOnExit: true });
     compiled ??= await WebAssembly.compile(readFileSync(replayWasmPath()));
-    const instance = await WebAssembly.instantiate(compiled, wasi.getImportObject() as WebAssembly.Imports);
-    const code = wasi.start(instance);
+    const instance = await WebAssembly.instantiate(compiled, { wasi_snapshot_preview1: wasi.wasiImport } as WebAssembly.Imports);
+    const code = wasi.start(instance) ?? 0;
     closeSync(outFd);
     closeSync(errFd);
-    const stdout = readFileSync(join(io, 'stdout'), 'utf8');
     const stderr = readFileSync(join(io, 'stderr'), 'utf8').trim();
     if (code !== 0) throw new Error(stderr.replace(/^svcplane-replay: /, '') || `svcplane-replay exited with ${code}`);
-    return { summary: JSON.parse(stdout.trim().split('\n').at(-1)!) as ReplayRun['summary'] };
+    return { summary: JSON.parse(readFileSync(summary, 'utf8')) as ReplayRun['summary'] };
   } finally {
     rmSync(io, { recursive: true, force: true });
   }
