@@ -5,7 +5,7 @@
 // drop reason, conntrack state, the tuple in and out, and the service, IPVS destination or mark the
 // core reports. Prints a JSON summary on stdout. Never reads a clock: the capture is the clock.
 //
-//   svcplane-replay.wasm --config A.svp [-o out.pcap] [--json out.jsonl] [--summary FILE] CAPTURE
+//   svcplane-replay.wasm --config A.svp [-o out.pcap] [--json out.jsonl] [--summary FILE] [--quiet] CAPTURE
 //   (the summary goes to FILE instead of stdout: some runtimes' WASI cannot redirect stdout)
 //   exit 0 done, 1 a file could not be read / written or was refused, 2 usage
 import { readFile, readPtr, readLen, fileError, Output } from "./files";
@@ -21,7 +21,7 @@ import { parse } from "../wire/parse";
 import { DESC_BYTES, D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX } from "../io";
 import { VERDICT_DROP, VERDICT_COUNT, R_NONE } from "../verdict";
 
-const USAGE = "usage: svcplane-replay.wasm --config A.svp [-o out.pcap] [--json out.jsonl] [--summary FILE] CAPTURE\n";
+const USAGE = "usage: svcplane-replay.wasm --config A.svp [-o out.pcap] [--json out.jsonl] [--summary FILE] [--quiet] CAPTURE\n";
 const LINKTYPE_RAW: u32 = 101;
 /** Room each slot leaves for a reply (host-node/core/dataplane.ts REPLY_ROOM: the same caps, the same answers). */
 const REPLY_ROOM: u32 = 1280 + 64;
@@ -40,8 +40,29 @@ let skipped: u64 = 0;
 let packets: u64 = 0;
 let perVerdict = new StaticArray<u64>(8);
 
+let summaryPath = "";
+let quiet = false;
+
+// JSON string contents: the messages here are ASCII; quotes and backslashes escaped, controls dropped.
+function jsonText(s: string): string {
+  let out = "";
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c == 34 || c == 92) out += "\\" + String.fromCharCode(c);
+    else if (c >= 32 && c < 127) out += String.fromCharCode(c);
+  }
+  return out;
+}
+
+// The message goes to stderr (unless --quiet) and, with --summary, into that file as {"error": …}:
+// some runtimes' WASI cannot hand the module's stderr back to the host.
 function fail(code: i32, what: string, why: string): void {
-  process.stderr.write("svcplane-replay: " + what + ": " + why + "\n");
+  const msg = what + ": " + why;
+  if (!quiet) process.stderr.write("svcplane-replay: " + msg + "\n");
+  if (summaryPath.length > 0) {
+    const o = new Output();
+    if (o.open(summaryPath, 4096)) { ascii(o, "{\"error\":\"" + jsonText(msg) + "\",\"exit\":" + code.toString() + "}\n"); o.close(); }
+  }
   process.exit(code);
 }
 
@@ -181,9 +202,10 @@ function summary(): string {
 
 function main(): void {
   const argv = process.argv;
-  let config = "", capture = "", pcapPath = "", jsonPath = "", summaryPath = "";
+  let config = "", capture = "", pcapPath = "", jsonPath = "";
   for (let i = 1; i < argv.length; i++) {
     const a = argv[i];
+    if (a == "--quiet") { quiet = true; continue; }
     if ((a == "--config" || a == "-o" || a == "--json" || a == "--summary") && i + 1 < argv.length) {
       const v = argv[++i];
       if (a == "--config") config = v; else if (a == "-o") pcapPath = v; else if (a == "--json") jsonPath = v; else summaryPath = v;

@@ -3,10 +3,10 @@
 // one JSON line per packet, a summary; with --compare B.svp it replays the capture under both configs
 // and reports, per flow, where they send the traffic differently (host-node/replay/compare.ts). Grants
 // the module only the directories of the files named; reads and writes nothing else.
-import { WASI } from 'node:wasi';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { compareReplays, parseReplayLines, renderComparison } from '../replay/compare.js';
@@ -27,46 +27,33 @@ export interface ReplayRun {
   summary: { packets: number; skipped: number; frames: number; pass: number; forward: number; drop: number; reply: number };
 }
 
-/** build/svcplane-replay.wasm, from the source tree (host-node/cli) or from dist/host-node/cli. */
-export function replayWasmPath(): string {
-  for (const rel of ['../../build/svcplane-replay.wasm', '../../../build/svcplane-replay.wasm']) {
+/** dist/host-node/cli/replay-wasi.js, the one-replay runner (from the source tree or from dist). */
+function runnerPath(): string {
+  for (const rel of ['./replay-wasi.js', '../../dist/host-node/cli/replay-wasi.js']) {
     const p = fileURLToPath(new URL(rel, import.meta.url));
     if (existsSync(p)) return p;
   }
-  throw new Error('build/svcplane-replay.wasm is missing: run `node scripts/build.mjs`');
+  throw new Error('dist/host-node/cli/replay-wasi.js is missing: run `node scripts/build.mjs`');
 }
 
-let compiled: WebAssembly.Module | undefined;
-
-/** Runs the WASI replay command once. Throws with the tool's own message when it exits non-zero. */
+/**
+ * Runs the WASI replay command once, in a child process of this same runtime (Node or Bun). Throws
+ * with the tool's own message when it fails.
+ */
 export async function runReplayWasm(opts: { config: string; capture: string; pcapOut?: string; jsonOut?: string }): Promise<ReplayRun> {
-  const io = mkdtempSync(join(tmpdir(), 'svcplane-replay-'));
-  const summary = join(io, 'summary.json');
-  const files = [opts.config, opts.capture, opts.pcapOut, opts.jsonOut, summary].filter((f): f is string => !!f).map((f) => resolve(f));
-  const preopens: Record<string, string> = {};
-  for (const f of files) preopens[dirname(f)] = dirname(f);
-  const args = ['svcplane-replay.wasm', '--config', resolve(opts.config), '--summary', summary];
-  if (opts.pcapOut) args.push('-o', resolve(opts.pcapOut));
-  if (opts.jsonOut) args.push('--json', resolve(opts.jsonOut));
-  args.push(resolve(opts.capture));
-  const outFd = openSync(join(io, 'stdout'), 'w');
-  const errFd = openSync(join(io, 'stderr'), 'w');
-  try {
-    // Bun's WASI ends the whole process on proc_exit (returnOnExit is not honoured there), so the tool's
-    // error message goes straight to our stderr under Bun; Node returns the code and we rethrow it.
-    const bun = (process.versions as Record<string, string | undefined>).bun !== undefined;
-    const wasi = new WASI({ version: 'preview1', args, env: {}, preopens, stdout: outFd, stderr: bun ? 2 : errFd, returnOnExit: true });
-    compiled ??= await WebAssembly.compile(readFileSync(replayWasmPath()));
-    const instance = await WebAssembly.instantiate(compiled, { wasi_snapshot_preview1: wasi.wasiImport } as WebAssembly.Imports);
-    const code = wasi.start(instance) ?? 0;
-    closeSync(outFd);
-    closeSync(errFd);
-    const stderr = readFileSync(join(io, 'stderr'), 'utf8').trim();
-    if (code !== 0) throw new Error(stderr.replace(/^svcplane-replay: /, '') || `svcplane-replay exited with ${code}`);
-    return { summary: JSON.parse(readFileSync(summary, 'utf8')) as ReplayRun['summary'] };
-  } finally {
-    rmSync(io, { recursive: true, force: true });
-  }
+  const args = ['--config', opts.config];
+  if (opts.pcapOut) args.push('-o', opts.pcapOut);
+  if (opts.jsonOut) args.push('--json', opts.jsonOut);
+  args.push(opts.capture);
+  const r = await new Promise<{ code: number; stdout: string; stderr: string }>((res, rej) => {
+    execFile(process.execPath, [runnerPath(), ...args], { encoding: 'utf8', maxBuffer: 64 << 20 }, (e, stdout, stderr) => {
+      if (e && typeof (e as { code?: unknown }).code !== 'number') rej(e);
+      else res({ code: e ? (e as { code: number }).code : 0, stdout, stderr });
+    });
+  });
+  const message = r.stderr.split('\n').find((l) => l.startsWith('svcplane-replay: '));
+  if (r.code !== 0) throw new Error(message?.slice('svcplane-replay: '.length) ?? `svcplane-replay exited with ${r.code}: ${r.stderr.trim()}`);
+  return { summary: JSON.parse(r.stdout.trim().split('\n').at(-1)!) as ReplayRun['summary'] };
 }
 
 export async function runReplay(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
