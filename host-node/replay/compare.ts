@@ -1,6 +1,7 @@
 // compare.ts — the what-if: given the per-packet JSON lines of one capture replayed under two
-// configurations, groups packets into flows (both directions of a connection together, named as
-// the capture first saw them) and reports every flow the two send differently: verdict, drop reason,
+// configurations, groups packets into flows by the tuple they arrived with (both directions of one
+// tuple together, named as the capture first saw it; an answer from a backend arrives with the
+// backend's address and is a flow of its own) and reports every flow the two send differently: verdict, drop reason,
 // or the translated addresses and ports each packet leaves with. Renders the result as a JSON
 // document and as a readable table. Pure: reads strings, returns values; never runs the replay.
 
