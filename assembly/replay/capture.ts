@@ -1,9 +1,10 @@
-// capture.ts — reads a packet capture held in memory: classic pcap (microsecond and nanosecond
+// capture.ts — reads a packet capture streamed from a file through a fixed 8 MiB window: classic pcap (microsecond and nanosecond
 // magic, either byte order) and pcapng (section, interface description and enhanced/simple packet
 // blocks, if_tsresol, either byte order per section), and finds the IP header under the link layer
 // (Ethernet with up to two VLAN tags, raw IP, Linux cooked v1 and v2, BSD loopback). Every length is
-// checked against the buffer before it is read: a damaged capture ends with capError set, never a
-// trap. Never allocates per packet; never writes the capture.
+// checked against the bytes present before it is read: a damaged capture ends with capError set,
+// never a trap. Never allocates after capOpen; never writes the capture.
+import { readInto } from "./files";
 
 /** Why reading stopped early (a static string); empty at a clean end. */
 export let capError: string = "";
@@ -16,9 +17,13 @@ export let capSec: u64 = 0;      // seconds since the epoch
 export let capUsec: u32 = 0;     // microseconds within the second
 export let capMs: f64 = 0;       // the virtual clock: milliseconds since the epoch
 
-let base: usize = 0;
+// The window: bytes [at, end) of the file are in memory; `fill` slides and refills it.
+const WINDOW: usize = 8 << 20;
+let buf: usize = 0;
 let end: usize = 0;
 let at: usize = 0;
+let fd: i32 = -1;
+let eof = false;
 let ng = false;
 let swap = false;          // the file's (or section's) byte order is big-endian
 let nsec = false;          // classic pcap: nanosecond timestamps
@@ -43,12 +48,41 @@ export const LINK_LINUX_SLL2: u32 = 276;
 @inline function u32at(p: usize): u32 { const v = load<u32>(p); return swap ? bswap<u32>(v) : v; }
 @inline function be16(p: usize): u32 { return <u32>bswap<u16>(load<u16>(p)); }
 
-function stop(msg: string): bool { capError = msg; at = end; return false; }
+function stop(msg: string): bool { capError = msg; at = end; eof = true; return false; }
 
-/** Starts reading the capture at `p` (`n` bytes). False with capError set if it is neither format. */
-export function capOpen(p: usize, n: usize): bool {
-  base = p; end = p + n; at = p; capError = ""; ifCount = 0;
-  if (n < 24) return stop("not a pcap or pcapng capture (too short)");
+// Makes at least `n` bytes available at `at` unless the file ends first (then false).
+function fill(n: usize): bool {
+  if (end - at >= n) return true;
+  if (eof) return false;
+  if (n > WINDOW) { stop("a record larger than 8 MiB"); return false; }
+  const keep = end - at;
+  memory.copy(buf, at, keep);
+  at = buf; end = buf + keep;
+  while (end - at < n && !eof) {
+    const got = readInto(fd, end, buf + WINDOW - end);
+    if (got < 0) { stop("read failed"); return false; }
+    if (got == 0) eof = true;
+    end += <usize>got;
+  }
+  return end - at >= n;
+}
+
+// A record of `n` bytes, or the reason it is not there: a clean end only between records.
+function record(n: usize, what: string): i32 {
+  if (fill(n)) return 1;
+  if (capError.length > 0) return -1;
+  if (at == end) return 0;
+  stop(what);
+  return -1;
+}
+
+/** Starts reading the capture from the open file `file`. False with capError set if it is neither format. */
+export function capOpen(file: i32): bool {
+  fd = file; capError = ""; ifCount = 0; eof = false;
+  if (buf == 0) buf = heap.alloc(WINDOW);
+  at = buf; end = buf;
+  if (!fill(24)) return stop(capError.length > 0 ? capError : "not a pcap or pcapng capture (too short)");
+  const p = at;
   const m = load<u32>(p);
   if (m == 0x0a0d0d0a) { ng = true; return true; }
   ng = false;
@@ -69,10 +103,10 @@ function setTime(ts: u64, units: u64): void {
 }
 
 function nextPcap(): bool {
-  if (at == end) return false;
-  if (at + 16 > end) return stop("truncated record header");
-  const sec = u32at(at), sub = u32at(at + 4), incl = u32at(at + 8);
-  if (<u64>incl > <u64>(end - at - 16)) return stop("truncated packet record");
+  if (record(16, "truncated record header") <= 0) return false;
+  const incl = u32at(at + 8);
+  if (record(16 + <usize>incl, "truncated packet record") <= 0) return false;
+  const sec = u32at(at), sub = u32at(at + 4);
   setTime(<u64>sec * (nsec ? 1000000000 : 1000000) + sub, nsec ? 1000000000 : 1000000);
   capData = at + 16; capLen = incl; capLink = pcapLink;
   at += 16 + <usize>incl;
@@ -110,8 +144,7 @@ function readIdb(b: usize, len: usize): bool {
 
 function nextNg(): bool {
   while (true) {
-    if (at == end) return false;
-    if (at + 12 > end) return stop("truncated block header");
+    if (record(12, "truncated block header") <= 0) return false;
     let type = load<u32>(at);
     if (type == 0x0a0d0d0a) {
       const bom = load<u32>(at + 8);
@@ -123,7 +156,8 @@ function nextNg(): bool {
       type = bswap<u32>(type);
     }
     const len = <usize>u32at(at + 4);
-    if (len < 12 || (len & 3) != 0 || len > end - at) return stop("bad block length");
+    if (len < 12 || (len & 3) != 0) return stop("bad block length");
+    if (record(len, "truncated block") <= 0) return false;
     const b = at;
     at += len;
     if (type == 1) {

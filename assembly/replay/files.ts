@@ -1,6 +1,6 @@
 // files.ts — the replay tool's file access over WASI preview 1: resolves a path against the
 // directories the runtime preopened (longest prefix wins, relative paths against "."), reads a whole
-// file into memory, and writes output through a buffer flushed in large chunks. Errors come back as
+// file into memory or streams it in pieces, and writes output through a buffer flushed in large chunks. Errors come back as
 // false / -1 with fileError naming the path's problem; nothing here traps. Never touches packets.
 import {
   fd_prestat_get, fd_prestat_dir_name, path_open, fd_read, fd_write, fd_close, fd_filestat_get,
@@ -60,6 +60,19 @@ function openAt(path: string, write: bool): i32 {
     write ? oflags.CREAT | oflags.TRUNC : 0, base, 0, 0, scratch);
   if (err != errno.SUCCESS) { fileError = write ? "cannot be created" : "cannot be opened"; return -1; }
   return load<i32>(scratch);
+}
+
+/** Opens a file for reading: its descriptor, or -1 with fileError set. */
+export function openRead(path: string): i32 {
+  return openAt(path, false);
+}
+
+/** Reads up to `len` bytes into `ptr`: the count (0 at the end), or -1 on an error. */
+export function readInto(f: i32, ptr: usize, len: usize): isize {
+  store<usize>(scratch, ptr);
+  store<usize>(scratch, len, sizeof<usize>());
+  if (fd_read(<fd>f, scratch, 1, scratch + 16) != errno.SUCCESS) return -1;
+  return <isize>load<usize>(scratch, 16);
 }
 
 /** Reads the whole file: its bytes at `readPtr`, `readLen` of them. False with fileError set. */

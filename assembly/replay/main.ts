@@ -8,7 +8,7 @@
 //   svcplane-replay.wasm --config A.svp [-o out.pcap] [--json out.jsonl] [--summary FILE] [--quiet] CAPTURE
 //   (the summary goes to FILE instead of stdout: some runtimes' WASI cannot redirect stdout)
 //   exit 0 done, 1 a file could not be read / written or was refused, 2 usage
-import { readFile, readPtr, readLen, fileError, Output } from "./files";
+import { readFile, readPtr, readLen, fileError, openRead, Output } from "./files";
 import { svpCheck, svpApply, svpError, svpFailedOp, svpGot, svpWant } from "./svp";
 import { capOpen, capNext, capIpOffset, capError, capData, capLen, capSec, capUsec, capMs } from "./capture";
 import { ascii, byte, uint, digits, verdictName, reasonName, ctStateName, tcpStateName, ipvsMethodName, tuple } from "./json";
@@ -226,8 +226,9 @@ function main(): void {
     return;
   }
   heap.free(readPtr);
-  if (!readFile(capture)) { fail(1, capture, fileError); return; }
-  if (!capOpen(readPtr, readLen)) { fail(1, capture, capError); return; }
+  const captureFd = openRead(capture);
+  if (captureFd < 0) { fail(1, capture, fileError); return; }
+  if (!capOpen(captureFd)) { fail(1, capture, capError); return; }
   if (pcapPath.length > 0) {
     const o = new Output();
     if (!o.open(pcapPath, 4 << 20)) { fail(1, pcapPath, "cannot be created"); return; }

@@ -4,7 +4,7 @@
 // replay: node:wasi misbehaves when several WASI instances live and die in one process (see
 // replay/wasm-memory.ts), and Bun's WASI ends the process on proc_exit anyway.
 import { WASI } from 'node:wasi';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { replayMemoryPages, withInitialMemory } from '../replay/wasm-memory.js';
@@ -22,13 +22,12 @@ const FILE_OPTIONS = new Set(['--config', '-o', '--json', '--summary']);
 
 async function main(args: string[]): Promise<number> {
   const files: string[] = [];
-  let config: string | undefined, capture: string | undefined;
+  let config: string | undefined;
   for (let i = 0; i < args.length; i++) {
     if (FILE_OPTIONS.has(args[i]!) && i + 1 < args.length) {
       if (args[i] === '--config') config = args[i + 1];
       files.push(args[++i]!);
     } else if (!args[i]!.startsWith('-')) {
-      capture = args[i];
       files.push(args[i]!);
     }
   }
@@ -37,7 +36,7 @@ async function main(args: string[]): Promise<number> {
   const abs = args.map((a) => (a.startsWith('-') ? a : resolve(a)));   // every other argument is a path
   let pages = 1024;
   try {
-    pages = replayMemoryPages(readFileSync(config ?? ''), statSync(capture ?? '').size);
+    pages = replayMemoryPages(readFileSync(config ?? ''));
   } catch {
     // the tool names the unreadable file
   }
@@ -51,4 +50,9 @@ async function main(args: string[]): Promise<number> {
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   process.removeAllListeners('warning');   // node:wasi's ExperimentalWarning is not the user's business
   process.exitCode = await main(process.argv.slice(2));
+  // For benchmarks on a shared machine: this process's CPU time, which other load does not inflate.
+  if (process.env.SVCPLANE_REPLAY_CPU === '1') {
+    const u = process.cpuUsage();
+    process.stderr.write(`svcplane-replay-cpu ${JSON.stringify({ userMs: u.user / 1000, systemMs: u.system / 1000 })}\n`);
+  }
 }

@@ -46,7 +46,7 @@ export async function runReplayWasm(opts: { config: string; capture: string; pca
   if (opts.jsonOut) args.push('--json', opts.jsonOut);
   args.push(opts.capture);
   const r = await new Promise<{ code: number; stdout: string; stderr: string }>((res, rej) => {
-    execFile(process.execPath, [runnerPath(), ...args], { encoding: 'utf8', maxBuffer: 64 << 20 }, (e, stdout, stderr) => {
+    execFile(process.execPath, [...(process.versions.bun === undefined ? ['--no-warnings'] : []), runnerPath(), ...args], { encoding: 'utf8', maxBuffer: 64 << 20 }, (e, stdout, stderr) => {
       if (e && typeof (e as { code?: unknown }).code !== 'number') rej(e);
       else res({ code: e ? (e as { code: number }).code : 0, stdout, stderr });
     });

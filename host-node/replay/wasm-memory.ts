@@ -59,12 +59,12 @@ export function withInitialMemory(module: Uint8Array, pages: number): Uint8Array
 }
 
 /**
- * Pages the tool needs for this config and capture, with room to spare: the I/O arena and output
- * buffers, the capture held whole, conntrack and IPVS tables as the config's init calls size them.
+ * Pages the tool needs for this config, with room to spare: the I/O arena, the capture window and
+ * output buffers, the config held whole, conntrack and IPVS tables as the config's init calls size them.
  * An unreadable config gets the base size (the tool itself reports what is wrong with it).
  */
-export function replayMemoryPages(config: Uint8Array, captureBytes: number): number {
-  let bytes = 48 * 2 ** 20 + 2 * captureBytes + 4 * config.length;
+export function replayMemoryPages(config: Uint8Array): number {
+  let bytes = 48 * 2 ** 20 + 4 * config.length;
   try {
     for (const op of decodeSvp(config).ops) {
       if (op.id === SVP_OP_BY_NAME.get('init')!.id) bytes += 256 * 2 ** (op.args[0] ?? 16);
