@@ -108,7 +108,8 @@ export async function runCompile(argv: string[], out: (s: string) => void, err: 
     ...(values['masquerade-ip']!.length ? { masqueradeIPs: values['masquerade-ip']! } : {}),
   });
   const nodeName = values['node-name']!;
-  let source: Record<string, unknown>;
+  let source: Record<string, unknown> = {};
+  const input = values.rules ?? values.ipvsadm ?? values.manifests!;
   try {
     if (values.rules !== undefined) {
       const family = Number(values.family) as Family;
@@ -116,7 +117,7 @@ export async function runCompile(argv: string[], out: (s: string) => void, err: 
       source = { rules: values.rules, family };
     } else if (values.ipvsadm !== undefined) {
       if (values.ipset !== undefined) dp.ipset.restore(readFileSync(values.ipset, 'utf8'));
-      ipvsRestore(dp, readFileSync(values.ipvsadm, 'utf8'), values.ipvsadm);
+      ipvsRestore(dp, readFileSync(values.ipvsadm, 'utf8'));
       source = { ipvsadm: values.ipvsadm, ...(values.ipset ? { ipset: values.ipset } : {}) };
     } else {
       const text = readManifests(values.manifests!);
@@ -133,14 +134,14 @@ export async function runCompile(argv: string[], out: (s: string) => void, err: 
           for (const model of m.models) {
             const r = renderIpvs(model, { nodeName, nodeIPs, topologyLabels: m.topology, masqueradeAll: values['masquerade-all']! });
             dp.ipset.restore(r.ipset, { exist: true });
-            ipvsRestore(dp, r.ipvsadm, `${values.manifests} (IPv${model.family} virtual servers)`);
+            ipvsRestore(dp, r.ipvsadm, ` (IPv${model.family} virtual servers)`);
           }
         }
       }
     }
   } catch (e) {
-    const where = e instanceof RestoreFailed && e.line > 0 ? `line ${e.line}: ` : '';
-    err(`svcplane compile: ${where}${(e as Error).message}\n`);
+    const where = e instanceof RestoreFailed && !/\bline \d+/.test(e.message) && e.line > 0 ? `line ${e.line}: ` : '';
+    err(`svcplane compile: ${input}: ${where}${(e as Error).message}\n`);
     return 1;
   }
   const svp = dp.compiled({ compiledBy: 'svcplane compile', source });
@@ -149,7 +150,7 @@ export async function runCompile(argv: string[], out: (s: string) => void, err: 
   return 0;
 }
 
-function ipvsRestore(dp: Dataplane, text: string, name: string): void {
+function ipvsRestore(dp: Dataplane, text: string, what = ''): void {
   const r = dp.ipvsadm(['-R'], text);
-  if (r.code !== 0) throw new Error(`${name}: ipvsadm -R: ${r.stderr.trim() || `exit ${r.code}`}`);
+  if (r.code !== 0) throw new Error(`ipvsadm -R${what}: ${r.stderr.trim() || `exit ${r.code}`}`);
 }
