@@ -13,8 +13,7 @@ import { encodeServices, type ServiceSpec } from './svc-config.js';
 import { decodeRecord, RECORD_BYTES, type ConntrackEntry } from './conntrack-record.js';
 import { encodeSnapshot, decodeSnapshot } from './snapshot.js';
 import { setClusterDns, type ClusterDnsCore } from './cluster-dns.js';
-import { ConfigLog, recordConfig, applySvp } from '../embed/record.js';
-import { decodeSvp } from '../embed/svp.js';
+import { ConfigLog, recordConfig, applySvp, decodeSvp } from '../embed/svp.js';
 
 type FlushProtocol = 'UDP' | 'TCP' | 'SCTP';
 

@@ -3,8 +3,12 @@
 // services and destinations, DNS records), each with its arguments, the bytes it read from core
 // memory and the result it returned. Encodes and decodes the file and validates every byte of it
 // (magic, format and ABI version, checksum, op ids, argument counts, blob sizes) before a host
-// applies a single call. Layout: ABI.md §13. Never talks to the core and never parses rule text.
-import { ABI_VERSION } from '../core/abi.js';
+// applies a single call; records a core's control calls (`recordConfig` wraps a freshly instantiated
+// core's control exports, leaving the packet path and every read untouched, so recording costs nothing
+// per packet) and replays a decoded file into a fresh core (`applySvp`: blobs into the buffer each call
+// reads, pointer arguments renewed, every result equal to the recorded one). Layout: ABI.md §13.
+// Never parses rule text and never touches files.
+import { ABI_VERSION, type CoreExports } from '../core/abi.js';
 import { crc32 } from '../core/snapshot.js';
 
 export const SVP_MAGIC = 0x31505653; // "SVP1"
@@ -200,3 +204,85 @@ export function decodeSvp(bytes: Uint8Array): Svp {
   if (ops[0]?.id !== 1) throw new SvpError('the first op must be init');
   return { meta, abiVersion, ops };
 }
+
+// ---- recording and replaying
+
+type Fn = (...args: number[]) => number | void;
+type Exports = Record<string, unknown>;
+
+/** The recording of one core's configuration. */
+export class ConfigLog {
+  readonly ops: SvpOp[] = [];
+
+  /** The recording as a .svp file. */
+  encode(meta: Record<string, unknown> = {}): Uint8Array {
+    return encodeSvp(this.ops, meta);
+  }
+}
+
+// Bytes the call is about to read, copied out of core memory.
+function blobOf(x: Exports, spec: OpSpec, args: number[]): Uint8Array | undefined {
+  const mem = new Uint8Array((x.memory as WebAssembly.Memory).buffer);
+  const call = (name: string, ...a: number[]) => ((x[name] as Fn)(...a) as number) >>> 0;
+  switch (spec.buffer) {
+    case BufferKind.None:
+      return undefined;
+    case BufferKind.IpsetElem: {
+      const p = call('ipsetElem');
+      return mem.slice(p, p + 64);
+    }
+    case BufferKind.Dns:
+    case BufferKind.Cfg: {
+      // the length is the last argument; a size-0 request returns the current buffer unchanged
+      const len = args[args.length - 1]! >>> 0;
+      const p = spec.ptrArg >= 0 ? args[spec.ptrArg]! >>> 0 : call(spec.buffer === BufferKind.Dns ? 'dnsBuffer' : 'cfgBuffer', 0);
+      return mem.slice(p, Math.min(p + len, mem.length));
+    }
+  }
+}
+
+/** Returns `core` with its control exports logging into `log`; everything else is the original. */
+export function recordConfig<T extends CoreExports>(core: T, log: ConfigLog): T {
+  const x = core as unknown as Exports;
+  const out: Exports = Object.create(null);
+  for (const key of Object.keys(x)) out[key] = x[key];
+  for (const spec of SVP_OPS) {
+    const fn = x[spec.name] as Fn | undefined;
+    if (typeof fn !== 'function') continue;
+    out[spec.name] = (...args: number[]) => {
+      const blob = blobOf(x, spec, args);
+      const r = fn(...args);
+      log.ops.push({ id: spec.id, args: args.map(Number), ...(blob ? { blob } : {}), result: typeof r === 'number' ? r | 0 : 0 });
+      return r;
+    };
+  }
+  return out as unknown as T;
+}
+
+/**
+ * Replays a decoded .svp into a core that has not been initialised. Throws SvpError if the core lacks
+ * an export the file calls, or if a call returns something other than what it returned when recorded
+ * (a core that would end up configured differently).
+ */
+export function applySvp(core: CoreExports, svp: Svp): void {
+  const x = core as unknown as Exports;
+  for (const o of svp.ops) {
+    const spec = opSpec(o.id)!;
+    if (typeof x[spec.name] !== 'function') throw new SvpError(`this core has no export ${spec.name}`);
+  }
+  svp.ops.forEach((o, k) => {
+    const spec = opSpec(o.id)!;
+    const args = o.args.slice();
+    if (o.blob) {
+      const len = o.blob.length;
+      const p = spec.buffer === BufferKind.IpsetElem ? (x.ipsetElem as Fn)() as number
+        : (x[spec.buffer === BufferKind.Dns ? 'dnsBuffer' : 'cfgBuffer'] as Fn)(len) as number;
+      new Uint8Array(core.memory.buffer).set(o.blob, p >>> 0);
+      if (spec.ptrArg >= 0) args[spec.ptrArg] = p >>> 0;
+    }
+    const r = (x[spec.name] as Fn)(...args);
+    const got = typeof r === 'number' ? r | 0 : 0;
+    if (got !== o.result) throw new SvpError(`op #${k} ${spec.name} returned ${got}, it returned ${o.result} when the config was compiled`);
+  });
+}
+
