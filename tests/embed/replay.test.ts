@@ -208,3 +208,29 @@ describe('svcplane replay on Bun', () => {
     expect(readFileSync(json, 'utf8')).toBe(readFileSync(node.json, 'utf8'));
   });
 });
+
+describe('damaged captures never trap the tool', () => {
+  it('mutated pcap and pcapng files end cleanly or with the tool\'s own message', async () => {
+    const svp = await directSvp();
+    const { capture } = await conversation(svp);
+    const sources = [writePcap(capture.slice(0, 12)), writePcapng(capture.slice(0, 12), { link: 'ethernet' })];
+    let x = 0x2545f491;
+    const rand = () => { x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0; return x; };
+    const outcomes: string[] = [];
+    for (let k = 0; k < 12; k++) {
+      const b = sources[k % 2]!.slice();
+      for (let m = 0; m < 1 + (k % 4); m++) b[rand() % b.length] = rand() & 0xff;   // a few random bytes
+      if (k % 3 === 2) b[rand() % 64]! ^= 0xff;                                       // often in a header
+      try {
+        const r = await replayFiles(`fuzz-${k}`, svp, b);
+        expect(r.summary.packets + r.summary.skipped).toBeLessThanOrEqual(12);
+        outcomes.push('ok');
+      } catch (e) {
+        // the tool's own words (a trap or a crash of the runner would read "svcplane-replay exited with …")
+        expect((e as Error).message).toMatch(/\.cap: (capture damaged after \d+ packets: |not a pcap or pcapng capture)/);
+        outcomes.push('refused');
+      }
+    }
+    expect(outcomes.length).toBe(12);
+  }, 120_000);
+});
