@@ -34,6 +34,11 @@ if (!process.argv.includes('--testing') && stale([asSrc], join(root, 'build/core
   run(bin('asc'), ['assembly/index.ts', '--config', 'asconfig.json', '--target', 'release']);
   run(bin('asc'), ['assembly/index.ts', '--config', 'asconfig.json', '--target', 'debug']);
 }
+// svcplane-replay.wasm: a WASI command (assembly/replay/) linking the core's modules directly.
+const replayConfig = join(root, 'assembly/replay/asconfig.json');
+if (!process.argv.includes('--testing') && stale([asSrc, mtime(replayConfig)], join(root, 'build/svcplane-replay.wasm'))) {
+  run(bin('asc'), ['assembly/replay/main.ts', '--config', 'assembly/replay/asconfig.json', '--target', 'release']);
+}
 // Each area's internals, exported for its unit tests only (never the ABI): build/testing-<area>.wasm.
 // `--testing AREA` builds just that one (and nothing else), so areas compile independently.
 const only = process.argv.includes('--testing') ? process.argv[process.argv.indexOf('--testing') + 1] : null;

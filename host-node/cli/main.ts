@@ -5,11 +5,15 @@ import { runTrace } from './trace.js';
 import { runRender } from './render.js';
 import { runDns } from './dns.js';
 import { runProxy } from './proxy.js';
+import { runCompile } from './compile.js';
+import { runReplay } from './replay.js';
 
 const HELP = `usage: svcplane <command> [options]
 
 commands:
+  compile     write a config (rules, manifests or ipvsadm) as a .svp file any host loads without parsing
   dns         answer cluster DNS (A/AAAA/SRV/PTR/CNAME) over UDP from a manifests file or directory
+  replay      run a pcap/pcapng capture through a .svp config (WASI); --compare B.svp: what-if per flow
   demo        run sample Services and packets through the dataplane core and show what happened
   render      print the rules kube-proxy would install for a manifests file or directory
   trace       explain what an iptables-restore ruleset does with one packet (svcplane trace --help)
@@ -31,6 +35,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runDns(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
       case 'proxy':
         return await runProxy(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+      case 'compile':
+        return await runCompile(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+      case 'replay':
+        return await runReplay(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
       case undefined:
       case 'help':
       case '--help':

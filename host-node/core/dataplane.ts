@@ -13,6 +13,7 @@ import { encodeServices, type ServiceSpec } from './svc-config.js';
 import { decodeRecord, RECORD_BYTES, type ConntrackEntry } from './conntrack-record.js';
 import { encodeSnapshot, decodeSnapshot } from './snapshot.js';
 import { setClusterDns, type ClusterDnsCore } from './cluster-dns.js';
+import { ConfigLog, recordConfig, applySvp, decodeSvp } from '../embed/svp.js';
 
 type FlushProtocol = 'UDP' | 'TCP' | 'SCTP';
 
@@ -38,6 +39,8 @@ export interface DataplaneOptions {
   clusterDNS?: string | string[];
   /** The core module or its bytes; default: the embedded release build. */
   wasm?: WasmSource;
+  /** Record every control call so that `compiled()` can write the configuration as a .svp file. */
+  record?: boolean;
 }
 
 export interface ProcessResult {
@@ -71,6 +74,8 @@ export class Dataplane {
   private readonly dataBytes: number;
   private readonly maxBatch: number;
   protected lastNowMs = 0;
+  /** The control calls made so far, when created with `record: true`. */
+  configLog?: ConfigLog;
 
   /** Wraps an initialised core; hosts call Dataplane.create() instead. */
   constructor(readonly core: CoreExports, readonly options: DataplaneOptions) {
@@ -82,15 +87,39 @@ export class Dataplane {
   }
 
   static async create<T extends Dataplane>(this: new (core: CoreExports, options: DataplaneOptions) => T, options: DataplaneOptions): Promise<T> {
-    const core = await instantiateCore(options.wasm);
+    const log = options.record ? new ConfigLog() : undefined;
+    const raw = await instantiateCore(options.wasm);
+    const core = log ? recordConfig(raw, log) : raw;
     const cap = log2ceil(Math.max(16, options.conntrackCapacity ?? 65536));
     const cap6 = options.conntrackCapacity6 !== undefined ? log2ceil(options.conntrackCapacity6) : Math.max(0, cap - 4);
     const seed = BigInt(options.seed ?? 0x5eed);
     const rc = core.init(cap, Math.min(cap6, cap), Number(seed & 0xffffffffn), Number((seed >> 32n) & 0xffffffffn));
     if (rc !== 0) throw new Error(`svcplane core init failed (${rc}): capacity 2^${cap} could not be reserved`);
     const dp = new this(core, options);
+    dp.configLog = log;
     dp.setNode(options);
     return dp;
+  }
+
+  /**
+   * A dataplane configured from a .svp file (`compiled()`, `svcplane compile`): the recorded control
+   * calls replayed into a fresh core, no text parsed. A damaged, truncated or foreign file is rejected
+   * with an SvpError before any call is made. Rule text, trace and apply() state is not in the file.
+   */
+  static async load<T extends Dataplane>(this: new (core: CoreExports, options: DataplaneOptions) => T, bytes: Uint8Array, opts: { wasm?: WasmSource } = {}): Promise<T> {
+    const svp = decodeSvp(bytes);
+    const core = await instantiateCore(opts.wasm);
+    applySvp(core, svp);
+    const saved = (svp.meta.options ?? {}) as Partial<DataplaneOptions> & { seed?: string | number };
+    const options: DataplaneOptions = { ...saved, nodeIPs: saved.nodeIPs ?? [], ...(saved.seed !== undefined ? { seed: BigInt(saved.seed) } : {}), ...opts };
+    return new this(core, options);
+  }
+
+  /** The configuration so far as a .svp file (needs `record: true`); `meta` is stored alongside. */
+  compiled(meta: Record<string, unknown> = {}): Uint8Array {
+    if (!this.configLog) throw new Error('compiled(): this dataplane was not created with { record: true }');
+    const { wasm: _wasm, record: _record, ...options } = this.options;
+    return this.configLog.encode({ ...meta, options: { ...options, ...(options.seed !== undefined ? { seed: String(options.seed) } : {}) } });
   }
 
   private setNode(o: DataplaneOptions): void {

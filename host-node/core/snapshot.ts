@@ -23,7 +23,7 @@ const CRC_TABLE = (() => {
   return t;
 })();
 
-function crc32(chunks: Uint8Array[]): number {
+export function crc32(chunks: Uint8Array[]): number {
   let c = 0xffffffff;
   for (const b of chunks) for (let i = 0; i < b.length; i++) c = CRC_TABLE[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;

@@ -91,6 +91,7 @@ interface ScenarioDoc {
   conntrack: unknown[];
   stats: Record<string, number>;
   snapshot: { bytes: number; sha256: string; restored: number };
+  svp: { bytes: number; sha256: string; calls: number; matches: boolean; failures: Record<string, { name: string; message: string }> };
   failures: Record<string, { name: string; message?: string; ours?: boolean }>;
 }
 
@@ -126,6 +127,24 @@ describe.each(RUNTIMES.map((r) => r.name))('scenario on %s', (name) => {
     const doc = JSON.parse(outcome(name).stdout) as ScenarioDoc;
     expect(doc.failures.abiVersion2).toEqual({ name: 'Error', message: 'svcplane core ABI version 2 does not match this host (expects 1)' });
     expect(doc.failures.abiVersion1Patched).toEqual({ name: 'none', message: '' });
+  });
+});
+
+describe.each(RUNTIMES.map((r) => r.name))('compiled config (.svp) on %s', (name) => {
+  it('a core loaded from the .svp answers every call of the scenario exactly like the one that recorded it', () => {
+    const doc = JSON.parse(outcome(name).stdout) as ScenarioDoc;
+    expect(doc.svp.bytes).toBeGreaterThan(200);
+    expect(doc.svp.calls).toBeGreaterThan(20);
+    expect(doc.svp.matches).toBe(true);
+  });
+
+  it('refuses a damaged, truncated, wrong-version or foreign .svp before applying anything', () => {
+    const f = (JSON.parse(outcome(name).stdout) as ScenarioDoc).svp.failures;
+    expect(f.flipped!.name).toBe('SvpError');
+    expect(f.flipped!.message).toMatch(/^config\.svp rejected: checksum mismatch/);
+    expect(f.truncated!.message).toMatch(/^config\.svp rejected: truncated/);
+    expect(f.version2!.message).toBe('config.svp rejected: format version 2, this host reads version 1');
+    expect(f.notSvp!.message).toMatch(/^config\.svp rejected: not a svcplane config/);
   });
 });
 

@@ -2,7 +2,9 @@
 // embedded core with ~200 packets at fixed times (TCP handshakes to IPv4 and IPv6 Services, masqueraded
 // clients, UDP, ICMP echo, an ICMP error about a NATed flow, empty Services, malformed bytes, expiry),
 // then prints one JSON document: every verdict and output packet, conntrack, counters and a sha256 of
-// the snapshot. It also checks that a corrupted module and a wrong ABI version fail with clear errors.
+// the snapshot. It also checks that a corrupted module and a wrong ABI version fail with clear errors,
+// and that the same configuration compiled to a .svp and loaded into a fresh core gives the same answers
+// to the same calls (while damaged, truncated and wrong-version .svp files are refused).
 // The runtimes' raw error messages go to stderr (they differ per engine); stdout must not differ.
 // Never reads a clock, randomness, the environment or files: the same core must print the same bytes.
 import { Dataplane } from '../../dist/host-node/core/dataplane.js';
@@ -47,9 +49,11 @@ function garbage(seed, n) {
 
 // ---- the scenario ----
 
-const dp = await Dataplane.create(OPTIONS);
+const dp = await Dataplane.create({ ...OPTIONS, record: true });
 const loaded = dp.setServices(SERVICES);
+const svp = dp.compiled({ scenario: 'tests/runtimes' });
 const log = [];
+const calls = [];   // every packet batch and expiry, replayed below into a core loaded from the .svp
 
 function record(phase, nowMs, results) {
   for (const r of results) {
@@ -60,7 +64,14 @@ function record(phase, nowMs, results) {
   }
   return results;
 }
-const batch = (phase, packets, nowMs) => record(phase, nowMs, dp.processBatch(packets, nowMs));
+const batch = (phase, packets, nowMs) => {
+  calls.push({ packets, nowMs });
+  return record(phase, nowMs, dp.processBatch(packets, nowMs));
+};
+const expire = (nowMs) => {
+  calls.push({ expireAt: nowMs });
+  return dp.expire(nowMs);
+};
 const one = (phase, packet, nowMs) => batch(phase, [packet], nowMs)[0];
 const outOf = (r) => (r.packet ? decodePacket(r.packet) : null);
 
@@ -145,7 +156,7 @@ one('fragment', buildPacket({ src: '10.244.1.5', dst: '10.96.0.10', proto: 'udp'
 }
 
 // 9. Expiry: past the UDP and SYN_SENT timeouts; late packets on reaped and on live flows.
-const reapedAt130s = dp.expire(131_000);
+const reapedAt130s = expire(131_000);
 batch('after-expiry', [
   buildPacket({ src: queries[0].src, dst: '10.96.0.10', proto: 'udp', sport: queries[0].sport, dport: 53, payload: 'late' }),
   buildPacket({ src: pods[0].src, dst: '10.96.0.80', proto: 'tcp', sport: pods[0].sport, dport: 80, flags: 'PA', seq: 1001 + pods[0].sport, ack: 7001, payload: 'GET /' }),
@@ -159,11 +170,46 @@ batch('wrap-synack', wrapSyns.map((r) => {
   const o = outOf(r);
   return buildPacket({ src: o.dst, dst: o.src, proto: 'tcp', sport: o.dport, dport: o.sport, flags: 'SA', ack: o.seq + 1 });
 }), 0x20);
-const reapedAfterWrap = dp.expire(0x40);
+const reapedAfterWrap = expire(0x40);
 
 const snapshot = dp.snapshot(0x40);
 const restoredInto = await Dataplane.create(OPTIONS);
 const restored = restoredInto.restore(snapshot);
+
+// ---- the same calls into a core configured from the .svp alone ----
+
+const fromSvp = await Dataplane.load(svp);
+const replayed = [];
+for (const c of calls) {
+  if (c.expireAt !== undefined) { replayed.push({ reaped: fromSvp.expire(c.expireAt) }); continue; }
+  for (const r of fromSvp.processBatch(c.packets, c.nowMs)) replayed.push({ verdict: r.verdict, reason: r.reason ?? null, out: r.packet ? hex(r.packet) : null });
+}
+const direct = [];
+let at = 0;
+for (const c of calls) {
+  if (c.expireAt !== undefined) { direct.push({ reaped: c.expireAt === 131_000 ? reapedAt130s : reapedAfterWrap }); continue; }
+  for (let k = 0; k < c.packets.length; k++, at++) direct.push({ verdict: log[at].verdict, reason: log[at].reason, out: log[at].out });
+}
+const svpMatches = JSON.stringify(replayed) === JSON.stringify(direct) &&
+  JSON.stringify(fromSvp.conntrack(0x40)) === JSON.stringify(dp.conntrack(0x40)) &&
+  JSON.stringify(fromSvp.stats()) === JSON.stringify(dp.stats());
+
+async function svpFailure(bytes) {
+  try {
+    await Dataplane.load(bytes);
+    return { name: 'none', message: '' };
+  } catch (e) {
+    return { name: e.name, message: e.message };
+  }
+}
+const svpFlipped = svp.slice(); svpFlipped[svp.length - 5] ^= 0x10;
+const svpV2 = svp.slice(); svpV2[4] = 2;
+const svpFailures = {
+  flipped: await svpFailure(svpFlipped),
+  truncated: await svpFailure(svp.slice(0, svp.length - 16)),
+  version2: await svpFailure(svpV2),
+  notSvp: await svpFailure(new TextEncoder().encode('iptables-restore text is not a compiled config')),
+};
 
 // ---- failure checks: a corrupted module and a wrong ABI version ----
 
@@ -261,6 +307,7 @@ console.log(JSON.stringify({
   conntrack: dp.conntrack(0x40),
   stats: dp.stats(),
   snapshot: { bytes: snapshot.length, sha256: await sha256(snapshot), restored },
+  svp: { bytes: svp.length, sha256: await sha256(svp), calls: calls.length, matches: svpMatches, failures: svpFailures },
   failures: {
     corruptMagic: { name: corrupt.magic.name, ours: corrupt.magic.message.startsWith('svcplane core module is invalid: ') },
     corruptTypeSection: { name: corrupt.typeSection.name, ours: corrupt.typeSection.message.startsWith('svcplane core module is invalid: ') },

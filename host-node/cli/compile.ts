@@ -1,0 +1,156 @@
+// compile.ts — `svcplane compile`: configures a recording dataplane from iptables-restore text,
+// Kubernetes manifests (rendered in iptables, ipvs or direct mode) or ipvsadm rules with ipsets,
+// and writes the control calls it made as a .svp file that any host (Dataplane.load, the WASI
+// replay tool, a plain-JS host written from ABI.md) loads without parsing text. Reads its input
+// files and writes the one output file; touches no interface, kernel table or clock.
+import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Dataplane, RestoreFailed } from '../dataplane.js';
+import type { ServiceSpec } from '../core/svc-config.js';
+import {
+  ProxyState, parseManifests, renderIpvs, categorizeEndpoints, type Family, type ProxyModel,
+} from '../kube/index.js';
+
+export const COMPILE_HELP = `usage: svcplane compile (--rules FILE [--family 4|6]
+                        | --manifests PATH [--mode iptables|ipvs|direct]
+                        | --ipvsadm FILE [--ipset FILE]) -o config.svp
+                        [--node-ip IP]... [--pod-cidr CIDR]... [--service-cidr CIDR]...
+                        [--masquerade-ip IP]... [--node-name NAME] [--seed N] [--conntrack-capacity N]
+
+Writes the exact tables the core loads (versioned, checksummed) for Dataplane.load(),
+\`svcplane replay\` and any host driving the core through ABI.md.
+  --rules      iptables-restore text (ip6tables-restore with --family 6)
+  --manifests  Services, EndpointSlices and Nodes (a YAML/JSON file or a directory of them)
+               iptables: kube-proxy's iptables rules; ipvs: its virtual servers and ipsets;
+               direct: the core's own service table
+  --ipvsadm    \`ipvsadm -S -n\` rules (as \`ipvsadm -R\` reads them), --ipset its sets
+`;
+
+class UsageError extends Error {}
+
+/** A manifests file, or every .yaml/.yml/.json file of a directory in name order, as one text. */
+function readManifests(path: string): string {
+  if (!statSync(path).isDirectory()) return readFileSync(path, 'utf8');
+  return readdirSync(path).filter((f) => /\.(ya?ml|json)$/.test(f)).sort()
+    .map((f) => readFileSync(join(path, f), 'utf8')).join('\n---\n');
+}
+
+/** The synced per-family models of a manifests text (both initial lists seen at once). */
+function models(text: string, nodeName: string): { models: ProxyModel[]; topology: Record<string, string>; issues: string[] } {
+  const set = parseManifests(text);
+  const state = new ProxyState({ nodeName });
+  for (const s of set.services) state.onService(null, s);
+  for (const s of set.endpointSlices) state.onEndpointSlice(s);
+  state.onNode(set.nodes.find((n) => n.metadata.name === nodeName) ?? null);
+  state.markServicesSynced();
+  state.markEndpointSlicesSynced();
+  const plans = state.sync();
+  return {
+    models: plans.map((p) => p.model).filter((m) => m.services.size > 0),
+    topology: state.topologyLabels,
+    issues: set.issues.filter((i) => i.severity === 'error').map((i) => i.message),
+  };
+}
+
+/** Direct mode: one service table entry per (VIP, port) with kube-proxy's cluster endpoints. */
+export function directServices(model: ProxyModel, nodeName: string, topology: Record<string, string>, masqueradeAll: boolean): ServiceSpec[] {
+  const out: ServiceSpec[] = [];
+  for (const sp of model.sortedServices()) {
+    const eps = categorizeEndpoints(model.endpoints.get(sp.id) ?? [], sp, nodeName, topology).clusterEndpoints ?? [];
+    for (const vip of [sp.clusterIP, ...sp.externalIPs, ...sp.loadBalancerVIPs]) {
+      if (!vip || vip === 'None') continue;
+      out.push({ name: sp.name, vip, port: sp.port, protocol: sp.protocol, endpoints: eps.map((e) => e.endpoint), masqueradeAll });
+    }
+  }
+  return out;
+}
+
+export async function runCompile(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        rules: { type: 'string' }, manifests: { type: 'string' }, ipvsadm: { type: 'string' }, ipset: { type: 'string' },
+        family: { type: 'string', default: '4' }, mode: { type: 'string', default: 'iptables' },
+        output: { type: 'string', short: 'o' },
+        'node-ip': { type: 'string', multiple: true, default: [] },
+        'pod-cidr': { type: 'string', multiple: true, default: [] },
+        'service-cidr': { type: 'string', multiple: true, default: [] },
+        'masquerade-ip': { type: 'string', multiple: true, default: [] },
+        'node-name': { type: 'string', default: 'node' },
+        'masquerade-all': { type: 'boolean', default: false },
+        seed: { type: 'string', default: '1' },
+        'conntrack-capacity': { type: 'string', default: '65536' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }));
+    if (values.help) { out(COMPILE_HELP); return 0; }
+    const sources = [values.rules, values.manifests, values.ipvsadm].filter((v) => v !== undefined);
+    if (sources.length !== 1) throw new UsageError('give exactly one of --rules, --manifests, --ipvsadm');
+    if (!values.output) throw new UsageError('-o FILE is required');
+    if (values.ipset !== undefined && values.ipvsadm === undefined) throw new UsageError('--ipset goes with --ipvsadm');
+    if (!['iptables', 'ipvs', 'direct'].includes(values.mode!)) throw new UsageError(`--mode: iptables, ipvs or direct, not ${JSON.stringify(values.mode)}`);
+    if (values.family !== '4' && values.family !== '6') throw new UsageError(`--family: 4 or 6, not ${JSON.stringify(values.family)}`);
+    if (!/^(0x[0-9a-f]+|\d+)$/i.test(values.seed!)) throw new UsageError(`--seed: not an integer: ${JSON.stringify(values.seed)}`);
+    if (!/^\d+$/.test(values['conntrack-capacity']!)) throw new UsageError('--conntrack-capacity: not an integer');
+  } catch (e) {
+    err(`svcplane compile: ${(e as Error).message}\n${COMPILE_HELP}`);
+    return 2;
+  }
+  const nodeIPs = values['node-ip']!.length > 0 ? values['node-ip']! : ['192.168.49.2'];
+  const dp = await Dataplane.create({
+    nodeIPs, seed: BigInt(values.seed!), conntrackCapacity: Number(values['conntrack-capacity']), record: true,
+    ...(values['pod-cidr']!.length ? { podCIDR: values['pod-cidr']! } : {}),
+    ...(values['service-cidr']!.length ? { serviceCIDR: values['service-cidr']! } : {}),
+    ...(values['masquerade-ip']!.length ? { masqueradeIPs: values['masquerade-ip']! } : {}),
+  });
+  const nodeName = values['node-name']!;
+  let source: Record<string, unknown> = {};
+  const input = values.rules ?? values.ipvsadm ?? values.manifests!;
+  try {
+    if (values.rules !== undefined) {
+      const family = Number(values.family) as Family;
+      dp.iptablesRestore(readFileSync(values.rules, 'utf8'), { family });
+      source = { rules: values.rules, family };
+    } else if (values.ipvsadm !== undefined) {
+      if (values.ipset !== undefined) dp.ipset.restore(readFileSync(values.ipset, 'utf8'));
+      ipvsRestore(dp, readFileSync(values.ipvsadm, 'utf8'));
+      source = { ipvsadm: values.ipvsadm, ...(values.ipset ? { ipset: values.ipset } : {}) };
+    } else {
+      const text = readManifests(values.manifests!);
+      source = { manifests: values.manifests, mode: values.mode };
+      if (values.mode === 'iptables') {
+        const r = dp.apply(text, { nodeName, iptables: { masqueradeAll: values['masquerade-all']! } });
+        for (const i of r.issues) err(`svcplane compile: ${i.message}\n`);
+      } else {
+        const m = models(text, nodeName);
+        for (const i of m.issues) err(`svcplane compile: ${i}\n`);
+        if (values.mode === 'direct') {
+          dp.setServices(m.models.flatMap((model) => directServices(model, nodeName, m.topology, values['masquerade-all']!)));
+        } else {
+          for (const model of m.models) {
+            const r = renderIpvs(model, { nodeName, nodeIPs, topologyLabels: m.topology, masqueradeAll: values['masquerade-all']! });
+            dp.ipset.restore(r.ipset, { exist: true });
+            ipvsRestore(dp, r.ipvsadm, ` (IPv${model.family} virtual servers)`);
+          }
+        }
+      }
+    }
+  } catch (e) {
+    const where = e instanceof RestoreFailed && !/\bline \d+/.test(e.message) && e.line > 0 ? `line ${e.line}: ` : '';
+    err(`svcplane compile: ${input}: ${where}${(e as Error).message}\n`);
+    return 1;
+  }
+  const svp = dp.compiled({ compiledBy: 'svcplane compile', source });
+  writeFileSync(values.output!, svp);
+  out(`${values.output}: ${svp.length} bytes, ${dp.configLog!.ops.length} core calls\n`);
+  return 0;
+}
+
+function ipvsRestore(dp: Dataplane, text: string, what = ''): void {
+  const r = dp.ipvsadm(['-R'], text);
+  if (r.code !== 0) throw new Error(`ipvsadm -R${what}: ${r.stderr.trim() || `exit ${r.code}`}`);
+}
