@@ -15,8 +15,10 @@ import { IpvsProgram, type IpvsCore } from './ipvs/program.js';
 import { Ipvsadm, type IpvsadmResult } from './ipvs/ipvsadm.js';
 import {
   ProxyState, parseManifests, loadObjects, renderIptables, jumpChains, jumpRestoreText, liveTable, namespacedName,
-  type IptablesOptions, type ManifestIssue, type Service, type EndpointSlice, type Node,
+  renderDirectService, nodePortReach, servicePortId,
+  type IptablesOptions, type ManifestIssue, type Service, type EndpointSlice, type Node, type SyncPlan, type ServicePortInfo,
 } from './kube/index.js';
+import { encodeDirectOps, runDirectOps, setNodePortReach, DIRECT_ERRORS, type DirectCore, type DirectOp } from './core/svc-config.js';
 import type { DnsOptions } from './kube/dns-records.js';
 import type { DnsCore } from './dns/table.js';
 import { loadDnsFrom, type DnsInput, type DnsLoadResult } from './dns/records-from.js';
@@ -54,18 +56,32 @@ interface FamilyState {
 }
 
 export interface ApplyOptions {
-  /** How the Services reach the core. */
-  mode?: 'iptables';
+  /**
+   * How the Services reach the core: kube-proxy's iptables rules (default), or 'direct': each
+   * changed service port's compiled entry straight into the core's service table, no rule text.
+   * Switching mode on a Dataplane clears the previous mode's service tables (iptables: the filter
+   * and nat tables of both families are flushed; direct: every direct entry goes) and makes the
+   * next sync full; conntrack flows stay, with their NAT.
+   */
+  mode?: 'iptables' | 'direct';
   /** This node's name (topology hints, local endpoints); default "node". */
   nodeName?: string;
-  /** kube-proxy settings for the rendered rules (era, masqueradeAll, nodePortAddresses, …). */
+  /**
+   * kube-proxy settings (era, masqueradeAll, nodePortAddresses, …). The direct mode honours
+   * masqueradeAll, nodePortAddresses, localhostNodePorts, hostAddresses and
+   * preferSameTrafficDistribution; its local-traffic detector is the Dataplane's podCIDR.
+   */
   iptables?: IptablesOptions;
 }
 
 export interface ApplyResult {
   /** Objects refused (with file, line, object and field); everything else was applied. */
   issues: ManifestIssue[];
-  families: Array<{ family: Family; full: boolean; changedServices: string[]; filterRules: number; natRules: number; touched: string[] }>;
+  families: Array<{
+    family: Family; full: boolean; changedServices: string[]; filterRules: number; natRules: number; touched: string[];
+    /** Direct mode: service-port entries written (inserted or replaced) and removed. */
+    direct?: { put: number; removed: number };
+  }>;
   /** UDP flows deleted because their endpoint left (kube-proxy's conntrack cleanup). */
   flushed: number;
 }
@@ -231,6 +247,9 @@ export class Dataplane extends CoreDataplane {
    */
   apply(input: string | unknown[], opts: ApplyOptions = {}): ApplyResult {
     const set = typeof input === 'string' ? parseManifests(input) : loadObjects(input);
+    const mode = opts.mode ?? 'iptables';
+    if (this.applied !== undefined && this.applied !== mode) this.leaveMode(this.applied);
+    this.applied = mode;
     const nodeName = opts.nodeName ?? this.kube?.nodeName ?? 'node';
     if (!this.kube || this.kube.nodeName !== nodeName) {
       this.kube = { state: new ProxyState({ nodeName }), nodeName, services: new Map(), slices: new Map(), nodes: new Map() };
@@ -246,6 +265,10 @@ export class Dataplane extends CoreDataplane {
     const udpBefore = this.udpEndpoints(k.state);
     const podCIDR = typeof this.options.podCIDR === 'string' ? this.options.podCIDR : this.options.podCIDR?.join(',');
     for (const plan of k.state.sync()) {
+      if (mode === 'direct') {
+        result.families.push(this.applyDirect(plan, { nodeName, topologyLabels: k.state.topologyLabels, nodeIPs: this.options.nodeIPs, ...opts.iptables }, result.issues));
+        continue;
+      }
       const fam = this.families[plan.family];
       const nat = fam.ruleset.table('nat');
       const render = renderIptables(plan.model, {
@@ -274,6 +297,105 @@ export class Dataplane extends CoreDataplane {
     }
     result.flushed = this.flushStaleUdp(udpBefore, this.udpEndpoints(k.state));
     return result;
+  }
+
+  /** The mode the last apply() used. */
+  private applied?: 'iptables' | 'direct';
+  /** Direct mode: "family/service port id" → its slot in the core's table, and per "family/ns/name" its keys. */
+  private readonly directSlots = new Map<string, number>();
+  private readonly directByService = new Map<string, Set<string>>();
+  private directHostIds = 0;
+
+  /** Clears what apply() installed in `mode` and makes the next sync full. */
+  private leaveMode(mode: 'iptables' | 'direct'): void {
+    if (mode === 'iptables') {
+      for (const family of [4, 6] as const) {
+        this.iptablesRestore('*filter\nCOMMIT\n*nat\nCOMMIT\n', { family });
+        this.families[family].jumps = false;
+      }
+      this.ipt.iptModeSet(0);
+    } else {
+      runDirectOps(this.core as unknown as DirectCore, encodeDirectOps([{ op: 'clear' }]));
+      this.refresh();
+      this.directSlots.clear();
+      this.directByService.clear();
+    }
+    this.kube?.state.requestFullSync();
+  }
+
+  /**
+   * Direct mode, one family's sync: every service port of the changed Services (all of them on a
+   * full sync) is compiled and put into the core's table, or removed when gone; each put or delete
+   * is atomic on its own. A service the core refuses keeps its old entries and is reported.
+   */
+  private applyDirect(plan: SyncPlan, ropts: Parameters<typeof renderDirectService>[2], issues: ManifestIssue[]): ApplyResult['families'][number] {
+    const core = this.core as unknown as DirectCore;
+    const family = plan.family;
+    this.ipt.iptModeSet(0);
+    setNodePortReach(core, nodePortReach(family, ropts));
+    const prefix = `${family}/`;
+    const wanted = new Map<string, ServicePortInfo>();
+    const removed: string[] = [];
+    if (plan.changedServices === null) {
+      for (const sp of plan.model.services.values()) wanted.set(prefix + sp.id, sp);
+      for (const key of this.directSlots.keys()) if (key.startsWith(prefix) && !wanted.has(key)) removed.push(key);
+    } else {
+      for (const nn of plan.changedServices) {
+        for (const p of this.kube?.services.get(nn)?.spec.ports ?? []) {
+          const sp = plan.model.services.get(servicePortId(nn, p.name, p.protocol));
+          if (sp) wanted.set(prefix + sp.id, sp);
+        }
+        for (const key of this.directByService.get(prefix + nn) ?? []) if (!wanted.has(key)) removed.push(key);
+      }
+    }
+    const ops: DirectOp[] = removed.map((key) => ({ op: 'delete', slot: this.directSlots.get(key)! }));
+    const keys: string[] = [...removed];
+    for (const [key, sp] of wanted) {
+      const svc = renderDirectService(sp, plan.model.endpoints.get(sp.id) ?? [], ropts, ++this.directHostIds >>> 0);
+      ops.push({ op: 'put', slot: this.directSlots.get(key) ?? -1, svc });
+      keys.push(key);
+    }
+    const issue = (key: string, path: string, message: string) => {
+      const sp = wanted.get(key);
+      issues.push({ severity: 'error', object: `Service ${sp?.namespacedName ?? key.slice(prefix.length)}`, path, message: `direct mode: ${message}` });
+    };
+    let put = 0;
+    let gone = 0;
+    const retry: number[] = [];
+    const settle = (batch: number[], final: boolean) => {
+      const skipped = new Set<number>();
+      const framed = encodeDirectOps(batch.map((i) => ops[i]!), (j, e) => { skipped.add(j); issue(keys[batch[j]!]!, e.field, e.message); });
+      const results = runDirectOps(core, framed);
+      this.refresh();
+      let r = 0;
+      batch.forEach((i, j) => {
+        if (skipped.has(j)) return;
+        const rc = results[r++]!;
+        const op = ops[i]!, key = keys[i]!;
+        const nn = key.slice(prefix.length, key.lastIndexOf(':'));
+        if (op.op === 'delete') {
+          this.directSlots.delete(key);
+          this.directByService.get(prefix + nn)?.delete(key);
+          gone++;
+        } else if (rc >= 0) {
+          this.directSlots.set(key, rc);
+          let set = this.directByService.get(prefix + nn);
+          if (!set) this.directByService.set(prefix + nn, (set = new Set()));
+          set.add(key);
+          put++;
+        } else if (rc === -6 && !final) {
+          retry.push(i);   // its address may be freed by a later op of this sync
+        } else {
+          issue(key, 'spec', DIRECT_ERRORS[rc] ?? `error ${rc}`);
+        }
+      });
+    };
+    settle(ops.map((_, i) => i), false);
+    if (retry.length > 0) settle(retry.splice(0), true);
+    return {
+      family, full: plan.changedServices === null, changedServices: [...(plan.changedServices ?? [])].sort(),
+      filterRules: 0, natRules: 0, touched: [], direct: { put, removed: gone },
+    };
   }
 
   /** UDP service ports → their service IPs and the endpoints ("ip:port") serving them. */
