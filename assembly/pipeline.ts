@@ -4,7 +4,7 @@
 // ICMP errors translated inside and out), or classify a new one (svc/decide.ts: kube-proxy's
 // outcome for it → destination and masquerade decision → conntrack insert → rewrite). Writes the verdict into the packet's
 // descriptor and counts it. Never allocates, never reads a clock, never traps on packet bytes.
-import { Tuple, Flow, flow, inner, FRAG_LATER, FAMILY_V4, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
+import { Tuple, Flow, flow, inner, FRAG_LATER, FAMILY_V4, PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
 import {
   VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY,
   R_NONE, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT, R_NO_SERVICE, R_POLICY,
@@ -18,7 +18,9 @@ import {
   ctEntry, ctEntryNat, ctEntryIsV4, ctEntrySrc4, ctEntryDst4, ctEntrySport, ctEntryDport,
 } from "./conntrack/table";
 import { CT_INVALID, CT_RELATED, CT_REPEAT } from "./conntrack/state";
-import { svcDecide, decidedDest, decidedMasq, decidedHostId, SD_NONE, SD_REJECT, SD_DROP_LOCAL, SD_DROP_SOURCE } from "./svc/decide";
+import { svcDecide, decidedDest, decidedMasq, decidedHostId, SD_NONE, SD_DNAT, SD_REJECT, SD_DROP_LOCAL, SD_DROP_SOURCE } from "./svc/decide";
+import { tcpValidFlags, tcpNextState, tcpIndex, TCP_NONE, TCP_STATE_COUNT } from "./conntrack/tcp";
+import { icmpValidNew } from "./conntrack/track";
 import { rejectReply } from "./reply/reject";
 import { iptProcess, iptMode } from "./netfilter/hooks";
 import { ipvsProcess, ipvsReady } from "./ipvs/core";
@@ -104,6 +106,13 @@ function related(d: usize, f: Flow, now: u32): void {
   finish(d, VERDICT_FORWARD, R_NONE);
 }
 
+// Can this packet open a connection? (as netfilter/hooks.ts opensConnection: tcp_new(), icmp_new())
+function opensConnection(f: Flow): bool {
+  if (f.proto == PROTO_TCP) return tcpValidFlags(f.tcpFlags) && tcpNextState(0, tcpIndex(f.tcpFlags), TCP_NONE) < TCP_STATE_COUNT;
+  if (isIcmp(f.proto)) return icmpValidNew(f.proto, f.icmpType);
+  return true;
+}
+
 function newFlow(d: usize, f: Flow, now: u32): void {
   const sd = svcDecide(f, now);
   if (sd == SD_NONE) {
@@ -114,6 +123,9 @@ function newFlow(d: usize, f: Flow, now: u32): void {
     return;
   }
   store<u32>(d, decidedHostId, D_AUX);
+  // kube-proxy's REJECT and DROP rules see only NEW connections (`-m conntrack --ctstate NEW`);
+  // a packet that cannot open one is INVALID and KUBE-FORWARD drops it.
+  if (sd != SD_DNAT && !opensConnection(f)) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
   if (sd == SD_REJECT) {
     // kube-proxy: `-j REJECT` (icmp-port-unreachable / icmp6-port-unreachable) in the filter table.
     const len = rejectReply(f, f.family == FAMILY_V4 ? ICMP_PORT_UNREACH : ICMP6_PORT_UNREACH);
