@@ -67,6 +67,13 @@ export interface ApplyOptions {
   /** This node's name (topology hints, local endpoints); default "node". */
   nodeName?: string;
   /**
+   * Incremental input (e.g. from a watch): `input` holds only the objects added or changed since
+   * the last apply, `removed` names the deleted ones as "Service ns/name" / "EndpointSlice
+   * ns/name" (unknown names are ignored); every other object stays as last applied. Without it,
+   * `input` is the whole set and anything missing from it is deleted.
+   */
+  delta?: { removed?: string[] };
+  /**
    * kube-proxy settings (era, masqueradeAll, nodePortAddresses, …). The direct mode honours
    * masqueradeAll, nodePortAddresses, localhostNodePorts, hostAddresses and
    * preferSameTrafficDistribution; its local-traffic detector is the Dataplane's podCIDR.
@@ -87,6 +94,7 @@ export interface ApplyResult {
 }
 
 type Objects = { services: Service[]; endpointSlices: EndpointSlice[]; nodes: Node[] };
+type UdpPort = { ips: string[]; port: number; endpoints: Set<string> };
 
 type FullCore = IptCore & TraceCore & { iptModeSet(on: number): void; iptCounters(id: number): number; iptRuleCount(id: number): number };
 
@@ -253,18 +261,21 @@ export class Dataplane extends CoreDataplane {
     const nodeName = opts.nodeName ?? this.kube?.nodeName ?? 'node';
     if (!this.kube || this.kube.nodeName !== nodeName) {
       this.kube = { state: new ProxyState({ nodeName }), nodeName, services: new Map(), slices: new Map(), nodes: new Map() };
+      this.udpSeen.clear();
+      this.udpByService.clear();
     }
     const k = this.kube;
     const first = k.services.size === 0 && k.slices.size === 0 && !k.state.initialized;
-    this.feed(set, k);
+    if (opts.delta) this.feedDelta(set, opts.delta.removed ?? [], k);
+    else this.feed(set, k);
     if (first) {
       k.state.markServicesSynced();
       k.state.markEndpointSlicesSynced();
     }
     const result: ApplyResult = { issues: set.issues.filter((i) => i.severity === 'error'), families: [], flushed: 0 };
-    const udpBefore = this.udpEndpoints(k.state);
+    const plans = k.state.sync();
     const podCIDR = typeof this.options.podCIDR === 'string' ? this.options.podCIDR : this.options.podCIDR?.join(',');
-    for (const plan of k.state.sync()) {
+    for (const plan of plans) {
       if (mode === 'direct') {
         result.families.push(this.applyDirect(plan, { nodeName, topologyLabels: k.state.topologyLabels, nodeIPs: this.options.nodeIPs, ...opts.iptables }, result.issues));
         continue;
@@ -295,7 +306,7 @@ export class Dataplane extends CoreDataplane {
         throw e;
       }
     }
-    result.flushed = this.flushStaleUdp(udpBefore, this.udpEndpoints(k.state));
+    result.flushed = this.syncUdp(plans);
     return result;
   }
 
@@ -398,17 +409,49 @@ export class Dataplane extends CoreDataplane {
     };
   }
 
-  /** UDP service ports → their service IPs and the endpoints ("ip:port") serving them. */
-  private udpEndpoints(state: ProxyState): Map<string, { ips: string[]; port: number; endpoints: Set<string> }> {
-    const out = new Map<string, { ips: string[]; port: number; endpoints: Set<string> }>();
-    for (const fs of state.families.values()) {
-      for (const [id, sp] of fs.model.services) {
-        if (sp.protocol !== 'UDP') continue;
-        const eps = (fs.model.endpoints.get(id) ?? []).filter((e) => e.ready || e.serving);
-        out.set(`${fs.family}/${id}`, { ips: [sp.clusterIP, ...sp.externalIPs], port: sp.port, endpoints: new Set(eps.map((e) => e.endpoint)) });
+  /** UDP service ports as of the last sync ("family/id" → service IPs, port, serving endpoints), and per "family/ns/name" their keys. */
+  private readonly udpSeen = new Map<string, UdpPort>();
+  private readonly udpByService = new Map<string, Set<string>>();
+
+  /**
+   * Updates the UDP view for the Services a sync touched (all of them on a full sync) and flushes
+   * the conntrack entries that became stale. Work in proportion to the changed Services.
+   */
+  private syncUdp(plans: SyncPlan[]): number {
+    const before = new Map<string, UdpPort>();
+    const after = new Map<string, UdpPort>();
+    for (const plan of plans) {
+      const prefix = `${plan.family}/`;
+      let names: Iterable<string> | null = plan.changedServices;
+      if (names === null) {
+        const all = new Set<string>();
+        for (const sp of plan.model.services.values()) all.add(sp.namespacedName);
+        for (const key of this.udpByService.keys()) if (key.startsWith(prefix)) all.add(key.slice(prefix.length));
+        names = all;
+      }
+      for (const nn of names) {
+        const sk = prefix + nn;
+        for (const key of this.udpByService.get(sk) ?? []) {
+          before.set(key, this.udpSeen.get(key)!);
+          this.udpSeen.delete(key);
+        }
+        this.udpByService.delete(sk);
+        for (const p of this.kube?.services.get(nn)?.spec.ports ?? []) {
+          if (p.protocol !== 'UDP') continue;
+          const sp = plan.model.services.get(servicePortId(nn, p.name, p.protocol));
+          if (!sp) continue;
+          const eps = (plan.model.endpoints.get(sp.id) ?? []).filter((e) => e.ready || e.serving);
+          const key = prefix + sp.id;
+          const entry = { ips: [sp.clusterIP, ...sp.externalIPs], port: sp.port, endpoints: new Set(eps.map((e) => e.endpoint)) };
+          after.set(key, entry);
+          this.udpSeen.set(key, entry);
+          let set = this.udpByService.get(sk);
+          if (!set) this.udpByService.set(sk, (set = new Set()));
+          set.add(key);
+        }
       }
     }
-    return out;
+    return this.flushStaleUdp(before, after);
   }
 
   /**
@@ -417,7 +460,7 @@ export class Dataplane extends CoreDataplane {
    * times out), and flows to a service IP that had no endpoints and now has some are deleted so
    * the next packet is load-balanced afresh. Returns the number of flows removed.
    */
-  private flushStaleUdp(before: ReturnType<Dataplane['udpEndpoints']>, after: ReturnType<Dataplane['udpEndpoints']>): number {
+  private flushStaleUdp(before: Map<string, UdpPort>, after: Map<string, UdpPort>): number {
     let n = 0;
     for (const [key, was] of before) {
       const now = after.get(key);
@@ -432,6 +475,34 @@ export class Dataplane extends CoreDataplane {
       for (const ip of now.ips) n += this.flushService(ip, now.port, 'UDP');
     }
     return n;
+  }
+
+  /** Feeds added or changed objects and the named removals to the trackers; the rest stays. */
+  private feedDelta(next: Objects, removed: string[], k: NonNullable<Dataplane['kube']>): void {
+    for (const cur of next.services) {
+      const key = namespacedName(cur.metadata);
+      k.state.onService(k.services.get(key) ?? null, cur);
+      k.services.set(key, cur);
+    }
+    for (const cur of next.endpointSlices) {
+      k.state.onEndpointSlice(cur);
+      k.slices.set(namespacedName(cur.metadata), cur);
+    }
+    for (const name of removed) {
+      const m = /^(Service|EndpointSlice) (\S+)$/.exec(name);
+      if (m?.[1] === 'Service') {
+        const old = k.services.get(m[2]!);
+        if (old) k.state.onService(old, null);
+        k.services.delete(m[2]!);
+      } else if (m?.[1] === 'EndpointSlice') {
+        const old = k.slices.get(m[2]!);
+        if (old) k.state.onEndpointSlice(old, true);
+        k.slices.delete(m[2]!);
+      }
+    }
+    const me = next.nodes.find((n) => n.metadata.name === k.nodeName);
+    if (me) k.state.onNode(me);
+    for (const n of next.nodes) k.nodes.set(n.metadata.name, n);
   }
 
   /** Feeds the difference between the last applied objects and `next` to the trackers. */

@@ -123,3 +123,39 @@ describe('switching modes on one Dataplane', () => {
     expect(again.families.find((f) => f.family === 4)!.changedServices).toEqual([]);
   });
 });
+
+describe.each(MODES)('incremental input (%s mode)', (mode) => {
+  it('applies only the objects handed in, and the named removals', async () => {
+    const dp = await dataplaneFor({});
+    applyIn(dp, mode, docs(web('a', '198.18.0.1', ['198.19.1.1']), web('b', '198.18.0.2', ['198.19.2.1'])));
+    const add = dp.apply(web('c', '198.18.0.3', ['198.19.3.1']), { mode, nodeName: 'node-a', delta: {} });
+    expect(add.families.find((f) => f.family === 4)).toMatchObject({ full: false, changedServices: ['default/c'] });
+    expect(runCase(dp, to('198.18.0.3'), 30000)).toEqual(['198.19.3.1:8080']);
+    expect(runCase(dp, to('198.18.0.1'), 31000)).toEqual(['198.19.1.1:8080']);   // a and b stay
+
+    const upd = dp.apply(slice('b', [{ ip: '198.19.2.9' }], http), { mode, nodeName: 'node-a', delta: {} });
+    expect(upd.families.find((f) => f.family === 4)!.changedServices).toEqual(['default/b']);
+    expect(runCase(dp, to('198.18.0.2'), 32000)).toEqual(['198.19.2.9:8080']);
+
+    const del = dp.apply([], { mode, nodeName: 'node-a', delta: { removed: ['Service default/a', 'EndpointSlice default/a-v4', 'Service default/nope'] } });
+    expect(del.families.find((f) => f.family === 4)!.changedServices).toEqual(['default/a']);
+    expect(runCase(dp, to('198.18.0.1'), 33000)).toEqual(['PASS']);
+    expect(runCase(dp, to('198.18.0.3'), 34000)).toEqual(['198.19.3.1:8080']);
+  });
+
+  it('flushes stale UDP flows of a changed Service only', async () => {
+    const dns = (name: string, ip: string, ep: string) => docs(
+      service(name, { clusterIP: ip, ports: [{ name: 'dns', port: 53, protocol: 'UDP', targetPort: 53 }] }),
+      slice(name, [{ ip: ep }], [{ name: 'dns', port: 53, protocol: 'UDP', targetPort: 53 }]),
+    );
+    const dp = await dataplaneFor({});
+    applyIn(dp, mode, docs(dns('d1', '198.18.0.10', '198.19.1.53'), dns('d2', '198.18.0.11', '198.19.2.53')));
+    for (const [dst, sport] of [['198.18.0.10', 5000], ['198.18.0.11', 5001]] as const) {
+      dp.process(buildPacket({ src: '198.19.3.3', dst, proto: 'udp', sport, dport: 53, payload: 'q' }), 1);
+    }
+    expect(dp.conntrack()).toHaveLength(2);
+    const r = dp.apply(slice('d1', [{ ip: '198.19.1.54' }], [{ name: 'dns', port: 53, protocol: 'UDP', targetPort: 53 }]), { mode, nodeName: 'node-a', delta: {} });
+    expect(r.flushed).toBe(1);
+    expect(dp.conntrack().map((e) => e.original.dst)).toEqual(['198.18.0.11']);
+  });
+});

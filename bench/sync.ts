@@ -1,0 +1,102 @@
+// bench/sync.ts — control-plane sync: Services + EndpointSlices (decoded objects) → the live core
+// tables through dp.apply, in direct and iptables modes, at 1k / 10k / 20k services with 2 and 10
+// endpoints each: the full first sync, and one Service added, one Service's endpoints changed, one
+// Service removed on top of that (apply() is handed the whole object list each time, as a watch
+// cache would; unchanged objects are the same instances, so only the changed ones are compared
+// deeply). Each single change is timed as the median of a few changes. Bounded to well under two
+// minutes: the slow iptables cases run fewer repetitions.
+import { Dataplane, type ApplyOptions } from '../host-node/dataplane.js';
+import type { BenchRow } from './core.js';
+
+const hr = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+const ip4 = (base: [number, number], k: number): string => `${base[0]}.${base[1] + (k >> 16)}.${(k >> 8) & 255}.${k & 255}`;
+
+function svcObject(i: number): object {
+  return {
+    apiVersion: 'v1', kind: 'Service',
+    metadata: { name: `svc-${i}`, namespace: 'bench' },
+    spec: {
+      // Every 10th a NodePort while the default range lasts.
+      type: i % 10 === 0 && i / 10 < 2768 ? 'NodePort' : 'ClusterIP',
+      clusterIP: ip4([198, 18], i + 1),
+      ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080, ...(i % 10 === 0 && i / 10 < 2768 ? { nodePort: 30000 + i / 10 } : {}) }],
+    },
+  };
+}
+
+function sliceObject(i: number, per: number, gen = 0): object {
+  const endpoints = [];
+  for (let e = 0; e < per; e++) {
+    // Pod addresses in 198.19.0.0/16, reused across services beyond 65,000 endpoints.
+    const k = (i * per + e + gen * 7919) % 65000;
+    endpoints.push({ addresses: [ip4([198, 19], k)], nodeName: e % 2 === 0 ? 'node-a' : 'node-b', conditions: { ready: true } });
+  }
+  return {
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+    metadata: { name: `svc-${i}-a`, namespace: 'bench', labels: { 'kubernetes.io/service-name': `svc-${i}` } },
+    addressType: 'IPv4', ports: [{ name: 'http', port: 8080, protocol: 'TCP' }], endpoints,
+  };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const round = (x: number): number => (x >= 100 ? Math.round(x) : x >= 1 ? Math.round(x * 100) / 100 : Math.round(x * 1000) / 1000);
+
+async function one(mode: 'direct' | 'iptables', n: number, per: number, reps: number): Promise<BenchRow[]> {
+  const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], podCIDR: '198.19.0.0/16', conntrackCapacity: 1 << 12, seed: 1 });
+  const opts: ApplyOptions = { mode, nodeName: 'node-a' };
+  const objs: object[] = [];
+  for (let i = 0; i < n; i++) objs.push(svcObject(i), sliceObject(i, per));
+  let t = hr();
+  const r = dp.apply(objs, opts);
+  const full = hr() - t;
+  if (r.issues.length > 0) throw new Error(`bench sync: ${JSON.stringify(r.issues[0])}`);
+  const check = (res: ReturnType<Dataplane['apply']>, what: string) => {
+    const f = res.families.find((x) => x.family === 4);
+    if (!f || f.changedServices.length !== 1) throw new Error(`bench sync ${mode} ${what}: expected one changed service, got ${JSON.stringify(f?.changedServices)}`);
+  };
+  const add: number[] = [];
+  const update: number[] = [];
+  const remove: number[] = [];
+  for (let k = 0; k < reps; k++) {
+    const extra = n + k;
+    objs.push(svcObject(extra), sliceObject(extra, per));
+    t = hr();
+    check(dp.apply(objs, opts), 'add');
+    add.push(hr() - t);
+
+    const victim = (k * 7919) % n;
+    objs[2 * victim + 1] = sliceObject(victim, per, k + 1);
+    t = hr();
+    check(dp.apply(objs, opts), 'update');
+    update.push(hr() - t);
+
+    objs.splice(objs.length - 2, 2);
+    t = hr();
+    check(dp.apply(objs, opts), 'remove');
+    remove.push(hr() - t);
+  }
+  const name = `sync ${mode} ${n / 1000}k svc x${per} ep`;
+  const target = (ms: number) => (mode === 'direct' && n === 20000 ? `≤ ${ms} ms` : undefined);
+  const note = `median of ${reps}; dp.apply of the whole object list`;
+  return [
+    { name: `${name}: full`, value: round(full), unit: 'ms', ...(target(100) ? { target: target(100) } : {}), note: 'first sync, objects → live core' },
+    { name: `${name}: add one`, value: round(median(add)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
+    { name: `${name}: update one`, value: round(median(update)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
+    { name: `${name}: remove one`, value: round(median(remove)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
+  ];
+}
+
+export async function benchSync(): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  for (const mode of ['direct', 'iptables'] as const) {
+    for (const n of [1000, 10000, 20000]) {
+      for (const per of [2, 10]) rows.push(...(await one(mode, n, per, mode === 'direct' ? 9 : n >= 10000 ? 3 : 5)));
+    }
+  }
+  return rows;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  for (const r of await benchSync()) console.log(r.name.padEnd(44), String(r.value).padStart(10), r.unit, r.target ?? '', r.note ?? '');
+}
