@@ -1,10 +1,9 @@
 // bench/sync.ts — control-plane sync: Services + EndpointSlices (decoded objects) → the live core
 // tables through dp.apply, in direct and iptables modes, at 1k / 10k / 20k services with 2 and 10
-// endpoints each: the full first sync, and one Service added, one Service's endpoints changed, one
-// Service removed on top of that (apply() is handed the whole object list each time, as a watch
-// cache would; unchanged objects are the same instances, so only the changed ones are compared
-// deeply). Each single change is timed as the median of a few changes. Bounded to well under two
-// minutes: the slow iptables cases run fewer repetitions.
+// endpoints each: the full first sync (the whole object list: decode, trackers, model, render,
+// core), then one Service added, one Service's endpoints changed, one Service removed on top of
+// that, handed in as a watch would (apply's `delta` input). Each single change is the median of a
+// few. Bounded to well under two minutes: the slow iptables cases run fewer repetitions.
 import { Dataplane, type ApplyOptions } from '../host-node/dataplane.js';
 import type { BenchRow } from './core.js';
 
@@ -60,25 +59,25 @@ async function one(mode: 'direct' | 'iptables', n: number, per: number, reps: nu
   const remove: number[] = [];
   for (let k = 0; k < reps; k++) {
     const extra = n + k;
-    objs.push(svcObject(extra), sliceObject(extra, per));
+    const added = [svcObject(extra), sliceObject(extra, per)];
     t = hr();
-    check(dp.apply(objs, opts), 'add');
+    check(dp.apply(added, { ...opts, delta: {} }), 'add');
     add.push(hr() - t);
 
     const victim = (k * 7919) % n;
-    objs[2 * victim + 1] = sliceObject(victim, per, k + 1);
+    const changed = [sliceObject(victim, per, k + 1)];
     t = hr();
-    check(dp.apply(objs, opts), 'update');
+    check(dp.apply(changed, { ...opts, delta: {} }), 'update');
     update.push(hr() - t);
 
-    objs.splice(objs.length - 2, 2);
+    const removed = [`Service bench/svc-${extra}`, `EndpointSlice bench/svc-${extra}-a`];
     t = hr();
-    check(dp.apply(objs, opts), 'remove');
+    check(dp.apply([], { ...opts, delta: { removed } }), 'remove');
     remove.push(hr() - t);
   }
   const name = `sync ${mode} ${n / 1000}k svc x${per} ep`;
   const target = (ms: number) => (mode === 'direct' && n === 20000 ? `≤ ${ms} ms` : undefined);
-  const note = `median of ${reps}; dp.apply of the whole object list`;
+  const note = `median of ${reps}; dp.apply of the change (delta)`;
   return [
     { name: `${name}: full`, value: round(full), unit: 'ms', ...(target(100) ? { target: target(100) } : {}), note: 'first sync, objects → live core' },
     { name: `${name}: add one`, value: round(median(add)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
@@ -87,16 +86,21 @@ async function one(mode: 'direct' | 'iptables', n: number, per: number, reps: nu
   ];
 }
 
-export async function benchSync(): Promise<BenchRow[]> {
+export async function benchSync(modes: Array<'direct' | 'iptables'> = ['direct', 'iptables']): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
-  for (const mode of ['direct', 'iptables'] as const) {
+  for (const mode of modes) {
     for (const n of [1000, 10000, 20000]) {
-      for (const per of [2, 10]) rows.push(...(await one(mode, n, per, mode === 'direct' ? 9 : n >= 10000 ? 3 : 5)));
+      for (const per of [2, 10]) {
+        const t = hr();
+        rows.push(...(await one(mode, n, per, mode === 'direct' ? 9 : n >= 10000 ? 1 : 3)));
+        process.stderr.write(`bench sync ${mode} ${n} x${per}: ${Math.round(hr() - t)} ms\n`);
+      }
     }
   }
   return rows;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const r of await benchSync()) console.log(r.name.padEnd(44), String(r.value).padStart(10), r.unit, r.target ?? '', r.note ?? '');
+  const modes = process.argv.slice(2).filter((m): m is 'direct' | 'iptables' => m === 'direct' || m === 'iptables');
+  for (const r of await benchSync(modes.length > 0 ? modes : undefined)) console.log(r.name.padEnd(44), String(r.value).padStart(10), r.unit, r.target ?? '', r.note ?? '');
 }
