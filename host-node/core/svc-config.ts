@@ -146,6 +146,28 @@ function writeAddr(dv: DataView, at: number, ip: Uint8Array): void {
   for (let k = 0; k < 4; k++) dv.setUint32(at + 4 * k, w[k]!, true);
 }
 
+/**
+ * Word 0 of a dotted-quad IPv4 address, or -1 when `text` is not one (full syncs write hundreds of
+ * thousands of addresses: no allocation here).
+ */
+function ipv4Word(text: string): number {
+  let word = 0, part = 0, digits = 0, dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      word |= part << (8 * dots);
+      dots++; part = 0; digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3 && !(digits > 0 && part === 0)) {
+      part = part * 10 + (c - 48);
+      digits++;
+      if (part > 255) return -1;
+    } else return -1;
+  }
+  if (digits === 0 || dots !== 3) return -1;
+  return (word | (part << 24)) >>> 0;
+}
+
 /** Writes one service blob at `at`; throws a ServiceConfigError naming the field at fault. */
 function writeService(dv: DataView, at: number, s: DirectService): void {
   const bad = (field: string, msg: string) => new ServiceConfigError(s.name, field, msg);
@@ -154,6 +176,15 @@ function writeService(dv: DataView, at: number, s: DirectService): void {
     if (!ip) throw bad(field, `not an IP address: ${JSON.stringify(text)}`);
     if ((ip.length === 4 ? 4 : 6) !== s.family) throw bad(field, `not an IPv${s.family} address: ${text}`);
     return ip;
+  };
+  // Writes the address words of `text` at `at`.
+  const addr = (at: number, text: string | undefined, field: string): void => {
+    const w = s.family === 4 && text !== undefined ? ipv4Word(text) : -1;
+    if (w < 0) return writeAddr(dv, at, ipOf(text, field));
+    dv.setUint32(at, w, true);
+    dv.setUint32(at + 4, 0, true);
+    dv.setUint32(at + 8, 0, true);
+    dv.setUint32(at + 12, 0, true);
   };
   const port = (p: number, field: string): number => {
     if (!validPort(p) || p === 0) throw bad(field, `port out of range: ${p}`);
@@ -182,11 +213,11 @@ function writeService(dv: DataView, at: number, s: DirectService): void {
     dv.setUint16(o + 2, port(fe.port, `frontends[${i}].port`), true);
     dv.setUint32(o + 4, 0, true);
     if (fe.kind === 'nodePort') for (let k = 0; k < 16; k += 4) dv.setUint32(o + 8 + k, 0, true);
-    else writeAddr(dv, o + 8, ipOf(fe.ip, `frontends[${i}].ip`));
+    else addr(o + 8, fe.ip, `frontends[${i}].ip`);
     o += FE_BYTES;
   });
   const dests = (list: DirectEndpoint[], field: string) => list.forEach((ep, i) => {
-    writeAddr(dv, o, ipOf(ep.ip, `${field}[${i}]`));
+    addr(o, ep.ip, `${field}[${i}]`);
     dv.setUint16(o + 16, port(ep.port, `${field}[${i}].port`), true);
     dv.setUint16(o + 18, 0, true);
     o += SVD_DEST_BYTES;

@@ -7,7 +7,7 @@
 // node's own-VIP sources kube-proxy adds) and ClientIP affinity. Also where node ports are
 // reached (--nodeport-addresses). Pure: no text, no core, no clock.
 import { categorizeEndpoints } from './categorize.js';
-import { cidrContains, parseCIDR, parseIP, type Family } from './ip.js';
+import { canonicalIP, cidrContains, parseCIDR, parseIP, type Family } from './ip.js';
 import type { EndpointInfo, ServicePortInfo } from './model.js';
 import { nodePortAddresses, nodePortHostAddresses, type IptablesOptions } from './render-iptables.js';
 import type { DirectService, NodePortReach } from '../core/svc-config.js';
@@ -42,16 +42,14 @@ export function renderDirectService(sp: ServicePortInfo, endpoints: readonly End
   }
   // kube-proxy's KUBE-SERVICES order: cluster IP, external IPs, LB IPs; an address listed twice
   // matches its first rule.
-  const frontends: DirectService['frontends'] = [];
-  const seen = new Set<string>();
-  const add = (kind: 'cluster' | 'external' | 'loadBalancer', text: string) => {
-    const ip = parseIP(text);
-    const key = ip ? ip.bytes.join('.') : text;
+  const frontends: DirectService['frontends'] = [{ kind: 'cluster', ip: sp.clusterIP, port: sp.port }];
+  const seen = new Set<string>([sp.clusterIP]);
+  const add = (kind: 'external' | 'loadBalancer', text: string) => {
+    const key = canonicalIP(text) ?? text;
     if (seen.has(key)) return;
     seen.add(key);
     frontends.push({ kind, ip: text, port: sp.port });
   };
-  add('cluster', sp.clusterIP);
   for (const ip of sp.externalIPs) add('external', ip);
   for (const ip of sp.loadBalancerVIPs) add('loadBalancer', ip);
   if (sp.nodePort !== 0) frontends.push({ kind: 'nodePort', port: sp.nodePort });
