@@ -2,8 +2,9 @@
 // tables through dp.apply, in direct and iptables modes, at 1k / 10k / 20k services with 2 and 10
 // endpoints each: the full first sync (the whole object list: decode, trackers, model, render,
 // core), then one Service added, one Service's endpoints changed, one Service removed on top of
-// that, handed in as a watch would (apply's `delta` input). Each single change is the median of a
-// few. Bounded to well under two minutes: the slow iptables cases run fewer repetitions.
+// that, handed in as a watch would (apply's `delta` input), and a full resync of the model (a node
+// zone change). Each single change is the median of a few. Bounded to well under two minutes: the slow iptables cases run fewer repetitions.
+import { loadavg } from 'node:os';
 import { Dataplane, type ApplyOptions } from '../host-node/dataplane.js';
 import type { BenchRow } from './core.js';
 
@@ -75,24 +76,43 @@ async function one(mode: 'direct' | 'iptables', n: number, per: number, reps: nu
     check(dp.apply([], { ...opts, delta: { removed } }), 'remove');
     remove.push(hr() - t);
   }
+  // A full resync of everything already in the model (kube-proxy resyncs fully when the node's
+  // zone label changes): render + core for every Service, without decoding objects.
+  const resync: number[] = [];
+  for (const zone of ['a', 'b', 'c'].slice(0, mode === 'direct' ? 3 : 1)) {
+    t = hr();
+    const res = dp.apply([{ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', labels: { 'topology.kubernetes.io/zone': zone } } }], { ...opts, delta: {} });
+    resync.push(hr() - t);
+    if (!res.families.find((x) => x.family === 4)?.full) throw new Error(`bench sync ${mode}: a zone change did not resync fully`);
+  }
   const name = `sync ${mode} ${n / 1000}k svc x${per} ep`;
   const target = (ms: number) => (mode === 'direct' && n === 20000 ? `≤ ${ms} ms` : undefined);
   const note = `median of ${reps}; dp.apply of the change (delta)`;
   return [
-    { name: `${name}: full`, value: round(full), unit: 'ms', ...(target(100) ? { target: target(100) } : {}), note: 'first sync, objects → live core' },
+    { name: `${name}: full`, value: round(full), unit: 'ms', ...(target(100) ? { target: target(100) } : {}), note: `first sync: decode objects, trackers, model, render, core (load avg ${loadavg()[0]!.toFixed(1)})` },
+    { name: `${name}: resync`, value: round(median(resync)), unit: 'ms', note: 'full resync from the model (node zone change): render + core' },
     { name: `${name}: add one`, value: round(median(add)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
     { name: `${name}: update one`, value: round(median(update)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
     { name: `${name}: remove one`, value: round(median(remove)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
   ];
 }
 
+// iptables mode at 10k × 10 and 20k services takes minutes (rule text rendered, parsed and
+// compiled for every sync); SVP_BENCH_SYNC_ALL=1 runs those too.
+const SIZES: Record<'direct' | 'iptables', Array<[number, number]>> = {
+  direct: [[1000, 2], [1000, 10], [10000, 2], [10000, 10], [20000, 2], [20000, 10]],
+  iptables: process.env.SVP_BENCH_SYNC_ALL === '1'
+    ? [[1000, 2], [1000, 10], [10000, 2], [10000, 10], [20000, 2], [20000, 10]]
+    : [[1000, 2], [1000, 10], [10000, 2]],
+};
+
 export async function benchSync(modes: Array<'direct' | 'iptables'> = ['direct', 'iptables']): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const mode of modes) {
-    for (const n of [1000, 10000, 20000]) {
-      for (const per of [2, 10]) {
+    for (const [n, per] of SIZES[mode]) {
+      {
         const t = hr();
-        rows.push(...(await one(mode, n, per, mode === 'direct' ? 9 : n >= 10000 ? 1 : 3)));
+        rows.push(...(await one(mode, n, per, mode === 'direct' ? 7 : 1)));
         process.stderr.write(`bench sync ${mode} ${n} x${per}: ${Math.round(hr() - t)} ms\n`);
       }
     }
