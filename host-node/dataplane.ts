@@ -512,7 +512,7 @@ export class Dataplane extends CoreDataplane {
     for (const [key, old] of k.services) if (!svcs.has(key)) k.state.onService(old, null);
     for (const [key, cur] of svcs) {
       const old = k.services.get(key) ?? null;
-      if (old !== cur && JSON.stringify(old) !== JSON.stringify(cur)) k.state.onService(old, cur);
+      if (old === null || (old !== cur && JSON.stringify(old) !== JSON.stringify(cur))) k.state.onService(old, cur);
     }
     for (const [key, old] of k.slices) if (!slices.has(key)) k.state.onEndpointSlice(old, true);
     for (const [key, cur] of slices) {
