@@ -312,9 +312,9 @@ export class Dataplane extends CoreDataplane {
 
   /** The mode the last apply() used. */
   private applied?: 'iptables' | 'direct';
-  /** Direct mode: "family/service port id" → its slot in the core's table, and per "family/ns/name" its keys. */
-  private readonly directSlots = new Map<string, number>();
-  private readonly directByService = new Map<string, Set<string>>();
+  /** Direct mode, per family: service port id → its slot in the core's table (and its Service), and per Service its ids. */
+  private readonly directSlots: Record<Family, Map<string, { slot: number; nn: string }>> = { 4: new Map(), 6: new Map() };
+  private readonly directByService: Record<Family, Map<string, Set<string>>> = { 4: new Map(), 6: new Map() };
   private directHostIds = 0;
 
   /** Clears what apply() installed in `mode` and makes the next sync full. */
@@ -328,8 +328,10 @@ export class Dataplane extends CoreDataplane {
     } else {
       runDirectOps(this.core as unknown as DirectCore, encodeDirectOps([{ op: 'clear' }]));
       this.refresh();
-      this.directSlots.clear();
-      this.directByService.clear();
+      for (const f of [4, 6] as const) {
+        this.directSlots[f].clear();
+        this.directByService[f].clear();
+      }
     }
     this.kube?.state.requestFullSync();
   }
@@ -344,60 +346,70 @@ export class Dataplane extends CoreDataplane {
     const family = plan.family;
     this.ipt.iptModeSet(0);
     setNodePortReach(core, nodePortReach(family, ropts));
-    const prefix = `${family}/`;
+    const slots = this.directSlots[family];
+    const byService = this.directByService[family];
     const wanted = new Map<string, ServicePortInfo>();
     const removed: string[] = [];
     if (plan.changedServices === null) {
-      for (const sp of plan.model.services.values()) wanted.set(prefix + sp.id, sp);
-      for (const key of this.directSlots.keys()) if (key.startsWith(prefix) && !wanted.has(key)) removed.push(key);
+      for (const sp of plan.model.services.values()) wanted.set(sp.id, sp);
+      for (const id of slots.keys()) if (!wanted.has(id)) removed.push(id);
     } else {
       for (const nn of plan.changedServices) {
         for (const p of this.kube?.services.get(nn)?.spec.ports ?? []) {
           const sp = plan.model.services.get(servicePortId(nn, p.name, p.protocol));
-          if (sp) wanted.set(prefix + sp.id, sp);
+          if (sp) wanted.set(sp.id, sp);
         }
-        for (const key of this.directByService.get(prefix + nn) ?? []) if (!wanted.has(key)) removed.push(key);
+        for (const id of byService.get(nn) ?? []) if (!wanted.has(id)) removed.push(id);
       }
     }
-    const ops: DirectOp[] = removed.map((key) => ({ op: 'delete', slot: this.directSlots.get(key)! }));
-    const keys: string[] = [...removed];
-    for (const [key, sp] of wanted) {
-      const svc = renderDirectService(sp, plan.model.endpoints.get(sp.id) ?? [], ropts, ++this.directHostIds >>> 0);
-      ops.push({ op: 'put', slot: this.directSlots.get(key) ?? -1, svc });
-      keys.push(key);
+    // ops[i] acts on service port ids[i], of Service nns[i].
+    const ops: DirectOp[] = [];
+    const ids: string[] = [];
+    const nns: string[] = [];
+    for (const id of removed) {
+      const at = slots.get(id)!;
+      ops.push({ op: 'delete', slot: at.slot });
+      ids.push(id);
+      nns.push(at.nn);
     }
-    const issue = (key: string, path: string, message: string) => {
-      const sp = wanted.get(key);
-      issues.push({ severity: 'error', object: `Service ${sp?.namespacedName ?? key.slice(prefix.length)}`, path, message: `direct mode: ${message}` });
+    for (const [id, sp] of wanted) {
+      const svc = renderDirectService(sp, plan.model.endpoints.get(id) ?? [], ropts, ++this.directHostIds >>> 0);
+      ops.push({ op: 'put', slot: slots.get(id)?.slot ?? -1, svc });
+      ids.push(id);
+      nns.push(sp.namespacedName);
+    }
+    const issue = (i: number, path: string, message: string) => {
+      issues.push({ severity: 'error', object: `Service ${nns[i]}`, path, message: `direct mode: ${ids[i]}: ${message}` });
     };
     let put = 0;
     let gone = 0;
     const retry: number[] = [];
     const settle = (batch: number[], final: boolean) => {
       const skipped = new Set<number>();
-      const framed = encodeDirectOps(batch.map((i) => ops[i]!), (j, e) => { skipped.add(j); issue(keys[batch[j]!]!, e.field, e.message); });
+      const framed = encodeDirectOps(batch.map((i) => ops[i]!), (j, e) => { skipped.add(j); issue(batch[j]!, e.field, e.message); });
       const results = runDirectOps(core, framed);
       this.refresh();
       let r = 0;
       batch.forEach((i, j) => {
         if (skipped.has(j)) return;
         const rc = results[r++]!;
-        const op = ops[i]!, key = keys[i]!;
-        const nn = key.slice(prefix.length, key.lastIndexOf(':'));
-        if (op.op === 'delete') {
-          this.directSlots.delete(key);
-          this.directByService.get(prefix + nn)?.delete(key);
+        const id = ids[i]!, nn = nns[i]!;
+        if (ops[i]!.op === 'delete') {
+          slots.delete(id);
+          const set = byService.get(nn);
+          set?.delete(id);
+          if (set?.size === 0) byService.delete(nn);
           gone++;
         } else if (rc >= 0) {
-          this.directSlots.set(key, rc);
-          let set = this.directByService.get(prefix + nn);
-          if (!set) this.directByService.set(prefix + nn, (set = new Set()));
-          set.add(key);
+          slots.set(id, { slot: rc, nn });
+          let set = byService.get(nn);
+          if (!set) byService.set(nn, (set = new Set()));
+          set.add(id);
           put++;
         } else if (rc === -6 && !final) {
           retry.push(i);   // its address may be freed by a later op of this sync
         } else {
-          issue(key, 'spec', DIRECT_ERRORS[rc] ?? `error ${rc}`);
+          issue(i, 'spec', DIRECT_ERRORS[rc] ?? `error ${rc}`);
         }
       });
     };
@@ -425,7 +437,7 @@ export class Dataplane extends CoreDataplane {
       let names: Iterable<string> | null = plan.changedServices;
       if (names === null) {
         const all = new Set<string>();
-        for (const sp of plan.model.services.values()) all.add(sp.namespacedName);
+        for (const sp of plan.model.services.values()) if (sp.protocol === 'UDP') all.add(sp.namespacedName);
         for (const key of this.udpByService.keys()) if (key.startsWith(prefix)) all.add(key.slice(prefix.length));
         names = all;
       }
