@@ -5,7 +5,7 @@
 // own modes are listed in differences.test.ts.
 import { describe, it, expect } from 'vitest';
 import {
-  MODES, runTable, service, slice, docs, NODE_IP, NODE_IP6, OUTSIDE, OUTSIDE6, type FeatureTable,
+  MODES, runTable, service, slice, docs, node, NODE_IP, NODE_IP6, OUTSIDE, OUTSIDE6, type FeatureTable,
 } from './harness.js';
 
 const EP1 = '198.19.1.11';
@@ -44,7 +44,7 @@ const tables: FeatureTable[] = [
     name: 'NodePort',
     manifests: docs(service('np', { clusterIP: '198.18.0.82', type: 'NodePort', ports: [{ name: 'http', port: 80, nodePort: 30082, targetPort: 8080 }] }), slice('np', two, http)),
     cases: [
-      { name: 'external client on the node IP: masqueradeed', src: OUTSIDE, dst: NODE_IP, dport: 30082, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`] },
+      { name: 'external client on the node IP: masqueraded', src: OUTSIDE, dst: NODE_IP, dport: 30082, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`] },
       { name: 'pod client on the node IP: masqueraded too (external traffic)', src: POD, dst: NODE_IP, dport: 30082, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`] },
       { name: 'localhost node port from the node', src: '127.0.0.1', dst: '127.0.0.1', dport: 30082, local: true, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`] },
       { name: 'not a node address: not captured', src: OUTSIDE, dst: '198.18.99.1', dport: 30082, expect: ['PASS'] },
@@ -135,6 +135,20 @@ const tables: FeatureTable[] = [
     cases: [
       { name: 'no ready endpoint: the serving terminating ones', src: POD, dst: '198.18.0.91', dport: 80, expect: [`${EP1}:8080`] },
       { name: 'a ready endpoint wins over terminating ones', src: POD, dst: '198.18.0.92', dport: 80, expect: [`${EP3}:8080`] },
+    ],
+  },
+  {
+    name: 'topology hints',
+    manifests: docs(
+      node('node-a', 'z1'),
+      service('topo', { clusterIP: '198.18.0.95', ports: http }),
+      slice('topo', [{ ip: EP1, zones: ['z1'] }, { ip: EP2, node: 'node-b', zones: ['z2'] }, { ip: EP3, zones: ['z1'] }], http),
+      service('partial', { clusterIP: '198.18.0.96', ports: http }),
+      slice('partial', [{ ip: EP1, zones: ['z1'] }, { ip: EP2, node: 'node-b' }], http),
+    ),
+    cases: [
+      { name: 'every endpoint hinted: this zone\'s only', src: POD, dst: '198.18.0.95', dport: 80, expect: [`${EP1}:8080`, `${EP3}:8080`] },
+      { name: 'one endpoint without hints: all of them', src: POD, dst: '198.18.0.96', dport: 80, expect: [`${EP1}:8080`, `${EP2}:8080`] },
     ],
   },
   {

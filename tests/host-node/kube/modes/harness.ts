@@ -108,7 +108,7 @@ export function service(name: string, spec: Record<string, unknown>, status?: Re
   return JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' }, spec, ...(status ? { status } : {}) });
 }
 
-export interface EndpointSpec { ip: string; node?: string; ready?: boolean; serving?: boolean; terminating?: boolean }
+export interface EndpointSpec { ip: string; node?: string; ready?: boolean; serving?: boolean; terminating?: boolean; zones?: string[] }
 
 export function slice(svcName: string, eps: EndpointSpec[], ports: PortSpec[], opts: { family?: 4 | 6; suffix?: string } = {}): string {
   return JSON.stringify({
@@ -119,8 +119,13 @@ export function slice(svcName: string, eps: EndpointSpec[], ports: PortSpec[], o
     endpoints: eps.map((e) => ({
       addresses: [e.ip], nodeName: e.node ?? NODE,
       conditions: { ready: e.ready ?? true, serving: e.serving ?? e.ready ?? true, terminating: e.terminating ?? false },
+      ...(e.zones ? { hints: { forZones: e.zones.map((name) => ({ name })) } } : {}),
     })),
   });
+}
+
+export function node(name: string, zone: string): string {
+  return JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { 'topology.kubernetes.io/zone': zone } } });
 }
 
 export const docs = (...parts: string[]): string => parts.join('\n---\n');
