@@ -7,8 +7,9 @@ import { parse } from "../wire/parse";
 import { nodeAddLocal, nodeSetPodCIDR } from "../node";
 import {
   svcPut, svcDelete, svcClear, svcApply, svcLiveCount, svcFrontendCount, svcIndexSlots, feFind, feSlot,
-  slotClusterCount, slotLocalCount, KEY_ADDR, KEY_NODEPORT,
+  slotClusterCount, slotLocalCount, slotGeneration, slotDest, KEY_ADDR, KEY_NODEPORT,
 } from "./table";
+import { affinityGet, affinitySet } from "./affinity";
 import { svcDecide, decidedDest, decidedMasq } from "./decide";
 
 export { scratch, scratchBytes } from "../scratch";
@@ -39,3 +40,17 @@ export function decide(pkt: usize, len: u32, now: u32): i32 {
 export function decidedAddr(): u32 { return load<u32>(decidedDest); }
 export function decidedPort(): u32 { return load<u16>(decidedDest, 16); }
 export function decidedMasquerade(): u32 { return decidedMasq ? 1 : 0; }
+
+// Affinity entries for IPv4 client `a0` of slot `slot` (generation as the slot holds it).
+export function affinityStamp(slot: u32, a0: u32, destIndex: u32, now: u32): void {
+  affinitySet(slot, slotGeneration(slot), a0, 0, 0, 0, slotDest(slot, destIndex), now);
+}
+// Stamps `n` clients a0 = first, first+1, … at now = t0, t0+1, …
+export function affinityFill(slot: u32, first: u32, n: u32, t0: u32): void {
+  for (let i: u32 = 0; i < n; i++) affinitySet(slot, slotGeneration(slot), first + i, 0, 0, 0, slotDest(slot, 0), t0 + i);
+}
+// The destination port of the client's fresh entry, or 0.
+export function affinityPort(slot: u32, a0: u32, now: u32, timeoutMs: u32): u32 {
+  const e = affinityGet(slot, slotGeneration(slot), a0, 0, 0, 0, now, timeoutMs);
+  return e == 0 ? 0 : load<u16>(e, 40);
+}

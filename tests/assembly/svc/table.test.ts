@@ -171,3 +171,39 @@ describe('direct service table', () => {
     expect([...seen].sort()).toEqual(['ep1 masq', 'ep2']);
   });
 });
+
+describe('affinity table', () => {
+  const withAffinity = (c: TestingCore) => put(c, -1, blob(svc('s', '198.18.0.1', { affinityMs: 10_000, cluster: [{ ip: '198.19.1.1', port: 8081 }, { ip: '198.19.1.2', port: 8082 }] })));
+
+  it('holds a client for exactly the timeout after its last stamp', () => {
+    const c = loadTestingCore('svc');
+    const s = withAffinity(c);
+    c.x.affinityStamp!(s, 0x0a000001, 1, 1000);
+    expect(c.x.affinityPort!(s, 0x0a000001, 11000, 10_000)).toBe(8082);
+    expect(c.x.affinityPort!(s, 0x0a000001, 11001, 10_000)).toBe(0);
+    expect(c.x.affinityPort!(s, 0x0a000002, 1000, 10_000)).toBe(0);
+  });
+
+  it('forgets a deleted service\'s clients even when its slot is reused', () => {
+    const c = loadTestingCore('svc');
+    const s = withAffinity(c);
+    c.x.affinityStamp!(s, 0x0a000001, 0, 1000);
+    expect(c.x.svcDelete!(s)).toBe(0);
+    expect(withAffinity(c)).toBe(s);
+    expect(c.x.affinityPort!(s, 0x0a000001, 1000, 10_000)).toBe(0);
+  });
+
+  it('when full, gives up the oldest entries and keeps the newest', () => {
+    const c = loadTestingCore('svc');
+    const s = withAffinity(c);
+    const n = 300_000;   // over four times the 65,536 entries
+    c.x.affinityFill!(s, 0x01000000, n, 0);
+    const kept = (from: number, count: number) => {
+      let k = 0;
+      for (let i = from; i < from + count; i++) if (c.x.affinityPort!(s, 0x01000000 + i, n, 1 << 30) !== 0) k++;
+      return k;
+    };
+    expect(kept(n - 1000, 1000)).toBe(1000);
+    expect(kept(0, 1000)).toBeLessThan(20);
+  });
+});
