@@ -10,7 +10,9 @@ import { statsBlock, STATS_COUNT, bump, add, S_BATCHES, S_REAPED, S_PACKETS, S_B
 import { VERDICT_COUNT, REASON_COUNT } from "./verdict";
 import { randSeed } from "./rand";
 import { ipvsReapConns } from "./ipvs/api";
-import { svcLoad, svcSetSeed, svcCount } from "./svc/table";
+import { svcSetSeed, svcLiveCount, svcFrontendCount, svcApply as svcApplyOps } from "./svc/table";
+import { svcLoad } from "./svc/blob";
+import { svcNodePortMode, svcNodePortAddress } from "./svc/decide";
 import { nodeAddLocal, nodeSetPodCIDR, nodeSetServiceCIDR, nodeSetMasq, nodeReset } from "./node";
 import {
   ctInit, ctReap, ctCount, ctCapacity, ctNextUsed, ctExportRecord, ctImportRecord, ctBytes,
@@ -95,7 +97,21 @@ export function loadServices(len: u32): i32 {
   if (<usize>len > cfgCap) return -3;
   return svcLoad(cfgBuf, len);
 }
-export function serviceCount(): u32 { return svcCount(); }
+export function serviceCount(): u32 { return svcLiveCount(); }
+
+// Direct service table, one service at a time (svc/table.ts): `len` bytes of framed put / delete /
+// clear operations in the config buffer; each op's result is written back into it.
+export function svcApply(len: u32): i32 {
+  if (<usize>len > cfgCap) return -3;
+  return svcApplyOps(cfgBuf, len);
+}
+export function svcFrontends(): u32 { return svcFrontendCount(); }
+export function svcNodePorts(family: u32, all: u32, loopback: u32): void {
+  svcNodePortMode(<u8>family, all != 0, loopback != 0);
+}
+export function svcNodePortAddr(family: u32, a0: u32, a1: u32, a2: u32, a3: u32): i32 {
+  return svcNodePortAddress(<u8>family, a0, a1, a2, a3) ? 0 : -1;
+}
 
 export function nodeClear(): void { nodeReset(); }
 export function nodeLocal(family: u32, a0: u32, a1: u32, a2: u32, a3: u32): i32 {

@@ -1,13 +1,13 @@
 // pipeline.ts — one packet through the core: parse once; in iptables mode hand it to the rule
 // engine (netfilter/hooks.ts); IPVS virtual services and connections next (ipvs/core.ts);
 // otherwise (direct mode) follow an existing flow (NAT both ways,
-// ICMP errors translated inside and out), or classify a new one (service lookup → destination
-// → masquerade decision → conntrack insert → rewrite). Writes the verdict into the packet's
+// ICMP errors translated inside and out), or classify a new one (svc/decide.ts: kube-proxy's
+// outcome for it → destination and masquerade decision → conntrack insert → rewrite). Writes the verdict into the packet's
 // descriptor and counts it. Never allocates, never reads a clock, never traps on packet bytes.
-import { Tuple, Flow, flow, inner, FRAG_LATER, FAMILY_V4, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
+import { Tuple, Flow, flow, inner, FRAG_LATER, FAMILY_V4, PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
 import {
   VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY,
-  R_NONE, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT, R_NO_SERVICE,
+  R_NONE, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT, R_NO_SERVICE, R_POLICY,
 } from "./verdict";
 import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, META_CSUM_PARTIAL, ioData, IO_DATA_BYTES } from "./io";
 import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "./stats";
@@ -18,13 +18,14 @@ import {
   ctEntry, ctEntryNat, ctEntryIsV4, ctEntrySrc4, ctEntryDst4, ctEntrySport, ctEntryDport,
 } from "./conntrack/table";
 import { CT_INVALID, CT_RELATED, CT_REPEAT } from "./conntrack/state";
-import { svcFind, svcFlags, svcDestStart, svcDestCount, svcId, destRecord, SVC_F_MASQ_ALL, SVC_F_REJECT_EMPTY } from "./svc/table";
+import { svcDecide, decidedDest, decidedMasq, decidedHostId, SD_NONE, SD_DNAT, SD_REJECT, SD_DROP_LOCAL, SD_DROP_SOURCE } from "./svc/decide";
+import { tcpValidFlags, tcpNextState, tcpIndex, TCP_NONE, TCP_STATE_COUNT } from "./conntrack/tcp";
+import { icmpValidNew } from "./conntrack/track";
 import { rejectReply } from "./reply/reject";
 import { iptProcess, iptMode } from "./netfilter/hooks";
 import { ipvsProcess, ipvsReady } from "./ipvs/core";
 import { masqChoosePort } from "./nat/masq";
-import { fromPod, havePodCIDR, masqAddr, haveMasq, toServiceCIDR } from "./node";
-import { randBelow } from "./rand";
+import { masqAddr, haveMasq, toServiceCIDR } from "./node";
 import { dnsProcess } from "./dns/serve";
 
 // Scratch tuples, reserved once.
@@ -105,28 +106,37 @@ function related(d: usize, f: Flow, now: u32): void {
   finish(d, VERDICT_FORWARD, R_NONE);
 }
 
+// Can this packet open a connection? (as netfilter/hooks.ts opensConnection: tcp_new(), icmp_new())
+function opensConnection(f: Flow): bool {
+  if (f.proto == PROTO_TCP) return tcpValidFlags(f.tcpFlags) && tcpNextState(0, tcpIndex(f.tcpFlags), TCP_NONE) < TCP_STATE_COUNT;
+  if (isIcmp(f.proto)) return icmpValidNew(f.proto, f.icmpType);
+  return true;
+}
+
 function newFlow(d: usize, f: Flow, now: u32): void {
-  const s = svcFind(f);
-  if (s < 0) {
+  const sd = svcDecide(f, now);
+  if (sd == SD_NONE) {
     // A service-CIDR address no Service holds: dropped, never routed on (through a TUN it would
     // come straight back), as kube-proxy's nftables mode drops traffic to unallocated ClusterIPs.
     if (toServiceCIDR(f)) finish(d, VERDICT_DROP, R_NO_SERVICE);
     else finish(d, VERDICT_PASS, R_NONE);
     return;
   }
-  store<u32>(d, svcId(<u32>s), D_AUX);
-  const n = svcDestCount(<u32>s);
-  if (n == 0) {
-    // kube-proxy: `-j REJECT` (icmp-port-unreachable / icmp6-port-unreachable) in the filter
-    // table, or DROP for externalTrafficPolicy=Local with no local endpoints.
-    if ((svcFlags(<u32>s) & SVC_F_REJECT_EMPTY) != 0) {
-      const len = rejectReply(f, f.family == FAMILY_V4 ? ICMP_PORT_UNREACH : ICMP6_PORT_UNREACH);
-      if (len != 0) { store<u32>(d, len, D_LEN); finish(d, VERDICT_REPLY, R_NO_ENDPOINTS); return; }
-    }
+  store<u32>(d, decidedHostId, D_AUX);
+  // kube-proxy's REJECT and DROP rules see only NEW connections (`-m conntrack --ctstate NEW`);
+  // a packet that cannot open one is INVALID and KUBE-FORWARD drops it.
+  if (sd != SD_DNAT && !opensConnection(f)) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
+  if (sd == SD_REJECT) {
+    // kube-proxy: `-j REJECT` (icmp-port-unreachable / icmp6-port-unreachable) in the filter table.
+    const len = rejectReply(f, f.family == FAMILY_V4 ? ICMP_PORT_UNREACH : ICMP6_PORT_UNREACH);
+    if (len != 0) { store<u32>(d, len, D_LEN); finish(d, VERDICT_REPLY, R_NO_ENDPOINTS); return; }
     finish(d, VERDICT_DROP, R_NO_ENDPOINTS);
     return;
   }
-  const dest = destRecord(svcDestStart(<u32>s) + randBelow(n));
+  // DROP for a Local traffic policy without local endpoints, or outside loadBalancerSourceRanges.
+  if (sd == SD_DROP_LOCAL) { finish(d, VERDICT_DROP, R_NO_ENDPOINTS); return; }
+  if (sd == SD_DROP_SOURCE) { finish(d, VERDICT_DROP, R_POLICY); return; }
+  const dest = decidedDest;
   const b0 = load<u32>(dest), b1 = load<u32>(dest, 4), b2 = load<u32>(dest, 8), b3 = load<u32>(dest, 12);
   const bport = load<u16>(dest, 16);
   const icmp = isIcmp(f.proto);
@@ -136,10 +146,8 @@ function newFlow(d: usize, f: Flow, now: u32): void {
   reply.icmpType = icmp ? <u8>icmpInverse(f.proto, f.icmpType) : 0;
   reply.s0 = b0; reply.s1 = b1; reply.s2 = b2; reply.s3 = b3;
   reply.sport = icmp ? f.sport : bport;
-  // kube-proxy masquerades off-pod sources (local-traffic detector), hairpin and --masquerade-all.
-  const hairpin = f.s0 == b0 && f.s1 == b1 && f.s2 == b2 && f.s3 == b3;
-  const masq = (svcFlags(<u32>s) & SVC_F_MASQ_ALL) != 0 || hairpin || (havePodCIDR(f.family) && !fromPod(f));
-  if (masq && haveMasq(f.family)) {
+  // Masquerade as kube-proxy's KUBE-MARK-MASQ rules decide it (svc/decide.ts).
+  if (decidedMasq && haveMasq(f.family)) {
     const m = masqAddr(f.family);
     reply.d0 = load<u32>(m); reply.d1 = load<u32>(m, 4); reply.d2 = load<u32>(m, 8); reply.d3 = load<u32>(m, 12);
   } else {

@@ -15,8 +15,10 @@ import { IpvsProgram, type IpvsCore } from './ipvs/program.js';
 import { Ipvsadm, type IpvsadmResult } from './ipvs/ipvsadm.js';
 import {
   ProxyState, parseManifests, loadObjects, renderIptables, jumpChains, jumpRestoreText, liveTable, namespacedName,
-  type IptablesOptions, type ManifestIssue, type Service, type EndpointSlice, type Node,
+  renderDirectService, nodePortReach, servicePortId,
+  type IptablesOptions, type ManifestIssue, type Service, type EndpointSlice, type Node, type SyncPlan, type ServicePortInfo,
 } from './kube/index.js';
+import { encodeDirectOps, runDirectOps, setNodePortReach, DIRECT_ERRORS, type DirectCore, type DirectOp } from './core/svc-config.js';
 import type { DnsOptions } from './kube/dns-records.js';
 import type { DnsCore } from './dns/table.js';
 import { loadDnsFrom, type DnsInput, type DnsLoadResult } from './dns/records-from.js';
@@ -54,23 +56,45 @@ interface FamilyState {
 }
 
 export interface ApplyOptions {
-  /** How the Services reach the core. */
-  mode?: 'iptables';
+  /**
+   * How the Services reach the core: kube-proxy's iptables rules (default), or 'direct': each
+   * changed service port's compiled entry straight into the core's service table, no rule text.
+   * Switching mode on a Dataplane clears the previous mode's service tables (iptables: the filter
+   * and nat tables of both families are flushed; direct: every direct entry goes) and makes the
+   * next sync full; conntrack flows stay, with their NAT.
+   */
+  mode?: 'iptables' | 'direct';
   /** This node's name (topology hints, local endpoints); default "node". */
   nodeName?: string;
-  /** kube-proxy settings for the rendered rules (era, masqueradeAll, nodePortAddresses, …). */
+  /**
+   * Incremental input (e.g. from a watch): `input` holds only the objects added or changed since
+   * the last apply, `removed` names the deleted ones as "Service ns/name" / "EndpointSlice
+   * ns/name" (unknown names are ignored); every other object stays as last applied. Without it,
+   * `input` is the whole set and anything missing from it is deleted.
+   */
+  delta?: { removed?: string[] };
+  /**
+   * kube-proxy settings (era, masqueradeAll, nodePortAddresses, …). The direct mode honours
+   * masqueradeAll, nodePortAddresses, localhostNodePorts, hostAddresses and
+   * preferSameTrafficDistribution; its local-traffic detector is the Dataplane's podCIDR.
+   */
   iptables?: IptablesOptions;
 }
 
 export interface ApplyResult {
   /** Objects refused (with file, line, object and field); everything else was applied. */
   issues: ManifestIssue[];
-  families: Array<{ family: Family; full: boolean; changedServices: string[]; filterRules: number; natRules: number; touched: string[] }>;
+  families: Array<{
+    family: Family; full: boolean; changedServices: string[]; filterRules: number; natRules: number; touched: string[];
+    /** Direct mode: service-port entries written (inserted or replaced) and removed. */
+    direct?: { put: number; removed: number };
+  }>;
   /** UDP flows deleted because their endpoint left (kube-proxy's conntrack cleanup). */
   flushed: number;
 }
 
 type Objects = { services: Service[]; endpointSlices: EndpointSlice[]; nodes: Node[] };
+type UdpPort = { ips: string[]; port: number; endpoints: Set<string> };
 
 type FullCore = IptCore & TraceCore & { iptModeSet(on: number): void; iptCounters(id: number): number; iptRuleCount(id: number): number };
 
@@ -231,21 +255,31 @@ export class Dataplane extends CoreDataplane {
    */
   apply(input: string | unknown[], opts: ApplyOptions = {}): ApplyResult {
     const set = typeof input === 'string' ? parseManifests(input) : loadObjects(input);
+    const mode = opts.mode ?? 'iptables';
+    if (this.applied !== undefined && this.applied !== mode) this.leaveMode(this.applied);
+    this.applied = mode;
     const nodeName = opts.nodeName ?? this.kube?.nodeName ?? 'node';
     if (!this.kube || this.kube.nodeName !== nodeName) {
       this.kube = { state: new ProxyState({ nodeName }), nodeName, services: new Map(), slices: new Map(), nodes: new Map() };
+      this.udpSeen.clear();
+      this.udpByService.clear();
     }
     const k = this.kube;
     const first = k.services.size === 0 && k.slices.size === 0 && !k.state.initialized;
-    this.feed(set, k);
+    if (opts.delta) this.feedDelta(set, opts.delta.removed ?? [], k);
+    else this.feed(set, k);
     if (first) {
       k.state.markServicesSynced();
       k.state.markEndpointSlicesSynced();
     }
     const result: ApplyResult = { issues: set.issues.filter((i) => i.severity === 'error'), families: [], flushed: 0 };
-    const udpBefore = this.udpEndpoints(k.state);
+    const plans = k.state.sync();
     const podCIDR = typeof this.options.podCIDR === 'string' ? this.options.podCIDR : this.options.podCIDR?.join(',');
-    for (const plan of k.state.sync()) {
+    for (const plan of plans) {
+      if (mode === 'direct') {
+        result.families.push(this.applyDirect(plan, { nodeName, topologyLabels: k.state.topologyLabels, nodeIPs: this.options.nodeIPs, ...opts.iptables }, result.issues));
+        continue;
+      }
       const fam = this.families[plan.family];
       const nat = fam.ruleset.table('nat');
       const render = renderIptables(plan.model, {
@@ -272,21 +306,164 @@ export class Dataplane extends CoreDataplane {
         throw e;
       }
     }
-    result.flushed = this.flushStaleUdp(udpBefore, this.udpEndpoints(k.state));
+    result.flushed = this.syncUdp(plans);
     return result;
   }
 
-  /** UDP service ports → their service IPs and the endpoints ("ip:port") serving them. */
-  private udpEndpoints(state: ProxyState): Map<string, { ips: string[]; port: number; endpoints: Set<string> }> {
-    const out = new Map<string, { ips: string[]; port: number; endpoints: Set<string> }>();
-    for (const fs of state.families.values()) {
-      for (const [id, sp] of fs.model.services) {
-        if (sp.protocol !== 'UDP') continue;
-        const eps = (fs.model.endpoints.get(id) ?? []).filter((e) => e.ready || e.serving);
-        out.set(`${fs.family}/${id}`, { ips: [sp.clusterIP, ...sp.externalIPs], port: sp.port, endpoints: new Set(eps.map((e) => e.endpoint)) });
+  /** The mode the last apply() used. */
+  private applied?: 'iptables' | 'direct';
+  /** Direct mode, per family: service port id → its slot in the core's table (and its Service), and per Service its ids. */
+  private readonly directSlots: Record<Family, Map<string, { slot: number; nn: string }>> = { 4: new Map(), 6: new Map() };
+  private readonly directByService: Record<Family, Map<string, Set<string>>> = { 4: new Map(), 6: new Map() };
+  private directHostIds = 0;
+
+  /** Clears what apply() installed in `mode` and makes the next sync full. */
+  private leaveMode(mode: 'iptables' | 'direct'): void {
+    if (mode === 'iptables') {
+      for (const family of [4, 6] as const) {
+        this.iptablesRestore('*filter\nCOMMIT\n*nat\nCOMMIT\n', { family });
+        this.families[family].jumps = false;
+      }
+      this.ipt.iptModeSet(0);
+    } else {
+      runDirectOps(this.core as unknown as DirectCore, encodeDirectOps([{ op: 'clear' }]));
+      this.refresh();
+      for (const f of [4, 6] as const) {
+        this.directSlots[f].clear();
+        this.directByService[f].clear();
       }
     }
-    return out;
+    this.kube?.state.requestFullSync();
+  }
+
+  /**
+   * Direct mode, one family's sync: every service port of the changed Services (all of them on a
+   * full sync) is compiled and put into the core's table, or removed when gone; each put or delete
+   * is atomic on its own. A service the core refuses keeps its old entries and is reported.
+   */
+  private applyDirect(plan: SyncPlan, ropts: Parameters<typeof renderDirectService>[2], issues: ManifestIssue[]): ApplyResult['families'][number] {
+    const core = this.core as unknown as DirectCore;
+    const family = plan.family;
+    this.ipt.iptModeSet(0);
+    setNodePortReach(core, nodePortReach(family, ropts));
+    const slots = this.directSlots[family];
+    const byService = this.directByService[family];
+    const wanted = new Map<string, ServicePortInfo>();
+    const removed: string[] = [];
+    if (plan.changedServices === null) {
+      for (const sp of plan.model.services.values()) wanted.set(sp.id, sp);
+      for (const id of slots.keys()) if (!wanted.has(id)) removed.push(id);
+    } else {
+      for (const nn of plan.changedServices) {
+        for (const p of this.kube?.services.get(nn)?.spec.ports ?? []) {
+          const sp = plan.model.services.get(servicePortId(nn, p.name, p.protocol));
+          if (sp) wanted.set(sp.id, sp);
+        }
+        for (const id of byService.get(nn) ?? []) if (!wanted.has(id)) removed.push(id);
+      }
+    }
+    // ops[i] acts on service port ids[i], of Service nns[i].
+    const ops: DirectOp[] = [];
+    const ids: string[] = [];
+    const nns: string[] = [];
+    for (const id of removed) {
+      const at = slots.get(id)!;
+      ops.push({ op: 'delete', slot: at.slot });
+      ids.push(id);
+      nns.push(at.nn);
+    }
+    for (const [id, sp] of wanted) {
+      const svc = renderDirectService(sp, plan.model.endpoints.get(id) ?? [], ropts, ++this.directHostIds >>> 0);
+      ops.push({ op: 'put', slot: slots.get(id)?.slot ?? -1, svc });
+      ids.push(id);
+      nns.push(sp.namespacedName);
+    }
+    const issue = (i: number, path: string, message: string) => {
+      issues.push({ severity: 'error', object: `Service ${nns[i]}`, path, message: `direct mode: ${ids[i]}: ${message}` });
+    };
+    let put = 0;
+    let gone = 0;
+    const retry: number[] = [];
+    const settle = (batch: number[], final: boolean) => {
+      const skipped = new Set<number>();
+      const framed = encodeDirectOps(batch.map((i) => ops[i]!), (j, e) => { skipped.add(j); issue(batch[j]!, e.field, e.message); });
+      const results = runDirectOps(core, framed);
+      this.refresh();
+      let r = 0;
+      batch.forEach((i, j) => {
+        if (skipped.has(j)) return;
+        const rc = results[r++]!;
+        const id = ids[i]!, nn = nns[i]!;
+        if (ops[i]!.op === 'delete') {
+          slots.delete(id);
+          const set = byService.get(nn);
+          set?.delete(id);
+          if (set?.size === 0) byService.delete(nn);
+          gone++;
+        } else if (rc >= 0) {
+          slots.set(id, { slot: rc, nn });
+          let set = byService.get(nn);
+          if (!set) byService.set(nn, (set = new Set()));
+          set.add(id);
+          put++;
+        } else if (rc === -6 && !final) {
+          retry.push(i);   // its address may be freed by a later op of this sync
+        } else {
+          issue(i, 'spec', DIRECT_ERRORS[rc] ?? `error ${rc}`);
+        }
+      });
+    };
+    settle(ops.map((_, i) => i), false);
+    if (retry.length > 0) settle(retry.splice(0), true);
+    return {
+      family, full: plan.changedServices === null, changedServices: [...(plan.changedServices ?? [])].sort(),
+      filterRules: 0, natRules: 0, touched: [], direct: { put, removed: gone },
+    };
+  }
+
+  /** UDP service ports as of the last sync ("family/id" → service IPs, port, serving endpoints), and per "family/ns/name" their keys. */
+  private readonly udpSeen = new Map<string, UdpPort>();
+  private readonly udpByService = new Map<string, Set<string>>();
+
+  /**
+   * Updates the UDP view for the Services a sync touched (all of them on a full sync) and flushes
+   * the conntrack entries that became stale. Work in proportion to the changed Services.
+   */
+  private syncUdp(plans: SyncPlan[]): number {
+    const before = new Map<string, UdpPort>();
+    const after = new Map<string, UdpPort>();
+    for (const plan of plans) {
+      const prefix = `${plan.family}/`;
+      let names: Iterable<string> | null = plan.changedServices;
+      if (names === null) {
+        const all = new Set<string>();
+        for (const sp of plan.model.services.values()) if (sp.protocol === 'UDP') all.add(sp.namespacedName);
+        for (const key of this.udpByService.keys()) if (key.startsWith(prefix)) all.add(key.slice(prefix.length));
+        names = all;
+      }
+      for (const nn of names) {
+        const sk = prefix + nn;
+        for (const key of this.udpByService.get(sk) ?? []) {
+          before.set(key, this.udpSeen.get(key)!);
+          this.udpSeen.delete(key);
+        }
+        this.udpByService.delete(sk);
+        for (const p of this.kube?.services.get(nn)?.spec.ports ?? []) {
+          if (p.protocol !== 'UDP') continue;
+          const sp = plan.model.services.get(servicePortId(nn, p.name, p.protocol));
+          if (!sp) continue;
+          const eps = (plan.model.endpoints.get(sp.id) ?? []).filter((e) => e.ready || e.serving);
+          const key = prefix + sp.id;
+          const entry = { ips: [sp.clusterIP, ...sp.externalIPs], port: sp.port, endpoints: new Set(eps.map((e) => e.endpoint)) };
+          after.set(key, entry);
+          this.udpSeen.set(key, entry);
+          let set = this.udpByService.get(sk);
+          if (!set) this.udpByService.set(sk, (set = new Set()));
+          set.add(key);
+        }
+      }
+    }
+    return this.flushStaleUdp(before, after);
   }
 
   /**
@@ -295,7 +472,7 @@ export class Dataplane extends CoreDataplane {
    * times out), and flows to a service IP that had no endpoints and now has some are deleted so
    * the next packet is load-balanced afresh. Returns the number of flows removed.
    */
-  private flushStaleUdp(before: ReturnType<Dataplane['udpEndpoints']>, after: ReturnType<Dataplane['udpEndpoints']>): number {
+  private flushStaleUdp(before: Map<string, UdpPort>, after: Map<string, UdpPort>): number {
     let n = 0;
     for (const [key, was] of before) {
       const now = after.get(key);
@@ -312,6 +489,34 @@ export class Dataplane extends CoreDataplane {
     return n;
   }
 
+  /** Feeds added or changed objects and the named removals to the trackers; the rest stays. */
+  private feedDelta(next: Objects, removed: string[], k: NonNullable<Dataplane['kube']>): void {
+    for (const cur of next.services) {
+      const key = namespacedName(cur.metadata);
+      k.state.onService(k.services.get(key) ?? null, cur);
+      k.services.set(key, cur);
+    }
+    for (const cur of next.endpointSlices) {
+      k.state.onEndpointSlice(cur);
+      k.slices.set(namespacedName(cur.metadata), cur);
+    }
+    for (const name of removed) {
+      const m = /^(Service|EndpointSlice) (\S+)$/.exec(name);
+      if (m?.[1] === 'Service') {
+        const old = k.services.get(m[2]!);
+        if (old) k.state.onService(old, null);
+        k.services.delete(m[2]!);
+      } else if (m?.[1] === 'EndpointSlice') {
+        const old = k.slices.get(m[2]!);
+        if (old) k.state.onEndpointSlice(old, true);
+        k.slices.delete(m[2]!);
+      }
+    }
+    const me = next.nodes.find((n) => n.metadata.name === k.nodeName);
+    if (me) k.state.onNode(me);
+    for (const n of next.nodes) k.nodes.set(n.metadata.name, n);
+  }
+
   /** Feeds the difference between the last applied objects and `next` to the trackers. */
   private feed(next: Objects, k: NonNullable<Dataplane['kube']>): void {
     const svcs = new Map(next.services.map((o) => [namespacedName(o.metadata), o]));
@@ -319,7 +524,7 @@ export class Dataplane extends CoreDataplane {
     for (const [key, old] of k.services) if (!svcs.has(key)) k.state.onService(old, null);
     for (const [key, cur] of svcs) {
       const old = k.services.get(key) ?? null;
-      if (old !== cur && JSON.stringify(old) !== JSON.stringify(cur)) k.state.onService(old, cur);
+      if (old === null || (old !== cur && JSON.stringify(old) !== JSON.stringify(cur))) k.state.onService(old, cur);
     }
     for (const [key, old] of k.slices) if (!slices.has(key)) k.state.onEndpointSlice(old, true);
     for (const [key, cur] of slices) {

@@ -112,4 +112,5 @@ export const SVC_ERRORS: Record<number, string> = {
   [-5]: 'destination range outside the table',
   [-6]: 'duplicate service (same VIP, port and protocol)',
   [-7]: 'out of memory',
+  [-9]: 'port 0 or unsupported protocol',
 };

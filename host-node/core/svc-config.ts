@@ -1,6 +1,8 @@
-// svc-config.ts — encodes a list of services (VIP, port, protocol, destinations) into the core's
-// direct service table blob (format in assembly/svc/table.ts). Validates every field and names the
-// service and field at fault; never talks to the core itself.
+// svc-config.ts — encodes services for the core's direct service table: a whole list of
+// VIP:port services as one SVC1 blob (format in assembly/svc/blob.ts), or per-service put /
+// delete / clear operations with kube-proxy's policy flags (assembly/svc/table.ts), and runs those
+// through the core's svcApply. Validates every field and names the service and field at fault;
+// never reads Kubernetes objects (host-node/kube/render-direct.ts builds the services).
 import { ipWords, tryParseIP } from './words.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP' | 'ICMP';
@@ -85,4 +87,220 @@ export function encodeServices(specs: ServiceSpec[]): Uint8Array {
     });
   });
   return buf;
+}
+
+// ---- the direct service table, one service at a time (assembly/svc/table.ts)
+
+/** Which of kube-proxy's entry rules a frontend stands for. */
+export type FrontendKind = 'cluster' | 'external' | 'loadBalancer' | 'nodePort';
+const FE_KIND: Record<FrontendKind, number> = { cluster: 1, external: 2, loadBalancer: 3, nodePort: 4 };
+
+export interface DirectEndpoint { ip: string; port: number }
+
+/** One service port of one family as the core's direct table holds it. */
+export interface DirectService {
+  /** For messages, e.g. "default/web:http". */
+  name: string;
+  family: 4 | 6;
+  protocol: 'TCP' | 'UDP' | 'SCTP';
+  /** Echoed in the packet's aux field. */
+  hostId: number;
+  /** Addresses (and ports) that reach the service; node ports carry no address. */
+  frontends: Array<{ kind: FrontendKind; ip?: string; port: number }>;
+  /** Endpoints for Cluster traffic policy and for Local policy. */
+  cluster: DirectEndpoint[];
+  local: DirectEndpoint[];
+  /** Sources allowed to load-balancer frontends when `firewall` (CIDRs or single addresses). */
+  sourceRanges: string[];
+  /** Some usable endpoint exists anywhere (else REJECT). */
+  hasEndpoints: boolean;
+  masqueradeAll: boolean;
+  internalLocal: boolean;
+  externalLocal: boolean;
+  firewall: boolean;
+  /** ClientIP affinity timeout in ms; 0 = no affinity. */
+  affinityMs: number;
+}
+
+export type DirectOp = { op: 'put'; slot: number; svc: DirectService } | { op: 'delete'; slot: number } | { op: 'clear' };
+
+const SVD_MAGIC = 0x31445653;
+const SVD_HEADER = 40;
+const FE_BYTES = 24;
+const SVD_DEST_BYTES = 20;
+const RANGE_BYTES = 20;
+const L4: Record<DirectService['protocol'], number> = { TCP: 6, UDP: 17, SCTP: 132 };
+
+/** Direct-table error codes (assembly/svc/table.ts). */
+export const DIRECT_ERRORS: Record<number, string> = {
+  [-1]: 'bad magic', [-3]: 'length mismatch', [-4]: 'bad address family', [-6]: 'address and port already taken by another service',
+  [-7]: 'out of memory', [-8]: 'no such service slot', [-9]: 'field out of range',
+};
+
+function blobBytes(s: DirectService): number {
+  return SVD_HEADER + s.frontends.length * FE_BYTES + (s.cluster.length + s.local.length) * SVD_DEST_BYTES + s.sourceRanges.length * RANGE_BYTES;
+}
+
+function writeAddr(dv: DataView, at: number, ip: Uint8Array): void {
+  const w = ipWords(ip);
+  for (let k = 0; k < 4; k++) dv.setUint32(at + 4 * k, w[k]!, true);
+}
+
+/**
+ * Word 0 of a dotted-quad IPv4 address, or -1 when `text` is not one (full syncs write hundreds of
+ * thousands of addresses: no allocation here).
+ */
+function ipv4Word(text: string): number {
+  let word = 0, part = 0, digits = 0, dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      word |= part << (8 * dots);
+      dots++; part = 0; digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3 && !(digits > 0 && part === 0)) {
+      part = part * 10 + (c - 48);
+      digits++;
+      if (part > 255) return -1;
+    } else return -1;
+  }
+  if (digits === 0 || dots !== 3) return -1;
+  return (word | (part << 24)) >>> 0;
+}
+
+/** Writes one service blob at `at`; throws a ServiceConfigError naming the field at fault. */
+function writeService(dv: DataView, at: number, s: DirectService): void {
+  const bad = (field: string, msg: string) => new ServiceConfigError(s.name, field, msg);
+  const ipOf = (text: string | undefined, field: string): Uint8Array => {
+    const ip = text === undefined ? null : tryParseIP(text);
+    if (!ip) throw bad(field, `not an IP address: ${JSON.stringify(text)}`);
+    if ((ip.length === 4 ? 4 : 6) !== s.family) throw bad(field, `not an IPv${s.family} address: ${text}`);
+    return ip;
+  };
+  // Writes the address words of `text` at `at`.
+  const addr = (at: number, text: string | undefined, field: string): void => {
+    const w = s.family === 4 && text !== undefined ? ipv4Word(text) : -1;
+    if (w < 0) return writeAddr(dv, at, ipOf(text, field));
+    dv.setUint32(at, w, true);
+    dv.setUint32(at + 4, 0, true);
+    dv.setUint32(at + 8, 0, true);
+    dv.setUint32(at + 12, 0, true);
+  };
+  const port = (p: number, field: string): number => {
+    if (!validPort(p) || p === 0) throw bad(field, `port out of range: ${p}`);
+    return p;
+  };
+  if (!(s.protocol in L4)) throw bad('protocol', `unknown protocol ${JSON.stringify(s.protocol)}`);
+  if (s.frontends.length === 0) throw bad('frontends', 'no address reaches the service');
+  const flags = (s.affinityMs > 0 ? 1 : 0) | (s.masqueradeAll ? 2 : 0) | (s.internalLocal ? 4 : 0) | (s.externalLocal ? 8 : 0)
+    | (s.hasEndpoints ? 16 : 0) | (s.firewall ? 32 : 0);
+  dv.setUint32(at, SVD_MAGIC, true);
+  dv.setUint8(at + 4, s.family);
+  dv.setUint8(at + 5, L4[s.protocol]);
+  dv.setUint16(at + 6, 0, true);
+  dv.setUint32(at + 8, flags, true);
+  dv.setUint32(at + 12, Math.min(Math.max(0, Math.round(s.affinityMs)), 0x7fffffff), true);
+  dv.setUint32(at + 16, s.hostId >>> 0, true);
+  dv.setUint32(at + 20, s.frontends.length, true);
+  dv.setUint32(at + 24, s.cluster.length, true);
+  dv.setUint32(at + 28, s.local.length, true);
+  dv.setUint32(at + 32, s.sourceRanges.length, true);
+  dv.setUint32(at + 36, 0, true);
+  let o = at + SVD_HEADER;
+  s.frontends.forEach((fe, i) => {
+    dv.setUint8(o, FE_KIND[fe.kind] ?? 0);
+    dv.setUint8(o + 1, 0);
+    dv.setUint16(o + 2, port(fe.port, `frontends[${i}].port`), true);
+    dv.setUint32(o + 4, 0, true);
+    if (fe.kind === 'nodePort') for (let k = 0; k < 16; k += 4) dv.setUint32(o + 8 + k, 0, true);
+    else addr(o + 8, fe.ip, `frontends[${i}].ip`);
+    o += FE_BYTES;
+  });
+  const dests = (list: DirectEndpoint[], field: string) => list.forEach((ep, i) => {
+    addr(o, ep.ip, `${field}[${i}]`);
+    dv.setUint16(o + 16, port(ep.port, `${field}[${i}].port`), true);
+    dv.setUint16(o + 18, 0, true);
+    o += SVD_DEST_BYTES;
+  });
+  dests(s.cluster, 'cluster');
+  dests(s.local, 'local');
+  s.sourceRanges.forEach((text, i) => {
+    const [addr, len] = text.split('/');
+    const ip = ipOf(addr, `sourceRanges[${i}]`);
+    const bits = len === undefined ? ip.length * 8 : Number(len);
+    if (!Number.isInteger(bits) || bits < 0 || bits > ip.length * 8) throw bad(`sourceRanges[${i}]`, `not a CIDR: ${JSON.stringify(text)}`);
+    writeAddr(dv, o, ip);
+    dv.setUint32(o + 16, bits, true);
+    o += RANGE_BYTES;
+  });
+}
+
+/**
+ * Frames operations for the core's svcApply: op u32, slot i32 (result written back), length u32,
+ * blob padded to 4 bytes. An invalid service throws a ServiceConfigError naming the field, or,
+ * with `skip`, is left out and reported to it (by op index).
+ */
+export function encodeDirectOps(ops: readonly DirectOp[], skip?: (index: number, error: ServiceConfigError) => void): Uint8Array {
+  let total = 0;
+  for (const op of ops) total += 12 + (op.op === 'put' ? (blobBytes(op.svc) + 3) & ~3 : 0);
+  const buf = new Uint8Array(total);
+  const dv = new DataView(buf.buffer);
+  let o = 0;
+  ops.forEach((op, i) => {
+    const len = op.op === 'put' ? blobBytes(op.svc) : 0;
+    dv.setUint32(o, op.op === 'put' ? 1 : op.op === 'delete' ? 2 : 3, true);
+    dv.setInt32(o + 4, op.op === 'clear' ? 0 : op.slot, true);
+    dv.setUint32(o + 8, len, true);
+    if (op.op === 'put') {
+      try {
+        writeService(dv, o + 12, op.svc);
+      } catch (e) {
+        if (!skip || !(e instanceof ServiceConfigError)) throw e;
+        skip(i, e);
+        return;
+      }
+    }
+    o += 12 + ((len + 3) & ~3);
+  });
+  return buf.subarray(0, o);
+}
+
+/** The direct-table exports of the core. */
+export interface DirectCore {
+  memory: WebAssembly.Memory;
+  cfgBuffer(size: number): number;
+  svcApply(len: number): number;
+  svcNodePorts(family: number, all: number, loopback: number): void;
+  svcNodePortAddr(family: number, a0: number, a1: number, a2: number, a3: number): number;
+  serviceCount(): number;
+  svcFrontends(): number;
+}
+
+/**
+ * Runs framed operations (encodeDirectOps) in the core, each atomic on its own. Returns one result
+ * per op: the slot of a put, 0 for a delete or clear, or a negative code (DIRECT_ERRORS) for an op
+ * the core refused (its service's old entries stay live).
+ */
+export function runDirectOps(core: DirectCore, framed: Uint8Array): number[] {
+  if (framed.length === 0) return [];
+  const ptr = core.cfgBuffer(framed.length);
+  new Uint8Array(core.memory.buffer).set(framed, ptr);
+  const n = core.svcApply(framed.length);
+  if (n < 0) throw new Error(`direct service ops rejected: ${DIRECT_ERRORS[n] ?? `error ${n}`}`);
+  const dv = new DataView(core.memory.buffer);
+  const out: number[] = [];
+  for (let o = 0; o < framed.length; o += 12 + ((dv.getUint32(ptr + o + 8, true) + 3) & ~3)) out.push(dv.getInt32(ptr + o + 4, true));
+  return out;
+}
+
+/** Where node ports are reached, per family: every local address (loopback or not), or a list. */
+export interface NodePortReach { family: 4 | 6; all: boolean; loopback: boolean; addresses: string[] }
+
+export function setNodePortReach(core: DirectCore, reach: NodePortReach): void {
+  core.svcNodePorts(reach.family, reach.all ? 1 : 0, reach.loopback ? 1 : 0);
+  for (const a of reach.addresses) {
+    const ip = tryParseIP(a);
+    if (!ip || (ip.length === 4 ? 4 : 6) !== reach.family) throw new Error(`node-port address: not an IPv${reach.family} address: ${a}`);
+    if (core.svcNodePortAddr(reach.family, ...ipWords(ip)) !== 0) throw new Error('node-port addresses: 64 at most per node');
+  }
 }

@@ -1,5 +1,5 @@
 // index.ts — the kube/ control plane's public surface: Kubernetes objects and manifests, change
-// trackers, the per-family model, endpoint categorizing and the iptables renderer. Platform
+// trackers, the per-family model, endpoint categorizing and the renderers (iptables, ipvs, direct). Platform
 // neutral (the browser imports it); re-exports only, no logic.
 export * from './ip.js';
 export * from './objects.js';
@@ -12,3 +12,4 @@ export * from './render-iptables.js';
 export * from './source.js';
 export * from './jump-chains.js';
 export * from './render-ipvs.js';
+export * from './render-direct.js';

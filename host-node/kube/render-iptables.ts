@@ -113,10 +113,10 @@ function detectorFor(opts: IptablesOptions, family: Family): Detector | null {
   }
 }
 
-interface NodePortAddresses { matchAll: boolean; cidrs: ReturnType<typeof parseCIDR>[]; containsIPv4Loopback: boolean }
+export interface NodePortAddresses { matchAll: boolean; cidrs: ReturnType<typeof parseCIDR>[]; containsIPv4Loopback: boolean }
 
 /** proxyutil.NewNodePortAddresses for one family. */
-function nodePortAddresses(strings: string[], family: Family, nodeIP: IP | null): NodePortAddresses {
+export function nodePortAddresses(strings: string[], family: Family, nodeIP: IP | null): NodePortAddresses {
   const texts: string[] = [];
   for (const s of strings) {
     if (s === 'primary') {
@@ -135,6 +135,27 @@ function nodePortAddresses(strings: string[], family: Family, nodeIP: IP | null)
       break;
     }
     out.cidrs.push(c);
+  }
+  return out;
+}
+
+/**
+ * With --nodeport-addresses set: the host's addresses inside those CIDRs (GetNodeIPs), each once,
+ * loopback only for IPv4 localhost NodePorts — one `-d` jump to KUBE-NODEPORTS per address.
+ */
+export function nodePortHostAddresses(npa: NodePortAddresses, opts: Pick<IptablesOptions, 'hostAddresses' | 'nodeIPs'>, family: Family, localhostNodePorts: boolean): string[] {
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const c of npa.cidrs) {
+    for (const a of opts.hostAddresses ?? [...(opts.nodeIPs ?? []), '127.0.0.1', '::1']) {
+      const ip = parseIP(a);
+      if (!ip || !c || !cidrContains(c, ip)) continue;
+      const text = formatIP(ip);
+      if (seen.has(text)) continue;
+      seen.add(text);
+      if (isLoopback(ip) && (family === 6 || !localhostNodePorts)) continue;
+      out.push(text);
+    }
   }
   return out;
 }
@@ -431,17 +452,8 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     else if (!localhostNodePorts) dest += ' ! -d 127.0.0.0/8';
     natRules.push(`-A KUBE-SERVICES -m comment --comment ${MUST_BE_LAST} ${dest} -j KUBE-NODEPORTS`);
   } else {
-    const seen = new Set<string>();
-    for (const c of npa.cidrs) {
-      for (const a of opts.hostAddresses ?? [...(opts.nodeIPs ?? []), '127.0.0.1', '::1']) {
-        const ip = parseIP(a);
-        if (!ip || !c || !cidrContains(c, ip)) continue;
-        const text = formatIP(ip);
-        if (seen.has(text)) continue;
-        seen.add(text);
-        if (isLoopback(ip) && (isIPv6 || !localhostNodePorts)) continue;
-        natRules.push(`-A KUBE-SERVICES -m comment --comment ${MUST_BE_LAST} -d ${text} -j KUBE-NODEPORTS`);
-      }
+    for (const text of nodePortHostAddresses(npa, opts, family, localhostNodePorts)) {
+      natRules.push(`-A KUBE-SERVICES -m comment --comment ${MUST_BE_LAST} -d ${text} -j KUBE-NODEPORTS`);
     }
   }
 

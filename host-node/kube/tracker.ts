@@ -96,6 +96,8 @@ function sameSlice(a: EndpointSlice | null | undefined, b: EndpointSlice | null 
 /** EndpointsChangeTracker with its EndpointSliceCache. */
 export class EndpointsChangeTracker {
   private trackers = new Map<string, SliceTracker>();
+  /** Services with pending slice changes (so a sync costs what changed, not every Service). */
+  private dirty = new Set<string>();
   /** Set once the initial full list of EndpointSlices has been delivered (OnEndpointSlicesSynced). */
   synced = false;
 
@@ -122,6 +124,7 @@ export class EndpointsChangeTracker {
       // Back to what was last applied (e.g. added then deleted before a sync): nothing pending.
       if (sameSlice(applied, next)) {
         t.pending.delete(key);
+        if (t.pending.size === 0) this.dirty.delete(nn);
         this.dropIfEmpty(nn, t);
       } else {
         t.pending.set(key, next);
@@ -133,6 +136,7 @@ export class EndpointsChangeTracker {
       return false;
     }
     t.pending.set(key, next);
+    this.dirty.add(nn);
     return true;
   }
 
@@ -144,7 +148,7 @@ export class EndpointsChangeTracker {
 
   /** Services with pending slice changes, sorted. */
   pending(): string[] {
-    return [...this.trackers.entries()].filter(([, t]) => t.pending.size > 0).map(([nn]) => nn).sort();
+    return [...this.dirty].sort();
   }
 
   /** checkoutChanges: applies pending slices and returns each Service's endpoints before/after. */
@@ -159,6 +163,7 @@ export class EndpointsChangeTracker {
         else t.applied.set(key, s);
       }
       t.pending.clear();
+      this.dirty.delete(nn);
       this.dropIfEmpty(nn, t);
       const current = endpointsFromSlices(nn, t.applied.values(), this.nodeName);
       for (const m of [previous, current]) for (const id of m.keys()) servicePorts.add(id.slice(0, id.lastIndexOf('/')).replace(/:$/, ''));

@@ -1,0 +1,126 @@
+// bench/sync.ts — control-plane sync: Services + EndpointSlices (decoded objects) → the live core
+// tables through dp.apply, in direct and iptables modes, at 1k / 10k / 20k services with 2 and 10
+// endpoints each: the full first sync (the whole object list: decode, trackers, model, render,
+// core), then one Service added, one Service's endpoints changed, one Service removed on top of
+// that, handed in as a watch would (apply's `delta` input), and a full resync of the model (a node
+// zone change). Each single change is the median of a few. Bounded to well under two minutes: the slow iptables cases run fewer repetitions.
+import { loadavg } from 'node:os';
+import { Dataplane, type ApplyOptions } from '../host-node/dataplane.js';
+import type { BenchRow } from './core.js';
+
+const hr = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+const ip4 = (base: [number, number], k: number): string => `${base[0]}.${base[1] + (k >> 16)}.${(k >> 8) & 255}.${k & 255}`;
+
+function svcObject(i: number): object {
+  return {
+    apiVersion: 'v1', kind: 'Service',
+    metadata: { name: `svc-${i}`, namespace: 'bench' },
+    spec: {
+      // Every 10th a NodePort while the default range lasts.
+      type: i % 10 === 0 && i / 10 < 2768 ? 'NodePort' : 'ClusterIP',
+      clusterIP: ip4([198, 18], i + 1),
+      ports: [{ name: 'http', port: 80, protocol: 'TCP', targetPort: 8080, ...(i % 10 === 0 && i / 10 < 2768 ? { nodePort: 30000 + i / 10 } : {}) }],
+    },
+  };
+}
+
+function sliceObject(i: number, per: number, gen = 0): object {
+  const endpoints = [];
+  for (let e = 0; e < per; e++) {
+    // Pod addresses in 198.19.0.0/16, reused across services beyond 65,000 endpoints.
+    const k = (i * per + e + gen * 7919) % 65000;
+    endpoints.push({ addresses: [ip4([198, 19], k)], nodeName: e % 2 === 0 ? 'node-a' : 'node-b', conditions: { ready: true } });
+  }
+  return {
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+    metadata: { name: `svc-${i}-a`, namespace: 'bench', labels: { 'kubernetes.io/service-name': `svc-${i}` } },
+    addressType: 'IPv4', ports: [{ name: 'http', port: 8080, protocol: 'TCP' }], endpoints,
+  };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const round = (x: number): number => (x >= 100 ? Math.round(x) : x >= 1 ? Math.round(x * 100) / 100 : Math.round(x * 1000) / 1000);
+
+async function one(mode: 'direct' | 'iptables', n: number, per: number, reps: number): Promise<BenchRow[]> {
+  const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], podCIDR: '198.19.0.0/16', conntrackCapacity: 1 << 12, seed: 1 });
+  const opts: ApplyOptions = { mode, nodeName: 'node-a' };
+  const objs: object[] = [];
+  for (let i = 0; i < n; i++) objs.push(svcObject(i), sliceObject(i, per));
+  let t = hr();
+  const r = dp.apply(objs, opts);
+  const full = hr() - t;
+  if (r.issues.length > 0) throw new Error(`bench sync: ${JSON.stringify(r.issues[0])}`);
+  const check = (res: ReturnType<Dataplane['apply']>, what: string) => {
+    const f = res.families.find((x) => x.family === 4);
+    if (!f || f.changedServices.length !== 1) throw new Error(`bench sync ${mode} ${what}: expected one changed service, got ${JSON.stringify(f?.changedServices)}`);
+  };
+  const add: number[] = [];
+  const update: number[] = [];
+  const remove: number[] = [];
+  for (let k = 0; k < reps; k++) {
+    const extra = n + k;
+    const added = [svcObject(extra), sliceObject(extra, per)];
+    t = hr();
+    check(dp.apply(added, { ...opts, delta: {} }), 'add');
+    add.push(hr() - t);
+
+    const victim = (k * 7919) % n;
+    const changed = [sliceObject(victim, per, k + 1)];
+    t = hr();
+    check(dp.apply(changed, { ...opts, delta: {} }), 'update');
+    update.push(hr() - t);
+
+    const removed = [`Service bench/svc-${extra}`, `EndpointSlice bench/svc-${extra}-a`];
+    t = hr();
+    check(dp.apply([], { ...opts, delta: { removed } }), 'remove');
+    remove.push(hr() - t);
+  }
+  // A full resync of everything already in the model (kube-proxy resyncs fully when the node's
+  // zone label changes): render + core for every Service, without decoding objects.
+  const resync: number[] = [];
+  for (const zone of ['a', 'b', 'c'].slice(0, mode === 'direct' ? 3 : 1)) {
+    t = hr();
+    const res = dp.apply([{ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', labels: { 'topology.kubernetes.io/zone': zone } } }], { ...opts, delta: {} });
+    resync.push(hr() - t);
+    if (!res.families.find((x) => x.family === 4)?.full) throw new Error(`bench sync ${mode}: a zone change did not resync fully`);
+  }
+  const name = `sync ${mode} ${n / 1000}k svc x${per} ep`;
+  const target = (ms: number) => (mode === 'direct' && n === 20000 ? `≤ ${ms} ms` : undefined);
+  const note = `median of ${reps}; dp.apply of the change (delta)`;
+  return [
+    { name: `${name}: full`, value: round(full), unit: 'ms', ...(target(100) ? { target: target(100) } : {}), note: `first sync: decode objects, trackers, model, render, core (load avg ${loadavg()[0]!.toFixed(1)})` },
+    { name: `${name}: resync`, value: round(median(resync)), unit: 'ms', note: 'full resync from the model (node zone change): render + core' },
+    { name: `${name}: add one`, value: round(median(add)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
+    { name: `${name}: update one`, value: round(median(update)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
+    { name: `${name}: remove one`, value: round(median(remove)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
+  ];
+}
+
+// iptables mode at 10k × 10 and 20k services takes minutes (rule text rendered, parsed and
+// compiled for every sync); SVP_BENCH_SYNC_ALL=1 runs those too.
+const SIZES: Record<'direct' | 'iptables', Array<[number, number]>> = {
+  direct: [[1000, 2], [1000, 10], [10000, 2], [10000, 10], [20000, 2], [20000, 10]],
+  iptables: process.env.SVP_BENCH_SYNC_ALL === '1'
+    ? [[1000, 2], [1000, 10], [10000, 2], [10000, 10], [20000, 2], [20000, 10]]
+    : [[1000, 2], [1000, 10], [10000, 2]],
+};
+
+export async function benchSync(modes: Array<'direct' | 'iptables'> = ['direct', 'iptables']): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  for (const mode of modes) {
+    for (const [n, per] of SIZES[mode]) {
+      {
+        const t = hr();
+        rows.push(...(await one(mode, n, per, mode === 'direct' ? 7 : 1)));
+        process.stderr.write(`bench sync ${mode} ${n} x${per}: ${Math.round(hr() - t)} ms\n`);
+      }
+    }
+  }
+  return rows;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const modes = process.argv.slice(2).filter((m): m is 'direct' | 'iptables' => m === 'direct' || m === 'iptables');
+  for (const r of await benchSync(modes.length > 0 ? modes : undefined)) console.log(r.name.padEnd(44), String(r.value).padStart(10), r.unit, r.target ?? '', r.note ?? '');
+}
