@@ -12,7 +12,7 @@ import { targetHooks, targetSaveName } from './ext-target.js';
 import { ruleHooks, sameRule } from './rule.js';
 import { ChainDraft, commonEnds, jumpOf, type ChainView, type TableDraft } from './draft.js';
 import type { Hook, Rule } from './model.js';
-import { BUILTIN_CHAINS, HOOK_BIT, LayeredMap, Table, type Chain } from './ruleset.js';
+import { BUILTIN_CHAINS, HOOK_BIT, LayeredMap, SOURCE_MIN_RULES, Table, type Chain, type ChainSource } from './ruleset.js';
 
 /** A problem found at COMMIT, located at the restore line of the rule at fault when known. */
 export class CommitError extends Error {
@@ -300,7 +300,23 @@ function sameChain(a: Chain, d: ChainView): boolean {
 }
 
 function freezeChain(d: ChainDraft): Chain {
+  let source: ChainSource | null = null;
+  const parts = d.parts;
+  const n = d.rules.length;
+  if (parts !== null && parts.length === 2 * n) {
+    if (n >= SOURCE_MIN_RULES) {
+      const starts = new Uint32Array(n), ends = new Uint32Array(n);
+      for (let k = 0; k < n; k++) {
+        starts[k] = parts[2 * k]!;
+        ends[k] = parts[2 * k + 1]!;
+      }
+      source = { text: d.partText, starts, ends, zero: d.partsZero };
+    }
+  } else if (!d.owned) {
+    source = d.source;
+  }
   return {
+    source,
     name: d.name, builtin: d.builtin, hook: d.builtin ? (d.name as Hook) : null, policy: d.policy,
     // An edited chain's array grew by push (with room to spare); the frozen chain keeps a copy
     // sized exactly, since tens of thousands of small chains live as long as the ruleset.

@@ -240,14 +240,31 @@ class Restorer {
     const hint = d.hint;
     if (hint !== null && !strict && rest !== '') {
       // Compare with the rule this line most likely rewrites (a few ahead, for rules that went
-      // away); a match costs no hash and no parse.
+      // away); a match costs no hash and no parse. With the chain's source string the compare
+      // reads no rule object at all, and the rule, already checked in this chain of this table,
+      // is not checked again.
       const p = d.hintPos;
-      for (let k = p; k < hint.length && k < p + 4; k++) {
-        const h = hint[k];
-        if (h.text === rest && h.counters === ZERO_COUNTERS) {
-          rule = h;
-          d.hintPos = k + 1;
-          break;
+      const src = d.hintSrc;
+      if (src !== null && src.zero) {
+        const starts = src.starts, ends = src.ends;
+        const n = end - i;
+        for (let k = p; k < hint.length && k < p + 4; k++) {
+          const from = starts[k]!;
+          if (ends[k]! - from === n && src.text.slice(from, ends[k]) === rest) {
+            d.hintPos = k + 1;
+            const td = this.td!;
+            if (!td.replayHint(d, k, this.lineNo, text, i, end)) td.append(d, hint[k]!, this.lineNo, text, i, end, true);
+            return true;
+          }
+        }
+      } else {
+        for (let k = p; k < hint.length && k < p + 4; k++) {
+          const h = hint[k];
+          if (h.text === rest && h.counters === ZERO_COUNTERS) {
+            rule = h;
+            d.hintPos = k + 1;
+            break;
+          }
         }
       }
     }
@@ -266,7 +283,7 @@ class Restorer {
       }
     }
     this.checkRule(chain, rule);
-    this.td!.append(d, rule, this.lineNo);
+    this.td!.append(d, rule, this.lineNo, text, i, end, rule.counters === ZERO_COUNTERS);
     return true;
   }
 

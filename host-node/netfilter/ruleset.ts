@@ -50,7 +50,27 @@ export interface Chain {
   readonly declared: '-' | 'policy' | null;
   /** Position of the chain's rules in source-order output (the restore line that started them). */
   readonly seq: number;
+  /** The rules' texts laid out in one string (large chains written by restore text only). */
+  readonly source?: ChainSource | null;
 }
+
+/**
+ * Where a large chain's rule texts lie in the restore text that wrote them: rule k's text is
+ * `text.slice(starts[k], ends[k])`, equal to `rules[k].text`. A restore that rewrites the chain
+ * compares each new line with that slice instead of with 20 000 rule objects scattered over the
+ * heap: one sequential read instead of several cache misses per line. The chain keeps that
+ * restore text alive until a later restore rewrites it (bounded by the few latest restore texts).
+ * `zero`: every rule has zero counters.
+ */
+export interface ChainSource {
+  readonly text: string;
+  readonly starts: Uint32Array;
+  readonly ends: Uint32Array;
+  readonly zero: boolean;
+}
+
+/** Chains with fewer rules get no ChainSource (their rule objects are few and cheap to compare). */
+export const SOURCE_MIN_RULES = 64;
 
 /**
  * An immutable string-keyed map stored as a shared base plus a small delta (null = deleted).
