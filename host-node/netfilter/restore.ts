@@ -269,8 +269,12 @@ class Restorer {
       }
     }
     if (rule === undefined) {
+      // The text-keyed cache serves rules that reappear in a chain that had rules before; a
+      // chain new to this block (a new service) brings new text, and caching every line of a
+      // first full restore would cost a hash and a map entry per rule for nothing.
       const cache = this.base.cache;
-      rule = strict ? undefined : cache.get(rest);
+      const cached = !strict && hint !== null;
+      rule = cached ? cache.get(rest) : undefined;
       if (rule === undefined) {
         const own = detach(rest);
         try {
@@ -279,7 +283,7 @@ class Restorer {
           if (e instanceof SkipLine) return true; // `-6` in iptables-restore input: line ignored
           throw e;
         }
-        if (!strict) cache.set(own, rule);
+        if (cached) cache.set(own, rule);
       }
     }
     this.checkRule(chain, rule);

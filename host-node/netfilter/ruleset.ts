@@ -116,6 +116,7 @@ export class LayeredMap<V> {
   /** A new map with `changes` applied (null deletes). */
   with(changes: ReadonlyMap<string, V | null>): LayeredMap<V> {
     if (changes.size === 0) return this;
+    if (this.delta.size + changes.size > Math.max(256, 8 * Math.sqrt(this.base.size))) return this.folded(changes);
     const delta = new Map(this.delta);
     let size = this.size;
     for (const [k, v] of changes) {
@@ -144,6 +145,29 @@ export class LayeredMap<V> {
       return new LayeredMap(base, new Map(), base.size);
     }
     return new LayeredMap(this.base, delta, size);
+  }
+
+  /** with(), folded straight into a new base (a large change: a full restore's 60 000 chains);
+   *  the same entries in the same order as with() gives. */
+  private folded(changes: ReadonlyMap<string, V | null>): LayeredMap<V> {
+    const base = new Map<string, V>();
+    const old = this.base, delta = this.delta;
+    old.forEach((v, k) => {
+      let x = changes.get(k);
+      if (x === undefined) x = delta.get(k);
+      if (x === undefined) base.set(k, v);
+      else if (x !== null) base.set(k, x);
+    });
+    delta.forEach((v, k) => {
+      if (old.has(k)) return;
+      let x = changes.get(k);
+      if (x === undefined) x = v;
+      if (x !== null) base.set(k, x);
+    });
+    changes.forEach((v, k) => {
+      if (v !== null && !old.has(k) && !delta.has(k)) base.set(k, v);
+    });
+    return new LayeredMap(base, new Map(), base.size);
   }
 }
 
