@@ -37,18 +37,21 @@ export class ChainDraft {
    * read from, while every one came with its place (restore.ts fastAppend()): start and end
    * offsets interleaved; null once any other edit happened. The frozen chain's ChainSource.
    */
-  parts: number[] | null = null;
+  parts: Places | null = null;
   partText = '';
   partsZero = true;
   /**
-   * Replay: the first `replayed` rules of a flushed chain were appended as hint[0, replayed), in
-   * order, and are not in `list` yet; their lines and text places wait in typed arrays. Rewriting
-   * a 20 000-rule chain unchanged then costs one compare and three stores per line; the lists are
-   * built on first look (any read of `rules` or `lines`).
+   * Replay: the first `replayed` rules of a flushed chain were appended as a log — each a hint
+   * index (>= 0) or, for a rule that is not in the hint, -1 - its index in `replayNew` — and are
+   * not in `list` yet; their lines and text places wait in typed arrays. Rewriting a 20 000-rule
+   * chain with a few changes then costs one compare and four stores per line; the lists are built
+   * on first look (any read of `rules` or `lines`).
    */
   private replayed = 0;
+  private replayIdx: Int32Array | null = null;
   private replayLines: Int32Array | null = null;
   private replayParts: Uint32Array | null = null;
+  private replayNew: Rule[] | null = null;
 
   constructor(
     readonly name: string,
@@ -101,43 +104,100 @@ export class ChainDraft {
   }
 
   /**
-   * Appends hint[k] by replay when it is the next rule of an unchanged run from the flush
-   * (`text.slice(from, to)` is the line it was read from); false when replay does not apply.
+   * Logs hint[k] (k >= 0) or `rule` (k < 0) as the next rule, read from `text.slice(from, to)`, when
+   * the chain was flushed in this block and every rule since came this way; false otherwise
+   * (nothing logged). `zero`: the rule's counters are zero.
    */
-  replay(k: number, line: number, text: string, from: number, to: number): boolean {
+  replay(k: number, rule: Rule | null, line: number, text: string, from: number, to: number, zero: boolean): boolean {
     const hint = this.hint;
-    if (k !== this.replayed || hint === null || this.list.length !== 0 || this.lineList === null
-      || this.parts === null || (this.parts.length !== 0 && text !== this.partText)) return false;
-    if (k === 0) {
-      this.replayLines = new Int32Array(hint.length);
-      this.replayParts = new Uint32Array(2 * hint.length);
+    const n = this.replayed;
+    if (hint === null || this.parts === null) return false;
+    if (n === 0) {
+      // Only from a fresh flush, and starting with a rule of the hint.
+      if (k < 0 || this.list.length !== 0 || this.lineList === null || this.parts.n !== 0) return false;
+      const cap = hint.length + 16;
+      this.replayIdx = new Int32Array(cap);
+      this.replayLines = new Int32Array(cap);
+      this.replayParts = new Uint32Array(2 * cap);
+      this.replayNew = [];
+      this.partText = text;
+    } else if (text !== this.partText) {
+      return false;
     }
-    this.partText = text;
-    this.replayLines![k] = line;
-    this.replayParts![2 * k] = from;
-    this.replayParts![2 * k + 1] = to;
-    this.replayed = k + 1;
+    if (n === this.replayIdx!.length) this.growReplay();
+    if (k < 0) {
+      this.replayIdx![n] = -1 - this.replayNew!.length;
+      this.replayNew!.push(rule!);
+    } else {
+      this.replayIdx![n] = k;
+    }
+    this.replayLines![n] = line;
+    this.replayParts![2 * n] = from;
+    this.replayParts![2 * n + 1] = to;
+    if (!zero) this.partsZero = false;
+    this.replayed = n + 1;
     return true;
+  }
+
+  get replaying(): boolean {
+    return this.replayed !== 0;
+  }
+
+  private growReplay(): void {
+    const grow = <T extends Int32Array | Uint32Array>(a: T, make: (n: number) => T): T => {
+      const b = make(a.length * 2);
+      b.set(a);
+      return b;
+    };
+    this.replayIdx = grow(this.replayIdx!, (n) => new Int32Array(n));
+    this.replayLines = grow(this.replayLines!, (n) => new Int32Array(n));
+    this.replayParts = grow(this.replayParts!, (n) => new Uint32Array(n));
   }
 
   private settle(): void {
     const n = this.replayed;
     this.replayed = 0;
-    this.list = this.hint!.slice(0, n);
+    const hint = this.hint!, fresh = this.replayNew!;
+    const idx = this.replayIdx!, rl = this.replayLines!, rp = this.replayParts!;
+    // Sized up front: growing arrays of 20 000 by push reallocates them in large-object space.
+    const list = new Array<Rule>(n);
     const lines = new Array<number>(n);
-    const parts = this.parts!;
-    const rl = this.replayLines!, rp = this.replayParts!;
     for (let k = 0; k < n; k++) {
+      const i = idx[k]!;
+      list[k] = i >= 0 ? hint[i]! : fresh[-1 - i]!;
       lines[k] = rl[k]!;
-      parts.push(rp[2 * k]!, rp[2 * k + 1]!);
     }
+    this.list = list;
     this.lineList = lines;
-    this.replayLines = null;
+    this.parts = new Places(rp, 2 * n);   // the places were empty when the replay began
+    this.replayIdx = this.replayLines = null;
     this.replayParts = null;
+    this.replayNew = null;
   }
+
 }
 
 export type ChainView = Chain | ChainDraft;
+
+/** A growable list of text places, (from, to) offsets interleaved; `n` words used. */
+export class Places {
+  constructor(
+    public buf: Uint32Array | null = null,
+    public n = 0,
+  ) {}
+
+  push(from: number, to: number): void {
+    let b = this.buf;
+    if (b === null || this.n + 2 > b.length) {
+      const grown = new Uint32Array(b === null ? 8 : b.length * 2);
+      if (b !== null) grown.set(b);
+      this.buf = b = grown;
+    }
+    b[this.n] = from;
+    b[this.n + 1] = to;
+    this.n += 2;
+  }
+}
 
 /** Common prefix and suffix lengths of two rule lists (by identity). */
 export function commonEnds(a: readonly Rule[], b: readonly Rule[]): [number, number] {
@@ -220,7 +280,7 @@ export class TableDraft {
     const name = detach(text);
     const draft = new ChainDraft(name, false, this.graphBase.chain(name), null, ZERO_COUNTERS, '-', 0, []);
     draft.lines = [];
-    draft.parts = [];
+    draft.parts = new Places();
     this.hintFromPrev(draft);
     this.changes.set(name, draft);
     return draft;
@@ -230,21 +290,24 @@ export class TableDraft {
 
   /** Appends hint[k] to `d` by replay (ChainDraft.replay()); false when that does not apply. */
   replayHint(d: ChainDraft, k: number, line: number, text: string, from: number, to: number): boolean {
-    if (this.refDelta !== null || !d.replay(k, line, text, from, to)) return false;
-    if (k === 0) d.seq = this.seqBase + line;
+    const first = !d.replaying;
+    if (this.refDelta !== null || !d.replay(k, null, line, text, from, to, true)) return false;
+    if (first) d.seq = this.seqBase + line;
     return true;
   }
 
   /** Appends `rule`. `text.slice(from, to)` is where the restore text wrote it (equal to
    *  `rule.text`) and `zero` whether its counters are zero, when the caller knows them. */
   append(d: ChainDraft, rule: Rule, line: number, text: string | null = null, from = 0, to = 0, zero = false): void {
+    // A chain being replayed logs the rule too (only while reference counts are not tracked).
+    if (text !== null && this.refDelta === null && d.replaying && d.replay(-1, rule, line, text, from, to, zero)) return;
     const rules = d.own();
     if (rules.length === 0) d.seq = this.seqBase + line;
     rules.push(rule);
     d.lines!.push(line);
     const parts = d.parts;
     if (parts !== null) {
-      if (text === null || (parts.length > 0 && text !== d.partText)) d.parts = null;
+      if (text === null || (parts.n > 0 && text !== d.partText)) d.parts = null;
       else {
         d.partText = text;
         parts.push(from, to);
@@ -290,7 +353,7 @@ export class TableDraft {
     d.rules = [];
     d.lines = [];
     d.source = null;
-    d.parts = [];
+    d.parts = new Places();
     d.partsZero = true;
   }
 

@@ -303,15 +303,8 @@ function freezeChain(d: ChainDraft): Chain {
   let source: ChainSource | null = null;
   const parts = d.parts;
   const n = d.rules.length;
-  if (parts !== null && parts.length === 2 * n) {
-    if (n >= SOURCE_MIN_RULES) {
-      const starts = new Uint32Array(n), ends = new Uint32Array(n);
-      for (let k = 0; k < n; k++) {
-        starts[k] = parts[2 * k]!;
-        ends[k] = parts[2 * k + 1]!;
-      }
-      source = { text: d.partText, starts, ends, zero: d.partsZero };
-    }
+  if (parts !== null && parts.n === 2 * n) {
+    if (n >= SOURCE_MIN_RULES) source = { text: d.partText, at: parts.buf!.subarray(0, 2 * n), zero: d.partsZero };
   } else if (!d.owned) {
     source = d.source;
   }

@@ -246,11 +246,11 @@ class Restorer {
       const p = d.hintPos;
       const src = d.hintSrc;
       if (src !== null && src.zero) {
-        const starts = src.starts, ends = src.ends;
+        const at = src.at;
         const n = end - i;
         for (let k = p; k < hint.length && k < p + 4; k++) {
-          const from = starts[k]!;
-          if (ends[k]! - from === n && src.text.slice(from, ends[k]) === rest) {
+          const from = at[2 * k]!, to = at[2 * k + 1]!;
+          if (to - from === n && src.text.slice(from, to) === rest) {
             d.hintPos = k + 1;
             const td = this.td!;
             if (!td.replayHint(d, k, this.lineNo, text, i, end)) td.append(d, hint[k]!, this.lineNo, text, i, end, true);

@@ -56,7 +56,7 @@ export interface Chain {
 
 /**
  * Where a large chain's rule texts lie in the restore text that wrote them: rule k's text is
- * `text.slice(starts[k], ends[k])`, equal to `rules[k].text`. A restore that rewrites the chain
+ * `text.slice(at[2k], at[2k + 1])`, equal to `rules[k].text`. A restore that rewrites the chain
  * compares each new line with that slice instead of with 20 000 rule objects scattered over the
  * heap: one sequential read instead of several cache misses per line. The chain keeps that
  * restore text alive until a later restore rewrites it (bounded by the few latest restore texts).
@@ -64,8 +64,7 @@ export interface Chain {
  */
 export interface ChainSource {
   readonly text: string;
-  readonly starts: Uint32Array;
-  readonly ends: Uint32Array;
+  readonly at: Uint32Array;
   readonly zero: boolean;
 }
 
