@@ -10,7 +10,7 @@
 
 import type { Family, Hook, Match, Rule, TableName, Target, Words, IfaceMatch, PortRange, CtState, AddrType } from './model.js';
 import { BUILTIN_CHAINS, type Ruleset, type Chain } from './ruleset.js';
-import { ChainMemo, copyPrefix, copySuffix, suffixWords } from './chain-memo.js';
+import { ChainMemo, MEMO_MIN_RULES, copyPrefix, copySuffix, suffixWords } from './chain-memo.js';
 
 // Loading compiled chains into a core lives in load.ts; its API is part of this module's.
 export { IptLoadError, loadRestore, type IptCore } from './load.js';
@@ -241,28 +241,45 @@ export class IptCompiler {
     const policies: { id: number; policy: 0 | 1 }[] = [];
     const dispatch = opts.dispatch ?? true;
     try {
-      const want: [TableName, string][] = [];
+      // Table and chain names, in order, each once (`touched` strings are `table/chain`).
+      const wantTables: TableName[] = [];
+      const wantChains: string[] = [];
       const seen = new Set<string>();
-      const add = (t: TableName, n: string) => { if (!seen.has(`${t}/${n}`)) { seen.add(`${t}/${n}`); want.push([t, n]); } };
+      const add = (t: TableName, n: string, key: string) => {
+        if (seen.has(key)) return;
+        seen.add(key);
+        wantTables.push(t);
+        wantChains.push(n);
+      };
       if (touched === null) {
-        for (const [tname, table] of rs.tables) for (const c of table.chains()) add(tname, c.name);
+        for (const [tname, table] of rs.tables) for (const c of table.chains()) add(tname, c.name, `${tname}/${c.name}`);
         // Chains the core holds for this family that the ruleset no longer has.
         for (const [scope, m] of this.ids) {
           const [f, t] = scope.split('/') as [string, TableName];
           if (Number(f) !== family) continue;
-          for (const n of m.keys()) if (!rs.table(t)?.chain(n)) add(t, n);
+          for (const n of m.keys()) if (!rs.table(t)?.chain(n)) add(t, n, `${t}/${n}`);
         }
       } else {
-        for (const s of touched) add(s.slice(0, s.indexOf('/')) as TableName, s.slice(s.indexOf('/') + 1));
+        for (const s of touched) {
+          const slash = s.indexOf('/');
+          add(s.slice(0, slash) as TableName, s.slice(slash + 1), s);
+        }
       }
-      for (const [tname, name] of want) {
+      const scopes = new Map<TableName, { scope: string; live: Map<string, number>; pend: Map<string, number> }>();
+      for (let w = 0; w < wantTables.length; w++) {
+        const tname = wantTables[w]!, name = wantChains[w]!;
         if (tname === 'security') {
           if (rs.table('security')?.chain(name)?.rules.length) throw new CompileError(tname, name, -1, 'the security table is not supported');
           continue;
         }
         const chain = rs.table(tname)?.chain(name);
-        const scope = `${family}/${tname}`;
-        const live = this.scopeOf(this.ids, scope), pend = this.scopeOf(this.pending.ids, scope);
+        let sc = scopes.get(tname);
+        if (sc === undefined) {
+          const scope = `${family}/${tname}`;
+          sc = { scope, live: this.scopeOf(this.ids, scope), pend: this.scopeOf(this.pending.ids, scope) };
+          scopes.set(tname, sc);
+        }
+        const { scope, live, pend } = sc;
         if (!chain) {
           const id = live.get(name);
           if (id !== undefined) {
@@ -343,9 +360,13 @@ export class IptCompiler {
       i = reuse.prefix;
       end = n - reuse.suffix;
     }
+    // Encodings are remembered per rule only in large chains, whose middles a restore with several
+    // changes re-encodes; the tens of thousands of two- and three-rule chains re-encode in less
+    // time than a remembered encoding costs the garbage collector.
+    const remember = n >= MEMO_MIN_RULES;
     try {
       for (; i < end; i++) {
-        const e = this.encode(rules[i]!, family, table, recents);
+        const e = this.encode(rules[i]!, family, table, recents, remember);
         const at = ops.n, len = e.len;
         ops.room(len);
         const buf = ops.buf, pool = e.pool, off = e.off;
@@ -393,9 +414,11 @@ export class IptCompiler {
   }
 
   /** A rule's ops; cached unless they name a recent list (whose id may change between restores). */
-  private encode(rule: Rule, family: Family, table: TableName, recents: string[]): Encoded {
-    const hit = this.encoded.get(rule);
-    if (hit) return hit;
+  private encode(rule: Rule, family: Family, table: TableName, recents: string[], remember: boolean): Encoded {
+    if (remember) {
+      const hit = this.encoded.get(rule);
+      if (hit) return hit;
+    }
     const w = this.tmp;
     w.n = 0;
     this.sawRecent = false;
@@ -420,7 +443,7 @@ export class IptCompiler {
     this.pool.set(w.buf.subarray(0, w.n), off);
     this.poolUsed += w.n;
     const e: Encoded = { pool: this.pool, off, len: w.n, target, jumpAt, jump };
-    if (!this.sawRecent) this.encoded.set(rule, e);
+    if (remember && !this.sawRecent) this.encoded.set(rule, e);
     return e;
   }
 

@@ -8,7 +8,7 @@ import { detach } from './lexer.js';
 import type { Counters, Policy, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
 import {
-  BUILTIN_CHAINS, LayeredMap, Table, builtinHook, type Chain, HOOK_BIT,
+  BUILTIN_CHAINS, LayeredMap, Table, builtinHook, type Chain, type ChainSource, HOOK_BIT,
 } from './ruleset.js';
 
 export function jumpOf(rule: Rule): string | null {
@@ -19,9 +19,8 @@ export function jumpOf(rule: Rule): string | null {
 /** A chain being edited. Its rules stay shared with the chain it started from until the first
  *  change; `origin` is what it is compared with at COMMIT (the graph base's chain of that name). */
 export class ChainDraft {
-  rules: readonly Rule[];
-  /** Restore line of each rule added in this block, 0 for rules inherited; null while shared. */
-  lines: number[] | null = null;
+  private list: readonly Rule[];
+  private lineList: number[] | null = null;
   /**
    * The rules the chain had when this block flushed it, and how far appends have matched them.
    * kube-proxy rewrites a flushed chain mostly line for line, so the next appended line is
@@ -29,6 +28,31 @@ export class ChainDraft {
    */
   hint: readonly Rule[] | null = null;
   hintPos = 0;
+  /** Where `hint`'s texts lie, when the chain had a ChainSource (compared instead of the rules). */
+  hintSrc: ChainSource | null = null;
+  /** The ChainSource of `rules` while they are still the origin's (not owned). */
+  source: ChainSource | null = null;
+  /**
+   * Where in `partText` (the restore text) each rule since the chain was created or flushed was
+   * read from, while every one came with its place (restore.ts fastAppend()): start and end
+   * offsets interleaved; null once any other edit happened. The frozen chain's ChainSource.
+   */
+  parts: Places | null = null;
+  partText = '';
+  partsZero = true;
+  /**
+   * Replay: the first `replayed` rules of a flushed chain were appended as a log — each a hint
+   * index (>= 0) or, for a rule that is not in the hint, -1 - its index in `replayNew` — and are
+   * not in `list` yet; their lines and text places wait in typed arrays. Rewriting a 20 000-rule
+   * chain with a few changes then costs one compare and four stores per line; the lists are built
+   * on first look (any read of `rules` or `lines`).
+   */
+  private replayed = 0;
+  private replayIdx: Int32Array | null = null;
+  private replayLines: Int32Array | null = null;
+  private replayParts: Uint32Array | null = null;
+  private replayNew: Rule[] | null = null;
+
   constructor(
     readonly name: string,
     readonly builtin: boolean,
@@ -40,24 +64,140 @@ export class ChainDraft {
     public seq: number,
     rules: readonly Rule[],
   ) {
-    this.rules = rules;
+    this.list = rules;
+  }
+
+  get rules(): readonly Rule[] {
+    if (this.replayed !== 0) this.settle();
+    return this.list;
+  }
+
+  set rules(rules: readonly Rule[]) {
+    this.replayed = 0;
+    this.list = rules;
+  }
+
+  /** Restore line of each rule added in this block, 0 for rules inherited; null while shared. */
+  get lines(): number[] | null {
+    if (this.replayed !== 0) this.settle();
+    return this.lineList;
+  }
+
+  set lines(lines: number[] | null) {
+    if (this.replayed !== 0) this.settle();
+    this.lineList = lines;
   }
 
   get owned(): boolean {
-    return this.lines !== null;
+    return this.lineList !== null;
   }
 
   /** The mutable rule list (copied from the origin on first use). */
   own(): Rule[] {
-    if (this.lines === null) {
-      this.rules = this.rules.slice();
-      this.lines = new Array<number>(this.rules.length).fill(0);
+    if (this.replayed !== 0) this.settle();
+    if (this.lineList === null) {
+      this.source = null;
+      this.list = this.list.slice();
+      this.lineList = new Array<number>(this.list.length).fill(0);
     }
-    return this.rules as Rule[];
+    return this.list as Rule[];
   }
+
+  /**
+   * Logs hint[k] (k >= 0) or `rule` (k < 0) as the next rule, read from `text.slice(from, to)`, when
+   * the chain was flushed in this block and every rule since came this way; false otherwise
+   * (nothing logged). `zero`: the rule's counters are zero.
+   */
+  replay(k: number, rule: Rule | null, line: number, text: string, from: number, to: number, zero: boolean): boolean {
+    const hint = this.hint;
+    const n = this.replayed;
+    if (hint === null || this.parts === null) return false;
+    if (n === 0) {
+      // Only from a fresh flush, and starting with a rule of the hint.
+      if (k < 0 || this.list.length !== 0 || this.lineList === null || this.parts.n !== 0) return false;
+      const cap = hint.length + 16;
+      this.replayIdx = new Int32Array(cap);
+      this.replayLines = new Int32Array(cap);
+      this.replayParts = new Uint32Array(2 * cap);
+      this.replayNew = [];
+      this.partText = text;
+    } else if (text !== this.partText) {
+      return false;
+    }
+    if (n === this.replayIdx!.length) this.growReplay();
+    if (k < 0) {
+      this.replayIdx![n] = -1 - this.replayNew!.length;
+      this.replayNew!.push(rule!);
+    } else {
+      this.replayIdx![n] = k;
+    }
+    this.replayLines![n] = line;
+    this.replayParts![2 * n] = from;
+    this.replayParts![2 * n + 1] = to;
+    if (!zero) this.partsZero = false;
+    this.replayed = n + 1;
+    return true;
+  }
+
+  get replaying(): boolean {
+    return this.replayed !== 0;
+  }
+
+  private growReplay(): void {
+    const grow = <T extends Int32Array | Uint32Array>(a: T, make: (n: number) => T): T => {
+      const b = make(a.length * 2);
+      b.set(a);
+      return b;
+    };
+    this.replayIdx = grow(this.replayIdx!, (n) => new Int32Array(n));
+    this.replayLines = grow(this.replayLines!, (n) => new Int32Array(n));
+    this.replayParts = grow(this.replayParts!, (n) => new Uint32Array(n));
+  }
+
+  private settle(): void {
+    const n = this.replayed;
+    this.replayed = 0;
+    const hint = this.hint!, fresh = this.replayNew!;
+    const idx = this.replayIdx!, rl = this.replayLines!, rp = this.replayParts!;
+    // Sized up front: growing arrays of 20 000 by push reallocates them in large-object space.
+    const list = new Array<Rule>(n);
+    const lines = new Array<number>(n);
+    for (let k = 0; k < n; k++) {
+      const i = idx[k]!;
+      list[k] = i >= 0 ? hint[i]! : fresh[-1 - i]!;
+      lines[k] = rl[k]!;
+    }
+    this.list = list;
+    this.lineList = lines;
+    this.parts = new Places(rp, 2 * n);   // the places were empty when the replay began
+    this.replayIdx = this.replayLines = null;
+    this.replayParts = null;
+    this.replayNew = null;
+  }
+
 }
 
 export type ChainView = Chain | ChainDraft;
+
+/** A growable list of text places, (from, to) offsets interleaved; `n` words used. */
+export class Places {
+  constructor(
+    public buf: Uint32Array | null = null,
+    public n = 0,
+  ) {}
+
+  push(from: number, to: number): void {
+    let b = this.buf;
+    if (b === null || this.n + 2 > b.length) {
+      const grown = new Uint32Array(b === null ? 8 : b.length * 2);
+      if (b !== null) grown.set(b);
+      this.buf = b = grown;
+    }
+    b[this.n] = from;
+    b[this.n + 1] = to;
+    this.n += 2;
+  }
+}
 
 /** Common prefix and suffix lengths of two rule lists (by identity). */
 export function commonEnds(a: readonly Rule[], b: readonly Rule[]): [number, number] {
@@ -115,6 +255,7 @@ export class TableDraft {
     const c = this.origin.chain(name);
     if (!c) return undefined;
     const draft = new ChainDraft(c.name, c.builtin, this.graphBase.chain(name), c.policy, c.counters, c.declared, c.seq, c.rules);
+    draft.source = c.source ?? null;
     this.hintFromPrev(draft);
     this.changes.set(name, draft);
     return draft;
@@ -127,6 +268,7 @@ export class TableDraft {
     const old = this.prev?.chain(d.name);
     if (old && old.rules.length) {
       d.hint = old.rules;
+      d.hintSrc = old.source ?? null;
       d.hintPos = 0;
     }
   }
@@ -138,6 +280,7 @@ export class TableDraft {
     const name = detach(text);
     const draft = new ChainDraft(name, false, this.graphBase.chain(name), null, ZERO_COUNTERS, '-', 0, []);
     draft.lines = [];
+    draft.parts = new Places();
     this.hintFromPrev(draft);
     this.changes.set(name, draft);
     return draft;
@@ -145,16 +288,38 @@ export class TableDraft {
 
   // ---- rule edits (keep the reference counts right when they are being tracked) ----
 
-  append(d: ChainDraft, rule: Rule, line: number): void {
+  /** Appends hint[k] to `d` by replay (ChainDraft.replay()); false when that does not apply. */
+  replayHint(d: ChainDraft, k: number, line: number, text: string, from: number, to: number): boolean {
+    const first = !d.replaying;
+    if (this.refDelta !== null || !d.replay(k, null, line, text, from, to, true)) return false;
+    if (first) d.seq = this.seqBase + line;
+    return true;
+  }
+
+  /** Appends `rule`. `text.slice(from, to)` is where the restore text wrote it (equal to
+   *  `rule.text`) and `zero` whether its counters are zero, when the caller knows them. */
+  append(d: ChainDraft, rule: Rule, line: number, text: string | null = null, from = 0, to = 0, zero = false): void {
+    // A chain being replayed logs the rule too (only while reference counts are not tracked).
+    if (text !== null && this.refDelta === null && d.replaying && d.replay(-1, rule, line, text, from, to, zero)) return;
     const rules = d.own();
     if (rules.length === 0) d.seq = this.seqBase + line;
     rules.push(rule);
     d.lines!.push(line);
+    const parts = d.parts;
+    if (parts !== null) {
+      if (text === null || (parts.n > 0 && text !== d.partText)) d.parts = null;
+      else {
+        d.partText = text;
+        parts.push(from, to);
+        if (!zero) d.partsZero = false;
+      }
+    }
     this.countJump(rule, 1);
   }
 
   insert(d: ChainDraft, index: number, rule: Rule, line: number): void {
     const rules = d.own();
+    d.parts = null;
     if (rules.length === 0) d.seq = this.seqBase + line;
     rules.splice(index, 0, rule);
     d.lines!.splice(index, 0, line);
@@ -163,6 +328,7 @@ export class TableDraft {
 
   replace(d: ChainDraft, index: number, rule: Rule, line: number): void {
     const rules = d.own();
+    d.parts = null;
     this.countJump(rules[index], -1);
     rules[index] = rule;
     d.lines![index] = line;
@@ -171,6 +337,7 @@ export class TableDraft {
 
   removeAt(d: ChainDraft, index: number): void {
     const rules = d.own();
+    d.parts = null;
     this.countJump(rules[index], -1);
     rules.splice(index, 1);
     d.lines!.splice(index, 1);
@@ -180,10 +347,14 @@ export class TableDraft {
     if (this.refDelta) for (const r of d.rules) this.countJump(r, -1);
     if (d.rules.length) {
       d.hint = d.rules;
+      d.hintSrc = d.owned ? null : d.source;
       d.hintPos = 0;
     }
     d.rules = [];
     d.lines = [];
+    d.source = null;
+    d.parts = new Places();
+    d.partsZero = true;
   }
 
   delete(name: string, line: number): void {

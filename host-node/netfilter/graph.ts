@@ -12,7 +12,7 @@ import { targetHooks, targetSaveName } from './ext-target.js';
 import { ruleHooks, sameRule } from './rule.js';
 import { ChainDraft, commonEnds, jumpOf, type ChainView, type TableDraft } from './draft.js';
 import type { Hook, Rule } from './model.js';
-import { BUILTIN_CHAINS, HOOK_BIT, LayeredMap, Table, type Chain } from './ruleset.js';
+import { BUILTIN_CHAINS, HOOK_BIT, LayeredMap, SOURCE_MIN_RULES, Table, type Chain, type ChainSource } from './ruleset.js';
 
 /** A problem found at COMMIT, located at the restore line of the rule at fault when known. */
 export class CommitError extends Error {
@@ -300,7 +300,16 @@ function sameChain(a: Chain, d: ChainView): boolean {
 }
 
 function freezeChain(d: ChainDraft): Chain {
+  let source: ChainSource | null = null;
+  const parts = d.parts;
+  const n = d.rules.length;
+  if (parts !== null && parts.n === 2 * n) {
+    if (n >= SOURCE_MIN_RULES) source = { text: d.partText, at: parts.buf!.subarray(0, 2 * n), zero: d.partsZero };
+  } else if (!d.owned) {
+    source = d.source;
+  }
   return {
+    source,
     name: d.name, builtin: d.builtin, hook: d.builtin ? (d.name as Hook) : null, policy: d.policy,
     // An edited chain's array grew by push (with room to spare); the frozen chain keeps a copy
     // sized exactly, since tens of thousands of small chains live as long as the ruleset.

@@ -60,10 +60,16 @@ export function loadRestore(core: IptCore, c: IptCompiler, compiled: CompiledRes
     compiled.reject();
     throw err;
   };
-  let mem = new Uint8Array(core.memory.buffer);
+  const memory = core.memory;
+  let buf = memory.buffer;
+  let mem = new Uint8Array(buf);
   for (const s of compiled.stage) {
     const ptr = buffer(s.blob.length);
-    if (mem.buffer !== core.memory.buffer) mem = new Uint8Array(core.memory.buffer); // memory grew
+    // Memory may have grown (the old buffer is then detached: length 0).
+    if (buf.byteLength === 0 || ptr + s.blob.length > buf.byteLength) {
+      buf = memory.buffer;
+      mem = new Uint8Array(buf);
+    }
     mem.set(s.blob, ptr);
     check(core.iptStageChain(s.id, ptr, s.blob.length));
   }

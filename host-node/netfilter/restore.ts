@@ -240,20 +240,41 @@ class Restorer {
     const hint = d.hint;
     if (hint !== null && !strict && rest !== '') {
       // Compare with the rule this line most likely rewrites (a few ahead, for rules that went
-      // away); a match costs no hash and no parse.
+      // away); a match costs no hash and no parse. With the chain's source string the compare
+      // reads no rule object at all, and the rule, already checked in this chain of this table,
+      // is not checked again.
       const p = d.hintPos;
-      for (let k = p; k < hint.length && k < p + 4; k++) {
-        const h = hint[k];
-        if (h.text === rest && h.counters === ZERO_COUNTERS) {
-          rule = h;
-          d.hintPos = k + 1;
-          break;
+      const src = d.hintSrc;
+      if (src !== null && src.zero) {
+        const at = src.at;
+        const n = end - i;
+        for (let k = p; k < hint.length && k < p + 4; k++) {
+          const from = at[2 * k]!, to = at[2 * k + 1]!;
+          if (to - from === n && src.text.slice(from, to) === rest) {
+            d.hintPos = k + 1;
+            const td = this.td!;
+            if (!td.replayHint(d, k, this.lineNo, text, i, end)) td.append(d, hint[k]!, this.lineNo, text, i, end, true);
+            return true;
+          }
+        }
+      } else {
+        for (let k = p; k < hint.length && k < p + 4; k++) {
+          const h = hint[k];
+          if (h.text === rest && h.counters === ZERO_COUNTERS) {
+            rule = h;
+            d.hintPos = k + 1;
+            break;
+          }
         }
       }
     }
     if (rule === undefined) {
+      // The text-keyed cache serves rules that reappear in a chain that had rules before; a
+      // chain new to this block (a new service) brings new text, and caching every line of a
+      // first full restore would cost a hash and a map entry per rule for nothing.
       const cache = this.base.cache;
-      rule = strict ? undefined : cache.get(rest);
+      const cached = !strict && hint !== null;
+      rule = cached ? cache.get(rest) : undefined;
       if (rule === undefined) {
         const own = detach(rest);
         try {
@@ -262,11 +283,11 @@ class Restorer {
           if (e instanceof SkipLine) return true; // `-6` in iptables-restore input: line ignored
           throw e;
         }
-        if (!strict) cache.set(own, rule);
+        if (cached) cache.set(own, rule);
       }
     }
     this.checkRule(chain, rule);
-    this.td!.append(d, rule, this.lineNo);
+    this.td!.append(d, rule, this.lineNo, text, i, end, rule.counters === ZERO_COUNTERS);
     return true;
   }
 
