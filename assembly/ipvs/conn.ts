@@ -206,14 +206,14 @@ export function connInGet(family: u8, proto: u8, s0: u32, s1: u32, s2: u32, s3: 
  * through the director (ip_vs_out ignores the others).
  */
 export function connOutGet(family: u8, proto: u8, s0: u32, s1: u32, s2: u32, s3: u32, sport: u16,
-    d0: u32, d1: u32, d2: u32, d3: u32, dport: u16, now: u32): u32 {
+    d0: u32, d1: u32, d2: u32, d3: u32, dport: u16, now: u32, anyFwd: bool = false): u32 {
   let i = load<u32>(bucketOf(family, proto, d0, d1, d2, d3, dport));
   while (i != NIL) {
     const p = connAt(i);
     const next = load<u32>(p, C_NEXT);
     const flags = load<u16>(p, C_FLAGS);
     if (load<u16>(p, C_CPORT) == dport && load<u16>(p, C_DPORT) == sport && load<u8>(p, C_PROTO) == proto &&
-        load<u8>(p, C_FAMILY) == family && (flags & CF_TEMPLATE) == 0 && (flags & FWD_MASK) == <u16>FWD_MASQ &&
+        load<u8>(p, C_FAMILY) == family && (flags & CF_TEMPLATE) == 0 && (anyFwd || (flags & FWD_MASK) == <u16>FWD_MASQ) &&
         addrIs(p, d0, d1, d2, d3) && addrIs(destAt(load<u32>(p, C_DEST)), s0, s1, s2, s3)) {
       if (expired(p, now)) { connExpire(i, now); return NIL; }
       return i;

@@ -80,9 +80,13 @@ export const SYS_EXPIRE_QUIESCENT_TEMPLATE: u32 = 2; // default 0
 export const SYS_SLOPPY_TCP: u32 = 3;             // default 0
 export const SYS_LBLC_EXPIRATION: u32 = 4;        // ms, default 24 h
 export const SYS_LBLCR_EXPIRATION: u32 = 5;       // ms, default 24 h
-export const SYS_COUNT: u32 = 6;
+// net.ipv4.vs.conntrack (default 0): IPVS connections keep their netfilter conntrack entry
+// (IP_VS_CONN_F_NFCT) so iptables rules after IPVS (nat POSTROUTING MASQUERADE) apply to them;
+// kube-proxy's ipvs mode sets it to 1. Without it IPVS untracks the packets it forwards.
+export const SYS_CONNTRACK: u32 = 6;
+export const SYS_COUNT: u32 = 7;
 
-const sysctls: StaticArray<u32> = [1, 0, 0, 0, 24 * 60 * 60 * 1000, 24 * 60 * 60 * 1000];
+const sysctls: StaticArray<u32> = [1, 0, 0, 0, 24 * 60 * 60 * 1000, 24 * 60 * 60 * 1000, 0];
 // @ts-ignore: decorator
 @inline export function sysctl(id: u32): u32 { return unchecked(sysctls[id]); }
 export function setSysctl(id: u32, v: u32): bool {
