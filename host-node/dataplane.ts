@@ -236,6 +236,20 @@ export class Dataplane extends CoreDataplane {
       ...(q.maxOutcomes !== undefined ? { maxOutcomes: q.maxOutcomes } : {}),
     });
     this.refresh();
+    if (this.ipvsProgram && (proto === 'tcp' || proto === 'udp' || proto === 'sctp')) {
+      const t = this.ipvsProgram.trace({ protocol: proto, src: q.src, sport: q.sport ?? 40000, dst: q.dst, dport: q.dport ?? 0 }, q.nowMs ?? this.lastNowMs);
+      const svc = t.service !== undefined ? this.ipvsProgram.service(t.service) : undefined;
+      const hp = (a: string, p: number) => (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
+      r.ipvs = {
+        kind: t.kind,
+        ...(svc ? {
+          service: `${(svc.protocol ?? 'fwm').toUpperCase()}  ${svc.fwmark ? svc.fwmark : hp(svc.address!, svc.port)}`,
+          scheduler: svc.scheduler, ...(svc.persistent !== undefined ? { persistent: svc.persistent } : {}),
+        } : {}),
+        choices: t.choices.map((c) => ({ to: hp(c.address, c.port || (q.dport ?? 0)), probability: c.probability })),
+      };
+      this.refresh();
+    }
     return r;
   }
 
@@ -321,7 +335,7 @@ export class Dataplane extends CoreDataplane {
     const k = this.kube!;
     const program = this.ipvs();
     const state = (this.ipvsMode ??= new Map());
-    if (state.size === 0) for (const s of ['conntrack', 'expire_nodest_conn', 'expire_quiescent_template'] as const) program.setSysctl(s, 1);
+    if (state.size === 0) for (const s of ['conntrack', 'expire_nodest_conn', 'expire_quiescent_template', 'persist_strict'] as const) program.setSysctl(s, 1);
     const podCIDR = typeof this.options.podCIDR === 'string' ? this.options.podCIDR : this.options.podCIDR?.join(',');
     const hostPort = (t: string) => { const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(t)!; return { address: m[1]!, port: Number(m[2]) }; };
     try {

@@ -19,6 +19,7 @@
 // The destination address is the destination record's. Buckets: 4 bytes per two entries.
 import {
   NIL, FWD_MASQ, FWD_MASK, CF_NOOUTPUT, CF_INACTIVE, CF_TEMPLATE, count, IC_CONN_EXPIRED,
+  sysctl, SYS_PERSIST_STRICT,
 } from "./defs";
 import { destAt, destBind, destUnbind, destSvc, destFwd } from "./dest";
 import { svcUnref } from "./service";
@@ -239,6 +240,11 @@ export function connTemplateGet(family: u8, proto: u8, c0: u32, c1: u32, c2: u32
         load<u8>(p, C_FAMILY) == family && (load<u16>(p, C_FLAGS) & CF_TEMPLATE) != 0 &&
         addrIs(p, c0, c1, c2, c3) && addrIs(p + C_VADDR, v0, v1, v2, v3)) {
       if (expired(p, now)) {
+        if (sysctl(SYS_PERSIST_STRICT) != 0) {
+          // Kept for the connections it controls, but no longer found (defs.ts SYS_PERSIST_STRICT).
+          if (!dry && !connExpire(i, now)) connInvalidateTemplate(i);
+          return NIL;
+        }
         if (dry) return load<u32>(p, C_CONTROL) != 0 ? i : NIL;
         if (connExpire(i, now)) return NIL;
       }

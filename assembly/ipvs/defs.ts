@@ -84,9 +84,14 @@ export const SYS_LBLCR_EXPIRATION: u32 = 5;       // ms, default 24 h
 // (IP_VS_CONN_F_NFCT) so iptables rules after IPVS (nat POSTROUTING MASQUERADE) apply to them;
 // kube-proxy's ipvs mode sets it to 1. Without it IPVS untracks the packets it forwards.
 export const SYS_CONNTRACK: u32 = 6;
-export const SYS_COUNT: u32 = 7;
+// svcplane's own (no kernel sysctl; default 0 = the kernel's behaviour): a persistence template
+// whose timeout has run out since the last new connection is not reused, even while connections
+// it controls live on (the kernel keeps it valid for them, so affinity outlasts its timeout by up
+// to the TIME_WAIT of the last connection — kubernetes#89358). kube-proxy's ipvs mode here sets it.
+export const SYS_PERSIST_STRICT: u32 = 7;
+export const SYS_COUNT: u32 = 8;
 
-const sysctls: StaticArray<u32> = [1, 0, 0, 0, 24 * 60 * 60 * 1000, 24 * 60 * 60 * 1000, 0];
+const sysctls: StaticArray<u32> = [1, 0, 0, 0, 24 * 60 * 60 * 1000, 24 * 60 * 60 * 1000, 0, 0];
 // @ts-ignore: decorator
 @inline export function sysctl(id: u32): u32 { return unchecked(sysctls[id]); }
 export function setSysctl(id: u32, v: u32): bool {

@@ -38,6 +38,7 @@ export class Pkt {
   rewritten: bool;   // NAT changed the packet
   ipvs: bool;        // skb->ipvs_property: IPVS handled the packet (hooks.ts)
   ipvsDest: u32;     // the IPVS destination when `ipvs` (the descriptor's aux)
+  ipvsFwd: u32;      // its forwarding method (ipvs/defs.ts FWD_*)
   natHide: u32;      // status bits a tuple difference would imply but no NAT made (IPVS's
                      // nf_conntrack_alter_reply sets no IPS_DST_NAT)
 }

@@ -25,9 +25,9 @@
 // when its packet was accepted, so a dropped first packet leaves nothing behind. Writes the
 // descriptor as pipeline.ts processOne does (verdict, reason, ctstate, mark, ct, len).
 // Never allocates; never reads a clock (`now` is passed in).
-import { Flow, inner, FRAG_LATER, PROTO_TCP, PROTO_ICMP, PROTO_ICMPV6, FAMILY_V4 } from "../flow";
+import { Flow, inner, FRAG_LATER, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6, FAMILY_V4 } from "../flow";
 import {
-  VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY, R_NONE, R_FRAGMENT, R_CT_FULL, R_POLICY,
+  VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY, R_NONE, R_FRAGMENT, R_CT_FULL, R_POLICY, R_NO_ENDPOINTS,
 } from "../verdict";
 import { D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, D_LEN, META_LOCAL } from "../io";
 import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "../stats";
@@ -51,8 +51,10 @@ import { walk, V_ACCEPT, V_DROP, rejectCode } from "./walk";
 import { natPacket, MANIP_SRC, MANIP_DST } from "./nat";
 import { traceMode, iptCount, IS_PACKETS, IS_INVALID, IS_REJECT_REPLIES, IS_REJECT_SILENT, IS_CONFIRM_FAILED } from "./counters";
 import { ipvsReady, ipvsInHook, ipvsOutHook, IH_NONE, IH_ACCEPT, IH_STOLEN, IH_DONE } from "../ipvs/core";
-import { resultFor, RF_ONE_PACKET } from "../ipvs/xmit";
-import { sysctl, SYS_CONNTRACK, FWD_MASQ, FWD_TUNNEL } from "../ipvs/defs";
+import { resultFor, masqIn, RF_ONE_PACKET } from "../ipvs/xmit";
+import { sysctl, SYS_CONNTRACK, FWD_MASQ, FWD_TUNNEL, FWD_LOCAL } from "../ipvs/defs";
+import { traceFollow, followPort, FOLLOW_LEAVE } from "../ipvs/trace";
+import { destFwd } from "../ipvs/dest";
 import { entryAt, E_STATUS } from "../conntrack/entry";
 
 // Whether processBatch runs packets through iptProcess (iptables mode) or the direct pipeline.
@@ -227,6 +229,7 @@ function refuse(f: Flow, v: u32): void {
 }
 
 // ---- IPVS at its hook points --------------------------------------------------------------------
+const NIL_DEST: u32 = 0xFFFFFFFF;
 const AT_LOCAL_IN: u32 = 0;
 const AT_LOCAL_OUT: u32 = 1;
 const AT_FORWARD: u32 = 2;
@@ -246,7 +249,8 @@ function untrack(): void {
  * (it changes scheduler state); ipvs/trace.ts explains that step instead.
  */
 function ipvsAt(at: u32, f: Flow): u32 {
-  if (!ipvsReady || pk.ipvs || traceMode) return IH_NONE;
+  if (!ipvsReady || pk.ipvs) return IH_NONE;
+  if (traceMode) return ipvsTraceAt(at, f);
   const d = pk.d;
   let r = ipvsOutHook(d, f, pk.now);
   if (r == IH_NONE && at != AT_FORWARD) r = ipvsInHook(d, f, pk.now, pk.mark);
@@ -266,16 +270,52 @@ function ipvsAt(at: u32, f: Flow): u32 {
   const fwd = load<u8>(res);
   if (sysctl(SYS_CONNTRACK) == 0) {
     if (!pk.untracked && hasCt()) untrack();
-  } else if (r == IH_STOLEN && pk.pending && fwd == FWD_MASQ && (load<u8>(res, 2) & RF_ONE_PACKET) == 0) {
-    // ip_vs_update_conntrack(): the reply will come from the real server (now the destination).
-    const before = natStatus(pendOrig, pendReply);
-    pendReply.s0 = f.d0; pendReply.s1 = f.d1; pendReply.s2 = f.d2; pendReply.s3 = f.d3;
-    pendReply.sport = f.dport;
-    if ((before & CT_DNAT) == 0) pk.natHide |= CT_DNAT;
+  } else if (r == IH_STOLEN && fwd == FWD_MASQ && (load<u8>(res, 2) & RF_ONE_PACKET) == 0) {
+    alterReply(f);
   }
+  pk.ipvsFwd = fwd;
   // ip_vs_nat_send_or_cont(): a real server on this node takes the packet on in this traversal.
   if (r == IH_STOLEN && fwd == FWD_MASQ && deliveredLocally(f)) return IH_ACCEPT;
   return r;
+}
+
+// ip_vs_update_conntrack(): an unconfirmed connection's reply will come from the real server (the
+// packet's destination now).
+function alterReply(f: Flow): void {
+  if (!pk.pending) return;
+  const before = natStatus(pendOrig, pendReply);
+  pendReply.s0 = f.d0; pendReply.s1 = f.d1; pendReply.s2 = f.d2; pendReply.s3 = f.d3;
+  pendReply.sport = f.dport;
+  if ((before & CT_DNAT) == 0) pk.natHide |= CT_DNAT;
+}
+
+// The IPVS step of a trace: the destination ipvs/trace.ts says a new connection would get (no
+// scheduler state, entry or counter changes), applied to the traced packet so the rules after
+// IPVS (OUTPUT, POSTROUTING: kube-proxy's MASQUERADE) are traced too. Replies (ip_vs_out) are
+// not followed.
+function ipvsTraceAt(at: u32, f: Flow): u32 {
+  if (at == AT_FORWARD || f.isIcmpError || !(f.proto == PROTO_TCP || f.proto == PROTO_UDP || f.proto == PROTO_SCTP)) return IH_NONE;
+  const dest = traceFollow(f, pk.mark, pk.now);
+  if (dest == NIL_DEST) return IH_NONE;
+  pk.ipvs = true;
+  if (dest == FOLLOW_LEAVE) {
+    pk.ipvsDest = NIL_DEST;
+    const n = rejectReply(f, f.family == FAMILY_V4 ? 3 : 4);
+    if (n == 0) finish(f, VERDICT_DROP, R_NO_ENDPOINTS, f.len);
+    else finish(f, VERDICT_REPLY, R_NO_ENDPOINTS, n);
+    return IH_DONE;
+  }
+  pk.ipvsDest = dest;
+  const fwd = destFwd(dest);
+  pk.ipvsFwd = fwd;
+  if (fwd == FWD_LOCAL) return IH_ACCEPT;
+  pk.rewritten = true;
+  if (fwd == FWD_MASQ) {
+    masqIn(f, dest, followPort);
+    if (sysctl(SYS_CONNTRACK) != 0) alterReply(f);
+    if (deliveredLocally(f)) return IH_ACCEPT;
+  }
+  return IH_STOLEN;
 }
 
 // NF_HOOK(NF_INET_LOCAL_OUT, …, dst_output) for a packet IPVS forwarded: the OUTPUT tables and
@@ -284,7 +324,7 @@ function ipvsAt(at: u32, f: Flow): u32 {
 // another walk (a documented simplification).
 function stolen(f: Flow): void {
   let v = V_ACCEPT;
-  if (load<u8>(resultFor(pk.d)) != FWD_TUNNEL) {
+  if (pk.ipvsFwd != FWD_TUNNEL) {
     v = table(TABLE_RAW, HOOK_OUTPUT, f);
     if (v == V_ACCEPT) v = table(TABLE_MANGLE, HOOK_OUTPUT, f);
     if (v == V_ACCEPT) v = natHook(HOOK_OUTPUT, MANIP_DST, f);

@@ -27,6 +27,8 @@ const SCHED_FLAG_BITS: Record<SchedFlag, number> = {
 export const SYSCTLS = {
   conn_reuse_mode: 0, expire_nodest_conn: 1, expire_quiescent_template: 2, sloppy_tcp: 3,
   lblc_expiration: 4, lblcr_expiration: 5, conntrack: 6,
+  /** svcplane's own: affinity ends at the persistence timeout (assembly/ipvs/defs.ts SYS_PERSIST_STRICT). */
+  persist_strict: 7,
 } as const;
 export type Sysctl = keyof typeof SYSCTLS;
 /** IPVS's own counters, in the order of assembly/ipvs/defs.ts IC_*. */
