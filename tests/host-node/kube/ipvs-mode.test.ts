@@ -242,3 +242,27 @@ describe('kube-proxy ipvs mode: kernel order and state', () => {
     expect(`${send(dp, { src: '192.168.49.7', dst: '10.96.0.80', dport: 80 }).out!.dst}:8080`).toBe(to);
   });
 });
+
+describe('kube-proxy ipvs mode: IPv6', () => {
+  it('an IPv6 ClusterIP is scheduled and masqueraded like IPv4 (KUBE-6- sets, ip6tables rules)', async () => {
+    const dp = await Dataplane.create({ nodeIPs: [NODE, 'fd00:49::2'], podCIDR: [POD_CIDR, 'fd00:244::/64'], seed: 7 });
+    const objects = docs([
+      'apiVersion: v1', 'kind: Service', 'metadata: { name: web6, namespace: default }', 'spec:',
+      '  clusterIP: fd00:96::80', '  ipFamilies: [IPv6]', '  ports: [{ name: p, port: 80, protocol: TCP, targetPort: 8080 }]',
+    ].join('\n'), [
+      'apiVersion: discovery.k8s.io/v1', 'kind: EndpointSlice',
+      'metadata: { name: web6-1, namespace: default, labels: { kubernetes.io/service-name: web6 } }',
+      'addressType: IPv6', 'ports: [{ name: p, port: 8080, protocol: TCP }]',
+      'endpoints:', '  - addresses: ["fd00:244::11"]', '    conditions: { ready: true }',
+    ].join('\n'));
+    expect(dp.apply(objects, { mode: 'ipvs', nodeName: 'node-a' }).issues).toEqual([]);
+    expect(dp.ipvsadm('-Ln').stdout).toContain('TCP  [fd00:96::80]:80 rr');
+    const pod = send(dp, { src: 'fd00:244::33', dst: 'fd00:96::80', dport: 80 });
+    expect([pod.verdict, pod.out!.dst, pod.out!.dport, pod.out!.src]).toEqual(['FORWARD', 'fd00:244::11', 8080, 'fd00:244::33']);
+    const outside = send(dp, { src: 'fd00:49::7', dst: 'fd00:96::80', dport: 80 });
+    expect([outside.verdict, outside.out!.dst, outside.out!.src]).toEqual(['FORWARD', 'fd00:244::11', 'fd00:49::2']);
+    // A port no Service defines on the VIP: KUBE-6-IPVS-IPS → REJECT (ICMPv6).
+    const other = send(dp, { src: 'fd00:244::33', dst: 'fd00:96::80', dport: 22 });
+    expect([other.verdict, other.out!.proto]).toEqual(['REPLY', 58]);
+  });
+});
