@@ -310,11 +310,13 @@ function ipvsTraceAt(at: u32, f: Flow): u32 {
   pk.ipvsFwd = fwd;
   if (fwd == FWD_LOCAL) return IH_ACCEPT;
   pk.rewritten = true;
-  if (fwd == FWD_MASQ) {
-    masqIn(f, dest, followPort);
-    if (sysctl(SYS_CONNTRACK) != 0) alterReply(f);
-    if (deliveredLocally(f)) return IH_ACCEPT;
+  if (fwd == FWD_MASQ) masqIn(f, dest, followPort);
+  if (sysctl(SYS_CONNTRACK) == 0) {
+    if (!pk.untracked && hasCt()) untrack();
+  } else if (fwd == FWD_MASQ) {
+    alterReply(f);
   }
+  if (fwd == FWD_MASQ && deliveredLocally(f)) return IH_ACCEPT;
   return IH_STOLEN;
 }
 
