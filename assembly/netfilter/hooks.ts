@@ -245,8 +245,8 @@ function untrack(): void {
 /**
  * The IPVS hook functions registered at `at`, in priority order: ip_vs_out_hook, then (LOCAL_IN,
  * LOCAL_OUT) the request hook. Returns IH_NONE, IH_ACCEPT (the traversal goes on), IH_STOLEN
- * (forwarded: continue with stolen()) or IH_DONE (finished here). A trace never enters IPVS
- * (it changes scheduler state); ipvs/trace.ts explains that step instead.
+ * (forwarded: continue with stolen()) or IH_DONE (finished here). A trace takes
+ * ipvsTraceAt() instead, which changes no IPVS state.
  */
 function ipvsAt(at: u32, f: Flow): u32 {
   if (!ipvsReady || pk.ipvs) return IH_NONE;

@@ -129,3 +129,17 @@ describe('-m physdev (no bridge: xt_physdev without bridge information)', () => 
     expect(send(2)).toBe('PASS');    // never bridged
   });
 });
+
+describe('virtual addresses are local (kube-ipvs0)', () => {
+  it('while at least one address:port service has them, counted per address', async () => {
+    const dp = await director('*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 81 -m addrtype --dst-type LOCAL -j REJECT\nCOMMIT\n');
+    const probe = () => dp.process(buildPacket({ src: '198.19.0.7', dst: VIP, proto: 'tcp', sport: 7, dport: 81, flags: 'S' }), 3000).verdict;
+    expect(probe()).toBe('REPLY');                 // routed to INPUT, addrtype LOCAL
+    dp.ipvsadm(['-D', '-t', `${VIP}:80`]);
+    expect(probe()).toBe('REPLY');                 // the UDP service still holds the address
+    dp.ipvsadm(['-D', '-u', `${VIP}:53`]);
+    expect(probe()).toBe('PASS');                  // forwarded: no longer an address of the node
+    dp.ipvsadm(['-A', '-f', '7', '-s', 'rr']);
+    expect(probe()).toBe('PASS');                  // a fwmark service has no address
+  });
+});
