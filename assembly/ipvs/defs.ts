@@ -42,6 +42,15 @@ export const FWD_TUNNEL: u8 = 2;
 export const FWD_DROUTE: u8 = 3;
 export const FWD_MASK: u16 = 0x0007;
 
+// Tunnel types and encapsulation flags of a tunnel destination (uapi ip_vs.h
+// IP_VS_CONN_F_TUNNEL_TYPE_*, IP_VS_TUNNEL_ENCAP_FLAG_*). A destination keeps them in one word:
+// type | flags << 8 | port << 16 (dest.ts destTun).
+export const TUN_IPIP: u32 = 0;
+export const TUN_GUE: u32 = 1;
+export const TUN_GRE: u32 = 2;
+export const TUNF_CSUM: u32 = 1;
+export const TUNF_REMCSUM: u32 = 2;
+
 // Connection flags (ip_vs.h IP_VS_CONN_F_*), the ones this dataplane uses.
 export const CF_NOOUTPUT: u16 = 0x0080;   // no output packets are seen: state machine uses INPUT_ONLY
 export const CF_INACTIVE: u16 = 0x0100;   // counted in the dest's inactconns
