@@ -13,6 +13,7 @@
 //                 inner packet (0 for IPv6), TTL/hop limit = the inner one, IPv4 id 0 when DF is set
 //                 (ip_select_ident for a socket-less DF packet) else a running counter from 1, source = the
 //                 tunnel source address set for the family (default: the node's masquerade address).
+//                 A GUE or GRE tunnel destination gets its UDP+GUE or GRE header between (encap.ts).
 // Never allocates; never writes beyond the slot (a tunnel that would not fit reports failure).
 //
 // Side record per descriptor (32 bytes, ipvsResultPtr() + 32 × descriptor index):
