@@ -172,7 +172,7 @@ export {
 // The pipelines call ipvs/core.ts ipvsProcess(d, f, now, meta) for the packet path.
 export {
   ipvsInit, ipvsIsReady, ipvsBufPtr, ipvsBufBytes, ipvsAddService, ipvsEditService, ipvsDeleteService,
-  ipvsFindService, ipvsFlush, ipvsServiceCount, ipvsAddDest, ipvsEditDest, ipvsDeleteDest, ipvsFindDest,
+  ipvsFindService, ipvsFlush, ipvsServiceCount, ipvsAddDest, ipvsEditDest, ipvsDeleteDest, ipvsFindDest, ipvsSetDestTunnel,
   ipvsZero, ipvsSetTimeouts, ipvsGetTimeout, ipvsSetSysctl, ipvsSetTunnelSource, ipvsCountersPtr,
   ipvsCountersCount, ipvsServiceNext, ipvsServiceInfo, ipvsDestInfo, ipvsServiceStats, ipvsDestStats,
   ipvsConnNext, ipvsConnInfo, ipvsConnCount, ipvsConnCapacity, ipvsConnEntryBytes, ipvsConnBytesPerEntry,

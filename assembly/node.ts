@@ -3,6 +3,7 @@
 // per family. Set by the host through control calls; read on the packet path without allocation.
 // Never decides anything by itself.
 import { Tuple, FAMILY_V4 } from "./flow";
+import { vipIsLocal } from "./ipvs/vip";
 
 const MAX_LOCAL: u32 = 64;
 // Local addresses: 4 words each, family in a parallel byte array.
@@ -62,7 +63,8 @@ export function isLocal(family: u8, a0: u32, a1: u32, a2: u32, a3: u32): bool {
     if (load<u8>(localFam + i) == family && load<u32>(p) == a0 && load<u32>(p, 4) == a1 &&
         load<u32>(p, 8) == a2 && load<u32>(p, 12) == a3) return true;
   }
-  return false;
+  // IPVS virtual addresses are bound to the node (kube-ipvs0): ipvs/vip.ts.
+  return vipIsLocal(family, a0, a1, a2, a3);
 }
 
 // Prefix test on raw words against a network given in host-order words.

@@ -1,5 +1,6 @@
 // pipeline.ts — one packet through the core: parse once; in iptables mode hand it to the rule
-// engine (netfilter/hooks.ts); IPVS virtual services and connections next (ipvs/core.ts);
+// engine (netfilter/hooks.ts), which runs IPVS at the kernel's hook points when IPVS is set up;
+// without iptables rules, IPVS virtual services and connections alone (ipvs/core.ts);
 // otherwise (direct mode) follow an existing flow (NAT both ways,
 // ICMP errors translated inside and out), or classify a new one (svc/decide.ts: kube-proxy's
 // outcome for it → destination and masquerade decision → conntrack insert → rewrite). Writes the verdict into the packet's

@@ -11,17 +11,26 @@ import {
 import { IptCompiler, loadRestore, type IptCore } from './netfilter/compile.js';
 import { tracePacket, type TraceCore, type TraceResult } from './netfilter/trace.js';
 import { IpsetTable, type IpsetCore } from './ipset/index.js';
-import { IpvsProgram, type IpvsCore } from './ipvs/program.js';
+import { IpvsProgram, type IpvsCore, type DesiredService, type Scheduler, type SchedFlag } from './ipvs/program.js';
 import { Ipvsadm, type IpvsadmResult } from './ipvs/ipvsadm.js';
 import {
   ProxyState, parseManifests, loadObjects, renderIptables, jumpChains, jumpRestoreText, liveTable, namespacedName,
-  renderDirectService, nodePortReach, servicePortId,
+  renderDirectService, nodePortReach, servicePortId, renderIpvs,
   type IptablesOptions, type ManifestIssue, type Service, type EndpointSlice, type Node, type SyncPlan, type ServicePortInfo,
+  type IpvsRenderOptions,
 } from './kube/index.js';
 import { encodeDirectOps, runDirectOps, setNodePortReach, DIRECT_ERRORS, type DirectCore, type DirectOp } from './core/svc-config.js';
 import type { DnsOptions } from './kube/dns-records.js';
 import type { DnsCore } from './dns/table.js';
 import { loadDnsFrom, type DnsInput, type DnsLoadResult } from './dns/records-from.js';
+
+/** `-A` lines of one table in iptables-restore text. */
+function ruleCount(text: string, table: string): number {
+  const at = text.indexOf(table + '\n');
+  if (at < 0) return 0;
+  const end = text.indexOf('\nCOMMIT', at);
+  return text.slice(at, end < 0 ? undefined : end).split('\n').filter((l) => l.startsWith('-A ')).length;
+}
 
 /** A restore the text front end or the core refused; nothing of it was applied. */
 export class RestoreFailed extends Error {
@@ -57,13 +66,13 @@ interface FamilyState {
 
 export interface ApplyOptions {
   /**
-   * How the Services reach the core: kube-proxy's iptables rules (default), or 'direct': each
-   * changed service port's compiled entry straight into the core's service table, no rule text.
-   * Switching mode on a Dataplane clears the previous mode's service tables (iptables: the filter
-   * and nat tables of both families are flushed; direct: every direct entry goes) and makes the
+   * How the Services reach the core: kube-proxy's iptables rules (default); its ipvs mode (ipsets,
+   * IPVS virtual servers and the constant iptables rules, with IPVS inside the netfilter hooks); or
+   * 'direct': each changed service port's compiled entry straight into the core's service table, no
+   * rule text. Switching mode on a Dataplane clears the previous mode's service tables and makes the
    * next sync full; conntrack flows stay, with their NAT.
    */
-  mode?: 'iptables' | 'direct';
+  mode?: 'iptables' | 'ipvs' | 'direct';
   /** This node's name (topology hints, local endpoints); default "node". */
   nodeName?: string;
   /**
@@ -79,6 +88,20 @@ export interface ApplyOptions {
    * preferSameTrafficDistribution; its local-traffic detector is the Dataplane's podCIDR.
    */
   iptables?: IptablesOptions;
+  /** kube-proxy ipvs-mode settings (scheduler, masqueradeAll, nodePortAddresses, …). */
+  ipvs?: IpvsRenderOptions;
+}
+
+/** What an ipvs-mode sync changed in the core, per family. */
+export interface IpvsApplied {
+  /** IPVS calls: services/destinations added, edited (weight 0 for a leaving one included), deleted. */
+  added: number; edited: number; deleted: number;
+  /** Leaving TCP destinations kept at weight 0 while they still have connections. */
+  terminating: number;
+  /** ipset members added and removed. */
+  setAdds: number; setDels: number;
+  /** The iptables rules were reloaded (their text changed). */
+  iptables: boolean;
 }
 
 export interface ApplyResult {
@@ -88,6 +111,8 @@ export interface ApplyResult {
     family: Family; full: boolean; changedServices: string[]; filterRules: number; natRules: number; touched: string[];
     /** Direct mode: service-port entries written (inserted or replaced) and removed. */
     direct?: { put: number; removed: number };
+    /** IPVS mode: what the sync changed. */
+    ipvs?: IpvsApplied;
   }>;
   /** UDP flows deleted because their endpoint left (kube-proxy's conntrack cleanup). */
   flushed: number;
@@ -106,6 +131,8 @@ export class Dataplane extends CoreDataplane {
 
   private ipsetTable?: IpsetTable;
   private ipvsProgram?: IpvsProgram;
+  /** ipvs mode: per family, the virtual servers, set members and rules text last applied. */
+  private ipvsMode?: Map<Family, { servers: DesiredService[]; sets: Map<string, Set<string>>; iptables: string }>;
 
   /**
    * IPVS virtual services, destinations, schedulers and connections in the core; packets to a
@@ -232,6 +259,20 @@ export class Dataplane extends CoreDataplane {
       ...(q.maxOutcomes !== undefined ? { maxOutcomes: q.maxOutcomes } : {}),
     });
     this.refresh();
+    if (this.ipvsProgram && (proto === 'tcp' || proto === 'udp' || proto === 'sctp')) {
+      const t = this.ipvsProgram.trace({ protocol: proto, src: q.src, sport: q.sport ?? 40000, dst: q.dst, dport: q.dport ?? 0 }, q.nowMs ?? this.lastNowMs);
+      const svc = t.service !== undefined ? this.ipvsProgram.service(t.service) : undefined;
+      const hp = (a: string, p: number) => (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
+      r.ipvs = {
+        kind: t.kind,
+        ...(svc ? {
+          service: `${(svc.protocol ?? 'fwm').toUpperCase()}  ${svc.fwmark ? svc.fwmark : hp(svc.address!, svc.port)}`,
+          scheduler: svc.scheduler, ...(svc.persistent !== undefined ? { persistent: svc.persistent } : {}),
+        } : {}),
+        choices: t.choices.map((c) => ({ to: hp(c.address, c.port || (q.dport ?? 0)), probability: c.probability })),
+      };
+      this.refresh();
+    }
     return r;
   }
 
@@ -275,7 +316,8 @@ export class Dataplane extends CoreDataplane {
     const result: ApplyResult = { issues: set.issues.filter((i) => i.severity === 'error'), families: [], flushed: 0 };
     const plans = k.state.sync();
     const podCIDR = typeof this.options.podCIDR === 'string' ? this.options.podCIDR : this.options.podCIDR?.join(',');
-    for (const plan of plans) {
+    if (mode === 'ipvs') this.syncIpvs(plans, nodeName, opts, result);
+    else for (const plan of plans) {
       if (mode === 'direct') {
         result.families.push(this.applyDirect(plan, { nodeName, topologyLabels: k.state.topologyLabels, nodeIPs: this.options.nodeIPs, ...opts.iptables }, result.issues));
         continue;
@@ -311,20 +353,26 @@ export class Dataplane extends CoreDataplane {
   }
 
   /** The mode the last apply() used. */
-  private applied?: 'iptables' | 'direct';
+  private applied?: 'iptables' | 'ipvs' | 'direct';
   /** Direct mode, per family: service port id → its slot in the core's table (and its Service), and per Service its ids. */
   private readonly directSlots: Record<Family, Map<string, { slot: number; nn: string }>> = { 4: new Map(), 6: new Map() };
   private readonly directByService: Record<Family, Map<string, Set<string>>> = { 4: new Map(), 6: new Map() };
   private directHostIds = 0;
 
   /** Clears what apply() installed in `mode` and makes the next sync full. */
-  private leaveMode(mode: 'iptables' | 'direct'): void {
-    if (mode === 'iptables') {
+  private leaveMode(mode: 'iptables' | 'ipvs' | 'direct'): void {
+    if (mode === 'iptables' || mode === 'ipvs') {
       for (const family of [4, 6] as const) {
         this.iptablesRestore('*filter\nCOMMIT\n*nat\nCOMMIT\n', { family });
         this.families[family].jumps = false;
       }
       this.ipt.iptModeSet(0);
+      if (mode === 'ipvs') {
+        this.ipvsProgram?.flush();
+        for (const name of this.ipset.names()) this.ipset.command(['destroy', name]);
+        this.ipvsMode = undefined;
+        this.refresh();
+      }
     } else {
       runDirectOps(this.core as unknown as DirectCore, encodeDirectOps([{ op: 'clear' }]));
       this.refresh();
@@ -334,6 +382,83 @@ export class Dataplane extends CoreDataplane {
       }
     }
     this.kube?.state.requestFullSync();
+  }
+
+  /**
+   * One ipvs-mode sync (pkg/proxy/ipvs/proxier.go syncProxyRules): the render of each family's
+   * model is brought into the core by difference — set members added/removed (the sets exist before
+   * any rule names them), virtual servers and real servers added/edited/deleted (IpvsProgram.apply,
+   * which leaves unchanged ones and their connections alone), and the iptables rules reloaded only
+   * when their text changed. A TCP real server that leaves is kept at weight 0 while it still has
+   * connections (graceful_termination.go: UDP/SCTP ones go at once, expire_nodest_conn drops
+   * their flows). The sysctls kube-proxy sets (proxier.go NewProxier): conntrack,
+   * expire_nodest_conn and expire_quiescent_template = 1. A refused step throws and forces the
+   * next sync to be full.
+   */
+  private syncIpvs(plans: SyncPlan[], nodeName: string, opts: ApplyOptions, result: ApplyResult): void {
+    const k = this.kube!;
+    const program = this.ipvs();
+    const state = (this.ipvsMode ??= new Map());
+    if (state.size === 0) for (const s of ['conntrack', 'expire_nodest_conn', 'expire_quiescent_template', 'persist_strict'] as const) program.setSysctl(s, 1);
+    const podCIDR = typeof this.options.podCIDR === 'string' ? this.options.podCIDR : this.options.podCIDR?.join(',');
+    const hostPort = (t: string) => { const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(t)!; return { address: m[1]!, port: Number(m[2]) }; };
+    try {
+      for (const plan of plans) {
+        const r = renderIpvs(plan.model, {
+          nodeName, nodeIPs: this.options.nodeIPs, topologyLabels: k.state.topologyLabels,
+          ...(podCIDR ? { clusterCIDR: podCIDR } : {}), ...opts.ipvs,
+        });
+        const prev = state.get(plan.family) ?? { servers: [], sets: new Map<string, Set<string>>(), iptables: '' };
+        const applied: IpvsApplied = { added: 0, edited: 0, deleted: 0, terminating: 0, setAdds: 0, setDels: 0, iptables: false };
+        // ipsets: create what is new, then add and delete members.
+        const sets = new Map<string, Set<string>>();
+        const lines: string[] = [];
+        for (const line of r.ipset.split('\n')) {
+          const w = line.split(' ');
+          if (w[0] === 'create') { sets.set(w[1]!, new Set()); if (!prev.sets.has(w[1]!)) lines.push(line, `flush ${w[1]}`); }
+          else if (w[0] === 'add') sets.get(w[1]!)!.add(w.slice(2).join(' '));
+        }
+        for (const [name, want] of sets) {
+          const had = prev.sets.get(name) ?? new Set<string>();
+          for (const e of want) if (!had.has(e)) lines.push(`add ${name} ${e}`), applied.setAdds++;
+          for (const e of had) if (!want.has(e)) lines.push(`del ${name} ${e}`), applied.setDels++;
+        }
+        if (lines.length) this.ipset.restore(lines.join('\n') + '\n', { exist: true });
+        // Virtual servers: the other family's stay as they are; leaving TCP real servers drain.
+        const live = new Map(program.services().map((s) => [`${s.protocol} ${s.address} ${s.port}`, s]));
+        const servers: DesiredService[] = r.servers.map((vs) => {
+          const dests = vs.dests.map((d) => ({ ...hostPort(d), forwarding: 'masq' as const, weight: 1 }));
+          const cur = live.get(`${vs.protocol} ${vs.address} ${vs.port}`);
+          if (cur && vs.protocol === 'tcp') {
+            const want = new Set(vs.dests.map((d) => { const h = hostPort(d); return `${h.address}:${h.port}`; }));
+            for (const d of cur.destinations) {
+              if (want.has(`${d.address}:${d.port}`) || d.activeConns + d.inactConns === 0) continue;
+              dests.push({ address: d.address, port: d.port, forwarding: 'masq', weight: 0 });
+              applied.terminating++;
+            }
+          }
+          return {
+            protocol: vs.protocol, address: vs.address, port: vs.port, scheduler: vs.scheduler as Scheduler,
+            ...(vs.persistence !== null ? { persistent: vs.persistence } : {}), schedFlags: vs.schedFlags as SchedFlag[], destinations: dests,
+          };
+        });
+        const others = [...state].filter(([f]) => f !== plan.family).flatMap(([, s]) => s.servers);
+        Object.assign(applied, program.apply([...others, ...servers]));
+        if (r.iptables !== prev.iptables) {
+          this.iptablesRestore(r.iptables, { family: plan.family });
+          applied.iptables = true;
+        }
+        state.set(plan.family, { servers, sets, iptables: r.iptables });
+        result.families.push({
+          family: plan.family, full: plan.changedServices === null, changedServices: [...(plan.changedServices ?? [])].sort(),
+          filterRules: ruleCount(r.iptables, '*filter'), natRules: ruleCount(r.iptables, '*nat'), touched: [], ipvs: applied,
+        });
+      }
+    } catch (e) {
+      k.state.requestFullSync();
+      state.clear();
+      throw e;
+    }
   }
 
   /**

@@ -27,12 +27,13 @@ import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_REASON, D_AUX, META_CSUM_PART
 import { parse } from "../wire/parse";
 import {
   NIL, E_OK, E_INVAL, E_NOENT, E_NOTREADY, counters, IC_COUNT, setSysctl, SYS_COUNT, FWD_MASK,
-  CF_TEMPLATE,
+  CF_TEMPLATE, TUN_IPIP, TUN_GUE, TUN_GRE, TUNF_REMCSUM,
 } from "./defs";
 import {
   destPoolInit, destAt, destIsUsed, destSvc, destFlags, destNext, destStat, DEST_BYTES,
-  destZeroStats, D_TRASH,
+  destZeroStats, D_TRASH, destTun, destSetTun,
 } from "./dest";
+import { setEncapSeed } from "./encap";
 import {
   svcPoolInit, svcAt, svcAdd, svcEdit, svcDelete, svcFlush, svcDestAdd, svcDestEdit, svcDestDelete,
   svcDestLookup, svcLookupAddr, svcLookupFwmark, svcIsLive, svcNextLive, svcStat, svcFirst, svcMax,
@@ -66,6 +67,7 @@ export function ipvsInit(connLog2: u32, services: u32, dests: u32, seed: u32): i
   connInit(connLog2, seed ^ 0x1F2E3D4C);
   svcPoolInit(services, seed ^ 0x5A6B7C8D);
   destPoolInit(dests);
+  setEncapSeed(seed ^ 0x6C7D8E9F);
   protoReset();
   setIpvsReady(true);
   return E_OK;
@@ -114,6 +116,20 @@ export function ipvsEditDest(svc: u32, dest: u32, fwd: u32, weight: i32, uthresh
   if (!ipvsReady) return E_NOTREADY;
   if (fwd > 0xFF) return E_INVAL;
   return svcDestEdit(svc, dest, <u8>fwd, weight, uthreshold, lthreshold, 0);
+}
+/**
+ * ipvsadm --tun-type / --tun-port / --tun-nocsum|--tun-csum|--tun-remcsum of destination `dest`:
+ * type 0 IPIP, 1 GUE, 2 GRE; flags 1 checksum, 2 remote checksum. GUE needs a port (1..65535) and at
+ * most one flag; GRE no port and not remote checksum; IPIP neither (ipvsadm tunnel_opt_check).
+ */
+export function ipvsSetDestTunnel(dest: u32, type: u32, port: u32, flags: u32): i32 {
+  if (!ipvsReady) return E_NOTREADY;
+  if (!destIsUsed(dest) || type > TUN_GRE || port > 0xFFFF || flags > TUNF_REMCSUM) return E_INVAL;
+  if (type == TUN_GUE && port == 0) return E_INVAL;
+  if (type != TUN_GUE && (port != 0 || flags == TUNF_REMCSUM)) return E_INVAL;
+  if (type == TUN_IPIP && flags != 0) return E_INVAL;
+  destSetTun(dest, type | (flags << 8) | (port << 16));
+  return E_OK;
 }
 export function ipvsDeleteDest(svc: u32, dest: u32): i32 {
   if (!ipvsReady) return E_NOTREADY;
@@ -198,6 +214,7 @@ export function ipvsDestInfo(dest: u32): u32 {
   store<u32>(buf, destSvc(dest), 48);
   store<u32>(buf, destNext(dest), 52);
   store<i32>(buf, load<i32>(p, 24), 56);
+  store<u32>(buf, destTun(dest), 60);
   return 64;
 }
 function writeStats(base: usize): u32 {

@@ -19,6 +19,7 @@
 // The destination address is the destination record's. Buckets: 4 bytes per two entries.
 import {
   NIL, FWD_MASQ, FWD_MASK, CF_NOOUTPUT, CF_INACTIVE, CF_TEMPLATE, count, IC_CONN_EXPIRED,
+  sysctl, SYS_PERSIST_STRICT,
 } from "./defs";
 import { destAt, destBind, destUnbind, destSvc, destFwd } from "./dest";
 import { svcUnref } from "./service";
@@ -206,14 +207,14 @@ export function connInGet(family: u8, proto: u8, s0: u32, s1: u32, s2: u32, s3: 
  * through the director (ip_vs_out ignores the others).
  */
 export function connOutGet(family: u8, proto: u8, s0: u32, s1: u32, s2: u32, s3: u32, sport: u16,
-    d0: u32, d1: u32, d2: u32, d3: u32, dport: u16, now: u32): u32 {
+    d0: u32, d1: u32, d2: u32, d3: u32, dport: u16, now: u32, anyFwd: bool = false): u32 {
   let i = load<u32>(bucketOf(family, proto, d0, d1, d2, d3, dport));
   while (i != NIL) {
     const p = connAt(i);
     const next = load<u32>(p, C_NEXT);
     const flags = load<u16>(p, C_FLAGS);
     if (load<u16>(p, C_CPORT) == dport && load<u16>(p, C_DPORT) == sport && load<u8>(p, C_PROTO) == proto &&
-        load<u8>(p, C_FAMILY) == family && (flags & CF_TEMPLATE) == 0 && (flags & FWD_MASK) == <u16>FWD_MASQ &&
+        load<u8>(p, C_FAMILY) == family && (flags & CF_TEMPLATE) == 0 && (anyFwd || (flags & FWD_MASK) == <u16>FWD_MASQ) &&
         addrIs(p, d0, d1, d2, d3) && addrIs(destAt(load<u32>(p, C_DEST)), s0, s1, s2, s3)) {
       if (expired(p, now)) { connExpire(i, now); return NIL; }
       return i;
@@ -239,6 +240,11 @@ export function connTemplateGet(family: u8, proto: u8, c0: u32, c1: u32, c2: u32
         load<u8>(p, C_FAMILY) == family && (load<u16>(p, C_FLAGS) & CF_TEMPLATE) != 0 &&
         addrIs(p, c0, c1, c2, c3) && addrIs(p + C_VADDR, v0, v1, v2, v3)) {
       if (expired(p, now)) {
+        if (sysctl(SYS_PERSIST_STRICT) != 0) {
+          // Kept for the connections it controls, but no longer found (defs.ts SYS_PERSIST_STRICT).
+          if (!dry && !connExpire(i, now)) connInvalidateTemplate(i);
+          return NIL;
+        }
         if (dry) return load<u32>(p, C_CONTROL) != 0 ? i : NIL;
         if (connExpire(i, now)) return NIL;
       }

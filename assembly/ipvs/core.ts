@@ -237,6 +237,26 @@ function newPacket(d: usize, f: Flow, s: u32, now: u32): void {
   connTouch(c, now);
 }
 
+// ip_vs_in() for a packet that may belong to an entry: the entry, after the conn_reuse_mode check
+// a SYN makes (a new connection on an old entry is rescheduled when the old one is done with).
+function inConn(f: Flow, now: u32): u32 {
+  const proto = f.proto;
+  let c = connInGet(f.family, proto, f.s0, f.s1, f.s2, f.s3, f.sport, f.d0, f.d1, f.d2, f.d3, f.dport, now, false);
+  if (c != NIL && proto == PROTO_TCP && (f.tcpFlags & TCP_SYN) != 0 && sysctl(SYS_CONN_REUSE_MODE) != 0) {
+    const dest = connDest(c);
+    const resched = (sysctl(SYS_EXPIRE_NODEST_CONN) != 0 && destWeight(dest) == 0) || newConnExpected(c);
+    if (resched && connExpire(c, now)) {
+      count(IC_REUSED);
+      c = NIL;
+    }
+  }
+  return c;
+}
+
+@inline function ported(f: Flow): bool {
+  return f.proto == PROTO_TCP || f.proto == PROTO_UDP || f.proto == PROTO_SCTP;
+}
+
 /**
  * Runs parsed packet `f` (descriptor `d`) through IPVS. Returns false when no IPVS connection and no
  * virtual service matches (the descriptor is untouched); true when IPVS decided the packet.
@@ -245,33 +265,85 @@ function newPacket(d: usize, f: Flow, s: u32, now: u32): void {
 export function ipvsProcess(d: usize, f: Flow, now: u32, meta: u32): bool {
   if (!ipvsReady || f.frag == FRAG_LATER) return false;
   if (f.isIcmpError) return ipvsIcmp(d, f, now);
-  const proto = f.proto;
-  if (proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_SCTP) return false;
-  const fam = f.family;
-  let c = connInGet(fam, proto, f.s0, f.s1, f.s2, f.s3, f.sport, f.d0, f.d1, f.d2, f.d3, f.dport, now, false);
-  if (c != NIL && proto == PROTO_TCP && (f.tcpFlags & TCP_SYN) != 0 && sysctl(SYS_CONN_REUSE_MODE) != 0) {
-    // ip_vs_in(): a new connection on an old entry — reschedule when the old one is done with.
-    const dest = connDest(c);
-    const resched = (sysctl(SYS_EXPIRE_NODEST_CONN) != 0 && destWeight(dest) == 0) || newConnExpected(c);
-    if (resched && connExpire(c, now)) {
-      count(IC_REUSED);
-      c = NIL;
-    }
-  }
+  if (!ported(f)) return false;
+  let c = inConn(f, now);
   if (c != NIL) {
     count(IC_PACKETS);
     inPacket(d, f, c, now);
     return true;
   }
-  c = connOutGet(fam, proto, f.s0, f.s1, f.s2, f.s3, f.sport, f.d0, f.d1, f.d2, f.d3, f.dport, now);
+  c = connOutGet(f.family, f.proto, f.s0, f.s1, f.s2, f.s3, f.sport, f.d0, f.d1, f.d2, f.d3, f.dport, now);
   if (c != NIL) {
     count(IC_PACKETS);
     outPacket(d, f, c, now);
     return true;
   }
-  const s = svcFind(fam, load<u32>(d, D_MARK), proto, f.d0, f.d1, f.d2, f.d3, f.dport);
+  const s = svcFind(f.family, load<u32>(d, D_MARK), f.proto, f.d0, f.d1, f.d2, f.d3, f.dport);
   if (s == NIL) return false;
   count(IC_PACKETS);
   newPacket(d, f, s, now);
   return true;
+}
+
+// ---- IPVS inside the netfilter hooks (netfilter/hooks.ts) ----------------------------------------
+// What an IPVS hook function tells the hook traversal (ip_vs_core.c return values).
+export const IH_NONE: u32 = 0;    // not IPVS's packet: NF_ACCEPT, nothing changed
+export const IH_ACCEPT: u32 = 1;  // NF_ACCEPT after IPVS handled it (maybe rewritten): the traversal goes on
+export const IH_STOLEN: u32 = 2;  // NF_STOLEN: forwarded, re-injected at LOCAL_OUT (ip_vs_send_or_cont)
+export const IH_DONE: u32 = 3;    // dropped, or answered in the slot (ip_vs_leave): the verdict is final
+
+// The descriptor's IPVS verdict as a hook result.
+function hookResult(d: usize): u32 {
+  const v = load<u8>(d, D_VERDICT);
+  if (v == VERDICT_DROP || v == VERDICT_REPLY) return IH_DONE;
+  if (v == VERDICT_PASS) return IH_ACCEPT;
+  const fwd = load<u8>(resultFor(d));
+  return fwd == FWD_LOCAL ? IH_ACCEPT : IH_STOLEN;
+}
+
+/**
+ * ip_vs_out_hook(): a reply of a masqueraded entry from its real server (source back to the virtual
+ * address:port), or an ICMP error about an entry. IH_NONE or IH_ACCEPT; writes the descriptor's
+ * verdict, length and aux when it handled the packet.
+ */
+export function ipvsOutHook(d: usize, f: Flow, now: u32): u32 {
+  if (!ipvsReady || f.frag == FRAG_LATER) return IH_NONE;
+  if (f.isIcmpError) return ipvsIcmp(d, f, now) ? IH_ACCEPT : IH_NONE;
+  if (!ported(f)) return IH_NONE;
+  const c = connOutGet(f.family, f.proto, f.s0, f.s1, f.s2, f.s3, f.sport, f.d0, f.d1, f.d2, f.d3, f.dport, now);
+  if (c == NIL) return IH_NONE;
+  count(IC_PACKETS);
+  outPacket(d, f, c, now);
+  return IH_ACCEPT;
+}
+
+/**
+ * ip_vs_remote_request4/6 (LOCAL_IN) and ip_vs_local_request4/6 (LOCAL_OUT) → ip_vs_in(): a packet
+ * of an entry, or the first packet to a virtual service (`mark` is the packet's fwmark). Returns
+ * IH_NONE (not IPVS's), IH_ACCEPT (not scheduled, or the local-node method), IH_STOLEN (forwarded:
+ * the side record (xmit.ts) names method, entry and destination) or IH_DONE.
+ */
+export function ipvsInHook(d: usize, f: Flow, now: u32, mark: u32): u32 {
+  if (!ipvsReady || f.frag == FRAG_LATER || f.isIcmpError || !ported(f)) return IH_NONE;
+  const c = inConn(f, now);
+  if (c != NIL) {
+    count(IC_PACKETS);
+    inPacket(d, f, c, now);
+    return hookResult(d);
+  }
+  const s = svcFind(f.family, mark, f.proto, f.d0, f.d1, f.d2, f.d3, f.dport);
+  if (s == NIL) return IH_NONE;
+  count(IC_PACKETS);
+  newPacket(d, f, s, now);
+  return hookResult(d);
+}
+
+/**
+ * xt_ipvs.c ipvs_mt(): the entry of a packet IPVS already handled, looked up with the packet's
+ * addresses inverted (ip_vs_fill_iph_skb(…, inverse = true) → conn_out_get), so it finds the entry
+ * of a request on its way to the real server (client → real server) — NIL otherwise.
+ */
+export function ipvsMatchConn(f: Flow, now: u32): u32 {
+  if (!ipvsReady || !ported(f)) return NIL;
+  return connOutGet(f.family, f.proto, f.d0, f.d1, f.d2, f.d3, f.dport, f.s0, f.s1, f.s2, f.s3, f.sport, now, true);
 }

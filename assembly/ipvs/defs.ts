@@ -42,6 +42,15 @@ export const FWD_TUNNEL: u8 = 2;
 export const FWD_DROUTE: u8 = 3;
 export const FWD_MASK: u16 = 0x0007;
 
+// Tunnel types and encapsulation flags of a tunnel destination (uapi ip_vs.h
+// IP_VS_CONN_F_TUNNEL_TYPE_*, IP_VS_TUNNEL_ENCAP_FLAG_*). A destination keeps them in one word:
+// type | flags << 8 | port << 16 (dest.ts destTun).
+export const TUN_IPIP: u32 = 0;
+export const TUN_GUE: u32 = 1;
+export const TUN_GRE: u32 = 2;
+export const TUNF_CSUM: u32 = 1;
+export const TUNF_REMCSUM: u32 = 2;
+
 // Connection flags (ip_vs.h IP_VS_CONN_F_*), the ones this dataplane uses.
 export const CF_NOOUTPUT: u16 = 0x0080;   // no output packets are seen: state machine uses INPUT_ONLY
 export const CF_INACTIVE: u16 = 0x0100;   // counted in the dest's inactconns
@@ -80,9 +89,18 @@ export const SYS_EXPIRE_QUIESCENT_TEMPLATE: u32 = 2; // default 0
 export const SYS_SLOPPY_TCP: u32 = 3;             // default 0
 export const SYS_LBLC_EXPIRATION: u32 = 4;        // ms, default 24 h
 export const SYS_LBLCR_EXPIRATION: u32 = 5;       // ms, default 24 h
-export const SYS_COUNT: u32 = 6;
+// net.ipv4.vs.conntrack (default 0): IPVS connections keep their netfilter conntrack entry
+// (IP_VS_CONN_F_NFCT) so iptables rules after IPVS (nat POSTROUTING MASQUERADE) apply to them;
+// kube-proxy's ipvs mode sets it to 1. Without it IPVS untracks the packets it forwards.
+export const SYS_CONNTRACK: u32 = 6;
+// svcplane's own (no kernel sysctl; default 0 = the kernel's behaviour): a persistence template
+// whose timeout has run out since the last new connection is not reused, even while connections
+// it controls live on (the kernel keeps it valid for them, so affinity outlasts its timeout by up
+// to the TIME_WAIT of the last connection — kubernetes#89358). kube-proxy's ipvs mode here sets it.
+export const SYS_PERSIST_STRICT: u32 = 7;
+export const SYS_COUNT: u32 = 8;
 
-const sysctls: StaticArray<u32> = [1, 0, 0, 0, 24 * 60 * 60 * 1000, 24 * 60 * 60 * 1000];
+const sysctls: StaticArray<u32> = [1, 0, 0, 0, 24 * 60 * 60 * 1000, 24 * 60 * 60 * 1000, 0, 0];
 // @ts-ignore: decorator
 @inline export function sysctl(id: u32): u32 { return unchecked(sysctls[id]); }
 export function setSysctl(id: u32, v: u32): bool {

@@ -12,7 +12,8 @@
 //   28 u32 upper threshold   32 u32 lower threshold   36 u32 flags (DEST_F_* | D_USED | D_TRASH)
 //   40 u32 activeconns   44 u32 inactconns   48 u32 persistconns   52 u32 refcnt (entries bound)
 //   56 u32 service id   60 u32 next   64 u32 prev (the service's list)   68 u32 free/trash link
-//   72 u32 tunnel type (0 = IPIP)   76 u32 generation (bumped on every reuse of the slot)
+//   72 u32 tunnel: type | flags << 8 | port << 16 (defs.ts TUN_*)   76 u32 generation (bumped on
+//   every reuse of the slot)
 // Counter block (128 bytes, parallel array): see STAT_* below.
 import { NIL, DEST_F_AVAILABLE, DEST_F_OVERLOAD, CF_INACTIVE, CF_TEMPLATE } from "./defs";
 
@@ -111,7 +112,11 @@ export function destPoolInit(max: u32): void {
 // @ts-ignore: decorator
 @inline export function destGen(d: u32): u32 { return load<u32>(destAt(d), O_GEN); }
 // @ts-ignore: decorator
-@inline export function destTunType(d: u32): u32 { return load<u32>(destAt(d), O_TUN); }
+@inline export function destTun(d: u32): u32 { return load<u32>(destAt(d), O_TUN); }
+// @ts-ignore: decorator
+@inline export function destTunType(d: u32): u32 { return load<u32>(destAt(d), O_TUN) & 0xFF; }
+/** ipvsadm --tun-type/--tun-port/--tun-*csum of a tunnel destination (control path). */
+export function destSetTun(d: u32, tun: u32): void { store<u32>(destAt(d), tun, O_TUN); }
 
 // @ts-ignore: decorator
 @inline export function setDestNext(d: u32, v: u32): void { store<u32>(destAt(d), v, O_NEXT); }

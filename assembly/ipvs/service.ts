@@ -28,6 +28,7 @@ import {
 import {
   schedStateBytes, schedInit, schedDestAdded, schedDestUpdated, schedDestRemoved,
 } from "./sched/index";
+import { vipInit, vipAdd, vipRemove } from "./vip";
 
 export const SVC_BYTES: usize = 80;
 export const SSTAT_BYTES: usize = 128;
@@ -69,6 +70,7 @@ let nullCount: u32 = 0;  // ipvs->nullsvc_counter: port-zero services
 export function svcPoolInit(max: u32, hashSeed: u32): void {
   svcMax = max;
   svcPool = heap.alloc(<usize>max * SVC_BYTES);
+  vipInit(max);
   // One more counter row than services: the totals (est.ts totStat).
   svcStats = heap.alloc(<usize>(max + 1) * SSTAT_BYTES);
   memory.fill(svcPool, 0, <usize>max * SVC_BYTES);
@@ -189,7 +191,10 @@ function hashIn(s: u32): void {
   store<u32>(bp, s);
   store<u32>(p, load<u32>(p, O_FLAGS) | SVC_F_HASHED, O_FLAGS);
   if (mark != 0) fwmCount++;
-  else if (load<u16>(p, O_PORT) == 0) nullCount++;
+  else {
+    vipAdd(load<u8>(p, O_AF), load<u32>(p), load<u32>(p, 4), load<u32>(p, 8), load<u32>(p, 12));
+    if (load<u16>(p, O_PORT) == 0) nullCount++;
+  }
 }
 
 function hashOut(s: u32): void {
@@ -209,7 +214,10 @@ function hashOut(s: u32): void {
   }
   store<u32>(p, load<u32>(p, O_FLAGS) & ~SVC_F_HASHED, O_FLAGS);
   if (mark != 0) fwmCount--;
-  else if (load<u16>(p, O_PORT) == 0) nullCount--;
+  else {
+    vipRemove(load<u8>(p, O_AF), load<u32>(p), load<u32>(p, 4), load<u32>(p, 8), load<u32>(p, 12));
+    if (load<u16>(p, O_PORT) == 0) nullCount--;
+  }
 }
 
 function schedAttach(s: u32, sched: u8, param: u32): i32 {

@@ -6,16 +6,18 @@
 //   header 16 bytes: u32 kind (TRACE_*), u32 service id (NIL: none), u32 entry (connection or
 //   template; NIL), u32 record count; then records of 16 bytes: u32 destination id, u32 0,
 //   f64 probability (1 for a deterministic answer).
+// traceFollow() gives the iptables trace (netfilter/hooks.ts) one destination to follow through
+// the hooks after IPVS: the deterministic one, or for twos the first with a chance.
 // Allocates nothing after start-up; never draws from the random stream.
 import { Flow, PROTO_TCP } from "../flow";
 import { NIL, SVC_F_PERSISTENT, SCHED_TWOS, sysctl, SYS_CONN_REUSE_MODE } from "./defs";
 import { svcFind, svcFlags, svcFwmark, svcPort, svcSched, svcSchedState, svcFirst } from "./service";
-import { connInGet, connDest } from "./conn";
+import { connInGet, connDest, connDport } from "./conn";
 import { schedPeek } from "./sched/index";
 import { twosOdds } from "./sched/twos";
 import { templatePeek, templateUsable } from "./persist";
 import { newConnExpected } from "./core";
-import { destNext } from "./dest";
+import { destNext, destPort } from "./dest";
 
 export const TRACE_NONE: u32 = 0;       // no virtual service: IPVS passes the packet on
 export const TRACE_CONN: u32 = 1;       // an existing connection entry decides
@@ -85,4 +87,31 @@ export function trace(family: u8, proto: u8, s0: u32, s1: u32, s2: u32, s3: u32,
   const d = schedPeek(sched, svcSchedState(s), first, f, flags, now);
   if (d == NIL) return header(TRACE_NO_DEST, s, NIL, 0);
   return one(TRACE_SCHED, s, NIL, d);
+}
+
+/** traceFollow(): IPVS would answer with ICMP port unreachable (ip_vs_leave). */
+export const FOLLOW_LEAVE: u32 = 0xFFFFFFFE;
+/** The port the destination traceFollow() returned forwards to. */
+export let followPort: u16 = 0;
+
+/**
+ * The destination a traced packet `f` goes to through IPVS (NIL: IPVS leaves it alone,
+ * FOLLOW_LEAVE: no destination), with its port in followPort. Reads, never changes, IPVS state.
+ */
+export function traceFollow(f: Flow, mark: u32, now: u32): u32 {
+  const n = trace(f.family, f.proto, f.s0, f.s1, f.s2, f.s3, f.sport, f.d0, f.d1, f.d2, f.d3, f.dport, mark, now);
+  const kind = load<u32>(traceBuf);
+  if (kind == TRACE_NONE) return NIL;
+  if (kind == TRACE_NO_DEST) return FOLLOW_LEAVE;
+  for (let k: i32 = 0; k < n; k++) {
+    const r = traceBuf + 16 + (<usize>k << 4);
+    if (load<f64>(r, 8) <= 0) continue;
+    const d = load<u32>(r);
+    const entry = load<u32>(traceBuf, 8);
+    if (kind == TRACE_CONN) followPort = connDport(entry);
+    else if (kind == TRACE_TEMPLATE && connDport(entry) != 0) followPort = connDport(entry);
+    else followPort = destPort(d) != 0 ? destPort(d) : f.dport;
+    return d;
+  }
+  return FOLLOW_LEAVE;
 }

@@ -13,6 +13,7 @@
 //                 inner packet (0 for IPv6), TTL/hop limit = the inner one, IPv4 id 0 when DF is set
 //                 (ip_select_ident for a socket-less DF packet) else a running counter from 1, source = the
 //                 tunnel source address set for the family (default: the node's masquerade address).
+//                 A GUE or GRE tunnel destination gets its UDP+GUE or GRE header between (encap.ts).
 // Never allocates; never writes beyond the slot (a tunnel that would not fit reports failure).
 //
 // Side record per descriptor (32 bytes, ipvsResultPtr() + 32 × descriptor index):
@@ -27,7 +28,8 @@ import { IPV4_DF } from "../wire/ipv4";
 import { ioDesc, IO_MAX_BATCH, DESC_BYTES } from "../io";
 import { haveMasq, masqAddr } from "../node";
 import { NIL, FWD_LOCAL } from "./defs";
-import { destAt, destAf } from "./dest";
+import { destAt, destAf, destTun } from "./dest";
+import { encapLen, encapWrite } from "./encap";
 
 export const RESULT_BYTES: usize = 32;
 export const results: usize = heap.alloc(<usize>IO_MAX_BATCH * RESULT_BYTES);
@@ -115,10 +117,13 @@ export function masqOut(f: Flow, v0: u32, v1: u32, v2: u32, v3: u32, vport: u16)
  */
 export function tunnel(f: Flow, dest: u32): u32 {
   const outerAf = destAf(dest);
-  const hlen: u32 = outerAf == FAMILY_V4 ? 20 : 40;
+  const tun = destTun(dest);
+  const type = tun & 0xFF, tflags = (tun >> 8) & 0xFF;
+  const elen = encapLen(type, tflags);
+  const hlen: u32 = (outerAf == FAMILY_V4 ? 20 : 40) + elen;
   const innerLen = f.l3len + f.l4len;
   const total = innerLen + hlen;
-  if (total > f.cap || (outerAf == FAMILY_V4 ? total : innerLen) > 0xFFFF) return 0;
+  if (total > f.cap || (outerAf == FAMILY_V4 ? total : innerLen + elen) > 0xFFFF) return 0;
   const src = tunnelSource(outerAf);
   if (src == 0) return 1;
   const pkt = f.pkt;
@@ -138,6 +143,11 @@ export function tunnel(f: Flow, dest: u32): u32 {
   ds = ecnEncap(ds);
   memory.copy(pkt + hlen, pkt, innerLen);
   const d = destAt(dest);
+  // GUE / GRE between the outer header and the inner packet (encap.ts), written after the move.
+  if (elen != 0) {
+    const ipLen: u32 = outerAf == FAMILY_V4 ? 20 : 40;
+    next = encapWrite(pkt + ipLen, type, tflags, <u16>(tun >>> 16), f, innerLen, outerAf, src, d);
+  }
   if (outerAf == FAMILY_V4) {
     store<u8>(pkt, 0x45);
     store<u8>(pkt, ds, 1);
@@ -160,7 +170,7 @@ export function tunnel(f: Flow, dest: u32): u32 {
     store<u8>(pkt, 0x60 | (ds >> 4));
     store<u8>(pkt, (ds & 0x0F) << 4, 1);
     store<u16>(pkt, 0, 2);
-    store<u16>(pkt, bswap<u16>(<u16>innerLen), 4);
+    store<u16>(pkt, bswap<u16>(<u16>(innerLen + elen)), 4);
     store<u8>(pkt, next, 6);
     store<u8>(pkt, ttl, 7);
     memory.copy(pkt + 8, src, 16);

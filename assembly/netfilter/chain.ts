@@ -16,7 +16,7 @@ import {
   OPF_CT_NOCT_PASS, opKind, opFlags, opWords, errCode,
   M_SRC, M_DST, M_PROTO, M_SPORT, M_DPORT, M_IIF, M_OIF, M_ADDRTYPE, M_CTSTATE, M_CT_ADDR, M_CT_PORT,
   M_CT_STATUS, M_CT_PROTO, M_CT_DIR, M_MARK, M_CONNMARK, M_RANDOM, M_NTH, M_LIMIT, M_RECENT,
-  M_MULTIPORT, M_SET, M_NFACCT, M_ICMP, M_TCPFLAGS, M_FRAG,
+  M_MULTIPORT, M_SET, M_NFACCT, M_ICMP, M_TCPFLAGS, M_FRAG, M_IPVS, M_PHYSDEV,
   T_FIRST, T_ACCEPT, T_DROP, T_RETURN, T_JUMP, T_GOTO, T_REJECT, T_DNAT, T_SNAT, T_MASQUERADE,
   T_MARK, T_CONNMARK, T_LOG, T_NFLOG, T_NOTRACK, T_REDIRECT,
   AT_LIMIT_IN, AT_LIMIT_OUT, RECENT_CHECK, RECENT_SET, RECENT_UPDATE, RECENT_REMOVE, RECENT_TTL,
@@ -176,6 +176,8 @@ function wordsOf(kind: u32): u32 {
     case M_ADDRTYPE: case M_CT_PORT: case M_MARK: case M_CONNMARK: case M_ICMP: return 3;
     case M_NTH: case M_LIMIT: case M_SET: return 4;
     case M_FRAG: return 1;
+    case M_IPVS: return 11;
+    case M_PHYSDEV: return 2;
     case M_MULTIPORT: return 0;
     case T_ACCEPT: case T_DROP: case T_RETURN: case T_LOG: case T_NOTRACK: return 1;
     case T_JUMP: case T_GOTO: case T_REJECT: case T_NFLOG: return 2;
@@ -187,7 +189,7 @@ function wordsOf(kind: u32): u32 {
 }
 
 function invertible(kind: u32): bool {
-  return kind != M_ADDRTYPE && kind != M_LIMIT && kind != M_NFACCT && kind < T_FIRST;
+  return kind != M_ADDRTYPE && kind != M_LIMIT && kind != M_NFACCT && kind != M_IPVS && kind != M_PHYSDEV && kind < T_FIRST;
 }
 
 // Checks the arguments of one match op. Returns 0 or an error kind.
@@ -248,6 +250,13 @@ function checkMatch(p: usize, kind: u32, family: u8): u32 {
       return ((w >> 8) & 0xFF) <= ((w >> 16) & 0xFF) ? 0 : E_OP_ARG;
     }
     case M_TCPFLAGS: return arg(p, 1) <= 0xFFFF ? 0 : E_OP_ARG;
+    case M_IPVS: {
+      // xt_ipvs.h: bits and inversions within XT_IPVS_MASK; a forwarding method of IP_VS_CONN_F_*.
+      const w = arg(p, 1);
+      if ((w & 0x80) != 0 || ((w >> 8) & 0xFF & ~(w & 0x7F)) != 0 || (w >>> 24) > 7) return E_OP_ARG;
+      return v4 && !v4Clean(p, 3) ? E_OP_ARG : (v4 && !v4Clean(p, 7) ? E_OP_ARG : 0);
+    }
+    case M_PHYSDEV: return arg(p, 1) <= 1 ? 0 : E_OP_ARG;
     case M_IIF: case M_OIF: case M_MARK: case M_CONNMARK: case M_CT_STATUS: case M_FRAG:
       return 0;
   }

@@ -36,6 +36,11 @@ export class Pkt {
   snatInit: bool;
   ctmDirty: bool;
   rewritten: bool;   // NAT changed the packet
+  ipvs: bool;        // skb->ipvs_property: IPVS handled the packet (hooks.ts)
+  ipvsDest: u32;     // the IPVS destination when `ipvs` (the descriptor's aux)
+  ipvsFwd: u32;      // its forwarding method (ipvs/defs.ts FWD_*)
+  natHide: u32;      // status bits a tuple difference would imply but no NAT made (IPVS's
+                     // nf_conntrack_alter_reply sets no IPS_DST_NAT)
 }
 
 export const pk: Pkt = changetype<Pkt>(heap.alloc(offsetof<Pkt>()));
@@ -67,7 +72,7 @@ export function ctReplyInto(out: Tuple): void {
 
 // The connection's status bits (conntrack/entry.ts CT_*); a pending one has only its NAT bits.
 export function ctStatusBits(): u32 {
-  if (pk.pending) return natStatus(pendOrig, pendReply);
+  if (pk.pending) return natStatus(pendOrig, pendReply) & ~pk.natHide;
   if (pk.ctIdx == CT_NONE) return 0;
   return ctStatus(pk.ctIdx);
 }

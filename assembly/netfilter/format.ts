@@ -168,7 +168,9 @@ export const M_NFACCT: u32 = 23;
 export const M_ICMP: u32 = 24;
 export const M_TCPFLAGS: u32 = 25;
 export const M_FRAG: u32 = 26;
-export const M_LAST: u32 = 26;
+export const M_IPVS: u32 = 27;     // xt_ipvs (match-ipvs.ts)
+export const M_PHYSDEV: u32 = 28;  // xt_physdev without bridge information (match-ipvs.ts)
+export const M_LAST: u32 = 28;
 
 // Target kinds.
 export const T_FIRST: u32 = 64;

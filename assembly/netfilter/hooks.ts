@@ -9,14 +9,25 @@
 //                  mangle POSTROUTING → nat POSTROUTING (NEW only) → confirm; then, when addressed
 //                  to the node itself (after NAT), looped back: raw PREROUTING → mangle PREROUTING →
 //                  mangle INPUT → filter INPUT
+// With IPVS configured, IPVS runs at its own hook points and priorities (ip_vs_core.c ip_vs_ops4 /
+// ip_vs_ops6): in LOCAL_IN after filter INPUT and before nat INPUT (ip_vs_out_hook at
+// NF_IP_PRI_NAT_SRC - 2, ip_vs_remote_request at NF_IP_PRI_NAT_SRC - 1); in LOCAL_OUT after nat
+// OUTPUT and before filter OUTPUT (NF_IP_PRI_NAT_DST + 1 and + 2); in FORWARD after filter FORWARD
+// (ip_vs_forward_icmp at 99, ip_vs_out_hook at 100). A packet IPVS forwards is stolen and sent again
+// through LOCAL_OUT (ip_vs_xmit.c ip_vs_send_or_cont / ip_vs_nat_send_or_cont): raw, mangle, nat and
+// filter OUTPUT, then POSTROUTING — where kube-proxy's MASQUERADE applies — carrying
+// ipvs_property, so IPVS ignores it there. With net.ipv4.vs.conntrack=1 its unconfirmed
+// connection's reply tuple is pointed at the real server (ip_vs_nf_conntrack.c
+// ip_vs_update_conntrack → nf_conntrack_alter_reply, which sets no DNAT status); without it the
+// packet goes on untracked (ip_vs_notrack).
 // At each NAT hook the packet gets its connection's binding for that hook (nat.ts); a NEW
 // connection's nat chain runs first and makes that binding. Confirm stores a NEW connection only
 // when its packet was accepted, so a dropped first packet leaves nothing behind. Writes the
 // descriptor as pipeline.ts processOne does (verdict, reason, ctstate, mark, ct, len).
 // Never allocates; never reads a clock (`now` is passed in).
-import { Flow, inner, FRAG_LATER, PROTO_TCP, PROTO_ICMP, PROTO_ICMPV6, FAMILY_V4 } from "../flow";
+import { Flow, inner, FRAG_LATER, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6, FAMILY_V4 } from "../flow";
 import {
-  VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY, R_NONE, R_FRAGMENT, R_CT_FULL, R_POLICY,
+  VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY, R_NONE, R_FRAGMENT, R_CT_FULL, R_POLICY, R_NO_ENDPOINTS,
 } from "../verdict";
 import { D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, D_LEN, META_LOCAL } from "../io";
 import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "../stats";
@@ -34,11 +45,17 @@ import {
   HOOK_OUTPUT, HOOK_POSTROUTING, CTS_INVALID, CTS_ESTABLISHED, CTS_RELATED, CTS_NEW, CTS_UNTRACKED,
   builtinId,
 } from "./format";
-import { pk, pendOrig, pendReply, pktReset, ctmLoad, ctmStore } from "./ctx";
+import { pk, pendOrig, pendReply, pktReset, ctmLoad, ctmStore, hasCt } from "./ctx";
 import { registryInit } from "./registry";
 import { walk, V_ACCEPT, V_DROP, rejectCode } from "./walk";
 import { natPacket, MANIP_SRC, MANIP_DST } from "./nat";
 import { traceMode, iptCount, IS_PACKETS, IS_INVALID, IS_REJECT_REPLIES, IS_REJECT_SILENT, IS_CONFIRM_FAILED } from "./counters";
+import { ipvsReady, ipvsInHook, ipvsOutHook, IH_NONE, IH_ACCEPT, IH_STOLEN, IH_DONE } from "../ipvs/core";
+import { resultFor, masqIn, RF_ONE_PACKET } from "../ipvs/xmit";
+import { sysctl, SYS_CONNTRACK, FWD_MASQ, FWD_TUNNEL, FWD_LOCAL } from "../ipvs/defs";
+import { traceFollow, followPort, FOLLOW_LEAVE } from "../ipvs/trace";
+import { destFwd } from "../ipvs/dest";
+import { entryAt, E_STATUS } from "../conntrack/entry";
 
 // Whether processBatch runs packets through iptProcess (iptables mode) or the direct pipeline.
 export let iptMode = false;
@@ -54,7 +71,7 @@ function finish(f: Flow, verdict: u8, reason: u16, len: u32): void {
   store<u8>(d, <u8>pk.ctState, D_CTSTATE);
   store<u32>(d, pk.mark, D_MARK);
   store<u32>(d, pk.pending ? CT_NONE : pk.ctIdx, D_CT);
-  store<u32>(d, 0xFFFFFFFF, D_AUX);
+  store<u32>(d, pk.ipvs ? pk.ipvsDest : 0xFFFFFFFF, D_AUX);
   store<u32>(d, len, D_LEN);
   if (traceMode) return;
   bump(S_VERDICT + verdict);
@@ -173,7 +190,12 @@ function confirm(f: Flow): bool {
   pk.ctIdx = idx;
   ctmStore(idx);
   bump(S_CT_NEW);
-  const nat = natStatus(pendOrig, pendReply);
+  const nat = natStatus(pendOrig, pendReply) & ~pk.natHide;
+  // The reply tuple IPVS altered is no NAT binding: no IPS_DST_NAT (see the header).
+  if (pk.natHide != 0) {
+    const e = entryAt(idx);
+    store<u8>(e + E_STATUS, load<u8>(e + E_STATUS) & ~<u8>pk.natHide);
+  }
   if ((nat & CT_DNAT) != 0) bump(S_DNAT);
   if ((nat & CT_SNAT) != 0) bump(S_SNAT);
   return true;
@@ -206,6 +228,117 @@ function refuse(f: Flow, v: u32): void {
   finish(f, VERDICT_REPLY, R_POLICY, n);
 }
 
+// ---- IPVS at its hook points --------------------------------------------------------------------
+const NIL_DEST: u32 = 0xFFFFFFFF;
+const AT_LOCAL_IN: u32 = 0;
+const AT_LOCAL_OUT: u32 = 1;
+const AT_FORWARD: u32 = 2;
+
+// ip_vs_notrack(): the packet leaves its connection (a pending one is never stored).
+function untrack(): void {
+  pk.pending = false;
+  pk.untracked = true;
+  pk.ctIdx = CT_NONE;
+  pk.ctState = CTS_UNTRACKED;
+}
+
+/**
+ * The IPVS hook functions registered at `at`, in priority order: ip_vs_out_hook, then (LOCAL_IN,
+ * LOCAL_OUT) the request hook. Returns IH_NONE, IH_ACCEPT (the traversal goes on), IH_STOLEN
+ * (forwarded: continue with stolen()) or IH_DONE (finished here). A trace takes
+ * ipvsTraceAt() instead, which changes no IPVS state.
+ */
+function ipvsAt(at: u32, f: Flow): u32 {
+  if (!ipvsReady || pk.ipvs) return IH_NONE;
+  if (traceMode) return ipvsTraceAt(at, f);
+  const d = pk.d;
+  let r = ipvsOutHook(d, f, pk.now);
+  if (r == IH_NONE && at != AT_FORWARD) r = ipvsInHook(d, f, pk.now, pk.mark);
+  // A TCP segment that may not start a connection is let through untouched (no ipvs_property).
+  if (r == IH_NONE || (r == IH_ACCEPT && load<u32>(d, D_AUX) == 0xFFFFFFFF)) return IH_NONE;
+  pk.ipvs = true;
+  pk.ipvsDest = load<u32>(d, D_AUX);
+  if (r == IH_DONE) {
+    // Dropped, or answered (ICMP port unreachable) in the slot: the connection is not kept.
+    if (!pk.pending) ctmStore(pk.ctIdx);
+    pk.pending = false;
+    finish(f, load<u8>(d, D_VERDICT), load<u16>(d, D_REASON), load<u32>(d, D_LEN));
+    return r;
+  }
+  if (load<u8>(d, D_VERDICT) != VERDICT_PASS) pk.rewritten = true;
+  const res = resultFor(d);
+  const fwd = load<u8>(res);
+  if (sysctl(SYS_CONNTRACK) == 0) {
+    if (!pk.untracked && hasCt()) untrack();
+  } else if (r == IH_STOLEN && fwd == FWD_MASQ && (load<u8>(res, 2) & RF_ONE_PACKET) == 0) {
+    alterReply(f);
+  }
+  pk.ipvsFwd = fwd;
+  // ip_vs_nat_send_or_cont(): a real server on this node takes the packet on in this traversal.
+  if (r == IH_STOLEN && fwd == FWD_MASQ && deliveredLocally(f)) return IH_ACCEPT;
+  return r;
+}
+
+// ip_vs_update_conntrack(): an unconfirmed connection's reply will come from the real server (the
+// packet's destination now).
+function alterReply(f: Flow): void {
+  if (!pk.pending) return;
+  const before = natStatus(pendOrig, pendReply);
+  pendReply.s0 = f.d0; pendReply.s1 = f.d1; pendReply.s2 = f.d2; pendReply.s3 = f.d3;
+  pendReply.sport = f.dport;
+  if ((before & CT_DNAT) == 0) pk.natHide |= CT_DNAT;
+}
+
+// The IPVS step of a trace: the destination ipvs/trace.ts says a new connection would get (no
+// scheduler state, entry or counter changes), applied to the traced packet so the rules after
+// IPVS (OUTPUT, POSTROUTING: kube-proxy's MASQUERADE) are traced too. Replies (ip_vs_out) are
+// not followed.
+function ipvsTraceAt(at: u32, f: Flow): u32 {
+  if (at == AT_FORWARD || f.isIcmpError || !(f.proto == PROTO_TCP || f.proto == PROTO_UDP || f.proto == PROTO_SCTP)) return IH_NONE;
+  const dest = traceFollow(f, pk.mark, pk.now);
+  if (dest == NIL_DEST) return IH_NONE;
+  pk.ipvs = true;
+  if (dest == FOLLOW_LEAVE) {
+    pk.ipvsDest = NIL_DEST;
+    const n = rejectReply(f, f.family == FAMILY_V4 ? 3 : 4);
+    if (n == 0) finish(f, VERDICT_DROP, R_NO_ENDPOINTS, f.len);
+    else finish(f, VERDICT_REPLY, R_NO_ENDPOINTS, n);
+    return IH_DONE;
+  }
+  pk.ipvsDest = dest;
+  const fwd = destFwd(dest);
+  pk.ipvsFwd = fwd;
+  if (fwd == FWD_LOCAL) return IH_ACCEPT;
+  pk.rewritten = true;
+  if (fwd == FWD_MASQ) masqIn(f, dest, followPort);
+  if (sysctl(SYS_CONNTRACK) == 0) {
+    if (!pk.untracked && hasCt()) untrack();
+  } else if (fwd == FWD_MASQ) {
+    alterReply(f);
+  }
+  if (fwd == FWD_MASQ && deliveredLocally(f)) return IH_ACCEPT;
+  return IH_STOLEN;
+}
+
+// NF_HOOK(NF_INET_LOCAL_OUT, …, dst_output) for a packet IPVS forwarded: the OUTPUT tables and
+// POSTROUTING, then confirm. Its destination binding is set already, so nat OUTPUT runs no chain.
+// An IPIP packet now starts with the outer header the Flow does not describe: it leaves without
+// another walk (a documented simplification).
+function stolen(f: Flow): void {
+  let v = V_ACCEPT;
+  if (pk.ipvsFwd != FWD_TUNNEL) {
+    v = table(TABLE_RAW, HOOK_OUTPUT, f);
+    if (v == V_ACCEPT) v = table(TABLE_MANGLE, HOOK_OUTPUT, f);
+    if (v == V_ACCEPT) v = natHook(HOOK_OUTPUT, MANIP_DST, f);
+    if (v == V_ACCEPT) v = table(TABLE_FILTER, HOOK_OUTPUT, f);
+    if (v == V_ACCEPT) v = table(TABLE_MANGLE, HOOK_POSTROUTING, f);
+    if (v == V_ACCEPT) v = natHook(HOOK_POSTROUTING, MANIP_SRC, f);
+  }
+  if (v != V_ACCEPT) { refuse(f, v); return; }
+  if (!confirm(f)) { finish(f, VERDICT_DROP, R_CT_FULL, f.len); return; }
+  finish(f, VERDICT_FORWARD, R_NONE, f.len);
+}
+
 // Runs one parsed packet (flow `f`, descriptor `d`) through the tables. `meta` is the
 // descriptor's: bit 0 originated on this node, bits 8–15 ingress and 16–23 egress interface index.
 export function iptProcess(d: usize, f: Flow, now: u32, meta: u32): void {
@@ -228,10 +361,20 @@ export function iptProcess(d: usize, f: Flow, now: u32, meta: u32): void {
     if (isLocal(f.family, f.d0, f.d1, f.d2, f.d3)) {
       v = table(TABLE_MANGLE, HOOK_INPUT, f);
       if (v == V_ACCEPT) v = table(TABLE_FILTER, HOOK_INPUT, f);
+      if (v == V_ACCEPT) {
+        const r = ipvsAt(AT_LOCAL_IN, f);
+        if (r == IH_DONE) return;
+        if (r == IH_STOLEN) { stolen(f); return; }
+      }
       if (v == V_ACCEPT) v = natHook(HOOK_INPUT, MANIP_SRC, f);
     } else {
       v = table(TABLE_MANGLE, HOOK_FORWARD, f);
       if (v == V_ACCEPT) v = table(TABLE_FILTER, HOOK_FORWARD, f);
+      if (v == V_ACCEPT) {
+        const r = ipvsAt(AT_FORWARD, f);
+        if (r == IH_DONE) return;
+        if (r == IH_STOLEN) { stolen(f); return; }
+      }
       if (v == V_ACCEPT) v = table(TABLE_MANGLE, HOOK_POSTROUTING, f);
       if (v == V_ACCEPT) v = natHook(HOOK_POSTROUTING, MANIP_SRC, f);
     }
@@ -241,6 +384,11 @@ export function iptProcess(d: usize, f: Flow, now: u32, meta: u32): void {
     conntrackIn(f);
     v = table(TABLE_MANGLE, HOOK_OUTPUT, f);
     if (v == V_ACCEPT) v = natHook(HOOK_OUTPUT, MANIP_DST, f);
+    if (v == V_ACCEPT) {
+      const r = ipvsAt(AT_LOCAL_OUT, f);
+      if (r == IH_DONE) return;
+      if (r == IH_STOLEN) { stolen(f); return; }
+    }
     if (v == V_ACCEPT) v = table(TABLE_FILTER, HOOK_OUTPUT, f);
     if (v == V_ACCEPT) v = table(TABLE_MANGLE, HOOK_POSTROUTING, f);
     if (v == V_ACCEPT) v = natHook(HOOK_POSTROUTING, MANIP_SRC, f);

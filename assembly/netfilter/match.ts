@@ -8,8 +8,9 @@ import {
   opKind, opWords,
   M_SRC, M_DST, M_PROTO, M_SPORT, M_DPORT, M_IIF, M_OIF, M_ADDRTYPE, M_CTSTATE, M_CT_ADDR, M_CT_PORT,
   M_CT_STATUS, M_CT_PROTO, M_CT_DIR, M_MARK, M_CONNMARK, M_RANDOM, M_NTH, M_LIMIT, M_RECENT,
-  M_MULTIPORT, M_SET, M_NFACCT, M_ICMP, M_TCPFLAGS, M_FRAG,
+  M_MULTIPORT, M_SET, M_NFACCT, M_ICMP, M_TCPFLAGS, M_FRAG, M_IPVS, M_PHYSDEV,
 } from "./format";
+import { ipvsMatch, physdevMatch } from "./match-ipvs";
 import { Chain, ruleAt, opAt } from "./chain";
 import { pk } from "./ctx";
 import { traceMode } from "./counters";
@@ -49,6 +50,8 @@ function opMatches(c: Chain, p: usize, kind: u32, f: Flow): bool {
     case M_ICMP: return icmpMatch(p, f);
     case M_TCPFLAGS: return tcpFlagsMatch(p, f);
     case M_FRAG: return fragMatch(p, f);
+    case M_IPVS: return ipvsMatch(p, f);
+    case M_PHYSDEV: return physdevMatch(p);
   }
   return false;
 }

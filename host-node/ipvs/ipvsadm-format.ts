@@ -125,8 +125,12 @@ function destLine(svcName: string, d: DestInfo, st: Stats | undefined, f: Format
   let dname = addrPort(d.family, d.address, d.port);
   if (!f.rule && d.family !== 6) dname = dname.slice(0, 28);
   if (f.rule) {
-    // print_tunnel_rule(): an IPIP tunnel destination also names its tunnel type.
-    const tun = d.forwarding === 'tunnel' ? ' --tun-type ipip' : '';
+    // print_tunnel_rule(): a tunnel destination names its type, GUE its port, GUE/GRE the checksum.
+    let tun = '';
+    if (d.forwarding === 'tunnel') {
+      const t = d.tunnel;
+      tun = ` --tun-type ${t.type}` + (t.type === 'gue' ? ` --tun-port ${t.port}` : '') + (t.type !== 'ipip' ? ` --tun-${t.checksum}` : '');
+    }
     return `-a ${svcName} -r ${dname} ${FWD_SWITCH[d.forwarding]} -w ${d.weight}${tun}\n`;
   }
   const dn = `  -> ${padEnd(dname, 28)}`;
@@ -143,7 +147,9 @@ function destLine(svcName: string, d: DestInfo, st: Stats | undefined, f: Format
     return `${dn} ${padEnd(String(d.weight), 9)} ${padEnd(String(d.persistConns), 11)} ${u(d.activeConns)} ${u(d.inactConns)}\n`;
   }
   if (f.tunInfo) {
-    const ti = d.forwarding === 'tunnel' ? 'ipip' : 'n/a';
+    // fwd_tun_info(): "ipip", "gue:PORT:FLAGS", "gre:FLAGS" with tunflags[] -c / +c / r+c.
+    const t = d.tunnel, cs = { nocsum: '-c', csum: '+c', remcsum: 'r+c' }[t.checksum];
+    const ti = d.forwarding !== 'tunnel' ? 'n/a' : t.type === 'gue' ? `gue:${t.port}:${cs}` : t.type === 'gre' ? `gre:${cs}` : 'ipip';
     return `${dn} ${padEnd(FWD_NAME[d.forwarding], 7)} ${padEnd(ti, 13)} ${padEnd(String(d.weight), 6)} ${u(d.activeConns)} ${u(d.inactConns)}\n`;
   }
   return `${dn} ${padEnd(FWD_NAME[d.forwarding], 7)} ${padEnd(String(d.weight), 6)} ${u(d.activeConns)} ${u(d.inactConns)}\n`;

@@ -70,7 +70,7 @@ export interface CommandEntry {
   nosort: boolean; exact: boolean; tunInfo: boolean;
   svc: { af: 4 | 6; protocol: number; addr: string; port: number; fwmark: number; sched: string; flags: number;
     timeout: number; netmask: number; pe: string };
-  dest: { af: 4 | 6; addr: string; port: number; fwd: number; weight: number; u: number; l: number; tunType: number };
+  dest: { af: 4 | 6; addr: string; port: number; fwd: number; weight: number; u: number; l: number; tunType: number; tunPort: number; tunFlags: number };
   timeouts: { tcp: number; tcpfin: number; udp: number };
 }
 
@@ -213,7 +213,7 @@ export function parseCommand(argv: string[]): CommandEntry | 'help' | 'version' 
     cmd, options: new Set(), numeric: false, stats: false, rate: false, thresholds: false, persistentConn: false,
     nosort: false, exact: false, tunInfo: false,
     svc: { af: 4, protocol: 0, addr: '0.0.0.0', port: 0, fwmark: 0, sched: '', flags: 0, timeout: 0, netmask: 0xffffffff, pe: '' },
-    dest: { af: 4, addr: '0.0.0.0', port: 0, fwd: FWD.droute, weight: 1, u: 0, l: 0, tunType: 0 },
+    dest: { af: 4, addr: '0.0.0.0', port: 0, fwd: FWD.droute, weight: 1, u: 0, l: 0, tunType: 0, tunPort: 0, tunFlags: 0 },
     timeouts: { tcp: 0, tcpfin: 0, udp: 0 },
   };
   if (cmd === 'start-daemon' || cmd === 'stop-daemon') {
@@ -322,10 +322,17 @@ export function parseCommand(argv: string[]): CommandEntry | 'help' | 'version' 
         ce.dest.tunType = t;
         break;
       }
-      case 'tun-port': set('tun-port'); if (toNumber(a, 1, 65535) < 0) throw fail('illegal tunnel port specified'); break;
+      case 'tun-port': {
+        set('tun-port');
+        const p = toNumber(a, 1, 65535);
+        if (p < 0) throw fail('illegal tunnel port specified');
+        ce.dest.tunPort = p;
+        break;
+      }
+      // IP_VS_TUNNEL_ENCAP_FLAG_NOCSUM (0), _CSUM (1), _REMCSUM (2), or-ed in as ipvsadm does.
       case 'tun-nocsum': set('tun-nocsum'); break;
-      case 'tun-csum': set('tun-csum'); break;
-      case 'tun-remcsum': set('tun-remcsum'); break;
+      case 'tun-csum': set('tun-csum'); ce.dest.tunFlags |= 1; break;
+      case 'tun-remcsum': set('tun-remcsum'); ce.dest.tunFlags |= 2; break;
       default: throw fail(`invalid option \`${ev.token}'`);
     }
   }

@@ -110,9 +110,7 @@ export class Ipvsadm {
       if (dest.af !== svc.af && dest.fwd !== FWD.tunnel) throw fail('Different address family is allowed only for tunneling servers');
       const tunOpts = (['tun-type', 'tun-port', 'tun-nocsum', 'tun-csum', 'tun-remcsum'] as const).filter(has);
       if (tunOpts.length && dest.fwd !== FWD.tunnel) throw fail('Tunnel options conflict with forward method');
-      // tunnel_opt_check(): ipip takes none of the GUE/GRE options.
-      const bad = tunOpts.find((o) => o !== 'tun-type');
-      if (dest.tunType === 0 && bad) throw fail(`Illegal '${bad}' option with the 'ipip' tunnel type`);
+      tunnelOptCheck(dest.tunType, tunOpts);
     }
     const fmt: Format = {
       stats: ce.stats, rate: ce.rate, thresholds: ce.thresholds, persistentConn: ce.persistentConn, nosort: ce.nosort,
@@ -156,10 +154,13 @@ export class Ipvsadm {
           const id = this.need(ce, 'Service not defined');
           // ip_vs_ctl.c ip_vs_add_dest / ip_vs_edit_dest: -ERANGE when l_threshold > u_threshold.
           if (dest.l > dest.u) throw new Refused(ERANGE);
-          if (dest.tunType !== 0) throw new Refused(EINVAL);   // GUE / GRE: not in the core
           const d = {
             forwarding: (['masq', 'local', 'tunnel', 'droute'] as const)[dest.fwd]!, weight: dest.weight,
             upperThreshold: dest.u, lowerThreshold: dest.l,
+            ...(dest.fwd === FWD.tunnel ? { tunnel: {
+              type: (['ipip', 'gue', 'gre'] as const)[dest.tunType]!, port: dest.tunPort,
+              checksum: (['nocsum', 'csum', 'remcsum'] as const)[dest.tunFlags] ?? 'nocsum',
+            } } : {}),
           };
           if (ce.cmd === 'add-server') this.ipvs.addDest(id, { address: dest.addr, port: dest.port, ...d });
           else this.ipvs.editDest(id, this.needDest(id, ce), d);
@@ -249,4 +250,27 @@ function usage(): string {
     '-d virtual-service -r server-address', '-L|l [virtual-service] [options]', '-Z [virtual-service]',
     '--set tcp tcpfin udp', '--start-daemon {master|backup} [daemon-options]', '--stop-daemon {master|backup}', '-h',
   ].map((l) => `  ${p} ${l}\n`).join('') + '\n';
+}
+
+// ipvsadm.c tunnel_opt_check() with tunnel_types_v_options[]: for each tunnel type, which of
+// --tun-port, --tun-nocsum, --tun-csum, --tun-remcsum is required ('+'), illegal ('x') or one of a
+// mutually exclusive group ('1').
+const TUN_NAMES = ['ipip', 'gue', 'gre'] as const;
+const TUN_OPTS = ['tun-port', 'tun-nocsum', 'tun-csum', 'tun-remcsum'] as const;
+const TUN_TABLE: readonly string[] = ['xxxx', '+111', 'x11x'];
+
+function tunnelOptCheck(type: number, given: readonly string[]): void {
+  let last = '';
+  for (let j = 0; j < TUN_OPTS.length; j++) {
+    const opt = TUN_OPTS[j]!, rule = TUN_TABLE[type]![j]!;
+    if (!given.includes(opt)) {
+      if (rule === '+') throw fail(`You need to supply the '${opt}' option for the '${TUN_NAMES[type]}' tunnel type`);
+      continue;
+    }
+    if (rule === 'x') throw fail(`Illegal '${opt}' option with the '${TUN_NAMES[type]}' tunnel type`);
+    if (rule === '1') {
+      if (last) throw fail(`The option '${opt}' conflicts with the '${last}' option in the '${TUN_NAMES[type]}' tunnel type`);
+      last = opt;
+    }
+  }
 }

@@ -26,7 +26,9 @@ const SCHED_FLAG_BITS: Record<SchedFlag, number> = {
 };
 export const SYSCTLS = {
   conn_reuse_mode: 0, expire_nodest_conn: 1, expire_quiescent_template: 2, sloppy_tcp: 3,
-  lblc_expiration: 4, lblcr_expiration: 5,
+  lblc_expiration: 4, lblcr_expiration: 5, conntrack: 6,
+  /** svcplane's own: affinity ends at the persistence timeout (assembly/ipvs/defs.ts SYS_PERSIST_STRICT). */
+  persist_strict: 7,
 } as const;
 export type Sysctl = keyof typeof SYSCTLS;
 /** IPVS's own counters, in the order of assembly/ipvs/defs.ts IC_*. */
@@ -69,10 +71,22 @@ export interface VirtualService {
   schedFlags?: SchedFlag[];           // -b
   mhTableSize?: number;               // a prime from ip_vs_mh.c primes[] (default 4093)
 }
+/** A tunnel destination's encapsulation (ipvsadm --tun-type/--tun-port/--tun-*csum). */
+export interface Tunnel {
+  type: 'ipip' | 'gue' | 'gre';
+  /** GUE: the UDP destination port (required). */
+  port?: number;
+  /** GUE/GRE checksum: none (default), computed, or remote checksum offload (GUE). */
+  checksum?: 'nocsum' | 'csum' | 'remcsum';
+}
+const TUN_TYPES = ['ipip', 'gue', 'gre'] as const;
+const TUN_CSUM = ['nocsum', 'csum', 'remcsum'] as const;
+
 export interface Destination {
   address: string;
   port: number;
   forwarding?: Forwarding;            // ipvsadm's default: droute (-g)
+  tunnel?: Tunnel;                    // with forwarding 'tunnel'; default IPIP
   weight?: number;                    // 0..65535, default 1
   upperThreshold?: number;            // -x, 0 = none
   lowerThreshold?: number;            // -y, 0 = none
@@ -85,7 +99,7 @@ export interface ServiceInfo extends Required<Pick<VirtualService, 'scheduler' |
 export interface DestInfo {
   id: number; service: number; family: 4 | 6; address: string; port: number; forwarding: Forwarding; weight: number;
   lastWeight: number; upperThreshold: number; lowerThreshold: number; activeConns: number; inactConns: number;
-  persistConns: number; available: boolean; overloaded: boolean; trashed: boolean;
+  persistConns: number; available: boolean; overloaded: boolean; trashed: boolean; tunnel: Required<Tunnel>;
 }
 export interface Stats {
   conns: bigint; inpkts: bigint; outpkts: bigint; inbytes: bigint; outbytes: bigint;
@@ -176,13 +190,20 @@ export class IpvsProgram {
   /** ipvsadm -a. Returns the destination id. */
   addDest(svc: number, d: Destination): number {
     const { family, w } = words(d.address);
-    return this.call('add destination', 'ipvsAddDest', svc, family, ...w, d.port, FORWARDING[d.forwarding ?? 'droute'],
+    const id = this.call('add destination', 'ipvsAddDest', svc, family, ...w, d.port, FORWARDING[d.forwarding ?? 'droute'],
       d.weight ?? 1, d.upperThreshold ?? 0, d.lowerThreshold ?? 0);
+    this.setTunnel(id, d.tunnel);
+    return id;
+  }
+  private setTunnel(dest: number, t: Tunnel | undefined): void {
+    if (!t || (t.type === 'ipip' && !t.port && (t.checksum ?? 'nocsum') === 'nocsum')) return;
+    this.call('set tunnel', 'ipvsSetDestTunnel', dest, TUN_TYPES.indexOf(t.type), t.port ?? 0, TUN_CSUM.indexOf(t.checksum ?? 'nocsum'));
   }
   /** ipvsadm -e. */
   editDest(svc: number, dest: number, d: Omit<Destination, 'address' | 'port'>): void {
     this.call('edit destination', 'ipvsEditDest', svc, dest, FORWARDING[d.forwarding ?? 'droute'], d.weight ?? 1,
       d.upperThreshold ?? 0, d.lowerThreshold ?? 0);
+    this.setTunnel(dest, d.tunnel);
   }
   deleteDest(svc: number, dest: number): void { this.call('delete destination', 'ipvsDeleteDest', svc, dest); }
   findDest(svc: number, address: string, port: number): number | undefined {
@@ -223,7 +244,12 @@ export class IpvsProgram {
       upperThreshold: dv.getUint32(b + 24, true), lowerThreshold: dv.getUint32(b + 28, true),
       activeConns: dv.getUint32(b + 36, true), inactConns: dv.getUint32(b + 40, true), persistConns: dv.getUint32(b + 44, true),
       available: (flags & 1) !== 0, overloaded: (flags & 2) !== 0, trashed: (flags & 0x100) !== 0,
+      tunnel: this.tunnelOf(dv.getUint32(b + 60, true)),
     };
+  }
+
+  private tunnelOf(word: number): Required<Tunnel> {
+    return { type: TUN_TYPES[word & 0xff] ?? 'ipip', port: word >>> 16, checksum: TUN_CSUM[(word >>> 8) & 0xff] ?? 'nocsum' };
   }
 
   service(id: number): ServiceInfo {
@@ -346,8 +372,10 @@ export class IpvsProgram {
       for (const [dk, x] of wantD) {
         const h = haveD.get(dk);
         if (!h) { this.addDest(cur.id, x); tally.added++; continue; }
+        const t = x.tunnel;
         if (h.forwarding !== (x.forwarding ?? 'droute') || h.weight !== (x.weight ?? 1) ||
-            h.upperThreshold !== (x.upperThreshold ?? 0) || h.lowerThreshold !== (x.lowerThreshold ?? 0)) {
+            h.upperThreshold !== (x.upperThreshold ?? 0) || h.lowerThreshold !== (x.lowerThreshold ?? 0) ||
+            h.tunnel.type !== (t?.type ?? 'ipip') || h.tunnel.port !== (t?.port ?? 0) || h.tunnel.checksum !== (t?.checksum ?? 'nocsum')) {
           this.editDest(cur.id, h.id, x);
           tally.edited++;
         }

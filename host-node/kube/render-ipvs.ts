@@ -57,6 +57,8 @@ export interface IpvsRender {
   iptables: string;
   virtualServers: number;
   realServers: number;
+  /** The same virtual servers as data, in `ipvsadm` order: real servers as "ip:port" / "[ip6]:port". */
+  servers: IpvsServer[];
   /** Entries of KUBE-IPVS-IPS: the addresses kube-proxy binds to kube-ipvs0. */
   boundAddresses: string[];
 }
@@ -123,6 +125,19 @@ const JUMPS: ReadonlyArray<readonly [filter: boolean, from: string, to: string, 
 const HASH_SIZE = 1024;
 const MAX_ELEM = 65536;
 const PORT_RANGE = '0-65535';
+
+export interface IpvsServer {
+  protocol: 'tcp' | 'udp' | 'sctp';
+  address: string;
+  port: number;
+  scheduler: string;
+  /** Persistence timeout in seconds (session affinity ClientIP), or null. */
+  persistence: number | null;
+  /** Scheduler flags ipvsadm names (-b). */
+  schedFlags: string[];
+  /** Real servers, sorted; weight 1, masquerading. */
+  dests: string[];
+}
 
 interface VirtualServer {
   protocol: 'tcp' | 'udp' | 'sctp';
@@ -382,6 +397,10 @@ export function renderIpvs(model: ProxyModel, opts: IpvsRenderOptions = {}): Ipv
     iptables: ipt.join('\n') + '\n',
     virtualServers: servers.size,
     realServers,
+    servers: [...servers.values()].map((vs) => ({
+      protocol: vs.protocol, address: vs.address, port: vs.port, scheduler, persistence: vs.persistence,
+      schedFlags: scheduler === 'mh' ? ['mh-port'] : [], dests: [...vs.dests].sort(),
+    })),
     boundAddresses: [...entries.get('KUBE-IPVS-IPS')!].sort(),
   };
 }

@@ -8,6 +8,7 @@
 // at a few places re-encodes only those (chain-memo.ts); loading into the core is load.ts.
 // Pure: never calls the core (load.ts does) and never parses text.
 
+import { ipvsWords, physdevHolds } from './ext-ipvs.js';
 import type { Family, Hook, Match, Rule, TableName, Target, Words, IfaceMatch, PortRange, CtState, AddrType } from './model.js';
 import { BUILTIN_CHAINS, type Ruleset, type Chain } from './ruleset.js';
 import { ChainMemo, MEMO_MIN_RULES, copyPrefix, copySuffix, suffixWords } from './chain-memo.js';
@@ -34,6 +35,7 @@ export const M = {
   SRC: 1, DST: 2, PROTO: 3, SPORT: 4, DPORT: 5, IIF: 6, OIF: 7, ADDRTYPE: 8, CTSTATE: 9, CT_ADDR: 10,
   CT_PORT: 11, CT_STATUS: 12, CT_PROTO: 13, CT_DIR: 14, MARK: 15, CONNMARK: 16, RANDOM: 17, NTH: 18,
   LIMIT: 19, RECENT: 20, MULTIPORT: 21, SET: 22, NFACCT: 23, ICMP: 24, TCPFLAGS: 25, FRAG: 26,
+  IPVS: 27, PHYSDEV: 28,
 } as const;
 export const T = {
   ACCEPT: 64, DROP: 65, RETURN: 66, JUMP: 67, GOTO: 68, REJECT: 69, DNAT: 70, SNAT: 71, MASQUERADE: 72,
@@ -556,7 +558,8 @@ export class IptCompiler {
       case 'set': return w.op(M.SET, inv, 3, this.setId(m.name), m.dirs.reduce((a, d, i) => a | (d === 'dst' ? 1 << i : 0), 0), m.dirs.length);
       case 'nfacct': return w.op(M.NFACCT, 0, 1, this.nfacctId(m.name));
       case 'limit': return w.op(M.LIMIT, 0, 3, m.avg, m.burst, 0);
-      case 'physdev': throw new Error('-m physdev is not supported');
+      case 'physdev': return w.op(M.PHYSDEV, 0, 1, physdevHolds(m));
+      case 'ipvs': return this.op(w, M.IPVS, 0, ipvsWords(m, family, bswap));
     }
   }
 

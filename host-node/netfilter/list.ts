@@ -4,6 +4,7 @@
 // from a caller-supplied source (the core's counters; the model's own, zero, by default).
 // Always numeric (-n): no name lookups. Never parses, never changes the ruleset.
 
+import { printIpvs } from './ext-ipvs.js';
 import { listAddrMask } from './addr.js';
 import { printL4 } from './ext-l4.js';
 import { printBasic } from './ext-match.js';
@@ -93,6 +94,7 @@ function printMatch(m: Match, family: Family): string {
   switch (m.kind) {
     case 'tcp': case 'udp': case 'sctp': case 'icmp': case 'icmp6': case 'multiport': return printL4(m);
     case 'conntrack': case 'state': case 'recent': case 'statistic': return printState(m, family);
+    case 'ipvs': return printIpvs(m);
     default: return printBasic(m);
   }
 }

@@ -8,6 +8,7 @@
 //   * addresses are `Words`: four big-endian u32 values, IPv4 in word 0 (see addr.ts);
 //   * "invert" always means the `!` that iptables allows before the option;
 //   * numbers are plain JS numbers (all fit in 32 bits) except counters, which are bigint.
+import type { IpvsMatch } from './ext-ipvs.js';
 
 export type Family = 4 | 6;
 export type TableName = 'raw' | 'mangle' | 'nat' | 'filter' | 'security';
@@ -264,10 +265,12 @@ export interface PhysdevMatch {
   readonly isBridged: { readonly invert: boolean } | null;
 }
 
+export type { IpvsMatch };
+
 export type Match =
   | TcpMatch | UdpMatch | SctpMatch | IcmpMatch | MultiportMatch | CommentMatch | AddrtypeMatch
   | ConntrackMatch | StateMatch | MarkMatch | StatisticMatch | RecentMatch | SetMatch
-  | NfacctMatch | LimitMatch | PhysdevMatch;
+  | NfacctMatch | LimitMatch | PhysdevMatch | IpvsMatch;
 
 // ---- targets ---------------------------------------------------------------------------------
 

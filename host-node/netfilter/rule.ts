@@ -9,6 +9,7 @@ import { isAnyMask, parseHostMask, saveAddrMask } from './addr.js';
 import { L4_MATCH_DEFS, saveL4 } from './ext-l4.js';
 import { MATCH_DEFS, basicHooks, saveBasic } from './ext-match.js';
 import { STATE_MATCH_DEFS, saveState } from './ext-state.js';
+import { IPVS_MATCH_DEFS, saveIpvs } from './ext-ipvs.js';
 import { TARGET_DEFS, VERDICTS, saveTarget, targetHooks, targetSaveName } from './ext-target.js';
 import {
   RuleError, checkFinal, checkOption, findOption, parseProtocol, protocolName, type ExtDef, type OptDef, type ParseEnv,
@@ -41,7 +42,7 @@ const MATCH_ALIASES: Record<string, string> = { icmpv6: 'icmp6', 'ipv6-icmp': 'i
 
 function findMatchDef(name: string, family: Family): ExtDef<unknown, Match> | null {
   const key = MATCH_ALIASES[name] ?? name;
-  const def = L4_MATCH_DEFS.get(key) ?? MATCH_DEFS.get(key) ?? STATE_MATCH_DEFS.get(key);
+  const def = L4_MATCH_DEFS.get(key) ?? MATCH_DEFS.get(key) ?? STATE_MATCH_DEFS.get(key) ?? IPVS_MATCH_DEFS.get(key);
   if (!def || (def.family !== undefined && def.family !== family)) return null;
   return def;
 }
@@ -526,6 +527,7 @@ export function saveMatch(m: Match, family: Family): string {
   switch (m.kind) {
     case 'tcp': case 'udp': case 'sctp': case 'icmp': case 'icmp6': case 'multiport': return saveL4(m);
     case 'conntrack': case 'state': case 'recent': case 'statistic': return saveState(m, family);
+    case 'ipvs': return saveIpvs(m);
     default: return saveBasic(m);
   }
 }

@@ -62,9 +62,28 @@ export interface TraceOutcome {
   paths: TraceDecision[][];
 }
 
+/**
+ * The IPVS step of a packet to a virtual service (ip_vs_in after filter INPUT / nat OUTPUT): which
+ * service matched, its scheduler, and where a new connection goes — an existing entry or a
+ * persistence template decides, or the scheduler's next pick (probability 1; its state is read,
+ * not advanced), or for twos every destination with its probability. The rule steps and outcomes
+ * follow the first destination with a chance through OUTPUT and POSTROUTING.
+ */
+export interface IpvsTraceStep {
+  /** `TCP  10.96.0.80:80` as `ipvsadm -Ln` names it; absent when no service matched. */
+  service?: string;
+  scheduler?: string;
+  /** Persistence timeout (s) of the service, when persistent. */
+  persistent?: number;
+  kind: 'none' | 'connection' | 'template' | 'scheduler' | 'odds' | 'no-destination';
+  choices: { to: string; probability: number }[];
+}
+
 export interface TraceResult {
   /** The path with every random decision taken (the first leaf). */
   steps: TraceStep[];
+  /** Set when IPVS is configured and the packet is TCP, UDP or SCTP. */
+  ipvs?: IpvsTraceStep;
   outcomes: TraceOutcome[];
   /** More leaves than maxOutcomes, or more decisions than the core records: the list is partial. */
   truncated: boolean;

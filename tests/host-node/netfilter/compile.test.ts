@@ -138,7 +138,7 @@ describe('blob layout and encoding', () => {
 
   it('refuses what the core cannot run, naming the rule, and reserves nothing', () => {
     const c = new IptCompiler();
-    const bad = parse('*filter\n:INPUT ACCEPT [0:0]\n:N - [0:0]\n-A INPUT -j N\n-A INPUT -m physdev --physdev-in veth0 -j ACCEPT\nCOMMIT\n');
+    const bad = parse('*filter\n:INPUT ACCEPT [0:0]\n:N - [0:0]\n-A INPUT -j N\n-A INPUT -p tcp -m tcp --tcp-option 2 -j ACCEPT\nCOMMIT\n');
     expect(() => c.compile(bad.ruleset, bad.touched)).toThrow(CompileError);
     try { c.compile(bad.ruleset, bad.touched); } catch (e) { expect((e as CompileError).rule).toBe(1); }
     expect(c.chainId(4, 'filter', 'N')).toBeUndefined();

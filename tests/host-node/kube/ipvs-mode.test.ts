@@ -1,0 +1,268 @@
+// kube-proxy's ipvs mode end to end: Service/EndpointSlice objects → dp.apply({ mode: 'ipvs' })
+// (ipsets, IPVS virtual servers, the constant iptables rules) → packets through dp.process, with
+// IPVS inside the netfilter hooks as the kernel orders them. Synthetic packets only (no network).
+// The flow table has the shape of the iptables/direct agreement table so the two can be folded.
+import { describe, it, expect } from 'vitest';
+import { Dataplane } from '../../../host-node/dataplane.js';
+import { buildPacket, decodePacket, type ProtoName } from '../../../host-node/core/packet.js';
+
+const NODE = '192.168.49.2';
+const POD_CIDR = '10.244.0.0/16';
+
+interface SvcSpec {
+  name: string;
+  clusterIP: string;
+  port: number;
+  protocol?: 'TCP' | 'UDP';
+  type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+  nodePort?: number;
+  externalIPs?: string[];
+  lbIP?: string;
+  sourceRanges?: string[];
+  etpLocal?: boolean;
+  affinitySeconds?: number;
+}
+
+function service(s: SvcSpec): string {
+  const proto = s.protocol ?? 'TCP';
+  const lines = [
+    'apiVersion: v1', 'kind: Service', `metadata: { name: ${s.name}, namespace: default }`, 'spec:',
+    `  type: ${s.type ?? 'ClusterIP'}`, `  clusterIP: ${s.clusterIP}`,
+    `  ports: [{ name: p, port: ${s.port}, protocol: ${proto}, targetPort: 8080${s.nodePort ? `, nodePort: ${s.nodePort}` : ''} }]`,
+  ];
+  if (s.externalIPs) lines.push(`  externalIPs: [${s.externalIPs.join(', ')}]`);
+  if (s.sourceRanges) lines.push(`  loadBalancerSourceRanges: [${s.sourceRanges.join(', ')}]`);
+  if (s.etpLocal) lines.push('  externalTrafficPolicy: Local');
+  if (s.affinitySeconds) lines.push('  sessionAffinity: ClientIP', `  sessionAffinityConfig: { clientIP: { timeoutSeconds: ${s.affinitySeconds} } }`);
+  if (s.lbIP) lines.push('status:', `  loadBalancer: { ingress: [{ ip: ${s.lbIP} }] }`);
+  return lines.join('\n');
+}
+
+function slice(svc: string, eps: Array<{ ip: string; node?: string }>, protocol = 'TCP'): string {
+  return [
+    'apiVersion: discovery.k8s.io/v1', 'kind: EndpointSlice',
+    `metadata: { name: ${svc}-1, namespace: default, labels: { kubernetes.io/service-name: ${svc} } }`,
+    'addressType: IPv4', `ports: [{ name: p, port: 8080, protocol: ${protocol} }]`,
+    eps.length ? 'endpoints:' : 'endpoints: []',
+    ...eps.map((e) => `  - addresses: [${e.ip}]\n    conditions: { ready: true }${e.node ? `\n    nodeName: ${e.node}` : ''}`),
+  ].join('\n');
+}
+
+const docs = (...d: string[]) => d.join('\n---\n');
+
+async function node(objects: string) {
+  const dp = await Dataplane.create({ nodeIPs: [NODE], podCIDR: POD_CIDR, seed: 7 });
+  const r = dp.apply(objects, { mode: 'ipvs', nodeName: 'node-a' });
+  expect(r.issues).toEqual([]);
+  return dp;
+}
+
+interface Flow {
+  src: string; dst: string; dport: number; proto?: ProtoName; sport?: number; local?: boolean; flags?: string;
+}
+function send(dp: Dataplane, f: Flow, now = 1000) {
+  const proto = f.proto ?? 'tcp';
+  const bytes = buildPacket({ src: f.src, dst: f.dst, proto, sport: f.sport ?? 40000, dport: f.dport, ...(proto === 'tcp' ? { flags: f.flags ?? 'S' } : {}) });
+  const r = dp.process(f.local ? { bytes, local: true } : bytes, now);
+  return { verdict: r.verdict, reason: r.reason, out: r.packet ? decodePacket(r.packet) : undefined };
+}
+
+const WEB = { name: 'web', clusterIP: '10.96.0.80', port: 80 };
+const EPS = [{ ip: '10.244.1.11', node: 'node-b' }, { ip: '10.244.2.12', node: 'node-a' }];
+const EP_ADDRS = EPS.map((e) => e.ip);
+
+// One row: objects, a first packet, and what leaves the core. `to` lists the destinations any of
+// which is right; `srcAfter` the source expected after POSTROUTING (masquerade or not).
+const FLOWS: Array<{
+  name: string; objects: string; packet: Flow;
+  verdict: 'FORWARD' | 'DROP' | 'REPLY' | 'PASS'; to?: string[]; dport?: number; srcAfter?: string;
+}> = [
+  { name: 'ClusterIP from a pod: no masquerade', objects: docs(service(WEB), slice('web', EPS)),
+    packet: { src: '10.244.3.3', dst: '10.96.0.80', dport: 80 }, verdict: 'FORWARD', to: EP_ADDRS, dport: 8080, srcAfter: '10.244.3.3' },
+  { name: 'ClusterIP from off the cluster: masqueraded (KUBE-CLUSTER-IP ! -s podCIDR)', objects: docs(service(WEB), slice('web', EPS)),
+    packet: { src: '192.168.49.7', dst: '10.96.0.80', dport: 80 }, verdict: 'FORWARD', to: EP_ADDRS, dport: 8080, srcAfter: NODE },
+  { name: 'ClusterIP from the node itself (OUTPUT → IPVS at LOCAL_OUT)', objects: docs(service(WEB), slice('web', EPS)),
+    packet: { src: NODE, dst: '10.96.0.80', dport: 80, local: true }, verdict: 'FORWARD', to: EP_ADDRS, dport: 8080, srcAfter: NODE },
+  { name: 'ClusterIP UDP', objects: docs(service({ ...WEB, protocol: 'UDP' }), slice('web', EPS, 'UDP')),
+    packet: { src: '10.244.3.3', dst: '10.96.0.80', dport: 80, proto: 'udp' }, verdict: 'FORWARD', to: EP_ADDRS, dport: 8080, srcAfter: '10.244.3.3' },
+  { name: 'NodePort: masqueraded (KUBE-NODE-PORT-TCP)', objects: docs(service({ ...WEB, type: 'NodePort', nodePort: 30080 }), slice('web', EPS)),
+    packet: { src: '192.168.49.7', dst: NODE, dport: 30080 }, verdict: 'FORWARD', to: EP_ADDRS, dport: 8080, srcAfter: NODE },
+  { name: 'externalIPs: masqueraded (KUBE-EXTERNAL-IP, -m physdev)', objects: docs(service({ ...WEB, externalIPs: ['198.18.0.10'] }), slice('web', EPS)),
+    packet: { src: '192.168.49.7', dst: '198.18.0.10', dport: 80 }, verdict: 'FORWARD', to: EP_ADDRS, dport: 8080, srcAfter: NODE },
+  { name: 'LoadBalancer source range: allowed source', objects: docs(service({ ...WEB, type: 'LoadBalancer', nodePort: 30081, lbIP: '198.18.1.1', sourceRanges: ['198.19.0.0/16'] }), slice('web', EPS)),
+    packet: { src: '198.19.5.5', dst: '198.18.1.1', dport: 80 }, verdict: 'FORWARD', to: EP_ADDRS, dport: 8080, srcAfter: NODE },
+  { name: 'LoadBalancer source range: other sources dropped (KUBE-SOURCE-RANGES-FIREWALL)', objects: docs(service({ ...WEB, type: 'LoadBalancer', nodePort: 30081, lbIP: '198.18.1.1', sourceRanges: ['198.19.0.0/16'] }), slice('web', EPS)),
+    packet: { src: '192.168.49.7', dst: '198.18.1.1', dport: 80 }, verdict: 'DROP' },
+  { name: 'externalTrafficPolicy=Local NodePort: the local endpoint, client source kept', objects: docs(service({ ...WEB, type: 'NodePort', nodePort: 30082, etpLocal: true }), slice('web', EPS)),
+    packet: { src: '192.168.49.7', dst: NODE, dport: 30082 }, verdict: 'FORWARD', to: ['10.244.2.12'], dport: 8080, srcAfter: '192.168.49.7' },
+  { name: 'no endpoints: ICMP port unreachable (ip_vs_leave)', objects: docs(service(WEB), slice('web', [])),
+    packet: { src: '10.244.3.3', dst: '10.96.0.80', dport: 80 }, verdict: 'REPLY' },
+  { name: 'kubernetes#72236: a VIP port no Service defines is rejected (KUBE-IPVS-FILTER)', objects: docs(service(WEB), slice('web', EPS)),
+    packet: { src: '10.244.3.3', dst: '10.96.0.80', dport: 22 }, verdict: 'REPLY' },
+];
+
+describe('kube-proxy ipvs mode: flow table', () => {
+  for (const row of FLOWS) {
+    it(row.name, async () => {
+      const dp = await node(row.objects);
+      const r = send(dp, row.packet);
+      expect(r.verdict).toBe(row.verdict);
+      if (row.verdict === 'FORWARD') {
+        expect(row.to).toContain(r.out!.dst);
+        expect(r.out!.dport).toBe(row.dport);
+        expect(r.out!.src).toBe(row.srcAfter);
+      }
+      if (row.verdict === 'REPLY') {
+        // ICMP destination unreachable / port unreachable back to the client.
+        expect(r.out!.proto).toBe(1);
+        expect(r.out!.dst).toBe(row.packet.src);
+      }
+    });
+  }
+});
+
+describe('kube-proxy ipvs mode: kernel order and state', () => {
+  it('the reply from the real server is un-masqueraded by conntrack, then gets the VIP back from IPVS (FORWARD hook)', async () => {
+    const dp = await node(docs(service(WEB), slice('web', EPS)));
+    const syn = send(dp, { src: '192.168.49.7', dst: '10.96.0.80', dport: 80, sport: 41000 });
+    expect(syn.out!.src).toBe(NODE);
+    const back = dp.process(buildPacket({ src: syn.out!.dst, dst: NODE, proto: 'tcp', sport: 8080, dport: syn.out!.sport, flags: 'SA' }), 1001);
+    expect(back.verdict).toBe('FORWARD');
+    const o = decodePacket(back.packet!);
+    expect([o.src, o.sport, o.dst, o.dport]).toEqual(['10.96.0.80', 80, '192.168.49.7', 41000]);
+    // The connection is IPVS's (SYN_RECV → ESTABLISHED after the handshake's ACK) and conntrack's.
+    send(dp, { src: '192.168.49.7', dst: '10.96.0.80', dport: 80, sport: 41000, flags: 'A' }, 1002);
+    expect(dp.ipvsadm('-Lnc').stdout).toMatch(/TCP \d\d:\d\d\s+ESTABLISHED\s+192\.168\.49\.7:41000\s+10\.96\.0\.80:80/);
+  });
+
+  it('a pod-to-VIP reply (no masquerade) is rewritten by IPVS at FORWARD only', async () => {
+    const dp = await node(docs(service(WEB), slice('web', EPS)));
+    const syn = send(dp, { src: '10.244.3.3', dst: '10.96.0.80', dport: 80, sport: 41001 });
+    const back = dp.process(buildPacket({ src: syn.out!.dst, dst: '10.244.3.3', proto: 'tcp', sport: 8080, dport: 41001, flags: 'SA' }), 1001);
+    const o = decodePacket(back.packet!);
+    expect([back.verdict, o.src, o.sport, o.dst]).toEqual(['FORWARD', '10.96.0.80', 80, '10.244.3.3']);
+  });
+
+  it('VIPs are local addresses (addrtype LOCAL): KUBE-SERVICES sends them to KUBE-NODE-PORT, unknown VIP ports reach INPUT', async () => {
+    const dp = await node(docs(service(WEB), slice('web', EPS)));
+    const t = dp.trace({ src: '10.244.3.3', dst: '10.96.0.80', dport: 22 });
+    const hit = t.steps.filter((s) => s.matched).map((s) => `${s.table}/${s.chain}:${s.target}`);
+    expect(hit).toContain('nat/KUBE-SERVICES:jump KUBE-NODE-PORT');
+    expect(hit).toContain('filter/KUBE-IPVS-FILTER:REJECT');
+  });
+
+  it('rr spreads new connections over the endpoints, connections stay on theirs', async () => {
+    const dp = await node(docs(service(WEB), slice('web', EPS)));
+    const seen: string[] = [];
+    for (let i = 0; i < 4; i++) seen.push(send(dp, { src: '10.244.3.3', dst: '10.96.0.80', dport: 80, sport: 42000 + i }).out!.dst);
+    expect(new Set(seen)).toEqual(new Set(EP_ADDRS));
+    expect(seen[0]).toBe(seen[2]);
+    expect(seen[1]).toBe(seen[3]);
+    expect(send(dp, { src: '10.244.3.3', dst: '10.96.0.80', dport: 80, sport: 42001, flags: 'A' }, 1003).out!.dst).toBe(seen[1]);
+  });
+
+  it('affinity (persistence) keeps a client on one endpoint within its timeout', async () => {
+    const dp = await node(docs(service({ ...WEB, affinitySeconds: 60 }), slice('web', EPS)));
+    expect(dp.ipvsadm('-Ln').stdout).toMatch(/TCP  10\.96\.0\.80:80 rr persistent 60/);
+    const first = send(dp, { src: '10.244.3.3', dst: '10.96.0.80', dport: 80, sport: 43000 }, 1000).out!.dst;
+    for (let i = 1; i < 4; i++) expect(send(dp, { src: '10.244.3.3', dst: '10.96.0.80', dport: 80, sport: 43000 + i }, 1000 + i * 10_000).out!.dst).toBe(first);
+  });
+
+  it('kubernetes#89358: affinity ends at its timeout although a closed connection still holds the template (TIME_WAIT)', async () => {
+    const objects = docs(service({ ...WEB, affinitySeconds: 10 }), slice('web', EPS));
+    const run = async (strict: boolean) => {
+      const dp = await node(objects);
+      if (!strict) dp.ipvs().setSysctl('persist_strict', 0);
+      const c = { src: '10.244.3.3', dst: '10.96.0.80', dport: 80, sport: 44000 };
+      const a = send(dp, c, 1000).out!;
+      // Handshake and close: the entry sits in TIME_WAIT (2 min) controlled by the template.
+      dp.process(buildPacket({ src: a.dst, dst: c.src, proto: 'tcp', sport: 8080, dport: c.sport, flags: 'SA' }), 1001);
+      send(dp, { ...c, flags: 'A' }, 1002);
+      send(dp, { ...c, flags: 'FA' }, 1003);
+      dp.process(buildPacket({ src: a.dst, dst: c.src, proto: 'tcp', sport: 8080, dport: c.sport, flags: 'FA' }), 1004);
+      send(dp, { ...c, flags: 'A' }, 1005);
+      const second = send(dp, { ...c, sport: 44001 }, 1000 + 12_000).out!.dst;   // 12 s later
+      return { first: a.dst, second };
+    };
+    const ours = await run(true);
+    expect(ours.second).not.toBe(ours.first);          // rr's next pick: affinity over after 10 s
+    const kernel = await run(false);
+    expect(kernel.second).toBe(kernel.first);          // the kernel's behaviour the issue reports
+  });
+
+  it('graceful termination: a leaving TCP endpoint drains at weight 0, then goes', async () => {
+    const dp = await node(docs(service(WEB), slice('web', EPS)));
+    const c = { src: '10.244.3.3', dst: '10.96.0.80', dport: 80, sport: 45000 };
+    const a = send(dp, c, 1000).out!.dst;
+    const stay = EP_ADDRS.find((x) => x !== a)!;
+    const r = dp.apply(docs(service(WEB), slice('web', EPS.filter((e) => e.ip !== a))), { mode: 'ipvs', nodeName: 'node-a' });
+    expect(r.families.find((f) => f.family === 4)!.ipvs!.terminating).toBe(1);
+    expect(dp.ipvsadm('-Ln').stdout).toMatch(new RegExp(`-> ${a.replace(/\./g, '\\.')}:8080\\s+Masq\\s+0\\s`));
+    // Its connection keeps going to it; new ones go to the endpoint that stays.
+    expect(send(dp, { ...c, flags: 'A' }, 1001).out!.dst).toBe(a);
+    expect(send(dp, { ...c, sport: 45001 }, 1002).out!.dst).toBe(stay);
+    // Once its entries are gone the next sync deletes it.
+    dp.ipvs().expire(1000 + 20 * 60_000);
+    const r2 = dp.apply(docs(service(WEB), slice('web', EPS.filter((e) => e.ip !== a)), '# resync'), { mode: 'ipvs', nodeName: 'node-a' });
+    expect(r2.families.find((f) => f.family === 4)!.ipvs!.terminating).toBe(0);
+    expect(dp.ipvsadm('-Ln').stdout).not.toContain(`${a}:8080`);
+  });
+
+  it('a leaving UDP endpoint goes at once and its conntrack flows are flushed (stale UDP cleanup)', async () => {
+    const udp = { ...WEB, protocol: 'UDP' as const };
+    const dp = await node(docs(service(udp), slice('web', EPS, 'UDP')));
+    const a = send(dp, { src: '10.244.3.3', dst: '10.96.0.80', dport: 80, proto: 'udp' }).out!.dst;
+    const r = dp.apply(docs(service(udp), slice('web', EPS.filter((e) => e.ip !== a), 'UDP')), { mode: 'ipvs', nodeName: 'node-a' });
+    expect(r.flushed).toBe(1);
+    expect(r.families.find((f) => f.family === 4)!.ipvs!.terminating).toBe(0);
+    expect(dp.ipvsadm('-Ln').stdout).not.toContain(`${a}:8080`);
+  });
+
+  it('syncs by difference: an unchanged apply changes nothing, an endpoint change touches one real server and one set member', async () => {
+    const dp = await node(docs(service(WEB), slice('web', EPS)));
+    const same = dp.apply(docs(service(WEB), slice('web', EPS)), { mode: 'ipvs', nodeName: 'node-a' });
+    expect(same.families.find((f) => f.family === 4)!.ipvs).toMatchObject({ added: 0, edited: 0, deleted: 0, setAdds: 0, setDels: 0, iptables: false });
+    const more = [...EPS, { ip: '10.244.2.13', node: 'node-a' }];
+    const r = dp.apply(docs(service(WEB), slice('web', more)), { mode: 'ipvs', nodeName: 'node-a' });
+    // One real server added; KUBE-LOOP-BACK gains the new local endpoint.
+    expect(r.families.find((f) => f.family === 4)!.ipvs).toMatchObject({ added: 1, edited: 0, deleted: 0, setAdds: 1, setDels: 0, iptables: false });
+  });
+
+  it('dp.trace shows the IPVS step and follows its destination through POSTROUTING (masquerade)', async () => {
+    const dp = await node(docs(service(WEB), slice('web', EPS)));
+    const t = dp.trace({ src: '192.168.49.7', dst: '10.96.0.80', dport: 80 });
+    expect(t.ipvs).toMatchObject({ kind: 'scheduler', service: 'TCP  10.96.0.80:80', scheduler: 'rr' });
+    expect(t.ipvs!.choices).toHaveLength(1);
+    const to = t.ipvs!.choices[0]!.to;
+    expect(EP_ADDRS.map((e) => `${e}:8080`)).toContain(to);
+    expect(t.outcomes).toHaveLength(1);
+    expect(t.outcomes[0]).toMatchObject({ verdict: 'FORWARD', to, masq: true });
+    expect(t.steps.some((s) => s.chain === 'KUBE-POSTROUTING' && s.target === 'MASQUERADE' && s.matched)).toBe(true);
+    // The trace changed nothing: the first real packet goes where the trace said.
+    expect(`${send(dp, { src: '192.168.49.7', dst: '10.96.0.80', dport: 80 }).out!.dst}:8080`).toBe(to);
+  });
+});
+
+describe('kube-proxy ipvs mode: IPv6', () => {
+  it('an IPv6 ClusterIP is scheduled and masqueraded like IPv4 (KUBE-6- sets, ip6tables rules)', async () => {
+    const dp = await Dataplane.create({ nodeIPs: [NODE, 'fd00:49::2'], podCIDR: [POD_CIDR, 'fd00:244::/64'], seed: 7 });
+    const objects = docs([
+      'apiVersion: v1', 'kind: Service', 'metadata: { name: web6, namespace: default }', 'spec:',
+      '  clusterIP: fd00:96::80', '  ipFamilies: [IPv6]', '  ports: [{ name: p, port: 80, protocol: TCP, targetPort: 8080 }]',
+    ].join('\n'), [
+      'apiVersion: discovery.k8s.io/v1', 'kind: EndpointSlice',
+      'metadata: { name: web6-1, namespace: default, labels: { kubernetes.io/service-name: web6 } }',
+      'addressType: IPv6', 'ports: [{ name: p, port: 8080, protocol: TCP }]',
+      'endpoints:', '  - addresses: ["fd00:244::11"]', '    conditions: { ready: true }',
+    ].join('\n'));
+    expect(dp.apply(objects, { mode: 'ipvs', nodeName: 'node-a' }).issues).toEqual([]);
+    expect(dp.ipvsadm('-Ln').stdout).toContain('TCP  [fd00:96::80]:80 rr');
+    const pod = send(dp, { src: 'fd00:244::33', dst: 'fd00:96::80', dport: 80 });
+    expect([pod.verdict, pod.out!.dst, pod.out!.dport, pod.out!.src]).toEqual(['FORWARD', 'fd00:244::11', 8080, 'fd00:244::33']);
+    const outside = send(dp, { src: 'fd00:49::7', dst: 'fd00:96::80', dport: 80 });
+    expect([outside.verdict, outside.out!.dst, outside.out!.src]).toEqual(['FORWARD', 'fd00:244::11', 'fd00:49::2']);
+    // A port no Service defines on the VIP: KUBE-6-IPVS-IPS → REJECT (ICMPv6).
+    const other = send(dp, { src: 'fd00:244::33', dst: 'fd00:96::80', dport: 22 });
+    expect([other.verdict, other.out!.proto]).toEqual(['REPLY', 58]);
+  });
+});
