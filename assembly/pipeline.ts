@@ -4,7 +4,7 @@
 // ICMP errors translated inside and out), or classify a new one (service lookup → destination
 // → masquerade decision → conntrack insert → rewrite). Writes the verdict into the packet's
 // descriptor and counts it. Never allocates, never reads a clock, never traps on packet bytes.
-import { Tuple, Flow, flow, inner, FRAG_LATER, FAMILY_V4, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
+import { Tuple, Flow, flow, inner, FRAG_LATER, FAMILY_V4, PROTO_UDP, PROTO_TCP, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
 import {
   VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY,
   R_NONE, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT, R_NO_SERVICE,
@@ -190,8 +190,8 @@ export function processOne(d: usize, now: u32): u32 {
   if (f.frag == FRAG_LATER) { finish(d, VERDICT_DROP, R_FRAGMENT); return len; }
   if (f.isIcmpError) { related(d, f, now); store<u32>(d, f.len, D_LEN); return len; }
   // Cluster DNS (dns/serve.ts): a UDP query to the node's cluster DNS address is answered in the
-  // slot (VERDICT_REPLY) before conntrack and the service lookup.
-  if (f.proto == PROTO_UDP && dnsProcess(d, f)) return len;   // (it answers UDP only)
+  // slot (VERDICT_REPLY) before conntrack and the service lookup; TCP to it passes to the host.
+  if ((f.proto == PROTO_UDP || f.proto == PROTO_TCP) && dnsProcess(d, f)) return len;
   const h = ctLookup(f, now);
   if (h != CT_NONE) {
     const idx = h >> 1, dir = h & 1;

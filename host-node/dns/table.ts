@@ -39,7 +39,7 @@ export const DNS_LOAD_ERRORS: Record<number, string> = {
 /** Counter names, in the core's order (assembly/dns/answer.ts C_*). */
 export const DNS_COUNTER_NAMES = [
   'queries', 'noerror', 'nodata', 'nxdomain', 'refused', 'formerr', 'notimp', 'badvers',
-  'truncated', 'drop_short', 'drop_response', 'drop_noroom', 'servfail',
+  'truncated', 'drop_short', 'drop_response', 'drop_noroom', 'servfail', 'upstream', 'tcp_passed', 'partial',
 ] as const;
 
 export class DnsEncodeError extends Error {}
