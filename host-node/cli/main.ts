@@ -8,7 +8,7 @@ import { runDns } from './dns.js';
 const HELP = `usage: svcplane <command> [options]
 
 commands:
-  dns         answer cluster DNS (A/AAAA/SRV/PTR/CNAME) over UDP from a manifests file or directory
+  dns         answer cluster DNS (A/AAAA/SRV/PTR/CNAME) over UDP and TCP from manifests; forward the rest
   demo        run sample Services and packets through the dataplane core and show what happened
   render      print the rules kube-proxy would install for a manifests file or directory
   trace       explain what an iptables-restore ruleset does with one packet (svcplane trace --help)

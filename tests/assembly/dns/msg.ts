@@ -218,7 +218,7 @@ export function dnsHarness(records: { zone: string; records: DnsRecord[] } | nul
     },
     counters() {
       const names = ['queries', 'noerror', 'nodata', 'nxdomain', 'refused', 'formerr', 'notimp', 'badvers',
-        'truncated', 'drop_short', 'drop_response', 'drop_noroom', 'servfail'];
+        'truncated', 'drop_short', 'drop_response', 'drop_noroom', 'servfail', 'upstream', 'tcp_passed', 'partial'];
       const dv = core.dv();
       const p = core.x.dnsCountersPtr!();
       return Object.fromEntries(names.map((n, i) => [n, dv.getUint32(p + i * 4, true)]));
