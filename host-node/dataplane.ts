@@ -20,6 +20,7 @@ import {
 import type { DnsOptions } from './kube/dns-records.js';
 import type { DnsCore } from './dns/table.js';
 import { loadDnsFrom, type DnsInput, type DnsLoadResult } from './dns/records-from.js';
+import { traceDnsQuery, traceName, queryBytes, type DnsQueryTrace, type DnsTraceCore, type NameTrace } from './dns/trace.js';
 
 /** A restore the text front end or the core refused; nothing of it was applied. */
 export class RestoreFailed extends Error {
@@ -45,6 +46,8 @@ export interface TraceQuery {
   flags?: string;
   nowMs?: number;
   maxOutcomes?: number;
+  /** A DNS query the traced UDP packet carries (question or message bytes): `dns` explains the core's answer. */
+  query?: { name: string; type?: string } | Uint8Array;
 }
 
 interface FamilyState {
@@ -193,12 +196,16 @@ export class Dataplane extends CoreDataplane {
   /**
    * Explains what the live iptables rules do with a packet: every rule visited and every possible
    * outcome with its exact probability. Changes no state (no counters, conntrack or recent lists).
+   * With `query`, `dns` also shows the question, the records found and the answer the core's DNS
+   * table gives (as the cluster DNS address answers it on the packet path).
    */
-  trace(q: TraceQuery): TraceResult {
+  trace(q: TraceQuery): TraceResult & { dns?: DnsQueryTrace } {
     const proto = q.proto ?? 'tcp';
+    const dnsQuery = q.query ? queryBytes(q.query) : undefined;
     const packet = buildPacket({
       src: q.src, dst: q.dst, proto,
       sport: q.sport ?? 40000, dport: q.dport ?? 0,
+      ...(dnsQuery ? { payload: dnsQuery } : {}),
       ...(proto === 'tcp' ? { flags: q.flags ?? 'S' } : {}),
       ...(proto === 'icmp' || proto === 'icmpv6' ? { icmp: { type: proto === 'icmp' ? 8 : 128, code: 0, id: q.sport ?? 1, seq: 1 } } : {}),
     });
@@ -208,7 +215,19 @@ export class Dataplane extends CoreDataplane {
       ...(q.maxOutcomes !== undefined ? { maxOutcomes: q.maxOutcomes } : {}),
     });
     this.refresh();
-    return r;
+    if (!dnsQuery) return r;
+    const dns = traceDnsQuery(this.core as unknown as DnsTraceCore, dnsQuery, proto === 'tcp' ? 'tcp' : 'udp');
+    this.refresh();
+    return { ...r, dns };
+  }
+
+  /**
+   * Resolves `name` through the core's DNS records (SRV names to their targets and ports; else A,
+   * or AAAA for an IPv6 `src`) and traces a packet from `src` to every address found, as trace().
+   */
+  traceName(name: string, q: Omit<TraceQuery, 'dst' | 'query'> & { type?: 'A' | 'AAAA' }): NameTrace<TraceResult> {
+    const type = q.type ?? (q.src.includes(':') ? 'AAAA' : 'A');
+    return traceName(this.core as unknown as DnsTraceCore, name, type, q.dport ?? 0, (dst, dport) => this.trace({ ...q, dst, dport }));
   }
 
   /**

@@ -106,8 +106,8 @@ function signature(path: string): string {
   }
 }
 
-/** Every file parsed and merged; issues carry file and line. */
-function readManifests(path: string): ManifestSet {
+/** Every manifest file of `path` parsed and merged; issues carry file and line. */
+export function readManifestSet(path: string): ManifestSet {
   const set: ManifestSet = { services: [], endpointSlices: [], nodes: [], issues: [], skipped: 0 };
   for (const file of manifestFiles(path)) {
     const one = parseManifests(readFileSync(file, 'utf8'), file);
@@ -140,7 +140,7 @@ export async function startDnsServer(o: DnsServerOptions): Promise<DnsServer> {
     sig = signature(o.manifests);
     let set: ManifestSet;
     try {
-      set = readManifests(o.manifests);
+      set = readManifestSet(o.manifests);
     } catch (e) {
       const msg = `error: ${o.manifests}: ${(e as Error).message}`;
       log(msg);
