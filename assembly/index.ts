@@ -171,7 +171,7 @@ export {
 // a length-prefixed TCP frame (-5: incomplete); dnsForward(on) turns upstream marking on;
 // dnsQueryPtr/dnsAnswerPtr are 64 KiB buffers for it.
 export {
-  dnsBuffer, dnsLoad, dnsReady, dnsRecordCount, dnsNameCount, dnsQueryPtr, dnsAnswerPtr, dnsIoBytes,
+  dnsBuffer, dnsLoad, dnsReady, dnsRecordCount, dnsNameCount, dnsTableBytes, dnsQueryPtr, dnsAnswerPtr, dnsIoBytes,
   dnsAnswer, dnsAnswerTcp, dnsForward, dnsCountersPtr, dnsCountersCount, dnsCountersReset,
 } from "./dns/api";
 

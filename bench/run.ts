@@ -6,6 +6,7 @@ const rows: BenchRow[] = [];
 rows.push(...(await benchCore()));
 rows.push(...(await benchKernelIptables()));
 rows.push(...(await (await import('./ipvs.js')).benchIpvs()));
+rows.push(...(await (await import('./dns.js')).benchDns(rows)));
 
 const w = Math.max(...rows.map((r) => r.name.length));
 console.log(`${'benchmark'.padEnd(w)}  ${'value'.padStart(12)}  unit          target   note`);

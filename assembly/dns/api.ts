@@ -3,7 +3,7 @@
 // answer buffers, dnsAnswer itself, its TCP framing (dnsAnswerTcp), the upstream-forwarding switch
 // and the counters. Never parses the blob itself (table.ts) nor
 // answers (answer.ts); the only allocations are on control calls.
-import { dnsTableLoad, recordCount, groupCount, tableReady } from "./table";
+import { dnsTableLoad, recordCount, groupCount, tableReady, tableBytes } from "./table";
 import { dnsAnswer, counters, countersReset, countDns, forwardSet, C_COUNT, C_PARTIAL } from "./answer";
 
 export { dnsAnswer };
@@ -37,6 +37,8 @@ export function dnsReady(): bool { return tableReady(); }
 export function dnsRecordCount(): u32 { return recordCount(); }
 // Names indexed: owners plus their empty non-terminal ancestors.
 export function dnsNameCount(): u32 { return groupCount(); }
+// Bytes the loaded table holds in core memory (its copy of the blob, record index, names, hash).
+export function dnsTableBytes(): u32 { return tableBytes(); }
 
 export function dnsQueryPtr(): usize { return ioQuery; }
 export function dnsAnswerPtr(): usize { return ioAnswer; }
