@@ -177,9 +177,10 @@ export function dnsTableLoad(blob: usize, len: u32): i32 {
   t.mask = cap - 1;
   t.slots = heap.alloc(<usize>cap << 2);
   memory.fill(t.slots, 0, <usize>cap << 2);
-  t.bytes = len + (max<u32>(n, 1) << 2) + nameBound * G_BYTES + (cap << 2);
   const err = build(t, n);
   if (err < 0) { freeTable(t); return err; }
+  compact(t);
+  t.bytes = len + (max<u32>(n, 1) << 2) + t.ngroups * G_BYTES + ((t.mask + 1) << 2);
   if (cur != null) freeTable(cur!);
   cur = t;
   return 0;
@@ -226,6 +227,29 @@ function build(t: Table, n: u32): i32 {
   if (soa < 0) return E_NO_SOA;
   t.soa = <u32>soa;
   return 0;
+}
+
+// The bound pass 1 sized the name index by counts every ancestor once per owner (about seven
+// names per record in a cluster zone); re-index into arrays sized for the names actually found.
+function compact(t: Table): void {
+  const n = t.ngroups;
+  let cap: u32 = 16;
+  while (cap < n * 2) cap <<= 1;
+  const groups = heap.alloc(<usize>max<u32>(n, 1) * G_BYTES);
+  memory.copy(groups, t.groups, <usize>n * G_BYTES);
+  const slots = heap.alloc(<usize>cap << 2);
+  memory.fill(slots, 0, <usize>cap << 2);
+  const mask = cap - 1;
+  for (let gi: u32 = 0; gi < n; gi++) {
+    let s = load<u32>(groups + <usize>gi * G_BYTES + 16) & mask;
+    while (load<u32>(slots + (<usize>s << 2)) != 0) s = (s + 1) & mask;
+    store<u32>(slots + (<usize>s << 2), gi + 1);
+  }
+  heap.free(t.groups);
+  heap.free(t.slots);
+  t.groups = groups;
+  t.slots = slots;
+  t.mask = mask;
 }
 
 // Enters every proper ancestor of `name` down to its zone (or reverse tree) as an empty group.
