@@ -11,8 +11,10 @@ import { buildPacket } from '../host-node/core/packet.js';
 import { DESC } from '../host-node/core/abi.js';
 import { buildQuery, decodeMessage } from '../host-node/dns/message.js';
 import { loadDnsFrom } from '../host-node/dns/records-from.js';
-import { readDnsCounters, type DnsCore } from '../host-node/dns/table.js';
-import { reverseName } from '../host-node/kube/dns-records.js';
+import { readDnsCounters, loadDnsTable, type DnsCore } from '../host-node/dns/table.js';
+import { IncrementalDnsTable } from '../host-node/dns/incremental.js';
+import { reverseName, buildDnsRecords } from '../host-node/kube/dns-records.js';
+import { loadObjects, type Service } from '../host-node/kube/objects.js';
 import { startDnsServer } from '../host-node/cli/dns.js';
 import type { BenchRow } from './core.js';
 
@@ -27,6 +29,7 @@ type DnsBenchCore = DnsCore & {
   dnsQueryPtr(): number; dnsAnswerPtr(): number; dnsIoBytes(): number;
   dnsAnswer(q: number, len: number, out: number, cap: number, maxUdp: number, tcp: number): number;
   dnsRecordCount(): number; dnsNameCount(): number; dnsTableBytes(): number; dnsCountersReset(): void;
+  dnsLoad(len: number): number;
 };
 
 function hr(): number { return Number(process.hrtime.bigint()) / 1e6; }
@@ -165,6 +168,40 @@ function fuzz(core: DnsBenchCore, seeds: Uint8Array[]): BenchRow {
   };
 }
 
+/** Whole-table rebuild vs one Service changed (IncrementalDnsTable), on decoded objects. */
+function updates(core: DnsBenchCore, objects: unknown[]): BenchRow[] {
+  const set = loadObjects(objects);
+  let t = hr();
+  const built = buildDnsRecords(set.services, set.endpointSlices);
+  loadDnsTable(core, built.zone, built.records);
+  const fullMs = hr() - t;
+  const table = new IncrementalDnsTable(core);
+  t = hr();
+  table.sync(set.services, set.endpointSlices);
+  const firstMs = hr() - t;
+  const rounds = 10;
+  let bytes = 0;
+  const services = set.services.slice();
+  t = hr();
+  for (let r = 0; r < rounds; r++) {
+    // One Service gets a new ClusterIP; every other object is the same (as a watch delivers it).
+    const old = services[r]!;
+    services[r] = { ...old, spec: { ...old.spec, clusterIP: `10.98.0.${r}`, clusterIPs: [`10.98.0.${r}`] } } as Service;
+    const res = table.sync(services, set.endpointSlices);
+    if (res.changed.length !== 1) throw new Error(`dns bench: ${res.changed.length} Services re-derived for one change`);
+    bytes = res.bytes;
+  }
+  const oneMs = (hr() - t) / rounds;
+  t = hr();
+  for (let r = 0; r < rounds; r++) if (core.dnsLoad(bytes) !== 0) throw new Error('dns bench: reload refused');
+  const coreMs = (hr() - t) / rounds;
+  const n = core.dnsRecordCount();
+  return [
+    { name: 'DNS table: whole rebuild (derive + encode + load)', value: +fullMs.toFixed(1), unit: 'ms', note: `${n} records; first per-Service sync ${firstMs.toFixed(0)} ms` },
+    { name: 'DNS table: one Service changed (incremental)', value: +oneMs.toFixed(1), unit: 'ms', note: `of which the core's validate + index of the whole table ${coreMs.toFixed(1)} ms` },
+  ];
+}
+
 /** `svcplane dns` over loopback UDP: 64 queries in flight for about a second. */
 async function overUdp(objects: unknown[]): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'svp-dns-bench-'));
@@ -227,6 +264,7 @@ export async function benchDns(rows: BenchRow[] = []): Promise<BenchRow[]> {
     name: 'DNS record table memory', value: +(core.dnsTableBytes() / core.dnsRecordCount()).toFixed(1), unit: 'B/record',
     note: `${core.dnsRecordCount()} records, ${core.dnsNameCount()} names, ${(core.dnsTableBytes() / 2 ** 20).toFixed(2)} MiB; build + load ${loadMs.toFixed(0)} ms`,
   });
+  out.push(...updates(core, objects));
   out.push(fuzz(core, [...queries('A').slice(0, 16), ...queries('SRV').slice(0, 16), buildQuery('x.cluster.local', 'A', { edns: 4096 })]));
   out.push({ name: 'svcplane dns over loopback UDP (A, 64 in flight)', value: Math.round(await overUdp(objects)), unit: 'answers/s', note: 'Node dgram bound' });
   return out;

@@ -25,6 +25,8 @@ export interface DnsSyncResult {
   zone: string;
   /** Records loaded (apex included, duplicates merged). */
   records: number;
+  /** Size of the blob loaded. */
+  bytes: number;
   /** "namespace/name" of every Service whose records were derived again (new or changed). */
   changed: string[];
   /** Services whose records left the table. */
@@ -136,6 +138,6 @@ export class IncrementalDnsTable {
     this.serial = serial;
     const issues: string[] = [];
     for (const e of next.values()) for (const i of e.issues) issues.push(`dns: ${i.object}: ${i.message}`);
-    return { zone: this.zone, records: count, changed, removed, issues };
+    return { zone: this.zone, records: count, bytes: total, changed, removed, issues };
   }
 }
