@@ -1,6 +1,6 @@
 // dns/incremental.ts — the cluster DNS table kept per Service: each Service's records are derived
 // (kube/dns-records.ts serviceRecords) and encoded once, and again only when the Service or one of
-// its EndpointSlices changes; a sync then assembles the blob from the cached pieces straight into
+// its EndpointSlices changes; a sync then assembles the blob from the cached blocks straight into
 // the core's staging buffer and swaps it in with one dnsLoad (the core still validates and indexes
 // the whole table: packets never see a half-updated one). On any error the core and the cache keep
 // the previous table. Platform-neutral; never reads files or answers queries.
@@ -16,8 +16,14 @@ interface Entry {
   slices: EndpointSlice[];
   /** The Service and its slices as JSON: equal text, equal records. */
   fingerprint: string;
-  /** Encoded records with their lowercase owner names. */
-  records: Array<{ owner: string; bytes: Uint8Array }>;
+  /**
+   * The records owned by names under the Service's own name (its A/AAAA, SRV, endpoint names):
+   * no other Service can own those, so they are encoded once, grouped, as one block.
+   */
+  own: Uint8Array;
+  ownCount: number;
+  /** The rest (PTR under the reverse trees): two Services may share those, so they are merged per load. */
+  shared: Array<{ owner: string; bytes: Uint8Array }>;
   issues: DnsIssue[];
 }
 
@@ -41,6 +47,24 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** Adds a record to its owner's group unless an identical one is there. */
+function addTo(groups: Map<string, Uint8Array[]>, owner: string, bytes: Uint8Array): void {
+  const g = groups.get(owner);
+  if (!g) groups.set(owner, [bytes]);
+  else if (!g.some((b) => sameBytes(b, bytes))) g.push(bytes);
+}
+
+/** The groups' records back to back, and how many. */
+function concat(groups: Map<string, Uint8Array[]>): [Uint8Array, number] {
+  let n = 0;
+  let len = 0;
+  for (const g of groups.values()) for (const b of g) { n++; len += b.length; }
+  const out = new Uint8Array(len);
+  let at = 0;
+  for (const g of groups.values()) for (const b of g) { out.set(b, at); at += b.length; }
+  return [out, n];
 }
 
 export class IncrementalDnsTable {
@@ -97,33 +121,41 @@ export class IncrementalDnsTable {
     if (old && old.fingerprint === fingerprint) return [{ ...old, svc, slices }, false];
     const derived = serviceRecords(svc, slices, this.opts);
     const issues = [...derived.issues];
-    let records: Entry['records'] = [];
+    const base = normalizeName(`${svc.metadata.name}.${svc.metadata.namespace}.svc.${this.zone}`);
+    const own = new Map<string, Uint8Array[]>();
+    const shared: Entry['shared'] = [];
     try {
-      records = derived.records.map((r) => ({ owner: normalizeName(r.name), bytes: encodeRecord(r) }));
+      for (const r of derived.records) {
+        const owner = normalizeName(r.name);
+        const bytes = encodeRecord(r);
+        if (owner === base || owner.endsWith(`.${base}`)) addTo(own, owner, bytes);
+        else shared.push({ owner, bytes });
+      }
     } catch (e) {
       if (!(e instanceof DnsEncodeError)) throw e;
       // Like an invalid object: the Service is left out and named; the rest is served.
       issues.push({ object: `Service ${k}`, message: e.message });
-      records = [];
+      own.clear();
+      shared.length = 0;
     }
-    return [{ svc, slices, fingerprint, records, issues }, true];
+    const [block, ownCount] = concat(own);
+    return [{ svc, slices, fingerprint, own: block, ownCount, shared, issues }, true];
   }
 
   /** Assembles the blob in the core's staging buffer and loads it; adopts `next` only on success. */
   private commit(next: Map<string, Entry>, changed: string[], removed: string[]): DnsSyncResult {
     const serial = this.serial + 1;
-    // Records of one owner must be consecutive: group them, merging identical records (two Services
-    // can name one address, e.g. the same pod behind two headless Services).
+    // Records of one owner must be consecutive: the shared ones are grouped here, identical ones
+    // merged (two Services can name one address, e.g. the same pod behind two headless Services).
     const groups = new Map<string, Uint8Array[]>();
-    const add = (owner: string, bytes: Uint8Array) => {
-      const g = groups.get(owner);
-      if (!g) groups.set(owner, [bytes]);
-      else if (!g.some((b) => sameBytes(b, bytes))) g.push(bytes);
-    };
-    for (const r of apexRecords({ ...this.opts, serial })) add(normalizeName(r.name), encodeRecord(r));
-    for (const e of next.values()) for (const r of e.records) add(r.owner, r.bytes);
+    for (const r of apexRecords({ ...this.opts, serial })) addTo(groups, normalizeName(r.name), encodeRecord(r));
     let count = 0;
     let total = 0;
+    for (const e of next.values()) {
+      count += e.ownCount;
+      total += e.own.length;
+      for (const r of e.shared) addTo(groups, r.owner, r.bytes);
+    }
     for (const g of groups.values()) for (const b of g) { count++; total += b.length; }
     const head = blobHeader(this.zone, count);
     total += head.length;
@@ -131,6 +163,7 @@ export class IncrementalDnsTable {
     const mem = new Uint8Array(this.core.memory.buffer);   // after dnsBuffer: it may grow memory
     mem.set(head, ptr);
     let at = ptr + head.length;
+    for (const e of next.values()) { mem.set(e.own, at); at += e.own.length; }
     for (const g of groups.values()) for (const b of g) { mem.set(b, at); at += b.length; }
     const rc = this.core.dnsLoad(total);
     if (rc < 0) throw new DnsLoadError(rc);

@@ -2,27 +2,9 @@
 // a framed query gets a framed answer with no UDP truncation, an incomplete frame asks for more
 // bytes, and with forwarding on only names the table cannot speak for come back as -4.
 import { describe, it, expect } from 'vitest';
-import { dnsHarness, fixtureRecords, query, decode, RCODE } from './msg.js';
+import { dnsHarness, fixtureRecords, manyEndpoints, query, decode, RCODE } from './msg.js';
 
 const framed = (m: Uint8Array) => Uint8Array.from([m.length >> 8, m.length & 0xff, ...m]);
-
-/** A headless Service with n ready endpoints. */
-function many(n: number): string {
-  const eps = Array.from({ length: n }, (_, i) => `  - { addresses: [10.4.${i >> 8}.${i & 255}], conditions: { ready: true } }`).join('\n');
-  return `---
-apiVersion: v1
-kind: Service
-metadata: { name: many, namespace: default }
-spec: { clusterIP: None }
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: many-1, namespace: default, labels: { kubernetes.io/service-name: many } }
-addressType: IPv4
-endpoints:
-${eps}
-`;
-}
 
 function tcpAsk(h: ReturnType<typeof dnsHarness>, frame: Uint8Array, cap = 0x10000): Uint8Array | number {
   const qAt = h.core.scratch;
@@ -34,7 +16,7 @@ function tcpAsk(h: ReturnType<typeof dnsHarness>, frame: Uint8Array, cap = 0x100
 
 describe('dnsAnswerTcp', () => {
   it('answers a frame with a framed answer, never truncated for UDP', () => {
-    const h = dnsHarness(fixtureRecords(many(300)));
+    const h = dnsHarness(fixtureRecords(manyEndpoints(300)));
     const q = query('many.default.svc.cluster.local', 'A', { id: 9 });
     const udp = h.answer(q);
     expect(udp.tc).toBe(true);
@@ -60,7 +42,7 @@ describe('dnsAnswerTcp', () => {
   });
 
   it('SERVFAIL when the caller\'s buffer cannot hold the whole answer; drops pass through', () => {
-    const h = dnsHarness(fixtureRecords(many(300)));
+    const h = dnsHarness(fixtureRecords(manyEndpoints(300)));
     const r = tcpAsk(h, framed(query('many.default.svc.cluster.local', 'A')), 600);
     expect(decode((r as Uint8Array).subarray(2)).rcode).toBe(RCODE.SERVFAIL);
     expect(tcpAsk(h, framed(Uint8Array.of(1, 2, 3)))).toBe(-1);

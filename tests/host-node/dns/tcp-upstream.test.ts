@@ -19,28 +19,9 @@ import { Dataplane } from '../../../host-node/dataplane.js';
 import { buildPacket, decodePacket, checksumsValid } from '../../../host-node/core/packet.js';
 import { readDnsCounters, type DnsCore } from '../../../host-node/dns/table.js';
 import { setDnsForward } from '../../../host-node/core/cluster-dns.js';
-import { FIXTURE, query, decode, RCODE } from '../../assembly/dns/msg.js';
+import { FIXTURE, manyEndpoints, query, decode, RCODE } from '../../assembly/dns/msg.js';
 
 const run = promisify(execFile);
-
-/** A headless Service with `n` ready endpoints: n A records, over 1232 bytes (the EDNS size dig offers) for n = 120. */
-function bigHeadless(n: number): string {
-  const eps = Array.from({ length: n }, (_, i) => `  - { addresses: [10.4.${i >> 8}.${i & 255}], conditions: { ready: true } }`).join('\n');
-  return `---
-apiVersion: v1
-kind: Service
-metadata: { name: many, namespace: default }
-spec: { clusterIP: None, ports: [{ port: 80 }] }
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: many-1, namespace: default, labels: { kubernetes.io/service-name: many } }
-addressType: IPv4
-ports: [{ port: 80, protocol: TCP }]
-endpoints:
-${eps}
-`;
-}
 
 // ---- a fake upstream resolver on loopback (UDP and TCP on one port) ----
 
@@ -182,7 +163,8 @@ async function dig(port: number, ...args: string[]): Promise<string> {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'svp-dns-tcp-'));
-  writeFileSync(join(dir, 'fixture.yaml'), FIXTURE + bigHeadless(120));
+  // 120 A records: over the 1232 bytes dig offers over UDP.
+  writeFileSync(join(dir, 'fixture.yaml'), FIXTURE + manyEndpoints(120));
   upstream = await fakeUpstream();
   dead = await deadUpstream();
   server = await startDnsServer({
