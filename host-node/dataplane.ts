@@ -19,7 +19,7 @@ import {
 } from './kube/index.js';
 import type { DnsOptions } from './kube/dns-records.js';
 import type { DnsCore } from './dns/table.js';
-import { loadDnsFrom, type DnsInput, type DnsLoadResult } from './dns/records-from.js';
+import { DnsLoader, type DnsInput, type DnsLoadResult } from './dns/records-from.js';
 import { traceDnsQuery, traceName, queryBytes, type DnsQueryTrace, type DnsTraceCore, type NameTrace } from './dns/trace.js';
 
 /** A restore the text front end or the core refused; nothing of it was applied. */
@@ -84,6 +84,7 @@ export class Dataplane extends CoreDataplane {
   private kube?: { state: ProxyState; nodeName: string; services: Map<string, Service>; slices: Map<string, EndpointSlice>; nodes: Map<string, Node> };
 
   private ipsetTable?: IpsetTable;
+  private dnsLoader?: DnsLoader;
   private ipvsProgram?: IpvsProgram;
 
   /**
@@ -233,10 +234,13 @@ export class Dataplane extends CoreDataplane {
   /**
    * Loads the cluster DNS records (Kubernetes DNS spec) built from manifests text, decoded objects,
    * or a ready record set; the core answers from them (dnsAnswer, and on the packet path at the
-   * `clusterDNS` address). The previous table stays if the new one is refused (throws).
+   * `clusterDNS` address). Manifests and objects are loaded per Service: only Services that
+   * changed since the last call are derived again (`changed`). The previous table stays if the new
+   * one is refused (throws).
    */
-  dns(recordsOrManifests: DnsInput, opts: DnsOptions = {}): DnsLoadResult {
-    const r = loadDnsFrom(this.core as unknown as DnsCore, recordsOrManifests, opts);
+  dns(recordsOrManifests: DnsInput, opts: DnsOptions = {}): DnsLoadResult & { changed?: string[] } {
+    this.dnsLoader ??= new DnsLoader(this.core as unknown as DnsCore);
+    const r = this.dnsLoader.load(recordsOrManifests, opts);
     this.refresh();
     return r;
   }

@@ -10,9 +10,9 @@ import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { instantiateCore } from '../core/loader.js';
-import { parseManifests, formatIssue, type ManifestSet } from '../kube/objects.js';
+import { parseManifests, type ManifestSet } from '../kube/objects.js';
 import { DEFAULT_TTL, DEFAULT_ZONE } from '../kube/dns-records.js';
-import { IncrementalDnsTable } from '../dns/incremental.js';
+import { DnsLoader } from '../dns/records-from.js';
 import { readDnsCounters, type DnsCore } from '../dns/table.js';
 import { DnsForwarder, parseUpstream, type ForwarderStats } from '../dns/forward.js';
 import { nodeUpstreamExchange } from '../io/dns-upstream.js';
@@ -134,7 +134,7 @@ export async function startDnsServer(o: DnsServerOptions): Promise<DnsServer> {
   const view = (): Uint8Array => (mem.buffer === core.memory.buffer ? mem : (mem = new Uint8Array(core.memory.buffer)));
   let loads = 0;
   let sig = '';
-  const table = new IncrementalDnsTable(core, { zone: o.zone ?? DEFAULT_ZONE, ttl: o.ttl ?? DEFAULT_TTL });
+  const loader = new DnsLoader(core);
 
   const reload = (): { records: number; errors: string[] } => {
     sig = signature(o.manifests);
@@ -149,12 +149,11 @@ export async function startDnsServer(o: DnsServerOptions): Promise<DnsServer> {
     try {
       // Only Services that changed since the last load are derived and encoded again; the SOA
       // serial moves with every load so caches can tell tables apart.
-      const r = table.sync(set.services, set.endpointSlices);
-      const issues = [...set.issues.filter((i) => i.severity === 'error').map(formatIssue), ...r.issues];
-      for (const m of issues) log(m);
+      const r = loader.load(set, { zone: o.zone ?? DEFAULT_ZONE, ttl: o.ttl ?? DEFAULT_TTL });
+      for (const m of r.issues) log(m);
       loads++;
       log(`dns: serving ${r.records} records for ${r.zone}`);
-      return { records: r.records, errors: issues };
+      return { records: r.records, errors: r.issues };
     } catch (e) {
       // The core keeps answering from the previous table.
       const msg = `error: ${o.manifests}: ${(e as Error).message}`;

@@ -134,3 +134,23 @@ spec: { type: ExternalName, externalName: "${'a'.repeat(70)}.example.com" }
     expect(decode(h.ask(query('kubernetes.default.svc.cluster.local', 'A')) as Uint8Array).answer.length).toBe(1);
   });
 });
+
+describe('Dataplane.dns() loads per Service', () => {
+  it('re-derives only the changed Service and serves it on the packet path', async () => {
+    const { Dataplane } = await import('../../../host-node/dataplane.js');
+    const { buildPacket, decodePacket } = await import('../../../host-node/core/packet.js');
+    const dp = await Dataplane.create({ nodeIPs: ['198.18.0.1'], conntrackCapacity: 16, clusterDNS: '10.96.0.10' });
+    expect(dp.dns(FIXTURE + '---' + WEB('10.3.9.9')).changed?.length).toBe(6);
+    const r = dp.dns(FIXTURE + '---' + WEB('10.3.9.10'));
+    expect(r.changed).toEqual(['shop/web']);
+    expect(r.issues).toEqual([]);
+    const ask = (name: string) => decode(decodePacket(dp.process(buildPacket({
+      src: '10.244.0.5', dst: '10.96.0.10', proto: 'udp', sport: 4000, dport: 53, payload: query(name, 'A'),
+    }), 0).packet!).payload).answer.map((a) => a.data);
+    expect(ask('web.shop.svc.cluster.local')).toEqual(['10.3.9.10']);
+    expect(ask('kubernetes.default.svc.cluster.local')).toEqual(['10.3.0.1']);
+    // Another zone starts afresh.
+    expect(dp.dns(FIXTURE, { zone: 'corp.example' }).changed?.length).toBe(5);
+    expect(ask('kubernetes.default.svc.corp.example')).toEqual(['10.3.0.1']);
+  });
+});
