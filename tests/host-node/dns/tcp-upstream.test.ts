@@ -312,3 +312,37 @@ describe('the packet path hands outside names to the host', () => {
     expect(dp.conntrack()).toEqual([]);
   });
 });
+
+describe('the node proxy forwards what the core hands over', () => {
+  it('ProxyLoop with a dnsForwarder writes the upstream answer back to the device', async () => {
+    const { ProxyLoop } = await import('../../../host-node/io/proxy-loop.js');
+    type Device = ConstructorParameters<typeof ProxyLoop>[1];
+    const dp = await Dataplane.create({ nodeIPs: ['198.18.0.1'], clusterDNS: '10.96.0.10', conntrackCapacity: 16 });
+    dp.dns(FIXTURE);
+    setDnsForward(dp.core, true);
+    const queue = [
+      buildPacket({ src: '10.244.1.5', dst: '10.96.0.10', proto: 'udp', sport: 41001, dport: 53, payload: query('www.example.org', 'A', { id: 0x5151 }) }),
+      buildPacket({ src: '10.244.1.5', dst: '10.96.0.10', proto: 'udp', sport: 41002, dport: 53, payload: query('kubernetes.default.svc.cluster.local', 'A', { id: 0x5252 }) }),
+    ];
+    const written: Uint8Array[] = [];
+    // A stand-in for the TUN device: hands out the queued packets, records what is written.
+    const device = {
+      fd: -1, isOpen: true,
+      read(buf: Uint8Array): number { const p = queue.shift(); if (!p) return 0; buf.set(p); return p.length; },
+      write(buf: Uint8Array, n: number): number { written.push(buf.slice(0, n)); return n; },
+      close() {},
+    } as unknown as Device;
+    const fwd = new DnsPacketForwarder(new DnsForwarder([{ host: '127.0.0.1', port: upstream.port }], nodeUpstreamExchange, { timeoutMs: 1000 }));
+    const loop = new ProxyLoop(dp, device, { dnsForwarder: fwd });
+    expect(loop.drain()).toBe(2);
+    // The cluster name is answered in the batch; the other one once the upstream has answered.
+    expect(written.map((p) => decode(decodePacket(p).payload).id)).toEqual([0x5252]);
+    const end = Date.now() + 4000;
+    while (written.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    const p = decodePacket(written[1]!);
+    expect([p.src, p.sport, p.dst, p.dport]).toEqual(['10.96.0.10', 53, '10.244.1.5', 41001]);
+    expect(checksumsValid(written[1]!)).toBe(true);
+    expect(decode(p.payload)).toMatchObject({ id: 0x5151, rcode: RCODE.NOERROR });
+    expect(loop.stats().dropped).toBe(1);
+  });
+});
