@@ -178,7 +178,7 @@ export {
 // ---- cluster DNS on the packet path (assembly/dns/serve.ts; helper-owned section): the node's
 // cluster DNS address per family (4 or 6; IPv4 in a0) and port; port 0 unsets it. In direct mode a
 // UDP query to it is answered by dnsAnswer in the packet's slot (VERDICT_REPLY), one for the upstream
-// is dropped with reason dns_upstream, TCP to it is passed (PASS). 0, or -1 bad family.
+// is dropped with reason dns_upstream, TCP to it is counted and goes on. 0, or -1 bad family.
 import { dnsSetAddress } from "./dns/serve";
 export function nodeDnsAddress(family: u32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): i32 {
   return dnsSetAddress(family, a0, a1, a2, a3, port);

@@ -39,7 +39,7 @@ export const C_DROP_RESPONSE: u32 = 10; // QR=1: never answer a response (no ref
 export const C_DROP_NOROOM: u32 = 11; // the output buffer cannot hold even the header and question
 export const C_SERVFAIL: u32 = 12;    // over TCP an answer did not fit the caller's buffer
 export const C_UPSTREAM: u32 = 13;    // outside the zone with forwarding on: handed to the host
-export const C_TCP_PASSED: u32 = 14;  // packet path: TCP to the cluster DNS address passed to the host's listener
+export const C_TCP_PASSED: u32 = 14;  // packet path: TCP to the cluster DNS address, left to the pipeline (a Service to the host's listener)
 export const C_PARTIAL: u32 = 15;     // dnsAnswerTcp: the frame is not complete yet
 export const C_COUNT: u32 = 16;
 

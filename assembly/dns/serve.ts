@@ -4,11 +4,12 @@
 // from dnsAnswer (answer.ts); this file only checks the UDP datagram, swaps the endpoints and writes
 // fresh IP and UDP headers with their checksums. A query dnsAnswer marks for the upstream (forwarding
 // on, name outside the zone) is dropped with reason dns_upstream, untouched, for the host's
-// forwarder to pick up from the slot. TCP to the address:port is passed on unchanged (verdict PASS,
-// counted): DNS over TCP needs a stream, which the node's own listener on that address serves.
-// Never allocates, never forwards a query itself and never reads a clock.
+// forwarder to pick up from the slot. TCP to the address:port is counted and left to the rest of the
+// pipeline: DNS over TCP needs a stream, so the host programs the address:port/TCP as a Service whose
+// endpoint is its own listener (conntrack and NAT carry the stream there). Never allocates, never
+// forwards a query itself and never reads a clock.
 import { Flow, FAMILY_V4, PROTO_UDP, PROTO_TCP, FRAG_NONE } from "../flow";
-import { VERDICT_REPLY, VERDICT_DROP, VERDICT_PASS, R_NONE, R_BAD_HEADER, R_TOO_BIG, R_DNS_UPSTREAM } from "../verdict";
+import { VERDICT_REPLY, VERDICT_DROP, R_NONE, R_BAD_HEADER, R_TOO_BIG, R_DNS_UPSTREAM } from "../verdict";
 import { D_LEN, D_VERDICT, D_REASON } from "../io";
 import { bump, S_VERDICT, S_REASON } from "../stats";
 import { sumBytes, fold, pseudoSum, checksumOver, ipv4HeaderChecksum } from "../wire/checksum";
@@ -34,7 +35,6 @@ const REPLY_TTL: u8 = 64;
 export const SERVE_NOT_OURS: i32 = 0;  // not a UDP query to the cluster DNS address: carry on
 export const SERVE_REPLIED: i32 = 1;   // the slot holds the answer packet (VERDICT_REPLY)
 export const SERVE_DROPPED: i32 = 2;   // malformed, unanswerable or for the upstream: dropped (reason set, DNS counter bumped)
-export const SERVE_PASSED: i32 = 3;    // TCP to the cluster DNS address: passed on unchanged to the host's listener
 
 // Sets the cluster DNS address of `family` (4 or 6); port 0 unsets it. Returns 0, or -1 for a bad family.
 export function dnsSetAddress(family: u32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): i32 {
@@ -46,7 +46,7 @@ export function dnsSetAddress(family: u32, a0: u32, a1: u32, a2: u32, a3: u32, p
   return 0;
 }
 
-// Is this packet addressed to the cluster DNS address:port (UDP or TCP)?
+// Is this packet addressed to the cluster DNS address:port (UDP, or TCP: counted only)?
 @inline function isOurs(f: Flow): bool {
   if (f.proto != PROTO_UDP && f.proto != PROTO_TCP) return false;
   const v4 = f.family == FAMILY_V4;
@@ -63,7 +63,7 @@ export let dropReason: u16 = R_NONE;
 
 export function dnsServe(f: Flow): i32 {
   if (!isOurs(f)) return SERVE_NOT_OURS;
-  if (f.proto == PROTO_TCP) { countDns(C_TCP_PASSED); return SERVE_PASSED; }
+  if (f.proto == PROTO_TCP) { countDns(C_TCP_PASSED); return SERVE_NOT_OURS; }
   // A fragment cannot be answered from its first piece; leave it to the normal path.
   if (f.frag != FRAG_NONE) return SERVE_NOT_OURS;
   const l4 = f.pkt + f.l3len;
@@ -137,11 +137,7 @@ export function dnsServe(f: Flow): i32 {
 export function dnsProcess(d: usize, f: Flow): bool {
   const r = dnsServe(f);
   if (r == SERVE_NOT_OURS) return false;
-  if (r == SERVE_PASSED) {
-    store<u8>(d, VERDICT_PASS, D_VERDICT);
-    store<u16>(d, R_NONE, D_REASON);
-    bump(S_VERDICT + VERDICT_PASS);
-  } else if (r == SERVE_REPLIED) {
+  if (r == SERVE_REPLIED) {
     store<u32>(d, replyLen, D_LEN);
     store<u8>(d, VERDICT_REPLY, D_VERDICT);
     store<u16>(d, R_NONE, D_REASON);

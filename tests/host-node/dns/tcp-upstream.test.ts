@@ -3,7 +3,8 @@
 // over TCP; names outside the zone go to fake upstream resolvers in this test (UDP, TCP retry on
 // TC, timeout then the next upstream, SERVFAIL when all fail, the client's ID restored), REFUSED
 // without one; on the packet path such a query is dropped with reason dns_upstream and the host's
-// DnsPacketForwarder turns it into the reply packet; TCP to the cluster DNS address is passed.
+// DnsPacketForwarder turns it into the reply packet (also through the node proxy's loop); TCP to
+// the cluster DNS address goes on down the pipeline, where a Service takes it to the node listener.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -303,13 +304,24 @@ describe('the packet path hands outside names to the host', () => {
     }
   });
 
-  it('passes TCP to the cluster DNS address unchanged for the node listener, and counts it', () => {
+  it('leaves TCP to the cluster DNS address to the pipeline: a Service carries it to the node listener', async () => {
     const before = counters().tcp_passed!;
     const syn = buildPacket({ src: POD4, dst: DNS4, proto: 'tcp', sport: 42000, dport: 53, flags: 'S' });
-    const r = dp.process(syn, 1000);
-    expect(r.verdict).toBe('PASS');
+    // No Service for it yet: the core passes it on, as any VIP without one.
+    expect(dp.process(syn, 1000).verdict).toBe('PASS');
     expect(counters().tcp_passed).toBe(before + 1);
-    expect(dp.conntrack()).toEqual([]);
+    // The node proxy's Service: cluster DNS address:53/TCP → its own listener, masqueraded.
+    const node = await Dataplane.create({ nodeIPs: ['198.18.0.1'], masqueradeIPs: ['198.18.0.1'], clusterDNS: DNS4, conntrackCapacity: 16 });
+    node.dns(FIXTURE);
+    node.setServices([{ vip: DNS4, port: 53, protocol: 'TCP', endpoints: ['198.18.0.1:5353'], masqueradeAll: true }]);
+    const r = node.process(syn, 1000);
+    expect(r.verdict).toBe('FORWARD');
+    const p = decodePacket(r.packet!);
+    expect([p.dst, p.dport, p.src]).toEqual(['198.18.0.1', 5353, '198.18.0.1']);
+    expect(node.conntrack()).toHaveLength(1);
+    // UDP to the same address is still answered in the slot.
+    const q = node.process(buildPacket({ src: POD4, dst: DNS4, proto: 'udp', sport: 41000, dport: 53, payload: query('kubernetes.default.svc.cluster.local', 'A') }), 1000);
+    expect(q.verdict).toBe('REPLY');
   });
 });
 
