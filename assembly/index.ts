@@ -183,15 +183,18 @@ export {
 // ---- cluster DNS (assembly/dns/api.ts; helper-owned section): the record table is loaded from a
 // blob (format: dns/table.ts) written into dnsBuffer(size), swapped in whole by dnsLoad(len);
 // dnsAnswer(query, len, out, cap, maxUdp, tcp) answers one message (length, or -1 short / -2 a
-// response / -3 no room: dropped and counted); dnsQueryPtr/dnsAnswerPtr are 64 KiB buffers for it.
+// response / -3 no room / -4 for the upstream: dropped and counted); dnsAnswerTcp does the same for
+// a length-prefixed TCP frame (-5: incomplete); dnsForward(on) turns upstream marking on;
+// dnsQueryPtr/dnsAnswerPtr are 64 KiB buffers for it.
 export {
-  dnsBuffer, dnsLoad, dnsReady, dnsRecordCount, dnsNameCount, dnsQueryPtr, dnsAnswerPtr, dnsIoBytes,
-  dnsAnswer, dnsCountersPtr, dnsCountersCount, dnsCountersReset,
+  dnsBuffer, dnsLoad, dnsReady, dnsRecordCount, dnsNameCount, dnsTableBytes, dnsQueryPtr, dnsAnswerPtr, dnsIoBytes,
+  dnsAnswer, dnsAnswerTcp, dnsForward, dnsCountersPtr, dnsCountersCount, dnsCountersReset,
 } from "./dns/api";
 
 // ---- cluster DNS on the packet path (assembly/dns/serve.ts; helper-owned section): the node's
 // cluster DNS address per family (4 or 6; IPv4 in a0) and port; port 0 unsets it. In direct mode a
-// UDP query to it is answered by dnsAnswer in the packet's slot (VERDICT_REPLY). 0, or -1 bad family.
+// UDP query to it is answered by dnsAnswer in the packet's slot (VERDICT_REPLY), one for the upstream
+// is dropped with reason dns_upstream, TCP to it is counted and goes on. 0, or -1 bad family.
 import { dnsSetAddress } from "./dns/serve";
 export function nodeDnsAddress(family: u32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): i32 {
   return dnsSetAddress(family, a0, a1, a2, a3, port);

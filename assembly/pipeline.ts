@@ -199,8 +199,8 @@ export function processOne(d: usize, now: u32): u32 {
   if (f.frag == FRAG_LATER) { finish(d, VERDICT_DROP, R_FRAGMENT); return len; }
   if (f.isIcmpError) { related(d, f, now); store<u32>(d, f.len, D_LEN); return len; }
   // Cluster DNS (dns/serve.ts): a UDP query to the node's cluster DNS address is answered in the
-  // slot (VERDICT_REPLY) before conntrack and the service lookup.
-  if (f.proto == PROTO_UDP && dnsProcess(d, f)) return len;   // (it answers UDP only)
+  // slot (VERDICT_REPLY) before conntrack and the service lookup; TCP to it goes on (counted).
+  if ((f.proto == PROTO_UDP || f.proto == PROTO_TCP) && dnsProcess(d, f)) return len;
   const h = ctLookup(f, now);
   if (h != CT_NONE) {
     const idx = h >> 1, dir = h & 1;

@@ -24,4 +24,5 @@ export const R_TOO_BIG: u16 = 11;         // rewrite or reply would not fit the 
 export const R_BAD_SLOT: u16 = 12;        // batch descriptor out of the I/O arena
 export const R_TTL: u16 = 13;             // TTL/hop limit exhausted
 export const R_NO_SERVICE: u16 = 14;      // to the service CIDR, but no Service there (unallocated VIP)
-export const REASON_COUNT: u32 = 15;
+export const R_DNS_UPSTREAM: u16 = 15;    // cluster DNS query outside the zone: the host forwards it upstream (dns/serve.ts)
+export const REASON_COUNT: u32 = 16;

@@ -22,7 +22,8 @@ import {
 import { encodeDirectOps, runDirectOps, setNodePortReach, DIRECT_ERRORS, type DirectCore, type DirectOp } from './core/svc-config.js';
 import type { DnsOptions } from './kube/dns-records.js';
 import type { DnsCore } from './dns/table.js';
-import { loadDnsFrom, type DnsInput, type DnsLoadResult } from './dns/records-from.js';
+import { DnsLoader, type DnsInput, type DnsLoadResult } from './dns/records-from.js';
+import { traceDnsQuery, traceName, queryBytes, type DnsQueryTrace, type DnsTraceCore, type NameTrace } from './dns/trace.js';
 
 /** `-A` lines of one table in iptables-restore text. */
 function ruleCount(text: string, table: string): number {
@@ -56,6 +57,8 @@ export interface TraceQuery {
   flags?: string;
   nowMs?: number;
   maxOutcomes?: number;
+  /** A DNS query the traced UDP packet carries (question or message bytes): `dns` explains the core's answer. */
+  query?: { name: string; type?: string } | Uint8Array;
 }
 
 interface FamilyState {
@@ -130,6 +133,7 @@ export class Dataplane extends CoreDataplane {
   private kube?: { state: ProxyState; nodeName: string; services: Map<string, Service>; slices: Map<string, EndpointSlice>; nodes: Map<string, Node> };
 
   private ipsetTable?: IpsetTable;
+  private dnsLoader?: DnsLoader;
   private ipvsProgram?: IpvsProgram;
   /** ipvs mode: per family, the virtual servers, set members and rules text last applied. */
   private ipvsMode?: Map<Family, { servers: DesiredService[]; sets: Map<string, Set<string>>; iptables: string }>;
@@ -244,12 +248,16 @@ export class Dataplane extends CoreDataplane {
   /**
    * Explains what the live iptables rules do with a packet: every rule visited and every possible
    * outcome with its exact probability. Changes no state (no counters, conntrack or recent lists).
+   * With `query`, `dns` also shows the question, the records found and the answer the core's DNS
+   * table gives (as the cluster DNS address answers it on the packet path).
    */
-  trace(q: TraceQuery): TraceResult {
+  trace(q: TraceQuery): TraceResult & { dns?: DnsQueryTrace } {
     const proto = q.proto ?? 'tcp';
+    const dnsQuery = q.query ? queryBytes(q.query) : undefined;
     const packet = buildPacket({
       src: q.src, dst: q.dst, proto,
       sport: q.sport ?? 40000, dport: q.dport ?? 0,
+      ...(dnsQuery ? { payload: dnsQuery } : {}),
       ...(proto === 'tcp' ? { flags: q.flags ?? 'S' } : {}),
       ...(proto === 'icmp' || proto === 'icmpv6' ? { icmp: { type: proto === 'icmp' ? 8 : 128, code: 0, id: q.sport ?? 1, seq: 1 } } : {}),
     });
@@ -273,16 +281,31 @@ export class Dataplane extends CoreDataplane {
       };
       this.refresh();
     }
-    return r;
+    if (!dnsQuery) return r;
+    const dns = traceDnsQuery(this.core as unknown as DnsTraceCore, dnsQuery, proto === 'tcp' ? 'tcp' : 'udp');
+    this.refresh();
+    return { ...r, dns };
+  }
+
+  /**
+   * Resolves `name` through the core's DNS records (SRV names to their targets and ports; else A,
+   * or AAAA for an IPv6 `src`) and traces a packet from `src` to every address found, as trace().
+   */
+  traceName(name: string, q: Omit<TraceQuery, 'dst' | 'query'> & { type?: 'A' | 'AAAA' }): NameTrace<TraceResult> {
+    const type = q.type ?? (q.src.includes(':') ? 'AAAA' : 'A');
+    return traceName(this.core as unknown as DnsTraceCore, name, type, q.dport ?? 0, (dst, dport) => this.trace({ ...q, dst, dport }));
   }
 
   /**
    * Loads the cluster DNS records (Kubernetes DNS spec) built from manifests text, decoded objects,
    * or a ready record set; the core answers from them (dnsAnswer, and on the packet path at the
-   * `clusterDNS` address). The previous table stays if the new one is refused (throws).
+   * `clusterDNS` address). Manifests and objects are loaded per Service: only Services that
+   * changed since the last call are derived again (`changed`). The previous table stays if the new
+   * one is refused (throws).
    */
-  dns(recordsOrManifests: DnsInput, opts: DnsOptions = {}): DnsLoadResult {
-    const r = loadDnsFrom(this.core as unknown as DnsCore, recordsOrManifests, opts);
+  dns(recordsOrManifests: DnsInput, opts: DnsOptions = {}): DnsLoadResult & { changed?: string[] } {
+    this.dnsLoader ??= new DnsLoader(this.core as unknown as DnsCore);
+    const r = this.dnsLoader.load(recordsOrManifests, opts);
     this.refresh();
     return r;
   }

@@ -1,8 +1,10 @@
 // dns/answer.ts — answers one DNS query message from the record table (table.ts): header and
 // question checks, EDNS0 OPT (RFC 6891), authoritative answers, NXDOMAIN/NODATA with the zone's SOA
 // in authority (RFC 2308), CNAME for ExternalName services, the spec's deprecated pod A records
-// (synthesized from the name), REFUSED outside the zone (forwarding is the host's job), FORMERR
-// for malformed queries, TC=1 when a UDP answer does not fit (RFC 1035 §4.2.1, RFC 2181 §9). Never allocates, never traps, never forwards and never reads a clock.
+// (synthesized from the name), REFUSED outside the zone — or, with forwarding on (dnsForwardSet),
+// the DROP_UPSTREAM mark that hands the query to the host's upstream forwarder — FORMERR for
+// malformed queries, TC=1 when a UDP answer does not fit (RFC 1035 §4.2.1, RFC 2181 §9). Never
+// allocates, never traps, never forwards itself and never reads a clock.
 import {
   readName, skipName, writeName, nameOrig, nameLow, nameLen, be16, be32, put16, put32,
   dictReset, dictMark, dictRestore, isWithin,
@@ -36,14 +38,24 @@ export const C_DROP_SHORT: u32 = 9;   // under 12 bytes: no header to answer
 export const C_DROP_RESPONSE: u32 = 10; // QR=1: never answer a response (no reflection loops)
 export const C_DROP_NOROOM: u32 = 11; // the output buffer cannot hold even the header and question
 export const C_SERVFAIL: u32 = 12;    // over TCP an answer did not fit the caller's buffer
-export const C_COUNT: u32 = 13;
+export const C_UPSTREAM: u32 = 13;    // outside the zone with forwarding on: handed to the host
+export const C_TCP_PASSED: u32 = 14;  // packet path: TCP to the cluster DNS address, left to the pipeline (a Service to the host's listener)
+export const C_PARTIAL: u32 = 15;     // dnsAnswerTcp: the frame is not complete yet
+export const C_COUNT: u32 = 16;
 
 export const DROP_SHORT: i32 = -1;
 export const DROP_RESPONSE: i32 = -2;
 export const DROP_NOROOM: i32 = -3;
+export const DROP_UPSTREAM: i32 = -4;   // not ours: the host forwards it upstream (nothing written)
+
+// Whether names outside the zone (and reverse names we hold no record for) go to the host's
+// upstream forwarder instead of getting REFUSED. Set by the host only when it has an upstream.
+let forward = false;
+export function forwardSet(on: bool): void { forward = on; }
 
 export const counters: usize = memory.data(C_COUNT * 4);
 @inline function bump(c: u32): void { const p = counters + (<usize>c << 2); store<u32>(p, load<u32>(p) + 1); }
+@inline export function countDns(c: u32): void { bump(c); }
 export function countersReset(): void { memory.fill(counters, 0, C_COUNT * 4); }
 
 const HDR: u32 = 12;
@@ -273,6 +285,7 @@ export function dnsAnswer(q: usize, len: u32, out: usize, cap: u32, maxUdp: u32,
       }
     } else if (g < 0) {
       if (inZone) { rcode = RC_NXDOMAIN; counter = C_NXDOMAIN; }
+      else if (forward) { bump(C_UPSTREAM); return DROP_UPSTREAM; }
       else { rcode = RC_REFUSED; aa = false; counter = C_REFUSED; }
     } else {
       const first = groupFirst(<u32>g);

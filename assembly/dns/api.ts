@@ -1,11 +1,12 @@
 // dns/api.ts — the cluster DNS control and query surface the ABI exports (index.ts, DNS section):
 // a staging buffer for the record blob (format in table.ts), the atomic table load, fixed query and
-// answer buffers, dnsAnswer itself and its counters. Never parses the blob itself (table.ts) nor
+// answer buffers, dnsAnswer itself, its TCP framing (dnsAnswerTcp), the upstream-forwarding switch
+// and the counters. Never parses the blob itself (table.ts) nor
 // answers (answer.ts); the only allocations are on control calls.
-import { dnsTableLoad, recordCount, groupCount, tableReady } from "./table";
-import { counters, countersReset, C_COUNT } from "./answer";
+import { dnsTableLoad, recordCount, groupCount, tableReady, tableBytes } from "./table";
+import { dnsAnswer, counters, countersReset, countDns, forwardSet, C_COUNT, C_PARTIAL } from "./answer";
 
-export { dnsAnswer } from "./answer";
+export { dnsAnswer };
 
 // Room for one message each way: DNS over TCP carries at most 65535 bytes (RFC 1035 §4.2.2).
 const IO_BYTES: u32 = 65536;
@@ -36,6 +37,8 @@ export function dnsReady(): bool { return tableReady(); }
 export function dnsRecordCount(): u32 { return recordCount(); }
 // Names indexed: owners plus their empty non-terminal ancestors.
 export function dnsNameCount(): u32 { return groupCount(); }
+// Bytes the loaded table holds in core memory (its copy of the blob, record index, names, hash).
+export function dnsTableBytes(): u32 { return tableBytes(); }
 
 export function dnsQueryPtr(): usize { return ioQuery; }
 export function dnsAnswerPtr(): usize { return ioAnswer; }
@@ -45,3 +48,30 @@ export function dnsIoBytes(): u32 { return IO_BYTES; }
 export function dnsCountersPtr(): usize { return counters; }
 export function dnsCountersCount(): u32 { return C_COUNT; }
 export function dnsCountersReset(): void { countersReset(); }
+
+// The frame is shorter than its length prefix says: the host reads more of the stream first.
+export const DROP_PARTIAL: i32 = -5;
+// The UDP size a TCP answer's OPT advertises: the same 1232 bytes the packet path answers with.
+const ADVERTISED_UDP: u32 = 1232;
+
+// DNS over TCP (RFC 1035 §4.2.2, RFC 7766 §8): `frame[0, len)` starts with a two-byte big-endian
+// message length; the answer goes to out[0, cap) with its own prefix, never truncated for UDP (up
+// to 65535 bytes; SERVFAIL when cap is smaller than the answer). Returns the framed answer's
+// length, a dnsAnswer drop (nothing to send; the host skips the frame's 2 + length bytes), or
+// DROP_PARTIAL when the frame is incomplete.
+export function dnsAnswerTcp(frame: usize, len: u32, out: usize, cap: u32): i32 {
+  if (len < 2) { countDns(C_PARTIAL); return DROP_PARTIAL; }
+  const mlen = (<u32>load<u8>(frame) << 8) | <u32>load<u8>(frame, 1);
+  if (mlen + 2 > len) { countDns(C_PARTIAL); return DROP_PARTIAL; }
+  const room: u32 = cap < 2 ? 0 : cap - 2;
+  const n = dnsAnswer(frame + 2, mlen, out + 2, room, ADVERTISED_UDP, true);
+  if (n < 0) return n;
+  store<u8>(out, <u8>(n >> 8));
+  store<u8>(out, <u8>n, 1);
+  return n + 2;
+}
+
+// Turns upstream forwarding on (non-zero) or off: with it on, queries for names outside the zone
+// are not answered REFUSED but returned as DROP_UPSTREAM (-4) for the host's forwarder, and on the
+// packet path dropped with reason dns_upstream for the host to pick up from the slot.
+export function dnsForward(on: u32): void { forwardSet(on != 0); }

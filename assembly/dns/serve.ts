@@ -2,17 +2,21 @@
 // kube-dns Service IP a kubelet writes into pods' resolv.conf) and, in direct mode, the turning of
 // a UDP query to that address:port into the answer packet in the same slot. The answer itself comes
 // from dnsAnswer (answer.ts); this file only checks the UDP datagram, swaps the endpoints and writes
-// fresh IP and UDP headers with their checksums. Never allocates, never forwards a query upstream,
-// never reads a clock, and never serves TCP (DNS over TCP needs a stream; it passes on unchanged).
-import { Flow, FAMILY_V4, PROTO_UDP, FRAG_NONE } from "../flow";
-import { VERDICT_REPLY, VERDICT_DROP, R_NONE, R_BAD_HEADER, R_TOO_BIG } from "../verdict";
+// fresh IP and UDP headers with their checksums. A query dnsAnswer marks for the upstream (forwarding
+// on, name outside the zone) is dropped with reason dns_upstream, untouched, for the host's
+// forwarder to pick up from the slot. TCP to the address:port is counted and left to the rest of the
+// pipeline: DNS over TCP needs a stream, so the host programs the address:port/TCP as a Service whose
+// endpoint is its own listener (conntrack and NAT carry the stream there). Never allocates, never
+// forwards a query itself and never reads a clock.
+import { Flow, FAMILY_V4, PROTO_UDP, PROTO_TCP, FRAG_NONE } from "../flow";
+import { VERDICT_REPLY, VERDICT_DROP, R_NONE, R_BAD_HEADER, R_TOO_BIG, R_DNS_UPSTREAM } from "../verdict";
 import { D_LEN, D_VERDICT, D_REASON } from "../io";
 import { bump, S_VERDICT, S_REASON } from "../stats";
 import { sumBytes, fold, pseudoSum, checksumOver, ipv4HeaderChecksum } from "../wire/checksum";
 import { UDP_HEADER, UDP_LEN, UDP_CSUM, UDP_CSUM_MANGLED_0, udpLength } from "../wire/udp";
 import { IPV4_HEADER, IPV4_TOTLEN, IPV4_FRAG, IPV4_TTL, IPV4_PROTO, IPV4_CSUM, IPV4_SRC, IPV4_DST } from "../wire/ipv4";
 import { IPV6_HEADER, IPV6_PLEN, IPV6_NEXT, IPV6_HOPS, IPV6_SRC, IPV6_DST } from "../wire/ipv6";
-import { dnsAnswer, DROP_NOROOM } from "./answer";
+import { dnsAnswer, countDns, DROP_NOROOM, DROP_UPSTREAM, C_TCP_PASSED } from "./answer";
 import { dnsAnswerPtr, dnsIoBytes } from "./api";
 
 // The served address per family: four raw words (as Flow keeps them), then the port (host order);
@@ -30,7 +34,7 @@ const REPLY_TTL: u8 = 64;
 // Outcomes of dnsServe.
 export const SERVE_NOT_OURS: i32 = 0;  // not a UDP query to the cluster DNS address: carry on
 export const SERVE_REPLIED: i32 = 1;   // the slot holds the answer packet (VERDICT_REPLY)
-export const SERVE_DROPPED: i32 = 2;   // malformed or unanswerable: dropped (reason set, DNS counter bumped)
+export const SERVE_DROPPED: i32 = 2;   // malformed, unanswerable or for the upstream: dropped (reason set, DNS counter bumped)
 
 // Sets the cluster DNS address of `family` (4 or 6); port 0 unsets it. Returns 0, or -1 for a bad family.
 export function dnsSetAddress(family: u32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): i32 {
@@ -42,9 +46,9 @@ export function dnsSetAddress(family: u32, a0: u32, a1: u32, a2: u32, a3: u32, p
   return 0;
 }
 
-// Is this packet addressed to the cluster DNS address:port over UDP?
+// Is this packet addressed to the cluster DNS address:port (UDP, or TCP: counted only)?
 @inline function isOurs(f: Flow): bool {
-  if (f.proto != PROTO_UDP) return false;
+  if (f.proto != PROTO_UDP && f.proto != PROTO_TCP) return false;
   const v4 = f.family == FAMILY_V4;
   const port = v4 ? port4 : port6;
   if (port == 0 || <u32>f.dport != port) return false;
@@ -59,6 +63,7 @@ export let dropReason: u16 = R_NONE;
 
 export function dnsServe(f: Flow): i32 {
   if (!isOurs(f)) return SERVE_NOT_OURS;
+  if (f.proto == PROTO_TCP) { countDns(C_TCP_PASSED); return SERVE_NOT_OURS; }
   // A fragment cannot be answered from its first piece; leave it to the normal path.
   if (f.frag != FRAG_NONE) return SERVE_NOT_OURS;
   const l4 = f.pkt + f.l3len;
@@ -83,7 +88,10 @@ export function dnsServe(f: Flow): i32 {
   const outCap = dnsIoBytes();
   if (room > outCap) room = outCap;
   const n = dnsAnswer(l4 + UDP_HEADER, ulen - UDP_HEADER, out, room, MAX_UDP, false);
-  if (n < 0) { dropReason = n == DROP_NOROOM ? R_TOO_BIG : R_BAD_HEADER; return SERVE_DROPPED; }
+  if (n < 0) {
+    dropReason = n == DROP_UPSTREAM ? R_DNS_UPSTREAM : n == DROP_NOROOM ? R_TOO_BIG : R_BAD_HEADER;
+    return SERVE_DROPPED;
+  }
 
   const pkt = f.pkt;
   const rl4 = pkt + hl;

@@ -52,6 +52,7 @@ class Table {
   zone: usize = 0;
   zoneLen: u32 = 0;
   soa: u32 = 0;     // record index of the apex SOA
+  bytes: u32 = 0;   // allocated for this table: store, record index, groups, hash slots
 }
 
 let cur: Table | null = null;
@@ -136,9 +137,12 @@ export function dnsTableLoad(blob: usize, len: u32): i32 {
   const zl = <u32>load<u8>(blob + 8);
   if (<u32>9 + zl > len) return E_SHORT;
   if (checkFlatName(blob + 9, zl) < 0) return E_NAME;
-  // Pass 1: validate, count names (an upper bound on groups: each owner and its ancestors).
+  // Pass 1: validate, count names (an upper bound on groups: each owner and its ancestors; an
+  // owner's records are consecutive, so only a record whose owner differs from the last counts).
   let pos: u32 = <u32>9 + zl;
   let nameBound: u32 = 1;
+  let prevOwner: usize = 0;
+  let prevLen: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
     if (pos + REC_HDR > len) return E_SHORT;
     const type = le16(blob + pos);
@@ -151,7 +155,10 @@ export function dnsTableLoad(blob: usize, len: u32): i32 {
     if (type != T_A && type != T_AAAA && type != T_CNAME && type != T_PTR && type != T_NS &&
         type != T_SRV && type != T_SOA && type != T_TXT) return E_TYPE;
     if (!rdataOk(type, owner + ol, rdlen)) return E_RDATA;
-    nameBound += <u32>labels + 1;
+    // Case may differ within a group; an exact compare only over-counts, never under-counts.
+    if (ol != prevLen || memory.compare(owner, prevOwner, ol) != 0) nameBound += <u32>labels + 1;
+    prevOwner = owner;
+    prevLen = ol;
     pos += REC_HDR + ol + rdlen;
   }
   if (pos != len) return E_TRAILING;
@@ -172,6 +179,8 @@ export function dnsTableLoad(blob: usize, len: u32): i32 {
   memory.fill(t.slots, 0, <usize>cap << 2);
   const err = build(t, n);
   if (err < 0) { freeTable(t); return err; }
+  compact(t);
+  t.bytes = len + (max<u32>(n, 1) << 2) + t.ngroups * G_BYTES + ((t.mask + 1) << 2);
   if (cur != null) freeTable(cur!);
   cur = t;
   return 0;
@@ -220,6 +229,29 @@ function build(t: Table, n: u32): i32 {
   return 0;
 }
 
+// The bound pass 1 sized the name index by counts every ancestor once per owner (about seven
+// names per record in a cluster zone); re-index into arrays sized for the names actually found.
+function compact(t: Table): void {
+  const n = t.ngroups;
+  let cap: u32 = 16;
+  while (cap < n * 2) cap <<= 1;
+  const groups = heap.alloc(<usize>max<u32>(n, 1) * G_BYTES);
+  memory.copy(groups, t.groups, <usize>n * G_BYTES);
+  const slots = heap.alloc(<usize>cap << 2);
+  memory.fill(slots, 0, <usize>cap << 2);
+  const mask = cap - 1;
+  for (let gi: u32 = 0; gi < n; gi++) {
+    let s = load<u32>(groups + <usize>gi * G_BYTES + 16) & mask;
+    while (load<u32>(slots + (<usize>s << 2)) != 0) s = (s + 1) & mask;
+    store<u32>(slots + (<usize>s << 2), gi + 1);
+  }
+  heap.free(t.groups);
+  heap.free(t.slots);
+  t.groups = groups;
+  t.slots = slots;
+  t.mask = mask;
+}
+
 // Enters every proper ancestor of `name` down to its zone (or reverse tree) as an empty group.
 function enterAncestors(t: Table, name: usize, len: u32): void {
   let p = name;
@@ -248,6 +280,7 @@ export function zonePtr(): usize { return cur == null ? 0 : cur!.zone; }
 export function zoneLen(): u32 { return cur == null ? 0 : cur!.zoneLen; }
 export function recordCount(): u32 { return cur == null ? 0 : cur!.nrecs; }
 export function groupCount(): u32 { return cur == null ? 0 : cur!.ngroups; }
+export function tableBytes(): u32 { return cur == null ? 0 : cur!.bytes; }
 
 // Group index of lowercase flat name p, or -1.
 export function lookup(p: usize, len: u32): i32 {

@@ -1,25 +1,34 @@
 // dns.ts — `svcplane dns`: a standalone cluster DNS server. Reads Services and EndpointSlices from
 // a manifests file or directory, builds the Kubernetes DNS records (kube/dns-records.ts), loads
-// them into a core and answers UDP queries with the core's dnsAnswer through the ABI buffers;
-// reloads when the manifests change, printing errors with file and line. Never forwards queries
-// outside the cluster zone (the core answers REFUSED), never serves TCP (a truncated answer tells
-// the client to retry over TCP, which this server does not offer), and never touches the dataplane.
+// them into a core and answers over UDP (dnsAnswer) and TCP (dnsAnswerTcp, RFC 1035 §4.2.2 framing,
+// RFC 7766) on the same address through the ABI buffers; queries outside the cluster zone go to the
+// --dns-upstream resolvers (dns/forward.ts) or get REFUSED when none is set. Reloads when the
+// manifests change, printing errors with file and line. Never touches the dataplane.
 import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
+import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
 import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { instantiateCore } from '../core/loader.js';
 import { parseManifests, type ManifestSet } from '../kube/objects.js';
 import { DEFAULT_TTL, DEFAULT_ZONE } from '../kube/dns-records.js';
-import { loadDnsFrom } from '../dns/records-from.js';
+import { DnsLoader } from '../dns/records-from.js';
 import { readDnsCounters, type DnsCore } from '../dns/table.js';
+import { DnsForwarder, parseUpstream, type ForwarderStats } from '../dns/forward.js';
+import { nodeUpstreamExchange } from '../io/dns-upstream.js';
 
 export const DNS_HELP = `usage: svcplane dns --manifests PATH [--listen ADDR:PORT] [--cluster-domain DOMAIN] [--ttl SECONDS]
-  --listen          UDP address to answer on (default 127.0.0.1:5353; [::1]:5353 for IPv6)
+                    [--dns-upstream ADDR[:PORT]]...
+  --listen          UDP and TCP address to answer on (default 127.0.0.1:5353; [::1]:5353 for IPv6)
   --manifests       a manifests file or directory (*.yaml, *.yml, *.json); reloaded on change
   --cluster-domain  the cluster zone (default ${DEFAULT_ZONE})
   --ttl             TTL of every record in seconds (default ${DEFAULT_TTL})
+  --dns-upstream    resolver for names outside the zone, tried in the order given (port 53 by
+                    default; repeatable); without one such names get REFUSED
 `;
+
+// RFC 7766 §6.2.3: a server closes idle TCP connections after a while; some seconds is the norm.
+const TCP_IDLE_MS = 10_000;
 
 // Our EDNS UDP buffer size: DNS Flag Day 2020's 1232 bytes (the core never answers larger).
 const MAX_UDP = 1232;
@@ -31,8 +40,14 @@ type ServeCore = DnsCore & {
   dnsAnswerPtr(): number;
   dnsIoBytes(): number;
   dnsAnswer(q: number, len: number, out: number, cap: number, maxUdp: number, tcp: number): number;
+  dnsAnswerTcp(frame: number, len: number, out: number, cap: number): number;
+  dnsForward(on: number): void;
   dnsRecordCount(): number;
 };
+
+// dnsAnswer / dnsAnswerTcp results (ABI.md §12).
+const UPSTREAM = -4;
+const PARTIAL = -5;
 
 export interface DnsServerOptions {
   /** "127.0.0.1:5353", "[::1]:0" (0: an ephemeral port). */
@@ -46,6 +61,10 @@ export interface DnsServerOptions {
   watch?: boolean;
   /** Poll interval for changes fs.watch misses, ms (default 1000). */
   pollMs?: number;
+  /** Upstream resolvers ("ADDR" or "ADDR:PORT") for names outside the zone; none: REFUSED. */
+  upstreams?: string[];
+  /** Per upstream try, ms (default 2000). */
+  upstreamTimeoutMs?: number;
 }
 
 export interface DnsServer {
@@ -56,6 +75,8 @@ export interface DnsServer {
   /** Loads since start (the first included) that swapped in a new table. */
   readonly loads: number;
   counters(): Record<string, number>;
+  /** The upstream forwarder's counters (all zero without upstreams). */
+  forwarded(): ForwarderStats;
   close(): Promise<void>;
 }
 
@@ -85,8 +106,8 @@ function signature(path: string): string {
   }
 }
 
-/** Every file parsed and merged; issues carry file and line. */
-function readManifests(path: string): ManifestSet {
+/** Every manifest file of `path` parsed and merged; issues carry file and line. */
+export function readManifestSet(path: string): ManifestSet {
   const set: ManifestSet = { services: [], endpointSlices: [], nodes: [], issues: [], skipped: 0 };
   for (const file of manifestFiles(path)) {
     const one = parseManifests(readFileSync(file, 'utf8'), file);
@@ -102,7 +123,10 @@ function readManifests(path: string): ManifestSet {
 export async function startDnsServer(o: DnsServerOptions): Promise<DnsServer> {
   const listen = parseListen(o.listen);
   const log = o.log ?? (() => {});
+  const upstreams = (o.upstreams ?? []).map(parseUpstream);
+  const forwarder = new DnsForwarder(upstreams, nodeUpstreamExchange, { ...(o.upstreamTimeoutMs !== undefined ? { timeoutMs: o.upstreamTimeoutMs } : {}) });
   const core = (await instantiateCore()) as unknown as ServeCore;
+  core.dnsForward(upstreams.length > 0 ? 1 : 0);
   const qPtr = core.dnsQueryPtr();
   const aPtr = core.dnsAnswerPtr();
   const ioBytes = core.dnsIoBytes();
@@ -110,21 +134,22 @@ export async function startDnsServer(o: DnsServerOptions): Promise<DnsServer> {
   const view = (): Uint8Array => (mem.buffer === core.memory.buffer ? mem : (mem = new Uint8Array(core.memory.buffer)));
   let loads = 0;
   let sig = '';
-  let serial = 0;
+  const loader = new DnsLoader(core);
 
   const reload = (): { records: number; errors: string[] } => {
     sig = signature(o.manifests);
     let set: ManifestSet;
     try {
-      set = readManifests(o.manifests);
+      set = readManifestSet(o.manifests);
     } catch (e) {
       const msg = `error: ${o.manifests}: ${(e as Error).message}`;
       log(msg);
       return { records: core.dnsRecordCount(), errors: [msg] };
     }
     try {
-      // The SOA serial moves with every load so secondaries and caches can tell tables apart.
-      const r = loadDnsFrom(core, set, { zone: o.zone ?? DEFAULT_ZONE, ttl: o.ttl ?? DEFAULT_TTL, serial: ++serial });
+      // Only Services that changed since the last load are derived and encoded again; the SOA
+      // serial moves with every load so caches can tell tables apart.
+      const r = loader.load(set, { zone: o.zone ?? DEFAULT_ZONE, ttl: o.ttl ?? DEFAULT_TTL });
       for (const m of r.issues) log(m);
       loads++;
       log(`dns: serving ${r.records} records for ${r.zone}`);
@@ -143,6 +168,11 @@ export async function startDnsServer(o: DnsServerOptions): Promise<DnsServer> {
     if (msg.length > ioBytes) return;
     view().set(msg, qPtr);
     const n = core.dnsAnswer(qPtr, msg.length, aPtr, ioBytes, MAX_UDP, 0);
+    if (n === UPSTREAM) {
+      const q = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength).slice();
+      void forwarder.forward(q, 'udp').then((a) => socket.send(a, from.port, from.address), (e: Error) => log(`error: dns upstream: ${e.message}`));
+      return;
+    }
     if (n <= 0) return;   // dropped (short, a response, no room): counted by the core
     socket.send(view().slice(aPtr, aPtr + n), from.port, from.address);
   });
@@ -151,6 +181,52 @@ export async function startDnsServer(o: DnsServerOptions): Promise<DnsServer> {
     socket.once('error', reject);
     socket.bind(listen.port, listen.host, () => { socket.off('error', reject); resolve(); });
   });
+
+  // TCP on the same address and port: one stream of length-prefixed queries per connection.
+  const conns = new Set<TcpSocket>();
+  const answerFrame = (frame: Uint8Array, conn: TcpSocket): void => {
+    view().set(frame, qPtr);
+    const n = core.dnsAnswerTcp(qPtr, frame.length, aPtr, ioBytes);
+    if (n === UPSTREAM) {
+      // RFC 7766 §7: answers on one connection may go out of order; the client matches them by ID.
+      void forwarder.forward(frame.slice(2), 'tcp').then((a) => {
+        if (conn.destroyed) return;
+        const out = new Uint8Array(2 + a.length);
+        out[0] = a.length >> 8;
+        out[1] = a.length & 0xff;
+        out.set(a, 2);
+        conn.write(out);
+      }, (e: Error) => log(`error: dns upstream: ${e.message}`));
+    } else if (n > 0) {
+      conn.write(view().slice(aPtr, aPtr + n));
+    }
+  };
+  const tcp: Server = createServer((conn) => {
+    conns.add(conn);
+    let buf = new Uint8Array(0);
+    conn.setTimeout(TCP_IDLE_MS, () => conn.destroy());
+    conn.on('close', () => conns.delete(conn));
+    conn.on('error', () => conn.destroy());
+    conn.on('data', (d: Buffer) => {
+      const next = new Uint8Array(buf.length + d.length);
+      next.set(buf);
+      next.set(d, buf.length);
+      buf = next;
+      while (buf.length >= 2) {
+        const frameLen = 2 + ((buf[0]! << 8) | buf[1]!);
+        // A frame larger than the core's query buffer cannot be a query we answer: close.
+        if (frameLen > ioBytes) { conn.destroy(); return; }
+        if (buf.length < frameLen) break;
+        answerFrame(buf.subarray(0, frameLen), conn);
+        buf = buf.slice(frameLen);
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    tcp.once('error', reject);
+    tcp.listen(socket.address().port, listen.host, () => { tcp.off('error', reject); resolve(); });
+  });
+  tcp.on('error', (e) => log(`error: dns tcp: ${e.message}`));
 
   let watcher: FSWatcher | null = null;
   let timer: ReturnType<typeof setTimeout> | null = null;
@@ -176,12 +252,15 @@ export async function startDnsServer(o: DnsServerOptions): Promise<DnsServer> {
     reload,
     get loads() { return loads; },
     counters: () => readDnsCounters(core),
-    close: () => new Promise<void>((resolve) => {
+    forwarded: () => ({ ...forwarder.stats }),
+    close: async () => {
       watcher?.close();
       if (timer) clearTimeout(timer);
       if (poller) clearInterval(poller);
-      socket.close(() => resolve());
-    }),
+      for (const c of conns) c.destroy();
+      await new Promise<void>((resolve) => tcp.close(() => resolve()));
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    },
   };
 }
 
@@ -194,6 +273,7 @@ export async function runDns(argv: string[], out: (s: string) => void, err: (s: 
       manifests: { type: 'string' },
       'cluster-domain': { type: 'string', default: DEFAULT_ZONE },
       ttl: { type: 'string', default: String(DEFAULT_TTL) },
+      'dns-upstream': { type: 'string', multiple: true },
     },
     strict: true,
   });
@@ -206,11 +286,18 @@ export async function runDns(argv: string[], out: (s: string) => void, err: (s: 
     err(`svcplane dns: --ttl: expected whole seconds, got ${JSON.stringify(values.ttl)}\n`);
     return 2;
   }
+  const upstreams = values['dns-upstream'] ?? [];
+  try {
+    upstreams.forEach(parseUpstream);
+  } catch (e) {
+    err(`svcplane dns: ${(e as Error).message}\n`);
+    return 2;
+  }
   const server = await startDnsServer({
-    listen: values.listen!, manifests: values.manifests, zone: values['cluster-domain']!, ttl,
+    listen: values.listen!, manifests: values.manifests, zone: values['cluster-domain']!, ttl, upstreams,
     log: (line) => (line.startsWith('dns: ') ? out : err)(`${line}\n`),
   });
-  out(`dns: listening on ${server.address.family === 'IPv6' ? `[${server.address.address}]` : server.address.address}:${server.address.port}\n`);
+  out(`dns: listening on ${server.address.family === 'IPv6' ? `[${server.address.address}]` : server.address.address}:${server.address.port} (udp, tcp)${upstreams.length ? `, forwarding to ${upstreams.join(', ')}` : ''}\n`);
   await new Promise<void>((resolve) => {
     const stop = () => { process.off('SIGINT', stop); process.off('SIGTERM', stop); resolve(); };
     process.on('SIGINT', stop);

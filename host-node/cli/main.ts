@@ -12,7 +12,7 @@ const HELP = `usage: svcplane <command> [options]
 
 commands:
   compile     write a config (rules, manifests or ipvsadm) as a .svp file any host loads without parsing
-  dns         answer cluster DNS (A/AAAA/SRV/PTR/CNAME) over UDP from a manifests file or directory
+  dns         answer cluster DNS (A/AAAA/SRV/PTR/CNAME) over UDP and TCP from manifests; forward the rest
   replay      run a pcap/pcapng capture through a .svp config (WASI); --compare B.svp: what-if per flow
   demo        run sample Services and packets through the dataplane core and show what happened
   render      print the rules kube-proxy would install for a manifests file or directory

@@ -1,21 +1,30 @@
-// trace.ts — `svcplane trace`: loads an iptables-restore file into a fresh dataplane and explains
-// what it does with one new connection: every rule the packet visits (table, chain, rule number,
-// rule text, matched or not, target) and every outcome it can have, with its exact probability,
-// destination NAT and masquerade; or the trace as JSON. Reads only the rules file; never touches
-// an interface, the kernel's tables or the clock.
+// trace.ts — `svcplane trace`: loads an iptables-restore file, or the rules kube-proxy would write
+// for a manifests file or directory, into a fresh dataplane and explains what it does with one new
+// connection: every rule the packet visits (table, chain, rule number, rule text, matched or not,
+// target) and every outcome it can have, with its exact probability, destination NAT and
+// masquerade; or the trace as JSON. With --name it first resolves the name through the cluster DNS
+// records of the manifests (the question, the records found) and traces a packet to every address
+// it gave. Reads only the given files; never touches an interface, the kernel's tables or the clock.
 import { readFileSync } from 'node:fs';
 import { Dataplane, RestoreFailed } from '../dataplane.js';
 import { tryParseIP } from '../core/words.js';
 import type { ProtoName } from '../core/packet.js';
 import type { TraceResult, TraceOutcome, TraceStep } from '../netfilter/trace.js';
+import type { NameTrace, DnsQueryTrace } from '../dns/trace.js';
+import { formatIssue } from '../kube/objects.js';
+import { readManifestSet } from './dns.js';
 
 export const TRACE_USAGE = `usage: svcplane trace --rules FILE --node-ip IP [--node-ip IP6] --src A --dst B --dport N
                       [--sport N] [--proto tcp|udp|sctp|icmp] [--from external|local] [--family 4|6] [--json]
+       svcplane trace --manifests PATH --node-ip IP --src A (--dst B | --name NAME) [--dport N] [...]
 
-Loads FILE as iptables-restore input (ip6tables-restore with --family 6), sends one new
+Loads FILE as iptables-restore input (ip6tables-restore with --family 6), or the rules kube-proxy
+would write for the Services and EndpointSlices in PATH (a file or directory), sends one new
 connection from A to B:N through it and shows every rule visited and every possible outcome with
 its exact probability. --from local sends it from the node itself (OUTPUT) instead of from
 outside (PREROUTING). --node-ip names the node's addresses (addrtype LOCAL, masquerade source).
+--name resolves NAME through PATH's cluster DNS records (A, AAAA for an IPv6 --src, or SRV for a
+_port._proto. name, whose port replaces --dport) and traces a connection to every address found.
 `;
 
 export interface TraceIO {
@@ -29,7 +38,12 @@ const stdio: TraceIO = {
 };
 
 export interface TraceArgs {
+  /** An iptables-restore file, or "" with manifests. */
   rules: string;
+  /** A manifests file or directory (kube-proxy's rules and the DNS records), or "". */
+  manifests: string;
+  /** A name to resolve first (dst is then each address found), or "". */
+  name: string;
   nodeIPs: string[];
   src: string;
   dst: string;
@@ -63,7 +77,7 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
   for (let i = 0; i < argv.length; i++) {
     const opt = argv[i]!;
     if (opt === '--json') { json = true; continue; }
-    if (!['--rules', '--node-ip', '--src', '--dst', '--dport', '--sport', '--proto', '--from', '--family'].includes(opt)) {
+    if (!['--rules', '--manifests', '--name', '--node-ip', '--src', '--dst', '--dport', '--sport', '--proto', '--from', '--family'].includes(opt)) {
       throw new UsageError(`unknown option ${JSON.stringify(opt)}`);
     }
     const val = argv[++i];
@@ -71,10 +85,16 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
     if (opt === '--node-ip') nodeIPs.push(address(opt, val).text);
     else v[opt] = val;
   }
-  for (const need of ['--rules', '--src', '--dst']) if (v[need] === undefined) throw new UsageError(`${need} is required`);
+  if (v['--rules'] === undefined && v['--manifests'] === undefined) throw new UsageError('--rules is required (or --manifests for the rules kube-proxy would write)');
+  if (v['--rules'] !== undefined && v['--manifests'] !== undefined) throw new UsageError('--rules and --manifests: give one of them');
+  if (v['--dst'] === undefined && v['--name'] === undefined) throw new UsageError('--dst is required (or --name to resolve)');
+  if (v['--dst'] !== undefined && v['--name'] !== undefined) throw new UsageError('--dst and --name: give one of them');
+  if (v['--name'] !== undefined && v['--manifests'] === undefined) throw new UsageError('--name needs --manifests (the cluster DNS records)');
+  if (v['--src'] === undefined) throw new UsageError('--src is required');
   if (nodeIPs.length === 0) throw new UsageError('--node-ip is required (the node\'s own addresses)');
   const src = address('--src', v['--src']!);
-  const dst = address('--dst', v['--dst']!);
+  // With --name the destinations come from DNS, in --src's family.
+  const dst = v['--dst'] !== undefined ? address('--dst', v['--dst']) : { text: '', family: src.family };
   if (src.family !== dst.family) throw new UsageError('--src and --dst are of different IP families');
   const family = v['--family'] === undefined ? dst.family : v['--family'] === '4' ? 4 : v['--family'] === '6' ? 6 : 0;
   if (family === 0) throw new UsageError(`--family: 4 or 6, not ${JSON.stringify(v['--family'])}`);
@@ -85,9 +105,10 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
   const from = v['--from'] ?? 'external';
   if (from !== 'external' && from !== 'local') throw new UsageError(`--from: external or local, not ${JSON.stringify(from)}`);
   const ported = proto === 'tcp' || proto === 'udp' || proto === 'sctp';
-  if (ported && v['--dport'] === undefined) throw new UsageError(`--dport is required for ${proto}`);
+  const srvName = /^_[^.]+\._[^.]+\./.test(v['--name'] ?? '');
+  if (ported && v['--dport'] === undefined && !srvName) throw new UsageError(`--dport is required for ${proto}`);
   return {
-    rules: v['--rules']!, nodeIPs, src: src.text, dst: dst.text,
+    rules: v['--rules'] ?? '', manifests: v['--manifests'] ?? '', name: v['--name'] ?? '', nodeIPs, src: src.text, dst: dst.text,
     dport: v['--dport'] === undefined ? 0 : port('--dport', v['--dport']),
     sport: v['--sport'] === undefined ? 40000 : port('--sport', v['--sport']),
     proto, from, family, json,
@@ -138,7 +159,7 @@ export function formatTrace(a: TraceArgs, r: TraceResult): string[] {
   const ep = (ip: string, p: number) => (ported ? (a.family === 6 ? `[${ip}]:${p}` : `${ip}:${p}`) : ip);
   const out = [
     `${a.proto.toUpperCase()} ${ep(a.src, a.sport)} → ${ep(a.dst, a.dport)}, a new connection from ${a.from === 'local' ? 'the node itself' : 'outside'}`,
-    `rules: ${a.rules} (IPv${a.family}), node addresses ${a.nodeIPs.join(', ')}`,
+    `rules: ${a.rules || `kube-proxy's for ${a.manifests}`} (IPv${a.family}), node addresses ${a.nodeIPs.join(', ')}`,
     '',
     `rules visited${r.outcomes.length > 1 ? ' (first path: every random branch taken)' : ''}:`,
   ];
@@ -156,9 +177,33 @@ export function formatTrace(a: TraceArgs, r: TraceResult): string[] {
   return out;
 }
 
-/** The trace as JSON (exact numerators as decimal strings). */
-export function traceJSON(r: TraceResult): string {
-  return JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2);
+/** The trace as JSON (exact numerators as decimal strings, message bytes as hex). */
+export function traceJSON(r: TraceResult | NameTrace<TraceResult>): string {
+  return JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString()
+    : v instanceof Uint8Array ? [...v].map((b) => b.toString(16).padStart(2, '0')).join('') : v), 2);
+}
+
+function queryLines(q: DnsQueryTrace): string[] {
+  const head = `  ${q.question.type} ${q.question.name} → `;
+  if (q.outcome !== 'answered') return [`${head}${q.outcome === 'upstream' ? 'not the cluster zone: forwarded upstream' : `dropped (${q.drop})`}`];
+  const flags = [q.aa ? 'aa' : '', q.tc ? 'tc' : ''].filter((f) => f).join(' ');
+  const lines = [`${head}${q.rcode}${flags ? ` (${flags})` : ''}, ${q.records.length} record${q.records.length === 1 ? '' : 's'} found`];
+  for (const r of q.records) lines.push(`      ${r.name} ${r.ttl} ${r.type} ${r.data}`);
+  for (const r of q.authority) lines.push(`      authority: ${r.name} ${r.ttl} ${r.type} ${r.data}`);
+  return lines;
+}
+
+/** The readable explanation of a name resolved and then traced. */
+export function formatNameTrace(a: TraceArgs, t: NameTrace<TraceResult>): string[] {
+  const out = [`resolve ${t.name} through the cluster DNS records of ${a.manifests}:`];
+  for (const q of t.resolution.queries) out.push(...queryLines(q));
+  const to = t.resolution.targets.map((x) => (x.port !== undefined ? `${x.address} port ${x.port} (${x.via})` : x.address));
+  out.push(`→ ${to.length === 0 ? 'no address: nothing to send to' : `${to.length} address${to.length === 1 ? '' : 'es'}: ${to.join(', ')}`}`);
+  t.traces.forEach((x, i) => {
+    out.push('', `[${i + 1}/${t.traces.length}] to ${x.to}`);
+    out.push(...formatTrace({ ...a, dst: x.to, dport: x.dport }, x.result));
+  });
+  return out;
 }
 
 /** Runs `svcplane trace ARGS`; returns the exit code (0 ok, 1 rules or trace failed, 2 usage). */
@@ -176,22 +221,31 @@ export async function runTrace(argv: readonly string[], io: TraceIO = stdio): Pr
     io.err(TRACE_USAGE.trimEnd());
     return 2;
   }
-  let text: string;
-  try {
-    text = readFileSync(a.rules, 'utf8');
-  } catch (e) {
-    io.err(`${a.rules}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
-    return 1;
-  }
   const dp = await Dataplane.create({ nodeIPs: a.nodeIPs, conntrackCapacity: 256 });
+  const file = a.rules || a.manifests;
   try {
-    dp.iptablesRestore(text, { family: a.family });
+    if (a.rules) {
+      dp.iptablesRestore(readFileSync(a.rules, 'utf8'), { family: a.family });
+    } else {
+      const set = readManifestSet(a.manifests);
+      for (const i of set.issues.filter((x) => x.severity === 'error')) io.err(formatIssue(i));
+      const objects = [...set.services, ...set.endpointSlices, ...set.nodes];
+      dp.apply(objects);
+      for (const m of dp.dns(objects).issues) io.err(m);
+    }
   } catch (e) {
-    if (!(e instanceof RestoreFailed)) throw e;
-    io.err(e.line > 0 ? `${a.rules}:${e.line}: ${e.message}` : `${a.rules}: ${e.message}`);
+    if (e instanceof RestoreFailed) io.err(e.line > 0 ? `${file}:${e.line}: ${e.message}` : `${file}: ${e.message}`);
+    else io.err(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
     return 1;
   }
-  const r = dp.trace({ src: a.src, dst: a.dst, proto: a.proto, sport: a.sport, dport: a.dport, from: a.from });
+  const q = { src: a.src, proto: a.proto, sport: a.sport, dport: a.dport, from: a.from };
+  if (a.name) {
+    const t = dp.traceName(a.name, q);
+    if (a.json) io.out(traceJSON(t));
+    else for (const line of formatNameTrace(a, t)) io.out(line);
+    return t.traces.length > 0 ? 0 : 1;
+  }
+  const r = dp.trace({ ...q, dst: a.dst });
   if (a.json) io.out(traceJSON(r));
   else for (const line of formatTrace(a, r)) io.out(line);
   return 0;

@@ -24,6 +24,7 @@ export const REASONS = [
   'bad_slot',
   'ttl_exceeded',
   'no_service',
+  'dns_upstream',
 ] as const;
 export type Reason = (typeof REASONS)[number];
 

@@ -1,7 +1,8 @@
 // cluster-dns.ts — the node's cluster DNS address(es) given to the core (ABI nodeDnsAddress): the
 // address a pod's resolv.conf names (kubelet --cluster-dns), optionally with a port (default 53),
 // at most one per family. The core then answers UDP queries to it in direct mode
-// (assembly/dns/serve.ts). Never loads records (host-node/dns/table.ts does) and never opens sockets.
+// (assembly/dns/serve.ts); setDnsForward hands the ones outside the zone to the host. Never loads
+// records (host-node/dns/table.ts does) and never opens sockets.
 import { ipWords, tryParseIP } from './words.js';
 
 /** The one ABI call this needs. */
@@ -48,4 +49,14 @@ export function setClusterDns(core: ClusterDnsCore, value: string | string[] | u
     if (core.nodeDnsAddress(a.family, ...ipWords(a.ip), a.port) !== 0) throw new Error(`clusterDNS: the core refused IPv${a.family}`);
   }
   return list;
+}
+
+/**
+ * Upstream forwarding on the packet path (ABI dnsForward): on, a query to the cluster DNS address
+ * for a name outside the zone is dropped with reason `dns_upstream`, its slot untouched, for the
+ * host's DnsPacketForwarder (host-node/dns/forward.ts) to answer; off (the default), it gets
+ * REFUSED. Turn it on only with an upstream to forward to.
+ */
+export function setDnsForward(core: unknown, on: boolean): void {
+  (core as { dnsForward(on: number): void }).dnsForward(on ? 1 : 0);
 }

@@ -39,24 +39,34 @@ export const DNS_LOAD_ERRORS: Record<number, string> = {
 /** Counter names, in the core's order (assembly/dns/answer.ts C_*). */
 export const DNS_COUNTER_NAMES = [
   'queries', 'noerror', 'nodata', 'nxdomain', 'refused', 'formerr', 'notimp', 'badvers',
-  'truncated', 'drop_short', 'drop_response', 'drop_noroom', 'servfail',
+  'truncated', 'drop_short', 'drop_response', 'drop_noroom', 'servfail', 'upstream', 'tcp_passed', 'partial',
 ] as const;
 
 export class DnsEncodeError extends Error {}
 
+const utf8 = new TextEncoder();
+
 /** A name (dots, no trailing dot needed) in DNS wire form. */
 export function wireName(name: string): Uint8Array {
   const n = name.replace(/\.$/, '');
-  const labels = n === '' ? [] : n.split('.');
-  const bytes: number[] = [];
-  for (const l of labels) {
-    const enc = new TextEncoder().encode(l);
-    if (enc.length === 0 || enc.length > 63) throw new DnsEncodeError(`label ${JSON.stringify(l)} in ${name} must be 1-63 octets`);
-    bytes.push(enc.length, ...enc);
+  // Every label gains a length octet in place of its dot, plus the root's zero: one more octet.
+  const text = utf8.encode(n);
+  const out = new Uint8Array(text.length + (n === '' ? 1 : 2));
+  let at = 0;
+  let start = 0;
+  for (let i = 0; i <= text.length; i++) {
+    if (n === '') break;
+    if (i < text.length && text[i] !== 0x2e) continue;
+    const len = i - start;
+    if (len === 0 || len > 63) throw new DnsEncodeError(`label ${JSON.stringify(new TextDecoder().decode(text.subarray(start, i)))} in ${name} must be 1-63 octets`);
+    out[at] = len;
+    out.set(text.subarray(start, i), at + 1);
+    at += 1 + len;
+    start = i + 1;
   }
-  bytes.push(0);
-  if (bytes.length > 255) throw new DnsEncodeError(`name ${name} is longer than 255 octets`);
-  return Uint8Array.from(bytes);
+  out[at] = 0;
+  if (out.length > 255) throw new DnsEncodeError(`name ${name} is longer than 255 octets`);
+  return out;
 }
 
 function u16(n: number): number[] { return [(n >> 8) & 0xff, n & 0xff]; }
@@ -94,31 +104,39 @@ function rdata(r: DnsRecord): Uint8Array {
   }
 }
 
-/** The blob for `zone` and `records` (grouped by owner here, so any order will do). */
-export function encodeDnsTable(zone: string, records: DnsRecord[]): Uint8Array {
-  const parts: Uint8Array[] = [];
+/** One record in blob form: type, rdata length, TTL, owner length, owner, rdata. */
+export function encodeRecord(r: DnsRecord): Uint8Array {
+  const owner = wireName(r.name);
+  const rd = rdata(r);
+  if (rd.length > 0xffff) throw new DnsEncodeError(`${r.name}: rdata too long`);
+  const out = new Uint8Array(9 + owner.length + rd.length);
+  const hv = new DataView(out.buffer);
+  hv.setUint16(0, TYPE_CODE[r.type], true);
+  hv.setUint16(2, rd.length, true);
+  hv.setUint32(4, r.ttl >>> 0, true);
+  out[8] = owner.length;
+  out.set(owner, 9);
+  out.set(rd, 9 + owner.length);
+  return out;
+}
+
+/** The blob header: magic, record count, zone. */
+export function blobHeader(zone: string, count: number): Uint8Array {
   const z = wireName(zone);
-  const head = new Uint8Array(9);
+  const head = new Uint8Array(9 + z.length);
   const dv = new DataView(head.buffer);
   dv.setUint32(0, DNS_BLOB_MAGIC, true);
-  const grouped = groupByName(records);
-  dv.setUint32(4, grouped.length, true);
+  dv.setUint32(4, count, true);
   head[8] = z.length;
-  parts.push(head, z);
-  for (const r of grouped) {
-    const owner = wireName(r.name);
-    const rd = rdata(r);
-    if (rd.length > 0xffff) throw new DnsEncodeError(`${r.name}: rdata too long`);
-    const h = new Uint8Array(9);
-    const hv = new DataView(h.buffer);
-    hv.setUint16(0, TYPE_CODE[r.type], true);
-    hv.setUint16(2, rd.length, true);
-    hv.setUint32(4, r.ttl >>> 0, true);
-    h[8] = owner.length;
-    parts.push(h, owner, rd);
-  }
-  const total = parts.reduce((n, p) => n + p.length, 0);
-  const out = new Uint8Array(total);
+  head.set(z, 9);
+  return head;
+}
+
+/** The blob for `zone` and `records` (grouped by owner here, so any order will do). */
+export function encodeDnsTable(zone: string, records: DnsRecord[]): Uint8Array {
+  const grouped = groupByName(records);
+  const parts = [blobHeader(zone, grouped.length), ...grouped.map(encodeRecord)];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) { out.set(p, at); at += p.length; }
   return out;

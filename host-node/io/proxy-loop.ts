@@ -20,6 +20,12 @@ export interface ProxyLoopOptions {
   expireBudget?: number;
   /** Monotonic milliseconds; default performance.now(). Wrapped to u32 for the core. */
   clock?: () => number;
+  /**
+   * Answers the cluster DNS queries the core hands to the host (reason dns_upstream, with
+   * dnsForward on): each reply packet is written back to the device when it arrives
+   * (host-node/dns/forward.ts DnsPacketForwarder).
+   */
+  dnsForwarder?: { reply(packet: Uint8Array): Promise<Uint8Array | null> };
 }
 
 export interface ProxyLoopStats extends TunCounters {
@@ -50,6 +56,12 @@ export class ProxyLoop {
     this.clock = opts.clock ?? (() => performance.now());
     this.expireEveryMs = opts.expireEveryMs ?? 1000;
     this.expireBudget = opts.expireBudget ?? 4096;
+    const fwd = opts.dnsForwarder;
+    if (fwd) {
+      this.pump.onDnsUpstream = (packet) => {
+        void fwd.reply(packet).then((r) => { if (r && this.tun.isOpen) this.tun.write(r, r.length); }, () => {});
+      };
+    }
   }
 
   get running(): boolean {

@@ -7,7 +7,10 @@
 // namespace other than the one it is asked to open the device in.
 import koffi from 'koffi';
 import type { Dataplane } from '../core/dataplane.js';
-import { DESC } from '../core/abi.js';
+import { DESC, REASONS } from '../core/abi.js';
+
+// A cluster DNS query for a name outside the zone, left in its slot for the host's forwarder (ABI.md §12).
+const REASON_DNS_UPSTREAM = REASONS.indexOf('dns_upstream');
 
 // <linux/if_tun.h>: TUNSETIFF = _IOW('T', 202, int); IFF_TUN / IFF_NO_PI flags.
 const TUNSETIFF = 0x400454ca;
@@ -205,6 +208,8 @@ export class TunPump {
   private u8!: Uint8Array;
   /** slots[k] views batch slot k of the arena. */
   private slots: Uint8Array[] = [];
+  /** Gets a copy of every packet the core dropped with reason dns_upstream (ProxyLoop's dnsForwarder). */
+  onDnsUpstream: ((packet: Uint8Array) => void) | null = null;
 
   constructor(readonly dp: Dataplane, readonly tun: TunDevice, batchSize = 64) {
     const core = dp.core;
@@ -267,6 +272,10 @@ export class TunPump {
       const d = this.descBase + k * DESC.bytes;
       if (this.u8[d + DESC.verdict] === VERDICT_DROP) {
         c.dropped++;
+        if (this.onDnsUpstream && this.dv.getUint16(d + DESC.reason, true) === REASON_DNS_UPSTREAM) {
+          const off = this.dataBase + this.dv.getUint32(d + DESC.off, true);
+          this.onDnsUpstream(this.u8.slice(off, off + this.dv.getUint32(d + DESC.len, true)));
+        }
         continue;
       }
       const off = this.dv.getUint32(d + DESC.off, true);

@@ -83,21 +83,24 @@ function isReady(e: Endpoint, tolerateUnready: boolean): boolean {
   return tolerateUnready || e.conditions.ready !== false;
 }
 
-/** The records for these Services and EndpointSlices, grouped by owner name, duplicates removed. */
-export function buildDnsRecords(services: Service[], slices: EndpointSlice[], opts: DnsOptions = {}): DnsRecordSet {
+/** The zone apex SOA and NS and the schema's dns-version TXT. */
+export function apexRecords(opts: DnsOptions = {}): DnsRecord[] {
   const zone = normalizeName(opts.zone ?? DEFAULT_ZONE);
   const ttl = opts.ttl ?? DEFAULT_TTL;
-  const out: DnsRecord[] = [];
-  const issues: DnsIssue[] = [];
   const ns = `ns.dns.${zone}`;
-  out.push({
-    name: zone, type: 'SOA', ttl, mname: ns, rname: `hostmaster.${zone}`, serial: opts.serial ?? 1,
-    // CoreDNS's kubernetes plugin defaults; MINIMUM is the negative-caching TTL (RFC 2308 §4).
-    refresh: 7200, retry: 1800, expire: 86400, minimum: ttl,
-  });
-  out.push({ name: zone, type: 'NS', ttl, target: ns });
-  out.push({ name: `dns-version.${zone}`, type: 'TXT', ttl, texts: [DNS_SCHEMA_VERSION] });
+  return [
+    {
+      name: zone, type: 'SOA', ttl, mname: ns, rname: `hostmaster.${zone}`, serial: opts.serial ?? 1,
+      // CoreDNS's kubernetes plugin defaults; MINIMUM is the negative-caching TTL (RFC 2308 §4).
+      refresh: 7200, retry: 1800, expire: 86400, minimum: ttl,
+    },
+    { name: zone, type: 'NS', ttl, target: ns },
+    { name: `dns-version.${zone}`, type: 'TXT', ttl, texts: [DNS_SCHEMA_VERSION] },
+  ];
+}
 
+/** The EndpointSlices of each Service, by "namespace/name". */
+export function slicesByService(slices: EndpointSlice[]): Map<string, EndpointSlice[]> {
   const slicesOf = new Map<string, EndpointSlice[]>();
   for (const s of slices) {
     const svc = s.metadata.labels[LABEL_SERVICE_NAME];
@@ -105,62 +108,82 @@ export function buildDnsRecords(services: Service[], slices: EndpointSlice[], op
     const key = `${s.metadata.namespace}/${svc}`;
     (slicesOf.get(key) ?? slicesOf.set(key, []).get(key)!).push(s);
   }
+  return slicesOf;
+}
 
-  for (const svc of services) {
-    const id = `Service ${svc.metadata.namespace}/${svc.metadata.name}`;
-    const base = normalizeName(`${svc.metadata.name}.${svc.metadata.namespace}.svc.${zone}`);
-    if (!validName(base)) { issues.push({ object: id, message: `name ${base} is not a valid DNS name` }); continue; }
-    if (svc.spec.type === 'ExternalName') {
-      const target = normalizeName(svc.spec.externalName);
-      if (!validName(target)) { issues.push({ object: id, message: `externalName ${JSON.stringify(svc.spec.externalName)} is not a valid DNS name` }); continue; }
-      out.push({ name: base, type: 'CNAME', ttl, target });
-      continue;
+/** The records of one Service (ungrouped, possibly with duplicates), given its EndpointSlices. */
+export function serviceRecords(svc: Service, slices: EndpointSlice[], opts: DnsOptions = {}): { records: DnsRecord[]; issues: DnsIssue[] } {
+  const zone = normalizeName(opts.zone ?? DEFAULT_ZONE);
+  const ttl = opts.ttl ?? DEFAULT_TTL;
+  const out: DnsRecord[] = [];
+  const issues: DnsIssue[] = [];
+  const id = `Service ${svc.metadata.namespace}/${svc.metadata.name}`;
+  const base = normalizeName(`${svc.metadata.name}.${svc.metadata.namespace}.svc.${zone}`);
+  if (!validName(base)) return { records: out, issues: [{ object: id, message: `name ${base} is not a valid DNS name` }] };
+  if (svc.spec.type === 'ExternalName') {
+    const target = normalizeName(svc.spec.externalName);
+    if (!validName(target)) return { records: out, issues: [{ object: id, message: `externalName ${JSON.stringify(svc.spec.externalName)} is not a valid DNS name` }] };
+    out.push({ name: base, type: 'CNAME', ttl, target });
+    return { records: out, issues };
+  }
+  const named = svc.spec.ports.filter((p) => p.name !== '');
+  const headless = svc.spec.clusterIP === 'None';
+  if (!headless) {
+    const ips = svc.spec.clusterIPs.length > 0 ? svc.spec.clusterIPs : [svc.spec.clusterIP];
+    for (const a of ips) {
+      const ip = parseIP(a);
+      if (!ip) continue;
+      const address = formatIP(ip);
+      out.push({ name: base, type: ip.family === 4 ? 'A' : 'AAAA', ttl, address });
+      out.push({ name: reverseName(address)!, type: 'PTR', ttl, target: base });
     }
-    const named = svc.spec.ports.filter((p) => p.name !== '');
-    const headless = svc.spec.clusterIP === 'None';
-    if (!headless) {
-      const ips = svc.spec.clusterIPs.length > 0 ? svc.spec.clusterIPs : [svc.spec.clusterIP];
-      for (const a of ips) {
+    for (const p of named) {
+      out.push({ name: `_${p.name}._${p.protocol.toLowerCase()}.${base}`.toLowerCase(), type: 'SRV', ttl, priority: 0, weight: 100, port: p.port, target: base });
+    }
+    return { records: out, issues };
+  }
+  // Headless: one record set per ready endpoint address.
+  const tolerate = svc.metadata.annotations[TOLERATE_UNREADY] === 'true';
+  const seen = new Set<string>();
+  for (const slice of slices) {
+    if (slice.addressType === 'FQDN') continue;
+    for (const e of slice.endpoints as SliceEndpoint[]) {
+      if (!isReady(e, tolerate)) continue;
+      for (const a of e.addresses) {
         const ip = parseIP(a);
         if (!ip) continue;
         const address = formatIP(ip);
-        out.push({ name: base, type: ip.family === 4 ? 'A' : 'AAAA', ttl, address });
-        out.push({ name: reverseName(address)!, type: 'PTR', ttl, target: base });
-      }
-      for (const p of named) {
-        out.push({ name: `_${p.name}._${p.protocol.toLowerCase()}.${base}`.toLowerCase(), type: 'SRV', ttl, priority: 0, weight: 100, port: p.port, target: base });
-      }
-      continue;
-    }
-    // Headless: one record set per ready endpoint address.
-    const tolerate = svc.metadata.annotations[TOLERATE_UNREADY] === 'true';
-    const seen = new Set<string>();
-    for (const slice of slicesOf.get(`${svc.metadata.namespace}/${svc.metadata.name}`) ?? []) {
-      if (slice.addressType === 'FQDN') continue;
-      for (const e of slice.endpoints as SliceEndpoint[]) {
-        if (!isReady(e, tolerate)) continue;
-        for (const a of e.addresses) {
-          const ip = parseIP(a);
-          if (!ip) continue;
-          const address = formatIP(ip);
-          const host = normalizeName(e.hostname || derivedHostname(address));
-          const hostName = `${host}.${base}`;
-          if (seen.has(hostName + ' ' + address)) continue;
-          seen.add(hostName + ' ' + address);
-          if (!validName(hostName)) { issues.push({ object: id, message: `endpoint name ${hostName} is not a valid DNS name` }); continue; }
-          const type = ip.family === 4 ? 'A' : 'AAAA';
-          out.push({ name: base, type, ttl, address });
-          out.push({ name: hostName, type, ttl, address });
-          out.push({ name: reverseName(address)!, type: 'PTR', ttl, target: hostName });
-          for (const p of named) {
-            // Traffic to a headless Service goes straight to the pod: the SRV carries the endpoint's
-            // port of the same name when the slice has one.
-            const ep = slice.ports.find((sp) => sp.name === p.name && sp.port !== null);
-            out.push({ name: `_${p.name}._${p.protocol.toLowerCase()}.${base}`.toLowerCase(), type: 'SRV', ttl, priority: 0, weight: 100, port: ep?.port ?? p.port, target: hostName });
-          }
+        const host = normalizeName(e.hostname || derivedHostname(address));
+        const hostName = `${host}.${base}`;
+        if (seen.has(hostName + ' ' + address)) continue;
+        seen.add(hostName + ' ' + address);
+        if (!validName(hostName)) { issues.push({ object: id, message: `endpoint name ${hostName} is not a valid DNS name` }); continue; }
+        const type = ip.family === 4 ? 'A' : 'AAAA';
+        out.push({ name: base, type, ttl, address });
+        out.push({ name: hostName, type, ttl, address });
+        out.push({ name: reverseName(address)!, type: 'PTR', ttl, target: hostName });
+        for (const p of named) {
+          // Traffic to a headless Service goes straight to the pod: the SRV carries the endpoint's
+          // port of the same name when the slice has one.
+          const ep = slice.ports.find((sp) => sp.name === p.name && sp.port !== null);
+          out.push({ name: `_${p.name}._${p.protocol.toLowerCase()}.${base}`.toLowerCase(), type: 'SRV', ttl, priority: 0, weight: 100, port: ep?.port ?? p.port, target: hostName });
         }
       }
     }
+  }
+  return { records: out, issues };
+}
+
+/** The records for these Services and EndpointSlices, grouped by owner name, duplicates removed. */
+export function buildDnsRecords(services: Service[], slices: EndpointSlice[], opts: DnsOptions = {}): DnsRecordSet {
+  const zone = normalizeName(opts.zone ?? DEFAULT_ZONE);
+  const out: DnsRecord[] = apexRecords(opts);
+  const issues: DnsIssue[] = [];
+  const slicesOf = slicesByService(slices);
+  for (const svc of services) {
+    const r = serviceRecords(svc, slicesOf.get(`${svc.metadata.namespace}/${svc.metadata.name}`) ?? [], opts);
+    out.push(...r.records);
+    issues.push(...r.issues);
   }
   return { zone, records: groupByName(dedupe(out)), issues };
 }

@@ -181,6 +181,25 @@ metadata: { name: empty, namespace: default }
 spec: { clusterIP: None }
 `;
 
+/** YAML for a headless Service default/many with `n` ready IPv4 endpoints (10.4.x.y) serving port 80. */
+export function manyEndpoints(n: number): string {
+  const eps = Array.from({ length: n }, (_, i) => `  - { addresses: [10.4.${i >> 8}.${i & 255}], conditions: { ready: true } }`).join('\n');
+  return `---
+apiVersion: v1
+kind: Service
+metadata: { name: many, namespace: default }
+spec: { clusterIP: None, ports: [{ port: 80 }] }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: many-1, namespace: default, labels: { kubernetes.io/service-name: many } }
+addressType: IPv4
+ports: [{ port: 80, protocol: TCP }]
+endpoints:
+${eps}
+`;
+}
+
 /** Records for FIXTURE plus `extra` YAML (two headless endpoints carry hostnames, as a StatefulSet's do). */
 export function fixtureRecords(extra = '', zone?: string): { zone: string; records: DnsRecord[] } {
   const set = parseManifests(FIXTURE + extra);
@@ -218,7 +237,7 @@ export function dnsHarness(records: { zone: string; records: DnsRecord[] } | nul
     },
     counters() {
       const names = ['queries', 'noerror', 'nodata', 'nxdomain', 'refused', 'formerr', 'notimp', 'badvers',
-        'truncated', 'drop_short', 'drop_response', 'drop_noroom', 'servfail'];
+        'truncated', 'drop_short', 'drop_response', 'drop_noroom', 'servfail', 'upstream', 'tcp_passed', 'partial'];
       const dv = core.dv();
       const p = core.x.dnsCountersPtr!();
       return Object.fromEntries(names.map((n, i) => [n, dv.getUint32(p + i * 4, true)]));
