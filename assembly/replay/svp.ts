@@ -9,7 +9,7 @@ import {
   iptSetIfName, iptModeSet, ipsetCreate, ipsetDestroy, ipsetFlush, ipsetSwap, ipsetRename, ipsetAdd, ipsetDel,
   ipsetBegin, ipsetCommit, ipsetAbort, ipsetElem, ipvsInit, ipvsAddService, ipvsEditService, ipvsDeleteService,
   ipvsFlush, ipvsAddDest, ipvsEditDest, ipvsDeleteDest, ipvsSetTimeouts, ipvsSetSysctl, ipvsSetTunnelSource,
-  dnsBuffer, dnsLoad,
+  dnsBuffer, dnsLoad, svcApply, svcNodePorts, svcNodePortAddr, ipvsSetDestTunnel, dnsForward,
 } from "../index";
 
 const SVP_MAGIC: u32 = 0x31505653; // "SVP1"
@@ -22,7 +22,7 @@ const BUF_NONE: u8 = 0;
 const BUF_CFG: u8 = 1;
 const BUF_ELEM: u8 = 2;
 const BUF_DNS: u8 = 3;
-const OP_MAX: u32 = 38;
+const OP_MAX: u32 = 43;
 
 // Per op id: argc | buffer kind << 8 | (ptrArg + 1) << 16 (the same table as host-node/embed/svp.ts).
 const OPS: StaticArray<u32> = [
@@ -37,6 +37,8 @@ const OPS: StaticArray<u32> = [
   0, 0, 0,                                              // 24 ipsetBegin .. 26 ipsetAbort
   4, 13, 6, 1, 0, 11, 6, 2, 3, 2, 5,                    // 27 ipvsInit .. 37 ipvsSetTunnelSource
   1 | 3 << 8,                                           // 38 dnsLoad (DNS stage)
+  1 | 1 << 8,                                           // 39 svcApply (cfg)
+  3, 5, 4, 1,                                           // 40 svcNodePorts .. 43 dnsForward
 ];
 
 /** Why the last load failed (a static string); empty on success. */
@@ -147,6 +149,11 @@ function call(id: u32, x: usize, ptr: usize): i32 {
     case 36: return ipvsSetSysctl(a(x, 0), a(x, 1));
     case 37: return ipvsSetTunnelSource(a(x, 0), a(x, 1), a(x, 2), a(x, 3), a(x, 4));
     case 38: return dnsLoad(a(x, 0));
+    case 39: return svcApply(a(x, 0));
+    case 40: svcNodePorts(a(x, 0), a(x, 1), a(x, 2)); return 0;
+    case 41: return svcNodePortAddr(a(x, 0), a(x, 1), a(x, 2), a(x, 3), a(x, 4));
+    case 42: return ipvsSetDestTunnel(a(x, 0), a(x, 1), a(x, 2), a(x, 3));
+    case 43: dnsForward(a(x, 0)); return 0;
   }
   return 0;
 }

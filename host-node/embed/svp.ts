@@ -74,6 +74,11 @@ export const SVP_OPS: readonly OpSpec[] = [
   op(36, 'ipvsSetSysctl', 2),
   op(37, 'ipvsSetTunnelSource', 5),
   op(38, 'dnsLoad', 1, BufferKind.Dns),
+  op(39, 'svcApply', 1, BufferKind.Cfg),
+  op(40, 'svcNodePorts', 3),
+  op(41, 'svcNodePortAddr', 5),
+  op(42, 'ipvsSetDestTunnel', 4),
+  op(43, 'dnsForward', 1),
 ];
 
 export const SVP_OP_BY_NAME: ReadonlyMap<string, OpSpec> = new Map(SVP_OPS.map((o) => [o.name, o]));

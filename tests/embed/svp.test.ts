@@ -69,6 +69,17 @@ describe('.svp round trip', () => {
     expect(traffic(b)).toEqual(ta);
   });
 
+  for (const mode of ['direct', 'ipvs'] as const) {
+    it(`${mode} mode from manifests: every control call of apply() is recorded and replays alike`, async () => {
+      const { a, b, svp } = await roundTrip((dp) => { expect(dp.apply(MANIFESTS, { mode }).issues).toEqual([]); });
+      const names = new Set(decodeSvp(svp).ops.map((o) => SVP_OPS.find((s) => s.id === o.id)!.name));
+      expect(names.has(mode === 'direct' ? 'svcApply' : 'ipvsAddDest')).toBe(true);
+      const ta = traffic(a);
+      expect(ta.filter((p) => p.verdict === 'FORWARD').length).toBeGreaterThan(40);
+      expect(traffic(b)).toEqual(ta);
+    });
+  }
+
   it('IPVS with an ipset: services, destinations and set members replay in order', async () => {
     const { a, b } = await roundTrip((dp) => {
       dp.ipvsadm('-A -t 10.96.0.80:80 -s rr');
