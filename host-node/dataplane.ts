@@ -89,6 +89,7 @@ export interface ApplyOptions {
    * kube-proxy settings (era, masqueradeAll, nodePortAddresses, …). The direct mode honours
    * masqueradeAll, nodePortAddresses, localhostNodePorts, hostAddresses and
    * preferSameTrafficDistribution; its local-traffic detector is the Dataplane's podCIDR.
+   * IPVS mode reads the settings both kube-proxy modes share (nodePortAddresses, masqueradeAll, …) from here too.
    */
   iptables?: IptablesOptions;
   /** kube-proxy ipvs-mode settings (scheduler, masqueradeAll, nodePortAddresses, …). */
@@ -429,7 +430,7 @@ export class Dataplane extends CoreDataplane {
       for (const plan of plans) {
         const r = renderIpvs(plan.model, {
           nodeName, nodeIPs: this.options.nodeIPs, topologyLabels: k.state.topologyLabels,
-          ...(podCIDR ? { clusterCIDR: podCIDR } : {}), ...opts.ipvs,
+          ...(podCIDR ? { clusterCIDR: podCIDR } : {}), ...sharedIpvsOptions(opts.iptables), ...opts.ipvs,
         });
         const prev = state.get(plan.family) ?? { servers: [], sets: new Map<string, Set<string>>(), iptables: '' };
         const applied: IpvsApplied = { added: 0, edited: 0, deleted: 0, terminating: 0, setAdds: 0, setDels: 0, iptables: false };
@@ -685,4 +686,13 @@ export class Dataplane extends CoreDataplane {
     k.slices = slices;
     k.nodes = new Map(next.nodes.map((n) => [n.metadata.name, n]));
   }
+}
+
+/** The kube-proxy settings both proxiers read (its --nodeport-addresses, --masquerade-all, …), given once in `iptables`. */
+function sharedIpvsOptions(o: IptablesOptions | undefined): IpvsRenderOptions {
+  if (!o) return {};
+  const keys = ['hostAddresses', 'nodePortAddresses', 'masqueradeAll', 'masqueradeBit', 'masqueradeMark', 'localDetector', 'clusterCIDR', 'podCIDR', 'randomFully'] as const;
+  const out: Record<string, unknown> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out as IpvsRenderOptions;
 }

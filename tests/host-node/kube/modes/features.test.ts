@@ -24,8 +24,8 @@ const tables: FeatureTable[] = [
       { name: 'off-cluster client: masqueraded', src: OUTSIDE, dst: '198.18.0.80', dport: 80, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`] },
       { name: 'node itself: masqueraded', src: NODE_IP, dst: '198.18.0.80', dport: 80, local: true, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`] },
       { name: 'hairpin: an endpoint reaching itself is masqueraded', src: EP1, dst: '198.18.0.80', dport: 80, expect: [`${EP1}:8080 masq`, `${EP2}:8080`] },
-      { name: 'other port: not a service', src: POD, dst: '198.18.0.80', dport: 81, expect: ['PASS'] },
-      { name: 'other protocol: not a service', src: POD, dst: '198.18.0.80', dport: 80, proto: 'udp', expect: ['PASS'] },
+      { name: 'other port: not a service', src: POD, dst: '198.18.0.80', dport: 81, expect: ['PASS'], differs: { ipvs: ['REJECT'] } /* ipvs: KUBE-IPVS-FILTER rejects unknown ports of a VIP bound to kube-ipvs0 (kubernetes#72236) */ },
+      { name: 'other protocol: not a service', src: POD, dst: '198.18.0.80', dport: 80, proto: 'udp', expect: ['PASS'], differs: { ipvs: ['REJECT'] } /* ipvs: KUBE-IPVS-FILTER (kubernetes#72236) */ },
     ],
   },
   {
@@ -46,7 +46,7 @@ const tables: FeatureTable[] = [
     cases: [
       { name: 'external client on the node IP: masqueraded', src: OUTSIDE, dst: NODE_IP, dport: 30082, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`] },
       { name: 'pod client on the node IP: masqueraded too (external traffic)', src: POD, dst: NODE_IP, dport: 30082, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`] },
-      { name: 'localhost node port from the node', src: '127.0.0.1', dst: '127.0.0.1', dport: 30082, local: true, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`] },
+      { name: 'localhost node port from the node', src: '127.0.0.1', dst: '127.0.0.1', dport: 30082, local: true, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`], differs: { ipvs: ['PASS'] } /* ipvs: no NodePort virtual servers on 127.0.0.1 (only the iptables mode has localhost node ports) */ },
       { name: 'not a node address: not captured', src: OUTSIDE, dst: '198.18.99.1', dport: 30082, expect: ['PASS'] },
       { name: 'cluster IP still served', src: POD, dst: '198.18.0.82', dport: 80, expect: [`${EP1}:8080`, `${EP2}:8080`] },
     ],
@@ -62,7 +62,7 @@ const tables: FeatureTable[] = [
     cases: [
       { name: 'listed address: captured', src: OUTSIDE, dst: NODE_IP, dport: 30083, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`] },
       { name: 'other node address: not captured', src: OUTSIDE, dst: '198.18.201.1', dport: 30083, expect: ['PASS'] },
-      { name: 'no endpoints, other node address: still REJECTed (filter rule matches any LOCAL address)', src: OUTSIDE, dst: '198.18.201.1', dport: 30084, expect: ['REJECT'] },
+      { name: 'no endpoints, other node address: still REJECTed (filter rule matches any LOCAL address)', src: OUTSIDE, dst: '198.18.201.1', dport: 30084, expect: ['REJECT'], differs: { ipvs: ['PASS'] } /* ipvs: no virtual server on addresses outside --nodeport-addresses, so no ip_vs_leave ICMP there */ },
     ],
   },
   {
@@ -105,11 +105,11 @@ const tables: FeatureTable[] = [
       { name: 'external client on the node port: local endpoints, source kept', src: OUTSIDE, dst: NODE_IP, dport: 30087, expect: [`${EP1}:8080`, `${EP3}:8080`] },
       { name: 'external client on the LB IP: local endpoints, source kept', src: OUTSIDE, dst: '198.18.14.8', dport: 80, expect: [`${EP1}:8080`, `${EP3}:8080`] },
       { name: 'external client on the external IP: local endpoints', src: OUTSIDE, dst: '198.18.15.7', dport: 80, expect: [`${EP1}:8080`, `${EP3}:8080`] },
-      { name: 'pod client on the external IP counts as internal: every endpoint, no masquerade', src: POD, dst: '198.18.15.7', dport: 80, expect: [`${EP1}:8080`, `${EP2}:8080`, `${EP3}:8080`] },
-      { name: 'the node itself on the LB IP: every endpoint, masqueraded', src: NODE_IP, dst: '198.18.14.8', dport: 80, local: true, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`, `${EP3}:8080 masq`] },
+      { name: 'pod client on the external IP counts as internal: every endpoint, no masquerade', src: POD, dst: '198.18.15.7', dport: 80, expect: [`${EP1}:8080`, `${EP2}:8080`, `${EP3}:8080`], differs: { ipvs: [`${EP1}:8080`, `${EP3}:8080`] } /* ipvs: the external IP's virtual server holds only local endpoints; no cluster short-circuit for pods */ },
+      { name: 'the node itself on the LB IP: every endpoint, masqueraded', src: NODE_IP, dst: '198.18.14.8', dport: 80, local: true, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`, `${EP3}:8080 masq`], differs: { ipvs: [`${EP1}:8080`, `${EP3}:8080`] } /* ipvs: the LB IP's virtual server holds only local endpoints, and KUBE-LOAD-BALANCER-LOCAL returns before the masquerade mark */ },
       { name: 'cluster IP keeps policy Cluster', src: POD, dst: '198.18.0.87', dport: 80, expect: [`${EP1}:8080`, `${EP2}:8080`, `${EP3}:8080`] },
-      { name: 'no local endpoint: external client DROPped', src: OUTSIDE, dst: NODE_IP, dport: 30088, expect: ['DROP'] },
-      { name: 'no local endpoint: external IP DROPped', src: OUTSIDE, dst: '198.18.15.8', dport: 80, expect: ['DROP'] },
+      { name: 'no local endpoint: external client DROPped', src: OUTSIDE, dst: NODE_IP, dport: 30088, expect: ['DROP'], differs: { ipvs: [`${EP2}:8080`] } /* ipvs: no local endpoint falls back to the cluster ones (kubernetes PR 97081); the unmasqueraded reply is lost on a real node */ },
+      { name: 'no local endpoint: external IP DROPped', src: OUTSIDE, dst: '198.18.15.8', dport: 80, expect: ['DROP'], differs: { ipvs: [`${EP2}:8080`] } /* ipvs: as above (kubernetes PR 97081) */ },
       { name: 'no local endpoint: a pod still reaches the remote one', src: POD, dst: '198.18.15.8', dport: 80, expect: [`${EP2}:8080`] },
     ],
   },
@@ -121,7 +121,7 @@ const tables: FeatureTable[] = [
     ),
     cases: [
       { name: 'local endpoints only', src: POD, dst: '198.18.0.89', dport: 80, expect: [`${EP1}:8080`] },
-      { name: 'none local: DROP', src: POD, dst: '198.18.0.90', dport: 80, expect: ['DROP'] },
+      { name: 'none local: DROP', src: POD, dst: '198.18.0.90', dport: 80, expect: ['DROP'], differs: { ipvs: ['REJECT'] } /* ipvs: a virtual server without real servers answers ICMP port unreachable (ip_vs_leave) */ },
     ],
   },
   {
@@ -168,7 +168,7 @@ const tables: FeatureTable[] = [
     cases: [
       { name: 'UDP', src: POD, dst: '198.18.0.10', dport: 53, proto: 'udp', expect: [`${EP1}:5353`, `${EP2}:5353`] },
       { name: 'SCTP', src: POD, dst: '198.18.0.10', dport: 7, proto: 'sctp', expect: [`${EP1}:7007`, `${EP2}:7007`] },
-      { name: 'TCP on the UDP port: not a service', src: POD, dst: '198.18.0.10', dport: 53, proto: 'tcp', expect: ['PASS'] },
+      { name: 'TCP on the UDP port: not a service', src: POD, dst: '198.18.0.10', dport: 53, proto: 'tcp', expect: ['PASS'], differs: { ipvs: ['REJECT'] } /* ipvs: KUBE-IPVS-FILTER (kubernetes#72236) */ },
     ],
   },
   {
@@ -194,6 +194,6 @@ const tables: FeatureTable[] = [
 describe.each(tables)('flow table: $name', (table) => {
   it.each(MODES)('%s mode gives the expected outcome sets', async (mode) => {
     const got = await runTable(table, mode);
-    for (const c of table.cases) expect({ case: c.name, outcomes: got.get(c.name) }).toEqual({ case: c.name, outcomes: [...c.expect].sort() });
+    for (const c of table.cases) expect({ case: c.name, outcomes: got.get(c.name) }).toEqual({ case: c.name, outcomes: [...(c.differs?.[mode] ?? c.expect)].sort() });
   });
 });

@@ -11,8 +11,8 @@ import { buildPacket, decodePacket, type ProtoName } from '../../../../host-node
 import type { DataplaneOptions } from '../../../../host-node/core/dataplane.js';
 import type { ApplyOptions } from '../../../../host-node/dataplane.js';
 
-export type ModeName = 'iptables' | 'direct';
-export const MODES: ModeName[] = ['iptables', 'direct'];
+export type ModeName = 'iptables' | 'direct' | 'ipvs';
+export const MODES: ModeName[] = ['iptables', 'direct', 'ipvs'];
 
 export const NODE = 'node-a';
 export const NODE_IP = '198.18.200.1';
@@ -37,6 +37,8 @@ export interface FlowCase {
   /** New connections to send (consecutive source ports); default 24. */
   flows?: number;
   expect: string[];
+  /** Where kube-proxy's modes really differ: the outcomes in that mode (the case's name says why). */
+  differs?: Partial<Record<ModeName, string[]>>;
 }
 
 export interface FeatureTable {
