@@ -20,10 +20,9 @@ function clientPackets(flows: number, flags: string): Uint8Array[] {
   return out;
 }
 
-/** Lays packets out in the I/O arena as fixed 128-byte slots; returns a pristine copy to refill from. */
-function stage(dp: Dataplane, pkts: Uint8Array[]): { data: Uint8Array; refill: () => void } {
+/** Lays packets out in the I/O arena as fixed-size slots (128 B by default); returns a pristine copy to refill from. */
+export function stage(dp: Dataplane, pkts: Uint8Array[], slot = 128): { data: Uint8Array; refill: () => void } {
   const core = dp.core;
-  const slot = 128;
   const data = new Uint8Array(pkts.length * slot);
   pkts.forEach((p, i) => data.set(p, i * slot));
   const base = core.ioDataPtr();

@@ -8,7 +8,6 @@ import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
 import { Dataplane } from '../host-node/core/dataplane.js';
 import { buildPacket } from '../host-node/core/packet.js';
-import { DESC } from '../host-node/core/abi.js';
 import { buildQuery, decodeMessage } from '../host-node/dns/message.js';
 import { loadDnsFrom } from '../host-node/dns/records-from.js';
 import { readDnsCounters, loadDnsTable, type DnsCore } from '../host-node/dns/table.js';
@@ -16,7 +15,7 @@ import { IncrementalDnsTable } from '../host-node/dns/incremental.js';
 import { reverseName, buildDnsRecords } from '../host-node/kube/dns-records.js';
 import { loadObjects, type Service } from '../host-node/kube/objects.js';
 import { startDnsServer } from '../host-node/cli/dns.js';
-import type { BenchRow } from './core.js';
+import { stage, type BenchRow } from './core.js';
 
 const BATCH = 256;
 const SLOT = 512;
@@ -100,22 +99,7 @@ function single(core: DnsBenchCore, qs: Uint8Array[], kind: string): number {
 function batched(dp: Dataplane, qs: Uint8Array[], kind: string): { perSec: number; withRefill: number } {
   const core = dp.core;
   const pkts = qs.map((q, i) => buildPacket({ src: `10.244.${i >> 8}.${i & 255}`, dst: DNS_VIP, proto: 'udp', sport: 30000 + i, dport: 53, payload: q }));
-  const data = new Uint8Array(pkts.length * SLOT);
-  pkts.forEach((p, i) => data.set(p, i * SLOT));
-  const base = core.ioDataPtr();
-  const desc = core.ioDescPtr();
-  const refill = () => {
-    const u8 = new Uint8Array(core.memory.buffer);
-    const dv = new DataView(core.memory.buffer);
-    u8.set(data, base);
-    for (let i = 0; i < pkts.length; i++) {
-      const d = desc + i * DESC.bytes;
-      dv.setUint32(d + DESC.off, i * SLOT, true);
-      dv.setUint32(d + DESC.len, pkts[i]!.length, true);
-      dv.setUint32(d + DESC.cap, SLOT, true);
-      dv.setUint32(d + DESC.meta, 0, true);
-    }
-  };
+  const { refill } = stage(dp, pkts, SLOT);
   const rounds = 2000;
   for (let r = 0; r < 100; r++) { refill(); core.processBatch(BATCH, 1); }
   const before = dp.stats().verdict_reply!;

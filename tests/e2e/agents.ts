@@ -5,6 +5,8 @@
 // Service (direct baselines); UDP :5353 answers each datagram likewise.
 // Client: connections, datagrams, a long-lived connection, HTTP GETs and bounded load.
 
+import { TCP_ONCE } from '../support/netns-tun.js';
+
 export const BACKEND_AGENT = String.raw`
 const net = require('net'), dgram = require('dgram'), readline = require('readline');
 const [name] = process.argv.slice(1);
@@ -43,18 +45,7 @@ readline.createInterface({ input: process.stdin }).on('line', (l) => {
 
 export const CLIENT_AGENT = String.raw`
 const net = require('net'), dgram = require('dgram'), http = require('http'), readline = require('readline');
-function once(host, port, payload, timeoutMs) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    let buf = '', done = false;
-    const finish = (v) => { if (!done) { done = true; clearTimeout(t); s.destroy(); resolve(v); } };
-    const t = setTimeout(() => finish({ error: 'timeout' }), timeoutMs);
-    s.on('connect', () => s.write(payload + '\n'));
-    s.on('data', (d) => { buf += d; });
-    s.on('end', () => finish({ reply: buf.trim() }));
-    s.on('error', (e) => finish({ error: e.code || e.message }));
-  });
-}
+${TCP_ONCE}
 const sessions = new Map(); let nextId = 1;
 const udpSocks = new Map();
 function lineOn(s, timeoutMs) {

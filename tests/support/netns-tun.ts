@@ -50,11 +50,8 @@ readline.createInterface({ input: process.stdin }).on('line', (l) => {
 });
 `;
 
-// Client: {op:"tcp", host, port, count, concurrency} → {replies, errors};
-// {op:"udp", host, port, count} → {replies, errors} (one socket, so one source port, per datagram);
-// {op:"load", host, port, ms, concurrency} → {ok, errors, ms}.
-const CLIENT_AGENT = String.raw`
-const net = require('net'), dgram = require('dgram'), readline = require('readline');
+/** Agent source: one TCP request/reply exchange with a timeout (shared by the client agents). */
+export const TCP_ONCE = String.raw`
 function once(host, port, payload, timeoutMs) {
   return new Promise((resolve) => {
     const s = net.connect({ host, port });
@@ -67,6 +64,14 @@ function once(host, port, payload, timeoutMs) {
     s.on('error', (e) => finish({ error: e.code || e.message }));
   });
 }
+`;
+
+// Client: {op:"tcp", host, port, count, concurrency} → {replies, errors};
+// {op:"udp", host, port, count} → {replies, errors} (one socket, so one source port, per datagram);
+// {op:"load", host, port, ms, concurrency} → {ok, errors, ms}.
+const CLIENT_AGENT = String.raw`
+const net = require('net'), dgram = require('dgram'), readline = require('readline');
+${TCP_ONCE}
 async function pool(n, concurrency, job) {
   let next = 0;
   const worker = async () => { while (next < n) await job(next++); };
