@@ -7,10 +7,7 @@ import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Dataplane, RestoreFailed } from '../dataplane.js';
-import type { ServiceSpec } from '../core/svc-config.js';
-import {
-  ProxyState, parseManifests, renderIpvs, categorizeEndpoints, type Family, type ProxyModel,
-} from '../kube/index.js';
+import type { Family } from '../kube/index.js';
 
 export const COMPILE_HELP = `usage: svcplane compile (--rules FILE [--family 4|6]
                         | --manifests PATH [--mode iptables|ipvs|direct]
@@ -22,8 +19,8 @@ Writes the exact tables the core loads (versioned, checksummed) for Dataplane.lo
 \`svcplane replay\` and any host driving the core through ABI.md.
   --rules      iptables-restore text (ip6tables-restore with --family 6)
   --manifests  Services, EndpointSlices and Nodes (a YAML/JSON file or a directory of them)
-               iptables: kube-proxy's iptables rules; ipvs: its virtual servers and ipsets;
-               direct: the core's own service table
+               iptables: kube-proxy's iptables rules; ipvs: its virtual servers, ipsets and
+               iptables rules; direct: the core's own service table
   --ipvsadm    \`ipvsadm -S -n\` rules (as \`ipvsadm -R\` reads them), --ipset its sets
 `;
 
@@ -34,36 +31,6 @@ function readManifests(path: string): string {
   if (!statSync(path).isDirectory()) return readFileSync(path, 'utf8');
   return readdirSync(path).filter((f) => /\.(ya?ml|json)$/.test(f)).sort()
     .map((f) => readFileSync(join(path, f), 'utf8')).join('\n---\n');
-}
-
-/** The synced per-family models of a manifests text (both initial lists seen at once). */
-function models(text: string, nodeName: string): { models: ProxyModel[]; topology: Record<string, string>; issues: string[] } {
-  const set = parseManifests(text);
-  const state = new ProxyState({ nodeName });
-  for (const s of set.services) state.onService(null, s);
-  for (const s of set.endpointSlices) state.onEndpointSlice(s);
-  state.onNode(set.nodes.find((n) => n.metadata.name === nodeName) ?? null);
-  state.markServicesSynced();
-  state.markEndpointSlicesSynced();
-  const plans = state.sync();
-  return {
-    models: plans.map((p) => p.model).filter((m) => m.services.size > 0),
-    topology: state.topologyLabels,
-    issues: set.issues.filter((i) => i.severity === 'error').map((i) => i.message),
-  };
-}
-
-/** Direct mode: one service table entry per (VIP, port) with kube-proxy's cluster endpoints. */
-export function directServices(model: ProxyModel, nodeName: string, topology: Record<string, string>, masqueradeAll: boolean): ServiceSpec[] {
-  const out: ServiceSpec[] = [];
-  for (const sp of model.sortedServices()) {
-    const eps = categorizeEndpoints(model.endpoints.get(sp.id) ?? [], sp, nodeName, topology).clusterEndpoints ?? [];
-    for (const vip of [sp.clusterIP, ...sp.externalIPs, ...sp.loadBalancerVIPs]) {
-      if (!vip || vip === 'None') continue;
-      out.push({ name: sp.name, vip, port: sp.port, protocol: sp.protocol, endpoints: eps.map((e) => e.endpoint), masqueradeAll });
-    }
-  }
-  return out;
 }
 
 export async function runCompile(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
@@ -122,22 +89,8 @@ export async function runCompile(argv: string[], out: (s: string) => void, err: 
     } else {
       const text = readManifests(values.manifests!);
       source = { manifests: values.manifests, mode: values.mode };
-      if (values.mode === 'iptables') {
-        const r = dp.apply(text, { nodeName, iptables: { masqueradeAll: values['masquerade-all']! } });
-        for (const i of r.issues) err(`svcplane compile: ${i.message}\n`);
-      } else {
-        const m = models(text, nodeName);
-        for (const i of m.issues) err(`svcplane compile: ${i}\n`);
-        if (values.mode === 'direct') {
-          dp.setServices(m.models.flatMap((model) => directServices(model, nodeName, m.topology, values['masquerade-all']!)));
-        } else {
-          for (const model of m.models) {
-            const r = renderIpvs(model, { nodeName, nodeIPs, topologyLabels: m.topology, masqueradeAll: values['masquerade-all']! });
-            dp.ipset.restore(r.ipset, { exist: true });
-            ipvsRestore(dp, r.ipvsadm, ` (IPv${model.family} virtual servers)`);
-          }
-        }
-      }
+      const r = dp.apply(text, { nodeName, mode: values.mode as 'iptables' | 'ipvs' | 'direct', iptables: { masqueradeAll: values['masquerade-all']! } });
+      for (const i of r.issues) err(`svcplane compile: ${i.message}\n`);
     }
   } catch (e) {
     const where = e instanceof RestoreFailed && !/\bline \d+/.test(e.message) && e.line > 0 ? `line ${e.line}: ` : '';
@@ -150,7 +103,7 @@ export async function runCompile(argv: string[], out: (s: string) => void, err: 
   return 0;
 }
 
-function ipvsRestore(dp: Dataplane, text: string, what = ''): void {
+function ipvsRestore(dp: Dataplane, text: string): void {
   const r = dp.ipvsadm(['-R'], text);
-  if (r.code !== 0) throw new Error(`ipvsadm -R${what}: ${r.stderr.trim() || `exit ${r.code}`}`);
+  if (r.code !== 0) throw new Error(`ipvsadm -R: ${r.stderr.trim() || `exit ${r.code}`}`);
 }
