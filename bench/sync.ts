@@ -98,8 +98,10 @@ async function one(mode: 'direct' | 'iptables', n: number, per: number, reps: nu
 }
 
 // iptables mode at 10k × 10 and 20k services takes minutes (rule text rendered, parsed and
-// compiled for every sync); SVP_BENCH_SYNC_ALL=1 runs those too.
-const SIZES: Record<'direct' | 'iptables', Array<[number, number]>> = {
+// compiled for every sync); SVP_BENCH_SYNC_ALL=1 runs those too. SVP_BENCH_SYNC_SIZES=20000x2,1000x10
+// runs only those sizes (services x endpoints), in every mode asked for.
+const only = process.env.SVP_BENCH_SYNC_SIZES?.split(',').map((s) => s.split('x').map(Number) as [number, number]);
+const SIZES: Record<'direct' | 'iptables', Array<[number, number]>> = only ? { direct: only, iptables: only } : {
   direct: [[1000, 2], [1000, 10], [10000, 2], [10000, 10], [20000, 2], [20000, 10]],
   iptables: process.env.SVP_BENCH_SYNC_ALL === '1'
     ? [[1000, 2], [1000, 10], [10000, 2], [10000, 10], [20000, 2], [20000, 10]]

@@ -5,7 +5,7 @@
 // pkg/proxy/util (ShouldSkipService, GetClusterIPByFamily). Never renders rules or keeps history.
 import type { EndpointSlice, Protocol, Service } from './objects.js';
 import { LABEL_SERVICE_NAME } from './objects.js';
-import { canonicalIP, joinHostPort, parseCIDR, parseIP, type Family } from './ip.js';
+import { canonicalIP, ipFamily, joinHostPort, parseCIDR, type Family } from './ip.js';
 
 /** Label selecting an alternative proxy (pkg/proxy/apis: LabelServiceProxyName). */
 export const LABEL_SERVICE_PROXY_NAME = 'service.kubernetes.io/service-proxy-name';
@@ -104,8 +104,7 @@ export function clusterIPForFamily(svc: Service, family: Family): string {
   const spec = svc.spec;
   if (spec.ipFamilies.length === 0) {
     if (spec.clusterIP === '' || spec.clusterIP === 'None') return '';
-    const ip = parseIP(spec.clusterIP);
-    return ip && ip.family === family ? spec.clusterIP : '';
+    return ipFamily(spec.clusterIP) === family ? spec.clusterIP : '';
   }
   const idx = spec.ipFamilies.indexOf(familyName(family));
   return idx >= 0 && idx < spec.clusterIPs.length ? spec.clusterIPs[idx]! : '';
@@ -129,7 +128,7 @@ export function serviceToServicePorts(svc: Service | null, family: Family, opts:
   const externalPolicyLocal = extAccessible && spec.externalTrafficPolicy === 'Local';
   const internalPolicyLocal = spec.internalTrafficPolicy === 'Local';
   const needsHealthCheck = spec.type === 'LoadBalancer' && externalPolicyLocal;
-  const ofFamily = (s: string): boolean => parseIP(s)?.family === family;
+  const ofFamily = (s: string): boolean => ipFamily(s) === family;
   const externalIPs = spec.externalIPs.filter(ofFamily);
   const sourceRanges = spec.loadBalancerSourceRanges.map((s) => s.trim()).filter((s) => parseCIDR(s)?.family === family);
   const ingress = svc.status.loadBalancer.ingress

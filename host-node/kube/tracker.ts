@@ -35,6 +35,12 @@ export interface TakenChanges<C> {
   changes: Map<string, C>;
 }
 
+/** ServicePortName.String() of a service port id ("ns/name:port/TCP" → "ns/name:port", "ns/name:/TCP" → "ns/name"). */
+function servicePortNameOfId(id: string): string {
+  const s = id.slice(0, id.lastIndexOf('/'));
+  return s.endsWith(':') ? s.slice(0, -1) : s;
+}
+
 const sortedKeys = (m: Map<string, unknown>): string[] => [...m.keys()].sort();
 
 /** ServiceChangeTracker. */
@@ -75,7 +81,8 @@ export class ServiceChangeTracker {
     this.items = new Map();
     const servicePorts = new Set<string>();
     for (const c of changes.values()) {
-      for (const m of [c.previous, c.current]) if (m) for (const sp of m.values()) servicePorts.add(sp.name);
+      if (c.previous) for (const sp of c.previous.values()) servicePorts.add(sp.name);
+      if (c.current) for (const sp of c.current.values()) servicePorts.add(sp.name);
     }
     return { services: new Set(changes.keys()), servicePorts, changes };
   }
@@ -166,7 +173,8 @@ export class EndpointsChangeTracker {
       this.dirty.delete(nn);
       this.dropIfEmpty(nn, t);
       const current = endpointsFromSlices(nn, t.applied.values(), this.nodeName);
-      for (const m of [previous, current]) for (const id of m.keys()) servicePorts.add(id.slice(0, id.lastIndexOf('/')).replace(/:$/, ''));
+      for (const id of previous.keys()) servicePorts.add(servicePortNameOfId(id));
+      for (const id of current.keys()) servicePorts.add(servicePortNameOfId(id));
       changes.set(nn, { previous, current });
     }
     return { services: new Set(changes.keys()), servicePorts, changes };
