@@ -128,12 +128,18 @@ export function serviceToServicePorts(svc: Service | null, family: Family, opts:
   const externalPolicyLocal = extAccessible && spec.externalTrafficPolicy === 'Local';
   const internalPolicyLocal = spec.internalTrafficPolicy === 'Local';
   const needsHealthCheck = spec.type === 'LoadBalancer' && externalPolicyLocal;
-  const ofFamily = (s: string): boolean => ipFamily(s) === family;
-  const externalIPs = spec.externalIPs.filter(ofFamily);
-  const sourceRanges = spec.loadBalancerSourceRanges.map((s) => s.trim()).filter((s) => parseCIDR(s)?.family === family);
-  const ingress = svc.status.loadBalancer.ingress
-    .filter((i): i is typeof i & { ip: string } => i.ip !== null && ofFamily(i.ip))
-    .map((i) => ({ ip: i.ip, ipMode: i.ipMode ?? ('VIP' as const) }));
+  // Most Services have none of these lists: no closures or copies for them.
+  const externalIPs: string[] = [];
+  for (const s of spec.externalIPs) if (ipFamily(s) === family) externalIPs.push(s);
+  const sourceRanges: string[] = [];
+  for (const r of spec.loadBalancerSourceRanges) {
+    const s = r.trim();
+    if (parseCIDR(s)?.family === family) sourceRanges.push(s);
+  }
+  const ingress: ServicePortInfo['loadBalancerIngress'] = [];
+  for (const i of svc.status.loadBalancer.ingress) if (i.ip !== null && ipFamily(i.ip) === family) ingress.push({ ip: i.ip, ipMode: i.ipMode ?? 'VIP' });
+  const vips: string[] = [];
+  for (const i of ingress) if (i.ipMode === 'VIP') vips.push(i.ip);
   const nn = `${svc.metadata.namespace}/${svc.metadata.name}`;
 
   const out = new Map<string, ServicePortInfo>();
@@ -151,7 +157,7 @@ export function serviceToServicePorts(svc: Service | null, family: Family, opts:
       nodePort: p.nodePort,
       externalIPs,
       loadBalancerIngress: ingress,
-      loadBalancerVIPs: ingress.filter((i) => i.ipMode === 'VIP').map((i) => i.ip),
+      loadBalancerVIPs: spec.ports.length === 1 ? vips : [...vips],
       loadBalancerSourceRanges: sourceRanges,
       healthCheckNodePort: needsHealthCheck ? spec.healthCheckNodePort : 0,
       sessionAffinity: spec.sessionAffinity,

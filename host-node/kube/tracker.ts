@@ -41,6 +41,26 @@ function servicePortNameOfId(id: string): string {
   return s.endsWith(':') ? s.slice(0, -1) : s;
 }
 
+/**
+ * The changes of one take(); the name sets are built when first read (a full sync renders
+ * everything and never asks which of 20,000 Services changed).
+ */
+function taken<C>(changes: Map<string, C>, eachServicePort: (add: (name: string) => void) => void): TakenChanges<C> {
+  let services: Set<string> | null = null;
+  let servicePorts: Set<string> | null = null;
+  return {
+    get services() { return (services ??= new Set(changes.keys())); },
+    get servicePorts() {
+      if (!servicePorts) {
+        const set = (servicePorts = new Set<string>());
+        eachServicePort((name) => set.add(name));
+      }
+      return servicePorts;
+    },
+    changes,
+  };
+}
+
 const sortedKeys = (m: Map<string, unknown>): string[] => [...m.keys()].sort();
 
 /** ServiceChangeTracker. */
@@ -79,12 +99,12 @@ export class ServiceChangeTracker {
   take(): TakenChanges<ServiceChange> {
     const changes = this.items;
     this.items = new Map();
-    const servicePorts = new Set<string>();
-    for (const c of changes.values()) {
-      if (c.previous) for (const sp of c.previous.values()) servicePorts.add(sp.name);
-      if (c.current) for (const sp of c.current.values()) servicePorts.add(sp.name);
-    }
-    return { services: new Set(changes.keys()), servicePorts, changes };
+    return taken(changes, (add) => {
+      for (const c of changes.values()) {
+        if (c.previous) for (const sp of c.previous.values()) add(sp.name);
+        if (c.current) for (const sp of c.current.values()) add(sp.name);
+      }
+    });
   }
 }
 
@@ -161,7 +181,6 @@ export class EndpointsChangeTracker {
   /** checkoutChanges: applies pending slices and returns each Service's endpoints before/after. */
   take(): TakenChanges<EndpointsChange> {
     const changes = new Map<string, EndpointsChange>();
-    const servicePorts = new Set<string>();
     for (const nn of this.pending()) {
       const t = this.trackers.get(nn)!;
       const previous = endpointsFromSlices(nn, t.applied.values(), this.nodeName);
@@ -173,10 +192,13 @@ export class EndpointsChangeTracker {
       this.dirty.delete(nn);
       this.dropIfEmpty(nn, t);
       const current = endpointsFromSlices(nn, t.applied.values(), this.nodeName);
-      for (const id of previous.keys()) servicePorts.add(servicePortNameOfId(id));
-      for (const id of current.keys()) servicePorts.add(servicePortNameOfId(id));
       changes.set(nn, { previous, current });
     }
-    return { services: new Set(changes.keys()), servicePorts, changes };
+    return taken(changes, (add) => {
+      for (const c of changes.values()) {
+        for (const id of c.previous.keys()) add(servicePortNameOfId(id));
+        for (const id of c.current.keys()) add(servicePortNameOfId(id));
+      }
+    });
   }
 }
