@@ -47,9 +47,12 @@ async function one(mode: 'direct' | 'iptables', n: number, per: number, reps: nu
   const opts: ApplyOptions = { mode, nodeName: 'node-a' };
   const objs: object[] = [];
   for (let i = 0; i < n; i++) objs.push(svcObject(i), sliceObject(i, per));
+  const cpu0 = process.cpuUsage();
   let t = hr();
   const r = dp.apply(objs, opts);
   const full = hr() - t;
+  const cpu = process.cpuUsage(cpu0);
+  const fullCpu = (cpu.user + cpu.system) / 1000;
   if (r.issues.length > 0) throw new Error(`bench sync: ${JSON.stringify(r.issues[0])}`);
   const check = (res: ReturnType<Dataplane['apply']>, what: string) => {
     const f = res.families.find((x) => x.family === 4);
@@ -89,7 +92,7 @@ async function one(mode: 'direct' | 'iptables', n: number, per: number, reps: nu
   const target = (ms: number) => (mode === 'direct' && n === 20000 ? `≤ ${ms} ms` : undefined);
   const note = `median of ${reps}; dp.apply of the change (delta)`;
   return [
-    { name: `${name}: full`, value: round(full), unit: 'ms', ...(target(100) ? { target: target(100) } : {}), note: `first sync: decode objects, trackers, model, render, core (load avg ${loadavg()[0]!.toFixed(1)})` },
+    { name: `${name}: full`, value: round(full), unit: 'ms', ...(target(100) ? { target: target(100) } : {}), note: `first sync: decode objects, trackers, model, render, core; process CPU ${Math.round(fullCpu)} ms (load avg ${loadavg()[0]!.toFixed(1)})` },
     { name: `${name}: resync`, value: round(median(resync)), unit: 'ms', note: 'full resync from the model (node zone change): render + core' },
     { name: `${name}: add one`, value: round(median(add)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
     { name: `${name}: update one`, value: round(median(update)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },

@@ -184,7 +184,9 @@ export function sliceServiceName(slice: EndpointSlice): string | null {
  */
 export function endpointsFromSlices(namespacedName: string, slices: Iterable<EndpointSlice>, nodeName: string): Map<string, EndpointInfo[]> {
   const bySP = new Map<string, Map<string, EndpointInfo>>();
-  const sorted = [...slices].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+  const sorted = [...slices];
+  if (sorted.length === 0) return new Map();
+  if (sorted.length > 1) sorted.sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
   for (const slice of sorted) {
     for (const port of slice.ports) {
       // "Ignoring port with nil name" / "Ignoring invalid endpoint port"
