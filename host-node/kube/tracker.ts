@@ -114,6 +114,9 @@ interface SliceTracker {
   pending: Map<string, EndpointSlice | null>;
 }
 
+/** The pending map of every Service with nothing pending (never written: 20,000 Services need no 20,000 empty Maps). */
+const NO_PENDING = new Map<string, EndpointSlice | null>();
+
 function sameSlice(a: EndpointSlice | null | undefined, b: EndpointSlice | null | undefined): boolean {
   if (!a || !b) return !a && !b;
   const strip = (s: EndpointSlice): unknown => ({ ...s, origin: undefined });
@@ -141,7 +144,7 @@ export class EndpointsChangeTracker {
     const nn = sliceServiceName(slice);
     if (nn === null) return false;
     let t = this.trackers.get(nn);
-    if (!t) this.trackers.set(nn, (t = { applied: new Map(), pending: new Map() }));
+    if (!t) this.trackers.set(nn, (t = { applied: new Map(), pending: NO_PENDING }));
     const key = slice.metadata.name;
     const next = remove ? null : slice;
     const applied = t.applied.get(key);
@@ -162,6 +165,7 @@ export class EndpointsChangeTracker {
       this.dropIfEmpty(nn, t);
       return false;
     }
+    if (t.pending === NO_PENDING) t.pending = new Map();
     t.pending.set(key, next);
     this.dirty.add(nn);
     return true;
@@ -188,7 +192,7 @@ export class EndpointsChangeTracker {
         if (s === null) t.applied.delete(key);
         else t.applied.set(key, s);
       }
-      t.pending.clear();
+      t.pending = NO_PENDING;
       this.dirty.delete(nn);
       this.dropIfEmpty(nn, t);
       const current = endpointsFromSlices(nn, t.applied.values(), this.nodeName);
