@@ -183,7 +183,7 @@ export function sliceServiceName(slice: EndpointSlice): string | null {
  * every time (Go leaves that order to its map).
  */
 export function endpointsFromSlices(namespacedName: string, slices: Iterable<EndpointSlice>, nodeName: string): Map<string, EndpointInfo[]> {
-  const bySP = new Map<string, Map<string, EndpointInfo>>();
+  const bySP = new Map<string, EndpointInfo[]>();
   const sorted = [...slices];
   if (sorted.length === 0) return new Map();
   if (sorted.length > 1) sorted.sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
@@ -192,8 +192,8 @@ export function endpointsFromSlices(namespacedName: string, slices: Iterable<End
       // "Ignoring port with nil name" / "Ignoring invalid endpoint port"
       if (port.name === null || port.port === null || port.port === 0) continue;
       const id = servicePortId(namespacedName, port.name, port.protocol);
-      let set = bySP.get(id);
-      if (!set) bySP.set(id, (set = new Map()));
+      let list = bySP.get(id);
+      if (!list) bySP.set(id, (list = []));
       for (const ep of slice.endpoints) {
         if (ep.addresses.length === 0) continue;
         const ip = canonicalIP(ep.addresses[0]!);
@@ -213,16 +213,36 @@ export function endpointsFromSlices(namespacedName: string, slices: Iterable<End
           zoneHints: ep.hints && ep.hints.forZones.length > 0 ? [...new Set(ep.hints.forZones)] : null,
           nodeHints: ep.hints && ep.hints.forNodes.length > 0 ? [...new Set(ep.hints.forNodes)] : null,
         };
-        // addEndpoints: on a duplicate IP:port, a non-terminating endpoint wins.
-        if (!set.has(info.endpoint) || !terminating) set.set(info.endpoint, info);
+        list.push(info);
       }
     }
   }
   const out = new Map<string, EndpointInfo[]>();
-  for (const [id, set] of bySP) {
-    if (set.size === 0) continue;
-    // byEndpoint: plain string order of "ip:port".
-    out.set(id, [...set.values()].sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0)));
+  for (const [id, list] of bySP) {
+    if (list.length === 0) continue;
+    // byEndpoint: plain string order of "ip:port" (a stable sort: duplicates stay in slice order).
+    list.sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
+    out.set(id, dedupEndpoints(list));
+  }
+  return out;
+}
+
+/**
+ * addEndpoints on a sorted list: of the endpoints sharing one IP:port (in slice order), the last
+ * non-terminating one wins, else the first; as a map keyed by IP:port where a terminating endpoint
+ * never replaces one already there. No copy when nothing repeats (the usual case).
+ */
+function dedupEndpoints(sorted: EndpointInfo[]): EndpointInfo[] {
+  let k = 1;
+  while (k < sorted.length && sorted[k]!.endpoint !== sorted[k - 1]!.endpoint) k++;
+  if (k >= sorted.length) return sorted;
+  const out: EndpointInfo[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    let win = sorted[i]!;
+    for (; j < sorted.length && sorted[j]!.endpoint === win.endpoint; j++) if (j > i && !sorted[j]!.terminating) win = sorted[j]!;
+    out.push(win);
+    i = j;
   }
   return out;
 }
