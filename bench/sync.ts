@@ -47,9 +47,12 @@ async function one(mode: 'direct' | 'iptables', n: number, per: number, reps: nu
   const opts: ApplyOptions = { mode, nodeName: 'node-a' };
   const objs: object[] = [];
   for (let i = 0; i < n; i++) objs.push(svcObject(i), sliceObject(i, per));
+  const cpu0 = process.cpuUsage();
   let t = hr();
   const r = dp.apply(objs, opts);
   const full = hr() - t;
+  const cpu = process.cpuUsage(cpu0);
+  const fullCpu = (cpu.user + cpu.system) / 1000;
   if (r.issues.length > 0) throw new Error(`bench sync: ${JSON.stringify(r.issues[0])}`);
   const check = (res: ReturnType<Dataplane['apply']>, what: string) => {
     const f = res.families.find((x) => x.family === 4);
@@ -89,7 +92,7 @@ async function one(mode: 'direct' | 'iptables', n: number, per: number, reps: nu
   const target = (ms: number) => (mode === 'direct' && n === 20000 ? `≤ ${ms} ms` : undefined);
   const note = `median of ${reps}; dp.apply of the change (delta)`;
   return [
-    { name: `${name}: full`, value: round(full), unit: 'ms', ...(target(100) ? { target: target(100) } : {}), note: `first sync: decode objects, trackers, model, render, core (load avg ${loadavg()[0]!.toFixed(1)})` },
+    { name: `${name}: full`, value: round(full), unit: 'ms', ...(target(100) ? { target: target(100) } : {}), note: `first sync: decode objects, trackers, model, render, core; process CPU ${Math.round(fullCpu)} ms (load avg ${loadavg()[0]!.toFixed(1)})` },
     { name: `${name}: resync`, value: round(median(resync)), unit: 'ms', note: 'full resync from the model (node zone change): render + core' },
     { name: `${name}: add one`, value: round(median(add)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
     { name: `${name}: update one`, value: round(median(update)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
@@ -98,8 +101,10 @@ async function one(mode: 'direct' | 'iptables', n: number, per: number, reps: nu
 }
 
 // iptables mode at 10k × 10 and 20k services takes minutes (rule text rendered, parsed and
-// compiled for every sync); SVP_BENCH_SYNC_ALL=1 runs those too.
-const SIZES: Record<'direct' | 'iptables', Array<[number, number]>> = {
+// compiled for every sync); SVP_BENCH_SYNC_ALL=1 runs those too. SVP_BENCH_SYNC_SIZES=20000x2,1000x10
+// runs only those sizes (services x endpoints), in every mode asked for.
+const only = process.env.SVP_BENCH_SYNC_SIZES?.split(',').map((s) => s.split('x').map(Number) as [number, number]);
+const SIZES: Record<'direct' | 'iptables', Array<[number, number]>> = only ? { direct: only, iptables: only } : {
   direct: [[1000, 2], [1000, 10], [10000, 2], [10000, 10], [20000, 2], [20000, 10]],
   iptables: process.env.SVP_BENCH_SYNC_ALL === '1'
     ? [[1000, 2], [1000, 10], [10000, 2], [10000, 10], [20000, 2], [20000, 10]]

@@ -380,7 +380,8 @@ export class Dataplane extends CoreDataplane {
   private applied?: 'iptables' | 'ipvs' | 'direct';
   /** Direct mode, per family: service port id → its slot in the core's table (and its Service), and per Service its ids. */
   private readonly directSlots: Record<Family, Map<string, { slot: number; nn: string }>> = { 4: new Map(), 6: new Map() };
-  private readonly directByService: Record<Family, Map<string, Set<string>>> = { 4: new Map(), 6: new Map() };
+  // A list, not a Set: a Service has a port or two, and a full sync keeps 20,000 of these.
+  private readonly directByService: Record<Family, Map<string, string[]>> = { 4: new Map(), 6: new Map() };
   private directHostIds = 0;
 
   /** Clears what apply() installed in `mode` and makes the next sync full. */
@@ -545,15 +546,17 @@ export class Dataplane extends CoreDataplane {
         const id = ids[i]!, nn = nns[i]!;
         if (ops[i]!.op === 'delete') {
           slots.delete(id);
-          const set = byService.get(nn);
-          set?.delete(id);
-          if (set?.size === 0) byService.delete(nn);
+          const list = byService.get(nn);
+          const at = list ? list.indexOf(id) : -1;
+          if (at >= 0) list!.splice(at, 1);
+          if (list?.length === 0) byService.delete(nn);
           gone++;
         } else if (rc >= 0) {
-          slots.set(id, { slot: rc, nn });
-          let set = byService.get(nn);
-          if (!set) byService.set(nn, (set = new Set()));
-          set.add(id);
+          const at = slots.get(id);
+          if (at) { at.slot = rc; at.nn = nn; } else slots.set(id, { slot: rc, nn });
+          const list = byService.get(nn);
+          if (!list) byService.set(nn, [id]);
+          else if (!list.includes(id)) list.push(id);
           put++;
         } else if (rc === -6 && !final) {
           retry.push(i);   // its address may be freed by a later op of this sync

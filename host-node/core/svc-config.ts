@@ -168,30 +168,47 @@ function ipv4Word(text: string): number {
   return (word | (part << 24)) >>> 0;
 }
 
+/** A field's name for messages, e.g. "cluster[3].port"; built only when something is wrong. */
+const fieldName = (list: string, i: number, sub: string): string => `${list}[${i}]${sub}`;
+
+function ipOf(s: DirectService, text: string | undefined, field: string): Uint8Array {
+  const ip = text === undefined ? null : tryParseIP(text);
+  if (!ip) throw new ServiceConfigError(s.name, field, `not an IP address: ${JSON.stringify(text)}`);
+  if ((ip.length === 4 ? 4 : 6) !== s.family) throw new ServiceConfigError(s.name, field, `not an IPv${s.family} address: ${text}`);
+  return ip;
+}
+
+/** Writes the address words of `text` (element `i` of `list`) at `at`. */
+function writeListAddr(dv: DataView, at: number, s: DirectService, text: string | undefined, list: string, i: number, sub: string): void {
+  const w = s.family === 4 && text !== undefined ? ipv4Word(text) : -1;
+  if (w < 0) return writeAddr(dv, at, ipOf(s, text, fieldName(list, i, sub)));
+  dv.setUint32(at, w, true);
+  dv.setUint32(at + 4, 0, true);
+  dv.setUint32(at + 8, 0, true);
+  dv.setUint32(at + 12, 0, true);
+}
+
+function portOf(s: DirectService, p: number, list: string, i: number): number {
+  if (!validPort(p) || p === 0) throw new ServiceConfigError(s.name, fieldName(list, i, '.port'), `port out of range: ${p}`);
+  return p;
+}
+
+/** Writes endpoint list `field` of `s` at `o`; returns the offset after it. */
+function writeDests(dv: DataView, o: number, s: DirectService, list: DirectEndpoint[], field: string): number {
+  for (let i = 0; i < list.length; i++) {
+    const ep = list[i]!;
+    writeListAddr(dv, o, s, ep.ip, field, i, '');
+    dv.setUint16(o + 16, portOf(s, ep.port, field, i), true);
+    dv.setUint16(o + 18, 0, true);
+    o += SVD_DEST_BYTES;
+  }
+  return o;
+}
+
 /** Writes one service blob at `at`; throws a ServiceConfigError naming the field at fault. */
 function writeService(dv: DataView, at: number, s: DirectService): void {
-  const bad = (field: string, msg: string) => new ServiceConfigError(s.name, field, msg);
-  const ipOf = (text: string | undefined, field: string): Uint8Array => {
-    const ip = text === undefined ? null : tryParseIP(text);
-    if (!ip) throw bad(field, `not an IP address: ${JSON.stringify(text)}`);
-    if ((ip.length === 4 ? 4 : 6) !== s.family) throw bad(field, `not an IPv${s.family} address: ${text}`);
-    return ip;
-  };
-  // Writes the address words of `text` at `at`.
-  const addr = (at: number, text: string | undefined, field: string): void => {
-    const w = s.family === 4 && text !== undefined ? ipv4Word(text) : -1;
-    if (w < 0) return writeAddr(dv, at, ipOf(text, field));
-    dv.setUint32(at, w, true);
-    dv.setUint32(at + 4, 0, true);
-    dv.setUint32(at + 8, 0, true);
-    dv.setUint32(at + 12, 0, true);
-  };
-  const port = (p: number, field: string): number => {
-    if (!validPort(p) || p === 0) throw bad(field, `port out of range: ${p}`);
-    return p;
-  };
-  if (!(s.protocol in L4)) throw bad('protocol', `unknown protocol ${JSON.stringify(s.protocol)}`);
-  if (s.frontends.length === 0) throw bad('frontends', 'no address reaches the service');
+  if (!(s.protocol in L4)) throw new ServiceConfigError(s.name, 'protocol', `unknown protocol ${JSON.stringify(s.protocol)}`);
+  if (s.frontends.length === 0) throw new ServiceConfigError(s.name, 'frontends', 'no address reaches the service');
   const flags = (s.affinityMs > 0 ? 1 : 0) | (s.masqueradeAll ? 2 : 0) | (s.internalLocal ? 4 : 0) | (s.externalLocal ? 8 : 0)
     | (s.hasEndpoints ? 16 : 0) | (s.firewall ? 32 : 0);
   dv.setUint32(at, SVD_MAGIC, true);
@@ -207,28 +224,23 @@ function writeService(dv: DataView, at: number, s: DirectService): void {
   dv.setUint32(at + 32, s.sourceRanges.length, true);
   dv.setUint32(at + 36, 0, true);
   let o = at + SVD_HEADER;
-  s.frontends.forEach((fe, i) => {
+  for (let i = 0; i < s.frontends.length; i++) {
+    const fe = s.frontends[i]!;
     dv.setUint8(o, FE_KIND[fe.kind] ?? 0);
     dv.setUint8(o + 1, 0);
-    dv.setUint16(o + 2, port(fe.port, `frontends[${i}].port`), true);
+    dv.setUint16(o + 2, portOf(s, fe.port, 'frontends', i), true);
     dv.setUint32(o + 4, 0, true);
     if (fe.kind === 'nodePort') for (let k = 0; k < 16; k += 4) dv.setUint32(o + 8 + k, 0, true);
-    else addr(o + 8, fe.ip, `frontends[${i}].ip`);
+    else writeListAddr(dv, o + 8, s, fe.ip, 'frontends', i, '.ip');
     o += FE_BYTES;
-  });
-  const dests = (list: DirectEndpoint[], field: string) => list.forEach((ep, i) => {
-    addr(o, ep.ip, `${field}[${i}]`);
-    dv.setUint16(o + 16, port(ep.port, `${field}[${i}].port`), true);
-    dv.setUint16(o + 18, 0, true);
-    o += SVD_DEST_BYTES;
-  });
-  dests(s.cluster, 'cluster');
-  dests(s.local, 'local');
+  }
+  o = writeDests(dv, o, s, s.cluster, 'cluster');
+  o = writeDests(dv, o, s, s.local, 'local');
   s.sourceRanges.forEach((text, i) => {
     const [addr, len] = text.split('/');
-    const ip = ipOf(addr, `sourceRanges[${i}]`);
+    const ip = ipOf(s, addr, `sourceRanges[${i}]`);
     const bits = len === undefined ? ip.length * 8 : Number(len);
-    if (!Number.isInteger(bits) || bits < 0 || bits > ip.length * 8) throw bad(`sourceRanges[${i}]`, `not a CIDR: ${JSON.stringify(text)}`);
+    if (!Number.isInteger(bits) || bits < 0 || bits > ip.length * 8) throw new ServiceConfigError(s.name, `sourceRanges[${i}]`, `not a CIDR: ${JSON.stringify(text)}`);
     writeAddr(dv, o, ip);
     dv.setUint32(o + 16, bits, true);
     o += RANGE_BYTES;

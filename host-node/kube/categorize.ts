@@ -76,7 +76,8 @@ export function categorizeEndpoints(
   const result: CategorizedEndpoints = { clusterEndpoints: null, localEndpoints: null, allReachableEndpoints: null, hasAnyEndpoints: false };
   if (endpoints.length === 0) return result;
   const sp = svc as ServicePortInfo;
-  const eps = [...endpoints];
+  // Only read (every list handed out below is a new array).
+  const eps = endpoints as EndpointInfo[];
   let mode: TopologyMode = '';
   let useServingTerminating = false;
 

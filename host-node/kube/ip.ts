@@ -17,18 +17,43 @@ export interface CIDR {
   prefix: number;
 }
 
-function parseIPv4(s: string): Uint8Array | null {
-  const parts = s.split('.');
-  if (parts.length !== 4) return null;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
-    // ParseIPSloppy accepts leading zeros and reads them as decimal (k8s.io/utils/net/ipv4.go).
-    if (!/^[0-9]{1,3}$/.test(p)) return null;
-    const v = Number(p);
-    if (v > 255) return null;
-    out[i] = v;
+/**
+ * A dotted quad as an unsigned 32-bit value (first octet highest), or -1 when `s` is not one.
+ * ParseIPSloppy accepts leading zeros and reads them as decimal (k8s.io/utils/net/ipv4.go): 1 to
+ * 3 digits per part. Scans characters: no strings, arrays or regexes (full syncs parse every
+ * endpoint address).
+ */
+function ipv4Value(s: string): number {
+  let value = 0, part = 0, digits = 0, dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      value = value * 256 + part;
+      dots++; part = 0; digits = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      part = part * 10 + (c - 48);
+      digits++;
+      if (part > 255) return -1;
+    } else return -1;
   }
+  if (digits === 0 || dots !== 3) return -1;
+  return value * 256 + part;
+}
+
+/** True when the dotted quad `s` (valid) is written as Go prints it: no leading zeros. */
+function isCanonicalIPv4(s: string): boolean {
+  for (let i = 0; i < s.length - 1; i++) {
+    if (s.charCodeAt(i) === 48 && (i === 0 || s.charCodeAt(i - 1) === 46) && s.charCodeAt(i + 1) !== 46) return false;
+  }
+  return true;
+}
+
+function parseIPv4(s: string): Uint8Array | null {
+  const v = ipv4Value(s);
+  if (v < 0) return null;
+  const out = new Uint8Array(4);
+  out[0] = v >>> 24; out[1] = (v >>> 16) & 255; out[2] = (v >>> 8) & 255; out[3] = v & 255;
   return out;
 }
 
@@ -124,11 +149,14 @@ export function formatIP(ip: IP): string {
 
 /** The canonical text of an address, or null if it does not parse. */
 export function canonicalIP(s: string): string | null {
+  // The common case, a dotted quad already in Go's form, is its own canonical text.
+  if (typeof s === 'string' && ipv4Value(s) >= 0 && isCanonicalIPv4(s)) return s;
   const ip = parseIP(s);
   return ip ? formatIP(ip) : null;
 }
 
 export function ipFamily(s: string): Family | null {
+  if (typeof s === 'string' && ipv4Value(s) >= 0) return 4;
   const ip = parseIP(s);
   return ip ? ip.family : null;
 }

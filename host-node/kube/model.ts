@@ -5,7 +5,7 @@
 // pkg/proxy/util (ShouldSkipService, GetClusterIPByFamily). Never renders rules or keeps history.
 import type { EndpointSlice, Protocol, Service } from './objects.js';
 import { LABEL_SERVICE_NAME } from './objects.js';
-import { canonicalIP, joinHostPort, parseCIDR, parseIP, type Family } from './ip.js';
+import { canonicalIP, ipFamily, joinHostPort, parseCIDR, type Family } from './ip.js';
 
 /** Label selecting an alternative proxy (pkg/proxy/apis: LabelServiceProxyName). */
 export const LABEL_SERVICE_PROXY_NAME = 'service.kubernetes.io/service-proxy-name';
@@ -104,8 +104,7 @@ export function clusterIPForFamily(svc: Service, family: Family): string {
   const spec = svc.spec;
   if (spec.ipFamilies.length === 0) {
     if (spec.clusterIP === '' || spec.clusterIP === 'None') return '';
-    const ip = parseIP(spec.clusterIP);
-    return ip && ip.family === family ? spec.clusterIP : '';
+    return ipFamily(spec.clusterIP) === family ? spec.clusterIP : '';
   }
   const idx = spec.ipFamilies.indexOf(familyName(family));
   return idx >= 0 && idx < spec.clusterIPs.length ? spec.clusterIPs[idx]! : '';
@@ -129,12 +128,18 @@ export function serviceToServicePorts(svc: Service | null, family: Family, opts:
   const externalPolicyLocal = extAccessible && spec.externalTrafficPolicy === 'Local';
   const internalPolicyLocal = spec.internalTrafficPolicy === 'Local';
   const needsHealthCheck = spec.type === 'LoadBalancer' && externalPolicyLocal;
-  const ofFamily = (s: string): boolean => parseIP(s)?.family === family;
-  const externalIPs = spec.externalIPs.filter(ofFamily);
-  const sourceRanges = spec.loadBalancerSourceRanges.map((s) => s.trim()).filter((s) => parseCIDR(s)?.family === family);
-  const ingress = svc.status.loadBalancer.ingress
-    .filter((i): i is typeof i & { ip: string } => i.ip !== null && ofFamily(i.ip))
-    .map((i) => ({ ip: i.ip, ipMode: i.ipMode ?? ('VIP' as const) }));
+  // Most Services have none of these lists: no closures or copies for them.
+  const externalIPs: string[] = [];
+  for (const s of spec.externalIPs) if (ipFamily(s) === family) externalIPs.push(s);
+  const sourceRanges: string[] = [];
+  for (const r of spec.loadBalancerSourceRanges) {
+    const s = r.trim();
+    if (parseCIDR(s)?.family === family) sourceRanges.push(s);
+  }
+  const ingress: ServicePortInfo['loadBalancerIngress'] = [];
+  for (const i of svc.status.loadBalancer.ingress) if (i.ip !== null && ipFamily(i.ip) === family) ingress.push({ ip: i.ip, ipMode: i.ipMode ?? 'VIP' });
+  const vips: string[] = [];
+  for (const i of ingress) if (i.ipMode === 'VIP') vips.push(i.ip);
   const nn = `${svc.metadata.namespace}/${svc.metadata.name}`;
 
   const out = new Map<string, ServicePortInfo>();
@@ -152,7 +157,7 @@ export function serviceToServicePorts(svc: Service | null, family: Family, opts:
       nodePort: p.nodePort,
       externalIPs,
       loadBalancerIngress: ingress,
-      loadBalancerVIPs: ingress.filter((i) => i.ipMode === 'VIP').map((i) => i.ip),
+      loadBalancerVIPs: spec.ports.length === 1 ? vips : [...vips],
       loadBalancerSourceRanges: sourceRanges,
       healthCheckNodePort: needsHealthCheck ? spec.healthCheckNodePort : 0,
       sessionAffinity: spec.sessionAffinity,
@@ -178,15 +183,17 @@ export function sliceServiceName(slice: EndpointSlice): string | null {
  * every time (Go leaves that order to its map).
  */
 export function endpointsFromSlices(namespacedName: string, slices: Iterable<EndpointSlice>, nodeName: string): Map<string, EndpointInfo[]> {
-  const bySP = new Map<string, Map<string, EndpointInfo>>();
-  const sorted = [...slices].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+  const bySP = new Map<string, EndpointInfo[]>();
+  const sorted = [...slices];
+  if (sorted.length === 0) return new Map();
+  if (sorted.length > 1) sorted.sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
   for (const slice of sorted) {
     for (const port of slice.ports) {
       // "Ignoring port with nil name" / "Ignoring invalid endpoint port"
       if (port.name === null || port.port === null || port.port === 0) continue;
       const id = servicePortId(namespacedName, port.name, port.protocol);
-      let set = bySP.get(id);
-      if (!set) bySP.set(id, (set = new Map()));
+      let list = bySP.get(id);
+      if (!list) bySP.set(id, (list = []));
       for (const ep of slice.endpoints) {
         if (ep.addresses.length === 0) continue;
         const ip = canonicalIP(ep.addresses[0]!);
@@ -206,16 +213,36 @@ export function endpointsFromSlices(namespacedName: string, slices: Iterable<End
           zoneHints: ep.hints && ep.hints.forZones.length > 0 ? [...new Set(ep.hints.forZones)] : null,
           nodeHints: ep.hints && ep.hints.forNodes.length > 0 ? [...new Set(ep.hints.forNodes)] : null,
         };
-        // addEndpoints: on a duplicate IP:port, a non-terminating endpoint wins.
-        if (!set.has(info.endpoint) || !terminating) set.set(info.endpoint, info);
+        list.push(info);
       }
     }
   }
   const out = new Map<string, EndpointInfo[]>();
-  for (const [id, set] of bySP) {
-    if (set.size === 0) continue;
-    // byEndpoint: plain string order of "ip:port".
-    out.set(id, [...set.values()].sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0)));
+  for (const [id, list] of bySP) {
+    if (list.length === 0) continue;
+    // byEndpoint: plain string order of "ip:port" (a stable sort: duplicates stay in slice order).
+    list.sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
+    out.set(id, dedupEndpoints(list));
+  }
+  return out;
+}
+
+/**
+ * addEndpoints on a sorted list: of the endpoints sharing one IP:port (in slice order), the last
+ * non-terminating one wins, else the first; as a map keyed by IP:port where a terminating endpoint
+ * never replaces one already there. No copy when nothing repeats (the usual case).
+ */
+function dedupEndpoints(sorted: EndpointInfo[]): EndpointInfo[] {
+  let k = 1;
+  while (k < sorted.length && sorted[k]!.endpoint !== sorted[k - 1]!.endpoint) k++;
+  if (k >= sorted.length) return sorted;
+  const out: EndpointInfo[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i;
+    let win = sorted[i]!;
+    for (; j < sorted.length && sorted[j]!.endpoint === win.endpoint; j++) if (j > i && !sorted[j]!.terminating) win = sorted[j]!;
+    out.push(win);
+    i = j;
   }
   return out;
 }

@@ -4,7 +4,7 @@
 // object (`Kind namespace/name`), the field path and, when known, the line; an object with an
 // error is left out, valid objects still load. Never decides what gets proxied (see model.ts).
 import { LineCounter, parseAllDocuments, type Document } from 'yaml';
-import { parseCIDR, parseIP } from './ip.js';
+import { ipFamily, parseCIDR } from './ip.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type IPFamilyName = 'IPv4' | 'IPv6';
@@ -134,121 +134,167 @@ type Seg = string | number;
 const pathText = (p: Seg[]): string =>
   p.reduce<string>((acc, s) => (typeof s === 'number' ? `${acc}[${s}]` : acc === '' ? s : `${acc}.${s}`), '');
 
-/** Reads one raw object; collects issues with paths relative to the object. */
+/**
+ * Reads one raw object; collects issues with paths relative to the object. A field's path is
+ * `at` plus an optional last `key`, joined only when there is something to report (a full sync
+ * reads hundreds of thousands of fields: no path is built for a good one).
+ */
 class Reader {
   readonly issues: { severity: 'error' | 'warning'; path: Seg[]; message: string }[] = [];
-  error(path: Seg[], message: string): void { this.issues.push({ severity: 'error', path, message }); }
-  warn(path: Seg[], message: string): void { this.issues.push({ severity: 'warning', path, message }); }
-  get failed(): boolean { return this.issues.some((i) => i.severity === 'error'); }
+  failed = false;
+  error(at: Seg[], message: string, key?: Seg): void {
+    this.failed = true;
+    this.issues.push({ severity: 'error', path: key === undefined ? at : [...at, key], message });
+  }
+  warn(at: Seg[], message: string, key?: Seg): void {
+    this.issues.push({ severity: 'warning', path: key === undefined ? at : [...at, key], message });
+  }
 
-  obj(v: unknown, path: Seg[]): Record<string, unknown> {
-    if (v === undefined || v === null) return {};
-    if (typeof v !== 'object' || Array.isArray(v)) { this.error(path, 'must be a mapping'); return {}; }
+  obj(v: unknown, at: Seg[], key?: Seg): Record<string, unknown> {
+    if (v === undefined || v === null) return EMPTY;
+    if (typeof v !== 'object' || Array.isArray(v)) { this.error(at, 'must be a mapping', key); return EMPTY; }
     return v as Record<string, unknown>;
   }
-  list(v: unknown, path: Seg[]): unknown[] {
-    if (v === undefined || v === null) return [];
-    if (!Array.isArray(v)) { this.error(path, 'must be a list'); return []; }
+  list(v: unknown, at: Seg[], key?: Seg): unknown[] {
+    if (v === undefined || v === null) return NONE;
+    if (!Array.isArray(v)) { this.error(at, 'must be a list', key); return NONE; }
     return v;
   }
-  str(v: unknown, path: Seg[], dflt = ''): string {
+  str(v: unknown, at: Seg[], key?: Seg, dflt = ''): string {
+    if (typeof v === 'string') return v;
     if (v === undefined || v === null) return dflt;
-    if (typeof v !== 'string') { this.error(path, `must be a string, got ${JSON.stringify(v)}`); return dflt; }
-    return v;
+    this.error(at, `must be a string, got ${JSON.stringify(v)}`, key);
+    return dflt;
   }
-  optStr(v: unknown, path: Seg[]): string | null {
-    return v === undefined || v === null ? null : this.str(v, path);
+  optStr(v: unknown, at: Seg[], key?: Seg): string | null {
+    return v === undefined || v === null ? null : this.str(v, at, key);
   }
-  bool(v: unknown, path: Seg[]): boolean | null {
+  bool(v: unknown, at: Seg[], key?: Seg): boolean | null {
+    if (typeof v === 'boolean') return v;
     if (v === undefined || v === null) return null;
-    if (typeof v !== 'boolean') { this.error(path, `must be true or false, got ${JSON.stringify(v)}`); return null; }
-    return v;
+    this.error(at, `must be true or false, got ${JSON.stringify(v)}`, key);
+    return null;
   }
-  int(v: unknown, path: Seg[], min: number, max: number, dflt: number): number {
+  int(v: unknown, at: Seg[], key: Seg | undefined, min: number, max: number, dflt: number): number {
     if (v === undefined || v === null) return dflt;
-    if (typeof v !== 'number' || !Number.isInteger(v)) { this.error(path, `must be an integer, got ${JSON.stringify(v)}`); return dflt; }
-    if (v < min || v > max) { this.error(path, `${v} is out of range ${min}-${max}`); return dflt; }
+    if (typeof v !== 'number' || !Number.isInteger(v)) { this.error(at, `must be an integer, got ${JSON.stringify(v)}`, key); return dflt; }
+    if (v < min || v > max) { this.error(at, `${v} is out of range ${min}-${max}`, key); return dflt; }
     return v;
   }
-  oneOf<T extends string>(v: unknown, path: Seg[], allowed: readonly T[], dflt: T): T {
-    const s = this.str(v, path, dflt);
-    if (!(allowed as readonly string[]).includes(s)) { this.error(path, `unknown value ${JSON.stringify(s)} (expected ${allowed.join(', ')})`); return dflt; }
+  oneOf<T extends string>(v: unknown, at: Seg[], key: Seg | undefined, allowed: readonly T[], dflt: T): T {
+    const s = this.str(v, at, key, dflt);
+    if (!(allowed as readonly string[]).includes(s)) { this.error(at, `unknown value ${JSON.stringify(s)} (expected ${allowed.join(', ')})`, key); return dflt; }
     return s as T;
   }
-  ip(v: unknown, path: Seg[]): string {
-    const s = this.str(v, path);
-    if (parseIP(s) === null) this.error(path, `invalid IP address ${JSON.stringify(s)}`);
+  ip(v: unknown, at: Seg[], key?: Seg): string {
+    const s = this.str(v, at, key);
+    if (ipFamily(s) === null) this.error(at, `invalid IP address ${JSON.stringify(s)}`, key);
     return s;
   }
-  strMap(v: unknown, path: Seg[]): Record<string, string> {
-    const o = this.obj(v, path);
+  strMap(v: unknown, at: Seg[], key: Seg): Record<string, string> {
+    const o = this.obj(v, at, key);
     const out: Record<string, string> = {};
-    for (const [k, val] of Object.entries(o)) out[k] = this.str(val, [...path, k]);
+    for (const k in o) {
+      if (!Object.prototype.hasOwnProperty.call(o, k)) continue;
+      const val = o[k];
+      out[k] = typeof val === 'string' ? val : this.str(val, [...at, key], k);
+    }
     return out;
   }
-  protocol(v: unknown, path: Seg[]): Protocol {
-    return this.oneOf(v, path, ['TCP', 'UDP', 'SCTP'] as const, 'TCP');
+  protocol(v: unknown, at: Seg[], key: Seg): Protocol {
+    return v === 'TCP' || v === 'UDP' || v === 'SCTP' ? v : this.oneOf(v, at, key, PROTOCOLS, 'TCP');
   }
 }
 
+/** Shared stand-ins for an absent mapping or list (never written to). */
+const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
+const NONE: unknown[] = Object.freeze([]) as unknown as unknown[];
+const PROTOCOLS = ['TCP', 'UDP', 'SCTP'] as const;
+const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'] as const;
+const FAMILIES = ['IPv4', 'IPv6'] as const;
+const POLICIES = ['Cluster', 'Local'] as const;
+const AFFINITIES = ['None', 'ClientIP'] as const;
+const ADDRESS_TYPES = ['IPv4', 'IPv6', 'FQDN'] as const;
+// Paths of fixed fields, built once.
+const ROOT: Seg[] = [];
+const METADATA: Seg[] = ['metadata'];
+const SPEC: Seg[] = ['spec'];
+const STATUS: Seg[] = ['status'];
+const STATUS_LB: Seg[] = ['status', 'loadBalancer'];
+const SPEC_AFFINITY: Seg[] = ['spec', 'sessionAffinityConfig'];
+const SPEC_AFFINITY_CLIENT: Seg[] = ['spec', 'sessionAffinityConfig', 'clientIP'];
+
 function readMeta(r: Reader, raw: Record<string, unknown>, namespaced: boolean): ObjectMeta {
-  const m = r.obj(raw.metadata, ['metadata']);
-  const name = r.str(m.name, ['metadata', 'name']);
-  if (name === '') r.error(['metadata', 'name'], 'missing name');
+  const m = r.obj(raw.metadata, ROOT, 'metadata');
+  const name = r.str(m.name, METADATA, 'name');
+  if (name === '') r.error(METADATA, 'missing name', 'name');
   return {
     name,
-    namespace: namespaced ? r.str(m.namespace, ['metadata', 'namespace'], 'default') || 'default' : '',
-    labels: r.strMap(m.labels, ['metadata', 'labels']),
-    annotations: r.strMap(m.annotations, ['metadata', 'annotations']),
+    namespace: namespaced ? r.str(m.namespace, METADATA, 'namespace', 'default') || 'default' : '',
+    labels: r.strMap(m.labels, METADATA, 'labels'),
+    annotations: r.strMap(m.annotations, METADATA, 'annotations'),
   };
+}
+
+/** A cluster IP as written: "", "None" or an IP address. */
+function clusterIPText(r: Reader, v: unknown, at: Seg[], key: Seg): string {
+  const t = r.str(v, at, key);
+  if (t !== '' && t !== 'None' && ipFamily(t) === null) r.error(at, `invalid IP address ${JSON.stringify(t)}`, key);
+  return t;
+}
+
+function readServicePorts(r: Reader, v: unknown): ServicePort[] {
+  const list = r.list(v, SPEC, 'ports');
+  const ports: ServicePort[] = [];
+  let seen: Set<string> | null = null;
+  for (let i = 0; i < list.length; i++) {
+    const p = r.obj(list[i], ['spec', 'ports'], i);
+    const at: Seg[] = ['spec', 'ports', i];
+    const port: ServicePort = {
+      name: r.str(p.name, at, 'name'),
+      protocol: r.protocol(p.protocol, at, 'protocol'),
+      port: r.int(p.port, at, 'port', 1, 65535, 0),
+      nodePort: r.int(p.nodePort, at, 'nodePort', 0, 65535, 0),
+      targetPort: typeof p.targetPort === 'string' || typeof p.targetPort === 'number' ? p.targetPort : null,
+    };
+    if (p.port === undefined || p.port === null) r.error(at, 'missing port', 'port');
+    // Duplicate names are checked only when there is more than one port (the common case has one).
+    if (list.length > 1) {
+      const key = `${port.name}/${port.protocol}`;
+      seen ??= new Set();
+      if (seen.has(key)) r.error(at, `duplicate port name ${JSON.stringify(port.name)} for ${port.protocol}`, 'name');
+      seen.add(key);
+    }
+    ports.push(port);
+  }
+  return ports;
 }
 
 function readService(r: Reader, raw: Record<string, unknown>): Service {
   const metadata = readMeta(r, raw, true);
-  const s = r.obj(raw.spec, ['spec']);
-  const P = (...p: Seg[]): Seg[] => ['spec', ...p];
-  const type = r.oneOf(s.type, P('type'), ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'] as const, 'ClusterIP');
-  const clusterIPText = (v: unknown, path: Seg[]): string => {
-    const t = r.str(v, path);
-    if (t !== '' && t !== 'None' && parseIP(t) === null) r.error(path, `invalid IP address ${JSON.stringify(t)}`);
-    return t;
-  };
-  let clusterIP = clusterIPText(s.clusterIP, P('clusterIP'));
-  let clusterIPs = r.list(s.clusterIPs, P('clusterIPs')).map((v, i) => clusterIPText(v, P('clusterIPs', i)));
+  const s = r.obj(raw.spec, ROOT, 'spec');
+  const type = r.oneOf(s.type, SPEC, 'type', SERVICE_TYPES, 'ClusterIP');
+  let clusterIP = clusterIPText(r, s.clusterIP, SPEC, 'clusterIP');
+  let clusterIPs = r.list(s.clusterIPs, SPEC, 'clusterIPs').map((v, i) => clusterIPText(r, v, ['spec', 'clusterIPs'], i));
   // The API server keeps clusterIP == clusterIPs[0]; fill whichever a hand-written manifest left out.
   if (clusterIPs.length === 0 && clusterIP !== '') clusterIPs = [clusterIP];
   if (clusterIP === '' && clusterIPs.length > 0) clusterIP = clusterIPs[0]!;
-  const ipFamilies = r.list(s.ipFamilies, P('ipFamilies')).map((v, i) => r.oneOf(v, P('ipFamilies', i), ['IPv4', 'IPv6'] as const, 'IPv4'));
-  const seen = new Set<string>();
-  const ports = r.list(s.ports, P('ports')).map((pv, i): ServicePort => {
-    const p = r.obj(pv, P('ports', i));
-    const port: ServicePort = {
-      name: r.str(p.name, P('ports', i, 'name')),
-      protocol: r.protocol(p.protocol, P('ports', i, 'protocol')),
-      port: r.int(p.port, P('ports', i, 'port'), 1, 65535, 0),
-      nodePort: r.int(p.nodePort, P('ports', i, 'nodePort'), 0, 65535, 0),
-      targetPort: typeof p.targetPort === 'string' || typeof p.targetPort === 'number' ? p.targetPort : null,
-    };
-    if (p.port === undefined || p.port === null) r.error(P('ports', i, 'port'), 'missing port');
-    const key = `${port.name}/${port.protocol}`;
-    if (seen.has(key)) r.error(P('ports', i, 'name'), `duplicate port name ${JSON.stringify(port.name)} for ${port.protocol}`);
-    seen.add(key);
-    return port;
-  });
-  const ranges = r.list(s.loadBalancerSourceRanges, P('loadBalancerSourceRanges')).map((v, i) => {
-    const t = r.str(v, P('loadBalancerSourceRanges', i));
-    if (parseCIDR(t.trim()) === null) r.error(P('loadBalancerSourceRanges', i), `invalid CIDR ${JSON.stringify(t)}`);
+  const ipFamilies = r.list(s.ipFamilies, SPEC, 'ipFamilies').map((v, i) => r.oneOf(v, ['spec', 'ipFamilies'], i, FAMILIES, 'IPv4'));
+  const ports = readServicePorts(r, s.ports);
+  const ranges = r.list(s.loadBalancerSourceRanges, SPEC, 'loadBalancerSourceRanges').map((v, i) => {
+    const t = r.str(v, ['spec', 'loadBalancerSourceRanges'], i);
+    if (parseCIDR(t.trim()) === null) r.error(['spec', 'loadBalancerSourceRanges'], `invalid CIDR ${JSON.stringify(t)}`, i);
     return t;
   });
-  const sac = r.obj(r.obj(s.sessionAffinityConfig, P('sessionAffinityConfig')).clientIP, P('sessionAffinityConfig', 'clientIP'));
-  const st = r.obj(raw.status, ['status']);
-  const lb = r.obj(st.loadBalancer, ['status', 'loadBalancer']);
-  const ingress = r.list(lb.ingress, ['status', 'loadBalancer', 'ingress']).map((iv, i): LoadBalancerIngress => {
+  const sac = r.obj(r.obj(s.sessionAffinityConfig, SPEC, 'sessionAffinityConfig').clientIP, SPEC_AFFINITY, 'clientIP');
+  const st = r.obj(raw.status, ROOT, 'status');
+  const lb = r.obj(st.loadBalancer, STATUS, 'loadBalancer');
+  const ingress = r.list(lb.ingress, STATUS_LB, 'ingress').map((iv, i): LoadBalancerIngress => {
     const base: Seg[] = ['status', 'loadBalancer', 'ingress', i];
     const ing = r.obj(iv, base);
-    const ip = ing.ip === undefined || ing.ip === null || ing.ip === '' ? null : r.ip(ing.ip, [...base, 'ip']);
-    const mode = ing.ipMode === undefined || ing.ipMode === null ? null : r.oneOf(ing.ipMode, [...base, 'ipMode'], ['VIP', 'Proxy'] as const, 'VIP');
-    return { ip, hostname: r.optStr(ing.hostname, [...base, 'hostname']), ipMode: mode };
+    const ip = ing.ip === undefined || ing.ip === null || ing.ip === '' ? null : r.ip(ing.ip, base, 'ip');
+    const mode = ing.ipMode === undefined || ing.ipMode === null ? null : r.oneOf(ing.ipMode, base, 'ipMode', ['VIP', 'Proxy'] as const, 'VIP');
+    return { ip, hostname: r.optStr(ing.hostname, base, 'hostname'), ipMode: mode };
   });
   return {
     kind: 'Service',
@@ -259,77 +305,94 @@ function readService(r: Reader, raw: Record<string, unknown>): Service {
       clusterIPs,
       ipFamilies,
       ports,
-      externalIPs: r.list(s.externalIPs, P('externalIPs')).map((v, i) => r.ip(v, P('externalIPs', i))),
-      externalName: r.str(s.externalName, P('externalName')),
+      externalIPs: r.list(s.externalIPs, SPEC, 'externalIPs').map((v, i) => r.ip(v, ['spec', 'externalIPs'], i)),
+      externalName: r.str(s.externalName, SPEC, 'externalName'),
       loadBalancerSourceRanges: ranges,
-      externalTrafficPolicy: r.oneOf(s.externalTrafficPolicy, P('externalTrafficPolicy'), ['Cluster', 'Local'] as const, 'Cluster'),
-      internalTrafficPolicy: r.oneOf(s.internalTrafficPolicy, P('internalTrafficPolicy'), ['Cluster', 'Local'] as const, 'Cluster'),
-      healthCheckNodePort: r.int(s.healthCheckNodePort, P('healthCheckNodePort'), 0, 65535, 0),
-      sessionAffinity: r.oneOf(s.sessionAffinity, P('sessionAffinity'), ['None', 'ClientIP'] as const, 'None'),
-      sessionAffinityTimeoutSeconds: r.int(sac.timeoutSeconds, P('sessionAffinityConfig', 'clientIP', 'timeoutSeconds'), 1, 86400, 10800),
-      trafficDistribution: r.optStr(s.trafficDistribution, P('trafficDistribution')),
+      externalTrafficPolicy: r.oneOf(s.externalTrafficPolicy, SPEC, 'externalTrafficPolicy', POLICIES, 'Cluster'),
+      internalTrafficPolicy: r.oneOf(s.internalTrafficPolicy, SPEC, 'internalTrafficPolicy', POLICIES, 'Cluster'),
+      healthCheckNodePort: r.int(s.healthCheckNodePort, SPEC, 'healthCheckNodePort', 0, 65535, 0),
+      sessionAffinity: r.oneOf(s.sessionAffinity, SPEC, 'sessionAffinity', AFFINITIES, 'None'),
+      sessionAffinityTimeoutSeconds: r.int(sac.timeoutSeconds, SPEC_AFFINITY_CLIENT, 'timeoutSeconds', 1, 86400, 10800),
+      trafficDistribution: r.optStr(s.trafficDistribution, SPEC, 'trafficDistribution'),
     },
     status: { loadBalancer: { ingress } },
+  };
+}
+
+/** Hint names (`forZones` / `forNodes`: lists of `{name}`). */
+function hintNames(r: Reader, v: unknown, at: Seg[]): string[] {
+  const list = r.list(v, at);
+  const out: string[] = [];
+  for (let k = 0; k < list.length; k++) out.push(r.str(r.obj(list[k], at, k).name, [...at, k], 'name'));
+  return out;
+}
+
+function readEndpoint(r: Reader, ev: unknown, i: number, addressType: EndpointSlice['addressType']): Endpoint {
+  const e = r.obj(ev, ['endpoints'], i);
+  // The base path is built lazily: a good endpoint never needs it.
+  let base: Seg[] | null = null;
+  const at = (): Seg[] => (base ??= ['endpoints', i]);
+  const list = e.addresses === undefined || e.addresses === null ? NONE : r.list(e.addresses, at(), 'addresses');
+  const addresses: string[] = [];
+  for (let j = 0; j < list.length; j++) {
+    const v = list[j];
+    if (addressType === 'FQDN') { addresses.push(r.str(v, [...at(), 'addresses'], j)); continue; }
+    const a = typeof v === 'string' ? v : r.str(v, [...at(), 'addresses'], j);
+    const family = ipFamily(a);
+    if (family === null) r.error([...at(), 'addresses'], `invalid IP address ${JSON.stringify(a)}`, j);
+    else if ((family === 4 ? 'IPv4' : 'IPv6') !== addressType) r.error([...at(), 'addresses'], `${a} is not an ${addressType} address`, j);
+    addresses.push(a);
+  }
+  if (addresses.length === 0) r.error(at(), 'endpoint has no addresses', 'addresses');
+  const c = e.conditions === undefined || e.conditions === null ? EMPTY : r.obj(e.conditions, at(), 'conditions');
+  const h = e.hints === undefined || e.hints === null ? null : r.obj(e.hints, at(), 'hints');
+  const cond = (v: unknown, key: string): boolean | null =>
+    v === undefined || v === null || typeof v === 'boolean' ? (v ?? null) as boolean | null : r.bool(v, [...at(), 'conditions'], key);
+  const optStr = (v: unknown, key: string): string | null =>
+    v === undefined || v === null ? null : typeof v === 'string' ? v : r.str(v, at(), key);
+  return {
+    addresses,
+    conditions: { ready: cond(c.ready, 'ready'), serving: cond(c.serving, 'serving'), terminating: cond(c.terminating, 'terminating') },
+    nodeName: optStr(e.nodeName, 'nodeName'),
+    zone: optStr(e.zone, 'zone'),
+    hints: h === null ? null : { forZones: hintNames(r, h.forZones, [...at(), 'hints', 'forZones']), forNodes: hintNames(r, h.forNodes, [...at(), 'hints', 'forNodes']) },
+    hostname: optStr(e.hostname, 'hostname'),
   };
 }
 
 function readEndpointSlice(r: Reader, raw: Record<string, unknown>): EndpointSlice {
   const metadata = readMeta(r, raw, true);
   if (!metadata.labels[LABEL_SERVICE_NAME]) {
-    r.error(['metadata', 'labels'], `missing ${LABEL_SERVICE_NAME} label (kube-proxy cannot tell which Service this slice belongs to)`);
+    r.error(METADATA, `missing ${LABEL_SERVICE_NAME} label (kube-proxy cannot tell which Service this slice belongs to)`, 'labels');
   }
-  const addressType = r.oneOf(raw.addressType, ['addressType'], ['IPv4', 'IPv6', 'FQDN'] as const, 'IPv4');
-  if (raw.addressType === undefined) r.error(['addressType'], 'missing addressType');
-  const ports = r.list(raw.ports, ['ports']).map((pv, i): EndpointPort => {
-    const p = r.obj(pv, ['ports', i]);
-    const name = r.optStr(p.name, ['ports', i, 'name']);
-    if (name === null) r.warn(['ports', i, 'name'], 'port has no name; kube-proxy ignores it');
-    const port = p.port === undefined || p.port === null ? null : r.int(p.port, ['ports', i, 'port'], 1, 65535, 0);
-    return { name, port, protocol: r.protocol(p.protocol, ['ports', i, 'protocol']) };
+  const addressType = r.oneOf(raw.addressType, ROOT, 'addressType', ADDRESS_TYPES, 'IPv4');
+  if (raw.addressType === undefined) r.error(ROOT, 'missing addressType', 'addressType');
+  const ports = r.list(raw.ports, ROOT, 'ports').map((pv, i): EndpointPort => {
+    const at: Seg[] = ['ports', i];
+    const p = r.obj(pv, at);
+    const name = r.optStr(p.name, at, 'name');
+    if (name === null) r.warn(at, 'port has no name; kube-proxy ignores it', 'name');
+    const port = p.port === undefined || p.port === null ? null : r.int(p.port, at, 'port', 1, 65535, 0);
+    return { name, port, protocol: r.protocol(p.protocol, at, 'protocol') };
   });
-  const endpoints = r.list(raw.endpoints, ['endpoints']).map((ev, i): Endpoint => {
-    const base: Seg[] = ['endpoints', i];
-    const e = r.obj(ev, base);
-    const addresses = r.list(e.addresses, [...base, 'addresses']).map((v, j) => {
-      const path = [...base, 'addresses', j];
-      if (addressType === 'FQDN') return r.str(v, path);
-      const a = r.ip(v, path);
-      const ip = parseIP(a);
-      if (ip && `IPv${ip.family}` !== addressType) r.error(path, `${a} is not an ${addressType} address`);
-      return a;
-    });
-    if (addresses.length === 0) r.error([...base, 'addresses'], 'endpoint has no addresses');
-    const c = r.obj(e.conditions, [...base, 'conditions']);
-    const h = e.hints === undefined || e.hints === null ? null : r.obj(e.hints, [...base, 'hints']);
-    const names = (v: unknown, path: Seg[]): string[] =>
-      r.list(v, path).map((x, k) => r.str(r.obj(x, [...path, k]).name, [...path, k, 'name']));
-    return {
-      addresses,
-      conditions: {
-        ready: r.bool(c.ready, [...base, 'conditions', 'ready']),
-        serving: r.bool(c.serving, [...base, 'conditions', 'serving']),
-        terminating: r.bool(c.terminating, [...base, 'conditions', 'terminating']),
-      },
-      nodeName: r.optStr(e.nodeName, [...base, 'nodeName']),
-      zone: r.optStr(e.zone, [...base, 'zone']),
-      hints: h === null ? null : { forZones: names(h.forZones, [...base, 'hints', 'forZones']), forNodes: names(h.forNodes, [...base, 'hints', 'forNodes']) },
-      hostname: r.optStr(e.hostname, [...base, 'hostname']),
-    };
-  });
+  const list = r.list(raw.endpoints, ROOT, 'endpoints');
+  const endpoints: Endpoint[] = [];
+  for (let i = 0; i < list.length; i++) endpoints.push(readEndpoint(r, list[i], i, addressType));
   return { kind: 'EndpointSlice', metadata, addressType, endpoints, ports };
 }
 
 function readNode(r: Reader, raw: Record<string, unknown>): Node {
   const metadata = readMeta(r, raw, false);
-  const s = r.obj(raw.spec, ['spec']);
-  let podCIDRs = r.list(s.podCIDRs, ['spec', 'podCIDRs']).map((v, i) => r.str(v, ['spec', 'podCIDRs', i]));
-  const single = r.str(s.podCIDR, ['spec', 'podCIDR']);
+  const s = r.obj(raw.spec, ROOT, 'spec');
+  let podCIDRs = r.list(s.podCIDRs, SPEC, 'podCIDRs').map((v, i) => r.str(v, ['spec', 'podCIDRs'], i));
+  const single = r.str(s.podCIDR, SPEC, 'podCIDR');
   if (podCIDRs.length === 0 && single !== '') podCIDRs = [single];
-  podCIDRs.forEach((c, i) => { if (parseCIDR(c) === null) r.error(['spec', 'podCIDRs', i], `invalid CIDR ${JSON.stringify(c)}`); });
-  const st = r.obj(raw.status, ['status']);
-  const addresses = r.list(st.addresses, ['status', 'addresses']).map((v, i) => {
-    const a = r.obj(v, ['status', 'addresses', i]);
-    return { type: r.str(a.type, ['status', 'addresses', i, 'type']), address: r.str(a.address, ['status', 'addresses', i, 'address']) };
+  podCIDRs.forEach((c, i) => { if (parseCIDR(c) === null) r.error(['spec', 'podCIDRs'], `invalid CIDR ${JSON.stringify(c)}`, i); });
+  const st = r.obj(raw.status, ROOT, 'status');
+  const addresses = r.list(st.addresses, STATUS, 'addresses').map((v, i) => {
+    const at: Seg[] = ['status', 'addresses', i];
+    const a = r.obj(v, at);
+    return { type: r.str(a.type, at, 'type'), address: r.str(a.address, at, 'address') };
   });
   return { kind: 'Node', metadata, spec: { podCIDRs }, status: { addresses } };
 }
@@ -374,7 +437,7 @@ function collect(raw: unknown, base: Seg[], lineOf: LineOf, source: string | und
   const r = new Reader();
   const obj = read(r, o);
   const m = obj.metadata;
-  const label = `${kind} ${m.namespace ? `${m.namespace}/` : ''}${m.name || '<unnamed>'}`;
+  const label = r.issues.length === 0 ? '' : `${kind} ${m.namespace ? `${m.namespace}/` : ''}${m.name || '<unnamed>'}`;
   for (const i of r.issues) {
     const full = [...base, ...i.path];
     out.issues.push({ severity: i.severity, source, line: lineOf(full), object: label, path: pathText(i.path), message: i.message });
@@ -434,7 +497,8 @@ export function parseManifests(text: string, source?: string): ManifestSet {
 /** Loads already-decoded objects (e.g. from an API watch); the same rules, without lines. */
 export function loadObjects(values: unknown[], source?: string): ManifestSet {
   const out = emptySet();
-  values.forEach((v, i) => collect(v, values.length > 1 ? [i] : [], () => undefined, source, out));
+  const noLine: LineOf = () => undefined;
+  for (let i = 0; i < values.length; i++) collect(values[i], values.length > 1 ? [i] : ROOT, noLine, source, out);
   return out;
 }
 

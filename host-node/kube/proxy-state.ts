@@ -94,12 +94,13 @@ export class ProxyState {
       const eps = fs.endpoints.take();
       for (const c of svc.changes.values()) fs.model.applyServiceChange(c.previous, c.current);
       for (const c of eps.changes.values()) fs.model.applyEndpointsChange(c.previous, c.current);
-      const changed = new Set([...svc.services, ...eps.services]);
+      let ports: Set<string> | null = null;
       plans.push({
         family: fs.family,
         model: fs.model,
-        changedServices: fs.needFullSync ? null : changed,
-        changedServicePorts: new Set([...svc.servicePorts, ...eps.servicePorts]),
+        changedServices: fs.needFullSync ? null : new Set([...svc.services, ...eps.services]),
+        // Built when first read: a full sync never needs it.
+        get changedServicePorts() { return (ports ??= new Set([...svc.servicePorts, ...eps.servicePorts])); },
       });
       fs.needFullSync = false;
     }

@@ -18,12 +18,11 @@ export type DirectRenderOptions = Pick<IptablesOptions,
   'localhostNodePorts' | 'preferSameTrafficDistribution'>;
 
 const endpointOf = (ep: EndpointInfo) => ({ ip: ep.ip, port: ep.port });
+const NO_LABELS: Record<string, string> = {};
 
 /** One service port of one family as the direct table holds it. */
 export function renderDirectService(sp: ServicePortInfo, endpoints: readonly EndpointInfo[], opts: DirectRenderOptions, hostId: number): DirectService {
-  const cat = categorizeEndpoints(endpoints, sp, opts.nodeName ?? '', opts.topologyLabels ?? {}, {
-    preferSameTrafficDistribution: opts.preferSameTrafficDistribution,
-  });
+  const cat = categorizeEndpoints(endpoints, sp, opts.nodeName ?? '', opts.topologyLabels ?? NO_LABELS, opts);
   const hasEndpoints = cat.hasAnyEndpoints;
   // KUBE-FW exists only with endpoints, VIPs and source ranges (else no LB filtering at all).
   const firewall = hasEndpoints && sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
@@ -43,15 +42,17 @@ export function renderDirectService(sp: ServicePortInfo, endpoints: readonly End
   // kube-proxy's KUBE-SERVICES order: cluster IP, external IPs, LB IPs; an address listed twice
   // matches its first rule.
   const frontends: DirectService['frontends'] = [{ kind: 'cluster', ip: sp.clusterIP, port: sp.port }];
-  const seen = new Set<string>([sp.clusterIP]);
-  const add = (kind: 'external' | 'loadBalancer', text: string) => {
-    const key = canonicalIP(text) ?? text;
-    if (seen.has(key)) return;
-    seen.add(key);
-    frontends.push({ kind, ip: text, port: sp.port });
-  };
-  for (const ip of sp.externalIPs) add('external', ip);
-  for (const ip of sp.loadBalancerVIPs) add('loadBalancer', ip);
+  if (sp.externalIPs.length > 0 || sp.loadBalancerVIPs.length > 0) {
+    const seen = new Set<string>([sp.clusterIP]);
+    const add = (kind: 'external' | 'loadBalancer', text: string) => {
+      const key = canonicalIP(text) ?? text;
+      if (seen.has(key)) return;
+      seen.add(key);
+      frontends.push({ kind, ip: text, port: sp.port });
+    };
+    for (const ip of sp.externalIPs) add('external', ip);
+    for (const ip of sp.loadBalancerVIPs) add('loadBalancer', ip);
+  }
   if (sp.nodePort !== 0) frontends.push({ kind: 'nodePort', port: sp.nodePort });
   return {
     name: sp.name,

@@ -35,6 +35,32 @@ export interface TakenChanges<C> {
   changes: Map<string, C>;
 }
 
+/** ServicePortName.String() of a service port id ("ns/name:port/TCP" → "ns/name:port", "ns/name:/TCP" → "ns/name"). */
+function servicePortNameOfId(id: string): string {
+  const s = id.slice(0, id.lastIndexOf('/'));
+  return s.endsWith(':') ? s.slice(0, -1) : s;
+}
+
+/**
+ * The changes of one take(); the name sets are built when first read (a full sync renders
+ * everything and never asks which of 20,000 Services changed).
+ */
+function taken<C>(changes: Map<string, C>, eachServicePort: (add: (name: string) => void) => void): TakenChanges<C> {
+  let services: Set<string> | null = null;
+  let servicePorts: Set<string> | null = null;
+  return {
+    get services() { return (services ??= new Set(changes.keys())); },
+    get servicePorts() {
+      if (!servicePorts) {
+        const set = (servicePorts = new Set<string>());
+        eachServicePort((name) => set.add(name));
+      }
+      return servicePorts;
+    },
+    changes,
+  };
+}
+
 const sortedKeys = (m: Map<string, unknown>): string[] => [...m.keys()].sort();
 
 /** ServiceChangeTracker. */
@@ -73,11 +99,12 @@ export class ServiceChangeTracker {
   take(): TakenChanges<ServiceChange> {
     const changes = this.items;
     this.items = new Map();
-    const servicePorts = new Set<string>();
-    for (const c of changes.values()) {
-      for (const m of [c.previous, c.current]) if (m) for (const sp of m.values()) servicePorts.add(sp.name);
-    }
-    return { services: new Set(changes.keys()), servicePorts, changes };
+    return taken(changes, (add) => {
+      for (const c of changes.values()) {
+        if (c.previous) for (const sp of c.previous.values()) add(sp.name);
+        if (c.current) for (const sp of c.current.values()) add(sp.name);
+      }
+    });
   }
 }
 
@@ -86,6 +113,9 @@ interface SliceTracker {
   /** null = pending removal. */
   pending: Map<string, EndpointSlice | null>;
 }
+
+/** The pending map of every Service with nothing pending (never written: 20,000 Services need no 20,000 empty Maps). */
+const NO_PENDING = new Map<string, EndpointSlice | null>();
 
 function sameSlice(a: EndpointSlice | null | undefined, b: EndpointSlice | null | undefined): boolean {
   if (!a || !b) return !a && !b;
@@ -114,7 +144,7 @@ export class EndpointsChangeTracker {
     const nn = sliceServiceName(slice);
     if (nn === null) return false;
     let t = this.trackers.get(nn);
-    if (!t) this.trackers.set(nn, (t = { applied: new Map(), pending: new Map() }));
+    if (!t) this.trackers.set(nn, (t = { applied: new Map(), pending: NO_PENDING }));
     const key = slice.metadata.name;
     const next = remove ? null : slice;
     const applied = t.applied.get(key);
@@ -135,6 +165,7 @@ export class EndpointsChangeTracker {
       this.dropIfEmpty(nn, t);
       return false;
     }
+    if (t.pending === NO_PENDING) t.pending = new Map();
     t.pending.set(key, next);
     this.dirty.add(nn);
     return true;
@@ -154,7 +185,6 @@ export class EndpointsChangeTracker {
   /** checkoutChanges: applies pending slices and returns each Service's endpoints before/after. */
   take(): TakenChanges<EndpointsChange> {
     const changes = new Map<string, EndpointsChange>();
-    const servicePorts = new Set<string>();
     for (const nn of this.pending()) {
       const t = this.trackers.get(nn)!;
       const previous = endpointsFromSlices(nn, t.applied.values(), this.nodeName);
@@ -162,13 +192,17 @@ export class EndpointsChangeTracker {
         if (s === null) t.applied.delete(key);
         else t.applied.set(key, s);
       }
-      t.pending.clear();
+      t.pending = NO_PENDING;
       this.dirty.delete(nn);
       this.dropIfEmpty(nn, t);
       const current = endpointsFromSlices(nn, t.applied.values(), this.nodeName);
-      for (const m of [previous, current]) for (const id of m.keys()) servicePorts.add(id.slice(0, id.lastIndexOf('/')).replace(/:$/, ''));
       changes.set(nn, { previous, current });
     }
-    return { services: new Set(changes.keys()), servicePorts, changes };
+    return taken(changes, (add) => {
+      for (const c of changes.values()) {
+        for (const id of c.previous.keys()) add(servicePortNameOfId(id));
+        for (const id of c.current.keys()) add(servicePortNameOfId(id));
+      }
+    });
   }
 }

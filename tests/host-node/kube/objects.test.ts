@@ -198,4 +198,41 @@ status: {loadBalancer: {ingress: [{ip: 1.2.3.4, ipMode: Proxy}, {hostname: lb.ex
     }
     expect(loadObjects([null, 5, { kind: 'Node', metadata: { name: 'n' } }]).nodes).toHaveLength(1);
   });
+
+  it('decoded objects: every bad field is named by its full path, in reading order, and only that object is left out', () => {
+    const set = loadObjects([
+      {
+        kind: 'EndpointSlice', addressType: 'IPv4',
+        metadata: { name: 's', namespace: 'ns', labels: { 'kubernetes.io/service-name': 'web', bad: 7 } },
+        ports: [{ name: 'http', port: 70000, protocol: 'TCP' }],
+        endpoints: [
+          { addresses: ['198.18.0.1'], conditions: { ready: 'yes' }, nodeName: 5 },
+          { addresses: ['fd00::1', 'nope'], hints: { forZones: [{ name: 3 }] } },
+          { addresses: [] },
+        ],
+      },
+      {
+        kind: 'Service', metadata: { name: 'web', namespace: 'ns' },
+        spec: { clusterIP: '198.18.0.10', ports: [{ port: 80, protocol: 'ICMP' }], sessionAffinityConfig: { clientIP: { timeoutSeconds: 0 } } },
+        status: { loadBalancer: { ingress: [{ ip: '1.2.3' }] } },
+      },
+      { kind: 'Service', metadata: { name: 'ok', namespace: 'ns' }, spec: { clusterIP: '198.18.0.11', ports: [{ port: 80 }] } },
+    ]);
+    expect(set.issues.map((i) => `${i.object} ${i.path}`)).toEqual([
+      'EndpointSlice ns/s metadata.labels.bad',
+      'EndpointSlice ns/s ports[0].port',
+      'EndpointSlice ns/s endpoints[0].conditions.ready',
+      'EndpointSlice ns/s endpoints[0].nodeName',
+      'EndpointSlice ns/s endpoints[1].addresses[0]',
+      'EndpointSlice ns/s endpoints[1].addresses[1]',
+      'EndpointSlice ns/s endpoints[1].hints.forZones[0].name',
+      'EndpointSlice ns/s endpoints[2].addresses',
+      'Service ns/web spec.ports[0].protocol',
+      'Service ns/web status.loadBalancer.ingress[0].ip',
+      'Service ns/web spec.sessionAffinityConfig.clientIP.timeoutSeconds',
+    ]);
+    expect(set.issues.every((i) => i.severity === 'error')).toBe(true);
+    expect(set.endpointSlices).toHaveLength(0);
+    expect(set.services.map((x) => x.metadata.name)).toEqual(['ok']);
+  });
 });

@@ -156,6 +156,18 @@ ports: [{port: 9}]`);
     expect(eps[0]!).toMatchObject({ ready: true, serving: true, isLocal: false, zoneHints: ['z1'], nodeHints: ['node-b'], zone: 'z1' });
   });
 
+  it('endpoints: a terminating duplicate never replaces one already seen; of non-terminating duplicates the last slice wins', () => {
+    const a = slice('web-a', '[{addresses: [10.0.0.9], nodeName: node-a}, {addresses: [10.0.0.8], nodeName: node-a}]');
+    const b = slice('web-b', `[{addresses: [10.0.0.9], nodeName: node-b, conditions: {ready: false, serving: true, terminating: true}},
+      {addresses: [10.0.0.8], nodeName: node-b}]`);
+    const c = slice('web-c', '[{addresses: [10.0.0.8], nodeName: node-c, conditions: {ready: false, serving: true, terminating: true}}]');
+    const eps = endpointsFromSlices('default/web', [c, b, a], 'node-a').get('default/web:http/TCP')!;
+    expect(eps.map((e) => [e.endpoint, e.nodeName, e.terminating])).toEqual([
+      ['10.0.0.8:8080', 'node-b', false],
+      ['10.0.0.9:8080', 'node-a', false],
+    ]);
+  });
+
   it('IPv6 endpoints are canonical and bracketed', () => {
     const m = endpointsFromSlices('default/web', [slice('w6', '[{addresses: ["FD00:0:0::5"], nodeName: node-a}]', 'IPv6')], 'node-a');
     expect(m.get('default/web:http/TCP')![0]).toMatchObject({ ip: 'fd00::5', endpoint: '[fd00::5]:8080', isLocal: true });
