@@ -3,9 +3,12 @@
 // kernel does the Service DNAT with kube-proxy's own iptables rules for the same manifests, as
 // `svcplane render --with-jumps` prints them, loaded with iptables-legacy-restore. Never touches
 // anything outside its own namespaces (rules, nfacct counters and sysctls go with the namespace).
+// The node has no route for Service addresses, so a connection to a ClusterIP that succeeds has
+// been DNATed by those rules.
 import { spawnSync } from 'node:child_process';
 import { E2ECluster, CLI, CLUSTER_CIDR, NODE_IP, NODE_NAME, BACKENDS } from '../tests/e2e/cluster.js';
 import { missingTools } from '../tests/support/netns.js';
+import { VIP } from '../tests/e2e/manifests.js';
 
 /** Tools the kernel twin needs beyond `ip`. */
 export const TWIN_TOOLS = ['iptables-legacy-restore', 'nfacct'];
@@ -42,6 +45,7 @@ export async function startKernelTwin(yaml: string): Promise<KernelTwin> {
     let t = performance.now();
     const text = renderKubeRules(c.manifests);
     const renderMs = performance.now() - t;
+    if (!text.includes(`-d ${VIP.web}/32`)) throw new Error(`svcplane render printed no rule for ${VIP.web}`);
     c.nodeExec(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
     // kube-proxy creates its nfacct counters before it writes rules that name them.
     for (const name of ['localhost_nps_accepted_pkts', 'ct_state_invalid_dropped_pkts']) c.nodeExec(['nfacct', 'add', name]);
