@@ -45,7 +45,7 @@ export async function startKernelTwin(yaml: string): Promise<KernelTwin> {
     let t = performance.now();
     const text = renderKubeRules(c.manifests);
     const renderMs = performance.now() - t;
-    if (!text.includes(`-d ${VIP.web}/32`)) throw new Error(`svcplane render printed no rule for ${VIP.web}`);
+    if (!text.includes(`-d ${VIP.web} --dport 80 `)) throw new Error(`svcplane render printed no rule for ${VIP.web}`);
     c.nodeExec(['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
     // kube-proxy creates its nfacct counters before it writes rules that name them.
     for (const name of ['localhost_nps_accepted_pkts', 'ct_state_invalid_dropped_pkts']) c.nodeExec(['nfacct', 'add', name]);
