@@ -2,15 +2,16 @@
 // speaking one JSON request/reply per line (tests/support/netns.ts LineAgent).
 // Backend: TCP :8080 answers one line "<name> <peer> <line>" and closes; TCP :8081 answers every
 // line the same way and stays open (long-lived flows); :8082 and :8083 the same, behind no
-// Service (direct baselines); UDP :5353 answers each datagram likewise.
-// Client: connections, datagrams, a long-lived connection, HTTP GETs and bounded load.
+// Service (direct baselines); TCP :8084 discards what it reads and, when the peer ends, answers the
+// byte count (single-stream throughput), :8085 the same behind no Service; UDP :5353 answers each datagram likewise.
+// Client: connections, datagrams, a long-lived connection, HTTP GETs, bounded load and one bulk stream.
 
 import { TCP_ONCE } from '../support/netns-tun.js';
 
 export const BACKEND_AGENT = String.raw`
 const net = require('net'), dgram = require('dgram'), readline = require('readline');
 const [name] = process.argv.slice(1);
-let pending = 5; const waiters = [];
+let pending = 7; const waiters = [];
 const ready = () => { if (--pending === 0) waiters.splice(0).forEach((f) => f()); };
 const peer = (a) => a.replace(/^::ffff:/, '');
 const oneShot = (s) => {
@@ -32,6 +33,14 @@ net.createServer(lines).listen(8081, '::', 64, ready);
 // The same two behind no Service: the direct-to-pod baseline of the benchmark.
 net.createServer(oneShot).listen(8082, '::', 1024, ready);
 net.createServer(lines).listen(8083, '::', 64, ready);
+const sink = (s) => {
+  let n = 0;
+  s.on('data', (d) => { n += d.length; });
+  s.on('end', () => s.end(n + '\n'));
+  s.on('error', () => {});
+};
+net.createServer({ allowHalfOpen: true }, sink).listen(8084, '::', 16, ready);
+net.createServer({ allowHalfOpen: true }, sink).listen(8085, '::', 16, ready);
 const u = dgram.createSocket('udp4');
 u.on('message', (m, r) => u.send(name + ' ' + r.address + ' ' + m, r.port, r.address));
 u.bind(5353, '0.0.0.0', ready);
@@ -142,6 +151,25 @@ const ops = {
     lat.sort((a, b) => a - b);
     const q = (p) => lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : 0;
     return { ok, ms: Date.now() - start, p50: q(0.5), p99: q(0.99) };
+  },
+  async stream(m) {
+    // One connection writing chunk-sized buffers for m.ms (respecting backpressure), then ending;
+    // the sink answers how many bytes it read, timed from connect to that answer.
+    const chunk = Buffer.alloc(m.chunk || 65536, 0x61);
+    return new Promise((resolve) => {
+      const s = net.connect({ host: m.host, port: m.port });
+      let t0 = 0, reply = '', done = false;
+      const finish = (v) => { if (!done) { done = true; clearTimeout(guard); s.destroy(); resolve(v); } };
+      const guard = setTimeout(() => finish({ error: 'timeout' }), m.ms + 5000);
+      const pump = () => {
+        while (Date.now() - t0 < m.ms) { if (!s.write(chunk)) { s.once('drain', pump); return; } }
+        s.end();
+      };
+      s.on('connect', () => { t0 = Date.now(); pump(); });
+      s.on('data', (d) => { reply += d; });
+      s.on('end', () => finish({ bytes: Number(reply.trim()), ms: Date.now() - t0 }));
+      s.on('error', (e) => finish({ error: e.code || e.message }));
+    });
   },
 };
 let chain = Promise.resolve();

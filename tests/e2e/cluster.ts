@@ -42,7 +42,7 @@ function packageRoot(): string {
   return dir;
 }
 const ROOT = packageRoot();
-const CLI = join(ROOT, 'bin', 'svcplane.js');
+export const CLI = join(ROOT, 'bin', 'svcplane.js');
 
 export interface ProxyProcess {
   child: ChildProcess;
@@ -130,8 +130,8 @@ export class E2ECluster {
     renameSync(tmp, join(this.manifests, 'cluster.yaml'));
   }
 
-  /** Starts `svcplane proxy` in the node namespace; resolves once it reports serving. */
-  async startProxy(extra: string[] = [], opts: { manifests?: boolean } = {}): Promise<ProxyProcess> {
+  /** Starts `svcplane proxy` in the node namespace; resolves once it reports serving (within startMs, default 20 s). */
+  async startProxy(extra: string[] = [], opts: { manifests?: boolean; startMs?: number } = {}): Promise<ProxyProcess> {
     const args = [
       'netns', 'exec', this.node.name, process.execPath, CLI, 'proxy',
       ...(opts.manifests === false ? [] : ['--manifests', this.manifests]), '--hostname-override', NODE_NAME,
@@ -145,7 +145,7 @@ export class E2ECluster {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const p: ProxyProcess = { child, output: () => out, exited };
     this.proxy = p;
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + (opts.startMs ?? 20_000);
     while (!/proxy: serving/.test(out)) {
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`proxy did not start: ${out}`);
       await new Promise((r) => setTimeout(r, 50));

@@ -1,6 +1,7 @@
 // manifests.ts — the Services and EndpointSlices the end-to-end tests serve, as YAML: ClusterIP TCP
 // (also NodePort and externalIP), UDP, a Service without endpoints, a LoadBalancer with
-// externalTrafficPolicy Local (health check node port), and a ClientIP-affinity Service.
+// externalTrafficPolicy Local (health check node port), and a ClientIP-affinity Service. For the
+// benchmark, the same cluster grown to N Services (a bulk-stream Service and fillers, 2 endpoints each).
 import { BACKENDS, CLUSTER_CIDR, NODE_NAME } from './cluster.js';
 
 export const VIP6 = { web: 'fd00:96::10' };
@@ -11,6 +12,10 @@ export const LB_IP = '198.18.121.10';
 export const RANGED_LB_IP = '198.18.122.10';
 export const NODE_PORT = { web: 30080, local: 30081 };
 export const HEALTH_CHECK_PORT = 32001;
+/** The benchmark's single-stream Service (backends' byte sink, :8084). */
+export const BULK = { vip: '198.18.96.17', port: 82 };
+/** Filler Services' ClusterIPs (16,384 addresses, apart from every address the cluster uses). */
+export const FILL_CIDR = '198.19.0.0/18';
 
 type Backend = (typeof BACKENDS)[number];
 
@@ -74,4 +79,22 @@ export function clusterManifests(shape: ClusterShape = {}): string {
       slice('web6-1', 'web6', 8080, 'TCP', BACKENDS, 6),
     ] : []),
   ].join('');
+}
+
+/**
+ * clusterManifests() plus the bulk Service plus fillers, `total` Services in all: each filler a
+ * TCP ClusterIP (port 80 → 8080) on both backends, its address the i-th of FILL_CIDR.
+ */
+export function scaleManifests(total: number): string {
+  const base = clusterManifests() + service('bulk', { clusterIP: BULK.vip, ports: [{ name: 'p', port: BULK.port, targetPort: 8084, protocol: 'TCP' }] })
+    + slice('bulk-1', 'bulk', 8084, 'TCP', BACKENDS);
+  const have = (base.match(/^kind: Service$/gm) ?? []).length;
+  const fill = Math.max(0, total - have);
+  if (fill > 16384) throw new Error(`scaleManifests: ${fill} fillers do not fit in ${FILL_CIDR}`);
+  const out = [base];
+  for (let i = 0; i < fill; i++) {
+    const ip = `198.19.${i >> 8}.${i & 255}`;
+    out.push(service(`fill-${i}`, { clusterIP: ip, ports: [{ name: 'p', port: 80, targetPort: 8080, protocol: 'TCP' }] }), slice(`fill-${i}-1`, `fill-${i}`, 8080, 'TCP', BACKENDS));
+  }
+  return out.join('');
 }
