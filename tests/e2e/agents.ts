@@ -6,7 +6,7 @@
 // byte count (single-stream throughput), :8085 the same behind no Service; UDP :5353 answers each datagram likewise.
 // Client: connections, datagrams, a long-lived connection, HTTP GETs, bounded load and one bulk stream.
 
-import { TCP_ONCE } from '../support/netns-tun.js';
+import { READY_LOOP, TCP_ONCE } from '../support/netns-tun.js';
 
 export const BACKEND_AGENT = String.raw`
 const net = require('net'), dgram = require('dgram'), readline = require('readline');
@@ -44,12 +44,7 @@ net.createServer({ allowHalfOpen: true }, sink).listen(8085, '::', 16, ready);
 const u = dgram.createSocket('udp4');
 u.on('message', (m, r) => u.send(name + ' ' + r.address + ' ' + m, r.port, r.address));
 u.bind(5353, '0.0.0.0', ready);
-readline.createInterface({ input: process.stdin }).on('line', (l) => {
-  const m = JSON.parse(l);
-  const answer = () => process.stdout.write(JSON.stringify({ ok: true }) + '\n');
-  if (m.op === 'ready') { if (pending === 0) answer(); else waiters.push(answer); }
-  else process.stdout.write(JSON.stringify({ error: 'unknown op ' + m.op }) + '\n');
-});
+${READY_LOOP}
 `;
 
 export const CLIENT_AGENT = String.raw`

@@ -7,6 +7,32 @@
 // and everything goes with the scope's destroy().
 import { NetnsScope, type LineAgent, type Netns } from './netns.js';
 
+/** Agent source: answers {op:"ready"} once `pending` reaches 0 (the backend agents' listeners). */
+export const READY_LOOP = String.raw`
+readline.createInterface({ input: process.stdin }).on('line', (l) => {
+  const m = JSON.parse(l);
+  const answer = () => process.stdout.write(JSON.stringify({ ok: true }) + '\n');
+  if (m.op === 'ready') { if (pending === 0) answer(); else waiters.push(answer); }
+  else process.stdout.write(JSON.stringify({ error: 'unknown op ' + m.op }) + '\n');
+});
+`;
+
+/** Agent source: one TCP request/reply exchange with a timeout (shared by the client agents). */
+export const TCP_ONCE = String.raw`
+function once(host, port, payload, timeoutMs) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    let buf = '', done = false;
+    const finish = (v) => { if (!done) { done = true; clearTimeout(t); s.destroy(); resolve(v); } };
+    const t = setTimeout(() => finish({ error: 'timeout' }), timeoutMs);
+    s.on('connect', () => s.write(payload + '\n'));
+    s.on('data', (d) => { buf += d; });
+    s.on('end', () => finish({ reply: buf.trim() }));
+    s.on('error', (e) => finish({ error: e.code || e.message }));
+  });
+}
+`;
+
 export const SVC_CIDR = '198.18.96.0/24';
 export const VIP = '198.18.96.10';
 /** Routed into the TUN, never assigned to an interface (the masquerade recipe). */
@@ -42,28 +68,7 @@ net.createServer((s) => {
 const u = dgram.createSocket('udp4');
 u.on('message', (m, r) => u.send(name + ' ' + r.address + ' ' + m, r.port, r.address));
 u.bind(Number(udpPort), '0.0.0.0', ready);
-readline.createInterface({ input: process.stdin }).on('line', (l) => {
-  const m = JSON.parse(l);
-  const answer = () => process.stdout.write(JSON.stringify({ ok: true }) + '\n');
-  if (m.op === 'ready') { if (pending === 0) answer(); else waiters.push(answer); }
-  else process.stdout.write(JSON.stringify({ error: 'unknown op ' + m.op }) + '\n');
-});
-`;
-
-/** Agent source: one TCP request/reply exchange with a timeout (shared by the client agents). */
-export const TCP_ONCE = String.raw`
-function once(host, port, payload, timeoutMs) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host, port });
-    let buf = '', done = false;
-    const finish = (v) => { if (!done) { done = true; clearTimeout(t); s.destroy(); resolve(v); } };
-    const t = setTimeout(() => finish({ error: 'timeout' }), timeoutMs);
-    s.on('connect', () => s.write(payload + '\n'));
-    s.on('data', (d) => { buf += d; });
-    s.on('end', () => finish({ reply: buf.trim() }));
-    s.on('error', (e) => finish({ error: e.code || e.message }));
-  });
-}
+${READY_LOOP}
 `;
 
 // Client: {op:"tcp", host, port, count, concurrency} → {replies, errors};
