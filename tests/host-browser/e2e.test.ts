@@ -178,7 +178,8 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     await page.click('[data-advance="61000"]');
     await idle(page);
     await page.click('#share');
-    await idle(page);
+    // The link is encoded asynchronously (msgpack + compression) after the click: wait for it.
+    await page.waitForFunction(() => (document.getElementById('share-url') as HTMLInputElement).value !== '', undefined, { timeout: 30_000 });
     const url = await page.inputValue('#share-url');
     expect(url).toMatch(/#s=[A-Za-z0-9_-]+$/);
     const outcomes = await outcomeTexts(page);
