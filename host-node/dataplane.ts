@@ -15,11 +15,11 @@ import { IpvsProgram, type IpvsCore, type DesiredService, type Scheduler, type S
 import { Ipvsadm, type IpvsadmResult } from './ipvs/ipvsadm.js';
 import {
   ProxyState, parseManifests, loadObjects, renderIptables, jumpChains, jumpRestoreText, liveTable, namespacedName,
-  renderDirectService, nodePortReach, servicePortId, renderIpvs,
+  renderDirectService, nodePortReach, servicePortId, renderIpvs, joinHostPort,
   type IptablesOptions, type ManifestIssue, type Service, type EndpointSlice, type Node, type SyncPlan, type ServicePortInfo,
   type IpvsRenderOptions,
 } from './kube/index.js';
-import { encodeDirectOps, runDirectOps, setNodePortReach, DIRECT_ERRORS, type DirectCore, type DirectOp } from './core/svc-config.js';
+import { encodeDirectOps, runDirectOps, setNodePortReach, splitHostPort, DIRECT_ERRORS, type DirectCore, type DirectOp } from './core/svc-config.js';
 import type { DnsOptions } from './kube/dns-records.js';
 import type { DnsCore } from './dns/table.js';
 import { DnsLoader, type DnsInput, type DnsLoadResult } from './dns/records-from.js';
@@ -271,14 +271,13 @@ export class Dataplane extends CoreDataplane {
     if (this.ipvsProgram && (proto === 'tcp' || proto === 'udp' || proto === 'sctp')) {
       const t = this.ipvsProgram.trace({ protocol: proto, src: q.src, sport: q.sport ?? 40000, dst: q.dst, dport: q.dport ?? 0 }, q.nowMs ?? this.lastNowMs);
       const svc = t.service !== undefined ? this.ipvsProgram.service(t.service) : undefined;
-      const hp = (a: string, p: number) => (a.includes(':') ? `[${a}]:${p}` : `${a}:${p}`);
       r.ipvs = {
         kind: t.kind,
         ...(svc ? {
-          service: `${(svc.protocol ?? 'fwm').toUpperCase()}  ${svc.fwmark ? svc.fwmark : hp(svc.address!, svc.port)}`,
+          service: `${(svc.protocol ?? 'fwm').toUpperCase()}  ${svc.fwmark ? svc.fwmark : joinHostPort(svc.address!, svc.port)}`,
           scheduler: svc.scheduler, ...(svc.persistent !== undefined ? { persistent: svc.persistent } : {}),
         } : {}),
-        choices: t.choices.map((c) => ({ to: hp(c.address, c.port || (q.dport ?? 0)), probability: c.probability })),
+        choices: t.choices.map((c) => ({ to: joinHostPort(c.address, c.port || (q.dport ?? 0)), probability: c.probability })),
       };
       this.refresh();
     }
@@ -340,7 +339,7 @@ export class Dataplane extends CoreDataplane {
     const result: ApplyResult = { issues: set.issues.filter((i) => i.severity === 'error'), families: [], flushed: 0 };
     const plans = k.state.sync();
     const podCIDR = typeof this.options.podCIDR === 'string' ? this.options.podCIDR : this.options.podCIDR?.join(',');
-    if (mode === 'ipvs') this.syncIpvs(plans, nodeName, opts, result);
+    if (mode === 'ipvs') this.syncIpvs(plans, nodeName, podCIDR, opts, result);
     else for (const plan of plans) {
       if (mode === 'direct') {
         result.families.push(this.applyDirect(plan, { nodeName, topologyLabels: k.state.topologyLabels, nodeIPs: this.options.nodeIPs, ...opts.iptables }, result.issues));
@@ -420,13 +419,11 @@ export class Dataplane extends CoreDataplane {
    * expire_nodest_conn and expire_quiescent_template = 1. A refused step throws and forces the
    * next sync to be full.
    */
-  private syncIpvs(plans: SyncPlan[], nodeName: string, opts: ApplyOptions, result: ApplyResult): void {
+  private syncIpvs(plans: SyncPlan[], nodeName: string, podCIDR: string | undefined, opts: ApplyOptions, result: ApplyResult): void {
     const k = this.kube!;
     const program = this.ipvs();
     const state = (this.ipvsMode ??= new Map());
     if (state.size === 0) for (const s of ['conntrack', 'expire_nodest_conn', 'expire_quiescent_template', 'persist_strict'] as const) program.setSysctl(s, 1);
-    const podCIDR = typeof this.options.podCIDR === 'string' ? this.options.podCIDR : this.options.podCIDR?.join(',');
-    const hostPort = (t: string) => { const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(t)!; return { address: m[1]!, port: Number(m[2]) }; };
     try {
       for (const plan of plans) {
         const r = renderIpvs(plan.model, {
@@ -452,10 +449,10 @@ export class Dataplane extends CoreDataplane {
         // Virtual servers: the other family's stay as they are; leaving TCP real servers drain.
         const live = new Map(program.services().map((s) => [`${s.protocol} ${s.address} ${s.port}`, s]));
         const servers: DesiredService[] = r.servers.map((vs) => {
-          const dests = vs.dests.map((d) => ({ ...hostPort(d), forwarding: 'masq' as const, weight: 1 }));
+          const dests = vs.dests.map((d) => { const h = splitHostPort(d)!; return { address: h.host, port: h.port, forwarding: 'masq' as const, weight: 1 }; });
           const cur = live.get(`${vs.protocol} ${vs.address} ${vs.port}`);
           if (cur && vs.protocol === 'tcp') {
-            const want = new Set(vs.dests.map((d) => { const h = hostPort(d); return `${h.address}:${h.port}`; }));
+            const want = new Set(dests.map((d) => `${d.address}:${d.port}`));
             for (const d of cur.destinations) {
               if (want.has(`${d.address}:${d.port}`) || d.activeConns + d.inactConns === 0) continue;
               dests.push({ address: d.address, port: d.port, forwarding: 'masq', weight: 0 });
@@ -630,8 +627,8 @@ export class Dataplane extends CoreDataplane {
       const now = after.get(key);
       for (const ep of was.endpoints) {
         if (now?.endpoints.has(ep)) continue;
-        const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(ep);
-        if (m) n += this.flushEndpoint(m[1]!, Number(m[2]), 'UDP');
+        const hp = splitHostPort(ep);
+        if (hp) n += this.flushEndpoint(hp.host, hp.port, 'UDP');
       }
     }
     for (const [key, now] of after) {
