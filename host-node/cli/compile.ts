@@ -3,11 +3,11 @@
 // and writes the control calls it made as a .svp file that any host (Dataplane.load, the WASI
 // replay tool, a plain-JS host written from ABI.md) loads without parsing text. Reads its input
 // files and writes the one output file; touches no interface, kernel table or clock.
-import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Dataplane, RestoreFailed } from '../dataplane.js';
 import type { Family } from '../kube/index.js';
+import { manifestFiles } from '../io/manifests.js';
 
 export const COMPILE_HELP = `usage: svcplane compile (--rules FILE [--family 4|6]
                         | --manifests PATH [--mode iptables|ipvs|direct]
@@ -26,11 +26,9 @@ Writes the exact tables the core loads (versioned, checksummed) for Dataplane.lo
 
 class UsageError extends Error {}
 
-/** A manifests file, or every .yaml/.yml/.json file of a directory in name order, as one text. */
+/** A manifests file, or the manifest files of a directory in name order, as one text. */
 function readManifests(path: string): string {
-  if (!statSync(path).isDirectory()) return readFileSync(path, 'utf8');
-  return readdirSync(path).filter((f) => /\.(ya?ml|json)$/.test(f)).sort()
-    .map((f) => readFileSync(join(path, f), 'utf8')).join('\n---\n');
+  return manifestFiles(path).map((f) => readFileSync(f, 'utf8')).join('\n---\n');
 }
 
 export async function runCompile(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {

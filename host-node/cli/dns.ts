@@ -6,8 +6,7 @@
 // manifests change, printing errors with file and line. Never touches the dataplane.
 import { createSocket, type Socket, type RemoteInfo } from 'node:dgram';
 import { createServer, type Server, type Socket as TcpSocket } from 'node:net';
-import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { instantiateCore } from '../core/loader.js';
 import { parseManifests, type ManifestSet } from '../kube/objects.js';
@@ -16,6 +15,7 @@ import { DnsLoader } from '../dns/records-from.js';
 import { readDnsCounters, type DnsCore } from '../dns/table.js';
 import { DnsForwarder, parseUpstream, type ForwarderStats } from '../dns/forward.js';
 import { nodeUpstreamExchange } from '../io/dns-upstream.js';
+import { manifestFiles } from '../io/manifests.js';
 
 export const DNS_HELP = `usage: svcplane dns --manifests PATH [--listen ADDR:PORT] [--cluster-domain DOMAIN] [--ttl SECONDS]
                     [--dns-upstream ADDR[:PORT]]...
@@ -32,7 +32,6 @@ const TCP_IDLE_MS = 10_000;
 
 // Our EDNS UDP buffer size: DNS Flag Day 2020's 1232 bytes (the core never answers larger).
 const MAX_UDP = 1232;
-const MANIFEST_FILE = /\.(ya?ml|json)$/i;
 
 /** The core exports this server uses. */
 type ServeCore = DnsCore & {
@@ -86,15 +85,6 @@ export function parseListen(text: string): { host: string; port: number; type: '
   const port = m ? Number(m[2]) : NaN;
   if (!m || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--listen: expected ADDR:PORT, got ${JSON.stringify(text)}`);
   return { host: m[1]!, port, type: m[1]!.includes(':') ? 'udp6' : 'udp4' };
-}
-
-/** The manifest files of `path` (one file, or the manifests directly in a directory, dotfiles skipped). */
-function manifestFiles(path: string): string[] {
-  if (!statSync(path).isDirectory()) return [path];
-  return readdirSync(path, { withFileTypes: true })
-    .filter((d) => !d.name.startsWith('.') && MANIFEST_FILE.test(d.name) && (d.isFile() || d.isSymbolicLink()))
-    .map((d) => join(path, d.name))
-    .sort();
 }
 
 /** Size and mtime of every file: a change in any of them means a reload. */

@@ -13,6 +13,20 @@ import { objectKey, ObjectMirror, RESOURCE_OF, type BatchListener, type KindName
 
 const MANIFEST_FILE = /\.(ya?ml|json)$/i;
 
+/** The manifest files directly in directory `dir`, by name, sorted (dotfiles skipped). */
+function manifestNames(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    // ConfigMap mounts present files as symlinks; follow them, skip the ..data machinery.
+    .filter((d) => !d.name.startsWith('.') && MANIFEST_FILE.test(d.name) && (d.isFile() || d.isSymbolicLink()))
+    .map((d) => d.name)
+    .sort();
+}
+
+/** The manifest files of `path`: the file itself, or those directly in the directory, sorted. */
+export function manifestFiles(path: string): string[] {
+  return statSync(path).isDirectory() ? manifestNames(path).map((n) => join(path, n)) : [path];
+}
+
 export interface ManifestSourceOptions extends SourceOptions {
   /** A directory of manifests or a single manifest file. */
   path: string;
@@ -98,11 +112,7 @@ export class ManifestSource implements Source {
   /** File names to read, relative to the directory (or the one file's name). */
   private fileNames(): string[] {
     if (!this.isDir) return [basename(this.opts.path)];
-    return readdirSync(this.opts.path, { withFileTypes: true })
-      // ConfigMap mounts present files as symlinks; follow them, skip the ..data machinery.
-      .filter((d) => !d.name.startsWith('.') && MANIFEST_FILE.test(d.name) && (d.isFile() || d.isSymbolicLink()))
-      .map((d) => d.name)
-      .sort();
+    return manifestNames(this.opts.path);
   }
 
   private fullPath(name: string): string {
