@@ -175,7 +175,7 @@ export {
   ipvsFindService, ipvsFlush, ipvsServiceCount, ipvsAddDest, ipvsEditDest, ipvsDeleteDest, ipvsFindDest, ipvsSetDestTunnel,
   ipvsZero, ipvsSetTimeouts, ipvsGetTimeout, ipvsSetSysctl, ipvsSetTunnelSource, ipvsCountersPtr,
   ipvsCountersCount, ipvsServiceNext, ipvsServiceInfo, ipvsDestInfo, ipvsServiceStats, ipvsDestStats,
-  ipvsConnNext, ipvsConnInfo, ipvsConnCount, ipvsConnCapacity, ipvsConnEntryBytes, ipvsConnBytesPerEntry,
+  ipvsConnNext, ipvsConnInfo, ipvsConnSave, ipvsConnLoad, ipvsConnRecordBytes, ipvsConnCount, ipvsConnCapacity, ipvsConnEntryBytes, ipvsConnBytesPerEntry,
   ipvsServiceRecordBytes, ipvsDestRecordBytes, ipvsTrace, ipvsTraceBuf, ipvsTraceBytes, ipvsExpire, ipvsTick,
   ipvsResultPtr, ipvsResultBytes, ipvsProcessBatch,
 } from "./ipvs/api";

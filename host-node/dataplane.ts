@@ -138,6 +138,8 @@ export class Dataplane extends CoreDataplane {
   private ipvsProgram?: IpvsProgram;
   /** ipvs mode: per family, the virtual servers, set members and rules text last applied. */
   private ipvsMode?: Map<Family, { servers: DesiredService[]; sets: Map<string, Set<string>>; iptables: string }>;
+  /** IPVS connections of a restored snapshot waiting for the first ipvs-mode apply. */
+  private ipvsPending?: { records: Uint8Array[]; nowMs: number; templates: Map<number, number> };
 
   /**
    * IPVS virtual services, destinations, schedulers and connections in the core; packets to a
@@ -152,6 +154,27 @@ export class Dataplane extends CoreDataplane {
       this.refresh();
     }
     return this.ipvsProgram;
+  }
+
+  protected override saveIpvs(nowMs: number): Uint8Array[] {
+    return this.ipvsProgram ? this.ipvsProgram.saveConnections(nowMs) : [];
+  }
+
+  /**
+   * A snapshot's IPVS connections load once their virtual services exist: now if an ipvs-mode
+   * apply has run, else at the first one (what is still missing then is dropped).
+   */
+  protected override loadIpvs(records: Uint8Array[], nowMs: number): number {
+    if (records.length === 0) return 0;
+    this.ipvsPending = { records, nowMs, templates: new Map() };
+    return this.ipvsMode ? this.loadPendingIpvs() : 0;
+  }
+
+  private loadPendingIpvs(): number {
+    const p = this.ipvsPending;
+    if (!p) return 0;
+    this.ipvsPending = undefined;
+    return this.ipvs().loadConnections(p.records, p.nowMs, p.templates).loaded;
   }
 
   /** Runs an `ipvsadm` command line (ipvsadm 1.31's options and output) over `ipvs()`, at the packets' clock. */
@@ -339,8 +362,10 @@ export class Dataplane extends CoreDataplane {
     const result: ApplyResult = { issues: set.issues.filter((i) => i.severity === 'error'), families: [], flushed: 0 };
     const plans = k.state.sync();
     const podCIDR = typeof this.options.podCIDR === 'string' ? this.options.podCIDR : this.options.podCIDR?.join(',');
-    if (mode === 'ipvs') this.syncIpvs(plans, nodeName, podCIDR, opts, result);
-    else for (const plan of plans) {
+    if (mode === 'ipvs') {
+      this.syncIpvs(plans, nodeName, podCIDR, opts, result);
+      this.loadPendingIpvs();
+    } else for (const plan of plans) {
       if (mode === 'direct') {
         result.families.push(this.applyDirect(plan, { nodeName, topologyLabels: k.state.topologyLabels, nodeIPs: this.options.nodeIPs, ...opts.iptables }, result.issues));
         continue;

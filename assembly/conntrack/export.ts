@@ -151,7 +151,7 @@ export function ctExportRecord(index: u32, out: usize, now: u32): u32 {
 /**
  * Inserts the connection a record describes, expiring `remaining` ms after `now`. Every field is
  * checked first; a bad record (unknown version, family, protocol/family mix, TCP state or flags,
- * ICMP types that do not pair, unknown status bits, NAT bits that contradict the tuples,
+ * ICMP types that do not pair, unknown status bits, NAT bits that contradict the tuples (a reply source altered without DNAT is IPVS's, and kept),
  * non-positive lifetime, IPv4 padding not zero) returns CT_NONE with nothing changed and is
  * counted as BAD_ARG. A good record can still fail as ctInsert does (clash, full).
  */
@@ -164,7 +164,7 @@ export function ctImportRecord(ptr: usize, now: u32): u32 {
   if (index == CT_NONE) return CT_NONE;
   const e = entryAt(index);
   const proto = recOrig.proto;
-  let status = load<u8>(ptr, 6) | natStatus(recOrig, recReply);
+  let status = load<u8>(ptr, 6);
   if (proto == PROTO_TCP) {
     store<u8>(e + E_TCPSTATE, load<u8>(ptr, 3));
     store<u8>(e + E_TCPFLAGS, load<u8>(ptr, 7));
@@ -200,5 +200,8 @@ function validRecord(ptr: usize): bool {
   getTuple(ptr + R_ORIG, family, proto, otype, recOrig);
   getTuple(ptr + R_REPLY, family, proto, rtype, recReply);
   if (!validPair(recOrig, recReply)) return false; // family, IPv4 padding, ICMP/family mix, types
-  return (status & (CT_SNAT | CT_DNAT)) == natStatus(recOrig, recReply);
+  // The NAT bits say how the tuples differ, except that IPVS alters the reply's source without
+  // setting DNAT (ip_vs_nfct.c ip_vs_update_conntrack → nf_conntrack_alter_reply).
+  const nat = natStatus(recOrig, recReply);
+  return (status & CT_SNAT) == (nat & CT_SNAT) && (status & CT_DNAT & ~nat) == 0;
 }

@@ -44,6 +44,7 @@ import {
   CONN_BYTES, CONN_LOG2_MIN, CONN_LOG2_MAX,
 } from "./conn";
 import { setTimeouts, getTimeout, protoReset } from "./proto";
+import { connSave, connLoad, IPVS_RECORD_BYTES } from "./snapshot";
 import { ipvsProcess, ipvsReady, setIpvsReady } from "./core";
 import { estTick, estRead, totStat } from "./est";
 import { schedTick } from "./sched/index";
@@ -261,6 +262,21 @@ export function ipvsConnInfo(idx: u32, nowMs: f64): u32 {
   store<u32>(buf, (flags & CF_TEMPLATE) != 0 ? 1 : 0, 76);
   return 80;
 }
+/**
+ * Writes entry `idx` as a snapshot record (ipvs/snapshot.ts, IPVS_RECORD_BYTES) at `out`; returns
+ * its size, or 0 for a free or expired entry.
+ */
+export function ipvsConnSave(idx: u32, out: usize, nowMs: f64): u32 {
+  return ipvsReady ? connSave(idx, out, now32(nowMs)) : 0;
+}
+/**
+ * Loads a snapshot record at `ptr`, controlled by template entry `template` (its new id; NIL for
+ * none). Returns the new entry id or a negative E_* code, with nothing changed on error.
+ */
+export function ipvsConnLoad(ptr: usize, nowMs: f64, template: u32): i32 {
+  return ipvsReady ? connLoad(ptr, now32(nowMs), template) : E_NOTREADY;
+}
+export function ipvsConnRecordBytes(): u32 { return IPVS_RECORD_BYTES; }
 export function ipvsConnCount(): u32 { return ipvsReady ? connUsed : 0; }
 export function ipvsConnCapacity(): u32 { return ipvsReady ? connCapacity : 0; }
 /** Bytes per connection entry, and per connection including its share of the hash buckets. */

@@ -281,17 +281,28 @@ function takeSlot(bp: usize, now: u32): u32 {
  */
 export function connNew(family: u8, proto: u8, c0: u32, c1: u32, c2: u32, c3: u32, cport: u16,
     v0: u32, v1: u32, v2: u32, v3: u32, vport: u16, d: u32, dport: u16, flags: u16, now: u32): u32 {
+  const fwd = <u16>destFwd(d);
+  flags |= fwd | CF_INACTIVE;
+  if (fwd != <u16>FWD_MASQ) flags |= CF_NOOUTPUT;
+  return connPlace(family, proto, c0, c1, c2, c3, cport, v0, v1, v2, v3, vport, d, dport, flags, 0,
+    NEW_CONN_TIMEOUT, now + NEW_CONN_TIMEOUT, now);
+}
+
+/**
+ * Stores an entry with every field given (connNew's, and a restored snapshot's) and binds it to
+ * its destination. Returns the entry, or NIL when the table is full.
+ */
+export function connPlace(family: u8, proto: u8, c0: u32, c1: u32, c2: u32, c3: u32, cport: u16,
+    v0: u32, v1: u32, v2: u32, v3: u32, vport: u16, d: u32, dport: u16, flags: u16, state: u8,
+    timeout: u32, expires: u32, now: u32): u32 {
   const bp = bucketOf(family, proto, c0, c1, c2, c3, cport);
   const i = takeSlot(bp, now);
   if (i == NIL) return NIL;
   const p = connAt(i);
-  const fwd = <u16>destFwd(d);
-  flags |= fwd | CF_INACTIVE;
-  if (fwd != <u16>FWD_MASQ) flags |= CF_NOOUTPUT;
   store<u32>(p, c0); store<u32>(p, c1, 4); store<u32>(p, c2, 8); store<u32>(p, c3, 12);
   store<u32>(p, v0, C_VADDR); store<u32>(p, v1, C_VADDR + 4); store<u32>(p, v2, C_VADDR + 8); store<u32>(p, v3, C_VADDR + 12);
-  store<u32>(p, NEW_CONN_TIMEOUT, C_TIMEOUT);
-  store<u32>(p, now + NEW_CONN_TIMEOUT, C_EXPIRES);
+  store<u32>(p, timeout, C_TIMEOUT);
+  store<u32>(p, expires, C_EXPIRES);
   store<u32>(p, d, C_DEST);
   store<u32>(p, (flags & CF_TEMPLATE) != 0 ? 0 : NIL, C_CONTROL);
   store<u16>(p, cport, C_CPORT);
@@ -299,7 +310,7 @@ export function connNew(family: u8, proto: u8, c0: u32, c1: u32, c2: u32, c3: u3
   store<u16>(p, dport, C_DPORT);
   store<u8>(p, family, C_FAMILY);
   store<u8>(p, proto, C_PROTO);
-  store<u8>(p, 0, C_STATE);
+  store<u8>(p, state, C_STATE);
   store<u8>(p, 0, 61);
   store<u16>(p, flags, C_FLAGS);
   store<u32>(p, load<u32>(bp), C_NEXT);

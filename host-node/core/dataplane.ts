@@ -256,21 +256,22 @@ export class Dataplane {
     return s;
   }
 
-  /** All flows as a versioned, checksummed snapshot (msgpack). */
+  /** All flows (conntrack, and IPVS's connections where IPVS is in use) as a versioned, checksummed snapshot (msgpack). */
   snapshot(nowMs = this.lastNowMs): Uint8Array {
     const records: Uint8Array[] = [];
     const buf = this.core.cfgBuffer(RECORD_BYTES);
     for (let i = this.core.conntrackNext(0) >>> 0; i !== CT_NONE; i = this.core.conntrackNext(i + 1) >>> 0) {
       const n = this.core.conntrackExport(i, buf, nowMs) >>> 0;
       this.refresh();
-      records.push(this.u8.slice(buf, buf + n));
+      if (n > 0) records.push(this.u8.slice(buf, buf + n));
     }
-    return encodeSnapshot(records, nowMs);
+    return encodeSnapshot(records, nowMs, this.saveIpvs(nowMs));
   }
 
   /**
    * Loads flows from a snapshot. Lifetimes continue from the time the snapshot was taken, on the
    * same clock as `nowMs`. Throws on a corrupt or foreign snapshot without loading anything.
+   * Returns the conntrack entries and IPVS connections loaded.
    */
   restore(bytes: Uint8Array): number {
     const snap = decodeSnapshot(bytes);
@@ -281,8 +282,13 @@ export class Dataplane {
       this.u8.set(rec, buf);
       if (this.core.conntrackImport(buf, snap.savedAtMs) === 0) n++;
     }
-    return n;
+    return n + this.loadIpvs(snap.ipvs, snap.savedAtMs);
   }
+
+  /** IPVS connection records for a snapshot; none here (the Service dataplane adds IPVS). */
+  protected saveIpvs(_nowMs: number): Uint8Array[] { return []; }
+  /** Loads a snapshot's IPVS connection records; returns how many. */
+  protected loadIpvs(_records: Uint8Array[], _nowMs: number): number { return 0; }
 
   /** Sets a conntrack timeout (kind codes in conntrack-record.ts TIMEOUTS). */
   setConntrackTimeout(kind: number, ms: number): void {

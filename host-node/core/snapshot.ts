@@ -1,12 +1,17 @@
 // snapshot.ts — the conntrack snapshot file: msgpack of { format, version, savedAtMs, records,
-// crc }, where records are the core's fixed-size flow records (conntrack-record.ts). Rejects
-// anything foreign, of another version, or whose checksum does not match, before a single flow is
-// loaded. Never talks to the core.
+// crc } where records are the core's fixed-size flow records (conntrack-record.ts); version 2 adds
+// the IPVS connection table (`ipvs`, records of assembly/ipvs/snapshot.ts, covered by the same
+// crc). Version 1 files still load. Rejects anything foreign, of another version, or whose
+// checksum does not match, before a single flow is loaded. Never talks to the core.
 import { Packr } from 'msgpackr';
 import { RECORD_BYTES } from './conntrack-record.js';
 
 export const SNAPSHOT_FORMAT = 'svcplane-conntrack';
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
+/** Bytes of one IPVS connection record (assembly/ipvs/snapshot.ts IPVS_RECORD_BYTES). */
+export const IPVS_RECORD_BYTES = 104;
+
+export interface Snapshot { savedAtMs: number; records: Uint8Array[]; ipvs: Uint8Array[] }
 
 const packr = new Packr({ useRecords: false });
 
@@ -29,9 +34,14 @@ export function crc32(chunks: Uint8Array[]): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-export function encodeSnapshot(records: Uint8Array[], savedAtMs: number): Uint8Array {
-  const all = new Uint8Array(records.length * RECORD_BYTES);
-  records.forEach((r, i) => all.set(r, i * RECORD_BYTES));
+const join = (records: Uint8Array[], size: number): Uint8Array => {
+  const all = new Uint8Array(records.length * size);
+  records.forEach((r, i) => all.set(r, i * size));
+  return all;
+};
+
+export function encodeSnapshot(records: Uint8Array[], savedAtMs: number, ipvs: Uint8Array[] = []): Uint8Array {
+  const all = join(records, RECORD_BYTES), conns = join(ipvs, IPVS_RECORD_BYTES);
   return packr.pack({
     format: SNAPSHOT_FORMAT,
     version: SNAPSHOT_VERSION,
@@ -39,11 +49,17 @@ export function encodeSnapshot(records: Uint8Array[], savedAtMs: number): Uint8A
     savedAtMs,
     count: records.length,
     records: all,
-    crc: crc32([all]),
+    ipvsRecordBytes: IPVS_RECORD_BYTES,
+    ipvsCount: ipvs.length,
+    ipvs: conns,
+    crc: crc32([all, conns]),
   });
 }
 
-export function decodeSnapshot(bytes: Uint8Array): { savedAtMs: number; records: Uint8Array[] } {
+const split = (all: Uint8Array, count: number, size: number): Uint8Array[] =>
+  Array.from({ length: count }, (_, i) => all.subarray(i * size, (i + 1) * size));
+
+export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   let obj: unknown;
   try {
     obj = packr.unpack(bytes);
@@ -54,16 +70,16 @@ export function decodeSnapshot(bytes: Uint8Array): { savedAtMs: number; records:
   if (!o || typeof o !== 'object' || o.format !== SNAPSHOT_FORMAT) {
     throw new SnapshotError('not a svcplane conntrack snapshot');
   }
-  if (o.version !== SNAPSHOT_VERSION || o.recordBytes !== RECORD_BYTES) {
+  if ((o.version !== 1 && o.version !== SNAPSHOT_VERSION) || o.recordBytes !== RECORD_BYTES ||
+      (o.version === 2 && o.ipvsRecordBytes !== IPVS_RECORD_BYTES)) {
     throw new SnapshotError(`conntrack snapshot version ${String(o.version)} (record ${String(o.recordBytes)} B) is not supported; expected ${SNAPSHOT_VERSION} (${RECORD_BYTES} B)`);
   }
-  const all = o.records;
-  const count = o.count;
-  if (!(all instanceof Uint8Array) || typeof count !== 'number' || all.length !== count * RECORD_BYTES || typeof o.savedAtMs !== 'number') {
+  const all = o.records, count = o.count;
+  const conns = o.version === 1 ? new Uint8Array(0) : o.ipvs, ipvsCount = o.version === 1 ? 0 : o.ipvsCount;
+  if (!(all instanceof Uint8Array) || typeof count !== 'number' || all.length !== count * RECORD_BYTES || typeof o.savedAtMs !== 'number' ||
+      !(conns instanceof Uint8Array) || typeof ipvsCount !== 'number' || conns.length !== ipvsCount * IPVS_RECORD_BYTES) {
     throw new SnapshotError('conntrack snapshot is corrupt: record block does not match its count');
   }
-  if (crc32([all]) !== o.crc) throw new SnapshotError('conntrack snapshot is corrupt: checksum mismatch');
-  const records: Uint8Array[] = [];
-  for (let i = 0; i < count; i++) records.push(all.subarray(i * RECORD_BYTES, (i + 1) * RECORD_BYTES));
-  return { savedAtMs: o.savedAtMs, records };
+  if (crc32(o.version === 1 ? [all] : [all, conns]) !== o.crc) throw new SnapshotError('conntrack snapshot is corrupt: checksum mismatch');
+  return { savedAtMs: o.savedAtMs, records: split(all, count, RECORD_BYTES), ipvs: split(conns, ipvsCount, IPVS_RECORD_BYTES) };
 }

@@ -51,6 +51,9 @@ export class IpvsError extends Error {
 
 type Fn = (...a: number[]) => number;
 /** The raw exports this module needs (a subset of the core's ABI). */
+/** A snapshot record of a persistence template (flags at byte 4, IP_VS_CONN_F_TEMPLATE). */
+const isTemplateRecord = (rec: Uint8Array): boolean => ((rec[4]! | (rec[5]! << 8)) & 0x1000) !== 0;
+
 export interface IpvsCore {
   memory: WebAssembly.Memory;
   [name: string]: Fn | WebAssembly.Memory;
@@ -317,6 +320,50 @@ export class IpvsProgram {
       });
     }
     return out;
+  }
+
+  /**
+   * Every live connection and template as snapshot records (assembly/ipvs/snapshot.ts), templates
+   * first, so that loading them elsewhere links each connection to its template.
+   */
+  saveConnections(nowMs: number): Uint8Array[] {
+    const templates: Uint8Array[] = [], conns: Uint8Array[] = [];
+    const next = (from: number) => this.fn('ipvsConnNext')(from) >>> 0, save = this.fn('ipvsConnSave');
+    for (let i = next(0); i !== NIL; i = next(i + 1)) {
+      const n = save(i, this.buf(), nowMs);
+      if (n === 0) continue;
+      const rec = new Uint8Array(this.core.memory.buffer, this.buf(), n).slice();
+      (isTemplateRecord(rec) ? templates : conns).push(rec);
+    }
+    return [...templates, ...conns];
+  }
+
+  /**
+   * Loads records saveConnections wrote (in its order) at the clock `nowMs`. A connection whose
+   * template was loaded (now, or by an earlier call given the same `templates` map: saved template
+   * id → entry id) is linked to it.
+   * Returns how many were loaded and the records whose virtual service or destination is not here
+   * (yet); records that are malformed, already here or do not fit are dropped.
+   */
+  loadConnections(records: Uint8Array[], nowMs: number, templates = new Map<number, number>()): { loaded: number; missing: Uint8Array[] } {
+    const load = this.fn('ipvsConnLoad'), bytes = this.fn('ipvsConnRecordBytes')();
+    const missing: Uint8Array[] = [];
+    let loaded = 0;
+    for (const rec of records) {
+      if (rec.length !== bytes) continue;
+      const dv = new DataView(rec.buffer, rec.byteOffset, rec.length);
+      const savedTemplate = dv.getUint32(100, true);
+      const template = isTemplateRecord(rec) ? NIL : (templates.get(savedTemplate) ?? NIL);
+      new Uint8Array(this.core.memory.buffer).set(rec, this.buf());
+      const r = load(this.buf(), nowMs, template);
+      if (r >= 0) {
+        loaded++;
+        if (isTemplateRecord(rec)) templates.set(dv.getUint32(96, true), r >>> 0);
+      } else if (r === -3) {
+        missing.push(rec);
+      }
+    }
+    return { loaded, missing };
   }
 
   /** Where a new connection from this client would go, and how likely, without changing anything. */
