@@ -31,6 +31,10 @@ export const D_AUX: u32 = 28;
 
 export const META_LOCAL: u32 = 1;
 export const META_CSUM_PARTIAL: u32 = 2;
+// The host steered this packet here only so that a connection the core tracks can be un-NATed (an
+// endpoint's reply routed into the device): one that belongs to no tracked connection, and is no
+// ICMP error about one, leaves untouched (PASS) without being tracked or walking any rule.
+export const META_TRACKED_ONLY: u32 = 4;
 
 export const IO_MAX_BATCH: u32 = 1024;
 export const IO_DATA_BYTES: u32 = 8 << 20; // room for a 1024-packet batch of 8 KiB slots, or fewer GSO ones

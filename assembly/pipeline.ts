@@ -10,7 +10,7 @@ import {
   VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY,
   R_NONE, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT, R_NO_SERVICE, R_POLICY,
 } from "./verdict";
-import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, META_CSUM_PARTIAL, ioData, IO_DATA_BYTES } from "./io";
+import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, META_CSUM_PARTIAL, META_TRACKED_ONLY, ioData, IO_DATA_BYTES } from "./io";
 import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "./stats";
 import { parse } from "./wire/parse";
 import { setSrc, setDst, setSrcInline, setDstInline, setInnerSrc, setInnerDst } from "./nat/rewrite";
@@ -24,7 +24,7 @@ import { tcpValidFlags, tcpNextState, tcpIndex, TCP_NONE, TCP_STATE_COUNT } from
 import { icmpValidNew } from "./conntrack/track";
 import { rejectReply } from "./reply/reject";
 import { iptProcess, iptMode } from "./netfilter/hooks";
-import { ipvsProcess, ipvsReady } from "./ipvs/core";
+import { ipvsProcess, ipvsReady, ipvsIsReply } from "./ipvs/core";
 import { masqChoosePort } from "./nat/masq";
 import { masqAddr, haveMasq, toServiceCIDR } from "./node";
 import { dnsProcess } from "./dns/serve";
@@ -175,6 +175,13 @@ function newFlow(d: usize, f: Flow, now: u32): void {
   finish(d, VERDICT_FORWARD, R_NONE);
 }
 
+// io.ts META_TRACKED_ONLY: the packet belongs to a connection conntrack or IPVS holds, or is an
+// ICMP error about one. Looks only; creates nothing.
+function tracked(f: Flow, now: u32): bool {
+  if (f.isIcmpError) return ctLookupRelated(inner, f, now) != CT_NONE;
+  return ctLookup(f, now) != CT_NONE || ipvsIsReply(f, now);
+}
+
 // Returns the bytes the packet adds to S_BYTES (0 for a bad slot); the caller counts S_PACKETS and
 // S_BYTES once per batch.
 export function processOne(d: usize, now: u32): u32 {
@@ -188,6 +195,7 @@ export function processOne(d: usize, now: u32): u32 {
   const r = parse(f, ioData + off, len, cap);
   if (r != R_NONE) { finish(d, VERDICT_DROP, r); return len; }
   f.csumPartial = (meta & META_CSUM_PARTIAL) != 0;
+  if ((meta & META_TRACKED_ONLY) != 0 && f.frag != FRAG_LATER && !tracked(f, now)) { finish(d, VERDICT_PASS, R_NONE); return len; }
   if (iptMode) { iptProcess(d, f, now, meta); return len; }
   if (ipvsReady && ipvsProcess(d, f, now, meta)) {
     // IPVS wrote the verdict and keeps its own counters; the core counts the verdict too.

@@ -347,3 +347,9 @@ export function ipvsMatchConn(f: Flow, now: u32): u32 {
   if (!ipvsReady || !ported(f)) return NIL;
   return connOutGet(f.family, f.proto, f.d0, f.d1, f.d2, f.d3, f.dport, f.s0, f.s1, f.s2, f.s3, f.sport, now, true);
 }
+
+/** A real server's reply to a masqueraded IPVS connection (ip_vs_out's look-up, changing nothing). */
+export function ipvsIsReply(f: Flow, now: u32): bool {
+  if (!ipvsReady || !ported(f)) return false;
+  return connOutGet(f.family, f.proto, f.s0, f.s1, f.s2, f.s3, f.sport, f.d0, f.d1, f.d2, f.d3, f.dport, now) != NIL;
+}

@@ -66,6 +66,8 @@ export const DESC = {
 
 export const META_LOCAL = 1;
 export const META_CSUM_PARTIAL = 2;
+/** Steered here only for un-NAT: untouched unless it belongs to a tracked connection (assembly/io.ts). */
+export const META_TRACKED_ONLY = 4;
 export const CT_NONE = 0xffffffff;
 
 /** Raw exports of the core module (assembly/index.ts). */

@@ -5,7 +5,7 @@
 import { instantiateCore, type WasmSource } from './loader.js';
 import {
   type CoreExports, type Verdict, type Reason, VERDICTS, REASONS, COUNTERS_AFTER_REASONS, type CtState, ctStateName,
-  DESC, META_LOCAL, SVC_ERRORS, CT_NONE,
+  DESC, META_LOCAL, META_TRACKED_ONLY, SVC_ERRORS, CT_NONE,
 } from './abi.js';
 import { formatIP, PROTO } from './packet.js';
 import { ipWords, tryParseIP } from './words.js';
@@ -55,6 +55,11 @@ export interface PacketIn {
   bytes: Uint8Array;
   /** Originated on this node (OUTPUT path) rather than arriving from outside. */
   local?: boolean;
+  /**
+   * Routed here only so a connection the core tracks can be un-NATed (an endpoint's reply steered
+   * by policy routing): if it belongs to none, it comes back untouched (PASS), untracked.
+   */
+  trackedOnly?: boolean;
 }
 
 /** Room for a reply a packet may be turned into (ICMP errors quote up to this much). */
@@ -197,7 +202,7 @@ export class Dataplane {
         this.dv.setUint32(d + DESC.off, off, true);
         this.dv.setUint32(d + DESC.len, bytes.length, true);
         this.dv.setUint32(d + DESC.cap, cap, true);
-        this.dv.setUint32(d + DESC.meta, !(p instanceof Uint8Array) && p.local ? META_LOCAL : 0, true);
+        this.dv.setUint32(d + DESC.meta, p instanceof Uint8Array ? 0 : (p.local ? META_LOCAL : 0) | (p.trackedOnly ? META_TRACKED_ONLY : 0), true);
         off += (cap + 7) & ~7;
         n++;
         i++;
