@@ -10,6 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Protocol } from '../kube/objects.js';
+import { cidrContains, parseCIDR, parseIP } from '../kube/ip.js';
 
 /** Rule priorities (ip rule pref) this module owns. */
 export const RULE_PREF = {
@@ -35,6 +36,11 @@ export interface NodeRoutesOptions {
   nodePortRange: [number, number];
   /** Node addresses NodePorts answer on. */
   nodePortAddresses: string[];
+  /**
+   * Pod CIDRs: endpoints inside them have their replies steered by one rule per protocol and
+   * port range for the whole CIDR instead of one per endpoint (see replyRules).
+   */
+  clusterCIDRs?: string[];
   log?: (line: string) => void;
 }
 
@@ -96,6 +102,43 @@ export function hostAddresses(exceptDevice = ''): string[] {
 }
 
 const PROTOS: Protocol[] = ['TCP', 'UDP', 'SCTP'];
+
+/**
+ * The policy-rule selectors that steer endpoints' replies into the device. The kernel walks rules
+ * one by one for every routed packet, so one rule per endpoint costs every packet on the node a
+ * scan as long as the cluster's endpoint list. Endpoints inside a pod CIDR share rules instead —
+ * `from <cidr> ipproto <p> sport <lo>-<hi>`, one per run of consecutive target ports — which also
+ * steers replies of connections that did not come through a Service; the proxy marks those
+ * TRACKED_ONLY (served.ts) and the core hands them back untouched. Endpoints outside every pod CIDR
+ * (host-network pods) keep a rule of their own.
+ */
+export function replyRules(replies: AddrPort[], clusterCIDRs: string[]): Set<string> {
+  const cidrs = clusterCIDRs.map((text) => ({ text, cidr: parseCIDR(text) })).filter((c) => c.cidr !== null);
+  const out = new Set<string>();
+  const ports = new Map<string, Set<number>>();
+  for (const r of replies) {
+    const ip = parseIP(r.ip);
+    const c = ip && cidrs.find((x) => cidrContains(x.cidr!, ip));
+    if (!c) {
+      out.add(`from ${r.ip} ipproto ${lower(r.protocol)} sport ${r.port}`);
+      continue;
+    }
+    const key = `from ${c.text} ipproto ${lower(r.protocol)}`;
+    let set = ports.get(key);
+    if (!set) ports.set(key, (set = new Set()));
+    set.add(r.port);
+  }
+  for (const [key, set] of ports) {
+    const sorted = [...set].sort((a, b) => a - b);
+    for (let i = 0; i < sorted.length;) {
+      let j = i;
+      while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+      out.add(`${key} sport ${sorted[i] === sorted[j] ? sorted[i] : `${sorted[i]}-${sorted[j]}`}`);
+      i = j + 1;
+    }
+  }
+  return out;
+}
 const lower = (p: Protocol): string => p.toLowerCase();
 
 export class NodeRoutes {
@@ -184,8 +227,7 @@ export class NodeRoutes {
       if (this.nodeAddrs.has(v.ip)) localRules.add(`to ${v.ip} ipproto ${lower(v.protocol)} dport ${v.port}`);
       else routes.add(hostLen(v.ip));
     }
-    const replies = new Set(want.replies.filter((r) => this.families.includes(famOf(r.ip)))
-      .map((r) => `from ${r.ip} ipproto ${lower(r.protocol)} sport ${r.port}`));
+    const replies = replyRules(want.replies.filter((r) => this.families.includes(famOf(r.ip))), this.o.clusterCIDRs ?? []);
     // A local listener in the NodePort range must not be steered: TCP early demux attaches the
     // listener's request socket to the handshake's ACK, and ip_forward drops any packet carrying a
     // socket (net/ipv4/ip_forward.c: "if (unlikely(skb->sk)) goto drop").

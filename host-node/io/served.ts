@@ -1,0 +1,78 @@
+// served.ts — which packets read from the proxy's device were routed there for a Service and which
+// only for un-NAT. node-routes.ts steers by destination (service CIDRs, the masquerade address,
+// NodePorts and local VIPs on node addresses, routed externalIPs/LoadBalancer IPs) and, for
+// client-IP preservation, by source (endpoints' replies). A packet whose destination is none of
+// the former came in by a reply rule: the core gets it as TRACKED_ONLY, so a pod answering a
+// client that reached it directly leaves untouched instead of being judged by rules that never saw
+// its connection open. Pure: reads packet bytes, never the network.
+import { parseCIDR, parseIP, type CIDR } from '../kube/ip.js';
+
+/** IPv4 destination as a number (bytes 16–19), for the set of served addresses. */
+const v4 = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+const v6 = (b: Uint8Array, at: number): string => {
+  let s = '';
+  for (let i = at; i < at + 16; i++) s += (b[i]! | 0x100).toString(16).slice(1);
+  return s;
+};
+
+export class ServedDestinations {
+  private readonly cidrs: CIDR[];
+  private readonly fixed4 = new Set<number>();
+  private readonly fixed6 = new Set<string>();
+  private vips4 = new Set<number>();
+  private vips6 = new Set<string>();
+
+  /**
+   * `serviceCIDRs` are routed to the device whole; `addresses` are the node's and the masquerade
+   * addresses (NodePorts, local VIPs, masqueraded replies).
+   */
+  constructor(serviceCIDRs: string[], addresses: string[]) {
+    this.cidrs = serviceCIDRs.map((c) => parseCIDR(c)).filter((c): c is CIDR => c !== null);
+    this.add(addresses, this.fixed4, this.fixed6);
+  }
+
+  /** The externalIPs and LoadBalancer IPs routed to the device now (replaces the previous set). */
+  setVips(ips: string[]): void {
+    this.vips4 = new Set();
+    this.vips6 = new Set();
+    this.add(ips, this.vips4, this.vips6);
+  }
+
+  /** True when `packet` (an IP packet) is addressed to nothing the proxy serves: a steered reply. */
+  trackedOnly(packet: Uint8Array): boolean {
+    const version = packet[0]! >> 4;
+    if (version === 4 && packet.length >= 20) {
+      const d = v4(packet, 16);
+      if (this.fixed4.has(d) || this.vips4.has(d)) return false;
+      return !this.inCidr(4, packet, 16);
+    }
+    if (version === 6 && packet.length >= 40) {
+      const d = v6(packet, 24);
+      if (this.fixed6.has(d) || this.vips6.has(d)) return false;
+      return !this.inCidr(6, packet, 24);
+    }
+    return false; // not IP: the core counts it
+  }
+
+  private inCidr(family: 4 | 6, b: Uint8Array, at: number): boolean {
+    for (const c of this.cidrs) {
+      if (c.family !== family) continue;
+      let ok = true;
+      for (let i = 0; i < c.bytes.length && ok; i++) {
+        const keep = Math.max(0, Math.min(8, c.prefix - 8 * i));
+        ok = (b[at + i]! & ((0xff << (8 - keep)) & 0xff)) === c.bytes[i];
+      }
+      if (ok) return true;
+    }
+    return false;
+  }
+
+  private add(ips: string[], s4: Set<number>, s6: Set<string>): void {
+    for (const text of ips) {
+      const ip = parseIP(text);
+      if (!ip) continue;
+      if (ip.family === 4) s4.add(v4(ip.bytes, 0));
+      else s6.add(v6(ip.bytes, 0));
+    }
+  }
+}
