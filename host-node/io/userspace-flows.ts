@@ -71,6 +71,8 @@ export class CoreFlows {
     if (client.includes(':') !== vip.includes(':')) return { refused: 'family' };
     const r = this.run({ src: client, dst: vip, proto, sport: clientPort, dport: port, ...(proto === 'tcp' ? { flags: 'S' } : {}) }, local);
     if (r.verdict === 'REPLY') return { refused: 'reject' };
+    // PASS: the core has no Service rules at all (nothing synced yet).
+    if (r.verdict === 'PASS') return { refused: 'no_service' };
     if (r.verdict !== 'FORWARD' || !r.packet) return { refused: r.reason ?? r.verdict.toLowerCase() };
     const out = decodePacket(r.packet);
     // A packet that leaves with its Service destination was matched by no Service rule.
@@ -84,7 +86,10 @@ export class CoreFlows {
     this.original(f, 'A');
   }
 
-  /** The endpoint refused or never answered: its RST ends the flow (conntrack CLOSE). */
+  /**
+   * The endpoint refused or never answered: its RST ends the flow (a RST as the only reply removes
+   * it at once: nf_conntrack_proto_tcp.c, "If only reply is a RST").
+   */
   failed(f: CoreFlow): void {
     this.reply(f, 'R');
   }
