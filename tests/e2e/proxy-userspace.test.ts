@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  unprivileged, startBackend, tcpAsk, udpAsk, LongConnection, freePort, spawnProxy, service, slices, eventually, NOBODY,
+  unprivileged, startBackend, tcpAsk, udpAsk, UdpClient, LongConnection, freePort, spawnProxy, service, slices, eventually, NOBODY,
   type Backend, type ProxyProcess,
 } from './userspace-support.js';
 
@@ -28,7 +28,7 @@ describe.runIf(run.why === '')('svcplane proxy --mode userspace (unprivileged, l
   let emptyPort = 0;
   let echoPort = 0;
   let range: [number, number] = [0, 0];
-  let manifests: (omit?: { web?: string; twin?: boolean; late?: number }) => string = () => '';
+  let manifests: (omit?: { web?: string; echo?: string; twin?: boolean; late?: number }) => string = () => '';
 
   const write = (yaml: string): void => {
     const tmp = join(dir, '.cluster.yaml.tmp');
@@ -58,7 +58,7 @@ describe.runIf(run.why === '')('svcplane proxy --mode userspace (unprivileged, l
       slices('sticky', 'TCP', backends),
       service('empty', { clusterIP: '10.96.0.13', ports: [{ name: 'p', port: emptyPort, protocol: 'TCP' }] }),
       service('echo', { clusterIP: '10.96.0.14', ports: [{ name: 'p', port: echoPort, protocol: 'UDP' }] }),
-      slices('echo', 'UDP', backends),
+      slices('echo', 'UDP', backends.filter((b) => b.name !== o.echo)),
       // internalTrafficPolicy Local with endpoints on another node only: kube-proxy drops.
       service('local', { clusterIP: '10.96.0.15', internalTrafficPolicy: 'Local', ports: [{ name: 'p', port: 81, protocol: 'TCP' }] }),
       slices('local', 'TCP', backends, { nodeName: 'n2' }),
@@ -162,6 +162,36 @@ describe.runIf(run.why === '')('svcplane proxy --mode userspace (unprivileged, l
     expect((await long.ask()).split(' ')[0]).toBe(owner);
     long.close();
     write(manifests());
+  });
+
+  it('moves a live UDP session off an endpoint that left (its flow flushed, as kube-proxy does)', async () => {
+    const client = new UdpClient();
+    try {
+      const owner = (await client.ask(echoPort, 'a')).split(' ')[0]!;
+      expect(owner).toMatch(/^be\d$/);
+      write(manifests({ echo: owner }));
+      // Asking every 100 ms keeps the session from idling out: only the flush can move it.
+      let reply = '';
+      for (let i = 0; i < 80; i++) {
+        reply = await client.ask(echoPort, `b${i}`);
+        if (reply !== 'timeout' && !reply.startsWith(`${owner} `)) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(reply).toMatch(/^be\d 127\.0\.0\.1 b\d+$/);
+      expect(reply.startsWith(`${owner} `)).toBe(false);
+    } finally {
+      client.close();
+      write(manifests());
+    }
+  });
+
+  it('passes an endpoint\'s reset on to the client', async () => {
+    const c = await LongConnection.open(webPort);
+    await c.ask();
+    c.socket.write('reset\n');
+    await eventually(() => c.error, (e) => e !== '', 3000);
+    expect(c.error).toBe('ECONNRESET');
+    c.close();
   });
 
   it('opens and closes listeners as Services come and go', async () => {

@@ -1,7 +1,7 @@
 // userspace-support.ts — what the userspace-mode end-to-end tests run around the proxy, all on
 // loopback and free ephemeral ports: backend servers on 127.0.0.x (a line-echo TCP server that
 // names itself and the peer it sees, answering a half-close with a last line; a UDP echo that does
-// the same), TCP/UDP clients that can bind a chosen loopback source, the unprivileged spawn of
+// the same; "reset" makes the TCP one abort), TCP/UDP clients that can bind a chosen loopback source, the unprivileged spawn of
 // `svcplane proxy --mode userspace`, and the manifests it serves. Creates nothing outside loopback.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -44,8 +44,11 @@ export async function startBackend(name: string, ip: string): Promise<Backend> {
     s.on('data', (d) => {
       buf += d.toString();
       for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
-        s.write(`${name} ${s.remoteAddress}\n`);
+        // "reset": the endpoint aborts the connection (a RST the proxy must pass on).
+        if (line === 'reset') s.resetAndDestroy();
+        else s.write(`${name} ${s.remoteAddress}\n`);
       }
     });
     s.on('end', () => s.end(`${name} end\n`));
@@ -87,13 +90,14 @@ export class LongConnection {
   private buf = '';
   private waiters: Array<(line: string) => void> = [];
   ended = false;
+  error = '';
   private constructor(readonly socket: Socket) {
     socket.on('data', (d) => {
       this.buf += d.toString();
       this.drain();
     });
     socket.on('end', () => { this.ended = true; });
-    socket.on('error', () => {});
+    socket.on('error', (e: NodeJS.ErrnoException) => { this.error = e.code ?? e.message; });
   }
 
   static open(port: number, from?: string): Promise<LongConnection> {
@@ -129,6 +133,23 @@ export class LongConnection {
 
   close(): void {
     this.socket.destroy();
+  }
+}
+
+/** A UDP client socket kept open: each ask() sends from the same address/port and waits for a reply. */
+export class UdpClient {
+  private readonly s = createSocket('udp4');
+  ask(port: number, text: string, timeoutMs = 1000): Promise<string> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.s.off('message', on); resolve('timeout'); }, timeoutMs);
+      const on = (m: Buffer): void => { clearTimeout(t); this.s.off('message', on); resolve(m.toString()); };
+      this.s.on('message', on);
+      this.s.send(text, port, '127.0.0.1');
+    });
+  }
+
+  close(): void {
+    this.s.close();
   }
 }
 
