@@ -126,6 +126,18 @@ describe('CoreFlows', () => {
     expect(stateOf(dp, c)).toBeUndefined();
   });
 
+  it('gives IPVS the connections the proxy holds: active while open, inactive once closed', async () => {
+    const { dp, flows } = await core(['127.0.0.2'], 'ipvs');
+    const counts = (): string => /127\.0\.0\.2:8080\s+Masq\s+\d+\s+(\d+\s+\d+)/.exec(dp.ipvsadm(['-Ln']).stdout)?.[1]?.replace(/\s+/, ' ') ?? '?';
+    const a = flows.open('tcp', '127.0.0.1', 44000, '10.96.0.80', 80, true) as CoreFlow;
+    const b = flows.open('tcp', '127.0.0.1', 44001, '10.96.0.80', 80, true) as CoreFlow;
+    flows.established(a);
+    flows.established(b);
+    expect(counts()).toBe('2 0');
+    flows.closed(a, 'graceful');
+    expect(counts()).toBe('1 1');
+  });
+
   it('keeps a client address on one endpoint with ClientIP affinity', async () => {
     const { flows } = await core(['127.0.0.2', '127.0.0.3', '127.0.0.4'], 'iptables', ', sessionAffinity: ClientIP');
     for (const client of ['127.0.0.7', '127.0.0.8', '127.0.0.9']) {
