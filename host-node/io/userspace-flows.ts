@@ -70,6 +70,7 @@ export class CoreFlows {
     // A client of the other family than the Service address (a v4-mapped peer on a v6 socket) has no packet.
     if (client.includes(':') !== vip.includes(':')) return { refused: 'family' };
     const r = this.run({ src: client, dst: vip, proto, sport: clientPort, dport: port, ...(proto === 'tcp' ? { flags: 'S' } : {}) }, local);
+    if (!r) return { refused: 'bad_address' };
     if (r.verdict === 'REPLY') return { refused: 'reject' };
     // PASS: the core has no Service rules at all (nothing synced yet).
     if (r.verdict === 'PASS') return { refused: 'no_service' };
@@ -121,7 +122,14 @@ export class CoreFlows {
     this.run({ src: f.endpoint, dst: f.natSrc, proto: f.proto, sport: f.endpointPort, dport: f.natPort, ...(f.proto === 'tcp' ? { flags } : {}) }, false);
   }
 
-  private run(spec: Parameters<typeof buildPacket>[0], local: boolean): ProcessResult {
-    return this.dp.process({ bytes: buildPacket(spec), local }, Math.floor(this.now()) >>> 0);
+  /** The core's result, or null for an address no packet can carry (a socket callback never throws). */
+  private run(spec: Parameters<typeof buildPacket>[0], local: boolean): ProcessResult | null {
+    let bytes: Uint8Array;
+    try {
+      bytes = buildPacket(spec);
+    } catch {
+      return null;
+    }
+    return this.dp.process({ bytes, local }, Math.floor(this.now()) >>> 0);
   }
 }

@@ -6,10 +6,15 @@
 // to the new endpoint; when the core gives none, the datagram is dropped and the session closed.
 // Replies from the endpoint go back to the client from the listening socket. A session idle in both
 // directions for udpIdleTimeout (kube-proxy's --udp-timeout, 250 ms by default) is closed. Closing the
-// listener ends its sessions (as kube-proxy's UDP proxy socket did). Never chooses an endpoint.
+// listener ends its sessions (as kube-proxy's UDP proxy socket did). Sessions are capped per port
+// (each holds a socket): datagrams from new clients beyond it are dropped and counted. Never
+// chooses an endpoint.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { socketAddress, type CoreFlow } from './userspace-flows.js';
 import type { ListenerContext, ListenerTarget } from './userspace-tcp.js';
+
+/** Client sessions one UDP service port holds at most (each holds a socket); more are refused. */
+export const MAX_UDP_SESSIONS = 4096;
 
 interface Session {
   key: string;
@@ -69,7 +74,13 @@ export class UdpServicePort {
       this.end(s);
       s = undefined;
     }
-    if (!s) s = this.open(key, f, rinfo);
+    if (!s) {
+      if (this.sessions.size >= MAX_UDP_SESSIONS) {
+        counters.refused.udp_sessions_full = (counters.refused.udp_sessions_full ?? 0) + 1;
+        return;
+      }
+      s = this.open(key, f, rinfo);
+    }
     s.flow = f;
     s.idle.refresh();
     counters.datagramsToEndpoint++;

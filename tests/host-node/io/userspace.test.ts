@@ -100,6 +100,8 @@ describe('CoreFlows', () => {
     expect(flows.open('udp', '127.0.0.1', 40000, '10.96.0.80', 53, true)).toEqual({ refused: 'reject' });
     expect(flows.open('tcp', '127.0.0.1', 40001, '10.96.0.80', 81, true)).toEqual({ refused: 'no_service' });
     expect(flows.open('tcp', '::1', 40002, '10.96.0.80', 80, true)).toEqual({ refused: 'family' });
+    // An address no packet can carry (a zone-scoped peer, say) is refused, never thrown.
+    expect(flows.open('tcp', 'fe80::1%eth0', 40003, 'fd00::1', 80, true)).toEqual({ refused: 'bad_address' });
   });
 
   it('follows the socket\'s life in conntrack: established, closed, reset, refused', async () => {
