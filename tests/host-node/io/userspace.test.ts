@@ -5,9 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { connect } from 'node:net';
 import { Dataplane } from '../../../host-node/dataplane.js';
-import { PortAllocator, NoPortError, MAX_BIND_ATTEMPTS } from '../../../host-node/io/userspace-ports.js';
+
 import { CoreFlows, socketAddress, type CoreFlow } from '../../../host-node/io/userspace-flows.js';
-import { UserspaceProxy } from '../../../host-node/io/userspace.js';
+import { UserspaceProxy, PortAllocator, NoPortError, MAX_BIND_ATTEMPTS } from '../../../host-node/io/userspace.js';
 import type { ServicePortInfo } from '../../../host-node/kube/index.js';
 
 describe('PortAllocator', () => {
