@@ -137,9 +137,6 @@ export class TcpServicePort {
       }
       reset(client);
     });
-    // A side that closes without an error event while the other is still open was reset or destroyed.
-    client.once('close', (hadError) => { if (hadError && up) reset(endpoint); });
-    endpoint.once('close', (hadError) => { if (hadError) reset(client); });
   }
 }
 

@@ -28,6 +28,7 @@ describe.runIf(run.why === '')('svcplane proxy --mode userspace (unprivileged, l
   let emptyPort = 0;
   let echoPort = 0;
   let range: [number, number] = [0, 0];
+  let deadPort = 0;
   let manifests: (omit?: { web?: string; echo?: string; twin?: boolean; late?: number }) => string = () => '';
 
   const write = (yaml: string): void => {
@@ -45,7 +46,7 @@ describe.runIf(run.why === '')('svcplane proxy --mode userspace (unprivileged, l
 
   beforeAll(async () => {
     backends = await Promise.all([['be1', '127.0.0.2'], ['be2', '127.0.0.3'], ['be3', '127.0.0.4']].map(([n, ip]) => startBackend(n!, ip!)));
-    [webPort, emptyPort, echoPort, metricsPort, healthzPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
+    [webPort, emptyPort, echoPort, metricsPort, healthzPort, deadPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort(), freePort('127.0.0.5')]);
     // A range of 40 ports inside the ephemeral range; ports some other process holds are skipped.
     const base = 40000 + 40 * Math.floor(Math.random() * 400);
     range = [base, base + 39];
@@ -62,6 +63,9 @@ describe.runIf(run.why === '')('svcplane proxy --mode userspace (unprivileged, l
       // internalTrafficPolicy Local with endpoints on another node only: kube-proxy drops.
       service('local', { clusterIP: '10.96.0.15', internalTrafficPolicy: 'Local', ports: [{ name: 'p', port: 81, protocol: 'TCP' }] }),
       slices('local', 'TCP', backends, { nodeName: 'n2' }),
+      // An endpoint nothing listens on (127.0.0.5, a port found free).
+      service('dead', { clusterIP: '10.96.0.17', ports: [{ name: 'p', port: 82, protocol: 'TCP' }] }),
+      slices('dead', 'TCP', [{ name: 'gone', ip: '127.0.0.5', tcpPort: deadPort, udpPort: deadPort, close: async () => {} }]),
       ...(o.late ? [service('late', { clusterIP: '10.96.0.16', ports: [{ name: 'p', port: o.late, protocol: 'TCP' }] }), slices('late', 'TCP', backends.slice(1, 2))] : []),
     ].join('');
     dir = mkdtempSync(join(tmpdir(), 'svp-userspace-'));
@@ -72,8 +76,8 @@ describe.runIf(run.why === '')('svcplane proxy --mode userspace (unprivileged, l
       '--userspace-bind', '127.0.0.1', '--proxy-port-range', `${range[0]}-${range[1]}`,
       '--metrics-bind-address', `127.0.0.1:${metricsPort}`, '--healthz-bind-address', `127.0.0.1:${healthzPort}`,
     ]);
-    const served = await eventually(() => services().catch(() => [] as Mapping[]), (m) => m.filter((x) => x.listenPort).length === 6, 15_000);
-    if (served.filter((x) => x.listenPort).length !== 6) throw new Error(`proxy did not serve 6 ports:\n${proxy.out()}`);
+    const served = await eventually(() => services().catch(() => [] as Mapping[]), (m) => m.filter((x) => x.listenPort).length === 7, 15_000);
+    if (served.filter((x) => x.listenPort).length !== 7) throw new Error(`proxy did not serve 7 ports:\n${proxy.out()}`);
   }, 30_000);
 
   afterAll(async () => {
@@ -135,6 +139,10 @@ describe.runIf(run.why === '')('svcplane proxy --mode userspace (unprivileged, l
     // internalTrafficPolicy Local and no endpoint on this node: the core drops; the client is reset.
     expect(await tcpAsk(await listenPort('default/local:p'))).toEqual({ error: 'ECONNRESET' });
     expect(Date.now() - t0).toBeLessThan(1500);
+  });
+
+  it('resets the client when the endpoint the core chose refuses the connection', async () => {
+    expect(await tcpAsk(await listenPort('default/dead:p'))).toEqual({ error: 'ECONNRESET' });
   });
 
   it('echoes UDP through every endpoint and closes idle sessions', async () => {
@@ -213,6 +221,7 @@ describe.runIf(run.why === '')('svcplane proxy --mode userspace (unprivileged, l
     expect(value(/svcplane_userspace_connections_total\{protocol="tcp",result="proxied"\} (\d+)/)).toBeGreaterThan(40);
     expect(value(/svcplane_userspace_connections_total\{protocol="udp",result="proxied"\} (\d+)/)).toBeGreaterThanOrEqual(24);
     expect(value(/svcplane_userspace_refused_total\{reason="reject"\} (\d+)/)).toBeGreaterThanOrEqual(1);
+    expect(value(/svcplane_userspace_connections_total\{protocol="tcp",result="connect_failed"\} (\d+)/)).toBe(1);
     expect(value(/svcplane_conntrack_entries (\d+)/)).toBeGreaterThan(0);
     expect(text).toMatch(/kubeproxy_sync_proxy_rules_last_timestamp_seconds [1-9]/);
   });
