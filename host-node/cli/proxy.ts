@@ -1,5 +1,6 @@
 // proxy.ts — `svcplane proxy`: the node proxy kube-proxy's place. Parses flags and the config file
-// (io/proxy-config.ts), starts the proxy (io/node-proxy.ts) in the current network namespace, and
+// (io/proxy-config.ts), starts the proxy (io/node-proxy.ts) in the current network namespace (or,
+// with --mode userspace, as socket listeners that need no root), and
 // on SIGINT or SIGTERM saves the flows and removes everything it set up. Errors become messages and
 // exit codes: 2 for bad settings, 1 when the proxy could not start or clean up.
 import { ConfigError, parseProxyArgs, PROXY_HELP } from '../io/proxy-config.js';
@@ -29,7 +30,8 @@ export async function runProxy(argv: string[], out: (s: string) => void, err: (s
   process.on('SIGTERM', onSignal);
   try {
     const proxy = await NodeProxy.start(cfg, { log });
-    out(`proxy: serving on ${cfg.tun} (mode ${cfg.mode}, node ${cfg.nodeName}, addresses ${proxy.nodeAddrs.join(' ')})\n`);
+    const where = cfg.mode === 'userspace' ? `${cfg.userspaceBind.join(' ')} (mode userspace, core ${cfg.userspaceCore}` : `${cfg.tun} (mode ${cfg.mode}`;
+    out(`proxy: serving on ${where}, node ${cfg.nodeName}, addresses ${proxy.nodeAddrs.join(' ')})\n`);
     if (!signalled) await new Promise<void>((resolve) => { wake = resolve; });
     const failed = await proxy.stop();
     for (const f of failed) err(`svcplane proxy: cleanup: ${f}\n`);

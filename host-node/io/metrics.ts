@@ -104,10 +104,17 @@ export class ProxyMetrics {
     return this.registry.metrics();
   }
 
-  /** GET /metrics on host:port. */
-  async serve(host: string, port: number): Promise<Server> {
+  /** GET /metrics on host:port, and GET `path` answering `routes[path]()` as JSON. */
+  async serve(host: string, port: number, routes: Record<string, () => unknown> = {}): Promise<Server> {
     return listen((req, res) => {
-      if ((req.url ?? '').split('?')[0] !== '/metrics') {
+      const path = (req.url ?? '').split('?')[0]!;
+      const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
+      if (route) {
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(`${JSON.stringify(route(), null, 2)}\n`);
+        return;
+      }
+      if (path !== '/metrics') {
         res.writeHead(404).end();
         return;
       }

@@ -3,6 +3,8 @@
 // packet loop, kube-proxy's health and metrics servers, and the conntrack state file that lets a
 // restarted proxy keep its flows. start() undoes whatever it already set up when a later step
 // fails; stop() saves the flows (atomically), then removes the routes, rules, device and servers.
+// In userspace mode (no root, no TUN) the device, routes and packet loop are replaced by socket
+// listeners per service port (io/userspace.ts) that ask the same core for every endpoint.
 // Runs in the current network namespace. Never decides packets (the core does) and never renders
 // rules (Dataplane.apply does).
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync, unlinkSync } from 'node:fs';
@@ -22,7 +24,8 @@ import { ProxyHealth, ServiceHealthServers, serveProxyHealth, closeServer } from
 import { ProxyMetrics } from './metrics.js';
 import { ManifestSource } from './manifests.js';
 import { createKubeApiSource, loadKubeConfig } from './kube-api.js';
-import { hostPort, type ProxyConfig } from './proxy-config.js';
+import { hostPort, coreMode, type ProxyConfig } from './proxy-config.js';
+import { UserspaceProxy, modelServicePorts } from './userspace.js';
 
 export interface NodeProxyOptions {
   log?: (line: string) => void;
@@ -68,6 +71,8 @@ export class NodeProxy {
   private tun: TunDevice | null = null;
   private routes: NodeRoutes | null = null;
   private loop: ProxyLoop | null = null;
+  /** Userspace mode's listeners (instead of the device, routes and loop). */
+  userspace: UserspaceProxy | null = null;
   private source: Source | null = null;
   private servers: Server[] = [];
   private hcServers: ServiceHealthServers | null = null;
@@ -96,7 +101,9 @@ export class NodeProxy {
 
   /** Brings the proxy up; on any failure everything already set up is removed before the error propagates. */
   static async start(cfg: ProxyConfig, opts: NodeProxyOptions = {}): Promise<NodeProxy> {
-    const hostAddrs = cfg.nodeIPs.length > 0 ? cfg.nodeIPs : hostAddresses(cfg.tun);
+    let hostAddrs = cfg.nodeIPs.length > 0 ? cfg.nodeIPs : hostAddresses(cfg.tun);
+    // A userspace proxy needs no routable node address: its bind addresses stand in.
+    if (hostAddrs.length === 0 && cfg.mode === 'userspace') hostAddrs = cfg.userspaceBind.filter((a) => a !== '0.0.0.0' && a !== '::');
     if (hostAddrs.length === 0) throw new Error('no node address: pass --node-ip (no global address found in this network namespace)');
     const npAddrs = nodePortAddresses(cfg.nodePortAddresses, hostAddrs, hostAddrs[0]);
 
@@ -138,14 +145,22 @@ export class NodeProxy {
 
   private async bringUp(): Promise<void> {
     const cfg = this.cfg;
-    this.tun = TunDevice.open({ name: cfg.tun });
-    this.routes = new NodeRoutes({
-      tun: cfg.tun, table: cfg.routeTable, serviceCIDRs: cfg.serviceCIDRs, masqueradeAddresses: cfg.masqueradeAddresses,
-      nodePortRange: cfg.nodePortRange, nodePortAddresses: this.nodePortAddrs, log: this.log,
-    }, this.nodeAddrs);
-    this.routes.setup();
-    this.loop = new ProxyLoop(this.dp, this.tun, { clock: this.clock });
-    this.loop.start();
+    if (cfg.mode === 'userspace') {
+      this.userspace = new UserspaceProxy({
+        dp: this.dp, clock: this.clock, bind: cfg.userspaceBind, ports: cfg.userspacePorts, portRange: cfg.proxyPortRange,
+        udpIdleTimeoutMs: cfg.udpIdleTimeoutMs, nodeAddresses: this.nodeAddrs, log: this.log,
+      });
+      this.userspace.registerMetrics(this.metrics.registry);
+    } else {
+      this.tun = TunDevice.open({ name: cfg.tun });
+      this.routes = new NodeRoutes({
+        tun: cfg.tun, table: cfg.routeTable, serviceCIDRs: cfg.serviceCIDRs, masqueradeAddresses: cfg.masqueradeAddresses,
+        nodePortRange: cfg.nodePortRange, nodePortAddresses: this.nodePortAddrs, log: this.log,
+      }, this.nodeAddrs);
+      this.routes.setup();
+      this.loop = new ProxyLoop(this.dp, this.tun, { clock: this.clock });
+      this.loop.start();
+    }
 
     if (cfg.healthzBindAddress) {
       const hp = hostPort(cfg.healthzBindAddress, '--healthz-bind-address');
@@ -153,7 +168,8 @@ export class NodeProxy {
     }
     if (cfg.metricsBindAddress) {
       const mp = hostPort(cfg.metricsBindAddress, '--metrics-bind-address');
-      this.servers.push(await this.metrics.serve(mp.host, mp.port));
+      const us = this.userspace;
+      this.servers.push(await this.metrics.serve(mp.host, mp.port, us ? { '/services': () => us.mapping() } : {}));
     }
     this.hcServers = new ServiceHealthServers(this.health, this.nodePortAddrs, this.log);
 
@@ -205,7 +221,7 @@ export class NodeProxy {
     const t0 = performance.now();
     const changes = this.objects.takeChanges();
     const apply: ApplyOptions = {
-      mode: cfg.mode as ApplyOptions['mode'],
+      mode: coreMode(cfg),
       nodeName: cfg.nodeName,
       iptables: {
         masqueradeAll: cfg.masqueradeAll,
@@ -233,6 +249,7 @@ export class NodeProxy {
     const view = this.objects.view();
     const routeErrors = this.routes?.sync(view) ?? [];
     for (const e of routeErrors.slice(0, 5)) this.log(`proxy: route: ${e}`);
+    await this.userspace?.sync(modelServicePorts(this.objects.state.families.values()));
     await this.hcServers?.sync(view.healthCheckPorts);
     this.hcServers?.setEndpoints(view.localEndpoints);
     this.health.nodeEligible = !this.objects.nodeDeleting;
@@ -274,6 +291,7 @@ export class NodeProxy {
     if (this.periodic) clearInterval(this.periodic);
     await this.syncing?.catch(() => {});
     this.loop?.stop();
+    this.userspace?.close();
     if (opts.save !== false && this.cfg.conntrackState) {
       try {
         const snap = this.dp.snapshot(Math.floor(this.clock()) >>> 0);

@@ -2,7 +2,7 @@
 // YAML config file using KubeProxyConfiguration's field names where kube-proxy has the setting
 // (mode, clusterCIDR, nodePortAddresses, healthzBindAddress, metricsBindAddress, hostnameOverride,
 // iptables.masqueradeAll, clientConnection.kubeconfig) plus svcplane's own (serviceCIDR, nodeIP,
-// manifests, tun, conntrackState, masqueradeAddresses). Flags override the file. Every problem names
+// manifests, tun, conntrackState, masqueradeAddresses, userspace*). Flags override the file. Every problem names
 // the file, line and field (or the flag). Never touches the network, devices or the core.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -10,8 +10,15 @@ import { parseArgs } from 'node:util';
 import { LineCounter, parseDocument, isMap, type Node as YamlNode } from 'yaml';
 import { parseCIDR, parseIP, formatIP, type CIDR } from '../kube/ip.js';
 
-export type ProxyMode = 'iptables' | 'ipvs' | 'direct';
-export const PROXY_MODES: readonly ProxyMode[] = ['iptables', 'ipvs', 'direct'];
+export type ProxyMode = 'iptables' | 'ipvs' | 'direct' | 'userspace';
+export const PROXY_MODES: readonly ProxyMode[] = ['iptables', 'ipvs', 'direct', 'userspace'];
+/** How Services are programmed into the core (in userspace mode: userspaceCore). */
+export type CoreMode = Exclude<ProxyMode, 'userspace'>;
+const CORE_MODES: readonly CoreMode[] = ['iptables', 'ipvs', 'direct'];
+/** The mode the core is programmed in: --mode, or --userspace-core in userspace mode. */
+export const coreMode = (c: ProxyConfig): CoreMode => (c.mode === 'userspace' ? c.userspaceCore : c.mode);
+/** Userspace mode's listening port per service port: the Service's own when it can be bound, or always one from the range. */
+export type UserspacePorts = 'service' | 'range';
 
 export interface ProxyConfig {
   mode: ProxyMode;
@@ -44,13 +51,23 @@ export interface ProxyConfig {
   routeTable: number;
   /** Seconds a queued change may wait before /healthz reports 503 (kube-proxy: 2 × syncPeriod). */
   healthTimeoutSeconds: number;
+  /** Userspace mode: local addresses the per-service-port listeners bind (one family each or both). */
+  userspaceBind: string[];
+  userspacePorts: UserspacePorts;
+  /** Userspace mode: how the core is programmed to choose endpoints. */
+  userspaceCore: CoreMode;
+  /** kube-proxy's --proxy-port-range: listening ports come from here; [0, 0] = any free port. */
+  proxyPortRange: [number, number];
+  /** kube-proxy's --udp-timeout (udpIdleTimeout, default 250 ms): an idle UDP client session is closed. */
+  udpIdleTimeoutMs: number;
 }
 
 export class ConfigError extends Error {}
 
 export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig FILE) [options]
   --config FILE                  YAML (KubeProxyConfiguration field names; flags override it)
-  --mode iptables|ipvs|direct    how Services are programmed into the core (default iptables)
+  --mode iptables|ipvs|direct|userspace  how Services are programmed into the core (default
+                                 iptables); userspace: socket proxy, see below
   --manifests DIR                Services/EndpointSlices/Nodes from files (watched)
   --kubeconfig FILE              watch the API server
   --hostname-override NAME       this node's name (default: the host name)
@@ -66,12 +83,19 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --healthz-bind-address A:P     default 0.0.0.0:10256 ("" off)
   --conntrack-state FILE         flows saved on exit, restored on start
   --conntrack-max N              flows the conntrack table holds (default 262144)
+userspace mode (--mode userspace: no root, no TUN; a socket proxy per service port):
+  --userspace-bind IP            local address the listeners bind (repeatable; default 127.0.0.1)
+  --userspace-ports service|range  the Service's own port when it can be bound, else the range (default service)
+  --userspace-core iptables|ipvs|direct  how the core chooses endpoints (default iptables)
+  --proxy-port-range A-B         listening ports taken from here (default: any free port)
+  --udp-timeout DURATION         idle UDP client session lifetime, e.g. 250ms, 2s (default 250ms)
 `;
 
 const DEFAULTS: ProxyConfig = {
   mode: 'iptables', nodeName: '', nodeIPs: [], clusterCIDRs: [], masqueradeAddresses: [], serviceCIDRs: ['10.96.0.0/12'], nodePortAddresses: [],
   nodePortRange: [30000, 32767], masqueradeAll: false, tun: 'svc0', metricsBindAddress: '127.0.0.1:10249',
   healthzBindAddress: '0.0.0.0:10256', routeTable: 2325, healthTimeoutSeconds: 60, conntrackMax: 262144,
+  userspaceBind: ['127.0.0.1'], userspacePorts: 'service', userspaceCore: 'iptables', proxyPortRange: [0, 0], udpIdleTimeoutMs: 250,
 };
 
 /** "a,b" and repeated flags, flattened; blanks dropped. */
@@ -93,6 +117,8 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
         'masquerade-all': { type: 'boolean' }, 'masquerade-address': { type: 'string', multiple: true }, tun: { type: 'string' },
         'metrics-bind-address': { type: 'string' }, 'healthz-bind-address': { type: 'string' },
         'conntrack-state': { type: 'string' }, 'conntrack-max': { type: 'string' },
+        'userspace-bind': { type: 'string', multiple: true }, 'userspace-ports': { type: 'string' }, 'userspace-core': { type: 'string' },
+        'proxy-port-range': { type: 'string' }, 'udp-timeout': { type: 'string' },
       },
     });
   } catch (e) {
@@ -117,6 +143,11 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   set('healthzBindAddress', v['healthz-bind-address']);
   set('conntrackState', v['conntrack-state']);
   if (v['conntrack-max'] !== undefined) c.conntrackMax = Number(v['conntrack-max']);
+  if (v['userspace-bind']) c.userspaceBind = list(v['userspace-bind']);
+  set('userspacePorts', v['userspace-ports'] as UserspacePorts | undefined);
+  set('userspaceCore', v['userspace-core'] as CoreMode | undefined);
+  if (v['proxy-port-range'] !== undefined) c.proxyPortRange = portRange(v['proxy-port-range'], '--proxy-port-range');
+  if (v['udp-timeout'] !== undefined) c.udpIdleTimeoutMs = duration(v['udp-timeout'], '--udp-timeout');
   return validate(c, (field) => (v.config && !flagged(v, field) ? `${v.config}: ${field}` : `--${FLAG_OF[field] ?? field}`));
 }
 
@@ -124,6 +155,7 @@ const FLAG_OF: Record<string, string> = {
   mode: 'mode', tun: 'tun', nodeIPs: 'node-ip', clusterCIDRs: 'cluster-cidr', serviceCIDRs: 'service-cidr',
   nodePortAddresses: 'nodeport-addresses', masqueradeAddresses: 'masquerade-address', conntrackMax: 'conntrack-max', metricsBindAddress: 'metrics-bind-address',
   healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig', nodePortRange: 'service-node-port-range',
+  userspaceBind: 'userspace-bind', userspacePorts: 'userspace-ports', userspaceCore: 'userspace-core', proxyPortRange: 'proxy-port-range', udpIdleTimeoutMs: 'udp-timeout',
 };
 const flagged = (v: Record<string, unknown>, field: string): boolean => v[FLAG_OF[field] ?? field] !== undefined;
 
@@ -152,6 +184,14 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
   if (!Number.isInteger(c.conntrackMax) || c.conntrackMax < 16 || c.conntrackMax > 1 << 24) fail('conntrackMax', `expected 16 to ${1 << 24} flows, got ${c.conntrackMax}`);
   if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(c.tun)) fail('tun', `device names are 1-15 letters, digits, "_", "." or "-": ${JSON.stringify(c.tun)}`);
   for (const k of ['metricsBindAddress', 'healthzBindAddress'] as const) if (c[k] !== '') hostPort(c[k], where(k));
+  c.userspaceBind = c.userspaceBind.map((a) => canonical(a) ?? fail('userspaceBind', `not an IP address: ${JSON.stringify(a)}`));
+  if (c.userspaceBind.length === 0) fail('userspaceBind', 'at least one address is needed');
+  if (c.userspacePorts !== 'service' && c.userspacePorts !== 'range') fail('userspacePorts', `expected service or range, got ${JSON.stringify(c.userspacePorts)}`);
+  if (!CORE_MODES.includes(c.userspaceCore)) fail('userspaceCore', `expected one of ${CORE_MODES.join(', ')}, got ${JSON.stringify(c.userspaceCore)}`);
+  const [plo, phi] = c.proxyPortRange;
+  // kube-proxy's PortRange: 0-0 (unset) means any free port; otherwise 1 ≤ first ≤ last ≤ 65535.
+  if (!(plo === 0 && phi === 0) && !(Number.isInteger(plo) && Number.isInteger(phi) && plo >= 1 && plo <= phi && phi <= 65535)) fail('proxyPortRange', `bad range ${plo}-${phi}`);
+  if (!(Number.isFinite(c.udpIdleTimeoutMs) && c.udpIdleTimeoutMs > 0)) fail('udpIdleTimeoutMs', 'must be greater than 0');
   return c;
 }
 
@@ -184,6 +224,16 @@ function portRange(text: string, what: string): [number, number] {
   return [Number(m[1]), Number(m[2] ?? m[1])];
 }
 
+/** A Go-style duration ("250ms", "2s", "1m30s", "1.5s") in milliseconds; throws naming `what`. */
+export function duration(text: string, what: string): number {
+  const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  const parts = [...text.trim().matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/gy)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text.trim()) {
+    throw new ConfigError(`${what}: expected a duration such as 250ms or 2s, got ${JSON.stringify(text)}`);
+  }
+  return parts.reduce((ms, p) => ms + Number(p[1]) * unit[p[2]!]!, 0);
+}
+
 type FieldReader = (cfg: ProxyConfig, value: unknown, fail: (msg: string) => never) => void;
 
 const str = (v: unknown, fail: (m: string) => never): string => (typeof v === 'string' ? v : fail('expected a string'));
@@ -211,10 +261,15 @@ const FIELDS: Record<string, FieldReader> = {
   conntrackState: (c, v, fail) => { c.conntrackState = str(v, fail); },
   conntrackMax: (c, v, fail) => { c.conntrackMax = typeof v === 'number' ? v : fail('expected a number'); },
   masqueradeAddress: (c, v, fail) => { c.masqueradeAddresses = strList(v, fail); },
+  portRange: (c, v, fail) => { const s = str(v, fail); c.proxyPortRange = s === '' ? [0, 0] : portRange(s, 'portRange'); },
+  udpIdleTimeout: (c, v, fail) => { c.udpIdleTimeoutMs = duration(str(v, fail), 'udpIdleTimeout'); },
+  userspaceBind: (c, v, fail) => { c.userspaceBind = strList(v, fail); },
+  userspacePorts: (c, v, fail) => { c.userspacePorts = str(v, fail) as UserspacePorts; },
+  userspaceCore: (c, v, fail) => { c.userspaceCore = str(v, fail) as CoreMode; },
 };
 // Sections whose other fields are accepted and ignored (kube-proxy tuning this proxy has no use for).
 const IGNORED_SECTIONS = new Set(['clientConnection', 'iptables', 'ipvs', 'conntrack', 'nftables', 'winkernel', 'detectLocal', 'logging', 'featureGates']);
-const IGNORED_FIELDS = new Set(['bindAddress', 'bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'oomScoreAdj', 'portRange', 'showHiddenMetricsForVersion', 'detectLocalMode', 'syncPeriod', 'minSyncPeriod']);
+const IGNORED_FIELDS = new Set(['bindAddress', 'bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'oomScoreAdj', 'showHiddenMetricsForVersion', 'detectLocalMode', 'syncPeriod', 'minSyncPeriod']);
 
 /** Reads a YAML config file; unknown fields are errors naming file:line and the field path. */
 export function readConfigFile(file: string, text = readFileSync(file, 'utf8')): ProxyConfig {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseProxyArgs, readConfigFile, ConfigError } from '../../../host-node/io/proxy-config.js';
+import { parseProxyArgs, readConfigFile, coreMode, ConfigError } from '../../../host-node/io/proxy-config.js';
 import { nodePortAddresses } from '../../../host-node/io/node-proxy.js';
 
 describe('proxy flags', () => {
@@ -37,7 +37,13 @@ describe('proxy flags', () => {
 
   it('names the flag at fault', () => {
     const bad: Array<[string[], RegExp]> = [
-      [['--manifests', '/m', '--mode', 'userspace'], /--mode: expected one of iptables, ipvs, direct/],
+      [['--manifests', '/m', '--mode', 'kernelspace'], /--mode: expected one of iptables, ipvs, direct, userspace/],
+      [['--manifests', '/m', '--userspace-bind', 'localhost'], /--userspace-bind: not an IP address: "localhost"/],
+      [['--manifests', '/m', '--userspace-ports', 'any'], /--userspace-ports: expected service or range/],
+      [['--manifests', '/m', '--userspace-core', 'userspace'], /--userspace-core: expected one of iptables, ipvs, direct,/],
+      [['--manifests', '/m', '--proxy-port-range', '40000-30000'], /--proxy-port-range: bad range 40000-30000/],
+      [['--manifests', '/m', '--udp-timeout', '250'], /--udp-timeout: expected a duration such as 250ms/],
+      [['--manifests', '/m', '--udp-timeout', '0s'], /--udp-timeout: must be greater than 0/],
       [['--mode', 'iptables'], /exactly one of --manifests and --kubeconfig/],
       [['--manifests', '/m', '--kubeconfig', '/k'], /exactly one of/],
       [['--manifests', '/m', '--service-cidr', '10.96.0.0'], /--service-cidr: not a CIDR: "10.96.0.0"/],
@@ -50,6 +56,26 @@ describe('proxy flags', () => {
     ];
     for (const [argv, msg] of bad) expect(() => parseProxyArgs(argv), argv.join(' ')).toThrow(msg);
     expect(() => parseProxyArgs(['--mode', 'x'])).toThrow(ConfigError);
+  });
+});
+
+describe('userspace mode settings', () => {
+  it('has kube-proxy\'s userspace defaults (any free port, 250 ms UDP idle timeout) and loopback listeners', () => {
+    const c = parseProxyArgs(['--manifests', '/m', '--mode', 'userspace']);
+    expect(c).toMatchObject({ mode: 'userspace', userspaceBind: ['127.0.0.1'], userspacePorts: 'service', userspaceCore: 'iptables', proxyPortRange: [0, 0], udpIdleTimeoutMs: 250 });
+    expect(coreMode(c)).toBe('iptables');
+    expect(coreMode(parseProxyArgs(['--manifests', '/m', '--mode', 'direct']))).toBe('direct');
+  });
+
+  it('reads its flags and file fields (kube-proxy\'s portRange and udpIdleTimeout among them)', () => {
+    const c = parseProxyArgs([
+      '--manifests', '/m', '--mode', 'userspace', '--userspace-bind', '127.0.0.1,::1', '--userspace-bind', '0:0::1:2',
+      '--userspace-ports', 'range', '--userspace-core', 'ipvs', '--proxy-port-range', '40000-40999', '--udp-timeout', '1m2.5s',
+    ]);
+    expect(c).toMatchObject({ userspaceBind: ['127.0.0.1', '::1', '::1:2'], userspacePorts: 'range', userspaceCore: 'ipvs', proxyPortRange: [40000, 40999], udpIdleTimeoutMs: 62_500 });
+    const c2 = readConfigFile('/x.yaml', 'mode: userspace\nportRange: 31000-31099\nudpIdleTimeout: 2s\nuserspaceBind: [::1]\nuserspacePorts: range\nuserspaceCore: direct\n');
+    expect(c2).toMatchObject({ mode: 'userspace', proxyPortRange: [31000, 31099], udpIdleTimeoutMs: 2000, userspaceBind: ['::1'], userspacePorts: 'range', userspaceCore: 'direct' });
+    expect(() => readConfigFile('/x.yaml', 'mode: userspace\nudpIdleTimeout: soon\n')).toThrow(/udpIdleTimeout: expected a duration/);
   });
 });
 
