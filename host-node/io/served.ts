@@ -38,18 +38,21 @@ export class ServedDestinations {
     this.add(ips, this.vips4, this.vips6);
   }
 
-  /** True when `packet` (an IP packet) is addressed to nothing the proxy serves: a steered reply. */
-  trackedOnly(packet: Uint8Array): boolean {
-    const version = packet[0]! >> 4;
-    if (version === 4 && packet.length >= 20) {
-      const d = v4(packet, 16);
+  /**
+   * True when the IP packet at `at` (`len` bytes) in `b` is addressed to nothing the proxy serves:
+   * a steered reply. Reads the bytes in place (the packet loop calls it for every packet).
+   */
+  trackedOnly(b: Uint8Array, at = 0, len = b.length - at): boolean {
+    const version = b[at]! >> 4;
+    if (version === 4 && len >= 20) {
+      const d = v4(b, at + 16);
       if (this.fixed4.has(d) || this.vips4.has(d)) return false;
-      return !this.inCidr(4, packet, 16);
+      return !this.inCidr(4, b, at + 16);
     }
-    if (version === 6 && packet.length >= 40) {
-      const d = v6(packet, 24);
+    if (version === 6 && len >= 40) {
+      const d = v6(b, at + 24);
       if (this.fixed6.has(d) || this.vips6.has(d)) return false;
-      return !this.inCidr(6, packet, 24);
+      return !this.inCidr(6, b, at + 24);
     }
     return false; // not IP: the core counts it
   }
