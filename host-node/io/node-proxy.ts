@@ -138,7 +138,7 @@ export class NodeProxy {
 
   private async bringUp(): Promise<void> {
     const cfg = this.cfg;
-    this.tun = TunDevice.open({ name: cfg.tun });
+    this.tun = TunDevice.open({ name: cfg.tun, offload: cfg.tunOffload });
     this.routes = new NodeRoutes({
       tun: cfg.tun, table: cfg.routeTable, serviceCIDRs: cfg.serviceCIDRs, masqueradeAddresses: cfg.masqueradeAddresses,
       nodePortRange: cfg.nodePortRange, nodePortAddresses: this.nodePortAddrs, log: this.log,
