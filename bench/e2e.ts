@@ -135,7 +135,7 @@ export async function benchE2E(): Promise<BenchRow[]> {
     await c.build();
     c.writeManifests(yaml);
     let t = performance.now();
-    await c.startProxy(['--service-cidr', FILL_CIDR, ...(OFFLOAD ? [] : ['--no-tun-offload'])], { startMs: 60_000 });
+    await c.startProxy(['--service-cidr', FILL_CIDR, ...(OFFLOAD ? [] : ['--no-tun-offload'])], { startMs: 180_000 });
     const proxyStartMs = performance.now() - t;
     k = await startKernelTwin(yaml);
     const kc = k.cluster;
