@@ -600,3 +600,40 @@ export function checksumsValid(bytes: Uint8Array): boolean {
     return false;
   }
 }
+
+// Checksum offload (CHECKSUM_PARTIAL; a TUN's VIRTIO_NET_HDR_F_NEEDS_CSUM): the TCP/UDP/ICMPv6
+// checksum field holds only the folded, uncomplemented pseudo-header sum, and the device finishes
+// it on the way out (include/linux/skbuff.h, "CHECKSUM_PARTIAL").
+const PARTIAL_FIELD: Record<number, number> = { [PROTO.tcp]: 16, [PROTO.udp]: 6, [PROTO.icmpv6]: 2 };
+
+/** Offset of the checksum a device finishes under offload, or -1 for other packets. */
+function partialFieldAt(b: Uint8Array, l3: L3): number {
+  const off = PARTIAL_FIELD[l3.proto];
+  if (off === undefined || l3.frag || l3.hlen + off + 2 > l3.end) return -1;
+  return l3.hlen + off;
+}
+
+/** The value the checksum field holds under offload (the pseudo-header sum), or -1 if none applies. */
+export function partialChecksum(bytes: Uint8Array): number {
+  const l3 = decodeL3(bytes, false);
+  if (partialFieldAt(bytes, l3) < 0) return -1;
+  const len = l3.proto === PROTO.udp ? get16(bytes.subarray(l3.hlen), 4) : l3.end - l3.hlen;
+  return foldSum(pseudoSum(l3.src, l3.dst, l3.proto, len));
+}
+
+/** A copy of the packet as a device with checksum offload hands it over: the field holds partialChecksum(). */
+export function withPartialChecksum(bytes: Uint8Array): Uint8Array {
+  const out = bytes.slice();
+  const at = partialFieldAt(out, decodeL3(out, false));
+  if (at >= 0) put16(out, at, partialChecksum(out));
+  return out;
+}
+
+/** A copy with the partial checksum finished as the device does it: the transport bytes summed, complemented. */
+export function finishPartialChecksum(bytes: Uint8Array): Uint8Array {
+  const out = bytes.slice();
+  const l3 = decodeL3(out, false);
+  const at = partialFieldAt(out, l3);
+  if (at >= 0) put16(out, at, 0xffff ^ foldSum(onesSum(out, l3.hlen, l3.end)));
+  return out;
+}

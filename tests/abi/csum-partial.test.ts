@@ -10,7 +10,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Dataplane } from '../../host-node/core/dataplane.js';
 import { DESC, VERDICTS } from '../../host-node/core/abi.js';
-import { buildPacket, checksumsValid, decodePacket, type PacketSpec } from '../../host-node/core/packet.js';
+import {
+  buildPacket, checksumsValid, decodePacket, finishPartialChecksum, partialChecksum, withPartialChecksum, type PacketSpec,
+} from '../../host-node/core/packet.js';
 
 const VIP = '198.18.96.10';
 const BACKEND = '198.18.100.2';
@@ -20,35 +22,7 @@ const META_CSUM_PARTIAL = 2;
 const SLOT = 65536 + 256;
 const TCP_CSUM = 16;
 
-/** Ones-complement sum of big-endian 16-bit words of b[start, end), folded to 16 bits. */
-function fold(acc: number): number {
-  while (acc > 0xffff) acc = (acc & 0xffff) + (acc >>> 16);
-  return acc;
-}
-function sum16(b: Uint8Array, start: number, end: number, acc = 0): number {
-  for (let i = start; i < end; i += 2) acc += (b[i]! << 8) | (i + 1 < end ? b[i + 1]! : 0);
-  return fold(acc);
-}
-const l3len = (b: Uint8Array): number => (b[0]! & 0x0f) * 4;
-
-/** The IPv4 pseudo-header sum a device expects in the field of a CHECKSUM_PARTIAL packet. */
-function pseudoPartial(b: Uint8Array): number {
-  return sum16(b, 12, 20, 6 + (b.length - l3len(b)));
-}
-const field = (b: Uint8Array): number => (b[l3len(b) + TCP_CSUM]! << 8) | b[l3len(b) + TCP_CSUM + 1]!;
-function setField(b: Uint8Array, v: number): Uint8Array {
-  b[l3len(b) + TCP_CSUM] = v >> 8;
-  b[l3len(b) + TCP_CSUM + 1] = v & 0xff;
-  return b;
-}
-/** As the kernel's TUN hands it over with offloads: the field holds the pseudo-header sum only. */
-const asPartial = (b: Uint8Array): Uint8Array => setField(b, pseudoPartial(b));
-/** What the device (or skb_checksum_help) does on the way out: sum from csum_start, complemented. */
-function finishChecksum(b: Uint8Array): Uint8Array {
-  const c = b.slice();
-  setField(c, ~sum16(c, l3len(c), c.length) & 0xffff);
-  return c;
-}
+const field = (b: Uint8Array): number => (b[20 + TCP_CSUM]! << 8) | b[20 + TCP_CSUM + 1]!;
 
 describe('CSUM_PARTIAL packets through processBatch (TUN offload)', () => {
   let dp: Dataplane;
@@ -85,35 +59,51 @@ describe('CSUM_PARTIAL packets through processBatch (TUN offload)', () => {
 
   /** Opens a connection (SYN partial, SYN-ACK full, ACK partial); returns the masquerade port. */
   function handshake(sport: number): number {
-    const syn = run(asPartial(client(sport, { flags: 'S', seq: 100 })), META_CSUM_PARTIAL);
+    const syn = run(withPartialChecksum(client(sport, { flags: 'S', seq: 100 })), META_CSUM_PARTIAL);
     expect(syn.verdict).toBe('FORWARD');
     const p = decodePacket(syn.out);
     expect([p.src, p.dst, p.dport]).toEqual([MASQ, BACKEND, 8080]);
     const synAck = run(buildPacket({ src: BACKEND, dst: MASQ, proto: 'tcp', sport: 8080, dport: p.sport, flags: 'SA', seq: 500, ack: 101 }), 0);
     expect(synAck.verdict).toBe('FORWARD');
     expect(checksumsValid(synAck.out)).toBe(true);
-    const ack = run(asPartial(client(sport, { flags: 'A', seq: 101, ack: 501 })), META_CSUM_PARTIAL);
+    const ack = run(withPartialChecksum(client(sport, { flags: 'A', seq: 101, ack: 501 })), META_CSUM_PARTIAL);
     expect(ack.verdict).toBe('FORWARD');
     return p.sport!;
   }
 
+  it('models the device: finishing a partial checksum gives the full one back (TCP, UDP, ICMPv6)', () => {
+    const specs: PacketSpec[] = [
+      { src: CLIENT, dst: VIP, proto: 'tcp', sport: 1, dport: 2, flags: 'PA', payload: 'abc' },
+      { src: CLIENT, dst: VIP, proto: 'udp', sport: 1, dport: 2, payload: 'abcde' },
+      { src: 'fd00::1', dst: 'fd00::2', proto: 'tcp', sport: 3, dport: 4, payload: 'x'.repeat(999) },
+      { src: 'fd00::1', dst: 'fd00::2', proto: 'udp', sport: 3, dport: 4, payload: 'y' },
+      { src: 'fd00::1', dst: 'fd00::2', proto: 'icmpv6', icmp: { type: 128, code: 0, id: 9, seq: 1 } },
+    ];
+    for (const spec of specs) {
+      const full = buildPacket(spec);
+      const p = withPartialChecksum(full);
+      expect(checksumsValid(p)).toBe(false);
+      expect(finishPartialChecksum(p)).toEqual(full);
+    }
+  });
+
   it('leaves the rewritten addresses\' pseudo-header sum in the field of a NATed SYN', () => {
-    const syn = asPartial(client(41000, { flags: 'S', seq: 7 }));
+    const syn = withPartialChecksum(client(41000, { flags: 'S', seq: 7 }));
     const r = run(syn, META_CSUM_PARTIAL);
     expect(r.verdict).toBe('FORWARD');
     expect(decodePacket(r.out).dst).toBe(BACKEND);
     // Ports changed too (80 → 8080), yet only the addresses moved the partial sum.
-    expect(field(r.out)).toBe(pseudoPartial(r.out));
+    expect(field(r.out)).toBe(partialChecksum(r.out));
     expect(field(r.out)).not.toBe(field(syn));
     expect(checksumsValid(r.out)).toBe(false);
-    expect(checksumsValid(finishChecksum(r.out))).toBe(true);
+    expect(checksumsValid(finishPartialChecksum(r.out))).toBe(true);
   });
 
   it('forwards a 64 KiB super-packet intact, with a partial sum the device can finish', () => {
     handshake(41001);
     const payload = new Uint8Array(65535 - 40);
     for (let i = 0; i < payload.length; i++) payload[i] = (i * 131 + 7) & 0xff;
-    const gso = asPartial(client(41001, { flags: 'PA', seq: 101, ack: 501, payload, df: true }));
+    const gso = withPartialChecksum(client(41001, { flags: 'PA', seq: 101, ack: 501, payload, df: true }));
     expect(gso.length).toBe(65535);
     const r = run(gso, META_CSUM_PARTIAL);
     expect(r.verdict).toBe('FORWARD');
@@ -121,8 +111,8 @@ describe('CSUM_PARTIAL packets through processBatch (TUN offload)', () => {
     const p = decodePacket(r.out);
     expect([p.src, p.dst, p.dport]).toEqual([MASQ, BACKEND, 8080]);
     expect(Buffer.from(r.out.subarray(40)).equals(Buffer.from(payload))).toBe(true);
-    expect(field(r.out)).toBe(pseudoPartial(r.out));
-    expect(checksumsValid(finishChecksum(r.out))).toBe(true);
+    expect(field(r.out)).toBe(partialChecksum(r.out));
+    expect(checksumsValid(finishPartialChecksum(r.out))).toBe(true);
   });
 
   it('without the bit, keeps a full checksum full (the same super-packet)', () => {
@@ -133,6 +123,6 @@ describe('CSUM_PARTIAL packets through processBatch (TUN offload)', () => {
     const r = run(full, 0);
     expect(r.verdict).toBe('FORWARD');
     expect(checksumsValid(r.out)).toBe(true);
-    expect(field(r.out)).not.toBe(pseudoPartial(r.out));
+    expect(field(r.out)).not.toBe(partialChecksum(r.out));
   });
 });

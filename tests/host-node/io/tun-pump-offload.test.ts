@@ -6,7 +6,7 @@
 // header is counted, not processed. Counters say how many super-packets and partial checksums came in.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Dataplane } from '../../../host-node/core/dataplane.js';
-import { buildPacket, checksumsValid, decodePacket } from '../../../host-node/core/packet.js';
+import { buildPacket, checksumsValid, decodePacket, partialChecksum, withPartialChecksum } from '../../../host-node/core/packet.js';
 import { TunPump, VNET_HDR_BYTES, type TunDevice } from '../../../host-node/io/tun.js';
 
 const VIP = '198.18.96.10';
@@ -29,17 +29,6 @@ function vnetHdr(h: { flags?: number; gsoType?: number; hdrLen?: number; gsoSize
 const NEEDS_CSUM = { flags: 1, csumStart: 20, csumOffset: 16 };
 const GSO_TCPV4 = { ...NEEDS_CSUM, gsoType: 1, hdrLen: 40, gsoSize: 1448 };
 
-function fold(acc: number): number {
-  while (acc > 0xffff) acc = (acc & 0xffff) + (acc >>> 16);
-  return acc;
-}
-/** The IPv4 TCP pseudo-header sum, as the kernel leaves it in the field of a CHECKSUM_PARTIAL packet. */
-function pseudo(p: Uint8Array): number {
-  let acc = 6 + p.length - 20;
-  for (let i = 12; i < 20; i += 2) acc += (p[i]! << 8) | p[i + 1]!;
-  return fold(acc);
-}
-const partial = (p: Uint8Array): Uint8Array => { p[36] = pseudo(p) >> 8; p[37] = pseudo(p) & 0xff; return p; };
 const join = (a: Uint8Array, b: Uint8Array): Uint8Array => { const o = new Uint8Array(a.length + b.length); o.set(a); o.set(b, a.length); return o; };
 
 describe('TunPump with offloads (stand-in device)', () => {
@@ -70,7 +59,7 @@ describe('TunPump with offloads (stand-in device)', () => {
 
   it('keeps the header of a NATed packet and its checksum partial; zeroes it for a generated reply', () => {
     written.length = 0;
-    const syn = partial(buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40000, dport: 80, flags: 'S' }));
+    const syn = withPartialChecksum(buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40000, dport: 80, flags: 'S' }));
     const refused = buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40001, dport: 81, flags: 'S' });
     queue.push(join(vnetHdr(NEEDS_CSUM), syn), join(vnetHdr({}), refused), new Uint8Array(VNET_HDR_BYTES));
     const before = { ...pump.counters };
@@ -84,7 +73,7 @@ describe('TunPump with offloads (stand-in device)', () => {
     const out = fwd.subarray(VNET_HDR_BYTES);
     const p = decodePacket(out);
     expect([p.src, p.dst, p.dport]).toEqual([MASQ, BACKEND, 8080]);
-    expect((out[36]! << 8) | out[37]!).toBe(pseudo(out));
+    expect((out[36]! << 8) | out[37]!).toBe(partialChecksum(out));
 
     expect(reply.subarray(0, VNET_HDR_BYTES)).toEqual(new Uint8Array(VNET_HDR_BYTES));
     const r = reply.subarray(VNET_HDR_BYTES);
@@ -95,7 +84,7 @@ describe('TunPump with offloads (stand-in device)', () => {
   it('passes a super-packet it has no flow for back whole, header and all', () => {
     written.length = 0;
     const payload = new Uint8Array(40_000).map((_, i) => i & 0xff);
-    const big = partial(buildPacket({ src: CLIENT, dst: '198.18.120.99', proto: 'tcp', sport: 40002, dport: 443, flags: 'PA', payload }));
+    const big = withPartialChecksum(buildPacket({ src: CLIENT, dst: '198.18.120.99', proto: 'tcp', sport: 40002, dport: 443, flags: 'PA', payload }));
     const frame = join(vnetHdr(GSO_TCPV4), big);
     queue.push(frame);
     const before = { ...pump.counters };
