@@ -7,7 +7,8 @@
 // single-stream throughput (iperf3, 1 MiB writes); also the backends reached directly (no Service
 // on the path), which shows what the generators and backends manage on their own.
 // Bounded: a few seconds per row, about a minute in all. Root, wrk and iperf3 only; otherwise prints
-// why it skipped. SVP_BENCH_OFFLOAD=0 runs the proxy with --no-tun-offload.
+// why it skipped. SVP_BENCH_OFFLOAD=0 runs the proxy with --no-tun-offload; SVP_BENCH_CONNS sets
+// the connections per wrk process (default 16).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -22,7 +23,7 @@ const SERVICES = Number(process.env.SVP_BENCH_SERVICES ?? 10_000);
 const OFFLOAD = process.env.SVP_BENCH_OFFLOAD !== '0';
 /** wrk processes per row (one thread each) and connections per process. */
 const WRK_PROCS = 2;
-const WRK_CONNS = 16;
+const WRK_CONNS = Number(process.env.SVP_BENCH_CONNS ?? 16);
 /** iperf3 servers in backend 1: behind the Service, and behind none (the direct baseline). */
 const IPERF_DIRECT_PORT = 5202;
 const TOOLS = ['wrk', 'iperf3'];
