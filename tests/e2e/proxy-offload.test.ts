@@ -59,34 +59,43 @@ describe.runIf(why === '')('svcplane proxy with TUN offloads (namespaces)', () =
     return link!.stats64.tx;
   }
 
-  async function upload(args: string[]): Promise<{ r: Bulk; perPacket: number; errors: number; proxy: ProxyProcess }> {
+  /** The proxy's svcplane_tun_offload_packets_total for `kind`. */
+  function offloadMetric(kind: string): number {
+    const m = c.nodeExec(['curl', '-sf', 'http://127.0.0.1:10249/metrics']);
+    return Number(new RegExp(`^svcplane_tun_offload_packets_total\\{kind="${kind}"\\} (\\d+)`, 'm').exec(m)?.[1] ?? NaN);
+  }
+
+  async function upload(args: string[]): Promise<{ r: Bulk; perPacket: number; errors: number; gso: number; proxy: ProxyProcess }> {
     const proxy = await c.startProxy(args);
     try {
       const errors0 = csumErrors();
       const tx0 = tunTx();
       const r = await c.clientAgent.call<Bulk>({ op: 'bulk', host: BULK.vip, port: BULK.port, bytes: BYTES, timeoutMs: 30_000 });
       const tx = tunTx();
-      return { r, perPacket: (tx.bytes - tx0.bytes) / Math.max(1, tx.packets - tx0.packets), errors: csumErrors() - errors0, proxy };
+      const gso = offloadMetric('gso');
+      return { r, perPacket: (tx.bytes - tx0.bytes) / Math.max(1, tx.packets - tx0.packets), errors: csumErrors() - errors0, gso, proxy };
     } finally {
       expect(await c.stopProxy()).toBe(0);
     }
   }
 
   it('delivers a bulk upload intact through a ClusterIP with offloads on, in super-packets', async () => {
-    const { r, perPacket, errors } = await upload([]);
+    const { r, perPacket, errors, gso } = await upload([]);
     expect(r.failed).toBeUndefined();
     expect(r.received).toBe(BYTES);
     expect(r.receivedSha256).toBe(r.sentSha256);
     expect(errors).toBe(0);
     expect(perPacket).toBeGreaterThan(1500);
+    expect(gso).toBeGreaterThan(0);
   }, 60_000);
 
   it('delivers the same upload intact with --no-tun-offload, one MTU-sized packet at a time', async () => {
-    const { r, perPacket, errors } = await upload(['--no-tun-offload']);
+    const { r, perPacket, errors, gso } = await upload(['--no-tun-offload']);
     expect(r.failed).toBeUndefined();
     expect(r.received).toBe(BYTES);
     expect(r.receivedSha256).toBe(r.sentSha256);
     expect(errors).toBe(0);
     expect(perPacket).toBeLessThanOrEqual(1500);
+    expect(gso).toBe(0);
   }, 60_000);
 });
