@@ -10,9 +10,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Dataplane } from '../../host-node/core/dataplane.js';
 import { DESC, VERDICTS } from '../../host-node/core/abi.js';
-import {
-  buildPacket, checksumsValid, decodePacket, finishPartialChecksum, partialChecksum, withPartialChecksum, type PacketSpec,
-} from '../../host-node/core/packet.js';
+import { buildPacket, checksumsValid, decodePacket, type PacketSpec } from '../../host-node/core/packet.js';
+import { finishPartialChecksum, partialChecksum, withPartialChecksum } from '../support/offload.js';
 
 const VIP = '198.18.96.10';
 const BACKEND = '198.18.100.2';

@@ -6,7 +6,8 @@
 // header is counted, not processed. Counters say how many super-packets and partial checksums came in.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Dataplane } from '../../../host-node/core/dataplane.js';
-import { buildPacket, checksumsValid, decodePacket, partialChecksum, withPartialChecksum } from '../../../host-node/core/packet.js';
+import { buildPacket, checksumsValid, decodePacket } from '../../../host-node/core/packet.js';
+import { partialChecksum, withPartialChecksum } from '../../support/offload.js';
 import { TunPump, VNET_HDR_BYTES, type TunDevice } from '../../../host-node/io/tun.js';
 
 const VIP = '198.18.96.10';
