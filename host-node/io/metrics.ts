@@ -13,7 +13,11 @@ import { listen } from './health.js';
 /** What the scrape reads live. */
 export interface MetricSources {
   coreStats(): Record<string, number>;
-  tunStats(): { packetsIn: number; bytesIn: number; packetsOut: number; bytesOut: number; batches: number; readErrors: number; writeErrors: number; dropped: number; wakeups: number };
+  tunStats(): {
+    packetsIn: number; bytesIn: number; packetsOut: number; bytesOut: number; batches: number; readErrors: number; writeErrors: number; dropped: number; wakeups: number;
+    /** With TUN offloads (io/tun.ts TunCounters). */
+    gsoPackets?: number; csumPartial?: number; offloadDropped?: number;
+  };
   health: ProxyHealth;
 }
 
@@ -92,6 +96,18 @@ export class ProxyMetrics {
     new Counter({
       name: 'svcplane_tun_batches_total', help: 'Batches run through the core', registers: r,
       collect() { this.reset(); this.inc(src.tunStats().batches); },
+    });
+    new Counter({
+      name: 'svcplane_tun_offload_packets_total',
+      help: 'With TUN offloads: super-packets (gso) and partial checksums (csum_partial) read, packets an offload header could not describe (dropped)',
+      labelNames: ['kind'], registers: r,
+      collect() {
+        this.reset();
+        const t = src.tunStats();
+        this.inc({ kind: 'gso' }, t.gsoPackets ?? 0);
+        this.inc({ kind: 'csum_partial' }, t.csumPartial ?? 0);
+        this.inc({ kind: 'dropped' }, t.offloadDropped ?? 0);
+      },
     });
     new Counter({
       name: 'svcplane_tun_errors_total', help: 'TUN read/write errors', labelNames: ['op'], registers: r,

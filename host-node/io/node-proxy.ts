@@ -16,7 +16,7 @@ import { Dataplane, type ApplyOptions } from '../dataplane.js';
 import { decodeSnapshot } from '../core/snapshot.js';
 import { parseCIDR, parseIP, cidrContains } from '../kube/ip.js';
 import type { Source } from '../kube/source.js';
-import { TunDevice } from './tun.js';
+import { TunDevice, TunError } from './tun.js';
 import { ProxyLoop } from './proxy-loop.js';
 import { NodeRoutes, hostAddresses } from './node-routes.js';
 import { ProxyObjects } from './proxy-sink.js';
@@ -152,7 +152,7 @@ export class NodeProxy {
       });
       this.userspace.registerMetrics(this.metrics.registry);
     } else {
-      this.tun = TunDevice.open({ name: cfg.tun });
+      this.tun = this.openTun();
       this.routes = new NodeRoutes({
         tun: cfg.tun, table: cfg.routeTable, serviceCIDRs: cfg.serviceCIDRs, masqueradeAddresses: cfg.masqueradeAddresses,
         nodePortRange: cfg.nodePortRange, nodePortAddresses: this.nodePortAddrs, log: this.log,
@@ -189,6 +189,18 @@ export class NodeProxy {
     this.periodic = setInterval(() => { if (this.lastSyncError) this.scheduleSync(); }, 5000);
     this.periodic.unref();
     if (this.objects.state.initialized) await this.sync();
+  }
+
+  /** The device with offloads when asked for; a kernel that refuses them gets one packet per read. */
+  private openTun(): TunDevice {
+    const cfg = this.cfg;
+    try {
+      return TunDevice.open({ name: cfg.tun, offload: cfg.tunOffload });
+    } catch (e) {
+      if (!cfg.tunOffload || !(e instanceof TunError) || !/^TUNSET(OFFLOAD|VNETHDRSZ) /.test(e.op)) throw e;
+      this.log(`proxy: TUN offloads unavailable (${e.message}); reading one packet at a time`);
+      return TunDevice.open({ name: cfg.tun });
+    }
   }
 
   /** Coalesces bursts: one sync per turn of the event loop, never two at once. */

@@ -41,6 +41,8 @@ export interface ProxyConfig {
   /** Source addresses masqueraded traffic gets, one per family (routed into the TUN, assigned to no interface). */
   masqueradeAddresses: string[];
   tun: string;
+  /** Checksum and TCP segmentation offload on the TUN (IFF_VNET_HDR + TUNSETOFFLOAD; io/tun.ts). */
+  tunOffload: boolean;
   /** host:port; "" disables. */
   metricsBindAddress: string;
   healthzBindAddress: string;
@@ -79,6 +81,7 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --masquerade-all               SNAT every Service connection
   --masquerade-address IP        masquerade source per family, routed into the TUN (default: last address of the service CIDR)
   --tun NAME                     device name (default svc0)
+  --no-tun-offload               no checksum/TCP segmentation offload on the TUN (one MTU-sized packet per read)
   --metrics-bind-address A:P     default 127.0.0.1:10249 ("" off)
   --healthz-bind-address A:P     default 0.0.0.0:10256 ("" off)
   --conntrack-state FILE         flows saved on exit, restored on start
@@ -93,7 +96,7 @@ userspace mode (--mode userspace: no root, no TUN; a socket proxy per service po
 
 const DEFAULTS: ProxyConfig = {
   mode: 'iptables', nodeName: '', nodeIPs: [], clusterCIDRs: [], masqueradeAddresses: [], serviceCIDRs: ['10.96.0.0/12'], nodePortAddresses: [],
-  nodePortRange: [30000, 32767], masqueradeAll: false, tun: 'svc0', metricsBindAddress: '127.0.0.1:10249',
+  nodePortRange: [30000, 32767], masqueradeAll: false, tun: 'svc0', tunOffload: true, metricsBindAddress: '127.0.0.1:10249',
   healthzBindAddress: '0.0.0.0:10256', routeTable: 2325, healthTimeoutSeconds: 60, conntrackMax: 262144,
   userspaceBind: ['127.0.0.1'], userspacePorts: 'service', userspaceCore: 'iptables', proxyPortRange: [0, 0], udpIdleTimeoutMs: 250,
 };
@@ -115,7 +118,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
         'cluster-cidr': { type: 'string', multiple: true }, 'service-cidr': { type: 'string', multiple: true },
         'nodeport-addresses': { type: 'string', multiple: true }, 'service-node-port-range': { type: 'string' },
         'masquerade-all': { type: 'boolean' }, 'masquerade-address': { type: 'string', multiple: true }, tun: { type: 'string' },
-        'metrics-bind-address': { type: 'string' }, 'healthz-bind-address': { type: 'string' },
+        'no-tun-offload': { type: 'boolean' }, 'metrics-bind-address': { type: 'string' }, 'healthz-bind-address': { type: 'string' },
         'conntrack-state': { type: 'string' }, 'conntrack-max': { type: 'string' },
         'userspace-bind': { type: 'string', multiple: true }, 'userspace-ports': { type: 'string' }, 'userspace-core': { type: 'string' },
         'proxy-port-range': { type: 'string' }, 'udp-timeout': { type: 'string' },
@@ -139,6 +142,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   set('masqueradeAll', v['masquerade-all']);
   if (v['masquerade-address']) c.masqueradeAddresses = list(v['masquerade-address']);
   set('tun', v.tun);
+  if (v['no-tun-offload']) c.tunOffload = false;
   set('metricsBindAddress', v['metrics-bind-address']);
   set('healthzBindAddress', v['healthz-bind-address']);
   set('conntrackState', v['conntrack-state']);
@@ -258,6 +262,7 @@ const FIELDS: Record<string, FieldReader> = {
   serviceNodePortRange: (c, v, fail) => { c.nodePortRange = portRange(str(v, fail), 'serviceNodePortRange'); },
   manifests: (c, v, fail) => { c.manifests = str(v, fail); },
   tun: (c, v, fail) => { c.tun = str(v, fail); },
+  tunOffload: (c, v, fail) => { c.tunOffload = bool(v, fail); },
   conntrackState: (c, v, fail) => { c.conntrackState = str(v, fail); },
   conntrackMax: (c, v, fail) => { c.conntrackMax = typeof v === 'number' ? v : fail('expected a number'); },
   masqueradeAddress: (c, v, fail) => { c.masqueradeAddresses = strList(v, fail); },

@@ -59,7 +59,11 @@ export class ProxyLoop {
     const fwd = opts.dnsForwarder;
     if (fwd) {
       this.pump.onDnsUpstream = (packet) => {
-        void fwd.reply(packet).then((r) => { if (r && this.tun.isOpen) this.tun.write(r, r.length); }, () => {});
+        void fwd.reply(packet).then((r) => {
+          if (!r || !this.tun.isOpen) return;
+          if (this.tun.vnetHdr) this.tun.send(r);
+          else this.tun.write(r, r.length);
+        }, () => {});
       };
     }
   }

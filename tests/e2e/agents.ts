@@ -2,16 +2,19 @@
 // speaking one JSON request/reply per line (tests/support/netns.ts LineAgent).
 // Backend: TCP :8080 answers one line "<name> <peer> <line>" and closes; TCP :8081 answers every
 // line the same way and stays open (long-lived flows); :8082 and :8083 the same, behind no
-// Service (direct baselines); TCP :8084 discards what it reads and, when the peer ends, answers the
-// byte count (single-stream throughput), :8085 the same behind no Service; UDP :5353 answers each datagram likewise.
-// Client: connections, datagrams, a long-lived connection, HTTP GETs, bounded load and one bulk stream.
+// Service (direct baselines); TCP :8084 reads everything and, when the peer ends, answers
+// "<bytes> <sha256 hex>" of what it read (bulk transfers), :8085 the same behind no Service; TCP
+// :8086 is a minimal HTTP/1.1 server (200 "<name>", keep-alive unless the request says
+// Connection: close) for wrk, :8087 the same behind no Service; UDP :5353 answers each datagram
+// like :8080.
+// Client: connections, datagrams, a long-lived connection, HTTP GETs, bounded load and bulk transfers.
 
 import { READY_LOOP, TCP_ONCE } from '../support/netns-tun.js';
 
 export const BACKEND_AGENT = String.raw`
-const net = require('net'), dgram = require('dgram'), readline = require('readline');
+const net = require('net'), dgram = require('dgram'), readline = require('readline'), crypto = require('crypto');
 const [name] = process.argv.slice(1);
-let pending = 7; const waiters = [];
+let pending = 9; const waiters = [];
 const ready = () => { if (--pending === 0) waiters.splice(0).forEach((f) => f()); };
 const peer = (a) => a.replace(/^::ffff:/, '');
 const oneShot = (s) => {
@@ -34,11 +37,29 @@ net.createServer(lines).listen(8081, '::', 64, ready);
 net.createServer(oneShot).listen(8082, '::', 1024, ready);
 net.createServer(lines).listen(8083, '::', 64, ready);
 const sink = (s) => {
-  let n = 0;
-  s.on('data', (d) => { n += d.length; });
-  s.on('end', () => s.end(n + '\n'));
+  let n = 0; const h = crypto.createHash('sha256');
+  s.on('data', (d) => { n += d.length; h.update(d); });
+  s.on('end', () => s.end(n + ' ' + h.digest('hex') + '\n'));
   s.on('error', () => {});
 };
+const ok = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: ' + name.length + '\r\n\r\n' + name);
+const okClose = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: ' + name.length + '\r\nConnection: close\r\n\r\n' + name);
+const httpd = (s) => {
+  // Requests are small and never pipelined by wrk: each "\r\n\r\n" ends one.
+  let buf = '';
+  s.setNoDelay(true);
+  s.on('data', (d) => {
+    buf += d; let end;
+    while ((end = buf.indexOf('\r\n\r\n')) >= 0) {
+      const req = buf.slice(0, end); buf = buf.slice(end + 4);
+      if (/\r\nconnection: *close/i.test(req)) { s.end(okClose); return; }
+      s.write(ok);
+    }
+  });
+  s.on('error', () => {});
+};
+net.createServer(httpd).listen(8086, '::', 4096, ready);
+net.createServer(httpd).listen(8087, '::', 4096, ready);
 net.createServer({ allowHalfOpen: true }, sink).listen(8084, '::', 16, ready);
 net.createServer({ allowHalfOpen: true }, sink).listen(8085, '::', 16, ready);
 const u = dgram.createSocket('udp4');
@@ -48,7 +69,7 @@ ${READY_LOOP}
 `;
 
 export const CLIENT_AGENT = String.raw`
-const net = require('net'), dgram = require('dgram'), http = require('http'), readline = require('readline');
+const net = require('net'), dgram = require('dgram'), http = require('http'), readline = require('readline'), crypto = require('crypto');
 ${TCP_ONCE}
 const sessions = new Map(); let nextId = 1;
 const udpSocks = new Map();
@@ -147,22 +168,31 @@ const ops = {
     const q = (p) => lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : 0;
     return { ok, ms: Date.now() - start, p50: q(0.5), p99: q(0.99) };
   },
-  async stream(m) {
-    // One connection writing chunk-sized buffers for m.ms (respecting backpressure), then ending;
-    // the sink answers how many bytes it read, timed from connect to that answer.
-    const chunk = Buffer.alloc(m.chunk || 65536, 0x61);
+  async bulk(m) {
+    // One connection writing m.bytes of random data in m.chunk pieces (respecting backpressure),
+    // then ending; the sink answers the bytes it read and their SHA-256, timed from connect to that
+    // answer. Returns both ends' counts and digests.
+    const chunk = m.chunk || 1 << 20;
     return new Promise((resolve) => {
       const s = net.connect({ host: m.host, port: m.port });
-      let t0 = 0, reply = '', done = false;
+      const h = crypto.createHash('sha256');
+      let t0 = 0, sent = 0, reply = '', done = false;
       const finish = (v) => { if (!done) { done = true; clearTimeout(guard); s.destroy(); resolve(v); } };
-      const guard = setTimeout(() => finish({ error: 'timeout' }), m.ms + 5000);
+      const guard = setTimeout(() => finish({ error: 'timeout after ' + sent + ' bytes' }), m.timeoutMs || 20000);
       const pump = () => {
-        while (Date.now() - t0 < m.ms) { if (!s.write(chunk)) { s.once('drain', pump); return; } }
+        while (sent < m.bytes) {
+          const b = crypto.randomBytes(Math.min(chunk, m.bytes - sent));
+          h.update(b); sent += b.length;
+          if (!s.write(b)) { s.once('drain', pump); return; }
+        }
         s.end();
       };
       s.on('connect', () => { t0 = Date.now(); pump(); });
       s.on('data', (d) => { reply += d; });
-      s.on('end', () => finish({ bytes: Number(reply.trim()), ms: Date.now() - t0 }));
+      s.on('end', () => {
+        const [n, digest] = reply.trim().split(' ');
+        finish({ sent, sentSha256: h.digest('hex'), received: Number(n), receivedSha256: digest, ms: Date.now() - t0 });
+      });
       s.on('error', (e) => finish({ error: e.code || e.message }));
     });
   },

@@ -1,7 +1,8 @@
 // manifests.ts — the Services and EndpointSlices the end-to-end tests serve, as YAML: ClusterIP TCP
 // (also NodePort and externalIP), UDP, a Service without endpoints, a LoadBalancer with
 // externalTrafficPolicy Local (health check node port), and a ClientIP-affinity Service. For the
-// benchmark, the same cluster grown to N Services (a bulk-stream Service and fillers, 2 endpoints each).
+// benchmark, the same cluster grown to N Services (bulk, HTTP and iperf3 Services and fillers, 2
+// endpoints each but iperf3's one).
 import { BACKENDS, CLUSTER_CIDR, NODE_NAME } from './cluster.js';
 
 export const VIP6 = { web: 'fd00:96::10' };
@@ -12,8 +13,15 @@ export const LB_IP = '198.18.121.10';
 export const RANGED_LB_IP = '198.18.122.10';
 export const NODE_PORT = { web: 30080, local: 30081 };
 export const HEALTH_CHECK_PORT = 32001;
-/** The benchmark's single-stream Service (backends' byte sink, :8084). */
+/** The bulk-transfer Service (backends' hashing byte sink, :8084). */
 export const BULK = { vip: '198.18.96.17', port: 82 };
+/** The benchmark's HTTP Service for wrk (backends' :8086). */
+export const HTTP = { vip: '198.18.96.18', port: 80 };
+/**
+ * The benchmark's iperf3 Service: one endpoint (backend 1, :5201), since iperf3's control and data
+ * connections must reach the same server.
+ */
+export const IPERF = { vip: '198.18.96.19', port: 5201 };
 /** Filler Services' ClusterIPs (16,384 addresses, apart from every address the cluster uses). */
 export const FILL_CIDR = '198.19.0.0/18';
 
@@ -87,7 +95,11 @@ export function clusterManifests(shape: ClusterShape = {}): string {
  */
 export function scaleManifests(total: number): string {
   const base = clusterManifests() + service('bulk', { clusterIP: BULK.vip, ports: [{ name: 'p', port: BULK.port, targetPort: 8084, protocol: 'TCP' }] })
-    + slice('bulk-1', 'bulk', 8084, 'TCP', BACKENDS);
+    + slice('bulk-1', 'bulk', 8084, 'TCP', BACKENDS)
+    + service('http', { clusterIP: HTTP.vip, ports: [{ name: 'p', port: HTTP.port, targetPort: 8086, protocol: 'TCP' }] })
+    + slice('http-1', 'http', 8086, 'TCP', BACKENDS)
+    + service('iperf', { clusterIP: IPERF.vip, ports: [{ name: 'p', port: IPERF.port, targetPort: 5201, protocol: 'TCP' }] })
+    + slice('iperf-1', 'iperf', 5201, 'TCP', BACKENDS.slice(0, 1));
   const have = (base.match(/^kind: Service$/gm) ?? []).length;
   const fill = Math.max(0, total - have);
   if (fill > 16384) throw new Error(`scaleManifests: ${fill} fillers do not fit in ${FILL_CIDR}`);
