@@ -17,6 +17,7 @@ import { decodeSnapshot } from '../core/snapshot.js';
 import { parseCIDR, parseIP, cidrContains } from '../kube/ip.js';
 import type { Source } from '../kube/source.js';
 import { TunDevice, TunError } from './tun.js';
+import { ServedDestinations } from './served.js';
 import { ProxyLoop } from './proxy-loop.js';
 import { NodeRoutes, hostAddresses } from './node-routes.js';
 import { ProxyObjects } from './proxy-sink.js';
@@ -69,6 +70,7 @@ export class NodeProxy {
   syncs = 0;
   lastSyncError = '';
   private tun: TunDevice | null = null;
+  private served: ServedDestinations | null = null;
   private routes: NodeRoutes | null = null;
   private loop: ProxyLoop | null = null;
   /** Userspace mode's listeners (instead of the device, routes and loop). */
@@ -155,10 +157,11 @@ export class NodeProxy {
       this.tun = this.openTun();
       this.routes = new NodeRoutes({
         tun: cfg.tun, table: cfg.routeTable, serviceCIDRs: cfg.serviceCIDRs, masqueradeAddresses: cfg.masqueradeAddresses,
-        nodePortRange: cfg.nodePortRange, nodePortAddresses: this.nodePortAddrs, log: this.log,
+        nodePortRange: cfg.nodePortRange, nodePortAddresses: this.nodePortAddrs, clusterCIDRs: cfg.clusterCIDRs, log: this.log,
       }, this.nodeAddrs);
       this.routes.setup();
-      this.loop = new ProxyLoop(this.dp, this.tun, { clock: this.clock });
+      this.served = new ServedDestinations(cfg.serviceCIDRs, [...this.nodeAddrs, ...this.nodePortAddrs, ...cfg.masqueradeAddresses]);
+      this.loop = new ProxyLoop(this.dp, this.tun, { clock: this.clock, served: this.served });
       this.loop.start();
     }
 
@@ -260,6 +263,7 @@ export class NodeProxy {
     }
     const view = this.objects.view();
     const routeErrors = this.routes?.sync(view) ?? [];
+    this.served?.setVips(view.vips.map((v) => v.ip));
     for (const e of routeErrors.slice(0, 5)) this.log(`proxy: route: ${e}`);
     await this.userspace?.sync(modelServicePorts(this.objects.state.families.values()));
     await this.hcServers?.sync(view.healthCheckPorts);

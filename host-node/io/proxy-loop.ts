@@ -26,6 +26,11 @@ export interface ProxyLoopOptions {
    * (host-node/dns/forward.ts DnsPacketForwarder).
    */
   dnsForwarder?: { reply(packet: Uint8Array): Promise<Uint8Array | null> };
+  /**
+   * Tells packets routed in only for un-NAT (endpoints' replies) from served ones; those go to the
+   * core as TRACKED_ONLY (served.ts). Without it every packet is judged in full.
+   */
+  served?: { trackedOnly(b: Uint8Array, at: number, len: number): boolean };
 }
 
 export interface ProxyLoopStats extends TunCounters {
@@ -52,6 +57,7 @@ export class ProxyLoop {
 
   constructor(readonly dp: Dataplane, readonly tun: TunDevice, opts: ProxyLoopOptions = {}) {
     this.pump = new TunPump(dp, tun, opts.batchSize ?? 64);
+    this.pump.served = opts.served ?? null;
     this.batchesPerWake = Math.max(1, opts.batchesPerWake ?? 16);
     this.clock = opts.clock ?? (() => performance.now());
     this.expireEveryMs = opts.expireEveryMs ?? 1000;

@@ -14,7 +14,7 @@
 // (include/linux/virtio_net.h virtio_net_hdr_to_skb / virtio_net_hdr_from_skb).
 import koffi from 'koffi';
 import type { Dataplane } from '../core/dataplane.js';
-import { DESC, REASONS } from '../core/abi.js';
+import { DESC, REASONS, META_TRACKED_ONLY } from '../core/abi.js';
 
 // A cluster DNS query for a name outside the zone, left in its slot for the host's forwarder (ABI.md §12).
 const REASON_DNS_UPSTREAM = REASONS.indexOf('dns_upstream');
@@ -292,6 +292,8 @@ export class TunPump {
   private moved: Uint8Array | null = null;
   /** Gets a copy of every packet the core dropped with reason dns_upstream (ProxyLoop's dnsForwarder). */
   onDnsUpstream: ((packet: Uint8Array) => void) | null = null;
+  /** Marks packets steered in only for un-NAT as TRACKED_ONLY (ProxyLoopOptions.served). */
+  served: { trackedOnly(b: Uint8Array, at: number, len: number): boolean } | null = null;
 
   constructor(readonly dp: Dataplane, readonly tun: TunDevice, batchSize = 64) {
     const core = dp.core;
@@ -354,6 +356,7 @@ export class TunPump {
         }
         this.lenIn[n] = r - hdr;
       }
+      if (this.served?.trackedOnly(this.u8, this.dataBase + at + hdr, r - hdr)) meta |= META_TRACKED_ONLY;
       const d = this.descBase + n * DESC.bytes;
       dv.setUint32(d + DESC.off, at + hdr, true);
       dv.setUint32(d + DESC.len, r - hdr, true);

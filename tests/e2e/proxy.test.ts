@@ -59,6 +59,19 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(new Set(hairpin.map((l) => l.split(' ')[1]))).toEqual(new Set([MASQ_IP]));
   });
 
+  it('lets a client reach a pod directly: the pod\'s replies, steered in for un-NAT, come back untouched', async () => {
+    // be1's replies from :8080 are routed into the device (client-IP preservation for the web
+    // Service); this connection never went through the core, which hands them back as they are.
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: BACKENDS[0].ip, port: 8080, count: 6, concurrency: 2 });
+    expect(r.errors).toEqual([]);
+    expect(names(r)).toEqual(['be1']);
+    expect(peers(r)).toEqual([CLIENT_IP]);
+    // One policy rule for the pod CIDR and port, not one per endpoint.
+    const rules = c.nodeExec(['ip', 'rule', 'show', 'pref', '130']);
+    expect(rules).toContain('from 198.18.100.0/22 ipproto tcp sport 8080');
+    expect(rules).not.toContain(`from ${BACKENDS[0].ip} `);
+  });
+
   it('lets only loadBalancerSourceRanges reach a LoadBalancer IP', async () => {
     const pod = await c.podAgent.call<Replies>({ op: 'tcp', host: RANGED_LB_IP, port: 80, count: 6, concurrency: 2 });
     expect(pod.errors).toEqual([]);
