@@ -8,12 +8,14 @@ import { IPVS_SCHEDULERS, PRESETS, presetById } from './presets.js';
 import type { ModeConfig, ObjectSource } from './engine/playground.js';
 import { decodeState, encodeState, stateFromHash, stateToHash, type ShareState } from './share.js';
 import { Editor, PacketForm, toWire } from './ui/inputs.js';
+import { ObjectsForm } from './ui/objects-form.js';
 import { byId, fill, h, renderChange, renderChart, renderCompare, renderConntrack, renderPacket, renderRules } from './ui/views.js';
 
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
 const core = new CoreClient(worker as unknown as Port);
 const editor = new Editor();
 const form = new PacketForm();
+const objectsForm = new ObjectsForm();
 
 const presetSel = byId<HTMLSelectElement>('preset');
 const modeSel = byId<HTMLSelectElement>('mode');
@@ -90,6 +92,7 @@ let lastHash = '';
 function showObjects(source: ObjectSource): void {
   if ('yaml' in source) {
     editor.setText(source.yaml);
+    objectsForm.show(source.yaml);
     presetSel.value = PRESETS.find((p) => p.yaml === source.yaml)?.id ?? '';
     lesson.textContent = PRESETS.find((p) => p.yaml === source.yaml)?.lesson ?? '';
     return;
@@ -98,8 +101,13 @@ function showObjects(source: ObjectSource): void {
   if (!p) throw new Error(`unknown preset ${source.preset}`);
   presetSel.value = p.id;
   lesson.textContent = p.lesson;
-  if (p.yaml !== undefined) editor.setText(p.yaml);
-  else editor.setSummary(`# Generated: ${p.size?.toLocaleString('en-US')} Services (svc-0 … svc-${(p.size ?? 1) - 1}) in namespace default,\n# ClusterIPs from 10.96.1.0 upward, two ready pods each (node-a and node-b).\n# Too large to edit as text: pick another preset to write your own objects.\n`);
+  if (p.yaml !== undefined) {
+    editor.setText(p.yaml);
+    objectsForm.show(p.yaml);
+    return;
+  }
+  objectsForm.disable('A generated scene: pick another preset to edit Services here.');
+  editor.setSummary(`# Generated: ${p.size?.toLocaleString('en-US')} Services (svc-0 … svc-${(p.size ?? 1) - 1}) in namespace default,\n# ClusterIPs from 10.96.1.0 upward, two ready pods each (node-a and node-b).\n# Too large to edit as text: pick another preset to write your own objects.\n`);
 }
 
 function showMode(): void {
@@ -159,12 +167,21 @@ presetSel.addEventListener('change', () => {
   void restore({ objects: { preset: p.id }, mode: p.mode, scheduler: p.scheduler, packet: p.packet, clockMs: 0 }).catch(() => {});
 });
 
-editor.onEdit = (yaml) => {
+function edited(yaml: string): void {
   state.objects = { yaml };
   const same = PRESETS.find((p) => p.yaml === yaml);
   presetSel.value = same?.id ?? '';
   lesson.textContent = same?.lesson ?? '';
   void load(false).catch(() => {});
+}
+
+editor.onEdit = (yaml) => {
+  objectsForm.show(yaml);
+  edited(yaml);
+};
+objectsForm.onEdit = (yaml) => {
+  editor.setText(yaml);
+  edited(yaml);
 };
 
 const onMode = () => {

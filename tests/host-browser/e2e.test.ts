@@ -151,6 +151,51 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     await page.close();
   });
 
+  it('the form edits the YAML and the YAML redraws the form', async () => {
+    const page = await open();
+    expect(await page.inputValue('#fm-service')).toBe('default/web');
+    // Toggle one pod terminating in the form: the YAML says so, and the trace leaves that pod out.
+    await page.check('#objects-form tr[data-address="10.244.2.12"] .fm-terminating');
+    await idle(page);
+    const yaml = await page.inputValue('#yaml');
+    expect(yaml).toContain('conditions: {ready: false, serving: true, terminating: true}');
+    expect((await outcomeTexts(page)).sort()).toEqual(['FORWARD → 10.244.1.11:8080', 'FORWARD → 10.244.1.13:8080']);
+    expect(await page.isChecked('#objects-form tr[data-address="10.244.2.12"] .fm-ready')).toBe(false);
+    // Session affinity typed into the YAML: the form shows it.
+    await page.fill('#yaml', yaml.replace('  type: ClusterIP\n', '  type: ClusterIP\n  sessionAffinity: ClientIP\n'));
+    await page.dispatchEvent('#yaml', 'input');
+    await expect.poll(() => page.inputValue('#fm-affinity')).toBe('ClientIP');
+    await idle(page);
+    expect(await page.isDisabled('#fm-affinity-timeout')).toBe(false);
+    expect(await page.inputValue('#fm-affinity-timeout')).toBe('10800');
+    // Add a Service in the form: the builder offers it and a packet to it reaches its two pods.
+    await page.click('#fm-add-service');
+    await idle(page);
+    expect(await page.inputValue('#fm-service')).toBe('default/app-1');
+    expect(await page.inputValue('#yaml')).toContain('name: app-1');
+    await page.selectOption('#pk-service', 'default/app-1:http');
+    await idle(page);
+    expect(await page.inputValue('#pk-dst')).toBe('10.96.0.140');
+    expect(await outcomeTexts(page)).toHaveLength(2);
+    // Its type NodePort with externalTrafficPolicy Local, from outside to the node port: node-a's pod only.
+    await page.selectOption('#fm-type', 'NodePort');
+    await idle(page);
+    await page.selectOption('#fm-etp', 'Local');
+    await idle(page);
+    expect(await page.inputValue('#yaml')).toMatch(/externalTrafficPolicy: Local/);
+    const nodePort = await page.inputValue('#objects-form .fm-port-nodePort');
+    expect(Number(nodePort)).toBeGreaterThanOrEqual(30000);
+    await page.selectOption('#pk-from', 'outside');
+    await page.selectOption('#pk-to', 'nodeport');
+    await idle(page);
+    expect(await page.inputValue('#pk-dport')).toBe(nodePort);
+    const pods = await page.$$eval('#objects-form .fm-endpoints tbody tr', (rows) => rows.map((r) => [(r as HTMLElement).dataset.address, r.querySelector('select')!.value]));
+    const local = pods.filter(([, n]) => n === 'node-a').map(([a]) => `FORWARD → ${a}:8080`);
+    expect(await outcomeTexts(page)).toEqual(local);
+    await page.screenshot({ path: join(SHOTS, 'form.png'), fullPage: true });
+    await page.close();
+  });
+
   it('points a YAML error at its line', async () => {
     const page = await open();
     const yaml = await page.inputValue('#yaml');
