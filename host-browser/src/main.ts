@@ -206,7 +206,8 @@ for (const b of document.querySelectorAll<HTMLButtonElement>('[data-advance]')) 
 
 byId('compare-run').addEventListener('click', () => {
   const scheds = [...document.querySelectorAll<HTMLInputElement>('#compare-scheds input:checked')].map((i) => i.value);
-  const columns: ModeConfig[] = [{ mode: 'iptables', scheduler: 'rr' }, ...scheds.map((s) => ({ mode: 'ipvs' as const, scheduler: s }))];
+  const direct: ModeConfig[] = byId<HTMLInputElement>('compare-direct').checked ? [{ mode: 'direct', scheduler: 'rr' }] : [];
+  const columns: ModeConfig[] = [{ mode: 'iptables', scheduler: 'rr' }, ...direct, ...scheds.map((s) => ({ mode: 'ipvs' as const, scheduler: s }))];
   state.packet = form.spec;
   void call('compare', { packet: toWire(state.packet), nowMs: state.clockMs, columns, count: 1000 }).then(renderCompare, () => {});
 });

@@ -3,7 +3,7 @@
 // scene is generated as decoded objects (20,000 Services would be tens of megabytes of YAML).
 // Pure data and generators: never talks to the core, the worker or the DOM.
 
-export type Mode = 'iptables' | 'ipvs';
+export type Mode = 'iptables' | 'ipvs' | 'direct';
 export type Proto = 'tcp' | 'udp' | 'sctp';
 
 /** The IPVS schedulers (ip_vs_*.c) kube-proxy's --ipvs-scheduler passes through to ipvsadm. */

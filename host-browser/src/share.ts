@@ -55,7 +55,7 @@ export async function decodeState(bytes: Uint8Array): Promise<ShareState> {
   return validate(raw);
 }
 
-const MODES: readonly Mode[] = ['iptables', 'ipvs'];
+const MODES: readonly Mode[] = ['iptables', 'ipvs', 'direct'];
 const PROTOS: readonly Proto[] = ['tcp', 'udp', 'sctp'];
 
 function validate(raw: unknown): ShareState {

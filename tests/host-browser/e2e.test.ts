@@ -196,6 +196,35 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     await page.close();
   });
 
+  it('direct mode: the core\'s service table, its entry marked, affinity explained', async () => {
+    const page = await open();
+    await page.selectOption('#preset', 'affinity');
+    await idle(page);
+    await page.selectOption('#mode', 'direct');
+    await idle(page);
+    expect(await page.isDisabled('#scheduler')).toBe(true);
+    expect(await page.textContent('#rules .rules-view h3')).toContain('direct service table');
+    expect(await page.$$eval('#rules .rl.hit', (l) => l.map((x) => x.textContent))).toEqual([
+      'default/cart:http TCP frontends cluster 10.96.0.100:80',
+      'default/cart:http TCP endpoints(Cluster) 10.244.1.11:8080 10.244.1.13:8080 10.244.2.12:8080',
+      'default/cart:http TCP policy internal=Cluster external=Cluster affinity=ClientIP 60s',
+    ]);
+    expect(await outcomeTexts(page)).toHaveLength(3);
+    await page.click('#send-one');
+    await idle(page);
+    const to = (await page.textContent('#delivered'))!.match(/→ (10\.244\.\d+\.\d+:8080)/)![1];
+    await page.fill('#pk-sport', '40001');
+    await page.dispatchEvent('#pk-sport', 'change');
+    await idle(page);
+    expect(await outcomeTexts(page)).toEqual([`FORWARD → ${to}`]);
+    expect(await page.textContent('#steps')).toContain('ClientIP affinity');
+    await page.click('[data-advance="61000"]');
+    await idle(page);
+    expect(await outcomeTexts(page)).toHaveLength(3);
+    await page.screenshot({ path: join(SHOTS, 'direct.png'), fullPage: true });
+    await page.close();
+  });
+
   it('points a YAML error at its line', async () => {
     const page = await open();
     const yaml = await page.inputValue('#yaml');
@@ -238,12 +267,19 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     expect(await copy.textContent('#rules')).toContain('10.96.0.80:80 sh');
     await copy.click('#compare-run');
     await idle(copy);
-    expect(await copy.$$eval('#compare-out th', (t) => t.map((x) => x.textContent))).toEqual(['outcome', 'iptables', 'ipvs rr', 'ipvs sh', 'ipvs mh']);
-    // sh hashes the one client to one pod; rr takes turns over all four.
-    const sh = await copy.$$eval('#compare-out tbody tr', (rows) => rows.map((r) => r.children[3]!.firstChild!.textContent));
-    const rr = await copy.$$eval('#compare-out tbody tr', (rows) => rows.map((r) => r.children[2]!.firstChild!.textContent));
+    expect(await copy.$$eval('#compare-out th', (t) => t.map((x) => x.textContent))).toEqual(['outcome', 'iptables', 'direct', 'ipvs rr', 'ipvs sh', 'ipvs mh']);
+    // sh hashes the one client to one pod; rr takes turns over all four; direct draws uniformly as iptables does.
+    const column = (i: number) => copy.$$eval('#compare-out tbody tr', (rows, i) => rows.map((r) => r.children[i]!.firstChild!.textContent), i);
+    const sh = await column(4);
     expect(sh.filter((x) => x === '100.0%')).toHaveLength(1);
-    expect(rr).toEqual(['25.0%', '25.0%', '25.0%', '25.0%']);
+    expect(await column(3)).toEqual(['25.0%', '25.0%', '25.0%', '25.0%']);
+    for (const x of await column(2)) expect(Math.abs(parseFloat(x!) - 25)).toBeLessThan(6);
+    // The differences are marked: sh's column and its cells, not direct's.
+    expect(await copy.textContent('#compare-summary')).toMatch(/Differs from iptables: .*ipvs sh/);
+    expect(await copy.textContent('#compare-summary')).toMatch(/Same as iptables: direct/);
+    expect(await copy.$$eval('#compare-out th.col-differs', (t) => t.map((x) => x.textContent))).toContain('ipvs sh');
+    expect(await copy.$$eval('#compare-out tbody tr', (rows) => rows.map((r) => r.children[4]!.classList.contains('cell-differs')))).toEqual([true, true, true, true]);
+    expect(await copy.$$eval('#compare-out tbody tr', (rows) => rows.filter((r) => r.children[2]!.classList.contains('cell-differs')).length)).toBe(0);
     await copy.screenshot({ path: join(SHOTS, 'ipvs-compare.png'), fullPage: true });
     // The same state as a downloaded file, opened in a fresh page.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);

@@ -166,4 +166,65 @@ describe('playground engine', () => {
     expect(cols[0]!.outcomes).toHaveLength(4);
     expect(cols[1]!.measured.counts).toHaveLength(1);
   });
+
+  it('direct mode: every preset explains the outcomes iptables gives, and the packets sent land only there', async () => {
+    for (const preset of PRESETS.filter((p) => p.generate === undefined)) {
+      const p = wire(preset.packet);
+      const ipt = (await loaded(preset.id, 'iptables')).packet(p, 0, false).trace.outcomes;
+      const pg = await loaded(preset.id, 'direct');
+      const { trace, measured } = pg.send(p, 400, 1000);
+      expect(trace.rules[0]!.title, preset.id).toBe('direct service table');
+      expect(trace.outcomes.map((o) => [o.key, o.probability]).sort(), preset.id).toEqual(ipt.map((o) => [o.key, expect.closeTo(o.probability, 9)]).sort());
+      // Nothing outside the expected outcomes; without affinity every one of them shows up among 400
+      // new connections, with affinity the one client keeps the first pod it got.
+      const keys = measured.counts.map((c) => c.key);
+      for (const k of keys) expect(trace.outcomes.map((o) => o.key), preset.id).toContain(k);
+      expect(keys.length, preset.id).toBe(preset.id === 'affinity' ? 1 : trace.outcomes.length);
+    }
+  });
+
+  it('direct mode: the entry the packet used is marked, and ClientIP affinity follows the virtual clock', async () => {
+    const preset = presetById('affinity')!;
+    const p = wire(preset.packet);
+    const pg = await loaded('affinity', 'direct');
+    const first = pg.packet(p, 1000, false).trace;
+    expect(first.outcomes).toHaveLength(3);
+    expect(first.rules[0]!.lines.filter((l) => l.mark === 'hit').map((l) => l.text)).toEqual([
+      'default/cart:http TCP frontends cluster 10.96.0.100:80',
+      'default/cart:http TCP endpoints(Cluster) 10.244.1.11:8080 10.244.1.13:8080 10.244.2.12:8080',
+      'default/cart:http TCP policy internal=Cluster external=Cluster affinity=ClientIP 60s',
+    ]);
+    const sent = pg.packet(p, 1000, true).sent!;
+    const pinned = pg.packet({ ...p, sport: 1 }, 30_000, false).trace.outcomes;
+    expect(pinned).toEqual([expect.objectContaining({ key: sent.key, probability: 1 })]);
+    expect(pg.send(p, 100, 30_000).measured.counts).toEqual([{ key: sent.key, count: 100 }]);
+    // The burst stamped the client again at 30 s: pinned until 90 s, spread after.
+    expect(pg.packet({ ...p, sport: 1 }, 90_000, false).trace.outcomes).toHaveLength(1);
+    expect(pg.packet({ ...p, sport: 1 }, 90_001, false).trace.outcomes).toHaveLength(3);
+    expect(pg.send({ ...p, sport: 2 }, 300, 90_001).measured.counts.length).toBeGreaterThan(0);
+  });
+
+  it('direct mode: an edit rewrites only the changed entry and the diff names it', async () => {
+    const preset = presetById('clusterip')!;
+    const pg = new Playground();
+    await pg.load({ source: { yaml: preset.yaml! }, mode: 'direct', scheduler: 'rr', fresh: true });
+    const edited = preset.yaml!.replace('  - addresses: [10.244.1.13]', '  - addresses: [10.244.1.14]');
+    const r = await pg.load({ source: { yaml: edited }, mode: 'direct', scheduler: 'rr', fresh: false });
+    expect(r.change.full).toBe(false);
+    expect(r.change.changedServices).toEqual(['default/web']);
+    expect(r.change.rewrittenChains).toEqual(['1 entry written, 0 removed']);
+    expect(r.change.diff.added).toEqual(['default/web:http TCP endpoints(Cluster) 10.244.1.11:8080 10.244.1.14:8080 10.244.2.12:8080']);
+    expect(r.change.diff.removed).toEqual(['default/web:http TCP endpoints(Cluster) 10.244.1.11:8080 10.244.1.13:8080 10.244.2.12:8080']);
+    expect(r.change.changedChains).toEqual(['default/web:http']);
+    expect(pg.packet(wire(preset.packet), 0, false).trace.outcomes.map((o) => o.to)).toContain('10.244.1.14:8080');
+  });
+
+  it('compare puts direct next to iptables and ipvs', async () => {
+    const preset = presetById('nodeport-local')!;
+    const pg = await loaded('nodeport-local');
+    const cols = await pg.compare(wire(preset.packet), 0, [{ mode: 'iptables', scheduler: 'rr' }, { mode: 'direct', scheduler: 'rr' }, { mode: 'ipvs', scheduler: 'rr' }], 200);
+    expect(cols.map((c) => c.label)).toEqual(['iptables', 'direct', 'ipvs rr']);
+    expect(cols[1]!.outcomes).toEqual(cols[0]!.outcomes);
+    expect(cols[1]!.measured).toEqual({ sent: 200, counts: [{ key: 'FORWARD → 10.244.1.21:8080', count: 200 }] });
+  });
 });

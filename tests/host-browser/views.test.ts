@@ -5,7 +5,7 @@ import { describe, it, expect } from 'vitest';
 import { SaveIndex, diffLines, chainsIn, isIptablesRule, markContaining, sampleDiff } from '../../host-browser/src/engine/rules-view.js';
 import { compactSteps, type TraceStepView } from '../../host-browser/src/engine/modes.js';
 import { freshPorts, tally, mergeOutcomes, outcomeKey } from '../../host-browser/src/engine/outcomes.js';
-import { chartRows } from '../../host-browser/src/ui/views.js';
+import { chartRows, compareDiffs } from '../../host-browser/src/ui/views.js';
 import { resolveTarget, toWire } from '../../host-browser/src/ui/inputs.js';
 import { NODE, presetById } from '../../host-browser/src/presets.js';
 
@@ -130,5 +130,25 @@ describe('packets and outcomes', () => {
     expect(resolveTarget({ ...spec, service: 'default/none:http' }, entries)).toBeNull();
     expect(toWire({ ...spec, from: 'node', src: ' 192.168.49.2 ' })).toMatchObject({ src: '192.168.49.2', local: true });
     expect(toWire(spec).local).toBe(false);
+  });
+
+  it('compare: marks the columns and cells that differ from the first mode', () => {
+    const o = (key: string, probability: number) => ({ key, verdict: 'FORWARD', reason: 'none', masq: false, probability });
+    const even = [o('A', 0.5), o('B', 0.5)];
+    const cols = [
+      { label: 'iptables', outcomes: even, measured: { sent: 100, counts: [{ key: 'A', count: 52 }, { key: 'B', count: 48 }] } },
+      { label: 'direct', outcomes: even, measured: { sent: 100, counts: [{ key: 'A', count: 47 }, { key: 'B', count: 53 }] } },
+      { label: 'ipvs sh', outcomes: [o('A', 1)], measured: { sent: 100, counts: [{ key: 'A', count: 100 }] } },
+    ];
+    const d = compareDiffs(cols);
+    expect(d.keys).toEqual(['A', 'B']);
+    expect(d.columns).toEqual(['ipvs sh']);
+    expect([0, 1, 2].map((i) => d.cell(i, 'B').differs)).toEqual([false, false, true]);
+    expect(d.cell(2, 'B')).toMatchObject({ e: 0, m: 0 });
+    expect(d.row('A') && d.row('B')).toBe(true);
+    expect(compareDiffs(cols.slice(0, 2)).row('A')).toBe(false);
+    // Same expectation, measured 30 points apart: a difference too.
+    const skew = [cols[0]!, { ...cols[1]!, measured: { sent: 100, counts: [{ key: 'A', count: 80 }, { key: 'B', count: 20 }] } }];
+    expect(compareDiffs(skew).columns).toEqual(['direct']);
   });
 });

@@ -13,9 +13,10 @@
 // iptables rules are live (assembly/pipeline.ts).
 // Never touches the DOM or the worker.
 import { Dataplane } from '../../../host-node/dataplane.js';
-import { ProxyState, parseManifests, loadObjects, renderIpvs, type IpvsRender, type ManifestIssue } from '../../../host-node/kube/index.js';
+import { ProxyState, parseManifests, loadObjects, renderIpvs, type IpvsRender, type ManifestIssue, type SyncPlan } from '../../../host-node/kube/index.js';
 import type { Family } from '../../../host-node/netfilter/index.js';
 import { IPVS_SCHEDULERS, NODE } from '../presets.js';
+import type { ProcessResult } from '../../../host-node/core/dataplane.js';
 import {
   delivered, freshPorts, hostPort, measuredKey, mergeOutcomes, outcomeKey, tally, toBytes,
   type Delivered, type Distribution, type Outcome, type WirePacket,
@@ -70,6 +71,18 @@ export interface Loaded {
   change: SyncChange;
 }
 
+/** kube-proxy's model of these objects for this node's IPv4 family (change trackers, one full sync). */
+export function proxyPlan(input: string | unknown[]): { set: ReturnType<typeof parseManifests>; plan: SyncPlan; topologyLabels: Record<string, string> } {
+  const set = typeof input === 'string' ? parseManifests(input) : loadObjects(input);
+  const state = new ProxyState({ nodeName: NODE.name, families: [4] });
+  for (const s of set.services) state.onService(null, s);
+  for (const s of set.endpointSlices) state.onEndpointSlice(s);
+  state.onNode(set.nodes.find((n) => n.metadata.name === NODE.name) ?? null);
+  state.markServicesSynced();
+  state.markEndpointSlicesSynced();
+  return { set, plan: state.sync()[0]!, topologyLabels: state.topologyLabels };
+}
+
 export async function createDataplane(seed = 1): Promise<Dataplane> {
   return Dataplane.create({ nodeIPs: [NODE.ip], podCIDR: NODE.podCIDR, seed, conntrackCapacity: 1 << 18 });
 }
@@ -98,7 +111,7 @@ export function compactSteps(steps: TraceStepView[], chainOf: (s: TraceStepView)
 }
 
 export abstract class Runner {
-  abstract readonly mode: 'iptables' | 'ipvs';
+  abstract readonly mode: 'iptables' | 'ipvs' | 'direct';
   private nextPort = 20000;
 
   constructor(readonly dp: Dataplane) {}
@@ -121,15 +134,23 @@ export abstract class Runner {
     for (let i = 0; i < ports.length; i += BATCH) {
       const batch = ports.slice(i, i + BATCH).map((sport) => toBytes(p, sport));
       const res = this.dp.processBatch(batch, nowMs);
-      res.forEach((r, k) => keys.push(measuredKey({ ...p, sport: ports[i + k]! }, r)));
+      res.forEach((r, k) => {
+        const sent = { ...p, sport: ports[i + k]! };
+        this.observe(sent, r, nowMs);
+        keys.push(measuredKey(sent, r));
+      });
     }
     return tally(keys);
   }
 
   sendOne(p: WirePacket, nowMs: number): SendOne {
     const r = this.dp.process(toBytes(p), nowMs);
+    this.observe(p, r, nowMs);
     return { delivered: delivered(r), key: measuredKey(p, r) };
   }
+
+  /** Sees every packet the runner processed (a mode that mirrors core state the trace needs). */
+  protected observe(_p: WirePacket, _r: ProcessResult, _nowMs: number): void {}
 
   /** The core tracks this packet's connection (its tuple is a conntrack entry's original direction). */
   protected tracked(p: WirePacket, nowMs: number): boolean {
@@ -218,17 +239,10 @@ export class IpvsRunner extends Runner {
   }
 
   load(input: string | unknown[], onPhase: (phase: string) => void): Loaded {
-    const set = typeof input === 'string' ? parseManifests(input) : loadObjects(input);
     onPhase('kube-proxy ipvs sync: render virtual servers and ipsets');
-    const state = new ProxyState({ nodeName: NODE.name, families: [4] });
-    for (const s of set.services) state.onService(null, s);
-    for (const s of set.endpointSlices) state.onEndpointSlice(s);
-    state.onNode(set.nodes.find((n) => n.metadata.name === NODE.name) ?? null);
-    state.markServicesSynced();
-    state.markEndpointSlicesSynced();
-    const plan = state.sync()[0];
+    const { set, plan } = proxyPlan(input);
     const before = this.render;
-    this.render = renderIpvs(plan!.model, { nodeName: NODE.name, nodeIPs: [NODE.ip], podCIDR: NODE.podCIDR, scheduler: this.scheduler });
+    this.render = renderIpvs(plan.model, { nodeName: NODE.name, nodeIPs: [NODE.ip], podCIDR: NODE.podCIDR, scheduler: this.scheduler });
     onPhase('ipset restore, ipvsadm -R');
     this.dp.ipset.restore(this.render.ipset);
     this.ipvsadm(['-C']);

@@ -42,9 +42,14 @@ export interface Distribution {
   counts: Array<{ key: string; count: number }>;
 }
 
-/** "FORWARD → 10.244.1.11:8080", "… (masquerade)" when the source was rewritten, "REPLY (no_endpoints)". */
+/**
+ * "FORWARD → 10.244.1.11:8080", "… (masquerade)" when the source was rewritten, "REPLY (reject)".
+ * Every REPLY is the client being refused (kube-proxy's REJECT, IPVS's and the direct table's ICMP
+ * port unreachable): one key, whatever reason each mode counts it under, so modes compare.
+ */
 export function outcomeKey(verdict: string, reason: string, to?: string, masq = false): string {
   const m = masq ? ' (masquerade)' : '';
+  if (verdict === 'REPLY') return 'REPLY (reject)';
   if (to) return `${verdict} → ${to}${m}`;
   return reason && reason !== 'none' ? `${verdict} (${reason})${m}` : `${verdict}${m}`;
 }

@@ -5,12 +5,13 @@
 import { parseManifests, type ManifestIssue, type Service } from '../../../host-node/kube/index.js';
 import { presetById, type Mode } from '../presets.js';
 import { IptablesRunner, IpvsRunner, type Runner, type SyncChange, type TraceView, type SendOne } from './modes.js';
+import { DirectRunner } from './direct.js';
 import type { Distribution, Outcome, WirePacket } from './outcomes.js';
 import type { RulesView } from './rules-view.js';
 
 export interface ModeConfig {
   mode: Mode;
-  /** IPVS scheduler (ignored in iptables mode). */
+  /** IPVS scheduler (ignored in the iptables and direct modes). */
   scheduler: string;
 }
 
@@ -91,6 +92,7 @@ export class Playground {
   }
 
   private static async runner(c: ModeConfig): Promise<Runner> {
+    if (c.mode === 'direct') return DirectRunner.create();
     return c.mode === 'ipvs' ? IpvsRunner.create(c.scheduler) : IptablesRunner.create();
   }
 
@@ -186,7 +188,7 @@ export class Playground {
     if (!this.source) throw new Error('no objects loaded yet');
     const out: CompareColumn[] = [];
     for (const [i, c] of columns.entries()) {
-      const label = c.mode === 'ipvs' ? `ipvs ${c.scheduler}` : 'iptables';
+      const label = c.mode === 'ipvs' ? `ipvs ${c.scheduler}` : c.mode;
       progress(`compare: ${label}`, i, columns.length);
       const r = await Playground.runner(c);
       r.load(this.input, () => {});
