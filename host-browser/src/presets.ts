@@ -17,8 +17,11 @@ export interface PacketSpec {
   /** A pod's packet arrives on the node (PREROUTING); the node's own goes through OUTPUT; outside arrives on the node's NIC. */
   from: 'pod' | 'node' | 'outside';
   src: string;
-  /** How the destination was picked (the form's choice); dst/dport hold the resolved address. */
-  to: 'service' | 'vip' | 'nodeport';
+  /**
+   * How the destination was picked (the form's choice); dst/dport hold the resolved address, or
+   * with 'name' the DNS name the packet is sent to (resolved by the engine, names.ts).
+   */
+  to: 'service' | 'vip' | 'nodeport' | 'name';
   /** "namespace/name:port" when `to` is service. */
   service: string;
   dst: string;

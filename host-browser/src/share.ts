@@ -87,7 +87,7 @@ function validPacket(raw: unknown): PacketSpec {
   };
   const from = str('from'), to = str('to'), proto = str('proto');
   if (!['pod', 'node', 'outside'].includes(from)) throw new ShareError(`shared state: packet.from ${JSON.stringify(from)}`);
-  if (!['service', 'vip', 'nodeport'].includes(to)) throw new ShareError(`shared state: packet.to ${JSON.stringify(to)}`);
+  if (!['service', 'vip', 'nodeport', 'name'].includes(to)) throw new ShareError(`shared state: packet.to ${JSON.stringify(to)}`);
   if (!PROTOS.includes(proto as Proto)) throw new ShareError(`shared state: packet.proto ${JSON.stringify(proto)}`);
   return {
     from: from as PacketSpec['from'], src: str('src'), to: to as PacketSpec['to'], service: str('service'),

@@ -225,6 +225,42 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     await page.close();
   });
 
+  it('sends to a Service DNS name: name → VIP → endpoint, with a pod\'s search path', async () => {
+    const page = await open();
+    await page.selectOption('#pk-to', 'name');
+    await idle(page);
+    expect(await page.inputValue('#pk-dst')).toBe('web.default.svc.cluster.local');
+    expect(await page.textContent('#dns-resolution')).toContain('→ 10.96.0.80:80');
+    expect(await outcomeTexts(page)).toHaveLength(3);
+    await page.fill('#pk-dst', 'web');
+    await page.dispatchEvent('#pk-dst', 'change');
+    await idle(page);
+    expect(await page.textContent('#dns-resolution')).toBe('web → web.default.svc.cluster.local → 10.96.0.80:80');
+    const steps = await page.$$eval('#steps li', (l) => l.map((x) => x.textContent ?? ''));
+    expect(steps[0]).toContain('web.default.svc.cluster.local A? → NOERROR 10.96.0.80');
+    expect(steps.some((t) => t.includes('KUBE-SERVICES'))).toBe(true);
+    expect(await outcomeTexts(page)).toHaveLength(3);
+    await page.click('#send-many');
+    await idle(page);
+    const bars = await page.$$eval('#chart rect.chart-measured[data-key]', (rs) => rs.map((r) => Number(r.getAttribute('data-count'))));
+    expect(bars.reduce((a, b) => a + b, 0)).toBe(10_000);
+    expect(bars).toHaveLength(3);
+    await page.screenshot({ path: join(SHOTS, 'dns-name.png'), fullPage: true });
+    // The link keeps the name; opened again it resolves the same way.
+    await page.click('#share');
+    await page.waitForFunction(() => (document.getElementById('share-url') as HTMLInputElement).value !== '', undefined, { timeout: 30_000 });
+    const copy = await open((await page.inputValue('#share-url')).slice(base.length));
+    expect(await copy.inputValue('#pk-to')).toBe('name');
+    expect(await copy.textContent('#dns-resolution')).toBe('web → web.default.svc.cluster.local → 10.96.0.80:80');
+    await copy.close();
+    // From outside there is no search path: the short name does not resolve.
+    await page.selectOption('#pk-from', 'outside');
+    await idle(page);
+    expect(await page.textContent('#dns-resolution')).toContain('web does not resolve');
+    expect(await outcomeTexts(page)).toEqual([expect.stringMatching(/^no address/)]);
+    await page.close();
+  });
+
   it('points a YAML error at its line', async () => {
     const page = await open();
     const yaml = await page.inputValue('#yaml');

@@ -15,6 +15,12 @@ export interface WirePacket {
   dport: number;
   /** Sent by the node itself (OUTPUT) rather than arriving (PREROUTING). */
   local: boolean;
+  /**
+   * A DNS name to send to instead of `dst` (names.ts): resolved through the cluster's records with
+   * the search path in `search` (a pod's resolv.conf; empty: the name as written).
+   */
+  name?: string;
+  search?: string[];
 }
 
 export interface Outcome {

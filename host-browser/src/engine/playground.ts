@@ -6,6 +6,7 @@ import { parseManifests, type ManifestIssue, type Service } from '../../../host-
 import { presetById, type Mode } from '../presets.js';
 import { IptablesRunner, IpvsRunner, type Runner, type SyncChange, type TraceView, type SendOne } from './modes.js';
 import { DirectRunner } from './direct.js';
+import { nameSteps, resolvePacketName, type ResolvedName } from './names.js';
 import type { Distribution, Outcome, WirePacket } from './outcomes.js';
 import type { RulesView } from './rules-view.js';
 
@@ -57,6 +58,8 @@ export interface ConntrackRow {
 
 export interface PacketResult {
   trace: TraceView;
+  /** How the destination name resolved (name packets only). */
+  dns?: ResolvedName;
   /** The packet processed for real (absent when only explaining). */
   sent?: SendOne;
   conntrack: ConntrackRow[];
@@ -80,6 +83,9 @@ export class Playground {
   private config: ModeConfig = { mode: 'iptables', scheduler: 'rr' };
   private source: ObjectSource | undefined;
   private input: string | unknown[] = [];
+  /** The runner whose core holds the DNS records of `dnsInput`. */
+  private dnsLoaded: Runner | undefined;
+  private dnsInput: string | unknown[] | undefined;
 
   /** The objects as the dataplane takes them (YAML text or decoded objects). */
   private static inputOf(source: ObjectSource, progress: Progress): string | unknown[] {
@@ -131,12 +137,42 @@ export class Playground {
     return this.runner;
   }
 
+  /**
+   * The packet with its destination name resolved to an address and port through the cluster DNS
+   * records of the loaded objects (loaded into the core on the first name after a load).
+   */
+  private resolve(p: WirePacket): { wire: WirePacket; dns?: ResolvedName } {
+    if (!p.name) return { wire: p };
+    const r = this.active();
+    if (this.dnsLoaded !== r || this.dnsInput !== this.input) {
+      r.dp.dns(this.input);
+      this.dnsLoaded = r;
+      this.dnsInput = this.input;
+    }
+    const dns = resolvePacketName(r.dp, p, p.name, p.search ?? []);
+    const { name: _name, search: _search, ...rest } = p;
+    return { wire: { ...rest, dst: dns.address ?? '', dport: dns.port }, dns };
+  }
+
+  private resolved(p: WirePacket): WirePacket {
+    const { wire, dns } = this.resolve(p);
+    if (dns && !dns.address) throw new Error(`${dns.name} does not resolve (${dns.asked.map((a) => `${a.name}: ${a.rcode}`).join('; ')})`);
+    return wire;
+  }
+
   /** Explains the packet (no state changes), then, with `send`, processes it for real. */
   packet(p: WirePacket, nowMs: number, send: boolean): PacketResult {
     const r = this.active();
-    const trace = r.trace(p, nowMs);
-    const out: PacketResult = { trace, conntrack: [] };
-    if (send) out.sent = r.sendOne(p, nowMs);
+    const { wire, dns } = this.resolve(p);
+    if (dns && !dns.address) {
+      const rcode = dns.asked.at(-1)?.rcode ?? 'no answer';
+      const outcome = { key: `no address (${rcode})`, verdict: rcode, reason: 'dns', masq: false, probability: 1 };
+      return { trace: { steps: nameSteps(dns), outcomes: [outcome], truncated: false, existing: false, rules: r.views() }, dns, conntrack: this.conntrack(nowMs) };
+    }
+    const trace = r.trace(wire, nowMs);
+    if (dns) trace.steps = [...nameSteps(dns), ...trace.steps];
+    const out: PacketResult = { trace, conntrack: [], ...(dns ? { dns } : {}) };
+    if (send) out.sent = r.sendOne(wire, nowMs);
     out.conntrack = this.conntrack(nowMs);
     return out;
   }
@@ -146,8 +182,9 @@ export class Playground {
    * the burst's first packet before it is sent: a new connection, whatever the form's own
    * port has already opened.
    */
-  send(p: WirePacket, count: number, nowMs: number, progress: Progress = () => {}): { trace: TraceView; measured: Distribution } {
+  send(named: WirePacket, count: number, nowMs: number, progress: Progress = () => {}): { trace: TraceView; measured: Distribution } {
     const r = this.active();
+    const p = this.resolved(named);
     const ports = r.takePorts(count, p.sport);
     const trace = r.trace({ ...p, sport: ports[0] ?? p.sport }, nowMs);
     progress(`sending ${count.toLocaleString('en-US')} packets`);
@@ -184,8 +221,9 @@ export class Playground {
   }
 
   /** The same objects and packet through each mode, each on a fresh dataplane (nothing here changes). */
-  async compare(p: WirePacket, nowMs: number, columns: ModeConfig[], count: number, progress: Progress = () => {}): Promise<CompareColumn[]> {
+  async compare(named: WirePacket, nowMs: number, columns: ModeConfig[], count: number, progress: Progress = () => {}): Promise<CompareColumn[]> {
     if (!this.source) throw new Error('no objects loaded yet');
+    const p = this.resolved(named);
     const out: CompareColumn[] = [];
     for (const [i, c] of columns.entries()) {
       const label = c.mode === 'ipvs' ? `ipvs ${c.scheduler}` : c.mode;

@@ -77,6 +77,11 @@ export function renderTrace(t: TraceView): void {
 
 export function renderPacket(r: PacketResult): void {
   renderTrace(r.trace);
+  const dns = r.dns;
+  fill(byId('resolution'), dns ? h('p', { id: 'dns-resolution', class: 'mono small' },
+    dns.address
+      ? `${dns.name} → ${dns.asked.at(-1)!.name} → ${dns.address}:${dns.port}${dns.addresses.length > 1 ? ` (first of ${dns.addresses.join(', ')})` : ''}`
+      : `${dns.name} does not resolve: ${dns.asked.map((a) => `${a.name} ${a.rcode}`).join(', ')}`) : null);
   const d = r.sent?.delivered;
   const el = byId('delivered');
   if (!d) { fill(el); return; }
