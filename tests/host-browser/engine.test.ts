@@ -227,4 +227,26 @@ describe('playground engine', () => {
     expect(cols[1]!.outcomes).toEqual(cols[0]!.outcomes);
     expect(cols[1]!.measured).toEqual({ sent: 200, counts: [{ key: 'FORWARD → 10.244.1.21:8080', count: 200 }] });
   });
+
+  it('a partial sync diffs only the chains it rewrote, with the same answer as diffing the whole text', async () => {
+    const { diffLines, isIptablesRule } = await import('../../host-browser/src/engine/rules-view.js');
+    const { applyFormEdit } = await import('../../host-browser/src/ui/objects-model.js');
+    const base = presetById('clusterip')!.yaml!;
+    const edits = [
+      base.replace('  - addresses: [10.244.1.13]', '  - addresses: [10.244.1.14]'),   // one endpoint
+      applyFormEdit(base, { op: 'add-service' }),                                       // new chains, KUBE-SERVICES
+      base.replace('port: 80,', 'port: 81,'),                                           // the Service's port
+    ];
+    for (const edited of edits) {
+      const pg = new Playground();
+      const text = (r: Awaited<ReturnType<Playground['load']>>) => r.views[0]!.lines.map((l) => l.text).join('\n');
+      const before = text(await pg.load({ source: { yaml: base }, mode: 'iptables', scheduler: 'rr', fresh: true }));
+      const r = await pg.load({ source: { yaml: edited }, mode: 'iptables', scheduler: 'rr', fresh: false });
+      expect(r.change.full).toBe(false);
+      const whole = diffLines(before, text(r), isIptablesRule);
+      expect(whole.added.length + whole.removed.length).toBeGreaterThan(0);
+      expect([...r.change.diff.added].sort()).toEqual([...whole.added].sort());
+      expect([...r.change.diff.removed].sort()).toEqual([...whole.removed].sort());
+    }
+  });
 });

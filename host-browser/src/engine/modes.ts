@@ -22,7 +22,7 @@ import {
   type Delivered, type Distribution, type Outcome, type WirePacket,
 } from './outcomes.js';
 import {
-  chainsIn, diffLines, isIptablesRule, markContaining, sampleDiff, SaveIndex, type DiffSample, type Mark, type RulesView,
+  chainsIn, diffLines, isIptablesRule, markContaining, sampleDiff, SaveIndex, type DiffSample, type LineDiff, type Mark, type RulesView,
 } from './rules-view.js';
 
 /** What a sync changed, for the diff pane. */
@@ -172,13 +172,14 @@ export class IptablesRunner extends Runner {
 
   load(input: string | unknown[], onPhase: (phase: string) => void): Loaded {
     const before = this.save;
+    const oldIndex = this.index;
     onPhase('kube-proxy sync: render rules, compile, swap');
     const r = this.dp.apply(input, { nodeName: NODE.name });
     onPhase('iptables-save');
     this.save = this.dp.iptablesSave();
     this.index = new SaveIndex(this.save);
     const v4 = r.families.find((f) => f.family === (4 as Family));
-    const diff = diffLines(before, this.save, isIptablesRule);
+    const diff = this.diff(before, oldIndex, v4?.full !== false ? undefined : v4.touched);
     return {
       issues: r.issues,
       change: {
@@ -188,6 +189,20 @@ export class IptablesRunner extends Runner {
         diff: sampleDiff(diff), changedChains: chainsIn(diff),
       },
     };
+  }
+
+  /**
+   * The rule lines a sync changed. A partial sync rewrote only the chains it names ("table/chain"):
+   * only those are compared (200,000 lines of a large scene are never diffed for one Service).
+   */
+  private diff(before: string, oldIndex: SaveIndex, touched: string[] | undefined): LineDiff {
+    if (before === '') return { added: this.index.lines.filter(isIptablesRule), removed: [] };
+    if (!touched) return diffLines(before, this.save, isIptablesRule);
+    const pick = (ix: SaveIndex) => touched.flatMap((tc) => {
+      const at = tc.indexOf('/');
+      return ix.chainLines(tc.slice(0, at), tc.slice(at + 1));
+    }).join('\n');
+    return diffLines(pick(oldIndex), pick(this.index), isIptablesRule);
   }
 
   views(marks?: Map<number, Mark>): RulesView[] {

@@ -16,7 +16,11 @@ export interface ModeConfig {
   scheduler: string;
 }
 
-export type ObjectSource = { yaml: string } | { preset: string };
+/**
+ * The objects: YAML text, or a preset — for a generated scene optionally with `edits`, decoded
+ * objects that replace the scene's object of the same kind, namespace and name (or join it).
+ */
+export type ObjectSource = { yaml: string } | { preset: string; edits?: unknown[] };
 
 export interface LoadRequest extends ModeConfig {
   source: ObjectSource;
@@ -87,14 +91,29 @@ export class Playground {
   private dnsLoaded: Runner | undefined;
   private dnsInput: string | unknown[] | undefined;
 
+  /** The last generated scene, kept so that an edit of it does not generate it again. */
+  private generated: { id: string; objects: unknown[]; index: Map<string, number> } | undefined;
+
   /** The objects as the dataplane takes them (YAML text or decoded objects). */
-  private static inputOf(source: ObjectSource, progress: Progress): string | unknown[] {
+  private inputOf(source: ObjectSource, progress: Progress): string | unknown[] {
     if ('yaml' in source) return source.yaml;
     const preset = presetById(source.preset);
     if (!preset) throw new Error(`unknown preset "${source.preset}"`);
     if (preset.yaml !== undefined) return preset.yaml;
-    progress('generating objects', 0, preset.size);
-    return preset.generate!((done, total) => progress('generating objects', done, total));
+    if (this.generated?.id !== preset.id) {
+      progress('generating objects', 0, preset.size);
+      const objects = preset.generate!((done, total) => progress('generating objects', done, total));
+      this.generated = { id: preset.id, objects, index: new Map(objects.map((o, i) => [objectKey(o), i])) };
+    }
+    const { objects, index } = this.generated;
+    if (!source.edits?.length) return objects;
+    const out = objects.slice();
+    for (const e of source.edits) {
+      const at = index.get(objectKey(e));
+      if (at === undefined) out.push(e);
+      else out[at] = e;
+    }
+    return out;
   }
 
   private static async runner(c: ModeConfig): Promise<Runner> {
@@ -116,7 +135,7 @@ export class Playground {
     };
     const sameMode = this.config.mode === req.mode && this.config.scheduler === req.scheduler;
     const sameSource = JSON.stringify(this.source) === JSON.stringify(req.source);
-    const input = sameSource ? this.input : Playground.inputOf(req.source, progress);
+    const input = sameSource ? this.input : this.inputOf(req.source, progress);
     progress('starting the core');
     const runner = this.runner && sameMode && !req.fresh ? this.runner : await Playground.runner(req);
     const { issues, change } = runner.load(input, (phase) => progress(phase));
@@ -236,6 +255,12 @@ export class Playground {
     }
     return out;
   }
+}
+
+/** "kind/namespace/name" of a decoded object. */
+function objectKey(o: unknown): string {
+  const x = o as { kind?: unknown; metadata?: { namespace?: unknown; name?: unknown } } | null;
+  return `${String(x?.kind)}/${String(x?.metadata?.namespace ?? 'default')}/${String(x?.metadata?.name)}`;
 }
 
 /** Service ports for the builder: from YAML (parsed) or raw decoded objects (read directly). */

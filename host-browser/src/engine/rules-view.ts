@@ -55,6 +55,8 @@ export class SaveIndex {
   private readonly perService: Uint8Array;
   /** "table/chain" → line numbers of its rules. */
   private readonly rules = new Map<string, number[]>();
+  /** "table/chain" → the line declaring it. */
+  private readonly declarations = new Map<string, number>();
 
   constructor(text: string) {
     this.lines = text.split('\n');
@@ -69,13 +71,23 @@ export class SaveIndex {
       const chain = rule ?? (line.startsWith(':') ? line.slice(1).split(' ')[0]! : '');
       this.chain[i] = chain;
       if (chain !== '' && PER_SERVICE.test(chain)) this.perService[i] = 1;
-      if (rule === undefined) return;
+      if (rule === undefined) {
+        if (chain !== '') this.declarations.set(`${table}/${chain}`, i);
+        return;
+      }
       const key = `${table}/${rule}`;
       let at = this.rules.get(key);
       if (!at) this.rules.set(key, (at = []));
       this.ordinal[i] = at.length;
       at.push(i);
     });
+  }
+
+  /** A chain's declaration and rules as printed (empty when the table has no such chain). */
+  chainLines(table: string, chain: string): string[] {
+    const rules = this.rules.get(`${table}/${chain}`) ?? [];
+    const decl = this.declarations.get(`${table}/${chain}`);
+    return [...(decl === undefined ? [] : [this.lines[decl]!]), ...rules.map((i) => this.lines[i]!)];
   }
 
   /** The lines of the rules a trace visited: 'hit' where a rule matched, else 'seen'. */
