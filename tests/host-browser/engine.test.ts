@@ -129,7 +129,7 @@ describe('playground engine', () => {
     const edited = preset.yaml!.replace('  - addresses: [10.244.1.13]', '  - addresses: [10.244.1.14]');
     const r = await pg.load({ source: { yaml: edited }, mode: 'iptables', scheduler: 'rr', fresh: false });
     expect(r.change.full).toBe(false);
-    expect(r.phases.map((p) => p.phase)).toEqual(['starting the core', 'kube-proxy sync: render rules, compile, swap', 'iptables-save', 'listing services']);
+    expect(r.phases.map((p) => p.phase)).toEqual(['starting the core', 'kube-proxy sync: render rules, compile, swap', 'rules view', 'listing services']);
     expect(r.change.changedServices).toEqual(['default/web']);
     expect(r.change.diff.added.some((l) => l.includes('10.244.1.14:8080'))).toBe(true);
     expect(r.change.diff.removed.some((l) => l.includes('10.244.1.13:8080'))).toBe(true);
@@ -247,6 +247,30 @@ describe('playground engine', () => {
       expect(whole.added.length + whole.removed.length).toBeGreaterThan(0);
       expect([...r.change.diff.added].sort()).toEqual([...whole.added].sort());
       expect([...r.change.diff.removed].sort()).toEqual([...whole.removed].sort());
+    }
+  });
+
+  it('after partial syncs the rules view equals the live rules read whole (chains added, changed, deleted)', async () => {
+    const { IptablesRunner } = await import('../../host-browser/src/engine/modes.js');
+    const { applyFormEdit } = await import('../../host-browser/src/ui/objects-model.js');
+    const base = presetById('clusterip')!.yaml!;
+    const two = applyFormEdit(applyFormEdit(base, { op: 'add-service' }), { op: 'add-service' });
+    const steps = [
+      two,                                                                        // two Services added
+      two.replace('  - addresses: [10.244.1.13]', '  - addresses: [10.244.1.14]'),  // an endpoint moved
+      applyFormEdit(two, { op: 'remove-service', service: 'default/app-1' }),      // one removed
+      applyFormEdit(two, { op: 'set', service: 'default/web', field: 'type', value: 'NodePort' }),
+    ];
+    const lines = (r: InstanceType<typeof IptablesRunner>) => r.views()[0]!.lines.map((l) => l.text);
+    const live = await IptablesRunner.create();
+    live.load(base, () => {});
+    for (const yaml of steps) {
+      const r = live.load(yaml, () => {});
+      expect(r.change.full).toBe(false);
+      const fresh = await IptablesRunner.create();
+      fresh.load(yaml, () => {});
+      expect(lines(live)).toEqual(lines(fresh));
+      expect(live.views()[0]!.total).toBe(fresh.views()[0]!.total);
     }
   });
 });

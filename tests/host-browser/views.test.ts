@@ -16,6 +16,7 @@ const SAVE = `*filter
 COMMIT
 *nat
 :KUBE-SERVICES - [0:0]
+:KUBE-SVC-A - [0:0]
 -A KUBE-SERVICES -d 10.96.0.80 -j KUBE-SVC-A
 -A KUBE-SERVICES -d 10.96.0.81 -j KUBE-SVC-B
 -A KUBE-SVC-A -j KUBE-SEP-A
@@ -65,6 +66,20 @@ describe('rule views', () => {
     expect(texts.at(-1)).toBe('COMMIT');
     expect(d.filter((l) => l.mark === 'hit').map((l) => l.text)).toEqual(['-A KUBE-SERVICES -d 10.96.5.220 -j KUBE-SVC-1500', '-A KUBE-SVC-1500 -j KUBE-SEP-1500']);
     expect(index.view(marks, 100_000)).toHaveLength(rules.length);   // under the limit: whole
+  });
+
+  it('replaces, adds and deletes single chains; a new user chain takes its place in name order', () => {
+    const index = SaveIndex.fromRules([{ table: 'nat', rules: '-P PREROUTING ACCEPT\n-N KUBE-A\n-N KUBE-C\n-A PREROUTING -j KUBE-A\n-A KUBE-A -j KUBE-C\n-A KUBE-C -j DROP\n' }]);
+    expect(index.view(new Map(), Infinity).map((l) => l.text)).toEqual(['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-A - [0:0]', ':KUBE-C - [0:0]', '-A PREROUTING -j KUBE-A', '-A KUBE-A -j KUBE-C', '-A KUBE-C -j DROP', 'COMMIT']);
+    index.setChain('nat', 'KUBE-B', '-N KUBE-B\n-A KUBE-B -j ACCEPT\n');
+    index.setChain('nat', 'KUBE-A', '-N KUBE-A\n-A KUBE-A -j KUBE-B\n-A KUBE-A -j KUBE-C\n');
+    index.setChain('nat', 'KUBE-C', null);
+    expect(index.view(new Map(), Infinity).map((l) => l.text)).toEqual(['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-A - [0:0]', ':KUBE-B - [0:0]', '-A PREROUTING -j KUBE-A', '-A KUBE-A -j KUBE-B', '-A KUBE-A -j KUBE-C', '-A KUBE-B -j ACCEPT', 'COMMIT']);
+    expect(index.total).toBe(9);
+    expect(index.chainLines('nat', 'KUBE-A')).toEqual([':KUBE-A - [0:0]', '-A KUBE-A -j KUBE-B', '-A KUBE-A -j KUBE-C']);
+    expect(index.chainLines('nat', 'KUBE-C')).toEqual([]);
+    const marks = index.marks([{ table: 'nat', chain: 'KUBE-A', rule: 1, matched: true }, { table: 'nat', chain: 'KUBE-A', rule: 9, matched: true }]);
+    expect([...marks]).toEqual([['nat/KUBE-A#1', 'hit']]);
   });
 
   it('diffs rule lines as multisets and names the chains that changed', () => {

@@ -14,7 +14,7 @@
 // Never touches the DOM or the worker.
 import { Dataplane } from '../../../host-node/dataplane.js';
 import { ProxyState, parseManifests, loadObjects, renderIpvs, type IpvsRender, type ManifestIssue, type SyncPlan } from '../../../host-node/kube/index.js';
-import type { Family } from '../../../host-node/netfilter/index.js';
+import type { Family, TableName } from '../../../host-node/netfilter/index.js';
 import { IPVS_SCHEDULERS, NODE } from '../presets.js';
 import type { ProcessResult } from '../../../host-node/core/dataplane.js';
 import {
@@ -86,6 +86,9 @@ export function proxyPlan(input: string | unknown[]): { set: ReturnType<typeof p
 export async function createDataplane(seed = 1): Promise<Dataplane> {
   return Dataplane.create({ nodeIPs: [NODE.ip], podCIDR: NODE.podCIDR, seed, conntrackCapacity: 1 << 18 });
 }
+
+/** The tables a view shows, in iptables-save's order (those holding rules or chains). */
+const TABLES: TableName[] = ['raw', 'mangle', 'filter', 'nat'];
 
 /** Steps kept at each end of a run of non-matching rules in one chain. */
 const RUN_KEEP = 2;
@@ -163,23 +166,52 @@ export abstract class Runner {
 
 export class IptablesRunner extends Runner {
   readonly mode = 'iptables' as const;
-  private save = '';
   private index = new SaveIndex('');
+  private loaded = false;
 
   static async create(seed?: number): Promise<IptablesRunner> {
     return new IptablesRunner(await createDataplane(seed));
   }
 
+  /** The live rules as the kernel's iptables-save prints them (every table with rules or chains). */
+  private readAll(): SaveIndex {
+    const tables: Array<{ table: string; rules: string }> = [];
+    for (const table of TABLES) {
+      const rules = this.dp.iptablesRules(table);
+      if (/^-[AN] /m.test(rules)) tables.push({ table, rules });
+    }
+    return SaveIndex.fromRules(tables);
+  }
+
+  /** A chain's `iptables -S` text, or null when the sync deleted it. */
+  private readChain(table: TableName, chain: string): string | null {
+    try {
+      return this.dp.iptablesRules(table, chain);
+    } catch {
+      return null;
+    }
+  }
+
   load(input: string | unknown[], onPhase: (phase: string) => void): Loaded {
-    const before = this.save;
-    const oldIndex = this.index;
     onPhase('kube-proxy sync: render rules, compile, swap');
     const r = this.dp.apply(input, { nodeName: NODE.name });
-    onPhase('iptables-save');
-    this.save = this.dp.iptablesSave();
-    this.index = new SaveIndex(this.save);
     const v4 = r.families.find((f) => f.family === (4 as Family));
-    const diff = this.diff(before, oldIndex, v4?.full !== false ? undefined : v4.touched);
+    onPhase('rules view');
+    let diff: LineDiff;
+    if (v4?.full === false) {
+      // A partial sync rewrote only the chains it names ("table/chain"): only those are read back
+      // and compared (a large scene's 200,000 lines are never re-read for one Service).
+      const chains = v4.touched.map((tc) => ({ table: tc.slice(0, tc.indexOf('/')) as TableName, chain: tc.slice(tc.indexOf('/') + 1) }));
+      const pick = () => chains.flatMap((c) => this.index.chainLines(c.table, c.chain)).join('\n');
+      const before = pick();
+      for (const c of chains) this.index.setChain(c.table, c.chain, this.readChain(c.table, c.chain));
+      diff = diffLines(before, pick(), isIptablesRule);
+    } else {
+      const before = this.loaded ? this.index.text().join('\n') : '';
+      this.index = this.readAll();
+      diff = before === '' ? { added: this.index.text().filter(isIptablesRule), removed: [] } : diffLines(before, this.index.text().join('\n'), isIptablesRule);
+    }
+    this.loaded = true;
     return {
       issues: r.issues,
       change: {
@@ -191,22 +223,8 @@ export class IptablesRunner extends Runner {
     };
   }
 
-  /**
-   * The rule lines a sync changed. A partial sync rewrote only the chains it names ("table/chain"):
-   * only those are compared (200,000 lines of a large scene are never diffed for one Service).
-   */
-  private diff(before: string, oldIndex: SaveIndex, touched: string[] | undefined): LineDiff {
-    if (before === '') return { added: this.index.lines.filter(isIptablesRule), removed: [] };
-    if (!touched) return diffLines(before, this.save, isIptablesRule);
-    const pick = (ix: SaveIndex) => touched.flatMap((tc) => {
-      const at = tc.indexOf('/');
-      return ix.chainLines(tc.slice(0, at), tc.slice(at + 1));
-    }).join('\n');
-    return diffLines(pick(oldIndex), pick(this.index), isIptablesRule);
-  }
-
-  views(marks?: Map<number, Mark>): RulesView[] {
-    return [{ title: 'iptables-save', lines: this.index.view(marks), total: this.index.lines.length }];
+  views(marks?: Map<string, Mark>): RulesView[] {
+    return [{ title: 'iptables-save', lines: this.index.view(marks), total: this.index.total }];
   }
 
   trace(p: WirePacket, nowMs: number): TraceView {

@@ -2,7 +2,7 @@
 // the answers the page asks for — load/edit objects, explain and send a packet, send a burst,
 // read conntrack at the virtual clock, and compare modes on throwaway dataplanes. Runs unchanged
 // in the Web Worker and under Node (the tests compare it with the Node API). Never touches the DOM.
-import { parseManifests, type ManifestIssue, type Service } from '../../../host-node/kube/index.js';
+import { parseManifests, type ManifestIssue } from '../../../host-node/kube/index.js';
 import { presetById, type Mode } from '../presets.js';
 import { IptablesRunner, IpvsRunner, type Runner, type SyncChange, type TraceView, type SendOne } from './modes.js';
 import { DirectRunner } from './direct.js';
@@ -263,28 +263,27 @@ function objectKey(o: unknown): string {
   return `${String(x?.kind)}/${String(x?.metadata?.namespace ?? 'default')}/${String(x?.metadata?.name)}`;
 }
 
-/** Service ports for the builder: from YAML (parsed) or raw decoded objects (read directly). */
+/** Service ports for the builder: from YAML (parsed) or raw decoded objects (read directly, only as many as the list shows). */
 export function serviceEntries(input: string | unknown[]): { entries: ServiceEntry[]; count: number } {
-  const services: Array<Pick<Service, 'metadata'> & { spec: Pick<Service['spec'], 'clusterIP' | 'ports'> }> = typeof input === 'string'
-    ? parseManifests(input).services
-    : (input as Array<{ kind?: string; metadata?: { name?: string; namespace?: string }; spec?: { clusterIP?: string; ports?: Array<{ name?: string; port?: number; protocol?: string; nodePort?: number }> } }>)
-      .filter((o) => o?.kind === 'Service')
-      .map((o) => ({
-        metadata: { name: o.metadata?.name ?? '', namespace: o.metadata?.namespace ?? 'default', labels: {}, annotations: {} },
-        spec: {
-          clusterIP: o.spec?.clusterIP ?? '',
-          ports: (o.spec?.ports ?? []).map((pt) => ({ name: pt.name ?? '', port: pt.port ?? 0, protocol: (pt.protocol ?? 'TCP') as 'TCP', nodePort: pt.nodePort ?? 0, targetPort: null })),
-        },
-      }));
+  type Raw = { kind?: string; metadata?: { name?: string; namespace?: string }; spec?: { clusterIP?: string; ports?: Array<{ name?: string; port?: number; protocol?: string; nodePort?: number }> } };
   const entries: ServiceEntry[] = [];
-  for (const s of services) {
-    for (const pt of s.spec.ports) {
-      if (entries.length >= MAX_ENTRIES) break;
-      entries.push({
-        id: `${s.metadata.namespace}/${s.metadata.name}:${pt.name || pt.port}`,
-        clusterIP: s.spec.clusterIP, port: pt.port, protocol: pt.protocol.toLowerCase(), nodePort: pt.nodePort,
-      });
-    }
+  const add = (namespace: string, name: string, clusterIP: string, pt: { name?: string | null; port?: number; protocol?: string; nodePort?: number }) => {
+    if (entries.length >= MAX_ENTRIES) return;
+    entries.push({
+      id: `${namespace}/${name}:${pt.name || pt.port}`,
+      clusterIP, port: pt.port ?? 0, protocol: (pt.protocol ?? 'TCP').toLowerCase(), nodePort: pt.nodePort ?? 0,
+    });
+  };
+  if (typeof input === 'string') {
+    const services = parseManifests(input).services;
+    for (const s of services) for (const pt of s.spec.ports) add(s.metadata.namespace, s.metadata.name, s.spec.clusterIP, pt);
+    return { entries, count: services.length };
   }
-  return { entries, count: services.length };
+  let count = 0;
+  for (const o of input as Raw[]) {
+    if (o?.kind !== 'Service') continue;
+    count++;
+    if (entries.length < MAX_ENTRIES) for (const pt of o.spec?.ports ?? []) add(o.metadata?.namespace ?? 'default', o.metadata?.name ?? '', o.spec?.clusterIP ?? '', pt);
+  }
+  return { entries, count };
 }
