@@ -4,7 +4,7 @@
 import { describe, it, expect } from 'vitest';
 import { Dataplane } from '../../host-node/dataplane.js';
 import { Playground } from '../../host-browser/src/engine/playground.js';
-import { PRESETS, NODE, presetById, type PacketSpec } from '../../host-browser/src/presets.js';
+import { PRESETS, NODE, presetById, scaleVip, type PacketSpec } from '../../host-browser/src/presets.js';
 import type { WirePacket } from '../../host-browser/src/engine/outcomes.js';
 
 const wire = (p: PacketSpec): WirePacket => ({ src: p.src, dst: p.dst, proto: p.proto, sport: p.sport, dport: p.dport, local: p.from === 'node' });
@@ -273,4 +273,42 @@ describe('playground engine', () => {
       expect(live.views()[0]!.total).toBe(fresh.views()[0]!.total);
     }
   });
+
+  it('edits of a generated scene reach the core as only the objects that changed', async () => {
+    const { sceneDelta } = await import('../../host-browser/src/engine/playground.js');
+    const svc = (name: string, ip: string) => ({ kind: 'Service', metadata: { name, namespace: 'default' }, spec: { clusterIP: ip } });
+    const objects = [svc('a', '10.96.0.1'), svc('b', '10.96.0.2')];
+    const scene = { objects, index: new Map([['Service/default/a', 0], ['Service/default/b', 1]]) };
+    const a2 = svc('a', '10.96.0.9'), c = svc('c', '10.96.0.3');
+    expect(sceneDelta(scene, [], [a2])).toEqual({ objects: [a2], removed: [] });
+    // a back to the scene's own, c added; then c dropped again.
+    expect(sceneDelta(scene, [a2], [c])).toEqual({ objects: [objects[0], c], removed: [] });
+    expect(sceneDelta(scene, [c], [])).toEqual({ objects: [], removed: ['Service default/c'] });
+    expect(sceneDelta(scene, [a2], [svc('a', '10.96.0.9')])).toEqual({ objects: [], removed: [] });
+  });
+
+  it('a single-Service edit of the 20k scene changes that Service only, and its trace follows', async () => {
+    const preset = presetById('scale-20k')!;
+    const pg = new Playground();
+    await pg.load({ source: { preset: preset.id }, mode: 'iptables', scheduler: 'rr', fresh: true });
+    const edit = (i: number, ip: string) => ({
+      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',
+      metadata: { name: `svc-${i}-abc12`, namespace: 'default', labels: { 'kubernetes.io/service-name': `svc-${i}` } },
+      endpoints: [{ addresses: [ip], conditions: { ready: true }, nodeName: 'node-a' }], ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    });
+    const p = (i: number): WirePacket => ({ src: '10.244.1.5', dst: scaleVip(i), proto: 'tcp', sport: 40000, dport: 80, local: false });
+    const before = pg.packet(p(7), 0, false).trace.outcomes.map((o) => o.to);
+    expect(before).toHaveLength(2);
+    const r1 = await pg.load({ source: { preset: preset.id, edits: [edit(7, '10.250.0.7')] }, mode: 'iptables', scheduler: 'rr', fresh: false });
+    expect(r1.change.changedServices).toEqual(['default/svc-7']);
+    expect(r1.serviceCount).toBe(20_000);
+    expect(pg.packet(p(7), 0, false).trace.outcomes.map((o) => o.to)).toEqual(['10.250.0.7:8080']);
+    // The next edit replaces it: svc-7 is the scene's again, svc-9 changes.
+    const r2 = await pg.load({ source: { preset: preset.id, edits: [edit(9, '10.250.0.9')] }, mode: 'iptables', scheduler: 'rr', fresh: false });
+    expect(r2.change.changedServices).toEqual(['default/svc-7', 'default/svc-9']);
+    expect(pg.packet(p(7), 0, false).trace.outcomes.map((o) => o.to).sort()).toEqual([...before].sort());
+    expect(pg.packet(p(9), 0, false).trace.outcomes.map((o) => o.to)).toEqual(['10.250.0.9:8080']);
+    const hits = pg.packet(p(9), 0, false).trace.rules[0]!.lines.filter((l) => l.mark === 'hit').map((l) => l.text);
+    expect(hits.some((l) => l.includes('--to-destination 10.250.0.9:8080'))).toBe(true);
+  }, 240_000);
 });

@@ -66,6 +66,17 @@ export interface SendOne {
   key: string;
 }
 
+/** The objects changed (added or replaced) and removed ("Kind namespace/name") since the last load. */
+export interface ObjectDelta {
+  objects: unknown[];
+  removed: string[];
+}
+
+/** dp.apply's input and options for a load, whole or as a delta. */
+export function applyInput(input: string | unknown[], delta: ObjectDelta | undefined): [string | unknown[], { delta?: { removed: string[] } }] {
+  return delta ? [delta.objects, { delta: { removed: delta.removed } }] : [input, {}];
+}
+
 export interface Loaded {
   issues: ManifestIssue[];
   change: SyncChange;
@@ -119,7 +130,11 @@ export abstract class Runner {
 
   constructor(readonly dp: Dataplane) {}
 
-  abstract load(input: string | unknown[], onPhase: (phase: string) => void): Loaded;
+  /**
+   * Makes the dataplane serve `input`. With `delta`, the caller knows what changed since the last
+   * load: only those objects go to the control plane (dp.apply's incremental input).
+   */
+  abstract load(input: string | unknown[], onPhase: (phase: string) => void, delta?: ObjectDelta): Loaded;
   abstract views(): RulesView[];
   abstract trace(p: WirePacket, nowMs: number): TraceView;
 
@@ -192,9 +207,10 @@ export class IptablesRunner extends Runner {
     }
   }
 
-  load(input: string | unknown[], onPhase: (phase: string) => void): Loaded {
+  load(input: string | unknown[], onPhase: (phase: string) => void, delta?: ObjectDelta): Loaded {
     onPhase('kube-proxy sync: render rules, compile, swap');
-    const r = this.dp.apply(input, { nodeName: NODE.name });
+    const [objects, opts] = applyInput(input, delta);
+    const r = this.dp.apply(objects, { nodeName: NODE.name, ...opts });
     const v4 = r.families.find((f) => f.family === (4 as Family));
     onPhase('rules view');
     let diff: LineDiff;

@@ -4,7 +4,7 @@
 // in the Web Worker and under Node (the tests compare it with the Node API). Never touches the DOM.
 import { parseManifests, type ManifestIssue } from '../../../host-node/kube/index.js';
 import { presetById, type Mode } from '../presets.js';
-import { IptablesRunner, IpvsRunner, type Runner, type SyncChange, type TraceView, type SendOne } from './modes.js';
+import { IptablesRunner, IpvsRunner, type ObjectDelta, type Runner, type SyncChange, type TraceView, type SendOne } from './modes.js';
 import { DirectRunner } from './direct.js';
 import { nameSteps, resolvePacketName, type ResolvedName } from './names.js';
 import type { Distribution, Outcome, WirePacket } from './outcomes.js';
@@ -137,8 +137,10 @@ export class Playground {
     const sameSource = JSON.stringify(this.source) === JSON.stringify(req.source);
     const input = sameSource ? this.input : this.inputOf(req.source, progress);
     progress('starting the core');
-    const runner = this.runner && sameMode && !req.fresh ? this.runner : await Playground.runner(req);
-    const { issues, change } = runner.load(input, (phase) => progress(phase));
+    const reuse = this.runner && sameMode && !req.fresh;
+    const runner = reuse ? this.runner! : await Playground.runner(req);
+    const delta = reuse && this.source && !sameSource ? this.editDelta(this.source, req.source) : undefined;
+    const { issues, change } = runner.load(input, (phase) => progress(phase), delta);
     this.runner = runner;
     this.config = { mode: req.mode, scheduler: req.scheduler };
     this.source = req.source;
@@ -149,6 +151,16 @@ export class Playground {
     progress('done');
     phases.pop();
     return { issues, change, views, services: entries, serviceCount: count, ms: Date.now() - t0, phases };
+  }
+
+  /**
+   * Between two edits of one generated scene, the objects that differ: replaced or added by either
+   * edit set and not the same now (an object an edit no longer replaces is the scene's again; one
+   * it no longer adds is removed). Undefined when the sources are not edits of the same scene.
+   */
+  private editDelta(prev: ObjectSource, next: ObjectSource): ObjectDelta | undefined {
+    if (!('preset' in prev) || !('preset' in next) || prev.preset !== next.preset || this.generated?.id !== next.preset) return undefined;
+    return sceneDelta(this.generated, prev.edits ?? [], next.edits ?? []);
   }
 
   private active(): Runner {
@@ -255,6 +267,25 @@ export class Playground {
     }
     return out;
   }
+}
+
+/** The objects that differ between a scene with `prev` edits and with `next` edits (see Playground.editDelta). */
+export function sceneDelta(scene: { objects: unknown[]; index: Map<string, number> }, prev: unknown[], next: unknown[]): ObjectDelta {
+  const before = new Map(prev.map((o) => [objectKey(o), o]));
+  const after = new Map(next.map((o) => [objectKey(o), o]));
+  const delta: ObjectDelta = { objects: [], removed: [] };
+  for (const key of new Set([...before.keys(), ...after.keys()])) {
+    const at = scene.index.get(key);
+    const base = at === undefined ? undefined : scene.objects[at];
+    const was = before.get(key) ?? base, now = after.get(key) ?? base;
+    if (now === undefined) {
+      const [kind, ns, name] = key.split('/');
+      delta.removed.push(`${kind} ${ns}/${name}`);
+    } else if (was === undefined || JSON.stringify(was) !== JSON.stringify(now)) {
+      delta.objects.push(now);
+    }
+  }
+  return delta;
 }
 
 /** "kind/namespace/name" of a decoded object. */
