@@ -66,6 +66,17 @@ describe('rule views', () => {
     expect(texts.at(-1)).toBe('COMMIT');
     expect(d.filter((l) => l.mark === 'hit').map((l) => l.text)).toEqual(['-A KUBE-SERVICES -d 10.96.5.220 -j KUBE-SVC-1500', '-A KUBE-SVC-1500 -j KUBE-SEP-1500']);
     expect(index.view(marks, 100_000)).toHaveLength(rules.length);   // under the limit: whole
+    // A first-match walk: every KUBE-SERVICES rule before the hit was checked. The digest does not
+    // grow with them; its gap says how many were checked.
+    const walk = index.marks([
+      ...Array.from({ length: 1500 }, (_, rule) => ({ table: 'nat', chain: 'KUBE-SERVICES', rule, matched: false })),
+      { table: 'nat', chain: 'KUBE-SERVICES', rule: 1500, matched: true },
+    ]);
+    const w = index.view(walk, 1000);
+    expect(w.length).toBeLessThan(100);
+    expect(w.filter((l) => l.mark === 'seen')).toHaveLength(20 + 3);   // the first 20 and the three before the hit
+    expect(w.map((l) => l.text)).toContain('… 1,477 lines (1,477 checked by the packet, none matched)');
+    expect(w.filter((l) => l.mark === 'hit').map((l) => l.text)).toEqual(['-A KUBE-SERVICES -d 10.96.5.220 -j KUBE-SVC-1500']);
   });
 
   it('replaces, adds and deletes single chains; a new user chain takes its place in name order', () => {

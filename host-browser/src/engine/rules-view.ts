@@ -221,8 +221,9 @@ export class SaveIndex {
   /**
    * The lines to show. Texts up to `limit` lines come whole. Larger ones are digested: table
    * headers, COMMIT, every rule of a chain that is not per-service (the first 20 of a long one and
-   * those around a marked rule), per-service chains (KUBE-SVC-…, KUBE-SEP-…) only when the packet
-   * visited them, and "… n lines" markers where lines were left out.
+   * those around a matched rule), per-service chains (KUBE-SVC-…, KUBE-SEP-…) only when the packet
+   * visited them, and "… n lines" markers where lines were left out, saying how many of them the
+   * packet checked without a match (a first-match walk of KUBE-SERVICES may check thousands).
    */
   view(marks: Map<string, Mark> = new Map(), limit = FULL_VIEW_LINES): RuleLine[] {
     const whole = this.total <= limit;
@@ -232,16 +233,20 @@ export class SaveIndex {
       const hash = k.lastIndexOf('#');
       const key = k.slice(0, hash);
       visited.add(key);
+      if (marks.get(k) !== 'hit') continue;
       const rule = Number(k.slice(hash + 1));
       let s = around.get(key);
       if (!s) around.set(key, (s = new Set()));
       for (let i = rule - CONTEXT; i <= rule + CONTEXT; i++) s.add(i);
     }
     const out: RuleLine[] = [];
-    let gap = 0;
+    let gap = 0, gapSeen = 0;
+    const flush = () => {
+      if (gap) out.push({ text: `… ${gap.toLocaleString('en-US')} lines${gapSeen ? ` (${gapSeen.toLocaleString('en-US')} checked by the packet, none matched)` : ''}`, mark: 'gap' });
+      gap = gapSeen = 0;
+    };
     const push = (l: RuleLine) => {
-      if (gap) out.push({ text: `… ${gap.toLocaleString('en-US')} lines`, mark: 'gap' });
-      gap = 0;
+      flush();
       out.push(l);
     };
     const shown = (c: ChainRules) => whole || !c.perService || visited.has(c.key);
@@ -259,14 +264,18 @@ export class SaveIndex {
         const near = around.get(c.key);
         const all = whole || c.perService;
         for (let i = 0; i < c.rules.length; i++) {
-          if (!all && i >= 20 && !near?.has(i)) { gap++; continue; }
-          const m = near ? marks.get(markKey(c.key, i)) : undefined;
+          const m = visited.has(c.key) ? marks.get(markKey(c.key, i)) : undefined;
+          if (!all && i >= 20 && !near?.has(i)) {
+            gap++;
+            if (m) gapSeen++;
+            continue;
+          }
           push(m ? { text: c.rules[i]!, mark: m } : { text: c.rules[i]! });
         }
       }
       push({ text: 'COMMIT' });
     }
-    if (gap) out.push({ text: `… ${gap.toLocaleString('en-US')} lines`, mark: 'gap' });
+    flush();
     return out;
   }
 }
