@@ -9,6 +9,7 @@ import type { ModeConfig, ObjectSource } from './engine/playground.js';
 import { decodeState, encodeState, stateFromHash, stateToHash, type ShareState } from './share.js';
 import { Editor, PacketForm, toWire } from './ui/inputs.js';
 import { ObjectsForm } from './ui/objects-form.js';
+import { editsFromText, editsText, withService } from './ui/scene-edits.js';
 import { byId, fill, h, renderChange, renderChart, renderCompare, renderConntrack, renderPacket, renderRules } from './ui/views.js';
 
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
@@ -21,6 +22,8 @@ const presetSel = byId<HTMLSelectElement>('preset');
 const modeSel = byId<HTMLSelectElement>('mode');
 const schedSel = byId<HTMLSelectElement>('scheduler');
 const status = byId('status');
+const scenePick = byId('scene-pick');
+const sceneIndex = byId<HTMLInputElement>('scene-index');
 const lesson = byId('lesson');
 
 let state: ShareState = {
@@ -90,6 +93,7 @@ function saveHash(): void {
 let lastHash = '';
 
 function showObjects(source: ObjectSource): void {
+  scenePick.hidden = true;
   if ('yaml' in source) {
     editor.setText(source.yaml);
     objectsForm.show(source.yaml);
@@ -106,8 +110,11 @@ function showObjects(source: ObjectSource): void {
     objectsForm.show(p.yaml);
     return;
   }
-  objectsForm.disable('A generated scene: pick another preset to edit Services here.');
-  editor.setSummary(`# Generated: ${p.size?.toLocaleString('en-US')} Services (svc-0 … svc-${(p.size ?? 1) - 1}) in namespace default,\n# ClusterIPs from 10.96.1.0 upward, two ready pods each (node-a and node-b).\n# Too large to edit as text: pick another preset to write your own objects.\n`);
+  const text = editsText(p, source.edits?.length ? source.edits : withService(p, [], p.shown ?? 0));
+  editor.setText(text);
+  objectsForm.show(text);
+  scenePick.hidden = false;
+  sceneIndex.max = String((p.size ?? 1) - 1);
 }
 
 function showMode(): void {
@@ -168,6 +175,18 @@ presetSel.addEventListener('change', () => {
 });
 
 function edited(yaml: string): void {
+  const scene = 'preset' in state.objects ? presetById(state.objects.preset) : undefined;
+  if (scene?.generate) {
+    // A generated scene: the text holds the objects that replace generated ones.
+    const { objects, issues } = editsFromText(yaml);
+    if (issues.length) {
+      editor.showIssues(issues);
+      return;
+    }
+    state.objects = { preset: scene.id, edits: objects };
+    void load(false).catch(() => {});
+    return;
+  }
   state.objects = { yaml };
   const same = PRESETS.find((p) => p.yaml === yaml);
   presetSel.value = same?.id ?? '';
@@ -179,6 +198,24 @@ editor.onEdit = (yaml) => {
   objectsForm.show(yaml);
   edited(yaml);
 };
+byId('scene-show').addEventListener('click', () => {
+  const scene = 'preset' in state.objects ? presetById(state.objects.preset) : undefined;
+  const i = Number(sceneIndex.value);
+  if (!scene?.generate || !Number.isInteger(i) || i < 0 || i >= (scene.size ?? 0)) {
+    showProgress(null, `no Service svc-${sceneIndex.value} in this scene`);
+    return;
+  }
+  const current = editsFromText(editor.value);
+  if (current.issues.length) {
+    editor.showIssues(current.issues);
+    return;
+  }
+  const text = editsText(scene, withService(scene, current.objects, i));
+  editor.setText(text);
+  objectsForm.show(text, `default/svc-${i}`);
+  edited(text);
+});
+
 objectsForm.onEdit = (yaml) => {
   editor.setText(yaml);
   edited(yaml);

@@ -43,6 +43,10 @@ export interface Preset {
   generate?: (progress: (done: number, total: number) => void) => unknown[];
   /** Services a generated scene holds (for the editor's summary). */
   size?: number;
+  /** A generated scene's Service i as its objects (what the editor shows to edit one of them). */
+  serviceObjects?: (i: number) => unknown[];
+  /** The Service of a generated scene the editor shows first (the packet's). */
+  shown?: number;
 }
 
 const svc = (name: string, spec: string, extra = ''): string => `apiVersion: v1
@@ -159,6 +163,8 @@ export const PRESETS: Preset[] = [
     packet: fromPod('default/svc-12345:http', scaleVip(12345), 80),
     generate: (progress) => scaleObjects(20_000, progress),
     size: 20_000,
+    serviceObjects: scaleService,
+    shown: 12345,
   },
 ];
 
@@ -177,21 +183,28 @@ function scalePod(i: number, k: number): string {
 export function scaleObjects(n: number, progress: (done: number, total: number) => void = () => {}): unknown[] {
   const out: unknown[] = [];
   for (let i = 0; i < n; i++) {
-    const name = `svc-${i}`;
-    out.push({
+    out.push(...scaleService(i));
+    if ((i + 1) % 2000 === 0) progress(i + 1, n);
+  }
+  return out;
+}
+
+/** Service i of the scale scene and its EndpointSlice. */
+export function scaleService(i: number): unknown[] {
+  const name = `svc-${i}`;
+  return [
+    {
       apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' },
       spec: { type: 'ClusterIP', clusterIP: scaleVip(i), ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] },
-    });
-    out.push({
+    },
+    {
       apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
       metadata: { name: `${name}-abc12`, namespace: 'default', labels: { 'kubernetes.io/service-name': name } },
       addressType: 'IPv4',
       endpoints: [0, 1].map((k) => ({ addresses: [scalePod(i, k)], conditions: { ready: true }, nodeName: k === 0 ? 'node-a' : 'node-b' })),
       ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-    });
-    if ((i + 1) % 2000 === 0) progress(i + 1, n);
-  }
-  return out;
+    },
+  ];
 }
 
 export function presetById(id: string): Preset | undefined {

@@ -346,7 +346,29 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     expect(await page.textContent('#summary')).toContain('20,000 Service(s)');
     expect(await outcomeTexts(page)).toHaveLength(2);
     expect(await page.locator('#rules .rl.hit').count()).toBeGreaterThan(3);
+    // The rules the first-match walk only checked are counted, not shipped to the page.
+    expect(await page.locator('#rules .rl').count()).toBeLessThan(1000);
+    expect(await page.textContent('#rules')).toMatch(/checked by the packet, none matched/);
     await page.screenshot({ path: join(SHOTS, 'scale-20k.png') });
+    // One Service of the scene in the editor and the form: a pod turned terminating syncs that
+    // Service alone, and the trace leaves the pod out.
+    expect(await page.inputValue('#yaml')).toContain('name: svc-12345');
+    expect(await page.inputValue('#fm-service')).toBe('default/svc-12345');
+    const pods = await page.$$eval('#objects-form .fm-endpoints tbody tr', (rows) => rows.map((r) => (r as HTMLElement).dataset.address!));
+    expect(pods).toHaveLength(2);
+    await page.check(`#objects-form tr[data-address="${pods[0]}"] .fm-terminating`);
+    await idle(page, 240_000);
+    expect(await page.inputValue('#yaml')).toContain('terminating: true');
+    expect(await outcomeTexts(page)).toEqual([`FORWARD → ${pods[1]}:8080`]);
+    expect(await page.textContent('#summary')).toContain('20,000 Service(s)');
+    expect(await page.textContent('#changes')).toContain('default/svc-12345');
+    // Another Service joins the editor; the first edit stays.
+    await page.fill('#scene-index', '7');
+    await page.click('#scene-show');
+    await idle(page, 240_000);
+    expect(await page.inputValue('#fm-service')).toBe('default/svc-7');
+    expect(await page.inputValue('#yaml')).toContain('terminating: true');
+    expect(await outcomeTexts(page)).toEqual([`FORWARD → ${pods[1]}:8080`]);
     await page.close();
-  }, 300_000);
+  }, 400_000);
 });

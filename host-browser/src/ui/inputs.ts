@@ -1,11 +1,10 @@
 // inputs.ts — the two input panes. The objects editor: a YAML textarea with a line-number
 // gutter, the control plane's issues under it (line, object, field, message) with their lines
-// marked, a click on an issue selecting its line; a generated scene (20k Services) shown as a
-// read-only summary. The packet builder: from a pod / this node / outside, to a Service port by
-// name, any address, a NodePort on this node, or a DNS name (resolved in the worker, a pod's
-// search path applied); protocol and ports; picking a Service fills in
-// its address. The resolution rules (resolveTarget, toWire) are pure and tested without a page.
-// Neither talks to the worker: the page passes text and answers in and out.
+// marked, a click on an issue selecting its line. The packet builder: from a pod / this node /
+// outside, to a Service port by name, any address, a NodePort on this node, or a DNS name
+// (resolved in the worker, a pod's search path applied); protocol and ports; picking a Service
+// fills in its address. The resolution rules (resolveTarget, toWire) are pure and tested without
+// a page. Neither talks to the worker: the page passes text and answers in and out.
 import type { ManifestIssue } from '../../../host-node/kube/index.js';
 import type { ServiceEntry } from '../engine/playground.js';
 import type { WirePacket } from '../engine/outcomes.js';
@@ -43,22 +42,9 @@ export class Editor {
     return this.text.value;
   }
 
-  get readOnly(): boolean {
-    return this.text.readOnly;
-  }
-
   /** Shows text to edit. */
   setText(yaml: string): void {
-    this.text.readOnly = false;
     this.text.value = yaml;
-    this.bad.clear();
-    this.renderGutter();
-  }
-
-  /** Shows a generated scene's summary, not editable. */
-  setSummary(summary: string): void {
-    this.text.readOnly = true;
-    this.text.value = summary;
     this.bad.clear();
     this.renderGutter();
   }

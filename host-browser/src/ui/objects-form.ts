@@ -14,16 +14,11 @@ export class ObjectsForm {
   /** Called with the edited text after every change made in the form. */
   onEdit: (yaml: string) => void = () => {};
 
-  /** Draws the form for this text (the selected Service kept when it still exists). */
-  show(yaml: string): void {
+  /** Draws the form for this text (the selected Service kept when it still exists, or `select`). */
+  show(yaml: string, select?: string): void {
     this.yaml = yaml;
+    if (select) this.selected = select;
     this.render(readFormModel(yaml));
-  }
-
-  /** A generated scene: nothing to edit here. */
-  disable(message: string): void {
-    this.yaml = '';
-    fill(this.root, h('p', { class: 'muted small' }, message));
   }
 
   private edit(e: FormEdit): void {
