@@ -60,7 +60,7 @@ if (stale([mtime(join(root, 'build/core.wasm'))], embedded)) {
   writeFileSync(join(root, 'build/core-wasm.d.ts'), 'declare const wasmBase64: string;\nexport default wasmBase64;\n');
 }
 
-const tsSrc = Math.max(newest(join(root, 'host-node'), ['.ts']), newest(join(root, 'bench'), ['.ts']), mtime(join(root, 'tsconfig.json')), mtime(embedded));
+const tsSrc = Math.max(newest(join(root, 'host-node'), ['.ts']), newest(join(root, 'bench'), ['.ts']), newest(join(root, 'host-browser', 'src'), ['.ts']), mtime(join(root, 'tsconfig.json')), mtime(embedded));
 if (stale([tsSrc], join(root, 'dist/.stamp'))) {
   run(bin('tsc'), ['-p', 'tsconfig.json']);
   mkdirSync(join(root, 'dist/build'), { recursive: true });

@@ -8,17 +8,22 @@ import { IPVS_SCHEDULERS, PRESETS, presetById } from './presets.js';
 import type { ModeConfig, ObjectSource } from './engine/playground.js';
 import { decodeState, encodeState, stateFromHash, stateToHash, type ShareState } from './share.js';
 import { Editor, PacketForm, toWire } from './ui/inputs.js';
+import { ObjectsForm } from './ui/objects-form.js';
+import { editsFromText, editsText, withService } from './ui/scene-edits.js';
 import { byId, fill, h, renderChange, renderChart, renderCompare, renderConntrack, renderPacket, renderRules } from './ui/views.js';
 
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
 const core = new CoreClient(worker as unknown as Port);
 const editor = new Editor();
 const form = new PacketForm();
+const objectsForm = new ObjectsForm();
 
 const presetSel = byId<HTMLSelectElement>('preset');
 const modeSel = byId<HTMLSelectElement>('mode');
 const schedSel = byId<HTMLSelectElement>('scheduler');
 const status = byId('status');
+const scenePick = byId('scene-pick');
+const sceneIndex = byId<HTMLInputElement>('scene-index');
 const lesson = byId('lesson');
 
 let state: ShareState = {
@@ -88,8 +93,10 @@ function saveHash(): void {
 let lastHash = '';
 
 function showObjects(source: ObjectSource): void {
+  scenePick.hidden = true;
   if ('yaml' in source) {
     editor.setText(source.yaml);
+    objectsForm.show(source.yaml);
     presetSel.value = PRESETS.find((p) => p.yaml === source.yaml)?.id ?? '';
     lesson.textContent = PRESETS.find((p) => p.yaml === source.yaml)?.lesson ?? '';
     return;
@@ -98,8 +105,16 @@ function showObjects(source: ObjectSource): void {
   if (!p) throw new Error(`unknown preset ${source.preset}`);
   presetSel.value = p.id;
   lesson.textContent = p.lesson;
-  if (p.yaml !== undefined) editor.setText(p.yaml);
-  else editor.setSummary(`# Generated: ${p.size?.toLocaleString('en-US')} Services (svc-0 … svc-${(p.size ?? 1) - 1}) in namespace default,\n# ClusterIPs from 10.96.1.0 upward, two ready pods each (node-a and node-b).\n# Too large to edit as text: pick another preset to write your own objects.\n`);
+  if (p.yaml !== undefined) {
+    editor.setText(p.yaml);
+    objectsForm.show(p.yaml);
+    return;
+  }
+  const text = editsText(p, source.edits?.length ? source.edits : withService(p, [], p.shown ?? 0));
+  editor.setText(text);
+  objectsForm.show(text);
+  scenePick.hidden = false;
+  sceneIndex.max = String((p.size ?? 1) - 1);
 }
 
 function showMode(): void {
@@ -159,12 +174,51 @@ presetSel.addEventListener('change', () => {
   void restore({ objects: { preset: p.id }, mode: p.mode, scheduler: p.scheduler, packet: p.packet, clockMs: 0 }).catch(() => {});
 });
 
-editor.onEdit = (yaml) => {
+function edited(yaml: string): void {
+  const scene = 'preset' in state.objects ? presetById(state.objects.preset) : undefined;
+  if (scene?.generate) {
+    // A generated scene: the text holds the objects that replace generated ones.
+    const { objects, issues } = editsFromText(yaml);
+    if (issues.length) {
+      editor.showIssues(issues);
+      return;
+    }
+    state.objects = { preset: scene.id, edits: objects };
+    void load(false).catch(() => {});
+    return;
+  }
   state.objects = { yaml };
   const same = PRESETS.find((p) => p.yaml === yaml);
   presetSel.value = same?.id ?? '';
   lesson.textContent = same?.lesson ?? '';
   void load(false).catch(() => {});
+}
+
+editor.onEdit = (yaml) => {
+  objectsForm.show(yaml);
+  edited(yaml);
+};
+byId('scene-show').addEventListener('click', () => {
+  const scene = 'preset' in state.objects ? presetById(state.objects.preset) : undefined;
+  const i = Number(sceneIndex.value);
+  if (!scene?.generate || !Number.isInteger(i) || i < 0 || i >= (scene.size ?? 0)) {
+    showProgress(null, `no Service svc-${sceneIndex.value} in this scene`);
+    return;
+  }
+  const current = editsFromText(editor.value);
+  if (current.issues.length) {
+    editor.showIssues(current.issues);
+    return;
+  }
+  const text = editsText(scene, withService(scene, current.objects, i));
+  editor.setText(text);
+  objectsForm.show(text, `default/svc-${i}`);
+  edited(text);
+});
+
+objectsForm.onEdit = (yaml) => {
+  editor.setText(yaml);
+  edited(yaml);
 };
 
 const onMode = () => {
@@ -189,7 +243,8 @@ for (const b of document.querySelectorAll<HTMLButtonElement>('[data-advance]')) 
 
 byId('compare-run').addEventListener('click', () => {
   const scheds = [...document.querySelectorAll<HTMLInputElement>('#compare-scheds input:checked')].map((i) => i.value);
-  const columns: ModeConfig[] = [{ mode: 'iptables', scheduler: 'rr' }, ...scheds.map((s) => ({ mode: 'ipvs' as const, scheduler: s }))];
+  const direct: ModeConfig[] = byId<HTMLInputElement>('compare-direct').checked ? [{ mode: 'direct', scheduler: 'rr' }] : [];
+  const columns: ModeConfig[] = [{ mode: 'iptables', scheduler: 'rr' }, ...direct, ...scheds.map((s) => ({ mode: 'ipvs' as const, scheduler: s }))];
   state.packet = form.spec;
   void call('compare', { packet: toWire(state.packet), nowMs: state.clockMs, columns, count: 1000 }).then(renderCompare, () => {});
 });

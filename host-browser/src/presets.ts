@@ -3,7 +3,7 @@
 // scene is generated as decoded objects (20,000 Services would be tens of megabytes of YAML).
 // Pure data and generators: never talks to the core, the worker or the DOM.
 
-export type Mode = 'iptables' | 'ipvs';
+export type Mode = 'iptables' | 'ipvs' | 'direct';
 export type Proto = 'tcp' | 'udp' | 'sctp';
 
 /** The IPVS schedulers (ip_vs_*.c) kube-proxy's --ipvs-scheduler passes through to ipvsadm. */
@@ -17,8 +17,11 @@ export interface PacketSpec {
   /** A pod's packet arrives on the node (PREROUTING); the node's own goes through OUTPUT; outside arrives on the node's NIC. */
   from: 'pod' | 'node' | 'outside';
   src: string;
-  /** How the destination was picked (the form's choice); dst/dport hold the resolved address. */
-  to: 'service' | 'vip' | 'nodeport';
+  /**
+   * How the destination was picked (the form's choice); dst/dport hold the resolved address, or
+   * with 'name' the DNS name the packet is sent to (resolved by the engine, names.ts).
+   */
+  to: 'service' | 'vip' | 'nodeport' | 'name';
   /** "namespace/name:port" when `to` is service. */
   service: string;
   dst: string;
@@ -40,6 +43,10 @@ export interface Preset {
   generate?: (progress: (done: number, total: number) => void) => unknown[];
   /** Services a generated scene holds (for the editor's summary). */
   size?: number;
+  /** A generated scene's Service i as its objects (what the editor shows to edit one of them). */
+  serviceObjects?: (i: number) => unknown[];
+  /** The Service of a generated scene the editor shows first (the packet's). */
+  shown?: number;
 }
 
 const svc = (name: string, spec: string, extra = ''): string => `apiVersion: v1
@@ -156,6 +163,8 @@ export const PRESETS: Preset[] = [
     packet: fromPod('default/svc-12345:http', scaleVip(12345), 80),
     generate: (progress) => scaleObjects(20_000, progress),
     size: 20_000,
+    serviceObjects: scaleService,
+    shown: 12345,
   },
 ];
 
@@ -174,21 +183,28 @@ function scalePod(i: number, k: number): string {
 export function scaleObjects(n: number, progress: (done: number, total: number) => void = () => {}): unknown[] {
   const out: unknown[] = [];
   for (let i = 0; i < n; i++) {
-    const name = `svc-${i}`;
-    out.push({
+    out.push(...scaleService(i));
+    if ((i + 1) % 2000 === 0) progress(i + 1, n);
+  }
+  return out;
+}
+
+/** Service i of the scale scene and its EndpointSlice. */
+export function scaleService(i: number): unknown[] {
+  const name = `svc-${i}`;
+  return [
+    {
       apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default' },
       spec: { type: 'ClusterIP', clusterIP: scaleVip(i), ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] },
-    });
-    out.push({
+    },
+    {
       apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
       metadata: { name: `${name}-abc12`, namespace: 'default', labels: { 'kubernetes.io/service-name': name } },
       addressType: 'IPv4',
       endpoints: [0, 1].map((k) => ({ addresses: [scalePod(i, k)], conditions: { ready: true }, nodeName: k === 0 ? 'node-a' : 'node-b' })),
       ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-    });
-    if ((i + 1) % 2000 === 0) progress(i + 1, n);
-  }
-  return out;
+    },
+  ];
 }
 
 export function presetById(id: string): Preset | undefined {

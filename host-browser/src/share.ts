@@ -55,7 +55,7 @@ export async function decodeState(bytes: Uint8Array): Promise<ShareState> {
   return validate(raw);
 }
 
-const MODES: readonly Mode[] = ['iptables', 'ipvs'];
+const MODES: readonly Mode[] = ['iptables', 'ipvs', 'direct'];
 const PROTOS: readonly Proto[] = ['tcp', 'udp', 'sctp'];
 
 function validate(raw: unknown): ShareState {
@@ -65,7 +65,7 @@ function validate(raw: unknown): ShareState {
   const o = r.o as Record<string, unknown> | null;
   let objects: ObjectSource;
   if (o && typeof o.yaml === 'string') objects = { yaml: o.yaml };
-  else if (o && typeof o.preset === 'string') objects = { preset: o.preset };
+  else if (o && typeof o.preset === 'string') objects = Array.isArray(o.edits) && o.edits.length ? { preset: o.preset, edits: o.edits } : { preset: o.preset };
   else throw new ShareError('shared state: objects must be { yaml } or { preset }');
   if (!MODES.includes(r.m as Mode)) throw new ShareError(`shared state: unknown mode ${JSON.stringify(r.m)}`);
   if (typeof r.s !== 'string') throw new ShareError('shared state: scheduler must be a string');
@@ -87,7 +87,7 @@ function validPacket(raw: unknown): PacketSpec {
   };
   const from = str('from'), to = str('to'), proto = str('proto');
   if (!['pod', 'node', 'outside'].includes(from)) throw new ShareError(`shared state: packet.from ${JSON.stringify(from)}`);
-  if (!['service', 'vip', 'nodeport'].includes(to)) throw new ShareError(`shared state: packet.to ${JSON.stringify(to)}`);
+  if (!['service', 'vip', 'nodeport', 'name'].includes(to)) throw new ShareError(`shared state: packet.to ${JSON.stringify(to)}`);
   if (!PROTOS.includes(proto as Proto)) throw new ShareError(`shared state: packet.proto ${JSON.stringify(proto)}`);
   return {
     from: from as PacketSpec['from'], src: str('src'), to: to as PacketSpec['to'], service: str('service'),

@@ -151,6 +151,116 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     await page.close();
   });
 
+  it('the form edits the YAML and the YAML redraws the form', async () => {
+    const page = await open();
+    expect(await page.inputValue('#fm-service')).toBe('default/web');
+    // Toggle one pod terminating in the form: the YAML says so, and the trace leaves that pod out.
+    await page.check('#objects-form tr[data-address="10.244.2.12"] .fm-terminating');
+    await idle(page);
+    const yaml = await page.inputValue('#yaml');
+    expect(yaml).toContain('conditions: {ready: false, serving: true, terminating: true}');
+    expect((await outcomeTexts(page)).sort()).toEqual(['FORWARD → 10.244.1.11:8080', 'FORWARD → 10.244.1.13:8080']);
+    expect(await page.isChecked('#objects-form tr[data-address="10.244.2.12"] .fm-ready')).toBe(false);
+    // Session affinity typed into the YAML: the form shows it.
+    await page.fill('#yaml', yaml.replace('  type: ClusterIP\n', '  type: ClusterIP\n  sessionAffinity: ClientIP\n'));
+    await page.dispatchEvent('#yaml', 'input');
+    await expect.poll(() => page.inputValue('#fm-affinity')).toBe('ClientIP');
+    await idle(page);
+    expect(await page.isDisabled('#fm-affinity-timeout')).toBe(false);
+    expect(await page.inputValue('#fm-affinity-timeout')).toBe('10800');
+    // Add a Service in the form: the builder offers it and a packet to it reaches its two pods.
+    await page.click('#fm-add-service');
+    await idle(page);
+    expect(await page.inputValue('#fm-service')).toBe('default/app-1');
+    expect(await page.inputValue('#yaml')).toContain('name: app-1');
+    await page.selectOption('#pk-service', 'default/app-1:http');
+    await idle(page);
+    expect(await page.inputValue('#pk-dst')).toBe('10.96.0.140');
+    expect(await outcomeTexts(page)).toHaveLength(2);
+    // Its type NodePort with externalTrafficPolicy Local, from outside to the node port: node-a's pod only.
+    await page.selectOption('#fm-type', 'NodePort');
+    await idle(page);
+    await page.selectOption('#fm-etp', 'Local');
+    await idle(page);
+    expect(await page.inputValue('#yaml')).toMatch(/externalTrafficPolicy: Local/);
+    const nodePort = await page.inputValue('#objects-form .fm-port-nodePort');
+    expect(Number(nodePort)).toBeGreaterThanOrEqual(30000);
+    await page.selectOption('#pk-from', 'outside');
+    await page.selectOption('#pk-to', 'nodeport');
+    await idle(page);
+    expect(await page.inputValue('#pk-dport')).toBe(nodePort);
+    const pods = await page.$$eval('#objects-form .fm-endpoints tbody tr', (rows) => rows.map((r) => [(r as HTMLElement).dataset.address, r.querySelector('select')!.value]));
+    const local = pods.filter(([, n]) => n === 'node-a').map(([a]) => `FORWARD → ${a}:8080`);
+    expect(await outcomeTexts(page)).toEqual(local);
+    await page.screenshot({ path: join(SHOTS, 'form.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('direct mode: the core\'s service table, its entry marked, affinity explained', async () => {
+    const page = await open();
+    await page.selectOption('#preset', 'affinity');
+    await idle(page);
+    await page.selectOption('#mode', 'direct');
+    await idle(page);
+    expect(await page.isDisabled('#scheduler')).toBe(true);
+    expect(await page.textContent('#rules .rules-view h3')).toContain('direct service table');
+    expect(await page.$$eval('#rules .rl.hit', (l) => l.map((x) => x.textContent))).toEqual([
+      'default/cart:http TCP frontends cluster 10.96.0.100:80',
+      'default/cart:http TCP endpoints(Cluster) 10.244.1.11:8080 10.244.1.13:8080 10.244.2.12:8080',
+      'default/cart:http TCP policy internal=Cluster external=Cluster affinity=ClientIP 60s',
+    ]);
+    expect(await outcomeTexts(page)).toHaveLength(3);
+    await page.click('#send-one');
+    await idle(page);
+    const to = (await page.textContent('#delivered'))!.match(/→ (10\.244\.\d+\.\d+:8080)/)![1];
+    await page.fill('#pk-sport', '40001');
+    await page.dispatchEvent('#pk-sport', 'change');
+    await idle(page);
+    expect(await outcomeTexts(page)).toEqual([`FORWARD → ${to}`]);
+    expect(await page.textContent('#steps')).toContain('ClientIP affinity');
+    await page.click('[data-advance="61000"]');
+    await idle(page);
+    expect(await outcomeTexts(page)).toHaveLength(3);
+    await page.screenshot({ path: join(SHOTS, 'direct.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('sends to a Service DNS name: name → VIP → endpoint, with a pod\'s search path', async () => {
+    const page = await open();
+    await page.selectOption('#pk-to', 'name');
+    await idle(page);
+    expect(await page.inputValue('#pk-dst')).toBe('web.default.svc.cluster.local');
+    expect(await page.textContent('#dns-resolution')).toContain('→ 10.96.0.80:80');
+    expect(await outcomeTexts(page)).toHaveLength(3);
+    await page.fill('#pk-dst', 'web');
+    await page.dispatchEvent('#pk-dst', 'change');
+    await idle(page);
+    expect(await page.textContent('#dns-resolution')).toBe('web → web.default.svc.cluster.local → 10.96.0.80:80');
+    const steps = await page.$$eval('#steps li', (l) => l.map((x) => x.textContent ?? ''));
+    expect(steps[0]).toContain('web.default.svc.cluster.local A? → NOERROR 10.96.0.80');
+    expect(steps.some((t) => t.includes('KUBE-SERVICES'))).toBe(true);
+    expect(await outcomeTexts(page)).toHaveLength(3);
+    await page.click('#send-many');
+    await idle(page);
+    const bars = await page.$$eval('#chart rect.chart-measured[data-key]', (rs) => rs.map((r) => Number(r.getAttribute('data-count'))));
+    expect(bars.reduce((a, b) => a + b, 0)).toBe(10_000);
+    expect(bars).toHaveLength(3);
+    await page.screenshot({ path: join(SHOTS, 'dns-name.png'), fullPage: true });
+    // The link keeps the name; opened again it resolves the same way.
+    await page.click('#share');
+    await page.waitForFunction(() => (document.getElementById('share-url') as HTMLInputElement).value !== '', undefined, { timeout: 30_000 });
+    const copy = await open((await page.inputValue('#share-url')).slice(base.length));
+    expect(await copy.inputValue('#pk-to')).toBe('name');
+    expect(await copy.textContent('#dns-resolution')).toBe('web → web.default.svc.cluster.local → 10.96.0.80:80');
+    await copy.close();
+    // From outside there is no search path: the short name does not resolve.
+    await page.selectOption('#pk-from', 'outside');
+    await idle(page);
+    expect(await page.textContent('#dns-resolution')).toContain('web does not resolve');
+    expect(await outcomeTexts(page)).toEqual([expect.stringMatching(/^no address/)]);
+    await page.close();
+  });
+
   it('points a YAML error at its line', async () => {
     const page = await open();
     const yaml = await page.inputValue('#yaml');
@@ -193,12 +303,19 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     expect(await copy.textContent('#rules')).toContain('10.96.0.80:80 sh');
     await copy.click('#compare-run');
     await idle(copy);
-    expect(await copy.$$eval('#compare-out th', (t) => t.map((x) => x.textContent))).toEqual(['outcome', 'iptables', 'ipvs rr', 'ipvs sh', 'ipvs mh']);
-    // sh hashes the one client to one pod; rr takes turns over all four.
-    const sh = await copy.$$eval('#compare-out tbody tr', (rows) => rows.map((r) => r.children[3]!.firstChild!.textContent));
-    const rr = await copy.$$eval('#compare-out tbody tr', (rows) => rows.map((r) => r.children[2]!.firstChild!.textContent));
+    expect(await copy.$$eval('#compare-out th', (t) => t.map((x) => x.textContent))).toEqual(['outcome', 'iptables', 'direct', 'ipvs rr', 'ipvs sh', 'ipvs mh']);
+    // sh hashes the one client to one pod; rr takes turns over all four; direct draws uniformly as iptables does.
+    const column = (i: number) => copy.$$eval('#compare-out tbody tr', (rows, i) => rows.map((r) => r.children[i]!.firstChild!.textContent), i);
+    const sh = await column(4);
     expect(sh.filter((x) => x === '100.0%')).toHaveLength(1);
-    expect(rr).toEqual(['25.0%', '25.0%', '25.0%', '25.0%']);
+    expect(await column(3)).toEqual(['25.0%', '25.0%', '25.0%', '25.0%']);
+    for (const x of await column(2)) expect(Math.abs(parseFloat(x!) - 25)).toBeLessThan(6);
+    // The differences are marked: sh's column and its cells, not direct's.
+    expect(await copy.textContent('#compare-summary')).toMatch(/Differs from iptables: .*ipvs sh/);
+    expect(await copy.textContent('#compare-summary')).toMatch(/Same as iptables: direct/);
+    expect(await copy.$$eval('#compare-out th.col-differs', (t) => t.map((x) => x.textContent))).toContain('ipvs sh');
+    expect(await copy.$$eval('#compare-out tbody tr', (rows) => rows.map((r) => r.children[4]!.classList.contains('cell-differs')))).toEqual([true, true, true, true]);
+    expect(await copy.$$eval('#compare-out tbody tr', (rows) => rows.filter((r) => r.children[2]!.classList.contains('cell-differs')).length)).toBe(0);
     await copy.screenshot({ path: join(SHOTS, 'ipvs-compare.png'), fullPage: true });
     // The same state as a downloaded file, opened in a fresh page.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
@@ -229,7 +346,29 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     expect(await page.textContent('#summary')).toContain('20,000 Service(s)');
     expect(await outcomeTexts(page)).toHaveLength(2);
     expect(await page.locator('#rules .rl.hit').count()).toBeGreaterThan(3);
+    // The rules the first-match walk only checked are counted, not shipped to the page.
+    expect(await page.locator('#rules .rl').count()).toBeLessThan(1000);
+    expect(await page.textContent('#rules')).toMatch(/checked by the packet, none matched/);
     await page.screenshot({ path: join(SHOTS, 'scale-20k.png') });
+    // One Service of the scene in the editor and the form: a pod turned terminating syncs that
+    // Service alone, and the trace leaves the pod out.
+    expect(await page.inputValue('#yaml')).toContain('name: svc-12345');
+    expect(await page.inputValue('#fm-service')).toBe('default/svc-12345');
+    const pods = await page.$$eval('#objects-form .fm-endpoints tbody tr', (rows) => rows.map((r) => (r as HTMLElement).dataset.address!));
+    expect(pods).toHaveLength(2);
+    await page.check(`#objects-form tr[data-address="${pods[0]}"] .fm-terminating`);
+    await idle(page, 240_000);
+    expect(await page.inputValue('#yaml')).toContain('terminating: true');
+    expect(await outcomeTexts(page)).toEqual([`FORWARD → ${pods[1]}:8080`]);
+    expect(await page.textContent('#summary')).toContain('20,000 Service(s)');
+    expect(await page.textContent('#changes')).toContain('default/svc-12345');
+    // Another Service joins the editor; the first edit stays.
+    await page.fill('#scene-index', '7');
+    await page.click('#scene-show');
+    await idle(page, 240_000);
+    expect(await page.inputValue('#fm-service')).toBe('default/svc-7');
+    expect(await page.inputValue('#yaml')).toContain('terminating: true');
+    expect(await outcomeTexts(page)).toEqual([`FORWARD → ${pods[1]}:8080`]);
     await page.close();
-  }, 300_000);
+  }, 400_000);
 });

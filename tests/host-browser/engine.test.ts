@@ -4,7 +4,7 @@
 import { describe, it, expect } from 'vitest';
 import { Dataplane } from '../../host-node/dataplane.js';
 import { Playground } from '../../host-browser/src/engine/playground.js';
-import { PRESETS, NODE, presetById, type PacketSpec } from '../../host-browser/src/presets.js';
+import { PRESETS, NODE, presetById, scaleVip, type PacketSpec } from '../../host-browser/src/presets.js';
 import type { WirePacket } from '../../host-browser/src/engine/outcomes.js';
 
 const wire = (p: PacketSpec): WirePacket => ({ src: p.src, dst: p.dst, proto: p.proto, sport: p.sport, dport: p.dport, local: p.from === 'node' });
@@ -129,7 +129,7 @@ describe('playground engine', () => {
     const edited = preset.yaml!.replace('  - addresses: [10.244.1.13]', '  - addresses: [10.244.1.14]');
     const r = await pg.load({ source: { yaml: edited }, mode: 'iptables', scheduler: 'rr', fresh: false });
     expect(r.change.full).toBe(false);
-    expect(r.phases.map((p) => p.phase)).toEqual(['starting the core', 'kube-proxy sync: render rules, compile, swap', 'iptables-save', 'listing services']);
+    expect(r.phases.map((p) => p.phase)).toEqual(['starting the core', 'kube-proxy sync: render rules, compile, swap', 'rules view', 'listing services']);
     expect(r.change.changedServices).toEqual(['default/web']);
     expect(r.change.diff.added.some((l) => l.includes('10.244.1.14:8080'))).toBe(true);
     expect(r.change.diff.removed.some((l) => l.includes('10.244.1.13:8080'))).toBe(true);
@@ -166,4 +166,149 @@ describe('playground engine', () => {
     expect(cols[0]!.outcomes).toHaveLength(4);
     expect(cols[1]!.measured.counts).toHaveLength(1);
   });
+
+  it('direct mode: every preset explains the outcomes iptables gives, and the packets sent land only there', async () => {
+    for (const preset of PRESETS.filter((p) => p.generate === undefined)) {
+      const p = wire(preset.packet);
+      const ipt = (await loaded(preset.id, 'iptables')).packet(p, 0, false).trace.outcomes;
+      const pg = await loaded(preset.id, 'direct');
+      const { trace, measured } = pg.send(p, 400, 1000);
+      expect(trace.rules[0]!.title, preset.id).toBe('direct service table');
+      expect(trace.outcomes.map((o) => [o.key, o.probability]).sort(), preset.id).toEqual(ipt.map((o) => [o.key, expect.closeTo(o.probability, 9)]).sort());
+      // Nothing outside the expected outcomes; without affinity every one of them shows up among 400
+      // new connections, with affinity the one client keeps the first pod it got.
+      const keys = measured.counts.map((c) => c.key);
+      for (const k of keys) expect(trace.outcomes.map((o) => o.key), preset.id).toContain(k);
+      expect(keys.length, preset.id).toBe(preset.id === 'affinity' ? 1 : trace.outcomes.length);
+    }
+  });
+
+  it('direct mode: the entry the packet used is marked, and ClientIP affinity follows the virtual clock', async () => {
+    const preset = presetById('affinity')!;
+    const p = wire(preset.packet);
+    const pg = await loaded('affinity', 'direct');
+    const first = pg.packet(p, 1000, false).trace;
+    expect(first.outcomes).toHaveLength(3);
+    expect(first.rules[0]!.lines.filter((l) => l.mark === 'hit').map((l) => l.text)).toEqual([
+      'default/cart:http TCP frontends cluster 10.96.0.100:80',
+      'default/cart:http TCP endpoints(Cluster) 10.244.1.11:8080 10.244.1.13:8080 10.244.2.12:8080',
+      'default/cart:http TCP policy internal=Cluster external=Cluster affinity=ClientIP 60s',
+    ]);
+    const sent = pg.packet(p, 1000, true).sent!;
+    const pinned = pg.packet({ ...p, sport: 1 }, 30_000, false).trace.outcomes;
+    expect(pinned).toEqual([expect.objectContaining({ key: sent.key, probability: 1 })]);
+    expect(pg.send(p, 100, 30_000).measured.counts).toEqual([{ key: sent.key, count: 100 }]);
+    // The burst stamped the client again at 30 s: pinned until 90 s, spread after.
+    expect(pg.packet({ ...p, sport: 1 }, 90_000, false).trace.outcomes).toHaveLength(1);
+    expect(pg.packet({ ...p, sport: 1 }, 90_001, false).trace.outcomes).toHaveLength(3);
+    expect(pg.send({ ...p, sport: 2 }, 300, 90_001).measured.counts.length).toBeGreaterThan(0);
+  });
+
+  it('direct mode: an edit rewrites only the changed entry and the diff names it', async () => {
+    const preset = presetById('clusterip')!;
+    const pg = new Playground();
+    await pg.load({ source: { yaml: preset.yaml! }, mode: 'direct', scheduler: 'rr', fresh: true });
+    const edited = preset.yaml!.replace('  - addresses: [10.244.1.13]', '  - addresses: [10.244.1.14]');
+    const r = await pg.load({ source: { yaml: edited }, mode: 'direct', scheduler: 'rr', fresh: false });
+    expect(r.change.full).toBe(false);
+    expect(r.change.changedServices).toEqual(['default/web']);
+    expect(r.change.rewrittenChains).toEqual(['1 entry written, 0 removed']);
+    expect(r.change.diff.added).toEqual(['default/web:http TCP endpoints(Cluster) 10.244.1.11:8080 10.244.1.14:8080 10.244.2.12:8080']);
+    expect(r.change.diff.removed).toEqual(['default/web:http TCP endpoints(Cluster) 10.244.1.11:8080 10.244.1.13:8080 10.244.2.12:8080']);
+    expect(r.change.changedChains).toEqual(['default/web:http']);
+    expect(pg.packet(wire(preset.packet), 0, false).trace.outcomes.map((o) => o.to)).toContain('10.244.1.14:8080');
+  });
+
+  it('compare puts direct next to iptables and ipvs', async () => {
+    const preset = presetById('nodeport-local')!;
+    const pg = await loaded('nodeport-local');
+    const cols = await pg.compare(wire(preset.packet), 0, [{ mode: 'iptables', scheduler: 'rr' }, { mode: 'direct', scheduler: 'rr' }, { mode: 'ipvs', scheduler: 'rr' }], 200);
+    expect(cols.map((c) => c.label)).toEqual(['iptables', 'direct', 'ipvs rr']);
+    expect(cols[1]!.outcomes).toEqual(cols[0]!.outcomes);
+    expect(cols[1]!.measured).toEqual({ sent: 200, counts: [{ key: 'FORWARD → 10.244.1.21:8080', count: 200 }] });
+  });
+
+  it('a partial sync diffs only the chains it rewrote, with the same answer as diffing the whole text', async () => {
+    const { diffLines, isIptablesRule } = await import('../../host-browser/src/engine/rules-view.js');
+    const { applyFormEdit } = await import('../../host-browser/src/ui/objects-model.js');
+    const base = presetById('clusterip')!.yaml!;
+    const edits = [
+      base.replace('  - addresses: [10.244.1.13]', '  - addresses: [10.244.1.14]'),   // one endpoint
+      applyFormEdit(base, { op: 'add-service' }),                                       // new chains, KUBE-SERVICES
+      base.replace('port: 80,', 'port: 81,'),                                           // the Service's port
+    ];
+    for (const edited of edits) {
+      const pg = new Playground();
+      const text = (r: Awaited<ReturnType<Playground['load']>>) => r.views[0]!.lines.map((l) => l.text).join('\n');
+      const before = text(await pg.load({ source: { yaml: base }, mode: 'iptables', scheduler: 'rr', fresh: true }));
+      const r = await pg.load({ source: { yaml: edited }, mode: 'iptables', scheduler: 'rr', fresh: false });
+      expect(r.change.full).toBe(false);
+      const whole = diffLines(before, text(r), isIptablesRule);
+      expect(whole.added.length + whole.removed.length).toBeGreaterThan(0);
+      expect([...r.change.diff.added].sort()).toEqual([...whole.added].sort());
+      expect([...r.change.diff.removed].sort()).toEqual([...whole.removed].sort());
+    }
+  });
+
+  it('after partial syncs the rules view equals the live rules read whole (chains added, changed, deleted)', async () => {
+    const { IptablesRunner } = await import('../../host-browser/src/engine/modes.js');
+    const { applyFormEdit } = await import('../../host-browser/src/ui/objects-model.js');
+    const base = presetById('clusterip')!.yaml!;
+    const two = applyFormEdit(applyFormEdit(base, { op: 'add-service' }), { op: 'add-service' });
+    const steps = [
+      two,                                                                        // two Services added
+      two.replace('  - addresses: [10.244.1.13]', '  - addresses: [10.244.1.14]'),  // an endpoint moved
+      applyFormEdit(two, { op: 'remove-service', service: 'default/app-1' }),      // one removed
+      applyFormEdit(two, { op: 'set', service: 'default/web', field: 'type', value: 'NodePort' }),
+    ];
+    const lines = (r: InstanceType<typeof IptablesRunner>) => r.views()[0]!.lines.map((l) => l.text);
+    const live = await IptablesRunner.create();
+    live.load(base, () => {});
+    for (const yaml of steps) {
+      const r = live.load(yaml, () => {});
+      expect(r.change.full).toBe(false);
+      const fresh = await IptablesRunner.create();
+      fresh.load(yaml, () => {});
+      expect(lines(live)).toEqual(lines(fresh));
+      expect(live.views()[0]!.total).toBe(fresh.views()[0]!.total);
+    }
+  });
+
+  it('edits of a generated scene reach the core as only the objects that changed', async () => {
+    const { sceneDelta } = await import('../../host-browser/src/engine/playground.js');
+    const svc = (name: string, ip: string) => ({ kind: 'Service', metadata: { name, namespace: 'default' }, spec: { clusterIP: ip } });
+    const objects = [svc('a', '10.96.0.1'), svc('b', '10.96.0.2')];
+    const scene = { objects, index: new Map([['Service/default/a', 0], ['Service/default/b', 1]]) };
+    const a2 = svc('a', '10.96.0.9'), c = svc('c', '10.96.0.3');
+    expect(sceneDelta(scene, [], [a2])).toEqual({ objects: [a2], removed: [] });
+    // a back to the scene's own, c added; then c dropped again.
+    expect(sceneDelta(scene, [a2], [c])).toEqual({ objects: [objects[0], c], removed: [] });
+    expect(sceneDelta(scene, [c], [])).toEqual({ objects: [], removed: ['Service default/c'] });
+    expect(sceneDelta(scene, [a2], [svc('a', '10.96.0.9')])).toEqual({ objects: [], removed: [] });
+  });
+
+  it('a single-Service edit of the 20k scene changes that Service only, and its trace follows', async () => {
+    const preset = presetById('scale-20k')!;
+    const pg = new Playground();
+    await pg.load({ source: { preset: preset.id }, mode: 'iptables', scheduler: 'rr', fresh: true });
+    const edit = (i: number, ip: string) => ({
+      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',
+      metadata: { name: `svc-${i}-abc12`, namespace: 'default', labels: { 'kubernetes.io/service-name': `svc-${i}` } },
+      endpoints: [{ addresses: [ip], conditions: { ready: true }, nodeName: 'node-a' }], ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    });
+    const p = (i: number): WirePacket => ({ src: '10.244.1.5', dst: scaleVip(i), proto: 'tcp', sport: 40000, dport: 80, local: false });
+    const before = pg.packet(p(7), 0, false).trace.outcomes.map((o) => o.to);
+    expect(before).toHaveLength(2);
+    const r1 = await pg.load({ source: { preset: preset.id, edits: [edit(7, '10.250.0.7')] }, mode: 'iptables', scheduler: 'rr', fresh: false });
+    expect(r1.change.changedServices).toEqual(['default/svc-7']);
+    expect(r1.serviceCount).toBe(20_000);
+    expect(pg.packet(p(7), 0, false).trace.outcomes.map((o) => o.to)).toEqual(['10.250.0.7:8080']);
+    // The next edit replaces it: svc-7 is the scene's again, svc-9 changes.
+    const r2 = await pg.load({ source: { preset: preset.id, edits: [edit(9, '10.250.0.9')] }, mode: 'iptables', scheduler: 'rr', fresh: false });
+    expect(r2.change.changedServices).toEqual(['default/svc-7', 'default/svc-9']);
+    expect(pg.packet(p(7), 0, false).trace.outcomes.map((o) => o.to).sort()).toEqual([...before].sort());
+    expect(pg.packet(p(9), 0, false).trace.outcomes.map((o) => o.to)).toEqual(['10.250.0.9:8080']);
+    const hits = pg.packet(p(9), 0, false).trace.rules[0]!.lines.filter((l) => l.mark === 'hit').map((l) => l.text);
+    expect(hits.some((l) => l.includes('--to-destination 10.250.0.9:8080'))).toBe(true);
+  }, 240_000);
 });

@@ -5,7 +5,7 @@ import { describe, it, expect } from 'vitest';
 import { SaveIndex, diffLines, chainsIn, isIptablesRule, markContaining, sampleDiff } from '../../host-browser/src/engine/rules-view.js';
 import { compactSteps, type TraceStepView } from '../../host-browser/src/engine/modes.js';
 import { freshPorts, tally, mergeOutcomes, outcomeKey } from '../../host-browser/src/engine/outcomes.js';
-import { chartRows } from '../../host-browser/src/ui/views.js';
+import { chartRows, compareDiffs } from '../../host-browser/src/ui/views.js';
 import { resolveTarget, toWire } from '../../host-browser/src/ui/inputs.js';
 import { NODE, presetById } from '../../host-browser/src/presets.js';
 
@@ -16,6 +16,7 @@ const SAVE = `*filter
 COMMIT
 *nat
 :KUBE-SERVICES - [0:0]
+:KUBE-SVC-A - [0:0]
 -A KUBE-SERVICES -d 10.96.0.80 -j KUBE-SVC-A
 -A KUBE-SERVICES -d 10.96.0.81 -j KUBE-SVC-B
 -A KUBE-SVC-A -j KUBE-SEP-A
@@ -65,6 +66,31 @@ describe('rule views', () => {
     expect(texts.at(-1)).toBe('COMMIT');
     expect(d.filter((l) => l.mark === 'hit').map((l) => l.text)).toEqual(['-A KUBE-SERVICES -d 10.96.5.220 -j KUBE-SVC-1500', '-A KUBE-SVC-1500 -j KUBE-SEP-1500']);
     expect(index.view(marks, 100_000)).toHaveLength(rules.length);   // under the limit: whole
+    // A first-match walk: every KUBE-SERVICES rule before the hit was checked. The digest does not
+    // grow with them; its gap says how many were checked.
+    const walk = index.marks([
+      ...Array.from({ length: 1500 }, (_, rule) => ({ table: 'nat', chain: 'KUBE-SERVICES', rule, matched: false })),
+      { table: 'nat', chain: 'KUBE-SERVICES', rule: 1500, matched: true },
+    ]);
+    const w = index.view(walk, 1000);
+    expect(w.length).toBeLessThan(100);
+    expect(w.filter((l) => l.mark === 'seen')).toHaveLength(20 + 3);   // the first 20 and the three before the hit
+    expect(w.map((l) => l.text)).toContain('… 1,477 lines (1,477 checked by the packet, none matched)');
+    expect(w.filter((l) => l.mark === 'hit').map((l) => l.text)).toEqual(['-A KUBE-SERVICES -d 10.96.5.220 -j KUBE-SVC-1500']);
+  });
+
+  it('replaces, adds and deletes single chains; a new user chain takes its place in name order', () => {
+    const index = SaveIndex.fromRules([{ table: 'nat', rules: '-P PREROUTING ACCEPT\n-N KUBE-A\n-N KUBE-C\n-A PREROUTING -j KUBE-A\n-A KUBE-A -j KUBE-C\n-A KUBE-C -j DROP\n' }]);
+    expect(index.view(new Map(), Infinity).map((l) => l.text)).toEqual(['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-A - [0:0]', ':KUBE-C - [0:0]', '-A PREROUTING -j KUBE-A', '-A KUBE-A -j KUBE-C', '-A KUBE-C -j DROP', 'COMMIT']);
+    index.setChain('nat', 'KUBE-B', '-N KUBE-B\n-A KUBE-B -j ACCEPT\n');
+    index.setChain('nat', 'KUBE-A', '-N KUBE-A\n-A KUBE-A -j KUBE-B\n-A KUBE-A -j KUBE-C\n');
+    index.setChain('nat', 'KUBE-C', null);
+    expect(index.view(new Map(), Infinity).map((l) => l.text)).toEqual(['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-A - [0:0]', ':KUBE-B - [0:0]', '-A PREROUTING -j KUBE-A', '-A KUBE-A -j KUBE-B', '-A KUBE-A -j KUBE-C', '-A KUBE-B -j ACCEPT', 'COMMIT']);
+    expect(index.total).toBe(9);
+    expect(index.chainLines('nat', 'KUBE-A')).toEqual([':KUBE-A - [0:0]', '-A KUBE-A -j KUBE-B', '-A KUBE-A -j KUBE-C']);
+    expect(index.chainLines('nat', 'KUBE-C')).toEqual([]);
+    const marks = index.marks([{ table: 'nat', chain: 'KUBE-A', rule: 1, matched: true }, { table: 'nat', chain: 'KUBE-A', rule: 9, matched: true }]);
+    expect([...marks]).toEqual([['nat/KUBE-A#1', 'hit']]);
   });
 
   it('diffs rule lines as multisets and names the chains that changed', () => {
@@ -130,5 +156,25 @@ describe('packets and outcomes', () => {
     expect(resolveTarget({ ...spec, service: 'default/none:http' }, entries)).toBeNull();
     expect(toWire({ ...spec, from: 'node', src: ' 192.168.49.2 ' })).toMatchObject({ src: '192.168.49.2', local: true });
     expect(toWire(spec).local).toBe(false);
+  });
+
+  it('compare: marks the columns and cells that differ from the first mode', () => {
+    const o = (key: string, probability: number) => ({ key, verdict: 'FORWARD', reason: 'none', masq: false, probability });
+    const even = [o('A', 0.5), o('B', 0.5)];
+    const cols = [
+      { label: 'iptables', outcomes: even, measured: { sent: 100, counts: [{ key: 'A', count: 52 }, { key: 'B', count: 48 }] } },
+      { label: 'direct', outcomes: even, measured: { sent: 100, counts: [{ key: 'A', count: 47 }, { key: 'B', count: 53 }] } },
+      { label: 'ipvs sh', outcomes: [o('A', 1)], measured: { sent: 100, counts: [{ key: 'A', count: 100 }] } },
+    ];
+    const d = compareDiffs(cols);
+    expect(d.keys).toEqual(['A', 'B']);
+    expect(d.columns).toEqual(['ipvs sh']);
+    expect([0, 1, 2].map((i) => d.cell(i, 'B').differs)).toEqual([false, false, true]);
+    expect(d.cell(2, 'B')).toMatchObject({ e: 0, m: 0 });
+    expect(d.row('A') && d.row('B')).toBe(true);
+    expect(compareDiffs(cols.slice(0, 2)).row('A')).toBe(false);
+    // Same expectation, measured 30 points apart: a difference too.
+    const skew = [cols[0]!, { ...cols[1]!, measured: { sent: 100, counts: [{ key: 'A', count: 80 }, { key: 'B', count: 20 }] } }];
+    expect(compareDiffs(skew).columns).toEqual(['direct']);
   });
 });

@@ -13,15 +13,16 @@
 // iptables rules are live (assembly/pipeline.ts).
 // Never touches the DOM or the worker.
 import { Dataplane } from '../../../host-node/dataplane.js';
-import { ProxyState, parseManifests, loadObjects, renderIpvs, type IpvsRender, type ManifestIssue } from '../../../host-node/kube/index.js';
-import type { Family } from '../../../host-node/netfilter/index.js';
+import { ProxyState, parseManifests, loadObjects, renderIpvs, type IpvsRender, type ManifestIssue, type SyncPlan } from '../../../host-node/kube/index.js';
+import type { Family, TableName } from '../../../host-node/netfilter/index.js';
 import { IPVS_SCHEDULERS, NODE } from '../presets.js';
+import type { ProcessResult } from '../../../host-node/core/dataplane.js';
 import {
   delivered, freshPorts, hostPort, measuredKey, mergeOutcomes, outcomeKey, tally, toBytes,
   type Delivered, type Distribution, type Outcome, type WirePacket,
 } from './outcomes.js';
 import {
-  chainsIn, diffLines, isIptablesRule, markContaining, sampleDiff, SaveIndex, type DiffSample, type Mark, type RulesView,
+  chainsIn, diffLines, isIptablesRule, markContaining, sampleDiff, SaveIndex, type DiffSample, type LineDiff, type Mark, type RulesView,
 } from './rules-view.js';
 
 /** What a sync changed, for the diff pane. */
@@ -65,14 +66,40 @@ export interface SendOne {
   key: string;
 }
 
+/** The objects changed (added or replaced) and removed ("Kind namespace/name") since the last load. */
+export interface ObjectDelta {
+  objects: unknown[];
+  removed: string[];
+}
+
+/** dp.apply's input and options for a load, whole or as a delta. */
+export function applyInput(input: string | unknown[], delta: ObjectDelta | undefined): [string | unknown[], { delta?: { removed: string[] } }] {
+  return delta ? [delta.objects, { delta: { removed: delta.removed } }] : [input, {}];
+}
+
 export interface Loaded {
   issues: ManifestIssue[];
   change: SyncChange;
 }
 
+/** kube-proxy's model of these objects for this node's IPv4 family (change trackers, one full sync). */
+export function proxyPlan(input: string | unknown[]): { set: ReturnType<typeof parseManifests>; plan: SyncPlan; topologyLabels: Record<string, string> } {
+  const set = typeof input === 'string' ? parseManifests(input) : loadObjects(input);
+  const state = new ProxyState({ nodeName: NODE.name, families: [4] });
+  for (const s of set.services) state.onService(null, s);
+  for (const s of set.endpointSlices) state.onEndpointSlice(s);
+  state.onNode(set.nodes.find((n) => n.metadata.name === NODE.name) ?? null);
+  state.markServicesSynced();
+  state.markEndpointSlicesSynced();
+  return { set, plan: state.sync()[0]!, topologyLabels: state.topologyLabels };
+}
+
 export async function createDataplane(seed = 1): Promise<Dataplane> {
   return Dataplane.create({ nodeIPs: [NODE.ip], podCIDR: NODE.podCIDR, seed, conntrackCapacity: 1 << 18 });
 }
+
+/** The tables a view shows, in iptables-save's order (those holding rules or chains). */
+const TABLES: TableName[] = ['raw', 'mangle', 'filter', 'nat'];
 
 /** Steps kept at each end of a run of non-matching rules in one chain. */
 const RUN_KEEP = 2;
@@ -98,12 +125,16 @@ export function compactSteps(steps: TraceStepView[], chainOf: (s: TraceStepView)
 }
 
 export abstract class Runner {
-  abstract readonly mode: 'iptables' | 'ipvs';
+  abstract readonly mode: 'iptables' | 'ipvs' | 'direct';
   private nextPort = 20000;
 
   constructor(readonly dp: Dataplane) {}
 
-  abstract load(input: string | unknown[], onPhase: (phase: string) => void): Loaded;
+  /**
+   * Makes the dataplane serve `input`. With `delta`, the caller knows what changed since the last
+   * load: only those objects go to the control plane (dp.apply's incremental input).
+   */
+  abstract load(input: string | unknown[], onPhase: (phase: string) => void, delta?: ObjectDelta): Loaded;
   abstract views(): RulesView[];
   abstract trace(p: WirePacket, nowMs: number): TraceView;
 
@@ -121,15 +152,23 @@ export abstract class Runner {
     for (let i = 0; i < ports.length; i += BATCH) {
       const batch = ports.slice(i, i + BATCH).map((sport) => toBytes(p, sport));
       const res = this.dp.processBatch(batch, nowMs);
-      res.forEach((r, k) => keys.push(measuredKey({ ...p, sport: ports[i + k]! }, r)));
+      res.forEach((r, k) => {
+        const sent = { ...p, sport: ports[i + k]! };
+        this.observe(sent, r, nowMs);
+        keys.push(measuredKey(sent, r));
+      });
     }
     return tally(keys);
   }
 
   sendOne(p: WirePacket, nowMs: number): SendOne {
     const r = this.dp.process(toBytes(p), nowMs);
+    this.observe(p, r, nowMs);
     return { delivered: delivered(r), key: measuredKey(p, r) };
   }
+
+  /** Sees every packet the runner processed (a mode that mirrors core state the trace needs). */
+  protected observe(_p: WirePacket, _r: ProcessResult, _nowMs: number): void {}
 
   /** The core tracks this packet's connection (its tuple is a conntrack entry's original direction). */
   protected tracked(p: WirePacket, nowMs: number): boolean {
@@ -142,22 +181,53 @@ export abstract class Runner {
 
 export class IptablesRunner extends Runner {
   readonly mode = 'iptables' as const;
-  private save = '';
   private index = new SaveIndex('');
+  private loaded = false;
 
   static async create(seed?: number): Promise<IptablesRunner> {
     return new IptablesRunner(await createDataplane(seed));
   }
 
-  load(input: string | unknown[], onPhase: (phase: string) => void): Loaded {
-    const before = this.save;
+  /** The live rules as the kernel's iptables-save prints them (every table with rules or chains). */
+  private readAll(): SaveIndex {
+    const tables: Array<{ table: string; rules: string }> = [];
+    for (const table of TABLES) {
+      const rules = this.dp.iptablesRules(table);
+      if (/^-[AN] /m.test(rules)) tables.push({ table, rules });
+    }
+    return SaveIndex.fromRules(tables);
+  }
+
+  /** A chain's `iptables -S` text, or null when the sync deleted it. */
+  private readChain(table: TableName, chain: string): string | null {
+    try {
+      return this.dp.iptablesRules(table, chain);
+    } catch {
+      return null;
+    }
+  }
+
+  load(input: string | unknown[], onPhase: (phase: string) => void, delta?: ObjectDelta): Loaded {
     onPhase('kube-proxy sync: render rules, compile, swap');
-    const r = this.dp.apply(input, { nodeName: NODE.name });
-    onPhase('iptables-save');
-    this.save = this.dp.iptablesSave();
-    this.index = new SaveIndex(this.save);
+    const [objects, opts] = applyInput(input, delta);
+    const r = this.dp.apply(objects, { nodeName: NODE.name, ...opts });
     const v4 = r.families.find((f) => f.family === (4 as Family));
-    const diff = diffLines(before, this.save, isIptablesRule);
+    onPhase('rules view');
+    let diff: LineDiff;
+    if (v4?.full === false) {
+      // A partial sync rewrote only the chains it names ("table/chain"): only those are read back
+      // and compared (a large scene's 200,000 lines are never re-read for one Service).
+      const chains = v4.touched.map((tc) => ({ table: tc.slice(0, tc.indexOf('/')) as TableName, chain: tc.slice(tc.indexOf('/') + 1) }));
+      const pick = () => chains.flatMap((c) => this.index.chainLines(c.table, c.chain)).join('\n');
+      const before = pick();
+      for (const c of chains) this.index.setChain(c.table, c.chain, this.readChain(c.table, c.chain));
+      diff = diffLines(before, pick(), isIptablesRule);
+    } else {
+      const before = this.loaded ? this.index.text().join('\n') : '';
+      this.index = this.readAll();
+      diff = before === '' ? { added: this.index.text().filter(isIptablesRule), removed: [] } : diffLines(before, this.index.text().join('\n'), isIptablesRule);
+    }
+    this.loaded = true;
     return {
       issues: r.issues,
       change: {
@@ -169,8 +239,8 @@ export class IptablesRunner extends Runner {
     };
   }
 
-  views(marks?: Map<number, Mark>): RulesView[] {
-    return [{ title: 'iptables-save', lines: this.index.view(marks), total: this.index.lines.length }];
+  views(marks?: Map<string, Mark>): RulesView[] {
+    return [{ title: 'iptables-save', lines: this.index.view(marks), total: this.index.total }];
   }
 
   trace(p: WirePacket, nowMs: number): TraceView {
@@ -218,17 +288,10 @@ export class IpvsRunner extends Runner {
   }
 
   load(input: string | unknown[], onPhase: (phase: string) => void): Loaded {
-    const set = typeof input === 'string' ? parseManifests(input) : loadObjects(input);
     onPhase('kube-proxy ipvs sync: render virtual servers and ipsets');
-    const state = new ProxyState({ nodeName: NODE.name, families: [4] });
-    for (const s of set.services) state.onService(null, s);
-    for (const s of set.endpointSlices) state.onEndpointSlice(s);
-    state.onNode(set.nodes.find((n) => n.metadata.name === NODE.name) ?? null);
-    state.markServicesSynced();
-    state.markEndpointSlicesSynced();
-    const plan = state.sync()[0];
+    const { set, plan } = proxyPlan(input);
     const before = this.render;
-    this.render = renderIpvs(plan!.model, { nodeName: NODE.name, nodeIPs: [NODE.ip], podCIDR: NODE.podCIDR, scheduler: this.scheduler });
+    this.render = renderIpvs(plan.model, { nodeName: NODE.name, nodeIPs: [NODE.ip], podCIDR: NODE.podCIDR, scheduler: this.scheduler });
     onPhase('ipset restore, ipvsadm -R');
     this.dp.ipset.restore(this.render.ipset);
     this.ipvsadm(['-C']);

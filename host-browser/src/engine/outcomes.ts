@@ -15,6 +15,12 @@ export interface WirePacket {
   dport: number;
   /** Sent by the node itself (OUTPUT) rather than arriving (PREROUTING). */
   local: boolean;
+  /**
+   * A DNS name to send to instead of `dst` (names.ts): resolved through the cluster's records with
+   * the search path in `search` (a pod's resolv.conf; empty: the name as written).
+   */
+  name?: string;
+  search?: string[];
 }
 
 export interface Outcome {
@@ -42,9 +48,14 @@ export interface Distribution {
   counts: Array<{ key: string; count: number }>;
 }
 
-/** "FORWARD → 10.244.1.11:8080", "… (masquerade)" when the source was rewritten, "REPLY (no_endpoints)". */
+/**
+ * "FORWARD → 10.244.1.11:8080", "… (masquerade)" when the source was rewritten, "REPLY (reject)".
+ * Every REPLY is the client being refused (kube-proxy's REJECT, IPVS's and the direct table's ICMP
+ * port unreachable): one key, whatever reason each mode counts it under, so modes compare.
+ */
 export function outcomeKey(verdict: string, reason: string, to?: string, masq = false): string {
   const m = masq ? ' (masquerade)' : '';
+  if (verdict === 'REPLY') return 'REPLY (reject)';
   if (to) return `${verdict} → ${to}${m}`;
   return reason && reason !== 'none' ? `${verdict} (${reason})${m}` : `${verdict}${m}`;
 }

@@ -2,19 +2,25 @@
 // the answers the page asks for — load/edit objects, explain and send a packet, send a burst,
 // read conntrack at the virtual clock, and compare modes on throwaway dataplanes. Runs unchanged
 // in the Web Worker and under Node (the tests compare it with the Node API). Never touches the DOM.
-import { parseManifests, type ManifestIssue, type Service } from '../../../host-node/kube/index.js';
+import { parseManifests, type ManifestIssue } from '../../../host-node/kube/index.js';
 import { presetById, type Mode } from '../presets.js';
-import { IptablesRunner, IpvsRunner, type Runner, type SyncChange, type TraceView, type SendOne } from './modes.js';
+import { IptablesRunner, IpvsRunner, type ObjectDelta, type Runner, type SyncChange, type TraceView, type SendOne } from './modes.js';
+import { DirectRunner } from './direct.js';
+import { nameSteps, resolvePacketName, type ResolvedName } from './names.js';
 import type { Distribution, Outcome, WirePacket } from './outcomes.js';
 import type { RulesView } from './rules-view.js';
 
 export interface ModeConfig {
   mode: Mode;
-  /** IPVS scheduler (ignored in iptables mode). */
+  /** IPVS scheduler (ignored in the iptables and direct modes). */
   scheduler: string;
 }
 
-export type ObjectSource = { yaml: string } | { preset: string };
+/**
+ * The objects: YAML text, or a preset — for a generated scene optionally with `edits`, decoded
+ * objects that replace the scene's object of the same kind, namespace and name (or join it).
+ */
+export type ObjectSource = { yaml: string } | { preset: string; edits?: unknown[] };
 
 export interface LoadRequest extends ModeConfig {
   source: ObjectSource;
@@ -56,6 +62,8 @@ export interface ConntrackRow {
 
 export interface PacketResult {
   trace: TraceView;
+  /** How the destination name resolved (name packets only). */
+  dns?: ResolvedName;
   /** The packet processed for real (absent when only explaining). */
   sent?: SendOne;
   conntrack: ConntrackRow[];
@@ -79,18 +87,37 @@ export class Playground {
   private config: ModeConfig = { mode: 'iptables', scheduler: 'rr' };
   private source: ObjectSource | undefined;
   private input: string | unknown[] = [];
+  /** The runner whose core holds the DNS records of `dnsInput`. */
+  private dnsLoaded: Runner | undefined;
+  private dnsInput: string | unknown[] | undefined;
+
+  /** The last generated scene, kept so that an edit of it does not generate it again. */
+  private generated: { id: string; objects: unknown[]; index: Map<string, number> } | undefined;
 
   /** The objects as the dataplane takes them (YAML text or decoded objects). */
-  private static inputOf(source: ObjectSource, progress: Progress): string | unknown[] {
+  private inputOf(source: ObjectSource, progress: Progress): string | unknown[] {
     if ('yaml' in source) return source.yaml;
     const preset = presetById(source.preset);
     if (!preset) throw new Error(`unknown preset "${source.preset}"`);
     if (preset.yaml !== undefined) return preset.yaml;
-    progress('generating objects', 0, preset.size);
-    return preset.generate!((done, total) => progress('generating objects', done, total));
+    if (this.generated?.id !== preset.id) {
+      progress('generating objects', 0, preset.size);
+      const objects = preset.generate!((done, total) => progress('generating objects', done, total));
+      this.generated = { id: preset.id, objects, index: new Map(objects.map((o, i) => [objectKey(o), i])) };
+    }
+    const { objects, index } = this.generated;
+    if (!source.edits?.length) return objects;
+    const out = objects.slice();
+    for (const e of source.edits) {
+      const at = index.get(objectKey(e));
+      if (at === undefined) out.push(e);
+      else out[at] = e;
+    }
+    return out;
   }
 
   private static async runner(c: ModeConfig): Promise<Runner> {
+    if (c.mode === 'direct') return DirectRunner.create();
     return c.mode === 'ipvs' ? IpvsRunner.create(c.scheduler) : IptablesRunner.create();
   }
 
@@ -108,10 +135,12 @@ export class Playground {
     };
     const sameMode = this.config.mode === req.mode && this.config.scheduler === req.scheduler;
     const sameSource = JSON.stringify(this.source) === JSON.stringify(req.source);
-    const input = sameSource ? this.input : Playground.inputOf(req.source, progress);
+    const input = sameSource ? this.input : this.inputOf(req.source, progress);
     progress('starting the core');
-    const runner = this.runner && sameMode && !req.fresh ? this.runner : await Playground.runner(req);
-    const { issues, change } = runner.load(input, (phase) => progress(phase));
+    const reuse = this.runner && sameMode && !req.fresh;
+    const runner = reuse ? this.runner! : await Playground.runner(req);
+    const delta = reuse && this.source && !sameSource ? this.editDelta(this.source, req.source) : undefined;
+    const { issues, change } = runner.load(input, (phase) => progress(phase), delta);
     this.runner = runner;
     this.config = { mode: req.mode, scheduler: req.scheduler };
     this.source = req.source;
@@ -124,17 +153,57 @@ export class Playground {
     return { issues, change, views, services: entries, serviceCount: count, ms: Date.now() - t0, phases };
   }
 
+  /**
+   * Between two edits of one generated scene, the objects that differ: replaced or added by either
+   * edit set and not the same now (an object an edit no longer replaces is the scene's again; one
+   * it no longer adds is removed). Undefined when the sources are not edits of the same scene.
+   */
+  private editDelta(prev: ObjectSource, next: ObjectSource): ObjectDelta | undefined {
+    if (!('preset' in prev) || !('preset' in next) || prev.preset !== next.preset || this.generated?.id !== next.preset) return undefined;
+    return sceneDelta(this.generated, prev.edits ?? [], next.edits ?? []);
+  }
+
   private active(): Runner {
     if (!this.runner) throw new Error('no objects loaded yet');
     return this.runner;
   }
 
+  /**
+   * The packet with its destination name resolved to an address and port through the cluster DNS
+   * records of the loaded objects (loaded into the core on the first name after a load).
+   */
+  private resolve(p: WirePacket): { wire: WirePacket; dns?: ResolvedName } {
+    if (!p.name) return { wire: p };
+    const r = this.active();
+    if (this.dnsLoaded !== r || this.dnsInput !== this.input) {
+      r.dp.dns(this.input);
+      this.dnsLoaded = r;
+      this.dnsInput = this.input;
+    }
+    const dns = resolvePacketName(r.dp, p, p.name, p.search ?? []);
+    const { name: _name, search: _search, ...rest } = p;
+    return { wire: { ...rest, dst: dns.address ?? '', dport: dns.port }, dns };
+  }
+
+  private resolved(p: WirePacket): WirePacket {
+    const { wire, dns } = this.resolve(p);
+    if (dns && !dns.address) throw new Error(`${dns.name} does not resolve (${dns.asked.map((a) => `${a.name}: ${a.rcode}`).join('; ')})`);
+    return wire;
+  }
+
   /** Explains the packet (no state changes), then, with `send`, processes it for real. */
   packet(p: WirePacket, nowMs: number, send: boolean): PacketResult {
     const r = this.active();
-    const trace = r.trace(p, nowMs);
-    const out: PacketResult = { trace, conntrack: [] };
-    if (send) out.sent = r.sendOne(p, nowMs);
+    const { wire, dns } = this.resolve(p);
+    if (dns && !dns.address) {
+      const rcode = dns.asked.at(-1)?.rcode ?? 'no answer';
+      const outcome = { key: `no address (${rcode})`, verdict: rcode, reason: 'dns', masq: false, probability: 1 };
+      return { trace: { steps: nameSteps(dns), outcomes: [outcome], truncated: false, existing: false, rules: r.views() }, dns, conntrack: this.conntrack(nowMs) };
+    }
+    const trace = r.trace(wire, nowMs);
+    if (dns) trace.steps = [...nameSteps(dns), ...trace.steps];
+    const out: PacketResult = { trace, conntrack: [], ...(dns ? { dns } : {}) };
+    if (send) out.sent = r.sendOne(wire, nowMs);
     out.conntrack = this.conntrack(nowMs);
     return out;
   }
@@ -144,8 +213,9 @@ export class Playground {
    * the burst's first packet before it is sent: a new connection, whatever the form's own
    * port has already opened.
    */
-  send(p: WirePacket, count: number, nowMs: number, progress: Progress = () => {}): { trace: TraceView; measured: Distribution } {
+  send(named: WirePacket, count: number, nowMs: number, progress: Progress = () => {}): { trace: TraceView; measured: Distribution } {
     const r = this.active();
+    const p = this.resolved(named);
     const ports = r.takePorts(count, p.sport);
     const trace = r.trace({ ...p, sport: ports[0] ?? p.sport }, nowMs);
     progress(`sending ${count.toLocaleString('en-US')} packets`);
@@ -182,11 +252,12 @@ export class Playground {
   }
 
   /** The same objects and packet through each mode, each on a fresh dataplane (nothing here changes). */
-  async compare(p: WirePacket, nowMs: number, columns: ModeConfig[], count: number, progress: Progress = () => {}): Promise<CompareColumn[]> {
+  async compare(named: WirePacket, nowMs: number, columns: ModeConfig[], count: number, progress: Progress = () => {}): Promise<CompareColumn[]> {
     if (!this.source) throw new Error('no objects loaded yet');
+    const p = this.resolved(named);
     const out: CompareColumn[] = [];
     for (const [i, c] of columns.entries()) {
-      const label = c.mode === 'ipvs' ? `ipvs ${c.scheduler}` : 'iptables';
+      const label = c.mode === 'ipvs' ? `ipvs ${c.scheduler}` : c.mode;
       progress(`compare: ${label}`, i, columns.length);
       const r = await Playground.runner(c);
       r.load(this.input, () => {});
@@ -198,28 +269,52 @@ export class Playground {
   }
 }
 
-/** Service ports for the builder: from YAML (parsed) or raw decoded objects (read directly). */
-export function serviceEntries(input: string | unknown[]): { entries: ServiceEntry[]; count: number } {
-  const services: Array<Pick<Service, 'metadata'> & { spec: Pick<Service['spec'], 'clusterIP' | 'ports'> }> = typeof input === 'string'
-    ? parseManifests(input).services
-    : (input as Array<{ kind?: string; metadata?: { name?: string; namespace?: string }; spec?: { clusterIP?: string; ports?: Array<{ name?: string; port?: number; protocol?: string; nodePort?: number }> } }>)
-      .filter((o) => o?.kind === 'Service')
-      .map((o) => ({
-        metadata: { name: o.metadata?.name ?? '', namespace: o.metadata?.namespace ?? 'default', labels: {}, annotations: {} },
-        spec: {
-          clusterIP: o.spec?.clusterIP ?? '',
-          ports: (o.spec?.ports ?? []).map((pt) => ({ name: pt.name ?? '', port: pt.port ?? 0, protocol: (pt.protocol ?? 'TCP') as 'TCP', nodePort: pt.nodePort ?? 0, targetPort: null })),
-        },
-      }));
-  const entries: ServiceEntry[] = [];
-  for (const s of services) {
-    for (const pt of s.spec.ports) {
-      if (entries.length >= MAX_ENTRIES) break;
-      entries.push({
-        id: `${s.metadata.namespace}/${s.metadata.name}:${pt.name || pt.port}`,
-        clusterIP: s.spec.clusterIP, port: pt.port, protocol: pt.protocol.toLowerCase(), nodePort: pt.nodePort,
-      });
+/** The objects that differ between a scene with `prev` edits and with `next` edits (see Playground.editDelta). */
+export function sceneDelta(scene: { objects: unknown[]; index: Map<string, number> }, prev: unknown[], next: unknown[]): ObjectDelta {
+  const before = new Map(prev.map((o) => [objectKey(o), o]));
+  const after = new Map(next.map((o) => [objectKey(o), o]));
+  const delta: ObjectDelta = { objects: [], removed: [] };
+  for (const key of new Set([...before.keys(), ...after.keys()])) {
+    const at = scene.index.get(key);
+    const base = at === undefined ? undefined : scene.objects[at];
+    const was = before.get(key) ?? base, now = after.get(key) ?? base;
+    if (now === undefined) {
+      const [kind, ns, name] = key.split('/');
+      delta.removed.push(`${kind} ${ns}/${name}`);
+    } else if (was === undefined || JSON.stringify(was) !== JSON.stringify(now)) {
+      delta.objects.push(now);
     }
   }
-  return { entries, count: services.length };
+  return delta;
+}
+
+/** "kind/namespace/name" of a decoded object. */
+function objectKey(o: unknown): string {
+  const x = o as { kind?: unknown; metadata?: { namespace?: unknown; name?: unknown } } | null;
+  return `${String(x?.kind)}/${String(x?.metadata?.namespace ?? 'default')}/${String(x?.metadata?.name)}`;
+}
+
+/** Service ports for the builder: from YAML (parsed) or raw decoded objects (read directly, only as many as the list shows). */
+export function serviceEntries(input: string | unknown[]): { entries: ServiceEntry[]; count: number } {
+  type Raw = { kind?: string; metadata?: { name?: string; namespace?: string }; spec?: { clusterIP?: string; ports?: Array<{ name?: string; port?: number; protocol?: string; nodePort?: number }> } };
+  const entries: ServiceEntry[] = [];
+  const add = (namespace: string, name: string, clusterIP: string, pt: { name?: string | null; port?: number; protocol?: string; nodePort?: number }) => {
+    if (entries.length >= MAX_ENTRIES) return;
+    entries.push({
+      id: `${namespace}/${name}:${pt.name || pt.port}`,
+      clusterIP, port: pt.port ?? 0, protocol: (pt.protocol ?? 'TCP').toLowerCase(), nodePort: pt.nodePort ?? 0,
+    });
+  };
+  if (typeof input === 'string') {
+    const services = parseManifests(input).services;
+    for (const s of services) for (const pt of s.spec.ports) add(s.metadata.namespace, s.metadata.name, s.spec.clusterIP, pt);
+    return { entries, count: services.length };
+  }
+  let count = 0;
+  for (const o of input as Raw[]) {
+    if (o?.kind !== 'Service') continue;
+    count++;
+    if (entries.length < MAX_ENTRIES) for (const pt of o.spec?.ports ?? []) add(o.metadata?.namespace ?? 'default', o.metadata?.name ?? '', o.spec?.clusterIP ?? '', pt);
+  }
+  return { entries, count };
 }

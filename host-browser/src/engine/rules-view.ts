@@ -40,51 +40,180 @@ function chainOf(line: string): string | undefined {
 
 export type Mark = 'hit' | 'seen';
 
-/**
- * One iptables-save text, indexed once per sync so that marking a trace's rules and cutting the
- * digest cost array reads, not a parse of 200,000 lines per packet. Rules are addressed by table,
- * chain and index as the trace reports them: iptables-save prints each chain's rules in order, so
- * the n-th `-A CHAIN` line of a table is rule n.
- */
-export class SaveIndex {
-  readonly lines: string[];
-  /** Chain named by each line (`-A` rules and `:` declarations); '' for headers and COMMIT. */
-  private readonly chain: string[];
-  /** Each rule line's index within its chain; -1 for other lines. */
-  private readonly ordinal: Int32Array;
-  private readonly perService: Uint8Array;
-  /** "table/chain" → line numbers of its rules. */
-  private readonly rules = new Map<string, number[]>();
+interface ChainRules {
+  name: string;
+  /** "table/chain". */
+  key: string;
+  /** The chain's declaration line (`:KUBE-SVC-X - [0:0]`, `:PREROUTING ACCEPT [0:0]`). */
+  decl: string;
+  rules: string[];
+  builtin: boolean;
+  perService: boolean;
+}
 
-  constructor(text: string) {
-    this.lines = text.split('\n');
-    const n = this.lines.length;
-    this.chain = new Array<string>(n);
-    this.ordinal = new Int32Array(n).fill(-1);
-    this.perService = new Uint8Array(n);
-    let table = '';
-    this.lines.forEach((line, i) => {
-      if (line.startsWith('*')) table = line.slice(1);
-      const rule = chainOf(line);
-      const chain = rule ?? (line.startsWith(':') ? line.slice(1).split(' ')[0]! : '');
-      this.chain[i] = chain;
-      if (chain !== '' && PER_SERVICE.test(chain)) this.perService[i] = 1;
-      if (rule === undefined) return;
-      const key = `${table}/${rule}`;
-      let at = this.rules.get(key);
-      if (!at) this.rules.set(key, (at = []));
-      this.ordinal[i] = at.length;
-      at.push(i);
-    });
+/** One table: its chains in text order, and by name. */
+class TableRules {
+  readonly order: ChainRules[] = [];
+  readonly byName = new Map<string, ChainRules>();
+
+  constructor(readonly name: string) {}
+
+  /** The named chain, appended (as a user chain) when new. */
+  chain(name: string): ChainRules {
+    let c = this.byName.get(name);
+    if (!c) {
+      c = { name, key: `${this.name}/${name}`, decl: `:${name} - [0:0]`, rules: [], builtin: false, perService: PER_SERVICE.test(name) };
+      this.byName.set(name, c);
+      this.order.push(c);
+    }
+    return c;
   }
 
-  /** The lines of the rules a trace visited: 'hit' where a rule matched, else 'seen'. */
-  marks(refs: RuleRef[]): Map<number, Mark> {
-    const out = new Map<number, Mark>();
+  /** Reads `iptables -S` lines into this table's chains. */
+  read(text: string): void {
+    for (const line of text.split('\n')) {
+      if (line.startsWith('-P ')) {
+        const [, name, policy] = line.split(' ');
+        const c = this.chain(name!);
+        c.decl = `:${name} ${policy} [0:0]`;
+        c.builtin = true;
+      } else if (line.startsWith('-N ')) {
+        this.chain(line.slice(3));
+      } else if (line.startsWith('-A ')) {
+        this.chain(chainOf(line)!).rules.push(line);
+      }
+    }
+  }
+
+  /** Where a new user chain goes: after the built-in chains, in name order (binary search). */
+  slot(name: string): number {
+    let lo = 0;
+    while (lo < this.order.length && this.order[lo]!.builtin) lo++;
+    let hi = this.order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.order[mid]!.name < name) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+/** A mark's key: the trace's table, chain and rule index. */
+const markKey = (key: string, rule: number): string => `${key}#${rule}`;
+
+/**
+ * The iptables rules a view shows, held per table and chain (iptables-save's shape: per table
+ * its declarations, then each chain's rules), so that marking a trace's rules and cutting the
+ * digest cost lookups, never a parse of 200,000 lines per packet, and a partial sync replaces
+ * only the chains it rewrote (setChain, from `iptables -S CHAIN` text). Rules are addressed by
+ * table, chain and index as the trace reports them.
+ */
+export class SaveIndex {
+  private readonly tables: TableRules[] = [];
+
+  /** Indexes iptables-save text. */
+  constructor(text = '') {
+    let table: TableRules | undefined;
+    for (const line of text.split('\n')) {
+      if (line.startsWith('*')) {
+        this.tables.push((table = new TableRules(line.slice(1))));
+      } else if (!table || line === 'COMMIT' || line.startsWith('#')) {
+        continue;
+      } else if (line.startsWith(':')) {
+        const name = line.slice(1).split(' ')[0]!;
+        const c = table.chain(name);
+        c.decl = line;
+        c.builtin = !line.startsWith(`:${name} - `);
+      } else {
+        const name = chainOf(line);
+        if (name !== undefined) table.chain(name).rules.push(line);
+      }
+    }
+  }
+
+  /** Indexes `iptables -S` text, one table each (what the kernel's iptables-save prints, per table). */
+  static fromRules(tables: Array<{ table: string; rules: string }>): SaveIndex {
+    const ix = new SaveIndex();
+    for (const { table, rules } of tables) {
+      const t = new TableRules(table);
+      t.read(rules);
+      ix.tables.push(t);
+    }
+    return ix;
+  }
+
+  private table(name: string): TableRules | undefined {
+    return this.tables.find((t) => t.name === name);
+  }
+
+  /**
+   * Replaces one chain with its `iptables -S CHAIN` text, or deletes it (`rules` null). A new user
+   * chain takes its place in name order after the built-in ones, as the kernel's iptables-save
+   * prints them (iptables-save.c: libiptc's sorted chain list).
+   */
+  setChain(table: string, chain: string, rules: string | null): void {
+    let t = this.table(table);
+    if (!t) {
+      if (rules === null) return;
+      this.tables.push((t = new TableRules(table)));
+    }
+    const old = t.byName.get(chain);
+    if (rules === null) {
+      if (!old) return;
+      t.byName.delete(chain);
+      t.order.splice(t.order.indexOf(old), 1);
+      return;
+    }
+    if (old) {
+      old.rules = [];
+      t.read(rules);
+      return;
+    }
+    const fresh = new TableRules(table);
+    fresh.read(rules);
+    const c = fresh.byName.get(chain);
+    if (!c) return;
+    t.order.splice(c.builtin ? t.order.findIndex((x) => !x.builtin) >>> 0 : t.slot(chain), 0, c);
+    t.byName.set(chain, c);
+  }
+
+  /** Lines of the whole text. */
+  get total(): number {
+    let n = 0;
+    for (const t of this.tables) {
+      n += 2 + t.order.length;
+      for (const c of t.order) n += c.rules.length;
+    }
+    return n;
+  }
+
+  /** The whole text's lines, in order. */
+  text(): string[] {
+    const out: string[] = [];
+    for (const t of this.tables) {
+      out.push(`*${t.name}`);
+      for (const c of t.order) out.push(c.decl);
+      for (const c of t.order) for (const r of c.rules) out.push(r);
+      out.push('COMMIT');
+    }
+    return out;
+  }
+
+  /** A chain's declaration and rules as printed (empty when the table has no such chain). */
+  chainLines(table: string, chain: string): string[] {
+    const c = this.table(table)?.byName.get(chain);
+    return c ? [c.decl, ...c.rules] : [];
+  }
+
+  /** The rules a trace visited: 'hit' where a rule matched, else 'seen'. */
+  marks(refs: RuleRef[]): Map<string, Mark> {
+    const out = new Map<string, Mark>();
     for (const r of refs) {
-      const line = this.rules.get(`${r.table}/${r.chain}`)?.[r.rule];
-      if (line === undefined) continue;
-      if (r.matched || !out.has(line)) out.set(line, r.matched ? 'hit' : out.get(line) ?? 'seen');
+      const c = this.table(r.table)?.byName.get(r.chain);
+      if (c?.rules[r.rule] === undefined) continue;
+      const k = markKey(c.key, r.rule);
+      if (r.matched || !out.has(k)) out.set(k, r.matched ? 'hit' : out.get(k) ?? 'seen');
     }
     return out;
   }
@@ -92,41 +221,61 @@ export class SaveIndex {
   /**
    * The lines to show. Texts up to `limit` lines come whole. Larger ones are digested: table
    * headers, COMMIT, every rule of a chain that is not per-service (the first 20 of a long one and
-   * those around a marked rule), per-service chains (KUBE-SVC-…, KUBE-SEP-…) only when the packet
-   * visited them, and "… n lines" markers where lines were left out.
+   * those around a matched rule), per-service chains (KUBE-SVC-…, KUBE-SEP-…) only when the packet
+   * visited them, and "… n lines" markers where lines were left out, saying how many of them the
+   * packet checked without a match (a first-match walk of KUBE-SERVICES may check thousands).
    */
-  view(marks: Map<number, Mark> = new Map(), limit = FULL_VIEW_LINES): RuleLine[] {
-    const lines = this.lines;
-    const line = (i: number): RuleLine => {
-      const m = marks.get(i);
-      return m ? { text: lines[i]!, mark: m } : { text: lines[i]! };
-    };
-    if (lines.length <= limit) return lines.map((_, i) => line(i));
+  view(marks: Map<string, Mark> = new Map(), limit = FULL_VIEW_LINES): RuleLine[] {
+    const whole = this.total <= limit;
     const visited = new Set<string>();
-    for (const i of marks.keys()) visited.add(this.chain[i]!);
-    const keep = new Uint8Array(lines.length);
-    for (let i = 0; i < lines.length; i++) {
-      const chain = this.chain[i]!;
-      if (chain === '') { keep[i] = 1; continue; }
-      const per = this.perService[i] === 1;
-      if (per && !visited.has(chain)) continue;
-      const ord = this.ordinal[i]!;
-      if (ord < 20 || per) keep[i] = 1;   // declarations have ordinal -1
-    }
-    for (const i of marks.keys()) {
-      for (let k = Math.max(0, i - CONTEXT); k <= Math.min(lines.length - 1, i + CONTEXT); k++) {
-        if (this.chain[k] === this.chain[i]) keep[k] = 1;
-      }
+    const around = new Map<string, Set<number>>();
+    for (const k of marks.keys()) {
+      const hash = k.lastIndexOf('#');
+      const key = k.slice(0, hash);
+      visited.add(key);
+      if (marks.get(k) !== 'hit') continue;
+      const rule = Number(k.slice(hash + 1));
+      let s = around.get(key);
+      if (!s) around.set(key, (s = new Set()));
+      for (let i = rule - CONTEXT; i <= rule + CONTEXT; i++) s.add(i);
     }
     const out: RuleLine[] = [];
-    let gap = 0;
-    for (let i = 0; i < lines.length; i++) {
-      if (!keep[i]) { gap++; continue; }
-      if (gap) out.push({ text: `… ${gap.toLocaleString('en-US')} lines`, mark: 'gap' });
-      gap = 0;
-      out.push(line(i));
+    let gap = 0, gapSeen = 0;
+    const flush = () => {
+      if (gap) out.push({ text: `… ${gap.toLocaleString('en-US')} lines${gapSeen ? ` (${gapSeen.toLocaleString('en-US')} checked by the packet, none matched)` : ''}`, mark: 'gap' });
+      gap = gapSeen = 0;
+    };
+    const push = (l: RuleLine) => {
+      flush();
+      out.push(l);
+    };
+    const shown = (c: ChainRules) => whole || !c.perService || visited.has(c.key);
+    for (const t of this.tables) {
+      push({ text: `*${t.name}` });
+      for (const c of t.order) {
+        if (shown(c)) push({ text: c.decl });
+        else gap++;
+      }
+      for (const c of t.order) {
+        if (!shown(c)) {
+          gap += c.rules.length;
+          continue;
+        }
+        const near = around.get(c.key);
+        const all = whole || c.perService;
+        for (let i = 0; i < c.rules.length; i++) {
+          const m = visited.has(c.key) ? marks.get(markKey(c.key, i)) : undefined;
+          if (!all && i >= 20 && !near?.has(i)) {
+            gap++;
+            if (m) gapSeen++;
+            continue;
+          }
+          push(m ? { text: c.rules[i]!, mark: m } : { text: c.rules[i]! });
+        }
+      }
+      push({ text: 'COMMIT' });
     }
-    if (gap) out.push({ text: `… ${gap.toLocaleString('en-US')} lines`, mark: 'gap' });
+    flush();
     return out;
   }
 }

@@ -1,15 +1,16 @@
 // inputs.ts — the two input panes. The objects editor: a YAML textarea with a line-number
 // gutter, the control plane's issues under it (line, object, field, message) with their lines
-// marked, a click on an issue selecting its line; a generated scene (20k Services) shown as a
-// read-only summary. The packet builder: from a pod / this node / outside, to a Service port by
-// name, any address, or a NodePort on this node; protocol and ports; picking a Service fills in
-// its address. The resolution rules (resolveTarget, toWire) are pure and tested without a page.
-// Neither talks to the worker: the page passes text and answers in and out.
+// marked, a click on an issue selecting its line. The packet builder: from a pod / this node /
+// outside, to a Service port by name, any address, a NodePort on this node, or a DNS name
+// (resolved in the worker, a pod's search path applied); protocol and ports; picking a Service
+// fills in its address. The resolution rules (resolveTarget, toWire) are pure and tested without
+// a page. Neither talks to the worker: the page passes text and answers in and out.
 import type { ManifestIssue } from '../../../host-node/kube/index.js';
 import type { ServiceEntry } from '../engine/playground.js';
 import type { WirePacket } from '../engine/outcomes.js';
 import { NODE, type PacketSpec, type Proto } from '../presets.js';
 import { byId, fill, h } from './views.js';
+import { CLUSTER_DOMAIN, searchFor } from '../engine/names.js';
 
 export class Editor {
   private readonly text = byId<HTMLTextAreaElement>('yaml');
@@ -41,22 +42,9 @@ export class Editor {
     return this.text.value;
   }
 
-  get readOnly(): boolean {
-    return this.text.readOnly;
-  }
-
   /** Shows text to edit. */
   setText(yaml: string): void {
-    this.text.readOnly = false;
     this.text.value = yaml;
-    this.bad.clear();
-    this.renderGutter();
-  }
-
-  /** Shows a generated scene's summary, not editable. */
-  setSummary(summary: string): void {
-    this.text.readOnly = true;
-    this.text.value = summary;
     this.bad.clear();
     this.renderGutter();
   }
@@ -107,12 +95,22 @@ export function resolveTarget(spec: PacketSpec, entries: ServiceEntry[]): { dst:
   if (!e || spec.to === 'vip') return null;
   const proto = (['tcp', 'udp', 'sctp'].includes(e.protocol) ? e.protocol : 'tcp') as Proto;
   if (spec.to === 'nodeport') return e.nodePort ? { dst: NODE.ip, dport: e.nodePort, proto } : null;
+  if (spec.to === 'name') {
+    // The Service's full name (Kubernetes DNS spec: <service>.<ns>.svc.<zone>); a pod may shorten it.
+    const [ns, rest] = e.id.split('/') as [string, string];
+    return { dst: `${rest.slice(0, rest.lastIndexOf(':'))}.${ns}.svc.${CLUSTER_DOMAIN}`, dport: e.port, proto };
+  }
   return { dst: e.clusterIP, dport: e.port, proto };
 }
 
 export function toWire(spec: PacketSpec): WirePacket {
-  return { src: spec.src.trim(), dst: spec.dst.trim(), proto: spec.proto, sport: spec.sport, dport: spec.dport, local: spec.from === 'node' };
+  const w: WirePacket = { src: spec.src.trim(), dst: spec.dst.trim(), proto: spec.proto, sport: spec.sport, dport: spec.dport, local: spec.from === 'node' };
+  if (spec.to !== 'name') return w;
+  return { ...w, dst: '', name: spec.dst.trim(), search: searchFor(spec.from) };
 }
+
+/** A DNS name the builder accepts (RFC 1035 letters, digits, hyphens; SRV labels start with _). */
+const NAME = /^(?=.{1,253}\.?$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9])?)*\.?$/i;
 
 export class PacketForm {
   private readonly from = byId<HTMLSelectElement>('pk-from');
@@ -140,6 +138,7 @@ export class PacketForm {
 
   private changed(): void {
     this.service.disabled = this.to.value === 'vip';
+    this.dst.placeholder = this.to.value === 'name' ? 'web.default.svc.cluster.local' : '';
     this.onChange();
   }
 
@@ -174,6 +173,7 @@ export class PacketForm {
     if (![...this.service.options].some((o) => o.value === p.service)) this.service.append(h('option', { value: p.service }, p.service));
     this.service.value = p.service;
     this.service.disabled = p.to === 'vip';
+    this.dst.placeholder = p.to === 'name' ? 'web.default.svc.cluster.local' : '';
     this.dst.value = p.dst;
     this.dport.value = String(p.dport);
     this.proto.value = p.proto;
@@ -185,7 +185,7 @@ export class PacketForm {
     const p = this.spec;
     const ip = /^(\d{1,3}\.){3}\d{1,3}$|^[0-9a-fA-F:]+$/;
     if (!ip.test(p.src.trim())) return `source "${p.src}" is not an IP address`;
-    if (!ip.test(p.dst.trim())) return `destination "${p.dst}" is not an IP address`;
+    if (p.to === 'name' ? !NAME.test(p.dst.trim()) : !ip.test(p.dst.trim())) return p.to === 'name' ? `destination "${p.dst}" is not a DNS name` : `destination "${p.dst}" is not an IP address`;
     if (!(p.dport >= 1 && p.dport <= 65535)) return 'destination port must be 1–65535';
     if (!(p.sport >= 1 && p.sport <= 65535)) return 'source port must be 1–65535';
     return null;

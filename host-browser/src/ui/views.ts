@@ -77,6 +77,11 @@ export function renderTrace(t: TraceView): void {
 
 export function renderPacket(r: PacketResult): void {
   renderTrace(r.trace);
+  const dns = r.dns;
+  fill(byId('resolution'), dns ? h('p', { id: 'dns-resolution', class: 'mono small' },
+    dns.address
+      ? `${dns.name} → ${dns.asked.at(-1)!.name} → ${dns.address}:${dns.port}${dns.addresses.length > 1 ? ` (first of ${dns.addresses.join(', ')})` : ''}`
+      : `${dns.name} does not resolve: ${dns.asked.map((a) => `${a.name} ${a.rcode}`).join(', ')}`) : null);
   const d = r.sent?.delivered;
   const el = byId('delivered');
   if (!d) { fill(el); return; }
@@ -105,27 +110,50 @@ export function formatClock(ms: number): string {
   return `t = ${hh ? `${hh} h ` : ''}${hh || mm ? `${mm} min ` : ''}${ss} s`;
 }
 
-export function renderCompare(cols: CompareColumn[]): void {
+/** Expected shares closer than this count as the same. */
+const SAME_EXPECTED = 0.005;
+/** Measured shares further apart than this (10 points) count as different. */
+const MEASURED_SPREAD = 0.1;
+
+/**
+ * Which outcomes and columns differ: a row differs when the modes expect different shares or
+ * measure shares more than 10 points apart; a cell differs from the first column (iptables, the
+ * reference) when its expected or measured share does.
+ */
+export function compareDiffs(cols: CompareColumn[]): { keys: string[]; cell: (c: number, k: string) => { e: number; m: number; differs: boolean }; row: (k: string) => boolean; columns: string[] } {
   const keys: string[] = [];
   for (const c of cols) for (const k of [...c.outcomes.map((o) => o.key), ...c.measured.counts.map((m) => m.key)]) if (!keys.includes(k)) keys.push(k);
-  const cell = (c: CompareColumn, k: string) => {
-    const e = c.outcomes.find((o) => o.key === k)?.probability ?? 0;
-    const m = (c.measured.counts.find((x) => x.key === k)?.count ?? 0) / Math.max(1, c.measured.sent);
-    return { e, m };
+  const raw = (c: CompareColumn, k: string) => ({
+    e: c.outcomes.find((o) => o.key === k)?.probability ?? 0,
+    m: (c.measured.counts.find((x) => x.key === k)?.count ?? 0) / Math.max(1, c.measured.sent),
+  });
+  const apart = (a: { e: number; m: number }, b: { e: number; m: number }) => Math.abs(a.e - b.e) > SAME_EXPECTED || Math.abs(a.m - b.m) > MEASURED_SPREAD;
+  const cell = (i: number, k: string) => {
+    const here = raw(cols[i]!, k);
+    return { ...here, differs: i > 0 && apart(here, raw(cols[0]!, k)) };
   };
-  const differs = (k: string) => {
-    const ms = cols.map((c) => cell(c, k).m);
-    return Math.max(...ms) - Math.min(...ms) > 0.1;
-  };
-  fill(byId('compare-out'), h('table', { class: 'table' },
-    h('thead', {}, h('tr', {}, h('th', {}, 'outcome'), ...cols.map((c) => h('th', { class: 'num' }, c.label)))),
-    h('tbody', {}, ...keys.map((k) => h('tr', { class: differs(k) ? 'differs' : '' },
-      h('td', { class: 'mono', title: k }, k.replace(/^FORWARD → /, '→ ')),
-      ...cols.map((c) => {
-        const { e, m } = cell(c, k);
-        return h('td', { class: 'num' }, percent(m), h('div', { class: 'muted small' }, `exp ${percent(e, 0)}`));
-      }))))),
-  h('p', { class: 'muted small' }, `Measured share of ${cols[0]?.measured.sent ?? 0} new connections per mode, each on a fresh dataplane; under it, what the trace expects. Rows where the modes differ by more than 10 points are highlighted.`));
+  const row = (k: string) => cols.some((_, i) => cell(i, k).differs) || cols.some((a) => cols.some((b) => apart(raw(a, k), raw(b, k))));
+  const columns = cols.slice(1).filter((_, i) => keys.some((k) => cell(i + 1, k).differs)).map((c) => c.label);
+  return { keys, cell, row, columns };
+}
+
+export function renderCompare(cols: CompareColumn[]): void {
+  const d = compareDiffs(cols);
+  const ref = cols[0]?.label ?? '';
+  const same = cols.slice(1).map((c) => c.label).filter((l) => !d.columns.includes(l));
+  fill(byId('compare-out'),
+    h('p', { id: 'compare-summary' },
+      d.columns.length ? h('span', {}, h('b', {}, `Differs from ${ref}: `), d.columns.join(', '), '. ') : null,
+      same.length ? h('span', {}, `Same as ${ref}: `, same.join(', '), '.') : null),
+    h('table', { class: 'table' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'outcome'), ...cols.map((c) => h('th', { class: `num${d.columns.includes(c.label) ? ' col-differs' : ''}` }, c.label)))),
+      h('tbody', {}, ...d.keys.map((k) => h('tr', { class: d.row(k) ? 'differs' : '', 'data-key': k },
+        h('td', { class: 'mono', title: k }, k.replace(/^FORWARD → /, '→ ')),
+        ...cols.map((_, i) => {
+          const { e, m, differs } = d.cell(i, k);
+          return h('td', { class: `num${differs ? ' cell-differs' : ''}` }, percent(m), h('div', { class: 'muted small' }, `exp ${percent(e, 0)}`));
+        }))))),
+    h('p', { class: 'muted small' }, `Measured share of ${cols[0]?.measured.sent ?? 0} new connections per mode, each on a fresh dataplane; under it, what the trace expects. Highlighted: outcomes where the modes differ, and each cell that differs from ${ref} (expected share, or measured by more than 10 points).`));
 }
 
 // ---- chart ----
@@ -222,13 +250,15 @@ export function renderChange(c: SyncChange, mode: string, ms: number, phases: Ar
     : h('p', {},
       mode === 'iptables'
         ? `kube-proxy's partial sync rewrote ${c.rewrittenChains.length} chain(s) whole${c.changedServices.length ? ` for ${c.changedServices.join(', ')}` : ''}; `
-        : `kube-proxy's ipvs sync re-sent the whole table; `,
+        : mode === 'direct'
+          ? `The direct sync compiled the changed Service ports into the core's table (${c.rewrittenChains.join('; ') || 'nothing written'})${c.changedServices.length ? ` for ${c.changedServices.join(', ')}` : ''}; `
+          : `kube-proxy's ipvs sync re-sent the whole table; `,
       h('b', {}, `${diff.addedTotal} line(s) added, ${diff.removedTotal} removed`),
-      ` in ${c.changedChains.length} chain(s). ${ms} ms.`);
+      mode === 'direct' ? ` in ${c.changedChains.length} entr${c.changedChains.length === 1 ? 'y' : 'ies'}. ${ms} ms.` : ` in ${c.changedChains.length} chain(s). ${ms} ms.`);
   const timing = phases.length > 1
     ? h('p', { class: 'muted small' }, phases.filter((p) => p.ms > 0).map((p) => `${p.phase} ${p.ms} ms`).join(' · '))
     : null;
   fill(root, summary, timing,
-    c.rewrittenChains.length && !c.full ? h('details', {}, h('summary', {}, 'Chains in kube-proxy\'s restore'), h('p', { class: 'mono small' }, c.rewrittenChains.join('  '))) : null,
+    c.rewrittenChains.length && !c.full && mode === 'iptables' ? h('details', {}, h('summary', {}, 'Chains in kube-proxy\'s restore'), h('p', { class: 'mono small' }, c.rewrittenChains.join('  '))) : null,
     lines.length ? pre : h('p', { class: 'muted' }, 'No rule changed.'));
 }

@@ -1,0 +1,93 @@
+// bench/playground.ts — the browser playground's engine (host-browser/src/engine, what runs in the
+// Web Worker) under Node: loading the 20,000-Service preset in iptables mode (generate the objects,
+// kube-proxy's sync into the core, the rules view, the builder's Service list, the first trace, as
+// the page asks for them), and a single-Service edit in that scene followed by a trace (the
+// edited Service's endpoints change; the rules view, the diff and the trace update), p50/p99.
+// Also the same edit + trace in a small YAML scene. Each load builds a fresh engine; bounded to
+// about a minute (PLAYGROUND_BENCH_LOADS loads, default 2).
+import { Playground } from '../host-browser/src/engine/playground.js';
+import { presetById, scaleVip, type PacketSpec } from '../host-browser/src/presets.js';
+import type { WirePacket } from '../host-browser/src/engine/outcomes.js';
+import type { BenchRow } from './core.js';
+
+const hr = (): number => Number(process.hrtime.bigint()) / 1e6;
+const round = (x: number): number => (x >= 100 ? Math.round(x) : Math.round(x * 10) / 10);
+
+function percentile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]!;
+}
+
+const wire = (p: PacketSpec): WirePacket => ({ src: p.src, dst: p.dst, proto: p.proto, sport: p.sport, dport: p.dport, local: p.from === 'node' });
+
+/** Service i's EndpointSlice of the scale scene with one endpoint moved to another address (generation g). */
+function editedSlice(i: number, g: number): object {
+  return {
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+    metadata: { name: `svc-${i}-abc12`, namespace: 'default', labels: { 'kubernetes.io/service-name': `svc-${i}` } },
+    addressType: 'IPv4',
+    endpoints: [
+      { addresses: [`10.250.${(g >> 8) & 255}.${g & 255}`], conditions: { ready: true }, nodeName: 'node-a' },
+      { addresses: [`10.251.${(i >> 8) & 255}.${i & 255}`], conditions: { ready: true }, nodeName: 'node-b' },
+    ],
+    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  };
+}
+
+export async function benchPlayground(): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const preset = presetById('scale-20k')!;
+  const loads = Math.max(1, Number(process.env.PLAYGROUND_BENCH_LOADS) || 2);
+  const loadMs: number[] = [];
+  let phases = '';
+  let pg = new Playground();
+  for (let k = 0; k < loads; k++) {
+    pg = new Playground();
+    const t = hr();
+    const r = await pg.load({ source: { preset: preset.id }, mode: 'iptables', scheduler: 'rr', fresh: true });
+    pg.packet(wire(preset.packet), 0, false);
+    loadMs.push(hr() - t);
+    if (r.serviceCount !== 20_000 || r.issues.length) throw new Error(`bench playground: ${r.serviceCount} services, ${r.issues.length} issues`);
+    phases = r.phases.filter((p) => p.ms >= 5).map((p) => `${p.phase.replace(/:.*/, '')} ${p.ms}`).join(', ');
+  }
+  rows.push({
+    name: 'playground load 20k services (iptables) p50', value: round(percentile(loadMs, 0.5)), unit: 'ms', target: '≤2000',
+    note: `engine under Node, ${loads} fresh loads incl. first trace; p99 ${round(percentile(loadMs, 0.99))} ms; last: ${phases} ms`,
+  });
+
+  // Single-Service edits in the 20k scene: each moves one endpoint of another Service, then traces it.
+  const editMs: number[] = [];
+  const EDITS = 40;
+  for (let k = 0; k < EDITS; k++) {
+    const i = (k * 7919) % 20_000;
+    const t = hr();
+    const r = await pg.load({ source: { preset: preset.id, edits: [editedSlice(i, k + 1)] }, mode: 'iptables', scheduler: 'rr', fresh: false });
+    const tr = pg.packet({ src: '10.244.1.5', dst: scaleVip(i), proto: 'tcp', sport: 40000, dport: 80, local: false }, 0, false).trace;
+    editMs.push(hr() - t);
+    if (r.change.changedServices.length > 2 || !tr.outcomes.some((o) => o.to === `10.250.${((k + 1) >> 8) & 255}.${(k + 1) & 255}:8080`)) {
+      throw new Error(`bench playground edit ${k}: ${JSON.stringify(r.change.changedServices)} ${JSON.stringify(tr.outcomes.map((o) => o.to))}`);
+    }
+  }
+  rows.push({
+    name: 'playground 20k: edit one Service + trace p50', value: round(percentile(editMs, 0.5)), unit: 'ms', target: '≤50',
+    note: `p99 ${round(percentile(editMs, 0.99))} ms over ${EDITS} edits (partial sync, rules view, diff, builder list, trace)`,
+  });
+
+  // The same in a small YAML scene (what the editor and the form send).
+  const small = presetById('clusterip')!;
+  const spg = new Playground();
+  await spg.load({ source: { yaml: small.yaml! }, mode: 'iptables', scheduler: 'rr', fresh: true });
+  const smallMs: number[] = [];
+  for (let k = 0; k < 60; k++) {
+    const yaml = small.yaml!.replace('10.244.1.13', `10.244.3.${(k % 200) + 20}`);
+    const t = hr();
+    await spg.load({ source: { yaml }, mode: 'iptables', scheduler: 'rr', fresh: false });
+    spg.packet(wire(small.packet), 0, false);
+    smallMs.push(hr() - t);
+  }
+  rows.push({
+    name: 'playground 3-pod YAML scene: edit + trace p50', value: round(percentile(smallMs, 0.5)), unit: 'ms', target: '≤50',
+    note: `p99 ${round(percentile(smallMs, 0.99))} ms over 60 edits`,
+  });
+  return rows;
+}

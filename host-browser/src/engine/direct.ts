@@ -1,0 +1,238 @@
+// direct.ts — the playground's direct mode: objects go through Dataplane.apply({ mode: 'direct' })
+// (kube-proxy's change trackers and endpoint categorizing, each changed Service port compiled into
+// one entry of the core's service table, no rule text). The table is shown as one line per fact
+// of each entry (frontends, Cluster and Local endpoints, policies), rendered from the same model
+// with render-direct.ts. A packet is explained by the core's own decision, step by step, as
+// assembly/svc/decide.ts svcDecide makes it: frontend lookup, node port reach, REJECT without
+// endpoints, traffic policy (which endpoint list), uniform choice, masquerade, hairpin — and
+// ClientIP affinity, from a mirror of the core's affinity stamps kept from the packets this
+// runner sent (the core's table is not readable). Never touches the DOM or the worker.
+import { canonicalIP, cidrContains, parseCIDR, parseIP, renderDirectService, type ServicePortInfo } from '../../../host-node/kube/index.js';
+import type { DirectService } from '../../../host-node/core/svc-config.js';
+import type { ProcessResult } from '../../../host-node/core/dataplane.js';
+import { decodePacket } from '../../../host-node/core/packet.js';
+import { NODE } from '../presets.js';
+import { hostPort, mergeOutcomes, outcomeKey, type Outcome, type WirePacket } from './outcomes.js';
+import { applyInput, createDataplane, proxyPlan, Runner, type Loaded, type ObjectDelta, type TraceStepView, type TraceView } from './modes.js';
+import { diffLines, FULL_VIEW_LINES, sampleDiff, type RuleLine, type RulesView } from './rules-view.js';
+import type { Dataplane } from '../../../host-node/dataplane.js';
+
+const TITLE = 'direct service table';
+/** Entries listed whole before a large table is cut to the packet's entry. */
+const HEAD_ENTRIES = 40;
+
+/** The lines that describe one entry, each self-contained (it names its Service port) so that syncs diff line by line. */
+export function entryLines(s: DirectService): string[] {
+  const id = `${s.name} ${s.protocol}`;
+  const fe = s.frontends.map((f) => f.kind === 'nodePort' ? `nodePort ${f.port}` : `${f.kind} ${hostPort(f.ip!, f.port)}`).join(', ');
+  const eps = (list: DirectService['cluster']) => list.length ? list.map((e) => hostPort(e.ip, e.port)).join(' ') : '(none)';
+  const policy = [
+    `internal=${s.internalLocal ? 'Local' : 'Cluster'}`, `external=${s.externalLocal ? 'Local' : 'Cluster'}`,
+    `affinity=${s.affinityMs ? `ClientIP ${s.affinityMs / 1000}s` : 'None'}`,
+    ...(s.masqueradeAll ? ['masqueradeAll'] : []),
+    ...(s.firewall ? [`sourceRanges=${s.sourceRanges.join(',')}`] : []),
+    ...(s.hasEndpoints ? [] : ['no endpoints: REJECT']),
+  ].join(' ');
+  return [`${id} frontends ${fe}`, `${id} endpoints(Cluster) ${eps(s.cluster)}`, `${id} endpoints(Local) ${eps(s.local)}`, `${id} policy ${policy}`];
+}
+
+type Decision =
+  | { kind: 'none'; steps: TraceStepView[] }
+  | { kind: 'verdict'; steps: TraceStepView[]; outcome: Outcome }
+  | { kind: 'choose'; steps: TraceStepView[]; entry: DirectService; list: 'cluster' | 'local'; masq: boolean };
+
+const sameIP = (a: string, b: string) => (canonicalIP(a) ?? a) === (canonicalIP(b) ?? b);
+
+/** An index of the table's entries by frontend, for the explanation. */
+export class DirectTable {
+  private readonly byAddr = new Map<string, DirectService>();
+  private readonly byNodePort = new Map<string, DirectService>();
+
+  constructor(readonly entries: DirectService[], private readonly nodeIPs: readonly string[], private readonly podCIDR: string) {
+    for (const s of entries) {
+      for (const f of s.frontends) {
+        if (f.kind === 'nodePort') this.byNodePort.set(`${s.protocol}/${f.port}`, s);
+        else this.byAddr.set(`${s.protocol}/${canonicalIP(f.ip!) ?? f.ip}/${f.port}`, s);
+      }
+    }
+  }
+
+  private local(ip: string): boolean {
+    // addrtype LOCAL as the core knows it: the node's addresses and loopback.
+    return this.nodeIPs.some((n) => sameIP(n, ip)) || /^127\./.test(ip) || ip === '::1';
+  }
+
+  private fromPod(ip: string): boolean {
+    const c = parseCIDR(this.podCIDR), a = parseIP(ip);
+    return !!c && !!a && cidrContains(c, a);
+  }
+
+  /** What svcDecide does with a new connection's first packet (assembly/svc/decide.ts). */
+  decide(p: WirePacket): Decision {
+    const proto = p.proto.toUpperCase();
+    const steps: TraceStepView[] = [];
+    const where = 'direct lookup';
+    let entry = this.byAddr.get(`${proto}/${canonicalIP(p.dst) ?? p.dst}/${p.dport}`);
+    let kind: DirectService['frontends'][number]['kind'] = 'cluster';
+    if (entry) {
+      kind = entry.frontends.find((f) => f.kind !== 'nodePort' && sameIP(f.ip!, p.dst) && f.port === p.dport)!.kind;
+      steps.push({ where, text: `${proto} ${hostPort(p.dst, p.dport)} → ${entry.name} (${kind} frontend)`, matched: true, target: entry.name });
+    } else if (this.local(p.dst) && (entry = this.byNodePort.get(`${proto}/${p.dport}`))) {
+      // Node ports are reached on every LOCAL address (kube-proxy's KUBE-NODEPORTS with --nodeport-addresses unset).
+      kind = 'nodePort';
+      steps.push({ where, text: `${proto} ${hostPort(p.dst, p.dport)} is this node: node port ${p.dport} → ${entry.name}`, matched: true, target: entry.name });
+    } else {
+      steps.push({ where, text: `${proto} ${hostPort(p.dst, p.dport)}: no Service frontend`, matched: false, target: 'not a Service: passed on' });
+      return { kind: 'none', steps };
+    }
+    const s = entry;
+    if (!s.hasEndpoints) {
+      // kube-proxy: filter KUBE-SERVICES / KUBE-EXTERNAL-SERVICES `-j REJECT`.
+      steps.push({ where: 'direct entry', text: 'no usable endpoint anywhere', matched: true, target: 'REJECT (ICMP port unreachable)' });
+      return { kind: 'verdict', steps, outcome: { key: outcomeKey('REPLY', 'no_endpoints'), verdict: 'REPLY', reason: 'no_endpoints', masq: false, probability: 1 } };
+    }
+    const drop = (text: string, reason: string): Decision => {
+      steps.push({ where: 'direct entry', text, matched: true, target: `DROP (${reason})` });
+      return { kind: 'verdict', steps, outcome: { key: outcomeKey('DROP', reason), verdict: 'DROP', reason, masq: false, probability: 1 } };
+    };
+    let list: 'cluster' | 'local' = 'cluster';
+    let masq = false;
+    let why = '';
+    if (kind === 'cluster') {
+      // KUBE-SVC / KUBE-SVL, with the cluster IP's masquerade rule (off-pod source or --masquerade-all).
+      if (s.internalLocal) {
+        if (s.local.length === 0) return drop('internalTrafficPolicy Local, no endpoint on this node', 'no_endpoints');
+        list = 'local';
+        why = 'internalTrafficPolicy Local: this node\'s endpoints';
+      } else why = 'internalTrafficPolicy Cluster: every endpoint';
+      masq = s.masqueradeAll || !this.fromPod(p.src);
+      if (masq) why += s.masqueradeAll ? '; masquerade all' : '; source outside the pod CIDR: masquerade';
+    } else {
+      // KUBE-FW source ranges, then KUBE-EXT.
+      if (kind === 'loadBalancer' && s.firewall && !s.sourceRanges.some((r) => {
+        const c = parseCIDR(r.includes('/') ? r : `${r}/${r.includes(':') ? 128 : 32}`), a = parseIP(p.src);
+        return !!c && !!a && cidrContains(c, a);
+      })) return drop('source outside loadBalancerSourceRanges', 'policy');
+      if (!s.externalLocal) {
+        masq = true;
+        why = 'externalTrafficPolicy Cluster: every endpoint, masquerade';
+      } else if (this.fromPod(p.src)) {
+        why = 'from a pod: the external policy is skipped, every endpoint';
+      } else if (this.local(p.src)) {
+        masq = true;
+        why = 'from this node: every endpoint, masquerade';
+      } else {
+        if (s.local.length === 0) return drop('externalTrafficPolicy Local, no endpoint on this node', 'no_endpoints');
+        list = 'local';
+        why = 'externalTrafficPolicy Local: this node\'s endpoints, client address kept';
+      }
+    }
+    steps.push({ where: 'direct entry', text: why, matched: true, target: `${list === 'local' ? 'Local' : 'Cluster'} endpoints` });
+    return { kind: 'choose', steps, entry: s, list, masq };
+  }
+}
+
+export class DirectRunner extends Runner {
+  readonly mode = 'direct' as const;
+  private table = new DirectTable([], [NODE.ip], NODE.podCIDR);
+  private lines: string[] = [];
+  /** The core's ClientIP affinity stamps as the packets sent set them: "service|client" → destination and time. */
+  private readonly affinity = new Map<string, { to: string; stamp: number }>();
+
+  static async create(seed?: number): Promise<DirectRunner> {
+    return new DirectRunner(await createDataplane(seed));
+  }
+
+  constructor(dp: Dataplane) {
+    super(dp);
+  }
+
+  load(input: string | unknown[], onPhase: (phase: string) => void, delta?: ObjectDelta): Loaded {
+    onPhase('direct sync: compile changed Service ports into the core\'s table');
+    const [objects, how] = applyInput(input, delta);
+    const r = this.dp.apply(objects, { mode: 'direct', nodeName: NODE.name, ...how });
+    onPhase('direct table view');
+    const { plan, topologyLabels } = proxyPlan(input);
+    const opts = { nodeName: NODE.name, topologyLabels, nodeIPs: [NODE.ip] };
+    const entries = [...plan.model.services.values()].map((sp: ServicePortInfo) =>
+      renderDirectService(sp, plan.model.endpoints.get(sp.id) ?? [], opts, 0));
+    const before = this.lines;
+    this.table = new DirectTable(entries, [NODE.ip], NODE.podCIDR);
+    this.lines = entries.flatMap(entryLines);
+    const v4 = r.families.find((f) => f.family === 4);
+    // A re-put entry starts a new generation: the core forgets its affinity stamps (svc/table.ts svcPut).
+    for (const nn of v4?.changedServices ?? []) for (const k of [...this.affinity.keys()]) if (k.startsWith(`${nn}:`)) this.affinity.delete(k);
+    if (v4?.full) this.affinity.clear();
+    const diff = diffLines(before.join('\n'), this.lines.join('\n'));
+    return {
+      issues: r.issues,
+      change: {
+        full: v4?.full ?? true,
+        changedServices: v4?.changedServices ?? [],
+        rewrittenChains: v4?.direct ? [`${v4.direct.put} entr${v4.direct.put === 1 ? 'y' : 'ies'} written, ${v4.direct.removed} removed`] : [],
+        diff: sampleDiff(diff),
+        changedChains: [...new Set([...diff.added, ...diff.removed].map((l) => l.split(' ')[0]!))].sort(),
+      },
+    };
+  }
+
+  views(entry?: DirectService, chosen: string[] = [], list?: 'cluster' | 'local'): RulesView[] {
+    const mark = (text: string): RuleLine => {
+      if (!entry || !text.startsWith(`${entry.name} ${entry.protocol} `)) return { text };
+      const rest = text.slice(entry.name.length + entry.protocol.length + 2);
+      const used = rest.startsWith('frontends') || rest.startsWith('policy') || (list && rest.startsWith(list === 'cluster' ? 'endpoints(Cluster)' : 'endpoints(Local)') && chosen.length > 0);
+      return { text, mark: used ? 'hit' : 'seen' };
+    };
+    if (this.lines.length <= FULL_VIEW_LINES) return [{ title: TITLE, lines: this.lines.map(mark), total: this.lines.length }];
+    const head = this.lines.slice(0, HEAD_ENTRIES * 4).map(mark);
+    const own = entry && this.table.entries.indexOf(entry) >= HEAD_ENTRIES ? entryLines(entry).map(mark) : [];
+    const gap = (n: number): RuleLine => ({ text: `… ${n.toLocaleString('en-US')} lines`, mark: 'gap' });
+    return [{ title: TITLE, lines: [...head, ...(own.length ? [gap(this.table.entries.indexOf(entry!) * 4 - head.length), ...own] : []), gap(this.lines.length - head.length - own.length)], total: this.lines.length }];
+  }
+
+  private affinityKey(entry: DirectService, src: string): string {
+    return `${entry.name}|${canonicalIP(src) ?? src}`;
+  }
+
+  trace(p: WirePacket, nowMs: number): TraceView {
+    if (this.tracked(p, nowMs)) {
+      const e = this.dp.conntrack(nowMs).find((c) => c.original.src === p.src && c.original.sport === p.sport && c.original.dst === p.dst && c.original.dport === p.dport && c.proto === p.proto)!;
+      const to = e.reply.src !== p.dst || e.reply.sport !== p.dport ? hostPort(e.reply.src, e.reply.sport) : undefined;
+      const masq = e.reply.dst !== p.src;
+      const o: Outcome = { key: outcomeKey('FORWARD', 'none', to, masq), verdict: 'FORWARD', reason: 'none', masq, probability: 1, ...(to ? { to } : {}) };
+      return {
+        steps: [{ where: 'conntrack', text: `existing connection → ${to ?? 'unchanged'}`, matched: true, target: 'NAT from the connection' }],
+        outcomes: [o], truncated: false, existing: true, rules: this.views(),
+      };
+    }
+    const d = this.table.decide(p);
+    if (d.kind === 'none') {
+      return { steps: d.steps, outcomes: [{ key: outcomeKey('PASS', 'none'), verdict: 'PASS', reason: 'none', masq: false, probability: 1 }], truncated: false, existing: false, rules: this.views() };
+    }
+    if (d.kind === 'verdict') return { steps: d.steps, outcomes: [d.outcome], truncated: false, existing: false, rules: this.views() };
+    const eps = d.entry[d.list];
+    let choices = eps.map((e) => hostPort(e.ip, e.port));
+    const stamp = d.entry.affinityMs ? this.affinity.get(this.affinityKey(d.entry, p.src)) : undefined;
+    // svc/affinity.ts affinityGet: a stamp no older than the timeout, whose destination is still listed, wins.
+    if (stamp && nowMs - stamp.stamp <= d.entry.affinityMs && choices.includes(stamp.to)) {
+      d.steps.push({ where: 'direct affinity', text: `ClientIP affinity: ${p.src} got ${stamp.to} ${((nowMs - stamp.stamp) / 1000).toFixed(0)} s ago (timeout ${d.entry.affinityMs / 1000} s)`, matched: true, target: stamp.to });
+      choices = [stamp.to];
+    } else {
+      d.steps.push({ where: 'direct choose', text: `uniform over ${choices.length} endpoint(s): ${choices.join(' ')}`, matched: true, target: 'DNAT' });
+    }
+    const outcomes = mergeOutcomes(choices.map((to) => {
+      // KUBE-SEP: an endpoint reaching itself through the Service is masqueraded (hairpin).
+      const masq = d.masq || sameIP(to.slice(0, to.lastIndexOf(':')).replace(/^\[|\]$/g, ''), p.src);
+      return { key: outcomeKey('FORWARD', 'none', to, masq), verdict: 'FORWARD', reason: 'none', to, masq, probability: 1 / choices.length };
+    }));
+    return { steps: d.steps, outcomes, truncated: false, existing: false, rules: this.views(d.entry, choices, d.list) };
+  }
+
+  protected override observe(p: WirePacket, r: ProcessResult, nowMs: number): void {
+    if (r.verdict !== 'FORWARD' || r.ctstate !== 'NEW' || !r.packet) return;
+    const d = this.table.decide(p);
+    if (d.kind !== 'choose' || !d.entry.affinityMs) return;
+    const out = decodePacket(r.packet);
+    this.affinity.set(this.affinityKey(d.entry, p.src), { to: hostPort(out.dst, out.dport), stamp: nowMs });
+  }
+}

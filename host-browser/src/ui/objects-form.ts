@@ -1,0 +1,104 @@
+// objects-form.ts — the small form beside the YAML: pick a Service (or add one), then its type,
+// session affinity, internal/external traffic policy, ports, and its endpoints with their node and
+// ready / serving / terminating conditions. The form is drawn from the text (objects-model.ts
+// readFormModel) and every change goes back into the same text (applyFormEdit), which the page
+// then loads like a typed edit; typing in the YAML redraws the form. Never talks to the worker.
+import { applyFormEdit, readFormModel, NODES, type Condition, type FormEdit, type FormModel, type FormService, type PortField } from './objects-model.js';
+import { byId, fill, h } from './views.js';
+
+export class ObjectsForm {
+  private readonly root = byId('objects-form');
+  private yaml = '';
+  private selected = '';
+
+  /** Called with the edited text after every change made in the form. */
+  onEdit: (yaml: string) => void = () => {};
+
+  /** Draws the form for this text (the selected Service kept when it still exists, or `select`). */
+  show(yaml: string, select?: string): void {
+    this.yaml = yaml;
+    if (select) this.selected = select;
+    this.render(readFormModel(yaml));
+  }
+
+  private edit(e: FormEdit): void {
+    const next = applyFormEdit(this.yaml, e);
+    if (next === this.yaml) return;
+    if (e.op === 'add-service') {
+      const before = new Set(readFormModel(this.yaml).services.map((s) => s.key));
+      this.selected = readFormModel(next).services.find((s) => !before.has(s.key))?.key ?? this.selected;
+    }
+    this.show(next);
+    this.onEdit(next);
+  }
+
+  private render(m: FormModel): void {
+    if (m.error) {
+      fill(this.root, h('p', { class: 'muted small', id: 'fm-error' }, `The form waits for valid YAML: ${m.error}`));
+      return;
+    }
+    if (!m.services.some((s) => s.key === this.selected)) this.selected = m.services[0]?.key ?? '';
+    const svc = m.services.find((s) => s.key === this.selected);
+    const pick = h('select', { id: 'fm-service', 'aria-label': 'Service to edit', onchange: (ev: Event) => {
+      this.selected = (ev.target as HTMLSelectElement).value;
+      this.render(readFormModel(this.yaml));
+    } }, ...m.services.map((s) => h('option', { value: s.key, selected: s.key === this.selected }, s.key)));
+    fill(this.root,
+      h('div', { class: 'fm-row' },
+        m.services.length ? pick : h('span', { class: 'muted' }, 'No Service yet.'),
+        h('button', { type: 'button', id: 'fm-add-service', onclick: () => this.edit({ op: 'add-service' }) }, '+ Service'),
+        svc ? h('button', { type: 'button', id: 'fm-remove-service', title: 'Remove this Service and its EndpointSlices',
+          onclick: () => this.edit({ op: 'remove-service', service: svc.key }) }, 'Remove') : null),
+      svc ? this.service(svc) : null);
+  }
+
+  private choice(id: string, label: string, value: string, options: string[], change: (v: string) => void, disabled = false): HTMLLabelElement {
+    return h('label', {}, label, h('select', { id, disabled, onchange: (ev: Event) => change((ev.target as HTMLSelectElement).value) },
+      ...options.map((o) => h('option', { value: o, selected: o === value }, o))));
+  }
+
+  private service(s: FormService): HTMLElement {
+    const set = (field: Extract<FormEdit, { op: 'set' }>['field']) => (value: string | number) => this.edit({ op: 'set', service: s.key, field, value });
+    const external = s.type !== 'ClusterIP';
+    const spec = h('div', { class: 'fm-grid' },
+      this.choice('fm-type', 'Type', s.type, ['ClusterIP', 'NodePort', 'LoadBalancer'], set('type')),
+      this.choice('fm-affinity', 'Session affinity', s.sessionAffinity, ['None', 'ClientIP'], set('sessionAffinity')),
+      h('label', {}, 'Affinity timeout (s)', h('input', {
+        id: 'fm-affinity-timeout', type: 'number', min: 1, max: 86400, value: s.affinitySeconds, disabled: s.sessionAffinity !== 'ClientIP',
+        onchange: (ev: Event) => set('affinitySeconds')(Number((ev.target as HTMLInputElement).value)),
+      })),
+      this.choice('fm-itp', 'Internal traffic', s.internalTrafficPolicy, ['Cluster', 'Local'], set('internalTrafficPolicy')),
+      this.choice('fm-etp', 'External traffic', s.externalTrafficPolicy, ['Cluster', 'Local'], set('externalTrafficPolicy'), !external));
+    const portInput = (i: number, field: PortField, value: string | number, attrs: Record<string, string | number | boolean> = {}) =>
+      h('input', { class: `fm-port-${field}`, value, size: 6, ...attrs, onchange: (ev: Event) => this.edit({ op: 'port', service: s.key, index: i, field, value: (ev.target as HTMLInputElement).value }) });
+    const ports = h('table', { class: 'table small fm-ports' },
+      h('thead', {}, h('tr', {}, ...['name', 'port', 'target', 'protocol', 'node port'].map((c) => h('th', {}, c)))),
+      h('tbody', {}, ...s.ports.map((p) => h('tr', {},
+        h('td', {}, portInput(p.index, 'name', p.name)),
+        h('td', {}, portInput(p.index, 'port', p.port, { type: 'number', min: 1, max: 65535 })),
+        h('td', {}, portInput(p.index, 'targetPort', p.targetPort)),
+        h('td', {}, h('select', { class: 'fm-port-protocol', onchange: (ev: Event) => this.edit({ op: 'port', service: s.key, index: p.index, field: 'protocol', value: (ev.target as HTMLSelectElement).value }) },
+          ...['TCP', 'UDP', 'SCTP'].map((o) => h('option', { value: o, selected: o === p.protocol }, o)))),
+        h('td', {}, portInput(p.index, 'nodePort', p.nodePort || '', { type: 'number', min: 30000, max: 32767, disabled: !external }))))));
+    const cond = (e: FormService['endpoints'][number], c: Condition) => h('input', {
+      type: 'checkbox', class: `fm-${c}`, checked: e[c], title: c,
+      onchange: (ev: Event) => this.edit({ op: 'condition', service: s.key, slice: e.slice, index: e.index, condition: c, value: (ev.target as HTMLInputElement).checked }),
+    });
+    const endpoints = h('table', { class: 'table small fm-endpoints' },
+      h('thead', {}, h('tr', {}, ...['pod', 'node', 'ready', 'serving', 'terminating', ''].map((c) => h('th', {}, c)))),
+      h('tbody', {}, ...s.endpoints.map((e) => h('tr', { 'data-address': e.address },
+        h('td', { class: 'mono' }, e.address),
+        h('td', {}, h('select', { class: 'fm-node', onchange: (ev: Event) => this.edit({ op: 'endpoint-node', service: s.key, slice: e.slice, index: e.index, value: (ev.target as HTMLSelectElement).value }) },
+          ...[...new Set([...NODES, e.node])].map((n) => h('option', { value: n, selected: n === e.node }, n)))),
+        h('td', {}, cond(e, 'ready')), h('td', {}, cond(e, 'serving')), h('td', {}, cond(e, 'terminating')),
+        h('td', {}, h('button', { type: 'button', class: 'fm-remove-endpoint', title: 'Remove this endpoint',
+          onclick: () => this.edit({ op: 'remove-endpoint', service: s.key, slice: e.slice, index: e.index }) }, '×'))))));
+    return h('div', { class: 'fm-service', 'data-service': s.key },
+      spec,
+      h('div', { class: 'fm-row' }, h('b', {}, 'Ports'), h('button', { type: 'button', id: 'fm-add-port', onclick: () => this.edit({ op: 'add-port', service: s.key }) }, '+ port')),
+      ports,
+      h('div', { class: 'fm-row' }, h('b', {}, `Endpoints (${s.endpoints.length})`), h('button', { type: 'button', id: 'fm-add-endpoint', onclick: () => this.edit({ op: 'add-endpoint', service: s.key }) }, '+ endpoint')),
+      endpoints,
+      h('p', { class: 'muted small' }, 'Conditions stay as the EndpointSlice controller writes them: ready means serving and not terminating.'));
+  }
+}
