@@ -7,6 +7,9 @@ import type { EndpointSlice, Protocol, Service } from './objects.js';
 import { LABEL_SERVICE_NAME } from './objects.js';
 import { canonicalIP, ipFamily, joinHostPort, parseCIDR, type Family } from './ip.js';
 
+const NO_STRINGS: string[] = Object.freeze([]) as unknown as string[];
+const NO_INGRESS: ServicePortInfo['loadBalancerIngress'] = Object.freeze([]) as unknown as ServicePortInfo['loadBalancerIngress'];
+
 /** Label selecting an alternative proxy (pkg/proxy/apis: LabelServiceProxyName). */
 export const LABEL_SERVICE_PROXY_NAME = 'service.kubernetes.io/service-proxy-name';
 /** Label marking headless services and their slices (v1.IsHeadlessService). */
@@ -128,18 +131,22 @@ export function serviceToServicePorts(svc: Service | null, family: Family, opts:
   const externalPolicyLocal = extAccessible && spec.externalTrafficPolicy === 'Local';
   const internalPolicyLocal = spec.internalTrafficPolicy === 'Local';
   const needsHealthCheck = spec.type === 'LoadBalancer' && externalPolicyLocal;
-  // Most Services have none of these lists: no closures or copies for them.
-  const externalIPs: string[] = [];
-  for (const s of spec.externalIPs) if (ipFamily(s) === family) externalIPs.push(s);
-  const sourceRanges: string[] = [];
+  // Most Services have none of these lists: they share one frozen [] (never written to).
+  let externalIPs = NO_STRINGS;
+  for (const s of spec.externalIPs) if (ipFamily(s) === family) (externalIPs === NO_STRINGS ? (externalIPs = []) : externalIPs).push(s);
+  let sourceRanges = NO_STRINGS;
   for (const r of spec.loadBalancerSourceRanges) {
     const s = r.trim();
-    if (parseCIDR(s)?.family === family) sourceRanges.push(s);
+    if (parseCIDR(s)?.family === family) (sourceRanges === NO_STRINGS ? (sourceRanges = []) : sourceRanges).push(s);
   }
-  const ingress: ServicePortInfo['loadBalancerIngress'] = [];
-  for (const i of svc.status.loadBalancer.ingress) if (i.ip !== null && ipFamily(i.ip) === family) ingress.push({ ip: i.ip, ipMode: i.ipMode ?? 'VIP' });
-  const vips: string[] = [];
-  for (const i of ingress) if (i.ipMode === 'VIP') vips.push(i.ip);
+  let ingress = NO_INGRESS;
+  let vips = NO_STRINGS;
+  for (const i of svc.status.loadBalancer.ingress) {
+    if (i.ip === null || ipFamily(i.ip) !== family) continue;
+    const mode = i.ipMode ?? 'VIP';
+    (ingress === NO_INGRESS ? (ingress = []) : ingress).push({ ip: i.ip, ipMode: mode });
+    if (mode === 'VIP') (vips === NO_STRINGS ? (vips = []) : vips).push(i.ip);
+  }
   const nn = `${svc.metadata.namespace}/${svc.metadata.name}`;
 
   const out = new Map<string, ServicePortInfo>();
@@ -157,7 +164,7 @@ export function serviceToServicePorts(svc: Service | null, family: Family, opts:
       nodePort: p.nodePort,
       externalIPs,
       loadBalancerIngress: ingress,
-      loadBalancerVIPs: spec.ports.length === 1 ? vips : [...vips],
+      loadBalancerVIPs: spec.ports.length === 1 || vips === NO_STRINGS ? vips : [...vips],
       loadBalancerSourceRanges: sourceRanges,
       healthCheckNodePort: needsHealthCheck ? spec.healthCheckNodePort : 0,
       sessionAffinity: spec.sessionAffinity,
@@ -183,23 +190,22 @@ export function sliceServiceName(slice: EndpointSlice): string | null {
  * every time (Go leaves that order to its map).
  */
 export function endpointsFromSlices(namespacedName: string, slices: Iterable<EndpointSlice>, nodeName: string): Map<string, EndpointInfo[]> {
-  const bySP = new Map<string, EndpointInfo[]>();
-  const sorted = [...slices];
-  if (sorted.length === 0) return new Map();
+  const out = new Map<string, EndpointInfo[]>();
+  let sorted: EndpointSlice[] | null = null;
+  for (const slice of slices) (sorted ??= []).push(slice);
+  if (sorted === null) return out;
   if (sorted.length > 1) sorted.sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
   for (const slice of sorted) {
     for (const port of slice.ports) {
       // "Ignoring port with nil name" / "Ignoring invalid endpoint port"
       if (port.name === null || port.port === null || port.port === 0) continue;
       const id = servicePortId(namespacedName, port.name, port.protocol);
-      let list = bySP.get(id);
-      if (!list) bySP.set(id, (list = []));
+      let list = out.get(id);
       for (const ep of slice.endpoints) {
         if (ep.addresses.length === 0) continue;
         const ip = canonicalIP(ep.addresses[0]!);
         if (ip === null) continue;
         const c = ep.conditions;
-        const terminating = c.terminating === true;
         const info: EndpointInfo = {
           ip,
           port: port.port,
@@ -207,22 +213,22 @@ export function endpointsFromSlices(namespacedName: string, slices: Iterable<End
           isLocal: ep.nodeName !== null && nodeName !== '' && ep.nodeName === nodeName,
           ready: c.ready === null || c.ready,
           serving: c.serving === null || c.serving,
-          terminating,
+          terminating: c.terminating === true,
           nodeName: ep.nodeName,
           zone: ep.zone,
           zoneHints: ep.hints && ep.hints.forZones.length > 0 ? [...new Set(ep.hints.forZones)] : null,
           nodeHints: ep.hints && ep.hints.forNodes.length > 0 ? [...new Set(ep.hints.forNodes)] : null,
         };
+        if (!list) out.set(id, (list = []));
         list.push(info);
       }
     }
   }
-  const out = new Map<string, EndpointInfo[]>();
-  for (const [id, list] of bySP) {
-    if (list.length === 0) continue;
+  for (const [id, list] of out) {
     // byEndpoint: plain string order of "ip:port" (a stable sort: duplicates stay in slice order).
-    list.sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
-    out.set(id, dedupEndpoints(list));
+    if (list.length > 1) list.sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
+    // A copy of exactly its length is kept (a pushed-to [] reserves room for 16 endpoints).
+    out.set(id, dedupEndpoints(list).slice());
   }
   return out;
 }

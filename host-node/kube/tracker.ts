@@ -108,20 +108,61 @@ export class ServiceChangeTracker {
   }
 }
 
-interface SliceTracker {
-  applied: Map<string, EndpointSlice>;
-  /** null = pending removal. */
-  pending: Map<string, EndpointSlice | null>;
+/**
+ * Slices by name: one slice as itself (the usual Service has one), more in a Map. A Service
+ * without any is null. In a pending set a removal is a null value, always held in a Map.
+ */
+type Slices<V extends EndpointSlice | null> = EndpointSlice | Map<string, V> | null;
+
+function slicesGet<V extends EndpointSlice | null>(m: Slices<V>, name: string): V | EndpointSlice | undefined {
+  if (m === null) return undefined;
+  if (m instanceof Map) return m.get(name);
+  return m.metadata.name === name ? m : undefined;
 }
 
-/** The pending map of every Service with nothing pending (never written: 20,000 Services need no 20,000 empty Maps). */
-const NO_PENDING = new Map<string, EndpointSlice | null>();
+function slicesHas<V extends EndpointSlice | null>(m: Slices<V>, name: string): boolean {
+  return m instanceof Map ? m.has(name) : m !== null && m.metadata.name === name;
+}
+
+/** `m` with `name` set to `v` (a slice of that name, or null); may return a new holder. */
+function slicesSet<V extends EndpointSlice | null>(m: Slices<V>, name: string, v: V): Slices<V> {
+  if (m instanceof Map) return m.set(name, v);
+  if (v !== null && (m === null || m.metadata.name === name)) return v;
+  const map = new Map<string, V>();
+  if (m !== null) map.set(m.metadata.name, m as V);
+  return map.set(name, v);
+}
+
+function slicesDelete<V extends EndpointSlice | null>(m: Slices<V>, name: string): Slices<V> {
+  if (m instanceof Map) {
+    m.delete(name);
+    return m.size === 0 ? null : m;
+  }
+  return m !== null && m.metadata.name === name ? null : m;
+}
+
+function slicesEntries<V extends EndpointSlice | null>(m: Slices<V>): Iterable<[string, V | EndpointSlice]> {
+  return m instanceof Map ? m : m === null ? [] : [[m.metadata.name, m]];
+}
+
+function slicesValues(m: Slices<EndpointSlice>): Iterable<EndpointSlice> {
+  return m instanceof Map ? m.values() : m === null ? [] : [m];
+}
+
+interface SliceTracker {
+  applied: Slices<EndpointSlice>;
+  /** A null value = pending removal. */
+  pending: Slices<EndpointSlice | null>;
+}
 
 function sameSlice(a: EndpointSlice | null | undefined, b: EndpointSlice | null | undefined): boolean {
   if (!a || !b) return !a && !b;
   const strip = (s: EndpointSlice): unknown => ({ ...s, origin: undefined });
   return deepEqual(strip(a), strip(b));
 }
+
+/** The endpoints of a Service without slices (never written to). */
+const NO_ENDPOINTS: Map<string, EndpointInfo[]> = new Map();
 
 /** EndpointsChangeTracker with its EndpointSliceCache. */
 export class EndpointsChangeTracker {
@@ -144,20 +185,20 @@ export class EndpointsChangeTracker {
     const nn = sliceServiceName(slice);
     if (nn === null) return false;
     let t = this.trackers.get(nn);
-    if (!t) this.trackers.set(nn, (t = { applied: new Map(), pending: NO_PENDING }));
+    if (!t) this.trackers.set(nn, (t = { applied: null, pending: null }));
     const key = slice.metadata.name;
     const next = remove ? null : slice;
-    const applied = t.applied.get(key);
-    if (t.pending.has(key)) {
-      const pend = t.pending.get(key);
+    const applied = slicesGet(t.applied, key);
+    if (slicesHas(t.pending, key)) {
+      const pend = slicesGet(t.pending, key);
       if (sameSlice(pend, next)) return false;
       // Back to what was last applied (e.g. added then deleted before a sync): nothing pending.
       if (sameSlice(applied, next)) {
-        t.pending.delete(key);
-        if (t.pending.size === 0) this.dirty.delete(nn);
+        t.pending = slicesDelete(t.pending, key);
+        if (t.pending === null) this.dirty.delete(nn);
         this.dropIfEmpty(nn, t);
       } else {
-        t.pending.set(key, next);
+        t.pending = slicesSet(t.pending, key, next);
       }
       return true;
     }
@@ -165,14 +206,13 @@ export class EndpointsChangeTracker {
       this.dropIfEmpty(nn, t);
       return false;
     }
-    if (t.pending === NO_PENDING) t.pending = new Map();
-    t.pending.set(key, next);
+    t.pending = slicesSet(t.pending, key, next);
     this.dirty.add(nn);
     return true;
   }
 
   private dropIfEmpty(nn: string, t: SliceTracker): void {
-    if (t.applied.size === 0 && t.pending.size === 0) this.trackers.delete(nn);
+    if (t.applied === null && t.pending === null) this.trackers.delete(nn);
   }
 
   markSynced(): void { this.synced = true; }
@@ -187,17 +227,16 @@ export class EndpointsChangeTracker {
     const changes = new Map<string, EndpointsChange>();
     for (const nn of this.pending()) {
       const t = this.trackers.get(nn)!;
-      const previous = endpointsFromSlices(nn, t.applied.values(), this.nodeName);
-      for (const [key, s] of t.pending) {
-        if (s === null) t.applied.delete(key);
-        else t.applied.set(key, s);
+      const previous = t.applied === null ? NO_ENDPOINTS : endpointsFromSlices(nn, slicesValues(t.applied), this.nodeName);
+      for (const [key, s] of slicesEntries(t.pending)) {
+        t.applied = s === null ? slicesDelete(t.applied, key) : slicesSet(t.applied, key, s);
       }
-      t.pending = NO_PENDING;
-      this.dirty.delete(nn);
+      t.pending = null;
       this.dropIfEmpty(nn, t);
-      const current = endpointsFromSlices(nn, t.applied.values(), this.nodeName);
+      const current = t.applied === null ? NO_ENDPOINTS : endpointsFromSlices(nn, slicesValues(t.applied), this.nodeName);
       changes.set(nn, { previous, current });
     }
+    this.dirty.clear();
     return taken(changes, (add) => {
       for (const c of changes.values()) {
         for (const id of c.previous.keys()) add(servicePortNameOfId(id));
