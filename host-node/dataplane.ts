@@ -15,7 +15,7 @@ import { IpvsProgram, type IpvsCore } from './ipvs/program.js';
 import { Ipvsadm, type IpvsadmResult } from './ipvs/ipvsadm.js';
 import {
   ProxyState, parseManifests, loadObjects, renderIptables, jumpChains, jumpRestoreText, liveTable, namespacedName,
-  servicePortId, joinHostPort,
+  servicePortId, joinHostPort, deepEqual,
   type IptablesOptions, type ManifestIssue, type Service, type EndpointSlice, type Node, type SyncPlan,
   type IpvsRenderOptions,
 } from './kube/index.js';
@@ -493,17 +493,19 @@ export class Dataplane extends CoreDataplane {
 
   /** Feeds the difference between the last applied objects and `next` to the trackers. */
   private feed(next: Objects, k: NonNullable<Dataplane['kube']>): void {
-    const svcs = new Map(next.services.map((o) => [namespacedName(o.metadata), o]));
-    const slices = new Map(next.endpointSlices.map((o) => [namespacedName(o.metadata), o]));
+    const svcs = new Map<string, Service>();
+    for (const o of next.services) svcs.set(namespacedName(o.metadata), o);
+    const slices = new Map<string, EndpointSlice>();
+    for (const o of next.endpointSlices) slices.set(namespacedName(o.metadata), o);
     for (const [key, old] of k.services) if (!svcs.has(key)) k.state.onService(old, null);
     for (const [key, cur] of svcs) {
       const old = k.services.get(key) ?? null;
-      if (old === null || (old !== cur && JSON.stringify(old) !== JSON.stringify(cur))) k.state.onService(old, cur);
+      if (old === null || !deepEqual(old, cur)) k.state.onService(old, cur);
     }
     for (const [key, old] of k.slices) if (!slices.has(key)) k.state.onEndpointSlice(old, true);
     for (const [key, cur] of slices) {
       const old = k.slices.get(key);
-      if (!old || JSON.stringify(old) !== JSON.stringify(cur)) k.state.onEndpointSlice(cur);
+      if (!old || !deepEqual(old, cur)) k.state.onEndpointSlice(cur);
     }
     const me = next.nodes.find((n) => n.metadata.name === k.nodeName) ?? null;
     k.state.onNode(me);

@@ -225,7 +225,8 @@ export class EndpointsChangeTracker {
   /** checkoutChanges: applies pending slices and returns each Service's endpoints before/after. */
   take(): TakenChanges<EndpointsChange> {
     const changes = new Map<string, EndpointsChange>();
-    for (const nn of this.pending()) {
+    // In the order the changes came (a full list need not be sorted first).
+    for (const nn of this.dirty) {
       const t = this.trackers.get(nn)!;
       const previous = t.applied === null ? NO_ENDPOINTS : endpointsFromSlices(nn, slicesValues(t.applied), this.nodeName);
       for (const [key, s] of slicesEntries(t.pending)) {
