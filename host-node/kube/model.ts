@@ -114,17 +114,26 @@ export function clusterIPForFamily(svc: Service, family: Family): string {
 }
 
 /**
+ * The canonical cluster IP of this family when the Service is proxied in it; null when it is not
+ * (out of scope, proxyutil.ShouldSkipService: headless or ExternalName, or no cluster IP of this
+ * family) — exactly when serviceToServicePorts gives null.
+ */
+export function proxiedClusterIP(svc: Service, family: Family, opts: ModelOptions = {}): string | null {
+  if (outOfScope(svc.metadata.labels, opts)) return null;
+  const spec = svc.spec;
+  if (spec.clusterIP === '' || spec.clusterIP === 'None' || spec.type === 'ExternalName') return null;
+  const cip = clusterIPForFamily(svc, family);
+  return cip === '' ? null : canonicalIP(cip);
+}
+
+/**
  * serviceToServiceMap: the service ports this family proxies, keyed by id; null when the Service
  * is not proxied at all (headless, ExternalName, out of scope, or no cluster IP of this family).
  */
 export function serviceToServicePorts(svc: Service | null, family: Family, opts: ModelOptions = {}): Map<string, ServicePortInfo> | null {
-  if (!svc || outOfScope(svc.metadata.labels, opts)) return null;
+  const clusterIP = svc === null ? null : proxiedClusterIP(svc, family, opts);
+  if (svc === null || clusterIP === null) return null;
   const spec = svc.spec;
-  // proxyutil.ShouldSkipService
-  if (spec.clusterIP === '' || spec.clusterIP === 'None' || spec.type === 'ExternalName') return null;
-  const cip = clusterIPForFamily(svc, family);
-  const clusterIP = cip === '' ? null : canonicalIP(cip);
-  if (clusterIP === null) return null;
 
   // pkg/api/v1/service: ExternallyAccessible / ExternalPolicyLocal / InternalPolicyLocal / NeedsHealthCheck.
   const extAccessible = spec.type === 'LoadBalancer' || spec.type === 'NodePort' || (spec.type === 'ClusterIP' && spec.externalIPs.length > 0);

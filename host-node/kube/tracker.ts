@@ -10,6 +10,7 @@ import {
   endpointsFromSlices,
   familyName,
   outOfScope,
+  proxiedClusterIP,
   serviceToServicePorts,
   sliceServiceName,
   type EndpointInfo,
@@ -63,9 +64,17 @@ function taken<C>(changes: Map<string, C>, eachServicePort: (add: (name: string)
 
 const sortedKeys = (m: Map<string, unknown>): string[] => [...m.keys()].sort();
 
+/**
+ * A pending change, or — for a Service added since the last sync, the usual entry of a full
+ * list — the Service itself: its ports are derived when taken, so a full list costs the tracker
+ * no object per Service and its port maps are built right before the model takes them.
+ */
+type Pending = ServiceChange | Service;
+const isAdd = (p: Pending): p is Service => (p as Service).kind === 'Service';
+
 /** ServiceChangeTracker. */
 export class ServiceChangeTracker {
-  private items = new Map<string, ServiceChange>();
+  private items = new Map<string, Pending>();
   /** Set once the initial full list of Services has been delivered (OnServiceSynced). */
   synced = false;
 
@@ -79,10 +88,21 @@ export class ServiceChangeTracker {
     const svc = current ?? previous;
     if (!svc) return false;
     const nn = `${svc.metadata.namespace}/${svc.metadata.name}`;
-    let change = this.items.get(nn);
-    if (!change) {
+    const pending = this.items.get(nn);
+    if (pending === undefined && previous === null) {
+      // An add: pending unless this family does not proxy it (null ports both sides).
+      if (current !== null && proxiedClusterIP(current, this.family, this.opts) !== null) this.items.set(nn, current);
+      return this.items.size > 0;
+    }
+    let change: ServiceChange;
+    if (pending === undefined) {
       change = { previous: serviceToServicePorts(previous, this.family, this.opts), current: null };
       this.items.set(nn, change);
+    } else if (isAdd(pending)) {
+      change = { previous: null, current: null };
+      this.items.set(nn, change);
+    } else {
+      change = pending;
     }
     change.current = serviceToServicePorts(current, this.family, this.opts);
     // Back where it started since the last sync: nothing to do for this Service.
@@ -97,8 +117,12 @@ export class ServiceChangeTracker {
 
   /** Hands over and clears the pending changes. */
   take(): TakenChanges<ServiceChange> {
-    const changes = this.items;
+    const items = this.items;
     this.items = new Map();
+    for (const [nn, p] of items) {
+      if (isAdd(p)) items.set(nn, { previous: null, current: serviceToServicePorts(p, this.family, this.opts) });
+    }
+    const changes = items as Map<string, ServiceChange>;
     return taken(changes, (add) => {
       for (const c of changes.values()) {
         if (c.previous) for (const sp of c.previous.values()) add(sp.name);
