@@ -142,6 +142,12 @@ const pathText = (p: Seg[]): string =>
 class Reader {
   readonly issues: { severity: 'error' | 'warning'; path: Seg[]; message: string }[] = [];
   failed = false;
+  /** Ready for the next object (one Reader serves a whole list). */
+  reset(): this {
+    this.issues.length = 0;
+    this.failed = false;
+    return this;
+  }
   error(at: Seg[], message: string, key?: Seg): void {
     this.failed = true;
     this.issues.push({ severity: 'error', path: key === undefined ? at : [...at, key], message });
@@ -427,6 +433,9 @@ const READERS: Record<string, (r: Reader, raw: Record<string, unknown>) => KubeO
   Node: readNode,
 };
 
+/** Reads every object, one at a time (collect never runs inside a read). */
+const READER = new Reader();
+
 /** Where in the text a path lives: the line of the deepest existing node on it. */
 type LineOf = (path: Seg[]) => number | undefined;
 
@@ -452,13 +461,13 @@ function collect(raw: unknown, base: Seg[], lineOf: LineOf, source: string | und
     });
     return;
   }
-  const read = READERS[kind];
+  const read = Object.hasOwn(READERS, kind) ? READERS[kind] : undefined;
   if (!read) {
     if (kind === '') out.issues.push({ severity: 'error', source, line: lineOf(base), path: pathText([...base, 'kind']), message: 'missing kind' });
     else out.skipped++;
     return;
   }
-  const r = new Reader();
+  const r = READER.reset();
   const obj = read(r, o);
   const m = obj.metadata;
   const label = r.issues.length === 0 ? '' : `${kind} ${m.namespace ? `${m.namespace}/` : ''}${m.name || '<unnamed>'}`;
@@ -523,7 +532,14 @@ export function parseManifests(text: string, source?: string): ManifestSet {
 export function loadObjects(values: unknown[], source?: string): ManifestSet {
   const out = emptySet();
   const noLine: LineOf = () => undefined;
-  for (let i = 0; i < values.length; i++) collect(values[i], values.length > 1 ? [i] : ROOT, noLine, source, out);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    // Without lines, the messages about a Service, slice or Node name fields inside it: only the
+    // other values need their index as a path.
+    const kind = v !== null && typeof v === 'object' ? (v as Record<string, unknown>).kind : undefined;
+    const own = typeof kind === 'string' && Object.hasOwn(READERS, kind) && !Array.isArray(v);
+    collect(v, own || values.length <= 1 ? ROOT : [i], noLine, source, out);
+  }
   return out;
 }
 
