@@ -173,12 +173,6 @@ function slicesValues(m: Slices<EndpointSlice>): Iterable<EndpointSlice> {
   return m instanceof Map ? m.values() : m === null ? [] : [m];
 }
 
-interface SliceTracker {
-  applied: Slices<EndpointSlice>;
-  /** A null value = pending removal. */
-  pending: Slices<EndpointSlice | null>;
-}
-
 function sameSlice(a: EndpointSlice | null | undefined, b: EndpointSlice | null | undefined): boolean {
   if (!a || !b) return !a && !b;
   const strip = (s: EndpointSlice): unknown => ({ ...s, origin: undefined });
@@ -190,9 +184,13 @@ const NO_ENDPOINTS: Map<string, EndpointInfo[]> = new Map();
 
 /** EndpointsChangeTracker with its EndpointSliceCache. */
 export class EndpointsChangeTracker {
-  private trackers = new Map<string, SliceTracker>();
-  /** Services with pending slice changes (so a sync costs what changed, not every Service). */
-  private dirty = new Set<string>();
+  /** Per Service, its slices as last applied. */
+  private applied = new Map<string, Slices<EndpointSlice>>();
+  /**
+   * Per Service with pending slice changes (so a sync costs what changed, not every Service), in
+   * the order they came: the slices added or updated, or null for a removal.
+   */
+  private pendingBy = new Map<string, Slices<EndpointSlice | null>>();
   /** Set once the initial full list of EndpointSlices has been delivered (OnEndpointSlicesSynced). */
   synced = false;
 
@@ -208,60 +206,47 @@ export class EndpointsChangeTracker {
     if (outOfScope(slice.metadata.labels, this.opts)) return false;
     const nn = sliceServiceName(slice);
     if (nn === null) return false;
-    let t = this.trackers.get(nn);
-    if (!t) this.trackers.set(nn, (t = { applied: null, pending: null }));
     const key = slice.metadata.name;
     const next = remove ? null : slice;
-    const applied = slicesGet(t.applied, key);
-    if (slicesHas(t.pending, key)) {
-      const pend = slicesGet(t.pending, key);
-      if (sameSlice(pend, next)) return false;
+    const applied = slicesGet(this.applied.get(nn) ?? null, key);
+    const pending = this.pendingBy.get(nn) ?? null;
+    if (slicesHas(pending, key)) {
+      if (sameSlice(slicesGet(pending, key), next)) return false;
       // Back to what was last applied (e.g. added then deleted before a sync): nothing pending.
-      if (sameSlice(applied, next)) {
-        t.pending = slicesDelete(t.pending, key);
-        if (t.pending === null) this.dirty.delete(nn);
-        this.dropIfEmpty(nn, t);
-      } else {
-        t.pending = slicesSet(t.pending, key, next);
-      }
+      this.setPending(nn, sameSlice(applied, next) ? slicesDelete(pending, key) : slicesSet(pending, key, next));
       return true;
     }
-    if (sameSlice(applied, next)) {
-      this.dropIfEmpty(nn, t);
-      return false;
-    }
-    t.pending = slicesSet(t.pending, key, next);
-    this.dirty.add(nn);
+    if (sameSlice(applied, next)) return false;
+    this.setPending(nn, slicesSet(pending, key, next));
     return true;
   }
 
-  private dropIfEmpty(nn: string, t: SliceTracker): void {
-    if (t.applied === null && t.pending === null) this.trackers.delete(nn);
+  private setPending(nn: string, pending: Slices<EndpointSlice | null>): void {
+    if (pending === null) this.pendingBy.delete(nn);
+    else this.pendingBy.set(nn, pending);
   }
 
   markSynced(): void { this.synced = true; }
 
   /** Services with pending slice changes, sorted. */
   pending(): string[] {
-    return [...this.dirty].sort();
+    return sortedKeys(this.pendingBy);
   }
 
   /** checkoutChanges: applies pending slices and returns each Service's endpoints before/after. */
   take(): TakenChanges<EndpointsChange> {
     const changes = new Map<string, EndpointsChange>();
     // In the order the changes came (a full list need not be sorted first).
-    for (const nn of this.dirty) {
-      const t = this.trackers.get(nn)!;
-      const previous = t.applied === null ? NO_ENDPOINTS : endpointsFromSlices(nn, slicesValues(t.applied), this.nodeName);
-      for (const [key, s] of slicesEntries(t.pending)) {
-        t.applied = s === null ? slicesDelete(t.applied, key) : slicesSet(t.applied, key, s);
-      }
-      t.pending = null;
-      this.dropIfEmpty(nn, t);
-      const current = t.applied === null ? NO_ENDPOINTS : endpointsFromSlices(nn, slicesValues(t.applied), this.nodeName);
+    for (const [nn, pending] of this.pendingBy) {
+      let slices = this.applied.get(nn) ?? null;
+      const previous = slices === null ? NO_ENDPOINTS : endpointsFromSlices(nn, slicesValues(slices), this.nodeName);
+      for (const [key, s] of slicesEntries(pending)) slices = s === null ? slicesDelete(slices, key) : slicesSet(slices, key, s);
+      if (slices === null) this.applied.delete(nn);
+      else this.applied.set(nn, slices);
+      const current = slices === null ? NO_ENDPOINTS : endpointsFromSlices(nn, slicesValues(slices), this.nodeName);
       changes.set(nn, { previous, current });
     }
-    this.dirty.clear();
+    this.pendingBy.clear();
     return taken(changes, (add) => {
       for (const c of changes.values()) {
         for (const id of c.previous.keys()) add(servicePortNameOfId(id));
