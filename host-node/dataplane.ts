@@ -411,7 +411,7 @@ export class Dataplane extends CoreDataplane {
       let names: Iterable<string> | null = plan.changedServices;
       if (names === null) {
         const all = new Set<string>();
-        for (const sp of plan.model.services.values()) if (sp.protocol === 'UDP') all.add(sp.namespacedName);
+        plan.model.services.forEach((sp) => { if (sp.protocol === 'UDP') all.add(sp.namespacedName); });
         for (const key of this.udpByService.keys()) if (key.startsWith(prefix)) all.add(key.slice(prefix.length));
         names = all;
       }
@@ -494,19 +494,19 @@ export class Dataplane extends CoreDataplane {
   /** Feeds the difference between the last applied objects and `next` to the trackers. */
   private feed(next: Objects, k: NonNullable<Dataplane['kube']>): void {
     const svcs = new Map<string, Service>();
-    for (const o of next.services) svcs.set(namespacedName(o.metadata), o);
+    next.services.forEach((o) => svcs.set(namespacedName(o.metadata), o));
     const slices = new Map<string, EndpointSlice>();
-    for (const o of next.endpointSlices) slices.set(namespacedName(o.metadata), o);
-    for (const [key, old] of k.services) if (!svcs.has(key)) k.state.onService(old, null);
-    for (const [key, cur] of svcs) {
+    next.endpointSlices.forEach((o) => slices.set(namespacedName(o.metadata), o));
+    k.services.forEach((old, key) => { if (!svcs.has(key)) k.state.onService(old, null); });
+    svcs.forEach((cur, key) => {
       const old = k.services.get(key) ?? null;
       if (old === null || !deepEqual(old, cur)) k.state.onService(old, cur);
-    }
-    for (const [key, old] of k.slices) if (!slices.has(key)) k.state.onEndpointSlice(old, true);
-    for (const [key, cur] of slices) {
+    });
+    k.slices.forEach((old, key) => { if (!slices.has(key)) k.state.onEndpointSlice(old, true); });
+    slices.forEach((cur, key) => {
       const old = k.slices.get(key);
       if (!old || !deepEqual(old, cur)) k.state.onEndpointSlice(cur);
-    }
+    });
     const me = next.nodes.find((n) => n.metadata.name === k.nodeName) ?? null;
     k.state.onNode(me);
     k.services = svcs;

@@ -59,7 +59,7 @@ export class DirectApply {
     const sps: Array<ServicePortInfo | undefined> = [];
     if (plan.changedServices === null) {
       for (const id of slots.keys()) if (!model.services.has(id)) ids.push(id), sps.push(undefined);
-      for (const sp of model.services.values()) ids.push(sp.id), sps.push(sp);
+      model.services.forEach((sp) => { ids.push(sp.id); sps.push(sp); });
     } else {
       // Removals first: a put may reuse an address a removed service held.
       const puts: ServicePortInfo[] = [];

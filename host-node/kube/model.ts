@@ -142,15 +142,22 @@ export function serviceToServicePorts(svc: Service | null, family: Family, opts:
   const needsHealthCheck = spec.type === 'LoadBalancer' && externalPolicyLocal;
   // Most Services have none of these lists: they share one frozen [] (never written to).
   let externalIPs = NO_STRINGS;
-  for (const s of spec.externalIPs) if (ipFamily(s) === family) (externalIPs === NO_STRINGS ? (externalIPs = []) : externalIPs).push(s);
+  // Indexed loops: decoded lists may be the shared frozen [], which for-of walks slowly, with an
+  // iterator result per step.
+  for (let k = 0; k < spec.externalIPs.length; k++) {
+    const s = spec.externalIPs[k]!;
+    if (ipFamily(s) === family) (externalIPs === NO_STRINGS ? (externalIPs = []) : externalIPs).push(s);
+  }
   let sourceRanges = NO_STRINGS;
-  for (const r of spec.loadBalancerSourceRanges) {
-    const s = r.trim();
+  for (let k = 0; k < spec.loadBalancerSourceRanges.length; k++) {
+    const s = spec.loadBalancerSourceRanges[k]!.trim();
     if (parseCIDR(s)?.family === family) (sourceRanges === NO_STRINGS ? (sourceRanges = []) : sourceRanges).push(s);
   }
   let ingress = NO_INGRESS;
   let vips = NO_STRINGS;
-  for (const i of svc.status.loadBalancer.ingress) {
+  const ingressList = svc.status.loadBalancer.ingress;
+  for (let k = 0; k < ingressList.length; k++) {
+    const i = ingressList[k]!;
     if (i.ip === null || ipFamily(i.ip) !== family) continue;
     const mode = i.ipMode ?? 'VIP';
     (ingress === NO_INGRESS ? (ingress = []) : ingress).push({ ip: i.ip, ipMode: mode });
@@ -159,7 +166,8 @@ export function serviceToServicePorts(svc: Service | null, family: Family, opts:
   const nn = `${svc.metadata.namespace}/${svc.metadata.name}`;
 
   const out = new Map<string, ServicePortInfo>();
-  for (const p of spec.ports) {
+  for (let k = 0; k < spec.ports.length; k++) {
+    const p = spec.ports[k]!;
     const id = servicePortId(nn, p.name, p.protocol);
     out.set(id, {
       id,
@@ -200,17 +208,19 @@ export function sliceServiceName(slice: EndpointSlice): string | null {
  */
 export function endpointsFromSlices(namespacedName: string, slices: Iterable<EndpointSlice>, nodeName: string): Map<string, EndpointInfo[]> {
   const out = new Map<string, EndpointInfo[]>();
-  let sorted: EndpointSlice[] | null = null;
-  for (const slice of slices) (sorted ??= []).push(slice);
-  if (sorted === null) return out;
-  if (sorted.length > 1) sorted.sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
-  for (const slice of sorted) {
-    for (const port of slice.ports) {
+  const sorted: EndpointSlice[] = Array.isArray(slices) ? (slices as EndpointSlice[]).slice() : [...slices];
+  if (sorted.length === 0) return out;
+  if (sorted.length > 1) sortStable(sorted, (a, b) => a.metadata.name < b.metadata.name);
+  for (let s = 0; s < sorted.length; s++) {
+    const slice = sorted[s]!;
+    for (let q = 0; q < slice.ports.length; q++) {
+      const port = slice.ports[q]!;
       // "Ignoring port with nil name" / "Ignoring invalid endpoint port"
       if (port.name === null || port.port === null || port.port === 0) continue;
       const id = servicePortId(namespacedName, port.name, port.protocol);
       let list = out.get(id);
-      for (const ep of slice.endpoints) {
+      for (let e = 0; e < slice.endpoints.length; e++) {
+        const ep = slice.endpoints[e]!;
         if (ep.addresses.length === 0) continue;
         const ip = canonicalIP(ep.addresses[0]!);
         if (ip === null) continue;
@@ -233,13 +243,32 @@ export function endpointsFromSlices(namespacedName: string, slices: Iterable<End
       }
     }
   }
-  for (const [id, list] of out) {
+  out.forEach((list, id) => {
     // byEndpoint: plain string order of "ip:port" (a stable sort: duplicates stay in slice order).
-    if (list.length > 1) list.sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
+    if (list.length > 1) sortStable(list, byEndpoint);
     // A copy of exactly its length is kept (a pushed-to [] reserves room for 16 endpoints).
     out.set(id, dedupEndpoints(list).slice());
-  }
+  });
   return out;
+}
+
+const byEndpoint = (a: EndpointInfo, b: EndpointInfo): boolean => a.endpoint < b.endpoint;
+
+/**
+ * Sorts in place, stably, by `before`; short lists (a Service's endpoints, its slices) by
+ * insertion, which allocates nothing (Array.prototype.sort sets up work arrays on every call).
+ */
+function sortStable<T>(list: T[], before: (a: T, b: T) => boolean): void {
+  if (list.length > 32) {
+    list.sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
+    return;
+  }
+  for (let i = 1; i < list.length; i++) {
+    const x = list[i]!;
+    let j = i - 1;
+    for (; j >= 0 && before(x, list[j]!); j--) list[j + 1] = list[j]!;
+    list[j + 1] = x;
+  }
 }
 
 /**
@@ -270,14 +299,14 @@ export class ProxyModel {
 
   /** ServicePortMap.Update: merge current, then remove previous ports that current no longer has. */
   applyServiceChange(previous: Map<string, ServicePortInfo> | null, current: Map<string, ServicePortInfo> | null): void {
-    if (current) for (const [id, sp] of current) this.services.set(id, sp);
-    if (previous) for (const id of previous.keys()) if (!current || !current.has(id)) this.services.delete(id);
+    if (current) current.forEach((sp, id) => this.services.set(id, sp));
+    if (previous) previous.forEach((_, id) => { if (!current || !current.has(id)) this.services.delete(id); });
   }
 
   /** EndpointsMap.Update: unmerge previous, then merge current. */
   applyEndpointsChange(previous: Map<string, EndpointInfo[]>, current: Map<string, EndpointInfo[]>): void {
-    for (const id of previous.keys()) this.endpoints.delete(id);
-    for (const [id, eps] of current) this.endpoints.set(id, eps);
+    previous.forEach((_, id) => this.endpoints.delete(id));
+    current.forEach((eps, id) => this.endpoints.set(id, eps));
   }
 
   /** Service ports in a stable order (kube-proxy walks a Go map; we sort by id). */

@@ -17,7 +17,7 @@ export type DirectRenderOptions = Pick<IptablesOptions,
   'nodeName' | 'topologyLabels' | 'nodeIPs' | 'hostAddresses' | 'masqueradeAll' | 'nodePortAddresses' |
   'localhostNodePorts' | 'preferSameTrafficDistribution'>;
 
-const endpointOf = (ep: EndpointInfo) => ({ ip: ep.ip, port: ep.port });
+const NO_ENDPOINTS: EndpointInfo[] = Object.freeze([]) as unknown as EndpointInfo[];
 const NO_LABELS: Record<string, string> = {};
 
 /** One service port of one family as the direct table holds it. */
@@ -60,8 +60,9 @@ export function renderDirectService(sp: ServicePortInfo, endpoints: readonly End
     protocol: sp.protocol as DirectService['protocol'],
     hostId,
     frontends,
-    cluster: (cat.clusterEndpoints ?? []).map(endpointOf),
-    local: (cat.localEndpoints ?? []).map(endpointOf),
+    // Endpoint infos are { ip, port } and more: the lists categorize made, as they are.
+    cluster: cat.clusterEndpoints ?? NO_ENDPOINTS,
+    local: cat.localEndpoints ?? NO_ENDPOINTS,
     sourceRanges,
     hasEndpoints,
     masqueradeAll: opts.masqueradeAll ?? false,

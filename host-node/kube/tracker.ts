@@ -119,9 +119,9 @@ export class ServiceChangeTracker {
   take(): TakenChanges<ServiceChange> {
     const items = this.items;
     this.items = new Map();
-    for (const [nn, p] of items) {
+    items.forEach((p, nn) => {
       if (isAdd(p)) items.set(nn, { previous: null, current: serviceToServicePorts(p, this.family, this.opts) });
-    }
+    });
     const changes = items as Map<string, ServiceChange>;
     return taken(changes, (add) => {
       for (const c of changes.values()) {
@@ -165,12 +165,8 @@ function slicesDelete<V extends EndpointSlice | null>(m: Slices<V>, name: string
   return m !== null && m.metadata.name === name ? null : m;
 }
 
-function slicesEntries<V extends EndpointSlice | null>(m: Slices<V>): Iterable<[string, V | EndpointSlice]> {
-  return m instanceof Map ? m : m === null ? [] : [[m.metadata.name, m]];
-}
-
-function slicesValues(m: Slices<EndpointSlice>): Iterable<EndpointSlice> {
-  return m instanceof Map ? m.values() : m === null ? [] : [m];
+function slicesList(m: Slices<EndpointSlice>): EndpointSlice[] {
+  return m instanceof Map ? [...m.values()] : m === null ? [] : [m];
 }
 
 function sameSlice(a: EndpointSlice | null | undefined, b: EndpointSlice | null | undefined): boolean {
@@ -237,15 +233,16 @@ export class EndpointsChangeTracker {
   take(): TakenChanges<EndpointsChange> {
     const changes = new Map<string, EndpointsChange>();
     // In the order the changes came (a full list need not be sorted first).
-    for (const [nn, pending] of this.pendingBy) {
+    this.pendingBy.forEach((pending, nn) => {
       let slices = this.applied.get(nn) ?? null;
-      const previous = slices === null ? NO_ENDPOINTS : endpointsFromSlices(nn, slicesValues(slices), this.nodeName);
-      for (const [key, s] of slicesEntries(pending)) slices = s === null ? slicesDelete(slices, key) : slicesSet(slices, key, s);
+      const previous = slices === null ? NO_ENDPOINTS : endpointsFromSlices(nn, slicesList(slices), this.nodeName);
+      if (pending instanceof Map) pending.forEach((s, key) => { slices = s === null ? slicesDelete(slices, key) : slicesSet(slices, key, s); });
+      else if (pending !== null) slices = slicesSet(slices, pending.metadata.name, pending);
       if (slices === null) this.applied.delete(nn);
       else this.applied.set(nn, slices);
-      const current = slices === null ? NO_ENDPOINTS : endpointsFromSlices(nn, slicesValues(slices), this.nodeName);
+      const current = slices === null ? NO_ENDPOINTS : endpointsFromSlices(nn, slicesList(slices), this.nodeName);
       changes.set(nn, { previous, current });
-    }
+    });
     this.pendingBy.clear();
     return taken(changes, (add) => {
       for (const c of changes.values()) {
