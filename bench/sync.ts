@@ -51,7 +51,9 @@ const gcObserver = new PerformanceObserver((list) => { for (const e of list.getE
 
 /** Milliseconds of GC pause between two performance.now() readings. */
 async function gcBetween(from: number, to: number): Promise<number> {
-  await new Promise((r) => setTimeout(r, 20));
+  // Reports can lag behind a busy machine: wait (a second at most) until some arrive.
+  const seen = () => gcPauses.some(([at]) => at >= from);
+  for (let waited = 0; waited < 1000 && (waited === 0 || !seen()); waited += 50) await new Promise((r) => setTimeout(r, 50));
   let ms = 0;
   for (const [at, d] of gcPauses) if (at >= from && at < to) ms += d;
   return ms;
