@@ -340,6 +340,8 @@ function readService(r: Reader, raw: Record<string, unknown>): Service {
       trafficDistribution: r.optStr(s.trafficDistribution, SPEC, 'trafficDistribution'),
     },
     status: ingress.length === 0 ? NO_INGRESS : { loadBalancer: { ingress } },
+    // Set by collect; named here so the object is built with room for it.
+    origin: NO_ORIGIN,
   };
 }
 
@@ -408,7 +410,7 @@ function readEndpointSlice(r: Reader, raw: Record<string, unknown>): EndpointSli
     return { name, port, protocol: r.protocol(p.protocol, at, 'protocol') };
   });
   const endpoints = r.mapList(raw.endpoints, ROOT, 'endpoints', (ev, i) => readEndpoint(r, ev, i, addressType));
-  return { kind: 'EndpointSlice', metadata, addressType, endpoints, ports };
+  return { kind: 'EndpointSlice', metadata, addressType, endpoints, ports, origin: NO_ORIGIN };
 }
 
 function readNode(r: Reader, raw: Record<string, unknown>): Node {
@@ -424,7 +426,7 @@ function readNode(r: Reader, raw: Record<string, unknown>): Node {
     const a = r.obj(v, at);
     return { type: r.str(a.type, at, 'type'), address: r.str(a.address, at, 'address') };
   });
-  return { kind: 'Node', metadata, spec: { podCIDRs }, status: { addresses } };
+  return { kind: 'Node', metadata, spec: { podCIDRs }, status: { addresses }, origin: NO_ORIGIN };
 }
 
 const READERS: Record<string, (r: Reader, raw: Record<string, unknown>) => KubeObject> = {

@@ -18,6 +18,7 @@ export type DirectRenderOptions = Pick<IptablesOptions,
   'localhostNodePorts' | 'preferSameTrafficDistribution'>;
 
 const NO_ENDPOINTS: EndpointInfo[] = Object.freeze([]) as unknown as EndpointInfo[];
+const NO_RANGES: string[] = Object.freeze([]) as unknown as string[];
 const NO_LABELS: Record<string, string> = {};
 
 /** One service port of one family as the direct table holds it. */
@@ -26,7 +27,7 @@ export function renderDirectService(sp: ServicePortInfo, endpoints: readonly End
   const hasEndpoints = cat.hasAnyEndpoints;
   // KUBE-FW exists only with endpoints, VIPs and source ranges (else no LB filtering at all).
   const firewall = hasEndpoints && sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
-  const sourceRanges: string[] = [];
+  const sourceRanges: string[] = firewall ? [] : NO_RANGES;
   if (firewall) {
     const nodeIPText = (opts.nodeIPs ?? []).find((s) => parseIP(s)?.family === sp.family);
     const nodeIP = nodeIPText ? parseIP(nodeIPText) : null;
