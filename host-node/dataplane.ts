@@ -336,11 +336,7 @@ export class Dataplane extends CoreDataplane {
       if (mode === 'direct') {
         this.ipt.iptModeSet(0);
         const ropts = { nodeName, topologyLabels: k.state.topologyLabels, nodeIPs: this.options.nodeIPs, ...opts.iptables };
-        const direct = this.directApply.apply(plan, (nn) => k.services.get(nn)?.spec.ports, ropts, result.issues);
-        result.families.push({
-          family: plan.family, full: plan.changedServices === null, changedServices: [...(plan.changedServices ?? [])].sort(),
-          filterRules: 0, natRules: 0, touched: [], direct,
-        });
+        result.families.push(this.directApply.apply(plan, (nn) => k.services.get(nn)?.spec.ports, ropts, result.issues));
         continue;
       }
       const fam = this.families[plan.family];

@@ -13,6 +13,12 @@ import { DirectOpBuffer, runDirectOps, setNodePortReach, DIRECT_ERRORS, type Dir
 /** Entries written (inserted or replaced) and removed by one family's sync. */
 export interface DirectApplied { put: number; removed: number }
 
+/** One family's sync as apply() reports it (no rules: the direct mode writes none). */
+export interface DirectFamilyApplied {
+  family: Family; full: boolean; changedServices: string[]; filterRules: number; natRules: number; touched: string[];
+  direct: DirectApplied;
+}
+
 /** The Service of a service port id ("ns/name:port/TCP" → "ns/name"; names and ports hold no ':'). */
 const serviceOf = (id: string): string => id.slice(0, id.indexOf(':'));
 
@@ -47,7 +53,7 @@ export class DirectApply {
    * gives a changed Service's ports as last applied. A service the core refuses keeps its old
    * entries and is reported in `issues` (object, field, message).
    */
-  apply(plan: SyncPlan, portsOf: (nn: string) => readonly ServicePort[] | undefined, ropts: DirectRenderOptions, issues: ManifestIssue[]): DirectApplied {
+  apply(plan: SyncPlan, portsOf: (nn: string) => readonly ServicePort[] | undefined, ropts: DirectRenderOptions, issues: ManifestIssue[]): DirectFamilyApplied {
     const core = this.core();
     const family = plan.family;
     setNodePortReach(core, nodePortReach(family, ropts));
@@ -120,7 +126,10 @@ export class DirectApply {
     };
     settle(null, false);
     if (retry.length > 0) settle(retry.splice(0), true);
-    return done;
+    return {
+      family, full: plan.changedServices === null, changedServices: [...(plan.changedServices ?? [])].sort(),
+      filterRules: 0, natRules: 0, touched: [], direct: done,
+    };
   }
 
   private remember(byService: Map<string, string | string[]>, nn: string, id: string): void {
