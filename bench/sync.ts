@@ -1,10 +1,13 @@
 // bench/sync.ts — control-plane sync: Services + EndpointSlices (decoded objects) → the live core
-// tables through dp.apply, in direct and iptables modes, at 1k / 10k / 20k services with 2 and 10
+// tables through dp.apply, in direct, iptables and ipvs modes, at 1k / 10k / 20k services with 2 and 10
 // endpoints each: the full first sync (the whole object list: decode, trackers, model, render,
 // core), then one Service added, one Service's endpoints changed, one Service removed on top of
 // that, handed in as a watch would (apply's `delta` input), and a full resync of the model (a node
-// zone change). Each single change is the median of a few. Bounded to well under two minutes: the slow iptables cases run fewer repetitions.
+// zone change). Each single change is the median of a few. The full sync's note gives the process
+// CPU and the garbage collector's pauses in it. Bounded to well under two minutes: the slow
+// iptables and ipvs cases run fewer repetitions.
 import { loadavg } from 'node:os';
+import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { Dataplane, type ApplyOptions } from '../host-node/dataplane.js';
 import type { BenchRow } from './core.js';
 
@@ -39,20 +42,42 @@ function sliceObject(i: number, per: number, gen = 0): object {
   };
 }
 
+type Mode = 'direct' | 'iptables' | 'ipvs';
+const MODES: readonly Mode[] = ['direct', 'iptables', 'ipvs'];
+
+/** GC pauses (start, duration in ms) as the runtime reports them, on a timer after they happen. */
+const gcPauses: Array<[number, number]> = [];
+const gcObserver = new PerformanceObserver((list) => { for (const e of list.getEntries()) gcPauses.push([e.startTime, e.duration]); });
+
+/** Milliseconds of GC pause between two performance.now() readings. */
+async function gcBetween(from: number, to: number): Promise<number> {
+  // Reports can lag behind a busy machine: wait (a second at most) until some arrive.
+  const seen = () => gcPauses.some(([at]) => at >= from);
+  for (let waited = 0; waited < 1000 && (waited === 0 || !seen()); waited += 50) await new Promise((r) => setTimeout(r, 50));
+  let ms = 0;
+  for (const [at, d] of gcPauses) if (at >= from && at < to) ms += d;
+  return ms;
+}
+
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (x: number): number => (x >= 100 ? Math.round(x) : x >= 1 ? Math.round(x * 100) / 100 : Math.round(x * 1000) / 1000);
 
-async function one(mode: 'direct' | 'iptables', n: number, per: number, reps: number): Promise<BenchRow[]> {
+async function one(mode: Mode, n: number, per: number, reps: number): Promise<BenchRow[]> {
   const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], podCIDR: '198.19.0.0/16', conntrackCapacity: 1 << 12, seed: 1 });
+  // IPVS tables are fixed pools sized once: room for every virtual server (node ports add one per
+  // node address) and destination.
+  if (mode === 'ipvs') dp.ipvs({ services: 2 * n + 1024, destinations: 2 * n * per + 4096 });
   const opts: ApplyOptions = { mode, nodeName: 'node-a' };
   const objs: object[] = [];
   for (let i = 0; i < n; i++) objs.push(svcObject(i), sliceObject(i, per));
   const cpu0 = process.cpuUsage();
+  const at0 = performance.now();
   let t = hr();
   const r = dp.apply(objs, opts);
   const full = hr() - t;
   const cpu = process.cpuUsage(cpu0);
   const fullCpu = (cpu.user + cpu.system) / 1000;
+  const fullGc = await gcBetween(at0, performance.now());
   if (r.issues.length > 0) throw new Error(`bench sync: ${JSON.stringify(r.issues[0])}`);
   const check = (res: ReturnType<Dataplane['apply']>, what: string) => {
     const f = res.families.find((x) => x.family === 4);
@@ -92,7 +117,7 @@ async function one(mode: 'direct' | 'iptables', n: number, per: number, reps: nu
   const target = (ms: number) => (mode === 'direct' && n === 20000 ? `≤ ${ms} ms` : undefined);
   const note = `median of ${reps}; dp.apply of the change (delta)`;
   return [
-    { name: `${name}: full`, value: round(full), unit: 'ms', ...(target(100) ? { target: target(100) } : {}), note: `first sync: decode objects, trackers, model, render, core; process CPU ${Math.round(fullCpu)} ms (load avg ${loadavg()[0]!.toFixed(1)})` },
+    { name: `${name}: full`, value: round(full), unit: 'ms', ...(target(100) ? { target: target(100) } : {}), note: `first sync: decode objects, trackers, model, render, core; process CPU ${Math.round(fullCpu)} ms, GC pauses ${Math.round(fullGc)} ms (load avg ${loadavg()[0]!.toFixed(1)})` },
     { name: `${name}: resync`, value: round(median(resync)), unit: 'ms', note: 'full resync from the model (node zone change): render + core' },
     { name: `${name}: add one`, value: round(median(add)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
     { name: `${name}: update one`, value: round(median(update)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
@@ -100,32 +125,37 @@ async function one(mode: 'direct' | 'iptables', n: number, per: number, reps: nu
   ];
 }
 
-// iptables mode at 10k × 10 and 20k services takes minutes (rule text rendered, parsed and
+// iptables and ipvs modes at 10k × 10 and 20k services take long (rule text rendered, parsed and
 // compiled for every sync); SVP_BENCH_SYNC_ALL=1 runs those too. SVP_BENCH_SYNC_SIZES=20000x2,1000x10
 // runs only those sizes (services x endpoints), in every mode asked for.
 const only = process.env.SVP_BENCH_SYNC_SIZES?.split(',').map((s) => s.split('x').map(Number) as [number, number]);
-const SIZES: Record<'direct' | 'iptables', Array<[number, number]>> = only ? { direct: only, iptables: only } : {
+const SLOW: Array<[number, number]> = process.env.SVP_BENCH_SYNC_ALL === '1'
+  ? [[1000, 2], [1000, 10], [10000, 2], [10000, 10], [20000, 2], [20000, 10]]
+  : [[1000, 2], [1000, 10], [10000, 2]];
+const SIZES: Record<Mode, Array<[number, number]>> = only ? { direct: only, iptables: only, ipvs: only } : {
   direct: [[1000, 2], [1000, 10], [10000, 2], [10000, 10], [20000, 2], [20000, 10]],
-  iptables: process.env.SVP_BENCH_SYNC_ALL === '1'
-    ? [[1000, 2], [1000, 10], [10000, 2], [10000, 10], [20000, 2], [20000, 10]]
-    : [[1000, 2], [1000, 10], [10000, 2]],
+  iptables: SLOW,
+  ipvs: SLOW,
 };
 
-export async function benchSync(modes: Array<'direct' | 'iptables'> = ['direct', 'iptables']): Promise<BenchRow[]> {
+export async function benchSync(modes: readonly Mode[] = MODES): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
-  for (const mode of modes) {
-    for (const [n, per] of SIZES[mode]) {
-      {
+  gcObserver.observe({ entryTypes: ['gc'] });
+  try {
+    for (const mode of modes) {
+      for (const [n, per] of SIZES[mode]) {
         const t = hr();
         rows.push(...(await one(mode, n, per, mode === 'direct' ? 7 : 1)));
         process.stderr.write(`bench sync ${mode} ${n} x${per}: ${Math.round(hr() - t)} ms\n`);
       }
     }
+  } finally {
+    gcObserver.disconnect();
   }
   return rows;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const modes = process.argv.slice(2).filter((m): m is 'direct' | 'iptables' => m === 'direct' || m === 'iptables');
+  const modes = process.argv.slice(2).filter((m): m is Mode => (MODES as readonly string[]).includes(m));
   for (const r of await benchSync(modes.length > 0 ? modes : undefined)) console.log(r.name.padEnd(44), String(r.value).padStart(10), r.unit, r.target ?? '', r.note ?? '');
 }

@@ -11,27 +11,23 @@ import {
 import { IptCompiler, loadRestore, type IptCore } from './netfilter/compile.js';
 import { tracePacket, type TraceCore, type TraceResult } from './netfilter/trace.js';
 import { IpsetTable, type IpsetCore } from './ipset/index.js';
-import { IpvsProgram, type IpvsCore, type DesiredService, type Scheduler, type SchedFlag } from './ipvs/program.js';
+import { IpvsProgram, type IpvsCore } from './ipvs/program.js';
 import { Ipvsadm, type IpvsadmResult } from './ipvs/ipvsadm.js';
 import {
   ProxyState, parseManifests, loadObjects, renderIptables, jumpChains, jumpRestoreText, liveTable, namespacedName,
-  renderDirectService, nodePortReach, servicePortId, renderIpvs, joinHostPort,
-  type IptablesOptions, type ManifestIssue, type Service, type EndpointSlice, type Node, type SyncPlan, type ServicePortInfo,
+  servicePortId, joinHostPort, deepEqual,
+  type IptablesOptions, type ManifestIssue, type Service, type EndpointSlice, type Node, type SyncPlan,
   type IpvsRenderOptions,
 } from './kube/index.js';
-import { encodeDirectOps, runDirectOps, setNodePortReach, splitHostPort, DIRECT_ERRORS, type DirectCore, type DirectOp } from './core/svc-config.js';
+import { IpvsApply, type IpvsApplied } from './kube/apply-ipvs.js';
+import { DirectApply } from './kube/apply-direct.js';
+import { splitHostPort, type DirectCore } from './core/svc-config.js';
+
+export type { IpvsApplied };
 import type { DnsOptions } from './kube/dns-records.js';
 import type { DnsCore } from './dns/table.js';
 import { DnsLoader, type DnsInput, type DnsLoadResult } from './dns/records-from.js';
 import { traceDnsQuery, traceName, queryBytes, type DnsQueryTrace, type DnsTraceCore, type NameTrace } from './dns/trace.js';
-
-/** `-A` lines of one table in iptables-restore text. */
-function ruleCount(text: string, table: string): number {
-  const at = text.indexOf(table + '\n');
-  if (at < 0) return 0;
-  const end = text.indexOf('\nCOMMIT', at);
-  return text.slice(at, end < 0 ? undefined : end).split('\n').filter((l) => l.startsWith('-A ')).length;
-}
 
 /** A restore the text front end or the core refused; nothing of it was applied. */
 export class RestoreFailed extends Error {
@@ -96,18 +92,6 @@ export interface ApplyOptions {
   ipvs?: IpvsRenderOptions;
 }
 
-/** What an ipvs-mode sync changed in the core, per family. */
-export interface IpvsApplied {
-  /** IPVS calls: services/destinations added, edited (weight 0 for a leaving one included), deleted. */
-  added: number; edited: number; deleted: number;
-  /** Leaving TCP destinations kept at weight 0 while they still have connections. */
-  terminating: number;
-  /** ipset members added and removed. */
-  setAdds: number; setDels: number;
-  /** The iptables rules were reloaded (their text changed). */
-  iptables: boolean;
-}
-
 export interface ApplyResult {
   /** Objects refused (with file, line, object and field); everything else was applied. */
   issues: ManifestIssue[];
@@ -136,8 +120,8 @@ export class Dataplane extends CoreDataplane {
   private ipsetTable?: IpsetTable;
   private dnsLoader?: DnsLoader;
   private ipvsProgram?: IpvsProgram;
-  /** ipvs mode: per family, the virtual servers, set members and rules text last applied. */
-  private ipvsMode?: Map<Family, { servers: DesiredService[]; sets: Map<string, Set<string>>; iptables: string }>;
+  private readonly ipvsApply = new IpvsApply(this);
+  private readonly directApply = new DirectApply(() => this.core as unknown as DirectCore, () => this.refresh());
   /** IPVS connections of a restored snapshot waiting for the first ipvs-mode apply. */
   private ipvsPending?: { records: Uint8Array[]; nowMs: number; templates: Map<number, number> };
 
@@ -167,7 +151,7 @@ export class Dataplane extends CoreDataplane {
   protected override loadIpvs(records: Uint8Array[], nowMs: number): number {
     if (records.length === 0) return 0;
     this.ipvsPending = { records, nowMs, templates: new Map() };
-    return this.ipvsMode ? this.loadPendingIpvs() : 0;
+    return this.ipvsApply.synced ? this.loadPendingIpvs() : 0;
   }
 
   private loadPendingIpvs(): number {
@@ -363,11 +347,20 @@ export class Dataplane extends CoreDataplane {
     const plans = k.state.sync();
     const podCIDR = typeof this.options.podCIDR === 'string' ? this.options.podCIDR : this.options.podCIDR?.join(',');
     if (mode === 'ipvs') {
-      this.syncIpvs(plans, nodeName, podCIDR, opts, result);
-      this.loadPendingIpvs();
+      try {
+        result.families.push(...this.ipvsApply.sync(plans, {
+          nodeName, nodeIPs: this.options.nodeIPs, topologyLabels: k.state.topologyLabels, podCIDR, iptables: opts.iptables, ipvs: opts.ipvs,
+        }));
+        this.loadPendingIpvs();
+      } catch (e) {
+        k.state.requestFullSync();
+        throw e;
+      }
     } else for (const plan of plans) {
       if (mode === 'direct') {
-        result.families.push(this.applyDirect(plan, { nodeName, topologyLabels: k.state.topologyLabels, nodeIPs: this.options.nodeIPs, ...opts.iptables }, result.issues));
+        this.ipt.iptModeSet(0);
+        const ropts = { nodeName, topologyLabels: k.state.topologyLabels, nodeIPs: this.options.nodeIPs, ...opts.iptables };
+        result.families.push(this.directApply.apply(plan, (nn) => k.services.get(nn)?.spec.ports, ropts, result.issues));
         continue;
       }
       const fam = this.families[plan.family];
@@ -402,12 +395,6 @@ export class Dataplane extends CoreDataplane {
 
   /** The mode the last apply() used. */
   private applied?: 'iptables' | 'ipvs' | 'direct';
-  /** Direct mode, per family: service port id → its slot in the core's table (and its Service), and per Service its ids. */
-  private readonly directSlots: Record<Family, Map<string, { slot: number; nn: string }>> = { 4: new Map(), 6: new Map() };
-  // A list, not a Set: a Service has a port or two, and a full sync keeps 20,000 of these.
-  private readonly directByService: Record<Family, Map<string, string[]>> = { 4: new Map(), 6: new Map() };
-  private directHostIds = 0;
-
   /** Clears what apply() installed in `mode` and makes the next sync full. */
   private leaveMode(mode: 'iptables' | 'ipvs' | 'direct'): void {
     if (mode === 'iptables' || mode === 'ipvs') {
@@ -419,180 +406,13 @@ export class Dataplane extends CoreDataplane {
       if (mode === 'ipvs') {
         this.ipvsProgram?.flush();
         for (const name of this.ipset.names()) this.ipset.command(['destroy', name]);
-        this.ipvsMode = undefined;
+        this.ipvsApply.reset();
         this.refresh();
       }
     } else {
-      runDirectOps(this.core as unknown as DirectCore, encodeDirectOps([{ op: 'clear' }]));
-      this.refresh();
-      for (const f of [4, 6] as const) {
-        this.directSlots[f].clear();
-        this.directByService[f].clear();
-      }
+      this.directApply.clear();
     }
     this.kube?.state.requestFullSync();
-  }
-
-  /**
-   * One ipvs-mode sync (pkg/proxy/ipvs/proxier.go syncProxyRules): the render of each family's
-   * model is brought into the core by difference — set members added/removed (the sets exist before
-   * any rule names them), virtual servers and real servers added/edited/deleted (IpvsProgram.apply,
-   * which leaves unchanged ones and their connections alone), and the iptables rules reloaded only
-   * when their text changed. A TCP real server that leaves is kept at weight 0 while it still has
-   * connections (graceful_termination.go: UDP/SCTP ones go at once, expire_nodest_conn drops
-   * their flows). The sysctls kube-proxy sets (proxier.go NewProxier): conntrack,
-   * expire_nodest_conn and expire_quiescent_template = 1. A refused step throws and forces the
-   * next sync to be full.
-   */
-  private syncIpvs(plans: SyncPlan[], nodeName: string, podCIDR: string | undefined, opts: ApplyOptions, result: ApplyResult): void {
-    const k = this.kube!;
-    const program = this.ipvs();
-    const state = (this.ipvsMode ??= new Map());
-    if (state.size === 0) for (const s of ['conntrack', 'expire_nodest_conn', 'expire_quiescent_template', 'persist_strict'] as const) program.setSysctl(s, 1);
-    try {
-      for (const plan of plans) {
-        const r = renderIpvs(plan.model, {
-          nodeName, nodeIPs: this.options.nodeIPs, topologyLabels: k.state.topologyLabels,
-          ...(podCIDR ? { clusterCIDR: podCIDR } : {}), ...sharedIpvsOptions(opts.iptables), ...opts.ipvs,
-        });
-        const prev = state.get(plan.family) ?? { servers: [], sets: new Map<string, Set<string>>(), iptables: '' };
-        const applied: IpvsApplied = { added: 0, edited: 0, deleted: 0, terminating: 0, setAdds: 0, setDels: 0, iptables: false };
-        // ipsets: create what is new, then add and delete members.
-        const sets = new Map<string, Set<string>>();
-        const lines: string[] = [];
-        for (const line of r.ipset.split('\n')) {
-          const w = line.split(' ');
-          if (w[0] === 'create') { sets.set(w[1]!, new Set()); if (!prev.sets.has(w[1]!)) lines.push(line, `flush ${w[1]}`); }
-          else if (w[0] === 'add') sets.get(w[1]!)!.add(w.slice(2).join(' '));
-        }
-        for (const [name, want] of sets) {
-          const had = prev.sets.get(name) ?? new Set<string>();
-          for (const e of want) if (!had.has(e)) lines.push(`add ${name} ${e}`), applied.setAdds++;
-          for (const e of had) if (!want.has(e)) lines.push(`del ${name} ${e}`), applied.setDels++;
-        }
-        if (lines.length) this.ipset.restore(lines.join('\n') + '\n', { exist: true });
-        // Virtual servers: the other family's stay as they are; leaving TCP real servers drain.
-        const live = new Map(program.services().map((s) => [`${s.protocol} ${s.address} ${s.port}`, s]));
-        const servers: DesiredService[] = r.servers.map((vs) => {
-          const dests = vs.dests.map((d) => { const h = splitHostPort(d)!; return { address: h.host, port: h.port, forwarding: 'masq' as const, weight: 1 }; });
-          const cur = live.get(`${vs.protocol} ${vs.address} ${vs.port}`);
-          if (cur && vs.protocol === 'tcp') {
-            const want = new Set(dests.map((d) => `${d.address}:${d.port}`));
-            for (const d of cur.destinations) {
-              if (want.has(`${d.address}:${d.port}`) || d.activeConns + d.inactConns === 0) continue;
-              dests.push({ address: d.address, port: d.port, forwarding: 'masq', weight: 0 });
-              applied.terminating++;
-            }
-          }
-          return {
-            protocol: vs.protocol, address: vs.address, port: vs.port, scheduler: vs.scheduler as Scheduler,
-            ...(vs.persistence !== null ? { persistent: vs.persistence } : {}), schedFlags: vs.schedFlags as SchedFlag[], destinations: dests,
-          };
-        });
-        const others = [...state].filter(([f]) => f !== plan.family).flatMap(([, s]) => s.servers);
-        Object.assign(applied, program.apply([...others, ...servers]));
-        if (r.iptables !== prev.iptables) {
-          this.iptablesRestore(r.iptables, { family: plan.family });
-          applied.iptables = true;
-        }
-        state.set(plan.family, { servers, sets, iptables: r.iptables });
-        result.families.push({
-          family: plan.family, full: plan.changedServices === null, changedServices: [...(plan.changedServices ?? [])].sort(),
-          filterRules: ruleCount(r.iptables, '*filter'), natRules: ruleCount(r.iptables, '*nat'), touched: [], ipvs: applied,
-        });
-      }
-    } catch (e) {
-      k.state.requestFullSync();
-      state.clear();
-      throw e;
-    }
-  }
-
-  /**
-   * Direct mode, one family's sync: every service port of the changed Services (all of them on a
-   * full sync) is compiled and put into the core's table, or removed when gone; each put or delete
-   * is atomic on its own. A service the core refuses keeps its old entries and is reported.
-   */
-  private applyDirect(plan: SyncPlan, ropts: Parameters<typeof renderDirectService>[2], issues: ManifestIssue[]): ApplyResult['families'][number] {
-    const core = this.core as unknown as DirectCore;
-    const family = plan.family;
-    this.ipt.iptModeSet(0);
-    setNodePortReach(core, nodePortReach(family, ropts));
-    const slots = this.directSlots[family];
-    const byService = this.directByService[family];
-    const wanted = new Map<string, ServicePortInfo>();
-    const removed: string[] = [];
-    if (plan.changedServices === null) {
-      for (const sp of plan.model.services.values()) wanted.set(sp.id, sp);
-      for (const id of slots.keys()) if (!wanted.has(id)) removed.push(id);
-    } else {
-      for (const nn of plan.changedServices) {
-        for (const p of this.kube?.services.get(nn)?.spec.ports ?? []) {
-          const sp = plan.model.services.get(servicePortId(nn, p.name, p.protocol));
-          if (sp) wanted.set(sp.id, sp);
-        }
-        for (const id of byService.get(nn) ?? []) if (!wanted.has(id)) removed.push(id);
-      }
-    }
-    // ops[i] acts on service port ids[i], of Service nns[i].
-    const ops: DirectOp[] = [];
-    const ids: string[] = [];
-    const nns: string[] = [];
-    for (const id of removed) {
-      const at = slots.get(id)!;
-      ops.push({ op: 'delete', slot: at.slot });
-      ids.push(id);
-      nns.push(at.nn);
-    }
-    for (const [id, sp] of wanted) {
-      const svc = renderDirectService(sp, plan.model.endpoints.get(id) ?? [], ropts, ++this.directHostIds >>> 0);
-      ops.push({ op: 'put', slot: slots.get(id)?.slot ?? -1, svc });
-      ids.push(id);
-      nns.push(sp.namespacedName);
-    }
-    const issue = (i: number, path: string, message: string) => {
-      issues.push({ severity: 'error', object: `Service ${nns[i]}`, path, message: `direct mode: ${ids[i]}: ${message}` });
-    };
-    let put = 0;
-    let gone = 0;
-    const retry: number[] = [];
-    const settle = (batch: number[], final: boolean) => {
-      const skipped = new Set<number>();
-      const framed = encodeDirectOps(batch.map((i) => ops[i]!), (j, e) => { skipped.add(j); issue(batch[j]!, e.field, e.message); });
-      const results = runDirectOps(core, framed);
-      this.refresh();
-      let r = 0;
-      batch.forEach((i, j) => {
-        if (skipped.has(j)) return;
-        const rc = results[r++]!;
-        const id = ids[i]!, nn = nns[i]!;
-        if (ops[i]!.op === 'delete') {
-          slots.delete(id);
-          const list = byService.get(nn);
-          const at = list ? list.indexOf(id) : -1;
-          if (at >= 0) list!.splice(at, 1);
-          if (list?.length === 0) byService.delete(nn);
-          gone++;
-        } else if (rc >= 0) {
-          const at = slots.get(id);
-          if (at) { at.slot = rc; at.nn = nn; } else slots.set(id, { slot: rc, nn });
-          const list = byService.get(nn);
-          if (!list) byService.set(nn, [id]);
-          else if (!list.includes(id)) list.push(id);
-          put++;
-        } else if (rc === -6 && !final) {
-          retry.push(i);   // its address may be freed by a later op of this sync
-        } else {
-          issue(i, 'spec', DIRECT_ERRORS[rc] ?? `error ${rc}`);
-        }
-      });
-    };
-    settle(ops.map((_, i) => i), false);
-    if (retry.length > 0) settle(retry.splice(0), true);
-    return {
-      family, full: plan.changedServices === null, changedServices: [...(plan.changedServices ?? [])].sort(),
-      filterRules: 0, natRules: 0, touched: [], direct: { put, removed: gone },
-    };
   }
 
   /** UDP service ports as of the last sync ("family/id" → service IPs, port, serving endpoints), and per "family/ns/name" their keys. */
@@ -611,7 +431,7 @@ export class Dataplane extends CoreDataplane {
       let names: Iterable<string> | null = plan.changedServices;
       if (names === null) {
         const all = new Set<string>();
-        for (const sp of plan.model.services.values()) if (sp.protocol === 'UDP') all.add(sp.namespacedName);
+        plan.model.services.forEach((sp) => { if (sp.protocol === 'UDP') all.add(sp.namespacedName); });
         for (const key of this.udpByService.keys()) if (key.startsWith(prefix)) all.add(key.slice(prefix.length));
         names = all;
       }
@@ -693,31 +513,24 @@ export class Dataplane extends CoreDataplane {
 
   /** Feeds the difference between the last applied objects and `next` to the trackers. */
   private feed(next: Objects, k: NonNullable<Dataplane['kube']>): void {
-    const svcs = new Map(next.services.map((o) => [namespacedName(o.metadata), o]));
-    const slices = new Map(next.endpointSlices.map((o) => [namespacedName(o.metadata), o]));
-    for (const [key, old] of k.services) if (!svcs.has(key)) k.state.onService(old, null);
-    for (const [key, cur] of svcs) {
+    const svcs = new Map<string, Service>();
+    next.services.forEach((o) => svcs.set(namespacedName(o.metadata), o));
+    const slices = new Map<string, EndpointSlice>();
+    next.endpointSlices.forEach((o) => slices.set(namespacedName(o.metadata), o));
+    k.services.forEach((old, key) => { if (!svcs.has(key)) k.state.onService(old, null); });
+    svcs.forEach((cur, key) => {
       const old = k.services.get(key) ?? null;
-      if (old === null || (old !== cur && JSON.stringify(old) !== JSON.stringify(cur))) k.state.onService(old, cur);
-    }
-    for (const [key, old] of k.slices) if (!slices.has(key)) k.state.onEndpointSlice(old, true);
-    for (const [key, cur] of slices) {
+      if (old === null || !deepEqual(old, cur)) k.state.onService(old, cur);
+    });
+    k.slices.forEach((old, key) => { if (!slices.has(key)) k.state.onEndpointSlice(old, true); });
+    slices.forEach((cur, key) => {
       const old = k.slices.get(key);
-      if (!old || JSON.stringify(old) !== JSON.stringify(cur)) k.state.onEndpointSlice(cur);
-    }
+      if (!old || !deepEqual(old, cur)) k.state.onEndpointSlice(cur);
+    });
     const me = next.nodes.find((n) => n.metadata.name === k.nodeName) ?? null;
     k.state.onNode(me);
     k.services = svcs;
     k.slices = slices;
     k.nodes = new Map(next.nodes.map((n) => [n.metadata.name, n]));
   }
-}
-
-/** The kube-proxy settings both proxiers read (its --nodeport-addresses, --masquerade-all, …), given once in `iptables`. */
-function sharedIpvsOptions(o: IptablesOptions | undefined): IpvsRenderOptions {
-  if (!o) return {};
-  const keys = ['hostAddresses', 'nodePortAddresses', 'masqueradeAll', 'masqueradeBit', 'masqueradeMark', 'localDetector', 'clusterCIDR', 'podCIDR', 'randomFully'] as const;
-  const out: Record<string, unknown> = {};
-  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
-  return out as IpvsRenderOptions;
 }

@@ -7,6 +7,9 @@ import type { EndpointSlice, Protocol, Service } from './objects.js';
 import { LABEL_SERVICE_NAME } from './objects.js';
 import { canonicalIP, ipFamily, joinHostPort, parseCIDR, type Family } from './ip.js';
 
+const NO_STRINGS: string[] = Object.freeze([]) as unknown as string[];
+const NO_INGRESS: ServicePortInfo['loadBalancerIngress'] = Object.freeze([]) as unknown as ServicePortInfo['loadBalancerIngress'];
+
 /** Label selecting an alternative proxy (pkg/proxy/apis: LabelServiceProxyName). */
 export const LABEL_SERVICE_PROXY_NAME = 'service.kubernetes.io/service-proxy-name';
 /** Label marking headless services and their slices (v1.IsHeadlessService). */
@@ -111,39 +114,60 @@ export function clusterIPForFamily(svc: Service, family: Family): string {
 }
 
 /**
+ * The canonical cluster IP of this family when the Service is proxied in it; null when it is not
+ * (out of scope, proxyutil.ShouldSkipService: headless or ExternalName, or no cluster IP of this
+ * family) — exactly when serviceToServicePorts gives null.
+ */
+export function proxiedClusterIP(svc: Service, family: Family, opts: ModelOptions = {}): string | null {
+  if (outOfScope(svc.metadata.labels, opts)) return null;
+  const spec = svc.spec;
+  if (spec.clusterIP === '' || spec.clusterIP === 'None' || spec.type === 'ExternalName') return null;
+  const cip = clusterIPForFamily(svc, family);
+  return cip === '' ? null : canonicalIP(cip);
+}
+
+/**
  * serviceToServiceMap: the service ports this family proxies, keyed by id; null when the Service
  * is not proxied at all (headless, ExternalName, out of scope, or no cluster IP of this family).
  */
 export function serviceToServicePorts(svc: Service | null, family: Family, opts: ModelOptions = {}): Map<string, ServicePortInfo> | null {
-  if (!svc || outOfScope(svc.metadata.labels, opts)) return null;
+  const clusterIP = svc === null ? null : proxiedClusterIP(svc, family, opts);
+  if (svc === null || clusterIP === null) return null;
   const spec = svc.spec;
-  // proxyutil.ShouldSkipService
-  if (spec.clusterIP === '' || spec.clusterIP === 'None' || spec.type === 'ExternalName') return null;
-  const cip = clusterIPForFamily(svc, family);
-  const clusterIP = cip === '' ? null : canonicalIP(cip);
-  if (clusterIP === null) return null;
 
   // pkg/api/v1/service: ExternallyAccessible / ExternalPolicyLocal / InternalPolicyLocal / NeedsHealthCheck.
   const extAccessible = spec.type === 'LoadBalancer' || spec.type === 'NodePort' || (spec.type === 'ClusterIP' && spec.externalIPs.length > 0);
   const externalPolicyLocal = extAccessible && spec.externalTrafficPolicy === 'Local';
   const internalPolicyLocal = spec.internalTrafficPolicy === 'Local';
   const needsHealthCheck = spec.type === 'LoadBalancer' && externalPolicyLocal;
-  // Most Services have none of these lists: no closures or copies for them.
-  const externalIPs: string[] = [];
-  for (const s of spec.externalIPs) if (ipFamily(s) === family) externalIPs.push(s);
-  const sourceRanges: string[] = [];
-  for (const r of spec.loadBalancerSourceRanges) {
-    const s = r.trim();
-    if (parseCIDR(s)?.family === family) sourceRanges.push(s);
+  // Most Services have none of these lists: they share one frozen [] (never written to).
+  let externalIPs = NO_STRINGS;
+  // Indexed loops: decoded lists may be the shared frozen [], which for-of walks slowly, with an
+  // iterator result per step.
+  for (let k = 0; k < spec.externalIPs.length; k++) {
+    const s = spec.externalIPs[k]!;
+    if (ipFamily(s) === family) (externalIPs === NO_STRINGS ? (externalIPs = []) : externalIPs).push(s);
   }
-  const ingress: ServicePortInfo['loadBalancerIngress'] = [];
-  for (const i of svc.status.loadBalancer.ingress) if (i.ip !== null && ipFamily(i.ip) === family) ingress.push({ ip: i.ip, ipMode: i.ipMode ?? 'VIP' });
-  const vips: string[] = [];
-  for (const i of ingress) if (i.ipMode === 'VIP') vips.push(i.ip);
+  let sourceRanges = NO_STRINGS;
+  for (let k = 0; k < spec.loadBalancerSourceRanges.length; k++) {
+    const s = spec.loadBalancerSourceRanges[k]!.trim();
+    if (parseCIDR(s)?.family === family) (sourceRanges === NO_STRINGS ? (sourceRanges = []) : sourceRanges).push(s);
+  }
+  let ingress = NO_INGRESS;
+  let vips = NO_STRINGS;
+  const ingressList = svc.status.loadBalancer.ingress;
+  for (let k = 0; k < ingressList.length; k++) {
+    const i = ingressList[k]!;
+    if (i.ip === null || ipFamily(i.ip) !== family) continue;
+    const mode = i.ipMode ?? 'VIP';
+    (ingress === NO_INGRESS ? (ingress = []) : ingress).push({ ip: i.ip, ipMode: mode });
+    if (mode === 'VIP') (vips === NO_STRINGS ? (vips = []) : vips).push(i.ip);
+  }
   const nn = `${svc.metadata.namespace}/${svc.metadata.name}`;
 
   const out = new Map<string, ServicePortInfo>();
-  for (const p of spec.ports) {
+  for (let k = 0; k < spec.ports.length; k++) {
+    const p = spec.ports[k]!;
     const id = servicePortId(nn, p.name, p.protocol);
     out.set(id, {
       id,
@@ -157,7 +181,7 @@ export function serviceToServicePorts(svc: Service | null, family: Family, opts:
       nodePort: p.nodePort,
       externalIPs,
       loadBalancerIngress: ingress,
-      loadBalancerVIPs: spec.ports.length === 1 ? vips : [...vips],
+      loadBalancerVIPs: spec.ports.length === 1 || vips === NO_STRINGS ? vips : [...vips],
       loadBalancerSourceRanges: sourceRanges,
       healthCheckNodePort: needsHealthCheck ? spec.healthCheckNodePort : 0,
       sessionAffinity: spec.sessionAffinity,
@@ -183,23 +207,24 @@ export function sliceServiceName(slice: EndpointSlice): string | null {
  * every time (Go leaves that order to its map).
  */
 export function endpointsFromSlices(namespacedName: string, slices: Iterable<EndpointSlice>, nodeName: string): Map<string, EndpointInfo[]> {
-  const bySP = new Map<string, EndpointInfo[]>();
-  const sorted = [...slices];
-  if (sorted.length === 0) return new Map();
-  if (sorted.length > 1) sorted.sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
-  for (const slice of sorted) {
-    for (const port of slice.ports) {
+  const out = new Map<string, EndpointInfo[]>();
+  const sorted: EndpointSlice[] = Array.isArray(slices) ? (slices as EndpointSlice[]).slice() : [...slices];
+  if (sorted.length === 0) return out;
+  if (sorted.length > 1) sortStable(sorted, (a, b) => a.metadata.name < b.metadata.name);
+  for (let s = 0; s < sorted.length; s++) {
+    const slice = sorted[s]!;
+    for (let q = 0; q < slice.ports.length; q++) {
+      const port = slice.ports[q]!;
       // "Ignoring port with nil name" / "Ignoring invalid endpoint port"
       if (port.name === null || port.port === null || port.port === 0) continue;
       const id = servicePortId(namespacedName, port.name, port.protocol);
-      let list = bySP.get(id);
-      if (!list) bySP.set(id, (list = []));
-      for (const ep of slice.endpoints) {
+      let list = out.get(id);
+      for (let e = 0; e < slice.endpoints.length; e++) {
+        const ep = slice.endpoints[e]!;
         if (ep.addresses.length === 0) continue;
         const ip = canonicalIP(ep.addresses[0]!);
         if (ip === null) continue;
         const c = ep.conditions;
-        const terminating = c.terminating === true;
         const info: EndpointInfo = {
           ip,
           port: port.port,
@@ -207,24 +232,43 @@ export function endpointsFromSlices(namespacedName: string, slices: Iterable<End
           isLocal: ep.nodeName !== null && nodeName !== '' && ep.nodeName === nodeName,
           ready: c.ready === null || c.ready,
           serving: c.serving === null || c.serving,
-          terminating,
+          terminating: c.terminating === true,
           nodeName: ep.nodeName,
           zone: ep.zone,
           zoneHints: ep.hints && ep.hints.forZones.length > 0 ? [...new Set(ep.hints.forZones)] : null,
           nodeHints: ep.hints && ep.hints.forNodes.length > 0 ? [...new Set(ep.hints.forNodes)] : null,
         };
+        if (!list) out.set(id, (list = []));
         list.push(info);
       }
     }
   }
-  const out = new Map<string, EndpointInfo[]>();
-  for (const [id, list] of bySP) {
-    if (list.length === 0) continue;
+  out.forEach((list, id) => {
     // byEndpoint: plain string order of "ip:port" (a stable sort: duplicates stay in slice order).
-    list.sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : 0));
-    out.set(id, dedupEndpoints(list));
-  }
+    if (list.length > 1) sortStable(list, byEndpoint);
+    // A copy of exactly its length is kept (a pushed-to [] reserves room for 16 endpoints).
+    out.set(id, dedupEndpoints(list).slice());
+  });
   return out;
+}
+
+const byEndpoint = (a: EndpointInfo, b: EndpointInfo): boolean => a.endpoint < b.endpoint;
+
+/**
+ * Sorts in place, stably, by `before`; short lists (a Service's endpoints, its slices) by
+ * insertion, which allocates nothing (Array.prototype.sort sets up work arrays on every call).
+ */
+function sortStable<T>(list: T[], before: (a: T, b: T) => boolean): void {
+  if (list.length > 32) {
+    list.sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
+    return;
+  }
+  for (let i = 1; i < list.length; i++) {
+    const x = list[i]!;
+    let j = i - 1;
+    for (; j >= 0 && before(x, list[j]!); j--) list[j + 1] = list[j]!;
+    list[j + 1] = x;
+  }
 }
 
 /**
@@ -255,14 +299,14 @@ export class ProxyModel {
 
   /** ServicePortMap.Update: merge current, then remove previous ports that current no longer has. */
   applyServiceChange(previous: Map<string, ServicePortInfo> | null, current: Map<string, ServicePortInfo> | null): void {
-    if (current) for (const [id, sp] of current) this.services.set(id, sp);
-    if (previous) for (const id of previous.keys()) if (!current || !current.has(id)) this.services.delete(id);
+    if (current) current.forEach((sp, id) => this.services.set(id, sp));
+    if (previous) previous.forEach((_, id) => { if (!current || !current.has(id)) this.services.delete(id); });
   }
 
   /** EndpointsMap.Update: unmerge previous, then merge current. */
   applyEndpointsChange(previous: Map<string, EndpointInfo[]>, current: Map<string, EndpointInfo[]>): void {
-    for (const id of previous.keys()) this.endpoints.delete(id);
-    for (const [id, eps] of current) this.endpoints.set(id, eps);
+    previous.forEach((_, id) => this.endpoints.delete(id));
+    current.forEach((eps, id) => this.endpoints.set(id, eps));
   }
 
   /** Service ports in a stable order (kube-proxy walks a Go map; we sort by id). */

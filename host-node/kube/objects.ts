@@ -142,6 +142,12 @@ const pathText = (p: Seg[]): string =>
 class Reader {
   readonly issues: { severity: 'error' | 'warning'; path: Seg[]; message: string }[] = [];
   failed = false;
+  /** Ready for the next object (one Reader serves a whole list). */
+  reset(): this {
+    this.issues.length = 0;
+    this.failed = false;
+    return this;
+  }
   error(at: Seg[], message: string, key?: Seg): void {
     this.failed = true;
     this.issues.push({ severity: 'error', path: key === undefined ? at : [...at, key], message });
@@ -165,6 +171,11 @@ class Reader {
     if (v === undefined || v === null) return dflt;
     this.error(at, `must be a string, got ${JSON.stringify(v)}`, key);
     return dflt;
+  }
+  /** Each element of the list at `v` through `read`; absent or empty lists share one frozen []. */
+  mapList<T>(v: unknown, at: Seg[], key: Seg, read: (v: unknown, i: number) => T): T[] {
+    const list = this.list(v, at, key);
+    return list.length === 0 ? (NONE as T[]) : list.map(read);
   }
   optStr(v: unknown, at: Seg[], key?: Seg): string | null {
     return v === undefined || v === null ? null : this.str(v, at, key);
@@ -192,6 +203,7 @@ class Reader {
     return s;
   }
   strMap(v: unknown, at: Seg[], key: Seg): Record<string, string> {
+    if (v === undefined || v === null) return NO_STRINGS;
     const o = this.obj(v, at, key);
     const out: Record<string, string> = {};
     for (const k in o) {
@@ -209,6 +221,19 @@ class Reader {
 /** Shared stand-ins for an absent mapping or list (never written to). */
 const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 const NONE: unknown[] = Object.freeze([]) as unknown as unknown[];
+// Decoded objects share these for absent fields (a full list of 20,000 Services keeps no 20,000
+// copies of {} and []); decoded objects are never written to.
+const NO_STRINGS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+const NO_INGRESS: Service['status'] = Object.freeze({ loadBalancer: Object.freeze({ ingress: NONE as LoadBalancerIngress[] }) });
+const NO_ORIGIN: SourceRef = Object.freeze({ source: undefined, line: undefined });
+/** Endpoint conditions as decoded (ready, serving, terminating each true, false or null): 27 shared objects. */
+const CONDITIONS: Endpoint['conditions'][] = [];
+for (const ready of [null, false, true]) for (const serving of [null, false, true]) for (const terminating of [null, false, true]) {
+  CONDITIONS.push(Object.freeze({ ready, serving, terminating }));
+}
+const condIndex = (b: boolean | null): number => (b === null ? 0 : b ? 2 : 1);
+const conditionsOf = (ready: boolean | null, serving: boolean | null, terminating: boolean | null): Endpoint['conditions'] =>
+  CONDITIONS[condIndex(ready) * 9 + condIndex(serving) * 3 + condIndex(terminating)]!;
 const PROTOCOLS = ['TCP', 'UDP', 'SCTP'] as const;
 const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'] as const;
 const FAMILIES = ['IPv4', 'IPv6'] as const;
@@ -221,6 +246,7 @@ const METADATA: Seg[] = ['metadata'];
 const SPEC: Seg[] = ['spec'];
 const STATUS: Seg[] = ['status'];
 const STATUS_LB: Seg[] = ['status', 'loadBalancer'];
+const ENDPOINTS: Seg[] = ['endpoints'];
 const SPEC_AFFINITY: Seg[] = ['spec', 'sessionAffinityConfig'];
 const SPEC_AFFINITY_CLIENT: Seg[] = ['spec', 'sessionAffinityConfig', 'clientIP'];
 
@@ -244,11 +270,10 @@ function clusterIPText(r: Reader, v: unknown, at: Seg[], key: Seg): string {
 }
 
 function readServicePorts(r: Reader, v: unknown): ServicePort[] {
-  const list = r.list(v, SPEC, 'ports');
-  const ports: ServicePort[] = [];
   let seen: Set<string> | null = null;
-  for (let i = 0; i < list.length; i++) {
-    const p = r.obj(list[i], ['spec', 'ports'], i);
+  const many = Array.isArray(v) && v.length > 1;
+  return r.mapList(v, SPEC, 'ports', (pv, i) => {
+    const p = r.obj(pv, ['spec', 'ports'], i);
     const at: Seg[] = ['spec', 'ports', i];
     const port: ServicePort = {
       name: r.str(p.name, at, 'name'),
@@ -259,15 +284,14 @@ function readServicePorts(r: Reader, v: unknown): ServicePort[] {
     };
     if (p.port === undefined || p.port === null) r.error(at, 'missing port', 'port');
     // Duplicate names are checked only when there is more than one port (the common case has one).
-    if (list.length > 1) {
+    if (many) {
       const key = `${port.name}/${port.protocol}`;
       seen ??= new Set();
       if (seen.has(key)) r.error(at, `duplicate port name ${JSON.stringify(port.name)} for ${port.protocol}`, 'name');
       seen.add(key);
     }
-    ports.push(port);
-  }
-  return ports;
+    return port;
+  });
 }
 
 function readService(r: Reader, raw: Record<string, unknown>): Service {
@@ -275,13 +299,13 @@ function readService(r: Reader, raw: Record<string, unknown>): Service {
   const s = r.obj(raw.spec, ROOT, 'spec');
   const type = r.oneOf(s.type, SPEC, 'type', SERVICE_TYPES, 'ClusterIP');
   let clusterIP = clusterIPText(r, s.clusterIP, SPEC, 'clusterIP');
-  let clusterIPs = r.list(s.clusterIPs, SPEC, 'clusterIPs').map((v, i) => clusterIPText(r, v, ['spec', 'clusterIPs'], i));
+  let clusterIPs = r.mapList(s.clusterIPs, SPEC, 'clusterIPs', (v, i) => clusterIPText(r, v, ['spec', 'clusterIPs'], i));
   // The API server keeps clusterIP == clusterIPs[0]; fill whichever a hand-written manifest left out.
   if (clusterIPs.length === 0 && clusterIP !== '') clusterIPs = [clusterIP];
   if (clusterIP === '' && clusterIPs.length > 0) clusterIP = clusterIPs[0]!;
-  const ipFamilies = r.list(s.ipFamilies, SPEC, 'ipFamilies').map((v, i) => r.oneOf(v, ['spec', 'ipFamilies'], i, FAMILIES, 'IPv4'));
+  const ipFamilies = r.mapList(s.ipFamilies, SPEC, 'ipFamilies', (v, i) => r.oneOf(v, ['spec', 'ipFamilies'], i, FAMILIES, 'IPv4'));
   const ports = readServicePorts(r, s.ports);
-  const ranges = r.list(s.loadBalancerSourceRanges, SPEC, 'loadBalancerSourceRanges').map((v, i) => {
+  const ranges = r.mapList(s.loadBalancerSourceRanges, SPEC, 'loadBalancerSourceRanges', (v, i) => {
     const t = r.str(v, ['spec', 'loadBalancerSourceRanges'], i);
     if (parseCIDR(t.trim()) === null) r.error(['spec', 'loadBalancerSourceRanges'], `invalid CIDR ${JSON.stringify(t)}`, i);
     return t;
@@ -289,7 +313,7 @@ function readService(r: Reader, raw: Record<string, unknown>): Service {
   const sac = r.obj(r.obj(s.sessionAffinityConfig, SPEC, 'sessionAffinityConfig').clientIP, SPEC_AFFINITY, 'clientIP');
   const st = r.obj(raw.status, ROOT, 'status');
   const lb = r.obj(st.loadBalancer, STATUS, 'loadBalancer');
-  const ingress = r.list(lb.ingress, STATUS_LB, 'ingress').map((iv, i): LoadBalancerIngress => {
+  const ingress = r.mapList(lb.ingress, STATUS_LB, 'ingress', (iv, i): LoadBalancerIngress => {
     const base: Seg[] = ['status', 'loadBalancer', 'ingress', i];
     const ing = r.obj(iv, base);
     const ip = ing.ip === undefined || ing.ip === null || ing.ip === '' ? null : r.ip(ing.ip, base, 'ip');
@@ -305,7 +329,7 @@ function readService(r: Reader, raw: Record<string, unknown>): Service {
       clusterIPs,
       ipFamilies,
       ports,
-      externalIPs: r.list(s.externalIPs, SPEC, 'externalIPs').map((v, i) => r.ip(v, ['spec', 'externalIPs'], i)),
+      externalIPs: r.mapList(s.externalIPs, SPEC, 'externalIPs', (v, i) => r.ip(v, ['spec', 'externalIPs'], i)),
       externalName: r.str(s.externalName, SPEC, 'externalName'),
       loadBalancerSourceRanges: ranges,
       externalTrafficPolicy: r.oneOf(s.externalTrafficPolicy, SPEC, 'externalTrafficPolicy', POLICIES, 'Cluster'),
@@ -315,7 +339,9 @@ function readService(r: Reader, raw: Record<string, unknown>): Service {
       sessionAffinityTimeoutSeconds: r.int(sac.timeoutSeconds, SPEC_AFFINITY_CLIENT, 'timeoutSeconds', 1, 86400, 10800),
       trafficDistribution: r.optStr(s.trafficDistribution, SPEC, 'trafficDistribution'),
     },
-    status: { loadBalancer: { ingress } },
+    status: ingress.length === 0 ? NO_INGRESS : { loadBalancer: { ingress } },
+    // Set by collect; named here so the object is built with room for it.
+    origin: NO_ORIGIN,
   };
 }
 
@@ -327,36 +353,44 @@ function hintNames(r: Reader, v: unknown, at: Seg[]): string[] {
   return out;
 }
 
+/** An endpoint condition: true, false or null (unset). */
+function condition(r: Reader, v: unknown, i: number, key: string): boolean | null {
+  if (v === undefined || v === null) return null;
+  return typeof v === 'boolean' ? v : r.bool(v, ['endpoints', i, 'conditions'], key);
+}
+
+/** An optional string field of endpoint `i`. */
+function endpointStr(r: Reader, v: unknown, i: number, key: string): string | null {
+  if (v === undefined || v === null) return null;
+  return typeof v === 'string' ? v : r.str(v, ['endpoints', i], key);
+}
+
 function readEndpoint(r: Reader, ev: unknown, i: number, addressType: EndpointSlice['addressType']): Endpoint {
-  const e = r.obj(ev, ['endpoints'], i);
-  // The base path is built lazily: a good endpoint never needs it.
-  let base: Seg[] | null = null;
-  const at = (): Seg[] => (base ??= ['endpoints', i]);
-  const list = e.addresses === undefined || e.addresses === null ? NONE : r.list(e.addresses, at(), 'addresses');
-  const addresses: string[] = [];
-  for (let j = 0; j < list.length; j++) {
-    const v = list[j];
-    if (addressType === 'FQDN') { addresses.push(r.str(v, [...at(), 'addresses'], j)); continue; }
-    const a = typeof v === 'string' ? v : r.str(v, [...at(), 'addresses'], j);
+  const e = r.obj(ev, ENDPOINTS, i);
+  // Paths are built only for a field at fault: a good endpoint needs none.
+  const list = e.addresses === undefined || e.addresses === null ? NONE : r.list(e.addresses, ['endpoints', i], 'addresses');
+  // map, not push: the decoded lists are kept, and a pushed-to [] reserves room for 16.
+  const addresses = list.length === 0 ? (NONE as string[]) : list.map((v, j) => {
+    if (addressType === 'FQDN') return r.str(v, ['endpoints', i, 'addresses'], j);
+    const a = typeof v === 'string' ? v : r.str(v, ['endpoints', i, 'addresses'], j);
     const family = ipFamily(a);
-    if (family === null) r.error([...at(), 'addresses'], `invalid IP address ${JSON.stringify(a)}`, j);
-    else if ((family === 4 ? 'IPv4' : 'IPv6') !== addressType) r.error([...at(), 'addresses'], `${a} is not an ${addressType} address`, j);
-    addresses.push(a);
-  }
-  if (addresses.length === 0) r.error(at(), 'endpoint has no addresses', 'addresses');
-  const c = e.conditions === undefined || e.conditions === null ? EMPTY : r.obj(e.conditions, at(), 'conditions');
-  const h = e.hints === undefined || e.hints === null ? null : r.obj(e.hints, at(), 'hints');
-  const cond = (v: unknown, key: string): boolean | null =>
-    v === undefined || v === null || typeof v === 'boolean' ? (v ?? null) as boolean | null : r.bool(v, [...at(), 'conditions'], key);
-  const optStr = (v: unknown, key: string): string | null =>
-    v === undefined || v === null ? null : typeof v === 'string' ? v : r.str(v, at(), key);
+    if (family === null) r.error(['endpoints', i, 'addresses'], `invalid IP address ${JSON.stringify(a)}`, j);
+    else if ((family === 4 ? 'IPv4' : 'IPv6') !== addressType) r.error(['endpoints', i, 'addresses'], `${a} is not an ${addressType} address`, j);
+    return a;
+  });
+  if (addresses.length === 0) r.error(['endpoints', i], 'endpoint has no addresses', 'addresses');
+  const c = e.conditions === undefined || e.conditions === null ? EMPTY : r.obj(e.conditions, ['endpoints', i], 'conditions');
+  const h = e.hints === undefined || e.hints === null ? null : r.obj(e.hints, ['endpoints', i], 'hints');
   return {
     addresses,
-    conditions: { ready: cond(c.ready, 'ready'), serving: cond(c.serving, 'serving'), terminating: cond(c.terminating, 'terminating') },
-    nodeName: optStr(e.nodeName, 'nodeName'),
-    zone: optStr(e.zone, 'zone'),
-    hints: h === null ? null : { forZones: hintNames(r, h.forZones, [...at(), 'hints', 'forZones']), forNodes: hintNames(r, h.forNodes, [...at(), 'hints', 'forNodes']) },
-    hostname: optStr(e.hostname, 'hostname'),
+    conditions: conditionsOf(condition(r, c.ready, i, 'ready'), condition(r, c.serving, i, 'serving'), condition(r, c.terminating, i, 'terminating')),
+    nodeName: endpointStr(r, e.nodeName, i, 'nodeName'),
+    zone: endpointStr(r, e.zone, i, 'zone'),
+    hints: h === null ? null : {
+      forZones: hintNames(r, h.forZones, ['endpoints', i, 'hints', 'forZones']),
+      forNodes: hintNames(r, h.forNodes, ['endpoints', i, 'hints', 'forNodes']),
+    },
+    hostname: endpointStr(r, e.hostname, i, 'hostname'),
   };
 }
 
@@ -367,7 +401,7 @@ function readEndpointSlice(r: Reader, raw: Record<string, unknown>): EndpointSli
   }
   const addressType = r.oneOf(raw.addressType, ROOT, 'addressType', ADDRESS_TYPES, 'IPv4');
   if (raw.addressType === undefined) r.error(ROOT, 'missing addressType', 'addressType');
-  const ports = r.list(raw.ports, ROOT, 'ports').map((pv, i): EndpointPort => {
+  const ports = r.mapList(raw.ports, ROOT, 'ports', (pv, i): EndpointPort => {
     const at: Seg[] = ['ports', i];
     const p = r.obj(pv, at);
     const name = r.optStr(p.name, at, 'name');
@@ -375,10 +409,8 @@ function readEndpointSlice(r: Reader, raw: Record<string, unknown>): EndpointSli
     const port = p.port === undefined || p.port === null ? null : r.int(p.port, at, 'port', 1, 65535, 0);
     return { name, port, protocol: r.protocol(p.protocol, at, 'protocol') };
   });
-  const list = r.list(raw.endpoints, ROOT, 'endpoints');
-  const endpoints: Endpoint[] = [];
-  for (let i = 0; i < list.length; i++) endpoints.push(readEndpoint(r, list[i], i, addressType));
-  return { kind: 'EndpointSlice', metadata, addressType, endpoints, ports };
+  const endpoints = r.mapList(raw.endpoints, ROOT, 'endpoints', (ev, i) => readEndpoint(r, ev, i, addressType));
+  return { kind: 'EndpointSlice', metadata, addressType, endpoints, ports, origin: NO_ORIGIN };
 }
 
 function readNode(r: Reader, raw: Record<string, unknown>): Node {
@@ -394,7 +426,7 @@ function readNode(r: Reader, raw: Record<string, unknown>): Node {
     const a = r.obj(v, at);
     return { type: r.str(a.type, at, 'type'), address: r.str(a.address, at, 'address') };
   });
-  return { kind: 'Node', metadata, spec: { podCIDRs }, status: { addresses } };
+  return { kind: 'Node', metadata, spec: { podCIDRs }, status: { addresses }, origin: NO_ORIGIN };
 }
 
 const READERS: Record<string, (r: Reader, raw: Record<string, unknown>) => KubeObject> = {
@@ -402,6 +434,9 @@ const READERS: Record<string, (r: Reader, raw: Record<string, unknown>) => KubeO
   EndpointSlice: readEndpointSlice,
   Node: readNode,
 };
+
+/** Reads every object, one at a time (collect never runs inside a read). */
+const READER = new Reader();
 
 /** Where in the text a path lives: the line of the deepest existing node on it. */
 type LineOf = (path: Seg[]) => number | undefined;
@@ -428,13 +463,13 @@ function collect(raw: unknown, base: Seg[], lineOf: LineOf, source: string | und
     });
     return;
   }
-  const read = READERS[kind];
+  const read = Object.hasOwn(READERS, kind) ? READERS[kind] : undefined;
   if (!read) {
     if (kind === '') out.issues.push({ severity: 'error', source, line: lineOf(base), path: pathText([...base, 'kind']), message: 'missing kind' });
     else out.skipped++;
     return;
   }
-  const r = new Reader();
+  const r = READER.reset();
   const obj = read(r, o);
   const m = obj.metadata;
   const label = r.issues.length === 0 ? '' : `${kind} ${m.namespace ? `${m.namespace}/` : ''}${m.name || '<unnamed>'}`;
@@ -443,7 +478,8 @@ function collect(raw: unknown, base: Seg[], lineOf: LineOf, source: string | und
     out.issues.push({ severity: i.severity, source, line: lineOf(full), object: label, path: pathText(i.path), message: i.message });
   }
   if (r.failed) return;
-  obj.origin = { source, line: lineOf(base) };
+  const line = lineOf(base);
+  obj.origin = source === undefined && line === undefined ? NO_ORIGIN : { source, line };
   if (obj.kind === 'Service') out.services.push(obj);
   else if (obj.kind === 'EndpointSlice') out.endpointSlices.push(obj);
   else out.nodes.push(obj);
@@ -498,7 +534,14 @@ export function parseManifests(text: string, source?: string): ManifestSet {
 export function loadObjects(values: unknown[], source?: string): ManifestSet {
   const out = emptySet();
   const noLine: LineOf = () => undefined;
-  for (let i = 0; i < values.length; i++) collect(values[i], values.length > 1 ? [i] : ROOT, noLine, source, out);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    // Without lines, the messages about a Service, slice or Node name fields inside it: only the
+    // other values need their index as a path.
+    const kind = v !== null && typeof v === 'object' ? (v as Record<string, unknown>).kind : undefined;
+    const own = typeof kind === 'string' && Object.hasOwn(READERS, kind) && !Array.isArray(v);
+    collect(v, own || values.length <= 1 ? ROOT : [i], noLine, source, out);
+  }
   return out;
 }
 

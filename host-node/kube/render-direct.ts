@@ -17,7 +17,8 @@ export type DirectRenderOptions = Pick<IptablesOptions,
   'nodeName' | 'topologyLabels' | 'nodeIPs' | 'hostAddresses' | 'masqueradeAll' | 'nodePortAddresses' |
   'localhostNodePorts' | 'preferSameTrafficDistribution'>;
 
-const endpointOf = (ep: EndpointInfo) => ({ ip: ep.ip, port: ep.port });
+const NO_ENDPOINTS: EndpointInfo[] = Object.freeze([]) as unknown as EndpointInfo[];
+const NO_RANGES: string[] = Object.freeze([]) as unknown as string[];
 const NO_LABELS: Record<string, string> = {};
 
 /** One service port of one family as the direct table holds it. */
@@ -26,7 +27,7 @@ export function renderDirectService(sp: ServicePortInfo, endpoints: readonly End
   const hasEndpoints = cat.hasAnyEndpoints;
   // KUBE-FW exists only with endpoints, VIPs and source ranges (else no LB filtering at all).
   const firewall = hasEndpoints && sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
-  const sourceRanges: string[] = [];
+  const sourceRanges: string[] = firewall ? [] : NO_RANGES;
   if (firewall) {
     const nodeIPText = (opts.nodeIPs ?? []).find((s) => parseIP(s)?.family === sp.family);
     const nodeIP = nodeIPText ? parseIP(nodeIPText) : null;
@@ -60,8 +61,9 @@ export function renderDirectService(sp: ServicePortInfo, endpoints: readonly End
     protocol: sp.protocol as DirectService['protocol'],
     hostId,
     frontends,
-    cluster: (cat.clusterEndpoints ?? []).map(endpointOf),
-    local: (cat.localEndpoints ?? []).map(endpointOf),
+    // Endpoint infos are { ip, port } and more: the lists categorize made, as they are.
+    cluster: cat.clusterEndpoints ?? NO_ENDPOINTS,
+    local: cat.localEndpoints ?? NO_ENDPOINTS,
     sourceRanges,
     hasEndpoints,
     masqueradeAll: opts.masqueradeAll ?? false,

@@ -10,6 +10,7 @@ import {
   endpointsFromSlices,
   familyName,
   outOfScope,
+  proxiedClusterIP,
   serviceToServicePorts,
   sliceServiceName,
   type EndpointInfo,
@@ -63,9 +64,17 @@ function taken<C>(changes: Map<string, C>, eachServicePort: (add: (name: string)
 
 const sortedKeys = (m: Map<string, unknown>): string[] => [...m.keys()].sort();
 
+/**
+ * A pending change, or — for a Service added since the last sync, the usual entry of a full
+ * list — the Service itself: its ports are derived when taken, so a full list costs the tracker
+ * no object per Service and its port maps are built right before the model takes them.
+ */
+type Pending = ServiceChange | Service;
+const isAdd = (p: Pending): p is Service => (p as Service).kind === 'Service';
+
 /** ServiceChangeTracker. */
 export class ServiceChangeTracker {
-  private items = new Map<string, ServiceChange>();
+  private items = new Map<string, Pending>();
   /** Set once the initial full list of Services has been delivered (OnServiceSynced). */
   synced = false;
 
@@ -79,10 +88,21 @@ export class ServiceChangeTracker {
     const svc = current ?? previous;
     if (!svc) return false;
     const nn = `${svc.metadata.namespace}/${svc.metadata.name}`;
-    let change = this.items.get(nn);
-    if (!change) {
+    const pending = this.items.get(nn);
+    if (pending === undefined && previous === null) {
+      // An add: pending unless this family does not proxy it (null ports both sides).
+      if (current !== null && proxiedClusterIP(current, this.family, this.opts) !== null) this.items.set(nn, current);
+      return this.items.size > 0;
+    }
+    let change: ServiceChange;
+    if (pending === undefined) {
       change = { previous: serviceToServicePorts(previous, this.family, this.opts), current: null };
       this.items.set(nn, change);
+    } else if (isAdd(pending)) {
+      change = { previous: null, current: null };
+      this.items.set(nn, change);
+    } else {
+      change = pending;
     }
     change.current = serviceToServicePorts(current, this.family, this.opts);
     // Back where it started since the last sync: nothing to do for this Service.
@@ -97,8 +117,12 @@ export class ServiceChangeTracker {
 
   /** Hands over and clears the pending changes. */
   take(): TakenChanges<ServiceChange> {
-    const changes = this.items;
+    const items = this.items;
     this.items = new Map();
+    items.forEach((p, nn) => {
+      if (isAdd(p)) items.set(nn, { previous: null, current: serviceToServicePorts(p, this.family, this.opts) });
+    });
+    const changes = items as Map<string, ServiceChange>;
     return taken(changes, (add) => {
       for (const c of changes.values()) {
         if (c.previous) for (const sp of c.previous.values()) add(sp.name);
@@ -108,14 +132,42 @@ export class ServiceChangeTracker {
   }
 }
 
-interface SliceTracker {
-  applied: Map<string, EndpointSlice>;
-  /** null = pending removal. */
-  pending: Map<string, EndpointSlice | null>;
+/**
+ * Slices by name: one slice as itself (the usual Service has one), more in a Map. A Service
+ * without any is null. In a pending set a removal is a null value, always held in a Map.
+ */
+type Slices<V extends EndpointSlice | null> = EndpointSlice | Map<string, V> | null;
+
+function slicesGet<V extends EndpointSlice | null>(m: Slices<V>, name: string): V | EndpointSlice | undefined {
+  if (m === null) return undefined;
+  if (m instanceof Map) return m.get(name);
+  return m.metadata.name === name ? m : undefined;
 }
 
-/** The pending map of every Service with nothing pending (never written: 20,000 Services need no 20,000 empty Maps). */
-const NO_PENDING = new Map<string, EndpointSlice | null>();
+function slicesHas<V extends EndpointSlice | null>(m: Slices<V>, name: string): boolean {
+  return m instanceof Map ? m.has(name) : m !== null && m.metadata.name === name;
+}
+
+/** `m` with `name` set to `v` (a slice of that name, or null); may return a new holder. */
+function slicesSet<V extends EndpointSlice | null>(m: Slices<V>, name: string, v: V): Slices<V> {
+  if (m instanceof Map) return m.set(name, v);
+  if (v !== null && (m === null || m.metadata.name === name)) return v;
+  const map = new Map<string, V>();
+  if (m !== null) map.set(m.metadata.name, m as V);
+  return map.set(name, v);
+}
+
+function slicesDelete<V extends EndpointSlice | null>(m: Slices<V>, name: string): Slices<V> {
+  if (m instanceof Map) {
+    m.delete(name);
+    return m.size === 0 ? null : m;
+  }
+  return m !== null && m.metadata.name === name ? null : m;
+}
+
+function slicesList(m: Slices<EndpointSlice>): EndpointSlice[] {
+  return m instanceof Map ? [...m.values()] : m === null ? [] : [m];
+}
 
 function sameSlice(a: EndpointSlice | null | undefined, b: EndpointSlice | null | undefined): boolean {
   if (!a || !b) return !a && !b;
@@ -123,11 +175,18 @@ function sameSlice(a: EndpointSlice | null | undefined, b: EndpointSlice | null 
   return deepEqual(strip(a), strip(b));
 }
 
+/** The endpoints of a Service without slices (never written to). */
+const NO_ENDPOINTS: Map<string, EndpointInfo[]> = new Map();
+
 /** EndpointsChangeTracker with its EndpointSliceCache. */
 export class EndpointsChangeTracker {
-  private trackers = new Map<string, SliceTracker>();
-  /** Services with pending slice changes (so a sync costs what changed, not every Service). */
-  private dirty = new Set<string>();
+  /** Per Service, its slices as last applied. */
+  private applied = new Map<string, Slices<EndpointSlice>>();
+  /**
+   * Per Service with pending slice changes (so a sync costs what changed, not every Service), in
+   * the order they came: the slices added or updated, or null for a removal.
+   */
+  private pendingBy = new Map<string, Slices<EndpointSlice | null>>();
   /** Set once the initial full list of EndpointSlices has been delivered (OnEndpointSlicesSynced). */
   synced = false;
 
@@ -143,61 +202,48 @@ export class EndpointsChangeTracker {
     if (outOfScope(slice.metadata.labels, this.opts)) return false;
     const nn = sliceServiceName(slice);
     if (nn === null) return false;
-    let t = this.trackers.get(nn);
-    if (!t) this.trackers.set(nn, (t = { applied: new Map(), pending: NO_PENDING }));
     const key = slice.metadata.name;
     const next = remove ? null : slice;
-    const applied = t.applied.get(key);
-    if (t.pending.has(key)) {
-      const pend = t.pending.get(key);
-      if (sameSlice(pend, next)) return false;
+    const applied = slicesGet(this.applied.get(nn) ?? null, key);
+    const pending = this.pendingBy.get(nn) ?? null;
+    if (slicesHas(pending, key)) {
+      if (sameSlice(slicesGet(pending, key), next)) return false;
       // Back to what was last applied (e.g. added then deleted before a sync): nothing pending.
-      if (sameSlice(applied, next)) {
-        t.pending.delete(key);
-        if (t.pending.size === 0) this.dirty.delete(nn);
-        this.dropIfEmpty(nn, t);
-      } else {
-        t.pending.set(key, next);
-      }
+      this.setPending(nn, sameSlice(applied, next) ? slicesDelete(pending, key) : slicesSet(pending, key, next));
       return true;
     }
-    if (sameSlice(applied, next)) {
-      this.dropIfEmpty(nn, t);
-      return false;
-    }
-    if (t.pending === NO_PENDING) t.pending = new Map();
-    t.pending.set(key, next);
-    this.dirty.add(nn);
+    if (sameSlice(applied, next)) return false;
+    this.setPending(nn, slicesSet(pending, key, next));
     return true;
   }
 
-  private dropIfEmpty(nn: string, t: SliceTracker): void {
-    if (t.applied.size === 0 && t.pending.size === 0) this.trackers.delete(nn);
+  private setPending(nn: string, pending: Slices<EndpointSlice | null>): void {
+    if (pending === null) this.pendingBy.delete(nn);
+    else this.pendingBy.set(nn, pending);
   }
 
   markSynced(): void { this.synced = true; }
 
   /** Services with pending slice changes, sorted. */
   pending(): string[] {
-    return [...this.dirty].sort();
+    return sortedKeys(this.pendingBy);
   }
 
   /** checkoutChanges: applies pending slices and returns each Service's endpoints before/after. */
   take(): TakenChanges<EndpointsChange> {
     const changes = new Map<string, EndpointsChange>();
-    for (const nn of this.pending()) {
-      const t = this.trackers.get(nn)!;
-      const previous = endpointsFromSlices(nn, t.applied.values(), this.nodeName);
-      for (const [key, s] of t.pending) {
-        if (s === null) t.applied.delete(key);
-        else t.applied.set(key, s);
-      }
-      t.pending = NO_PENDING;
-      this.dirty.delete(nn);
-      this.dropIfEmpty(nn, t);
-      const current = endpointsFromSlices(nn, t.applied.values(), this.nodeName);
+    // In the order the changes came (a full list need not be sorted first).
+    this.pendingBy.forEach((pending, nn) => {
+      let slices = this.applied.get(nn) ?? null;
+      const previous = slices === null ? NO_ENDPOINTS : endpointsFromSlices(nn, slicesList(slices), this.nodeName);
+      if (pending instanceof Map) pending.forEach((s, key) => { slices = s === null ? slicesDelete(slices, key) : slicesSet(slices, key, s); });
+      else if (pending !== null) slices = slicesSet(slices, pending.metadata.name, pending);
+      if (slices === null) this.applied.delete(nn);
+      else this.applied.set(nn, slices);
+      const current = slices === null ? NO_ENDPOINTS : endpointsFromSlices(nn, slicesList(slices), this.nodeName);
       changes.set(nn, { previous, current });
-    }
+    });
+    this.pendingBy.clear();
     return taken(changes, (add) => {
       for (const c of changes.values()) {
         for (const id of c.previous.keys()) add(servicePortNameOfId(id));

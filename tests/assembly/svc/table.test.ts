@@ -3,7 +3,7 @@
 // entries as they were, and the framed svcApply.
 import { describe, it, expect } from 'vitest';
 import { loadTestingCore, type TestingCore } from '../../support/testing-core.js';
-import { encodeDirectOps, type DirectService, type DirectOp } from '../../../host-node/core/svc-config.js';
+import { DirectOpBuffer, encodeDirectOps, type DirectService, type DirectOp } from '../../../host-node/core/svc-config.js';
 import { ipWords, tryParseIP } from '../../../host-node/core/words.js';
 import { buildPacket } from '../../../host-node/core/packet.js';
 
@@ -144,6 +144,30 @@ describe('direct service table', () => {
     expect(c.x.svcApply!(p2, more.length)).toBe(2);
     expect(c.x.svcLiveCount!()).toBe(0);
     expect(find(c, '198.18.0.3')).toBe(-1);
+  });
+
+  it('a reused op buffer frames what encodeDirectOps frames, grows past its first size, and leaves out a bad service', () => {
+    const c = loadTestingCore('svc');
+    const buf = new DirectOpBuffer(64);
+    const many: DirectOp[] = [];
+    for (let i = 1; i <= 50; i++) many.push({ op: 'put', slot: -1, svc: svc(`s${i}`, `198.18.1.${i}`) });
+    for (const op of many) expect(buf.push(op)).toBeNull();
+    expect([...buf.bytes()]).toEqual([...encodeDirectOps(many)]);
+    const at = c.put(buf.bytes());
+    expect(c.x.svcApply!(at, buf.length)).toBe(50);
+    expect(c.x.svcLiveCount!()).toBe(50);
+    // The next batch starts from the beginning; a service that does not encode is named and skipped.
+    buf.reset();
+    expect(buf.push({ op: 'delete', slot: 0 })).toBeNull();
+    const bad = buf.push({ op: 'put', slot: -1, svc: svc('bad', '198.18.2.1', { cluster: [{ ip: 'nope', port: 80 }] }) });
+    expect(bad?.message).toBe('service bad: cluster[0]: not an IP address: "nope"');
+    expect(buf.push({ op: 'put', slot: -1, svc: svc('ok', '198.18.2.2') })).toBeNull();
+    const p2 = c.put(buf.bytes());
+    expect(c.x.svcApply!(p2, buf.length)).toBe(2);
+    expect(find(c, '198.18.1.1')).toBe(-1);
+    expect(find(c, '198.18.2.1')).toBe(-1);
+    expect(find(c, '198.18.2.2')).toBe(0);
+    expect(c.x.svcLiveCount!()).toBe(50);
   });
 
   it('decides from the live entries: REJECT, local-only, source ranges', () => {

@@ -199,6 +199,21 @@ status: {loadBalancer: {ingress: [{ip: 1.2.3.4, ipMode: Proxy}, {hostname: lb.ex
     expect(loadObjects([null, 5, { kind: 'Node', metadata: { name: 'n' } }]).nodes).toHaveLength(1);
   });
 
+  it('a kind named like an Object.prototype member is an unknown kind, passed over', () => {
+    const set = loadObjects([{ kind: 'toString', metadata: { name: 'a' } }, { kind: 'constructor' }, { kind: '__proto__' }]);
+    expect(set.skipped).toBe(3);
+    expect(set.issues).toEqual([]);
+    expect(parseManifests('kind: hasOwnProperty\nmetadata: {name: x}\n').skipped).toBe(1);
+  });
+
+  it('values of a decoded list are reported with their index; objects by their fields', () => {
+    const set = loadObjects([7, { kind: 'Service', metadata: { name: 'a' }, spec: { clusterIP: 'x' } }]);
+    expect(set.issues.map((i) => `${i.object ?? ''}|${i.path}|${i.message}`)).toEqual([
+      '|[0]|document is not an object',
+      'Service default/a|spec.clusterIP|invalid IP address "x"',
+    ]);
+  });
+
   it('decoded objects: every bad field is named by its full path, in reading order, and only that object is left out', () => {
     const set = loadObjects([
       {

@@ -128,6 +128,55 @@ describe('EndpointsChangeTracker', () => {
     expect(servicePorts).toEqual(new Set(['default/web:http']));
   });
 
+  it('a Service whose slices come and go one by one: each sync sees every slice it still has', () => {
+    const t = new EndpointsChangeTracker(4, 'node-a');
+    const eps = (c: Map<string, { endpoint: string }[]>) => (c.get('default/web:http/TCP') ?? []).map((e) => e.endpoint);
+    const step = () => t.take().changes.get('default/web');
+    t.update(slice('web-a', '[{addresses: [10.0.0.1]}]'), false);
+    expect(eps(step()!.current)).toEqual(['10.0.0.1:8080']);
+    // A second slice, then a third pending together with a change to the first.
+    t.update(slice('web-b', '[{addresses: [10.0.0.2]}]'), false);
+    expect(eps(step()!.current)).toEqual(['10.0.0.1:8080', '10.0.0.2:8080']);
+    t.update(slice('web-c', '[{addresses: [10.0.0.3]}]'), false);
+    t.update(slice('web-a', '[{addresses: [10.0.0.4]}]'), false);
+    let c = step()!;
+    expect(eps(c.previous)).toEqual(['10.0.0.1:8080', '10.0.0.2:8080']);
+    expect(eps(c.current)).toEqual(['10.0.0.2:8080', '10.0.0.3:8080', '10.0.0.4:8080']);
+    // Removals down to one slice, then none.
+    t.update(slice('web-a', '[]'), true);
+    t.update(slice('web-c', '[]'), true);
+    expect(eps(step()!.current)).toEqual(['10.0.0.2:8080']);
+    t.update(slice('web-b', '[]'), true);
+    c = step()!;
+    expect(eps(c.previous)).toEqual(['10.0.0.2:8080']);
+    expect(c.current.size).toBe(0);
+    expect(t.pending()).toEqual([]);
+    // Gone entirely: removing again is no change, adding starts afresh.
+    expect(t.update(slice('web-b', '[]'), true)).toBe(false);
+    t.update(slice('web-z', '[{addresses: [10.0.0.9]}]'), false);
+    c = step()!;
+    expect(c.previous.size).toBe(0);
+    expect(eps(c.current)).toEqual(['10.0.0.9:8080']);
+  });
+
+  it('two pending slices of one Service net out one at a time; an update of a pending removal is pending again', () => {
+    const t = new EndpointsChangeTracker(4, 'node-a');
+    const a = slice('web-a', '[{addresses: [10.0.0.1]}]');
+    const b = slice('web-b', '[{addresses: [10.0.0.2]}]');
+    t.update(a, false);
+    t.update(b, false);
+    expect(t.update(a, true)).toBe(true);
+    expect(t.pending()).toEqual(['default/web']);
+    expect(t.update(b, true)).toBe(true);
+    expect(t.pending()).toEqual([]);
+    t.update(a, false);
+    t.take();
+    expect(t.update(a, true)).toBe(true);
+    expect(t.update(slice('web-a', '[{addresses: [10.0.0.5]}]'), false)).toBe(true);
+    expect(t.update(a, false)).toBe(true);   // back to what is applied
+    expect(t.pending()).toEqual([]);
+  });
+
   it('an identical update is no change; the other family and FQDN slices are ignored', () => {
     const t = new EndpointsChangeTracker(4, 'node-a');
     const s = slice('web-1', '[{addresses: [10.0.0.1]}]');

@@ -1,0 +1,152 @@
+// apply-direct.ts — the direct mode's apply: each changed service port of a family's model (every
+// one on a full sync) rendered as one entry of the core's direct service table (render-direct.ts)
+// and put into it, or deleted when gone, all framed into one reused buffer and run by the core in
+// one svcApply call (each op atomic on its own). Remembers which slot holds which service port.
+// Never renders rule text, never parses Kubernetes objects, never reads a clock.
+import type { Family } from './ip.js';
+import type { ManifestIssue, ServicePort } from './objects.js';
+import { servicePortId, type ServicePortInfo } from './model.js';
+import type { SyncPlan } from './proxy-state.js';
+import { nodePortReach, renderDirectService, type DirectRenderOptions } from './render-direct.js';
+import { DirectOpBuffer, runDirectOps, setNodePortReach, DIRECT_ERRORS, type DirectCore } from '../core/svc-config.js';
+
+/** Entries written (inserted or replaced) and removed by one family's sync. */
+export interface DirectApplied { put: number; removed: number }
+
+/** One family's sync as apply() reports it (no rules: the direct mode writes none). */
+export interface DirectFamilyApplied {
+  family: Family; full: boolean; changedServices: string[]; filterRules: number; natRules: number; touched: string[];
+  direct: DirectApplied;
+}
+
+/** The Service of a service port id ("ns/name:port/TCP" → "ns/name"; names and ports hold no ':'). */
+const serviceOf = (id: string): string => id.slice(0, id.indexOf(':'));
+
+const E_DUPLICATE = -6;
+
+export class DirectApply {
+  /** Per family: service port id → its slot in the core's table. */
+  private readonly slots: Record<Family, Map<string, number>> = { 4: new Map(), 6: new Map() };
+  /** Per family: Service → its service port ids (one id as itself: 20,000 Services need no 20,000 lists). */
+  private readonly byService: Record<Family, Map<string, string | string[]>> = { 4: new Map(), 6: new Map() };
+  private hostIds = 0;
+  private readonly ops = new DirectOpBuffer();
+
+  /** `core` returns the core's exports; `refresh` renews the Dataplane's memory views after a call. */
+  constructor(private readonly core: () => DirectCore, private readonly refresh: () => void) {}
+
+  /** Removes every entry from the core's table and forgets them. */
+  clear(): void {
+    this.ops.reset();
+    this.ops.push({ op: 'clear' });
+    runDirectOps(this.core(), this.ops.bytes());
+    this.refresh();
+    for (const f of [4, 6] as const) {
+      this.slots[f].clear();
+      this.byService[f].clear();
+    }
+  }
+
+  /**
+   * One family's sync: every service port of the changed Services (all of them on a full sync,
+   * `plan.changedServices` null) is put into the core's table, or removed when gone. `portsOf`
+   * gives a changed Service's ports as last applied. A service the core refuses keeps its old
+   * entries and is reported in `issues` (object, field, message).
+   */
+  apply(plan: SyncPlan, portsOf: (nn: string) => readonly ServicePort[] | undefined, ropts: DirectRenderOptions, issues: ManifestIssue[]): DirectFamilyApplied {
+    const core = this.core();
+    const family = plan.family;
+    setNodePortReach(core, nodePortReach(family, ropts));
+    const slots = this.slots[family];
+    const byService = this.byService[family];
+    const model = plan.model;
+    // ops[i] removes (sp undefined) or puts service port ids[i].
+    const ids: string[] = [];
+    const sps: Array<ServicePortInfo | undefined> = [];
+    if (plan.changedServices === null) {
+      for (const id of slots.keys()) if (!model.services.has(id)) ids.push(id), sps.push(undefined);
+      model.services.forEach((sp) => { ids.push(sp.id); sps.push(sp); });
+    } else {
+      // Removals first: a put may reuse an address a removed service held.
+      const puts: ServicePortInfo[] = [];
+      for (const nn of plan.changedServices) {
+        const before = puts.length;
+        for (const p of portsOf(nn) ?? []) {
+          const sp = model.services.get(servicePortId(nn, p.name, p.protocol));
+          if (sp) puts.push(sp);
+        }
+        const had = byService.get(nn);
+        for (const id of had === undefined ? [] : typeof had === 'string' ? [had] : had) {
+          if (!puts.some((sp, k) => k >= before && sp.id === id)) ids.push(id), sps.push(undefined);
+        }
+      }
+      for (const sp of puts) ids.push(sp.id), sps.push(sp);
+    }
+    const report = (i: number, path: string, message: string) => {
+      issues.push({ severity: 'error', object: `Service ${serviceOf(ids[i]!)}`, path, message: `direct mode: ${ids[i]}: ${message}` });
+    };
+    const done = { put: 0, removed: 0 };
+    const retry: number[] = [];
+    const settle = (batch: number[] | null, final: boolean) => {
+      const buf = this.ops;
+      buf.reset();
+      // sent[j] is the op index of the j-th framed op (bad services are left out).
+      const sent: number[] = [];
+      const count = batch === null ? ids.length : batch.length;
+      for (let j = 0; j < count; j++) {
+        const i = batch === null ? j : batch[j]!;
+        const sp = sps[i];
+        const slot = slots.get(ids[i]!);
+        const e = sp === undefined
+          ? buf.push({ op: 'delete', slot: slot! })
+          : buf.push({ op: 'put', slot: slot ?? -1, svc: renderDirectService(sp, model.endpoints.get(sp.id) ?? [], ropts, ++this.hostIds >>> 0) });
+        if (e) report(i, e.field, e.message);
+        else sent.push(i);
+      }
+      const results = runDirectOps(core, buf.bytes());
+      this.refresh();
+      for (let r = 0; r < sent.length; r++) {
+        const i = sent[r]!;
+        const rc = results[r]!;
+        const id = ids[i]!;
+        if (sps[i] === undefined) {
+          slots.delete(id);
+          this.forget(byService, serviceOf(id), id);
+          done.removed++;
+        } else if (rc >= 0) {
+          if (!slots.has(id)) this.remember(byService, sps[i]!.namespacedName, id);
+          slots.set(id, rc);
+          done.put++;
+        } else if (rc === E_DUPLICATE && !final) {
+          retry.push(i);   // its address may be freed by a later op of this sync
+        } else {
+          report(i, 'spec', DIRECT_ERRORS[rc] ?? `error ${rc}`);
+        }
+      }
+    };
+    settle(null, false);
+    if (retry.length > 0) settle(retry.splice(0), true);
+    return {
+      family, full: plan.changedServices === null, changedServices: [...(plan.changedServices ?? [])].sort(),
+      filterRules: 0, natRules: 0, touched: [], direct: done,
+    };
+  }
+
+  private remember(byService: Map<string, string | string[]>, nn: string, id: string): void {
+    const had = byService.get(nn);
+    if (had === undefined) byService.set(nn, id);
+    else if (typeof had === 'string') { if (had !== id) byService.set(nn, [had, id]); }
+    else if (!had.includes(id)) had.push(id);
+  }
+
+  private forget(byService: Map<string, string | string[]>, nn: string, id: string): void {
+    const had = byService.get(nn);
+    if (had === id) byService.delete(nn);
+    else if (Array.isArray(had)) {
+      const at = had.indexOf(id);
+      if (at >= 0) had.splice(at, 1);
+      if (had.length === 0) byService.delete(nn);
+      else if (had.length === 1) byService.set(nn, had[0]!);
+    }
+  }
+}

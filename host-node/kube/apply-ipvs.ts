@@ -1,0 +1,154 @@
+// apply-ipvs.ts — the ipvs mode's apply: each family's model rendered as kube-proxy's ipvs mode
+// (render-ipvs.ts) and brought into the core by difference, as proxier.go syncProxyRules does —
+// ipset members added/removed, IPVS virtual and real servers added/edited/deleted, the iptables
+// rules reloaded only when their text changed. Keeps what it last applied per family; never
+// parses Kubernetes objects and never reads a clock (the Dataplane hands it the core's pieces).
+import type { Family } from './ip.js';
+import type { SyncPlan } from './proxy-state.js';
+import { renderIpvs, type IpvsRenderOptions } from './render-ipvs.js';
+import type { IptablesOptions } from './render-iptables.js';
+import type { IpvsProgram, DesiredService, Scheduler, SchedFlag } from '../ipvs/program.js';
+import type { IpsetTable } from '../ipset/index.js';
+import { splitHostPort } from '../core/svc-config.js';
+
+/** What an ipvs-mode sync changed in the core, per family. */
+export interface IpvsApplied {
+  /** IPVS calls: services/destinations added, edited (weight 0 for a leaving one included), deleted. */
+  added: number; edited: number; deleted: number;
+  /** Leaving TCP destinations kept at weight 0 while they still have connections. */
+  terminating: number;
+  /** ipset members added and removed. */
+  setAdds: number; setDels: number;
+  /** The iptables rules were reloaded (their text changed). */
+  iptables: boolean;
+}
+
+/** One family's sync as apply() reports it. */
+export interface IpvsFamilyApplied {
+  family: Family; full: boolean; changedServices: string[]; filterRules: number; natRules: number; touched: string[];
+  ipvs: IpvsApplied;
+}
+
+/** The Dataplane pieces an ipvs-mode sync drives. */
+export interface IpvsTarget {
+  ipvs(): IpvsProgram;
+  readonly ipset: IpsetTable;
+  iptablesRestore(text: string, opts: { family: Family }): unknown;
+}
+
+/** What the renderer needs besides the model. */
+export interface IpvsSyncInput {
+  nodeName: string;
+  nodeIPs: string[];
+  topologyLabels: Record<string, string>;
+  podCIDR: string | undefined;
+  iptables: IptablesOptions | undefined;
+  ipvs: IpvsRenderOptions | undefined;
+}
+
+/** `-A` lines of one table in iptables-restore text. */
+export function ruleCount(text: string, table: string): number {
+  const at = text.indexOf(table + '\n');
+  if (at < 0) return 0;
+  const end = text.indexOf('\nCOMMIT', at);
+  return text.slice(at, end < 0 ? undefined : end).split('\n').filter((l) => l.startsWith('-A ')).length;
+}
+
+/** The kube-proxy settings both proxiers read (its --nodeport-addresses, --masquerade-all, …), given once in `iptables`. */
+function sharedIpvsOptions(o: IptablesOptions | undefined): IpvsRenderOptions {
+  if (!o) return {};
+  const keys = ['hostAddresses', 'nodePortAddresses', 'masqueradeAll', 'masqueradeBit', 'masqueradeMark', 'localDetector', 'clusterCIDR', 'podCIDR', 'randomFully'] as const;
+  const out: Record<string, unknown> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k];
+  return out as IpvsRenderOptions;
+}
+
+type Applied = { servers: DesiredService[]; sets: Map<string, Set<string>>; iptables: string };
+
+export class IpvsApply {
+  /** Per family, the virtual servers, set members and rules text last applied. */
+  private readonly state = new Map<Family, Applied>();
+
+  constructor(private readonly target: IpvsTarget) {}
+
+  /** Forgets what was applied (the core's IPVS tables and sets were flushed). */
+  reset(): void { this.state.clear(); }
+
+  /** A sync has brought Services into the core (and none has been forgotten since). */
+  get synced(): boolean { return this.state.size > 0; }
+
+  /**
+   * One ipvs-mode sync (pkg/proxy/ipvs/proxier.go syncProxyRules): the render of each family's
+   * model is brought into the core by difference — set members added/removed (the sets exist before
+   * any rule names them), virtual servers and real servers added/edited/deleted (IpvsProgram.apply,
+   * which leaves unchanged ones and their connections alone), and the iptables rules reloaded only
+   * when their text changed. A TCP real server that leaves is kept at weight 0 while it still has
+   * connections (graceful_termination.go: UDP/SCTP ones go at once, expire_nodest_conn drops
+   * their flows). The sysctls kube-proxy sets (proxier.go NewProxier): conntrack,
+   * expire_nodest_conn and expire_quiescent_template = 1. A refused step throws, after forgetting
+   * what was applied (the caller makes the next sync full).
+   */
+  sync(plans: SyncPlan[], input: IpvsSyncInput): IpvsFamilyApplied[] {
+    const program = this.target.ipvs();
+    const state = this.state;
+    const out: IpvsFamilyApplied[] = [];
+    if (state.size === 0) for (const s of ['conntrack', 'expire_nodest_conn', 'expire_quiescent_template', 'persist_strict'] as const) program.setSysctl(s, 1);
+    try {
+      for (const plan of plans) {
+        const r = renderIpvs(plan.model, {
+          nodeName: input.nodeName, nodeIPs: input.nodeIPs, topologyLabels: input.topologyLabels,
+          ...(input.podCIDR ? { clusterCIDR: input.podCIDR } : {}), ...sharedIpvsOptions(input.iptables), ...input.ipvs,
+        });
+        const prev = state.get(plan.family) ?? { servers: [], sets: new Map<string, Set<string>>(), iptables: '' };
+        const applied: IpvsApplied = { added: 0, edited: 0, deleted: 0, terminating: 0, setAdds: 0, setDels: 0, iptables: false };
+        // ipsets: create what is new, then add and delete members.
+        const sets = new Map<string, Set<string>>();
+        const lines: string[] = [];
+        for (const line of r.ipset.split('\n')) {
+          const w = line.split(' ');
+          if (w[0] === 'create') { sets.set(w[1]!, new Set()); if (!prev.sets.has(w[1]!)) lines.push(line, `flush ${w[1]}`); }
+          else if (w[0] === 'add') sets.get(w[1]!)!.add(w.slice(2).join(' '));
+        }
+        for (const [name, want] of sets) {
+          const had = prev.sets.get(name) ?? new Set<string>();
+          for (const e of want) if (!had.has(e)) lines.push(`add ${name} ${e}`), applied.setAdds++;
+          for (const e of had) if (!want.has(e)) lines.push(`del ${name} ${e}`), applied.setDels++;
+        }
+        if (lines.length) this.target.ipset.restore(lines.join('\n') + '\n', { exist: true });
+        // Virtual servers: the other family's stay as they are; leaving TCP real servers drain.
+        const live = new Map(program.services().map((s) => [`${s.protocol} ${s.address} ${s.port}`, s]));
+        const servers: DesiredService[] = r.servers.map((vs) => {
+          const dests = vs.dests.map((d) => { const h = splitHostPort(d)!; return { address: h.host, port: h.port, forwarding: 'masq' as const, weight: 1 }; });
+          const cur = live.get(`${vs.protocol} ${vs.address} ${vs.port}`);
+          if (cur && vs.protocol === 'tcp') {
+            const want = new Set(dests.map((d) => `${d.address}:${d.port}`));
+            for (const d of cur.destinations) {
+              if (want.has(`${d.address}:${d.port}`) || d.activeConns + d.inactConns === 0) continue;
+              dests.push({ address: d.address, port: d.port, forwarding: 'masq', weight: 0 });
+              applied.terminating++;
+            }
+          }
+          return {
+            protocol: vs.protocol, address: vs.address, port: vs.port, scheduler: vs.scheduler as Scheduler,
+            ...(vs.persistence !== null ? { persistent: vs.persistence } : {}), schedFlags: vs.schedFlags as SchedFlag[], destinations: dests,
+          };
+        });
+        const others = [...state].filter(([f]) => f !== plan.family).flatMap(([, s]) => s.servers);
+        Object.assign(applied, program.apply([...others, ...servers]));
+        if (r.iptables !== prev.iptables) {
+          this.target.iptablesRestore(r.iptables, { family: plan.family });
+          applied.iptables = true;
+        }
+        state.set(plan.family, { servers, sets, iptables: r.iptables });
+        out.push({
+          family: plan.family, full: plan.changedServices === null, changedServices: [...(plan.changedServices ?? [])].sort(),
+          filterRules: ruleCount(r.iptables, '*filter'), natRules: ruleCount(r.iptables, '*nat'), touched: [], ipvs: applied,
+        });
+      }
+    } catch (e) {
+      state.clear();
+      throw e;
+    }
+    return out;
+  }
+}
