@@ -31,7 +31,8 @@ export interface IpvsFamilyApplied {
 
 /** The Dataplane pieces an ipvs-mode sync drives. */
 export interface IpvsTarget {
-  ipvs(): IpvsProgram;
+  /** The IPVS tables, reserved at the first call with `init`'s sizes (later calls ignore it). */
+  ipvs(init?: { services?: number; destinations?: number }): IpvsProgram;
   readonly ipset: IpsetTable;
   iptablesRestore(text: string, opts: { family: Family }): unknown;
 }
@@ -89,16 +90,21 @@ export class IpvsApply {
    * what was applied (the caller makes the next sync full).
    */
   sync(plans: SyncPlan[], input: IpvsSyncInput): IpvsFamilyApplied[] {
-    const program = this.target.ipvs();
+    const renders = plans.map((plan) => renderIpvs(plan.model, {
+      nodeName: input.nodeName, nodeIPs: input.nodeIPs, topologyLabels: input.topologyLabels,
+      ...(input.podCIDR ? { clusterCIDR: input.podCIDR } : {}), ...sharedIpvsOptions(input.iptables), ...input.ipvs,
+    }));
+    // The core's pools are fixed when IPVS is first set up: room for twice the first sync's
+    // virtual and real servers (and the defaults at least), so a cluster of any size starts.
+    const servers0 = renders.reduce((n, r) => n + r.servers.length, 0);
+    const dests0 = renders.reduce((n, r) => n + r.servers.reduce((m, vs) => m + vs.dests.length, 0), 0);
+    const program = this.target.ipvs({ services: Math.max(4096, 2 * servers0), destinations: Math.max(65536, 2 * dests0) });
     const state = this.state;
     const out: IpvsFamilyApplied[] = [];
     if (state.size === 0) for (const s of ['conntrack', 'expire_nodest_conn', 'expire_quiescent_template', 'persist_strict'] as const) program.setSysctl(s, 1);
     try {
-      for (const plan of plans) {
-        const r = renderIpvs(plan.model, {
-          nodeName: input.nodeName, nodeIPs: input.nodeIPs, topologyLabels: input.topologyLabels,
-          ...(input.podCIDR ? { clusterCIDR: input.podCIDR } : {}), ...sharedIpvsOptions(input.iptables), ...input.ipvs,
-        });
+      for (const [i, plan] of plans.entries()) {
+        const r = renders[i]!;
         const prev = state.get(plan.family) ?? { servers: [], sets: new Map<string, Set<string>>(), iptables: '' };
         const applied: IpvsApplied = { added: 0, edited: 0, deleted: 0, terminating: 0, setAdds: 0, setDels: 0, iptables: false };
         // ipsets: create what is new, then add and delete members.

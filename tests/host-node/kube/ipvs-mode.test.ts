@@ -243,6 +243,20 @@ describe('kube-proxy ipvs mode: kernel order and state', () => {
   });
 });
 
+describe('kube-proxy ipvs mode: size', () => {
+  it('starts a cluster with more virtual servers than the default pool holds (4,096)', async () => {
+    const objs: string[] = [];
+    for (let i = 0; i < 4200; i++) {
+      const name = `s${i}`;
+      objs.push(service({ name, clusterIP: `10.96.${i >> 8}.${i & 255}`, port: 80 }), slice(name, [{ ip: `10.244.${i >> 8}.${i & 255}` }]));
+    }
+    const dp = await node(docs(...objs));
+    expect(dp.ipvs().services()).toHaveLength(4200);
+    const r = dp.process(buildPacket({ src: '10.244.200.1', dst: '10.96.16.103', proto: 'tcp', sport: 5000, dport: 80, flags: 'S' }), 10);
+    expect(decodePacket(r.packet!).dst).toBe('10.244.16.103');
+  }, 60_000);
+});
+
 describe('kube-proxy ipvs mode: IPv6', () => {
   it('an IPv6 ClusterIP is scheduled and masqueraded like IPv4 (KUBE-6- sets, ip6tables rules)', async () => {
     const dp = await Dataplane.create({ nodeIPs: [NODE, 'fd00:49::2'], podCIDR: [POD_CIDR, 'fd00:244::/64'], seed: 7 });
