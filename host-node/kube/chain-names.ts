@@ -16,36 +16,44 @@ const K = new Uint32Array([
   0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ]);
 
-/** SHA-256 (FIPS 180-4) of a byte string. */
-export function sha256(data: Uint8Array): Uint8Array {
-  const h = new Uint32Array([
-    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-  ]);
-  const total = Math.ceil((data.length + 9) / 64) * 64;
-  const msg = new Uint8Array(total);
-  msg.set(data);
-  msg[data.length] = 0x80;
-  const bitLen = data.length * 8;
-  const view = new DataView(msg.buffer);
+// Work buffers reused by every call: chain names are hashed by the ten thousand per sync, and a
+// fresh message block and schedule per hash were most of the sync's young garbage.
+const W = new Uint32Array(64);
+const H = new Uint32Array(8);
+let block = new Uint8Array(256);
+let blockView = new DataView(block.buffer);
+
+/** SHA-256 (FIPS 180-4) of the first `length` bytes of `data`. */
+export function sha256(data: Uint8Array, length = data.length): Uint8Array {
+  H[0] = 0x6a09e667; H[1] = 0xbb67ae85; H[2] = 0x3c6ef372; H[3] = 0xa54ff53a;
+  H[4] = 0x510e527f; H[5] = 0x9b05688c; H[6] = 0x1f83d9ab; H[7] = 0x5be0cd19;
+  const total = Math.ceil((length + 9) / 64) * 64;
+  if (total > block.length) {
+    block = new Uint8Array(total);
+    blockView = new DataView(block.buffer);
+  }
+  const msg = block, view = blockView, w = W, h = H;
+  msg.set(data.subarray(0, length));
+  msg.fill(0, length, total);
+  msg[length] = 0x80;
+  const bitLen = length * 8;
   view.setUint32(total - 8, Math.floor(bitLen / 0x100000000));
   view.setUint32(total - 4, bitLen >>> 0);
-  const w = new Uint32Array(64);
-  const rotr = (x: number, n: number): number => (x >>> n) | (x << (32 - n));
   for (let off = 0; off < total; off += 64) {
     for (let i = 0; i < 16; i++) w[i] = view.getUint32(off + 4 * i);
     for (let i = 16; i < 64; i++) {
       const a = w[i - 15]!;
       const b = w[i - 2]!;
-      const s0 = rotr(a, 7) ^ rotr(a, 18) ^ (a >>> 3);
-      const s1 = rotr(b, 17) ^ rotr(b, 19) ^ (b >>> 10);
+      const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3);
+      const s1 = ((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^ (b >>> 10);
       w[i] = (w[i - 16]! + s0 + w[i - 7]! + s1) >>> 0;
     }
     let a = h[0]!, b = h[1]!, c = h[2]!, d = h[3]!, e = h[4]!, f = h[5]!, g = h[6]!, hh = h[7]!;
     for (let i = 0; i < 64; i++) {
-      const S1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
+      const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
       const ch = (e & f) ^ (~e & g);
       const t1 = (hh + S1 + ch + K[i]! + w[i]!) >>> 0;
-      const S0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
+      const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
       const maj = (a & b) ^ (a & c) ^ (b & c);
       const t2 = (S0 + maj) >>> 0;
       hh = g; g = f; f = e; e = (d + t1) >>> 0;
@@ -81,14 +89,34 @@ export function base32(data: Uint8Array): string {
   return out;
 }
 
-function utf8(s: string): Uint8Array {
-  // TextEncoder exists in every runtime we target (Node, browsers, Deno, Bun).
-  return new TextEncoder().encode(s);
+// TextEncoder exists in every runtime we target (Node, browsers, Deno, Bun).
+const encoder = new TextEncoder();
+let text = new Uint8Array(256);
+
+/** base32(sha256(utf8(s))) cut to 16 characters, encoding into a reused buffer. */
+function hash16(s: string): string {
+  if (s.length * 3 > text.length) text = new Uint8Array(s.length * 3);
+  const n = encoder.encodeInto(s, text).written;
+  return base32(sha256(text, n)).slice(0, 16);
+}
+
+// Service port names and endpoints come back sync after sync (kube-proxy keeps the names in its
+// servicePortInfo and endpointInfo); a bounded memo keeps them across syncs.
+const MEMO_MAX = 1 << 19;
+const memo = new Map<string, string>();
+function memoHash(s: string): string {
+  let h = memo.get(s);
+  if (h === undefined) {
+    if (memo.size >= MEMO_MAX) memo.clear();
+    h = hash16(s);
+    memo.set(s, h);
+  }
+  return h;
 }
 
 /** portProtoHash: 16 base32 characters of sha256(servicePortName + protocol). */
 export function portProtoHash(servicePortName: string, protocol: string): string {
-  return base32(sha256(utf8(servicePortName + protocol))).slice(0, 16);
+  return memoHash(servicePortName + protocol);
 }
 
 // Protocol arguments are lower case ("tcp"), as proxier.go passes strings.ToLower(protocol).
@@ -99,7 +127,7 @@ export const serviceExternalChainName = (spn: string, proto: string): string => 
 
 /** servicePortEndpointChainName: the hash also covers the endpoint string ("ip:port", "[ip6]:port"). */
 export function servicePortEndpointChainName(spn: string, proto: string, endpoint: string): string {
-  return `KUBE-SEP-${base32(sha256(utf8(spn + proto + endpoint))).slice(0, 16)}`;
+  return `KUBE-SEP-${memoHash(spn + proto + endpoint)}`;
 }
 
 const SERVICE_CHAIN_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-SEP-', 'KUBE-FW-', 'KUBE-EXT-'];

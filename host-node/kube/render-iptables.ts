@@ -192,17 +192,6 @@ export function probability(n: number): string {
   return (probabilityCache[n] ??= formatFixed(1 / n, 10));
 }
 
-const sepCache = new Map<string, string>();
-function endpointChain(spn: string, proto: string, endpoint: string): string {
-  const key = `${spn}\x00${proto}\x00${endpoint}`;
-  let c = sepCache.get(key);
-  if (c === undefined) {
-    if (sepCache.size > 100_000) sepCache.clear();
-    c = servicePortEndpointChainName(spn, proto, endpoint);
-    sepCache.set(key, c);
-  }
-  return c;
-}
 
 /** Renders one sync of one family. */
 export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, req: SyncRequest = {}): IptablesRender {
@@ -269,7 +258,7 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     const localEndpoints = cat.localEndpoints ?? [];
     const reachable = cat.allReachableEndpoints ?? [];
     const hasEndpoints = cat.hasAnyEndpoints;
-    for (const ep of reachable) active.add(endpointChain(name, protocol, ep.endpoint));
+    for (const ep of reachable) active.add(servicePortEndpointChainName(name, protocol, ep.endpoint));
 
     const clusterPolicyChain = servicePortPolicyClusterChain(name, protocol);
     const usesClusterPolicyChain = clusterEndpoints.length > 0 && usesClusterEndpoints(sp);
@@ -407,7 +396,7 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
       writeServiceToEndpointRules(sp, protocol, localPolicyChain, localEndpoints);
     }
     for (const ep of reachable) {
-      const chain = endpointChain(name, protocol, ep.endpoint);
+      const chain = servicePortEndpointChainName(name, protocol, ep.endpoint);
       natChains.push(chainLine(chain));
       const head = `-A ${chain}${comment(name)}`;
       // Hairpin: an endpoint reaching itself through the service must be SNATed.
@@ -420,13 +409,13 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
   function writeServiceToEndpointRules(sp: ServicePortInfo, protocol: string, svcChain: string, endpoints: EndpointInfo[]): void {
     if (sp.sessionAffinity === 'ClientIP') {
       for (const ep of endpoints) {
-        const chain = endpointChain(sp.name, protocol, ep.endpoint);
+        const chain = servicePortEndpointChainName(sp.name, protocol, ep.endpoint);
         natRules.push(`-A ${svcChain}${comment(`"${sp.name} -> ${ep.endpoint}"`)} -m recent --name ${chain} --rcheck --seconds ${sp.stickyMaxAgeSeconds} --reap -j ${chain}`);
       }
     }
     const n = endpoints.length;
     endpoints.forEach((ep, i) => {
-      const chain = endpointChain(sp.name, protocol, ep.endpoint);
+      const chain = servicePortEndpointChainName(sp.name, protocol, ep.endpoint);
       // Rule i matches 1/(n-i) of what reaches it, so every endpoint gets 1/n; the last always matches.
       const stat = i < n - 1 ? ` -m statistic --mode random --probability ${probability(n - i)}` : '';
       natRules.push(`-A ${svcChain}${comment(`"${sp.name} -> ${ep.endpoint}"`)}${stat} -j ${chain}`);
