@@ -19,7 +19,7 @@ import { CommitError, commit } from './graph.js';
 import type { Counters, Family, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
 import { MAX_NAME, SkipLine, assertValidChainName, parseCommand, parseRuleText, ruleSpec, type Command } from './rule.js';
-import { Ruleset, Table, builtinHook, emptyTable, isTableName } from './ruleset.js';
+import { Ruleset, Table, builtinHook, emptyTable, isTableName, type ChainSource } from './ruleset.js';
 
 export interface RestoreOptions {
   /** 4 (iptables-restore) or 6 (ip6tables-restore); default the base's family, else 4. */
@@ -101,6 +101,8 @@ class Restorer {
   private skipping = false;
   private lastChain = '';
   private lastDraft: ChainDraft | null = null;
+  /** Set by extendRun(): where run() goes on after a replayed stretch (0: the next line). */
+  private skipTo = 0;
 
   constructor(
     private readonly text: string,
@@ -143,6 +145,10 @@ class Restorer {
         continue;
       }
       if (c0 === 45 && text.charCodeAt(start + 1) === 65 && isSeparator(text.charCodeAt(start + 2)) && this.fastAppend(start, end)) {
+        if (this.skipTo !== 0) {
+          pos = this.skipTo;
+          this.skipTo = 0;
+        }
         continue;
       }
       this.commandLine(text.slice(start, end));
@@ -254,6 +260,7 @@ class Restorer {
             d.hintPos = k + 1;
             const td = this.td!;
             if (!td.replayHint(d, k, this.lineNo, text, i, end)) td.append(d, hint[k]!, this.lineNo, text, i, end, true);
+            this.extendRun(d, src, k, start, i, end);
             return true;
           }
         }
@@ -289,6 +296,59 @@ class Restorer {
     this.checkRule(chain, rule);
     this.td!.append(d, rule, this.lineNo, text, i, end, rule.counters === ZERO_COUNTERS);
     return true;
+  }
+
+  /**
+   * After line `lineStart..end` (rest from `restStart`) replayed hint rule k: when the old text held
+   * the next hint rules as the lines right after rule k's (each `\n-A CHAIN rule` with the same
+   * single-separator prefix), the new text usually repeats a stretch of them byte for byte. That
+   * stretch is found by comparing doubling spans of the two texts in one go, and its rules are
+   * replayed without looking at each line; `skipTo` tells run() where to go on. A line of the
+   * stretch means exactly what the line-by-line path would make of it: an append of the next
+   * hint rule, already checked in this chain of this table.
+   */
+  private extendRun(d: ChainDraft, src: ChainSource, k: number, lineStart: number, restStart: number, end: number): void {
+    const text = this.text;
+    const hint = d.hint!;
+    const at = src.at;
+    const prefix = restStart - lineStart;
+    // Only the plain `-A CHAIN ` prefix (one separator each side) and LF line ends qualify: then
+    // an old gap of exactly 1 + prefix characters can only be `\n` and that prefix.
+    if (prefix !== 4 + d.name.length || text.charCodeAt(end) !== 10) return;
+    const gap = prefix + 1;
+    const old = src.text;
+    let last = k;                       // rules k+1 … last are contiguous after rule k in `old`
+    const limit = hint.length - 1;
+    let step = 1;
+    let good = k;                       // rules up to `good` are known equal
+    const newAt = (j: number): number => at[2 * j + 1]! - at[2 * k + 1]! + end;   // end of rule j in `text`
+    while (good < limit) {
+      // Extend the contiguous stretch to `good + step` rules at most.
+      const want = Math.min(limit, good + step);
+      while (last < want && at[2 * (last + 1)]! - at[2 * last + 1]! === gap) last++;
+      const to = Math.min(want, last);
+      if (to === good) break;
+      const a = at[2 * good + 1]!, b = at[2 * to + 1]!;
+      const na = newAt(good), nb = newAt(to);
+      if (nb <= text.length && text.slice(na, nb) === old.slice(a, b) && lineEnds(text, nb)) {
+        good = to;
+        step *= 2;
+        continue;
+      }
+      if (to === good + 1) break;
+      step = 1;                         // the difference lies inside: gallop again from `good`
+    }
+    if (good === k) return;
+    const td = this.td!;
+    let line = this.lineNo;
+    for (let j = k + 1; j <= good; j++) {
+      line++;
+      const from = newAt(j - 1) + gap, to = newAt(j);
+      if (!td.replayHint(d, j, line, text, from, to)) td.append(d, hint[j]!, line, text, from, to, true);
+    }
+    d.hintPos = good + 1;
+    this.lineNo = line;
+    this.skipTo = newAt(good) + 1;
   }
 
   private draftOf(chain: string): ChainDraft {
@@ -494,6 +554,11 @@ class Restorer {
     }
     td.delete(oldName, this.lineNo);
   }
+}
+
+/** `text` has a line feed, or its end, at `at` (a CR there would make the next line empty). */
+function lineEnds(text: string, at: number): boolean {
+  return at === text.length || text.charCodeAt(at) === 10;
 }
 
 function findRule(rules: readonly Rule[], rule: Rule): number {
