@@ -30,6 +30,8 @@ export class ChainDraft {
   hintPos = 0;
   /** Where `hint`'s texts lie, when the chain had a ChainSource (compared instead of the rules). */
   hintSrc: ChainSource | null = null;
+  /** hintSrc was checked for rules scattered over its text (restore.ts extendRun()). */
+  hintLaidOut = false;
   /** The ChainSource of `rules` while they are still the origin's (not owned). */
   source: ChainSource | null = null;
   /**
@@ -52,6 +54,8 @@ export class ChainDraft {
   private replayLines: Int32Array | null = null;
   private replayParts: Uint32Array | null = null;
   private replayNew: Rule[] | null = null;
+  /** settle() recorded the list's common ends with the hint (draft.ts rememberEnds()). */
+  private endsKnown = false;
 
   constructor(
     readonly name: string,
@@ -74,6 +78,7 @@ export class ChainDraft {
 
   set rules(rules: readonly Rule[]) {
     this.replayed = 0;
+    this.endsKnown = false;
     this.list = rules;
   }
 
@@ -95,6 +100,11 @@ export class ChainDraft {
   /** The mutable rule list (copied from the origin on first use). */
   own(): Rule[] {
     if (this.replayed !== 0) this.settle();
+    if (this.endsKnown) {
+      // The list is about to change in place: what settle() recorded about it no longer holds.
+      this.endsKnown = false;
+      forgetEnds(this.list);
+    }
     if (this.lineList === null) {
       this.source = null;
       this.list = this.list.slice();
@@ -170,6 +180,14 @@ export class ChainDraft {
     this.list = list;
     this.lineList = lines;
     this.parts = new Places(rp, 2 * n);   // the places were empty when the replay began
+    // The log says where the list still equals the hint: its common ends, without comparing.
+    const h = hint.length, m = Math.min(h, n);
+    let p = 0;
+    while (p < m && list[p] === hint[p]) p++;
+    let s = 0;
+    while (s < m - p && (idx[n - 1 - s] === h - 1 - s || list[n - 1 - s] === hint[h - 1 - s])) s++;
+    rememberEnds(hint, list, p, s);
+    this.endsKnown = true;
     this.replayIdx = this.replayLines = null;
     this.replayParts = null;
     this.replayNew = null;
@@ -199,8 +217,29 @@ export class Places {
   }
 }
 
+// Common ends already known for a list (b → a and the lengths), so the several readers of one
+// restore's large chain (graph checks, reference counts, the compile memo) do not each walk it.
+const knownEnds = new WeakMap<readonly Rule[], { readonly a: readonly Rule[]; readonly p: number; readonly s: number }>();
+
+/** Records commonEnds(a, b) = [p, s]. */
+export function rememberEnds(a: readonly Rule[], b: readonly Rule[], p: number, s: number): void {
+  knownEnds.set(b, { a, p, s });
+}
+
+function forgetEnds(b: readonly Rule[]): void {
+  knownEnds.delete(b);
+}
+
+/** `copy` (a copy of `b`) has the same common ends with whatever b was compared with. */
+export function copyEnds(b: readonly Rule[], copy: readonly Rule[]): void {
+  const k = knownEnds.get(b);
+  if (k !== undefined) knownEnds.set(copy, k);
+}
+
 /** Common prefix and suffix lengths of two rule lists (by identity). */
 export function commonEnds(a: readonly Rule[], b: readonly Rule[]): [number, number] {
+  const k = knownEnds.get(b);
+  if (k !== undefined && k.a === a) return [k.p, k.s];
   let p = 0;
   const n = Math.min(a.length, b.length);
   while (p < n && a[p] === b[p]) p++;
@@ -269,6 +308,7 @@ export class TableDraft {
     if (old && old.rules.length) {
       d.hint = old.rules;
       d.hintSrc = old.source ?? null;
+      d.hintLaidOut = false;
       d.hintPos = 0;
     }
   }
@@ -348,6 +388,7 @@ export class TableDraft {
     if (d.rules.length) {
       d.hint = d.rules;
       d.hintSrc = d.owned ? null : d.source;
+      d.hintLaidOut = false;
       d.hintPos = 0;
     }
     d.rules = [];

@@ -19,7 +19,7 @@ import { CommitError, commit } from './graph.js';
 import type { Counters, Family, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
 import { MAX_NAME, SkipLine, assertValidChainName, parseCommand, parseRuleText, ruleSpec, type Command } from './rule.js';
-import { Ruleset, Table, builtinHook, emptyTable, isTableName, type ChainSource } from './ruleset.js';
+import { Ruleset, Table, builtinHook, consecutiveSource, emptyTable, isTableName, type ChainSource } from './ruleset.js';
 
 export interface RestoreOptions {
   /** 4 (iptables-restore) or 6 (ip6tables-restore); default the base's family, else 4. */
@@ -310,11 +310,16 @@ class Restorer {
   private extendRun(d: ChainDraft, src: ChainSource, k: number, lineStart: number, restStart: number, end: number): void {
     const text = this.text;
     const hint = d.hint!;
-    const at = src.at;
     const prefix = restStart - lineStart;
     // Only the plain `-A CHAIN ` prefix (one separator each side) and LF line ends qualify: then
     // an old gap of exactly 1 + prefix characters can only be `\n` and that prefix.
     if (prefix !== 4 + d.name.length || text.charCodeAt(end) !== 10) return;
+    if (!d.hintLaidOut) {
+      d.hintLaidOut = true;
+      const laid = consecutiveSource(src, d.name);
+      if (laid !== null) d.hintSrc = src = laid;
+    }
+    const at = src.at;
     const gap = prefix + 1;
     const old = src.text;
     let last = k;                       // rules k+1 … last are contiguous after rule k in `old`
