@@ -174,6 +174,26 @@ describe('rewriting large chains', () => {
       expect(renderRules(back.ruleset, 'nat', 'KUBE-SERVICES')).toBe(listing('KUBE-SERVICES', SVCS.map(svcRule)));
     });
 
+    it('a chain first written scattered (a full restore) and then rewritten in one block', () => {
+      // Every KUBE-SERVICES line followed by that service's own rule, as a full sync writes it.
+      const scattered = ['*nat', ':KUBE-SERVICES - [0:0]', ':KUBE-NODEPORTS - [0:0]', ...declared];
+      for (const i of SVCS) scattered.push(`-A KUBE-SERVICES ${svcRule(i)}`, `-A KUBE-SVC-${i % 3} -m comment --comment svc-${i} -j RETURN`);
+      scattered.push('COMMIT', '');
+      const b = ok(scattered.join('\n')).ruleset;
+      const lines = SVCS.map(svcRule);
+      lines.splice(211, 0, svcRule(4000));
+      lines.splice(20, 2);
+      const r = ok(grouped(lines), { noflush: true, base: b });
+      const fresh = ok(grouped(lines, declared)).ruleset;
+      expect(renderRules(r.ruleset, 'nat', 'KUBE-SERVICES')).toBe(renderRules(fresh, 'nat', 'KUBE-SERVICES'));
+      const got = r.ruleset.table('nat')!.chain('KUBE-SERVICES')!.rules;
+      const old = b.table('nat')!.chain('KUBE-SERVICES')!.rules;
+      expect(got[5]).toBe(old[5]);
+      expect(got[150]).toBe(old[152]);
+      expect(got[298]).toBe(old[299]);
+      expect(renderRules(r.ruleset, 'nat', 'KUBE-SVC-1')).toBe(renderRules(b, 'nat', 'KUBE-SVC-1'));
+    });
+
     it('an error after a long stretch names its own line', () => {
       const b = groupedBase();
       const lines = SVCS.map(svcRule);
