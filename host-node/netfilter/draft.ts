@@ -153,6 +153,26 @@ export class ChainDraft {
     return this.replayed !== 0;
   }
 
+  /**
+   * Logs hint rules k0 … k1 as the next rules, already being replayed from `text` (replay() has
+   * logged one): rule j read from line `line0 + j - k0` at `at[2j] + delta … at[2j + 1] + delta`
+   * (`at` the hint's places, zero counters). False when not replaying (nothing logged).
+   */
+  replayStretch(k0: number, k1: number, line0: number, text: string, at: Uint32Array, delta: number): boolean {
+    let n = this.replayed;
+    if (n === 0 || text !== this.partText) return false;
+    while (n + (k1 - k0 + 1) > this.replayIdx!.length) this.growReplay();
+    const idx = this.replayIdx!, lines = this.replayLines!, parts = this.replayParts!;
+    for (let j = k0, line = line0; j <= k1; j++, n++, line++) {
+      idx[n] = j;
+      lines[n] = line;
+      parts[2 * n] = at[2 * j]! + delta;
+      parts[2 * n + 1] = at[2 * j + 1]! + delta;
+    }
+    this.replayed = n;
+    return true;
+  }
+
   private growReplay(): void {
     const grow = <T extends Int32Array | Uint32Array>(a: T, make: (n: number) => T): T => {
       const b = make(a.length * 2);
@@ -334,6 +354,11 @@ export class TableDraft {
     if (this.refDelta !== null || !d.replay(k, null, line, text, from, to, true)) return false;
     if (first) d.seq = this.seqBase + line;
     return true;
+  }
+
+  /** Appends hint rules k0 … k1 by replay (ChainDraft.replayStretch()); false when that does not apply. */
+  replayStretch(d: ChainDraft, k0: number, k1: number, line0: number, text: string, at: Uint32Array, delta: number): boolean {
+    return this.refDelta === null && d.replayStretch(k0, k1, line0, text, at, delta);
   }
 
   /** Appends `rule`. `text.slice(from, to)` is where the restore text wrote it (equal to

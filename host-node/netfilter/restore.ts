@@ -345,14 +345,15 @@ class Restorer {
     }
     if (good === k) return;
     const td = this.td!;
-    let line = this.lineNo;
-    for (let j = k + 1; j <= good; j++) {
-      line++;
-      const from = newAt(j - 1) + gap, to = newAt(j);
-      if (!td.replayHint(d, j, line, text, from, to)) td.append(d, hint[j]!, line, text, from, to, true);
+    const delta = end - at[2 * k + 1]!;
+    if (!td.replayStretch(d, k + 1, good, this.lineNo + 1, text, at, delta)) {
+      // Rules k+1 … good lie contiguous: rule j's text starts where rule j-1's ends plus the gap.
+      for (let j = k + 1, line = this.lineNo + 1; j <= good; j++, line++) {
+        td.append(d, hint[j]!, line, text, at[2 * j]! + delta, at[2 * j + 1]! + delta, true);
+      }
     }
     d.hintPos = good + 1;
-    this.lineNo = line;
+    this.lineNo += good - k;
     this.skipTo = newAt(good) + 1;
   }
 
