@@ -153,6 +153,12 @@ export class ChainDraft {
     return this.replayed !== 0;
   }
 
+  /** The rules are the list a replay built, at its final size and unchanged since. */
+  get settledList(): boolean {
+    if (this.replayed !== 0) this.settle();
+    return this.endsKnown;
+  }
+
   /**
    * Logs hint rules k0 … k1 as the next rules, already being replayed from `text` (replay() has
    * logged one): rule j read from line `line0 + j - k0` at `at[2j] + delta … at[2j + 1] + delta`

@@ -315,7 +315,7 @@ function freezeChain(d: ChainDraft): Chain {
     name: d.name, builtin: d.builtin, hook: d.builtin ? (d.name as Hook) : null, policy: d.policy,
     // An edited chain's array grew by push (with room to spare); the frozen chain keeps a copy
     // sized exactly, since tens of thousands of small chains live as long as the ruleset.
-    counters: d.counters, rules: d.owned ? frozenCopy(d.rules) : d.rules, declared: d.declared, seq: d.seq,
+    counters: d.counters, rules: d.owned && !d.settledList ? frozenCopy(d.rules) : d.rules, declared: d.declared, seq: d.seq,
   };
 }
 
