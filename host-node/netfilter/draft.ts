@@ -30,8 +30,6 @@ export class ChainDraft {
   hintPos = 0;
   /** Where `hint`'s texts lie, when the chain had a ChainSource (compared instead of the rules). */
   hintSrc: ChainSource | null = null;
-  /** hintSrc was checked for rules scattered over its text (restore.ts extendRun()). */
-  hintLaidOut = false;
   /** The ChainSource of `rules` while they are still the origin's (not owned). */
   source: ChainSource | null = null;
   /**
@@ -161,19 +159,20 @@ export class ChainDraft {
 
   /**
    * Logs hint rules k0 … k1 as the next rules, already being replayed from `text` (replay() has
-   * logged one): rule j read from line `line0 + j - k0` at `at[2j] + delta … at[2j + 1] + delta`
-   * (`at` the hint's places, zero counters). False when not replaying (nothing logged).
+   * logged one): rule j read from line `line0 + j - k0`, its text starting at `starts[j]` (as long
+   * as its old text, `at` the hint's places; zero counters). False when not replaying (nothing logged).
    */
-  replayStretch(k0: number, k1: number, line0: number, text: string, at: Uint32Array, delta: number): boolean {
+  replayStretch(k0: number, k1: number, line0: number, text: string, at: Uint32Array, starts: Uint32Array): boolean {
     let n = this.replayed;
     if (n === 0 || text !== this.partText) return false;
     while (n + (k1 - k0 + 1) > this.replayIdx!.length) this.growReplay();
     const idx = this.replayIdx!, lines = this.replayLines!, parts = this.replayParts!;
     for (let j = k0, line = line0; j <= k1; j++, n++, line++) {
+      const from = starts[j]!;
       idx[n] = j;
       lines[n] = line;
-      parts[2 * n] = at[2 * j]! + delta;
-      parts[2 * n + 1] = at[2 * j + 1]! + delta;
+      parts[2 * n] = from;
+      parts[2 * n + 1] = from + at[2 * j + 1]! - at[2 * j]!;
     }
     this.replayed = n;
     return true;
@@ -334,7 +333,6 @@ export class TableDraft {
     if (old && old.rules.length) {
       d.hint = old.rules;
       d.hintSrc = old.source ?? null;
-      d.hintLaidOut = false;
       d.hintPos = 0;
     }
   }
@@ -363,8 +361,8 @@ export class TableDraft {
   }
 
   /** Appends hint rules k0 … k1 by replay (ChainDraft.replayStretch()); false when that does not apply. */
-  replayStretch(d: ChainDraft, k0: number, k1: number, line0: number, text: string, at: Uint32Array, delta: number): boolean {
-    return this.refDelta === null && d.replayStretch(k0, k1, line0, text, at, delta);
+  replayStretch(d: ChainDraft, k0: number, k1: number, line0: number, text: string, at: Uint32Array, starts: Uint32Array): boolean {
+    return this.refDelta === null && d.replayStretch(k0, k1, line0, text, at, starts);
   }
 
   /** Appends `rule`. `text.slice(from, to)` is where the restore text wrote it (equal to
@@ -419,7 +417,6 @@ export class TableDraft {
     if (d.rules.length) {
       d.hint = d.rules;
       d.hintSrc = d.owned ? null : d.source;
-      d.hintLaidOut = false;
       d.hintPos = 0;
     }
     d.rules = [];

@@ -19,7 +19,7 @@ import { CommitError, commit } from './graph.js';
 import type { Counters, Family, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
 import { MAX_NAME, SkipLine, assertValidChainName, parseCommand, parseRuleText, ruleSpec, type Command } from './rule.js';
-import { Ruleset, Table, builtinHook, consecutiveSource, emptyTable, isTableName, type ChainSource } from './ruleset.js';
+import { Ruleset, Table, builtinHook, emptyTable, isTableName, type ChainSource } from './ruleset.js';
 
 export interface RestoreOptions {
   /** 4 (iptables-restore) or 6 (ip6tables-restore); default the base's family, else 4. */
@@ -103,6 +103,8 @@ class Restorer {
   private lastDraft: ChainDraft | null = null;
   /** Set by extendRun(): where run() goes on after a replayed stretch (0: the next line). */
   private skipTo = 0;
+  /** extendRun()'s scratch: where each matched hint rule's text starts in the new text. */
+  private starts = new Uint32Array(0);
 
   constructor(
     private readonly text: string,
@@ -299,13 +301,14 @@ class Restorer {
   }
 
   /**
-   * After line `lineStart..end` (rest from `restStart`) replayed hint rule k: when the old text held
-   * the next hint rules as the lines right after rule k's (each `\n-A CHAIN rule` with the same
-   * single-separator prefix), the new text usually repeats a stretch of them byte for byte. That
-   * stretch is found by comparing doubling spans of the two texts in one go, and its rules are
-   * replayed without looking at each line; `skipTo` tells run() where to go on. A line of the
-   * stretch means exactly what the line-by-line path would make of it: an append of the next
-   * hint rule, already checked in this chain of this table.
+   * After line `lineStart..end` (rest from `restStart`) replayed hint rule k: the lines that follow
+   * usually restate the next hint rules with the same `-A CHAIN ` prefix. Where the old text held
+   * those rules as consecutive lines, the stretch is compared in doubling spans of the two texts in
+   * one go; where it held them apart (a full restore writes each service's own chains in between),
+   * each line is compared with its rule's old text in one tight loop. The matched rules are logged
+   * at once and `skipTo` tells run() where to go on. A line matched here means exactly what the
+   * line-by-line path would make of it: an append of the next hint rule, already checked in this
+   * chain of this table.
    */
   private extendRun(d: ChainDraft, src: ChainSource, k: number, lineStart: number, restStart: number, end: number): void {
     const text = this.text;
@@ -314,47 +317,54 @@ class Restorer {
     // Only the plain `-A CHAIN ` prefix (one separator each side) and LF line ends qualify: then
     // an old gap of exactly 1 + prefix characters can only be `\n` and that prefix.
     if (prefix !== 4 + d.name.length || text.charCodeAt(end) !== 10) return;
-    if (!d.hintLaidOut) {
-      d.hintLaidOut = true;
-      const laid = consecutiveSource(src, d.name);
-      if (laid !== null) d.hintSrc = src = laid;
-    }
-    const at = src.at;
     const gap = prefix + 1;
     const old = src.text;
-    let last = k;                       // rules k+1 … last are contiguous after rule k in `old`
+    const at = src.at;
+    const head = text.slice(lineStart, restStart);
     const limit = hint.length - 1;
+    let starts = this.starts;
+    if (starts.length < hint.length) starts = this.starts = new Uint32Array(hint.length + (hint.length >> 2));
+    let good = k;        // hint rules up to `good` matched; the last ends at `cur` in `text`
+    let cur = end;
     let step = 1;
-    let good = k;                       // rules up to `good` are known equal
-    const newAt = (j: number): number => at[2 * j + 1]! - at[2 * k + 1]! + end;   // end of rule j in `text`
     while (good < limit) {
-      // Extend the contiguous stretch to `good + step` rules at most.
-      const want = Math.min(limit, good + step);
-      while (last < want && at[2 * (last + 1)]! - at[2 * last + 1]! === gap) last++;
-      const to = Math.min(want, last);
-      if (to === good) break;
-      const a = at[2 * good + 1]!, b = at[2 * to + 1]!;
-      const na = newAt(good), nb = newAt(to);
-      if (nb <= text.length && text.slice(na, nb) === old.slice(a, b) && lineEnds(text, nb)) {
-        good = to;
-        step *= 2;
+      if (at[2 * good + 2]! - at[2 * good + 1]! === gap) {
+        // Consecutive in the old text: extend the span as far as they stay consecutive.
+        let to = good + 1;
+        const want = Math.min(limit, good + step);
+        while (to < want && at[2 * to + 2]! - at[2 * to + 1]! === gap) to++;
+        const a = at[2 * good + 1]!, b = at[2 * to + 1]!;
+        const nb = cur + (b - a);
+        if (nb <= text.length && text.slice(cur, nb) === old.slice(a, b) && lineEnds(text, nb)) {
+          for (let j = good + 1; j <= to; j++) starts[j] = at[2 * j]! - a + cur;
+          good = to;
+          cur = nb;
+          step *= 2;
+          continue;
+        }
+        if (to === good + 1) break;
+        step = 1;        // the difference lies inside the span: gallop again from `good`
         continue;
       }
-      if (to === good + 1) break;
-      step = 1;                         // the difference lies inside: gallop again from `good`
+      // Apart in the old text: this line against that rule's text.
+      const j = good + 1;
+      const from = at[2 * j]!, len = at[2 * j + 1]! - from;
+      const rs = cur + gap, re = rs + len;
+      if (re > text.length || !lineEnds(text, re) || text.slice(cur + 1, rs) !== head || text.slice(rs, re) !== old.slice(from, from + len)) break;
+      starts[j] = rs;
+      good = j;
+      cur = re;
     }
     if (good === k) return;
     const td = this.td!;
-    const delta = end - at[2 * k + 1]!;
-    if (!td.replayStretch(d, k + 1, good, this.lineNo + 1, text, at, delta)) {
-      // Rules k+1 … good lie contiguous: rule j's text starts where rule j-1's ends plus the gap.
+    if (!td.replayStretch(d, k + 1, good, this.lineNo + 1, text, at, starts)) {
       for (let j = k + 1, line = this.lineNo + 1; j <= good; j++, line++) {
-        td.append(d, hint[j]!, line, text, at[2 * j]! + delta, at[2 * j + 1]! + delta, true);
+        td.append(d, hint[j]!, line, text, starts[j]!, starts[j]! + at[2 * j + 1]! - at[2 * j]!, true);
       }
     }
     d.hintPos = good + 1;
     this.lineNo += good - k;
-    this.skipTo = newAt(good) + 1;
+    this.skipTo = cur + 1;
   }
 
   private draftOf(chain: string): ChainDraft {

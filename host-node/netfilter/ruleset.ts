@@ -68,34 +68,6 @@ export interface ChainSource {
   readonly zero: boolean;
 }
 
-/**
- * The same rule texts laid out as consecutive `-A NAME text` lines (single spaces, LF ends), when
- * `src` has them scattered over the text that wrote them (a full restore writes every service's
- * own chains between two KUBE-SERVICES lines); null when they mostly lie that way already. A
- * rewrite that writes the chain's lines together then matches long stretches against it.
- */
-export function consecutiveSource(src: ChainSource, name: string): ChainSource | null {
-  const at = src.at;
-  const n = at.length >> 1;
-  const head = `-A ${name} `;
-  const gap = head.length + 1;
-  let together = 0;
-  const probe = Math.min(64, n - 1);
-  for (let k = 0; k < probe; k++) if (at[2 * k + 2]! - at[2 * k + 1]! === gap) together++;
-  if (together * 2 >= probe) return null;
-  const texts = new Array<string>(n);
-  const out = new Uint32Array(2 * n);
-  let pos = head.length;
-  for (let k = 0; k < n; k++) {
-    const from = at[2 * k]!, to = at[2 * k + 1]!;
-    texts[k] = src.text.slice(from, to);
-    out[2 * k] = pos;
-    out[2 * k + 1] = pos + to - from;
-    pos += to - from + gap;
-  }
-  return { text: head + texts.join('\n' + head), at: out, zero: src.zero };
-}
-
 /** Chains with fewer rules get no ChainSource (their rule objects are few and cheap to compare). */
 export const SOURCE_MIN_RULES = 64;
 
