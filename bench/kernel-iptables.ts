@@ -4,14 +4,13 @@
 // and the same text again; (b) one Service added and (c) one removed through kube-proxy's own
 // partial-sync text (KUBE-SERVICES rewritten whole, the Service's chains, -X for stale ones);
 // (d) the cost of a new connection's first packet: svcplane's core on batches of new SYNs
-// (processBatch, ns/packet, p50/p99 by wall clock over batches and by this thread's CPU time over
-// groups of batches, so that time other processes on a shared machine took is visible apart, and the same SYNs resent
+// (processBatch, ns/packet, p50/p99 by wall clock over batches and by this process's CPU time over
+// groups of 8 batches, so that time other processes on a shared machine took is visible apart, and the same SYNs resent
 // as conntrack hits) and the kernel's time per SYN sent through a node namespace (injection and
 // forwarding included; the no-rules baseline is its own row). Each row carries svcplane's number
 // as its value and the kernel's beside it with kernel / svcplane. SVP_BENCH_SIZES=1000,20000
 // limits the sizes. Needs root (network namespaces); otherwise prints that it skipped and returns
 // no rows.
-import { readFileSync } from 'node:fs';
 import { Dataplane } from '../host-node/dataplane.js';
 import { buildPacket } from '../host-node/core/packet.js';
 import { DESC } from '../host-node/core/abi.js';
@@ -76,8 +75,7 @@ function syns(cluster: Cluster, count: number, rng: Rng, offset: number): Uint8A
 interface FirstPacket {
   /** Wall time of each batch of new SYNs (the machine's scheduler included). */
   wall: number[];
-  /** CPU time of this thread over each CPU_GROUP batches (what other processes and this
-   *  process's other threads — GC, compilers — took is left out). */
+  /** CPU time of this process over each CPU_GROUP batches (what other processes took is left out). */
   cpu: number[];
   /** The same, for the same SYNs sent again: conntrack hits, no rule walk and no insert. */
   hit: number[];
@@ -85,21 +83,10 @@ interface FirstPacket {
   staging: number[];
 }
 
-/**
- * CPU time of this thread in ms: /proc/thread-self/schedstat's first field (the thread's
- * se.sum_exec_runtime in ns, fs/proc/base.c proc_pid_schedstat()), where Linux has it; else this
- * process's (all threads, coarser).
- */
-function cpuClock(): () => number {
-  try {
-    const probe = Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[0]);
-    if (Number.isFinite(probe) && probe > 0) {
-      return () => Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[0]) / 1e6;
-    }
-  } catch { /* not Linux, or no procfs */ }
-  return () => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
-}
-const cpuMs = cpuClock();
+// This process's CPU time in ms (getrusage: exact for the running threads, unlike schedstat,
+// which is only brought up to date at scheduler ticks). It includes V8's own threads (GC,
+// compilers), which is why samples are long: their share then averages out.
+const cpuMs = (): number => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
 
 /**
  * svcplane: ns/packet of each batch of new SYNs through processBatch (packets staged outside the
@@ -220,7 +207,7 @@ async function benchSize(k: KernelNode, n: number, rows: BenchRow[]): Promise<vo
     `p99 svcplane ${fmt(pct(sv.wall, 99))} / kernel ${fmt(pct(kp, 99))} ns (wall); svcplane batches of ${BATCH}, kernel ${kp.length}×${K_BATCH} SYNs`));
   rows.push({
     name: `first packet in-core CPU time, ${size(n)} services`, value: fmt(median(sv.cpu)), unit: 'ns/packet', target: 'p99 ≤ 1000',
-    note: `p99 ${fmt(pct(sv.cpu, 99))} ns over ${sv.cpu.length} samples of ${CPU_GROUP * BATCH} SYNs (this thread's CPU time); conntrack-hit resend p50 ${fmt(median(sv.hit))} ns; rule walk + insert + NAT setup (first − hit) p50 ${fmt(median(first))} / p99 ${fmt(pct(first, 99))} ns; host staging ${fmt(median(sv.staging))} ns/packet, not included`,
+    note: `p99 ${fmt(pct(sv.cpu, 99))} ns over ${sv.cpu.length} samples of ${CPU_GROUP * BATCH} SYNs (this process's CPU time); conntrack-hit resend p50 ${fmt(median(sv.hit))} ns; rule walk + insert + NAT setup (first − hit) p50 ${fmt(median(first))} / p99 ${fmt(pct(first, 99))} ns; host staging ${fmt(median(sv.staging))} ns/packet, not included`,
   });
   if (!restoring) return;
 
