@@ -5,7 +5,8 @@
 // chain is flushed. The whole text is applied to a copy: any error returns the first problem
 // (line, word, message) and the base ruleset is left exactly as it was.
 // Hot path: a `-A CHAIN rule` line that restates the rule it replaces (kube-proxy rewriting a
-// flushed chain) costs two slices and a string compare; a rule text seen before anywhere costs one
+// flushed chain) costs two slices and a string compare, and a stretch of such lines is matched
+// against the old text in one go (extendRun()); a rule text seen before anywhere costs one
 // map lookup; only new text is parsed, kube-proxy's shapes by fast.ts in one scan, the rest by
 // rule.ts. No regex runs per word. Never reads the clock, the host or
 // the kernel.
