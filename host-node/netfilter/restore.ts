@@ -306,11 +306,9 @@ class Restorer {
    * usually restate the next hint rules with the same `-A CHAIN ` prefix. Where the old text held
    * those rules as consecutive lines, the stretch is compared in doubling spans of the two texts in
    * one go; where it held them apart (a full restore writes each service's own chains in between),
-   * each line is compared with its rule's old text in one tight loop. The matched rules are logged
-   * at once and `skipTo` tells run() where to go on. A line matched here means exactly what the
-   * line-by-line path would make of it: an append of the next hint rule, already checked in this
-   * chain of this table.
-   */
+   * each line is compared with its rule's old text in one tight loop. Matched rules are logged at
+   * once, `skipTo` tells run() where to go on; each means what the line-by-line path would make of
+   * it (an append of the next hint rule, already checked in this chain of this table). */
   private extendRun(d: ChainDraft, src: ChainSource, k: number, lineStart: number, restStart: number, end: number): void {
     const text = this.text;
     const hint = d.hint!;
