@@ -245,7 +245,7 @@ async function benchSize(k: KernelNode, n: number, rows: BenchRow[]): Promise<vo
     delChains = del.deletedChains.length;
   }
   rows.push(pair(`iptables add 1 service (partial sync), ${size(n)} services`, 'ms', median(adds), median(kAdds),
-    `${addLines} lines; medians of ${PARTIAL_REPS} adds, svcplane first ${fmt(adds[0]!)} ms`));
+    `${addLines} lines; medians of ${PARTIAL_REPS} adds, svcplane first ${fmt(adds[0]!)} ms, last ${fmt(adds[PARTIAL_REPS - 1]!)} ms`));
   rows.push(pair(`iptables remove 1 service (partial sync), ${size(n)} services`, 'ms', median(dels), median(kDels),
     `${delLines} lines, ${delChains} chains deleted; medians of ${PARTIAL_REPS}, svcplane first ${fmt(dels[0]!)} ms`));
 }
