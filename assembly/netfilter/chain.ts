@@ -75,27 +75,38 @@ export class Chain {
   return c.state + <usize>slot * STATE_REC;
 }
 
-function zeroed(bytes: usize): usize {
-  const p = heap.alloc(bytes == 0 ? 4 : bytes);
-  memory.fill(p, 0, bytes == 0 ? 4 : bytes);
-  return p;
+@inline function align16(n: usize): usize {
+  return (n + 15) & ~(<usize>15);
 }
 
 // A chain with room for everything its validated blob needs; rules and ops still to be copied.
+// The header and every array live in one zeroed block, in the order a walk reads them (header,
+// rule records, ops, counters): the tens of thousands of small per-service chains a packet visits
+// then cost a few adjacent cache lines each instead of six scattered allocations.
 export function chainAlloc(family: u8, table: u8, nRules: u32, opWords: u32, nState: u32, nJumps: u32, nRecent: u32): Chain {
-  const c = changetype<Chain>(zeroed(offsetof<Chain>()));
+  const head = align16(offsetof<Chain>());
+  const rulesAt = head;
+  const opsAt = rulesAt + align16(<usize>nRules * RULE_REC);
+  const countersAt = opsAt + align16(<usize>opWords << 2);
+  const stateAt = countersAt + align16(<usize>(nRules + 1) * COUNTER_REC);
+  const jumpsAt = stateAt + align16(<usize>nState * STATE_REC);
+  const recentsAt = jumpsAt + align16(<usize>nJumps << 3);
+  const total = recentsAt + align16(<usize>nRecent << 2);
+  const p = heap.alloc(total);
+  memory.fill(p, 0, total);
+  const c = changetype<Chain>(p);
   c.family = family;
   c.table = table;
   c.nRules = nRules;
   c.opWords = opWords;
-  c.rules = zeroed(<usize>nRules * RULE_REC);
-  c.ops = zeroed(<usize>opWords << 2);
-  c.counters = zeroed(<usize>(nRules + 1) * COUNTER_REC);
-  c.state = zeroed(<usize>nState * STATE_REC);
+  c.rules = p + rulesAt;
+  c.ops = p + opsAt;
+  c.counters = p + countersAt;
+  c.state = p + stateAt;
   c.nState = nState;
-  c.jumps = zeroed(<usize>nJumps << 3);
+  c.jumps = p + jumpsAt;
   c.nJumps = nJumps;
-  c.recents = zeroed(<usize>nRecent << 2);
+  c.recents = p + recentsAt;
   c.nRecent = nRecent;
   return c;
 }
@@ -106,12 +117,6 @@ export function chainEmpty(family: u8, table: u8): Chain {
 }
 
 export function chainFree(c: Chain): void {
-  heap.free(c.rules);
-  heap.free(c.ops);
-  heap.free(c.counters);
-  heap.free(c.state);
-  heap.free(c.jumps);
-  heap.free(c.recents);
   if (c.segs != 0) heap.free(c.segs);
   if (c.index != 0) heap.free(c.index);
   if (c.lists != 0) heap.free(c.lists);

@@ -111,6 +111,9 @@ export function dispatchBuild(c: Chain): void {
   memory.fill(c.index, 0xFF, <usize>size * SLOT);
   c.indexMask = size - 1;
   c.lists = heap.alloc(<usize>nIndexed << 2);
+  // Each indexed rule's slot, found in pass 2 and used again in pass 3 (slots never move).
+  const slotOf = heap.alloc(<usize>nIndexed << 2);
+  let filed: u32 = 0;
 
   // Pass 2: mark rules with their segment and count each key's rules.
   let s: u32 = 0;
@@ -134,6 +137,8 @@ export function dispatchBuild(c: Chain): void {
           store<u32>(slot, 0, 28);
         }
         store<u32>(slot, load<u32>(slot, 28) + 1, 28);
+        store<u32>(slotOf + (<usize>filed << 2), <u32>(slot - c.index));
+        filed++;
       }
       s++;
     }
@@ -148,15 +153,16 @@ export function dispatchBuild(c: Chain): void {
     at += load<u32>(slot, 28);
     store<u32>(slot, 0, 28);
   }
+  filed = 0;
   for (let r: u32 = 0; r < n; r++) {
-    const seg = load<u32>(ruleAt(c, r), 12);
-    if (seg == 0) continue;
-    indexable(c, r);
-    const slot = find(c, seg - 1, kProto, kPort, kHasDst, k0, k1, k2, k3);
+    if (load<u32>(ruleAt(c, r), 12) == 0) continue;
+    const slot = c.index + <usize>load<u32>(slotOf + (<usize>filed << 2));
+    filed++;
     const len = load<u32>(slot, 28);
     store<u32>(c.lists + (<usize>(load<u32>(slot, 24) + len) << 2), r);
     store<u32>(slot, len + 1, 28);
   }
+  heap.free(slotOf);
 }
 
 @inline export function segEnd(c: Chain, seg: u32): u32 {

@@ -32,6 +32,9 @@ export interface Reuse {
 export class ChainMemo {
   private readonly live = new Map<number, Entry>();
   private pending: Map<number, Entry | null> | null = null;
+  // Per chain, the buffers of the entry before the live one: the next keep() of that chain writes
+  // into them, so rewriting a large chain on every sync copies its words without allocating.
+  private readonly spare = new Map<number, { words: Uint32Array; recs: Uint32Array }>();
 
   /** The unchanged ends of chain `id` against its last loaded version, or null (nothing to reuse). */
   reuse(id: number, rules: readonly Rule[]): Reuse | null {
@@ -48,7 +51,18 @@ export class ChainMemo {
     const ok = memoizable && rules.length >= MEMO_MIN_RULES;
     if (!ok && !this.live.has(id)) return; // the common case: a small chain, nothing to forget
     this.pending ??= new Map();
-    this.pending.set(id, ok ? { rules, words: words.slice(0, wordCount), recs: recs.slice(0, rules.length * 3) } : null);
+    if (!ok) {
+      this.pending.set(id, null);
+      return;
+    }
+    const nRecs = rules.length * 3;
+    const sp = this.spare.get(id);
+    const w = sp !== undefined && sp.words.length >= wordCount ? sp.words : new Uint32Array(wordCount + (wordCount >> 3));
+    const r = sp !== undefined && sp.recs.length >= nRecs ? sp.recs : new Uint32Array(nRecs + (nRecs >> 3));
+    this.spare.delete(id);   // in use by the pending entry now
+    w.set(words.subarray(0, wordCount));
+    r.set(recs.subarray(0, nRecs));
+    this.pending.set(id, { rules, words: w.subarray(0, wordCount), recs: r.subarray(0, nRecs) });
   }
 
   /** Chain `id` is being deleted. */
@@ -61,14 +75,21 @@ export class ChainMemo {
   accept(): void {
     if (this.pending) {
       for (const [id, e] of this.pending) {
-        if (e) this.live.set(id, e);
-        else this.live.delete(id);
+        const old = this.live.get(id);
+        if (e) {
+          this.live.set(id, e);
+          if (old) this.spare.set(id, { words: new Uint32Array(old.words.buffer), recs: new Uint32Array(old.recs.buffer) });
+        } else {
+          this.live.delete(id);
+          this.spare.delete(id);
+        }
       }
     }
     this.pending = null;
   }
 
   reject(): void {
+    // Buffers a pending entry took stay unreferenced; the chain's next keep() allocates anew.
     this.pending = null;
   }
 }

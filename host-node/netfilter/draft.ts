@@ -52,6 +52,8 @@ export class ChainDraft {
   private replayLines: Int32Array | null = null;
   private replayParts: Uint32Array | null = null;
   private replayNew: Rule[] | null = null;
+  /** settle() recorded the list's common ends with the hint (draft.ts rememberEnds()). */
+  private endsKnown = false;
 
   constructor(
     readonly name: string,
@@ -74,6 +76,7 @@ export class ChainDraft {
 
   set rules(rules: readonly Rule[]) {
     this.replayed = 0;
+    this.endsKnown = false;
     this.list = rules;
   }
 
@@ -95,6 +98,11 @@ export class ChainDraft {
   /** The mutable rule list (copied from the origin on first use). */
   own(): Rule[] {
     if (this.replayed !== 0) this.settle();
+    if (this.endsKnown) {
+      // The list is about to change in place: what settle() recorded about it no longer holds.
+      this.endsKnown = false;
+      forgetEnds(this.list);
+    }
     if (this.lineList === null) {
       this.source = null;
       this.list = this.list.slice();
@@ -143,6 +151,33 @@ export class ChainDraft {
     return this.replayed !== 0;
   }
 
+  /** The rules are the list a replay built, at its final size and unchanged since. */
+  get settledList(): boolean {
+    if (this.replayed !== 0) this.settle();
+    return this.endsKnown;
+  }
+
+  /**
+   * Logs hint rules k0 … k1 as the next rules, already being replayed from `text` (replay() has
+   * logged one): rule j read from line `line0 + j - k0`, its text starting at `starts[j]` (as long
+   * as its old text, `at` the hint's places; zero counters). False when not replaying (nothing logged).
+   */
+  replayStretch(k0: number, k1: number, line0: number, text: string, at: Uint32Array, starts: Uint32Array): boolean {
+    let n = this.replayed;
+    if (n === 0 || text !== this.partText) return false;
+    while (n + (k1 - k0 + 1) > this.replayIdx!.length) this.growReplay();
+    const idx = this.replayIdx!, lines = this.replayLines!, parts = this.replayParts!;
+    for (let j = k0, line = line0; j <= k1; j++, n++, line++) {
+      const from = starts[j]!;
+      idx[n] = j;
+      lines[n] = line;
+      parts[2 * n] = from;
+      parts[2 * n + 1] = from + at[2 * j + 1]! - at[2 * j]!;
+    }
+    this.replayed = n;
+    return true;
+  }
+
   private growReplay(): void {
     const grow = <T extends Int32Array | Uint32Array>(a: T, make: (n: number) => T): T => {
       const b = make(a.length * 2);
@@ -170,6 +205,14 @@ export class ChainDraft {
     this.list = list;
     this.lineList = lines;
     this.parts = new Places(rp, 2 * n);   // the places were empty when the replay began
+    // The log says where the list still equals the hint: its common ends, without comparing.
+    const h = hint.length, m = Math.min(h, n);
+    let p = 0;
+    while (p < m && list[p] === hint[p]) p++;
+    let s = 0;
+    while (s < m - p && (idx[n - 1 - s] === h - 1 - s || list[n - 1 - s] === hint[h - 1 - s])) s++;
+    rememberEnds(hint, list, p, s);
+    this.endsKnown = true;
     this.replayIdx = this.replayLines = null;
     this.replayParts = null;
     this.replayNew = null;
@@ -199,8 +242,29 @@ export class Places {
   }
 }
 
+// Common ends already known for a list (b → a and the lengths), so the several readers of one
+// restore's large chain (graph checks, reference counts, the compile memo) do not each walk it.
+const knownEnds = new WeakMap<readonly Rule[], { readonly a: readonly Rule[]; readonly p: number; readonly s: number }>();
+
+/** Records commonEnds(a, b) = [p, s]. */
+export function rememberEnds(a: readonly Rule[], b: readonly Rule[], p: number, s: number): void {
+  knownEnds.set(b, { a, p, s });
+}
+
+function forgetEnds(b: readonly Rule[]): void {
+  knownEnds.delete(b);
+}
+
+/** `copy` (a copy of `b`) has the same common ends with whatever b was compared with. */
+export function copyEnds(b: readonly Rule[], copy: readonly Rule[]): void {
+  const k = knownEnds.get(b);
+  if (k !== undefined) knownEnds.set(copy, k);
+}
+
 /** Common prefix and suffix lengths of two rule lists (by identity). */
 export function commonEnds(a: readonly Rule[], b: readonly Rule[]): [number, number] {
+  const k = knownEnds.get(b);
+  if (k !== undefined && k.a === a) return [k.p, k.s];
   let p = 0;
   const n = Math.min(a.length, b.length);
   while (p < n && a[p] === b[p]) p++;
@@ -294,6 +358,11 @@ export class TableDraft {
     if (this.refDelta !== null || !d.replay(k, null, line, text, from, to, true)) return false;
     if (first) d.seq = this.seqBase + line;
     return true;
+  }
+
+  /** Appends hint rules k0 … k1 by replay (ChainDraft.replayStretch()); false when that does not apply. */
+  replayStretch(d: ChainDraft, k0: number, k1: number, line0: number, text: string, at: Uint32Array, starts: Uint32Array): boolean {
+    return this.refDelta === null && d.replayStretch(k0, k1, line0, text, at, starts);
   }
 
   /** Appends `rule`. `text.slice(from, to)` is where the restore text wrote it (equal to

@@ -10,7 +10,7 @@
 import { basicHookMessage } from './ext-match.js';
 import { targetHooks, targetSaveName } from './ext-target.js';
 import { ruleHooks, sameRule } from './rule.js';
-import { ChainDraft, commonEnds, jumpOf, type ChainView, type TableDraft } from './draft.js';
+import { ChainDraft, commonEnds, copyEnds, jumpOf, type ChainView, type TableDraft } from './draft.js';
 import type { Hook, Rule } from './model.js';
 import { BUILTIN_CHAINS, HOOK_BIT, LayeredMap, SOURCE_MIN_RULES, Table, type Chain, type ChainSource } from './ruleset.js';
 
@@ -295,7 +295,9 @@ function sameChain(a: Chain, d: ChainView): boolean {
   if (a.policy !== d.policy || a.counters.packets !== d.counters.packets || a.counters.bytes !== d.counters.bytes) return false;
   if (a.rules === d.rules) return true;
   if (a.rules.length !== d.rules.length) return false;
-  for (let k = 0; k < a.rules.length; k++) if (!sameRule(a.rules[k], d.rules[k])) return false;
+  const [p, s] = commonEnds(a.rules, d.rules);
+  if (p + s >= a.rules.length) return true;
+  for (let k = p; k < a.rules.length - s; k++) if (!sameRule(a.rules[k], d.rules[k])) return false;
   return true;
 }
 
@@ -313,8 +315,14 @@ function freezeChain(d: ChainDraft): Chain {
     name: d.name, builtin: d.builtin, hook: d.builtin ? (d.name as Hook) : null, policy: d.policy,
     // An edited chain's array grew by push (with room to spare); the frozen chain keeps a copy
     // sized exactly, since tens of thousands of small chains live as long as the ruleset.
-    counters: d.counters, rules: d.owned ? d.rules.slice() : d.rules, declared: d.declared, seq: d.seq,
+    counters: d.counters, rules: d.owned && !d.settledList ? frozenCopy(d.rules) : d.rules, declared: d.declared, seq: d.seq,
   };
+}
+
+function frozenCopy(rules: readonly Rule[]): readonly Rule[] {
+  const copy = rules.slice();
+  copyEnds(rules, copy);
+  return copy;
 }
 
 function freeze(td: TableDraft, hookChanges: Map<string, number>, exact: boolean): Committed {

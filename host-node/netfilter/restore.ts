@@ -5,7 +5,8 @@
 // chain is flushed. The whole text is applied to a copy: any error returns the first problem
 // (line, word, message) and the base ruleset is left exactly as it was.
 // Hot path: a `-A CHAIN rule` line that restates the rule it replaces (kube-proxy rewriting a
-// flushed chain) costs two slices and a string compare; a rule text seen before anywhere costs one
+// flushed chain) costs two slices and a string compare, and a stretch of such lines is matched
+// against the old text in one go (extendRun()); a rule text seen before anywhere costs one
 // map lookup; only new text is parsed, kube-proxy's shapes by fast.ts in one scan, the rest by
 // rule.ts. No regex runs per word. Never reads the clock, the host or
 // the kernel.
@@ -19,7 +20,7 @@ import { CommitError, commit } from './graph.js';
 import type { Counters, Family, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
 import { MAX_NAME, SkipLine, assertValidChainName, parseCommand, parseRuleText, ruleSpec, type Command } from './rule.js';
-import { Ruleset, Table, builtinHook, emptyTable, isTableName } from './ruleset.js';
+import { Ruleset, Table, builtinHook, emptyTable, isTableName, type ChainSource } from './ruleset.js';
 
 export interface RestoreOptions {
   /** 4 (iptables-restore) or 6 (ip6tables-restore); default the base's family, else 4. */
@@ -101,6 +102,10 @@ class Restorer {
   private skipping = false;
   private lastChain = '';
   private lastDraft: ChainDraft | null = null;
+  /** Set by extendRun(): where run() goes on after a replayed stretch (0: the next line). */
+  private skipTo = 0;
+  /** extendRun()'s scratch: where each matched hint rule's text starts in the new text. */
+  private starts = new Uint32Array(0);
 
   constructor(
     private readonly text: string,
@@ -143,6 +148,10 @@ class Restorer {
         continue;
       }
       if (c0 === 45 && text.charCodeAt(start + 1) === 65 && isSeparator(text.charCodeAt(start + 2)) && this.fastAppend(start, end)) {
+        if (this.skipTo !== 0) {
+          pos = this.skipTo;
+          this.skipTo = 0;
+        }
         continue;
       }
       this.commandLine(text.slice(start, end));
@@ -254,6 +263,7 @@ class Restorer {
             d.hintPos = k + 1;
             const td = this.td!;
             if (!td.replayHint(d, k, this.lineNo, text, i, end)) td.append(d, hint[k]!, this.lineNo, text, i, end, true);
+            this.extendRun(d, src, k, start, i, end);
             return true;
           }
         }
@@ -289,6 +299,71 @@ class Restorer {
     this.checkRule(chain, rule);
     this.td!.append(d, rule, this.lineNo, text, i, end, rule.counters === ZERO_COUNTERS);
     return true;
+  }
+
+  /**
+   * After line `lineStart..end` (rest from `restStart`) replayed hint rule k: the lines that follow
+   * usually restate the next hint rules with the same `-A CHAIN ` prefix. Where the old text held
+   * those rules as consecutive lines, the stretch is compared in doubling spans of the two texts in
+   * one go; where it held them apart (a full restore writes each service's own chains in between),
+   * each line is compared with its rule's old text in one tight loop. Matched rules are logged at
+   * once, `skipTo` tells run() where to go on; each means what the line-by-line path would make of
+   * it (an append of the next hint rule, already checked in this chain of this table). */
+  private extendRun(d: ChainDraft, src: ChainSource, k: number, lineStart: number, restStart: number, end: number): void {
+    const text = this.text;
+    const hint = d.hint!;
+    const prefix = restStart - lineStart;
+    // Only the plain `-A CHAIN ` prefix (one separator each side) and LF line ends qualify: then
+    // an old gap of exactly 1 + prefix characters can only be `\n` and that prefix.
+    if (prefix !== 4 + d.name.length || text.charCodeAt(end) !== 10) return;
+    const gap = prefix + 1;
+    const old = src.text;
+    const at = src.at;
+    const head = text.slice(lineStart, restStart);
+    const limit = hint.length - 1;
+    let starts = this.starts;
+    if (starts.length < hint.length) starts = this.starts = new Uint32Array(hint.length + (hint.length >> 2));
+    let good = k;        // hint rules up to `good` matched; the last ends at `cur` in `text`
+    let cur = end;
+    let step = 1;
+    while (good < limit) {
+      if (at[2 * good + 2]! - at[2 * good + 1]! === gap) {
+        // Consecutive in the old text: extend the span as far as they stay consecutive.
+        let to = good + 1;
+        const want = Math.min(limit, good + step);
+        while (to < want && at[2 * to + 2]! - at[2 * to + 1]! === gap) to++;
+        const a = at[2 * good + 1]!, b = at[2 * to + 1]!;
+        const nb = cur + (b - a);
+        if (nb <= text.length && text.slice(cur, nb) === old.slice(a, b) && lineEnds(text, nb)) {
+          for (let j = good + 1; j <= to; j++) starts[j] = at[2 * j]! - a + cur;
+          good = to;
+          cur = nb;
+          step *= 2;
+          continue;
+        }
+        if (to === good + 1) break;
+        step = 1;        // the difference lies inside the span: gallop again from `good`
+        continue;
+      }
+      // Apart in the old text: this line against that rule's text.
+      const j = good + 1;
+      const from = at[2 * j]!, len = at[2 * j + 1]! - from;
+      const rs = cur + gap, re = rs + len;
+      if (re > text.length || !lineEnds(text, re) || text.slice(cur + 1, rs) !== head || text.slice(rs, re) !== old.slice(from, from + len)) break;
+      starts[j] = rs;
+      good = j;
+      cur = re;
+    }
+    if (good === k) return;
+    const td = this.td!;
+    if (!td.replayStretch(d, k + 1, good, this.lineNo + 1, text, at, starts)) {
+      for (let j = k + 1, line = this.lineNo + 1; j <= good; j++, line++) {
+        td.append(d, hint[j]!, line, text, starts[j]!, starts[j]! + at[2 * j + 1]! - at[2 * j]!, true);
+      }
+    }
+    d.hintPos = good + 1;
+    this.lineNo += good - k;
+    this.skipTo = cur + 1;
   }
 
   private draftOf(chain: string): ChainDraft {
@@ -494,6 +569,11 @@ class Restorer {
     }
     td.delete(oldName, this.lineNo);
   }
+}
+
+/** `text` has a line feed, or its end, at `at` (a CR there would make the next line empty). */
+function lineEnds(text: string, at: number): boolean {
+  return at === text.length || text.charCodeAt(at) === 10;
 }
 
 function findRule(rules: readonly Rule[], rule: Rule): number {

@@ -137,6 +137,81 @@ describe('rewriting large chains', () => {
     expect(renderSave(b)).toBe(renderSave(base()));
   });
 
+  describe('stretches written in one block (each chain\'s lines together)', () => {
+    // KUBE-SERVICES' lines in one block, then KUBE-NODEPORTS': a rewrite repeats long stretches of
+    // the old text byte for byte, which are matched in doubling spans (restore.ts extendRun()).
+    const grouped = (svcLines: readonly string[], extraDecl: readonly string[] = []): string => [
+      '*nat', ':KUBE-SERVICES - [0:0]', ':KUBE-NODEPORTS - [0:0]', ...extraDecl,
+      ...svcLines.map((l) => `-A KUBE-SERVICES ${l}`),
+      ...SVCS.filter((i) => i % 2 === 0).map((i) => `-A KUBE-NODEPORTS ${npRule(i)}`),
+      'COMMIT', '',
+    ].join('\n');
+    const declared = [':KUBE-SVC-0 - [0:0]', ':KUBE-SVC-1 - [0:0]', ':KUBE-SVC-2 - [0:0]'];
+    const groupedBase = (): Ruleset => ok(grouped(SVCS.map(svcRule), declared)).ruleset;
+
+    it('inserts, removals, a longer line, odd spacing and CRLF inside stretches give what the text says', () => {
+      const b = groupedBase();
+      const lines = SVCS.map(svcRule);
+      lines.splice(137, 0, svcRule(3000));                  // a new rule inside a stretch
+      lines.splice(251, 1);                                  // a rule gone
+      lines[88] = `${lines[88]}2`;                           // `-j KUBE-SVC-1` now `-j KUBE-SVC-12`: the old text is its prefix
+      expect(lines[88].endsWith('-j KUBE-SVC-12')).toBe(true);
+      let text = grouped(lines, [':KUBE-SVC-12 - [0:0]']);
+      text = text.replace(`-A KUBE-SERVICES ${svcRule(60)}\n`, `-A  KUBE-SERVICES  ${svcRule(60)}\n`);
+      text = text.replace(`-A KUBE-SERVICES ${svcRule(200)}\n`, `-A KUBE-SERVICES ${svcRule(200)}\r\n`);
+      const r = ok(text, { noflush: true, base: b });
+      const fresh = ok(grouped(lines, [...declared, ':KUBE-SVC-12 - [0:0]'])).ruleset;
+      expect(renderRules(r.ruleset, 'nat', 'KUBE-SERVICES')).toBe(renderRules(fresh, 'nat', 'KUBE-SERVICES'));
+      expect(renderRules(r.ruleset, 'nat', 'KUBE-SERVICES').split('\n')).toHaveLength(1 + 300 + 1);
+      for (const c of ['KUBE-NODEPORTS', 'KUBE-SVC-12']) expect(renderRules(r.ruleset, 'nat', c)).toBe(renderRules(fresh, 'nat', c));
+      expect([...r.touched].sort()).toEqual(['nat/KUBE-SERVICES', 'nat/KUBE-SVC-12']);
+      const got = r.ruleset.table('nat')!.chain('KUBE-SERVICES')!.rules;
+      const old = b.table('nat')!.chain('KUBE-SERVICES')!.rules;
+      expect(got[10]).toBe(old[10]);
+      expect(got[300 - 1]).toBe(old[299]);
+      // The next rewrite compares against this text's places.
+      const back = ok(grouped(SVCS.map(svcRule)), { noflush: true, base: r.ruleset });
+      expect(renderRules(back.ruleset, 'nat', 'KUBE-SERVICES')).toBe(listing('KUBE-SERVICES', SVCS.map(svcRule)));
+    });
+
+    it('a chain first written scattered (a full restore) and then rewritten in one block', () => {
+      // Every KUBE-SERVICES line followed by that service's own rule, as a full sync writes it.
+      const scattered = ['*nat', ':KUBE-SERVICES - [0:0]', ':KUBE-NODEPORTS - [0:0]', ...declared];
+      for (const i of SVCS) scattered.push(`-A KUBE-SERVICES ${svcRule(i)}`, `-A KUBE-SVC-${i % 3} -m comment --comment svc-${i} -j RETURN`);
+      scattered.push('COMMIT', '');
+      const b = ok(scattered.join('\n')).ruleset;
+      const lines = SVCS.map(svcRule);
+      lines.splice(211, 0, svcRule(4000));
+      lines.splice(20, 2);
+      const r = ok(grouped(lines), { noflush: true, base: b });
+      const fresh = ok(grouped(lines, declared)).ruleset;
+      expect(renderRules(r.ruleset, 'nat', 'KUBE-SERVICES')).toBe(renderRules(fresh, 'nat', 'KUBE-SERVICES'));
+      const got = r.ruleset.table('nat')!.chain('KUBE-SERVICES')!.rules;
+      const old = b.table('nat')!.chain('KUBE-SERVICES')!.rules;
+      expect(got[5]).toBe(old[5]);
+      expect(got[150]).toBe(old[152]);
+      expect(got[298]).toBe(old[299]);
+      expect(renderRules(r.ruleset, 'nat', 'KUBE-SVC-1')).toBe(renderRules(b, 'nat', 'KUBE-SVC-1'));
+    });
+
+    it('an error after a long stretch names its own line', () => {
+      const b = groupedBase();
+      const lines = SVCS.map(svcRule);
+      lines[270] = '-m tcp -p tcp --dprot 80 -j KUBE-SVC-1';
+      const r = parseRestore(grouped(lines), { noflush: true, base: b });
+      expect(r.ok).toBe(false);
+      if (!r.ok) {
+        expect(r.error.line).toBe(3 + 270 + 1);
+        expect(r.error.word).toBe('--dprot');
+      }
+      const lines2 = SVCS.map(svcRule);
+      lines2.splice(290, 0, '-m tcp -p tcp -d 198.18.9.9 --dport 80 -j KUBE-SVC-MISSING');
+      const r2 = parseRestore(grouped(lines2), { noflush: true, base: b });
+      expect(r2.ok).toBe(false);
+      if (!r2.ok) expect([r2.error.line, r2.error.word]).toEqual([3 + 290 + 1, 'KUBE-SVC-MISSING']);
+    });
+  });
+
   it('-X of a chain still named by a replayed rule is refused', () => {
     const b = base();
     const r = parseRestore(natText(SVCS, ['-X KUBE-SVC-1'], false), { noflush: true, base: b });
