@@ -90,6 +90,13 @@ export interface ApplyOptions {
   iptables?: IptablesOptions;
   /** kube-proxy ipvs-mode settings (scheduler, masqueradeAll, nodePortAddresses, …). */
   ipvs?: IpvsRenderOptions;
+  /**
+   * iptables mode in a large cluster (over 1,000 endpoints): delete the chains of Services that
+   * are gone in this sync. kube-proxy does it at most once per syncPeriod (proxier.go:
+   * lastIPTablesCleanup); without this option it happens on full syncs only. Smaller clusters
+   * delete them in every sync regardless.
+   */
+  cleanupStaleChains?: boolean;
 }
 
 export interface ApplyResult {
@@ -370,7 +377,9 @@ export class Dataplane extends CoreDataplane {
         ...(podCIDR ? { podCIDR } : {}), ...opts.iptables,
       }, {
         changedServices: plan.changedServices,
-        existingNatChains: nat ? [...nat.chains()].map((c) => c.name) : [],
+        // Read lazily: large clusters skip the stale-chain pass in most syncs.
+        existingNatChains: { *[Symbol.iterator]() { if (nat) for (const c of nat.chains()) yield c.name; } },
+        cleanupStaleChains: opts.cleanupStaleChains ?? plan.changedServices === null,
       });
       try {
         const applied = this.iptablesRestore(render.text, { family: plan.family, noflush: true });

@@ -60,6 +60,9 @@ export function nodePortAddresses(filter: string[], hostAddrs: string[], primary
   });
 }
 
+/** kube-proxy's --iptables-sync-period default: how often a large cluster's stale chains go. */
+const STALE_CHAIN_PERIOD_MS = 30_000;
+
 export class NodeProxy {
   readonly dp: Dataplane;
   readonly objects: ProxyObjects;
@@ -71,6 +74,7 @@ export class NodeProxy {
   lastSyncError = '';
   private tun: TunDevice | null = null;
   private served: ServedDestinations | null = null;
+  private lastChainCleanup = -Infinity;
   private routes: NodeRoutes | null = null;
   private loop: ProxyLoop | null = null;
   /** Userspace mode's listeners (instead of the device, routes and loop). */
@@ -235,8 +239,11 @@ export class NodeProxy {
     const cfg = this.cfg;
     const t0 = performance.now();
     const changes = this.objects.takeChanges();
+    // kube-proxy's large-cluster mode deletes stale chains at most once per syncPeriod (30 s).
+    const cleanup = t0 - this.lastChainCleanup >= STALE_CHAIN_PERIOD_MS;
     const apply: ApplyOptions = {
       mode: coreMode(cfg),
+      cleanupStaleChains: cleanup,
       nodeName: cfg.nodeName,
       iptables: {
         masqueradeAll: cfg.masqueradeAll,
@@ -248,6 +255,7 @@ export class NodeProxy {
     let full = false;
     try {
       const r = this.dp.apply(this.objects.rawObjects(), apply);
+      if (cleanup) this.lastChainCleanup = t0;
       full = r.families.some((f) => f.full);
       for (const f of r.families) {
         this.metrics.rules.set({ table: 'nat' }, f.natRules);

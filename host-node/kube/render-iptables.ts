@@ -8,14 +8,7 @@
 // node IP, tcp_be_liberal). Pure: returns text, never runs iptables. kube-proxy's canary chain
 // (KUBE-PROXY-CANARY) is created by its monitor outside this payload, so it is not here either.
 import { categorizeEndpoints } from './categorize.js';
-import {
-  isServiceChainName,
-  serviceExternalChainName,
-  serviceFirewallChainName,
-  servicePortEndpointChainName,
-  servicePortPolicyClusterChain,
-  servicePortPolicyLocalChainName,
-} from './chain-names.js';
+import { isServiceChainName, portProtoHash, servicePortEndpointChainName } from './chain-names.js';
 import { canonicalIP, cidrContains, formatCIDR, formatIP, isLoopback, parseCIDR, parseIP, type Family, type IP } from './ip.js';
 import { externallyAccessible, usesClusterEndpoints, usesLocalEndpoints, type EndpointInfo, type ProxyModel, type ServicePortInfo } from './model.js';
 
@@ -193,6 +186,31 @@ export function probability(n: number): string {
 }
 
 
+// kube-proxy derives a service port's chain names once, in newServiceInfo, and an endpoint's in
+// its endpointInfo; the renderer keeps them the same way, per model object, so a partial sync at
+// 20,000 Services does not hash every Service again to write KUBE-SERVICES.
+interface PortNames { name: string; proto: string; protocol: string; svc: string; svl: string; ext: string; fw: string }
+const portNames = new WeakMap<ServicePortInfo, PortNames>();
+function namesOf(sp: ServicePortInfo): PortNames {
+  let n = portNames.get(sp);
+  if (n === undefined || n.name !== sp.name || n.proto !== sp.protocol) {
+    const protocol = sp.protocol.toLowerCase();
+    const h = portProtoHash(sp.name, protocol);
+    n = { name: sp.name, proto: sp.protocol, protocol, svc: `KUBE-SVC-${h}`, svl: `KUBE-SVL-${h}`, ext: `KUBE-EXT-${h}`, fw: `KUBE-FW-${h}` };
+    portNames.set(sp, n);
+  }
+  return n;
+}
+const sepNames = new WeakMap<EndpointInfo, { name: string; protocol: string; endpoint: string; chain: string }>();
+function sepChain(spn: string, protocol: string, ep: EndpointInfo): string {
+  let c = sepNames.get(ep);
+  if (c === undefined || c.name !== spn || c.protocol !== protocol || c.endpoint !== ep.endpoint) {
+    c = { name: spn, protocol, endpoint: ep.endpoint, chain: servicePortEndpointChainName(spn, protocol, ep.endpoint) };
+    sepNames.set(ep, c);
+  }
+  return c.chain;
+}
+
 /** Renders one sync of one family. */
 export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, req: SyncRequest = {}): IptablesRender {
   const era: Era = opts.era ?? 'current';
@@ -249,7 +267,8 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
   }
 
   function renderServicePort(sp: ServicePortInfo): void {
-    const protocol = sp.protocol.toLowerCase();
+    const names = namesOf(sp);
+    const protocol = names.protocol;
     const name = sp.name;
     const cat = categorizeEndpoints(model.endpoints.get(sp.id) ?? [], sp, opts.nodeName ?? '', opts.topologyLabels ?? {}, {
       preferSameTrafficDistribution: opts.preferSameTrafficDistribution,
@@ -258,12 +277,12 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     const localEndpoints = cat.localEndpoints ?? [];
     const reachable = cat.allReachableEndpoints ?? [];
     const hasEndpoints = cat.hasAnyEndpoints;
-    for (const ep of reachable) active.add(servicePortEndpointChainName(name, protocol, ep.endpoint));
+    for (const ep of reachable) active.add(sepChain(name, protocol, ep));
 
-    const clusterPolicyChain = servicePortPolicyClusterChain(name, protocol);
+    const clusterPolicyChain = names.svc;
     const usesClusterPolicyChain = clusterEndpoints.length > 0 && usesClusterEndpoints(sp);
     if (usesClusterPolicyChain) active.add(clusterPolicyChain);
-    const localPolicyChain = servicePortPolicyLocalChainName(name, protocol);
+    const localPolicyChain = names.svl;
     const usesLocalPolicyChain = localEndpoints.length > 0 && usesLocalEndpoints(sp);
     if (usesLocalPolicyChain) active.add(localPolicyChain);
 
@@ -279,11 +298,11 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
       externalPolicyChain = localPolicyChain;
       if (localEndpoints.length === 0) hasExternalEndpoints = false;
     }
-    const externalTrafficChain = serviceExternalChainName(name, protocol);
+    const externalTrafficChain = names.ext;
     // Built even without externally usable endpoints, for the local short-circuit rules.
     const usesExternalTrafficChain = hasEndpoints && externallyAccessible(sp);
     if (usesExternalTrafficChain) active.add(externalTrafficChain);
-    const fwChain = serviceFirewallChainName(name, protocol);
+    const fwChain = names.fw;
     const usesFWChain = hasEndpoints && sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
     if (usesFWChain) active.add(fwChain);
     const loadBalancerTrafficChain = usesFWChain ? fwChain : externalTrafficChain;
@@ -396,7 +415,7 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
       writeServiceToEndpointRules(sp, protocol, localPolicyChain, localEndpoints);
     }
     for (const ep of reachable) {
-      const chain = servicePortEndpointChainName(name, protocol, ep.endpoint);
+      const chain = sepChain(name, protocol, ep);
       natChains.push(chainLine(chain));
       const head = `-A ${chain}${comment(name)}`;
       // Hairpin: an endpoint reaching itself through the service must be SNATed.
@@ -409,13 +428,13 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
   function writeServiceToEndpointRules(sp: ServicePortInfo, protocol: string, svcChain: string, endpoints: EndpointInfo[]): void {
     if (sp.sessionAffinity === 'ClientIP') {
       for (const ep of endpoints) {
-        const chain = servicePortEndpointChainName(sp.name, protocol, ep.endpoint);
+        const chain = sepChain(sp.name, protocol, ep);
         natRules.push(`-A ${svcChain}${comment(`"${sp.name} -> ${ep.endpoint}"`)} -m recent --name ${chain} --rcheck --seconds ${sp.stickyMaxAgeSeconds} --reap -j ${chain}`);
       }
     }
     const n = endpoints.length;
     endpoints.forEach((ep, i) => {
-      const chain = servicePortEndpointChainName(sp.name, protocol, ep.endpoint);
+      const chain = sepChain(sp.name, protocol, ep);
       // Rule i matches 1/(n-i) of what reaches it, so every endpoint gets 1/n; the last always matches.
       const stat = i < n - 1 ? ` -m statistic --mode random --probability ${probability(n - i)}` : '';
       natRules.push(`-A ${svcChain}${comment(`"${sp.name} -> ${ep.endpoint}"`)}${stat} -j ${chain}`);

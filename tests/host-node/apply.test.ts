@@ -57,6 +57,24 @@ describe('Dataplane.apply (iptables mode)', () => {
     expect(t4.outcomes.map((o) => o.verdict)).toEqual(['REPLY']);
   });
 
+  it('in a large cluster deletes a gone Service\'s chains only when told (kube-proxy: once per syncPeriod)', async () => {
+    const dp = await make();
+    // 1,100 endpoints: kube-proxy's largeClusterMode (over 1,000), also after one Service goes.
+    const docs: string[] = [];
+    for (let i = 0; i < 100; i++) docs.push(svc(`s${i}`, `10.96.1.${i}`, 80), slice(`s${i}-1`, `s${i}`, Array.from({ length: 11 }, (_, k) => `10.244.${i}.${k + 1}`)));
+    dp.apply(docs.join('\n---\n'));
+    const sepCount = () => dp.iptablesSave().split('\n').filter((l) => l.startsWith(':KUBE-SEP-')).length;
+    expect(sepCount()).toBe(100 * 11);
+    const fewer = docs.slice(2).join('\n---\n'); // s0 gone
+    dp.apply(fewer);
+    expect(sepCount()).toBe(100 * 11); // stale, unreferenced, left for the periodic cleanup
+    const services = () => dp.iptablesSave().split('\n').filter((l) => l.startsWith('-A KUBE-SERVICES '));
+    expect(services().filter((l) => l.includes('-d 10.96.1.0 '))).toEqual([]); // no longer reachable
+    expect(services().filter((l) => l.includes('-d 10.96.1.1 '))).toHaveLength(1);
+    dp.apply(fewer, { cleanupStaleChains: true });
+    expect(sepCount()).toBe(99 * 11);
+  });
+
   it('reports a bad object with its field and line and applies the rest', async () => {
     const dp = await make();
     const r = dp.apply([svc('good', '10.96.0.81', 81), svc('bad', '10.96.0.82', 99999), slice('good-1', 'good', ['10.244.1.5'])].join('\n---\n'));
