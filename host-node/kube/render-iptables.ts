@@ -211,6 +211,13 @@ function sepChain(spn: string, protocol: string, ep: EndpointInfo): string {
   return c.chain;
 }
 
+// What an unchanged service port writes into the shared chains (KUBE-SERVICES, KUBE-NODEPORTS,
+// KUBE-EXTERNAL-SERVICES, KUBE-PROXY-FIREWALL) and which of its chains are active: a partial sync
+// writes those lines again for every Service, so they are kept per model object — valid while
+// the service port and its endpoint list are the same objects and the render context is the same.
+interface SharedLines { eps: EndpointInfo[] | undefined; ctx: string; nat: string[]; filter: string[]; active: string[] }
+const sharedCache = new WeakMap<ServicePortInfo, SharedLines>();
+
 /** Renders one sync of one family. */
 export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, req: SyncRequest = {}): IptablesRender {
   const era: Era = opts.era ?? 'current';
@@ -262,29 +269,44 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
   const largeClusterMode = totalEndpoints > (opts.largeClusterEndpointsThreshold ?? 1000);
   const comment = (text: string): string => (largeClusterMode ? '' : ` -m comment --comment ${text}`);
 
+  // Everything the shared lines depend on besides the service port and its endpoints.
+  const ctx = JSON.stringify([era, localhostNodePorts, nfacct, opts.nodeName ?? '', opts.topologyLabels ?? {}, opts.preferSameTrafficDistribution ?? false]);
   for (const sp of services) {
     renderServicePort(sp);
   }
 
   function renderServicePort(sp: ServicePortInfo): void {
+    const eps = model.endpoints.get(sp.id);
+    const unchanged = !full && !req.changedServices!.has(sp.namespacedName);
+    if (unchanged) {
+      const c = sharedCache.get(sp);
+      if (c !== undefined && c.eps === eps && c.ctx === ctx) {
+        for (const l of c.nat) natRules.push(l);
+        for (const l of c.filter) filterRules.push(l);
+        for (const a of c.active) active.add(a);
+        return;
+      }
+    }
+    const nat0 = natRules.length, filter0 = filterRules.length;
+    const mine: string[] = [];
     const names = namesOf(sp);
     const protocol = names.protocol;
     const name = sp.name;
-    const cat = categorizeEndpoints(model.endpoints.get(sp.id) ?? [], sp, opts.nodeName ?? '', opts.topologyLabels ?? {}, {
+    const cat = categorizeEndpoints(eps ?? [], sp, opts.nodeName ?? '', opts.topologyLabels ?? {}, {
       preferSameTrafficDistribution: opts.preferSameTrafficDistribution,
     });
     const clusterEndpoints = cat.clusterEndpoints ?? [];
     const localEndpoints = cat.localEndpoints ?? [];
     const reachable = cat.allReachableEndpoints ?? [];
     const hasEndpoints = cat.hasAnyEndpoints;
-    for (const ep of reachable) active.add(sepChain(name, protocol, ep));
+    for (const ep of reachable) mine.push(sepChain(name, protocol, ep));
 
     const clusterPolicyChain = names.svc;
     const usesClusterPolicyChain = clusterEndpoints.length > 0 && usesClusterEndpoints(sp);
-    if (usesClusterPolicyChain) active.add(clusterPolicyChain);
+    if (usesClusterPolicyChain) mine.push(clusterPolicyChain);
     const localPolicyChain = names.svl;
     const usesLocalPolicyChain = localEndpoints.length > 0 && usesLocalEndpoints(sp);
-    if (usesLocalPolicyChain) active.add(localPolicyChain);
+    if (usesLocalPolicyChain) mine.push(localPolicyChain);
 
     let internalTrafficChain = clusterPolicyChain;
     let hasInternalEndpoints = hasEndpoints;
@@ -301,10 +323,10 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     const externalTrafficChain = names.ext;
     // Built even without externally usable endpoints, for the local short-circuit rules.
     const usesExternalTrafficChain = hasEndpoints && externallyAccessible(sp);
-    if (usesExternalTrafficChain) active.add(externalTrafficChain);
+    if (usesExternalTrafficChain) mine.push(externalTrafficChain);
     const fwChain = names.fw;
     const usesFWChain = hasEndpoints && sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
-    if (usesFWChain) active.add(fwChain);
+    if (usesFWChain) mine.push(fwChain);
     const loadBalancerTrafficChain = usesFWChain ? fwChain : externalTrafficChain;
 
     let internalTarget = '';
@@ -364,8 +386,10 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
       filterRules.push(`-A KUBE-NODEPORTS -m comment --comment "${name} health check node port" -m tcp -p tcp --dport ${sp.healthCheckNodePort} -j ACCEPT`);
     }
 
+    for (const a of mine) active.add(a);
+    sharedCache.set(sp, { eps, ctx, nat: natRules.slice(nat0), filter: filterRules.slice(filter0), active: mine });
     // Partial sync: unchanged Services keep their SVC/SVL/EXT/FW/SEP chains as they are.
-    if (!full && !req.changedServices!.has(sp.namespacedName)) return;
+    if (unchanged) return;
 
     if (hasInternalEndpoints) {
       const args = `-m comment --comment "${name} cluster IP" ${clusterIPMatch}`;

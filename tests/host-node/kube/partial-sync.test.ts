@@ -101,4 +101,39 @@ describe('partial sync (TestSyncProxyRulesRepeated)', () => {
     expect(again.changedServices).toBeNull();
     expect(renderIptables(again.model, OPTS, { changedServices: again.changedServices }).text).toContain(':KUBE-SEP-SNQ3ZNILQDEJNDQO - [0:0]');
   });
+
+  it('writes an unchanged Service\'s shared-chain lines exactly as a full render does, whatever the options', () => {
+    const state = new ProxyState({ nodeName: 'a', families: [4] });
+    state.markServicesSynced();
+    state.markEndpointSlicesSynced();
+    const objects = parseManifests(`kind: Service
+metadata: {name: loc, namespace: ns1}
+spec: {type: NodePort, clusterIP: 172.30.0.50, internalTrafficPolicy: Local, externalTrafficPolicy: Local, ports: [{name: p80, port: 80, protocol: TCP, nodePort: 30050}]}
+---
+kind: EndpointSlice
+metadata: {name: loc-1, namespace: ns1, labels: {kubernetes.io/service-name: loc}}
+addressType: IPv4
+endpoints: [{addresses: [10.0.1.5], nodeName: a, zone: z1, hints: {forZones: [{name: z1}]}}, {addresses: [10.0.2.5], nodeName: b, zone: z2, hints: {forZones: [{name: z2}]}}]
+ports: [{name: p80, port: 80, protocol: TCP}]`);
+    state.onService(null, objects.services[0]!);
+    state.onEndpointSlice(objects.endpointSlices[0]!);
+    state.onService(null, svc('ns1', 'other', '172.30.0.51', 'p80', 80));
+    state.onEndpointSlice(slice('ns1', 'other', ['10.0.1.9'], 'p80', 80));
+    const shared = (text: string) => text.split('\n').filter((l) => /^-A KUBE-(SERVICES|NODEPORTS|EXTERNAL-SERVICES|PROXY-FIREWALL) /.test(l));
+    const first = state.sync()[0]!;
+    renderIptables(first.model, OPTS, { changedServices: first.changedServices });
+    const variants: IptablesOptions[] = [
+      OPTS, { ...OPTS, nodeName: 'b' }, { ...OPTS, era: 'current' }, { ...OPTS, topologyLabels: { 'topology.kubernetes.io/zone': 'z2' } },
+      { ...OPTS, era: 'current', nodePortAddresses: ['127.0.0.0/8', '192.168.0.0/16'] }, OPTS,
+    ];
+    const seen = new Set<string>();
+    for (const o of variants) {
+      const quiet = state.sync()[0]!;
+      expect(quiet.changedServices).toEqual(new Set());
+      const partial = shared(renderIptables(quiet.model, o, { changedServices: quiet.changedServices }).text);
+      expect(partial).toEqual(shared(renderIptables(quiet.model, o, { changedServices: null }).text));
+      seen.add(partial.join('\n'));
+    }
+    expect(seen.size).toBeGreaterThan(2); // the options really change these lines
+  });
 });
