@@ -299,6 +299,7 @@ export class ProxyModel {
 
   /** ServicePortMap.Update: merge current, then remove previous ports that current no longer has. */
   applyServiceChange(previous: Map<string, ServicePortInfo> | null, current: Map<string, ServicePortInfo> | null): void {
+    if ((current && current.size > 0) || (previous && previous.size > 0)) this.sorted = null;
     if (current) current.forEach((sp, id) => this.services.set(id, sp));
     if (previous) previous.forEach((_, id) => { if (!current || !current.has(id)) this.services.delete(id); });
   }
@@ -310,9 +311,11 @@ export class ProxyModel {
   }
 
   /** Service ports in a stable order (kube-proxy walks a Go map; we sort by id). */
-  sortedServices(): ServicePortInfo[] {
-    return [...this.services.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  sortedServices(): readonly ServicePortInfo[] {
+    return (this.sorted ??= [...this.services.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)));
   }
+  /** sortedServices() until the next service change (endpoint-only syncs keep the order). */
+  private sorted: readonly ServicePortInfo[] | null = null;
 }
 
 /** Structural equality for the plain data above (Maps, arrays, objects, scalars). */
