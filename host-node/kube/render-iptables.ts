@@ -262,7 +262,17 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     filterRules.push('-A KUBE-FIREWALL -m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP');
   }
 
-  const active = new Set<string>();
+  // Per service port, the chains it uses; joined into a set only when asked (stale-chain
+  // deletion, or the caller), not on every partial sync.
+  const activeLists: string[][] = [];
+  let activeSet: Set<string> | null = null;
+  const activeChains = (): Set<string> => {
+    if (activeSet === null) {
+      activeSet = new Set();
+      for (const list of activeLists) for (const a of list) activeSet.add(a);
+    }
+    return activeSet;
+  };
   const services = model.sortedServices();
   let totalEndpoints = 0;
   for (const sp of services) totalEndpoints += model.endpoints.get(sp.id)?.length ?? 0;
@@ -283,7 +293,7 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
       if (c !== undefined && c.eps === eps && c.ctx === ctx) {
         for (const l of c.nat) natRules.push(l);
         for (const l of c.filter) filterRules.push(l);
-        for (const a of c.active) active.add(a);
+        activeLists.push(c.active);
         return;
       }
     }
@@ -386,7 +396,7 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
       filterRules.push(`-A KUBE-NODEPORTS -m comment --comment "${name} health check node port" -m tcp -p tcp --dport ${sp.healthCheckNodePort} -j ACCEPT`);
     }
 
-    for (const a of mine) active.add(a);
+    activeLists.push(mine);
     sharedCache.set(sp, { eps, ctx, nat: natRules.slice(nat0), filter: filterRules.slice(filter0), active: mine });
     // Partial sync: unchanged Services keep their SVC/SVL/EXT/FW/SEP chains as they are.
     if (unchanged) return;
@@ -468,7 +478,7 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
   const deletedChains: string[] = [];
   if (req.existingNatChains && (!largeClusterMode || req.cleanupStaleChains)) {
     for (const chain of [...new Set(req.existingNatChains)].sort()) {
-      if (active.has(chain) || !isServiceChainName(chain)) continue;
+      if (activeChains().has(chain) || !isServiceChainName(chain)) continue;
       // A chain line flushes it; then it can be deleted.
       natChains.push(chainLine(chain));
       natRules.push(`-X ${chain}`);
@@ -497,11 +507,12 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
   filterRules.push(`-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark ${mark}/${mark} -j ACCEPT`);
   filterRules.push('-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
 
-  const lines = ['*filter', ...filterChains, ...filterRules, 'COMMIT', '*nat', ...natChains, ...natRules, 'COMMIT'];
+  // One join, its trailing newline from the empty last line (no copy of the whole text to add it).
+  const lines = ['*filter'].concat(filterChains, filterRules, ['COMMIT', '*nat'], natChains, natRules, ['COMMIT', '']);
   return {
-    text: lines.join('\n') + '\n',
+    text: lines.join('\n'),
     full,
-    activeNatChains: active,
+    get activeNatChains() { return activeChains(); },
     deletedChains,
     largeClusterMode,
     filterRules: filterRules.length,
