@@ -13,7 +13,7 @@ import type { ProcessResult } from '../../../host-node/core/dataplane.js';
 import { decodePacket } from '../../../host-node/core/packet.js';
 import { NODE } from '../presets.js';
 import { hostPort, mergeOutcomes, outcomeKey, type Outcome, type WirePacket } from './outcomes.js';
-import { applyInput, createDataplane, proxyPlan, Runner, type Loaded, type ObjectDelta, type TraceStepView, type TraceView } from './modes.js';
+import { applyInput, createDataplane, objectsOf, proxyPlan, Runner, type Loaded, type ObjectDelta, type ObjectsIn, type TraceStepView, type TraceView } from './modes.js';
 import { diffLines, FULL_VIEW_LINES, sampleDiff, type RuleLine, type RulesView } from './rules-view.js';
 import type { Dataplane } from '../../../host-node/dataplane.js';
 
@@ -147,12 +147,12 @@ export class DirectRunner extends Runner {
     super(dp);
   }
 
-  load(input: string | unknown[], onPhase: (phase: string) => void, delta?: ObjectDelta): Loaded {
+  load(input: ObjectsIn, onPhase: (phase: string) => void, delta?: ObjectDelta): Loaded {
     onPhase('direct sync: compile changed Service ports into the core\'s table');
     const [objects, how] = applyInput(input, delta);
     const r = this.dp.apply(objects, { mode: 'direct', nodeName: NODE.name, ...how });
     onPhase('direct table view');
-    const { plan, topologyLabels } = proxyPlan(input);
+    const { plan, topologyLabels } = proxyPlan(objectsOf(input));
     const opts = { nodeName: NODE.name, topologyLabels, nodeIPs: [NODE.ip] };
     const entries = [...plan.model.services.values()].map((sp: ServicePortInfo) =>
       renderDirectService(sp, plan.model.endpoints.get(sp.id) ?? [], opts, 0));

@@ -31,6 +31,8 @@ export const FULL_VIEW_LINES = 4000;
 const PER_SERVICE = /^KUBE-(SVC|SVL|SEP|EXT|FW)-/;
 /** Rules kept around a visited rule of a long chain in a digest. */
 const CONTEXT = 3;
+/** Rules kept at the head of a long chain that is not per-service (KUBE-SERVICES, KUBE-NODEPORTS). */
+const HEAD = 20;
 
 function chainOf(line: string): string | undefined {
   if (!line.startsWith('-A ')) return undefined;
@@ -99,8 +101,96 @@ class TableRules {
   }
 }
 
-/** A mark's key: the trace's table, chain and rule index. */
-const markKey = (key: string, rule: number): string => `${key}#${rule}`;
+/** The rules of one chain a trace visited. */
+interface ChainMarks {
+  /** Rules that matched. */
+  hits: Set<number>;
+  /** Rules visited without a match, as flat [from, to) pairs (a first-match walk is one run). */
+  seen: number[];
+  /** `seen` is sorted and its runs disjoint (false after an out-of-order visit until chain() merges them). */
+  settled: boolean;
+}
+
+/**
+ * The rules a trace visited, per chain ("table/chain"): the matched ones, and the ones checked
+ * without a match as runs, so a walk of 20,000 KUBE-SERVICES rules costs one run, not 20,000
+ * entries. A rule both checked and matched (two visits) counts as matched.
+ */
+export class TraceMarks {
+  private readonly chains = new Map<string, ChainMarks>();
+
+  /** Records one visit of rule `rule` of the chain `key`. */
+  add(key: string, rule: number, matched: boolean): void {
+    let c = this.chains.get(key);
+    if (!c) this.chains.set(key, (c = { hits: new Set(), seen: [], settled: true }));
+    if (matched) {
+      c.hits.add(rule);
+      return;
+    }
+    const n = c.seen.length;
+    if (n && c.seen[n - 1] === rule) {
+      c.seen[n - 1] = rule + 1;
+      return;
+    }
+    if (n && c.seen[n - 1]! > rule) c.settled = false;
+    c.seen.push(rule, rule + 1);
+  }
+
+  /** The chain's visits (runs sorted and merged), or undefined when the trace never entered it. */
+  chain(key: string): ChainMarks | undefined {
+    const c = this.chains.get(key);
+    if (c && !c.settled) {
+      const runs: Array<[number, number]> = [];
+      for (let i = 0; i < c.seen.length; i += 2) runs.push([c.seen[i]!, c.seen[i + 1]!]);
+      runs.sort((a, b) => a[0] - b[0]);
+      const merged: number[] = [];
+      for (const [from, to] of runs) {
+        const n = merged.length;
+        if (n && merged[n - 1]! >= from) merged[n - 1] = Math.max(merged[n - 1]!, to);
+        else merged.push(from, to);
+      }
+      c.seen = merged;
+      c.settled = true;
+    }
+    return c;
+  }
+
+  /** How the trace marked rule `rule` of chain `key`. */
+  get(key: string, rule: number): Mark | undefined {
+    const c = this.chain(key);
+    if (!c) return undefined;
+    return c.hits.has(rule) ? 'hit' : seenCount(c, rule, rule + 1) ? 'seen' : undefined;
+  }
+
+  /** Chains the trace entered. */
+  get size(): number {
+    return this.chains.size;
+  }
+}
+
+/** Rules in [from, to) the chain's runs cover (checked without a match). */
+function seenCount(c: ChainMarks, from: number, to: number): number {
+  let n = 0;
+  for (let i = 0; i < c.seen.length; i += 2) {
+    const a = Math.max(from, c.seen[i]!), b = Math.min(to, c.seen[i + 1]!);
+    if (b > a) n += b - a;
+  }
+  return n;
+}
+
+/** The rule indexes of a long chain a digest shows: the first HEAD, and CONTEXT around each hit, as sorted [from, to) windows. */
+function shownWindows(length: number, hits: Iterable<number>): Array<[number, number]> {
+  const w: Array<[number, number]> = [[0, Math.min(HEAD, length)]];
+  for (const h of hits) w.push([Math.max(0, h - CONTEXT), Math.min(length, h + CONTEXT + 1)]);
+  w.sort((a, b) => a[0] - b[0]);
+  const out: Array<[number, number]> = [];
+  for (const [from, to] of w) {
+    const last = out.at(-1);
+    if (last && last[1] >= from) last[1] = Math.max(last[1], to);
+    else if (to > from) out.push([from, to]);
+  }
+  return out;
+}
 
 /**
  * The iptables rules a view shows, held per table and chain (iptables-save's shape: per table
@@ -111,6 +201,8 @@ const markKey = (key: string, rule: number): string => `${key}#${rule}`;
  */
 export class SaveIndex {
   private readonly tables: TableRules[] = [];
+  /** `total`, counted once per change (setChain clears it). */
+  private lineCount: number | undefined;
 
   /** Indexes iptables-save text. */
   constructor(text = '') {
@@ -153,6 +245,7 @@ export class SaveIndex {
    * prints them (iptables-save.c: libiptc's sorted chain list).
    */
   setChain(table: string, chain: string, rules: string | null): void {
+    this.lineCount = undefined;
     let t = this.table(table);
     if (!t) {
       if (rules === null) return;
@@ -180,12 +273,15 @@ export class SaveIndex {
 
   /** Lines of the whole text. */
   get total(): number {
-    let n = 0;
-    for (const t of this.tables) {
-      n += 2 + t.order.length;
-      for (const c of t.order) n += c.rules.length;
+    if (this.lineCount === undefined) {
+      let n = 0;
+      for (const t of this.tables) {
+        n += 2 + t.order.length;
+        for (const c of t.order) n += c.rules.length;
+      }
+      this.lineCount = n;
     }
-    return n;
+    return this.lineCount;
   }
 
   /** The whole text's lines, in order. */
@@ -207,13 +303,17 @@ export class SaveIndex {
   }
 
   /** The rules a trace visited: 'hit' where a rule matched, else 'seen'. */
-  marks(refs: RuleRef[]): Map<string, Mark> {
-    const out = new Map<string, Mark>();
+  marks(refs: Iterable<RuleRef>): TraceMarks {
+    const out = new TraceMarks();
+    // A trace lists rules in walk order: look the chain up only when it changes.
+    let table: string | undefined, chain: string | undefined, c: ChainRules | undefined;
     for (const r of refs) {
-      const c = this.table(r.table)?.byName.get(r.chain);
-      if (c?.rules[r.rule] === undefined) continue;
-      const k = markKey(c.key, r.rule);
-      if (r.matched || !out.has(k)) out.set(k, r.matched ? 'hit' : out.get(k) ?? 'seen');
+      if (r.chain !== chain || r.table !== table) {
+        table = r.table;
+        chain = r.chain;
+        c = this.table(table)?.byName.get(chain);
+      }
+      if (c && r.rule >= 0 && r.rule < c.rules.length) out.add(c.key, r.rule, r.matched);
     }
     return out;
   }
@@ -224,21 +324,10 @@ export class SaveIndex {
    * those around a matched rule), per-service chains (KUBE-SVC-…, KUBE-SEP-…) only when the packet
    * visited them, and "… n lines" markers where lines were left out, saying how many of them the
    * packet checked without a match (a first-match walk of KUBE-SERVICES may check thousands).
+   * The cost follows the chains and the lines shown, never the rules left out.
    */
-  view(marks: Map<string, Mark> = new Map(), limit = FULL_VIEW_LINES): RuleLine[] {
+  view(marks: TraceMarks = new TraceMarks(), limit = FULL_VIEW_LINES): RuleLine[] {
     const whole = this.total <= limit;
-    const visited = new Set<string>();
-    const around = new Map<string, Set<number>>();
-    for (const k of marks.keys()) {
-      const hash = k.lastIndexOf('#');
-      const key = k.slice(0, hash);
-      visited.add(key);
-      if (marks.get(k) !== 'hit') continue;
-      const rule = Number(k.slice(hash + 1));
-      let s = around.get(key);
-      if (!s) around.set(key, (s = new Set()));
-      for (let i = rule - CONTEXT; i <= rule + CONTEXT; i++) s.add(i);
-    }
     const out: RuleLine[] = [];
     let gap = 0, gapSeen = 0;
     const flush = () => {
@@ -249,29 +338,35 @@ export class SaveIndex {
       flush();
       out.push(l);
     };
-    const shown = (c: ChainRules) => whole || !c.perService || visited.has(c.key);
+    const noMarks = marks.size === 0;
+    const lines = (c: ChainRules, m: ChainMarks | undefined, from: number, to: number) => {
+      for (let i = from; i < to; i++) {
+        const mark = m === undefined ? undefined : m.hits.has(i) ? 'hit' : seenCount(m, i, i + 1) ? 'seen' : undefined;
+        push(mark ? { text: c.rules[i]!, mark } : { text: c.rules[i]! });
+      }
+    };
     for (const t of this.tables) {
       push({ text: `*${t.name}` });
       for (const c of t.order) {
-        if (shown(c)) push({ text: c.decl });
+        if (whole || !c.perService || (!noMarks && marks.chain(c.key))) push({ text: c.decl });
         else gap++;
       }
       for (const c of t.order) {
-        if (!shown(c)) {
-          gap += c.rules.length;
+        const m = noMarks ? undefined : marks.chain(c.key);
+        if (whole || c.perService) {
+          if (whole || m) lines(c, m, 0, c.rules.length);
+          else gap += c.rules.length;
           continue;
         }
-        const near = around.get(c.key);
-        const all = whole || c.perService;
-        for (let i = 0; i < c.rules.length; i++) {
-          const m = visited.has(c.key) ? marks.get(markKey(c.key, i)) : undefined;
-          if (!all && i >= 20 && !near?.has(i)) {
-            gap++;
-            if (m) gapSeen++;
-            continue;
-          }
-          push(m ? { text: c.rules[i]!, mark: m } : { text: c.rules[i]! });
+        let at = 0;
+        for (const [from, to] of shownWindows(c.rules.length, m?.hits ?? [])) {
+          gap += from - at;
+          if (m) gapSeen += seenCount(m, at, from);
+          lines(c, m, from, to);
+          at = to;
         }
+        gap += c.rules.length - at;
+        if (m) gapSeen += seenCount(m, at, c.rules.length);
       }
       push({ text: 'COMMIT' });
     }
