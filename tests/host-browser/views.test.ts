@@ -136,11 +136,15 @@ describe('rule views', () => {
   it('replaces, adds and deletes single chains; a new user chain takes its place in name order', () => {
     const index = SaveIndex.fromRules([{ table: 'nat', rules: '-P PREROUTING ACCEPT\n-N KUBE-A\n-N KUBE-C\n-A PREROUTING -j KUBE-A\n-A KUBE-A -j KUBE-C\n-A KUBE-C -j DROP\n' }]);
     expect(index.view(new Map(), Infinity).map((l) => l.text)).toEqual(['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-A - [0:0]', ':KUBE-C - [0:0]', '-A PREROUTING -j KUBE-A', '-A KUBE-A -j KUBE-C', '-A KUBE-C -j DROP', 'COMMIT']);
+    expect(index.total).toBe(8);   // counted now, then kept up to date by each setChain
     index.setChain('nat', 'KUBE-B', '-N KUBE-B\n-A KUBE-B -j ACCEPT\n');
     index.setChain('nat', 'KUBE-A', '-N KUBE-A\n-A KUBE-A -j KUBE-B\n-A KUBE-A -j KUBE-C\n');
     index.setChain('nat', 'KUBE-C', null);
     expect(index.view(new Map(), Infinity).map((l) => l.text)).toEqual(['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-A - [0:0]', ':KUBE-B - [0:0]', '-A PREROUTING -j KUBE-A', '-A KUBE-A -j KUBE-B', '-A KUBE-A -j KUBE-C', '-A KUBE-B -j ACCEPT', 'COMMIT']);
     expect(index.total).toBe(9);
+    index.setChain('filter', 'KUBE-F', '-N KUBE-F\n-A KUBE-F -j DROP\n');   // a new table: *filter, the chain, its rule, COMMIT
+    expect(index.total).toBe(13);
+    expect(index.total).toBe(index.text().length);
     expect(index.chainLines('nat', 'KUBE-A')).toEqual([':KUBE-A - [0:0]', '-A KUBE-A -j KUBE-B', '-A KUBE-A -j KUBE-C']);
     expect(index.chainLines('nat', 'KUBE-C')).toEqual([]);
     const marks = index.marks([{ table: 'nat', chain: 'KUBE-A', rule: 1, matched: true }, { table: 'nat', chain: 'KUBE-A', rule: 9, matched: true }]);

@@ -51,6 +51,9 @@ interface ChainRules {
   rules: string[];
   builtin: boolean;
   perService: boolean;
+  /** The view() call that last found the chain among a trace's marks (SaveIndex.stamp), and those marks. */
+  viewStamp: number;
+  viewMarks: ChainMarks | undefined;
 }
 
 /** One table: its chains in text order, and by name. */
@@ -64,7 +67,7 @@ class TableRules {
   chain(name: string): ChainRules {
     let c = this.byName.get(name);
     if (!c) {
-      c = { name, key: `${this.name}/${name}`, decl: `:${name} - [0:0]`, rules: [], builtin: false, perService: PER_SERVICE.test(name) };
+      c = { name, key: `${this.name}/${name}`, decl: `:${name} - [0:0]`, rules: [], builtin: false, perService: PER_SERVICE.test(name), viewStamp: 0, viewMarks: undefined };
       this.byName.set(name, c);
       this.order.push(c);
     }
@@ -162,6 +165,11 @@ export class TraceMarks {
     return c.hits.has(rule) ? 'hit' : seenCount(c, rule, rule + 1) ? 'seen' : undefined;
   }
 
+  /** Calls `fn` with each chain the trace entered ("table/chain") and its visits. */
+  forEach(fn: (key: string, marks: ChainMarks) => void): void {
+    for (const key of this.chains.keys()) fn(key, this.chain(key)!);
+  }
+
   /** Chains the trace entered. */
   get size(): number {
     return this.chains.size;
@@ -201,8 +209,10 @@ function shownWindows(length: number, hits: Iterable<number>): Array<[number, nu
  */
 export class SaveIndex {
   private readonly tables: TableRules[] = [];
-  /** `total`, counted once per change (setChain clears it). */
+  /** `total`, counted on first use and kept up to date by setChain. */
   private lineCount: number | undefined;
+  /** Counts view() calls: a chain whose viewStamp equals it holds the current call's marks. */
+  private stamp = 0;
 
   /** Indexes iptables-save text. */
   constructor(text = '') {
@@ -245,30 +255,33 @@ export class SaveIndex {
    * prints them (iptables-save.c: libiptc's sorted chain list).
    */
   setChain(table: string, chain: string, rules: string | null): void {
-    this.lineCount = undefined;
     let t = this.table(table);
     if (!t) {
       if (rules === null) return;
       this.tables.push((t = new TableRules(table)));
+      if (this.lineCount !== undefined) this.lineCount += 2;   // *table, COMMIT
     }
     const old = t.byName.get(chain);
+    const lines = (c: ChainRules | undefined) => (c ? 1 + c.rules.length : 0);
+    const was = lines(old);
+    let now: ChainRules | undefined;
     if (rules === null) {
       if (!old) return;
       t.byName.delete(chain);
       t.order.splice(t.order.indexOf(old), 1);
-      return;
-    }
-    if (old) {
+    } else if (old) {
       old.rules = [];
       t.read(rules);
-      return;
+      now = old;
+    } else {
+      const fresh = new TableRules(table);
+      fresh.read(rules);
+      now = fresh.byName.get(chain);
+      if (!now) return;
+      t.order.splice(now.builtin ? t.order.findIndex((x) => !x.builtin) >>> 0 : t.slot(chain), 0, now);
+      t.byName.set(chain, now);
     }
-    const fresh = new TableRules(table);
-    fresh.read(rules);
-    const c = fresh.byName.get(chain);
-    if (!c) return;
-    t.order.splice(c.builtin ? t.order.findIndex((x) => !x.builtin) >>> 0 : t.slot(chain), 0, c);
-    t.byName.set(chain, c);
+    if (this.lineCount !== undefined) this.lineCount += lines(now) - was;
   }
 
   /** Lines of the whole text. */
@@ -338,7 +351,16 @@ export class SaveIndex {
       flush();
       out.push(l);
     };
-    const noMarks = marks.size === 0;
+    // Hand each marked chain its marks (a property read per chain below, not a lookup).
+    const stamp = ++this.stamp;
+    marks.forEach((key, m) => {
+      const slash = key.indexOf('/');
+      const c = this.table(key.slice(0, slash))?.byName.get(key.slice(slash + 1));
+      if (!c) return;
+      c.viewStamp = stamp;
+      c.viewMarks = m;
+    });
+    const marksOf = (c: ChainRules) => (c.viewStamp === stamp ? c.viewMarks : undefined);
     const lines = (c: ChainRules, m: ChainMarks | undefined, from: number, to: number) => {
       for (let i = from; i < to; i++) {
         const mark = m === undefined ? undefined : m.hits.has(i) ? 'hit' : seenCount(m, i, i + 1) ? 'seen' : undefined;
@@ -348,11 +370,11 @@ export class SaveIndex {
     for (const t of this.tables) {
       push({ text: `*${t.name}` });
       for (const c of t.order) {
-        if (whole || !c.perService || (!noMarks && marks.chain(c.key))) push({ text: c.decl });
+        if (whole || !c.perService || c.viewStamp === stamp) push({ text: c.decl });
         else gap++;
       }
       for (const c of t.order) {
-        const m = noMarks ? undefined : marks.chain(c.key);
+        const m = marksOf(c);
         if (whole || c.perService) {
           if (whole || m) lines(c, m, 0, c.rules.length);
           else gap += c.rules.length;
