@@ -48,6 +48,7 @@ const EDIT_PARTS: Record<string, string> = {
   'trace view': 'trace steps+marks',
   'conntrack lookup': 'conntrack',
   'conntrack': 'conntrack',
+  'conntrack rows': 'conntrack',
 };
 
 export async function benchPlayground(): Promise<BenchRow[]> {

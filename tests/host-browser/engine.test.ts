@@ -94,6 +94,17 @@ describe('playground engine', () => {
     const burst = pg.send(p, 30, 2);
     expect(burst.trace.existing).toBe(false);
     expect(burst.trace.outcomes).toHaveLength(3);
+    // The flows listed with a trace are the table at that time: 31 live at 3 s, all reaped (and
+    // the packet's connection no longer existing) once SYN_SENT's 120 s have passed.
+    const later = pg.packet(p, 3, false);
+    expect(later.trace.existing).toBe(true);
+    expect(later.conntrack).toEqual(pg.conntrack(3));
+    expect(later.conntrack).toHaveLength(31);
+    const expired = pg.packet(p, 130_000, false);
+    expect(expired.trace.existing).toBe(false);
+    expect(expired.trace.outcomes).toHaveLength(3);
+    expect(expired.conntrack).toEqual([]);
+    expect(pg.packet(p, 130_001, true).conntrack).toHaveLength(1);   // sent: listed after it went through
   });
 
   it('marks the visited rules in the iptables-save view', async () => {

@@ -10,6 +10,7 @@
 import { canonicalIP, cidrContains, parseCIDR, parseIP, renderDirectService, type ServicePortInfo } from '../../../host-node/kube/index.js';
 import type { DirectService } from '../../../host-node/core/svc-config.js';
 import type { ProcessResult } from '../../../host-node/core/dataplane.js';
+import type { ConntrackEntry } from '../../../host-node/core/conntrack-record.js';
 import { decodePacket } from '../../../host-node/core/packet.js';
 import { NODE } from '../presets.js';
 import { hostPort, mergeOutcomes, outcomeKey, type Outcome, type WirePacket } from './outcomes.js';
@@ -194,9 +195,9 @@ export class DirectRunner extends Runner {
     return `${entry.name}|${canonicalIP(src) ?? src}`;
   }
 
-  trace(p: WirePacket, nowMs: number): TraceView {
-    if (this.tracked(p, nowMs)) {
-      const e = this.dp.conntrack(nowMs).find((c) => c.original.src === p.src && c.original.sport === p.sport && c.original.dst === p.dst && c.original.dport === p.dport && c.proto === p.proto)!;
+  trace(p: WirePacket, nowMs: number, _onPhase?: (phase: string) => void, flows?: readonly ConntrackEntry[]): TraceView {
+    const e = this.tracked(p, nowMs, flows);
+    if (e) {
       const to = e.reply.src !== p.dst || e.reply.sport !== p.dport ? hostPort(e.reply.src, e.reply.sport) : undefined;
       const masq = e.reply.dst !== p.src;
       const o: Outcome = { key: outcomeKey('FORWARD', 'none', to, masq), verdict: 'FORWARD', reason: 'none', masq, probability: 1, ...(to ? { to } : {}) };

@@ -18,6 +18,7 @@ import type { Family, TableName } from '../../../host-node/netfilter/index.js';
 import type { TraceStep } from '../../../host-node/netfilter/trace.js';
 import { IPVS_SCHEDULERS, NODE } from '../presets.js';
 import type { ProcessResult } from '../../../host-node/core/dataplane.js';
+import type { ConntrackEntry } from '../../../host-node/core/conntrack-record.js';
 import {
   delivered, freshPorts, hostPort, measuredKey, mergeOutcomes, outcomeKey, tally, toBytes,
   type Delivered, type Distribution, type Outcome, type WirePacket,
@@ -151,8 +152,11 @@ export abstract class Runner {
    */
   abstract load(input: ObjectsIn, onPhase: (phase: string) => void, delta?: ObjectDelta): Loaded;
   abstract views(): RulesView[];
-  /** Explains the packet; `onPhase` names each part as it starts (for the timings). */
-  abstract trace(p: WirePacket, nowMs: number, onPhase?: (phase: string) => void): TraceView;
+  /**
+   * Explains the packet; `onPhase` names each part as it starts (for the timings); `flows` is the
+   * conntrack table listed at `nowMs` when the caller has it (else the runner lists it if needed).
+   */
+  abstract trace(p: WirePacket, nowMs: number, onPhase?: (phase: string) => void, flows?: readonly ConntrackEntry[]): TraceView;
 
   /** Source ports for `count` new connections; they continue across bursts. */
   takePorts(count: number, avoid: number): number[] {
@@ -186,9 +190,12 @@ export abstract class Runner {
   /** Sees every packet the runner processed (a mode that mirrors core state the trace needs). */
   protected observe(_p: WirePacket, _r: ProcessResult, _nowMs: number): void {}
 
-  /** The core tracks this packet's connection (its tuple is a conntrack entry's original direction). */
-  protected tracked(p: WirePacket, nowMs: number): boolean {
-    return this.dp.conntrack(nowMs).some((e) =>
+  /**
+   * The conntrack entry of this packet's connection (its tuple is the entry's original direction),
+   * looked up in `flows` when the caller has listed them at `nowMs` already.
+   */
+  protected tracked(p: WirePacket, nowMs: number, flows: readonly ConntrackEntry[] = this.dp.conntrack(nowMs)): ConntrackEntry | undefined {
+    return flows.find((e) =>
       (e.original.src === p.src && e.original.sport === p.sport && e.original.dst === p.dst && e.original.dport === p.dport && e.proto === p.proto));
   }
 }
@@ -261,7 +268,7 @@ export class IptablesRunner extends Runner {
     return [{ title: 'iptables-save', lines: this.index.view(marks), total: this.index.total }];
   }
 
-  trace(p: WirePacket, nowMs: number, onPhase: (phase: string) => void = () => {}): TraceView {
+  trace(p: WirePacket, nowMs: number, onPhase: (phase: string) => void = () => {}, flows?: readonly ConntrackEntry[]): TraceView {
     onPhase('core trace');
     const t = this.dp.trace({ src: p.src, dst: p.dst, proto: p.proto, sport: p.sport, dport: p.dport, from: p.local ? 'local' : 'external', nowMs });
     onPhase('trace view');
@@ -281,7 +288,7 @@ export class IptablesRunner extends Runner {
     onPhase('rules digest');
     const rules = this.views(marks);
     onPhase('conntrack lookup');
-    return { steps, outcomes, truncated: t.truncated, existing: this.tracked(p, nowMs), rules };
+    return { steps, outcomes, truncated: t.truncated, existing: this.tracked(p, nowMs, flows) !== undefined, rules };
   }
 }
 

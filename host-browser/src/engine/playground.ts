@@ -9,6 +9,7 @@ import { DirectRunner } from './direct.js';
 import { nameSteps, resolvePacketName, type ResolvedName } from './names.js';
 import type { Distribution, Outcome, WirePacket } from './outcomes.js';
 import type { RulesView } from './rules-view.js';
+import type { ConntrackEntry } from '../../../host-node/core/conntrack-record.js';
 
 export interface ModeConfig {
   mode: Mode;
@@ -248,7 +249,10 @@ export class Playground {
     return wire;
   }
 
-  /** Explains the packet (no state changes), then, with `send`, processes it for real. */
+  /**
+   * Explains the packet (no state changes), then, with `send`, processes it for real. Expired flows
+   * are reaped first; the conntrack table is listed once for the trace and the flows shown.
+   */
   packet(p: WirePacket, nowMs: number, send: boolean): PacketResult {
     const r = this.active();
     const { progress, end } = phaseClock();
@@ -263,15 +267,18 @@ export class Playground {
       const conntrack = this.conntrack(nowMs);
       return { trace: { steps: nameSteps(dns), outcomes: [outcome], truncated: false, existing: false, rules }, dns, conntrack, phases: end() };
     }
-    const trace = r.trace(wire, nowMs, progress);
+    progress('conntrack');
+    this.expire(nowMs);
+    const flows = r.dp.conntrack(nowMs);
+    const trace = r.trace(wire, nowMs, progress, flows);
     if (dns) trace.steps = [...nameSteps(dns), ...trace.steps];
     const out: PacketResult = { trace, conntrack: [], ...(dns ? { dns } : {}), phases: [] };
     if (send) {
       progress('send');
       out.sent = r.sendOne(wire, nowMs);
     }
-    progress('conntrack');
-    out.conntrack = this.conntrack(nowMs);
+    progress('conntrack rows');
+    out.conntrack = this.flowRows(nowMs, send ? r.dp.conntrack(nowMs) : flows);
     out.phases = end();
     return out;
   }
@@ -292,13 +299,23 @@ export class Playground {
 
   /** Live flows at the virtual clock (expired ones reaped first). */
   conntrack(nowMs: number): ConntrackRow[] {
+    this.expire(nowMs);
+    return this.flowRows(nowMs, this.active().dp.conntrack(nowMs));
+  }
+
+  /** Reaps the flows (and IPVS connections) expired at the virtual clock. */
+  private expire(nowMs: number): void {
     const r = this.active();
-    const dp = r.dp;
-    dp.expire(nowMs);
+    r.dp.expire(nowMs);
+    if (r.mode === 'ipvs') r.dp.ipvs().expire(nowMs);
+  }
+
+  /** The rows shown for the IPVS connections and the conntrack entries `flows` (listed at `nowMs`). */
+  private flowRows(nowMs: number, flows: readonly ConntrackEntry[]): ConntrackRow[] {
+    const r = this.active();
     const ipvs: ConntrackRow[] = [];
     if (r.mode === 'ipvs') {
-      dp.ipvs().expire(nowMs);
-      for (const c of dp.ipvs().connections(nowMs).slice(0, MAX_ROWS)) {
+      for (const c of r.dp.ipvs().connections(nowMs).slice(0, MAX_ROWS)) {
         ipvs.push({
           proto: `ipvs ${c.protocol}`,
           original: `${c.client}:${c.clientPort} → ${c.virtual}:${c.virtualPort}`,
@@ -309,7 +326,7 @@ export class Playground {
         });
       }
     }
-    return ipvs.concat(dp.conntrack(nowMs).slice(0, MAX_ROWS - ipvs.length).map((e) => ({
+    return ipvs.concat(flows.slice(0, MAX_ROWS - ipvs.length).map((e) => ({
       proto: e.proto,
       original: `${e.original.src}:${e.original.sport} → ${e.original.dst}:${e.original.dport}`,
       reply: `${e.reply.src}:${e.reply.sport} → ${e.reply.dst}:${e.reply.dport}`,
