@@ -54,20 +54,47 @@ interface ChainRules {
   /** The view() call that last found the chain among a trace's marks (SaveIndex.stamp), and those marks. */
   viewStamp: number;
   viewMarks: ChainMarks | undefined;
+  /** Index in its table's order (set by TableRules.laidOut). */
+  pos: number;
 }
 
 /** One table: its chains in text order, and by name. */
 class TableRules {
   readonly order: ChainRules[] = [];
   readonly byName = new Map<string, ChainRules>();
+  private layout: { rulesBefore: Float64Array; fixed: ChainRules[] } | undefined;
 
   constructor(readonly name: string) {}
+
+  /** Forgets the layout after the chains changed. */
+  touch(): void {
+    this.layout = undefined;
+  }
+
+  /**
+   * Each chain's position, the rules before each position (rulesBefore[i]: rules of order[0..i)),
+   * and the chains that are not per-service: what a digest needs to count the lines it leaves
+   * out without walking them. Built once after each change.
+   */
+  laidOut(): { rulesBefore: Float64Array; fixed: ChainRules[] } {
+    if (!this.layout) {
+      const rulesBefore = new Float64Array(this.order.length + 1);
+      const fixed: ChainRules[] = [];
+      this.order.forEach((c, i) => {
+        c.pos = i;
+        rulesBefore[i + 1] = rulesBefore[i]! + c.rules.length;
+        if (!c.perService) fixed.push(c);
+      });
+      this.layout = { rulesBefore, fixed };
+    }
+    return this.layout;
+  }
 
   /** The named chain, appended (as a user chain) when new. */
   chain(name: string): ChainRules {
     let c = this.byName.get(name);
     if (!c) {
-      c = { name, key: `${this.name}/${name}`, decl: `:${name} - [0:0]`, rules: [], builtin: false, perService: PER_SERVICE.test(name), viewStamp: 0, viewMarks: undefined };
+      c = { name, key: `${this.name}/${name}`, decl: `:${name} - [0:0]`, rules: [], builtin: false, perService: PER_SERVICE.test(name), viewStamp: 0, viewMarks: undefined, pos: -1 };
       this.byName.set(name, c);
       this.order.push(c);
     }
@@ -261,6 +288,7 @@ export class SaveIndex {
       this.tables.push((t = new TableRules(table)));
       if (this.lineCount !== undefined) this.lineCount += 2;   // *table, COMMIT
     }
+    t.touch();
     const old = t.byName.get(chain);
     const lines = (c: ChainRules | undefined) => (c ? 1 + c.rules.length : 0);
     const was = lines(old);
@@ -353,12 +381,18 @@ export class SaveIndex {
     };
     // Hand each marked chain its marks (a property read per chain below, not a lookup).
     const stamp = ++this.stamp;
+    const visited = new Map<TableRules, ChainRules[]>();
     marks.forEach((key, m) => {
       const slash = key.indexOf('/');
-      const c = this.table(key.slice(0, slash))?.byName.get(key.slice(slash + 1));
-      if (!c) return;
+      const t = this.table(key.slice(0, slash));
+      const c = t?.byName.get(key.slice(slash + 1));
+      if (!t || !c) return;
       c.viewStamp = stamp;
       c.viewMarks = m;
+      if (!c.perService) return;
+      const list = visited.get(t);
+      if (list) list.push(c);
+      else visited.set(t, [c]);
     });
     const marksOf = (c: ChainRules) => (c.viewStamp === stamp ? c.viewMarks : undefined);
     const lines = (c: ChainRules, m: ChainMarks | undefined, from: number, to: number) => {
@@ -367,29 +401,46 @@ export class SaveIndex {
         push(mark ? { text: c.rules[i]!, mark } : { text: c.rules[i]! });
       }
     };
+    /** A chain that is not per-service: its head and the rules around each hit. */
+    const windows = (c: ChainRules, m: ChainMarks | undefined) => {
+      let at = 0;
+      for (const [from, to] of shownWindows(c.rules.length, m?.hits ?? [])) {
+        gap += from - at;
+        if (m) gapSeen += seenCount(m, at, from);
+        lines(c, m, from, to);
+        at = to;
+      }
+      gap += c.rules.length - at;
+      if (m) gapSeen += seenCount(m, at, c.rules.length);
+    };
     for (const t of this.tables) {
       push({ text: `*${t.name}` });
-      for (const c of t.order) {
-        if (whole || !c.perService || c.viewStamp === stamp) push({ text: c.decl });
-        else gap++;
+      if (whole) {
+        for (const c of t.order) push({ text: c.decl });
+        for (const c of t.order) lines(c, marksOf(c), 0, c.rules.length);
+        push({ text: 'COMMIT' });
+        continue;
       }
-      for (const c of t.order) {
-        const m = marksOf(c);
-        if (whole || c.perService) {
-          if (whole || m) lines(c, m, 0, c.rules.length);
-          else gap += c.rules.length;
-          continue;
-        }
-        let at = 0;
-        for (const [from, to] of shownWindows(c.rules.length, m?.hits ?? [])) {
-          gap += from - at;
-          if (m) gapSeen += seenCount(m, at, from);
-          lines(c, m, from, to);
-          at = to;
-        }
-        gap += c.rules.length - at;
-        if (m) gapSeen += seenCount(m, at, c.rules.length);
+      // Digest: the chains shown are the fixed ones and the visited per-service ones; those
+      // between two shown chains are left out, counted from the layout.
+      const { rulesBefore, fixed } = t.laidOut();
+      const extra = visited.get(t);
+      const shown = extra ? [...fixed, ...extra].sort((a, b) => a.pos - b.pos) : fixed;
+      let next = 0;
+      for (const c of shown) {
+        gap += c.pos - next;
+        push({ text: c.decl });
+        next = c.pos + 1;
       }
+      gap += t.order.length - next;
+      next = 0;
+      for (const c of shown) {
+        gap += rulesBefore[c.pos]! - rulesBefore[next]!;
+        if (c.perService) lines(c, marksOf(c), 0, c.rules.length);
+        else windows(c, marksOf(c));
+        next = c.pos + 1;
+      }
+      gap += rulesBefore[t.order.length]! - rulesBefore[next]!;
       push({ text: 'COMMIT' });
     }
     flush();
