@@ -51,11 +51,24 @@ interface ChainRules {
   rules: string[];
   builtin: boolean;
   perService: boolean;
-  /** The view() call that last found the chain among a trace's marks (SaveIndex.stamp), and those marks. */
-  viewStamp: number;
-  viewMarks: ChainMarks | undefined;
   /** Index in its table's order (set by TableRules.laidOut). */
   pos: number;
+}
+
+/** Numbers the chains and sums their rules (see TableRules.laidOut). */
+function layOut(order: ChainRules[]): { rulesBefore: Float64Array; fixed: ChainRules[] } {
+  const n = order.length;
+  const rulesBefore = new Float64Array(n + 1);
+  const fixed: ChainRules[] = [];
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const c = order[i]!;
+    c.pos = i;
+    sum += c.rules.length;
+    rulesBefore[i + 1] = sum;
+    if (!c.perService) fixed.push(c);
+  }
+  return { rulesBefore, fixed };
 }
 
 /** One table: its chains in text order, and by name. */
@@ -77,24 +90,14 @@ class TableRules {
    * out without walking them. Built once after each change.
    */
   laidOut(): { rulesBefore: Float64Array; fixed: ChainRules[] } {
-    if (!this.layout) {
-      const rulesBefore = new Float64Array(this.order.length + 1);
-      const fixed: ChainRules[] = [];
-      this.order.forEach((c, i) => {
-        c.pos = i;
-        rulesBefore[i + 1] = rulesBefore[i]! + c.rules.length;
-        if (!c.perService) fixed.push(c);
-      });
-      this.layout = { rulesBefore, fixed };
-    }
-    return this.layout;
+    return (this.layout ??= layOut(this.order));
   }
 
   /** The named chain, appended (as a user chain) when new. */
   chain(name: string): ChainRules {
     let c = this.byName.get(name);
     if (!c) {
-      c = { name, key: `${this.name}/${name}`, decl: `:${name} - [0:0]`, rules: [], builtin: false, perService: PER_SERVICE.test(name), viewStamp: 0, viewMarks: undefined, pos: -1 };
+      c = { name, key: `${this.name}/${name}`, decl: `:${name} - [0:0]`, rules: [], builtin: false, perService: PER_SERVICE.test(name), pos: -1 };
       this.byName.set(name, c);
       this.order.push(c);
     }
@@ -238,8 +241,6 @@ export class SaveIndex {
   private readonly tables: TableRules[] = [];
   /** `total`, counted on first use and kept up to date by setChain. */
   private lineCount: number | undefined;
-  /** Counts view() calls: a chain whose viewStamp equals it holds the current call's marks. */
-  private stamp = 0;
 
   /** Indexes iptables-save text. */
   constructor(text = '') {
@@ -379,22 +380,21 @@ export class SaveIndex {
       flush();
       out.push(l);
     };
-    // Hand each marked chain its marks (a property read per chain below, not a lookup).
-    const stamp = ++this.stamp;
+    // The marked chains, and per table the per-service ones among them (shown in a digest).
+    const marked = new Map<ChainRules, ChainMarks>();
     const visited = new Map<TableRules, ChainRules[]>();
     marks.forEach((key, m) => {
       const slash = key.indexOf('/');
       const t = this.table(key.slice(0, slash));
       const c = t?.byName.get(key.slice(slash + 1));
       if (!t || !c) return;
-      c.viewStamp = stamp;
-      c.viewMarks = m;
+      marked.set(c, m);
       if (!c.perService) return;
       const list = visited.get(t);
       if (list) list.push(c);
       else visited.set(t, [c]);
     });
-    const marksOf = (c: ChainRules) => (c.viewStamp === stamp ? c.viewMarks : undefined);
+    const marksOf = (c: ChainRules) => (marked.size ? marked.get(c) : undefined);
     const lines = (c: ChainRules, m: ChainMarks | undefined, from: number, to: number) => {
       for (let i = from; i < to; i++) {
         const mark = m === undefined ? undefined : m.hits.has(i) ? 'hit' : seenCount(m, i, i + 1) ? 'seen' : undefined;
