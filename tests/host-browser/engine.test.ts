@@ -94,6 +94,17 @@ describe('playground engine', () => {
     const burst = pg.send(p, 30, 2);
     expect(burst.trace.existing).toBe(false);
     expect(burst.trace.outcomes).toHaveLength(3);
+    // The flows listed with a trace are the table at that time: 31 live at 3 s, all reaped (and
+    // the packet's connection no longer existing) once SYN_SENT's 120 s have passed.
+    const later = pg.packet(p, 3, false);
+    expect(later.trace.existing).toBe(true);
+    expect(later.conntrack).toEqual(pg.conntrack(3));
+    expect(later.conntrack).toHaveLength(31);
+    const expired = pg.packet(p, 130_000, false);
+    expect(expired.trace.existing).toBe(false);
+    expect(expired.trace.outcomes).toHaveLength(3);
+    expect(expired.conntrack).toEqual([]);
+    expect(pg.packet(p, 130_001, true).conntrack).toHaveLength(1);   // sent: listed after it went through
   });
 
   it('marks the visited rules in the iptables-save view', async () => {
@@ -129,7 +140,8 @@ describe('playground engine', () => {
     const edited = preset.yaml!.replace('  - addresses: [10.244.1.13]', '  - addresses: [10.244.1.14]');
     const r = await pg.load({ source: { yaml: edited }, mode: 'iptables', scheduler: 'rr', fresh: false });
     expect(r.change.full).toBe(false);
-    expect(r.phases.map((p) => p.phase)).toEqual(['starting the core', 'kube-proxy sync: render rules, compile, swap', 'rules view', 'listing services']);
+    expect(r.phases.map((p) => p.phase)).toEqual(['starting the core', 'kube-proxy sync: render rules, compile, swap', 'rules view', 'diff', 'listing services', 'rules digest']);
+    expect(r.phases.every((p) => p.ms >= 0 && Number.isFinite(p.ms))).toBe(true);
     expect(r.change.changedServices).toEqual(['default/web']);
     expect(r.change.diff.added.some((l) => l.includes('10.244.1.14:8080'))).toBe(true);
     expect(r.change.diff.removed.some((l) => l.includes('10.244.1.13:8080'))).toBe(true);
@@ -310,5 +322,33 @@ describe('playground engine', () => {
     expect(pg.packet(p(9), 0, false).trace.outcomes.map((o) => o.to)).toEqual(['10.250.0.9:8080']);
     const hits = pg.packet(p(9), 0, false).trace.rules[0]!.lines.filter((l) => l.mark === 'hit').map((l) => l.text);
     expect(hits.some((l) => l.includes('--to-destination 10.250.0.9:8080'))).toBe(true);
+    // The digest accounts for all 200,000-odd lines: those shown plus those its gaps count.
+    const view = pg.packet(p(9), 0, false).trace.rules[0]!;
+    const gaps = view.lines.filter((l) => l.mark === 'gap').reduce((n, l) => n + Number(/^… ([\d,]+) lines/.exec(l.text)![1]!.replace(/,/g, '')), 0);
+    expect(view.lines.filter((l) => l.mark !== 'gap').length + gaps).toBe(view.total);
+    expect(view.total).toBeGreaterThan(100_000);
+
+    // The builder's list follows Service edits: one it lists, one past its end, one added (which
+    // the cluster DNS of the edited scene also answers for).
+    const svc = (i: number, port: number, ip = scaleVip(i)) => ({
+      apiVersion: 'v1', kind: 'Service', metadata: { name: `svc-${i}`, namespace: 'default' },
+      spec: { type: 'ClusterIP', clusterIP: ip, ports: [{ name: 'http', port, targetPort: 8080, protocol: 'TCP' }] },
+    });
+    const listed = await pg.load({ source: { preset: preset.id, edits: [svc(3, 81)] }, mode: 'iptables', scheduler: 'rr', fresh: false });
+    expect(listed.services).toHaveLength(500);
+    expect(listed.services[3]).toEqual({ id: 'default/svc-3:http', clusterIP: scaleVip(3), port: 81, protocol: 'tcp', nodePort: 0 });
+    expect(listed.serviceCount).toBe(20_000);
+    const past = await pg.load({ source: { preset: preset.id, edits: [svc(19_000, 82)] }, mode: 'iptables', scheduler: 'rr', fresh: false });
+    expect(past.services[3]!.port).toBe(80);
+    expect(past.services.some((e) => e.port !== 80)).toBe(false);
+    expect(past.serviceCount).toBe(20_000);
+    const added = { ...svc(20_000, 83, '10.96.250.250'), metadata: { name: 'svc-new', namespace: 'default' } };
+    const grown = await pg.load({ source: { preset: preset.id, edits: [added, svc(19_000, 82)] }, mode: 'iptables', scheduler: 'rr', fresh: false });
+    expect(grown.serviceCount).toBe(20_001);
+    expect(grown.services).toEqual(past.services);
+    const named = pg.packet({ src: '10.244.1.5', dst: '', name: 'svc-new.default.svc.cluster.local', proto: 'tcp', sport: 40001, dport: 83, local: false }, 0, false);
+    expect(named.dns?.address).toBe('10.96.250.250');
+    expect(pg.packet({ ...p(19_000), dport: 82 }, 0, false).trace.outcomes.map((o) => o.to).sort()).toHaveLength(2);
+    expect(pg.packet(p(19_000), 0, false).trace.outcomes.every((o) => o.to === undefined)).toBe(true);   // port 80 is gone
   }, 240_000);
 });

@@ -79,18 +79,77 @@ describe('rule views', () => {
     expect(w.filter((l) => l.mark === 'hit').map((l) => l.text)).toEqual(['-A KUBE-SERVICES -d 10.96.5.220 -j KUBE-SVC-1500']);
   });
 
+  it('a digest accounts for every line and every rule checked, whatever the order of the visits', () => {
+    const rules: string[] = ['*filter', ':KUBE-FIREWALL - [0:0]'];
+    for (let i = 0; i < 500; i++) rules.push(`-A KUBE-FIREWALL -s 198.18.${i >> 8}.${i & 255} -j DROP`);
+    rules.push('COMMIT', '*nat', ':KUBE-NODEPORTS - [0:0]', ':KUBE-SERVICES - [0:0]');
+    for (let i = 0; i < 2000; i++) rules.push(`:KUBE-SVC-${i} - [0:0]`);
+    for (let i = 0; i < 300; i++) rules.push(`-A KUBE-NODEPORTS -p tcp --dport ${30000 + i} -j KUBE-EXT-${i}`);
+    for (let i = 0; i < 2000; i++) rules.push(`-A KUBE-SERVICES -d 10.96.${i >> 8}.${i & 255} -j KUBE-SVC-${i}`);
+    for (let i = 0; i < 2000; i++) rules.push(`-A KUBE-SVC-${i} -j KUBE-SEP-${i}`, `-A KUBE-SVC-${i} -j KUBE-SEP-${i}b`);
+    rules.push('COMMIT');
+    const index = new SaveIndex(rules.join('\n'));
+    const visit = (table: string, chain: string, from: number, to: number, hit?: number) => [
+      ...Array.from({ length: to - from }, (_, k) => ({ table, chain, rule: from + k, matched: false })),
+      ...(hit === undefined ? [] : [{ table, chain, rule: hit, matched: true }]),
+    ];
+    // Two walks of KUBE-SERVICES (the second overlaps the first and reaches further), a walk of
+    // KUBE-NODEPORTS, a rule checked once and matched on a later visit, a per-service chain.
+    const refs = [
+      ...visit('nat', 'KUBE-SERVICES', 0, 700, 700), ...visit('nat', 'KUBE-SVC-700', 0, 1, 1),
+      ...visit('nat', 'KUBE-NODEPORTS', 0, 250), ...visit('filter', 'KUBE-FIREWALL', 100, 140, 140),
+      ...visit('nat', 'KUBE-SERVICES', 650, 1200, 1200), ...visit('nat', 'KUBE-SERVICES', 5, 6, 5),
+    ];
+    const expected = new Map<string, 'hit' | 'seen'>();
+    for (const r of refs) {
+      const k = `${r.chain} ${r.rule}`;
+      if (r.matched || !expected.has(k)) expected.set(k, r.matched ? 'hit' : 'seen');
+    }
+    const checked = [...expected.values()].filter((m) => m === 'seen').length;
+    for (const order of [refs, [...refs].reverse()]) {
+      const d = index.view(index.marks(order), 1000);
+      expect(d.length).toBeLessThan(200);
+      let lines = 0, seenInGaps = 0;
+      for (const l of d) {
+        if (l.mark !== 'gap') continue;
+        const m = /^… ([\d,]+) lines(?: \(([\d,]+) checked by the packet, none matched\))?$/.exec(l.text)!;
+        lines += Number(m[1]!.replace(/,/g, ''));
+        seenInGaps += Number((m[2] ?? '0').replace(/,/g, ''));
+      }
+      const shown = d.filter((l) => l.mark !== 'gap');
+      expect(shown.length + lines).toBe(index.total);
+      expect(shown.filter((l) => l.mark === 'seen').length + seenInGaps).toBe(checked);
+      for (const l of shown.filter((x) => x.text.startsWith('-A '))) {
+        const [, chain] = l.text.split(' ');
+        const rule = index.chainLines(l.text.startsWith('-A KUBE-FIREWALL') ? 'filter' : 'nat', chain!).indexOf(l.text) - 1;
+        expect([l.text, l.mark]).toEqual([l.text, expected.get(`${chain} ${rule}`)]);
+      }
+      expect(shown.filter((l) => l.mark === 'hit').map((l) => l.text)).toEqual([
+        '-A KUBE-FIREWALL -s 198.18.0.140 -j DROP', '-A KUBE-SERVICES -d 10.96.0.5 -j KUBE-SVC-5',
+        '-A KUBE-SERVICES -d 10.96.2.188 -j KUBE-SVC-700', '-A KUBE-SERVICES -d 10.96.4.176 -j KUBE-SVC-1200', '-A KUBE-SVC-700 -j KUBE-SEP-700b',
+      ]);
+      expect(shown.map((l) => l.text)).toContain(':KUBE-SVC-700 - [0:0]');
+      expect(shown.map((l) => l.text)).not.toContain(':KUBE-SVC-701 - [0:0]');
+    }
+  });
+
   it('replaces, adds and deletes single chains; a new user chain takes its place in name order', () => {
     const index = SaveIndex.fromRules([{ table: 'nat', rules: '-P PREROUTING ACCEPT\n-N KUBE-A\n-N KUBE-C\n-A PREROUTING -j KUBE-A\n-A KUBE-A -j KUBE-C\n-A KUBE-C -j DROP\n' }]);
     expect(index.view(new Map(), Infinity).map((l) => l.text)).toEqual(['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-A - [0:0]', ':KUBE-C - [0:0]', '-A PREROUTING -j KUBE-A', '-A KUBE-A -j KUBE-C', '-A KUBE-C -j DROP', 'COMMIT']);
+    expect(index.total).toBe(8);   // counted now, then kept up to date by each setChain
     index.setChain('nat', 'KUBE-B', '-N KUBE-B\n-A KUBE-B -j ACCEPT\n');
     index.setChain('nat', 'KUBE-A', '-N KUBE-A\n-A KUBE-A -j KUBE-B\n-A KUBE-A -j KUBE-C\n');
     index.setChain('nat', 'KUBE-C', null);
     expect(index.view(new Map(), Infinity).map((l) => l.text)).toEqual(['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-A - [0:0]', ':KUBE-B - [0:0]', '-A PREROUTING -j KUBE-A', '-A KUBE-A -j KUBE-B', '-A KUBE-A -j KUBE-C', '-A KUBE-B -j ACCEPT', 'COMMIT']);
     expect(index.total).toBe(9);
+    index.setChain('filter', 'KUBE-F', '-N KUBE-F\n-A KUBE-F -j DROP\n');   // a new table: *filter, the chain, its rule, COMMIT
+    expect(index.total).toBe(13);
+    expect(index.total).toBe(index.text().length);
     expect(index.chainLines('nat', 'KUBE-A')).toEqual([':KUBE-A - [0:0]', '-A KUBE-A -j KUBE-B', '-A KUBE-A -j KUBE-C']);
     expect(index.chainLines('nat', 'KUBE-C')).toEqual([]);
     const marks = index.marks([{ table: 'nat', chain: 'KUBE-A', rule: 1, matched: true }, { table: 'nat', chain: 'KUBE-A', rule: 9, matched: true }]);
-    expect([...marks]).toEqual([['nat/KUBE-A#1', 'hit']]);
+    expect([0, 1, 2, 9].map((i) => marks.get('nat/KUBE-A', i))).toEqual([undefined, 'hit', undefined, undefined]);   // rule 9 does not exist
+    expect(marks.size).toBe(1);
   });
 
   it('diffs rule lines as multisets and names the chains that changed', () => {
@@ -116,10 +175,12 @@ describe('trace steps', () => {
 
   it('collapses a long run of skipped rules in one chain, keeping its ends and every match', () => {
     const steps = [step('PREROUTING', 0, true), ...Array.from({ length: 100 }, (_, i) => step('KUBE-SERVICES', i)), step('KUBE-SERVICES', 100, true), step('KUBE-SVC-A', 0)];
-    const c = compactSteps(steps, chainOf);
+    const compact = (s: TraceStepView[]) => compactSteps(s, (a, b) => chainOf(a) === chainOf(b), (x) => x, chainOf);
+    const c = compact(steps);
     expect(c.map((s) => s.text)).toEqual(['rule 0', 'rule 0', 'rule 1', '… 96 rules that do not match', 'rule 98', 'rule 99', 'rule 100', 'rule 0']);
+    expect(c[3]!.where).toBe('PREROUTING nat KUBE-SERVICES');
     const short = [step('X', 0), step('X', 1), step('X', 2), step('Y', 0, true)];
-    expect(compactSteps(short, chainOf)).toEqual(short);
+    expect(compact(short)).toEqual(short);
   });
 });
 

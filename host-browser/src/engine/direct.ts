@@ -10,10 +10,11 @@
 import { canonicalIP, cidrContains, parseCIDR, parseIP, renderDirectService, type ServicePortInfo } from '../../../host-node/kube/index.js';
 import type { DirectService } from '../../../host-node/core/svc-config.js';
 import type { ProcessResult } from '../../../host-node/core/dataplane.js';
+import type { ConntrackEntry } from '../../../host-node/core/conntrack-record.js';
 import { decodePacket } from '../../../host-node/core/packet.js';
 import { NODE } from '../presets.js';
 import { hostPort, mergeOutcomes, outcomeKey, type Outcome, type WirePacket } from './outcomes.js';
-import { applyInput, createDataplane, proxyPlan, Runner, type Loaded, type ObjectDelta, type TraceStepView, type TraceView } from './modes.js';
+import { applyInput, createDataplane, objectsOf, proxyPlan, Runner, type Loaded, type ObjectDelta, type ObjectsIn, type TraceStepView, type TraceView } from './modes.js';
 import { diffLines, FULL_VIEW_LINES, sampleDiff, type RuleLine, type RulesView } from './rules-view.js';
 import type { Dataplane } from '../../../host-node/dataplane.js';
 
@@ -147,12 +148,12 @@ export class DirectRunner extends Runner {
     super(dp);
   }
 
-  load(input: string | unknown[], onPhase: (phase: string) => void, delta?: ObjectDelta): Loaded {
+  load(input: ObjectsIn, onPhase: (phase: string) => void, delta?: ObjectDelta): Loaded {
     onPhase('direct sync: compile changed Service ports into the core\'s table');
     const [objects, how] = applyInput(input, delta);
     const r = this.dp.apply(objects, { mode: 'direct', nodeName: NODE.name, ...how });
     onPhase('direct table view');
-    const { plan, topologyLabels } = proxyPlan(input);
+    const { plan, topologyLabels } = proxyPlan(objectsOf(input));
     const opts = { nodeName: NODE.name, topologyLabels, nodeIPs: [NODE.ip] };
     const entries = [...plan.model.services.values()].map((sp: ServicePortInfo) =>
       renderDirectService(sp, plan.model.endpoints.get(sp.id) ?? [], opts, 0));
@@ -194,9 +195,9 @@ export class DirectRunner extends Runner {
     return `${entry.name}|${canonicalIP(src) ?? src}`;
   }
 
-  trace(p: WirePacket, nowMs: number): TraceView {
-    if (this.tracked(p, nowMs)) {
-      const e = this.dp.conntrack(nowMs).find((c) => c.original.src === p.src && c.original.sport === p.sport && c.original.dst === p.dst && c.original.dport === p.dport && c.proto === p.proto)!;
+  trace(p: WirePacket, nowMs: number, _onPhase?: (phase: string) => void, flows?: readonly ConntrackEntry[]): TraceView {
+    const e = this.tracked(p, nowMs, flows);
+    if (e) {
       const to = e.reply.src !== p.dst || e.reply.sport !== p.dport ? hostPort(e.reply.src, e.reply.sport) : undefined;
       const masq = e.reply.dst !== p.src;
       const o: Outcome = { key: outcomeKey('FORWARD', 'none', to, masq), verdict: 'FORWARD', reason: 'none', masq, probability: 1, ...(to ? { to } : {}) };

@@ -15,14 +15,16 @@
 import { Dataplane } from '../../../host-node/dataplane.js';
 import { ProxyState, parseManifests, loadObjects, renderIpvs, type IpvsRender, type ManifestIssue, type SyncPlan } from '../../../host-node/kube/index.js';
 import type { Family, TableName } from '../../../host-node/netfilter/index.js';
+import type { TraceStep } from '../../../host-node/netfilter/trace.js';
 import { IPVS_SCHEDULERS, NODE } from '../presets.js';
 import type { ProcessResult } from '../../../host-node/core/dataplane.js';
+import type { ConntrackEntry } from '../../../host-node/core/conntrack-record.js';
 import {
   delivered, freshPorts, hostPort, measuredKey, mergeOutcomes, outcomeKey, tally, toBytes,
   type Delivered, type Distribution, type Outcome, type WirePacket,
 } from './outcomes.js';
 import {
-  chainsIn, diffLines, isIptablesRule, markContaining, sampleDiff, SaveIndex, type DiffSample, type LineDiff, type Mark, type RulesView,
+  chainsIn, diffLines, isIptablesRule, markContaining, sampleDiff, SaveIndex, type DiffSample, type LineDiff, type RulesView, type TraceMarks,
 } from './rules-view.js';
 
 /** What a sync changed, for the diff pane. */
@@ -72,9 +74,16 @@ export interface ObjectDelta {
   removed: string[];
 }
 
+/** The objects (YAML text or decoded objects). */
+export type Objects = string | unknown[];
+/** The objects, or a function giving them that a runner calls only when it needs all of them (an edit with a delta may not). */
+export type ObjectsIn = Objects | (() => Objects);
+
+export const objectsOf = (input: ObjectsIn): Objects => (typeof input === 'function' ? input() : input);
+
 /** dp.apply's input and options for a load, whole or as a delta. */
-export function applyInput(input: string | unknown[], delta: ObjectDelta | undefined): [string | unknown[], { delta?: { removed: string[] } }] {
-  return delta ? [delta.objects, { delta: { removed: delta.removed } }] : [input, {}];
+export function applyInput(input: ObjectsIn, delta: ObjectDelta | undefined): [Objects, { delta?: { removed: string[] } }] {
+  return delta ? [delta.objects, { delta: { removed: delta.removed } }] : [objectsOf(input), {}];
 }
 
 export interface Loaded {
@@ -104,21 +113,28 @@ const TABLES: TableName[] = ['raw', 'mangle', 'filter', 'nat'];
 /** Steps kept at each end of a run of non-matching rules in one chain. */
 const RUN_KEEP = 2;
 
-/** Collapses runs of more than 2·RUN_KEEP+1 non-matching steps of one chain into one summary step. */
-export function compactSteps(steps: TraceStepView[], chainOf: (s: TraceStepView) => string): TraceStepView[] {
+/**
+ * Collapses runs of more than 2·RUN_KEEP+1 non-matching steps of one chain into one summary step.
+ * Only the steps kept are turned into views (`view`), so a walk of 20,000 rules costs a compare
+ * per step, not 20,000 views.
+ */
+export function compactSteps<S extends { matched: boolean }>(
+  steps: readonly S[], sameChain: (a: S, b: S) => boolean, view: (s: S) => TraceStepView, chainOf: (s: S) => string,
+): TraceStepView[] {
   const out: TraceStepView[] = [];
   let i = 0;
   while (i < steps.length) {
     let j = i;
-    while (j < steps.length && !steps[j]!.matched && chainOf(steps[j]!) === chainOf(steps[i]!)) j++;
+    while (j < steps.length && !steps[j]!.matched && sameChain(steps[j]!, steps[i]!)) j++;
     if (j - i > 2 * RUN_KEEP + 1) {
-      out.push(...steps.slice(i, i + RUN_KEEP));
+      for (let k = i; k < i + RUN_KEEP; k++) out.push(view(steps[k]!));
       out.push({ where: chainOf(steps[i]!), text: `… ${(j - i - 2 * RUN_KEEP).toLocaleString('en-US')} rules that do not match`, matched: false });
-      out.push(...steps.slice(j - RUN_KEEP, j));
+      for (let k = j - RUN_KEEP; k < j; k++) out.push(view(steps[k]!));
       i = j;
     } else {
-      out.push(...steps.slice(i, Math.max(j, i + 1)));
-      i = Math.max(j, i + 1);
+      const end = Math.max(j, i + 1);
+      for (let k = i; k < end; k++) out.push(view(steps[k]!));
+      i = end;
     }
   }
   return out;
@@ -134,9 +150,13 @@ export abstract class Runner {
    * Makes the dataplane serve `input`. With `delta`, the caller knows what changed since the last
    * load: only those objects go to the control plane (dp.apply's incremental input).
    */
-  abstract load(input: string | unknown[], onPhase: (phase: string) => void, delta?: ObjectDelta): Loaded;
+  abstract load(input: ObjectsIn, onPhase: (phase: string) => void, delta?: ObjectDelta): Loaded;
   abstract views(): RulesView[];
-  abstract trace(p: WirePacket, nowMs: number): TraceView;
+  /**
+   * Explains the packet; `onPhase` names each part as it starts (for the timings); `flows` is the
+   * conntrack table listed at `nowMs` when the caller has it (else the runner lists it if needed).
+   */
+  abstract trace(p: WirePacket, nowMs: number, onPhase?: (phase: string) => void, flows?: readonly ConntrackEntry[]): TraceView;
 
   /** Source ports for `count` new connections; they continue across bursts. */
   takePorts(count: number, avoid: number): number[] {
@@ -170,9 +190,12 @@ export abstract class Runner {
   /** Sees every packet the runner processed (a mode that mirrors core state the trace needs). */
   protected observe(_p: WirePacket, _r: ProcessResult, _nowMs: number): void {}
 
-  /** The core tracks this packet's connection (its tuple is a conntrack entry's original direction). */
-  protected tracked(p: WirePacket, nowMs: number): boolean {
-    return this.dp.conntrack(nowMs).some((e) =>
+  /**
+   * The conntrack entry of this packet's connection (its tuple is the entry's original direction),
+   * looked up in `flows` when the caller has listed them at `nowMs` already.
+   */
+  protected tracked(p: WirePacket, nowMs: number, flows: readonly ConntrackEntry[] = this.dp.conntrack(nowMs)): ConntrackEntry | undefined {
+    return flows.find((e) =>
       (e.original.src === p.src && e.original.sport === p.sport && e.original.dst === p.dst && e.original.dport === p.dport && e.proto === p.proto));
   }
 }
@@ -207,7 +230,7 @@ export class IptablesRunner extends Runner {
     }
   }
 
-  load(input: string | unknown[], onPhase: (phase: string) => void, delta?: ObjectDelta): Loaded {
+  load(input: ObjectsIn, onPhase: (phase: string) => void, delta?: ObjectDelta): Loaded {
     onPhase('kube-proxy sync: render rules, compile, swap');
     const [objects, opts] = applyInput(input, delta);
     const r = this.dp.apply(objects, { nodeName: NODE.name, ...opts });
@@ -221,10 +244,12 @@ export class IptablesRunner extends Runner {
       const pick = () => chains.flatMap((c) => this.index.chainLines(c.table, c.chain)).join('\n');
       const before = pick();
       for (const c of chains) this.index.setChain(c.table, c.chain, this.readChain(c.table, c.chain));
+      onPhase('diff');
       diff = diffLines(before, pick(), isIptablesRule);
     } else {
       const before = this.loaded ? this.index.text().join('\n') : '';
       this.index = this.readAll();
+      onPhase('diff');
       diff = before === '' ? { added: this.index.text().filter(isIptablesRule), removed: [] } : diffLines(before, this.index.text().join('\n'), isIptablesRule);
     }
     this.loaded = true;
@@ -239,25 +264,31 @@ export class IptablesRunner extends Runner {
     };
   }
 
-  views(marks?: Map<string, Mark>): RulesView[] {
+  views(marks?: TraceMarks): RulesView[] {
     return [{ title: 'iptables-save', lines: this.index.view(marks), total: this.index.total }];
   }
 
-  trace(p: WirePacket, nowMs: number): TraceView {
+  trace(p: WirePacket, nowMs: number, onPhase: (phase: string) => void = () => {}, flows?: readonly ConntrackEntry[]): TraceView {
+    onPhase('core trace');
     const t = this.dp.trace({ src: p.src, dst: p.dst, proto: p.proto, sport: p.sport, dport: p.dport, from: p.local ? 'local' : 'external', nowMs });
+    onPhase('trace view');
     const outcomes = mergeOutcomes(t.outcomes.map((o) => {
       const out: Outcome = { key: outcomeKey(o.verdict, o.reason, o.to, o.masq), verdict: o.verdict, reason: o.reason, masq: o.masq, probability: o.probability };
       if (o.to) out.to = o.to;
       return out;
     }));
-    const steps = compactSteps(t.steps.map((s) => ({
-      where: `${s.hook} ${s.table} ${s.chain} #${s.rule}`,
+    const chainOf = (s: TraceStep) => `${s.hook} ${s.table} ${s.chain}`;
+    const steps = compactSteps(t.steps, (a, b) => a.chain === b.chain && a.table === b.table && a.hook === b.hook, (s) => ({
+      where: `${chainOf(s)} #${s.rule}`,
       text: s.text ?? '(end of chain)',
       matched: s.matched,
       ...(s.target ? { target: s.target } : {}),
-    })), (s) => s.where.replace(/ #\d+$/, ''));
-    const marks = this.index.marks(t.steps.filter((s) => s.text !== undefined));
-    return { steps, outcomes, truncated: t.truncated, existing: this.tracked(p, nowMs), rules: this.views(marks) };
+    }), chainOf);
+    const marks = this.index.marks(t.steps);
+    onPhase('rules digest');
+    const rules = this.views(marks);
+    onPhase('conntrack lookup');
+    return { steps, outcomes, truncated: t.truncated, existing: this.tracked(p, nowMs, flows) !== undefined, rules };
   }
 }
 
@@ -287,9 +318,9 @@ export class IpvsRunner extends Runner {
     return new IpvsRunner(await createDataplane(seed), scheduler);
   }
 
-  load(input: string | unknown[], onPhase: (phase: string) => void): Loaded {
+  load(input: ObjectsIn, onPhase: (phase: string) => void): Loaded {
     onPhase('kube-proxy ipvs sync: render virtual servers and ipsets');
-    const { set, plan } = proxyPlan(input);
+    const { set, plan } = proxyPlan(objectsOf(input));
     const before = this.render;
     this.render = renderIpvs(plan.model, { nodeName: NODE.name, nodeIPs: [NODE.ip], podCIDR: NODE.podCIDR, scheduler: this.scheduler });
     onPhase('ipset restore, ipvsadm -R');

@@ -4,11 +4,12 @@
 // in the Web Worker and under Node (the tests compare it with the Node API). Never touches the DOM.
 import { parseManifests, type ManifestIssue } from '../../../host-node/kube/index.js';
 import { presetById, type Mode } from '../presets.js';
-import { IptablesRunner, IpvsRunner, type ObjectDelta, type Runner, type SyncChange, type TraceView, type SendOne } from './modes.js';
+import { IptablesRunner, IpvsRunner, type ObjectDelta, type Objects, type Runner, type SyncChange, type TraceView, type SendOne } from './modes.js';
 import { DirectRunner } from './direct.js';
 import { nameSteps, resolvePacketName, type ResolvedName } from './names.js';
 import type { Distribution, Outcome, WirePacket } from './outcomes.js';
 import type { RulesView } from './rules-view.js';
+import type { ConntrackEntry } from '../../../host-node/core/conntrack-record.js';
 
 export interface ModeConfig {
   mode: Mode;
@@ -46,8 +47,14 @@ export interface LoadResult {
   /** Services in the scene (the builder's list may be shorter). */
   serviceCount: number;
   ms: number;
-  /** Time spent in each phase, in order ("kube-proxy sync: …", "iptables-save", …). */
-  phases: Array<{ phase: string; ms: number }>;
+  /** Time spent in each phase, in order ("kube-proxy sync: …", "rules view", "diff", …). */
+  phases: Phase[];
+}
+
+/** One phase of a call and its time (ms, to 0.1 ms). */
+export interface Phase {
+  phase: string;
+  ms: number;
 }
 
 export interface ConntrackRow {
@@ -67,6 +74,8 @@ export interface PacketResult {
   /** The packet processed for real (absent when only explaining). */
   sent?: SendOne;
   conntrack: ConntrackRow[];
+  /** Time spent in each phase, in order ("core trace", "trace view", "rules digest", …). */
+  phases: Phase[];
 }
 
 export interface CompareColumn {
@@ -77,43 +86,100 @@ export interface CompareColumn {
 
 export type Progress = (phase: string, done?: number, total?: number) => void;
 
+const now = (): number => performance.now();
+
+/**
+ * Times a call's phases: `progress(phase)` closes the running phase and opens `phase` (the same
+ * phase again only reports progress), `end()` closes the last one and gives the list.
+ */
+function phaseClock(report: Progress = () => {}): { progress: Progress; end: () => Phase[] } {
+  const phases: Phase[] = [];
+  let at = now();
+  const close = () => {
+    const last = phases.at(-1);
+    const t = now();
+    if (last) last.ms += t - at;
+    at = t;
+  };
+  return {
+    progress: (phase, done, total) => {
+      close();
+      if (phases.at(-1)?.phase !== phase) phases.push({ phase, ms: 0 });
+      report(phase, done, total);
+    },
+    end: () => {
+      close();
+      return phases.map((p) => ({ phase: p.phase, ms: Math.round(p.ms * 10) / 10 }));
+    },
+  };
+}
+
 /** The builder lists at most this many Services (a 20k scene still traces any address). */
 const MAX_ENTRIES = 500;
 /** Flows listed at most (the page shows a table, not a dump). */
 const MAX_ROWS = 200;
 
+/** A generated scene: its objects, where each sits (by "kind/namespace/name"), its builder list once listed. */
+interface Scene {
+  id: string;
+  objects: unknown[];
+  index: Map<string, number>;
+  services?: ServiceList;
+}
+
 export class Playground {
   private runner: Runner | undefined;
   private config: ModeConfig = { mode: 'iptables', scheduler: 'rr' };
   private source: ObjectSource | undefined;
-  private input: string | unknown[] = [];
+  /** The objects of `source` (an edited generated scene is put together on first use). */
+  private input: () => Objects = () => [];
   /** The runner whose core holds the DNS records of `dnsInput`. */
   private dnsLoaded: Runner | undefined;
-  private dnsInput: string | unknown[] | undefined;
+  private dnsInput: (() => Objects) | undefined;
 
   /** The last generated scene, kept so that an edit of it does not generate it again. */
-  private generated: { id: string; objects: unknown[]; index: Map<string, number> } | undefined;
+  private generated: Scene | undefined;
 
   /** The objects as the dataplane takes them (YAML text or decoded objects). */
-  private inputOf(source: ObjectSource, progress: Progress): string | unknown[] {
-    if ('yaml' in source) return source.yaml;
+  private inputOf(source: ObjectSource, progress: Progress): () => Objects {
+    if ('yaml' in source) return () => source.yaml;
     const preset = presetById(source.preset);
     if (!preset) throw new Error(`unknown preset "${source.preset}"`);
-    if (preset.yaml !== undefined) return preset.yaml;
+    if (preset.yaml !== undefined) return () => preset.yaml!;
     if (this.generated?.id !== preset.id) {
       progress('generating objects', 0, preset.size);
       const objects = preset.generate!((done, total) => progress('generating objects', done, total));
       this.generated = { id: preset.id, objects, index: new Map(objects.map((o, i) => [objectKey(o), i])) };
     }
     const { objects, index } = this.generated;
-    if (!source.edits?.length) return objects;
-    const out = objects.slice();
-    for (const e of source.edits) {
-      const at = index.get(objectKey(e));
-      if (at === undefined) out.push(e);
-      else out[at] = e;
+    if (!source.edits?.length) return () => objects;
+    let out: unknown[] | undefined;
+    return () => {
+      if (out) return out;
+      out = objects.slice();
+      for (const e of source.edits!) {
+        const at = index.get(objectKey(e));
+        if (at === undefined) out.push(e);
+        else out[at] = e;
+      }
+      return out;
+    };
+  }
+
+  /** The builder's list: for an edited generated scene the scene's own, unless an edit changes a Service it shows. */
+  private serviceList(source: ObjectSource, input: () => Objects): ServiceList {
+    const scene = this.generated;
+    if (!('preset' in source) || scene?.id !== source.preset) return serviceEntries(input());
+    const base = (scene.services ??= serviceEntries(scene.objects));
+    let count = base.count;
+    for (const e of source.edits ?? []) {
+      if ((e as { kind?: unknown } | null)?.kind !== 'Service') continue;
+      const at = scene.index.get(objectKey(e));
+      // The full list ends at `last`: a Service edited past it, or added (it goes last), is not listed.
+      if (base.entries.length < MAX_ENTRIES || (at !== undefined && at <= base.last)) return serviceEntries(input());
+      if (at === undefined) count++;
     }
-    return out;
+    return { entries: base.entries, count, last: base.last };
   }
 
   private static async runner(c: ModeConfig): Promise<Runner> {
@@ -122,17 +188,8 @@ export class Playground {
   }
 
   async load(req: LoadRequest, report: Progress = () => {}): Promise<LoadResult> {
-    const t0 = Date.now();
-    const phases: LoadResult['phases'] = [];
-    let at = t0;
-    const progress: Progress = (phase, done, total) => {
-      const now = Date.now();
-      const last = phases.at(-1);
-      if (last) last.ms += now - at;
-      if (last?.phase !== phase) phases.push({ phase, ms: 0 });
-      at = now;
-      report(phase, done, total);
-    };
+    const t0 = now();
+    const { progress, end } = phaseClock(report);
     const sameMode = this.config.mode === req.mode && this.config.scheduler === req.scheduler;
     const sameSource = JSON.stringify(this.source) === JSON.stringify(req.source);
     const input = sameSource ? this.input : this.inputOf(req.source, progress);
@@ -146,11 +203,12 @@ export class Playground {
     this.source = req.source;
     this.input = input;
     progress('listing services');
-    const { entries, count } = serviceEntries(input);
+    const { entries, count } = this.serviceList(req.source, input);
+    progress('rules digest');
     const views = runner.views();
-    progress('done');
-    phases.pop();
-    return { issues, change, views, services: entries, serviceCount: count, ms: Date.now() - t0, phases };
+    const phases = end();
+    report('done');
+    return { issues, change, views, services: entries, serviceCount: count, ms: Math.round(now() - t0), phases };
   }
 
   /**
@@ -176,7 +234,7 @@ export class Playground {
     if (!p.name) return { wire: p };
     const r = this.active();
     if (this.dnsLoaded !== r || this.dnsInput !== this.input) {
-      r.dp.dns(this.input);
+      r.dp.dns(this.input());
       this.dnsLoaded = r;
       this.dnsInput = this.input;
     }
@@ -191,20 +249,37 @@ export class Playground {
     return wire;
   }
 
-  /** Explains the packet (no state changes), then, with `send`, processes it for real. */
+  /**
+   * Explains the packet (no state changes), then, with `send`, processes it for real. Expired flows
+   * are reaped first; the conntrack table is listed once for the trace and the flows shown.
+   */
   packet(p: WirePacket, nowMs: number, send: boolean): PacketResult {
     const r = this.active();
+    const { progress, end } = phaseClock();
+    if (p.name) progress('name lookup');
     const { wire, dns } = this.resolve(p);
     if (dns && !dns.address) {
       const rcode = dns.asked.at(-1)?.rcode ?? 'no answer';
       const outcome = { key: `no address (${rcode})`, verdict: rcode, reason: 'dns', masq: false, probability: 1 };
-      return { trace: { steps: nameSteps(dns), outcomes: [outcome], truncated: false, existing: false, rules: r.views() }, dns, conntrack: this.conntrack(nowMs) };
+      progress('rules digest');
+      const rules = r.views();
+      progress('conntrack');
+      const conntrack = this.conntrack(nowMs);
+      return { trace: { steps: nameSteps(dns), outcomes: [outcome], truncated: false, existing: false, rules }, dns, conntrack, phases: end() };
     }
-    const trace = r.trace(wire, nowMs);
+    progress('conntrack');
+    this.expire(nowMs);
+    const flows = r.dp.conntrack(nowMs);
+    const trace = r.trace(wire, nowMs, progress, flows);
     if (dns) trace.steps = [...nameSteps(dns), ...trace.steps];
-    const out: PacketResult = { trace, conntrack: [], ...(dns ? { dns } : {}) };
-    if (send) out.sent = r.sendOne(wire, nowMs);
-    out.conntrack = this.conntrack(nowMs);
+    const out: PacketResult = { trace, conntrack: [], ...(dns ? { dns } : {}), phases: [] };
+    if (send) {
+      progress('send');
+      out.sent = r.sendOne(wire, nowMs);
+    }
+    progress('conntrack rows');
+    out.conntrack = this.flowRows(nowMs, send ? r.dp.conntrack(nowMs) : flows);
+    out.phases = end();
     return out;
   }
 
@@ -224,13 +299,23 @@ export class Playground {
 
   /** Live flows at the virtual clock (expired ones reaped first). */
   conntrack(nowMs: number): ConntrackRow[] {
+    this.expire(nowMs);
+    return this.flowRows(nowMs, this.active().dp.conntrack(nowMs));
+  }
+
+  /** Reaps the flows (and IPVS connections) expired at the virtual clock. */
+  private expire(nowMs: number): void {
     const r = this.active();
-    const dp = r.dp;
-    dp.expire(nowMs);
+    r.dp.expire(nowMs);
+    if (r.mode === 'ipvs') r.dp.ipvs().expire(nowMs);
+  }
+
+  /** The rows shown for the IPVS connections and the conntrack entries `flows` (listed at `nowMs`). */
+  private flowRows(nowMs: number, flows: readonly ConntrackEntry[]): ConntrackRow[] {
+    const r = this.active();
     const ipvs: ConntrackRow[] = [];
     if (r.mode === 'ipvs') {
-      dp.ipvs().expire(nowMs);
-      for (const c of dp.ipvs().connections(nowMs).slice(0, MAX_ROWS)) {
+      for (const c of r.dp.ipvs().connections(nowMs).slice(0, MAX_ROWS)) {
         ipvs.push({
           proto: `ipvs ${c.protocol}`,
           original: `${c.client}:${c.clientPort} → ${c.virtual}:${c.virtualPort}`,
@@ -241,7 +326,7 @@ export class Playground {
         });
       }
     }
-    return ipvs.concat(dp.conntrack(nowMs).slice(0, MAX_ROWS - ipvs.length).map((e) => ({
+    return ipvs.concat(flows.slice(0, MAX_ROWS - ipvs.length).map((e) => ({
       proto: e.proto,
       original: `${e.original.src}:${e.original.sport} → ${e.original.dst}:${e.original.dport}`,
       reply: `${e.reply.src}:${e.reply.sport} → ${e.reply.dst}:${e.reply.dport}`,
@@ -294,12 +379,21 @@ function objectKey(o: unknown): string {
   return `${String(x?.kind)}/${String(x?.metadata?.namespace ?? 'default')}/${String(x?.metadata?.name)}`;
 }
 
+/** The packet builder's Service ports, the Services counted, and the index of the last object listed (-1: none). */
+export interface ServiceList {
+  entries: ServiceEntry[];
+  count: number;
+  last: number;
+}
+
 /** Service ports for the builder: from YAML (parsed) or raw decoded objects (read directly, only as many as the list shows). */
-export function serviceEntries(input: string | unknown[]): { entries: ServiceEntry[]; count: number } {
+export function serviceEntries(input: Objects): ServiceList {
   type Raw = { kind?: string; metadata?: { name?: string; namespace?: string }; spec?: { clusterIP?: string; ports?: Array<{ name?: string; port?: number; protocol?: string; nodePort?: number }> } };
   const entries: ServiceEntry[] = [];
-  const add = (namespace: string, name: string, clusterIP: string, pt: { name?: string | null; port?: number; protocol?: string; nodePort?: number }) => {
+  let last = -1;
+  const add = (at: number, namespace: string, name: string, clusterIP: string, pt: { name?: string | null; port?: number; protocol?: string; nodePort?: number }) => {
     if (entries.length >= MAX_ENTRIES) return;
+    last = at;
     entries.push({
       id: `${namespace}/${name}:${pt.name || pt.port}`,
       clusterIP, port: pt.port ?? 0, protocol: (pt.protocol ?? 'TCP').toLowerCase(), nodePort: pt.nodePort ?? 0,
@@ -307,14 +401,16 @@ export function serviceEntries(input: string | unknown[]): { entries: ServiceEnt
   };
   if (typeof input === 'string') {
     const services = parseManifests(input).services;
-    for (const s of services) for (const pt of s.spec.ports) add(s.metadata.namespace, s.metadata.name, s.spec.clusterIP, pt);
-    return { entries, count: services.length };
+    services.forEach((s, i) => {
+      for (const pt of s.spec.ports) add(i, s.metadata.namespace, s.metadata.name, s.spec.clusterIP, pt);
+    });
+    return { entries, count: services.length, last };
   }
   let count = 0;
-  for (const o of input as Raw[]) {
-    if (o?.kind !== 'Service') continue;
+  (input as Raw[]).forEach((o, i) => {
+    if (o?.kind !== 'Service') return;
     count++;
-    if (entries.length < MAX_ENTRIES) for (const pt of o.spec?.ports ?? []) add(o.metadata?.namespace ?? 'default', o.metadata?.name ?? '', o.spec?.clusterIP ?? '', pt);
-  }
-  return { entries, count };
+    if (entries.length < MAX_ENTRIES) for (const pt of o.spec?.ports ?? []) add(i, o.metadata?.namespace ?? 'default', o.metadata?.name ?? '', o.spec?.clusterIP ?? '', pt);
+  });
+  return { entries, count, last };
 }

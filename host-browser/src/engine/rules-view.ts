@@ -31,6 +31,8 @@ export const FULL_VIEW_LINES = 4000;
 const PER_SERVICE = /^KUBE-(SVC|SVL|SEP|EXT|FW)-/;
 /** Rules kept around a visited rule of a long chain in a digest. */
 const CONTEXT = 3;
+/** Rules kept at the head of a long chain that is not per-service (KUBE-SERVICES, KUBE-NODEPORTS). */
+const HEAD = 20;
 
 function chainOf(line: string): string | undefined {
   if (!line.startsWith('-A ')) return undefined;
@@ -49,20 +51,53 @@ interface ChainRules {
   rules: string[];
   builtin: boolean;
   perService: boolean;
+  /** Index in its table's order (set by TableRules.laidOut). */
+  pos: number;
+}
+
+/** Numbers the chains and sums their rules (see TableRules.laidOut). */
+function layOut(order: ChainRules[]): { rulesBefore: Float64Array; fixed: ChainRules[] } {
+  const n = order.length;
+  const rulesBefore = new Float64Array(n + 1);
+  const fixed: ChainRules[] = [];
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const c = order[i]!;
+    c.pos = i;
+    sum += c.rules.length;
+    rulesBefore[i + 1] = sum;
+    if (!c.perService) fixed.push(c);
+  }
+  return { rulesBefore, fixed };
 }
 
 /** One table: its chains in text order, and by name. */
 class TableRules {
   readonly order: ChainRules[] = [];
   readonly byName = new Map<string, ChainRules>();
+  private layout: { rulesBefore: Float64Array; fixed: ChainRules[] } | undefined;
 
   constructor(readonly name: string) {}
+
+  /** Forgets the layout after the chains changed. */
+  touch(): void {
+    this.layout = undefined;
+  }
+
+  /**
+   * Each chain's position, the rules before each position (rulesBefore[i]: rules of order[0..i)),
+   * and the chains that are not per-service: what a digest needs to count the lines it leaves
+   * out without walking them. Built once after each change.
+   */
+  laidOut(): { rulesBefore: Float64Array; fixed: ChainRules[] } {
+    return (this.layout ??= layOut(this.order));
+  }
 
   /** The named chain, appended (as a user chain) when new. */
   chain(name: string): ChainRules {
     let c = this.byName.get(name);
     if (!c) {
-      c = { name, key: `${this.name}/${name}`, decl: `:${name} - [0:0]`, rules: [], builtin: false, perService: PER_SERVICE.test(name) };
+      c = { name, key: `${this.name}/${name}`, decl: `:${name} - [0:0]`, rules: [], builtin: false, perService: PER_SERVICE.test(name), pos: -1 };
       this.byName.set(name, c);
       this.order.push(c);
     }
@@ -99,8 +134,101 @@ class TableRules {
   }
 }
 
-/** A mark's key: the trace's table, chain and rule index. */
-const markKey = (key: string, rule: number): string => `${key}#${rule}`;
+/** The rules of one chain a trace visited. */
+interface ChainMarks {
+  /** Rules that matched. */
+  hits: Set<number>;
+  /** Rules visited without a match, as flat [from, to) pairs (a first-match walk is one run). */
+  seen: number[];
+  /** `seen` is sorted and its runs disjoint (false after an out-of-order visit until chain() merges them). */
+  settled: boolean;
+}
+
+/**
+ * The rules a trace visited, per chain ("table/chain"): the matched ones, and the ones checked
+ * without a match as runs, so a walk of 20,000 KUBE-SERVICES rules costs one run, not 20,000
+ * entries. A rule both checked and matched (two visits) counts as matched.
+ */
+export class TraceMarks {
+  private readonly chains = new Map<string, ChainMarks>();
+
+  /** Records one visit of rule `rule` of the chain `key`. */
+  add(key: string, rule: number, matched: boolean): void {
+    let c = this.chains.get(key);
+    if (!c) this.chains.set(key, (c = { hits: new Set(), seen: [], settled: true }));
+    if (matched) {
+      c.hits.add(rule);
+      return;
+    }
+    const n = c.seen.length;
+    if (n && c.seen[n - 1] === rule) {
+      c.seen[n - 1] = rule + 1;
+      return;
+    }
+    if (n && c.seen[n - 1]! > rule) c.settled = false;
+    c.seen.push(rule, rule + 1);
+  }
+
+  /** The chain's visits (runs sorted and merged), or undefined when the trace never entered it. */
+  chain(key: string): ChainMarks | undefined {
+    const c = this.chains.get(key);
+    if (c && !c.settled) {
+      const runs: Array<[number, number]> = [];
+      for (let i = 0; i < c.seen.length; i += 2) runs.push([c.seen[i]!, c.seen[i + 1]!]);
+      runs.sort((a, b) => a[0] - b[0]);
+      const merged: number[] = [];
+      for (const [from, to] of runs) {
+        const n = merged.length;
+        if (n && merged[n - 1]! >= from) merged[n - 1] = Math.max(merged[n - 1]!, to);
+        else merged.push(from, to);
+      }
+      c.seen = merged;
+      c.settled = true;
+    }
+    return c;
+  }
+
+  /** How the trace marked rule `rule` of chain `key`. */
+  get(key: string, rule: number): Mark | undefined {
+    const c = this.chain(key);
+    if (!c) return undefined;
+    return c.hits.has(rule) ? 'hit' : seenCount(c, rule, rule + 1) ? 'seen' : undefined;
+  }
+
+  /** Calls `fn` with each chain the trace entered ("table/chain") and its visits. */
+  forEach(fn: (key: string, marks: ChainMarks) => void): void {
+    for (const key of this.chains.keys()) fn(key, this.chain(key)!);
+  }
+
+  /** Chains the trace entered. */
+  get size(): number {
+    return this.chains.size;
+  }
+}
+
+/** Rules in [from, to) the chain's runs cover (checked without a match). */
+function seenCount(c: ChainMarks, from: number, to: number): number {
+  let n = 0;
+  for (let i = 0; i < c.seen.length; i += 2) {
+    const a = Math.max(from, c.seen[i]!), b = Math.min(to, c.seen[i + 1]!);
+    if (b > a) n += b - a;
+  }
+  return n;
+}
+
+/** The rule indexes of a long chain a digest shows: the first HEAD, and CONTEXT around each hit, as sorted [from, to) windows. */
+function shownWindows(length: number, hits: Iterable<number>): Array<[number, number]> {
+  const w: Array<[number, number]> = [[0, Math.min(HEAD, length)]];
+  for (const h of hits) w.push([Math.max(0, h - CONTEXT), Math.min(length, h + CONTEXT + 1)]);
+  w.sort((a, b) => a[0] - b[0]);
+  const out: Array<[number, number]> = [];
+  for (const [from, to] of w) {
+    const last = out.at(-1);
+    if (last && last[1] >= from) last[1] = Math.max(last[1], to);
+    else if (to > from) out.push([from, to]);
+  }
+  return out;
+}
 
 /**
  * The iptables rules a view shows, held per table and chain (iptables-save's shape: per table
@@ -111,6 +239,8 @@ const markKey = (key: string, rule: number): string => `${key}#${rule}`;
  */
 export class SaveIndex {
   private readonly tables: TableRules[] = [];
+  /** `total`, counted on first use and kept up to date by setChain. */
+  private lineCount: number | undefined;
 
   /** Indexes iptables-save text. */
   constructor(text = '') {
@@ -157,35 +287,43 @@ export class SaveIndex {
     if (!t) {
       if (rules === null) return;
       this.tables.push((t = new TableRules(table)));
+      if (this.lineCount !== undefined) this.lineCount += 2;   // *table, COMMIT
     }
+    t.touch();
     const old = t.byName.get(chain);
+    const lines = (c: ChainRules | undefined) => (c ? 1 + c.rules.length : 0);
+    const was = lines(old);
+    let now: ChainRules | undefined;
     if (rules === null) {
       if (!old) return;
       t.byName.delete(chain);
       t.order.splice(t.order.indexOf(old), 1);
-      return;
-    }
-    if (old) {
+    } else if (old) {
       old.rules = [];
       t.read(rules);
-      return;
+      now = old;
+    } else {
+      const fresh = new TableRules(table);
+      fresh.read(rules);
+      now = fresh.byName.get(chain);
+      if (!now) return;
+      t.order.splice(now.builtin ? t.order.findIndex((x) => !x.builtin) >>> 0 : t.slot(chain), 0, now);
+      t.byName.set(chain, now);
     }
-    const fresh = new TableRules(table);
-    fresh.read(rules);
-    const c = fresh.byName.get(chain);
-    if (!c) return;
-    t.order.splice(c.builtin ? t.order.findIndex((x) => !x.builtin) >>> 0 : t.slot(chain), 0, c);
-    t.byName.set(chain, c);
+    if (this.lineCount !== undefined) this.lineCount += lines(now) - was;
   }
 
   /** Lines of the whole text. */
   get total(): number {
-    let n = 0;
-    for (const t of this.tables) {
-      n += 2 + t.order.length;
-      for (const c of t.order) n += c.rules.length;
+    if (this.lineCount === undefined) {
+      let n = 0;
+      for (const t of this.tables) {
+        n += 2 + t.order.length;
+        for (const c of t.order) n += c.rules.length;
+      }
+      this.lineCount = n;
     }
-    return n;
+    return this.lineCount;
   }
 
   /** The whole text's lines, in order. */
@@ -207,13 +345,17 @@ export class SaveIndex {
   }
 
   /** The rules a trace visited: 'hit' where a rule matched, else 'seen'. */
-  marks(refs: RuleRef[]): Map<string, Mark> {
-    const out = new Map<string, Mark>();
+  marks(refs: Iterable<RuleRef>): TraceMarks {
+    const out = new TraceMarks();
+    // A trace lists rules in walk order: look the chain up only when it changes.
+    let table: string | undefined, chain: string | undefined, c: ChainRules | undefined;
     for (const r of refs) {
-      const c = this.table(r.table)?.byName.get(r.chain);
-      if (c?.rules[r.rule] === undefined) continue;
-      const k = markKey(c.key, r.rule);
-      if (r.matched || !out.has(k)) out.set(k, r.matched ? 'hit' : out.get(k) ?? 'seen');
+      if (r.chain !== chain || r.table !== table) {
+        table = r.table;
+        chain = r.chain;
+        c = this.table(table)?.byName.get(chain);
+      }
+      if (c && r.rule >= 0 && r.rule < c.rules.length) out.add(c.key, r.rule, r.matched);
     }
     return out;
   }
@@ -224,21 +366,10 @@ export class SaveIndex {
    * those around a matched rule), per-service chains (KUBE-SVC-…, KUBE-SEP-…) only when the packet
    * visited them, and "… n lines" markers where lines were left out, saying how many of them the
    * packet checked without a match (a first-match walk of KUBE-SERVICES may check thousands).
+   * The cost follows the chains and the lines shown, never the rules left out.
    */
-  view(marks: Map<string, Mark> = new Map(), limit = FULL_VIEW_LINES): RuleLine[] {
+  view(marks: TraceMarks = new TraceMarks(), limit = FULL_VIEW_LINES): RuleLine[] {
     const whole = this.total <= limit;
-    const visited = new Set<string>();
-    const around = new Map<string, Set<number>>();
-    for (const k of marks.keys()) {
-      const hash = k.lastIndexOf('#');
-      const key = k.slice(0, hash);
-      visited.add(key);
-      if (marks.get(k) !== 'hit') continue;
-      const rule = Number(k.slice(hash + 1));
-      let s = around.get(key);
-      if (!s) around.set(key, (s = new Set()));
-      for (let i = rule - CONTEXT; i <= rule + CONTEXT; i++) s.add(i);
-    }
     const out: RuleLine[] = [];
     let gap = 0, gapSeen = 0;
     const flush = () => {
@@ -249,30 +380,67 @@ export class SaveIndex {
       flush();
       out.push(l);
     };
-    const shown = (c: ChainRules) => whole || !c.perService || visited.has(c.key);
+    // The marked chains, and per table the per-service ones among them (shown in a digest).
+    const marked = new Map<ChainRules, ChainMarks>();
+    const visited = new Map<TableRules, ChainRules[]>();
+    marks.forEach((key, m) => {
+      const slash = key.indexOf('/');
+      const t = this.table(key.slice(0, slash));
+      const c = t?.byName.get(key.slice(slash + 1));
+      if (!t || !c) return;
+      marked.set(c, m);
+      if (!c.perService) return;
+      const list = visited.get(t);
+      if (list) list.push(c);
+      else visited.set(t, [c]);
+    });
+    const marksOf = (c: ChainRules) => (marked.size ? marked.get(c) : undefined);
+    const lines = (c: ChainRules, m: ChainMarks | undefined, from: number, to: number) => {
+      for (let i = from; i < to; i++) {
+        const mark = m === undefined ? undefined : m.hits.has(i) ? 'hit' : seenCount(m, i, i + 1) ? 'seen' : undefined;
+        push(mark ? { text: c.rules[i]!, mark } : { text: c.rules[i]! });
+      }
+    };
+    /** A chain that is not per-service: its head and the rules around each hit. */
+    const windows = (c: ChainRules, m: ChainMarks | undefined) => {
+      let at = 0;
+      for (const [from, to] of shownWindows(c.rules.length, m?.hits ?? [])) {
+        gap += from - at;
+        if (m) gapSeen += seenCount(m, at, from);
+        lines(c, m, from, to);
+        at = to;
+      }
+      gap += c.rules.length - at;
+      if (m) gapSeen += seenCount(m, at, c.rules.length);
+    };
     for (const t of this.tables) {
       push({ text: `*${t.name}` });
-      for (const c of t.order) {
-        if (shown(c)) push({ text: c.decl });
-        else gap++;
+      if (whole) {
+        for (const c of t.order) push({ text: c.decl });
+        for (const c of t.order) lines(c, marksOf(c), 0, c.rules.length);
+        push({ text: 'COMMIT' });
+        continue;
       }
-      for (const c of t.order) {
-        if (!shown(c)) {
-          gap += c.rules.length;
-          continue;
-        }
-        const near = around.get(c.key);
-        const all = whole || c.perService;
-        for (let i = 0; i < c.rules.length; i++) {
-          const m = visited.has(c.key) ? marks.get(markKey(c.key, i)) : undefined;
-          if (!all && i >= 20 && !near?.has(i)) {
-            gap++;
-            if (m) gapSeen++;
-            continue;
-          }
-          push(m ? { text: c.rules[i]!, mark: m } : { text: c.rules[i]! });
-        }
+      // Digest: the chains shown are the fixed ones and the visited per-service ones; those
+      // between two shown chains are left out, counted from the layout.
+      const { rulesBefore, fixed } = t.laidOut();
+      const extra = visited.get(t);
+      const shown = extra ? [...fixed, ...extra].sort((a, b) => a.pos - b.pos) : fixed;
+      let next = 0;
+      for (const c of shown) {
+        gap += c.pos - next;
+        push({ text: c.decl });
+        next = c.pos + 1;
       }
+      gap += t.order.length - next;
+      next = 0;
+      for (const c of shown) {
+        gap += rulesBefore[c.pos]! - rulesBefore[next]!;
+        if (c.perService) lines(c, marksOf(c), 0, c.rules.length);
+        else windows(c, marksOf(c));
+        next = c.pos + 1;
+      }
+      gap += rulesBefore[t.order.length]! - rulesBefore[next]!;
       push({ text: 'COMMIT' });
     }
     flush();
