@@ -14,7 +14,7 @@
 // (include/linux/virtio_net.h virtio_net_hdr_to_skb / virtio_net_hdr_from_skb).
 import koffi from 'koffi';
 import type { Dataplane } from '../core/dataplane.js';
-import { DESC, REASONS, META_TRACKED_ONLY } from '../core/abi.js';
+import { DESC, REASONS, META_CSUM_PARTIAL, META_TRACKED_ONLY } from '../core/abi.js';
 
 // A cluster DNS query for a name outside the zone, left in its slot for the host's forwarder (ABI.md §12).
 const REASON_DNS_UPSTREAM = REASONS.indexOf('dns_upstream');
@@ -53,7 +53,6 @@ const IFREQ_BYTES = 40;
 
 const VERDICT_DROP = 2; // abi.ts VERDICTS index
 const VERDICT_REPLY = 3;
-const META_CSUM_PARTIAL = 2; // ABI.md descriptor meta bit 1
 
 /** Each packet gets a fixed slot; 2 KiB holds an MTU-1500 packet or the largest generated reply (1344). */
 export const TUN_SLOT_BYTES = 2048;
