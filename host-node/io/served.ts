@@ -5,7 +5,7 @@
 // the former came in by a reply rule: the core gets it as TRACKED_ONLY, so a pod answering a
 // client that reached it directly leaves untouched instead of being judged by rules that never saw
 // its connection open. Pure: reads packet bytes, never the network.
-import { parseCIDR, parseIP, type CIDR } from '../kube/ip.js';
+import { cidrHasBytes, parseCIDR, parseIP, type CIDR } from '../kube/ip.js';
 
 /** IPv4 destination as a number (bytes 16–19), for the set of served addresses. */
 const v4 = (b: Uint8Array, at: number): number => ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
@@ -58,15 +58,7 @@ export class ServedDestinations {
   }
 
   private inCidr(family: 4 | 6, b: Uint8Array, at: number): boolean {
-    for (const c of this.cidrs) {
-      if (c.family !== family) continue;
-      let ok = true;
-      for (let i = 0; i < c.bytes.length && ok; i++) {
-        const keep = Math.max(0, Math.min(8, c.prefix - 8 * i));
-        ok = (b[at + i]! & ((0xff << (8 - keep)) & 0xff)) === c.bytes[i];
-      }
-      if (ok) return true;
-    }
+    for (const c of this.cidrs) if (c.family === family && cidrHasBytes(c, b, at)) return true;
     return false;
   }
 

@@ -192,11 +192,15 @@ export function formatCIDR(c: CIDR): string {
 }
 
 export function cidrContains(c: CIDR, ip: IP): boolean {
-  if (c.family !== ip.family) return false;
+  return c.family === ip.family && cidrHasBytes(c, ip.bytes, 0);
+}
+
+/** The address of c's family stored at `at` in `b` (a packet header, read in place) is inside c. */
+export function cidrHasBytes(c: CIDR, b: Uint8Array, at: number): boolean {
   for (let i = 0; i < c.bytes.length; i++) {
     const keep = Math.max(0, Math.min(8, c.prefix - 8 * i));
     const mask = (0xff << (8 - keep)) & 0xff;
-    if ((ip.bytes[i]! & mask) !== c.bytes[i]) return false;
+    if ((b[at + i]! & mask) !== c.bytes[i]) return false;
   }
   return true;
 }
