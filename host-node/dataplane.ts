@@ -5,7 +5,7 @@
 import { Dataplane as CoreDataplane } from './core/dataplane.js';
 import { buildPacket, type ProtoName } from './core/packet.js';
 import {
-  parseRestore, renderSave, renderList, renderRules, Ruleset,
+  parseRestore, renderSave, renderList, renderRules, Ruleset, type Table,
   type RestoreError, type TableName, type CounterSource, type Family,
 } from './netfilter/index.js';
 import { IptCompiler, loadRestore, type IptCore } from './netfilter/compile.js';
@@ -16,7 +16,7 @@ import { Ipvsadm, type IpvsadmResult } from './ipvs/ipvsadm.js';
 import {
   ProxyState, parseManifests, loadObjects, renderIptables, jumpChains, jumpRestoreText, liveTable, namespacedName,
   servicePortId, joinHostPort, deepEqual,
-  type IptablesOptions, type ManifestIssue, type Service, type EndpointSlice, type Node, type SyncPlan,
+  type IptablesOptions, type SharedChains, type ManifestIssue, type Service, type EndpointSlice, type Node, type SyncPlan,
   type IpvsRenderOptions,
 } from './kube/index.js';
 import { IpvsApply, type IpvsApplied } from './kube/apply-ipvs.js';
@@ -61,6 +61,8 @@ interface FamilyState {
   ruleset: Ruleset;
   /** kube-proxy's base-chain jumps are in (apply installs them once per family). */
   jumps?: boolean;
+  /** The shared chains apply() last installed, valid while the tables are still the ones it left. */
+  live?: { shared: SharedChains; filter: Table | undefined; nat: Table | undefined };
 }
 
 export interface ApplyOptions {
@@ -372,6 +374,9 @@ export class Dataplane extends CoreDataplane {
       }
       const fam = this.families[plan.family];
       const nat = fam.ruleset.table('nat');
+      // Nothing else restored since the last apply: its shared chains are what it left.
+      const live = fam.live && fam.live.filter === fam.ruleset.table('filter') && fam.live.nat === nat ? fam.live.shared : undefined;
+      fam.live = undefined;
       const render = renderIptables(plan.model, {
         nodeIPs: this.options.nodeIPs, nodeName, topologyLabels: k.state.topologyLabels,
         ...(podCIDR ? { podCIDR } : {}), ...opts.iptables,
@@ -380,15 +385,17 @@ export class Dataplane extends CoreDataplane {
         // Read lazily: large clusters skip the stale-chain pass in most syncs.
         existingNatChains: { *[Symbol.iterator]() { if (nat) for (const c of nat.chains()) yield c.name; } },
         cleanupStaleChains: opts.cleanupStaleChains ?? plan.changedServices === null,
+        ...(live ? { previous: live } : {}),
       });
       try {
-        const applied = this.iptablesRestore(render.text, { family: plan.family, noflush: true });
+        const applied = this.iptablesRestore(render.liveText, { family: plan.family, noflush: true });
         if (!fam.jumps) {
           const live = (t: 'filter' | 'nat') => liveTable(this.iptablesRules(t, undefined, { family: plan.family }));
           const text = jumpRestoreText(jumpChains(), { filter: live('filter'), nat: live('nat') });
           if (text) this.iptablesRestore(text, { family: plan.family, noflush: true });
           fam.jumps = true;
         }
+        fam.live = { shared: render.shared, filter: fam.ruleset.table('filter'), nat: fam.ruleset.table('nat') };
         result.families.push({
           family: plan.family, full: render.full, changedServices: [...(plan.changedServices ?? [])].sort(),
           filterRules: render.filterRules, natRules: render.natRules, touched: applied.touched,

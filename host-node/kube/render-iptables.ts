@@ -66,10 +66,30 @@ export interface SyncRequest {
   existingNatChains?: Iterable<string>;
   /** In large-cluster mode kube-proxy deletes stale chains only once per sync period; set this then. */
   cleanupStaleChains?: boolean;
+  /** The `shared` of the render now live: a partial sync's `liveText` leaves out a table's shared
+   *  chains when their rules equal these. */
+  previous?: SharedChains;
+}
+
+/** The rules of the chains every Service writes into (KUBE-SERVICES, KUBE-NODEPORTS, the filter
+ *  table's chains, and the constant KUBE-POSTROUTING / KUBE-MARK-MASQ), in text order. */
+export interface SharedChains {
+  readonly filterChains: readonly string[];
+  readonly filterRules: readonly string[];
+  readonly nat: readonly string[];
 }
 
 export interface IptablesRender {
-  text: string;
+  /** kube-proxy's payload (joined when first read). */
+  readonly text: string;
+  /**
+   * What a ruleset that holds `previous` needs for the same result with --noflush: `text` less
+   * each table whose shared chains are unchanged, down to the changed Services' own chains and
+   * the -X of stale ones. At 20,000 Services a one-Service sync rewrites KUBE-SERVICES whole in
+   * `text` (megabytes); this leaves it alone. `text` itself on full syncs or without `previous`.
+   */
+  readonly liveText: string;
+  readonly shared: SharedChains;
   full: boolean;
   /** Every service chain the rules use (including ones a partial sync did not rewrite). */
   activeNatChains: Set<string>;
@@ -79,6 +99,13 @@ export interface IptablesRender {
   natRules: number;
 }
 
+const SHARED_NAT_CHAINS = ['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ'];
+/** Element-wise equal (lines kept from the last render are the same strings: a pointer compare). */
+const sameLines = (a: readonly string[], b: readonly string[]): boolean => {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+};
 const MUST_BE_LAST = '"kubernetes service nodeports; NOTE: this must be the last rule in this chain"';
 const chainLine = (c: string): string => `:${c} - [0:0]`;
 
@@ -245,7 +272,7 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
   const natChains: string[] = [];
   const natRules: string[] = [];
   for (const c of ['KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-FORWARD', 'KUBE-NODEPORTS', 'KUBE-PROXY-FIREWALL']) filterChains.push(chainLine(c));
-  for (const c of ['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ']) natChains.push(chainLine(c));
+  for (const c of SHARED_NAT_CHAINS) natChains.push(chainLine(c));
 
   natRules.push(`-A KUBE-POSTROUTING -m mark ! --mark ${mark}/${mark} -j RETURN`);
   // Clear the mark so a packet re-traversing the stack is not masqueraded twice.
@@ -255,6 +282,9 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
   if (opts.randomFully) masq += ' --random-fully';
   natRules.push(masq);
   natRules.push(`-A KUBE-MARK-MASQ -j MARK --or-mark ${mark}`);
+  // Lines of the shared nat chains, and [start, end) runs of natRules holding everything else.
+  const natShared = natRules.slice();
+  const ownRuns: number[] = [];
 
   if (!isIPv6 && localhostNodePorts) {
     // route_localnet opens a hole (issue 90259); this rule closes it for non-local sources.
@@ -291,7 +321,10 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     if (unchanged) {
       const c = sharedCache.get(sp);
       if (c !== undefined && c.eps === eps && c.ctx === ctx) {
-        for (const l of c.nat) natRules.push(l);
+        for (const l of c.nat) {
+          natRules.push(l);
+          natShared.push(l);
+        }
         for (const l of c.filter) filterRules.push(l);
         activeLists.push(c.active);
         return;
@@ -397,9 +430,12 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     }
 
     activeLists.push(mine);
-    sharedCache.set(sp, { eps, ctx, nat: natRules.slice(nat0), filter: filterRules.slice(filter0), active: mine });
+    const shared = natRules.slice(nat0);
+    for (const l of shared) natShared.push(l);
+    sharedCache.set(sp, { eps, ctx, nat: shared, filter: filterRules.slice(filter0), active: mine });
     // Partial sync: unchanged Services keep their SVC/SVL/EXT/FW/SEP chains as they are.
     if (unchanged) return;
+    const own0 = natRules.length;
 
     if (hasInternalEndpoints) {
       const args = `-m comment --comment "${name} cluster IP" ${clusterIPMatch}`;
@@ -457,6 +493,7 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
       const affinity = sp.sessionAffinity === 'ClientIP' ? ` -m recent --name ${chain} --set` : '';
       natRules.push(`${head}${affinity} ${pm} -j DNAT --to-destination ${ep.endpoint}`);
     }
+    ownRuns.push(own0, natRules.length);
   }
 
   function writeServiceToEndpointRules(sp: ServicePortInfo, protocol: string, svcChain: string, endpoints: EndpointInfo[]): void {
@@ -476,6 +513,7 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
   }
 
   const deletedChains: string[] = [];
+  const stale0 = natRules.length;
   if (req.existingNatChains && (!largeClusterMode || req.cleanupStaleChains)) {
     for (const chain of [...new Set(req.existingNatChains)].sort()) {
       if (activeChains().has(chain) || !isServiceChainName(chain)) continue;
@@ -486,6 +524,8 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     }
   }
 
+  ownRuns.push(stale0, natRules.length);
+  const last0 = natRules.length;
   // The jump to KUBE-NODEPORTS must stay the last rule of KUBE-SERVICES.
   if (npa.matchAll) {
     let dest = '-m addrtype --dst-type LOCAL';
@@ -499,6 +539,8 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     }
   }
 
+  for (let i = last0; i < natRules.length; i++) natShared.push(natRules[i]!);
+
   // INVALID packets can reset connections (issue 74839) unless tcp_be_liberal is set.
   if (!(current && opts.conntrackTCPLiberal)) {
     filterRules.push(`-A KUBE-FORWARD -m conntrack --ctstate INVALID${nfacct ? ' -m nfacct --nfacct-name ct_state_invalid_dropped_pkts' : ''} -j DROP`);
@@ -507,10 +549,34 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
   filterRules.push(`-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark ${mark}/${mark} -j ACCEPT`);
   filterRules.push('-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
 
-  // One join, its trailing newline from the empty last line (no copy of the whole text to add it).
-  const lines = ['*filter'].concat(filterChains, filterRules, ['COMMIT', '*nat'], natChains, natRules, ['COMMIT', '']);
+  let text: string | undefined;
+  const joined = (): string => {
+    // One join, its trailing newline from the empty last line (no copy of the whole text to add it).
+    text ??= ['*filter'].concat(filterChains, filterRules, ['COMMIT', '*nat'], natChains, natRules, ['COMMIT', '']).join('\n');
+    return text;
+  };
+  const shared: SharedChains = { filterChains, filterRules, nat: natShared };
+  const prev = full ? undefined : req.previous;
+  const sameFilter = prev !== undefined && sameLines(prev.filterChains, filterChains) && sameLines(prev.filterRules, filterRules);
+  const sameNat = prev !== undefined && sameLines(prev.nat, natShared);
+  let liveText: string | undefined;
   return {
-    text: lines.join('\n'),
+    get text() { return joined(); },
+    get liveText() {
+      if (liveText !== undefined) return liveText;
+      if (!sameFilter && !sameNat) return (liveText = joined());
+      let lines = sameFilter ? [] : ['*filter'].concat(filterChains, filterRules, ['COMMIT']);
+      if (!sameNat) lines = lines.concat(['*nat'], natChains, natRules, ['COMMIT']);
+      else if (natChains.length > SHARED_NAT_CHAINS.length || ownRuns.some((v, i) => i % 2 === 1 && v > ownRuns[i - 1]!)) {
+        // The shared nat chains are declared first; every other declaration is an own chain's.
+        lines = lines.concat(['*nat'], natChains.slice(SHARED_NAT_CHAINS.length));
+        for (let i = 0; i < ownRuns.length; i += 2) for (let k = ownRuns[i]!; k < ownRuns[i + 1]!; k++) lines.push(natRules[k]!);
+        lines.push('COMMIT');
+      }
+      lines.push('');
+      return (liveText = lines.join('\n'));
+    },
+    shared,
     full,
     get activeNatChains() { return activeChains(); },
     deletedChains,

@@ -57,6 +57,23 @@ describe('Dataplane.apply (iptables mode)', () => {
     expect(t4.outcomes.map((o) => o.verdict)).toEqual(['REPLY']);
   });
 
+  it('rewrites the shared chains as kube-proxy does after someone else restored rules into them', async () => {
+    const dp = await make();
+    const objects = (ips: string[]) => [svc('web', '10.96.0.80', 80), slice('web-1', 'web', ips)].join('\n---\n');
+    dp.apply(objects(['10.244.1.11']));
+    dp.apply(objects(['10.244.1.12']));
+    const kubeServices = () => dp.iptablesRules('nat', 'KUBE-SERVICES');
+    const before = kubeServices();
+    // An endpoint-only sync leaves KUBE-SERVICES alone: nothing restored it since the last sync.
+    expect(dp.apply(objects(['10.244.1.13'])).families[0]!.touched).not.toContain('nat/KUBE-SERVICES');
+    dp.iptablesRestore('*nat\n-A KUBE-SERVICES -d 10.96.9.9/32 -j KUBE-MARK-MASQ\nCOMMIT\n', { noflush: true });
+    expect(kubeServices()).toContain('10.96.9.9');
+    // Now it is rewritten whole, as kube-proxy's own partial sync does.
+    expect(dp.apply(objects(['10.244.1.14'])).families[0]!.touched).toContain('nat/KUBE-SERVICES');
+    expect(kubeServices()).toBe(before);
+    expect(dp.trace({ src: '10.244.3.3', dst: '10.96.0.80', proto: 'tcp', dport: 80 }).outcomes.map((o) => o.to)).toEqual(['10.244.1.14:8080']);
+  });
+
   it('in a large cluster deletes a gone Service\'s chains only when told (kube-proxy: once per syncPeriod)', async () => {
     const dp = await make();
     // 1,100 endpoints: kube-proxy's largeClusterMode (over 1,000), also after one Service goes.

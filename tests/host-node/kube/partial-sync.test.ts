@@ -4,7 +4,8 @@
 // table's chains are tracked across restores (--noflush) so stale chains get "-X" as they do there.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseManifests, ProxyState, renderIptables, type EndpointSlice, type IptablesOptions, type Service } from '../../../host-node/kube/index.js';
+import { parseManifests, ProxyState, renderIptables, type EndpointSlice, type IptablesOptions, type Service, type SharedChains } from '../../../host-node/kube/index.js';
+import { parseRestore, renderSave, Ruleset } from '../../../host-node/netfilter/index.js';
 import { FIXTURES } from './fixture.js';
 import { parseDump, sortRestoreText } from './sort-rules.js';
 
@@ -135,5 +136,67 @@ ports: [{name: p80, port: 80, protocol: TCP}]`);
       seen.add(partial.join('\n'));
     }
     expect(seen.size).toBeGreaterThan(2); // the options really change these lines
+  });
+
+  it('liveText leaves out unchanged shared chains and gives the same rules as kube-proxy\'s text', () => {
+    const state = new ProxyState({ nodeName: 'a', families: [4] });
+    state.markServicesSynced();
+    state.markEndpointSlicesSynced();
+    const restore = (base: Ruleset, text: string): Ruleset => {
+      const r = parseRestore(text, { base, noflush: true });
+      if (!r.ok) throw new Error(r.error.message);
+      return r.ruleset;
+    };
+    let viaText = Ruleset.empty(4);
+    let viaLive = Ruleset.empty(4);
+    let previous: SharedChains | undefined;
+    const natChains = new Set<string>();
+    const sizes: Array<[number, number]> = [];
+    const step = (o: IptablesOptions = OPTS): string => {
+      const [plan] = state.sync();
+      const r = renderIptables(plan!.model, o, {
+        changedServices: plan!.changedServices, existingNatChains: natChains, cleanupStaleChains: true, ...(previous ? { previous } : {}),
+      });
+      viaText = restore(viaText, r.text);
+      viaLive = restore(viaLive, r.liveText);
+      expect(renderSave(viaLive)).toBe(renderSave(viaText));
+      previous = r.shared;
+      natChains.clear();
+      for (const c of viaText.table('nat')!.chains()) natChains.add(c.name);
+      sizes.push([r.text.length, r.liveText.length]);
+      return r.liveText;
+    };
+    const svc3 = svc('ns3', 'svc3', '172.30.0.43', 'p80', 80);
+    for (let i = 1; i <= 3; i++) state.onService(null, svc(`ns${i}`, `svc${i}`, `172.30.0.4${i}`, 'p80', 80));
+    state.onEndpointSlice(slice('ns1', 'svc1', ['10.0.1.1'], 'p80', 80));
+    state.onEndpointSlice(slice('ns2', 'svc2', ['10.0.2.1', '10.0.2.2'], 'p80', 80));
+    expect(step()).toContain('-A KUBE-SERVICES'); // full: kube-proxy's text
+    // Endpoints move: KUBE-SERVICES and the filter table stay as they are.
+    state.onEndpointSlice(slice('ns2', 'svc2', ['10.0.2.1', '10.0.2.3'], 'p80', 80));
+    let live = step();
+    expect(live).not.toContain('KUBE-SERVICES');
+    expect(live).not.toContain('*filter');
+    expect(live).toContain('10.0.2.3:80');
+    // svc3 gets endpoints: its REJECT in filter goes, its KUBE-SERVICES jump comes.
+    state.onEndpointSlice(slice('ns3', 'svc3', ['10.0.3.1'], 'p80', 80));
+    live = step();
+    expect(live).toContain('*filter');
+    expect(live).toContain('-A KUBE-SERVICES -m comment --comment "ns3/svc3:p80 cluster IP"');
+    // A Service goes: its chains are deleted, the shared chains rewritten.
+    state.onService(svc3, null);
+    expect(step()).toContain('-X KUBE-SEP-');
+    // Nothing changed; then options that change only shared lines: the filter table's, the nat table's.
+    expect(step()).toBe('');
+    const current: IptablesOptions = { ...OPTS, era: 'current' };
+    live = step(current);
+    expect(live).toContain('*filter');
+    expect(live).not.toContain('*nat');
+    live = step({ ...current, masqueradeMark: '0x8000' });
+    expect(live).toContain('-A KUBE-MARK-MASQ -j MARK --or-mark 0x8000');
+    expect(live).toContain('-A KUBE-SERVICES');
+    state.onEndpointSlice(slice('ns1', 'svc1', ['10.0.1.7'], 'p80', 80));
+    live = step({ ...current, masqueradeMark: '0x8000' });
+    expect(live).not.toContain('KUBE-SERVICES');
+    expect(sizes.at(-1)![1]).toBeLessThan(sizes.at(-1)![0]);
   });
 });
