@@ -390,8 +390,17 @@ export class Dataplane extends CoreDataplane {
       try {
         const applied = this.iptablesRestore(render.liveText, { family: plan.family, noflush: true });
         if (!fam.jumps) {
-          const live = (t: 'filter' | 'nat') => liveTable(this.iptablesRules(t, undefined, { family: plan.family }));
-          const text = jumpRestoreText(jumpChains(), { filter: live('filter'), nat: live('nat') });
+          const jumps = jumpChains();
+          // The jumps live in built-in chains: only those are read back as text (a whole 20k-Service
+          // table printed would be megabytes); every chain name comes from the table itself.
+          const live = (t: 'filter' | 'nat') => {
+            const table = fam.ruleset.table(t);
+            const srcs = new Set(jumps.filter((j) => j.table === t && table?.chain(j.src)).map((j) => j.src));
+            const read = liveTable([...srcs].map((c) => this.iptablesRules(t, c, { family: plan.family })).join('\n'));
+            for (const c of table?.chains() ?? []) read.chains.add(c.name);
+            return read;
+          };
+          const text = jumpRestoreText(jumps, { filter: live('filter'), nat: live('nat') });
           if (text) this.iptablesRestore(text, { family: plan.family, noflush: true });
           fam.jumps = true;
         }

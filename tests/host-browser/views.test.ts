@@ -163,6 +163,18 @@ describe('rule views', () => {
     expect(sampleDiff(big, 10)).toEqual({ added: big.added.slice(0, 10), removed: [], addedTotal: 1000, removedTotal: 0 });
   });
 
+  it('gives a first load\'s diff (everything added) without listing every line', () => {
+    const index = SaveIndex.fromRules([
+      { table: 'filter', rules: '-P INPUT ACCEPT\n-N KUBE-EMPTY\n-N KUBE-SERVICES\n-A INPUT -j KUBE-SERVICES\n-A KUBE-SERVICES -d 10.96.0.1/32 -j REJECT\n' },
+      { table: 'nat', rules: '-P PREROUTING ACCEPT\n-N KUBE-SERVICES\n-N KUBE-SVC-A\n-A PREROUTING -j KUBE-SERVICES\n-A KUBE-SERVICES -d 10.96.0.80/32 -j KUBE-SVC-A\n-A KUBE-SVC-A -j KUBE-SEP-A\n' },
+    ]);
+    const naive = diffLines('', index.text().join('\n'), isIptablesRule);
+    for (const limit of [400, 3]) {
+      expect(index.addedAll(limit)).toEqual({ diff: sampleDiff(naive, limit), chains: chainsIn(naive) });
+    }
+    expect(index.addedAll().chains).toEqual(['INPUT', 'KUBE-EMPTY', 'KUBE-SERVICES', 'KUBE-SVC-A', 'PREROUTING']);
+  });
+
   it('marks IPVS lines by what they contain', () => {
     const m = markContaining('TCP  10.96.0.80:80 rr\n  -> 10.244.1.11:8080 Masq\n  -> 10.244.2.12:8080 Masq', ['10.96.0.80:80', '-> 10.244.2.12:8080']);
     expect(m.map((l) => l.mark ?? '')).toEqual(['hit', '', 'hit']);

@@ -57,6 +57,27 @@ describe('Dataplane.apply (iptables mode)', () => {
     expect(t4.outcomes.map((o) => o.verdict)).toEqual(['REPLY']);
   });
 
+  it('installs kube-proxy\'s jumps from the built-in chains once, keeping ones already there', async () => {
+    const dp = await make();
+    // One jump already in place (as an earlier kube-proxy left it), with an unrelated rule.
+    dp.iptablesRestore('*nat\n:KUBE-SERVICES - [0:0]\n-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\n-A PREROUTING -s 10.9.9.9/32 -j ACCEPT\nCOMMIT\n');
+    dp.apply([svc('web', '10.96.0.80', 80), slice('web-1', 'web', ['10.244.1.11'])].join('\n---\n'));
+    expect(dp.iptablesRules('nat', 'PREROUTING').split('\n').filter((l) => l.startsWith('-A '))).toEqual([
+      '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-A PREROUTING -s 10.9.9.9/32 -j ACCEPT',
+    ]);
+    expect(dp.iptablesRules('nat', 'POSTROUTING')).toContain('-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING');
+    // EnsureRule(Prepend) walks the list in order, so the last one ensured is first.
+    expect(dp.iptablesRules('filter', 'INPUT').split('\n').filter((l) => l.startsWith('-A '))).toEqual([
+      '-A INPUT -j KUBE-FIREWALL',
+      '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL',
+      '-A INPUT -m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS',
+      '-A INPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES',
+    ]);
+    dp.apply([svc('web', '10.96.0.80', 80), slice('web-1', 'web', ['10.244.1.12'])].join('\n---\n'));
+    expect(dp.iptablesRules('nat', 'OUTPUT').match(/-j KUBE-SERVICES/g)).toHaveLength(1);
+  });
+
   it('rewrites the shared chains as kube-proxy does after someone else restored rules into them', async () => {
     const dp = await make();
     const objects = (ips: string[]) => [svc('web', '10.96.0.80', 80), slice('web-1', 'web', ips)].join('\n---\n');

@@ -236,7 +236,8 @@ export class IptablesRunner extends Runner {
     const r = this.dp.apply(objects, { nodeName: NODE.name, ...opts });
     const v4 = r.families.find((f) => f.family === (4 as Family));
     onPhase('rules view');
-    let diff: LineDiff;
+    let diff: LineDiff | undefined;
+    let first: ReturnType<SaveIndex['addedAll']> | undefined;
     if (v4?.full === false) {
       // A partial sync rewrote only the chains it names ("table/chain"): only those are read back
       // and compared (a large scene's 200,000 lines are never re-read for one Service).
@@ -250,7 +251,8 @@ export class IptablesRunner extends Runner {
       const before = this.loaded ? this.index.text().join('\n') : '';
       this.index = this.readAll();
       onPhase('diff');
-      diff = before === '' ? { added: this.index.text().filter(isIptablesRule), removed: [] } : diffLines(before, this.index.text().join('\n'), isIptablesRule);
+      if (before === '') first = this.index.addedAll();
+      else diff = diffLines(before, this.index.text().join('\n'), isIptablesRule);
     }
     this.loaded = true;
     return {
@@ -259,7 +261,7 @@ export class IptablesRunner extends Runner {
         full: v4?.full ?? true,
         changedServices: v4?.changedServices ?? [],
         rewrittenChains: v4?.touched ?? [],
-        diff: sampleDiff(diff), changedChains: chainsIn(diff),
+        diff: first ? first.diff : sampleDiff(diff!), changedChains: first ? first.chains : chainsIn(diff!),
       },
     };
   }

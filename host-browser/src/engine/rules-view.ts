@@ -338,6 +338,31 @@ export class SaveIndex {
     return out;
   }
 
+  /**
+   * The diff from nothing to this text, as sampleDiff(diffLines('', text, isIptablesRule)) and
+   * chainsIn() of it give it, without listing every line (a first load of 20,000 Services).
+   */
+  addedAll(limit = 400): { diff: DiffSample; chains: string[] } {
+    const added: string[] = [];
+    const chains = new Set<string>();
+    let total = 0;
+    for (const t of this.tables) {
+      for (const c of t.order) {
+        if (!isIptablesRule(c.decl)) continue;
+        total++;
+        chains.add(c.name);
+        if (added.length < limit) added.push(c.decl);
+      }
+      for (const c of t.order) {
+        if (c.rules.length === 0) continue;
+        total += c.rules.length;
+        chains.add(c.name);
+        for (let i = 0; i < c.rules.length && added.length < limit; i++) added.push(c.rules[i]!);
+      }
+    }
+    return { diff: { added, removed: [], addedTotal: total, removedTotal: 0 }, chains: [...chains].sort() };
+  }
+
   /** A chain's declaration and rules as printed (empty when the table has no such chain). */
   chainLines(table: string, chain: string): string[] {
     const c = this.table(table)?.byName.get(chain);
