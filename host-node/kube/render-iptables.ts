@@ -119,7 +119,8 @@ const sameLines = (a: readonly string[], b: readonly string[]): boolean => {
 const MUST_BE_LAST = '"kubernetes service nodeports; NOTE: this must be the last rule in this chain"';
 const chainLine = (c: string): string => `:${c} - [0:0]`;
 
-function masqueradeMark(opts: IptablesOptions): string {
+/** kube-proxy's masquerade mark text (both modes). */
+export function masqueradeMark(opts: Pick<IptablesOptions, 'masqueradeMark' | 'masqueradeBit'>): string {
   if (opts.masqueradeMark) return opts.masqueradeMark;
   // Go's "%#08x": zero-padded to 8 hex digits after the 0x. kube-proxy accepts bits 0-31 only.
   const bit = opts.masqueradeBit ?? 14;
@@ -129,7 +130,8 @@ function masqueradeMark(opts: IptablesOptions): string {
 
 interface Detector { ifLocal: string[]; ifNotLocal: string[] }
 
-function detectorFor(opts: IptablesOptions, family: Family): Detector | null {
+/** The local-traffic detector's words for one family (both modes), or null when none applies. */
+export function detectorFor(opts: Pick<IptablesOptions, 'localDetector' | 'clusterCIDR' | 'podCIDR'>, family: Family): Detector | null {
   const d: LocalDetector = opts.localDetector
     ?? (opts.clusterCIDR ? { mode: 'cidr', cidr: opts.clusterCIDR } : opts.podCIDR ? { mode: 'cidr', cidr: opts.podCIDR } : { mode: 'none' });
   switch (d.mode) {

@@ -8,7 +8,7 @@
 // render is the whole desired state (sets are created with -exist and flushed before refilling).
 import { categorizeEndpoints } from './categorize.js';
 import { cidrContains, formatCIDR, formatIP, isLoopback, parseCIDR, parseIP, type Family, type IP } from './ip.js';
-import type { LocalDetector } from './render-iptables.js';
+import { detectorFor, masqueradeMark, type LocalDetector } from './render-iptables.js';
 import type { EndpointInfo, ProxyModel } from './model.js';
 
 export interface IpvsRenderOptions {
@@ -150,28 +150,6 @@ interface VirtualServer {
 /** NewIPSet: IPv6 sets are renamed KUBE- → KUBE-6- and cut to ipset's 31 characters. */
 export function ipvsSetName(name: string, family: Family): string {
   return family === 6 && name.startsWith('KUBE-') ? `KUBE-6-${name.slice(5)}`.slice(0, 31) : name;
-}
-
-function markText(opts: IpvsRenderOptions): string {
-  if (opts.masqueradeMark) return opts.masqueradeMark;
-  const bit = opts.masqueradeBit ?? 14;
-  const v = 2 ** (Number.isInteger(bit) && bit >= 0 && bit <= 31 ? bit : 14);
-  return `0x${v.toString(16).padStart(8, '0')}`;
-}
-
-/** localDetector.IfNotLocal() words, or null when no detector is implemented. */
-function ifNotLocal(opts: IpvsRenderOptions, family: Family): string | null {
-  const d: LocalDetector = opts.localDetector
-    ?? (opts.clusterCIDR ? { mode: 'cidr', cidr: opts.clusterCIDR } : opts.podCIDR ? { mode: 'cidr', cidr: opts.podCIDR } : { mode: 'none' });
-  switch (d.mode) {
-    case 'none': return null;
-    case 'cidr': {
-      const cidr = d.cidr.split(',').map((s) => s.trim()).find((s) => parseCIDR(s)?.family === family);
-      return cidr ? `! -s ${cidr}` : null;
-    }
-    case 'bridge': return `! -i ${d.interface}`;
-    case 'interfacePrefix': return `! -i ${d.prefix}+`;
-  }
 }
 
 /** NodePort virtual server addresses (syncProxyRules: nodeIPs). */
@@ -326,7 +304,7 @@ export function renderIpvs(model: ProxyModel, opts: IpvsRenderOptions = {}): Ipv
   }
 
   // ---- iptables-restore (writeIptablesRules) ----
-  const mark = markText(opts);
+  const mark = masqueradeMark(opts);
   const n = (s: string): string => ipvsSetName(s, family);
   const nonEmpty = (s: string): boolean => entries.get(s)!.size > 0;
   const comment = (s: string): string => `-m comment --comment "${SET_INFO.find(([x]) => x === s)![2]}"`;
@@ -341,7 +319,7 @@ export function renderIpvs(model: ProxyModel, opts: IpvsRenderOptions = {}): Ipv
   }
   if (nonEmpty('KUBE-CLUSTER-IP')) {
     const head = `-A KUBE-SERVICES ${comment('KUBE-CLUSTER-IP')} -m set --match-set ${n('KUBE-CLUSTER-IP')}`;
-    const notLocal = ifNotLocal(opts, family);
+    const notLocal = detectorFor(opts, family)?.ifNotLocal.join(' ') ?? null;
     if (opts.masqueradeAll) nat.push(`${head} dst,dst -j KUBE-MARK-MASQ`);
     // Off-cluster traffic to a VIP may bounce off-node: masquerade it.
     else if (notLocal) nat.push(`${head} dst,dst ${notLocal} -j KUBE-MARK-MASQ`);
