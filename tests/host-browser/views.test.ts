@@ -8,6 +8,7 @@ import { freshPorts, tally, mergeOutcomes, outcomeKey } from '../../host-browser
 import { chartRows, compareDiffs } from '../../host-browser/src/ui/views.js';
 import { resolveTarget, toWire } from '../../host-browser/src/ui/inputs.js';
 import { NODE, presetById } from '../../host-browser/src/presets.js';
+import { Dataplane } from '../../host-node/dataplane.js';
 
 const SAVE = `*filter
 :KUBE-SERVICES - [0:0]
@@ -161,6 +162,19 @@ describe('rule views', () => {
     expect(diffLines('a\na\nb', 'a\nb\nb')).toEqual({ added: ['b'], removed: ['a'] });
     const big = diffLines('', Array.from({ length: 1000 }, (_, i) => `-A X ${i}`).join('\n'));
     expect(sampleDiff(big, 10)).toEqual({ added: big.added.slice(0, 10), removed: [], addedTotal: 1000, removedTotal: 0 });
+  });
+
+  it('indexes a dataplane\'s tables chain by chain exactly as from their iptables -S text', async () => {
+    const dp = await Dataplane.create({ nodeIPs: [NODE.ip], seed: 1 });
+    dp.apply(presetById('clusterip')!.yaml!, { nodeName: NODE.name });
+    dp.iptablesRestore('*mangle\n:KUBE-EMPTY - [0:0]\nCOMMIT\n*raw\n-A PREROUTING -p udp --dport 53 -j NOTRACK\nCOMMIT\n', { noflush: true });
+    const tables = ['raw', 'mangle', 'filter', 'nat'] as const;
+    const byText = SaveIndex.fromRules(tables.map((table) => ({ table, rules: dp.iptablesRules(table) })));
+    const byChain = SaveIndex.fromChains(tables.map((table) => ({ table, chains: dp.iptablesChains(table) })));
+    expect(byChain.text()).toEqual(byText.text());
+    expect(byChain.text().join('\n')).toContain(':KUBE-EMPTY - [0:0]');
+    expect(byChain.text()).toContain('-A PREROUTING -p udp -m udp --dport 53 -j NOTRACK');
+    expect(byChain.total).toBe(byText.total);
   });
 
   it('gives a first load\'s diff (everything added) without listing every line', () => {

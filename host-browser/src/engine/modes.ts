@@ -213,12 +213,12 @@ export class IptablesRunner extends Runner {
 
   /** The live rules as the kernel's iptables-save prints them (every table with rules or chains). */
   private readAll(): SaveIndex {
-    const tables: Array<{ table: string; rules: string }> = [];
+    const tables: Parameters<typeof SaveIndex.fromChains>[0] = [];
     for (const table of TABLES) {
-      const rules = this.dp.iptablesRules(table);
-      if (/^-[AN] /m.test(rules)) tables.push({ table, rules });
+      const chains = this.dp.iptablesChains(table);
+      if (chains.some((c) => c.policy === null || c.rules.length > 0)) tables.push({ table, chains });
     }
-    return SaveIndex.fromRules(tables);
+    return SaveIndex.fromChains(tables);
   }
 
   /** A chain's `iptables -S` text, or null when the sync deleted it. */

@@ -273,6 +273,24 @@ export class SaveIndex {
     return ix;
   }
 
+  /** Indexes tables given chain by chain (Dataplane.iptablesChains): the same as fromRules of their `-S` text. */
+  static fromChains(tables: Array<{ table: string; chains: Array<{ name: string; policy: string | null; rules: string[] }> }>): SaveIndex {
+    const ix = new SaveIndex();
+    for (const { table, chains } of tables) {
+      const t = new TableRules(table);
+      for (const { name, policy, rules } of chains) {
+        const c = t.chain(name);
+        if (policy !== null) {
+          c.decl = `:${name} ${policy} [0:0]`;
+          c.builtin = true;
+        }
+        c.rules = rules;
+      }
+      ix.tables.push(t);
+    }
+    return ix;
+  }
+
   private table(name: string): TableRules | undefined {
     return this.tables.find((t) => t.name === name);
   }
