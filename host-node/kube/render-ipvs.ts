@@ -8,7 +8,7 @@
 // render is the whole desired state (sets are created with -exist and flushed before refilling).
 import { categorizeEndpoints } from './categorize.js';
 import { cidrContains, formatCIDR, formatIP, isLoopback, parseCIDR, parseIP, type Family, type IP } from './ip.js';
-import { detectorFor, masqueradeMark, type LocalDetector } from './render-iptables.js';
+import { detectorFor, masqueradeMark, type LocalDetector } from './render-settings.js';
 import type { EndpointInfo, ProxyModel } from './model.js';
 
 export interface IpvsRenderOptions {
