@@ -69,11 +69,17 @@ export interface SyncRequest {
 }
 
 /** The rules of the chains every Service writes into (KUBE-SERVICES, KUBE-NODEPORTS, the filter
- *  table's chains, and the constant KUBE-POSTROUTING / KUBE-MARK-MASQ), in text order. */
+ *  table's chains, and the constant KUBE-POSTROUTING / KUBE-MARK-MASQ), in text order, and what
+ *  the next partial sync compares with: the service ports rendered (the model's sorted list), the
+ *  lines and context no Service writes, the endpoint total. */
 export interface SharedChains {
   readonly filterChains: readonly string[];
   readonly filterRules: readonly string[];
   readonly nat: readonly string[];
+  readonly services: readonly ServicePortInfo[];
+  readonly frame: string;
+  readonly totalEndpoints: number;
+  readonly largeClusterMode: boolean;
 }
 
 export interface IptablesRender {
@@ -148,6 +154,22 @@ function sepChain(spn: string, protocol: string, ep: EndpointInfo): string {
 interface SharedLines { eps: EndpointInfo[] | undefined; ctx: string; nat: string[]; filter: string[]; active: string[] }
 const sharedCache = new WeakMap<ServicePortInfo, SharedLines>();
 
+/** The service ports of each Service ("ns/name") in a sorted list, indexed once per list. */
+const portsByService = new WeakMap<readonly ServicePortInfo[], Map<string, ServicePortInfo[]>>();
+function portsOf(services: readonly ServicePortInfo[]): Map<string, ServicePortInfo[]> {
+  let m = portsByService.get(services);
+  if (m === undefined) {
+    m = new Map();
+    for (const sp of services) {
+      const list = m.get(sp.namespacedName);
+      if (list) list.push(sp);
+      else m.set(sp.namespacedName, [sp]);
+    }
+    portsByService.set(services, m);
+  }
+  return m;
+}
+
 /** Renders one sync of one family. */
 export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, req: SyncRequest = {}): IptablesRender {
   const era: Era = opts.era ?? 'current';
@@ -206,16 +228,81 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     }
     return activeSet;
   };
+  // Lines no Service writes that close the shared chains, after every Service's.
+  const natTail: string[] = [];
+  // The jump to KUBE-NODEPORTS must stay the last rule of KUBE-SERVICES.
+  if (npa.matchAll) {
+    let dest = '-m addrtype --dst-type LOCAL';
+    // Localhost NodePorts never work on IPv6 and need route_localnet on IPv4.
+    if (isIPv6) dest += ' ! -d ::1/128';
+    else if (!localhostNodePorts) dest += ' ! -d 127.0.0.0/8';
+    natTail.push(`-A KUBE-SERVICES -m comment --comment ${MUST_BE_LAST} ${dest} -j KUBE-NODEPORTS`);
+  } else {
+    for (const text of nodePortHostAddresses(npa, opts, family, localhostNodePorts)) {
+      natTail.push(`-A KUBE-SERVICES -m comment --comment ${MUST_BE_LAST} -d ${text} -j KUBE-NODEPORTS`);
+    }
+  }
+  const filterTail: string[] = [];
+  // INVALID packets can reset connections (issue 74839) unless tcp_be_liberal is set.
+  if (!(current && opts.conntrackTCPLiberal)) {
+    filterTail.push(`-A KUBE-FORWARD -m conntrack --ctstate INVALID${nfacct ? ' -m nfacct --nfacct-name ct_state_invalid_dropped_pkts' : ''} -j DROP`);
+  }
+  // Forward marked traffic even when the FORWARD policy is not ACCEPT, and its replies.
+  filterTail.push(`-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark ${mark}/${mark} -j ACCEPT`);
+  filterTail.push('-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
+
+  // Everything the shared lines depend on besides the service port and its endpoints, and with
+  // it every line no Service writes.
+  const ctx = JSON.stringify([era, localhostNodePorts, nfacct, opts.nodeName ?? '', opts.topologyLabels ?? {}, opts.preferSameTrafficDistribution ?? false]);
+  const frame = [ctx, ...natRules, ...filterChains, ...filterRules, ...natTail, ...filterTail].join('\n');
   const services = model.sortedServices();
+  const threshold = opts.largeClusterEndpointsThreshold ?? 1000;
+  const prev = full ? undefined : req.previous;
   let totalEndpoints = 0;
-  for (const sp of services) totalEndpoints += model.endpoints.get(sp.id)?.length ?? 0;
-  const largeClusterMode = totalEndpoints > (opts.largeClusterEndpointsThreshold ?? 1000);
+  let largeClusterMode = false;
   const comment = (text: string): string => (largeClusterMode ? '' : ` -m comment --comment ${text}`);
 
-  // Everything the shared lines depend on besides the service port and its endpoints.
-  const ctx = JSON.stringify([era, localhostNodePorts, nfacct, opts.nodeName ?? '', opts.topologyLabels ?? {}, opts.preferSameTrafficDistribution ?? false]);
+  // A partial sync in large-cluster mode (no stale-chain pass) over the same service ports as
+  // the last one: only the changed Services are rendered, when their shared-chain lines stay.
+  if (prev !== undefined && prev.services === services && prev.frame === frame && prev.largeClusterMode && !req.cleanupStaleChains) {
+    const quick = changedOnly(prev);
+    if (quick !== null) return quick;
+  }
+  totalEndpoints = 0;
+  for (const sp of services) totalEndpoints += model.endpoints.get(sp.id)?.length ?? 0;
+  largeClusterMode = totalEndpoints > threshold;
   for (const sp of services) {
     renderServicePort(sp);
+  }
+
+  /** The changed Services' own chains, every shared line as `prev` has it; null when that would not hold. */
+  function changedOnly(prev: SharedChains): IptablesRender | null {
+    const ports = portsOf(services);
+    const changed: ServicePortInfo[] = [];
+    for (const nn of req.changedServices!) for (const sp of ports.get(nn) ?? []) changed.push(sp);
+    const before: SharedLines[] = [];
+    let total = prev.totalEndpoints;
+    for (const sp of changed) {
+      const c = sharedCache.get(sp);
+      if (c === undefined || c.ctx !== ctx) return null;
+      before.push(c);
+      total += (model.endpoints.get(sp.id)?.length ?? 0) - (c.eps?.length ?? 0);
+    }
+    if (total <= threshold) return null;
+    totalEndpoints = total;
+    largeClusterMode = true;
+    const marks = [natRules.length, filterRules.length, natChains.length, natShared.length, ownRuns.length, activeLists.length];
+    for (let i = 0; i < changed.length; i++) {
+      renderServicePort(changed[i]!);
+      const now = sharedCache.get(changed[i]!)!;
+      if (!sameLines(before[i]!.nat, now.nat) || !sameLines(before[i]!.filter, now.filter)) {
+        [natRules.length, filterRules.length, natChains.length, natShared.length, ownRuns.length, activeLists.length] = marks;
+        return null;
+      }
+    }
+    let own = 0;
+    for (let i = 0; i < ownRuns.length; i += 2) own += ownRuns[i + 1]! - ownRuns[i]!;
+    return finish(prev.filterRules, prev.nat, [], prev.nat.length + own, true);
   }
 
   function renderServicePort(sp: ServicePortInfo): void {
@@ -434,63 +521,53 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
   }
 
   ownRuns.push(stale0, natRules.length);
-  const last0 = natRules.length;
-  // The jump to KUBE-NODEPORTS must stay the last rule of KUBE-SERVICES.
-  if (npa.matchAll) {
-    let dest = '-m addrtype --dst-type LOCAL';
-    // Localhost NodePorts never work on IPv6 and need route_localnet on IPv4.
-    if (isIPv6) dest += ' ! -d ::1/128';
-    else if (!localhostNodePorts) dest += ' ! -d 127.0.0.0/8';
-    natRules.push(`-A KUBE-SERVICES -m comment --comment ${MUST_BE_LAST} ${dest} -j KUBE-NODEPORTS`);
-  } else {
-    for (const text of nodePortHostAddresses(npa, opts, family, localhostNodePorts)) {
-      natRules.push(`-A KUBE-SERVICES -m comment --comment ${MUST_BE_LAST} -d ${text} -j KUBE-NODEPORTS`);
-    }
+  for (const l of natTail) {
+    natRules.push(l);
+    natShared.push(l);
   }
+  for (const l of filterTail) filterRules.push(l);
+  return finish(filterRules, natShared, deletedChains, natRules.length - deletedChains.length, false);
 
-  for (let i = last0; i < natRules.length; i++) natShared.push(natRules[i]!);
-
-  // INVALID packets can reset connections (issue 74839) unless tcp_be_liberal is set.
-  if (!(current && opts.conntrackTCPLiberal)) {
-    filterRules.push(`-A KUBE-FORWARD -m conntrack --ctstate INVALID${nfacct ? ' -m nfacct --nfacct-name ct_state_invalid_dropped_pkts' : ''} -j DROP`);
+  /**
+   * The result. `quick`: changedOnly()'s, whose natRules hold only the changed Services' lines —
+   * kube-proxy's text (and the set of active chains) is then rendered whole when first read.
+   */
+  function finish(filter: readonly string[], nat: readonly string[], deleted: string[], natCount: number, quick: boolean): IptablesRender {
+    let whole: IptablesRender | undefined;
+    const kubeProxy = (): IptablesRender => (whole ??= renderIptables(model, opts, { ...req, previous: undefined }));
+    let text: string | undefined;
+    const joined = (): string => {
+      // One join, its trailing newline from the empty last line (no copy of the whole text to add it).
+      text ??= quick ? kubeProxy().text : ['*filter'].concat(filterChains, filter, ['COMMIT', '*nat'], natChains, natRules, ['COMMIT', '']).join('\n');
+      return text;
+    };
+    const shared: SharedChains = { filterChains, filterRules: filter, nat, services, frame, totalEndpoints, largeClusterMode };
+    const sameFilter = quick || (prev !== undefined && sameLines(prev.filterChains, filterChains) && sameLines(prev.filterRules, filter));
+    const sameNat = quick || (prev !== undefined && sameLines(prev.nat, nat));
+    let liveText: string | undefined;
+    return {
+      get text() { return joined(); },
+      get liveText() {
+        if (liveText !== undefined) return liveText;
+        if (!sameFilter && !sameNat) return (liveText = joined());
+        let lines = sameFilter ? [] : ['*filter'].concat(filterChains, filter, ['COMMIT']);
+        if (!sameNat) lines = lines.concat(['*nat'], natChains, natRules, ['COMMIT']);
+        else if (natChains.length > SHARED_NAT_CHAINS.length || ownRuns.some((v, i) => i % 2 === 1 && v > ownRuns[i - 1]!)) {
+          // The shared nat chains are declared first; every other declaration is an own chain's.
+          lines = lines.concat(['*nat'], natChains.slice(SHARED_NAT_CHAINS.length));
+          for (let i = 0; i < ownRuns.length; i += 2) for (let k = ownRuns[i]!; k < ownRuns[i + 1]!; k++) lines.push(natRules[k]!);
+          lines.push('COMMIT');
+        }
+        lines.push('');
+        return (liveText = lines.join('\n'));
+      },
+      shared,
+      full,
+      get activeNatChains() { return quick ? kubeProxy().activeNatChains : activeChains(); },
+      deletedChains: deleted,
+      largeClusterMode,
+      filterRules: filter.length,
+      natRules: natCount,
+    };
   }
-  // Forward marked traffic even when the FORWARD policy is not ACCEPT, and its replies.
-  filterRules.push(`-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark ${mark}/${mark} -j ACCEPT`);
-  filterRules.push('-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT');
-
-  let text: string | undefined;
-  const joined = (): string => {
-    // One join, its trailing newline from the empty last line (no copy of the whole text to add it).
-    text ??= ['*filter'].concat(filterChains, filterRules, ['COMMIT', '*nat'], natChains, natRules, ['COMMIT', '']).join('\n');
-    return text;
-  };
-  const shared: SharedChains = { filterChains, filterRules, nat: natShared };
-  const prev = full ? undefined : req.previous;
-  const sameFilter = prev !== undefined && sameLines(prev.filterChains, filterChains) && sameLines(prev.filterRules, filterRules);
-  const sameNat = prev !== undefined && sameLines(prev.nat, natShared);
-  let liveText: string | undefined;
-  return {
-    get text() { return joined(); },
-    get liveText() {
-      if (liveText !== undefined) return liveText;
-      if (!sameFilter && !sameNat) return (liveText = joined());
-      let lines = sameFilter ? [] : ['*filter'].concat(filterChains, filterRules, ['COMMIT']);
-      if (!sameNat) lines = lines.concat(['*nat'], natChains, natRules, ['COMMIT']);
-      else if (natChains.length > SHARED_NAT_CHAINS.length || ownRuns.some((v, i) => i % 2 === 1 && v > ownRuns[i - 1]!)) {
-        // The shared nat chains are declared first; every other declaration is an own chain's.
-        lines = lines.concat(['*nat'], natChains.slice(SHARED_NAT_CHAINS.length));
-        for (let i = 0; i < ownRuns.length; i += 2) for (let k = ownRuns[i]!; k < ownRuns[i + 1]!; k++) lines.push(natRules[k]!);
-        lines.push('COMMIT');
-      }
-      lines.push('');
-      return (liveText = lines.join('\n'));
-    },
-    shared,
-    full,
-    get activeNatChains() { return activeChains(); },
-    deletedChains,
-    largeClusterMode,
-    filterRules: filterRules.length,
-    natRules: natRules.length - deletedChains.length,
-  };
 }

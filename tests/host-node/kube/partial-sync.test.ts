@@ -199,4 +199,65 @@ ports: [{name: p80, port: 80, protocol: TCP}]`);
     expect(live).not.toContain('KUBE-SERVICES');
     expect(sizes.at(-1)![1]).toBeLessThan(sizes.at(-1)![0]);
   });
+
+  it('in large-cluster mode renders only the changed Services when the shared chains stay, with the same results', () => {
+    const state = new ProxyState({ nodeName: 'a', families: [4] });
+    state.markServicesSynced();
+    state.markEndpointSlicesSynced();
+    const N = 50;
+    for (let i = 0; i < N; i++) {
+      state.onService(null, svc('ns', `s${i}`, `172.30.1.${i}`, 'p80', 80));
+      state.onEndpointSlice(slice('ns', `s${i}`, [`10.1.${i}.1`, `10.1.${i}.2`], 'p80', 80));
+    }
+    const large: IptablesOptions = { ...OPTS, era: 'current', largeClusterEndpointsThreshold: 10 };
+    let viaText = Ruleset.empty(4);
+    let viaLive = Ruleset.empty(4);
+    let previous: SharedChains | undefined;
+    const step = (): { live: string; reads: number } => {
+      const [plan] = state.sync();
+      // Count the model's endpoint lookups: a render of every Service reads each one at least once.
+      const eps = plan!.model.endpoints;
+      let reads = 0;
+      const get = eps.get.bind(eps);
+      eps.get = (k) => { reads++; return get(k); };
+      const r = renderIptables(plan!.model, large, { changedServices: plan!.changedServices, ...(previous ? { previous } : {}) });
+      const live = r.liveText;
+      const n = reads;
+      eps.get = get;
+      const whole = renderIptables(plan!.model, large, { changedServices: plan!.changedServices });
+      expect(r.text).toBe(whole.text);
+      expect([r.natRules, r.filterRules, r.largeClusterMode]).toEqual([whole.natRules, whole.filterRules, whole.largeClusterMode]);
+      expect([...r.activeNatChains].sort()).toEqual([...whole.activeNatChains].sort());
+      const restore = (base: Ruleset, text: string): Ruleset => {
+        const res = parseRestore(text, { base, noflush: true });
+        if (!res.ok) throw new Error(res.error.message);
+        return res.ruleset;
+      };
+      viaText = restore(viaText, r.text);
+      viaLive = restore(viaLive, live);
+      expect(renderSave(viaLive)).toBe(renderSave(viaText));
+      previous = r.shared;
+      return { live, reads: n };
+    };
+    expect(step().reads).toBeGreaterThanOrEqual(N);   // full
+    // One Service's endpoints move: only it is rendered.
+    state.onEndpointSlice(slice('ns', 's7', ['10.1.7.1', '10.1.7.9'], 'p80', 80));
+    let r = step();
+    expect(r.reads).toBeLessThan(N / 5);
+    expect(r.live).toContain('10.1.7.9:80');
+    expect(r.live).not.toContain('KUBE-SERVICES');
+    // Two more, then one losing every endpoint (its KUBE-SERVICES line goes: every Service again).
+    state.onEndpointSlice(slice('ns', 's3', ['10.1.3.5'], 'p80', 80));
+    state.onEndpointSlice(slice('ns', 's4', ['10.1.4.5', '10.1.4.6', '10.1.4.7'], 'p80', 80));
+    expect(step().reads).toBeLessThan(N / 5);
+    state.onEndpointSlice(slice('ns', 's5', [], 'p80', 80));
+    r = step();
+    expect(r.reads).toBeGreaterThanOrEqual(N);
+    expect(r.live).toContain('*filter');
+    // Endpoints back: the REJECT goes again.
+    state.onEndpointSlice(slice('ns', 's5', ['10.1.5.1'], 'p80', 80));
+    expect(step().live).toContain('-A KUBE-SERVICES');
+    state.onEndpointSlice(slice('ns', 's5', ['10.1.5.2'], 'p80', 80));
+    expect(step().reads).toBeLessThan(N / 5);
+  });
 });
