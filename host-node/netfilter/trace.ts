@@ -136,7 +136,13 @@ function readSteps(core: TraceCore, c: IptCompiler, n: number): TraceStep[] {
     for (let r = from; r < to; r++) {
       const rule = info?.rules[r];
       const step: TraceStep = { table, chain: name, hook, rule: r, matched };
-      if (rule) step.text = `-A ${name} ${rule.text}`.trimEnd();
+      if (rule) {
+        // trimEnd() copies: only a text ending in blanks (or empty) needs it. A trace through a
+        // 20,000-rule KUBE-SERVICES builds that many texts.
+        const t = rule.text;
+        const last = t.length === 0 ? 32 : t.charCodeAt(t.length - 1);
+        step.text = last === 32 || last === 9 ? `-A ${name} ${t}`.trimEnd() : `-A ${name} ${t}`;
+      }
       if (matched && kind !== 0) step.target = targetName(core, c, kind, rule);
       out.push(step);
     }
