@@ -10,6 +10,7 @@ import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { instantiateCore } from '../core/loader.js';
 import { parseManifests, type ManifestSet } from '../kube/objects.js';
+import { splitHostPort } from '../kube/ip.js';
 import { DEFAULT_TTL, DEFAULT_ZONE } from '../kube/dns-records.js';
 import { DnsLoader } from '../dns/records-from.js';
 import { readDnsCounters, type DnsCore } from '../dns/table.js';
@@ -81,10 +82,9 @@ export interface DnsServer {
 
 /** "host:port" with IPv6 in brackets. */
 export function parseListen(text: string): { host: string; port: number; type: 'udp4' | 'udp6' } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--listen: expected ADDR:PORT, got ${JSON.stringify(text)}`);
-  return { host: m[1]!, port, type: m[1]!.includes(':') ? 'udp6' : 'udp4' };
+  const hp = splitHostPort(text);
+  if (!hp || hp.host === '') throw new Error(`--listen: expected ADDR:PORT, got ${JSON.stringify(text)}`);
+  return { host: hp.host, port: hp.port, type: hp.host.includes(':') ? 'udp6' : 'udp4' };
 }
 
 /** Size and mtime of every file: a change in any of them means a reload. */

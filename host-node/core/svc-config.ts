@@ -4,6 +4,7 @@
 // through the core's svcApply. Validates every field and names the service and field at fault;
 // never reads Kubernetes objects (host-node/kube/render-direct.ts builds the services).
 import { ipWords, tryParseIP } from './words.js';
+import { splitHostPort as splitAddress } from '../kube/ip.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP' | 'ICMP';
 const PROTO_NUM: Record<Protocol, number> = { TCP: 6, UDP: 17, SCTP: 132, ICMP: 1 };
@@ -34,9 +35,8 @@ const SVC_BYTES = 48;
 const DEST_BYTES = 24;
 
 export function splitHostPort(text: string): { host: string; port: number } | null {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
-  if (!m) return null;
-  return { host: m[1]!, port: Number(m[2]) };
+  const hp = splitAddress(text);
+  return hp && hp.host !== '' ? hp : null;
 }
 
 function validPort(p: number): boolean {

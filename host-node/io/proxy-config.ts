@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LineCounter, parseDocument, isMap, type Node as YamlNode } from 'yaml';
-import { parseCIDR, parseIP, formatIP, type CIDR } from '../kube/ip.js';
+import { parseCIDR, parseIP, formatIP, splitHostPort, type CIDR } from '../kube/ip.js';
 
 export type ProxyMode = 'iptables' | 'ipvs' | 'direct' | 'userspace';
 export const PROXY_MODES: readonly ProxyMode[] = ['iptables', 'ipvs', 'direct', 'userspace'];
@@ -214,12 +214,9 @@ function lastAddress(c: CIDR): string {
 
 /** "host:port" / "[v6]:port" → parts; throws naming `what`. */
 export function hostPort(text: string, what: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]*):(\d+)$/.exec(text);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || !(port >= 0 && port <= 65535) || (m[1] !== '' && !parseIP(m[1]!))) {
-    throw new ConfigError(`${what}: expected ADDRESS:PORT, got ${JSON.stringify(text)}`);
-  }
-  return { host: m[1] === '' ? '0.0.0.0' : m[1]!, port };
+  const hp = splitHostPort(text);
+  if (!hp || (hp.host !== '' && !parseIP(hp.host))) throw new ConfigError(`${what}: expected ADDRESS:PORT, got ${JSON.stringify(text)}`);
+  return { host: hp.host === '' ? '0.0.0.0' : hp.host, port: hp.port };
 }
 
 function portRange(text: string, what: string): [number, number] {

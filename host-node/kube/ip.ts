@@ -216,3 +216,13 @@ export function isLoopback(ip: IP): boolean {
 export function joinHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
+
+/**
+ * "host:port" or "[v6 host]:port" split (net.SplitHostPort's forms): the host as written (empty
+ * when absent; no ':' outside brackets) and a decimal port 0–65535; null for anything else.
+ */
+export function splitHostPort(text: string): { host: string; port: number } | null {
+  const m = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text) ?? /^([^:[\]]*):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  return m && port <= 65535 ? { host: m[1]!, port } : null;
+}
