@@ -356,7 +356,8 @@ export class ProxyModel {
   /** EndpointsMap.Update: unmerge previous, then merge current. */
   applyEndpointsChange(previous: Map<string, EndpointInfo[]>, current: Map<string, EndpointInfo[]>): void {
     previous.forEach((_, id) => this.endpoints.delete(id));
-    current.forEach((eps, id) => this.endpoints.set(id, eps));
+    // Keyed by the service port's own id text where it has one (one string for both maps).
+    current.forEach((eps, id) => this.endpoints.set(this.services.get(id)?.id ?? id, eps));
   }
 
   /** Service ports in a stable order (kube-proxy walks a Go map; we sort by id). */

@@ -142,6 +142,22 @@ const pathText = (p: Seg[]): string =>
 class Reader {
   readonly issues: { severity: 'error' | 'warning'; path: Seg[]; message: string }[] = [];
   failed = false;
+  /** Port lists of this call by their values (see sharedList). */
+  private readonly lists = new Map<string, unknown[]>();
+  /** Forgets the lists kept for sharing (at the end of each call: nothing is shared across calls). */
+  endCall(): void { this.lists.clear(); }
+  /**
+   * `list`, or an equal one `key` names that this call decoded before, frozen with its elements:
+   * a list of 20,000 objects repeats a few port lists thousands of times, and decoded objects are
+   * never written to.
+   */
+  sharedList<T extends object>(key: string, list: T[]): T[] {
+    const had = this.lists.get(key);
+    if (had !== undefined) return had as T[];
+    for (let i = 0; i < list.length; i++) Object.freeze(list[i]);
+    this.lists.set(key, Object.freeze(list) as T[]);
+    return list;
+  }
   /** Ready for the next object (one Reader serves a whole list). */
   reset(): this {
     this.issues.length = 0;
@@ -269,7 +285,27 @@ function clusterIPText(r: Reader, v: unknown, at: Seg[], key: Seg): string {
   return t;
 }
 
+/** The values of a port list, as a key for Reader.sharedList (names length-prefixed: no two lists share one). */
+function portsKey(kind: string, ports: Array<ServicePort | EndpointPort>): string {
+  let key = kind;
+  for (let i = 0; i < ports.length; i++) {
+    const p = ports[i]!;
+    key += p.name === null ? '-' : `${p.name.length}:${p.name}`;
+    key += `${p.protocol},${p.port}`;
+    if ('nodePort' in p) key += typeof p.targetPort === 'string' ? `,${p.nodePort},${p.targetPort.length}:${p.targetPort}` : `,${p.nodePort},${p.targetPort}`;
+    key += ';';
+  }
+  return key;
+}
+
 function readServicePorts(r: Reader, v: unknown): ServicePort[] {
+  const ports = readServicePortList(r, v);
+  // Node ports are one per Service: lists with one are never shared.
+  for (let i = 0; i < ports.length; i++) if (ports[i]!.nodePort !== 0) return ports;
+  return ports.length === 0 || r.failed ? ports : r.sharedList(portsKey('S', ports), ports);
+}
+
+function readServicePortList(r: Reader, v: unknown): ServicePort[] {
   let seen: Set<string> | null = null;
   const many = Array.isArray(v) && v.length > 1;
   return r.mapList(v, SPEC, 'ports', (pv, i) => {
@@ -409,8 +445,9 @@ function readEndpointSlice(r: Reader, raw: Record<string, unknown>): EndpointSli
     const port = p.port === undefined || p.port === null ? null : r.int(p.port, at, 'port', 1, 65535, 0);
     return { name, port, protocol: r.protocol(p.protocol, at, 'protocol') };
   });
+  const shared = ports.length === 0 || r.failed ? ports : r.sharedList(portsKey('E', ports), ports);
   const endpoints = r.mapList(raw.endpoints, ROOT, 'endpoints', (ev, i) => readEndpoint(r, ev, i, addressType));
-  return { kind: 'EndpointSlice', metadata, addressType, endpoints, ports, origin: NO_ORIGIN };
+  return { kind: 'EndpointSlice', metadata, addressType, endpoints, ports: shared, origin: NO_ORIGIN };
 }
 
 function readNode(r: Reader, raw: Record<string, unknown>): Node {
@@ -527,6 +564,7 @@ export function parseManifests(text: string, source?: string): ManifestSet {
     }
     collect(raw, [], lineOf, source, out);
   }
+  READER.endCall();
   return out;
 }
 
@@ -542,6 +580,7 @@ export function loadObjects(values: unknown[], source?: string): ManifestSet {
     const own = typeof kind === 'string' && Object.hasOwn(READERS, kind) && !Array.isArray(v);
     collect(v, own || values.length <= 1 ? ROOT : [i], noLine, source, out);
   }
+  READER.endCall();
   return out;
 }
 
