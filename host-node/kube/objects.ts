@@ -401,21 +401,30 @@ function endpointStr(r: Reader, v: unknown, i: number, key: string): string | nu
   return typeof v === 'string' ? v : r.str(v, ['endpoints', i], key);
 }
 
+/** Address `j` of endpoint `i`: an IP of the slice's family (any text for FQDN). */
+function endpointAddress(r: Reader, v: unknown, i: number, j: number, addressType: EndpointSlice['addressType']): string {
+  if (addressType === 'FQDN') return r.str(v, ['endpoints', i, 'addresses'], j);
+  const a = typeof v === 'string' ? v : r.str(v, ['endpoints', i, 'addresses'], j);
+  const family = ipFamily(a);
+  if (family === null) r.error(['endpoints', i, 'addresses'], `invalid IP address ${JSON.stringify(a)}`, j);
+  else if ((family === 4 ? 'IPv4' : 'IPv6') !== addressType) r.error(['endpoints', i, 'addresses'], `${a} is not an ${addressType} address`, j);
+  return a;
+}
+
+const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 function readEndpoint(r: Reader, ev: unknown, i: number, addressType: EndpointSlice['addressType']): Endpoint {
-  const e = r.obj(ev, ENDPOINTS, i);
+  const e = isMapping(ev) ? ev : r.obj(ev, ENDPOINTS, i);
   // Paths are built only for a field at fault: a good endpoint needs none.
-  const list = e.addresses === undefined || e.addresses === null ? NONE : r.list(e.addresses, ['endpoints', i], 'addresses');
-  // map, not push: the decoded lists are kept, and a pushed-to [] reserves room for 16.
-  const addresses = list.length === 0 ? (NONE as string[]) : list.map((v, j) => {
-    if (addressType === 'FQDN') return r.str(v, ['endpoints', i, 'addresses'], j);
-    const a = typeof v === 'string' ? v : r.str(v, ['endpoints', i, 'addresses'], j);
-    const family = ipFamily(a);
-    if (family === null) r.error(['endpoints', i, 'addresses'], `invalid IP address ${JSON.stringify(a)}`, j);
-    else if ((family === 4 ? 'IPv4' : 'IPv6') !== addressType) r.error(['endpoints', i, 'addresses'], `${a} is not an ${addressType} address`, j);
-    return a;
-  });
+  const raw = e.addresses;
+  const list = raw === undefined || raw === null ? NONE : Array.isArray(raw) ? raw : r.list(raw, ['endpoints', i], 'addresses');
+  // Exactly as long as the list (a pushed-to [] reserves room for 16); one address, the usual
+  // case, without a callback.
+  const addresses = list.length === 0 ? (NONE as string[])
+    : list.length === 1 ? [endpointAddress(r, list[0], i, 0, addressType)]
+    : list.map((v, j) => endpointAddress(r, v, i, j, addressType));
   if (addresses.length === 0) r.error(['endpoints', i], 'endpoint has no addresses', 'addresses');
-  const c = e.conditions === undefined || e.conditions === null ? EMPTY : r.obj(e.conditions, ['endpoints', i], 'conditions');
+  const c = e.conditions === undefined || e.conditions === null ? EMPTY : isMapping(e.conditions) ? e.conditions : r.obj(e.conditions, ['endpoints', i], 'conditions');
   const h = e.hints === undefined || e.hints === null ? null : r.obj(e.hints, ['endpoints', i], 'hints');
   return {
     addresses,
