@@ -64,3 +64,101 @@ describe('DirectOpBuffer in the core', () => {
     });
   }
 });
+
+// ---- a whole list at once (the first sync) against the same objects applied a few at a time
+
+import { applyIn, dataplaneFor, runCase, service, slice, node, NODE, NODE_IP, OUTSIDE, type EndpointSpec, type PortSpec } from './kube/modes/harness.js';
+import type { Dataplane as FullDataplane } from '../../host-node/dataplane.js';
+
+/** A mixed cluster as decoded objects (an API list gives these), with bad objects among them. */
+function cluster(): Array<Record<string, unknown>> {
+  const objs: Array<Record<string, unknown>> = [];
+  const add = (text: string) => objs.push(JSON.parse(text) as Record<string, unknown>);
+  for (let i = 1; i <= 36; i++) {
+    const ip = `198.18.3.${i}`;
+    const ports: PortSpec[] = i % 6 === 1 ? [{ name: 'dns', port: 53, protocol: 'UDP', targetPort: 5353 }, { name: 'tcp', port: 53, targetPort: 5353 }]
+      : [{ name: 'http', port: 80, targetPort: 8080, ...(i % 5 === 0 ? { nodePort: 30100 + i } : {}) }];
+    const spec: Record<string, unknown> = { clusterIP: ip, ports, ...(i % 5 === 0 ? { type: 'NodePort' } : {}) };
+    if (i % 7 === 0) spec.externalIPs = [`198.18.9.${i}`];
+    if (i % 8 === 0) { spec.type = 'NodePort'; spec.externalTrafficPolicy = 'Local'; spec.ports = [{ ...ports[0], nodePort: 31000 + i }]; }
+    if (i % 9 === 0) spec.internalTrafficPolicy = 'Local';
+    if (i % 11 === 0) { spec.sessionAffinity = 'ClientIP'; }
+    const eps: EndpointSpec[] = [];
+    for (let e = 0; e < (i % 4); e++) eps.push({ ip: `198.19.${i}.${e + 1}`, node: e % 2 === 0 ? NODE : 'node-b', ...(i % 10 === 3 && e === 0 ? { ready: false, serving: true, terminating: true } : {}) });
+    const withPorts = spec.ports as PortSpec[];
+    // Slices before their Service for some; a second slice for others.
+    if (i % 3 === 0) add(slice(`s${i}`, eps, withPorts));
+    add(service(`s${i}`, spec));
+    if (i % 3 !== 0) add(slice(`s${i}`, eps, withPorts));
+    if (i % 4 === 2) add(slice(`s${i}`, [{ ip: `198.19.${i}.9`, node: 'node-c' }], withPorts, { suffix: 'extra' }));
+  }
+  add(service('bad-ip', { clusterIP: '198.18.3.999', ports: [{ name: 'http', port: 80 }] }));
+  add(service('bad-port', { clusterIP: '198.18.4.1', ports: [{ name: 'http', port: 70000 }] }));
+  add(slice('bad-ep', [{ ip: 'not-an-ip' }], [{ name: 'http', port: 80 }]));
+  add(node(NODE, 'z1'));
+  return objs;
+}
+
+/** Where new connections to every frontend of the cluster go. */
+function answers(dp: FullDataplane): string[] {
+  const out: string[] = [];
+  let port = 20000;
+  for (let i = 1; i <= 36; i++) {
+    for (const [dst, dport] of [[`198.18.3.${i}`, i % 6 === 1 ? 53 : 80], [`198.18.9.${i}`, 80], [NODE_IP, 30100 + i], [NODE_IP, 31000 + i]] as const) {
+      for (const proto of i % 6 === 1 ? (['udp', 'tcp'] as const) : (['tcp'] as const)) {
+        const c = { name: '', src: OUTSIDE, dst, dport, proto, flows: 40, expect: [] };
+        out.push(`${proto} ${dst}:${dport} → ${runCase(dp, c, port).join(' ')}`);
+        out.push(`${proto} ${dst}:${dport} from a pod → ${runCase(dp, { ...c, src: '198.19.200.7' }, port).join(' ')}`);
+        port += 40;
+      }
+    }
+  }
+  return out;
+}
+
+describe('direct mode: a whole list at once', () => {
+  it('gives the same table and answers as the same objects applied a few at a time; bad objects named either way', async () => {
+    const objs = cluster();
+    const all = await dataplaneFor({});
+    const r = all.apply(objs, { mode: 'direct', nodeName: NODE });
+    const named = (issues: typeof r.issues) => issues.map((i) => `${i.object} ${i.path}`).sort();
+    expect(named(r.issues)).toEqual(['EndpointSlice default/bad-ep-v4 endpoints[0].addresses[0]', 'Service default/bad-ip spec.clusterIP', 'Service default/bad-port spec.ports[0].port']);
+
+    const steps = await dataplaneFor({});
+    // The first few as a full list, then the rest as watch events (in another order), with one
+    // Service changed and changed back on the way.
+    const first = objs.slice(0, 10);
+    let issues = steps.apply(first, { mode: 'direct', nodeName: NODE }).issues;
+    const rest = objs.slice(10).reverse();
+    for (let k = 0; k < rest.length; k += 5) {
+      const chunk = rest.slice(k, k + 5);
+      issues = [...issues, ...steps.apply(chunk, { mode: 'direct', nodeName: NODE, delta: {} }).issues];
+      if (k === 10) {
+        const changed = JSON.parse(JSON.stringify(objs[0])) as { spec: { ports: Array<{ port: number }> } };
+        changed.spec.ports[0]!.port = 81;
+        steps.apply([changed], { mode: 'direct', nodeName: NODE, delta: {} });
+        steps.apply([objs[0]!], { mode: 'direct', nodeName: NODE, delta: {} });
+      }
+    }
+    expect(named(issues)).toEqual(named(r.issues));
+    expect(all.core.serviceCount()).toBe(steps.core.serviceCount());
+    expect(all.core.serviceCount()).toBeGreaterThan(36);
+    const a = answers(all);
+    expect(a).toEqual(answers(steps));
+    // The answers are not all alike: endpoints, REJECTs and node ports are all in there.
+    expect(a.some((x) => x.endsWith('→ REJECT'))).toBe(true);
+    expect(a.some((x) => /198\.19\.\d+\.9:8080/.test(x))).toBe(true);
+    expect(a.some((x) => x.startsWith(`tcp ${NODE_IP}:3`) && /198\.19\./.test(x))).toBe(true);
+  });
+
+  it('a full list over a live table replaces it exactly (the same answers as a fresh Dataplane)', async () => {
+    const objs = cluster();
+    const fresh = await dataplaneFor({});
+    fresh.apply(objs, { mode: 'direct', nodeName: NODE });
+    const reused = await dataplaneFor({});
+    reused.apply(objs.slice(0, 30).map((o) => ({ ...o })), { mode: 'direct', nodeName: NODE });
+    reused.apply(objs, { mode: 'direct', nodeName: NODE });
+    expect(reused.core.serviceCount()).toBe(fresh.core.serviceCount());
+    expect(answers(reused)).toEqual(answers(fresh));
+  });
+});
