@@ -164,12 +164,13 @@ class Reader {
     this.failed = false;
     return this;
   }
+  // Paths are copied when kept: callers may pass shared constant paths.
   error(at: Seg[], message: string, key?: Seg): void {
     this.failed = true;
-    this.issues.push({ severity: 'error', path: key === undefined ? at : [...at, key], message });
+    this.issues.push({ severity: 'error', path: key === undefined ? [...at] : [...at, key], message });
   }
   warn(at: Seg[], message: string, key?: Seg): void {
-    this.issues.push({ severity: 'warning', path: key === undefined ? at : [...at, key], message });
+    this.issues.push({ severity: 'warning', path: key === undefined ? [...at] : [...at, key], message });
   }
 
   obj(v: unknown, at: Seg[], key?: Seg): Record<string, unknown> {
@@ -237,6 +238,7 @@ class Reader {
 /** Shared stand-ins for an absent mapping or list (never written to). */
 const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 const NONE: unknown[] = Object.freeze([]) as unknown as unknown[];
+const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 // Decoded objects share these for absent fields (a full list of 20,000 Services keeps no 20,000
 // copies of {} and []); decoded objects are never written to.
 const NO_STRINGS: Record<string, string> = Object.freeze({}) as Record<string, string>;
@@ -265,6 +267,10 @@ const STATUS_LB: Seg[] = ['status', 'loadBalancer'];
 const ENDPOINTS: Seg[] = ['endpoints'];
 const SPEC_AFFINITY: Seg[] = ['spec', 'sessionAffinityConfig'];
 const SPEC_AFFINITY_CLIENT: Seg[] = ['spec', 'sessionAffinityConfig', 'clientIP'];
+const SPEC_PORTS: Seg[] = ['spec', 'ports', 0];
+const PORTS: Seg[] = ['ports', 0];
+/** The path of port `i` under `base` (…, 0); built only past the first port (a Reader copies paths it keeps). */
+const portPath = (base: Seg[], i: number): Seg[] => (i === 0 ? base : [...base.slice(0, -1), i]);
 
 function readMeta(r: Reader, raw: Record<string, unknown>, namespaced: boolean): ObjectMeta {
   const m = r.obj(raw.metadata, ROOT, 'metadata');
@@ -309,8 +315,8 @@ function readServicePortList(r: Reader, v: unknown): ServicePort[] {
   let seen: Set<string> | null = null;
   const many = Array.isArray(v) && v.length > 1;
   return r.mapList(v, SPEC, 'ports', (pv, i) => {
-    const p = r.obj(pv, ['spec', 'ports'], i);
-    const at: Seg[] = ['spec', 'ports', i];
+    const p = isMapping(pv) ? pv : r.obj(pv, ['spec', 'ports'], i);
+    const at = portPath(SPEC_PORTS, i);
     const port: ServicePort = {
       name: r.str(p.name, at, 'name'),
       protocol: r.protocol(p.protocol, at, 'protocol'),
@@ -411,7 +417,6 @@ function endpointAddress(r: Reader, v: unknown, i: number, j: number, addressTyp
   return a;
 }
 
-const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function readEndpoint(r: Reader, ev: unknown, i: number, addressType: EndpointSlice['addressType']): Endpoint {
   const e = isMapping(ev) ? ev : r.obj(ev, ENDPOINTS, i);
@@ -447,8 +452,8 @@ function readEndpointSlice(r: Reader, raw: Record<string, unknown>): EndpointSli
   const addressType = r.oneOf(raw.addressType, ROOT, 'addressType', ADDRESS_TYPES, 'IPv4');
   if (raw.addressType === undefined) r.error(ROOT, 'missing addressType', 'addressType');
   const ports = r.mapList(raw.ports, ROOT, 'ports', (pv, i): EndpointPort => {
-    const at: Seg[] = ['ports', i];
-    const p = r.obj(pv, at);
+    const at = portPath(PORTS, i);
+    const p = isMapping(pv) ? pv : r.obj(pv, at);
     const name = r.optStr(p.name, at, 'name');
     if (name === null) r.warn(at, 'port has no name; kube-proxy ignores it', 'name');
     const port = p.port === undefined || p.port === null ? null : r.int(p.port, at, 'port', 1, 65535, 0);

@@ -108,11 +108,14 @@ export class ServiceChangeTracker {
   update(previous: Service | null, current: Service | null): boolean {
     const svc = current ?? previous;
     if (!svc) return false;
+    // An add is pending unless this family does not proxy it (null ports both sides); with nothing
+    // pending at all, such an add needs no name (a full list hands every Service to both families).
+    const proxied = previous !== null || proxiedClusterIP(svc, this.family, this.opts) !== null;
+    if (!proxied && this.items.size === 0) return false;
     const nn = namespacedName(svc.metadata);
     const pending = this.items.get(nn);
     if (pending === undefined && previous === null) {
-      // An add: pending unless this family does not proxy it (null ports both sides).
-      if (current !== null && proxiedClusterIP(current, this.family, this.opts) !== null) this.items.set(nn, current);
+      if (proxied) this.items.set(nn, svc);
       return this.items.size > 0;
     }
     let change: ServiceChange;
