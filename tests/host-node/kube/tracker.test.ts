@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   EndpointsChangeTracker,
   endpointsFromSlices,
+  canonicalIP,
   hostPortBefore,
   joinHostPort,
   parseManifests,
@@ -238,6 +239,15 @@ describe('endpoint order without "ip:port" text', () => {
       const b = n % 5 === 0 ? { ip: a.ip, port: pick(ports) } : { ip: pick(hosts), port: pick(ports) };
       expect([a, b, hostPortBefore(a, b)]).toEqual([a, b, joinHostPort(a.ip, a.port) < joinHostPort(b.ip, b.port)]);
     }
+  });
+
+  it('canonical endpoint addresses: as Go prints them, leading zeros read as decimal, anything else refused', () => {
+    const cases: Array<[string, string | null]> = [
+      ['198.19.0.1', '198.19.0.1'], ['0.0.0.0', '0.0.0.0'], ['255.255.255.255', '255.255.255.255'], ['198.019.0.01', '198.19.0.1'],
+      ['00.1.2.3', '0.1.2.3'], ['1.2.3.256', null], ['1.2.3', null], ['1.2.3.4.', null], ['1..2.3', null], ['1.2.3.0010', null],
+      ['.1.2.3', null], ['1.2.3.4 ', null], ['FD00::5', 'fd00::5'], ['::ffff:198.19.0.1', '198.19.0.1'],
+    ];
+    expect(cases.map(([text]) => [text, canonicalIP(text)])).toEqual(cases);
   });
 
   it('endpoints are sorted by their text; a duplicate IP:port is one endpoint', () => {
