@@ -3,8 +3,8 @@
 // proxy runs one proxier per family; dual-stack is two models). Follows pkg/proxy/serviceport.go
 // (newBaseServiceInfo), servicechangetracker.go (serviceToServiceMap), endpointslicecache.go and
 // pkg/proxy/util (ShouldSkipService, GetClusterIPByFamily). Never renders rules or keeps history.
-import type { Endpoint, EndpointSlice, Protocol, Service } from './objects.js';
-import { flatText, LABEL_SERVICE_NAME, namespacedName } from './objects.js';
+import type { Endpoint, EndpointSlice, ObjectMeta, Protocol, Service } from './objects.js';
+import { LABEL_SERVICE_NAME } from './objects.js';
 import { canonicalIP, ipFamily, joinHostPort, parseCIDR, type Family } from './ip.js';
 
 const NO_STRINGS: string[] = Object.freeze([]) as unknown as string[];
@@ -70,6 +70,18 @@ export interface EndpointInfo {
   zoneHints: string[] | null;
   nodeHints: string[] | null;
 }
+
+/** "namespace/name" of an object. */
+export function namespacedName(m: ObjectMeta): string {
+  return flatText(m.namespace, '/', m.name);
+}
+
+/**
+ * The parts as one flat string. V8 keeps `a + b` and template literals of 13 characters or more as
+ * a tree of their parts (a 32-byte node per join beside the text); names kept as map keys and
+ * model ids for as long as the objects live are built flat instead.
+ */
+export const flatText = (...parts: string[]): string => parts.join('');
 
 export const familyName = (f: Family): 'IPv4' | 'IPv6' => (f === 4 ? 'IPv4' : 'IPv6');
 

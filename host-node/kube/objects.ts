@@ -142,14 +142,12 @@ const pathText = (p: Seg[]): string =>
 class Reader {
   readonly issues: { severity: 'error' | 'warning'; path: Seg[]; message: string }[] = [];
   failed = false;
-  /** Port lists of this call by their values (see sharedList). */
+  /** Port lists of this call by their values; forgotten by endCall (nothing is shared across calls). */
   private readonly lists = new Map<string, unknown[]>();
-  /** Forgets the lists kept for sharing (at the end of each call: nothing is shared across calls). */
   endCall(): void { this.lists.clear(); }
   /**
-   * `list`, or an equal one `key` names that this call decoded before, frozen with its elements:
-   * a list of 20,000 objects repeats a few port lists thousands of times, and decoded objects are
-   * never written to.
+   * `list`, or an equal one (named by `key`) this call decoded before, frozen with its elements: a
+   * list of 20,000 objects repeats a few port lists thousands of times; decoded objects are never written to.
    */
   sharedList<T extends object>(key: string, list: T[]): T[] {
     const had = this.lists.get(key);
@@ -296,10 +294,9 @@ function portsKey(kind: string, ports: Array<ServicePort | EndpointPort>): strin
   let key = kind;
   for (let i = 0; i < ports.length; i++) {
     const p = ports[i]!;
-    key += p.name === null ? '-' : `${p.name.length}:${p.name}`;
-    key += `${p.protocol},${p.port}`;
-    if ('nodePort' in p) key += typeof p.targetPort === 'string' ? `,${p.nodePort},${p.targetPort.length}:${p.targetPort}` : `,${p.nodePort},${p.targetPort}`;
-    key += ';';
+    key += `${p.name === null ? '-' : `${p.name.length}:${p.name}`}${p.protocol},${p.port}`;
+    if ('nodePort' in p) key += typeof p.targetPort === 'string' ? `,${p.nodePort},${p.targetPort.length}:${p.targetPort};` : `,${p.nodePort},${p.targetPort};`;
+    else key += ';';
   }
   return key;
 }
@@ -423,8 +420,7 @@ function readEndpoint(r: Reader, ev: unknown, i: number, addressType: EndpointSl
   // Paths are built only for a field at fault: a good endpoint needs none.
   const raw = e.addresses;
   const list = raw === undefined || raw === null ? NONE : Array.isArray(raw) ? raw : r.list(raw, ['endpoints', i], 'addresses');
-  // Exactly as long as the list (a pushed-to [] reserves room for 16); one address, the usual
-  // case, without a callback.
+  // Exactly as long as the list; one address, the usual case, without a callback.
   const addresses = list.length === 0 ? (NONE as string[])
     : list.length === 1 ? [endpointAddress(r, list[0], i, 0, addressType)]
     : list.map((v, j) => endpointAddress(r, v, i, j, addressType));
@@ -596,18 +592,4 @@ export function loadObjects(values: unknown[], source?: string): ManifestSet {
   }
   READER.endCall();
   return out;
-}
-
-/** "namespace/name" of an object. */
-export function namespacedName(m: ObjectMeta): string {
-  return flatText(m.namespace, '/', m.name);
-}
-
-/**
- * The parts joined as one flat string. V8 keeps `a + b` and template literals of 13 characters or
- * more as a tree of their parts (a 32-byte node per join beside the text, tripling a short name);
- * names kept as map keys and model ids for as long as the objects live are built flat instead.
- */
-export function flatText(...parts: string[]): string {
-  return parts.join('');
 }

@@ -3,10 +3,11 @@
 // Service (namespace/name) they remember the state before the first unsynced change and the latest
 // state, so a burst of events coalesces, and add → update → delete nets out to nothing. take()
 // hands the net changes to the model and forgets them. Never renders and never reads a clock.
-import { namespacedName, type EndpointSlice, type Service } from './objects.js';
+import type { EndpointSlice, Service } from './objects.js';
 import type { Family } from './ip.js';
 import {
   deepEqual,
+  namespacedName,
   endpointsFromSlices,
   familyName,
   outOfScope,
