@@ -1,7 +1,7 @@
 // svc-config.ts — encodes services for the core's direct service table: a whole list of
 // VIP:port services as one SVC1 blob (format in assembly/svc/blob.ts), or per-service put /
-// delete / clear operations with kube-proxy's policy flags (assembly/svc/table.ts), and runs those
-// through the core's svcApply. Validates every field and names the service and field at fault;
+// delete / clear operations with kube-proxy's policy flags (assembly/svc/table.ts), framed in a
+// buffer of its own or in place in the core's config buffer, and runs those through svcApply. Validates every field and names the service and field at fault;
 // never reads Kubernetes objects (host-node/kube/render-direct.ts builds the services).
 import { ipWords, tryParseIP } from './words.js';
 

@@ -1,7 +1,8 @@
 // apply-direct.ts — the direct mode's apply: each changed service port of a family's model (every
 // one on a full sync) rendered as one entry of the core's direct service table (render-direct.ts)
-// and put into it, or deleted when gone, all framed into one reused buffer and run by the core in
-// one svcApply call (each op atomic on its own). Remembers which slot holds which service port.
+// and put into it, or deleted when gone, all framed straight into the core's config buffer and run
+// by the core in one svcApply call (each op atomic on its own). Remembers which slot holds which
+// service port.
 // Never renders rule text, never parses Kubernetes objects, never reads a clock.
 import type { Family } from './ip.js';
 import type { ManifestIssue, ServicePort } from './objects.js';
