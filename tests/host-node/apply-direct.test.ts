@@ -6,14 +6,12 @@ import { Dataplane } from '../../host-node/dataplane.js';
 import { DirectOpBuffer, putFrameBound, runDirectOps, type DirectCore, type DirectOp, type DirectService } from '../../host-node/core/svc-config.js';
 import { buildPacket, decodePacket } from '../../host-node/core/packet.js';
 
-function svc(name: string, vip: string, over: Partial<DirectService> = {}): DirectService {
-  return {
-    name, family: 4, protocol: 'TCP', hostId: 1, frontends: [{ kind: 'cluster', ip: vip, port: 80 }],
-    cluster: [{ ip: '198.19.1.1', port: 8080 }], local: [], sourceRanges: [],
-    hasEndpoints: true, masqueradeAll: false, internalLocal: false, externalLocal: false, firewall: false, affinityMs: 0,
-    ...over,
-  };
-}
+/** A one-endpoint service at `vip`:80, TCP, Cluster policy (fields as `over` says otherwise). */
+const PLAIN = { family: 4, protocol: 'TCP', hostId: 1, local: [], sourceRanges: [], hasEndpoints: true, masqueradeAll: false } as const;
+const svc = (name: string, vip: string, over: Partial<DirectService> = {}): DirectService => ({
+  ...PLAIN, name, frontends: [{ kind: 'cluster', ip: vip, port: 80 }], cluster: [{ ip: '198.19.1.1', port: 8080 }], local: [], sourceRanges: [],
+  internalLocal: false, externalLocal: false, firewall: false, affinityMs: 0, ...over,
+});
 
 async function core(): Promise<{ dp: Dataplane; c: DirectCore }> {
   const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], podCIDR: '198.19.0.0/16', seed: 3 });
