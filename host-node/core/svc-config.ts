@@ -1,7 +1,7 @@
 // svc-config.ts — encodes services for the core's direct service table: a whole list of
 // VIP:port services as one SVC1 blob (format in assembly/svc/blob.ts), or per-service put /
-// delete / clear operations with kube-proxy's policy flags (assembly/svc/table.ts), and runs those
-// through the core's svcApply. Validates every field and names the service and field at fault;
+// delete / clear operations with kube-proxy's policy flags (assembly/svc/table.ts), framed in a
+// buffer of its own or in place in the core's config buffer, and runs those through svcApply. Validates every field and names the service and field at fault;
 // never reads Kubernetes objects (host-node/kube/render-direct.ts builds the services).
 import { ipWords, tryParseIP } from './words.js';
 import { splitHostPort as splitAddress } from '../kube/ip.js';
@@ -277,21 +277,51 @@ export function encodeDirectOps(ops: readonly DirectOp[], skip?: (index: number,
 }
 
 /**
- * Framed operations built up one at a time in a buffer that is kept and reused (a full sync of
- * 20,000 services writes megabytes: no per-op or per-sync allocation once it has grown).
+ * Frame bytes of a put of a service with at most this many frontends, endpoints (Cluster and
+ * Local lists together) and source ranges: room to reserve before rendering it.
+ */
+export function putFrameBound(frontends: number, endpoints: number, ranges: number): number {
+  return 12 + SVD_HEADER + frontends * FE_BYTES + endpoints * SVD_DEST_BYTES + ranges * RANGE_BYTES;
+}
+
+/**
+ * Framed operations built up one at a time, in a buffer of its own that is kept and reused (a
+ * full sync of 20,000 services writes megabytes: no per-op or per-sync allocation once it has
+ * grown), or straight into the core's config buffer (resetInCore: no copy, no JS buffer at all).
  */
 export class DirectOpBuffer {
+  private own: Uint8Array;
   private buf: Uint8Array;
   private dv: DataView;
   private end = 0;
+  /** The core whose config buffer `buf` is, while the ops are written there. */
+  private inCore: DirectCore | null = null;
 
   constructor(initial = 1 << 16) {
-    this.buf = new Uint8Array(initial);
+    this.own = this.buf = new Uint8Array(initial);
     this.dv = new DataView(this.buf.buffer);
   }
 
   /** Starts a new batch (the bytes of the last one are overwritten). */
-  reset(): void { this.end = 0; }
+  reset(): void {
+    this.inCore = null;
+    this.buf = this.own;
+    this.dv = new DataView(this.own.buffer);
+    this.end = 0;
+  }
+
+  /**
+   * Starts a new batch written in place in `core`'s config buffer, with room for `bytes` (ops
+   * beyond that move the batch to the buffer of its own). No call into the core may come before
+   * run(): it could move the core's memory.
+   */
+  resetInCore(core: DirectCore, bytes: number): void {
+    const ptr = core.cfgBuffer(Math.max(bytes, 4));
+    this.inCore = core;
+    this.buf = new Uint8Array(core.memory.buffer, ptr, Math.max(bytes, 4));
+    this.dv = new DataView(core.memory.buffer, ptr, this.buf.length);
+    this.end = 0;
+  }
 
   /** Ops framed so far. */
   get length(): number { return this.end; }
@@ -300,9 +330,10 @@ export class DirectOpBuffer {
   push(op: DirectOp): ServiceConfigError | null {
     const need = this.end + frameBytes(op);
     if (need > this.buf.length) {
-      const grown = new Uint8Array(Math.max(need, this.buf.length * 2));
+      const grown = this.own.length >= need && this.inCore ? this.own : new Uint8Array(Math.max(need, this.own.length * 2));
       grown.set(this.buf.subarray(0, this.end));
-      this.buf = grown;
+      this.inCore = null;
+      this.own = this.buf = grown;
       this.dv = new DataView(grown.buffer);
     }
     try {
@@ -316,6 +347,13 @@ export class DirectOpBuffer {
 
   /** The framed ops (a view valid until the next push or reset). */
   bytes(): Uint8Array { return this.buf.subarray(0, this.end); }
+
+  /** Runs the framed ops in `core` as runDirectOps does (in place when they were written there). */
+  run(core: DirectCore): number[] {
+    if (this.inCore !== core) return runDirectOps(core, this.bytes());
+    this.inCore = null;
+    return this.end === 0 ? [] : applyInPlace(core, this.buf.byteOffset, this.end);
+  }
 }
 
 /** The direct-table exports of the core. */
@@ -338,11 +376,16 @@ export function runDirectOps(core: DirectCore, framed: Uint8Array): number[] {
   if (framed.length === 0) return [];
   const ptr = core.cfgBuffer(framed.length);
   new Uint8Array(core.memory.buffer).set(framed, ptr);
-  const n = core.svcApply(framed.length);
+  return applyInPlace(core, ptr, framed.length);
+}
+
+/** svcApply over `len` framed bytes at `ptr`, the config buffer; one result per op. */
+function applyInPlace(core: DirectCore, ptr: number, len: number): number[] {
+  const n = core.svcApply(len);
   if (n < 0) throw new Error(`direct service ops rejected: ${DIRECT_ERRORS[n] ?? `error ${n}`}`);
   const dv = new DataView(core.memory.buffer);
   const out: number[] = [];
-  for (let o = 0; o < framed.length; o += 12 + ((dv.getUint32(ptr + o + 8, true) + 3) & ~3)) out.push(dv.getInt32(ptr + o + 4, true));
+  for (let o = 0; o < len; o += 12 + ((dv.getUint32(ptr + o + 8, true) + 3) & ~3)) out.push(dv.getInt32(ptr + o + 4, true));
   return out;
 }
 

@@ -1,13 +1,14 @@
 // apply-direct.ts — the direct mode's apply: each changed service port of a family's model (every
 // one on a full sync) rendered as one entry of the core's direct service table (render-direct.ts)
-// and put into it, or deleted when gone, all framed into one reused buffer and run by the core in
-// one svcApply call (each op atomic on its own). Remembers which slot holds which service port.
+// and put into it, or deleted when gone, all framed straight into the core's config buffer and run
+// by the core in one svcApply call (each op atomic on its own). Remembers which slot holds which
+// service port.
 // Never renders rule text, never parses Kubernetes objects, never reads a clock.
 import type { Family } from './ip.js';
 import type { ManifestIssue, ServicePort } from './objects.js';
-import { servicePortId, type ServicePortInfo } from './model.js';
+import { servicePortId, type EndpointInfo, type ServicePortInfo } from './model.js';
 import type { SyncPlan } from './proxy-state.js';
-import { nodePortReach, renderDirectService, type DirectRenderOptions } from './render-direct.js';
+import { directPutBound, nodePortReach, renderDirectService, type DirectRenderOptions } from './render-direct.js';
 import { DirectOpBuffer, runDirectOps, setNodePortReach, DIRECT_ERRORS, type DirectCore } from '../core/svc-config.js';
 
 /** Entries written (inserted or replaced) and removed by one family's sync. */
@@ -23,6 +24,9 @@ export interface DirectFamilyApplied {
 const serviceOf = (id: string): string => id.slice(0, id.indexOf(':'));
 
 const E_DUPLICATE = -6;
+/** A delete op's frame: op, slot and a zero length. */
+const DELETE_FRAME_BYTES = 12;
+const NO_ENDPOINTS: readonly EndpointInfo[] = Object.freeze([]);
 
 export class DirectApply {
   /** Per family: service port id → its slot in the core's table. */
@@ -89,21 +93,27 @@ export class DirectApply {
     const retry: number[] = [];
     const settle = (batch: number[] | null, final: boolean) => {
       const buf = this.ops;
-      buf.reset();
+      const count = batch === null ? ids.length : batch.length;
+      // The ops are written straight into the core's config buffer, sized for the most they can take.
+      let bound = 0;
+      for (let j = 0; j < count; j++) {
+        const sp = sps[batch === null ? j : batch[j]!];
+        bound += sp === undefined ? DELETE_FRAME_BYTES : directPutBound(sp, model.endpoints.get(sp.id)?.length ?? 0);
+      }
+      buf.resetInCore(core, bound);
       // sent[j] is the op index of the j-th framed op (bad services are left out).
       const sent: number[] = [];
-      const count = batch === null ? ids.length : batch.length;
       for (let j = 0; j < count; j++) {
         const i = batch === null ? j : batch[j]!;
         const sp = sps[i];
         const slot = slots.get(ids[i]!);
         const e = sp === undefined
           ? buf.push({ op: 'delete', slot: slot! })
-          : buf.push({ op: 'put', slot: slot ?? -1, svc: renderDirectService(sp, model.endpoints.get(sp.id) ?? [], ropts, ++this.hostIds >>> 0) });
+          : buf.push({ op: 'put', slot: slot ?? -1, svc: renderDirectService(sp, model.endpoints.get(sp.id) ?? NO_ENDPOINTS, ropts, ++this.hostIds >>> 0) });
         if (e) report(i, e.field, e.message);
         else sent.push(i);
       }
-      const results = runDirectOps(core, buf.bytes());
+      const results = buf.run(core);
       this.refresh();
       for (let r = 0; r < sent.length; r++) {
         const i = sent[r]!;

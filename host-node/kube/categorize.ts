@@ -60,6 +60,21 @@ function availableForTopology(ep: EndpointInfo, mode: TopologyMode, nodeName: st
   }
 }
 
+const isReady = (ep: EndpointInfo): boolean => ep.ready;
+const isServingTerminating = (ep: EndpointInfo): boolean => ep.serving && ep.terminating;
+const isLocalReady = (ep: EndpointInfo): boolean => ep.isLocal && ep.ready;
+const isLocalServingTerminating = (ep: EndpointInfo): boolean => ep.isLocal && ep.serving && ep.terminating;
+
+/** The endpoints `keep` accepts: `eps` itself when that is all of them (the usual case), else a new list. */
+function only(eps: EndpointInfo[], keep: (ep: EndpointInfo) => boolean): EndpointInfo[] {
+  let i = 0;
+  while (i < eps.length && keep(eps[i]!)) i++;
+  if (i === eps.length) return eps;
+  const out = eps.slice(0, i);
+  for (i++; i < eps.length; i++) if (keep(eps[i]!)) out.push(eps[i]!);
+  return out;
+}
+
 type PortPolicy = Pick<ServicePortInfo, 'internalPolicyLocal' | 'externalPolicyLocal' | 'nodePort' | 'loadBalancerVIPs' | 'externalIPs'>;
 
 /**
@@ -76,7 +91,8 @@ export function categorizeEndpoints(
   const result: CategorizedEndpoints = { clusterEndpoints: null, localEndpoints: null, allReachableEndpoints: null, hasAnyEndpoints: false };
   if (endpoints.length === 0) return result;
   const sp = svc as ServicePortInfo;
-  // Only read (every list handed out below is a new array).
+  // Only read; lists handed out may be `endpoints` itself (when every endpoint qualifies), and
+  // are never written to.
   const eps = endpoints as EndpointInfo[];
   let mode: TopologyMode = '';
   let useServingTerminating = false;
@@ -84,10 +100,10 @@ export function categorizeEndpoints(
   if (usesClusterEndpoints(sp)) {
     const zone = topologyLabels[LABEL_TOPOLOGY_ZONE] ?? '';
     mode = topologyModeFromHints(eps, nodeName, zone, opts);
-    let cluster = eps.filter((ep) => ep.ready && availableForTopology(ep, mode, nodeName, zone));
+    let cluster = mode === '' ? only(eps, isReady) : eps.filter((ep) => ep.ready && availableForTopology(ep, mode, nodeName, zone));
     // No ready endpoint for this topology means none anywhere (the mode would be "" otherwise),
     // so fall back to serving+terminating endpoints, topology ignored.
-    if (cluster.length === 0) cluster = eps.filter((ep) => ep.serving && ep.terminating);
+    if (cluster.length === 0) cluster = only(eps, isServingTerminating);
     result.clusterEndpoints = cluster;
     if (cluster.length > 0) result.hasAnyEndpoints = true;
   }
@@ -109,10 +125,10 @@ export function categorizeEndpoints(
     }
   }
   if (localReady) {
-    result.localEndpoints = eps.filter((ep) => ep.isLocal && ep.ready);
+    result.localEndpoints = only(eps, isLocalReady);
   } else if (localServingTerminating) {
     useServingTerminating = true;
-    result.localEndpoints = eps.filter((ep) => ep.isLocal && ep.serving && ep.terminating);
+    result.localEndpoints = only(eps, isLocalServingTerminating);
   } else {
     // Go leaves this nil; callers only ever take its length, and [] says "uses Local, has none".
     result.localEndpoints = [];

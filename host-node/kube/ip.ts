@@ -41,12 +41,23 @@ function ipv4Value(s: string): number {
   return value * 256 + part;
 }
 
-/** True when the dotted quad `s` (valid) is written as Go prints it: no leading zeros. */
+/**
+ * True when `s` is a dotted quad written as Go prints it (no leading zeros): one scan, no
+ * allocation (full syncs ask this of every endpoint address).
+ */
 function isCanonicalIPv4(s: string): boolean {
-  for (let i = 0; i < s.length - 1; i++) {
-    if (s.charCodeAt(i) === 48 && (i === 0 || s.charCodeAt(i - 1) === 46) && s.charCodeAt(i + 1) !== 46) return false;
+  let part = 0, digits = 0, dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46) {
+      if (digits === 0 || dots === 3) return false;
+      dots++; part = 0; digits = 0;
+    } else if (c >= 48 && c <= 57 && !(digits === 1 && part === 0)) {
+      part = part * 10 + (c - 48);
+      if (++digits > 3 || part > 255) return false;
+    } else return false;
   }
-  return true;
+  return digits > 0 && dots === 3;
 }
 
 function parseIPv4(s: string): Uint8Array | null {
@@ -150,7 +161,7 @@ export function formatIP(ip: IP): string {
 /** The canonical text of an address, or null if it does not parse. */
 export function canonicalIP(s: string): string | null {
   // The common case, a dotted quad already in Go's form, is its own canonical text.
-  if (typeof s === 'string' && ipv4Value(s) >= 0 && isCanonicalIPv4(s)) return s;
+  if (typeof s === 'string' && isCanonicalIPv4(s)) return s;
   const ip = parseIP(s);
   return ip ? formatIP(ip) : null;
 }

@@ -3,7 +3,7 @@
 // proxy runs one proxier per family; dual-stack is two models). Follows pkg/proxy/serviceport.go
 // (newBaseServiceInfo), servicechangetracker.go (serviceToServiceMap), endpointslicecache.go and
 // pkg/proxy/util (ShouldSkipService, GetClusterIPByFamily). Never renders rules or keeps history.
-import type { EndpointSlice, Protocol, Service } from './objects.js';
+import type { Endpoint, EndpointSlice, ObjectMeta, Protocol, Service } from './objects.js';
 import { LABEL_SERVICE_NAME } from './objects.js';
 import { canonicalIP, ipFamily, joinHostPort, parseCIDR, type Family } from './ip.js';
 
@@ -71,14 +71,26 @@ export interface EndpointInfo {
   nodeHints: string[] | null;
 }
 
+/** "namespace/name" of an object. */
+export function namespacedName(m: ObjectMeta): string {
+  return flatText(m.namespace, '/', m.name);
+}
+
+/**
+ * The parts as one flat string. V8 keeps `a + b` and template literals of 13 characters or more as
+ * a tree of their parts (a 32-byte node per join beside the text); names kept as map keys and
+ * model ids for as long as the objects live are built flat instead.
+ */
+export const flatText = (...parts: string[]): string => parts.join('');
+
 export const familyName = (f: Family): 'IPv4' | 'IPv6' => (f === 4 ? 'IPv4' : 'IPv6');
 
 export function servicePortName(namespacedName: string, portName: string): string {
-  return portName === '' ? namespacedName : `${namespacedName}:${portName}`;
+  return portName === '' ? namespacedName : flatText(namespacedName, ':', portName);
 }
 
 export function servicePortId(namespacedName: string, portName: string, protocol: Protocol): string {
-  return `${namespacedName}:${portName}/${protocol}`;
+  return flatText(namespacedName, ':', portName, '/', protocol);
 }
 
 // serviceport.go: the derived predicates every mode uses.
@@ -129,8 +141,9 @@ export function proxiedClusterIP(svc: Service, family: Family, opts: ModelOption
 /**
  * serviceToServiceMap: the service ports this family proxies, keyed by id; null when the Service
  * is not proxied at all (headless, ExternalName, out of scope, or no cluster IP of this family).
+ * `nn` is the Service's "namespace/name" when the caller has it already.
  */
-export function serviceToServicePorts(svc: Service | null, family: Family, opts: ModelOptions = {}): Map<string, ServicePortInfo> | null {
+export function serviceToServicePorts(svc: Service | null, family: Family, opts: ModelOptions = {}, nn?: string): Map<string, ServicePortInfo> | null {
   const clusterIP = svc === null ? null : proxiedClusterIP(svc, family, opts);
   if (svc === null || clusterIP === null) return null;
   const spec = svc.spec;
@@ -163,7 +176,7 @@ export function serviceToServicePorts(svc: Service | null, family: Family, opts:
     (ingress === NO_INGRESS ? (ingress = []) : ingress).push({ ip: i.ip, ipMode: mode });
     if (mode === 'VIP') (vips === NO_STRINGS ? (vips = []) : vips).push(i.ip);
   }
-  const nn = `${svc.metadata.namespace}/${svc.metadata.name}`;
+  nn ??= namespacedName(svc.metadata);
 
   const out = new Map<string, ServicePortInfo>();
   for (let k = 0; k < spec.ports.length; k++) {
@@ -198,61 +211,110 @@ export function serviceToServicePorts(svc: Service | null, family: Family, opts:
 export function sliceServiceName(slice: EndpointSlice): string | null {
   const svc = slice.metadata.labels[LABEL_SERVICE_NAME];
   if (!svc || slice.metadata.namespace === '' || slice.metadata.name === '') return null;
-  return `${slice.metadata.namespace}/${svc}`;
+  return flatText(slice.metadata.namespace, '/', svc);
+}
+
+const LOCAL = 1, READY = 2, SERVING = 4, TERMINATING = 8;
+
+/**
+ * An endpoint as the model keeps it: its conditions as bits, its node, zone and hints read from
+ * the decoded endpoint it came from (never written to), and its "ip:port" text made when first
+ * read (the iptables and ipvs renderers read it; the direct mode never does). A full sync of
+ * 20,000 Services with 10 endpoints each holds 200,000 of these.
+ */
+class SliceEndpoint implements EndpointInfo {
+  private text: string | null = null;
+  constructor(
+    readonly ip: string,
+    readonly port: number,
+    private readonly flags: number,
+    private readonly from: Endpoint,
+    /** Deduplicated hint names; null when the endpoint carries none. */
+    private readonly hints: { zones: string[] | null; nodes: string[] | null } | null,
+  ) {}
+  get endpoint(): string { return (this.text ??= joinHostPort(this.ip, this.port)); }
+  get isLocal(): boolean { return (this.flags & LOCAL) !== 0; }
+  get ready(): boolean { return (this.flags & READY) !== 0; }
+  get serving(): boolean { return (this.flags & SERVING) !== 0; }
+  get terminating(): boolean { return (this.flags & TERMINATING) !== 0; }
+  get nodeName(): string | null { return this.from.nodeName; }
+  get zone(): string | null { return this.from.zone; }
+  get zoneHints(): string[] | null { return this.hints === null ? null : this.hints.zones; }
+  get nodeHints(): string[] | null { return this.hints === null ? null : this.hints.nodes; }
 }
 
 /**
- * getEndpointsMap: the endpoints of one Service's slices, grouped by service port id and sorted by
- * endpoint string. Slices are read in name order so a duplicate endpoint resolves the same way
- * every time (Go leaves that order to its map).
+ * getEndpointsMap: the endpoints of one Service's slices (a single slice as itself), grouped by
+ * service port id and sorted by endpoint string. Slices are read in name order so a duplicate
+ * endpoint resolves the same way every time (Go leaves that order to its map).
  */
-export function endpointsFromSlices(namespacedName: string, slices: Iterable<EndpointSlice>, nodeName: string): Map<string, EndpointInfo[]> {
+export function endpointsFromSlices(namespacedName: string, slices: EndpointSlice | Iterable<EndpointSlice>, nodeName: string): Map<string, EndpointInfo[]> {
   const out = new Map<string, EndpointInfo[]>();
-  const sorted: EndpointSlice[] = Array.isArray(slices) ? (slices as EndpointSlice[]).slice() : [...slices];
-  if (sorted.length === 0) return out;
-  if (sorted.length > 1) sortStable(sorted, (a, b) => a.metadata.name < b.metadata.name);
-  for (let s = 0; s < sorted.length; s++) {
-    const slice = sorted[s]!;
-    for (let q = 0; q < slice.ports.length; q++) {
-      const port = slice.ports[q]!;
-      // "Ignoring port with nil name" / "Ignoring invalid endpoint port"
-      if (port.name === null || port.port === null || port.port === 0) continue;
-      const id = servicePortId(namespacedName, port.name, port.protocol);
-      let list = out.get(id);
-      for (let e = 0; e < slice.endpoints.length; e++) {
-        const ep = slice.endpoints[e]!;
-        if (ep.addresses.length === 0) continue;
-        const ip = canonicalIP(ep.addresses[0]!);
-        if (ip === null) continue;
-        const c = ep.conditions;
-        const info: EndpointInfo = {
-          ip,
-          port: port.port,
-          endpoint: joinHostPort(ip, port.port),
-          isLocal: ep.nodeName !== null && nodeName !== '' && ep.nodeName === nodeName,
-          ready: c.ready === null || c.ready,
-          serving: c.serving === null || c.serving,
-          terminating: c.terminating === true,
-          nodeName: ep.nodeName,
-          zone: ep.zone,
-          zoneHints: ep.hints && ep.hints.forZones.length > 0 ? [...new Set(ep.hints.forZones)] : null,
-          nodeHints: ep.hints && ep.hints.forNodes.length > 0 ? [...new Set(ep.hints.forNodes)] : null,
-        };
-        if (!list) out.set(id, (list = []));
-        list.push(info);
-      }
-    }
+  if (isSlice(slices)) {
+    addSliceEndpoints(out, namespacedName, slices, nodeName);
+  } else {
+    const sorted: EndpointSlice[] = Array.isArray(slices) ? (slices as EndpointSlice[]).slice() : [...slices];
+    if (sorted.length === 0) return out;
+    if (sorted.length > 1) sortStable(sorted, (a, b) => a.metadata.name < b.metadata.name);
+    for (let s = 0; s < sorted.length; s++) addSliceEndpoints(out, namespacedName, sorted[s]!, nodeName);
   }
   out.forEach((list, id) => {
     // byEndpoint: plain string order of "ip:port" (a stable sort: duplicates stay in slice order).
-    if (list.length > 1) sortStable(list, byEndpoint);
+    if (list.length > 1) sortStable(list, hostPortBefore);
     // A copy of exactly its length is kept (a pushed-to [] reserves room for 16 endpoints).
     out.set(id, dedupEndpoints(list).slice());
   });
   return out;
 }
 
-const byEndpoint = (a: EndpointInfo, b: EndpointInfo): boolean => a.endpoint < b.endpoint;
+const isSlice = (s: EndpointSlice | Iterable<EndpointSlice>): s is EndpointSlice => (s as EndpointSlice).kind === 'EndpointSlice';
+
+/** Appends the endpoints of one slice to their service ports' lists in `out`. */
+function addSliceEndpoints(out: Map<string, EndpointInfo[]>, namespacedName: string, slice: EndpointSlice, nodeName: string): void {
+  for (let q = 0; q < slice.ports.length; q++) {
+    const port = slice.ports[q]!;
+    // "Ignoring port with nil name" / "Ignoring invalid endpoint port"
+    if (port.name === null || port.port === null || port.port === 0) continue;
+    const id = servicePortId(namespacedName, port.name, port.protocol);
+    let list = out.get(id);
+    for (let e = 0; e < slice.endpoints.length; e++) {
+      const ep = slice.endpoints[e]!;
+      if (ep.addresses.length === 0) continue;
+      const ip = canonicalIP(ep.addresses[0]!);
+      if (ip === null) continue;
+      const c = ep.conditions;
+      const flags = (ep.nodeName !== null && nodeName !== '' && ep.nodeName === nodeName ? LOCAL : 0)
+        | (c.ready === null || c.ready ? READY : 0) | (c.serving === null || c.serving ? SERVING : 0) | (c.terminating === true ? TERMINATING : 0);
+      const h = ep.hints;
+      const zones = h && h.forZones.length > 0 ? [...new Set(h.forZones)] : null;
+      const nodes = h && h.forNodes.length > 0 ? [...new Set(h.forNodes)] : null;
+      const info = new SliceEndpoint(ip, port.port, flags, ep, zones === null && nodes === null ? null : { zones, nodes });
+      if (!list) out.set(id, (list = []));
+      list.push(info);
+    }
+  }
+}
+
+/**
+ * joinHostPort(a) < joinHostPort(b) in plain string order, without building either string: the
+ * hosts decide unless one is a prefix of the other, where the shorter one continues with ':' (or
+ * ']' for IPv6, whose common '[' never decides); equal hosts compare their ports' decimal text.
+ */
+export function hostPortBefore(a: { ip: string; port: number }, b: { ip: string; port: number }): boolean {
+  const x = a.ip, y = b.ip;
+  if (x === y) return a.port !== b.port && String(a.port) < String(b.port);
+  const x6 = x.includes(':');
+  if (x6 !== y.includes(':')) return !x6;   // '[' sorts after every digit
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) {
+    const cx = x.charCodeAt(i), cy = y.charCodeAt(i);
+    if (cx !== cy) return cx < cy;
+  }
+  const end = x6 ? 0x5d : 0x3a;
+  return x.length < y.length ? end < y.charCodeAt(n) : x.charCodeAt(n) < end;
+}
+
+const sameHostPort = (a: EndpointInfo, b: EndpointInfo): boolean => a.ip === b.ip && a.port === b.port;
 
 /**
  * Sorts in place, stably, by `before`; short lists (a Service's endpoints, its slices) by
@@ -274,17 +336,18 @@ function sortStable<T>(list: T[], before: (a: T, b: T) => boolean): void {
 /**
  * addEndpoints on a sorted list: of the endpoints sharing one IP:port (in slice order), the last
  * non-terminating one wins, else the first; as a map keyed by IP:port where a terminating endpoint
- * never replaces one already there. No copy when nothing repeats (the usual case).
+ * never replaces one already there. No copy when nothing repeats (the usual case). IPs are
+ * canonical, so one IP:port text is one (ip, port) pair.
  */
 function dedupEndpoints(sorted: EndpointInfo[]): EndpointInfo[] {
   let k = 1;
-  while (k < sorted.length && sorted[k]!.endpoint !== sorted[k - 1]!.endpoint) k++;
+  while (k < sorted.length && !sameHostPort(sorted[k]!, sorted[k - 1]!)) k++;
   if (k >= sorted.length) return sorted;
   const out: EndpointInfo[] = [];
   for (let i = 0; i < sorted.length; ) {
     let j = i;
     let win = sorted[i]!;
-    for (; j < sorted.length && sorted[j]!.endpoint === win.endpoint; j++) if (j > i && !sorted[j]!.terminating) win = sorted[j]!;
+    for (; j < sorted.length && sameHostPort(sorted[j]!, win); j++) if (j > i && !sorted[j]!.terminating) win = sorted[j]!;
     out.push(win);
     i = j;
   }
@@ -307,7 +370,8 @@ export class ProxyModel {
   /** EndpointsMap.Update: unmerge previous, then merge current. */
   applyEndpointsChange(previous: Map<string, EndpointInfo[]>, current: Map<string, EndpointInfo[]>): void {
     previous.forEach((_, id) => this.endpoints.delete(id));
-    current.forEach((eps, id) => this.endpoints.set(id, eps));
+    // Keyed by the service port's own id text where it has one (one string for both maps).
+    current.forEach((eps, id) => this.endpoints.set(this.services.get(id)?.id ?? id, eps));
   }
 
   /** Service ports in a stable order (kube-proxy walks a Go map; we sort by id). */

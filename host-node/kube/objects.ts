@@ -142,18 +142,33 @@ const pathText = (p: Seg[]): string =>
 class Reader {
   readonly issues: { severity: 'error' | 'warning'; path: Seg[]; message: string }[] = [];
   failed = false;
+  /** Port lists of this call by their values; forgotten by endCall (nothing is shared across calls). */
+  private readonly lists = new Map<string, unknown[]>();
+  endCall(): void { this.lists.clear(); }
+  /**
+   * `list`, or an equal one (named by `key`) this call decoded before, frozen with its elements: a
+   * list of 20,000 objects repeats a few port lists thousands of times; decoded objects are never written to.
+   */
+  sharedList<T extends object>(key: string, list: T[]): T[] {
+    const had = this.lists.get(key);
+    if (had !== undefined) return had as T[];
+    for (let i = 0; i < list.length; i++) Object.freeze(list[i]);
+    this.lists.set(key, Object.freeze(list) as T[]);
+    return list;
+  }
   /** Ready for the next object (one Reader serves a whole list). */
   reset(): this {
     this.issues.length = 0;
     this.failed = false;
     return this;
   }
+  // Paths are copied when kept: callers may pass shared constant paths.
   error(at: Seg[], message: string, key?: Seg): void {
     this.failed = true;
-    this.issues.push({ severity: 'error', path: key === undefined ? at : [...at, key], message });
+    this.issues.push({ severity: 'error', path: key === undefined ? [...at] : [...at, key], message });
   }
   warn(at: Seg[], message: string, key?: Seg): void {
-    this.issues.push({ severity: 'warning', path: key === undefined ? at : [...at, key], message });
+    this.issues.push({ severity: 'warning', path: key === undefined ? [...at] : [...at, key], message });
   }
 
   obj(v: unknown, at: Seg[], key?: Seg): Record<string, unknown> {
@@ -221,6 +236,7 @@ class Reader {
 /** Shared stand-ins for an absent mapping or list (never written to). */
 const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 const NONE: unknown[] = Object.freeze([]) as unknown as unknown[];
+const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 // Decoded objects share these for absent fields (a full list of 20,000 Services keeps no 20,000
 // copies of {} and []); decoded objects are never written to.
 const NO_STRINGS: Record<string, string> = Object.freeze({}) as Record<string, string>;
@@ -249,6 +265,10 @@ const STATUS_LB: Seg[] = ['status', 'loadBalancer'];
 const ENDPOINTS: Seg[] = ['endpoints'];
 const SPEC_AFFINITY: Seg[] = ['spec', 'sessionAffinityConfig'];
 const SPEC_AFFINITY_CLIENT: Seg[] = ['spec', 'sessionAffinityConfig', 'clientIP'];
+const SPEC_PORTS: Seg[] = ['spec', 'ports', 0];
+const PORTS: Seg[] = ['ports', 0];
+/** The path of port `i` under `base` (…, 0); built only past the first port (a Reader copies paths it keeps). */
+const portPath = (base: Seg[], i: number): Seg[] => (i === 0 ? base : [...base.slice(0, -1), i]);
 
 function readMeta(r: Reader, raw: Record<string, unknown>, namespaced: boolean): ObjectMeta {
   const m = r.obj(raw.metadata, ROOT, 'metadata');
@@ -269,12 +289,31 @@ function clusterIPText(r: Reader, v: unknown, at: Seg[], key: Seg): string {
   return t;
 }
 
+/** The values of a port list, as a key for Reader.sharedList (names length-prefixed: no two lists share one). */
+function portsKey(kind: string, ports: Array<ServicePort | EndpointPort>): string {
+  let key = kind;
+  for (let i = 0; i < ports.length; i++) {
+    const p = ports[i]!;
+    key += `${p.name === null ? '-' : `${p.name.length}:${p.name}`}${p.protocol},${p.port}`;
+    if ('nodePort' in p) key += typeof p.targetPort === 'string' ? `,${p.nodePort},${p.targetPort.length}:${p.targetPort};` : `,${p.nodePort},${p.targetPort};`;
+    else key += ';';
+  }
+  return key;
+}
+
 function readServicePorts(r: Reader, v: unknown): ServicePort[] {
+  const ports = readServicePortList(r, v);
+  // Node ports are one per Service: lists with one are never shared.
+  for (let i = 0; i < ports.length; i++) if (ports[i]!.nodePort !== 0) return ports;
+  return ports.length === 0 || r.failed ? ports : r.sharedList(portsKey('S', ports), ports);
+}
+
+function readServicePortList(r: Reader, v: unknown): ServicePort[] {
   let seen: Set<string> | null = null;
   const many = Array.isArray(v) && v.length > 1;
   return r.mapList(v, SPEC, 'ports', (pv, i) => {
-    const p = r.obj(pv, ['spec', 'ports'], i);
-    const at: Seg[] = ['spec', 'ports', i];
+    const p = isMapping(pv) ? pv : r.obj(pv, ['spec', 'ports'], i);
+    const at = portPath(SPEC_PORTS, i);
     const port: ServicePort = {
       name: r.str(p.name, at, 'name'),
       protocol: r.protocol(p.protocol, at, 'protocol'),
@@ -365,21 +404,28 @@ function endpointStr(r: Reader, v: unknown, i: number, key: string): string | nu
   return typeof v === 'string' ? v : r.str(v, ['endpoints', i], key);
 }
 
+/** Address `j` of endpoint `i`: an IP of the slice's family (any text for FQDN). */
+function endpointAddress(r: Reader, v: unknown, i: number, j: number, addressType: EndpointSlice['addressType']): string {
+  if (addressType === 'FQDN') return r.str(v, ['endpoints', i, 'addresses'], j);
+  const a = typeof v === 'string' ? v : r.str(v, ['endpoints', i, 'addresses'], j);
+  const family = ipFamily(a);
+  if (family === null) r.error(['endpoints', i, 'addresses'], `invalid IP address ${JSON.stringify(a)}`, j);
+  else if ((family === 4 ? 'IPv4' : 'IPv6') !== addressType) r.error(['endpoints', i, 'addresses'], `${a} is not an ${addressType} address`, j);
+  return a;
+}
+
+
 function readEndpoint(r: Reader, ev: unknown, i: number, addressType: EndpointSlice['addressType']): Endpoint {
-  const e = r.obj(ev, ENDPOINTS, i);
+  const e = isMapping(ev) ? ev : r.obj(ev, ENDPOINTS, i);
   // Paths are built only for a field at fault: a good endpoint needs none.
-  const list = e.addresses === undefined || e.addresses === null ? NONE : r.list(e.addresses, ['endpoints', i], 'addresses');
-  // map, not push: the decoded lists are kept, and a pushed-to [] reserves room for 16.
-  const addresses = list.length === 0 ? (NONE as string[]) : list.map((v, j) => {
-    if (addressType === 'FQDN') return r.str(v, ['endpoints', i, 'addresses'], j);
-    const a = typeof v === 'string' ? v : r.str(v, ['endpoints', i, 'addresses'], j);
-    const family = ipFamily(a);
-    if (family === null) r.error(['endpoints', i, 'addresses'], `invalid IP address ${JSON.stringify(a)}`, j);
-    else if ((family === 4 ? 'IPv4' : 'IPv6') !== addressType) r.error(['endpoints', i, 'addresses'], `${a} is not an ${addressType} address`, j);
-    return a;
-  });
+  const raw = e.addresses;
+  const list = raw === undefined || raw === null ? NONE : Array.isArray(raw) ? raw : r.list(raw, ['endpoints', i], 'addresses');
+  // Exactly as long as the list; one address, the usual case, without a callback.
+  const addresses = list.length === 0 ? (NONE as string[])
+    : list.length === 1 ? [endpointAddress(r, list[0], i, 0, addressType)]
+    : list.map((v, j) => endpointAddress(r, v, i, j, addressType));
   if (addresses.length === 0) r.error(['endpoints', i], 'endpoint has no addresses', 'addresses');
-  const c = e.conditions === undefined || e.conditions === null ? EMPTY : r.obj(e.conditions, ['endpoints', i], 'conditions');
+  const c = e.conditions === undefined || e.conditions === null ? EMPTY : isMapping(e.conditions) ? e.conditions : r.obj(e.conditions, ['endpoints', i], 'conditions');
   const h = e.hints === undefined || e.hints === null ? null : r.obj(e.hints, ['endpoints', i], 'hints');
   return {
     addresses,
@@ -402,15 +448,16 @@ function readEndpointSlice(r: Reader, raw: Record<string, unknown>): EndpointSli
   const addressType = r.oneOf(raw.addressType, ROOT, 'addressType', ADDRESS_TYPES, 'IPv4');
   if (raw.addressType === undefined) r.error(ROOT, 'missing addressType', 'addressType');
   const ports = r.mapList(raw.ports, ROOT, 'ports', (pv, i): EndpointPort => {
-    const at: Seg[] = ['ports', i];
-    const p = r.obj(pv, at);
+    const at = portPath(PORTS, i);
+    const p = isMapping(pv) ? pv : r.obj(pv, at);
     const name = r.optStr(p.name, at, 'name');
     if (name === null) r.warn(at, 'port has no name; kube-proxy ignores it', 'name');
     const port = p.port === undefined || p.port === null ? null : r.int(p.port, at, 'port', 1, 65535, 0);
     return { name, port, protocol: r.protocol(p.protocol, at, 'protocol') };
   });
+  const shared = ports.length === 0 || r.failed ? ports : r.sharedList(portsKey('E', ports), ports);
   const endpoints = r.mapList(raw.endpoints, ROOT, 'endpoints', (ev, i) => readEndpoint(r, ev, i, addressType));
-  return { kind: 'EndpointSlice', metadata, addressType, endpoints, ports, origin: NO_ORIGIN };
+  return { kind: 'EndpointSlice', metadata, addressType, endpoints, ports: shared, origin: NO_ORIGIN };
 }
 
 function readNode(r: Reader, raw: Record<string, unknown>): Node {
@@ -527,6 +574,7 @@ export function parseManifests(text: string, source?: string): ManifestSet {
     }
     collect(raw, [], lineOf, source, out);
   }
+  READER.endCall();
   return out;
 }
 
@@ -542,10 +590,6 @@ export function loadObjects(values: unknown[], source?: string): ManifestSet {
     const own = typeof kind === 'string' && Object.hasOwn(READERS, kind) && !Array.isArray(v);
     collect(v, own || values.length <= 1 ? ROOT : [i], noLine, source, out);
   }
+  READER.endCall();
   return out;
-}
-
-/** "namespace/name" of an object. */
-export function namespacedName(m: ObjectMeta): string {
-  return `${m.namespace}/${m.name}`;
 }

@@ -95,8 +95,8 @@ export class ProxyState {
     for (const fs of this.families.values()) {
       const svc = fs.services.take();
       const eps = fs.endpoints.take();
-      svc.changes.forEach((c) => fs.model.applyServiceChange(c.previous, c.current));
-      eps.changes.forEach((c) => fs.model.applyEndpointsChange(c.previous, c.current));
+      svc.forEach((c) => fs.model.applyServiceChange(c.previous, c.current));
+      eps.forEach((c) => fs.model.applyEndpointsChange(c.previous, c.current));
       let ports: Set<string> | null = null;
       plans.push({
         family: fs.family,

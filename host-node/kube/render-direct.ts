@@ -10,7 +10,7 @@ import { categorizeEndpoints } from './categorize.js';
 import { canonicalIP, cidrContains, parseCIDR, parseIP, type Family } from './ip.js';
 import type { EndpointInfo, ServicePortInfo } from './model.js';
 import { nodePortAddresses, nodePortHostAddresses, type IptablesOptions } from './render-iptables.js';
-import type { DirectService, NodePortReach } from '../core/svc-config.js';
+import { putFrameBound, type DirectService, type NodePortReach } from '../core/svc-config.js';
 
 /** The kube-proxy settings the direct mode honours (the same fields as the iptables renderer's). */
 export type DirectRenderOptions = Pick<IptablesOptions,
@@ -72,6 +72,16 @@ export function renderDirectService(sp: ServicePortInfo, endpoints: readonly End
     firewall,
     affinityMs: sp.sessionAffinity === 'ClientIP' ? sp.stickyMaxAgeSeconds * 1000 : 0,
   };
+}
+
+/**
+ * The most frame bytes a put of `sp` with `endpoints` endpoints can take (renderDirectService
+ * makes at most the cluster IP, each external and VIP address and a node port as frontends, each
+ * endpoint once per policy list, and each source range and VIP as sources).
+ */
+export function directPutBound(sp: ServicePortInfo, endpoints: number): number {
+  const vips = sp.loadBalancerVIPs.length;
+  return putFrameBound(2 + sp.externalIPs.length + vips, 2 * endpoints, sp.loadBalancerSourceRanges.length + vips);
 }
 
 /**

@@ -7,6 +7,7 @@ import type { EndpointSlice, Service } from './objects.js';
 import type { Family } from './ip.js';
 import {
   deepEqual,
+  namespacedName,
   endpointsFromSlices,
   familyName,
   outOfScope,
@@ -33,7 +34,13 @@ export interface TakenChanges<C> {
   services: Set<string>;
   /** Service ports ("ns/name:port", ServicePortName.String()) that appeared, changed or went away. */
   servicePorts: Set<string>;
+  /** Every change by Service (built whole when first read). */
   changes: Map<string, C>;
+  /**
+   * Each change in the order they came, built one at a time and dropped after `fn` (a full sync
+   * of 20,000 Services never holds 20,000 of them at once).
+   */
+  forEach(fn: (change: C, namespacedName: string) => void): void;
 }
 
 /** ServicePortName.String() of a service port id ("ns/name:port/TCP" → "ns/name:port", "ns/name:/TCP" → "ns/name"). */
@@ -43,22 +50,37 @@ function servicePortNameOfId(id: string): string {
 }
 
 /**
- * The changes of one take(); the name sets are built when first read (a full sync renders
- * everything and never asks which of 20,000 Services changed).
+ * The changes of one take(), made by `each` when asked for; the name sets and the whole map are
+ * built when first read (a full sync renders everything and never asks which Services changed).
  */
-function taken<C>(changes: Map<string, C>, eachServicePort: (add: (name: string) => void) => void): TakenChanges<C> {
+function taken<C>(
+  keys: () => Iterable<string>,
+  each: (fn: (change: C, nn: string) => void) => void,
+  portNames: (change: C, add: (name: string) => void) => void,
+): TakenChanges<C> {
   let services: Set<string> | null = null;
   let servicePorts: Set<string> | null = null;
+  let changes: Map<string, C> | null = null;
+  const forEach = (fn: (change: C, nn: string) => void): void => { if (changes) changes.forEach(fn); else each(fn); };
   return {
-    get services() { return (services ??= new Set(changes.keys())); },
+    get services() { return (services ??= new Set(keys())); },
     get servicePorts() {
       if (!servicePorts) {
         const set = (servicePorts = new Set<string>());
-        eachServicePort((name) => set.add(name));
+        const add = (name: string) => set.add(name);
+        forEach((c) => portNames(c, add));
       }
       return servicePorts;
     },
-    changes,
+    get changes() {
+      if (!changes) {
+        const m = new Map<string, C>();
+        each((c, nn) => m.set(nn, c));
+        changes = m;
+      }
+      return changes;
+    },
+    forEach,
   };
 }
 
@@ -87,11 +109,14 @@ export class ServiceChangeTracker {
   update(previous: Service | null, current: Service | null): boolean {
     const svc = current ?? previous;
     if (!svc) return false;
-    const nn = `${svc.metadata.namespace}/${svc.metadata.name}`;
+    // An add is pending unless this family does not proxy it (null ports both sides); with nothing
+    // pending at all, such an add needs no name (a full list hands every Service to both families).
+    const proxied = previous !== null || proxiedClusterIP(svc, this.family, this.opts) !== null;
+    if (!proxied && this.items.size === 0) return false;
+    const nn = namespacedName(svc.metadata);
     const pending = this.items.get(nn);
     if (pending === undefined && previous === null) {
-      // An add: pending unless this family does not proxy it (null ports both sides).
-      if (current !== null && proxiedClusterIP(current, this.family, this.opts) !== null) this.items.set(nn, current);
+      if (proxied) this.items.set(nn, svc);
       return this.items.size > 0;
     }
     let change: ServiceChange;
@@ -115,20 +140,19 @@ export class ServiceChangeTracker {
   /** Services with a net pending change, sorted (PendingChanges). */
   pending(): string[] { return sortedKeys(this.items); }
 
-  /** Hands over and clears the pending changes. */
+  /** Hands over and clears the pending changes (an added Service's ports are derived when its change is read). */
   take(): TakenChanges<ServiceChange> {
     const items = this.items;
     this.items = new Map();
-    items.forEach((p, nn) => {
-      if (isAdd(p)) items.set(nn, { previous: null, current: serviceToServicePorts(p, this.family, this.opts) });
-    });
-    const changes = items as Map<string, ServiceChange>;
-    return taken(changes, (add) => {
-      for (const c of changes.values()) {
+    const changeOf = (p: Pending, nn: string): ServiceChange => (isAdd(p) ? { previous: null, current: serviceToServicePorts(p, this.family, this.opts, nn) } : p);
+    return taken(
+      () => items.keys(),
+      (fn) => items.forEach((p, nn) => fn(changeOf(p, nn), nn)),
+      (c, add) => {
         if (c.previous) for (const sp of c.previous.values()) add(sp.name);
         if (c.current) for (const sp of c.current.values()) add(sp.name);
-      }
-    });
+      },
+    );
   }
 }
 
@@ -165,8 +189,11 @@ function slicesDelete<V extends EndpointSlice | null>(m: Slices<V>, name: string
   return m !== null && m.metadata.name === name ? null : m;
 }
 
-function slicesList(m: Slices<EndpointSlice>): EndpointSlice[] {
-  return m instanceof Map ? [...m.values()] : m === null ? [] : [m];
+/** A Service's slices at one moment: one slice as itself (never changed), more as a list. */
+type SliceSnapshot = EndpointSlice | EndpointSlice[] | null;
+
+function snapshot(m: Slices<EndpointSlice>): SliceSnapshot {
+  return m instanceof Map ? [...m.values()] : m;
 }
 
 function sameSlice(a: EndpointSlice | null | undefined, b: EndpointSlice | null | undefined): boolean {
@@ -229,26 +256,40 @@ export class EndpointsChangeTracker {
     return sortedKeys(this.pendingBy);
   }
 
-  /** checkoutChanges: applies pending slices and returns each Service's endpoints before/after. */
+  /**
+   * checkoutChanges: applies pending slices and returns each Service's endpoints before/after,
+   * computed from the slices as they were at this take() when each change is read.
+   */
   take(): TakenChanges<EndpointsChange> {
-    const changes = new Map<string, EndpointsChange>();
-    // In the order the changes came (a full list need not be sorted first).
+    // Per Service in the order the changes came (a full list need not be sorted first): its
+    // slices before and after, a single slice as itself (no list per Service).
+    const names: string[] = [];
+    const before: Array<SliceSnapshot> = [];
+    const after: Array<SliceSnapshot> = [];
     this.pendingBy.forEach((pending, nn) => {
       let slices = this.applied.get(nn) ?? null;
-      const previous = slices === null ? NO_ENDPOINTS : endpointsFromSlices(nn, slicesList(slices), this.nodeName);
+      names.push(nn);
+      before.push(snapshot(slices));
       if (pending instanceof Map) pending.forEach((s, key) => { slices = s === null ? slicesDelete(slices, key) : slicesSet(slices, key, s); });
       else if (pending !== null) slices = slicesSet(slices, pending.metadata.name, pending);
       if (slices === null) this.applied.delete(nn);
       else this.applied.set(nn, slices);
-      const current = slices === null ? NO_ENDPOINTS : endpointsFromSlices(nn, slicesList(slices), this.nodeName);
-      changes.set(nn, { previous, current });
+      after.push(snapshot(slices));
     });
     this.pendingBy.clear();
-    return taken(changes, (add) => {
-      for (const c of changes.values()) {
+    const endpointsOf = (nn: string, s: SliceSnapshot) => (s === null ? NO_ENDPOINTS : endpointsFromSlices(nn, s, this.nodeName));
+    return taken(
+      () => names,
+      (fn) => {
+        for (let i = 0; i < names.length; i++) {
+          const nn = names[i]!;
+          fn({ previous: endpointsOf(nn, before[i]!), current: endpointsOf(nn, after[i]!) }, nn);
+        }
+      },
+      (c, add) => {
         for (const id of c.previous.keys()) add(servicePortNameOfId(id));
         for (const id of c.current.keys()) add(servicePortNameOfId(id));
-      }
-    });
+      },
+    );
   }
 }

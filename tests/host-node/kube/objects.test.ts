@@ -251,3 +251,44 @@ status: {loadBalancer: {ingress: [{ip: 1.2.3.4, ipMode: Proxy}, {hostname: lb.ex
     expect(set.services.map((x) => x.metadata.name)).toEqual(['ok']);
   });
 });
+
+describe('decoded port lists shared within one load', () => {
+  const svcOf = (name: string, ports: object[]) => ({ kind: 'Service', metadata: { name, namespace: 'default' }, spec: { clusterIP: '198.18.0.1', ports } });
+  const sliceOf = (name: string, ports: object[]) => ({
+    kind: 'EndpointSlice', metadata: { name, namespace: 'default', labels: { 'kubernetes.io/service-name': name } },
+    addressType: 'IPv4', ports, endpoints: [{ addresses: ['198.19.0.1'] }],
+  });
+
+  it('equal lists are one frozen value; any difference (or a node port) keeps them apart; values are as decoded', () => {
+    const http = { name: 'http', port: 80, targetPort: 8080 };
+    const set = loadObjects([
+      svcOf('a', [http]), svcOf('b', [{ ...http }]), svcOf('c', [{ ...http, targetPort: '8080' }]),
+      svcOf('d', [{ ...http, nodePort: 30001 }]), svcOf('e', [{ ...http, nodePort: 30001 }]),
+      // A target port text that spells another list's key must not be taken for it.
+      svcOf('f', [{ ...http, targetPort: '1;3:webTCP,81,0,8080' }]), svcOf('g', [{ ...http, targetPort: 1 }, { name: 'web', port: 81, targetPort: 8080 }]),
+      sliceOf('a', [{ name: 'http', port: 8080 }]), sliceOf('b', [{ name: 'http', port: 8080, protocol: 'TCP' }]), sliceOf('c', [{ name: 'http', port: 8081 }]),
+    ]);
+    expect(set.issues).toEqual([]);
+    const [a, b, c, d, e, f, g] = set.services.map((s) => s.spec.ports);
+    expect(b).toBe(a);
+    expect(Object.isFrozen(a) && Object.isFrozen(a![0])).toBe(true);
+    expect(a).toEqual([{ name: 'http', protocol: 'TCP', port: 80, nodePort: 0, targetPort: 8080 }]);
+    expect(c).not.toBe(a);
+    expect(c![0]!.targetPort).toBe('8080');
+    expect(e).not.toBe(d);
+    expect(f).not.toBe(g);
+    expect(f!.map((p) => p.targetPort)).toEqual(['1;3:webTCP,81,0,8080']);
+    expect(g!.map((p) => [p.port, p.targetPort])).toEqual([[80, 1], [81, 8080]]);
+    const [sa, sb, sc] = set.endpointSlices.map((s) => s.ports);
+    expect(sb).toBe(sa);
+    expect(sc).not.toBe(sa);
+    expect(sc).toEqual([{ name: 'http', port: 8081, protocol: 'TCP' }]);
+  });
+
+  it('nothing is shared between loads', () => {
+    const one = loadObjects([sliceOf('a', [{ name: 'http', port: 8080 }])]).endpointSlices[0]!.ports;
+    const two = loadObjects([sliceOf('a', [{ name: 'http', port: 8080 }])]).endpointSlices[0]!.ports;
+    expect(two).toEqual(one);
+    expect(two).not.toBe(one);
+  });
+});

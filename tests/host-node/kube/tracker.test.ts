@@ -4,6 +4,9 @@ import { describe, expect, it } from 'vitest';
 import {
   EndpointsChangeTracker,
   endpointsFromSlices,
+  canonicalIP,
+  hostPortBefore,
+  joinHostPort,
   parseManifests,
   ProxyState,
   ServiceChangeTracker,
@@ -220,6 +223,72 @@ ports: [{port: 9}]`);
   it('IPv6 endpoints are canonical and bracketed', () => {
     const m = endpointsFromSlices('default/web', [slice('w6', '[{addresses: ["FD00:0:0::5"], nodeName: node-a}]', 'IPv6')], 'node-a');
     expect(m.get('default/web:http/TCP')![0]).toMatchObject({ ip: 'fd00::5', endpoint: '[fd00::5]:8080', isLocal: true });
+  });
+});
+
+describe('endpoint order without "ip:port" text', () => {
+  it('hostPortBefore orders exactly as the joined strings do (prefix hosts, IPv6 brackets, ports as text)', () => {
+    const v4 = ['10.0.0.1', '10.0.0.10', '10.0.0.100', '10.0.0.2', '10.0.1.1', '9.9.9.9', '10.0.0.19', '1.2.3.4', '100.0.0.1'];
+    const v6 = ['fd00::1', 'fd00::10', 'fd00::1:0', 'fd00::a', 'fd00::1a', 'fd00::', 'fd00:1::1', 'fd0::1', '::1'];
+    const ports = [1, 8, 80, 443, 8080, 9, 65535, 10];
+    let seed = 7;
+    const pick = <T>(xs: T[]): T => xs[(seed = (seed * 1103515245 + 12345) % 2147483648) % xs.length]!;
+    for (let n = 0; n < 4000; n++) {
+      const hosts = n % 3 === 0 ? v6 : n % 3 === 1 ? v4 : [...v4, ...v6];
+      const a = { ip: pick(hosts), port: pick(ports) };
+      const b = n % 5 === 0 ? { ip: a.ip, port: pick(ports) } : { ip: pick(hosts), port: pick(ports) };
+      expect([a, b, hostPortBefore(a, b)]).toEqual([a, b, joinHostPort(a.ip, a.port) < joinHostPort(b.ip, b.port)]);
+    }
+  });
+
+  it('canonical endpoint addresses: as Go prints them, leading zeros read as decimal, anything else refused', () => {
+    const cases: Array<[string, string | null]> = [
+      ['198.19.0.1', '198.19.0.1'], ['0.0.0.0', '0.0.0.0'], ['255.255.255.255', '255.255.255.255'], ['198.019.0.01', '198.19.0.1'],
+      ['00.1.2.3', '0.1.2.3'], ['1.2.3.256', null], ['1.2.3', null], ['1.2.3.4.', null], ['1..2.3', null], ['1.2.3.0010', null],
+      ['.1.2.3', null], ['1.2.3.4 ', null], ['FD00::5', 'fd00::5'], ['::ffff:198.19.0.1', '198.19.0.1'],
+    ];
+    expect(cases.map(([text]) => [text, canonicalIP(text)])).toEqual(cases);
+  });
+
+  it('endpoints are sorted by their text; a duplicate IP:port is one endpoint', () => {
+    const s = slice('web-a', `[{addresses: [10.0.0.100]}, {addresses: [10.0.0.1]}, {addresses: [10.0.0.10]}, {addresses: [9.0.0.1]},
+      {addresses: [10.0.0.1], conditions: {ready: false, serving: true, terminating: true}}, {addresses: [10.0.0.2]}]`);
+    const eps = endpointsFromSlices('default/web', s, 'node-a').get('default/web:http/TCP')!;
+    expect(eps.map((e) => e.endpoint)).toEqual(['10.0.0.100:8080', '10.0.0.10:8080', '10.0.0.1:8080', '10.0.0.2:8080', '9.0.0.1:8080']);
+    expect(eps[2]!.terminating).toBe(false);
+  });
+});
+
+describe('take() builds changes when read', () => {
+  it('streamed changes equal the whole map; endpoints are those of the slices at take(), whatever came later', () => {
+    const t = new EndpointsChangeTracker(4, 'node-a');
+    t.update(slice('web-a', '[{addresses: [10.0.0.1]}]'), false);
+    t.update(slice('web-b', '[{addresses: [10.0.0.2]}]'), false);
+    const first = t.take();
+    // Later changes to the same Service's slices must not leak into the first take's answer.
+    t.update(slice('web-a', '[{addresses: [10.0.0.3]}]'), false);
+    t.update(slice('web-b', '[]'), true);
+    const second = t.take();
+    const eps = (m: Map<string, { endpoint: string }[]>) => (m.get('default/web:http/TCP') ?? []).map((e) => e.endpoint);
+    const streamed: string[][] = [];
+    first.forEach((c, nn) => { expect(nn).toBe('default/web'); streamed.push(eps(c.previous), eps(c.current)); });
+    expect(streamed).toEqual([[], ['10.0.0.1:8080', '10.0.0.2:8080']]);
+    const c1 = first.changes.get('default/web')!;
+    expect([eps(c1.previous), eps(c1.current)]).toEqual([[], ['10.0.0.1:8080', '10.0.0.2:8080']]);
+    const c2 = second.changes.get('default/web')!;
+    expect([eps(c2.previous), eps(c2.current)]).toEqual([['10.0.0.1:8080', '10.0.0.2:8080'], ['10.0.0.3:8080']]);
+    expect(second.services).toEqual(new Set(['default/web']));
+  });
+
+  it('an added Service streams the same ports the map holds', () => {
+    const t = new ServiceChangeTracker(4);
+    t.update(null, svc('{clusterIP: 10.96.0.5, ports: [{name: a, port: 80}, {name: b, port: 53, protocol: UDP}]}'));
+    const taken = t.take();
+    const streamed: string[] = [];
+    taken.forEach((c) => { for (const sp of c.current!.values()) streamed.push(`${sp.id} ${sp.namespacedName} ${sp.name}`); });
+    expect(streamed).toEqual(['default/web:a/TCP default/web default/web:a', 'default/web:b/UDP default/web default/web:b']);
+    expect([...taken.changes.get('default/web')!.current!.keys()]).toEqual(['default/web:a/TCP', 'default/web:b/UDP']);
+    expect(taken.servicePorts).toEqual(new Set(['default/web:a', 'default/web:b']));
   });
 });
 
