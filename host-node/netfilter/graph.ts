@@ -32,13 +32,17 @@ function hookList(mask: number): string {
   return HOOK_NAMES.filter((h) => mask & HOOK_BIT[h]).join('/');
 }
 
-// Per immutable chain, facts every later commit can reuse.
+// Per immutable chain, facts every later commit can reuse. Only lists of MEMO_RULES rules or more
+// are remembered: a first restore makes tens of thousands of two-rule chains, whose facts cost
+// less to recompute than a weak-map entry costs the garbage collector.
+const MEMO_RULES = 16;
 const jumpMemo = new WeakMap<readonly Rule[], string[]>();
 const allowMemo = new WeakMap<readonly Rule[], number>();
+const NO_RULES: readonly Rule[] = [];
 
 /** The distinct chains a rule list jumps or goes to. */
 function jumpsOf(rules: readonly Rule[]): string[] {
-  let j = jumpMemo.get(rules);
+  let j = rules.length >= MEMO_RULES ? jumpMemo.get(rules) : undefined;
   if (j === undefined) {
     const set = new Set<string>();
     for (const r of rules) {
@@ -46,20 +50,36 @@ function jumpsOf(rules: readonly Rule[]): string[] {
       if (t !== null) set.add(t);
     }
     j = [...set];
-    jumpMemo.set(rules, j);
+    if (rules.length >= MEMO_RULES) jumpMemo.set(rules, j);
   }
   return j;
 }
 
 /** The hooks every rule of a list allows (AND of ruleHooks). */
 function allowedOf(rules: readonly Rule[]): number {
-  let a = allowMemo.get(rules);
+  const memo = rules.length >= MEMO_RULES;
+  let a = memo ? allowMemo.get(rules) : undefined;
   if (a === undefined) {
     a = 0x1f;
-    for (const r of rules) a &= ruleHooks(r);
-    allowMemo.set(rules, a);
+    for (let k = 0; k < rules.length; k++) a &= ruleHooks(rules[k]!);
+    if (memo) allowMemo.set(rules, a);
   }
   return a;
+}
+
+/** The new jumps of a block as parallel lists (a first restore has a hundred thousand). */
+class Edges {
+  readonly from: string[] = [];
+  readonly to: string[] = [];
+  readonly line: number[] = [];
+  get n(): number {
+    return this.from.length;
+  }
+  push(from: string, to: string, line: number): void {
+    this.from.push(from);
+    this.to.push(to);
+    this.line.push(line);
+  }
 }
 
 export interface Committed {
@@ -76,25 +96,40 @@ export function commit(td: TableDraft, commitLine: number): Committed {
   const lineOf = (d: ChainView, k: number): number => (d instanceof ChainDraft && d.lines ? d.lines[k] || commitLine : commitLine);
 
   // 1. New jumps: each must name an existing user chain.
-  const edges: { from: string; to: string; line: number }[] = [];
-  const middles = new Map<ChainDraft, [number, number]>();
+  const edges = new Edges();
+  const middles: ChainDraft[] = [];
+  const middleFrom: number[] = [];
+  const middleTo: number[] = [];
+  let lastTo = '';
+  let lastTarget: ChainView | undefined;
   for (const [name, d] of td.changes) {
     if (d === null) continue;
-    const before = d.origin?.rules ?? [];
-    const [p, s] = commonEnds(before, d.rules);
-    middles.set(d, [p, d.rules.length - s]);
-    for (let k = p; k < d.rules.length - s; k++) {
-      const r = d.rules[k];
-      const to = jumpOf(r);
-      if (to === null) continue;
-      const line = lineOf(d, k);
-      const target = final(to);
-      if (!target) {
-        const goto = r.target?.kind === 'jump' && r.target.goto;
-        throw new CommitError(line, to, goto ? `goto '${to}' is not a chain` : `Couldn't load target \`${to}':No such file or directory`);
+    const rules = d.rules;
+    const before = d.origin?.rules ?? NO_RULES;
+    let p = 0, s = 0;
+    if (before.length !== 0) [p, s] = commonEnds(before, rules);
+    const end = rules.length - s;
+    middles.push(d);
+    middleFrom.push(p);
+    middleTo.push(end);
+    const lines = d.lines;
+    for (let k = p; k < end; k++) {
+      const r = rules[k]!;
+      const t = r.target;
+      if (t === null || t.kind !== 'jump') continue;
+      const to = t.chain;
+      const line = lines !== null ? lines[k] || commitLine : commitLine;
+      // Runs of jumps to one chain (every KUBE-SEP chain names KUBE-MARK-MASQ) look it up once.
+      let target: ChainView | undefined;
+      if (to === lastTo && lastTarget !== undefined) target = lastTarget;
+      else {
+        target = final(to);
+        if (!target) throw new CommitError(line, to, t.goto ? `goto '${to}' is not a chain` : `Couldn't load target \`${to}':No such file or directory`);
+        if (target.builtin) throw new CommitError(line, to, `Target problem: cannot jump to built-in chain \`${to}'`);
+        lastTo = to;
+        lastTarget = target;
       }
-      if (target.builtin) throw new CommitError(line, to, `Target problem: cannot jump to built-in chain \`${to}'`);
-      edges.push({ from: name, to, line });
+      edges.push(name, to, line);
     }
   }
 
@@ -110,18 +145,27 @@ export function commit(td: TableDraft, commitLine: number): Committed {
     }
   }
 
-  // 3. No loops: a new loop has to pass through a new jump u→v, i.e. v reaches u.
+  // 3. No loops: a new loop has to pass through a new jump u→v, i.e. v reaches u. One colouring
+  // walk from the new jumps' targets tells whether any exists; only then the search per jump
+  // finds the one to report.
   const adjacency = (name: string): readonly string[] => {
     const c = final(name);
     return c ? jumpsOf(c.rules) : [];
   };
-  // Latest lines first: a loop is reported at the jump that closed it.
-  edges.sort((a, b) => b.line - a.line);
-  findLoops(edges, adjacency, td, lineOf);
+  if (edges.n !== 0 && reachesLoop(td, edges)) {
+    const list = edges.from.map((from, i) => ({ from, to: edges.to[i]!, line: edges.line[i]! }));
+    // Latest lines first: a loop is reported at the jump that closed it.
+    list.sort((a, b) => b.line - a.line);
+    findLoops(list, adjacency, td, lineOf);
+  }
 
   // 4. Hooks: grow the per-chain upper bound along new jumps, then check restricted rules.
   const hooks = new Map<string, number>();
-  const hookOf = (n: string) => hooks.get(n) ?? td.graphBase.hookMap.get(n) ?? 0;
+  const baseHooks = td.graphBase.hookMap;
+  const hookOf = (n: string): number => {
+    const h = hooks.get(n);
+    return h !== undefined ? h : baseHooks.get(n) ?? 0;
+  };
   const work: string[] = [];
   const grow = (to: string, bits: number) => {
     const cur = hookOf(to);
@@ -129,23 +173,42 @@ export function commit(td: TableDraft, commitLine: number): Committed {
     hooks.set(to, cur | bits);
     work.push(to);
   };
-  for (const e of edges) grow(e.to, hookOf(e.from));
+  // A bound read early may grow later; the walk below carries every growth on, so the fixpoint
+  // is the same whatever order the jumps are taken in.
+  let lastFrom = '', lastBits = 0;
+  for (let i = 0; i < edges.n; i++) {
+    const from = edges.from[i]!;
+    if (from !== lastFrom) {
+      lastFrom = from;
+      lastBits = hookOf(from);
+    }
+    grow(edges.to[i]!, lastBits);
+  }
   while (work.length) {
     const v = work.pop()!;
-    for (const t of adjacency(v)) grow(t, hookOf(v));
+    const bits = hookOf(v);
+    const rules = final(v)?.rules ?? NO_RULES;
+    for (let k = 0; k < rules.length; k++) {
+      const t = rules[k]!.target;
+      if (t !== null && t.kind === 'jump') grow(t.chain, bits);
+    }
   }
   // A chain whose bound grew must allow it with every rule; an edited chain whose bound did not
   // grow only has its new rules to check (the others were valid under the same bound before).
   let suspect = false;
-  for (const name of hooks.keys()) {
+  for (const [name, bits] of hooks) {
     const c = final(name);
-    if (c && (hookOf(name) & ~allowedOf(c.rules)) !== 0) suspect = true;
+    if (c && (bits & ~allowedOf(c.rules)) !== 0) {
+      suspect = true;
+      break;
+    }
   }
-  for (const [d, [from, to]] of middles) {
-    if (suspect) break;
+  for (let i = 0; i < middles.length && !suspect; i++) {
+    const d = middles[i]!;
     if (hooks.has(d.name)) continue;
     const m = hookOf(d.name);
-    for (let k = from; k < to && !suspect; k++) suspect = (m & ~ruleHooks(d.rules[k])) !== 0;
+    const rules = d.rules;
+    for (let k = middleFrom[i]!, to = middleTo[i]!; k < to && !suspect; k++) suspect = (m & ~ruleHooks(rules[k]!)) !== 0;
   }
   let exact: Map<string, number> | null = null;
   if (suspect) {
@@ -155,6 +218,56 @@ export function commit(td: TableDraft, commitLine: number): Committed {
 
   // 5. Freeze.
   return freeze(td, exact ?? hooks, exact !== null);
+}
+
+/**
+ * Whether the jump graph as the block leaves it has a loop through a new jump: one depth-first
+ * colouring walk from the new jumps' targets, each chain visited once. The table before the block
+ * had no loop, so any loop found here passes through a new jump.
+ */
+function reachesLoop(td: TableDraft, edges: Edges): boolean {
+  const state = new Map<string, 1 | 2>(); // 1 on the walk's path, 2 done
+  const names: string[] = [];
+  const lists: (readonly Rule[])[] = [];
+  const at: number[] = [];
+  for (let i = 0; i < edges.n; i++) {
+    const root = edges.to[i]!;
+    if (root === edges.from[i]) return true;
+    if (state.has(root)) continue;
+    state.set(root, 1);
+    names.push(root);
+    lists.push(td.get(root)?.rules ?? NO_RULES);
+    at.push(0);
+    while (names.length !== 0) {
+      const top = names.length - 1;
+      const rules = lists[top]!;
+      let k = at[top]!;
+      let next: string | null = null;
+      while (k < rules.length) {
+        const t = rules[k++]!.target;
+        if (t === null || t.kind !== 'jump') continue;
+        const s = state.get(t.chain);
+        if (s === 1) return true;
+        if (s === undefined) {
+          next = t.chain;
+          break;
+        }
+      }
+      if (next !== null) {
+        at[top] = k;
+        state.set(next, 1);
+        names.push(next);
+        lists.push(td.get(next)?.rules ?? NO_RULES);
+        at.push(0);
+        continue;
+      }
+      state.set(names[top]!, 2);
+      names.pop();
+      lists.pop();
+      at.pop();
+    }
+  }
+  return false;
 }
 
 function findReference(td: TableDraft, name: string, lineOf: (d: ChainView, k: number) => number): number | null {
@@ -379,7 +492,8 @@ function freeze(td: TableDraft, hookChanges: Map<string, number>, exact: boolean
   if (exact) {
     hookMap = LayeredMap.of([...chainMap.entries()].map(([n]) => [n, hookChanges.get(n) ?? 0] as const));
   } else {
-    const hc = new Map<string, number | null>(hookChanges);
+    // The commit's own map, no longer read: extended in place rather than copied.
+    const hc = hookChanges as Map<string, number | null>;
     for (const [name, d] of td.changes) if (d === null && !hc.has(name)) hc.set(name, null);
     if (td.replaced) for (const c of td.graphBase.chains()) if (!chainMap.has(c.name)) hc.set(c.name, null);
     hookMap = td.graphBase.hookMap.with(hc);
