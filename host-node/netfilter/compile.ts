@@ -71,6 +71,8 @@ export class CompileError extends Error {
   }
 }
 
+const NO_RECENTS: readonly string[] = [];
+
 /** dst[at, at + n) = src[0, n): a loop for the many tiny chains, set() for large ones. */
 function copyWords(dst: Uint32Array, at: number, src: Uint32Array, n: number): void {
   if (n < 64) for (let k = 0; k < n; k++) dst[at + k] = src[k]!;
@@ -214,8 +216,12 @@ export class IptCompiler {
   }
 
   private userId(live: Map<string, number>, pend: Map<string, number>, name: string): number {
-    const id = live.get(name) ?? pend.get(name) ?? (this.free.length > 0 ? this.free.pop()! : this.nextId++);
-    if (!live.has(name)) pend.set(name, id);
+    let id = live.get(name);
+    if (id !== undefined) return id;
+    id = pend.get(name);
+    if (id !== undefined) return id;
+    id = this.free.length > 0 ? this.free.pop()! : this.nextId++;
+    pend.set(name, id);
     return id;
   }
 
@@ -246,10 +252,13 @@ export class IptCompiler {
       // Table and chain names, in order, each once (`touched` strings are `table/chain`).
       const wantTables: TableName[] = [];
       const wantChains: string[] = [];
-      const seen = new Set<string>();
+      // A Set of names (parseRestore's `touched`) has each once already.
+      const seen = touched instanceof Set ? null : new Set<string>();
       const add = (t: TableName, n: string, key: string) => {
-        if (seen.has(key)) return;
-        seen.add(key);
+        if (seen !== null) {
+          if (seen.has(key)) return;
+          seen.add(key);
+        }
         wantTables.push(t);
         wantChains.push(n);
       };
@@ -312,9 +321,15 @@ export class IptCompiler {
       for (const n of names ?? []) this.recentRefs.set(n, (this.recentRefs.get(n) ?? 0) + d);
     };
     for (const s of stage) {
-      adjust(s.recents, 1);
-      adjust(this.chainRecents.get(s.id), -1);
-      this.chainRecents.set(s.id, s.recents);
+      // Only chains whose rules name recent lists are kept here (kube-proxy: session affinity).
+      if (this.chainRecents.size !== 0) {
+        adjust(this.chainRecents.get(s.id), -1);
+        this.chainRecents.delete(s.id);
+      }
+      if (s.recents.length !== 0) {
+        adjust(s.recents, 1);
+        this.chainRecents.set(s.id, s.recents);
+      }
       this.infos.set(s.id, s.info);
     }
     for (const d of deletes) {
@@ -345,7 +360,7 @@ export class IptCompiler {
 
   // ---- one chain -------------------------------------------------------------------------------
   private compileChain(id: number, family: Family, table: TableName, chain: Chain, dispatch: boolean,
-    live: Map<string, number>, pend: Map<string, number>): { blob: Uint8Array; recents: string[] } {
+    live: Map<string, number>, pend: Map<string, number>): { blob: Uint8Array; recents: readonly string[] } {
     const ops = this.words;
     ops.n = 0;
     const rules = chain.rules;
@@ -368,8 +383,17 @@ export class IptCompiler {
     const remember = n >= MEMO_MIN_RULES;
     try {
       for (; i < end; i++) {
+        const at = ops.n;
+        if (!remember) {
+          // Straight into the chain's words: no per-rule record, pool or view.
+          const target = this.encodeInto(ops, rules[i]!, family, table, recents, live, pend);
+          recs[i * 3] = at;
+          recs[i * 3 + 1] = at + target;
+          recs[i * 3 + 2] = ops.n;
+          continue;
+        }
         const e = this.encode(rules[i]!, family, table, recents, remember);
-        const at = ops.n, len = e.len;
+        const len = e.len;
         ops.room(len);
         const buf = ops.buf, pool = e.pool, off = e.off;
         for (let k = 0; k < len; k++) buf[at + k] = pool[off + k]!;
@@ -412,7 +436,24 @@ export class IptCompiler {
     dv.setUint32(at + 16, ops.n, true);
     copyWords(a32, (at + HDR_BYTES) >> 2, recs, n * 3);
     copyWords(a32, (at + HDR_BYTES + n * RULE_BYTES) >> 2, ops.buf, ops.n);
-    return { blob, recents };
+    return { blob, recents: recents.length !== 0 ? recents : NO_RECENTS };
+  }
+
+  /** Appends `rule`'s ops to `w` (jump ids resolved); returns where its target op starts, relative
+   *  to where the rule starts. */
+  private encodeInto(w: Words32, rule: Rule, family: Family, table: TableName, recents: string[],
+    live: Map<string, number>, pend: Map<string, number>): number {
+    const start = w.n;
+    this.rule(w, family, rule, recents);
+    const target = w.n - start;
+    const t = rule.target;
+    if (t && t.kind === 'jump') {
+      if (BUILTIN_CHAINS[table].includes(t.chain as Hook)) throw new Error(`cannot jump to built-in chain ${t.chain}`);
+      w.op(t.goto ? T.GOTO : T.JUMP, 0, 1, this.userId(live, pend, t.chain));
+    } else if (t) {
+      this.target(w, t);
+    }
+    return target;
   }
 
   /** A rule's ops; cached unless they name a recent list (whose id may change between restores). */
@@ -442,7 +483,8 @@ export class IptCompiler {
       this.poolUsed = 0;
     }
     const off = this.poolUsed;
-    this.pool.set(w.buf.subarray(0, w.n), off);
+    const pool = this.pool, src = w.buf;
+    for (let k = 0; k < w.n; k++) pool[off + k] = src[k]!;
     this.poolUsed += w.n;
     const e: Encoded = { pool: this.pool, off, len: w.n, target, jumpAt, jump };
     if (remember && !this.sawRecent) this.encoded.set(rule, e);

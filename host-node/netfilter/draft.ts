@@ -8,7 +8,7 @@ import { detach } from './lexer.js';
 import type { Counters, Policy, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
 import {
-  BUILTIN_CHAINS, LayeredMap, Table, builtinHook, type Chain, type ChainSource, HOOK_BIT,
+  BUILTIN_CHAINS, LayeredMap, SOURCE_MIN_RULES, Table, builtinHook, type Chain, type ChainSource, HOOK_BIT,
 } from './ruleset.js';
 
 export function jumpOf(rule: Rule): string | null {
@@ -222,8 +222,11 @@ export class ChainDraft {
 
 export type ChainView = Chain | ChainDraft;
 
-/** A growable list of text places, (from, to) offsets interleaved; `n` words used. */
+/** A growable list of text places, (from, to) offsets interleaved; `n` words used. A plain array
+ *  holds them until the chain is large enough to keep its places (SOURCE_MIN_RULES): the tens of
+ *  thousands of small chains a first restore makes then cost no typed array each. */
 export class Places {
+  private list: number[] | null = null;
   constructor(
     public buf: Uint32Array | null = null,
     public n = 0,
@@ -231,14 +234,32 @@ export class Places {
 
   push(from: number, to: number): void {
     let b = this.buf;
-    if (b === null || this.n + 2 > b.length) {
-      const grown = new Uint32Array(b === null ? 8 : b.length * 2);
-      if (b !== null) grown.set(b);
+    if (b === null) {
+      let l = this.list;
+      if (l === null) this.list = l = [];
+      l.push(from, to);
+      this.n += 2;
+      if (this.n < 2 * SOURCE_MIN_RULES) return;
+      this.buf = b = new Uint32Array(2 * this.n);
+      for (let k = 0; k < this.n; k++) b[k] = l[k]!;
+      this.list = null;
+      return;
+    }
+    if (this.n + 2 > b.length) {
+      const grown = new Uint32Array(b.length * 2);
+      grown.set(b);
       this.buf = b = grown;
     }
     b[this.n] = from;
     b[this.n + 1] = to;
     this.n += 2;
+  }
+
+  /** The `n` words as a typed array. */
+  words(): Uint32Array {
+    if (this.buf === null) this.buf = Uint32Array.from(this.list ?? []);
+    this.list = null;
+    return this.buf.subarray(0, this.n);
   }
 }
 

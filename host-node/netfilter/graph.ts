@@ -419,7 +419,7 @@ function freezeChain(d: ChainDraft): Chain {
   const parts = d.parts;
   const n = d.rules.length;
   if (parts !== null && parts.n === 2 * n) {
-    if (n >= SOURCE_MIN_RULES) source = { text: d.partText, at: parts.buf!.subarray(0, 2 * n), zero: d.partsZero };
+    if (n >= SOURCE_MIN_RULES) source = { text: d.partText, at: parts.words(), zero: d.partsZero };
   } else if (!d.owned) {
     source = d.source;
   }

@@ -190,21 +190,24 @@ class Restorer {
   private declareChain(rest: string): void {
     const td = this.td!;
     this.lastDraft = null;
-    const [name, policy, ctrs] = splitFields(rest);
+    const [name, policy, ctrs] = declFields(rest);
     if (name === undefined) throw new RuleError(':', `line ${this.lineNo} chain name invalid`);
     if (name.length > MAX_NAME) throw new RuleError(name, `Invalid chain name \`${name}' (${MAX_NAME} chars max)`);
     const builtin = builtinHook(td.name, name) !== null;
+    let d: ChainDraft | undefined;
     if (!builtin) {
-      if (this.opts.noflush && td.exists(name)) {
-        td.flush(td.edit(name)!);
+      const have = td.exists(name);
+      if (this.opts.noflush && have) {
+        d = td.edit(name)!;
+        td.flush(d);
       } else {
-        if (td.exists(name) || VERDICTS.has(name)) throw new RuleError(name, `error creating chain '${name}':File exists`);
+        if (have || VERDICTS.has(name)) throw new RuleError(name, `error creating chain '${name}':File exists`);
         assertValidChainName(name);
-        td.create(name);
+        d = td.create(name);
       }
     }
     if (policy === undefined) throw new RuleError(name, `line ${this.lineNo} policy invalid`);
-    const d = td.edit(name)!;
+    d ??= td.edit(name)!;
     if (policy === '-') {
       if (d.declared === null) d.declared = '-';
       return;
@@ -569,6 +572,24 @@ class Restorer {
     }
     td.delete(oldName, this.lineNo);
   }
+}
+
+/**
+ * The first three fields of a `:CHAIN POLICY [p:b]` line, as splitFields() reads them; the common
+ * `:NAME - [0:0]` (single spaces, nothing after) without the word array.
+ */
+function declFields(rest: string): (string | undefined)[] {
+  const a = rest.indexOf(' ');
+  if (a > 0 && rest.charCodeAt(a + 1) === 45 && rest.charCodeAt(a + 2) === 32 && rest.indexOf(' ', a + 3) < 0) {
+    const name = rest.slice(0, a);
+    const ctrs = rest.slice(a + 3);
+    if (!hasSeparator(name) && ctrs !== '' && !hasSeparator(ctrs)) return [name, '-', ctrs];
+  }
+  return splitFields(rest);
+}
+
+function hasSeparator(s: string): boolean {
+  return s.indexOf('\t') >= 0 || s.indexOf('\n') >= 0;
 }
 
 /** `text` has a line feed, or its end, at `at` (a CR there would make the next line empty). */
