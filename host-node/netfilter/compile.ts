@@ -299,9 +299,10 @@ export class IptCompiler {
           }
           continue;
         }
-        const id = chain.builtin ? builtinChainId(family, tname, chain.hook!) : this.userId(live, pend, name);
+        // The chain's own name, not `name` (a slice of the `touched` string, which it would keep).
+        const id = chain.builtin ? builtinChainId(family, tname, chain.hook!) : this.userId(live, pend, chain.name);
         const built = this.compileChain(id, family, tname, chain, dispatch, live, pend);
-        stage.push({ id, info: { family, table: tname, name, rules: chain.rules }, blob: built.blob, recents: built.recents });
+        stage.push({ id, info: { family, table: tname, name: chain.name, rules: chain.rules }, blob: built.blob, recents: built.recents });
         if (chain.builtin) policies.push({ id, policy: chain.policy === 'DROP' ? 1 : 0 });
       }
     } catch (e) {
