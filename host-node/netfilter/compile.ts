@@ -180,8 +180,10 @@ export class IptCompiler {
   private arena32 = new Uint32Array(this.arena.buffer);
   private arenaUsed = 0;
   private sawRecent = false;
-  // Ids handed out by a compile not yet accepted.
-  private pending: { ids: Ids; recents: Map<string, number> } | null = null;
+  // Ids handed out by a compile not yet accepted: chain ids go into the live maps at once (one
+  // lookup per new chain instead of three) and are listed here — map, name — so reject() can take
+  // them out again.
+  private pending: { added: (Map<string, number> | string)[]; recents: Map<string, number> } | null = null;
 
   /** The chain an id stands for (live after the last accepted restore). */
   chainInfo(id: number): ChainInfo | undefined { return this.infos.get(id); }
@@ -190,7 +192,7 @@ export class IptCompiler {
   chainId(family: Family, table: TableName, name: string): number | undefined {
     if (BUILTIN_CHAINS[table].includes(name as Hook)) return builtinChainId(family, table, name as Hook);
     const scope = `${family}/${table}`;
-    return this.ids.get(scope)?.get(name) ?? this.pending?.ids.get(scope)?.get(name);
+    return this.ids.get(scope)?.get(name);
   }
 
   /** The id of recent list `name`, if some rule names it. */
@@ -215,13 +217,12 @@ export class IptCompiler {
     return m;
   }
 
-  private userId(live: Map<string, number>, pend: Map<string, number>, name: string): number {
+  private userId(live: Map<string, number>, name: string): number {
     let id = live.get(name);
     if (id !== undefined) return id;
-    id = pend.get(name);
-    if (id !== undefined) return id;
     id = this.free.length > 0 ? this.free.pop()! : this.nextId++;
-    pend.set(name, id);
+    live.set(name, id);
+    this.pending!.added.push(live, name);
     return id;
   }
 
@@ -241,7 +242,7 @@ export class IptCompiler {
    */
   compile(rs: Ruleset, touched: Iterable<string> | null, opts: CompileOptions = {}): CompiledRestore {
     if (this.pending) throw new Error('a compiled restore is still waiting for accept() or reject()');
-    this.pending = { ids: new Map(), recents: new Map() };
+    this.pending = { added: [], recents: new Map() };
     this.arenaUsed = 0;
     const family = rs.family;
     const stage: StagedChain[] = [];
@@ -276,7 +277,7 @@ export class IptCompiler {
           add(s.slice(0, slash) as TableName, s.slice(slash + 1), s);
         }
       }
-      const scopes = new Map<TableName, { scope: string; live: Map<string, number>; pend: Map<string, number> }>();
+      const scopes = new Map<TableName, { scope: string; live: Map<string, number> }>();
       for (let w = 0; w < wantTables.length; w++) {
         const tname = wantTables[w]!, name = wantChains[w]!;
         if (tname === 'security') {
@@ -287,10 +288,10 @@ export class IptCompiler {
         let sc = scopes.get(tname);
         if (sc === undefined) {
           const scope = `${family}/${tname}`;
-          sc = { scope, live: this.scopeOf(this.ids, scope), pend: this.scopeOf(this.pending.ids, scope) };
+          sc = { scope, live: this.scopeOf(this.ids, scope) };
           scopes.set(tname, sc);
         }
-        const { scope, live, pend } = sc;
+        const { scope, live } = sc;
         if (!chain) {
           const id = live.get(name);
           if (id !== undefined) {
@@ -300,8 +301,8 @@ export class IptCompiler {
           continue;
         }
         // The chain's own name, not `name` (a slice of the `touched` string, which it would keep).
-        const id = chain.builtin ? builtinChainId(family, tname, chain.hook!) : this.userId(live, pend, chain.name);
-        const built = this.compileChain(id, family, tname, chain, dispatch, live, pend);
+        const id = chain.builtin ? builtinChainId(family, tname, chain.hook!) : this.userId(live, chain.name);
+        const built = this.compileChain(id, family, tname, chain, dispatch, live);
         stage.push({ id, info: { family, table: tname, name: chain.name, rules: chain.rules }, blob: built.blob, recents: built.recents });
         if (chain.builtin) policies.push({ id, policy: chain.policy === 'DROP' ? 1 : 0 });
       }
@@ -316,7 +317,6 @@ export class IptCompiler {
     const p = this.pending;
     if (!p) return;
     this.memo.accept();
-    for (const [scope, m] of p.ids) for (const [n, id] of m) this.scopeOf(this.ids, scope).set(n, id);
     for (const [n, id] of p.recents) this.recentIds.set(n, id);
     const adjust = (names: readonly string[] | undefined, d: number) => {
       for (const n of names ?? []) this.recentRefs.set(n, (this.recentRefs.get(n) ?? 0) + d);
@@ -354,14 +354,19 @@ export class IptCompiler {
     const p = this.pending;
     this.memo.reject();
     if (!p) return;
-    for (const m of p.ids.values()) for (const id of m.values()) this.free.push(id);
+    const added = p.added;
+    for (let k = added.length - 2; k >= 0; k -= 2) {
+      const m = added[k] as Map<string, number>, name = added[k + 1] as string;
+      this.free.push(m.get(name)!);
+      m.delete(name);
+    }
     for (const id of p.recents.values()) this.recentFree.push(id);
     this.pending = null;
   }
 
   // ---- one chain -------------------------------------------------------------------------------
   private compileChain(id: number, family: Family, table: TableName, chain: Chain, dispatch: boolean,
-    live: Map<string, number>, pend: Map<string, number>): { blob: Uint8Array; recents: readonly string[] } {
+    live: Map<string, number>): { blob: Uint8Array; recents: readonly string[] } {
     const ops = this.words;
     ops.n = 0;
     const rules = chain.rules;
@@ -387,7 +392,7 @@ export class IptCompiler {
         const at = ops.n;
         if (!remember) {
           // Straight into the chain's words: no per-rule record, pool or view.
-          const target = this.encodeInto(ops, rules[i]!, family, table, recents, live, pend);
+          const target = this.encodeInto(ops, rules[i]!, family, table, recents, live);
           recs[i * 3] = at;
           recs[i * 3 + 1] = at + target;
           recs[i * 3 + 2] = ops.n;
@@ -398,7 +403,7 @@ export class IptCompiler {
         ops.room(len);
         const buf = ops.buf, pool = e.pool, off = e.off;
         for (let k = 0; k < len; k++) buf[at + k] = pool[off + k]!;
-        if (e.jumpAt >= 0) buf[at + e.jumpAt] = this.userId(live, pend, e.jump!);
+        if (e.jumpAt >= 0) buf[at + e.jumpAt] = this.userId(live, e.jump!);
         ops.n = at + len;
         recs[i * 3] = at;
         recs[i * 3 + 1] = at + e.target;
@@ -443,14 +448,14 @@ export class IptCompiler {
   /** Appends `rule`'s ops to `w` (jump ids resolved); returns where its target op starts, relative
    *  to where the rule starts. */
   private encodeInto(w: Words32, rule: Rule, family: Family, table: TableName, recents: string[],
-    live: Map<string, number>, pend: Map<string, number>): number {
+    live: Map<string, number>): number {
     const start = w.n;
     this.rule(w, family, rule, recents);
     const target = w.n - start;
     const t = rule.target;
     if (t && t.kind === 'jump') {
       if (BUILTIN_CHAINS[table].includes(t.chain as Hook)) throw new Error(`cannot jump to built-in chain ${t.chain}`);
-      w.op(t.goto ? T.GOTO : T.JUMP, 0, 1, this.userId(live, pend, t.chain));
+      w.op(t.goto ? T.GOTO : T.JUMP, 0, 1, this.userId(live, t.chain));
     } else if (t) {
       this.target(w, t);
     }

@@ -301,6 +301,8 @@ export class TableDraft {
   private refDelta: Map<string, number> | null = null;
   /** Chains deleted in this block, with the line of the -X. */
   readonly deletedAt = new Map<string, number>();
+  /** New chains keep their names as given (views into the restore text) instead of copies. */
+  views = false;
 
   constructor(
     readonly name: TableName,
@@ -361,8 +363,9 @@ export class TableDraft {
   /** A new empty user chain (the name must not exist now; it may have existed at the start of
    *  the block and been deleted since, then the new chain replaces that one). */
   create(text: string): ChainDraft {
-    // The name outlives the restore text it was cut from: copy it, or the chain keeps the text.
-    const name = detach(text);
+    // The name outlives the restore text it was cut from: copy it, or the chain keeps the text
+    // (unless the restore decided its text may stay: restore.ts `views`).
+    const name = this.views ? text : detach(text);
     const draft = new ChainDraft(name, false, this.graphBase.chain(name), null, ZERO_COUNTERS, '-', 0, []);
     draft.lines = [];
     draft.parts = new Places();

@@ -67,18 +67,26 @@ function allowedOf(rules: readonly Rule[]): number {
   return a;
 }
 
-/** The new jumps of a block as parallel lists (a first restore has a hundred thousand). */
-class Edges {
-  readonly from: string[] = [];
-  readonly to: string[] = [];
-  readonly line: number[] = [];
-  get n(): number {
-    return this.from.length;
-  }
-  push(from: string, to: string, line: number): void {
-    this.from.push(from);
-    this.to.push(to);
-    this.line.push(line);
+/**
+ * The rules of a block that may hold new jumps: per edited chain, the rules between its common
+ * ends with the chain it replaces. The new jumps are read from these rules where needed rather
+ * than listed (a first restore has a hundred thousand).
+ */
+class Middles {
+  readonly drafts: ChainDraft[] = [];
+  readonly from: number[] = [];
+  readonly to: number[] = [];
+
+  /** Calls `each` for every new jump `from → to` (rule k of draft d). */
+  forEachJump(each: (from: string, to: string, d: ChainDraft, k: number) => void): void {
+    for (let i = 0; i < this.drafts.length; i++) {
+      const d = this.drafts[i]!;
+      const rules = d.rules;
+      for (let k = this.from[i]!, end = this.to[i]!; k < end; k++) {
+        const t = rules[k]!.target;
+        if (t !== null && t.kind === 'jump') each(d.name, t.chain, d, k);
+      }
+    }
   }
 }
 
@@ -96,10 +104,8 @@ export function commit(td: TableDraft, commitLine: number): Committed {
   const lineOf = (d: ChainView, k: number): number => (d instanceof ChainDraft && d.lines ? d.lines[k] || commitLine : commitLine);
 
   // 1. New jumps: each must name an existing user chain.
-  const edges = new Edges();
-  const middles: ChainDraft[] = [];
-  const middleFrom: number[] = [];
-  const middleTo: number[] = [];
+  const middles = new Middles();
+  let jumps = 0;
   let lastTo = '';
   let lastTarget: ChainView | undefined;
   for (const [name, d] of td.changes) {
@@ -109,9 +115,9 @@ export function commit(td: TableDraft, commitLine: number): Committed {
     let p = 0, s = 0;
     if (before.length !== 0) [p, s] = commonEnds(before, rules);
     const end = rules.length - s;
-    middles.push(d);
-    middleFrom.push(p);
-    middleTo.push(end);
+    middles.drafts.push(d);
+    middles.from.push(p);
+    middles.to.push(end);
     const lines = d.lines;
     for (let k = p; k < end; k++) {
       const r = rules[k]!;
@@ -129,7 +135,7 @@ export function commit(td: TableDraft, commitLine: number): Committed {
         lastTo = to;
         lastTarget = target;
       }
-      edges.push(name, to, line);
+      jumps++;
     }
   }
 
@@ -152,8 +158,9 @@ export function commit(td: TableDraft, commitLine: number): Committed {
     const c = final(name);
     return c ? jumpsOf(c.rules) : [];
   };
-  if (edges.n !== 0 && reachesLoop(td, edges)) {
-    const list = edges.from.map((from, i) => ({ from, to: edges.to[i]!, line: edges.line[i]! }));
+  if (jumps !== 0 && reachesLoop(td, middles)) {
+    const list: { from: string; to: string; line: number }[] = [];
+    middles.forEachJump((from, to, d, k) => list.push({ from, to, line: lineOf(d, k) }));
     // Latest lines first: a loop is reported at the jump that closed it.
     list.sort((a, b) => b.line - a.line);
     findLoops(list, adjacency, td, lineOf);
@@ -176,14 +183,13 @@ export function commit(td: TableDraft, commitLine: number): Committed {
   // A bound read early may grow later; the walk below carries every growth on, so the fixpoint
   // is the same whatever order the jumps are taken in.
   let lastFrom = '', lastBits = 0;
-  for (let i = 0; i < edges.n; i++) {
-    const from = edges.from[i]!;
+  middles.forEachJump((from, to) => {
     if (from !== lastFrom) {
       lastFrom = from;
       lastBits = hookOf(from);
     }
-    grow(edges.to[i]!, lastBits);
-  }
+    grow(to, lastBits);
+  });
   while (work.length) {
     const v = work.pop()!;
     const bits = hookOf(v);
@@ -203,12 +209,12 @@ export function commit(td: TableDraft, commitLine: number): Committed {
       break;
     }
   }
-  for (let i = 0; i < middles.length && !suspect; i++) {
-    const d = middles[i]!;
+  for (let i = 0; i < middles.drafts.length && !suspect; i++) {
+    const d = middles.drafts[i]!;
     if (hooks.has(d.name)) continue;
     const m = hookOf(d.name);
     const rules = d.rules;
-    for (let k = middleFrom[i]!, to = middleTo[i]!; k < to && !suspect; k++) suspect = (m & ~ruleHooks(rules[k]!)) !== 0;
+    for (let k = middles.from[i]!, to = middles.to[i]!; k < to && !suspect; k++) suspect = (m & ~ruleHooks(rules[k]!)) !== 0;
   }
   let exact: Map<string, number> | null = null;
   if (suspect) {
@@ -225,15 +231,19 @@ export function commit(td: TableDraft, commitLine: number): Committed {
  * colouring walk from the new jumps' targets, each chain visited once. The table before the block
  * had no loop, so any loop found here passes through a new jump.
  */
-function reachesLoop(td: TableDraft, edges: Edges): boolean {
+function reachesLoop(td: TableDraft, middles: Middles): boolean {
   const state = new Map<string, 1 | 2>(); // 1 on the walk's path, 2 done
   const names: string[] = [];
   const lists: (readonly Rule[])[] = [];
   const at: number[] = [];
-  for (let i = 0; i < edges.n; i++) {
-    const root = edges.to[i]!;
-    if (root === edges.from[i]) return true;
-    if (state.has(root)) continue;
+  let found = false;
+  middles.forEachJump((from, root) => {
+    if (found) return;
+    if (root === from) {
+      found = true;
+      return;
+    }
+    if (state.has(root)) return;
     state.set(root, 1);
     names.push(root);
     lists.push(td.get(root)?.rules ?? NO_RULES);
@@ -247,7 +257,10 @@ function reachesLoop(td: TableDraft, edges: Edges): boolean {
         const t = rules[k++]!.target;
         if (t === null || t.kind !== 'jump') continue;
         const s = state.get(t.chain);
-        if (s === 1) return true;
+        if (s === 1) {
+          found = true;
+          return;
+        }
         if (s === undefined) {
           next = t.chain;
           break;
@@ -266,8 +279,8 @@ function reachesLoop(td: TableDraft, edges: Edges): boolean {
       lists.pop();
       at.pop();
     }
-  }
-  return false;
+  });
+  return found;
 }
 
 function findReference(td: TableDraft, name: string, lineOf: (d: ChainView, k: number) => number): number | null {

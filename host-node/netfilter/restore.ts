@@ -106,6 +106,13 @@ class Restorer {
   private skipTo = 0;
   /** extendRun()'s scratch: where each matched hint rule's text starts in the new text. */
   private starts = new Uint32Array(0);
+  /**
+   * New rules and chains keep their texts and names as views into the restore text instead of
+   * copies. Only when the base is (nearly) empty: then nearly all of the text becomes rules, a view
+   * costs a fraction of a copy, and the text they keep alive is at most the one that filled the
+   * ruleset. Later restores copy what they keep, so a small change never pins a large text.
+   */
+  private readonly views: boolean;
 
   constructor(
     private readonly text: string,
@@ -114,6 +121,7 @@ class Restorer {
     private readonly opts: RestoreOptions,
   ) {
     this.tables = new Map(base.tables);
+    this.views = text.length >= VIEW_MIN_TEXT && fewChains(base);
   }
 
   run(): void {
@@ -173,6 +181,7 @@ class Restorer {
     const prev = this.tables.get(name);
     const origin = this.opts.noflush ? prev ?? emptyTable(name, this.family) : resetTable(prev, name, this.family);
     this.td = new TableDraft(name, origin, prev, this.base.seq, !this.opts.noflush);
+    this.td.views = this.views;
     this.lastDraft = null;
   }
 
@@ -289,7 +298,7 @@ class Restorer {
       const cached = !strict && hint !== null;
       rule = cached ? cache.get(rest) : undefined;
       if (rule === undefined) {
-        const own = detach(rest);
+        const own = this.views ? rest : detach(rest);
         try {
           rule = fastRule(own, this.family) ?? parseRuleText(own, this.family, !strict);
         } catch (e) {
@@ -572,6 +581,19 @@ class Restorer {
     }
     td.delete(oldName, this.lineNo);
   }
+}
+
+/** Restore texts shorter than this copy what they keep (the views would save little). */
+const VIEW_MIN_TEXT = 1 << 16;
+
+/** The ruleset has at most a few dozen chains (a fresh node's base rules). */
+function fewChains(rs: Ruleset): boolean {
+  let n = 0;
+  for (const t of rs.tables.values()) {
+    n += t.size;
+    if (n > 64) return false;
+  }
+  return true;
 }
 
 /**
