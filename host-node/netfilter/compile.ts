@@ -385,8 +385,10 @@ export class IptCompiler {
     }
     // Encodings are remembered per rule only in large chains, whose middles a restore with several
     // changes re-encodes; the tens of thousands of two- and three-rule chains re-encode in less
-    // time than a remembered encoding costs the garbage collector.
-    const remember = n >= MEMO_MIN_RULES;
+    // time than a remembered encoding costs the garbage collector. Not on a chain's first load
+    // either (a first restore's 20 000-rule KUBE-SERVICES): its words are kept whole (chain-memo.ts),
+    // and its rules are remembered from the next restore that re-encodes them.
+    const remember = n >= MEMO_MIN_RULES && this.memo.has(id);
     try {
       for (; i < end; i++) {
         const at = ops.n;
