@@ -5,10 +5,12 @@
 // Never parses text.
 
 import { detach } from './lexer.js';
+import { AppendLog, Places } from './places.js';
+import { SOURCE_MIN_RULES } from './ruleset.js';
 import type { Counters, Policy, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
 import {
-  BUILTIN_CHAINS, LayeredMap, SOURCE_MIN_RULES, Table, builtinHook, type Chain, type ChainSource, HOOK_BIT,
+  BUILTIN_CHAINS, LayeredMap, Table, builtinHook, type Chain, type ChainSource, HOOK_BIT,
 } from './ruleset.js';
 
 export function jumpOf(rule: Rule): string | null {
@@ -54,6 +56,21 @@ export class ChainDraft {
   private replayNew: Rule[] | null = null;
   /** settle() recorded the list's common ends with the hint (draft.ts rememberEnds()). */
   private endsKnown = false;
+  /**
+   * A chain created in this block, while it only had appends: its rules wait in the block's
+   * AppendLog (places.ts) — `logged` of them from entry `logHead` — instead of in three arrays of
+   * its own; the list is built, at its exact size, on first look at `rules`, the lines (kept
+   * there until asked for, usually never) on first look at `lines`. `logPlaces`: every rule came
+   * with its place in `partText`.
+   */
+  private log: AppendLog | null = null;
+  private logged = 0;
+  private logHead = -1;
+  private logTail = -1;
+  private linesLog: AppendLog | null = null;
+  private logPlaces = true;
+  /** The list was built at its exact size from the log and not changed since. */
+  private exact = false;
 
   constructor(
     readonly name: string,
@@ -71,24 +88,97 @@ export class ChainDraft {
 
   get rules(): readonly Rule[] {
     if (this.replayed !== 0) this.settle();
+    if (this.logged !== 0) this.settleLog();
     return this.list;
   }
 
   set rules(rules: readonly Rule[]) {
     this.replayed = 0;
     this.endsKnown = false;
+    this.endLog();
     this.list = rules;
   }
 
   /** Restore line of each rule added in this block, 0 for rules inherited; null while shared. */
   get lines(): number[] | null {
     if (this.replayed !== 0) this.settle();
+    if (this.logged !== 0) this.settleLog();
+    if (this.linesLog !== null) this.settleLines();
     return this.lineList;
   }
 
   set lines(lines: number[] | null) {
     if (this.replayed !== 0) this.settle();
+    if (this.logged !== 0) this.settleLog();
+    this.linesLog = null;
     this.lineList = lines;
+  }
+
+  /** The list was built from the block's log at its exact size (no copy needed to keep it). */
+  get exactList(): boolean {
+    if (this.logged !== 0) this.settleLog();
+    return this.exact;
+  }
+
+  /** Appends go to `log` from now on (a chain just created, nothing appended yet). */
+  startLog(log: AppendLog): void {
+    this.log = log;
+    this.parts = null;
+  }
+
+  /**
+   * Logs `rule` as the next rule, read at `line` from `text.slice(from, to)` (text null: not from
+   * the restore text), when the chain is logging; false otherwise (nothing logged). `zero`: its
+   * counters are zero.
+   */
+  logAppend(rule: Rule, line: number, text: string | null, from: number, to: number, zero: boolean): boolean {
+    const log = this.log;
+    if (log === null) return false;
+    if (text === null || (this.logged !== 0 && text !== this.partText)) this.logPlaces = false;
+    else {
+      this.partText = text;
+      if (!zero) this.partsZero = false;
+    }
+    const i = log.add(rule, line, from, to, this.logTail);
+    if (this.logged === 0) this.logHead = i;
+    this.logTail = i;
+    this.logged++;
+    return true;
+  }
+
+  get logging(): boolean {
+    return this.log !== null;
+  }
+
+  get loggedCount(): number {
+    return this.logged;
+  }
+
+  /** Builds the list (and the places, for a chain large enough to keep them) from the log; the
+   *  chain stops logging. */
+  private settleLog(): void {
+    const log = this.log!, n = this.logged;
+    this.logged = 0;
+    const list = new Array<Rule>(n);
+    for (let k = 0, i = this.logHead; k < n; k++, i = log.next[i]!) list[k] = log.rules[i]!;
+    this.list = list;
+    this.exact = true;
+    this.linesLog = log;
+    this.parts = this.logPlaces && n >= SOURCE_MIN_RULES ? log.places(this.logHead, n) : null;
+    this.log = null;
+  }
+
+  private settleLines(): void {
+    const log = this.linesLog!;
+    this.linesLog = null;
+    this.lineList = log.lines(this.logHead, this.list.length);
+  }
+
+  private endLog(): void {
+    this.logged = 0;
+    this.linesLog = null;
+    this.log = null;
+    this.exact = false;
   }
 
   get owned(): boolean {
@@ -98,6 +188,9 @@ export class ChainDraft {
   /** The mutable rule list (copied from the origin on first use). */
   own(): Rule[] {
     if (this.replayed !== 0) this.settle();
+    if (this.logged !== 0) this.settleLog();
+    if (this.linesLog !== null) this.settleLines();
+    this.exact = false;
     if (this.endsKnown) {
       // The list is about to change in place: what settle() recorded about it no longer holds.
       this.endsKnown = false;
@@ -222,47 +315,6 @@ export class ChainDraft {
 
 export type ChainView = Chain | ChainDraft;
 
-/** A growable list of text places, (from, to) offsets interleaved; `n` words used. A plain array
- *  holds them until the chain is large enough to keep its places (SOURCE_MIN_RULES): the tens of
- *  thousands of small chains a first restore makes then cost no typed array each. */
-export class Places {
-  private list: number[] | null = null;
-  constructor(
-    public buf: Uint32Array | null = null,
-    public n = 0,
-  ) {}
-
-  push(from: number, to: number): void {
-    let b = this.buf;
-    if (b === null) {
-      let l = this.list;
-      if (l === null) this.list = l = [];
-      l.push(from, to);
-      this.n += 2;
-      if (this.n < 2 * SOURCE_MIN_RULES) return;
-      this.buf = b = new Uint32Array(2 * this.n);
-      for (let k = 0; k < this.n; k++) b[k] = l[k]!;
-      this.list = null;
-      return;
-    }
-    if (this.n + 2 > b.length) {
-      const grown = new Uint32Array(b.length * 2);
-      grown.set(b);
-      this.buf = b = grown;
-    }
-    b[this.n] = from;
-    b[this.n + 1] = to;
-    this.n += 2;
-  }
-
-  /** The `n` words as a typed array. */
-  words(): Uint32Array {
-    if (this.buf === null) this.buf = Uint32Array.from(this.list ?? []);
-    this.list = null;
-    return this.buf.subarray(0, this.n);
-  }
-}
-
 // Common ends already known for a list (b → a and the lengths), so the several readers of one
 // restore's large chain (graph checks, reference counts, the compile memo) do not each walk it.
 const knownEnds = new WeakMap<readonly Rule[], { readonly a: readonly Rule[]; readonly p: number; readonly s: number }>();
@@ -303,6 +355,8 @@ export class TableDraft {
   readonly deletedAt = new Map<string, number>();
   /** New chains keep their names as given (views into the restore text) instead of copies. */
   views = false;
+  /** The appends to chains created in this block (made on the first). */
+  private appendLog: AppendLog | null = null;
 
   constructor(
     readonly name: TableName,
@@ -368,8 +422,10 @@ export class TableDraft {
     const name = this.views ? text : detach(text);
     const draft = new ChainDraft(name, false, this.graphBase.chain(name), null, ZERO_COUNTERS, '-', 0, []);
     draft.lines = [];
-    draft.parts = new Places();
     this.hintFromPrev(draft);
+    // A chain with a hint may replay it (ChainDraft.replay()); any other logs its appends.
+    if (draft.hint === null) draft.startLog(this.appendLog ??= new AppendLog());
+    else draft.parts = new Places();
     this.changes.set(name, draft);
     return draft;
   }
@@ -394,6 +450,12 @@ export class TableDraft {
   append(d: ChainDraft, rule: Rule, line: number, text: string | null = null, from = 0, to = 0, zero = false): void {
     // A chain being replayed logs the rule too (only while reference counts are not tracked).
     if (text !== null && this.refDelta === null && d.replaying && d.replay(-1, rule, line, text, from, to, zero)) return;
+    if (d.logging) {
+      if (d.loggedCount === 0) d.seq = this.seqBase + line;
+      d.logAppend(rule, line, text, from, to, zero);
+      this.countJump(rule, 1);
+      return;
+    }
     const rules = d.own();
     if (rules.length === 0) d.seq = this.seqBase + line;
     rules.push(rule);

@@ -118,20 +118,18 @@ export function commit(td: TableDraft, commitLine: number): Committed {
     middles.drafts.push(d);
     middles.from.push(p);
     middles.to.push(end);
-    const lines = d.lines;
     for (let k = p; k < end; k++) {
       const r = rules[k]!;
       const t = r.target;
       if (t === null || t.kind !== 'jump') continue;
       const to = t.chain;
-      const line = lines !== null ? lines[k] || commitLine : commitLine;
       // Runs of jumps to one chain (every KUBE-SEP chain names KUBE-MARK-MASQ) look it up once.
       let target: ChainView | undefined;
       if (to === lastTo && lastTarget !== undefined) target = lastTarget;
       else {
         target = final(to);
-        if (!target) throw new CommitError(line, to, t.goto ? `goto '${to}' is not a chain` : `Couldn't load target \`${to}':No such file or directory`);
-        if (target.builtin) throw new CommitError(line, to, `Target problem: cannot jump to built-in chain \`${to}'`);
+        if (!target) throw new CommitError(lineOf(d, k), to, t.goto ? `goto '${to}' is not a chain` : `Couldn't load target \`${to}':No such file or directory`);
+        if (target.builtin) throw new CommitError(lineOf(d, k), to, `Target problem: cannot jump to built-in chain \`${to}'`);
         lastTo = to;
         lastTarget = target;
       }
@@ -429,8 +427,8 @@ function sameChain(a: Chain, d: ChainView): boolean {
 
 function freezeChain(d: ChainDraft): Chain {
   let source: ChainSource | null = null;
+  const n = d.rules.length; // first: builds a logged chain's list and places
   const parts = d.parts;
-  const n = d.rules.length;
   if (parts !== null && parts.n === 2 * n) {
     if (n >= SOURCE_MIN_RULES) source = { text: d.partText, at: parts.words(), zero: d.partsZero };
   } else if (!d.owned) {
@@ -441,7 +439,7 @@ function freezeChain(d: ChainDraft): Chain {
     name: d.name, builtin: d.builtin, hook: d.builtin ? (d.name as Hook) : null, policy: d.policy,
     // An edited chain's array grew by push (with room to spare); the frozen chain keeps a copy
     // sized exactly, since tens of thousands of small chains live as long as the ruleset.
-    counters: d.counters, rules: d.owned && !d.settledList ? frozenCopy(d.rules) : d.rules, declared: d.declared, seq: d.seq,
+    counters: d.counters, rules: d.owned && !d.settledList && !d.exactList ? frozenCopy(d.rules) : d.rules, declared: d.declared, seq: d.seq,
   };
 }
 

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseRestore, renderSave, type Ruleset } from '../../../host-node/netfilter/index.js';
 import { IptCompiler } from '../../../host-node/netfilter/compile.js';
+import { ruleSpec } from '../../../host-node/netfilter/rule.js';
 
 function ok(text: string, base?: Ruleset, noflush = false): { ruleset: Ruleset; touched: Set<string> } {
   const r = parseRestore(text, { base, noflush });
@@ -128,5 +129,44 @@ describe('compiler chain ids of a refused restore', () => {
     }
     expect(ids.size).toBe(3 * 50 + 2); // every user chain its own id, none lost to the refused compile
     expect(Math.max(...ids)).toBe(40 + 3 * 50 + 2 - 1);
+  });
+});
+
+describe('chains created by a block, their appends logged (places.ts AppendLog)', () => {
+  it('keep each chain’s rules in order when their lines interleave, with edits after the appends', () => {
+    const text = [
+      '*filter', ':A - [0:0]', ':B - [0:0]', ':C - [0:0]',
+      '-A A -s 198.18.0.1 -j ACCEPT', '-A B -s 198.18.0.2 -j ACCEPT', '-A A -s 198.18.0.3 -j DROP',
+      '-A C -j B', '-A B -s 198.18.0.4 -j DROP', '-A A -j C',
+      '-I A 2 -s 198.18.0.9 -j ACCEPT', '-D B 1', '-A B -s 198.18.0.5 -j ACCEPT', '-E C D',
+      'COMMIT', '',
+    ].join('\n');
+    const r = ok(text);
+    // A rule -E rewrote has no text of its own (it prints by its spec).
+    const rules = (n: string) => r.ruleset.table('filter')!.chain(n)!.rules.map((x) => x.text || ruleSpec(x));
+    expect(rules('A')).toEqual(['-s 198.18.0.1 -j ACCEPT', '-s 198.18.0.9 -j ACCEPT', '-s 198.18.0.3 -j DROP', '-j D']);
+    expect(rules('B')).toEqual(['-s 198.18.0.4 -j DROP', '-s 198.18.0.5 -j ACCEPT']);
+    expect(rules('D')).toEqual(['-j B']);
+    expect(r.ruleset.table('filter')!.chain('C')).toBeUndefined();
+  });
+
+  it('name the line of a bad jump in a chain whose lines are spread over the block', () => {
+    const text = '*filter\n:A - [0:0]\n:B - [0:0]\n-A A -j ACCEPT\n-A B -j ACCEPT\n-A A -j NOSUCH\n-A B -j A\nCOMMIT\n';
+    const r = parseRestore(text);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect([r.error.line, r.error.word]).toEqual([6, 'NOSUCH']);
+  });
+
+  it('keep the text places of a large created chain (a later rewrite of it replays the old texts)', () => {
+    const lines = Array.from({ length: 200 }, (_, i) => `-A BIG -s 198.18.${i >> 8}.${i & 255} -j ACCEPT`);
+    const text = ['*filter', ':BIG - [0:0]', ...lines, 'COMMIT', ''].join('\n');
+    const first = ok(text);
+    const big = first.ruleset.table('filter')!.chain('BIG')!;
+    expect(big.source).toBeTruthy();
+    for (let k = 0; k < 200; k++) expect(big.source!.text.slice(big.source!.at[2 * k], big.source!.at[2 * k + 1])).toBe(big.rules[k]!.text);
+    // The same text again: nothing changed, the chain object is kept.
+    const again = ok(text, first.ruleset);
+    expect(again.ruleset.table('filter')!.chain('BIG')).toBe(big);
+    expect(again.touched.size).toBe(0);
   });
 });
