@@ -71,6 +71,9 @@ export class ChainDraft {
   private logPlaces = true;
   /** The list was built at its exact size from the log and not changed since. */
   private exact = false;
+  /** COMMIT's hook bound for this chain (graph.ts HookBounds; -1 until read) and whether it grew. */
+  hookBits = -1;
+  hookGrown = false;
 
   constructor(
     readonly name: string,

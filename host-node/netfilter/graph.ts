@@ -165,52 +165,37 @@ export function commit(td: TableDraft, commitLine: number): Committed {
   }
 
   // 4. Hooks: grow the per-chain upper bound along new jumps, then check restricted rules.
-  const hooks = new Map<string, number>();
-  const baseHooks = td.graphBase.hookMap;
-  const hookOf = (n: string): number => {
-    const h = hooks.get(n);
-    return h !== undefined ? h : baseHooks.get(n) ?? 0;
-  };
-  const work: string[] = [];
-  const grow = (to: string, bits: number) => {
-    const cur = hookOf(to);
-    if ((bits & ~cur) === 0) return;
-    hooks.set(to, cur | bits);
-    work.push(to);
-  };
-  // A bound read early may grow later; the walk below carries every growth on, so the fixpoint
-  // is the same whatever order the jumps are taken in.
-  let lastFrom = '', lastBits = 0;
-  middles.forEachJump((from, to) => {
-    if (from !== lastFrom) {
-      lastFrom = from;
-      lastBits = hookOf(from);
+  // A bound read early may grow later; the walk carries every growth on, so the fixpoint is the
+  // same whatever order the jumps are taken in.
+  const bounds = new HookBounds(td);
+  let lastFrom: ChainDraft | null = null, lastBits = 0;
+  let lastName = '';
+  let lastView: ChainView | undefined;
+  middles.forEachJump((_from, to, d) => {
+    if (d !== lastFrom) {
+      lastFrom = d;
+      lastBits = bounds.of(d);
     }
-    grow(to, lastBits);
+    if (to !== lastName) {
+      lastName = to;
+      lastView = final(to);
+    }
+    if (lastView !== undefined) bounds.grow(lastView, lastBits);
   });
-  while (work.length) {
-    const v = work.pop()!;
-    const bits = hookOf(v);
-    const rules = final(v)?.rules ?? NO_RULES;
-    for (let k = 0; k < rules.length; k++) {
-      const t = rules[k]!.target;
-      if (t !== null && t.kind === 'jump') grow(t.chain, bits);
-    }
-  }
+  bounds.spread();
   // A chain whose bound grew must allow it with every rule; an edited chain whose bound did not
   // grow only has its new rules to check (the others were valid under the same bound before).
   let suspect = false;
-  for (const [name, bits] of hooks) {
-    const c = final(name);
-    if (c && (bits & ~allowedOf(c.rules)) !== 0) {
+  for (const v of bounds.grown) {
+    if ((bounds.of(v) & ~allowedOf(v.rules)) !== 0) {
       suspect = true;
       break;
     }
   }
   for (let i = 0; i < middles.drafts.length && !suspect; i++) {
     const d = middles.drafts[i]!;
-    if (hooks.has(d.name)) continue;
-    const m = hookOf(d.name);
+    if (d.hookGrown) continue;
+    const m = bounds.of(d);
     const rules = d.rules;
     for (let k = middles.from[i]!, to = middles.to[i]!; k < to && !suspect; k++) suspect = (m & ~ruleHooks(rules[k]!)) !== 0;
   }
@@ -221,7 +206,77 @@ export function commit(td: TableDraft, commitLine: number): Committed {
   }
 
   // 5. Freeze.
-  return freeze(td, exact ?? hooks, exact !== null);
+  return freeze(td, exact ?? bounds.map(), exact !== null);
+}
+
+/**
+ * Per chain, the hooks it may be reached from (an upper bound), as this commit grows it along new
+ * jumps. A draft keeps its bound in its own fields, so a jump costs one name lookup rather than
+ * several map operations; chains the block did not edit keep theirs in a map.
+ */
+class HookBounds {
+  private readonly base: LayeredMap<number>;
+  private readonly old = new Map<string, number>();
+  private readonly work: ChainView[] = [];
+  /** Every chain whose bound grew, once each. */
+  readonly grown: ChainView[] = [];
+
+  constructor(private readonly td: TableDraft) {
+    this.base = td.graphBase.hookMap;
+  }
+
+  of(v: ChainView): number {
+    if (v instanceof ChainDraft) {
+      if (v.hookBits < 0) v.hookBits = this.base.get(v.name) ?? 0;
+      return v.hookBits;
+    }
+    const h = this.old.get(v.name);
+    return h !== undefined ? h : this.base.get(v.name) ?? 0;
+  }
+
+  grow(v: ChainView, bits: number): void {
+    const cur = this.of(v);
+    if ((bits & ~cur) === 0) return;
+    if (v instanceof ChainDraft) {
+      if (!v.hookGrown) {
+        v.hookGrown = true;
+        this.grown.push(v);
+      }
+      v.hookBits = cur | bits;
+    } else {
+      if (!this.old.has(v.name)) this.grown.push(v);
+      this.old.set(v.name, cur | bits);
+    }
+    this.work.push(v);
+  }
+
+  /** Carries every growth on along the chains' jumps until nothing grows. */
+  spread(): void {
+    const work = this.work;
+    while (work.length !== 0) {
+      const v = work.pop()!;
+      const bits = this.of(v);
+      const rules = v.rules;
+      let lastName = '';
+      let lastView: ChainView | undefined;
+      for (let k = 0; k < rules.length; k++) {
+        const t = rules[k]!.target;
+        if (t === null || t.kind !== 'jump') continue;
+        if (t.chain !== lastName) {
+          lastName = t.chain;
+          lastView = this.td.get(lastName);
+        }
+        if (lastView !== undefined) this.grow(lastView, bits);
+      }
+    }
+  }
+
+  /** The grown bounds by chain name (what the next table's hook map changes). */
+  map(): Map<string, number> {
+    const m = new Map<string, number>();
+    for (const v of this.grown) m.set(v.name, this.of(v));
+    return m;
+  }
 }
 
 /**
