@@ -180,6 +180,9 @@ export class IptCompiler {
   private arena32 = new Uint32Array(this.arena.buffer);
   private arenaUsed = 0;
   private sawRecent = false;
+  private lastName = '';
+  private lastLive: Map<string, number> | null = null;
+  private lastId = 0;
   // Ids handed out by a compile not yet accepted: chain ids go into the live maps at once (one
   // lookup per new chain instead of three) and are listed here — map, name — so reject() can take
   // them out again.
@@ -218,11 +221,18 @@ export class IptCompiler {
   }
 
   private userId(live: Map<string, number>, name: string): number {
+    // Jumps to one chain come in runs (every KUBE-SEP chain names KUBE-MARK-MASQ): the last answer
+    // is kept for the next (valid within one compile: ids are only added during it).
+    if (name === this.lastName && live === this.lastLive) return this.lastId;
     let id = live.get(name);
-    if (id !== undefined) return id;
-    id = this.free.length > 0 ? this.free.pop()! : this.nextId++;
-    live.set(name, id);
-    this.pending!.added.push(live, name);
+    if (id === undefined) {
+      id = this.free.length > 0 ? this.free.pop()! : this.nextId++;
+      live.set(name, id);
+      this.pending!.added.push(live, name);
+    }
+    this.lastName = name;
+    this.lastLive = live;
+    this.lastId = id;
     return id;
   }
 
@@ -243,6 +253,7 @@ export class IptCompiler {
   compile(rs: Ruleset, touched: Iterable<string> | null, opts: CompileOptions = {}): CompiledRestore {
     if (this.pending) throw new Error('a compiled restore is still waiting for accept() or reject()');
     this.pending = { added: [], recents: new Map() };
+    this.lastLive = null;
     this.arenaUsed = 0;
     const family = rs.family;
     const stage: StagedChain[] = [];

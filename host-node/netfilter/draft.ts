@@ -74,6 +74,8 @@ export class ChainDraft {
   /** COMMIT's hook bound for this chain (graph.ts HookBounds; -1 until read) and whether it grew. */
   hookBits = -1;
   hookGrown = false;
+  /** COMMIT's loop walk state for this chain (graph.ts reachesLoop(): 1 on the path, 2 done). */
+  walk = 0;
 
   constructor(
     readonly name: string,

@@ -285,51 +285,59 @@ class HookBounds {
  * had no loop, so any loop found here passes through a new jump.
  */
 function reachesLoop(td: TableDraft, middles: Middles): boolean {
-  const state = new Map<string, 1 | 2>(); // 1 on the walk's path, 2 done
-  const names: string[] = [];
-  const lists: (readonly Rule[])[] = [];
+  // Walk state: a draft's in its own field, other chains' in a map (1 on the path, 2 done).
+  const old = new Map<string, number>();
+  const stateOf = (v: ChainView): number => (v instanceof ChainDraft ? v.walk : old.get(v.name) ?? 0);
+  const mark = (v: ChainView, s: number): void => {
+    if (v instanceof ChainDraft) v.walk = s;
+    else old.set(v.name, s);
+  };
+  const path: ChainView[] = [];
   const at: number[] = [];
   let found = false;
-  middles.forEachJump((from, root) => {
+  let lastName = '';
+  middles.forEachJump((from, to) => {
     if (found) return;
-    if (root === from) {
+    if (to === from) {
       found = true;
       return;
     }
-    if (state.has(root)) return;
-    state.set(root, 1);
-    names.push(root);
-    lists.push(td.get(root)?.rules ?? NO_RULES);
+    if (to === lastName) return; // the same target as the jump before: walked already
+    lastName = to;
+    const root = td.get(to);
+    if (root === undefined || stateOf(root) !== 0) return;
+    mark(root, 1);
+    path.push(root);
     at.push(0);
-    while (names.length !== 0) {
-      const top = names.length - 1;
-      const rules = lists[top]!;
+    while (path.length !== 0) {
+      const top = path.length - 1;
+      const rules = path[top]!.rules;
       let k = at[top]!;
-      let next: string | null = null;
+      let next: ChainView | undefined;
       while (k < rules.length) {
         const t = rules[k++]!.target;
         if (t === null || t.kind !== 'jump') continue;
-        const s = state.get(t.chain);
+        const v = td.get(t.chain);
+        if (v === undefined) continue;
+        const s = stateOf(v);
         if (s === 1) {
           found = true;
           return;
         }
-        if (s === undefined) {
-          next = t.chain;
+        if (s === 0) {
+          next = v;
           break;
         }
       }
-      if (next !== null) {
+      if (next !== undefined) {
         at[top] = k;
-        state.set(next, 1);
-        names.push(next);
-        lists.push(td.get(next)?.rules ?? NO_RULES);
+        mark(next, 1);
+        path.push(next);
         at.push(0);
         continue;
       }
-      state.set(names[top]!, 2);
-      names.pop();
-      lists.pop();
+      mark(path[top]!, 2);
+      path.pop();
       at.pop();
     }
   });
