@@ -76,6 +76,8 @@ export class ChainDraft {
   hookGrown = false;
   /** COMMIT's loop walk state for this chain (graph.ts reachesLoop(): 1 on the path, 2 done). */
   walk = 0;
+  /** Where COMMIT keeps the chains this draft's rules jump to (graph.ts Middles.views), or -1. */
+  viewBase = -1;
 
   constructor(
     readonly name: string,

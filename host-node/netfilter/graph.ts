@@ -76,6 +76,20 @@ class Middles {
   readonly drafts: ChainDraft[] = [];
   readonly from: number[] = [];
   readonly to: number[] = [];
+  /**
+   * The chains the rules of wholly new drafts jump to, resolved once by step 1: rule k of such a
+   * draft at `views[d.viewBase + k]` (undefined for a rule that does not jump). The loop walk and
+   * the hook bounds read them instead of looking each name up again.
+   */
+  readonly views: (ChainView | undefined)[] = [];
+
+  constructor(private readonly td: TableDraft) {}
+
+  /** The chain rule k of `v` jumps to, named `name`. */
+  targetOf(v: ChainView, k: number, name: string): ChainView | undefined {
+    if (v instanceof ChainDraft && v.viewBase >= 0) return this.views[v.viewBase + k];
+    return this.td.get(name);
+  }
 
   /** Calls `each` for every new jump `from → to` (rule k of draft d). */
   forEachJump(each: (from: string, to: string, d: ChainDraft, k: number) => void): void {
@@ -104,7 +118,7 @@ export function commit(td: TableDraft, commitLine: number): Committed {
   const lineOf = (d: ChainView, k: number): number => (d instanceof ChainDraft && d.lines ? d.lines[k] || commitLine : commitLine);
 
   // 1. New jumps: each must name an existing user chain.
-  const middles = new Middles();
+  const middles = new Middles(td);
   let jumps = 0;
   let lastTo = '';
   let lastTarget: ChainView | undefined;
@@ -118,10 +132,16 @@ export function commit(td: TableDraft, commitLine: number): Committed {
     middles.drafts.push(d);
     middles.from.push(p);
     middles.to.push(end);
+    const whole = p === 0 && end === rules.length;
+    const views = middles.views;
+    if (whole) d.viewBase = views.length;
     for (let k = p; k < end; k++) {
       const r = rules[k]!;
       const t = r.target;
-      if (t === null || t.kind !== 'jump') continue;
+      if (t === null || t.kind !== 'jump') {
+        if (whole) views.push(undefined);
+        continue;
+      }
       const to = t.chain;
       // Runs of jumps to one chain (every KUBE-SEP chain names KUBE-MARK-MASQ) look it up once.
       let target: ChainView | undefined;
@@ -133,6 +153,7 @@ export function commit(td: TableDraft, commitLine: number): Committed {
         lastTo = to;
         lastTarget = target;
       }
+      if (whole) views.push(target);
       jumps++;
     }
   }
@@ -167,18 +188,18 @@ export function commit(td: TableDraft, commitLine: number): Committed {
   // 4. Hooks: grow the per-chain upper bound along new jumps, then check restricted rules.
   // A bound read early may grow later; the walk carries every growth on, so the fixpoint is the
   // same whatever order the jumps are taken in.
-  const bounds = new HookBounds(td);
+  const bounds = new HookBounds(td, middles);
   let lastFrom: ChainDraft | null = null, lastBits = 0;
   let lastName = '';
   let lastView: ChainView | undefined;
-  middles.forEachJump((_from, to, d) => {
+  middles.forEachJump((_from, to, d, k) => {
     if (d !== lastFrom) {
       lastFrom = d;
       lastBits = bounds.of(d);
     }
     if (to !== lastName) {
       lastName = to;
-      lastView = final(to);
+      lastView = middles.targetOf(d, k, to);
     }
     if (lastView !== undefined) bounds.grow(lastView, lastBits);
   });
@@ -221,7 +242,7 @@ class HookBounds {
   /** Every chain whose bound grew, once each. */
   readonly grown: ChainView[] = [];
 
-  constructor(private readonly td: TableDraft) {
+  constructor(td: TableDraft, private readonly middles: Middles) {
     this.base = td.graphBase.hookMap;
   }
 
@@ -264,7 +285,7 @@ class HookBounds {
         if (t === null || t.kind !== 'jump') continue;
         if (t.chain !== lastName) {
           lastName = t.chain;
-          lastView = this.td.get(lastName);
+          lastView = this.middles.targetOf(v, k, lastName);
         }
         if (lastView !== undefined) this.grow(lastView, bits);
       }
@@ -296,7 +317,7 @@ function reachesLoop(td: TableDraft, middles: Middles): boolean {
   const at: number[] = [];
   let found = false;
   let lastName = '';
-  middles.forEachJump((from, to) => {
+  middles.forEachJump((from, to, d, j) => {
     if (found) return;
     if (to === from) {
       found = true;
@@ -304,20 +325,21 @@ function reachesLoop(td: TableDraft, middles: Middles): boolean {
     }
     if (to === lastName) return; // the same target as the jump before: walked already
     lastName = to;
-    const root = td.get(to);
+    const root = middles.targetOf(d, j, to);
     if (root === undefined || stateOf(root) !== 0) return;
     mark(root, 1);
     path.push(root);
     at.push(0);
     while (path.length !== 0) {
       const top = path.length - 1;
-      const rules = path[top]!.rules;
+      const cur = path[top]!;
+      const rules = cur.rules;
       let k = at[top]!;
       let next: ChainView | undefined;
       while (k < rules.length) {
         const t = rules[k++]!.target;
         if (t === null || t.kind !== 'jump') continue;
-        const v = td.get(t.chain);
+        const v = middles.targetOf(cur, k - 1, t.chain);
         if (v === undefined) continue;
         const s = stateOf(v);
         if (s === 1) {
