@@ -538,6 +538,13 @@ export class TableDraft {
     return this.graphBase.references(name) + (this.refDeltas().get(name) ?? 0);
   }
 
+  /** refDeltas() handed over to be changed by the caller; the draft recomputes them if asked again. */
+  takeRefDeltas(): Map<string, number> {
+    const d = this.refDeltas() as Map<string, number>;
+    this.refDelta = null;
+    return d;
+  }
+
   /** Reference-count changes relative to `graphBase` (computed on first use, then kept current). */
   refDeltas(): ReadonlyMap<string, number> {
     if (this.refDelta) return this.refDelta;

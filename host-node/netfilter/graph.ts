@@ -576,10 +576,15 @@ function freeze(td: TableDraft, hookChanges: Map<string, number>, exact: boolean
     for (const c of td.origin.chains()) if (!td.changes.has(c.name)) mark(c.name);
   }
 
-  const refChanges = new Map<string, number | null>();
-  for (const [name, delta] of td.refDeltas()) {
-    if (delta === 0) continue;
-    const v = td.graphBase.references(name) + delta;
+  // The draft's own delta map, turned into the new counts in place (a first restore has one
+  // entry per chain).
+  const refChanges: Map<string, number | null> = td.takeRefDeltas();
+  for (const [name, delta] of refChanges) {
+    if (delta === 0) {
+      refChanges.delete(name);
+      continue;
+    }
+    const v = td.graphBase.references(name) + delta!;
     refChanges.set(name, v > 0 ? v : null);
   }
 
