@@ -12,15 +12,17 @@
 // the kernel.
 
 import { fastRule } from './fast.js';
-import { detach, isSeparator, splitFields, splitWords } from './lexer.js';
+import { declFields, detach, isSeparator, splitFields, splitWords } from './lexer.js';
 import { RuleError } from './ext.js';
 import { VERDICTS, targetSaveName, targetTable } from './ext-target.js';
 import { ChainDraft, TableDraft, resetTable } from './draft.js';
 import { CommitError, commit } from './graph.js';
 import type { Counters, Family, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
-import { MAX_NAME, SkipLine, assertValidChainName, parseCommand, parseRuleText, ruleSpec, type Command } from './rule.js';
-import { Ruleset, Table, builtinHook, emptyTable, isTableName, type ChainSource } from './ruleset.js';
+import {
+  MAX_NAME, SkipLine, assertValidChainName, bracketCounters, findRule, parseCommand, parseRuleText, plainCounters, type Command,
+} from './rule.js';
+import { Ruleset, Table, builtinHook, emptyTable, hasFewChains, isTableName, type ChainSource } from './ruleset.js';
 
 export interface RestoreOptions {
   /** 4 (iptables-restore) or 6 (ip6tables-restore); default the base's family, else 4. */
@@ -121,7 +123,7 @@ class Restorer {
     private readonly opts: RestoreOptions,
   ) {
     this.tables = new Map(base.tables);
-    this.views = text.length >= VIEW_MIN_TEXT && fewChains(base);
+    this.views = text.length >= VIEW_MIN_TEXT && hasFewChains(base, 64);
   }
 
   run(): void {
@@ -586,58 +588,11 @@ class Restorer {
 /** Restore texts shorter than this copy what they keep (the views would save little). */
 const VIEW_MIN_TEXT = 1 << 16;
 
-/** The ruleset has at most a few dozen chains (a fresh node's base rules). */
-function fewChains(rs: Ruleset): boolean {
-  let n = 0;
-  for (const t of rs.tables.values()) {
-    n += t.size;
-    if (n > 64) return false;
-  }
-  return true;
-}
-
-/**
- * The first three fields of a `:CHAIN POLICY [p:b]` line, as splitFields() reads them; the common
- * `:NAME - [0:0]` (single spaces, nothing after) without the word array.
- */
-function declFields(rest: string): (string | undefined)[] {
-  const a = rest.indexOf(' ');
-  if (a > 0 && rest.charCodeAt(a + 1) === 45 && rest.charCodeAt(a + 2) === 32 && rest.indexOf(' ', a + 3) < 0) {
-    const name = rest.slice(0, a);
-    const ctrs = rest.slice(a + 3);
-    if (!hasSeparator(name) && ctrs !== '' && !hasSeparator(ctrs)) return [name, '-', ctrs];
-  }
-  return splitFields(rest);
-}
-
-function hasSeparator(s: string): boolean {
-  return s.indexOf('\t') >= 0 || s.indexOf('\n') >= 0;
-}
-
 /** `text` has a line feed, or its end, at `at` (a CR there would make the next line empty). */
 function lineEnds(text: string, at: number): boolean {
   return at === text.length || text.charCodeAt(at) === 10;
 }
 
-function findRule(rules: readonly Rule[], rule: Rule): number {
-  const spec = ruleSpec(rule);
-  return rules.findIndex((r) => r === rule || ruleSpec(r) === spec);
-}
-
 function byteOrder(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** `[pkts:bytes]` (parse_counters(): sscanf "[%llu:%llu]"). */
-function bracketCounters(s: string): Counters | null {
-  const m = /^\[([0-9]+):([0-9]+)\]/.exec(s);
-  return m ? plainCounters(m[1], m[2]) : null;
-}
-
-function plainCounters(p: string, b: string): Counters | null {
-  if (!/^[0-9]{1,20}$/.test(p) || !/^[0-9]{1,20}$/.test(b)) return null;
-  const packets = BigInt(p);
-  const bytes = BigInt(b);
-  if (packets > 0xffffffffffffffffn || bytes > 0xffffffffffffffffn) return null;
-  return packets === 0n && bytes === 0n ? ZERO_COUNTERS : { packets, bytes };
 }
