@@ -45,6 +45,11 @@ export class ChainMemo {
     return prefix + suffix === 0 ? null : { prefix, suffix, from };
   }
 
+  /** Chain `id` was remembered when last loaded. */
+  has(id: number): boolean {
+    return this.live.has(id);
+  }
+
   /** Remembers what compile produced for chain `id`: the first `wordCount` words and the rule
    *  records (copied; kept once accept() is called). */
   keep(id: number, rules: readonly Rule[], words: Uint32Array, wordCount: number, recs: Uint32Array, memoizable: boolean): void {

@@ -9,60 +9,20 @@
 // Pure: never calls the core (load.ts does) and never parses text.
 
 import { ipvsWords, physdevHolds } from './ext-ipvs.js';
-import type { Family, Hook, Match, Rule, TableName, Target, Words, IfaceMatch, PortRange, CtState, AddrType } from './model.js';
+import type { Family, Hook, Match, Rule, TableName, Target, Words, IfaceMatch, PortRange, AddrType } from './model.js';
 import { BUILTIN_CHAINS, type Ruleset, type Chain } from './ruleset.js';
 import { ChainMemo, MEMO_MIN_RULES, copyPrefix, copySuffix, suffixWords } from './chain-memo.js';
 
 // Loading compiled chains into a core lives in load.ts; its API is part of this module's.
 export { IptLoadError, loadRestore, type IptCore } from './load.js';
 
-// ---- the binary format's numbers (assembly/netfilter/format.ts) -------------------------------
-const MAGIC = 0x43545049;
-const VERSION = 1;
-const HDR_BYTES = 32;
-const RULE_BYTES = 12;
-export const BUILTIN_IDS = 40;
-const BLOB_F_INDEX = 1;
-const INV = 1;
-const NOCT_PASS = 2;
-
-export const TABLE_INDEX: Readonly<Record<string, number>> = { raw: 0, mangle: 1, nat: 2, filter: 3 };
-export const TABLE_BY_INDEX: readonly TableName[] = ['raw', 'mangle', 'nat', 'filter'];
-export const HOOK_INDEX: Readonly<Record<Hook, number>> = { PREROUTING: 0, INPUT: 1, FORWARD: 2, OUTPUT: 3, POSTROUTING: 4 };
-export const HOOK_BY_INDEX: readonly Hook[] = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'];
-
-export const M = {
-  SRC: 1, DST: 2, PROTO: 3, SPORT: 4, DPORT: 5, IIF: 6, OIF: 7, ADDRTYPE: 8, CTSTATE: 9, CT_ADDR: 10,
-  CT_PORT: 11, CT_STATUS: 12, CT_PROTO: 13, CT_DIR: 14, MARK: 15, CONNMARK: 16, RANDOM: 17, NTH: 18,
-  LIMIT: 19, RECENT: 20, MULTIPORT: 21, SET: 22, NFACCT: 23, ICMP: 24, TCPFLAGS: 25, FRAG: 26,
-  IPVS: 27, PHYSDEV: 28,
-} as const;
-export const T = {
-  ACCEPT: 64, DROP: 65, RETURN: 66, JUMP: 67, GOTO: 68, REJECT: 69, DNAT: 70, SNAT: 71, MASQUERADE: 72,
-  MARK: 73, CONNMARK: 74, LOG: 75, NFLOG: 76, NOTRACK: 77, REDIRECT: 78,
-  POLICY_ACCEPT: 96, POLICY_DROP: 97, END_RETURN: 98, DEPTH_DROP: 99,
-} as const;
-
-const CTS: Readonly<Record<CtState, number>> = { INVALID: 1, ESTABLISHED: 2, RELATED: 4, NEW: 8, UNTRACKED: 16, SNAT: 32, DNAT: 64 };
-const CT_STATUS_BIT = { EXPECTED: 1, SEEN_REPLY: 2, ASSURED: 4, CONFIRMED: 8 } as const;
-const ADDRTYPES: readonly AddrType[] = [
-  'UNSPEC', 'UNICAST', 'LOCAL', 'BROADCAST', 'ANYCAST', 'MULTICAST', 'BLACKHOLE', 'UNREACHABLE', 'PROHIBIT', 'THROW', 'NAT', 'XRESOLVE',
-];
-const RECENT_FLAG = { rcheck: 1, set: 2, update: 4, remove: 8 } as const;
-const RECENT_TTL = 16, RECENT_REAP = 32, RECENT_DEST = 64;
-const NAT_MAP_IPS = 1, NAT_PROTO_SPECIFIED = 2, NAT_RANDOM = 4, NAT_PERSISTENT = 8, NAT_RANDOM_FULLY = 16;
-const REJECT_CODE: Readonly<Record<string, number>> = {
-  'icmp-net-unreachable': 0, 'icmp-host-unreachable': 1, 'icmp-proto-unreachable': 2,
-  'icmp-port-unreachable': 3, 'icmp-net-prohibited': 9, 'icmp-host-prohibited': 10,
-  'icmp-admin-prohibited': 13, 'tcp-reset': 0xffff,
-  'icmp6-no-route': 0, 'icmp6-adm-prohibited': 1, 'icmp6-addr-unreachable': 3,
-  'icmp6-port-unreachable': 4, 'icmp6-policy-fail': 5, 'icmp6-reject-route': 6,
-};
-
-/** The id of a built-in chain (format.ts: family 6 adds 20, then table × 5 + hook). */
-export function builtinChainId(family: Family, table: TableName, hook: Hook): number {
-  return (family === 6 ? 20 : 0) + TABLE_INDEX[table]! * 5 + HOOK_INDEX[hook];
-}
+// The blob format's numbers live in blob-format.ts; those other modules use are part of this API.
+export { BUILTIN_IDS, HOOK_BY_INDEX, HOOK_INDEX, M, T, TABLE_BY_INDEX, TABLE_INDEX, builtinChainId } from './blob-format.js';
+import {
+  ADDRTYPES, BLOB_F_INDEX, BUILTIN_IDS, CTS, CT_STATUS_BIT, HDR_BYTES, HOOK_INDEX, INV, M, MAGIC, NAT_MAP_IPS, NAT_PERSISTENT,
+  NAT_PROTO_SPECIFIED, NAT_RANDOM, NAT_RANDOM_FULLY, NOCT_PASS, RECENT_DEST, RECENT_FLAG, RECENT_REAP, RECENT_TTL, REJECT_CODE,
+  RULE_BYTES, T, TABLE_INDEX, VERSION, Words32, bswap, builtinChainId, copyWords, isFull, range,
+} from './blob-format.js';
 
 /** A rule or chain the core cannot run. */
 export class CompileError extends Error {
@@ -71,42 +31,8 @@ export class CompileError extends Error {
   }
 }
 
-/** dst[at, at + n) = src[0, n): a loop for the many tiny chains, set() for large ones. */
-function copyWords(dst: Uint32Array, at: number, src: Uint32Array, n: number): void {
-  if (n < 64) for (let k = 0; k < n; k++) dst[at + k] = src[k]!;
-  else dst.set(src.subarray(0, n), at);
-}
 
-// ---- an u32 word writer ---------------------------------------------------------------------
-class Words32 {
-  buf = new Uint32Array(4096);
-  n = 0;
-  /** Room for `k` more words. */
-  room(k: number): void {
-    if (this.n + k <= this.buf.length) return;
-    let len = this.buf.length * 2;
-    while (len < this.n + k) len *= 2;
-    const b = new Uint32Array(len);
-    b.set(this.buf.subarray(0, this.n));
-    this.buf = b;
-  }
-  /** An op with up to three arguments, the common case. */
-  op(kind: number, flags: number, nargs: number, a = 0, b = 0, c = 0): void {
-    this.room(4);
-    const buf = this.buf;
-    let n = this.n;
-    buf[n++] = kind | (flags << 8) | ((nargs + 1) << 16);
-    if (nargs > 0) buf[n++] = a;
-    if (nargs > 1) buf[n++] = b;
-    if (nargs > 2) buf[n++] = c;
-    this.n = n;
-  }
-}
-
-/** Big-endian model words → the core's raw words (little-endian loads of the address bytes). */
-const bswap = (w: number): number => (((w & 0xff) << 24) | ((w & 0xff00) << 8) | ((w >>> 8) & 0xff00) | (w >>> 24)) >>> 0;
-const range = (r: PortRange): number => (r.lo | (r.hi << 16)) >>> 0;
-const isFull = (r: PortRange): boolean => r.lo === 0 && r.hi === 65535;
+const NO_RECENTS: readonly string[] = [];
 
 /** Where a chain id came from: for the trace and for messages. */
 export interface ChainInfo {
@@ -178,8 +104,13 @@ export class IptCompiler {
   private arena32 = new Uint32Array(this.arena.buffer);
   private arenaUsed = 0;
   private sawRecent = false;
-  // Ids handed out by a compile not yet accepted.
-  private pending: { ids: Ids; recents: Map<string, number> } | null = null;
+  private lastName = '';
+  private lastLive: Map<string, number> | null = null;
+  private lastId = 0;
+  // Ids handed out by a compile not yet accepted: chain ids go into the live maps at once (one
+  // lookup per new chain instead of three) and are listed here — map, name — so reject() can take
+  // them out again.
+  private pending: { added: (Map<string, number> | string)[]; recents: Map<string, number> } | null = null;
 
   /** The chain an id stands for (live after the last accepted restore). */
   chainInfo(id: number): ChainInfo | undefined { return this.infos.get(id); }
@@ -188,7 +119,7 @@ export class IptCompiler {
   chainId(family: Family, table: TableName, name: string): number | undefined {
     if (BUILTIN_CHAINS[table].includes(name as Hook)) return builtinChainId(family, table, name as Hook);
     const scope = `${family}/${table}`;
-    return this.ids.get(scope)?.get(name) ?? this.pending?.ids.get(scope)?.get(name);
+    return this.ids.get(scope)?.get(name);
   }
 
   /** The id of recent list `name`, if some rule names it. */
@@ -213,9 +144,19 @@ export class IptCompiler {
     return m;
   }
 
-  private userId(live: Map<string, number>, pend: Map<string, number>, name: string): number {
-    const id = live.get(name) ?? pend.get(name) ?? (this.free.length > 0 ? this.free.pop()! : this.nextId++);
-    if (!live.has(name)) pend.set(name, id);
+  private userId(live: Map<string, number>, name: string): number {
+    // Jumps to one chain come in runs (every KUBE-SEP chain names KUBE-MARK-MASQ): the last answer
+    // is kept for the next (valid within one compile: ids are only added during it).
+    if (name === this.lastName && live === this.lastLive) return this.lastId;
+    let id = live.get(name);
+    if (id === undefined) {
+      id = this.free.length > 0 ? this.free.pop()! : this.nextId++;
+      live.set(name, id);
+      this.pending!.added.push(live, name);
+    }
+    this.lastName = name;
+    this.lastLive = live;
+    this.lastId = id;
     return id;
   }
 
@@ -235,7 +176,8 @@ export class IptCompiler {
    */
   compile(rs: Ruleset, touched: Iterable<string> | null, opts: CompileOptions = {}): CompiledRestore {
     if (this.pending) throw new Error('a compiled restore is still waiting for accept() or reject()');
-    this.pending = { ids: new Map(), recents: new Map() };
+    this.pending = { added: [], recents: new Map() };
+    this.lastLive = null;
     this.arenaUsed = 0;
     const family = rs.family;
     const stage: StagedChain[] = [];
@@ -246,10 +188,13 @@ export class IptCompiler {
       // Table and chain names, in order, each once (`touched` strings are `table/chain`).
       const wantTables: TableName[] = [];
       const wantChains: string[] = [];
-      const seen = new Set<string>();
+      // A Set of names (parseRestore's `touched`) has each once already.
+      const seen = touched instanceof Set ? null : new Set<string>();
       const add = (t: TableName, n: string, key: string) => {
-        if (seen.has(key)) return;
-        seen.add(key);
+        if (seen !== null) {
+          if (seen.has(key)) return;
+          seen.add(key);
+        }
         wantTables.push(t);
         wantChains.push(n);
       };
@@ -267,7 +212,7 @@ export class IptCompiler {
           add(s.slice(0, slash) as TableName, s.slice(slash + 1), s);
         }
       }
-      const scopes = new Map<TableName, { scope: string; live: Map<string, number>; pend: Map<string, number> }>();
+      const scopes = new Map<TableName, { scope: string; live: Map<string, number> }>();
       for (let w = 0; w < wantTables.length; w++) {
         const tname = wantTables[w]!, name = wantChains[w]!;
         if (tname === 'security') {
@@ -278,10 +223,10 @@ export class IptCompiler {
         let sc = scopes.get(tname);
         if (sc === undefined) {
           const scope = `${family}/${tname}`;
-          sc = { scope, live: this.scopeOf(this.ids, scope), pend: this.scopeOf(this.pending.ids, scope) };
+          sc = { scope, live: this.scopeOf(this.ids, scope) };
           scopes.set(tname, sc);
         }
-        const { scope, live, pend } = sc;
+        const { scope, live } = sc;
         if (!chain) {
           const id = live.get(name);
           if (id !== undefined) {
@@ -290,9 +235,10 @@ export class IptCompiler {
           }
           continue;
         }
-        const id = chain.builtin ? builtinChainId(family, tname, chain.hook!) : this.userId(live, pend, name);
-        const built = this.compileChain(id, family, tname, chain, dispatch, live, pend);
-        stage.push({ id, info: { family, table: tname, name, rules: chain.rules }, blob: built.blob, recents: built.recents });
+        // The chain's own name, not `name` (a slice of the `touched` string, which it would keep).
+        const id = chain.builtin ? builtinChainId(family, tname, chain.hook!) : this.userId(live, chain.name);
+        const built = this.compileChain(id, family, tname, chain, dispatch, live);
+        stage.push({ id, info: { family, table: tname, name: chain.name, rules: chain.rules }, blob: built.blob, recents: built.recents });
         if (chain.builtin) policies.push({ id, policy: chain.policy === 'DROP' ? 1 : 0 });
       }
     } catch (e) {
@@ -306,15 +252,20 @@ export class IptCompiler {
     const p = this.pending;
     if (!p) return;
     this.memo.accept();
-    for (const [scope, m] of p.ids) for (const [n, id] of m) this.scopeOf(this.ids, scope).set(n, id);
     for (const [n, id] of p.recents) this.recentIds.set(n, id);
     const adjust = (names: readonly string[] | undefined, d: number) => {
       for (const n of names ?? []) this.recentRefs.set(n, (this.recentRefs.get(n) ?? 0) + d);
     };
     for (const s of stage) {
-      adjust(s.recents, 1);
-      adjust(this.chainRecents.get(s.id), -1);
-      this.chainRecents.set(s.id, s.recents);
+      // Only chains whose rules name recent lists are kept here (kube-proxy: session affinity).
+      if (this.chainRecents.size !== 0) {
+        adjust(this.chainRecents.get(s.id), -1);
+        this.chainRecents.delete(s.id);
+      }
+      if (s.recents.length !== 0) {
+        adjust(s.recents, 1);
+        this.chainRecents.set(s.id, s.recents);
+      }
       this.infos.set(s.id, s.info);
     }
     for (const d of deletes) {
@@ -338,14 +289,19 @@ export class IptCompiler {
     const p = this.pending;
     this.memo.reject();
     if (!p) return;
-    for (const m of p.ids.values()) for (const id of m.values()) this.free.push(id);
+    const added = p.added;
+    for (let k = added.length - 2; k >= 0; k -= 2) {
+      const m = added[k] as Map<string, number>, name = added[k + 1] as string;
+      this.free.push(m.get(name)!);
+      m.delete(name);
+    }
     for (const id of p.recents.values()) this.recentFree.push(id);
     this.pending = null;
   }
 
   // ---- one chain -------------------------------------------------------------------------------
   private compileChain(id: number, family: Family, table: TableName, chain: Chain, dispatch: boolean,
-    live: Map<string, number>, pend: Map<string, number>): { blob: Uint8Array; recents: string[] } {
+    live: Map<string, number>): { blob: Uint8Array; recents: readonly string[] } {
     const ops = this.words;
     ops.n = 0;
     const rules = chain.rules;
@@ -364,16 +320,27 @@ export class IptCompiler {
     }
     // Encodings are remembered per rule only in large chains, whose middles a restore with several
     // changes re-encodes; the tens of thousands of two- and three-rule chains re-encode in less
-    // time than a remembered encoding costs the garbage collector.
-    const remember = n >= MEMO_MIN_RULES;
+    // time than a remembered encoding costs the garbage collector. Not on a chain's first load
+    // either (a first restore's 20 000-rule KUBE-SERVICES): its words are kept whole (chain-memo.ts),
+    // and its rules are remembered from the next restore that re-encodes them.
+    const remember = n >= MEMO_MIN_RULES && this.memo.has(id);
     try {
       for (; i < end; i++) {
+        const at = ops.n;
+        if (!remember) {
+          // Straight into the chain's words: no per-rule record, pool or view.
+          const target = this.encodeInto(ops, rules[i]!, family, table, recents, live);
+          recs[i * 3] = at;
+          recs[i * 3 + 1] = at + target;
+          recs[i * 3 + 2] = ops.n;
+          continue;
+        }
         const e = this.encode(rules[i]!, family, table, recents, remember);
-        const at = ops.n, len = e.len;
+        const len = e.len;
         ops.room(len);
         const buf = ops.buf, pool = e.pool, off = e.off;
         for (let k = 0; k < len; k++) buf[at + k] = pool[off + k]!;
-        if (e.jumpAt >= 0) buf[at + e.jumpAt] = this.userId(live, pend, e.jump!);
+        if (e.jumpAt >= 0) buf[at + e.jumpAt] = this.userId(live, e.jump!);
         ops.n = at + len;
         recs[i * 3] = at;
         recs[i * 3 + 1] = at + e.target;
@@ -412,7 +379,24 @@ export class IptCompiler {
     dv.setUint32(at + 16, ops.n, true);
     copyWords(a32, (at + HDR_BYTES) >> 2, recs, n * 3);
     copyWords(a32, (at + HDR_BYTES + n * RULE_BYTES) >> 2, ops.buf, ops.n);
-    return { blob, recents };
+    return { blob, recents: recents.length !== 0 ? recents : NO_RECENTS };
+  }
+
+  /** Appends `rule`'s ops to `w` (jump ids resolved); returns where its target op starts, relative
+   *  to where the rule starts. */
+  private encodeInto(w: Words32, rule: Rule, family: Family, table: TableName, recents: string[],
+    live: Map<string, number>): number {
+    const start = w.n;
+    this.rule(w, family, rule, recents);
+    const target = w.n - start;
+    const t = rule.target;
+    if (t && t.kind === 'jump') {
+      if (BUILTIN_CHAINS[table].includes(t.chain as Hook)) throw new Error(`cannot jump to built-in chain ${t.chain}`);
+      w.op(t.goto ? T.GOTO : T.JUMP, 0, 1, this.userId(live, t.chain));
+    } else if (t) {
+      this.target(w, t);
+    }
+    return target;
   }
 
   /** A rule's ops; cached unless they name a recent list (whose id may change between restores). */
@@ -442,7 +426,8 @@ export class IptCompiler {
       this.poolUsed = 0;
     }
     const off = this.poolUsed;
-    this.pool.set(w.buf.subarray(0, w.n), off);
+    const pool = this.pool, src = w.buf;
+    for (let k = 0; k < w.n; k++) pool[off + k] = src[k]!;
     this.poolUsed += w.n;
     const e: Encoded = { pool: this.pool, off, len: w.n, target, jumpAt, jump };
     if (remember && !this.sawRecent) this.encoded.set(rule, e);

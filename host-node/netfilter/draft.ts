@@ -5,6 +5,8 @@
 // Never parses text.
 
 import { detach } from './lexer.js';
+import { AppendLog, Places } from './places.js';
+import { SOURCE_MIN_RULES } from './ruleset.js';
 import type { Counters, Policy, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
 import {
@@ -54,6 +56,28 @@ export class ChainDraft {
   private replayNew: Rule[] | null = null;
   /** settle() recorded the list's common ends with the hint (draft.ts rememberEnds()). */
   private endsKnown = false;
+  /**
+   * A chain created in this block, while it only had appends: its rules wait in the block's
+   * AppendLog (places.ts) — `logged` of them from entry `logHead` — instead of in three arrays of
+   * its own; the list is built, at its exact size, on first look at `rules`, the lines (kept
+   * there until asked for, usually never) on first look at `lines`. `logPlaces`: every rule came
+   * with its place in `partText`.
+   */
+  private log: AppendLog | null = null;
+  private logged = 0;
+  private logHead = -1;
+  private logTail = -1;
+  private linesLog: AppendLog | null = null;
+  private logPlaces = true;
+  /** The list was built at its exact size from the log and not changed since. */
+  private exact = false;
+  /** COMMIT's hook bound for this chain (graph.ts HookBounds; -1 until read) and whether it grew. */
+  hookBits = -1;
+  hookGrown = false;
+  /** COMMIT's loop walk state for this chain (graph.ts reachesLoop(): 1 on the path, 2 done). */
+  walk = 0;
+  /** Where COMMIT keeps the chains this draft's rules jump to (graph.ts Middles.views), or -1. */
+  viewBase = -1;
 
   constructor(
     readonly name: string,
@@ -71,24 +95,97 @@ export class ChainDraft {
 
   get rules(): readonly Rule[] {
     if (this.replayed !== 0) this.settle();
+    if (this.logged !== 0) this.settleLog();
     return this.list;
   }
 
   set rules(rules: readonly Rule[]) {
     this.replayed = 0;
     this.endsKnown = false;
+    this.endLog();
     this.list = rules;
   }
 
   /** Restore line of each rule added in this block, 0 for rules inherited; null while shared. */
   get lines(): number[] | null {
     if (this.replayed !== 0) this.settle();
+    if (this.logged !== 0) this.settleLog();
+    if (this.linesLog !== null) this.settleLines();
     return this.lineList;
   }
 
   set lines(lines: number[] | null) {
     if (this.replayed !== 0) this.settle();
+    if (this.logged !== 0) this.settleLog();
+    this.linesLog = null;
     this.lineList = lines;
+  }
+
+  /** The list was built from the block's log at its exact size (no copy needed to keep it). */
+  get exactList(): boolean {
+    if (this.logged !== 0) this.settleLog();
+    return this.exact;
+  }
+
+  /** Appends go to `log` from now on (a chain just created, nothing appended yet). */
+  startLog(log: AppendLog): void {
+    this.log = log;
+    this.parts = null;
+  }
+
+  /**
+   * Logs `rule` as the next rule, read at `line` from `text.slice(from, to)` (text null: not from
+   * the restore text), when the chain is logging; false otherwise (nothing logged). `zero`: its
+   * counters are zero.
+   */
+  logAppend(rule: Rule, line: number, text: string | null, from: number, to: number, zero: boolean): boolean {
+    const log = this.log;
+    if (log === null) return false;
+    if (text === null || (this.logged !== 0 && text !== this.partText)) this.logPlaces = false;
+    else {
+      this.partText = text;
+      if (!zero) this.partsZero = false;
+    }
+    const i = log.add(rule, line, from, to, this.logTail);
+    if (this.logged === 0) this.logHead = i;
+    this.logTail = i;
+    this.logged++;
+    return true;
+  }
+
+  get logging(): boolean {
+    return this.log !== null;
+  }
+
+  get loggedCount(): number {
+    return this.logged;
+  }
+
+  /** Builds the list (and the places, for a chain large enough to keep them) from the log; the
+   *  chain stops logging. */
+  private settleLog(): void {
+    const log = this.log!, n = this.logged;
+    this.logged = 0;
+    const list = new Array<Rule>(n);
+    for (let k = 0, i = this.logHead; k < n; k++, i = log.next[i]!) list[k] = log.rules[i]!;
+    this.list = list;
+    this.exact = true;
+    this.linesLog = log;
+    this.parts = this.logPlaces && n >= SOURCE_MIN_RULES ? log.places(this.logHead, n) : null;
+    this.log = null;
+  }
+
+  private settleLines(): void {
+    const log = this.linesLog!;
+    this.linesLog = null;
+    this.lineList = log.lines(this.logHead, this.list.length);
+  }
+
+  private endLog(): void {
+    this.logged = 0;
+    this.linesLog = null;
+    this.log = null;
+    this.exact = false;
   }
 
   get owned(): boolean {
@@ -98,6 +195,9 @@ export class ChainDraft {
   /** The mutable rule list (copied from the origin on first use). */
   own(): Rule[] {
     if (this.replayed !== 0) this.settle();
+    if (this.logged !== 0) this.settleLog();
+    if (this.linesLog !== null) this.settleLines();
+    this.exact = false;
     if (this.endsKnown) {
       // The list is about to change in place: what settle() recorded about it no longer holds.
       this.endsKnown = false;
@@ -222,26 +322,6 @@ export class ChainDraft {
 
 export type ChainView = Chain | ChainDraft;
 
-/** A growable list of text places, (from, to) offsets interleaved; `n` words used. */
-export class Places {
-  constructor(
-    public buf: Uint32Array | null = null,
-    public n = 0,
-  ) {}
-
-  push(from: number, to: number): void {
-    let b = this.buf;
-    if (b === null || this.n + 2 > b.length) {
-      const grown = new Uint32Array(b === null ? 8 : b.length * 2);
-      if (b !== null) grown.set(b);
-      this.buf = b = grown;
-    }
-    b[this.n] = from;
-    b[this.n + 1] = to;
-    this.n += 2;
-  }
-}
-
 // Common ends already known for a list (b → a and the lengths), so the several readers of one
 // restore's large chain (graph checks, reference counts, the compile memo) do not each walk it.
 const knownEnds = new WeakMap<readonly Rule[], { readonly a: readonly Rule[]; readonly p: number; readonly s: number }>();
@@ -280,6 +360,10 @@ export class TableDraft {
   private refDelta: Map<string, number> | null = null;
   /** Chains deleted in this block, with the line of the -X. */
   readonly deletedAt = new Map<string, number>();
+  /** New chains keep their names as given (views into the restore text) instead of copies. */
+  views = false;
+  /** The appends to chains created in this block (made on the first). */
+  private appendLog: AppendLog | null = null;
 
   constructor(
     readonly name: TableName,
@@ -340,12 +424,15 @@ export class TableDraft {
   /** A new empty user chain (the name must not exist now; it may have existed at the start of
    *  the block and been deleted since, then the new chain replaces that one). */
   create(text: string): ChainDraft {
-    // The name outlives the restore text it was cut from: copy it, or the chain keeps the text.
-    const name = detach(text);
+    // The name outlives the restore text it was cut from: copy it, or the chain keeps the text
+    // (unless the restore decided its text may stay: restore.ts `views`).
+    const name = this.views ? text : detach(text);
     const draft = new ChainDraft(name, false, this.graphBase.chain(name), null, ZERO_COUNTERS, '-', 0, []);
     draft.lines = [];
-    draft.parts = new Places();
     this.hintFromPrev(draft);
+    // A chain with a hint may replay it (ChainDraft.replay()); any other logs its appends.
+    if (draft.hint === null) draft.startLog(this.appendLog ??= new AppendLog());
+    else draft.parts = new Places();
     this.changes.set(name, draft);
     return draft;
   }
@@ -370,6 +457,12 @@ export class TableDraft {
   append(d: ChainDraft, rule: Rule, line: number, text: string | null = null, from = 0, to = 0, zero = false): void {
     // A chain being replayed logs the rule too (only while reference counts are not tracked).
     if (text !== null && this.refDelta === null && d.replaying && d.replay(-1, rule, line, text, from, to, zero)) return;
+    if (d.logging) {
+      if (d.loggedCount === 0) d.seq = this.seqBase + line;
+      d.logAppend(rule, line, text, from, to, zero);
+      this.countJump(rule, 1);
+      return;
+    }
     const rules = d.own();
     if (rules.length === 0) d.seq = this.seqBase + line;
     rules.push(rule);
@@ -443,6 +536,13 @@ export class TableDraft {
   /** Rules in the table that jump or go to `name`, as of now. */
   references(name: string): number {
     return this.graphBase.references(name) + (this.refDeltas().get(name) ?? 0);
+  }
+
+  /** refDeltas() handed over to be changed by the caller; the draft recomputes them if asked again. */
+  takeRefDeltas(): Map<string, number> {
+    const d = this.refDeltas() as Map<string, number>;
+    this.refDelta = null;
+    return d;
   }
 
   /** Reference-count changes relative to `graphBase` (computed on first use, then kept current). */

@@ -13,17 +13,9 @@ import { ruleHooks, sameRule } from './rule.js';
 import { ChainDraft, commonEnds, copyEnds, jumpOf, type ChainView, type TableDraft } from './draft.js';
 import type { Hook, Rule } from './model.js';
 import { BUILTIN_CHAINS, HOOK_BIT, LayeredMap, SOURCE_MIN_RULES, Table, type Chain, type ChainSource } from './ruleset.js';
+import { CommitError, findLoops, reachesLoop } from './loops.js';
 
-/** A problem found at COMMIT, located at the restore line of the rule at fault when known. */
-export class CommitError extends Error {
-  constructor(
-    readonly line: number,
-    readonly word: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
+export { CommitError } from './loops.js';
 
 const HOOK_NAMES: readonly Hook[] = ['PREROUTING', 'INPUT', 'FORWARD', 'OUTPUT', 'POSTROUTING'];
 
@@ -32,13 +24,17 @@ function hookList(mask: number): string {
   return HOOK_NAMES.filter((h) => mask & HOOK_BIT[h]).join('/');
 }
 
-// Per immutable chain, facts every later commit can reuse.
+// Per immutable chain, facts every later commit can reuse. Only lists of MEMO_RULES rules or more
+// are remembered: a first restore makes tens of thousands of two-rule chains, whose facts cost
+// less to recompute than a weak-map entry costs the garbage collector.
+const MEMO_RULES = 16;
 const jumpMemo = new WeakMap<readonly Rule[], string[]>();
 const allowMemo = new WeakMap<readonly Rule[], number>();
+const NO_RULES: readonly Rule[] = [];
 
 /** The distinct chains a rule list jumps or goes to. */
 function jumpsOf(rules: readonly Rule[]): string[] {
-  let j = jumpMemo.get(rules);
+  let j = rules.length >= MEMO_RULES ? jumpMemo.get(rules) : undefined;
   if (j === undefined) {
     const set = new Set<string>();
     for (const r of rules) {
@@ -46,20 +42,58 @@ function jumpsOf(rules: readonly Rule[]): string[] {
       if (t !== null) set.add(t);
     }
     j = [...set];
-    jumpMemo.set(rules, j);
+    if (rules.length >= MEMO_RULES) jumpMemo.set(rules, j);
   }
   return j;
 }
 
 /** The hooks every rule of a list allows (AND of ruleHooks). */
 function allowedOf(rules: readonly Rule[]): number {
-  let a = allowMemo.get(rules);
+  const memo = rules.length >= MEMO_RULES;
+  let a = memo ? allowMemo.get(rules) : undefined;
   if (a === undefined) {
     a = 0x1f;
-    for (const r of rules) a &= ruleHooks(r);
-    allowMemo.set(rules, a);
+    for (let k = 0; k < rules.length; k++) a &= ruleHooks(rules[k]!);
+    if (memo) allowMemo.set(rules, a);
   }
   return a;
+}
+
+/**
+ * The rules of a block that may hold new jumps: per edited chain, the rules between its common
+ * ends with the chain it replaces. The new jumps are read from these rules where needed rather
+ * than listed (a first restore has a hundred thousand).
+ */
+export class Middles {
+  readonly drafts: ChainDraft[] = [];
+  readonly from: number[] = [];
+  readonly to: number[] = [];
+  /**
+   * The chains the rules of wholly new drafts jump to, resolved once by step 1: rule k of such a
+   * draft at `views[d.viewBase + k]` (undefined for a rule that does not jump). The loop walk and
+   * the hook bounds read them instead of looking each name up again.
+   */
+  readonly views: (ChainView | undefined)[] = [];
+
+  constructor(private readonly td: TableDraft) {}
+
+  /** The chain rule k of `v` jumps to, named `name`. */
+  targetOf(v: ChainView, k: number, name: string): ChainView | undefined {
+    if (v instanceof ChainDraft && v.viewBase >= 0) return this.views[v.viewBase + k];
+    return this.td.get(name);
+  }
+
+  /** Calls `each` for every new jump `from → to` (rule k of draft d). */
+  forEachJump(each: (from: string, to: string, d: ChainDraft, k: number) => void): void {
+    for (let i = 0; i < this.drafts.length; i++) {
+      const d = this.drafts[i]!;
+      const rules = d.rules;
+      for (let k = this.from[i]!, end = this.to[i]!; k < end; k++) {
+        const t = rules[k]!.target;
+        if (t !== null && t.kind === 'jump') each(d.name, t.chain, d, k);
+      }
+    }
+  }
 }
 
 export interface Committed {
@@ -76,25 +110,43 @@ export function commit(td: TableDraft, commitLine: number): Committed {
   const lineOf = (d: ChainView, k: number): number => (d instanceof ChainDraft && d.lines ? d.lines[k] || commitLine : commitLine);
 
   // 1. New jumps: each must name an existing user chain.
-  const edges: { from: string; to: string; line: number }[] = [];
-  const middles = new Map<ChainDraft, [number, number]>();
+  const middles = new Middles(td);
+  let jumps = 0;
+  let lastTo = '';
+  let lastTarget: ChainView | undefined;
   for (const [name, d] of td.changes) {
     if (d === null) continue;
-    const before = d.origin?.rules ?? [];
-    const [p, s] = commonEnds(before, d.rules);
-    middles.set(d, [p, d.rules.length - s]);
-    for (let k = p; k < d.rules.length - s; k++) {
-      const r = d.rules[k];
-      const to = jumpOf(r);
-      if (to === null) continue;
-      const line = lineOf(d, k);
-      const target = final(to);
-      if (!target) {
-        const goto = r.target?.kind === 'jump' && r.target.goto;
-        throw new CommitError(line, to, goto ? `goto '${to}' is not a chain` : `Couldn't load target \`${to}':No such file or directory`);
+    const rules = d.rules;
+    const before = d.origin?.rules ?? NO_RULES;
+    let p = 0, s = 0;
+    if (before.length !== 0) [p, s] = commonEnds(before, rules);
+    const end = rules.length - s;
+    middles.drafts.push(d);
+    middles.from.push(p);
+    middles.to.push(end);
+    const whole = p === 0 && end === rules.length;
+    const views = middles.views;
+    if (whole) d.viewBase = views.length;
+    for (let k = p; k < end; k++) {
+      const r = rules[k]!;
+      const t = r.target;
+      if (t === null || t.kind !== 'jump') {
+        if (whole) views.push(undefined);
+        continue;
       }
-      if (target.builtin) throw new CommitError(line, to, `Target problem: cannot jump to built-in chain \`${to}'`);
-      edges.push({ from: name, to, line });
+      const to = t.chain;
+      // Runs of jumps to one chain (every KUBE-SEP chain names KUBE-MARK-MASQ) look it up once.
+      let target: ChainView | undefined;
+      if (to === lastTo && lastTarget !== undefined) target = lastTarget;
+      else {
+        target = final(to);
+        if (!target) throw new CommitError(lineOf(d, k), to, t.goto ? `goto '${to}' is not a chain` : `Couldn't load target \`${to}':No such file or directory`);
+        if (target.builtin) throw new CommitError(lineOf(d, k), to, `Target problem: cannot jump to built-in chain \`${to}'`);
+        lastTo = to;
+        lastTarget = target;
+      }
+      if (whole) views.push(target);
+      jumps++;
     }
   }
 
@@ -110,42 +162,55 @@ export function commit(td: TableDraft, commitLine: number): Committed {
     }
   }
 
-  // 3. No loops: a new loop has to pass through a new jump u→v, i.e. v reaches u.
+  // 3. No loops: a new loop has to pass through a new jump u→v, i.e. v reaches u. One colouring
+  // walk from the new jumps' targets tells whether any exists; only then the search per jump
+  // finds the one to report.
   const adjacency = (name: string): readonly string[] => {
     const c = final(name);
     return c ? jumpsOf(c.rules) : [];
   };
-  // Latest lines first: a loop is reported at the jump that closed it.
-  edges.sort((a, b) => b.line - a.line);
-  findLoops(edges, adjacency, td, lineOf);
+  if (jumps !== 0 && reachesLoop(td, middles)) {
+    const list: { from: string; to: string; line: number }[] = [];
+    middles.forEachJump((from, to, d, k) => list.push({ from, to, line: lineOf(d, k) }));
+    // Latest lines first: a loop is reported at the jump that closed it.
+    list.sort((a, b) => b.line - a.line);
+    findLoops(list, adjacency, td, lineOf);
+  }
 
   // 4. Hooks: grow the per-chain upper bound along new jumps, then check restricted rules.
-  const hooks = new Map<string, number>();
-  const hookOf = (n: string) => hooks.get(n) ?? td.graphBase.hookMap.get(n) ?? 0;
-  const work: string[] = [];
-  const grow = (to: string, bits: number) => {
-    const cur = hookOf(to);
-    if ((bits & ~cur) === 0) return;
-    hooks.set(to, cur | bits);
-    work.push(to);
-  };
-  for (const e of edges) grow(e.to, hookOf(e.from));
-  while (work.length) {
-    const v = work.pop()!;
-    for (const t of adjacency(v)) grow(t, hookOf(v));
-  }
+  // A bound read early may grow later; the walk carries every growth on, so the fixpoint is the
+  // same whatever order the jumps are taken in.
+  const bounds = new HookBounds(td, middles);
+  let lastFrom: ChainDraft | null = null, lastBits = 0;
+  let lastName = '';
+  let lastView: ChainView | undefined;
+  middles.forEachJump((_from, to, d, k) => {
+    if (d !== lastFrom) {
+      lastFrom = d;
+      lastBits = bounds.of(d);
+    }
+    if (to !== lastName) {
+      lastName = to;
+      lastView = middles.targetOf(d, k, to);
+    }
+    if (lastView !== undefined) bounds.grow(lastView, lastBits);
+  });
+  bounds.spread();
   // A chain whose bound grew must allow it with every rule; an edited chain whose bound did not
   // grow only has its new rules to check (the others were valid under the same bound before).
   let suspect = false;
-  for (const name of hooks.keys()) {
-    const c = final(name);
-    if (c && (hookOf(name) & ~allowedOf(c.rules)) !== 0) suspect = true;
+  for (const v of bounds.grown) {
+    if ((bounds.of(v) & ~allowedOf(v.rules)) !== 0) {
+      suspect = true;
+      break;
+    }
   }
-  for (const [d, [from, to]] of middles) {
-    if (suspect) break;
-    if (hooks.has(d.name)) continue;
-    const m = hookOf(d.name);
-    for (let k = from; k < to && !suspect; k++) suspect = (m & ~ruleHooks(d.rules[k])) !== 0;
+  for (let i = 0; i < middles.drafts.length && !suspect; i++) {
+    const d = middles.drafts[i]!;
+    if (d.hookGrown) continue;
+    const m = bounds.of(d);
+    const rules = d.rules;
+    for (let k = middles.from[i]!, to = middles.to[i]!; k < to && !suspect; k++) suspect = (m & ~ruleHooks(rules[k]!)) !== 0;
   }
   let exact: Map<string, number> | null = null;
   if (suspect) {
@@ -154,7 +219,77 @@ export function commit(td: TableDraft, commitLine: number): Committed {
   }
 
   // 5. Freeze.
-  return freeze(td, exact ?? hooks, exact !== null);
+  return freeze(td, exact ?? bounds.map(), exact !== null);
+}
+
+/**
+ * Per chain, the hooks it may be reached from (an upper bound), as this commit grows it along new
+ * jumps. A draft keeps its bound in its own fields, so a jump costs one name lookup rather than
+ * several map operations; chains the block did not edit keep theirs in a map.
+ */
+class HookBounds {
+  private readonly base: LayeredMap<number>;
+  private readonly old = new Map<string, number>();
+  private readonly work: ChainView[] = [];
+  /** Every chain whose bound grew, once each. */
+  readonly grown: ChainView[] = [];
+
+  constructor(td: TableDraft, private readonly middles: Middles) {
+    this.base = td.graphBase.hookMap;
+  }
+
+  of(v: ChainView): number {
+    if (v instanceof ChainDraft) {
+      if (v.hookBits < 0) v.hookBits = this.base.get(v.name) ?? 0;
+      return v.hookBits;
+    }
+    const h = this.old.get(v.name);
+    return h !== undefined ? h : this.base.get(v.name) ?? 0;
+  }
+
+  grow(v: ChainView, bits: number): void {
+    const cur = this.of(v);
+    if ((bits & ~cur) === 0) return;
+    if (v instanceof ChainDraft) {
+      if (!v.hookGrown) {
+        v.hookGrown = true;
+        this.grown.push(v);
+      }
+      v.hookBits = cur | bits;
+    } else {
+      if (!this.old.has(v.name)) this.grown.push(v);
+      this.old.set(v.name, cur | bits);
+    }
+    this.work.push(v);
+  }
+
+  /** Carries every growth on along the chains' jumps until nothing grows. */
+  spread(): void {
+    const work = this.work;
+    while (work.length !== 0) {
+      const v = work.pop()!;
+      const bits = this.of(v);
+      const rules = v.rules;
+      let lastName = '';
+      let lastView: ChainView | undefined;
+      for (let k = 0; k < rules.length; k++) {
+        const t = rules[k]!.target;
+        if (t === null || t.kind !== 'jump') continue;
+        if (t.chain !== lastName) {
+          lastName = t.chain;
+          lastView = this.middles.targetOf(v, k, lastName);
+        }
+        if (lastView !== undefined) this.grow(lastView, bits);
+      }
+    }
+  }
+
+  /** The grown bounds by chain name (what the next table's hook map changes). */
+  map(): Map<string, number> {
+    const m = new Map<string, number>();
+    for (const v of this.grown) m.set(v.name, this.of(v));
+    return m;
+  }
 }
 
 function findReference(td: TableDraft, name: string, lineOf: (d: ChainView, k: number) => number): number | null {
@@ -164,91 +299,6 @@ function findReference(td: TableDraft, name: string, lineOf: (d: ChainView, k: n
     if (k >= 0) return lineOf(d, k);
   }
   return null;
-}
-
-function findLoops(
-  edges: readonly { from: string; to: string; line: number }[],
-  adjacency: (n: string) => readonly string[],
-  td: TableDraft,
-  lineOf: (d: ChainView, k: number) => number,
-): void {
-  const seenFrom = new Map<string, Set<string>>(); // per source: chains known not to lead back to it
-  let budget = 4 * td.graphBase.size + 4 * edges.length + 1024;
-  const stack: string[] = [];
-  for (const e of edges) {
-    if (e.from === e.to) throw new CommitError(e.line, e.to, `Loop found in table (${e.from} -> ${e.to})`);
-    const first = adjacency(e.to);
-    if (first.length === 0) continue; // a chain that jumps nowhere closes no loop
-    let seen = seenFrom.get(e.from);
-    if (!seen) seenFrom.set(e.from, (seen = new Set()));
-    if (seen.has(e.to)) continue;
-    seen.add(e.to);
-    stack.length = 0;
-    stack.push(e.to);
-    while (stack.length) {
-      const v = stack.pop()!;
-      if (--budget < 0) return wholeTableLoopCheck(td, adjacency, lineOf);
-      for (const t of adjacency(v)) {
-        if (t === e.from) throw new CommitError(e.line, e.to, `Loop found in table (${loopPath(e.from, e.to, adjacency)})`);
-        if (seen.has(t)) continue;
-        seen.add(t);
-        stack.push(t);
-      }
-    }
-  }
-}
-
-/** `a -> b -> … -> a` for the loop through the jump a→b (breadth-first, so the shortest). */
-function loopPath(from: string, to: string, adjacency: (n: string) => readonly string[]): string {
-  const parent = new Map<string, string>([[to, from]]);
-  const queue = [to];
-  for (let q = 0; q < queue.length; q++) {
-    const v = queue[q];
-    for (const t of adjacency(v)) {
-      if (t === from) {
-        const path = [from];
-        for (let x: string | undefined = v; x !== from && x !== undefined; x = parent.get(x)) path.push(x);
-        return [from, ...path.slice(1).reverse(), from].join(' -> ');
-      }
-      if (!parent.has(t)) {
-        parent.set(t, v);
-        queue.push(t);
-      }
-    }
-  }
-  return `${from} -> ${to}`;
-}
-
-/** Fallback when the per-jump searches grow large: one colouring DFS over the whole table. */
-function wholeTableLoopCheck(td: TableDraft, adjacency: (n: string) => readonly string[], lineOf: (d: ChainView, k: number) => number): void {
-  const state = new Map<string, 1 | 2>(); // 1 on the stack, 2 done
-  const names = new Set<string>([...td.origin.chainMap.entries()].map(([n]) => n));
-  for (const [n, d] of td.changes) if (d) names.add(n); else names.delete(n);
-  for (const root of names) {
-    if (state.has(root)) continue;
-    const stack: [string, number][] = [[root, 0]];
-    state.set(root, 1);
-    while (stack.length) {
-      const top = stack[stack.length - 1];
-      const adj = adjacency(top[0]);
-      if (top[1] >= adj.length) {
-        state.set(top[0], 2);
-        stack.pop();
-        continue;
-      }
-      const t = adj[top[1]++];
-      const st = state.get(t);
-      if (st === 1) {
-        const d = td.get(top[0]);
-        const k = d ? d.rules.findIndex((r) => jumpOf(r) === t) : -1;
-        throw new CommitError(d && k >= 0 ? lineOf(d, k) : 0, t, `Loop found in table (${top[0]} -> ${t})`);
-      }
-      if (st === undefined) {
-        state.set(t, 1);
-        stack.push([t, 0]);
-      }
-    }
-  }
 }
 
 /** Exact hook reachability of every chain, walking from the built-in chains. */
@@ -303,10 +353,10 @@ function sameChain(a: Chain, d: ChainView): boolean {
 
 function freezeChain(d: ChainDraft): Chain {
   let source: ChainSource | null = null;
+  const n = d.rules.length; // first: builds a logged chain's list and places
   const parts = d.parts;
-  const n = d.rules.length;
   if (parts !== null && parts.n === 2 * n) {
-    if (n >= SOURCE_MIN_RULES) source = { text: d.partText, at: parts.buf!.subarray(0, 2 * n), zero: d.partsZero };
+    if (n >= SOURCE_MIN_RULES) source = { text: d.partText, at: parts.words(), zero: d.partsZero };
   } else if (!d.owned) {
     source = d.source;
   }
@@ -315,7 +365,7 @@ function freezeChain(d: ChainDraft): Chain {
     name: d.name, builtin: d.builtin, hook: d.builtin ? (d.name as Hook) : null, policy: d.policy,
     // An edited chain's array grew by push (with room to spare); the frozen chain keeps a copy
     // sized exactly, since tens of thousands of small chains live as long as the ruleset.
-    counters: d.counters, rules: d.owned && !d.settledList ? frozenCopy(d.rules) : d.rules, declared: d.declared, seq: d.seq,
+    counters: d.counters, rules: d.owned && !d.settledList && !d.exactList ? frozenCopy(d.rules) : d.rules, declared: d.declared, seq: d.seq,
   };
 }
 
@@ -367,10 +417,15 @@ function freeze(td: TableDraft, hookChanges: Map<string, number>, exact: boolean
     for (const c of td.origin.chains()) if (!td.changes.has(c.name)) mark(c.name);
   }
 
-  const refChanges = new Map<string, number | null>();
-  for (const [name, delta] of td.refDeltas()) {
-    if (delta === 0) continue;
-    const v = td.graphBase.references(name) + delta;
+  // The draft's own delta map, turned into the new counts in place (a first restore has one
+  // entry per chain).
+  const refChanges: Map<string, number | null> = td.takeRefDeltas();
+  for (const [name, delta] of refChanges) {
+    if (delta === 0) {
+      refChanges.delete(name);
+      continue;
+    }
+    const v = td.graphBase.references(name) + delta!;
     refChanges.set(name, v > 0 ? v : null);
   }
 
@@ -379,7 +434,8 @@ function freeze(td: TableDraft, hookChanges: Map<string, number>, exact: boolean
   if (exact) {
     hookMap = LayeredMap.of([...chainMap.entries()].map(([n]) => [n, hookChanges.get(n) ?? 0] as const));
   } else {
-    const hc = new Map<string, number | null>(hookChanges);
+    // The commit's own map, no longer read: extended in place rather than copied.
+    const hc = hookChanges as Map<string, number | null>;
     for (const [name, d] of td.changes) if (d === null && !hc.has(name)) hc.set(name, null);
     if (td.replaced) for (const c of td.graphBase.chains()) if (!chainMap.has(c.name)) hc.set(c.name, null);
     hookMap = td.graphBase.hookMap.with(hc);

@@ -160,3 +160,21 @@ export function quoteWord(value: string): string {
 export function detach(s: string): string {
   return (s + ' ').slice(0, -1);
 }
+
+/**
+ * The first three fields of a `:CHAIN POLICY [p:b]` line, as splitFields() reads them; the common
+ * `:NAME - [0:0]` (single spaces, nothing after) without the word array.
+ */
+export function declFields(rest: string): (string | undefined)[] {
+  const a = rest.indexOf(' ');
+  if (a > 0 && rest.charCodeAt(a + 1) === 45 && rest.charCodeAt(a + 2) === 32 && rest.indexOf(' ', a + 3) < 0) {
+    const name = rest.slice(0, a);
+    const ctrs = rest.slice(a + 3);
+    if (!hasSeparator(name) && ctrs !== '' && !hasSeparator(ctrs)) return [name, '-', ctrs];
+  }
+  return splitFields(rest);
+}
+
+function hasSeparator(s: string): boolean {
+  return s.indexOf('\t') >= 0 || s.indexOf('\n') >= 0;
+}

@@ -12,15 +12,17 @@
 // the kernel.
 
 import { fastRule } from './fast.js';
-import { detach, isSeparator, splitFields, splitWords } from './lexer.js';
+import { declFields, detach, isSeparator, splitFields, splitWords } from './lexer.js';
 import { RuleError } from './ext.js';
 import { VERDICTS, targetSaveName, targetTable } from './ext-target.js';
 import { ChainDraft, TableDraft, resetTable } from './draft.js';
 import { CommitError, commit } from './graph.js';
 import type { Counters, Family, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
-import { MAX_NAME, SkipLine, assertValidChainName, parseCommand, parseRuleText, ruleSpec, type Command } from './rule.js';
-import { Ruleset, Table, builtinHook, emptyTable, isTableName, type ChainSource } from './ruleset.js';
+import {
+  MAX_NAME, SkipLine, assertValidChainName, bracketCounters, findRule, parseCommand, parseRuleText, plainCounters, type Command,
+} from './rule.js';
+import { Ruleset, Table, builtinHook, emptyTable, hasFewChains, isTableName, type ChainSource } from './ruleset.js';
 
 export interface RestoreOptions {
   /** 4 (iptables-restore) or 6 (ip6tables-restore); default the base's family, else 4. */
@@ -106,6 +108,13 @@ class Restorer {
   private skipTo = 0;
   /** extendRun()'s scratch: where each matched hint rule's text starts in the new text. */
   private starts = new Uint32Array(0);
+  /**
+   * New rules and chains keep their texts and names as views into the restore text instead of
+   * copies. Only when the base is (nearly) empty: then nearly all of the text becomes rules, a view
+   * costs a fraction of a copy, and the text they keep alive is at most the one that filled the
+   * ruleset. Later restores copy what they keep, so a small change never pins a large text.
+   */
+  private readonly views: boolean;
 
   constructor(
     private readonly text: string,
@@ -114,6 +123,7 @@ class Restorer {
     private readonly opts: RestoreOptions,
   ) {
     this.tables = new Map(base.tables);
+    this.views = text.length >= VIEW_MIN_TEXT && hasFewChains(base, 64);
   }
 
   run(): void {
@@ -173,6 +183,7 @@ class Restorer {
     const prev = this.tables.get(name);
     const origin = this.opts.noflush ? prev ?? emptyTable(name, this.family) : resetTable(prev, name, this.family);
     this.td = new TableDraft(name, origin, prev, this.base.seq, !this.opts.noflush);
+    this.td.views = this.views;
     this.lastDraft = null;
   }
 
@@ -190,21 +201,24 @@ class Restorer {
   private declareChain(rest: string): void {
     const td = this.td!;
     this.lastDraft = null;
-    const [name, policy, ctrs] = splitFields(rest);
+    const [name, policy, ctrs] = declFields(rest);
     if (name === undefined) throw new RuleError(':', `line ${this.lineNo} chain name invalid`);
     if (name.length > MAX_NAME) throw new RuleError(name, `Invalid chain name \`${name}' (${MAX_NAME} chars max)`);
     const builtin = builtinHook(td.name, name) !== null;
+    let d: ChainDraft | undefined;
     if (!builtin) {
-      if (this.opts.noflush && td.exists(name)) {
-        td.flush(td.edit(name)!);
+      const have = td.exists(name);
+      if (this.opts.noflush && have) {
+        d = td.edit(name)!;
+        td.flush(d);
       } else {
-        if (td.exists(name) || VERDICTS.has(name)) throw new RuleError(name, `error creating chain '${name}':File exists`);
+        if (have || VERDICTS.has(name)) throw new RuleError(name, `error creating chain '${name}':File exists`);
         assertValidChainName(name);
-        td.create(name);
+        d = td.create(name);
       }
     }
     if (policy === undefined) throw new RuleError(name, `line ${this.lineNo} policy invalid`);
-    const d = td.edit(name)!;
+    d ??= td.edit(name)!;
     if (policy === '-') {
       if (d.declared === null) d.declared = '-';
       return;
@@ -286,7 +300,7 @@ class Restorer {
       const cached = !strict && hint !== null;
       rule = cached ? cache.get(rest) : undefined;
       if (rule === undefined) {
-        const own = detach(rest);
+        const own = this.views ? rest : detach(rest);
         try {
           rule = fastRule(own, this.family) ?? parseRuleText(own, this.family, !strict);
         } catch (e) {
@@ -571,30 +585,14 @@ class Restorer {
   }
 }
 
+/** Restore texts shorter than this copy what they keep (the views would save little). */
+const VIEW_MIN_TEXT = 1 << 16;
+
 /** `text` has a line feed, or its end, at `at` (a CR there would make the next line empty). */
 function lineEnds(text: string, at: number): boolean {
   return at === text.length || text.charCodeAt(at) === 10;
 }
 
-function findRule(rules: readonly Rule[], rule: Rule): number {
-  const spec = ruleSpec(rule);
-  return rules.findIndex((r) => r === rule || ruleSpec(r) === spec);
-}
-
 function byteOrder(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** `[pkts:bytes]` (parse_counters(): sscanf "[%llu:%llu]"). */
-function bracketCounters(s: string): Counters | null {
-  const m = /^\[([0-9]+):([0-9]+)\]/.exec(s);
-  return m ? plainCounters(m[1], m[2]) : null;
-}
-
-function plainCounters(p: string, b: string): Counters | null {
-  if (!/^[0-9]{1,20}$/.test(p) || !/^[0-9]{1,20}$/.test(b)) return null;
-  const packets = BigInt(p);
-  const bytes = BigInt(b);
-  if (packets > 0xffffffffffffffffn || bytes > 0xffffffffffffffffn) return null;
-  return packets === 0n && bytes === 0n ? ZERO_COUNTERS : { packets, bytes };
 }

@@ -546,3 +546,23 @@ export function sameRule(a: Rule, b: Rule): boolean {
   if (a.text !== '' && a.text === b.text && a.family === b.family) return true;
   return ruleSpec(a) === ruleSpec(b);
 }
+
+/** Index of `rule` in `rules` (the same object, or the same spec), -1 when absent (-D, -C). */
+export function findRule(rules: readonly Rule[], rule: Rule): number {
+  const spec = ruleSpec(rule);
+  return rules.findIndex((r) => r === rule || ruleSpec(r) === spec);
+}
+
+/** `[pkts:bytes]` (parse_counters(): sscanf "[%llu:%llu]"). */
+export function bracketCounters(s: string): Counters | null {
+  const m = /^\[([0-9]+):([0-9]+)\]/.exec(s);
+  return m ? plainCounters(m[1], m[2]) : null;
+}
+
+export function plainCounters(p: string, b: string): Counters | null {
+  if (!/^[0-9]{1,20}$/.test(p) || !/^[0-9]{1,20}$/.test(b)) return null;
+  const packets = BigInt(p);
+  const bytes = BigInt(b);
+  if (packets > 0xffffffffffffffffn || bytes > 0xffffffffffffffffn) return null;
+  return packets === 0n && bytes === 0n ? ZERO_COUNTERS : { packets, bytes };
+}

@@ -273,3 +273,13 @@ export class Ruleset {
     return new Ruleset(family, new Map(), 0, new RuleCache());
   }
 }
+
+/** The ruleset has at most `limit` chains in all (a fresh node's base rules). */
+export function hasFewChains(rs: Ruleset, limit: number): boolean {
+  let n = 0;
+  for (const t of rs.tables.values()) {
+    n += t.size;
+    if (n > limit) return false;
+  }
+  return true;
+}

@@ -1,0 +1,169 @@
+// loops.ts — jump loops at COMMIT (graph.ts): whether the jumps a block added close a loop, by
+// one colouring walk from their targets that visits each chain once, and only then which loop to
+// report, at the jump that closed it (the per-jump search; the whole-table walk when that search
+// grows large). Also CommitError, what every COMMIT check throws. Never changes a draft's rules.
+
+import { ChainDraft, jumpOf, type ChainView, type TableDraft } from './draft.js';
+import type { Middles } from './graph.js';
+
+/** A problem found at COMMIT, located at the restore line of the rule at fault when known. */
+export class CommitError extends Error {
+  constructor(
+    readonly line: number,
+    readonly word: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Whether the jump graph as the block leaves it has a loop through a new jump: one depth-first
+ * colouring walk from the new jumps' targets, each chain visited once. The table before the block
+ * had no loop, so any loop found here passes through a new jump.
+ */
+export function reachesLoop(td: TableDraft, middles: Middles): boolean {
+  // Walk state: a draft's in its own field, other chains' in a map (1 on the path, 2 done).
+  const old = new Map<string, number>();
+  const stateOf = (v: ChainView): number => (v instanceof ChainDraft ? v.walk : old.get(v.name) ?? 0);
+  const mark = (v: ChainView, s: number): void => {
+    if (v instanceof ChainDraft) v.walk = s;
+    else old.set(v.name, s);
+  };
+  const path: ChainView[] = [];
+  const at: number[] = [];
+  let found = false;
+  let lastName = '';
+  middles.forEachJump((from, to, d, j) => {
+    if (found) return;
+    if (to === from) {
+      found = true;
+      return;
+    }
+    if (to === lastName) return; // the same target as the jump before: walked already
+    lastName = to;
+    const root = middles.targetOf(d, j, to);
+    if (root === undefined || stateOf(root) !== 0) return;
+    mark(root, 1);
+    path.push(root);
+    at.push(0);
+    while (path.length !== 0) {
+      const top = path.length - 1;
+      const cur = path[top]!;
+      const rules = cur.rules;
+      let k = at[top]!;
+      let next: ChainView | undefined;
+      while (k < rules.length) {
+        const t = rules[k++]!.target;
+        if (t === null || t.kind !== 'jump') continue;
+        const v = middles.targetOf(cur, k - 1, t.chain);
+        if (v === undefined) continue;
+        const s = stateOf(v);
+        if (s === 1) {
+          found = true;
+          return;
+        }
+        if (s === 0) {
+          next = v;
+          break;
+        }
+      }
+      if (next !== undefined) {
+        at[top] = k;
+        mark(next, 1);
+        path.push(next);
+        at.push(0);
+        continue;
+      }
+      mark(path[top]!, 2);
+      path.pop();
+      at.pop();
+    }
+  });
+  return found;
+}
+
+export function findLoops(
+  edges: readonly { from: string; to: string; line: number }[],
+  adjacency: (n: string) => readonly string[],
+  td: TableDraft,
+  lineOf: (d: ChainView, k: number) => number,
+): void {
+  const seenFrom = new Map<string, Set<string>>(); // per source: chains known not to lead back to it
+  let budget = 4 * td.graphBase.size + 4 * edges.length + 1024;
+  const stack: string[] = [];
+  for (const e of edges) {
+    if (e.from === e.to) throw new CommitError(e.line, e.to, `Loop found in table (${e.from} -> ${e.to})`);
+    const first = adjacency(e.to);
+    if (first.length === 0) continue; // a chain that jumps nowhere closes no loop
+    let seen = seenFrom.get(e.from);
+    if (!seen) seenFrom.set(e.from, (seen = new Set()));
+    if (seen.has(e.to)) continue;
+    seen.add(e.to);
+    stack.length = 0;
+    stack.push(e.to);
+    while (stack.length) {
+      const v = stack.pop()!;
+      if (--budget < 0) return wholeTableLoopCheck(td, adjacency, lineOf);
+      for (const t of adjacency(v)) {
+        if (t === e.from) throw new CommitError(e.line, e.to, `Loop found in table (${loopPath(e.from, e.to, adjacency)})`);
+        if (seen.has(t)) continue;
+        seen.add(t);
+        stack.push(t);
+      }
+    }
+  }
+}
+
+/** `a -> b -> … -> a` for the loop through the jump a→b (breadth-first, so the shortest). */
+function loopPath(from: string, to: string, adjacency: (n: string) => readonly string[]): string {
+  const parent = new Map<string, string>([[to, from]]);
+  const queue = [to];
+  for (let q = 0; q < queue.length; q++) {
+    const v = queue[q];
+    for (const t of adjacency(v)) {
+      if (t === from) {
+        const path = [from];
+        for (let x: string | undefined = v; x !== from && x !== undefined; x = parent.get(x)) path.push(x);
+        return [from, ...path.slice(1).reverse(), from].join(' -> ');
+      }
+      if (!parent.has(t)) {
+        parent.set(t, v);
+        queue.push(t);
+      }
+    }
+  }
+  return `${from} -> ${to}`;
+}
+
+/** Fallback when the per-jump searches grow large: one colouring DFS over the whole table. */
+function wholeTableLoopCheck(td: TableDraft, adjacency: (n: string) => readonly string[], lineOf: (d: ChainView, k: number) => number): void {
+  const state = new Map<string, 1 | 2>(); // 1 on the stack, 2 done
+  const names = new Set<string>([...td.origin.chainMap.entries()].map(([n]) => n));
+  for (const [n, d] of td.changes) if (d) names.add(n); else names.delete(n);
+  for (const root of names) {
+    if (state.has(root)) continue;
+    const stack: [string, number][] = [[root, 0]];
+    state.set(root, 1);
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      const adj = adjacency(top[0]);
+      if (top[1] >= adj.length) {
+        state.set(top[0], 2);
+        stack.pop();
+        continue;
+      }
+      const t = adj[top[1]++];
+      const st = state.get(t);
+      if (st === 1) {
+        const d = td.get(top[0]);
+        const k = d ? d.rules.findIndex((r) => jumpOf(r) === t) : -1;
+        throw new CommitError(d && k >= 0 ? lineOf(d, k) : 0, t, `Loop found in table (${top[0]} -> ${t})`);
+      }
+      if (st === undefined) {
+        state.set(t, 1);
+        stack.push([t, 0]);
+      }
+    }
+  }
+}

@@ -1,0 +1,172 @@
+// COMMIT's checks on restores that create many chains at once (graph.ts): the one colouring walk
+// that decides whether new jumps close a loop, the hook bounds grown over new chains, and the
+// first restore that keeps rule texts as views into its text (restore.ts `views`). Also the
+// compiler's chain ids, given out at compile time and taken back when the core refuses a restore.
+import { describe, expect, it } from 'vitest';
+import { parseRestore, renderSave, type Ruleset } from '../../../host-node/netfilter/index.js';
+import { IptCompiler } from '../../../host-node/netfilter/compile.js';
+import { ruleSpec } from '../../../host-node/netfilter/rule.js';
+
+function ok(text: string, base?: Ruleset, noflush = false): { ruleset: Ruleset; touched: Set<string> } {
+  const r = parseRestore(text, { base, noflush });
+  if (!r.ok) throw new Error(r.error.message);
+  return r;
+}
+
+/** kube-proxy-shaped nat text: `n` services, each KUBE-SVC-i → KUBE-SEP-i-{0,1} → KUBE-MARK-MASQ. */
+function services(n: number, extra = ''): string {
+  const decl: string[] = ['*nat', ':KUBE-SERVICES - [0:0]', ':KUBE-MARK-MASQ - [0:0]'];
+  const rules: string[] = ['-A PREROUTING -j KUBE-SERVICES', '-A OUTPUT -j KUBE-SERVICES', '-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000'];
+  for (let i = 0; i < n; i++) {
+    decl.push(`:KUBE-SVC-${i} - [0:0]`, `:KUBE-SEP-${i}-0 - [0:0]`, `:KUBE-SEP-${i}-1 - [0:0]`);
+    const ip = `198.18.${i >> 8}.${i & 255}`;
+    rules.push(`-A KUBE-SERVICES -d ${ip}/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-${i}`);
+    rules.push(`-A KUBE-SVC-${i} -m statistic --mode random --probability 0.5000000000 -j KUBE-SEP-${i}-0`);
+    rules.push(`-A KUBE-SVC-${i} -j KUBE-SEP-${i}-1`);
+    for (const e of [0, 1]) {
+      rules.push(`-A KUBE-SEP-${i}-${e} -s 198.19.${i >> 7}.${((i & 127) << 1) | e} -j KUBE-MARK-MASQ`);
+      rules.push(`-A KUBE-SEP-${i}-${e} -p tcp -m tcp -j DNAT --to-destination 198.19.${i >> 7}.${((i & 127) << 1) | e}:8080`);
+    }
+  }
+  return [...decl, ...rules, extra, 'COMMIT', ''].filter((l, k, a) => l !== '' || k === a.length - 1).join('\n');
+}
+
+function lineOf(text: string, line: string): number {
+  return text.split('\n').indexOf(line) + 1;
+}
+
+describe('COMMIT of a restore that creates thousands of chains', () => {
+  it('accepts a loop-free first restore and renders it back byte for byte', () => {
+    const text = services(3000);
+    expect(text.length).toBeGreaterThan(1 << 16); // large enough for rule texts kept as views
+    const r = ok(text);
+    expect(r.touched.size).toBe(3 * 3000 + 2 + 4);
+    // iptables-save prints the chains it declared and each rule's text as written.
+    const saved = renderSave(r.ruleset);
+    const lines = new Set(saved.split('\n'));
+    const missing = text.split('\n').filter((x) => (x.startsWith('-A ') || x.startsWith(':KUBE')) && !lines.has(x));
+    expect(missing).toEqual([]);
+    const again = ok(saved, r.ruleset);
+    expect(renderSave(again.ruleset)).toBe(saved);
+  });
+
+  it('finds a loop that a first restore closes deep inside its new chains, at the closing jump', () => {
+    const extra = '-A KUBE-SEP-2999-1 -j KUBE-SVC-2999';
+    const text = services(3000, extra);
+    const r = parseRestore(text);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.line).toBe(lineOf(text, extra));
+    expect(r.error.word).toBe('KUBE-SVC-2999');
+    expect(r.error.reason).toBe('Loop found in table (KUBE-SEP-2999-1 -> KUBE-SVC-2999 -> KUBE-SEP-2999-1)');
+  });
+
+  it('finds a loop an incremental restore closes through chains only the base has, and leaves the base as it was', () => {
+    const base = ok(services(2000)).ruleset;
+    const before = renderSave(base);
+    // KUBE-MARK-MASQ is old; every KUBE-SEP chain of the base jumps to it. A new jump from it back
+    // into one service closes KUBE-MARK-MASQ → KUBE-SVC-7 → KUBE-SEP-7-0 → KUBE-MARK-MASQ.
+    const text = '*nat\n-A KUBE-MARK-MASQ -j KUBE-SVC-7\nCOMMIT\n';
+    const r = parseRestore(text, { base, noflush: true });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.line).toBe(2);
+    expect(r.error.word).toBe('KUBE-SVC-7');
+    expect(r.error.reason).toMatch(/^Loop found in table \(KUBE-MARK-MASQ -> KUBE-SVC-7 -> KUBE-SEP-7-[01] -> KUBE-MARK-MASQ\)$/);
+    expect(renderSave(base)).toBe(before);
+    // The same jump into a chain that does not lead back is fine.
+    const fine = ok('*nat\n:KUBE-LEAF - [0:0]\n-A KUBE-MARK-MASQ -j KUBE-LEAF\nCOMMIT\n', base, true);
+    expect([...fine.touched].sort()).toEqual(['nat/KUBE-LEAF', 'nat/KUBE-MARK-MASQ']);
+  });
+
+  it('finds a self jump among thousands of new chains', () => {
+    const extra = '-A KUBE-SVC-1500 -j KUBE-SVC-1500';
+    const text = services(2000, extra);
+    const r = parseRestore(text);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect([r.error.line, r.error.word, r.error.reason]).toEqual([lineOf(text, extra), 'KUBE-SVC-1500', 'Loop found in table (KUBE-SVC-1500 -> KUBE-SVC-1500)']);
+  });
+
+  it('refuses DNAT made reachable from POSTROUTING through a path of new chains', () => {
+    const extra = '-A POSTROUTING -j KUBE-SVC-1999';
+    const text = services(2000, extra);
+    const r = parseRestore(text);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.word).toBe('DNAT');
+    expect(r.error.reason).toBe('ip_tables: DNAT target: used from hooks PREROUTING/OUTPUT/POSTROUTING, but only usable from PREROUTING/OUTPUT');
+    expect(r.error.line).toBe(lineOf(text, '-A KUBE-SEP-1999-0 -p tcp -m tcp -j DNAT --to-destination 198.19.15.158:8080'));
+  });
+
+  it('keeps reference counts of jumps into new chains (-X refuses a chain still named)', () => {
+    const base = ok(services(500)).ruleset;
+    const r = parseRestore('*nat\n-X KUBE-SEP-3-1\nCOMMIT\n', { base, noflush: true });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.error.reason).toBe("Can't delete chain with references left");
+    const gone = ok('*nat\n-D KUBE-SVC-3 -j KUBE-SEP-3-1\n-F KUBE-SEP-3-1\n-X KUBE-SEP-3-1\nCOMMIT\n', base, true);
+    expect(gone.ruleset.table('nat')!.chain('KUBE-SEP-3-1')).toBeUndefined();
+  });
+});
+
+describe('compiler chain ids of a refused restore', () => {
+  it('are taken back by reject() and given out again by the next compile', () => {
+    const c = new IptCompiler();
+    const first = ok(services(50));
+    const out = c.compile(first.ruleset, first.touched);
+    const id = c.chainId(4, 'nat', 'KUBE-SVC-10');
+    expect(id).toBeGreaterThanOrEqual(40);
+    out.reject();
+    expect(c.chainId(4, 'nat', 'KUBE-SVC-10')).toBeUndefined();
+    expect(c.chainId(4, 'nat', 'KUBE-SERVICES')).toBeUndefined();
+    const again = c.compile(first.ruleset, first.touched);
+    again.accept();
+    const ids = new Set<number>();
+    for (const name of first.ruleset.table('nat')!.chains()) {
+      if (name.builtin) continue;
+      const v = c.chainId(4, 'nat', name.name);
+      expect(v).toBeDefined();
+      ids.add(v!);
+    }
+    expect(ids.size).toBe(3 * 50 + 2); // every user chain its own id, none lost to the refused compile
+    expect(Math.max(...ids)).toBe(40 + 3 * 50 + 2 - 1);
+  });
+});
+
+describe('chains created by a block, their appends logged (places.ts AppendLog)', () => {
+  it('keep each chain’s rules in order when their lines interleave, with edits after the appends', () => {
+    const text = [
+      '*filter', ':A - [0:0]', ':B - [0:0]', ':C - [0:0]',
+      '-A A -s 198.18.0.1 -j ACCEPT', '-A B -s 198.18.0.2 -j ACCEPT', '-A A -s 198.18.0.3 -j DROP',
+      '-A C -j B', '-A B -s 198.18.0.4 -j DROP', '-A A -j C',
+      '-I A 2 -s 198.18.0.9 -j ACCEPT', '-D B 1', '-A B -s 198.18.0.5 -j ACCEPT', '-E C D',
+      'COMMIT', '',
+    ].join('\n');
+    const r = ok(text);
+    // A rule -E rewrote has no text of its own (it prints by its spec).
+    const rules = (n: string) => r.ruleset.table('filter')!.chain(n)!.rules.map((x) => x.text || ruleSpec(x));
+    expect(rules('A')).toEqual(['-s 198.18.0.1 -j ACCEPT', '-s 198.18.0.9 -j ACCEPT', '-s 198.18.0.3 -j DROP', '-j D']);
+    expect(rules('B')).toEqual(['-s 198.18.0.4 -j DROP', '-s 198.18.0.5 -j ACCEPT']);
+    expect(rules('D')).toEqual(['-j B']);
+    expect(r.ruleset.table('filter')!.chain('C')).toBeUndefined();
+  });
+
+  it('name the line of a bad jump in a chain whose lines are spread over the block', () => {
+    const text = '*filter\n:A - [0:0]\n:B - [0:0]\n-A A -j ACCEPT\n-A B -j ACCEPT\n-A A -j NOSUCH\n-A B -j A\nCOMMIT\n';
+    const r = parseRestore(text);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect([r.error.line, r.error.word]).toEqual([6, 'NOSUCH']);
+  });
+
+  it('keep the text places of a large created chain (a later rewrite of it replays the old texts)', () => {
+    const lines = Array.from({ length: 200 }, (_, i) => `-A BIG -s 198.18.${i >> 8}.${i & 255} -j ACCEPT`);
+    const text = ['*filter', ':BIG - [0:0]', ...lines, 'COMMIT', ''].join('\n');
+    const first = ok(text);
+    const big = first.ruleset.table('filter')!.chain('BIG')!;
+    expect(big.source).toBeTruthy();
+    for (let k = 0; k < 200; k++) expect(big.source!.text.slice(big.source!.at[2 * k], big.source!.at[2 * k + 1])).toBe(big.rules[k]!.text);
+    // The same text again: nothing changed, the chain object is kept.
+    const again = ok(text, first.ruleset);
+    expect(again.ruleset.table('filter')!.chain('BIG')).toBe(big);
+    expect(again.touched.size).toBe(0);
+  });
+});
