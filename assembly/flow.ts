@@ -35,8 +35,11 @@ export class Tuple {
   s0: u32; s1: u32; s2: u32; s3: u32;
   d0: u32; d1: u32; d2: u32; d3: u32;
 
+  // Five 64-bit moves: a bulk memory.copy leaves wasm for a runtime call on every packet.
   @inline copyFrom(o: Tuple): void {
-    memory.copy(changetype<usize>(this), changetype<usize>(o), offsetof<Tuple>());
+    const d = changetype<usize>(this), s = changetype<usize>(o);
+    store<u64>(d, load<u64>(s), 0); store<u64>(d, load<u64>(s, 8), 8); store<u64>(d, load<u64>(s, 16), 16);
+    store<u64>(d, load<u64>(s, 24), 24); store<u64>(d, load<u64>(s, 32), 32);
   }
 
   // The same connection seen from the other end.
@@ -54,6 +57,9 @@ export class Tuple {
        (this.d1 ^ o.d1) | (this.d2 ^ o.d2) | (this.d3 ^ o.d3)) == 0;
   }
 }
+
+// copyFrom moves exactly these bytes (checked in builds with asserts, i.e. the testing cores).
+assert(offsetof<Tuple>() == 40);
 
 @unmanaged
 export class Flow extends Tuple {
