@@ -43,11 +43,14 @@ export class Tuple {
   }
 
   // The same connection seen from the other end.
+  // `this` must not be `o`. Header word: family, proto, sport, dport, icmpType, pad (little-endian
+  // bytes 0–7); the ports swap places and pad is cleared.
   @inline invertFrom(o: Tuple): void {
-    this.family = o.family; this.proto = o.proto; this.icmpType = o.icmpType; this.pad = 0;
-    this.sport = o.dport; this.dport = o.sport;
-    this.s0 = o.d0; this.s1 = o.d1; this.s2 = o.d2; this.s3 = o.d3;
-    this.d0 = o.s0; this.d1 = o.s1; this.d2 = o.s2; this.d3 = o.s3;
+    const d = changetype<usize>(this), s = changetype<usize>(o);
+    const h = load<u64>(s);
+    store<u64>(d, (h & 0x00FF00000000FFFF) | ((h >> 16) & 0xFFFF0000) | ((h & 0xFFFF0000) << 16));
+    store<u64>(d, load<u64>(s, 24), 8); store<u64>(d, load<u64>(s, 32), 16);
+    store<u64>(d, load<u64>(s, 8), 24); store<u64>(d, load<u64>(s, 16), 32);
   }
 
   @inline equals(o: Tuple): bool {

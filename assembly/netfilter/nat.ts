@@ -134,7 +134,8 @@ function used(t: Tuple): bool {
   else t.sport = <u16>v;
 }
 
-// get_unique_tuple() steps 2–3 and nf_nat_l4proto_unique_tuple(). False when no free tuple was found.
+// get_unique_tuple() steps 2–3 and nf_nat_l4proto_unique_tuple(). False when the search of a range of
+// more than one port found no free tuple.
 function uniqueTuple(t: Tuple, dst: bool): bool {
   chooseAddr(t, dst);
   const randomAll = (flags & (NAT_RANDOM | NAT_RANDOM_FULLY)) != 0;
@@ -161,8 +162,15 @@ function uniqueTuple(t: Tuple, dst: bool): bool {
   } else {
     min = pmin; size = pmax - pmin + 1;
   }
-  // nf_nat_l4proto_unique_tuple(): a destination searches from the range's first port unless
-  // --random was given; a source from a random offset.
+  // nf_nat_l4proto_unique_tuple(): a one-port range (every kube-proxy DNAT) is tried once and
+  // kept whether or not it is free — the kernel returns the tuple either way and a clash fails at
+  // confirm — so there is nothing to look up.
+  if (size == 1) {
+    setKey(t, dst, min);
+    return true;
+  }
+  // A destination searches from the range's first port unless --random was given; a source from
+  // a random offset.
   let off: u32 = randomAll || !dst ? <u32>(randNext() >> 48) : 0;
   let attempts: u32 = size < 128 ? size : 128;
   while (true) {
