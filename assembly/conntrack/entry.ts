@@ -142,7 +142,7 @@ export function releaseEntry(index: u32): void {
     free6 = s;
     used6--;
   }
-  memory.fill(e, 0, ENTRY_SIZE);
+  for (let i: usize = 0; i < ENTRY_SIZE; i += 8) store<u64>(e + i, 0);
   store<u32>(e + E_NEXT, freeHead);
   freeHead = index;
   used--;

@@ -73,8 +73,12 @@ export function ctInvertTuple(out: Tuple, t: Tuple): bool {
     if (inv < 0) return false;
     type = <u8>inv;
   }
-  scratchA.copyFrom(t);
-  out.invertFrom(scratchA);
+  if (changetype<usize>(out) == changetype<usize>(t)) {
+    scratchA.copyFrom(t);
+    out.invertFrom(scratchA);
+  } else {
+    out.invertFrom(t);
+  }
   out.icmpType = type;
   return true;
 }

@@ -54,8 +54,10 @@ export class Chain {
   nRecent: u32;
   segs: usize;
   nSegs: u32;
-  index: usize;      // dispatch hash slots (dispatch.ts)
+  index: usize;      // dispatch hash slots (dispatch.ts), cache-line aligned inside indexMem
+  indexMem: usize;
   indexMask: u32;
+  indexNoDst: u32;   // keys without a destination address (0: one probe per packet)
   lists: usize;      // u32 rule indices the slots point into
 }
 
@@ -118,7 +120,7 @@ export function chainEmpty(family: u8, table: u8): Chain {
 
 export function chainFree(c: Chain): void {
   if (c.segs != 0) heap.free(c.segs);
-  if (c.index != 0) heap.free(c.index);
+  if (c.indexMem != 0) heap.free(c.indexMem);
   if (c.lists != 0) heap.free(c.lists);
   heap.free(changetype<usize>(c));
 }

@@ -8,6 +8,13 @@
 // rule of the segment has a key the packet cannot match. Rules outside segments stay linear.
 // Built once per chain at stage time; the probe allocates nothing. Never evaluates other matches
 // and never changes first-match order.
+//
+// Cost per packet at tens of thousands of services is cache misses, so a slot is one cache line
+// holding what the walk needs next: the first rule of its list and that rule's target (a short op
+// copied whole, a long one by its offset). A packet whose rule is the first of its key (every
+// kube-proxy service rule) then touches one slot and goes straight to the target, without the
+// list, the rule record or the op stream; a chain whose keys all name a destination is probed
+// once.
 import { Flow, PROTO_TCP, PROTO_UDP, PROTO_SCTP, FRAG_LATER } from "../flow";
 import { Chain, ruleAt, opAt, SEG_REC } from "./chain";
 import { opKind, opFlags, opWords, M_PROTO, M_DPORT, M_DST } from "./format";
@@ -15,10 +22,22 @@ import { opKind, opFlags, opWords, M_PROTO, M_DPORT, M_DST } from "./format";
 export const DISPATCH_MIN_RUN: u32 = 4;
 export const DISPATCH_NONE: u32 = 0xFFFFFFFF;
 
-// Hash slot (32 bytes): u32 seg (EMPTY when free), u16 port, u8 proto, u8 hasDst, 4 × u32 dst,
-// u32 list start, u32 list length.
-const SLOT: usize = 32;
+// Hash slot (64 bytes, one cache line): u32 seg (EMPTY when free), u16 port, u8 proto, u8 hasDst,
+// 4 × u32 dst, u32 list start, u32 list length, u32 first rule of the list, u32 how its target is
+// held (TGT_*), then u32 × 2: the target op's words (TGT_COPY) or its word offset (TGT_OPS).
+const SLOT: usize = 64;
+const SLOT_LOG2: usize = 6;
 const EMPTY: u32 = 0xFFFFFFFF;
+const S_FIRST: usize = 32;
+const S_TGT: usize = 36;
+const S_OP: usize = 40;
+const TGT_NONE: u32 = 0;   // the rule has no target
+const TGT_COPY: u32 = 1;   // an op of at most two words, copied at S_OP
+const TGT_OPS: u32 = 2;    // a longer op: its word offset in the chain's ops at S_OP
+
+// The target op of the rule dispatchNext returned (0: the rule has none). Points into the slot or
+// the chain's ops; valid until the next dispatchNext.
+export let dispatchOp: usize = 0;
 
 // The key of the rule last tested by indexable().
 let kProto: u32 = 0;
@@ -85,7 +104,7 @@ function indexable(c: Chain, r: u32): bool {
 function find(c: Chain, seg: u32, proto: u32, port: u32, hasDst: u32, a0: u32, a1: u32, a2: u32, a3: u32): usize {
   let i = hashKey(seg, proto, port, hasDst, a0, a1, a2, a3) & c.indexMask;
   while (true) {
-    const s = c.index + <usize>i * SLOT;
+    const s = c.index + (<usize>i << SLOT_LOG2);
     if (load<u32>(s) == EMPTY || slotMatches(s, seg, proto, port, hasDst, a0, a1, a2, a3)) return s;
     i = (i + 1) & c.indexMask;
   }
@@ -107,9 +126,11 @@ export function dispatchBuild(c: Chain): void {
   c.nSegs = nSegs;
   let size: u32 = 8;
   while (size < nIndexed * 2) size <<= 1;
-  c.index = heap.alloc(<usize>size * SLOT);
-  memory.fill(c.index, 0xFF, <usize>size * SLOT);
+  c.indexMem = heap.alloc((<usize>size << SLOT_LOG2) + SLOT);
+  c.index = (c.indexMem + SLOT - 1) & ~(SLOT - 1);
+  memory.fill(c.index, 0xFF, <usize>size << SLOT_LOG2);
   c.indexMask = size - 1;
+  c.indexNoDst = 0;
   c.lists = heap.alloc(<usize>nIndexed << 2);
   // Each indexed rule's slot, found in pass 2 and used again in pass 3 (slots never move).
   const slotOf = heap.alloc(<usize>nIndexed << 2);
@@ -135,6 +156,8 @@ export function dispatchBuild(c: Chain): void {
           store<u8>(slot, <u8>kHasDst, 7);
           store<u32>(slot, k0, 8); store<u32>(slot, k1, 12); store<u32>(slot, k2, 16); store<u32>(slot, k3, 20);
           store<u32>(slot, 0, 28);
+          holdTarget(c, slot, q);
+          if (kHasDst == 0) c.indexNoDst++;
         }
         store<u32>(slot, load<u32>(slot, 28) + 1, 28);
         store<u32>(slotOf + (<usize>filed << 2), <u32>(slot - c.index));
@@ -147,7 +170,7 @@ export function dispatchBuild(c: Chain): void {
   // Pass 3: list starts by prefix sum, then the rule indices in rule order (so lists are sorted).
   let at: u32 = 0;
   for (let i: u32 = 0; i < size; i++) {
-    const slot = c.index + <usize>i * SLOT;
+    const slot = c.index + (<usize>i << SLOT_LOG2);
     if (load<u32>(slot) == EMPTY) continue;
     store<u32>(slot, at, 24);
     at += load<u32>(slot, 28);
@@ -169,9 +192,46 @@ export function dispatchBuild(c: Chain): void {
   return load<u32>(c.segs + <usize>seg * SEG_REC, 4);
 }
 
+// Files rule `r` (the first of its key) in `slot`: its index and its target.
+function holdTarget(c: Chain, slot: usize, r: u32): void {
+  store<u32>(slot, r, S_FIRST);
+  const rec = ruleAt(c, r);
+  const to = load<u32>(rec, 4);
+  if (to == load<u32>(rec, 8)) {
+    store<u32>(slot, TGT_NONE, S_TGT);
+    return;
+  }
+  const p = opAt(c, to);
+  const words = opWords(load<u32>(p));
+  if (words <= 2) {
+    store<u32>(slot, TGT_COPY, S_TGT);
+    store<u32>(slot + S_OP, load<u32>(p));
+    store<u32>(slot + S_OP, words == 2 ? load<u32>(p, 4) : 0, 4);
+  } else {
+    store<u32>(slot, TGT_OPS, S_TGT);
+    store<u32>(slot + S_OP, to);
+  }
+}
+
+// The target op of rule `r`, found through the rule record (0: none).
+function targetOf(c: Chain, r: u32): usize {
+  const rec = ruleAt(c, r);
+  const to = load<u32>(rec, 4);
+  return to == load<u32>(rec, 8) ? 0 : opAt(c, to);
+}
+
+// The target op of the slot's first rule (0: none).
+@inline function slotTarget(c: Chain, slot: usize): usize {
+  const how = load<u32>(slot, S_TGT);
+  if (how == TGT_COPY) return slot + S_OP;
+  return how == TGT_NONE ? 0 : opAt(c, load<u32>(slot, S_OP));
+}
+
 // The first rule index ≥ pos in the slot's list, or DISPATCH_NONE.
 function firstFrom(c: Chain, slot: usize, pos: u32): u32 {
   if (load<u32>(slot) == EMPTY) return DISPATCH_NONE;
+  const first = load<u32>(slot, S_FIRST);
+  if (first >= pos) return first;
   const base = c.lists + (<usize>load<u32>(slot, 24) << 2);
   let lo: u32 = 0, hi = load<u32>(slot, 28);
   while (lo < hi) {
@@ -183,13 +243,21 @@ function firstFrom(c: Chain, slot: usize, pos: u32): u32 {
 
 // The first rule at or after `pos` in segment `seg` that the packet matches, or the segment's
 // end when none does. Every rule in [pos, result) is one the packet does not match.
+// dispatchOp is set to that rule's target.
 export function dispatchNext(c: Chain, seg: u32, pos: u32, f: Flow): u32 {
   const end = segEnd(c, seg);
   const proto = <u32>f.proto;
   if (f.frag == FRAG_LATER || (proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_SCTP)) return end;
   const port = <u32>f.dport;
-  const a = firstFrom(c, find(c, seg, proto, port, 1, f.d0, f.d1, f.d2, f.d3), pos);
-  const b = firstFrom(c, find(c, seg, proto, port, 0, 0, 0, 0, 0), pos);
-  const m = a < b ? a : b;
-  return m < end ? m : end;
+  const sa = find(c, seg, proto, port, 1, f.d0, f.d1, f.d2, f.d3);
+  let m = firstFrom(c, sa, pos);
+  let slot = sa;
+  if (c.indexNoDst != 0) {
+    const sb = find(c, seg, proto, port, 0, 0, 0, 0, 0);
+    const b = firstFrom(c, sb, pos);
+    if (b < m) { m = b; slot = sb; }
+  }
+  if (m >= end) return end;
+  dispatchOp = m == load<u32>(slot, S_FIRST) ? slotTarget(c, slot) : targetOf(c, m);
+  return m;
 }

@@ -84,10 +84,10 @@ function jhash4(k0: u32, k1: u32, k2: u32, k3: u32, initval: u32): u32 {
 // --persistent) so a client keeps its address across connections.
 function chooseAddr(t: Tuple, dst: bool): void {
   if ((flags & NAT_MAP_IPS) == 0) return;
-  let same = true;
-  for (let i: u32 = 0; i < 4; i++) same = same && load<u32>(rmin + (i << 2)) == load<u32>(rmax + (i << 2));
-  if (same) {
-    for (let i: u32 = 0; i < 4; i++) setWord(t, dst, i, load<u32>(rmin + (i << 2)));
+  const a0 = load<u32>(rmin), a1 = load<u32>(rmin, 4), a2 = load<u32>(rmin, 8), a3 = load<u32>(rmin, 12);
+  if (((a0 ^ load<u32>(rmax)) | (a1 ^ load<u32>(rmax, 4)) | (a2 ^ load<u32>(rmax, 8)) | (a3 ^ load<u32>(rmax, 12))) == 0) {
+    if (dst) { t.d0 = a0; t.d1 = a1; t.d2 = a2; t.d3 = a3; }
+    else { t.s0 = a0; t.s1 = a1; t.s2 = a2; t.s3 = a3; }
     return;
   }
   const persistent = (flags & NAT_PERSISTENT) != 0;
@@ -134,7 +134,8 @@ function used(t: Tuple): bool {
   else t.sport = <u16>v;
 }
 
-// get_unique_tuple() steps 2–3 and nf_nat_l4proto_unique_tuple(). False when no free tuple was found.
+// get_unique_tuple() steps 2–3 and nf_nat_l4proto_unique_tuple(). False when the search of a range of
+// more than one port found no free tuple.
 function uniqueTuple(t: Tuple, dst: bool): bool {
   chooseAddr(t, dst);
   const randomAll = (flags & (NAT_RANDOM | NAT_RANDOM_FULLY)) != 0;
@@ -161,8 +162,15 @@ function uniqueTuple(t: Tuple, dst: bool): bool {
   } else {
     min = pmin; size = pmax - pmin + 1;
   }
-  // nf_nat_l4proto_unique_tuple(): a destination searches from the range's first port unless
-  // --random was given; a source from a random offset.
+  // nf_nat_l4proto_unique_tuple(): a one-port range (every kube-proxy DNAT) is tried once and
+  // kept whether or not it is free — the kernel returns the tuple either way and a clash fails at
+  // confirm — so there is nothing to look up.
+  if (size == 1) {
+    setKey(t, dst, min);
+    return true;
+  }
+  // A destination searches from the range's first port unless --random was given; a source from
+  // a random offset.
   let off: u32 = randomAll || !dst ? <u32>(randNext() >> 48) : 0;
   let attempts: u32 = size < 128 ? size : 128;
   while (true) {
@@ -192,11 +200,17 @@ function inRange(t: Tuple): bool {
   return true;
 }
 
+// 16 bytes with two 64-bit moves (no bulk-memory runtime call on the packet path).
+@inline function copy16(to: usize, from: usize): void {
+  store<u64>(to, load<u64>(from));
+  store<u64>(to, load<u64>(from, 8), 8);
+}
+
 function loadRange(p: usize, kind: u32, f: Flow): bool {
   if (kind == T_DNAT || kind == T_SNAT) {
     flags = load<u32>(p, 4);
-    memory.copy(rmin, p + 8, 16);
-    memory.copy(rmax, p + 24, 16);
+    copy16(rmin, p + 8);
+    copy16(rmax, p + 24);
     const w = load<u32>(p, 40);
     pmin = w & 0xFFFF; pmax = w >>> 16;
   } else {
@@ -206,13 +220,14 @@ function loadRange(p: usize, kind: u32, f: Flow): bool {
     const w = load<u32>(p, 8);
     pmin = w & 0xFFFF; pmax = w >>> 16;
     if (kind == T_REDIRECT && pk.local) {
-      memory.fill(rmin, 0, 16);
+      store<u64>(rmin, 0);
+      store<u64>(rmin, 0, 8);
       if (f.family == FAMILY_V4) store<u32>(rmin, 0x0100007F); else store<u32>(rmin + 12, 0x01000000);
     } else {
       if (!haveMasq(f.family)) return false;
-      memory.copy(rmin, masqAddr(f.family), 16);
+      copy16(rmin, masqAddr(f.family));
     }
-    memory.copy(rmax, rmin, 16);
+    copy16(rmax, rmin);
   }
   // Ports only mean something to ported protocols (libxt_DNAT refuses a port range otherwise).
   if (!ported(f.proto)) flags &= ~NAT_PROTO_SPECIFIED;

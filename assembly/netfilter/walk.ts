@@ -20,7 +20,7 @@ import {
 import { Chain, ruleAt, opAt, counterAt } from "./chain";
 import { liveChain, policyOf } from "./registry";
 import { ruleMatches } from "./match";
-import { dispatchNext, segEnd } from "./dispatch";
+import { dispatchNext, dispatchOp, segEnd } from "./dispatch";
 import { pk, hasCt, ctmSet } from "./ctx";
 import { traceMode, iptCount, IS_DEPTH_DROPS, IS_LOG, IS_UNTRACKED } from "./counters";
 import { traceMiss, traceHit } from "./trace";
@@ -101,10 +101,13 @@ export function walk(base: u32, f: Flow): u32 {
     const rec = ruleAt(c, pos);
     const seg = load<u32>(rec, 12);
     let r = pos;
+    // The matched rule's target op (0: none).
+    let p: usize = 0;
     if (seg != 0) {
       r = dispatchNext(c, seg - 1, pos, f);
       traceMiss(id, pos, r);
       if (r == segEnd(c, seg - 1)) { pos = r; continue; }
+      p = dispatchOp;
     } else {
       pk.curChain = id;
       pk.curRule = r;
@@ -113,13 +116,12 @@ export function walk(base: u32, f: Flow): u32 {
         pos = r + 1;
         continue;
       }
+      const to = load<u32>(rec, 4);
+      if (to != load<u32>(rec, 8)) p = opAt(c, to);
     }
     count(c, r);
-    const rr = ruleAt(c, r);
-    const to = load<u32>(rr, 4);
     pos = r + 1;
-    if (to == load<u32>(rr, 8)) { traceHit(id, r, 0); continue; }
-    const p = opAt(c, to);
+    if (p == 0) { traceHit(id, r, 0); continue; }
     const kind = opKind(load<u32>(p));
     if ((kind == T_JUMP && depth >= IPT_STACK_DEPTH) || (kind == T_GOTO && ++gotos > IPT_MAX_GOTOS)) {
       traceHit(id, r, T_DEPTH_DROP);

@@ -18,7 +18,10 @@ function rng(seed: number) {
 
 interface Gen { text: string; packets: PacketSpec[] }
 
-function generate(seed: number): Gen {
+// `allDst`: every indexable rule names its destination (the index is then probed once per packet);
+// `longTargets`: targets of more than two op words (MARK) among them, which the index cannot hold
+// in its slot.
+function generate(seed: number, opts: { allDst?: boolean; longTargets?: boolean } = {}): Gen {
   const r = rng(seed);
   const protos = ['tcp', 'udp', 'sctp'] as const;
   const keys: { proto: (typeof protos)[number]; dst: string | null; port: number }[] = [];
@@ -29,8 +32,10 @@ function generate(seed: number): Gen {
     const kind = r(10);
     const proto = protos[r(3)]!;
     const port = 1 + r(12);
-    const dst = r(3) === 0 ? null : `198.19.0.${1 + r(6)}`;
-    const target = ['-j ACCEPT', '-j DROP', '-j RETURN', `-j ${chains[r(3)]}`, '', '-j M1', '-j M2'][r(7)]!;
+    const dst = r(3) === 0 && !opts.allDst ? null : `198.19.0.${1 + r(6)}`;
+    const targets = ['-j ACCEPT', '-j DROP', '-j RETURN', `-j ${chains[r(3)]}`, '', '-j M1', '-j M2'];
+    if (opts.longTargets) targets.push('-j MARK --set-xmark 0x2/0x2', '-j MARK --set-xmark 0x1/0x1');
+    const target = targets[r(targets.length)]!;
     if (kind < 7) {
       keys.push({ proto, dst, port });
       lines.push(`-A SVC ${dst ? `-d ${dst}/32 ` : ''}-p ${proto} -m ${proto} --dport ${port} -m comment --comment "svc ${i}" ${target}`);
@@ -57,9 +62,14 @@ function generate(seed: number): Gen {
 }
 
 describe('dispatch index equivalence', () => {
-  it('random rulesets: identical verdicts, marks, counters and trace steps with the index on and off', () => {
+  const variants: [string, { allDst?: boolean; longTargets?: boolean }][] = [
+    ['mixed keys', {}],
+    ['every key with a destination, MARK targets', { allDst: true, longTargets: true }],
+    ['mixed keys, MARK targets', { longTargets: true }],
+  ];
+  it.each(variants)('random rulesets (%s): identical verdicts, marks, counters and trace steps with the index on and off', (_name, opts) => {
     for (let seed = 1; seed <= 25; seed++) {
-      const g = generate(seed);
+      const g = generate(seed, opts);
       const on = new Bench(), off = new Bench();
       on.restore(g.text, { compile: { dispatch: true } });
       off.restore(g.text, { compile: { dispatch: false } });
