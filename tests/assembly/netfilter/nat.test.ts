@@ -173,6 +173,20 @@ describe('NAT targets', () => {
     expect(b.ctCount()).toBe(1);
   });
 
+  it('DNAT to one port keeps it even when that reply is taken, and MASQUERADE then makes the connection unique', () => {
+    // nf_nat_l4proto_unique_tuple(): a one-port range is set and returned whether or not it is free.
+    const b = natBench('-A PREROUTING -d 198.19.0.1 -p tcp -j DNAT --to-destination 198.18.50.1:8080\n-A POSTROUTING -j MASQUERADE');
+    // The backend itself opens 198.18.50.1:8080 → 198.19.7.2:1001: exactly the reply the DNAT below
+    // would give a connection from 198.19.7.2:1001.
+    expect(b.send(tcp('198.18.50.1', '198.19.7.2', 8080, 1001)).verdict).toBe(V.FORWARD);
+    const r = b.send(tcp('198.19.7.2', '198.19.0.1', 1001, 80));
+    expect(r.verdict).toBe(V.FORWARD);
+    expect(r.pkt.dst).toBe('198.18.50.1');
+    expect(r.pkt.dport).toBe(8080);
+    expect(r.pkt.src).toBe(NODE);
+    expect(b.ctCount()).toBe(2);
+  });
+
   it('MASQUERADE without --to-ports keeps the client port when free', () => {
     const b = natBench('-A POSTROUTING -j MASQUERADE');
     const r = b.send(tcp('198.18.0.1', '198.19.1.1', 33333, 443));
