@@ -1,7 +1,8 @@
 // ipvs/program.ts — typed IPVS programming over the core's ABI (assembly/ipvs/api.ts): virtual
 // services and destinations as objects (what ipvsadm -A/-E/-D/-a/-e/-d/-C/-Z/--set take), listing
 // (-L, -L -c, --stats/--rate), sysctls, the trace, and `apply`, which brings the core to a desired
-// set of services with the fewest add / edit / delete calls (partial sync). Works with any module
+// set of services with the fewest add / edit / delete calls (partial sync), or `applyChanges`, the
+// same for a named subset of services (reading back only those). Works with any module
 // that has the ipvs* exports — the shipped core or the unit-test build. Records come back through
 // the core's exchange buffer; the byte layouts are documented in api.ts and decoded here.
 // Never touches packets, files or the network; throws IpvsError for a refused call.

@@ -113,7 +113,7 @@ function keepDraining(live: ServiceInfo, want: DesiredService, applied: IpvsAppl
 }
 
 export class IpvsApply {
-  /** Per family, the virtual servers, set members and rules text last applied. */
+  /** Per family, the virtual servers, set members and rules text last applied (see Applied). */
   private readonly state = new Map<Family, Applied>();
 
   constructor(private readonly target: IpvsTarget) {}
@@ -127,11 +127,15 @@ export class IpvsApply {
   /**
    * One ipvs-mode sync (pkg/proxy/ipvs/proxier.go syncProxyRules): the render of each family's
    * model is brought into the core by difference — set members added/removed (the sets exist before
-   * any rule names them), virtual servers and real servers added/edited/deleted (IpvsProgram.apply,
-   * which leaves unchanged ones and their connections alone), and the iptables rules reloaded only
-   * when their text changed. A TCP real server that leaves is kept at weight 0 while it still has
-   * connections (graceful_termination.go: UDP/SCTP ones go at once, expire_nodest_conn drops
-   * their flows). The sysctls kube-proxy sets (proxier.go NewProxier): conntrack,
+   * any rule names them), virtual servers and real servers added/edited/deleted, and the iptables
+   * rules reloaded only when their text changed. A family's first sync, and a full plan, read every
+   * virtual server back (IpvsProgram.apply, which leaves unchanged ones and their connections alone);
+   * the syncs in between compare each rendered virtual server with the one last applied and hand
+   * only those new, changed or gone to IpvsProgram.applyChanges, so a change to one Service costs
+   * that Service's work (a virtual server edited behind the sync's back, e.g. with ipvsadm, is put
+   * right at the next full sync). A TCP real server that leaves is kept at weight 0 while it still
+   * has connections (graceful_termination.go: UDP/SCTP ones go at once, expire_nodest_conn drops
+   * their flows); the virtual servers holding one are read back every sync until it is deleted. The sysctls kube-proxy sets (proxier.go NewProxier): conntrack,
    * expire_nodest_conn and expire_quiescent_template = 1. A refused step throws, after forgetting
    * what was applied (the caller makes the next sync full).
    */
