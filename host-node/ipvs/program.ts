@@ -1,7 +1,8 @@
 // ipvs/program.ts — typed IPVS programming over the core's ABI (assembly/ipvs/api.ts): virtual
 // services and destinations as objects (what ipvsadm -A/-E/-D/-a/-e/-d/-C/-Z/--set take), listing
 // (-L, -L -c, --stats/--rate), sysctls, the trace, and `apply`, which brings the core to a desired
-// set of services with the fewest add / edit / delete calls (partial sync). Works with any module
+// set of services with the fewest add / edit / delete calls (partial sync), or `applyChanges`, the
+// same for a named subset of services (reading back only those). Works with any module
 // that has the ipvs* exports — the shipped core or the unit-test build. Records come back through
 // the core's exchange buffer; the byte layouts are documented in api.ts and decoded here.
 // Never touches packets, files or the network; throws IpvsError for a refused call.
@@ -118,6 +119,14 @@ export interface TraceResult {
   choices: { destId: number; address: string; port: number; probability: number }[];
 }
 export interface DesiredService extends VirtualService { destinations: Destination[] }
+/** What names a virtual service: protocol, address and port, or fwmark and family. */
+export type ServiceKey = Pick<VirtualService, 'protocol' | 'address' | 'port' | 'fwmark' | 'family'>;
+
+/** One string per virtual service, the same however its address is spelled. */
+export function serviceKey(v: ServiceKey): string {
+  return v.fwmark ? `fwm/${v.family ?? 4}/${v.fwmark}` : `${v.protocol}/${formatIP(parseIP(v.address ?? '0.0.0.0'))}/${v.port}`;
+}
+const liveKey = (s: ServiceInfo): ServiceKey => ({ ...s, address: s.address ?? undefined, protocol: s.protocol ?? undefined });
 
 const PROTO_NAME: Record<number, Protocol> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
 const FWD_NAME = Object.fromEntries(Object.entries(FORWARDING).map(([k, v]) => [v, k])) as Record<number, Forwarding>;
@@ -398,36 +407,57 @@ export class IpvsProgram {
    */
   apply(desired: DesiredService[]): { added: number; edited: number; deleted: number } {
     const tally = { added: 0, edited: 0, deleted: 0 };
-    const keyOf = (v: VirtualService) => (v.fwmark ? `fwm/${v.family ?? 4}/${v.fwmark}`
-      : `${v.protocol}/${formatIP(parseIP(v.address ?? '0.0.0.0'))}/${v.port}`);
-    const want = new Map(desired.map((d) => [keyOf(d), d]));
-    const have = new Map(this.services().map((s) => [keyOf({ ...s, address: s.address ?? undefined, protocol: s.protocol ?? undefined }), s]));
+    const want = new Map(desired.map((d) => [serviceKey(d), d]));
+    const have = new Map(this.services().map((s) => [serviceKey(liveKey(s)), s]));
     for (const [k, s] of have) if (!want.has(k)) { this.deleteService(s.id); tally.deleted++; }
-    for (const [k, d] of want) {
-      let cur = have.get(k);
-      if (!cur) { this.addService(d); tally.added++; cur = this.service(this.findService(d)!); }
-      else {
-        const a = this.serviceArgs(d);
-        const curMask = typeof cur.netmask === 'number' ? cur.netmask : ipWords(parseIP(cur.netmask))[0];
-        if (SCHEDULERS.indexOf(cur.scheduler) !== a.sched || cur.flags !== a.flags || (cur.persistent ?? 0) !== a.timeout ||
-            curMask !== a.netmask || cur.mhTableSize !== a.param) { this.editService(cur.id, d); tally.edited++; }
-      }
-      const dkey = (x: { address: string; port: number }) => `${formatIP(parseIP(x.address))}:${x.port}`;
-      const wantD = new Map(d.destinations.map((x) => [dkey(x), x]));
-      const haveD = new Map(cur.destinations.map((x) => [dkey(x), x]));
-      for (const [dk, x] of haveD) if (!wantD.has(dk)) { this.deleteDest(cur.id, x.id); tally.deleted++; }
-      for (const [dk, x] of wantD) {
-        const h = haveD.get(dk);
-        if (!h) { this.addDest(cur.id, x); tally.added++; continue; }
-        const t = x.tunnel;
-        if (h.forwarding !== (x.forwarding ?? 'droute') || h.weight !== (x.weight ?? 1) ||
-            h.upperThreshold !== (x.upperThreshold ?? 0) || h.lowerThreshold !== (x.lowerThreshold ?? 0) ||
-            h.tunnel.type !== (t?.type ?? 'ipip') || h.tunnel.port !== (t?.port ?? 0) || h.tunnel.checksum !== (t?.checksum ?? 'nocsum')) {
-          this.editDest(cur.id, h.id, x);
-          tally.edited++;
-        }
-      }
+    for (const [k, d] of want) this.applyService(d, have.get(k), tally);
+    return tally;
+  }
+
+  /**
+   * What `apply` does for just these services, reading back only them: each of `removed` that
+   * exists is deleted, then each of `upserts` is added or brought to its desired state (the same
+   * add / edit / delete calls, in the same order, as `apply` makes for it). Every other service is
+   * left as it is. Returns the number of calls made of each kind.
+   */
+  applyChanges(upserts: DesiredService[], removed: ServiceKey[]): { added: number; edited: number; deleted: number } {
+    const tally = { added: 0, edited: 0, deleted: 0 };
+    const want = new Map(upserts.map((d) => [serviceKey(d), d]));
+    for (const key of removed) {
+      if (want.has(serviceKey(key))) continue;
+      const id = this.findService(key);
+      if (id !== undefined) { this.deleteService(id); tally.deleted++; }
+    }
+    for (const d of want.values()) {
+      const id = this.findService(d);
+      this.applyService(d, id === undefined ? undefined : this.service(id), tally);
     }
     return tally;
+  }
+
+  /** One service of `apply`: added when `cur` is absent, else edited; its destinations by difference. */
+  private applyService(d: DesiredService, cur: ServiceInfo | undefined, tally: { added: number; edited: number; deleted: number }): void {
+    if (!cur) { this.addService(d); tally.added++; cur = this.service(this.findService(d)!); }
+    else {
+      const a = this.serviceArgs(d);
+      const curMask = typeof cur.netmask === 'number' ? cur.netmask : ipWords(parseIP(cur.netmask))[0];
+      if (SCHEDULERS.indexOf(cur.scheduler) !== a.sched || cur.flags !== a.flags || (cur.persistent ?? 0) !== a.timeout ||
+          curMask !== a.netmask || cur.mhTableSize !== a.param) { this.editService(cur.id, d); tally.edited++; }
+    }
+    const dkey = (x: { address: string; port: number }) => `${formatIP(parseIP(x.address))}:${x.port}`;
+    const wantD = new Map(d.destinations.map((x) => [dkey(x), x]));
+    const haveD = new Map(cur.destinations.map((x) => [dkey(x), x]));
+    for (const [dk, x] of haveD) if (!wantD.has(dk)) { this.deleteDest(cur.id, x.id); tally.deleted++; }
+    for (const [dk, x] of wantD) {
+      const h = haveD.get(dk);
+      if (!h) { this.addDest(cur.id, x); tally.added++; continue; }
+      const t = x.tunnel;
+      if (h.forwarding !== (x.forwarding ?? 'droute') || h.weight !== (x.weight ?? 1) ||
+          h.upperThreshold !== (x.upperThreshold ?? 0) || h.lowerThreshold !== (x.lowerThreshold ?? 0) ||
+          h.tunnel.type !== (t?.type ?? 'ipip') || h.tunnel.port !== (t?.port ?? 0) || h.tunnel.checksum !== (t?.checksum ?? 'nocsum')) {
+        this.editDest(cur.id, h.id, x);
+        tally.edited++;
+      }
+    }
   }
 }

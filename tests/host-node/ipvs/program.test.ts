@@ -56,6 +56,28 @@ describe('IpvsProgram over the shipped core', () => {
     expect(p.services().map((s) => [s.scheduler, s.destinations.length])).toEqual([['wlc', 1]]);
   });
 
+  it('applyChanges makes the calls apply would for the services given, and leaves every other one alone', async () => {
+    const vs = (n: number, dests: number[], more: Partial<DesiredService> = {}): DesiredService => ({
+      protocol: 'tcp', address: `198.18.0.${n}`, port: 80, scheduler: 'rr', ...more,
+      destinations: dests.map((d) => ({ address: `198.18.1.${d}`, port: 8080, forwarding: 'masq' as const })),
+    });
+    const first = [vs(1, [1, 2]), vs(2, [3]), vs(3, [4, 5]), vs(4, [6])];
+    const target = [vs(1, [1, 2]), vs(2, [3, 7, 8], { scheduler: 'wlc', persistent: 60 }), vs(3, [5]), vs(5, [9, 10])];
+    const a = (await core()).p, b = (await core()).p;
+    a.apply(first); b.apply(first);
+    const untouched = a.services()[0]!;
+    // vs 2 changes, vs 3 loses a destination, vs 4 goes, vs 5 is new; vs 1 is not named.
+    const expected = b.apply(target);
+    expect(a.applyChanges(target.slice(1), [first[3]!, { protocol: 'tcp', address: '198.18.0.77', port: 80 }])).toEqual(expected);
+    expect(expected).toEqual({ added: 5, edited: 1, deleted: 2 });
+    const view = (p: IpvsProgram) => p.services().map((s) => [s.address, s.scheduler, s.persistent, s.destinations.map((d) => [d.address, d.weight])]);
+    expect(view(a)).toEqual(view(b));
+    expect(a.services()[0]).toEqual(untouched);
+    // A service both removed and given stays (brought to what is given).
+    expect(a.applyChanges([vs(5, [9])], [vs(5, [])])).toEqual({ added: 0, edited: 0, deleted: 1 });
+    expect(a.services().find((s) => s.address === '198.18.0.5')!.destinations.map((d) => d.address)).toEqual(['198.18.1.9']);
+  });
+
   it('the IPVS batch entry schedules, masquerades and reports the destination in the descriptor', async () => {
     const { x, p } = await core();
     p.apply(desired());
