@@ -256,3 +256,27 @@ export function natChainsAfter(before: Iterable<string>, text: string): Set<stri
   for (const m of nat.matchAll(/^-X (\S+)$/gm)) out.delete(m[1]!);
   return out;
 }
+
+/**
+ * Manifests of one Service `default/web` (port `port`, default 80, to targetPort 8080/TCP) at `vip`
+ * and its EndpointSlice of ready `endpoints`; `affinity` adds ClientIP affinity for 600 s.
+ */
+export function webManifests(opts: { vip: string; endpoints: string[]; port?: number; affinity?: boolean }): string {
+  return `
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: default }
+spec:
+  clusterIP: ${opts.vip}
+  ports: [{ name: http, port: ${opts.port ?? 80}, targetPort: 8080, protocol: TCP }]
+${opts.affinity ? '  sessionAffinity: ClientIP\n  sessionAffinityConfig: { clientIP: { timeoutSeconds: 600 } }' : ''}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: web-1, namespace: default, labels: { kubernetes.io/service-name: web } }
+addressType: IPv4
+ports: [{ name: http, port: 8080, protocol: TCP }]
+endpoints:
+${opts.endpoints.map((a) => `  - { addresses: [${a}], conditions: { ready: true } }`).join('\n')}
+`;
+}

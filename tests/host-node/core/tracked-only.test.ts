@@ -6,24 +6,12 @@
 import { describe, it, expect } from 'vitest';
 import { Dataplane } from '../../../host-node/dataplane.js';
 import { buildPacket, decodePacket } from '../../../host-node/core/packet.js';
+import { webManifests } from '../../support/kube-gen.js';
 
 const VIP = '198.19.0.10';
 const POD = '198.18.5.1';
 const CLIENT = '198.18.4.9';
-const YAML = `
-apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: default }
-spec: { clusterIP: ${VIP}, ports: [{ name: http, port: 80, targetPort: 8080, protocol: TCP }] }
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: web-1, namespace: default, labels: { kubernetes.io/service-name: web } }
-addressType: IPv4
-ports: [{ name: http, port: 8080, protocol: TCP }]
-endpoints:
-  - { addresses: [${POD}], conditions: { ready: true } }
-`;
+const YAML = webManifests({ vip: VIP, endpoints: [POD] });
 const MODES = ['iptables', 'ipvs', 'direct'] as const;
 
 async function node(mode: (typeof MODES)[number]): Promise<Dataplane> {

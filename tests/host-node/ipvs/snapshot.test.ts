@@ -8,30 +8,13 @@ import { Dataplane } from '../../../host-node/dataplane.js';
 import { buildPacket, decodePacket } from '../../../host-node/core/packet.js';
 import { decodeSnapshot, crc32, SNAPSHOT_FORMAT } from '../../../host-node/core/snapshot.js';
 import { RECORD_BYTES } from '../../../host-node/core/conntrack-record.js';
+import { webManifests } from '../../support/kube-gen.js';
 
 const VIP = '198.19.0.10';
 const CLIENT = '198.18.4.9';
 
-function manifests(opts: { affinity?: boolean; endpoints?: string[]; port?: number } = {}): string {
-  const eps = opts.endpoints ?? ['198.18.5.1', '198.18.5.2', '198.18.5.3'];
-  return `
-apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: default }
-spec:
-  clusterIP: ${VIP}
-  ports: [{ name: http, port: ${opts.port ?? 80}, targetPort: 8080, protocol: TCP }]
-${opts.affinity ? '  sessionAffinity: ClientIP\n  sessionAffinityConfig: { clientIP: { timeoutSeconds: 600 } }' : ''}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: web-1, namespace: default, labels: { kubernetes.io/service-name: web } }
-addressType: IPv4
-ports: [{ name: http, port: 8080, protocol: TCP }]
-endpoints:
-${eps.map((a) => `  - { addresses: [${a}], conditions: { ready: true } }`).join('\n')}
-`;
-}
+const manifests = (opts: { affinity?: boolean; port?: number } = {}): string =>
+  webManifests({ vip: VIP, endpoints: ['198.18.5.1', '198.18.5.2', '198.18.5.3'], ...opts });
 
 async function proxy(yaml: string, seed: number, apply = true): Promise<Dataplane> {
   const dp = await Dataplane.create({ nodeIPs: ['198.18.0.1'], seed });
