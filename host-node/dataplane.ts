@@ -5,7 +5,7 @@
 import { Dataplane as CoreDataplane } from './core/dataplane.js';
 import { buildPacket, type ProtoName } from './core/packet.js';
 import {
-  parseRestore, renderSave, renderList, renderRules, kernelOrder, ruleSpec, Ruleset, type Table,
+  parseRestore, renderSave, renderList, renderRules, kernelOrder, appendLine, ruleSpec, Ruleset, type Table,
   type RestoreError, type TableName, type CounterSource, type Family,
 } from './netfilter/index.js';
 import { IptCompiler, loadRestore, type IptCore } from './netfilter/compile.js';
@@ -273,10 +273,7 @@ export class Dataplane extends CoreDataplane {
     return kernelOrder(t).map((c) => ({
       name: c.name,
       policy: c.builtin ? c.policy : null,
-      rules: c.rules.map((r) => {
-        const spec = ruleSpec(r);
-        return spec ? `-A ${c.name} ${spec}` : `-A ${c.name}`;
-      }),
+      rules: c.rules.map((r) => appendLine(c.name, ruleSpec(r))),
     }));
   }
 

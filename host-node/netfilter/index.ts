@@ -11,7 +11,7 @@ export { renderRules, renderList } from './list.js';
 export type { CounterSource, ListOptions, RulesOptions } from './list.js';
 export { Ruleset, Table, LayeredMap, BUILTIN_CHAINS, HOOK_BIT, emptyTable } from './ruleset.js';
 export type { Chain } from './ruleset.js';
-export { ruleSpec, ruleHooks, sameRule, parseCommand, parseRuleText } from './rule.js';
+export { appendLine, ruleSpec, ruleHooks, sameRule, parseCommand, parseRuleText } from './rule.js';
 export { targetTable, targetHooks } from './ext-target.js';
 export { RuleError } from './ext.js';
 export * from './model.js';

@@ -12,7 +12,7 @@ import { printState } from './ext-state.js';
 import { printTarget, targetListName } from './ext-target.js';
 import type { AddrMatch, Counters, Family, Match, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
-import { ruleSpec } from './rule.js';
+import { appendLine, ruleSpec } from './rule.js';
 import { type Chain, type Ruleset, type Table, emptyTable } from './ruleset.js';
 import { kernelOrder } from './save.js';
 
@@ -71,7 +71,7 @@ export function renderRules(rs: Ruleset, table: TableName, chain?: string, opts:
   for (const c of chains) {
     c.rules.forEach((r, i) => {
       const spec = withCounters ? ruleSpec(r, countersOf(src, table, c.name, i, r.counters)) : ruleSpec(r);
-      out.push(spec ? `-A ${c.name} ${spec}` : `-A ${c.name}`);
+      out.push(appendLine(c.name, spec));
     });
   }
   return out.length ? out.join('\n') + '\n' : '';

@@ -500,6 +500,11 @@ const specCache = new WeakMap<Rule, string>();
  * without `-A CHAIN`: addresses, interfaces, protocol, fragment, `-m` matches, then the target.
  * With `counters`, the ` -c p b` of `iptables -S -v` goes before the target.
  */
+/** A rule as `iptables -S` and iptables-save print it: `-A CHAIN` and its spec, if any. */
+export function appendLine(chain: string, spec: string): string {
+  return spec ? `-A ${chain} ${spec}` : `-A ${chain}`;
+}
+
 export function ruleSpec(rule: Rule, counters?: Counters): string {
   if (!counters) {
     const hit = specCache.get(rule);

@@ -9,7 +9,7 @@
 
 import type { Counters, TableName } from './model.js';
 import { splitWords } from './lexer.js';
-import { ruleSpec } from './rule.js';
+import { appendLine, ruleSpec } from './rule.js';
 import type { Chain, Ruleset, Table } from './ruleset.js';
 
 export interface SaveOptions {
@@ -94,7 +94,7 @@ function sourceBody(table: Table, out: string[], counters: boolean): void {
       const spec = r.text !== '' ? r.text : ruleSpec(r);
       // A rule whose own text sets its counters (`-c p b`) cannot take a `[p:b]` prefix too.
       const prefix = counters && !(r.text !== '' && setsCounters(r.text)) ? counterText(r.counters) + ' ' : '';
-      out.push(prefix + (spec ? `-A ${c.name} ${spec}` : `-A ${c.name}`));
+      out.push(prefix + appendLine(c.name, spec));
     }
   }
 }
