@@ -408,14 +408,14 @@ export class Dataplane extends CoreDataplane {
           const jumps = jumpChains();
           // The jumps live in built-in chains: only those are read back as text (a whole 20k-Service
           // table printed would be megabytes); every chain name comes from the table itself.
-          const live = (t: 'filter' | 'nat') => {
+          const liveOf = (t: 'filter' | 'nat') => {
             const table = fam.ruleset.table(t);
             const srcs = new Set(jumps.filter((j) => j.table === t && table?.chain(j.src)).map((j) => j.src));
             const read = liveTable([...srcs].map((c) => this.iptablesRules(t, c, { family: plan.family })).join('\n'));
             for (const c of table?.chains() ?? []) read.chains.add(c.name);
             return read;
           };
-          const text = jumpRestoreText(jumps, { filter: live('filter'), nat: live('nat') });
+          const text = jumpRestoreText(jumps, { filter: liveOf('filter'), nat: liveOf('nat') });
           if (text) this.iptablesRestore(text, { family: plan.family, noflush: true });
           fam.jumps = true;
         }
