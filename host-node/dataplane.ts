@@ -5,7 +5,7 @@
 import { Dataplane as CoreDataplane } from './core/dataplane.js';
 import { buildPacket, type ProtoName } from './core/packet.js';
 import {
-  parseRestore, renderSave, renderList, renderRules, kernelOrder, appendLine, ruleSpec, Ruleset, type Table,
+  parseRestore, renderSave, renderList, renderRules, kernelOrder, ChainLines, Ruleset, type Table, type RuleLines,
   type RestoreError, type TableName, type CounterSource, type Family,
 } from './netfilter/index.js';
 import { IptCompiler, loadRestore, type IptCore } from './netfilter/compile.js';
@@ -264,16 +264,16 @@ export class Dataplane extends CoreDataplane {
 
   /**
    * The same as `iptablesRules(table)`, chain by chain and line by line: each chain in that order
-   * with its policy (built-in chains; null for user chains) and its `-A` lines. A viewer of 200,000
-   * rules takes them without one text of megabytes to print and split again.
+   * with its policy (built-in chains; null for user chains) and its `-A` lines, each printed when
+   * first read. A viewer of 200,000 rules reads the few it shows, never one text of megabytes.
    */
-  iptablesChains(table: TableName = 'filter', opts: { family?: Family } = {}): Array<{ name: string; policy: string | null; rules: string[] }> {
+  iptablesChains(table: TableName = 'filter', opts: { family?: Family } = {}): Array<{ name: string; policy: string | null; rules: RuleLines }> {
     const t = this.families[opts.family ?? 4].ruleset.table(table);
     if (!t) return [];
     return kernelOrder(t).map((c) => ({
       name: c.name,
       policy: c.builtin ? c.policy : null,
-      rules: c.rules.map((r) => appendLine(c.name, ruleSpec(r))),
+      rules: new ChainLines(c),
     }));
   }
 
@@ -407,12 +407,12 @@ export class Dataplane extends CoreDataplane {
         if (!fam.jumps) {
           const jumps = jumpChains();
           // The jumps live in built-in chains: only those are read back as text (a whole 20k-Service
-          // table printed would be megabytes); every chain name comes from the table itself.
+          // table printed would be megabytes); whether their targets exist, the table itself says.
           const liveOf = (t: 'filter' | 'nat') => {
             const table = fam.ruleset.table(t);
             const srcs = new Set(jumps.filter((j) => j.table === t && table?.chain(j.src)).map((j) => j.src));
             const read = liveTable([...srcs].map((c) => this.iptablesRules(t, c, { family: plan.family })).join('\n'));
-            for (const c of table?.chains() ?? []) read.chains.add(c.name);
+            for (const j of jumps) if (j.table === t && table?.chain(j.dst)) read.chains.add(j.dst);
             return read;
           };
           const text = jumpRestoreText(jumps, { filter: liveOf('filter'), nat: liveOf('nat') });

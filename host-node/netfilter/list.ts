@@ -38,7 +38,7 @@ function tableOf(rs: Ruleset, table: TableName): Table {
   return rs.table(table) ?? emptyTable(table, rs.family);
 }
 
-function chainsOf(t: Table, chain: string | undefined): Chain[] {
+function chainsOf(t: Table, chain: string | undefined): readonly Chain[] {
   if (chain === undefined) return kernelOrder(t);
   const c = t.chain(chain);
   if (!c) throw new Error(`${t.family === 4 ? 'iptables' : 'ip6tables'}: No chain/target/match by that name.`);
@@ -47,6 +47,35 @@ function chainsOf(t: Table, chain: string | undefined): Chain[] {
 
 function countersOf(src: CounterSource | undefined, table: TableName, chain: string, index: number, own: Counters): Counters {
   return (src && src(table, chain, index)) ?? own;
+}
+
+/** Rule lines read by index: an array of them, or a chain's rules printed on demand (ChainLines). */
+export interface RuleLines {
+  readonly length: number;
+  at(index: number): string | undefined;
+}
+
+/**
+ * One chain's rules as `iptables -S` prints them (`-A CHAIN spec`), each printed when first read
+ * and kept: a view of a 200,000-rule table reads a few dozen of them, never all. The chain is
+ * immutable (a restore builds new chains), so the lines never go stale.
+ */
+export class ChainLines implements RuleLines {
+  private readonly printed: Array<string | undefined> = [];
+
+  constructor(private readonly chain: Chain) {}
+
+  get length(): number {
+    return this.chain.rules.length;
+  }
+
+  at(index: number): string | undefined {
+    const rules = this.chain.rules;
+    if (index < 0) index += rules.length;
+    const rule = rules[index];
+    if (rule === undefined) return undefined;
+    return (this.printed[index] ??= appendLine(this.chain.name, ruleSpec(rule)));
+  }
 }
 
 /** `iptables -S [chain]`: -P/-N lines, then every rule as `-A CHAIN …`. */

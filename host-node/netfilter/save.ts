@@ -37,13 +37,25 @@ function counterText(c: Counters): string {
   return `[${c.packets}:${c.bytes}]`;
 }
 
+// Tables are immutable, so each one's order is sorted once (a 20k-Service nat table has 45,000 chains).
+const ordered = new WeakMap<Table, readonly Chain[]>();
+
 /** Built-in chains in hook order, then user chains by byte order of their names (libiptc's). */
-export function kernelOrder(table: Table): Chain[] {
+export function kernelOrder(table: Table): readonly Chain[] {
+  let out = ordered.get(table);
+  if (out) return out;
   const builtins: Chain[] = [];
-  const users: Chain[] = [];
-  for (const c of table.chains()) (c.builtin ? builtins : users).push(c);
-  users.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return builtins.concat(users);
+  const users: string[] = [];
+  for (const c of table.chains()) {
+    if (c.builtin) builtins.push(c);
+    else users.push(c.name);
+  }
+  // The default sort compares UTF-16 code units like `<` does (byte order for ASCII names), and is
+  // much faster than a comparator function over 45,000 names.
+  users.sort();
+  out = builtins.concat(users.map((name) => table.chain(name)!));
+  ordered.set(table, out);
+  return out;
 }
 
 /** Renders the ruleset as iptables-save output; see SaveOptions. */

@@ -4,6 +4,8 @@
 // never cross to the page. Also the line diff between two syncs. Pure text work: never holds a
 // Dataplane and never touches the DOM.
 
+import type { RuleLines } from '../../../host-node/netfilter/index.js';
+
 export interface RuleLine {
   text: string;
   /** 'hit' a rule the packet matched, 'seen' visited but not matched, 'gap' an omission marker. */
@@ -34,6 +36,17 @@ const CONTEXT = 3;
 /** Rules kept at the head of a long chain that is not per-service (KUBE-SERVICES, KUBE-NODEPORTS). */
 const HEAD = 20;
 
+/** The chain's declaration line: as read, or a user chain's (`:NAME - [0:0]`). */
+function declOf(c: ChainRules): string {
+  return c.decl ?? `:${c.name} - [0:0]`;
+}
+
+/** Appends a rule line read from text (a chain read from text holds its lines in an array). */
+function pushRule(c: ChainRules, line: string): void {
+  if (!Array.isArray(c.rules)) c.rules = Array.from({ length: c.rules.length }, (_, i) => c.rules.at(i)!);
+  (c.rules as string[]).push(line);
+}
+
 function chainOf(line: string): string | undefined {
   if (!line.startsWith('-A ')) return undefined;
   const end = line.indexOf(' ', 3);
@@ -44,11 +57,10 @@ export type Mark = 'hit' | 'seen';
 
 interface ChainRules {
   name: string;
-  /** "table/chain". */
-  key: string;
-  /** The chain's declaration line (`:KUBE-SVC-X - [0:0]`, `:PREROUTING ACCEPT [0:0]`). */
-  decl: string;
-  rules: string[];
+  /** The chain's declaration line as read (`:PREROUTING ACCEPT [0:0]`); a user chain's by default (see declOf). */
+  decl?: string;
+  /** Its `-A` lines: read from text, or printed on demand from the live chain (Dataplane.iptablesChains). */
+  rules: RuleLines;
   builtin: boolean;
   perService: boolean;
   /** Index in its table's order (set by TableRules.laidOut). */
@@ -97,7 +109,7 @@ class TableRules {
   chain(name: string): ChainRules {
     let c = this.byName.get(name);
     if (!c) {
-      c = { name, key: `${this.name}/${name}`, decl: `:${name} - [0:0]`, rules: [], builtin: false, perService: PER_SERVICE.test(name), pos: -1 };
+      c = { name, rules: [], builtin: false, perService: PER_SERVICE.test(name), pos: -1 };
       this.byName.set(name, c);
       this.order.push(c);
     }
@@ -115,7 +127,7 @@ class TableRules {
       } else if (line.startsWith('-N ')) {
         this.chain(line.slice(3));
       } else if (line.startsWith('-A ')) {
-        this.chain(chainOf(line)!).rules.push(line);
+        pushRule(this.chain(chainOf(line)!), line);
       }
     }
   }
@@ -257,7 +269,7 @@ export class SaveIndex {
         c.builtin = !line.startsWith(`:${name} - `);
       } else {
         const name = chainOf(line);
-        if (name !== undefined) table.chain(name).rules.push(line);
+        if (name !== undefined) pushRule(table.chain(name), line);
       }
     }
   }
@@ -274,7 +286,7 @@ export class SaveIndex {
   }
 
   /** Indexes tables given chain by chain (Dataplane.iptablesChains): the same as fromRules of their `-S` text. */
-  static fromChains(tables: Array<{ table: string; chains: Array<{ name: string; policy: string | null; rules: string[] }> }>): SaveIndex {
+  static fromChains(tables: Array<{ table: string; chains: Array<{ name: string; policy: string | null; rules: RuleLines }> }>): SaveIndex {
     const ix = new SaveIndex();
     for (const { table, chains } of tables) {
       const t = new TableRules(table);
@@ -349,8 +361,8 @@ export class SaveIndex {
     const out: string[] = [];
     for (const t of this.tables) {
       out.push(`*${t.name}`);
-      for (const c of t.order) out.push(c.decl);
-      for (const c of t.order) for (const r of c.rules) out.push(r);
+      for (const c of t.order) out.push(declOf(c));
+      for (const c of t.order) for (let i = 0; i < c.rules.length; i++) out.push(c.rules.at(i)!);
       out.push('COMMIT');
     }
     return out;
@@ -366,16 +378,16 @@ export class SaveIndex {
     let total = 0;
     for (const t of this.tables) {
       for (const c of t.order) {
-        if (!isIptablesRule(c.decl)) continue;
+        if (c.builtin) continue;   // isIptablesRule: built-in chains' declarations are not rules
         total++;
         chains.add(c.name);
-        if (added.length < limit) added.push(c.decl);
+        if (added.length < limit) added.push(declOf(c));
       }
       for (const c of t.order) {
         if (c.rules.length === 0) continue;
         total += c.rules.length;
         chains.add(c.name);
-        for (let i = 0; i < c.rules.length && added.length < limit; i++) added.push(c.rules[i]!);
+        for (let i = 0; i < c.rules.length && added.length < limit; i++) added.push(c.rules.at(i)!);
       }
     }
     return { diff: { added, removed: [], addedTotal: total, removedTotal: 0 }, chains: [...chains].sort() };
@@ -384,21 +396,25 @@ export class SaveIndex {
   /** A chain's declaration and rules as printed (empty when the table has no such chain). */
   chainLines(table: string, chain: string): string[] {
     const c = this.table(table)?.byName.get(chain);
-    return c ? [c.decl, ...c.rules] : [];
+    if (!c) return [];
+    const out = [declOf(c)];
+    for (let i = 0; i < c.rules.length; i++) out.push(c.rules.at(i)!);
+    return out;
   }
 
   /** The rules a trace visited: 'hit' where a rule matched, else 'seen'. */
   marks(refs: Iterable<RuleRef>): TraceMarks {
     const out = new TraceMarks();
     // A trace lists rules in walk order: look the chain up only when it changes.
-    let table: string | undefined, chain: string | undefined, c: ChainRules | undefined;
+    let table: string | undefined, chain: string | undefined, c: ChainRules | undefined, key = '';
     for (const r of refs) {
       if (r.chain !== chain || r.table !== table) {
         table = r.table;
         chain = r.chain;
         c = this.table(table)?.byName.get(chain);
+        key = `${table}/${chain}`;
       }
-      if (c && r.rule >= 0 && r.rule < c.rules.length) out.add(c.key, r.rule, r.matched);
+      if (c && r.rule >= 0 && r.rule < c.rules.length) out.add(key, r.rule, r.matched);
     }
     return out;
   }
@@ -441,7 +457,8 @@ export class SaveIndex {
     const lines = (c: ChainRules, m: ChainMarks | undefined, from: number, to: number) => {
       for (let i = from; i < to; i++) {
         const mark = m === undefined ? undefined : m.hits.has(i) ? 'hit' : seenCount(m, i, i + 1) ? 'seen' : undefined;
-        push(mark ? { text: c.rules[i]!, mark } : { text: c.rules[i]! });
+        const text = c.rules.at(i)!;
+        push(mark ? { text, mark } : { text });
       }
     };
     /** A chain that is not per-service: its head and the rules around each hit. */
@@ -459,7 +476,7 @@ export class SaveIndex {
     for (const t of this.tables) {
       push({ text: `*${t.name}` });
       if (whole) {
-        for (const c of t.order) push({ text: c.decl });
+        for (const c of t.order) push({ text: declOf(c) });
         for (const c of t.order) lines(c, marksOf(c), 0, c.rules.length);
         push({ text: 'COMMIT' });
         continue;
@@ -472,7 +489,7 @@ export class SaveIndex {
       let next = 0;
       for (const c of shown) {
         gap += c.pos - next;
-        push({ text: c.decl });
+        push({ text: declOf(c) });
         next = c.pos + 1;
       }
       gap += t.order.length - next;

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseRestore, renderList, renderRules, type CounterSource, type Ruleset } from '../../../host-node/netfilter/index.js';
+import { ChainLines, parseRestore, renderList, renderRules, type CounterSource, type Ruleset } from '../../../host-node/netfilter/index.js';
 
 const here = new URL('.', import.meta.url).pathname;
 const goldens = JSON.parse(readFileSync(join(here, 'fixtures/goldens.json'), 'utf8')).cases as
@@ -48,5 +48,29 @@ describe('counters in listings', () => {
 
   it('refuses a chain that does not exist', () => {
     expect(() => renderList(zero, 'filter', 'NOPE')).toThrow('No chain/target/match by that name.');
+  });
+});
+
+describe('chain lines read by index (ChainLines)', () => {
+  const rs = parse(false);
+
+  it('prints each rule as iptables -S does, in order, from either end', () => {
+    const chain = rs.table('filter')!.chain('INPUT')!;
+    const lines = new ChainLines(chain);
+    const minusS = renderRules(rs, 'filter', 'INPUT').split('\n').filter((l) => l.startsWith('-A '));
+    expect(lines.length).toBe(minusS.length);
+    expect(Array.from({ length: lines.length }, (_, i) => lines.at(i))).toEqual(minusS);
+    expect(lines.at(-1)).toBe(minusS.at(-1));
+    expect(lines.at(lines.length)).toBeUndefined();
+  });
+
+  it('keeps the rules of the chain it was made from after a later restore replaces them', () => {
+    const before = new ChainLines(rs.table('filter')!.chain('INPUT')!);
+    const r = parseRestore('*filter\n-F INPUT\n-A INPUT -s 198.18.0.9/32 -j DROP\nCOMMIT\n', { base: rs, noflush: true });
+    if (!r.ok) throw new Error(r.error.message);
+    const after = new ChainLines(r.ruleset.table('filter')!.chain('INPUT')!);
+    expect(after.length).toBe(1);
+    expect(after.at(0)).toBe('-A INPUT -s 198.18.0.9/32 -j DROP');
+    expect(before.at(0)).toBe('-A INPUT -j KUBE-SERVICES');
   });
 });
