@@ -6,7 +6,8 @@
 // (d) the cost of a new connection's first packet: svcplane's core on batches of new SYNs
 // (processBatch, ns/packet, p50/p99 by wall clock over batches and by this process's CPU time over
 // groups of 8 batches, so that time other processes on a shared machine took is visible apart, and the same SYNs resent
-// as conntrack hits) and the kernel's time per SYN sent through a node namespace (injection and
+// as conntrack hits; once per process the core's code is warmed up first, bench/first-packet.ts
+// warmCore) and the kernel's time per SYN sent through a node namespace (injection and
 // forwarding included; the no-rules baseline is its own row). Each row carries svcplane's number
 // as its value and the kernel's beside it with kernel / svcplane. SVP_BENCH_SIZES=1000,20000
 // limits the sizes. Needs root (network namespaces); otherwise prints that it skipped and returns
@@ -15,7 +16,7 @@ import type { BenchRow } from './core.js';
 import { netnsSupport, missingTools } from '../tests/support/netns.js';
 import { KernelNode, KERNEL_TOOLS } from '../tests/support/kernel-node.js';
 import {
-  BATCH, CPU_GROUP, hr, median, pct, syns, makeDataplane, svcplaneFirstPacket,
+  BATCH, CPU_GROUP, hr, median, pct, syns, makeDataplane, svcplaneFirstPacket, warmCore,
 } from './first-packet.js';
 import {
   benchCluster, proxyStateFor, renderSync, natChainsAfter, Rng, type Cluster,
@@ -97,6 +98,7 @@ async function benchSize(k: KernelNode, n: number, rows: BenchRow[]): Promise<vo
   }
 
   // (d) First-packet cost on this ruleset.
+  await warmCore();
   const sv = svcplaneFirstPacket(dp, cluster);
   const kp = await kernelFirstPacket(k, cluster, 800);
   const first = sv.cpu.map((x, i) => x - sv.hit[i]!);
