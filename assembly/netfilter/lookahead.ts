@@ -2,17 +2,19 @@
 // a new connection's cost is cache misses, one after another: its conntrack bucket, the
 // KUBE-SERVICES dispatch slot, the KUBE-SVC-* chain the slot jumps to, the KUBE-SEP-* chains that
 // one jumps to. Each depends on the one before, so one packet can have only one of them in flight.
-// While packet i of a batch runs, this loads what packets i+1…i+5 will read first, one step of
-// that chain per packet further ahead:
-//   i+5: parse its IPv4 header; load its conntrack bucket;
-//   i+4: load the connection entry that bucket names;
-//   i+3: unless that entry is the packet's own connection (its rule walk then dispatches
+// So the batch is taken in groups of GROUP packets, and before group g runs, one step of that
+// chain is taken for each packet of the five groups after it, a step further for each group
+// nearer:
+//   g+5: parse its IPv4 header; load its conntrack bucket;
+//   g+4: load the connection entry that bucket names;
+//   g+3: unless that entry is the packet's own connection (its rule walk then dispatches
 //        nothing), load its home slot in the dispatch index of the chain the last packet's walk
 //        dispatched in first (the hint);
-//   i+2: load the head of the chain that slot jumps to;
-//   i+1: load the rest of that chain and the heads of the chains it jumps to.
-// The loads of different packets do not depend on each other, so the CPU overlaps them with the
-// walk of packet i, and the packet finds its lines in cache.
+//   g+2: load the head of the chain that slot jumps to;
+//   g+1: load the rest of that chain and the heads of the chains it jumps to.
+// None of those loads depends on another, so the CPU has dozens of misses in flight at once and
+// waits for memory about once per group instead of five times per packet; a packet then finds
+// its lines in cache.
 //
 // It only reads: no rule, counter, random draw, conntrack entry or verdict changes, and a wrong
 // guess (a changed ruleset, a packet of another kind) costs a wasted load, never a different
@@ -43,9 +45,10 @@ let hintId: u32 = NONE;
 let hintSeg: u32 = 0;
 let noted = false;
 
-// Per packet of the look-ahead window (index & 7): bucket address, dispatch slot, first node of
-// the bucket, chain, then the packet's tuple.
-const RING: u32 = 8;
+// Packets per group, and per packet of the look-ahead window (index & (RING - 1)): bucket
+// address, dispatch slot, first node of the bucket, chain, then the packet's tuple.
+const GROUP: u32 = 8;
+const RING: u32 = 64;   // ≥ 6 groups
 const R_BUCKET: usize = 0;   // u64 with R_SLOT: cleared together
 const R_SLOT: usize = 4;
 const R_NODE: usize = 8;     // u64 with R_CHAIN: set together
@@ -170,22 +173,33 @@ function stepChain(j: u32): void {
   }
 }
 
-// One step of the window ending at packet `i` (any of them may lie outside the batch).
-function step(i: i32, count: i32, c: Chain | null): void {
-  if (i + 5 >= 0 && i + 5 < count) stepParse(<u32>(i + 5));
-  if (i + 4 >= 0 && i + 4 < count) stepEntry(<u32>(i + 4));
-  if (i + 3 >= 0 && i + 3 < count) stepSlot(<u32>(i + 3), c);
-  if (i + 2 >= 0 && i + 2 < count) stepHead(<u32>(i + 2));
-  if (i + 1 >= 0 && i + 1 < count) stepChain(<u32>(i + 1));
+// The packets [from, from + GROUP) that lie in the batch, as a range [lo, hi).
+@inline function lo(from: i32): u32 { return from < 0 ? 0 : <u32>from; }
+@inline function hi(from: i32, count: u32): u32 {
+  const e = from + <i32>GROUP;
+  return e < 0 ? 0 : (<u32>e < count ? <u32>e : count);
+}
+
+// One round, before the group starting at packet `i` (any of the groups may lie outside the batch).
+function round(i: i32, count: u32, c: Chain | null): void {
+  const g = <i32>GROUP;
+  for (let j = lo(i + 5 * g), e = hi(i + 5 * g, count); j < e; j++) stepParse(j);
+  for (let j = lo(i + 4 * g), e = hi(i + 4 * g, count); j < e; j++) stepEntry(j);
+  for (let j = lo(i + 3 * g), e = hi(i + 3 * g, count); j < e; j++) stepSlot(j, c);
+  for (let j = lo(i + 2 * g), e = hi(i + 2 * g, count); j < e; j++) stepHead(j);
+  for (let j = lo(i + g), e = hi(i + g, count); j < e; j++) stepChain(j);
 }
 
 /**
- * Before packet `i` of a batch of `count` runs: loads ahead for packets i+1…i+5 (at i = 0, for
- * the first packets too). Then forgets the walk's first dispatch of the packet before.
+ * Before packet `i` of a batch of `count` runs: at the start of each group, loads ahead for the
+ * five groups after it (at i = 0, for the first groups too). Then forgets the walk's first
+ * dispatch of the packet before.
  */
 export function lookahead(i: u32, count: u32): void {
-  const c = hintChain();
-  if (i == 0) for (let k: i32 = -6; k < 0; k++) step(k, <i32>count, c);
-  step(<i32>i, <i32>count, c);
+  if (i % GROUP == 0) {
+    const c = hintChain();
+    if (i == 0) for (let k: i32 = -5; k < 0; k++) round(k * <i32>GROUP, count, c);
+    round(<i32>i, count, c);
+  }
   noted = false;
 }
