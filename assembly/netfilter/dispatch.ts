@@ -241,6 +241,11 @@ export function dispatchJumpOf(slot: usize, seg: u32): u32 {
   return kind == T_JUMP || kind == T_GOTO ? load<u32>(slot, S_OP + 4) : DISPATCH_NONE;
 }
 
+// The first rule of the slot's list (the slot must hold a key).
+export function dispatchFirstOf(slot: usize): u32 {
+  return load<u32>(slot, S_FIRST);
+}
+
 // The first rule index ≥ pos in the slot's list, or DISPATCH_NONE.
 function firstFrom(c: Chain, slot: usize, pos: u32): u32 {
   if (load<u32>(slot) == EMPTY) return DISPATCH_NONE;

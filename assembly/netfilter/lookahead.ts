@@ -10,7 +10,7 @@
 //   g+3: unless that entry is the packet's own connection (its rule walk then dispatches
 //        nothing), load its home slot in the dispatch index of the chain the last packet's walk
 //        dispatched in first (the hint);
-//   g+2: load the head of the chain that slot jumps to;
+//   g+2: load the counter of the slot's rule and the head of the chain that rule jumps to;
 //   g+1: load the rest of that chain and the heads of the chains it jumps to.
 // None of those loads depends on another, so the CPU has dozens of misses in flight at once and
 // waits for memory about once per group instead of five times per packet; a packet then finds
@@ -26,9 +26,9 @@ import { ioDesc, ioData, DESC_BYTES, D_OFF, D_LEN, D_CAP, IO_DATA_BYTES } from "
 import { Tuple, FAMILY_V4, PROTO_TCP, PROTO_UDP, PROTO_SCTP } from "../flow";
 import { ctBucketOf, ctNodeEntry, ctNodeMatches } from "../conntrack/hash";
 import { ENTRY_SIZE, NIL } from "../conntrack/entry";
-import { Chain, COUNTER_REC } from "./chain";
+import { Chain, COUNTER_REC, counterAt } from "./chain";
 import { liveChain } from "./registry";
-import { dispatchHome, dispatchJumpOf, DISPATCH_NONE } from "./dispatch";
+import { dispatchHome, dispatchJumpOf, dispatchFirstOf, DISPATCH_NONE } from "./dispatch";
 
 const LINE: usize = 64;
 // A chain's head loaded before its size is known: the header and the first lines of its rules,
@@ -146,13 +146,16 @@ function stepSlot(j: u32, c: Chain | null): void {
   store<u32>(r + R_SLOT, s);
 }
 
-// Step 4 for packet j: the head of the chain its slot jumps to.
-function stepHead(j: u32): void {
+// Step 4 for packet j: the counter of its slot's rule (in the dispatching chain `c`), and the
+// head of the chain that rule jumps to.
+function stepHead(j: u32, c: Chain | null): void {
   const r = slotOf(j);
   const s = load<u32>(r + R_SLOT);
-  if (s == 0) return;
+  if (s == 0 || c == null) return;
   const id = dispatchJumpOf(s, hintSeg);
   if (id == DISPATCH_NONE) return;
+  const first = dispatchFirstOf(s);
+  if (first < c.nRules) touch(counterAt(c, first));
   const p = liveChain(id);
   if (p == 0) return;
   touchRange(p, p + <usize>HEAD_LINES * LINE, HEAD_LINES);
@@ -186,7 +189,7 @@ function round(i: i32, count: u32, c: Chain | null): void {
   for (let j = lo(i + 5 * g), e = hi(i + 5 * g, count); j < e; j++) stepParse(j);
   for (let j = lo(i + 4 * g), e = hi(i + 4 * g, count); j < e; j++) stepEntry(j);
   for (let j = lo(i + 3 * g), e = hi(i + 3 * g, count); j < e; j++) stepSlot(j, c);
-  for (let j = lo(i + 2 * g), e = hi(i + 2 * g, count); j < e; j++) stepHead(j);
+  for (let j = lo(i + 2 * g), e = hi(i + 2 * g, count); j < e; j++) stepHead(j, c);
   for (let j = lo(i + g), e = hi(i + g, count); j < e; j++) stepChain(j);
 }
 
