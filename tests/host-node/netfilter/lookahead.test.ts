@@ -6,6 +6,7 @@
 import { describe, it, expect } from 'vitest';
 import { Dataplane } from '../../../host-node/dataplane.js';
 import { buildPacket, type PacketIn } from '../../../host-node/core/packet.js';
+import { DESC, REASONS, VERDICTS } from '../../../host-node/core/abi.js';
 import { KUBE_BASE_RULES, NODE_ADDRS } from '../../support/kernel-node.js';
 import { benchCluster, proxyStateFor, renderSync, Rng, POD_CIDR, type Cluster } from '../../support/kube-gen.js';
 
@@ -89,5 +90,34 @@ describe('batch look-ahead', () => {
     // The traffic did reach the services (the comparison above is not between two idle cores).
     expect(dnat).toBeGreaterThan(3000);
     expect(batched.conntrack(now).length).toBe(single.conntrack(now).length);
+  });
+
+  it('descriptors a host got wrong (outside the arena, longer than their room) are dropped as bad slots, never read ahead', async () => {
+    const dp = await twin();
+    const cluster = benchCluster(40);
+    dp.iptablesRestore(rules(cluster), { noflush: true });
+    const core = dp.core;
+    const u8 = new Uint8Array(core.memory.buffer), dv = new DataView(core.memory.buffer);
+    const base = core.ioDataPtr(), desc = core.ioDescPtr(), arena = core.ioDataBytes();
+    const n = 64;
+    const bad = (i: number): boolean => i % 3 === 1;
+    for (let i = 0; i < n; i++) {
+      const p = buildPacket({ src: `198.18.100.${1 + i}`, dst: cluster.services[i % 40]!.spec.clusterIP!, proto: 'tcp', sport: 3000 + i, dport: 80, flags: 'S' });
+      const d = desc + i * DESC.bytes;
+      u8.set(p, base + i * 128);
+      // Bad ones: an offset past the arena, a slot running over its end, or more bytes than room.
+      const kind = i % 9;
+      dv.setUint32(d + DESC.off, !bad(i) ? i * 128 : kind === 1 ? arena + 64 : kind === 4 ? arena - 40 : i * 128, true);
+      dv.setUint32(d + DESC.len, !bad(i) || kind !== 7 ? p.length : 200, true);
+      dv.setUint32(d + DESC.cap, !bad(i) ? 128 : kind === 7 ? 100 : 128, true);
+      dv.setUint32(d + DESC.meta, 0, true);
+    }
+    expect(core.processBatch(n, 5000)).toBe(n);
+    for (let i = 0; i < n; i++) {
+      const d = desc + i * DESC.bytes;
+      const verdict = VERDICTS[dv.getUint8(d + DESC.verdict)], reason = REASONS[dv.getUint16(d + DESC.reason, true)];
+      if (bad(i)) expect([verdict, reason], `packet ${i}`).toEqual(['DROP', 'bad_slot']);
+      else expect(verdict, `packet ${i}`).toBe('FORWARD');
+    }
   });
 });
