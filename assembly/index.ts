@@ -6,6 +6,8 @@
 // `memory.buffer` after those.
 import { ioInit, ioDesc, ioData, IO_MAX_BATCH, IO_DATA_BYTES, DESC_BYTES } from "./io";
 import { processOne } from "./pipeline";
+import { iptMode } from "./netfilter/hooks";
+import { lookahead } from "./netfilter/lookahead";
 import { statsBlock, STATS_COUNT, bump, add, S_BATCHES, S_REAPED, S_PACKETS, S_BYTES, statsReset } from "./stats";
 import { VERDICT_COUNT, REASON_COUNT } from "./verdict";
 import { randSeed } from "./rand";
@@ -59,7 +61,11 @@ export function processBatch(count: u32, nowMs: f64): u32 {
   if (count > IO_MAX_BATCH) count = IO_MAX_BATCH;
   const now = now32(nowMs);
   let bytes: u64 = 0;
-  for (let i: u32 = 0; i < count; i++) bytes += processOne(ioDesc + <usize>i * DESC_BYTES, now);
+  const ahead = iptMode;
+  for (let i: u32 = 0; i < count; i++) {
+    if (ahead) lookahead(i, count);
+    bytes += processOne(ioDesc + <usize>i * DESC_BYTES, now);
+  }
   add(S_PACKETS, count);
   add(S_BYTES, bytes);
   bump(S_BATCHES);

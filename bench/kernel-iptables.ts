@@ -6,19 +6,20 @@
 // (d) the cost of a new connection's first packet: svcplane's core on batches of new SYNs
 // (processBatch, ns/packet, p50/p99 by wall clock over batches and by this process's CPU time over
 // groups of 8 batches, so that time other processes on a shared machine took is visible apart, and the same SYNs resent
-// as conntrack hits) and the kernel's time per SYN sent through a node namespace (injection and
+// as conntrack hits; once per process the core's code is warmed up first, bench/first-packet.ts
+// warmCore) and the kernel's time per SYN sent through a node namespace (injection and
 // forwarding included; the no-rules baseline is its own row). Each row carries svcplane's number
 // as its value and the kernel's beside it with kernel / svcplane. SVP_BENCH_SIZES=1000,20000
 // limits the sizes. Needs root (network namespaces); otherwise prints that it skipped and returns
 // no rows.
-import { Dataplane } from '../host-node/dataplane.js';
-import { buildPacket } from '../host-node/core/packet.js';
-import { DESC } from '../host-node/core/abi.js';
 import type { BenchRow } from './core.js';
 import { netnsSupport, missingTools } from '../tests/support/netns.js';
-import { KernelNode, KUBE_BASE_RULES, KERNEL_TOOLS, NODE_ADDRS } from '../tests/support/kernel-node.js';
+import { KernelNode, KERNEL_TOOLS } from '../tests/support/kernel-node.js';
 import {
-  benchCluster, proxyStateFor, renderSync, natChainsAfter, Rng, POD_CIDR, type Cluster,
+  BATCH, CPU_GROUP, hr, median, pct, syns, makeDataplane, svcplaneFirstPacket, warmCore,
+} from './first-packet.js';
+import {
+  benchCluster, proxyStateFor, renderSync, natChainsAfter, Rng, type Cluster,
 } from '../tests/support/kube-gen.js';
 import type { ProxyState } from '../host-node/kube/index.js';
 
@@ -31,23 +32,12 @@ export interface PairRow extends BenchRow {
 const ONLY = process.env.SVP_BENCH_SIZES?.split(',').map(Number) ?? null;
 const RESTORE_SIZES = [1000, 5000, 10000, 20000].filter((n) => !ONLY || ONLY.includes(n));
 const PACKET_SIZES = [1, 1000, 5000, 10000, 20000, 30000].filter((n) => !ONLY || ONLY.includes(n));
-const BATCH = 256;
-const SV_BATCHES = 400;
-/** Batches per CPU-time sample: ~2k packets, so a sample is milliseconds long and the clock's
- *  reading cost and granularity vanish in it. */
-const CPU_GROUP = 8;
 const K_BATCH = 250;
 /** Partial syncs measured, after PARTIAL_WARM ones reported apart (the first partial restores
  *  after a full one run cold: code not yet optimized for that path, the core's memory growing). */
 const PARTIAL_REPS = 7;
 const PARTIAL_WARM = 3;
 
-const hr = (): number => Number(process.hrtime.bigint()) / 1e6;
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const pct = (xs: number[], p: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
-};
 const size = (n: number): string => (n >= 1000 ? `${n / 1000}k` : String(n));
 const fmt = (x: number): number => +(x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
@@ -57,95 +47,6 @@ function pair(name: string, unit: string, svcplane: number, kernel: number, extr
     name, unit, value: fmt(svcplane), kernel: fmt(kernel), ratio,
     note: `kernel ${fmt(kernel)} ${unit} · kernel/svcplane ${ratio}${extra ? ` · ${extra}` : ''}`,
   };
-}
-
-/** SYNs from distinct sources to random Services' cluster IPs, port 80. */
-function syns(cluster: Cluster, count: number, rng: Rng, offset: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (let i = 0; i < count; i++) {
-    const svc = cluster.services[rng.int(0, cluster.services.length - 1)]!;
-    const c = offset + i;
-    const host = c % 1016;
-    out.push(buildPacket({
-      src: `198.18.${100 + Math.floor(host / 254)}.${(host % 254) + 1}`, dst: svc.spec.clusterIP,
-      proto: 'tcp', sport: 1024 + (Math.floor(c / 1016) % 60000), dport: 80, flags: 'S',
-    }));
-  }
-  return out;
-}
-
-/** ns/packet samples of svcplane's first packets. */
-interface FirstPacket {
-  /** Wall time of each batch of new SYNs (the machine's scheduler included). */
-  wall: number[];
-  /** CPU time of this process over each CPU_GROUP batches (what other processes took is left out). */
-  cpu: number[];
-  /** The same, for the same SYNs sent again: conntrack hits, no rule walk and no insert. */
-  hit: number[];
-  /** Host staging (copying packets and descriptors into the core), per packet; not in the above. */
-  staging: number[];
-}
-
-// This process's CPU time in ms (getrusage: exact for the running threads, unlike schedstat,
-// which is only brought up to date at scheduler ticks). It includes V8's own threads (GC,
-// compilers), which is why samples are long: their share then averages out.
-const cpuMs = (): number => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
-
-/**
- * svcplane: ns/packet of each batch of new SYNs through processBatch (packets staged outside the
- * timing), by wall clock and by this process's CPU time, and of the same batch sent again.
- */
-function svcplaneFirstPacket(dp: Dataplane, cluster: Cluster): FirstPacket {
-  const core = dp.core;
-  const rng = new Rng(7);
-  const slot = 128;
-  const out: FirstPacket = { wall: [], cpu: [], hit: [], staging: [] };
-  const all = syns(cluster, BATCH * (SV_BATCHES + 10), rng, 0);
-  const stage = (pkts: Uint8Array[]): void => {
-    const u8 = new Uint8Array(core.memory.buffer);
-    const dv = new DataView(core.memory.buffer);
-    const base = core.ioDataPtr();
-    const desc = core.ioDescPtr();
-    for (let i = 0; i < pkts.length; i++) {
-      const p = pkts[i]!;
-      u8.set(p, base + i * slot);
-      const d = desc + i * DESC.bytes;
-      dv.setUint32(d + DESC.off, i * slot, true);
-      dv.setUint32(d + DESC.len, p.length, true);
-      dv.setUint32(d + DESC.cap, slot, true);
-      dv.setUint32(d + DESC.meta, 0, true);
-    }
-  };
-  let cpuFirst = 0, cpuHit = 0, grouped = 0;
-  for (let b = 0; b < SV_BATCHES + 10; b++) {
-    const pkts = all.slice(b * BATCH, (b + 1) * BATCH);
-    let t = hr();
-    stage(pkts);
-    const staging = hr() - t;
-    let c = cpuMs();
-    t = hr();
-    core.processBatch(pkts.length, 1000 + b);
-    const ms = hr() - t;
-    const cms = cpuMs() - c;
-    stage(pkts);
-    c = cpuMs();
-    core.processBatch(pkts.length, 1000 + b);
-    const hms = cpuMs() - c;
-    if (b < 10) continue;   // the first 10 batches warm up
-    out.wall.push((ms * 1e6) / pkts.length);
-    out.staging.push((staging * 1e6) / pkts.length);
-    cpuFirst += cms;
-    cpuHit += hms;
-    grouped += pkts.length;
-    if ((b - 10) % CPU_GROUP === CPU_GROUP - 1) {
-      out.cpu.push((cpuFirst * 1e6) / grouped);
-      out.hit.push((cpuHit * 1e6) / grouped);
-      cpuFirst = cpuHit = grouped = 0;
-    }
-  }
-  const s = dp.stats();
-  if (s.dnat < BATCH * SV_BATCHES) throw new Error(`svcplane first-packet bench: only ${s.dnat} of ${BATCH * (SV_BATCHES + 10)} SYNs were DNATed`);
-  return out;
 }
 
 /** Kernel: ns per SYN of each batch injected into the node (all must reach conntrack). */
@@ -167,12 +68,6 @@ async function kernelFirstPacket(k: KernelNode, cluster: Cluster | null, budgetM
   if (n < sent) throw new Error(`kernel first-packet bench: ${n} of ${sent} SYNs reached conntrack (the node dropped some)`);
   await k.flushConntrack();
   return perBatch;
-}
-
-async function makeDataplane(): Promise<Dataplane> {
-  const dp = await Dataplane.create({ nodeIPs: NODE_ADDRS, podCIDR: POD_CIDR, seed: 7, conntrackCapacity: 1 << 18 });
-  dp.iptablesRestore(KUBE_BASE_RULES);
-  return dp;
 }
 
 async function benchSize(k: KernelNode, n: number, rows: BenchRow[]): Promise<void> {
@@ -203,6 +98,7 @@ async function benchSize(k: KernelNode, n: number, rows: BenchRow[]): Promise<vo
   }
 
   // (d) First-packet cost on this ruleset.
+  await warmCore();
   const sv = svcplaneFirstPacket(dp, cluster);
   const kp = await kernelFirstPacket(k, cluster, 800);
   const first = sv.cpu.map((x, i) => x - sv.hit[i]!);

@@ -176,6 +176,24 @@ function findNode(t: Tuple, now: u32): u32 {
 }
 
 /**
+ * Where a lookup of `t` starts: its bucket word's address (0 before ctInit). Reads nothing; for
+ * the batch look-ahead (netfilter/lookahead.ts), which loads it ahead of the packet.
+ */
+export function ctBucketOf(t: Tuple): usize {
+  return buckets == 0 ? 0 : bucketAt(hashOf(t) & bucketMask);
+}
+
+/** The entry of node `n` (a bucket word or chain link; 0 for NIL). */
+export function ctNodeEntry(n: u32): usize {
+  return n == NIL ? 0 : entryAt(n >> 1);
+}
+
+/** Does node `n` carry tuple `t`? (Expiry not considered; false for NIL.) */
+export function ctNodeMatches(n: u32, t: Tuple): bool {
+  return n != NIL && matches(entryAt(n >> 1), n & 1, t);
+}
+
+/**
  * Finds the connection a packet with tuple `t` belongs to: `(index << 1) | dir` (dir 0 when `t`
  * is the original tuple, 1 when it is the reply tuple), or CT_NONE.
  */

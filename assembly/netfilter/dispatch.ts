@@ -17,7 +17,7 @@
 // once.
 import { Flow, PROTO_TCP, PROTO_UDP, PROTO_SCTP, FRAG_LATER } from "../flow";
 import { Chain, ruleAt, opAt, SEG_REC } from "./chain";
-import { opKind, opFlags, opWords, M_PROTO, M_DPORT, M_DST } from "./format";
+import { opKind, opFlags, opWords, M_PROTO, M_DPORT, M_DST, T_JUMP, T_GOTO } from "./format";
 
 export const DISPATCH_MIN_RUN: u32 = 4;
 export const DISPATCH_NONE: u32 = 0xFFFFFFFF;
@@ -225,6 +225,25 @@ function targetOf(c: Chain, r: u32): usize {
   const how = load<u32>(slot, S_TGT);
   if (how == TGT_COPY) return slot + S_OP;
   return how == TGT_NONE ? 0 : opAt(c, load<u32>(slot, S_OP));
+}
+
+// The slot a probe for (seg, proto, port, destination) looks at first (the batch look-ahead loads
+// it ahead of the packet, lookahead.ts). Reads nothing.
+export function dispatchHome(c: Chain, seg: u32, proto: u32, port: u32, a0: u32, a1: u32, a2: u32, a3: u32): usize {
+  return c.index + (<usize>(hashKey(seg, proto, port, 1, a0, a1, a2, a3) & c.indexMask) << SLOT_LOG2);
+}
+
+// The chain a slot's first rule jumps or goes to, when the slot holds segment `seg` and that
+// rule's target is a JUMP or GOTO; DISPATCH_NONE otherwise.
+export function dispatchJumpOf(slot: usize, seg: u32): u32 {
+  if (load<u32>(slot) != seg || load<u32>(slot, S_TGT) != TGT_COPY) return DISPATCH_NONE;
+  const kind = opKind(load<u32>(slot, S_OP));
+  return kind == T_JUMP || kind == T_GOTO ? load<u32>(slot, S_OP + 4) : DISPATCH_NONE;
+}
+
+// The first rule of the slot's list (the slot must hold a key).
+export function dispatchFirstOf(slot: usize): u32 {
+  return load<u32>(slot, S_FIRST);
 }
 
 // The first rule index ≥ pos in the slot's list, or DISPATCH_NONE.

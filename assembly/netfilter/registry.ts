@@ -35,6 +35,9 @@ const NO_POLICY: u8 = 0xFF;
 
 let slots: usize = 0;
 let cap: u32 = 0;
+// The live chain of each id again, 4 bytes an id apart from the 16-byte slots: the packet path
+// reads only this dense array, which stays in cache at tens of thousands of chains.
+let lives: usize = 0;
 // Ids touched by the stage in progress.
 let stagedIds: usize = 0;
 let stagedCap: u32 = 0;
@@ -59,7 +62,12 @@ function setError(code: i32, chain: u32, rule: i32, op: u32, detail: u32 = 0): i
 
 // The live chain with id `id`, or null-ish 0 (packet path: one bounds check, one load).
 @inline export function liveChain(id: u32): usize {
-  return id < cap ? load<usize>(slotAt(id) + S_LIVE) : 0;
+  return id < cap ? load<usize>(lives + (<usize>id << alignof<usize>())) : 0;
+}
+
+function setLive(id: u32, c: usize): void {
+  store<usize>(slotAt(id) + S_LIVE, c);
+  store<usize>(lives + (<usize>id << alignof<usize>()), c);
 }
 
 @inline export function policyOf(id: u32): u32 {
@@ -73,12 +81,17 @@ function ensure(id: u32): void {
   while (n <= id) n <<= 1;
   const p = heap.alloc(<usize>n * SLOT);
   memory.fill(p, 0, <usize>n * SLOT);
+  const l = heap.alloc(<usize>n << alignof<usize>());
+  memory.fill(l, 0, <usize>n << alignof<usize>());
   if (slots != 0) {
     memory.copy(p, slots, <usize>cap * SLOT);
+    memory.copy(l, lives, <usize>cap << alignof<usize>());
     heap.free(slots);
+    heap.free(lives);
   }
   for (let i = cap; i < n; i++) store<u8>(p + <usize>i * SLOT + S_NEWPOLICY, NO_POLICY);
   slots = p;
+  lives = l;
   cap = n;
 }
 
@@ -89,7 +102,7 @@ export function registryInit(): void {
   for (let id: u32 = 0; id < BUILTIN_IDS; id++) {
     if (!isBuiltin(id)) continue;
     const c = chainEmpty(builtinFamily(id), <u8>builtinTable(id));
-    store<usize>(slotAt(id) + S_LIVE, changetype<usize>(c));
+    setLive(id, changetype<usize>(c));
     store<u8>(slotAt(id) + S_POLICY, <u8>POLICY_ACCEPT);
   }
 }
@@ -270,7 +283,7 @@ export function commitStage(): i32 {
         recentRefs(changetype<Chain>(live), false);
         chainFree(changetype<Chain>(live));
       }
-      store<usize>(s + S_LIVE, op == OP_REPLACE ? load<usize>(s + S_STAGED) : 0);
+      setLive(load<u32>(stagedIds + (<usize>i << 2)), op == OP_REPLACE ? load<usize>(s + S_STAGED) : 0);
       store<usize>(s + S_STAGED, 0);
       store<u8>(s + S_OP, OP_NONE);
     }

@@ -25,6 +25,7 @@ import { pk, hasCt, ctmSet } from "./ctx";
 import { traceMode, iptCount, IS_DEPTH_DROPS, IS_LOG, IS_UNTRACKED } from "./counters";
 import { traceMiss, traceHit } from "./trace";
 import { natTarget, NAT_OK, NAT_NO_PORT } from "./nat";
+import { lookaheadNote } from "./lookahead";
 
 export const IPT_STACK_DEPTH: u32 = 16;
 export const IPT_MAX_GOTOS: u32 = 1024;
@@ -104,6 +105,7 @@ export function walk(base: u32, f: Flow): u32 {
     // The matched rule's target op (0: none).
     let p: usize = 0;
     if (seg != 0) {
+      lookaheadNote(id, seg - 1);
       r = dispatchNext(c, seg - 1, pos, f);
       traceMiss(id, pos, r);
       if (r == segEnd(c, seg - 1)) { pos = r; continue; }
