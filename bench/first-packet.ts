@@ -3,7 +3,7 @@
 // over kube-proxy's base jumps) through processBatch, timed by this process's CPU time, and the
 // same SYNs again (conntrack hits). Used by bench/kernel-iptables.ts for its first-packet rows, and
 // runnable alone without a kernel or root, so the core can be tuned in seconds:
-//   node dist/bench/first-packet.js [SIZES=1,1000,20000,30000] [RUNS=1]
+//   node dist/bench/first-packet.js [SIZES=1,1000,20000,30000] [RUNS=1]   (each run: from outside, then from a pod)
 // SVP_CORE_WASM=FILE runs another build of the core (e.g. one compiled with --debug, whose function
 // names a --cpu-prof profile then shows).
 // Never touches the network; never asserts a target (it reports numbers).
@@ -33,15 +33,24 @@ export const pct = (xs: number[], p: number): number => {
 // compilers), which is why samples are long: their share then averages out.
 const cpuMs = (): number => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; };
 
+/**
+ * Where new connections come from: 'outside' the cluster (198.18.100–103.x: kube-proxy marks them
+ * for masquerade, so each also takes a SNAT port on the node address), or a 'pod' (198.19.250–253.x,
+ * inside the pod CIDR and apart from every endpoint: DNAT only, the common pod → ClusterIP case).
+ */
+export type SynSource = 'outside' | 'pod';
+
 /** SYNs from distinct sources to random Services' cluster IPs, port 80. */
-export function syns(cluster: Cluster, count: number, rng: Rng, offset: number): Uint8Array[] {
+export function syns(cluster: Cluster, count: number, rng: Rng, offset: number, from: SynSource = 'outside'): Uint8Array[] {
   const out: Uint8Array[] = [];
+  const net = from === 'pod' ? '198.19.250' : '198.18.100';
+  const [a, b, c0] = net.split('.').map(Number) as [number, number, number];
   for (let i = 0; i < count; i++) {
     const svc = cluster.services[rng.int(0, cluster.services.length - 1)]!;
     const c = offset + i;
     const host = c % 1016;
     out.push(buildPacket({
-      src: `198.18.${100 + Math.floor(host / 254)}.${(host % 254) + 1}`, dst: svc.spec.clusterIP,
+      src: `${a}.${b}.${c0 + Math.floor(host / 254)}.${(host % 254) + 1}`, dst: svc.spec.clusterIP,
       proto: 'tcp', sport: 1024 + (Math.floor(c / 1016) % 60000), dport: 80, flags: 'S',
     }));
   }
@@ -119,11 +128,11 @@ const SLOT = 128;
  * svcplane: ns/packet of each batch of new SYNs through processBatch (packets staged outside the
  * timing), by wall clock and by this process's CPU time, and of the same batch sent again.
  */
-export function svcplaneFirstPacket(dp: Dataplane, cluster: Cluster): FirstPacket {
+export function svcplaneFirstPacket(dp: Dataplane, cluster: Cluster, from: SynSource = 'outside'): FirstPacket {
   const core = dp.core;
   const rng = new Rng(7);
   const out: FirstPacket = { wall: [], cpu: [], hit: [], staging: [] };
-  const all = syns(cluster, BATCH * (SV_BATCHES + WARM_BATCHES), rng, 0);
+  const all = syns(cluster, BATCH * (SV_BATCHES + WARM_BATCHES), rng, 0, from);
   const stage = (pkts: Uint8Array[]): void => stageInto(core, pkts);
   let cpuFirst = 0, cpuHit = 0, grouped = 0;
   for (let b = 0; b < SV_BATCHES + WARM_BATCHES; b++) {
@@ -172,12 +181,13 @@ async function main(): Promise<void> {
   await warmCore(wasm);
   for (const n of sizes) {
     const { cluster, text } = clusterRules(n);
-    for (let run = 0; run < runs; run++) {
+    for (let run = 0; run < runs * 2; run++) {
+      const from: SynSource = run % 2 === 0 ? 'outside' : 'pod';
       const dp = await makeDataplane(wasm);
       dp.iptablesRestore(text, { noflush: true });
-      const sv = svcplaneFirstPacket(dp, cluster);
+      const sv = svcplaneFirstPacket(dp, cluster, from);
       const first = sv.cpu.map((x, i) => x - sv.hit[i]!);
-      console.log(`${String(n).padStart(6)} services: cpu p50 ${r0(median(sv.cpu))} p99 ${r0(pct(sv.cpu, 99))} · hit p50 ${r0(median(sv.hit))} p99 ${r0(pct(sv.hit, 99))} · first−hit p50 ${r0(median(first))} p99 ${r0(pct(first, 99))} · wall p50 ${r0(median(sv.wall))} p99 ${r0(pct(sv.wall, 99))} ns (${sv.cpu.length} samples)`);
+      console.log(`${String(n).padStart(6)} services, from ${from.padEnd(7)}: cpu p50 ${r0(median(sv.cpu))} p99 ${r0(pct(sv.cpu, 99))} · hit p50 ${r0(median(sv.hit))} p99 ${r0(pct(sv.hit, 99))} · first−hit p50 ${r0(median(first))} p99 ${r0(pct(first, 99))} · wall p50 ${r0(median(sv.wall))} p99 ${r0(pct(sv.wall, 99))} ns (${sv.cpu.length} samples)`);
     }
   }
 }
