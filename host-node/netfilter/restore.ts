@@ -106,6 +106,12 @@ class Restorer {
   private lastDraft: ChainDraft | null = null;
   /** Set by extendRun(): where run() goes on after a replayed stretch (0: the next line). */
   private skipTo = 0;
+  /** Where the open block's `*table` line starts, and its line number. */
+  private blockStart = 0;
+  private blockLine = 0;
+  /** The open --noflush block so far only declared chains and appended to user chains it
+   *  declared before: applying it twice gives what applying it once gives. */
+  private pure = false;
   /** extendRun()'s scratch: where each matched hint rule's text starts in the new text. */
   private starts = new Uint32Array(0);
   /**
@@ -141,12 +147,19 @@ class Restorer {
       const c0 = text.charCodeAt(start);
       if (c0 === 35) continue; // '#'
       if (c0 === 42 && !this.td) {
+        const after = this.sameBlock(start, end);
+        if (after >= 0) {
+          pos = after;
+          continue;
+        }
+        this.blockStart = start;
+        this.blockLine = this.lineNo;
         this.openTable(text.slice(start + 1, end));
         continue;
       }
       if (this.skipping) continue;
       if (this.td && c0 === 67 && end - start === 6 && text.startsWith('COMMIT', start)) {
-        this.commitTable();
+        this.commitTable(end);
         continue;
       }
       if (!this.td) {
@@ -185,11 +198,47 @@ class Restorer {
     this.td = new TableDraft(name, origin, prev, this.base.seq, !this.opts.noflush);
     this.td.views = this.views;
     this.lastDraft = null;
+    this.pure = true;
   }
 
-  private commitTable(): void {
+  /**
+   * A block written exactly as the one that made the current table (its BlockMemo), read with the
+   * same options: applying it again gives that table back, so it is passed over whole and the
+   * table stays as it is (kube-proxy writing the same full sync again). Returns where run() goes
+   * on, or -1 when the block has to be read.
+   */
+  private sameBlock(start: number, lineEnd: number): number {
+    const text = this.text;
+    const name = splitFields(text.slice(start + 1, lineEnd))[0];
+    if (name === undefined || !isTableName(name) || (this.opts.table && name !== this.opts.table)) return -1;
+    const memo = this.tables.get(name)?.block;
+    const opts = this.opts;
+    if (!memo || memo.noflush !== !!opts.noflush || memo.counters !== !!opts.counters || memo.strict !== !!opts.strict) return -1;
+    const stop = start + memo.text.length;
+    if (stop > text.length) return -1;
+    let next = stop;
+    if (stop < text.length) {
+      const c = text.charCodeAt(stop);
+      if (c === 13 && text.charCodeAt(stop + 1) === 10) next = stop + 2;
+      else if (c === 10) next = stop + 1;
+      else return -1;
+    }
+    if (text.slice(start, stop) !== memo.text) return -1;
+    this.skipping = false;
+    this.lineNo += memo.lines - 1;
+    return next;
+  }
+
+  private commitTable(end: number): void {
     const td = this.td!;
     const done = commit(td, this.lineNo);
+    const opts = this.opts;
+    if (end - this.blockStart >= VIEW_MIN_TEXT && (!opts.noflush || this.pure)) {
+      done.table.block = {
+        text: this.text.slice(this.blockStart, end), lines: this.lineNo - this.blockLine + 1,
+        noflush: !!opts.noflush, counters: !!opts.counters, strict: !!opts.strict,
+      };
+    }
     this.tables.set(td.name, done.table);
     for (const t of done.touched) this.touched.add(t);
     this.td = null;
@@ -216,6 +265,7 @@ class Restorer {
         assertValidChainName(name);
         d = td.create(name);
       }
+      d.refilled = true;
     }
     if (policy === undefined) throw new RuleError(name, `line ${this.lineNo} policy invalid`);
     d ??= td.edit(name)!;
@@ -257,6 +307,7 @@ class Restorer {
       if (chain.indexOf('"') >= 0) return false;
       d = this.draftOf(chain);
     }
+    if (!d.refilled) this.pure = false;
     const rest = text.slice(i, end);
     let rule: Rule | undefined;
     const strict = !!this.opts.strict;
@@ -408,6 +459,7 @@ class Restorer {
 
   private commandLine(line: string): void {
     this.lastDraft = null;
+    this.pure = false;
     let from = 0;
     let prefix: Counters | null = null;
     if (line[0] === '[') {

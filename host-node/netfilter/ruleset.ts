@@ -170,6 +170,22 @@ export class LayeredMap<V> {
   }
 }
 
+/**
+ * A restore block (`*table` line through its `COMMIT`, as written) and the options it was read
+ * with. A table carries it only when the block is idempotent on that table: a replacing block
+ * (its result depends on the text and the previous built-in policies and counters, which it
+ * leaves as they are on a second run), or a --noflush block that only declares chains and appends
+ * to user chains it declared (flushed) before.
+ */
+export interface BlockMemo {
+  readonly text: string;
+  /** Lines the block spans (its `*table` and COMMIT lines included). */
+  readonly lines: number;
+  readonly noflush: boolean;
+  readonly counters: boolean;
+  readonly strict: boolean;
+}
+
 /** One table of a ruleset. */
 export class Table {
   /** @internal chains by name: built-ins first (hook order), then user chains in creation order. */
@@ -178,6 +194,11 @@ export class Table {
   readonly refMap: LayeredMap<number>;
   /** @internal per chain, a superset of the hooks it can be reached from (graph.ts). */
   readonly hookMap: LayeredMap<number>;
+  /**
+   * @internal The restore block that made this table, when applying it again to this table would
+   * give this table back (restore.ts BlockMemo); set once, right after the table is made.
+   */
+  block: BlockMemo | null = null;
 
   constructor(
     readonly name: TableName,
