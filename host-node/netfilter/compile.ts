@@ -11,6 +11,7 @@
 import { ipvsWords, physdevHolds } from './ext-ipvs.js';
 import type { Family, Hook, Match, Rule, TableName, Target, Words, IfaceMatch, PortRange, AddrType } from './model.js';
 import { BUILTIN_CHAINS, type Ruleset, type Chain } from './ruleset.js';
+import type { Touched } from './restore.js';
 import { ChainMemo, MEMO_MIN_RULES, copyPrefix, copySuffix, suffixWords } from './chain-memo.js';
 
 // Loading compiled chains into a core lives in load.ts; its API is part of this module's.
@@ -23,6 +24,10 @@ import {
   NAT_PROTO_SPECIFIED, NAT_RANDOM, NAT_RANDOM_FULLY, NOCT_PASS, RECENT_DEST, RECENT_FLAG, RECENT_REAP, RECENT_TTL, REJECT_CODE,
   RULE_BYTES, T, TABLE_INDEX, VERSION, Words32, bswap, builtinChainId, copyWords, isFull, range,
 } from './blob-format.js';
+
+function isTouched(t: Iterable<string> | Touched): t is Touched {
+  return (t as Touched).chains !== undefined;
+}
 
 /** A rule or chain the core cannot run. */
 export class CompileError extends Error {
@@ -170,11 +175,11 @@ export class IptCompiler {
   }
 
   /**
-   * Compiles the chains of `rs` named in `touched` (`table/chain` strings, as parseRestore
-   * returns them; null = every chain of every table). A touched chain missing from `rs` is
-   * deleted. Throws CompileError for a rule the core cannot run; nothing is reserved then.
+   * Compiles the chains of `rs` named in `touched` (`table/chain` strings, as parseRestore's
+   * `touched`, or its `changed` lists; null = every chain of every table). A touched chain missing
+   * from `rs` is deleted. Throws CompileError for a rule the core cannot run; nothing is reserved then.
    */
-  compile(rs: Ruleset, touched: Iterable<string> | null, opts: CompileOptions = {}): CompiledRestore {
+  compile(rs: Ruleset, touched: Iterable<string> | Touched | null, opts: CompileOptions = {}): CompiledRestore {
     if (this.pending) throw new Error('a compiled restore is still waiting for accept() or reject()');
     this.pending = { added: [], recents: new Map() };
     this.lastLive = null;
@@ -186,8 +191,9 @@ export class IptCompiler {
     const dispatch = opts.dispatch ?? true;
     try {
       // Table and chain names, in order, each once (`touched` strings are `table/chain`).
-      const wantTables: TableName[] = [];
-      const wantChains: string[] = [];
+      const lists = touched !== null && isTouched(touched) ? touched : null;
+      const wantTables = (lists?.tables ?? []) as TableName[];
+      const wantChains = (lists?.chains ?? []) as string[];
       // A Set of names (parseRestore's `touched`) has each once already.
       const seen = touched instanceof Set ? null : new Set<string>();
       const add = (t: TableName, n: string, key: string) => {
@@ -206,8 +212,8 @@ export class IptCompiler {
           if (Number(f) !== family) continue;
           for (const n of m.keys()) if (!rs.table(t)?.chain(n)) add(t, n, `${t}/${n}`);
         }
-      } else {
-        for (const s of touched) {
+      } else if (lists === null) {
+        for (const s of touched as Iterable<string>) {
           const slash = s.indexOf('/');
           add(s.slice(0, slash) as TableName, s.slice(slash + 1), s);
         }

@@ -98,6 +98,7 @@ export class Middles {
 
 export interface Committed {
   readonly table: Table;
+  /** Names of the table's chains whose content changed, each once. */
   readonly touched: readonly string[];
 }
 
@@ -379,7 +380,7 @@ function freeze(td: TableDraft, hookChanges: Map<string, number>, exact: boolean
   const touched: string[] = [];
   const chainChanges = new Map<string, Chain | null>();
   const prev = td.prev;
-  const mark = (n: string) => touched.push(`${td.name}/${n}`);
+  const mark = (n: string) => touched.push(n);
 
   for (const [name, d] of td.changes) {
     const old = prev?.chain(name);
