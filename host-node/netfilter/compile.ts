@@ -50,10 +50,30 @@ export interface ChainInfo {
 export interface StagedChain {
   readonly id: number;
   readonly info: ChainInfo;
-  /** Valid until the next compile() (the compiler reuses its memory). */
+  /** Valid until the next compile() (the compiler reuses its memory); a view made when read. */
   readonly blob: Uint8Array;
   readonly recents: readonly string[];
 }
+
+/** A chain's blob as bytes at..at+bytes of an arena chunk: no typed array per chain is kept (a
+ *  full restore stages 60 000 chains until the core has them all). */
+class Staged implements StagedChain {
+  constructor(
+    readonly id: number,
+    readonly info: ChainInfo,
+    private readonly chunk: Uint8Array,
+    private readonly at: number,
+    private readonly bytes: number,
+    readonly recents: readonly string[],
+  ) {}
+
+  get blob(): Uint8Array {
+    return this.chunk.subarray(this.at, this.at + this.bytes);
+  }
+}
+
+/** Blobs are written to arena chunks of this size (a larger blob gets a chunk of its own size). */
+const ARENA_CHUNK = 1 << 20;
 
 /** One restore, compiled: what to stage, then accept() or reject() once the core has answered. */
 export interface CompiledRestore {
@@ -104,7 +124,12 @@ export class IptCompiler {
   private recs = new Uint32Array(3 * 1024);
   private pool = new Uint32Array(1 << 16);
   private poolUsed = 0;
-  private arena = new Uint8Array(1 << 16);
+  // Blobs go to chunks kept for the next compile (loadRestore copies them out at once): no garbage
+  // ArrayBuffer per chain, and a large restore fills chunks of fixed size instead of growing one
+  // arena by doubling (fresh memory costs per page touched).
+  private readonly chunks: Uint8Array[] = [new Uint8Array(ARENA_CHUNK)];
+  private chunkAt = 0;
+  private arena = this.chunks[0]!;
   private arenaDv = new DataView(this.arena.buffer);
   private arena32 = new Uint32Array(this.arena.buffer);
   private arenaUsed = 0;
@@ -183,7 +208,7 @@ export class IptCompiler {
     if (this.pending) throw new Error('a compiled restore is still waiting for accept() or reject()');
     this.pending = { added: [], recents: new Map() };
     this.lastLive = null;
-    this.arenaUsed = 0;
+    this.useChunk(0, 0);
     const family = rs.family;
     const stage: StagedChain[] = [];
     const deletes: Deleted[] = [];
@@ -244,7 +269,7 @@ export class IptCompiler {
         // The chain's own name, not `name` (a slice of the `touched` string, which it would keep).
         const id = chain.builtin ? builtinChainId(family, tname, chain.hook!) : this.userId(live, chain.name);
         const built = this.compileChain(id, family, tname, chain, dispatch, live);
-        stage.push({ id, info: { family, table: tname, name: chain.name, rules: chain.rules }, blob: built.blob, recents: built.recents });
+        stage.push(new Staged(id, { family, table: tname, name: chain.name, rules: chain.rules }, this.arena, built.at, built.bytes, built.recents));
         if (chain.builtin) policies.push({ id, policy: chain.policy === 'DROP' ? 1 : 0 });
       }
     } catch (e) {
@@ -307,7 +332,7 @@ export class IptCompiler {
 
   // ---- one chain -------------------------------------------------------------------------------
   private compileChain(id: number, family: Family, table: TableName, chain: Chain, dispatch: boolean,
-    live: Map<string, number>): { blob: Uint8Array; recents: readonly string[] } {
+    live: Map<string, number>): { at: number; bytes: number; recents: readonly string[] } {
     const ops = this.words;
     ops.n = 0;
     const rules = chain.rules;
@@ -362,30 +387,33 @@ export class IptCompiler {
     }
     this.memo.keep(id, rules, ops.buf, ops.n, recs, recents.length === 0);
     const bytes = HDR_BYTES + n * RULE_BYTES + ops.n * 4;
-    // Blobs live in an arena reused by the next compile (loadRestore copies them out at once), so
-    // large restores do not make a garbage ArrayBuffer per chain.
-    if (this.arenaUsed + bytes > this.arena.length) {
-      this.arena = new Uint8Array(Math.max(this.arena.length * 2, bytes * 2));
-      this.arenaDv = new DataView(this.arena.buffer);
-      this.arena32 = new Uint32Array(this.arena.buffer);
-      this.arenaUsed = 0;
-    }
-    // One view of the arena for every chain: tens of thousands of small chains would otherwise
+    if (this.arenaUsed + bytes > this.arena.length) this.useChunk(this.chunkAt + 1, bytes);
+    // One view of the chunk for every chain: tens of thousands of small chains would otherwise
     // cost a DataView and two typed arrays each.
-    const at = this.arenaUsed, dv = this.arenaDv, a32 = this.arena32;
-    const blob = this.arena.subarray(at, at + bytes);
+    const at = this.arenaUsed, dv = this.arenaDv, a32 = this.arena32, arena = this.arena;
     this.arenaUsed += (bytes + 7) & ~7;
-    blob.fill(0, 0, HDR_BYTES);
+    arena.fill(0, at, at + HDR_BYTES);
     dv.setUint32(at, MAGIC, true);
     dv.setUint16(at + 4, VERSION, true);
-    blob[6] = family;
-    blob[7] = TABLE_INDEX[table]!;
+    arena[at + 6] = family;
+    arena[at + 7] = TABLE_INDEX[table]!;
     dv.setUint32(at + 8, dispatch ? BLOB_F_INDEX : 0, true);
     dv.setUint32(at + 12, n, true);
     dv.setUint32(at + 16, ops.n, true);
     copyWords(a32, (at + HDR_BYTES) >> 2, recs, n * 3);
     copyWords(a32, (at + HDR_BYTES + n * RULE_BYTES) >> 2, ops.buf, ops.n);
-    return { blob, recents: recents.length !== 0 ? recents : NO_RECENTS };
+    return { at, bytes, recents: recents.length !== 0 ? recents : NO_RECENTS };
+  }
+
+  /** Writes blobs to chunk k from its start on (a new chunk when there is none that holds `bytes`). */
+  private useChunk(k: number, bytes: number): void {
+    let c = this.chunks[k];
+    if (c === undefined || c.length < bytes) this.chunks[k] = c = new Uint8Array(Math.max(ARENA_CHUNK, bytes));
+    this.chunkAt = k;
+    this.arena = c;
+    this.arenaDv = new DataView(c.buffer);
+    this.arena32 = new Uint32Array(c.buffer);
+    this.arenaUsed = 0;
   }
 
   /** Appends `rule`'s ops to `w` (jump ids resolved); returns where its target op starts, relative

@@ -64,14 +64,15 @@ export function loadRestore(core: IptCore, c: IptCompiler, compiled: CompiledRes
   let buf = memory.buffer;
   let mem = new Uint8Array(buf);
   for (const s of compiled.stage) {
-    const ptr = buffer(s.blob.length);
+    const blob = s.blob;
+    const ptr = buffer(blob.length);
     // Memory may have grown (the old buffer is then detached: length 0).
-    if (buf.byteLength === 0 || ptr + s.blob.length > buf.byteLength) {
+    if (buf.byteLength === 0 || ptr + blob.length > buf.byteLength) {
       buf = memory.buffer;
       mem = new Uint8Array(buf);
     }
-    mem.set(s.blob, ptr);
-    check(core.iptStageChain(s.id, ptr, s.blob.length));
+    mem.set(blob, ptr);
+    check(core.iptStageChain(s.id, ptr, blob.length));
   }
   for (const d of compiled.deletes) check(core.iptStageDelete(d.id));
   for (const p of compiled.policies) check(core.iptSetPolicy(p.id, p.policy));
