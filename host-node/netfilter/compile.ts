@@ -56,11 +56,14 @@ export interface StagedChain {
 }
 
 /** A chain's blob as bytes at..at+bytes of an arena chunk: no typed array per chain is kept (a
- *  full restore stages 60 000 chains until the core has them all). */
+ *  full restore stages 60 000 chains until the core has them all), and its ChainInfo is made
+ *  when read. */
 class Staged implements StagedChain {
   constructor(
     readonly id: number,
-    readonly info: ChainInfo,
+    readonly family: Family,
+    readonly table: TableName,
+    readonly chain: Chain,
     private readonly chunk: Uint8Array,
     private readonly at: number,
     private readonly bytes: number,
@@ -69,6 +72,10 @@ class Staged implements StagedChain {
 
   get blob(): Uint8Array {
     return this.chunk.subarray(this.at, this.at + this.bytes);
+  }
+
+  get info(): ChainInfo {
+    return { family: this.family, table: this.table, name: this.chain.name, rules: this.chain.rules };
   }
 }
 
@@ -108,7 +115,11 @@ export class IptCompiler {
   private readonly ids: Ids = new Map();
   private readonly free: number[] = [];
   private nextId = BUILTIN_IDS;
-  private readonly infos = new Map<number, ChainInfo>();
+  // Per live chain id, the chain loaded and where (arrays by id: 60 000 chains take no map entry
+  // and no ChainInfo object each).
+  private readonly infoChain: (Chain | undefined)[] = [];
+  private readonly infoTable: TableName[] = [];
+  private readonly infoFamily: Family[] = [];
   private readonly chainRecents = new Map<number, readonly string[]>();
   private readonly recentIds = new Map<string, number>();
   private readonly recentRefs = new Map<string, number>();
@@ -143,7 +154,10 @@ export class IptCompiler {
   private pending: { added: (Map<string, number> | string)[]; recents: Map<string, number> } | null = null;
 
   /** The chain an id stands for (live after the last accepted restore). */
-  chainInfo(id: number): ChainInfo | undefined { return this.infos.get(id); }
+  chainInfo(id: number): ChainInfo | undefined {
+    const c = this.infoChain[id];
+    return c === undefined ? undefined : { family: this.infoFamily[id]!, table: this.infoTable[id]!, name: c.name, rules: c.rules };
+  }
 
   /** The id of `table/name` in `family`, if it has one. */
   chainId(family: Family, table: TableName, name: string): number | undefined {
@@ -210,7 +224,7 @@ export class IptCompiler {
     this.lastLive = null;
     this.useChunk(0, 0);
     const family = rs.family;
-    const stage: StagedChain[] = [];
+    const stage: Staged[] = [];
     const deletes: Deleted[] = [];
     const policies: { id: number; policy: 0 | 1 }[] = [];
     const dispatch = opts.dispatch ?? true;
@@ -269,7 +283,7 @@ export class IptCompiler {
         // The chain's own name, not `name` (a slice of the `touched` string, which it would keep).
         const id = chain.builtin ? builtinChainId(family, tname, chain.hook!) : this.userId(live, chain.name);
         const built = this.compileChain(id, family, tname, chain, dispatch, live);
-        stage.push(new Staged(id, { family, table: tname, name: chain.name, rules: chain.rules }, this.arena, built.at, built.bytes, built.recents));
+        stage.push(new Staged(id, family, tname, chain, this.arena, built.at, built.bytes, built.recents));
         if (chain.builtin) policies.push({ id, policy: chain.policy === 'DROP' ? 1 : 0 });
       }
     } catch (e) {
@@ -279,7 +293,7 @@ export class IptCompiler {
     return { stage, deletes, policies, accept: () => this.accept(stage, deletes), reject: () => this.reject() };
   }
 
-  private accept(stage: readonly StagedChain[], deletes: readonly Deleted[]): void {
+  private accept(stage: readonly Staged[], deletes: readonly Deleted[]): void {
     const p = this.pending;
     if (!p) return;
     this.memo.accept();
@@ -297,12 +311,19 @@ export class IptCompiler {
         adjust(s.recents, 1);
         this.chainRecents.set(s.id, s.recents);
       }
-      this.infos.set(s.id, s.info);
+      while (this.infoChain.length < s.id) {   // kept packed: ids are handed out densely
+        this.infoChain.push(undefined);
+        this.infoTable.push('filter');
+        this.infoFamily.push(4);
+      }
+      this.infoChain[s.id] = s.chain;
+      this.infoTable[s.id] = s.table;
+      this.infoFamily[s.id] = s.family;
     }
     for (const d of deletes) {
       adjust(this.chainRecents.get(d.id), -1);
       this.chainRecents.delete(d.id);
-      this.infos.delete(d.id);
+      this.infoChain[d.id] = undefined;
       this.ids.get(d.scope)?.delete(d.name);
       this.free.push(d.id);
     }
