@@ -79,7 +79,7 @@ class Staged implements StagedChain {
   }
 }
 
-/** Blobs are written to arena chunks of this size (a larger blob gets a chunk of its own size). */
+/** Blobs are written to arena chunks of this size (a larger blob gets a larger chunk of its own). */
 const ARENA_CHUNK = 1 << 20;
 
 /** One restore, compiled: what to stage, then accept() or reject() once the core has answered. */
@@ -429,7 +429,9 @@ export class IptCompiler {
   /** Writes blobs to chunk k from its start on (a new chunk when there is none that holds `bytes`). */
   private useChunk(k: number, bytes: number): void {
     let c = this.chunks[k];
-    if (c === undefined || c.length < bytes) this.chunks[k] = c = new Uint8Array(Math.max(ARENA_CHUNK, bytes));
+    // A blob larger than a chunk (a 20 000-rule KUBE-SERVICES) gets room to grow by a quarter, so
+    // the next restores, a few rules longer, write to the same memory.
+    if (c === undefined || c.length < bytes) this.chunks[k] = c = new Uint8Array(Math.max(ARENA_CHUNK, bytes + (bytes >> 2)));
     this.chunkAt = k;
     this.arena = c;
     this.arenaDv = new DataView(c.buffer);

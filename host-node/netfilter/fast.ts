@@ -14,7 +14,7 @@ import { MATCH_DEFS } from './ext-match.js';
 import { STATE_MATCH_DEFS } from './ext-state.js';
 import { TARGET_DEFS, VERDICTS } from './ext-target.js';
 import { checkFinal, findOption, type ExtDef, type ParseEnv } from './ext.js';
-import { ZERO_COUNTERS, type AddrMatch, type Family, type Match, type Rule, type Target, type Words } from './model.js';
+import { ZERO_COUNTERS, type AddrMatch, type Family, type Match, type PortRange, type Rule, type Target, type Words } from './model.js';
 
 const SPACE = 32;
 const QUOTE = 34;
@@ -62,6 +62,8 @@ const hosts = new Recent<AddrMatch>();
 const probabilities = new Recent<Match>();
 /** The last IPv4 host address read (`-s` of a KUBE-SEP rule), for its DNAT rule's next line. */
 let lastHost: Words | null = null;
+/** The single-port range of the last DNAT destination read. */
+let lastPort: PortRange | null = null;
 /** The last few match lists built: rules next to each other often have equal ones (a service's
  *  KUBE-SERVICES and masquerade rules, the endpoints' KUBE-SEP rules), which then share one. */
 const lists: (readonly Match[])[] = [];
@@ -342,7 +344,9 @@ function dnatTo(proto: number): Target | null {
   }
   if (port > 65535) return null;
   const w: Words = lastHost !== null && lastHost[0] === v ? lastHost : [v, 0, 0, 0];
-  return { kind: 'DNAT', to: { addrMin: w, addrMax: w, ports: { lo: port, hi: port } }, random: false, persistent: false } as Target;
+  // A service's endpoints usually share their port: so do their rules.
+  if (lastPort === null || lastPort.lo !== port) lastPort = { lo: port, hi: port };
+  return { kind: 'DNAT', to: { addrMin: w, addrMax: w, ports: lastPort }, random: false, persistent: false } as Target;
 }
 
 /** An equal tcp/udp match built recently, else `m` (remembered). */

@@ -133,7 +133,11 @@ describe('fast path for kube-proxy rules', () => {
     expect(to.addrMin).toBe(sep.src!.addr);
     expect(to.addrMax).toBe(to.addrMin);
     const far = fastRule('-m comment --comment s -m tcp -p tcp -j DNAT --to-destination 198.19.0.8:8080', 4)!;
-    expect((far.target as { to: { addrMin: readonly number[] } }).to.addrMin).toEqual([(198 << 24 | 19 << 16 | 8) >>> 0, 0, 0, 0]);
+    const farTo = (far.target as { to: { addrMin: readonly number[]; ports: unknown } }).to;
+    expect(farTo.addrMin).toEqual([(198 << 24 | 19 << 16 | 8) >>> 0, 0, 0, 0]);
+    expect(farTo.ports).toBe((to as { ports?: unknown }).ports);
+    const port81 = fastRule('-m comment --comment s -m tcp -p tcp -j DNAT --to-destination 198.19.0.8:81', 4)!;
+    expect((port81.target as { to: { ports: unknown } }).to.ports).toEqual({ lo: 81, hi: 81 });
   });
 
   it('shares the immutable parts of rules (interning) without mixing different values', () => {
