@@ -15,7 +15,8 @@ import type { Touched } from './restore.js';
 import { ChainMemo, MEMO_MIN_RULES, copyPrefix, copySuffix, suffixWords } from './chain-memo.js';
 
 // Loading compiled chains into a core lives in load.ts; its API is part of this module's.
-export { IptLoadError, loadRestore, type IptCore } from './load.js';
+export { IptLoadError, loadRestore, type IptCore, type StagedChain } from './load.js';
+import { BlobArena, Staged, type StagedChain } from './load.js';
 
 // The blob format's numbers live in blob-format.ts; those other modules use are part of this API.
 export { BUILTIN_IDS, HOOK_BY_INDEX, HOOK_INDEX, M, T, TABLE_BY_INDEX, TABLE_INDEX, builtinChainId } from './blob-format.js';
@@ -46,41 +47,6 @@ export interface ChainInfo {
   readonly name: string;
   readonly rules: readonly Rule[];
 }
-
-export interface StagedChain {
-  readonly id: number;
-  readonly info: ChainInfo;
-  /** Valid until the next compile() (the compiler reuses its memory); a view made when read. */
-  readonly blob: Uint8Array;
-  readonly recents: readonly string[];
-}
-
-/** A chain's blob as bytes at..at+bytes of an arena chunk: no typed array per chain is kept (a
- *  full restore stages 60 000 chains until the core has them all), and its ChainInfo is made
- *  when read. */
-class Staged implements StagedChain {
-  constructor(
-    readonly id: number,
-    readonly family: Family,
-    readonly table: TableName,
-    readonly chain: Chain,
-    private readonly chunk: Uint8Array,
-    private readonly at: number,
-    private readonly bytes: number,
-    readonly recents: readonly string[],
-  ) {}
-
-  get blob(): Uint8Array {
-    return this.chunk.subarray(this.at, this.at + this.bytes);
-  }
-
-  get info(): ChainInfo {
-    return { family: this.family, table: this.table, name: this.chain.name, rules: this.chain.rules };
-  }
-}
-
-/** Blobs are written to arena chunks of this size (a larger blob gets a larger chunk of its own). */
-const ARENA_CHUNK = 1 << 20;
 
 /** One restore, compiled: what to stage, then accept() or reject() once the core has answered. */
 export interface CompiledRestore {
@@ -135,15 +101,7 @@ export class IptCompiler {
   private recs = new Uint32Array(3 * 1024);
   private pool = new Uint32Array(1 << 16);
   private poolUsed = 0;
-  // Blobs go to chunks kept for the next compile (loadRestore copies them out at once): no garbage
-  // ArrayBuffer per chain, and a large restore fills chunks of fixed size instead of growing one
-  // arena by doubling (fresh memory costs per page touched).
-  private readonly chunks: Uint8Array[] = [new Uint8Array(ARENA_CHUNK)];
-  private chunkAt = 0;
-  private arena = this.chunks[0]!;
-  private arenaDv = new DataView(this.arena.buffer);
-  private arena32 = new Uint32Array(this.arena.buffer);
-  private arenaUsed = 0;
+  private readonly arena = new BlobArena();
   private sawRecent = false;
   private lastName = '';
   private lastLive: Map<string, number> | null = null;
@@ -222,7 +180,7 @@ export class IptCompiler {
     if (this.pending) throw new Error('a compiled restore is still waiting for accept() or reject()');
     this.pending = { added: [], recents: new Map() };
     this.lastLive = null;
-    this.useChunk(0, 0);
+    this.arena.reset();
     const family = rs.family;
     const stage: Staged[] = [];
     const deletes: Deleted[] = [];
@@ -283,7 +241,7 @@ export class IptCompiler {
         // The chain's own name, not `name` (a slice of the `touched` string, which it would keep).
         const id = chain.builtin ? builtinChainId(family, tname, chain.hook!) : this.userId(live, chain.name);
         const built = this.compileChain(id, family, tname, chain, dispatch, live);
-        stage.push(new Staged(id, family, tname, chain, this.arena, built.at, built.bytes, built.recents));
+        stage.push(new Staged(id, family, tname, chain, this.arena.chunk, built.at, built.bytes, built.recents));
         if (chain.builtin) policies.push({ id, policy: chain.policy === 'DROP' ? 1 : 0 });
       }
     } catch (e) {
@@ -408,11 +366,10 @@ export class IptCompiler {
     }
     this.memo.keep(id, rules, ops.buf, ops.n, recs, recents.length === 0);
     const bytes = HDR_BYTES + n * RULE_BYTES + ops.n * 4;
-    if (this.arenaUsed + bytes > this.arena.length) this.useChunk(this.chunkAt + 1, bytes);
     // One view of the chunk for every chain: tens of thousands of small chains would otherwise
     // cost a DataView and two typed arrays each.
-    const at = this.arenaUsed, dv = this.arenaDv, a32 = this.arena32, arena = this.arena;
-    this.arenaUsed += (bytes + 7) & ~7;
+    const at = this.arena.reserve(bytes);
+    const { chunk: arena, dv, a32 } = this.arena;
     arena.fill(0, at, at + HDR_BYTES);
     dv.setUint32(at, MAGIC, true);
     dv.setUint16(at + 4, VERSION, true);
@@ -426,18 +383,6 @@ export class IptCompiler {
     return { at, bytes, recents: recents.length !== 0 ? recents : NO_RECENTS };
   }
 
-  /** Writes blobs to chunk k from its start on (a new chunk when there is none that holds `bytes`). */
-  private useChunk(k: number, bytes: number): void {
-    let c = this.chunks[k];
-    // A blob larger than a chunk (a 20 000-rule KUBE-SERVICES) gets room to grow by a quarter, so
-    // the next restores, a few rules longer, write to the same memory.
-    if (c === undefined || c.length < bytes) this.chunks[k] = c = new Uint8Array(Math.max(ARENA_CHUNK, bytes + (bytes >> 2)));
-    this.chunkAt = k;
-    this.arena = c;
-    this.arenaDv = new DataView(c.buffer);
-    this.arena32 = new Uint32Array(c.buffer);
-    this.arenaUsed = 0;
-  }
 
   /** Appends `rule`'s ops to `w` (jump ids resolved); returns where its target op starts, relative
    *  to where the rule starts. */
