@@ -37,8 +37,8 @@ export class RestoreFailed extends Error {
 }
 
 export interface RestoreApplied {
-  /** "table/chain" of every chain the restore created, replaced, flushed or deleted. */
-  touched: string[];
+  /** "table/chain" of every chain the restore created, replaced, flushed or deleted, sorted. */
+  readonly touched: string[];
 }
 
 export interface TraceQuery {
@@ -216,7 +216,7 @@ export class Dataplane extends CoreDataplane {
       const e: RestoreError = parsed.error;
       throw new RestoreFailed(e.line, e.word, e.message);
     }
-    const compiled = this.compiler.compile(parsed.ruleset, parsed.touched);
+    const compiled = this.compiler.compile(parsed.ruleset, parsed.changed);
     try {
       loadRestore(this.ipt, this.compiler, compiled, (n) => this.core.cfgBuffer(n));
     } catch (e) {
@@ -226,7 +226,9 @@ export class Dataplane extends CoreDataplane {
     }
     state.ruleset = parsed.ruleset;
     this.ipt.iptModeSet(1);
-    return { touched: [...parsed.touched].sort() };
+    // Sorted when first read: a full restore touches 60 000 chains and most callers never look.
+    let sorted: string[] | null = null;
+    return { get touched() { return (sorted ??= [...parsed.touched].sort()); } };
   }
 
   /** Per-rule packet/byte counters from the core, for the renderers. */

@@ -79,15 +79,18 @@ export function parseIPv4(text: string, isMask = false): number | null {
   return v >>> 0;
 }
 
-// The common spelling, four decimal parts without leading zeros, read without allocating;
-// -1 sends anything else to the general (base 0, short form) reader.
-function plainIPv4(text: string): number {
+/**
+ * The common spelling of `text.slice(from, to)`, four decimal parts without leading zeros, read
+ * without allocating; -1 sends anything else to the general (base 0, short form) reader. Where it
+ * answers, parseIPv4(), parseAddr() and strictIPv4() give the same value.
+ */
+export function plainIPv4(text: string, from = 0, to = text.length): number {
   let v = 0;
   let part = 0;
   let digits = 0;
   let parts = 0;
-  for (let i = 0; i <= text.length; i++) {
-    const c = i < text.length ? text.charCodeAt(i) : 46;
+  for (let i = from; i <= to; i++) {
+    const c = i < to ? text.charCodeAt(i) : 46;
     if (c === 46) {
       if (digits === 0 || part > 255 || ++parts > 4) return -1;
       v = v * 256 + part;

@@ -11,10 +11,12 @@
 import { ipvsWords, physdevHolds } from './ext-ipvs.js';
 import type { Family, Hook, Match, Rule, TableName, Target, Words, IfaceMatch, PortRange, AddrType } from './model.js';
 import { BUILTIN_CHAINS, type Ruleset, type Chain } from './ruleset.js';
+import type { Touched } from './restore.js';
 import { ChainMemo, MEMO_MIN_RULES, copyPrefix, copySuffix, suffixWords } from './chain-memo.js';
 
 // Loading compiled chains into a core lives in load.ts; its API is part of this module's.
-export { IptLoadError, loadRestore, type IptCore } from './load.js';
+export { IptLoadError, loadRestore, type IptCore, type StagedChain } from './load.js';
+import { BlobArena, Staged, type StagedChain } from './load.js';
 
 // The blob format's numbers live in blob-format.ts; those other modules use are part of this API.
 export { BUILTIN_IDS, HOOK_BY_INDEX, HOOK_INDEX, M, T, TABLE_BY_INDEX, TABLE_INDEX, builtinChainId } from './blob-format.js';
@@ -23,6 +25,10 @@ import {
   NAT_PROTO_SPECIFIED, NAT_RANDOM, NAT_RANDOM_FULLY, NOCT_PASS, RECENT_DEST, RECENT_FLAG, RECENT_REAP, RECENT_TTL, REJECT_CODE,
   RULE_BYTES, T, TABLE_INDEX, VERSION, Words32, bswap, builtinChainId, copyWords, isFull, range,
 } from './blob-format.js';
+
+function isTouched(t: Iterable<string> | Touched): t is Touched {
+  return (t as Touched).chains !== undefined;
+}
 
 /** A rule or chain the core cannot run. */
 export class CompileError extends Error {
@@ -40,14 +46,6 @@ export interface ChainInfo {
   readonly table: TableName;
   readonly name: string;
   readonly rules: readonly Rule[];
-}
-
-export interface StagedChain {
-  readonly id: number;
-  readonly info: ChainInfo;
-  /** Valid until the next compile() (the compiler reuses its memory). */
-  readonly blob: Uint8Array;
-  readonly recents: readonly string[];
 }
 
 /** One restore, compiled: what to stage, then accept() or reject() once the core has answered. */
@@ -83,7 +81,11 @@ export class IptCompiler {
   private readonly ids: Ids = new Map();
   private readonly free: number[] = [];
   private nextId = BUILTIN_IDS;
-  private readonly infos = new Map<number, ChainInfo>();
+  // Per live chain id, the chain loaded and where (arrays by id: 60 000 chains take no map entry
+  // and no ChainInfo object each).
+  private readonly infoChain: (Chain | undefined)[] = [];
+  private readonly infoTable: TableName[] = [];
+  private readonly infoFamily: Family[] = [];
   private readonly chainRecents = new Map<number, readonly string[]>();
   private readonly recentIds = new Map<string, number>();
   private readonly recentRefs = new Map<string, number>();
@@ -99,10 +101,7 @@ export class IptCompiler {
   private recs = new Uint32Array(3 * 1024);
   private pool = new Uint32Array(1 << 16);
   private poolUsed = 0;
-  private arena = new Uint8Array(1 << 16);
-  private arenaDv = new DataView(this.arena.buffer);
-  private arena32 = new Uint32Array(this.arena.buffer);
-  private arenaUsed = 0;
+  private readonly arena = new BlobArena();
   private sawRecent = false;
   private lastName = '';
   private lastLive: Map<string, number> | null = null;
@@ -113,7 +112,10 @@ export class IptCompiler {
   private pending: { added: (Map<string, number> | string)[]; recents: Map<string, number> } | null = null;
 
   /** The chain an id stands for (live after the last accepted restore). */
-  chainInfo(id: number): ChainInfo | undefined { return this.infos.get(id); }
+  chainInfo(id: number): ChainInfo | undefined {
+    const c = this.infoChain[id];
+    return c === undefined ? undefined : { family: this.infoFamily[id]!, table: this.infoTable[id]!, name: c.name, rules: c.rules };
+  }
 
   /** The id of `table/name` in `family`, if it has one. */
   chainId(family: Family, table: TableName, name: string): number | undefined {
@@ -170,24 +172,25 @@ export class IptCompiler {
   }
 
   /**
-   * Compiles the chains of `rs` named in `touched` (`table/chain` strings, as parseRestore
-   * returns them; null = every chain of every table). A touched chain missing from `rs` is
-   * deleted. Throws CompileError for a rule the core cannot run; nothing is reserved then.
+   * Compiles the chains of `rs` named in `touched` (`table/chain` strings, as parseRestore's
+   * `touched`, or its `changed` lists; null = every chain of every table). A touched chain missing
+   * from `rs` is deleted. Throws CompileError for a rule the core cannot run; nothing is reserved then.
    */
-  compile(rs: Ruleset, touched: Iterable<string> | null, opts: CompileOptions = {}): CompiledRestore {
+  compile(rs: Ruleset, touched: Iterable<string> | Touched | null, opts: CompileOptions = {}): CompiledRestore {
     if (this.pending) throw new Error('a compiled restore is still waiting for accept() or reject()');
     this.pending = { added: [], recents: new Map() };
     this.lastLive = null;
-    this.arenaUsed = 0;
+    this.arena.reset();
     const family = rs.family;
-    const stage: StagedChain[] = [];
+    const stage: Staged[] = [];
     const deletes: Deleted[] = [];
     const policies: { id: number; policy: 0 | 1 }[] = [];
     const dispatch = opts.dispatch ?? true;
     try {
       // Table and chain names, in order, each once (`touched` strings are `table/chain`).
-      const wantTables: TableName[] = [];
-      const wantChains: string[] = [];
+      const lists = touched !== null && isTouched(touched) ? touched : null;
+      const wantTables = (lists?.tables ?? []) as TableName[];
+      const wantChains = (lists?.chains ?? []) as string[];
       // A Set of names (parseRestore's `touched`) has each once already.
       const seen = touched instanceof Set ? null : new Set<string>();
       const add = (t: TableName, n: string, key: string) => {
@@ -206,8 +209,8 @@ export class IptCompiler {
           if (Number(f) !== family) continue;
           for (const n of m.keys()) if (!rs.table(t)?.chain(n)) add(t, n, `${t}/${n}`);
         }
-      } else {
-        for (const s of touched) {
+      } else if (lists === null) {
+        for (const s of touched as Iterable<string>) {
           const slash = s.indexOf('/');
           add(s.slice(0, slash) as TableName, s.slice(slash + 1), s);
         }
@@ -238,7 +241,7 @@ export class IptCompiler {
         // The chain's own name, not `name` (a slice of the `touched` string, which it would keep).
         const id = chain.builtin ? builtinChainId(family, tname, chain.hook!) : this.userId(live, chain.name);
         const built = this.compileChain(id, family, tname, chain, dispatch, live);
-        stage.push({ id, info: { family, table: tname, name: chain.name, rules: chain.rules }, blob: built.blob, recents: built.recents });
+        stage.push(new Staged(id, family, tname, chain, this.arena.chunk, built.at, built.bytes, built.recents));
         if (chain.builtin) policies.push({ id, policy: chain.policy === 'DROP' ? 1 : 0 });
       }
     } catch (e) {
@@ -248,7 +251,7 @@ export class IptCompiler {
     return { stage, deletes, policies, accept: () => this.accept(stage, deletes), reject: () => this.reject() };
   }
 
-  private accept(stage: readonly StagedChain[], deletes: readonly Deleted[]): void {
+  private accept(stage: readonly Staged[], deletes: readonly Deleted[]): void {
     const p = this.pending;
     if (!p) return;
     this.memo.accept();
@@ -266,12 +269,19 @@ export class IptCompiler {
         adjust(s.recents, 1);
         this.chainRecents.set(s.id, s.recents);
       }
-      this.infos.set(s.id, s.info);
+      while (this.infoChain.length < s.id) {   // kept packed: ids are handed out densely
+        this.infoChain.push(undefined);
+        this.infoTable.push('filter');
+        this.infoFamily.push(4);
+      }
+      this.infoChain[s.id] = s.chain;
+      this.infoTable[s.id] = s.table;
+      this.infoFamily[s.id] = s.family;
     }
     for (const d of deletes) {
       adjust(this.chainRecents.get(d.id), -1);
       this.chainRecents.delete(d.id);
-      this.infos.delete(d.id);
+      this.infoChain[d.id] = undefined;
       this.ids.get(d.scope)?.delete(d.name);
       this.free.push(d.id);
     }
@@ -301,7 +311,7 @@ export class IptCompiler {
 
   // ---- one chain -------------------------------------------------------------------------------
   private compileChain(id: number, family: Family, table: TableName, chain: Chain, dispatch: boolean,
-    live: Map<string, number>): { blob: Uint8Array; recents: readonly string[] } {
+    live: Map<string, number>): { at: number; bytes: number; recents: readonly string[] } {
     const ops = this.words;
     ops.n = 0;
     const rules = chain.rules;
@@ -356,31 +366,23 @@ export class IptCompiler {
     }
     this.memo.keep(id, rules, ops.buf, ops.n, recs, recents.length === 0);
     const bytes = HDR_BYTES + n * RULE_BYTES + ops.n * 4;
-    // Blobs live in an arena reused by the next compile (loadRestore copies them out at once), so
-    // large restores do not make a garbage ArrayBuffer per chain.
-    if (this.arenaUsed + bytes > this.arena.length) {
-      this.arena = new Uint8Array(Math.max(this.arena.length * 2, bytes * 2));
-      this.arenaDv = new DataView(this.arena.buffer);
-      this.arena32 = new Uint32Array(this.arena.buffer);
-      this.arenaUsed = 0;
-    }
-    // One view of the arena for every chain: tens of thousands of small chains would otherwise
+    // One view of the chunk for every chain: tens of thousands of small chains would otherwise
     // cost a DataView and two typed arrays each.
-    const at = this.arenaUsed, dv = this.arenaDv, a32 = this.arena32;
-    const blob = this.arena.subarray(at, at + bytes);
-    this.arenaUsed += (bytes + 7) & ~7;
-    blob.fill(0, 0, HDR_BYTES);
+    const at = this.arena.reserve(bytes);
+    const { chunk: arena, dv, a32 } = this.arena;
+    arena.fill(0, at, at + HDR_BYTES);
     dv.setUint32(at, MAGIC, true);
     dv.setUint16(at + 4, VERSION, true);
-    blob[6] = family;
-    blob[7] = TABLE_INDEX[table]!;
+    arena[at + 6] = family;
+    arena[at + 7] = TABLE_INDEX[table]!;
     dv.setUint32(at + 8, dispatch ? BLOB_F_INDEX : 0, true);
     dv.setUint32(at + 12, n, true);
     dv.setUint32(at + 16, ops.n, true);
     copyWords(a32, (at + HDR_BYTES) >> 2, recs, n * 3);
     copyWords(a32, (at + HDR_BYTES + n * RULE_BYTES) >> 2, ops.buf, ops.n);
-    return { blob, recents: recents.length !== 0 ? recents : NO_RECENTS };
+    return { at, bytes, recents: recents.length !== 0 ? recents : NO_RECENTS };
   }
+
 
   /** Appends `rule`'s ops to `w` (jump ids resolved); returns where its target op starts, relative
    *  to where the rule starts. */

@@ -74,6 +74,8 @@ export class ChainDraft {
   /** COMMIT's hook bound for this chain (graph.ts HookBounds; -1 until read) and whether it grew. */
   hookBits = -1;
   hookGrown = false;
+  /** A user chain this block declared (created, or flushed by --noflush) with a `:CHAIN` line. */
+  refilled = false;
   /** COMMIT's loop walk state for this chain (graph.ts reachesLoop(): 1 on the path, 2 done). */
   walk = 0;
   /** Where COMMIT keeps the chains this draft's rules jump to (graph.ts Middles.views), or -1. */

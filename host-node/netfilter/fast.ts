@@ -8,13 +8,13 @@
 // given twice, other matches or targets, any value the definitions refuse) returns null and the
 // general parser reads the text, with its error messages. Never throws, never reads the clock.
 
-import { parseHostMask } from './addr.js';
+import { parseHostMask, plainIPv4, prefixMask } from './addr.js';
 import { L4_MATCH_DEFS } from './ext-l4.js';
 import { MATCH_DEFS } from './ext-match.js';
 import { STATE_MATCH_DEFS } from './ext-state.js';
 import { TARGET_DEFS, VERDICTS } from './ext-target.js';
 import { checkFinal, findOption, type ExtDef, type ParseEnv } from './ext.js';
-import { ZERO_COUNTERS, type AddrMatch, type Family, type Match, type Rule, type Target } from './model.js';
+import { ZERO_COUNTERS, type AddrMatch, type Family, type Match, type PortRange, type Rule, type Target, type Words } from './model.js';
 
 const SPACE = 32;
 const QUOTE = 34;
@@ -58,7 +58,15 @@ const verdicts = new Map<string, Target>();
 const comments = new Recent<Match>();
 const ports: (Match & { kind: 'tcp' | 'udp' })[] = [];
 const nets = [new Recent<AddrMatch>(), new Recent<AddrMatch>()];
+const hosts = new Recent<AddrMatch>();
 const probabilities = new Recent<Match>();
+/** The last IPv4 host address read (`-s` of a KUBE-SEP rule), for its DNAT rule's next line. */
+let lastHost: Words | null = null;
+/** The single-port range of the last DNAT destination read. */
+let lastPort: PortRange | null = null;
+/** The last few match lists built: rules next to each other often have equal ones (a service's
+ *  KUBE-SERVICES and masquerade rules, the endpoints' KUBE-SEP rules), which then share one. */
+const lists: (readonly Match[])[] = [];
 
 // The scanner's state for one rule (module-level: parsing is synchronous and not re-entered).
 let text = '';
@@ -260,6 +268,11 @@ function scan(ruleText: string, family: Family): Rule | null {
       } else if (name === 'DNAT') {
         // `-j DNAT --to-destination A:P`, kube-proxy's endpoint rule.
         if (!next() || !is('--to-destination') || !next() || wordQuoted) return null;
+        target = family === 4 ? dnatTo(proto) : null;
+        if (target !== null) {
+          jumped = true;
+          continue;
+        }
         const s = DNAT.init(env);
         const bit = apply(DNAT, s, 'to-destination', word(), env);
         if (!bit) return null;
@@ -288,10 +301,52 @@ function scan(ruleText: string, family: Family): Rule | null {
   }
   return {
     family, text: ruleText, src, dst, inIface: null, outIface: null,
-    // A copy sized exactly: the pushed-to array keeps room for 17 and rules live long.
-    proto, protoInvert: false, fragment: null, matches: matches.slice(), target,
+    proto, protoInvert: false, fragment: null, matches: sharedList(matches), target,
     counters: ZERO_COUNTERS,
   };
+}
+
+/** An equal list built recently, else a copy of `ms` sized exactly (the pushed-to array keeps
+ *  room for 17 and rules live long), remembered. */
+function sharedList(ms: Match[]): readonly Match[] {
+  next: for (let i = 0; i < lists.length; i++) {
+    const l = lists[i]!;
+    if (l.length !== ms.length) continue;
+    for (let k = 0; k < ms.length; k++) if (l[k] !== ms[k]) continue next;
+    return l;
+  }
+  const copy = ms.slice();
+  if (lists.length >= 8) lists.shift();
+  lists.push(copy);
+  return copy;
+}
+
+/**
+ * `--to-destination a.b.c.d:port` (the word just read) as DNAT's definition builds it, or null
+ * for any other spelling (ranges, no port, a port in another base or by name, another protocol):
+ * then the definition reads it. The address shares the words of the rule before when equal (a
+ * KUBE-SEP chain's `-s` rule).
+ */
+function dnatTo(proto: number): Target | null {
+  // libxt_NAT.c: a port needs TCP, UDP or SCTP here (ext-target.ts parseNatPorts()).
+  if (proto !== 6 && proto !== 17 && proto !== 132) return null;
+  const colon = text.indexOf(':', wordStart);
+  if (colon < 0 || colon >= wordEnd) return null;
+  const v = plainIPv4(text, wordStart, colon);
+  if (v < 0) return null;
+  let port = 0;
+  const digits = wordEnd - colon - 1;
+  if (digits < 1 || digits > 5 || (digits > 1 && text.charCodeAt(colon + 1) === 48)) return null;
+  for (let i = colon + 1; i < wordEnd; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return null;
+    port = port * 10 + (c - 48);
+  }
+  if (port > 65535) return null;
+  const w: Words = lastHost !== null && lastHost[0] === v ? lastHost : [v, 0, 0, 0];
+  // A service's endpoints usually share their port: so do their rules.
+  if (lastPort === null || lastPort.lo !== port) lastPort = { lo: port, hi: port };
+  return { kind: 'DNAT', to: { addrMin: w, addrMax: w, ports: lastPort }, random: false, persistent: false } as Target;
 }
 
 /** An equal tcp/udp match built recently, else `m` (remembered). */
@@ -306,8 +361,13 @@ function sharedPorts(m: Match & { kind: 'tcp' | 'udp' }): Match {
   return m;
 }
 
-/** `-s`/`-d`: networks (which repeat, `! -s 10.0.0.0/8` in every KUBE-SVC chain) are shared. */
+/** `-s`/`-d`: networks (which repeat, `! -s 10.0.0.0/8` in every KUBE-SVC chain) are shared, and
+ *  so are IPv4 hosts seen recently (a service's address in its KUBE-SERVICES and KUBE-SVC rules). */
 function addrOf(t: string, invert: boolean, family: Family): AddrMatch | null {
+  if (family === 4) {
+    const h = host4(t, invert);
+    if (h !== null) return h;
+  }
   if (t.indexOf(',') >= 0) return null;
   const net = t.indexOf('/') >= 0;
   const cache = nets[family === 4 ? 0 : 1];
@@ -325,4 +385,21 @@ function addrOf(t: string, invert: boolean, family: Family): AddrMatch | null {
   // A literal, not a spread: V8 gives every spread copy of these a hidden class of its own.
   const m: AddrMatch = { family: a.family, addr: a.addr, mask: a.mask, prefix: a.prefix, invert };
   return net ? cache.set(key, m) : m;
+}
+
+/** `a.b.c.d` or `a.b.c.d/32` as parseHostMask() reads it, or null for any other spelling. */
+function host4(t: string, invert: boolean): AddrMatch | null {
+  let end = t.length;
+  if (end > 3 && t.charCodeAt(end - 3) === 47 && t.charCodeAt(end - 2) === 51 && t.charCodeAt(end - 1) === 50) end -= 3; // "/32"
+  const key = invert ? '!' + t : t;
+  const hit = hosts.get(key);
+  if (hit !== null) {
+    lastHost = hit.addr;
+    return hit;
+  }
+  const v = plainIPv4(t, 0, end);
+  if (v < 0) return null;
+  const addr: Words = [v, 0, 0, 0];
+  lastHost = addr;
+  return hosts.set(key, { family: 4, addr, mask: prefixMask(4, 32), prefix: 32, invert });
 }

@@ -98,6 +98,7 @@ export class Middles {
 
 export interface Committed {
   readonly table: Table;
+  /** Names of the table's chains whose content changed, each once. */
   readonly touched: readonly string[];
 }
 
@@ -379,7 +380,7 @@ function freeze(td: TableDraft, hookChanges: Map<string, number>, exact: boolean
   const touched: string[] = [];
   const chainChanges = new Map<string, Chain | null>();
   const prev = td.prev;
-  const mark = (n: string) => touched.push(`${td.name}/${n}`);
+  const mark = (n: string) => touched.push(n);
 
   for (const [name, d] of td.changes) {
     const old = prev?.chain(name);
@@ -438,8 +439,9 @@ function freeze(td: TableDraft, hookChanges: Map<string, number>, exact: boolean
     const hc = hookChanges as Map<string, number | null>;
     for (const [name, d] of td.changes) if (d === null && !hc.has(name)) hc.set(name, null);
     if (td.replaced) for (const c of td.graphBase.chains()) if (!chainMap.has(c.name)) hc.set(c.name, null);
-    hookMap = td.graphBase.hookMap.with(hc);
+    hookMap = td.graphBase.hookMap.withOwned(hc);
   }
-  const table = new Table(td.name, td.origin.family, chainMap, td.graphBase.refMap.with(refChanges), hookMap);
+  // Both maps are read by key only, and both change maps are this commit's own.
+  const table = new Table(td.name, td.origin.family, chainMap, td.graphBase.refMap.withOwned(refChanges), hookMap);
   return { table, touched };
 }

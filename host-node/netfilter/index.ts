@@ -4,7 +4,7 @@
 // The compiler to the core reads the Ruleset/Table/Chain/Rule/Match/Target types from here.
 
 export { parseRestore } from './restore.js';
-export type { RestoreOptions, RestoreResult, RestoreError } from './restore.js';
+export type { RestoreOptions, RestoreResult, RestoreError, Touched } from './restore.js';
 export { renderSave, ctime, kernelOrder } from './save.js';
 export type { SaveOptions } from './save.js';
 export { renderRules, renderList, ChainLines } from './list.js';

@@ -1,9 +1,88 @@
-// load.ts — hands a compiled restore (compile.ts) to the core: stages every chain blob,
-// deletion and policy, commits them as one transaction, and turns a refusal into an error naming
-// the chain, rule and op (the numbers assembly/netfilter/format.ts encodes). On any refusal the
-// core's stage is aborted and the compile rejected. Never encodes a rule and never parses text.
+// load.ts — hands a compiled restore (compile.ts) to the core: keeps the chain blobs a compile
+// writes until they are loaded (BlobArena, Staged), stages every blob, deletion and policy,
+// commits them as one transaction, and turns a refusal into an error naming the chain, rule and
+// op (the numbers assembly/netfilter/format.ts encodes). On any refusal the core's stage is
+// aborted and the compile rejected. Never encodes a rule and never parses text.
 
-import type { CompiledRestore, IptCompiler } from './compile.js';
+import type { ChainInfo, CompiledRestore, IptCompiler } from './compile.js';
+import type { Family, TableName } from './model.js';
+import type { Chain } from './ruleset.js';
+
+export interface StagedChain {
+  readonly id: number;
+  readonly info: ChainInfo;
+  /** Valid until the next compile() (the compiler reuses its memory); a view made when read. */
+  readonly blob: Uint8Array;
+  readonly recents: readonly string[];
+}
+
+/** A chain's blob as bytes at..at+bytes of an arena chunk: no typed array per chain is kept (a
+ *  full restore stages 60 000 chains until the core has them all), and its ChainInfo is made
+ *  when read. */
+export class Staged implements StagedChain {
+  constructor(
+    readonly id: number,
+    readonly family: Family,
+    readonly table: TableName,
+    readonly chain: Chain,
+    private readonly chunk: Uint8Array,
+    private readonly at: number,
+    private readonly bytes: number,
+    readonly recents: readonly string[],
+  ) {}
+
+  get blob(): Uint8Array {
+    return this.chunk.subarray(this.at, this.at + this.bytes);
+  }
+
+  get info(): ChainInfo {
+    return { family: this.family, table: this.table, name: this.chain.name, rules: this.chain.rules };
+  }
+}
+
+
+/** Blobs are written to arena chunks of this size (a larger blob gets a larger chunk of its own). */
+const ARENA_CHUNK = 1 << 20;
+
+/**
+ * Where one compile writes its blobs until loadRestore() copies them into the core: chunks kept
+ * from one compile to the next. No garbage ArrayBuffer per chain, and a large restore fills chunks
+ * of fixed size instead of growing one arena by doubling (fresh memory costs per page touched).
+ */
+export class BlobArena {
+  private readonly chunks: Uint8Array[] = [new Uint8Array(ARENA_CHUNK)];
+  private chunkAt = 0;
+  private used = 0;
+  /** The chunk reserve() last reserved in, with views of it. */
+  chunk = this.chunks[0]!;
+  dv = new DataView(this.chunk.buffer);
+  a32 = new Uint32Array(this.chunk.buffer);
+
+  /** Starts over at the first chunk (the previous compile's blobs are no longer valid). */
+  reset(): void {
+    this.use(0, 0);
+  }
+
+  /** Where `bytes` bytes (8-aligned) start in `chunk`, which may be a new one. */
+  reserve(bytes: number): number {
+    if (this.used + bytes > this.chunk.length) this.use(this.chunkAt + 1, bytes);
+    const at = this.used;
+    this.used += (bytes + 7) & ~7;
+    return at;
+  }
+
+  private use(k: number, bytes: number): void {
+    let c = this.chunks[k];
+    // A blob larger than a chunk (a 20 000-rule KUBE-SERVICES) gets room to grow by a quarter, so
+    // the next restores, a few rules longer, write to the same memory.
+    if (c === undefined || c.length < bytes) this.chunks[k] = c = new Uint8Array(Math.max(ARENA_CHUNK, bytes + (bytes >> 2)));
+    this.chunkAt = k;
+    this.chunk = c;
+    this.dv = new DataView(c.buffer);
+    this.a32 = new Uint32Array(c.buffer);
+    this.used = 0;
+  }
+}
 
 
 /** The core exports loading needs (the ABI's ipt* calls; build/testing-netfilter.wasm has them too). */
@@ -64,14 +143,15 @@ export function loadRestore(core: IptCore, c: IptCompiler, compiled: CompiledRes
   let buf = memory.buffer;
   let mem = new Uint8Array(buf);
   for (const s of compiled.stage) {
-    const ptr = buffer(s.blob.length);
+    const blob = s.blob;
+    const ptr = buffer(blob.length);
     // Memory may have grown (the old buffer is then detached: length 0).
-    if (buf.byteLength === 0 || ptr + s.blob.length > buf.byteLength) {
+    if (buf.byteLength === 0 || ptr + blob.length > buf.byteLength) {
       buf = memory.buffer;
       mem = new Uint8Array(buf);
     }
-    mem.set(s.blob, ptr);
-    check(core.iptStageChain(s.id, ptr, s.blob.length));
+    mem.set(blob, ptr);
+    check(core.iptStageChain(s.id, ptr, blob.length));
   }
   for (const d of compiled.deletes) check(core.iptStageDelete(d.id));
   for (const p of compiled.policies) check(core.iptSetPolicy(p.id, p.policy));

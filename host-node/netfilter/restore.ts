@@ -8,20 +8,20 @@
 // flushed chain) costs two slices and a string compare, and a stretch of such lines is matched
 // against the old text in one go (extendRun()); a rule text seen before anywhere costs one
 // map lookup; only new text is parsed, kube-proxy's shapes by fast.ts in one scan, the rest by
-// rule.ts. No regex runs per word. Never reads the clock, the host or
-// the kernel.
+// rule.ts. The other command lines are commands.ts. A block written exactly as the one that made
+// the current table is passed over whole (sameBlock()). No regex runs per word. Never reads the
+// clock, the host or the kernel.
 
 import { fastRule } from './fast.js';
 import { declFields, detach, isSeparator, splitFields, splitWords } from './lexer.js';
 import { RuleError } from './ext.js';
-import { VERDICTS, targetSaveName, targetTable } from './ext-target.js';
-import { ChainDraft, TableDraft, resetTable } from './draft.js';
+import { VERDICTS } from './ext-target.js';
+import { TableDraft, resetTable, type ChainDraft } from './draft.js';
 import { CommitError, commit } from './graph.js';
+import { BlockEditor } from './commands.js';
 import type { Counters, Family, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
-import {
-  MAX_NAME, SkipLine, assertValidChainName, bracketCounters, findRule, parseCommand, parseRuleText, plainCounters, type Command,
-} from './rule.js';
+import { MAX_NAME, SkipLine, assertValidChainName, bracketCounters, parseRuleText } from './rule.js';
 import { Ruleset, Table, builtinHook, emptyTable, hasFewChains, isTableName, type ChainSource } from './ruleset.js';
 
 export interface RestoreOptions {
@@ -59,8 +59,18 @@ export interface RestoreError {
  * base is unchanged either way.
  */
 export type RestoreResult =
-  | { readonly ok: true; readonly ruleset: Ruleset; readonly touched: Set<string> }
+  | { readonly ok: true; readonly ruleset: Ruleset; readonly touched: Set<string>; readonly changed: Touched }
   | { readonly ok: false; readonly error: RestoreError };
+
+/**
+ * `touched` as the compiler takes it (compile.ts): chain k is `chains[k]` of table `tables[k]`,
+ * each once, in the order of `touched`. Made without a `table/chain` string per chain (a full
+ * restore touches 60 000 chains); `touched` is built from it when first read.
+ */
+export interface Touched {
+  readonly tables: readonly TableName[];
+  readonly chains: readonly string[];
+}
 
 /** Parses and applies iptables-restore text; see RestoreOptions. */
 export function parseRestore(text: string, opts: RestoreOptions = {}): RestoreResult {
@@ -81,7 +91,14 @@ export function parseRestore(text: string, opts: RestoreOptions = {}): RestoreRe
     }
     throw e;
   }
-  return { ok: true, ruleset: new Ruleset(family, r.tables, base.seq + r.lineNo + 1, base.cache), touched: r.touched };
+  const changed: Touched = { tables: r.changedTables, chains: r.changedChains };
+  let touched: Set<string> | null = null;
+  return {
+    ok: true, ruleset: new Ruleset(family, r.tables, base.seq + r.lineNo + 1, base.cache), changed,
+    get touched() {
+      return (touched ??= new Set(changed.chains.map((c, k) => `${changed.tables[k]}/${c}`)));
+    },
+  };
 }
 
 function fail(prog: string, line: number, word: string, reason: string): RestoreResult {
@@ -94,18 +111,20 @@ class EndError extends Error {
   }
 }
 
-const NAT_DROP = 'The "nat" table is not intended for filtering, the use of DROP is therefore inhibited.';
-
-class Restorer {
-  lineNo = 0;
+class Restorer extends BlockEditor {
   readonly tables: Map<TableName, Table>;
-  readonly touched = new Set<string>();
-  private td: TableDraft | null = null;
+  /** The Touched lists: table and chain of each chain changed so far. */
+  readonly changedTables: TableName[] = [];
+  readonly changedChains: string[] = [];
+  /** Tables committed so far (a table's second block may touch a chain its first did). */
+  private readonly committed = new Set<TableName>();
   private skipping = false;
   private lastChain = '';
-  private lastDraft: ChainDraft | null = null;
   /** Set by extendRun(): where run() goes on after a replayed stretch (0: the next line). */
   private skipTo = 0;
+  /** Where the open block's `*table` line starts, and its line number. */
+  private blockStart = 0;
+  private blockLine = 0;
   /** extendRun()'s scratch: where each matched hint rule's text starts in the new text. */
   private starts = new Uint32Array(0);
   /**
@@ -118,10 +137,11 @@ class Restorer {
 
   constructor(
     private readonly text: string,
-    private readonly family: Family,
+    family: Family,
     private readonly base: Ruleset,
-    private readonly opts: RestoreOptions,
+    opts: RestoreOptions,
   ) {
+    super(family, opts);
     this.tables = new Map(base.tables);
     this.views = text.length >= VIEW_MIN_TEXT && hasFewChains(base, 64);
   }
@@ -141,12 +161,19 @@ class Restorer {
       const c0 = text.charCodeAt(start);
       if (c0 === 35) continue; // '#'
       if (c0 === 42 && !this.td) {
+        const after = this.sameBlock(start, end);
+        if (after >= 0) {
+          pos = after;
+          continue;
+        }
+        this.blockStart = start;
+        this.blockLine = this.lineNo;
         this.openTable(text.slice(start + 1, end));
         continue;
       }
       if (this.skipping) continue;
       if (this.td && c0 === 67 && end - start === 6 && text.startsWith('COMMIT', start)) {
-        this.commitTable();
+        this.commitTable(end);
         continue;
       }
       if (!this.td) {
@@ -185,13 +212,64 @@ class Restorer {
     this.td = new TableDraft(name, origin, prev, this.base.seq, !this.opts.noflush);
     this.td.views = this.views;
     this.lastDraft = null;
+    this.pure = true;
   }
 
-  private commitTable(): void {
+  /**
+   * A block written exactly as the one that made the current table (its BlockMemo), read with the
+   * same options: applying it again gives that table back, so it is passed over whole and the
+   * table stays as it is (kube-proxy writing the same full sync again). Returns where run() goes
+   * on, or -1 when the block has to be read.
+   */
+  private sameBlock(start: number, lineEnd: number): number {
+    const text = this.text;
+    const name = splitFields(text.slice(start + 1, lineEnd))[0];
+    if (name === undefined || !isTableName(name) || (this.opts.table && name !== this.opts.table)) return -1;
+    const memo = this.tables.get(name)?.block;
+    const opts = this.opts;
+    if (!memo || memo.noflush !== !!opts.noflush || memo.counters !== !!opts.counters || memo.strict !== !!opts.strict) return -1;
+    const stop = start + memo.text.length;
+    if (stop > text.length) return -1;
+    let next = stop;
+    if (stop < text.length) {
+      const c = text.charCodeAt(stop);
+      if (c === 13 && text.charCodeAt(stop + 1) === 10) next = stop + 2;
+      else if (c === 10) next = stop + 1;
+      else return -1;
+    }
+    if (text.slice(start, stop) !== memo.text) return -1;
+    this.skipping = false;
+    this.lineNo += memo.lines - 1;
+    return next;
+  }
+
+  private commitTable(end: number): void {
     const td = this.td!;
     const done = commit(td, this.lineNo);
+    const opts = this.opts;
+    if (end - this.blockStart >= VIEW_MIN_TEXT && (!opts.noflush || this.pure)) {
+      done.table.block = {
+        text: this.text.slice(this.blockStart, end), lines: this.lineNo - this.blockLine + 1,
+        noflush: !!opts.noflush, counters: !!opts.counters, strict: !!opts.strict,
+      };
+    }
     this.tables.set(td.name, done.table);
-    for (const t of done.touched) this.touched.add(t);
+    const tables = this.changedTables, chains = this.changedChains;
+    if (!this.committed.has(td.name)) {
+      this.committed.add(td.name);
+      for (const n of done.touched) {
+        tables.push(td.name);
+        chains.push(n);
+      }
+    } else {
+      const seen = new Set<string>();
+      for (let k = 0; k < chains.length; k++) if (tables[k] === td.name) seen.add(chains[k]!);
+      for (const n of done.touched) {
+        if (seen.has(n)) continue;
+        tables.push(td.name);
+        chains.push(n);
+      }
+    }
     this.td = null;
     this.lastDraft = null;
   }
@@ -216,6 +294,7 @@ class Restorer {
         assertValidChainName(name);
         d = td.create(name);
       }
+      d.refilled = true;
     }
     if (policy === undefined) throw new RuleError(name, `line ${this.lineNo} policy invalid`);
     d ??= td.edit(name)!;
@@ -257,6 +336,7 @@ class Restorer {
       if (chain.indexOf('"') >= 0) return false;
       d = this.draftOf(chain);
     }
+    if (!d.refilled) this.pure = false;
     const rest = text.slice(i, end);
     let rule: Rule | undefined;
     const strict = !!this.opts.strict;
@@ -388,201 +468,6 @@ class Restorer {
     return d;
   }
 
-  /** Checks that depend on the table or chain (do_parse() and the kernel's table check). */
-  private checkRule(chain: string, rule: Rule): void {
-    const table = this.td!.name;
-    const t = rule.target;
-    if (t) {
-      const only = targetTable(t);
-      if (only && only !== table) {
-        const name = targetSaveName(t);
-        throw new RuleError(name, `${this.family === 4 ? 'ip' : 'ip6'}_tables: ${name} target: only valid in ${only} table, not ${table}`);
-      }
-      if (t.kind === 'DROP' && table === 'nat') throw new RuleError('DROP', NAT_DROP);
-    }
-    if (rule.outIface && (chain === 'PREROUTING' || chain === 'INPUT')) throw new RuleError('-o', `Can't use -o with ${chain}`);
-    if (rule.inIface && (chain === 'POSTROUTING' || chain === 'OUTPUT')) throw new RuleError('-i', `Can't use -i with ${chain}`);
-  }
-
-  // ---- every other command line ----
-
-  private commandLine(line: string): void {
-    this.lastDraft = null;
-    let from = 0;
-    let prefix: Counters | null = null;
-    if (line[0] === '[') {
-      // tokenize_rule_counters(): `[pkts:bytes] ` before the command.
-      const close = line.indexOf(']');
-      if (close < 0) throw new RuleError(line.split(/\s/)[0], `Bad line ${this.lineNo}: need ]`);
-      const colon = line.indexOf(':');
-      if (colon < 0 || colon > close) throw new RuleError(line.slice(0, close + 1), `Bad line ${this.lineNo}: need :`);
-      prefix = plainCounters(line.slice(1, colon), line.slice(colon + 1, close));
-      if (prefix === null) throw new RuleError(line.slice(0, close + 1), `Bad line ${this.lineNo}: counters not numeric`);
-      from = close + 1;
-    }
-    const ends: number[] = [];
-    const quoted: boolean[] = [];
-    const words = splitWords(line, from, ends, quoted);
-    let cmd: Command;
-    try {
-      cmd = parseCommand(words, this.family, !this.opts.strict, quoted);
-    } catch (e) {
-      if (e instanceof SkipLine) return;
-      throw e;
-    }
-    let rule = cmd.rule;
-    if (rule) {
-      let text = '';
-      if (cmd.specFrom >= 0) {
-        let s = cmd.specFrom === 0 ? from : ends[cmd.specFrom - 1];
-        while (s < line.length && isSeparator(line.charCodeAt(s))) s++;
-        text = detach(line.slice(s).replace(/\r$/, ''));
-      }
-      rule = { ...rule, text };
-      if (prefix && this.opts.counters) {
-        if (rule.counters !== ZERO_COUNTERS) throw new RuleError('-c', 'multiple -c flags not allowed');
-        rule = { ...rule, counters: prefix };
-      }
-    }
-    this.run1(cmd, rule);
-  }
-
-  private run1(cmd: Command, rule: Rule | null): void {
-    const td = this.td!;
-    const chain = cmd.chain;
-    const need = (name: string | null): ChainDraft => {
-      const d = name === null ? undefined : td.edit(name);
-      if (!d) throw new RuleError(name ?? '', 'No chain/target/match by that name.');
-      return d;
-    };
-    switch (cmd.cmd) {
-      case 'A': {
-        const d = need(chain);
-        this.checkRule(chain!, rule!);
-        td.append(d, rule!, this.lineNo);
-        return;
-      }
-      case 'I': {
-        const d = need(chain);
-        const at = (cmd.rulenum || 1) - 1;
-        if (at > d.rules.length) throw new RuleError(String(cmd.rulenum), 'Index of insertion too big.');
-        this.checkRule(chain!, rule!);
-        td.insert(d, at, rule!, this.lineNo);
-        return;
-      }
-      case 'R': {
-        const d = need(chain);
-        if (cmd.rulenum > d.rules.length) throw new RuleError(String(cmd.rulenum), 'Index of replacement too big.');
-        this.checkRule(chain!, rule!);
-        td.replace(d, cmd.rulenum - 1, rule!, this.lineNo);
-        return;
-      }
-      case 'D': {
-        const d = need(chain);
-        if (rule === null) {
-          if (cmd.rulenum > d.rules.length) throw new RuleError(String(cmd.rulenum), 'Index of deletion too big.');
-          td.removeAt(d, cmd.rulenum - 1);
-          return;
-        }
-        const k = findRule(d.rules, rule);
-        if (k < 0) throw new RuleError(chain!, 'Bad rule (does a matching rule exist in that chain?).');
-        td.removeAt(d, k);
-        return;
-      }
-      case 'C': {
-        const d = td.get(chain!);
-        if (!d) throw new RuleError(chain!, 'No chain/target/match by that name.');
-        if (findRule(d.rules, rule!) < 0) throw new RuleError(chain!, 'Bad rule (does a matching rule exist in that chain?).');
-        return;
-      }
-      case 'N':
-        if (td.exists(chain!)) throw new RuleError(chain!, 'Chain already exists.');
-        td.create(chain!);
-        return;
-      case 'X':
-        for (const name of chain !== null ? [chain] : this.userChains()) this.deleteChain(name);
-        return;
-      case 'F':
-        for (const name of chain !== null ? [chain] : this.allChains()) td.flush(need(name));
-        return;
-      case 'Z':
-        for (const name of chain !== null ? [chain] : this.allChains()) this.zero(need(name), cmd.rulenum);
-        return;
-      case 'P': {
-        const d = chain === null ? undefined : td.get(chain);
-        const cant = `Can't set policy \`${cmd.policy}' on \`${chain}': `;
-        if (!d || !d.builtin) throw new RuleError(chain ?? '', cant + 'Bad built-in chain name');
-        if (cmd.policy !== 'ACCEPT' && cmd.policy !== 'DROP') throw new RuleError(cmd.policy ?? '', cant + 'Bad policy name');
-        if (cmd.policy === 'DROP' && td.name === 'nat') throw new RuleError('DROP', NAT_DROP);
-        const e = need(chain);
-        e.policy = cmd.policy;
-        e.declared = 'policy';
-        if (cmd.counters) e.counters = cmd.counters;
-        return;
-      }
-      case 'E':
-        this.rename(chain!, cmd.newName!);
-        return;
-    }
-  }
-
-  private userChains(): string[] {
-    return this.allChains().filter((n) => !this.td!.get(n)!.builtin).sort(byteOrder);
-  }
-
-  private allChains(): string[] {
-    const td = this.td!;
-    const names: string[] = [];
-    for (const c of td.origin.chains()) if (td.exists(c.name)) names.push(c.name);
-    for (const [n, d] of td.changes) if (d && !td.origin.chain(n)) names.push(n);
-    return names;
-  }
-
-  private deleteChain(name: string): void {
-    const td = this.td!;
-    const c = td.get(name);
-    if (!c) throw new RuleError(name, 'No chain/target/match by that name.');
-    if (c.builtin) throw new RuleError(name, "Can't delete built-in chain");
-    if (td.references(name) > 0) throw new RuleError(name, "Can't delete chain with references left");
-    if (c.rules.length) throw new RuleError(name, 'Chain is not empty');
-    td.delete(name, this.lineNo);
-  }
-
-  private zero(d: ChainDraft, rulenum: number): void {
-    if (rulenum > d.rules.length) throw new RuleError(String(rulenum), 'Index of counter too big.');
-    if (rulenum === 0) d.counters = ZERO_COUNTERS;
-    d.rules.forEach((r, k) => {
-      if ((rulenum === 0 || k === rulenum - 1) && r.counters !== ZERO_COUNTERS && (r.counters.packets || r.counters.bytes)) {
-        this.td!.replace(d, k, { ...r, counters: ZERO_COUNTERS }, d.lines?.[k] ?? 0);
-      }
-    });
-  }
-
-  /** -E: the chain gets the new name and every rule that named it follows (libiptc renames the
-   *  chain in place; jumps point at it, not at its name). */
-  private rename(oldName: string, newName: string): void {
-    const td = this.td!;
-    const c = td.get(oldName);
-    if (!c || c.builtin) throw new RuleError(oldName, 'No chain/target/match by that name.');
-    if (td.exists(newName)) throw new RuleError(newName, 'File exists.');
-    td.refDeltas(); // track counts from here on, the rules below change their targets
-    const moved = td.create(newName);
-    for (const r of c.rules) td.append(moved, r, 0);
-    moved.lines = c instanceof ChainDraft && c.lines ? c.lines.slice() : new Array(c.rules.length).fill(0);
-    moved.seq = c.seq;
-    const old = td.edit(oldName)!;
-    td.flush(old);
-    for (const name of this.allChains()) {
-      const d = td.get(name)!;
-      d.rules.forEach((r, k) => {
-        if (r.target?.kind === 'jump' && r.target.chain === oldName) {
-          const e = td.edit(name)!;
-          td.replace(e, k, { ...r, text: '', target: { ...r.target, chain: newName } }, e.lines?.[k] ?? 0);
-        }
-      });
-    }
-    td.delete(oldName, this.lineNo);
-  }
 }
 
 /** Restore texts shorter than this copy what they keep (the views would save little). */
@@ -593,6 +478,3 @@ function lineEnds(text: string, at: number): boolean {
   return at === text.length || text.charCodeAt(at) === 10;
 }
 
-function byteOrder(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}

@@ -146,6 +146,27 @@ export class LayeredMap<V> {
     return new LayeredMap(this.base, delta, size);
   }
 
+  /**
+   * with(), for a map of changes the caller gives up: when the change is large enough to fold,
+   * `changes` itself becomes the new base (completed with the entries it does not override), so
+   * a full restore's 60 000 changes are not copied into one more map. The entries then come in
+   * another order than with() gives: only for maps read by key.
+   */
+  withOwned(changes: Map<string, V | null>): LayeredMap<V> {
+    if (changes.size === 0) return this;
+    if (this.delta.size + changes.size <= Math.max(256, 8 * Math.sqrt(this.base.size))) return this.with(changes);
+    this.delta.forEach((v, k) => {
+      if (!changes.has(k)) changes.set(k, v);
+    });
+    this.base.forEach((v, k) => {
+      if (!changes.has(k)) changes.set(k, v);
+    });
+    changes.forEach((v, k) => {
+      if (v === null) changes.delete(k);
+    });
+    return new LayeredMap(changes as Map<string, V>, new Map(), changes.size);
+  }
+
   /** with(), folded straight into a new base (a large change: a full restore's 60 000 chains);
    *  the same entries in the same order as with() gives. */
   private folded(changes: ReadonlyMap<string, V | null>): LayeredMap<V> {
@@ -170,6 +191,22 @@ export class LayeredMap<V> {
   }
 }
 
+/**
+ * A restore block (`*table` line through its `COMMIT`, as written) and the options it was read
+ * with. A table carries it only when the block is idempotent on that table: a replacing block
+ * (its result depends on the text and the previous built-in policies and counters, which it
+ * leaves as they are on a second run), or a --noflush block that only declares chains and appends
+ * to user chains it declared (flushed) before.
+ */
+export interface BlockMemo {
+  readonly text: string;
+  /** Lines the block spans (its `*table` and COMMIT lines included). */
+  readonly lines: number;
+  readonly noflush: boolean;
+  readonly counters: boolean;
+  readonly strict: boolean;
+}
+
 /** One table of a ruleset. */
 export class Table {
   /** @internal chains by name: built-ins first (hook order), then user chains in creation order. */
@@ -178,6 +215,11 @@ export class Table {
   readonly refMap: LayeredMap<number>;
   /** @internal per chain, a superset of the hooks it can be reached from (graph.ts). */
   readonly hookMap: LayeredMap<number>;
+  /**
+   * @internal The restore block that made this table, when applying it again to this table would
+   * give this table back (restore.ts BlockMemo); set once, right after the table is made.
+   */
+  block: BlockMemo | null = null;
 
   constructor(
     readonly name: TableName,

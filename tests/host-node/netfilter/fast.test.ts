@@ -104,6 +104,42 @@ describe('fast path for kube-proxy rules', () => {
     expect(fast).toBeGreaterThan(500);
   });
 
+  it('reads host addresses and DNAT destinations in every spelling as the general parser does', () => {
+    const texts: string[] = [];
+    for (const to of ['10.180.0.1:80', '10.180.0.1:080', '10.180.0.1:0', '10.180.0.1:65535', '10.180.0.1:65536', '10.180.0.1:8080-8081',
+      '10.180.0.1', '10.180.0.1-10.180.0.2:80', ':80', '010.1.2.3:80', '10.180.0.1:http', '10.180.0.1:', '10.180.0.256:80', '10.180.0:80',
+      '10.180.0.1:123456', '10.180.0.1:8a']) {
+      for (const p of ['-p tcp -m tcp', '-p udp', '-p sctp', '']) texts.push(`-m comment --comment x ${p} -j DNAT --to-destination ${to}`);
+    }
+    for (const a of ['10.0.0.1', '10.0.0.1/32', '10.0.0.1/31', '10.0.0.01', '10.0.0.1/032', '10.0.0.1/', '10.0.0.1/3', '10.0.0', '0.0.0.0', '255.255.255.255']) {
+      texts.push(`-s ${a} -j KUBE-MARK-MASQ`, `! -d ${a} -j RETURN`, `-d ${a} -s ${a} -j RETURN`);
+    }
+    let fast = 0;
+    for (const t of texts) for (const family of [4, 6] as const) if (agree(t, family) === 'fast') fast++;
+    expect(fast).toBeGreaterThan(40);
+  });
+
+  it('shares a host address between nearby rules, and with the DNAT rule after a KUBE-SEP -s rule', () => {
+    const svc = fastRule('-m comment --comment "s cluster IP" -m tcp -p tcp -d 198.18.0.9 --dport 80 -j KUBE-SVC-A', 4)!;
+    const masq = fastRule('-m comment --comment "s cluster IP" -m tcp -p tcp -d 198.18.0.9 --dport 80 ! -s 198.19.0.0/16 -j KUBE-MARK-MASQ', 4)!;
+    expect(masq.dst).toBe(svc.dst);
+    expect(masq.matches).toBe(svc.matches);
+    const other = fastRule('-m comment --comment "s cluster IP" -m tcp -p tcp ! -d 198.18.0.9 --dport 80 -j KUBE-SVC-A', 4)!;
+    expect(other.dst).not.toBe(svc.dst);
+    expect(other.dst!.invert).toBe(true);
+    const sep = fastRule('-m comment --comment s -s 198.19.0.7 -j KUBE-MARK-MASQ', 4)!;
+    const dnat = fastRule('-m comment --comment s -m tcp -p tcp -j DNAT --to-destination 198.19.0.7:8080', 4)!;
+    const to = (dnat.target as { to: { addrMin: unknown; addrMax: unknown } }).to;
+    expect(to.addrMin).toBe(sep.src!.addr);
+    expect(to.addrMax).toBe(to.addrMin);
+    const far = fastRule('-m comment --comment s -m tcp -p tcp -j DNAT --to-destination 198.19.0.8:8080', 4)!;
+    const farTo = (far.target as { to: { addrMin: readonly number[]; ports: unknown } }).to;
+    expect(farTo.addrMin).toEqual([(198 << 24 | 19 << 16 | 8) >>> 0, 0, 0, 0]);
+    expect(farTo.ports).toBe((to as { ports?: unknown }).ports);
+    const port81 = fastRule('-m comment --comment s -m tcp -p tcp -j DNAT --to-destination 198.19.0.8:81', 4)!;
+    expect((port81.target as { to: { ports: unknown } }).to.ports).toEqual({ lo: 81, hi: 81 });
+  });
+
   it('shares the immutable parts of rules (interning) without mixing different values', () => {
     const a = fastRule('-m comment --comment "a b" -m tcp -p tcp ! -d 10.0.0.0/24 --dport 80 -j KUBE-MARK-MASQ', 4)!;
     const b = fastRule('-m comment --comment "a b" -m tcp -p tcp ! -d 10.0.0.0/24 --dport 80 -j KUBE-MARK-MASQ', 4)!;
