@@ -527,7 +527,7 @@ export class Dataplane extends CoreDataplane {
   private feedDelta(next: Objects, removed: string[], k: NonNullable<Dataplane['kube']>): void {
     for (const cur of next.services) {
       const key = namespacedName(cur.metadata);
-      k.state.onService(k.services.get(key) ?? null, cur);
+      k.state.onService(k.services.get(key) ?? null, cur, key);
       k.services.set(key, cur);
     }
     for (const cur of next.endpointSlices) {
@@ -557,10 +557,10 @@ export class Dataplane extends CoreDataplane {
     next.services.forEach((o) => svcs.set(namespacedName(o.metadata), o));
     const slices = new Map<string, EndpointSlice>();
     next.endpointSlices.forEach((o) => slices.set(namespacedName(o.metadata), o));
-    k.services.forEach((old, key) => { if (!svcs.has(key)) k.state.onService(old, null); });
+    k.services.forEach((old, key) => { if (!svcs.has(key)) k.state.onService(old, null, key); });
     svcs.forEach((cur, key) => {
       const old = k.services.get(key) ?? null;
-      if (old === null || !deepEqual(old, cur)) k.state.onService(old, cur);
+      if (old === null || !deepEqual(old, cur)) k.state.onService(old, cur, key);
     });
     k.slices.forEach((old, key) => { if (!slices.has(key)) k.state.onEndpointSlice(old, true); });
     slices.forEach((cur, key) => {

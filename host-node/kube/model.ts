@@ -144,8 +144,17 @@ export function proxiedClusterIP(svc: Service, family: Family, opts: ModelOption
  * `nn` is the Service's "namespace/name" when the caller has it already.
  */
 export function serviceToServicePorts(svc: Service | null, family: Family, opts: ModelOptions = {}, nn?: string): Map<string, ServicePortInfo> | null {
-  const clusterIP = svc === null ? null : proxiedClusterIP(svc, family, opts);
-  if (svc === null || clusterIP === null) return null;
+  const out = new Map<string, ServicePortInfo>();
+  return svc !== null && servicePortsInto(out, svc, family, opts, nn) ? out : null;
+}
+
+/**
+ * serviceToServicePorts, each service port set into `out` by its id (the model's own map for a
+ * Service added since the last sync: no map per Service); false when the Service is not proxied.
+ */
+function servicePortsInto(out: Map<string, ServicePortInfo>, svc: Service, family: Family, opts: ModelOptions, nn?: string): boolean {
+  const clusterIP = proxiedClusterIP(svc, family, opts);
+  if (clusterIP === null) return false;
   const spec = svc.spec;
 
   // pkg/api/v1/service: ExternallyAccessible / ExternalPolicyLocal / InternalPolicyLocal / NeedsHealthCheck.
@@ -178,7 +187,6 @@ export function serviceToServicePorts(svc: Service | null, family: Family, opts:
   }
   nn ??= namespacedName(svc.metadata);
 
-  const out = new Map<string, ServicePortInfo>();
   for (let k = 0; k < spec.ports.length; k++) {
     const p = spec.ports[k]!;
     const id = servicePortId(nn, p.name, p.protocol);
@@ -204,7 +212,7 @@ export function serviceToServicePorts(svc: Service | null, family: Family, opts:
       trafficDistribution: spec.trafficDistribution,
     });
   }
-  return out;
+  return true;
 }
 
 /** The Service a slice belongs to ("ns/name"), or null when it is not usable (endpointSliceCacheKeys). */
@@ -250,32 +258,44 @@ class SliceEndpoint implements EndpointInfo {
  */
 export function endpointsFromSlices(namespacedName: string, slices: EndpointSlice | Iterable<EndpointSlice>, nodeName: string): Map<string, EndpointInfo[]> {
   const out = new Map<string, EndpointInfo[]>();
+  endpointsInto(out, null, namespacedName, slices, nodeName);
+  return out;
+}
+
+/**
+ * endpointsFromSlices into `out`, which holds no list of this Service yet (the model's own map for
+ * a Service whose first slices arrived: no map per Service). A list is keyed by its service
+ * port's own id text when `services` has it (one string for both maps).
+ */
+function endpointsInto(out: Map<string, EndpointInfo[]>, services: Map<string, ServicePortInfo> | null, namespacedName: string, slices: EndpointSlice | Iterable<EndpointSlice>, nodeName: string): void {
+  // The keys this call added, in order (a Service has a few).
+  const keys: string[] = [];
   if (isSlice(slices)) {
-    addSliceEndpoints(out, namespacedName, slices, nodeName);
+    addSliceEndpoints(out, services, keys, namespacedName, slices, nodeName);
   } else {
     const sorted: EndpointSlice[] = Array.isArray(slices) ? (slices as EndpointSlice[]).slice() : [...slices];
-    if (sorted.length === 0) return out;
     if (sorted.length > 1) sortStable(sorted, (a, b) => a.metadata.name < b.metadata.name);
-    for (let s = 0; s < sorted.length; s++) addSliceEndpoints(out, namespacedName, sorted[s]!, nodeName);
+    for (let s = 0; s < sorted.length; s++) addSliceEndpoints(out, services, keys, namespacedName, sorted[s]!, nodeName);
   }
-  out.forEach((list, id) => {
+  for (let k = 0; k < keys.length; k++) {
+    const list = out.get(keys[k]!)!;
     // byEndpoint: plain string order of "ip:port" (a stable sort: duplicates stay in slice order).
     if (list.length > 1) sortStable(list, hostPortBefore);
     // A copy of exactly its length is kept (a pushed-to [] reserves room for 16 endpoints).
-    out.set(id, dedupEndpoints(list).slice());
-  });
-  return out;
+    out.set(keys[k]!, dedupEndpoints(list).slice());
+  }
 }
 
 const isSlice = (s: EndpointSlice | Iterable<EndpointSlice>): s is EndpointSlice => (s as EndpointSlice).kind === 'EndpointSlice';
 
 /** Appends the endpoints of one slice to their service ports' lists in `out`. */
-function addSliceEndpoints(out: Map<string, EndpointInfo[]>, namespacedName: string, slice: EndpointSlice, nodeName: string): void {
+function addSliceEndpoints(out: Map<string, EndpointInfo[]>, services: Map<string, ServicePortInfo> | null, keys: string[], namespacedName: string, slice: EndpointSlice, nodeName: string): void {
   for (let q = 0; q < slice.ports.length; q++) {
     const port = slice.ports[q]!;
     // "Ignoring port with nil name" / "Ignoring invalid endpoint port"
     if (port.name === null || port.port === null || port.port === 0) continue;
-    const id = servicePortId(namespacedName, port.name, port.protocol);
+    let id = servicePortId(namespacedName, port.name, port.protocol);
+    if (services !== null) id = services.get(id)?.id ?? id;
     let list = out.get(id);
     for (let e = 0; e < slice.endpoints.length; e++) {
       const ep = slice.endpoints[e]!;
@@ -289,7 +309,10 @@ function addSliceEndpoints(out: Map<string, EndpointInfo[]>, namespacedName: str
       const zones = h && h.forZones.length > 0 ? [...new Set(h.forZones)] : null;
       const nodes = h && h.forNodes.length > 0 ? [...new Set(h.forNodes)] : null;
       const info = new SliceEndpoint(ip, port.port, flags, ep, zones === null && nodes === null ? null : { zones, nodes });
-      if (!list) out.set(id, (list = []));
+      if (!list) {
+        out.set(id, (list = []));
+        keys.push(id);
+      }
       list.push(info);
     }
   }
@@ -365,6 +388,19 @@ export class ProxyModel {
     if ((current && current.size > 0) || (previous && previous.size > 0)) this.sorted = null;
     if (current) current.forEach((sp, id) => this.services.set(id, sp));
     if (previous) previous.forEach((_, id) => { if (!current || !current.has(id)) this.services.delete(id); });
+  }
+
+  /** applyServiceChange(null, serviceToServicePorts(svc, …)) for a Service new since the last sync. */
+  addService(svc: Service, opts: ModelOptions, nn?: string): void {
+    if (servicePortsInto(this.services, svc, this.family, opts, nn)) this.sorted = null;
+  }
+
+  /**
+   * applyEndpointsChange(empty, endpointsFromSlices(…)) for a Service whose slices all arrived
+   * since the last sync (so the model holds no endpoints of it).
+   */
+  addEndpoints(namespacedName: string, slices: EndpointSlice | Iterable<EndpointSlice>, nodeName: string): void {
+    endpointsInto(this.endpoints, this.services, namespacedName, slices, nodeName);
   }
 
   /** EndpointsMap.Update: unmerge previous, then merge current. */

@@ -16,6 +16,7 @@ import {
   sliceServiceName,
   type EndpointInfo,
   type ModelOptions,
+  type ProxyModel,
   type ServicePortInfo,
 } from './model.js';
 
@@ -41,6 +42,11 @@ export interface TakenChanges<C> {
    * of 20,000 Services never holds 20,000 of them at once).
    */
   forEach(fn: (change: C, namespacedName: string) => void): void;
+  /**
+   * Applies every change to `model` (what forEach with the model's apply method does), a Service
+   * new since the last sync straight into the model's maps.
+   */
+  applyTo(model: ProxyModel): void;
 }
 
 /** ServicePortName.String() of a service port id ("ns/name:port/TCP" → "ns/name:port", "ns/name:/TCP" → "ns/name"). */
@@ -57,6 +63,7 @@ function taken<C>(
   keys: () => Iterable<string>,
   each: (fn: (change: C, nn: string) => void) => void,
   portNames: (change: C, add: (name: string) => void) => void,
+  applyTo: (model: ProxyModel) => void,
 ): TakenChanges<C> {
   let services: Set<string> | null = null;
   let servicePorts: Set<string> | null = null;
@@ -81,6 +88,7 @@ function taken<C>(
       return changes;
     },
     forEach,
+    applyTo,
   };
 }
 
@@ -104,16 +112,17 @@ export class ServiceChangeTracker {
 
   /**
    * Records previous → current for one Service (either may be null: add / delete). Returns true
-   * when any change is pending, like ServiceChangeTracker.Update.
+   * when any change is pending, like ServiceChangeTracker.Update. `nn` is the Service's
+   * "namespace/name" when the caller has it already.
    */
-  update(previous: Service | null, current: Service | null): boolean {
+  update(previous: Service | null, current: Service | null, nn?: string): boolean {
     const svc = current ?? previous;
     if (!svc) return false;
     // An add is pending unless this family does not proxy it (null ports both sides); with nothing
     // pending at all, such an add needs no name (a full list hands every Service to both families).
     const proxied = previous !== null || proxiedClusterIP(svc, this.family, this.opts) !== null;
     if (!proxied && this.items.size === 0) return false;
-    const nn = namespacedName(svc.metadata);
+    nn ??= namespacedName(svc.metadata);
     const pending = this.items.get(nn);
     if (pending === undefined && previous === null) {
       if (proxied) this.items.set(nn, svc);
@@ -152,6 +161,10 @@ export class ServiceChangeTracker {
         if (c.previous) for (const sp of c.previous.values()) add(sp.name);
         if (c.current) for (const sp of c.current.values()) add(sp.name);
       },
+      (model) => items.forEach((p, nn) => {
+        if (isAdd(p)) model.addService(p, this.opts, nn);
+        else model.applyServiceChange(p.previous, p.current);
+      }),
     );
   }
 }
@@ -289,6 +302,14 @@ export class EndpointsChangeTracker {
       (c, add) => {
         for (const id of c.previous.keys()) add(servicePortNameOfId(id));
         for (const id of c.current.keys()) add(servicePortNameOfId(id));
+      },
+      (model) => {
+        for (let i = 0; i < names.length; i++) {
+          const nn = names[i]!, was = before[i]!, now = after[i]!;
+          // No slices before: the model holds no endpoints of this Service.
+          if (was === null) { if (now !== null) model.addEndpoints(nn, now, this.nodeName); }
+          else model.applyEndpointsChange(endpointsOf(nn, was), endpointsOf(nn, now));
+        }
       },
     );
   }
