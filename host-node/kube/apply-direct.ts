@@ -8,7 +8,7 @@ import type { Family } from './ip.js';
 import type { ManifestIssue, ServicePort } from './objects.js';
 import { servicePortId, type EndpointInfo, type ServicePortInfo } from './model.js';
 import type { SyncPlan } from './proxy-state.js';
-import { directPutBound, nodePortReach, renderDirectService, type DirectRenderOptions } from './render-direct.js';
+import { blankDirectService, directPutBound, nodePortReach, renderDirectService, type DirectRenderOptions } from './render-direct.js';
 import { DirectOpBuffer, runDirectOps, setNodePortReach, DIRECT_ERRORS, type DirectCore } from '../core/svc-config.js';
 
 /** Entries written (inserted or replaced) and removed by one family's sync. */
@@ -35,6 +35,8 @@ export class DirectApply {
   private readonly byService: Record<Family, Map<string, string | string[]>> = { 4: new Map(), 6: new Map() };
   private hostIds = 0;
   private readonly ops = new DirectOpBuffer();
+  /** Each put is rendered into this one and encoded before the next. */
+  private readonly scratch = blankDirectService();
 
   /** `core` returns the core's exports; `refresh` renews the Dataplane's memory views after a call. */
   constructor(private readonly core: () => DirectCore, private readonly refresh: () => void) {}
@@ -107,9 +109,9 @@ export class DirectApply {
         const i = batch === null ? j : batch[j]!;
         const sp = sps[i];
         const slot = slots.get(ids[i]!);
-        const e = sp === undefined
-          ? buf.push({ op: 'delete', slot: slot! })
-          : buf.push({ op: 'put', slot: slot ?? -1, svc: renderDirectService(sp, model.endpoints.get(sp.id) ?? NO_ENDPOINTS, ropts, ++this.hostIds >>> 0) });
+        let e = null;
+        if (sp === undefined) buf.delete(slot!);
+        else e = buf.put(slot ?? -1, renderDirectService(sp, model.endpoints.get(sp.id) ?? NO_ENDPOINTS, ropts, ++this.hostIds >>> 0, this.scratch));
         if (e) report(i, e.field, e.message);
         else sent.push(i);
       }

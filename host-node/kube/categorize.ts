@@ -79,7 +79,8 @@ type PortPolicy = Pick<ServicePortInfo, 'internalPolicyLocal' | 'externalPolicyL
 
 /**
  * CategorizeEndpoints. `topologyLabels` are this node's labels (only the zone label is read);
- * `nodeName` is this node's name, used for node hints.
+ * `nodeName` is this node's name, used for node hints. The answer is filled into `into` when
+ * given (a caller that reads it before the next call), else a new object.
  */
 export function categorizeEndpoints(
   endpoints: readonly EndpointInfo[],
@@ -87,8 +88,13 @@ export function categorizeEndpoints(
   nodeName: string,
   topologyLabels: Record<string, string> = {},
   opts: CategorizeOptions = {},
+  into?: CategorizedEndpoints,
 ): CategorizedEndpoints {
-  const result: CategorizedEndpoints = { clusterEndpoints: null, localEndpoints: null, allReachableEndpoints: null, hasAnyEndpoints: false };
+  const result: CategorizedEndpoints = into ?? { clusterEndpoints: null, localEndpoints: null, allReachableEndpoints: null, hasAnyEndpoints: false };
+  if (into) {
+    into.clusterEndpoints = into.localEndpoints = into.allReachableEndpoints = null;
+    into.hasAnyEndpoints = false;
+  }
   if (endpoints.length === 0) return result;
   const sp = svc as ServicePortInfo;
   // Only read; lists handed out may be `endpoints` itself (when every endpoint qualifies), and

@@ -144,7 +144,17 @@ class Reader {
   failed = false;
   /** Port lists of this call by their values; forgotten by endCall (nothing is shared across calls). */
   private readonly lists = new Map<string, unknown[]>();
-  endCall(): void { this.lists.clear(); }
+  /**
+   * The port lists of the last Service and slice that shared theirs: the next object's raw ports
+   * are compared with them before anything is decoded (a list of 20,000 objects mostly repeats
+   * the port list of the one before).
+   */
+  lastServicePorts: ServicePort[] | null = null;
+  lastEndpointPorts: EndpointPort[] | null = null;
+  endCall(): void {
+    this.lists.clear();
+    this.lastServicePorts = this.lastEndpointPorts = null;
+  }
   /**
    * `list`, or an equal one (named by `key`) this call decoded before, frozen with its elements: a
    * list of 20,000 objects repeats a few port lists thousands of times; decoded objects are never written to.
@@ -301,11 +311,32 @@ function portsKey(kind: string, ports: Array<ServicePort | EndpointPort>): strin
   return key;
 }
 
+/** Whether raw port `p` decodes to exactly `port`, a valid one (so it would decode without an issue). */
+function sameServicePort(p: unknown, port: ServicePort): boolean {
+  if (!isMapping(p)) return false;
+  const t = p.targetPort;
+  return (p.name === port.name || (port.name === '' && (p.name === undefined || p.name === null)))
+    && (p.protocol === port.protocol || (port.protocol === 'TCP' && (p.protocol === undefined || p.protocol === null)))
+    && p.port === port.port
+    && (p.nodePort === port.nodePort || (port.nodePort === 0 && (p.nodePort === undefined || p.nodePort === null)))
+    && (typeof t === 'string' || typeof t === 'number' ? t : null) === port.targetPort;
+}
+
+/** Whether the raw port list `v` decodes to exactly `ports`, a valid shared list. */
+function sameServicePorts(v: unknown, ports: ServicePort[]): boolean {
+  if (!Array.isArray(v) || v.length !== ports.length) return false;
+  for (let i = 0; i < ports.length; i++) if (!sameServicePort(v[i], ports[i]!)) return false;
+  return true;
+}
+
 function readServicePorts(r: Reader, v: unknown): ServicePort[] {
+  const last = r.lastServicePorts;
+  if (last !== null && sameServicePorts(v, last)) return last;
   const ports = readServicePortList(r, v);
   // Node ports are one per Service: lists with one are never shared.
   for (let i = 0; i < ports.length; i++) if (ports[i]!.nodePort !== 0) return ports;
-  return ports.length === 0 || r.failed ? ports : r.sharedList(portsKey('S', ports), ports);
+  if (ports.length === 0 || r.failed) return ports;
+  return (r.lastServicePorts = r.sharedList(portsKey('S', ports), ports));
 }
 
 function readServicePortList(r: Reader, v: unknown): ServicePort[] {
@@ -440,6 +471,42 @@ function readEndpoint(r: Reader, ev: unknown, i: number, addressType: EndpointSl
   };
 }
 
+/**
+ * Whether the raw port list `v` decodes to exactly `ports`, a valid shared list whose ports all
+ * have names (so it would decode without an issue, warnings included).
+ */
+function sameEndpointPorts(v: unknown, ports: EndpointPort[]): boolean {
+  if (!Array.isArray(v) || v.length !== ports.length) return false;
+  for (let i = 0; i < ports.length; i++) {
+    const p = v[i], port = ports[i]!;
+    if (!isMapping(p) || p.name !== port.name) return false;
+    if (!(p.port === port.port || (port.port === null && p.port === undefined))) return false;
+    if (!(p.protocol === port.protocol || (port.protocol === 'TCP' && (p.protocol === undefined || p.protocol === null)))) return false;
+  }
+  return true;
+}
+
+function readEndpointPorts(r: Reader, v: unknown): EndpointPort[] {
+  const last = r.lastEndpointPorts;
+  if (last !== null && sameEndpointPorts(v, last)) return last;
+  let named = true;
+  const ports = r.mapList(v, ROOT, 'ports', (pv, i): EndpointPort => {
+    const at = portPath(PORTS, i);
+    const p = isMapping(pv) ? pv : r.obj(pv, at);
+    const name = r.optStr(p.name, at, 'name');
+    if (name === null) {
+      named = false;
+      r.warn(at, 'port has no name; kube-proxy ignores it', 'name');
+    }
+    const port = p.port === undefined || p.port === null ? null : r.int(p.port, at, 'port', 1, 65535, 0);
+    return { name, port, protocol: r.protocol(p.protocol, at, 'protocol') };
+  });
+  if (ports.length === 0 || r.failed) return ports;
+  const shared = r.sharedList(portsKey('E', ports), ports);
+  if (named) r.lastEndpointPorts = shared;
+  return shared;
+}
+
 function readEndpointSlice(r: Reader, raw: Record<string, unknown>): EndpointSlice {
   const metadata = readMeta(r, raw, true);
   if (!metadata.labels[LABEL_SERVICE_NAME]) {
@@ -447,15 +514,7 @@ function readEndpointSlice(r: Reader, raw: Record<string, unknown>): EndpointSli
   }
   const addressType = r.oneOf(raw.addressType, ROOT, 'addressType', ADDRESS_TYPES, 'IPv4');
   if (raw.addressType === undefined) r.error(ROOT, 'missing addressType', 'addressType');
-  const ports = r.mapList(raw.ports, ROOT, 'ports', (pv, i): EndpointPort => {
-    const at = portPath(PORTS, i);
-    const p = isMapping(pv) ? pv : r.obj(pv, at);
-    const name = r.optStr(p.name, at, 'name');
-    if (name === null) r.warn(at, 'port has no name; kube-proxy ignores it', 'name');
-    const port = p.port === undefined || p.port === null ? null : r.int(p.port, at, 'port', 1, 65535, 0);
-    return { name, port, protocol: r.protocol(p.protocol, at, 'protocol') };
-  });
-  const shared = ports.length === 0 || r.failed ? ports : r.sharedList(portsKey('E', ports), ports);
+  const shared = readEndpointPorts(r, raw.ports);
   const endpoints = r.mapList(raw.endpoints, ROOT, 'endpoints', (ev, i) => readEndpoint(r, ev, i, addressType));
   return { kind: 'EndpointSlice', metadata, addressType, endpoints, ports: shared, origin: NO_ORIGIN };
 }
