@@ -24,6 +24,8 @@ export interface DirectFamilyApplied {
 const serviceOf = (id: string): string => id.slice(0, id.indexOf(':'));
 
 const E_DUPLICATE = -6;
+/** The most frame bytes (beyond a single bigger op) one svcApply call of a sync carries. */
+const CHUNK_BYTES = 64 * 1024;
 /** A delete op's frame: op, slot and a zero length. */
 const DELETE_FRAME_BYTES = 12;
 const NO_ENDPOINTS: readonly EndpointInfo[] = Object.freeze([]);
@@ -94,18 +96,29 @@ export class DirectApply {
     const done = { put: 0, removed: 0 };
     const retry: number[] = [];
     const settle = (batch: number[] | null, final: boolean) => {
-      const buf = this.ops;
       const count = batch === null ? ids.length : batch.length;
-      // The ops are written straight into the core's config buffer, sized for the most they can take.
-      let bound = 0;
-      for (let j = 0; j < count; j++) {
-        const sp = sps[batch === null ? j : batch[j]!];
-        bound += sp === undefined ? DELETE_FRAME_BYTES : directPutBound(sp, model.endpoints.get(sp.id)?.length ?? 0);
+      for (let from = 0, to = 0; from < count; from = to) {
+        // A chunk of ops that fits CHUNK_BYTES (one op at least): the core's config buffer stays
+        // small, its memory touched once (a first sync would otherwise fill megabytes of pages
+        // fresh from the kernel). The ops are independent, so chunks behave as one batch.
+        let bound = 0;
+        for (; to < count; to++) {
+          const sp = sps[batch === null ? to : batch[to]!];
+          const b = sp === undefined ? DELETE_FRAME_BYTES : directPutBound(sp, model.endpoints.get(sp.id)?.length ?? 0);
+          if (to > from && bound + b > CHUNK_BYTES) break;
+          bound += b;
+        }
+        chunk(batch, from, to, bound, final);
       }
+    };
+    /** Frames, runs and settles ops [from, to) of `batch` (all ops when null), whose frames take at most `bound` bytes. */
+    const chunk = (batch: number[] | null, from: number, to: number, bound: number, final: boolean) => {
+      const buf = this.ops;
+      // The ops are written straight into the core's config buffer, sized for the most they can take.
       buf.resetInCore(core, bound);
       // sent[j] is the op index of the j-th framed op (bad services are left out).
       const sent: number[] = [];
-      for (let j = 0; j < count; j++) {
+      for (let j = from; j < to; j++) {
         const i = batch === null ? j : batch[j]!;
         const sp = sps[i];
         const slot = slots.get(ids[i]!);
