@@ -268,35 +268,47 @@ export function endpointsFromSlices(namespacedName: string, slices: EndpointSlic
  * port's own id text when `services` has it (one string for both maps).
  */
 function endpointsInto(out: Map<string, EndpointInfo[]>, services: Map<string, ServicePortInfo> | null, namespacedName: string, slices: EndpointSlice | Iterable<EndpointSlice>, nodeName: string): void {
-  // The keys this call added, in order (a Service has a few).
-  const keys: string[] = [];
+  let keys = 0;
   if (isSlice(slices)) {
-    addSliceEndpoints(out, services, keys, namespacedName, slices, nodeName);
+    keys = addSliceEndpoints(out, services, keys, namespacedName, slices, nodeName);
   } else {
     const sorted: EndpointSlice[] = Array.isArray(slices) ? (slices as EndpointSlice[]).slice() : [...slices];
     if (sorted.length > 1) sortStable(sorted, (a, b) => a.metadata.name < b.metadata.name);
-    for (let s = 0; s < sorted.length; s++) addSliceEndpoints(out, services, keys, namespacedName, sorted[s]!, nodeName);
+    for (let s = 0; s < sorted.length; s++) keys = addSliceEndpoints(out, services, keys, namespacedName, sorted[s]!, nodeName);
   }
-  for (let k = 0; k < keys.length; k++) {
-    const list = out.get(keys[k]!)!;
+  for (let k = 0; k < keys; k++) {
+    const key = KEYS[k]!;
+    const list = out.get(key)!;
     // byEndpoint: plain string order of "ip:port" (a stable sort: duplicates stay in slice order).
     if (list.length > 1) sortStable(list, hostPortBefore);
-    // A copy of exactly its length is kept (a pushed-to [] reserves room for 16 endpoints).
-    out.set(keys[k]!, dedupEndpoints(list).slice());
+    const kept = dedupEndpoints(list);
+    // A list is kept exactly as long as it is (one pushed to reserves room for more).
+    if (kept !== list || GROWN[k]) out.set(key, kept.slice());
   }
 }
 
+/**
+ * Scratch of endpointsInto (never re-entered): the keys it added, in order, with whether a later
+ * slice appended to the key's list; and one port's endpoints of one slice, copied out at their
+ * length. Entries past the current use are stale, never read (a Service has a few keys; a slice
+ * at most 1,000 endpoints).
+ */
+const KEYS: string[] = [];
+const GROWN: boolean[] = [];
+const PORT_ENDPOINTS: EndpointInfo[] = [];
+
 const isSlice = (s: EndpointSlice | Iterable<EndpointSlice>): s is EndpointSlice => (s as EndpointSlice).kind === 'EndpointSlice';
 
-/** Appends the endpoints of one slice to their service ports' lists in `out`. */
-function addSliceEndpoints(out: Map<string, EndpointInfo[]>, services: Map<string, ServicePortInfo> | null, keys: string[], namespacedName: string, slice: EndpointSlice, nodeName: string): void {
+/**
+ * Adds the endpoints of one slice to their service ports' lists in `out`, a new list at its
+ * length; `keys` lists are in KEYS already. Returns the count of KEYS after it.
+ */
+function addSliceEndpoints(out: Map<string, EndpointInfo[]>, services: Map<string, ServicePortInfo> | null, keys: number, namespacedName: string, slice: EndpointSlice, nodeName: string): number {
   for (let q = 0; q < slice.ports.length; q++) {
     const port = slice.ports[q]!;
     // "Ignoring port with nil name" / "Ignoring invalid endpoint port"
     if (port.name === null || port.port === null || port.port === 0) continue;
-    let id = servicePortId(namespacedName, port.name, port.protocol);
-    if (services !== null) id = services.get(id)?.id ?? id;
-    let list = out.get(id);
+    let n = 0;
     for (let e = 0; e < slice.endpoints.length; e++) {
       const ep = slice.endpoints[e]!;
       if (ep.addresses.length === 0) continue;
@@ -308,14 +320,22 @@ function addSliceEndpoints(out: Map<string, EndpointInfo[]>, services: Map<strin
       const h = ep.hints;
       const zones = h && h.forZones.length > 0 ? [...new Set(h.forZones)] : null;
       const nodes = h && h.forNodes.length > 0 ? [...new Set(h.forNodes)] : null;
-      const info = new SliceEndpoint(ip, port.port, flags, ep, zones === null && nodes === null ? null : { zones, nodes });
-      if (!list) {
-        out.set(id, (list = []));
-        keys.push(id);
-      }
-      list.push(info);
+      PORT_ENDPOINTS[n++] = new SliceEndpoint(ip, port.port, flags, ep, zones === null && nodes === null ? null : { zones, nodes });
+    }
+    if (n === 0) continue;
+    let id = servicePortId(namespacedName, port.name, port.protocol);
+    if (services !== null) id = services.get(id)?.id ?? id;
+    const list = out.get(id);
+    if (list === undefined) {
+      out.set(id, PORT_ENDPOINTS.slice(0, n));
+      KEYS[keys] = id;
+      GROWN[keys++] = false;
+    } else {
+      for (let k = 0; k < n; k++) list.push(PORT_ENDPOINTS[k]!);
+      GROWN[KEYS.lastIndexOf(id, keys - 1)] = true;
     }
   }
+  return keys;
 }
 
 /**

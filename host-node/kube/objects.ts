@@ -246,6 +246,8 @@ class Reader {
 /** Shared stand-ins for an absent mapping or list (never written to). */
 const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 const NONE: unknown[] = Object.freeze([]) as unknown as unknown[];
+/** An absent or empty list: decoded as the shared frozen [] without a reader callback made for it. */
+const absent = (v: unknown): boolean => v === undefined || v === null || (Array.isArray(v) && v.length === 0);
 const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 // Decoded objects share these for absent fields (a full list of 20,000 Services keeps no 20,000
 // copies of {} and []); decoded objects are never written to.
@@ -369,13 +371,13 @@ function readService(r: Reader, raw: Record<string, unknown>): Service {
   const s = r.obj(raw.spec, ROOT, 'spec');
   const type = r.oneOf(s.type, SPEC, 'type', SERVICE_TYPES, 'ClusterIP');
   let clusterIP = clusterIPText(r, s.clusterIP, SPEC, 'clusterIP');
-  let clusterIPs = r.mapList(s.clusterIPs, SPEC, 'clusterIPs', (v, i) => clusterIPText(r, v, ['spec', 'clusterIPs'], i));
+  let clusterIPs = absent(s.clusterIPs) ? (NONE as string[]) : r.mapList(s.clusterIPs, SPEC, 'clusterIPs', (v, i) => clusterIPText(r, v, ['spec', 'clusterIPs'], i));
   // The API server keeps clusterIP == clusterIPs[0]; fill whichever a hand-written manifest left out.
   if (clusterIPs.length === 0 && clusterIP !== '') clusterIPs = [clusterIP];
   if (clusterIP === '' && clusterIPs.length > 0) clusterIP = clusterIPs[0]!;
-  const ipFamilies = r.mapList(s.ipFamilies, SPEC, 'ipFamilies', (v, i) => r.oneOf(v, ['spec', 'ipFamilies'], i, FAMILIES, 'IPv4'));
+  const ipFamilies = absent(s.ipFamilies) ? (NONE as IPFamilyName[]) : r.mapList(s.ipFamilies, SPEC, 'ipFamilies', (v, i) => r.oneOf(v, ['spec', 'ipFamilies'], i, FAMILIES, 'IPv4'));
   const ports = readServicePorts(r, s.ports);
-  const ranges = r.mapList(s.loadBalancerSourceRanges, SPEC, 'loadBalancerSourceRanges', (v, i) => {
+  const ranges = absent(s.loadBalancerSourceRanges) ? (NONE as string[]) : r.mapList(s.loadBalancerSourceRanges, SPEC, 'loadBalancerSourceRanges', (v, i) => {
     const t = r.str(v, ['spec', 'loadBalancerSourceRanges'], i);
     if (parseCIDR(t.trim()) === null) r.error(['spec', 'loadBalancerSourceRanges'], `invalid CIDR ${JSON.stringify(t)}`, i);
     return t;
@@ -383,7 +385,7 @@ function readService(r: Reader, raw: Record<string, unknown>): Service {
   const sac = r.obj(r.obj(s.sessionAffinityConfig, SPEC, 'sessionAffinityConfig').clientIP, SPEC_AFFINITY, 'clientIP');
   const st = r.obj(raw.status, ROOT, 'status');
   const lb = r.obj(st.loadBalancer, STATUS, 'loadBalancer');
-  const ingress = r.mapList(lb.ingress, STATUS_LB, 'ingress', (iv, i): LoadBalancerIngress => {
+  const ingress = absent(lb.ingress) ? (NONE as LoadBalancerIngress[]) : r.mapList(lb.ingress, STATUS_LB, 'ingress', (iv, i): LoadBalancerIngress => {
     const base: Seg[] = ['status', 'loadBalancer', 'ingress', i];
     const ing = r.obj(iv, base);
     const ip = ing.ip === undefined || ing.ip === null || ing.ip === '' ? null : r.ip(ing.ip, base, 'ip');
@@ -399,7 +401,7 @@ function readService(r: Reader, raw: Record<string, unknown>): Service {
       clusterIPs,
       ipFamilies,
       ports,
-      externalIPs: r.mapList(s.externalIPs, SPEC, 'externalIPs', (v, i) => r.ip(v, ['spec', 'externalIPs'], i)),
+      externalIPs: absent(s.externalIPs) ? (NONE as string[]) : r.mapList(s.externalIPs, SPEC, 'externalIPs', (v, i) => r.ip(v, ['spec', 'externalIPs'], i)),
       externalName: r.str(s.externalName, SPEC, 'externalName'),
       loadBalancerSourceRanges: ranges,
       externalTrafficPolicy: r.oneOf(s.externalTrafficPolicy, SPEC, 'externalTrafficPolicy', POLICIES, 'Cluster'),
@@ -488,7 +490,11 @@ function sameEndpointPorts(v: unknown, ports: EndpointPort[]): boolean {
 
 function readEndpointPorts(r: Reader, v: unknown): EndpointPort[] {
   const last = r.lastEndpointPorts;
-  if (last !== null && sameEndpointPorts(v, last)) return last;
+  return last !== null && sameEndpointPorts(v, last) ? last : readEndpointPortList(r, v);
+}
+
+// Apart from readEndpointPorts: its callback's scope is made only when a list is decoded.
+function readEndpointPortList(r: Reader, v: unknown): EndpointPort[] {
   let named = true;
   const ports = r.mapList(v, ROOT, 'ports', (pv, i): EndpointPort => {
     const at = portPath(PORTS, i);

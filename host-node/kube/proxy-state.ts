@@ -61,6 +61,19 @@ export class ProxyState {
     return pending && this.initialized;
   }
 
+  /**
+   * onService(null, svc, nn) for each entry of a list of Services none of which was known before
+   * (a first full list); the map is read until the next sync and must stay unchanged until then.
+   */
+  onServicesAdded(services: ReadonlyMap<string, Service>): void {
+    for (let i = 0; i < this.each.length; i++) this.each[i]!.services.addAll(services);
+  }
+
+  /** onEndpointSlice(slice) for each slice of a list none of which was known before (as onServicesAdded). */
+  onEndpointSlicesAdded(slices: ReadonlyMap<string, EndpointSlice>): void {
+    for (let i = 0; i < this.each.length; i++) this.each[i]!.endpoints.addAll(slices);
+  }
+
   /** OnEndpointSliceAdd/Update (remove=false) and Delete (remove=true). */
   onEndpointSlice(slice: EndpointSlice, remove = false): boolean {
     let changed = false;
