@@ -384,6 +384,7 @@ export interface DirectCore {
   svcNodePortAddr(family: number, a0: number, a1: number, a2: number, a3: number): number;
   serviceCount(): number;
   svcFrontends(): number;
+  svcReserve(services: number, frontends: number): number;
 }
 
 /**

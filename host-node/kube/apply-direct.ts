@@ -24,6 +24,8 @@ export interface DirectFamilyApplied {
 const serviceOf = (id: string): string => id.slice(0, id.indexOf(':'));
 
 const E_DUPLICATE = -6;
+/** New service ports in a full sync from which the core is asked to make room for all at once. */
+const RESERVE_FROM = 256;
 /** The most frame bytes (beyond a single bigger op) one svcApply call of a sync carries. */
 const CHUNK_BYTES = 64 * 1024;
 /** A delete op's frame: op, slot and a zero length. */
@@ -73,7 +75,17 @@ export class DirectApply {
     const sps: Array<ServicePortInfo | undefined> = [];
     if (plan.changedServices === null) {
       for (const id of slots.keys()) if (!model.services.has(id)) ids.push(id), sps.push(undefined);
-      model.services.forEach((sp) => { ids.push(sp.id); sps.push(sp); });
+      let added = 0, frontends = 0;
+      model.services.forEach((sp) => {
+        ids.push(sp.id);
+        sps.push(sp);
+        if (slots.has(sp.id)) return;
+        added++;
+        frontends += 1 + sp.externalIPs.length + sp.loadBalancerVIPs.length + (sp.nodePort !== 0 ? 1 : 0);
+      });
+      // A first sync puts thousands: the table makes room for them at once instead of doubling
+      // its way there. Only a hint: a put that finds no room still grows it (or is refused).
+      if (added >= RESERVE_FROM) core.svcReserve(core.serviceCount() + added, core.svcFrontends() + frontends);
     } else {
       // Removals first: a put may reuse an address a removed service held.
       const puts: ServicePortInfo[] = [];

@@ -585,7 +585,9 @@ function collect(raw: unknown, base: Seg[], lineOf: LineOf, source: string | und
   const obj = read(r, o);
   const m = obj.metadata;
   const label = r.issues.length === 0 ? '' : `${kind} ${m.namespace ? `${m.namespace}/` : ''}${m.name || '<unnamed>'}`;
-  for (const i of r.issues) {
+  // Indexed: a for-of would make an iterator for every object, issues or not.
+  for (let k = 0; k < r.issues.length; k++) {
+    const i = r.issues[k]!;
     const full = [...base, ...i.path];
     out.issues.push({ severity: i.severity, source, line: lineOf(full), object: label, path: pathText(i.path), message: i.message });
   }
