@@ -5,6 +5,7 @@
 // error is left out, valid objects still load. Never decides what gets proxied (see model.ts).
 import { LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { ipFamily, parseCIDR } from './ip.js';
+import { absent, EMPTY, isMapping, NO_STRINGS, NONE, pathText, portsKey, PROTOCOLS, Reader, sameEndpointPorts, sameServicePorts, type Seg } from './object-reader.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type IPFamilyName = 'IPv4' | 'IPv6';
@@ -130,128 +131,8 @@ export function formatIssue(i: ManifestIssue): string {
   return `${i.severity}: ${head}: ${i.message}`;
 }
 
-type Seg = string | number;
-const pathText = (p: Seg[]): string =>
-  p.reduce<string>((acc, s) => (typeof s === 'number' ? `${acc}[${s}]` : acc === '' ? s : `${acc}.${s}`), '');
-
-/**
- * Reads one raw object; collects issues with paths relative to the object. A field's path is
- * `at` plus an optional last `key`, joined only when there is something to report (a full sync
- * reads hundreds of thousands of fields: no path is built for a good one).
- */
-class Reader {
-  readonly issues: { severity: 'error' | 'warning'; path: Seg[]; message: string }[] = [];
-  failed = false;
-  /** Port lists of this call by their values; forgotten by endCall (nothing is shared across calls). */
-  private readonly lists = new Map<string, unknown[]>();
-  /**
-   * The port lists of the last Service and slice that shared theirs: the next object's raw ports
-   * are compared with them before anything is decoded (a list of 20,000 objects mostly repeats
-   * the port list of the one before).
-   */
-  lastServicePorts: ServicePort[] | null = null;
-  lastEndpointPorts: EndpointPort[] | null = null;
-  endCall(): void {
-    this.lists.clear();
-    this.lastServicePorts = this.lastEndpointPorts = null;
-  }
-  /**
-   * `list`, or an equal one (named by `key`) this call decoded before, frozen with its elements: a
-   * list of 20,000 objects repeats a few port lists thousands of times; decoded objects are never written to.
-   */
-  sharedList<T extends object>(key: string, list: T[]): T[] {
-    const had = this.lists.get(key);
-    if (had !== undefined) return had as T[];
-    for (let i = 0; i < list.length; i++) Object.freeze(list[i]);
-    this.lists.set(key, Object.freeze(list) as T[]);
-    return list;
-  }
-  /** Ready for the next object (one Reader serves a whole list). */
-  reset(): this {
-    this.issues.length = 0;
-    this.failed = false;
-    return this;
-  }
-  // Paths are copied when kept: callers may pass shared constant paths.
-  error(at: Seg[], message: string, key?: Seg): void {
-    this.failed = true;
-    this.issues.push({ severity: 'error', path: key === undefined ? [...at] : [...at, key], message });
-  }
-  warn(at: Seg[], message: string, key?: Seg): void {
-    this.issues.push({ severity: 'warning', path: key === undefined ? [...at] : [...at, key], message });
-  }
-
-  obj(v: unknown, at: Seg[], key?: Seg): Record<string, unknown> {
-    if (v === undefined || v === null) return EMPTY;
-    if (typeof v !== 'object' || Array.isArray(v)) { this.error(at, 'must be a mapping', key); return EMPTY; }
-    return v as Record<string, unknown>;
-  }
-  list(v: unknown, at: Seg[], key?: Seg): unknown[] {
-    if (v === undefined || v === null) return NONE;
-    if (!Array.isArray(v)) { this.error(at, 'must be a list', key); return NONE; }
-    return v;
-  }
-  str(v: unknown, at: Seg[], key?: Seg, dflt = ''): string {
-    if (typeof v === 'string') return v;
-    if (v === undefined || v === null) return dflt;
-    this.error(at, `must be a string, got ${JSON.stringify(v)}`, key);
-    return dflt;
-  }
-  /** Each element of the list at `v` through `read`; absent or empty lists share one frozen []. */
-  mapList<T>(v: unknown, at: Seg[], key: Seg, read: (v: unknown, i: number) => T): T[] {
-    const list = this.list(v, at, key);
-    return list.length === 0 ? (NONE as T[]) : list.map(read);
-  }
-  optStr(v: unknown, at: Seg[], key?: Seg): string | null {
-    return v === undefined || v === null ? null : this.str(v, at, key);
-  }
-  bool(v: unknown, at: Seg[], key?: Seg): boolean | null {
-    if (typeof v === 'boolean') return v;
-    if (v === undefined || v === null) return null;
-    this.error(at, `must be true or false, got ${JSON.stringify(v)}`, key);
-    return null;
-  }
-  int(v: unknown, at: Seg[], key: Seg | undefined, min: number, max: number, dflt: number): number {
-    if (v === undefined || v === null) return dflt;
-    if (typeof v !== 'number' || !Number.isInteger(v)) { this.error(at, `must be an integer, got ${JSON.stringify(v)}`, key); return dflt; }
-    if (v < min || v > max) { this.error(at, `${v} is out of range ${min}-${max}`, key); return dflt; }
-    return v;
-  }
-  oneOf<T extends string>(v: unknown, at: Seg[], key: Seg | undefined, allowed: readonly T[], dflt: T): T {
-    const s = this.str(v, at, key, dflt);
-    if (!(allowed as readonly string[]).includes(s)) { this.error(at, `unknown value ${JSON.stringify(s)} (expected ${allowed.join(', ')})`, key); return dflt; }
-    return s as T;
-  }
-  ip(v: unknown, at: Seg[], key?: Seg): string {
-    const s = this.str(v, at, key);
-    if (ipFamily(s) === null) this.error(at, `invalid IP address ${JSON.stringify(s)}`, key);
-    return s;
-  }
-  strMap(v: unknown, at: Seg[], key: Seg): Record<string, string> {
-    if (v === undefined || v === null) return NO_STRINGS;
-    const o = this.obj(v, at, key);
-    const out: Record<string, string> = {};
-    for (const k in o) {
-      if (!Object.prototype.hasOwnProperty.call(o, k)) continue;
-      const val = o[k];
-      out[k] = typeof val === 'string' ? val : this.str(val, [...at, key], k);
-    }
-    return out;
-  }
-  protocol(v: unknown, at: Seg[], key: Seg): Protocol {
-    return v === 'TCP' || v === 'UDP' || v === 'SCTP' ? v : this.oneOf(v, at, key, PROTOCOLS, 'TCP');
-  }
-}
-
-/** Shared stand-ins for an absent mapping or list (never written to). */
-const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
-const NONE: unknown[] = Object.freeze([]) as unknown as unknown[];
-/** An absent or empty list: decoded as the shared frozen [] without a reader callback made for it. */
-const absent = (v: unknown): boolean => v === undefined || v === null || (Array.isArray(v) && v.length === 0);
-const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 // Decoded objects share these for absent fields (a full list of 20,000 Services keeps no 20,000
 // copies of {} and []); decoded objects are never written to.
-const NO_STRINGS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const NO_INGRESS: Service['status'] = Object.freeze({ loadBalancer: Object.freeze({ ingress: NONE as LoadBalancerIngress[] }) });
 const NO_ORIGIN: SourceRef = Object.freeze({ source: undefined, line: undefined });
 /** Endpoint conditions as decoded (ready, serving, terminating each true, false or null): 27 shared objects. */
@@ -262,7 +143,6 @@ for (const ready of [null, false, true]) for (const serving of [null, false, tru
 const condIndex = (b: boolean | null): number => (b === null ? 0 : b ? 2 : 1);
 const conditionsOf = (ready: boolean | null, serving: boolean | null, terminating: boolean | null): Endpoint['conditions'] =>
   CONDITIONS[condIndex(ready) * 9 + condIndex(serving) * 3 + condIndex(terminating)]!;
-const PROTOCOLS = ['TCP', 'UDP', 'SCTP'] as const;
 const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'] as const;
 const FAMILIES = ['IPv4', 'IPv6'] as const;
 const POLICIES = ['Cluster', 'Local'] as const;
@@ -299,36 +179,6 @@ function clusterIPText(r: Reader, v: unknown, at: Seg[], key: Seg): string {
   const t = r.str(v, at, key);
   if (t !== '' && t !== 'None' && ipFamily(t) === null) r.error(at, `invalid IP address ${JSON.stringify(t)}`, key);
   return t;
-}
-
-/** The values of a port list, as a key for Reader.sharedList (names length-prefixed: no two lists share one). */
-function portsKey(kind: string, ports: Array<ServicePort | EndpointPort>): string {
-  let key = kind;
-  for (let i = 0; i < ports.length; i++) {
-    const p = ports[i]!;
-    key += `${p.name === null ? '-' : `${p.name.length}:${p.name}`}${p.protocol},${p.port}`;
-    if ('nodePort' in p) key += typeof p.targetPort === 'string' ? `,${p.nodePort},${p.targetPort.length}:${p.targetPort};` : `,${p.nodePort},${p.targetPort};`;
-    else key += ';';
-  }
-  return key;
-}
-
-/** Whether raw port `p` decodes to exactly `port`, a valid one (so it would decode without an issue). */
-function sameServicePort(p: unknown, port: ServicePort): boolean {
-  if (!isMapping(p)) return false;
-  const t = p.targetPort;
-  return (p.name === port.name || (port.name === '' && (p.name === undefined || p.name === null)))
-    && (p.protocol === port.protocol || (port.protocol === 'TCP' && (p.protocol === undefined || p.protocol === null)))
-    && p.port === port.port
-    && (p.nodePort === port.nodePort || (port.nodePort === 0 && (p.nodePort === undefined || p.nodePort === null)))
-    && (typeof t === 'string' || typeof t === 'number' ? t : null) === port.targetPort;
-}
-
-/** Whether the raw port list `v` decodes to exactly `ports`, a valid shared list. */
-function sameServicePorts(v: unknown, ports: ServicePort[]): boolean {
-  if (!Array.isArray(v) || v.length !== ports.length) return false;
-  for (let i = 0; i < ports.length; i++) if (!sameServicePort(v[i], ports[i]!)) return false;
-  return true;
 }
 
 function readServicePorts(r: Reader, v: unknown): ServicePort[] {
@@ -471,21 +321,6 @@ function readEndpoint(r: Reader, ev: unknown, i: number, addressType: EndpointSl
     },
     hostname: endpointStr(r, e.hostname, i, 'hostname'),
   };
-}
-
-/**
- * Whether the raw port list `v` decodes to exactly `ports`, a valid shared list whose ports all
- * have names (so it would decode without an issue, warnings included).
- */
-function sameEndpointPorts(v: unknown, ports: EndpointPort[]): boolean {
-  if (!Array.isArray(v) || v.length !== ports.length) return false;
-  for (let i = 0; i < ports.length; i++) {
-    const p = v[i], port = ports[i]!;
-    if (!isMapping(p) || p.name !== port.name) return false;
-    if (!(p.port === port.port || (port.port === null && p.port === undefined))) return false;
-    if (!(p.protocol === port.protocol || (port.protocol === 'TCP' && (p.protocol === undefined || p.protocol === null)))) return false;
-  }
-  return true;
 }
 
 function readEndpointPorts(r: Reader, v: unknown): EndpointPort[] {

@@ -341,6 +341,18 @@ items:
   const services = new Map(many.services.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
   const slices = new Map(many.endpointSlices.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
 
+  /** The same list fed one update per object, and handed over whole. */
+  function pair(proxyName?: string): [one: ProxyState, whole: ProxyState] {
+    const opts = { nodeName: 'node-a', ...(proxyName ? { proxyName } : {}) };
+    const one = new ProxyState(opts);
+    services.forEach((s, nn) => one.onService(null, s, nn));
+    slices.forEach((s) => one.onEndpointSlice(s));
+    const whole = new ProxyState(opts);
+    whole.onServicesAdded(services);
+    whole.onEndpointSlicesAdded(slices);
+    return [one, whole];
+  }
+
   /** What a sync of these trackers puts into a fresh model, and what take() reports. */
   function syncOf(st: ProxyState) {
     st.markServicesSynced();
@@ -355,15 +367,7 @@ items:
 
   it('syncs exactly what one update per object syncs, in both families, as the default proxy or a named one', () => {
     expect(many.issues).toEqual([]);
-    const states = (proxyName?: string) => {
-      const one = new ProxyState({ nodeName: 'node-a', ...(proxyName ? { proxyName } : {}) });
-      services.forEach((s, nn) => one.onService(null, s, nn));
-      slices.forEach((s) => one.onEndpointSlice(s));
-      const whole = new ProxyState({ nodeName: 'node-a', ...(proxyName ? { proxyName } : {}) });
-      whole.onServicesAdded(services);
-      whole.onEndpointSlicesAdded(slices);
-      return [syncOf(one), syncOf(whole)];
-    };
+    const states = (proxyName?: string) => pair(proxyName).map(syncOf);
     const [named, namedWhole] = states('x');
     expect(namedWhole).toEqual(named);
     expect(named!.find((f) => f.family === 4)!.services.map(([id]) => id)).toEqual(['default/other:/TCP']);
@@ -394,24 +398,14 @@ endpoints: [{addresses: [${ip}]}]`).endpointSlices[0]!;
       st.onEndpointSlice(slice('a-3', '10.0.0.9'));
       return st;
     };
-    const one = new ProxyState({ nodeName: 'node-a' });
-    services.forEach((s, nn) => one.onService(null, s, nn));
-    slices.forEach((s) => one.onEndpointSlice(s));
-    const whole = new ProxyState({ nodeName: 'node-a' });
-    whole.onServicesAdded(services);
-    whole.onEndpointSlicesAdded(slices);
+    const [one, whole] = pair();
     const want = syncOf(then(one));
     expect(syncOf(then(whole))).toEqual(want);
     expect(want.find((f) => f.family === 4)!.endpoints[0]).toEqual(['default/a:http/TCP', ['10.0.0.1:8080 true', '10.0.0.2:8080 false', '10.0.0.9:8080 true']]);
   });
 
   it('pending() lists what one update per object leaves pending', () => {
-    const one = new ProxyState({ nodeName: 'node-a' });
-    services.forEach((s, nn) => one.onService(null, s, nn));
-    slices.forEach((s) => one.onEndpointSlice(s));
-    const whole = new ProxyState({ nodeName: 'node-a' });
-    whole.onServicesAdded(services);
-    whole.onEndpointSlicesAdded(slices);
+    const [one, whole] = pair();
     const pending = (st: ProxyState) => [...st.families.values()].map((f) => [f.services.pending(), f.endpoints.pending()]);
     expect(pending(whole)).toEqual(pending(one));
     expect(pending(one)).toEqual([[['default/a', 'default/b'], ['default/a', 'default/b']], [['default/b', 'default/six'], ['default/b']]]);
