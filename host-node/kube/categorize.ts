@@ -37,7 +37,9 @@ export function topologyModeFromHints(endpoints: EndpointInfo[], nodeName: strin
   let allNodeHints = true;
   let hasForZone = false;
   let allZoneHints = true;
-  for (const ep of endpoints) {
+  // Indexed: every sync runs this for every service port (a for-of may make an iterator each time).
+  for (let i = 0; i < endpoints.length; i++) {
+    const ep = endpoints[i]!;
     if (!ep.ready) continue;
     hasReady = true;
     if (!ep.nodeHints || ep.nodeHints.length === 0) allNodeHints = false;
@@ -121,7 +123,8 @@ export function categorizeEndpoints(
 
   let localReady = false;
   let localServingTerminating = false;
-  for (const ep of eps) {
+  for (let i = 0; i < eps.length; i++) {
+    const ep = eps[i]!;
     if (ep.ready) {
       result.hasAnyEndpoints = true;
       if (ep.isLocal) localReady = true;
