@@ -224,31 +224,32 @@ export function sliceServiceName(slice: EndpointSlice): string | null {
 
 const LOCAL = 1, READY = 2, SERVING = 4, TERMINATING = 8;
 
+/** Deduplicated hint names of the endpoints that carry any (few do): no field for them on every endpoint. */
+const HINTS = new WeakMap<SliceEndpoint, { zones: string[] | null; nodes: string[] | null }>();
+
 /**
- * An endpoint as the model keeps it: its conditions as bits, its node, zone and hints read from
- * the decoded endpoint it came from (never written to), and its "ip:port" text made when first
- * read (the iptables and ipvs renderers read it; the direct mode never does). A full sync of
- * 20,000 Services with 10 endpoints each holds 200,000 of these.
+ * An endpoint as the model keeps it: its port and conditions as one number, its node, zone and
+ * hints read from the decoded endpoint it came from (never written to), and its "ip:port" text
+ * made when first read (the iptables and ipvs renderers read it; the direct mode never does). A
+ * full sync of 20,000 Services with 10 endpoints each holds 200,000 of these: four fields each.
  */
 class SliceEndpoint implements EndpointInfo {
   private text: string | null = null;
-  constructor(
-    readonly ip: string,
-    readonly port: number,
-    private readonly flags: number,
-    private readonly from: Endpoint,
-    /** Deduplicated hint names; null when the endpoint carries none. */
-    private readonly hints: { zones: string[] | null; nodes: string[] | null } | null,
-  ) {}
+  /** The port (1-65535) in the low 16 bits, the condition bits (LOCAL, READY, …) above. */
+  private readonly bits: number;
+  constructor(readonly ip: string, port: number, flags: number, private readonly from: Endpoint) {
+    this.bits = port | (flags << 16);
+  }
+  get port(): number { return this.bits & 0xffff; }
   get endpoint(): string { return (this.text ??= joinHostPort(this.ip, this.port)); }
-  get isLocal(): boolean { return (this.flags & LOCAL) !== 0; }
-  get ready(): boolean { return (this.flags & READY) !== 0; }
-  get serving(): boolean { return (this.flags & SERVING) !== 0; }
-  get terminating(): boolean { return (this.flags & TERMINATING) !== 0; }
+  get isLocal(): boolean { return (this.bits & (LOCAL << 16)) !== 0; }
+  get ready(): boolean { return (this.bits & (READY << 16)) !== 0; }
+  get serving(): boolean { return (this.bits & (SERVING << 16)) !== 0; }
+  get terminating(): boolean { return (this.bits & (TERMINATING << 16)) !== 0; }
   get nodeName(): string | null { return this.from.nodeName; }
   get zone(): string | null { return this.from.zone; }
-  get zoneHints(): string[] | null { return this.hints === null ? null : this.hints.zones; }
-  get nodeHints(): string[] | null { return this.hints === null ? null : this.hints.nodes; }
+  get zoneHints(): string[] | null { return this.from.hints === null ? null : HINTS.get(this)?.zones ?? null; }
+  get nodeHints(): string[] | null { return this.from.hints === null ? null : HINTS.get(this)?.nodes ?? null; }
 }
 
 /**
@@ -320,7 +321,9 @@ function addSliceEndpoints(out: Map<string, EndpointInfo[]>, services: Map<strin
       const h = ep.hints;
       const zones = h && h.forZones.length > 0 ? [...new Set(h.forZones)] : null;
       const nodes = h && h.forNodes.length > 0 ? [...new Set(h.forNodes)] : null;
-      PORT_ENDPOINTS[n++] = new SliceEndpoint(ip, port.port, flags, ep, zones === null && nodes === null ? null : { zones, nodes });
+      const info = new SliceEndpoint(ip, port.port, flags, ep);
+      if (zones !== null || nodes !== null) HINTS.set(info, { zones, nodes });
+      PORT_ENDPOINTS[n++] = info;
     }
     if (n === 0) continue;
     let id = servicePortId(namespacedName, port.name, port.protocol);
