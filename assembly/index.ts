@@ -12,7 +12,7 @@ import { statsBlock, STATS_COUNT, bump, add, S_BATCHES, S_REAPED, S_PACKETS, S_B
 import { VERDICT_COUNT, REASON_COUNT } from "./verdict";
 import { randSeed } from "./rand";
 import { ipvsReapConns } from "./ipvs/api";
-import { svcSetSeed, svcLiveCount, svcFrontendCount, svcApply as svcApplyOps } from "./svc/table";
+import { svcSetSeed, svcLiveCount, svcFrontendCount, svcApply as svcApplyOps, svcReserve as svcReserveRoom } from "./svc/table";
 import { svcLoad } from "./svc/blob";
 import { svcNodePortMode, svcNodePortAddress } from "./svc/decide";
 import { nodeAddLocal, nodeSetPodCIDR, nodeSetServiceCIDR, nodeSetMasq, nodeReset } from "./node";
@@ -112,6 +112,7 @@ export function svcApply(len: u32): i32 {
   return svcApplyOps(cfgBuf, len);
 }
 export function svcFrontends(): u32 { return svcFrontendCount(); }
+export function svcReserve(services: u32, frontends: u32): i32 { return svcReserveRoom(services, frontends); }
 export function svcNodePorts(family: u32, all: u32, loopback: u32): void {
   svcNodePortMode(<u8>family, all != 0, loopback != 0);
 }

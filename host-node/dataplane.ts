@@ -529,7 +529,7 @@ export class Dataplane extends CoreDataplane {
   private feedDelta(next: Objects, removed: string[], k: NonNullable<Dataplane['kube']>): void {
     for (const cur of next.services) {
       const key = namespacedName(cur.metadata);
-      k.state.onService(k.services.get(key) ?? null, cur);
+      k.state.onService(k.services.get(key) ?? null, cur, key);
       k.services.set(key, cur);
     }
     for (const cur of next.endpointSlices) {
@@ -559,16 +559,23 @@ export class Dataplane extends CoreDataplane {
     next.services.forEach((o) => svcs.set(namespacedName(o.metadata), o));
     const slices = new Map<string, EndpointSlice>();
     next.endpointSlices.forEach((o) => slices.set(namespacedName(o.metadata), o));
-    k.services.forEach((old, key) => { if (!svcs.has(key)) k.state.onService(old, null); });
-    svcs.forEach((cur, key) => {
-      const old = k.services.get(key) ?? null;
-      if (old === null || !deepEqual(old, cur)) k.state.onService(old, cur);
-    });
-    k.slices.forEach((old, key) => { if (!slices.has(key)) k.state.onEndpointSlice(old, true); });
-    slices.forEach((cur, key) => {
-      const old = k.slices.get(key);
-      if (!old || !deepEqual(old, cur)) k.state.onEndpointSlice(cur);
-    });
+    if (k.services.size === 0 && k.slices.size === 0) {
+      // Nothing known yet: every object is an add, handed over as one list (kept as k.services /
+      // k.slices, unchanged until the sync right after this reads them).
+      k.state.onServicesAdded(svcs);
+      k.state.onEndpointSlicesAdded(slices);
+    } else {
+      k.services.forEach((old, key) => { if (!svcs.has(key)) k.state.onService(old, null, key); });
+      svcs.forEach((cur, key) => {
+        const old = k.services.get(key) ?? null;
+        if (old === null || !deepEqual(old, cur)) k.state.onService(old, cur, key);
+      });
+      k.slices.forEach((old, key) => { if (!slices.has(key)) k.state.onEndpointSlice(old, true); });
+      slices.forEach((cur, key) => {
+        const old = k.slices.get(key);
+        if (!old || !deepEqual(old, cur)) k.state.onEndpointSlice(cur);
+      });
+    }
     const me = next.nodes.find((n) => n.metadata.name === k.nodeName) ?? null;
     k.state.onNode(me);
     k.services = svcs;

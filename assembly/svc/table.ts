@@ -141,6 +141,7 @@ export function feFind(family: u8, proto: u8, kind: u8, port: u16, a0: u32, a1: 
 export function svcLiveCount(): u32 { return slotsLive; }
 export function svcFrontendCount(): u32 { return ixCount; }
 export function svcIndexSlots(): u32 { return ixBase == 0 ? 0 : ixMask + 1; }
+export function svcSlotCapacity(): u32 { return slotCap; }
 
 // ---- index maintenance (control path only)
 
@@ -223,7 +224,11 @@ function sameKey(a: usize, b: usize): bool {
 
 function slotsReserve(): bool {
   if (freeHead != 0xFFFFFFFF || slotsUsed < slotCap) return true;
-  const cap: u32 = slotCap == 0 ? 256 : slotCap * 2;
+  return slotsGrow(slotCap == 0 ? 256 : slotCap * 2);
+}
+
+// Moves the slot records to a zeroed array of `cap` (> slotCap) records.
+function slotsGrow(cap: u32): bool {
   const base = heap.alloc(<usize>cap * SLOT_BYTES);
   if (base == 0) return false;
   memory.fill(base, 0, <usize>cap * SLOT_BYTES);
@@ -246,6 +251,21 @@ function slotTake(): u32 {
 }
 
 @inline function slotLive(s: u32): bool { return s < slotsUsed && (slotFlags(s) & SLOT_LIVE) != 0; }
+
+// Room for `services` slots and `frontends` index keys in all, made at once: a host about to put a
+// whole list saves the table doubling (and copying) its way there. Only ever grows; 0, E_SVC_FIELD
+// past MAX_RESERVE, or E_SVC_NOMEM.
+const MAX_RESERVE: u32 = 1 << 21;
+export function svcReserve(services: u32, frontends: u32): i32 {
+  if (services > MAX_RESERVE || frontends > MAX_RESERVE) return E_SVC_FIELD;
+  if (frontends > ixCount && !ixReserve(frontends - ixCount)) return E_SVC_NOMEM;
+  if (<u64>services > <u64>slotCap) {
+    let cap: u64 = slotCap == 0 ? 256 : <u64>slotCap;
+    while (cap < <u64>services) cap <<= 1;
+    if (!slotsGrow(<u32>cap)) return E_SVC_NOMEM;
+  }
+  return 0;
+}
 
 // ---- validation
 

@@ -6,14 +6,14 @@ import { R_NONE } from "../verdict";
 import { parse } from "../wire/parse";
 import { nodeAddLocal, nodeSetPodCIDR } from "../node";
 import {
-  svcPut, svcDelete, svcClear, svcApply, svcLiveCount, svcFrontendCount, svcIndexSlots, feFind, feSlot,
+  svcPut, svcDelete, svcClear, svcApply, svcLiveCount, svcFrontendCount, svcIndexSlots, svcSlotCapacity, svcReserve, feFind, feSlot,
   slotClusterCount, slotLocalCount, slotGeneration, slotDest, KEY_ADDR, KEY_NODEPORT,
 } from "./table";
 import { affinityGet, affinitySet } from "./affinity";
 import { svcDecide, decidedDest, decidedMasq } from "./decide";
 
 export { scratch, scratchBytes } from "../scratch";
-export { svcPut, svcDelete, svcClear, svcApply, svcLiveCount, svcFrontendCount, svcIndexSlots };
+export { svcPut, svcDelete, svcClear, svcApply, svcLiveCount, svcFrontendCount, svcIndexSlots, svcSlotCapacity, svcReserve };
 export { svcNodePortMode, svcNodePortAddress } from "./decide";
 
 // Slot holding an address key, or -1.

@@ -236,7 +236,8 @@ function writeService(dv: DataView, at: number, s: DirectService): void {
   }
   o = writeDests(dv, o, s, s.cluster, 'cluster');
   o = writeDests(dv, o, s, s.local, 'local');
-  s.sourceRanges.forEach((text, i) => {
+  for (let i = 0; i < s.sourceRanges.length; i++) {
+    const text = s.sourceRanges[i]!;
     const [addr, len] = text.split('/');
     const ip = ipOf(s, addr, `sourceRanges[${i}]`);
     const bits = len === undefined ? ip.length * 8 : Number(len);
@@ -244,18 +245,23 @@ function writeService(dv: DataView, at: number, s: DirectService): void {
     writeAddr(dv, o, ip);
     dv.setUint32(o + 16, bits, true);
     o += RANGE_BYTES;
-  });
+  }
 }
 
-/** Frame bytes of one op: op u32, slot i32 (result written back), length u32, blob padded to 4 bytes. */
-const frameBytes = (op: DirectOp): number => 12 + (op.op === 'put' ? (blobBytes(op.svc) + 3) & ~3 : 0);
+const OP_PUT = 1, OP_DELETE = 2, OP_CLEAR = 3;
 
-/** Writes one framed op at `o`; returns the offset after it. Throws a ServiceConfigError for a bad service. */
-function writeOp(dv: DataView, o: number, op: DirectOp): number {
-  const len = op.op === 'put' ? blobBytes(op.svc) : 0;
-  if (op.op === 'put') writeService(dv, o + 12, op.svc);
-  dv.setUint32(o, op.op === 'put' ? 1 : op.op === 'delete' ? 2 : 3, true);
-  dv.setInt32(o + 4, op.op === 'clear' ? 0 : op.slot, true);
+/** Frame bytes of one op: op u32, slot i32 (result written back), length u32, blob padded to 4 bytes. */
+const frameBytes = (svc: DirectService | null): number => 12 + (svc !== null ? (blobBytes(svc) + 3) & ~3 : 0);
+
+/**
+ * Writes one framed op (OP_*; `svc` only for a put) at `o`; returns the offset after it. Throws a
+ * ServiceConfigError for a bad service.
+ */
+function writeOp(dv: DataView, o: number, op: number, slot: number, svc: DirectService | null): number {
+  const len = svc !== null ? blobBytes(svc) : 0;
+  if (svc !== null) writeService(dv, o + 12, svc);
+  dv.setUint32(o, op, true);
+  dv.setInt32(o + 4, op === OP_CLEAR ? 0 : slot, true);
   dv.setUint32(o + 8, len, true);
   return o + 12 + ((len + 3) & ~3);
 }
@@ -328,7 +334,20 @@ export class DirectOpBuffer {
 
   /** Appends one op; a service that does not encode is left out and its error returned. */
   push(op: DirectOp): ServiceConfigError | null {
-    const need = this.end + frameBytes(op);
+    return op.op === 'put' ? this.frame(OP_PUT, op.slot, op.svc) : this.frame(op.op === 'delete' ? OP_DELETE : OP_CLEAR, op.op === 'delete' ? op.slot : 0, null);
+  }
+
+  /**
+   * push({ op: 'put', slot, svc }) without the op object; `svc` is read only during the call (a
+   * caller may fill one object for every put of a sync).
+   */
+  put(slot: number, svc: DirectService): ServiceConfigError | null { return this.frame(OP_PUT, slot, svc); }
+
+  /** push({ op: 'delete', slot }). */
+  delete(slot: number): void { this.frame(OP_DELETE, slot, null); }
+
+  private frame(op: number, slot: number, svc: DirectService | null): ServiceConfigError | null {
+    const need = this.end + frameBytes(svc);
     if (need > this.buf.length) {
       const grown = this.own.length >= need && this.inCore ? this.own : new Uint8Array(Math.max(need, this.own.length * 2));
       grown.set(this.buf.subarray(0, this.end));
@@ -337,7 +356,7 @@ export class DirectOpBuffer {
       this.dv = new DataView(grown.buffer);
     }
     try {
-      this.end = writeOp(this.dv, this.end, op);
+      this.end = writeOp(this.dv, this.end, op, slot, svc);
     } catch (e) {
       if (e instanceof ServiceConfigError) return e;
       throw e;
@@ -365,6 +384,7 @@ export interface DirectCore {
   svcNodePortAddr(family: number, a0: number, a1: number, a2: number, a3: number): number;
   serviceCount(): number;
   svcFrontends(): number;
+  svcReserve(services: number, frontends: number): number;
 }
 
 /**

@@ -8,7 +8,7 @@ import type { Family } from './ip.js';
 import type { ManifestIssue, ServicePort } from './objects.js';
 import { servicePortId, type EndpointInfo, type ServicePortInfo } from './model.js';
 import type { SyncPlan } from './proxy-state.js';
-import { directPutBound, nodePortReach, renderDirectService, type DirectRenderOptions } from './render-direct.js';
+import { blankDirectService, directPutBound, nodePortReach, renderDirectService, type DirectRenderOptions } from './render-direct.js';
 import { DirectOpBuffer, runDirectOps, setNodePortReach, DIRECT_ERRORS, type DirectCore } from '../core/svc-config.js';
 
 /** Entries written (inserted or replaced) and removed by one family's sync. */
@@ -24,17 +24,24 @@ export interface DirectFamilyApplied {
 const serviceOf = (id: string): string => id.slice(0, id.indexOf(':'));
 
 const E_DUPLICATE = -6;
+/** New service ports in a full sync from which the core is asked to make room for all at once. */
+const RESERVE_FROM = 256;
+/** The most frame bytes (beyond a single bigger op) one svcApply call of a sync carries. */
+const CHUNK_BYTES = 64 * 1024;
 /** A delete op's frame: op, slot and a zero length. */
 const DELETE_FRAME_BYTES = 12;
 const NO_ENDPOINTS: readonly EndpointInfo[] = Object.freeze([]);
 
 export class DirectApply {
-  /** Per family: service port id → its slot in the core's table. */
-  private readonly slots: Record<Family, Map<string, number>> = { 4: new Map(), 6: new Map() };
-  /** Per family: Service → its service port ids (one id as itself: 20,000 Services need no 20,000 lists). */
-  private readonly byService: Record<Family, Map<string, string | string[]>> = { 4: new Map(), 6: new Map() };
+  /**
+   * Per family: Service ("ns/name") → the slots of its service ports in the core's table, chained
+   * (one map for both questions, "which slot holds this id" and "which ids does this Service have").
+   */
+  private readonly byService: Record<Family, Map<string, SlotRef>> = { 4: new Map(), 6: new Map() };
   private hostIds = 0;
   private readonly ops = new DirectOpBuffer();
+  /** Each put is rendered into this one and encoded before the next. */
+  private readonly scratch = blankDirectService();
 
   /** `core` returns the core's exports; `refresh` renews the Dataplane's memory views after a call. */
   constructor(private readonly core: () => DirectCore, private readonly refresh: () => void) {}
@@ -46,7 +53,6 @@ export class DirectApply {
     runDirectOps(this.core(), this.ops.bytes());
     this.refresh();
     for (const f of [4, 6] as const) {
-      this.slots[f].clear();
       this.byService[f].clear();
     }
   }
@@ -61,15 +67,26 @@ export class DirectApply {
     const core = this.core();
     const family = plan.family;
     setNodePortReach(core, nodePortReach(family, ropts));
-    const slots = this.slots[family];
     const byService = this.byService[family];
     const model = plan.model;
     // ops[i] removes (sp undefined) or puts service port ids[i].
     const ids: string[] = [];
     const sps: Array<ServicePortInfo | undefined> = [];
     if (plan.changedServices === null) {
-      for (const id of slots.keys()) if (!model.services.has(id)) ids.push(id), sps.push(undefined);
-      model.services.forEach((sp) => { ids.push(sp.id); sps.push(sp); });
+      byService.forEach((first) => {
+        for (let ref: SlotRef | null = first; ref !== null; ref = ref.next) if (!model.services.has(ref.id)) ids.push(ref.id), sps.push(undefined);
+      });
+      let added = 0, frontends = 0;
+      model.services.forEach((sp) => {
+        ids.push(sp.id);
+        sps.push(sp);
+        if (slotOf(byService, sp.namespacedName, sp.id) !== undefined) return;
+        added++;
+        frontends += 1 + sp.externalIPs.length + sp.loadBalancerVIPs.length + (sp.nodePort !== 0 ? 1 : 0);
+      });
+      // A first sync puts thousands: the table makes room for them at once instead of doubling
+      // its way there. Only a hint: a put that finds no room still grows it (or is refused).
+      if (added >= RESERVE_FROM) core.svcReserve(core.serviceCount() + added, core.svcFrontends() + frontends);
     } else {
       // Removals first: a put may reuse an address a removed service held.
       const puts: ServicePortInfo[] = [];
@@ -79,8 +96,8 @@ export class DirectApply {
           const sp = model.services.get(servicePortId(nn, p.name, p.protocol));
           if (sp) puts.push(sp);
         }
-        const had = byService.get(nn);
-        for (const id of had === undefined ? [] : typeof had === 'string' ? [had] : had) {
+        for (let ref = byService.get(nn) ?? null; ref !== null; ref = ref.next) {
+          const id = ref.id;
           if (!puts.some((sp, k) => k >= before && sp.id === id)) ids.push(id), sps.push(undefined);
         }
       }
@@ -92,24 +109,35 @@ export class DirectApply {
     const done = { put: 0, removed: 0 };
     const retry: number[] = [];
     const settle = (batch: number[] | null, final: boolean) => {
-      const buf = this.ops;
       const count = batch === null ? ids.length : batch.length;
-      // The ops are written straight into the core's config buffer, sized for the most they can take.
-      let bound = 0;
-      for (let j = 0; j < count; j++) {
-        const sp = sps[batch === null ? j : batch[j]!];
-        bound += sp === undefined ? DELETE_FRAME_BYTES : directPutBound(sp, model.endpoints.get(sp.id)?.length ?? 0);
+      for (let from = 0, to = 0; from < count; from = to) {
+        // A chunk of ops that fits CHUNK_BYTES (one op at least): the core's config buffer stays
+        // small, its memory touched once (a first sync would otherwise fill megabytes of pages
+        // fresh from the kernel). The ops are independent, so chunks behave as one batch.
+        let bound = 0;
+        for (; to < count; to++) {
+          const sp = sps[batch === null ? to : batch[to]!];
+          const b = sp === undefined ? DELETE_FRAME_BYTES : directPutBound(sp, model.endpoints.get(sp.id)?.length ?? 0);
+          if (to > from && bound + b > CHUNK_BYTES) break;
+          bound += b;
+        }
+        chunk(batch, from, to, bound, final);
       }
+    };
+    /** Frames, runs and settles ops [from, to) of `batch` (all ops when null), whose frames take at most `bound` bytes. */
+    const chunk = (batch: number[] | null, from: number, to: number, bound: number, final: boolean) => {
+      const buf = this.ops;
+      // The ops are written straight into the core's config buffer, sized for the most they can take.
       buf.resetInCore(core, bound);
       // sent[j] is the op index of the j-th framed op (bad services are left out).
       const sent: number[] = [];
-      for (let j = 0; j < count; j++) {
+      for (let j = from; j < to; j++) {
         const i = batch === null ? j : batch[j]!;
         const sp = sps[i];
-        const slot = slots.get(ids[i]!);
-        const e = sp === undefined
-          ? buf.push({ op: 'delete', slot: slot! })
-          : buf.push({ op: 'put', slot: slot ?? -1, svc: renderDirectService(sp, model.endpoints.get(sp.id) ?? NO_ENDPOINTS, ropts, ++this.hostIds >>> 0) });
+        const slot = slotOf(byService, sp === undefined ? serviceOf(ids[i]!) : sp.namespacedName, ids[i]!);
+        let e = null;
+        if (sp === undefined) buf.delete(slot!);
+        else e = buf.put(slot ?? -1, renderDirectService(sp, model.endpoints.get(sp.id) ?? NO_ENDPOINTS, ropts, ++this.hostIds >>> 0, this.scratch));
         if (e) report(i, e.field, e.message);
         else sent.push(i);
       }
@@ -120,12 +148,10 @@ export class DirectApply {
         const rc = results[r]!;
         const id = ids[i]!;
         if (sps[i] === undefined) {
-          slots.delete(id);
-          this.forget(byService, serviceOf(id), id);
+          forget(byService, serviceOf(id), id);
           done.removed++;
         } else if (rc >= 0) {
-          if (!slots.has(id)) this.remember(byService, sps[i]!.namespacedName, id);
-          slots.set(id, rc);
+          remember(byService, sps[i]!.namespacedName, id, rc);
           done.put++;
         } else if (rc === E_DUPLICATE && !final) {
           retry.push(i);   // its address may be freed by a later op of this sync
@@ -141,22 +167,34 @@ export class DirectApply {
       filterRules: 0, natRules: 0, touched: [], direct: done,
     };
   }
+}
 
-  private remember(byService: Map<string, string | string[]>, nn: string, id: string): void {
-    const had = byService.get(nn);
-    if (had === undefined) byService.set(nn, id);
-    else if (typeof had === 'string') { if (had !== id) byService.set(nn, [had, id]); }
-    else if (!had.includes(id)) had.push(id);
-  }
+/** One service port's slot, and the next port of its Service. */
+interface SlotRef { readonly id: string; slot: number; next: SlotRef | null }
 
-  private forget(byService: Map<string, string | string[]>, nn: string, id: string): void {
-    const had = byService.get(nn);
-    if (had === id) byService.delete(nn);
-    else if (Array.isArray(had)) {
-      const at = had.indexOf(id);
-      if (at >= 0) had.splice(at, 1);
-      if (had.length === 0) byService.delete(nn);
-      else if (had.length === 1) byService.set(nn, had[0]!);
+function slotOf(byService: Map<string, SlotRef>, nn: string, id: string): number | undefined {
+  for (let ref = byService.get(nn) ?? null; ref !== null; ref = ref.next) if (ref.id === id) return ref.slot;
+  return undefined;
+}
+
+function remember(byService: Map<string, SlotRef>, nn: string, id: string, slot: number): void {
+  const first = byService.get(nn);
+  for (let ref = first ?? null; ref !== null; ref = ref.next) {
+    if (ref.id === id) {
+      ref.slot = slot;
+      return;
     }
+  }
+  byService.set(nn, { id, slot, next: first ?? null });
+}
+
+function forget(byService: Map<string, SlotRef>, nn: string, id: string): void {
+  let prev: SlotRef | null = null;
+  for (let ref = byService.get(nn) ?? null; ref !== null; prev = ref, ref = ref.next) {
+    if (ref.id !== id) continue;
+    if (prev !== null) prev.next = ref.next;
+    else if (ref.next !== null) byService.set(nn, ref.next);
+    else byService.delete(nn);
+    return;
   }
 }

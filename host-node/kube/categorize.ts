@@ -37,7 +37,9 @@ export function topologyModeFromHints(endpoints: EndpointInfo[], nodeName: strin
   let allNodeHints = true;
   let hasForZone = false;
   let allZoneHints = true;
-  for (const ep of endpoints) {
+  // Indexed: every sync runs this for every service port (a for-of may make an iterator each time).
+  for (let i = 0; i < endpoints.length; i++) {
+    const ep = endpoints[i]!;
     if (!ep.ready) continue;
     hasReady = true;
     if (!ep.nodeHints || ep.nodeHints.length === 0) allNodeHints = false;
@@ -79,7 +81,8 @@ type PortPolicy = Pick<ServicePortInfo, 'internalPolicyLocal' | 'externalPolicyL
 
 /**
  * CategorizeEndpoints. `topologyLabels` are this node's labels (only the zone label is read);
- * `nodeName` is this node's name, used for node hints.
+ * `nodeName` is this node's name, used for node hints. The answer is filled into `into` when
+ * given (a caller that reads it before the next call), else a new object.
  */
 export function categorizeEndpoints(
   endpoints: readonly EndpointInfo[],
@@ -87,8 +90,13 @@ export function categorizeEndpoints(
   nodeName: string,
   topologyLabels: Record<string, string> = {},
   opts: CategorizeOptions = {},
+  into?: CategorizedEndpoints,
 ): CategorizedEndpoints {
-  const result: CategorizedEndpoints = { clusterEndpoints: null, localEndpoints: null, allReachableEndpoints: null, hasAnyEndpoints: false };
+  const result: CategorizedEndpoints = into ?? { clusterEndpoints: null, localEndpoints: null, allReachableEndpoints: null, hasAnyEndpoints: false };
+  if (into) {
+    into.clusterEndpoints = into.localEndpoints = into.allReachableEndpoints = null;
+    into.hasAnyEndpoints = false;
+  }
   if (endpoints.length === 0) return result;
   const sp = svc as ServicePortInfo;
   // Only read; lists handed out may be `endpoints` itself (when every endpoint qualifies), and
@@ -115,7 +123,8 @@ export function categorizeEndpoints(
 
   let localReady = false;
   let localServingTerminating = false;
-  for (const ep of eps) {
+  for (let i = 0; i < eps.length; i++) {
+    const ep = eps[i]!;
     if (ep.ready) {
       result.hasAnyEndpoints = true;
       if (ep.isLocal) localReady = true;

@@ -144,8 +144,17 @@ export function proxiedClusterIP(svc: Service, family: Family, opts: ModelOption
  * `nn` is the Service's "namespace/name" when the caller has it already.
  */
 export function serviceToServicePorts(svc: Service | null, family: Family, opts: ModelOptions = {}, nn?: string): Map<string, ServicePortInfo> | null {
-  const clusterIP = svc === null ? null : proxiedClusterIP(svc, family, opts);
-  if (svc === null || clusterIP === null) return null;
+  const out = new Map<string, ServicePortInfo>();
+  return svc !== null && servicePortsInto(out, svc, family, opts, nn) ? out : null;
+}
+
+/**
+ * serviceToServicePorts, each service port set into `out` by its id (the model's own map for a
+ * Service added since the last sync: no map per Service); false when the Service is not proxied.
+ */
+function servicePortsInto(out: Map<string, ServicePortInfo>, svc: Service, family: Family, opts: ModelOptions, nn?: string): boolean {
+  const clusterIP = proxiedClusterIP(svc, family, opts);
+  if (clusterIP === null) return false;
   const spec = svc.spec;
 
   // pkg/api/v1/service: ExternallyAccessible / ExternalPolicyLocal / InternalPolicyLocal / NeedsHealthCheck.
@@ -178,7 +187,6 @@ export function serviceToServicePorts(svc: Service | null, family: Family, opts:
   }
   nn ??= namespacedName(svc.metadata);
 
-  const out = new Map<string, ServicePortInfo>();
   for (let k = 0; k < spec.ports.length; k++) {
     const p = spec.ports[k]!;
     const id = servicePortId(nn, p.name, p.protocol);
@@ -204,7 +212,7 @@ export function serviceToServicePorts(svc: Service | null, family: Family, opts:
       trafficDistribution: spec.trafficDistribution,
     });
   }
-  return out;
+  return true;
 }
 
 /** The Service a slice belongs to ("ns/name"), or null when it is not usable (endpointSliceCacheKeys). */
@@ -216,31 +224,32 @@ export function sliceServiceName(slice: EndpointSlice): string | null {
 
 const LOCAL = 1, READY = 2, SERVING = 4, TERMINATING = 8;
 
+/** Deduplicated hint names of the endpoints that carry any (few do): no field for them on every endpoint. */
+const HINTS = new WeakMap<SliceEndpoint, { zones: string[] | null; nodes: string[] | null }>();
+
 /**
- * An endpoint as the model keeps it: its conditions as bits, its node, zone and hints read from
- * the decoded endpoint it came from (never written to), and its "ip:port" text made when first
- * read (the iptables and ipvs renderers read it; the direct mode never does). A full sync of
- * 20,000 Services with 10 endpoints each holds 200,000 of these.
+ * An endpoint as the model keeps it: its port and conditions as one number, its node, zone and
+ * hints read from the decoded endpoint it came from (never written to), and its "ip:port" text
+ * made when first read (the iptables and ipvs renderers read it; the direct mode never does). A
+ * full sync of 20,000 Services with 10 endpoints each holds 200,000 of these: four fields each.
  */
 class SliceEndpoint implements EndpointInfo {
   private text: string | null = null;
-  constructor(
-    readonly ip: string,
-    readonly port: number,
-    private readonly flags: number,
-    private readonly from: Endpoint,
-    /** Deduplicated hint names; null when the endpoint carries none. */
-    private readonly hints: { zones: string[] | null; nodes: string[] | null } | null,
-  ) {}
+  /** The port (1-65535) in the low 16 bits, the condition bits (LOCAL, READY, …) above. */
+  private readonly bits: number;
+  constructor(readonly ip: string, port: number, flags: number, private readonly from: Endpoint) {
+    this.bits = port | (flags << 16);
+  }
+  get port(): number { return this.bits & 0xffff; }
   get endpoint(): string { return (this.text ??= joinHostPort(this.ip, this.port)); }
-  get isLocal(): boolean { return (this.flags & LOCAL) !== 0; }
-  get ready(): boolean { return (this.flags & READY) !== 0; }
-  get serving(): boolean { return (this.flags & SERVING) !== 0; }
-  get terminating(): boolean { return (this.flags & TERMINATING) !== 0; }
+  get isLocal(): boolean { return (this.bits & (LOCAL << 16)) !== 0; }
+  get ready(): boolean { return (this.bits & (READY << 16)) !== 0; }
+  get serving(): boolean { return (this.bits & (SERVING << 16)) !== 0; }
+  get terminating(): boolean { return (this.bits & (TERMINATING << 16)) !== 0; }
   get nodeName(): string | null { return this.from.nodeName; }
   get zone(): string | null { return this.from.zone; }
-  get zoneHints(): string[] | null { return this.hints === null ? null : this.hints.zones; }
-  get nodeHints(): string[] | null { return this.hints === null ? null : this.hints.nodes; }
+  get zoneHints(): string[] | null { return this.from.hints === null ? null : HINTS.get(this)?.zones ?? null; }
+  get nodeHints(): string[] | null { return this.from.hints === null ? null : HINTS.get(this)?.nodes ?? null; }
 }
 
 /**
@@ -250,33 +259,57 @@ class SliceEndpoint implements EndpointInfo {
  */
 export function endpointsFromSlices(namespacedName: string, slices: EndpointSlice | Iterable<EndpointSlice>, nodeName: string): Map<string, EndpointInfo[]> {
   const out = new Map<string, EndpointInfo[]>();
-  if (isSlice(slices)) {
-    addSliceEndpoints(out, namespacedName, slices, nodeName);
-  } else {
-    const sorted: EndpointSlice[] = Array.isArray(slices) ? (slices as EndpointSlice[]).slice() : [...slices];
-    if (sorted.length === 0) return out;
-    if (sorted.length > 1) sortStable(sorted, (a, b) => a.metadata.name < b.metadata.name);
-    for (let s = 0; s < sorted.length; s++) addSliceEndpoints(out, namespacedName, sorted[s]!, nodeName);
-  }
-  out.forEach((list, id) => {
-    // byEndpoint: plain string order of "ip:port" (a stable sort: duplicates stay in slice order).
-    if (list.length > 1) sortStable(list, hostPortBefore);
-    // A copy of exactly its length is kept (a pushed-to [] reserves room for 16 endpoints).
-    out.set(id, dedupEndpoints(list).slice());
-  });
+  endpointsInto(out, null, namespacedName, slices, nodeName);
   return out;
 }
 
+/**
+ * endpointsFromSlices into `out`, which holds no list of this Service yet (the model's own map for
+ * a Service whose first slices arrived: no map per Service). A list is keyed by its service
+ * port's own id text when `services` has it (one string for both maps).
+ */
+function endpointsInto(out: Map<string, EndpointInfo[]>, services: Map<string, ServicePortInfo> | null, namespacedName: string, slices: EndpointSlice | Iterable<EndpointSlice>, nodeName: string): void {
+  let keys = 0;
+  if (isSlice(slices)) {
+    keys = addSliceEndpoints(out, services, keys, namespacedName, slices, nodeName);
+  } else {
+    const sorted: EndpointSlice[] = Array.isArray(slices) ? (slices as EndpointSlice[]).slice() : [...slices];
+    if (sorted.length > 1) sortStable(sorted, (a, b) => a.metadata.name < b.metadata.name);
+    for (let s = 0; s < sorted.length; s++) keys = addSliceEndpoints(out, services, keys, namespacedName, sorted[s]!, nodeName);
+  }
+  for (let k = 0; k < keys; k++) {
+    const key = KEYS[k]!;
+    const list = out.get(key)!;
+    // byEndpoint: plain string order of "ip:port" (a stable sort: duplicates stay in slice order).
+    if (list.length > 1) sortStable(list, hostPortBefore);
+    const kept = dedupEndpoints(list);
+    // A list is kept exactly as long as it is (one pushed to reserves room for more).
+    if (kept !== list || GROWN[k]) out.set(key, kept.slice());
+  }
+}
+
+/**
+ * Scratch of endpointsInto (never re-entered): the keys it added, in order, with whether a later
+ * slice appended to the key's list; and one port's endpoints of one slice, copied out at their
+ * length. Entries past the current use are stale, never read (a Service has a few keys; a slice
+ * at most 1,000 endpoints).
+ */
+const KEYS: string[] = [];
+const GROWN: boolean[] = [];
+const PORT_ENDPOINTS: EndpointInfo[] = [];
+
 const isSlice = (s: EndpointSlice | Iterable<EndpointSlice>): s is EndpointSlice => (s as EndpointSlice).kind === 'EndpointSlice';
 
-/** Appends the endpoints of one slice to their service ports' lists in `out`. */
-function addSliceEndpoints(out: Map<string, EndpointInfo[]>, namespacedName: string, slice: EndpointSlice, nodeName: string): void {
+/**
+ * Adds the endpoints of one slice to their service ports' lists in `out`, a new list at its
+ * length; `keys` lists are in KEYS already. Returns the count of KEYS after it.
+ */
+function addSliceEndpoints(out: Map<string, EndpointInfo[]>, services: Map<string, ServicePortInfo> | null, keys: number, namespacedName: string, slice: EndpointSlice, nodeName: string): number {
   for (let q = 0; q < slice.ports.length; q++) {
     const port = slice.ports[q]!;
     // "Ignoring port with nil name" / "Ignoring invalid endpoint port"
     if (port.name === null || port.port === null || port.port === 0) continue;
-    const id = servicePortId(namespacedName, port.name, port.protocol);
-    let list = out.get(id);
+    let n = 0;
     for (let e = 0; e < slice.endpoints.length; e++) {
       const ep = slice.endpoints[e]!;
       if (ep.addresses.length === 0) continue;
@@ -288,11 +321,24 @@ function addSliceEndpoints(out: Map<string, EndpointInfo[]>, namespacedName: str
       const h = ep.hints;
       const zones = h && h.forZones.length > 0 ? [...new Set(h.forZones)] : null;
       const nodes = h && h.forNodes.length > 0 ? [...new Set(h.forNodes)] : null;
-      const info = new SliceEndpoint(ip, port.port, flags, ep, zones === null && nodes === null ? null : { zones, nodes });
-      if (!list) out.set(id, (list = []));
-      list.push(info);
+      const info = new SliceEndpoint(ip, port.port, flags, ep);
+      if (zones !== null || nodes !== null) HINTS.set(info, { zones, nodes });
+      PORT_ENDPOINTS[n++] = info;
+    }
+    if (n === 0) continue;
+    let id = servicePortId(namespacedName, port.name, port.protocol);
+    if (services !== null) id = services.get(id)?.id ?? id;
+    const list = out.get(id);
+    if (list === undefined) {
+      out.set(id, PORT_ENDPOINTS.slice(0, n));
+      KEYS[keys] = id;
+      GROWN[keys++] = false;
+    } else {
+      for (let k = 0; k < n; k++) list.push(PORT_ENDPOINTS[k]!);
+      GROWN[KEYS.lastIndexOf(id, keys - 1)] = true;
     }
   }
+  return keys;
 }
 
 /**
@@ -365,6 +411,19 @@ export class ProxyModel {
     if ((current && current.size > 0) || (previous && previous.size > 0)) this.sorted = null;
     if (current) current.forEach((sp, id) => this.services.set(id, sp));
     if (previous) previous.forEach((_, id) => { if (!current || !current.has(id)) this.services.delete(id); });
+  }
+
+  /** applyServiceChange(null, serviceToServicePorts(svc, …)) for a Service new since the last sync. */
+  addService(svc: Service, opts: ModelOptions, nn?: string): void {
+    if (servicePortsInto(this.services, svc, this.family, opts, nn)) this.sorted = null;
+  }
+
+  /**
+   * applyEndpointsChange(empty, endpointsFromSlices(…)) for a Service whose slices all arrived
+   * since the last sync (so the model holds no endpoints of it).
+   */
+  addEndpoints(namespacedName: string, slices: EndpointSlice | Iterable<EndpointSlice>, nodeName: string): void {
+    endpointsInto(this.endpoints, this.services, namespacedName, slices, nodeName);
   }
 
   /** EndpointsMap.Update: unmerge previous, then merge current. */

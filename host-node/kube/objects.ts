@@ -5,6 +5,7 @@
 // error is left out, valid objects still load. Never decides what gets proxied (see model.ts).
 import { LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { ipFamily, parseCIDR } from './ip.js';
+import { absent, EMPTY, isMapping, NO_STRINGS, NONE, pathText, portsKey, PROTOCOLS, Reader, sameEndpointPorts, sameServicePorts, type Seg } from './object-reader.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type IPFamilyName = 'IPv4' | 'IPv6';
@@ -130,116 +131,8 @@ export function formatIssue(i: ManifestIssue): string {
   return `${i.severity}: ${head}: ${i.message}`;
 }
 
-type Seg = string | number;
-const pathText = (p: Seg[]): string =>
-  p.reduce<string>((acc, s) => (typeof s === 'number' ? `${acc}[${s}]` : acc === '' ? s : `${acc}.${s}`), '');
-
-/**
- * Reads one raw object; collects issues with paths relative to the object. A field's path is
- * `at` plus an optional last `key`, joined only when there is something to report (a full sync
- * reads hundreds of thousands of fields: no path is built for a good one).
- */
-class Reader {
-  readonly issues: { severity: 'error' | 'warning'; path: Seg[]; message: string }[] = [];
-  failed = false;
-  /** Port lists of this call by their values; forgotten by endCall (nothing is shared across calls). */
-  private readonly lists = new Map<string, unknown[]>();
-  endCall(): void { this.lists.clear(); }
-  /**
-   * `list`, or an equal one (named by `key`) this call decoded before, frozen with its elements: a
-   * list of 20,000 objects repeats a few port lists thousands of times; decoded objects are never written to.
-   */
-  sharedList<T extends object>(key: string, list: T[]): T[] {
-    const had = this.lists.get(key);
-    if (had !== undefined) return had as T[];
-    for (let i = 0; i < list.length; i++) Object.freeze(list[i]);
-    this.lists.set(key, Object.freeze(list) as T[]);
-    return list;
-  }
-  /** Ready for the next object (one Reader serves a whole list). */
-  reset(): this {
-    this.issues.length = 0;
-    this.failed = false;
-    return this;
-  }
-  // Paths are copied when kept: callers may pass shared constant paths.
-  error(at: Seg[], message: string, key?: Seg): void {
-    this.failed = true;
-    this.issues.push({ severity: 'error', path: key === undefined ? [...at] : [...at, key], message });
-  }
-  warn(at: Seg[], message: string, key?: Seg): void {
-    this.issues.push({ severity: 'warning', path: key === undefined ? [...at] : [...at, key], message });
-  }
-
-  obj(v: unknown, at: Seg[], key?: Seg): Record<string, unknown> {
-    if (v === undefined || v === null) return EMPTY;
-    if (typeof v !== 'object' || Array.isArray(v)) { this.error(at, 'must be a mapping', key); return EMPTY; }
-    return v as Record<string, unknown>;
-  }
-  list(v: unknown, at: Seg[], key?: Seg): unknown[] {
-    if (v === undefined || v === null) return NONE;
-    if (!Array.isArray(v)) { this.error(at, 'must be a list', key); return NONE; }
-    return v;
-  }
-  str(v: unknown, at: Seg[], key?: Seg, dflt = ''): string {
-    if (typeof v === 'string') return v;
-    if (v === undefined || v === null) return dflt;
-    this.error(at, `must be a string, got ${JSON.stringify(v)}`, key);
-    return dflt;
-  }
-  /** Each element of the list at `v` through `read`; absent or empty lists share one frozen []. */
-  mapList<T>(v: unknown, at: Seg[], key: Seg, read: (v: unknown, i: number) => T): T[] {
-    const list = this.list(v, at, key);
-    return list.length === 0 ? (NONE as T[]) : list.map(read);
-  }
-  optStr(v: unknown, at: Seg[], key?: Seg): string | null {
-    return v === undefined || v === null ? null : this.str(v, at, key);
-  }
-  bool(v: unknown, at: Seg[], key?: Seg): boolean | null {
-    if (typeof v === 'boolean') return v;
-    if (v === undefined || v === null) return null;
-    this.error(at, `must be true or false, got ${JSON.stringify(v)}`, key);
-    return null;
-  }
-  int(v: unknown, at: Seg[], key: Seg | undefined, min: number, max: number, dflt: number): number {
-    if (v === undefined || v === null) return dflt;
-    if (typeof v !== 'number' || !Number.isInteger(v)) { this.error(at, `must be an integer, got ${JSON.stringify(v)}`, key); return dflt; }
-    if (v < min || v > max) { this.error(at, `${v} is out of range ${min}-${max}`, key); return dflt; }
-    return v;
-  }
-  oneOf<T extends string>(v: unknown, at: Seg[], key: Seg | undefined, allowed: readonly T[], dflt: T): T {
-    const s = this.str(v, at, key, dflt);
-    if (!(allowed as readonly string[]).includes(s)) { this.error(at, `unknown value ${JSON.stringify(s)} (expected ${allowed.join(', ')})`, key); return dflt; }
-    return s as T;
-  }
-  ip(v: unknown, at: Seg[], key?: Seg): string {
-    const s = this.str(v, at, key);
-    if (ipFamily(s) === null) this.error(at, `invalid IP address ${JSON.stringify(s)}`, key);
-    return s;
-  }
-  strMap(v: unknown, at: Seg[], key: Seg): Record<string, string> {
-    if (v === undefined || v === null) return NO_STRINGS;
-    const o = this.obj(v, at, key);
-    const out: Record<string, string> = {};
-    for (const k in o) {
-      if (!Object.prototype.hasOwnProperty.call(o, k)) continue;
-      const val = o[k];
-      out[k] = typeof val === 'string' ? val : this.str(val, [...at, key], k);
-    }
-    return out;
-  }
-  protocol(v: unknown, at: Seg[], key: Seg): Protocol {
-    return v === 'TCP' || v === 'UDP' || v === 'SCTP' ? v : this.oneOf(v, at, key, PROTOCOLS, 'TCP');
-  }
-}
-
-/** Shared stand-ins for an absent mapping or list (never written to). */
-const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
-const NONE: unknown[] = Object.freeze([]) as unknown as unknown[];
-const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 // Decoded objects share these for absent fields (a full list of 20,000 Services keeps no 20,000
 // copies of {} and []); decoded objects are never written to.
-const NO_STRINGS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 const NO_INGRESS: Service['status'] = Object.freeze({ loadBalancer: Object.freeze({ ingress: NONE as LoadBalancerIngress[] }) });
 const NO_ORIGIN: SourceRef = Object.freeze({ source: undefined, line: undefined });
 /** Endpoint conditions as decoded (ready, serving, terminating each true, false or null): 27 shared objects. */
@@ -250,7 +143,6 @@ for (const ready of [null, false, true]) for (const serving of [null, false, tru
 const condIndex = (b: boolean | null): number => (b === null ? 0 : b ? 2 : 1);
 const conditionsOf = (ready: boolean | null, serving: boolean | null, terminating: boolean | null): Endpoint['conditions'] =>
   CONDITIONS[condIndex(ready) * 9 + condIndex(serving) * 3 + condIndex(terminating)]!;
-const PROTOCOLS = ['TCP', 'UDP', 'SCTP'] as const;
 const SERVICE_TYPES = ['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName'] as const;
 const FAMILIES = ['IPv4', 'IPv6'] as const;
 const POLICIES = ['Cluster', 'Local'] as const;
@@ -289,23 +181,14 @@ function clusterIPText(r: Reader, v: unknown, at: Seg[], key: Seg): string {
   return t;
 }
 
-/** The values of a port list, as a key for Reader.sharedList (names length-prefixed: no two lists share one). */
-function portsKey(kind: string, ports: Array<ServicePort | EndpointPort>): string {
-  let key = kind;
-  for (let i = 0; i < ports.length; i++) {
-    const p = ports[i]!;
-    key += `${p.name === null ? '-' : `${p.name.length}:${p.name}`}${p.protocol},${p.port}`;
-    if ('nodePort' in p) key += typeof p.targetPort === 'string' ? `,${p.nodePort},${p.targetPort.length}:${p.targetPort};` : `,${p.nodePort},${p.targetPort};`;
-    else key += ';';
-  }
-  return key;
-}
-
 function readServicePorts(r: Reader, v: unknown): ServicePort[] {
+  const last = r.lastServicePorts;
+  if (last !== null && sameServicePorts(v, last)) return last;
   const ports = readServicePortList(r, v);
   // Node ports are one per Service: lists with one are never shared.
   for (let i = 0; i < ports.length; i++) if (ports[i]!.nodePort !== 0) return ports;
-  return ports.length === 0 || r.failed ? ports : r.sharedList(portsKey('S', ports), ports);
+  if (ports.length === 0 || r.failed) return ports;
+  return (r.lastServicePorts = r.sharedList(portsKey('S', ports), ports));
 }
 
 function readServicePortList(r: Reader, v: unknown): ServicePort[] {
@@ -338,13 +221,13 @@ function readService(r: Reader, raw: Record<string, unknown>): Service {
   const s = r.obj(raw.spec, ROOT, 'spec');
   const type = r.oneOf(s.type, SPEC, 'type', SERVICE_TYPES, 'ClusterIP');
   let clusterIP = clusterIPText(r, s.clusterIP, SPEC, 'clusterIP');
-  let clusterIPs = r.mapList(s.clusterIPs, SPEC, 'clusterIPs', (v, i) => clusterIPText(r, v, ['spec', 'clusterIPs'], i));
+  let clusterIPs = absent(s.clusterIPs) ? (NONE as string[]) : r.mapList(s.clusterIPs, SPEC, 'clusterIPs', (v, i) => clusterIPText(r, v, ['spec', 'clusterIPs'], i));
   // The API server keeps clusterIP == clusterIPs[0]; fill whichever a hand-written manifest left out.
   if (clusterIPs.length === 0 && clusterIP !== '') clusterIPs = [clusterIP];
   if (clusterIP === '' && clusterIPs.length > 0) clusterIP = clusterIPs[0]!;
-  const ipFamilies = r.mapList(s.ipFamilies, SPEC, 'ipFamilies', (v, i) => r.oneOf(v, ['spec', 'ipFamilies'], i, FAMILIES, 'IPv4'));
+  const ipFamilies = absent(s.ipFamilies) ? (NONE as IPFamilyName[]) : r.mapList(s.ipFamilies, SPEC, 'ipFamilies', (v, i) => r.oneOf(v, ['spec', 'ipFamilies'], i, FAMILIES, 'IPv4'));
   const ports = readServicePorts(r, s.ports);
-  const ranges = r.mapList(s.loadBalancerSourceRanges, SPEC, 'loadBalancerSourceRanges', (v, i) => {
+  const ranges = absent(s.loadBalancerSourceRanges) ? (NONE as string[]) : r.mapList(s.loadBalancerSourceRanges, SPEC, 'loadBalancerSourceRanges', (v, i) => {
     const t = r.str(v, ['spec', 'loadBalancerSourceRanges'], i);
     if (parseCIDR(t.trim()) === null) r.error(['spec', 'loadBalancerSourceRanges'], `invalid CIDR ${JSON.stringify(t)}`, i);
     return t;
@@ -352,7 +235,7 @@ function readService(r: Reader, raw: Record<string, unknown>): Service {
   const sac = r.obj(r.obj(s.sessionAffinityConfig, SPEC, 'sessionAffinityConfig').clientIP, SPEC_AFFINITY, 'clientIP');
   const st = r.obj(raw.status, ROOT, 'status');
   const lb = r.obj(st.loadBalancer, STATUS, 'loadBalancer');
-  const ingress = r.mapList(lb.ingress, STATUS_LB, 'ingress', (iv, i): LoadBalancerIngress => {
+  const ingress = absent(lb.ingress) ? (NONE as LoadBalancerIngress[]) : r.mapList(lb.ingress, STATUS_LB, 'ingress', (iv, i): LoadBalancerIngress => {
     const base: Seg[] = ['status', 'loadBalancer', 'ingress', i];
     const ing = r.obj(iv, base);
     const ip = ing.ip === undefined || ing.ip === null || ing.ip === '' ? null : r.ip(ing.ip, base, 'ip');
@@ -368,7 +251,7 @@ function readService(r: Reader, raw: Record<string, unknown>): Service {
       clusterIPs,
       ipFamilies,
       ports,
-      externalIPs: r.mapList(s.externalIPs, SPEC, 'externalIPs', (v, i) => r.ip(v, ['spec', 'externalIPs'], i)),
+      externalIPs: absent(s.externalIPs) ? (NONE as string[]) : r.mapList(s.externalIPs, SPEC, 'externalIPs', (v, i) => r.ip(v, ['spec', 'externalIPs'], i)),
       externalName: r.str(s.externalName, SPEC, 'externalName'),
       loadBalancerSourceRanges: ranges,
       externalTrafficPolicy: r.oneOf(s.externalTrafficPolicy, SPEC, 'externalTrafficPolicy', POLICIES, 'Cluster'),
@@ -440,6 +323,31 @@ function readEndpoint(r: Reader, ev: unknown, i: number, addressType: EndpointSl
   };
 }
 
+function readEndpointPorts(r: Reader, v: unknown): EndpointPort[] {
+  const last = r.lastEndpointPorts;
+  return last !== null && sameEndpointPorts(v, last) ? last : readEndpointPortList(r, v);
+}
+
+// Apart from readEndpointPorts: its callback's scope is made only when a list is decoded.
+function readEndpointPortList(r: Reader, v: unknown): EndpointPort[] {
+  let named = true;
+  const ports = r.mapList(v, ROOT, 'ports', (pv, i): EndpointPort => {
+    const at = portPath(PORTS, i);
+    const p = isMapping(pv) ? pv : r.obj(pv, at);
+    const name = r.optStr(p.name, at, 'name');
+    if (name === null) {
+      named = false;
+      r.warn(at, 'port has no name; kube-proxy ignores it', 'name');
+    }
+    const port = p.port === undefined || p.port === null ? null : r.int(p.port, at, 'port', 1, 65535, 0);
+    return { name, port, protocol: r.protocol(p.protocol, at, 'protocol') };
+  });
+  if (ports.length === 0 || r.failed) return ports;
+  const shared = r.sharedList(portsKey('E', ports), ports);
+  if (named) r.lastEndpointPorts = shared;
+  return shared;
+}
+
 function readEndpointSlice(r: Reader, raw: Record<string, unknown>): EndpointSlice {
   const metadata = readMeta(r, raw, true);
   if (!metadata.labels[LABEL_SERVICE_NAME]) {
@@ -447,15 +355,7 @@ function readEndpointSlice(r: Reader, raw: Record<string, unknown>): EndpointSli
   }
   const addressType = r.oneOf(raw.addressType, ROOT, 'addressType', ADDRESS_TYPES, 'IPv4');
   if (raw.addressType === undefined) r.error(ROOT, 'missing addressType', 'addressType');
-  const ports = r.mapList(raw.ports, ROOT, 'ports', (pv, i): EndpointPort => {
-    const at = portPath(PORTS, i);
-    const p = isMapping(pv) ? pv : r.obj(pv, at);
-    const name = r.optStr(p.name, at, 'name');
-    if (name === null) r.warn(at, 'port has no name; kube-proxy ignores it', 'name');
-    const port = p.port === undefined || p.port === null ? null : r.int(p.port, at, 'port', 1, 65535, 0);
-    return { name, port, protocol: r.protocol(p.protocol, at, 'protocol') };
-  });
-  const shared = ports.length === 0 || r.failed ? ports : r.sharedList(portsKey('E', ports), ports);
+  const shared = readEndpointPorts(r, raw.ports);
   const endpoints = r.mapList(raw.endpoints, ROOT, 'endpoints', (ev, i) => readEndpoint(r, ev, i, addressType));
   return { kind: 'EndpointSlice', metadata, addressType, endpoints, ports: shared, origin: NO_ORIGIN };
 }
@@ -520,7 +420,9 @@ function collect(raw: unknown, base: Seg[], lineOf: LineOf, source: string | und
   const obj = read(r, o);
   const m = obj.metadata;
   const label = r.issues.length === 0 ? '' : `${kind} ${m.namespace ? `${m.namespace}/` : ''}${m.name || '<unnamed>'}`;
-  for (const i of r.issues) {
+  // Indexed: a for-of would make an iterator for every object, issues or not.
+  for (let k = 0; k < r.issues.length; k++) {
+    const i = r.issues[k]!;
     const full = [...base, ...i.path];
     out.issues.push({ severity: i.severity, source, line: lineOf(full), object: label, path: pathText(i.path), message: i.message });
   }

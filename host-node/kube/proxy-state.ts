@@ -51,11 +51,27 @@ export class ProxyState {
     this.each.push(...this.families.values());
   }
 
-  /** OnServiceAdd/Update/Delete. True when a sync is wanted (something pending and initialized). */
-  onService(previous: Service | null, current: Service | null): boolean {
+  /**
+   * OnServiceAdd/Update/Delete. True when a sync is wanted (something pending and initialized).
+   * `nn` is the Service's "namespace/name" when the caller has it already.
+   */
+  onService(previous: Service | null, current: Service | null, nn?: string): boolean {
     let pending = false;
-    for (let i = 0; i < this.each.length; i++) pending = this.each[i]!.services.update(previous, current) || pending;
+    for (let i = 0; i < this.each.length; i++) pending = this.each[i]!.services.update(previous, current, nn) || pending;
     return pending && this.initialized;
+  }
+
+  /**
+   * onService(null, svc, nn) for each entry of a list of Services none of which was known before
+   * (a first full list); the map is read until the next sync and must stay unchanged until then.
+   */
+  onServicesAdded(services: ReadonlyMap<string, Service>): void {
+    for (let i = 0; i < this.each.length; i++) this.each[i]!.services.addAll(services);
+  }
+
+  /** onEndpointSlice(slice) for each slice of a list none of which was known before (as onServicesAdded). */
+  onEndpointSlicesAdded(slices: ReadonlyMap<string, EndpointSlice>): void {
+    for (let i = 0; i < this.each.length; i++) this.each[i]!.endpoints.addAll(slices);
   }
 
   /** OnEndpointSliceAdd/Update (remove=false) and Delete (remove=true). */
@@ -95,8 +111,8 @@ export class ProxyState {
     for (const fs of this.families.values()) {
       const svc = fs.services.take();
       const eps = fs.endpoints.take();
-      svc.forEach((c) => fs.model.applyServiceChange(c.previous, c.current));
-      eps.forEach((c) => fs.model.applyEndpointsChange(c.previous, c.current));
+      svc.applyTo(fs.model);
+      eps.applyTo(fs.model);
       let ports: Set<string> | null = null;
       plans.push({
         family: fs.family,

@@ -6,11 +6,11 @@
 // (REJECT otherwise), the traffic policies, --masquerade-all, loadBalancerSourceRanges (with the
 // node's own-VIP sources kube-proxy adds) and ClientIP affinity. Also where node ports are
 // reached (--nodeport-addresses). Pure: no text, no core, no clock.
-import { categorizeEndpoints } from './categorize.js';
+import { categorizeEndpoints, type CategorizedEndpoints } from './categorize.js';
 import { canonicalIP, cidrContains, parseCIDR, parseIP, type Family } from './ip.js';
 import type { EndpointInfo, ServicePortInfo } from './model.js';
 import { nodePortAddresses, nodePortHostAddresses, type IptablesOptions } from './render-iptables.js';
-import { putFrameBound, type DirectService, type NodePortReach } from '../core/svc-config.js';
+import { putFrameBound, type DirectService, type FrontendKind, type NodePortReach } from '../core/svc-config.js';
 
 /** The kube-proxy settings the direct mode honours (the same fields as the iptables renderer's). */
 export type DirectRenderOptions = Pick<IptablesOptions,
@@ -21,9 +21,32 @@ const NO_ENDPOINTS: EndpointInfo[] = Object.freeze([]) as unknown as EndpointInf
 const NO_RANGES: string[] = Object.freeze([]) as unknown as string[];
 const NO_LABELS: Record<string, string> = {};
 
-/** One service port of one family as the direct table holds it. */
-export function renderDirectService(sp: ServicePortInfo, endpoints: readonly EndpointInfo[], opts: DirectRenderOptions, hostId: number): DirectService {
-  const cat = categorizeEndpoints(endpoints, sp, opts.nodeName ?? '', opts.topologyLabels ?? NO_LABELS, opts);
+/** A DirectService to fill: renderDirectService's `into`. */
+export function blankDirectService(): DirectService {
+  return {
+    name: '', family: 4, protocol: 'TCP', hostId: 0, frontends: [], cluster: NO_ENDPOINTS, local: NO_ENDPOINTS, sourceRanges: NO_RANGES,
+    hasEndpoints: false, masqueradeAll: false, internalLocal: false, externalLocal: false, firewall: false, affinityMs: 0,
+  };
+}
+
+/** Sets frontend `at` of `frontends` (reusing the object there, if any); returns the count after it. */
+function setFrontend(frontends: DirectService['frontends'], at: number, kind: FrontendKind, ip: string | undefined, port: number): number {
+  const fe = frontends[at];
+  if (fe === undefined) frontends.push(ip === undefined ? { kind, port } : { kind, ip, port });
+  else { fe.kind = kind; fe.ip = ip; fe.port = port; }
+  return at + 1;
+}
+
+/** Categorize's answer for `into` (filled anew by each renderDirectService call). */
+const CATEGORIZED: CategorizedEndpoints = { clusterEndpoints: null, localEndpoints: null, allReachableEndpoints: null, hasAnyEndpoints: false };
+
+/**
+ * One service port of one family as the direct table holds it; filled into `into` when given (a
+ * full sync renders 20,000 of them, each encoded before the next is rendered: no object per
+ * service), else a new object.
+ */
+export function renderDirectService(sp: ServicePortInfo, endpoints: readonly EndpointInfo[], opts: DirectRenderOptions, hostId: number, into?: DirectService): DirectService {
+  const cat = categorizeEndpoints(endpoints, sp, opts.nodeName ?? '', opts.topologyLabels ?? NO_LABELS, opts, into ? CATEGORIZED : undefined);
   const hasEndpoints = cat.hasAnyEndpoints;
   // KUBE-FW exists only with endpoints, VIPs and source ranges (else no LB filtering at all).
   const firewall = hasEndpoints && sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
@@ -40,38 +63,39 @@ export function renderDirectService(sp: ServicePortInfo, endpoints: readonly End
     // A node talking to a VIP it hosts loops back with the VIP as source (proxier.go).
     if (allowFromNode) sourceRanges.push(...sp.loadBalancerVIPs);
   }
+  const svc = into ?? blankDirectService();
   // kube-proxy's KUBE-SERVICES order: cluster IP, external IPs, LB IPs; an address listed twice
   // matches its first rule.
-  const frontends: DirectService['frontends'] = [{ kind: 'cluster', ip: sp.clusterIP, port: sp.port }];
+  const frontends = svc.frontends;
+  let count = setFrontend(frontends, 0, 'cluster', sp.clusterIP, sp.port);
   if (sp.externalIPs.length > 0 || sp.loadBalancerVIPs.length > 0) {
     const seen = new Set<string>([sp.clusterIP]);
     const add = (kind: 'external' | 'loadBalancer', text: string) => {
       const key = canonicalIP(text) ?? text;
       if (seen.has(key)) return;
       seen.add(key);
-      frontends.push({ kind, ip: text, port: sp.port });
+      count = setFrontend(frontends, count, kind, text, sp.port);
     };
     for (const ip of sp.externalIPs) add('external', ip);
     for (const ip of sp.loadBalancerVIPs) add('loadBalancer', ip);
   }
-  if (sp.nodePort !== 0) frontends.push({ kind: 'nodePort', port: sp.nodePort });
-  return {
-    name: sp.name,
-    family: sp.family,
-    protocol: sp.protocol as DirectService['protocol'],
-    hostId,
-    frontends,
-    // Endpoint infos are { ip, port } and more: the lists categorize made, as they are.
-    cluster: cat.clusterEndpoints ?? NO_ENDPOINTS,
-    local: cat.localEndpoints ?? NO_ENDPOINTS,
-    sourceRanges,
-    hasEndpoints,
-    masqueradeAll: opts.masqueradeAll ?? false,
-    internalLocal: sp.internalPolicyLocal,
-    externalLocal: sp.externalPolicyLocal,
-    firewall,
-    affinityMs: sp.sessionAffinity === 'ClientIP' ? sp.stickyMaxAgeSeconds * 1000 : 0,
-  };
+  if (sp.nodePort !== 0) count = setFrontend(frontends, count, 'nodePort', undefined, sp.nodePort);
+  frontends.length = count;
+  svc.name = sp.name;
+  svc.family = sp.family;
+  svc.protocol = sp.protocol as DirectService['protocol'];
+  svc.hostId = hostId;
+  // Endpoint infos are { ip, port } and more: the lists categorize made, as they are.
+  svc.cluster = cat.clusterEndpoints ?? NO_ENDPOINTS;
+  svc.local = cat.localEndpoints ?? NO_ENDPOINTS;
+  svc.sourceRanges = sourceRanges;
+  svc.hasEndpoints = hasEndpoints;
+  svc.masqueradeAll = opts.masqueradeAll ?? false;
+  svc.internalLocal = sp.internalPolicyLocal;
+  svc.externalLocal = sp.externalPolicyLocal;
+  svc.firewall = firewall;
+  svc.affinityMs = sp.sessionAffinity === 'ClientIP' ? sp.stickyMaxAgeSeconds * 1000 : 0;
+  return svc;
 }
 
 /**

@@ -16,6 +16,7 @@ import {
   sliceServiceName,
   type EndpointInfo,
   type ModelOptions,
+  type ProxyModel,
   type ServicePortInfo,
 } from './model.js';
 
@@ -41,6 +42,11 @@ export interface TakenChanges<C> {
    * of 20,000 Services never holds 20,000 of them at once).
    */
   forEach(fn: (change: C, namespacedName: string) => void): void;
+  /**
+   * Applies every change to `model` (what forEach with the model's apply method does), a Service
+   * new since the last sync straight into the model's maps.
+   */
+  applyTo(model: ProxyModel): void;
 }
 
 /** ServicePortName.String() of a service port id ("ns/name:port/TCP" → "ns/name:port", "ns/name:/TCP" → "ns/name"). */
@@ -57,6 +63,7 @@ function taken<C>(
   keys: () => Iterable<string>,
   each: (fn: (change: C, nn: string) => void) => void,
   portNames: (change: C, add: (name: string) => void) => void,
+  applyTo: (model: ProxyModel) => void,
 ): TakenChanges<C> {
   let services: Set<string> | null = null;
   let servicePorts: Set<string> | null = null;
@@ -81,6 +88,7 @@ function taken<C>(
       return changes;
     },
     forEach,
+    applyTo,
   };
 }
 
@@ -97,23 +105,47 @@ const isAdd = (p: Pending): p is Service => (p as Service).kind === 'Service';
 /** ServiceChangeTracker. */
 export class ServiceChangeTracker {
   private items = new Map<string, Pending>();
+  /**
+   * A list of Services all added with nothing else pending (addAll), held as given until take()
+   * or the next update(): a first full list costs the tracker no map of its own.
+   */
+  private bulk: ReadonlyMap<string, Service> | null = null;
   /** Set once the initial full list of Services has been delivered (OnServiceSynced). */
   synced = false;
 
   constructor(readonly family: Family, private readonly opts: ModelOptions = {}) {}
 
   /**
-   * Records previous → current for one Service (either may be null: add / delete). Returns true
-   * when any change is pending, like ServiceChangeTracker.Update.
+   * update(null, svc, nn) for every entry of `services` ("namespace/name" → Service, none of them
+   * known before). With nothing pending, the map itself is kept until take(): the caller leaves it
+   * unchanged until then.
    */
-  update(previous: Service | null, current: Service | null): boolean {
+  addAll(services: ReadonlyMap<string, Service>): void {
+    if (this.items.size > 0 || this.bulk !== null) services.forEach((svc, nn) => { this.update(null, svc, nn); });
+    else if (services.size > 0) this.bulk = services;
+  }
+
+  /** The held list as single updates (something else is about to change). */
+  private unbulk(): void {
+    const bulk = this.bulk;
+    this.bulk = null;
+    bulk?.forEach((svc, nn) => { this.update(null, svc, nn); });
+  }
+
+  /**
+   * Records previous → current for one Service (either may be null: add / delete). Returns true
+   * when any change is pending, like ServiceChangeTracker.Update. `nn` is the Service's
+   * "namespace/name" when the caller has it already.
+   */
+  update(previous: Service | null, current: Service | null, nn?: string): boolean {
+    if (this.bulk !== null) this.unbulk();
     const svc = current ?? previous;
     if (!svc) return false;
     // An add is pending unless this family does not proxy it (null ports both sides); with nothing
     // pending at all, such an add needs no name (a full list hands every Service to both families).
     const proxied = previous !== null || proxiedClusterIP(svc, this.family, this.opts) !== null;
     if (!proxied && this.items.size === 0) return false;
-    const nn = namespacedName(svc.metadata);
+    nn ??= namespacedName(svc.metadata);
     const pending = this.items.get(nn);
     if (pending === undefined && previous === null) {
       if (proxied) this.items.set(nn, svc);
@@ -138,10 +170,18 @@ export class ServiceChangeTracker {
   markSynced(): void { this.synced = true; }
 
   /** Services with a net pending change, sorted (PendingChanges). */
-  pending(): string[] { return sortedKeys(this.items); }
+  pending(): string[] {
+    if (this.bulk !== null) this.unbulk();
+    return sortedKeys(this.items);
+  }
 
   /** Hands over and clears the pending changes (an added Service's ports are derived when its change is read). */
   take(): TakenChanges<ServiceChange> {
+    const bulk = this.bulk;
+    if (bulk !== null) {
+      this.bulk = null;
+      return this.takeAdds(bulk);
+    }
     const items = this.items;
     this.items = new Map();
     const changeOf = (p: Pending, nn: string): ServiceChange => (isAdd(p) ? { previous: null, current: serviceToServicePorts(p, this.family, this.opts, nn) } : p);
@@ -152,6 +192,28 @@ export class ServiceChangeTracker {
         if (c.previous) for (const sp of c.previous.values()) add(sp.name);
         if (c.current) for (const sp of c.current.values()) add(sp.name);
       },
+      (model) => items.forEach((p, nn) => {
+        if (isAdd(p)) model.addService(p, this.opts, nn);
+        else model.applyServiceChange(p.previous, p.current);
+      }),
+    );
+  }
+
+  /** take() of a held list: every Service an add, those this family does not proxy left out. */
+  private takeAdds(bulk: ReadonlyMap<string, Service>): TakenChanges<ServiceChange> {
+    const each = (fn: (change: ServiceChange, nn: string) => void): void => bulk.forEach((svc, nn) => {
+      const current = serviceToServicePorts(svc, this.family, this.opts, nn);
+      if (current !== null) fn({ previous: null, current }, nn);
+    });
+    return taken(
+      () => {
+        const names: string[] = [];
+        bulk.forEach((svc, nn) => { if (proxiedClusterIP(svc, this.family, this.opts) !== null) names.push(nn); });
+        return names;
+      },
+      each,
+      (c, add) => { for (const sp of c.current!.values()) add(sp.name); },
+      (model) => bulk.forEach((svc, nn) => model.addService(svc, this.opts, nn)),
     );
   }
 }
@@ -214,10 +276,38 @@ export class EndpointsChangeTracker {
    * the order they came: the slices added or updated, or null for a removal.
    */
   private pendingBy = new Map<string, Slices<EndpointSlice | null>>();
+  /**
+   * Slices all added with nothing applied or pending (addAll), held as given until take() or the
+   * next update(): a first full list costs the tracker no pending map.
+   */
+  private bulk: ReadonlyMap<string, EndpointSlice> | null = null;
   /** Set once the initial full list of EndpointSlices has been delivered (OnEndpointSlicesSynced). */
   synced = false;
 
   constructor(readonly family: Family, readonly nodeName: string, private readonly opts: ModelOptions = {}) {}
+
+  /**
+   * update(slice, false) for every slice of `slices` (by "namespace/name"). With nothing applied
+   * or pending, the map itself is kept until take(): the caller leaves it unchanged until then.
+   */
+  addAll(slices: ReadonlyMap<string, EndpointSlice>): void {
+    if (this.bulk !== null || this.pendingBy.size > 0 || this.applied.size > 0) slices.forEach((slice) => { this.update(slice, false); });
+    else if (slices.size > 0) this.bulk = slices;
+  }
+
+  /** The held slices as single updates (something else is about to change). */
+  private unbulk(): void {
+    const bulk = this.bulk;
+    this.bulk = null;
+    bulk?.forEach((slice) => { this.update(slice, false); });
+  }
+
+  /** The Service ("ns/name") of a slice this tracker takes: its family's, in scope, labelled; else null. */
+  private serviceOf(slice: EndpointSlice): string | null {
+    if (slice.addressType !== familyName(this.family)) return null;
+    if (outOfScope(slice.metadata.labels, this.opts)) return null;
+    return sliceServiceName(slice);
+  }
 
   /**
    * Records an added/updated slice, or its removal. Returns true when this call changed what is
@@ -225,9 +315,8 @@ export class EndpointsChangeTracker {
    * out-of-scope slices are ignored (false).
    */
   update(slice: EndpointSlice, remove: boolean): boolean {
-    if (slice.addressType !== familyName(this.family)) return false;
-    if (outOfScope(slice.metadata.labels, this.opts)) return false;
-    const nn = sliceServiceName(slice);
+    if (this.bulk !== null) this.unbulk();
+    const nn = this.serviceOf(slice);
     if (nn === null) return false;
     const key = slice.metadata.name;
     const next = remove ? null : slice;
@@ -253,6 +342,7 @@ export class EndpointsChangeTracker {
 
   /** Services with pending slice changes, sorted. */
   pending(): string[] {
+    if (this.bulk !== null) this.unbulk();
     return sortedKeys(this.pendingBy);
   }
 
@@ -266,6 +356,19 @@ export class EndpointsChangeTracker {
     const names: string[] = [];
     const before: Array<SliceSnapshot> = [];
     const after: Array<SliceSnapshot> = [];
+    const bulk = this.bulk;
+    if (bulk !== null) {
+      // Nothing applied before: each Service's slices are the ones held, in their order.
+      this.bulk = null;
+      bulk.forEach((slice) => {
+        const nn = this.serviceOf(slice);
+        if (nn === null) return;
+        const had = this.applied.get(nn);
+        if (had === undefined) names.push(nn), before.push(null);
+        this.applied.set(nn, slicesSet(had ?? null, slice.metadata.name, slice));
+      });
+      for (let i = 0; i < names.length; i++) after.push(snapshot(this.applied.get(names[i]!)!));
+    }
     this.pendingBy.forEach((pending, nn) => {
       let slices = this.applied.get(nn) ?? null;
       names.push(nn);
@@ -289,6 +392,14 @@ export class EndpointsChangeTracker {
       (c, add) => {
         for (const id of c.previous.keys()) add(servicePortNameOfId(id));
         for (const id of c.current.keys()) add(servicePortNameOfId(id));
+      },
+      (model) => {
+        for (let i = 0; i < names.length; i++) {
+          const nn = names[i]!, was = before[i]!, now = after[i]!;
+          // No slices before: the model holds no endpoints of this Service.
+          if (was === null) { if (now !== null) model.addEndpoints(nn, now, this.nodeName); }
+          else model.applyEndpointsChange(endpointsOf(nn, was), endpointsOf(nn, now));
+        }
       },
     );
   }

@@ -160,3 +160,44 @@ describe('direct mode: a whole list at once', () => {
     expect(answers(reused)).toEqual(answers(fresh));
   });
 });
+
+describe('direct mode: a sync bigger than one core call', () => {
+  const svcObj = (i: number, ip: string) => ({
+    apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: 'big' }, spec: { clusterIP: ip, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+  });
+  const sliceObj = (i: number) => ({
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',
+    metadata: { name: `s${i}-a`, namespace: 'big', labels: { 'kubernetes.io/service-name': `s${i}` } },
+    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    endpoints: [{ addresses: [`198.19.${i >> 8}.${i & 255}`], conditions: { ready: true } }],
+  });
+  const ipOf = (i: number) => `198.18.${10 + (i >> 8)}.${i & 255}`;
+  const N = 1200;
+
+  it('puts every Service; a put whose address a later chunk frees is retried and lands', async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], podCIDR: '198.19.0.0/16', seed: 5 });
+    const objs: object[] = [];
+    for (let i = 0; i < N; i++) objs.push(svcObj(i, ipOf(i)), sliceObj(i));
+    const r = dp.apply(objs, { mode: 'direct', nodeName: 'node-a' });
+    expect(r.issues).toEqual([]);
+    expect(r.families.find((f) => f.family === 4)!.direct).toEqual({ put: N, removed: 0 });
+    expect(dp.core.serviceCount()).toBe(N);
+    for (const i of [0, 1, 599, 1199]) expect(dnat(dp, ipOf(i), 30000 + i)).toBe(`198.19.${i >> 8}.${i & 255}`);
+    // With a zone change (a full resync, every put in model order over several core calls), s3
+    // takes s1150's address and s1150 moves to a new one: s3's put comes chunks before s1150's,
+    // finds the address still held, and is retried once s1150 has moved.
+    const zone = { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', labels: { 'topology.kubernetes.io/zone': 'z' } } };
+    const moved = objs.slice();
+    moved[2 * 3] = svcObj(3, ipOf(1150));
+    moved[2 * 1150] = svcObj(1150, ipOf(N + 5));
+    const r2 = dp.apply([...moved, zone], { mode: 'direct', nodeName: 'node-a' });
+    expect(r2.issues).toEqual([]);
+    expect(r2.families.find((f) => f.family === 4)).toMatchObject({ full: true, direct: { put: N, removed: 0 } });
+    expect(dp.core.serviceCount()).toBe(N);
+    expect(dnat(dp, ipOf(1150), 31000)).toBe('198.19.0.3');
+    expect(dnat(dp, ipOf(N + 5), 31001)).toBe(`198.19.${1150 >> 8}.${1150 & 255}`);
+    // Nothing serves s3's old address any more: the packet goes on as it is.
+    expect(dnat(dp, ipOf(3), 31002)).toBe(ipOf(3));
+    expect(dnat(dp, ipOf(599), 31003)).toBe(`198.19.${599 >> 8}.${599 & 255}`);
+  });
+});

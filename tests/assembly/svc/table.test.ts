@@ -114,6 +114,32 @@ describe('direct service table', () => {
     expect(put(c, -1, blob(svc('again', '198.19.200.1')))).toBe(n - 2);
   });
 
+  it('reserves room for a whole list at once: nothing grows on the way there; absurd sizes are refused', () => {
+    const c = loadTestingCore('svc');
+    const n = 3000;
+    const ip = (i: number) => `198.18.${(i >> 8) & 255}.${i & 255}`;
+    const two = (i: number) => svc(`s${i}`, ip(i), { frontends: [{ kind: 'cluster', ip: ip(i), port: 80 }, { kind: 'nodePort', port: 20000 + i }] });
+    expect(c.x.svcReserve!(n, 2 * n)).toBe(0);
+    const index = c.x.svcIndexSlots!(), slots = c.x.svcSlotCapacity!();
+    expect(index).toBeGreaterThanOrEqual(4 * n);   // load factor ≤ 1/2 for 2n keys
+    expect(slots).toBeGreaterThanOrEqual(n);
+    for (let i = 0; i < n; i++) expect(put(c, -1, blob(two(i)))).toBe(i);
+    expect([c.x.svcIndexSlots!(), c.x.svcSlotCapacity!()]).toEqual([index, slots]);
+    // Less than there is changes nothing; past the limit is refused and changes nothing.
+    expect(c.x.svcReserve!(10, 10)).toBe(0);
+    expect(c.x.svcReserve!(1 << 22, 0)).toBe(-9);
+    expect(c.x.svcReserve!(0, 0xffffffff)).toBe(-9);
+    expect([c.x.svcIndexSlots!(), c.x.svcSlotCapacity!()]).toEqual([index, slots]);
+    // More over a live table: every key moves over and stays findable.
+    expect(c.x.svcReserve!(4 * n, 8 * n)).toBe(0);
+    expect(c.x.svcIndexSlots!()).toBeGreaterThanOrEqual(16 * n);
+    expect(c.x.svcSlotCapacity!()).toBeGreaterThanOrEqual(4 * n);
+    for (let i = 0; i < n; i++) {
+      if (find(c, ip(i)) !== i || c.x.findNodePort!(4, TCP, 20000 + i) !== i) throw new Error(`service ${i} lost`);
+    }
+    expect(put(c, -1, blob(svc('next', '198.19.200.1')))).toBe(n);
+  });
+
   it('runs framed operations in order, each on its own, and refuses broken framing whole', () => {
     const c = loadTestingCore('svc');
     const ops: DirectOp[] = [

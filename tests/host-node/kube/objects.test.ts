@@ -285,6 +285,47 @@ describe('decoded port lists shared within one load', () => {
     expect(sc).toEqual([{ name: 'http', port: 8081, protocol: 'TCP' }]);
   });
 
+  it('a list equal to the one before is taken as it is; each field that differs, or is invalid, is decoded and named', () => {
+    const http = { name: 'http', port: 80, targetPort: 8080 };
+    const set = loadObjects([
+      svcOf('a', [http]),
+      // Spelled-out defaults decode to the same values.
+      svcOf('b', [{ ...http, protocol: 'TCP', nodePort: 0 }]), svcOf('c', [{ ...http, nodePort: null, protocol: null }]),
+      svcOf('d', [{ ...http, protocol: 'UDP' }]), svcOf('e', [{ ...http, port: 81 }]), svcOf('f', [{ ...http, name: 'web' }]),
+      svcOf('g', [{ ...http, targetPort: 8081 }]), svcOf('h', [{ ...http, targetPort: undefined }]), svcOf('i', [http, http]),
+      svcOf('j', [{ ...http, port: '80' }]), svcOf('k', ['http']),
+      sliceOf('a', [{ name: 'http', port: 8080 }]), sliceOf('b', [{ name: 'http', port: 8080, protocol: null }]),
+      sliceOf('c', [{ name: 'http', port: 8080, protocol: 'UDP' }]), sliceOf('d', [{ port: 8080 }]), sliceOf('e', [{ port: 8080 }]),
+      sliceOf('f', [{ name: 'http' }]), sliceOf('g', [{ name: 'http' }]), sliceOf('h', [{ name: 'http', port: 0 }]),
+    ]);
+    const messages = set.issues.map((i) => `${i.object} ${i.path}: ${i.message}`);
+    expect(messages).toEqual([
+      'Service default/i spec.ports[1].name: duplicate port name "http" for TCP',
+      'Service default/j spec.ports[0].port: must be an integer, got "80"',
+      'Service default/k spec.ports[0]: must be a mapping',
+      'Service default/k spec.ports[0].port: missing port',
+      'EndpointSlice default/d ports[0].name: port has no name; kube-proxy ignores it',
+      'EndpointSlice default/e ports[0].name: port has no name; kube-proxy ignores it',
+      'EndpointSlice default/h ports[0].port: 0 is out of range 1-65535',
+    ]);
+    const ports = new Map(set.services.map((s) => [s.metadata.name, s.spec.ports]));
+    expect(ports.get('b')).toBe(ports.get('a'));
+    expect(ports.get('c')).toBe(ports.get('a'));
+    expect(ports.get('d')).toEqual([{ name: 'http', protocol: 'UDP', port: 80, nodePort: 0, targetPort: 8080 }]);
+    expect(ports.get('e')![0]!.port).toBe(81);
+    expect(ports.get('f')![0]!.name).toBe('web');
+    expect(ports.get('g')![0]!.targetPort).toBe(8081);
+    expect(ports.get('h')![0]!.targetPort).toBe(null);
+    expect([...ports.keys()]).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']);
+    const slices = new Map(set.endpointSlices.map((s) => [s.metadata.name, s.ports]));
+    expect(slices.get('b')).toBe(slices.get('a'));
+    expect(slices.get('c')).toEqual([{ name: 'http', port: 8080, protocol: 'UDP' }]);
+    expect(slices.get('e')).toEqual([{ name: null, port: 8080, protocol: 'TCP' }]);
+    expect(slices.get('g')).toBe(slices.get('f'));
+    expect(slices.get('g')).toEqual([{ name: 'http', port: null, protocol: 'TCP' }]);
+    expect(slices.has('h')).toBe(false);
+  });
+
   it('nothing is shared between loads', () => {
     const one = loadObjects([sliceOf('a', [{ name: 'http', port: 8080 }])]).endpointSlices[0]!.ports;
     const two = loadObjects([sliceOf('a', [{ name: 'http', port: 8080 }])]).endpointSlices[0]!.ports;

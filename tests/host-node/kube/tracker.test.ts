@@ -322,3 +322,107 @@ describe('ProxyState', () => {
     expect(st.sync()[0]!.changedServices).toEqual(new Set());
   });
 });
+
+describe('a first full list handed over whole (addAll)', () => {
+  const many = parseManifests(`kind: List
+items:
+- {kind: Service, metadata: {name: a, namespace: default}, spec: {clusterIP: 10.96.0.1, ports: [{name: http, port: 80}, {name: dns, port: 53, protocol: UDP}]}}
+- {kind: Service, metadata: {name: b, namespace: default}, spec: {clusterIPs: [10.96.0.2, "fd00::2"], ipFamilies: [IPv4, IPv6], ports: [{port: 81}]}}
+- {kind: Service, metadata: {name: six, namespace: default}, spec: {clusterIP: "fd00::6", ports: [{port: 86}]}}
+- {kind: Service, metadata: {name: headless, namespace: default}, spec: {clusterIP: None, ports: [{port: 87}]}}
+- {kind: Service, metadata: {name: ext, namespace: default}, spec: {type: ExternalName, externalName: example.com}}
+- {kind: Service, metadata: {name: other, namespace: default, labels: {service.kubernetes.io/service-proxy-name: x}}, spec: {clusterIP: 10.96.0.9, ports: [{port: 88}]}}
+- {kind: EndpointSlice, metadata: {name: a-2, namespace: default, labels: {kubernetes.io/service-name: a}}, addressType: IPv4, ports: [{name: http, port: 8080}], endpoints: [{addresses: [10.0.0.3]}]}
+- {kind: EndpointSlice, metadata: {name: b-1, namespace: default, labels: {kubernetes.io/service-name: b}}, addressType: IPv4, ports: [{name: "", port: 8081}], endpoints: [{addresses: [10.0.1.1]}]}
+- {kind: EndpointSlice, metadata: {name: a-1, namespace: default, labels: {kubernetes.io/service-name: a}}, addressType: IPv4, ports: [{name: http, port: 8080}, {name: dns, port: 5353, protocol: UDP}], endpoints: [{addresses: [10.0.0.1]}, {addresses: [10.0.0.2], conditions: {ready: false}}]}
+- {kind: EndpointSlice, metadata: {name: b-6, namespace: default, labels: {kubernetes.io/service-name: b}}, addressType: IPv6, ports: [{name: "", port: 8081}], endpoints: [{addresses: ["fd00::11"]}]}
+- {kind: EndpointSlice, metadata: {name: c-1, namespace: default, labels: {kubernetes.io/service-name: c, service.kubernetes.io/headless: ""}}, addressType: IPv4, ports: [{name: x, port: 1}], endpoints: [{addresses: [10.0.2.1]}]}
+`);
+  const services = new Map(many.services.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
+  const slices = new Map(many.endpointSlices.map((s) => [`${s.metadata.namespace}/${s.metadata.name}`, s]));
+
+  /** The same list fed one update per object, and handed over whole. */
+  function pair(proxyName?: string): [one: ProxyState, whole: ProxyState] {
+    const opts = { nodeName: 'node-a', ...(proxyName ? { proxyName } : {}) };
+    const one = new ProxyState(opts);
+    services.forEach((s, nn) => one.onService(null, s, nn));
+    slices.forEach((s) => one.onEndpointSlice(s));
+    const whole = new ProxyState(opts);
+    whole.onServicesAdded(services);
+    whole.onEndpointSlicesAdded(slices);
+    return [one, whole];
+  }
+
+  /** What a sync of these trackers puts into a fresh model, and what take() reports. */
+  function syncOf(st: ProxyState) {
+    st.markServicesSynced();
+    st.markEndpointSlicesSynced();
+    return st.sync().map((p) => ({
+      family: p.family,
+      services: [...p.model.services.entries()],
+      endpoints: [...p.model.endpoints.entries()].map(([id, eps]) => [id, eps.map((e) => `${e.endpoint} ${e.ready}`)]),
+      changed: p.changedServicePorts,
+    }));
+  }
+
+  it('syncs exactly what one update per object syncs, in both families, as the default proxy or a named one', () => {
+    expect(many.issues).toEqual([]);
+    const states = (proxyName?: string) => pair(proxyName).map(syncOf);
+    const [named, namedWhole] = states('x');
+    expect(namedWhole).toEqual(named);
+    expect(named!.find((f) => f.family === 4)!.services.map(([id]) => id)).toEqual(['default/other:/TCP']);
+    const [want, whole] = states();
+    expect(whole).toEqual(want);
+    // Both Services' slices are in, sorted and merged; nothing of the headless slice or the other proxy.
+    const v4 = want.find((f) => f.family === 4)!;
+    expect(v4.services.map(([id]) => id).sort()).toEqual(['default/a:dns/UDP', 'default/a:http/TCP', 'default/b:/TCP']);
+    expect(v4.endpoints).toEqual([
+      ['default/a:http/TCP', ['10.0.0.1:8080 true', '10.0.0.2:8080 false', '10.0.0.3:8080 true']],
+      ['default/a:dns/UDP', ['10.0.0.1:5353 true', '10.0.0.2:5353 false']],
+      ['default/b:/TCP', ['10.0.1.1:8081 true']],
+    ]);
+    expect(want.find((f) => f.family === 6)!.endpoints).toEqual([['default/b:/TCP', ['[fd00::11]:8081 true']]]);
+  });
+
+  it('a change after the list, before the sync, nets out as it does one by one', () => {
+    const slice = (name: string, ip: string) => parseManifests(`kind: EndpointSlice
+metadata: {name: ${name}, namespace: default, labels: {kubernetes.io/service-name: a}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints: [{addresses: [${ip}]}]`).endpointSlices[0]!;
+    const changed = web('10.96.0.7');
+    const then = (st: ProxyState) => {
+      expect(st.onService(services.get('default/b')!, null, 'default/b')).toBe(false);
+      st.onService(null, changed);
+      st.onEndpointSlice(slices.get('default/a-2')!, true);
+      st.onEndpointSlice(slice('a-3', '10.0.0.9'));
+      return st;
+    };
+    const [one, whole] = pair();
+    const want = syncOf(then(one));
+    expect(syncOf(then(whole))).toEqual(want);
+    expect(want.find((f) => f.family === 4)!.endpoints[0]).toEqual(['default/a:http/TCP', ['10.0.0.1:8080 true', '10.0.0.2:8080 false', '10.0.0.9:8080 true']]);
+  });
+
+  it('pending() lists what one update per object leaves pending', () => {
+    const [one, whole] = pair();
+    const pending = (st: ProxyState) => [...st.families.values()].map((f) => [f.services.pending(), f.endpoints.pending()]);
+    expect(pending(whole)).toEqual(pending(one));
+    expect(pending(one)).toEqual([[['default/a', 'default/b'], ['default/a', 'default/b']], [['default/b', 'default/six'], ['default/b']]]);
+  });
+
+  it('a list handed over while something is pending or applied goes in one by one', () => {
+    const t = new ServiceChangeTracker(4);
+    t.update(null, web('10.96.0.7'));
+    t.addAll(services);
+    expect(t.pending()).toEqual(['default/a', 'default/b', 'default/web']);
+    const e = new EndpointsChangeTracker(4, 'node-a');
+    e.addAll(new Map([...slices].slice(0, 1)));
+    e.take();
+    e.addAll(slices);
+    // a-2 was applied already: only the others are pending.
+    const taken = e.take();
+    expect([...taken.services].sort()).toEqual(['default/a', 'default/b']);
+    expect([...taken.changes.get('default/a')!.previous.values()].map((eps) => eps.map((x) => x.endpoint))).toEqual([['10.0.0.3:8080']]);
+  });
+});

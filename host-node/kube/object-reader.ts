@@ -1,0 +1,179 @@
+// object-reader.ts — reads the fields of one raw (decoded from YAML or JSON, or handed in) Kubernetes
+// object with kube-proxy's validation: strings, integers in range, enums, IPs, lists and mappings,
+// each bad field collected as an issue under its path, with defaults for absent fields, and the
+// shared frozen stand-ins decoded objects use for absent values. Never decides what an object
+// means (objects.ts reads each kind) and never throws on bad input.
+import type { EndpointPort, Protocol, ServicePort } from './objects.js';
+import { ipFamily } from './ip.js';
+
+export type Seg = string | number;
+export const pathText = (p: Seg[]): string =>
+  p.reduce<string>((acc, s) => (typeof s === 'number' ? `${acc}[${s}]` : acc === '' ? s : `${acc}.${s}`), '');
+
+/**
+ * Reads one raw object; collects issues with paths relative to the object. A field's path is
+ * `at` plus an optional last `key`, joined only when there is something to report (a full sync
+ * reads hundreds of thousands of fields: no path is built for a good one).
+ */
+export class Reader {
+  readonly issues: { severity: 'error' | 'warning'; path: Seg[]; message: string }[] = [];
+  failed = false;
+  /** Port lists of this call by their values; forgotten by endCall (nothing is shared across calls). */
+  private readonly lists = new Map<string, unknown[]>();
+  /**
+   * The port lists of the last Service and slice that shared theirs: the next object's raw ports
+   * are compared with them before anything is decoded (a list of 20,000 objects mostly repeats
+   * the port list of the one before).
+   */
+  lastServicePorts: ServicePort[] | null = null;
+  lastEndpointPorts: EndpointPort[] | null = null;
+  endCall(): void {
+    this.lists.clear();
+    this.lastServicePorts = this.lastEndpointPorts = null;
+  }
+  /**
+   * `list`, or an equal one (named by `key`) this call decoded before, frozen with its elements: a
+   * list of 20,000 objects repeats a few port lists thousands of times; decoded objects are never written to.
+   */
+  sharedList<T extends object>(key: string, list: T[]): T[] {
+    const had = this.lists.get(key);
+    if (had !== undefined) return had as T[];
+    for (let i = 0; i < list.length; i++) Object.freeze(list[i]);
+    this.lists.set(key, Object.freeze(list) as T[]);
+    return list;
+  }
+  /** Ready for the next object (one Reader serves a whole list). */
+  reset(): this {
+    this.issues.length = 0;
+    this.failed = false;
+    return this;
+  }
+  // Paths are copied when kept: callers may pass shared constant paths.
+  error(at: Seg[], message: string, key?: Seg): void {
+    this.failed = true;
+    this.issues.push({ severity: 'error', path: key === undefined ? [...at] : [...at, key], message });
+  }
+  warn(at: Seg[], message: string, key?: Seg): void {
+    this.issues.push({ severity: 'warning', path: key === undefined ? [...at] : [...at, key], message });
+  }
+
+  obj(v: unknown, at: Seg[], key?: Seg): Record<string, unknown> {
+    if (v === undefined || v === null) return EMPTY;
+    if (typeof v !== 'object' || Array.isArray(v)) { this.error(at, 'must be a mapping', key); return EMPTY; }
+    return v as Record<string, unknown>;
+  }
+  list(v: unknown, at: Seg[], key?: Seg): unknown[] {
+    if (v === undefined || v === null) return NONE;
+    if (!Array.isArray(v)) { this.error(at, 'must be a list', key); return NONE; }
+    return v;
+  }
+  str(v: unknown, at: Seg[], key?: Seg, dflt = ''): string {
+    if (typeof v === 'string') return v;
+    if (v === undefined || v === null) return dflt;
+    this.error(at, `must be a string, got ${JSON.stringify(v)}`, key);
+    return dflt;
+  }
+  /** Each element of the list at `v` through `read`; absent or empty lists share one frozen []. */
+  mapList<T>(v: unknown, at: Seg[], key: Seg, read: (v: unknown, i: number) => T): T[] {
+    const list = this.list(v, at, key);
+    return list.length === 0 ? (NONE as T[]) : list.map(read);
+  }
+  optStr(v: unknown, at: Seg[], key?: Seg): string | null {
+    return v === undefined || v === null ? null : this.str(v, at, key);
+  }
+  bool(v: unknown, at: Seg[], key?: Seg): boolean | null {
+    if (typeof v === 'boolean') return v;
+    if (v === undefined || v === null) return null;
+    this.error(at, `must be true or false, got ${JSON.stringify(v)}`, key);
+    return null;
+  }
+  int(v: unknown, at: Seg[], key: Seg | undefined, min: number, max: number, dflt: number): number {
+    if (v === undefined || v === null) return dflt;
+    if (typeof v !== 'number' || !Number.isInteger(v)) { this.error(at, `must be an integer, got ${JSON.stringify(v)}`, key); return dflt; }
+    if (v < min || v > max) { this.error(at, `${v} is out of range ${min}-${max}`, key); return dflt; }
+    return v;
+  }
+  oneOf<T extends string>(v: unknown, at: Seg[], key: Seg | undefined, allowed: readonly T[], dflt: T): T {
+    const s = this.str(v, at, key, dflt);
+    if (!(allowed as readonly string[]).includes(s)) { this.error(at, `unknown value ${JSON.stringify(s)} (expected ${allowed.join(', ')})`, key); return dflt; }
+    return s as T;
+  }
+  ip(v: unknown, at: Seg[], key?: Seg): string {
+    const s = this.str(v, at, key);
+    if (ipFamily(s) === null) this.error(at, `invalid IP address ${JSON.stringify(s)}`, key);
+    return s;
+  }
+  strMap(v: unknown, at: Seg[], key: Seg): Record<string, string> {
+    if (v === undefined || v === null) return NO_STRINGS;
+    const o = this.obj(v, at, key);
+    const out: Record<string, string> = {};
+    for (const k in o) {
+      if (!Object.prototype.hasOwnProperty.call(o, k)) continue;
+      const val = o[k];
+      out[k] = typeof val === 'string' ? val : this.str(val, [...at, key], k);
+    }
+    return out;
+  }
+  protocol(v: unknown, at: Seg[], key: Seg): Protocol {
+    return v === 'TCP' || v === 'UDP' || v === 'SCTP' ? v : this.oneOf(v, at, key, PROTOCOLS, 'TCP');
+  }
+}
+
+
+/** Shared stand-ins for an absent mapping or list (never written to). */
+export const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
+export const NONE: unknown[] = Object.freeze([]) as unknown as unknown[];
+/** An absent or empty list: decoded as the shared frozen [] without a reader callback made for it. */
+export const absent = (v: unknown): boolean => v === undefined || v === null || (Array.isArray(v) && v.length === 0);
+export const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** Decoded objects share this for absent string maps (never written to). */
+export const NO_STRINGS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+export const PROTOCOLS = ['TCP', 'UDP', 'SCTP'] as const;
+
+// ---- port lists: one decoded list shared by every object whose raw list decodes to the same values
+
+/** The values of a port list, as a key for Reader.sharedList (names length-prefixed: no two lists share one). */
+export function portsKey(kind: string, ports: Array<ServicePort | EndpointPort>): string {
+  let key = kind;
+  for (let i = 0; i < ports.length; i++) {
+    const p = ports[i]!;
+    key += `${p.name === null ? '-' : `${p.name.length}:${p.name}`}${p.protocol},${p.port}`;
+    if ('nodePort' in p) key += typeof p.targetPort === 'string' ? `,${p.nodePort},${p.targetPort.length}:${p.targetPort};` : `,${p.nodePort},${p.targetPort};`;
+    else key += ';';
+  }
+  return key;
+}
+
+/** Whether raw port `p` decodes to exactly `port`, a valid one (so it would decode without an issue). */
+function sameServicePort(p: unknown, port: ServicePort): boolean {
+  if (!isMapping(p)) return false;
+  const t = p.targetPort;
+  return (p.name === port.name || (port.name === '' && (p.name === undefined || p.name === null)))
+    && (p.protocol === port.protocol || (port.protocol === 'TCP' && (p.protocol === undefined || p.protocol === null)))
+    && p.port === port.port
+    && (p.nodePort === port.nodePort || (port.nodePort === 0 && (p.nodePort === undefined || p.nodePort === null)))
+    && (typeof t === 'string' || typeof t === 'number' ? t : null) === port.targetPort;
+}
+
+/** Whether the raw port list `v` decodes to exactly `ports`, a valid shared list. */
+export function sameServicePorts(v: unknown, ports: ServicePort[]): boolean {
+  if (!Array.isArray(v) || v.length !== ports.length) return false;
+  for (let i = 0; i < ports.length; i++) if (!sameServicePort(v[i], ports[i]!)) return false;
+  return true;
+}
+
+/**
+ * Whether the raw port list `v` decodes to exactly `ports`, a valid shared list whose ports all
+ * have names (so it would decode without an issue, warnings included).
+ */
+export function sameEndpointPorts(v: unknown, ports: EndpointPort[]): boolean {
+  if (!Array.isArray(v) || v.length !== ports.length) return false;
+  for (let i = 0; i < ports.length; i++) {
+    const p = v[i], port = ports[i]!;
+    if (!isMapping(p) || p.name !== port.name) return false;
+    if (!(p.port === port.port || (port.port === null && p.port === undefined))) return false;
+    if (!(p.protocol === port.protocol || (port.protocol === 'TCP' && (p.protocol === undefined || p.protocol === null)))) return false;
+  }
+  return true;
+}
+
