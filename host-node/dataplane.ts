@@ -424,7 +424,9 @@ export class Dataplane extends CoreDataplane {
         fam.live = { shared: render.shared, filter: fam.ruleset.table('filter'), nat: fam.ruleset.table('nat') };
         result.families.push({
           family: plan.family, full: render.full, changedServices: [...(plan.changedServices ?? [])].sort(),
-          filterRules: render.filterRules, natRules: render.natRules, touched: applied.touched,
+          filterRules: render.filterRules, natRules: render.natRules,
+          // Sorted when first read: a full sync at 20,000 Services touches 45,000 chains.
+          get touched() { return applied.touched; },
         });
       } catch (e) {
         k.state.requestFullSync();

@@ -33,7 +33,7 @@ export interface SyncChange {
   full: boolean;
   /** Services kube-proxy's change tracker marked changed ("namespace/name"). */
   changedServices: string[];
-  /** Chains kube-proxy's iptables-restore payload wrote (each rewritten whole). */
+  /** Chains a partial sync's iptables-restore payload wrote (each rewritten whole); empty after a full sync, which writes them all. */
   rewrittenChains: string[];
   /** Rule lines that actually differ before/after (a sample, with the counts), and the chains holding them. */
   diff: DiffSample;
@@ -260,7 +260,7 @@ export class IptablesRunner extends Runner {
       change: {
         full: v4?.full ?? true,
         changedServices: v4?.changedServices ?? [],
-        rewrittenChains: v4?.touched ?? [],
+        rewrittenChains: v4 && !v4.full ? v4.touched : [],
         diff: first ? first.diff : sampleDiff(diff!), changedChains: first ? first.chains : chainsIn(diff!),
       },
     };
