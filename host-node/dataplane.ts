@@ -6,9 +6,10 @@ import { Dataplane as CoreDataplane } from './core/dataplane.js';
 import { buildPacket, type ProtoName } from './core/packet.js';
 import {
   parseRestore, renderSave, renderList, renderRules, kernelOrder, ChainLines, Ruleset, type Table, type RuleLines,
-  type RestoreError, type TableName, type CounterSource, type Family,
+  type RestoreError, type TableName, type Family,
 } from './netfilter/index.js';
 import { IptCompiler, loadRestore, type IptCore } from './netfilter/compile.js';
+import { LiveCounters } from './netfilter/live-counters.js';
 import { tracePacket, type TraceCore, type TraceResult } from './netfilter/trace.js';
 import { IpsetTable, type IpsetCore } from './ipset/index.js';
 import { IpvsProgram, type IpvsCore } from './ipvs/program.js';
@@ -122,6 +123,10 @@ type FullCore = IptCore & TraceCore & { iptModeSet(on: number): void; iptCounter
 
 export class Dataplane extends CoreDataplane {
   private readonly compiler = new IptCompiler();
+  private readonly liveCounters = new LiveCounters(() => this.ipt, this.compiler, () => {
+    this.refresh();
+    return this.dv;
+  });
   private readonly families: Record<Family, FamilyState> = { 4: { ruleset: Ruleset.empty(4) }, 6: { ruleset: Ruleset.empty(6) } };
 
   private kube?: { state: ProxyState; nodeName: string; services: Map<string, Service>; slices: Map<string, EndpointSlice>; nodes: Map<string, Node> };
@@ -216,6 +221,7 @@ export class Dataplane extends CoreDataplane {
       const e: RestoreError = parsed.error;
       throw new RestoreFailed(e.line, e.word, e.message);
     }
+    const kept = this.liveCounters.kept(family, state.ruleset, parsed.ruleset, parsed.changed, parsed.resets);
     const compiled = this.compiler.compile(parsed.ruleset, parsed.changed);
     try {
       loadRestore(this.ipt, this.compiler, compiled, (n) => this.core.cfgBuffer(n));
@@ -225,24 +231,12 @@ export class Dataplane extends CoreDataplane {
       this.refresh();
     }
     state.ruleset = parsed.ruleset;
+    this.liveCounters.reset(family, parsed.ruleset, parsed.resets);
+    this.liveCounters.restoreKept(family, kept);
     this.ipt.iptModeSet(1);
     // Sorted when first read: a full restore touches 60 000 chains and most callers never look.
     let sorted: string[] | null = null;
     return { get touched() { return (sorted ??= [...parsed.touched].sort()); } };
-  }
-
-  /** Per-rule packet/byte counters from the core, for the renderers. */
-  private counters(family: Family): CounterSource {
-    return (table: TableName, chain: string, index: number) => {
-      const id = this.compiler.chainId(family, table, chain);
-      if (id === undefined) return undefined;
-      const n = this.ipt.iptRuleCount(id);
-      const ptr = this.ipt.iptCounters(id);
-      if (n < 0 || ptr === 0) return undefined;
-      const at = index < 0 || index >= n ? n : index;   // the chain's end: policy counter
-      this.refresh();
-      return { packets: this.dv.getBigUint64(ptr + at * 16, true), bytes: this.dv.getBigUint64(ptr + at * 16 + 8, true) };
-    };
   }
 
   /** The live rules as `iptables-save` prints them. */
@@ -255,7 +249,7 @@ export class Dataplane extends CoreDataplane {
   iptablesList(table: TableName = 'filter', chain?: string, opts: { family?: Family; exact?: boolean; lineNumbers?: boolean } = {}): string {
     const family = opts.family ?? 4;
     return renderList(this.families[family].ruleset, table, chain, {
-      counters: this.counters(family), exact: opts.exact ?? false, lineNumbers: opts.lineNumbers ?? false,
+      counters: this.liveCounters.source(family), exact: opts.exact ?? false, lineNumbers: opts.lineNumbers ?? false,
     });
   }
 

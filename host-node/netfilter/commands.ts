@@ -9,15 +9,29 @@ import { detach, isSeparator, splitWords } from './lexer.js';
 import { RuleError } from './ext.js';
 import { targetSaveName, targetTable } from './ext-target.js';
 import { ChainDraft, type TableDraft } from './draft.js';
-import type { Counters, Family, Rule } from './model.js';
+import type { Counters, Family, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
 import { SkipLine, findRule, parseCommand, plainCounters, type Command } from './rule.js';
 import type { RestoreOptions } from './restore.js';
 
 export const NAT_DROP = 'The "nat" table is not intended for filtering, the use of DROP is therefore inhibited.';
 
+/**
+ * Counters a restore sets anew in the live rules: the kernel's rules added after a flush start
+ * from their `-c` counters or zero even when they equal the rules before (libiptc's commit keeps
+ * counters only of rules it did not flush), and -Z zeroes. `chain` null: every chain of the table
+ * (a block without --noflush); `rule` -1: every rule of the chain.
+ */
+export interface CounterReset {
+  readonly table: TableName;
+  readonly chain: string | null;
+  readonly rule: number;
+}
+
 /** The open block and the command lines that edit it. */
 export abstract class BlockEditor {
+  /** The counter resets of the blocks read so far, in order. */
+  readonly resets: CounterReset[] = [];
   /** 1-based number of the line being read. */
   lineNo = 0;
   protected td: TableDraft | null = null;
@@ -148,10 +162,16 @@ export abstract class BlockEditor {
         for (const name of chain !== null ? [chain] : this.userChains()) this.deleteChain(name);
         return;
       case 'F':
-        for (const name of chain !== null ? [chain] : this.allChains()) td.flush(need(name));
+        for (const name of chain !== null ? [chain] : this.allChains()) {
+          td.flush(need(name));
+          this.resets.push({ table: td.name, chain: name, rule: -1 });
+        }
         return;
       case 'Z':
-        for (const name of chain !== null ? [chain] : this.allChains()) this.zero(need(name), cmd.rulenum);
+        for (const name of chain !== null ? [chain] : this.allChains()) {
+          this.zero(need(name), cmd.rulenum);
+          this.resets.push({ table: td.name, chain: name, rule: cmd.rulenum - 1 });
+        }
         return;
       case 'P': {
         const d = chain === null ? undefined : td.get(chain);

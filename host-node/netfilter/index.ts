@@ -5,6 +5,7 @@
 
 export { parseRestore } from './restore.js';
 export type { RestoreOptions, RestoreResult, RestoreError, Touched } from './restore.js';
+export type { CounterReset } from './commands.js';
 export { renderSave, ctime, kernelOrder } from './save.js';
 export type { SaveOptions } from './save.js';
 export { renderRules, renderList, ChainLines } from './list.js';

@@ -18,7 +18,7 @@ import { RuleError } from './ext.js';
 import { VERDICTS } from './ext-target.js';
 import { TableDraft, resetTable, type ChainDraft } from './draft.js';
 import { CommitError, commit } from './graph.js';
-import { BlockEditor } from './commands.js';
+import { BlockEditor, type CounterReset } from './commands.js';
 import type { Counters, Family, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
 import { MAX_NAME, SkipLine, assertValidChainName, bracketCounters, parseRuleText } from './rule.js';
@@ -59,7 +59,7 @@ export interface RestoreError {
  * base is unchanged either way.
  */
 export type RestoreResult =
-  | { readonly ok: true; readonly ruleset: Ruleset; readonly touched: Set<string>; readonly changed: Touched }
+  | { readonly ok: true; readonly ruleset: Ruleset; readonly touched: Set<string>; readonly changed: Touched; readonly resets: readonly CounterReset[] }
   | { readonly ok: false; readonly error: RestoreError };
 
 /**
@@ -94,7 +94,7 @@ export function parseRestore(text: string, opts: RestoreOptions = {}): RestoreRe
   const changed: Touched = { tables: r.changedTables, chains: r.changedChains };
   let touched: Set<string> | null = null;
   return {
-    ok: true, ruleset: new Ruleset(family, r.tables, base.seq + r.lineNo + 1, base.cache), changed,
+    ok: true, ruleset: new Ruleset(family, r.tables, base.seq + r.lineNo + 1, base.cache), changed, resets: r.resets,
     get touched() {
       return (touched ??= new Set(changed.chains.map((c, k) => `${changed.tables[k]}/${c}`)));
     },
@@ -122,9 +122,10 @@ class Restorer extends BlockEditor {
   private lastChain = '';
   /** Set by extendRun(): where run() goes on after a replayed stretch (0: the next line). */
   private skipTo = 0;
-  /** Where the open block's `*table` line starts, and its line number. */
+  /** Where the open block's `*table` line starts, its line number, and its first counter reset. */
   private blockStart = 0;
   private blockLine = 0;
+  private blockResets = 0;
   /** extendRun()'s scratch: where each matched hint rule's text starts in the new text. */
   private starts = new Uint32Array(0);
   /**
@@ -213,6 +214,8 @@ class Restorer extends BlockEditor {
     this.td.views = this.views;
     this.lastDraft = null;
     this.pure = true;
+    this.blockResets = this.resets.length;
+    if (!this.opts.noflush) this.resets.push({ table: name, chain: null, rule: -1 });
   }
 
   /**
@@ -238,6 +241,7 @@ class Restorer extends BlockEditor {
       else return -1;
     }
     if (text.slice(start, stop) !== memo.text) return -1;
+    for (const r of memo.resets) this.resets.push(r);
     this.skipping = false;
     this.lineNo += memo.lines - 1;
     return next;
@@ -251,6 +255,7 @@ class Restorer extends BlockEditor {
       done.table.block = {
         text: this.text.slice(this.blockStart, end), lines: this.lineNo - this.blockLine + 1,
         noflush: !!opts.noflush, counters: !!opts.counters, strict: !!opts.strict,
+        resets: this.resets.slice(this.blockResets),
       };
     }
     this.tables.set(td.name, done.table);
@@ -289,6 +294,7 @@ class Restorer extends BlockEditor {
       if (this.opts.noflush && have) {
         d = td.edit(name)!;
         td.flush(d);
+        this.resets.push({ table: td.name, chain: name, rule: -1 });
       } else {
         if (have || VERDICTS.has(name)) throw new RuleError(name, `error creating chain '${name}':File exists`);
         assertValidChainName(name);

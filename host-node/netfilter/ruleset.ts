@@ -5,6 +5,7 @@
 // per-version delta) so a restore that changes ten chains of 60 000 copies ten entries, not the
 // table. Never parses text and never prints (restore.ts, save.ts, list.ts).
 
+import type { CounterReset } from './commands.js';
 import type { Counters, Family, Hook, Policy, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
 
@@ -205,6 +206,8 @@ export interface BlockMemo {
   readonly noflush: boolean;
   readonly counters: boolean;
   readonly strict: boolean;
+  /** The counter resets reading the block gave (passing it over gives them again). */
+  readonly resets: readonly CounterReset[];
 }
 
 /** One table of a ruleset. */

@@ -1,0 +1,131 @@
+// live-counters.ts — the core's per-rule packet/byte counters seen from the rule model: read for
+// the listings (`-L -v`, `-S -v`), and carried across a restore as libiptc's commit does: kept
+// for the rules a restore left alone, from the text (`-c`) or zero for the rules it flushed,
+// added or zeroed. Counter records are 16 bytes per rule (packets, bytes: u64 little endian), the
+// chain's policy after its rules (ABI.md iptCounters). Never compiles, never parses.
+import type { IptCompiler } from './compile.js';
+import type { CounterReset } from './commands.js';
+import type { CounterSource } from './list.js';
+import type { Family, TableName } from './model.js';
+import type { Ruleset } from './ruleset.js';
+import type { Touched } from './restore.js';
+
+/** The counters one edited chain holds after a restore, per rule (packets, bytes). */
+export interface KeptCounters {
+  readonly table: TableName;
+  readonly chain: string;
+  readonly values: BigUint64Array;
+}
+
+export interface CounterCore {
+  iptRuleCount(id: number): number;
+  iptCounters(id: number): number;
+}
+
+export class LiveCounters {
+  /** `view` gives a DataView of the core's memory as it is now (memory may have grown). */
+  constructor(
+    private readonly core: () => CounterCore,
+    private readonly compiler: IptCompiler,
+    private readonly view: () => DataView,
+  ) {}
+
+  /** Per-rule counters from the core, for the renderers. */
+  source(family: Family): CounterSource {
+    return (table: TableName, chain: string, index: number) => {
+      const at = this.records(family, table, chain);
+      if (!at) return undefined;
+      const k = index < 0 || index >= at.n ? at.n : index;   // the chain's end: policy counter
+      const dv = this.view();
+      return { packets: dv.getBigUint64(at.ptr + k * 16, true), bytes: dv.getBigUint64(at.ptr + k * 16 + 8, true) };
+    };
+  }
+
+  /**
+   * Sets the live counters of the rules a restore flushed or zeroed to what the text gave them
+   * (`-c`, else zero): iptables-restore keeps counters only of rules it did not flush, so a chain
+   * rewritten with the same rules keeps its compiled code here, not its counts. Policy counters stay.
+   */
+  reset(family: Family, rs: Ruleset, resets: readonly CounterReset[]): void {
+    if (resets.length === 0) return;
+    const dv = this.view();
+    for (const r of resets) {
+      const table = rs.table(r.table);
+      const one = r.chain === null ? undefined : table?.chain(r.chain);
+      if (!table || (r.chain !== null && !one)) continue;
+      for (const c of one ? [one] : table.chains()) {
+        const at = this.records(family, r.table, c.name);
+        if (!at || at.n !== c.rules.length) continue;
+        const to = r.rule < 0 ? at.n : Math.min(at.n, r.rule + 1);
+        for (let k = Math.max(0, r.rule); k < to; k++) {
+          const { packets, bytes } = c.rules[k]!.counters;
+          dv.setBigUint64(at.ptr + k * 16, packets, true);
+          dv.setBigUint64(at.ptr + k * 16 + 8, bytes, true);
+        }
+      }
+    }
+  }
+
+  /**
+   * Before a restore commits: the counters the edited chains will hold. libiptc's commit keeps the
+   * counters of the rules a restore did not touch in a chain it did not flush (appends, inserts or
+   * deletes elsewhere in it): here the rules equal at the chain's head and tail keep theirs, every
+   * other rule takes what the text gave it (`-c`, else zero). Flushed chains are reset() after.
+   */
+  kept(family: Family, before: Ruleset, after: Ruleset, changed: Touched, resets: readonly CounterReset[]): KeptCounters[] {
+    const whole = new Set<TableName>();
+    const flushed = new Map<TableName, Set<string>>();
+    for (const r of resets) {
+      if (r.chain === null) whole.add(r.table);
+      else if (r.rule < 0) (flushed.get(r.table) ?? flushed.set(r.table, new Set()).get(r.table)!).add(r.chain);
+    }
+    const out: KeptCounters[] = [];
+    const dv = this.view();
+    for (let k = 0; k < changed.chains.length; k++) {
+      const table = changed.tables[k]!, name = changed.chains[k]!;
+      if (whole.has(table) || flushed.get(table)?.has(name)) continue;
+      const old = before.table(table)?.chain(name), now = after.table(table)?.chain(name);
+      if (!old || !now || old.rules.length === 0 || now.rules.length === 0) continue;
+      const at = this.records(family, table, name);
+      if (!at || at.n !== old.rules.length) continue;
+      const a = old.rules, b = now.rules;
+      let head = 0;
+      while (head < a.length && head < b.length && a[head] === b[head]) head++;
+      let tail = 0;
+      while (tail < a.length - head && tail < b.length - head && a[a.length - 1 - tail] === b[b.length - 1 - tail]) tail++;
+      const values = new BigUint64Array(2 * b.length);
+      for (let i = 0; i < b.length; i++) {
+        const from = i < head ? i : i >= b.length - tail ? a.length - (b.length - i) : -1;
+        if (from >= 0) {
+          values[2 * i] = dv.getBigUint64(at.ptr + from * 16, true);
+          values[2 * i + 1] = dv.getBigUint64(at.ptr + from * 16 + 8, true);
+        } else {
+          values[2 * i] = b[i]!.counters.packets;
+          values[2 * i + 1] = b[i]!.counters.bytes;
+        }
+      }
+      out.push({ table, chain: name, values });
+    }
+    return out;
+  }
+
+  /** After the commit: writes what kept() read. */
+  restoreKept(family: Family, kept: readonly KeptCounters[]): void {
+    if (kept.length === 0) return;
+    const dv = this.view();
+    for (const { table, chain, values } of kept) {
+      const at = this.records(family, table, chain);
+      if (!at || 2 * at.n !== values.length) continue;
+      for (let i = 0; i < values.length; i++) dv.setBigUint64(at.ptr + i * 8, values[i]!, true);
+    }
+  }
+
+  /** Where a compiled chain's counter records start, and its rule count; undefined when not compiled. */
+  private records(family: Family, table: TableName, chain: string): { ptr: number; n: number } | undefined {
+    const id = this.compiler.chainId(family, table, chain);
+    if (id === undefined) return undefined;
+    const n = this.core().iptRuleCount(id);
+    const ptr = this.core().iptCounters(id);
+    return n < 0 || ptr === 0 ? undefined : { ptr, n };
+  }
+}
