@@ -15,7 +15,7 @@ import { IpsetTable, type IpsetCore } from './ipset/index.js';
 import { IpvsProgram, type IpvsCore } from './ipvs/program.js';
 import { Ipvsadm, type IpvsadmResult } from './ipvs/ipvsadm.js';
 import {
-  ProxyState, parseManifests, loadObjects, renderIptables, jumpChains, jumpRestoreText, liveTable, namespacedName,
+  ProxyState, parseManifests, loadObjects, renderIptables, SHARED_NAT_CHAINS, jumpChains, jumpRestoreText, liveTable, namespacedName,
   servicePortId, joinHostPort, deepEqual,
   type IptablesOptions, type SharedChains, type ManifestIssue, type Service, type EndpointSlice, type Node, type SyncPlan,
   type IpvsRenderOptions,
@@ -400,6 +400,13 @@ export class Dataplane extends CoreDataplane {
       });
       try {
         const applied = this.iptablesRestore(render.liveText, { family: plan.family, noflush: true });
+        // kube-proxy's own text declares, so flushes, the shared chains in every sync: their counters
+        // start again from zero on the kernel even where liveText left the rules alone.
+        const shared = [
+          ...render.shared.filterChains.map((l) => ({ table: 'filter' as const, chain: l.slice(1, l.indexOf(' ')), rule: -1 })),
+          ...SHARED_NAT_CHAINS.map((chain) => ({ table: 'nat' as const, chain, rule: -1 })),
+        ];
+        this.liveCounters.reset(plan.family, fam.ruleset, shared);
         if (!fam.jumps) {
           const jumps = jumpChains();
           // The jumps live in built-in chains: only those are read back as text (a whole 20k-Service

@@ -102,7 +102,8 @@ export interface IptablesRender {
   natRules: number;
 }
 
-const SHARED_NAT_CHAINS = ['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ'];
+/** The nat chains every sync's payload declares (so flushes), whatever changed. */
+export const SHARED_NAT_CHAINS: readonly string[] = ['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ'];
 /**
  * V8 keeps a template literal's result as a tree of its pieces until something reads it; reading
  * a character flattens it. Done while the lines are young, a full sync at 20,000 Services keeps

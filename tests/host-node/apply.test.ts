@@ -57,6 +57,28 @@ describe('Dataplane.apply (iptables mode)', () => {
     expect(t4.outcomes.map((o) => o.verdict)).toEqual(['REPLY']);
   });
 
+  it('counts as the kernel does under kube-proxy\'s syncs: the shared chains start again at each sync, untouched Services keep theirs', async () => {
+    const dp = await make();
+    const objects = (webIps: string[]) => [svc('web', '10.96.0.80', 80), slice('web-1', 'web', webIps), svc('api', '10.96.0.90', 80), slice('api-1', 'api', ['10.244.1.21'])].join('\n---\n');
+    dp.apply(objects(['10.244.1.11']));
+    for (const [dst, sport] of [['10.96.0.80', 5000], ['10.96.0.90', 5001]] as const) {
+      dp.process(buildPacket({ src: '10.244.3.3', dst, proto: 'tcp', sport, dport: 80, flags: 'S' }), 1);
+    }
+    const svcChain = (ip: string) => / -j (KUBE-SVC-\S+)/.exec(dp.iptablesRules('nat', 'KUBE-SERVICES').split('\n').find((l) => l.includes(`-d ${ip}/32`))!)![1]!;
+    const packets = (chain: string) => dp.iptablesList('nat', chain, { exact: true }).trim().split('\n').slice(2).map((l) => Number(l.trim().split(/\s+/)[0]));
+    const api = svcChain('10.96.0.90');
+    expect(packets('KUBE-SERVICES').filter((n) => n > 0)).toEqual([1, 1]);
+    expect(packets(api).at(-1)).toBe(1);   // its jump to the endpoint
+
+    // A partial sync for web: kube-proxy's text declares (flushes) KUBE-SERVICES and web's chains,
+    // never api's, so iptables-legacy would show zero for those and 1 for api's.
+    const r = dp.apply(objects(['10.244.2.12']));
+    expect(r.families.find((f) => f.family === 4)!.full).toBe(false);
+    expect(packets('KUBE-SERVICES').every((n) => n === 0)).toBe(true);
+    expect(packets(svcChain('10.96.0.80')).every((n) => n === 0)).toBe(true);
+    expect(packets(api).at(-1)).toBe(1);
+  });
+
   it('installs kube-proxy\'s jumps from the built-in chains once, keeping ones already there', async () => {
     const dp = await make();
     // One jump already in place (as an earlier kube-proxy left it), with an unrelated rule.
