@@ -6,7 +6,7 @@
 import type { IptCompiler } from './compile.js';
 import type { CounterReset } from './commands.js';
 import type { CounterSource } from './list.js';
-import type { Family, TableName } from './model.js';
+import { ZERO_COUNTERS, type Family, type TableName } from './model.js';
 import type { Ruleset } from './ruleset.js';
 import type { Touched } from './restore.js';
 
@@ -56,11 +56,17 @@ export class LiveCounters {
       for (const c of one ? [one] : table.chains()) {
         const at = this.records(family, r.table, c.name);
         if (!at || at.n !== c.rules.length) continue;
-        const to = r.rule < 0 ? at.n : Math.min(at.n, r.rule + 1);
-        for (let k = Math.max(0, r.rule); k < to; k++) {
-          const { packets, bytes } = c.rules[k]!.counters;
-          dv.setBigUint64(at.ptr + k * 16, packets, true);
-          dv.setBigUint64(at.ptr + k * 16 + 8, bytes, true);
+        const from = Math.max(0, r.rule), to = r.rule < 0 ? at.n : Math.min(at.n, r.rule + 1);
+        let zero = true;
+        for (let k = from; k < to && zero; k++) zero = c.rules[k]!.counters === ZERO_COUNTERS;
+        // Without -c every counter is zero: one fill (KUBE-SERVICES has a rule per Service port).
+        if (zero) new Uint8Array(dv.buffer, at.ptr + from * 16, (to - from) * 16).fill(0);
+        else {
+          for (let k = from; k < to; k++) {
+            const { packets, bytes } = c.rules[k]!.counters;
+            dv.setBigUint64(at.ptr + k * 16, packets, true);
+            dv.setBigUint64(at.ptr + k * 16 + 8, bytes, true);
+          }
         }
       }
     }
