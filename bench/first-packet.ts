@@ -43,14 +43,14 @@ export type SynSource = 'outside' | 'pod';
 /** SYNs from distinct sources to random Services' cluster IPs, port 80. */
 export function syns(cluster: Cluster, count: number, rng: Rng, offset: number, from: SynSource = 'outside'): Uint8Array[] {
   const out: Uint8Array[] = [];
-  const net = from === 'pod' ? '198.19.250' : '198.18.100';
-  const [a, b, c0] = net.split('.').map(Number) as [number, number, number];
+  const net = from === 'pod' ? '198.19' : '198.18';
+  const third = from === 'pod' ? 250 : 100;
   for (let i = 0; i < count; i++) {
     const svc = cluster.services[rng.int(0, cluster.services.length - 1)]!;
     const c = offset + i;
     const host = c % 1016;
     out.push(buildPacket({
-      src: `${a}.${b}.${c0 + Math.floor(host / 254)}.${(host % 254) + 1}`, dst: svc.spec.clusterIP,
+      src: `${net}.${third + Math.floor(host / 254)}.${(host % 254) + 1}`, dst: svc.spec.clusterIP,
       proto: 'tcp', sport: 1024 + (Math.floor(c / 1016) % 60000), dport: 80, flags: 'S',
     }));
   }
