@@ -80,11 +80,19 @@ function lineOn(s, timeoutMs) {
     s.once('line', on);
   });
 }
+// Each request of the tcp op from a source port this agent never used before (below the kernel's
+// ephemeral range, 32768+). The kernel reuses a source port toward another destination, and two
+// Services that keep the client's address and DNAT the same client ip:port to the same endpoint
+// collide on the reply tuple: conntrack (the kernel's and the core's alike) drops the second
+// connection's SYNs until the first entry expires, so a retransmitted SYN that draws the same
+// endpoint again would turn into a timeout that has nothing to do with what a test asks.
+let nextPort = 20000 + Math.floor(Math.random() * 8000);
+const freshPort = () => { const p = nextPort; nextPort = nextPort >= 31999 ? 20000 : nextPort + 1; return p; };
 const ops = {
   async tcp(m) {
     const replies = [], errors = [];
     let next = 0;
-    const worker = async () => { while (next < m.count) { const i = next++; const r = await once(m.host, m.port, 'req-' + i, m.timeoutMs || 3000); if (r.error) errors.push(r.error); else replies.push(r.reply); } };
+    const worker = async () => { while (next < m.count) { const i = next++; const r = await once(m.host, m.port, 'req-' + i, m.timeoutMs || 3000, freshPort()); if (r.error) errors.push(r.error); else replies.push(r.reply); } };
     await Promise.all(Array.from({ length: Math.min(m.count, m.concurrency || 1) }, worker));
     return { replies, errors };
   },

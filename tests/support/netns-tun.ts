@@ -19,9 +19,9 @@ readline.createInterface({ input: process.stdin }).on('line', (l) => {
 
 /** Agent source: one TCP request/reply exchange with a timeout (shared by the client agents). */
 export const TCP_ONCE = String.raw`
-function once(host, port, payload, timeoutMs) {
+function once(host, port, payload, timeoutMs, localPort) {
   return new Promise((resolve) => {
-    const s = net.connect({ host, port });
+    const s = net.connect(localPort ? { host, port, localPort } : { host, port });
     let buf = '', done = false;
     const finish = (v) => { if (!done) { done = true; clearTimeout(t); s.destroy(); resolve(v); } };
     const t = setTimeout(() => finish({ error: 'timeout' }), timeoutMs);
