@@ -231,8 +231,9 @@ export class Dataplane extends CoreDataplane {
       this.refresh();
     }
     state.ruleset = parsed.ruleset;
-    this.liveCounters.reset(family, parsed.ruleset, parsed.resets);
+    // Kept counters first: a reset (flush, -Z, a block setting policy counters) has the last word.
     this.liveCounters.restoreKept(family, kept);
+    this.liveCounters.reset(family, parsed.ruleset, parsed.resets);
     this.ipt.iptModeSet(1);
     // Sorted when first read: a full restore touches 60 000 chains and most callers never look.
     let sorted: string[] | null = null;
@@ -242,7 +243,7 @@ export class Dataplane extends CoreDataplane {
   /** The live rules as `iptables-save` prints them. */
   iptablesSave(opts: { family?: Family; counters?: boolean } = {}): string {
     const family = opts.family ?? 4;
-    return renderSave(this.families[family].ruleset, { counters: opts.counters ?? false });
+    return renderSave(this.families[family].ruleset, { counters: opts.counters ?? false, live: this.liveCounters.source(family) });
   }
 
   /** `iptables -L [chain] -n -v` for one table, with the core's counters. */

@@ -20,18 +20,31 @@ export const NAT_DROP = 'The "nat" table is not intended for filtering, the use 
  * Counters a restore sets anew in the live rules: the kernel's rules added after a flush start
  * from their `-c` counters or zero even when they equal the rules before (libiptc's commit keeps
  * counters only of rules it did not flush), and -Z zeroes. `chain` null: every chain of the table
- * (a block without --noflush); `rule` -1: every rule of the chain.
+ * (a block without --noflush); `rule` -1: every rule of the chain, -2: none of them.
+ * `policy`: a built-in chain's policy counters set as well. iptables-legacy's commit of a block
+ * that changes anything sets every built-in chain's: to what the block gave it (`:CHAIN POLICY
+ * [p:b]` or -P with -c), else zero — checked on this machine's iptables-legacy 1.8; a block that
+ * changes nothing is not committed and keeps them.
  */
 export interface CounterReset {
   readonly table: TableName;
   readonly chain: string | null;
   readonly rule: number;
+  readonly policy?: Counters;
 }
+
+/** The reset of a built-in chain's policy counters alone. */
+export const policyReset = (table: TableName, chain: string, counters: Counters | null): CounterReset =>
+  ({ table, chain, rule: -2, policy: counters ?? ZERO_COUNTERS });
 
 /** The open block and the command lines that edit it. */
 export abstract class BlockEditor {
   /** The counter resets of the blocks read so far, in order. */
   readonly resets: CounterReset[] = [];
+  /** Policy counters the open block gave built-in chains (`:CHAIN POLICY`, -P). */
+  protected readonly blockPolicies = new Map<string, Counters>();
+  /** The open block holds a line that changes the table (or replaces it whole). */
+  protected blockEdited = false;
   /** 1-based number of the line being read. */
   lineNo = 0;
   protected td: TableDraft | null = null;
@@ -182,7 +195,8 @@ export abstract class BlockEditor {
         const e = need(chain);
         e.policy = cmd.policy;
         e.declared = 'policy';
-        if (cmd.counters) e.counters = cmd.counters;
+        e.counters = cmd.counters ?? ZERO_COUNTERS;
+        this.blockPolicies.set(e.name, e.counters);
         return;
       }
       case 'E':

@@ -10,11 +10,15 @@ import { ZERO_COUNTERS, type Family, type TableName } from './model.js';
 import type { Ruleset } from './ruleset.js';
 import type { Touched } from './restore.js';
 
-/** The counters one edited chain holds after a restore, per rule (packets, bytes). */
+/**
+ * The counters one edited chain holds after a restore: per rule (packets, bytes), null for a
+ * flushed chain (reset() fills it); a built-in chain's policy counters, which a recompile moves.
+ */
 export interface KeptCounters {
   readonly table: TableName;
   readonly chain: string;
-  readonly values: BigUint64Array;
+  readonly values: BigUint64Array | null;
+  readonly policy: readonly [bigint, bigint] | null;
 }
 
 export interface CounterCore {
@@ -56,6 +60,11 @@ export class LiveCounters {
       for (const c of one ? [one] : table.chains()) {
         const at = this.records(family, r.table, c.name);
         if (!at || at.n !== c.rules.length) continue;
+        if (r.policy && c.builtin) {
+          dv.setBigUint64(at.ptr + at.n * 16, r.policy.packets, true);
+          dv.setBigUint64(at.ptr + at.n * 16 + 8, r.policy.bytes, true);
+        }
+        if (r.rule === -2) continue;
         const from = Math.max(0, r.rule), to = r.rule < 0 ? at.n : Math.min(at.n, r.rule + 1);
         let zero = true;
         for (let k = from; k < to && zero; k++) zero = c.rules[k]!.counters === ZERO_COUNTERS;
@@ -83,17 +92,23 @@ export class LiveCounters {
     const flushed = new Map<TableName, Set<string>>();
     for (const r of resets) {
       if (r.chain === null) whole.add(r.table);
-      else if (r.rule < 0) (flushed.get(r.table) ?? flushed.set(r.table, new Set()).get(r.table)!).add(r.chain);
+      else if (r.rule === -1) (flushed.get(r.table) ?? flushed.set(r.table, new Set()).get(r.table)!).add(r.chain);
     }
     const out: KeptCounters[] = [];
     const dv = this.view();
     for (let k = 0; k < changed.chains.length; k++) {
       const table = changed.tables[k]!, name = changed.chains[k]!;
-      if (whole.has(table) || flushed.get(table)?.has(name)) continue;
       const old = before.table(table)?.chain(name), now = after.table(table)?.chain(name);
-      if (!old || !now || old.rules.length === 0 || now.rules.length === 0) continue;
+      if (!old || !now) continue;
       const at = this.records(family, table, name);
       if (!at || at.n !== old.rules.length) continue;
+      const policy = now.builtin
+        ? [dv.getBigUint64(at.ptr + at.n * 16, true), dv.getBigUint64(at.ptr + at.n * 16 + 8, true)] as const
+        : null;
+      if (whole.has(table) || flushed.get(table)?.has(name) || old.rules.length === 0 || now.rules.length === 0) {
+        if (policy) out.push({ table, chain: name, values: null, policy });
+        continue;
+      }
       const a = old.rules, b = now.rules;
       let head = 0;
       while (head < a.length && head < b.length && a[head] === b[head]) head++;
@@ -110,7 +125,7 @@ export class LiveCounters {
           values[2 * i + 1] = b[i]!.counters.bytes;
         }
       }
-      out.push({ table, chain: name, values });
+      out.push({ table, chain: name, values, policy });
     }
     return out;
   }
@@ -119,9 +134,14 @@ export class LiveCounters {
   restoreKept(family: Family, kept: readonly KeptCounters[]): void {
     if (kept.length === 0) return;
     const dv = this.view();
-    for (const { table, chain, values } of kept) {
+    for (const { table, chain, values, policy } of kept) {
       const at = this.records(family, table, chain);
-      if (!at || 2 * at.n !== values.length) continue;
+      if (!at) continue;
+      if (policy) {
+        dv.setBigUint64(at.ptr + at.n * 16, policy[0], true);
+        dv.setBigUint64(at.ptr + at.n * 16 + 8, policy[1], true);
+      }
+      if (values === null || 2 * at.n !== values.length) continue;
       for (let i = 0; i < values.length; i++) dv.setBigUint64(at.ptr + i * 8, values[i]!, true);
     }
   }

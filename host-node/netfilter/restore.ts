@@ -18,11 +18,11 @@ import { RuleError } from './ext.js';
 import { VERDICTS } from './ext-target.js';
 import { TableDraft, resetTable, type ChainDraft } from './draft.js';
 import { CommitError, commit } from './graph.js';
-import { BlockEditor, type CounterReset } from './commands.js';
+import { BlockEditor, policyReset, type CounterReset } from './commands.js';
 import type { Counters, Family, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
 import { MAX_NAME, SkipLine, assertValidChainName, bracketCounters, parseRuleText } from './rule.js';
-import { Ruleset, Table, builtinHook, emptyTable, hasFewChains, isTableName, type ChainSource } from './ruleset.js';
+import { BUILTIN_CHAINS, Ruleset, Table, builtinHook, emptyTable, hasFewChains, isTableName, type ChainSource } from './ruleset.js';
 
 export interface RestoreOptions {
   /** 4 (iptables-restore) or 6 (ip6tables-restore); default the base's family, else 4. */
@@ -181,6 +181,7 @@ class Restorer extends BlockEditor {
         const first = splitWords(text.slice(start, end))[0] ?? '';
         throw new RuleError(first, first === 'COMMIT' ? 'COMMIT without a table' : 'no table selected (a `*table` line must come first)');
       }
+      this.blockEdited = true;
       if (c0 === 58) {
         this.declareChain(text.slice(start + 1, end));
         continue;
@@ -216,6 +217,8 @@ class Restorer extends BlockEditor {
     this.pure = true;
     this.blockResets = this.resets.length;
     if (!this.opts.noflush) this.resets.push({ table: name, chain: null, rule: -1 });
+    this.blockPolicies.clear();
+    this.blockEdited = !this.opts.noflush;
   }
 
   /**
@@ -251,6 +254,9 @@ class Restorer extends BlockEditor {
     const td = this.td!;
     const done = commit(td, this.lineNo);
     const opts = this.opts;
+    if (this.blockEdited) {
+      for (const hook of BUILTIN_CHAINS[td.name]) this.resets.push(policyReset(td.name, hook, this.blockPolicies.get(hook) ?? null));
+    }
     if (end - this.blockStart >= VIEW_MIN_TEXT && (!opts.noflush || this.pure)) {
       done.table.block = {
         text: this.text.slice(this.blockStart, end), lines: this.lineNo - this.blockLine + 1,
@@ -318,7 +324,8 @@ class Restorer extends BlockEditor {
     if (policy !== 'ACCEPT' && policy !== 'DROP') throw new RuleError(policy, cant + 'Bad policy name');
     d.policy = policy;
     d.declared = 'policy';
-    if (this.opts.counters && counters) d.counters = counters;
+    d.counters = counters ?? ZERO_COUNTERS;
+    this.blockPolicies.set(name, d.counters);
   }
 
   // ---- `-A CHAIN rule` without quotes in CHAIN: the common case, parsed rules reused ----

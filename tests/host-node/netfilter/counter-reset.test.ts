@@ -20,6 +20,19 @@ function packets(list: string): number[] {
   return list.trim().split('\n').slice(2).map((l) => Number(l.trim().split(/\s+/)[0]));
 }
 
+/** From `iptables-save -c` text: per chain, its policy counters (built-in chains) and its rules' counters in order. */
+function saved(text: string): { policies: Record<string, string>; rules: Record<string, string[]> } {
+  const policies: Record<string, string> = {};
+  const rules: Record<string, string[]> = {};
+  for (const line of text.split('\n')) {
+    const decl = /^:(\S+) (ACCEPT|DROP) (\[\d+:\d+\])$/.exec(line);
+    if (decl) policies[decl[1]!] = decl[3]!;
+    const rule = /^(\[\d+:\d+\]) -A (\S+) /.exec(line);
+    if (rule) (rules[rule[2]!] ??= []).push(rule[1]!);
+  }
+  return { policies, rules };
+}
+
 async function counted(): Promise<Dataplane> {
   const dp = await Dataplane.create({ nodeIPs: [NODE], seed: 1 });
   dp.iptablesRestore(BASE);
@@ -81,6 +94,22 @@ describe('counters of rules a restore rewrites', () => {
     }
   });
 
+  it('iptables-save shows the live counters: policies always, rules with -c; a block that edits the table restarts its policies', async () => {
+    const dp = await counted();
+    const policy = (chain: string) => new RegExp(`^:${chain} ACCEPT (\\[\\d+:\\d+\\])$`, 'm').exec(dp.iptablesSave())?.[1];
+    dp.iptablesRestore('*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n', { noflush: true });
+    send(dp, 1004);
+    send(dp, 1005);
+    expect(policy('INPUT')).toBe('[2:80]');
+    expect(dp.iptablesList('filter', 'INPUT', { exact: true })).toMatch(/policy ACCEPT 2 packets, 80 bytes/);
+    expect(dp.iptablesSave({ counters: true })).toMatch(/^\[4:160\] -A KUBE-Y -j RETURN$/m);
+    dp.iptablesRestore('*filter\nCOMMIT\n', { noflush: true });
+    expect(policy('INPUT')).toBe('[2:80]');
+    dp.iptablesRestore('*filter\n-A KUBE-Y -j RETURN\nCOMMIT\n', { noflush: true });
+    expect(policy('INPUT')).toBe('[0:0]');
+    expect(dp.iptablesSave({ counters: true })).toMatch(/^\[4:160\] -A KUBE-Y -j RETURN\n\[0:0\] -A KUBE-Y -j RETURN$/m);
+  });
+
   it('a restore with -c sets the counters the text gives, also for unchanged rules', async () => {
     const dp = await counted();
     dp.iptablesRestore(BASE.replace('-A KUBE-Y -j RETURN', '[7:700] -A KUBE-Y -j RETURN'), { counters: true });
@@ -101,16 +130,25 @@ describe.skipIf(skipWhy !== '')('counters after restores, svcplane vs iptables-l
   it('gives the kernel\'s counters after each step', async () => {
     const ns = scope!.create('node');
     const dp = await Dataplane.create({ nodeIPs: [NODE], seed: 1 });
-    const counts = `*filter\n:INPUT ACCEPT [0:0]\n:KUBE-X - [0:0]\n:KUBE-Y - [0:0]\n[5:300] -A INPUT -j KUBE-X\n[7:700] -A KUBE-X -j KUBE-Y\n[9:900] -A KUBE-Y -j RETURN\nCOMMIT\n`;
+    const counts = `*filter\n:INPUT ACCEPT [4:400]\n:KUBE-X - [0:0]\n:KUBE-Y - [0:0]\n[5:300] -A INPUT -j KUBE-X\n[7:700] -A KUBE-X -j KUBE-Y\n[9:900] -A KUBE-Y -j RETURN\nCOMMIT\n`;
+    const setPolicy = '*filter\n:INPUT ACCEPT [6:60]\nCOMMIT\n';
     const steps: Array<{ text: string; noflush?: boolean; counters?: boolean }> = [
       { text: counts, counters: true },
+      { text: '*filter\n-A INPUT -s 198.18.9.0/24 -j ACCEPT\nCOMMIT\n', noflush: true },
       { text: '*filter\n:KUBE-X - [0:0]\n-A KUBE-X -j KUBE-Y\nCOMMIT\n', noflush: true },
       { text: '*filter\n-A KUBE-Y -j RETURN\nCOMMIT\n', noflush: true },
       { text: '*filter\n-Z KUBE-Y 1\nCOMMIT\n', noflush: true },
+      { text: '*filter\n-F INPUT\nCOMMIT\n', noflush: true },
       { text: counts, counters: true },
+      { text: setPolicy, noflush: true, counters: true },
+      { text: '*filter\n-Z INPUT\nCOMMIT\n', noflush: true },
       { text: '*filter\n-I KUBE-Y 1 -s 198.18.7.0/24 -j RETURN\n-A KUBE-Y -j ACCEPT\nCOMMIT\n', noflush: true },
       { text: '*filter\n-D KUBE-Y 1\n[3:30] -A KUBE-X -j ACCEPT\nCOMMIT\n', noflush: true, counters: true },
+      { text: setPolicy, noflush: true, counters: true },
+      { text: '*filter\n-P INPUT ACCEPT\nCOMMIT\n', noflush: true },
+      { text: setPolicy, noflush: true, counters: true },
       { text: '*filter\n-F KUBE-Y\n-A KUBE-Y -j RETURN\nCOMMIT\n', noflush: true },
+      { text: counts },
       { text: counts.replace(/\[\d+:\d+\] /g, '') },
     ];
     for (const [i, s] of steps.entries()) {
@@ -121,6 +159,13 @@ describe.skipIf(skipWhy !== '')('counters after restores, svcplane vs iptables-l
         const kernel = packets(scope!.must(ns, ['iptables-legacy', '-L', chain, '-v', '-x', '-n']));
         expect({ step: i, chain, packets: count(dp, chain) }).toEqual({ step: i, chain, packets: kernel });
       }
+      // iptables-save -c: the built-in chains' policy counters and every rule's, chain by chain.
+      // (svcplane prints only the built-in chains its texts declared, as its own form does.)
+      const ours = saved(dp.iptablesSave({ counters: true }));
+      const kernel = saved(scope!.must(ns, ['iptables-legacy-save', '-c', '-t', 'filter']));
+      expect(ours.policies.INPUT).toBeDefined();
+      for (const name of Object.keys(kernel.policies)) if (!(name in ours.policies)) delete kernel.policies[name];
+      expect({ step: i, ...ours }).toEqual({ step: i, ...kernel });
     }
   });
 });
