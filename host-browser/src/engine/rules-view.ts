@@ -43,7 +43,6 @@ function declOf(c: ChainRules): string {
 
 /** Appends a rule line read from text (a chain read from text holds its lines in an array). */
 function pushRule(c: ChainRules, line: string): void {
-  if (!Array.isArray(c.rules)) c.rules = Array.from({ length: c.rules.length }, (_, i) => c.rules.at(i)!);
   (c.rules as string[]).push(line);
 }
 
