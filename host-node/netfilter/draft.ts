@@ -68,6 +68,8 @@ export class ChainDraft {
   private logHead = -1;
   private logTail = -1;
   private linesLog: AppendLog | null = null;
+  /** The lines of a settled replay, until first read (settleLines()). */
+  private linesReplayed: Int32Array | null = null;
   private logPlaces = true;
   /** The list was built at its exact size from the log and not changed since. */
   private exact = false;
@@ -112,7 +114,7 @@ export class ChainDraft {
   get lines(): number[] | null {
     if (this.replayed !== 0) this.settle();
     if (this.logged !== 0) this.settleLog();
-    if (this.linesLog !== null) this.settleLines();
+    if (this.linesLog !== null || this.linesReplayed !== null) this.settleLines();
     return this.lineList;
   }
 
@@ -120,6 +122,7 @@ export class ChainDraft {
     if (this.replayed !== 0) this.settle();
     if (this.logged !== 0) this.settleLog();
     this.linesLog = null;
+    this.linesReplayed = null;
     this.lineList = lines;
   }
 
@@ -178,6 +181,12 @@ export class ChainDraft {
   }
 
   private settleLines(): void {
+    const replayed = this.linesReplayed;
+    if (replayed !== null) {
+      this.linesReplayed = null;
+      this.lineList = Array.from(replayed);
+      return;
+    }
     const log = this.linesLog!;
     this.linesLog = null;
     this.lineList = log.lines(this.logHead, this.list.length);
@@ -186,19 +195,20 @@ export class ChainDraft {
   private endLog(): void {
     this.logged = 0;
     this.linesLog = null;
+    this.linesReplayed = null;
     this.log = null;
     this.exact = false;
   }
 
   get owned(): boolean {
-    return this.lineList !== null;
+    return this.lineList !== null || this.linesReplayed !== null;
   }
 
   /** The mutable rule list (copied from the origin on first use). */
   own(): Rule[] {
     if (this.replayed !== 0) this.settle();
     if (this.logged !== 0) this.settleLog();
-    if (this.linesLog !== null) this.settleLines();
+    if (this.linesLog !== null || this.linesReplayed !== null) this.settleLines();
     this.exact = false;
     if (this.endsKnown) {
       // The list is about to change in place: what settle() recorded about it no longer holds.
@@ -298,14 +308,14 @@ export class ChainDraft {
     const idx = this.replayIdx!, rl = this.replayLines!, rp = this.replayParts!;
     // Sized up front: growing arrays of 20 000 by push reallocates them in large-object space.
     const list = new Array<Rule>(n);
-    const lines = new Array<number>(n);
     for (let k = 0; k < n; k++) {
       const i = idx[k]!;
       list[k] = i >= 0 ? hint[i]! : fresh[-1 - i]!;
-      lines[k] = rl[k]!;
     }
     this.list = list;
-    this.lineList = lines;
+    // Line numbers are read only for an error or a later edit in this block: kept as logged.
+    this.lineList = null;
+    this.linesReplayed = rl.subarray(0, n);
     this.parts = new Places(rp, 2 * n);   // the places were empty when the replay began
     // The log says where the list still equals the hint: its common ends, without comparing.
     const h = hint.length, m = Math.min(h, n);

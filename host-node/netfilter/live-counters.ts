@@ -11,13 +11,14 @@ import type { Ruleset } from './ruleset.js';
 import type { Touched } from './restore.js';
 
 /**
- * The counters one edited chain holds after a restore: per rule (packets, bytes), null for a
- * flushed chain (reset() fills it); a built-in chain's policy counters, which a recompile moves.
+ * The counters one edited chain holds after a restore: its rules' records as the core holds them,
+ * null for a flushed chain (reset() fills it); a built-in chain's policy counters, which a
+ * recompile moves.
  */
 export interface KeptCounters {
   readonly table: TableName;
   readonly chain: string;
-  readonly values: BigUint64Array | null;
+  readonly values: Uint8Array | null;
   readonly policy: readonly [bigint, bigint] | null;
 }
 
@@ -114,16 +115,18 @@ export class LiveCounters {
       while (head < a.length && head < b.length && a[head] === b[head]) head++;
       let tail = 0;
       while (tail < a.length - head && tail < b.length - head && a[a.length - 1 - tail] === b[b.length - 1 - tail]) tail++;
-      const values = new BigUint64Array(2 * b.length);
-      for (let i = 0; i < b.length; i++) {
-        const from = i < head ? i : i >= b.length - tail ? a.length - (b.length - i) : -1;
-        if (from >= 0) {
-          values[2 * i] = dv.getBigUint64(at.ptr + from * 16, true);
-          values[2 * i + 1] = dv.getBigUint64(at.ptr + from * 16 + 8, true);
-        } else {
-          values[2 * i] = b[i]!.counters.packets;
-          values[2 * i + 1] = b[i]!.counters.bytes;
-        }
+      // The records of the equal ends copied as bytes (KUBE-SERVICES keeps 20,000 of them when
+      // one Service is added), the rules between from their text.
+      const values = new Uint8Array(16 * b.length);
+      const mem = new Uint8Array(dv.buffer);
+      values.set(mem.subarray(at.ptr, at.ptr + 16 * head), 0);
+      values.set(mem.subarray(at.ptr + 16 * (a.length - tail), at.ptr + 16 * a.length), 16 * (b.length - tail));
+      const mid = new DataView(values.buffer);
+      for (let i = head; i < b.length - tail; i++) {
+        const c = b[i]!.counters;
+        if (c === ZERO_COUNTERS) continue;
+        mid.setBigUint64(16 * i, c.packets, true);
+        mid.setBigUint64(16 * i + 8, c.bytes, true);
       }
       out.push({ table, chain: name, values, policy });
     }
@@ -141,8 +144,8 @@ export class LiveCounters {
         dv.setBigUint64(at.ptr + at.n * 16, policy[0], true);
         dv.setBigUint64(at.ptr + at.n * 16 + 8, policy[1], true);
       }
-      if (values === null || 2 * at.n !== values.length) continue;
-      for (let i = 0; i < values.length; i++) dv.setBigUint64(at.ptr + i * 8, values[i]!, true);
+      if (values === null || 16 * at.n !== values.length) continue;
+      new Uint8Array(dv.buffer).set(values, at.ptr);
     }
   }
 
