@@ -2,7 +2,8 @@
 // same kube-proxy-shaped rulesets (1k–30k Services, 2 endpoints each, every 10th a NodePort,
 // rendered by renderIptables): (a) a full sync loaded with --noflush over kube-proxy's base jumps,
 // and the same text again; (b) one Service added and (c) one removed through kube-proxy's own
-// partial-sync text (KUBE-SERVICES rewritten whole, the Service's chains, -X for stale ones);
+// partial-sync text (KUBE-SERVICES rewritten whole, the Service's chains, -X for stale ones),
+// with the garbage collector's pauses inside svcplane's timed restores;
 // (d) the cost of a new connection's first packet: svcplane's core on batches of new SYNs
 // (processBatch, ns/packet, p50/p99 by wall clock over batches and by this process's CPU time over
 // groups of 8 batches, so that time other processes on a shared machine took is visible apart, and the same SYNs resent
@@ -13,6 +14,7 @@
 // limits the sizes. Needs root (network namespaces); otherwise prints that it skipped and returns
 // no rows.
 import type { BenchRow } from './core.js';
+import { GcPauses } from './gc-pauses.js';
 import { netnsSupport, missingTools } from '../tests/support/netns.js';
 import { KernelNode, KERNEL_TOOLS } from '../tests/support/kernel-node.js';
 import {
@@ -28,6 +30,8 @@ export interface PairRow extends BenchRow {
   /** kernel / svcplane: above 1, svcplane is faster. */
   ratio: number;
 }
+
+const gc = new GcPauses();
 
 const ONLY = process.env.SVP_BENCH_SIZES?.split(',').map(Number) ?? null;
 const RESTORE_SIZES = [1000, 5000, 10000, 20000].filter((n) => !ONLY || ONLY.includes(n));
@@ -125,6 +129,8 @@ async function benchSize(k: KernelNode, n: number, rows: BenchRow[]): Promise<vo
   // names the chains the previous one made). The first PARTIAL_WARM of each are reported apart:
   // they run cold, right after the full restore and the benchmark's own garbage.
   const adds: number[] = [], kAdds: number[] = [], dels: number[] = [], kDels: number[] = [];
+  // performance.now() windows of svcplane's timed restores, for the GC pauses inside them.
+  const addAt: Array<[number, number]> = [], delAt: Array<[number, number]> = [];
   let addLines = 0, delLines = 0, delChains = 0;
   for (let rep = 0; rep < PARTIAL_WARM + PARTIAL_REPS; rep++) {
     const added = benchCluster(1, { first: n + rep });
@@ -135,8 +141,10 @@ async function benchSize(k: KernelNode, n: number, rows: BenchRow[]): Promise<vo
     natChains = natChainsAfter(natChains, add.text);
     kAdds.push(await k.restore(add.text, true));
     t = hr();
+    const a0 = performance.now();
     dp.iptablesRestore(add.text, { noflush: true });
     adds.push(hr() - t);
+    addAt.push([a0, performance.now()]);
     addLines = add.text.split('\n').length;
   }
   for (let rep = 0; rep < PARTIAL_WARM + PARTIAL_REPS; rep++) {
@@ -147,17 +155,24 @@ async function benchSize(k: KernelNode, n: number, rows: BenchRow[]): Promise<vo
     natChains = natChainsAfter(natChains, del.text);
     kDels.push(await k.restore(del.text, true));
     t = hr();
+    const d0 = performance.now();
     dp.iptablesRestore(del.text, { noflush: true });
     dels.push(hr() - t);
+    delAt.push([d0, performance.now()]);
     delLines = del.text.split('\n').length;
     delChains = del.deletedChains.length;
   }
   const cold = (xs: number[]): string => xs.slice(0, PARTIAL_WARM).map(fmt).join(', ');
   const warm = (xs: number[]): number => median(xs.slice(PARTIAL_WARM));
+  const gcIn = async (at: Array<[number, number]>): Promise<string> => {
+    const ms: number[] = [];
+    for (const [from, to] of at.slice(PARTIAL_WARM)) ms.push(await gc.between(from, to));
+    return `GC pauses inside them median ${fmt(median(ms))}, max ${fmt(Math.max(...ms))} ms`;
+  };
   rows.push(pair(`iptables add 1 service (partial sync), ${size(n)} services`, 'ms', warm(adds), warm(kAdds),
-    `${addLines} lines; medians of ${PARTIAL_REPS} adds after ${PARTIAL_WARM} cold ones (svcplane ${cold(adds)} ms; kernel ${cold(kAdds)} ms), svcplane max ${fmt(Math.max(...adds.slice(PARTIAL_WARM)))} ms`));
+    `${addLines} lines; medians of ${PARTIAL_REPS} adds after ${PARTIAL_WARM} cold ones (svcplane ${cold(adds)} ms; kernel ${cold(kAdds)} ms), svcplane max ${fmt(Math.max(...adds.slice(PARTIAL_WARM)))} ms; ${await gcIn(addAt)}`));
   rows.push(pair(`iptables remove 1 service (partial sync), ${size(n)} services`, 'ms', warm(dels), warm(kDels),
-    `${delLines} lines, ${delChains} chains deleted; medians of ${PARTIAL_REPS} after ${PARTIAL_WARM} cold ones (svcplane ${cold(dels)} ms)`));
+    `${delLines} lines, ${delChains} chains deleted; medians of ${PARTIAL_REPS} after ${PARTIAL_WARM} cold ones (svcplane ${cold(dels)} ms); ${await gcIn(delAt)}`));
 }
 
 export async function benchKernelIptables(): Promise<BenchRow[]> {
@@ -170,6 +185,7 @@ export async function benchKernelIptables(): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const started = hr();
   const k = await KernelNode.start('kb');
+  gc.start();
   try {
     // The kernel's own path for a new connection with no Service rules: injection, routing,
     // conntrack, forwarding (kernel only: svcplane has no such path to measure).
@@ -179,6 +195,7 @@ export async function benchKernelIptables(): Promise<BenchRow[]> {
       note: `p99 ${fmt(pct(base, 99))} ns; injection + routing + conntrack + forwarding, included in the kernel first-packet rows` });
     for (const n of PACKET_SIZES) await benchSize(k, n, rows);
   } finally {
+    gc.stop();
     k.destroy();
   }
   console.log(`kernel-iptables bench: ${((hr() - started) / 1000).toFixed(1)} s`);

@@ -7,9 +7,10 @@
 // CPU and the garbage collector's pauses in it. Bounded to well under two minutes: the slow
 // iptables and ipvs cases run fewer repetitions.
 import { loadavg } from 'node:os';
-import { PerformanceObserver, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { Dataplane, type ApplyOptions } from '../host-node/dataplane.js';
 import type { BenchRow } from './core.js';
+import { GcPauses } from './gc-pauses.js';
 
 const hr = (): number => Number(process.hrtime.bigint()) / 1e6;
 
@@ -45,19 +46,7 @@ function sliceObject(i: number, per: number, gen = 0): object {
 type Mode = 'direct' | 'iptables' | 'ipvs';
 const MODES: readonly Mode[] = ['direct', 'iptables', 'ipvs'];
 
-/** GC pauses (start, duration in ms) as the runtime reports them, on a timer after they happen. */
-const gcPauses: Array<[number, number]> = [];
-const gcObserver = new PerformanceObserver((list) => { for (const e of list.getEntries()) gcPauses.push([e.startTime, e.duration]); });
-
-/** Milliseconds of GC pause between two performance.now() readings. */
-async function gcBetween(from: number, to: number): Promise<number> {
-  // Reports can lag behind a busy machine: wait (a second at most) until some arrive.
-  const seen = () => gcPauses.some(([at]) => at >= from);
-  for (let waited = 0; waited < 1000 && (waited === 0 || !seen()); waited += 50) await new Promise((r) => setTimeout(r, 50));
-  let ms = 0;
-  for (const [at, d] of gcPauses) if (at >= from && at < to) ms += d;
-  return ms;
-}
+const gc = new GcPauses();
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const round = (x: number): number => (x >= 100 ? Math.round(x) : x >= 1 ? Math.round(x * 100) / 100 : Math.round(x * 1000) / 1000);
@@ -77,7 +66,7 @@ async function one(mode: Mode, n: number, per: number, reps: number): Promise<Be
   const full = hr() - t;
   const cpu = process.cpuUsage(cpu0);
   const fullCpu = (cpu.user + cpu.system) / 1000;
-  const fullGc = await gcBetween(at0, performance.now());
+  const fullGc = await gc.between(at0, performance.now());
   if (r.issues.length > 0) throw new Error(`bench sync: ${JSON.stringify(r.issues[0])}`);
   const check = (res: ReturnType<Dataplane['apply']>, what: string) => {
     const f = res.families.find((x) => x.family === 4);
@@ -140,7 +129,7 @@ const SIZES: Record<Mode, Array<[number, number]>> = only ? { direct: only, ipta
 
 export async function benchSync(modes: readonly Mode[] = MODES): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
-  gcObserver.observe({ entryTypes: ['gc'] });
+  gc.start();
   try {
     for (const mode of modes) {
       for (const [n, per] of SIZES[mode]) {
@@ -150,7 +139,7 @@ export async function benchSync(modes: readonly Mode[] = MODES): Promise<BenchRo
       }
     }
   } finally {
-    gcObserver.disconnect();
+    gc.stop();
   }
   return rows;
 }
