@@ -187,6 +187,14 @@ describe('rule views', () => {
       expect(index.addedAll(limit)).toEqual({ diff: sampleDiff(naive, limit), chains: chainsIn(naive) });
     }
     expect(index.addedAll().chains).toEqual(['INPUT', 'KUBE-EMPTY', 'KUBE-SERVICES', 'KUBE-SVC-A', 'PREROUTING']);
+    // Chains read from text in no particular order, one in both tables.
+    const unsorted = SaveIndex.fromRules([
+      { table: 'filter', rules: '-N KUBE-Z\n-N KUBE-B\n-P OUTPUT ACCEPT\n-A OUTPUT -j KUBE-Z\n' },
+      { table: 'nat', rules: '-N KUBE-Z\n-N KUBE-A\n-P OUTPUT ACCEPT\n-A OUTPUT -j KUBE-A\n' },
+    ]);
+    const all = diffLines('', unsorted.text().join('\n'), isIptablesRule);
+    expect(unsorted.addedAll()).toEqual({ diff: sampleDiff(all, 400), chains: chainsIn(all) });
+    expect(unsorted.addedAll().chains).toEqual(['KUBE-A', 'KUBE-B', 'KUBE-Z', 'OUTPUT']);
   });
 
   it('marks IPVS lines by what they contain', () => {
