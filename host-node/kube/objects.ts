@@ -5,6 +5,7 @@
 // error is left out, valid objects still load. Never decides what gets proxied (see model.ts).
 import { LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { ipFamily, parseCIDR } from './ip.js';
+import { quickDocuments } from './manifest-text.js';
 import { absent, EMPTY, isMapping, NO_STRINGS, NONE, pathText, portsKey, PROTOCOLS, Reader, sameEndpointPorts, sameServicePorts, type Seg } from './object-reader.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
@@ -440,9 +441,13 @@ function emptySet(): ManifestSet {
 
 /**
  * Loads every Service, EndpointSlice and Node from multi-document YAML or JSON text (JSON is
- * read as YAML 1.2, which contains it). Never throws on bad input.
+ * read as YAML 1.2, which contains it). Never throws on bad input. Text that reads without a
+ * problem takes the quick parser (manifest-text.ts); anything else, or `full`, the full one, which
+ * says where in the text each problem is.
  */
-export function parseManifests(text: string, source?: string): ManifestSet {
+export function parseManifests(text: string, source?: string, full = false): ManifestSet {
+  const quick = full ? null : quickManifests(text, source);
+  if (quick) return quick;
   const out = emptySet();
   const lc = new LineCounter();
   let docs: Document.Parsed[];
@@ -478,6 +483,27 @@ export function parseManifests(text: string, source?: string): ManifestSet {
   }
   READER.endCall();
   return out;
+}
+
+/** parseManifests by the quick parser; null when it cannot read the text or an object has a problem. */
+function quickManifests(text: string, source: string | undefined): ManifestSet | null {
+  const docs = quickDocuments(text);
+  if (docs === null) return null;
+  const out = emptySet();
+  let unknown = false;
+  for (const doc of docs) {
+    // The lines the quick parser recorded: the document's and its items'; a problem anywhere
+    // else is told by the full parser.
+    const lineOf: LineOf = (path) => {
+      if (path.length === 0) return doc.line;
+      const at = path.length === 2 && path[0] === 'items' && typeof path[1] === 'number' ? doc.items?.[path[1]] : undefined;
+      if (at === undefined) unknown = true;
+      return at;
+    };
+    collect(doc.value, [], lineOf, source, out);
+  }
+  READER.endCall();
+  return unknown || out.issues.length > 0 ? null : out;
 }
 
 /** Loads already-decoded objects (e.g. from an API watch); the same rules, without lines. */
