@@ -24,7 +24,6 @@ import { ProxyObjects } from './proxy-sink.js';
 import { ProxyHealth, ServiceHealthServers, serveProxyHealth, closeServer } from './health.js';
 import { ProxyMetrics } from './metrics.js';
 import { ManifestSource } from './manifests.js';
-import { createKubeApiSource, loadKubeConfig } from './kube-api.js';
 import { hostPort, coreMode, type ProxyConfig } from './proxy-config.js';
 import { UserspaceProxy, modelServicePorts } from './userspace.js';
 
@@ -181,9 +180,13 @@ export class NodeProxy {
     this.hcServers = new ServiceHealthServers(this.health, this.nodePortAddrs, this.log);
 
     const sourceOpts = { nodeName: cfg.nodeName, log: (m: string) => this.log(m) };
-    this.source = cfg.manifests
-      ? new ManifestSource({ ...sourceOpts, path: cfg.manifests })
-      : createKubeApiSource({ ...sourceOpts, kubeConfig: loadKubeConfig(cfg.kubeconfig) });
+    if (cfg.manifests) this.source = new ManifestSource({ ...sourceOpts, path: cfg.manifests });
+    else {
+      // Loaded only for an API server: importing @kubernetes/client-node takes most of a second,
+      // which a proxy serving manifests would add to every start (and every restart's stall).
+      const { createKubeApiSource, loadKubeConfig } = await import('./kube-api.js');
+      this.source = createKubeApiSource({ ...sourceOpts, kubeConfig: loadKubeConfig(cfg.kubeconfig) });
+    }
     this.source.start(this.objects, (wantSync) => {
       if (!wantSync) return;
       for (const f of this.objects.state.families.keys()) this.health.queuedUpdate(f);
