@@ -62,6 +62,8 @@ export interface DynamicRoutes {
 }
 
 type Fam = 4 | 6;
+/** A setup step: `ip -4|-6 args`, undone by `ip -4|-6 undo`. */
+interface Step { what: string; args: string[]; undo: string[] }
 const famOf = (ip: string): Fam => (ip.includes(':') ? 6 : 4);
 const famFlag = (f: Fam): string => (f === 6 ? '-6' : '-4');
 const hostLen = (ip: string): string => `${ip}/${famOf(ip) === 6 ? 128 : 32}`;
@@ -178,35 +180,32 @@ export class NodeRoutes {
       // address after un-NAT): reverse-path filtering on the device would drop them.
       this.sysctl(`net/ipv4/conf/${tun}/rp_filter`, '0', false);
       this.step(`link ${tun} up`, ['link', 'set', tun, 'up'], null);
-      for (const cidr of this.o.serviceCIDRs) {
-        const ff = famFlag(famOf(cidr));
-        this.step(`route ${cidr}`, [ff, 'route', 'replace', cidr, 'dev', tun], [ff, 'route', 'del', cidr, 'dev', tun]);
-      }
-      for (const a of this.o.masqueradeAddresses) {
-        const masq = hostLen(a);
-        this.step(`route ${masq}`, [famFlag(famOf(a)), 'route', 'replace', masq, 'dev', tun], [famFlag(famOf(a)), 'route', 'del', masq, 'dev', tun]);
-      }
-      for (const f of this.families) {
-        const ff = famFlag(f);
-        this.step(`table ${table} default (IPv${f})`, [ff, 'route', 'replace', 'default', 'dev', tun, 'table', String(table)],
-          [ff, 'route', 'flush', 'table', String(table)]);
-        // notes: rules ahead of `lookup local` are needed for NodePorts on node addresses; add the
-        // moved local rule before deleting pref 0 so no packet ever misses it.
-        this.step(`local rule → ${RULE_PREF.local} (IPv${f})`, [ff, 'rule', 'add', 'pref', String(RULE_PREF.local), 'lookup', 'local'],
-          [ff, 'rule', 'del', 'pref', String(RULE_PREF.local), 'lookup', 'local']);
-        this.step(`local rule pref 0 removed (IPv${f})`, [ff, 'rule', 'del', 'pref', '0', 'lookup', 'local'],
-          [ff, 'rule', 'add', 'pref', '0', 'lookup', 'local']);
-        this.step(`loop guard (IPv${f})`, [ff, 'rule', 'add', 'pref', String(RULE_PREF.guard), 'iif', tun, 'goto', String(RULE_PREF.local)],
-          [ff, 'rule', 'del', 'pref', String(RULE_PREF.guard), 'iif', tun, 'goto', String(RULE_PREF.local)]);
-      }
       const [lo, hi] = this.o.nodePortRange;
-      for (const addr of this.o.nodePortAddresses) {
-        if (!this.families.includes(famOf(addr))) continue;
-        for (const p of PROTOS) {
-          const sel = ['to', addr, 'ipproto', lower(p), 'dport', lo === hi ? String(lo) : `${lo}-${hi}`];
-          this.step(`nodeports ${addr} ${p}`, [famFlag(famOf(addr)), 'rule', 'add', 'pref', String(RULE_PREF.nodePort), ...sel, 'lookup', String(table)],
-            [famFlag(famOf(addr)), 'rule', 'del', 'pref', String(RULE_PREF.nodePort), ...sel, 'lookup', String(table)]);
+      for (const f of this.families) {
+        const steps: Step[] = [];
+        for (const cidr of this.o.serviceCIDRs) {
+          if (famOf(cidr) === f) steps.push({ what: `route ${cidr}`, args: ['route', 'replace', cidr, 'dev', tun], undo: ['route', 'del', cidr, 'dev', tun] });
         }
+        for (const a of this.o.masqueradeAddresses) {
+          const masq = hostLen(a);
+          if (famOf(a) === f) steps.push({ what: `route ${masq}`, args: ['route', 'replace', masq, 'dev', tun], undo: ['route', 'del', masq, 'dev', tun] });
+        }
+        steps.push(
+          { what: `table ${table} default (IPv${f})`, args: ['route', 'replace', 'default', 'dev', tun, 'table', String(table)], undo: ['route', 'flush', 'table', String(table)] },
+          // notes: rules ahead of `lookup local` are needed for NodePorts on node addresses; add the
+          // moved local rule before deleting pref 0 so no packet ever misses it.
+          { what: `local rule → ${RULE_PREF.local} (IPv${f})`, args: ['rule', 'add', 'pref', String(RULE_PREF.local), 'lookup', 'local'], undo: ['rule', 'del', 'pref', String(RULE_PREF.local), 'lookup', 'local'] },
+          { what: `local rule pref 0 removed (IPv${f})`, args: ['rule', 'del', 'pref', '0', 'lookup', 'local'], undo: ['rule', 'add', 'pref', '0', 'lookup', 'local'] },
+          { what: `loop guard (IPv${f})`, args: ['rule', 'add', 'pref', String(RULE_PREF.guard), 'iif', tun, 'goto', String(RULE_PREF.local)], undo: ['rule', 'del', 'pref', String(RULE_PREF.guard), 'iif', tun, 'goto', String(RULE_PREF.local)] },
+        );
+        for (const addr of this.o.nodePortAddresses) {
+          if (famOf(addr) !== f) continue;
+          for (const p of PROTOS) {
+            const sel = ['to', addr, 'ipproto', lower(p), 'dport', lo === hi ? String(lo) : `${lo}-${hi}`];
+            steps.push({ what: `nodeports ${addr} ${p}`, args: ['rule', 'add', 'pref', String(RULE_PREF.nodePort), ...sel, 'lookup', String(table)], undo: ['rule', 'del', 'pref', String(RULE_PREF.nodePort), ...sel, 'lookup', String(table)] });
+          }
+        }
+        this.batch(f, steps);
       }
     } catch (e) {
       this.remove();
@@ -290,6 +289,29 @@ export class NodeRoutes {
   private step(what: string, args: string[], undoArgs: string[] | null): void {
     ipCmd(args);
     if (undoArgs) this.undo.push({ what, run: () => ipCmd(undoArgs) });
+  }
+
+  /**
+   * One family's steps in one `ip -batch` (a process each costs tens of milliseconds, and a start
+   * has a score of them): run in order, the first failure stops the rest (no -force) and is thrown
+   * naming its step; the undo of every step before it is kept, as step() does.
+   */
+  private batch(f: Fam, steps: Step[]): void {
+    const ff = famFlag(f);
+    const done = (n: number): void => {
+      for (const st of steps.slice(0, n)) this.undo.push({ what: st.what, run: () => ipCmd([ff, ...st.undo]) });
+    };
+    try {
+      execFileSync('ip', [ff, '-batch', '-'], { input: steps.map((st) => `${st.args.join(' ')}\n`).join(''), encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+    } catch (e) {
+      const err = ((e as { stderr?: string }).stderr ?? '').trim();
+      // iproute2 reports the line it stopped at as "Command failed -:N".
+      const at = Math.min(Math.max(Number(/Command failed -:(\d+)/.exec(err)?.[1] ?? 1) - 1, 0), steps.length - 1);
+      done(at);
+      const why = err.split('\n').filter((l) => !l.startsWith('Command failed')).join('; ') || (e as Error).message;
+      throw new Error(`ip ${ff} ${steps[at]!.args.join(' ')}: ${why}`);
+    }
+    done(steps.length);
   }
 
   /** Sets /proc/sys/<key>; the old value is restored on remove() when `restore`. */
