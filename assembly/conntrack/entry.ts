@@ -21,6 +21,7 @@
 // when they agree. An IPv6 flow costs 48 + 8 (buckets) + 64 = 120 bytes.
 
 import { Tuple, FAMILY_V4, FAMILY_V6, PROTO_ICMP, PROTO_ICMPV6 } from "../flow";
+import { allocZeroed } from "../zeroed";
 
 export const ENTRY_SIZE: usize = 48;
 export const SIDE_SIZE: usize = 64;
@@ -79,8 +80,7 @@ export function storageInit(log2: u32, log6: u32): void {
   if (side != 0) heap.free(side);
   capacity = 1 << log2;
   capacity6 = 1 << log6;
-  entries = heap.alloc(<usize>capacity * ENTRY_SIZE);
-  memory.fill(entries, 0, <usize>capacity * ENTRY_SIZE);
+  entries = allocZeroed(<usize>capacity * ENTRY_SIZE);
   side = heap.alloc(<usize>capacity6 * SIDE_SIZE);
   used = 0; highWater = 0; freeHead = NIL;
   used6 = 0; high6 = 0; free6 = NIL;

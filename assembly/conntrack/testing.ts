@@ -3,6 +3,7 @@
 import { Tuple, Flow } from "../flow";
 import { hashTuple } from "./hash";
 import { tcpNextState, tcpValidFlags } from "./tcp";
+import { entries, capacity, ENTRY_SIZE } from "./entry";
 
 export { scratch, scratchBytes } from "../scratch";
 export * from "./table";
@@ -61,4 +62,18 @@ export function setFlow(tcpFlags: u8, frag: u8): void {
   const f = changetype<Flow>(testFlow);
   f.tcpFlags = tcpFlags;
   f.frag = frag;
+}
+
+/** True when every byte of the connection table is zero (a table just made). */
+export function entriesAllZero(): bool {
+  const end = entries + <usize>capacity * ENTRY_SIZE;
+  for (let p = entries; p < end; p += 8) if (load<u64>(p) != 0) return false;
+  return true;
+}
+
+/** Leaves `bytes` of 0xAB behind in freed memory, for the next allocations to reuse. */
+export function dirtyFree(bytes: u32): void {
+  const p = heap.alloc(bytes);
+  memory.fill(p, 0xAB, bytes);
+  heap.free(p);
 }

@@ -27,6 +27,17 @@ describe('conntrack table: sizing', () => {
     expect(Math.floor(perFlow)).toBe(c.g('ENTRY_SIZE') + 8 + c.g('SIDE_SIZE'));
   });
 
+  it('makes every new table zero, on fresh memory (not written) and on memory the allocator reuses', () => {
+    const c = new Ct(18, 0);
+    expect(c.x.entriesAllZero()).toBe(1);
+    // A table freed and made again, with dirty memory freed in between, lands on reused memory.
+    for (const log2 of [17, 18, 16]) {
+      c.x.dirtyFree(12 << 20);
+      expect(c.init(log2, 0)).toBe(true);
+      expect(c.x.entriesAllZero(), `2^${log2}`).toBe(1);
+    }
+  });
+
   it('refuses sizes out of range and works (empty) before init without trapping', () => {
     const c = new Ct(0, 0, 0, 0, false);
     const t = c.put(client, 0);
