@@ -1,12 +1,14 @@
 // render.ts — `svcplane render`: prints the rules kube-proxy would install for a manifests file or
-// directory (iptables-restore text, as its iptables mode writes it), so users can diff them against
-// their nodes. Reads files only; touches no dataplane and no kernel.
+// directory, so users can diff them against their nodes: in iptables mode its iptables-restore
+// text; in ipvs mode its virtual servers (`ipvsadm -S -n`), its ipsets (`ipset restore` input) and its
+// iptables-restore text. Reads files only; touches no dataplane and no kernel.
 import { parseArgs } from 'node:util';
-import { ProxyState, renderIptables, jumpChains, jumpRestoreText, type Family } from '../kube/index.js';
+import { ProxyState, renderIptables, renderIpvs, jumpChains, jumpRestoreText, type Family } from '../kube/index.js';
 import { ManifestSource } from '../io/manifests.js';
 
-export const RENDER_HELP = `usage: svcplane render --manifests PATH [--mode iptables] [--node-name NAME] [--node-ip IP]...
+export const RENDER_HELP = `usage: svcplane render --manifests PATH [--mode iptables|ipvs] [--node-name NAME] [--node-ip IP]...
                        [--cluster-cidr CIDR] [--masquerade-all] [--family 4|6] [--with-jumps]
+                       [--ipvs-scheduler rr|wrr|lc|…]
 `;
 
 export async function runRender(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
@@ -21,6 +23,7 @@ export async function runRender(argv: string[], out: (s: string) => void, err: (
       'masquerade-all': { type: 'boolean', default: false },
       family: { type: 'string' },
       'with-jumps': { type: 'boolean', default: false },
+      'ipvs-scheduler': { type: 'string', default: 'rr' },
     },
     strict: true,
   });
@@ -28,8 +31,8 @@ export async function runRender(argv: string[], out: (s: string) => void, err: (
     err(`svcplane render: --manifests is required\n${RENDER_HELP}`);
     return 2;
   }
-  if (values.mode !== 'iptables') {
-    err(`svcplane render: mode ${JSON.stringify(values.mode)} is not available yet (iptables is)\n`);
+  if (values.mode !== 'iptables' && values.mode !== 'ipvs') {
+    err(`svcplane render: unknown mode ${JSON.stringify(values.mode)} (iptables or ipvs)\n${RENDER_HELP}`);
     return 2;
   }
   const nodeName = values['node-name']!;
@@ -45,6 +48,15 @@ export async function runRender(argv: string[], out: (s: string) => void, err: (
   for (const plan of state.sync()) {
     if (!families.includes(plan.family)) continue;
     if (plan.model.services.size === 0 && families.length > 1) continue;
+    if (values.mode === 'ipvs') {
+      const v = renderIpvs(plan.model, {
+        nodeName, nodeIPs: values['node-ip']!, masqueradeAll: values['masquerade-all']!, scheduler: values['ipvs-scheduler']!,
+        ...(values['cluster-cidr'] ? { clusterCIDR: values['cluster-cidr'] } : {}),
+      });
+      out(`# IPv${plan.family} ipvsadm -S -n\n${v.ipvsadm}# IPv${plan.family} ipset restore\n${v.ipset}`);
+      out(`# IPv${plan.family} (${plan.family === 4 ? 'iptables' : 'ip6tables'}-restore --noflush)\n${v.iptables}`);
+      continue;
+    }
     const r = renderIptables(plan.model, {
       nodeName, nodeIPs: values['node-ip']!, masqueradeAll: values['masquerade-all']!,
       ...(values['cluster-cidr'] ? { clusterCIDR: values['cluster-cidr'] } : {}),

@@ -60,6 +60,23 @@ describe('svcplane render', () => {
     if (r.ok) expect(r.ruleset.table('nat')!.chain('KUBE-SERVICES')!.rules.length).toBeGreaterThan(0);
   });
 
+  it('prints kube-proxy\'s ipvs mode: virtual servers, ipsets and loadable iptables-restore text', async () => {
+    const { code, out } = await render({ 'svc.yaml': SVC, 'slice.yaml': SLICE }, ['--mode', 'ipvs', '--ipvs-scheduler', 'wlc', '--node-ip', '198.18.0.2']);
+    expect(code).toBe(0);
+    const [ipvs, rest] = out.split('# IPv4 ipset restore\n') as [string, string];
+    const [ipset, iptables] = rest.split('# IPv4 (iptables-restore --noflush)\n') as [string, string];
+    expect(ipvs.split('\n').filter((l) => l.startsWith('-'))).toEqual([
+      '-A -t 10.96.0.80:80 -s wlc',
+      ...['10.244.1.11', '10.244.2.12', '10.244.3.13'].map((ip) => `-a -t 10.96.0.80:80 -r ${ip}:8080 -m -w 1`),
+    ]);
+    expect(ipset).toContain('create KUBE-CLUSTER-IP hash:ip,port family inet hashsize 1024 maxelem 65536 -exist\nflush KUBE-CLUSTER-IP\nadd KUBE-CLUSTER-IP 10.96.0.80,tcp:80\n');
+    expect(iptables).toMatch(/-m set --match-set KUBE-CLUSTER-IP dst,dst/);
+    expect(parseRestore(iptables, { noflush: true }).ok).toBe(true);
+    const bad = await render({ 'svc.yaml': SVC }, ['--mode', 'nftables']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/unknown mode "nftables" \(iptables or ipvs\)/);
+  });
+
   it('names the file, line and field of a bad object and still renders the rest', async () => {
     const { code, out, err } = await render({ 'svc.yaml': SVC, 'slice.yaml': SLICE, 'bad.yaml': SVC.replace('web', 'bad').replace('port: 80', 'port: 70000') });
     expect(code).toBe(1);
