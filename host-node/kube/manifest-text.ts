@@ -4,7 +4,8 @@
 // entry of a document's top-level `items` — the lines objects.ts gives the objects it reads.
 // Returns null for any text that needs the full parser (objects.ts parseManifests falls back to
 // it): a syntax error, anchors (the full parser caps alias expansion), directives (`%YAML 1.1`
-// changes the schema), or parse events that do not account for every document. Never throws,
+// changes the schema), scalars and keys the two read differently, or parse events that do not
+// account for every document. Never throws,
 // never decides what an object means.
 import { CORE_SCHEMA, loadAll, type State } from 'js-yaml';
 
@@ -16,9 +17,29 @@ export interface QuickDocument {
   items: number[] | null;
 }
 
+/**
+ * What js-yaml (core schema) reads otherwise than YAML 1.2 (`yaml`) does: binary and signed hex or
+ * octal integers (`0b101`, `-0x1F`: numbers to js-yaml only), `+.5` and `-.5` (strings to js-yaml
+ * only), `-0` (minus zero to js-yaml); null keys (`~:`, `null:`, an empty key: "null" to js-yaml,
+ * "" to yaml, also as a flow entry without a value), collections as keys and explicit `?` keys
+ * (stringified apart), tags, document markers run into text, and block scalars with an indentation
+ * indicator. A text that may hold one goes to the full parser; manifests hold none.
+ */
+const DIFFERENT = new RegExp([
+  /(?<![\w.-])(?:[-+]?0b[01_]|[-+]0[xo]|[-+]\.[0-9]|-0(?![\w.]))/.source,
+  /(?:^|[\s{,[])(?:~|null|Null|NULL)?[ \t]*:(?=[\s,[\]{}]|$)/.source,
+  /[\]}][ \t]*:(?=[\s,\]}]|$)/.source,
+  /\{\s*[[{]/.source,
+  /(?:^|[\s{,[])\?(?=[ \t]|$)/.source,
+  /[{,]\s*(?:~|null|Null|NULL)\s*(?=[,}])/.source,
+  /(?:^|[\s{,[])!/.source,
+  /^(?:---|\.\.\.)(?=\S)/.source,
+  /[|>][-+]?[1-9]/.source,
+].join('|'), 'm');
+
 /** The documents of `text` with their lines, or null when the full parser must read it. */
 export function quickDocuments(text: string): QuickDocument[] | null {
-  if (text.includes('&') || /^%/m.test(text)) return null;
+  if (text.includes('&') || /^%/m.test(text) || DIFFERENT.test(text)) return null;
   const values: unknown[] = [];
   const lines: Array<{ line: number; items: number[] | null }> = [];
   // Parse events nest: depth 0 is a document's root node, depth 1 its keys and values, depth 2 the

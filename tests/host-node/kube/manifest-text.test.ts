@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { parseManifests } from '../../../host-node/kube/index.js';
 import { quickDocuments } from '../../../host-node/kube/manifest-text.js';
 import { randomCluster } from '../../support/kube-gen.js';
@@ -94,6 +94,25 @@ describe('quick manifest parsing', () => {
     const broken = 'kind: Service\nmetadata: {name: x\n';
     expect(quickDocuments(broken)).toBeNull();
     expect(parseManifests(broken, 'b.yaml').issues[0]).toMatchObject({ severity: 'error', line: expect.any(Number) });
+  });
+
+  it('reads every plain scalar as YAML 1.2 does, or leaves the text to the full parser', () => {
+    const pieces = ['0', '1', '7', '-', '+', '.', 'e', 'E', 'b', 'o', 'x', 'f', 'inf', 'Inf', 'NaN', '_', 'true', 'False', 'null', 'NULL', '~', 'yes', ':', '1.5', '0x1F', '0o17', '0b101', '+.5', '-0'];
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
+    let quick = 0;
+    for (let i = 0; i < 3000; i++) {
+      let v = '';
+      for (let k = 1 + rnd(3); k > 0; k--) v += pieces[rnd(pieces.length)];
+      const text = `kind: Node\nmetadata:\n  name: n\n  labels: {a: x}\nv: ${v}\nw: [${v}, ${v}]\n`;
+      let full: unknown;
+      try { full = parse(text); } catch { continue; }
+      const docs = quickDocuments(text);
+      if (docs === null) continue;
+      quick++;
+      expect(docs.map((d) => d.value), JSON.stringify(v)).toEqual([full]);
+    }
+    expect(quick).toBeGreaterThan(1000);
   });
 
   it('leaves anchors, directives and nested lists to the full parser', () => {
