@@ -79,6 +79,20 @@ export function ipCmd(args: string[]): string {
 }
 
 /**
+ * Runs `ip FF -batch -` over `lines` (one command each, without `ip FF`); with `force` the batch
+ * goes on after a failed command. Returns the error lines, none when every command succeeded.
+ */
+function ipBatchRun(ff: string, lines: string[], force: boolean): string[] {
+  try {
+    execFileSync('ip', [ff, ...(force ? ['-force'] : []), '-batch', '-'], { input: `${lines.join('\n')}\n`, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+    return [];
+  } catch (e) {
+    const out = ((e as { stderr?: string }).stderr ?? String(e)).split('\n').filter((l) => l.trim() !== '');
+    return out.length > 0 ? out : [(e as Error).message];
+  }
+}
+
+/**
  * Runs many `ip` commands ("-4 rule add …", "-6 route del …") in one process per family; returns
  * the error lines (with -force the batch goes on after a failed command).
  */
@@ -86,12 +100,7 @@ function ipBatch(lines: string[]): string[] {
   const errors: string[] = [];
   for (const ff of ['-4', '-6']) {
     const mine = lines.filter((l) => l.startsWith(`${ff} `)).map((l) => l.slice(3));
-    if (mine.length === 0) continue;
-    try {
-      execFileSync('ip', [ff, '-force', '-batch', '-'], { input: `${mine.join('\n')}\n`, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
-    } catch (e) {
-      errors.push(...((e as { stderr?: string }).stderr ?? String(e)).split('\n').filter((l) => l.trim() !== ''));
-    }
+    if (mine.length > 0) errors.push(...ipBatchRun(ff, mine, true));
   }
   return errors;
 }
@@ -301,17 +310,17 @@ export class NodeRoutes {
     const done = (n: number): void => {
       for (const st of steps.slice(0, n)) this.undo.push({ what: st.what, run: () => ipCmd([ff, ...st.undo]) });
     };
-    try {
-      execFileSync('ip', [ff, '-batch', '-'], { input: steps.map((st) => `${st.args.join(' ')}\n`).join(''), encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
-    } catch (e) {
-      const err = ((e as { stderr?: string }).stderr ?? '').trim();
-      // iproute2 reports the line it stopped at as "Command failed -:N".
-      const at = Math.min(Math.max(Number(/Command failed -:(\d+)/.exec(err)?.[1] ?? 1) - 1, 0), steps.length - 1);
-      done(at);
-      const why = err.split('\n').filter((l) => !l.startsWith('Command failed')).join('; ') || (e as Error).message;
-      throw new Error(`ip ${ff} ${steps[at]!.args.join(' ')}: ${why}`);
+    const errors = ipBatchRun(ff, steps.map((st) => st.args.join(' ')), false);
+    if (errors.length === 0) {
+      done(steps.length);
+      return;
     }
-    done(steps.length);
+    // iproute2 reports the line it stopped at as "Command failed -:N".
+    const failedAt = errors.map((l) => /Command failed -:(\d+)/.exec(l)?.[1]).find((n) => n !== undefined);
+    const at = Math.min(Math.max(Number(failedAt ?? 1) - 1, 0), steps.length - 1);
+    done(at);
+    const why = errors.filter((l) => !l.startsWith('Command failed')).join('; ') || errors.join('; ');
+    throw new Error(`ip ${ff} ${steps[at]!.args.join(' ')}: ${why}`);
   }
 
   /** Sets /proc/sys/<key>; the old value is restored on remove() when `restore`. */
