@@ -11,15 +11,14 @@ import type { Ruleset } from './ruleset.js';
 import type { Touched } from './restore.js';
 
 /**
- * The counters one edited chain holds after a restore: its rules' records as the core holds them,
- * null for a flushed chain (reset() fills it); a built-in chain's policy counters, which a
- * recompile moves.
+ * The counters one edited chain holds after a restore: its rules' records as the core holds them.
+ * (A built-in chain's policy counters need no keeping: a block that changes a table sets them all,
+ * reset() writes them.)
  */
 export interface KeptCounters {
   readonly table: TableName;
   readonly chain: string;
-  readonly values: Uint8Array | null;
-  readonly policy: readonly [bigint, bigint] | null;
+  readonly values: Uint8Array;
 }
 
 export interface CounterCore {
@@ -99,17 +98,11 @@ export class LiveCounters {
     const dv = this.view();
     for (let k = 0; k < changed.chains.length; k++) {
       const table = changed.tables[k]!, name = changed.chains[k]!;
+      if (whole.has(table) || flushed.get(table)?.has(name)) continue;
       const old = before.table(table)?.chain(name), now = after.table(table)?.chain(name);
-      if (!old || !now) continue;
+      if (!old || !now || old.rules.length === 0 || now.rules.length === 0) continue;
       const at = this.records(family, table, name);
       if (!at || at.n !== old.rules.length) continue;
-      const policy = now.builtin
-        ? [dv.getBigUint64(at.ptr + at.n * 16, true), dv.getBigUint64(at.ptr + at.n * 16 + 8, true)] as const
-        : null;
-      if (whole.has(table) || flushed.get(table)?.has(name) || old.rules.length === 0 || now.rules.length === 0) {
-        if (policy) out.push({ table, chain: name, values: null, policy });
-        continue;
-      }
       const a = old.rules, b = now.rules;
       let head = 0;
       while (head < a.length && head < b.length && a[head] === b[head]) head++;
@@ -128,7 +121,7 @@ export class LiveCounters {
         mid.setBigUint64(16 * i, c.packets, true);
         mid.setBigUint64(16 * i + 8, c.bytes, true);
       }
-      out.push({ table, chain: name, values, policy });
+      out.push({ table, chain: name, values });
     }
     return out;
   }
@@ -137,14 +130,9 @@ export class LiveCounters {
   restoreKept(family: Family, kept: readonly KeptCounters[]): void {
     if (kept.length === 0) return;
     const dv = this.view();
-    for (const { table, chain, values, policy } of kept) {
+    for (const { table, chain, values } of kept) {
       const at = this.records(family, table, chain);
-      if (!at) continue;
-      if (policy) {
-        dv.setBigUint64(at.ptr + at.n * 16, policy[0], true);
-        dv.setBigUint64(at.ptr + at.n * 16 + 8, policy[1], true);
-      }
-      if (values === null || 16 * at.n !== values.length) continue;
+      if (!at || 16 * at.n !== values.length) continue;
       new Uint8Array(dv.buffer).set(values, at.ptr);
     }
   }
