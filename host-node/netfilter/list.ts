@@ -15,9 +15,9 @@ import { ZERO_COUNTERS } from './model.js';
 import { appendLine, ruleSpec } from './rule.js';
 import { type Chain, type Ruleset, type Table, emptyTable } from './ruleset.js';
 import { kernelOrder } from './save.js';
+import { countersOf, type CounterSource } from './live-counters.js';
 
-/** Counters of rule `index` of `chain` (index -1: the chain's policy); undefined = use the model's. */
-export type CounterSource = (table: TableName, chain: string, index: number) => Counters | undefined;
+export type { CounterSource } from './live-counters.js';
 
 export interface ListOptions {
   counters?: CounterSource;
@@ -45,9 +45,6 @@ function chainsOf(t: Table, chain: string | undefined): readonly Chain[] {
   return [c];
 }
 
-function countersOf(src: CounterSource | undefined, table: TableName, chain: string, index: number, own: Counters): Counters {
-  return (src && src(table, chain, index)) ?? own;
-}
 
 /** Rule lines read by index: an array of them, or a chain's rules printed on demand (ChainLines). */
 export interface RuleLines {

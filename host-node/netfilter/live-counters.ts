@@ -5,10 +5,17 @@
 // chain's policy after its rules (ABI.md iptCounters). Never compiles, never parses.
 import type { IptCompiler } from './compile.js';
 import type { CounterReset } from './commands.js';
-import type { CounterSource } from './list.js';
-import { ZERO_COUNTERS, type Family, type TableName } from './model.js';
+import { ZERO_COUNTERS, type Counters, type Family, type TableName } from './model.js';
 import type { Ruleset } from './ruleset.js';
 import type { Touched } from './restore.js';
+
+/** Counters of rule `index` of `chain` (index -1: the chain's policy); undefined = use the model's. */
+export type CounterSource = (table: TableName, chain: string, index: number) => Counters | undefined;
+
+/** Counters of rule `index` of `chain` (-1: its policy) from `src`, `own` where it has none. */
+export function countersOf(src: CounterSource | undefined, table: TableName, chain: string, index: number, own: Counters): Counters {
+  return (src && src(table, chain, index)) ?? own;
+}
 
 /**
  * The counters one edited chain holds after a restore: its rules' records as the core holds them.
