@@ -158,7 +158,7 @@ export function conntrackFlushOrigDst(family: u32, proto: u32, a0: u32, a1: u32,
 // interface names, recent lists, the engine's counters, the mode switch and the one-packet trace.
 // iptProcess (netfilter/hooks.ts) runs a parsed packet when iptModeGet() is 1.
 export {
-  iptStageChain, iptStageDelete, iptSetPolicy, iptCommit, iptAbort, iptLastError, iptRuleCount,
+  iptStageChain, iptStagePatch, iptStageDelete, iptSetPolicy, iptCommit, iptAbort, iptLastError, iptRuleCount,
   iptCounters, iptPolicy, iptRefCount, iptSetIfName, iptRecentCount, iptRecentFlush, iptRecentDump,
   iptStatsPtr, iptStatsCount, iptStatsClear, iptNfacctPtr, iptNfacctCount, iptModeSet, iptModeGet,
   iptTrace, iptTracePacket, iptTracePacketBytes, iptTraceForced, iptTraceMaxDecisions,

@@ -170,7 +170,7 @@ export async function benchE2E(): Promise<BenchRow[]> {
     const errs = (r: WrkResult): string => (r.errors ? `${r.errors} errors` : 'no errors');
     rows.push({
       name: `e2e new connections/s via ClusterIP, ${n} services`, value: r2(connProxy.rps), unit: 'conn/s', target: '≥ 1.5× kernel iptables-legacy',
-      note: `kernel iptables-legacy ${r2(connKernel.rps)} conn/s · svcplane/kernel ${r2(connProxy.rps / connKernel.rps)} · direct to pods ${r2(connPod.rps)} · svcplane ${errs(connProxy)}, kernel ${errs(connKernel)}`,
+      note: `kernel iptables-legacy ${r2(connKernel.rps)} conn/s · svcplane/kernel ${r2(connProxy.rps / connKernel.rps)} · direct to pods ${r2(connPod.rps)}, direct/kernel ${r2(connPod.rps / connKernel.rps)} (the ceiling: the load generators and backends on their own, no Service on the path) · svcplane ${errs(connProxy)}, kernel ${errs(connKernel)}`,
     });
     rows.push({
       name: 'e2e proxy CPU per packet (connection churn)', value: r2((cpu * 1000) / Math.max(1, pkts)), unit: 'µs',

@@ -14,7 +14,7 @@ import { ctStatus, CT_NONE, CT_SNAT, CT_DNAT } from "../conntrack/table";
 import { natStatus } from "../conntrack/entry";
 import { Chain, counterAt } from "./chain";
 import {
-  registryInit, stageChain, stageDelete, stagePolicy, commitStage, abortStage, lastError, liveChain,
+  registryInit, stageChain, stagePatch, stageDelete, stagePolicy, commitStage, abortStage, lastError, liveChain,
   policyOf, refCount,
 } from "./registry";
 import { ifSetName } from "./match-addr";
@@ -31,6 +31,8 @@ import {
 
 // ---- chains
 export function iptStageChain(chainId: u32, ptr: usize, len: u32): i32 { return stageChain(chainId, ptr, len); }
+// Live chain `chainId` with its first `head` and last `tail` rules kept around the blob's rules.
+export function iptStagePatch(chainId: u32, ptr: usize, len: u32, head: u32, tail: u32): i32 { return stagePatch(chainId, ptr, len, head, tail); }
 export function iptStageDelete(chainId: u32): i32 { return stageDelete(chainId); }
 export function iptSetPolicy(chainId: u32, policy: u32): i32 { return stagePolicy(chainId, policy); }
 export function iptCommit(): i32 { return commitStage(); }

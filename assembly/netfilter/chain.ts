@@ -396,40 +396,115 @@ function wire(c: Chain): void {
   }
 }
 
+// The header of the last blob read by header(): family, table, flags, rules and op words.
+let hFamily: u8 = 0, hTable: u8 = 0;
+let hFlags: u32 = 0, hRules: u32 = 0, hWords: u32 = 0;
+
+// Checks a blob's header and that its length is what the header says; 0 or an error code.
+function header(blob: usize, len: u32): i32 {
+  if (<u64>blob + <u64>len > (<u64>memory.size() << 16) || len < HDR_BYTES) return fail(E_LENGTH, -1, 0);
+  if (load<u32>(blob) != IPT_MAGIC) return fail(E_MAGIC, -1, 0);
+  if (load<u16>(blob, 4) != IPT_VERSION) return fail(E_VERSION, -1, 0);
+  hFamily = load<u8>(blob, 6);
+  hTable = load<u8>(blob, 7);
+  if (hFamily != 4 && hFamily != 6) return fail(E_FAMILY, -1, 0);
+  if (<u32>hTable >= TABLE_COUNT) return fail(E_TABLE, -1, 0);
+  hFlags = load<u32>(blob, 8);
+  hRules = load<u32>(blob, 12);
+  hWords = load<u32>(blob, 16);
+  if ((hFlags & ~BLOB_F_INDEX) != 0 || (load<u32>(blob, 20) | load<u32>(blob, 24) | load<u32>(blob, 28)) != 0) return fail(E_VERSION, -1, 0);
+  if (hRules > IPT_MAX_RULES) return fail(E_RULES, -1, 0);
+  if (<u64>HDR_BYTES + <u64>hRules * RULE_BYTES + (<u64>hWords << 2) != <u64>len) return fail(E_LENGTH, -1, 0);
+  return 0;
+}
+
+// Copies `n` blob rule records from `src` to rules [at, at + n) of `c`, each offset moved by `shift` words.
+function copyRecs(c: Chain, at: u32, src: usize, n: u32, stride: usize, shift: u32): void {
+  for (let r: u32 = 0; r < n; r++) {
+    const from = src + <usize>r * stride;
+    const dst = ruleAt(c, at + r);
+    store<u32>(dst, load<u32>(from) + shift);
+    store<u32>(dst, load<u32>(from, 4) + shift, 4);
+    store<u32>(dst, load<u32>(from, 8) + shift, 8);
+    store<u32>(dst, 0, 12);
+  }
+}
+
+// Finishes a chain whose rules and ops are in place: state slots, jumps, recent ops, the index.
+function finish(c: Chain, flags: u32): void {
+  wire(c);
+  if ((flags & BLOB_F_INDEX) != 0) dispatchBuild(c);
+  built = changetype<usize>(c);
+  builtFamily = c.family;
+  builtTable = c.table;
+}
+
 // Validates the blob of `len` bytes at `blob` for chain `self` and builds its core copy (left in
 // `built`). Returns 0, or a negative error code with nothing allocated.
 export function chainFromBlob(blob: usize, len: u32, self: u32): i32 {
   built = 0;
   errRule = -1;
   errOp = 0;
-  if (<u64>blob + <u64>len > (<u64>memory.size() << 16) || len < HDR_BYTES) return fail(E_LENGTH, -1, 0);
-  if (load<u32>(blob) != IPT_MAGIC) return fail(E_MAGIC, -1, 0);
-  if (load<u16>(blob, 4) != IPT_VERSION) return fail(E_VERSION, -1, 0);
-  const family = load<u8>(blob, 6), table = load<u8>(blob, 7);
-  if (family != 4 && family != 6) return fail(E_FAMILY, -1, 0);
-  if (<u32>table >= TABLE_COUNT) return fail(E_TABLE, -1, 0);
-  const flags = load<u32>(blob, 8), n = load<u32>(blob, 12), w = load<u32>(blob, 16);
-  if ((flags & ~BLOB_F_INDEX) != 0 || (load<u32>(blob, 20) | load<u32>(blob, 24) | load<u32>(blob, 28)) != 0) return fail(E_VERSION, -1, 0);
-  if (n > IPT_MAX_RULES) return fail(E_RULES, -1, 0);
-  if (<u64>HDR_BYTES + <u64>n * RULE_BYTES + (<u64>w << 2) != <u64>len) return fail(E_LENGTH, -1, 0);
-  const e = check(blob, family, table, n, w, self);
+  let e = header(blob, len);
   if (e != 0) return e;
-
-  const c = chainAlloc(family, table, n, w, nState, nJumps, nRecent);
+  const n = hRules, w = hWords;
+  e = check(blob, hFamily, hTable, n, w, self);
+  if (e != 0) return e;
+  const c = chainAlloc(hFamily, hTable, n, w, nState, nJumps, nRecent);
   const recs = blob + HDR_BYTES;
-  for (let r: u32 = 0; r < n; r++) {
-    const src = recs + <usize>r * RULE_BYTES;
-    const dst = ruleAt(c, r);
-    store<u32>(dst, load<u32>(src));
-    store<u32>(dst, load<u32>(src, 4), 4);
-    store<u32>(dst, load<u32>(src, 8), 8);
-    store<u32>(dst, 0, 12);
-  }
+  copyRecs(c, 0, recs, n, RULE_BYTES, 0);
   memory.copy(c.ops, recs + <usize>n * RULE_BYTES, <usize>w << 2);
-  wire(c);
-  if ((flags & BLOB_F_INDEX) != 0) dispatchBuild(c);
-  built = changetype<usize>(c);
-  builtFamily = family;
-  builtTable = table;
+  finish(c, hFlags);
+  return 0;
+}
+
+// Adds the state slots, jumps and recent ops of rules [from, to) of `c` to the check pass's counts.
+function countKept(c: Chain, from: u32, to: u32): void {
+  for (let r = from; r < to; r++) {
+    const rec = ruleAt(c, r);
+    const eo = load<u32>(rec, 8);
+    for (let at = load<u32>(rec); at < eo;) {
+      const h = load<u32>(opAt(c, at));
+      const kind = opKind(h);
+      if (kind == M_NTH || kind == M_LIMIT) nState++;
+      else if (kind == T_JUMP || kind == T_GOTO) nJumps++;
+      else if (kind == M_RECENT) nRecent++;
+      at += opWords(h);
+    }
+  }
+}
+
+// A changed version of live chain `base`: its first `head` and last `tail` rules, unchanged (checked
+// when they were loaded), around the rules of the blob at `blob`, which is validated like a whole
+// chain's. The result is the chain a blob of all three parts would build — counters zero, state
+// slots fresh, the index rebuilt — without the host sending or the core checking the kept rules
+// again: a 20 000-rule KUBE-SERVICES that gains one service costs one rule's check and a copy.
+// Returns 0 (the chain in `built`) or a negative error code (rule numbers count from the chain's
+// first rule) with nothing allocated.
+export function chainPatch(base: Chain, head: u32, tail: u32, blob: usize, len: u32, self: u32): i32 {
+  built = 0;
+  errRule = -1;
+  errOp = 0;
+  let e = header(blob, len);
+  if (e != 0) return e;
+  if (hFamily != base.family || hTable != base.table) return fail(E_FAMILY, -1, 0);
+  const m = base.nRules;
+  if (<u64>head + <u64>tail > <u64>m || <u64>head + <u64>tail + <u64>hRules > <u64>IPT_MAX_RULES) return fail(E_RULES, -1, 0);
+  e = check(blob, hFamily, hTable, hRules, hWords, self);
+  if (e != 0) return errRule < 0 ? e : fail(-e & 63, errRule + <i32>head, errOp);
+  countKept(base, 0, head);
+  countKept(base, m - tail, m);
+  const headWords = head == 0 ? 0 : load<u32>(ruleAt(base, head - 1), 8);
+  const tailFrom = tail == 0 ? base.opWords : load<u32>(ruleAt(base, m - tail));
+  const tailWords = base.opWords - tailFrom;
+  const n = head + hRules + tail, w = headWords + hWords + tailWords;
+  const c = chainAlloc(hFamily, hTable, n, w, nState, nJumps, nRecent);
+  copyRecs(c, 0, base.rules, head, RULE_REC, 0);
+  copyRecs(c, head, blob + HDR_BYTES, hRules, RULE_BYTES, headWords);
+  copyRecs(c, head + hRules, ruleAt(base, m - tail), tail, RULE_REC, headWords + hWords - tailFrom);
+  memory.copy(c.ops, base.ops, <usize>headWords << 2);
+  memory.copy(opAt(c, headWords), blob + HDR_BYTES + <usize>hRules * RULE_BYTES, <usize>hWords << 2);
+  memory.copy(opAt(c, headWords + hWords), opAt(base, tailFrom), <usize>tailWords << 2);
+  finish(c, hFlags);
   return 0;
 }

@@ -15,7 +15,7 @@ import {
   E_POLICY,
 } from "./format";
 import {
-  Chain, chainEmpty, chainFree, opAt, chainFromBlob, built, builtFamily, builtTable, errRule, errOp,
+  Chain, chainEmpty, chainFree, opAt, chainFromBlob, chainPatch, built, builtFamily, builtTable, errRule, errOp,
 } from "./chain";
 import { recentRef, recentUnref } from "./recent";
 
@@ -151,6 +151,23 @@ export function stageChain(id: u32, ptr: usize, len: u32): i32 {
   }
   dropStaged(id);
   store<usize>(slotAt(id) + S_STAGED, changetype<usize>(c));
+  store<u8>(slotAt(id) + S_OP, OP_REPLACE);
+  list(id);
+  return 0;
+}
+
+// Stages live chain `id` changed in its middle: its first `head` and last `tail` rules kept around
+// the rules of the blob at `ptr` (chain.ts chainPatch). The chain must be live and not yet staged
+// in this transaction.
+export function stagePatch(id: u32, ptr: usize, len: u32, head: u32, tail: u32): i32 {
+  registryInit();
+  if (id >= IPT_MAX_CHAINS || (id < BUILTIN_IDS && !isBuiltin(id))) return setError(errCode(E_CHAIN_ID, -1, 0), id, -1, 0);
+  ensure(id);
+  const live = liveChain(id);
+  if (live == 0 || load<u8>(slotAt(id) + S_OP) != OP_NONE) return setError(errCode(E_CHAIN_ID, -1, 0), id, -1, 0);
+  const e = chainPatch(changetype<Chain>(live), head, tail, ptr, len, id);
+  if (e != 0) return setError(e, id, errRule, errOp);
+  store<usize>(slotAt(id) + S_STAGED, built);
   store<u8>(slotAt(id) + S_OP, OP_REPLACE);
   list(id);
   return 0;

@@ -9,6 +9,8 @@ import { randSeed } from "../rand";
 import { nodeAddLocal, nodeSetMasq, nodeReset } from "../node";
 import { ctInit, ctCount, ctStat } from "../conntrack/table";
 import { iptProcess } from "./hooks";
+import { Chain } from "./chain";
+import { liveChain } from "./registry";
 import { rejectReply } from "../reply/reject";
 
 export { scratch, scratchBytes } from "../scratch";
@@ -59,4 +61,10 @@ export function reject(pkt: usize, len: u32, cap: u32, code: u32): i32 {
 }
 
 export function ctReady(): u32 { return ctCount(); }
+
+// Live chain `id` as the walk reads it (0 when there is none), for comparing two ways of building
+// it: its op words' count, its rule records (16 bytes each: offsets and dispatch segment), its ops.
+export function chainOpWords(id: u32): u32 { const c = liveChain(id); return c == 0 ? 0 : changetype<Chain>(c).opWords; }
+export function chainRules(id: u32): usize { const c = liveChain(id); return c == 0 ? 0 : changetype<Chain>(c).rules; }
+export function chainOps(id: u32): usize { const c = liveChain(id); return c == 0 ? 0 : changetype<Chain>(c).ops; }
 export function ctStatOf(id: u32): u64 { return ctStat(id); }

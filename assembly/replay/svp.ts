@@ -5,7 +5,7 @@
 // config was compiled. Never allocates per packet and never parses rule text; runs once at start-up.
 import {
   ABI_VERSION, init, nodeClear, nodeLocal, nodePodCIDR, nodeServiceCIDR, nodeMasquerade, nodeDnsAddress,
-  cfgBuffer, loadServices, conntrackTimeout, iptStageChain, iptStageDelete, iptSetPolicy, iptCommit, iptAbort,
+  cfgBuffer, loadServices, conntrackTimeout, iptStageChain, iptStagePatch, iptStageDelete, iptSetPolicy, iptCommit, iptAbort,
   iptSetIfName, iptModeSet, ipsetCreate, ipsetDestroy, ipsetFlush, ipsetSwap, ipsetRename, ipsetAdd, ipsetDel,
   ipsetBegin, ipsetCommit, ipsetAbort, ipsetElem, ipvsInit, ipvsAddService, ipvsEditService, ipvsDeleteService,
   ipvsFlush, ipvsAddDest, ipvsEditDest, ipvsDeleteDest, ipvsSetTimeouts, ipvsSetSysctl, ipvsSetTunnelSource,
@@ -22,7 +22,7 @@ const BUF_NONE: u8 = 0;
 const BUF_CFG: u8 = 1;
 const BUF_ELEM: u8 = 2;
 const BUF_DNS: u8 = 3;
-const OP_MAX: u32 = 43;
+const OP_MAX: u32 = 44;
 
 // Per op id: argc | buffer kind << 8 | (ptrArg + 1) << 16 (the same table as host-node/embed/svp.ts).
 const OPS: StaticArray<u32> = [
@@ -39,6 +39,7 @@ const OPS: StaticArray<u32> = [
   1 | 3 << 8,                                           // 38 dnsLoad (DNS stage)
   1 | 1 << 8,                                           // 39 svcApply (cfg)
   3, 5, 4, 1,                                           // 40 svcNodePorts .. 43 dnsForward
+  5 | 1 << 8 | 2 << 16,                                 // 44 iptStagePatch (cfg, ptr arg 1)
 ];
 
 /** Why the last load failed (a static string); empty on success. */
@@ -154,6 +155,7 @@ function call(id: u32, x: usize, ptr: usize): i32 {
     case 41: return svcNodePortAddr(a(x, 0), a(x, 1), a(x, 2), a(x, 3), a(x, 4));
     case 42: return ipvsSetDestTunnel(a(x, 0), a(x, 1), a(x, 2), a(x, 3));
     case 43: dnsForward(a(x, 0)); return 0;
+    case 44: return iptStagePatch(a(x, 0), ptr, a(x, 2), a(x, 3), a(x, 4));
   }
   return 0;
 }

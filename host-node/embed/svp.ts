@@ -79,6 +79,7 @@ export const SVP_OPS: readonly OpSpec[] = [
   op(41, 'svcNodePortAddr', 5),
   op(42, 'ipvsSetDestTunnel', 4),
   op(43, 'dnsForward', 1),
+  op(44, 'iptStagePatch', 5, BufferKind.Cfg, 1),
 ];
 
 export const SVP_OP_BY_NAME: ReadonlyMap<string, OpSpec> = new Map(SVP_OPS.map((o) => [o.name, o]));

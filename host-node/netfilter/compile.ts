@@ -12,7 +12,7 @@ import { ipvsWords, physdevHolds } from './ext-ipvs.js';
 import type { Family, Hook, Match, Rule, TableName, Target, Words, IfaceMatch, PortRange, AddrType } from './model.js';
 import { BUILTIN_CHAINS, type Ruleset, type Chain } from './ruleset.js';
 import type { Touched } from './restore.js';
-import { ChainMemo, MEMO_MIN_RULES, copyPrefix, copySuffix, suffixWords } from './chain-memo.js';
+import { ChainMemo, MEMO_MIN_RULES } from './chain-memo.js';
 
 // Loading compiled chains into a core lives in load.ts; its API is part of this module's.
 export { IptLoadError, loadRestore, type IptCore, type StagedChain } from './load.js';
@@ -241,7 +241,7 @@ export class IptCompiler {
         // The chain's own name, not `name` (a slice of the `touched` string, which it would keep).
         const id = chain.builtin ? builtinChainId(family, tname, chain.hook!) : this.userId(live, chain.name);
         const built = this.compileChain(id, family, tname, chain, dispatch, live);
-        stage.push(new Staged(id, family, tname, chain, this.arena.chunk, built.at, built.bytes, built.recents));
+        stage.push(new Staged(id, family, tname, chain, this.arena.chunk, built.at, built.bytes, built.recents, built.head, built.tail));
         if (chain.builtin) policies.push({ id, policy: chain.policy === 'DROP' ? 1 : 0 });
       }
     } catch (e) {
@@ -311,60 +311,52 @@ export class IptCompiler {
 
   // ---- one chain -------------------------------------------------------------------------------
   private compileChain(id: number, family: Family, table: TableName, chain: Chain, dispatch: boolean,
-    live: Map<string, number>): { at: number; bytes: number; recents: readonly string[] } {
+    live: Map<string, number>): { at: number; bytes: number; recents: readonly string[]; head: number; tail: number } {
     const ops = this.words;
     ops.n = 0;
     const rules = chain.rules;
-    const n = rules.length;
+    // Rules unchanged at both ends since this chain was last loaded stay in the core (a patch,
+    // chain-memo.ts): only rules [head, end) are encoded and sent.
+    const reuse = this.memo.reuse(id, rules);
+    const head = reuse ? reuse.prefix : 0;
+    const end = rules.length - (reuse ? reuse.suffix : 0);
+    const n = end - head;
     const recs = this.recs.length >= n * 3 ? this.recs : (this.recs = new Uint32Array(n * 3 * 2));
     const recents: string[] = [];
-    // Rules unchanged at both ends since this chain was last loaded are copied (chain-memo.ts).
-    const reuse = this.memo.reuse(id, rules);
-    let i = 0;
-    let end = n;
-    if (reuse) {
-      ops.room(reuse.from.words.length);
-      ops.n = copyPrefix(reuse, ops.buf, recs);
-      i = reuse.prefix;
-      end = n - reuse.suffix;
-    }
     // Encodings are remembered per rule only in large chains, whose middles a restore with several
     // changes re-encodes; the tens of thousands of two- and three-rule chains re-encode in less
     // time than a remembered encoding costs the garbage collector. Not on a chain's first load
-    // either (a first restore's 20 000-rule KUBE-SERVICES): its words are kept whole (chain-memo.ts),
-    // and its rules are remembered from the next restore that re-encodes them.
-    const remember = n >= MEMO_MIN_RULES && this.memo.has(id);
+    // either (a first restore's 20 000-rule KUBE-SERVICES): its rules are remembered from the next
+    // restore that re-encodes them.
+    const remember = rules.length >= MEMO_MIN_RULES && this.memo.has(id);
+    let i = head;
     try {
-      for (; i < end; i++) {
+      for (let k = 0; i < end; i++, k += 3) {
         const at = ops.n;
         if (!remember) {
           // Straight into the chain's words: no per-rule record, pool or view.
           const target = this.encodeInto(ops, rules[i]!, family, table, recents, live);
-          recs[i * 3] = at;
-          recs[i * 3 + 1] = at + target;
-          recs[i * 3 + 2] = ops.n;
+          recs[k] = at;
+          recs[k + 1] = at + target;
+          recs[k + 2] = ops.n;
           continue;
         }
         const e = this.encode(rules[i]!, family, table, recents, remember);
         const len = e.len;
         ops.room(len);
         const buf = ops.buf, pool = e.pool, off = e.off;
-        for (let k = 0; k < len; k++) buf[at + k] = pool[off + k]!;
+        for (let w = 0; w < len; w++) buf[at + w] = pool[off + w]!;
         if (e.jumpAt >= 0) buf[at + e.jumpAt] = this.userId(live, e.jump!);
         ops.n = at + len;
-        recs[i * 3] = at;
-        recs[i * 3 + 1] = at + e.target;
-        recs[i * 3 + 2] = at + len;
+        recs[k] = at;
+        recs[k + 1] = at + e.target;
+        recs[k + 2] = at + len;
       }
     } catch (e) {
       if (e instanceof CompileError) throw e;
       throw new CompileError(table, chain.name, i, (e as Error).message);
     }
-    if (reuse) {
-      ops.room(suffixWords(reuse));
-      ops.n = copySuffix(reuse, ops.buf, ops.n, recs, n);
-    }
-    this.memo.keep(id, rules, ops.buf, ops.n, recs, recents.length === 0);
+    this.memo.keep(id, rules, recents.length === 0);
     const bytes = HDR_BYTES + n * RULE_BYTES + ops.n * 4;
     // One view of the chunk for every chain: tens of thousands of small chains would otherwise
     // cost a DataView and two typed arrays each.
@@ -380,7 +372,7 @@ export class IptCompiler {
     dv.setUint32(at + 16, ops.n, true);
     copyWords(a32, (at + HDR_BYTES) >> 2, recs, n * 3);
     copyWords(a32, (at + HDR_BYTES + n * RULE_BYTES) >> 2, ops.buf, ops.n);
-    return { at, bytes, recents: recents.length !== 0 ? recents : NO_RECENTS };
+    return { at, bytes, recents: recents.length !== 0 ? recents : NO_RECENTS, head: reuse ? head : -1, tail: reuse ? reuse.suffix : 0 };
   }
 
 

@@ -14,6 +14,10 @@ export interface StagedChain {
   /** Valid until the next compile() (the compiler reuses its memory); a view made when read. */
   readonly blob: Uint8Array;
   readonly recents: readonly string[];
+  /** -1: the blob is the whole chain. Else a patch: the core keeps the first `head` and last
+   *  `tail` rules of its live copy around the blob's rules (iptStagePatch). */
+  readonly head: number;
+  readonly tail: number;
 }
 
 /** A chain's blob as bytes at..at+bytes of an arena chunk: no typed array per chain is kept (a
@@ -29,6 +33,8 @@ export class Staged implements StagedChain {
     private readonly at: number,
     private readonly bytes: number,
     readonly recents: readonly string[],
+    readonly head = -1,
+    readonly tail = 0,
   ) {}
 
   get blob(): Uint8Array {
@@ -89,6 +95,7 @@ export class BlobArena {
 export interface IptCore {
   memory: WebAssembly.Memory;
   iptStageChain(id: number, ptr: number, len: number): number;
+  iptStagePatch(id: number, ptr: number, len: number, head: number, tail: number): number;
   iptStageDelete(id: number): number;
   iptSetPolicy(id: number, policy: number): number;
   iptCommit(): number;
@@ -151,7 +158,7 @@ export function loadRestore(core: IptCore, c: IptCompiler, compiled: CompiledRes
       mem = new Uint8Array(buf);
     }
     mem.set(blob, ptr);
-    check(core.iptStageChain(s.id, ptr, blob.length));
+    check(s.head < 0 ? core.iptStageChain(s.id, ptr, blob.length) : core.iptStagePatch(s.id, ptr, blob.length, s.head, s.tail));
   }
   for (const d of compiled.deletes) check(core.iptStageDelete(d.id));
   for (const p of compiled.policies) check(core.iptSetPolicy(p.id, p.policy));

@@ -33,7 +33,7 @@ const OPS: Record<number, [string, number, number, number]> = {
   23: ['ipsetDel', 3, 2, -1], 24: ['ipsetBegin', 0, 0, -1], 25: ['ipsetCommit', 0, 0, -1], 26: ['ipsetAbort', 0, 0, -1],
   27: ['ipvsInit', 4, 0, -1], 28: ['ipvsAddService', 13, 0, -1], 29: ['ipvsEditService', 6, 0, -1], 30: ['ipvsDeleteService', 1, 0, -1],
   31: ['ipvsFlush', 0, 0, -1], 32: ['ipvsAddDest', 11, 0, -1], 33: ['ipvsEditDest', 6, 0, -1], 34: ['ipvsDeleteDest', 2, 0, -1],
-  35: ['ipvsSetTimeouts', 3, 0, -1], 36: ['ipvsSetSysctl', 2, 0, -1], 37: ['ipvsSetTunnelSource', 5, 0, -1], 38: ['dnsLoad', 1, 3, -1],
+  35: ['ipvsSetTimeouts', 3, 0, -1], 36: ['ipvsSetSysctl', 2, 0, -1], 37: ['ipvsSetTunnelSource', 5, 0, -1], 38: ['dnsLoad', 1, 3, -1], 44: ['iptStagePatch', 5, 1, 1],
 };
 
 type Fn = (...a: number[]) => number;
