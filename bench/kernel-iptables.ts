@@ -128,7 +128,7 @@ async function benchSize(k: KernelNode, n: number, rows: BenchRow[]): Promise<vo
   // once per sync period; this is that sync). The kernel applies every text too (the next text
   // names the chains the previous one made). The first PARTIAL_WARM of each are reported apart:
   // they run cold, right after the full restore and the benchmark's own garbage.
-  const adds: number[] = [], kAdds: number[] = [], dels: number[] = [], kDels: number[] = [];
+  const adds: number[] = [], addCpu: number[] = [], kAdds: number[] = [], dels: number[] = [], kDels: number[] = [];
   // performance.now() windows of svcplane's timed restores, for the GC pauses inside them.
   const addAt: Array<[number, number]> = [], delAt: Array<[number, number]> = [];
   let addLines = 0, delLines = 0, delChains = 0;
@@ -142,8 +142,11 @@ async function benchSize(k: KernelNode, n: number, rows: BenchRow[]): Promise<vo
     kAdds.push(await k.restore(add.text, true));
     t = hr();
     const a0 = performance.now();
+    const c0 = process.cpuUsage();
     dp.iptablesRestore(add.text, { noflush: true });
     adds.push(hr() - t);
+    const c1 = process.cpuUsage(c0);
+    addCpu.push((c1.user + c1.system) / 1000);
     addAt.push([a0, performance.now()]);
     addLines = add.text.split('\n').length;
   }
@@ -170,7 +173,7 @@ async function benchSize(k: KernelNode, n: number, rows: BenchRow[]): Promise<vo
     return `GC pauses inside them median ${fmt(median(ms))}, max ${fmt(Math.max(...ms))} ms`;
   };
   rows.push(pair(`iptables add 1 service (partial sync), ${size(n)} services`, 'ms', warm(adds), warm(kAdds),
-    `${addLines} lines; medians of ${PARTIAL_REPS} adds after ${PARTIAL_WARM} cold ones (svcplane ${cold(adds)} ms; kernel ${cold(kAdds)} ms), svcplane max ${fmt(Math.max(...adds.slice(PARTIAL_WARM)))} ms; ${await gcIn(addAt)}`));
+    `${addLines} lines; medians of ${PARTIAL_REPS} adds after ${PARTIAL_WARM} cold ones (svcplane ${cold(adds)} ms; kernel ${cold(kAdds)} ms), svcplane max ${fmt(Math.max(...adds.slice(PARTIAL_WARM)))} ms, each add's wall/CPU ms ${adds.slice(PARTIAL_WARM).map((a, k) => `${fmt(a)}/${fmt(addCpu[PARTIAL_WARM + k]!)}`).join(' ')}; ${await gcIn(addAt)}`));
   rows.push(pair(`iptables remove 1 service (partial sync), ${size(n)} services`, 'ms', warm(dels), warm(kDels),
     `${delLines} lines, ${delChains} chains deleted; medians of ${PARTIAL_REPS} after ${PARTIAL_WARM} cold ones (svcplane ${cold(dels)} ms); ${await gcIn(delAt)}`));
 }

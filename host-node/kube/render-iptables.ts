@@ -155,20 +155,22 @@ function sepChain(spn: string, protocol: string, ep: EndpointInfo): string {
 interface SharedLines { eps: EndpointInfo[] | undefined; ctx: string; nat: string[]; filter: string[]; active: string[] }
 const sharedCache = new WeakMap<ServicePortInfo, SharedLines>();
 
-/** The service ports of each Service ("ns/name") in a sorted list, indexed once per list. */
-const portsByService = new WeakMap<readonly ServicePortInfo[], Map<string, ServicePortInfo[]>>();
-function portsOf(services: readonly ServicePortInfo[]): Map<string, ServicePortInfo[]> {
-  let m = portsByService.get(services);
-  if (m === undefined) {
-    m = new Map();
-    for (const sp of services) {
-      const list = m.get(sp.namespacedName);
-      if (list) list.push(sp);
-      else m.set(sp.namespacedName, [sp]);
-    }
-    portsByService.set(services, m);
+/**
+ * The service ports of Service `nn` ("ns/name") in the model's sorted list: their ids all start
+ * with `ns/name:`, so they sit together and a binary search finds them (a partial sync looks up a
+ * few Services; a map of all 20,000 would cost more than the sync).
+ */
+function portsOf(services: readonly ServicePortInfo[], nn: string): ServicePortInfo[] {
+  const key = `${nn}:`;
+  let lo = 0, hi = services.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (services[mid]!.id < key) lo = mid + 1;
+    else hi = mid;
   }
-  return m;
+  const out: ServicePortInfo[] = [];
+  for (let i = lo; i < services.length && services[i]!.id.startsWith(key); i++) out.push(services[i]!);
+  return out;
 }
 
 /** Renders one sync of one family. */
@@ -278,9 +280,8 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
 
   /** The changed Services' own chains, every shared line as `prev` has it; null when that would not hold. */
   function changedOnly(prev: SharedChains): IptablesRender | null {
-    const ports = portsOf(services);
     const changed: ServicePortInfo[] = [];
-    for (const nn of req.changedServices!) for (const sp of ports.get(nn) ?? []) changed.push(sp);
+    for (const nn of req.changedServices!) for (const sp of portsOf(services, nn)) changed.push(sp);
     const before: SharedLines[] = [];
     let total = prev.totalEndpoints;
     for (const sp of changed) {

@@ -134,6 +134,40 @@ describe('rule views', () => {
     }
   });
 
+  it('a digest after chains are replaced, added and deleted equals the digest of the same text indexed afresh', () => {
+    const rules: string[] = ['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-SERVICES - [0:0]'];
+    for (let i = 0; i < 2000; i++) rules.push(`:KUBE-SVC-${1000 + i} - [0:0]`);
+    rules.push('-A PREROUTING -j KUBE-SERVICES');
+    for (let i = 0; i < 2000; i++) rules.push(`-A KUBE-SERVICES -d 10.96.${i >> 8}.${i & 255} -j KUBE-SVC-${1000 + i}`);
+    for (let i = 0; i < 2000; i++) for (let k = 0; k <= i % 3; k++) rules.push(`-A KUBE-SVC-${1000 + i} -j KUBE-SEP-${i}-${k}`);
+    rules.push('COMMIT');
+    const index = new SaveIndex(rules.join('\n'));
+    const visits = [
+      { table: 'nat', chain: 'PREROUTING', rule: 0, matched: true },
+      { table: 'nat', chain: 'KUBE-SERVICES', rule: 1200, matched: true },
+      { table: 'nat', chain: 'KUBE-SVC-2200', rule: 0, matched: false },
+      { table: 'nat', chain: 'KUBE-SVC-2200', rule: 1, matched: true },
+      { table: 'nat', chain: 'KUBE-SVC-1500', rule: 0, matched: true },
+      { table: 'nat', chain: 'KUBE-SVC-0999', rule: 0, matched: true },
+    ];
+    const texts = (ix: SaveIndex) => ix.view(ix.marks(visits), 1000).map((l) => `${l.mark ?? ''} ${l.text}`);
+    texts(index);   // lays the table out; the edits below keep that layout up to date
+    const edits: Array<[string, string | null]> = [
+      ['KUBE-SVC-2200', '-N KUBE-SVC-2200\n-A KUBE-SVC-2200 -j KUBE-SEP-a\n-A KUBE-SVC-2200 -j KUBE-SEP-b\n-A KUBE-SVC-2200 -j KUBE-SEP-c\n-A KUBE-SVC-2200 -j KUBE-SEP-d\n'],
+      ['KUBE-SVC-0999', '-N KUBE-SVC-0999\n-A KUBE-SVC-0999 -j KUBE-SEP-x\n'],   // new, before every other service chain
+      ['KUBE-SVC-1700', null],
+      ['KUBE-SVC-9999', '-N KUBE-SVC-9999\n-A KUBE-SVC-9999 -j KUBE-SEP-y\n-A KUBE-SVC-9999 -j KUBE-SEP-z\n'],   // new, last
+      ['KUBE-SVC-1000', null],
+      ['KUBE-MARK-MASQ', '-N KUBE-MARK-MASQ\n-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000\n'],   // a fixed chain
+      ['KUBE-SVC-1500', '-N KUBE-SVC-1500\n'],
+    ];
+    for (const [chain, text] of edits) {
+      index.setChain('nat', chain, text);
+      expect(texts(index), chain).toEqual(texts(new SaveIndex(index.text().join('\n'))));
+    }
+    expect(texts(index).some((l) => l.includes('-A KUBE-SVC-0999 -j KUBE-SEP-x'))).toBe(true);
+  });
+
   it('replaces, adds and deletes single chains; a new user chain takes its place in name order', () => {
     const index = SaveIndex.fromRules([{ table: 'nat', rules: '-P PREROUTING ACCEPT\n-N KUBE-A\n-N KUBE-C\n-A PREROUTING -j KUBE-A\n-A KUBE-A -j KUBE-C\n-A KUBE-C -j DROP\n' }]);
     expect(index.view(new Map(), Infinity).map((l) => l.text)).toEqual(['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-A - [0:0]', ':KUBE-C - [0:0]', '-A PREROUTING -j KUBE-A', '-A KUBE-A -j KUBE-C', '-A KUBE-C -j DROP', 'COMMIT']);

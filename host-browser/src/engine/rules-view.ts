@@ -62,19 +62,23 @@ interface ChainRules {
   rules: RuleLines;
   builtin: boolean;
   perService: boolean;
-  /** Index in its table's order (set by TableRules.laidOut). */
-  pos: number;
 }
 
-/** Numbers the chains and sums their rules (see TableRules.laidOut). */
-function layOut(order: ChainRules[]): { rulesBefore: Float64Array; fixed: ChainRules[] } {
+/** What a digest needs of a table's chains (see TableRules.laidOut). */
+interface Layout {
+  /** rulesBefore[i]: the rules of order[0..i). */
+  rulesBefore: Float64Array;
+  /** The chains that are not per-service, in order. */
+  fixed: ChainRules[];
+}
+
+function layOut(order: ChainRules[]): Layout {
   const n = order.length;
   const rulesBefore = new Float64Array(n + 1);
   const fixed: ChainRules[] = [];
   let sum = 0;
   for (let i = 0; i < n; i++) {
     const c = order[i]!;
-    c.pos = i;
     sum += c.rules.length;
     rulesBefore[i + 1] = sum;
     if (!c.perService) fixed.push(c);
@@ -86,29 +90,48 @@ function layOut(order: ChainRules[]): { rulesBefore: Float64Array; fixed: ChainR
 class TableRules {
   readonly order: ChainRules[] = [];
   readonly byName = new Map<string, ChainRules>();
-  private layout: { rulesBefore: Float64Array; fixed: ChainRules[] } | undefined;
+  private layout: Layout | undefined;
 
   constructor(readonly name: string) {}
 
-  /** Forgets the layout after the chains changed. */
-  touch(): void {
-    this.layout = undefined;
+  /**
+   * The rules before each position and the chains that are not per-service: what a digest needs
+   * to count the lines it leaves out without walking them. Built once, then kept up to date by
+   * resized/inserted/removed as a sync replaces chains: rebuilding it means reading every one of
+   * 60,000 chain objects, which costs an edit more than the rest of its view.
+   */
+  laidOut(): Layout {
+    return (this.layout ??= layOut(this.order));
   }
 
-  /**
-   * Each chain's position, the rules before each position (rulesBefore[i]: rules of order[0..i)),
-   * and the chains that are not per-service: what a digest needs to count the lines it leaves
-   * out without walking them. Built once after each change.
-   */
-  laidOut(): { rulesBefore: Float64Array; fixed: ChainRules[] } {
-    return (this.layout ??= layOut(this.order));
+  /** The chain at position `p` went from `was` rules to `now`. */
+  resized(p: number, was: number, now: number): void {
+    const rb = this.layout?.rulesBefore;
+    if (rb === undefined || was === now) return;
+    for (let i = p + 1; i < rb.length; i++) rb[i] += now - was;
+  }
+
+  /** Chain `c` was put at position `p` (`removed`: taken from there). */
+  inserted(p: number, c: ChainRules, removed = false): void {
+    const l = this.layout;
+    if (l === undefined) return;
+    if (!c.perService) {
+      this.layout = undefined;   // the fixed list changes: rare (a new KUBE-* chain of kube-proxy's own)
+      return;
+    }
+    const old = l.rulesBefore, len = c.rules.length;
+    const rb = new Float64Array(old.length + (removed ? -1 : 1));
+    rb.set(old.subarray(0, p + 1));
+    if (removed) for (let i = p + 1; i < rb.length; i++) rb[i] = old[i + 1]! - len;
+    else for (let i = p + 1; i < rb.length; i++) rb[i] = old[i - 1]! + len;
+    l.rulesBefore = rb;
   }
 
   /** The named chain, appended (as a user chain) when new. */
   chain(name: string): ChainRules {
     let c = this.byName.get(name);
     if (!c) {
-      c = { name, rules: [], builtin: false, perService: PER_SERVICE.test(name), pos: -1 };
+      c = { name, rules: [], builtin: false, perService: PER_SERVICE.test(name) };
       this.byName.set(name, c);
       this.order.push(c);
     }
@@ -318,7 +341,6 @@ export class SaveIndex {
       this.tables.push((t = new TableRules(table)));
       if (this.lineCount !== undefined) this.lineCount += 2;   // *table, COMMIT
     }
-    t.touch();
     const old = t.byName.get(chain);
     const lines = (c: ChainRules | undefined) => (c ? 1 + c.rules.length : 0);
     const was = lines(old);
@@ -326,18 +348,24 @@ export class SaveIndex {
     if (rules === null) {
       if (!old) return;
       t.byName.delete(chain);
-      t.order.splice(t.order.indexOf(old), 1);
+      const p = t.order.indexOf(old);
+      t.order.splice(p, 1);
+      t.inserted(p, old, true);
     } else if (old) {
+      const n = old.rules.length;
       old.rules = [];
       t.read(rules);
       now = old;
+      t.resized(t.order.indexOf(old), n, old.rules.length);
     } else {
       const fresh = new TableRules(table);
       fresh.read(rules);
       now = fresh.byName.get(chain);
       if (!now) return;
-      t.order.splice(now.builtin ? t.order.findIndex((x) => !x.builtin) >>> 0 : t.slot(chain), 0, now);
+      const p = now.builtin ? t.order.findIndex((x) => !x.builtin) >>> 0 : t.slot(chain);
+      t.order.splice(p, 0, now);
       t.byName.set(chain, now);
+      t.inserted(p, now);
     }
     if (this.lineCount !== undefined) this.lineCount += lines(now) - was;
   }
@@ -484,20 +512,21 @@ export class SaveIndex {
       // between two shown chains are left out, counted from the layout.
       const { rulesBefore, fixed } = t.laidOut();
       const extra = visited.get(t);
-      const shown = extra ? [...fixed, ...extra].sort((a, b) => a.pos - b.pos) : fixed;
+      // Positions of the few chains shown: a search of the order array reads no chain object.
+      const shown = (extra ? [...fixed, ...extra] : fixed).map((c) => ({ c, pos: t.order.indexOf(c) })).sort((a, b) => a.pos - b.pos);
       let next = 0;
-      for (const c of shown) {
-        gap += c.pos - next;
+      for (const { c, pos } of shown) {
+        gap += pos - next;
         push({ text: declOf(c) });
-        next = c.pos + 1;
+        next = pos + 1;
       }
       gap += t.order.length - next;
       next = 0;
-      for (const c of shown) {
-        gap += rulesBefore[c.pos]! - rulesBefore[next]!;
+      for (const { c, pos } of shown) {
+        gap += rulesBefore[pos]! - rulesBefore[next]!;
         if (c.perService) lines(c, marksOf(c), 0, c.rules.length);
         else windows(c, marksOf(c));
-        next = c.pos + 1;
+        next = pos + 1;
       }
       gap += rulesBefore[t.order.length]! - rulesBefore[next]!;
       push({ text: 'COMMIT' });
