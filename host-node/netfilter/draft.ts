@@ -353,6 +353,26 @@ export function copyEnds(b: readonly Rule[], copy: readonly Rule[]): void {
   if (k !== undefined) knownEnds.set(copy, k);
 }
 
+/** Old rules a rewrite may not have reached yet when its last rule is looked for among them. */
+const PENDING_MAX = 8;
+
+/**
+ * For `b`, a rewrite of `a` in progress whose common prefix is `p`: [cut, s] when `b` ends like
+ * `a` without its last `cut` rules (1 ≤ cut ≤ PENDING_MAX) for `s` rules, else [0, 0].
+ */
+function pendingTail(a: readonly Rule[], b: readonly Rule[], p: number): [number, number] {
+  const last = b[b.length - 1];
+  if (last === undefined) return [0, 0];
+  for (let cut = 1; cut <= PENDING_MAX && a.length - cut > p; cut++) {
+    if (a[a.length - 1 - cut] !== last) continue;
+    let s = 0;
+    const n = Math.min(a.length - cut, b.length) - p;
+    while (s < n && a[a.length - cut - 1 - s] === b[b.length - 1 - s]) s++;
+    return [cut, s];
+  }
+  return [0, 0];
+}
+
 /** Common prefix and suffix lengths of two rule lists (by identity). */
 export function commonEnds(a: readonly Rule[], b: readonly Rule[]): [number, number] {
   const k = knownEnds.get(b);
@@ -571,9 +591,16 @@ export class TableDraft {
         continue;
       }
       const before = d.origin?.rules ?? [];
-      const [p, s] = commonEnds(before, d.rules);
-      for (let k = p; k < before.length - s; k++) add(before[k], -1);
-      for (let k = p; k < d.rules.length - s; k++) add(d.rules[k], 1);
+      const rules = d.rules;
+      const [p, s] = commonEnds(before, rules);
+      // A chain still being rewritten when -X asks (kube-proxy writes its -X lines before the
+      // last KUBE-SERVICES rule) has no common suffix with its old rules yet: its last rule is one
+      // of the old ones a few before their end. Aligned there, only the rules around the change
+      // are counted instead of every rule after it.
+      const [cut, tail] = s === 0 ? pendingTail(before, rules, p) : [0, 0];
+      for (let k = p; k < before.length - tail - cut; k++) add(before[k], -1);
+      for (let k = before.length - cut; k < before.length; k++) add(before[k], -1);
+      for (let k = p; k < rules.length - (s || tail); k++) add(rules[k], 1);
     }
     if (this.replaced) {
       // Chains of the previous table the block has not (re)made: gone or reset, rules dropped.

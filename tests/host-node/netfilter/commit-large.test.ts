@@ -106,6 +106,41 @@ describe('COMMIT of a restore that creates thousands of chains', () => {
     const gone = ok('*nat\n-D KUBE-SVC-3 -j KUBE-SEP-3-1\n-F KUBE-SEP-3-1\n-X KUBE-SEP-3-1\nCOMMIT\n', base, true);
     expect(gone.ruleset.table('nat')!.chain('KUBE-SEP-3-1')).toBeUndefined();
   });
+
+  it('counts references right when -X comes while a large chain is still being rewritten (kube-proxy writes its last KUBE-SERVICES rule after the -X lines)', () => {
+    const base = ok(services(500, '-A KUBE-SERVICES -j KUBE-MARK-MASQ')).ruleset;
+    const old = base.table('nat')!.chain('KUBE-SERVICES')!.rules.map((r) => `-A KUBE-SERVICES ${ruleSpec(r)}`);
+    // KUBE-SERVICES rewritten without service 300, its last rule not yet written when the -X come.
+    const rewrite = (extraX: string[], last: string[]) => ['*nat', ':KUBE-SERVICES - [0:0]', ...old.slice(0, 300), ...old.slice(301, -1),
+      '-F KUBE-SVC-300', '-F KUBE-SEP-300-0', '-F KUBE-SEP-300-1', '-X KUBE-SVC-300', '-X KUBE-SEP-300-0', '-X KUBE-SEP-300-1', ...extraX, ...last, 'COMMIT', ''].join('\n');
+    const r = ok(rewrite([], [old.at(-1)!]), base, true);
+    const nat = r.ruleset.table('nat')!;
+    expect(nat.chain('KUBE-SVC-300')).toBeUndefined();
+    expect(nat.chain('KUBE-SERVICES')!.rules).toHaveLength(500);
+    // Still named by the rewrite (service 299's rule, just before the change) or by another chain: refused.
+    for (const x of ['-X KUBE-SVC-299', '-X KUBE-SVC-499', '-X KUBE-SEP-7-0']) {
+      const bad = parseRestore(rewrite([x], [old.at(-1)!]), { base, noflush: true });
+      expect(bad.ok, x).toBe(false);
+      if (!bad.ok) expect(bad.error.reason).toBe("Can't delete chain with references left");
+    }
+    // Service 300's rule replaced by one naming a new chain: that chain cannot go.
+    const replaced = rewrite(['-X KUBE-NEW'], [old.at(-1)!]).replace(':KUBE-SERVICES - [0:0]', ':KUBE-SERVICES - [0:0]\n:KUBE-NEW - [0:0]')
+      .replace(old[301]!, `-A KUBE-SERVICES -d 198.18.9.9/32 -p tcp -m tcp --dport 81 -j KUBE-NEW\n${old[301]!}`);
+    const refused = parseRestore(replaced, { base, noflush: true });
+    expect(refused.ok).toBe(false);
+    if (!refused.ok) expect(refused.error.reason).toBe("Can't delete chain with references left");
+    // The old last rule is not written again yet when -X comes: KUBE-MARK-MASQ is then named only by
+    // the KUBE-SEP chains, so it stays; a chain only that old last rule named could go.
+    const bad = parseRestore(rewrite(['-X KUBE-MARK-MASQ'], []), { base, noflush: true });
+    expect(bad.ok).toBe(false);
+    const base2 = ok(services(500, ':KUBE-LAST - [0:0]\n-A KUBE-SERVICES -j KUBE-LAST')).ruleset;
+    const old2 = base2.table('nat')!.chain('KUBE-SERVICES')!.rules.map((r) => `-A KUBE-SERVICES ${ruleSpec(r)}`);
+    const text2 = ['*nat', ':KUBE-SERVICES - [0:0]', ...old2.slice(0, 300), ...old2.slice(301, -1), '-X KUBE-LAST', 'COMMIT', ''].join('\n');
+    const done = ok(text2, base2, true);
+    expect(done.ruleset.table('nat')!.chain('KUBE-LAST')).toBeUndefined();
+    const late = parseRestore(text2.replace('COMMIT', `${old2.at(-1)}\nCOMMIT`), { base: base2, noflush: true });
+    expect(late.ok).toBe(false);   // the rule written after the -X names a chain that is gone
+  });
 });
 
 describe('compiler chain ids of a refused restore', () => {
