@@ -598,7 +598,7 @@ export class TableDraft {
       // of the old ones a few before their end. Aligned there, only the rules around the change
       // are counted instead of every rule after it.
       const [cut, tail] = s === 0 ? pendingTail(before, rules, p) : [0, 0];
-      for (let k = p; k < before.length - tail - cut; k++) add(before[k], -1);
+      for (let k = p; k < before.length - (s || tail) - cut; k++) add(before[k], -1);
       for (let k = before.length - cut; k < before.length; k++) add(before[k], -1);
       for (let k = p; k < rules.length - (s || tail); k++) add(rules[k], 1);
     }

@@ -123,6 +123,20 @@ describe('COMMIT of a restore that creates thousands of chains', () => {
       expect(bad.ok, x).toBe(false);
       if (!bad.ok) expect(bad.error.reason).toBe("Can't delete chain with references left");
     }
+    // The whole chain rewritten with one rule inserted, then -X: chains named by the rules after the
+    // insert (the common suffix) are still referenced.
+    const whole = ['*nat', ':KUBE-SERVICES - [0:0]', ':KUBE-NEW - [0:0]', ...old.slice(0, 300), '-A KUBE-SERVICES -d 198.18.9.9/32 -p tcp -m tcp --dport 81 -j KUBE-NEW', ...old.slice(300)];
+    const referenced = (r: ReturnType<typeof parseRestore>) => !r.ok && r.error.reason === "Can't delete chain with references left";
+    for (const c of ['KUBE-SVC-301', 'KUBE-SVC-450', 'KUBE-SVC-0', 'KUBE-NEW']) {
+      expect(referenced(parseRestore([...whole, `-F ${c}`, `-X ${c}`, 'COMMIT', ''].join('\n'), { base, noflush: true })), c).toBe(true);
+    }
+    // …and so after that restore, which leaves every count as it found it.
+    let after = ok([...whole, 'COMMIT', ''].join('\n'), base, true).ruleset;
+    for (const c of ['KUBE-SVC-301', 'KUBE-SVC-450', 'KUBE-NEW']) {
+      expect(referenced(parseRestore(`*nat\n-F ${c}\n-X ${c}\nCOMMIT\n`, { base: after, noflush: true })), c).toBe(true);
+    }
+    after = ok('*nat\n-D KUBE-SERVICES -d 198.18.9.9/32 -p tcp -m tcp --dport 81 -j KUBE-NEW\n-X KUBE-NEW\nCOMMIT\n', after, true).ruleset;
+    expect(after.table('nat')!.chain('KUBE-NEW')).toBeUndefined();
     // Service 300's rule replaced by one naming a new chain: that chain cannot go.
     const replaced = rewrite(['-X KUBE-NEW'], [old.at(-1)!]).replace(':KUBE-SERVICES - [0:0]', ':KUBE-SERVICES - [0:0]\n:KUBE-NEW - [0:0]')
       .replace(old[301]!, `-A KUBE-SERVICES -d 198.18.9.9/32 -p tcp -m tcp --dport 81 -j KUBE-NEW\n${old[301]!}`);
