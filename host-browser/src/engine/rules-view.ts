@@ -66,7 +66,7 @@ interface ChainRules {
 
 /** What a digest needs of a table's chains (see TableRules.laidOut). */
 interface Layout {
-  /** rulesBefore[i]: the rules of order[0..i). */
+  /** rulesBefore[i]: the rules of order[0..i), for i up to the chain count (the array may be longer). */
   rulesBefore: Float64Array;
   /** The chains that are not per-service, in order. */
   fixed: ChainRules[];
@@ -108,10 +108,10 @@ class TableRules {
   resized(p: number, was: number, now: number): void {
     const rb = this.layout?.rulesBefore;
     if (rb === undefined || was === now) return;
-    for (let i = p + 1; i < rb.length; i++) rb[i] += now - was;
+    for (let i = p + 1, n = this.order.length; i <= n; i++) rb[i] += now - was;
   }
 
-  /** Chain `c` was put at position `p` (`removed`: taken from there). */
+  /** Chain `c` was put at position `p` (`removed`: taken from there); `order` has changed already. */
   inserted(p: number, c: ChainRules, removed = false): void {
     const l = this.layout;
     if (l === undefined) return;
@@ -119,12 +119,20 @@ class TableRules {
       this.layout = undefined;   // the fixed list changes: rare (a new KUBE-* chain of kube-proxy's own)
       return;
     }
-    const old = l.rulesBefore, len = c.rules.length;
-    const rb = new Float64Array(old.length + (removed ? -1 : 1));
-    rb.set(old.subarray(0, p + 1));
-    if (removed) for (let i = p + 1; i < rb.length; i++) rb[i] = old[i + 1]! - len;
-    else for (let i = p + 1; i < rb.length; i++) rb[i] = old[i - 1]! + len;
-    l.rulesBefore = rb;
+    // rulesBefore has room to spare, so an edit moves its tail in place instead of copying it.
+    const n = this.order.length, len = removed ? -c.rules.length : c.rules.length;
+    let rb = l.rulesBefore;
+    if (removed) {
+      rb.copyWithin(p + 1, p + 2, n + 2);
+    } else {
+      if (rb.length < n + 1) {
+        const grown = new Float64Array(n + 1 + (n >> 3) + 16);
+        grown.set(rb);
+        l.rulesBefore = rb = grown;
+      }
+      rb.copyWithin(p + 1, p, n);
+    }
+    for (let i = p + 1; i <= n; i++) rb[i] += len;
   }
 
   /** The named chain, appended (as a user chain) when new. */
