@@ -50,7 +50,7 @@ export class ChainDraft {
   private replayLines: Int32Array | null = null;
   private replayParts: Uint32Array | null = null;
   private replayNew: Rule[] | null = null;
-  /** settle() recorded the list's common ends with the hint (draft.ts rememberEnds()). */
+  /** settle() recorded the list's common ends with the hint (rememberEnds() below). */
   private endsKnown = false;
   /**
    * A chain created in this block, while it only had appends: its rules wait in the block's

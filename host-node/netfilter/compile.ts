@@ -5,7 +5,8 @@
 // chains fixed); ids of deleted chains are reused once the deletion is committed. Recent-list,
 // nfacct and ipset names get numeric ids the same way. The compiler also remembers, per chain id,
 // the model's rules so a trace can print the rule it visited (trace.ts). A large chain that changed
-// at a few places re-encodes only those (chain-memo.ts); loading into the core is load.ts.
+// at a few places encodes only those, as a patch the core applies to its live copy (chain-memo.ts);
+// loading into the core is load.ts.
 // Pure: never calls the core (load.ts does) and never parses text.
 
 import { ipvsWords, physdevHolds } from './ext-ipvs.js';
