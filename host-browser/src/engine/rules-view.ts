@@ -74,7 +74,7 @@ interface Layout {
 
 function layOut(order: ChainRules[]): Layout {
   const n = order.length;
-  const rulesBefore = new Float64Array(n + 1);
+  const rulesBefore = new Float64Array(n + 1 + (n >> 3) + 16);   // room for the chains syncs add
   const fixed: ChainRules[] = [];
   let sum = 0;
   for (let i = 0; i < n; i++) {
