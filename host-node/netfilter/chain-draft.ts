@@ -53,6 +53,12 @@ export class ChainDraft {
   /** settle() recorded the list's common ends with the hint (rememberEnds() below). */
   private endsKnown = false;
   /**
+   * The rules settle() built from the replay log, whose arrays it kept, while nothing else has
+   * changed the list since (0: none): a replay read in the middle (reference counts for an -X that
+   * kube-proxy writes before a chain's last rule) goes on logging instead of copying the list.
+   */
+  private resumable = 0;
+  /**
    * A chain created in this block, while it only had appends: its rules wait in the block's
    * AppendLog (places.ts) — `logged` of them from entry `logHead` — instead of in three arrays of
    * its own; the list is built, at its exact size, on first look at `rules`, the lines (kept
@@ -101,6 +107,7 @@ export class ChainDraft {
 
   set rules(rules: readonly Rule[]) {
     this.replayed = 0;
+    this.resumable = 0;
     this.endsKnown = false;
     this.endLog();
     this.list = rules;
@@ -117,6 +124,7 @@ export class ChainDraft {
   set lines(lines: number[] | null) {
     if (this.replayed !== 0) this.settle();
     if (this.logged !== 0) this.settleLog();
+    this.resumable = 0;
     this.linesLog = null;
     this.linesReplayed = null;
     this.lineList = lines;
@@ -177,6 +185,7 @@ export class ChainDraft {
   }
 
   private settleLines(): void {
+    this.resumable = 0;
     const replayed = this.linesReplayed;
     if (replayed !== null) {
       this.linesReplayed = null;
@@ -206,6 +215,7 @@ export class ChainDraft {
     if (this.logged !== 0) this.settleLog();
     if (this.linesLog !== null || this.linesReplayed !== null) this.settleLines();
     this.exact = false;
+    this.resumable = 0;
     if (this.endsKnown) {
       // The list is about to change in place: what settle() recorded about it no longer holds.
       this.endsKnown = false;
@@ -226,9 +236,12 @@ export class ChainDraft {
    */
   replay(k: number, rule: Rule | null, line: number, text: string, from: number, to: number, zero: boolean): boolean {
     const hint = this.hint;
-    const n = this.replayed;
+    let n = this.replayed;
     if (hint === null || this.parts === null) return false;
-    if (n === 0) {
+    if (n === 0 && this.resumable !== 0 && this.resumable === this.list.length && this.endsKnown && text === this.partText) {
+      n = this.resumable;   // settled in the middle, unchanged since: the log goes on
+      this.resumable = 0;
+    } else if (n === 0) {
       // Only from a fresh flush, and starting with a rule of the hint.
       if (k < 0 || this.list.length !== 0 || this.lineList === null || this.parts.n !== 0) return false;
       const cap = hint.length + 16;
@@ -321,9 +334,7 @@ export class ChainDraft {
     while (s < m - p && (idx[n - 1 - s] === h - 1 - s || list[n - 1 - s] === hint[h - 1 - s])) s++;
     rememberEnds(hint, list, p, s);
     this.endsKnown = true;
-    this.replayIdx = this.replayLines = null;
-    this.replayParts = null;
-    this.replayNew = null;
+    this.resumable = n;
   }
 
 }

@@ -101,22 +101,28 @@ export class TableDraft {
 
   /** Appends hint[k] to `d` by replay (ChainDraft.replay()); false when that does not apply. */
   replayHint(d: ChainDraft, k: number, line: number, text: string, from: number, to: number): boolean {
-    const first = !d.replaying;
-    if (this.refDelta !== null || !d.replay(k, null, line, text, from, to, true)) return false;
+    const first = !d.replaying && d.rules.length === 0;
+    if (!d.replay(k, null, line, text, from, to, true)) return false;
     if (first) d.seq = this.seqBase + line;
+    this.countJump(d.hint![k]!, 1);
     return true;
   }
 
   /** Appends hint rules k0 … k1 by replay (ChainDraft.replayStretch()); false when that does not apply. */
   replayStretch(d: ChainDraft, k0: number, k1: number, line0: number, text: string, at: Uint32Array, starts: Uint32Array): boolean {
-    return this.refDelta === null && d.replayStretch(k0, k1, line0, text, at, starts);
+    if (!d.replayStretch(k0, k1, line0, text, at, starts)) return false;
+    if (this.refDelta !== null) for (let j = k0; j <= k1; j++) this.countJump(d.hint![j]!, 1);
+    return true;
   }
 
   /** Appends `rule`. `text.slice(from, to)` is where the restore text wrote it (equal to
    *  `rule.text`) and `zero` whether its counters are zero, when the caller knows them. */
   append(d: ChainDraft, rule: Rule, line: number, text: string | null = null, from = 0, to = 0, zero = false): void {
-    // A chain being replayed logs the rule too (only while reference counts are not tracked).
-    if (text !== null && this.refDelta === null && d.replaying && d.replay(-1, rule, line, text, from, to, zero)) return;
+    // A chain being replayed logs the rule too.
+    if (text !== null && d.replaying && d.replay(-1, rule, line, text, from, to, zero)) {
+      this.countJump(rule, 1);
+      return;
+    }
     if (d.logging) {
       if (d.loggedCount === 0) d.seq = this.seqBase + line;
       d.logAppend(rule, line, text, from, to, zero);

@@ -154,6 +154,19 @@ describe('COMMIT of a restore that creates thousands of chains', () => {
     expect(done.ruleset.table('nat')!.chain('KUBE-LAST')).toBeUndefined();
     const late = parseRestore(text2.replace('COMMIT', `${old2.at(-1)}\nCOMMIT`), { base: base2, noflush: true });
     expect(late.ok).toBe(false);   // the rule written after the -X names a chain that is gone
+
+    // kube-proxy's order: the -X lines (which read the chain mid-rewrite), then the last rule, which
+    // the rewrite goes on replaying — its jump counted, the chain as the text says, lines right.
+    const kp = ['*nat', ':KUBE-SERVICES - [0:0]', ...old2.slice(0, 300), ...old2.slice(301, -1),
+      '-F KUBE-SVC-300', '-F KUBE-SEP-300-0', '-F KUBE-SEP-300-1', '-X KUBE-SVC-300', '-X KUBE-SEP-300-0', '-X KUBE-SEP-300-1', old2.at(-1)!];
+    const kpDone = ok([...kp, 'COMMIT', ''].join('\n'), base2, true);
+    const ks = kpDone.ruleset.table('nat')!.chain('KUBE-SERVICES')!.rules.map((x) => `-A KUBE-SERVICES ${ruleSpec(x)}`);
+    expect(ks).toEqual([...old2.slice(0, 300), ...old2.slice(301)]);
+    const stillNamed = parseRestore([...kp, '-X KUBE-LAST', 'COMMIT', ''].join('\n'), { base: base2, noflush: true });
+    expect(referenced(stillNamed)).toBe(true);
+    const badAfter = parseRestore([...kp, '-A KUBE-SERVICES -j NO-SUCH-CHAIN', 'COMMIT', ''].join('\n'), { base: base2, noflush: true });
+    expect(badAfter.ok).toBe(false);
+    if (!badAfter.ok) expect(badAfter.error.line).toBe(kp.length + 1);
   });
 });
 
