@@ -458,17 +458,17 @@ export function chainFromBlob(blob: usize, len: u32, self: u32): i32 {
   return 0;
 }
 
-// Adds the state slots, jumps and recent ops of rules [from, to) of `c` to the check pass's counts.
-function countKept(c: Chain, from: u32, to: u32): void {
+// Takes the state slots, jumps and recent ops of rules [from, to) of `c` off the check pass's counts.
+function countDropped(c: Chain, from: u32, to: u32): void {
   for (let r = from; r < to; r++) {
     const rec = ruleAt(c, r);
     const eo = load<u32>(rec, 8);
     for (let at = load<u32>(rec); at < eo;) {
       const h = load<u32>(opAt(c, at));
       const kind = opKind(h);
-      if (kind == M_NTH || kind == M_LIMIT) nState++;
-      else if (kind == T_JUMP || kind == T_GOTO) nJumps++;
-      else if (kind == M_RECENT) nRecent++;
+      if (kind == M_NTH || kind == M_LIMIT) nState--;
+      else if (kind == T_JUMP || kind == T_GOTO) nJumps--;
+      else if (kind == M_RECENT) nRecent--;
       at += opWords(h);
     }
   }
@@ -492,8 +492,11 @@ export function chainPatch(base: Chain, head: u32, tail: u32, blob: usize, len: 
   if (<u64>head + <u64>tail > <u64>m || <u64>head + <u64>tail + <u64>hRules > <u64>IPT_MAX_RULES) return fail(E_RULES, -1, 0);
   e = check(blob, hFamily, hTable, hRules, hWords, self);
   if (e != 0) return errRule < 0 ? e : fail(-e & 63, errRule + <i32>head, errOp);
-  countKept(base, 0, head);
-  countKept(base, m - tail, m);
+  // The kept rules' counts: the base's totals less its replaced middle (read what changed, not the chain).
+  nState += base.nState;
+  nJumps += base.nJumps;
+  nRecent += base.nRecent;
+  countDropped(base, head, m - tail);
   const headWords = head == 0 ? 0 : load<u32>(ruleAt(base, head - 1), 8);
   const tailFrom = tail == 0 ? base.opWords : load<u32>(ruleAt(base, m - tail));
   const tailWords = base.opWords - tailFrom;

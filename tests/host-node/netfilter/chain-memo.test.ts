@@ -95,6 +95,25 @@ describe('chain memo: incremental recompiles of a large chain are patches', () =
     for (const k of [rules[0]!, rules[150]!, rules.at(-1)!, 1002]) expect(markOf(b, k)).toBe((k % TARGETS) + 1);
   });
 
+  it('keeps the state of kept nth and limit rules in slots of their own, as a fresh load does', () => {
+    const stateful = (rules: number[]) => table(rules).split('\n').map((l, i) => (
+      !l.startsWith('-A KUBE-SERVICES') || i % 9 !== 0 ? l
+        : i % 2 === 0 ? `-A KUBE-SERVICES -m statistic --mode nth --every 3 --packet ${i % 3} -j T${i % TARGETS}`
+          : `-A KUBE-SERVICES -m limit --limit 2/sec --limit-burst 1 -j T${i % TARGETS}`)).join('\n');
+    const b = new Bench();
+    let rules = Array.from({ length: 120 }, (_, k) => k);
+    load(b, stateful(rules));
+    rules = [...rules.slice(0, 60), 5000, ...rules.slice(62)];   // one in, two out, in the middle
+    const out = load(b, stateful(rules));
+    expect(staged(out, 'KUBE-SERVICES')!.head).toBeGreaterThan(0);
+    const fresh = new Bench();
+    load(fresh, stateful(rules));
+    const got = shape(b, 'KUBE-SERVICES'), want = shape(fresh, 'KUBE-SERVICES');
+    expect(got.recs.equals(want.recs) && got.ops.equals(want.ops)).toBe(true);
+    // Counters of the nth rules and the limit's bucket start afresh in both: the same packets get the same marks.
+    for (let k = 0; k < 7; k++) expect(markOf(b, rules[k * 15]!), `packet ${k}`).toBe(markOf(fresh, rules[k * 15]!));
+  });
+
   it('forgets a rejected compile and a deleted chain', () => {
     const b = new Bench();
     const base = Array.from({ length: 100 }, (_, k) => k);
