@@ -18,7 +18,7 @@ import { svcNodePortMode, svcNodePortAddress } from "./svc/decide";
 import { nodeAddLocal, nodeSetPodCIDR, nodeSetServiceCIDR, nodeSetMasq, nodeReset } from "./node";
 import {
   ctInit, ctReap, ctCount, ctCapacity, ctNextUsed, ctExportRecord, ctImportRecord, ctBytes,
-  ctFlushReplySrc, ctFlushOrigDst, ctSetTimeout, CT_NONE,
+  ctFlushReplySrc, ctFlushOrigDst, ctSetTimeout, CT_NONE, warmStorage,
 } from "./conntrack/table";
 
 export const ABI_VERSION: u32 = 1;
@@ -138,6 +138,8 @@ export function nodeMasquerade(family: u32, a0: u32, a1: u32, a2: u32, a3: u32):
 export function conntrackCount(): u32 { return ctCount(); }
 export function conntrackCapacity(): u32 { return ctCapacity(); }
 export function conntrackBytes(): usize { return ctBytes(); }
+// Makes up to maxBytes of never-used table storage resident; returns the bytes left (conntrack/entry.ts).
+export function conntrackWarm(maxBytes: u32): u32 { return warmStorage(maxBytes); }
 export function conntrackNext(cursor: u32): u32 { return ctNextUsed(cursor); }
 // Writes entry `index` as a snapshot record at `out` (in the config buffer); returns its size.
 export function conntrackExport(index: u32, out: usize, nowMs: f64): u32 {

@@ -13,7 +13,7 @@ export {
   ctInit, ctLookup, ctInsert, ctDelete, ctCount, ctCapacity, ctBytes, ctStats, ctStat,
 } from "./hash";
 export {
-  CT_SEEN_REPLY, CT_ASSURED, CT_CONFIRMED, CT_SNAT, CT_DNAT, ENTRY_SIZE, SIDE_SIZE,
+  CT_SEEN_REPLY, CT_ASSURED, CT_CONFIRMED, CT_SNAT, CT_DNAT, ENTRY_SIZE, SIDE_SIZE, warmStorage,
 } from "./entry";
 export { ctPacket, ctPacketFound, ctInvertTuple, ctLookupRelated, icmpInverse, icmpValidNew } from "./track";
 export {

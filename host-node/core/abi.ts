@@ -98,6 +98,7 @@ export interface CoreExports {
   conntrackCount(): number;
   conntrackCapacity(): number;
   conntrackBytes(): number;
+  conntrackWarm(maxBytes: number): number;
   conntrackNext(cursor: number): number;
   conntrackExport(index: number, out: number, nowMs: number): number;
   conntrackImport(ptr: number, nowMs: number): number;

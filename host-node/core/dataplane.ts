@@ -235,6 +235,16 @@ export class Dataplane {
     return this.core.expire(nowMs, budget);
   }
 
+  /**
+   * Makes up to `maxBytes` more of the conntrack table's unused storage resident (its memory is
+   * only reserved at start, and fetched from the system page by page as connections first reach
+   * it); returns the bytes still to go, 0 when all are. Changes no connection. A host calls it
+   * while idle after start, so new connections then never wait for a page fault.
+   */
+  warmConntrack(maxBytes = 1 << 20): number {
+    return this.core.conntrackWarm(maxBytes) >>> 0;
+  }
+
   /** Every live flow, with absolute expiry times on the caller's clock (that of the last call). */
   conntrack(nowMs = this.lastNowMs): ConntrackEntry[] {
     const out: ConntrackEntry[] = [];

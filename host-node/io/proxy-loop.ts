@@ -42,6 +42,9 @@ export interface ProxyLoopStats extends TunCounters {
   pollErrors: number;
 }
 
+const WARM_BYTES = 1 << 18;
+const WARM_EVERY_MS = 10;
+
 /** One TUN device served by one Dataplane on the current event loop. */
 export class ProxyLoop {
   private readonly pump: TunPump;
@@ -51,6 +54,7 @@ export class ProxyLoop {
   private readonly expireBudget: number;
   private poller: ReturnType<typeof koffi.node.poll> | null = null;
   private reaper: ReturnType<typeof setInterval> | null = null;
+  private warmer: ReturnType<typeof setInterval> | null = null;
   private wakeups = 0;
   private reaped = 0;
   private pollErrors = 0;
@@ -92,6 +96,13 @@ export class ProxyLoop {
       this.reaped += this.dp.expire(this.now(), this.expireBudget);
     }, this.expireEveryMs);
     this.reaper.unref();
+    // The conntrack table's memory is only reserved at start: it is made resident in small steps
+    // between wake-ups (a quarter MB, ~64 pages, per tick), so new connections do not each wait
+    // for the system to supply the page their entry lands in.
+    this.warmer = setInterval(() => {
+      if (this.dp.warmConntrack(WARM_BYTES) === 0) this.stopWarming();
+    }, WARM_EVERY_MS);
+    this.warmer.unref();
     // Packets may already be queued (uv_poll is level-triggered, but start is not a wake-up).
     this.onReadable();
   }
@@ -107,7 +118,15 @@ export class ProxyLoop {
       clearInterval(this.reaper);
       this.reaper = null;
     }
+    this.stopWarming();
     if (closeDevice) this.tun.close();
+  }
+
+  private stopWarming(): void {
+    if (this.warmer) {
+      clearInterval(this.warmer);
+      this.warmer = null;
+    }
   }
 
   /** Drains queued packets now (also what a wake-up does); returns packets read. */

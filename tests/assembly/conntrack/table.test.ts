@@ -38,6 +38,43 @@ describe('conntrack table: sizing', () => {
     }
   });
 
+  it('warming writes only storage no connection has used: every flow, count and free slot stays', () => {
+    const c = new Ct(8, 4);
+    const es = c.g('ENTRY_SIZE'), ss = c.g('SIDE_SIZE');
+    const flows: T[] = [];
+    for (let k = 0; k < 6; k++) flows.push({ ...client, sport: 52000 + k });
+    for (let k = 0; k < 2; k++) flows.push({ family: 6, proto: UDP, sport: 5300 + k, dport: 53, src: 'fd00::7', dst: 'fd00::53' });
+    const ids = flows.map((f) => c.insert(f, undefined, T0));
+    expect(ids.every((i) => i !== NONE)).toBe(true);
+    c.x.ctDelete(ids[2]!);   // a slot on the free list, linked through its own words
+    const total = (256 - 8) * es + (16 - 2) * ss;
+    expect(c.x.warmStorage(100) >>> 0).toBe(total - 100);
+    // Flows taken between steps, past where warming got to (the freed slot first, then slots 8 to
+    // 11, beyond the 100 bytes after slot 8): warming goes on after them and never writes them.
+    const late = [0, 1, 2, 3, 4].map((k) => ({ ...client, sport: 53000 + k }));
+    const lateIds = late.map((f) => c.insert(f, undefined, T0));
+    expect(lateIds).toEqual([ids[2], 8, 9, 10, 11]);
+    let left = c.x.warmStorage(1000) >>> 0;
+    expect(left).toBe(total - 4 * es - 1000);
+    while (left > 0) left = c.x.warmStorage(4096) >>> 0;
+    expect(c.x.warmStorage(4096) >>> 0).toBe(0);
+    expect(c.count()).toBe(flows.length - 1 + late.length);
+    const live = flows.filter((_, k) => k !== 2).concat(late);
+    const liveIds = ids.filter((_, k) => k !== 2).concat(lateIds);
+    live.forEach((f, k) => {
+      expect(c.lookup(f, T0), key(f)).toBe(liveIds[k]! << 1);
+      expect(c.lookup(inv(f), T0), key(f)).toBe((liveIds[k]! << 1) | 1);
+      const o = c.orig(liveIds[k]!)!;
+      expect([o.family, o.proto, o.sport, o.dport], key(f)).toEqual([f.family, f.proto, f.sport, f.dport]);
+    });
+    expect(c.lookup(flows[2]!, T0)).toBe(NONE);
+    // Slots are handed out after the last used one, as before.
+    expect(c.insert({ ...client, sport: 54000 }, undefined, T0)).toBe(12);
+    // A new table starts warming from its beginning.
+    expect(c.init(6, 2)).toBe(true);
+    expect(c.x.warmStorage(0) >>> 0).toBe(64 * es + 4 * ss);
+  });
+
   it('refuses sizes out of range and works (empty) before init without trapping', () => {
     const c = new Ct(0, 0, 0, 0, false);
     const t = c.put(client, 0);

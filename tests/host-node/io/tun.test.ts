@@ -65,6 +65,12 @@ for (const offload of [false, true]) describe.runIf(why === '')(`TUN proxy end t
     expect(() => TunDevice.open({ name: '' })).toThrow(/1-15 bytes/);
   });
 
+  it('makes the conntrack table resident in small steps after start (no page fault waits on new connections)', async () => {
+    const deadline = Date.now() + 5000;
+    while (dp.warmConntrack(0) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(dp.warmConntrack(0)).toBe(0);
+  });
+
   it('spreads TCP connections to the VIP over both backends, masqueraded, with correct replies', async () => {
     const r = await cluster.clientAgent.call<Replies>({ op: 'tcp', host: VIP, port: 80, count: 40, concurrency: 4 });
     expect(r.errors).toEqual([]);
