@@ -159,17 +159,21 @@ function scan(ruleText: string, family: Family): Rule | null {
   let dst: AddrMatch | null = null;
   let proto = 0;
   let hasProto = false;
-  const matches: Match[] = [];
+  const matches = MATCHES;
+  let nm = 0;
   let comment: Match | null = null;
-  // The tcp/udp match: loaded by `-m`, or by its first option after `-p` (rule.ts extOption()).
+  // The tcp/udp match: loaded by `-m`, or by its first option after `-p` (rule.ts extOption());
+  // its port options' texts, read by the definition at the end.
   let l4: MatchDef | null = null;
   let l4At = -1;
-  let l4State: { dport: unknown; sport: unknown } | null = null;
-  let l4Opts = 0;
+  let dportText: string | null = null;
+  let sportText: string | null = null;
   let stat = false;
   let target: Target | null = null;
   let jumped = false;
-  const env = { family, proto: 0, protoInvert: false };
+  const env = ENV;
+  env.family = family;
+  env.proto = 0;
 
   while (next()) {
     if (jumped) return null; // target options other than DNAT's single one
@@ -205,12 +209,11 @@ function scan(ruleText: string, family: Family): Rule | null {
           checkFinal(COMMENT, bit);
           comment = comments.set(value, COMMENT.build(s, env));
         }
-        matches.push(comment);
+        matches[nm++] = comment;
       } else if (is('tcp') || is('udp')) {
         if (l4) return null;
         l4 = is('tcp') ? TCP : UDP;
-        l4At = matches.length;
-        matches.push(null as unknown as Match); // filled in at the end
+        l4At = nm++; // filled in at the end
       } else if (is('statistic')) {
         // `-m statistic --mode random --probability P`, the only form kube-proxy writes.
         if (stat || !next() || !is('--mode') || !next() || !is('random') || !next() || !is('--probability') || !next()) return null;
@@ -226,7 +229,7 @@ function scan(ruleText: string, family: Family): Rule | null {
           checkFinal(STATISTIC, mode | prob);
           m = probabilities.set(p, STATISTIC.build(s, env));
         }
-        matches.push(m);
+        matches[nm++] = m;
       } else {
         return null;
       }
@@ -253,19 +256,16 @@ function scan(ruleText: string, family: Family): Rule | null {
     }
     if (is('--dport') || is('--sport')) {
       const dport = is('--dport');
-      if (l4Opts & (dport ? 4 : 8)) return null;
+      if ((dport ? dportText : sportText) !== null) return null;
       if (!l4) {
         // Loaded on demand by the protocol, as rule.ts extOption() does.
         if (proto !== 6 && proto !== 17) return null;
         l4 = proto === 6 ? TCP : UDP;
-        l4At = matches.length;
-        matches.push(null as unknown as Match);
+        l4At = nm++;
       }
-      if (!l4State) l4State = l4.init(env) as { dport: unknown; sport: unknown };
       if (!next() || wordQuoted) return null;
-      const bit = apply(l4, l4State, dport ? 'dport' : 'sport', word(), env);
-      if (!bit) return null;
-      l4Opts |= bit | (dport ? 4 : 8); // xflags, plus which spelling-independent option was seen
+      if (dport) dportText = word();
+      else sportText = word();
       continue;
     }
     if (short === 106) {
@@ -303,29 +303,55 @@ function scan(ruleText: string, family: Family): Rule | null {
   if (l4) {
     // The general parser checks tcp/udp against `-p`; only the plain, consistent case is ours.
     if ((l4 === TCP ? 6 : 17) !== proto) return null;
-    const s = (l4State ?? l4.init(env)) as Record<string, unknown>;
-    const xflags = l4Opts & 3;
-    l4.check?.(s, xflags, env);
-    checkFinal(l4, xflags);
-    matches[l4At] = sharedPorts(l4.build(s, env) as Match & { kind: 'tcp' | 'udp' });
+    matches[l4At] = portMatch(l4, dportText, sportText, env);
   }
   return {
     family, text: ruleText, src, dst, inIface: null, outIface: null,
-    proto, protoInvert: false, fragment: null, matches: sharedList(matches), target,
+    proto, protoInvert: false, fragment: null, matches: sharedList(matches, nm), target,
     counters: ZERO_COUNTERS,
   };
 }
 
-/** An equal list built recently, else a copy of `ms` sized exactly (the pushed-to array keeps
- *  room for 17 and rules live long), remembered. */
-function sharedList(ms: Match[]): readonly Match[] {
+/** Scratch of scan() (never re-entered): the rule's matches, and what the definitions read. */
+const MATCHES: Match[] = [];
+const ENV: { family: Family; proto: number; protoInvert: boolean } = { family: 4, proto: 0, protoInvert: false };
+
+/** The tcp/udp matches built for a `--dport` text alone (or none, key ''), by definition. */
+const byDport = new Map<MatchDef, Recent<Match>>([[TCP, new Recent<Match>()], [UDP, new Recent<Match>()]]);
+
+/**
+ * The tcp/udp match of these port options, as the definition parses, checks and builds it, shared
+ * with an equal one built recently. A `--dport` text alone (nearly every kube-proxy rule that has
+ * one) is looked up before it is parsed: the same text always makes the same match.
+ */
+function portMatch(l4: MatchDef, dportText: string | null, sportText: string | null, env: ParseEnv): Match {
+  const cache = sportText === null ? byDport.get(l4)! : null;
+  const hit = cache !== null ? cache.get(dportText ?? '') : null;
+  if (hit !== null) return hit;
+  const s = l4.init(env);
+  let xflags = 0;
+  for (const [name, text] of [['dport', dportText], ['sport', sportText]] as const) {
+    if (text === null) continue;
+    const bit = apply(l4, s, name, text, env);
+    if (!bit) throw new Error(`no --${name}`); // fastRule: the general parser reads the rule
+    xflags |= bit;
+  }
+  l4.check?.(s, xflags, env);
+  checkFinal(l4, xflags);
+  const m = sharedPorts(l4.build(s, env) as Match & { kind: 'tcp' | 'udp' });
+  return cache !== null ? cache.set(dportText ?? '', m) : m;
+}
+
+/** An equal list built recently, else the first `n` of `ms` (the scan's scratch) copied out at
+ *  their length (rules live long), remembered. */
+function sharedList(ms: Match[], n: number): readonly Match[] {
   next: for (let i = 0; i < lists.length; i++) {
     const l = lists[i]!;
-    if (l.length !== ms.length) continue;
-    for (let k = 0; k < ms.length; k++) if (l[k] !== ms[k]) continue next;
+    if (l.length !== n) continue;
+    for (let k = 0; k < n; k++) if (l[k] !== ms[k]) continue next;
     return l;
   }
-  const copy = ms.slice();
+  const copy = ms.slice(0, n);
   if (lists.length >= 8) lists.shift();
   lists.push(copy);
   return copy;

@@ -140,6 +140,32 @@ describe('fast path for kube-proxy rules', () => {
     expect((port81.target as { to: { ports: unknown } }).to.ports).toEqual({ lo: 81, hi: 81 });
   });
 
+  it('reads a port text it read before as the general parser does, whatever the protocol and other options', () => {
+    const lines = [
+      '-m tcp -p tcp --dport 80 -j ACCEPT', '-m udp -p udp --dport 80 -j ACCEPT', '-m tcp -p tcp --dport 80 --sport 1000 -j ACCEPT',
+      '-m tcp -p tcp --sport 80 -j ACCEPT', '-p tcp --dport 80:90 -j ACCEPT', '-m tcp -p tcp --dport 99999 -j ACCEPT',
+      '-m tcp -p tcp -j ACCEPT', '-m udp -p udp -j ACCEPT', '-m tcp -p tcp --dport 80 -j DROP', '-p udp --dport 80 -j DROP',
+    ];
+    for (let pass = 0; pass < 2; pass++) {
+      for (const l of lines) {
+        if (l.includes('99999')) expect(fastRule(l, 4), l).toBeNull();
+        else expect(agree(l, 4), l).toBe('fast');
+      }
+    }
+    const tcp80 = fastRule(lines[0]!, 4)!.matches[0];
+    expect(fastRule(lines[8]!, 4)!.matches[0]).toBe(tcp80);
+    expect(fastRule(lines[1]!, 4)!.matches[0]).not.toBe(tcp80);
+    expect(fastRule(lines[2]!, 4)!.matches[0]).toMatchObject({ kind: 'tcp', dport: { lo: 80, hi: 80 }, sport: { lo: 1000, hi: 1000 } });
+  });
+
+  it('names a jump target with the string the caller gives for that chain', () => {
+    const asked: string[] = [];
+    const r = fastRule('-m comment --comment x -j KUBE-SEP-NAMEDBYCALLER1', 4, (n) => (asked.push(n), n === 'KUBE-SEP-NAMEDBYCALLER1' ? 'KUBE-SEP-NAMEDBYCALLER1' : 'wrong'))!;
+    expect(asked).toEqual(['KUBE-SEP-NAMEDBYCALLER1']);
+    expect(r.target).toEqual({ kind: 'jump', chain: 'KUBE-SEP-NAMEDBYCALLER1', goto: false });
+    expect(fastRule('-j KUBE-SEP-NAMEDBYCALLER2', 4, () => 'KUBE-SEP-OTHER')!.target).toMatchObject({ chain: 'KUBE-SEP-OTHER' });
+  });
+
   it('shares the immutable parts of rules (interning) without mixing different values', () => {
     const a = fastRule('-m comment --comment "a b" -m tcp -p tcp ! -d 10.0.0.0/24 --dport 80 -j KUBE-MARK-MASQ', 4)!;
     const b = fastRule('-m comment --comment "a b" -m tcp -p tcp ! -d 10.0.0.0/24 --dport 80 -j KUBE-MARK-MASQ', 4)!;
