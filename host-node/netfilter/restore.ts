@@ -330,7 +330,11 @@ class Restorer extends BlockEditor {
 
   // ---- `-A CHAIN rule` without quotes in CHAIN: the common case, parsed rules reused ----
 
-  /** A jump target's name as the block's chain of that name spells it (fast.ts nameOf). */
+  /**
+   * A jump target's name as the block's chain of that name spells it (fast.ts nameOf). Only while
+   * rules keep views of this text: the chain's name is then a view of the same text, never of an
+   * older one a rule would keep alive.
+   */
   private readonly chainName = (name: string): string => this.td?.get(name)?.name ?? name;
 
   private fastAppend(start: number, end: number): boolean {
@@ -398,7 +402,7 @@ class Restorer extends BlockEditor {
       if (rule === undefined) {
         const own = this.views ? rest : detach(rest);
         try {
-          rule = fastRule(own, this.family, this.chainName) ?? parseRuleText(own, this.family, !strict);
+          rule = fastRule(own, this.family, this.views ? this.chainName : undefined) ?? parseRuleText(own, this.family, !strict);
         } catch (e) {
           if (e instanceof SkipLine) return true; // `-6` in iptables-restore input: line ignored
           throw e;
