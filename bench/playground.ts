@@ -7,6 +7,7 @@
 // about a minute (PLAYGROUND_BENCH_LOADS loads, default 2). The edit row's note gives the p50 of each
 // phase the engine times (apply = dp.apply, rules view, diff, builder, the two rules digests, the
 // core trace, trace steps and marks, conntrack; other = the rest of the wall time).
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { Playground } from '../host-browser/src/engine/playground.js';
 import { presetById, scaleVip, type PacketSpec } from '../host-browser/src/presets.js';
 import type { WirePacket } from '../host-browser/src/engine/outcomes.js';
@@ -125,3 +126,22 @@ export async function benchPlayground(): Promise<BenchRow[]> {
   });
   return rows;
 }
+
+const WORKER_TAG = 'svcplane-bench-playground';
+
+/**
+ * benchPlayground() in a worker thread: a V8 heap of its own, as the page's Web Worker has, rather
+ * than the heap of a process that has run every other bench (whose live caches then lengthen each
+ * garbage collection during the edits).
+ */
+export function benchPlaygroundIsolated(): Promise<BenchRow[]> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(new URL(import.meta.url), { workerData: WORKER_TAG });
+    w.once('message', (rows: BenchRow[]) => resolve(rows));
+    w.once('error', reject);
+    w.once('exit', (code) => reject(new Error(`bench playground worker exited (${code}) without results`)));
+  });
+}
+
+if (!isMainThread && workerData === WORKER_TAG) parentPort!.postMessage(await benchPlayground());
+
