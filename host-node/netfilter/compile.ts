@@ -224,7 +224,8 @@ export class IptCompiler {
           if (rs.table('security')?.chain(name)?.rules.length) throw new CompileError(tname, name, -1, 'the security table is not supported');
           continue;
         }
-        const chain = rs.table(tname)?.chain(name);
+        const objs = lists?.chainObjs;
+        const chain = objs !== undefined && w < objs.length ? objs[w] : rs.table(tname)?.chain(name);
         let sc = scopes.get(tname);
         if (sc === undefined) {
           const scope = `${family}/${tname}`;

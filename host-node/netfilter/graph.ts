@@ -100,6 +100,8 @@ export interface Committed {
   readonly table: Table;
   /** Names of the table's chains whose content changed, each once. */
   readonly touched: readonly string[];
+  /** The table's chain of each of those names (null: deleted), so no one looks them up again. */
+  readonly touchedChains: readonly (Chain | null)[];
 }
 
 /**
@@ -379,15 +381,19 @@ function frozenCopy(rules: readonly Rule[]): readonly Rule[] {
 
 function freeze(td: TableDraft, hookChanges: Map<string, number>, exact: boolean): Committed {
   const touched: string[] = [];
+  const touchedChains: (Chain | null)[] = [];
   const chainChanges = new Map<string, Chain | null>();
   const prev = td.prev;
-  const mark = (n: string) => touched.push(n);
+  const mark = (n: string, c: Chain | null) => {
+    touched.push(n);
+    touchedChains.push(c);
+  };
 
   td.changes.forEach((d, name) => {
     const old = prev?.chain(name);
     if (d === null) {
       chainChanges.set(name, null);
-      if (old) mark(name);
+      if (old) mark(name, null);
       return;
     }
     if (old && sameChain(old, d)) {
@@ -395,8 +401,9 @@ function freeze(td: TableDraft, hookChanges: Map<string, number>, exact: boolean
       // only how it was declared may differ.
       chainChanges.set(name, old.declared === d.declared ? old : { ...old, declared: d.declared });
     } else {
-      chainChanges.set(name, freezeChain(d));
-      mark(name);
+      const frozen = freezeChain(d);
+      chainChanges.set(name, frozen);
+      mark(name, frozen);
     }
   });
   if (td.replaced && prev) {
@@ -406,17 +413,17 @@ function freeze(td: TableDraft, hookChanges: Map<string, number>, exact: boolean
       if (td.changes.has(old.name)) continue;
       const now = td.origin.chain(old.name);
       if (!now) {
-        mark(old.name);
+        mark(old.name, null);
         continue;
       }
       if (sameChain(old, now)) chainChanges.set(old.name, old);
-      else mark(old.name);
+      else mark(old.name, now);
     }
   }
 
   if (!prev) {
     // A table new in this restore: its untouched built-in chains are new too.
-    for (const c of td.origin.chains()) if (!td.changes.has(c.name)) mark(c.name);
+    for (const c of td.origin.chains()) if (!td.changes.has(c.name)) mark(c.name, c);
   }
 
   // The draft's own delta map, turned into the new counts in place (a first restore has one
@@ -444,5 +451,5 @@ function freeze(td: TableDraft, hookChanges: Map<string, number>, exact: boolean
   }
   // Both maps are read by key only, and both change maps are this commit's own.
   const table = new Table(td.name, td.origin.family, chainMap, td.graphBase.refMap.withOwned(refChanges), hookMap);
-  return { table, touched };
+  return { table, touched, touchedChains };
 }

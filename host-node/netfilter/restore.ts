@@ -22,7 +22,7 @@ import { BlockEditor, policyReset, type CounterReset } from './commands.js';
 import type { Counters, Family, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
 import { MAX_NAME, SkipLine, assertValidChainName, bracketCounters, parseRuleText } from './rule.js';
-import { BUILTIN_CHAINS, Ruleset, Table, builtinHook, emptyTable, hasFewChains, isTableName, type ChainSource } from './ruleset.js';
+import { BUILTIN_CHAINS, Ruleset, Table, builtinHook, emptyTable, hasFewChains, isTableName, type Chain, type ChainSource } from './ruleset.js';
 
 export interface RestoreOptions {
   /** 4 (iptables-restore) or 6 (ip6tables-restore); default the base's family, else 4. */
@@ -70,6 +70,8 @@ export type RestoreResult =
 export interface Touched {
   readonly tables: readonly TableName[];
   readonly chains: readonly string[];
+  /** Chain k as the restore left it (null: deleted), when known: the compiler then looks none up. */
+  readonly chainObjs?: readonly (Chain | null)[];
 }
 
 /** Parses and applies iptables-restore text; see RestoreOptions. */
@@ -91,7 +93,7 @@ export function parseRestore(text: string, opts: RestoreOptions = {}): RestoreRe
     }
     throw e;
   }
-  const changed: Touched = { tables: r.changedTables, chains: r.changedChains };
+  const changed: Touched = { tables: r.changedTables, chains: r.changedChains, ...(r.changedObjs ? { chainObjs: r.changedObjs } : {}) };
   let touched: Set<string> | null = null;
   return {
     ok: true, ruleset: new Ruleset(family, r.tables, base.seq + r.lineNo + 1, base.cache), changed, resets: r.resets,
@@ -116,6 +118,8 @@ class Restorer extends BlockEditor {
   /** The Touched lists: table and chain of each chain changed so far. */
   readonly changedTables: TableName[] = [];
   readonly changedChains: string[] = [];
+  /** The chains themselves, while each table had one block (a second block may change them again). */
+  changedObjs: (Chain | null)[] | null = [];
   /** Tables committed so far (a table's second block may touch a chain its first did). */
   private readonly committed = new Set<TableName>();
   private skipping = false;
@@ -272,7 +276,10 @@ class Restorer extends BlockEditor {
         tables.push(td.name);
         chains.push(n);
       }
+      const objs = this.changedObjs;
+      if (objs !== null) for (const c of done.touchedChains) objs.push(c);
     } else {
+      this.changedObjs = null;
       const seen = new Set<string>();
       for (let k = 0; k < chains.length; k++) if (tables[k] === td.name) seen.add(chains[k]!);
       for (const n of done.touched) {

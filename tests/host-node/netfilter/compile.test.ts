@@ -166,6 +166,28 @@ describe('what a restore touched', () => {
     all.reject();
   });
 
+  it('a restore hands the compiler the chains it changed, each as the new table holds it; a table given twice hands names only', () => {
+    const once = parse('*filter\n:INPUT DROP [0:0]\n:A - [0:0]\n:B - [0:0]\n-A INPUT -j A\n-A A -j B\n-A B -j ACCEPT\nCOMMIT\n' +
+      '*nat\n:C - [0:0]\n-A C -j RETURN\nCOMMIT\n');
+    const objs = once.changed.chainObjs!;
+    expect(objs.length).toBe(once.changed.chains.length);
+    once.changed.chains.forEach((name, k) => expect(objs[k], name).toBe(once.ruleset.table(once.changed.tables[k]!)!.chain(name) ?? null));
+    // The second filter block changes A again: its first block's A is stale, so none are handed over.
+    const twice = parse('*filter\n:A - [0:0]\n:B - [0:0]\n-A A -j B\nCOMMIT\n*filter\n-A A -j DROP\nCOMMIT\n', { noflush: true });
+    expect(twice.changed.chainObjs).toBeUndefined();
+    const c = new IptCompiler();
+    const out = c.compile(twice.ruleset, twice.changed);
+    expect(chainOf(out, 'A').rules.map((r) => r.target![0])).toEqual([T.JUMP, T.DROP]);
+    expect(chainOf(out, 'B').rules).toEqual([]);
+    out.reject();
+    // With the chains handed over, the compiler stages what it stages from the names.
+    const a = new IptCompiler().compile(once.ruleset, once.changed);
+    const b = new IptCompiler().compile(once.ruleset, { tables: once.changed.tables, chains: once.changed.chains });
+    expect(a.stage.map((s) => [s.info.name, [...s.blob]])).toEqual(b.stage.map((s) => [s.info.name, [...s.blob]]));
+    a.reject();
+    b.reject();
+  });
+
   it('loads every supported fixture into the core', () => {
     for (const [file, family] of [['v6.rules', 6], ['v4-counters.rules', 4]] as const) {
       const b = new Bench();
