@@ -92,7 +92,12 @@ const ops = {
   async tcp(m) {
     const replies = [], errors = [];
     let next = 0;
-    const worker = async () => { while (next < m.count) { const i = next++; const r = await once(m.host, m.port, 'req-' + i, m.timeoutMs || 3000, freshPort()); if (r.error) errors.push(r.error); else replies.push(r.reply); } };
+    // A port this agent picks may still be held by another socket of the namespace (the kernel
+    // says EADDRINUSE before a packet is sent): the next one is taken, as the kernel would.
+    const attempt = async (i) => {
+      for (let k = 0; ; k++) { const r = await once(m.host, m.port, 'req-' + i, m.timeoutMs || 3000, freshPort()); if (r.error !== 'EADDRINUSE' || k === 3) return r; }
+    };
+    const worker = async () => { while (next < m.count) { const i = next++; const r = await attempt(i); if (r.error) errors.push(r.error); else replies.push(r.reply); } };
     await Promise.all(Array.from({ length: Math.min(m.count, m.concurrency || 1) }, worker));
     return { replies, errors };
   },
