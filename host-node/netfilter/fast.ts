@@ -316,8 +316,9 @@ function scan(ruleText: string, family: Family): Rule | null {
 const MATCHES: Match[] = [];
 const ENV: { family: Family; proto: number; protoInvert: boolean } = { family: 4, proto: 0, protoInvert: false };
 
-/** The tcp/udp matches built for a `--dport` text alone (or none, key ''), by definition. */
-const byDport = new Map<MatchDef, Recent<Match>>([[TCP, new Recent<Match>()], [UDP, new Recent<Match>()]]);
+/** The tcp and the udp matches built for a `--dport` text alone (or none, key ''). */
+const tcpByDport = new Recent<Match>();
+const udpByDport = new Recent<Match>();
 
 /**
  * The tcp/udp match of these port options, as the definition parses, checks and builds it, shared
@@ -325,7 +326,7 @@ const byDport = new Map<MatchDef, Recent<Match>>([[TCP, new Recent<Match>()], [U
  * one) is looked up before it is parsed: the same text always makes the same match.
  */
 function portMatch(l4: MatchDef, dportText: string | null, sportText: string | null, env: ParseEnv): Match {
-  const cache = sportText === null ? byDport.get(l4)! : null;
+  const cache = sportText === null ? (l4 === TCP ? tcpByDport : udpByDport) : null;
   const hit = cache !== null ? cache.get(dportText ?? '') : null;
   if (hit !== null) return hit;
   const s = l4.init(env);

@@ -72,9 +72,12 @@ interface Layout {
   fixed: ChainRules[];
 }
 
+/** A rulesBefore array for `n` chains with room for the chains later syncs add. */
+const roomyRulesBefore = (n: number): Float64Array => new Float64Array(n + 1 + (n >> 3) + 16);
+
 function layOut(order: ChainRules[]): Layout {
   const n = order.length;
-  const rulesBefore = new Float64Array(n + 1 + (n >> 3) + 16);   // room for the chains syncs add
+  const rulesBefore = roomyRulesBefore(n);
   const fixed: ChainRules[] = [];
   let sum = 0;
   for (let i = 0; i < n; i++) {
@@ -126,7 +129,7 @@ class TableRules {
       rb.copyWithin(p + 1, p + 2, n + 2);
     } else {
       if (rb.length < n + 1) {
-        const grown = new Float64Array(n + 1 + (n >> 3) + 16);
+        const grown = roomyRulesBefore(n);
         grown.set(rb);
         l.rulesBefore = rb = grown;
       }
