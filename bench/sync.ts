@@ -9,6 +9,8 @@
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Dataplane, type ApplyOptions } from '../host-node/dataplane.js';
+import { ProxyObjects } from '../host-node/io/proxy-sink.js';
+import { loadObjects } from '../host-node/kube/objects.js';
 import type { BenchRow } from './core.js';
 import { GcPauses } from './gc-pauses.js';
 
@@ -114,6 +116,51 @@ async function one(mode: Mode, n: number, per: number, reps: number): Promise<Be
   ];
 }
 
+/**
+ * `svcplane proxy`'s own sync path at `n` Services: the objects as its Source hands them over
+ * (ProxyObjects), the Dataplane given only what changed since the last sync (apply's delta), then
+ * the host view (routes, reply paths, health check ports) worked out for the changed Services.
+ * The first sync hands everything; then one EndpointSlice changes at a time.
+ */
+async function proxyOne(mode: Mode, n: number, per: number, reps: number): Promise<BenchRow[]> {
+  const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], podCIDR: '198.19.0.0/16', conntrackCapacity: 1 << 12, seed: 1 });
+  if (mode === 'ipvs') dp.ipvs({ services: 2 * n + 1024, destinations: 2 * n * per + 4096 });
+  const po = new ProxyObjects('node-a');
+  const raw: object[] = [];
+  for (let i = 0; i < n; i++) raw.push(svcObject(i), sliceObject(i, per));
+  const set = loadObjects(raw);
+  for (const s of set.services) po.onService(null, s);
+  for (const e of set.endpointSlices) po.onEndpointSlice(e);
+  po.markServicesSynced();
+  po.markEndpointSlicesSynced();
+  const sync = (): void => {
+    const input = po.applyInput();
+    const r = dp.apply(input.objects, { mode, nodeName: 'node-a', ...(input.delta ? { delta: input.delta } : {}) });
+    if (r.issues.length > 0) throw new Error(`bench proxy sync: ${JSON.stringify(r.issues[0])}`);
+    po.applied(true);
+    po.view();
+  };
+  let t = hr();
+  sync();
+  const first = hr() - t;
+  const one: number[] = [];
+  for (let k = 0; k < reps; k++) {
+    const changed = loadObjects([sliceObject((k * 7919) % n, per, k + 1)]).endpointSlices[0]!;
+    t = hr();
+    po.onEndpointSlice(changed);
+    sync();
+    one.push(hr() - t);
+  }
+  const name = `proxy sync ${mode} ${n / 1000}k svc x${per} ep`;
+  return [
+    { name: `${name}: first`, value: round(first), unit: 'ms', note: 'svcplane proxy: every object to the core, then the host view (routes, reply paths, health ports)' },
+    {
+      name: `${name}: one slice changed`, value: round(median(one)), unit: 'ms', ...(mode === 'direct' ? { target: '≤ 1 ms' } : {}),
+      note: `median of ${reps}; the change alone to the core (apply delta), then the host view of that Service; max ${round(Math.max(...one))} ms`,
+    },
+  ];
+}
+
 // iptables and ipvs modes at 10k × 10 and 20k services take long (rule text rendered, parsed and
 // compiled for every sync); SVP_BENCH_SYNC_ALL=1 runs those too. SVP_BENCH_SYNC_SIZES=20000x2,1000x10
 // runs only those sizes (services x endpoints), in every mode asked for.
@@ -137,6 +184,9 @@ export async function benchSync(modes: readonly Mode[] = MODES): Promise<BenchRo
         rows.push(...(await one(mode, n, per, mode === 'direct' ? 7 : 1)));
         process.stderr.write(`bench sync ${mode} ${n} x${per}: ${Math.round(hr() - t)} ms\n`);
       }
+      // The node proxy's own path, at the largest size this mode ran.
+      const [n, per] = SIZES[mode].reduce((a, b) => (b[0] > a[0] ? b : a));
+      rows.push(...(await proxyOne(mode, n, per, mode === 'direct' ? 15 : 5)));
     }
   } finally {
     gc.stop();

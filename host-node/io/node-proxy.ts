@@ -257,7 +257,15 @@ export class NodeProxy {
     };
     let full = false;
     try {
-      const r = this.dp.apply(this.objects.rawObjects(), apply);
+      const input = this.objects.applyInput();
+      let r;
+      try {
+        r = this.dp.apply(input.objects, input.delta ? { ...apply, delta: input.delta } : apply);
+      } catch (e) {
+        this.objects.applied(false);
+        throw e;
+      }
+      this.objects.applied(true);
       if (cleanup) this.lastChainCleanup = t0;
       full = r.families.some((f) => f.full);
       for (const f of r.families) {

@@ -51,12 +51,18 @@ export interface AddrPort {
   port: number;
 }
 
+/** Endpoints that began or stopped needing their replies steered. */
+export interface ReplyDelta { added: AddrPort[]; removed: AddrPort[] }
+
 /** What the Services currently need besides the static routes. */
 export interface DynamicRoutes {
   /** externalIPs and LoadBalancer IPs: routed to the TUN (or ruled, when they are node addresses). */
   vips: AddrPort[];
-  /** Endpoints (ip, protocol, targetPort) whose replies go through the TUN. */
-  replies: AddrPort[];
+  /**
+   * Endpoints (ip, protocol, targetPort) whose replies go through the TUN: all of them, or what
+   * changed since the previous sync() (each endpoint once).
+   */
+  replies: AddrPort[] | ReplyDelta;
   /** healthCheckNodePorts the proxy itself listens on (TCP). */
   healthCheckPorts: Map<string, number>;
 }
@@ -121,34 +127,87 @@ const PROTOS: Protocol[] = ['TCP', 'UDP', 'SCTP'];
  * `from <cidr> ipproto <p> sport <lo>-<hi>`, one per run of consecutive target ports — which also
  * steers replies of connections that did not come through a Service; the proxy marks those
  * TRACKED_ONLY (served.ts) and the core hands them back untouched. Endpoints outside every pod CIDR
- * (host-network pods) keep a rule of their own.
+ * (host-network pods) keep a rule of their own. Kept up to date from the endpoints that come and
+ * go, so a sync that changes one endpoint reworks only the rules of its pod CIDR and protocol.
  */
-export function replyRules(replies: AddrPort[], clusterCIDRs: string[]): Set<string> {
-  const cidrs = clusterCIDRs.map((text) => ({ text, cidr: parseCIDR(text) })).filter((c) => c.cidr !== null);
-  const out = new Set<string>();
-  const ports = new Map<string, Set<number>>();
-  for (const r of replies) {
+export class ReplyRuleSet {
+  private readonly cidrs: { text: string; cidr: NonNullable<ReturnType<typeof parseCIDR>> }[];
+  /** `from <cidr> ipproto <p>` → target port → endpoints with it. */
+  private readonly ports = new Map<string, Map<number, number>>();
+  /** Each such selector's rules now. */
+  private readonly runs = new Map<string, string[]>();
+  /** Host-network endpoints' own rules → endpoints giving it. */
+  private readonly own = new Map<string, number>();
+  readonly rules = new Set<string>();
+
+  constructor(clusterCIDRs: string[]) {
+    this.cidrs = [];
+    for (const text of clusterCIDRs) {
+      const cidr = parseCIDR(text);
+      if (cidr) this.cidrs.push({ text, cidr });
+    }
+  }
+
+  /** Counts `add` in and `remove` out (each a distinct endpoint); returns the rules that appeared and went. */
+  update(add: readonly AddrPort[], remove: readonly AddrPort[]): { added: string[]; removed: string[] } {
+    const added: string[] = [];
+    const removed: string[] = [];
+    const dirty = new Set<string>();
+    for (const r of remove) this.count(r, -1, dirty, added, removed);
+    for (const r of add) this.count(r, 1, dirty, added, removed);
+    for (const key of dirty) {
+      const before = this.runs.get(key) ?? [];
+      const set = this.ports.get(key);
+      const now = set ? portRuns(key, set) : [];
+      if (now.length > 0) this.runs.set(key, now);
+      else this.runs.delete(key);
+      for (const rule of before) if (!now.includes(rule)) { this.rules.delete(rule); removed.push(rule); }
+      for (const rule of now) if (!before.includes(rule)) { this.rules.add(rule); added.push(rule); }
+    }
+    return { added, removed };
+  }
+
+  private count(r: AddrPort, d: 1 | -1, dirty: Set<string>, added: string[], removed: string[]): void {
     const ip = parseIP(r.ip);
-    const c = ip && cidrs.find((x) => cidrContains(x.cidr!, ip));
+    const c = ip && this.cidrs.find((x) => cidrContains(x.cidr, ip));
     if (!c) {
-      out.add(`from ${r.ip} ipproto ${lower(r.protocol)} sport ${r.port}`);
-      continue;
+      const rule = `from ${r.ip} ipproto ${lower(r.protocol)} sport ${r.port}`;
+      const n = (this.own.get(rule) ?? 0) + d;
+      if (n > 0) this.own.set(rule, n);
+      else this.own.delete(rule);
+      if (n === 1 && d > 0) { this.rules.add(rule); added.push(rule); }
+      else if (n === 0) { this.rules.delete(rule); removed.push(rule); }
+      return;
     }
     const key = `from ${c.text} ipproto ${lower(r.protocol)}`;
-    let set = ports.get(key);
-    if (!set) ports.set(key, (set = new Set()));
-    set.add(r.port);
+    let set = this.ports.get(key);
+    if (!set) this.ports.set(key, (set = new Map()));
+    const n = (set.get(r.port) ?? 0) + d;
+    if (n > 0) set.set(r.port, n);
+    else set.delete(r.port);
+    if (set.size === 0) this.ports.delete(key);
+    if ((n === 1 && d > 0) || n === 0) dirty.add(key);
   }
-  for (const [key, set] of ports) {
-    const sorted = [...set].sort((a, b) => a - b);
-    for (let i = 0; i < sorted.length;) {
-      let j = i;
-      while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
-      out.add(`${key} sport ${sorted[i] === sorted[j] ? sorted[i] : `${sorted[i]}-${sorted[j]}`}`);
-      i = j + 1;
-    }
+}
+
+/** One rule per run of consecutive ports of `set`, under selector `key`. */
+function portRuns(key: string, set: Map<number, number>): string[] {
+  const sorted = [...set.keys()].sort((a, b) => a - b);
+  const out: string[] = [];
+  for (let i = 0; i < sorted.length;) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    out.push(`${key} sport ${sorted[i] === sorted[j] ? sorted[i] : `${sorted[i]}-${sorted[j]}`}`);
+    i = j + 1;
   }
   return out;
+}
+
+/** The reply rules of a whole endpoint list (ReplyRuleSet from nothing). */
+export function replyRules(replies: AddrPort[], clusterCIDRs: string[]): Set<string> {
+  const set = new ReplyRuleSet(clusterCIDRs);
+  set.update(replies, []);
+  return set.rules;
 }
 const lower = (p: Protocol): string => p.toLowerCase();
 
@@ -158,7 +217,7 @@ export class NodeRoutes {
   private readonly families: Fam[];
   private vipRoutes = new Set<string>();
   private localVipRules = new Set<string>();
-  private replyRules = new Set<string>();
+  private replies: ReplyRuleSet;
   private hcRules = new Set<string>();
   private readonly nodeAddrs: Set<string>;
 
@@ -166,6 +225,7 @@ export class NodeRoutes {
     this.nodeAddrs = new Set(nodeAddresses);
     const fams = new Set<Fam>([...o.serviceCIDRs.map((c) => famOf(c)), ...o.masqueradeAddresses.map(famOf)]);
     this.families = [...fams].sort();
+    this.replies = new ReplyRuleSet(o.clusterCIDRs ?? []);
   }
 
   /** Routes, rules and sysctls for the device (which must exist). Undone by remove() on failure. */
@@ -235,7 +295,16 @@ export class NodeRoutes {
       if (this.nodeAddrs.has(v.ip)) localRules.add(`to ${v.ip} ipproto ${lower(v.protocol)} dport ${v.port}`);
       else routes.add(hostLen(v.ip));
     }
-    const replies = replyRules(want.replies.filter((r) => this.families.includes(famOf(r.ip))), this.o.clusterCIDRs ?? []);
+    const mine = (list: AddrPort[]): AddrPort[] => list.filter((r) => this.families.includes(famOf(r.ip)));
+    let replies: { added: string[]; removed: string[] };
+    if (Array.isArray(want.replies)) {
+      const next = new ReplyRuleSet(this.o.clusterCIDRs ?? []);
+      next.update(mine(want.replies), []);
+      replies = { added: [...next.rules].filter((k) => !this.replies.rules.has(k)), removed: [...this.replies.rules].filter((k) => !next.rules.has(k)) };
+      this.replies = next;
+    } else {
+      replies = this.replies.update(mine(want.replies.added), mine(want.replies.removed));
+    }
     // A local listener in the NodePort range must not be steered: TCP early demux attaches the
     // listener's request socket to the handshake's ACK, and ip_forward drops any packet carrying a
     // socket (net/ipv4/ip_forward.c: "if (unlikely(skb->sk)) goto drop").
@@ -250,21 +319,20 @@ export class NodeRoutes {
     diff(this.vipRoutes, routes, (k) => `${famFlag(famOf(k))} route replace ${k} dev ${tun}`, (k) => `${famFlag(famOf(k))} route del ${k} dev ${tun}`);
     diff(this.localVipRules, localRules, (k) => `${fam(k)} rule add pref ${RULE_PREF.localVip} ${k} lookup ${table}`,
       (k) => `${fam(k)} rule del pref ${RULE_PREF.localVip} ${k} lookup ${table}`);
-    diff(this.replyRules, replies, (k) => `${fam(k)} rule add pref ${RULE_PREF.reply} ${k} lookup ${table}`,
-      (k) => `${fam(k)} rule del pref ${RULE_PREF.reply} ${k} lookup ${table}`);
+    for (const k of replies.removed) lines.push(`${fam(k)} rule del pref ${RULE_PREF.reply} ${k} lookup ${table}`);
+    for (const k of replies.added) lines.push(`${fam(k)} rule add pref ${RULE_PREF.reply} ${k} lookup ${table}`);
     diff(this.hcRules, hc, (k) => `-${k.split(' ')[0]} rule add pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`,
       (k) => `-${k.split(' ')[0]} rule del pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`);
     const errors = ipBatch(lines);
     this.hcRules = hc;
     this.vipRoutes = routes;
     this.localVipRules = localRules;
-    this.replyRules = replies;
     return errors;
   }
 
   /** Counts of what is installed now (for metrics and tests). */
   counts(): { vipRoutes: number; localVipRules: number; replyRules: number } {
-    return { vipRoutes: this.vipRoutes.size, localVipRules: this.localVipRules.size, replyRules: this.replyRules.size };
+    return { vipRoutes: this.vipRoutes.size, localVipRules: this.localVipRules.size, replyRules: this.replies.rules.size };
   }
 
   /** Undoes everything setup() and sync() did, newest first; returns the steps that failed. */
@@ -272,14 +340,14 @@ export class NodeRoutes {
     const failed: string[] = [];
     const { table } = this.o;
     const dyn = [
-      ...[...this.replyRules].map((k) => `${famFlag(famOf(k.split(' ')[1]!))} rule del pref ${RULE_PREF.reply} ${k} lookup ${table}`),
+      ...[...this.replies.rules].map((k) => `${famFlag(famOf(k.split(' ')[1]!))} rule del pref ${RULE_PREF.reply} ${k} lookup ${table}`),
       ...[...this.localVipRules].map((k) => `${famFlag(famOf(k.split(' ')[1]!))} rule del pref ${RULE_PREF.localVip} ${k} lookup ${table}`),
       ...[...this.vipRoutes].map((k) => `${famFlag(famOf(k))} route del ${k} dev ${this.o.tun}`),
       ...[...this.hcRules].map((k) => `-${k.split(' ')[0]} rule del pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`),
     ];
     // Routes through the device vanish with it; a failure to delete one that is gone is not an error.
     failed.push(...ipBatch(dyn).filter((l) => !/No such|Cannot find|does not exist/i.test(l)));
-    this.replyRules.clear();
+    this.replies = new ReplyRuleSet(this.o.clusterCIDRs ?? []);
     this.localVipRules.clear();
     this.vipRoutes.clear();
     this.hcRules.clear();

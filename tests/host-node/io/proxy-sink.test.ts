@@ -1,9 +1,12 @@
 // What the node proxy derives from its Services and EndpointSlices: the objects handed to
-// Dataplane.apply come back field for field, and the host view lists the addresses to route, the
-// reply paths to steer, health check ports and local endpoint counts.
+// Dataplane.apply come back field for field (all of them first, then only what changed), and the
+// host view lists the addresses to route, the reply paths to steer, health check ports and local
+// endpoint counts, kept up to date Service by Service.
 import { describe, expect, it } from 'vitest';
 import { parseManifests, loadObjects } from '../../../host-node/kube/index.js';
 import { ProxyObjects } from '../../../host-node/io/proxy-sink.js';
+import { Dataplane } from '../../../host-node/dataplane.js';
+import { buildPacket, decodePacket } from '../../../host-node/core/packet.js';
 
 const YAML = `
 apiVersion: v1
@@ -101,4 +104,170 @@ describe('proxy objects', () => {
     o.onNode(null);
     expect(o.nodeDeleting).toBe(true);
   });
+});
+
+describe('proxy objects: syncs by change', () => {
+  it('hands apply() everything first, then only the objects changed or removed since the last applied sync', () => {
+    const o = fed();
+    const all = o.applyInput();
+    expect(all.delta).toBeUndefined();
+    expect(all.objects).toHaveLength(3);
+    o.applied(true);
+    expect(o.applyInput()).toEqual({ objects: [], delta: { removed: [] } });
+
+    const set = parseManifests(YAML);
+    const slice = set.endpointSlices[0]!;
+    o.onEndpointSlice({ ...slice, endpoints: slice.endpoints.slice(1) });
+    const extra = { ...set.services[0]!, metadata: { ...set.services[0]!.metadata, name: 'extra' } };
+    o.onService(null, extra);
+    o.onService(extra, null);   // added and gone again before the sync: named as removed
+    let d = o.applyInput();
+    expect(d.delta).toEqual({ removed: ['Service shop/extra'] });
+    expect(strip(loadObjects(d.objects).endpointSlices)).toEqual(strip([{ ...slice, endpoints: slice.endpoints.slice(1) }]));
+    o.applied(true);
+
+    // A refused sync hands everything next time; so does a Node that went away.
+    o.onService(set.services[0]!, set.services[0]!);
+    o.applied(false);
+    expect(o.applyInput().delta).toBeUndefined();
+    o.applied(true);
+    o.onNode(null);
+    expect(o.applyInput().delta).toBeUndefined();
+    o.applied(true);
+    o.onNode(set.nodes[0]!);
+    d = o.applyInput();
+    expect(d.delta).toEqual({ removed: [] });
+    expect(loadObjects(d.objects).nodes.map((n) => n.metadata.name)).toEqual(['n1']);
+  });
+
+  /** A small cluster changed at random, one event at a time; `seed` picks the events. */
+  function* events(seed: number, steps: number): Generator<(o: ProxyObjects, now: Map<string, object>) => void> {
+    let x = seed;
+    const rnd = (n: number): number => { x = (x * 1103515245 + 12345) >>> 0; return (x >>> 8) % n; };
+    const service = (i: number, v: number): object => ({
+      apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: 'ns' },
+      spec: {
+        type: v % 3 === 0 ? 'LoadBalancer' : 'ClusterIP', clusterIP: `198.18.10.${i + 1}`,
+        ...(v % 3 === 0 ? { externalTrafficPolicy: 'Local', healthCheckNodePort: 32000 + i } : {}),
+        ...(v % 4 === 1 ? { externalIPs: [`198.18.20.${i + 1}`] } : {}),
+        ...(v % 5 === 2 ? { internalTrafficPolicy: 'Local' } : {}),
+        ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP', ...(v % 3 === 0 ? { nodePort: 30100 + i } : {}) }],
+      },
+      ...(v % 3 === 0 ? { status: { loadBalancer: { ingress: [{ ip: `198.18.21.${i + 1}` }] } } } : {}),
+    });
+    const slice = (i: number, v: number): object => ({
+      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+      metadata: { name: `s${i}-a`, namespace: 'ns', labels: { 'kubernetes.io/service-name': `s${i}` } },
+      addressType: 'IPv4', ports: [{ name: 'http', port: 8080 + (v % 2), protocol: 'TCP' }],
+      // One endpoint at most, so every new flow has one possible destination in both dataplanes.
+      endpoints: v % 4 === 3 ? [] : [{
+        addresses: [v % 7 === 5 ? `198.18.30.${(i * 7 + v) % 250}` : `198.18.64.${(i * 7 + v) % 250}`],
+        nodeName: v % 2 === 0 ? 'n1' : 'n2', conditions: { ready: v % 5 !== 4, serving: true, terminating: v % 5 === 4 },
+      }],
+    });
+    const node = (zone: number): object => ({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1', labels: { 'topology.kubernetes.io/zone': `z${zone}` } } });
+    for (let s = 0; s < steps; s++) {
+      const i = rnd(12), v = rnd(1000), what = rnd(10);
+      yield (o, now) => {
+        const decode = (raw: object) => {
+          const set = loadObjects([raw]);
+          expect(set.issues.filter((e) => e.severity === 'error')).toEqual([]);
+          return set;
+        };
+        if (what < 3) {
+          const key = `Service ns/s${i}`;
+          const prev = now.has(key) ? decode(now.get(key)!).services[0]! : null;
+          if (what === 0 && prev) {
+            o.onService(prev, null);
+            now.delete(key);
+          } else {
+            const raw = service(i, v);
+            o.onService(prev, decode(raw).services[0]!);
+            now.set(key, raw);
+          }
+        } else if (what < 9) {
+          const key = `EndpointSlice ns/s${i}-a`;
+          if (what === 3 && now.has(key)) {
+            o.onEndpointSlice(decode(now.get(key)!).endpointSlices[0]!, true);
+            now.delete(key);
+          } else {
+            const raw = slice(i, v);
+            o.onEndpointSlice(decode(raw).endpointSlices[0]!);
+            now.set(key, raw);
+          }
+        } else {
+          // The node's zone changes (a full resync) or it goes and comes back.
+          if (v % 2 === 0) o.onNode(null);
+          const raw = node(v % 3);
+          o.onNode(decode(raw).nodes[0]!);
+          now.set('Node n1', raw);
+        }
+      };
+    }
+  }
+
+  /** The host view of `now` worked out from nothing. */
+  function fresh(now: Map<string, object>) {
+    const f = new ProxyObjects('n1');
+    const set = loadObjects([...now.values()]);
+    for (const s of set.services) f.onService(null, s);
+    for (const e of set.endpointSlices) f.onEndpointSlice(e);
+    for (const n of set.nodes) f.onNode(n);
+    f.markServicesSynced();
+    f.markEndpointSlicesSynced();
+    return f.view();
+  }
+
+  const addr = (a: { ip: string; protocol: string; port: number }): string => `${a.ip}|${a.protocol}|${a.port}`;
+
+  for (const mode of ['iptables', 'direct'] as const) {
+    it(`${mode} mode: a dataplane fed the changes ends each sync where one fed everything does, and so does the host view`, async () => {
+      const opts = { nodeIPs: ['198.18.200.1'], podCIDR: '198.18.64.0/18', seed: 5 };
+      const byChange = await Dataplane.create(opts);
+      const byWhole = await Dataplane.create(opts);
+      const o = new ProxyObjects('n1');
+      o.markServicesSynced();
+      o.markEndpointSlicesSynced();
+      const now = new Map<string, object>();
+      const replies = new Set<string>();
+      let sport = 1000, deltas = 0;
+      for (const step of events(mode === 'iptables' ? 7 : 11, 120)) {
+        step(o, now);
+        const input = o.applyInput();
+        if (input.delta) deltas++;
+        byChange.apply(input.objects, { mode, nodeName: 'n1', ...(input.delta ? { delta: input.delta } : {}) });
+        o.applied(true);
+        byWhole.apply(o.rawObjects(), { mode, nodeName: 'n1' });
+        if (mode === 'iptables') {
+          expect(byChange.iptablesSave({ family: 4 })).toBe(byWhole.iptablesSave({ family: 4 }));
+        } else {
+          for (let i = 0; i < 12; i++) {
+            const packet = buildPacket({ src: '198.19.9.9', dst: `198.18.10.${i + 1}`, proto: 'tcp', sport: ++sport, dport: 80, flags: 'S' });
+            const a = byChange.process(packet, 1), b = byWhole.process(packet, 1);
+            expect(a.verdict).toBe(b.verdict);
+            expect(a.packet && decodePacket(a.packet).dst).toBe(b.packet && decodePacket(b.packet).dst);
+          }
+        }
+        const v = o.view();
+        if (Array.isArray(v.replies)) {
+          replies.clear();
+          for (const r of v.replies) replies.add(addr(r));
+        } else {
+          for (const r of v.replies.removed) expect(replies.delete(addr(r))).toBe(true);
+          for (const r of v.replies.added) {
+            expect(replies.has(addr(r))).toBe(false);
+            replies.add(addr(r));
+          }
+        }
+        const want = fresh(now);
+        expect([...replies].sort()).toEqual((want.replies as Array<{ ip: string; protocol: string; port: number }>).map(addr).sort());
+        expect(v.vips.map(addr).sort()).toEqual(want.vips.map(addr).sort());
+        expect([...v.healthCheckPorts].sort()).toEqual([...want.healthCheckPorts].sort());
+        expect([...v.localEndpoints].sort()).toEqual([...want.localEndpoints].sort());
+        expect(v.noLocalEndpoints).toEqual(want.noLocalEndpoints);
+      }
+      // Most syncs were deltas (a Node that went away takes a whole one).
+      expect(deltas).toBeGreaterThan(100);
+    });
+  }
 });

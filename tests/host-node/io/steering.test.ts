@@ -3,7 +3,7 @@
 // and packets read from the device are told apart by destination — served (a Service address, a
 // node or masquerade address, a routed VIP) or steered in only for un-NAT (TRACKED_ONLY).
 import { describe, it, expect } from 'vitest';
-import { replyRules } from '../../../host-node/io/node-routes.js';
+import { ReplyRuleSet, replyRules, type AddrPort } from '../../../host-node/io/node-routes.js';
 import { ServedDestinations } from '../../../host-node/io/served.js';
 import { buildPacket } from '../../../host-node/core/packet.js';
 
@@ -32,6 +32,35 @@ describe('replyRules', () => {
       { ip: '198.18.5.2', protocol: 'TCP', port: 8080 },
     ], []);
     expect([...rules].sort()).toEqual(['from 198.18.5.1 ipproto tcp sport 8080', 'from 198.18.5.2 ipproto tcp sport 8080']);
+  });
+});
+
+describe('ReplyRuleSet', () => {
+  it('kept up to date endpoint by endpoint, holds the rules of the whole list and reports each change once', () => {
+    const cidrs = ['198.18.64.0/18', 'fd00:44::/64'];
+    const set = new ReplyRuleSet(cidrs);
+    const live = new Map<string, AddrPort>();
+    let x = 17;
+    const rnd = (n: number): number => { x = (x * 1103515245 + 12345) >>> 0; return (x >>> 8) % n; };
+    for (let step = 0; step < 400; step++) {
+      const add: AddrPort[] = [], remove: AddrPort[] = [];
+      for (let k = rnd(6); k > 0; k--) {
+        const i = rnd(40);
+        const ep: AddrPort = {
+          ip: i % 9 === 0 ? `198.18.0.${i}` : i % 5 === 0 ? `fd00:44::${i}` : `198.18.64.${i}`,
+          protocol: i % 7 === 0 ? 'UDP' : 'TCP', port: 8080 + (i % 4) + (i % 11 === 0 ? 10 : 0),
+        };
+        const key = `${ep.ip}|${ep.protocol}|${ep.port}`;
+        if (add.some((a) => `${a.ip}|${a.protocol}|${a.port}` === key) || remove.some((a) => `${a.ip}|${a.protocol}|${a.port}` === key)) continue;
+        if (live.has(key)) { remove.push(ep); live.delete(key); } else { add.push(ep); live.set(key, ep); }
+      }
+      const before = new Set(set.rules);
+      const { added, removed } = set.update(add, remove);
+      const want = replyRules([...live.values()], cidrs);
+      expect([...set.rules].sort()).toEqual([...want].sort());
+      expect(added.sort()).toEqual([...want].filter((r) => !before.has(r)).sort());
+      expect(removed.sort()).toEqual([...before].filter((r) => !want.has(r)).sort());
+    }
   });
 });
 
