@@ -134,11 +134,8 @@ async function proxyOne(mode: Mode, n: number, per: number, reps: number): Promi
   po.markServicesSynced();
   po.markEndpointSlicesSynced();
   const sync = (): void => {
-    const input = po.applyInput();
-    const r = dp.apply(input.objects, { mode, nodeName: 'node-a', ...(input.delta ? { delta: input.delta } : {}) });
-    if (r.issues.length > 0) throw new Error(`bench proxy sync: ${JSON.stringify(r.issues[0])}`);
-    po.applied(true);
-    po.view();
+    const { result } = po.sync(dp, { mode, nodeName: 'node-a' });
+    if (result.issues.length > 0) throw new Error(`bench proxy sync: ${JSON.stringify(result.issues[0])}`);
   };
   let t = hr();
   sync();

@@ -18,7 +18,7 @@ import {
   ProxyState, parseManifests, loadObjects, renderIptables, SHARED_NAT_CHAINS, jumpChains, jumpRestoreText, liveTable, namespacedName,
   servicePortId, joinHostPort, deepEqual,
   type IptablesOptions, type SharedChains, type ManifestIssue, type Service, type EndpointSlice, type Node, type SyncPlan,
-  type IpvsRenderOptions,
+  type IpvsRenderOptions, type ProxyModel, type Family as KubeFamily,
 } from './kube/index.js';
 import { IpvsApply, type IpvsApplied } from './kube/apply-ipvs.js';
 import { DirectApply } from './kube/apply-direct.js';
@@ -117,6 +117,8 @@ export interface ApplyResult {
 }
 
 type Objects = { services: Service[]; endpointSlices: EndpointSlice[]; nodes: Node[] };
+/** Services, EndpointSlices and Nodes decoded by kube/objects.ts (loadObjects, parseManifests, a Source). */
+export type DecodedObjects = Objects;
 type UdpPort = { ips: string[]; port: number; endpoints: Set<string> };
 
 type FullCore = IptCore & TraceCore & { iptModeSet(on: number): void; iptCounters(id: number): number; iptRuleCount(id: number): number };
@@ -340,13 +342,14 @@ export class Dataplane extends CoreDataplane {
 
   /**
    * Makes the dataplane serve exactly these Services, EndpointSlices and Nodes (YAML/JSON text,
-   * `kubectl get -o yaml` lists, or decoded objects): the difference to the previous call goes
+   * `kubectl get -o yaml` lists, objects in API form, or objects decoded already by kube/objects.ts,
+   * which are kept as given and must never be changed afterwards): the difference to the previous call goes
    * through kube-proxy's change trackers and renderer, and only the changed Services' chains are
    * rewritten (a partial sync, as kube-proxy does). Invalid objects are reported and skipped; a
    * refused sync leaves the previous rules live and forces the next sync to be full.
    */
-  apply(input: string | unknown[], opts: ApplyOptions = {}): ApplyResult {
-    const set = typeof input === 'string' ? parseManifests(input) : loadObjects(input);
+  apply(input: string | unknown[] | DecodedObjects, opts: ApplyOptions = {}): ApplyResult {
+    const set = typeof input === 'string' ? parseManifests(input) : Array.isArray(input) ? loadObjects(input) : { ...input, issues: [] as ManifestIssue[] };
     const mode = opts.mode ?? 'iptables';
     if (this.applied !== undefined && this.applied !== mode) this.leaveMode(this.applied);
     this.applied = mode;
@@ -437,6 +440,14 @@ export class Dataplane extends CoreDataplane {
     }
     result.flushed = this.syncUdp(plans);
     return result;
+  }
+
+  /**
+   * The service ports and endpoints per IP family as the last apply() left them (kube-proxy's
+   * model, the one every mode renders from); empty before the first. Read-only.
+   */
+  kubeModels(): Array<{ family: KubeFamily; model: ProxyModel }> {
+    return [...(this.kube?.state.families.values() ?? [])].map((f) => ({ family: f.family, model: f.model }));
   }
 
   /** The mode the last apply() used. */

@@ -20,7 +20,7 @@ import { TunDevice, TunError } from './tun.js';
 import { ServedDestinations } from './served.js';
 import { ProxyLoop } from './proxy-loop.js';
 import { NodeRoutes, hostAddresses } from './node-routes.js';
-import { ProxyObjects } from './proxy-sink.js';
+import { ProxyObjects, type HostView } from './proxy-sink.js';
 import { ProxyHealth, ServiceHealthServers, serveProxyHealth, closeServer } from './health.js';
 import { ProxyMetrics } from './metrics.js';
 import { ManifestSource } from './manifests.js';
@@ -58,6 +58,9 @@ export function nodePortAddresses(filter: string[], hostAddrs: string[], primary
     return !!ip && filter.some((f) => (f === 'primary' ? a === primary : cidrContains(parseCIDR(f)!, ip)));
   });
 }
+
+/** The IP families the proxy serves (kube-proxy dual-stack: one proxier per family). */
+const FAMILIES = [4, 6] as const;
 
 /** kube-proxy's --iptables-sync-period default: how often a large cluster's stale chains go. */
 const STALE_CHAIN_PERIOD_MS = 30_000;
@@ -189,7 +192,7 @@ export class NodeProxy {
     }
     this.source.start(this.objects, (wantSync) => {
       if (!wantSync) return;
-      for (const f of this.objects.state.families.keys()) this.health.queuedUpdate(f);
+      for (const f of FAMILIES) this.health.queuedUpdate(f);
       this.metrics.lastQueued.setToCurrentTime();
       this.metrics.servicePending.set(this.objects.pending.services);
       this.metrics.endpointPending.set(this.objects.pending.endpoints);
@@ -198,7 +201,7 @@ export class NodeProxy {
     // kube-proxy resyncs periodically too (syncPeriod); a refused sync is retried this way.
     this.periodic = setInterval(() => { if (this.lastSyncError) this.scheduleSync(); }, 5000);
     this.periodic.unref();
-    if (this.objects.state.initialized) await this.sync();
+    if (this.objects.initialized) await this.sync();
   }
 
   /** The device with offloads when asked for; a kernel that refuses them gets one packet per read. */
@@ -238,7 +241,7 @@ export class NodeProxy {
   }
 
   private async syncOnce(): Promise<void> {
-    if (this.stopped || !this.objects.state.initialized) return;
+    if (this.stopped || !this.objects.initialized) return;
     const cfg = this.cfg;
     const t0 = performance.now();
     const changes = this.objects.takeChanges();
@@ -256,16 +259,11 @@ export class NodeProxy {
       },
     };
     let full = false;
+    let view: HostView;
     try {
-      const input = this.objects.applyInput();
-      let r;
-      try {
-        r = this.dp.apply(input.objects, input.delta ? { ...apply, delta: input.delta } : apply);
-      } catch (e) {
-        this.objects.applied(false);
-        throw e;
-      }
-      this.objects.applied(true);
+      const done = this.objects.sync(this.dp, apply);
+      const r = done.result;
+      view = done.view;
       if (cleanup) this.lastChainCleanup = t0;
       full = r.families.some((f) => f.full);
       for (const f of r.families) {
@@ -280,11 +278,10 @@ export class NodeProxy {
       this.log(`proxy: sync failed, previous rules stay live: ${this.lastSyncError}`);
       return;
     }
-    const view = this.objects.view();
     const routeErrors = this.routes?.sync(view) ?? [];
     this.served?.setVips(view.vips.map((v) => v.ip));
     for (const e of routeErrors.slice(0, 5)) this.log(`proxy: route: ${e}`);
-    await this.userspace?.sync(modelServicePorts(this.objects.state.families.values()));
+    await this.userspace?.sync(modelServicePorts(this.dp.kubeModels()));
     await this.hcServers?.sync(view.healthCheckPorts);
     this.hcServers?.setEndpoints(view.localEndpoints);
     this.health.nodeEligible = !this.objects.nodeDeleting;
@@ -300,7 +297,7 @@ export class NodeProxy {
     this.metrics.noLocalEndpoints.set({ traffic_policy: 'external' }, view.noLocalEndpoints.external);
     const now = Date.now();
     for (const t of changes.triggers) this.metrics.networkProgramming.observe(Math.max(0, now - t) / 1000);
-    for (const f of this.objects.state.families.keys()) this.health.updated(f);
+    for (const f of FAMILIES) this.health.updated(f);
     this.syncs++;
   }
 

@@ -1,10 +1,12 @@
 // proxy-sink.ts — what the node proxy's Source feeds: it keeps the current Services, EndpointSlices
-// and this Node (as the Dataplane's apply() wants them: whole, in API form) and a ProxyState of its
-// own from which the host-side needs are derived after every sync — the externalIP/LoadBalancer
+// and this Node (decoded, as Dataplane.apply() takes them), remembers which changed since the last
+// sync so a sync hands the core only those, and after every sync works out from the Dataplane's
+// model what the host must set up for the Services that changed — the externalIP/LoadBalancer
 // addresses and endpoint reply paths to route into the TUN, healthCheckNodePorts with their local
-// endpoint counts, change counts and network-programming trigger times for metrics. Never programs
-// the core or the kernel itself; pure bookkeeping over kube/.
-import { ProxyState, namespacedName, servicePortId, type ProxySink, type EndpointSlice, type Node, type Protocol, type Service, type SyncPlan } from '../kube/index.js';
+// endpoint counts — plus change counts and network-programming trigger times for metrics. Reaches
+// the core only through Dataplane.apply(), never the kernel; keeps no model of its own.
+import { LABEL_TOPOLOGY_ZONE, namespacedName, servicePortId, type ProxySink, type EndpointSlice, type Family, type Node, type Protocol, type ProxyModel, type Service, type ServicePortInfo } from '../kube/index.js';
+import type { ApplyOptions, ApplyResult, Dataplane, DecodedObjects } from '../dataplane.js';
 import type { AddrPort, DynamicRoutes, ReplyDelta } from './node-routes.js';
 
 /** EndpointSlice annotation the endpoints controller sets (apis/core/v1: EndpointsLastChangeTriggerTime). */
@@ -23,7 +25,9 @@ export class ProxyObjects implements ProxySink {
   readonly services = new Map<string, Service>();
   readonly slices = new Map<string, EndpointSlice>();
   node: Node | null = null;
-  readonly state: ProxyState;
+  /** Both initial lists were delivered (kube-proxy syncs nothing before). */
+  private servicesSynced = false;
+  private slicesSynced = false;
   /** Changes seen since the last take (kubeproxy_sync_proxy_rules_*_changes). */
   pending = { services: 0, endpoints: 0 };
   /** Trigger times (ms since epoch) of endpoint changes not yet synced. */
@@ -40,17 +44,17 @@ export class ProxyObjects implements ProxySink {
   private whole = true;
   /** Per Service, what it adds to the host view; and the view, kept up to date from those shares. */
   private readonly shares = new Map<string, ServiceShare>();
-  private readonly vipCounts = new Map<string, { a: AddrPort; n: number }>();
-  private readonly replyCounts = new Map<string, { a: AddrPort; n: number }>();
+  private readonly vipCounts = new Map<string, Counted>();
+  private readonly replyCounts = new Map<string, Counted>();
   private readonly hcPorts = new Map<string, number>();
   private readonly localCounts = new Map<string, number>();
   private readonly noLocal = { internal: 0, external: 0 };
   /** A view was handed out: later ones hand reply paths as changes. */
   private viewed = false;
 
-  constructor(readonly nodeName: string) {
-    this.state = new ProxyState({ nodeName });
-  }
+  constructor(readonly nodeName: string) {}
+
+  get initialized(): boolean { return this.servicesSynced && this.slicesSynced; }
 
   onService(previous: Service | null, current: Service | null): boolean {
     const key = namespacedName((current ?? previous)!.metadata);
@@ -58,7 +62,7 @@ export class ProxyObjects implements ProxySink {
     else this.services.delete(key);
     this.dirty.add(`Service ${key}`);
     this.pending.services++;
-    return this.state.onService(previous, current);
+    return this.initialized;
   }
 
   onEndpointSlice(slice: EndpointSlice, remove = false): boolean {
@@ -69,7 +73,7 @@ export class ProxyObjects implements ProxySink {
     this.pending.endpoints++;
     const t = Date.parse(slice.metadata.annotations[TRIGGER_TIME] ?? '');
     if (Number.isFinite(t)) this.triggers.push(t);
-    return this.state.onEndpointSlice(slice, remove);
+    return this.initialized;
   }
 
   onNode(node: Node | null): boolean {
@@ -79,13 +83,16 @@ export class ProxyObjects implements ProxySink {
     else if (this.node) this.nodeDeleting = true;
     // A delta can only name a Node that is there; one that went takes a whole sync.
     if (node === null && this.node !== null) this.whole = true;
+    // Only the zone matters to the rules (topology): a sync is asked for when it changes.
+    const zone = (n: Node | null): string | undefined => n?.metadata.labels[LABEL_TOPOLOGY_ZONE];
+    const moved = zone(node) !== zone(this.node);
     this.node = node;
     this.dirty.add('Node');
-    return this.state.onNode(node);
+    return moved && this.initialized;
   }
 
-  markServicesSynced(): void { this.state.markServicesSynced(); }
-  markEndpointSlicesSynced(): void { this.state.markEndpointSlicesSynced(); }
+  markServicesSynced(): void { this.servicesSynced = true; }
+  markEndpointSlicesSynced(): void { this.slicesSynced = true; }
 
   /** Takes (and clears) the pending change counts and trigger times. */
   takeChanges(): { services: number; endpoints: number; triggers: number[] } {
@@ -100,24 +107,25 @@ export class ProxyObjects implements ProxySink {
    * `delta` undefined) for the first sync or after a refused one; else the changed objects and
    * the names of the removed ones. Report the outcome with applied().
    */
-  applyInput(): { objects: unknown[]; delta?: { removed: string[] } } {
-    if (this.whole) return { objects: this.rawObjects() };
-    const objects: unknown[] = [];
+  applyInput(): { objects: DecodedObjects; delta?: { removed: string[] } } {
+    if (this.whole) {
+      return { objects: { services: [...this.services.values()], endpointSlices: [...this.slices.values()], nodes: this.node ? [this.node] : [] } };
+    }
+    const objects: DecodedObjects = { services: [], endpointSlices: [], nodes: [] };
     const removed: string[] = [];
     for (const key of this.dirty) {
       if (key === 'Node') {
-        if (this.node) objects.push(rawNode(this.node));
+        if (this.node) objects.nodes.push(this.node);
         continue;
       }
-      const space = key.indexOf(' ');
-      const nn = key.slice(space + 1);
+      const nn = key.slice(key.indexOf(' ') + 1);
       if (key.startsWith('Service ')) {
         const s = this.services.get(nn);
-        if (s) objects.push(rawService(s));
+        if (s) objects.services.push(s);
         else removed.push(key);
       } else {
         const e = this.slices.get(nn);
-        if (e) objects.push(rawSlice(e));
+        if (e) objects.endpointSlices.push(e);
         else removed.push(key);
       }
     }
@@ -130,85 +138,101 @@ export class ProxyObjects implements ProxySink {
     this.whole = !ok;
   }
 
-  /** The objects in API form, for Dataplane.apply(). */
-  rawObjects(): unknown[] {
-    const out: unknown[] = [];
-    for (const s of this.services.values()) out.push(rawService(s));
-    for (const e of this.slices.values()) out.push(rawSlice(e));
-    if (this.node) out.push(rawNode(this.node));
-    return out;
+  /**
+   * One sync: the changes since the last one (everything, the first time or after a refusal) to
+   * `dp`, then the host view of the Services that changed. A refused sync throws and leaves the
+   * next one to hand everything.
+   */
+  sync(dp: Dataplane, opts: ApplyOptions): { result: ApplyResult; view: HostView } {
+    const input = this.applyInput();
+    let result: ApplyResult;
+    try {
+      result = dp.apply(input.objects, input.delta ? { ...opts, delta: input.delta } : opts);
+    } catch (e) {
+      this.applied(false);
+      throw e;
+    }
+    this.applied(true);
+    const full = result.families.some((f) => f.full);
+    return { result, view: this.view(dp.kubeModels(), full ? null : new Set(result.families.flatMap((f) => f.changedServices))) };
   }
 
   /**
-   * Applies the pending changes to this side's model and derives what the host must set up, for
-   * the changed Services only (every one when the model resynced fully): each Service's share of
-   * the addresses to route, reply paths, health check port and local endpoints is taken back and
-   * made again. The first view lists every reply path; later ones only the change since the last.
+   * What the host must set up after a sync, from the Dataplane's model (`models`, its kubeModels())
+   * for the Services the sync changed (`changed`; null: every one, as after a full sync): each
+   * changed Service's share of the addresses to route, reply paths, health check port and local
+   * endpoints is taken back and made again. The first view lists every reply path; later ones
+   * only the change since the one before.
    */
-  view(): HostView {
-    const plans = this.state.sync();
-    let names: Set<string>;
-    if (plans.some((p) => p.changedServices === null)) {
-      names = new Set(this.shares.keys());
-      for (const p of plans) p.model.services.forEach((sp) => names.add(sp.namespacedName));
+  view(models: ReadonlyArray<{ family: Family; model: ProxyModel }>, changed: ReadonlySet<string> | null): HostView {
+    let names: ReadonlySet<string>;
+    if (changed === null) {
+      const all = new Set(this.shares.keys());
+      for (const m of models) m.model.services.forEach((sp) => all.add(sp.namespacedName));
+      names = all;
     } else {
-      names = new Set();
-      for (const p of plans) for (const nn of p.changedServices!) names.add(nn);
+      names = changed;
     }
-    const touched = new Map<string, { a: AddrPort; had: boolean }>();
+    // Which reply paths a change touched, and whether each was there before (not needed for the
+    // first view, which lists them all).
+    const touched = this.viewed ? new Map<string, Touched>() : null;
     for (const nn of names) {
       const old = this.shares.get(nn);
       if (old) this.unshare(nn, old, touched);
-      const share = this.shareOf(nn, plans);
+      const share = this.shareOf(nn, models, touched);
       if (share) {
         this.shares.set(nn, share);
-        this.take(nn, share, touched);
+        this.take(nn, share);
       } else {
         this.shares.delete(nn);
       }
     }
     let replies: AddrPort[] | ReplyDelta;
-    if (!this.viewed) {
+    if (touched === null) {
       this.viewed = true;
-      replies = [...this.replyCounts.values()].map((c) => c.a);
+      replies = [...this.replyCounts.values()];
     } else {
       const added: AddrPort[] = [];
       const removed: AddrPort[] = [];
-      for (const [key, t] of touched) {
-        const has = this.replyCounts.has(key);
-        if (has && !t.had) added.push(t.a);
-        else if (!has && t.had) removed.push(t.a);
-      }
+      touched.forEach((t, key) => {
+        const now = this.replyCounts.get(key);
+        if (now !== undefined && !t.had) added.push(now);
+        else if (now === undefined && t.had) removed.push(t.was);
+      });
       replies = { added, removed };
     }
     return {
-      vips: [...this.vipCounts.values()].map((c) => c.a), replies, healthCheckPorts: this.hcPorts,
+      vips: [...this.vipCounts.values()], replies, healthCheckPorts: this.hcPorts,
       localEndpoints: this.localCounts, noLocalEndpoints: { ...this.noLocal },
     };
   }
 
-  /** What Service `nn` adds to the host view, from every family's model; null when it has no proxied port. */
-  private shareOf(nn: string, plans: SyncPlan[]): ServiceShare | null {
+  /**
+   * What Service `nn` adds to the host view, from every family's model, counted in as it is
+   * found; null when it has no proxied port.
+   */
+  private shareOf(nn: string, models: ReadonlyArray<{ family: Family; model: ProxyModel }>, touched: Map<string, Touched> | null): ServiceShare | null {
     const svc = this.services.get(nn);
     if (!svc) return null;
     const share: ServiceShare = { vips: [], replies: [], hc: 0, local: 0, noLocalInternal: 0, noLocalExternal: 0 };
-    const localIps = new Set<string>();
-    const seen: string[] = [];
-    let any = false;
-    for (const plan of plans) {
+    // A Service has a few ports and local endpoints: lists, not sets.
+    const localIps: string[] = [];
+    const seen: ServicePortInfo[] = [];
+    for (const { model } of models) {
       for (const p of svc.spec.ports) {
-        const sp = plan.model.services.get(servicePortId(nn, p.name, p.protocol));
-        if (!sp || seen.includes(sp.id + plan.family)) continue;
-        seen.push(sp.id + plan.family);
-        any = true;
-        for (const ip of sp.externalIPs) share.vips.push(ip, sp.protocol, String(sp.port));
-        for (const ip of sp.loadBalancerVIPs) share.vips.push(ip, sp.protocol, String(sp.port));
+        const sp = model.services.get(servicePortId(nn, p.name, p.protocol));
+        if (!sp || seen.includes(sp)) continue;
+        seen.push(sp);
+        for (const ip of sp.externalIPs) share.vips.push(counted(this.vipCounts, ip, sp.protocol, sp.port, null));
+        for (const ip of sp.loadBalancerVIPs) share.vips.push(counted(this.vipCounts, ip, sp.protocol, sp.port, null));
         let localReady = 0;
-        for (const ep of plan.model.endpoints.get(sp.id) ?? []) {
-          if (ep.ready || ep.serving) share.replies.push(ep.ip, sp.protocol, String(ep.port));
+        const eps = model.endpoints.get(sp.id) ?? [];
+        for (let k = 0; k < eps.length; k++) {
+          const ep = eps[k]!;
+          if (ep.ready || ep.serving) share.replies.push(counted(this.replyCounts, ep.ip, sp.protocol, ep.port, touched));
           if (ep.isLocal && ep.ready) {
             localReady++;
-            localIps.add(ep.ip);
+            if (!localIps.includes(ep.ip)) localIps.push(ep.ip);
           }
         }
         if (sp.externalPolicyLocal && sp.healthCheckNodePort !== 0) share.hc = sp.healthCheckNodePort;
@@ -218,14 +242,12 @@ export class ProxyObjects implements ProxySink {
         }
       }
     }
-    share.local = localIps.size;
-    return any ? share : null;
+    share.local = localIps.length;
+    return seen.length > 0 ? share : null;
   }
 
-  /** Adds a Service's share to the host view. */
-  private take(nn: string, s: ServiceShare, touched: Map<string, { a: AddrPort; had: boolean }>): void {
-    count(this.vipCounts, s.vips, 1, null);
-    count(this.replyCounts, s.replies, 1, touched);
+  /** Adds a Service's share (its addresses counted in already) to the host view. */
+  private take(nn: string, s: ServiceShare): void {
     if (s.hc !== 0) this.hcPorts.set(nn, s.hc);
     this.localCounts.set(nn, s.local);
     this.noLocal.internal += s.noLocalInternal;
@@ -233,9 +255,9 @@ export class ProxyObjects implements ProxySink {
   }
 
   /** Takes a Service's share back out of the host view. */
-  private unshare(nn: string, s: ServiceShare, touched: Map<string, { a: AddrPort; had: boolean }>): void {
-    count(this.vipCounts, s.vips, -1, null);
-    count(this.replyCounts, s.replies, -1, touched);
+  private unshare(nn: string, s: ServiceShare, touched: Map<string, Touched> | null): void {
+    uncount(this.vipCounts, s.vips, null);
+    uncount(this.replyCounts, s.replies, touched);
     this.hcPorts.delete(nn);
     this.localCounts.delete(nn);
     this.noLocal.internal -= s.noLocalInternal;
@@ -243,10 +265,15 @@ export class ProxyObjects implements ProxySink {
   }
 }
 
-/** One Service's part of the host view; address lists are flat (ip, protocol, port) triples. */
+/** An address of the host view with the number of service ports that need it (read-only outside). */
+interface Counted extends AddrPort { readonly key: string; n: number }
+/** A reply path a view changed: whether it was there before its first change, and as what. */
+interface Touched { had: boolean; was: AddrPort }
+
+/** One Service's part of the host view: the counted addresses it holds a count on. */
 interface ServiceShare {
-  vips: string[];
-  replies: string[];
+  vips: Counted[];
+  replies: Counted[];
   hc: number;
   /** Distinct ready endpoint IPs on this node. */
   local: number;
@@ -255,50 +282,21 @@ interface ServiceShare {
   noLocalExternal: number;
 }
 
-/**
- * Adds (d = 1) or removes (d = -1) each (ip, protocol, port) triple of `flat` in a counted set.
- * `touched` records, the first time a key changes, whether it was there before.
- */
-function count(m: Map<string, { a: AddrPort; n: number }>, flat: string[], d: 1 | -1, touched: Map<string, { a: AddrPort; had: boolean }> | null): void {
-  for (let i = 0; i < flat.length; i += 3) {
-    const key = `${flat[i]}|${flat[i + 1]}|${flat[i + 2]}`;
-    const c = m.get(key);
-    if (touched !== null && !touched.has(key)) {
-      touched.set(key, { a: c?.a ?? { ip: flat[i]!, protocol: flat[i + 1] as Protocol, port: Number(flat[i + 2]) }, had: c !== undefined });
-    }
-    if (c === undefined) {
-      if (d > 0) m.set(key, { a: { ip: flat[i]!, protocol: flat[i + 1] as Protocol, port: Number(flat[i + 2]) }, n: 1 });
-    } else if ((c.n += d) <= 0) {
-      m.delete(key);
-    }
+/** Counts (ip, protocol, port) in once more; `touched` notes the key's state before its first change. */
+function counted(m: Map<string, Counted>, ip: string, protocol: Protocol, port: number, touched: Map<string, Touched> | null): Counted {
+  const key = `${ip}|${protocol}|${port}`;
+  let c = m.get(key);
+  if (touched !== null && !touched.has(key)) touched.set(key, { had: c !== undefined, was: c ?? { ip, protocol, port } });
+  if (c === undefined) m.set(key, (c = { ip, protocol, port, key, n: 0 }));
+  c.n++;
+  return c;
+}
+
+/** Counts each of `list` out once; one no longer needed leaves the map. */
+function uncount(m: Map<string, Counted>, list: Counted[], touched: Map<string, Touched> | null): void {
+  for (let i = 0; i < list.length; i++) {
+    const c = list[i]!;
+    if (touched !== null && !touched.has(c.key)) touched.set(c.key, { had: true, was: c });
+    if (--c.n === 0) m.delete(c.key);
   }
-}
-
-// The decoded objects carry every field apply() reads; these put them back in API form.
-
-function meta(m: Service['metadata']): Record<string, unknown> {
-  return { name: m.name, ...(m.namespace ? { namespace: m.namespace } : {}), labels: m.labels, annotations: m.annotations };
-}
-
-function rawService(s: Service): unknown {
-  const { sessionAffinityTimeoutSeconds, ...spec } = s.spec;
-  return {
-    apiVersion: 'v1', kind: 'Service', metadata: meta(s.metadata),
-    spec: { ...spec, ...(spec.sessionAffinity === 'ClientIP' ? { sessionAffinityConfig: { clientIP: { timeoutSeconds: sessionAffinityTimeoutSeconds } } } : {}) },
-    status: s.status,
-  };
-}
-
-function rawSlice(e: EndpointSlice): unknown {
-  return {
-    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: meta(e.metadata), addressType: e.addressType, ports: e.ports,
-    endpoints: e.endpoints.map((ep) => ({
-      ...ep,
-      hints: ep.hints === null ? null : { forZones: ep.hints.forZones.map((name) => ({ name })), forNodes: ep.hints.forNodes.map((name) => ({ name })) },
-    })),
-  };
-}
-
-function rawNode(n: Node): unknown {
-  return { apiVersion: 'v1', kind: 'Node', metadata: meta(n.metadata), spec: n.spec, status: n.status };
 }

@@ -4,7 +4,8 @@
 // endpoint counts, kept up to date Service by Service.
 import { describe, expect, it } from 'vitest';
 import { parseManifests, loadObjects } from '../../../host-node/kube/index.js';
-import { ProxyObjects } from '../../../host-node/io/proxy-sink.js';
+import { ProxyObjects, type HostView } from '../../../host-node/io/proxy-sink.js';
+import type { AddrPort } from '../../../host-node/io/node-routes.js';
 import { Dataplane } from '../../../host-node/dataplane.js';
 import { buildPacket, decodePacket } from '../../../host-node/core/packet.js';
 
@@ -64,27 +65,24 @@ function fed(): ProxyObjects {
   return o;
 }
 
+/** One sync as the node proxy runs it: the changes to the Dataplane, then the host view. */
+function sync(o: ProxyObjects, dp: Dataplane, mode: 'iptables' | 'direct' = 'iptables'): HostView {
+  const { result, view } = o.sync(dp, { mode, nodeName: 'n1' });
+  expect(result.issues).toEqual([]);
+  return view;
+}
+
+const newDataplane = () => Dataplane.create({ nodeIPs: ['198.18.200.1'], podCIDR: '198.18.64.0/18', seed: 5 });
 const strip = (x: unknown): unknown => JSON.parse(JSON.stringify(x, (k, v) => (k === 'origin' ? undefined : v)));
 
 describe('proxy objects', () => {
-  it('hands apply() objects that decode to the very same Services, EndpointSlices and Node', () => {
+  it('derives routes, reply paths, health check ports and local endpoint counts', async () => {
     const o = fed();
-    const again = loadObjects(o.rawObjects());
-    expect(again.issues.filter((i) => i.severity === 'error')).toEqual([]);
-    const orig = parseManifests(YAML);
-    expect(strip(again.services)).toEqual(strip(orig.services));
-    expect(again.services[0]!.spec.sessionAffinityTimeoutSeconds).toBe(77);
-    expect(strip(again.endpointSlices)).toEqual(strip(orig.endpointSlices));
-    expect(strip(again.nodes)).toEqual(strip(orig.nodes));
-  });
-
-  it('derives routes, reply paths, health check ports and local endpoint counts', () => {
-    const o = fed();
-    const v = o.view();
+    const v = sync(o, await newDataplane());
     // externalIPs and VIP-mode LoadBalancer IPs (not the Proxy-mode one).
     expect(v.vips.map((a) => `${a.ip}:${a.port}/${a.protocol}`).sort()).toEqual(['198.18.120.10:80/TCP', '198.18.121.10:80/TCP']);
     // Ready or serving endpoints anywhere (their replies may come through this node); not the terminated one.
-    expect(v.replies.map((a) => `${a.ip}:${a.port}`).sort()).toEqual(['198.18.100.2:8080', '198.18.101.2:8080']);
+    expect((v.replies as AddrPort[]).map((a) => `${a.ip}:${a.port}`).sort()).toEqual(['198.18.100.2:8080', '198.18.101.2:8080']);
     expect([...v.healthCheckPorts]).toEqual([['shop/web', 32001]]);
     expect([...v.localEndpoints]).toEqual([['shop/web', 1]]);
     expect(v.noLocalEndpoints).toEqual({ internal: 0, external: 0 });
@@ -93,16 +91,38 @@ describe('proxy objects', () => {
     expect(o.takeChanges()).toEqual({ services: 0, endpoints: 0, triggers: [] });
   });
 
-  it('counts a Local Service with no local endpoint, and a Node that disappears', () => {
+  it('counts a Local Service with no local endpoint, and a Node that disappears', async () => {
     const o = fed();
+    const dp = await newDataplane();
+    sync(o, dp);
     const slice = parseManifests(YAML).endpointSlices[0]!;
     o.onEndpointSlice({ ...slice, endpoints: slice.endpoints.filter((e) => e.nodeName !== 'n1') });
-    const v = o.view();
+    const v = sync(o, dp);
     expect(v.localEndpoints.get('shop/web')).toBe(0);
     expect(v.noLocalEndpoints.external).toBe(1);
+    // The reply path of the endpoint that left is the one change handed on.
+    const plain = (l: AddrPort[]) => l.map(({ ip, protocol, port }) => ({ ip, protocol, port }));
+    const d = v.replies as { added: AddrPort[]; removed: AddrPort[] };
+    expect({ added: plain(d.added), removed: plain(d.removed) }).toEqual({ added: [], removed: [{ ip: '198.18.100.2', protocol: 'TCP', port: 8080 }] });
     expect(o.nodeDeleting).toBe(false);
     o.onNode(null);
     expect(o.nodeDeleting).toBe(true);
+  });
+
+  it('asks for a sync only once both lists are in, and for a Node only when its zone changes', () => {
+    const o = new ProxyObjects('n1');
+    const set = parseManifests(YAML);
+    expect(o.onService(null, set.services[0]!)).toBe(false);
+    o.markServicesSynced();
+    expect(o.onEndpointSlice(set.endpointSlices[0]!)).toBe(false);
+    o.markEndpointSlicesSynced();
+    expect(o.initialized).toBe(true);
+    expect(o.onEndpointSlice(set.endpointSlices[0]!)).toBe(true);
+    const node = set.nodes[0]!;
+    expect(o.onNode(node)).toBe(true);
+    expect(o.onNode({ ...node, metadata: { ...node.metadata, annotations: { x: 'y' } } })).toBe(false);
+    expect(o.onNode({ ...node, metadata: { ...node.metadata, labels: { 'topology.kubernetes.io/zone': 'z2' } } })).toBe(true);
+    expect(o.onNode({ ...node, metadata: { ...node.metadata, name: 'other' } })).toBe(false);
   });
 });
 
@@ -111,9 +131,11 @@ describe('proxy objects: syncs by change', () => {
     const o = fed();
     const all = o.applyInput();
     expect(all.delta).toBeUndefined();
-    expect(all.objects).toHaveLength(3);
+    expect(all.objects.services).toHaveLength(1);
+    expect(all.objects.endpointSlices).toHaveLength(1);
+    expect(all.objects.nodes).toHaveLength(1);
     o.applied(true);
-    expect(o.applyInput()).toEqual({ objects: [], delta: { removed: [] } });
+    expect(o.applyInput()).toEqual({ objects: { services: [], endpointSlices: [], nodes: [] }, delta: { removed: [] } });
 
     const set = parseManifests(YAML);
     const slice = set.endpointSlices[0]!;
@@ -123,7 +145,8 @@ describe('proxy objects: syncs by change', () => {
     o.onService(extra, null);   // added and gone again before the sync: named as removed
     let d = o.applyInput();
     expect(d.delta).toEqual({ removed: ['Service shop/extra'] });
-    expect(strip(loadObjects(d.objects).endpointSlices)).toEqual(strip([{ ...slice, endpoints: slice.endpoints.slice(1) }]));
+    expect(d.objects.services).toEqual([]);
+    expect(strip(d.objects.endpointSlices)).toEqual(strip([{ ...slice, endpoints: slice.endpoints.slice(1) }]));
     o.applied(true);
 
     // A refused sync hands everything next time; so does a Node that went away.
@@ -137,7 +160,7 @@ describe('proxy objects: syncs by change', () => {
     o.onNode(set.nodes[0]!);
     d = o.applyInput();
     expect(d.delta).toEqual({ removed: [] });
-    expect(loadObjects(d.objects).nodes.map((n) => n.metadata.name)).toEqual(['n1']);
+    expect(d.objects.nodes.map((n) => n.metadata.name)).toEqual(['n1']);
   });
 
   /** A small cluster changed at random, one event at a time; `seed` picks the events. */
@@ -207,7 +230,7 @@ describe('proxy objects: syncs by change', () => {
   }
 
   /** The host view of `now` worked out from nothing. */
-  function fresh(now: Map<string, object>) {
+  async function fresh(now: Map<string, object>, mode: 'iptables' | 'direct'): Promise<HostView> {
     const f = new ProxyObjects('n1');
     const set = loadObjects([...now.values()]);
     for (const s of set.services) f.onService(null, s);
@@ -215,16 +238,15 @@ describe('proxy objects: syncs by change', () => {
     for (const n of set.nodes) f.onNode(n);
     f.markServicesSynced();
     f.markEndpointSlicesSynced();
-    return f.view();
+    return sync(f, await newDataplane(), mode);
   }
 
   const addr = (a: { ip: string; protocol: string; port: number }): string => `${a.ip}|${a.protocol}|${a.port}`;
 
   for (const mode of ['iptables', 'direct'] as const) {
     it(`${mode} mode: a dataplane fed the changes ends each sync where one fed everything does, and so does the host view`, async () => {
-      const opts = { nodeIPs: ['198.18.200.1'], podCIDR: '198.18.64.0/18', seed: 5 };
-      const byChange = await Dataplane.create(opts);
-      const byWhole = await Dataplane.create(opts);
+      const byChange = await newDataplane();
+      const byWhole = await newDataplane();
       const o = new ProxyObjects('n1');
       o.markServicesSynced();
       o.markEndpointSlicesSynced();
@@ -233,11 +255,9 @@ describe('proxy objects: syncs by change', () => {
       let sport = 1000, deltas = 0;
       for (const step of events(mode === 'iptables' ? 7 : 11, 120)) {
         step(o, now);
-        const input = o.applyInput();
-        if (input.delta) deltas++;
-        byChange.apply(input.objects, { mode, nodeName: 'n1', ...(input.delta ? { delta: input.delta } : {}) });
-        o.applied(true);
-        byWhole.apply(o.rawObjects(), { mode, nodeName: 'n1' });
+        if (o.applyInput().delta) deltas++;
+        const v = sync(o, byChange, mode);
+        byWhole.apply(loadObjects([...now.values()]), { mode, nodeName: 'n1' });
         if (mode === 'iptables') {
           expect(byChange.iptablesSave({ family: 4 })).toBe(byWhole.iptablesSave({ family: 4 }));
         } else {
@@ -248,7 +268,6 @@ describe('proxy objects: syncs by change', () => {
             expect(a.packet && decodePacket(a.packet).dst).toBe(b.packet && decodePacket(b.packet).dst);
           }
         }
-        const v = o.view();
         if (Array.isArray(v.replies)) {
           replies.clear();
           for (const r of v.replies) replies.add(addr(r));
@@ -259,7 +278,7 @@ describe('proxy objects: syncs by change', () => {
             replies.add(addr(r));
           }
         }
-        const want = fresh(now);
+        const want = await fresh(now, mode);
         expect([...replies].sort()).toEqual((want.replies as Array<{ ip: string; protocol: string; port: number }>).map(addr).sort());
         expect(v.vips.map(addr).sort()).toEqual(want.vips.map(addr).sort());
         expect([...v.healthCheckPorts].sort()).toEqual([...want.healthCheckPorts].sort());
