@@ -21,6 +21,7 @@ import { ServedDestinations } from './served.js';
 import { ProxyLoop } from './proxy-loop.js';
 import { NodeRoutes, hostAddresses } from './node-routes.js';
 import { ProxyObjects, type HostView } from './proxy-sink.js';
+import { SyncRunner } from './sync-runner.js';
 import { ProxyHealth, ServiceHealthServers, serveProxyHealth, closeServer } from './health.js';
 import { ProxyMetrics } from './metrics.js';
 import { ManifestSource } from './manifests.js';
@@ -84,10 +85,8 @@ export class NodeProxy {
   private source: Source | null = null;
   private servers: Server[] = [];
   private hcServers: ServiceHealthServers | null = null;
-  private syncTimer: ReturnType<typeof setTimeout> | null = null;
-  /** The sync running now (health check listeners are opened asynchronously), and whether another is due. */
-  private syncing: Promise<void> | null = null;
-  private syncAgain = false;
+  /** When syncs run: at most one at a time, at least --min-sync-period apart (kube-proxy's runner). */
+  private readonly runner: SyncRunner;
   private periodic: ReturnType<typeof setInterval> | null = null;
   private stopped = false;
   private readonly log: (l: string) => void;
@@ -98,6 +97,7 @@ export class NodeProxy {
   ) {
     this.dp = dp;
     this.log = opts.log ?? (() => {});
+    this.runner = new SyncRunner(() => this.syncOnce(), cfg.minSyncPeriodMs);
     this.objects = new ProxyObjects(cfg.nodeName);
     this.health = new ProxyHealth(cfg.healthTimeoutSeconds * 1000);
     this.metrics = new ProxyMetrics({
@@ -216,28 +216,14 @@ export class NodeProxy {
     }
   }
 
-  /** Coalesces bursts: one sync per turn of the event loop, never two at once. */
+  /** Asks for a sync; bursts of changes coalesce into one (--min-sync-period). */
   private scheduleSync(): void {
-    if (this.syncTimer || this.stopped) return;
-    this.syncTimer = setTimeout(() => { this.syncTimer = null; void this.sync(); }, 0);
+    this.runner.request();
   }
 
-  /** Programs the core from the current objects, then the host side (routes, health ports). */
-  async sync(): Promise<void> {
-    if (this.syncing) {
-      this.syncAgain = true;
-      return this.syncing;
-    }
-    this.syncing = this.syncOnce();
-    try {
-      await this.syncing;
-    } finally {
-      this.syncing = null;
-    }
-    if (this.syncAgain) {
-      this.syncAgain = false;
-      this.scheduleSync();
-    }
+  /** Programs the core from the current objects, then the host side (routes, health ports), now. */
+  sync(): Promise<void> {
+    return this.runner.now();
   }
 
   private async syncOnce(): Promise<void> {
@@ -319,9 +305,8 @@ export class NodeProxy {
     if (this.stopped) return [];
     this.stopped = true;
     const failed: string[] = [];
-    if (this.syncTimer) clearTimeout(this.syncTimer);
     if (this.periodic) clearInterval(this.periodic);
-    await this.syncing?.catch(() => {});
+    await this.runner.stop();
     this.loop?.stop();
     this.userspace?.close();
     if (opts.save !== false && this.cfg.conntrackState) {

@@ -62,6 +62,11 @@ export interface ProxyConfig {
   proxyPortRange: [number, number];
   /** kube-proxy's --udp-timeout (udpIdleTimeout, default 250 ms): an idle UDP client session is closed. */
   udpIdleTimeoutMs: number;
+  /**
+   * kube-proxy's --min-sync-period (minSyncPeriod, default 1 s): the least time from the end of one
+   * sync to the start of the next; changes in between are applied together. 0: every change at once.
+   */
+  minSyncPeriodMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -86,6 +91,7 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --healthz-bind-address A:P     default 0.0.0.0:10256 ("" off)
   --conntrack-state FILE         flows saved on exit, restored on start
   --conntrack-max N              flows the conntrack table holds (default 262144)
+  --min-sync-period DURATION     least time between syncs; changes in between go together (default 1s; 0: at once)
 userspace mode (--mode userspace: no root, no TUN; a socket proxy per service port):
   --userspace-bind IP            local address the listeners bind (repeatable; default 127.0.0.1)
   --userspace-ports service|range  the Service's own port when it can be bound, else the range (default service)
@@ -99,6 +105,7 @@ const DEFAULTS: ProxyConfig = {
   nodePortRange: [30000, 32767], masqueradeAll: false, tun: 'svc0', tunOffload: true, metricsBindAddress: '127.0.0.1:10249',
   healthzBindAddress: '0.0.0.0:10256', routeTable: 2325, healthTimeoutSeconds: 60, conntrackMax: 262144,
   userspaceBind: ['127.0.0.1'], userspacePorts: 'service', userspaceCore: 'iptables', proxyPortRange: [0, 0], udpIdleTimeoutMs: 250,
+  minSyncPeriodMs: 1000,
 };
 
 /** "a,b" and repeated flags, flattened; blanks dropped. */
@@ -121,7 +128,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
         'no-tun-offload': { type: 'boolean' }, 'metrics-bind-address': { type: 'string' }, 'healthz-bind-address': { type: 'string' },
         'conntrack-state': { type: 'string' }, 'conntrack-max': { type: 'string' },
         'userspace-bind': { type: 'string', multiple: true }, 'userspace-ports': { type: 'string' }, 'userspace-core': { type: 'string' },
-        'proxy-port-range': { type: 'string' }, 'udp-timeout': { type: 'string' },
+        'proxy-port-range': { type: 'string' }, 'udp-timeout': { type: 'string' }, 'min-sync-period': { type: 'string' },
       },
     });
   } catch (e) {
@@ -152,6 +159,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   set('userspaceCore', v['userspace-core'] as CoreMode | undefined);
   if (v['proxy-port-range'] !== undefined) c.proxyPortRange = portRange(v['proxy-port-range'], '--proxy-port-range');
   if (v['udp-timeout'] !== undefined) c.udpIdleTimeoutMs = duration(v['udp-timeout'], '--udp-timeout');
+  if (v['min-sync-period'] !== undefined) c.minSyncPeriodMs = duration(v['min-sync-period'], '--min-sync-period');
   return validate(c, (field) => (v.config && !flagged(v, field) ? `${v.config}: ${field}` : `--${FLAG_OF[field] ?? field}`));
 }
 
@@ -160,6 +168,7 @@ const FLAG_OF: Record<string, string> = {
   nodePortAddresses: 'nodeport-addresses', masqueradeAddresses: 'masquerade-address', conntrackMax: 'conntrack-max', metricsBindAddress: 'metrics-bind-address',
   healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig', nodePortRange: 'service-node-port-range',
   userspaceBind: 'userspace-bind', userspacePorts: 'userspace-ports', userspaceCore: 'userspace-core', proxyPortRange: 'proxy-port-range', udpIdleTimeoutMs: 'udp-timeout',
+  minSyncPeriodMs: 'min-sync-period',
 };
 const flagged = (v: Record<string, unknown>, field: string): boolean => v[FLAG_OF[field] ?? field] !== undefined;
 
@@ -196,6 +205,7 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
   // kube-proxy's PortRange: 0-0 (unset) means any free port; otherwise 1 ≤ first ≤ last ≤ 65535.
   if (!(plo === 0 && phi === 0) && !(Number.isInteger(plo) && Number.isInteger(phi) && plo >= 1 && plo <= phi && phi <= 65535)) fail('proxyPortRange', `bad range ${plo}-${phi}`);
   if (!(Number.isFinite(c.udpIdleTimeoutMs) && c.udpIdleTimeoutMs > 0)) fail('udpIdleTimeoutMs', 'must be greater than 0');
+  if (!(Number.isFinite(c.minSyncPeriodMs) && c.minSyncPeriodMs >= 0)) fail('minSyncPeriodMs', 'must not be negative');
   return c;
 }
 
@@ -228,6 +238,7 @@ function portRange(text: string, what: string): [number, number] {
 /** A Go-style duration ("250ms", "2s", "1m30s", "1.5s") in milliseconds; throws naming `what`. */
 export function duration(text: string, what: string): number {
   const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  if (text.trim() === '0') return 0;   // Go's time.ParseDuration takes a bare 0
   const parts = [...text.trim().matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/gy)];
   if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text.trim()) {
     throw new ConfigError(`${what}: expected a duration such as 250ms or 2s, got ${JSON.stringify(text)}`);
@@ -265,13 +276,14 @@ const FIELDS: Record<string, FieldReader> = {
   masqueradeAddress: (c, v, fail) => { c.masqueradeAddresses = strList(v, fail); },
   portRange: (c, v, fail) => { const s = str(v, fail); c.proxyPortRange = s === '' ? [0, 0] : portRange(s, 'portRange'); },
   udpIdleTimeout: (c, v, fail) => { c.udpIdleTimeoutMs = duration(str(v, fail), 'udpIdleTimeout'); },
+  minSyncPeriod: (c, v, fail) => { c.minSyncPeriodMs = duration(str(v, fail), 'minSyncPeriod'); },
   userspaceBind: (c, v, fail) => { c.userspaceBind = strList(v, fail); },
   userspacePorts: (c, v, fail) => { c.userspacePorts = str(v, fail) as UserspacePorts; },
   userspaceCore: (c, v, fail) => { c.userspaceCore = str(v, fail) as CoreMode; },
 };
 // Sections whose other fields are accepted and ignored (kube-proxy tuning this proxy has no use for).
 const IGNORED_SECTIONS = new Set(['clientConnection', 'iptables', 'ipvs', 'conntrack', 'nftables', 'winkernel', 'detectLocal', 'logging', 'featureGates']);
-const IGNORED_FIELDS = new Set(['bindAddress', 'bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'oomScoreAdj', 'showHiddenMetricsForVersion', 'detectLocalMode', 'syncPeriod', 'minSyncPeriod']);
+const IGNORED_FIELDS = new Set(['bindAddress', 'bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'oomScoreAdj', 'showHiddenMetricsForVersion', 'detectLocalMode', 'syncPeriod']);
 
 /** Reads a YAML config file; unknown fields are errors naming file:line and the field path. */
 export function readConfigFile(file: string, text = readFileSync(file, 'utf8')): ProxyConfig {

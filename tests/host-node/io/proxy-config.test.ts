@@ -18,6 +18,15 @@ describe('proxy flags', () => {
     // The masquerade source defaults to the last usable address of the service CIDR.
     expect(c.masqueradeAddresses).toEqual(['10.111.255.254']);
     expect(c.nodeName).toBe('n1');
+    expect(c.minSyncPeriodMs).toBe(1000);
+  });
+
+  it('takes kube-proxy\'s --min-sync-period / minSyncPeriod (0 allowed, never negative)', () => {
+    expect(parseProxyArgs(['--manifests', '/m', '--min-sync-period', '250ms']).minSyncPeriodMs).toBe(250);
+    expect(parseProxyArgs(['--manifests', '/m', '--min-sync-period', '0']).minSyncPeriodMs).toBe(0);
+    expect(readConfigFile('/x.yaml', 'manifests: /m\nminSyncPeriod: 2s\n').minSyncPeriodMs).toBe(2000);
+    expect(() => parseProxyArgs(['--manifests', '/m', '--min-sync-period=-1s'])).toThrow(/--min-sync-period: expected a duration/);
+    expect(() => readConfigFile('/x.yaml', 'minSyncPeriod: 3\n')).toThrow(/x.yaml:1: minSyncPeriod: expected a string/);
   });
 
   it('reads every flag', () => {
