@@ -66,7 +66,7 @@ function fed(): ProxyObjects {
 }
 
 /** One sync as the node proxy runs it: the changes to the Dataplane, then the host view. */
-function sync(o: ProxyObjects, dp: Dataplane, mode: 'iptables' | 'direct' = 'iptables'): HostView {
+function sync(o: ProxyObjects, dp: Dataplane, mode: 'iptables' | 'ipvs' | 'direct' = 'iptables'): HostView {
   const { result, view } = o.sync(dp, { mode, nodeName: 'n1' });
   expect(result.issues).toEqual([]);
   return view;
@@ -107,6 +107,44 @@ describe('proxy objects', () => {
     expect(o.nodeDeleting).toBe(false);
     o.onNode(null);
     expect(o.nodeDeleting).toBe(true);
+  });
+
+  it('counts a dual-stack Service\'s reply paths of both families, and hands on the one that leaves', async () => {
+    const set = parseManifests(`
+apiVersion: v1
+kind: Service
+metadata: {name: ds, namespace: shop}
+spec: {clusterIP: 198.18.96.20, clusterIPs: [198.18.96.20, "fd00:96::20"], ipFamilies: [IPv4, IPv6], ipFamilyPolicy: RequireDualStack, ports: [{name: http, port: 80, protocol: TCP}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: ds-4, namespace: shop, labels: {kubernetes.io/service-name: ds}}
+addressType: IPv4
+ports: [{name: http, port: 8080, protocol: TCP}]
+endpoints: [{addresses: [198.18.100.7], nodeName: n1}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: ds-6, namespace: shop, labels: {kubernetes.io/service-name: ds}}
+addressType: IPv6
+ports: [{name: http, port: 8080, protocol: TCP}]
+endpoints: [{addresses: ["fd00:44::7"], nodeName: n1}]
+`);
+    expect(set.issues.filter((i) => i.severity === 'error')).toEqual([]);
+    const o = new ProxyObjects('n1');
+    for (const s of set.services) o.onService(null, s);
+    for (const e of set.endpointSlices) o.onEndpointSlice(e);
+    o.markServicesSynced();
+    o.markEndpointSlicesSynced();
+    const dp = await newDataplane();
+    const v = sync(o, dp);
+    expect((v.replies as AddrPort[]).map((a) => `${a.ip} ${a.port}`).sort()).toEqual(['198.18.100.7 8080', 'fd00:44::7 8080']);
+    // Both families' ready local endpoints count, once per address.
+    expect(v.localEndpoints.get('shop/ds')).toBe(2);
+    o.onEndpointSlice(set.endpointSlices[1]!, true);
+    const d = sync(o, dp).replies as { added: AddrPort[]; removed: AddrPort[] };
+    expect(d.added).toEqual([]);
+    expect(d.removed.map((a) => a.ip)).toEqual(['fd00:44::7']);
   });
 
   it('asks for a sync only once both lists are in, and for a Node only when its zone changes', () => {
@@ -229,8 +267,8 @@ describe('proxy objects: syncs by change', () => {
     }
   }
 
-  /** The host view of `now` worked out from nothing. */
-  async function fresh(now: Map<string, object>, mode: 'iptables' | 'direct'): Promise<HostView> {
+  /** The host view of `now` worked out from nothing (the model, so the view, is the same in every mode). */
+  async function fresh(now: Map<string, object>): Promise<HostView> {
     const f = new ProxyObjects('n1');
     const set = loadObjects([...now.values()]);
     for (const s of set.services) f.onService(null, s);
@@ -238,12 +276,12 @@ describe('proxy objects: syncs by change', () => {
     for (const n of set.nodes) f.onNode(n);
     f.markServicesSynced();
     f.markEndpointSlicesSynced();
-    return sync(f, await newDataplane(), mode);
+    return sync(f, await newDataplane(), 'direct');
   }
 
   const addr = (a: { ip: string; protocol: string; port: number }): string => `${a.ip}|${a.protocol}|${a.port}`;
 
-  for (const mode of ['iptables', 'direct'] as const) {
+  for (const mode of ['iptables', 'ipvs', 'direct'] as const) {
     it(`${mode} mode: a dataplane fed the changes ends each sync where one fed everything does, and so does the host view`, async () => {
       const byChange = await newDataplane();
       const byWhole = await newDataplane();
@@ -253,13 +291,17 @@ describe('proxy objects: syncs by change', () => {
       const now = new Map<string, object>();
       const replies = new Set<string>();
       let sport = 1000, deltas = 0;
-      for (const step of events(mode === 'iptables' ? 7 : 11, 120)) {
+      for (const step of events(mode === 'iptables' ? 7 : mode === 'ipvs' ? 9 : 11, 120)) {
         step(o, now);
         if (o.applyInput().delta) deltas++;
         const v = sync(o, byChange, mode);
         byWhole.apply(loadObjects([...now.values()]), { mode, nodeName: 'n1' });
-        if (mode === 'iptables') {
+        if (mode !== 'direct') {
           expect(byChange.iptablesSave({ family: 4 })).toBe(byWhole.iptablesSave({ family: 4 }));
+          if (mode === 'ipvs') {
+            expect(byChange.ipvsadm('-Ln').stdout).toBe(byWhole.ipvsadm('-Ln').stdout);
+            expect(byChange.ipset.save()).toBe(byWhole.ipset.save());
+          }
         } else {
           for (let i = 0; i < 12; i++) {
             const packet = buildPacket({ src: '198.19.9.9', dst: `198.18.10.${i + 1}`, proto: 'tcp', sport: ++sport, dport: 80, flags: 'S' });
@@ -278,7 +320,7 @@ describe('proxy objects: syncs by change', () => {
             replies.add(addr(r));
           }
         }
-        const want = await fresh(now, mode);
+        const want = await fresh(now);
         expect([...replies].sort()).toEqual((want.replies as Array<{ ip: string; protocol: string; port: number }>).map(addr).sort());
         expect(v.vips.map(addr).sort()).toEqual(want.vips.map(addr).sort());
         expect([...v.healthCheckPorts].sort()).toEqual([...want.healthCheckPorts].sort());
