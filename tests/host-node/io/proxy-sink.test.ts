@@ -3,7 +3,7 @@
 // host view lists the addresses to route, the reply paths to steer, health check ports and local
 // endpoint counts, kept up to date Service by Service.
 import { describe, expect, it } from 'vitest';
-import { parseManifests, loadObjects } from '../../../host-node/kube/index.js';
+import { parseManifests, loadObjects, type ManifestSet } from '../../../host-node/kube/index.js';
 import { ProxyObjects, type HostView } from '../../../host-node/io/proxy-sink.js';
 import type { AddrPort } from '../../../host-node/io/node-routes.js';
 import { Dataplane } from '../../../host-node/dataplane.js';
@@ -53,17 +53,19 @@ metadata: {name: n1, labels: {topology.kubernetes.io/zone: z1}}
 spec: {podCIDRs: [198.18.100.0/24]}
 `;
 
-function fed(): ProxyObjects {
-  const set = parseManifests(YAML);
+/** A sink for node n1 that has had every object of `set` as the initial lists. */
+function sinkOf(set: ManifestSet): ProxyObjects {
   expect(set.issues.filter((i) => i.severity === 'error')).toEqual([]);
   const o = new ProxyObjects('n1');
   for (const s of set.services) o.onService(null, s);
   for (const e of set.endpointSlices) o.onEndpointSlice(e);
-  o.onNode(set.nodes[0]!);
+  for (const n of set.nodes) o.onNode(n);
   o.markServicesSynced();
   o.markEndpointSlicesSynced();
   return o;
 }
+
+const fed = (): ProxyObjects => sinkOf(parseManifests(YAML));
 
 /** One sync as the node proxy runs it: the changes to the Dataplane, then the host view. */
 function sync(o: ProxyObjects, dp: Dataplane, mode: 'iptables' | 'ipvs' | 'direct' = 'iptables'): HostView {
@@ -130,12 +132,7 @@ addressType: IPv6
 ports: [{name: http, port: 8080, protocol: TCP}]
 endpoints: [{addresses: ["fd00:44::7"], nodeName: n1}]
 `);
-    expect(set.issues.filter((i) => i.severity === 'error')).toEqual([]);
-    const o = new ProxyObjects('n1');
-    for (const s of set.services) o.onService(null, s);
-    for (const e of set.endpointSlices) o.onEndpointSlice(e);
-    o.markServicesSynced();
-    o.markEndpointSlicesSynced();
+    const o = sinkOf(set);
     const dp = await newDataplane();
     const v = sync(o, dp);
     expect((v.replies as AddrPort[]).map((a) => `${a.ip} ${a.port}`).sort()).toEqual(['198.18.100.7 8080', 'fd00:44::7 8080']);
@@ -269,14 +266,7 @@ describe('proxy objects: syncs by change', () => {
 
   /** The host view of `now` worked out from nothing (the model, so the view, is the same in every mode). */
   async function fresh(now: Map<string, object>): Promise<HostView> {
-    const f = new ProxyObjects('n1');
-    const set = loadObjects([...now.values()]);
-    for (const s of set.services) f.onService(null, s);
-    for (const e of set.endpointSlices) f.onEndpointSlice(e);
-    for (const n of set.nodes) f.onNode(n);
-    f.markServicesSynced();
-    f.markEndpointSlicesSynced();
-    return sync(f, await newDataplane(), 'direct');
+    return sync(sinkOf(loadObjects([...now.values()])), await newDataplane(), 'direct');
   }
 
   const addr = (a: { ip: string; protocol: string; port: number }): string => `${a.ip}|${a.protocol}|${a.port}`;
