@@ -12,8 +12,10 @@ import type { AddrPort, DynamicRoutes, ReplyDelta } from './node-routes.js';
 /** EndpointSlice annotation the endpoints controller sets (apis/core/v1: EndpointsLastChangeTriggerTime). */
 const TRIGGER_TIME = 'endpoints.kubernetes.io/last-change-trigger-time';
 
-/** What one sync means for the host side. */
-/** healthCheckPorts: "namespace/name" → healthCheckNodePort (ETP=Local Services that have one). */
+/**
+ * What one sync means for the host side. healthCheckPorts: "namespace/name" → healthCheckNodePort
+ * (ETP=Local Services that have one). The maps are the sink's own, kept up to date: read, never written.
+ */
 export interface HostView extends DynamicRoutes {
   /** "namespace/name" → ready endpoints on this node (distinct addresses). */
   localEndpoints: Map<string, number>;
