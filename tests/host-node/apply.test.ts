@@ -2,6 +2,7 @@
 import { describe, it, expect } from 'vitest';
 import { Dataplane } from '../../host-node/dataplane.js';
 import { buildPacket, decodePacket } from '../../host-node/core/packet.js';
+import { parseManifests } from '../../host-node/kube/objects.js';
 
 const svc = (name: string, ip: string, port: number, extra = '') => `
 apiVersion: v1
@@ -133,6 +134,23 @@ describe('Dataplane.apply (iptables mode)', () => {
     expect(services().filter((l) => l.includes('-d 10.96.1.1 '))).toHaveLength(1);
     dp.apply(fewer, { cleanupStaleChains: true });
     expect(sepCount()).toBe(99 * 11);
+  });
+
+  it('takes objects decoded already as they are: the same rules as from text, the objects left unchanged', async () => {
+    const text = [svc('web', '10.96.0.80', 80), slice('web-1', 'web', ['10.244.1.11', '10.244.2.12'])].join('\n---\n');
+    const fromText = await make();
+    fromText.apply(text);
+    const decoded = parseManifests(text);
+    const before = JSON.stringify(decoded);
+    const fromObjects = await make();
+    expect(fromObjects.apply({ services: decoded.services, endpointSlices: decoded.endpointSlices, nodes: [] }).issues).toEqual([]);
+    expect(fromObjects.iptablesSave()).toBe(fromText.iptablesSave());
+    expect(JSON.stringify(decoded)).toBe(before);
+    // A later change handed the same way, as a delta, ends where the whole set does.
+    const next = parseManifests(slice('web-1', 'web', ['10.244.1.11']));
+    fromObjects.apply({ services: [], endpointSlices: next.endpointSlices, nodes: [] }, { delta: {} });
+    fromText.apply([svc('web', '10.96.0.80', 80), slice('web-1', 'web', ['10.244.1.11'])].join('\n---\n'));
+    expect(fromObjects.iptablesSave()).toBe(fromText.iptablesSave());
   });
 
   it('reports a bad object with its field and line and applies the rest', async () => {
