@@ -1,11 +1,18 @@
-// apply-ipvs.ts — the ipvs mode's apply: each family's model rendered as kube-proxy's ipvs mode
-// (render-ipvs.ts) and brought into the core by difference, as proxier.go syncProxyRules does —
+// apply-ipvs.ts — the ipvs mode's apply: each family's model brought into the core as kube-proxy's
+// ipvs mode would install it (render-ipvs.ts), by difference as proxier.go syncProxyRules does —
 // ipset members added/removed, IPVS virtual and real servers added/edited/deleted, the iptables
-// rules reloaded only when their text changed. Keeps what it last applied per family; never
-// parses Kubernetes objects and never reads a clock (the Dataplane hands it the core's pieces).
+// rules reloaded only when their text changed — and, between full syncs, from the changed
+// Services' own shares alone (what each service port puts in, kept per port). Keeps what it last
+// applied per family; never parses Kubernetes objects and never reads a clock (the Dataplane hands
+// it the core's pieces).
 import type { Family } from './ip.js';
 import type { SyncPlan } from './proxy-state.js';
-import { renderIpvs, type IpvsRenderOptions, type IpvsServer } from './render-ipvs.js';
+import {
+  emptyIpvsSets, ipvsContext, ipvsIptables, ipvsPortShare, ipvsSetName, ipvsTexts,
+  type IpvsContext, type IpvsRender, type IpvsRenderOptions, type IpvsServer, type PortServer, type PortShare, type VirtualServer,
+} from './render-ipvs.js';
+import { servicePortId, type ProxyModel } from './model.js';
+import type { ServicePort } from './objects.js';
 import type { IptablesOptions } from './render-iptables.js';
 import type { IpvsProgram, DesiredService, Scheduler, SchedFlag, ServiceInfo } from '../ipvs/program.js';
 import type { IpsetTable } from '../ipset/index.js';
@@ -72,6 +79,28 @@ function sharedIpvsOptions(o: IptablesOptions | undefined): IpvsRenderOptions {
 type Applied = {
   servers: Map<string, DesiredService>; rendered: Map<string, IpvsServer>; draining: Set<string>;
   ipset: string; sets: Map<string, Set<string>>; iptables: string;
+  /** What each service port put in (see Shares); null until a sync made them. */
+  shares: Shares | null;
+};
+
+/**
+ * The last sync's state by service port, so the next can take back a changed port's share and
+ * put its new one in: set members counted over the ports naming them, and each virtual server's
+ * ports (several ports may name one).
+ */
+type Shares = {
+  /** The render options it was made under (a sync under others starts over). */
+  optsKey: string;
+  /** Service port id → its share. */
+  byPort: Map<string, PortShare>;
+  /** Service "ns/name" → the ids of its ports that have a share. */
+  idsOf: Map<string, string[]>;
+  /** "set entry" (IPv4 set name) → ports naming it. */
+  members: Map<string, number>;
+  /** Virtual server key → port id → that port's part of it. */
+  serverParts: Map<string, Map<string, PortServer>>;
+  /** Port id → the LB VIPs it keeps the node from (only ports that have some). */
+  blocked: Map<string, PortShare['noNodeAccess']>;
 };
 
 /** The key of a virtual server as rendered (its addresses are already canonical). */
@@ -125,88 +154,47 @@ export class IpvsApply {
   get synced(): boolean { return this.state.size > 0; }
 
   /**
-   * One ipvs-mode sync (pkg/proxy/ipvs/proxier.go syncProxyRules): the render of each family's
-   * model is brought into the core by difference — set members added/removed (the sets exist before
-   * any rule names them), virtual servers and real servers added/edited/deleted, and the iptables
-   * rules reloaded only when their text changed. A family's first sync, and a full plan, read every
-   * virtual server back (IpvsProgram.apply, which leaves unchanged ones and their connections alone);
-   * the syncs in between compare each rendered virtual server with the one last applied and hand
-   * only those new, changed or gone to IpvsProgram.applyChanges, so a change to one Service costs
-   * that Service's work (a virtual server edited behind the sync's back, e.g. with ipvsadm, is put
-   * right at the next full sync). A TCP real server that leaves is kept at weight 0 while it still
-   * has connections (graceful_termination.go: UDP/SCTP ones go at once, expire_nodest_conn drops
-   * their flows); the virtual servers holding one are read back every sync until it is deleted. The sysctls kube-proxy sets (proxier.go NewProxier): conntrack,
-   * expire_nodest_conn and expire_quiescent_template = 1. A refused step throws, after forgetting
-   * what was applied (the caller makes the next sync full).
+   * One ipvs-mode sync (pkg/proxy/ipvs/proxier.go syncProxyRules), brought into the core by
+   * difference: set members added/removed (the sets exist before any rule names them), virtual
+   * and real servers added/edited/deleted, and the iptables rules reloaded only when their text
+   * changed. A family's first sync, and a full plan, render the whole model and read every virtual
+   * server back (IpvsProgram.apply, which leaves unchanged ones and their connections alone). The
+   * syncs in between take back the share of each port of a changed Service and put its new one in
+   * (portsOf: a Service's ports as last applied), so a change to one Service costs that Service's
+   * work whatever the cluster's size — where kube-proxy renders everything every time; a virtual
+   * server edited behind the sync's back (ipvsadm) is put right at the next full sync. A TCP real
+   * server that leaves is kept at weight 0 while it still has connections (graceful_termination.go:
+   * UDP/SCTP ones go at once, expire_nodest_conn drops their flows); the virtual servers holding
+   * one are read back every sync until it is deleted. The sysctls kube-proxy sets (proxier.go
+   * NewProxier): conntrack, expire_nodest_conn and expire_quiescent_template = 1. A refused step
+   * throws, after forgetting what was applied (the caller makes the next sync full).
    */
-  sync(plans: SyncPlan[], input: IpvsSyncInput): IpvsFamilyApplied[] {
-    const renders = plans.map((plan) => renderIpvs(plan.model, {
+  sync(plans: SyncPlan[], input: IpvsSyncInput, portsOf: (nn: string) => readonly ServicePort[] | undefined = () => undefined): IpvsFamilyApplied[] {
+    const opts: IpvsRenderOptions = {
       nodeName: input.nodeName, nodeIPs: input.nodeIPs, topologyLabels: input.topologyLabels,
       ...(input.podCIDR ? { clusterCIDR: input.podCIDR } : {}), ...sharedIpvsOptions(input.iptables), ...input.ipvs,
-    }));
+    };
+    const optsKey = JSON.stringify(opts);
+    const state = this.state;
+    // A family whose last sync left its shares under the same options takes the changes alone.
+    const byChange = (plan: SyncPlan): boolean => plan.changedServices !== null && state.get(plan.family)?.shares?.optsKey === optsKey;
+    const wholes = plans.map((plan) => (byChange(plan) ? null : renderWhole(plan.model, opts, optsKey)));
     // The core's pools are fixed when IPVS is first set up: room for twice the first sync's
     // virtual and real servers (and the defaults at least), so a cluster of any size starts.
-    const servers0 = renders.reduce((n, r) => n + r.servers.length, 0);
-    const dests0 = renders.reduce((n, r) => n + r.servers.reduce((m, vs) => m + vs.dests.length, 0), 0);
+    const servers0 = wholes.reduce((n, w) => n + (w?.render.servers.length ?? 0), 0);
+    const dests0 = wholes.reduce((n, w) => n + (w?.render.servers.reduce((m, vs) => m + vs.dests.length, 0) ?? 0), 0);
     const program = this.target.ipvs({ services: Math.max(4096, 2 * servers0), destinations: Math.max(65536, 2 * dests0) });
-    const state = this.state;
     const out: IpvsFamilyApplied[] = [];
     if (state.size === 0) for (const s of ['conntrack', 'expire_nodest_conn', 'expire_quiescent_template', 'persist_strict'] as const) program.setSysctl(s, 1);
     try {
       for (const [i, plan] of plans.entries()) {
-        const r = renders[i]!;
-        const prev: Applied = state.get(plan.family) ?? { servers: new Map(), rendered: new Map(), draining: new Set(), ipset: '', sets: new Map(), iptables: '' };
+        const whole = wholes[i];
         const applied: IpvsApplied = { added: 0, edited: 0, deleted: 0, terminating: 0, setAdds: 0, setDels: 0, iptables: false };
-        // ipsets: create what is new, then add and delete members (none when the text is the same).
-        const sameSets = state.has(plan.family) && r.ipset === prev.ipset;
-        const sets = sameSets ? prev.sets : new Map<string, Set<string>>();
-        const lines: string[] = [];
-        if (!sameSets) for (const line of r.ipset.split('\n')) {
-          const w = line.split(' ');
-          if (w[0] === 'create') { sets.set(w[1]!, new Set()); if (!prev.sets.has(w[1]!)) lines.push(line, `flush ${w[1]}`); }
-          else if (w[0] === 'add') sets.get(w[1]!)!.add(w.slice(2).join(' '));
-        }
-        if (!sameSets) for (const [name, want] of sets) {
-          const had = prev.sets.get(name) ?? new Set<string>();
-          for (const e of want) if (!had.has(e)) lines.push(`add ${name} ${e}`), applied.setAdds++;
-          for (const e of had) if (!want.has(e)) lines.push(`del ${name} ${e}`), applied.setDels++;
-        }
-        if (lines.length) this.target.ipset.restore(lines.join('\n') + '\n', { exist: true });
-        // Virtual servers: the other family's stay as they are; leaving TCP real servers drain.
-        const full = !state.has(plan.family) || plan.changedServices === null;
-        const servers = new Map<string, DesiredService>();
-        const draining = new Set<string>();
-        const upserts: DesiredService[] = [];
-        const rendered = new Map<string, IpvsServer>();
-        for (const vs of r.servers) {
-          const key = serverKey(vs);
-          rendered.set(key, vs);
-          const had = prev.servers.get(key), was = prev.rendered.get(key);
-          // Unchanged and not draining: nothing to read back or call.
-          if (!full && had && was && !prev.draining.has(key) && sameServer(was, vs)) { servers.set(key, had); continue; }
-          const want = desiredOf(vs);
-          if (vs.protocol === 'tcp') {
-            const id = program.findService(want);
-            if (id !== undefined && keepDraining(program.service(id), want, applied)) draining.add(key);
-          }
-          servers.set(key, want);
-          upserts.push(want);
-        }
-        if (full) {
-          const others = [...state].filter(([f]) => f !== plan.family).flatMap(([, s]) => [...s.servers.values()]);
-          Object.assign(applied, program.apply([...others, ...servers.values()]));
-        } else {
-          const removed = [...prev.servers.values()].filter((d) => !servers.has(serverKey(d)));
-          Object.assign(applied, program.applyChanges(upserts, removed));
-        }
-        if (r.iptables !== prev.iptables) {
-          this.target.iptablesRestore(r.iptables, { family: plan.family });
-          applied.iptables = true;
-        }
-        state.set(plan.family, { servers, rendered, draining, ipset: r.ipset, sets, iptables: r.iptables });
+        const next = whole ? this.syncWhole(plan, whole, program, applied) : this.syncChanges(plan, opts, portsOf, program, applied);
+        state.set(plan.family, next);
         out.push({
           family: plan.family, full: plan.changedServices === null, changedServices: [...(plan.changedServices ?? [])].sort(),
-          filterRules: ruleCount(r.iptables, '*filter'), natRules: ruleCount(r.iptables, '*nat'), touched: [], ipvs: applied,
+          filterRules: ruleCount(next.iptables, '*filter'), natRules: ruleCount(next.iptables, '*nat'), touched: [], ipvs: applied,
         });
       }
     } catch (e) {
@@ -215,4 +203,214 @@ export class IpvsApply {
     }
     return out;
   }
+
+  /** A sync from the whole render: every member, virtual server and rule compared with the last. */
+  private syncWhole(plan: SyncPlan, whole: Whole, program: IpvsProgram, applied: IpvsApplied): Applied {
+    const state = this.state;
+    const r = whole.render;
+    const prev: Applied = state.get(plan.family) ?? { servers: new Map(), rendered: new Map(), draining: new Set(), ipset: '', sets: new Map(), iptables: '', shares: null };
+    // ipsets: create what is new, then add and delete members (none when the text is the same).
+    const sameSets = state.has(plan.family) && r.ipset === prev.ipset;
+    const sets = sameSets ? prev.sets : new Map<string, Set<string>>();
+    const lines: string[] = [];
+    if (!sameSets) for (const line of r.ipset.split('\n')) {
+      const w = line.split(' ');
+      if (w[0] === 'create') { sets.set(w[1]!, new Set()); if (!prev.sets.has(w[1]!)) lines.push(line, `flush ${w[1]}`); }
+      else if (w[0] === 'add') sets.get(w[1]!)!.add(w.slice(2).join(' '));
+    }
+    if (!sameSets) for (const [name, want] of sets) {
+      const had = prev.sets.get(name) ?? new Set<string>();
+      for (const e of want) if (!had.has(e)) lines.push(`add ${name} ${e}`), applied.setAdds++;
+      for (const e of had) if (!want.has(e)) lines.push(`del ${name} ${e}`), applied.setDels++;
+    }
+    if (lines.length) this.target.ipset.restore(lines.join('\n') + '\n', { exist: true });
+    // Virtual servers: the other family's stay as they are; leaving TCP real servers drain.
+    const full = !state.has(plan.family) || plan.changedServices === null;
+    const servers = new Map<string, DesiredService>();
+    const draining = new Set<string>();
+    const upserts: DesiredService[] = [];
+    const rendered = new Map<string, IpvsServer>();
+    for (const vs of r.servers) {
+      const key = serverKey(vs);
+      rendered.set(key, vs);
+      const had = prev.servers.get(key), was = prev.rendered.get(key);
+      // Unchanged and not draining: nothing to read back or call.
+      if (!full && had && was && !prev.draining.has(key) && sameServer(was, vs)) { servers.set(key, had); continue; }
+      const want = desiredOf(vs);
+      if (vs.protocol === 'tcp' && drains(program, want, applied)) draining.add(key);
+      servers.set(key, want);
+      upserts.push(want);
+    }
+    if (full) {
+      const others = [...state].filter(([f]) => f !== plan.family).flatMap(([, s]) => [...s.servers.values()]);
+      Object.assign(applied, program.apply([...others, ...servers.values()]));
+    } else {
+      const removed = [...prev.servers.values()].filter((d) => !servers.has(serverKey(d)));
+      Object.assign(applied, program.applyChanges(upserts, removed));
+    }
+    if (r.iptables !== prev.iptables) {
+      this.target.iptablesRestore(r.iptables, { family: plan.family });
+      applied.iptables = true;
+    }
+    return { servers, rendered, draining, ipset: r.ipset, sets, iptables: r.iptables, shares: whole.shares };
+  }
+
+  /**
+   * A sync of the changed Services alone: each port of theirs takes its old share back out and
+   * puts its new one in; the members, virtual servers and rules that moved are applied.
+   */
+  private syncChanges(plan: SyncPlan, opts: IpvsRenderOptions, portsOf: (nn: string) => readonly ServicePort[] | undefined, program: IpvsProgram, applied: IpvsApplied): Applied {
+    const prev = this.state.get(plan.family)!;
+    const sh = prev.shares!;
+    const family = plan.family, model = plan.model;
+    const ctx = ipvsContext(family, opts);
+    const members = new Map<string, boolean>();   // member touched → whether it was there before
+    const keys = new Set<string>(prev.draining);    // virtual servers to look at again
+    const put = (id: string, share: PortShare, d: 1 | -1): void => {
+      for (let k = 0; k < share.entries.length; k += 2) {
+        const m = `${share.entries[k]} ${share.entries[k + 1]}`;
+        const n = sh.members.get(m) ?? 0;
+        if (!members.has(m)) members.set(m, n > 0);
+        if (n + d > 0) sh.members.set(m, n + d);
+        else sh.members.delete(m);
+      }
+      for (const ps of share.servers) {
+        keys.add(ps.key);
+        let parts = sh.serverParts.get(ps.key);
+        if (d > 0) {
+          if (!parts) sh.serverParts.set(ps.key, (parts = new Map()));
+          parts.set(id, ps);
+        } else if (parts) {
+          parts.delete(id);
+          if (parts.size === 0) sh.serverParts.delete(ps.key);
+        }
+      }
+      if (share.noNodeAccess.length > 0) {
+        if (d > 0) sh.blocked.set(id, share.noNodeAccess);
+        else sh.blocked.delete(id);
+      }
+    };
+    for (const nn of plan.changedServices!) {
+      for (const id of sh.idsOf.get(nn) ?? []) {
+        put(id, sh.byPort.get(id)!, -1);
+        sh.byPort.delete(id);
+      }
+      const ids: string[] = [];
+      for (const p of portsOf(nn) ?? []) {
+        const id = servicePortId(nn, p.name, p.protocol);
+        const sp = model.services.get(id);
+        if (!sp || ids.includes(id)) continue;
+        ids.push(id);
+        const share = ipvsPortShare(ctx, sp, model.endpoints.get(id) ?? []);
+        sh.byPort.set(id, share);
+        put(id, share, 1);
+      }
+      if (ids.length > 0) sh.idsOf.set(nn, ids);
+      else sh.idsOf.delete(nn);
+    }
+    // ipset members that came or went (the sets themselves stay, made by the first sync).
+    const lines: string[] = [];
+    for (const [m, had] of members) {
+      const has = sh.members.has(m);
+      if (has === had) continue;
+      const space = m.indexOf(' ');
+      const name = ipvsSetName(m.slice(0, space), family), entry = m.slice(space + 1);
+      const set = prev.sets.get(name)!;
+      if (has) lines.push(`add ${name} ${entry}`), set.add(entry), applied.setAdds++;
+      else lines.push(`del ${name} ${entry}`), set.delete(entry), applied.setDels++;
+    }
+    if (lines.length) this.target.ipset.restore(lines.join('\n') + '\n', { exist: true });
+    // Virtual servers of the changed ports, and those still draining.
+    const scheduler = opts.scheduler || 'rr';
+    const servers = prev.servers, rendered = prev.rendered;
+    const draining = new Set<string>();
+    const upserts: DesiredService[] = [];
+    const removed: DesiredService[] = [];
+    for (const key of keys) {
+      const parts = sh.serverParts.get(key);
+      if (!parts) {
+        const had = servers.get(key);
+        if (had) removed.push(had), servers.delete(key), rendered.delete(key);
+        continue;
+      }
+      const vs = mergedServer(parts, scheduler);
+      const had = servers.get(key), was = rendered.get(key);
+      if (had && was && !prev.draining.has(key) && sameServer(was, vs)) continue;
+      const want = desiredOf(vs);
+      if (vs.protocol === 'tcp' && drains(program, want, applied)) draining.add(key);
+      servers.set(key, want);
+      rendered.set(key, vs);
+      upserts.push(want);
+    }
+    Object.assign(applied, program.applyChanges(upserts, removed));
+    // The rules: fixed but for which sets have members and the LB VIPs the node must not reach.
+    const blocked = [...sh.blocked.keys()].sort(byId).flatMap((id) => sh.blocked.get(id)!);
+    const iptables = ipvsIptables(family, opts, (set) => prev.sets.get(ipvsSetName(set, family))!.size > 0, blocked);
+    if (iptables !== prev.iptables) {
+      this.target.iptablesRestore(iptables, { family });
+      applied.iptables = true;
+    }
+    // The ipset text is no longer what the sets hold: the next whole sync diffs by member.
+    return { servers, rendered, draining, ipset: '', sets: prev.sets, iptables, shares: sh };
+  }
+}
+
+/** Ids in the order renders walk service ports (ProxyModel.sortedServices). */
+const byId = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** A whole render, made from the shares of every service port (kept for the syncs after it). */
+type Whole = { render: IpvsRender; shares: Shares };
+
+function renderWhole(model: ProxyModel, opts: IpvsRenderOptions, optsKey: string): Whole {
+  const ctx = ipvsContext(model.family, opts);
+  const shares: Shares = { optsKey, byPort: new Map(), idsOf: new Map(), members: new Map(), serverParts: new Map(), blocked: new Map() };
+  const entries = emptyIpvsSets();
+  const servers = new Map<string, VirtualServer>();
+  const noNodeAccess: PortShare['noNodeAccess'] = [];
+  for (const sp of model.sortedServices()) {
+    const share = ipvsPortShare(ctx, sp, model.endpoints.get(sp.id) ?? []);
+    shares.byPort.set(sp.id, share);
+    const ids = shares.idsOf.get(sp.namespacedName);
+    if (ids) ids.push(sp.id);
+    else shares.idsOf.set(sp.namespacedName, [sp.id]);
+    for (let k = 0; k < share.entries.length; k += 2) {
+      const m = `${share.entries[k]} ${share.entries[k + 1]}`;
+      shares.members.set(m, (shares.members.get(m) ?? 0) + 1);
+      entries.get(share.entries[k]!)!.add(share.entries[k + 1]!);
+    }
+    for (const ps of share.servers) {
+      let parts = shares.serverParts.get(ps.key);
+      if (!parts) shares.serverParts.set(ps.key, (parts = new Map()));
+      parts.set(sp.id, ps);
+      let vs = servers.get(ps.key);
+      if (!vs) servers.set(ps.key, (vs = { protocol: ps.protocol, address: ps.address, port: ps.port, persistence: null, dests: new Set() }));
+      vs.persistence = ps.persistence;
+      for (const d of ps.dests) vs.dests.add(d);
+    }
+    if (share.noNodeAccess.length > 0) {
+      shares.blocked.set(sp.id, share.noNodeAccess);
+      noNodeAccess.push(...share.noNodeAccess);
+    }
+  }
+  return { render: ipvsTexts(model.family, opts, entries, servers, noNodeAccess), shares };
+}
+
+/** A virtual server from its ports' parts, as a whole render makes it (persistence of the last port by id). */
+function mergedServer(parts: Map<string, PortServer>, scheduler: string): IpvsServer {
+  let last: PortServer | null = null, lastId = '';
+  const dests = new Set<string>();
+  for (const [id, ps] of parts) {
+    if (last === null || id > lastId) last = ps, lastId = id;
+    for (const d of ps.dests) dests.add(d);
+  }
+  return {
+    protocol: last!.protocol, address: last!.address, port: last!.port, scheduler, persistence: last!.persistence,
+    schedFlags: scheduler === 'mh' ? ['mh-port'] : [], dests: [...dests].sort(),
+  };
+}
+
+/** keepDraining for a TCP virtual server the core holds: true when one of its real servers drains. */
+function drains(program: IpvsProgram, want: DesiredService, applied: IpvsApplied): boolean {
+  const id = program.findService(want);
+  return id !== undefined && keepDraining(program.service(id), want, applied);
 }

@@ -6,10 +6,12 @@
 // Pure: returns text, never runs a tool, never binds addresses (the KUBE-IPVS-IPS set lists the
 // addresses kube-proxy would bind to kube-ipvs0) and never diffs against what is installed: each
 // render is the whole desired state (sets are created with -exist and flushed before refilling).
+// A render is the union of every service port's share (ipvsPortShare), which the ipvs apply also
+// keeps per port so a sync can redo only the ports that changed.
 import { categorizeEndpoints } from './categorize.js';
 import { cidrContains, formatCIDR, formatIP, isLoopback, parseCIDR, parseIP, type Family, type IP } from './ip.js';
 import { detectorFor, masqueradeMark, type LocalDetector } from './render-settings.js';
-import type { EndpointInfo, ProxyModel } from './model.js';
+import type { EndpointInfo, ProxyModel, ServicePortInfo } from './model.js';
 
 export interface IpvsRenderOptions {
   /** This node's name (local endpoints, topology node hints). */
@@ -139,7 +141,7 @@ export interface IpvsServer {
   dests: string[];
 }
 
-interface VirtualServer {
+export interface VirtualServer {
   protocol: 'tcp' | 'udp' | 'sctp';
   address: string;
   port: number;
@@ -170,107 +172,177 @@ function nodePortIPs(opts: IpvsRenderOptions, family: Family): IP[] {
   return out;
 }
 
+/** What a render of one family needs besides the service ports, worked out once per render. */
+export interface IpvsContext {
+  family: Family;
+  opts: IpvsRenderOptions;
+  nodeName: string;
+  nodeIP: IP | null;
+  /** Host addresses of this family (an external/LB IP among them is not bound to kube-ipvs0). */
+  hostSet: Set<string>;
+  /** NodePort virtual server addresses, worked out when a NodePort first asks. */
+  nodePortIPs(): IP[];
+}
+
+export function ipvsContext(family: Family, opts: IpvsRenderOptions = {}): IpvsContext {
+  const nodeIPText = (opts.nodeIPs ?? []).find((s) => parseIP(s)?.family === family);
+  let np: IP[] | null = null;
+  return {
+    family, opts, nodeName: opts.nodeName ?? '',
+    nodeIP: nodeIPText ? parseIP(nodeIPText) : null,
+    hostSet: new Set((opts.hostAddresses ?? opts.nodeIPs ?? []).map((s) => parseIP(s)).filter((ip) => ip?.family === family).map((ip) => formatIP(ip!))),
+    nodePortIPs: () => (np ??= nodePortIPs(opts, family)),
+  };
+}
+
+/** A virtual server as one service port wants it: its real servers as "ip:port" (unsorted, unique). */
+export interface PortServer {
+  key: string;
+  protocol: 'tcp' | 'udp' | 'sctp';
+  address: string;
+  port: number;
+  persistence: number | null;
+  dests: string[];
+}
+
+/**
+ * What one service port puts into kube-proxy's ipvs state: set members (set, entry pairs, the
+ * addresses bound to kube-ipvs0 as KUBE-IPVS-IPS members), virtual servers, and the LB VIPs the
+ * node must not reach. Many ports' shares merge by union; a virtual server two ports share takes
+ * the persistence of the later port in id order (the order renders walk them).
+ */
+export interface PortShare {
+  /** [set, entry, set, entry, …]. */
+  entries: string[];
+  servers: PortServer[];
+  noNodeAccess: { ip: string; protocol: string; port: number }[];
+}
+
+/** syncProxyRules' work for one service port (sp with its endpoints `eps`). */
+export function ipvsPortShare(ctx: IpvsContext, sp: ServicePortInfo, eps: readonly EndpointInfo[]): PortShare {
+  const { opts, nodeIP, hostSet } = ctx;
+  const share: PortShare = { entries: [], servers: [], noNodeAccess: [] };
+  const add = (set: string, entry: string): void => { share.entries.push(set, entry); };
+  const protocol = sp.protocol.toLowerCase() as PortServer['protocol'];
+  const cat = categorizeEndpoints(eps as EndpointInfo[], sp, ctx.nodeName, opts.topologyLabels ?? {}, { preferSameTrafficDistribution: opts.preferSameTrafficDistribution });
+  // syncEndpoint(): Local policy uses local endpoints, or falls back to the cluster ones so
+  // local pods still reach the service (kubernetes PR 97081).
+  const dests = (onlyLocal: boolean): EndpointInfo[] => {
+    const local = cat.localEndpoints ?? [];
+    return onlyLocal && local.length > 0 ? local : cat.clusterEndpoints ?? [];
+  };
+  // Session affinity is IPVS persistence with the sticky timeout (FlagPersistent, Timeout).
+  const persistence = sp.sessionAffinity === 'ClientIP' ? sp.stickyMaxAgeSeconds : null;
+  const seen = new Map<string, Set<string>>();
+  const virtualServer = (address: string, port: number, onlyLocal: boolean): void => {
+    const key = `${protocol} ${address} ${port}`;
+    let have = seen.get(key);
+    if (!have) {
+      seen.set(key, (have = new Set()));
+      share.servers.push({ key, protocol, address, port, persistence, dests: [] });
+    }
+    for (const ep of dests(onlyLocal)) have.add(ep.endpoint);
+  };
+  const bind = (ip: string): void => add('KUBE-IPVS-IPS', ip);
+  const done = (): PortShare => {
+    for (const vs of share.servers) vs.dests = [...seen.get(vs.key)!];
+    return share;
+  };
+
+  // Hairpin: a local endpoint reaching itself through the service is masqueraded.
+  for (const ep of eps) if (ep.isLocal) add('KUBE-LOOP-BACK', `${ep.ip},${protocol}:${ep.port},${ep.ip}`);
+
+  add('KUBE-CLUSTER-IP', `${sp.clusterIP},${protocol}:${sp.port}`);
+  virtualServer(sp.clusterIP, sp.port, sp.internalPolicyLocal);
+  bind(sp.clusterIP);
+
+  for (const raw of sp.externalIPs) {
+    const parsed = parseIP(raw);
+    if (!parsed) continue;
+    const ip = formatIP(parsed);
+    add(sp.externalPolicyLocal ? 'KUBE-EXTERNAL-IP-LOCAL' : 'KUBE-EXTERNAL-IP', `${ip},${protocol}:${sp.port}`);
+    virtualServer(ip, sp.port, sp.externalPolicyLocal);
+    // An address already on another interface is not bound to the dummy device.
+    if (!hostSet.has(ip)) bind(ip);
+  }
+
+  for (const raw of sp.loadBalancerVIPs) {
+    const parsed = parseIP(raw);
+    if (!parsed) continue;
+    const ip = formatIP(parsed);
+    const entry = `${ip},${protocol}:${sp.port}`;
+    add('KUBE-LOAD-BALANCER', entry);
+    if (sp.externalPolicyLocal) add('KUBE-LOAD-BALANCER-LOCAL', entry);
+    if (sp.loadBalancerSourceRanges.length > 0) {
+      add('KUBE-LOAD-BALANCER-FW', entry);
+      let allowFromNode = false;
+      for (const src of sp.loadBalancerSourceRanges) {
+        const c = parseCIDR(src);
+        if (!c) continue;
+        add('KUBE-LOAD-BALANCER-SOURCE-CIDR', `${entry},${formatCIDR(c)}`);
+        if (nodeIP && cidrContains(c, nodeIP)) allowFromNode = true;
+      }
+      // A node reaching a VIP it hosts loops back with the VIP as source: let that in too;
+      // otherwise block the node from the VIP outright (issue 119656).
+      if (allowFromNode) add('KUBE-LOAD-BALANCER-SOURCE-IP', `${entry},${ip}`);
+      else share.noNodeAccess.push({ ip, protocol, port: sp.port });
+    }
+    virtualServer(ip, sp.port, sp.externalPolicyLocal);
+    if (!hostSet.has(ip)) bind(ip);
+  }
+
+  if (sp.nodePort !== 0) {
+    // kube-proxy skips the rest of this service port (health check included) without node IPs.
+    const npIPs = ctx.nodePortIPs();
+    if (npIPs.length === 0) return done();
+    const local = sp.externalPolicyLocal;
+    if (protocol === 'sctp') {
+      // bitmap:port cannot tell SCTP apart, so SCTP NodePorts are hash:ip,port per node IP.
+      for (const ip of npIPs) {
+        const e = `${formatIP(ip)},sctp:${sp.nodePort}`;
+        add('KUBE-NODE-PORT-SCTP-HASH', e);
+        if (local) add('KUBE-NODE-PORT-LOCAL-SCTP-HASH', e);
+      }
+    } else {
+      const up = protocol.toUpperCase();
+      add(`KUBE-NODE-PORT-${up}`, String(sp.nodePort));
+      if (local) add(`KUBE-NODE-PORT-LOCAL-${up}`, String(sp.nodePort));
+    }
+    for (const ip of npIPs) virtualServer(formatIP(ip), sp.nodePort, local);
+  }
+
+  if (sp.healthCheckNodePort !== 0) add('KUBE-HEALTH-CHECK-NODE-PORT', String(sp.healthCheckNodePort));
+  return done();
+}
+
+/** Every set's members, keyed by the set's IPv4 name (SET_INFO order), all empty. */
+export function emptyIpvsSets(): Map<string, Set<string>> {
+  return new Map(SET_INFO.map(([n]) => [n, new Set<string>()]));
+}
+
 export function renderIpvs(model: ProxyModel, opts: IpvsRenderOptions = {}): IpvsRender {
   const family = model.family;
-  const scheduler = opts.scheduler || 'rr';
-  const nodeName = opts.nodeName ?? '';
-  const nodeIPText = (opts.nodeIPs ?? []).find((s) => parseIP(s)?.family === family);
-  const nodeIP = nodeIPText ? parseIP(nodeIPText) : null;
-  const hostSet = new Set((opts.hostAddresses ?? opts.nodeIPs ?? []).map((s) => parseIP(s)).filter((ip) => ip?.family === family).map((ip) => formatIP(ip!)));
-
-  const entries = new Map<string, Set<string>>(SET_INFO.map(([n]) => [n, new Set<string>()]));
-  const add = (set: string, entry: string): void => void entries.get(set)!.add(entry);
+  const ctx = ipvsContext(family, opts);
+  const entries = emptyIpvsSets();
   const servers = new Map<string, VirtualServer>();
-  const bound = new Set<string>();
   const noNodeAccess: { ip: string; protocol: string; port: number }[] = [];
-
-  const services = model.sortedServices();
-  const anyNodePort = services.some((sp) => sp.nodePort !== 0);
-  const npIPs = anyNodePort ? nodePortIPs(opts, family) : [];
-
-  for (const sp of services) {
-    const protocol = sp.protocol.toLowerCase() as VirtualServer['protocol'];
-    const eps = model.endpoints.get(sp.id) ?? [];
-    const cat = categorizeEndpoints(eps, sp, nodeName, opts.topologyLabels ?? {}, { preferSameTrafficDistribution: opts.preferSameTrafficDistribution });
-    // syncEndpoint(): Local policy uses local endpoints, or falls back to the cluster ones so
-    // local pods still reach the service (kubernetes PR 97081).
-    const dests = (onlyLocal: boolean): EndpointInfo[] => {
-      const local = cat.localEndpoints ?? [];
-      return onlyLocal && local.length > 0 ? local : cat.clusterEndpoints ?? [];
-    };
-    const virtualServer = (address: string, port: number, onlyLocal: boolean): void => {
-      const key = `${protocol} ${address} ${port}`;
-      let vs = servers.get(key);
-      if (!vs) servers.set(key, (vs = { protocol, address, port, persistence: null, dests: new Set() }));
-      // Session affinity is IPVS persistence with the sticky timeout (FlagPersistent, Timeout).
-      vs.persistence = sp.sessionAffinity === 'ClientIP' ? sp.stickyMaxAgeSeconds : null;
-      for (const ep of dests(onlyLocal)) vs.dests.add(ep.endpoint);
-    };
-
-    // Hairpin: a local endpoint reaching itself through the service is masqueraded.
-    for (const ep of eps) if (ep.isLocal) add('KUBE-LOOP-BACK', `${ep.ip},${protocol}:${ep.port},${ep.ip}`);
-
-    add('KUBE-CLUSTER-IP', `${sp.clusterIP},${protocol}:${sp.port}`);
-    virtualServer(sp.clusterIP, sp.port, sp.internalPolicyLocal);
-    bound.add(sp.clusterIP);
-
-    for (const raw of sp.externalIPs) {
-      const parsed = parseIP(raw);
-      if (!parsed) continue;
-      const ip = formatIP(parsed);
-      add(sp.externalPolicyLocal ? 'KUBE-EXTERNAL-IP-LOCAL' : 'KUBE-EXTERNAL-IP', `${ip},${protocol}:${sp.port}`);
-      virtualServer(ip, sp.port, sp.externalPolicyLocal);
-      // An address already on another interface is not bound to the dummy device.
-      if (!hostSet.has(ip)) bound.add(ip);
+  for (const sp of model.sortedServices()) {
+    const share = ipvsPortShare(ctx, sp, model.endpoints.get(sp.id) ?? []);
+    for (let i = 0; i < share.entries.length; i += 2) entries.get(share.entries[i]!)!.add(share.entries[i + 1]!);
+    for (const ps of share.servers) {
+      let vs = servers.get(ps.key);
+      if (!vs) servers.set(ps.key, (vs = { protocol: ps.protocol, address: ps.address, port: ps.port, persistence: null, dests: new Set() }));
+      vs.persistence = ps.persistence;
+      for (const d of ps.dests) vs.dests.add(d);
     }
-
-    for (const raw of sp.loadBalancerVIPs) {
-      const parsed = parseIP(raw);
-      if (!parsed) continue;
-      const ip = formatIP(parsed);
-      const entry = `${ip},${protocol}:${sp.port}`;
-      add('KUBE-LOAD-BALANCER', entry);
-      if (sp.externalPolicyLocal) add('KUBE-LOAD-BALANCER-LOCAL', entry);
-      if (sp.loadBalancerSourceRanges.length > 0) {
-        add('KUBE-LOAD-BALANCER-FW', entry);
-        let allowFromNode = false;
-        for (const src of sp.loadBalancerSourceRanges) {
-          const c = parseCIDR(src);
-          if (!c) continue;
-          add('KUBE-LOAD-BALANCER-SOURCE-CIDR', `${entry},${formatCIDR(c)}`);
-          if (nodeIP && cidrContains(c, nodeIP)) allowFromNode = true;
-        }
-        // A node reaching a VIP it hosts loops back with the VIP as source: let that in too;
-        // otherwise block the node from the VIP outright (issue 119656).
-        if (allowFromNode) add('KUBE-LOAD-BALANCER-SOURCE-IP', `${entry},${ip}`);
-        else noNodeAccess.push({ ip, protocol, port: sp.port });
-      }
-      virtualServer(ip, sp.port, sp.externalPolicyLocal);
-      if (!hostSet.has(ip)) bound.add(ip);
-    }
-
-    if (sp.nodePort !== 0) {
-      // kube-proxy skips the rest of this service port (health check included) without node IPs.
-      if (npIPs.length === 0) continue;
-      const local = sp.externalPolicyLocal;
-      if (protocol === 'sctp') {
-        // bitmap:port cannot tell SCTP apart, so SCTP NodePorts are hash:ip,port per node IP.
-        for (const ip of npIPs) {
-          const e = `${formatIP(ip)},sctp:${sp.nodePort}`;
-          add('KUBE-NODE-PORT-SCTP-HASH', e);
-          if (local) add('KUBE-NODE-PORT-LOCAL-SCTP-HASH', e);
-        }
-      } else {
-        const up = protocol.toUpperCase();
-        add(`KUBE-NODE-PORT-${up}`, String(sp.nodePort));
-        if (local) add(`KUBE-NODE-PORT-LOCAL-${up}`, String(sp.nodePort));
-      }
-      for (const ip of npIPs) virtualServer(formatIP(ip), sp.nodePort, local);
-    }
-
-    if (sp.healthCheckNodePort !== 0) add('KUBE-HEALTH-CHECK-NODE-PORT', String(sp.healthCheckNodePort));
+    noNodeAccess.push(...share.noNodeAccess);
   }
-  for (const ip of bound) add('KUBE-IPVS-IPS', ip);
+  return ipvsTexts(family, opts, entries, servers, noNodeAccess);
+}
+
+/** The three texts (and the servers as data) of a whole state: set members, virtual servers, LB VIPs the node must not reach. */
+export function ipvsTexts(family: Family, opts: IpvsRenderOptions, entries: ReadonlyMap<string, ReadonlySet<string>>, servers: ReadonlyMap<string, VirtualServer>, noNodeAccess: readonly { ip: string; protocol: string; port: number }[]): IpvsRender {
+  const scheduler = opts.scheduler || 'rr';
 
   // ---- ipvsadm -S -n ----
   const ipvsLines: string[] = [];
@@ -303,10 +375,27 @@ export function renderIpvs(model: ProxyModel, opts: IpvsRenderOptions = {}): Ipv
     for (const e of [...entries.get(base)!].sort()) setLines.push(`add ${name} ${e}`);
   }
 
-  // ---- iptables-restore (writeIptablesRules) ----
+  return {
+    ipvsadm: ipvsLines.length ? ipvsLines.join('\n') + '\n' : '',
+    ipset: setLines.join('\n') + '\n',
+    iptables: ipvsIptables(family, opts, (set) => entries.get(set)!.size > 0, noNodeAccess),
+    virtualServers: servers.size,
+    realServers,
+    servers: [...servers.values()].map((vs) => ({
+      protocol: vs.protocol, address: vs.address, port: vs.port, scheduler, persistence: vs.persistence,
+      schedFlags: scheduler === 'mh' ? ['mh-port'] : [], dests: [...vs.dests].sort(),
+    })),
+    boundAddresses: [...entries.get('KUBE-IPVS-IPS')!].sort(),
+  };
+}
+
+/**
+ * kube-proxy's iptables rules for the ipvs mode (writeIptablesRules): fixed but for the sets that
+ * have members (`nonEmpty`, by IPv4 set name) and the LB VIPs the node must not reach.
+ */
+export function ipvsIptables(family: Family, opts: IpvsRenderOptions, nonEmpty: (set: string) => boolean, noNodeAccess: readonly { ip: string; protocol: string; port: number }[]): string {
   const mark = masqueradeMark(opts);
   const n = (s: string): string => ipvsSetName(s, family);
-  const nonEmpty = (s: string): boolean => entries.get(s)!.size > 0;
   const comment = (s: string): string => `-m comment --comment "${SET_INFO.find(([x]) => x === s)![2]}"`;
   const nat: string[] = [];
   const filter: string[] = [];
@@ -368,17 +457,5 @@ export function renderIpvs(model: ProxyModel, opts: IpvsRenderOptions = {}): Ipv
     '*nat', ...NAT_CHAINS.map(chainLine), ...jumps(false), ...nat, 'COMMIT',
     '*filter', ...FILTER_CHAINS.map(chainLine), ...jumps(true), ...filter, 'COMMIT',
   ];
-
-  return {
-    ipvsadm: ipvsLines.length ? ipvsLines.join('\n') + '\n' : '',
-    ipset: setLines.join('\n') + '\n',
-    iptables: ipt.join('\n') + '\n',
-    virtualServers: servers.size,
-    realServers,
-    servers: [...servers.values()].map((vs) => ({
-      protocol: vs.protocol, address: vs.address, port: vs.port, scheduler, persistence: vs.persistence,
-      schedFlags: scheduler === 'mh' ? ['mh-port'] : [], dests: [...vs.dests].sort(),
-    })),
-    boundAddresses: [...entries.get('KUBE-IPVS-IPS')!].sort(),
-  };
+  return ipt.join('\n') + '\n';
 }

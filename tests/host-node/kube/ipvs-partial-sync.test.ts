@@ -104,6 +104,73 @@ describe('ipvs mode: partial syncs', () => {
     expect(dp.ipvsadm('-Lnc').stdout).toMatch(/10\.96\.0\.15:80/);
   });
 
+  it('after each change of a random sequence, equals a first sync of the same objects: servers, sets and rules', async () => {
+    let x = 23;
+    const rnd = (n: number): number => { x = (x * 1103515245 + 12345) >>> 0; return (x >>> 8) % n; };
+    // Services of every kind the ipvs mode renders differently: NodePort (TCP, UDP, SCTP), ETP
+    // Local, externalIPs (two Services sharing one address and port), LoadBalancer with source
+    // ranges that leave the node out, affinity; slices with local and remote endpoints.
+    const svcObj = (i: number, v: number) => {
+      const kind = v % 6;
+      const protocol = (['TCP', 'UDP', 'SCTP'] as const)[v % 3]!;
+      return {
+        apiVersion: 'v1', kind: 'Service', metadata: { name: `r${i}`, namespace: 'default' },
+        spec: {
+          type: kind === 1 ? 'NodePort' : kind === 2 ? 'LoadBalancer' : 'ClusterIP', clusterIP: `10.96.1.${i + 1}`,
+          ...(kind === 1 || kind === 2 ? { externalTrafficPolicy: v % 4 === 0 ? 'Local' : 'Cluster' } : {}),
+          ...(kind === 2 && v % 4 === 0 ? { healthCheckNodePort: 32100 + i } : {}),
+          ...(kind === 3 ? { externalIPs: ['203.0.113.7'] } : {}),
+          ...(kind === 2 && v % 5 < 3 ? { loadBalancerSourceRanges: v % 5 === 0 ? ['198.51.100.0/24'] : ['192.168.49.0/24'] } : {}),
+          ...(kind === 4 ? { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 + v % 7 } } } : {}),
+          ports: [{ name: 'p', port: 80, targetPort: 8080, protocol, ...(kind === 1 || kind === 2 ? { nodePort: 30100 + i } : {}) }],
+        },
+        ...(kind === 2 ? { status: { loadBalancer: { ingress: [{ ip: `203.0.113.${20 + i}` }] } } } : {}),
+      };
+    };
+    const sliceObj = (i: number, v: number, protocol: string) => ({
+      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+      metadata: { name: `r${i}-1`, namespace: 'default', labels: { 'kubernetes.io/service-name': `r${i}` } },
+      addressType: 'IPv4', ports: [{ name: 'p', port: 8080, protocol }],
+      endpoints: Array.from({ length: v % 4 }, (_, k) => ({
+        addresses: [`10.244.${k}.${(i * 5 + v) % 250}`], nodeName: (v + k) % 2 === 0 ? 'node-a' : 'node-b',
+        conditions: { ready: (v + k) % 5 !== 4, serving: true, terminating: (v + k) % 5 === 4 },
+      })),
+    });
+    const objects = new Map<string, { o: object; protocol?: string }>();
+    const dp = await dataplane();
+    dp.apply([], OPTS);
+    for (let step = 0; step < 80; step++) {
+      const i = rnd(10), v = rnd(1000), what = rnd(8);
+      let r;
+      if (what === 0 && objects.has(`svc/${i}`)) {
+        objects.delete(`svc/${i}`);
+        r = dp.apply([], { ...OPTS, delta: { removed: [`Service default/r${i}`] } });
+      } else if (what === 1 && objects.has(`eps/${i}`)) {
+        objects.delete(`eps/${i}`);
+        r = dp.apply([], { ...OPTS, delta: { removed: [`EndpointSlice default/r${i}-1`] } });
+      } else if (what < 4) {
+        const o = svcObj(i, v);
+        objects.set(`svc/${i}`, { o, protocol: o.spec.ports[0]!.protocol });
+        r = dp.apply([o], { ...OPTS, delta: {} });
+      } else {
+        const o = sliceObj(i, v, objects.get(`svc/${i}`)?.protocol ?? 'TCP');
+        objects.set(`eps/${i}`, { o });
+        r = dp.apply([o], { ...OPTS, delta: {} });
+      }
+      expect(r.issues).toEqual([]);
+      const fresh = await dataplane();
+      fresh.apply([...objects.values()].map((e) => e.o), OPTS);
+      expect(table(dp), `step ${step}`).toBe(table(fresh));
+      expect(dp.ipset.save(), `step ${step}`).toBe(fresh.ipset.save());
+      // The same rules in every chain (the order chains are listed in follows the restores made).
+      for (const t of ['nat', 'filter'] as const) {
+        const chains = fresh.iptablesChains(t).map((c) => c.name).sort();
+        expect(dp.iptablesChains(t).map((c) => c.name).sort(), `step ${step} ${t}`).toEqual(chains);
+        for (const c of chains) expect(dp.iptablesRules(t, c), `step ${step} ${t} ${c}`).toBe(fresh.iptablesRules(t, c));
+      }
+    }
+  });
+
   it('an unchanged Service with a draining real server is re-checked every sync and loses it once drained', async () => {
     const web = { name: 'web', ip: '10.96.0.80' }, other = { name: 'other', ip: '10.96.0.81' };
     const EPS = ['10.244.1.11', '10.244.2.12'];
