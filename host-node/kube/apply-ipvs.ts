@@ -308,18 +308,18 @@ export class IpvsApply {
       if (ids.length > 0) sh.idsOf.set(nn, ids);
       else sh.idsOf.delete(nn);
     }
-    // ipset members that came or went (the sets themselves stay, made by the first sync).
-    const lines: string[] = [];
+    // ipset members that came or went, one command each as kube-proxy's syncIPSetEntries adds and
+    // deletes them (a restore would copy each set it touches; the sets stay, made by the first sync).
     for (const [m, had] of members) {
       const has = sh.members.has(m);
       if (has === had) continue;
       const space = m.indexOf(' ');
       const name = ipvsSetName(m.slice(0, space), family), entry = m.slice(space + 1);
       const set = prev.sets.get(name)!;
-      if (has) lines.push(`add ${name} ${entry}`), set.add(entry), applied.setAdds++;
-      else lines.push(`del ${name} ${entry}`), set.delete(entry), applied.setDels++;
+      this.target.ipset.command([has ? 'add' : 'del', name, ...entry.split(' '), '-exist']);
+      if (has) set.add(entry), applied.setAdds++;
+      else set.delete(entry), applied.setDels++;
     }
-    if (lines.length) this.target.ipset.restore(lines.join('\n') + '\n', { exist: true });
     // Virtual servers of the changed ports, and those still draining.
     const scheduler = opts.scheduler || 'rr';
     const servers = prev.servers, rendered = prev.rendered;
