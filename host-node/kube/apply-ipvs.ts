@@ -8,8 +8,8 @@
 import type { Family } from './ip.js';
 import type { SyncPlan } from './proxy-state.js';
 import {
-  emptyIpvsSets, ipvsContext, ipvsIptables, ipvsPortShare, ipvsSetName, ipvsTexts,
-  type IpvsContext, type IpvsRender, type IpvsRenderOptions, type IpvsServer, type PortServer, type PortShare, type VirtualServer,
+  ipvsContext, ipvsIptables, ipvsPortShare, ipvsSetName, renderIpvs,
+  type IpvsRender, type IpvsRenderOptions, type IpvsServer, type PortServer, type PortShare,
 } from './render-ipvs.js';
 import { servicePortId, type ProxyModel } from './model.js';
 import type { ServicePort } from './objects.js';
@@ -264,35 +264,10 @@ export class IpvsApply {
     const sh = prev.shares!;
     const family = plan.family, model = plan.model;
     const ctx = ipvsContext(family, opts);
-    const members = new Map<string, boolean>();   // member touched → whether it was there before
-    const keys = new Set<string>(prev.draining);    // virtual servers to look at again
-    const put = (id: string, share: PortShare, d: 1 | -1): void => {
-      for (let k = 0; k < share.entries.length; k += 2) {
-        const m = `${share.entries[k]} ${share.entries[k + 1]}`;
-        const n = sh.members.get(m) ?? 0;
-        if (!members.has(m)) members.set(m, n > 0);
-        if (n + d > 0) sh.members.set(m, n + d);
-        else sh.members.delete(m);
-      }
-      for (const ps of share.servers) {
-        keys.add(ps.key);
-        let parts = sh.serverParts.get(ps.key);
-        if (d > 0) {
-          if (!parts) sh.serverParts.set(ps.key, (parts = new Map()));
-          parts.set(id, ps);
-        } else if (parts) {
-          parts.delete(id);
-          if (parts.size === 0) sh.serverParts.delete(ps.key);
-        }
-      }
-      if (share.noNodeAccess.length > 0) {
-        if (d > 0) sh.blocked.set(id, share.noNodeAccess);
-        else sh.blocked.delete(id);
-      }
-    };
+    const moved: Moved = { members: new Map(), keys: new Set(prev.draining) };
     for (const nn of plan.changedServices!) {
       for (const id of sh.idsOf.get(nn) ?? []) {
-        put(id, sh.byPort.get(id)!, -1);
+        countShare(sh, id, sh.byPort.get(id)!, -1, moved);
         sh.byPort.delete(id);
       }
       const ids: string[] = [];
@@ -303,14 +278,14 @@ export class IpvsApply {
         ids.push(id);
         const share = ipvsPortShare(ctx, sp, model.endpoints.get(id) ?? []);
         sh.byPort.set(id, share);
-        put(id, share, 1);
+        countShare(sh, id, share, 1, moved);
       }
       if (ids.length > 0) sh.idsOf.set(nn, ids);
       else sh.idsOf.delete(nn);
     }
     // ipset members that came or went, one command each as kube-proxy's syncIPSetEntries adds and
     // deletes them (a restore would copy each set it touches; the sets stay, made by the first sync).
-    for (const [m, had] of members) {
+    for (const [m, had] of moved.members) {
       const has = sh.members.has(m);
       if (has === had) continue;
       const space = m.indexOf(' ');
@@ -326,7 +301,7 @@ export class IpvsApply {
     const draining = new Set<string>();
     const upserts: DesiredService[] = [];
     const removed: DesiredService[] = [];
-    for (const key of keys) {
+    for (const key of moved.keys) {
       const parts = sh.serverParts.get(key);
       if (!parts) {
         const had = servers.get(key);
@@ -362,37 +337,44 @@ const byId = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 type Whole = { render: IpvsRender; shares: Shares };
 
 function renderWhole(model: ProxyModel, opts: IpvsRenderOptions, optsKey: string): Whole {
-  const ctx = ipvsContext(model.family, opts);
   const shares: Shares = { optsKey, byPort: new Map(), idsOf: new Map(), members: new Map(), serverParts: new Map(), blocked: new Map() };
-  const entries = emptyIpvsSets();
-  const servers = new Map<string, VirtualServer>();
-  const noNodeAccess: PortShare['noNodeAccess'] = [];
-  for (const sp of model.sortedServices()) {
-    const share = ipvsPortShare(ctx, sp, model.endpoints.get(sp.id) ?? []);
+  const render = renderIpvs(model, opts, (sp, share) => {
     shares.byPort.set(sp.id, share);
     const ids = shares.idsOf.get(sp.namespacedName);
     if (ids) ids.push(sp.id);
     else shares.idsOf.set(sp.namespacedName, [sp.id]);
-    for (let k = 0; k < share.entries.length; k += 2) {
-      const m = `${share.entries[k]} ${share.entries[k + 1]}`;
-      shares.members.set(m, (shares.members.get(m) ?? 0) + 1);
-      entries.get(share.entries[k]!)!.add(share.entries[k + 1]!);
-    }
-    for (const ps of share.servers) {
-      let parts = shares.serverParts.get(ps.key);
-      if (!parts) shares.serverParts.set(ps.key, (parts = new Map()));
-      parts.set(sp.id, ps);
-      let vs = servers.get(ps.key);
-      if (!vs) servers.set(ps.key, (vs = { protocol: ps.protocol, address: ps.address, port: ps.port, persistence: null, dests: new Set() }));
-      vs.persistence = ps.persistence;
-      for (const d of ps.dests) vs.dests.add(d);
-    }
-    if (share.noNodeAccess.length > 0) {
-      shares.blocked.set(sp.id, share.noNodeAccess);
-      noNodeAccess.push(...share.noNodeAccess);
+    countShare(shares, sp.id, share, 1, null);
+  });
+  return { render, shares };
+}
+
+/** What a sync moved: members touched (→ whether each was there before), virtual servers to look at again. */
+type Moved = { members: Map<string, boolean>; keys: Set<string> };
+
+/** Counts a port's share in (d = 1) or out (d = -1) of `sh`, noting in `moved` what it touched. */
+function countShare(sh: Shares, id: string, share: PortShare, d: 1 | -1, moved: Moved | null): void {
+  for (let k = 0; k < share.entries.length; k += 2) {
+    const m = `${share.entries[k]} ${share.entries[k + 1]}`;
+    const n = sh.members.get(m) ?? 0;
+    if (moved !== null && !moved.members.has(m)) moved.members.set(m, n > 0);
+    if (n + d > 0) sh.members.set(m, n + d);
+    else sh.members.delete(m);
+  }
+  for (const ps of share.servers) {
+    moved?.keys.add(ps.key);
+    let parts = sh.serverParts.get(ps.key);
+    if (d > 0) {
+      if (!parts) sh.serverParts.set(ps.key, (parts = new Map()));
+      parts.set(id, ps);
+    } else if (parts) {
+      parts.delete(id);
+      if (parts.size === 0) sh.serverParts.delete(ps.key);
     }
   }
-  return { render: ipvsTexts(model.family, opts, entries, servers, noNodeAccess), shares };
+  if (share.noNodeAccess.length > 0) {
+    if (d > 0) sh.blocked.set(id, share.noNodeAccess);
+    else sh.blocked.delete(id);
+  }
 }
 
 /** A virtual server from its ports' parts, as a whole render makes it (persistence of the last port by id). */

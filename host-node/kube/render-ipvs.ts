@@ -141,7 +141,7 @@ export interface IpvsServer {
   dests: string[];
 }
 
-export interface VirtualServer {
+interface VirtualServer {
   protocol: 'tcp' | 'udp' | 'sctp';
   address: string;
   port: number;
@@ -316,11 +316,12 @@ export function ipvsPortShare(ctx: IpvsContext, sp: ServicePortInfo, eps: readon
 }
 
 /** Every set's members, keyed by the set's IPv4 name (SET_INFO order), all empty. */
-export function emptyIpvsSets(): Map<string, Set<string>> {
+function emptyIpvsSets(): Map<string, Set<string>> {
   return new Map(SET_INFO.map(([n]) => [n, new Set<string>()]));
 }
 
-export function renderIpvs(model: ProxyModel, opts: IpvsRenderOptions = {}): IpvsRender {
+/** The whole render of a family's model: the union of its service ports' shares, each handed to `each` too. */
+export function renderIpvs(model: ProxyModel, opts: IpvsRenderOptions = {}, each?: (sp: ServicePortInfo, share: PortShare) => void): IpvsRender {
   const family = model.family;
   const ctx = ipvsContext(family, opts);
   const entries = emptyIpvsSets();
@@ -328,6 +329,7 @@ export function renderIpvs(model: ProxyModel, opts: IpvsRenderOptions = {}): Ipv
   const noNodeAccess: { ip: string; protocol: string; port: number }[] = [];
   for (const sp of model.sortedServices()) {
     const share = ipvsPortShare(ctx, sp, model.endpoints.get(sp.id) ?? []);
+    each?.(sp, share);
     for (let i = 0; i < share.entries.length; i += 2) entries.get(share.entries[i]!)!.add(share.entries[i + 1]!);
     for (const ps of share.servers) {
       let vs = servers.get(ps.key);
@@ -341,7 +343,7 @@ export function renderIpvs(model: ProxyModel, opts: IpvsRenderOptions = {}): Ipv
 }
 
 /** The three texts (and the servers as data) of a whole state: set members, virtual servers, LB VIPs the node must not reach. */
-export function ipvsTexts(family: Family, opts: IpvsRenderOptions, entries: ReadonlyMap<string, ReadonlySet<string>>, servers: ReadonlyMap<string, VirtualServer>, noNodeAccess: readonly { ip: string; protocol: string; port: number }[]): IpvsRender {
+function ipvsTexts(family: Family, opts: IpvsRenderOptions, entries: ReadonlyMap<string, ReadonlySet<string>>, servers: ReadonlyMap<string, VirtualServer>, noNodeAccess: readonly { ip: string; protocol: string; port: number }[]): IpvsRender {
   const scheduler = opts.scheduler || 'rr';
 
   // ---- ipvsadm -S -n ----
