@@ -48,7 +48,7 @@ export class SyncRunner {
     }, wait);
   }
 
-  /** Runs a sync at once, or waits for the one running (and the one it owes) to end. */
+  /** Runs a sync at once; while one runs, owes one more after it and waits for the running one. */
   async now(): Promise<void> {
     if (this.timer !== null) {
       this.timers.clearTimeout(this.timer);

@@ -174,7 +174,6 @@ function nodePortIPs(opts: IpvsRenderOptions, family: Family): IP[] {
 
 /** What a render of one family needs besides the service ports, worked out once per render. */
 export interface IpvsContext {
-  family: Family;
   opts: IpvsRenderOptions;
   nodeName: string;
   nodeIP: IP | null;
@@ -188,7 +187,7 @@ export function ipvsContext(family: Family, opts: IpvsRenderOptions = {}): IpvsC
   const nodeIPText = (opts.nodeIPs ?? []).find((s) => parseIP(s)?.family === family);
   let np: IP[] | null = null;
   return {
-    family, opts, nodeName: opts.nodeName ?? '',
+    opts, nodeName: opts.nodeName ?? '',
     nodeIP: nodeIPText ? parseIP(nodeIPText) : null,
     hostSet: new Set((opts.hostAddresses ?? opts.nodeIPs ?? []).map((s) => parseIP(s)).filter((ip) => ip?.family === family).map((ip) => formatIP(ip!))),
     nodePortIPs: () => (np ??= nodePortIPs(opts, family)),
