@@ -119,6 +119,12 @@ export interface ApplyResult {
 type Objects = { services: Service[]; endpointSlices: EndpointSlice[]; nodes: Node[] };
 /** Services, EndpointSlices and Nodes decoded by kube/objects.ts (loadObjects, parseManifests, a Source). */
 export type DecodedObjects = Objects;
+/** Decoded already (three arrays), not one object in API form such as a `kind: List`. */
+function isDecoded(v: unknown): v is DecodedObjects {
+  if (v === null || typeof v !== 'object') return false;
+  const o = v as Record<string, unknown>;
+  return Array.isArray(o.services) && Array.isArray(o.endpointSlices) && Array.isArray(o.nodes) && o.kind === undefined;
+}
 type UdpPort = { ips: string[]; port: number; endpoints: Set<string> };
 
 type FullCore = IptCore & TraceCore & { iptModeSet(on: number): void; iptCounters(id: number): number; iptRuleCount(id: number): number };
@@ -349,8 +355,10 @@ export class Dataplane extends CoreDataplane {
    * refused sync leaves the previous rules live and forces the next sync to be full.
    */
   apply(input: string | unknown[] | DecodedObjects, opts: ApplyOptions = {}): ApplyResult {
-    const set = typeof input === 'string' ? parseManifests(input) : Array.isArray(input) ? loadObjects(input) : { ...input, issues: [] as ManifestIssue[] };
+    const set = typeof input === 'string' ? parseManifests(input) : Array.isArray(input) ? loadObjects(input)
+      : isDecoded(input) ? { ...input, issues: [] as ManifestIssue[] } : loadObjects([input]);
     const mode = opts.mode ?? 'iptables';
+    if (mode === 'ipvs') IpvsApply.check(opts.ipvs);
     if (this.applied !== undefined && this.applied !== mode) this.leaveMode(this.applied);
     this.applied = mode;
     const nodeName = opts.nodeName ?? this.kube?.nodeName ?? 'node';

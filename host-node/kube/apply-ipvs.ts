@@ -14,7 +14,7 @@ import {
 import { servicePortId, type ProxyModel } from './model.js';
 import type { ServicePort } from './objects.js';
 import type { IptablesOptions } from './render-iptables.js';
-import type { IpvsProgram, DesiredService, Scheduler, SchedFlag, ServiceInfo } from '../ipvs/program.js';
+import { SCHEDULERS, type IpvsProgram, type DesiredService, type Scheduler, type SchedFlag, type ServiceInfo } from '../ipvs/program.js';
 import type { IpsetTable } from '../ipset/index.js';
 import { splitHostPort } from '../core/svc-config.js';
 
@@ -169,6 +169,14 @@ export class IpvsApply {
    * NewProxier): conntrack, expire_nodest_conn and expire_quiescent_template = 1. A refused step
    * throws, after forgetting what was applied (the caller makes the next sync full).
    */
+  /** Refuses settings no sync could apply, before anything changes (kube-proxy refuses them at start-up). */
+  static check(ipvs: IpvsRenderOptions | undefined): void {
+    const s = ipvs?.scheduler;
+    if (s && !(SCHEDULERS as readonly string[]).includes(s)) {
+      throw new Error(`ipvs.scheduler: unknown scheduler ${JSON.stringify(s)} (one of ${SCHEDULERS.join(', ')})`);
+    }
+  }
+
   sync(plans: SyncPlan[], input: IpvsSyncInput, portsOf: (nn: string) => readonly ServicePort[] | undefined = () => undefined): IpvsFamilyApplied[] {
     const opts: IpvsRenderOptions = {
       nodeName: input.nodeName, nodeIPs: input.nodeIPs, topologyLabels: input.topologyLabels,

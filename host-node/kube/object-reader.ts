@@ -103,6 +103,16 @@ export class Reader {
     if (ipFamily(s) === null) this.error(at, `invalid IP address ${JSON.stringify(s)}`, key);
     return s;
   }
+  /**
+   * An address a Service is reached at (cluster IP, external IP, load-balancer IP): also never the
+   * unspecified address, which no allocator or load balancer hands out, the API server refuses as
+   * an external IP (ValidateNonSpecialIP), and ipset refuses as a Null-valued element.
+   */
+  serviceIP(v: unknown, at: Seg[], key?: Seg): string {
+    const s = this.ip(v, at, key);
+    if ((s === '0.0.0.0' || /^[0:]+$/.test(s)) && ipFamily(s) !== null) this.error(at, `${s} is the unspecified address, not a Service address`, key);
+    return s;
+  }
   strMap(v: unknown, at: Seg[], key: Seg): Record<string, string> {
     if (v === undefined || v === null) return NO_STRINGS;
     const o = this.obj(v, at, key);

@@ -178,8 +178,29 @@ function readMeta(r: Reader, raw: Record<string, unknown>, namespaced: boolean):
 /** A cluster IP as written: "", "None" or an IP address. */
 function clusterIPText(r: Reader, v: unknown, at: Seg[], key: Seg): string {
   const t = r.str(v, at, key);
-  if (t !== '' && t !== 'None' && ipFamily(t) === null) r.error(at, `invalid IP address ${JSON.stringify(t)}`, key);
-  return t;
+  return t === '' || t === 'None' ? t : r.serviceIP(t, at, key);
+}
+
+/**
+ * The API server's rules tying a Service's cluster IPs to its families (validation.go,
+ * validateServiceClusterIPsRelatedFields): clusterIP is clusterIPs[0], at most one address per
+ * family, and clusterIPs[i] of the family ipFamilies[i] names. A Service breaking them would put an
+ * address of one family into the other family's rules; it is reported and left out instead.
+ */
+function checkClusterIPFamilies(r: Reader, clusterIP: string, clusterIPs: string[], ipFamilies: IPFamilyName[]): void {
+  if (clusterIPs.length === 0) return;
+  if (clusterIP !== clusterIPs[0]) r.error(['spec', 'clusterIPs'], `${JSON.stringify(clusterIPs[0])} must be the same as clusterIP ${JSON.stringify(clusterIP)}`, 0);
+  if (clusterIPs.length > 2) r.error(SPEC, 'clusterIPs may hold at most 2 addresses', 'clusterIPs');
+  const fams = clusterIPs.map(ipFamily);
+  if (clusterIPs.length === 2 && fams[0] !== null && fams[0] === fams[1]) {
+    r.error(SPEC, 'clusterIPs may hold no more than one address of each IP family', 'clusterIPs');
+  }
+  for (let i = 0; i < clusterIPs.length && i < ipFamilies.length; i++) {
+    const f = fams[i];
+    if (f !== null && (f === 4 ? 'IPv4' : 'IPv6') !== ipFamilies[i]) {
+      r.error(['spec', 'clusterIPs'], `${clusterIPs[i]}: expected an ${ipFamilies[i]} value as indicated by ipFamilies[${i}]`, i);
+    }
+  }
 }
 
 function readServicePorts(r: Reader, v: unknown): ServicePort[] {
@@ -227,6 +248,7 @@ function readService(r: Reader, raw: Record<string, unknown>): Service {
   if (clusterIPs.length === 0 && clusterIP !== '') clusterIPs = [clusterIP];
   if (clusterIP === '' && clusterIPs.length > 0) clusterIP = clusterIPs[0]!;
   const ipFamilies = absent(s.ipFamilies) ? (NONE as IPFamilyName[]) : r.mapList(s.ipFamilies, SPEC, 'ipFamilies', (v, i) => r.oneOf(v, ['spec', 'ipFamilies'], i, FAMILIES, 'IPv4'));
+  if (clusterIP !== 'None') checkClusterIPFamilies(r, clusterIP, clusterIPs, ipFamilies);
   const ports = readServicePorts(r, s.ports);
   const ranges = absent(s.loadBalancerSourceRanges) ? (NONE as string[]) : r.mapList(s.loadBalancerSourceRanges, SPEC, 'loadBalancerSourceRanges', (v, i) => {
     const t = r.str(v, ['spec', 'loadBalancerSourceRanges'], i);
@@ -239,7 +261,7 @@ function readService(r: Reader, raw: Record<string, unknown>): Service {
   const ingress = absent(lb.ingress) ? (NONE as LoadBalancerIngress[]) : r.mapList(lb.ingress, STATUS_LB, 'ingress', (iv, i): LoadBalancerIngress => {
     const base: Seg[] = ['status', 'loadBalancer', 'ingress', i];
     const ing = r.obj(iv, base);
-    const ip = ing.ip === undefined || ing.ip === null || ing.ip === '' ? null : r.ip(ing.ip, base, 'ip');
+    const ip = ing.ip === undefined || ing.ip === null || ing.ip === '' ? null : r.serviceIP(ing.ip, base, 'ip');
     const mode = ing.ipMode === undefined || ing.ipMode === null ? null : r.oneOf(ing.ipMode, base, 'ipMode', ['VIP', 'Proxy'] as const, 'VIP');
     return { ip, hostname: r.optStr(ing.hostname, base, 'hostname'), ipMode: mode };
   });
@@ -252,7 +274,7 @@ function readService(r: Reader, raw: Record<string, unknown>): Service {
       clusterIPs,
       ipFamilies,
       ports,
-      externalIPs: absent(s.externalIPs) ? (NONE as string[]) : r.mapList(s.externalIPs, SPEC, 'externalIPs', (v, i) => r.ip(v, ['spec', 'externalIPs'], i)),
+      externalIPs: absent(s.externalIPs) ? (NONE as string[]) : r.mapList(s.externalIPs, SPEC, 'externalIPs', (v, i) => r.serviceIP(v, ['spec', 'externalIPs'], i)),
       externalName: r.str(s.externalName, SPEC, 'externalName'),
       loadBalancerSourceRanges: ranges,
       externalTrafficPolicy: r.oneOf(s.externalTrafficPolicy, SPEC, 'externalTrafficPolicy', POLICIES, 'Cluster'),

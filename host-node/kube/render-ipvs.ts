@@ -272,11 +272,14 @@ export function ipvsPortShare(ctx: IpvsContext, sp: ServicePortInfo, eps: readon
     const entry = `${ip},${protocol}:${sp.port}`;
     add('KUBE-LOAD-BALANCER', entry);
     if (sp.externalPolicyLocal) add('KUBE-LOAD-BALANCER-LOCAL', entry);
-    if (sp.loadBalancerSourceRanges.length > 0) {
+    // A /0 range lets every source in, and hash:net sets refuse a zero prefix ("The value of the
+    // CIDR parameter of the IP address is invalid"): such a Service needs no source firewall
+    // (kubernetes PR 132722 keeps zero-masked ranges out of the set).
+    const ranges = sp.loadBalancerSourceRanges.map(parseCIDR);
+    if (ranges.length > 0 && !ranges.some((c) => c !== null && c.prefix === 0)) {
       add('KUBE-LOAD-BALANCER-FW', entry);
       let allowFromNode = false;
-      for (const src of sp.loadBalancerSourceRanges) {
-        const c = parseCIDR(src);
+      for (const c of ranges) {
         if (!c) continue;
         add('KUBE-LOAD-BALANCER-SOURCE-CIDR', `${entry},${formatCIDR(c)}`);
         if (nodeIP && cidrContains(c, nodeIP)) allowFromNode = true;

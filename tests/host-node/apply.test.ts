@@ -3,6 +3,7 @@ import { describe, it, expect } from 'vitest';
 import { Dataplane } from '../../host-node/dataplane.js';
 import { buildPacket, decodePacket } from '../../host-node/core/packet.js';
 import { parseManifests } from '../../host-node/kube/objects.js';
+import YAML from 'yaml';
 
 const svc = (name: string, ip: string, port: number, extra = '') => `
 apiVersion: v1
@@ -151,6 +152,34 @@ describe('Dataplane.apply (iptables mode)', () => {
     fromObjects.apply({ services: [], endpointSlices: next.endpointSlices, nodes: [] }, { delta: {} });
     fromText.apply([svc('web', '10.96.0.80', 80), slice('web-1', 'web', ['10.244.1.11'])].join('\n---\n'));
     expect(fromObjects.iptablesSave()).toBe(fromText.iptablesSave());
+  });
+
+  it('takes one object in API form (a kind: List) as it takes the list, and reports one that is no object', async () => {
+    const text = [svc('web', '10.96.0.80', 80), slice('web-1', 'web', ['10.244.1.11', '10.244.2.12'])].join('\n---\n');
+    const fromText = await make();
+    fromText.apply(text);
+    const items = text.split('\n---\n').map((t) => YAML.parse(t) as unknown);
+    const fromList = await make();
+    expect(fromList.apply({ apiVersion: 'v1', kind: 'List', items } as never).issues).toEqual([]);
+    expect(fromList.iptablesSave()).toBe(fromText.iptablesSave());
+    for (const bad of [{ services: [] }, 42]) {
+      const r = fromList.apply(bad as never);
+      expect(r.issues.length).toBeGreaterThan(0);
+    }
+    // null is an empty document, as in a YAML stream: nothing to serve.
+    expect(fromList.apply(null as never).issues).toEqual([]);
+  });
+
+  it('a Service whose cluster IP is of the other family than its ipFamilies says is reported in every mode; the sync is not refused', async () => {
+    const text = [svc('good', '10.96.0.81', 81), slice('good-1', 'good', ['10.244.1.5']),
+      svc('bad', '10.96.0.82', 82, '  ipFamilies: [IPv6, IPv4]'), slice('bad-1', 'bad', ['10.244.1.6'])].join('\n---\n');
+    for (const mode of ['iptables', 'ipvs', 'direct'] as const) {
+      const dp = await Dataplane.create({ nodeIPs: ['192.168.49.2', 'fd00:49::2'], podCIDR: '10.244.0.0/16', seed: 4 });
+      const r = dp.apply(text, { mode });
+      expect(r.issues.map((i) => `${i.object} ${i.path}`)).toEqual(['Service default/bad spec.clusterIPs[0]']);
+      const out = dp.process(buildPacket({ src: '10.244.3.3', dst: '10.96.0.81', proto: 'tcp', sport: 40000, dport: 81, flags: 'S' }), 1000);
+      expect(out.packet && decodePacket(out.packet).dst, mode).toBe('10.244.1.5');
+    }
   });
 
   it('reports a bad object with its field and line and applies the rest', async () => {

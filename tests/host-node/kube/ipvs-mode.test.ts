@@ -93,6 +93,11 @@ const FLOWS: Array<{
     packet: { src: '198.19.5.5', dst: '198.18.1.1', dport: 80 }, verdict: 'FORWARD', to: EP_ADDRS, dport: 8080, srcAfter: NODE },
   { name: 'LoadBalancer source range: other sources dropped (KUBE-SOURCE-RANGES-FIREWALL)', objects: docs(service({ ...WEB, type: 'LoadBalancer', nodePort: 30081, lbIP: '198.18.1.1', sourceRanges: ['198.19.0.0/16'] }), slice('web', EPS)),
     packet: { src: '192.168.49.7', dst: '198.18.1.1', dport: 80 }, verdict: 'DROP' },
+  // ipset refuses a /0 net ("The value of the CIDR parameter ... is invalid"); such a range lets everyone in, as in iptables mode.
+  { name: 'LoadBalancer source range 0.0.0.0/0: every source allowed, the sync not refused', objects: docs(service({ ...WEB, type: 'LoadBalancer', nodePort: 30081, lbIP: '198.18.1.1', sourceRanges: ['0.0.0.0/0'] }), slice('web', EPS)),
+    packet: { src: '192.168.49.7', dst: '198.18.1.1', dport: 80 }, verdict: 'FORWARD', to: EP_ADDRS, dport: 8080, srcAfter: NODE },
+  { name: 'LoadBalancer source ranges with 0.0.0.0/0 among others: every source allowed', objects: docs(service({ ...WEB, type: 'LoadBalancer', nodePort: 30081, lbIP: '198.18.1.1', sourceRanges: ['198.19.0.0/16', '0.0.0.0/0'] }), slice('web', EPS)),
+    packet: { src: '192.168.49.7', dst: '198.18.1.1', dport: 80 }, verdict: 'FORWARD', to: EP_ADDRS, dport: 8080, srcAfter: NODE },
   { name: 'externalTrafficPolicy=Local NodePort: the local endpoint, client source kept', objects: docs(service({ ...WEB, type: 'NodePort', nodePort: 30082, etpLocal: true }), slice('web', EPS)),
     packet: { src: '192.168.49.7', dst: NODE, dport: 30082 }, verdict: 'FORWARD', to: ['10.244.2.12'], dport: 8080, srcAfter: '192.168.49.7' },
   { name: 'no endpoints: ICMP port unreachable (ip_vs_leave)', objects: docs(service(WEB), slice('web', [])),
@@ -149,6 +154,18 @@ describe('kube-proxy ipvs mode: kernel order and state', () => {
     const hit = t.steps.filter((s) => s.matched).map((s) => `${s.table}/${s.chain}:${s.target}`);
     expect(hit).toContain('nat/KUBE-SERVICES:jump KUBE-NODE-PORT');
     expect(hit).toContain('filter/KUBE-IPVS-FILTER:REJECT');
+  });
+
+  it('an unknown scheduler is refused before anything changes, naming the setting', async () => {
+    const dp = await node(docs(service(WEB), slice('web', EPS)));
+    const before = [dp.ipvsadm(['-Ln']).stdout, dp.iptablesSave()];
+    expect(() => dp.apply(docs(service(WEB), slice('web', EPS.slice(0, 1))), { mode: 'ipvs', nodeName: 'node-a', ipvs: { scheduler: 'fastest' } }))
+      .toThrow(/ipvs\.scheduler: unknown scheduler "fastest"/);
+    expect([dp.ipvsadm(['-Ln']).stdout, dp.iptablesSave()]).toEqual(before);
+    // The next good sync applies the change the refused one carried.
+    dp.apply(docs(service(WEB), slice('web', EPS.slice(0, 1))), { mode: 'ipvs', nodeName: 'node-a', ipvs: { scheduler: 'sh' } });
+    expect(dp.ipvsadm(['-Ln']).stdout).toMatch(/TCP {2}10\.96\.0\.80:80 sh/);
+    expect(dp.ipvsadm(['-Ln']).stdout).not.toContain('10.244.2.12');
   });
 
   it('rr spreads new connections over the endpoints, connections stay on theirs', async () => {

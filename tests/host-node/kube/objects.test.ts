@@ -180,6 +180,29 @@ status: {loadBalancer: {ingress: [{ip: 1.2.3.4, ipMode: Proxy}, {hostname: lb.ex
     ]);
   });
 
+  it('refuses cluster IPs the API server would refuse: family against ipFamilies, two of one family, clusterIP apart from clusterIPs[0], the unspecified address', () => {
+    const svc = (spec: Record<string, unknown>, status?: unknown) => ({ kind: 'Service', metadata: { name: 's', namespace: 'n' }, spec: { ports: [{ port: 80 }], ...spec }, ...(status ? { status } : {}) });
+    const issues = (spec: Record<string, unknown>, status?: unknown) => loadObjects([svc(spec, status)]).issues.map((i) => `${i.path}: ${i.message}`);
+    expect(issues({ clusterIP: '198.18.0.2', ipFamilies: ['IPv6', 'IPv4'] })).toEqual(['spec.clusterIPs[0]: 198.18.0.2: expected an IPv6 value as indicated by ipFamilies[0]']);
+    expect(issues({ clusterIPs: ['fd00::6', 'fd00::3'], ipFamilies: ['IPv6', 'IPv4'] })).toEqual([
+      'spec.clusterIPs: clusterIPs may hold no more than one address of each IP family',
+      'spec.clusterIPs[1]: fd00::3: expected an IPv4 value as indicated by ipFamilies[1]',
+    ]);
+    expect(issues({ clusterIP: '198.18.0.2', clusterIPs: ['198.18.0.3'] })).toEqual(['spec.clusterIPs[0]: "198.18.0.3" must be the same as clusterIP "198.18.0.2"']);
+    expect(issues({ clusterIP: '0.0.0.0' })).toEqual(['spec.clusterIP: 0.0.0.0 is the unspecified address, not a Service address']);
+    expect(issues({ clusterIP: '198.18.0.2', externalIPs: ['::'] })).toEqual(['spec.externalIPs[0]: :: is the unspecified address, not a Service address']);
+    expect(issues({ clusterIP: '198.18.0.2' }, { loadBalancer: { ingress: [{ ip: '0.0.0.0' }] } }))
+      .toEqual(['status.loadBalancer.ingress[0].ip: 0.0.0.0 is the unspecified address, not a Service address']);
+    // What the API server accepts stays accepted: dual-stack in either order, headless with families, no families at all.
+    for (const ok of [
+      { clusterIPs: ['fd00::6', '198.18.0.6'], ipFamilies: ['IPv6', 'IPv4'] },
+      { clusterIP: '198.18.0.6', clusterIPs: ['198.18.0.6', 'fd00::6'], ipFamilies: ['IPv4'] },
+      { clusterIP: 'None', clusterIPs: ['None'], ipFamilies: ['IPv6'] },
+      { clusterIP: '198.18.0.6' },
+      { clusterIP: '0.0.0.1', externalIPs: ['fd00::1'] },
+    ]) expect(issues(ok)).toEqual([]);
+  });
+
   it('never throws on garbage', () => {
     const junk = ['', '---\n---\n', '42', '[1, 2]', 'kind: [', '\u0000\u0001', 'kind: Service\nspec: 5', 'kind: List\nitems: 3',
       'kind: EndpointSlice\nendpoints: {a: 1}', '*alias', '{"kind": "Service", "metadata": []}'];
