@@ -160,4 +160,24 @@ describe('configuration', () => {
     const bad = d.dns('apiVersion: v1\nkind: Service\nmetadata: { name: x, namespace: ns }\nspec: { clusterIP: 999.1.1.1 }\n');
     expect(bad.issues.join('\n')).toMatch(/^error: 4: Service ns\/x: spec\.clusterIP/);
   });
+
+  it('dns() refuses a record set with a record it cannot encode, naming record and field, and keeps the table it had', async () => {
+    const d = await Dataplane.create({ nodeIPs: ['198.18.0.1'], conntrackCapacity: 16, clusterDNS: DNS4 });
+    const soa = { name: 'cluster.local', type: 'SOA', ttl: 5, mname: 'ns.dns.cluster.local', rname: 'h.cluster.local', serial: 2, refresh: 1, retry: 1, expire: 1, minimum: 5 } as const;
+    d.dns({ zone: 'cluster.local', records: [soa, { name: 'one.ns.svc.cluster.local', type: 'A', ttl: 5, address: '10.3.9.10' }] });
+    const ask = () => decode(decodePacket(d.process(udp(POD4, DNS4, query('one.ns.svc.cluster.local', 'A')), 0).packet!).payload);
+    const good = { name: 'one.ns.svc.cluster.local', type: 'A', ttl: 5, address: '10.3.9.11' };
+    const cases: Array<[unknown, RegExp]> = [
+      [null, /dns input: expected manifests text/],
+      [42, /dns input: expected manifests text/],
+      [{ zone: 'cluster.local', records: 3 }, /records: must be a list/],
+      [{ zone: 'cluster.local', records: [soa, good, {}] }, /records\[2\]\.name: must be text/],
+      [{ zone: 'cluster.local', records: [good, { name: 'a', type: 'MX', ttl: 5 }] }, /records\[1\]\.type: must be one of/],
+      [{ zone: 'cluster.local', records: [{ ...good, ttl: -1 }] }, /records\[0\]\.ttl/],
+      [{ zone: 'cluster.local', records: [{ name: 'a', type: 'SRV', ttl: 5, priority: 0, weight: 0, port: 70000, target: 'b' }] }, /records\[0\]\.port: must be a whole number up to 65535/],
+      [{ zone: 'cluster.local', records: [{ name: 'a', type: 'TXT', ttl: 5, texts: [1] }] }, /records\[0\]\.texts: must be a list of texts/],
+    ];
+    for (const [input, message] of cases) expect(() => d.dns(input as never)).toThrow(message);
+    expect(ask().answer.map((a) => a.data)).toEqual(['10.3.9.10']);
+  });
 });
