@@ -30,6 +30,13 @@ function describe(bytes: Uint8Array): string {
   return `${(PROTO_NAMES[p.proto] ?? String(p.proto)).toUpperCase()} ${a} → ${b}${p.flags ? ` [${p.flags}]` : ''}${icmp}`;
 }
 
+export const DEMO_HELP = `usage: svcplane demo
+  loads a built-in node (four Services) and pushes sample packets through the core: new
+  connections, replies, a client outside the pod network, UDP, hairpin, a Service without
+  endpoints, a malformed packet; prints each verdict, the conntrack table and the counters.
+  Takes no options; needs no root and no cluster.
+`;
+
 export async function runDemo(out: (line: string) => void = console.log): Promise<number> {
   const dp = await Dataplane.create(DEMO_NODE);
   dp.setServices(DEMO_SERVICES);

@@ -1,9 +1,9 @@
 // main.ts — the `svcplane` command line: dispatches to subcommands and turns their errors into
 // messages and exit codes. Each subcommand lives in its own module.
-import { runDemo } from './demo.js';
+import { runDemo, DEMO_HELP } from './demo.js';
 import { runTrace } from './trace.js';
-import { runRender } from './render.js';
-import { runDns } from './dns.js';
+import { runRender, RENDER_HELP } from './render.js';
+import { runDns, DNS_HELP } from './dns.js';
 import { runProxy } from './proxy.js';
 import { runCompile } from './compile.js';
 import { runReplay } from './replay.js';
@@ -18,14 +18,26 @@ commands:
   render      print the rules kube-proxy would install for a manifests file or directory
   trace       explain what an iptables-restore ruleset does with one packet (svcplane trace --help)
   proxy       serve Services on this node through a TUN device (svcplane proxy --help)
-  help        this text
+  help        this text; \`svcplane help COMMAND\` (or COMMAND --help) for a command's options
 `;
 
+// Commands whose own parsing has no --help: their usage is printed here.
+const USAGE: Record<string, string> = { demo: DEMO_HELP, render: RENDER_HELP, dns: DNS_HELP };
+
 export async function main(argv: string[]): Promise<number> {
+  if ((argv[0] === 'help' || argv[0] === '--help') && argv[1] !== undefined) return main([argv[1], '--help']);
   const [cmd, ...rest] = argv;
+  if (cmd !== undefined && Object.hasOwn(USAGE, cmd) && (rest.includes('--help') || rest.includes('-h'))) {
+    process.stdout.write(USAGE[cmd]!);
+    return 0;
+  }
   try {
     switch (cmd) {
       case 'demo':
+        if (rest.length > 0) {
+          process.stderr.write(`svcplane demo: unexpected ${JSON.stringify(rest[0])}\n${DEMO_HELP}`);
+          return 2;
+        }
         return await runDemo();
       case 'trace':
         return await runTrace(rest);

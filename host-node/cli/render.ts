@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { ProxyState, renderIptables, renderIpvs, jumpChains, jumpRestoreText, type Family } from '../kube/index.js';
 import { ManifestSource } from '../io/manifests.js';
+import { SCHEDULERS } from '../ipvs/program.js';
 
 export const RENDER_HELP = `usage: svcplane render --manifests PATH [--mode iptables|ipvs] [--node-name NAME] [--node-ip IP]...
                        [--cluster-cidr CIDR] [--masquerade-all] [--family 4|6] [--with-jumps]
@@ -33,6 +34,14 @@ export async function runRender(argv: string[], out: (s: string) => void, err: (
   }
   if (values.mode !== 'iptables' && values.mode !== 'ipvs') {
     err(`svcplane render: unknown mode ${JSON.stringify(values.mode)} (iptables or ipvs)\n${RENDER_HELP}`);
+    return 2;
+  }
+  if (values.family !== undefined && values.family !== '4' && values.family !== '6') {
+    err(`svcplane render: --family must be 4 or 6, not ${JSON.stringify(values.family)}\n${RENDER_HELP}`);
+    return 2;
+  }
+  if (values.mode === 'ipvs' && !(SCHEDULERS as readonly string[]).includes(values['ipvs-scheduler']!)) {
+    err(`svcplane render: unknown --ipvs-scheduler ${JSON.stringify(values['ipvs-scheduler'])} (one of ${SCHEDULERS.join(', ')})\n`);
     return 2;
   }
   const nodeName = values['node-name']!;

@@ -4,6 +4,8 @@
 // implementation of the wire formats (RFC 791, 8200, 9293, 768, 9260, 792, 4443), deliberately not
 // sharing code with the WebAssembly core it is used to check. Never used on the packet path.
 
+import { foldSum, get16, get32, onesSum, pseudoSum, put16, put32, sctpChecksum } from './checksum.js';
+
 export type ProtoName = 'tcp' | 'udp' | 'sctp' | 'icmp' | 'icmpv6';
 
 export const PROTO: Record<ProtoName, number> = { icmp: 1, tcp: 6, udp: 17, icmpv6: 58, sctp: 132 };
@@ -163,46 +165,6 @@ export function formatIP(bytes: Uint8Array): string {
   if (best < 0) return hex(g);
   return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
 }
-
-// ---- checksums ----
-
-/** Ones-complement sum of bytes [start, end) as big-endian 16-bit words, unfolded. */
-function onesSum(b: Uint8Array, start = 0, end = b.length, acc = 0): number {
-  let i = start;
-  for (; i + 1 < end; i += 2) acc += (b[i]! << 8) | b[i + 1]!;
-  if (i < end) acc += b[i]! << 8;
-  return acc;
-}
-
-function foldSum(acc: number): number {
-  while (acc > 0xffff) acc = (acc & 0xffff) + Math.floor(acc / 0x10000);
-  return acc;
-}
-
-function pseudoSum(src: Uint8Array, dst: Uint8Array, proto: number, len: number): number {
-  return onesSum(src) + onesSum(dst) + proto + (len >>> 16) + (len & 0xffff);
-}
-
-/** CRC32c (Castagnoli, reflected 0x82F63B78) as SCTP uses it (RFC 9260 appendix A). */
-export function crc32c(b: Uint8Array, start = 0, end = b.length): number {
-  let crc = 0xffffffff;
-  for (let i = start; i < end; i++) {
-    crc ^= b[i]!;
-    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0x82f63b78 : crc >>> 1;
-  }
-  return (crc ^ 0xffffffff) >>> 0;
-}
-
-function sctpChecksum(seg: Uint8Array): number {
-  const copy = seg.slice();
-  copy.fill(0, 8, 12);
-  return crc32c(copy);
-}
-
-const put16 = (b: Uint8Array, at: number, v: number) => { b[at] = (v >>> 8) & 0xff; b[at + 1] = v & 0xff; };
-const put32 = (b: Uint8Array, at: number, v: number) => { put16(b, at, v >>> 16); put16(b, at + 2, v & 0xffff); };
-const get16 = (b: Uint8Array, at: number) => (b[at]! << 8) | b[at + 1]!;
-const get32 = (b: Uint8Array, at: number) => ((get16(b, at) << 16) | get16(b, at + 2)) >>> 0;
 
 // ---- building ----
 

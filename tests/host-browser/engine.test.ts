@@ -241,7 +241,7 @@ describe('playground engine', () => {
   });
 
   it('a partial sync diffs only the chains it rewrote, with the same answer as diffing the whole text', async () => {
-    const { diffLines, isIptablesRule } = await import('../../host-browser/src/engine/rules-view.js');
+    const { diffLines, isIptablesRule } = await import('../../host-browser/src/engine/line-diff.js');
     const { applyFormEdit } = await import('../../host-browser/src/ui/objects-model.js');
     const base = presetById('clusterip')!.yaml!;
     const edits = [

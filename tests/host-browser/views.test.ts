@@ -2,7 +2,8 @@
 // large rule set, the multiset line diff, collapsing runs of skipped rules, fresh source ports,
 // pairing expected and measured outcomes for the chart, and resolving the packet builder's target.
 import { describe, it, expect } from 'vitest';
-import { SaveIndex, diffLines, chainsIn, isIptablesRule, markContaining, sampleDiff } from '../../host-browser/src/engine/rules-view.js';
+import { SaveIndex, markContaining } from '../../host-browser/src/engine/rules-view.js';
+import { diffLines, chainsIn, isIptablesRule, sampleDiff } from '../../host-browser/src/engine/line-diff.js';
 import { compactSteps, type TraceStepView } from '../../host-browser/src/engine/modes.js';
 import { freshPorts, tally, mergeOutcomes, outcomeKey } from '../../host-browser/src/engine/outcomes.js';
 import { chartRows, compareDiffs } from '../../host-browser/src/ui/views.js';

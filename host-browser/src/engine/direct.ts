@@ -15,7 +15,8 @@ import { decodePacket } from '../../../host-node/core/packet.js';
 import { NODE } from '../presets.js';
 import { hostPort, mergeOutcomes, outcomeKey, type Outcome, type WirePacket } from './outcomes.js';
 import { applyInput, createDataplane, objectsOf, proxyPlan, Runner, type Loaded, type ObjectDelta, type ObjectsIn, type TraceStepView, type TraceView } from './modes.js';
-import { diffLines, FULL_VIEW_LINES, sampleDiff, type RuleLine, type RulesView } from './rules-view.js';
+import { FULL_VIEW_LINES, type RuleLine, type RulesView } from './rules-view.js';
+import { diffLines, sampleDiff } from './line-diff.js';
 import type { Dataplane } from '../../../host-node/dataplane.js';
 
 const TITLE = 'direct service table';

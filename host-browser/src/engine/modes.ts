@@ -23,9 +23,8 @@ import {
   delivered, freshPorts, hostPort, measuredKey, mergeOutcomes, outcomeKey, tally, toBytes,
   type Delivered, type Distribution, type Outcome, type WirePacket,
 } from './outcomes.js';
-import {
-  chainsIn, diffLines, isIptablesRule, markContaining, sampleDiff, SaveIndex, type DiffSample, type LineDiff, type RulesView, type TraceMarks,
-} from './rules-view.js';
+import { markContaining, SaveIndex, type RulesView, type TraceMarks } from './rules-view.js';
+import { chainsIn, diffLines, isIptablesRule, sampleDiff, type DiffSample, type LineDiff } from './line-diff.js';
 
 /** What a sync changed, for the diff pane. */
 export interface SyncChange {

@@ -1,10 +1,10 @@
 // rules-view.ts — turns rule text (iptables-save, ipvsadm -Ln, ipset save) into what the page
 // shows: the lines, which of them a traced packet touched, and for large rule sets a digest
 // (the chains the packet visited and the fixed chains, with "… n lines" markers) so 200,000 lines
-// never cross to the page. Also the line diff between two syncs. Pure text work: never holds a
-// Dataplane and never touches the DOM.
+// never cross to the page. Pure text work: never holds a Dataplane and never touches the DOM.
 
 import type { RuleLines } from '../../../host-node/netfilter/index.js';
+import type { DiffSample } from './line-diff.js';
 
 export interface RuleLine {
   text: string;
@@ -46,7 +46,7 @@ function pushRule(c: ChainRules, line: string): void {
   (c.rules as string[]).push(line);
 }
 
-function chainOf(line: string): string | undefined {
+export function chainOf(line: string): string | undefined {
   if (!line.startsWith('-A ')) return undefined;
   const end = line.indexOf(' ', 3);
   return end < 0 ? line.slice(3) : line.slice(3, end);
@@ -554,58 +554,4 @@ export function markContaining(text: string, hits: string[], seen: string[] = []
     if (seen.some((h) => line.includes(h))) return { text: line, mark: 'seen' as const };
     return { text: line };
   });
-}
-
-export interface LineDiff {
-  added: string[];
-  removed: string[];
-}
-
-/** A diff for the page: at most `limit` lines of each side, with the full counts. */
-export interface DiffSample extends LineDiff {
-  addedTotal: number;
-  removedTotal: number;
-}
-
-export function sampleDiff(d: LineDiff, limit = 400): DiffSample {
-  return { added: d.added.slice(0, limit), removed: d.removed.slice(0, limit), addedTotal: d.added.length, removedTotal: d.removed.length };
-}
-
-/**
- * The rule lines that differ between two texts, as multisets: a line printed once before and once
- * after is unchanged wherever it moved (chain order in iptables-save follows creation, not
- * meaning). Declarations and table markers are skipped; counters are not printed.
- */
-export function diffLines(before: string, after: string, isRule = (l: string) => l !== '' && !l.startsWith('#')): LineDiff {
-  const count = new Map<string, number>();
-  for (const l of before.split('\n')) if (isRule(l)) count.set(l, (count.get(l) ?? 0) + 1);
-  const added: string[] = [];
-  for (const l of after.split('\n')) {
-    if (!isRule(l)) continue;
-    const n = count.get(l) ?? 0;
-    if (n > 0) count.set(l, n - 1);
-    else added.push(l);
-  }
-  const removed: string[] = [];
-  for (const l of before.split('\n')) {
-    if (!isRule(l)) continue;
-    const n = count.get(l) ?? 0;
-    if (n > 0) {
-      removed.push(l);
-      count.set(l, n - 1);
-    }
-  }
-  return { added, removed };
-}
-
-export const isIptablesRule = (l: string): boolean => l.startsWith('-A ') || (l.startsWith(':') && !/^:(INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) /.test(l));
-
-/** The chains whose rules differ, from a diff of iptables-save texts. */
-export function chainsIn(diff: LineDiff): string[] {
-  const s = new Set<string>();
-  for (const l of [...diff.added, ...diff.removed]) {
-    const c = chainOf(l) ?? (l.startsWith(':') ? l.slice(1).split(' ')[0] : undefined);
-    if (c) s.add(c);
-  }
-  return [...s].sort();
 }

@@ -2,7 +2,8 @@
 // core, against independent JS arithmetic and published vectors.
 import { describe, expect, it } from 'vitest';
 import { loadWire, rng, hex, randomSpec, R } from './support';
-import { crc32c as crcJs, buildPacket, decodePacket } from '../../../host-node/core/packet';
+import { buildPacket, decodePacket } from '../../../host-node/core/packet';
+import { crc32c as crcJs } from '../../../host-node/core/checksum';
 
 const w = loadWire();
 const x = w.x;

@@ -2,8 +2,9 @@
 // checksum verifier (which must catch every single-bit error a checksum covers).
 import { describe, expect, it } from 'vitest';
 import {
-  buildPacket, decodePacket, checksumsValid, parseIP, formatIP, crc32c, tcpFlagString, type PacketSpec,
+  buildPacket, decodePacket, checksumsValid, parseIP, formatIP, tcpFlagString, type PacketSpec,
 } from '../../../host-node/core/packet';
+import { crc32c } from '../../../host-node/core/checksum';
 import { V4_TCP, V4_PING, V4_UDP, V4_ICMP_ERR, V6_TCP, V6_UDP, SCTP_INIT_SEG } from '../../assembly/wire/fixtures';
 import { rng, toHex } from '../../assembly/wire/support';
 

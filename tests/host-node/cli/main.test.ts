@@ -1,0 +1,59 @@
+// The `svcplane` command line as a user first meets it: every command answers --help (and
+// `svcplane help COMMAND`) with its usage and exit code 0; unknown commands and stray arguments
+// get the usage on stderr and exit code 2.
+import { describe, it, expect, vi, afterEach } from 'vitest';
+import { main } from '../../../host-node/cli/main.js';
+
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '', err = '';
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => { out += String(s); return true; });
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => { err += String(s); return true; });
+  try {
+    const code = await main(argv);
+    return { code, out, err };
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe('svcplane CLI usage', () => {
+  const COMMANDS = ['compile', 'dns', 'replay', 'demo', 'render', 'trace', 'proxy'];
+
+  it.each(COMMANDS)('%s --help and help %s print its usage and exit 0', async (cmd) => {
+    for (const argv of [[cmd, '--help'], ['help', cmd]]) {
+      const r = await run(...argv);
+      expect(r.code, argv.join(' ')).toBe(0);
+      expect(r.out + r.err, argv.join(' ')).toMatch(new RegExp(`usage: svcplane ${cmd}\\b`));
+    }
+  });
+
+  it('no command prints the command list and exits 2; help alone exits 0; an unknown command names itself', async () => {
+    const none = await run();
+    expect(none.code).toBe(2);
+    expect(none.out).toContain('commands:');
+    expect((await run('help')).code).toBe(0);
+    const bad = await run('serve');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/unknown command "serve"/);
+    expect((await run('help', 'serve')).code).toBe(2);
+  });
+
+  it('demo takes no arguments: a stray one is refused before anything runs', async () => {
+    const r = await run('demo', '--verbose');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/svcplane demo: unexpected "--verbose"/);
+    expect(r.out).toBe('');
+  });
+
+  it('render refuses a family other than 4 or 6 and a scheduler IPVS does not have', async () => {
+    const fam = await run('render', '--manifests', '/nonexistent', '--family', '5');
+    expect(fam.code).toBe(2);
+    expect(fam.err).toMatch(/--family must be 4 or 6, not "5"/);
+    const sched = await run('render', '--manifests', '/nonexistent', '--mode', 'ipvs', '--ipvs-scheduler', 'fastest');
+    expect(sched.code).toBe(2);
+    expect(sched.err).toMatch(/unknown --ipvs-scheduler "fastest" \(one of rr, wrr/);
+  });
+});
