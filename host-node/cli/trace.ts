@@ -9,14 +9,16 @@ import { readFileSync } from 'node:fs';
 import { Dataplane, RestoreFailed } from '../dataplane.js';
 import { tryParseIP } from '../core/words.js';
 import type { ProtoName } from '../core/packet.js';
-import type { TraceResult, TraceOutcome, TraceStep } from '../netfilter/trace.js';
+import type { TraceResult, TraceOutcome, TraceStep, IpvsTraceStep } from '../netfilter/trace.js';
 import type { NameTrace, DnsQueryTrace } from '../dns/trace.js';
 import { formatIssue } from '../kube/objects.js';
 import { readManifestSet } from './dns.js';
+import { SCHEDULERS } from '../ipvs/program.js';
 
 export const TRACE_USAGE = `usage: svcplane trace --rules FILE --node-ip IP [--node-ip IP6] --src A --dst B --dport N
                       [--sport N] [--proto tcp|udp|sctp|icmp] [--from external|local] [--family 4|6] [--json]
-       svcplane trace --manifests PATH --node-ip IP --src A (--dst B | --name NAME) [--dport N] [...]
+       svcplane trace --manifests PATH [--mode iptables|ipvs] [--ipvs-scheduler S] --node-ip IP
+                      --src A (--dst B | --name NAME) [--dport N] [...]
 
 Loads FILE as iptables-restore input (ip6tables-restore with --family 6), or the rules kube-proxy
 would write for the Services and EndpointSlices in PATH (a file or directory), sends one new
@@ -25,6 +27,8 @@ its exact probability. --from local sends it from the node itself (OUTPUT) inste
 outside (PREROUTING). --node-ip names the node's addresses (addrtype LOCAL, masquerade source).
 --name resolves NAME through PATH's cluster DNS records (A, AAAA for an IPv6 --src, or SRV for a
 _port._proto. name, whose port replaces --dport) and traces a connection to every address found.
+--mode ipvs traces kube-proxy's ipvs mode instead (its ipsets, virtual servers and iptables rules;
+scheduler rr unless --ipvs-scheduler names another).
 `;
 
 export interface TraceIO {
@@ -53,6 +57,9 @@ export interface TraceArgs {
   from: 'external' | 'local';
   family: 4 | 6;
   json: boolean;
+  /** With manifests: which of kube-proxy's modes to trace, and the ipvs scheduler. */
+  mode: 'iptables' | 'ipvs';
+  scheduler: string;
 }
 
 class UsageError extends Error {}
@@ -77,7 +84,7 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
   for (let i = 0; i < argv.length; i++) {
     const opt = argv[i]!;
     if (opt === '--json') { json = true; continue; }
-    if (!['--rules', '--manifests', '--name', '--node-ip', '--src', '--dst', '--dport', '--sport', '--proto', '--from', '--family'].includes(opt)) {
+    if (!['--rules', '--manifests', '--name', '--node-ip', '--src', '--dst', '--dport', '--sport', '--proto', '--from', '--family', '--mode', '--ipvs-scheduler'].includes(opt)) {
       throw new UsageError(`unknown option ${JSON.stringify(opt)}`);
     }
     const val = argv[++i];
@@ -90,6 +97,12 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
   if (v['--dst'] === undefined && v['--name'] === undefined) throw new UsageError('--dst is required (or --name to resolve)');
   if (v['--dst'] !== undefined && v['--name'] !== undefined) throw new UsageError('--dst and --name: give one of them');
   if (v['--name'] !== undefined && v['--manifests'] === undefined) throw new UsageError('--name needs --manifests (the cluster DNS records)');
+  const mode = v['--mode'] ?? 'iptables';
+  if (mode !== 'iptables' && mode !== 'ipvs') throw new UsageError(`--mode: iptables or ipvs, not ${JSON.stringify(mode)}`);
+  if (v['--mode'] !== undefined && v['--manifests'] === undefined) throw new UsageError('--mode needs --manifests (--rules are iptables rules already)');
+  const scheduler = v['--ipvs-scheduler'] ?? 'rr';
+  if (v['--ipvs-scheduler'] !== undefined && mode !== 'ipvs') throw new UsageError('--ipvs-scheduler needs --mode ipvs');
+  if (!(SCHEDULERS as readonly string[]).includes(scheduler)) throw new UsageError(`--ipvs-scheduler: one of ${SCHEDULERS.join(', ')}, not ${JSON.stringify(scheduler)}`);
   if (v['--src'] === undefined) throw new UsageError('--src is required');
   if (nodeIPs.length === 0) throw new UsageError('--node-ip is required (the node\'s own addresses)');
   const src = address('--src', v['--src']!);
@@ -111,7 +124,7 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
     rules: v['--rules'] ?? '', manifests: v['--manifests'] ?? '', name: v['--name'] ?? '', nodeIPs, src: src.text, dst: dst.text,
     dport: v['--dport'] === undefined ? 0 : port('--dport', v['--dport']),
     sport: v['--sport'] === undefined ? 40000 : port('--sport', v['--sport']),
-    proto, from, family, json,
+    proto, from, family, json, mode, scheduler,
   };
 }
 
@@ -153,25 +166,41 @@ function outcomeLines(o: TraceOutcome, i: number): string[] {
   return lines;
 }
 
+function ipvsLines(v: IpvsTraceStep): string[] {
+  if (v.service === undefined) return ['  IPVS: no virtual service for this destination'];
+  const how = v.kind === 'connection' ? 'an existing connection decides'
+    : v.kind === 'template' ? 'a persistence template decides'
+      : v.kind === 'no-destination' ? 'no destination available'
+        : `scheduler ${v.scheduler} picks`;
+  const lines = [`  IPVS ${v.service}${v.persistent !== undefined ? ` (persistent ${v.persistent}s)` : ''}: ${how}`];
+  for (const c of v.choices) lines.push(`    → ${c.to}  (p ${c.probability.toFixed(6)})`);
+  return lines;
+}
+
 /** The readable explanation of a trace. */
 export function formatTrace(a: TraceArgs, r: TraceResult): string[] {
   const ported = a.proto === 'tcp' || a.proto === 'udp' || a.proto === 'sctp';
   const ep = (ip: string, p: number) => (ported ? (a.family === 6 ? `[${ip}]:${p}` : `${ip}:${p}`) : ip);
   const out = [
     `${a.proto.toUpperCase()} ${ep(a.src, a.sport)} → ${ep(a.dst, a.dport)}, a new connection from ${a.from === 'local' ? 'the node itself' : 'outside'}`,
-    `rules: ${a.rules || `kube-proxy's for ${a.manifests}`} (IPv${a.family}), node addresses ${a.nodeIPs.join(', ')}`,
+    `rules: ${a.rules || `kube-proxy's${a.mode === 'ipvs' ? ` ipvs mode (${a.scheduler})` : ''} for ${a.manifests}`} (IPv${a.family}), node addresses ${a.nodeIPs.join(', ')}`,
     '',
     `rules visited${r.outcomes.length > 1 ? ' (first path: every random branch taken)' : ''}:`,
   ];
   const width = Math.max(0, ...r.steps.map((s) => s.table.length + s.chain.length + 1));
+  // IPVS takes the packet at the end of the hook it runs in: INPUT from outside, OUTPUT from the node.
+  const ipvsHook = a.from === 'local' ? 'OUTPUT' : 'INPUT';
+  let ipvs = r.ipvs ? ipvsLines(r.ipvs) : [];
   let hook = '';
   for (const s of r.steps) {
     if (s.hook !== hook) {
+      if (hook === ipvsHook) [out.push(...ipvs), ipvs = []];
       hook = s.hook;
       out.push(`  ${hook}`);
     }
     out.push(stepLine(s, width));
   }
+  out.push(...ipvs);
   out.push('', `outcomes (${r.outcomes.length}${r.truncated ? ', list truncated' : ''}):`);
   r.outcomes.forEach((o, i) => out.push(...outcomeLines(o, i)));
   return out;
@@ -230,7 +259,7 @@ export async function runTrace(argv: readonly string[], io: TraceIO = stdio): Pr
       const set = readManifestSet(a.manifests);
       for (const i of set.issues.filter((x) => x.severity === 'error')) io.err(formatIssue(i));
       const objects = [...set.services, ...set.endpointSlices, ...set.nodes];
-      dp.apply(objects);
+      dp.apply(objects, { mode: a.mode, ipvs: { scheduler: a.scheduler } });
       for (const m of dp.dns(objects).issues) io.err(m);
     }
   } catch (e) {

@@ -158,12 +158,38 @@ describe('svcplane trace', () => {
       [['--rules', 'x', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '65536'], /not a port number/],
       [[...base(), '--src', '198.18.5.5', '--dst', VIP, '--bogus'], /unknown option "--bogus"/],
       [[...base(), '--src'], /--src needs a value/],
+      [[...base(), '--src', '198.18.5.5', '--dst', VIP, '--mode', 'ipvs'], /--mode needs --manifests/],
+      [['--manifests', 'x', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80', '--mode', 'nft'], /--mode: iptables or ipvs/],
+      [['--manifests', 'x', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80', '--ipvs-scheduler', 'sh'], /--ipvs-scheduler needs --mode ipvs/],
+      [['--manifests', 'x', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80', '--mode', 'ipvs', '--ipvs-scheduler', 'fast'], /--ipvs-scheduler: one of rr/],
     ];
     for (const [argv, msg] of cases) {
       const c = capture();
       expect(await runTrace(argv, c.io), argv.join(' ')).toBe(2);
       expect(c.err[0]).toMatch(msg);
       expect(c.err.join('\n')).toContain('usage: svcplane trace');
+    }
+  });
+
+  it('--mode ipvs traces kube-proxy\'s ipvs mode for manifests: the IPVS step between INPUT and OUTPUT, its pick is the outcome', async () => {
+    const manifests = path.join(dir, 'web.yaml');
+    fs.writeFileSync(manifests, [
+      `apiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: default }\nspec:\n  clusterIP: ${VIP}\n  ports: [{ name: http, port: 80, protocol: TCP }]`,
+      'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: web-1, namespace: default, labels: { kubernetes.io/service-name: web } }\n' +
+      `addressType: IPv4\nports: [{ name: http, port: 8080, protocol: TCP }]\nendpoints:\n${EPS.map((e) => `  - addresses: [${e}]\n    conditions: { ready: true }`).join('\n')}`,
+    ].join('\n---\n'));
+    for (const sched of ['rr', 'sh']) {
+      const c = capture();
+      const argv = ['--manifests', manifests, '--mode', 'ipvs', '--ipvs-scheduler', sched, '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80'];
+      expect(await runTrace(argv, c.io), c.err.join('\n')).toBe(0);
+      expect(c.out[1]).toContain(`kube-proxy's ipvs mode (${sched})`);
+      const at = c.out.findIndex((l) => l.startsWith('  IPVS '));
+      expect(c.out[at]).toBe(`  IPVS TCP  ${VIP}:80: scheduler ${sched} picks`);
+      const hooks = c.out.filter((l) => /^ {2}[A-Z]+$/.test(l) || l.startsWith('  IPVS '));
+      expect(hooks.map((l) => l.trim().split(' ')[0])).toEqual(['PREROUTING', 'INPUT', 'IPVS', 'OUTPUT', 'POSTROUTING']);
+      const to = /→ (\S+) {2}\(p 1\.000000\)/.exec(c.out[at + 1]!)![1]!;
+      expect(EPS.map((e) => `${e}:8080`)).toContain(to);
+      expect(c.out).toContain(`     destination NAT: ${to}`);
     }
   });
 
