@@ -243,6 +243,7 @@ export class NodeProxy {
         hostAddresses: this.nodeAddrs,
         ...(cfg.clusterCIDRs[0] ? { clusterCIDR: cfg.clusterCIDRs.join(',') } : {}),
       },
+      ...(cfg.ipvsScheduler ? { ipvs: { scheduler: cfg.ipvsScheduler } } : {}),
     };
     let full = false;
     let view: HostView;

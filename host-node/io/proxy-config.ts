@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LineCounter, parseDocument, isMap, type Node as YamlNode } from 'yaml';
 import { parseCIDR, parseIP, formatIP, splitHostPort, type CIDR } from '../kube/ip.js';
+import { SCHEDULERS } from '../ipvs/program.js';
 
 export type ProxyMode = 'iptables' | 'ipvs' | 'direct' | 'userspace';
 export const PROXY_MODES: readonly ProxyMode[] = ['iptables', 'ipvs', 'direct', 'userspace'];
@@ -67,6 +68,8 @@ export interface ProxyConfig {
    * sync to the start of the next; changes in between are applied together. 0: every change at once.
    */
   minSyncPeriodMs: number;
+  /** kube-proxy's --ipvs-scheduler (ipvs.scheduler): the ipvs mode's scheduler; "" = rr. */
+  ipvsScheduler: string;
 }
 
 export class ConfigError extends Error {}
@@ -92,6 +95,7 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --conntrack-state FILE         flows saved on exit, restored on start
   --conntrack-max N              flows the conntrack table holds (default 262144)
   --min-sync-period DURATION     least time between syncs; changes in between go together (default 1s; 0: at once)
+  --ipvs-scheduler NAME          the ipvs mode's scheduler: rr (default), wrr, lc, wlc, sh, dh, mh, sed, nq, …
 userspace mode (--mode userspace: no root, no TUN; a socket proxy per service port):
   --userspace-bind IP            local address the listeners bind (repeatable; default 127.0.0.1)
   --userspace-ports service|range  the Service's own port when it can be bound, else the range (default service)
@@ -105,7 +109,7 @@ const DEFAULTS: ProxyConfig = {
   nodePortRange: [30000, 32767], masqueradeAll: false, tun: 'svc0', tunOffload: true, metricsBindAddress: '127.0.0.1:10249',
   healthzBindAddress: '0.0.0.0:10256', routeTable: 2325, healthTimeoutSeconds: 60, conntrackMax: 262144,
   userspaceBind: ['127.0.0.1'], userspacePorts: 'service', userspaceCore: 'iptables', proxyPortRange: [0, 0], udpIdleTimeoutMs: 250,
-  minSyncPeriodMs: 1000,
+  minSyncPeriodMs: 1000, ipvsScheduler: '',
 };
 
 /** "a,b" and repeated flags, flattened; blanks dropped. */
@@ -129,6 +133,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
         'conntrack-state': { type: 'string' }, 'conntrack-max': { type: 'string' },
         'userspace-bind': { type: 'string', multiple: true }, 'userspace-ports': { type: 'string' }, 'userspace-core': { type: 'string' },
         'proxy-port-range': { type: 'string' }, 'udp-timeout': { type: 'string' }, 'min-sync-period': { type: 'string' },
+        'ipvs-scheduler': { type: 'string' },
       },
     });
   } catch (e) {
@@ -160,7 +165,8 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   if (v['proxy-port-range'] !== undefined) c.proxyPortRange = portRange(v['proxy-port-range'], '--proxy-port-range');
   if (v['udp-timeout'] !== undefined) c.udpIdleTimeoutMs = duration(v['udp-timeout'], '--udp-timeout');
   if (v['min-sync-period'] !== undefined) c.minSyncPeriodMs = duration(v['min-sync-period'], '--min-sync-period');
-  return validate(c, (field) => (v.config && !flagged(v, field) ? `${v.config}: ${field}` : `--${FLAG_OF[field] ?? field}`));
+  set('ipvsScheduler', v['ipvs-scheduler']);
+  return validate(c, (field) => (v.config && !flagged(v, field) ? `${v.config}: ${FIELD_OF[field] ?? field}` : `--${FLAG_OF[field] ?? field}`));
 }
 
 const FLAG_OF: Record<string, string> = {
@@ -168,7 +174,13 @@ const FLAG_OF: Record<string, string> = {
   nodePortAddresses: 'nodeport-addresses', masqueradeAddresses: 'masquerade-address', conntrackMax: 'conntrack-max', metricsBindAddress: 'metrics-bind-address',
   healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig', nodePortRange: 'service-node-port-range',
   userspaceBind: 'userspace-bind', userspacePorts: 'userspace-ports', userspaceCore: 'userspace-core', proxyPortRange: 'proxy-port-range', udpIdleTimeoutMs: 'udp-timeout',
-  minSyncPeriodMs: 'min-sync-period',
+  minSyncPeriodMs: 'min-sync-period', ipvsScheduler: 'ipvs-scheduler',
+};
+// The config file's name of a field, where it differs from ours.
+const FIELD_OF: Record<string, string> = {
+  nodeIPs: 'nodeIP', clusterCIDRs: 'clusterCIDR', serviceCIDRs: 'serviceCIDR', masqueradeAddresses: 'masqueradeAddress',
+  nodePortRange: 'serviceNodePortRange', proxyPortRange: 'portRange', udpIdleTimeoutMs: 'udpIdleTimeout',
+  minSyncPeriodMs: 'minSyncPeriod', ipvsScheduler: 'ipvs.scheduler', kubeconfig: 'clientConnection.kubeconfig',
 };
 const flagged = (v: Record<string, unknown>, field: string): boolean => v[FLAG_OF[field] ?? field] !== undefined;
 
@@ -206,6 +218,9 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
   if (!(plo === 0 && phi === 0) && !(Number.isInteger(plo) && Number.isInteger(phi) && plo >= 1 && plo <= phi && phi <= 65535)) fail('proxyPortRange', `bad range ${plo}-${phi}`);
   if (!(Number.isFinite(c.udpIdleTimeoutMs) && c.udpIdleTimeoutMs > 0)) fail('udpIdleTimeoutMs', 'must be greater than 0');
   if (!(Number.isFinite(c.minSyncPeriodMs) && c.minSyncPeriodMs >= 0)) fail('minSyncPeriodMs', 'must not be negative');
+  if (c.ipvsScheduler !== '' && !(SCHEDULERS as readonly string[]).includes(c.ipvsScheduler)) {
+    fail('ipvsScheduler', `expected one of ${SCHEDULERS.join(', ')}, got ${JSON.stringify(c.ipvsScheduler)}`);
+  }
   return c;
 }
 
@@ -277,6 +292,7 @@ const FIELDS: Record<string, FieldReader> = {
   portRange: (c, v, fail) => { const s = str(v, fail); c.proxyPortRange = s === '' ? [0, 0] : portRange(s, 'portRange'); },
   udpIdleTimeout: (c, v, fail) => { c.udpIdleTimeoutMs = duration(str(v, fail), 'udpIdleTimeout'); },
   minSyncPeriod: (c, v, fail) => { c.minSyncPeriodMs = duration(str(v, fail), 'minSyncPeriod'); },
+  'ipvs.scheduler': (c, v, fail) => { c.ipvsScheduler = str(v, fail); },
   userspaceBind: (c, v, fail) => { c.userspaceBind = strList(v, fail); },
   userspacePorts: (c, v, fail) => { c.userspacePorts = str(v, fail) as UserspacePorts; },
   userspaceCore: (c, v, fail) => { c.userspaceCore = str(v, fail) as CoreMode; },

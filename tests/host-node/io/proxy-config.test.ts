@@ -29,6 +29,23 @@ describe('proxy flags', () => {
     expect(() => readConfigFile('/x.yaml', 'minSyncPeriod: 3\n')).toThrow(/x.yaml:1: minSyncPeriod: expected a string/);
   });
 
+  it('takes kube-proxy\'s --ipvs-scheduler / ipvs.scheduler (default rr), naming the flag or file:line when unknown', () => {
+    expect(parseProxyArgs(['--manifests', '/m']).ipvsScheduler).toBe('');
+    expect(parseProxyArgs(['--manifests', '/m', '--mode', 'ipvs', '--ipvs-scheduler', 'mh']).ipvsScheduler).toBe('mh');
+    expect(readConfigFile('/x.yaml', 'manifests: /m\nmode: ipvs\nipvs:\n  scheduler: sh\n  strictARP: true\n').ipvsScheduler).toBe('sh');
+    expect(() => parseProxyArgs(['--manifests', '/m', '--ipvs-scheduler', 'fast'])).toThrow(/--ipvs-scheduler: expected one of rr, wrr, .*got "fast"/);
+    const dir = mkdtempSync(join(tmpdir(), 'svp-cfg-'));
+    try {
+      const file = join(dir, 'proxy.yaml');
+      writeFileSync(file, 'manifests: /m\nminSyncPeriod: 1s\nipvs:\n  scheduler: fast\n');
+      expect(() => parseProxyArgs(['--config', file])).toThrow(new RegExp(`${file}: ipvs.scheduler: expected one of`));
+      expect(parseProxyArgs(['--config', file, '--ipvs-scheduler', 'wrr']).ipvsScheduler).toBe('wrr');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(() => readConfigFile('/x.yaml', 'ipvs:\n  scheduler: 3\n')).toThrow(/x.yaml:2: ipvs.scheduler: expected a string/);
+  });
+
   it('reads every flag', () => {
     const c = parseProxyArgs([
       '--kubeconfig', '/k', '--mode', 'direct', '--node-ip', '198.18.0.1', '--node-ip', 'fd00::1',
@@ -130,7 +147,7 @@ describe('proxy config file', () => {
     const syntax = file('syntax.yaml', 'mode: [iptables\n');
     expect(() => readConfigFile(syntax)).toThrow(/syntax.yaml:\d+: /);
     const badCidr = file('cidr.yaml', 'clusterCIDR: nope\n');
-    expect(() => parseProxyArgs(['--config', badCidr, '--manifests', '/m'])).toThrow(`${badCidr}: clusterCIDRs: not a CIDR: "nope"`);
+    expect(() => parseProxyArgs(['--config', badCidr, '--manifests', '/m'])).toThrow(`${badCidr}: clusterCIDR: not a CIDR: "nope"`);
     rmSync(dir, { recursive: true, force: true });
   });
 });
