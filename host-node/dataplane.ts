@@ -16,7 +16,7 @@ import { IpvsProgram, type IpvsCore } from './ipvs/program.js';
 import { Ipvsadm, type IpvsadmResult } from './ipvs/ipvsadm.js';
 import {
   ProxyState, parseManifests, loadObjects, renderIptables, SHARED_NAT_CHAINS, jumpChains, jumpRestoreText, liveTable, namespacedName,
-  servicePortId, joinHostPort, deepEqual,
+  servicePortId, joinHostPort, deepEqual, sliceMoved,
   type IptablesOptions, type SharedChains, type ManifestIssue, type Service, type EndpointSlice, type Node, type SyncPlan,
   type IpvsRenderOptions, type ProxyModel, type Family as KubeFamily,
 } from './kube/index.js';
@@ -556,8 +556,11 @@ export class Dataplane extends CoreDataplane {
       k.services.set(key, cur);
     }
     for (const cur of next.endpointSlices) {
+      const key = namespacedName(cur.metadata);
+      const old = k.slices.get(key);
+      if (old && sliceMoved(old, cur)) k.state.onEndpointSlice(old, true);
       k.state.onEndpointSlice(cur);
-      k.slices.set(namespacedName(cur.metadata), cur);
+      k.slices.set(key, cur);
     }
     for (const name of removed) {
       const m = /^(Service|EndpointSlice) (\S+)$/.exec(name);
@@ -596,7 +599,9 @@ export class Dataplane extends CoreDataplane {
       k.slices.forEach((old, key) => { if (!slices.has(key)) k.state.onEndpointSlice(old, true); });
       slices.forEach((cur, key) => {
         const old = k.slices.get(key);
-        if (!old || !deepEqual(old, cur)) k.state.onEndpointSlice(cur);
+        if (old && deepEqual(old, cur)) return;
+        if (old && sliceMoved(old, cur)) k.state.onEndpointSlice(old, true);
+        k.state.onEndpointSlice(cur);
       });
     }
     const me = next.nodes.find((n) => n.metadata.name === k.nodeName) ?? null;

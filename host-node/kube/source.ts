@@ -5,7 +5,8 @@
 // (staging/src/k8s.io/client-go/tools/cache/reflector.go). Platform neutral: the transport, the
 // clock and the random source are injected. Never opens sockets or files, never parses YAML, and
 // decides nothing about what gets proxied beyond kube-proxy's informer label selectors.
-import { deepEqual, LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME, sliceServiceName, type ModelOptions } from './model.js';
+import { deepEqual, LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME, type ModelOptions } from './model.js';
+import { sliceMoved } from './tracker.js';
 import { formatIssue, loadObjects, type EndpointSlice, type KubeObject, type Node, type Service } from './objects.js';
 
 /** What a source drives; ProxyState implements it as is. Returns are "a sync is wanted". */
@@ -177,8 +178,8 @@ export class ObjectMirror<K extends KindName> {
     if ((p ?? c)!.kind === 'Service') return this.sink.onService(p as Service | null, c as Service | null);
     if ((p ?? c)!.kind === 'Node') return this.sink.onNode(c as Node | null);
     let want = false;
-    // The trackers key slices by their Service: a slice that moved Services leaves the old one first.
-    if (p && (!c || sliceServiceName(p as EndpointSlice) !== sliceServiceName(c as EndpointSlice))) {
+    // The trackers file slices by family and Service: a slice filed elsewhere now leaves its old place first.
+    if (p && (!c || sliceMoved(p as EndpointSlice, c as EndpointSlice))) {
       want = this.sink.onEndpointSlice(p as EndpointSlice, true);
     }
     if (c) want = this.sink.onEndpointSlice(c as EndpointSlice, false) || want;

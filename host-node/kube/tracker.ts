@@ -264,6 +264,22 @@ function sameSlice(a: EndpointSlice | null | undefined, b: EndpointSlice | null 
   return deepEqual(strip(a), strip(b));
 }
 
+/**
+ * Whether a slice's new version is filed apart from its old one: another address family (the API
+ * server keeps addressType immutable, a manifests file need not) or other labels (the Service it
+ * belongs to, kube-proxy's scope labels). Each family's tracker files a slice under its Service, so
+ * such an update must take the old version out first, or it stays behind in its old place.
+ */
+export function sliceMoved(prev: EndpointSlice, cur: EndpointSlice): boolean {
+  if (prev.addressType !== cur.addressType) return true;
+  const a = prev.metadata.labels, b = cur.metadata.labels;
+  if (a === b) return false;
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return true;
+  for (const k of keys) if (a[k] !== b[k]) return true;
+  return false;
+}
+
 /** The endpoints of a Service without slices (never written to). */
 const NO_ENDPOINTS: Map<string, EndpointInfo[]> = new Map();
 

@@ -182,6 +182,31 @@ describe('Dataplane.apply (iptables mode)', () => {
     }
   });
 
+  it('a slice that changes family or Service leaves its old place, whole input or delta, in every mode', async () => {
+    const web = svc('web', '10.96.0.80', 80), api = svc('api', '10.96.0.81', 81);
+    const v4 = slice('s1', 'web', ['10.244.1.11']);
+    const v6 = v4.replace('addressType: IPv4', 'addressType: IPv6').replace('10.244.1.11', 'fd00:244::11');
+    const moved = v4.replace('kubernetes.io/service-name: web', 'kubernetes.io/service-name: api');
+    const dnat = (dp: Dataplane, vip: string, port: number) => {
+      const r = dp.process(buildPacket({ src: '10.244.3.3', dst: vip, proto: 'tcp', sport: 40000 + Math.floor(Math.random() * 9999), dport: port, flags: 'S' }), 1000);
+      return r.verdict === 'FORWARD' && r.packet ? decodePacket(r.packet).dst : r.verdict;
+    };
+    for (const mode of ['iptables', 'ipvs', 'direct'] as const) {
+      for (const delta of [false, true]) {
+        for (const [next, webTo, apiTo] of [[v6, 'REPLY', 'REPLY'], [moved, 'REPLY', '10.244.1.11']] as const) {
+          const dp = await Dataplane.create({ nodeIPs: ['192.168.49.2', 'fd00:49::2'], podCIDR: '10.244.0.0/16', seed: 4 });
+          dp.apply([web, api, v4].join('\n---\n'), { mode });
+          expect(dnat(dp, '10.96.0.80', 80), `${mode} before`).toBe('10.244.1.11');
+          if (delta) dp.apply(next, { mode, delta: {} });
+          else dp.apply([web, api, next].join('\n---\n'), { mode });
+          const where = `${mode} ${delta ? 'delta' : 'whole'} ${next === v6 ? 'to IPv6' : 'to api'}`;
+          expect(dnat(dp, '10.96.0.80', 80), where).toBe(webTo);
+          expect(dnat(dp, '10.96.0.81', 81), where).toBe(apiTo);
+        }
+      }
+    }
+  });
+
   it('reports a bad object with its field and line and applies the rest', async () => {
     const dp = await make();
     const r = dp.apply([svc('good', '10.96.0.81', 81), svc('bad', '10.96.0.82', 99999), slice('good-1', 'good', ['10.244.1.5'])].join('\n---\n'));
