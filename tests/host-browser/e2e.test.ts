@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { build } from 'vite';
+import { build, createServer as createViteServer, type ViteDevServer } from 'vite';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -371,4 +371,31 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     expect(await outcomeTexts(page)).toEqual([`FORWARD → ${pods[1]}:8080`]);
     await page.close();
   }, 400_000);
+});
+
+// `npm run playground` is the Vite dev server on the same config: the page, its worker and the
+// core load from source through it, and the first scene answers as the built site does.
+describe.skipIf(!haveChromium)('playground under the dev server (npm run playground)', () => {
+  let vite: ViteDevServer | undefined;
+  let browser: Browser | undefined;
+
+  afterAll(async () => {
+    await browser?.close();
+    await vite?.close();
+  });
+
+  it('serves the page, its worker and the core; the first scene traces', async () => {
+    vite = await createViteServer({ configFile: join(ROOT, 'host-browser/vite.config.ts'), logLevel: 'warn', server: { host: '127.0.0.1', port: 0 } });
+    await vite.listen();
+    const port = (vite.httpServer!.address() as AddressInfo).port;
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], headless: true });
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`http://127.0.0.1:${port}/`);
+    await idle(page, 120_000);
+    expect(errors).toEqual([]);
+    expect(await outcomeTexts(page)).toEqual(expect.arrayContaining(['FORWARD → 10.244.1.11:8080', 'FORWARD → 10.244.2.12:8080', 'FORWARD → 10.244.1.13:8080']));
+    await page.close();
+  }, 180_000);
 });
