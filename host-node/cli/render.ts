@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { ProxyState, renderIptables, renderIpvs, jumpChains, jumpRestoreText, type Family } from '../kube/index.js';
 import { ManifestSource } from '../io/manifests.js';
-import { SCHEDULERS } from '../ipvs/program.js';
+import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
 
 export const RENDER_HELP = `usage: svcplane render --manifests PATH [--mode iptables|ipvs] [--node-name NAME] [--node-ip IP]...
                        [--cluster-cidr CIDR] [--masquerade-all] [--family 4|6] [--with-jumps]
@@ -40,7 +40,7 @@ export async function runRender(argv: string[], out: (s: string) => void, err: (
     err(`svcplane render: --family must be 4 or 6, not ${JSON.stringify(values.family)}\n${RENDER_HELP}`);
     return 2;
   }
-  if (values.mode === 'ipvs' && !(SCHEDULERS as readonly string[]).includes(values['ipvs-scheduler']!)) {
+  if (values.mode === 'ipvs' && !isScheduler(values['ipvs-scheduler']!)) {
     err(`svcplane render: unknown --ipvs-scheduler ${JSON.stringify(values['ipvs-scheduler'])} (one of ${SCHEDULERS.join(', ')})\n`);
     return 2;
   }

@@ -13,7 +13,7 @@ import type { TraceResult, TraceOutcome, TraceStep, IpvsTraceStep } from '../net
 import type { NameTrace, DnsQueryTrace } from '../dns/trace.js';
 import { formatIssue } from '../kube/objects.js';
 import { readManifestSet } from './dns.js';
-import { SCHEDULERS } from '../ipvs/program.js';
+import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
 
 export const TRACE_USAGE = `usage: svcplane trace --rules FILE --node-ip IP [--node-ip IP6] --src A --dst B --dport N
                       [--sport N] [--proto tcp|udp|sctp|icmp] [--from external|local] [--family 4|6] [--json]
@@ -102,7 +102,7 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
   if (v['--mode'] !== undefined && v['--manifests'] === undefined) throw new UsageError('--mode needs --manifests (--rules are iptables rules already)');
   const scheduler = v['--ipvs-scheduler'] ?? 'rr';
   if (v['--ipvs-scheduler'] !== undefined && mode !== 'ipvs') throw new UsageError('--ipvs-scheduler needs --mode ipvs');
-  if (!(SCHEDULERS as readonly string[]).includes(scheduler)) throw new UsageError(`--ipvs-scheduler: one of ${SCHEDULERS.join(', ')}, not ${JSON.stringify(scheduler)}`);
+  if (!isScheduler(scheduler)) throw new UsageError(`--ipvs-scheduler: one of ${SCHEDULERS.join(', ')}, not ${JSON.stringify(scheduler)}`);
   if (v['--src'] === undefined) throw new UsageError('--src is required');
   if (nodeIPs.length === 0) throw new UsageError('--node-ip is required (the node\'s own addresses)');
   const src = address('--src', v['--src']!);
@@ -194,7 +194,10 @@ export function formatTrace(a: TraceArgs, r: TraceResult): string[] {
   let hook = '';
   for (const s of r.steps) {
     if (s.hook !== hook) {
-      if (hook === ipvsHook) [out.push(...ipvs), ipvs = []];
+      if (hook === ipvsHook) {
+        out.push(...ipvs);
+        ipvs = [];
+      }
       hook = s.hook;
       out.push(`  ${hook}`);
     }

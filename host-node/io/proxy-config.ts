@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LineCounter, parseDocument, isMap, type Node as YamlNode } from 'yaml';
 import { parseCIDR, parseIP, formatIP, splitHostPort, type CIDR } from '../kube/ip.js';
-import { SCHEDULERS } from '../ipvs/program.js';
+import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
 
 export type ProxyMode = 'iptables' | 'ipvs' | 'direct' | 'userspace';
 export const PROXY_MODES: readonly ProxyMode[] = ['iptables', 'ipvs', 'direct', 'userspace'];
@@ -218,7 +218,7 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
   if (!(plo === 0 && phi === 0) && !(Number.isInteger(plo) && Number.isInteger(phi) && plo >= 1 && plo <= phi && phi <= 65535)) fail('proxyPortRange', `bad range ${plo}-${phi}`);
   if (!(Number.isFinite(c.udpIdleTimeoutMs) && c.udpIdleTimeoutMs > 0)) fail('udpIdleTimeoutMs', 'must be greater than 0');
   if (!(Number.isFinite(c.minSyncPeriodMs) && c.minSyncPeriodMs >= 0)) fail('minSyncPeriodMs', 'must not be negative');
-  if (c.ipvsScheduler !== '' && !(SCHEDULERS as readonly string[]).includes(c.ipvsScheduler)) {
+  if (c.ipvsScheduler !== '' && !isScheduler(c.ipvsScheduler)) {
     fail('ipvsScheduler', `expected one of ${SCHEDULERS.join(', ')}, got ${JSON.stringify(c.ipvsScheduler)}`);
   }
   return c;

@@ -6,7 +6,7 @@
 // and service names on input are refused like names that do not resolve); the sync daemon,
 // persistence engines and GUE/GRE tunnels are not implemented and are refused; `-R` skips lines
 // starting with `#`. Never touches files, sockets or the clock (`nowMs` is passed in).
-import { IpvsError, SCHEDULERS, type IpvsProgram, type VirtualService, type Protocol, type Scheduler, type SchedFlag, type ServiceInfo, type ConnInfo } from './program.js';
+import { IpvsError, isScheduler, type IpvsProgram, type VirtualService, type Protocol, type Scheduler, type SchedFlag, type ServiceInfo, type ConnInfo } from './program.js';
 import { parseCommand, tryHelp, IpvsadmExit, fail, FWD, F_PERSISTENT, F_ONEPACKET, PROG, type CommandEntry } from './ipvsadm-options.js';
 import { title, serviceEntry, mergeSort, cmpServices, connections, timeoutLine, type Format, type ServiceRow } from './ipvsadm-format.js';
 import { formatIP, parseIP } from '../core/packet.js';
@@ -192,7 +192,7 @@ export class Ipvsadm {
 
   private virtualService(ce: CommandEntry): VirtualService {
     const s = ce.svc;
-    if (!(SCHEDULERS as readonly string[]).includes(s.sched) || s.pe) throw new Refused(NO_SCHED);
+    if (!isScheduler(s.sched) || s.pe) throw new Refused(NO_SCHED);
     const flagNames: SchedFlag[] = [];
     if (s.flags & 0x8) flagNames.push('flag-1');
     if (s.flags & 0x10) flagNames.push('flag-2');

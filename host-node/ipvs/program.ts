@@ -11,6 +11,8 @@ import { parseIP, formatIP } from '../core/packet.js';
 
 export const SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'fo', 'ovf', 'lblc', 'lblcr', 'dh', 'sh', 'mh', 'twos'] as const;
 export type Scheduler = (typeof SCHEDULERS)[number];
+/** A scheduler this IPVS has (ipvsadm's names). */
+export const isScheduler = (name: string): name is Scheduler => (SCHEDULERS as readonly string[]).includes(name);
 /** Forwarding methods, valued as IP_VS_CONN_F_MASQ / LOCALNODE / TUNNEL / DROUTE. */
 export const FORWARDING = { masq: 0, local: 1, tunnel: 2, droute: 3 } as const;
 export type Forwarding = keyof typeof FORWARDING;

@@ -14,7 +14,7 @@ import {
 import { servicePortId, type ProxyModel } from './model.js';
 import type { ServicePort } from './objects.js';
 import type { IptablesOptions } from './render-iptables.js';
-import { SCHEDULERS, type IpvsProgram, type DesiredService, type Scheduler, type SchedFlag, type ServiceInfo } from '../ipvs/program.js';
+import { SCHEDULERS, isScheduler, type IpvsProgram, type DesiredService, type Scheduler, type SchedFlag, type ServiceInfo } from '../ipvs/program.js';
 import type { IpsetTable } from '../ipset/index.js';
 import { splitHostPort } from '../core/svc-config.js';
 
@@ -172,7 +172,7 @@ export class IpvsApply {
   /** Refuses settings no sync could apply, before anything changes (kube-proxy refuses them at start-up). */
   static check(ipvs: IpvsRenderOptions | undefined): void {
     const s = ipvs?.scheduler;
-    if (s && !(SCHEDULERS as readonly string[]).includes(s)) {
+    if (s && !isScheduler(s)) {
       throw new Error(`ipvs.scheduler: unknown scheduler ${JSON.stringify(s)} (one of ${SCHEDULERS.join(', ')})`);
     }
   }
