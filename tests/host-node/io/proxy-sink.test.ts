@@ -144,6 +144,17 @@ endpoints: [{addresses: ["fd00:44::7"], nodeName: n1}]
     expect(d.removed.map((a) => a.ip)).toEqual(['fd00:44::7']);
   });
 
+  it('a slice that changes family takes its old reply paths away (a manifests edit; the API keeps addressType)', async () => {
+    const o = fed();
+    const dp = await newDataplane();
+    sync(o, dp);
+    const slice = parseManifests(YAML).endpointSlices[0]!;
+    o.onEndpointSlice({ ...slice, addressType: 'IPv6', endpoints: [{ ...slice.endpoints[0]!, addresses: ['fd00:100::2'] }] });
+    const d = sync(o, dp).replies as { added: AddrPort[]; removed: AddrPort[] };
+    expect(d.removed.map((a) => a.ip).sort()).toEqual(['198.18.100.2', '198.18.101.2']);
+    expect(d.added).toEqual([]);   // the Service is IPv4-only: its IPv6 slice serves nothing
+  });
+
   it('asks for a sync only once both lists are in, and for a Node only when its zone changes', () => {
     const o = new ProxyObjects('n1');
     const set = parseManifests(YAML);
