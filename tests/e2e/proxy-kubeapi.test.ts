@@ -72,7 +72,7 @@ describe.runIf(why === '')('svcplane proxy --kubeconfig end to end (namespaces)'
     expect(api!.requests.some((q) => q.resource === 'services' && q.watch && q.authorization === 'Bearer test-token')).toBe(true);
     api!.apply('endpointslices', apiSlice('web-1', 'web', [BACKENDS[0].ip]));
     await eventually(async () => {
-      const x = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 10, concurrency: 2 });
+      const x = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 32, concurrency: 4 });
       return x.errors.length === 0 && names(x).join() === 'be1' ? x : undefined;
     }, 10_000, 'be2 gone');
     expect(await c.stopProxy()).toBe(0);

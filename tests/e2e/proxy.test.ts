@@ -174,8 +174,10 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     const still = await c.clientAgent.call<Replies>({ op: 'udp', host: VIP.echo, port: 53, count: 2, keep: 'pin' });
     expect(names(still)).toEqual(['be2']);
     c.writeManifests(clusterManifests({ web: [BACKENDS[0]], echo: [BACKENDS[0]], ipv6: true }));
+    // 32 connections: while the proxy still has both backends, all 32 reach be1 with odds of 2^-32
+    // (with 8, a poll or two before the sync could pass by chance).
     await eventually(async () => {
-      const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 8, concurrency: 2 });
+      const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 32, concurrency: 4 });
       return r.errors.length === 0 && names(r).join() === 'be1' ? r : undefined;
     }, 10_000, 'web served by be1 only');
     const after = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 20, concurrency: 2 });
