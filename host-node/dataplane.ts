@@ -22,7 +22,9 @@ import {
 } from './kube/index.js';
 import { IpvsApply, type IpvsApplied } from './kube/apply-ipvs.js';
 import { DirectApply } from './kube/apply-direct.js';
-import { splitHostPort, type DirectCore } from './core/svc-config.js';
+import { splitHostPort, type DirectCore, type DirectService } from './core/svc-config.js';
+import { DirectTable, choiceShare, masqueradedTo, sameIP } from './kube/direct-explain.js';
+import { nodePortReach, renderDirectService, type DirectRenderOptions } from './kube/render-direct.js';
 
 export type { IpvsApplied };
 import type { DnsOptions } from './kube/dns-records.js';
@@ -290,6 +292,7 @@ export class Dataplane extends CoreDataplane {
    */
   trace(q: TraceQuery): TraceResult & { dns?: DnsQueryTrace } {
     const proto = q.proto ?? 'tcp';
+    if (this.applied === 'direct' && (proto === 'tcp' || proto === 'udp' || proto === 'sctp')) return this.traceDirect(q, proto);
     const dnsQuery = q.query ? queryBytes(q.query) : undefined;
     const packet = buildPacket({
       src: q.src, dst: q.dst, proto,
@@ -321,6 +324,47 @@ export class Dataplane extends CoreDataplane {
     const dns = traceDnsQuery(this.core as unknown as DnsTraceCore, dnsQuery, proto === 'tcp' ? 'tcp' : 'udp');
     this.refresh();
     return { ...r, dns };
+  }
+
+  /**
+   * trace() in direct mode: the core's direct service table decides (kube/direct-explain.ts), from
+   * the entries the last apply rendered for the service ports the destination can reach. Every
+   * endpoint of the chosen list is an outcome with the exact share of the core's random draws.
+   */
+  private traceDirect(q: TraceQuery, proto: 'tcp' | 'udp' | 'sctp'): TraceResult {
+    const family = q.dst.includes(':') ? 6 : 4;
+    const model = this.kube?.state.families.get(family)?.model;
+    const nodeIPs = this.options.nodeIPs;
+    const local = (ip: string) => nodeIPs.some((n) => sameIP(n, ip)) || /^127\./.test(ip) || ip === '::1';
+    const dport = q.dport ?? 0;
+    const entries: DirectService[] = [];
+    model?.services.forEach((sp) => {
+      if (sp.protocol !== proto.toUpperCase()) return;
+      const byAddr = sp.port === dport && [sp.clusterIP, ...sp.externalIPs, ...sp.loadBalancerVIPs].some((a) => sameIP(a, q.dst));
+      if (byAddr || (sp.nodePort === dport && local(q.dst))) {
+        entries.push(renderDirectService(sp, model.endpoints.get(sp.id) ?? [], this.directOpts, 0));
+      }
+    });
+    const pod = this.options.podCIDR;
+    const reach = [nodePortReach(family, this.directOpts)];
+    const d = new DirectTable(entries, nodeIPs, typeof pod === 'string' ? pod.split(',') : pod ?? [], reach).decide({ src: q.src, dst: q.dst, proto, dport });
+    const hook = q.from === 'local' ? 'OUTPUT' : 'PREROUTING';
+    const steps = d.steps.map((st, rule) => ({ table: 'direct', chain: st.where, hook, rule, text: st.text, matched: st.matched, ...(st.target ? { target: st.target } : {}) }));
+    const one = { probability: 1, exact: { numerator: 1n, denominatorLog2: 0 }, paths: [], mark: 0, masq: false };
+    if (d.kind === 'none') return { steps, outcomes: [{ ...one, verdict: 'PASS', reason: 'none' }], truncated: false };
+    if (d.kind === 'verdict') return { steps, outcomes: [{ ...one, verdict: d.verdict, reason: d.reason }], truncated: false };
+    const eps = d.entry[d.list];
+    const tos = eps.map((e) => joinHostPort(e.ip, e.port));
+    steps.push({ table: 'direct', chain: 'direct choose', hook, rule: steps.length, text: `uniform over ${eps.length} endpoint(s): ${tos.join(' ')}`, matched: true, target: 'DNAT' });
+    const outcomes = eps.map((_e, i) => {
+      const to = tos[i]!;
+      const share = choiceShare(i, eps.length);
+      return {
+        verdict: 'FORWARD' as const, reason: 'none', to, masq: masqueradedTo(d, to, q.src), mark: 0,
+        probability: Number(share) / 2 ** 32, exact: { numerator: share, denominatorLog2: 32 }, paths: [],
+      };
+    });
+    return { steps, outcomes, truncated: false };
   }
 
   /**
@@ -392,6 +436,7 @@ export class Dataplane extends CoreDataplane {
       if (mode === 'direct') {
         this.ipt.iptModeSet(0);
         const ropts = { nodeName, topologyLabels: k.state.topologyLabels, nodeIPs: this.options.nodeIPs, ...opts.iptables };
+        this.directOpts = ropts;
         result.families.push(this.directApply.apply(plan, (nn) => k.services.get(nn)?.spec.ports, ropts, result.issues));
         continue;
       }
@@ -460,6 +505,8 @@ export class Dataplane extends CoreDataplane {
 
   /** The mode the last apply() used. */
   private applied?: 'iptables' | 'ipvs' | 'direct';
+  /** The direct mode's render settings of the last apply (trace renders the entries it explains with them). */
+  private directOpts: DirectRenderOptions = {};
   /** Clears what apply() installed in `mode` and makes the next sync full. */
   private leaveMode(mode: 'iptables' | 'ipvs' | 'direct'): void {
     if (mode === 'iptables' || mode === 'ipvs') {

@@ -17,7 +17,7 @@ import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
 
 export const TRACE_USAGE = `usage: svcplane trace --rules FILE --node-ip IP [--node-ip IP6] --src A --dst B --dport N
                       [--sport N] [--proto tcp|udp|sctp|icmp] [--from external|local] [--family 4|6] [--json]
-       svcplane trace --manifests PATH [--mode iptables|ipvs] [--ipvs-scheduler S] --node-ip IP
+       svcplane trace --manifests PATH [--mode iptables|ipvs|direct] [--ipvs-scheduler S] --node-ip IP
                       --src A (--dst B | --name NAME) [--dport N] [...]
 
 Loads FILE as iptables-restore input (ip6tables-restore with --family 6), or the rules kube-proxy
@@ -28,7 +28,7 @@ outside (PREROUTING). --node-ip names the node's addresses (addrtype LOCAL, masq
 --name resolves NAME through PATH's cluster DNS records (A, AAAA for an IPv6 --src, or SRV for a
 _port._proto. name, whose port replaces --dport) and traces a connection to every address found.
 --mode ipvs traces kube-proxy's ipvs mode instead (its ipsets, virtual servers and iptables rules;
-scheduler rr unless --ipvs-scheduler names another).
+scheduler rr unless --ipvs-scheduler names another); --mode direct the core's direct service table.
 `;
 
 export interface TraceIO {
@@ -58,7 +58,7 @@ export interface TraceArgs {
   family: 4 | 6;
   json: boolean;
   /** With manifests: which of kube-proxy's modes to trace, and the ipvs scheduler. */
-  mode: 'iptables' | 'ipvs';
+  mode: 'iptables' | 'ipvs' | 'direct';
   scheduler: string;
 }
 
@@ -98,7 +98,7 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
   if (v['--dst'] !== undefined && v['--name'] !== undefined) throw new UsageError('--dst and --name: give one of them');
   if (v['--name'] !== undefined && v['--manifests'] === undefined) throw new UsageError('--name needs --manifests (the cluster DNS records)');
   const mode = v['--mode'] ?? 'iptables';
-  if (mode !== 'iptables' && mode !== 'ipvs') throw new UsageError(`--mode: iptables or ipvs, not ${JSON.stringify(mode)}`);
+  if (mode !== 'iptables' && mode !== 'ipvs' && mode !== 'direct') throw new UsageError(`--mode: iptables, ipvs or direct, not ${JSON.stringify(mode)}`);
   if (v['--mode'] !== undefined && v['--manifests'] === undefined) throw new UsageError('--mode needs --manifests (--rules are iptables rules already)');
   const scheduler = v['--ipvs-scheduler'] ?? 'rr';
   if (v['--ipvs-scheduler'] !== undefined && mode !== 'ipvs') throw new UsageError('--ipvs-scheduler needs --mode ipvs');
@@ -183,7 +183,7 @@ export function formatTrace(a: TraceArgs, r: TraceResult): string[] {
   const ep = (ip: string, p: number) => (ported ? (a.family === 6 ? `[${ip}]:${p}` : `${ip}:${p}`) : ip);
   const out = [
     `${a.proto.toUpperCase()} ${ep(a.src, a.sport)} → ${ep(a.dst, a.dport)}, a new connection from ${a.from === 'local' ? 'the node itself' : 'outside'}`,
-    `rules: ${a.rules || `kube-proxy's${a.mode === 'ipvs' ? ` ipvs mode (${a.scheduler})` : ''} for ${a.manifests}`} (IPv${a.family}), node addresses ${a.nodeIPs.join(', ')}`,
+    `rules: ${a.rules || (a.mode === 'direct' ? `the direct service table for ${a.manifests}` : `kube-proxy's${a.mode === 'ipvs' ? ` ipvs mode (${a.scheduler})` : ''} for ${a.manifests}`)} (IPv${a.family}), node addresses ${a.nodeIPs.join(', ')}`,
     '',
     `rules visited${r.outcomes.length > 1 ? ' (first path: every random branch taken)' : ''}:`,
   ];

@@ -18,10 +18,19 @@ const CLIENTS: Array<{ src: string; from: 'external' | 'local' }> = [
 describe('dp.trace in direct mode', () => {
   it('the core\'s own verdict for a first packet is always one of the traced outcomes', async () => {
     let sport = 20000, compared = 0, forwarded = 0;
-    for (const seed of [1, 2, 3, 4, 5, 6]) {
+    // The node's settings vary: a pod CIDR (the local-traffic detector) or none, --masquerade-all,
+    // --nodeport-addresses leaving the node address out.
+    const settings = [
+      { podCIDR: POD_CIDR, iptables: {} },
+      { podCIDR: undefined, iptables: {} },
+      { podCIDR: POD_CIDR, iptables: { masqueradeAll: true } },
+      { podCIDR: POD_CIDR, iptables: { nodePortAddresses: ['127.0.0.0/8'] } },
+    ];
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
       const c = randomCluster(seed);
-      const dp = await Dataplane.create({ nodeIPs: [NODE_IP], podCIDR: POD_CIDR, seed });
-      expect(dp.apply({ services: c.services, endpointSlices: c.slices, nodes: [] }, { mode: 'direct', nodeName: NODE_NAME }).issues).toEqual([]);
+      const set = settings[seed % settings.length]!;
+      const dp = await Dataplane.create({ nodeIPs: [NODE_IP], ...(set.podCIDR ? { podCIDR: set.podCIDR } : {}), seed });
+      expect(dp.apply({ services: c.services, endpointSlices: c.slices, nodes: [] }, { mode: 'direct', nodeName: NODE_NAME, iptables: set.iptables }).issues).toEqual([]);
       for (const svc of c.services) {
         for (const port of svc.spec.ports) {
           const proto = port.protocol.toLowerCase() as ProtoName;

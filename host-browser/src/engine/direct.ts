@@ -7,14 +7,15 @@
 // endpoints, traffic policy (which endpoint list), uniform choice, masquerade, hairpin — and
 // ClientIP affinity, from a mirror of the core's affinity stamps kept from the packets this
 // runner sent (the core's table is not readable). Never touches the DOM or the worker.
-import { canonicalIP, cidrContains, parseCIDR, parseIP, renderDirectService, type ServicePortInfo } from '../../../host-node/kube/index.js';
+import { canonicalIP, renderDirectService, type ServicePortInfo } from '../../../host-node/kube/index.js';
+import { DirectTable, masqueradedTo } from '../../../host-node/kube/direct-explain.js';
 import type { DirectService } from '../../../host-node/core/svc-config.js';
 import type { ProcessResult } from '../../../host-node/core/dataplane.js';
 import type { ConntrackEntry } from '../../../host-node/core/conntrack-record.js';
 import { decodePacket } from '../../../host-node/core/packet.js';
 import { NODE } from '../presets.js';
 import { hostPort, mergeOutcomes, outcomeKey, type Outcome, type WirePacket } from './outcomes.js';
-import { applyInput, createDataplane, objectsOf, proxyPlan, Runner, type Loaded, type ObjectDelta, type ObjectsIn, type TraceStepView, type TraceView } from './modes.js';
+import { applyInput, createDataplane, objectsOf, proxyPlan, Runner, type Loaded, type ObjectDelta, type ObjectsIn, type TraceView } from './modes.js';
 import { FULL_VIEW_LINES, type RuleLine, type RulesView } from './rules-view.js';
 import { diffLines, sampleDiff } from './line-diff.js';
 import type { Dataplane } from '../../../host-node/dataplane.js';
@@ -38,105 +39,9 @@ export function entryLines(s: DirectService): string[] {
   return [`${id} frontends ${fe}`, `${id} endpoints(Cluster) ${eps(s.cluster)}`, `${id} endpoints(Local) ${eps(s.local)}`, `${id} policy ${policy}`];
 }
 
-type Decision =
-  | { kind: 'none'; steps: TraceStepView[] }
-  | { kind: 'verdict'; steps: TraceStepView[]; outcome: Outcome }
-  | { kind: 'choose'; steps: TraceStepView[]; entry: DirectService; list: 'cluster' | 'local'; masq: boolean };
-
-const sameIP = (a: string, b: string) => (canonicalIP(a) ?? a) === (canonicalIP(b) ?? b);
-
-/** An index of the table's entries by frontend, for the explanation. */
-export class DirectTable {
-  private readonly byAddr = new Map<string, DirectService>();
-  private readonly byNodePort = new Map<string, DirectService>();
-
-  constructor(readonly entries: DirectService[], private readonly nodeIPs: readonly string[], private readonly podCIDR: string) {
-    for (const s of entries) {
-      for (const f of s.frontends) {
-        if (f.kind === 'nodePort') this.byNodePort.set(`${s.protocol}/${f.port}`, s);
-        else this.byAddr.set(`${s.protocol}/${canonicalIP(f.ip!) ?? f.ip}/${f.port}`, s);
-      }
-    }
-  }
-
-  private local(ip: string): boolean {
-    // addrtype LOCAL as the core knows it: the node's addresses and loopback.
-    return this.nodeIPs.some((n) => sameIP(n, ip)) || /^127\./.test(ip) || ip === '::1';
-  }
-
-  private fromPod(ip: string): boolean {
-    const c = parseCIDR(this.podCIDR), a = parseIP(ip);
-    return !!c && !!a && cidrContains(c, a);
-  }
-
-  /** What svcDecide does with a new connection's first packet (assembly/svc/decide.ts). */
-  decide(p: WirePacket): Decision {
-    const proto = p.proto.toUpperCase();
-    const steps: TraceStepView[] = [];
-    const where = 'direct lookup';
-    let entry = this.byAddr.get(`${proto}/${canonicalIP(p.dst) ?? p.dst}/${p.dport}`);
-    let kind: DirectService['frontends'][number]['kind'] = 'cluster';
-    if (entry) {
-      kind = entry.frontends.find((f) => f.kind !== 'nodePort' && sameIP(f.ip!, p.dst) && f.port === p.dport)!.kind;
-      steps.push({ where, text: `${proto} ${hostPort(p.dst, p.dport)} → ${entry.name} (${kind} frontend)`, matched: true, target: entry.name });
-    } else if (this.local(p.dst) && (entry = this.byNodePort.get(`${proto}/${p.dport}`))) {
-      // Node ports are reached on every LOCAL address (kube-proxy's KUBE-NODEPORTS with --nodeport-addresses unset).
-      kind = 'nodePort';
-      steps.push({ where, text: `${proto} ${hostPort(p.dst, p.dport)} is this node: node port ${p.dport} → ${entry.name}`, matched: true, target: entry.name });
-    } else {
-      steps.push({ where, text: `${proto} ${hostPort(p.dst, p.dport)}: no Service frontend`, matched: false, target: 'not a Service: passed on' });
-      return { kind: 'none', steps };
-    }
-    const s = entry;
-    if (!s.hasEndpoints) {
-      // kube-proxy: filter KUBE-SERVICES / KUBE-EXTERNAL-SERVICES `-j REJECT`.
-      steps.push({ where: 'direct entry', text: 'no usable endpoint anywhere', matched: true, target: 'REJECT (ICMP port unreachable)' });
-      return { kind: 'verdict', steps, outcome: { key: outcomeKey('REPLY', 'no_endpoints'), verdict: 'REPLY', reason: 'no_endpoints', masq: false, probability: 1 } };
-    }
-    const drop = (text: string, reason: string): Decision => {
-      steps.push({ where: 'direct entry', text, matched: true, target: `DROP (${reason})` });
-      return { kind: 'verdict', steps, outcome: { key: outcomeKey('DROP', reason), verdict: 'DROP', reason, masq: false, probability: 1 } };
-    };
-    let list: 'cluster' | 'local' = 'cluster';
-    let masq = false;
-    let why = '';
-    if (kind === 'cluster') {
-      // KUBE-SVC / KUBE-SVL, with the cluster IP's masquerade rule (off-pod source or --masquerade-all).
-      if (s.internalLocal) {
-        if (s.local.length === 0) return drop('internalTrafficPolicy Local, no endpoint on this node', 'no_endpoints');
-        list = 'local';
-        why = 'internalTrafficPolicy Local: this node\'s endpoints';
-      } else why = 'internalTrafficPolicy Cluster: every endpoint';
-      masq = s.masqueradeAll || !this.fromPod(p.src);
-      if (masq) why += s.masqueradeAll ? '; masquerade all' : '; source outside the pod CIDR: masquerade';
-    } else {
-      // KUBE-FW source ranges, then KUBE-EXT.
-      if (kind === 'loadBalancer' && s.firewall && !s.sourceRanges.some((r) => {
-        const c = parseCIDR(r.includes('/') ? r : `${r}/${r.includes(':') ? 128 : 32}`), a = parseIP(p.src);
-        return !!c && !!a && cidrContains(c, a);
-      })) return drop('source outside loadBalancerSourceRanges', 'policy');
-      if (!s.externalLocal) {
-        masq = true;
-        why = 'externalTrafficPolicy Cluster: every endpoint, masquerade';
-      } else if (this.fromPod(p.src)) {
-        why = 'from a pod: the external policy is skipped, every endpoint';
-      } else if (this.local(p.src)) {
-        masq = true;
-        why = 'from this node: every endpoint, masquerade';
-      } else {
-        if (s.local.length === 0) return drop('externalTrafficPolicy Local, no endpoint on this node', 'no_endpoints');
-        list = 'local';
-        why = 'externalTrafficPolicy Local: this node\'s endpoints, client address kept';
-      }
-    }
-    steps.push({ where: 'direct entry', text: why, matched: true, target: `${list === 'local' ? 'Local' : 'Cluster'} endpoints` });
-    return { kind: 'choose', steps, entry: s, list, masq };
-  }
-}
-
 export class DirectRunner extends Runner {
   readonly mode = 'direct' as const;
-  private table = new DirectTable([], [NODE.ip], NODE.podCIDR);
+  private table = new DirectTable([], [NODE.ip], [NODE.podCIDR]);
   private lines: string[] = [];
   /** The core's ClientIP affinity stamps as the packets sent set them: "service|client" → destination and time. */
   private readonly affinity = new Map<string, { to: string; stamp: number }>();
@@ -159,7 +64,7 @@ export class DirectRunner extends Runner {
     const entries = [...plan.model.services.values()].map((sp: ServicePortInfo) =>
       renderDirectService(sp, plan.model.endpoints.get(sp.id) ?? [], opts, 0));
     const before = this.lines;
-    this.table = new DirectTable(entries, [NODE.ip], NODE.podCIDR);
+    this.table = new DirectTable(entries, [NODE.ip], [NODE.podCIDR]);
     this.lines = entries.flatMap(entryLines);
     const v4 = r.families.find((f) => f.family === 4);
     // A re-put entry starts a new generation: the core forgets its affinity stamps (svc/table.ts svcPut).
@@ -211,7 +116,10 @@ export class DirectRunner extends Runner {
     if (d.kind === 'none') {
       return { steps: d.steps, outcomes: [{ key: outcomeKey('PASS', 'none'), verdict: 'PASS', reason: 'none', masq: false, probability: 1 }], truncated: false, existing: false, rules: this.views() };
     }
-    if (d.kind === 'verdict') return { steps: d.steps, outcomes: [d.outcome], truncated: false, existing: false, rules: this.views() };
+    if (d.kind === 'verdict') {
+      const outcome: Outcome = { key: outcomeKey(d.verdict, d.reason), verdict: d.verdict, reason: d.reason, masq: false, probability: 1 };
+      return { steps: d.steps, outcomes: [outcome], truncated: false, existing: false, rules: this.views() };
+    }
     const eps = d.entry[d.list];
     let choices = eps.map((e) => hostPort(e.ip, e.port));
     const stamp = d.entry.affinityMs ? this.affinity.get(this.affinityKey(d.entry, p.src)) : undefined;
@@ -224,7 +132,7 @@ export class DirectRunner extends Runner {
     }
     const outcomes = mergeOutcomes(choices.map((to) => {
       // KUBE-SEP: an endpoint reaching itself through the Service is masqueraded (hairpin).
-      const masq = d.masq || sameIP(to.slice(0, to.lastIndexOf(':')).replace(/^\[|\]$/g, ''), p.src);
+      const masq = masqueradedTo(d, to, p.src);
       return { key: outcomeKey('FORWARD', 'none', to, masq), verdict: 'FORWARD', reason: 'none', to, masq, probability: 1 / choices.length };
     }));
     return { steps: d.steps, outcomes, truncated: false, existing: false, rules: this.views(d.entry, choices, d.list) };

@@ -159,7 +159,7 @@ describe('svcplane trace', () => {
       [[...base(), '--src', '198.18.5.5', '--dst', VIP, '--bogus'], /unknown option "--bogus"/],
       [[...base(), '--src'], /--src needs a value/],
       [[...base(), '--src', '198.18.5.5', '--dst', VIP, '--mode', 'ipvs'], /--mode needs --manifests/],
-      [['--manifests', 'x', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80', '--mode', 'nft'], /--mode: iptables or ipvs/],
+      [['--manifests', 'x', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80', '--mode', 'nft'], /--mode: iptables, ipvs or direct/],
       [['--manifests', 'x', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80', '--ipvs-scheduler', 'sh'], /--ipvs-scheduler needs --mode ipvs/],
       [['--manifests', 'x', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80', '--mode', 'ipvs', '--ipvs-scheduler', 'fast'], /--ipvs-scheduler: one of rr/],
     ];

@@ -1,0 +1,161 @@
+// direct-explain.ts — what the core's direct service table (assembly/svc/decide.ts svcDecide)
+// does with a new connection's first packet, step by step, from the entries render-direct.ts
+// makes: frontend lookup, node port reach, REJECT without endpoints, traffic policy (which endpoint
+// list), masquerade, hairpin, and the share of the core's random draws each endpoint gets. Used by
+// Dataplane.trace in direct mode and by the playground. Pure: never reads the core, so a client's
+// ClientIP affinity stamp (kept in the core, not readable) is not taken into account.
+import { canonicalIP, cidrContains, joinHostPort, parseCIDR, parseIP, type CIDR } from './ip.js';
+import type { DirectService, NodePortReach } from '../core/svc-config.js';
+
+/** One step of the explanation: what was looked at, and what it decided. */
+export interface DirectStep { where: string; text: string; matched: boolean; target?: string }
+
+export type DirectDecision =
+  | { kind: 'none'; steps: DirectStep[] }
+  | { kind: 'verdict'; steps: DirectStep[]; verdict: 'REPLY' | 'DROP'; reason: string }
+  | { kind: 'choose'; steps: DirectStep[]; entry: DirectService; list: 'cluster' | 'local'; masq: boolean };
+
+/** The packet as the explanation needs it. */
+export interface DirectPacket { src: string; dst: string; proto: string; dport: number }
+
+export const sameIP = (a: string, b: string): boolean => (canonicalIP(a) ?? a) === (canonicalIP(b) ?? b);
+
+/** An index of the table's entries by frontend, for the explanation. */
+export class DirectTable {
+  private readonly byAddr = new Map<string, DirectService>();
+  private readonly byNodePort = new Map<string, DirectService>();
+
+  private readonly podCIDRs: CIDR[];
+
+  /**
+   * `podCIDRs`: the core's local-traffic detector, per family (none: no masquerade by source, as
+   * kube-proxy without one). `reach`: where each family's node ports answer (render-direct.ts
+   * nodePortReach; a family not given: every node address, and IPv4 loopback).
+   */
+  constructor(readonly entries: DirectService[], private readonly nodeIPs: readonly string[], podCIDRs: readonly string[],
+    private readonly reach: readonly NodePortReach[] = []) {
+    this.podCIDRs = podCIDRs.map(parseCIDR).filter((c): c is CIDR => c !== null);
+    for (const s of entries) {
+      for (const f of s.frontends) {
+        if (f.kind === 'nodePort') this.byNodePort.set(`${s.protocol}/${f.port}`, s);
+        else this.byAddr.set(`${s.protocol}/${canonicalIP(f.ip!) ?? f.ip}/${f.port}`, s);
+      }
+    }
+  }
+
+  private local(ip: string): boolean {
+    // addrtype LOCAL as the core knows it: the node's addresses and loopback.
+    return this.nodeIPs.some((n) => sameIP(n, ip)) || /^127\./.test(ip) || ip === '::1';
+  }
+
+  /** The core's decide.ts nodePortAddress: whether node ports answer on `ip` (a LOCAL address). */
+  private reached(ip: string): boolean {
+    const a = parseIP(ip);
+    if (!a) return false;
+    const r = this.reach.find((x) => x.family === a.family) ?? { all: true, loopback: a.family === 4, addresses: [] };
+    if (r.all) return /^127\./.test(ip) || ip === '::1' ? r.loopback : this.nodeIPs.some((n) => sameIP(n, ip));
+    return r.addresses.some((x) => sameIP(x, ip));
+  }
+
+  /** The core's node.ts havePodCIDR: a pod CIDR of the address's family is set. */
+  private detects(ip: string): boolean {
+    const a = parseIP(ip);
+    return !!a && this.podCIDRs.some((c) => c.family === a.family);
+  }
+
+  private fromPod(ip: string): boolean {
+    const a = parseIP(ip);
+    return !!a && this.podCIDRs.some((c) => cidrContains(c, a));
+  }
+
+  /** What svcDecide does with a new connection's first packet (assembly/svc/decide.ts). */
+  decide(p: DirectPacket): DirectDecision {
+    const proto = p.proto.toUpperCase();
+    const steps: DirectStep[] = [];
+    const where = 'direct lookup';
+    let entry = this.byAddr.get(`${proto}/${canonicalIP(p.dst) ?? p.dst}/${p.dport}`);
+    let kind: DirectService['frontends'][number]['kind'] = 'cluster';
+    if (entry) {
+      kind = entry.frontends.find((f) => f.kind !== 'nodePort' && sameIP(f.ip!, p.dst) && f.port === p.dport)!.kind;
+      steps.push({ where, text: `${proto} ${joinHostPort(p.dst, p.dport)} → ${entry.name} (${kind} frontend)`, matched: true, target: entry.name });
+    } else if (this.local(p.dst) && (entry = this.byNodePort.get(`${proto}/${p.dport}`))) {
+      // Node ports are reached on every LOCAL address (kube-proxy's KUBE-NODEPORTS with --nodeport-addresses unset).
+      kind = 'nodePort';
+      if (!this.reached(p.dst)) {
+        // Not captured by nat KUBE-NODEPORTS (--nodeport-addresses); filter KUBE-EXTERNAL-SERVICES still sees it.
+        steps.push({ where, text: `${proto} ${joinHostPort(p.dst, p.dport)}: node port ${p.dport} of ${entry.name} is not served on this address`, matched: false });
+        if (!entry.hasEndpoints) {
+          steps.push({ where: 'direct entry', text: 'no usable endpoint anywhere', matched: true, target: 'REJECT (ICMP port unreachable)' });
+          return { kind: 'verdict', steps, verdict: 'REPLY', reason: 'no_endpoints' };
+        }
+        if (entry.externalLocal && entry.local.length === 0) {
+          steps.push({ where: 'direct entry', text: 'externalTrafficPolicy Local, no endpoint on this node', matched: true, target: 'DROP (no_endpoints)' });
+          return { kind: 'verdict', steps, verdict: 'DROP', reason: 'no_endpoints' };
+        }
+        return { kind: 'none', steps };
+      }
+      steps.push({ where, text: `${proto} ${joinHostPort(p.dst, p.dport)} is this node: node port ${p.dport} → ${entry.name}`, matched: true, target: entry.name });
+    } else {
+      steps.push({ where, text: `${proto} ${joinHostPort(p.dst, p.dport)}: no Service frontend`, matched: false, target: 'not a Service: passed on' });
+      return { kind: 'none', steps };
+    }
+    const s = entry;
+    if (!s.hasEndpoints) {
+      // kube-proxy: filter KUBE-SERVICES / KUBE-EXTERNAL-SERVICES `-j REJECT`.
+      steps.push({ where: 'direct entry', text: 'no usable endpoint anywhere', matched: true, target: 'REJECT (ICMP port unreachable)' });
+      return { kind: 'verdict', steps, verdict: 'REPLY', reason: 'no_endpoints' };
+    }
+    const drop = (text: string, reason: string): DirectDecision => {
+      steps.push({ where: 'direct entry', text, matched: true, target: `DROP (${reason})` });
+      return { kind: 'verdict', steps, verdict: 'DROP', reason };
+    };
+    let list: 'cluster' | 'local' = 'cluster';
+    let masq = false;
+    let why = '';
+    if (kind === 'cluster') {
+      // KUBE-SVC / KUBE-SVL, with the cluster IP's masquerade rule (off-pod source or --masquerade-all).
+      if (s.internalLocal) {
+        if (s.local.length === 0) return drop('internalTrafficPolicy Local, no endpoint on this node', 'no_endpoints');
+        list = 'local';
+        why = 'internalTrafficPolicy Local: this node\'s endpoints';
+      } else why = 'internalTrafficPolicy Cluster: every endpoint';
+      masq = s.masqueradeAll || (this.detects(p.src) && !this.fromPod(p.src));
+      if (masq) why += s.masqueradeAll ? '; masquerade all' : '; source outside the pod CIDR: masquerade';
+    } else {
+      // KUBE-FW source ranges, then KUBE-EXT.
+      if (kind === 'loadBalancer' && s.firewall && !s.sourceRanges.some((r) => {
+        const c = parseCIDR(r.includes('/') ? r : `${r}/${r.includes(':') ? 128 : 32}`), a = parseIP(p.src);
+        return !!c && !!a && cidrContains(c, a);
+      })) return drop('source outside loadBalancerSourceRanges', 'policy');
+      if (!s.externalLocal) {
+        masq = true;
+        why = 'externalTrafficPolicy Cluster: every endpoint, masquerade';
+      } else if (this.fromPod(p.src)) {
+        why = 'from a pod: the external policy is skipped, every endpoint';
+      } else if (this.local(p.src)) {
+        masq = true;
+        why = 'from this node: every endpoint, masquerade';
+      } else {
+        if (s.local.length === 0) return drop('externalTrafficPolicy Local, no endpoint on this node', 'no_endpoints');
+        list = 'local';
+        why = 'externalTrafficPolicy Local: this node\'s endpoints, client address kept';
+      }
+    }
+    steps.push({ where: 'direct entry', text: why, matched: true, target: `${list === 'local' ? 'Local' : 'Cluster'} endpoints` });
+    return { kind: 'choose', steps, entry: s, list, masq };
+  }
+}
+
+/**
+ * The draws of the core's random source that pick endpoint `i` of `n` (rand.ts randBelow: the top
+ * 32 bits of a draw times n, shifted down 32): the endpoint's exact probability is this / 2^32.
+ */
+export function choiceShare(i: number, n: number): bigint {
+  const edge = (k: number): bigint => ((BigInt(k) << 32n) + BigInt(n) - 1n) / BigInt(n);   // ceil(k·2^32 / n)
+  return edge(i + 1) - edge(i);
+}
+
+/** Whether the endpoint chosen, `to` ("ip:port"), is masqueraded: the entry's rule, or a pod reaching itself (hairpin). */
+export function masqueradedTo(d: Extract<DirectDecision, { kind: 'choose' }>, to: string, src: string): boolean {
+  return d.masq || sameIP(to.slice(0, to.lastIndexOf(':')).replace(/^\[|\]$/g, ''), src);
+}
