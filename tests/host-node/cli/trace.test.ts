@@ -193,6 +193,22 @@ describe('svcplane trace', () => {
     }
   });
 
+  it('--mode direct traces the core\'s direct service table: its steps, and each endpoint with its exact share', async () => {
+    const manifests = path.join(dir, 'web-direct.yaml');
+    fs.writeFileSync(manifests, [
+      `apiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: default }\nspec:\n  clusterIP: ${VIP}\n  ports: [{ name: http, port: 80, protocol: TCP }]`,
+      'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: web-1, namespace: default, labels: { kubernetes.io/service-name: web } }\n' +
+      `addressType: IPv4\nports: [{ name: http, port: 8080, protocol: TCP }]\nendpoints:\n${EPS.map((e) => `  - addresses: [${e}]\n    conditions: { ready: true }`).join('\n')}`,
+    ].join('\n---\n'));
+    const c = capture();
+    expect(await runTrace(['--manifests', manifests, '--mode', 'direct', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80'], c.io), c.err.join('\n')).toBe(0);
+    expect(c.out[1]).toContain('the direct service table for');
+    expect(c.out.some((l) => l.includes('direct/direct lookup') && l.includes(`TCP ${VIP}:80 → default/web:http (cluster frontend)`))).toBe(true);
+    expect(c.out.filter((l) => l.startsWith('     destination NAT: ')).map((l) => l.replace('     destination NAT: ', '')).sort()).toEqual(EPS.map((e) => `${e}:8080`).sort());
+    // Three endpoints share the 2^32 draws: 1431655766 (= 715827883/2^31), 1431655765 and 1431655765.
+    expect(c.out.filter((l) => l.includes('probability 33.33')).map((l) => l.split(' = ')[1]).sort()).toEqual(['1431655765/2^32', '1431655765/2^32', '715827883/2^31']);
+  });
+
   it('formats exact fractions and percentages', () => {
     expect(exactFraction({ numerator: 1n << 31n, denominatorLog2: 31 })).toBe('1');
     expect(exactFraction({ numerator: 3n << 29n, denominatorLog2: 31 })).toBe('3/2^2');
