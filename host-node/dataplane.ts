@@ -16,15 +16,16 @@ import { IpvsProgram, type IpvsCore } from './ipvs/program.js';
 import { Ipvsadm, type IpvsadmResult } from './ipvs/ipvsadm.js';
 import {
   ProxyState, parseManifests, loadObjects, renderIptables, SHARED_NAT_CHAINS, jumpChains, jumpRestoreText, liveTable, namespacedName,
-  servicePortId, joinHostPort, deepEqual, sliceMoved,
-  type IptablesOptions, type SharedChains, type ManifestIssue, type Service, type EndpointSlice, type Node, type SyncPlan,
+  joinHostPort, deepEqual, sliceMoved,
+  type IptablesOptions, type SharedChains, type ManifestIssue, type Service, type EndpointSlice, type Node,
   type IpvsRenderOptions, type ProxyModel, type Family as KubeFamily,
 } from './kube/index.js';
 import { IpvsApply, type IpvsApplied } from './kube/apply-ipvs.js';
 import { DirectApply } from './kube/apply-direct.js';
-import { splitHostPort, type DirectCore, type DirectService } from './core/svc-config.js';
-import { DirectTable, choiceShare, masqueradedTo, sameIP } from './kube/direct-explain.js';
-import { nodePortReach, renderDirectService, type DirectRenderOptions } from './kube/render-direct.js';
+import type { DirectCore } from './core/svc-config.js';
+import { directTrace } from './kube/direct-explain.js';
+import { StaleUdp } from './kube/stale-udp.js';
+import type { DirectRenderOptions } from './kube/render-direct.js';
 
 export type { IpvsApplied };
 import type { DnsOptions } from './kube/dns-records.js';
@@ -127,7 +128,6 @@ function isDecoded(v: unknown): v is DecodedObjects {
   const o = v as Record<string, unknown>;
   return Array.isArray(o.services) && Array.isArray(o.endpointSlices) && Array.isArray(o.nodes) && o.kind === undefined;
 }
-type UdpPort = { ips: string[]; port: number; endpoints: Set<string> };
 
 type FullCore = IptCore & TraceCore & { iptModeSet(on: number): void; iptCounters(id: number): number; iptRuleCount(id: number): number };
 
@@ -145,6 +145,7 @@ export class Dataplane extends CoreDataplane {
   private dnsLoader?: DnsLoader;
   private ipvsProgram?: IpvsProgram;
   private readonly ipvsApply = new IpvsApply(this);
+  private readonly staleUdp = new StaleUdp();
   private readonly directApply = new DirectApply(() => this.core as unknown as DirectCore, () => this.refresh());
   /** IPVS connections of a restored snapshot waiting for the first ipvs-mode apply. */
   private ipvsPending?: { records: Uint8Array[]; nowMs: number; templates: Map<number, number> };
@@ -326,45 +327,13 @@ export class Dataplane extends CoreDataplane {
     return { ...r, dns };
   }
 
-  /**
-   * trace() in direct mode: the core's direct service table decides (kube/direct-explain.ts), from
-   * the entries the last apply rendered for the service ports the destination can reach. Every
-   * endpoint of the chosen list is an outcome with the exact share of the core's random draws.
-   */
+  /** trace() in direct mode: the decision of the core's direct service table (kube/direct-explain.ts). */
   private traceDirect(q: TraceQuery, proto: 'tcp' | 'udp' | 'sctp'): TraceResult {
     const family = q.dst.includes(':') ? 6 : 4;
-    const model = this.kube?.state.families.get(family)?.model;
-    const nodeIPs = this.options.nodeIPs;
-    const local = (ip: string) => nodeIPs.some((n) => sameIP(n, ip)) || /^127\./.test(ip) || ip === '::1';
-    const dport = q.dport ?? 0;
-    const entries: DirectService[] = [];
-    model?.services.forEach((sp) => {
-      if (sp.protocol !== proto.toUpperCase()) return;
-      const byAddr = sp.port === dport && [sp.clusterIP, ...sp.externalIPs, ...sp.loadBalancerVIPs].some((a) => sameIP(a, q.dst));
-      if (byAddr || (sp.nodePort === dport && local(q.dst))) {
-        entries.push(renderDirectService(sp, model.endpoints.get(sp.id) ?? [], this.directOpts, 0));
-      }
-    });
     const pod = this.options.podCIDR;
-    const reach = [nodePortReach(family, this.directOpts)];
-    const d = new DirectTable(entries, nodeIPs, typeof pod === 'string' ? pod.split(',') : pod ?? [], reach).decide({ src: q.src, dst: q.dst, proto, dport });
-    const hook = q.from === 'local' ? 'OUTPUT' : 'PREROUTING';
-    const steps = d.steps.map((st, rule) => ({ table: 'direct', chain: st.where, hook, rule, text: st.text, matched: st.matched, ...(st.target ? { target: st.target } : {}) }));
-    const one = { probability: 1, exact: { numerator: 1n, denominatorLog2: 0 }, paths: [], mark: 0, masq: false };
-    if (d.kind === 'none') return { steps, outcomes: [{ ...one, verdict: 'PASS', reason: 'none' }], truncated: false };
-    if (d.kind === 'verdict') return { steps, outcomes: [{ ...one, verdict: d.verdict, reason: d.reason }], truncated: false };
-    const eps = d.entry[d.list];
-    const tos = eps.map((e) => joinHostPort(e.ip, e.port));
-    steps.push({ table: 'direct', chain: 'direct choose', hook, rule: steps.length, text: `uniform over ${eps.length} endpoint(s): ${tos.join(' ')}`, matched: true, target: 'DNAT' });
-    const outcomes = eps.map((_e, i) => {
-      const to = tos[i]!;
-      const share = choiceShare(i, eps.length);
-      return {
-        verdict: 'FORWARD' as const, reason: 'none', to, masq: masqueradedTo(d, to, q.src), mark: 0,
-        probability: Number(share) / 2 ** 32, exact: { numerator: share, denominatorLog2: 32 }, paths: [],
-      };
+    return directTrace(this.kube?.state.families.get(family)?.model, { ...q, proto }, {
+      nodeIPs: this.options.nodeIPs, podCIDRs: typeof pod === 'string' ? pod.split(',') : pod ?? [], render: this.directOpts,
     });
-    return { steps, outcomes, truncated: false };
   }
 
   /**
@@ -408,8 +377,7 @@ export class Dataplane extends CoreDataplane {
     const nodeName = opts.nodeName ?? this.kube?.nodeName ?? 'node';
     if (!this.kube || this.kube.nodeName !== nodeName) {
       this.kube = { state: new ProxyState({ nodeName }), nodeName, services: new Map(), slices: new Map(), nodes: new Map() };
-      this.udpSeen.clear();
-      this.udpByService.clear();
+      this.staleUdp.clear();
     }
     const k = this.kube;
     const first = k.services.size === 0 && k.slices.size === 0 && !k.state.initialized;
@@ -491,7 +459,9 @@ export class Dataplane extends CoreDataplane {
         throw e;
       }
     }
-    result.flushed = this.syncUdp(plans);
+    result.flushed = this.staleUdp.sync(plans, (nn) => k.services.get(nn)?.spec.ports, {
+      endpoint: (ip, port) => this.flushEndpoint(ip, port, 'UDP'), service: (ip, port) => this.flushService(ip, port, 'UDP'),
+    });
     return result;
   }
 
@@ -525,74 +495,6 @@ export class Dataplane extends CoreDataplane {
       this.directApply.clear();
     }
     this.kube?.state.requestFullSync();
-  }
-
-  /** UDP service ports as of the last sync ("family/id" → service IPs, port, serving endpoints), and per "family/ns/name" their keys. */
-  private readonly udpSeen = new Map<string, UdpPort>();
-  private readonly udpByService = new Map<string, Set<string>>();
-
-  /**
-   * Updates the UDP view for the Services a sync touched (all of them on a full sync) and flushes
-   * the conntrack entries that became stale. Work in proportion to the changed Services.
-   */
-  private syncUdp(plans: SyncPlan[]): number {
-    const before = new Map<string, UdpPort>();
-    const after = new Map<string, UdpPort>();
-    for (const plan of plans) {
-      const prefix = `${plan.family}/`;
-      let names: Iterable<string> | null = plan.changedServices;
-      if (names === null) {
-        const all = new Set<string>();
-        plan.model.services.forEach((sp) => { if (sp.protocol === 'UDP') all.add(sp.namespacedName); });
-        for (const key of this.udpByService.keys()) if (key.startsWith(prefix)) all.add(key.slice(prefix.length));
-        names = all;
-      }
-      for (const nn of names) {
-        const sk = prefix + nn;
-        for (const key of this.udpByService.get(sk) ?? []) {
-          before.set(key, this.udpSeen.get(key)!);
-          this.udpSeen.delete(key);
-        }
-        this.udpByService.delete(sk);
-        for (const p of this.kube?.services.get(nn)?.spec.ports ?? []) {
-          if (p.protocol !== 'UDP') continue;
-          const sp = plan.model.services.get(servicePortId(nn, p.name, p.protocol));
-          if (!sp) continue;
-          const eps = (plan.model.endpoints.get(sp.id) ?? []).filter((e) => e.ready || e.serving);
-          const key = prefix + sp.id;
-          const entry = { ips: [sp.clusterIP, ...sp.externalIPs], port: sp.port, endpoints: new Set(eps.map((e) => e.endpoint)) };
-          after.set(key, entry);
-          this.udpSeen.set(key, entry);
-          let set = this.udpByService.get(sk);
-          if (!set) this.udpByService.set(sk, (set = new Set()));
-          set.add(key);
-        }
-      }
-    }
-    return this.flushStaleUdp(before, after);
-  }
-
-  /**
-   * kube-proxy's stale UDP conntrack cleanup after a sync: flows to an endpoint that left are
-   * deleted at once (a UDP client would otherwise keep sending into the void until the entry
-   * times out), and flows to a service IP that had no endpoints and now has some are deleted so
-   * the next packet is load-balanced afresh. Returns the number of flows removed.
-   */
-  private flushStaleUdp(before: Map<string, UdpPort>, after: Map<string, UdpPort>): number {
-    let n = 0;
-    for (const [key, was] of before) {
-      const now = after.get(key);
-      for (const ep of was.endpoints) {
-        if (now?.endpoints.has(ep)) continue;
-        const hp = splitHostPort(ep);
-        if (hp) n += this.flushEndpoint(hp.host, hp.port, 'UDP');
-      }
-    }
-    for (const [key, now] of after) {
-      if (now.endpoints.size === 0 || (before.get(key)?.endpoints.size ?? 0) > 0) continue;
-      for (const ip of now.ips) n += this.flushService(ip, now.port, 'UDP');
-    }
-    return n;
   }
 
   /** Feeds added or changed objects and the named removals to the trackers; the rest stays. */

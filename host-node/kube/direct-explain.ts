@@ -6,6 +6,9 @@
 // ClientIP affinity stamp (kept in the core, not readable) is not taken into account.
 import { canonicalIP, cidrContains, joinHostPort, parseCIDR, parseIP, type CIDR } from './ip.js';
 import type { DirectService, NodePortReach } from '../core/svc-config.js';
+import type { TraceResult } from '../netfilter/trace.js';
+import type { ProxyModel } from './model.js';
+import { nodePortReach, renderDirectService, type DirectRenderOptions } from './render-direct.js';
 
 /** One step of the explanation: what was looked at, and what it decided. */
 export interface DirectStep { where: string; text: string; matched: boolean; target?: string }
@@ -158,4 +161,43 @@ export function choiceShare(i: number, n: number): bigint {
 /** Whether the endpoint chosen, `to` ("ip:port"), is masqueraded: the entry's rule, or a pod reaching itself (hairpin). */
 export function masqueradedTo(d: Extract<DirectDecision, { kind: 'choose' }>, to: string, src: string): boolean {
   return d.masq || sameIP(to.slice(0, to.lastIndexOf(':')).replace(/^\[|\]$/g, ''), src);
+}
+
+/**
+ * A trace of a new connection through the direct service table of `model`'s family, in the form
+ * Dataplane.trace gives: the entries for the service ports the destination can reach are rendered
+ * with the settings of the last apply (`render`) and the table decides; each endpoint of the chosen
+ * list is an outcome with its exact share of the core's draws.
+ */
+export function directTrace(
+  model: ProxyModel | undefined,
+  q: { src: string; dst: string; proto: 'tcp' | 'udp' | 'sctp'; dport?: number; from?: 'external' | 'local' },
+  node: { nodeIPs: readonly string[]; podCIDRs: readonly string[]; render: DirectRenderOptions },
+): TraceResult {
+  const family = q.dst.includes(':') ? 6 : 4;
+  const local = (ip: string) => node.nodeIPs.some((n) => sameIP(n, ip)) || /^127\./.test(ip) || ip === '::1';
+  const dport = q.dport ?? 0;
+  const entries: DirectService[] = [];
+  model?.services.forEach((sp) => {
+    if (sp.protocol !== q.proto.toUpperCase()) return;
+    const byAddr = sp.port === dport && [sp.clusterIP, ...sp.externalIPs, ...sp.loadBalancerVIPs].some((a) => sameIP(a, q.dst));
+    if (byAddr || (sp.nodePort === dport && local(q.dst))) entries.push(renderDirectService(sp, model.endpoints.get(sp.id) ?? [], node.render, 0));
+  });
+  const table = new DirectTable(entries, node.nodeIPs, node.podCIDRs, [nodePortReach(family, node.render)]);
+  const d = table.decide({ src: q.src, dst: q.dst, proto: q.proto, dport });
+  const hook = q.from === 'local' ? 'OUTPUT' : 'PREROUTING';
+  const steps = d.steps.map((st, rule) => ({ table: 'direct', chain: st.where, hook, rule, text: st.text, matched: st.matched, ...(st.target ? { target: st.target } : {}) }));
+  const one = { probability: 1, exact: { numerator: 1n, denominatorLog2: 0 }, paths: [], mark: 0, masq: false };
+  if (d.kind === 'none') return { steps, outcomes: [{ ...one, verdict: 'PASS', reason: 'none' }], truncated: false };
+  if (d.kind === 'verdict') return { steps, outcomes: [{ ...one, verdict: d.verdict, reason: d.reason }], truncated: false };
+  const tos = d.entry[d.list].map((e) => joinHostPort(e.ip, e.port));
+  steps.push({ table: 'direct', chain: 'direct choose', hook, rule: steps.length, text: `uniform over ${tos.length} endpoint(s): ${tos.join(' ')}`, matched: true, target: 'DNAT' });
+  const outcomes = tos.map((to, i) => {
+    const share = choiceShare(i, tos.length);
+    return {
+      verdict: 'FORWARD' as const, reason: 'none', to, masq: masqueradedTo(d, to, q.src), mark: 0,
+      probability: Number(share) / 2 ** 32, exact: { numerator: share, denominatorLog2: 32 }, paths: [],
+    };
+  });
+  return { steps, outcomes, truncated: false };
 }
