@@ -227,12 +227,14 @@ function readServicePortList(r: Reader, v: unknown): ServicePort[] {
       targetPort: typeof p.targetPort === 'string' || typeof p.targetPort === 'number' ? p.targetPort : null,
     };
     if (p.port === undefined || p.port === null) r.error(at, 'missing port', 'port');
-    // Duplicate names are checked only when there is more than one port (the common case has one).
+    // With more than one port: no name twice, and (as the API server has it) no port number twice
+    // for one protocol, or two service ports would claim one address and port.
     if (many) {
-      const key = `${port.name}/${port.protocol}`;
+      const key = `${port.name}/${port.protocol}`, number = `#${port.port}/${port.protocol}`;
       seen ??= new Set();
       if (seen.has(key)) r.error(at, `duplicate port name ${JSON.stringify(port.name)} for ${port.protocol}`, 'name');
-      seen.add(key);
+      if (seen.has(number)) r.error(at, `duplicate port ${port.port}/${port.protocol}`, 'port');
+      seen.add(key).add(number);
     }
     return port;
   });

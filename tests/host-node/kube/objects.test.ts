@@ -203,6 +203,13 @@ status: {loadBalancer: {ingress: [{ip: 1.2.3.4, ipMode: Proxy}, {hostname: lb.ex
     ]) expect(issues(ok)).toEqual([]);
   });
 
+  it('refuses a port number given twice for one protocol, as the API server does (two service ports would claim one address)', () => {
+    const set = loadObjects([{ kind: 'Service', metadata: { name: 's', namespace: 'n' }, spec: { clusterIP: '198.18.0.2', ports: [
+      { name: 'a', port: 443 }, { name: 'b', port: 443, nodePort: 30021 }, { name: 'c', port: 443, protocol: 'UDP' },
+    ] } }]);
+    expect(set.issues.map((i) => `${i.path}: ${i.message}`)).toEqual(['spec.ports[1].port: duplicate port 443/TCP']);
+  });
+
   it('never throws on garbage', () => {
     const junk = ['', '---\n---\n', '42', '[1, 2]', 'kind: [', '\u0000\u0001', 'kind: Service\nspec: 5', 'kind: List\nitems: 3',
       'kind: EndpointSlice\nendpoints: {a: 1}', '*alias', '{"kind": "Service", "metadata": []}'];
@@ -324,6 +331,7 @@ describe('decoded port lists shared within one load', () => {
     const messages = set.issues.map((i) => `${i.object} ${i.path}: ${i.message}`);
     expect(messages).toEqual([
       'Service default/i spec.ports[1].name: duplicate port name "http" for TCP',
+      'Service default/i spec.ports[1].port: duplicate port 80/TCP',
       'Service default/j spec.ports[0].port: must be an integer, got "80"',
       'Service default/k spec.ports[0]: must be a mapping',
       'Service default/k spec.ports[0].port: missing port',
