@@ -63,6 +63,17 @@ function capture(): { out: string[]; err: string[]; io: { out(l: string): void; 
 
 const base = () => ['--rules', rulesFile, '--node-ip', NODE, '--dport', '80'];
 
+/** The Service behind RULES (VIP:80 → the three endpoints :8080) as a manifests file. */
+function webManifests(): string {
+  const file = path.join(dir, 'web.yaml');
+  fs.writeFileSync(file, [
+    `apiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: default }\nspec:\n  clusterIP: ${VIP}\n  ports: [{ name: http, port: 80, protocol: TCP }]`,
+    'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: web-1, namespace: default, labels: { kubernetes.io/service-name: web } }\n' +
+    `addressType: IPv4\nports: [{ name: http, port: 8080, protocol: TCP }]\nendpoints:\n${EPS.map((e) => `  - addresses: [${e}]\n    conditions: { ready: true }`).join('\n')}`,
+  ].join('\n---\n'));
+  return file;
+}
+
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'svp-trace-'));
   rulesFile = path.join(dir, 'kube.rules');
@@ -172,12 +183,7 @@ describe('svcplane trace', () => {
   });
 
   it('--mode ipvs traces kube-proxy\'s ipvs mode for manifests: the IPVS step between INPUT and OUTPUT, its pick is the outcome', async () => {
-    const manifests = path.join(dir, 'web.yaml');
-    fs.writeFileSync(manifests, [
-      `apiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: default }\nspec:\n  clusterIP: ${VIP}\n  ports: [{ name: http, port: 80, protocol: TCP }]`,
-      'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: web-1, namespace: default, labels: { kubernetes.io/service-name: web } }\n' +
-      `addressType: IPv4\nports: [{ name: http, port: 8080, protocol: TCP }]\nendpoints:\n${EPS.map((e) => `  - addresses: [${e}]\n    conditions: { ready: true }`).join('\n')}`,
-    ].join('\n---\n'));
+    const manifests = webManifests();
     for (const sched of ['rr', 'sh']) {
       const c = capture();
       const argv = ['--manifests', manifests, '--mode', 'ipvs', '--ipvs-scheduler', sched, '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80'];
@@ -194,12 +200,7 @@ describe('svcplane trace', () => {
   });
 
   it('--mode direct traces the core\'s direct service table: its steps, and each endpoint with its exact share', async () => {
-    const manifests = path.join(dir, 'web-direct.yaml');
-    fs.writeFileSync(manifests, [
-      `apiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: default }\nspec:\n  clusterIP: ${VIP}\n  ports: [{ name: http, port: 80, protocol: TCP }]`,
-      'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: { name: web-1, namespace: default, labels: { kubernetes.io/service-name: web } }\n' +
-      `addressType: IPv4\nports: [{ name: http, port: 8080, protocol: TCP }]\nendpoints:\n${EPS.map((e) => `  - addresses: [${e}]\n    conditions: { ready: true }`).join('\n')}`,
-    ].join('\n---\n'));
+    const manifests = webManifests();
     const c = capture();
     expect(await runTrace(['--manifests', manifests, '--mode', 'direct', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80'], c.io), c.err.join('\n')).toBe(0);
     expect(c.out[1]).toContain('the direct service table for');
