@@ -15,7 +15,7 @@ import { IpsetTable, type IpsetCore } from './ipset/index.js';
 import { IpvsProgram, type IpvsCore } from './ipvs/program.js';
 import { Ipvsadm, type IpvsadmResult } from './ipvs/ipvsadm.js';
 import {
-  ProxyState, parseManifests, loadObjects, renderIptables, SHARED_NAT_CHAINS, jumpChains, jumpRestoreText, liveTable, namespacedName,
+  ProxyState, parseManifests, loadObjects, decodedSet, renderIptables, SHARED_NAT_CHAINS, jumpChains, jumpRestoreText, liveTable, namespacedName,
   joinHostPort, deepEqual, sliceMoved,
   type IptablesOptions, type SharedChains, type ManifestIssue, type Service, type EndpointSlice, type Node,
   type IpvsRenderOptions, type ProxyModel, type Family as KubeFamily,
@@ -122,12 +122,6 @@ export interface ApplyResult {
 type Objects = { services: Service[]; endpointSlices: EndpointSlice[]; nodes: Node[] };
 /** Services, EndpointSlices and Nodes decoded by kube/objects.ts (loadObjects, parseManifests, a Source). */
 export type DecodedObjects = Objects;
-/** Decoded already (three arrays), not one object in API form such as a `kind: List`. */
-function isDecoded(v: unknown): v is DecodedObjects {
-  if (v === null || typeof v !== 'object') return false;
-  const o = v as Record<string, unknown>;
-  return Array.isArray(o.services) && Array.isArray(o.endpointSlices) && Array.isArray(o.nodes) && o.kind === undefined;
-}
 
 type FullCore = IptCore & TraceCore & { iptModeSet(on: number): void; iptCounters(id: number): number; iptRuleCount(id: number): number };
 
@@ -368,8 +362,9 @@ export class Dataplane extends CoreDataplane {
    * refused sync leaves the previous rules live and forces the next sync to be full.
    */
   apply(input: string | unknown[] | DecodedObjects, opts: ApplyOptions = {}): ApplyResult {
+    const decoded = typeof input === 'object' ? decodedSet(input) : null;
     const set = typeof input === 'string' ? parseManifests(input) : Array.isArray(input) ? loadObjects(input)
-      : isDecoded(input) ? { ...input, issues: [] as ManifestIssue[] } : loadObjects([input]);
+      : decoded ? { ...decoded, issues: [] as ManifestIssue[] } : loadObjects([input]);
     const mode = opts.mode ?? 'iptables';
     if (mode === 'ipvs') IpvsApply.check(opts.ipvs);
     if (this.applied !== undefined && this.applied !== mode) this.leaveMode(this.applied);

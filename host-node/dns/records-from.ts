@@ -3,7 +3,7 @@
 // loads it into a core: whole (loadDnsFrom) or per Service, re-deriving only what changed since the
 // last load (DnsLoader, what Dataplane.dns() uses). Never reads files or sockets (the CLI reads) and
 // never answers queries (the core does).
-import { parseManifests, loadObjects, formatIssue, type ManifestSet } from '../kube/objects.js';
+import { parseManifests, loadObjects, decodedSet, formatIssue, type ManifestSet } from '../kube/objects.js';
 import { buildDnsRecords, type DnsOptions, type DnsRecord, type DnsRecordSet } from '../kube/dns-records.js';
 import { DnsEncodeError, loadDnsTable, type DnsCore } from './table.js';
 import { IncrementalDnsTable } from './incremental.js';
@@ -61,8 +61,8 @@ function checkRecordSet(rs: { zone: string; records: unknown }): void {
 function manifestSetOf(input: unknown, source?: string): ManifestSet {
   if (typeof input === 'string') return parseManifests(input, source);
   if (Array.isArray(input)) return loadObjects(input, source);
-  const o = input as Partial<ManifestSet> | null;
-  if (o !== null && typeof o === 'object' && Array.isArray(o.services) && Array.isArray(o.endpointSlices)) return o as ManifestSet;
+  const set = decodedSet(input);
+  if (set) return set;
   throw new DnsEncodeError('dns input: expected manifests text, a list of objects, or { zone, records }');
 }
 

@@ -175,13 +175,13 @@ export function directTrace(
   node: { nodeIPs: readonly string[]; podCIDRs: readonly string[]; render: DirectRenderOptions },
 ): TraceResult {
   const family = q.dst.includes(':') ? 6 : 4;
-  const local = (ip: string) => node.nodeIPs.some((n) => sameIP(n, ip)) || /^127\./.test(ip) || ip === '::1';
   const dport = q.dport ?? 0;
+  // The entries the table could pick for this destination; whether it is this node's, decide() says.
   const entries: DirectService[] = [];
   model?.services.forEach((sp) => {
     if (sp.protocol !== q.proto.toUpperCase()) return;
     const byAddr = sp.port === dport && [sp.clusterIP, ...sp.externalIPs, ...sp.loadBalancerVIPs].some((a) => sameIP(a, q.dst));
-    if (byAddr || (sp.nodePort === dport && local(q.dst))) entries.push(renderDirectService(sp, model.endpoints.get(sp.id) ?? [], node.render, 0));
+    if (byAddr || sp.nodePort === dport) entries.push(renderDirectService(sp, model.endpoints.get(sp.id) ?? [], node.render, 0));
   });
   const table = new DirectTable(entries, node.nodeIPs, node.podCIDRs, [nodePortReach(family, node.render)]);
   const d = table.decide({ src: q.src, dst: q.dst, proto: q.proto, dport });

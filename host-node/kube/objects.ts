@@ -530,6 +530,18 @@ function quickManifests(text: string, source: string | undefined): ManifestSet |
   return unknown || out.issues.length > 0 ? null : out;
 }
 
+/**
+ * Objects decoded already, as loadObjects, parseManifests and the Sources hand them (three arrays,
+ * issues optional), as a ManifestSet kept as given; null for anything else, such as one object in
+ * API form (a `kind: List` has a kind).
+ */
+export function decodedSet(v: unknown): ManifestSet | null {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return null;
+  const o = v as Partial<ManifestSet> & { kind?: unknown };
+  if (!Array.isArray(o.services) || !Array.isArray(o.endpointSlices) || !Array.isArray(o.nodes) || o.kind !== undefined) return null;
+  return { services: o.services, endpointSlices: o.endpointSlices, nodes: o.nodes, issues: o.issues ?? [], skipped: o.skipped ?? 0 };
+}
+
 /** Loads already-decoded objects (e.g. from an API watch); the same rules, without lines. */
 export function loadObjects(values: unknown[], source?: string): ManifestSet {
   const out = emptySet();

@@ -2,11 +2,10 @@
 // (kube-proxy's change trackers and endpoint categorizing, each changed Service port compiled into
 // one entry of the core's service table, no rule text). The table is shown as one line per fact
 // of each entry (frontends, Cluster and Local endpoints, policies), rendered from the same model
-// with render-direct.ts. A packet is explained by the core's own decision, step by step, as
-// assembly/svc/decide.ts svcDecide makes it: frontend lookup, node port reach, REJECT without
-// endpoints, traffic policy (which endpoint list), uniform choice, masquerade, hairpin — and
-// ClientIP affinity, from a mirror of the core's affinity stamps kept from the packets this
-// runner sent (the core's table is not readable). Never touches the DOM or the worker.
+// with render-direct.ts. A packet is explained by the core's own decision, step by step
+// (kube/direct-explain.ts, as assembly/svc/decide.ts svcDecide makes it), and ClientIP affinity
+// from a mirror of the core's affinity stamps kept from the packets this runner sent (the core's
+// table is not readable). Never touches the DOM or the worker.
 import { canonicalIP, renderDirectService, type ServicePortInfo } from '../../../host-node/kube/index.js';
 import { DirectTable, masqueradedTo } from '../../../host-node/kube/direct-explain.js';
 import type { DirectService } from '../../../host-node/core/svc-config.js';

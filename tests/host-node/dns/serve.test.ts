@@ -7,6 +7,7 @@ import { Dataplane } from '../../../host-node/dataplane.js';
 import { buildPacket, decodePacket, checksumsValid, type PacketSpec } from '../../../host-node/core/packet.js';
 import { readDnsCounters, type DnsCore } from '../../../host-node/dns/table.js';
 import { parseClusterDns } from '../../../host-node/core/cluster-dns.js';
+import { loadObjects } from '../../../host-node/kube/objects.js';
 import { FIXTURE, query, decode, RCODE } from '../../assembly/dns/msg.js';
 
 const DNS4 = '10.96.0.10';
@@ -150,6 +151,8 @@ describe('configuration', () => {
     const d = await Dataplane.create({ nodeIPs: ['198.18.0.1'], conntrackCapacity: 16, clusterDNS: DNS4 });
     const objs = [{ apiVersion: 'v1', kind: 'Service', metadata: { name: 'one', namespace: 'ns' }, spec: { clusterIP: '10.3.9.9', ports: [{ port: 80 }] } }];
     expect(d.dns(objs).records).toBeGreaterThan(0);
+    // Objects decoded already, as a Source hands them (no issues list): kept as given.
+    expect(d.dns({ services: loadObjects(objs).services, endpointSlices: [], nodes: [] } as never).records).toBeGreaterThan(0);
     const ask = () => decode(decodePacket(d.process(udp(POD4, DNS4, query('one.ns.svc.cluster.local', 'A')), 0).packet!).payload);
     expect(ask().answer.map((a) => a.data)).toEqual(['10.3.9.9']);
     d.dns({ zone: 'cluster.local', records: [
