@@ -213,6 +213,7 @@ export class ChainDraft {
   own(): Rule[] {
     if (this.replayed !== 0) this.settle();
     if (this.logged !== 0) this.settleLog();
+    else this.log = null;   // a chain created empty: later appends go to the list, after its edits
     if (this.linesLog !== null || this.linesReplayed !== null) this.settleLines();
     this.exact = false;
     this.resumable = 0;

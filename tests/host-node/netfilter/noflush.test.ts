@@ -172,6 +172,17 @@ describe('restore without --noflush', () => {
     for (const c of first.ruleset.table('nat')!.chains()) expect(r.ruleset.table('nat')!.chain(c.name)).toBe(c);
   });
 
+  it('keeps a rule inserted into a chain the block just created when more are appended after it', () => {
+    for (const [text, rules] of [
+      ['*filter\n:B - [0:0]\n-I B -s 198.18.0.80 -j ACCEPT\n-A B -j DROP\nCOMMIT\n', '-N B\n-A B -s 198.18.0.80/32 -j ACCEPT\n-A B -j DROP\n'],
+      ['*filter\n:B - [0:0]\n-I B 1 -j ACCEPT\n-A B -j DROP\n-A B -j RETURN\nCOMMIT\n', '-N B\n-A B -j ACCEPT\n-A B -j DROP\n-A B -j RETURN\n'],
+      ['*filter\n-N B\n-I B -j ACCEPT\n-A B -j DROP\nCOMMIT\n', '-N B\n-A B -j ACCEPT\n-A B -j DROP\n'],
+    ] as const) {
+      expect(renderRules(ok(text, { base: first.ruleset }).ruleset, 'filter', 'B')).toBe(rules);
+      expect(renderRules(ok(text, { base: first.ruleset, noflush: true }).ruleset, 'filter', 'B')).toBe(rules);
+    }
+  });
+
   it('reports every chain of a table it creates', () => {
     const r = ok('*raw\n-A PREROUTING -j CT --notrack\nCOMMIT\n', { base: first.ruleset });
     expect([...r.touched].sort()).toEqual(['raw/OUTPUT', 'raw/PREROUTING']);
