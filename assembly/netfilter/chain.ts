@@ -23,7 +23,7 @@ import {
   RECENT_REAP, RECENT_DEST, MP_MAX_PORTS, NAT_FLAGS_ALL, NAT_MAP_IPS, NAT_PROTO_SPECIFIED,
   REJECT_TCP_RESET,
   E_MAGIC, E_VERSION, E_LENGTH, E_FAMILY, E_TABLE, E_RULES, E_OP_LENGTH, E_OP_KIND, E_OP_ARG,
-  E_INVERT, E_TARGET_TABLE, E_JUMP_SELF, E_JUMP_BUILTIN, E_TOO_MANY_OPS,
+  E_INVERT, E_TARGET_TABLE, E_JUMP_BUILTIN, E_TOO_MANY_OPS,
 } from "./format";
 import { RECENT_MAX_TABLES, RECENT_PKT_LIST } from "./recent";
 import { NFACCT_MAX, nfacctEnsure } from "./counters";
@@ -271,7 +271,7 @@ function checkMatch(p: usize, kind: u32, family: u8): u32 {
 }
 
 // Checks one target op. Returns 0 or an error kind.
-function checkTarget(p: usize, kind: u32, family: u8, table: u8, self: u32): u32 {
+function checkTarget(p: usize, kind: u32, family: u8, table: u8): u32 {
   switch (kind) {
     case T_ACCEPT: case T_DROP: case T_RETURN: case T_LOG: case T_NFLOG: case T_MARK: return 0;
     case T_NOTRACK: return table == TABLE_RAW ? 0 : E_TARGET_TABLE;
@@ -279,7 +279,6 @@ function checkTarget(p: usize, kind: u32, family: u8, table: u8, self: u32): u32
       const to = arg(p, 1);
       if (to < BUILTIN_IDS) return E_JUMP_BUILTIN;
       if (to >= IPT_MAX_CHAINS) return E_OP_ARG;
-      if (to == self) return E_JUMP_SELF;
       nJumps++;
       return 0;
     }
@@ -314,7 +313,7 @@ function checkTarget(p: usize, kind: u32, family: u8, table: u8, self: u32): u32
 }
 
 // First pass: every rule and op checked, state slots, jumps and recent ops counted.
-function check(blob: usize, family: u8, table: u8, n: u32, w: u32, self: u32): i32 {
+function check(blob: usize, family: u8, table: u8, n: u32, w: u32): i32 {
   nState = 0; nJumps = 0; nRecent = 0;
   const recs = blob + HDR_BYTES;
   const ops = recs + <usize>n * RULE_BYTES;
@@ -348,7 +347,7 @@ function check(blob: usize, family: u8, table: u8, n: u32, w: u32, self: u32): i
       const allowed = OPF_INVERT | (kind >= M_CT_ADDR && kind <= M_CT_DIR ? OPF_CT_NOCT_PASS : 0);
       if ((flags & ~allowed) != 0) return fail(E_OP_ARG, <i32>r, i);
       if ((flags & OPF_INVERT) != 0 && !invertible(kind)) return fail(E_INVERT, <i32>r, i);
-      const e = inTarget ? checkTarget(p, kind, family, table, self) : kind == M_MULTIPORT ? 0 : checkMatch(p, kind, family);
+      const e = inTarget ? checkTarget(p, kind, family, table) : kind == M_MULTIPORT ? 0 : checkMatch(p, kind, family);
       if (e != 0) return fail(e, <i32>r, i);
       at += len;
       i++;
@@ -441,14 +440,14 @@ function finish(c: Chain, flags: u32): void {
 
 // Validates the blob of `len` bytes at `blob` for chain `self` and builds its core copy (left in
 // `built`). Returns 0, or a negative error code with nothing allocated.
-export function chainFromBlob(blob: usize, len: u32, self: u32): i32 {
+export function chainFromBlob(blob: usize, len: u32): i32 {
   built = 0;
   errRule = -1;
   errOp = 0;
   let e = header(blob, len);
   if (e != 0) return e;
   const n = hRules, w = hWords;
-  e = check(blob, hFamily, hTable, n, w, self);
+  e = check(blob, hFamily, hTable, n, w);
   if (e != 0) return e;
   const c = chainAlloc(hFamily, hTable, n, w, nState, nJumps, nRecent);
   const recs = blob + HDR_BYTES;
@@ -481,7 +480,7 @@ function countDropped(c: Chain, from: u32, to: u32): void {
 // again: a 20 000-rule KUBE-SERVICES that gains one service costs one rule's check and a copy.
 // Returns 0 (the chain in `built`) or a negative error code (rule numbers count from the chain's
 // first rule) with nothing allocated.
-export function chainPatch(base: Chain, head: u32, tail: u32, blob: usize, len: u32, self: u32): i32 {
+export function chainPatch(base: Chain, head: u32, tail: u32, blob: usize, len: u32): i32 {
   built = 0;
   errRule = -1;
   errOp = 0;
@@ -490,7 +489,7 @@ export function chainPatch(base: Chain, head: u32, tail: u32, blob: usize, len: 
   if (hFamily != base.family || hTable != base.table) return fail(E_FAMILY, -1, 0);
   const m = base.nRules;
   if (<u64>head + <u64>tail > <u64>m || <u64>head + <u64>tail + <u64>hRules > <u64>IPT_MAX_RULES) return fail(E_RULES, -1, 0);
-  e = check(blob, hFamily, hTable, hRules, hWords, self);
+  e = check(blob, hFamily, hTable, hRules, hWords);
   if (e != 0) return errRule < 0 ? e : fail(-e & 63, errRule + <i32>head, errOp);
   // The kept rules' counts: the base's totals less its replaced middle (read what changed, not the chain).
   nState += base.nState;

@@ -269,7 +269,7 @@ export const E_OP_ARG: u32 = 9;       // an argument out of range
 export const E_INVERT: u32 = 10;      // `!` on an op that has none
 export const E_TARGET_TABLE: u32 = 11;// target not allowed in this table
 export const E_CHAIN_ID: u32 = 12;    // id out of range, not a built-in, or family/table changed
-export const E_JUMP_SELF: u32 = 13;   // a chain jumping to itself (a loop)
+// 13: not used (loops are the host's to refuse: those a built-in chain reaches, as the kernel does).
 export const E_JUMP_BUILTIN: u32 = 14;// jump or goto to a built-in chain
 export const E_JUMP_MISSING: u32 = 15;// commit: jump target does not exist after the commit
 export const E_JUMP_MISMATCH: u32 = 16;// commit: jump target in another family or table

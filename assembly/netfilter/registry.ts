@@ -6,8 +6,8 @@
 // are adjusted by the staged chains' own lists, so a commit costs what changed, not the table size.
 //
 // Jump loops are not searched for at commit (that walk would be proportional to everything
-// reachable); a self-jump is refused at stage time and any longer loop ends at the walker's depth
-// cap, counted. Memory for chains is taken and given back here, at control time only; the packet
+// reachable; the host refuses loops a built-in chain reaches, as the kernel does, and accepts the
+// rest, never walked); a loop met anyway ends at the walker's depth cap, counted. Memory for chains is taken and given back here, at control time only; the packet
 // path reads `liveChain` and nothing else.
 import {
   BUILTIN_IDS, IPT_MAX_CHAINS, POLICY_ACCEPT, POLICY_DROP, isBuiltin, builtinFamily, builtinTable,
@@ -137,7 +137,7 @@ function dropStaged(id: u32): void {
 export function stageChain(id: u32, ptr: usize, len: u32): i32 {
   registryInit();
   if (id >= IPT_MAX_CHAINS || (id < BUILTIN_IDS && !isBuiltin(id))) return setError(errCode(E_CHAIN_ID, -1, 0), id, -1, 0);
-  const e = chainFromBlob(ptr, len, id);
+  const e = chainFromBlob(ptr, len);
   if (e != 0) return setError(e, id, errRule, errOp);
   const c = changetype<Chain>(built);
   ensure(id);
@@ -165,7 +165,7 @@ export function stagePatch(id: u32, ptr: usize, len: u32, head: u32, tail: u32):
   ensure(id);
   const live = liveChain(id);
   if (live == 0 || load<u8>(slotAt(id) + S_OP) != OP_NONE) return setError(errCode(E_CHAIN_ID, -1, 0), id, -1, 0);
-  const e = chainPatch(changetype<Chain>(live), head, tail, ptr, len, id);
+  const e = chainPatch(changetype<Chain>(live), head, tail, ptr, len);
   if (e != 0) return setError(e, id, errRule, errOp);
   store<usize>(slotAt(id) + S_STAGED, built);
   store<u8>(slotAt(id) + S_OP, OP_REPLACE);

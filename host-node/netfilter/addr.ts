@@ -211,6 +211,18 @@ export function parseAddr(text: string, family: Family): Words | null {
   return parseIPv6(text);
 }
 
+/**
+ * The address of an XTTYPE_HOST / XTTYPE_HOSTMASK option (conntrack's --ctorigsrc …, recent's
+ * --mask): libxtables hands it straight to getaddrinfo(), which reads IPv4 as inet_aton() does
+ * (`1.2.3` is 1.2.0.3), never in the short network form of -s/-d. Host names are not resolved.
+ */
+export function parseHostAddr(text: string, family: Family): Words | null {
+  if (family === 6) return parseIPv6(text);
+  const v = plainIPv4(text);
+  const a = v >= 0 ? v : parseInetAton(text);
+  return a === null ? null : [a, 0, 0, 0];
+}
+
 const maskCache: Words[][] = [[], [], [], [], [], [], []];
 
 /** The mask of a prefix length (shared, frozen). */

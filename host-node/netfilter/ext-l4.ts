@@ -39,6 +39,7 @@ function tcpFlagNames(flags: number): string {
 
 const tcp: ExtDef<Mut<TcpMatch>, Match> = {
   name: 'tcp',
+  proto: 6,
   legacy: true,
   opts: [
     { name: 'source-port', id: 0, args: 1, invert: true, twice: "Only one `--source-port' allowed" },
@@ -52,8 +53,8 @@ const tcp: ExtDef<Mut<TcpMatch>, Match> = {
   init: () => ({ kind: 'tcp', sport: FULL_RANGE, sportInvert: false, dport: FULL_RANGE, dportInvert: false, flags: null, option: null }),
   parse(s, opt, args, invert) {
     switch (opt.id) {
-      case 0: s.sport = parseColonRangeStrict(args[0]); s.sportInvert = invert; break;
-      case 1: s.dport = parseColonRangeStrict(args[0]); s.dportInvert = invert; break;
+      case 0: s.sport = parseColonRangeStrict(args[0], 6); s.sportInvert = invert; break;
+      case 1: s.dport = parseColonRangeStrict(args[0], 6); s.dportInvert = invert; break;
       case 2:
         if (opt.name === 'syn') s.flags = { mask: 0x17, comp: 0x02, invert }; // SYN,RST,ACK,FIN / SYN
         else s.flags = { mask: parseTcpFlagList(args[0]), comp: parseTcpFlagList(args[1]), invert };
@@ -91,6 +92,7 @@ function hex2(n: number): string {
 
 const udp: ExtDef<Mut<UdpMatch>, Match> = {
   name: 'udp',
+  proto: 17,
   opts: [
     { name: 'source-port', id: 0, args: 1, invert: true },
     { name: 'sport', id: 0, args: 1, invert: true },
@@ -109,6 +111,7 @@ const udp: ExtDef<Mut<UdpMatch>, Match> = {
 
 const sctp: ExtDef<Mut<SctpMatch>, Match> = {
   name: 'sctp',
+  proto: 132,
   legacy: true,
   opts: [
     { name: 'source-port', id: 0, args: 1, invert: true, twice: "Only one `--source-port' allowed" },
@@ -120,7 +123,7 @@ const sctp: ExtDef<Mut<SctpMatch>, Match> = {
   init: () => ({ kind: 'sctp', sport: null, dport: null }),
   parse(s, opt, args, invert) {
     if (opt.id === 2) throw new RuleError('--chunk-types', 'sctp: --chunk-types is not supported by svcplane');
-    const v = { range: parseColonRangeStrict(args[0]), invert };
+    const v = { range: parseColonRangeStrict(args[0], 132), invert };
     if (opt.id === 0) s.sport = v; else s.dport = v;
   },
   build: (s) => s,
@@ -192,6 +195,7 @@ function parseIcmpType(codes: readonly IcmpName[], what: string, arg: string): [
 const icmp: ExtDef<Mut<IcmpMatch>, Match> = {
   name: 'icmp',
   family: 4,
+  proto: 1,
   opts: [{ name: 'icmp-type', id: 0, args: 1, invert: true, mand: true }],
   init: () => ({ kind: 'icmp', type: 0xff, codeMin: 0, codeMax: 0xff, invert: false }),
   parse(s, _o, args, invert) {
@@ -204,6 +208,7 @@ const icmp: ExtDef<Mut<IcmpMatch>, Match> = {
 const icmp6: ExtDef<Mut<IcmpMatch>, Match> = {
   name: 'icmp6',
   family: 6,
+  proto: 58,
   opts: [{ name: 'icmpv6-type', id: 0, args: 1, invert: true, mand: true }],
   init: () => ({ kind: 'icmp6', type: 0, codeMin: 0, codeMax: 0xff, invert: false }),
   parse(s, _o, args, invert) {
@@ -240,7 +245,7 @@ const multiport: ExtDef<Mut<MultiportMatch>, Match> = {
       if (slots >= 15) throw new RuleError(args[0], 'too many ports specified');
       const colon = item.indexOf(':');
       const one = (p: string): number => {
-        const n = parsePortNumber(p);
+        const n = parsePortNumber(p, env.proto);
         if (n === null) throw new RuleError(args[0], `invalid port/service \`${p}' specified`);
         return n;
       };

@@ -150,8 +150,24 @@ const limit: ExtDef<Mut<LimitMatch>, Match> = {
       s.burst = parseIntOpt('limit', 'limit-burst', args[0], 0, 10000);
     }
   },
+  // xt_limit.c limit_mt_check(): a zero burst, or a bucket (rate × burst, in 32 bits) that
+  // overflows the kernel's credit units, refuses the table.
+  check(s) {
+    if (s.burst === 0 || userToCredits((s.avg * s.burst) % 2 ** 32) < userToCredits(s.avg)) {
+      throw new RuleError('--limit', `limit: Overflow, try lower: ${s.avg}/${s.burst}`);
+    }
+  },
   build: (s) => s,
 };
+
+/**
+ * xt_limit.c user2credits() with HZ × CREDITS_PER_JIFFY = 32000 (CONFIG_HZ 250 or 1000; this
+ * machine's kernel has 250), in the kernel's 32-bit arithmetic.
+ */
+function userToCredits(user: number): number {
+  if (user > Math.floor(0xffffffff / 32000)) return (Math.floor(user / LIMIT_SCALE) * 32000) % 2 ** 32;
+  return Math.floor((user * 32000) / LIMIT_SCALE);
+}
 
 // ---- physdev (libxt_physdev.c; kernel check from xt_physdev.c) --------------------------------------
 

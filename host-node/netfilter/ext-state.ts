@@ -4,7 +4,7 @@
 // libxt_statistic.c (iptables 1.8.x, the revisions current kernels load); the printed forms are
 // their save/print functions in numeric mode. Never evaluates a packet.
 
-import { addrMask, formatAddr, listAddrMask, parseAddr, parseIPv4, parseIPv6, parseUint, prefixMask } from './addr.js';
+import { addrMask, formatAddr, listAddrMask, maskPrefix, parseHostAddr, parseUint, prefixMask } from './addr.js';
 import { RuleError, parseIntOpt, parsePortRc, parseProtocol, fitString, type ExtDef } from './ext.js';
 import type {
   AddrMatch, ConntrackMatch, CtState, CtStatus, Family, InvPortRange, Match, RecentMatch,
@@ -40,20 +40,22 @@ function parseNameList<T extends string>(arg: string, names: readonly T[], bad: 
 function parseHostMaskOpt(arg: string, family: Family): AddrMatch & { invert: false } {
   const slash = arg.indexOf('/');
   const host = slash < 0 ? arg : arg.slice(0, slash);
-  const addr = parseAddr(host, family);
+  const addr = parseHostAddr(host, family);
   if (addr === null) throw new RuleError(arg, `host/network \`${host}' not found`);
   let mask = prefixMask(family, family === 4 ? 32 : 128);
   if (slash >= 0) {
     const m = arg.slice(slash + 1);
     const max = family === 4 ? 32 : 128;
-    const asAddr = family === 4 ? parseIPv4(m, true) : parseIPv6(m);
-    if (asAddr !== null) mask = typeof asAddr === 'number' ? [asAddr, 0, 0, 0] : asAddr;
-    else {
-      const bits = parseUint(m, 0, max);
-      if (bits === null) {
-        throw new RuleError(arg, `conntrack: bad value for option, neither a valid network mask nor valid CIDR (0-${max}).`);
-      }
-      mask = prefixMask(family, bits);
+    // xtopt_parse_plen(): a prefix length, else a mask read as an address; a mask whose bits are
+    // not contiguous gives no prefix length and libxtables then leaves the full mask.
+    const bits = parseUint(m, 0, max);
+    const asAddr = bits === null ? parseHostAddr(m, family) : null;
+    if (bits !== null) mask = prefixMask(family, bits);
+    else if (asAddr === null) {
+      throw new RuleError(arg, `conntrack: bad value for option, neither a valid network mask nor valid CIDR (0-${max}).`);
+    } else {
+      const plen = maskPrefix(family, asAddr);
+      mask = prefixMask(family, plen < 0 ? max : plen);
     }
   }
   const a = addrMask(family, addr, mask);
@@ -94,9 +96,7 @@ const conntrack: ExtDef<Mut<ConntrackMatch>, Match> = {
       case 1: {
         const p = parseProtocol(arg.toLowerCase());
         if (p === null) throw new RuleError(arg, `unknown protocol "${arg}" specified`);
-        if (p === 0) {
-          throw new RuleError(arg, invert ? 'conntrack: condition would always match protocol' : 'conntrack: rule would never match protocol');
-        }
+        // 0 ("all") is taken as iptables 1.8.9 takes it: no connection has protocol 0.
         s.proto = { proto: p, invert };
         break;
       }
@@ -191,9 +191,11 @@ const recent: ExtDef<Mut<RecentMatch>, Match> = {
       case 4: s.seconds = parseIntOpt('recent', 'seconds', args[0], 1, 0xffffffff); break;
       case 5: s.reap = true; break;
       case 6:
-        // xt_recent.c recent_mt_check(): at most XT_RECENT_MAX_NSTAMPS - 1 hits are remembered.
+        // The core remembers RECENT_PKT_LIST (20) stamps per address, as xt_recent did before
+        // Linux 4.16 (its message): a larger --hitcount could never match there, so it is refused
+        // (newer kernels size the ring by the largest --hitcount, up to 65535).
         s.hitcount = parseIntOpt('recent', 'hitcount', args[0], 0, 0xffffffff);
-        if (s.hitcount > 255) throw new RuleError(args[0], `hitcount (${s.hitcount}) is larger than allowed maximum (255)`);
+        if (s.hitcount > 20) throw new RuleError(args[0], `hitcount (${s.hitcount}) is larger than packets to be remembered (20)`);
         break;
       case 7: s.rttl = true; break;
       case 8:
@@ -203,16 +205,20 @@ const recent: ExtDef<Mut<RecentMatch>, Match> = {
       case 9: s.side = 'source'; break;
       case 10: s.side = 'dest'; break;
       case 11: {
-        const a = parseAddr(args[0], env.family);
+        const a = parseHostAddr(args[0], env.family);
         if (a === null) throw new RuleError(args[0], `recent: bad value for option "--mask": ${args[0]}`);
         s.mask = a;
         break;
       }
     }
   },
-  check(_s, xflags) {
+  check(s, xflags) {
     if (!(xflags & 0b1111)) {
       throw new RuleError('recent', "recent: you must specify one of `--set', `--rcheck' `--update' or `--remove'");
+    }
+    // xt_recent.c recent_mt_check() refuses the table: these only modify --rcheck and --update.
+    if ((s.op === 'set' || s.op === 'remove') && (s.seconds !== 0 || s.hitcount !== 0 || s.reap || s.rttl)) {
+      throw new RuleError('--' + s.op, `recent: --seconds, --hitcount, --reap and --rttl go only with --rcheck or --update, not --${s.op}`);
     }
   },
   build: (s, env) => (env.family === 4 ? { ...s, mask: [s.mask[0], 0, 0, 0] as Words } : s),

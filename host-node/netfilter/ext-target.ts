@@ -314,7 +314,7 @@ const nflog: ExtDef<Mut<NflogTarget>, Target> = {
     { name: 'nflog-size', id: 3, args: 1, excl: 1 << 2 },
     { name: 'nflog-threshold', id: 4, args: 1 },
   ],
-  init: () => ({ kind: 'NFLOG', group: 0, prefix: '', size: null, threshold: 1 }),
+  init: () => ({ kind: 'NFLOG', group: 0, prefix: '', size: null, range: 0, threshold: 0 }),
   parse(s, opt, args) {
     switch (opt.id) {
       case 0: s.group = parseIntOpt('NFLOG', opt.name, args[0], 0, 65535); break;
@@ -323,8 +323,8 @@ const nflog: ExtDef<Mut<NflogTarget>, Target> = {
         if (args[0].includes('\n')) throw new RuleError(args[0], 'Newlines not allowed in --log-prefix');
         s.prefix = fitString(args[0], 64);
         break;
-      case 2:
-        throw new RuleError('--nflog-range', '--nflog-range has never worked and is no longer supported, please use --nflog-size instead');
+      // iptables 1.8.9 warns ("--nflog-range has never worked …") and keeps the value.
+      case 2: s.range = parseIntOpt('NFLOG', opt.name, args[0], 0, 0xffffffff); break;
       case 3: s.size = parseIntOpt('NFLOG', opt.name, args[0], 0, 0xffffffff); break;
       case 4: s.threshold = parseIntOpt('NFLOG', opt.name, args[0], 0, 65535); break;
     }
@@ -474,6 +474,7 @@ function nflogText(t: NflogTarget, p: string): string {
   let out = t.prefix ? ` ${p}nflog-prefix` + saveString(t.prefix) : '';
   if (t.group) out += ` ${p}nflog-group ${t.group}`;
   if (t.size !== null) out += ` ${p}nflog-size ${t.size}`;
-  if (t.threshold !== 1) out += ` ${p}nflog-threshold ${t.threshold}`;
+  else if (t.range !== 0) out += ` ${p}nflog-range ${t.range}`;
+  if (t.threshold !== 0) out += ` ${p}nflog-threshold ${t.threshold}`;
   return out;
 }

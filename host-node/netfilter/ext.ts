@@ -49,6 +49,11 @@ export interface ExtDef<S, R> {
   readonly name: string;
   /** Only available in this family (icmp is IPv4 only, icmp6 IPv6 only). */
   readonly family?: Family;
+  /**
+   * The kernel match's protocol (struct xt_match .proto): the rule must say `-p` with exactly
+   * this one, not inverted, or the kernel refuses the table (x_tables.c xt_check_match()).
+   */
+  readonly proto?: number;
   readonly opts: readonly OptDef[];
   /** Old-style extensions check repetition and `!` themselves (no generic "--x" checks). */
   readonly legacy?: boolean;
@@ -159,40 +164,60 @@ export function fitString(value: string, size: number): string {
   return value.length >= size ? value.slice(0, size - 1) : value;
 }
 
-// Well-known service names accepted where iptables would ask /etc/services (IANA names; the
-// common subset: a name missing here is refused rather than guessed).
-const SERVICES: Record<string, number> = {
-  'ftp-data': 20, ftp: 21, ssh: 22, telnet: 23, smtp: 25, domain: 53, bootps: 67, bootpc: 68,
-  tftp: 69, http: 80, www: 80, kerberos: 88, pop3: 110, sunrpc: 111, ntp: 123, 'netbios-ns': 137,
-  'netbios-dgm': 138, 'netbios-ssn': 139, imap2: 143, imap: 143, snmp: 161, 'snmp-trap': 162,
-  bgp: 179, ldap: 389, https: 443, 'microsoft-ds': 445, submission: 587, ldaps: 636, imaps: 993,
-  pop3s: 995, 'ms-sql-s': 1433, nfs: 2049, mysql: 3306, postgresql: 5432, 'http-alt': 8080,
+// Well-known service names, as Debian's netbase /etc/services lists them (the common subset: a
+// name missing here is refused rather than guessed), with the protocols each is listed for.
+const TCP = 1, UDP = 2, BOTH = 3;
+const SERVICES: Record<string, readonly [number, number]> = {
+  'ftp-data': [20, TCP], ftp: [21, TCP], ssh: [22, TCP], telnet: [23, TCP], smtp: [25, TCP],
+  domain: [53, BOTH], bootps: [67, UDP], bootpc: [68, UDP], tftp: [69, UDP], http: [80, TCP],
+  www: [80, TCP], kerberos: [88, BOTH], pop3: [110, TCP], sunrpc: [111, BOTH], ntp: [123, UDP],
+  'netbios-ns': [137, UDP], 'netbios-dgm': [138, UDP], 'netbios-ssn': [139, TCP], imap2: [143, TCP],
+  imap: [143, TCP], snmp: [161, BOTH], 'snmp-trap': [162, BOTH], bgp: [179, TCP], ldap: [389, BOTH],
+  https: [443, BOTH], 'microsoft-ds': [445, TCP], submission: [587, TCP], ldaps: [636, BOTH],
+  imaps: [993, TCP], pop3s: [995, TCP], 'ms-sql-s': [1433, TCP], nfs: [2049, BOTH], mysql: [3306, TCP],
+  postgresql: [5432, TCP], 'http-alt': [8080, TCP],
 };
 
-export function serviceToPort(name: string): number | null {
-  return Object.prototype.hasOwnProperty.call(SERVICES, name) ? SERVICES[name] : null;
+/**
+ * getservbyname(name, proto): `proto` 6 or 17 asks that protocol's entries, null any (getaddrinfo
+ * without hints); other protocols have none (netbase lists no sctp, dccp or udplite names).
+ */
+export function serviceToPort(name: string, proto: number | null = null): number | null {
+  if (!Object.prototype.hasOwnProperty.call(SERVICES, name)) return null;
+  const [port, protos] = SERVICES[name];
+  const want = proto === null ? BOTH : proto === 6 ? TCP : proto === 17 ? UDP : 0;
+  return (protos & want) !== 0 ? port : null;
 }
 
-/** A port as xtables_parse_port() reads it (base-0 number or service name), or null. */
-export function parsePortNumber(s: string): number | null {
+/** A port as xtables_parse_port(port, proto) reads it (base-0 number or service name), or null. */
+export function parsePortNumber(s: string, proto: number): number | null {
   const n = parseUint(s, 0, 65535);
-  return n !== null ? n : serviceToPort(s);
+  return n !== null ? n : serviceToPort(s, proto);
 }
 
-/** A port as getaddrinfo() reads a service (decimal or name), for XTTYPE_PORT/PORTRC options. */
+const ULONG_MAX = (1n << 64n) - 1n;
+
+/**
+ * A port as xtables_getportbyname() reads it, for XTTYPE_PORT/PORTRC options: getaddrinfo()'s
+ * service, which glibc reads with strtoul(…, 10) — leading blanks and a sign allowed, the value
+ * cut to an int and then to 16 bits (65536 is port 0), a negative int meaning "not a number" —
+ * or else a service name of any protocol. Null when it resolves to nothing.
+ */
 export function parsePortDecimal(s: string): number | null {
-  if (/^[0-9]+$/.test(s)) {
-    const n = Number(s);
-    return n <= 65535 ? n : null;
-  }
-  return serviceToPort(s);
+  const m = /^[ \t\n\v\f\r]*([+-]?)([0-9]+)$/.exec(s);
+  if (m === null) return s === '' ? 0 : serviceToPort(s);
+  let v = BigInt(m[2]);
+  if (v > ULONG_MAX) v = ULONG_MAX;
+  else if (m[1] === '-') v = (ULONG_MAX + 1n - v) & ULONG_MAX;
+  const n = Number(BigInt.asIntN(32, v));
+  return n < 0 ? null : n & 0xffff;
 }
 
 /** `a[:b]` of -m tcp/sctp (parse_tcp_ports): empty ends default to 0 and 65535. */
-export function parseColonRangeStrict(arg: string): PortRange {
+export function parseColonRangeStrict(arg: string, proto: number): PortRange {
   const colon = arg.indexOf(':');
   const one = (s: string): number => {
-    const p = parsePortNumber(s);
+    const p = parsePortNumber(s, proto);
     if (p === null) throw new RuleError(arg, `invalid port/service \`${s}' specified`);
     return p;
   };

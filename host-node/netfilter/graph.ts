@@ -11,9 +11,10 @@ import { basicHookMessage } from './ext-match.js';
 import { targetHooks, targetSaveName } from './ext-target.js';
 import { ruleHooks, sameRule } from './rule.js';
 import { ChainDraft, commonEnds, copyEnds, jumpOf, type ChainView, type TableDraft } from './draft.js';
-import type { Hook, Rule } from './model.js';
+import type { AddrMatch, Hook, Rule } from './model.js';
+import { isAnyMask } from './addr.js';
 import { BUILTIN_CHAINS, HOOK_BIT, LayeredMap, SOURCE_MIN_RULES, Table, type Chain, type ChainSource } from './ruleset.js';
-import { CommitError, findLoops, reachesLoop } from './loops.js';
+import { CommitError, refuseHookLoops, reachesLoop } from './loops.js';
 
 export { CommitError } from './loops.js';
 
@@ -45,6 +46,31 @@ function jumpsOf(rules: readonly Rule[]): string[] {
     if (rules.length >= MEMO_RULES) jumpMemo.set(rules, j);
   }
   return j;
+}
+
+/**
+ * How far the kernel's walk from the built-in chains (ip_tables.c mark_source_chains()) reads a
+ * rule list: through the first unconditional ACCEPT, DROP or RETURN — no address, interface,
+ * protocol or fragment test and no match (unconditional()). The kernel never checks the jumps
+ * and targets after it for loops or hooks, so neither does COMMIT.
+ */
+function walkEnd(rules: readonly Rule[]): number {
+  for (let k = 0; k < rules.length; k++) {
+    const r = rules[k]!;
+    const t = r.target;
+    if (t === null || (t.kind !== 'ACCEPT' && t.kind !== 'DROP' && t.kind !== 'RETURN')) continue;
+    if (r.matches.length === 0 && r.proto === 0 && !r.protoInvert && r.fragment === null && r.inIface === null &&
+      r.outIface === null && anyAddr(r.src) && anyAddr(r.dst)) return k + 1;
+  }
+  return rules.length;
+}
+
+const anyAddr = (a: AddrMatch | null): boolean => a === null || (!a.invert && isAnyMask(a));
+
+/** The distinct chains the walked part of a rule list (walkEnd()) jumps or goes to. */
+function walkedJumpsOf(rules: readonly Rule[]): string[] {
+  const end = walkEnd(rules);
+  return end === rules.length ? jumpsOf(rules) : jumpsOf(rules.slice(0, end));
 }
 
 /** The hooks every rule of a list allows (AND of ruleHooks). */
@@ -115,6 +141,8 @@ export function commit(td: TableDraft, commitLine: number): Committed {
   // 1. New jumps: each must name an existing user chain.
   const middles = new Middles(td);
   let jumps = 0;
+  // An edited chain that had rules past an unconditional verdict: they may be walked now.
+  let wokeRules = false;
   let lastTo = '';
   let lastTarget: ChainView | undefined;
   // forEach, not for-of: no entry array per chain (a first restore has 60,000).
@@ -123,7 +151,10 @@ export function commit(td: TableDraft, commitLine: number): Committed {
     const rules = d.rules;
     const before = d.origin?.rules ?? NO_RULES;
     let p = 0, s = 0;
-    if (before.length !== 0) [p, s] = commonEnds(before, rules);
+    if (before.length !== 0) {
+      [p, s] = commonEnds(before, rules);
+      if (!wokeRules && walkEnd(before) < before.length) wokeRules = true;
+    }
     const end = rules.length - s;
     middles.drafts.push(d);
     middles.from.push(p);
@@ -166,19 +197,23 @@ export function commit(td: TableDraft, commitLine: number): Committed {
     }
   }
 
-  // 3. No loops: a new loop has to pass through a new jump u→v, i.e. v reaches u. One colouring
-  // walk from the new jumps' targets tells whether any exists; only then the search per jump
-  // finds the one to report.
+  // 3. No loop a built-in chain reaches: one has to be reached through a new jump. One colouring
+  // walk from the new jumps' targets tells whether they reach any loop; only then the walk from
+  // the built-in chains and the search per jump find the one to report.
   const adjacency = (name: string): readonly string[] => {
     const c = final(name);
     return c ? jumpsOf(c.rules) : [];
   };
-  if (jumps !== 0 && reachesLoop(td, middles)) {
+  const walked = (name: string): readonly string[] => {
+    const c = final(name);
+    return c ? walkedJumpsOf(c.rules) : [];
+  };
+  if ((jumps !== 0 && reachesLoop(td, middles)) || wokeRules) {
     const list: { from: string; to: string; line: number }[] = [];
     middles.forEachJump((from, to, d, k) => list.push({ from, to, line: lineOf(d, k) }));
     // Latest lines first: a loop is reported at the jump that closed it.
     list.sort((a, b) => b.line - a.line);
-    findLoops(list, adjacency, td, lineOf);
+    refuseHookLoops(list, walked, td, lineOf);
   }
 
   // 4. Hooks: grow the per-chain upper bound along new jumps, then check restricted rules.
@@ -217,9 +252,10 @@ export function commit(td: TableDraft, commitLine: number): Committed {
     for (let k = middles.from[i]!, to = middles.to[i]!; k < to && !suspect; k++) suspect = (m & ~ruleHooks(rules[k]!)) !== 0;
   }
   let exact: Map<string, number> | null = null;
-  if (suspect) {
+  if (suspect || wokeRules) {
+    // Kept for the next commit: reachability through every rule (an upper bound of the walk's).
     exact = exactHooks(td, adjacency);
-    checkHooks(td, exact, lineOf, commitLine);
+    checkHooks(td, exactHooks(td, walked), lineOf, commitLine);
   }
 
   // 5. Freeze.
@@ -329,7 +365,7 @@ function checkHooks(td: TableDraft, exact: Map<string, number>, lineOf: (d: Chai
   for (const [name, used] of exact) {
     const c = td.get(name);
     if (!c || (used & ~allowedOf(c.rules)) === 0) continue;
-    for (let k = 0; k < c.rules.length; k++) {
+    for (let k = 0, end = walkEnd(c.rules); k < end; k++) {
       const r = c.rules[k];
       if ((used & ~ruleHooks(r)) === 0) continue;
       const line = lineOf(c, k) || commitLine;

@@ -108,7 +108,7 @@ const ERROR_KINDS = [
   '', 'not a chain blob', 'unsupported blob version or flags', 'blob length mismatch', 'bad address family',
   'bad table', 'rule offsets do not tile the op stream', 'op length wrong for its kind',
   'unknown op kind or op in the wrong place', 'op argument out of range', '`!` on an op that has none',
-  'target not allowed in this table', 'bad chain id, or family/table changed', 'chain jumps to itself',
+  'target not allowed in this table', 'bad chain id, or family/table changed', '(not used)',
   'jump to a built-in chain', 'jump to a chain that does not exist', 'jump to a chain of another family or table',
   'chain still referenced', 'out of memory', 'built-in chains cannot be deleted', 'too many ops in one rule', 'bad policy',
 ];

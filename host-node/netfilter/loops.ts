@@ -1,10 +1,13 @@
-// loops.ts — jump loops at COMMIT (graph.ts): whether the jumps a block added close a loop, by
-// one colouring walk from their targets that visits each chain once, and only then which loop to
-// report, at the jump that closed it (the per-jump search; the whole-table walk when that search
-// grows large). Also CommitError, what every COMMIT check throws. Never changes a draft's rules.
+// loops.ts — jump loops at COMMIT (graph.ts): whether the jumps a block added reach a loop, by
+// one colouring walk from their targets that visits each chain once, and only then whether a
+// built-in chain reaches it and which loop to report, at the jump that closed it (the per-jump
+// search; the walk from the built-in chains when that search grows large). As the kernel's
+// mark_source_chains() (ip_tables.c), a loop among chains no built-in chain reaches is accepted.
+// Also CommitError, what every COMMIT check throws. Never changes a draft's rules.
 
 import { ChainDraft, jumpOf, type ChainView, type TableDraft } from './draft.js';
 import type { Middles } from './graph.js';
+import { BUILTIN_CHAINS } from './ruleset.js';
 
 /** A problem found at COMMIT, located at the restore line of the rule at fault when known. */
 export class CommitError extends Error {
@@ -18,9 +21,9 @@ export class CommitError extends Error {
 }
 
 /**
- * Whether the jump graph as the block leaves it has a loop through a new jump: one depth-first
- * colouring walk from the new jumps' targets, each chain visited once. The table before the block
- * had no loop, so any loop found here passes through a new jump.
+ * Whether a new jump's target reaches a loop in the jump graph as the block leaves it: one
+ * depth-first colouring walk from the new jumps' targets, each chain visited once. A table has no
+ * loop a built-in chain reaches, so only then can the block have made one.
  */
 export function reachesLoop(td: TableDraft, middles: Middles): boolean {
   // Walk state: a draft's in its own field, other chains' in a map (1 on the path, 2 done).
@@ -83,7 +86,33 @@ export function reachesLoop(td: TableDraft, middles: Middles): boolean {
   return found;
 }
 
-export function findLoops(
+/**
+ * After reachesLoop(): throws for a loop the table's built-in chains reach — at the new jump that
+ * closed it when one did (`edges`, latest first), else (a new jump, or rules no longer cut off by
+ * an unconditional verdict, led into an older loop) where the walk from the built-in chains meets
+ * it. `adjacency` gives the jumps the kernel's walk follows.
+ */
+export function refuseHookLoops(
+  edges: readonly { from: string; to: string; line: number }[],
+  adjacency: (n: string) => readonly string[],
+  td: TableDraft,
+  lineOf: (d: ChainView, k: number) => number,
+): void {
+  const reached = new Set<string>(BUILTIN_CHAINS[td.name]);
+  const stack = [...reached];
+  while (stack.length) {
+    for (const t of adjacency(stack.pop()!)) {
+      if (!reached.has(t)) {
+        reached.add(t);
+        stack.push(t);
+      }
+    }
+  }
+  findLoops(edges.filter((e) => reached.has(e.from) && adjacency(e.from).includes(e.to)), adjacency, td, lineOf);
+  hookLoopCheck(td, adjacency, lineOf);
+}
+
+function findLoops(
   edges: readonly { from: string; to: string; line: number }[],
   adjacency: (n: string) => readonly string[],
   td: TableDraft,
@@ -104,7 +133,7 @@ export function findLoops(
     stack.push(e.to);
     while (stack.length) {
       const v = stack.pop()!;
-      if (--budget < 0) return wholeTableLoopCheck(td, adjacency, lineOf);
+      if (--budget < 0) return hookLoopCheck(td, adjacency, lineOf);
       for (const t of adjacency(v)) {
         if (t === e.from) throw new CommitError(e.line, e.to, `Loop found in table (${loopPath(e.from, e.to, adjacency)})`);
         if (seen.has(t)) continue;
@@ -136,12 +165,10 @@ function loopPath(from: string, to: string, adjacency: (n: string) => readonly s
   return `${from} -> ${to}`;
 }
 
-/** Fallback when the per-jump searches grow large: one colouring DFS over the whole table. */
-function wholeTableLoopCheck(td: TableDraft, adjacency: (n: string) => readonly string[], lineOf: (d: ChainView, k: number) => number): void {
+/** One colouring DFS from the built-in chains (the kernel's walk), throwing at the first loop. */
+function hookLoopCheck(td: TableDraft, adjacency: (n: string) => readonly string[], lineOf: (d: ChainView, k: number) => number): void {
   const state = new Map<string, 1 | 2>(); // 1 on the stack, 2 done
-  const names = new Set<string>([...td.origin.chainMap.entries()].map(([n]) => n));
-  for (const [n, d] of td.changes) if (d) names.add(n); else names.delete(n);
-  for (const root of names) {
+  for (const root of BUILTIN_CHAINS[td.name]) {
     if (state.has(root)) continue;
     const stack: [string, number][] = [[root, 0]];
     state.set(root, 1);

@@ -375,6 +375,9 @@ export interface NflogTarget {
   readonly prefix: string;
   /** `--nflog-size` bytes to copy; null when not given. */
   readonly size: number | null;
+  /** `--nflog-range`: kept and printed, never used (the kernel never honoured it); 0 when not given. */
+  readonly range: number;
+  /** 0 (XT_NFLOG_DEFAULT_THRESHOLD) when not given. */
   readonly threshold: number;
 }
 

@@ -426,6 +426,10 @@ class Parser {
       const matches: Match[] = new Array<Match>(this.instances.length);
       for (let k = 0; k < this.instances.length; k++) {
         const inst = this.instances[k];
+        const proto = inst.def.proto;
+        if (proto !== undefined && (this.proto !== proto || this.protoInvert)) {
+          throw new RuleError(inst.def.name, `${inst.def.name} match: only valid for protocol ${proto}`);
+        }
         inst.def.check?.(inst.state, inst.xflags, env);
         checkFinal(inst.def, inst.xflags);
         matches[k] = inst.def.build(inst.state, env);

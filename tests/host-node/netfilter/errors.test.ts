@@ -51,9 +51,10 @@ const cases: Case[] = [
   { name: 'DNAT reachable from POSTROUTING', text: '*nat\n:X - [0:0]\n-A X -p tcp -j DNAT --to-destination 10.0.0.1:80\n-A POSTROUTING -j X\nCOMMIT\n', line: 3, word: 'DNAT', reason: 'ip_tables: DNAT target: used from hooks POSTROUTING, but only usable from PREROUTING/OUTPUT' },
   { name: 'MASQUERADE in PREROUTING', text: '*nat\n-A PREROUTING -j MASQUERADE\nCOMMIT\n', line: 2, word: 'MASQUERADE', reason: 'ip_tables: MASQUERADE target: used from hooks PREROUTING, but only usable from POSTROUTING' },
   { name: 'REJECT outside filter', text: '*mangle\n-A INPUT -j REJECT\nCOMMIT\n', line: 2, word: 'REJECT', reason: 'ip_tables: REJECT target: only valid in filter table, not mangle' },
-  { name: 'loop in the jump graph', text: '*filter\n:A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -j A\nCOMMIT\n', line: 5, word: 'A', reason: 'Loop found in table (B -> A -> B)' },
-  { name: 'self loop', text: '*filter\n:A - [0:0]\n-A A -g A\nCOMMIT\n', line: 3, word: 'A', reason: 'Loop found in table (A -> A)' },
-  { name: 'loop through chains of the base', text: '*filter\n-A KUBE-OLD -j KUBE-SERVICES\nCOMMIT\n', line: 2, word: 'KUBE-SERVICES', reason: /Loop found in table \(KUBE-OLD -> KUBE-SERVICES -> KUBE-OLD\)/, noflush: true },
+  { name: 'loop in the jump graph', text: '*filter\n:A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -j A\n-A INPUT -j A\nCOMMIT\n', line: 5, word: 'A', reason: 'Loop found in table (B -> A -> B)' },
+  { name: 'self loop', text: '*filter\n:A - [0:0]\n-A A -g A\n-A FORWARD -j A\nCOMMIT\n', line: 3, word: 'A', reason: 'Loop found in table (A -> A)' },
+  { name: 'a jump into a loop no built-in chain reached before', text: '*filter\n:A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -j A\nCOMMIT\n*filter\n-A INPUT -j A\nCOMMIT\n', line: 9, word: 'A', reason: 'Loop found in table (B -> A)', noflush: true },
+  { name: 'loop through chains of the base', text: '*filter\n-I KUBE-OLD -j KUBE-SERVICES\nCOMMIT\n', line: 2, word: 'KUBE-SERVICES', reason: /Loop found in table \(KUBE-OLD -> KUBE-SERVICES -> KUBE-OLD\)/, noflush: true },
   { name: 'deleting a chain still referenced', text: '*filter\n-X KUBE-OLD\nCOMMIT\n', line: 2, word: 'KUBE-OLD', reason: "Can't delete chain with references left", noflush: true },
   { name: 'deleting a chain with rules', text: '*filter\n-D KUBE-SERVICES 1\n-X KUBE-OLD\nCOMMIT\n', line: 3, word: 'KUBE-OLD', reason: 'Chain is not empty', noflush: true },
   { name: 'deleting a built-in chain', text: '*filter\n-X INPUT\nCOMMIT\n', line: 2, word: 'INPUT', reason: "Can't delete built-in chain" },
@@ -121,6 +122,33 @@ describe('rejected restores', () => {
     expect(r.ok || r.error.message).toBe('iptables-restore: line 12 failed: unknown option "--dprot"');
     const m = parseRestore('*filter\n-A INPUT -j ACCEPT\n');
     expect(m.ok || m.error.message).toBe('iptables-restore: COMMIT expected at line 3');
+  });
+
+  it('a loop no built-in chain reaches is accepted, as the kernel walks only from the built-in chains', () => {
+    for (const text of ['*filter\n:A - [0:0]\n-A A -j A\nCOMMIT\n', '*nat\n:A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -g A\n-A PREROUTING -j ACCEPT\nCOMMIT\n']) {
+      const r = parseRestore(text);
+      expect(r.ok || r.error.message).toBe(true);
+    }
+  });
+
+  // Checked on this machine's kernel (iptables-legacy 1.8.9): its walk stops at an unconditional
+  // ACCEPT, DROP or RETURN, so what follows is checked once nothing cuts it off any more.
+  it('rules past an unconditional verdict are not checked for loops or hooks until they can be reached', () => {
+    const nat = parseRestore('*nat\n:X - [0:0]\n-A X -p tcp -j DNAT --to-destination 10.0.0.1\n-A POSTROUTING -j ACCEPT\n-A POSTROUTING -j X\nCOMMIT\n');
+    expect(nat.ok || nat.error.message).toBe(true);
+    if (!nat.ok) return;
+    const woke = parseRestore('*nat\n-D POSTROUTING 1\nCOMMIT\n', { base: nat.ruleset, noflush: true });
+    expect(woke.ok || [woke.error.line, woke.error.word, woke.error.reason]).toEqual([3, 'DNAT', 'ip_tables: DNAT target: used from hooks POSTROUTING, but only usable from PREROUTING/OUTPUT']);
+    const conditional = parseRestore('*nat\n-I POSTROUTING -p udp -j ACCEPT\nCOMMIT\n', { base: nat.ruleset, noflush: true });
+    expect(conditional.ok || conditional.error.message).toBe(true);
+
+    const loop = parseRestore('*filter\n:B - [0:0]\n-A B -j B\n-A INPUT -j DROP\n-A INPUT -j B\nCOMMIT\n');
+    expect(loop.ok || loop.error.message).toBe(true);
+    if (!loop.ok) return;
+    const reached = parseRestore('*filter\n-R INPUT 1 -p tcp -j DROP\nCOMMIT\n', { base: loop.ruleset, noflush: true });
+    expect(reached.ok || [reached.error.line, reached.error.word, reached.error.reason]).toEqual([3, 'B', 'Loop found in table (B -> B)']);
+    const matched = parseRestore('*filter\n-I INPUT -m comment --comment x -j ACCEPT\n-D INPUT 2\nCOMMIT\n', { base: loop.ruleset, noflush: true });
+    expect(matched.ok).toBe(false);
   });
 
   it('a base ruleset of the other family is refused', () => {

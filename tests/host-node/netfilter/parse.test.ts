@@ -224,7 +224,7 @@ describe('targets', () => {
 
   it('LOG, NFLOG, CT/NOTRACK', () => {
     expect(target('-j LOG --log-prefix "in: " --log-level info --log-uid')).toEqual({ kind: 'LOG', level: 6, prefix: 'in: ', flags: 8 });
-    expect(target('-j NFLOG --nflog-group 5 --nflog-prefix x --nflog-size 128')).toEqual({ kind: 'NFLOG', group: 5, prefix: 'x', size: 128, threshold: 1 });
+    expect(target('-j NFLOG --nflog-group 5 --nflog-prefix x --nflog-size 128')).toEqual({ kind: 'NFLOG', group: 5, prefix: 'x', size: 128, range: 0, threshold: 0 });
     expect(target('-j CT --notrack', 'raw', 4, 'PREROUTING')).toEqual({ kind: 'CT', notrack: true, alias: false });
     expect(target('-j NOTRACK', 'raw', 4, 'OUTPUT')).toEqual({ kind: 'CT', notrack: true, alias: true });
   });
