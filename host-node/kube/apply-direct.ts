@@ -72,6 +72,9 @@ export class DirectApply {
     // ops[i] removes (sp undefined) or puts service port ids[i].
     const ids: string[] = [];
     const sps: Array<ServicePortInfo | undefined> = [];
+    // A full sync into a table holding nothing of this family (the first one) puts each service
+    // port once, every one new: no slot to look up.
+    const fresh = plan.changedServices === null && byService.size === 0;
     if (plan.changedServices === null) {
       byService.forEach((first) => {
         for (let ref: SlotRef | null = first; ref !== null; ref = ref.next) if (!model.services.has(ref.id)) ids.push(ref.id), sps.push(undefined);
@@ -80,7 +83,7 @@ export class DirectApply {
       model.services.forEach((sp) => {
         ids.push(sp.id);
         sps.push(sp);
-        if (slotOf(byService, sp.namespacedName, sp.id) !== undefined) return;
+        if (!fresh && slotOf(byService, sp.namespacedName, sp.id) !== undefined) return;
         added++;
         frontends += 1 + sp.externalIPs.length + sp.loadBalancerVIPs.length + (sp.nodePort !== 0 ? 1 : 0);
       });
@@ -134,7 +137,7 @@ export class DirectApply {
       for (let j = from; j < to; j++) {
         const i = batch === null ? j : batch[j]!;
         const sp = sps[i];
-        const slot = slotOf(byService, sp === undefined ? serviceOf(ids[i]!) : sp.namespacedName, ids[i]!);
+        const slot = fresh ? undefined : slotOf(byService, sp === undefined ? serviceOf(ids[i]!) : sp.namespacedName, ids[i]!);
         let e = null;
         if (sp === undefined) buf.delete(slot!);
         else e = buf.put(slot ?? -1, renderDirectService(sp, model.endpoints.get(sp.id) ?? NO_ENDPOINTS, ropts, ++this.hostIds >>> 0, this.scratch));
