@@ -191,12 +191,13 @@ function checkClusterIPFamilies(r: Reader, clusterIP: string, clusterIPs: string
   if (clusterIPs.length === 0) return;
   if (clusterIP !== clusterIPs[0]) r.error(['spec', 'clusterIPs'], `${JSON.stringify(clusterIPs[0])} must be the same as clusterIP ${JSON.stringify(clusterIP)}`, 0);
   if (clusterIPs.length > 2) r.error(SPEC, 'clusterIPs may hold at most 2 addresses', 'clusterIPs');
-  const fams = clusterIPs.map(ipFamily);
-  if (clusterIPs.length === 2 && fams[0] !== null && fams[0] === fams[1]) {
-    r.error(SPEC, 'clusterIPs may hold no more than one address of each IP family', 'clusterIPs');
+  if (clusterIPs.length === 2) {
+    const f = ipFamily(clusterIPs[0]!);
+    if (f !== null && f === ipFamily(clusterIPs[1]!)) r.error(SPEC, 'clusterIPs may hold no more than one address of each IP family', 'clusterIPs');
   }
+  // Most Services name no families: their one cluster IP is not parsed again.
   for (let i = 0; i < clusterIPs.length && i < ipFamilies.length; i++) {
-    const f = fams[i];
+    const f = ipFamily(clusterIPs[i]!);
     if (f !== null && (f === 4 ? 'IPv4' : 'IPv6') !== ipFamilies[i]) {
       r.error(['spec', 'clusterIPs'], `${clusterIPs[i]}: expected an ${ipFamilies[i]} value as indicated by ipFamilies[${i}]`, i);
     }
