@@ -194,7 +194,8 @@ function servicePortsInto(out: Map<string, ServicePortInfo>, svc: Service, famil
       id,
       namespacedName: nn,
       portName: p.name,
-      name: servicePortName(nn, p.name),
+      // servicePortName(nn, p.name), read off the id's start: no second text built per port.
+      name: p.name === '' ? nn : id.slice(0, nn.length + 1 + p.name.length),
       family,
       protocol: p.protocol,
       clusterIP,
@@ -279,7 +280,7 @@ function endpointsInto(out: Map<string, EndpointInfo[]>, services: Map<string, S
   }
   for (let k = 0; k < keys; k++) {
     const key = KEYS[k]!;
-    const list = out.get(key)!;
+    const list = LISTS[k]!;
     // byEndpoint: plain string order of "ip:port" (a stable sort: duplicates stay in slice order).
     if (list.length > 1) sortStable(list, hostPortBefore);
     const kept = dedupEndpoints(list);
@@ -289,12 +290,13 @@ function endpointsInto(out: Map<string, EndpointInfo[]>, services: Map<string, S
 }
 
 /**
- * Scratch of endpointsInto (never re-entered): the keys it added, in order, with whether a later
- * slice appended to the key's list; and one port's endpoints of one slice, copied out at their
- * length. Entries past the current use are stale, never read (a Service has a few keys; a slice
- * at most 1,000 endpoints).
+ * Scratch of endpointsInto (never re-entered): the keys it added, in order, with the list set for
+ * each and whether a later slice appended to it; and one port's endpoints of one slice, copied out
+ * at their length. Entries past the current use are stale, never read (a Service has a few keys; a
+ * slice at most 1,000 endpoints).
  */
 const KEYS: string[] = [];
+const LISTS: EndpointInfo[][] = [];
 const GROWN: boolean[] = [];
 const PORT_ENDPOINTS: EndpointInfo[] = [];
 
@@ -330,8 +332,10 @@ function addSliceEndpoints(out: Map<string, EndpointInfo[]>, services: Map<strin
     if (services !== null) id = services.get(id)?.id ?? id;
     const list = out.get(id);
     if (list === undefined) {
-      out.set(id, PORT_ENDPOINTS.slice(0, n));
+      const added = PORT_ENDPOINTS.slice(0, n);
+      out.set(id, added);
       KEYS[keys] = id;
+      LISTS[keys] = added;
       GROWN[keys++] = false;
     } else {
       for (let k = 0; k < n; k++) list.push(PORT_ENDPOINTS[k]!);
