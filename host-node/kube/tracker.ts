@@ -374,16 +374,19 @@ export class EndpointsChangeTracker {
     const after: Array<SliceSnapshot> = [];
     const bulk = this.bulk;
     if (bulk !== null) {
-      // Nothing applied before: each Service's slices are the ones held, in their order.
+      // Nothing applied before: each Service's slices are the ones held, in their order. Its first
+      // slice is all it has unless another follows (then every Service's is looked up again).
       this.bulk = null;
+      let more = false;
       bulk.forEach((slice) => {
         const nn = this.serviceOf(slice);
         if (nn === null) return;
         const had = this.applied.get(nn);
-        if (had === undefined) names.push(nn), before.push(null);
+        if (had === undefined) names.push(nn), before.push(null), after.push(slice);
+        else more = true;
         this.applied.set(nn, slicesSet(had ?? null, slice.metadata.name, slice));
       });
-      for (let i = 0; i < names.length; i++) after.push(snapshot(this.applied.get(names[i]!)!));
+      if (more) for (let i = 0; i < names.length; i++) after[i] = snapshot(this.applied.get(names[i]!)!);
     }
     this.pendingBy.forEach((pending, nn) => {
       let slices = this.applied.get(nn) ?? null;
