@@ -73,7 +73,7 @@ export interface EndpointInfo {
 
 /** "namespace/name" of an object. */
 export function namespacedName(m: ObjectMeta): string {
-  return flatText(m.namespace, '/', m.name);
+  return joined(m.namespace, '/', m.name);
 }
 
 /**
@@ -83,14 +83,29 @@ export function namespacedName(m: ObjectMeta): string {
  */
 export const flatText = (...parts: string[]): string => parts.join('');
 
+/**
+ * flatText of three or five parts, joined from a scratch list: the names and ids this module
+ * builds, 100,000 of them in a full sync, leave no list of parts behind each.
+ */
+function joined(a: string, b: string, c: string, d?: string, e?: string): string {
+  if (d === undefined) {
+    THREE[0] = a; THREE[1] = b; THREE[2] = c;
+    return THREE.join('');
+  }
+  FIVE[0] = a; FIVE[1] = b; FIVE[2] = c; FIVE[3] = d; FIVE[4] = e ?? '';
+  return FIVE.join('');
+}
+const THREE = ['', '', ''];
+const FIVE = ['', '', '', '', ''];
+
 export const familyName = (f: Family): 'IPv4' | 'IPv6' => (f === 4 ? 'IPv4' : 'IPv6');
 
 export function servicePortName(namespacedName: string, portName: string): string {
-  return portName === '' ? namespacedName : flatText(namespacedName, ':', portName);
+  return portName === '' ? namespacedName : joined(namespacedName, ':', portName);
 }
 
 export function servicePortId(namespacedName: string, portName: string, protocol: Protocol): string {
-  return flatText(namespacedName, ':', portName, '/', protocol);
+  return joined(namespacedName, ':', portName, '/', protocol);
 }
 
 // serviceport.go: the derived predicates every mode uses.
@@ -220,7 +235,7 @@ function servicePortsInto(out: Map<string, ServicePortInfo>, svc: Service, famil
 export function sliceServiceName(slice: EndpointSlice): string | null {
   const svc = slice.metadata.labels[LABEL_SERVICE_NAME];
   if (!svc || slice.metadata.namespace === '' || slice.metadata.name === '') return null;
-  return flatText(slice.metadata.namespace, '/', svc);
+  return joined(slice.metadata.namespace, '/', svc);
 }
 
 const LOCAL = 1, READY = 2, SERVING = 4, TERMINATING = 8;
