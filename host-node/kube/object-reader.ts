@@ -110,7 +110,7 @@ export class Reader {
    */
   serviceIP(v: unknown, at: Seg[], key?: Seg): string {
     const s = this.ip(v, at, key);
-    if ((s === '0.0.0.0' || /^[0:]+$/.test(s)) && ipFamily(s) !== null) this.error(at, `${s} is the unspecified address, not a Service address`, key);
+    if ((s === '0.0.0.0' || UNSPECIFIED_V6.test(s)) && ipFamily(s) !== null) this.error(at, `${s} is the unspecified address, not a Service address`, key);
     return s;
   }
   strMap(v: unknown, at: Seg[], key: Seg): Record<string, string> {
@@ -129,6 +129,9 @@ export class Reader {
   }
 }
 
+
+/** Text of only '0' and ':', the unspecified address when it parses (one RegExp, not a new one per read). */
+const UNSPECIFIED_V6 = /^[0:]+$/;
 
 /** Shared stand-ins for an absent mapping or list (never written to). */
 export const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
