@@ -212,10 +212,12 @@ function checkMatch(p: usize, kind: u32, family: u8): u32 {
       return normalized(p, 2) ? 0 : E_OP_ARG;
     case M_PROTO: case M_CT_PROTO:
       return arg(p, 1) <= 255 ? 0 : E_OP_ARG;
+    // A reversed range (lo > hi) is kept: the kernel takes `-m udp --sport 500:100` and
+    // `--ctorigsrcport 500:100` (no range check in libxt_udp / libxt_conntrack) and never matches.
     case M_SPORT: case M_DPORT:
-      return rangeOk(arg(p, 1)) ? 0 : E_OP_ARG;
+      return 0;
     case M_CT_PORT:
-      return arg(p, 1) <= 3 && rangeOk(arg(p, 2)) ? 0 : E_OP_ARG;
+      return arg(p, 1) <= 3 ? 0 : E_OP_ARG;
     case M_ADDRTYPE: {
       const m = arg(p, 1), f = arg(p, 2);
       if ((m & 0xF000F000) != 0 || f > 15) return E_OP_ARG;

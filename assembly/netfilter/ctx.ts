@@ -9,6 +9,7 @@
 // read into `ctm` at conntrack time and written back once at the end, so a trace can change it
 // without touching the table.
 import { Tuple } from "../flow";
+import { CTS_INVALID } from "./format";
 import { ctOrig, ctReply, ctStatus, ctMark, ctSetMark, CT_NONE } from "../conntrack/table";
 import { natStatus, CT_SNAT, CT_DNAT } from "../conntrack/entry";
 
@@ -57,6 +58,9 @@ export function pktReset(d: usize, now: u32, len: u32): void {
   pk.now = now;
   pk.len = len;
   pk.ctIdx = CT_NONE;
+  // Before conntrack has seen it (the raw table runs first), a packet has no connection, and
+  // xt_state / xt_conntrack call that INVALID.
+  pk.ctState = CTS_INVALID;
 }
 
 // Does the packet have a connection (stored, related master, or pending)?

@@ -4,7 +4,7 @@
 // --ctdir, and connmark's --mark. The connection may be a stored one, the master of a RELATED
 // packet, or the pending one of a NEW packet (ctx.ts) — as in the kernel, where an unconfirmed
 // conntrack is already attached to the skb. Reads only; never allocates.
-import { Flow, Tuple } from "../flow";
+import { Flow, Tuple, PROTO_ICMP, PROTO_ICMPV6 } from "../flow";
 import { OPF_INVERT, OPF_CT_NOCT_PASS, opFlags, CTS_SNAT, CTS_DNAT } from "./format";
 import { pk, hasCt, ctOrigInto, ctReplyInto, ctStatusBits, ctNatBits } from "./ctx";
 
@@ -47,14 +47,17 @@ export function ctAddrMatch(p: usize): bool {
   return (diff == 0) != inverted(p);
 }
 
-// CT_PORT: which, range — ct_proto_port_check_v3(); ports of the tuple as stored (an ICMP
-// connection's identifier sits in both).
+// CT_PORT: which, range — ct_proto_port_check_v3(), the 16-bit port fields of the tuple: for an
+// ICMP connection the source one is the identifier and the destination one is type << 8 | code
+// (the reply tuple's type is the answer's, echo-reply for echo). The code is not kept with the
+// connection: taken as 0, what echo and the other queries conntrack follows carry.
 export function ctPortMatch(p: usize): bool {
   if (!hasCt()) return noCt(p);
   const which = load<u32>(p, 4);
   const t = which < 2 ? tOrig : tReply;
   if (which < 2) ctOrigInto(t); else ctReplyInto(t);
-  const port = <u32>((which & 1) == 0 ? t.sport : t.dport);
+  const icmp = t.proto == PROTO_ICMP || t.proto == PROTO_ICMPV6;
+  const port = (which & 1) == 0 ? <u32>t.sport : icmp ? <u32>t.icmpType << 8 : <u32>t.dport;
   const w = load<u32>(p, 8);
   return (port >= (w & 0xFFFF) && port <= (w >>> 16)) != inverted(p);
 }

@@ -14,6 +14,7 @@ import type { Family, Hook, Match, Rule, TableName, Target, Words, IfaceMatch, P
 import { BUILTIN_CHAINS, type Ruleset, type Chain } from './ruleset.js';
 import type { Touched } from './restore.js';
 import { ChainMemo, MEMO_MIN_RULES } from './chain-memo.js';
+import { andWords } from './addr.js';
 
 // Loading compiled chains into a core lives in load.ts; its API is part of this module's.
 export { IptLoadError, loadRestore, type IptCore, type StagedChain } from './load.js';
@@ -515,7 +516,9 @@ export class IptCompiler {
         const pass = m.state ? NOCT_PASS : 0;
         if (m.state) w.op(M.CTSTATE, m.state.invert ? INV : 0, 1, m.state.states.reduce((a, s) => a | CTS[s], 0));
         if (m.dir) w.op(M.CT_DIR, pass, 1, m.dir === 'ORIGINAL' ? 0 : 1);
-        [m.origSrc, m.origDst, m.replSrc, m.replDst].forEach((x, i) => { if (x) this.addr(w, M.CT_ADDR, x.invert, x.addr, x.mask, i, pass); });
+        // The model keeps these addresses as written (iptables prints them so); the kernel compares
+        // under the mask, so the core is given them masked.
+        [m.origSrc, m.origDst, m.replSrc, m.replDst].forEach((x, i) => { if (x) this.addr(w, M.CT_ADDR, x.invert, andWords(x.addr, x.mask), x.mask, i, pass); });
         if (m.proto) w.op(M.CT_PROTO, (m.proto.invert ? INV : 0) | pass, 1, m.proto.proto);
         [m.origSrcPort, m.origDstPort, m.replSrcPort, m.replDstPort].forEach((x, i) => {
           if (x) w.op(M.CT_PORT, (x.invert ? INV : 0) | pass, 2, i, range(x.range));

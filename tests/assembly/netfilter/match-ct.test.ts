@@ -47,6 +47,14 @@ describe('ctstate', () => {
     expect(stray.ctstate).toBe(CT.INVALID);
   });
 
+  it('in the raw table, before conntrack, every packet is INVALID and has no connection (as the kernel counts it)', () => {
+    const b = bench('', '-A PREROUTING -p udp --dport 7 -m state --state INVALID -j DROP\n' +
+      '-A PREROUTING -p udp -m conntrack --ctstate NEW,ESTABLISHED -j DROP\n-A PREROUTING -p udp -m conntrack --ctorigdstport 9 -j DROP');
+    expect(b.send(udp('198.18.1.1', '198.18.1.2', 1000, 7)).verdict).toBe(V.DROP);
+    expect(b.send(udp('198.18.1.1', '198.18.1.2', 1000, 9)).verdict).toBe(V.PASS);
+    expect(b.send(udp('198.18.1.2', '198.18.1.1', 9, 1000)).verdict).toBe(V.PASS);
+  });
+
   it('UNTRACKED after NOTRACK in raw; the nat table never sees it', () => {
     const b = bench('-A FORWARD -m conntrack --ctstate UNTRACKED -j DROP', '-A PREROUTING -p udp --dport 53 -j CT --notrack');
     const r = b.send(udp('198.18.1.1', '198.18.1.2', 1, 53));
@@ -68,6 +76,19 @@ describe('connection tuples, status, direction', () => {
     const b = bench(`-A FORWARD -m conntrack --ctorigdst ${VIP} --ctorigdstport 80 --ctreplsrc ${POD} --ctreplsrcport 8080 -j DROP`);
     expect(b.send(tcp('198.18.1.1', VIP, 1000, 80)).verdict).toBe(V.DROP);
     expect(b.send(tcp('198.18.1.1', POD, 1000, 8080)).verdict).toBe(V.PASS);
+  });
+
+  it('an address written with host bits under a shorter mask compares under the mask (iptables keeps it as written)', () => {
+    const b = bench('-A FORWARD -m conntrack --ctorigdst 198.19.0.77/24 --ctorigdstport 80 -j DROP');
+    expect(b.send(tcp('198.18.1.1', VIP, 1000, 80)).verdict).toBe(V.DROP);
+    expect(b.send(tcp('198.18.1.1', '198.19.1.10', 1000, 80)).verdict).toBe(V.PASS);
+  });
+
+  it('an ICMP echo connection\'s port criteria: the identifier, and type << 8 | code (echo-reply in the reply tuple)', () => {
+    const b = bench('-A FORWARD -p icmp -m conntrack --ctorigsrcport 77 --ctorigdstport 2048 --ctrepldstport 0 --ctreplsrcport 77 -j DROP');
+    const echo = (id: number) => ({ src: '198.18.1.1', dst: '198.18.1.2', proto: 'icmp' as const, icmp: { type: 8, code: 0, id, seq: 1 } });
+    expect(b.send(echo(77)).verdict).toBe(V.DROP);
+    expect(b.send(echo(78)).verdict).toBe(V.PASS);
   });
 
   it('inverted tuple criteria, --ctproto and --ctdir', () => {
