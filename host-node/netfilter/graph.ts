@@ -31,6 +31,7 @@ function hookList(mask: number): string {
 const MEMO_RULES = 16;
 const jumpMemo = new WeakMap<readonly Rule[], string[]>();
 const allowMemo = new WeakMap<readonly Rule[], number>();
+const walkMemo = new WeakMap<readonly Rule[], number>();
 const NO_RULES: readonly Rule[] = [];
 
 /** The distinct chains a rule list jumps or goes to. */
@@ -55,14 +56,22 @@ function jumpsOf(rules: readonly Rule[]): string[] {
  * and targets after it for loops or hooks, so neither does COMMIT.
  */
 function walkEnd(rules: readonly Rule[]): number {
-  for (let k = 0; k < rules.length; k++) {
-    const r = rules[k]!;
-    const t = r.target;
-    if (t === null || (t.kind !== 'ACCEPT' && t.kind !== 'DROP' && t.kind !== 'RETURN')) continue;
-    if (r.matches.length === 0 && r.proto === 0 && !r.protoInvert && r.fragment === null && r.inIface === null &&
-      r.outIface === null && anyAddr(r.src) && anyAddr(r.dst)) return k + 1;
+  let end = rules.length >= MEMO_RULES ? walkMemo.get(rules) : undefined;
+  if (end === undefined) {
+    end = rules.length;
+    for (let k = 0; k < rules.length; k++) {
+      const r = rules[k]!;
+      const t = r.target;
+      if (t === null || (t.kind !== 'ACCEPT' && t.kind !== 'DROP' && t.kind !== 'RETURN')) continue;
+      if (r.matches.length === 0 && r.proto === 0 && !r.protoInvert && r.fragment === null && r.inIface === null &&
+        r.outIface === null && anyAddr(r.src) && anyAddr(r.dst)) {
+        end = k + 1;
+        break;
+      }
+    }
+    if (rules.length >= MEMO_RULES) walkMemo.set(rules, end);
   }
-  return rules.length;
+  return end;
 }
 
 const anyAddr = (a: AddrMatch | null): boolean => a === null || (!a.invert && isAnyMask(a));
