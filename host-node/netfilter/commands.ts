@@ -70,6 +70,13 @@ export abstract class BlockEditor {
         throw new RuleError(name, `${this.family === 4 ? 'ip' : 'ip6'}_tables: ${name} target: only valid in ${only} table, not ${table}`);
       }
       if (t.kind === 'DROP' && table === 'nat') throw new RuleError('DROP', NAT_DROP);
+      if (t.kind === 'jump') {
+        // iptables-restore resolves a jump when it reads the line (libiptc), not at COMMIT: the
+        // chain must exist by then, and not be a built-in one.
+        const to = this.td!.get(t.chain);
+        if (!to) throw new RuleError(t.chain, t.goto ? `goto '${t.chain}' is not a chain` : `Couldn't load target \`${t.chain}':No such file or directory`);
+        if (to.builtin) throw new RuleError(t.chain, `Target problem: cannot jump to built-in chain \`${t.chain}'`);
+      }
     }
     if (rule.outIface && (chain === 'PREROUTING' || chain === 'INPUT')) throw new RuleError('-o', `Can't use -o with ${chain}`);
     if (rule.inIface && (chain === 'POSTROUTING' || chain === 'OUTPUT')) throw new RuleError('-i', `Can't use -i with ${chain}`);

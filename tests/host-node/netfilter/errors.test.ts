@@ -51,6 +51,8 @@ const cases: Case[] = [
   { name: 'DNAT reachable from POSTROUTING', text: '*nat\n:X - [0:0]\n-A X -p tcp -j DNAT --to-destination 10.0.0.1:80\n-A POSTROUTING -j X\nCOMMIT\n', line: 3, word: 'DNAT', reason: 'ip_tables: DNAT target: used from hooks POSTROUTING, but only usable from PREROUTING/OUTPUT' },
   { name: 'MASQUERADE in PREROUTING', text: '*nat\n-A PREROUTING -j MASQUERADE\nCOMMIT\n', line: 2, word: 'MASQUERADE', reason: 'ip_tables: MASQUERADE target: used from hooks PREROUTING, but only usable from POSTROUTING' },
   { name: 'REJECT outside filter', text: '*mangle\n-A INPUT -j REJECT\nCOMMIT\n', line: 2, word: 'REJECT', reason: 'ip_tables: REJECT target: only valid in filter table, not mangle' },
+  { name: 'a jump to a chain the block creates only later (iptables-restore resolves it at its line)', text: '*filter\n-A INPUT -j Y\n-N Y\nCOMMIT\n', line: 2, word: 'Y', reason: "Couldn't load target `Y':No such file or directory" },
+  { name: 'a jump to a built-in chain, flushed away again before COMMIT', text: '*filter\n:A - [0:0]\n-A A -g FORWARD\n-F A\nCOMMIT\n', line: 3, word: 'FORWARD', reason: "Target problem: cannot jump to built-in chain `FORWARD'" },
   { name: 'loop in the jump graph', text: '*filter\n:A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -j A\n-A INPUT -j A\nCOMMIT\n', line: 5, word: 'A', reason: 'Loop found in table (B -> A -> B)' },
   { name: 'self loop', text: '*filter\n:A - [0:0]\n-A A -g A\n-A FORWARD -j A\nCOMMIT\n', line: 3, word: 'A', reason: 'Loop found in table (A -> A)' },
   { name: 'a jump into a loop no built-in chain reached before', text: '*filter\n:A - [0:0]\n:B - [0:0]\n-A A -j B\n-A B -j A\nCOMMIT\n*filter\n-A INPUT -j A\nCOMMIT\n', line: 9, word: 'A', reason: 'Loop found in table (B -> A)', noflush: true },
