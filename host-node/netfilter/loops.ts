@@ -98,18 +98,10 @@ export function refuseHookLoops(
   td: TableDraft,
   lineOf: (d: ChainView, k: number) => number,
 ): void {
-  const reached = new Set<string>(BUILTIN_CHAINS[td.name]);
-  const stack = [...reached];
-  while (stack.length) {
-    for (const t of adjacency(stack.pop()!)) {
-      if (!reached.has(t)) {
-        reached.add(t);
-        stack.push(t);
-      }
-    }
-  }
+  const { loop, reached } = hookWalk(td, adjacency, lineOf);
+  if (loop === null) return;
   findLoops(edges.filter((e) => reached.has(e.from) && adjacency(e.from).includes(e.to)), adjacency, td, lineOf);
-  hookLoopCheck(td, adjacency, lineOf);
+  throw loop;
 }
 
 function findLoops(
@@ -165,8 +157,22 @@ function loopPath(from: string, to: string, adjacency: (n: string) => readonly s
   return `${from} -> ${to}`;
 }
 
-/** One colouring DFS from the built-in chains (the kernel's walk), throwing at the first loop. */
+/** hookWalk(), throwing its loop. */
 function hookLoopCheck(td: TableDraft, adjacency: (n: string) => readonly string[], lineOf: (d: ChainView, k: number) => number): void {
+  const { loop } = hookWalk(td, adjacency, lineOf);
+  if (loop !== null) throw loop;
+}
+
+/**
+ * One colouring DFS from the built-in chains (the kernel's walk): every chain they reach (the
+ * keys of `reached`), and the first loop met, located at the jump that closes it, or null.
+ */
+function hookWalk(
+  td: TableDraft,
+  adjacency: (n: string) => readonly string[],
+  lineOf: (d: ChainView, k: number) => number,
+): { loop: CommitError | null; reached: ReadonlyMap<string, 1 | 2> } {
+  let loop: CommitError | null = null;
   const state = new Map<string, 1 | 2>(); // 1 on the stack, 2 done
   for (const root of BUILTIN_CHAINS[td.name]) {
     if (state.has(root)) continue;
@@ -182,10 +188,10 @@ function hookLoopCheck(td: TableDraft, adjacency: (n: string) => readonly string
       }
       const t = adj[top[1]++];
       const st = state.get(t);
-      if (st === 1) {
+      if (st === 1 && loop === null) {
         const d = td.get(top[0]);
         const k = d ? d.rules.findIndex((r) => jumpOf(r) === t) : -1;
-        throw new CommitError(d && k >= 0 ? lineOf(d, k) : 0, t, `Loop found in table (${top[0]} -> ${t})`);
+        loop = new CommitError(d && k >= 0 ? lineOf(d, k) : 0, t, `Loop found in table (${top[0]} -> ${t})`);
       }
       if (st === undefined) {
         state.set(t, 1);
@@ -193,4 +199,5 @@ function hookLoopCheck(td: TableDraft, adjacency: (n: string) => readonly string
       }
     }
   }
+  return { loop, reached: state };
 }
