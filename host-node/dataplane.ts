@@ -419,14 +419,9 @@ export class Dataplane extends CoreDataplane {
         ...(live ? { previous: live } : {}),
       });
       try {
-        const applied = this.iptablesRestore(render.liveText, { family: plan.family, noflush: true });
-        // kube-proxy's own text declares, so flushes, the shared chains in every sync: their counters
-        // start again from zero on the kernel even where liveText left the rules alone.
-        const shared = [
-          ...render.shared.filterChains.map((l) => ({ table: 'filter' as const, chain: l.slice(1, l.indexOf(' ')), rule: -1 })),
-          ...SHARED_NAT_CHAINS.map((chain) => ({ table: 'nat' as const, chain, rule: -1 })),
-        ];
-        this.liveCounters.reset(plan.family, fam.ruleset, shared);
+        // kube-proxy ensures its jumps from the built-in chains (EnsureChain/EnsureRule) before it
+        // restores its payload, as here: the payload's chains are then reachable as they are read,
+        // and the restore checks them once, rather than a second restore walking them all again.
         if (!fam.jumps) {
           const jumps = jumpChains();
           // The jumps live in built-in chains: only those are read back as text (a whole 20k-Service
@@ -442,6 +437,14 @@ export class Dataplane extends CoreDataplane {
           if (text) this.iptablesRestore(text, { family: plan.family, noflush: true });
           fam.jumps = true;
         }
+        const applied = this.iptablesRestore(render.liveText, { family: plan.family, noflush: true });
+        // kube-proxy's own text declares, so flushes, the shared chains in every sync: their counters
+        // start again from zero on the kernel even where liveText left the rules alone.
+        const shared = [
+          ...render.shared.filterChains.map((l) => ({ table: 'filter' as const, chain: l.slice(1, l.indexOf(' ')), rule: -1 })),
+          ...SHARED_NAT_CHAINS.map((chain) => ({ table: 'nat' as const, chain, rule: -1 })),
+        ];
+        this.liveCounters.reset(plan.family, fam.ruleset, shared);
         fam.live = { shared: render.shared, filter: fam.ruleset.table('filter'), nat: fam.ruleset.table('nat') };
         result.families.push({
           family: plan.family, full: render.full, changedServices: [...(plan.changedServices ?? [])].sort(),
