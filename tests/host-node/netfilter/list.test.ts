@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ChainLines, parseRestore, renderList, renderRules, type CounterSource, type Ruleset } from '../../../host-node/netfilter/index.js';
+import { sortByName } from '../../../host-node/netfilter/save.js';
 
 const here = new URL('.', import.meta.url).pathname;
 const goldens = JSON.parse(readFileSync(join(here, 'fixtures/goldens.json'), 'utf8')).cases as
@@ -72,5 +73,36 @@ describe('chain lines read by index (ChainLines)', () => {
     expect(after.length).toBe(1);
     expect(after.at(0)).toBe('-A INPUT -s 198.18.0.9/32 -j DROP');
     expect(before.at(0)).toBe('-A INPUT -j KUBE-SERVICES');
+  });
+});
+
+describe('user chains in byte order of their names (iptables-save, -S, -L)', () => {
+  // A small generator of names that share long prefixes (as kube-proxy's do), end at every
+  // length, and reach past 8-bit characters (which take the plain sort).
+  let seed = 0x9e3779b9;
+  const rand = (m: number): number => {
+    seed ^= seed << 13; seed ^= seed >>> 17; seed ^= seed << 5;
+    return (seed >>> 0) % m;
+  };
+  const PREFIXES = ['KUBE-SVC-', 'KUBE-SEP-', 'KUBE-', 'K', '', 'KUBE-SEP-AB', 'a', 'KUBE-SEP-ABCD'];
+  const names = (count: number, alphabet: string, maxLen: number): string[] => {
+    const set = new Set<string>();
+    for (let tries = 0; tries < 20 * count && set.size < count; tries++) {
+      let s = PREFIXES[rand(PREFIXES.length)]!;
+      for (let k = rand(maxLen); k > 0; k--) s += alphabet[rand(alphabet.length)];
+      set.add(s);
+    }
+    return [...set];
+  };
+
+  it('orders large sets exactly as a plain sort of the names does', () => {
+    const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+    const cases = [names(45_000, B32, 17), names(3000, 'AB', 12), names(2000, B32 + '-_.', 3), names(1500, B32 + 'é\u2603', 8), names(100, B32, 10)];
+    for (const list of cases) {
+      const items = list.map((name, i) => ({ name, i }));
+      const got = sortByName(items, (c) => c.name);
+      expect(got.map((c) => c.name)).toEqual([...list].sort());
+      expect(new Set(got.map((c) => c.i)).size).toBe(list.length);
+    }
   });
 });
