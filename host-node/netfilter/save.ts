@@ -51,7 +51,7 @@ export function kernelOrder(table: Table): readonly Chain[] {
   if (out) return out;
   const builtins: Chain[] = [];
   const users: Chain[] = [];
-  for (const c of table.chains()) (c.builtin ? builtins : users).push(c);
+  table.forEachChain((c) => (c.builtin ? builtins : users).push(c));
   out = builtins.concat(sortByName(users, (c) => c.name));
   ordered.set(table, out);
   return out;

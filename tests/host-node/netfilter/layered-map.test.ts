@@ -52,6 +52,11 @@ describe('LayeredMap', () => {
         const w = [...want].sort((x, y) => (x[0] < y[0] ? -1 : 1));
         expect(sorted(a)).toEqual(w);
         expect(sorted(b)).toEqual(w);
+        for (const m of [a, b]) {
+          const seen: number[] = [];
+          m.forEachValue((v) => seen.push(v));
+          expect(seen).toEqual([...m.values()]);
+        }
       }
     }
   });
