@@ -58,46 +58,68 @@ export function kernelOrder(table: Table): readonly Chain[] {
 }
 
 const LOCAL_BITS = 2 ** 21;
+/** Keys per name: 4 characters each, so names up to 28 characters (a chain name's limit). */
+const WIDTH = 7;
 
 /**
  * `items` in the order Array.prototype.sort() gives their names (UTF-16 code units, byte order
  * for ASCII). 45,000 kube-proxy chain names share their first 9 characters, which every string
- * compare reads again; here each pass packs the next 4 characters of a name and its place into
- * one number and sorts those natively (no compare callback), and only names still equal go on to
- * the next 4.
+ * compare reads again, from wherever in a restore text each name lies. Here each name is read
+ * once, 4 characters at a time packed into numbers; each pass sorts one of those, with the
+ * name's place, natively (no compare callback), and only names still equal go on to the next.
  */
 export function sortByName<T>(items: readonly T[], nameOf: (t: T) => string): T[] {
   const n = items.length;
   const names = items.map(nameOf);
-  if (n < 512 || n >= LOCAL_BITS || names.some(wide)) {
-    return names.map((_, i) => i).sort((a, b) => cmp(names[a]!, names[b]!)).map((i) => items[i]!);
+  const plain = (): T[] => names.map((_, i) => i).sort((a, b) => cmp(names[a]!, names[b]!)).map((i) => items[i]!);
+  if (n < 512 || n >= LOCAL_BITS) return plain();
+  // rows[i·WIDTH + k]: characters 4k..4k+3 of name i, code units 0–254 as 1–255, 0 past the end
+  // (so a shorter name sorts first).
+  const rows = new Float64Array(n * WIDTH);
+  for (let i = 0; i < n; i++) {
+    const s = names[i]!;
+    if (s.length > 4 * WIDTH) return plain();
+    for (let k = 0, j = 0; k < WIDTH; k++) {
+      let key = 0;
+      for (const stop = j + 4; j < stop; j++) {
+        const c = j < s.length ? s.charCodeAt(j) + 1 : 0;
+        if (c > 255) return plain();
+        key = key * 256 + c;
+      }
+      rows[i * WIDTH + k] = key;
+    }
   }
   const order = new Int32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
   const keys = new Float64Array(n);
   const moved = new Int32Array(n);
-  const pass = (lo: number, hi: number, depth: number): void => {
+  const before = (x: number, y: number, k: number): boolean => {
+    for (; k < WIDTH; k++) {
+      const a = rows[x * WIDTH + k]!, b = rows[y * WIDTH + k]!;
+      if (a !== b) return a < b;
+    }
+    return false;
+  };
+  const pass = (lo: number, hi: number, k: number): void => {
     if (hi - lo < 24) {
       for (let i = lo + 1; i < hi; i++) {
-        const x = order[i]!, s = names[x]!;
+        const x = order[i]!;
         let j = i - 1;
-        for (; j >= lo && names[order[j]!]! > s; j--) order[j + 1] = order[j]!;
+        for (; j >= lo && before(x, order[j]!, k); j--) order[j + 1] = order[j]!;
         order[j + 1] = x;
       }
       return;
     }
+    const first = rows[order[lo]! * WIDTH + k]!;
     let same = true;
     for (let i = lo; i < hi; i++) {
-      const s = names[order[i]!]!;
-      let key = 0;
-      // 0 past the end, so a shorter name sorts first; code units 0–254 become 1–255.
-      for (let j = depth; j < depth + 4; j++) key = key * 256 + (j < s.length ? s.charCodeAt(j) + 1 : 0);
+      const key = rows[order[i]! * WIDTH + k]!;
       keys[i] = key * LOCAL_BITS + (i - lo);
-      if (same && key !== Math.floor(keys[lo]! / LOCAL_BITS)) same = false;
+      if (key !== first) same = false;
     }
     if (same) {
       // One shared prefix (KUBE-…): no sort, straight on to the next 4 characters.
-      if (Math.floor(keys[lo]! / LOCAL_BITS) % 256 !== 0) pass(lo, hi, depth + 4);
+      if (first % 256 !== 0 && k + 1 < WIDTH) pass(lo, hi, k + 1);
       return;
     }
     keys.subarray(lo, hi).sort();
@@ -108,11 +130,11 @@ export function sortByName<T>(items: readonly T[], nameOf: (t: T) => string): T[
     let start = lo;
     let key = Math.floor(keys[lo]! / LOCAL_BITS);
     for (let i = lo + 1; i <= hi; i++) {
-      const k = i < hi ? Math.floor(keys[i]! / LOCAL_BITS) : -1;
-      if (k === key) continue;
-      if (i - start > 1 && key % 256 !== 0) pass(start, i, depth + 4);
+      const next = i < hi ? Math.floor(keys[i]! / LOCAL_BITS) : -1;
+      if (next === key) continue;
+      if (i - start > 1 && key % 256 !== 0 && k + 1 < WIDTH) pass(start, i, k + 1);
       start = i;
-      key = k;
+      key = next;
     }
   };
   pass(0, n, 0);
@@ -121,10 +143,6 @@ export function sortByName<T>(items: readonly T[], nameOf: (t: T) => string): T[
   return out;
 }
 
-const wide = (s: string): boolean => {
-  for (let j = 0; j < s.length; j++) if (s.charCodeAt(j) >= 255) return true;
-  return false;
-};
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Renders the ruleset as iptables-save output; see SaveOptions. */
