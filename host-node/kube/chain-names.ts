@@ -75,35 +75,15 @@ function digest(data: Uint8Array, length: number): void {
   }
 }
 
-const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-
-/** RFC 4648 base32 with padding (Go's base32.StdEncoding). */
-export function base32(data: Uint8Array): string {
-  let out = '';
-  let buf = 0;
-  let bits = 0;
-  for (const byte of data) {
-    buf = (buf << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      out += B32[(buf >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-    buf &= (1 << bits) - 1;
-  }
-  if (bits > 0) out += B32[(buf << (5 - bits)) & 31];
-  while (out.length % 8 !== 0) out += '=';
-  return out;
-}
+const B32_CODES = Uint8Array.from('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', (c) => c.charCodeAt(0));
 
 // TextEncoder exists in every runtime we target (Node, browsers, Deno, Bun).
 const encoder = new TextEncoder();
 let text = new Uint8Array(256);
 
-const B32_CODES = Uint8Array.from(B32, (c) => c.charCodeAt(0));
-
-/** base32(sha256(utf8(s))) cut to 16 characters: the digest's first 80 bits, 5 per character,
- *  read straight from H into one string (60,000 names per sync; no digest or base32 text made). */
+/** RFC 4648 base32 (Go's base32.StdEncoding) of sha256(utf8(s)), cut to 16 characters: the
+ *  digest's first 80 bits, 5 per character, read straight from H into one string (60,000 names
+ *  per sync; no digest or base32 text made). */
 function hash16(s: string): string {
   if (s.length * 3 > text.length) text = new Uint8Array(s.length * 3);
   digest(text, encoder.encodeInto(s, text).written);
