@@ -25,7 +25,9 @@ let blockView = new DataView(block.buffer);
 
 /** SHA-256 (FIPS 180-4) of the first `length` bytes of `data`. */
 export function sha256(data: Uint8Array, length = data.length): Uint8Array {
-  digest(data, length);
+  room(length);
+  block.set(data.subarray(0, length));
+  digest(length);
   const out = new Uint8Array(32);
   for (let i = 0; i < 8; i++) {
     const x = H[i]!;
@@ -34,17 +36,21 @@ export function sha256(data: Uint8Array, length = data.length): Uint8Array {
   return out;
 }
 
-/** SHA-256 of the first `length` bytes of `data`, left in H (no result array: see hash16). */
-function digest(data: Uint8Array, length: number): void {
+/** Makes the message block hold `length` bytes and their padding. */
+function room(length: number): void {
+  if (length + 72 > block.length) {
+    block = new Uint8Array(2 * (length + 72));
+    blockView = new DataView(block.buffer);
+  }
+}
+
+/** SHA-256 of the message already in the first `length` bytes of `block`, left in H (no result
+ *  array: see hash16). */
+function digest(length: number): void {
   H[0] = 0x6a09e667; H[1] = 0xbb67ae85; H[2] = 0x3c6ef372; H[3] = 0xa54ff53a;
   H[4] = 0x510e527f; H[5] = 0x9b05688c; H[6] = 0x1f83d9ab; H[7] = 0x5be0cd19;
   const total = Math.ceil((length + 9) / 64) * 64;
-  if (total > block.length) {
-    block = new Uint8Array(total);
-    blockView = new DataView(block.buffer);
-  }
   const msg = block, view = blockView, w = W, h = H;
-  msg.set(data.subarray(0, length));
   msg.fill(0, length, total);
   msg[length] = 0x80;
   const bitLen = length * 8;
@@ -79,14 +85,13 @@ const B32_CODES = Uint8Array.from('ABCDEFGHIJKLMNOPQRSTUVWXYZ234567', (c) => c.c
 
 // TextEncoder exists in every runtime we target (Node, browsers, Deno, Bun).
 const encoder = new TextEncoder();
-let text = new Uint8Array(256);
 
 /** RFC 4648 base32 (Go's base32.StdEncoding) of sha256(utf8(s)), cut to 16 characters: the
  *  digest's first 80 bits, 5 per character, read straight from H into one string (60,000 names
- *  per sync; no digest or base32 text made). */
+ *  per sync; no digest or base32 text made). The text is encoded straight into the message block. */
 function hash16(s: string): string {
-  if (s.length * 3 > text.length) text = new Uint8Array(s.length * 3);
-  digest(text, encoder.encodeInto(s, text).written);
+  room(s.length * 3);
+  digest(encoder.encodeInto(s, block).written);
   const a = H[0]!, b = H[1]!, c = H[2]! >>> 16;
   const t = B32_CODES;
   return String.fromCharCode(
@@ -96,23 +101,14 @@ function hash16(s: string): string {
   );
 }
 
-// Service port names and endpoints come back sync after sync (kube-proxy keeps the names in its
-// servicePortInfo and endpointInfo); a bounded memo keeps them across syncs.
-const MEMO_MAX = 1 << 19;
-const memo = new Map<string, string>();
-function memoHash(s: string): string {
-  let h = memo.get(s);
-  if (h === undefined) {
-    if (memo.size >= MEMO_MAX) memo.clear();
-    h = hash16(s);
-    memo.set(s, h);
-  }
-  return h;
-}
+// No memo of names across syncs: kube-proxy derives them once per service port and endpoint
+// object (newServiceInfo, newEndpointInfo), and so does the renderer (its per-object caches). A
+// memo keyed by the hashed text missed on every name of a first sync, and its map cost about as
+// much as the hashing it saved on later ones.
 
 /** portProtoHash: 16 base32 characters of sha256(servicePortName + protocol). */
 export function portProtoHash(servicePortName: string, protocol: string): string {
-  return memoHash(servicePortName + protocol);
+  return hash16(servicePortName + protocol);
 }
 
 // Protocol arguments are lower case ("tcp"), as proxier.go passes strings.ToLower(protocol).
@@ -123,7 +119,7 @@ export const serviceExternalChainName = (spn: string, proto: string): string => 
 
 /** servicePortEndpointChainName: the hash also covers the endpoint string ("ip:port", "[ip6]:port"). */
 export function servicePortEndpointChainName(spn: string, proto: string, endpoint: string): string {
-  return `KUBE-SEP-${memoHash(spn + proto + endpoint)}`;
+  return `KUBE-SEP-${hash16(spn + proto + endpoint)}`;
 }
 
 const SERVICE_CHAIN_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-SEP-', 'KUBE-FW-', 'KUBE-EXT-'];
