@@ -118,6 +118,32 @@ export class Middles {
     return this.td.get(name);
   }
 
+  /**
+   * Calls `each` for the chain every new jump leads to (after step 1, every one exists), draft by
+   * draft in order; a wholly new draft's from its resolved targets, without reading its rules.
+   */
+  forEachTarget(each: (d: ChainDraft, v: ChainView) => void): void {
+    const views = this.views;
+    for (let i = 0; i < this.drafts.length; i++) {
+      const d = this.drafts[i]!;
+      const rules = d.rules;
+      const base = d.viewBase;
+      if (base >= 0) {
+        for (let k = base, end = base + rules.length; k < end; k++) {
+          const v = views[k];
+          if (v !== undefined) each(d, v);
+        }
+        continue;
+      }
+      for (let k = this.from[i]!, end = this.to[i]!; k < end; k++) {
+        const t = rules[k]!.target;
+        if (t === null || t.kind !== 'jump') continue;
+        const v = this.td.get(t.chain);
+        if (v !== undefined) each(d, v);
+      }
+    }
+  }
+
   /** Calls `each` for every new jump `from → to` (rule k of draft d). */
   forEachJump(each: (from: string, to: string, d: ChainDraft, k: number) => void): void {
     for (let i = 0; i < this.drafts.length; i++) {
@@ -230,18 +256,16 @@ export function commit(td: TableDraft, commitLine: number): Committed {
   // same whatever order the jumps are taken in.
   const bounds = new HookBounds(td, middles);
   let lastFrom: ChainDraft | null = null, lastBits = 0;
-  let lastName = '';
   let lastView: ChainView | undefined;
-  middles.forEachJump((_from, to, d, k) => {
+  middles.forEachTarget((d, v) => {
     if (d !== lastFrom) {
       lastFrom = d;
       lastBits = bounds.of(d);
+      lastView = undefined;
     }
-    if (to !== lastName) {
-      lastName = to;
-      lastView = middles.targetOf(d, k, to);
-    }
-    if (lastView !== undefined) bounds.grow(lastView, lastBits);
+    if (v === lastView) return;
+    lastView = v;
+    bounds.grow(v, lastBits);
   });
   bounds.spread();
   // A chain whose bound grew must allow it with every rule; an edited chain whose bound did not
@@ -319,6 +343,20 @@ class HookBounds {
       const v = work.pop()!;
       const bits = this.of(v);
       const rules = v.rules;
+      const base = v instanceof ChainDraft ? v.viewBase : -1;
+      if (base >= 0) {
+        // A wholly new draft's targets, as COMMIT's first step resolved them.
+        const views = this.middles.views;
+        let last: ChainView | undefined;
+        for (let k = base, end = base + rules.length; k < end; k++) {
+          const t = views[k];
+          if (t !== undefined && t !== last) {
+            last = t;
+            this.grow(t, bits);
+          }
+        }
+        continue;
+      }
       let lastName = '';
       let lastView: ChainView | undefined;
       for (let k = 0; k < rules.length; k++) {

@@ -35,18 +35,18 @@ export function reachesLoop(td: TableDraft, middles: Middles): boolean {
   };
   const path: ChainView[] = [];
   const at: number[] = [];
+  const views = middles.views;
   let found = false;
-  let lastName = '';
-  middles.forEachJump((from, to, d, j) => {
+  let last: ChainView | undefined;
+  middles.forEachTarget((d, root) => {
     if (found) return;
-    if (to === from) {
+    if (root === d) {
       found = true;
       return;
     }
-    if (to === lastName) return; // the same target as the jump before: walked already
-    lastName = to;
-    const root = middles.targetOf(d, j, to);
-    if (root === undefined || stateOf(root) !== 0) return;
+    if (root === last) return; // the same target as the jump before: walked already
+    last = root;
+    if (stateOf(root) !== 0) return;
     mark(root, 1);
     path.push(root);
     at.push(0);
@@ -56,10 +56,16 @@ export function reachesLoop(td: TableDraft, middles: Middles): boolean {
       const rules = cur.rules;
       let k = at[top]!;
       let next: ChainView | undefined;
+      // A wholly new draft's targets were resolved by COMMIT's first step: read them, not its rules.
+      const base = cur instanceof ChainDraft ? cur.viewBase : -1;
       while (k < rules.length) {
-        const t = rules[k++]!.target;
-        if (t === null || t.kind !== 'jump') continue;
-        const v = middles.targetOf(cur, k - 1, t.chain);
+        let v: ChainView | undefined;
+        if (base >= 0) v = views[base + k++];
+        else {
+          const t = rules[k++]!.target;
+          if (t === null || t.kind !== 'jump') continue;
+          v = middles.targetOf(cur, k - 1, t.chain);
+        }
         if (v === undefined) continue;
         const s = stateOf(v);
         if (s === 1) {
