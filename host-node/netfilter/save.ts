@@ -57,89 +57,28 @@ export function kernelOrder(table: Table): readonly Chain[] {
   return out;
 }
 
-const LOCAL_BITS = 2 ** 21;
-/** Keys per name: 4 characters each, so names up to 28 characters (a chain name's limit). */
-const WIDTH = 7;
-
 /**
  * `items` in the order Array.prototype.sort() gives their names (UTF-16 code units, byte order
- * for ASCII). 45,000 kube-proxy chain names share their first 9 characters, which every string
- * compare reads again, from wherever in a restore text each name lies. Here each name is read
- * once, 4 characters at a time packed into numbers; each pass sorts one of those, with the
- * name's place, natively (no compare callback), and only names still equal go on to the next.
+ * for ASCII). The names are sorted by the engine's own string compare, with no compare callback:
+ * it runs compiled from the first call, where a callback or a key-packing loop of ours is still
+ * waiting for the optimizing compiler while a 20,000-Service load keeps the other core busy with
+ * garbage collection. Each item is then found again by its name; only names given twice fall
+ * back to sorting places with a callback.
  */
 export function sortByName<T>(items: readonly T[], nameOf: (t: T) => string): T[] {
   const n = items.length;
-  const names = items.map(nameOf);
-  const plain = (): T[] => names.map((_, i) => i).sort((a, b) => cmp(names[a]!, names[b]!)).map((i) => items[i]!);
-  if (n < 512 || n >= LOCAL_BITS) return plain();
-  // rows[i·WIDTH + k]: characters 4k..4k+3 of name i, code units 0–254 as 1–255, 0 past the end
-  // (so a shorter name sorts first).
-  const rows = new Float64Array(n * WIDTH);
+  const names: string[] = new Array(n);
+  const byName = new Map<string, T>();
   for (let i = 0; i < n; i++) {
-    const s = names[i]!;
-    if (s.length > 4 * WIDTH) return plain();
-    for (let k = 0, j = 0; k < WIDTH; k++) {
-      let key = 0;
-      for (const stop = j + 4; j < stop; j++) {
-        const c = j < s.length ? s.charCodeAt(j) + 1 : 0;
-        if (c > 255) return plain();
-        key = key * 256 + c;
-      }
-      rows[i * WIDTH + k] = key;
-    }
+    const it = items[i]!;
+    const s = nameOf(it);
+    names[i] = s;
+    byName.set(s, it);
   }
-  const order = new Int32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
-  const keys = new Float64Array(n);
-  const moved = new Int32Array(n);
-  const before = (x: number, y: number, k: number): boolean => {
-    for (; k < WIDTH; k++) {
-      const a = rows[x * WIDTH + k]!, b = rows[y * WIDTH + k]!;
-      if (a !== b) return a < b;
-    }
-    return false;
-  };
-  const pass = (lo: number, hi: number, k: number): void => {
-    if (hi - lo < 24) {
-      for (let i = lo + 1; i < hi; i++) {
-        const x = order[i]!;
-        let j = i - 1;
-        for (; j >= lo && before(x, order[j]!, k); j--) order[j + 1] = order[j]!;
-        order[j + 1] = x;
-      }
-      return;
-    }
-    const first = rows[order[lo]! * WIDTH + k]!;
-    let same = true;
-    for (let i = lo; i < hi; i++) {
-      const key = rows[order[i]! * WIDTH + k]!;
-      keys[i] = key * LOCAL_BITS + (i - lo);
-      if (key !== first) same = false;
-    }
-    if (same) {
-      // One shared prefix (KUBE-…): no sort, straight on to the next 4 characters.
-      if (first % 256 !== 0 && k + 1 < WIDTH) pass(lo, hi, k + 1);
-      return;
-    }
-    keys.subarray(lo, hi).sort();
-    for (let i = lo; i < hi; i++) moved[i] = order[lo + (keys[i]! % LOCAL_BITS)]!;
-    order.set(moved.subarray(lo, hi), lo);
-    // Runs of one key are names equal so far; a key ending in 0 means they ended within these 4
-    // characters (equal names); the others are ordered by what follows.
-    let start = lo;
-    let key = Math.floor(keys[lo]! / LOCAL_BITS);
-    for (let i = lo + 1; i <= hi; i++) {
-      const next = i < hi ? Math.floor(keys[i]! / LOCAL_BITS) : -1;
-      if (next === key) continue;
-      if (i - start > 1 && key % 256 !== 0 && k + 1 < WIDTH) pass(start, i, k + 1);
-      start = i;
-      key = next;
-    }
-  };
-  pass(0, n, 0);
+  if (byName.size !== n) return names.map((_, i) => i).sort((a, b) => cmp(names[a]!, names[b]!)).map((i) => items[i]!);
+  names.sort();
   const out: T[] = new Array(n);
-  for (let i = 0; i < n; i++) out[i] = items[order[i]!]!;
+  for (let i = 0; i < n; i++) out[i] = byName.get(names[i]!)!;
   return out;
 }
 

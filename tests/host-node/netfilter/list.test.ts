@@ -97,7 +97,7 @@ describe('user chains in byte order of their names (iptables-save, -S, -L)', () 
 
   it('orders large sets exactly as a plain sort of the names does', () => {
     const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-    // Up to 28 characters (a chain name's limit) take the packed passes; longer ones the plain sort.
+    // Shared prefixes, a two-letter alphabet, very short, non-Latin-1 and over-long names.
     const cases = [names(45_000, B32, 16), names(3000, 'AB', 16), names(2000, B32 + '-_.', 3), names(1500, B32 + 'é\u2603', 8),
       names(1000, B32, 30), names(100, B32, 10)];
     for (const list of cases) {
@@ -106,5 +106,10 @@ describe('user chains in byte order of their names (iptables-save, -S, -L)', () 
       expect(got.map((c) => c.name)).toEqual([...list].sort());
       expect(new Set(got.map((c) => c.i)).size).toBe(list.length);
     }
+  });
+
+  it('keeps every item of a name given twice, in their order', () => {
+    const items = ['b', 'a', 'b', 'c', 'a'].map((name, i) => ({ name, i }));
+    expect(sortByName(items, (c) => c.name).map((c) => c.i)).toEqual([1, 4, 0, 2, 3]);
   });
 });
