@@ -14,7 +14,7 @@ import { randSeed } from "./rand";
 import { ipvsReapConns } from "./ipvs/api";
 import { svcSetSeed, svcLiveCount, svcFrontendCount, svcApply as svcApplyOps, svcReserve as svcReserveRoom } from "./svc/table";
 import { svcLoad } from "./svc/blob";
-import { svcNodePortMode, svcNodePortAddress } from "./svc/decide";
+import { svcNodePortMode, svcNodePortAddress, svcAffinityDest } from "./svc/decide";
 import { nodeAddLocal, nodeSetPodCIDR, nodeSetServiceCIDR, nodeSetMasq, nodeReset } from "./node";
 import {
   ctInit, ctReap, ctCount, ctCapacity, ctNextUsed, ctExportRecord, ctImportRecord, ctBytes,
@@ -118,6 +118,11 @@ export function svcNodePorts(family: u32, all: u32, loopback: u32): void {
 }
 export function svcNodePortAddr(family: u32, a0: u32, a1: u32, a2: u32, a3: u32): i32 {
   return svcNodePortAddress(<u8>family, a0, a1, a2, a3) ? 0 : -1;
+}
+// Where service slot `slot` sends ClientIP-affinity client a0..a3 back to at `now`: the address of
+// its destination (address words, u16 port at +16), or 0. Reads only (for explaining a packet).
+export function svcAffinity(slot: u32, a0: u32, a1: u32, a2: u32, a3: u32, now: u32): usize {
+  return svcAffinityDest(slot, a0, a1, a2, a3, now);
 }
 
 export function nodeClear(): void { nodeReset(); }

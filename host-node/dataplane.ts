@@ -22,7 +22,7 @@ import {
 } from './kube/index.js';
 import { IpvsApply, type IpvsApplied } from './kube/apply-ipvs.js';
 import { DirectApply } from './kube/apply-direct.js';
-import type { DirectCore } from './core/svc-config.js';
+import { affinityDest, type DirectCore } from './core/svc-config.js';
 import { directTrace } from './kube/direct-explain.js';
 import { StaleUdp } from './kube/stale-udp.js';
 import type { DirectRenderOptions } from './kube/render-direct.js';
@@ -325,9 +325,25 @@ export class Dataplane extends CoreDataplane {
   private traceDirect(q: TraceQuery, proto: 'tcp' | 'udp' | 'sctp'): TraceResult {
     const family = q.dst.includes(':') ? 6 : 4;
     const pod = this.options.podCIDR;
+    const nowMs = q.nowMs ?? this.lastNowMs;
     return directTrace(this.kube?.state.families.get(family)?.model, { ...q, proto }, {
       nodeIPs: this.options.nodeIPs, podCIDRs: typeof pod === 'string' ? pod.split(',') : pod ?? [], render: this.directOpts,
+      affinity: (id) => this.directAffinity(id, q.src, nowMs),
     });
+  }
+
+  /**
+   * In direct mode, the endpoint ("ip:port") service port `id` ("ns/name:port/TCP", kube-proxy's
+   * service port id) sends ClientIP-affinity client `src` back to at `nowMs`: the one its stamp in
+   * the core names, while no older than the Service's timeout; else null. Reads only.
+   */
+  directAffinity(id: string, src: string, nowMs = this.lastNowMs): string | null {
+    if (this.applied !== 'direct') return null;
+    const slot = this.directApply.slot(src.includes(':') ? 6 : 4, id);
+    if (slot === undefined) return null;
+    const to = affinityDest(this.core as unknown as DirectCore, slot, src, nowMs);
+    this.refresh();
+    return to;
   }
 
   /**

@@ -16,7 +16,7 @@ import { Flow, FAMILY_V4 } from "../flow";
 import { isLocal, fromPod, havePodCIDR, wordsInPrefix } from "../node";
 import { randBelow } from "../rand";
 import {
-  feFind, feKind, feSlot, slotFlags, slotClusterCount, slotLocalCount, slotRangeCount, slotRange, slotDest,
+  feFind, feKind, feSlot, slotFlags, slotLive, slotClusterCount, slotLocalCount, slotRangeCount, slotRange, slotDest,
   slotAffinityMs, slotGeneration, slotHostId, KEY_ADDR, KEY_NODEPORT, FE_CLUSTER, FE_LB,
   SVD_F_AFFINITY, SVD_F_MASQ_ALL, SVD_F_ITP_LOCAL, SVD_F_ETP_LOCAL, SVD_F_HAS_EP, SVD_F_FIREWALL,
 } from "./table";
@@ -120,6 +120,17 @@ function choose(s: u32, first: u32, n: u32, f: Flow, now: u32): usize {
   const d = slotDest(s, first + randBelow(n));
   if (affinity) affinitySet(s, gen, f.s0, f.s1, f.s2, f.s3, d, now);
   return d;
+}
+
+// Control path (explaining a packet): where slot s would send client a0..a3 back to at `now` by
+// ClientIP affinity — the destination of the client's fresh stamp, as choose() reads it (address
+// words, u16 port at +16) — or 0 (no live slot, no affinity, no fresh stamp). Whether that
+// destination is still in the list the packet's policy picks, the caller checks as choose() does.
+// Reads only: no stamp is renewed.
+export function svcAffinityDest(s: u32, a0: u32, a1: u32, a2: u32, a3: u32, now: u32): usize {
+  if (!slotLive(s) || (slotFlags(s) & SVD_F_AFFINITY) == 0) return 0;
+  const e = affinityGet(s, slotGeneration(s), a0, a1, a2, a3, now, slotAffinityMs(s));
+  return e == 0 ? 0 : e + 24;
 }
 
 // The first packet of a connection: one of SD_*.

@@ -250,7 +250,7 @@ function slotTake(): u32 {
   return slotsUsed++;
 }
 
-@inline function slotLive(s: u32): bool { return s < slotsUsed && (slotFlags(s) & SLOT_LIVE) != 0; }
+@inline export function slotLive(s: u32): bool { return s < slotsUsed && (slotFlags(s) & SLOT_LIVE) != 0; }
 
 // Room for `services` slots and `frontends` index keys in all, made at once: a host about to put a
 // whole list saves the table doubling (and copying) its way there. Only ever grows; 0, E_SVC_FIELD

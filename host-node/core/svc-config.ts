@@ -1,10 +1,12 @@
 // svc-config.ts — encodes services for the core's direct service table: a whole list of
 // VIP:port services as one SVC1 blob (format in assembly/svc/blob.ts), or per-service put /
 // delete / clear operations with kube-proxy's policy flags (assembly/svc/table.ts), framed in a
-// buffer of its own or in place in the core's config buffer, and runs those through svcApply. Validates every field and names the service and field at fault;
+// buffer of its own or in place in the core's config buffer, and runs those through svcApply; reads back
+// a ClientIP-affinity client's destination. Validates every field and names the service and field at fault;
 // never reads Kubernetes objects (host-node/kube/render-direct.ts builds the services).
 import { ipWords, tryParseIP } from './words.js';
-import { splitHostPort as splitAddress } from '../kube/ip.js';
+import { joinHostPort, splitHostPort as splitAddress } from '../kube/ip.js';
+import { formatIP } from './packet.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP' | 'ICMP';
 const PROTO_NUM: Record<Protocol, number> = { TCP: 6, UDP: 17, SCTP: 132, ICMP: 1 };
@@ -385,6 +387,7 @@ export interface DirectCore {
   serviceCount(): number;
   svcFrontends(): number;
   svcReserve(services: number, frontends: number): number;
+  svcAffinity(slot: number, a0: number, a1: number, a2: number, a3: number, now: number): number;
 }
 
 /**
@@ -407,6 +410,20 @@ function applyInPlace(core: DirectCore, ptr: number, len: number): number[] {
   const out: number[] = [];
   for (let o = 0; o < len; o += 12 + ((dv.getUint32(ptr + o + 8, true) + 3) & ~3)) out.push(dv.getInt32(ptr + o + 4, true));
   return out;
+}
+
+/**
+ * Where the table's entry in `slot` sends ClientIP-affinity client `client` back to at `nowMs`
+ * ("ip:port", "[ip6]:port"): the destination of the client's fresh stamp, or null. Reads only.
+ */
+export function affinityDest(core: DirectCore, slot: number, client: string, nowMs: number): string | null {
+  const ip = tryParseIP(client);
+  if (!ip) return null;
+  const d = core.svcAffinity(slot, ...ipWords(ip), nowMs);
+  if (d === 0) return null;
+  const bytes = new Uint8Array(core.memory.buffer, d, 16).slice(0, ip.length);
+  const port = new DataView(core.memory.buffer).getUint16(d + 16, true);
+  return joinHostPort(formatIP(bytes), port);
 }
 
 /** Where node ports are reached, per family: every local address (loopback or not), or a list. */

@@ -2,7 +2,7 @@
 // one on a full sync) rendered as one entry of the core's direct service table (render-direct.ts)
 // and put into it, or deleted when gone, all framed straight into the core's config buffer and run
 // by the core in one svcApply call (each op atomic on its own). Remembers which slot holds which
-// service port.
+// service port, and tells it.
 // Never renders rule text, never parses Kubernetes objects, never reads a clock.
 import type { Family } from './ip.js';
 import type { ManifestIssue, ServicePort } from './objects.js';
@@ -45,6 +45,11 @@ export class DirectApply {
 
   /** `core` returns the core's exports; `refresh` renews the Dataplane's memory views after a call. */
   constructor(private readonly core: () => DirectCore, private readonly refresh: () => void) {}
+
+  /** The core's slot of service port `id` ("ns/name:port/TCP") of `family`, if it has one. */
+  slot(family: Family, id: string): number | undefined {
+    return slotOf(this.byService[family], serviceOf(id), id);
+  }
 
   /** Removes every entry from the core's table and forgets them. */
   clear(): void {

@@ -1,9 +1,9 @@
 // direct-explain.ts — what the core's direct service table (assembly/svc/decide.ts svcDecide)
 // does with a new connection's first packet, step by step, from the entries render-direct.ts
 // makes: frontend lookup, node port reach, REJECT without endpoints, traffic policy (which endpoint
-// list), masquerade, hairpin, and the share of the core's random draws each endpoint gets. Used by
-// Dataplane.trace in direct mode and by the playground. Pure: never reads the core, so a client's
-// ClientIP affinity stamp (kept in the core, not readable) is not taken into account.
+// list), masquerade, hairpin, ClientIP affinity, and the share of the core's random draws each
+// endpoint gets. Used by Dataplane.trace in direct mode and by the playground. Pure: a client's
+// affinity stamp, kept in the core, is asked of the caller.
 import { canonicalIP, cidrContains, joinHostPort, parseCIDR, parseIP, type CIDR } from './ip.js';
 import type { DirectService, NodePortReach } from '../core/svc-config.js';
 import type { TraceResult } from '../netfilter/trace.js';
@@ -172,16 +172,23 @@ export function masqueradedTo(d: Extract<DirectDecision, { kind: 'choose' }>, to
 export function directTrace(
   model: ProxyModel | undefined,
   q: { src: string; dst: string; proto: 'tcp' | 'udp' | 'sctp'; dport?: number; from?: 'external' | 'local' },
-  node: { nodeIPs: readonly string[]; podCIDRs: readonly string[]; render: DirectRenderOptions },
+  node: {
+    nodeIPs: readonly string[]; podCIDRs: readonly string[]; render: DirectRenderOptions;
+    /** The endpoint ("ip:port") service port `id`'s affinity stamp sends this client back to, if any. */
+    affinity?: (id: string) => string | null;
+  },
 ): TraceResult {
   const family = q.dst.includes(':') ? 6 : 4;
   const dport = q.dport ?? 0;
   // The entries the table could pick for this destination; whether it is this node's, decide() says.
   const entries: DirectService[] = [];
+  const ids: string[] = [];
   model?.services.forEach((sp) => {
     if (sp.protocol !== q.proto.toUpperCase()) return;
     const byAddr = sp.port === dport && [sp.clusterIP, ...sp.externalIPs, ...sp.loadBalancerVIPs].some((a) => sameIP(a, q.dst));
-    if (byAddr || sp.nodePort === dport) entries.push(renderDirectService(sp, model.endpoints.get(sp.id) ?? [], node.render, 0));
+    if (!byAddr && sp.nodePort !== dport) return;
+    entries.push(renderDirectService(sp, model.endpoints.get(sp.id) ?? [], node.render, 0));
+    ids.push(sp.id);
   });
   const table = new DirectTable(entries, node.nodeIPs, node.podCIDRs, [nodePortReach(family, node.render)]);
   const d = table.decide({ src: q.src, dst: q.dst, proto: q.proto, dport });
@@ -190,8 +197,15 @@ export function directTrace(
   const one = { probability: 1, exact: { numerator: 1n, denominatorLog2: 0 }, paths: [], mark: 0, masq: false };
   if (d.kind === 'none') return { steps, outcomes: [{ ...one, verdict: 'PASS', reason: 'none' }], truncated: false };
   if (d.kind === 'verdict') return { steps, outcomes: [{ ...one, verdict: d.verdict, reason: d.reason }], truncated: false };
-  const tos = d.entry[d.list].map((e) => joinHostPort(e.ip, e.port));
-  steps.push({ table: 'direct', chain: 'direct choose', hook, rule: steps.length, text: `uniform over ${tos.length} endpoint(s): ${tos.join(' ')}`, matched: true, target: 'DNAT' });
+  let tos = d.entry[d.list].map((e) => joinHostPort(e.ip, e.port));
+  // svc/decide.ts choose(): a fresh stamp whose endpoint is still in the list wins.
+  const stamped = d.entry.affinityMs ? node.affinity?.(ids[entries.indexOf(d.entry)]!) ?? null : null;
+  if (stamped !== null && tos.includes(stamped)) {
+    steps.push({ table: 'direct', chain: 'direct affinity', hook, rule: steps.length, text: `ClientIP affinity: ${q.src} was sent to ${stamped} within the last ${d.entry.affinityMs / 1000} s`, matched: true, target: 'DNAT' });
+    tos = [stamped];
+  } else {
+    steps.push({ table: 'direct', chain: 'direct choose', hook, rule: steps.length, text: `uniform over ${tos.length} endpoint(s): ${tos.join(' ')}`, matched: true, target: 'DNAT' });
+  }
   const outcomes = tos.map((to, i) => {
     const share = choiceShare(i, tos.length);
     return {

@@ -3,15 +3,12 @@
 // one entry of the core's service table, no rule text). The table is shown as one line per fact
 // of each entry (frontends, Cluster and Local endpoints, policies), rendered from the same model
 // with render-direct.ts. A packet is explained by the core's own decision, step by step
-// (kube/direct-explain.ts, as assembly/svc/decide.ts svcDecide makes it), and ClientIP affinity
-// from a mirror of the core's affinity stamps kept from the packets this runner sent (the core's
-// table is not readable). Never touches the DOM or the worker.
-import { canonicalIP, renderDirectService, type ServicePortInfo } from '../../../host-node/kube/index.js';
+// (kube/direct-explain.ts, as assembly/svc/decide.ts svcDecide makes it), with the client's
+// ClientIP affinity stamp read from the core. Never touches the DOM or the worker.
+import { renderDirectService } from '../../../host-node/kube/index.js';
 import { DirectTable, masqueradedTo } from '../../../host-node/kube/direct-explain.js';
 import type { DirectService } from '../../../host-node/core/svc-config.js';
-import type { ProcessResult } from '../../../host-node/core/dataplane.js';
 import type { ConntrackEntry } from '../../../host-node/core/conntrack-record.js';
-import { decodePacket } from '../../../host-node/core/packet.js';
 import { NODE } from '../presets.js';
 import { hostPort, mergeOutcomes, outcomeKey, type Outcome, type WirePacket } from './outcomes.js';
 import { applyInput, createDataplane, objectsOf, proxyPlan, Runner, type Loaded, type ObjectDelta, type ObjectsIn, type TraceView } from './modes.js';
@@ -42,8 +39,8 @@ export class DirectRunner extends Runner {
   readonly mode = 'direct' as const;
   private table = new DirectTable([], [NODE.ip], [NODE.podCIDR]);
   private lines: string[] = [];
-  /** The core's ClientIP affinity stamps as the packets sent set them: "service|client" → destination and time. */
-  private readonly affinity = new Map<string, { to: string; stamp: number }>();
+  /** The service port id of each entry of `table` (where the core's stamps are asked for). */
+  private ids: string[] = [];
 
   static async create(seed?: number): Promise<DirectRunner> {
     return new DirectRunner(await createDataplane(seed));
@@ -60,15 +57,13 @@ export class DirectRunner extends Runner {
     onPhase('direct table view');
     const { plan, topologyLabels } = proxyPlan(objectsOf(input));
     const opts = { nodeName: NODE.name, topologyLabels, nodeIPs: [NODE.ip] };
-    const entries = [...plan.model.services.values()].map((sp: ServicePortInfo) =>
-      renderDirectService(sp, plan.model.endpoints.get(sp.id) ?? [], opts, 0));
+    const sps = [...plan.model.services.values()];
+    const entries = sps.map((sp) => renderDirectService(sp, plan.model.endpoints.get(sp.id) ?? [], opts, 0));
+    this.ids = sps.map((sp) => sp.id);
     const before = this.lines;
     this.table = new DirectTable(entries, [NODE.ip], [NODE.podCIDR]);
     this.lines = entries.flatMap(entryLines);
     const v4 = r.families.find((f) => f.family === 4);
-    // A re-put entry starts a new generation: the core forgets its affinity stamps (svc/table.ts svcPut).
-    for (const nn of v4?.changedServices ?? []) for (const k of [...this.affinity.keys()]) if (k.startsWith(`${nn}:`)) this.affinity.delete(k);
-    if (v4?.full) this.affinity.clear();
     const diff = diffLines(before.join('\n'), this.lines.join('\n'));
     return {
       issues: r.issues,
@@ -96,10 +91,6 @@ export class DirectRunner extends Runner {
     return [{ title: TITLE, lines: [...head, ...(own.length ? [gap(this.table.entries.indexOf(entry!) * 4 - head.length), ...own] : []), gap(this.lines.length - head.length - own.length)], total: this.lines.length }];
   }
 
-  private affinityKey(entry: DirectService, src: string): string {
-    return `${entry.name}|${canonicalIP(src) ?? src}`;
-  }
-
   trace(p: WirePacket, nowMs: number, _onPhase?: (phase: string) => void, flows?: readonly ConntrackEntry[]): TraceView {
     const e = this.tracked(p, nowMs, flows);
     if (e) {
@@ -121,11 +112,12 @@ export class DirectRunner extends Runner {
     }
     const eps = d.entry[d.list];
     let choices = eps.map((e) => hostPort(e.ip, e.port));
-    const stamp = d.entry.affinityMs ? this.affinity.get(this.affinityKey(d.entry, p.src)) : undefined;
-    // svc/affinity.ts affinityGet: a stamp no older than the timeout, whose destination is still listed, wins.
-    if (stamp && nowMs - stamp.stamp <= d.entry.affinityMs && choices.includes(stamp.to)) {
-      d.steps.push({ where: 'direct affinity', text: `ClientIP affinity: ${p.src} got ${stamp.to} ${((nowMs - stamp.stamp) / 1000).toFixed(0)} s ago (timeout ${d.entry.affinityMs / 1000} s)`, matched: true, target: stamp.to });
-      choices = [stamp.to];
+    const id = this.ids[this.table.entries.indexOf(d.entry)];
+    const stamped = d.entry.affinityMs && id !== undefined ? this.dp.directAffinity(id, p.src, nowMs) : null;
+    // svc/decide.ts choose(): a fresh stamp whose destination is still listed wins.
+    if (stamped !== null && choices.includes(stamped)) {
+      d.steps.push({ where: 'direct affinity', text: `ClientIP affinity: ${p.src} was sent to ${stamped} within the last ${d.entry.affinityMs / 1000} s`, matched: true, target: stamped });
+      choices = [stamped];
     } else {
       d.steps.push({ where: 'direct choose', text: `uniform over ${choices.length} endpoint(s): ${choices.join(' ')}`, matched: true, target: 'DNAT' });
     }
@@ -135,13 +127,5 @@ export class DirectRunner extends Runner {
       return { key: outcomeKey('FORWARD', 'none', to, masq), verdict: 'FORWARD', reason: 'none', to, masq, probability: 1 / choices.length };
     }));
     return { steps: d.steps, outcomes, truncated: false, existing: false, rules: this.views(d.entry, choices, d.list) };
-  }
-
-  protected override observe(p: WirePacket, r: ProcessResult, nowMs: number): void {
-    if (r.verdict !== 'FORWARD' || r.ctstate !== 'NEW' || !r.packet) return;
-    const d = this.table.decide(p);
-    if (d.kind !== 'choose' || !d.entry.affinityMs) return;
-    const out = decodePacket(r.packet);
-    this.affinity.set(this.affinityKey(d.entry, p.src), { to: hostPort(out.dst, out.dport), stamp: nowMs });
   }
 }

@@ -48,3 +48,22 @@ describe.each(MODES)('session affinity (%s mode)', (mode) => {
     expect(runCase(dp, flow('198.19.9.50'), 12000, 2000)).toEqual(before);
   });
 });
+
+// IPVS's trace names the scheduler's next pick or the persistence template (tests/host-node/ipvs):
+// a fresh client has one outcome there, not the three balanced ones.
+describe.each(['iptables', 'direct'] as const)('the trace of a sticky client (%s mode)', (mode) => {
+  it('traces a client with a fresh stamp to its endpoint alone, and balances it again once the stamp is old', async () => {
+    const dp = await dataplaneFor({});
+    applyIn(dp, mode, manifests);
+    const q = { src: '198.19.9.60', dst: '198.18.0.70', proto: 'tcp' as const, dport: 80 };
+    const fresh = dp.trace({ ...q, nowMs: 500 });
+    expect(fresh.outcomes.map((o) => o.to).sort()).toEqual(['198.19.1.1:8080', '198.19.1.2:8080', '198.19.1.3:8080']);
+    const seen = runCase(dp, flow(q.src), 13000, 1000);
+    expect(seen).toHaveLength(1);
+    const sticky = dp.trace({ ...q, nowMs: 6000 });
+    expect(sticky.outcomes.map((o) => [o.to?.split(':')[0], o.probability])).toEqual([[seen[0]!.split(':')[0], 1]]);
+    // The trace only reads the stamp: it is as old as before, and 10 s + 1 ms after it, gone.
+    expect(dp.trace({ ...q, nowMs: 11000 }).outcomes).toHaveLength(1);
+    expect(dp.trace({ ...q, nowMs: 11001 }).outcomes).toHaveLength(3);
+  });
+});
