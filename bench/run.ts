@@ -11,6 +11,7 @@ rows.push(...(await (await import('./sync.js')).benchSync()));
 rows.push(...(await (await import('./kube-ipvs.js')).benchKubeIpvs()));
 rows.push(...(await (await import('./dns.js')).benchDns(rows)));
 rows.push(...(await (await import('./playground.js')).benchPlaygroundIsolated()));
+rows.push(...(await (await import('./playground-browser.js')).benchPlaygroundBrowser()));
 
 const w = Math.max(...rows.map((r) => r.name.length));
 console.log(`${'benchmark'.padEnd(w)}  ${'value'.padStart(12)}  unit          target   note`);

@@ -4,42 +4,18 @@
 // sees the line, sends 10,000 packets and checks the chart, round-trips the share link, and loads
 // the 20k scene while the page keeps answering. Screenshots go to dist-playground-screens/.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import { tmpdir } from 'node:os';
-import { extname, join, normalize, resolve } from 'node:path';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { build, createServer as createViteServer, type ViteDevServer } from 'vite';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createServer as createViteServer, type ViteDevServer } from 'vite';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { CHROMIUM, buildSite, haveChromium, idle, serveDir } from '../support/playground-site.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOT = resolve(import.meta.dirname, '../..');
 const SHOTS = join(ROOT, 'dist-playground-screens');
-const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) console.warn(`[host-browser e2e] skipped: ${CHROMIUM} is missing (apt-get install chromium)`);
-
-const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.json': 'application/json',
-};
-
-function serve(dir: string): Promise<Server> {
-  const server = createServer((req, res) => {
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    const file = normalize(join(dir, path.endsWith('/') ? `${path}index.html` : path));
-    if (!file.startsWith(dir)) { res.writeHead(403).end(); return; }
-    readFile(file).then(
-      (body) => res.writeHead(200, { 'content-type': TYPES[extname(file)] ?? 'application/octet-stream' }).end(body),
-      () => res.writeHead(404).end('not found'),
-    );
-  });
-  return new Promise((ok) => server.listen(0, '127.0.0.1', () => ok(server)));
-}
-
-/** Waits until the worker has answered every call. */
-async function idle(page: Page, timeout = 60_000): Promise<void> {
-  await page.waitForFunction(() => document.body.dataset.busy === '0', undefined, { timeout });
-}
 
 async function outcomeTexts(page: Page): Promise<string[]> {
   return page.$$eval('#outcomes tbody tr', (rows) => rows.map((r) => (r as HTMLElement).dataset.key ?? ''));
@@ -53,9 +29,8 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'svp-playground-'));
-    await build({ configFile: join(ROOT, 'host-browser/vite.config.ts'), logLevel: 'warn', build: { outDir: dir, emptyOutDir: true } });
-    server = await serve(dir);
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    await buildSite(ROOT, dir);
+    ({ server, base } = await serveDir(dir));
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], headless: true });
     mkdirSync(SHOTS, { recursive: true });
   }, 300_000);
