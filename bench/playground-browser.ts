@@ -2,7 +2,8 @@
 // by vite, served on 127.0.0.1, opened in Debian's Chromium (playwright-core, headless), the
 // "20,000 Services" preset picked, and the time from that pick until the page has drawn the
 // rules, the first trace and the summary (its busy flag drops). Each load runs in a fresh browser
-// context (no cached code), after the page's first scene has loaded. The note gives the worker's
+// context (no cached code), after the page's first scene has loaded; PLAYGROUND_BROWSER_LOADS
+// loads (default 5). The note gives the worker's
 // own figure ("loaded in … ms", the load without the page drawing) and the phases the page shows
 // for the last load. bench/playground.ts times the same engine under Node. Without
 // /usr/bin/chromium the row says so instead of timing.
@@ -20,7 +21,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 export async function benchPlaygroundBrowser(): Promise<BenchRow[]> {
   if (!haveChromium) return [{ name: NAME, value: 0, unit: 'ms', note: `not measured: ${CHROMIUM} is missing (apt-get install chromium)` }];
-  const loads = Math.max(1, Number(process.env.PLAYGROUND_BROWSER_LOADS) || 3);
+  const loads = Math.max(1, Number(process.env.PLAYGROUND_BROWSER_LOADS) || 5);
   const dir = mkdtempSync(join(tmpdir(), 'svp-playground-bench-'));
   const { server, base } = await (async () => {
     await buildSite(ROOT, dir);
