@@ -3,10 +3,9 @@
 // "20,000 Services" preset picked, and the time from that pick until the page has drawn the
 // rules, the first trace and the summary (its busy flag drops). Each load runs in a fresh browser
 // context (no cached code), after the page's first scene has loaded; PLAYGROUND_BROWSER_LOADS
-// loads (default 5). The note gives the worker's
-// own figure ("loaded in … ms", the load without the page drawing) and the phases the page shows
-// for the last load. bench/playground.ts times the same engine under Node. Without
-// /usr/bin/chromium the row says so instead of timing.
+// loads (default 5). The note gives the worker's own figure ("loaded in … ms", the load without
+// the page drawing) and the phases the page shows for the last load. bench/playground.ts times
+// the same engine under Node. Without /usr/bin/chromium the row says so instead of timing.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
