@@ -164,6 +164,19 @@ export function masqueradedTo(d: Extract<DirectDecision, { kind: 'choose' }>, to
 }
 
 /**
+ * svc/decide.ts choose(): where a new connection of decision `d` from `src` can go ("ip:port") —
+ * to the endpoint the client's fresh ClientIP affinity stamp names (`stamped`) while it is still in
+ * the chosen list, else to any endpoint of the list — and the step that says which.
+ */
+export function chooseStep(d: Extract<DirectDecision, { kind: 'choose' }>, src: string, stamped: string | null): { tos: string[]; step: DirectStep } {
+  const tos = d.entry[d.list].map((e) => joinHostPort(e.ip, e.port));
+  if (stamped !== null && tos.includes(stamped)) {
+    return { tos: [stamped], step: { where: 'direct affinity', text: `ClientIP affinity: ${src} was sent to ${stamped} within the last ${d.entry.affinityMs / 1000} s`, matched: true, target: 'DNAT' } };
+  }
+  return { tos, step: { where: 'direct choose', text: `uniform over ${tos.length} endpoint(s): ${tos.join(' ')}`, matched: true, target: 'DNAT' } };
+}
+
+/**
  * A trace of a new connection through the direct service table of `model`'s family, in the form
  * Dataplane.trace gives: the entries for the service ports the destination can reach are rendered
  * with the settings of the last apply (`render`) and the table decides; each endpoint of the chosen
@@ -197,15 +210,9 @@ export function directTrace(
   const one = { probability: 1, exact: { numerator: 1n, denominatorLog2: 0 }, paths: [], mark: 0, masq: false };
   if (d.kind === 'none') return { steps, outcomes: [{ ...one, verdict: 'PASS', reason: 'none' }], truncated: false };
   if (d.kind === 'verdict') return { steps, outcomes: [{ ...one, verdict: d.verdict, reason: d.reason }], truncated: false };
-  let tos = d.entry[d.list].map((e) => joinHostPort(e.ip, e.port));
-  // svc/decide.ts choose(): a fresh stamp whose endpoint is still in the list wins.
   const stamped = d.entry.affinityMs ? node.affinity?.(ids[entries.indexOf(d.entry)]!) ?? null : null;
-  if (stamped !== null && tos.includes(stamped)) {
-    steps.push({ table: 'direct', chain: 'direct affinity', hook, rule: steps.length, text: `ClientIP affinity: ${q.src} was sent to ${stamped} within the last ${d.entry.affinityMs / 1000} s`, matched: true, target: 'DNAT' });
-    tos = [stamped];
-  } else {
-    steps.push({ table: 'direct', chain: 'direct choose', hook, rule: steps.length, text: `uniform over ${tos.length} endpoint(s): ${tos.join(' ')}`, matched: true, target: 'DNAT' });
-  }
+  const { tos, step } = chooseStep(d, q.src, stamped);
+  steps.push({ table: 'direct', chain: step.where, hook, rule: steps.length, text: step.text, matched: true, target: step.target! });
   const outcomes = tos.map((to, i) => {
     const share = choiceShare(i, tos.length);
     return {

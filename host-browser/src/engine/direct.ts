@@ -6,7 +6,7 @@
 // (kube/direct-explain.ts, as assembly/svc/decide.ts svcDecide makes it), with the client's
 // ClientIP affinity stamp read from the core. Never touches the DOM or the worker.
 import { renderDirectService } from '../../../host-node/kube/index.js';
-import { DirectTable, masqueradedTo } from '../../../host-node/kube/direct-explain.js';
+import { DirectTable, chooseStep, masqueradedTo } from '../../../host-node/kube/direct-explain.js';
 import type { DirectService } from '../../../host-node/core/svc-config.js';
 import type { ConntrackEntry } from '../../../host-node/core/conntrack-record.js';
 import { NODE } from '../presets.js';
@@ -110,17 +110,10 @@ export class DirectRunner extends Runner {
       const outcome: Outcome = { key: outcomeKey(d.verdict, d.reason), verdict: d.verdict, reason: d.reason, masq: false, probability: 1 };
       return { steps: d.steps, outcomes: [outcome], truncated: false, existing: false, rules: this.views() };
     }
-    const eps = d.entry[d.list];
-    let choices = eps.map((e) => hostPort(e.ip, e.port));
     const id = this.ids[this.table.entries.indexOf(d.entry)];
     const stamped = d.entry.affinityMs && id !== undefined ? this.dp.directAffinity(id, p.src, nowMs) : null;
-    // svc/decide.ts choose(): a fresh stamp whose destination is still listed wins.
-    if (stamped !== null && choices.includes(stamped)) {
-      d.steps.push({ where: 'direct affinity', text: `ClientIP affinity: ${p.src} was sent to ${stamped} within the last ${d.entry.affinityMs / 1000} s`, matched: true, target: stamped });
-      choices = [stamped];
-    } else {
-      d.steps.push({ where: 'direct choose', text: `uniform over ${choices.length} endpoint(s): ${choices.join(' ')}`, matched: true, target: 'DNAT' });
-    }
+    const { tos: choices, step } = chooseStep(d, p.src, stamped);
+    d.steps.push(step);
     const outcomes = mergeOutcomes(choices.map((to) => {
       // KUBE-SEP: an endpoint reaching itself through the Service is masqueraded (hairpin).
       const masq = masqueradedTo(d, to, p.src);
