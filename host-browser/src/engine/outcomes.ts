@@ -4,6 +4,7 @@
 // connection). Shared by the iptables and IPVS runners. Pure: never holds a Dataplane.
 import { buildPacket, decodePacket, type DecodedPacket } from '../../../host-node/core/packet.js';
 import type { ProcessResult, PacketIn } from '../../../host-node/core/dataplane.js';
+import { joinHostPort } from '../../../host-node/kube/ip.js';
 import type { Proto } from '../presets.js';
 
 /** A concrete packet for the core: the builder's choices resolved to addresses. */
@@ -61,9 +62,7 @@ export function outcomeKey(verdict: string, reason: string, to?: string, masq = 
 }
 
 /** Formats "ip:port", bracketing IPv6 as the trace does. */
-export function hostPort(ip: string, port: number): string {
-  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
+export const hostPort = joinHostPort;
 
 export function toBytes(p: WirePacket, sport = p.sport): PacketIn {
   const bytes = buildPacket({
