@@ -135,11 +135,17 @@ export class Middles {
         }
         continue;
       }
+      // Runs of jumps to one chain look it up once, as step 1 does.
+      let lastName = '';
+      let last: ChainView | undefined;
       for (let k = this.from[i]!, end = this.to[i]!; k < end; k++) {
         const t = rules[k]!.target;
         if (t === null || t.kind !== 'jump') continue;
-        const v = this.td.get(t.chain);
-        if (v !== undefined) each(d, v);
+        if (t.chain !== lastName) {
+          lastName = t.chain;
+          last = this.td.get(lastName);
+        }
+        if (last !== undefined) each(d, last);
       }
     }
   }
