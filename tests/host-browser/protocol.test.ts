@@ -20,7 +20,7 @@ function handlers(log: string[]): Handlers {
       await new Promise((r) => setTimeout(r, 20));
       progress({ phase: 'generating objects', done: 2, total: 2 });
       log.push(`load ${p.mode}`);
-      return { issues: [], change: { full: true, changedServices: [], rewrittenChains: [], diff: { added: [], removed: [], addedTotal: 0, removedTotal: 0 }, changedChains: [] }, views: [], services: [], serviceCount: 0, ms: 1, phases: [] };
+      return { issues: [], change: { full: true, changedServices: [], rewrittenChains: [], diff: { added: [], removed: [], addedTotal: 0, removedTotal: 0 }, changedChains: { names: [], count: 0 } }, views: [], services: [], serviceCount: 0, ms: 1, phases: [] };
     },
     packet: (p) => {
       log.push(`packet ${p.packet.dport}`);

@@ -193,7 +193,9 @@ describe('rule views', () => {
       .replace('-A KUBE-SERVICES -d 10.96.0.1 -j REJECT\n-A KUBE-SERVICES -d 10.96.0.2 -j REJECT', '-A KUBE-SERVICES -d 10.96.0.2 -j REJECT\n-A KUBE-SERVICES -d 10.96.0.1 -j REJECT');
     const d = diffLines(SAVE, after, isIptablesRule);
     expect(d).toEqual({ added: ['-A KUBE-SVC-A -j KUBE-SEP-C'], removed: ['-A KUBE-SVC-A -j KUBE-SEP-A'] });
-    expect(chainsIn(d)).toEqual(['KUBE-SVC-A']);
+    expect(chainsIn(d)).toEqual({ names: ['KUBE-SVC-A'], count: 1 });
+    // Past the limit only the count is given.
+    expect(chainsIn({ added: d.added, removed: [...d.removed, '-A KUBE-SEP-A -j DROP'] }, 1)).toEqual({ names: [], count: 2 });
     expect(diffLines('a\na\nb', 'a\nb\nb')).toEqual({ added: ['b'], removed: ['a'] });
     const big = diffLines('', Array.from({ length: 1000 }, (_, i) => `-A X ${i}`).join('\n'));
     expect(sampleDiff(big, 10)).toEqual({ added: big.added.slice(0, 10), removed: [], addedTotal: 1000, removedTotal: 0 });
@@ -221,7 +223,9 @@ describe('rule views', () => {
     for (const limit of [400, 3]) {
       expect(index.addedAll(limit)).toEqual({ diff: sampleDiff(naive, limit), chains: chainsIn(naive) });
     }
-    expect(index.addedAll().chains).toEqual(['INPUT', 'KUBE-EMPTY', 'KUBE-SERVICES', 'KUBE-SVC-A', 'PREROUTING']);
+    expect(index.addedAll().chains).toEqual({ names: ['INPUT', 'KUBE-EMPTY', 'KUBE-SERVICES', 'KUBE-SVC-A', 'PREROUTING'], count: 5 });
+    expect(index.addedAll(400, 5).chains.names).toHaveLength(5);
+    expect(index.addedAll(400, 4).chains).toEqual({ names: [], count: 5 });
     // Chains read from text in no particular order, one in both tables.
     const unsorted = SaveIndex.fromRules([
       { table: 'filter', rules: '-N KUBE-Z\n-N KUBE-B\n-P OUTPUT ACCEPT\n-A OUTPUT -j KUBE-Z\n' },
@@ -229,7 +233,7 @@ describe('rule views', () => {
     ]);
     const all = diffLines('', unsorted.text().join('\n'), isIptablesRule);
     expect(unsorted.addedAll()).toEqual({ diff: sampleDiff(all, 400), chains: chainsIn(all) });
-    expect(unsorted.addedAll().chains).toEqual(['KUBE-A', 'KUBE-B', 'KUBE-Z', 'OUTPUT']);
+    expect(unsorted.addedAll().chains.names).toEqual(['KUBE-A', 'KUBE-B', 'KUBE-Z', 'OUTPUT']);
   });
 
   it('marks IPVS lines by what they contain', () => {

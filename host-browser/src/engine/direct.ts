@@ -12,7 +12,7 @@ import type { ConntrackEntry } from '../../../host-node/core/conntrack-record.js
 import { NODE } from '../presets.js';
 import { hostPort, mergeOutcomes, outcomeKey, type Outcome, type WirePacket } from './outcomes.js';
 import { applyInput, createDataplane, objectsOf, proxyPlan, Runner, type Loaded, type ObjectDelta, type ObjectsIn, type TraceView } from './modes.js';
-import { FULL_VIEW_LINES, type RuleLine, type RulesView } from './rules-view.js';
+import { FULL_VIEW_LINES, listChains, type RuleLine, type RulesView } from './rules-view.js';
 import { diffLines, sampleDiff } from './line-diff.js';
 import type { Dataplane } from '../../../host-node/dataplane.js';
 
@@ -72,7 +72,7 @@ export class DirectRunner extends Runner {
         changedServices: v4?.changedServices ?? [],
         rewrittenChains: v4?.direct ? [`${v4.direct.put} entr${v4.direct.put === 1 ? 'y' : 'ies'} written, ${v4.direct.removed} removed`] : [],
         diff: sampleDiff(diff),
-        changedChains: [...new Set([...diff.added, ...diff.removed].map((l) => l.split(' ')[0]!))].sort(),
+        changedChains: listChains(new Set([...diff.added, ...diff.removed].map((l) => l.split(' ')[0]!))),
       },
     };
   }

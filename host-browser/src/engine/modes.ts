@@ -23,7 +23,7 @@ import {
   delivered, freshPorts, hostPort, measuredKey, mergeOutcomes, outcomeKey, tally, toBytes,
   type Delivered, type Distribution, type Outcome, type WirePacket,
 } from './outcomes.js';
-import { markContaining, SaveIndex, type RulesView, type TraceMarks } from './rules-view.js';
+import { markContaining, SaveIndex, type ChainList, type RulesView, type TraceMarks } from './rules-view.js';
 import { chainsIn, diffLines, isIptablesRule, sampleDiff, type DiffSample, type LineDiff } from './line-diff.js';
 
 /** What a sync changed, for the diff pane. */
@@ -36,7 +36,7 @@ export interface SyncChange {
   rewrittenChains: string[];
   /** Rule lines that actually differ before/after (a sample, with the counts), and the chains holding them. */
   diff: DiffSample;
-  changedChains: string[];
+  changedChains: ChainList;
 }
 
 export interface TraceStepView {

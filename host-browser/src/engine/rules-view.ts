@@ -52,6 +52,19 @@ export function chainOf(line: string): string | undefined {
   return end < 0 ? line.slice(3) : line.slice(3, end);
 }
 
+/** Chains a sync names at most; past that it gives their count alone (a first load of 20,000 Services adds 60,000, and the page shows a count). */
+export const CHAINS_LISTED = 1000;
+
+/** The chains a sync changed: how many, and their names in sort order when there are at most CHAINS_LISTED (else none). */
+export interface ChainList {
+  names: string[];
+  count: number;
+}
+
+export function listChains(chains: ReadonlySet<string>, limit = CHAINS_LISTED): ChainList {
+  return { names: chains.size <= limit ? [...chains].sort() : [], count: chains.size };
+}
+
 export type Mark = 'hit' | 'seen';
 
 interface ChainRules {
@@ -410,7 +423,7 @@ export class SaveIndex {
    * The diff from nothing to this text, as sampleDiff(diffLines('', text, isIptablesRule)) and
    * chainsIn() of it give it, without listing every line (a first load of 20,000 Services).
    */
-  addedAll(limit = 400): { diff: DiffSample; chains: string[] } {
+  addedAll(limit = 400, listed = CHAINS_LISTED): { diff: DiffSample; chains: ChainList } {
     const added: string[] = [];
     const chains = new Set<string>();
     let total = 0;
@@ -428,9 +441,7 @@ export class SaveIndex {
         for (let i = 0; i < c.rules.length && added.length < limit; i++) added.push(c.rules.at(i)!);
       }
     }
-    // Each table's chains come in kernel order already (sorted, after a few built-ins): the
-    // default sort merges such runs in one pass.
-    return { diff: { added, removed: [], addedTotal: total, removedTotal: 0 }, chains: [...chains].sort() };
+    return { diff: { added, removed: [], addedTotal: total, removedTotal: 0 }, chains: listChains(chains, listed) };
   }
 
   /** A chain's declaration and rules as printed (empty when the table has no such chain). */

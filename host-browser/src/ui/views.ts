@@ -254,7 +254,7 @@ export function renderChange(c: SyncChange, mode: string, ms: number, phases: Ar
           ? `The direct sync compiled the changed Service ports into the core's table (${c.rewrittenChains.join('; ') || 'nothing written'})${c.changedServices.length ? ` for ${c.changedServices.join(', ')}` : ''}; `
           : `kube-proxy's ipvs sync re-sent the whole table; `,
       h('b', {}, `${diff.addedTotal} line(s) added, ${diff.removedTotal} removed`),
-      mode === 'direct' ? ` in ${c.changedChains.length} entr${c.changedChains.length === 1 ? 'y' : 'ies'}. ${ms} ms.` : ` in ${c.changedChains.length} chain(s). ${ms} ms.`);
+      mode === 'direct' ? ` in ${c.changedChains.count} entr${c.changedChains.count === 1 ? 'y' : 'ies'}. ${ms} ms.` : ` in ${c.changedChains.count} chain(s). ${ms} ms.`);
   const timing = phases.length > 1
     ? h('p', { class: 'muted small' }, phases.filter((p) => p.ms > 0).map((p) => `${p.phase} ${p.ms} ms`).join(' · '))
     : null;
