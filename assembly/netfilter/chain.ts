@@ -164,15 +164,6 @@ function fail(kind: u32, rule: i32, op: u32): i32 {
 
 @inline function rangeOk(w: u32): bool { return (w & 0xFFFF) <= (w >>> 16); }
 
-// Big-endian compare of two raw-word addresses: a ≤ b.
-function addrLe(p: usize, a: u32, b: u32): bool {
-  for (let i: u32 = 0; i < 4; i++) {
-    const x = bswap<u32>(arg(p, a + i)), y = bswap<u32>(arg(p, b + i));
-    if (x != y) return x < y;
-  }
-  return true;
-}
-
 // The words an op of `kind` must have (0: variable, checked by the caller).
 function wordsOf(kind: u32): u32 {
   switch (kind) {
@@ -295,7 +286,8 @@ function checkTarget(p: usize, kind: u32, family: u8, table: u8): u32 {
       const f = arg(p, 1);
       if ((f & ~NAT_FLAGS_ALL) != 0) return E_OP_ARG;
       if (family == 4 && (!v4Clean(p, 2) || !v4Clean(p, 6))) return E_OP_ARG;
-      if ((f & NAT_MAP_IPS) != 0 && !addrLe(p, 2, 6)) return E_OP_ARG;
+      // An address range may run backwards: neither the tools nor xt_nat's checkentry order it,
+      // and nf_nat's address choice wraps around (nat.ts chooseAddr).
       if ((f & NAT_PROTO_SPECIFIED) != 0 && !rangeOk(arg(p, 10))) return E_OP_ARG;
       return 0;
     }

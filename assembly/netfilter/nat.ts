@@ -185,19 +185,24 @@ function uniqueTuple(t: Tuple, dst: bool): bool {
   return false;
 }
 
-// in_range(): the original tuple already inside the range (source manip step 1).
+// in_range(): the original tuple already inside the range (source manip step 1). The address is
+// compared as one big-endian number, as nf_nat_inet_in_range() does (ipv6_addr_cmp for IPv6).
 function inRange(t: Tuple): bool {
-  if ((flags & NAT_MAP_IPS) != 0) {
-    for (let i: u32 = 0; i < 4; i++) {
-      const v = bswap<u32>(word(t, false, i));
-      if (v < bswap<u32>(load<u32>(rmin + (i << 2))) || v > bswap<u32>(load<u32>(rmax + (i << 2)))) return false;
-    }
-  }
+  if ((flags & NAT_MAP_IPS) != 0 && (srcCmp(t, rmin) < 0 || srcCmp(t, rmax) > 0)) return false;
   if ((flags & NAT_PROTO_SPECIFIED) != 0) {
     const k = keyOf(t, false);
     if (k < pmin || k > pmax) return false;
   }
   return true;
+}
+
+// The source address of `t` against the one at `a`, both as big-endian numbers: -1, 0 or 1.
+function srcCmp(t: Tuple, a: usize): i32 {
+  for (let i: u32 = 0; i < 4; i++) {
+    const v = bswap<u32>(word(t, false, i)), w = bswap<u32>(load<u32>(a + (i << 2)));
+    if (v != w) return v < w ? -1 : 1;
+  }
+  return 0;
 }
 
 // 16 bytes with two 64-bit moves (no bulk-memory runtime call on the packet path).

@@ -208,6 +208,29 @@ describe('NAT targets', () => {
     expect(b.send(tcp('198.19.7.1', '198.19.0.1', 1002, 80)).pkt.dst).toBe(first);
   });
 
+  it('an address range written backwards is loaded as the kernel loads it, and its choice wraps around', () => {
+    // iptables and xt_nat accept max < min; find_best_ips_proto()'s max - min + 1 then wraps, so
+    // a client is hashed over nearly the whole address space (stable per client, as ever).
+    const b = natBench('-A POSTROUTING -p tcp -j SNAT --to-source 198.19.9.9-198.19.9.4');
+    const r = b.send(tcp('198.18.0.1', '198.19.1.1', 1000, 80));
+    expect(r.verdict).toBe(V.FORWARD);
+    expect(r.pkt.src).not.toBe('198.18.0.1');
+    expect(b.send(tcp('198.18.0.1', '198.19.1.1', 1001, 80)).pkt.src).toBe(r.pkt.src);
+    expect(checksumsValid(r.bytes)).toBe(true);
+    const b6 = natBench('-A POSTROUTING -p tcp -j SNAT --to-source fd00::9-fd00::4', 6);
+    const r6 = b6.send(tcp('fd00:1::1', 'fd00:96::10', 5000, 80));
+    expect(r6.verdict).toBe(V.FORWARD);
+    expect(r6.pkt.src).not.toBe('fd00:1::1');
+  });
+
+  it('SNAT keeps an IPv6 source inside its range as one number, though not inside it word by word', () => {
+    // nf_nat_inet_in_range(): ipv6_addr_cmp against both ends. fd00::8000:0:0 lies between
+    // fd00::ff and fd00:0:0:1:: though its third word is above both ends' third words.
+    const b = natBench('-A POSTROUTING -p tcp -j SNAT --to-source fd00::ff-fd00:0:0:1::', 6);
+    expect(b.send(tcp('fd00::8000:0:0', 'fd00:96::10', 5000, 80)).pkt.src).toBe('fd00::8000:0:0');
+    expect(b.send(tcp('fd00:0:0:2::1', 'fd00:96::10', 5000, 80)).pkt.src).not.toBe('fd00:0:0:2::1');
+  });
+
   it('DNAT to a port range searches from its first port for a destination', () => {
     const b = natBench('-A PREROUTING -p udp -j DNAT --to-destination 198.18.50.1:7000-7009');
     expect(b.send(udp('198.19.7.1', '198.19.0.1', 1000, 53)).pkt.dport).toBe(7000);
