@@ -2,7 +2,7 @@
 // added and removed between two texts (as multisets, so reordered chains are no change), a sample
 // of them small enough for the page, and the chains they belong to. Pure text work; never reads
 // a Dataplane.
-import { chainOf, listChains, CHAINS_LISTED, type ChainList } from './rules-view.js';
+import { chainOf, listChains, type ChainList } from './rules-view.js';
 
 export interface LineDiff {
   added: string[];
@@ -49,7 +49,7 @@ export function diffLines(before: string, after: string, isRule = (l: string) =>
 export const isIptablesRule = (l: string): boolean => l.startsWith('-A ') || (l.startsWith(':') && !/^:(INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) /.test(l));
 
 /** The chains whose rules differ, from a diff of iptables-save texts. */
-export function chainsIn(diff: LineDiff, limit = CHAINS_LISTED): ChainList {
+export function chainsIn(diff: LineDiff, limit?: number): ChainList {
   const s = new Set<string>();
   for (const l of [...diff.added, ...diff.removed]) {
     const c = chainOf(l) ?? (l.startsWith(':') ? l.slice(1).split(' ')[0] : undefined);

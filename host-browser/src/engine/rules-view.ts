@@ -423,7 +423,7 @@ export class SaveIndex {
    * The diff from nothing to this text, as sampleDiff(diffLines('', text, isIptablesRule)) and
    * chainsIn() of it give it, without listing every line (a first load of 20,000 Services).
    */
-  addedAll(limit = 400, listed = CHAINS_LISTED): { diff: DiffSample; chains: ChainList } {
+  addedAll(limit = 400, listed?: number): { diff: DiffSample; chains: ChainList } {
     const added: string[] = [];
     const chains = new Set<string>();
     let total = 0;
