@@ -98,15 +98,32 @@ export function parseIP(text: string): Uint8Array {
 }
 
 function parseV4(text: string): Uint8Array {
-  const parts = text.split('.');
-  if (parts.length !== 4) throw new Error(`bad IPv4 address: ${text}`);
-  const out = new Uint8Array(4);
-  parts.forEach((p, i) => {
-    // Leading zeros are refused: some parsers read them as octal.
-    if (!/^(0|[1-9]\d{0,2})$/.test(p) || Number(p) > 255) throw new Error(`bad IPv4 address: ${text}`);
-    out[i] = Number(p);
-  });
+  const out = parseDottedQuad(text);
+  if (out === null) throw new Error(`bad IPv4 address: ${text}`);
   return out;
+}
+
+/**
+ * a.b.c.d in decimal, each part 0–255 without leading zeros (some parsers read those as octal), or
+ * null. One pass over the characters: control-plane paths (IPVS keys, ipset members) read tens of
+ * thousands of these.
+ */
+export function parseDottedQuad(text: string): Uint8Array | null {
+  const out = new Uint8Array(4);
+  let part = 0, digits = 0, value = 0;
+  for (let i = 0; i <= text.length; i++) {
+    const c = i < text.length ? text.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || part > 3) return null;
+      out[part++] = value;
+      digits = value = 0;
+    } else {
+      if (c < 48 || c > 57 || (digits === 1 && value === 0)) return null;
+      value = value * 10 + (c - 48);
+      if (++digits > 3 || value > 255) return null;
+    }
+  }
+  return part === 4 ? out : null;
 }
 
 function parseV6(text: string): Uint8Array {
@@ -144,7 +161,7 @@ function parseV6(text: string): Uint8Array {
  *  (the first longest run of two or more zero groups as `::`), IPv4-mapped (::ffff:a.b.c.d) and
  *  IPv4-compatible (::a.b.c.d) addresses with a dotted tail. */
 export function formatIP(bytes: Uint8Array): string {
-  if (bytes.length === 4) return Array.from(bytes).join('.');
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   if (bytes.length !== 16) throw new Error(`an address has 4 or 16 bytes, not ${bytes.length}`);
   const g: number[] = [];
   for (let i = 0; i < 8; i++) g.push((bytes[2 * i]! << 8) | bytes[2 * i + 1]!);

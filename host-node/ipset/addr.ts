@@ -4,7 +4,7 @@
 // dotted tail for ::a.b.c.d and ::ffff:a.b.c.d), prefix masks, ordering, and splitting an IPv4
 // from-to range into the fewest CIDR blocks (ip_set_range_to_cidr()). Pure functions on byte
 // arrays; never resolves host names.
-import { formatIP } from '../core/packet.js';
+import { formatIP, parseDottedQuad } from '../core/packet.js';
 
 /** 4 (IPv4) or 16 (IPv6) address bytes, network order. */
 export type Addr = Uint8Array;
@@ -17,6 +17,11 @@ function part(s: string): number | null {
 
 /** inet_aton's numeric forms (without hex). Null when not an IPv4 address. */
 export function parseV4(text: string): Addr | null {
+  // The plain dotted quad kube-proxy writes in one pass; inet_aton's other forms the long way.
+  return parseDottedQuad(text) ?? anyV4(text);
+}
+
+function anyV4(text: string): Addr | null {
   const parts = text.split('.');
   if (parts.length < 1 || parts.length > 4) return null;
   const nums: number[] = [];

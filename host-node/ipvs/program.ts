@@ -439,8 +439,13 @@ export class IpvsProgram {
 
   /** One service of `apply`: added when `cur` is absent, else edited; its destinations by difference. */
   private applyService(d: DesiredService, cur: ServiceInfo | undefined, tally: { added: number; edited: number; deleted: number }): void {
-    if (!cur) { this.addService(d); tally.added++; cur = this.service(this.findService(d)!); }
+    // A service just added has no destinations: nothing to read back but its id.
+    let id: number;
+    let have: readonly DestInfo[] = [];
+    if (!cur) { id = this.addService(d); tally.added++; }
     else {
+      id = cur.id;
+      have = cur.destinations;
       const a = this.serviceArgs(d);
       const curMask = typeof cur.netmask === 'number' ? cur.netmask : ipWords(parseIP(cur.netmask))[0];
       if (SCHEDULERS.indexOf(cur.scheduler) !== a.sched || cur.flags !== a.flags || (cur.persistent ?? 0) !== a.timeout ||
@@ -448,16 +453,16 @@ export class IpvsProgram {
     }
     const dkey = (x: { address: string; port: number }) => `${formatIP(parseIP(x.address))}:${x.port}`;
     const wantD = new Map(d.destinations.map((x) => [dkey(x), x]));
-    const haveD = new Map(cur.destinations.map((x) => [dkey(x), x]));
-    for (const [dk, x] of haveD) if (!wantD.has(dk)) { this.deleteDest(cur.id, x.id); tally.deleted++; }
+    const haveD = new Map(have.map((x) => [dkey(x), x]));
+    for (const [dk, x] of haveD) if (!wantD.has(dk)) { this.deleteDest(id, x.id); tally.deleted++; }
     for (const [dk, x] of wantD) {
       const h = haveD.get(dk);
-      if (!h) { this.addDest(cur.id, x); tally.added++; continue; }
+      if (!h) { this.addDest(id, x); tally.added++; continue; }
       const t = x.tunnel;
       if (h.forwarding !== (x.forwarding ?? 'droute') || h.weight !== (x.weight ?? 1) ||
           h.upperThreshold !== (x.upperThreshold ?? 0) || h.lowerThreshold !== (x.lowerThreshold ?? 0) ||
           h.tunnel.type !== (t?.type ?? 'ipip') || h.tunnel.port !== (t?.port ?? 0) || h.tunnel.checksum !== (t?.checksum ?? 'nocsum')) {
-        this.editDest(cur.id, h.id, x);
+        this.editDest(id, h.id, x);
         tally.edited++;
       }
     }

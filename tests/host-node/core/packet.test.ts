@@ -14,8 +14,16 @@ describe('parseIP / formatIP', () => {
   it('reads and writes IPv4 dotted quads, refusing anything else', () => {
     expect(bytes('198.18.0.1')).toEqual([198, 18, 0, 1]);
     expect(formatIP(Uint8Array.of(10, 0, 0, 255))).toBe('10.0.0.255');
-    for (const bad of ['', '1.2.3', '1.2.3.4.5', '256.0.0.1', '01.2.3.4', 'a.b.c.d', '1.2.3.-1', '1.2.3.4 ', '1..2.3']) {
+    expect(bytes('0.0.0.0')).toEqual([0, 0, 0, 0]);
+    expect(bytes('255.255.255.255')).toEqual([255, 255, 255, 255]);
+    for (const bad of ['', '1.2.3', '1.2.3.4.5', '256.0.0.1', '01.2.3.4', 'a.b.c.d', '1.2.3.-1', '1.2.3.4 ', '1..2.3',
+      '1.2.3.4.', '.1.2.3', '1000.0.0.1', '1.2.3.00', '1.2.3.0255', '1.2.3.4/32', '１.2.3.4']) {
       expect(() => parseIP(bad), bad).toThrow();
+    }
+    const r = rng(2);
+    for (let i = 0; i < 500; i++) {
+      const b = Uint8Array.from({ length: 4 }, () => r.int(256));
+      expect(Array.from(parseIP(formatIP(b)))).toEqual(Array.from(b));
     }
   });
 
