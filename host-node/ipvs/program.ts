@@ -293,11 +293,16 @@ export class IpvsProgram {
     return info;
   }
 
-  /** ipvsadm -L: every service (id order) with its destinations in the kernel's list order. */
-  services(): ServiceInfo[] {
+  /** ipvsadm -L: every service (id order) with its destinations in the kernel's list order; with
+   *  `family`, only the services of that family. */
+  services(family?: 4 | 6): ServiceInfo[] {
     const out: ServiceInfo[] = [];
     const next = (from: number) => this.fn('ipvsServiceNext')(from) >>> 0;
-    for (let s = next(0); s !== NIL; s = next(s + 1)) out.push(this.service(s));
+    const info = this.fn('ipvsServiceInfo');
+    for (let s = next(0); s !== NIL; s = next(s + 1)) {
+      if (family !== undefined && info(s) !== 0 && this.dv().getUint8(this.buf()) !== family) continue;
+      out.push(this.service(s));
+    }
     return out;
   }
 
@@ -405,12 +410,14 @@ export class IpvsProgram {
    * Brings the core to exactly `desired`: services and destinations missing are added (destinations
    * in the given order, so the kernel's list holds them newest first), changed ones edited, extra
    * ones deleted; unchanged ones are not touched, so their connections, counters and scheduler state
-   * survive. Returns the number of calls made of each kind.
+   * survive. Returns the number of calls made of each kind. With `family`, `desired` is that
+   * family's and services of the other family are neither read nor touched (kube-proxy's ipvs
+   * proxier, one per family, passes over them: proxier.go cleanLegacyService, "Not our family").
    */
-  apply(desired: DesiredService[]): { added: number; edited: number; deleted: number } {
+  apply(desired: DesiredService[], family?: 4 | 6): { added: number; edited: number; deleted: number } {
     const tally = { added: 0, edited: 0, deleted: 0 };
     const want = new Map(desired.map((d) => [serviceKey(d), d]));
-    const have = new Map(this.services().map((s) => [serviceKey(liveKey(s)), s]));
+    const have = new Map(this.services(family).map((s) => [serviceKey(liveKey(s)), s]));
     for (const [k, s] of have) if (!want.has(k)) { this.deleteService(s.id); tally.deleted++; }
     for (const [k, d] of want) this.applyService(d, have.get(k), tally);
     return tally;

@@ -250,8 +250,7 @@ export class IpvsApply {
       upserts.push(want);
     }
     if (full) {
-      const others = [...state].filter(([f]) => f !== plan.family).flatMap(([, s]) => [...s.servers.values()]);
-      Object.assign(applied, program.apply([...others, ...servers.values()]));
+      Object.assign(applied, program.apply([...servers.values()], plan.family));
     } else {
       const removed = [...prev.servers.values()].filter((d) => !servers.has(serverKey(d)));
       Object.assign(applied, program.applyChanges(upserts, removed));

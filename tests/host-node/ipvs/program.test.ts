@@ -56,6 +56,19 @@ describe('IpvsProgram over the shipped core', () => {
     expect(p.services().map((s) => [s.scheduler, s.destinations.length])).toEqual([['wlc', 1]]);
   });
 
+  it('apply for one family reads, keeps and deletes only that family\'s services (cleanLegacyService: "Not our family")', async () => {
+    const { p } = await core();
+    const v6: DesiredService = { protocol: 'tcp', address: 'fd00:96::80', port: 80, scheduler: 'rr', destinations: [{ address: 'fd00:244::11', port: 8080, forwarding: 'masq' }] };
+    expect(p.apply([...desired(), v6])).toEqual({ added: 7, edited: 0, deleted: 0 });
+    expect(p.services(6).map((s) => s.address)).toEqual(['fd00:96::80']);
+    expect(p.services(4).map((s) => s.address)).toEqual(['198.18.0.100', '198.18.0.100']);
+    // The IPv4 sync wants one service: the other IPv4 one goes, the IPv6 one is not its business.
+    expect(p.apply(desired().slice(0, 1), 4)).toEqual({ added: 0, edited: 0, deleted: 1 });
+    expect(p.services().map((s) => `${s.protocol} ${s.address}`)).toEqual(['tcp 198.18.0.100', 'tcp fd00:96::80']);
+    expect(p.apply([], 6)).toEqual({ added: 0, edited: 0, deleted: 1 });
+    expect(p.services().map((s) => s.address)).toEqual(['198.18.0.100']);
+  });
+
   it('applyChanges makes the calls apply would for the services given, and leaves every other one alone', async () => {
     const vs = (n: number, dests: number[], more: Partial<DesiredService> = {}): DesiredService => ({
       protocol: 'tcp', address: `198.18.0.${n}`, port: 80, scheduler: 'rr', ...more,
