@@ -255,6 +255,12 @@ export function parseEntry(def: TypeDef, family: 4 | 6, text: string, cmd: Cmd):
   const ports = portP ? portP.hi - portP.lo + 1 : 1;
   const nb = def.name === 'hash:ip,port,net' ? netBlocks(secP!) : null;
   const ipPart = ipP!;
+  if (ipCount === 1 && ports === 1 && nb === null) {
+    // One element (every entry kube-proxy writes): no generators to build and run.
+    const a = family === 6 || (!ipPart.to && ipPart.cidr === null) ? ipPart.from : hosts(ipPart, family).next().value as Addr;
+    const one: Element[] = [{ a, cidr: 0, proto: portP ? portP.proto : 0, port: portP ? portP.lo : 0, b: secP ? secP.from : null }];
+    return { count: 1, elements: () => one };
+  }
   return {
     count: ipCount * ports * (nb ? nb.count : 1),
     *elements() {

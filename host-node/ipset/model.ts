@@ -256,13 +256,16 @@ export class Model {
     this.checkExt(s0, x);
     // Validate every element before anything changes (all or nothing).
     const todo: Element[] = [];
+    const keys: string[] = [];
     let fresh = 0;
     let held = s0.members.size;
     let purge = false;
     for (const el of ent.elements()) {
       this.checkRange(s0, el);
       if (isNullElement(s0.def, el)) throw kernel(MSG.nullElem, entry);
-      const m = s0.members.get(elementKey(el));
+      const key = elementKey(el);
+      keys.push(key);
+      const m = s0.members.get(key);
       if (m && s0.live(m, now)) {
         if (!exist) throw kernel(MSG.exist, entry);
       } else if (!m) {
@@ -280,10 +283,11 @@ export class Model {
     }
     const s = this.writable(name);
     if (purge) s.purge(now);
-    for (const el of todo) {
+    for (let k = 0; k < todo.length; k++) {
+      const el = todo[k]!;
       sink.add(s, el, x, exist);
       const t = x.timeout ?? s.timeout;
-      s.members.set(elementKey(el), {
+      s.members.set(keys[k]!, {
         el, nomatch: x.nomatch, comment: x.comment,
         expires: s.timeout !== null && t !== null && t > 0 ? now + t * 1000 : null,
       });
