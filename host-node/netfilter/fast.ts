@@ -31,18 +31,21 @@ const STATISTIC = STATE_MATCH_DEFS.get('statistic')!;
 const DNAT = TARGET_DEFS.get('DNAT') as TargetDef;
 
 /**
- * The last few shared immutable objects of one kind, by key. kube-proxy repeats values close
- * together (the two rules of a KUBE-SEP chain share their comment, every KUBE-SVC chain jumps to
+ * The last few shared immutable objects of one kind, by key, looked up newest first. kube-proxy
+ * repeats values close together (the two rules of a KUBE-SEP chain share their comment, a
+ * service's KUBE-SERVICES and masquerade rules its address, and every few rules jump to
  * KUBE-MARK-MASQ), so a handful of slots compared with === catches nearly all the sharing at no
- * hashing cost, and memory stays bounded.
+ * hashing cost, and memory stays bounded. `depth` slots are searched: most lookups miss (a new
+ * comment, address or chain), and each slot compared costs a string compare.
  */
 class Recent<V> {
   private readonly keys: string[] = ['', '', '', '', '', '', '', ''];
   private readonly vals: (V | null)[] = [null, null, null, null, null, null, null, null];
   private next = 0;
+  constructor(private readonly depth = 2) {}
   get(key: string): V | null {
     const keys = this.keys;
-    for (let i = 0; i < 8; i++) if (keys[i] === key) return this.vals[i];
+    for (let k = 1, i = (this.next - 1) & 7; k <= this.depth; k++, i = (i - 1) & 7) if (keys[i] === key) return this.vals[i];
     return null;
   }
   set(key: string, v: V): V {
@@ -53,7 +56,8 @@ class Recent<V> {
   }
 }
 
-const jumps = new Recent<Target>();
+// Jumps to KUBE-MARK-MASQ recur a few jumps apart, past other chains named once each.
+const jumps = new Recent<Target>(8);
 const verdicts = new Map<string, Target>();
 const comments = new Recent<Match>();
 const ports: (Match & { kind: 'tcp' | 'udp' })[] = [];
@@ -68,8 +72,12 @@ let lastPort: PortRange | null = null;
  *  KUBE-SERVICES and masquerade rules, the endpoints' KUBE-SEP rules), which then share one. */
 const lists: (readonly Match[])[] = [];
 
-// The scanner's state for one rule (module-level: parsing is synchronous and not re-entered).
+// The scanner's state for one rule (module-level: parsing is synchronous and not re-entered): the
+// rule is text[from, end), where text may be the whole restore text the rule was cut from (a flat
+// string: a slice of it would cost an indirection on every character read). Every search stays
+// within end.
 let text = '';
+let end = 0;
 let pos = 0;
 let wordStart = 0;
 let wordEnd = 0;
@@ -78,30 +86,34 @@ let wordQuoted = false;
 /** Reads the next word into wordStart/wordEnd; false at the end, or (with pos = -1) when the
  *  word needs the general lexer (escapes, a quote inside a word, a tab). */
 function next(): boolean {
-  const n = text.length;
-  while (pos < n && text.charCodeAt(pos) === SPACE) pos++;
-  if (pos >= n) return false;
-  if (text.charCodeAt(pos) === QUOTE) {
-    const close = text.indexOf('"', pos + 1);
-    if (close < 0 || close === pos + 1) return bail();
-    if (close + 1 < n && text.charCodeAt(close + 1) !== SPACE) return bail();
-    if (text.lastIndexOf('\\', close) > pos) return bail();
-    wordStart = pos + 1;
+  // Locals in the loops: `text` and `pos` live in the module's context, a load or store each use.
+  const s = text, n = end;
+  let p = pos;
+  while (p < n && s.charCodeAt(p) === SPACE) p++;
+  pos = p;
+  if (p >= n) return false;
+  if (s.charCodeAt(p) === QUOTE) {
+    let close = p + 1;
+    for (let c = 0; close < n && (c = s.charCodeAt(close)) !== QUOTE; close++) if (c === BACKSLASH) return bail();
+    if (close >= n || close === p + 1) return bail();
+    if (close + 1 < n && s.charCodeAt(close + 1) !== SPACE) return bail();
+    wordStart = p + 1;
     wordEnd = close;
     wordQuoted = true;
     pos = close + 1;
     return true;
   }
-  const from = pos;
-  while (pos < n) {
-    const c = text.charCodeAt(pos);
+  const from = p;
+  while (p < n) {
+    const c = s.charCodeAt(p);
     if (c === SPACE) break;
     if (c === QUOTE || c < SPACE || c === BACKSLASH) return bail();
-    pos++;
+    p++;
   }
   wordStart = from;
-  wordEnd = pos;
+  wordEnd = p;
   wordQuoted = false;
+  pos = p;
   return true;
 }
 
@@ -130,11 +142,13 @@ function apply(def: ExtDef<unknown, unknown>, state: unknown, name: string, arg:
 
 /**
  * The Rule for `-A CHAIN <ruleText>`, or null when the text is not one of the shapes handled here
- * (then parseRuleText() must read it). `ruleText` becomes the rule's `text`.
+ * (then parseRuleText() must read it). `ruleText` becomes the rule's `text`; `whole` is the text it
+ * was cut from at `from`, read instead of it when given.
  */
-export function fastRule(ruleText: string, family: Family, chainName?: (name: string) => string): Rule | null {
-  text = ruleText;
-  pos = 0;
+export function fastRule(ruleText: string, family: Family, chainName?: (name: string) => string, whole?: string, from = 0): Rule | null {
+  text = whole ?? ruleText;
+  pos = whole !== undefined ? from : 0;
+  end = pos + ruleText.length;
   nameOf = chainName ?? null;
   try {
     return scan(ruleText, family);
@@ -367,8 +381,9 @@ function sharedList(ms: Match[], n: number): readonly Match[] {
 function dnatTo(proto: number): Target | null {
   // libxt_NAT.c: a port needs TCP, UDP or SCTP here (ext-target.ts parseNatPorts()).
   if (proto !== 6 && proto !== 17 && proto !== 132) return null;
-  const colon = text.indexOf(':', wordStart);
-  if (colon < 0 || colon >= wordEnd) return null;
+  let colon = wordStart;
+  while (colon < wordEnd && text.charCodeAt(colon) !== 58) colon++;
+  if (colon >= wordEnd) return null;
   const v = plainIPv4(text, wordStart, colon);
   if (v < 0) return null;
   let port = 0;

@@ -410,7 +410,7 @@ class Restorer extends BlockEditor {
       if (rule === undefined) {
         const own = this.views ? rest : detach(rest);
         try {
-          rule = fastRule(own, this.family, this.views ? this.chainName : undefined) ?? parseRuleText(own, this.family, !strict);
+          rule = (this.views ? fastRule(own, this.family, this.chainName, text, i) : fastRule(own, this.family)) ?? parseRuleText(own, this.family, !strict);
         } catch (e) {
           if (e instanceof SkipLine) return true; // `-6` in iptables-restore input: line ignored
           throw e;

@@ -65,9 +65,16 @@ function general(text: string, family: Family): Rule | Error {
   }
 }
 
+// Text around a rule cut from a restore text, with every character a scan must not run on into.
+const AROUND = ['-A X -j Y\n', '\n', ' "a\\b:c" ', ':'];
+
 function agree(text: string, family: Family): 'fast' | 'general' {
   const fast = fastRule(text, family);
   const slow = general(text, family);
+  // Read in place from the restore text it was cut from, the rule must come out the same.
+  for (const before of AROUND) for (const after of AROUND) {
+    expect(fastRule(text, family, undefined, before + text + after, before.length), `${JSON.stringify(before)} + ${text}`).toEqual(fast);
+  }
   if (fast === null) return 'general';
   expect(slow, `general parser refuses what the fast path took: ${text}`).not.toBeInstanceOf(Error);
   expect(fast, text).toEqual(slow);
