@@ -91,7 +91,7 @@ const encoder = new TextEncoder();
  *  per sync; no digest or base32 text made). The text is encoded straight into the message block. */
 function hash16(s: string): string {
   room(s.length * 3);
-  digest(encoder.encodeInto(s, block).written);
+  digest(ascii(s) ? s.length : encoder.encodeInto(s, block).written);
   const a = H[0]!, b = H[1]!, c = H[2]! >>> 16;
   const t = B32_CODES;
   return String.fromCharCode(
@@ -99,6 +99,19 @@ function hash16(s: string): string {
     t[((a & 3) << 3) | (b >>> 29)]!, t[(b >>> 24) & 31]!, t[(b >>> 19) & 31]!, t[(b >>> 14) & 31]!, t[(b >>> 9) & 31]!,
     t[(b >>> 4) & 31]!, t[((b & 15) << 1) | (c >>> 15)]!, t[(c >>> 10) & 31]!, t[(c >>> 5) & 31]!, t[c & 31]!,
   );
+}
+
+/** Copies `s` into the message block when it is ASCII (names and addresses nearly always are: a
+ *  loop is cheaper than a call into the encoder); false, with the block's content undefined,
+ *  otherwise. */
+function ascii(s: string): boolean {
+  const msg = block;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127) return false;
+    msg[i] = c;
+  }
+  return true;
 }
 
 // No memo of names across syncs: kube-proxy derives them once per service port and endpoint
