@@ -77,6 +77,8 @@ export const SOURCE_MIN_RULES = 64;
  * `with()` copies only the delta; when the delta outgrows ~8·√n it is folded into a new base,
  * so the cost per change stays small on average however large the map is.
  */
+const NO_CHANGES: ReadonlyMap<string, null> = new Map<string, null>();
+
 export class LayeredMap<V> {
   private constructor(
     private readonly base: ReadonlyMap<string, V>,
@@ -147,21 +149,8 @@ export class LayeredMap<V> {
         delta.set(k, v);
       }
     }
-    if (delta.size > Math.max(256, 8 * Math.sqrt(this.base.size))) {
-      // Fold into a new base, in entries() order; forEach makes no entry arrays (a full restore
-      // folds maps of 60 000 chains).
-      const base = new Map<string, V>();
-      this.base.forEach((v, k) => {
-        const d = delta.get(k);
-        if (d === undefined) base.set(k, v);
-        else if (d !== null) base.set(k, d);
-      });
-      delta.forEach((v, k) => {
-        if (v !== null && !this.base.has(k)) base.set(k, v);
-      });
-      return new LayeredMap(base, new Map(), base.size);
-    }
-    return new LayeredMap(this.base, delta, size);
+    const next = new LayeredMap(this.base, delta, size);
+    return delta.size > Math.max(256, 8 * Math.sqrt(this.base.size)) ? next.folded(NO_CHANGES) : next;
   }
 
   /**
@@ -185,8 +174,9 @@ export class LayeredMap<V> {
     return new LayeredMap(changes as Map<string, V>, new Map(), changes.size);
   }
 
-  /** with(), folded straight into a new base (a large change: a full restore's 60 000 chains);
-   *  the same entries in the same order as with() gives. */
+  /** with(), folded straight into a new base (a large change: a full restore's 60 000 chains, or a
+   *  delta grown too large); the same entries in the same order as with() gives. forEach makes no
+   *  entry arrays. */
   private folded(changes: ReadonlyMap<string, V | null>): LayeredMap<V> {
     const base = new Map<string, V>();
     const old = this.base, delta = this.delta;
