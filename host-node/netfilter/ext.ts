@@ -68,10 +68,12 @@ export interface ExtDef<S, R> {
 export function checkOption(ext: ExtDef<unknown, unknown>, opt: OptDef, xflags: number, invert: boolean): void {
   const bit = 1 << opt.id;
   if (xflags & bit && (!opt.multi || (opt.excl ?? 0) & bit)) {
-    throw new RuleError('--' + opt.name, opt.twice ?? `${ext.name}: option "--${opt.name}" can only be used once.`);
+    // libxtables names an option by the first entry of its id (`--source-ports` for `--sports`).
+    const first = extInfo(ext).byId[opt.id] ?? opt;
+    throw new RuleError('--' + opt.name, opt.twice ?? `${ext.name}: option "--${first.name}" can only be used once.`);
   }
   if (invert && !opt.invert && !ext.legacy) {
-    throw new RuleError('--' + opt.name, `${ext.name}: option "--${opt.name}" cannot be inverted.`);
+    throw new RuleError('--' + opt.name, `${ext.name}: option "--${(extInfo(ext).byId[opt.id] ?? opt).name}" cannot be inverted.`);
   }
 }
 
@@ -106,6 +108,18 @@ function extInfo(ext: ExtDef<unknown, unknown>): ExtInfo {
 /** The option of `ext` called `name` (without the leading dashes). */
 export function findOption(ext: ExtDef<unknown, unknown>, name: string): OptDef | undefined {
   return extInfo(ext).byName.get(name);
+}
+
+/** The options of `ext` whose name `prefix` abbreviates (getopt_long), one per id: undefined for
+ *  none, null when two different options would fit. */
+export function abbreviated(ext: ExtDef<unknown, unknown>, prefix: string): OptDef | null | undefined {
+  let found: OptDef | undefined;
+  for (const o of ext.opts) {
+    if (!o.name.startsWith(prefix)) continue;
+    if (found === undefined) found = o;
+    else if (found.id !== o.id) return null;
+  }
+  return found;
 }
 
 /** The generic final checks of xtables_options_fcheck(): mandatory, also-requires, exclusions. */

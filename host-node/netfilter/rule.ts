@@ -12,7 +12,7 @@ import { STATE_MATCH_DEFS, saveState } from './ext-state.js';
 import { IPVS_MATCH_DEFS, saveIpvs } from './ext-ipvs.js';
 import { TARGET_DEFS, VERDICTS, saveTarget, targetHooks, targetSaveName } from './ext-target.js';
 import {
-  RuleError, checkFinal, checkOption, findOption, parseProtocol, protocolName, type ExtDef, type OptDef, type ParseEnv,
+  RuleError, abbreviated, checkFinal, checkOption, findOption, parseProtocol, protocolName, type ExtDef, type OptDef, type ParseEnv,
 } from './ext.js';
 import { splitWords } from './lexer.js';
 import { ZERO_COUNTERS, type AddrMatch, type Counters, type Family, type IfaceMatch, type Match, type Rule, type Target } from './model.js';
@@ -62,6 +62,7 @@ const LONG: Record<string, string> = {
   numeric: 'n', 'out-interface': 'o', verbose: 'v', wait: 'w', 'wait-interval': 'W', exact: 'x', fragments: 'f',
   version: 'V', help: 'h', 'line-numbers': '0', modprobe: 'M', 'set-counters': 'c', goto: 'g', ipv4: '4', ipv6: '6',
 };
+const LONG_NAMES = Object.keys(LONG);
 // Short options that take one argument (IPT_OPTSTRING).
 const WITH_ARG = new Set(['A', 'C', 'D', 'E', 'I', 'N', 'P', 'R', 'c', 'd', 'i', 'j', 'o', 'p', 's', 't', 'g', 'm', 'M']);
 // Rule options that may be given once each (xshared.c set_option()), in iptables' order.
@@ -101,6 +102,8 @@ class Parser {
   private fragment: { invert: boolean } | null = null;
   private readonly instances: Instance<Match>[] = [];
   private target: Instance<Target> | null = null;
+  /** The extensions whose options joined the option table, in the order they joined. */
+  private readonly merged: ExtDef<unknown, Match | Target>[] = [];
   private jumpTo = '';
   private isGoto = false;
   private counters: Counters | null = null;
@@ -180,11 +183,12 @@ class Parser {
         inline = name.slice(eq + 1);
         name = name.slice(0, eq);
       }
-      letter = LONG[name];
-      if (letter === undefined) {
-        this.extOption(word, name, inline);
+      const hit = this.longOption(name);
+      if (hit === null || typeof hit !== 'string') {
+        this.extOption(word, name, inline, hit);
         return;
       }
+      letter = hit;
     } else {
       letter = word[1];
       if (word.length > 2) {
@@ -292,6 +296,7 @@ class Parser {
           const def = TARGET_DEFS.get(name);
           if (def) {
             this.target = { def, state: def.init(this.env()), xflags: 0, completed: false };
+            this.merged.push(def);
           }
         }
         break;
@@ -355,20 +360,62 @@ class Parser {
     for (const inst of this.instances) if (inst.def === def) inst.completed = true;
     const inst: Instance<Match> = { def, state: def.init(this.env()), xflags: 0, completed: false };
     this.instances.push(inst);
+    if (!this.merged.includes(def)) this.merged.push(def);
     return inst;
   }
 
-  /** An option that is not a base option: the first loaded extension that knows it, else the
-   *  match `-p` names (loaded now, once), else unknown (xshared.c command_default()). */
-  private extOption(word: string, name: string, inline: string | undefined): void {
-    let hit = this.findExtOption(name);
+  /**
+   * A long option as getopt_long() finds it in iptables' option table (xtables_merge_options():
+   * the base options, then the newest extension's, then older ones; a match loaded again is a
+   * clone whose options are not merged twice): the name given in full first, else the one option
+   * it abbreviates (`--to` for DNAT's `--to-destination`, `--dport` for multiport's `--dports`),
+   * its other spellings counting as the same option. A base option's letter; an extension's
+   * option, for the live (last loaded) instance of that extension (command_default()); or null:
+   * none, or several it could abbreviate.
+   */
+  private longOption(name: string): string | [Instance<Match> | Instance<Target>, OptDef] | null {
+    const exact = LONG[name];
+    if (exact !== undefined) return exact;
+    const order = this.merged;
+    for (let k = order.length - 1; k >= 0; k--) {
+      const opt = findOption(order[k]!, name);
+      if (opt) return [this.live(order[k]!), opt];
+    }
+    let letter: string | null = null;
+    for (const long of LONG_NAMES) {
+      if (!long.startsWith(name)) continue;
+      if (letter === null) letter = LONG[long]!;
+      else if (letter !== LONG[long]) return null;
+    }
+    let hit: [ExtDef<unknown, Match | Target>, OptDef] | null = null;
+    for (let k = order.length - 1; k >= 0; k--) {
+      const opt = abbreviated(order[k]!, name);
+      if (opt === undefined) continue;
+      if (opt === null || letter !== null || hit !== null) return null;
+      hit = [order[k]!, opt];
+    }
+    return hit !== null ? [this.live(hit[0]), hit[1]] : letter;
+  }
+
+  /** The instance options of `def` go to: the target, or the match's last (not completed) one. */
+  private live(def: ExtDef<unknown, Match | Target>): Instance<Match> | Instance<Target> {
+    if (this.target?.def === def) return this.target;
+    for (let k = this.instances.length - 1; ; k--) if (this.instances[k]!.def === def) return this.instances[k]!;
+  }
+
+  /** An option that is not a base option: the loaded extension's option getopt found (`hit`),
+   *  else, with the match `-p` names loaded now (once), the option getopt finds then, else
+   *  unknown (xshared.c command_default()). */
+  private extOption(word: string, name: string, inline: string | undefined, found: [Instance<Match> | Instance<Target>, OptDef] | null): void {
+    let hit = found;
     if (!hit && this.proto !== 0 && !this.protoUsed) {
       this.protoUsed = true;
       const pname = protocolName(this.proto);
       const def = pname ? findMatchDef(pname, this.family) : null;
       if (def) {
         this.load(def);
-        hit = this.findExtOption(name);
+        const again = this.longOption(name);
+        hit = typeof again === 'string' ? null : again;   // the base options are as they were
       }
     }
     if (!hit) throw new RuleError(word, `unknown option "${word}"`);
@@ -386,19 +433,6 @@ class Parser {
     inst.xflags |= 1 << opt.id;
     const bare = inline === undefined && opt.args === 1 && !this.quoted[this.i - 1];
     this.openComment = inst.def.name === 'comment' && bare ? (inst.state as { text: string }) : null;
-  }
-
-  private findExtOption(name: string): [Instance<Match> | Instance<Target>, OptDef] | null {
-    for (const inst of this.instances) {
-      if (inst.completed) continue;
-      const opt = findOption(inst.def, name);
-      if (opt) return [inst, opt];
-    }
-    if (this.target) {
-      const opt = findOption(this.target.def, name);
-      if (opt) return [this.target, opt];
-    }
-    return null;
   }
 
   private finish(): Command {

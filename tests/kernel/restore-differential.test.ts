@@ -119,6 +119,27 @@ describe.skipIf(skipWhy !== '')('iptables-restore text: svcplane vs the kernel\'
     expect(diffs[1]).toMatch(/kernel accepts, svcplane refuses/);
   });
 
+  it('long options abbreviated as getopt_long reads them (base, match and target options alike) are taken or refused as the kernel does', () => {
+    const filter = [
+      '--proto tcp --dpo 80 -j ACCEPT', '--desti 198.18.0.1 --sr 198.19.0.1 -j ACCEPT', '--d 198.18.0.1 -j ACCEPT',
+      '-p tcp -m multiport --dport 80,443 -j ACCEPT', '-p tcp -m tcp -m multiport --dport 80 --dports 443 -j ACCEPT',
+      '-p tcp -m tcp -m multiport --dport 80 -j ACCEPT', '-p udp -m multiport --sports 80 --sport 1:80 -j ACCEPT',
+      '-p udp -m multiport --sports 80:5454 --destination-port :864 -j ACCEPT', '-p tcp -m tcp --dport 1 -m tcp --dpo 2 -j ACCEPT',
+      '-m comment --comm hello -j ACCEPT', '-p tcp --sp 1:2 --dp 3 -j ACCEPT', '-p tcp --tcp-f SYN,ACK SYN -j ACCEPT',
+      '-m conntrack --ctsta NEW -j ACCEPT', '-m conntrack --ctstate NEW --ctdir ORIGINAL -j ACCEPT',
+      '-m statistic --mode random --prob 0.5 -j ACCEPT', '-m addrtype --dst LOCAL -j ACCEPT', '-m addrtype --dst-t LOCAL -j ACCEPT',
+    ].map((text) => ({ table: 'filter', chain: 'TEST', text }));
+    const nat = ['-p tcp -j DNAT --to 198.18.0.1:80', '-j SNAT --to 198.18.0.1', '-p tcp -j MASQUERADE --to 1024', '-p tcp -j REDIRECT --to 8080', '-j DNAT --t 198.18.0.1']
+      .map((text) => ({ table: 'nat', chain: 'TEST', text }));
+    const mangle = ['-j MARK --set 1', '-j MARK --set-x 1', '-j CONNMARK --save', '-j CONNMARK --set-m 1']
+      .map((text) => ({ table: 'mangle', chain: 'TEST', text }));
+    const gen = [...filter, ...nat, ...mangle] satisfies GenRule[];
+    const { diffs, accepted } = compareRules(new KernelTables(scope, scope.create('abbrev'), 4), gen);
+    expect(diffs).toEqual([]);
+    expect(accepted).toBeGreaterThan(10);
+    expect(accepted).toBeLessThan(gen.length - 3);
+  });
+
   for (const family of [4, 6] as const) {
     it(`${RULES} random IPv${family} rules: accepted or refused alike, printed alike, and loaded by the core`, async () => {
       const k = new KernelTables(scope, scope.create(`rules${family}`), family);

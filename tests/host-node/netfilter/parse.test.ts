@@ -171,6 +171,43 @@ describe('matches', () => {
   });
 });
 
+describe('long options as getopt_long reads them', () => {
+  const refused = (spec: string, table: TableName = 'filter'): string => {
+    const r = parseRestore(`*${table}\n-A INPUT ${spec}\nCOMMIT\n`, { family: 4 });
+    return r.ok ? 'accepted' : r.error.reason;
+  };
+  /** The rule without the words it was written with. */
+  const read = (spec: string): Omit<Rule, 'text'> => ({ ...rule(spec), text: undefined });
+
+  it('an abbreviation stands for the one option it can only mean, base or extension', () => {
+    expect(read('--proto tcp --dpo 80 -j ACCEPT')).toEqual(read('-p tcp --dport 80 -j ACCEPT'));
+    expect(read('--desti 198.18.0.1 --sr 198.19.0.1 -j ACCEPT')).toEqual(read('-d 198.18.0.1 -s 198.19.0.1 -j ACCEPT'));
+    expect(target('-p tcp -j DNAT --to 198.18.0.1:80', 'nat', 4, 'PREROUTING')).toEqual(target('-p tcp -j DNAT --to-destination 198.18.0.1:80', 'nat', 4, 'PREROUTING'));
+    expect(match('-m comment --comm hello -j ACCEPT')).toEqual({ kind: 'comment', text: 'hello' });
+  });
+
+  it('an option a loaded match abbreviates is that match\'s, not the one -p would load later', () => {
+    // `--dport` abbreviates multiport's `--dports`: the list is multiport's, tcp is never loaded.
+    const r = rule('-p tcp -m multiport --dport 80,443 -j ACCEPT');
+    expect(r.matches.map((m) => m.kind)).toEqual(['multiport']);
+    expect(r.matches[0]).toEqual(match('-p tcp -m multiport --dports 80,443 -j ACCEPT'));
+    // With tcp loaded first, `--dport` is tcp's own (a full name beats an abbreviation).
+    const both = rule('-p tcp -m tcp -m multiport --dport 80 --dports 443 -j ACCEPT');
+    expect(both.matches.map((m) => m.kind)).toEqual(['tcp', 'multiport']);
+    expect(both.matches[0]).toMatchObject({ dport: { lo: 80, hi: 80 } });
+    // …so here `--sport` is multiport's `--sports` a second time; libxtables names it by its first spelling.
+    expect(refused('-p udp -m multiport --sports 80 --sport 1:80 -j ACCEPT')).toBe('multiport: option "--source-ports" can only be used once.');
+    // A match loaded again shares its first load's options (a clone): they go to the last one.
+    const twice = rule('-p tcp -m tcp --dport 1 -m tcp --dpo 2 -j ACCEPT').matches;
+    expect(twice.map((m) => [m.kind, (m as { dport?: unknown }).dport])).toEqual([['tcp', { lo: 1, hi: 1 }], ['tcp', { lo: 2, hi: 2 }]]);
+  });
+
+  it('refuses a name that abbreviates several options', () => {
+    expect(refused('--d 198.18.0.1 -j ACCEPT')).toBe('unknown option "--d"');     // --delete, --destination, --dst
+    expect(refused('-j MARK --set 1', 'mangle')).toBe('unknown option "--set"');   // --set-mark, --set-xmark
+  });
+});
+
 describe('targets', () => {
   it('verdicts, jumps, gotos, no target', () => {
     for (const v of ['ACCEPT', 'DROP', 'RETURN', 'QUEUE'] as const) expect(target(`-j ${v}`)).toEqual({ kind: v });
