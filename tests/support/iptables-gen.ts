@@ -60,7 +60,20 @@ export class RuleGen {
       }
     }
     if (g.chance(0.95)) parts.push(`${g.pick(['-j', '-j', '--jump', '-g'])} ${this.target(table)}`);
-    return { table, chain, text: parts.join(' ') };
+    return { table, chain, text: this.abbreviate(parts.join(' ')) };
+  }
+
+  /** Now and then one long option cut short, as getopt_long lets a user write it (`--dpo`, `--to`):
+   *  iptables takes it when it abbreviates one option only. */
+  private abbreviate(text: string): string {
+    const g = this.rng;
+    if (!g.chance(0.12) || text.includes('"')) return text;
+    const words = text.split(' ');
+    const longs = words.map((w, i) => (w.startsWith('--') && w.length > 3 ? i : -1)).filter((i) => i >= 0);
+    if (longs.length === 0) return text;
+    const i = g.pick(longs);
+    words[i] = words[i]!.slice(0, g.int(3, words[i]!.length - 1));
+    return words.join(' ');
   }
 
   private neg(p = 0.2): string {
