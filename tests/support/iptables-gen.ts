@@ -33,7 +33,8 @@ export function ruleBlock(r: GenRule): string {
 }
 
 export class RuleGen {
-  constructor(private readonly rng: Rng, readonly family: 4 | 6) {}
+  /** `cutShort`: now and then abbreviate a long option (see abbreviate()). */
+  constructor(private readonly rng: Rng, readonly family: 4 | 6, private readonly cutShort = true) {}
 
   rule(): GenRule {
     const g = this.rng;
@@ -67,7 +68,7 @@ export class RuleGen {
    *  iptables takes it when it abbreviates one option only. */
   private abbreviate(text: string): string {
     const g = this.rng;
-    if (!g.chance(0.12) || text.includes('"')) return text;
+    if (!this.cutShort || !g.chance(0.12) || text.includes('"')) return text;
     const words = text.split(' ');
     const longs = words.map((w, i) => (w.startsWith('--') && w.length > 3 ? i : -1)).filter((i) => i >= 0);
     if (longs.length === 0) return text;
