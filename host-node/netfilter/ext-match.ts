@@ -172,7 +172,7 @@ function userToCredits(user: number): number {
 // ---- physdev (libxt_physdev.c; kernel check from xt_physdev.c) --------------------------------------
 
 function parseIface(arg: string): Omit<IfaceMatch, 'invert'> {
-  if (arg.length >= 16) throw new RuleError(arg, `interface name \`${arg}' must be shorter than 16 characters`);
+  if (arg.length >= 16) throw new RuleError(arg, `interface name \`${arg}' must be shorter than IFNAMSIZ (15)`);
   const wildcard = arg.endsWith('+');
   return { name: wildcard ? arg.slice(0, -1) : arg, wildcard };
 }

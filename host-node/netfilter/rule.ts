@@ -63,6 +63,12 @@ const LONG: Record<string, string> = {
   version: 'V', help: 'h', 'line-numbers': '0', modprobe: 'M', 'set-counters': 'c', goto: 'g', ipv4: '4', ipv6: '6',
 };
 const LONG_NAMES = Object.keys(LONG);
+// Long options that take no argument (original_opts has_arg 0): `--name=value` is unknown to getopt.
+const NO_ARG = new Set(['n', 'v', 'x', 'f', 'V', '0', '4', '6']);
+// Options whose value iptables 1.8.9 reads from argv[optind-1], the whole word, when it is joined
+// to the option (`-jACCEPT` names a target "-jACCEPT", `--src=1.2.3.4` a host "--src=1.2.3.4"),
+// where the others read optarg (`-mtcp` loads tcp).
+const WHOLE_WORD = 'sdpjio';
 // Short options that take one argument (IPT_OPTSTRING).
 const WITH_ARG = new Set(['A', 'C', 'D', 'E', 'I', 'N', 'P', 'R', 'c', 'd', 'i', 'j', 'o', 'p', 's', 't', 'g', 'm', 'M']);
 // Rule options that may be given once each (xshared.c set_option()), in iptables' order.
@@ -138,6 +144,11 @@ class Parser {
         this.invert = true;
         continue;
       }
+      if (word === '--' && !this.quoted[this.i - 1]) {
+        // getopt's end of options: iptables takes no words after it.
+        if (this.i < w.length) throw new RuleError(w[this.i]!, 'unknown arguments found on commandline');
+        break;
+      }
       if (word.length > 1 && word[0] === '-') {
         this.option(word);
         continue;
@@ -189,13 +200,15 @@ class Parser {
         return;
       }
       letter = hit;
+      if (inline !== undefined) {
+        if (NO_ARG.has(letter)) throw new RuleError(word, `unknown option "${word}"`);
+        if (WHOLE_WORD.includes(letter)) inline = word;
+      }
     } else {
       letter = word[1];
       if (word.length > 2) {
         if (!WITH_ARG.has(letter)) throw new RuleError(word, `unknown option "${word}"`);
-        // iptables 1.8.9 reads -s/-d/-p/-j from argv[optind-1], i.e. the whole word (`-jACCEPT`
-        // names a target "-jACCEPT"), the other options from optarg (`-mtcp` loads tcp).
-        inline = 'sdpj'.includes(letter) ? word : word.slice(2);
+        inline = WHOLE_WORD.includes(letter) ? word : word.slice(2);
       }
     }
     this.openComment = null;
@@ -272,7 +285,7 @@ class Parser {
         const text = take();
         if (text === '') throw new RuleError(word, 'Empty interface is likely to be undesired');
         this.setOption(letter, inv);
-        if (text.length >= 16) throw new RuleError(text, `interface name \`${text}' must be shorter than 16 characters`);
+        if (text.length >= 16) throw new RuleError(text, `interface name \`${text}' must be shorter than IFNAMSIZ (15)`);
         const wildcard = text.endsWith('+');
         const iface = { name: wildcard ? text.slice(0, -1) : text, wildcard, invert: inv };
         if (letter === 'i') this.inIface = iface;
@@ -418,7 +431,8 @@ class Parser {
         hit = typeof again === 'string' ? null : again;   // the base options are as they were
       }
     }
-    if (!hit) throw new RuleError(word, `unknown option "${word}"`);
+    // getopt refuses `--name=value` for an option without an argument: an unknown option then.
+    if (!hit || (inline !== undefined && hit[1].args === 0)) throw new RuleError(word, `unknown option "${word}"`);
     const [inst, opt] = hit;
     const inv = this.invert;
     this.invert = false;

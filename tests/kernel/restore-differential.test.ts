@@ -119,7 +119,7 @@ describe.skipIf(skipWhy !== '')('iptables-restore text: svcplane vs the kernel\'
     expect(diffs[1]).toMatch(/kernel accepts, svcplane refuses/);
   });
 
-  it('long options abbreviated as getopt_long reads them (base, match and target options alike) are taken or refused as the kernel does', () => {
+  it('options spelled as getopt_long allows (cut short, `--name=value`, joined to their value, `--`) are taken or refused as the kernel does', () => {
     const filter = [
       '--proto tcp --dpo 80 -j ACCEPT', '--desti 198.18.0.1 --sr 198.19.0.1 -j ACCEPT', '--d 198.18.0.1 -j ACCEPT',
       '-p tcp -m multiport --dport 80,443 -j ACCEPT', '-p tcp -m tcp -m multiport --dport 80 --dports 443 -j ACCEPT',
@@ -128,6 +128,12 @@ describe.skipIf(skipWhy !== '')('iptables-restore text: svcplane vs the kernel\'
       '-m comment --comm hello -j ACCEPT', '-p tcp --sp 1:2 --dp 3 -j ACCEPT', '-p tcp --tcp-f SYN,ACK SYN -j ACCEPT',
       '-m conntrack --ctsta NEW -j ACCEPT', '-m conntrack --ctstate NEW --ctdir ORIGINAL -j ACCEPT',
       '-m statistic --mode random --prob 0.5 -j ACCEPT', '-m addrtype --dst LOCAL -j ACCEPT', '-m addrtype --dst-t LOCAL -j ACCEPT',
+      // `--name=value`: optarg for most, the whole word for -s -d -p -j -i -o, unknown without an argument.
+      '-p tcp --dport=80 -j ACCEPT', '--match=comment --comment x -j ACCEPT', '-p tcp --goto=OTHER', '--protocol=tcp -j ACCEPT',
+      '--src=198.18.0.1 -j ACCEPT', '--jump=ACCEPT', '--in-interface=eth0 -j ACCEPT', '--fragments=1 -j ACCEPT', '-p tcp --syn=1 -j ACCEPT',
+      '-ieth0 -j ACCEPT', '-oeth0 -j ACCEPT', '-ptcp --dport 80 -j ACCEPT', '-mcomment --comment x -j ACCEPT',
+      // `--` ends the options: nothing may follow it.
+      '-j ACCEPT --', '-p tcp -j ACCEPT -- x', '-m comment --comment -- -j ACCEPT',
     ].map((text) => ({ table: 'filter', chain: 'TEST', text }));
     const nat = ['-p tcp -j DNAT --to 198.18.0.1:80', '-j SNAT --to 198.18.0.1', '-p tcp -j MASQUERADE --to 1024', '-p tcp -j REDIRECT --to 8080', '-j DNAT --t 198.18.0.1']
       .map((text) => ({ table: 'nat', chain: 'TEST', text }));

@@ -202,6 +202,21 @@ describe('long options as getopt_long reads them', () => {
     expect(twice.map((m) => [m.kind, (m as { dport?: unknown }).dport])).toEqual([['tcp', { lo: 1, hi: 1 }], ['tcp', { lo: 2, hi: 2 }]]);
   });
 
+  it('reads `--name=value`, a value joined to its option and `--` as iptables 1.8.9 does', () => {
+    expect(match('-p tcp --dport=80 -j ACCEPT')).toMatchObject({ kind: 'tcp', dport: { lo: 80, hi: 80 } });
+    // -s -d -p -j -i -o take the whole word (argv[optind-1]); the others the value.
+    expect(refused('--src=198.18.0.1 -j ACCEPT')).toBe("host/network `--src=198.18.0.1' not found");
+    expect(refused('--protocol=tcp -j ACCEPT')).toBe('unknown protocol "--protocol=tcp" specified');
+    expect(rule('-ieth0 -j ACCEPT').inIface).toEqual({ name: '-ieth0', wildcard: false, invert: false });
+    expect(rule('-mcomment --comment x -j ACCEPT').matches).toEqual([{ kind: 'comment', text: 'x' }]);
+    // An option without an argument given one is unknown to getopt.
+    expect(refused('--fragments=1 -j ACCEPT')).toBe('unknown option "--fragments=1"');
+    expect(refused('-p tcp --syn=1 -j ACCEPT')).toBe('unknown option "--syn=1"');
+    // `--` ends the options; a word after it is refused.
+    expect(read('-j ACCEPT --')).toEqual(read('-j ACCEPT'));
+    expect(refused('-j ACCEPT -- x')).toBe('unknown arguments found on commandline');
+  });
+
   it('refuses a name that abbreviates several options', () => {
     expect(refused('--d 198.18.0.1 -j ACCEPT')).toBe('unknown option "--d"');     // --delete, --destination, --dst
     expect(refused('-j MARK --set 1', 'mangle')).toBe('unknown option "--set"');   // --set-mark, --set-xmark
