@@ -21,7 +21,7 @@ import { CommitError, commit } from './graph.js';
 import { BlockEditor, policyReset, type CounterReset } from './commands.js';
 import type { Counters, Family, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
-import { MAX_NAME, SkipLine, assertValidChainName, bracketCounters, parseRuleText } from './rule.js';
+import { MAX_NAME, SkipLine, bracketCounters, parseRuleText } from './rule.js';
 import { BUILTIN_CHAINS, Ruleset, Table, builtinHook, emptyTable, hasFewChains, isTableName, type Chain, type ChainSource } from './ruleset.js';
 
 export interface RestoreOptions {
@@ -310,8 +310,9 @@ class Restorer extends BlockEditor {
         td.flush(d);
         this.resets.push({ table: td.name, chain: name, rule: -1 });
       } else {
+        // Only libiptc's checks (iptc_create_chain(): a chain or verdict of that name exists):
+        // iptables-restore creates `:!X`, `:-X` or `:LOG` where `-N` would refuse the name.
         if (have || VERDICTS.has(name)) throw new RuleError(name, `error creating chain '${name}':File exists`);
-        assertValidChainName(name);
         d = td.create(name);
       }
       d.refilled = true;

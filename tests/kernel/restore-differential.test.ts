@@ -146,6 +146,26 @@ describe.skipIf(skipWhy !== '')('iptables-restore text: svcplane vs the kernel\'
     expect(accepted).toBeLessThan(gen.length - 3);
   });
 
+  it('a `:CHAIN` line takes any name libiptc takes, where -N refuses some', () => {
+    const k = new KernelTables(scope, scope.create('names'), 4);
+    const texts = [
+      ':!X - [0:0]\n-A !X -j ACCEPT\n-A INPUT -j !X', ':-X - [0:0]', ':LOG - [0:0]\n-A LOG -j ACCEPT', ':DNAT - [0:0]', ':ACCEPT - [0:0]',
+      ':ABCDEFGHIJKLMNOPQRSTUVWXYZ12 - [0:0]', ':ABCDEFGHIJKLMNOPQRSTUVWXYZ123 - [0:0]', '-N !X', '-N LOG', '-N -X',
+    ].map((body) => `*filter\n${body}\nCOMMIT\n`);
+    const diffs: string[] = [];
+    for (const text of texts) {
+      const kr = k.restore(text);
+      const or = parseRestore(text, { family: 4 });
+      if (kr.ok !== or.ok) diffs.push(`${JSON.stringify(text)}: kernel ${kr.ok ? 'accepts' : `refuses (${kr.why})`}, svcplane ${or.ok ? 'accepts' : `refuses (${or.error.reason})`}`);
+      else if (kr.ok && or.ok) {
+        const body = (save: string) => save.split('\n').filter((l) => l.startsWith(':') || l.startsWith('-A')).join('\n');
+        const want = body(k.save('filter')), got = body(renderSave(or.ruleset, { form: 'kernel', tables: ['filter'] }));
+        if (want !== got) diffs.push(`${JSON.stringify(text)}: kernel saves ${JSON.stringify(want)}, svcplane ${JSON.stringify(got)}`);
+      }
+    }
+    expect(diffs).toEqual([]);
+  });
+
   for (const family of [4, 6] as const) {
     it(`${RULES} random IPv${family} rules: accepted or refused alike, printed alike, and loaded by the core`, async () => {
       const k = new KernelTables(scope, scope.create(`rules${family}`), family);
