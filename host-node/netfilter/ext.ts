@@ -68,13 +68,17 @@ export interface ExtDef<S, R> {
 export function checkOption(ext: ExtDef<unknown, unknown>, opt: OptDef, xflags: number, invert: boolean): void {
   const bit = 1 << opt.id;
   if (xflags & bit && (!opt.multi || (opt.excl ?? 0) & bit)) {
-    // libxtables names an option by the first entry of its id (`--source-ports` for `--sports`).
-    const first = extInfo(ext).byId[opt.id] ?? opt;
-    throw new RuleError('--' + opt.name, opt.twice ?? `${ext.name}: option "--${first.name}" can only be used once.`);
+    throw new RuleError('--' + opt.name, opt.twice ?? `${ext.name}: option "--${firstName(ext, opt)}" can only be used once.`);
   }
   if (invert && !opt.invert && !ext.legacy) {
-    throw new RuleError('--' + opt.name, `${ext.name}: option "--${(extInfo(ext).byId[opt.id] ?? opt).name}" cannot be inverted.`);
+    throw new RuleError('--' + opt.name, `${ext.name}: option "--${firstName(ext, opt)}" cannot be inverted.`);
   }
+}
+
+/** How libxtables names an option in its messages: by the first entry of its id (`--source-ports`
+ *  for `--sports`). */
+function firstName(ext: ExtDef<unknown, unknown>, opt: OptDef): string {
+  return (extInfo(ext).byId[opt.id] ?? opt).name;
 }
 
 interface ExtInfo {
