@@ -528,6 +528,7 @@ export class IptCompiler {
         return;
       }
       case 'mark': return w.op(M.MARK, inv, 2, m.value >>> 0, m.mask >>> 0);
+      case 'connmark': return w.op(M.CONNMARK, inv, 2, m.value >>> 0, m.mask >>> 0);
       case 'statistic':
         if (m.mode === 'random') return w.op(M.RANDOM, inv, 1, m.probabilityRaw >>> 0);
         // libxt_statistic: every is stored less one, the counter starts at every - packet.

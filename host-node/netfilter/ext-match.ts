@@ -9,7 +9,7 @@ import {
 } from './ext.js';
 import { saveString } from './lexer.js';
 import type {
-  AddrType, AddrtypeMatch, CommentMatch, IfaceMatch, LimitMatch, MarkMatch, Match, NfacctMatch, PhysdevMatch, SetMatch,
+  AddrType, AddrtypeMatch, CommentMatch, ConnmarkMatch, IfaceMatch, LimitMatch, MarkMatch, Match, NfacctMatch, PhysdevMatch, SetMatch,
 } from './model.js';
 
 type Mut<T> = { -readonly [K in keyof T]: T[K] };
@@ -85,6 +85,21 @@ const mark: ExtDef<Mut<MarkMatch>, Match> = {
   init: () => ({ kind: 'mark', value: 0, mask: 0xffffffff, invert: false }),
   parse(s, _o, args, invert) {
     const v = parseMarkMask('mark', 'mark', args[0]);
+    s.value = v.value;
+    s.mask = v.mask;
+    s.invert = invert;
+  },
+  build: (s) => s,
+};
+
+// ---- connmark (libxt_connmark.c revision 1: the conntrack entry's mark) -------------------------------
+
+const connmark: ExtDef<Mut<ConnmarkMatch>, Match> = {
+  name: 'connmark',
+  opts: [{ name: 'mark', id: 0, args: 1, invert: true, mand: true }],
+  init: () => ({ kind: 'connmark', value: 0, mask: 0xffffffff, invert: false }),
+  parse(s, _o, args, invert) {
+    const v = parseMarkMask('connmark', 'mark', args[0]);
     s.value = v.value;
     s.mask = v.mask;
     s.invert = invert;
@@ -269,13 +284,13 @@ const set: ExtDef<Mut<SetMatch>, Match> = {
 
 /** The metadata match extensions by the name `-m` takes. */
 export const MATCH_DEFS: ReadonlyMap<string, MatchDef> = new Map<string, MatchDef>([
-  ['comment', comment], ['addrtype', addrtype], ['mark', mark], ['limit', limit], ['physdev', physdev],
+  ['comment', comment], ['addrtype', addrtype], ['mark', mark], ['connmark', connmark], ['limit', limit], ['physdev', physdev],
   ['nfacct', nfacct], ['set', set],
 ]);
 
 // ---- rendering --------------------------------------------------------------------------------------
 
-type Basic = CommentMatch | AddrtypeMatch | MarkMatch | LimitMatch | PhysdevMatch | NfacctMatch | SetMatch;
+type Basic = CommentMatch | AddrtypeMatch | MarkMatch | ConnmarkMatch | LimitMatch | PhysdevMatch | NfacctMatch | SetMatch;
 
 /** What follows `-m NAME` in iptables-save output for one of this file's matches. */
 export function saveBasic(m: Basic): string {
@@ -291,6 +306,7 @@ export function saveBasic(m: Basic): string {
       return out;
     }
     case 'mark':
+    case 'connmark':
       return (m.invert ? ' !' : '') + ' --mark' + markMask(m.value, m.mask);
     case 'limit':
       return ' --limit' + printRate(m.avg) + (m.burst !== 5 ? ' --limit-burst ' + m.burst : '');
@@ -330,6 +346,9 @@ export function printBasic(m: Basic): string {
     }
     case 'mark':
       return ' mark match' + (m.invert ? ' !' : '') + markMask(m.value, m.mask);
+    case 'connmark':
+      // connmark_mt_print(): "connmark match ", then "!" and the mark with its own leading space.
+      return ' connmark match ' + (m.invert ? '!' : '') + markMask(m.value, m.mask);
     case 'limit':
       return ' limit: avg' + printRate(m.avg) + ' burst ' + m.burst;
     case 'physdev':

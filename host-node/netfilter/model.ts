@@ -193,6 +193,14 @@ export interface MarkMatch {
   readonly invert: boolean;
 }
 
+/** `-m connmark --mark value[/mask]`: (conntrack mark & mask) == value; no conntrack entry never matches. */
+export interface ConnmarkMatch {
+  readonly kind: 'connmark';
+  readonly value: number;
+  readonly mask: number;
+  readonly invert: boolean;
+}
+
 /** `-m statistic`. Random mode keeps the kernel's fixed-point probability. */
 export type StatisticMatch =
   | {
@@ -269,7 +277,7 @@ export type { IpvsMatch };
 
 export type Match =
   | TcpMatch | UdpMatch | SctpMatch | IcmpMatch | MultiportMatch | CommentMatch | AddrtypeMatch
-  | ConntrackMatch | StateMatch | MarkMatch | StatisticMatch | RecentMatch | SetMatch
+  | ConntrackMatch | StateMatch | MarkMatch | ConnmarkMatch | StatisticMatch | RecentMatch | SetMatch
   | NfacctMatch | LimitMatch | PhysdevMatch | IpvsMatch;
 
 // ---- targets ---------------------------------------------------------------------------------
