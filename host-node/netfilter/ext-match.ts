@@ -77,35 +77,25 @@ const addrtype: ExtDef<Mut<AddrtypeMatch>, Match> = {
   build: (s) => s,
 };
 
-// ---- mark (libxt_mark.c revision 1) ------------------------------------------------------------------
+// ---- mark and connmark (libxt_mark.c, libxt_connmark.c revision 1) -------------------------------------
 
-const mark: ExtDef<Mut<MarkMatch>, Match> = {
-  name: 'mark',
-  opts: [{ name: 'mark', id: 0, args: 1, invert: true, mand: true }],
-  init: () => ({ kind: 'mark', value: 0, mask: 0xffffffff, invert: false }),
-  parse(s, _o, args, invert) {
-    const v = parseMarkMask('mark', 'mark', args[0]);
-    s.value = v.value;
-    s.mask = v.mask;
-    s.invert = invert;
-  },
-  build: (s) => s,
-};
-
-// ---- connmark (libxt_connmark.c revision 1: the conntrack entry's mark) -------------------------------
-
-const connmark: ExtDef<Mut<ConnmarkMatch>, Match> = {
-  name: 'connmark',
-  opts: [{ name: 'mark', id: 0, args: 1, invert: true, mand: true }],
-  init: () => ({ kind: 'connmark', value: 0, mask: 0xffffffff, invert: false }),
-  parse(s, _o, args, invert) {
-    const v = parseMarkMask('connmark', 'mark', args[0]);
-    s.value = v.value;
-    s.mask = v.mask;
-    s.invert = invert;
-  },
-  build: (s) => s,
-};
+/** `--mark value[/mask]` of the packet (`-m mark`) or of its conntrack entry (`-m connmark`). */
+function markDef(name: 'mark' | 'connmark'): ExtDef<Mut<MarkMatch | ConnmarkMatch>, Match> {
+  return {
+    name,
+    opts: [{ name: 'mark', id: 0, args: 1, invert: true, mand: true }],
+    init: () => ({ kind: name, value: 0, mask: 0xffffffff, invert: false }),
+    parse(s, _o, args, invert) {
+      const v = parseMarkMask(name, 'mark', args[0]);
+      s.value = v.value;
+      s.mask = v.mask;
+      s.invert = invert;
+    },
+    build: (s) => s,
+  };
+}
+const mark = markDef('mark');
+const connmark = markDef('connmark');
 
 /** xtables_print_mark_mask(): ` 0xV` or ` 0xV/0xM`. */
 export function markMask(value: number, mask: number): string {
