@@ -72,13 +72,13 @@ export interface ChainSource {
 /** Chains with fewer rules get no ChainSource (their rule objects are few and cheap to compare). */
 export const SOURCE_MIN_RULES = 64;
 
+const NO_CHANGES: ReadonlyMap<string, null> = new Map<string, null>();
+
 /**
  * An immutable string-keyed map stored as a shared base plus a small delta (null = deleted).
  * `with()` copies only the delta; when the delta outgrows ~8·√n it is folded into a new base,
  * so the cost per change stays small on average however large the map is.
  */
-const NO_CHANGES: ReadonlyMap<string, null> = new Map<string, null>();
-
 export class LayeredMap<V> {
   private constructor(
     private readonly base: ReadonlyMap<string, V>,
@@ -132,10 +132,15 @@ export class LayeredMap<V> {
     });
   }
 
+  /** A delta of `n` entries is too large to keep beside this base: fold it in. */
+  private outgrows(n: number): boolean {
+    return n > Math.max(256, 8 * Math.sqrt(this.base.size));
+  }
+
   /** A new map with `changes` applied (null deletes). */
   with(changes: ReadonlyMap<string, V | null>): LayeredMap<V> {
     if (changes.size === 0) return this;
-    if (this.delta.size + changes.size > Math.max(256, 8 * Math.sqrt(this.base.size))) return this.folded(changes);
+    if (this.outgrows(this.delta.size + changes.size)) return this.folded(changes);
     const delta = new Map(this.delta);
     let size = this.size;
     for (const [k, v] of changes) {
@@ -150,7 +155,7 @@ export class LayeredMap<V> {
       }
     }
     const next = new LayeredMap(this.base, delta, size);
-    return delta.size > Math.max(256, 8 * Math.sqrt(this.base.size)) ? next.folded(NO_CHANGES) : next;
+    return this.outgrows(delta.size) ? next.folded(NO_CHANGES) : next;
   }
 
   /**
@@ -161,7 +166,7 @@ export class LayeredMap<V> {
    */
   withOwned(changes: Map<string, V | null>): LayeredMap<V> {
     if (changes.size === 0) return this;
-    if (this.delta.size + changes.size <= Math.max(256, 8 * Math.sqrt(this.base.size))) return this.with(changes);
+    if (!this.outgrows(this.delta.size + changes.size)) return this.with(changes);
     this.delta.forEach((v, k) => {
       if (!changes.has(k)) changes.set(k, v);
     });
