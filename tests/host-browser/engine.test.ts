@@ -288,10 +288,10 @@ describe('playground engine', () => {
   });
 
   it('edits of a generated scene reach the core as only the objects that changed', async () => {
-    const { sceneDelta } = await import('../../host-browser/src/engine/playground.js');
+    const { sceneDelta, Scene } = await import('../../host-browser/src/engine/playground.js');
     const svc = (name: string, ip: string) => ({ kind: 'Service', metadata: { name, namespace: 'default' }, spec: { clusterIP: ip } });
     const objects = [svc('a', '10.96.0.1'), svc('b', '10.96.0.2')];
-    const scene = { objects, index: new Map([['Service/default/a', 0], ['Service/default/b', 1]]) };
+    const scene = new Scene('two', objects);
     const a2 = svc('a', '10.96.0.9'), c = svc('c', '10.96.0.3');
     expect(sceneDelta(scene, [], [a2])).toEqual({ objects: [a2], removed: [] });
     // a back to the scene's own, c added; then c dropped again.

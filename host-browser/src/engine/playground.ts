@@ -119,12 +119,19 @@ const MAX_ENTRIES = 500;
 /** Flows listed at most (the page shows a table, not a dump). */
 const MAX_ROWS = 200;
 
-/** A generated scene: its objects, where each sits (by "kind/namespace/name"), its builder list once listed. */
-interface Scene {
-  id: string;
-  objects: unknown[];
-  index: Map<string, number>;
+/**
+ * A generated scene: its objects, where each sits (by "kind/namespace/name", indexed on the first
+ * edit: a first load of 20,000 Services never asks), its builder list once listed.
+ */
+export class Scene {
+  private index: Map<string, number> | undefined;
   services?: ServiceList;
+  constructor(readonly id: string, readonly objects: unknown[]) {}
+  /** Where the object with this key sits, if the scene has it. */
+  at(key: string): number | undefined {
+    this.index ??= new Map(this.objects.map((o, i) => [objectKey(o), i]));
+    return this.index.get(key);
+  }
 }
 
 export class Playground {
@@ -149,16 +156,17 @@ export class Playground {
     if (this.generated?.id !== preset.id) {
       progress('generating objects', 0, preset.size);
       const objects = preset.generate!((done, total) => progress('generating objects', done, total));
-      this.generated = { id: preset.id, objects, index: new Map(objects.map((o, i) => [objectKey(o), i])) };
+      this.generated = new Scene(preset.id, objects);
     }
-    const { objects, index } = this.generated;
+    const scene = this.generated;
+    const objects = scene.objects;
     if (!source.edits?.length) return () => objects;
     let out: unknown[] | undefined;
     return () => {
       if (out) return out;
       out = objects.slice();
       for (const e of source.edits!) {
-        const at = index.get(objectKey(e));
+        const at = scene.at(objectKey(e));
         if (at === undefined) out.push(e);
         else out[at] = e;
       }
@@ -174,7 +182,7 @@ export class Playground {
     let count = base.count;
     for (const e of source.edits ?? []) {
       if ((e as { kind?: unknown } | null)?.kind !== 'Service') continue;
-      const at = scene.index.get(objectKey(e));
+      const at = scene.at(objectKey(e));
       // The full list ends at `last`: a Service edited past it, or added (it goes last), is not listed.
       if (base.entries.length < MAX_ENTRIES || (at !== undefined && at <= base.last)) return serviceEntries(input());
       if (at === undefined) count++;
@@ -355,12 +363,12 @@ export class Playground {
 }
 
 /** The objects that differ between a scene with `prev` edits and with `next` edits (see Playground.editDelta). */
-export function sceneDelta(scene: { objects: unknown[]; index: Map<string, number> }, prev: unknown[], next: unknown[]): ObjectDelta {
+export function sceneDelta(scene: Scene, prev: unknown[], next: unknown[]): ObjectDelta {
   const before = new Map(prev.map((o) => [objectKey(o), o]));
   const after = new Map(next.map((o) => [objectKey(o), o]));
   const delta: ObjectDelta = { objects: [], removed: [] };
   for (const key of new Set([...before.keys(), ...after.keys()])) {
-    const at = scene.index.get(key);
+    const at = scene.at(key);
     const base = at === undefined ? undefined : scene.objects[at];
     const was = before.get(key) ?? base, now = after.get(key) ?? base;
     if (now === undefined) {
