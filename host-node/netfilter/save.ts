@@ -76,13 +76,47 @@ export function sortByName<T>(items: readonly T[], nameOf: (t: T) => string): T[
     byName.set(s, it);
   }
   if (byName.size !== n) return names.map((_, i) => i).sort((a, b) => cmp(names[a]!, names[b]!)).map((i) => items[i]!);
-  names.sort();
+  sortStrings(names);
   const out: T[] = new Array(n);
   for (let i = 0; i < n; i++) out[i] = byName.get(names[i]!)!;
   return out;
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Names sharing their first PREFIX characters are sorted as one group. */
+const PREFIX = 11;
+
+/**
+ * `names.sort()`, in place, in about half its time for tens of thousands of names. Every name
+ * kube-proxy gives a chain starts `KUBE-SEP-`, `KUBE-SVC-`…, so the engine's compare spends most
+ * of a full sort on those shared letters. Grouped by their first PREFIX characters instead
+ * (the group's key; a shorter name is its own key), names are sorted as keys and then within
+ * each group, a few names each. The order is the same: two names in different groups differ
+ * within the first PREFIX characters, or the shorter key is a prefix of the longer name and
+ * sorts first.
+ */
+function sortStrings(names: string[]): void {
+  if (names.length < 4096) {
+    names.sort();
+    return;
+  }
+  const groups = new Map<string, string[]>();
+  for (let i = 0; i < names.length; i++) {
+    const s = names[i]!;
+    const key = s.length > PREFIX ? s.slice(0, PREFIX) : s;
+    const g = groups.get(key);
+    if (g === undefined) groups.set(key, [s]);
+    else g.push(s);
+  }
+  const keys = [...groups.keys()].sort();
+  let at = 0;
+  for (let k = 0; k < keys.length; k++) {
+    const g = groups.get(keys[k]!)!;
+    if (g.length > 1) g.sort();
+    for (let j = 0; j < g.length; j++) names[at++] = g[j]!;
+  }
+}
 
 /** Renders the ruleset as iptables-save output; see SaveOptions. */
 export function renderSave(rs: Ruleset, opts: SaveOptions = {}): string {
