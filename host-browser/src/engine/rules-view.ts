@@ -423,25 +423,42 @@ export class SaveIndex {
    * The diff from nothing to this text, as sampleDiff(diffLines('', text, isIptablesRule)) and
    * chainsIn() of it give it, without listing every line (a first load of 20,000 Services).
    */
-  addedAll(limit = 400, listed?: number): { diff: DiffSample; chains: ChainList } {
+  addedAll(limit = 400, listed = CHAINS_LISTED): { diff: DiffSample; chains: ChainList } {
     const added: string[] = [];
-    const chains = new Set<string>();
     let total = 0;
     for (const t of this.tables) {
       for (const c of t.order) {
         if (c.builtin) continue;   // isIptablesRule: built-in chains' declarations are not rules
         total++;
-        chains.add(c.name);
         if (added.length < limit) added.push(declOf(c));
       }
       for (const c of t.order) {
-        if (c.rules.length === 0) continue;
-        total += c.rules.length;
-        chains.add(c.name);
-        for (let i = 0; i < c.rules.length && added.length < limit; i++) added.push(c.rules.at(i)!);
+        const n = c.rules.length;
+        if (n === 0) continue;
+        total += n;
+        for (let i = 0; i < n && added.length < limit; i++) added.push(c.rules.at(i)!);
       }
     }
-    return { diff: { added, removed: [], addedTotal: total, removedTotal: 0 }, chains: listChains(chains, listed) };
+    return { diff: { added, removed: [], addedTotal: total, removedTotal: 0 }, chains: this.chainsAdded(listed) };
+  }
+
+  // The chains a diff from nothing names (user chains and chains with rules, each name once across
+  // tables: KUBE-SERVICES is in nat and filter), counted without a set of 45,000 names.
+  private chainsAdded(listed: number): ChainList {
+    const named = (c: ChainRules | undefined): boolean => c !== undefined && (!c.builtin || c.rules.length > 0);
+    let count = 0;
+    for (let k = 0; k < this.tables.length; k++) {
+      for (const c of this.tables[k]!.order) {
+        if (!named(c)) continue;
+        let before = false;
+        for (let j = 0; j < k && !before; j++) before = named(this.tables[j]!.byName.get(c.name));
+        if (!before) count++;
+      }
+    }
+    if (count > listed) return { names: [], count };
+    const names = new Set<string>();
+    for (const t of this.tables) for (const c of t.order) if (named(c)) names.add(c.name);
+    return listChains(names, listed);
   }
 
   /** A chain's declaration and rules as printed (empty when the table has no such chain). */
