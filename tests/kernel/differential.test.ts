@@ -10,14 +10,15 @@
 // pick one of trace's outcomes. Session affinity: after svcplane processed a client's first packet,
 // the kernel's xt_recent list of the endpoint svcplane chose gets that client (/proc/net/xt_recent),
 // so both must send the client's next connection there.
-// SVCPLANE_KERNEL_RULESETS (default 1000) and SVCPLANE_KERNEL_SEED (default 1) choose the run.
+// The same again for IPv6 (ip6tables-legacy, a node of the IPv6 address plan, ICMPv6 answers).
+// SVCPLANE_KERNEL_RULESETS (default 1000, per family) and SVCPLANE_KERNEL_SEED (default 1) choose the run.
 import { describe, it, expect } from 'vitest';
 import { netnsSupport, missingTools } from '../support/netns';
 import {
-  KernelNode, KUBE_BASE_RULES, NODE_ADDR, NODE_ADDRS, NODE_LINK_ADDR, KERNEL_TOOLS,
-  kernelOutcome, repliesByFlow, flowKeyText, outcomeText, type FlowKey, type Outcome,
+  KernelNode, KUBE_BASE_RULES, KERNEL_TOOLS, planOf, hostPort,
+  kernelOutcome, repliesByFlow, flowKeyText, outcomeText, type AddressPlan, type FlowKey, type Outcome,
 } from '../support/kernel-node';
-import { proxyStateFor, randomCluster, renderSync, natChainsAfter, Rng, POD_CIDR } from '../support/kube-gen';
+import { proxyStateFor, randomCluster, renderSync, natChainsAfter, addrOf, Rng, POD_CIDR, POD_CIDR6 } from '../support/kube-gen';
 import { Dataplane } from '../../host-node/dataplane';
 import { buildPacket, decodePacket, PROTO, type ProtoName } from '../../host-node/core/packet';
 import { servicePortEndpointChainName, type ProxyModel } from '../../host-node/kube/index';
@@ -47,15 +48,19 @@ interface Flow {
 class Sources {
   private n = 0;
   private pairs = 0;
+  constructor(private readonly family: 4 | 6) {}
+  /** From the external clients' range (198.18.100.0/22, fd00:198:18:100::/62). */
   external(): { src: string; sport: number } {
     const i = this.n++;
     const host = i % 1016;
-    return { src: `198.18.${100 + Math.floor(host / 254)}.${(host % 254) + 1}`, sport: 1024 + (Math.floor(i / 1016) % 50000) };
+    const first = this.family === 6 ? 0x100 : 100;
+    return { src: addrOf(this.family, 18, first + Math.floor(host / 254), (host % 254) + 1), sport: 1024 + (Math.floor(i / 1016) % 50000) };
   }
+  /** From the client pods' range (198.19.250.0/23, fd00:198:19:fa::/63). */
   pod(): { src: string; sport: number } {
     const i = this.n++;
     const host = i % 508;
-    return { src: `198.19.${250 + Math.floor(host / 254)}.${(host % 254) + 1}`, sport: 1024 + (Math.floor(i / 508) % 50000) };
+    return { src: addrOf(this.family, 19, 250 + Math.floor(host / 254), (host % 254) + 1), sport: 1024 + (Math.floor(i / 508) % 50000) };
   }
   /** A second connection from `src` (ports 55000+ are used by nothing else). */
   again(src: string): { src: string; sport: number } {
@@ -65,7 +70,8 @@ class Sources {
 
 const PROTO_NAME: Record<string, ProtoName> = { TCP: 'tcp', UDP: 'udp', SCTP: 'sctp' };
 
-function flowsFor(model: ProxyModel, src: Sources, rng: Rng): Flow[] {
+function flowsFor(model: ProxyModel, src: Sources, rng: Rng, plan: AddressPlan): Flow[] {
+  const family = plan.family;
   const flows: Flow[] = [];
   const add = (what: string, s: { src: string; sport: number }, dst: string, dport: number, proto: ProtoName, routable = true): Flow => {
     const f: Flow = { key: { proto: PROTO[proto], src: s.src, dst, sport: s.sport, dport }, proto, what, routable };
@@ -79,8 +85,8 @@ function flowsFor(model: ProxyModel, src: Sources, rng: Rng): Flow[] {
     add('cluster IP from a pod', src.pod(), sp.clusterIP, sp.port, proto);
     if (eps.length) add('hairpin', { src: rng.pick(eps).ip, sport: src.external().sport }, sp.clusterIP, sp.port, proto, false);
     if (sp.nodePort) {
-      add('node port from outside', src.external(), NODE_ADDR, sp.nodePort, proto);
-      add('node port (link address) from a pod', src.pod(), NODE_LINK_ADDR, sp.nodePort, proto);
+      add('node port from outside', src.external(), plan.node, sp.nodePort, proto);
+      add('node port (link address) from a pod', src.pod(), plan.nodeLink, sp.nodePort, proto);
     }
     for (const vip of [...sp.externalIPs, ...sp.loadBalancerVIPs]) {
       add('external/LB IP from outside', src.external(), vip, sp.port, proto);
@@ -95,9 +101,10 @@ function flowsFor(model: ProxyModel, src: Sources, rng: Rng): Flow[] {
   }
   const any = rng.pick(model.sortedServices());
   if (any) add('cluster IP, other port', src.external(), any.clusterIP, any.port === 65535 ? 1 : any.port + 1, PROTO_NAME[any.protocol]!);
-  add('no service at this IP', src.external(), `198.18.13.${rng.int(1, 254)}`, 80, 'tcp');
-  add('straight to a pod', src.external(), `198.19.${rng.int(0, 249)}.${rng.int(1, 254)}`, 8080, 'udp');
-  add('node address, no node port', src.external(), NODE_ADDR, rng.int(1, 29999), rng.pick(['tcp', 'udp'] as const));
+  add('no service at this IP', src.external(), addrOf(family, 18, 13, rng.int(1, 254)), 80, 'tcp');
+  const pod = [rng.int(0, 249), rng.int(1, 254)] as const;
+  add('straight to a pod', src.external(), addrOf(family, 19, pod[0], pod[1]), 8080, 'udp');
+  add('node address, no node port', src.external(), plan.node, rng.int(1, 29999), rng.pick(['tcp', 'udp'] as const));
   return flows;
 }
 
@@ -109,7 +116,7 @@ function traceOutcomes(dp: Dataplane, f: Flow, nowMs: number): Chance[] {
   if (t.truncated) throw new Error(`trace truncated for ${flowKeyText(f.key)}`);
   return t.outcomes.filter((o) => o.exact.numerator > 0n).map((o): Chance => {
     const p = o.probability;
-    if (o.verdict === 'PASS' || o.verdict === 'FORWARD') return { kind: 'accept', to: o.to ?? `${f.key.dst}:${f.key.dport}`, masq: o.masq, p };
+    if (o.verdict === 'PASS' || o.verdict === 'FORWARD') return { kind: 'accept', to: o.to ?? hostPort(f.key.dst, f.key.dport), masq: o.masq, p };
     if (o.verdict === 'REPLY') return { kind: 'reject', p };
     return { kind: 'drop', p };
   });
@@ -122,7 +129,7 @@ function processOutcome(dp: Dataplane, f: Flow, nowMs: number): Outcome {
   const p = decodePacket(r.packet!);
   if (r.verdict === 'REPLY') return { kind: 'reject', ...(p.icmp ? { icmp: { type: p.icmp.type, code: p.icmp.code } } : { icmp: { type: -1, code: -1 } }) };
   const masq = p.src !== f.key.src || p.sport !== f.key.sport;
-  return { kind: 'accept', to: `${p.dst}:${p.dport}`, masq, ...(masq ? { from: p.src } : {}) };
+  return { kind: 'accept', to: hostPort(p.dst, p.dport), masq, ...(masq ? { from: p.src } : {}) };
 }
 
 /** Two outcomes are the same; `exact` also compares the masquerade source and the ICMP type/code. */
@@ -163,22 +170,23 @@ async function kernelOutcomes(k: KernelNode, flows: Flow[], received: string[]):
 }
 
 async function runRulesets(k: KernelNode, dp: Dataplane, seeds: number[], tally: Tally, mutate?: (text: string) => string): Promise<void> {
-  const sources = new Sources();
+  const family = k.plan.family;
+  const sources = new Sources(family);
   let natChains = new Set<string>();
   for (const [i, seed] of seeds.entries()) {
-    const cluster = randomCluster(seed);
+    const cluster = randomCluster(seed, { family });
     const state = proxyStateFor(cluster);
     const { render, model } = renderSync(state, natChains);
     const text = render.text;
     natChains = natChainsAfter(natChains, text);
     const rng = new Rng(seed ^ 0x5a5a5a5a);
-    const flows = flowsFor(model, sources, rng);
+    const flows = flowsFor(model, sources, rng, k.plan);
     for (const f of flows) f.bytes = buildPacket({ src: f.key.src, dst: f.key.dst, proto: f.proto, sport: f.key.sport, dport: f.key.dport });
 
     // svcplane first: its choice for each affinity pair's first packet seeds the kernel.
     const base = (i + 1) * RULESET_MS;
     dp.expire(base);
-    dp.iptablesRestore(mutate ? mutate(text) : text, { noflush: true });
+    dp.iptablesRestore(mutate ? mutate(text) : text, { noflush: true, family });
     const seeds4kernel: Array<[string, string]> = [];
     const results = flows.map((f, n) => {
       const now = base + n;
@@ -243,12 +251,13 @@ async function runRulesets(k: KernelNode, dp: Dataplane, seeds: number[], tally:
   }
 }
 
-async function freshPair(tag: string): Promise<{ k: KernelNode; dp: Dataplane }> {
-  const k = await KernelNode.start(tag);
+async function freshPair(tag: string, family: 4 | 6 = 4): Promise<{ k: KernelNode; dp: Dataplane }> {
+  const k = await KernelNode.start(tag, family);
   try {
     await k.resetRules();
-    const dp = await Dataplane.create({ nodeIPs: NODE_ADDRS, podCIDR: POD_CIDR, seed: 0x6b65726e, conntrackCapacity: 1 << 15 });
-    dp.iptablesRestore(KUBE_BASE_RULES);
+    const plan = planOf(family);
+    const dp = await Dataplane.create({ nodeIPs: [plan.node, plan.nodeLink], podCIDR: family === 6 ? POD_CIDR6 : POD_CIDR, seed: 0x6b65726e, conntrackCapacity: 1 << 15 });
+    dp.iptablesRestore(KUBE_BASE_RULES, { family });
     return { k, dp };
   } catch (e) {
     k.destroy();
@@ -280,53 +289,55 @@ function chiSquare(choices: Tally['choices']): { chi2: number; df: number } {
 
 const emptyTally = (): Tally => ({ rulesets: 0, flows: 0, deterministic: 0, random: 0, seeded: 0, choices: new Map(), kinds: {}, mismatchCount: 0, mismatches: [] });
 
-describe.skipIf(skipWhy !== '')('kernel differential: svcplane iptables mode vs iptables-legacy', () => {
-  it('the comparison sees a difference: rules altered on svcplane\'s side only are caught', async () => {
-    const { k, dp } = await freshPair('kdc');
-    try {
-      // Every DNAT target port moves by one: flows disagree one by one.
-      const ports = emptyTally();
-      const shift = (text: string) => text.replace(/--to-destination (\S+):(\d+)/g, (_, ip: string, port: string) => `--to-destination ${ip}:${(Number(port) % 65535) + 1}`);
-      await runRulesets(k, dp, [FIRST_SEED, FIRST_SEED + 1], ports, shift);
-      expect(ports.flows).toBeGreaterThan(20);
-      expect(ports.mismatchCount).toBeGreaterThan(0);
-      // Two-endpoint services split 1/10 : 9/10 instead of 1/2 : 1/2: every single pick is still
-      // possible, only the odds are off — the chi² test must see it.
-      const odds = emptyTally();
-      await runRulesets(k, dp, Array.from({ length: 40 }, (_, i) => FIRST_SEED + 100 + i), odds, (t) => t.replaceAll('--probability 0.5000000000', '--probability 0.1000000000'));
-      expect(odds.mismatchCount).toBe(0);
-      const fit = chiSquare(odds.choices);
-      expect(fit.df).toBeGreaterThan(0);
-      expect(fit.chi2).toBeGreaterThan(chiSquareLimit(fit.df));
-    } finally {
-      k.destroy();
-    }
-  });
+for (const family of [4, 6] as const) {
+  describe.skipIf(skipWhy !== '')(`kernel differential: svcplane iptables mode vs ${family === 6 ? 'ip6tables' : 'iptables'}-legacy`, () => {
+    it('the comparison sees a difference: rules altered on svcplane\'s side only are caught', async () => {
+      const { k, dp } = await freshPair(`kdc${family}`, family);
+      try {
+        // Every DNAT target port moves by one: flows disagree one by one.
+        const ports = emptyTally();
+        const shift = (text: string) => text.replace(/--to-destination (\S+):(\d+)/g, (_, ip: string, port: string) => `--to-destination ${ip}:${(Number(port) % 65535) + 1}`);
+        await runRulesets(k, dp, [FIRST_SEED, FIRST_SEED + 1], ports, shift);
+        expect(ports.flows).toBeGreaterThan(20);
+        expect(ports.mismatchCount).toBeGreaterThan(0);
+        // Two-endpoint services split 1/10 : 9/10 instead of 1/2 : 1/2: every single pick is still
+        // possible, only the odds are off — the chi² test must see it.
+        const odds = emptyTally();
+        await runRulesets(k, dp, Array.from({ length: 40 }, (_, i) => FIRST_SEED + 100 + i), odds, (t) => t.replaceAll('--probability 0.5000000000', '--probability 0.1000000000'));
+        expect(odds.mismatchCount).toBe(0);
+        const fit = chiSquare(odds.choices);
+        expect(fit.df).toBeGreaterThan(0);
+        expect(fit.chi2).toBeGreaterThan(chiSquareLimit(fit.df));
+      } finally {
+        k.destroy();
+      }
+    });
 
-  it(`${RULESETS} random rulesets: every kernel outcome is one svcplane gives a chance, exactly where certain`, async () => {
-    const { k, dp } = await freshPair('kd');
-    const tally = emptyTally();
-    const t0 = Date.now();
-    try {
-      await runRulesets(k, dp, Array.from({ length: RULESETS }, (_, i) => FIRST_SEED + i), tally);
-    } finally {
-      k.destroy();
-    }
-    const fit = chiSquare(tally.choices);
-    console.log(`kernel differential: ${tally.rulesets} rulesets, ${tally.flows} flows (${tally.deterministic} certain, ${tally.random} random, ${tally.seeded} affinity-seeded), `
-      + `kernel outcomes ${JSON.stringify(tally.kinds)}, ${tally.mismatchCount} mismatches, kernel picks vs svcplane odds chi² ${fit.chi2.toFixed(1)} on ${fit.df} df (limit ${chiSquareLimit(fit.df).toFixed(1)}), ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-    expect(tally.mismatchCount, tally.mismatches.join('\n')).toBe(0);
-    // The run exercised every kind of answer, so agreement is not vacuous.
-    expect(tally.rulesets).toBe(RULESETS);
-    if (RULESETS >= 50) {
-      for (const kind of ['accept', 'accept+masq', 'reject', 'drop']) expect(tally.kinds[kind] ?? 0, kind).toBeGreaterThan(0);
-      expect(tally.random).toBeGreaterThan(0);
-      expect(tally.seeded).toBeGreaterThan(0);
-      // The kernel's random picks follow svcplane's probabilities (a false alarm is a
-      // one-in-a-billion event, while e.g. ½/¼/¼ against the kernel's ⅓/⅓/⅓ over a few hundred
-      // three-way choices lands far outside).
-      expect(fit.df).toBeGreaterThan(0);
-      expect(fit.chi2).toBeLessThan(chiSquareLimit(fit.df));
-    }
-  }, 30 * 60_000);
-});
+    it(`${RULESETS} random IPv${family} rulesets: every kernel outcome is one svcplane gives a chance, exactly where certain`, async () => {
+      const { k, dp } = await freshPair(`kd${family}`, family);
+      const tally = emptyTally();
+      const t0 = Date.now();
+      try {
+        await runRulesets(k, dp, Array.from({ length: RULESETS }, (_, i) => FIRST_SEED + i), tally);
+      } finally {
+        k.destroy();
+      }
+      const fit = chiSquare(tally.choices);
+      console.log(`kernel differential IPv${family}: ${tally.rulesets} rulesets, ${tally.flows} flows (${tally.deterministic} certain, ${tally.random} random, ${tally.seeded} affinity-seeded), `
+        + `kernel outcomes ${JSON.stringify(tally.kinds)}, ${tally.mismatchCount} mismatches, kernel picks vs svcplane odds chi² ${fit.chi2.toFixed(1)} on ${fit.df} df (limit ${chiSquareLimit(fit.df).toFixed(1)}), ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      expect(tally.mismatchCount, tally.mismatches.join('\n')).toBe(0);
+      // The run exercised every kind of answer, so agreement is not vacuous.
+      expect(tally.rulesets).toBe(RULESETS);
+      if (RULESETS >= 50) {
+        for (const kind of ['accept', 'accept+masq', 'reject', 'drop']) expect(tally.kinds[kind] ?? 0, kind).toBeGreaterThan(0);
+        expect(tally.random).toBeGreaterThan(0);
+        expect(tally.seeded).toBeGreaterThan(0);
+        // The kernel's random picks follow svcplane's probabilities (a false alarm is a
+        // one-in-a-billion event, while e.g. ½/¼/¼ against the kernel's ⅓/⅓/⅓ over a few hundred
+        // three-way choices lands far outside).
+        expect(fit.df).toBeGreaterThan(0);
+        expect(fit.chi2).toBeLessThan(chiSquareLimit(fit.df));
+      }
+    }, 30 * 60_000);
+  });
+}

@@ -1,34 +1,69 @@
 // kernel-node.ts — a Kubernetes node made of throwaway namespaces, for comparing svcplane with
-// the kernel's own netfilter. The "node" has ip_forward on, rp_filter off, ICMP errors not
-// rate-limited, and node IP 198.18.200.1 on the link to the "sink", where everything routed to
-// pods and Service ranges goes and is dropped. A "client" joins the node by a veth pair: packets
+// the kernel's own netfilter, for IPv4 or IPv6 (one family per node, each with its own address
+// plan). The "node" forwards, has rp_filter off, ICMP errors not rate-limited, and its node IP
+// (198.18.200.1 / fd00:198:18:200::1) on the link to the "sink", where everything routed to pods
+// and Service ranges goes and is dropped. A "client" joins the node by a veth pair: packets
 // are injected as exact bytes on its end (AF_PACKET), so the kernel sees the very bytes svcplane
 // gets, and what comes back (ICMP errors, resets) is captured there. The node side loads rules
-// with iptables-legacy-restore, seeds xt_recent lists and reads /proc/net/nf_conntrack. Also
-// kube-proxy's base-chain jumps, and the decoding of conntrack lines and captured replies into
-// one Outcome shape shared with svcplane's results. Never changes anything outside its own
-// namespaces.
+// with iptables-legacy-restore (ip6tables-legacy-restore), seeds xt_recent lists and reads
+// /proc/net/nf_conntrack. Also kube-proxy's base-chain jumps, and the decoding of conntrack lines
+// and captured replies into one Outcome shape shared with svcplane's results. Never changes
+// anything outside its own namespaces.
 import { NetnsScope, missingTools, type LineAgent, type Netns } from './netns.js';
 import { decodePacket, PROTO } from '../../host-node/core/packet.js';
+import { canonicalIP } from '../../host-node/kube/ip.js';
 
-export const NODE_ADDR = '198.18.200.1';
-export const NODE_LINK_ADDR = '198.18.202.1';
-export const CLIENT_LINK_ADDR = '198.18.202.2';
+/** Where a node of one family puts its addresses and routes. */
+export interface AddressPlan {
+  family: 4 | 6;
+  /** The node IP, on the link to the sink (what MASQUERADE picks). */
+  node: string;
+  /** The node's address on the client link, and the client's, with the link's prefix length. */
+  nodeLink: string;
+  clientLink: string;
+  linkPrefix: number;
+  /** The sink's next hop (a neighbour entry with a MAC nobody owns). */
+  sinkGw: string;
+  /** Routed to the sink: the Service ranges and the pods. */
+  sinkRoutes: string[];
+  /** Sources whose replies route back to the client (external clients and client pods). */
+  externalClients: string;
+  podClients: string;
+  restoreTool: string;
+}
+
+export const PLAN4: AddressPlan = {
+  family: 4, node: '198.18.200.1', nodeLink: '198.18.202.1', clientLink: '198.18.202.2', linkPrefix: 30,
+  sinkGw: '198.18.203.2', sinkRoutes: ['198.18.0.0/17', '198.19.0.0/16'],
+  externalClients: '198.18.100.0/22', podClients: '198.19.250.0/23', restoreTool: 'iptables-legacy-restore',
+};
+
+/** IPv6: the IPv4 plan's numbers as groups (Services fd00:198:18:0-f::, pods fd00:198:19:0-f9::). */
+export const PLAN6: AddressPlan = {
+  family: 6, node: 'fd00:198:18:200::1', nodeLink: 'fd00:198:18:202::1', clientLink: 'fd00:198:18:202::2', linkPrefix: 126,
+  sinkGw: 'fd00:198:18:203::2', sinkRoutes: ['fd00:198:18::/60', 'fd00:198:19::/56'],
+  externalClients: 'fd00:198:18:100::/62', podClients: 'fd00:198:19:fa::/63', restoreTool: 'ip6tables-legacy-restore',
+};
+
+export const planOf = (family: 4 | 6): AddressPlan => (family === 6 ? PLAN6 : PLAN4);
+
+export const NODE_ADDR = PLAN4.node;
+export const NODE_LINK_ADDR = PLAN4.nodeLink;
+export const CLIENT_LINK_ADDR = PLAN4.clientLink;
 /** Every address the node owns (addrtype LOCAL, apart from 127/8). */
 export const NODE_ADDRS = [NODE_ADDR, NODE_LINK_ADDR];
-/** Sources whose replies route back to the client (external clients and client pods). */
-export const EXTERNAL_CLIENTS = '198.18.100.0/22';
-export const POD_CLIENTS = '198.19.250.0/23';
+export const NODE_ADDRS6 = [PLAN6.node, PLAN6.nodeLink];
+export const EXTERNAL_CLIENTS = PLAN4.externalClients;
+export const POD_CLIENTS = PLAN4.podClients;
 const NODE_MAC = '02:53:56:50:00:01';
 const CLIENT_MAC = '02:53:56:50:00:02';
 const SINK_NODE_MAC = '02:53:56:50:00:03';
 const SINK_MAC = '02:53:56:50:00:04';
 /** A MAC no interface has: frames sent to it are dropped by the sink as not addressed to it. */
 const NOBODY_MAC = '02:53:56:50:00:99';
-const SINK_GW = '198.18.203.2';
 
 /** Debian packages (and their tools) the kernel side needs. */
-export const KERNEL_TOOLS = ['iptables-legacy-restore', 'conntrack', 'nfacct', 'python3'];
+export const KERNEL_TOOLS = ['iptables-legacy-restore', 'ip6tables-legacy-restore', 'conntrack', 'nfacct', 'python3'];
 
 // Node side: rule loading, conntrack, xt_recent, sysctls. One JSON request per line.
 const NODE_AGENT = String.raw`
@@ -62,17 +97,18 @@ for line in sys.stdin:
         reply({"error": type(e).__name__ + ": " + str(e)})
 `;
 
-// Client side: injects IPv4 packets on the veth and captures what the node sends back.
+// Client side: injects packets of one family (ethertype argv[3]) on the veth and captures what
+// the node sends back.
 const CLIENT_AGENT = String.raw`
 import sys, json, socket, select, time
-ETH_P_IP = 0x0800
-s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+ETH_P = int(sys.argv[3], 16)
+s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P))
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
 s.setblocking(False)
 ifname = sys.argv[1]; dst = bytes.fromhex(sys.argv[2].replace(":", ""))
-s.bind((ifname, ETH_P_IP))
-addr = (ifname, ETH_P_IP, 0, 0, dst)
+s.bind((ifname, ETH_P))
+addr = (ifname, ETH_P, 0, 0, dst)
 def drain():
     got = []
     while True:
@@ -180,18 +216,22 @@ export interface ConntrackLine {
   line: string;
 }
 
-/** Parses /proc/net/nf_conntrack (IPv4, port-carrying protocols). */
+/** "ip:port", "[ip6]:port". */
+export const hostPort = (ip: string, port: number): string => (ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`);
+
+/** Parses /proc/net/nf_conntrack (port-carrying protocols; IPv6 addresses, printed in full there, made canonical). */
 export function parseConntrack(text: string): ConntrackLine[] {
   const out: ConntrackLine[] = [];
   for (const line of text.split('\n')) {
-    const m = /^ipv4\s+2\s+\S+\s+(\d+)\s/.exec(line);
+    const m = /^ipv[46]\s+(?:2|10)\s+\S+\s+(\d+)\s/.exec(line);
     if (!m) continue;
     const proto = Number(m[1]);
     const kv = [...line.matchAll(/(src|dst|sport|dport)=(\S+)/g)].map((x) => [x[1]!, x[2]!] as const);
     if (kv.length < 8) continue;
+    const addr = (a: string): string => canonicalIP(a) ?? a;
     const tuple = (part: ReadonlyArray<readonly [string, string]>): FlowKey => {
       const g = new Map(part);
-      return { proto, src: g.get('src')!, dst: g.get('dst')!, sport: Number(g.get('sport')), dport: Number(g.get('dport')) };
+      return { proto, src: addr(g.get('src')!), dst: addr(g.get('dst')!), sport: Number(g.get('sport')), dport: Number(g.get('dport')) };
     };
     out.push({ orig: tuple(kv.slice(0, 4)), reply: tuple(kv.slice(4, 8)), line });
   }
@@ -209,21 +249,23 @@ export function kernelOutcome(k: FlowKey, ct: Map<string, ConntrackLine>, reject
   const e = ct.get(flowKeyText(k));
   if (e) {
     const masq = e.reply.dst !== k.src || e.reply.dport !== k.sport;
-    return { kind: 'accept', to: `${e.reply.src}:${e.reply.sport}`, masq, ...(masq ? { from: e.reply.dst } : {}) };
+    return { kind: 'accept', to: hostPort(e.reply.src, e.reply.sport), masq, ...(masq ? { from: e.reply.dst } : {}) };
   }
   const r = rejects.get(flowKeyText(k));
-  if (r && r.type === -1 && NODE_ADDRS.includes(k.dst)) return { kind: 'accept', to: `${k.dst}:${k.dport}`, masq: false };
+  if (r && r.type === -1 && (NODE_ADDRS.includes(k.dst) || NODE_ADDRS6.includes(k.dst))) return { kind: 'accept', to: hostPort(k.dst, k.dport), masq: false };
   return r ? { kind: 'reject', icmp: r } : { kind: 'drop' };
 }
 
-/** ICMP errors (and TCP resets) in what the client captured, keyed by the flow they answer. */
+/** ICMP / ICMPv6 errors (and TCP resets) in what the client captured, keyed by the flow they answer. */
 export function repliesByFlow(received: string[]): Map<string, { type: number; code: number }> {
   const out = new Map<string, { type: number; code: number }>();
   for (const hex of received) {
     let p;
     try { p = decodePacket(Uint8Array.from(Buffer.from(hex, 'hex'))); } catch { continue; }
-    if (p.family !== 4) continue;
-    if (p.proto === PROTO.icmp && p.icmp?.inner && (p.icmp.type === 3 || p.icmp.type === 11)) {
+    // Destination unreachable and time exceeded: ICMP 3 and 11, ICMPv6 1 and 3.
+    const error = p.family === 4 ? p.proto === PROTO.icmp && (p.icmp?.type === 3 || p.icmp?.type === 11)
+      : p.proto === PROTO.icmpv6 && (p.icmp?.type === 1 || p.icmp?.type === 3);
+    if (error && p.icmp?.inner) {
       const q = p.icmp.inner;
       out.set(flowKeyText({ proto: q.proto, src: q.src, dst: q.dst, sport: q.sport, dport: q.dport }), { type: p.icmp.type, code: p.icmp.code });
     } else if (p.proto === PROTO.tcp && p.flags?.includes('R')) {
@@ -242,15 +284,15 @@ export class KernelNode {
   private nodeAgent!: LineAgent;
   private clientAgent!: LineAgent;
 
-  private constructor(tag: string) {
+  private constructor(tag: string, readonly plan: AddressPlan) {
     this.scope = new NetnsScope(tag);
   }
 
-  /** Builds the topology; on any failure everything made so far is removed again. */
-  static async start(tag: string): Promise<KernelNode> {
+  /** Builds the topology for one family; on any failure everything made so far is removed again. */
+  static async start(tag: string, family: 4 | 6 = 4): Promise<KernelNode> {
     const missing = missingTools(KERNEL_TOOLS);
     if (missing.length) throw new Error(`missing tools: ${missing.join(', ')} (apt-get install iptables conntrack nfacct python3)`);
-    const k = new KernelNode(tag);
+    const k = new KernelNode(tag, planOf(family));
     try {
       await k.setup();
       return k;
@@ -262,48 +304,61 @@ export class KernelNode {
 
   private async setup(): Promise<void> {
     const scope = this.scope;
+    const plan = this.plan;
+    const v6 = plan.family === 6;
     const node = (this.node = scope.create('node'));
     const client = (this.client = scope.create('cli'));
     this.sink = scope.create('sink');
     this.nodeAgent = scope.agent(node, ['python3', '-u', '-c', NODE_AGENT]);
     const conf = (dev: string, key: string, v: string): [string, string] => [`/proc/sys/net/ipv4/conf/${dev}/${key}`, v];
-    // Before any device exists, so new devices inherit rp_filter 0.
+    const conf6 = (dev: string, key: string, v: string): [string, string] => [`/proc/sys/net/ipv6/conf/${dev}/${key}`, v];
+    // Before any device exists, so new devices inherit rp_filter 0 (and IPv6 forwarding).
     await this.nodeAgent.call({ op: 'write', files: [
       ['/proc/sys/net/ipv4/ip_forward', '1'],
       conf('all', 'rp_filter', '0'), conf('default', 'rp_filter', '0'),
       // kube-proxy's REJECT answers must not be rate-limited away (icmp_ratemask: none limited).
       ['/proc/sys/net/ipv4/icmp_ratemask', '0'],
+      ...(v6 ? [
+        conf6('all', 'forwarding', '1'), conf6('default', 'forwarding', '1'),
+        // icmpv6_xrlim_allow(): ratelimit 0 is no per-destination limit; an empty ratemask (a bare
+        // newline: writing nothing leaves the default 0-1,3-127) exempts every type from the
+        // global limit, whose burst of 50 would otherwise swallow REJECT answers.
+        ['/proc/sys/net/ipv6/icmp/ratelimit', '0'], ['/proc/sys/net/ipv6/icmp/ratemask', '\n'],
+      ] as Array<[string, string]> : []),
     ] });
     scope.veth(node, 'n-cli', client, 'cli0', { a: NODE_MAC, b: CLIENT_MAC });
     scope.veth(node, 'n-sink', this.sink, 's0', { a: SINK_NODE_MAC, b: SINK_MAC });
+    const ip = (ns: Netns, args: string[]) => scope.ip(ns, v6 ? ['-6', ...args] : args);
+    const host = v6 ? 128 : 32;
+    // IPv6 addresses skip duplicate address detection (nodad): usable at once.
     // The node IP is the only address on the pod-facing link, so MASQUERADE picks it
-    // (nf_nat_masquerade.c: inet_select_addr() on the egress device).
-    scope.ip(node, ['addr', 'add', `${NODE_ADDR}/32`, 'dev', 'n-sink']);
-    scope.ip(node, ['addr', 'add', `${NODE_LINK_ADDR}/30`, 'dev', 'n-cli']);
-    scope.ip(client, ['addr', 'add', `${CLIENT_LINK_ADDR}/30`, 'dev', 'cli0']);
+    // (nf_nat_masquerade.c: inet_select_addr() on the egress device; ipv6_dev_get_saddr() for IPv6).
+    ip(node, ['addr', 'add', `${plan.node}/${host}`, 'dev', 'n-sink', ...(v6 ? ['nodad'] : [])]);
+    ip(node, ['addr', 'add', `${plan.nodeLink}/${plan.linkPrefix}`, 'dev', 'n-cli', ...(v6 ? ['nodad'] : [])]);
+    ip(client, ['addr', 'add', `${plan.clientLink}/${plan.linkPrefix}`, 'dev', 'cli0', ...(v6 ? ['nodad'] : [])]);
     // Service ranges and pods go to one next hop with a fixed MAC nobody owns: the sink namespace
     // drops those frames (not addressed to it) after the node's POSTROUTING has run. One
-    // permanent neighbour entry, so no ARP for the thousands of pod addresses.
-    scope.ip(node, ['neigh', 'replace', SINK_GW, 'lladdr', NOBODY_MAC, 'dev', 'n-sink', 'nud', 'permanent']);
-    scope.ip(node, ['route', 'add', '198.18.0.0/17', 'via', SINK_GW, 'dev', 'n-sink', 'onlink']);
-    scope.ip(node, ['route', 'add', '198.19.0.0/16', 'via', SINK_GW, 'dev', 'n-sink', 'onlink']);
-    // Clients route back over the client link.
-    scope.ip(node, ['neigh', 'replace', CLIENT_LINK_ADDR, 'lladdr', CLIENT_MAC, 'dev', 'n-cli', 'nud', 'permanent']);
-    scope.ip(node, ['route', 'add', EXTERNAL_CLIENTS, 'via', CLIENT_LINK_ADDR]);
-    scope.ip(node, ['route', 'add', POD_CLIENTS, 'via', CLIENT_LINK_ADDR]);
+    // permanent neighbour entry, so no ARP (or neighbour discovery) for thousands of pod addresses.
+    ip(node, ['neigh', 'replace', plan.sinkGw, 'lladdr', NOBODY_MAC, 'dev', 'n-sink', 'nud', 'permanent']);
+    for (const r of plan.sinkRoutes) ip(node, ['route', 'add', r, 'via', plan.sinkGw, 'dev', 'n-sink', 'onlink']);
+    // Clients route back over the client link (the client pods' range is inside the pods' route).
+    ip(node, ['neigh', 'replace', plan.clientLink, 'lladdr', CLIENT_MAC, 'dev', 'n-cli', 'nud', 'permanent']);
+    ip(node, ['route', 'add', plan.externalClients, 'via', plan.clientLink]);
+    ip(node, ['route', 'add', plan.podClients, 'via', plan.clientLink]);
     await this.nodeAgent.call({ op: 'write', files: [conf('n-cli', 'rp_filter', '0'), conf('n-sink', 'rp_filter', '0'), conf('all', 'send_redirects', '0')] });
     // kube-proxy creates its nfacct counters before it writes rules that name them.
     for (const name of ['localhost_nps_accepted_pkts', 'ct_state_invalid_dropped_pkts']) {
       const r = await this.nodeAgent.call<{ rc: number; err: string }>({ op: 'run', argv: ['nfacct', 'add', name] });
       if (r.rc !== 0) throw new Error(`nfacct add ${name}: ${r.err}`);
     }
-    this.clientAgent = scope.agent(client, ['python3', '-u', '-c', CLIENT_AGENT, 'cli0', NODE_MAC]);
+    this.clientAgent = scope.agent(client, ['python3', '-u', '-c', CLIENT_AGENT, 'cli0', NODE_MAC, v6 ? '86dd' : '0800']);
   }
 
-  /** iptables-legacy-restore inside the node; returns its wall time (fork + exec + commit) in ms. */
+  /** iptables-legacy-restore (ip6tables-) inside the node; returns its wall time (fork + exec + commit) in ms. */
   async restore(text: string, noflush = false): Promise<number> {
-    const r = await this.nodeAgent.call<{ rc: number; err: string; ns: number }>({ op: 'restore', text, noflush });
-    if (r.rc !== 0) throw new Error(`iptables-legacy-restore${noflush ? ' --noflush' : ''} failed (${r.rc}): ${r.err.trim()}`);
+    const tool = this.plan.restoreTool;
+    const r = await this.nodeAgent.call<{ rc: number; err: string; ns: number }>({ op: 'restore', tool, text, noflush });
+    if (r.rc !== 0) throw new Error(`${tool}${noflush ? ' --noflush' : ''} failed (${r.rc}): ${r.err.trim()}`);
     return r.ns / 1e6;
   }
 
@@ -333,7 +388,7 @@ export class KernelNode {
     if (entries.length) await this.nodeAgent.call({ op: 'recent', entries });
   }
 
-  /** Injects IPv4 packets at the client's veth end; returns what came back until `quietMs` of silence. */
+  /** Injects packets of the node's family at the client's veth end; returns what came back until `quietMs` of silence. */
   async inject(packets: Uint8Array[], quietMs = 15): Promise<string[]> {
     const r = await this.clientAgent.call<{ received: string[] }>({ op: 'inject', packets: packets.map((p) => Buffer.from(p).toString('hex')), quietMs });
     return r.received;

@@ -5,21 +5,26 @@
 // large regular clusters for benchmarks. Every address lies in 198.18.0.0/15 (RFC 2544 benchmark
 // space): Services in 198.18.0.0/20 (LB / external IPs in 198.18.14-15.x), pods in
 // 198.19.0.0-198.19.249.255, this node 198.18.200.1. Benchmark clusters beyond 4,096 Services
-// spill over into 198.18.16.0-198.18.127.255. Also runs the objects through kube-proxy's
-// trackers and renders them. Pure: never touches the kernel, files or the clock.
+// spill over into 198.18.16.0-198.18.127.255. IPv6 random clusters use the same numbers as groups
+// of fd00::/8 (Services fd00:198:18:0-f::, pods fd00:198:19:0-f9::, this node
+// fd00:198:18:200::1). Also runs the objects through kube-proxy's trackers and renders them.
+// Pure: never touches the kernel, files or the clock.
 import {
   ProxyState, renderIptables, LABEL_SERVICE_NAME,
   type EndpointSlice, type ProxyModel, type IptablesOptions, type IptablesRender, type Protocol, type Service, type ServicePort,
 } from '../../host-node/kube/index.js';
+import { canonicalIP } from '../../host-node/kube/ip.js';
 
 export const NODE_NAME = 'node-a';
 export const OTHER_NODE = 'node-b';
 export const NODE_IP = '198.18.200.1';
 export const POD_CIDR = '198.19.0.0/16';
+export const NODE_IP6 = 'fd00:198:18:200::1';
+export const POD_CIDR6 = 'fd00:198:19::/48';
 
 /** The renderer options every kernel comparison uses (era current, this node, the pod CIDR as local detector). */
-export function renderOptions(extra: Partial<IptablesOptions> = {}): IptablesOptions {
-  return { era: 'current', nodeName: NODE_NAME, nodeIPs: [NODE_IP], podCIDR: POD_CIDR, ...extra };
+export function renderOptions(extra: Partial<IptablesOptions> = {}, family: 4 | 6 = 4): IptablesOptions {
+  return { era: 'current', nodeName: NODE_NAME, nodeIPs: [family === 6 ? NODE_IP6 : NODE_IP], podCIDR: family === 6 ? POD_CIDR6 : POD_CIDR, ...extra };
 }
 
 /** Seeded 32-bit PRNG (mulberry32): the same seed gives the same cluster everywhere. */
@@ -40,19 +45,24 @@ export class Rng {
 
 export interface Cluster {
   seed: number;
+  /** The family of every address (default 4). */
+  family?: 4 | 6;
   namespace: string;
   services: Service[];
   slices: EndpointSlice[];
 }
 
 const ipOf = (a: number, b: number, c: number, d: number): string => `${a}.${b}.${c}.${d}`;
+/** 198.b.c.d in a family's plan: for IPv6 fd00:198:b:c::d (c and d as hex groups), in canonical form. */
+export const addrOf = (family: 4 | 6, b: number, c: number, d: number): string =>
+  family === 6 ? canonicalIP(`fd00:198:${b}:${c.toString(16)}::${d.toString(16)}`)! : ipOf(198, b, c, d);
 
 export function service(namespace: string, name: string, spec: Partial<Service['spec']> & { clusterIP: string; ports: ServicePort[] }, lbIPs: string[] = []): Service {
   return {
     kind: 'Service',
     metadata: { name, namespace, labels: {}, annotations: {} },
     spec: {
-      type: 'ClusterIP', clusterIPs: [spec.clusterIP], ipFamilies: ['IPv4'], externalIPs: [], externalName: '',
+      type: 'ClusterIP', clusterIPs: [spec.clusterIP], ipFamilies: [spec.clusterIP.includes(':') ? 'IPv6' : 'IPv4'], externalIPs: [], externalName: '',
       loadBalancerSourceRanges: [], externalTrafficPolicy: 'Cluster', internalTrafficPolicy: 'Cluster', healthCheckNodePort: 0,
       sessionAffinity: 'None', sessionAffinityTimeoutSeconds: 10800, trafficDistribution: null,
       ...spec,
@@ -69,11 +79,11 @@ export interface EndpointSpec {
   terminating?: boolean;
 }
 
-export function slice(namespace: string, svcName: string, sliceName: string, eps: EndpointSpec[], ports: { name: string; port: number; protocol: Protocol }[]): EndpointSlice {
+export function slice(namespace: string, svcName: string, sliceName: string, eps: EndpointSpec[], ports: { name: string; port: number; protocol: Protocol }[], family: 4 | 6 = 4): EndpointSlice {
   return {
     kind: 'EndpointSlice',
     metadata: { name: sliceName, namespace, labels: { [LABEL_SERVICE_NAME]: svcName }, annotations: {} },
-    addressType: 'IPv4',
+    addressType: family === 6 ? 'IPv6' : 'IPv4',
     endpoints: eps.map((e) => ({
       addresses: [e.ip],
       conditions: { ready: e.ready ?? true, serving: e.serving ?? e.ready ?? true, terminating: e.terminating ?? false },
@@ -86,6 +96,8 @@ export function slice(namespace: string, svcName: string, sliceName: string, eps
 export interface RandomClusterOptions {
   /** Services in the cluster; default 8–16 at random. */
   services?: number;
+  /** Address family (default 4); the same seed gives the same cluster in either. */
+  family?: 4 | 6;
 }
 
 /**
@@ -94,6 +106,7 @@ export interface RandomClusterOptions {
  */
 export function randomCluster(seed: number, opts: RandomClusterOptions = {}): Cluster {
   const rng = new Rng(seed * 2654435761 + 1);
+  const family = opts.family ?? 4;
   const namespace = `r${seed}`;
   const n = opts.services ?? rng.int(8, 16);
   const usedVIP = new Set<string>();
@@ -101,13 +114,13 @@ export function randomCluster(seed: number, opts: RandomClusterOptions = {}): Cl
   const usedNodePort = new Set<number>();
   const uniqueVIP = (third: () => number): string => {
     for (;;) {
-      const ip = ipOf(198, 18, third(), rng.int(1, 254));
+      const ip = addrOf(family, 18, third(), rng.int(1, 254));
       if (!usedVIP.has(ip)) { usedVIP.add(ip); return ip; }
     }
   };
   const uniquePod = (): string => {
     for (;;) {
-      const ip = ipOf(198, 19, rng.int(0, 249), rng.int(1, 254));
+      const ip = addrOf(family, 19, rng.int(0, 249), rng.int(1, 254));
       if (!usedPod.has(ip)) { usedPod.add(ip); return ip; }
     }
   };
@@ -146,7 +159,7 @@ export function randomCluster(seed: number, opts: RandomClusterOptions = {}): Cl
       internalTrafficPolicy: rng.chance(0.1) ? 'Local' : 'Cluster',
       sessionAffinity: affinity ? 'ClientIP' : 'None',
       sessionAffinityTimeoutSeconds: affinity ? rng.int(60, 10800) : 10800,
-      loadBalancerSourceRanges: lbSvc && rng.chance(0.5) ? ['198.18.100.0/24'] : [],
+      loadBalancerSourceRanges: lbSvc && rng.chance(0.5) ? [family === 6 ? 'fd00:198:18:100::/64' : '198.18.100.0/24'] : [],
       healthCheckNodePort: 0,
     }, lbIPs));
 
@@ -167,10 +180,10 @@ export function randomCluster(seed: number, opts: RandomClusterOptions = {}): Cl
     }
     const sp = ports.map((p) => ({ name: p.name, port: p.targetPort as number, protocol: p.protocol }));
     const cut = eps.length > 1 && rng.chance(0.2) ? rng.int(1, eps.length - 1) : eps.length;
-    slices.push(slice(namespace, name, `${name}-a`, eps.slice(0, cut), sp));
-    if (cut < eps.length) slices.push(slice(namespace, name, `${name}-b`, eps.slice(cut), sp));
+    slices.push(slice(namespace, name, `${name}-a`, eps.slice(0, cut), sp, family));
+    if (cut < eps.length) slices.push(slice(namespace, name, `${name}-b`, eps.slice(cut), sp, family));
   }
-  return { seed, namespace, services, slices };
+  return { seed, family, namespace, services, slices };
 }
 
 /** Address of regular benchmark object `i` (services from 198.18.0.1, pods from 198.19.0.1). */
@@ -217,7 +230,7 @@ export function benchCluster(n: number, opts: BenchClusterOptions = {}): Cluster
 
 /** kube-proxy's state for one cluster: objects fed through the trackers, both initial lists seen. */
 export function proxyStateFor(c: Cluster): ProxyState {
-  const state = new ProxyState({ nodeName: NODE_NAME, families: [4] });
+  const state = new ProxyState({ nodeName: NODE_NAME, families: [c.family ?? 4] });
   for (const s of c.services) state.onService(null, s);
   for (const s of c.slices) state.onEndpointSlice(s);
   state.markServicesSynced();
@@ -240,7 +253,7 @@ export function renderSync(state: ProxyState, existingNatChains: Iterable<string
   const [plan] = state.sync();
   if (!plan) throw new Error('renderSync: proxy state not initialized');
   const req = { changedServices: plan.changedServices, existingNatChains, cleanupStaleChains };
-  return { render: renderIptables(plan.model, renderOptions(extra), req), model: plan.model };
+  return { render: renderIptables(plan.model, renderOptions(extra, plan.model.family), req), model: plan.model };
 }
 
 /** Full render of a cluster. */
