@@ -12,13 +12,15 @@
 //    protocol or of ICMP, and any later IPv6 fragment, has no port part: no match. IPv4 protocol 0
 //    never matches;
 //  - bitmap:port matches TCP and UDP packets only (ip_set_get_ip_port());
-//  - a `nomatch` element answers "no" and ends the prefix search (no --return-nomatch);
+//  - a `nomatch` element answers "no" and ends the prefix search; with --return-nomatch, for the
+//    types that have `nomatch` (hash:net, hash:ip,port,net), the answers swap: a nomatch element
+//    answers "yes" and a plain one "no";
 //  - expired elements do not answer; matched elements of sets with counters count the packet
 //    (ip_set_match_extensions()), except in a trace (`readOnly`).
 import { Flow, FRAG_LATER, FAMILY_V4, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP } from "../flow";
 import {
   T_HASH_IP, T_HASH_IP_PORT_IP, T_HASH_IP_PORT_NET, T_HASH_NET, T_BITMAP_PORT,
-  CF_COUNTERS, REC_BYTES, O_A, O_B, O_PORT, O_PROTO, TEST_PRESENT, dimensionOf, protoWithPorts,
+  CF_COUNTERS, REC_BYTES, O_A, O_B, O_PORT, O_PROTO, TEST_PRESENT, TEST_NOMATCH, dimensionOf, protoWithPorts,
 } from "./format";
 import { setOf } from "./registry";
 import { hashMatch, netSearch, bitmapMatch } from "./store";
@@ -53,9 +55,14 @@ function portOf(f: Flow, src: bool): bool {
   return true;
 }
 
+// A net type's answer as the match sees it (--return-nomatch swaps plain and nomatch elements).
+@inline function netAnswer(r: i32, returnNomatch: bool): i32 {
+  return r == (returnNomatch ? TEST_NOMATCH : TEST_PRESENT) ? 1 : 0;
+}
+
 // 1: the packet matches set `id`; 0: it does not; MATCH_NO_SET: no set has that id. `dims` bit i
 // set: dimension i+1 reads the destination. `bytes` is the packet length for the set's counters.
-export function ipsetMatchFlow(id: u32, dims: u32, count: u32, f: Flow, now: u32, bytes: u32, readOnly: bool): i32 {
+export function ipsetMatchFlow(id: u32, dims: u32, count: u32, f: Flow, now: u32, bytes: u32, readOnly: bool, returnNomatch: bool = false): i32 {
   const s = setOf(id);
   if (s == null) return MATCH_NO_SET;
   const type = s.type;
@@ -72,7 +79,7 @@ export function ipsetMatchFlow(id: u32, dims: u32, count: u32, f: Flow, now: u32
   memory.fill(key, 0, 36);
   if (type == T_HASH_NET) {
     memory.copy(addr, addrOf(f, (dims & 1) != 0), 16);
-    return netSearch(s.recs, s.cap, s.seed, s.nets, s.nNets, key, O_A, addr, now, counters, upd) == TEST_PRESENT ? 1 : 0;
+    return netAnswer(netSearch(s.recs, s.cap, s.seed, s.nets, s.nNets, key, O_A, addr, now, counters, upd), returnNomatch);
   }
   memory.copy(key + O_A, addrOf(f, (dims & 1) != 0), 16);
   if (type != T_HASH_IP) {
@@ -82,7 +89,7 @@ export function ipsetMatchFlow(id: u32, dims: u32, count: u32, f: Flow, now: u32
   }
   if (type == T_HASH_IP_PORT_NET) {
     memory.copy(addr, addrOf(f, (dims & 4) != 0), 16);
-    return netSearch(s.recs, s.cap, s.seed, s.nets, s.nNets, key, O_B, addr, now, counters, upd) == TEST_PRESENT ? 1 : 0;
+    return netAnswer(netSearch(s.recs, s.cap, s.seed, s.nets, s.nNets, key, O_B, addr, now, counters, upd), returnNomatch);
   }
   if (type == T_HASH_IP_PORT_IP) memory.copy(key + O_B, addrOf(f, (dims & 4) != 0), 16);
   return hashMatch(s.recs, s.cap, s.seed, key, now, counters, upd) == TEST_PRESENT ? 1 : 0;

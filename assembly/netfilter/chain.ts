@@ -12,7 +12,7 @@
 // dispatch segment s.
 import {
   IPT_MAGIC, IPT_VERSION, HDR_BYTES, RULE_BYTES, BLOB_F_INDEX, TABLE_COUNT, TABLE_RAW, TABLE_NAT,
-  TABLE_FILTER, IPT_MAX_RULES, IPT_MAX_CHAINS, IPT_MAX_OPS_PER_RULE, BUILTIN_IDS, OPF_INVERT,
+  TABLE_FILTER, IPT_MAX_RULES, IPT_MAX_CHAINS, IPT_MAX_OPS_PER_RULE, BUILTIN_IDS, OPF_INVERT, OPF_SET_RETURN_NOMATCH,
   OPF_CT_NOCT_PASS, opKind, opFlags, opWords, errCode,
   M_SRC, M_DST, M_PROTO, M_SPORT, M_DPORT, M_IIF, M_OIF, M_ADDRTYPE, M_CTSTATE, M_CT_ADDR, M_CT_PORT,
   M_CT_STATUS, M_CT_PROTO, M_CT_DIR, M_MARK, M_CONNMARK, M_RANDOM, M_NTH, M_LIMIT, M_RECENT,
@@ -338,7 +338,7 @@ function check(blob: usize, family: u8, table: u8, n: u32, w: u32): i32 {
       } else if (len != want) {
         return fail(E_OP_LENGTH, <i32>r, i);
       }
-      const allowed = OPF_INVERT | (kind >= M_CT_ADDR && kind <= M_CT_DIR ? OPF_CT_NOCT_PASS : 0);
+      const allowed = OPF_INVERT | (kind >= M_CT_ADDR && kind <= M_CT_DIR ? OPF_CT_NOCT_PASS : 0) | (kind == M_SET ? OPF_SET_RETURN_NOMATCH : 0);
       if ((flags & ~allowed) != 0) return fail(E_OP_ARG, <i32>r, i);
       if ((flags & OPF_INVERT) != 0 && !invertible(kind)) return fail(E_INVERT, <i32>r, i);
       const e = inTarget ? checkTarget(p, kind, family, table) : kind == M_MULTIPORT ? 0 : checkMatch(p, kind, family);

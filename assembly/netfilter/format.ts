@@ -64,6 +64,7 @@
 //  21  MULTIPORT[!] mode, count, range × count     mode 1 source, 2 destination, 3 either;
 //                   count 1..15
 //  22  SET      [!] set id, dims (bit i = dimension i+1 is dst), dim count
+//                   (flag OPF_SET_RETURN_NOMATCH: --return-nomatch)
 //  23  NFACCT       counter id
 //  24  ICMP     [!] type | minCode << 8 | maxCode << 16 | any << 24, proto (1 or 58)
 //  25  TCPFLAGS [!] mask | cmp << 8
@@ -140,6 +141,9 @@ export function isBuiltin(id: u32): bool {
 
 export const OPF_INVERT: u32 = 1;
 export const OPF_CT_NOCT_PASS: u32 = 2;
+// SET only: --return-nomatch (ip_set_core.c ip_set_test(): for the types with `nomatch`, a nomatch
+// element answers yes and a plain one no).
+export const OPF_SET_RETURN_NOMATCH: u32 = 2;
 
 // Match kinds.
 export const M_SRC: u32 = 1;

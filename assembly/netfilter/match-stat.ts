@@ -4,7 +4,7 @@
 // stream — changes. Never allocates.
 import { Flow } from "../flow";
 import { randNext } from "../rand";
-import { OPF_INVERT, opFlags } from "./format";
+import { OPF_INVERT, OPF_SET_RETURN_NOMATCH, opFlags } from "./format";
 import { Chain, stateAt } from "./chain";
 import { pk } from "./ctx";
 import { traceMode, iptCount, IS_SET_NO_TABLE, nfacctAdd } from "./counters";
@@ -77,7 +77,8 @@ export function nfacctMatch(p: usize, f: Flow): bool {
 // set holds answers as an empty set and is counted (IS_SET_NO_TABLE). The set's element counters
 // count the packet (pk.len) unless a trace runs.
 export function setMatch(p: usize, f: Flow): bool {
-  const r = ipsetMatchFlow(load<u32>(p, 4), load<u32>(p, 8), load<u32>(p, 12), f, pk.now, pk.len, traceMode);
+  const returnNomatch = (opFlags(load<u32>(p)) & OPF_SET_RETURN_NOMATCH) != 0;
+  const r = ipsetMatchFlow(load<u32>(p, 4), load<u32>(p, 8), load<u32>(p, 12), f, pk.now, pk.len, traceMode, returnNomatch);
   if (r == MATCH_NO_SET) iptCount(IS_SET_NO_TABLE);
   return (r > 0) != inverted(p);
 }

@@ -12,6 +12,8 @@ export const BUILTIN_IDS = 40;
 export const BLOB_F_INDEX = 1;
 export const INV = 1;
 export const NOCT_PASS = 2;
+/** SET's op flag for --return-nomatch (assembly/netfilter/format.ts OPF_SET_RETURN_NOMATCH). */
+export const SET_RETURN_NOMATCH = 2;
 
 export const TABLE_INDEX: Readonly<Record<string, number>> = { raw: 0, mangle: 1, nat: 2, filter: 3 };
 export const TABLE_BY_INDEX: readonly TableName[] = ['raw', 'mangle', 'nat', 'filter'];

@@ -24,7 +24,7 @@ import { BlobArena, Staged, type StagedChain } from './load.js';
 export { BUILTIN_IDS, HOOK_BY_INDEX, HOOK_INDEX, M, T, TABLE_BY_INDEX, TABLE_INDEX, builtinChainId } from './blob-format.js';
 import {
   ADDRTYPES, BLOB_F_INDEX, BUILTIN_IDS, CTS, CT_STATUS_BIT, HDR_BYTES, HOOK_INDEX, INV, M, MAGIC, NAT_MAP_IPS, NAT_PERSISTENT,
-  NAT_PROTO_SPECIFIED, NAT_RANDOM, NAT_RANDOM_FULLY, NOCT_PASS, RECENT_DEST, RECENT_FLAG, RECENT_REAP, RECENT_TTL, REJECT_CODE,
+  NAT_PROTO_SPECIFIED, NAT_RANDOM, NAT_RANDOM_FULLY, NOCT_PASS, SET_RETURN_NOMATCH, RECENT_DEST, RECENT_FLAG, RECENT_REAP, RECENT_TTL, REJECT_CODE,
   RULE_BYTES, T, TABLE_INDEX, VERSION, Words32, bswap, builtinChainId, copyWords, isFull, range,
 } from './blob-format.js';
 
@@ -541,7 +541,10 @@ export class IptCompiler {
         this.sawRecent = true;
         return;
       }
-      case 'set': return w.op(M.SET, inv, 3, this.setId(m.name), m.dirs.reduce((a, d, i) => a | (d === 'dst' ? 1 << i : 0), 0), m.dirs.length);
+      case 'set': {
+        const flags = inv | (m.returnNomatch ? SET_RETURN_NOMATCH : 0);
+        return w.op(M.SET, flags, 3, this.setId(m.name), m.dirs.reduce((a, d, i) => a | (d === 'dst' ? 1 << i : 0), 0), m.dirs.length);
+      }
       case 'nfacct': return w.op(M.NFACCT, 0, 1, this.nfacctId(m.name));
       case 'limit': return w.op(M.LIMIT, 0, 3, m.avg, m.burst, 0);
       case 'physdev': return w.op(M.PHYSDEV, 0, 1, physdevHolds(m));

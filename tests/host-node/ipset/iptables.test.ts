@@ -63,6 +63,26 @@ describe('-m set in the iptables engine', () => {
     expect(e.send(tcp('198.19.0.3', '198.18.100.1', 40004, 443)).verdict).toBe(V.DROP);
   });
 
+  it('--return-nomatch swaps the answers of a type with nomatch: its nomatch elements match, its plain ones do not', () => {
+    // ip_set_core.c ip_set_test(): a type without nomatch (hash:ip) answers as without the flag.
+    const e = new Engine();
+    e.ipset.restore('create NETS hash:net\nadd NETS 198.18.0.0/16\nadd NETS 198.18.7.0/24 nomatch\ncreate IPS hash:ip\nadd IPS 198.19.0.9\n');
+    e.iptables(filterWith(
+      '-A TEST -p udp --dport 53 -m set --match-set NETS src --return-nomatch -j DROP\n' +
+      '-A TEST -p udp --dport 54 -m set --match-set NETS src -j DROP\n' +
+      '-A TEST -p udp --dport 55 -m set ! --match-set NETS src --return-nomatch -j DROP\n' +
+      '-A TEST -p udp --dport 56 -m set --match-set IPS src --return-nomatch -j DROP'));
+    const to = (src: string, dport: number, sport: number) => e.send(udp(src, '198.18.200.1', sport, dport)).verdict;
+    expect(to('198.18.7.1', 53, 1001)).toBe(V.DROP);    // the nomatch hole
+    expect(to('198.18.1.1', 53, 1002)).toBe(V.PASS);    // a plain element
+    expect(to('198.20.0.1', 53, 1003)).toBe(V.PASS);    // no element
+    expect(to('198.18.7.1', 54, 1004)).toBe(V.PASS);    // without the flag the hole does not match
+    expect(to('198.18.1.1', 54, 1005)).toBe(V.DROP);
+    expect(to('198.18.1.1', 55, 1006)).toBe(V.DROP);    // ! of the swapped answer
+    expect(to('198.18.7.1', 55, 1007)).toBe(V.PASS);
+    expect(to('198.19.0.9', 56, 1008)).toBe(V.DROP);    // hash:ip: as without the flag
+  });
+
   it('set changes apply to loaded rules at once; a swap under live rules changes what they see', () => {
     const e = new Engine();
     e.ipset.restore('create BLOCK hash:net\ncreate BLOCK-NEW hash:net\n');
