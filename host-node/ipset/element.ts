@@ -282,6 +282,14 @@ export function isNullElement(def: TypeDef, e: Element): boolean {
   return def.name === 'hash:ip' && isZero(e.a);
 }
 
+/**
+ * hash:ip,port refuses an add or del whose address is all zeros with EINVAL (a test of it just
+ * finds nothing); hash:ip,port,ip and the net types take it. Seen with ipset 7.17 on Linux 6.18.
+ */
+export function isInvalidZero(def: TypeDef, e: Element): boolean {
+  return def.name === 'hash:ip,port' && isZero(e.a);
+}
+
 /** Would a net type search for this test element (a host-length net part)? */
 export function isHostTest(def: TypeDef, family: 4 | 6, e: Element): boolean {
   return def.nomatch && e.cidr === (family === 4 ? 32 : 128);

@@ -73,8 +73,19 @@ export const MSG = {
   destroyInUse: 'Set cannot be destroyed: it is in use by a kernel component',
   noMemory: 'Kernel error received: Cannot allocate memory',
   invalidProto: 'Invalid protocol specified',
+  invalid: 'Kernel error received: Invalid argument',
   typeUnsupported: 'Kernel error received: set type not supported',
 } as const;
+
+const KERNEL_MESSAGES: ReadonlySet<string> = new Set(Object.values(MSG));
+
+/**
+ * The kernel's own refusal (an errno lib/errcode.c words, or a failed test's answer), as against
+ * what ipset's parser says in the same words before anything reaches the kernel.
+ */
+export function fromKernel(e: IpsetError): boolean {
+  return e.kind === 'kernel' && (e.bare || KERNEL_MESSAGES.has(e.detail));
+}
 
 /** A syntax error whose message is several lines (ipset prints each parser's complaint). */
 export function syntaxLines(lines: string[], word = ''): IpsetError {

@@ -7,9 +7,9 @@
 // apart from the sink; time comes in as `now` (ms).
 import { type TypeDef, DEFAULT_HASHSIZE, MIN_HASHSIZE, DEFAULT_MAXELEM, DEFAULT_BUCKETSIZE, MAX_TIMEOUT } from './types.js';
 import { type CreateOpts, parseNumber } from './command.js';
-import { type Element, type Cmd, parseEntry, elementKey, isNullElement, formatElement } from './element.js';
+import { type Element, type Cmd, parseEntry, elementKey, isNullElement, isInvalidZero, formatElement } from './element.js';
 import { formatAddr } from './addr.js';
-import { kernel, usage, syntax, MSG } from './errors.js';
+import { IpsetError, kernel, usage, syntax, fromKernel, MSG } from './errors.js';
 
 export interface Member {
   el: Element;
@@ -96,6 +96,20 @@ function roundBucketsize(n: number | null): number {
   if (n < 2) return 2;
   if (n > DEFAULT_BUCKETSIZE) return DEFAULT_BUCKETSIZE;
   return n % 2 ? n + 1 : n;
+}
+
+/**
+ * A bitmap:port entry's ports: the first as written (a reversed range `90-80` is written from
+ * 90; a service name counts as the lower end) and the range's ends.
+ */
+function portEnds(entry: string, ent: ReturnType<typeof parseEntry>): { written: number; lo: number; hi: number } {
+  let lo = Infinity, hi = -Infinity;
+  for (const el of ent.elements()) {
+    if (el.port < lo) lo = el.port;
+    if (el.port > hi) hi = el.port;
+  }
+  const first = /^(?:[a-z]+:)?(\d+)/.exec(entry);
+  return { written: first ? Number(first[1]) : lo, lo, hi };
 }
 
 export class Model {
@@ -251,9 +265,23 @@ export class Model {
 
   add(name: string, entry: string, rest: readonly string[], exist: boolean, now: number, sink: Sink): void {
     const s0 = this.get(name);
-    const ent = parseEntry(s0.def, s0.family, entry, 'add');
+    // The kernel reads the extensions (ip_set_get_extensions()) before it judges the element's
+    // values (a prefix length, hash_net4_uadt()); bitmap_port_uadt() checks the port as written
+    // against the range before them, the range's other end after them.
+    let ent: ReturnType<typeof parseEntry> | undefined;
+    let refused: IpsetError | null = null;
+    try {
+      ent = parseEntry(s0.def, s0.family, entry, 'add');
+    } catch (e) {
+      if (!(e instanceof IpsetError && fromKernel(e))) throw e;
+      refused = e;
+    }
+    const ends = ent && !s0.def.hash ? portEnds(entry, ent) : null;
+    if (ends) this.checkPort(s0, ends.written);
     const x = this.parseExt(s0, 'add', rest);
     this.checkExt(s0, x);
+    if (refused || !ent) throw refused!;
+    if (ends) for (const p of [ends.lo, ends.hi]) this.checkPort(s0, p);
     // Validate every element before anything changes (all or nothing).
     const todo: Element[] = [];
     const keys: string[] = [];
@@ -263,6 +291,7 @@ export class Model {
     for (const el of ent.elements()) {
       this.checkRange(s0, el);
       if (isNullElement(s0.def, el)) throw kernel(MSG.nullElem, entry);
+      if (isInvalidZero(s0.def, el)) throw kernel(MSG.invalid, entry);
       const key = elementKey(el);
       keys.push(key);
       const m = s0.members.get(key);
@@ -298,10 +327,15 @@ export class Model {
   del(name: string, entry: string, rest: readonly string[], exist: boolean, now: number, sink: Sink): void {
     const s0 = this.get(name);
     const ent = parseEntry(s0.def, s0.family, entry, 'del');
+    const ends = s0.def.hash ? null : portEnds(entry, ent);
+    if (ends) this.checkPort(s0, ends.written);
     this.parseExt(s0, 'del', rest);
+    if (ends) for (const p of [ends.lo, ends.hi]) this.checkPort(s0, p);
     const todo: Element[] = [];
     for (const el of ent.elements()) {
       this.checkRange(s0, el);
+      if (isNullElement(s0.def, el)) throw kernel(MSG.nullElem, entry);
+      if (isInvalidZero(s0.def, el)) throw kernel(MSG.invalid, entry);
       const m = s0.members.get(elementKey(el));
       if (!m || !s0.live(m, now)) {
         if (!exist) throw kernel(MSG.notExist, entry);
@@ -340,7 +374,11 @@ export class Model {
   }
 
   private checkRange(s: IpSet, el: Element): void {
-    if (s.range && (el.port < s.range[0] || el.port > s.range[1])) throw kernel(MSG.range, String(el.port));
+    this.checkPort(s, el.port);
+  }
+
+  private checkPort(s: IpSet, port: number): void {
+    if (s.range && (port < s.range[0] || port > s.range[1])) throw kernel(MSG.range, String(port));
   }
 
   // The kernel doubles the table when a bucket overflows; this estimates when (about six elements

@@ -71,8 +71,80 @@ function header(s: IpSet): string {
     `bucketsize ${s.bucketsize} initval 0x${s.initval.toString(16).padStart(8, '0')}`;
 }
 
-function sortedMembers(s: IpSet, now: number): Member[] {
-  return s.present(now).sort((a, b) => compareElements(a.el, b.el));
+/**
+ * The members' lines in the order ipset 7.17 prints them with `-sorted`: a bitmap in port order;
+ * a hash set by its printed lines, compared as lib/session.c bystrcmp() compares them (below).
+ * Without `-sorted` ipset prints a hash set in the kernel's bucket order, which svcplane does
+ * not keep: it prints the sorted order then too.
+ */
+function memberLines(s: IpSet, members: Member[], o: RenderOpts): string[] {
+  if (!s.def.hash) return members.sort((a, b) => compareElements(a.el, b.el)).map((m) => memberText(s, m, o));
+  return members.map((m) => memberText(s, m, o)).sort((a, b) => printedOrder(a + '\n', b + '\n'));
+}
+
+const isSpace = (c: number): boolean => c === 32 || (c >= 9 && c <= 13);
+const hexDigit = (c: number): number => (c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : c >= 65 && c <= 70 ? c - 55 : -1);
+
+/** strtol(s + i, &end, 16): [value, end]; end === i when no digits were read. */
+function strtol16(s: string, i: number): [number, number] {
+  let k = i;
+  while (k < s.length && isSpace(s.charCodeAt(k))) k++;
+  let sign = 1;
+  if (s[k] === '+' || s[k] === '-') sign = s[k++] === '-' ? -1 : 1;
+  if (s[k] === '0' && (s[k + 1] === 'x' || s[k + 1] === 'X') && hexDigit(s.charCodeAt(k + 2)) >= 0) k += 2;
+  const start = k;
+  let v = 0;
+  for (let d; k < s.length && (d = hexDigit(s.charCodeAt(k))) >= 0; k++) v = v * 16 + d;
+  return k === start ? [0, i] : [sign * v, k];
+}
+
+/** strcspn(s + i, ":,"). */
+function spanTo(s: string, i: number): number {
+  let k = i;
+  while (k < s.length && s[k] !== ':' && s[k] !== ',') k++;
+  return k - i;
+}
+
+const byteOrder = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * ipset's comparison of two printed members (lib/session.c bystrcmp()): leading numbers are read
+ * as hexadecimal (so dotted quads and ports compare by value as well), equal numbers go on to
+ * the next field; where both have a prefix length the lengths compare the other way round (a
+ * longer prefix first), where one has, it comes second; a field without a leading number (a
+ * protocol name) compares by length, then by its letters; IPv6's `::` sorts before a group.
+ */
+export function printedOrder(x: string, y: string): number {
+  let i = 0, j = 0, neg = 1;
+  while (i < x.length && j < y.length) {
+    const [n1, e1] = strtol16(x, i);
+    const [n2, e2] = strtol16(y, j);
+    if (e1 === i || e2 === j) {
+      const l1 = spanTo(x, i), l2 = spanTo(y, j);
+      if (l1 === 0 && l2 === 0) return byteOrder(x.slice(i), y.slice(j));
+      if (l1 !== l2) return l1 < l2 ? -1 : 1;
+      const c = byteOrder(x.slice(i, i + l1), y.slice(j, j + l1));
+      if (c !== 0) return c;
+      i += l1 + 1;
+      j += l1 + 1;
+      neg = 1;
+      continue;
+    }
+    if (n1 !== n2) return neg * (n1 - n2);
+    const s1 = x[e1], s2 = y[e2];
+    if (s1 === '/' || s2 === '/') {
+      if (s1 !== s2) return s1 === '/' ? 1 : -1;
+      neg = -1;
+    }
+    i = e1 + 1;
+    j = e2 + 1;
+    if (x[i] === ':' || y[j] === ':') {
+      if (x[i] !== y[j]) return x[i] === ':' ? -1 : 1;
+      i++;
+      j++;
+    }
+  }
+  return i < x.length ? 1 : j < y.length ? -1 : 0;
 }
 
 function memberText(s: IpSet, m: Member, o: RenderOpts): string {
@@ -93,7 +165,7 @@ function memberText(s: IpSet, m: Member, o: RenderOpts): string {
 
 /** One set as `ipset list` prints it (`terse`: without members). */
 export function renderListOne(s: IpSet, o: RenderOpts, terse = false): string {
-  const members = sortedMembers(s, o.now);
+  const members = s.present(o.now);
   const lines = [
     `Name: ${s.name}`,
     `Type: ${s.def.name}`,
@@ -105,7 +177,7 @@ export function renderListOne(s: IpSet, o: RenderOpts, terse = false): string {
   ];
   if (!terse) {
     lines.push('Members:');
-    for (const m of members) lines.push(memberText(s, m, o));
+    lines.push(...memberLines(s, members, o));
   }
   return lines.join('\n') + '\n';
 }
@@ -125,7 +197,7 @@ export function renderSave(sets: IpSet[], o: RenderOpts): string {
   let out = '';
   for (const s of sets) {
     out += `create ${s.name} ${s.def.name} ${header(s)}\n`;
-    for (const m of sortedMembers(s, o.now)) out += `add ${s.name} ${memberText(s, m, o)}\n`;
+    for (const line of memberLines(s, s.present(o.now), o)) out += `add ${s.name} ${line}\n`;
   }
   return out;
 }

@@ -10,7 +10,7 @@ import { Model, type IpSet, type RefCounter } from './model.js';
 import { parseEntry } from './element.js';
 import { renderList, renderNames, renderSave, type RenderOpts } from './render.js';
 import { CoreSink, type IpsetCore } from './core.js';
-import { IpsetError, usage, kernel, MSG, IPSET_VERSION } from './errors.js';
+import { IpsetError, usage, kernel, fromKernel, MSG, IPSET_VERSION } from './errors.js';
 
 export interface IpsetTableOptions {
   /** The core's id for a set name (default: ids handed out in order of first use, never reused). */
@@ -81,6 +81,12 @@ export class IpsetTable {
   /**
    * `ipset restore`: every line applied to a staged copy; on the first error nothing changes and the
    * IpsetError names the line (as "Error in line N: …") and the word at fault.
+   *
+   * Which error comes first follows ipset 7.17, which sends consecutive adds (or dels) to one set
+   * to the kernel as one batch, once the line after them has been read: a line that does not parse
+   * (or adds to a set that does not exist) is reported before the kernel's refusal of an earlier
+   * line of the batch, which the kernel never saw. (ipset also sends a batch whose buffer fills;
+   * a restore stops at its first error either way.)
    */
   restore(text: string, opts: { exist?: boolean } = {}): void {
     const now = this.clock();
@@ -89,21 +95,47 @@ export class IpsetTable {
     const began = this.core.ipsetBegin();
     if (began < 0) throw kernel(`Kernel error received: a restore is already in progress (${began})`);
     const lines = text.split('\n');
+    // The batch being gathered, and the kernel's refusal of one of its lines (reported when sent).
+    let batch: { name: string; cmd: string; refused: IpsetError | null } | null = null;
+    const send = (): void => {
+      const refused = batch?.refused;
+      batch = null;
+      if (refused) throw refused;
+    };
     try {
       lines.forEach((raw, i) => {
         const line = raw.trim();
         if (line === '' || line.startsWith('#')) return;
+        let refused: IpsetError | null = null;
+        let command: Command;
+        let lookedUp = false;
         try {
-          const { command, global } = parseCommand(tokenize(line));
+          const parsed = parseCommand(tokenize(line));
+          command = parsed.command;
           if (['restore', 'list', 'save', 'help', 'version'].includes(command.cmd)) {
             throw usage(`Command \`${command.cmd}' is not supported in restore mode`, command.cmd);
           }
-          this.apply(draft, command, { ...global, exist: global.exist || (opts.exist ?? false) }, now);
+          // An element's set is looked up as its line is read (its type says how to read it).
+          if (command.cmd === 'add' || command.cmd === 'del' || command.cmd === 'test') draft.get(command.name);
+          lookedUp = true;
+          this.apply(draft, command, { ...parsed.global, exist: parsed.global.exist || (opts.exist ?? false) }, now);
         } catch (e) {
-          if (e instanceof IpsetError) throw e.at(i + 1);
-          throw e;
+          if (!(e instanceof IpsetError)) throw e;
+          e.at(i + 1);
+          if (!fromKernel(e) || !lookedUp) throw e;
+          refused = e;
         }
+        const c = command!;
+        if (c.cmd === 'add' || c.cmd === 'del') {
+          if (batch && (batch.name !== c.name || batch.cmd !== c.cmd)) send();
+          batch ??= { name: c.name, cmd: c.cmd, refused: null };
+          batch.refused ??= refused;
+          return;
+        }
+        send();
+        if (refused) throw refused;
       });
+      send();
     } catch (e) {
       this.core.ipsetAbort();
       throw e;

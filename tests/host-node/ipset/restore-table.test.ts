@@ -194,4 +194,41 @@ describe('single commands', () => {
     expect(list).toContain('10.96.0.10,udp:53 packets 7 bytes 180\n');
     expect(list).toContain('10.96.0.11,udp:53 packets 0 bytes 0\n');
   });
+
+  // Each case below is what ipset 7.17 on Linux 6.18 did with the same input
+  // (tests/kernel/ipset-differential.test.ts compares random scripts the same way).
+  it('-sorted orders a hash set as ipset does: numbers by value, protocols by name length, a host before a network', () => {
+    const { table } = makeTable();
+    table.restore('create n hash:net family inet6 initval 0x1\nadd n fd00:198:18::/120\nadd n fd00:198:18::28\n' +
+      'create p hash:ip,port initval 0x2\nadd p 198.18.2.29,tcp:1\nadd p 198.18.2.11,tcp:80\nadd p 198.18.2.11,sctp:80\nadd p 198.18.2.2,udp:1\n' +
+      'create q hash:ip,port,net initval 0x3\nadd q 198.18.1.0,udp:0,128.0.0.0/1 nomatch\nadd q 198.18.1.0,tcp:1,198.0.0.0/8\nadd q 198.18.1.0,tcp:1,198.18.0.0/16\n');
+    const adds = (name: string) => table.command(['-sorted', 'save', name]).output.split('\n').filter((l) => l.startsWith('add')).map((l) => l.slice(6));
+    expect(adds('n')).toEqual(['fd00:198:18::28', 'fd00:198:18::/120']);
+    expect(adds('p')).toEqual(['198.18.2.2,udp:1', '198.18.2.11,tcp:80', '198.18.2.11,sctp:80', '198.18.2.29,tcp:1']);
+    expect(adds('q')).toEqual(['198.18.1.0,tcp:1,198.0.0.0/8', '198.18.1.0,tcp:1,198.18.0.0/16', '198.18.1.0,udp:0,128.0.0.0/1 nomatch']);
+  });
+
+  it('reports the error ipset reports first: a line of the batch being read before the kernel\'s refusal of an earlier one', () => {
+    const { table } = makeTable();
+    // Line 3 repeats line 2's network (already added); line 4 names a set that does not exist and
+    // is read before the batch of lines 2-3 goes to the kernel.
+    expect(err(() => table.restore('create s hash:net\nadd s 198.18.0.1/16\nadd s 198.18.0.2/16\nadd t 198.18.0.1\n')).message)
+      .toBe('ipset v7.17: Error in line 4: The set with the given name does not exist');
+    // A new command sends the batch: its refusal comes first.
+    expect(err(() => table.restore('create s hash:net\nadd s 198.18.0.1/16\nadd s 198.18.0.2/16\ncreate u hash:ip\nflush t\n')).message)
+      .toBe("ipset v7.17: Error in line 3: Element cannot be added to the set: it's already added");
+  });
+
+  it('checks an element as the kernel does: zero addresses, extensions before prefix lengths, a bitmap port as written first', () => {
+    const { table } = makeTable();
+    table.restore('create p hash:ip,port\ncreate i hash:ip\ncreate n hash:net\ncreate b bitmap:port range 1000-1001\n');
+    const line = (cmd: string) => err(() => table.restore(cmd + '\n')).message.replace(/^ipset v7\.17: Error in line 1: /, '');
+    expect(line('add p 0.0.0.0,tcp:80')).toBe('Kernel error received: Invalid argument');
+    expect(line('del p 0.0.0.0,tcp:80')).toBe('Kernel error received: Invalid argument');
+    expect(line('del i 0.0.0.0')).toBe('Null-valued element, cannot be stored in a hash type of set');
+    expect(line('add n 198.18.0.0/0 timeout 30')).toBe('Timeout cannot be used: set was created without timeout support');
+    expect(line('add b 1002 comment "x"')).toBe('Element is out of the range of the set');
+    expect(line('add b 1001-1003 timeout 30')).toBe('Timeout cannot be used: set was created without timeout support');
+    expect(line('add b 1000-1003')).toBe('Element is out of the range of the set');
+  });
 });
