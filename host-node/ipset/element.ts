@@ -62,12 +62,13 @@ interface AddrPart {
 function addrPart(text: string, family: 4 | 6): AddrPart {
   const host = family === 4 ? 32 : 128;
   const dash = family === 4 ? text.indexOf('-') : -1;
-  if (dash > 0) {
+  const slash = text.indexOf('/');
+  // A prefix length is read first: `198.18.0.1/-1` is a bad length, not a range.
+  if (dash > 0 && (slash < 0 || dash < slash)) {
     const from = addrOrFail(text.slice(0, dash), 4);
     const to = addrOrFail(text.slice(dash + 1), 4);
     return compareAddr(from, to) <= 0 ? { from, to, cidr: null } : { from: to, to: from, cidr: null };
   }
-  const slash = text.indexOf('/');
   if (slash < 0) return { from: addrOrFail(text, family), to: null, cidr: null };
   const from = addrOrFail(text.slice(0, slash), family);
   const c = text.slice(slash + 1);
@@ -81,8 +82,9 @@ interface PortPart { proto: number; lo: number; hi: number }
 
 function portToken(tok: string, proto: number): number {
   const s = strip(tok);
-  if (/^\d+$/.test(s)) {
-    const n = Number(s);
+  // strtoul(): a minus sign wraps the number around, far past any port.
+  if (/^-?\d+$/.test(s)) {
+    const n = s.startsWith('-') ? Infinity : Number(s);
     if (n > 65535) throw syntaxLines([`Syntax error: '${s}' is out of range 0-65535`, `Syntax error: '${protoName(proto)}' is invalid as number`, `cannot parse '${s}' as a ${protoName(proto)} port`], tok);
     return n;
   }
@@ -113,8 +115,10 @@ function portPart(text: string, family: 4 | 6, cmd: Cmd): PortPart {
   if (proto === P_ICMP || proto === P_ICMPV6) {
     const v6 = proto === P_ICMPV6;
     // ipset also reports the half-parsed command it gave up on.
-    if (v6 && family !== 6) throw syntaxLines(['Syntax error: Protocol ICMPv6 can be used with family inet6 only', `Invalid ${cmd} command: missing setname`], text);
-    if (!v6 && family !== 4) throw syntaxLines(['Syntax error: Protocol ICMP can be used with family inet only', `Invalid ${cmd} command: missing setname`], text);
+    // In a restore ipset 7.17 prints only the second line, numbered.
+    const wrong = (first: string) => syntaxLines([first, `Invalid ${cmd} command: missing setname`], text).inRestore(`Invalid ${cmd} command: missing setname`);
+    if (v6 && family !== 6) throw wrong('Syntax error: Protocol ICMPv6 can be used with family inet6 only');
+    if (!v6 && family !== 4) throw wrong('Syntax error: Protocol ICMP can be used with family inet only');
     const named = icmpByName(rest, v6);
     if (named !== null) return { proto, lo: named, hi: named };
     const m = /^([^/]+)\/([^/]+)$/.exec(rest);

@@ -38,14 +38,24 @@ export class IpsetError extends Error {
 
   /** ipset reports this one without its line even in restore mode (the port parser's errors). */
   noLine = false;
+  /** What ipset prints instead in restore mode, numbered (null: the same). */
+  private restoreDetail: string | null = null;
+
+  /** Prints `detail`, with its line, when this comes from a restore. */
+  inRestore(detail: string): IpsetError {
+    this.restoreDetail = detail;
+    this.message = this.format();
+    return this;
+  }
   /** ipset prints this one bare, without the `ipset vX:` prefix (a failing `test` in restore). */
   bare = false;
 
   private format(): string {
     if (this.bare) return this.detail;
-    const where = this.line > 0 && this.kind !== 'usage' && !this.noLine ? `Error in line ${this.line}: ` : '';
+    const restored = this.line > 0 && this.restoreDetail !== null;
+    const where = this.line > 0 && this.kind !== 'usage' && (!this.noLine || restored) ? `Error in line ${this.line}: ` : '';
     const tail = this.kind === 'usage' ? "\nTry `ipset help' for more information." : '';
-    return `ipset ${IPSET_VERSION}: ${where}${this.detail}${tail}`;
+    return `ipset ${IPSET_VERSION}: ${where}${restored ? this.restoreDetail : this.detail}${tail}`;
   }
 }
 

@@ -227,7 +227,8 @@ export class Model {
   parseExt(s: IpSet, cmd: Cmd, rest: readonly string[]): AddExt {
     const x: AddExt = { timeout: null, packets: null, bytes: null, comment: null, nomatch: false };
     const value = (i: number, opt: string) => {
-      if (i >= rest.length) throw usage(`Missing mandatory argument of option \`${opt}'`, opt);
+      // An empty word ("") is no argument either.
+      if (i >= rest.length || rest[i] === '') throw usage(`Missing mandatory argument of option \`${opt}'`, opt);
       return rest[i]!;
     };
     for (let i = 0; i < rest.length; i++) {
@@ -276,9 +277,9 @@ export class Model {
       if (!(e instanceof IpsetError && fromKernel(e))) throw e;
       refused = e;
     }
+    const x = this.parseExt(s0, 'add', rest);
     const ends = ent && !s0.def.hash ? portEnds(entry, ent) : null;
     if (ends) this.checkPort(s0, ends.written);
-    const x = this.parseExt(s0, 'add', rest);
     this.checkExt(s0, x);
     if (refused || !ent) throw refused!;
     if (ends) for (const p of [ends.lo, ends.hi]) this.checkPort(s0, p);
@@ -327,10 +328,9 @@ export class Model {
   del(name: string, entry: string, rest: readonly string[], exist: boolean, now: number, sink: Sink): void {
     const s0 = this.get(name);
     const ent = parseEntry(s0.def, s0.family, entry, 'del');
-    const ends = s0.def.hash ? null : portEnds(entry, ent);
-    if (ends) this.checkPort(s0, ends.written);
     this.parseExt(s0, 'del', rest);
-    if (ends) for (const p of [ends.lo, ends.hi]) this.checkPort(s0, p);
+    const ends = s0.def.hash ? null : portEnds(entry, ent);
+    if (ends) for (const p of [ends.written, ends.lo, ends.hi]) this.checkPort(s0, p);
     const todo: Element[] = [];
     for (const el of ent.elements()) {
       this.checkRange(s0, el);

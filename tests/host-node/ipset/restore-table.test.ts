@@ -231,4 +231,17 @@ describe('single commands', () => {
     expect(line('add b 1001-1003 timeout 30')).toBe('Timeout cannot be used: set was created without timeout support');
     expect(line('add b 1000-1003')).toBe('Element is out of the range of the set');
   });
+
+  it('reads malformed words as ipset does in a restore', () => {
+    const { table } = makeTable();
+    table.restore('create p hash:ip,port\ncreate i hash:ip\ncreate c hash:ip comment\n');
+    const msg = (line: string) => err(() => table.restore(line + '\n')).message;
+    // strtoul() wraps a negative number around: out of range, not "invalid".
+    expect(msg('add p 198.18.0.1,tcp:-1')).toBe("ipset v7.17: Syntax error: '-1' is out of range 0-65535\nSyntax error: 'tcp' is invalid as number\ncannot parse '-1' as a tcp port");
+    // The prefix length is read before a range.
+    expect(msg('add i 198.18.0.1/-1')).toBe("ipset v7.17: Error in line 1: Syntax error: '-1' is out of range 0-255");
+    expect(msg('add c 198.18.0.1 comment ""')).toBe("ipset v7.17: Missing mandatory argument of option `comment'\nTry `ipset help' for more information.");
+    // An ICMPv6 type in an IPv4 set: only the second line of the single command's message.
+    expect(msg('add p 198.18.0.1,icmpv6:1/4')).toBe('ipset v7.17: Error in line 1: Invalid add command: missing setname');
+  });
 });
