@@ -326,6 +326,10 @@ export class KernelNode {
         ['/proc/sys/net/ipv6/icmp/ratelimit', '0'], ['/proc/sys/net/ipv6/icmp/ratemask', '\n'],
       ] as Array<[string, string]> : []),
     ] });
+    // The client and the sink need no IPv6 stack (frames are injected and captured raw, the node
+    // reaches them by fixed neighbour entries): without one they send no neighbour discovery or
+    // MLD reports, which the node's INPUT chain would count along with the test's packets.
+    if (v6) for (const ns of [client, this.sink]) scope.must(ns, ['sh', '-c', 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6']);
     scope.veth(node, 'n-cli', client, 'cli0', { a: NODE_MAC, b: CLIENT_MAC });
     scope.veth(node, 'n-sink', this.sink, 's0', { a: SINK_NODE_MAC, b: SINK_MAC });
     const ip = (ns: Netns, args: string[]) => scope.ip(ns, v6 ? ['-6', ...args] : args);
@@ -335,7 +339,7 @@ export class KernelNode {
     // (nf_nat_masquerade.c: inet_select_addr() on the egress device; ipv6_dev_get_saddr() for IPv6).
     ip(node, ['addr', 'add', `${plan.node}/${host}`, 'dev', 'n-sink', ...(v6 ? ['nodad'] : [])]);
     ip(node, ['addr', 'add', `${plan.nodeLink}/${plan.linkPrefix}`, 'dev', 'n-cli', ...(v6 ? ['nodad'] : [])]);
-    ip(client, ['addr', 'add', `${plan.clientLink}/${plan.linkPrefix}`, 'dev', 'cli0', ...(v6 ? ['nodad'] : [])]);
+    if (!v6) ip(client, ['addr', 'add', `${plan.clientLink}/${plan.linkPrefix}`, 'dev', 'cli0']);
     // Service ranges and pods go to one next hop with a fixed MAC nobody owns: the sink namespace
     // drops those frames (not addressed to it) after the node's POSTROUTING has run. One
     // permanent neighbour entry, so no ARP (or neighbour discovery) for thousands of pod addresses.
