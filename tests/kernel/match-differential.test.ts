@@ -1,4 +1,4 @@
-// Kernel differential of the matches: random counting rules (tests/support/iptables-gen.ts, no
+// Kernel differential of the matches, IPv4 and IPv6: random counting rules (tests/support/iptables-gen.ts, no
 // target, so every packet is tested by every rule) in raw and mangle PREROUTING (with MARK rules
 // among them), filter INPUT and FORWARD, loaded both into the kernel's iptables-legacy inside a
 // throwaway node (tests/support/kernel-node.ts) and into a Dataplane; the same packets (TCP with
@@ -14,8 +14,8 @@
 // SVCPLANE_MATCH_SEED (default 1) choose the run.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { netnsSupport, missingTools } from '../support/netns';
-import { KernelNode, KERNEL_TOOLS, NODE_ADDRS } from '../support/kernel-node';
-import { Rng } from '../support/kube-gen';
+import { KernelNode, KERNEL_TOOLS, NODE_ADDRS, NODE_ADDRS6 } from '../support/kernel-node';
+import { Rng, addrOf } from '../support/kube-gen';
 import { RuleGen, type TableName } from '../support/iptables-gen';
 import { parseRestore } from '../../host-node/netfilter/index';
 import { Dataplane } from '../../host-node/dataplane';
@@ -26,14 +26,15 @@ const PACKETS = Number(process.env.SVCPLANE_MATCH_PACKETS ?? 400);
 const SEED = Number(process.env.SVCPLANE_MATCH_SEED ?? 1);
 
 const support = netnsSupport();
-const missing = support.ok ? missingTools([...KERNEL_TOOLS, 'iptables-legacy']) : [];
+const missing = support.ok ? missingTools([...KERNEL_TOOLS, 'iptables-legacy', 'ip6tables-legacy']) : [];
 const skipWhy = !support.ok ? support.reason : missing.length ? `missing tools: ${missing.join(', ')}` : '';
 if (skipWhy) console.warn(`tests/kernel/match-differential: SKIPPED — ${skipWhy}`);
 
 type Section = { table: TableName; chain: string; rules: string[] };
 
 const LEFT_OUT = /(^|\s)(-i|-o|--in-interface|--out-interface)\s|--limit-iface|-m (recent|limit)\b|--mode random/;
-const MARKS = ['-j MARK --set-xmark 0x4000/0x4000', '-p tcp -j MARK --set-xmark 0x1/0xff', '-s 198.18.100.0/23 -j MARK --or-mark 0x7'];
+const marks = (family: 4 | 6): string[] => ['-j MARK --set-xmark 0x4000/0x4000', '-p tcp -j MARK --set-xmark 0x1/0xff', `-s ${family === 6 ? 'fd00:198:18:100::/63' : '198.18.100.0/23'} -j MARK --or-mark 0x7`];
+const toolOf = (family: 4 | 6): string => (family === 6 ? 'ip6tables-legacy' : 'iptables-legacy');
 
 /** `n` counting rules for `chain` that both the kernel and svcplane take, from generated ones. */
 function countingRules(k: KernelNode, gen: RuleGen, table: TableName, n: number): string[] {
@@ -43,7 +44,7 @@ function countingRules(k: KernelNode, gen: RuleGen, table: TableName, n: number)
     if (LEFT_OUT.test(text)) continue;
     const block = `*${table}\n:SCRATCH - [0:0]\n-A SCRATCH ${text}\nCOMMIT\n`;
     if (!parseRestore(block).ok) continue;
-    if (k.scope.exec(k.node, ['iptables-legacy-restore', '--noflush'], { input: block }).code !== 0) continue;
+    if (k.scope.exec(k.node, [k.plan.restoreTool, '--noflush'], { input: block }).code !== 0) continue;
     out.push(text);
   }
   return out;
@@ -59,17 +60,27 @@ function restoreText(sections: Section[]): string {
   return text;
 }
 
-function packets(rng: Rng, n: number): Uint8Array[] {
+/**
+ * Packets to the node and through it (to routed addresses only: svcplane has no routing table to
+ * drop the rest). IPv6 ones also come from the generator's own addresses (fd00::x), which its
+ * rules name.
+ */
+function packets(rng: Rng, n: number, family: 4 | 6 = 4): Uint8Array[] {
   const out: Uint8Array[] = [];
+  const v6 = family === 6;
+  const own = () => `fd00::${rng.int(0, 99).toString(16)}`;
   for (let i = 0; i < n; i++) {
-    const proto = rng.pick(['tcp', 'tcp', 'udp', 'udp', 'icmp'] as const);
+    const proto = rng.pick(['tcp', 'tcp', 'udp', 'udp', v6 ? 'icmpv6' : 'icmp'] as const);
+    const client = addrOf(family, 18, (v6 ? 0x100 : 100) + rng.int(0, 3), rng.int(1, 254));
+    const through = [addrOf(family, 18, rng.int(0, v6 ? 15 : 127), rng.int(1, 254)), addrOf(family, 19, rng.int(0, v6 ? 249 : 255), rng.int(1, 254))];
     const spec: PacketSpec = {
-      src: `198.18.${100 + rng.int(0, 3)}.${rng.int(1, 254)}`,
-      dst: rng.pick([...NODE_ADDRS, `198.18.${rng.int(0, 127)}.${rng.int(1, 254)}`, `198.19.${rng.int(0, 255)}.${rng.int(1, 254)}`]),
+      src: v6 && rng.chance(0.3) ? own() : client,
+      dst: rng.pick([...(v6 ? NODE_ADDRS6 : NODE_ADDRS), ...through]),
       proto, sport: 1024 + i, dport: rng.pick([80, 443, 53, 22, 8080, rng.int(1, 65535), 1, 0]),
     };
     if (proto === 'tcp') spec.flags = rng.pick(['S', 'S', 'S', 'SA', 'A', 'F', 'R', 'FPU', '']);
     if (proto === 'icmp') spec.icmp = { type: rng.pick([8, 8, 0, 13]), code: 0, id: i, seq: 1 };
+    if (proto === 'icmpv6') spec.icmp = { type: rng.pick([128, 128, 129, 130]), code: 0, id: i, seq: 1 };
     out.push(buildPacket(spec));
   }
   return out;
@@ -81,9 +92,10 @@ const counts = (list: string): number[] => list.split('\n').slice(2).filter(Bool
 /** Rules whose counters differ, described. */
 function compare(k: KernelNode, dp: Dataplane, sections: Section[]): string[] {
   const diffs: string[] = [];
+  const family = k.plan.family;
   for (const s of sections) {
-    const want = counts(k.scope.must(k.node, ['iptables-legacy', '-t', s.table, '-L', s.chain, '-n', '-v', '-x']));
-    const got = counts(dp.iptablesList(s.table, s.chain, { exact: true }));
+    const want = counts(k.scope.must(k.node, [toolOf(family), '-t', s.table, '-L', s.chain, '-n', '-v', '-x']));
+    const got = counts(dp.iptablesList(s.table, s.chain, { exact: true, family }));
     for (let i = 0; i < Math.max(want.length, got.length); i++) {
       if (want[i] !== got[i]) diffs.push(`${s.table} ${s.chain} rule ${i + 1} (${s.rules[i]}): kernel ${want[i]}, svcplane ${got[i]}`);
     }
@@ -91,49 +103,51 @@ function compare(k: KernelNode, dp: Dataplane, sections: Section[]): string[] {
   return diffs;
 }
 
-describe.skipIf(skipWhy !== '')('matches: svcplane vs the kernel\'s iptables-legacy, rule by rule', () => {
-  let k: KernelNode;
-  beforeAll(async () => { k = await KernelNode.start('mdiff'); });
-  afterAll(() => k?.destroy());
+for (const family of [4, 6] as const) {
+  describe.skipIf(skipWhy !== '')(`matches, IPv${family}: svcplane vs the kernel's ${toolOf(family)}, rule by rule`, () => {
+    let k: KernelNode;
+    beforeAll(async () => { k = await KernelNode.start(`mdiff${family}`, family); });
+    afterAll(() => k?.destroy());
 
-  async function run(sections: Section[], ours: (text: string) => string, pkts: Uint8Array[]): Promise<string[]> {
-    const text = restoreText(sections);
-    await k.restore(text);
-    await k.flushConntrack();
-    const dp = await Dataplane.create({ nodeIPs: NODE_ADDRS, seed: 1, conntrackCapacity: 1 << 14 });
-    dp.iptablesRestore(ours(text));
-    await k.inject(pkts, 30);
-    let now = 1000;
-    for (const p of pkts) dp.process(p, (now += 1));
-    return compare(k, dp, sections);
-  }
+    async function run(sections: Section[], ours: (text: string) => string, pkts: Uint8Array[]): Promise<string[]> {
+      const text = restoreText(sections);
+      await k.restore(text);
+      await k.flushConntrack();
+      const dp = await Dataplane.create({ nodeIPs: family === 6 ? NODE_ADDRS6 : NODE_ADDRS, seed: 1, conntrackCapacity: 1 << 14 });
+      dp.iptablesRestore(ours(text), { family });
+      await k.inject(pkts, 30);
+      let now = 1000;
+      for (const p of pkts) dp.process(p, (now += 1));
+      return compare(k, dp, sections);
+    }
 
-  it('the comparison sees a difference: a rule read differently on svcplane\'s side only is caught', async () => {
-    const sections: Section[] = [{ table: 'filter', chain: 'INPUT', rules: ['-p icmp', '-p udp'] }];
-    const pkts = packets(new Rng(5), 60);
-    expect(await run(sections, (t) => t, pkts)).toEqual([]);
-    const diffs = await run(sections, (t) => t.replace('-p udp', '-p tcp'), pkts);
-    expect(diffs.length).toBe(1);
-    expect(diffs[0]).toMatch(/rule 2 \(-p udp\)/);
+    it('the comparison sees a difference: a rule read differently on svcplane\'s side only is caught', async () => {
+      const sections: Section[] = [{ table: 'filter', chain: 'INPUT', rules: [family === 6 ? '-p icmpv6' : '-p icmp', '-p udp'] }];
+      const pkts = packets(new Rng(5), 60, family);
+      expect(await run(sections, (t) => t, pkts)).toEqual([]);
+      const diffs = await run(sections, (t) => t.replace('-p udp', '-p tcp'), pkts);
+      expect(diffs.length).toBe(1);
+      expect(diffs[0]).toMatch(/rule 2 \(-p udp\)/);
+    });
+
+    it(`${PER_CHAIN} random counting rules in each of 4 chains, ${PACKETS} packets: every rule counts the same packets`, async () => {
+      // Options in full: the filters above and below read them by name (abbreviations are the
+      // restore differential's business).
+      const gen = new RuleGen(new Rng(SEED * 31 + family), family, false);
+      const sections: Section[] = [
+        { table: 'raw', chain: 'PREROUTING', rules: countingRules(k, gen, 'raw', PER_CHAIN) },
+        { table: 'mangle', chain: 'PREROUTING', rules: [...countingRules(k, gen, 'mangle', PER_CHAIN / 2), ...marks(family), ...countingRules(k, gen, 'mangle', PER_CHAIN / 2)] },
+        { table: 'filter', chain: 'INPUT', rules: countingRules(k, gen, 'filter', PER_CHAIN) },
+        { table: 'filter', chain: 'FORWARD', rules: countingRules(k, gen, 'filter', PER_CHAIN) },
+      ];
+      const diffs = await run(sections, (t) => t, packets(new Rng(SEED), PACKETS, family));
+      const rules = sections.reduce((n, s) => n + s.rules.length, 0);
+      console.log(`match differential IPv${family}: ${rules} rules, ${PACKETS} packets, ${diffs.length} differences`);
+      expect(diffs).toEqual([]);
+      // Not a vacuous run: some rules matched some packets and not all of them.
+      const c = counts(k.scope.must(k.node, [toolOf(family), '-t', 'filter', '-L', 'FORWARD', '-n', '-v', '-x']));
+      expect(c.some((x) => x > 0 && x < Math.max(...c))).toBe(true);
+      expect(rules).toBeGreaterThan(PER_CHAIN * 3);
+    });
   });
-
-  it(`${PER_CHAIN} random counting rules in each of 4 chains, ${PACKETS} packets: every rule counts the same packets`, async () => {
-    // Options in full: the filters above and below read them by name (abbreviations are the
-    // restore differential's business).
-    const gen = new RuleGen(new Rng(SEED * 31), 4, false);
-    const sections: Section[] = [
-      { table: 'raw', chain: 'PREROUTING', rules: countingRules(k, gen, 'raw', PER_CHAIN) },
-      { table: 'mangle', chain: 'PREROUTING', rules: [...countingRules(k, gen, 'mangle', PER_CHAIN / 2), ...MARKS, ...countingRules(k, gen, 'mangle', PER_CHAIN / 2)] },
-      { table: 'filter', chain: 'INPUT', rules: countingRules(k, gen, 'filter', PER_CHAIN) },
-      { table: 'filter', chain: 'FORWARD', rules: countingRules(k, gen, 'filter', PER_CHAIN) },
-    ];
-    const diffs = await run(sections, (t) => t, packets(new Rng(SEED), PACKETS));
-    const rules = sections.reduce((n, s) => n + s.rules.length, 0);
-    console.log(`match differential: ${rules} rules, ${PACKETS} packets, ${diffs.length} differences`);
-    expect(diffs).toEqual([]);
-    // Not a vacuous run: some rules matched some packets and not all of them.
-    const c = counts(k.scope.must(k.node, ['iptables-legacy', '-t', 'filter', '-L', 'FORWARD', '-n', '-v', '-x']));
-    expect(c.some((x) => x > 0 && x < Math.max(...c))).toBe(true);
-    expect(rules).toBeGreaterThan(PER_CHAIN * 3);
-  });
-});
+}
