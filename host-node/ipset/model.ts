@@ -281,7 +281,7 @@ export class Model {
     const ends = ent && !s0.def.hash ? portEnds(entry, ent) : null;
     if (ends) this.checkPort(s0, ends.written);
     this.checkExt(s0, x);
-    if (refused || !ent) throw refused!;
+    if (!ent) throw refused!;
     if (ends) for (const p of [ends.lo, ends.hi]) this.checkPort(s0, p);
     // Validate every element before anything changes (all or nothing).
     const todo: Element[] = [];
@@ -290,7 +290,7 @@ export class Model {
     let held = s0.members.size;
     let purge = false;
     for (const el of ent.elements()) {
-      this.checkRange(s0, el);
+      this.checkPort(s0, el.port);
       if (isNullElement(s0.def, el)) throw kernel(MSG.nullElem, entry);
       if (isInvalidZero(s0.def, el)) throw kernel(MSG.invalid, entry);
       const key = elementKey(el);
@@ -333,7 +333,7 @@ export class Model {
     if (ends) for (const p of [ends.written, ends.lo, ends.hi]) this.checkPort(s0, p);
     const todo: Element[] = [];
     for (const el of ent.elements()) {
-      this.checkRange(s0, el);
+      this.checkPort(s0, el.port);
       if (isNullElement(s0.def, el)) throw kernel(MSG.nullElem, entry);
       if (isInvalidZero(s0.def, el)) throw kernel(MSG.invalid, entry);
       const m = s0.members.get(elementKey(el));
@@ -371,10 +371,6 @@ export class Model {
     }
     const x = this.parseExt(s, 'test', rest);
     return { found: sink.test(s, el, x.nomatch), text };
-  }
-
-  private checkRange(s: IpSet, el: Element): void {
-    this.checkPort(s, el.port);
   }
 
   private checkPort(s: IpSet, port: number): void {
