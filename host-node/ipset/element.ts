@@ -29,6 +29,11 @@ export type Cmd = 'add' | 'del' | 'test';
 export interface Entry {
   readonly count: number;
   elements(): Iterable<Element>;
+  /**
+   * A test entry of a net type as ipset echoes it: the network's address as given (unmasked),
+   * its prefix length unless a host's. A net test with /0 finds nothing (ipset answers "NOT in set").
+   */
+  readonly echo?: string;
 }
 
 const ORD = ['First', 'Second', 'Third'];
@@ -78,7 +83,7 @@ function addrPart(text: string, family: 4 | 6): AddrPart {
   return { from, to: null, cidr };
 }
 
-interface PortPart { proto: number; lo: number; hi: number }
+interface PortPart { proto: number; lo: number; hi: number; ranged?: boolean }
 
 function portToken(tok: string, proto: number): number {
   const s = strip(tok);
@@ -134,7 +139,7 @@ function portPart(text: string, family: 4 | 6, cmd: Cmd): PortPart {
   const dash = rest.indexOf('-', rest.startsWith('[') ? rest.indexOf(']') : 0);
   if (dash > 0) {
     const a = portToken(rest.slice(0, dash), proto), b = portToken(rest.slice(dash + 1), proto);
-    return { proto, lo: Math.min(a, b), hi: Math.max(a, b) };
+    return { proto, lo: Math.min(a, b), hi: Math.max(a, b), ranged: true };
   }
   const p = portToken(rest, proto);
   return { proto, lo: p, hi: p };
@@ -154,7 +159,7 @@ function bitmapPart(text: string): PortPart {
   const dash = rest.indexOf('-', rest.startsWith('[') ? rest.indexOf(']') : 0);
   if (dash > 0) {
     const a = portToken(rest.slice(0, dash), proto), b = portToken(rest.slice(dash + 1), proto);
-    return { proto: 0, lo: Math.min(a, b), hi: Math.max(a, b) };
+    return { proto: 0, lo: Math.min(a, b), hi: Math.max(a, b), ranged: true };
   }
   const p = portToken(rest, proto);
   return { proto: 0, lo: p, hi: p };
@@ -187,10 +192,12 @@ export function parseEntry(def: TypeDef, family: 4 | 6, text: string, cmd: Cmd):
   if (parts.length < dims.length) throw syntax(`${ORD[parts.length]} element is missing from ${text}.`, text);
   const host = family === 4 ? 32 : 128;
   let ip: AddrPart | null = null, port: PortPart | null = null, second: AddrPart | null = null;
+  let ipCidr = false;   // the first address was written with a /cidr (IPv6 forgets it below)
   dims.forEach((d: Dim, i) => {
     const t = parts[i]!;
     if (d === 'ip') {
       ip = addrPart(t, family);
+      ipCidr = ip.cidr !== null;
       if (ip.cidr === 0) throw kernel(MSG.cidr, t);
       if (family === 6 && ip.cidr !== null && ip.cidr !== 128) throw syntax(`plain IP address must be supplied: ${t}`, t);
       if (family === 6) ip.cidr = null;
@@ -201,7 +208,7 @@ export function parseEntry(def: TypeDef, family: 4 | 6, text: string, cmd: Cmd):
     } else if (d === 'net' || d === 'net2') {
       if (family === 6 && t.includes('-')) throw syntax(`IP address or IP/cidr must be specified: ${t}`, t);
       const n = addrPart(t, family);
-      if (n.cidr === 0) throw kernel(MSG.cidr, t);
+      if (n.cidr === 0 && cmd !== 'test') throw kernel(MSG.cidr, t);
       if (d === 'net') ip = n; else second = n;
     } else if (d === 'port') {
       port = portPart(t, family, cmd);
@@ -213,7 +220,8 @@ export function parseEntry(def: TypeDef, family: 4 | 6, text: string, cmd: Cmd):
 
   if (def.name === 'bitmap:port') {
     const pp = portP!;
-    if (cmd === 'test' && pp.lo !== pp.hi) throw kernel(`FROM-TO port range is not allowed in command test with set type ${def.name}`, text);
+    // A range written is refused even with equal ends (ipset sees the option, not the span).
+    if (cmd === 'test' && pp.ranged) throw kernel(`FROM-TO port range is not allowed in command test with set type ${def.name} and family unspec`, text);
     return {
       count: pp.hi - pp.lo + 1,
       *elements() { for (let p = pp.lo; p <= pp.hi; p++) yield { a: new Uint8Array(0), cidr: 0, proto: 0, port: p, b: null }; },
@@ -224,16 +232,23 @@ export function parseEntry(def: TypeDef, family: 4 | 6, text: string, cmd: Cmd):
   const netP = netDim === 'a' ? ipP : netDim === 'b' ? secP : null;
   if (cmd === 'test') {
     const fam = `family inet${family === 6 ? '6' : ''}`;
-    if ((ipP?.to ?? null) !== null || (netP?.to ?? null) !== null) {
+    // hash:ip tests the first address of a range (hash_ip4_uadt() tests before it reads IP_TO).
+    if ((def.name !== 'hash:ip' && (ipP?.to ?? null) !== null) || (netP?.to ?? null) !== null) {
       throw kernel(`FROM-TO IP range is not allowed in command test with set type ${def.name} and ${fam}`, text);
     }
-    if (netDim !== 'a' && ipP !== null && ipP.cidr !== null && ipP.cidr !== host) {
+    if (netDim !== 'a' && ipCidr) {
       throw kernel(`IP/CIDR range is not allowed in command test with set type ${def.name} and ${fam}`, text);
     }
-    if (portP && portP.lo !== portP.hi) {
+    if (portP && portP.ranged) {
       throw kernel(`FROM-TO port range is not allowed in command test with set type ${def.name} and ${fam}`, text);
     }
   }
+
+  const netEcho = (n: AddrPart): string => (n.cidr === null || n.cidr === host ? formatAddr(n.from) : `${formatAddr(n.from)}/${n.cidr}`);
+  const echo = cmd !== 'test' ? undefined
+    : def.name === 'hash:net' ? netEcho(ipP!)
+    : def.name === 'hash:ip,port,net' ? `${formatAddr(ipP!.from)},${portText(portP!.proto, portP!.lo)},${netEcho(secP!)}`
+    : undefined;
 
   // The net part: one block (ip[/cidr]) or, for an IPv4 from-to, the CIDR blocks covering it.
   const netBlocks = (n: AddrPart): { count: number; blocks: () => Iterable<[Addr, number]> } => {
@@ -250,6 +265,7 @@ export function parseEntry(def: TypeDef, family: 4 | 6, text: string, cmd: Cmd):
   if (def.name === 'hash:net') {
     const nb = netBlocks(ipP!);
     return {
+      echo,
       count: nb.count,
       *elements() { for (const [a, c] of nb.blocks()) yield { a, cidr: c, proto: 0, port: 0, b: null }; },
     };
@@ -266,6 +282,7 @@ export function parseEntry(def: TypeDef, family: 4 | 6, text: string, cmd: Cmd):
     return { count: 1, elements: () => one };
   }
   return {
+    echo,
     count: ipCount * ports * (nb ? nb.count : 1),
     *elements() {
       for (const a of hosts(ipPart, family)) {

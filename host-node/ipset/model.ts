@@ -358,18 +358,29 @@ export class Model {
     let text: string;
     let el: Element;
     const slash = entry.indexOf('/');
-    if (s.def.name === 'hash:ip' && slash > 0 && !entry.includes('-')) {
+    const dash = entry.indexOf('-');
+    const host = s.family === 4 ? 32 : 128;
+    if (s.def.name === 'hash:ip' && s.family === 4 && dash > 0) {
+      // hash_ip4_uadt() tests the range's first address as written, before it reads the other end.
+      parseEntry(s.def, s.family, entry, 'add');
+      el = [...parseEntry(s.def, s.family, entry.slice(0, dash), 'test').elements()][0]!;
+      const last = [...parseEntry(s.def, s.family, entry.slice(dash + 1), 'test').elements()][0]!;
+      text = `${formatAddr(el.a)}-${formatAddr(last.a)}`;
+    } else if (s.def.name === 'hash:ip' && slash > 0) {
       // hash_ip4_uadt(): a test with /cidr tests the address as given.
       const one = parseEntry(s.def, s.family, entry.slice(0, slash), 'test');
       parseEntry(s.def, s.family, entry, 'add');
       el = [...one.elements()][0]!;
-      text = `${formatAddr(el.a)}${entry.slice(slash)}`;
+      const cidr = entry.slice(slash);
+      text = `${formatAddr(el.a)}${cidr === `/${host}` ? '' : cidr}`;
     } else {
       const ent = parseEntry(s.def, s.family, entry, 'test');
       el = [...ent.elements()][0]!;
-      text = formatElement(s.def, el);
+      text = ent.echo ?? formatElement(s.def, el);
     }
     const x = this.parseExt(s, 'test', rest);
+    // A net part of /0, or hash:ip's null address, is simply not there.
+    if ((s.def.nomatch && el.cidr === 0) || isNullElement(s.def, el)) return { found: false, text };
     return { found: sink.test(s, el, x.nomatch), text };
   }
 

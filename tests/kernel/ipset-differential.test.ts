@@ -4,7 +4,8 @@
 // there and not there, with and without -exist) given to ipset 7.17 inside a throwaway namespace
 // and to svcplane's IpsetTable. Each must be refused alike (exit status and message, line number
 // included) or taken alike, and a taken one must leave the same sets (`ipset -sorted save`, for
-// scripts without timeouts, whose remaining seconds depend on when they are read). A refused
+// scripts without timeouts, whose remaining seconds depend on when they are read) and answer the
+// same `ipset test`s of its elements and of fresh ones (exit status and what is printed). A refused
 // script is compared by its message only: ipset keeps the lines before the bad one, svcplane
 // applies a script whole or not at all (README). Two things are left out of the saves: the
 // `hashsize` a set grows to (the kernel doubles its table when a bucket overflows, which depends
@@ -22,6 +23,7 @@ import { netnsSupport, missingTools, NetnsScope, type Netns } from '../support/n
 import { Rng } from '../support/kube-gen';
 import { makeTable } from '../host-node/ipset/harness';
 import { IpsetError } from '../../host-node/ipset/errors';
+import type { IpsetTable } from '../../host-node/ipset/table';
 import { printedOrder } from '../../host-node/ipset/render';
 
 const SCRIPTS = Number(process.env.SVCPLANE_IPSET_SCRIPTS ?? 300);
@@ -122,10 +124,21 @@ class ScriptGen {
     return { line: `create ${name} ${type}${opts.length ? ' ' + opts.join(' ') : ''}`, set };
   }
 
-  script(): { text: string; timed: boolean; exist: boolean } {
+  /** Entries to `ipset test` a set with: its own elements (bare, or with nomatch) and fresh ones. */
+  probes(s: SetGen, added: string[]): string[] {
+    const r = this.rng;
+    const bare = (e: string) => e.replace(/ .*$/, '');
+    return Array.from({ length: 6 }, () => {
+      const e = added.length && r.chance(0.6) ? bare(r.pick(added)) : bare(this.element(s));
+      return r.chance(0.1) && (s.type === 'hash:net' || s.type === 'hash:ip,port,net') ? `${e} nomatch` : e;
+    });
+  }
+
+  script(): { text: string; timed: boolean; exist: boolean; probes: Array<[string, string]> } {
     const r = this.rng;
     const lines: string[] = [];
     const sets: SetGen[] = [];
+    const probes: Array<[string, string]> = [];
     let timed = false;
     for (let s = 0, n = r.int(1, 3); s < n; s++) {
       const name = `S${s}`;
@@ -146,9 +159,10 @@ class ScriptGen {
       }
       if (r.chance(0.1)) lines.push(`add ${name} ${added[0] ?? this.element(c.set)}`);   // again: "already added" unless -exist
       if (r.chance(0.05)) lines.push(`del ${name} ${this.element(c.set).replace(/ .*$/, '')}`);   // del names the element alone
+      for (const p of this.probes(c.set, added)) probes.push([name, p]);
     }
     if (r.chance(0.05)) lines.push(r.pick(['flush S0', 'destroy S0', 'swap S0 S1', 'add S9 198.18.0.1', 'del S9 198.18.0.1']));
-    return { text: lines.join('\n') + '\n', timed, exist: r.chance(0.2) };
+    return { text: lines.join('\n') + '\n', timed, exist: r.chance(0.2), probes };
   }
 }
 
@@ -186,23 +200,34 @@ describe.skipIf(skipWhy !== '')('ipset restore: svcplane vs ipset 7.17 in a name
   const kernel = (args: string[], input?: string) => scope.exec(ns, ['ipset', ...args], input === undefined ? {} : { input });
 
   /** What svcplane's table says to the same script: exit status and message, and its sorted save. */
-  function ours(text: string, exist: boolean): { status: number; err: string; save: string } {
+  function ours(text: string, exist: boolean): { status: number; err: string; save: string; table: IpsetTable } {
     const { table } = makeTable();
     try {
       table.restore(text, { exist });
     } catch (e) {
       if (!(e instanceof IpsetError)) throw e;
-      return { status: e.exitCode, err: e.message + '\n', save: '' };
+      return { status: e.exitCode, err: e.message + '\n', save: '', table };
     }
-    return { status: 0, err: '', save: table.command(['-sorted', 'save']).output };
+    return { status: 0, err: '', save: table.command(['-sorted', 'save']).output, table };
   }
 
-  it(`${SCRIPTS} random restore scripts: refused alike with the same message, or taken alike with the same sets`, () => {
+  /** `ipset test NAME ENTRY` in svcplane: exit status and what it prints. */
+  function oursTest(table: IpsetTable, name: string, entry: string): { status: number; text: string } {
+    try {
+      const r = table.command(['test', name, ...entry.split(' ')]);
+      return { status: r.status, text: r.output };
+    } catch (e) {
+      if (!(e instanceof IpsetError)) throw e;
+      return { status: e.exitCode, text: e.message + '\n' };
+    }
+  }
+
+  it(`${SCRIPTS} random restore scripts: refused alike with the same message, or taken alike with the same sets and the same test answers`, () => {
     const gen = new ScriptGen(new Rng(SEED * 104729 + 7));
     const diffs: string[] = [];
-    let taken = 0, saved = 0, unordered = 0;
+    let taken = 0, saved = 0, unordered = 0, tested = 0;
     for (let i = 0; i < SCRIPTS; i++) {
-      const { text, timed, exist } = gen.script();
+      const { text, timed, exist, probes } = gen.script();
       kernel(['destroy']);
       const k = kernel([...(exist ? ['-exist'] : []), 'restore'], text);
       const o = ours(text, exist);
@@ -220,11 +245,21 @@ describe.skipIf(skipWhy !== '')('ipset restore: svcplane vs ipset 7.17 in a name
           else if (sortedLines(ksorted) !== sortedLines(kplain) || !orderDefined(ksorted)) unordered++;
           else if (ksorted !== osave) why = `orders differ:\n--- kernel\n${ksorted}--- svcplane\n${osave}`;
         }
+        // Membership as `ipset test` answers it (sets the script destroyed or swapped away answer alike too).
+        for (const [name, entry] of why ? [] : probes) {
+          const kt = kernel(['test', name, ...entry.split(' ')]);
+          const ot = oursTest(o.table, name, entry);
+          tested++;
+          if (kt.code !== ot.status || kt.stdout + kt.stderr !== ot.text) {
+            why = `ipset test ${name} ${entry}: kernel ${kt.code} ${JSON.stringify(kt.stdout + kt.stderr)}, svcplane ${ot.status} ${JSON.stringify(ot.text)}`;
+            break;
+          }
+        }
       }
       if (why && diffs.length < 15) diffs.push(`script #${i}${exist ? ' (-exist)' : ''}:\n${text}${why}`);
       else if (why) diffs.push('');
     }
-    console.log(`ipset differential: ${SCRIPTS} scripts, ${taken} taken by both (${saved} saves compared, ${unordered} of them for members only), ${diffs.length} differences`);
+    console.log(`ipset differential: ${SCRIPTS} scripts, ${taken} taken by both (${saved} saves compared, ${unordered} of them for members only; ${tested} tests), ${diffs.length} differences`);
     expect(diffs.filter(Boolean).join('\n\n'), `${diffs.length} differences`).toBe('');
     // Not vacuous: scripts were taken and refused.
     expect(taken).toBeGreaterThan(SCRIPTS / 10);

@@ -244,4 +244,29 @@ describe('single commands', () => {
     // An ICMPv6 type in an IPv4 set: only the second line of the single command's message.
     expect(msg('add p 198.18.0.1,icmpv6:1/4')).toBe('ipset v7.17: Error in line 1: Invalid add command: missing setname');
   });
+
+  it('`test` answers and echoes as ipset does', () => {
+    const { table } = makeTable();
+    table.restore('create i hash:ip\nadd i 198.18.3.27\ncreate p hash:ip,port\nadd p 198.18.2.39,tcp:80\n' +
+      'create b bitmap:port range 0-1000\nadd b 80\ncreate n hash:net\nadd n 198.18.0.0/16\n');
+    const test = (args: string): string => {
+      try {
+        const r = table.command(`test ${args}`);
+        return `${r.status} ${r.output}`;
+      } catch (e) {
+        if (!(e instanceof IpsetError)) throw e;
+        return `${e.exitCode} ${e.message}`;
+      }
+    };
+    // A hash:ip range tests its first address as written, and is echoed as written.
+    expect(test('i 198.18.3.27-198.18.0.30')).toBe('0 Warning: 198.18.3.27-198.18.0.30 is in set i.\n');
+    expect(test('i 198.18.0.30-198.18.3.27')).toBe('1 198.18.0.30-198.18.3.27 is NOT in set i.\n');
+    expect(test('i 0.0.0.0')).toBe('1 0.0.0.0 is NOT in set i.\n');
+    // Any /cidr on hash:ip,port's address, and any written port range, are refused.
+    expect(test('p 198.18.2.39/32,tcp:80')).toBe('1 ipset v7.17: IP/CIDR range is not allowed in command test with set type hash:ip,port and family inet');
+    expect(test('b 80-80')).toBe('1 ipset v7.17: FROM-TO port range is not allowed in command test with set type bitmap:port and family unspec');
+    // A network is echoed with the address as given; /0 is simply not there.
+    expect(test('n 198.18.2.34/16')).toBe('0 Warning: 198.18.2.34/16 is in set n.\n');
+    expect(test('n 198.18.2.34/0')).toBe('1 198.18.2.34/0 is NOT in set n.\n');
+  });
 });
