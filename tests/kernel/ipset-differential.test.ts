@@ -5,7 +5,8 @@
 // and to svcplane's IpsetTable. Each must be refused alike (exit status and message, line number
 // included) or taken alike, and a taken one must leave the same sets (`ipset -sorted save`, for
 // scripts without timeouts, whose remaining seconds depend on when they are read) and answer the
-// same `ipset test`s of its elements and of fresh ones (exit status and what is printed). A refused
+// same `ipset test`s of its elements and of fresh ones (exit status and what is printed), and
+// list the same (`ipset -sorted list`, but for its estimate of the memory the set takes). A refused
 // script is compared by its message only: ipset keeps the lines before the bad one, svcplane
 // applies a script whole or not at all (README). Two things are left out of the saves: the
 // `hashsize` a set grows to (the kernel doubles its table when a bucket overflows, which depends
@@ -244,6 +245,13 @@ describe.skipIf(skipWhy !== '')('ipset restore: svcplane vs ipset 7.17 in a name
           if (sortedLines(kplain) !== sortedLines(osave)) why = `sets differ:\n--- kernel\n${kplain}--- svcplane\n${osave}`;
           else if (sortedLines(ksorted) !== sortedLines(kplain) || !orderDefined(ksorted)) unordered++;
           else if (ksorted !== osave) why = `orders differ:\n--- kernel\n${ksorted}--- svcplane\n${osave}`;
+          // The listing too, its headers and counts, where the order is defined (the memory size
+          // is an estimate of the kernel's allocations: left out).
+          if (!why && orderDefined(ksorted) && sortedLines(ksorted) === sortedLines(kplain)) {
+            const listed = (t: string) => unsized(t).replace(/^Size in memory: \d+$/gm, 'Size in memory: -');
+            const klist = listed(kernel(['-sorted', 'list']).stdout), olist = listed(o.table.command(['-sorted', 'list']).output);
+            if (klist !== olist) why = `listings differ:\n--- kernel\n${klist}--- svcplane\n${olist}`;
+          }
         }
         // Membership as `ipset test` answers it (sets the script destroyed or swapped away answer alike too).
         for (const [name, entry] of why ? [] : probes) {
