@@ -7,7 +7,7 @@
 // apart from the sink; time comes in as `now` (ms).
 import { type TypeDef, DEFAULT_HASHSIZE, MIN_HASHSIZE, DEFAULT_MAXELEM, DEFAULT_BUCKETSIZE, MAX_TIMEOUT } from './types.js';
 import { type CreateOpts, parseNumber } from './command.js';
-import { type Element, type Cmd, parseEntry, elementKey, isNullElement, isInvalidZero, formatElement } from './element.js';
+import { type Element, type Entry, type Cmd, parseEntry, elementKey, isNullElement, isInvalidZero, formatElement } from './element.js';
 import { formatAddr } from './addr.js';
 import { IpsetError, kernel, usage, syntax, fromKernel, MSG } from './errors.js';
 
@@ -102,7 +102,7 @@ function roundBucketsize(n: number | null): number {
  * A bitmap:port entry's ports: the first as written (a reversed range `90-80` is written from
  * 90; a service name counts as the lower end) and the range's ends.
  */
-function portEnds(entry: string, ent: ReturnType<typeof parseEntry>): { written: number; lo: number; hi: number } {
+function portEnds(entry: string, ent: Entry): { written: number; lo: number; hi: number } {
   let lo = Infinity, hi = -Infinity;
   for (const el of ent.elements()) {
     if (el.port < lo) lo = el.port;
@@ -269,7 +269,7 @@ export class Model {
     // The kernel reads the extensions (ip_set_get_extensions()) before it judges the element's
     // values (a prefix length, hash_net4_uadt()); bitmap_port_uadt() checks the port as written
     // against the range before them, the range's other end after them.
-    let ent: ReturnType<typeof parseEntry> | undefined;
+    let ent: Entry | undefined;
     let refused: IpsetError | null = null;
     try {
       ent = parseEntry(s0.def, s0.family, entry, 'add');
@@ -291,8 +291,7 @@ export class Model {
     let purge = false;
     for (const el of ent.elements()) {
       this.checkPort(s0, el.port);
-      if (isNullElement(s0.def, el)) throw kernel(MSG.nullElem, entry);
-      if (isInvalidZero(s0.def, el)) throw kernel(MSG.invalid, entry);
+      this.refuseZero(s0, el, entry);
       const key = elementKey(el);
       keys.push(key);
       const m = s0.members.get(key);
@@ -334,8 +333,7 @@ export class Model {
     const todo: Element[] = [];
     for (const el of ent.elements()) {
       this.checkPort(s0, el.port);
-      if (isNullElement(s0.def, el)) throw kernel(MSG.nullElem, entry);
-      if (isInvalidZero(s0.def, el)) throw kernel(MSG.invalid, entry);
+      this.refuseZero(s0, el, entry);
       const m = s0.members.get(elementKey(el));
       if (!m || !s0.live(m, now)) {
         if (!exist) throw kernel(MSG.notExist, entry);
@@ -382,6 +380,12 @@ export class Model {
     // A net part of /0, or hash:ip's null address, is simply not there.
     if ((s.def.nomatch && el.cidr === 0) || isNullElement(s.def, el)) return { found: false, text };
     return { found: sink.test(s, el, x.nomatch), text };
+  }
+
+  // An all-zero address an add or del may not name: hash:ip's null element, hash:ip,port's EINVAL.
+  private refuseZero(s: IpSet, el: Element, entry: string): void {
+    if (isNullElement(s.def, el)) throw kernel(MSG.nullElem, entry);
+    if (isInvalidZero(s.def, el)) throw kernel(MSG.invalid, entry);
   }
 
   private checkPort(s: IpSet, port: number): void {
