@@ -378,13 +378,22 @@ export class KernelNode {
   }
 
   async conntrack(): Promise<ConntrackLine[]> {
-    const r = await this.nodeAgent.call<{ text: string }>({ op: 'read', path: '/proc/net/nf_conntrack' });
-    return parseConntrack(r.text);
+    return parseConntrack(await this.readProc('/proc/net/nf_conntrack'));
   }
 
   async conntrackCount(): Promise<number> {
     const r = await this.nodeAgent.call<{ text: string }>({ op: 'read', path: '/proc/sys/net/netfilter/nf_conntrack_count' });
     return Number(r.text.trim());
+  }
+
+  /** Writes /proc/sys files inside the node (sysctls), in order. */
+  async sysctl(files: Array<[string, string]>): Promise<void> {
+    await this.nodeAgent.call({ op: 'write', files });
+  }
+
+  /** A /proc file as the node reads it. */
+  async readProc(path: string): Promise<string> {
+    return (await this.nodeAgent.call<{ text: string }>({ op: 'read', path })).text;
   }
 
   /** Adds `ip` to xt_recent list `name` (as `echo +ip > /proc/net/xt_recent/name`). */
