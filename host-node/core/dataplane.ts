@@ -250,9 +250,10 @@ export class Dataplane {
     const out: ConntrackEntry[] = [];
     const buf = this.core.cfgBuffer(RECORD_BYTES);
     for (let i = this.core.conntrackNext(0) >>> 0; i !== CT_NONE; i = this.core.conntrackNext(i + 1) >>> 0) {
-      this.core.conntrackExport(i, buf, nowMs);
+      // A connection whose time is up but not yet reaped (killed by a reset, say) exports nothing.
+      const n = this.core.conntrackExport(i, buf, nowMs) >>> 0;
       this.refresh();
-      out.push(decodeRecord(this.dv, buf, nowMs));
+      if (n > 0) out.push(decodeRecord(this.dv, buf, nowMs));
     }
     return out;
   }

@@ -1,5 +1,5 @@
 // Kernel differential of conntrack's trackers (assembly/conntrack/tcp.ts and track.ts against
-// nf_conntrack_proto_tcp.c, _udp.c and _icmp.c): random conversations go through the node of a
+// nf_conntrack_proto_tcp.c, _udp.c, _icmp.c and _icmpv6.c), IPv4 and IPv6: random conversations go through the node of a
 // throwaway kernel (tests/support/kernel-node.ts) and through a Dataplane, one packet of every
 // conversation per step. After each step every conversation's entry must agree: there or not, its
 // TCP state, ASSURED and UNREPLIED, and its timeout (the kernel's countdown read from
@@ -17,8 +17,9 @@
 // and SVCPLANE_CT_SEED (default 1) choose the run. Every address is in 198.18.0.0/15.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { netnsSupport, missingTools } from '../support/netns';
-import { KernelNode, KERNEL_TOOLS, NODE_ADDRS } from '../support/kernel-node';
-import { Rng } from '../support/kube-gen';
+import { KernelNode, KERNEL_TOOLS, NODE_ADDRS, NODE_ADDRS6 } from '../support/kernel-node';
+import { Rng, addrOf } from '../support/kube-gen';
+import { canonicalIP } from '../../host-node/kube/ip';
 import { Dataplane } from '../../host-node/dataplane';
 import { TIMEOUTS } from '../../host-node/core/conntrack-record';
 import { buildPacket } from '../../host-node/core/packet';
@@ -43,7 +44,7 @@ const TCP_KINDS: ReadonlyArray<readonly [string, number]> = [
 const TCP_TOTAL = TCP_KINDS.reduce((s, [, w]) => s + w, 0);
 const MOD = 2 ** 32;
 
-type Proto = 'tcp' | 'udp' | 'icmp';
+type Proto = 'tcp' | 'udp' | 'icmp' | 'icmpv6';
 
 interface Conversation {
   proto: Proto;
@@ -84,10 +85,11 @@ function nextOther(rng: Rng, c: Conversation, dir: 0 | 1): Uint8Array {
     return buildPacket({ src, dst, proto: 'udp', sport, dport, payload: new Uint8Array(8) });
   }
   // Echo request 8 / reply 0, timestamp 13 / reply 14, and an information request (15) or a
-  // router advertisement (9) nothing may open.
-  const type = rng.pick([8, 8, 8, 0, 0, 13, 14, 15, 9]);
+  // router advertisement (9) nothing may open; IPv6: echo 128 / 129, node information query 139
+  // / response 140, and a router solicitation (133, neighbour discovery: never tracked).
+  const type = c.proto === 'icmp' ? rng.pick([8, 8, 8, 0, 0, 13, 14, 15, 9]) : rng.pick([128, 128, 128, 129, 129, 139, 140, 133]);
   c.log.push(`${dir === 0 ? '>' : '<'}${type}`);
-  return buildPacket({ src, dst, proto: 'icmp', icmp: { type, code: 0, id: c.sport, seq: c.log.length } });
+  return buildPacket({ src, dst, proto: c.proto, icmp: { type, code: 0, id: c.sport, seq: c.log.length } });
 }
 
 /** What one side knows of a conversation after a step. */
@@ -121,9 +123,10 @@ function put(t: Table, proto: string, src: string, dst: string, type: string, se
 function kernelTable(text: string): Table {
   const out: Table = new Map();
   for (const line of text.split('\n')) {
-    const m = /^ipv4\s+2\s+(tcp|udp|icmp)\s+\d+\s+(\d+)\s+(?:([A-Z_0-9]+)\s+)?src=(\S+)\s+dst=(\S+)\s+(?:type=(\d+))?/.exec(line);
+    const m = /^ipv[46]\s+(?:2|10)\s+(tcp|udp|icmp|icmpv6)\s+\d+\s+(\d+)\s+(?:([A-Z_0-9]+)\s+)?src=(\S+)\s+dst=(\S+)\s+(?:type=(\d+))?/.exec(line);
     if (!m) continue;
-    put(out, m[1]!, m[4]!, m[5]!, m[6] ?? '', { state: m[3] ?? '', assured: line.includes('[ASSURED]'), unreplied: line.includes('[UNREPLIED]'), left: Number(m[2]) });
+    // IPv6 addresses are printed in full there.
+    put(out, m[1]!, canonicalIP(m[4]!) ?? m[4]!, canonicalIP(m[5]!) ?? m[5]!, m[6] ?? '', { state: m[3] ?? '', assured: line.includes('[ASSURED]'), unreplied: line.includes('[UNREPLIED]'), left: Number(m[2]) });
   }
   return out;
 }
@@ -149,99 +152,102 @@ interface Run {
   compared: number;
 }
 
-describe.skipIf(skipWhy !== '')('conntrack: svcplane\'s entries vs the kernel\'s, conversation by conversation', () => {
-  let k: KernelNode;
-  beforeAll(async () => {
-    k = await KernelNode.start('ct', 4);
-    // Without a rule that needs conntrack the kernel tracks nothing; svcplane gets the same rule.
-    await k.restore(TRACKED);
-    await k.sysctl([['/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal', '1']]);
-  });
-  afterAll(() => k?.destroy());
+for (const family of [4, 6] as const) {
+  describe.skipIf(skipWhy !== '')(`conntrack, IPv${family}: svcplane's entries vs the kernel's, conversation by conversation`, () => {
+    let k: KernelNode;
+    beforeAll(async () => {
+      k = await KernelNode.start(`ct${family}`, family);
+      // Without a rule that needs conntrack the kernel tracks nothing; svcplane gets the same rule.
+      await k.restore(TRACKED);
+      await k.sysctl([['/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal', '1']]);
+    });
+    afterAll(() => k?.destroy());
 
-  function conversations(rng: Rng, proto: Proto, n: number): Conversation[] {
-    return Array.from({ length: n }, (_, i) => ({
-      proto,
-      client: `198.18.${100 + (i % 4)}.${1 + (i >> 2) % 250}`,
-      server: `198.19.${i % 200}.${10 + (i % 7)}`,
-      sport: 20000 + i,
-      isn: [rng.int(0, MOD - 1), rng.int(0, MOD - 1)],
-      log: [],
-    }));
-  }
-
-  /**
-   * Sends one packet of every conversation per step, waiting `pauseMs[step]` before it, and
-   * compares both tables after each. `mine` adjusts svcplane's Dataplane before the run.
-   */
-  async function run(rng: Rng, convs: Conversation[], steps: number, pauseMs: (step: number) => number, mine: (dp: Dataplane) => void = () => {}): Promise<Run> {
-    await k.flushConntrack();
-    const dp = await Dataplane.create({ nodeIPs: NODE_ADDRS, seed: 1, conntrackCapacity: 1 << 12 });
-    dp.iptablesRestore(TRACKED);
-    mine(dp);
-    const t0 = performance.now();
-    // svcplane's clock: ms since the start (plus 1 s), read as the kernel gets or shows its side.
-    const clock = (): number => Math.round(performance.now() - t0) + 1000;
-    const out: Run = { diffs: [], seen: new Map(), compared: 0 };
-    for (let step = 0; step < steps && out.diffs.length < 20; step++) {
-      const wait = pauseMs(step);
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const pkts = convs.map((c) => {
-        const dir = rng.chance(0.5) ? 0 : 1;
-        return c.proto === 'tcp' ? nextTcp(rng, c, dir) : nextOther(rng, c, dir);
-      });
-      const sent = clock();
-      await k.inject(pkts, 10);
-      dp.processBatch(pkts, sent);
-      const read = clock();
-      const kernel = kernelTable(await k.readProc('/proc/net/nf_conntrack'));
-      const ours: Table = new Map();
-      for (const e of dp.conntrack(read)) {
-        put(ours, e.proto, e.original.src, e.original.dst, e.original.icmpType !== undefined ? String(e.original.icmpType) : '', {
-          state: e.state ?? '', assured: e.assured, unreplied: !e.seenReply, left: (e.expiresMs - read) / 1000,
-        });
-      }
-      for (const c of convs) {
-        const pair = pairOf(c.proto, c.client, c.server);
-        const theirs = kernel.get(pair) ?? NONE;
-        out.compared++;
-        for (const t of theirs.values()) {
-          const what = `${c.proto} ${t.state || (t.assured ? 'ASSURED' : t.unreplied ? 'UNREPLIED' : 'REPLIED')}`;
-          out.seen.set(what, (out.seen.get(what) ?? 0) + 1);
-        }
-        const d = differ(theirs, ours.get(pair) ?? NONE);
-        if (d) out.diffs.push(`step ${step} ${c.proto} ${c.client}:${c.sport} ↔ ${c.server}: ${d} — after ${c.log.join(', ')}`);
-      }
+    function conversations(rng: Rng, proto: Proto, n: number): Conversation[] {
+      return Array.from({ length: n }, (_, i) => ({
+        proto,
+        client: addrOf(family, 18, (family === 6 ? 0x100 : 100) + (i % 4), 1 + (i >> 2) % 250),
+        server: addrOf(family, 19, i % 200, 10 + (i % 7)),
+        sport: 20000 + i,
+        isn: [rng.int(0, MOD - 1), rng.int(0, MOD - 1)],
+        log: [],
+      }));
     }
-    return out;
-  }
 
-  const summary = (label: string, r: Run): string =>
-    `${label}: ${r.compared} comparisons, kernel entries ${[...r.seen].sort().map(([s, n]) => `${s} ${n}`).join(', ')}`;
+    /**
+     * Sends one packet of every conversation per step, waiting `pauseMs[step]` before it, and
+     * compares both tables after each. `mine` adjusts svcplane's Dataplane before the run.
+     */
+    async function run(rng: Rng, convs: Conversation[], steps: number, pauseMs: (step: number) => number, mine: (dp: Dataplane) => void = () => {}): Promise<Run> {
+      await k.flushConntrack();
+      const dp = await Dataplane.create({ nodeIPs: family === 6 ? NODE_ADDRS6 : NODE_ADDRS, seed: 1, conntrackCapacity: 1 << 12, conntrackCapacity6: 1 << 12 });
+      dp.iptablesRestore(TRACKED, { family });
+      mine(dp);
+      const t0 = performance.now();
+      // svcplane's clock: ms since the start (plus 1 s), read as the kernel gets or shows its side.
+      const clock = (): number => Math.round(performance.now() - t0) + 1000;
+      const out: Run = { diffs: [], seen: new Map(), compared: 0 };
+      for (let step = 0; step < steps && out.diffs.length < 20; step++) {
+        const wait = pauseMs(step);
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        const pkts = convs.map((c) => {
+          const dir = rng.chance(0.5) ? 0 : 1;
+          return c.proto === 'tcp' ? nextTcp(rng, c, dir) : nextOther(rng, c, dir);
+        });
+        const sent = clock();
+        await k.inject(pkts, 10);
+        dp.processBatch(pkts, sent);
+        const read = clock();
+        const kernel = kernelTable(await k.readProc('/proc/net/nf_conntrack'));
+        const ours: Table = new Map();
+        for (const e of dp.conntrack(read)) {
+          put(ours, e.proto, e.original.src, e.original.dst, e.original.icmpType !== undefined ? String(e.original.icmpType) : '', {
+            state: e.state ?? '', assured: e.assured, unreplied: !e.seenReply, left: (e.expiresMs - read) / 1000,
+          });
+        }
+        for (const c of convs) {
+          const pair = pairOf(c.proto, c.client, c.server);
+          const theirs = kernel.get(pair) ?? NONE;
+          out.compared++;
+          for (const t of theirs.values()) {
+            const what = `${c.proto} ${t.state || (t.assured ? 'ASSURED' : t.unreplied ? 'UNREPLIED' : 'REPLIED')}`;
+            out.seen.set(what, (out.seen.get(what) ?? 0) + 1);
+          }
+          const d = differ(theirs, ours.get(pair) ?? NONE);
+          if (d) out.diffs.push(`step ${step} ${c.proto} ${c.client}:${c.sport} ↔ ${c.server}: ${d} — after ${c.log.join(', ')}`);
+        }
+      }
+      return out;
+    }
 
-  it(`TCP, ${FLOWS} random conversations of ${STEPS} packets (seed ${SEED}): the same entry after every packet`, async () => {
-    const rng = new Rng(SEED * 7919 + 17);
-    const r = await run(rng, conversations(rng, 'tcp', FLOWS), STEPS, () => 0);
-    console.log(summary(`conntrack differential, TCP (seed ${SEED})`, r));
-    expect(r.diffs).toEqual([]);
-    // Every state but the rare simultaneous-open one was reached.
-    for (const s of ['SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'LAST_ACK', 'TIME_WAIT', 'CLOSE']) expect(r.seen.get(`tcp ${s}`) ?? 0).toBeGreaterThan(0);
-  }, 120_000);
+    const summary = (label: string, r: Run): string =>
+      `${label}: ${r.compared} comparisons, kernel entries ${[...r.seen].sort().map(([s, n]) => `${s} ${n}`).join(', ')}`;
 
-  it(`UDP and ICMP, ${FLOWS} conversations each (seed ${SEED}): unreplied, replied, and streams after two seconds`, async () => {
-    const rng = new Rng(SEED * 104729 + 3);
-    const convs = [...conversations(rng, 'udp', FLOWS), ...conversations(rng, 'icmp', FLOWS)];
-    // Three packets early, then 2.6 s on (past nf_conntrack_udp's two-second mark), three more.
-    const r = await run(rng, convs, 6, (step) => (step === 3 ? 2600 : 0));
-    console.log(summary(`conntrack differential, UDP and ICMP (seed ${SEED})`, r));
-    expect(r.diffs).toEqual([]);
-    for (const s of ['udp UNREPLIED', 'udp REPLIED', 'udp ASSURED', 'icmp UNREPLIED', 'icmp REPLIED']) expect(r.seen.get(s) ?? 0).toBeGreaterThan(0);
-  }, 120_000);
+    it(`TCP, ${FLOWS} random conversations of ${STEPS} packets (seed ${SEED}): the same entry after every packet`, async () => {
+      const rng = new Rng(SEED * 7919 + 17 + family);
+      const r = await run(rng, conversations(rng, 'tcp', FLOWS), STEPS, () => 0);
+      console.log(summary(`conntrack differential IPv${family}, TCP (seed ${SEED})`, r));
+      expect(r.diffs).toEqual([]);
+      // Every state but the rare simultaneous-open one was reached.
+      for (const s of ['SYN_SENT', 'SYN_RECV', 'ESTABLISHED', 'FIN_WAIT', 'CLOSE_WAIT', 'LAST_ACK', 'TIME_WAIT', 'CLOSE']) expect(r.seen.get(`tcp ${s}`) ?? 0).toBeGreaterThan(0);
+    }, 120_000);
 
-  it('control: svcplane with a CLOSE_WAIT timeout one minute off differs, in CLOSE_WAIT only', async () => {
-    const rng = new Rng(SEED * 7919 + 17);
-    const r = await run(rng, conversations(rng, 'tcp', 100), STEPS, () => 0, (dp) => dp.setConntrackTimeout(TIMEOUTS.tcpCloseWait, 120_000));
-    expect(r.diffs.length).toBeGreaterThan(0);
-    for (const d of r.diffs) expect(d).toMatch(/kernel CLOSE_WAIT .*svcplane CLOSE_WAIT /);
-  }, 120_000);
-});
+    it(`UDP and ICMP, ${FLOWS} conversations each (seed ${SEED}): unreplied, replied, and streams after two seconds`, async () => {
+      const rng = new Rng(SEED * 104729 + 3 + family);
+      const icmp = family === 6 ? 'icmpv6' : 'icmp';
+      const convs = [...conversations(rng, 'udp', FLOWS), ...conversations(rng, family === 6 ? 'icmpv6' : 'icmp', FLOWS)];
+      // Three packets early, then 2.6 s on (past nf_conntrack_udp's two-second mark), three more.
+      const r = await run(rng, convs, 6, (step) => (step === 3 ? 2600 : 0));
+      console.log(summary(`conntrack differential IPv${family}, UDP and ICMP (seed ${SEED})`, r));
+      expect(r.diffs).toEqual([]);
+      for (const s of ['udp UNREPLIED', 'udp REPLIED', 'udp ASSURED', `${icmp} UNREPLIED`, `${icmp} REPLIED`]) expect(r.seen.get(s) ?? 0).toBeGreaterThan(0);
+    }, 120_000);
+
+    it('control: svcplane with a CLOSE_WAIT timeout one minute off differs, in CLOSE_WAIT only', async () => {
+      const rng = new Rng(SEED * 7919 + 17 + family);
+      const r = await run(rng, conversations(rng, 'tcp', 100), STEPS, () => 0, (dp) => dp.setConntrackTimeout(TIMEOUTS.tcpCloseWait, 120_000));
+      expect(r.diffs.length).toBeGreaterThan(0);
+      for (const d of r.diffs) expect(d).toMatch(/kernel CLOSE_WAIT .*svcplane CLOSE_WAIT /);
+    }, 120_000);
+  });
+}

@@ -155,6 +155,19 @@ describe('Dataplane', () => {
     expect(e!.expiresMs).toBe(5000 + 30_000); // nf_conntrack_udp_timeout
   });
 
+  it('leaves a connection a reset killed out of the listing (its slot is not reaped yet)', () => {
+    dp.process(buildPacket({ src: '10.244.1.5', dst: '10.96.0.10', proto: 'udp', sport: 7000, dport: 53 }), 5000);
+    const syn = dp.process(buildPacket({ src: '10.244.1.6', dst: '10.96.0.80', proto: 'tcp', sport: 41000, dport: 80, flags: 'S' }), 5001);
+    expect(dp.conntrack(5001).map((e) => e.proto).sort()).toEqual(['tcp', 'udp']);
+    // The endpoint answers with a reset alone: nf_conntrack_proto_tcp.c deletes the connection at once.
+    const to = decodePacket(syn.packet!);
+    dp.process(buildPacket({ src: to.dst, dst: '10.244.1.6', proto: 'tcp', sport: to.dport!, dport: 41000, flags: 'R' }), 5002);
+    expect(dp.core.conntrackCount()).toBe(2); // killed, still holding its slot
+    const listed = dp.conntrack(5002);
+    expect(listed.map((e) => e.proto)).toEqual(['udp']);
+    expect(listed[0]!.original.sport).toBe(7000);
+  });
+
   it('rejects a bad service table and keeps the old one live', () => {
     expect(() => dp.setServices([{ vip: 'not-an-ip', port: 80, endpoints: [] }])).toThrow(/vip/);
     expect(() => dp.setServices([WEB, WEB])).toThrow(/duplicate/);
