@@ -1,12 +1,13 @@
 // Kernel differential of conntrack's trackers (assembly/conntrack/tcp.ts and track.ts against
-// nf_conntrack_proto_tcp.c, _udp.c, _icmp.c and _icmpv6.c), IPv4 and IPv6: random conversations go through the node of a
-// throwaway kernel (tests/support/kernel-node.ts) and through a Dataplane, one packet of every
-// conversation per step. After each step every conversation's entry must agree: there or not, its
+// nf_conntrack_proto_tcp.c, _udp.c, _icmp.c and _icmpv6.c), IPv4 and IPv6: random conversations
+// go through the node of a throwaway kernel (tests/support/kernel-node.ts) and through a
+// Dataplane, one packet of every conversation per step. After each step every conversation's entry must agree: there or not, its
 // TCP state, ASSURED and UNREPLIED, and its timeout (the kernel's countdown read from
 // /proc/net/nf_conntrack against svcplane's expiry on the same clock, to two seconds).
 //   - TCP: SYNs, SYN/ACKs, ACKs, FINs, RSTs and flag combinations no stack should send, from either
 //     end, repeated, reopened.
-//   - UDP and ICMP echo: datagrams and echoes from either end, before and after the two seconds a
+//   - UDP and ICMP queries (echo, timestamp, node information; types nothing may open; IPv6
+//     neighbour discovery, never tracked): from either end, before and after the two seconds a
 //     UDP flow must live before it counts as a stream.
 // Both ends' packets are injected at the client's link: the server's come from a pod address and
 // the node forwards them back out the same link, so one conntrack entry sees both directions.
