@@ -1,4 +1,4 @@
-// icmpv6.ts — the ICMPv6 header (RFC 4443): type, code, the echo identifier, and which types are
+// icmpv6.ts — the ICMPv6 header (RFC 4443): type, code, the identifier, and which types are
 // errors that quote an earlier packet. Never looks past the 8-byte header (parse.ts hands the quoted
 // packet to ipv6.ts); never interprets neighbour discovery. Never allocates.
 
@@ -9,7 +9,7 @@ export const ICMPV6_HEADER: u32 = 8;
 export const ICMPV6_TYPE: u32 = 0;
 export const ICMPV6_CODE: u32 = 1;
 export const ICMPV6_CSUM: u32 = 2;
-export const ICMPV6_ID: u32 = 4;   // echo messages
+export const ICMPV6_ID: u32 = 4;   // echo messages (and conntrack's identifier of any query)
 export const ICMPV6_SEQ: u32 = 6;
 export const ICMPV6_MTU: u32 = 4;  // packet too big
 
@@ -25,8 +25,8 @@ export const ICMPV6_ECHO_REPLY: u8 = 129;
   return type >= ICMPV6_DEST_UNREACH && type <= ICMPV6_PARAMPROB;
 }
 
-// Echo request/reply carry an identifier (RFC 4443 §4.1); nf_conntrack_proto_icmpv6.c tracks them
-// by it, and NAT rewrites it like a port.
+// Echo request/reply carry an identifier (RFC 4443 §4.1) that NAT rewrites like a port
+// (nf_nat_proto.c icmpv6_manip_pkt(): echo only).
 @inline export function icmpv6HasId(type: u8): bool {
   return type == ICMPV6_ECHO_REQUEST || type == ICMPV6_ECHO_REPLY;
 }
@@ -35,7 +35,9 @@ function fill(f: Flow, l4: usize): void {
   const type = load<u8>(l4 + ICMPV6_TYPE);
   f.icmpType = type;
   f.icmpCode = load<u8>(l4 + ICMPV6_CODE);
-  if (icmpv6HasId(type)) {
+  // Conntrack's tuple takes bytes 4–5 as the identifier of every message, not only echo's
+  // (icmpv6_pkt_to_tuple()): node information queries (139/140) are told apart by them too.
+  if (!icmpv6IsError(type)) {
     const id = bswap<u16>(load<u16>(l4 + ICMPV6_ID));
     f.sport = id;
     f.dport = id;

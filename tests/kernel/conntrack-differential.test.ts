@@ -22,6 +22,7 @@ import { KernelNode, KERNEL_TOOLS, NODE_ADDRS, NODE_ADDRS6 } from '../support/ke
 import { Rng, addrOf } from '../support/kube-gen';
 import { canonicalIP } from '../../host-node/kube/ip';
 import { Dataplane } from '../../host-node/dataplane';
+import { parseRestore, type TableName } from '../../host-node/netfilter/index';
 import { TIMEOUTS } from '../../host-node/core/conntrack-record';
 import { buildPacket } from '../../host-node/core/packet';
 
@@ -146,6 +147,70 @@ function differ(theirs: Map<string, Seen>, mine: Map<string, Seen>): string {
   return out.join('; ');
 }
 
+/** Chains the conntrack rules count in: before conntrack (raw), after it, and nat (first packets only). */
+const CT_CHAINS: ReadonlyArray<readonly [string, string]> = [
+  ['raw', 'PREROUTING'], ['mangle', 'PREROUTING'], ['mangle', 'FORWARD'], ['filter', 'FORWARD'], ['mangle', 'POSTROUTING'],
+  ['nat', 'PREROUTING'], ['nat', 'POSTROUTING'],
+];
+
+/** A random non-empty subset of `xs`, comma-joined. */
+function subset(rng: Rng, xs: readonly string[]): string {
+  const out = xs.filter(() => rng.chance(0.35));
+  return (out.length ? out : [rng.pick(xs)]).join(',');
+}
+
+/** One random counting rule over the connection's state and tuples (conntrack, state). */
+function ctRule(rng: Rng, family: 4 | 6): string {
+  const neg = (): string => (rng.chance(0.3) ? '! ' : '');
+  const net = (): string => rng.pick(family === 6
+    ? ['fd00:198:18:100::/62', 'fd00:198:19::/56', 'fd00:198:19::/60', 'fd00:198:18:101::/64', 'fd00:198:18:200::1']
+    : ['198.18.100.0/22', '198.19.0.0/16', '198.19.0.0/20', '198.18.101.0/24', '198.18.200.1']);
+  const parts = (): string => rng.pick([
+    () => `-m conntrack ${neg()}--ctstate ${subset(rng, ['NEW', 'ESTABLISHED', 'RELATED', 'INVALID', 'UNTRACKED', 'SNAT', 'DNAT'])}`,
+    () => `-m state ${neg()}--state ${subset(rng, ['NEW', 'ESTABLISHED', 'RELATED', 'INVALID', 'UNTRACKED'])}`,
+    () => `-m conntrack ${neg()}--ctstatus ${subset(rng, ['NONE', 'EXPECTED', 'SEEN_REPLY', 'ASSURED', 'CONFIRMED'])}`,
+    () => `-m conntrack --ctdir ${rng.pick(['ORIGINAL', 'REPLY'])}`,
+    () => `-m conntrack ${neg()}--ctproto ${rng.pick(['tcp', 'udp', family === 6 ? 'icmpv6' : 'icmp'])}`,
+    () => `-m conntrack ${neg()}--${rng.pick(['ctorigsrc', 'ctorigdst', 'ctreplsrc', 'ctrepldst'])} ${net()}`,
+    () => `-m conntrack ${neg()}--${rng.pick(['ctorigsrcport', 'ctorigdstport', 'ctreplsrcport', 'ctrepldstport'])} ${rng.pick(['80', '53', '20000:20149', '1:1024', '20150:65535'])}`,
+  ])();
+  let rule = parts();
+  if (rng.chance(0.4)) rule += ` ${parts()}`;
+  if (rng.chance(0.25)) rule = `-p tcp ${rng.pick(['--syn', '! --syn', '--tcp-flags SYN,ACK,FIN,RST ACK', '--tcp-flags RST RST'])} ${rule}`;
+  return rule;
+}
+
+/** `n` rules per chain of CT_CHAINS that both the kernel and svcplane take, as one restore text. */
+function ctRuleset(k: KernelNode, rng: Rng, family: 4 | 6, n: number): { text: string; chains: Array<{ table: string; chain: string; rules: string[] }> } {
+  const chains = CT_CHAINS.map(([table, chain]) => ({ table, chain, rules: [] as string[] }));
+  for (const c of chains) {
+    for (let tries = 0; c.rules.length < n && tries < n * 20; tries++) {
+      const rule = ctRule(rng, family);
+      const block = `*${c.table}\n:SCRATCH - [0:0]\n-A SCRATCH ${rule}\nCOMMIT\n`;
+      if (!parseRestore(block, { family }).ok) continue;
+      if (k.scope.exec(k.node, [k.plan.restoreTool, '--noflush'], { input: block }).code !== 0) continue;
+      c.rules.push(rule);
+    }
+  }
+  let text = '';
+  for (const table of ['raw', 'mangle', 'nat', 'filter']) {
+    text += `*${table}\n`;
+    for (const c of chains) if (c.table === table) for (const r of c.rules) text += `-A ${c.chain} ${r}\n`;
+    text += 'COMMIT\n';
+  }
+  return { text, chains };
+}
+
+/** Packet counters of a chain's rules, in order, from `-L CHAIN -n -v -x` text. */
+const counts = (list: string): number[] => list.split('\n').slice(2).filter(Boolean).map((l) => Number(l.trim().split(/\s+/)[0]));
+
+interface RunOptions {
+  /** Rules both sides load instead of TRACKED; their counters are compared at the end. */
+  rules?: ReturnType<typeof ctRuleset>;
+  /** Adjusts svcplane's Dataplane before the run. */
+  mine?: (dp: Dataplane) => void;
+}
+
 interface Run {
   diffs: string[];
   /** Kernel entries seen, by protocol and state ("tcp ESTABLISHED", "udp ASSURED"…). */
@@ -158,8 +223,6 @@ for (const family of [4, 6] as const) {
     let k: KernelNode;
     beforeAll(async () => {
       k = await KernelNode.start(`ct${family}`, family);
-      // Without a rule that needs conntrack the kernel tracks nothing; svcplane gets the same rule.
-      await k.restore(TRACKED);
       await k.sysctl([['/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal', '1']]);
     });
     afterAll(() => k?.destroy());
@@ -179,11 +242,13 @@ for (const family of [4, 6] as const) {
      * Sends one packet of every conversation per step, waiting `pauseMs[step]` before it, and
      * compares both tables after each. `mine` adjusts svcplane's Dataplane before the run.
      */
-    async function run(rng: Rng, convs: Conversation[], steps: number, pauseMs: (step: number) => number, mine: (dp: Dataplane) => void = () => {}): Promise<Run> {
+    async function run(rng: Rng, convs: Conversation[], steps: number, pauseMs: (step: number) => number, opts: RunOptions = {}): Promise<Run> {
+      const rules = opts.rules?.text ?? TRACKED;
+      await k.restore(rules);
       await k.flushConntrack();
       const dp = await Dataplane.create({ nodeIPs: family === 6 ? NODE_ADDRS6 : NODE_ADDRS, seed: 1, conntrackCapacity: 1 << 12, conntrackCapacity6: 1 << 12 });
-      dp.iptablesRestore(TRACKED, { family });
-      mine(dp);
+      dp.iptablesRestore(rules, { family });
+      opts.mine?.(dp);
       const t0 = performance.now();
       // svcplane's clock: ms since the start (plus 1 s), read as the kernel gets or shows its side.
       const clock = (): number => Math.round(performance.now() - t0) + 1000;
@@ -218,6 +283,15 @@ for (const family of [4, 6] as const) {
           if (d) out.diffs.push(`step ${step} ${c.proto} ${c.client}:${c.sport} ↔ ${c.server}: ${d} — after ${c.log.join(', ')}`);
         }
       }
+      // Every rule counted the same packets.
+      for (const c of opts.rules?.chains ?? []) {
+        const tool = family === 6 ? 'ip6tables-legacy' : 'iptables-legacy';
+        const want = counts(k.scope.must(k.node, [tool, '-t', c.table, '-L', c.chain, '-n', '-v', '-x']));
+        const got = counts(dp.iptablesList(c.table as TableName, c.chain, { exact: true, family }));
+        for (let i = 0; i < Math.max(want.length, got.length); i++) {
+          if (want[i] !== got[i]) out.diffs.push(`${c.table} ${c.chain} rule ${i + 1} (${c.rules[i]}): kernel ${want[i]} packets, svcplane ${got[i]}`);
+        }
+      }
       return out;
     }
 
@@ -244,9 +318,21 @@ for (const family of [4, 6] as const) {
       for (const s of ['udp UNREPLIED', 'udp REPLIED', 'udp ASSURED', `${icmp} UNREPLIED`, `${icmp} REPLIED`]) expect(r.seen.get(s) ?? 0).toBeGreaterThan(0);
     }, 120_000);
 
+    it(`conntrack and state rules in raw, mangle, nat and filter count the same packets of ${FLOWS} TCP, UDP and ICMP conversations (seed ${SEED})`, async () => {
+      const rng = new Rng(SEED * 15485863 + family);
+      const rules = ctRuleset(k, rng, family, 12);
+      const convs = [...conversations(rng, 'tcp', FLOWS), ...conversations(rng, 'udp', FLOWS >> 1), ...conversations(rng, family === 6 ? 'icmpv6' : 'icmp', FLOWS >> 1)];
+      const r = await run(rng, convs, STEPS, (step) => (step === STEPS >> 1 ? 2600 : 0), { rules });
+      console.log(summary(`conntrack differential IPv${family}, ${rules.chains.reduce((n, c) => n + c.rules.length, 0)} conntrack rules (seed ${SEED})`, r));
+      expect(r.diffs).toEqual([]);
+      // Not vacuous: some rules counted some packets but not all.
+      const all = rules.chains.flatMap((c) => counts(k.scope.must(k.node, [family === 6 ? 'ip6tables-legacy' : 'iptables-legacy', '-t', c.table, '-L', c.chain, '-n', '-v', '-x'])));
+      expect(all.some((x) => x > 0 && x < Math.max(...all))).toBe(true);
+    }, 120_000);
+
     it('control: svcplane with a CLOSE_WAIT timeout one minute off differs, in CLOSE_WAIT only', async () => {
       const rng = new Rng(SEED * 7919 + 17 + family);
-      const r = await run(rng, conversations(rng, 'tcp', 100), STEPS, () => 0, (dp) => dp.setConntrackTimeout(TIMEOUTS.tcpCloseWait, 120_000));
+      const r = await run(rng, conversations(rng, 'tcp', 100), STEPS, () => 0, { mine: (dp) => dp.setConntrackTimeout(TIMEOUTS.tcpCloseWait, 120_000) });
       expect(r.diffs.length).toBeGreaterThan(0);
       for (const d of r.diffs) expect(d).toMatch(/kernel CLOSE_WAIT .*svcplane CLOSE_WAIT /);
     }, 120_000);
