@@ -185,7 +185,9 @@ function ctRuleset(k: KernelNode, rng: Rng, family: 4 | 6, n: number): { text: s
   const chains = CT_CHAINS.map(([table, chain]) => ({ table, chain, rules: [] as string[] }));
   for (const c of chains) {
     for (let tries = 0; c.rules.length < n && tries < n * 20; tries++) {
-      const rule = ctRule(rng, family);
+      // POSTROUTING also sees what the node sends itself (IPv6 neighbour discovery, untracked):
+      // only packets that came in, marked at the end of mangle PREROUTING, are counted there.
+      const rule = `${c.chain === 'POSTROUTING' ? '-m mark --mark 0x1/0x1 ' : ''}${ctRule(rng, family)}`;
       const block = `*${c.table}\n:SCRATCH - [0:0]\n-A SCRATCH ${rule}\nCOMMIT\n`;
       if (!parseRestore(block, { family }).ok) continue;
       if (k.scope.exec(k.node, [k.plan.restoreTool, '--noflush'], { input: block }).code !== 0) continue;
@@ -196,6 +198,7 @@ function ctRuleset(k: KernelNode, rng: Rng, family: 4 | 6, n: number): { text: s
   for (const table of ['raw', 'mangle', 'nat', 'filter']) {
     text += `*${table}\n`;
     for (const c of chains) if (c.table === table) for (const r of c.rules) text += `-A ${c.chain} ${r}\n`;
+    if (table === 'mangle') text += '-A PREROUTING -j MARK --set-xmark 0x1/0x1\n';
     text += 'COMMIT\n';
   }
   return { text, chains };
