@@ -10,7 +10,7 @@ import {
   VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY,
   R_NONE, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT, R_NO_SERVICE, R_POLICY,
 } from "./verdict";
-import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, META_CSUM_PARTIAL, META_TRACKED_ONLY, ioData, IO_DATA_BYTES } from "./io";
+import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, META_CSUM_PARTIAL, META_TRACKED_ONLY, META_LOCAL, ioData, IO_DATA_BYTES } from "./io";
 import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "./stats";
 import { parse } from "./wire/parse";
 import { setSrc, setDst, setSrcInline, setDstInline, setInnerSrc, setInnerDst } from "./nat/rewrite";
@@ -26,7 +26,7 @@ import { rejectReply } from "./reply/reject";
 import { iptProcess, iptMode } from "./netfilter/hooks";
 import { ipvsProcess, ipvsReady, ipvsIsReply } from "./ipvs/core";
 import { masqChoosePort } from "./nat/masq";
-import { masqAddr, haveMasq, toServiceCIDR } from "./node";
+import { masqAddr, haveMasq, toServiceCIDR, isLocal } from "./node";
 import { dnsProcess } from "./dns/serve";
 
 // Scratch tuples, reserved once.
@@ -128,8 +128,10 @@ function newFlow(d: usize, f: Flow, now: u32): void {
   // a packet that cannot open one is INVALID and KUBE-FORWARD drops it.
   if (sd != SD_DNAT && !opensConnection(f)) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
   if (sd == SD_REJECT) {
-    // kube-proxy: `-j REJECT` (icmp-port-unreachable / icmp6-port-unreachable) in the filter table.
-    const len = rejectReply(f, f.family == FAMILY_V4 ? ICMP_PORT_UNREACH : ICMP6_PORT_UNREACH);
+    // kube-proxy: `-j REJECT` (icmp-port-unreachable / icmp6-port-unreachable) in the filter table,
+    // reached from FORWARD for a packet passing through the node (a VIP is no local address).
+    const forwarded = (load<u32>(d, D_META) & META_LOCAL) == 0 && !isLocal(f.family, f.d0, f.d1, f.d2, f.d3);
+    const len = rejectReply(f, f.family == FAMILY_V4 ? ICMP_PORT_UNREACH : ICMP6_PORT_UNREACH, forwarded);
     if (len != 0) { store<u32>(d, len, D_LEN); finish(d, VERDICT_REPLY, R_NO_ENDPOINTS); return; }
     finish(d, VERDICT_DROP, R_NO_ENDPOINTS);
     return;

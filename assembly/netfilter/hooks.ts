@@ -217,7 +217,7 @@ function refuse(f: Flow, v: u32): void {
     return;
   }
   // ipt_REJECT: send the reply if one may be sent; the packet itself is dropped either way.
-  const n = rejectReply(f, rejectCode);
+  const n = rejectReply(f, rejectCode, pk.hook == HOOK_FORWARD);
   if (n == 0) {
     iptCount(IS_REJECT_SILENT);
     finish(f, VERDICT_DROP, R_POLICY, f.len);

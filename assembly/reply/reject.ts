@@ -30,12 +30,14 @@ export const REPLY_TTL: u8 = 64;
 
 // Replaces the packet `f` describes with the reply for `code`. Returns the reply's length in
 // bytes (the packet then starts at f.pkt), or 0 when no reply may be sent — the slot is then
-// unchanged. `f` must come from a successful parse of the slot's bytes.
-export function rejectReply(f: Flow, code: u32): u32 {
+// unchanged. `f` must come from a successful parse of the slot's bytes. `forwarded`: the packet
+// is rejected on its way through the node (the FORWARD hook), where the kernel has already
+// lowered its TTL or hop limit (ip_forward(), ip6_forward()) — so the quote carries the lower one.
+export function rejectReply(f: Flow, code: u32, forwarded: bool = false): u32 {
   if (f.frag == FRAG_LATER) return 0;
   if (code == REPLY_TCP_RESET) return resetReply(f);
   if (code > 255) return 0;
-  return unreachReply(f, <u8>code);
+  return unreachReply(f, <u8>code, forwarded);
 }
 
 // Is this destination one an error must never be sent about, or a source one must never be sent
@@ -108,7 +110,20 @@ function l4ChecksumOk(f: Flow): bool {
   return true;
 }
 
-function unreachReply(f: Flow, code: u8): u32 {
+// The quoted header at `q` as ip_forward() leaves it: TTL one lower, its checksum updated the way
+// ip_decrease_ttl() does (incrementally, so the bytes are the kernel's); IPv6: hop limit one lower.
+function forwardedQuote(q: usize, v4: bool): void {
+  if (!v4) {
+    store<u8>(q, load<u8>(q, 7) - 1, 7);
+    return;
+  }
+  store<u8>(q, load<u8>(q, 8) - 1, 8);
+  let check = <u32>load<u16>(q, 10) + 0x0001; // htons(0x0100) in the header's byte order
+  check += check >= 0xFFFF ? 1 : 0;
+  store<u16>(q, <u16>check, 10);
+}
+
+function unreachReply(f: Flow, code: u8, forwarded: bool): u32 {
   const v4 = f.family == FAMILY_V4;
   if (v4 && f.proto == PROTO_ICMP && (f.isIcmpError || f.icmpType > NR_ICMP_TYPES)) return 0;
   if (!v4 && f.proto == PROTO_ICMPV6 && f.icmpType < 128) return 0;   // is_ineligible()
@@ -128,6 +143,7 @@ function unreachReply(f: Flow, code: u8): u32 {
   store<u32>(dstBuf, f.s0); store<u32>(dstBuf, f.s1, 4); store<u32>(dstBuf, f.s2, 8); store<u32>(dstBuf, f.s3, 12);
   const tos = load<u8>(p, 1);
   memory.copy(p + hdr, p, quote);
+  if (forwarded) forwardedQuote(p + hdr, v4);
   const icmp = p + (v4 ? 20 : 40);
   store<u8>(icmp, v4 ? 3 : 1);          // ICMP_DEST_UNREACH / ICMPV6_DEST_UNREACH
   store<u8>(icmp, code, 1);

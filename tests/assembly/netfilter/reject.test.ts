@@ -46,8 +46,24 @@ describe('ICMP unreachable', () => {
     const r = b.send(big, { cap: 2048 });
     expect(r.bytes.length).toBe(576);
     expect(r.pkt.src).toBe('198.18.255.1');
-    expect(Array.from(r.bytes.slice(28))).toEqual(Array.from(big.slice(0, 548)));
+    // Rejected in FORWARD: quoted as ip_forward() left it, one hop lower (header checksum updated).
+    const seen = buildPacket(udp('198.18.0.1', '198.18.7.7', 1, 2, { payload: new Uint8Array(1000), ttl: 63 }));
+    expect(Array.from(r.bytes.slice(28))).toEqual(Array.from(seen.slice(0, 548)));
     expect(checksumsValid(r.bytes)).toBe(true);
+  });
+
+  it('quotes a packet to the node as it came (INPUT), and one passing through one hop lower (FORWARD), IPv4 and IPv6', () => {
+    for (const [family, node, far] of [[4, '198.18.0.2', '198.18.7.7'], [6, 'fd00::2', 'fd00::7:7']] as const) {
+      const b = rejectWith(family === 6 ? 'icmp6-port-unreachable' : 'icmp-port-unreachable', family);
+      const client = family === 6 ? 'fd00::1' : '198.18.0.1';
+      for (const [dst, hops] of [[node, 64], [far, 63]] as const) {
+        const r = b.send(buildPacket(udp(client, dst, 1, 2, { payload: 'x' })));
+        expect(r.verdict, `${dst}`).toBe(V.REPLY);
+        const quoted = r.bytes.slice(family === 6 ? 48 : 28);
+        expect(Array.from(quoted), `${dst}`).toEqual(Array.from(buildPacket(udp(client, dst, 1, 2, { payload: 'x', ttl: hops }))));
+        expect(checksumsValid(r.bytes)).toBe(true);
+      }
+    }
   });
 
   it('sends nothing about an ICMP error, to a broadcast, or for a bad UDP checksum', () => {
