@@ -20,11 +20,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { netnsSupport, missingTools } from '../support/netns';
 import { KernelNode, KERNEL_TOOLS, NODE_ADDRS, NODE_ADDRS6 } from '../support/kernel-node';
 import { Rng, addrOf } from '../support/kube-gen';
+import { MOD, nextPacket, type Conversation, type Proto } from '../support/conversations';
 import { canonicalIP } from '../../host-node/kube/ip';
 import { Dataplane } from '../../host-node/dataplane';
 import { parseRestore, type TableName } from '../../host-node/netfilter/index';
 import { TIMEOUTS } from '../../host-node/core/conntrack-record';
-import { buildPacket } from '../../host-node/core/packet';
 
 const FLOWS = Number(process.env.SVCPLANE_CT_FLOWS ?? 300);
 const STEPS = Number(process.env.SVCPLANE_CT_STEPS ?? 10);
@@ -37,62 +37,6 @@ if (skipWhy) console.warn(`tests/kernel/conntrack-differential: SKIPPED — ${sk
 
 /** A rule with a conntrack match: it makes the kernel track the namespace's packets (nf_ct_netns_get). */
 const TRACKED = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -m conntrack --ctstate INVALID\nCOMMIT\n';
-
-/** TCP flag sets, with how often; the last five are never valid (tcp_valid_flags). */
-const TCP_KINDS: ReadonlyArray<readonly [string, number]> = [
-  ['S', 14], ['SA', 12], ['A', 22], ['PA', 4], ['FA', 14], ['R', 6], ['RA', 6], ['UA', 1], ['SU', 1],
-  ['F', 2], ['SF', 2], ['', 2], ['SR', 1], ['FR', 1],
-];
-const TCP_TOTAL = TCP_KINDS.reduce((s, [, w]) => s + w, 0);
-const MOD = 2 ** 32;
-
-type Proto = 'tcp' | 'udp' | 'icmp' | 'icmpv6';
-
-interface Conversation {
-  proto: Proto;
-  client: string;
-  server: string;
-  sport: number;
-  /** Each end's initial sequence number (TCP). */
-  isn: [number, number];
-  /** What was sent, for the report. */
-  log: string[];
-}
-
-/**
- * The next TCP packet of a conversation: a random direction and flag set. The numbers stay where
- * the kernel's window tracker never sees unacknowledged data or a retransmission, whatever it
- * took or ignored before: a SYN or FIN is numbered at the end's first number (so both end where
- * the SYN did), anything else one on, every ACK acknowledges the other end's SYN (so a reset
- * carries exactly the number the other end acknowledged), and each packet has its own window
- * (four equal ACKs in a row would be retransmissions).
- */
-function nextTcp(rng: Rng, c: Conversation, dir: 0 | 1): Uint8Array {
-  let roll = rng.int(1, TCP_TOTAL);
-  let flags = '';
-  for (const [k, w] of TCP_KINDS) if ((roll -= w) <= 0) { flags = k; break; }
-  const ack = flags.includes('A');
-  const seq = flags.includes('S') || flags.includes('F') ? c.isn[dir] : (c.isn[dir] + 1) % MOD;
-  const ackNo = ack ? (c.isn[1 - dir]! + 1) % MOD : 0;
-  c.log.push(`${dir === 0 ? '>' : '<'}${flags || '.'} ${seq}${ack ? ` ack ${ackNo}` : ''}`);
-  const [src, dst, sport, dport] = dir === 0 ? [c.client, c.server, c.sport, 80] : [c.server, c.client, 80, c.sport];
-  return buildPacket({ src, dst, proto: 'tcp', sport, dport, flags, seq, ack: ackNo, window: rng.int(1024, 65535) });
-}
-
-/** The next UDP datagram or ICMP message: either end; for ICMP mostly echoes, sometimes an echo reply or timestamp first. */
-function nextOther(rng: Rng, c: Conversation, dir: 0 | 1): Uint8Array {
-  const [src, dst, sport, dport] = dir === 0 ? [c.client, c.server, c.sport, 53] : [c.server, c.client, 53, c.sport];
-  if (c.proto === 'udp') {
-    c.log.push(dir === 0 ? '>' : '<');
-    return buildPacket({ src, dst, proto: 'udp', sport, dport, payload: new Uint8Array(8) });
-  }
-  // Echo request 8 / reply 0, timestamp 13 / reply 14, and an information request (15) or a
-  // router advertisement (9) nothing may open; IPv6: echo 128 / 129, node information query 139
-  // / response 140, and a router solicitation (133, neighbour discovery: never tracked).
-  const type = c.proto === 'icmp' ? rng.pick([8, 8, 8, 0, 0, 13, 14, 15, 9]) : rng.pick([128, 128, 128, 129, 129, 139, 140, 133]);
-  c.log.push(`${dir === 0 ? '>' : '<'}${type}`);
-  return buildPacket({ src, dst, proto: c.proto, icmp: { type, code: 0, id: c.sport, seq: c.log.length } });
-}
 
 /** What one side knows of a conversation after a step. */
 interface Seen {
@@ -236,6 +180,7 @@ for (const family of [4, 6] as const) {
         client: addrOf(family, 18, (family === 6 ? 0x100 : 100) + (i % 4), 1 + (i >> 2) % 250),
         server: addrOf(family, 19, i % 200, 10 + (i % 7)),
         sport: 20000 + i,
+        port: proto === 'tcp' ? 80 : 53,
         isn: [rng.int(0, MOD - 1), rng.int(0, MOD - 1)],
         log: [],
       }));
@@ -259,10 +204,7 @@ for (const family of [4, 6] as const) {
       for (let step = 0; step < steps && out.diffs.length < 20; step++) {
         const wait = pauseMs(step);
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        const pkts = convs.map((c) => {
-          const dir = rng.chance(0.5) ? 0 : 1;
-          return c.proto === 'tcp' ? nextTcp(rng, c, dir) : nextOther(rng, c, dir);
-        });
+        const pkts = convs.map((c) => nextPacket(rng, c, rng.chance(0.5) ? 0 : 1));
         const sent = clock();
         await k.inject(pkts, 10);
         dp.processBatch(pkts, sent);

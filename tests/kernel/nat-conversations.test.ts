@@ -1,0 +1,210 @@
+// Kernel differential of NAT over whole conversations, IPv4 and IPv6: each conversation's client
+// talks to its own Service address, which nat PREROUTING DNATs to a server (port 80 → 8080, or
+// the address alone for ICMP), and half the clients are masqueraded in POSTROUTING. The same
+// random conversations (tests/support/conversations.ts: TCP with every flag mix, UDP, ICMP
+// queries; the server answering to wherever the kernel's conntrack says its reply goes, and now
+// and then sending an ICMP error about the client's last packet) go through a throwaway kernel
+// node (tests/support/kernel-node.ts) and a Dataplane. After every step each conversation's entry
+// must agree — original and reply tuples, TCP state, ASSURED, UNREPLIED, timeout — and every
+// packet the kernel delivers back to a client must be the one svcplane writes: un-NATed,
+// checksums, quoted headers of ICMP errors and all (the kernel's lower TTL aside: svcplane leaves
+// the forwarding to the host). SVCPLANE_NATC_FLOWS (default 240), SVCPLANE_NATC_STEPS (default 10)
+// and SVCPLANE_NATC_SEED (default 1) choose the run. Every address is in 198.18.0.0/15 or fd00::/8.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { netnsSupport, missingTools } from '../support/netns';
+import { KernelNode, KERNEL_TOOLS, NODE_ADDRS, NODE_ADDRS6 } from '../support/kernel-node';
+import { Rng, addrOf } from '../support/kube-gen';
+import { MOD, nextPacket, type Conversation, type Proto } from '../support/conversations';
+import { canonicalIP } from '../../host-node/kube/ip';
+import { Dataplane } from '../../host-node/dataplane';
+import { buildPacket, checksumsValid, decodePacket } from '../../host-node/core/packet';
+
+const FLOWS = Number(process.env.SVCPLANE_NATC_FLOWS ?? 240);
+const STEPS = Number(process.env.SVCPLANE_NATC_STEPS ?? 10);
+const SEED = Number(process.env.SVCPLANE_NATC_SEED ?? 1);
+
+const support = netnsSupport();
+const missing = support.ok ? missingTools(KERNEL_TOOLS) : [];
+const skipWhy = !support.ok ? support.reason : missing.length ? `missing tools: ${missing.join(', ')}` : '';
+if (skipWhy) console.warn(`tests/kernel/nat-conversations: SKIPPED — ${skipWhy}`);
+
+/** One entry as both sides show it: tuples, state, flags, seconds left. */
+interface Entry {
+  reply: string;
+  state: string;
+  assured: boolean;
+  unreplied: boolean;
+  left: number;
+}
+
+const show = (e: Entry | undefined): string =>
+  (e ? `[${e.reply}] ${e.state ? `${e.state} ` : ''}${e.assured ? 'ASSURED ' : ''}${e.unreplied ? 'UNREPLIED ' : ''}${e.left}s` : 'no entry');
+const same = (a: Entry | undefined, b: Entry | undefined): boolean =>
+  a === undefined ? b === undefined
+    : b !== undefined && a.reply === b.reply && a.state === b.state && a.assured === b.assured && a.unreplied === b.unreplied && Math.abs(a.left - b.left) <= 2;
+
+/** "src:port > dst:port" (an ICMP query's identifier as the port). */
+const tupleText = (src: string, sport: number, dst: string, dport: number): string => `${src}:${sport} > ${dst}:${dport}`;
+
+/** /proc/net/nf_conntrack's entries by original tuple. */
+function kernelEntries(text: string): Map<string, Entry> {
+  const out = new Map<string, Entry>();
+  for (const line of text.split('\n')) {
+    const m = /^ipv[46]\s+(?:2|10)\s+(tcp|udp|icmp|icmpv6)\s+\d+\s+(\d+)\s+(?:([A-Z_0-9]+)\s+)?/.exec(line);
+    if (!m) continue;
+    const icmp = m[1]!.startsWith('icmp');
+    const kv = [...line.matchAll(/(src|dst|sport|dport|id)=(\S+)/g)].map((x) => x[2]!);
+    const addr = (a: string): string => canonicalIP(a) ?? a;
+    // tcp/udp: src dst sport dport ×2; icmp: src dst id ×2, each query type its own entry.
+    const type = icmp ? ` type ${/type=(\d+)/.exec(line)![1]}` : '';
+    const [o, r] = icmp
+      ? [tupleText(addr(kv[0]!), Number(kv[2]), addr(kv[1]!), Number(kv[2])), tupleText(addr(kv[3]!), Number(kv[5]), addr(kv[4]!), Number(kv[5]))]
+      : [tupleText(addr(kv[0]!), Number(kv[2]), addr(kv[1]!), Number(kv[3])), tupleText(addr(kv[4]!), Number(kv[6]), addr(kv[5]!), Number(kv[7]))];
+    out.set(`${m[1]} ${o}${type}`, { reply: r, state: m[3] ?? '', assured: line.includes('[ASSURED]'), unreplied: line.includes('[UNREPLIED]'), left: Number(m[2]) });
+  }
+  return out;
+}
+
+/** A packet that reached the client, as compared: TTL and (IPv4) header checksum left out. */
+function delivered(b: Uint8Array): string {
+  const c = Buffer.from(b);
+  if (c[0]! >> 4 === 6) c[7] = 0;
+  else { c[8] = 0; c.writeUInt16BE(0, 10); }
+  return c.toString('hex');
+}
+
+/** The mark a packet carries (nextPacket's, kept by forwarding). */
+const markOf = (b: Uint8Array): number => (b[0]! >> 4 === 6 ? ((b[1]! & 0x0f) << 16) | (b[2]! << 8) | b[3]! : (b[4]! << 8) | b[5]!);
+
+for (const family of [4, 6] as const) {
+  describe.skipIf(skipWhy !== '')(`NAT conversations, IPv${family}: svcplane vs the kernel, packet by packet`, () => {
+    let k: KernelNode;
+    beforeAll(async () => {
+      k = await KernelNode.start(`natc${family}`, family);
+      await k.sysctl([['/proc/sys/net/netfilter/nf_conntrack_tcp_be_liberal', '1']]);
+    });
+    afterAll(() => k?.destroy());
+
+    const host = family === 6 ? 128 : 32;
+    const masqueraded = family === 6 ? 'fd00:198:18:100::/63' : '198.18.100.0/23';
+
+    function conversations(rng: Rng): Conversation[] {
+      const icmp: Proto = family === 6 ? 'icmpv6' : 'icmp';
+      return Array.from({ length: FLOWS }, (_, i) => {
+        const proto: Proto = i % 4 < 2 ? 'tcp' : i % 4 === 2 ? 'udp' : icmp;
+        const client = addrOf(family, 18, (family === 6 ? 0x100 : 100) + (i % 4), 1 + (i >> 2) % 250);
+        return {
+          proto, client, sport: 20000 + i, server: addrOf(family, 19, i % 200, 10 + (i % 7)), port: proto.startsWith('icmp') ? 20000 + i : 8080,
+          to: { addr: addrOf(family, 18, 10 + Math.floor(i / 250), 1 + (i % 250)), port: 80 },
+          back: { addr: client, port: 20000 + i },
+          isn: [rng.int(0, MOD - 1), rng.int(0, MOD - 1)], log: [],
+        };
+      });
+    }
+
+    function rulesFor(convs: Conversation[]): string {
+      let text = '*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n';
+      for (const c of convs) {
+        const server = family === 6 ? `[${c.server}]` : c.server;
+        text += c.proto.startsWith('icmp')
+          ? `-A PREROUTING -d ${c.to!.addr}/${host} -p ${c.proto} -j DNAT --to-destination ${c.server}\n`
+          : `-A PREROUTING -d ${c.to!.addr}/${host} -p ${c.proto} --dport 80 -j DNAT --to-destination ${server}:8080\n`;
+      }
+      text += `-A POSTROUTING -s ${masqueraded} -j MASQUERADE\nCOMMIT\n`;
+      // A conntrack match keeps the kernel tracking whatever the nat table holds. What a server
+      // sends to the masquerade address outside any connection reaches the node itself: dropped,
+      // so the node's own TCP/IP stack (which svcplane does not have) never answers it.
+      return text + '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -j DROP\n-A FORWARD -m conntrack --ctstate INVALID\nCOMMIT\n';
+    }
+
+    it(`${FLOWS} TCP, UDP and ICMP conversations of ${STEPS} packets through DNAT and masquerade (seed ${SEED})`, async () => {
+      const rng = new Rng(SEED * 2971 + family);
+      const convs = conversations(rng);
+      const rules = rulesFor(convs);
+      await k.restore(rules);
+      await k.flushConntrack();
+      const dp = await Dataplane.create({ nodeIPs: family === 6 ? NODE_ADDRS6 : NODE_ADDRS, seed: 1, conntrackCapacity: 1 << 12, conntrackCapacity6: 1 << 12 });
+      dp.iptablesRestore(rules, { family });
+      const t0 = performance.now();
+      const clock = (): number => Math.round(performance.now() - t0) + 1000;
+      const diffs: string[] = [];
+      // The client's last packet as svcplane forwarded it: what an ICMP error from the server quotes.
+      const lastOut = new Map<Conversation, Uint8Array>();
+      let mark = 1, compared = 0, back = 0, errors = 0, masq = 0;
+      for (let step = 0; step < STEPS && diffs.length < 20; step++) {
+        const sent: Array<{ c: Conversation; dir: 0 | 1; mark: number; bytes: Uint8Array }> = [];
+        for (const c of convs) {
+          const m = (mark++ % 0xfff0) + 1;
+          const dir: 0 | 1 = step === 0 ? 0 : rng.chance(0.5) ? 0 : 1;
+          let bytes: Uint8Array;
+          const quoted = lastOut.get(c);
+          if (dir === 1 && quoted && !c.proto.startsWith('icmp') && rng.chance(0.15)) {
+            // The server's ICMP error about the client's last packet (port unreachable).
+            const icmp = family === 6 ? { type: 1, code: 4, quote: quoted.slice(0, 48 + 8) } : { type: 3, code: 3, quote: quoted.slice(0, 28) };
+            bytes = buildPacket({ src: c.server, dst: c.back!.addr, proto: family === 6 ? 'icmpv6' : 'icmp', icmp, ...(family === 6 ? { flowLabel: m } : { id: m }) });
+            c.log.push('<error');
+            errors++;
+          } else {
+            bytes = nextPacket(rng, c, dir, { mark: m, opening: step === 0 });
+          }
+          sent.push({ c, dir, mark: m, bytes });
+        }
+        const at = clock();
+        const captured = await k.inject(sent.map((s) => s.bytes), 15);
+        const results = dp.processBatch(sent.map((s) => s.bytes), at);
+        const read = clock();
+        // What reached the clients from the kernel, by mark.
+        const theirs = new Map<number, string>();
+        for (const hex of captured) {
+          const b = Buffer.from(hex, 'hex');
+          theirs.set(markOf(b), delivered(b));
+        }
+        const clients = new Set(convs.map((c) => c.client));
+        for (const [i, s] of sent.entries()) {
+          const r = results[i]!;
+          if (s.dir === 0) {
+            if (r.packet && r.verdict !== 'DROP') lastOut.set(s.c, r.packet);
+            continue;
+          }
+          const out = r.packet && r.verdict !== 'DROP' && r.verdict !== 'REPLY' ? r.packet : undefined;
+          const reaches = out !== undefined && clients.has(decodePacket(out).dst);
+          if (out && reaches && !checksumsValid(out)) diffs.push(`step ${step} ${s.c.proto} ${s.c.client}:${s.c.sport}: svcplane's packet to the client has a wrong checksum`);
+          const want = theirs.get(s.mark);
+          const got = reaches ? delivered(out!) : undefined;
+          if (want !== got) diffs.push(`step ${step} ${s.c.proto} ${s.c.client}:${s.c.sport} (${s.c.log.at(-1)}): kernel delivered ${want ?? 'nothing'}\n    svcplane ${got ?? `nothing (${r.verdict})`} — after ${s.c.log.join(', ')}`);
+          if (want) back++;
+        }
+        // Both conntrack tables, entry by entry; the server answers where the kernel's reply tuple says.
+        const kernel = kernelEntries(await k.readProc('/proc/net/nf_conntrack'));
+        const ours = new Map<string, Entry>();
+        for (const e of dp.conntrack(read)) {
+          const icmp = e.proto.startsWith('icmp');
+          const o = tupleText(e.original.src, e.original.sport, e.original.dst, icmp ? e.original.sport : e.original.dport);
+          const rt = tupleText(e.reply.src, e.reply.sport, e.reply.dst, icmp ? e.reply.sport : e.reply.dport);
+          ours.set(`${e.proto} ${o}${icmp ? ` type ${e.original.icmpType}` : ''}`, { reply: rt, state: e.state ?? '', assured: e.assured, unreplied: !e.seenReply, left: (e.expiresMs - read) / 1000 });
+        }
+        for (const c of convs) {
+          const icmp = c.proto.startsWith('icmp');
+          const base = `${c.proto} ${tupleText(c.client, c.sport, c.to!.addr, icmp ? c.sport : 80)}`;
+          // ICMP: echo and the other queries of one client are entries of their own.
+          const keys = icmp ? (family === 6 ? [128, 139] : [8, 13, 15]).map((t) => `${base} type ${t}`) : [base];
+          for (const key of keys) {
+            const a = kernel.get(key), b = ours.get(key);
+            compared++;
+            if (!same(a, b)) diffs.push(`step ${step} ${key}: kernel ${show(a)}, svcplane ${show(b)} — after ${c.log.join(', ')}`);
+          }
+          const a = kernel.get(keys[0]!);
+          if (a) {
+            const m = /> (.*):(\d+)$/.exec(a.reply)!;
+            c.back = { addr: m[1]!, port: Number(m[2]) };
+            if (m[1] !== c.client) masq++;
+          }
+        }
+      }
+      console.log(`nat conversations IPv${family} (seed ${SEED}): ${compared} entries compared, ${back} packets delivered back (${errors} ICMP errors sent), ${masq} masqueraded entries seen, ${diffs.length} differences`);
+      expect(diffs).toEqual([]);
+      expect(back).toBeGreaterThan(FLOWS);
+      expect(masq).toBeGreaterThan(0);
+    }, 120_000);
+  });
+}
