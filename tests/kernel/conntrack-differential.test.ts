@@ -17,7 +17,7 @@
 // SVCPLANE_CT_FLOWS (default 300), SVCPLANE_CT_STEPS (default 10 TCP packets per conversation)
 // and SVCPLANE_CT_SEED (default 1) choose the run. Every address is in 198.18.0.0/15.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { netnsSupport, missingTools } from '../support/netns';
+import { kernelSkip } from '../support/netns';
 import { KernelNode, KERNEL_TOOLS, NODE_ADDRS, NODE_ADDRS6 } from '../support/kernel-node';
 import { Rng, addrOf } from '../support/kube-gen';
 import { MOD, nextPacket, type Conversation, type Proto } from '../support/conversations';
@@ -30,10 +30,7 @@ const FLOWS = Number(process.env.SVCPLANE_CT_FLOWS ?? 300);
 const STEPS = Number(process.env.SVCPLANE_CT_STEPS ?? 10);
 const SEED = Number(process.env.SVCPLANE_CT_SEED ?? 1);
 
-const support = netnsSupport();
-const missing = support.ok ? missingTools(KERNEL_TOOLS) : [];
-const skipWhy = !support.ok ? support.reason : missing.length ? `missing tools: ${missing.join(', ')}` : '';
-if (skipWhy) console.warn(`tests/kernel/conntrack-differential: SKIPPED — ${skipWhy}`);
+const skipWhy = kernelSkip('tests/kernel/conntrack-differential', KERNEL_TOOLS);
 
 /** A rule with a conntrack match: it makes the kernel track the namespace's packets (nf_ct_netns_get). */
 const TRACKED = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -m conntrack --ctstate INVALID\nCOMMIT\n';

@@ -13,7 +13,7 @@
 // The same again for IPv6 (ip6tables-legacy, a node of the IPv6 address plan, ICMPv6 answers).
 // SVCPLANE_KERNEL_RULESETS (default 1000, per family) and SVCPLANE_KERNEL_SEED (default 1) choose the run.
 import { describe, it, expect } from 'vitest';
-import { netnsSupport, missingTools } from '../support/netns';
+import { kernelSkip } from '../support/netns';
 import {
   KernelNode, KUBE_BASE_RULES, KERNEL_TOOLS, planOf, hostPort,
   kernelOutcome, repliesByFlow, flowKeyText, outcomeText, type AddressPlan, type FlowKey, type Outcome,
@@ -28,10 +28,7 @@ const FIRST_SEED = Number(process.env.SVCPLANE_KERNEL_SEED ?? 1);
 /** svcplane time advances this much per ruleset, so the previous ruleset's flows have all expired. */
 const RULESET_MS = 600_000;
 
-const support = netnsSupport();
-const missing = support.ok ? missingTools(KERNEL_TOOLS) : [];
-const skipWhy = !support.ok ? support.reason : missing.length ? `missing tools: ${missing.join(', ')}` : '';
-if (skipWhy) console.warn(`tests/kernel/differential: SKIPPED — ${skipWhy}`);
+const skipWhy = kernelSkip('tests/kernel/differential', KERNEL_TOOLS);
 
 interface Flow {
   key: FlowKey;

@@ -20,7 +20,7 @@
 // every malformed word is the goldens' business (tests/host-node/ipset/goldens.test.ts).
 // SVCPLANE_IPSET_SCRIPTS (default 300) and SVCPLANE_IPSET_SEED (default 1) choose the run.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { netnsSupport, missingTools, NetnsScope, type Netns } from '../support/netns';
+import { kernelSkip, NetnsScope, type Netns } from '../support/netns';
 import { Rng } from '../support/kube-gen';
 import { makeTable } from '../host-node/ipset/harness';
 import { IpsetError } from '../../host-node/ipset/errors';
@@ -30,10 +30,7 @@ import { printedOrder } from '../../host-node/ipset/render';
 const SCRIPTS = Number(process.env.SVCPLANE_IPSET_SCRIPTS ?? 300);
 const SEED = Number(process.env.SVCPLANE_IPSET_SEED ?? 1);
 
-const support = netnsSupport();
-const missing = support.ok ? missingTools(['ipset']) : [];
-const skipWhy = !support.ok ? support.reason : missing.length ? `missing tools: ${missing.join(', ')} (apt-get install ipset)` : '';
-if (skipWhy) console.warn(`tests/kernel/ipset-differential: SKIPPED — ${skipWhy}`);
+const skipWhy = kernelSkip('tests/kernel/ipset-differential', ['ipset'], 'apt-get install ipset');
 
 type Type = 'hash:ip' | 'hash:ip,port' | 'hash:ip,port,ip' | 'hash:ip,port,net' | 'hash:net' | 'bitmap:port';
 const TYPES: Type[] = ['hash:ip', 'hash:ip,port', 'hash:ip,port,ip', 'hash:ip,port,net', 'hash:net', 'bitmap:port'];

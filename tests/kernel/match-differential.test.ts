@@ -15,7 +15,7 @@
 // SVCPLANE_MATCH_RULES (default 60 per chain), SVCPLANE_MATCH_PACKETS (default 400) and
 // SVCPLANE_MATCH_SEED (default 1) choose the run.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { netnsSupport, missingTools } from '../support/netns';
+import { kernelSkip } from '../support/netns';
 import { KernelNode, KERNEL_TOOLS, NODE_ADDRS, NODE_ADDRS6 } from '../support/kernel-node';
 import { Rng, addrOf } from '../support/kube-gen';
 import { RuleGen, type TableName } from '../support/iptables-gen';
@@ -27,10 +27,7 @@ const PER_CHAIN = Number(process.env.SVCPLANE_MATCH_RULES ?? 60);
 const PACKETS = Number(process.env.SVCPLANE_MATCH_PACKETS ?? 400);
 const SEED = Number(process.env.SVCPLANE_MATCH_SEED ?? 1);
 
-const support = netnsSupport();
-const missing = support.ok ? missingTools([...KERNEL_TOOLS, 'iptables-legacy', 'ip6tables-legacy']) : [];
-const skipWhy = !support.ok ? support.reason : missing.length ? `missing tools: ${missing.join(', ')}` : '';
-if (skipWhy) console.warn(`tests/kernel/match-differential: SKIPPED — ${skipWhy}`);
+const skipWhy = kernelSkip('tests/kernel/match-differential', [...KERNEL_TOOLS, 'iptables-legacy', 'ip6tables-legacy']);
 
 type Section = { table: TableName; chain: string; rules: string[] };
 

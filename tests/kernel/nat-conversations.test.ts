@@ -11,7 +11,7 @@
 // the forwarding to the host). SVCPLANE_NATC_FLOWS (default 240), SVCPLANE_NATC_STEPS (default 10)
 // and SVCPLANE_NATC_SEED (default 1) choose the run. Every address is in 198.18.0.0/15 or fd00::/8.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { netnsSupport, missingTools } from '../support/netns';
+import { kernelSkip } from '../support/netns';
 import { KernelNode, KERNEL_TOOLS, NODE_ADDRS, NODE_ADDRS6 } from '../support/kernel-node';
 import { Rng, addrOf } from '../support/kube-gen';
 import { MOD, nextPacket, type Conversation, type Proto } from '../support/conversations';
@@ -23,10 +23,7 @@ const FLOWS = Number(process.env.SVCPLANE_NATC_FLOWS ?? 240);
 const STEPS = Number(process.env.SVCPLANE_NATC_STEPS ?? 10);
 const SEED = Number(process.env.SVCPLANE_NATC_SEED ?? 1);
 
-const support = netnsSupport();
-const missing = support.ok ? missingTools(KERNEL_TOOLS) : [];
-const skipWhy = !support.ok ? support.reason : missing.length ? `missing tools: ${missing.join(', ')}` : '';
-if (skipWhy) console.warn(`tests/kernel/nat-conversations: SKIPPED — ${skipWhy}`);
+const skipWhy = kernelSkip('tests/kernel/nat-conversations', KERNEL_TOOLS);
 
 /** One entry as both sides show it: tuples, state, flags, seconds left. */
 interface Entry {

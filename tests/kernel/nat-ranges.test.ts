@@ -9,15 +9,12 @@
 // Every address the test uses is in 198.18.0.0/15 or fd00::/8. A backwards SNAT range may give a packet any
 // source address, but that packet only goes on to the sink namespace, which drops every frame.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { netnsSupport, missingTools } from '../support/netns';
+import { kernelSkip } from '../support/netns';
 import { KernelNode, KERNEL_TOOLS, NODE_ADDRS, NODE_ADDRS6 } from '../support/kernel-node';
 import { Dataplane } from '../../host-node/dataplane';
 import { buildPacket, decodePacket } from '../../host-node/core/packet';
 
-const support = netnsSupport();
-const missing = support.ok ? missingTools(KERNEL_TOOLS) : [];
-const skipWhy = !support.ok ? support.reason : missing.length ? `missing tools: ${missing.join(', ')}` : '';
-if (skipWhy) console.warn(`tests/kernel/nat-ranges: SKIPPED — ${skipWhy}`);
+const skipWhy = kernelSkip('tests/kernel/nat-ranges', KERNEL_TOOLS);
 
 const CLIENTS = 240;
 

@@ -12,7 +12,7 @@
 // the kernel's route back picks: svcplane is told it as its masquerade address.
 // SVCPLANE_REJECT_PACKETS (default 60 per value) and SVCPLANE_REJECT_SEED (default 1) choose the run.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { netnsSupport, missingTools } from '../support/netns';
+import { kernelSkip } from '../support/netns';
 import { KernelNode, KERNEL_TOOLS, planOf } from '../support/kernel-node';
 import { Rng, addrOf } from '../support/kube-gen';
 import { Dataplane } from '../../host-node/dataplane';
@@ -22,10 +22,7 @@ import { onesSum, foldSum, pseudoSum, put16 } from '../../host-node/core/checksu
 const PACKETS = Number(process.env.SVCPLANE_REJECT_PACKETS ?? 60);
 const SEED = Number(process.env.SVCPLANE_REJECT_SEED ?? 1);
 
-const support = netnsSupport();
-const missing = support.ok ? missingTools(KERNEL_TOOLS) : [];
-const skipWhy = !support.ok ? support.reason : missing.length ? `missing tools: ${missing.join(', ')}` : '';
-if (skipWhy) console.warn(`tests/kernel/reject-differential: SKIPPED — ${skipWhy}`);
+const skipWhy = kernelSkip('tests/kernel/reject-differential', KERNEL_TOOLS);
 
 const WITH: Record<4 | 6, string[]> = {
   4: ['icmp-net-unreachable', 'icmp-host-unreachable', 'icmp-port-unreachable', 'icmp-proto-unreachable',

@@ -11,7 +11,7 @@
 // SVCPLANE_RESTORE_RULES (default 300 per family), SVCPLANE_RESTORE_SCRIPTS (default 120 per
 // family) and SVCPLANE_RESTORE_SEED (default 1) choose the run.
 import { afterAll, describe, expect, it } from 'vitest';
-import { NetnsScope, netnsSupport, missingTools, type Netns } from '../support/netns';
+import { NetnsScope, kernelSkip, type Netns } from '../support/netns';
 import { Rng } from '../support/kube-gen';
 import { RuleGen, ScriptGen, ruleBlock, RULE_CHAINS, type GenRule, type TableName } from '../support/iptables-gen';
 import { parseRestore, renderList, renderRules, renderSave } from '../../host-node/netfilter/index';
@@ -22,11 +22,8 @@ const SCRIPTS = Number(process.env.SVCPLANE_RESTORE_SCRIPTS ?? 120);
 const SEED = Number(process.env.SVCPLANE_RESTORE_SEED ?? 1);
 const TABLES: readonly TableName[] = ['filter', 'nat', 'mangle', 'raw'];
 
-const support = netnsSupport();
 const TOOLS = ['iptables-legacy-restore', 'iptables-legacy-save', 'iptables-legacy', 'ip6tables-legacy-restore', 'ip6tables-legacy-save', 'ip6tables-legacy'];
-const missing = support.ok ? missingTools(TOOLS) : [];
-const skipWhy = !support.ok ? support.reason : missing.length ? `missing tools: ${missing.join(', ')} (apt-get install iptables)` : '';
-if (skipWhy) console.warn(`tests/kernel/restore-differential: SKIPPED — ${skipWhy}`);
+const skipWhy = kernelSkip('tests/kernel/restore-differential', TOOLS, 'apt-get install iptables');
 
 /** The kernel side: one namespace, its iptables-legacy tools for one family. */
 class KernelTables {

@@ -10,7 +10,7 @@
 // SVCPLANE_SET_RULES (default 80 per chain), SVCPLANE_SET_PACKETS (default 600) and
 // SVCPLANE_SET_SEED (default 1) choose the run.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { netnsSupport, missingTools } from '../support/netns';
+import { kernelSkip } from '../support/netns';
 import { KernelNode, KERNEL_TOOLS, NODE_ADDRS, NODE_ADDRS6 } from '../support/kernel-node';
 import { Rng, addrOf } from '../support/kube-gen';
 import { parseCIDR, formatCIDR, cidrContains, parseIP } from '../../host-node/kube/ip';
@@ -21,10 +21,7 @@ const PER_CHAIN = Number(process.env.SVCPLANE_SET_RULES ?? 80);
 const PACKETS = Number(process.env.SVCPLANE_SET_PACKETS ?? 600);
 const SEED = Number(process.env.SVCPLANE_SET_SEED ?? 1);
 
-const support = netnsSupport();
-const missing = support.ok ? missingTools([...KERNEL_TOOLS, 'iptables-legacy', 'ip6tables-legacy', 'ipset']) : [];
-const skipWhy = !support.ok ? support.reason : missing.length ? `missing tools: ${missing.join(', ')} (apt-get install ipset)` : '';
-if (skipWhy) console.warn(`tests/kernel/set-differential: SKIPPED — ${skipWhy}`);
+const skipWhy = kernelSkip('tests/kernel/set-differential', [...KERNEL_TOOLS, 'iptables-legacy', 'ip6tables-legacy', 'ipset'], 'apt-get install ipset');
 
 const CHAINS = ['INPUT', 'FORWARD'] as const;
 

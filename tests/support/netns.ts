@@ -41,6 +41,19 @@ export function missingTools(names: string[]): string[] {
   return names.filter((n) => !dirs.some((d) => existsSync(`${d}/${n}`)));
 }
 
+/**
+ * Why a kernel test file must skip ('' when it can run): no network namespaces (not root, no
+ * iproute2) or `tools` missing from PATH (`hint` names the packages that bring them). Says so
+ * once, naming the file, so a skipped run is never silent.
+ */
+export function kernelSkip(file: string, tools: string[], hint = ''): string {
+  const support = netnsSupport();
+  const missing = support.ok ? missingTools(tools) : [];
+  const why = !support.ok ? support.reason : missing.length ? `missing tools: ${missing.join(', ')}${hint ? ` (${hint})` : ''}` : '';
+  if (why) console.warn(`${file}: SKIPPED — ${why}`);
+  return why;
+}
+
 export interface Netns {
   /** The full namespace name (`svp-<pid>-…`). */
   readonly name: string;
