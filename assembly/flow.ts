@@ -80,6 +80,8 @@ export class Flow extends Tuple {
   csumPartial: bool; // set by the host (TUN offload): L4 checksum holds the pseudo-header sum only
   pad2: u16;
   innerOff: u32;  // offset of the quoted IP header inside the packet (when isIcmpError)
+  fragId: u32;    // identification of a fragment (IPv4 header, IPv6 fragment header), else 0
+  pad3: u32;
 }
 
 // The two parse targets, reserved once.

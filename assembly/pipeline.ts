@@ -5,7 +5,7 @@
 // ICMP errors translated inside and out), or classify a new one (svc/decide.ts: kube-proxy's
 // outcome for it → destination and masquerade decision → conntrack insert → rewrite). Writes the verdict into the packet's
 // descriptor and counts it. Never allocates, never reads a clock, never traps on packet bytes.
-import { Tuple, Flow, flow, inner, FRAG_LATER, FAMILY_V4, PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
+import { Tuple, Flow, flow, inner, FRAG_LATER, FRAG_FIRST, FAMILY_V4, PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
 import {
   VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY,
   R_NONE, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT, R_NO_SERVICE, R_POLICY,
@@ -28,6 +28,7 @@ import { ipvsProcess, ipvsReady, ipvsIsReply } from "./ipvs/core";
 import { masqChoosePort } from "./nat/masq";
 import { masqAddr, haveMasq, toServiceCIDR, isLocal } from "./node";
 import { dnsProcess } from "./dns/serve";
+import { fragKey, fragRemember, fragFollow } from "./frags";
 
 // Scratch tuples, reserved once.
 const tOrig: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
@@ -197,32 +198,50 @@ export function processOne(d: usize, now: u32): u32 {
   const r = parse(f, ioData + off, len, cap);
   if (r != R_NONE) { finish(d, VERDICT_DROP, r); return len; }
   f.csumPartial = (meta & META_CSUM_PARTIAL) != 0;
-  if ((meta & META_TRACKED_ONLY) != 0 && f.frag != FRAG_LATER && !tracked(f, now)) { finish(d, VERDICT_PASS, R_NONE); return len; }
-  if (iptMode) { iptProcess(d, f, now, meta); return len; }
+  if (f.frag == FRAG_LATER) {
+    // A later fragment goes where its datagram's first fragment went (frags.ts), in every mode.
+    const v = fragFollow(f, now);
+    if (v < 0) finish(d, VERDICT_DROP, R_FRAGMENT);
+    else finish(d, <u8>v, R_NONE);
+    return len;
+  }
+  const first = f.frag == FRAG_FIRST;
+  if (first) fragKey(f);
+  route(d, f, now, meta);
+  if (first) {
+    const v = load<u8>(d, D_VERDICT);
+    if (v == VERDICT_FORWARD || v == VERDICT_PASS) fragRemember(f, v, now);
+  }
+  return len;
+}
+
+// One whole packet or first fragment, parsed into `f`, through the mode in use.
+function route(d: usize, f: Flow, now: u32, meta: u32): void {
+  if ((meta & META_TRACKED_ONLY) != 0 && !tracked(f, now)) { finish(d, VERDICT_PASS, R_NONE); return; }
+  if (iptMode) { iptProcess(d, f, now, meta); return; }
   if (ipvsReady && ipvsProcess(d, f, now, meta)) {
     // IPVS wrote the verdict and keeps its own counters; the core counts the verdict too.
     const v = load<u8>(d, D_VERDICT);
     bump(S_VERDICT + v);
     if (v == VERDICT_DROP) bump(S_REASON + load<u16>(d, D_REASON));
-    return len;
+    return;
   }
-  if (f.frag == FRAG_LATER) { finish(d, VERDICT_DROP, R_FRAGMENT); return len; }
-  if (f.isIcmpError) { related(d, f, now); store<u32>(d, f.len, D_LEN); return len; }
+  if (f.isIcmpError) { related(d, f, now); store<u32>(d, f.len, D_LEN); return; }
   // Cluster DNS (dns/serve.ts): a UDP query to the node's cluster DNS address is answered in the
   // slot (VERDICT_REPLY) before conntrack and the service lookup; TCP to it goes on (counted).
-  if ((f.proto == PROTO_UDP || f.proto == PROTO_TCP) && dnsProcess(d, f)) return len;
+  if ((f.proto == PROTO_UDP || f.proto == PROTO_TCP) && dnsProcess(d, f)) return;
   const h = ctLookup(f, now);
   if (h != CT_NONE) {
     const idx = h >> 1, dir = h & 1;
     store<u32>(d, idx, D_CT);
     const st = ctPacketFound(h, f, now);
-    if (st == CT_REPEAT) { newFlow(d, f, now); return len; }
+    if (st == CT_REPEAT) { newFlow(d, f, now); return; }
     store<u8>(d, st, D_CTSTATE);
-    if (st == CT_INVALID) { finish(d, VERDICT_DROP, R_CT_INVALID); return len; }
+    if (st == CT_INVALID) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
     bump(S_CT_HIT);
     finish(d, translate(f, idx, dir) ? VERDICT_FORWARD : VERDICT_PASS, R_NONE);
-    return len;
+    return;
   }
   newFlow(d, f, now);
-  return len;
+  return;
 }

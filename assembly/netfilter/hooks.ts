@@ -25,9 +25,9 @@
 // when its packet was accepted, so a dropped first packet leaves nothing behind. Writes the
 // descriptor as pipeline.ts processOne does (verdict, reason, ctstate, mark, ct, len).
 // Never allocates; never reads a clock (`now` is passed in).
-import { Flow, inner, FRAG_LATER, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6, FAMILY_V4 } from "../flow";
+import { Flow, inner, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6, FAMILY_V4 } from "../flow";
 import {
-  VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY, R_NONE, R_FRAGMENT, R_CT_FULL, R_POLICY, R_NO_ENDPOINTS,
+  VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY, R_NONE, R_CT_FULL, R_POLICY, R_NO_ENDPOINTS,
 } from "../verdict";
 import { D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, D_LEN, META_LOCAL } from "../io";
 import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "../stats";
@@ -339,7 +339,8 @@ function stolen(f: Flow): void {
   finish(f, VERDICT_FORWARD, R_NONE, f.len);
 }
 
-// Runs one parsed packet (flow `f`, descriptor `d`) through the tables. `meta` is the
+// Runs one parsed packet (flow `f`, descriptor `d`) through the tables: a whole packet or a first
+// fragment (Linux reassembles before conntrack; later fragments follow the first, frags.ts). `meta` is the
 // descriptor's: bit 0 originated on this node, bits 8–15 ingress and 16–23 egress interface index.
 export function iptProcess(d: usize, f: Flow, now: u32, meta: u32): void {
   pktReset(d, now, f.len);
@@ -347,9 +348,6 @@ export function iptProcess(d: usize, f: Flow, now: u32, meta: u32): void {
   pk.local = (meta & META_LOCAL) != 0;
   pk.inIf = (meta >> 8) & 0xFF;
   pk.outIf = (meta >> 16) & 0xFF;
-  // Linux reassembles before conntrack (nf_defrag); this dataplane does not, so a later fragment
-  // has nothing to be classified by.
-  if (f.frag == FRAG_LATER) { finish(f, VERDICT_DROP, R_FRAGMENT, f.len); return; }
   let v: u32;
   if (!pk.local) {
     v = table(TABLE_RAW, HOOK_PREROUTING, f);

@@ -1,8 +1,9 @@
 // netfilter/testing.ts — the iptables engine's internals for unit tests (build/testing-netfilter.wasm):
 // the whole control surface (api.ts), node and conntrack set-up, and a helper that parses a packet
 // placed in the scratch buffer and runs it through iptProcess with a test descriptor.
-import { flow } from "../flow";
-import { R_NONE, VERDICT_DROP } from "../verdict";
+import { flow, FRAG_FIRST, FRAG_LATER } from "../flow";
+import { fragKey, fragRemember, fragFollow } from "../frags";
+import { R_NONE, R_FRAGMENT, VERDICT_DROP, VERDICT_FORWARD, VERDICT_PASS } from "../verdict";
 import { D_VERDICT, D_REASON, D_LEN, DESC_BYTES } from "../io";
 import { parse } from "../wire/parse";
 import { randSeed } from "../rand";
@@ -49,8 +50,19 @@ export function run(pkt: usize, len: u32, cap: u32, meta: u32, now: u32): u32 {
     store<u32>(desc, len, D_LEN);
     return VERDICT_DROP;
   }
+  // As processOne (pipeline.ts): a later fragment follows its first (frags.ts).
+  if (f.frag == FRAG_LATER) {
+    const v = fragFollow(f, now);
+    store<u8>(desc, v < 0 ? VERDICT_DROP : <u8>v, D_VERDICT);
+    store<u16>(desc, v < 0 ? R_FRAGMENT : R_NONE, D_REASON);
+    store<u32>(desc, len, D_LEN);
+    return load<u8>(desc, D_VERDICT);
+  }
+  if (f.frag == FRAG_FIRST) fragKey(f);
   iptProcess(desc, f, now, meta);
-  return load<u8>(desc, D_VERDICT);
+  const v = load<u8>(desc, D_VERDICT);
+  if (f.frag == FRAG_FIRST && (v == VERDICT_FORWARD || v == VERDICT_PASS)) fragRemember(f, v, now);
+  return v;
 }
 
 // The REJECT reply builder on its own: parses the packet and replaces it with the reply for

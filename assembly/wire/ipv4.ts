@@ -46,6 +46,7 @@ export const IPV4_OFFSET_MASK: u16 = 0x1FFF;
   if ((fo & IPV4_OFFSET_MASK) != 0) f.frag = FRAG_LATER;
   else if ((fo & IPV4_MF) != 0) f.frag = FRAG_FIRST;
   else f.frag = FRAG_NONE;
+  f.fragId = f.frag == FRAG_NONE ? 0 : <u32>load<u16>(pkt + IPV4_ID);
 }
 
 // A received packet of `len` bytes at `pkt` whose version nibble is 4. On success `f.len` becomes the

@@ -54,6 +54,7 @@ function walk(f: Flow, pkt: usize, end: u32, short: u16): u16 {
   let count: u32 = 0;
   let sawFrag = false;
   f.frag = FRAG_NONE;
+  f.fragId = 0;
   while (isExtHeader(nh)) {
     if (++count > EXT_MAX) return R_EXT_LIMIT;
     // RFC 8200 §4.1: Hop-by-Hop Options only immediately after the IPv6 header.
@@ -66,6 +67,7 @@ function walk(f: Flow, pkt: usize, end: u32, short: u16): u16 {
       if (sawFrag) return R_EXT_LIMIT;
       sawFrag = true;
       const fo = bswap<u16>(load<u16>(h + 2));
+      f.fragId = load<u32>(h + 4);
       off += FRAG_HEADER;
       if ((fo >> 3) != 0) {
         // A later fragment: what follows is data, not headers (`next` names the first header of

@@ -28,11 +28,11 @@ import { icmpv6Parse, icmpv6ParseQuoted } from "./icmpv6";
   const p = changetype<usize>(f);
   store<u64>(p, 0, 0); store<u64>(p, 0, 8); store<u64>(p, 0, 16); store<u64>(p, 0, 24);
   store<u64>(p, 0, 32); store<u64>(p, 0, 40); store<u64>(p, 0, 48); store<u64>(p, 0, 56);
-  store<u64>(p, 0, 64);
+  store<u64>(p, 0, 64); store<u64>(p, 0, 72);
   f.csumPartial = partial;
 }
 // The stores above cover exactly the struct (checked in builds with asserts, i.e. the testing core).
-assert(offsetof<Flow>() == 72);
+assert(offsetof<Flow>() == 80);
 
 // Parses `len` bytes at `pkt` (a slot that can hold `cap` bytes) into `f`. Returns R_NONE or the
 // reason the packet cannot be handled: R_TRUNCATED (a header claims more than is present),

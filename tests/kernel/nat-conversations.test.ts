@@ -8,7 +8,9 @@
 // must agree — original and reply tuples, TCP state, ASSURED, UNREPLIED, timeout — and every
 // packet the kernel delivers back to a client must be the one svcplane writes: un-NATed,
 // checksums, quoted headers of ICMP errors and all (the kernel's lower TTL aside: svcplane leaves
-// the forwarding to the host). SVCPLANE_NATC_FLOWS (default 240), SVCPLANE_NATC_STEPS (default 10)
+// the forwarding to the host). UDP datagrams larger than the link go in fragments both ways: the
+// kernel reassembles, NATs and fragments again; svcplane NATs every fragment as its first
+// (assembly/frags.ts), and the fragments must come out the same. SVCPLANE_NATC_FLOWS (default 240), SVCPLANE_NATC_STEPS (default 10)
 // and SVCPLANE_NATC_SEED (default 1) choose the run. Every address is in 198.18.0.0/15 or fd00::/8.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kernelSkip } from '../support/netns';
@@ -18,6 +20,7 @@ import { MOD, nextPacket, type Conversation, type Proto } from '../support/conve
 import { canonicalIP } from '../../host-node/kube/ip';
 import { Dataplane } from '../../host-node/dataplane';
 import { buildPacket, checksumsValid, decodePacket } from '../../host-node/core/packet';
+import { fragment } from '../support/fragments';
 
 const FLOWS = Number(process.env.SVCPLANE_NATC_FLOWS ?? 240);
 const STEPS = Number(process.env.SVCPLANE_NATC_STEPS ?? 10);
@@ -62,11 +65,20 @@ function kernelEntries(text: string): Map<string, Entry> {
   return out;
 }
 
-/** A packet that reached the client, as compared: TTL and (IPv4) header checksum left out. */
+/**
+ * A packet that reached the client, as compared: TTL and (IPv4) header checksum left out, and an
+ * IPv6 fragment's identification, which the kernel draws anew when it fragments a reassembled
+ * datagram again (ipv6_select_ident()).
+ */
 function delivered(b: Uint8Array): string {
   const c = Buffer.from(b);
-  if (c[0]! >> 4 === 6) c[7] = 0;
-  else { c[8] = 0; c.writeUInt16BE(0, 10); }
+  if (c[0]! >> 4 === 6) {
+    c[7] = 0;
+    if (c[6] === 44) c.writeUInt32BE(0, 44);
+  } else {
+    c[8] = 0;
+    c.writeUInt16BE(0, 10);
+  }
   return c.toString('hex');
 }
 
@@ -115,7 +127,7 @@ for (const family of [4, 6] as const) {
     }
 
     /** Runs `flows` conversations of `steps` packets; svcplane masquerades to `masqAt` when given. */
-    async function run(rng: Rng, flows: number, steps: number, masqAt?: string): Promise<{ diffs: string[]; compared: number; back: number; errors: number; masq: number }> {
+    async function run(rng: Rng, flows: number, steps: number, masqAt?: string): Promise<{ diffs: string[]; compared: number; back: number; errors: number; masq: number; frags: number }> {
       const convs = conversations(rng).slice(0, flows);
       const rules = rulesFor(convs);
       await k.restore(rules);
@@ -127,48 +139,56 @@ for (const family of [4, 6] as const) {
       const diffs: string[] = [];
       // The client's last packet as svcplane forwarded it: what an ICMP error from the server quotes.
       const lastOut = new Map<Conversation, Uint8Array>();
-      let mark = 1, compared = 0, back = 0, errors = 0, masq = 0;
+      let mark = 1, compared = 0, back = 0, errors = 0, masq = 0, frags = 0;
       for (let step = 0; step < steps && diffs.length < 20; step++) {
-        const sent: Array<{ c: Conversation; dir: 0 | 1; mark: number; bytes: Uint8Array }> = [];
+        const sent: Array<{ c: Conversation; dir: 0 | 1; key: string; bytes: Uint8Array }> = [];
         for (const c of convs) {
           const m = (mark++ % 0xfff0) + 1;
           const dir: 0 | 1 = step === 0 ? 0 : rng.chance(0.5) ? 0 : 1;
-          let bytes: Uint8Array;
           const quoted = lastOut.get(c);
+          const tag = family === 6 ? { flowLabel: m } : { id: m };
           if (dir === 1 && quoted && !c.proto.startsWith('icmp') && rng.chance(0.15)) {
             // The server's ICMP error about the client's last packet (port unreachable).
             const icmp = family === 6 ? { type: 1, code: 4, quote: quoted.slice(0, 48 + 8) } : { type: 3, code: 3, quote: quoted.slice(0, 28) };
-            bytes = buildPacket({ src: c.server, dst: c.back!.addr, proto: family === 6 ? 'icmpv6' : 'icmp', icmp, ...(family === 6 ? { flowLabel: m } : { id: m }) });
+            sent.push({ c, dir, key: `${m}/0`, bytes: buildPacket({ src: c.server, dst: c.back!.addr, proto: family === 6 ? 'icmpv6' : 'icmp', icmp, ...tag }) });
             c.log.push('<error');
             errors++;
+          } else if (c.proto === 'udp' && step > 0 && rng.chance(0.15)) {
+            // A datagram larger than the link, in fragments: the kernel reassembles, NATs and
+            // fragments it again; svcplane NATs each fragment as its first.
+            const [from, to] = dir === 0 ? [{ addr: c.client, port: c.sport }, c.to!] : [{ addr: c.server, port: c.port }, c.back!];
+            const whole = buildPacket({ src: from.addr, dst: to.addr, proto: 'udp', sport: from.port, dport: to.port, payload: new Uint8Array(3000).map((_, j) => j & 0xff), ...tag });
+            for (const f of fragment(whole, family === 6 ? 1232 : 1480, m)) sent.push({ c, dir, key: `${m}/${decodePacket(f).frag!.offset}`, bytes: f });
+            c.log.push(`${dir === 0 ? '>' : '<'}fragments`);
+            frags++;
           } else {
-            bytes = nextPacket(rng, c, dir, { mark: m, opening: step === 0 });
+            sent.push({ c, dir, key: `${m}/0`, bytes: nextPacket(rng, c, dir, { mark: m, opening: step === 0 }) });
           }
-          sent.push({ c, dir, mark: m, bytes });
         }
         const at = clock();
         const captured = await k.inject(sent.map((s) => s.bytes), 15);
         const results = dp.processBatch(sent.map((s) => s.bytes), at);
         const read = clock();
-        // What reached the clients from the kernel, by mark.
-        const theirs = new Map<number, string>();
+        // What reached the clients from the kernel, by mark and fragment offset.
+        const theirs = new Map<string, string>();
         for (const hex of captured) {
           const b = Buffer.from(hex, 'hex');
-          theirs.set(markOf(b), delivered(b));
+          theirs.set(`${markOf(b)}/${decodePacket(b).frag?.offset ?? 0}`, delivered(b));
         }
         const clients = new Set(convs.map((c) => c.client));
         for (const [i, s] of sent.entries()) {
           const r = results[i]!;
           if (s.dir === 0) {
-            if (r.packet && r.verdict !== 'DROP') lastOut.set(s.c, r.packet);
+            if (r.packet && r.verdict !== 'DROP' && !decodePacket(r.packet).frag) lastOut.set(s.c, r.packet);
             continue;
           }
           const out = r.packet && r.verdict !== 'DROP' && r.verdict !== 'REPLY' ? r.packet : undefined;
           const reaches = out !== undefined && clients.has(decodePacket(out).dst);
-          if (out && reaches && !checksumsValid(out)) diffs.push(`step ${step} ${s.c.proto} ${s.c.client}:${s.c.sport}: svcplane's packet to the client has a wrong checksum`);
-          const want = theirs.get(s.mark);
+          // A fragment's transport checksum covers the whole datagram: not checkable alone.
+          if (out && reaches && !decodePacket(out).frag && !checksumsValid(out)) diffs.push(`step ${step} ${s.c.proto} ${s.c.client}:${s.c.sport}: svcplane's packet to the client has a wrong checksum`);
+          const want = theirs.get(s.key);
           const got = reaches ? delivered(out!) : undefined;
-          if (want !== got) diffs.push(`step ${step} ${s.c.proto} ${s.c.client}:${s.c.sport} (${s.c.log.at(-1)}): kernel delivered ${want ?? 'nothing'}\n    svcplane ${got ?? `nothing (${r.verdict})`} — after ${s.c.log.join(', ')}`);
+          if (want !== got) diffs.push(`step ${step} ${s.c.proto} ${s.c.client}:${s.c.sport} (${s.c.log.at(-1)} ${s.key}): kernel delivered ${want ?? 'nothing'}\n    svcplane ${got ?? `nothing (${r.verdict})`} — after ${s.c.log.join(', ')}`);
           if (want) back++;
         }
         // Both conntrack tables, entry by entry; the server answers where the kernel's reply tuple says.
@@ -198,12 +218,12 @@ for (const family of [4, 6] as const) {
           }
         }
       }
-      return { diffs, compared, back, errors, masq };
+      return { diffs, compared, back, errors, masq, frags };
     }
 
     it(`${FLOWS} TCP, UDP and ICMP conversations of ${STEPS} packets through DNAT and masquerade (seed ${SEED})`, async () => {
       const r = await run(new Rng(SEED * 2971 + family), FLOWS, STEPS);
-      console.log(`nat conversations IPv${family} (seed ${SEED}): ${r.compared} entries compared, ${r.back} packets delivered back (${r.errors} ICMP errors sent), ${r.masq} masqueraded entries seen, ${r.diffs.length} differences`);
+      console.log(`nat conversations IPv${family} (seed ${SEED}): ${r.compared} entries compared, ${r.back} packets delivered back (${r.errors} ICMP errors sent, ${r.frags} datagrams in fragments), ${r.masq} masqueraded entries seen, ${r.diffs.length} differences`);
       expect(r.diffs).toEqual([]);
       expect(r.back).toBeGreaterThan(FLOWS);
       expect(r.masq).toBeGreaterThan(0);
