@@ -3,6 +3,7 @@
 // IPv6 header, the transport header in the first fragment only), and puts fragments back
 // together to check what came out. The transport checksum stays the whole datagram's, as on the
 // wire. For tests only: no extension headers before the fragment header, no overlaps.
+import { foldSum, onesSum, put16 } from '../../host-node/core/checksum';
 
 /** Fragments of `p`, each carrying at most `size` bytes of the payload (a multiple of 8). */
 export function fragment(p: Uint8Array, size: number, id: number): Uint8Array[] {
@@ -38,13 +39,7 @@ export function fragment(p: Uint8Array, size: number, id: number): Uint8Array[] 
       const fo = (more ? 0x2000 : 0) | (off / 8);
       f[6] = (p[6]! & 0x40) | (fo >> 8);
       f[7] = fo & 0xff;
-      f[10] = 0;
-      f[11] = 0;
-      let s = 0;
-      for (let i = 0; i < hl; i += 2) s += (f[i]! << 8) | f[i + 1]!;
-      while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-      f[10] = (0xffff ^ s) >> 8;
-      f[11] = (0xffff ^ s) & 0xff;
+      headerChecksum(f, hl);
       out.push(f);
     }
   }
@@ -72,13 +67,13 @@ export function reassemble(frags: Uint8Array[]): Uint8Array {
     p[3] = p.length & 0xff;
     p[6] &= 0x40;
     p[7] = 0;
-    p[10] = 0;
-    p[11] = 0;
-    let s = 0;
-    for (let i = 0; i < outHl; i += 2) s += (p[i]! << 8) | p[i + 1]!;
-    while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-    p[10] = (0xffff ^ s) >> 8;
-    p[11] = (0xffff ^ s) & 0xff;
+    headerChecksum(p, outHl);
   }
   return p;
+}
+
+/** Fills in the IPv4 header checksum of `p` (header length `hl`). */
+function headerChecksum(p: Uint8Array, hl: number): void {
+  put16(p, 10, 0);
+  put16(p, 10, 0xffff ^ foldSum(onesSum(p, 0, hl)));
 }
