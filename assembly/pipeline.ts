@@ -3,7 +3,8 @@
 // without iptables rules, IPVS virtual services and connections alone (ipvs/core.ts);
 // otherwise (direct mode) follow an existing flow (NAT both ways,
 // ICMP errors translated inside and out), or classify a new one (svc/decide.ts: kube-proxy's
-// outcome for it → destination and masquerade decision → conntrack insert → rewrite). Writes the verdict into the packet's
+// outcome for it → destination and masquerade decision → conntrack insert → rewrite). A later
+// fragment follows its datagram's first fragment (frags.ts). Writes the verdict into the packet's
 // descriptor and counts it. Never allocates, never reads a clock, never traps on packet bytes.
 import { Tuple, Flow, flow, inner, FRAG_LATER, FRAG_FIRST, FAMILY_V4, PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
 import {
