@@ -2,16 +2,18 @@
 // talks to its own Service address, which nat PREROUTING DNATs to a server (port 80 → 8080, or
 // the address alone for ICMP), and half the clients are masqueraded in POSTROUTING. The same
 // random conversations (tests/support/conversations.ts: TCP with every flag mix, UDP, ICMP
-// queries; the server answering to wherever the kernel's conntrack says its reply goes, and now
-// and then sending an ICMP error about the client's last packet) go through a throwaway kernel
-// node (tests/support/kernel-node.ts) and a Dataplane. After every step each conversation's entry
-// must agree — original and reply tuples, TCP state, ASSURED, UNREPLIED, timeout — and every
-// packet the kernel delivers back to a client must be the one svcplane writes: un-NATed,
-// checksums, quoted headers of ICMP errors and all (the kernel's lower TTL aside: svcplane leaves
-// the forwarding to the host). UDP datagrams larger than the link go in fragments both ways: the
-// kernel reassembles, NATs and fragments again; svcplane NATs every fragment as its first
-// (assembly/frags.ts), and the fragments must come out the same. SVCPLANE_NATC_FLOWS (default 240), SVCPLANE_NATC_STEPS (default 10)
-// and SVCPLANE_NATC_SEED (default 1) choose the run. Every address is in 198.18.0.0/15 or fd00::/8.
+// queries) go through a throwaway kernel node (tests/support/kernel-node.ts) and a Dataplane:
+//   - the server answers wherever the kernel's conntrack says its reply goes;
+//   - now and then it sends an ICMP error (unreachable, time exceeded) about the client's last
+//     packet, echoes included;
+//   - UDP datagrams larger than the link go in fragments both ways: the kernel reassembles, NATs
+//     and fragments again; svcplane NATs every fragment as its first (assembly/frags.ts).
+// After every step each conversation's entry must agree — original and reply tuples, TCP state,
+// ASSURED, UNREPLIED, timeout — and every packet the kernel delivers back to a client must be the
+// one svcplane writes: un-NATed, checksums, quoted headers of ICMP errors, fragments and all (the
+// kernel's lower TTL aside: svcplane leaves the forwarding to the host). SVCPLANE_NATC_FLOWS
+// (default 240), SVCPLANE_NATC_STEPS (default 10) and SVCPLANE_NATC_SEED (default 1) choose the
+// run. Every address is in 198.18.0.0/15 or fd00::/8.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kernelSkip } from '../support/netns';
 import { KernelNode, KERNEL_TOOLS, NODE_ADDRS, NODE_ADDRS6 } from '../support/kernel-node';
@@ -147,9 +149,10 @@ for (const family of [4, 6] as const) {
           const dir: 0 | 1 = step === 0 ? 0 : rng.chance(0.5) ? 0 : 1;
           const quoted = lastOut.get(c);
           const tag = family === 6 ? { flowLabel: m } : { id: m };
-          if (dir === 1 && quoted && !c.proto.startsWith('icmp') && rng.chance(0.15)) {
-            // The server's ICMP error about the client's last packet (port unreachable).
-            const icmp = family === 6 ? { type: 1, code: 4, quote: quoted.slice(0, 48 + 8) } : { type: 3, code: 3, quote: quoted.slice(0, 28) };
+          if (dir === 1 && quoted && rng.chance(0.15)) {
+            // The server's ICMP error about the client's last packet: unreachable or time exceeded.
+            const [type, code] = rng.pick(family === 6 ? [[1, 4], [1, 3], [3, 0]] : [[3, 3], [3, 1], [11, 0]]);
+            const icmp = { type: type!, code: code!, quote: quoted.slice(0, family === 6 ? 48 + 8 : 28) };
             sent.push({ c, dir, key: `${m}/0`, bytes: buildPacket({ src: c.server, dst: c.back!.addr, proto: family === 6 ? 'icmpv6' : 'icmp', icmp, ...tag }) });
             c.log.push('<error');
             errors++;
