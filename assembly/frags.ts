@@ -7,7 +7,7 @@
 // nothing to follow — its first was dropped or answered, never came, came after it, or is older
 // than ipfrag_time (30 s) — is dropped, as before. One fixed table, made at start; never
 // allocates, never reads a clock, never looks at the fragments' payload.
-import { Flow, FAMILY_V4 } from "./flow";
+import { Flow } from "./flow";
 import { setSrc, setDst } from "./nat/rewrite";
 
 const SLOTS: u32 = 256;                 // datagrams in flight at once, a power of two
@@ -27,9 +27,10 @@ const key: usize = heap.alloc(48);
 
 @inline function slotAt(i: u32): usize { return table + <usize>(i & (SLOTS - 1)) * SLOT; }
 
-function hashKey(family: u8, proto: u8, id: u32, k: usize): u32 {
-  let h: u32 = (<u32>family << 24) ^ (<u32>proto << 16) ^ id;
-  for (let i: usize = 0; i < 32; i += 4) h = (h ^ load<u32>(k + 16 + i)) * 0x9E3779B1;
+// The key fragKey() took, hashed.
+function hashKey(): u32 {
+  let h: u32 = (load<u32>(key) & 0xFFFF) ^ load<u32>(key, 8);
+  for (let i: usize = 16; i < 48; i += 4) h = (h ^ load<u32>(key + i)) * 0x9E3779B1;
   return h ^ (h >> 15);
 }
 
@@ -38,24 +39,23 @@ function writeAddrs(at: usize, f: Flow): void {
   store<u32>(at, f.d0, 16); store<u32>(at, f.d1, 20); store<u32>(at, f.d2, 24); store<u32>(at, f.d3, 28);
 }
 
-function sameKey(s: usize, f: Flow): bool {
-  if (load<u8>(s, 4) != f.family || load<u8>(s, 5) != f.proto || load<u32>(s, 8) != f.fragId) return false;
-  return ((load<u32>(s, 16) ^ f.s0) | (load<u32>(s, 20) ^ f.s1) | (load<u32>(s, 24) ^ f.s2) | (load<u32>(s, 28) ^ f.s3) |
-    (load<u32>(s, 32) ^ f.d0) | (load<u32>(s, 36) ^ f.d1) | (load<u32>(s, 40) ^ f.d2) | (load<u32>(s, 44) ^ f.d3)) == 0;
+// Four address words at `a` equal those at `b`.
+@inline function sameAddr(a: usize, b: usize): bool {
+  return ((load<u32>(a) ^ load<u32>(b)) | (load<u32>(a, 4) ^ load<u32>(b, 4)) |
+    (load<u32>(a, 8) ^ load<u32>(b, 8)) | (load<u32>(a, 12) ^ load<u32>(b, 12))) == 0;
 }
 
 // Slot `s` holds the datagram whose key fragKey() took.
 function keyIn(s: usize): bool {
-  if ((load<u32>(s, 4) & 0xFFFF) != (load<u32>(key) & 0xFFFF) || load<u32>(s, 8) != load<u32>(key, 8)) return false;
-  for (let i: usize = 16; i < 48; i += 4) if (load<u32>(s + i) != load<u32>(key + i)) return false;
-  return true;
+  return (load<u32>(s, 4) & 0xFFFF) == (load<u32>(key) & 0xFFFF) && load<u32>(s, 8) == load<u32>(key, 8) &&
+    sameAddr(s + 16, key + 16) && sameAddr(s + 32, key + 32);
 }
 
 @inline function live(s: usize, now: u32): bool {
   return load<u8>(s, 4) != 0 && <i32>(load<u32>(s) - now) > 0;
 }
 
-/** Takes the key of first fragment `f` as it arrives, for fragRemember() once its verdict is known. */
+/** Takes the key of fragment `f` as it arrives: family, protocol, identification, addresses. */
 export function fragKey(f: Flow): void {
   store<u8>(key, f.family); store<u8>(key, f.proto, 1); store<u32>(key, f.fragId, 8);
   writeAddrs(key + 16, f);
@@ -66,8 +66,7 @@ export function fragKey(f: Flow): void {
  * describes it: its later fragments will follow. A full probe window gives up its oldest slot.
  */
 export function fragRemember(f: Flow, verdict: u8, now: u32): void {
-  const family = load<u8>(key), proto = load<u8>(key, 1), id = load<u32>(key, 8);
-  const h = hashKey(family, proto, id, key);
+  const h = hashKey();
   let at = slotAt(h);
   for (let i: u32 = 0; i < PROBE; i++) {
     const s = slotAt(h + i);
@@ -76,8 +75,9 @@ export function fragRemember(f: Flow, verdict: u8, now: u32): void {
     if (<i32>(load<u32>(s) - load<u32>(at)) < 0) at = s;
   }
   store<u32>(at, now + FRAG_TIME_MS);
-  store<u8>(at, family, 4); store<u8>(at, proto, 5); store<u8>(at, verdict, 6);
-  store<u32>(at, id, 8);
+  store<u16>(at, load<u16>(key), 4);          // family, protocol
+  store<u8>(at, verdict, 6);
+  store<u32>(at, load<u32>(key, 8), 8);
   memory.copy(at + 16, key + 16, 32);
   writeAddrs(at + 48, f);
 }
@@ -87,20 +87,14 @@ export function fragRemember(f: Flow, verdict: u8, now: u32): void {
  * fragment's verdict, or -1 when there is nothing to follow.
  */
 export function fragFollow(f: Flow, now: u32): i32 {
-  store<u8>(key, f.family); store<u8>(key, f.proto, 1); store<u32>(key, f.fragId, 8);
-  writeAddrs(key + 16, f);
-  const h = hashKey(f.family, f.proto, f.fragId, key);
+  fragKey(f);
+  const h = hashKey();
   for (let i: u32 = 0; i < PROBE; i++) {
     const s = slotAt(h + i);
-    if (!live(s, now) || !sameKey(s, f)) continue;
-    const o = s + 48;
-    const v4 = f.family == FAMILY_V4;
-    if (v4 ? load<u32>(o) != f.s0 : ((load<u32>(o) ^ f.s0) | (load<u32>(o, 4) ^ f.s1) | (load<u32>(o, 8) ^ f.s2) | (load<u32>(o, 12) ^ f.s3)) != 0) {
-      setSrc(f, load<u32>(o), load<u32>(o, 4), load<u32>(o, 8), load<u32>(o, 12), 0);
-    }
-    if (v4 ? load<u32>(o, 16) != f.d0 : ((load<u32>(o, 16) ^ f.d0) | (load<u32>(o, 20) ^ f.d1) | (load<u32>(o, 24) ^ f.d2) | (load<u32>(o, 28) ^ f.d3)) != 0) {
-      setDst(f, load<u32>(o, 16), load<u32>(o, 20), load<u32>(o, 24), load<u32>(o, 28), 0);
-    }
+    if (!live(s, now) || !keyIn(s)) continue;
+    // The slot holds the addresses the first fragment arrived with (16, 32) and left with (48, 64).
+    if (!sameAddr(s + 16, s + 48)) setSrc(f, load<u32>(s, 48), load<u32>(s, 52), load<u32>(s, 56), load<u32>(s, 60), 0);
+    if (!sameAddr(s + 32, s + 64)) setDst(f, load<u32>(s, 64), load<u32>(s, 68), load<u32>(s, 72), load<u32>(s, 76), 0);
     return <i32>load<u8>(s, 6);
   }
   return -1;
