@@ -9,12 +9,12 @@
 import { Tuple, Flow, flow, inner, FRAG_LATER, FRAG_FIRST, FAMILY_V4, PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
 import {
   VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY,
-  R_NONE, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT, R_NO_SERVICE, R_POLICY,
+  R_NONE, R_TRUNCATED, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT, R_NO_SERVICE, R_POLICY,
 } from "./verdict";
 import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, META_CSUM_PARTIAL, META_TRACKED_ONLY, META_LOCAL, ioData, IO_DATA_BYTES } from "./io";
 import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "./stats";
 import { parse } from "./wire/parse";
-import { setSrc, setDst, setSrcInline, setDstInline, setInnerSrc, setInnerDst } from "./nat/rewrite";
+import { setSrc, setDst, setSrcInline, setDstInline, setInnerSrc, setInnerDst, innerNatable } from "./nat/rewrite";
 import {
   ctLookup, ctInsert, ctPacket, ctPacketFound, ctOrig, ctReply, ctLookupRelated, icmpInverse, CT_NONE,
   ctEntry, ctEntryNat, ctEntryIsV4, ctEntrySrc4, ctEntryDst4, ctEntrySport, ctEntryDport,
@@ -96,6 +96,7 @@ function related(d: usize, f: Flow, now: u32): void {
   store<u32>(d, idx, D_CT);
   store<u8>(d, CT_RELATED, D_CTSTATE);
   bump(S_CT_RELATED);
+  if (ctEntryNat(ctEntry(idx)) != 0 && !innerNatable(inner)) { finish(d, VERDICT_DROP, R_TRUNCATED); return; }
   const self = tOrig, other = tReply;
   if (dir == 0) { ctOrig(idx, self); ctReply(idx, other); } else { ctReply(idx, self); ctOrig(idx, other); }
   // Quoted packet travelled in the other direction; restore its pre-NAT form (other's tuple).

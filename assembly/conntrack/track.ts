@@ -90,7 +90,8 @@ export function ctInvertTuple(out: Tuple, t: Tuple): bool {
  * Returns the handle `(index << 1) | dir` — its packets are RELATED — or CT_NONE.
  */
 export function ctLookupRelated(inner: Tuple, outer: Tuple, now: u32): u32 {
-  if (!ctInvertTuple(scratchB, inner)) return CT_NONE;
+  // No family: the quote gave no tuple (wire/parse.ts parseQuoted); the error is INVALID.
+  if (inner.family == 0 || !ctInvertTuple(scratchB, inner)) return CT_NONE;
   const h = ctLookup(scratchB, now);
   if (h == CT_NONE) return CT_NONE;
   readTuple(entryAt(h >> 1), h & 1, scratchB);

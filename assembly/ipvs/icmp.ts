@@ -33,7 +33,7 @@ import { transmit, finish } from "./core";
 export function ipvsIcmp(d: usize, f: Flow, now: u32): bool {
   const q = inner;
   const proto = q.proto;
-  if (!relayed(f.family, f.icmpType) || (proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_SCTP)) return false;
+  if (!relayed(f.family, f.icmpType) || q.family == 0 || (proto != PROTO_TCP && proto != PROTO_UDP && proto != PROTO_SCTP)) return false;
   const fam = q.family;
   // The quoted packet went client → real server: an error from the inside (ip_vs_out_icmp).
   let c = connOutGet(fam, proto, q.d0, q.d1, q.d2, q.d3, q.dport, q.s0, q.s1, q.s2, q.s3, q.sport, now);

@@ -19,7 +19,7 @@ import {
 import { applyDelta, applyDeltaPartial, delta16, delta32 } from "../wire/checksum";
 import { IPV4_SRC, IPV4_DST, IPV4_CSUM, ipv4TotalLen } from "../wire/ipv4";
 import { IPV6_SRC, IPV6_DST, IPV6_HEADER, IPV6_PLEN } from "../wire/ipv6";
-import { TCP_CSUM } from "../wire/tcp";
+import { TCP_CSUM, TCP_HEADER } from "../wire/tcp";
 import { UDP_CSUM, UDP_CSUM_MANGLED_0 } from "../wire/udp";
 import { SCTP_CSUM, SCTP_HEADER, sctpChecksum } from "../wire/sctp";
 import { ICMP_CSUM, ICMP_ID, icmpHasId } from "../wire/icmp";
@@ -87,18 +87,27 @@ export function setDst(f: Flow, a0: u32, a1: u32, a2: u32, a3: u32, port: u16): 
 
 // Rewrites the source of the packet quoted in the ICMP error `f` (parsed into `q`, normally the
 // global `inner`), then the outer ICMP/ICMPv6 checksum by the same byte changes. The outer header
-// itself is the caller's: setSrc/setDst on `f` (addresses only for an error).
+// itself is the caller's: setSrc/setDst on `f` (addresses only for an error). A quote that named no
+// connection (no family) is left as it is.
 export function setInnerSrc(f: Flow, q: Flow, a0: u32, a1: u32, a2: u32, a3: u32, port: u16): void {
-  if (!f.isIcmpError) return;
+  if (!f.isIcmpError || q.family == 0) return;
   const bytes = manip(q, false, a0, a1, a2, a3, port, true);
   patchOuter(f, bytes);
 }
 
 // Rewrites the destination of the packet quoted in the ICMP error `f`; see setInnerSrc.
 export function setInnerDst(f: Flow, q: Flow, a0: u32, a1: u32, a2: u32, a3: u32, port: u16): void {
-  if (!f.isIcmpError) return;
+  if (!f.isIcmpError || q.family == 0) return;
   const bytes = manip(q, true, a0, a1, a2, a3, port, true);
   patchOuter(f, bytes);
+}
+
+// nf_nat_proto.c l4proto_manip_pkt(): a quoted TCP, UDP or SCTP header is translated only when
+// its first 8 bytes are there; an ICMP error quoting fewer is dropped by the NAT that would
+// translate it (a connection without NAT passes it as it is).
+export function innerNatable(q: Flow): bool {
+  const p = q.proto;
+  return !(p == PROTO_TCP || p == PROTO_UDP || p == PROTO_SCTP) || q.len - q.l3len >= 8;
 }
 
 // The quoted bytes sit at even offsets of the ICMP message (innerOff = header + 8, IP headers are
@@ -141,9 +150,10 @@ function manip(f: Flow, isDst: bool, a0: u32, a1: u32, a2: u32, a3: u32, port: u
   // A later fragment has no transport header: its checksum was fixed with the first fragment's.
   if (f.frag == FRAG_LATER) return bytes;
 
-  // Parse guaranteed the transport header's fixed part (8 bytes when quoted).
+  // Parse guaranteed the transport header's fixed part; of a quoted one, only the ports (or the
+  // ICMP header), and the fields past the bytes present are left alone, as nf_nat_proto.c does.
   const l4 = pkt + f.l3len;
-  const n = f.l4len;
+  const n = quoted ? f.len - f.l3len : f.l4len;
   const proto = f.proto;
   if (proto == PROTO_TCP || proto == PROTO_UDP || proto == PROTO_SCTP) {
     const at = l4 + (isDst ? L4_DPORT : L4_SPORT);
@@ -155,13 +165,13 @@ function manip(f: Flow, isDst: bool, a0: u32, a1: u32, a2: u32, a3: u32, port: u
     if (isDst) f.dport = port;
     else f.sport = port;
     if (proto == PROTO_TCP) {
-      // nf_nat_proto.c tcp_manip_pkt(): a quoted header may end before the checksum (RFC 792
-      // guarantees 8 bytes); then only the ports change.
-      if (n >= TCP_CSUM + 2) bytes += fixL4(f, l4 + TCP_CSUM, pseudo, portDelta, false);
+      // nf_nat_proto.c tcp_manip_pkt(): the checksum only when the whole 20-byte header is
+      // there (a quote may end before it: RFC 792 guarantees 8 bytes); else only the ports change.
+      if (n >= TCP_HEADER) bytes += fixL4(f, l4 + TCP_CSUM, pseudo, portDelta, false);
     } else if (proto == PROTO_UDP) {
       // nf_nat_proto.c udp_manip_pkt(): an IPv4 datagram sent without a checksum stays without.
       const field = l4 + UDP_CSUM;
-      if (f.family == FAMILY_V6 || f.csumPartial || load<u16>(field) != 0) {
+      if (n >= UDP_CSUM + 2 && (f.family == FAMILY_V6 || f.csumPartial || load<u16>(field) != 0)) {
         bytes += fixL4(f, field, pseudo, portDelta, true);
       }
     } else {

@@ -27,7 +27,7 @@
 // Never allocates; never reads a clock (`now` is passed in).
 import { Flow, inner, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6, FAMILY_V4 } from "../flow";
 import {
-  VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY, R_NONE, R_CT_FULL, R_POLICY, R_NO_ENDPOINTS,
+  VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY, R_NONE, R_TRUNCATED, R_CT_FULL, R_POLICY, R_NO_ENDPOINTS,
 } from "../verdict";
 import { D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, D_LEN, META_LOCAL } from "../io";
 import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "../stats";
@@ -168,8 +168,9 @@ function natHook(hook: u32, manip: u32, f: Flow): u32 {
     // No NAT target ran: nf_nat_alloc_null_binding() leaves the tuple as it is.
     if (manip == MANIP_DST) pk.dnatInit = true; else pk.snatInit = true;
   }
-  natPacket(f, manip);
-  return V_ACCEPT;
+  if (natPacket(f, manip)) return V_ACCEPT;
+  pk.reason = R_TRUNCATED;
+  return V_DROP;
 }
 
 // Stores an accepted NEW connection (__nf_conntrack_confirm). False when it could not be stored.

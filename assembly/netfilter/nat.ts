@@ -9,7 +9,7 @@
 // nat/rewrite.ts; port search through nat/masq.ts where the kernel's defaults apply.
 // Never allocates; never inserts connections (hooks.ts confirms).
 import { Tuple, Flow, inner, FAMILY_V4, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6 } from "../flow";
-import { setSrc, setDst, setInnerSrc, setInnerDst } from "../nat/rewrite";
+import { setSrc, setDst, setInnerSrc, setInnerDst, innerNatable } from "../nat/rewrite";
 import { masqChoosePort } from "../nat/masq";
 import { masqAddr, haveMasq } from "../node";
 import { randNext } from "../rand";
@@ -278,13 +278,15 @@ export function natTarget(p: usize, kind: u32, f: Flow): u32 {
 
 // The packet's half of its connection's binding at a NAT hook (nf_nat_packet), or for an ICMP
 // error about the connection, nf_nat_icmp_reply_translation(): the quoted header gets the other
-// half back, the outer header this half. Marks the packet rewritten when anything changed.
-export function natPacket(f: Flow, manip: u32): void {
-  if (!hasCt() || pk.untracked) return;
+// half back, the outer header this half. Marks the packet rewritten when anything changed. False
+// when the packet is dropped: an error whose quote is too short to translate (innerNatable).
+export function natPacket(f: Flow, manip: u32): bool {
+  if (!hasCt() || pk.untracked) return true;
   const dir: u32 = pk.pending ? 0 : pk.ctDir;
   const status = ctStatusBits();
   const bit: u32 = (manip == MANIP_DST) == (dir == 0) ? CT_DNAT : CT_SNAT;
-  if ((status & bit) == 0) return;
+  if ((status & bit) == 0) return true;
+  if (pk.related && !innerNatable(inner)) return false;
   if (pk.pending) other.copyFrom(pendReply);
   else if (dir == 0) ctReply(pk.ctIdx, other);
   else ctOrig(pk.ctIdx, other);
@@ -302,4 +304,5 @@ export function natPacket(f: Flow, manip: u32): void {
     setSrc(f, other.d0, other.d1, other.d2, other.d3, other.dport);
   }
   pk.rewritten = true;
+  return true;
 }

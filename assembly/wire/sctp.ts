@@ -91,12 +91,3 @@ export function sctpParse(f: Flow, l4: usize, n: u32): u16 {
   f.dport = bswap<u16>(load<u16>(l4 + SCTP_DPORT));
   return R_NONE;
 }
-
-// The header quoted in an ICMP error: only the first 8 bytes are guaranteed (RFC 792), enough for
-// the ports and the verification tag.
-export function sctpParseQuoted(f: Flow, l4: usize, n: u32): u16 {
-  if (n < 8) return R_BAD_HEADER;
-  f.sport = bswap<u16>(load<u16>(l4 + SCTP_SPORT));
-  f.dport = bswap<u16>(load<u16>(l4 + SCTP_DPORT));
-  return R_NONE;
-}

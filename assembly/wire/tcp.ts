@@ -44,12 +44,3 @@ export const TCP_CWR: u8 = 0x80;
   f.tcpFlags = load<u8>(l4 + TCP_FLAGS);
   return R_NONE;
 }
-
-// The header quoted in an ICMP error: only its first 8 bytes are guaranteed (RFC 792), so the ports
-// are all that is read; the flags stay 0.
-export function tcpParseQuoted(f: Flow, l4: usize, n: u32): u16 {
-  if (n < 8) return R_BAD_HEADER;
-  f.sport = bswap<u16>(load<u16>(l4 + TCP_SPORT));
-  f.dport = bswap<u16>(load<u16>(l4 + TCP_DPORT));
-  return R_NONE;
-}

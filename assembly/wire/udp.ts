@@ -32,12 +32,3 @@ export function udpParse(f: Flow, l4: usize, n: u32, v6: bool, firstFragment: bo
   f.dport = bswap<u16>(load<u16>(l4 + UDP_DPORT));
   return R_NONE;
 }
-
-// The header quoted in an ICMP error: the first 8 bytes (the whole UDP header) are guaranteed by
-// RFC 792; length and checksum are not judged.
-export function udpParseQuoted(f: Flow, l4: usize, n: u32): u16 {
-  if (n < UDP_HEADER) return R_BAD_HEADER;
-  f.sport = bswap<u16>(load<u16>(l4 + UDP_SPORT));
-  f.dport = bswap<u16>(load<u16>(l4 + UDP_DPORT));
-  return R_NONE;
-}

@@ -247,7 +247,15 @@ describe.skipIf(skipWhy !== '')('ipset restore: svcplane vs ipset 7.17 in a name
           if (!why && orderDefined(ksorted) && sortedLines(ksorted) === sortedLines(kplain)) {
             const listed = (t: string) => unsized(t).replace(/^Size in memory: \d+$/gm, 'Size in memory: -');
             const klist = listed(kernel(['-sorted', 'list']).stdout), olist = listed(o.table.command(['-sorted', 'list']).output);
-            if (klist !== olist) why = `listings differ:\n--- kernel\n${klist}--- svcplane\n${olist}`;
+            if (klist !== olist) {
+              // The same print buffer cuts the odd listed member short (`…,tcp packets 0` for
+              // `…,tcp:65535 packets 0`) where the sorted save did not: the plain listing's lines
+              // then stand in for it, in any order.
+              const kplainList = listed(kernel(['list']).stdout);
+              if (sortedLines(klist) === sortedLines(kplainList) || sortedLines(kplainList) !== sortedLines(olist)) {
+                why = `listings differ:\n--- kernel\n${klist}--- svcplane\n${olist}`;
+              }
+            }
           }
         }
         // Membership as `ipset test` answers it (sets the script destroyed or swapped away answer alike too).

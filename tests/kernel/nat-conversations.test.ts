@@ -5,7 +5,8 @@
 // queries) go through a throwaway kernel node (tests/support/kernel-node.ts) and a Dataplane:
 //   - the server answers wherever the kernel's conntrack says its reply goes;
 //   - now and then it sends an ICMP error (unreachable, time exceeded) about the client's last
-//     packet, echoes included;
+//     packet, echoes included, quoting 8 bytes past the IP header, the whole TCP header, or less
+//     than 8 (too little to translate, or to name the connection at all);
 //   - UDP datagrams larger than the link go in fragments both ways: the kernel reassembles, NATs
 //     and fragments again; svcplane NATs every fragment as its first (assembly/frags.ts).
 // After every step each conversation's entry must agree — original and reply tuples, TCP state,
@@ -152,7 +153,10 @@ for (const family of [4, 6] as const) {
           if (dir === 1 && quoted && rng.chance(0.15)) {
             // The server's ICMP error about the client's last packet: unreachable or time exceeded.
             const [type, code] = rng.pick(family === 6 ? [[1, 4], [1, 3], [3, 0]] : [[3, 3], [3, 1], [11, 0]]);
-            const icmp = { type: type!, code: code!, quote: quoted.slice(0, family === 6 ? 48 + 8 : 28) };
+            // The quote: the IP header and 8 bytes (RFC 792's minimum), the whole TCP header, or cut
+            // anywhere short of 8 bytes — too short to translate, or to name a connection at all.
+            const least = (family === 6 ? 40 : 20) + 8;
+            const icmp = { type: type!, code: code!, quote: quoted.slice(0, rng.pick([least, least + 12, rng.int(0, least - 1)])) };
             sent.push({ c, dir, key: `${m}/0`, bytes: buildPacket({ src: c.server, dst: c.back!.addr, proto: family === 6 ? 'icmpv6' : 'icmp', icmp, ...tag }) });
             c.log.push('<error');
             errors++;

@@ -2,8 +2,8 @@
 // they quote (parsed into `inner`), malformed and nested quotes.
 import { describe, expect, it } from 'vitest';
 import {
-  loadWire, rng, toHex, hex, R, FRAG, randomSpec, expectParsed, expectPrefixesTruncated, expectCuts,
-  errorPacket, randomQuote, expectQuoted, ERROR_TYPES_V4,
+  loadWire, rng, toHex, hex, R, randomSpec, expectParsed, expectPrefixesTruncated, expectCuts,
+  errorPacket, randomQuote, expectQuoted, relabel, ERROR_TYPES_V4,
 } from './support';
 import { buildPacket, checksumsValid, decodePacket } from '../../../host-node/core/packet';
 import { V4_PING, V4_PING_CISCO, V4_ICMP_ERR, V4_ICMP_ERR_MSG } from './fixtures';
@@ -64,27 +64,36 @@ describe('ICMP parse', () => {
     expect(w.flow(1)).toMatchObject({ sport: 5000, dport: 53, l4len: 12, len: inner.length + 16 });
   });
 
-  it('a quoted later fragment parses with ports 0', () => {
+  it('a quoted later fragment names no connection (ipv4_get_l4proto: no tuple)', () => {
     const inner = buildPacket({ src: '198.18.0.5', dst: '198.18.9.9', proto: 'tcp', payload: new Uint8Array(40), frag: { offset: 1480, more: true } });
     expect(w.parse(errorPacket(rng(2), 4, inner, '198.18.0.5'))).toBe(R.NONE);
-    expect(w.flow(1)).toMatchObject({ frag: FRAG.LATER, sport: 0, dport: 0, proto: 6 });
+    expect(w.flow(1)).toMatchObject({ family: 0, sport: 0, dport: 0, len: inner.length });
   });
 
-  it('refuses malformed quotes and errors about errors', () => {
+  it('a quote that names no connection parses, its tuple without a family (conntrack: INVALID)', () => {
     const r = rng(3);
     const tcp = buildPacket({ src: '198.18.0.5', dst: '198.18.9.9', proto: 'tcp', sport: 1, dport: 2 });
-    const bad = (quote: Uint8Array, why: string) => expect(w.parse(errorPacket(r, 4, quote, '198.18.0.5')), why).toBe(R.BAD_HEADER);
-    for (let n = 0; n < 28; n++) bad(tcp.slice(0, n), `quote of ${n} bytes`);
+    // nf_ct_get_tuplepr(): the quoted IP header, then 4 bytes of ports.
+    const none = (quote: Uint8Array, why: string) => {
+      expect(w.parse(errorPacket(r, 4, quote, '198.18.0.5')), why).toBe(R.NONE);
+      expect(w.flow(1).family, why).toBe(0);
+    };
+    for (let n = 0; n < 24; n++) none(tcp.slice(0, n), `quote of ${n} bytes`);
+    for (let n = 24; n <= 40; n++) {
+      expect(w.parse(errorPacket(r, 4, tcp.slice(0, n), '198.18.0.5'))).toBe(R.NONE);
+      expect(w.flow(1), `quote of ${n} bytes`).toMatchObject({ family: 4, proto: 6, sport: 1, dport: 2 });
+    }
     const v6 = buildPacket({ src: 'fd00::1', dst: 'fd00::2', proto: 'tcp' });
-    bad(v6.slice(0, 48), 'IPv6 quoted in ICMPv4');
-    const ihl = tcp.slice(); ihl[0] = 0x44; bad(ihl, 'quoted IHL 4');
-    const long = tcp.slice(0, 28); long[0] = 0x47; bad(long, 'quoted options beyond the quote');
-    const inner = errorPacket(r, 4, tcp, '198.18.0.5');
-    bad(inner, 'an error quoting an error');
-    // But an error quoting an echo request is fine.
+    none(v6.slice(0, 48), 'IPv6 quoted in ICMPv4');
+    const ihl = tcp.slice(); ihl[0] = 0x44; none(ihl, 'quoted IHL 4');
+    const long = tcp.slice(0, 28); long[0] = 0x47; none(long, 'quoted options beyond the quote');
+    const later = tcp.slice(); later[6] = 0x00; later[7] = 0x10; none(later, 'a later fragment quoted');
+    none(errorPacket(r, 4, tcp, '198.18.0.5'), 'an error quoting an error');
+    // An echo request quoted needs its whole 8-byte ICMP header.
     const echo = buildPacket({ src: '198.18.0.5', dst: '198.18.9.9', proto: 'icmp', icmp: { type: 8, id: 99 } });
+    none(echo.slice(0, 27), 'an echo request cut short');
     expect(w.parse(errorPacket(r, 4, echo, '198.18.0.5'))).toBe(R.NONE);
-    expect(w.flow(1)).toMatchObject({ proto: 1, icmpType: 8, sport: 99, dport: 99 });
+    expect(w.flow(1)).toMatchObject({ family: 4, proto: 1, icmpType: 8, sport: 99, dport: 99 });
   });
 
   it('ICMP inside IPv6 is just an unknown protocol', () => {
@@ -125,7 +134,7 @@ describe('ICMP round trip', () => {
 });
 
 describe('ICMP truncated', () => {
-  it('every prefix is truncated; cuts inside the header are truncated, inside the quote malformed', () => {
+  it('every prefix is truncated; cuts inside the header are truncated, inside the quote taken', () => {
     expectPrefixesTruncated(w, V4_PING);
     expectPrefixesTruncated(w, V4_ICMP_ERR);
     expectCuts(w, V4_PING, 20, (n) => (n < 28 ? R.TRUNCATED : R.NONE));
@@ -134,8 +143,13 @@ describe('ICMP truncated', () => {
       const { spec, full } = randomQuote(r, 4, { proto: r.pick(['tcp', 'udp', 'sctp'] as const) });
       const b = errorPacket(r, 4, full, spec.src);
       const l3 = decodePacket(full).headerLength;
-      // The outer IP length is relabelled; the quote needs its IP header and 8 transport bytes.
-      expectCuts(w, b, 20, (n) => (n < 28 ? R.TRUNCATED : n < 28 + l3 + 8 ? R.BAD_HEADER : R.NONE));
+      // The outer IP length is relabelled; a quote cut anywhere still parses (without a tuple
+      // short of its IP header and ports).
+      expectCuts(w, b, 20, (n) => (n < 28 ? R.TRUNCATED : R.NONE));
+      for (const [n, family] of [[28 + l3 + 3, 0], [28 + l3 + 4, 4]] as const) {
+        expect(w.parse(relabel(b, n))).toBe(R.NONE);
+        expect(w.flow(1).family, `cut at ${n}`).toBe(family);
+      }
     }
   });
 });

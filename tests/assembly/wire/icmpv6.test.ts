@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   loadWire, rng, toHex, hex, R, randomSpec, expectParsed, expectPrefixesTruncated, expectCuts,
-  errorPacket, randomQuote, expectQuoted, ERROR_TYPES_V6,
+  errorPacket, randomQuote, expectQuoted, relabel, ERROR_TYPES_V6,
 } from './support';
 import { buildPacket, checksumsValid, decodePacket, parseIP } from '../../../host-node/core/packet';
 import { V6_ECHO_MSG, V6_PTB_MSG, LL1, LL2, v6Header } from './fixtures';
@@ -54,17 +54,26 @@ describe('ICMPv6 parse', () => {
     expect(w.flow(1)).toMatchObject({ sport: 5000, dport: 53, l3len: 48, l4len: 12, len: inner.length + 16 });
   });
 
-  it('refuses malformed quotes and errors about errors', () => {
+  it('a quote that names no connection parses, its tuple without a family (conntrack: INVALID)', () => {
     const r = rng(4);
     const tcp = buildPacket({ src: 'fd00::5', dst: 'fd00::9', proto: 'tcp', sport: 1, dport: 2, ext: [{ type: 0 }, { type: 60 }] });
-    const bad = (quote: Uint8Array, why: string) => expect(w.parse(errorPacket(r, 6, quote, 'fd00::5')), why).toBe(R.BAD_HEADER);
-    for (let n = 0; n < 40 + 16 + 8; n++) bad(tcp.slice(0, n), `quote of ${n} bytes`);
-    bad(buildPacket({ src: '198.18.0.1', dst: '198.18.0.2', proto: 'udp' }), 'IPv4 quoted in ICMPv6');
-    bad(buildPacket({ src: 'fd00::5', dst: 'fd00::9', proto: 'tcp', ext: Array.from({ length: 9 }, () => ({ type: 60 })) }), 'chain too long');
-    bad(errorPacket(r, 6, tcp, 'fd00::5'), 'an error quoting an error');
+    // nf_ct_get_tuplepr(): the quoted IPv6 header and its extension headers, then 4 bytes of ports.
+    const none = (quote: Uint8Array, why: string) => {
+      expect(w.parse(errorPacket(r, 6, quote, 'fd00::5')), why).toBe(R.NONE);
+      expect(w.flow(1).family, why).toBe(0);
+    };
+    for (let n = 0; n < 40 + 16 + 4; n++) none(tcp.slice(0, n), `quote of ${n} bytes`);
+    for (let n = 40 + 16 + 4; n <= 40 + 16 + 20; n++) {
+      expect(w.parse(errorPacket(r, 6, tcp.slice(0, n), 'fd00::5'))).toBe(R.NONE);
+      expect(w.flow(1), `quote of ${n} bytes`).toMatchObject({ family: 6, proto: 6, sport: 1, dport: 2 });
+    }
+    none(buildPacket({ src: '198.18.0.1', dst: '198.18.0.2', proto: 'udp' }), 'IPv4 quoted in ICMPv6');
+    none(buildPacket({ src: 'fd00::5', dst: 'fd00::9', proto: 'tcp', ext: Array.from({ length: 9 }, () => ({ type: 60 })) }), 'chain too long');
+    none(errorPacket(r, 6, tcp, 'fd00::5'), 'an error quoting an error');
     const echo = buildPacket({ src: 'fd00::5', dst: 'fd00::9', proto: 'icmpv6', icmp: { type: 128, id: 7 } });
+    none(echo.slice(0, 47), 'an echo request cut short');
     expect(w.parse(errorPacket(r, 6, echo, 'fd00::5'))).toBe(R.NONE);
-    expect(w.flow(1)).toMatchObject({ proto: 58, icmpType: 128, sport: 7, dport: 7 });
+    expect(w.flow(1)).toMatchObject({ family: 6, proto: 58, icmpType: 128, sport: 7, dport: 7 });
   });
 
   it('ICMPv6 inside IPv4 is just an unknown protocol', () => {
@@ -94,7 +103,7 @@ describe('ICMPv6 round trip', () => {
 });
 
 describe('ICMPv6 truncated', () => {
-  it('every prefix is truncated; cuts inside the header are truncated, inside the quote malformed', () => {
+  it('every prefix is truncated; cuts inside the header are truncated, inside the quote taken', () => {
     expectPrefixesTruncated(w, ECHO);
     expectPrefixesTruncated(w, PTB);
     expectCuts(w, ECHO, 40, (n) => (n < 48 ? R.TRUNCATED : R.NONE));
@@ -103,7 +112,12 @@ describe('ICMPv6 truncated', () => {
       const { spec, full } = randomQuote(r, 6, { proto: r.pick(['tcp', 'udp', 'sctp'] as const) });
       const b = errorPacket(r, 6, full, spec.src);
       const l3 = decodePacket(full).headerLength;
-      expectCuts(w, b, 40, (n) => (n < 48 ? R.TRUNCATED : n < 48 + l3 + 8 ? R.BAD_HEADER : R.NONE));
+      // A quote cut anywhere still parses (without a tuple short of its IP headers and ports).
+      expectCuts(w, b, 40, (n) => (n < 48 ? R.TRUNCATED : R.NONE));
+      for (const [n, family] of [[48 + l3 + 3, 0], [48 + l3 + 4, 6]] as const) {
+        expect(w.parse(relabel(b, n))).toBe(R.NONE);
+        expect(w.flow(1).family, `cut at ${n}`).toBe(family);
+      }
     }
   });
 });

@@ -183,8 +183,10 @@ describe('ICMP error rewrites (RELATED traffic)', () => {
           rewrite(true, isDst, e);
           const fullWant = buildPacket(withEnd(spec, isDst, e.addr, e.port));
           const quoteWant = fullWant.slice(0, quote.length);
-          // A cut SCTP quote cannot have its CRC recomputed.
+          // A cut SCTP quote cannot have its CRC recomputed; a TCP quote has its checksum updated
+          // only when its whole 20-byte header is there (nf_nat_proto.c tcp_manip_pkt).
           if (proto === 'sctp' && quote.length < full.length) keepSctpCrc(quoteWant, quote, l3, quote.length);
+          if (proto === 'tcp' && quote.length < l3 + 20) for (let k = l3 + 16; k < quote.length; k++) quoteWant[k] = quote[k]!;
           const want = buildPacket({ ...outer, icmp: { ...outer.icmp, quote: quoteWant } });
           expectSame(w.bytes(), want, `case ${i} (quote ${quote.length}/${full.length})`);
           expect(checksumsValid(w.bytes())).toBe(true);
@@ -194,6 +196,28 @@ describe('ICMP error rewrites (RELATED traffic)', () => {
       });
     }
   }
+
+  it('a quote of 4 to 7 transport bytes: addresses and ports, nothing past the quote', () => {
+    const r = rng(602);
+    for (let i = 0; i < 200; i++) {
+      const family = r.pick([4, 6] as const);
+      const proto = r.pick(['tcp', 'udp', 'sctp'] as const);
+      const { spec, full, l3 } = randomQuote(r, family, { proto, frag: undefined });
+      const quote = full.slice(0, l3 + r.range(4, 7));
+      const outer = errorSpec(r, family, quote, spec.src);
+      const b = buildPacket(outer);
+      expect(w.parse(b, b.length + 64)).toBe(R.NONE);
+      const e = newEnd(r, family === 6);
+      const isDst = r.bool();
+      rewrite(true, isDst, e);
+      const moved = buildPacket(withEnd(spec, isDst, e.addr, e.port)).slice(0, quote.length);
+      // The IPv4 header checksum follows its address; past the ports nothing changes.
+      for (let k = l3 + 4; k < quote.length; k++) moved[k] = quote[k]!;
+      const want = buildPacket({ ...outer, icmp: { ...outer.icmp, quote: moved } });
+      expectSame(w.bytes(), want, `case ${i} (${proto}, quote ${quote.length - l3} transport bytes)`);
+      expect(checksumsValid(w.bytes())).toBe(true);
+    }
+  });
 
   it('the outer header of an error: addresses only, ICMPv6 through its pseudo-header', () => {
     const r = rng(600);

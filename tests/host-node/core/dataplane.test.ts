@@ -91,6 +91,20 @@ describe('Dataplane', () => {
     expect(checksumsValid(r.packet!)).toBe(true);
   });
 
+  it('an ICMP error quoting too little: dropped when it must be translated, passed when it names no flow', () => {
+    const fwd = dp.process(buildPacket({ src: '203.0.113.9', dst: '10.96.0.10', proto: 'udp', sport: 5354, dport: 53, payload: 'q' }), 1);
+    const error = (bytes: number) => buildPacket({ src: '10.244.1.21', dst: '192.168.49.2', proto: 'icmp', icmp: { type: 3, code: 3, quote: fwd.packet!.slice(0, 20 + bytes) } });
+    // Ports present (4–7 bytes): the flow is found, but nf_nat translates only 8 bytes or more.
+    for (const n of [4, 7]) expect(dp.process(error(n), 2), `${n} bytes`).toMatchObject({ verdict: 'DROP', reason: 'truncated', ctstate: 'RELATED' });
+    // No ports: no tuple, no flow; the error goes on untouched (conntrack: INVALID).
+    for (const n of [0, 3]) {
+      const r = dp.process(error(n), 2);
+      expect(r.verdict, `${n} bytes`).toBe('PASS');
+      expect(r.ctstate).not.toBe('RELATED');
+    }
+    expect(dp.process(error(8), 2)).toMatchObject({ verdict: 'FORWARD', ctstate: 'RELATED' });
+  });
+
   it('handles IPv6 services', () => {
     const r = dp.process(buildPacket({ src: 'fd00:244::5', dst: 'fd00:96::80', proto: 'tcp', sport: 40000, dport: 80, flags: 'S' }), 1);
     const out = decodePacket(r.packet!)!;
