@@ -35,6 +35,9 @@ export const META_CSUM_PARTIAL: u32 = 2;
 // endpoint's reply routed into the device): one that belongs to no tracked connection, and is no
 // ICMP error about one, leaves untouched (PASS) without being tracked or walking any rule.
 export const META_TRACKED_ONLY: u32 = 4;
+// The host has verified the transport checksum (TUN: VIRTIO_NET_HDR_F_DATA_VALID, the kernel's
+// CHECKSUM_UNNECESSARY): conntrack does not verify it again.
+export const META_CSUM_VALID: u32 = 8;
 
 export const IO_MAX_BATCH: u32 = 1024;
 export const IO_DATA_BYTES: u32 = 8 << 20; // room for a 1024-packet batch of 8 KiB slots, or fewer GSO ones

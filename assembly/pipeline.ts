@@ -11,9 +11,10 @@ import {
   VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY,
   R_NONE, R_TRUNCATED, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT, R_NO_SERVICE, R_POLICY,
 } from "./verdict";
-import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, META_CSUM_PARTIAL, META_TRACKED_ONLY, META_LOCAL, ioData, IO_DATA_BYTES } from "./io";
+import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, META_CSUM_PARTIAL, META_CSUM_VALID, META_TRACKED_ONLY, META_LOCAL, ioData, IO_DATA_BYTES } from "./io";
 import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "./stats";
 import { parse } from "./wire/parse";
+import { l4ChecksumOk } from "./wire/checksum";
 import { setSrc, setDst, setSrcInline, setDstInline, setInnerSrc, setInnerDst, innerNatable } from "./nat/rewrite";
 import {
   ctLookup, ctInsert, ctPacket, ctPacketFound, ctOrig, ctReply, ctLookupRelated, icmpInverse, CT_NONE,
@@ -217,6 +218,13 @@ export function processOne(d: usize, now: u32): u32 {
   return len;
 }
 
+// nf_conntrack_checksum: an incoming packet whose checksum fails is INVALID to conntrack, and
+// KUBE-FORWARD drops it; it opens, moves and un-NATs no connection. Not for a packet of this node
+// or one the host verified (io.ts META_CSUM_VALID).
+@inline function checksumFails(f: Flow, meta: u32): bool {
+  return (meta & (META_LOCAL | META_CSUM_VALID)) == 0 && !l4ChecksumOk(f);
+}
+
 // One whole packet or first fragment, parsed into `f`, through the mode in use.
 function route(d: usize, f: Flow, now: u32, meta: u32): void {
   if ((meta & META_TRACKED_ONLY) != 0 && !tracked(f, now)) { finish(d, VERDICT_PASS, R_NONE); return; }
@@ -228,10 +236,17 @@ function route(d: usize, f: Flow, now: u32, meta: u32): void {
     if (v == VERDICT_DROP) bump(S_REASON + load<u16>(d, D_REASON));
     return;
   }
-  if (f.isIcmpError) { related(d, f, now); store<u32>(d, f.len, D_LEN); return; }
+  if (f.isIcmpError) {
+    if (checksumFails(f, meta)) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
+    related(d, f, now);
+    store<u32>(d, f.len, D_LEN);
+    return;
+  }
   // Cluster DNS (dns/serve.ts): a UDP query to the node's cluster DNS address is answered in the
-  // slot (VERDICT_REPLY) before conntrack and the service lookup; TCP to it goes on (counted).
+  // slot (VERDICT_REPLY) before conntrack and the service lookup (it checks the datagram's
+  // checksum itself, as the node's UDP socket would); TCP to it goes on (counted).
   if ((f.proto == PROTO_UDP || f.proto == PROTO_TCP) && dnsProcess(d, f)) return;
+  if (checksumFails(f, meta)) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
   const h = ctLookup(f, now);
   if (h != CT_NONE) {
     const idx = h >> 1, dir = h & 1;

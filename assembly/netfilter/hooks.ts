@@ -29,7 +29,8 @@ import { Flow, inner, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6
 import {
   VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY, R_NONE, R_TRUNCATED, R_CT_FULL, R_POLICY, R_NO_ENDPOINTS,
 } from "../verdict";
-import { D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, D_LEN, META_LOCAL } from "../io";
+import { D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, D_LEN, META_LOCAL, META_CSUM_VALID } from "../io";
+import { l4ChecksumOk } from "../wire/checksum";
 import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "../stats";
 import { isLocal } from "../node";
 import {
@@ -94,9 +95,21 @@ function opensConnection(f: Flow): bool {
 }
 
 // nf_conntrack_in(): the packet's connection and state. In a trace the stored connection is only
-// read: its state comes from its status instead of the TCP state machine.
-function conntrackIn(f: Flow): void {
-  if (pk.untracked || (f.proto == PROTO_ICMPV6 && !f.isIcmpError && icmpv6Untracked(f.icmpType))) {
+// read: its state comes from its status instead of the TCP state machine. `verify`: an incoming
+// packet whose checksum nobody has verified yet; with nf_conntrack_checksum on (the default, which
+// kube-proxy leaves) one that fails is INVALID, never tracked (tcp_error, udp_error, icmp_error,
+// icmpv6_error and sctp_error at PRE_ROUTING).
+function conntrackIn(f: Flow, verify: bool): void {
+  if (pk.untracked) {
+    pk.ctState = CTS_UNTRACKED;
+    return;
+  }
+  if (verify && !l4ChecksumOk(f)) {
+    pk.ctState = CTS_INVALID;
+    iptCount(IS_INVALID);
+    return;
+  }
+  if (f.proto == PROTO_ICMPV6 && !f.isIcmpError && icmpv6Untracked(f.icmpType)) {
     pk.untracked = true;
     pk.ctState = CTS_UNTRACKED;
     return;
@@ -353,7 +366,7 @@ export function iptProcess(d: usize, f: Flow, now: u32, meta: u32): void {
   if (!pk.local) {
     v = table(TABLE_RAW, HOOK_PREROUTING, f);
     if (v != V_ACCEPT) { refuse(f, v); return; }
-    conntrackIn(f);
+    conntrackIn(f, (meta & META_CSUM_VALID) == 0);
     v = table(TABLE_MANGLE, HOOK_PREROUTING, f);
     if (v == V_ACCEPT) v = natHook(HOOK_PREROUTING, MANIP_DST, f);
     if (v != V_ACCEPT) { refuse(f, v); return; }
@@ -380,7 +393,7 @@ export function iptProcess(d: usize, f: Flow, now: u32, meta: u32): void {
   } else {
     v = table(TABLE_RAW, HOOK_OUTPUT, f);
     if (v != V_ACCEPT) { refuse(f, v); return; }
-    conntrackIn(f);
+    conntrackIn(f, false);
     v = table(TABLE_MANGLE, HOOK_OUTPUT, f);
     if (v == V_ACCEPT) v = natHook(HOOK_OUTPUT, MANIP_DST, f);
     if (v == V_ACCEPT) {

@@ -16,10 +16,9 @@
 // + payload; window 0, no options. IPv4: id 0, DF, TTL 64, TOS 0; IPv6: traffic class and flow
 // label 0, hop limit 64. No reset answers a reset, a segment with a wrong checksum, or one to or
 // from a multicast/broadcast address.
-import { Tuple, Flow, FAMILY_V4, FRAG_FIRST, FRAG_LATER, PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6 } from "../flow";
+import { Tuple, Flow, FAMILY_V4, FRAG_LATER, PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6 } from "../flow";
 import { isLocal, haveMasq, masqAddr } from "../node";
-import { ipv4HeaderChecksum, pseudoSum, checksumOver, checksumValid } from "../wire/checksum";
-import { UDP_CSUM } from "../wire/udp";
+import { ipv4HeaderChecksum, pseudoSum, checksumOver, l4ChecksumOk } from "../wire/checksum";
 import { TCP_SEQ, TCP_ACK, TCP_FLAGS, TCP_RST, TCP_SYN, TCP_FIN, TCP_ACKF, tcpHeaderLen } from "../wire/tcp";
 
 // REJECT --reject-with tcp-reset (any other value is an ICMP/ICMPv6 destination-unreachable code).
@@ -97,19 +96,10 @@ const srcBuf: usize = heap.alloc(16);
 const dstBuf: usize = heap.alloc(16);
 const pseudo: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
 
-// Does the original's transport checksum verify (or is there nothing nf_reject would check)? A
-// first fragment's covers the whole datagram, which the kernel reassembles first and this core
-// never sees whole: taken as verified.
-function l4ChecksumOk(f: Flow): bool {
-  if (f.csumPartial || f.frag == FRAG_FIRST) return true;
-  const l4 = f.pkt + f.l3len;
-  if (f.proto == PROTO_TCP) return checksumValid(l4, f.l4len, pseudoSum(f, PROTO_TCP, f.l4len));
-  if (f.proto == PROTO_UDP) {
-    // nf_reject_verify_csum(): a UDP datagram without a checksum has none to verify.
-    if (load<u16>(l4 + UDP_CSUM) == 0) return true;
-    return checksumValid(l4, f.l4len, pseudoSum(f, PROTO_UDP, f.l4len));
-  }
-  return true;
+// Does the original's transport checksum verify? nf_reject_verify_csum() checks TCP and UDP
+// (l4ChecksumOk: a first fragment, an IPv4 datagram without a checksum, pass).
+function rejectChecksumOk(f: Flow): bool {
+  return (f.proto != PROTO_TCP && f.proto != PROTO_UDP) || l4ChecksumOk(f);
 }
 
 // The quoted header at `q` as ip_forward() leaves it: TTL one lower, its checksum updated the way
@@ -130,7 +120,7 @@ function unreachReply(f: Flow, code: u8, forwarded: bool): u32 {
   if (v4 && f.proto == PROTO_ICMP && (f.isIcmpError || f.icmpType > NR_ICMP_TYPES)) return 0;
   if (!v4 && f.proto == PROTO_ICMPV6 && f.icmpType < 128) return 0;   // is_ineligible()
   if (notUnicast(f.family, f.d0, f.d1, f.d2, f.d3) || notUnicast(f.family, f.s0, f.s1, f.s2, f.s3)) return 0;
-  if (!l4ChecksumOk(f)) return 0;
+  if (!rejectChecksumOk(f)) return 0;
   const hdr: u32 = v4 ? 28 : 48;
   const room: u32 = v4 ? V4_ROOM : V6_ROOM;
   let quote = f.len < room ? f.len : room;
@@ -174,7 +164,7 @@ function resetReply(f: Flow): u32 {
   const flags = load<u8>(l4 + TCP_FLAGS);
   if ((flags & TCP_RST) != 0) return 0;
   if (notUnicast(f.family, f.d0, f.d1, f.d2, f.d3) || notUnicast(f.family, f.s0, f.s1, f.s2, f.s3)) return 0;
-  if (!l4ChecksumOk(f)) return 0;
+  if (!rejectChecksumOk(f)) return 0;
   const v4 = f.family == FAMILY_V4;
   const ip: u32 = v4 ? 20 : 40;
   if (f.cap < ip + 20) return 0;

@@ -10,7 +10,8 @@
 // Wide accumulators (u64) collect 32- or 64-bit loads; `fold` reduces them with end-around carry
 // (65536 ≡ 1 mod 0xFFFF, so summing wider words equals summing their 16-bit halves).
 
-import { FAMILY_V4, PROTO_ICMP, Flow, Tuple } from "../flow";
+import { FAMILY_V4, FAMILY_V6, FRAG_FIRST, PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, Flow, Tuple } from "../flow";
+import { sctpValid } from "./sctp";
 
 // Adds the bytes [ptr, ptr+len) to `acc` as 16-bit words in load order. An odd last byte is the high
 // byte of a zero-padded network word (RFC 1071 §4.1), which in load order is the low byte.
@@ -126,4 +127,19 @@ export function checksumValid(ptr: usize, len: u32, acc: u64): bool {
 export function l4Checksum(f: Flow, fieldOff: u32): u16 {
   const acc: u64 = f.proto == PROTO_ICMP && f.family == FAMILY_V4 ? 0 : pseudoSum(f, f.proto, f.l4len);
   return checksumOver(f.pkt + f.l3len, f.l4len, fieldOff, acc);
+}
+
+// Does the transport checksum of a parsed packet verify? TCP, UDP, ICMP, ICMPv6 (RFC 1071 sums,
+// with the pseudo-header where the protocol has one) and SCTP (CRC32c). True when there is nothing
+// to verify: an IPv4 UDP datagram sent without a checksum, another protocol, a checksum the device
+// finishes (csumPartial), or a first fragment, whose checksum covers the whole datagram.
+export function l4ChecksumOk(f: Flow): bool {
+  if (f.csumPartial || f.frag == FRAG_FIRST) return true;
+  const l4 = f.pkt + f.l3len, n = f.l4len, p = f.proto;
+  if (p == PROTO_TCP || (p == PROTO_UDP && load<u16>(l4 + 6) != 0) || (p == PROTO_ICMPV6 && f.family == FAMILY_V6)) {
+    return checksumValid(l4, n, pseudoSum(f, p, n));
+  }
+  if (p == PROTO_ICMP && f.family == FAMILY_V4) return checksumValid(l4, n, 0);
+  if (p == PROTO_SCTP) return sctpValid(l4, n);
+  return true;
 }

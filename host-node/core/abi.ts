@@ -68,6 +68,8 @@ export const META_LOCAL = 1;
 export const META_CSUM_PARTIAL = 2;
 /** Steered here only for un-NAT: untouched unless it belongs to a tracked connection (assembly/io.ts). */
 export const META_TRACKED_ONLY = 4;
+/** The transport checksum is known good (TUN: VIRTIO_NET_HDR_F_DATA_VALID): conntrack does not verify it. */
+export const META_CSUM_VALID = 8;
 export const CT_NONE = 0xffffffff;
 
 /** Raw exports of the core module (assembly/index.ts). */

@@ -5,7 +5,7 @@
 import { instantiateCore, type WasmSource } from './loader.js';
 import {
   type CoreExports, type Verdict, type Reason, VERDICTS, REASONS, COUNTERS_AFTER_REASONS, type CtState, ctStateName,
-  DESC, META_LOCAL, META_TRACKED_ONLY, SVC_ERRORS, CT_NONE,
+  DESC, META_LOCAL, META_TRACKED_ONLY, META_CSUM_VALID, SVC_ERRORS, CT_NONE,
 } from './abi.js';
 import { formatIP, PROTO } from './packet.js';
 import { ipWords, tryParseIP } from './words.js';
@@ -60,6 +60,12 @@ export interface PacketIn {
    * by policy routing): if it belongs to none, it comes back untouched (PASS), untracked.
    */
   trackedOnly?: boolean;
+  /**
+   * The transport checksum is known good (the host verified it, as a NIC or TUN reports): it is not
+   * verified again. Otherwise an incoming packet whose checksum fails tracks nothing (conntrack's
+   * nf_conntrack_checksum): INVALID in iptables mode, dropped in direct mode.
+   */
+  checksumVerified?: boolean;
 }
 
 /** Room for a reply a packet may be turned into (ICMP errors quote up to this much). */
@@ -202,7 +208,7 @@ export class Dataplane {
         this.dv.setUint32(d + DESC.off, off, true);
         this.dv.setUint32(d + DESC.len, bytes.length, true);
         this.dv.setUint32(d + DESC.cap, cap, true);
-        this.dv.setUint32(d + DESC.meta, p instanceof Uint8Array ? 0 : (p.local ? META_LOCAL : 0) | (p.trackedOnly ? META_TRACKED_ONLY : 0), true);
+        this.dv.setUint32(d + DESC.meta, p instanceof Uint8Array ? 0 : (p.local ? META_LOCAL : 0) | (p.trackedOnly ? META_TRACKED_ONLY : 0) | (p.checksumVerified ? META_CSUM_VALID : 0), true);
         off += (cap + 7) & ~7;
         n++;
         i++;

@@ -14,7 +14,7 @@
 // (include/linux/virtio_net.h virtio_net_hdr_to_skb / virtio_net_hdr_from_skb).
 import koffi from 'koffi';
 import type { Dataplane } from '../core/dataplane.js';
-import { DESC, REASONS, META_CSUM_PARTIAL, META_TRACKED_ONLY } from '../core/abi.js';
+import { DESC, REASONS, META_CSUM_PARTIAL, META_CSUM_VALID, META_TRACKED_ONLY } from '../core/abi.js';
 
 // A cluster DNS query for a name outside the zone, left in its slot for the host's forwarder (ABI.md §12).
 const REASON_DNS_UPSTREAM = REASONS.indexOf('dns_upstream');
@@ -40,6 +40,7 @@ const VNET_FLAGS = 0;
 const VNET_GSO_TYPE = 1;
 const VNET_CSUM_START = 6;
 const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
+const VIRTIO_NET_HDR_F_DATA_VALID = 2;
 // <asm-generic/fcntl.h>, <sched.h>, <asm-generic/errno-base.h>
 const O_RDONLY = 0;
 const O_RDWR = 2;
@@ -349,9 +350,13 @@ export class TunPump {
         if (r <= hdr) { c.readErrors++; continue; }
         const h = this.dataBase + at;
         if (this.u8[h + VNET_GSO_TYPE] !== 0) c.gsoPackets++;
-        if ((this.u8[h + VNET_FLAGS]! & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
+        const flags = this.u8[h + VNET_FLAGS]!;
+        if ((flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) !== 0) {
           meta = META_CSUM_PARTIAL;
           c.csumPartial++;
+        } else if ((flags & VIRTIO_NET_HDR_F_DATA_VALID) !== 0) {
+          // The kernel checked it (CHECKSUM_UNNECESSARY): conntrack need not sum it again.
+          meta = META_CSUM_VALID;
         }
         this.lenIn[n] = r - hdr;
       }

@@ -9,8 +9,8 @@
 //   - UDP and ICMP queries (echo, timestamp, node information; types nothing may open; IPv6
 //     neighbour discovery, never tracked): from either end, before and after the two seconds a
 //     UDP flow must live before it counts as a stream.
-//   - ICMP errors about the other end's last packet, quotes cut short too (the rules' counters
-//     tell RELATED from INVALID).
+//   - ICMP errors about the other end's last packet, quotes cut short too, and packets whose
+//     transport checksum fails (the rules' counters tell RELATED from INVALID).
 // Both ends' packets are injected at the client's link: the server's come from a pod address and
 // the node forwards them back out the same link, so one conntrack entry sees both directions.
 // The node runs with nf_conntrack_tcp_be_liberal (kube-proxy's current era sets it). svcplane
@@ -162,6 +162,8 @@ interface RunOptions {
    * the connection (the ports are enough), INVALID when it does not.
    */
   errors?: boolean;
+  /** Now and then a packet arrives with a byte flipped, so its transport checksum fails. */
+  corrupt?: boolean;
 }
 
 interface Run {
@@ -225,6 +227,15 @@ for (const family of [4, 6] as const) {
             });
           }
           const p = nextPacket(rng, c, dir);
+          if (opts.corrupt && rng.chance(0.06)) {
+            // A transport checksum that does not verify (never 0, which UDP reads as none):
+            // conntrack leaves the packet INVALID.
+            const at = (family === 6 ? 40 : 20) + (c.proto === 'tcp' ? 16 : c.proto === 'udp' ? 6 : 2);
+            do p[at + rng.int(0, 1)] ^= 1 << rng.int(0, 7);
+            while (p[at] === 0 && p[at + 1] === 0);
+            c.log.push(`${dir === 0 ? '>' : '<'}corrupt`);
+            return p;
+          }
           const ends = last.get(c) ?? [undefined, undefined];
           ends[dir] = p;
           last.set(c, ends);
@@ -292,7 +303,7 @@ for (const family of [4, 6] as const) {
       const rng = new Rng(SEED * 15485863 + family);
       const rules = ctRuleset(k, rng, family, 12);
       const convs = [...conversations(rng, 'tcp', FLOWS), ...conversations(rng, 'udp', FLOWS >> 1), ...conversations(rng, family === 6 ? 'icmpv6' : 'icmp', FLOWS >> 1)];
-      const r = await run(rng, convs, STEPS, (step) => (step === STEPS >> 1 ? 2600 : 0), { rules, errors: true });
+      const r = await run(rng, convs, STEPS, (step) => (step === STEPS >> 1 ? 2600 : 0), { rules, errors: true, corrupt: true });
       console.log(summary(`conntrack differential IPv${family}, ${rules.chains.reduce((n, c) => n + c.rules.length, 0)} conntrack rules (seed ${SEED})`, r));
       expect(r.diffs).toEqual([]);
       // Not vacuous: some rules counted some packets but not all.

@@ -105,6 +105,33 @@ describe('Dataplane', () => {
     expect(dp.process(error(8), 2)).toMatchObject({ verdict: 'FORWARD', ctstate: 'RELATED' });
   });
 
+  it('a packet whose checksum fails opens, moves and un-NATs nothing (nf_conntrack_checksum), unless the host verified it', async () => {
+    const d = await Dataplane.create({ nodeIPs: ['192.168.49.2'], podCIDR: '10.244.0.0/16', seed: 1 });
+    d.setServices([{ vip: '10.96.0.80', port: 80, endpoints: ['10.244.1.11:8080'] }, { vip: '10.96.0.80', port: 53, protocol: 'UDP', endpoints: ['10.244.1.11:5353'] }]);
+    const bad = (spec: Parameters<typeof buildPacket>[0]): Uint8Array => {
+      const b = buildPacket(spec);
+      const l3 = 20 + (spec.proto === 'tcp' ? 16 : 6);
+      b[l3] ^= 0x40;
+      return b;
+    };
+    const syn = { src: '10.244.2.5', dst: '10.96.0.80', proto: 'tcp' as const, sport: 41000, dport: 80, flags: 'S' as const };
+    expect(d.process(bad(syn), 1)).toMatchObject({ verdict: 'DROP', reason: 'conntrack_invalid' });
+    expect(d.conntrack(1)).toHaveLength(0);
+    // The same bytes, verified by the host (or sent by the node itself), are taken as they are.
+    expect(d.process({ bytes: bad(syn), checksumVerified: true }, 2).verdict).toBe('FORWARD');
+    expect(d.conntrack(2)).toHaveLength(1);
+    // A reset that does not verify leaves the connection as it was; a good one closes it.
+    const rst = { ...syn, flags: 'R' as const };
+    expect(d.process(bad(rst), 3)).toMatchObject({ verdict: 'DROP', reason: 'conntrack_invalid' });
+    expect(d.conntrack(3)[0]!.state).toBe('SYN_SENT');
+    d.process(buildPacket(rst), 4);
+    expect(d.conntrack(4)[0]?.state ?? 'gone').not.toBe('SYN_SENT');
+    // An IPv4 datagram sent without a checksum has none to fail.
+    const udp = buildPacket({ src: '10.244.2.5', dst: '10.96.0.80', proto: 'udp', sport: 41001, dport: 53 });
+    udp[26] = 0; udp[27] = 0;
+    expect(d.process(udp, 5).verdict).toBe('FORWARD');
+  });
+
   it('handles IPv6 services', () => {
     const r = dp.process(buildPacket({ src: 'fd00:244::5', dst: 'fd00:96::80', proto: 'tcp', sport: 40000, dport: 80, flags: 'S' }), 1);
     const out = decodePacket(r.packet!)!;
