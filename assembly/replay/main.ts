@@ -18,7 +18,7 @@ import {
 } from "../index";
 import { Flow } from "../flow";
 import { parse } from "../wire/parse";
-import { DESC_BYTES, D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX } from "../io";
+import { DESC_BYTES, D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, META_CSUM_VALID } from "../io";
 import { VERDICT_DROP, VERDICT_COUNT, R_NONE } from "../verdict";
 
 const USAGE = "usage: svcplane-replay.wasm --config A.svp [-o out.pcap] [--json out.jsonl] [--summary FILE] [--quiet] CAPTURE\n";
@@ -180,7 +180,9 @@ function replay(): void {
     if (cap > dataBytes) { skipLine(index++); continue; }
     memory.copy(data + off, capData + <usize>ip, len);
     const d = desc + <usize>n * DESC_BYTES;
-    store<u32>(d, off, D_OFF); store<u32>(d, len, D_LEN); store<u32>(d, cap, D_CAP); store<u32>(d, 0, D_META);
+    // A capture cannot tell a checksum its host's NIC was still to finish (pod traffic captured on
+    // a node shows partial ones) from a corrupted one: replay takes them as verified.
+    store<u32>(d, off, D_OFF); store<u32>(d, len, D_LEN); store<u32>(d, cap, D_CAP); store<u32>(d, META_CSUM_VALID, D_META);
     const m = slotMeta + <usize>n * SLOT_META;
     store<u64>(m, capSec); store<u32>(m, capUsec, 8); store<u32>(m, index++, 12);
     if (jsonOut) {

@@ -179,6 +179,17 @@ describe('svcplane-replay.wasm under node:wasi', () => {
     expect(r.lines.filter((l) => l.in?.src.startsWith('203.0.113.') && l.out?.src === '192.168.49.2').length).toBeGreaterThan(3);
   });
 
+  it('takes a captured checksum as the capturing host had it: pod traffic captured on a node carries partial ones', async () => {
+    const svp = await directSvp();
+    const syn = buildPacket({ src: '10.244.9.9', dst: '10.96.0.80', proto: 'tcp', sport: 43210, dport: 80, flags: 'S' });
+    syn[20 + 16] ^= 0xff;   // the TCP checksum as the sender's NIC was still to finish it
+    const r = await replayFiles('partial', svp, writePcap([{ ms: T0, ip: syn }]));
+    expect(r.lines[0]).toMatchObject({ verdict: 'FORWARD' });
+    // The same bytes handed to a Dataplane as arriving from the network fail conntrack's check.
+    const dp = await Dataplane.load(svp);
+    expect(dp.process(syn, T0)).toMatchObject({ verdict: 'DROP', reason: 'conntrack_invalid' });
+  });
+
   it('ends with a message naming the fault: damaged config, damaged capture, not a capture', async () => {
     const svp = await directSvp();
     const { capture } = await conversation(svp);
