@@ -27,7 +27,7 @@ import { canonicalIP } from '../../host-node/kube/ip';
 import { Dataplane } from '../../host-node/dataplane';
 import { parseRestore, type TableName } from '../../host-node/netfilter/index';
 import { TIMEOUTS } from '../../host-node/core/conntrack-record';
-import { buildPacket } from '../../host-node/core/packet';
+import { buildPacket, decodePacket } from '../../host-node/core/packet';
 
 const FLOWS = Number(process.env.SVCPLANE_CT_FLOWS ?? 300);
 const STEPS = Number(process.env.SVCPLANE_CT_STEPS ?? 10);
@@ -226,11 +226,13 @@ for (const family of [4, 6] as const) {
               icmp: { type: type!, code: code!, quote: quoted.slice(0, rng.pick([least, least + 12, rng.int(0, least - 1)])) },
             });
           }
-          const p = nextPacket(rng, c, dir);
+          // IPv6, with the errors: now and then hop-by-hop or destination options first.
+          const ext = opts.errors && family === 6 && rng.chance(0.15) ? rng.pick([[{ type: 0 }], [{ type: 60 }], [{ type: 0 }, { type: 60 }]]) : undefined;
+          const p = nextPacket(rng, c, dir, ext ? { extra: { ext } } : {});
           if (opts.corrupt && rng.chance(0.06)) {
             // A transport checksum that does not verify (never 0, which UDP reads as none):
             // conntrack leaves the packet INVALID.
-            const at = (family === 6 ? 40 : 20) + (c.proto === 'tcp' ? 16 : c.proto === 'udp' ? 6 : 2);
+            const at = decodePacket(p).headerLength + (c.proto === 'tcp' ? 16 : c.proto === 'udp' ? 6 : 2);
             do p[at + rng.int(0, 1)] ^= 1 << rng.int(0, 7);
             while (p[at] === 0 && p[at + 1] === 0);
             c.log.push(`${dir === 0 ? '>' : '<'}corrupt`);

@@ -179,7 +179,9 @@ for (const family of [4, 6] as const) {
             sent.push({ c, dir, key: `${m}/0`, bytes: b, corrupt: true });
             c.log.push(`${dir === 0 ? '>' : '<'}corrupt`);
           } else {
-            sent.push({ c, dir, key: `${m}/0`, bytes: nextPacket(rng, c, dir, { mark: m, opening: step === 0 }) });
+            // IPv6: now and then hop-by-hop or destination options before the transport header.
+            const ext = family === 6 && rng.chance(0.15) ? rng.pick([[{ type: 0 }], [{ type: 60 }], [{ type: 0 }, { type: 60 }]]) : undefined;
+            sent.push({ c, dir, key: `${m}/0`, bytes: nextPacket(rng, c, dir, { mark: m, opening: step === 0, ...(ext ? { extra: { ext } } : {}) }) });
           }
         }
         const at = clock();

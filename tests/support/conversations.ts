@@ -3,7 +3,7 @@
 // every flag mix from either end, numbered so the kernel's window tracker stays in step; UDP
 // datagrams; ICMP and ICMPv6 queries, answers and types nothing may open. Builds packets only;
 // never sends, never reads a clock.
-import { buildPacket } from '../../host-node/core/packet';
+import { buildPacket, type PacketSpec } from '../../host-node/core/packet';
 import type { Rng } from './kube-gen';
 
 export type Proto = 'tcp' | 'udp' | 'icmp' | 'icmpv6';
@@ -55,7 +55,7 @@ function ends(c: Conversation, dir: 0 | 1): [End, End] {
  * number the other end acknowledged), and each packet has its own window (four equal ACKs in a
  * row would be retransmissions).
  */
-function nextTcp(rng: Rng, c: Conversation, dir: 0 | 1, mark: number | undefined, flags?: string): Uint8Array {
+function nextTcp(rng: Rng, c: Conversation, dir: 0 | 1, mark: number | undefined, flags?: string, extra: Extra = {}): Uint8Array {
   if (flags === undefined) {
     let roll = rng.int(1, TCP_TOTAL);
     for (const [k, w] of TCP_KINDS) if ((roll -= w) <= 0) { flags = k; break; }
@@ -66,15 +66,15 @@ function nextTcp(rng: Rng, c: Conversation, dir: 0 | 1, mark: number | undefined
   const ackNo = ack ? (c.isn[1 - dir]! + 1) % MOD : 0;
   c.log.push(`${dir === 0 ? '>' : '<'}${f || '.'} ${seq}${ack ? ` ack ${ackNo}` : ''}`);
   const [from, to] = ends(c, dir);
-  return buildPacket({ src: from.addr, dst: to.addr, proto: 'tcp', sport: from.port, dport: to.port, flags: f, seq, ack: ackNo, window: rng.int(1024, 65535), ...marked(from.addr, mark) });
+  return buildPacket({ src: from.addr, dst: to.addr, proto: 'tcp', sport: from.port, dport: to.port, flags: f, seq, ack: ackNo, window: rng.int(1024, 65535), ...marked(from.addr, mark), ...extra });
 }
 
 /** The next UDP datagram or ICMP message: for ICMP mostly echoes, sometimes an answer or a type nothing may open. */
-function nextOther(rng: Rng, c: Conversation, dir: 0 | 1, mark: number | undefined, opening: boolean): Uint8Array {
+function nextOther(rng: Rng, c: Conversation, dir: 0 | 1, mark: number | undefined, opening: boolean, extra: Extra = {}): Uint8Array {
   const [from, to] = ends(c, dir);
   if (c.proto === 'udp') {
     c.log.push(dir === 0 ? '>' : '<');
-    return buildPacket({ src: from.addr, dst: to.addr, proto: 'udp', sport: from.port, dport: to.port, payload: new Uint8Array(8), ...marked(from.addr, mark) });
+    return buildPacket({ src: from.addr, dst: to.addr, proto: 'udp', sport: from.port, dport: to.port, payload: new Uint8Array(8), ...marked(from.addr, mark), ...extra });
   }
   // Echo request 8 / reply 0, timestamp 13 / reply 14, and an information request (15) or a
   // router advertisement (9) nothing may open; IPv6: echo 128 / 129, node information query 139
@@ -84,7 +84,7 @@ function nextOther(rng: Rng, c: Conversation, dir: 0 | 1, mark: number | undefin
   c.log.push(`${dir === 0 ? '>' : '<'}${type}`);
   // One identifier both ways: the client's, or the one NAT gave it.
   const id = dir === 0 ? c.sport : c.back?.port ?? c.sport;
-  return buildPacket({ src: from.addr, dst: to.addr, proto: c.proto, icmp: { type, code: 0, id, seq: c.log.length }, ...marked(from.addr, mark) });
+  return buildPacket({ src: from.addr, dst: to.addr, proto: c.proto, icmp: { type, code: 0, id, seq: c.log.length }, ...marked(from.addr, mark), ...extra });
 }
 
 /** A packet's mark, to find it again after forwarding: the IPv4 identification or the IPv6 flow label. */
@@ -94,7 +94,10 @@ const marked = (src: string, mark: number | undefined) => (mark === undefined ? 
  * The next packet of a conversation in direction `dir`. `opening`: the client's packet that
  * starts it (a SYN, a datagram, an echo request). `mark` tags it (the IPv4 identification or IPv6 flow label, which forwarding keeps).
  */
-export function nextPacket(rng: Rng, c: Conversation, dir: 0 | 1, opts: { mark?: number; opening?: boolean } = {}): Uint8Array {
-  if (c.proto === 'tcp') return nextTcp(rng, c, dir, opts.mark, opts.opening ? 'S' : undefined);
-  return nextOther(rng, c, dir, opts.mark, opts.opening ?? false);
+export function nextPacket(rng: Rng, c: Conversation, dir: 0 | 1, opts: { mark?: number; opening?: boolean; extra?: Extra } = {}): Uint8Array {
+  if (c.proto === 'tcp') return nextTcp(rng, c, dir, opts.mark, opts.opening ? 'S' : undefined, opts.extra);
+  return nextOther(rng, c, dir, opts.mark, opts.opening ?? false, opts.extra);
 }
+
+/** More of the packet's spec (IPv6 extension headers, say). */
+type Extra = Pick<PacketSpec, 'ext'>;
