@@ -9,12 +9,12 @@
 import { Tuple, Flow, flow, inner, FRAG_LATER, FRAG_FIRST, FAMILY_V4, PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
 import {
   VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY,
-  R_NONE, R_TRUNCATED, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT, R_NO_SERVICE, R_POLICY,
+  R_NONE, R_TRUNCATED, R_BAD_HEADER, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT, R_NO_SERVICE, R_POLICY,
 } from "./verdict";
 import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, META_CSUM_PARTIAL, META_CSUM_VALID, META_TRACKED_ONLY, META_LOCAL, ioData, IO_DATA_BYTES } from "./io";
 import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "./stats";
 import { parse } from "./wire/parse";
-import { l4ChecksumOk } from "./wire/checksum";
+import { l4ChecksumOk, ipv4HeaderValid } from "./wire/checksum";
 import { setSrc, setDst, setSrcInline, setDstInline, setInnerSrc, setInnerDst, innerNatable } from "./nat/rewrite";
 import {
   ctLookup, ctInsert, ctPacket, ctPacketFound, ctOrig, ctReply, ctLookupRelated, icmpInverse, CT_NONE,
@@ -200,6 +200,8 @@ export function processOne(d: usize, now: u32): u32 {
   const f = flow;
   const r = parse(f, ioData + off, len, cap);
   if (r != R_NONE) { finish(d, VERDICT_DROP, r); return len; }
+  // ip_rcv_core(): an incoming IPv4 header whose checksum fails is dropped before any hook.
+  if (f.family == FAMILY_V4 && (meta & META_LOCAL) == 0 && !ipv4HeaderValid(f.pkt, f.l3len)) { finish(d, VERDICT_DROP, R_BAD_HEADER); return len; }
   f.csumPartial = (meta & META_CSUM_PARTIAL) != 0;
   if (f.frag == FRAG_LATER) {
     // A later fragment goes where its datagram's first fragment went (frags.ts), in every mode.

@@ -1,7 +1,7 @@
 // ipv4.ts — the IPv4 header (RFC 791): length checks, options skipped, fragment kind, addresses.
 // Checks each length once; after a successful parse the header's fields may be read unchecked.
-// Never validates the header checksum (that is the kernel's job on the way in and never changes a
-// NAT decision), never reads options, never reassembles fragments.
+// Never validates the header checksum (pipeline.ts does, for packets coming in), never reads
+// options, never reassembles fragments.
 
 import { Flow, FAMILY_V4, FRAG_NONE, FRAG_FIRST, FRAG_LATER } from "../flow";
 import { R_NONE, R_TRUNCATED, R_BAD_HEADER } from "../verdict";

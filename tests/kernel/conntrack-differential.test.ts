@@ -10,7 +10,8 @@
 //     neighbour discovery, never tracked): from either end, before and after the two seconds a
 //     UDP flow must live before it counts as a stream.
 //   - ICMP errors about the other end's last packet, quotes cut short too, and packets whose
-//     transport checksum fails (the rules' counters tell RELATED from INVALID).
+//     transport checksum fails (the rules' counters tell RELATED from INVALID) or whose IPv4
+//     header checksum does (never seen by a hook).
 // Both ends' packets are injected at the client's link: the server's come from a pod address and
 // the node forwards them back out the same link, so one conntrack entry sees both directions.
 // The node runs with nf_conntrack_tcp_be_liberal (kube-proxy's current era sets it). svcplane
@@ -162,7 +163,7 @@ interface RunOptions {
    * the connection (the ports are enough), INVALID when it does not.
    */
   errors?: boolean;
-  /** Now and then a packet arrives with a byte flipped, so its transport checksum fails. */
+  /** Now and then a packet arrives with its transport checksum (or IPv4 header checksum) failing. */
   corrupt?: boolean;
 }
 
@@ -232,7 +233,8 @@ for (const family of [4, 6] as const) {
           if (opts.corrupt && rng.chance(0.06)) {
             // A transport checksum that does not verify (never 0, which UDP reads as none):
             // conntrack leaves the packet INVALID.
-            const at = decodePacket(p).headerLength + (c.proto === 'tcp' ? 16 : c.proto === 'udp' ? 6 : 2);
+            // Or, for IPv4, its header checksum: the kernel drops it before any hook (ip_rcv).
+            const at = family === 4 && rng.chance(0.3) ? 10 : decodePacket(p).headerLength + (c.proto === 'tcp' ? 16 : c.proto === 'udp' ? 6 : 2);
             do p[at + rng.int(0, 1)] ^= 1 << rng.int(0, 7);
             while (p[at] === 0 && p[at + 1] === 0);
             c.log.push(`${dir === 0 ? '>' : '<'}corrupt`);

@@ -126,6 +126,11 @@ describe('Dataplane', () => {
     expect(d.conntrack(3)[0]!.state).toBe('SYN_SENT');
     d.process(buildPacket(rst), 4);
     expect(d.conntrack(4)[0]?.state ?? 'gone').not.toBe('SYN_SENT');
+    // An IPv4 header whose checksum fails never reaches a hook (ip_rcv); the node's own is trusted.
+    const head = buildPacket({ ...syn, sport: 41002 });
+    head[10] ^= 0x01;
+    expect(d.process(head, 5)).toMatchObject({ verdict: 'DROP', reason: 'bad_header' });
+    expect(d.process({ bytes: head, local: true }, 5).verdict).not.toBe('DROP');
     // An IPv4 datagram sent without a checksum has none to fail.
     const udp = buildPacket({ src: '10.244.2.5', dst: '10.96.0.80', proto: 'udp', sport: 41001, dport: 53 });
     udp[26] = 0; udp[27] = 0;
