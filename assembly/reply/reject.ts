@@ -16,9 +16,10 @@
 // + payload; window 0, no options. IPv4: id 0, DF, TTL 64, TOS 0; IPv6: traffic class and flow
 // label 0, hop limit 64. No reset answers a reset, a segment with a wrong checksum, or one to or
 // from a multicast/broadcast address.
-import { Tuple, Flow, FAMILY_V4, FRAG_LATER, PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6 } from "../flow";
+import { Tuple, Flow, FAMILY_V4, FRAG_FIRST, FRAG_LATER, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6 } from "../flow";
 import { isLocal, haveMasq, masqAddr } from "../node";
-import { ipv4HeaderChecksum, pseudoSum, checksumOver, l4ChecksumOk } from "../wire/checksum";
+import { ipv4HeaderChecksum, pseudoSum, checksumOver, checksumValid } from "../wire/checksum";
+import { UDP_CSUM } from "../wire/udp";
 import { TCP_SEQ, TCP_ACK, TCP_FLAGS, TCP_RST, TCP_SYN, TCP_FIN, TCP_ACKF, tcpHeaderLen } from "../wire/tcp";
 
 // REJECT --reject-with tcp-reset (any other value is an ICMP/ICMPv6 destination-unreachable code).
@@ -96,11 +97,27 @@ const srcBuf: usize = heap.alloc(16);
 const dstBuf: usize = heap.alloc(16);
 const pseudo: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
 
-// Does the original's transport checksum verify? nf_reject_verify_csum() checks TCP and UDP
-// (l4ChecksumOk: a first fragment, an IPv4 datagram without a checksum, pass).
+// Does the original's checksum verify, as nf_send_unreach()/nf_send_reset() check it
+// (nf_reject_verify_csum, then nf_ip_checksum / nf_ip6_checksum)? Protocols with no 16-bit sum of
+// the whole payload are not checked (SCTP, GRE, ESP, AH, UDP-Lite, DCCP), nor a UDP datagram sent
+// without one; every other protocol is, with the pseudo-header for TCP and UDP, and for everything
+// over IPv6. A checksum the device finishes, or a first fragment's (whose sum covers the datagram
+// the kernel reassembles), is taken as verified.
 function rejectChecksumOk(f: Flow): bool {
-  return (f.proto != PROTO_TCP && f.proto != PROTO_UDP) || l4ChecksumOk(f);
+  if (f.csumPartial || f.frag == FRAG_FIRST) return true;
+  const p = f.proto, l4 = f.pkt + f.l3len, n = f.l4len;
+  if (p == PROTO_UDP && load<u16>(l4 + UDP_CSUM) == 0) return true;
+  if (p == PROTO_SCTP || p == PROTO_GRE || p == PROTO_ESP || p == PROTO_AH || p == PROTO_UDPLITE || p == PROTO_DCCP) return true;
+  const pseudo = f.family != FAMILY_V4 || p == PROTO_TCP || p == PROTO_UDP;
+  return checksumValid(l4, n, pseudo ? pseudoSum(f, p, n) : 0);
 }
+
+// IP protocol numbers nf_reject_verify_csum() leaves alone (IANA).
+const PROTO_DCCP: u8 = 33;
+const PROTO_GRE: u8 = 47;
+const PROTO_ESP: u8 = 50;
+const PROTO_AH: u8 = 51;
+const PROTO_UDPLITE: u8 = 136;
 
 // The quoted header at `q` as ip_forward() leaves it: TTL one lower, its checksum updated the way
 // ip_decrease_ttl() does (incrementally, so the bytes are the kernel's); IPv6: hop limit one lower.
