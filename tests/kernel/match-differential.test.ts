@@ -9,8 +9,8 @@
 // one packet a minute (timing). recent is in, lists of 100 addresses, eviction, masks, hit counts
 // and --seconds included: the run is far shorter than a second on both sides. Some UDP datagrams
 // go in fragments: the kernel reassembles them before its rules, svcplane's rules see the first
-// fragment and the rest follow it, and the packet counts agree. Left out: ICMP errors (svcplane
-// drops one quoting no header before the rules; the kernel walks it as INVALID).
+// fragment and the rest follow it, and the packet counts agree. ICMP errors about earlier packets
+// passing through are in, quotes cut short too (RELATED, or INVALID when the quote names nothing).
 // ICMP queries carry code 0: conntrack's port criteria read an ICMP connection's code, which
 // svcplane does not keep.
 // SVCPLANE_MATCH_RULES (default 60 per chain), SVCPLANE_MATCH_PACKETS (default 400) and
@@ -75,6 +75,8 @@ function packets(rng: Rng, n: number, family: 4 | 6 = 4): Uint8Array[] {
   const out: Uint8Array[] = [];
   const v6 = family === 6;
   const own = () => `fd00::${rng.int(0, 99).toString(16)}`;
+  // Packets sent through the node so far, for the errors about them.
+  const sent: Array<{ src: string; dst: string; bytes: Uint8Array }> = [];
   for (let i = 0; i < n; i++) {
     const proto = rng.pick(['tcp', 'tcp', 'udp', 'udp', v6 ? 'icmpv6' : 'icmp'] as const);
     const client = addrOf(family, 18, (v6 ? 0x100 : 100) + rng.int(0, 3), rng.int(1, 254));
@@ -87,6 +89,16 @@ function packets(rng: Rng, n: number, family: 4 | 6 = 4): Uint8Array[] {
     if (proto === 'tcp') spec.flags = rng.pick(['S', 'S', 'S', 'SA', 'A', 'F', 'R', 'FPU', '']);
     if (proto === 'icmp') spec.icmp = { type: rng.pick([8, 8, 0, 13]), code: 0, id: i, seq: 1 };
     if (proto === 'icmpv6') spec.icmp = { type: rng.pick([128, 128, 129, 130]), code: 0, id: i, seq: 1 };
+    const about = sent.length > 0 && rng.chance(0.08) ? rng.pick(sent) : undefined;
+    if (about) {
+      // An ICMP error from a routed-to address about an earlier packet (RELATED when the kernel
+      // tracked it), quoting 8 bytes past its IP header, more, or too little to name it (INVALID).
+      const least = (v6 ? 40 : 20) + 8;
+      const quote = about.bytes.slice(0, rng.pick([least, least + 12, rng.int(0, least - 1)]));
+      const [type, code] = rng.pick(v6 ? [[1, 4], [3, 0]] : [[3, 3], [11, 0]]);
+      out.push(buildPacket({ src: about.dst, dst: about.src, proto: v6 ? 'icmpv6' : 'icmp', icmp: { type: type!, code: code!, quote } }));
+      continue;
+    }
     if (proto === 'udp' && rng.chance(0.1)) {
       // A datagram larger than the link, in fragments: the kernel's rules see it reassembled,
       // svcplane's see its first fragment (the later ones follow it, assembly/frags.ts).
@@ -94,7 +106,10 @@ function packets(rng: Rng, n: number, family: 4 | 6 = 4): Uint8Array[] {
       out.push(...fragment(buildPacket(spec), v6 ? 1232 : 1480, 0x4000 + i));
       continue;
     }
-    out.push(buildPacket(spec));
+    const bytes = buildPacket(spec);
+    out.push(bytes);
+    // (An error goes back only to a routed client, never to a generator's own fd00::x.)
+    if (spec.src === client && !(v6 ? NODE_ADDRS6 : NODE_ADDRS).includes(spec.dst)) sent.push({ src: spec.src, dst: spec.dst, bytes });
   }
   return out;
 }
