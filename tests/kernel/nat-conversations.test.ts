@@ -20,13 +20,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kernelSkip } from '../support/netns';
 import { KernelNode, KERNEL_TOOLS, NODE_ADDRS, NODE_ADDRS6 } from '../support/kernel-node';
 import { Rng, addrOf } from '../support/kube-gen';
-import { MOD, nextPacket, type Conversation, type Proto } from '../support/conversations';
+import { MOD, nextPacket, type Conversation, type Extra, type Proto } from '../support/conversations';
 import { canonicalIP } from '../../host-node/kube/ip';
 import { Dataplane } from '../../host-node/dataplane';
 import { buildPacket, checksumsValid, decodePacket } from '../../host-node/core/packet';
 import { fragment } from '../support/fragments';
 
 const FLOWS = Number(process.env.SVCPLANE_NATC_FLOWS ?? 240);
+
+// TCP options: MSS 1460; MSS, then NOP NOP and a timestamp.
+const TCP_MSS = Uint8Array.of(2, 4, 0x05, 0xb4);
+const TCP_MSS_TS = Uint8Array.of(2, 4, 0x05, 0xb4, 1, 1, 8, 10, 0, 0, 0x12, 0x34, 0, 0, 0, 0);
 const STEPS = Number(process.env.SVCPLANE_NATC_STEPS ?? 10);
 const SEED = Number(process.env.SVCPLANE_NATC_SEED ?? 1);
 
@@ -179,9 +183,14 @@ for (const family of [4, 6] as const) {
             sent.push({ c, dir, key: `${m}/0`, bytes: b, corrupt: true });
             c.log.push(`${dir === 0 ? '>' : '<'}corrupt`);
           } else {
-            // IPv6: now and then hop-by-hop or destination options before the transport header.
-            const ext = family === 6 && rng.chance(0.15) ? rng.pick([[{ type: 0 }], [{ type: 60 }], [{ type: 0 }, { type: 60 }]]) : undefined;
-            sent.push({ c, dir, key: `${m}/0`, bytes: nextPacket(rng, c, dir, { mark: m, opening: step === 0, ...(ext ? { extra: { ext } } : {}) }) });
+            // Now and then options: IPv6 hop-by-hop or destination options before the transport
+            // header, IPv4 header padding, TCP MSS and timestamps (none a forwarding node
+            // rewrites, or the window tracker reads).
+            const extra: Extra = {};
+            if (family === 6 && rng.chance(0.15)) extra.ext = rng.pick([[{ type: 0 }], [{ type: 60 }], [{ type: 0 }, { type: 60 }]]);
+            if (family === 4 && rng.chance(0.1)) extra.ipOptions = Uint8Array.of(1, 1, 1, 0);
+            if (c.proto === 'tcp' && rng.chance(0.2)) extra.tcpOptions = rng.pick([TCP_MSS, TCP_MSS_TS]);
+            sent.push({ c, dir, key: `${m}/0`, bytes: nextPacket(rng, c, dir, { mark: m, opening: step === 0, extra }) });
           }
         }
         const at = clock();

@@ -99,5 +99,5 @@ export function nextPacket(rng: Rng, c: Conversation, dir: 0 | 1, opts: { mark?:
   return nextOther(rng, c, dir, opts.mark, opts.opening ?? false, opts.extra);
 }
 
-/** More of the packet's spec (IPv6 extension headers, say). */
-type Extra = Pick<PacketSpec, 'ext'>;
+/** More of the packet's spec (IPv6 extension headers, TCP or IPv4 options). */
+export type Extra = Pick<PacketSpec, 'ext' | 'tcpOptions' | 'ipOptions'>;
