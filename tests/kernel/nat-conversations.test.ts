@@ -9,7 +9,9 @@
 //     than 8 (too little to translate, or to name the connection at all);
 //   - UDP datagrams larger than the link go in fragments both ways: the kernel reassembles, NATs
 //     and fragments again; svcplane NATs every fragment as its first (assembly/frags.ts);
-//   - now and then a packet's transport checksum fails: INVALID, neither tracked nor NATed.
+//   - now and then a packet's transport checksum fails: INVALID, neither tracked nor NATed;
+//   - now and then a packet carries options: IPv4 header padding, TCP MSS and timestamps, IPv6
+//     hop-by-hop or destination options headers.
 // After every step each conversation's entry must agree — original and reply tuples, TCP state,
 // ASSURED, UNREPLIED, timeout — and every packet the kernel delivers back to a client must be the
 // one svcplane writes: un-NATed, checksums, quoted headers of ICMP errors, fragments and all (the
