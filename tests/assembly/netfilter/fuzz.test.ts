@@ -58,7 +58,8 @@ describe('fuzz', () => {
         p = seeds[rnd(seeds.length)]!.slice();
         for (let k = rnd(4); k >= 0; k--) p[rnd(p.length)] = rnd(256);
       }
-      const r = b.send(p, { now: 1000 + i, cap: p.length + rnd(200) });
+      // Half of them as checksum-verified: garbage then reaches conntrack and NAT, not only INVALID.
+      const r = b.send(p, { now: 1000 + i, cap: p.length + rnd(200), checksumVerified: rnd(2) === 0 });
       expect(r.verdict).toBeLessThanOrEqual(3);
       if (r.verdict === 2) expect(r.reason).toBeGreaterThan(0);
       if (i % 50 === 0) expect(() => b.trace(tcp('198.19.7.1', '198.19.0.10', 1000 + i, 80))).not.toThrow();

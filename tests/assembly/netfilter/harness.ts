@@ -7,11 +7,12 @@ import { IptCompiler, loadRestore, type IptCore, type CompileOptions } from '../
 import { tracePacket, type TraceCore, type TraceOptions, type TraceResult } from '../../../host-node/netfilter/trace';
 import type { Ruleset } from '../../../host-node/netfilter/ruleset';
 import type { Family } from '../../../host-node/netfilter/model';
+import { META_LOCAL, META_CSUM_VALID } from '../../../host-node/core/abi';
 
 export const V = { PASS: 0, FORWARD: 1, DROP: 2, REPLY: 3 } as const;
 export const R = { NONE: 0, FRAGMENT: 4, CT_FULL: 6, POLICY: 9, NAT_PORTS: 10, TOO_BIG: 11 } as const;
 export const CT = { INVALID: 1, ESTABLISHED: 2, RELATED: 4, NEW: 8, UNTRACKED: 16 } as const;
-export const META_LOCAL = 1;
+export { META_LOCAL, META_CSUM_VALID };
 // counters.ts IS_* indices.
 export const IS = {
   PACKETS: 0, DEPTH_DROPS: 1, SET_NO_TABLE: 2, NAT_WRONG_HOOK: 3, NAT_NO_ADDR: 4, REJECT_REPLIES: 5,
@@ -34,6 +35,8 @@ export interface Sent {
 
 export interface SendOptions {
   local?: boolean;
+  /** The host verified its checksum (META_CSUM_VALID): conntrack does not sum it. */
+  checksumVerified?: boolean;
   inIf?: number;
   outIf?: number;
   now?: number;
@@ -109,7 +112,7 @@ export class Bench {
     const ptr = this.core.scratch;
     const cap = o.cap ?? SLOT;
     this.core.put(bytes, ptr);
-    const meta = (o.local ? META_LOCAL : 0) | ((o.inIf ?? 0) << 8) | ((o.outIf ?? 0) << 16);
+    const meta = (o.local ? META_LOCAL : 0) | (o.checksumVerified ? META_CSUM_VALID : 0) | ((o.inIf ?? 0) << 8) | ((o.outIf ?? 0) << 16);
     this.x.run!(ptr, bytes.length, cap, meta, o.now ?? 1000);
     const dv = this.core.dv();
     const d = this.x.descPtr!();

@@ -2,7 +2,7 @@
 // error translation): never a trap or an exception, every drop counted under a reason, memory
 // never grows on the packet path.
 import { describe, it, expect } from 'vitest';
-import { Dataplane } from '../../../host-node/core/dataplane.js';
+import { Dataplane, type PacketIn } from '../../../host-node/core/dataplane.js';
 import { buildPacket } from '../../../host-node/core/packet.js';
 
 function rng(seed: number) {
@@ -35,7 +35,7 @@ describe('core fuzz', () => {
     const memBefore = dp.core.memory.buffer.byteLength;
     let total = 0;
     for (let round = 0; round < 800; round++) {
-      const batch: Uint8Array[] = [];
+      const batch: Array<Uint8Array | PacketIn> = [];
       for (let i = 0; i < 250; i++) {
         const kind = r() % 4;
         let p: Uint8Array;
@@ -47,7 +47,9 @@ describe('core fuzz', () => {
           p = seeds[r() % seeds.length]!.slice(0, kind === 1 ? undefined : r() % 80);
           for (let m = r() % 6; m > 0; m--) if (p.length) p[r() % p.length] = r();
         }
-        batch.push(p);
+        // Half of them as the node's own: past the checksum checks, garbage reaches NAT and the
+        // ICMP error translation as before those checks existed.
+        batch.push(r() & 1 ? { bytes: p, local: true } : p);
       }
       const results = dp.processBatch(batch, round * 50);
       expect(results).toHaveLength(batch.length);
@@ -63,6 +65,9 @@ describe('core fuzz', () => {
     expect(reasons).toBe(s.verdict_drop);
     expect(s.verdict_drop).toBeGreaterThan(total / 4);
     expect(s.verdict_forward).toBeGreaterThan(100);
+    // The rest meet the checksum checks of a packet coming in.
+    expect(s.drop_conntrack_invalid).toBeGreaterThan(100);
+    expect(s.drop_bad_header).toBeGreaterThan(100);
     expect(dp.core.memory.buffer.byteLength).toBe(memBefore);
   });
 });
