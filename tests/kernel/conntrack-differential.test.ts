@@ -14,7 +14,9 @@
 //     header checksum does (never seen by a hook).
 // Both ends' packets are injected at the client's link: the server's come from a pod address and
 // the node forwards them back out the same link, so one conntrack entry sees both directions.
-// The node runs with nf_conntrack_tcp_be_liberal (kube-proxy's current era sets it). svcplane
+// The node runs with nf_conntrack_tcp_be_liberal (kube-proxy's --conntrack-tcp-be-liberal, off by
+// default; kind turns it on for nftables mode), so its window tracker never refuses: without it, a
+// reset acknowledging data never sent is INVALID and leaves the kernel's entry as it was. svcplane
 // tracks TCP states, not windows (tcp.ts header), so the conversations are numbered where the
 // kernel's window tracker never sees unacknowledged data or retransmissions (see nextTcp()).
 // SVCPLANE_CT_FLOWS (default 300), SVCPLANE_CT_STEPS (default 10 TCP packets per conversation)
