@@ -18,8 +18,7 @@
 // from a multicast/broadcast address.
 import { Tuple, Flow, FAMILY_V4, FRAG_FIRST, FRAG_LATER, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6 } from "../flow";
 import { isLocal, haveMasq, masqAddr } from "../node";
-import { ipv4HeaderChecksum, pseudoSum, checksumOver, checksumValid } from "../wire/checksum";
-import { UDP_CSUM } from "../wire/udp";
+import { ipv4HeaderChecksum, pseudoSum, checksumOver, checksumValid, l4ChecksumOk } from "../wire/checksum";
 import { TCP_SEQ, TCP_ACK, TCP_FLAGS, TCP_RST, TCP_SYN, TCP_FIN, TCP_ACKF, tcpHeaderLen } from "../wire/tcp";
 
 // REJECT --reject-with tcp-reset (any other value is an ICMP/ICMPv6 destination-unreachable code).
@@ -99,17 +98,17 @@ const pseudo: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
 
 // Does the original's checksum verify, as nf_send_unreach()/nf_send_reset() check it
 // (nf_reject_verify_csum, then nf_ip_checksum / nf_ip6_checksum)? Protocols with no 16-bit sum of
-// the whole payload are not checked (SCTP, GRE, ESP, AH, UDP-Lite, DCCP), nor a UDP datagram sent
-// without one; every other protocol is, with the pseudo-header for TCP and UDP, and for everything
-// over IPv6. A checksum the device finishes, or a first fragment's (whose sum covers the datagram
-// the kernel reassembles), is taken as verified.
+// the whole payload are not checked (SCTP, GRE, ESP, AH, UDP-Lite, DCCP). TCP, UDP and the
+// family's ICMP are checked as conntrack checks them (wire/checksum.ts l4ChecksumOk: a UDP datagram
+// sent without a checksum, a checksum the device finishes or a first fragment's pass); any other
+// protocol's payload is summed, with the pseudo-header over IPv6 only.
 function rejectChecksumOk(f: Flow): bool {
-  if (f.csumPartial || f.frag == FRAG_FIRST) return true;
-  const p = f.proto, l4 = f.pkt + f.l3len, n = f.l4len;
-  if (p == PROTO_UDP && load<u16>(l4 + UDP_CSUM) == 0) return true;
+  const p = f.proto, v4 = f.family == FAMILY_V4;
   if (p == PROTO_SCTP || p == PROTO_GRE || p == PROTO_ESP || p == PROTO_AH || p == PROTO_UDPLITE || p == PROTO_DCCP) return true;
-  const pseudo = f.family != FAMILY_V4 || p == PROTO_TCP || p == PROTO_UDP;
-  return checksumValid(l4, n, pseudo ? pseudoSum(f, p, n) : 0);
+  if (p == PROTO_TCP || p == PROTO_UDP || p == (v4 ? PROTO_ICMP : PROTO_ICMPV6)) return l4ChecksumOk(f);
+  if (f.csumPartial || f.frag == FRAG_FIRST) return true;
+  const l4 = f.pkt + f.l3len, n = f.l4len;
+  return checksumValid(l4, n, v4 ? 0 : pseudoSum(f, p, n));
 }
 
 // IP protocol numbers nf_reject_verify_csum() leaves alone (IANA).

@@ -12,6 +12,7 @@
 
 import { FAMILY_V4, FAMILY_V6, FRAG_FIRST, PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP, Flow, Tuple } from "../flow";
 import { sctpValid } from "./sctp";
+import { UDP_CSUM } from "./udp";
 
 // Adds the bytes [ptr, ptr+len) to `acc` as 16-bit words in load order. An odd last byte is the high
 // byte of a zero-padded network word (RFC 1071 §4.1), which in load order is the low byte.
@@ -136,7 +137,7 @@ export function l4Checksum(f: Flow, fieldOff: u32): u16 {
 export function l4ChecksumOk(f: Flow): bool {
   if (f.csumPartial || f.frag == FRAG_FIRST) return true;
   const l4 = f.pkt + f.l3len, n = f.l4len, p = f.proto;
-  if (p == PROTO_TCP || (p == PROTO_UDP && load<u16>(l4 + 6) != 0) || (p == PROTO_ICMPV6 && f.family == FAMILY_V6)) {
+  if (p == PROTO_TCP || (p == PROTO_UDP && load<u16>(l4 + UDP_CSUM) != 0) || (p == PROTO_ICMPV6 && f.family == FAMILY_V6)) {
     return checksumValid(l4, n, pseudoSum(f, p, n));
   }
   if (p == PROTO_ICMP && f.family == FAMILY_V4) return checksumValid(l4, n, 0);

@@ -25,12 +25,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kernelSkip } from '../support/netns';
 import { KernelNode, KERNEL_TOOLS, NODE_ADDRS, NODE_ADDRS6 } from '../support/kernel-node';
 import { Rng, addrOf } from '../support/kube-gen';
-import { MOD, nextPacket, type Conversation, type Proto } from '../support/conversations';
+import { MOD, breakChecksum, nextPacket, type Conversation, type Proto } from '../support/conversations';
 import { canonicalIP } from '../../host-node/kube/ip';
 import { Dataplane } from '../../host-node/dataplane';
 import { parseRestore, type TableName } from '../../host-node/netfilter/index';
 import { TIMEOUTS } from '../../host-node/core/conntrack-record';
-import { buildPacket, decodePacket } from '../../host-node/core/packet';
+import { buildPacket } from '../../host-node/core/packet';
 
 const FLOWS = Number(process.env.SVCPLANE_CT_FLOWS ?? 300);
 const STEPS = Number(process.env.SVCPLANE_CT_STEPS ?? 10);
@@ -236,9 +236,7 @@ for (const family of [4, 6] as const) {
             // A transport checksum that does not verify (never 0, which UDP reads as none):
             // conntrack leaves the packet INVALID.
             // Or, for IPv4, its header checksum: the kernel drops it before any hook (ip_rcv).
-            const at = family === 4 && rng.chance(0.3) ? 10 : decodePacket(p).headerLength + (c.proto === 'tcp' ? 16 : c.proto === 'udp' ? 6 : 2);
-            do p[at + rng.int(0, 1)] ^= 1 << rng.int(0, 7);
-            while (p[at] === 0 && p[at + 1] === 0);
+            breakChecksum(rng, p, family === 4 && rng.chance(0.3) ? 10 : undefined);
             c.log.push(`${dir === 0 ? '>' : '<'}corrupt`);
             return p;
           }

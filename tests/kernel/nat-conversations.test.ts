@@ -22,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kernelSkip } from '../support/netns';
 import { KernelNode, KERNEL_TOOLS, NODE_ADDRS, NODE_ADDRS6 } from '../support/kernel-node';
 import { Rng, addrOf } from '../support/kube-gen';
-import { MOD, nextPacket, type Conversation, type Extra, type Proto } from '../support/conversations';
+import { MOD, breakChecksum, nextPacket, type Conversation, type Extra, type Proto } from '../support/conversations';
 import { canonicalIP } from '../../host-node/kube/ip';
 import { Dataplane } from '../../host-node/dataplane';
 import { buildPacket, checksumsValid, decodePacket } from '../../host-node/core/packet';
@@ -179,9 +179,7 @@ for (const family of [4, 6] as const) {
             // A transport checksum that does not verify (never 0, which UDP reads as none): the
             // kernel's conntrack leaves it INVALID, so it is neither tracked nor NATed.
             const b = nextPacket(rng, c, dir, { mark: m });
-            const at = (family === 6 ? 40 : 20) + (c.proto === 'tcp' ? 16 : c.proto === 'udp' ? 6 : 2);
-            do b[at + rng.int(0, 1)] ^= 1 << rng.int(0, 7);
-            while (b[at] === 0 && b[at + 1] === 0);
+            breakChecksum(rng, b);
             sent.push({ c, dir, key: `${m}/0`, bytes: b, corrupt: true });
             c.log.push(`${dir === 0 ? '>' : '<'}corrupt`);
           } else {

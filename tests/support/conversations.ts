@@ -3,7 +3,7 @@
 // every flag mix from either end, numbered so the kernel's window tracker stays in step; UDP
 // datagrams; ICMP and ICMPv6 queries, answers and types nothing may open. Builds packets only;
 // never sends, never reads a clock.
-import { buildPacket, type PacketSpec } from '../../host-node/core/packet';
+import { buildPacket, decodePacket, type PacketSpec } from '../../host-node/core/packet';
 import type { Rng } from './kube-gen';
 
 export type Proto = 'tcp' | 'udp' | 'icmp' | 'icmpv6';
@@ -101,3 +101,15 @@ export function nextPacket(rng: Rng, c: Conversation, dir: 0 | 1, opts: { mark?:
 
 /** More of the packet's spec (IPv6 extension headers, TCP or IPv4 options). */
 export type Extra = Pick<PacketSpec, 'ext' | 'tcpOptions' | 'ipOptions'>;
+
+/**
+ * Flips a bit or two of the 16-bit checksum at byte `at` of packet `p` (by default its transport
+ * checksum: TCP, UDP or ICMP/ICMPv6), so it no longer verifies; never to 0, which UDP reads as
+ * "no checksum".
+ */
+export function breakChecksum(rng: Rng, p: Uint8Array, at?: number): void {
+  const d = decodePacket(p);
+  const field = at ?? d.headerLength + (d.proto === 6 ? 16 : d.proto === 17 ? 6 : 2);
+  do p[field + rng.int(0, 1)] ^= 1 << rng.int(0, 7);
+  while (p[field] === 0 && p[field + 1] === 0);
+}
