@@ -59,62 +59,96 @@ export function kernelOrder(table: Table): readonly Chain[] {
 
 /**
  * `items` in the order Array.prototype.sort() gives their names (UTF-16 code units, byte order
- * for ASCII). The names are sorted by the engine's own string compare, with no compare callback:
- * it runs compiled from the first call, where a callback or a key-packing loop of ours is still
- * waiting for the optimizing compiler while a 20,000-Service load keeps the other core busy with
- * garbage collection. Each item is then found again by its name; only names given twice fall
- * back to sorting places with a callback.
+ * for ASCII), items of one name in their given order. A 20,000-Service nat table has 60,000
+ * names, nearly all starting `KUBE-SEP-` or `KUBE-SVC-`: a compare sort spends most of its time
+ * on those shared letters, at scattered places in the restore text the names are views of. The
+ * names are copied once into one byte array and sorted by radix (radixOrder); a name with a code
+ * unit above 254 or of WIDTH characters or more falls back to a compare sort.
  */
 export function sortByName<T>(items: readonly T[], nameOf: (t: T) => string): T[] {
   const n = items.length;
   const names: string[] = new Array(n);
-  const byName = new Map<string, T>();
-  for (let i = 0; i < n; i++) {
-    const it = items[i]!;
-    const s = nameOf(it);
-    names[i] = s;
-    byName.set(s, it);
-  }
-  if (byName.size !== n) return names.map((_, i) => i).sort((a, b) => cmp(names[a]!, names[b]!)).map((i) => items[i]!);
-  sortStrings(names);
+  for (let i = 0; i < n; i++) names[i] = nameOf(items[i]!);
+  const order = radixOrder(names);
+  if (order === null) return names.map((_, i) => i).sort((a, b) => cmp(names[a]!, names[b]!)).map((i) => items[i]!);
   const out: T[] = new Array(n);
-  for (let i = 0; i < n; i++) out[i] = byName.get(names[i]!)!;
+  for (let i = 0; i < n; i++) out[i] = items[order[i]!]!;
   return out;
 }
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Names sharing their first PREFIX characters are sorted as one group. */
-const PREFIX = 11;
+/** Bytes per name in radixOrder's array (a chain name has at most 28 characters). */
+const WIDTH = 32;
+/** Ranges this short are finished by insertion sort. */
+const SHORT = 16;
 
 /**
- * `names.sort()`, in place, in about half its time for tens of thousands of names. Every name
- * kube-proxy gives a chain starts `KUBE-SEP-`, `KUBE-SVC-`…, so the engine's compare spends most
- * of a full sort on those shared letters. Grouped by their first PREFIX characters instead
- * (the group's key; a shorter name is its own key), names are sorted as keys and then within
- * each group, a few names each. The order is the same: two names in different groups differ
- * within the first PREFIX characters, or the shorter key is a prefix of the longer name and
- * sorts first.
+ * The indices of `names` in sorted order, equal names in index order: an MSD radix sort over
+ * each name's code units + 1 (0 past its end), a level skipped where every name of a range has
+ * the same unit. Null when a name does not fit (see sortByName).
  */
-function sortStrings(names: string[]): void {
-  if (names.length < 4096) {
-    names.sort();
-    return;
-  }
-  const groups = new Map<string, string[]>();
-  for (let i = 0; i < names.length; i++) {
+function radixOrder(names: readonly string[]): Uint32Array | null {
+  const n = names.length;
+  const units = new Uint8Array(n * WIDTH);
+  for (let i = 0; i < n; i++) {
     const s = names[i]!;
-    const key = s.length > PREFIX ? s.slice(0, PREFIX) : s;
-    const g = groups.get(key);
-    if (g === undefined) groups.set(key, [s]);
-    else g.push(s);
+    if (s.length >= WIDTH) return null;
+    for (let k = 0, o = i * WIDTH; k < s.length; k++) {
+      const c = s.charCodeAt(k);
+      if (c > 254) return null;
+      units[o + k] = c + 1;
+    }
   }
-  const keys = [...groups.keys()].sort();
-  let at = 0;
-  for (let k = 0; k < keys.length; k++) {
-    const g = groups.get(keys[k]!)!;
-    if (g.length > 1) g.sort();
-    for (let j = 0; j < g.length; j++) names[at++] = g[j]!;
+  const idx = new Uint32Array(n);
+  const tmp = new Uint32Array(n);
+  for (let i = 0; i < n; i++) idx[i] = i;
+  const count = new Uint32Array(256);
+  const starts = new Uint32Array(256);
+  const ranges = [0, n, 0]; // [lo, hi, depth] triples still to sort
+  while (ranges.length !== 0) {
+    const d = ranges.pop()!, hi = ranges.pop()!, lo = ranges.pop()!;
+    if (hi - lo <= SHORT) {
+      insertionSort(units, idx, lo, hi, d);
+      continue;
+    }
+    count.fill(0);
+    for (let i = lo; i < hi; i++) count[units[idx[i]! * WIDTH + d]!]++;
+    const first = units[idx[lo]! * WIDTH + d]!;
+    if (count[first] === hi - lo) {
+      if (first !== 0 && d + 1 < WIDTH) ranges.push(lo, hi, d + 1);
+      continue;
+    }
+    let sum = lo;
+    for (let b = 0; b < 256; b++) {
+      starts[b] = sum;
+      sum += count[b]!;
+      count[b] = starts[b]!;
+    }
+    for (let i = lo; i < hi; i++) {
+      const v = idx[i]!;
+      tmp[count[units[v * WIDTH + d]!]!++] = v;
+    }
+    idx.set(tmp.subarray(lo, hi), lo);
+    // Bucket 0 holds names that ended here: equal, already in index order.
+    if (d + 1 < WIDTH) for (let b = 1; b < 256; b++) if (count[b]! - starts[b]! > 1) ranges.push(starts[b]!, count[b]!, d + 1);
+  }
+  return idx;
+}
+
+/** Sorts idx[lo, hi) by units from position d on (all equal before d); stable. */
+function insertionSort(units: Uint8Array, idx: Uint32Array, lo: number, hi: number, d: number): void {
+  for (let i = lo + 1; i < hi; i++) {
+    const v = idx[i]!, vo = v * WIDTH;
+    let j = i - 1;
+    for (; j >= lo; j--) {
+      const uo = idx[j]! * WIDTH;
+      let k = d;
+      while (k < WIDTH - 1 && units[uo + k] === units[vo + k] && units[vo + k] !== 0) k++;
+      if (units[uo + k]! <= units[vo + k]!) break;
+      idx[j + 1] = idx[j]!;
+    }
+    idx[j + 1] = v;
   }
 }
 

@@ -27,11 +27,13 @@ endpoints:
     conditions: { ready: true }
 `;
 
-let dir = '';
-afterEach(() => { if (dir) rmSync(dir, { recursive: true, force: true }); dir = ''; });
+// Every directory a test made (some render twice), removed after it.
+const dirs: string[] = [];
+afterEach(() => { for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true }); });
 
 async function render(files: Record<string, string>, args: string[] = []) {
-  dir = mkdtempSync(join(tmpdir(), 'svp-render-'));
+  const dir = mkdtempSync(join(tmpdir(), 'svp-render-'));
+  dirs.push(dir);
   for (const [n, t] of Object.entries(files)) writeFileSync(join(dir, n), t);
   let out = '', err = '';
   const code = await runRender(['--manifests', dir, '--family', '4', ...args], (s) => (out += s), (s) => (err += s));

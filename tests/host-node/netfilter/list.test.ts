@@ -97,10 +97,10 @@ describe('user chains in byte order of their names (iptables-save, -S, -L)', () 
 
   it('orders large sets exactly as a plain sort of the names does', () => {
     const B32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-    // Shared prefixes, a two-letter alphabet, very short, non-Latin-1 and over-long names.
-    // Sets of 4096 names and more are sorted in groups of a shared first 11 characters.
+    // Shared prefixes, a two-letter alphabet, very short, Latin-1 and non-Latin-1 names, names
+    // up to 38 characters (past 31 the radix sort gives way to a compare sort).
     const cases = [names(45_000, B32, 16), names(6000, 'AB', 16), names(5000, B32 + '-_.', 3), names(5000, B32 + 'é\u2603', 8),
-      names(5000, B32, 30), names(3000, 'AB', 16), names(100, B32, 10)];
+      names(5000, B32, 30), names(5000, B32 + '\u00fe', 16), names(5000, B32 + '\u00ff', 16), names(3000, 'AB', 16), names(100, B32, 10)];
     for (const list of cases) {
       const items = list.map((name, i) => ({ name, i }));
       const got = sortByName(items, (c) => c.name);
@@ -112,5 +112,11 @@ describe('user chains in byte order of their names (iptables-save, -S, -L)', () 
   it('keeps every item of a name given twice, in their order', () => {
     const items = ['b', 'a', 'b', 'c', 'a'].map((name, i) => ({ name, i }));
     expect(sortByName(items, (c) => c.name).map((c) => c.i)).toEqual([1, 4, 0, 2, 3]);
+    // Large sets of repeated names, in both sorts (Latin-1 names, and with one over 31 characters).
+    for (const extra of [[], ['X'.repeat(40)]]) {
+      const list = [...names(3000, 'ABC', 12), ...names(3000, 'ABC', 12), ...extra].map((name, i) => ({ name, i }));
+      const want = list.map((c) => c).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.i - b.i));
+      expect(sortByName(list, (c) => c.name).map((c) => c.i)).toEqual(want.map((c) => c.i));
+    }
   });
 });
