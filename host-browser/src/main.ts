@@ -13,7 +13,12 @@ import { editsFromText, editsText, withService } from './ui/scene-edits.js';
 import { byId, fill, h, renderChange, renderChart, renderCompare, renderConntrack, renderPacket, renderRules } from './ui/views.js';
 
 const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
-const core = new CoreClient(worker as unknown as Port);
+// The worker's warm-up done (engine/warm.ts): a large scene picked from now on loads on optimized code.
+const core = new CoreClient(worker as unknown as Port, (n) => {
+  document.body.dataset.warmMs = String(n.ms);
+  document.body.dataset.warm = n.error ? 'failed' : 'done';
+  if (n.error) console.warn(`engine warm-up stopped: ${n.error}`);
+});
 const editor = new Editor();
 const form = new PacketForm();
 const objectsForm = new ObjectsForm();

@@ -1,7 +1,9 @@
 // worker.ts — the Web Worker that owns the core: one Playground (engine/playground.ts) answering
-// the page's calls (protocol.ts). The page never blocks on a load, a trace or a burst of packets.
+// the page's calls (protocol.ts), and between them, once the first scene is drawn, the engine's
+// warm-up (engine/warm.ts). The page never blocks on a load, a trace or a burst of packets.
 // Never touches the DOM.
 import { Playground } from './engine/playground.js';
+import { Warmer } from './engine/warm.js';
 import { serve, type Port } from './protocol.js';
 
 const pg = new Playground();
@@ -12,4 +14,4 @@ serve(self as unknown as Port, {
   send: (p, progress) => pg.send(p.packet, p.count, p.nowMs, (phase) => progress({ phase })),
   conntrack: (p) => pg.conntrack(p.nowMs),
   compare: (p, progress) => pg.compare(p.packet, p.nowMs, p.columns, p.count, (phase, done, total) => progress({ phase, ...(done !== undefined ? { done, total: total! } : {}) })),
-});
+}, new Warmer());

@@ -4,7 +4,7 @@
 import { describe, it, expect } from 'vitest';
 import { Dataplane } from '../../host-node/dataplane.js';
 import { Playground } from '../../host-browser/src/engine/playground.js';
-import { PRESETS, NODE, presetById, scaleVip, type PacketSpec } from '../../host-browser/src/presets.js';
+import { PRESETS, NODE, presetById, scaleLocate, scaleObjects, scaleVip, type PacketSpec } from '../../host-browser/src/presets.js';
 import type { WirePacket } from '../../host-browser/src/engine/outcomes.js';
 
 const wire = (p: PacketSpec): WirePacket => ({ src: p.src, dst: p.dst, proto: p.proto, sport: p.sport, dport: p.dport, local: p.from === 'node' });
@@ -298,6 +298,22 @@ describe('playground engine', () => {
     expect(sceneDelta(scene, [a2], [c])).toEqual({ objects: [objects[0], c], removed: [] });
     expect(sceneDelta(scene, [c], [])).toEqual({ objects: [], removed: ['Service default/c'] });
     expect(sceneDelta(scene, [a2], [svc('a', '10.96.0.9')])).toEqual({ objects: [], removed: [] });
+  });
+
+  it('a generated scene finds its objects by layout exactly where an index would', async () => {
+    const { Scene } = await import('../../host-browser/src/engine/playground.js');
+    const objects = scaleObjects(60);
+    const located = new Scene('scale', objects, scaleLocate);
+    const indexed = new Scene('scale', objects);
+    const keys = objects.map((o) => {
+      const x = o as { kind: string; metadata: { namespace: string; name: string } };
+      return `${x.kind}/${x.metadata.namespace}/${x.metadata.name}`;
+    });
+    keys.forEach((k, i) => expect(located.at(k), k).toBe(i));
+    const absent = ['Service/default/svc-60', 'EndpointSlice/default/svc-60-abc12', 'Service/kube-system/svc-1', 'EndpointSlice/default/svc-1',
+      'Service/default/svc-1-abc12', 'Service/default/svc-01', 'Service/default/svc-', 'Pod/default/svc-1', 'Service/default/svc-1 '];
+    for (const k of [...keys, ...absent]) expect(located.at(k), k).toBe(indexed.at(k));
+    for (const k of absent) expect(located.at(k), k).toBeUndefined();
   });
 
   it('a single-Service edit of the 20k scene changes that Service only, and its trace follows', async () => {

@@ -2,7 +2,8 @@
 // right call, errors carried back as rejections, calls answered one at a time in order, and
 // anything that is not a message of the protocol ignored.
 import { describe, it, expect } from 'vitest';
-import { CoreClient, serve, isReply, isRequest, type Handlers, type Port } from '../../host-browser/src/protocol.js';
+import { CoreClient, serve, isNotice, isReply, isRequest, type Handlers, type IdleWork, type Notice, type Port } from '../../host-browser/src/protocol.js';
+import { Warmer, WARM_STEPS } from '../../host-browser/src/engine/warm.js';
 
 /** Two ports joined like a Worker and its global scope: posts arrive asynchronously, cloned. */
 function channel(): [Port, Port] {
@@ -82,5 +83,103 @@ describe('worker protocol', () => {
     await expect(client.call('conntrack', { nowMs: 1 })).resolves.toHaveLength(1);
     expect(isRequest({ id: 1.5, method: 'load', params: {} })).toBe(false);
     expect(isReply({ id: 1, kind: 'done' })).toBe(false);
+  });
+
+  /** Idle work of `steps` steps that logs each one (and fails at step `failAt`). */
+  function idleLog(log: string[], steps: number, failAt = -1): IdleWork {
+    let n = 0;
+    return {
+      step: async () => {
+        await new Promise((r) => setTimeout(r, 5));
+        if (n === failAt) throw new Error('step broke');
+        log.push(`idle ${++n}`);
+        return n < steps;
+      },
+      get report() { return { steps: n, ms: 5 * n }; },
+    };
+  }
+  const until = async (ok: () => boolean) => { for (let k = 0; k < 400 && !ok(); k++) await new Promise((r) => setTimeout(r, 5)); };
+
+  it('takes idle steps only after the first call and between calls, then gives notice', async () => {
+    const [page, worker] = channel();
+    const log: string[] = [];
+    serve(worker, handlers(log), idleLog(log, 3));
+    const notices: Notice[] = [];
+    const client = new CoreClient(page, (n) => notices.push(n));
+    await new Promise((r) => setTimeout(r, 30));
+    expect(log).toEqual([]);                                   // nothing before the first call
+    await client.call('packet', { packet, nowMs: 0, send: false });
+    await until(() => log.includes('idle 1'));
+    // A call made during the idle work runs after the current step, before the next.
+    await client.call('packet', { packet: { ...packet, dport: 81 }, nowMs: 0, send: false });
+    await until(() => notices.length > 0);
+    const calls = log.indexOf('packet 81');
+    expect(log.filter((l) => l.startsWith('idle'))).toEqual(['idle 1', 'idle 2', 'idle 3']);
+    expect(calls).toBeGreaterThan(log.indexOf('idle 1'));
+    expect(notices).toEqual([{ id: 0, kind: 'idle-done', steps: 3, ms: 15 }]);
+    // Done means done: later calls bring no more steps.
+    await client.call('packet', { packet: { ...packet, dport: 82 }, nowMs: 0, send: false });
+    await new Promise((r) => setTimeout(r, 30));
+    expect(log.filter((l) => l.startsWith('idle'))).toHaveLength(3);
+  });
+
+  it('never starts a step while a call waits, nor a call during a step', async () => {
+    const [page, worker] = channel();
+    let sent = 0, started = 0, inStep = false, steps = 0;
+    const clash: string[] = [];
+    const h = handlers([]);
+    const packetCall = h.packet;
+    h.packet = (p, progress) => {
+      started++;
+      if (inStep) clash.push(`call ${p.packet.dport} during a step`);
+      return packetCall(p, progress);
+    };
+    serve(worker, h, {
+      step: async () => {
+        if (sent !== started) clash.push(`step with ${sent - started} calls waiting`);
+        inStep = true;
+        await new Promise((r) => setTimeout(r, 3));
+        inStep = false;
+        return ++steps < 40;
+      },
+      get report() { return { steps, ms: 0 }; },
+    });
+    const client = new CoreClient(page);
+    const call = (dport: number) => { sent++; return client.call('packet', { packet: { ...packet, dport }, nowMs: 0, send: false }); };
+    await call(1);
+    for (let k = 0; k < 20; k++) {
+      await new Promise((r) => setTimeout(r, k % 4));
+      await Promise.all([call(100 + k), call(200 + k)]);
+    }
+    await until(() => steps === 40);
+    expect(clash).toEqual([]);
+    expect(steps).toBe(40);
+  });
+
+  it('ends the idle work with the error of a failing step and keeps serving', async () => {
+    const [page, worker] = channel();
+    const log: string[] = [];
+    serve(worker, handlers(log), idleLog(log, 5, 2));
+    const notices: Notice[] = [];
+    const client = new CoreClient(page, (n) => notices.push(n));
+    await client.call('packet', { packet, nowMs: 0, send: false });
+    await until(() => notices.length > 0);
+    expect(notices[0]).toMatchObject({ steps: 2, error: 'step broke' });
+    await expect(client.call('conntrack', { nowMs: 2 })).resolves.toHaveLength(1);
+    expect(isNotice({ id: 0, kind: 'idle-done', steps: 1, ms: 1 })).toBe(true);
+    expect(isNotice({ id: 1, kind: 'idle-done', steps: 1, ms: 1 })).toBe(false);
+  });
+});
+
+describe('engine warm-up', () => {
+  it('loads, views and traces its scenes, then stops', async () => {
+    const w = new Warmer();
+    let steps = 0;
+    while (await w.step()) steps++;
+    expect(steps + 1).toBe(WARM_STEPS);
+    expect(w.report.steps).toBe(WARM_STEPS);
+    expect(w.report.ms).toBeGreaterThan(0);
+    expect(await w.step()).toBe(false);
+    expect(w.report.steps).toBe(WARM_STEPS);
   });
 });

@@ -3,7 +3,7 @@
 // read conntrack at the virtual clock, and compare modes on throwaway dataplanes. Runs unchanged
 // in the Web Worker and under Node (the tests compare it with the Node API). Never touches the DOM.
 import { parseManifests, type ManifestIssue } from '../../../host-node/kube/index.js';
-import { presetById, type Mode } from '../presets.js';
+import { presetById, type Mode, type Preset } from '../presets.js';
 import { IptablesRunner, IpvsRunner, type ObjectDelta, type Objects, type Runner, type SyncChange, type TraceView, type SendOne } from './modes.js';
 import { DirectRunner } from './direct.js';
 import { nameSteps, resolvePacketName, type ResolvedName } from './names.js';
@@ -126,15 +126,23 @@ const MAX_ROWS = 200;
 export class Scene {
   private index: Map<string, number> | undefined;
   services?: ServiceList;
-  constructor(readonly id: string, readonly objects: unknown[]) {}
+  /** `locate`: the preset's reading of its layout (Preset.locate); else the scene is indexed. */
+  constructor(readonly id: string, readonly objects: unknown[], private readonly locate?: (key: string) => number | undefined) {}
   /** Where the object with this key sits, if the scene has it. */
   at(key: string): number | undefined {
+    if (this.locate) {
+      const at = this.locate(key);
+      return at !== undefined && at < this.objects.length && objectKey(this.objects[at]) === key ? at : undefined;
+    }
     this.index ??= new Map(this.objects.map((o, i) => [objectKey(o), i]));
     return this.index.get(key);
   }
 }
 
 export class Playground {
+  /** `presetOf`: the scenes a source may name (the page's presets; the warm-up's own, warm.ts). */
+  constructor(private readonly presetOf: (id: string) => Preset | undefined = presetById) {}
+
   private runner: Runner | undefined;
   private config: ModeConfig = { mode: 'iptables', scheduler: 'rr' };
   private source: ObjectSource | undefined;
@@ -150,13 +158,13 @@ export class Playground {
   /** The objects as the dataplane takes them (YAML text or decoded objects). */
   private inputOf(source: ObjectSource, progress: Progress): () => Objects {
     if ('yaml' in source) return () => source.yaml;
-    const preset = presetById(source.preset);
+    const preset = this.presetOf(source.preset);
     if (!preset) throw new Error(`unknown preset "${source.preset}"`);
     if (preset.yaml !== undefined) return () => preset.yaml!;
     if (this.generated?.id !== preset.id) {
       progress('generating objects', 0, preset.size);
       const objects = preset.generate!((done, total) => progress('generating objects', done, total));
-      this.generated = new Scene(preset.id, objects);
+      this.generated = new Scene(preset.id, objects, preset.locate);
     }
     const scene = this.generated;
     const objects = scene.objects;
