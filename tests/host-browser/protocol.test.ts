@@ -3,7 +3,7 @@
 // anything that is not a message of the protocol ignored.
 import { describe, it, expect } from 'vitest';
 import { CoreClient, serve, isNotice, isReply, isRequest, type Handlers, type IdleWork, type Notice, type Port } from '../../host-browser/src/protocol.js';
-import { Warmer, WARM_STEPS } from '../../host-browser/src/engine/warm.js';
+import { Warmer, WARM_SCENES } from '../../host-browser/src/engine/warm.js';
 
 /** Two ports joined like a Worker and its global scope: posts arrive asynchronously, cloned. */
 function channel(): [Port, Port] {
@@ -176,10 +176,10 @@ describe('engine warm-up', () => {
     const w = new Warmer();
     let steps = 0;
     while (await w.step()) steps++;
-    expect(steps + 1).toBe(WARM_STEPS);
-    expect(w.report.steps).toBe(WARM_STEPS);
+    expect(steps + 1).toBe(WARM_SCENES.length);
+    expect(w.report.steps).toBe(WARM_SCENES.length);
     expect(w.report.ms).toBeGreaterThan(0);
     expect(await w.step()).toBe(false);
-    expect(w.report.steps).toBe(WARM_STEPS);
+    expect(w.report.steps).toBe(WARM_SCENES.length);
   });
 });

@@ -12,19 +12,19 @@ import { Playground } from './playground.js';
 import type { WirePacket } from './outcomes.js';
 
 /**
- * Services per scene: over kube-proxy's large-cluster threshold (1,000 endpoints at two each),
- * so its rules take the 20,000-Service scene's shape (no comments), and small enough that a call
- * arriving meanwhile waits for one step only (about 0.1 s cold).
+ * Services in each scene, in order. They grow as the code warms, so a step stays short (a call
+ * that arrives meanwhile waits for one step only, about 0.1 s); from the sixth on they are over
+ * kube-proxy's large-cluster threshold (1,000 endpoints at two each), so their rules take the
+ * 20,000-Service scene's shape (no comments). About a second of the worker's time in all; fewer
+ * scenes left the 20k load measurably colder.
  */
-export const WARM_SERVICES = 600;
-/** Scenes in all: about a second of the worker's time. Fewer left the 20k load measurably colder. */
-export const WARM_STEPS = 10;
+export const WARM_SCENES: readonly number[] = [50, 100, 200, 300, 400, 600, 600, 600, 600, 600, 600, 600];
 
-const SCENE: Preset = {
+const scene = (services: number): Preset => ({
   id: 'warm-up', title: 'warm-up', lesson: '', mode: 'iptables', scheduler: 'rr',
   packet: { from: 'pod', src: '10.244.1.5', to: 'vip', service: '', dst: scaleVip(0), dport: 80, proto: 'tcp', sport: 40000 },
-  generate: () => scaleObjects(WARM_SERVICES), size: WARM_SERVICES, serviceObjects: scaleService, locate: scaleLocate, shown: 0,
-};
+  generate: () => scaleObjects(services), size: services, serviceObjects: scaleService, locate: scaleLocate, shown: 0,
+});
 
 export interface WarmReport {
   steps: number;
@@ -38,7 +38,7 @@ export class Warmer {
 
   /** True while steps remain. */
   get more(): boolean {
-    return this.done < WARM_STEPS;
+    return this.done < WARM_SCENES.length;
   }
 
   get report(): WarmReport {
@@ -49,16 +49,18 @@ export class Warmer {
   async step(): Promise<boolean> {
     if (!this.more) return false;
     const t0 = performance.now();
-    const pg = new Playground((id) => (id === SCENE.id ? SCENE : undefined));
-    const i = (this.done * 7919) % WARM_SERVICES;
+    const services = WARM_SCENES[this.done]!;
+    const preset = scene(services);
+    const pg = new Playground((id) => (id === preset.id ? preset : undefined));
+    const i = (this.done * 7919) % services;
     const packet: WirePacket = { src: '10.244.1.5', dst: scaleVip(i), proto: 'tcp', sport: 40000 + i, dport: 80, local: false };
     const base = { mode: 'iptables' as const, scheduler: 'rr' };
-    const loaded = await pg.load({ source: { preset: SCENE.id }, fresh: true, ...base });
+    const loaded = await pg.load({ source: { preset: preset.id }, fresh: true, ...base });
     if (loaded.issues.length) throw new Error(`warm-up scene: ${loaded.issues[0]!.message}`);
     pg.packet(packet, 0, false);
     const [, slice] = scaleService(i) as [unknown, { endpoints: { addresses: string[] }[] }];
     slice.endpoints[0]!.addresses = ['10.250.0.1'];
-    await pg.load({ source: { preset: SCENE.id, edits: [slice] }, fresh: false, ...base });
+    await pg.load({ source: { preset: preset.id, edits: [slice] }, fresh: false, ...base });
     const after = pg.packet(packet, 0, false);
     if (!after.trace.outcomes.some((o) => o.to === '10.250.0.1:8080')) throw new Error('warm-up scene: the edit did not reach the trace');
     this.done++;
