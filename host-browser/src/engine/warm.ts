@@ -1,11 +1,11 @@
 // warm.ts — readies the engine's code for a large scene while the page sits idle. A first load of
 // 20,000 Services in a fresh page runs much of the control plane, the restore parser, the rule
-// compiler and the rules view before V8 has optimized them: about a fifth of its time (Chromium,
-// this machine: p50 1.9–2.3 s cold, 1.6–1.8 s after this). So once the page's first scene is
-// drawn, the worker takes small scenes of the same shape (scaleObjects) through a throwaway
-// Playground as the page would — load, trace, edit one Service, trace — one scene per step,
-// between the page's own calls (protocol.ts serve()'s idle work). Never touches the page's
-// Playground: each step's engine and core are dropped when it ends.
+// compiler and the rules view before V8 has optimized them: about a fifth of its time (Chromium
+// on this machine, interleaved runs: p50 1.9–2.1 s cold, 1.5–1.7 s after this). So once the
+// page's first scene is drawn, the worker takes small scenes of the same shape (scaleObjects)
+// through a throwaway Playground as the page would — load, trace, edit one Service, trace — one
+// scene per step, between the page's own calls (protocol.ts serve()'s idle work). Never touches
+// the page's Playground: each step's engine and core are dropped when it ends.
 
 import { scaleLocate, scaleObjects, scaleService, scaleVip, type Preset } from '../presets.js';
 import { Playground } from './playground.js';
@@ -20,17 +20,11 @@ import type { WirePacket } from './outcomes.js';
  */
 export const WARM_SCENES: readonly number[] = [50, 100, 200, 300, 400, 600, 600, 600, 600, 600, 600, 600];
 
-const scene = (services: number): Preset => ({
+const warmScene = (services: number): Preset => ({
   id: 'warm-up', title: 'warm-up', lesson: '', mode: 'iptables', scheduler: 'rr',
   packet: { from: 'pod', src: '10.244.1.5', to: 'vip', service: '', dst: scaleVip(0), dport: 80, proto: 'tcp', sport: 40000 },
   generate: () => scaleObjects(services), size: services, serviceObjects: scaleService, locate: scaleLocate, shown: 0,
 });
-
-export interface WarmReport {
-  steps: number;
-  /** Time spent in steps (ms), not counting the page's calls between them. */
-  ms: number;
-}
 
 export class Warmer {
   private done = 0;
@@ -41,7 +35,8 @@ export class Warmer {
     return this.done < WARM_SCENES.length;
   }
 
-  get report(): WarmReport {
+  /** Steps taken, and their time (ms) without the page's calls between them. */
+  get report(): { steps: number; ms: number } {
     return { steps: this.done, ms: Math.round(this.spent) };
   }
 
@@ -50,7 +45,7 @@ export class Warmer {
     if (!this.more) return false;
     const t0 = performance.now();
     const services = WARM_SCENES[this.done]!;
-    const preset = scene(services);
+    const preset = warmScene(services);
     const pg = new Playground((id) => (id === preset.id ? preset : undefined));
     const i = (this.done * 7919) % services;
     const packet: WirePacket = { src: '10.244.1.5', dst: scaleVip(i), proto: 'tcp', sport: 40000 + i, dport: 80, local: false };
