@@ -2,13 +2,14 @@
 // Web Worker) under Node, in the page's order: the worker's warm-up (engine/warm.ts, which the
 // page runs once its first scene is drawn; PLAYGROUND_BENCH_WARM=0 leaves it out), then loading
 // the 20,000-Service preset in iptables mode (generate the objects, kube-proxy's sync into the
-// core, the rules view, the builder's Service list, the first trace, as the page asks for them),
-// and a single-Service edit in that scene followed by a trace (the edited Service's endpoints
-// change; the rules view, the diff and the trace update), p50/p99. Also the same edit + trace in
-// a small YAML scene. Each load builds a fresh engine; bounded to about a minute
-// (PLAYGROUND_BENCH_LOADS loads, default 2). The edit row's note gives the p50 of each phase the
-// engine times (apply = dp.apply, rules view, diff, builder, the two rules digests, the core
-// trace, trace steps and marks, conntrack; other = the rest of the wall time).
+// core, the rules view, the builder's Service list, and the packet's trace, in one call as the
+// page makes it), and single-Service edits in that scene, each explaining the edited Service's
+// packet in the same call (its endpoints change; the rules view, the diff and the trace
+// update), p50/p99. Also the same edit + trace in a small YAML scene. Each load builds a fresh
+// engine; bounded to about a minute (PLAYGROUND_BENCH_LOADS loads, default 2). The edit row's
+// note gives the p50 of each phase the engine times (apply = dp.apply, rules view, diff,
+// builder, the rules digest, the core trace, trace steps and marks, conntrack; other = the rest
+// of the wall time).
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { Playground } from '../host-browser/src/engine/playground.js';
 import { Warmer } from '../host-browser/src/engine/warm.js';
@@ -71,9 +72,9 @@ export async function benchPlayground(): Promise<BenchRow[]> {
   for (let k = 0; k < loads; k++) {
     pg = new Playground();
     const t = hr();
-    const r = await pg.load({ source: { preset: preset.id }, mode: 'iptables', scheduler: 'rr', fresh: true });
-    pg.packet(wire(preset.packet), 0, false);
+    const r = await pg.load({ source: { preset: preset.id }, mode: 'iptables', scheduler: 'rr', fresh: true, explain: { packet: wire(preset.packet), nowMs: 0 } });
     loadMs.push(hr() - t);
+    if (!r.packet) throw new Error(`bench playground: no trace (${r.packetError})`);
     if (r.serviceCount !== 20_000 || r.issues.length) throw new Error(`bench playground: ${r.serviceCount} services, ${r.issues.length} issues`);
     phases = r.phases.filter((p) => p.ms >= 5).map((p) => `${p.phase.replace(/:.*/, '')} ${p.ms}`).join(', ');
   }
@@ -94,17 +95,21 @@ export async function benchPlayground(): Promise<BenchRow[]> {
   for (let k = 0; k < EDITS; k++) {
     const i = (k * 7919) % 20_000;
     const t = hr();
-    const r = await pg.load({ source: { preset: preset.id, edits: [editedSlice(i, k + 1)] }, mode: 'iptables', scheduler: 'rr', fresh: false });
-    const pr = pg.packet({ src: '10.244.1.5', dst: scaleVip(i), proto: 'tcp', sport: 40000, dport: 80, local: false }, 0, false);
+    const r = await pg.load({
+      source: { preset: preset.id, edits: [editedSlice(i, k + 1)] }, mode: 'iptables', scheduler: 'rr', fresh: false,
+      explain: { packet: { src: '10.244.1.5', dst: scaleVip(i), proto: 'tcp', sport: 40000, dport: 80, local: false }, nowMs: 0 },
+    });
     const ms = hr() - t;
     editMs.push(ms);
+    const pr = r.packet;
+    if (!pr) throw new Error(`bench playground edit ${k}: no trace (${r.packetError})`);
     const tr = pr.trace;
     if (r.change.changedServices.length > 2 || !tr.outcomes.some((o) => o.to === `10.250.${((k + 1) >> 8) & 255}.${(k + 1) & 255}:8080`)) {
       throw new Error(`bench playground edit ${k}: ${JSON.stringify(r.change.changedServices)} ${JSON.stringify(tr.outcomes.map((o) => o.to))}`);
     }
-    // Phases of one name (the load's and the packet's digest) add up per edit.
+    // The load's phases, its 'packet' phase as the packet's own parts.
     const sums = new Map<string, number>();
-    for (const ph of [...r.phases, ...pr.phases]) {
+    for (const ph of [...r.phases.filter((p) => p.phase !== 'packet'), ...pr.phases]) {
       const name = EDIT_PARTS[ph.phase] ?? ph.phase;
       sums.set(name, (sums.get(name) ?? 0) + ph.ms);
     }
@@ -125,8 +130,7 @@ export async function benchPlayground(): Promise<BenchRow[]> {
   for (let k = 0; k < 60; k++) {
     const yaml = small.yaml!.replace('10.244.1.13', `10.244.3.${(k % 200) + 20}`);
     const t = hr();
-    await spg.load({ source: { yaml }, mode: 'iptables', scheduler: 'rr', fresh: false });
-    spg.packet(wire(small.packet), 0, false);
+    await spg.load({ source: { yaml }, mode: 'iptables', scheduler: 'rr', fresh: false, explain: { packet: wire(small.packet), nowMs: 0 } });
     smallMs.push(hr() - t);
   }
   rows.push({

@@ -130,14 +130,26 @@ function showMode(): void {
 }
 
 async function load(fresh: boolean): Promise<void> {
-  const r = await call('load', { source: state.objects, ...modeConfig(), fresh });
+  // The packet (the form as the last explain left it) is explained in the same call: one round
+  // trip and one rules view drawn, not two.
+  form.spec = state.packet;
+  const packet = form.problem() ? undefined : form.spec;
+  const r = await call('load', {
+    source: state.objects, ...modeConfig(), fresh, ...(packet ? { explain: { packet: toWire(packet), nowMs: state.clockMs } } : {}),
+  });
   editor.showIssues(r.issues);
   form.setServices(r.services, r.serviceCount);
   form.spec = state.packet;
-  renderRules(r.views);
   renderChange(r.change, state.mode, r.ms, r.phases);
   byId('summary').textContent = `${r.serviceCount.toLocaleString('en-US')} Service(s) · ${state.mode}${state.mode === 'ipvs' ? ` (${state.scheduler})` : ''} · loaded in ${r.ms} ms`;
-  await explain(false);
+  if (packet && r.packet) {
+    state.packet = packet;
+    showPacket(r.packet);
+  } else {
+    renderRules(r.views);
+    if (r.packetError !== undefined) showProgress(null, r.packetError);
+    else await explain(false);
+  }
   saveHash();
 }
 
@@ -145,11 +157,14 @@ async function explain(send: boolean): Promise<void> {
   const problem = form.problem();
   if (problem) { showProgress(null, problem); return; }
   state.packet = form.spec;
-  const r = await call('packet', { packet: toWire(state.packet), nowMs: state.clockMs, send });
+  showPacket(await call('packet', { packet: toWire(state.packet), nowMs: state.clockMs, send }));
+  saveHash();
+}
+
+function showPacket(r: Result<'packet'>): void {
   renderPacket(r);
   renderRules(r.trace.rules);
   renderConntrack(r.conntrack, state.clockMs);
-  saveHash();
 }
 
 async function sendMany(count: number): Promise<void> {

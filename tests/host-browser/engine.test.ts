@@ -153,6 +153,34 @@ describe('playground engine', () => {
     expect(r.change.changedChains.names.every((c) => c.startsWith('KUBE-SEP-') || c.startsWith('KUBE-SVC-'))).toBe(true);
   });
 
+  it('a load that explains its packet answers as a load and then the packet call would', async () => {
+    const preset = presetById('clusterip')!;
+    const edited = preset.yaml!.replace('  - addresses: [10.244.1.13]', '  - addresses: [10.244.1.14]');
+    const apart = new Playground(), together = new Playground();
+    const base = { mode: 'iptables' as const, scheduler: 'rr' };
+    for (const [yaml, fresh] of [[preset.yaml!, true], [edited, false]] as const) {
+      const a = await apart.load({ source: { yaml }, ...base, fresh });
+      const ap = apart.packet(wire(preset.packet), 0, false);
+      const t = await together.load({ source: { yaml }, ...base, fresh, explain: { packet: wire(preset.packet), nowMs: 0 } });
+      expect(a.packet).toBeUndefined();
+      expect(t.change).toEqual(a.change);
+      expect(t.packet!.trace).toEqual(ap.trace);
+      expect(t.packet!.conntrack).toEqual(ap.conntrack);
+      expect(t.views).toEqual(ap.trace.rules);
+      expect(t.phases.map((p) => p.phase)).toContain('packet');
+      expect(t.phases.map((p) => p.phase)).not.toContain('rules digest');
+    }
+    // A name that does not resolve is an outcome of its own; a packet the core cannot take comes
+    // back as an error beside the load, which stands, with its own rules view.
+    const named = await together.load({ source: { yaml: edited }, ...base, fresh: false, explain: { packet: { ...wire(preset.packet), name: 'nope.default.svc.cluster.local' }, nowMs: 0 } });
+    expect(named.packet!.trace.outcomes.map((o) => o.reason)).toEqual(['dns']);
+    const bad = await together.load({ source: { yaml: edited }, ...base, fresh: false, explain: { packet: { ...wire(preset.packet), src: '10.244.1.500' }, nowMs: 0 } });
+    expect(bad.packet).toBeUndefined();
+    expect(bad.packetError).toMatch(/10\.244\.1\.500/);
+    expect(bad.views.length).toBeGreaterThan(0);
+    expect(bad.phases.map((p) => p.phase)).toContain('rules digest');
+  });
+
   it('reports a bad field with its line and keeps the rest', async () => {
     const preset = presetById('clusterip')!;
     const pg = new Playground();

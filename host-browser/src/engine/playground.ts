@@ -27,6 +27,8 @@ export interface LoadRequest extends ModeConfig {
   source: ObjectSource;
   /** Start from an empty dataplane (new scene) instead of syncing the difference (an edit). */
   fresh: boolean;
+  /** A packet to explain once loaded (Playground.packet without sending): one call where the page would make two. */
+  explain?: { packet: WirePacket; nowMs: number };
 }
 
 /** A Service port the packet builder offers as a destination. */
@@ -42,7 +44,11 @@ export interface ServiceEntry {
 export interface LoadResult {
   issues: ManifestIssue[];
   change: SyncChange;
+  /** The rules views; with `explain`, those of its trace (packet.trace.rules) instead. */
   views: RulesView[];
+  /** The explained packet, or why it could not be explained. */
+  packet?: PacketResult;
+  packetError?: string;
   services: ServiceEntry[];
   /** Services in the scene (the builder's list may be shorter). */
   serviceCount: number;
@@ -220,11 +226,28 @@ export class Playground {
     this.input = input;
     progress('listing services');
     const { entries, count } = this.serviceList(req.source, input);
-    progress('rules digest');
-    const views = runner.views();
+    let packet: PacketResult | undefined;
+    let packetError: string | undefined;
+    if (req.explain) {
+      progress('packet');
+      try {
+        packet = this.packet(req.explain.packet, req.explain.nowMs, false);
+      } catch (e) {
+        packetError = e instanceof Error ? e.message : String(e);
+      }
+    }
+    let views: RulesView[] = [];
+    if (packet) views = packet.trace.rules;
+    else {
+      progress('rules digest');
+      views = runner.views();
+    }
     const phases = end();
     report('done');
-    return { issues, change, views, services: entries, serviceCount: count, ms: Math.round(now() - t0), phases };
+    return {
+      issues, change, views, services: entries, serviceCount: count, ms: Math.round(now() - t0), phases,
+      ...(packet ? { packet } : {}), ...(packetError !== undefined ? { packetError } : {}),
+    };
   }
 
   /**
