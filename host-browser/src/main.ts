@@ -138,7 +138,7 @@ async function load(fresh: boolean): Promise<void> {
     source: state.objects, ...modeConfig(), fresh, ...(packet ? { explain: { packet: toWire(packet), nowMs: state.clockMs } } : {}),
   });
   editor.showIssues(r.issues);
-  form.setServices(r.services, r.serviceCount);
+  if (r.services) form.setServices(r.services, r.serviceCount);
   form.spec = state.packet;
   renderChange(r.change, state.mode, r.ms, r.phases);
   byId('summary').textContent = `${r.serviceCount.toLocaleString('en-US')} Service(s) · ${state.mode}${state.mode === 'ipvs' ? ` (${state.scheduler})` : ''} · loaded in ${r.ms} ms`;

@@ -384,16 +384,22 @@ describe('playground engine', () => {
     });
     const listed = await pg.load({ source: { preset: preset.id, edits: [svc(3, 81)] }, mode: 'iptables', scheduler: 'rr', fresh: false });
     expect(listed.services).toHaveLength(500);
-    expect(listed.services[3]).toEqual({ id: 'default/svc-3:http', clusterIP: scaleVip(3), port: 81, protocol: 'tcp', nodePort: 0 });
+    expect(listed.services![3]).toEqual({ id: 'default/svc-3:http', clusterIP: scaleVip(3), port: 81, protocol: 'tcp', nodePort: 0 });
     expect(listed.serviceCount).toBe(20_000);
     const past = await pg.load({ source: { preset: preset.id, edits: [svc(19_000, 82)] }, mode: 'iptables', scheduler: 'rr', fresh: false });
-    expect(past.services[3]!.port).toBe(80);
-    expect(past.services.some((e) => e.port !== 80)).toBe(false);
+    expect(past.services![3]!.port).toBe(80);
+    expect(past.services!.some((e) => e.port !== 80)).toBe(false);
     expect(past.serviceCount).toBe(20_000);
     const added = { ...svc(20_000, 83, '10.96.250.250'), metadata: { name: 'svc-new', namespace: 'default' } };
     const grown = await pg.load({ source: { preset: preset.id, edits: [added, svc(19_000, 82)] }, mode: 'iptables', scheduler: 'rr', fresh: false });
     expect(grown.serviceCount).toBe(20_001);
     expect(grown.services).toEqual(past.services);
+    // An edit that leaves the list as the last load returned it does not send it again.
+    const slice = { ...edit(5, '10.250.0.5'), metadata: { name: 'svc-5-abc12', namespace: 'default', labels: { 'kubernetes.io/service-name': 'svc-5' } } };
+    const again = await pg.load({ source: { preset: preset.id, edits: [added, svc(19_000, 82), slice] }, mode: 'iptables', scheduler: 'rr', fresh: false });
+    expect(again.change.changedServices).toEqual(['default/svc-5']);
+    expect(again.services).toBeUndefined();
+    expect(again.serviceCount).toBe(20_001);
     const named = pg.packet({ src: '10.244.1.5', dst: '', name: 'svc-new.default.svc.cluster.local', proto: 'tcp', sport: 40001, dport: 83, local: false }, 0, false);
     expect(named.dns?.address).toBe('10.96.250.250');
     expect(pg.packet({ ...p(19_000), dport: 82 }, 0, false).trace.outcomes.map((o) => o.to).sort()).toHaveLength(2);

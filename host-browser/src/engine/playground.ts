@@ -49,7 +49,8 @@ export interface LoadResult {
   /** The explained packet, or why it could not be explained. */
   packet?: PacketResult;
   packetError?: string;
-  services: ServiceEntry[];
+  /** The builder's Service list; absent when it is the one the last load returned (an edit of a generated scene). */
+  services?: ServiceEntry[];
   /** Services in the scene (the builder's list may be shorter). */
   serviceCount: number;
   ms: number;
@@ -158,6 +159,9 @@ export class Playground {
   private dnsLoaded: Runner | undefined;
   private dnsInput: (() => Objects) | undefined;
 
+  /** The builder's list the last load returned (an edit that keeps it leaves it out). */
+  private listed: { entries: ServiceEntry[]; count: number } | undefined;
+
   /** The last generated scene, kept so that an edit of it does not generate it again. */
   private generated: Scene | undefined;
 
@@ -244,9 +248,11 @@ export class Playground {
     }
     const phases = end();
     report('done');
+    const same = !req.fresh && this.listed?.entries === entries && this.listed.count === count;
+    this.listed = { entries, count };
     return {
-      issues, change, views, services: entries, serviceCount: count, ms: Math.round(now() - t0), phases,
-      ...(packet ? { packet } : {}), ...(packetError !== undefined ? { packetError } : {}),
+      issues, change, views, serviceCount: count, ms: Math.round(now() - t0), phases,
+      ...(same ? {} : { services: entries }), ...(packet ? { packet } : {}), ...(packetError !== undefined ? { packetError } : {}),
     };
   }
 

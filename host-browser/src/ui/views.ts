@@ -229,12 +229,15 @@ export function renderRules(views: RulesView[]): void {
       pre);
   }));
   // Bring the packet's Service decision into sight: the first highlighted jump to a Service chain,
-  // DNAT or REJECT, else the first highlighted line.
-  for (const pre of root.querySelectorAll<HTMLElement>('pre')) {
-    const hits = [...pre.querySelectorAll<HTMLElement>('.hit')];
-    const hit = hits.find((e) => /-j (KUBE-SVC-|KUBE-SVL-|KUBE-EXT-|DNAT|REJECT)/.test(e.textContent ?? '')) ?? hits[0];
-    if (hit) pre.scrollTop = Math.max(0, hit.offsetTop - pre.offsetTop - 60);
-  }
+  // DNAT or REJECT, else the first highlighted line. In the next frame, whose layout reads the
+  // positions: read now, they would force a layout of the page mid-update.
+  requestAnimationFrame(() => {
+    for (const pre of root.querySelectorAll<HTMLElement>('pre')) {
+      const hits = [...pre.querySelectorAll<HTMLElement>('.hit')];
+      const hit = hits.find((e) => /-j (KUBE-SVC-|KUBE-SVL-|KUBE-EXT-|DNAT|REJECT)/.test(e.textContent ?? '')) ?? hits[0];
+      if (hit) pre.scrollTop = Math.max(0, hit.offsetTop - pre.offsetTop - 60);
+    }
+  });
 }
 
 export function renderChange(c: SyncChange, mode: string, ms: number, phases: Array<{ phase: string; ms: number }> = []): void {
