@@ -240,7 +240,7 @@ export class Playground {
         packetError = e instanceof Error ? e.message : String(e);
       }
     }
-    let views: RulesView[] = [];
+    let views: RulesView[];
     if (packet) views = packet.trace.rules;
     else {
       progress('rules digest');
