@@ -7,7 +7,7 @@
 // scene per step, between the page's own calls (protocol.ts serve()'s idle work). Never touches
 // the page's Playground: each step's engine and core are dropped when it ends.
 
-import { scaleLocate, scaleObjects, scaleService, scaleVip, type Preset } from '../presets.js';
+import { presetById, scaleObjects, scaleService, scaleVip, type Preset } from '../presets.js';
 import { Playground } from './playground.js';
 import type { WirePacket } from './outcomes.js';
 
@@ -20,10 +20,9 @@ import type { WirePacket } from './outcomes.js';
  */
 export const WARM_SCENES: readonly number[] = [50, 100, 200, 300, 400, 600, 600, 600, 600, 600, 600, 600];
 
+/** The 20,000-Service preset at `services` Services. */
 const warmScene = (services: number): Preset => ({
-  id: 'warm-up', title: 'warm-up', lesson: '', mode: 'iptables', scheduler: 'rr',
-  packet: { from: 'pod', src: '10.244.1.5', to: 'vip', service: '', dst: scaleVip(0), dport: 80, proto: 'tcp', sport: 40000 },
-  generate: () => scaleObjects(services), size: services, serviceObjects: scaleService, locate: scaleLocate, shown: 0,
+  ...presetById('scale-20k')!, id: 'warm-up', generate: () => scaleObjects(services), size: services, shown: 0,
 });
 
 export class Warmer {
