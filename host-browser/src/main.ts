@@ -129,14 +129,20 @@ function showMode(): void {
   document.body.dataset.mode = state.mode;
 }
 
-async function load(fresh: boolean): Promise<void> {
+/** `redraw` draws what the edit being loaded changed in the inputs, in the same update as its answer. */
+async function load(fresh: boolean, redraw?: () => void): Promise<void> {
   // The packet (the form as the last explain left it) is explained in the same call: one round
   // trip and one rules view drawn, not two.
   form.spec = state.packet;
   const packet = form.problem() ? undefined : form.spec;
-  const r = await call('load', {
-    source: state.objects, ...modeConfig(), fresh, ...(packet ? { explain: { packet: toWire(packet), nowMs: state.clockMs } } : {}),
-  });
+  let r: Result<'load'>;
+  try {
+    r = await call('load', {
+      source: state.objects, ...modeConfig(), fresh, ...(packet ? { explain: { packet: toWire(packet), nowMs: state.clockMs } } : {}),
+    });
+  } finally {
+    redraw?.();
+  }
   editor.showIssues(r.issues);
   if (r.services) form.setServices(r.services, r.serviceCount);
   form.spec = state.packet;
@@ -194,27 +200,32 @@ presetSel.addEventListener('change', () => {
   void restore({ objects: { preset: p.id }, mode: p.mode, scheduler: p.scheduler, packet: p.packet, clockMs: 0 }).catch(() => {});
 });
 
-function edited(yaml: string): void {
+/** Form edits made (and texts typed): a form edit's text is drawn only while it is the latest. */
+let formEdits = 0;
+
+function edited(yaml: string, redraw?: () => void): void {
   const scene = 'preset' in state.objects ? presetById(state.objects.preset) : undefined;
   if (scene?.generate) {
     // A generated scene: the text holds the objects that replace generated ones.
     const { objects, issues } = editsFromText(yaml);
     if (issues.length) {
+      redraw?.();
       editor.showIssues(issues);
       return;
     }
     state.objects = { preset: scene.id, edits: objects };
-    void load(false).catch(() => {});
+    void load(false, redraw).catch(() => {});
     return;
   }
   state.objects = { yaml };
   const same = PRESETS.find((p) => p.yaml === yaml);
   presetSel.value = same?.id ?? '';
   lesson.textContent = same?.lesson ?? '';
-  void load(false).catch(() => {});
+  void load(false, redraw).catch(() => {});
 }
 
 editor.onEdit = (yaml) => {
+  formEdits++;   // a form edit still loading no longer owns the text
   objectsForm.show(yaml);
   edited(yaml);
 };
@@ -236,9 +247,12 @@ byId('scene-show').addEventListener('click', () => {
   edited(text);
 });
 
-objectsForm.onEdit = (yaml) => {
-  editor.setText(yaml);
-  edited(yaml);
+objectsForm.onEdit = (yaml, redraw) => {
+  const edit = ++formEdits;
+  edited(yaml, () => {
+    if (edit === formEdits) editor.setText(yaml);
+    redraw();
+  });
 };
 
 const onMode = () => {

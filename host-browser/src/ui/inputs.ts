@@ -18,6 +18,8 @@ export class Editor {
   private readonly issues = byId('issues');
   private bad = new Set<number>();
   private timer: ReturnType<typeof setTimeout> | undefined;
+  private gutterHtml = '';
+  private scrollFrame = 0;
 
   /** Called (debounced) when the user changes the text. */
   onEdit: (yaml: string) => void = () => {};
@@ -80,8 +82,15 @@ export class Editor {
     const n = this.text.value.split('\n').length;
     const parts: string[] = [];
     for (let i = 1; i <= n; i++) parts.push(this.bad.has(i) ? `<span class="bad">${i}</span>` : String(i));
-    this.gutter.innerHTML = parts.join('\n');
-    this.gutter.scrollTop = this.text.scrollTop;
+    const html = parts.join('\n');
+    if (html !== this.gutterHtml) {
+      this.gutterHtml = html;
+      this.gutter.innerHTML = html;
+    }
+    // Read in the next frame: reading scrollTop now would lay out the whole page in the middle of
+    // an update (a 20,000-Service rules view takes milliseconds), and again for every later change.
+    cancelAnimationFrame(this.scrollFrame);
+    this.scrollFrame = requestAnimationFrame(() => { this.gutter.scrollTop = this.text.scrollTop; });
   }
 }
 

@@ -11,8 +11,12 @@ export class ObjectsForm {
   private yaml = '';
   private selected = '';
 
-  /** Called with the edited text after every change made in the form. */
-  onEdit: (yaml: string) => void = () => {};
+  /**
+   * Called with the edited text after every change made in the form, and `redraw`, which draws the
+   * form for that text: the page calls it when it draws the edit's answer, so the form, the rules
+   * and the trace change in one update (one layout), and the edit reaches the worker first.
+   */
+  onEdit: (yaml: string, redraw: () => void) => void = (_yaml, redraw) => redraw();
 
   /** Draws the form for this text (the selected Service kept when it still exists, or `select`). */
   show(yaml: string, select?: string): void {
@@ -28,8 +32,13 @@ export class ObjectsForm {
       const before = new Set(readFormModel(this.yaml).services.map((s) => s.key));
       this.selected = readFormModel(next).services.find((s) => !before.has(s.key))?.key ?? this.selected;
     }
-    this.show(next);
-    this.onEdit(next);
+    this.yaml = next;
+    let model: FormModel | undefined;
+    this.onEdit(next, () => {
+      if (this.yaml === next) this.render(model ??= readFormModel(next));
+    });
+    // Read while the worker works on the edit (unless the form was drawn already).
+    model ??= readFormModel(next);
   }
 
   private render(m: FormModel): void {

@@ -127,7 +127,10 @@ function conditionsOf(c: Record<string, unknown> | undefined): Pick<FormEndpoint
 
 export function readFormModel(yaml: string): FormModel {
   const p = parse(yaml);
-  if ('error' in p) return { services: [], error: p.error };
+  return 'error' in p ? { services: [], error: p.error } : modelOf(p);
+}
+
+function modelOf(p: Parsed): FormModel {
   const services = p.services.map((s): FormService => {
     const spec = (p.docs[s.doc]!.toJS() as { spec?: Record<string, unknown> }).spec ?? {};
     const ports = (Array.isArray(spec.ports) ? spec.ports as Array<Record<string, unknown>> : []).map((pt, index) => ({
@@ -160,7 +163,7 @@ export function readFormModel(yaml: string): FormModel {
 export function applyFormEdit(yaml: string, edit: FormEdit): string {
   const p = parse(yaml);
   if ('error' in p) return yaml;
-  const model = readFormModel(yaml);
+  const model = modelOf(p);
   if (edit.op === 'add-service') return addService(yaml, model);
   const svc = model.services.find((s) => s.key === edit.service);
   if (!svc) return yaml;
