@@ -15,8 +15,11 @@ import { sctpValid } from "./sctp";
 import { UDP_CSUM } from "./udp";
 
 // Adds the bytes [ptr, ptr+len) to `acc` as 16-bit words in load order. An odd last byte is the high
-// byte of a zero-padded network word (RFC 1071 §4.1), which in load order is the low byte.
-export function sumBytes(ptr: usize, len: u32, acc: u64): u64 {
+// byte of a zero-padded network word (RFC 1071 §4.1), which in load order is the low byte. Inlined
+// (as are pseudoSum and checksumValid): conntrack sums every incoming packet's checksums, and the
+// calls cost as much as the sums of a 20-byte header.
+// @ts-ignore: decorator
+@inline export function sumBytes(ptr: usize, len: u32, acc: u64): u64 {
   let p = ptr;
   let n = len;
   while (n >= 32) {
@@ -98,7 +101,8 @@ export function ipv4HeaderValid(ip: usize, hlen: u32): bool {
 
 // The pseudo-header sum for TCP, UDP and ICMPv6 (RFC 793 §3.1 / RFC 768 for IPv4, RFC 8200 §8.1 for
 // IPv6: 32-bit upper-layer length, next header in the last byte). `len` is the upper-layer length.
-export function pseudoSum(t: Tuple, proto: u8, len: u32): u64 {
+// @ts-ignore: decorator
+@inline export function pseudoSum(t: Tuple, proto: u8, len: u32): u64 {
   let acc: u64 = <u64>t.s0 + <u64>t.d0;
   if (t.family != FAMILY_V4) {
     acc += <u64>t.s1 + <u64>t.s2 + <u64>t.s3 + <u64>t.d1 + <u64>t.d2 + <u64>t.d3;
@@ -118,7 +122,8 @@ export function checksumOver(ptr: usize, len: u32, fieldOff: u32, acc: u64): u16
 }
 
 // True when `len` bytes at `ptr` plus `acc` verify (fold to 0xFFFF).
-export function checksumValid(ptr: usize, len: u32, acc: u64): bool {
+// @ts-ignore: decorator
+@inline export function checksumValid(ptr: usize, len: u32, acc: u64): bool {
   return fold(sumBytes(ptr, len, acc)) == 0xFFFF;
 }
 
