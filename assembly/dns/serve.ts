@@ -134,7 +134,12 @@ export function dnsServe(f: Flow): i32 {
 // The pipeline's hook (direct mode, before conntrack and the service lookup): serves the packet in
 // descriptor `d` if it is a cluster DNS query, writing the verdict, reason and reply length and
 // counting them as pipeline.ts finish() does. Returns false when the packet is not ours.
-export function dnsProcess(d: usize, f: Flow): bool {
+// @ts-ignore: decorator
+@inline export function dnsProcess(d: usize, f: Flow): bool {
+  return isOurs(f) && served(d, f);   // every TCP and UDP packet asks: no call for the others
+}
+
+function served(d: usize, f: Flow): bool {
   const r = dnsServe(f);
   if (r == SERVE_NOT_OURS) return false;
   if (r == SERVE_REPLIED) {

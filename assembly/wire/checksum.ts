@@ -16,8 +16,8 @@ import { UDP_CSUM } from "./udp";
 
 // Adds the bytes [ptr, ptr+len) to `acc` as 16-bit words in load order. An odd last byte is the high
 // byte of a zero-padded network word (RFC 1071 §4.1), which in load order is the low byte. Inlined
-// (as are pseudoSum and checksumValid): conntrack sums every incoming packet's checksums, and the
-// calls cost as much as the sums of a 20-byte header.
+// (as are pseudoSum, checksumValid and l4ChecksumOk): conntrack sums every incoming packet's
+// checksums, and the calls cost as much as the sums of a 20-byte header.
 // @ts-ignore: decorator
 @inline export function sumBytes(ptr: usize, len: u32, acc: u64): u64 {
   let p = ptr;
@@ -139,7 +139,8 @@ export function l4Checksum(f: Flow, fieldOff: u32): u16 {
 // with the pseudo-header where the protocol has one) and SCTP (CRC32c). True when there is nothing
 // to verify: an IPv4 UDP datagram sent without a checksum, another protocol, a checksum the device
 // finishes (csumPartial), or a first fragment, whose checksum covers the whole datagram.
-export function l4ChecksumOk(f: Flow): bool {
+// @ts-ignore: decorator
+@inline export function l4ChecksumOk(f: Flow): bool {
   if (f.csumPartial || f.frag == FRAG_FIRST) return true;
   const l4 = f.pkt + f.l3len, n = f.l4len, p = f.proto;
   if (p == PROTO_TCP || (p == PROTO_UDP && load<u16>(l4 + UDP_CSUM) != 0) || (p == PROTO_ICMPV6 && f.family == FAMILY_V6)) {
