@@ -4,7 +4,7 @@
 // The page never runs the core itself: every answer comes from the worker.
 import './style.css';
 import { CoreClient, type Method, type Params, type Result, type ProgressNote, type Port } from './protocol.js';
-import { IPVS_SCHEDULERS, PRESETS, presetById } from './presets.js';
+import { IPVS_SCHEDULERS, PRESETS, presetById, type PacketSpec } from './presets.js';
 import type { ModeConfig, ObjectSource } from './engine/playground.js';
 import { decodeState, encodeState, stateFromHash, stateToHash, type ShareState } from './share.js';
 import { Editor, PacketForm, toWire } from './ui/inputs.js';
@@ -133,10 +133,11 @@ function showMode(): void {
 async function load(fresh: boolean, redraw?: () => void): Promise<void> {
   // The packet (the form as the last explain left it) is explained in the same call: one round
   // trip and one rules view drawn, not two.
-  form.spec = state.packet;
-  const packet = form.problem() ? undefined : form.spec;
   let r: Result<'load'>;
+  let packet: PacketSpec | undefined;
   try {
+    form.spec = state.packet;
+    packet = form.problem() ? undefined : form.spec;
     r = await call('load', {
       source: state.objects, ...modeConfig(), fresh, ...(packet ? { explain: { packet: toWire(packet), nowMs: state.clockMs } } : {}),
     });

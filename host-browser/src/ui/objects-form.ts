@@ -6,6 +6,9 @@
 import { applyFormEdit, readFormModel, NODES, type Condition, type FormEdit, type FormModel, type FormService, type PortField } from './objects-model.js';
 import { byId, fill, h } from './views.js';
 
+/** Edits after which every endpoint and port keeps its row (and its index). */
+const KEEPS_ROWS: ReadonlySet<FormEdit['op']> = new Set(['set', 'port', 'condition', 'endpoint-node']);
+
 export class ObjectsForm {
   private readonly root = byId('objects-form');
   private yaml = '';
@@ -13,8 +16,9 @@ export class ObjectsForm {
 
   /**
    * Called with the edited text after every change made in the form, and `redraw`, which draws the
-   * form for that text: the page calls it when it draws the edit's answer, so the form, the rules
-   * and the trace change in one update (one layout), and the edit reaches the worker first.
+   * form for that text (unless it was drawn at once): the page calls it when it draws the edit's
+   * answer, so the form, the rules and the trace change in one update (one layout), and the edit
+   * reaches the worker first.
    */
   onEdit: (yaml: string, redraw: () => void) => void = (_yaml, redraw) => redraw();
 
@@ -33,6 +37,13 @@ export class ObjectsForm {
       this.selected = readFormModel(next).services.find((s) => !before.has(s.key))?.key ?? this.selected;
     }
     this.yaml = next;
+    // An edit that adds or removes a row is drawn at once: a row left showing the old text would
+    // carry an index that no longer names the same endpoint or port. Any other waits for the answer.
+    if (!KEEPS_ROWS.has(e.op)) {
+      this.render(readFormModel(next));
+      this.onEdit(next, () => {});
+      return;
+    }
     let model: FormModel | undefined;
     this.onEdit(next, () => {
       if (this.yaml === next) this.render(model ??= readFormModel(next));
