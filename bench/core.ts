@@ -72,7 +72,7 @@ export async function benchCore(): Promise<BenchRow[]> {
       .map(({ refill }) => ({ refill, refillMs: 0, totalMs: 0 }));
     const rounds = 4000, slices = 8;
     for (const v of variants) for (let r = 0; r < 200; r++) { v.refill(); dp.core.processBatch(BATCH, 1); }
-    // Measure refill alone and refill + process, the two variants in turns (the machine drifts).
+    // Measure refill alone and refill + process, the variants in turns (the machine drifts).
     for (let k = 0; k < slices; k++) {
       for (const v of variants) {
         let t = hr();

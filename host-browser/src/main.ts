@@ -201,10 +201,12 @@ presetSel.addEventListener('change', () => {
   void restore({ objects: { preset: p.id }, mode: p.mode, scheduler: p.scheduler, packet: p.packet, clockMs: 0 }).catch(() => {});
 });
 
-/** Form edits made (and texts typed): a form edit's text is drawn only while it is the latest. */
-let formEdits = 0;
+/** Edits made (typed, shown or made in the form): an edit's inputs are redrawn only while it is the latest. */
+let edits = 0;
 
-function edited(yaml: string, redraw?: () => void): void {
+function edited(yaml: string, redrawInputs?: () => void): void {
+  const edit = ++edits;
+  const redraw = redrawInputs && (() => { if (edit === edits) redrawInputs(); });
   const scene = 'preset' in state.objects ? presetById(state.objects.preset) : undefined;
   if (scene?.generate) {
     // A generated scene: the text holds the objects that replace generated ones.
@@ -226,7 +228,6 @@ function edited(yaml: string, redraw?: () => void): void {
 }
 
 editor.onEdit = (yaml) => {
-  formEdits++;   // a form edit still loading no longer owns the text
   objectsForm.show(yaml);
   edited(yaml);
 };
@@ -249,9 +250,8 @@ byId('scene-show').addEventListener('click', () => {
 });
 
 objectsForm.onEdit = (yaml, redraw) => {
-  const edit = ++formEdits;
   edited(yaml, () => {
-    if (edit === formEdits) editor.setText(yaml);
+    editor.setText(yaml);
     redraw();
   });
 };
