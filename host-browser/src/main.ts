@@ -44,10 +44,16 @@ fill(byId('compare-scheds'), ...IPVS_SCHEDULERS.map((s) => h('label', { class: '
 
 let started = 0;
 let ticker: ReturnType<typeof setInterval> | undefined;
+// What the status line shows now: it is rewritten only when that changes.
+let shown = '';
 
 function showProgress(note: ProgressNote | null, error?: string): void {
   document.body.dataset.busy = String(core.busy);
-  if (error) {
+  const secs = note ? ((performance.now() - started) / 1000).toFixed(1) : '';
+  const key = error !== undefined ? `error ${error}` : note ? `${note.phase} ${note.done}/${note.total} ${secs}` : 'ready';
+  if (key === shown) return;
+  shown = key;
+  if (error !== undefined) {
     fill(status, h('span', { class: 'error' }, error));
     return;
   }
@@ -55,18 +61,28 @@ function showProgress(note: ProgressNote | null, error?: string): void {
     fill(status, h('span', { class: 'muted' }, 'ready'));
     return;
   }
-  const secs = ((performance.now() - started) / 1000).toFixed(1);
   const bar = note.total ? h('progress', { max: note.total, value: note.done ?? 0 }) : h('progress', {});
   fill(status, bar, ` ${note.phase}${note.total ? ` ${(note.done ?? 0).toLocaleString('en-US')} / ${note.total.toLocaleString('en-US')}` : ''} · ${secs} s`);
 }
 
+/** A message of the page's own in the status line (until the next call's progress). */
+function say(text: string): void {
+  shown = `say ${text}`;
+  fill(status, text);
+}
+
+// The worker's progress notes are only remembered; the status line shows the latest one every
+// PROGRESS_MS. Drawing each note as it came would give the browser a frame to render between the
+// notes of a short call, and the call's answer would wait behind those frames.
+const PROGRESS_MS = 100;
+
 async function call<M extends Method>(method: M, params: Params<M>): Promise<Result<M>> {
   let last: ProgressNote = { phase: method };
   started = performance.now();
-  const p = core.call(method, params, (n) => { last = n; showProgress(n); });
-  showProgress(last);
+  const p = core.call(method, params, (n) => { last = n; });
+  document.body.dataset.busy = String(core.busy);
   clearInterval(ticker);
-  ticker = setInterval(() => showProgress(last), 100);   // the clock keeps moving: the page is alive
+  ticker = setInterval(() => showProgress(last), PROGRESS_MS);   // the clock keeps moving: the page is alive
   try {
     const r = await p;
     showProgress(null);
@@ -204,13 +220,14 @@ presetSel.addEventListener('change', () => {
 /** Edits made (typed, shown or made in the form): an edit's inputs are redrawn only while it is the latest. */
 let edits = 0;
 
-function edited(yaml: string, redrawInputs?: () => void): void {
+/** `objects`: the text's objects when the caller has them (a form edit), so the text is not parsed again. */
+function edited(yaml: string, redrawInputs?: () => void, known?: unknown[]): void {
   const edit = ++edits;
   const redraw = redrawInputs && (() => { if (edit === edits) redrawInputs(); });
   const scene = 'preset' in state.objects ? presetById(state.objects.preset) : undefined;
   if (scene?.generate) {
     // A generated scene: the text holds the objects that replace generated ones.
-    const { objects, issues } = editsFromText(yaml);
+    const { objects, issues } = known ? { objects: known, issues: [] } : editsFromText(yaml);
     if (issues.length) {
       redraw?.();
       editor.showIssues(issues);
@@ -249,11 +266,11 @@ byId('scene-show').addEventListener('click', () => {
   edited(text);
 });
 
-objectsForm.onEdit = (yaml, redraw) => {
+objectsForm.onEdit = (yaml, redraw, objects) => {
   edited(yaml, () => {
     editor.setText(yaml);
     redraw();
-  });
+  }, objects);
 };
 
 const onMode = () => {
@@ -292,9 +309,9 @@ byId('share').addEventListener('click', async () => {
   byId<HTMLInputElement>('share-url').value = url;
   try {
     await navigator.clipboard.writeText(url);
-    fill(status, 'Link copied.');
+    say('Link copied.');
   } catch {
-    fill(status, 'Link ready below (copy it).');
+    say('Link ready below (copy it).');
   }
 });
 

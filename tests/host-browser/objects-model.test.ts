@@ -4,7 +4,8 @@
 // form said (traced through the playground engine).
 import { describe, it, expect } from 'vitest';
 import { parseManifests } from '../../host-node/kube/index.js';
-import { applyFormEdit, readFormModel, DEFAULT_AFFINITY_SECONDS } from '../../host-browser/src/ui/objects-model.js';
+import { applyFormEdit, formEdit, readFormModel, DEFAULT_AFFINITY_SECONDS, type FormEdit } from '../../host-browser/src/ui/objects-model.js';
+import { editsFromText, editsText, withService } from '../../host-browser/src/ui/scene-edits.js';
 import { Playground } from '../../host-browser/src/engine/playground.js';
 import { PRESETS, presetById, type PacketSpec } from '../../host-browser/src/presets.js';
 import type { WirePacket } from '../../host-browser/src/engine/outcomes.js';
@@ -135,5 +136,37 @@ describe('form model', () => {
     expect(ports.map((x) => x.port)).toEqual([80, 81]);
     expect(parseManifests(two).issues).toEqual([]);
     expect(await outcomes(two, { ...p, dport: 81 })).toContain(`FORWARD → 10.244.1.11:${ports[1]!.targetPort}`);
+  });
+
+  it('an edit that keeps every document in place gives the model and objects a fresh read of its text gives', () => {
+    const texts = [...PRESETS.filter((x) => x.yaml !== undefined).map((x) => x.yaml!), editsText(presetById('scale-20k')!, withService(presetById('scale-20k')!, [], 42))];
+    let checked = 0;
+    for (const text of texts) {
+      for (const svc of readFormModel(text).services) {
+        const ep = svc.endpoints[0];
+        const edits: FormEdit[] = [
+          { op: 'set', service: svc.key, field: 'type', value: svc.type === 'ClusterIP' ? 'NodePort' : 'ClusterIP' },
+          { op: 'set', service: svc.key, field: 'sessionAffinity', value: svc.sessionAffinity === 'None' ? 'ClientIP' : 'None' },
+          { op: 'port', service: svc.key, index: 0, field: 'targetPort', value: 9191 },
+          ...(ep ? [
+            { op: 'condition', service: svc.key, slice: ep.slice, index: ep.index, condition: 'ready', value: !ep.ready },
+            { op: 'endpoint-node', service: svc.key, slice: ep.slice, index: ep.index, value: ep.node === 'node-a' ? 'node-b' : 'node-a' },
+          ] satisfies FormEdit[] : []),
+        ];
+        for (const e of edits) {
+          const r = formEdit(text, e);
+          expect(r.yaml).toBe(applyFormEdit(text, e));
+          expect(r.yaml).not.toBe(text);
+          expect(r.model).toEqual(readFormModel(r.yaml));
+          expect(r.objects).toEqual(editsFromText(r.yaml).objects);
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
+    // Edits that add or remove documents or rows leave the reading to the caller.
+    const web = yamlOf('clusterip');
+    expect(formEdit(web, { op: 'add-service' }).model).toBeUndefined();
+    expect(formEdit(web, { op: 'add-endpoint', service: 'default/web' }).objects).toBeUndefined();
   });
 });

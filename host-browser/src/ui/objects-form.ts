@@ -3,11 +3,8 @@
 // ready / serving / terminating conditions. The form is drawn from the text (objects-model.ts
 // readFormModel) and every change goes back into the same text (applyFormEdit), which the page
 // then loads like a typed edit; typing in the YAML redraws the form. Never talks to the worker.
-import { applyFormEdit, readFormModel, NODES, type Condition, type FormEdit, type FormModel, type FormService, type PortField } from './objects-model.js';
+import { formEdit, readFormModel, NODES, type Condition, type FormEdit, type FormModel, type FormService, type PortField } from './objects-model.js';
 import { byId, fill, h } from './views.js';
-
-/** Edits after which every endpoint and port keeps its row (and its index). */
-const KEEPS_ROWS: ReadonlySet<FormEdit['op']> = new Set(['set', 'port', 'condition', 'endpoint-node']);
 
 export class ObjectsForm {
   private readonly root = byId('objects-form');
@@ -18,9 +15,10 @@ export class ObjectsForm {
    * Called with the edited text after every change made in the form, and `redraw`, which draws the
    * form for that text (unless it was drawn at once): the page calls it when it draws the edit's
    * answer, so the form, the rules and the trace change in one update (one layout), and the edit
-   * reaches the worker first.
+   * reaches the worker first. `objects` are the text's objects when the edit could give them
+   * without parsing the text again.
    */
-  onEdit: (yaml: string, redraw: () => void) => void = (_yaml, redraw) => redraw();
+  onEdit: (yaml: string, redraw: () => void, objects?: unknown[]) => void = (_yaml, redraw) => redraw();
 
   /** Draws the form for this text (the selected Service kept when it still exists, or `select`). */
   show(yaml: string, select?: string): void {
@@ -30,26 +28,24 @@ export class ObjectsForm {
   }
 
   private edit(e: FormEdit): void {
-    const next = applyFormEdit(this.yaml, e);
+    const { yaml: next, model, objects } = formEdit(this.yaml, e);
     if (next === this.yaml) return;
     if (e.op === 'add-service') {
       const before = new Set(readFormModel(this.yaml).services.map((s) => s.key));
       this.selected = readFormModel(next).services.find((s) => !before.has(s.key))?.key ?? this.selected;
     }
     this.yaml = next;
-    // An edit that adds or removes a row is drawn at once: a row left showing the old text would
-    // carry an index that no longer names the same endpoint or port. Any other waits for the answer.
-    if (!KEEPS_ROWS.has(e.op)) {
+    // An edit that moves no row comes with its model: the form is drawn with the answer. Any other
+    // is drawn at once, since a row left showing the old text would carry an index that no longer
+    // names the same endpoint or port.
+    if (!model) {
       this.render(readFormModel(next));
       this.onEdit(next, () => {});
       return;
     }
-    let model: FormModel | undefined;
     this.onEdit(next, () => {
-      if (this.yaml === next) this.render(model ??= readFormModel(next));
-    });
-    // Read while the worker works on the edit (unless the form was drawn already).
-    model ??= readFormModel(next);
+      if (this.yaml === next) this.render(model);
+    }, objects);
   }
 
   private render(m: FormModel): void {

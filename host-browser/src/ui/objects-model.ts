@@ -80,6 +80,8 @@ type Doc = Document.Parsed;
 
 interface Parsed {
   docs: Doc[];
+  /** Each document as plain data (toJS), in the same order. */
+  js: unknown[];
   services: Array<{ doc: number; key: string; name: string; namespace: string }>;
   /** Service key → indexes of its EndpointSlice documents. */
   slices: Map<string, number[]>;
@@ -102,8 +104,9 @@ function parse(yaml: string): Parsed | { error: string } {
   }
   const services: Parsed['services'] = [];
   const slices = new Map<string, number[]>();
-  docs.forEach((d, i) => {
-    const o = d.toJS() as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown; labels?: Record<string, unknown> } } | null;
+  const js = docs.map((d) => d.toJS() as unknown);
+  js.forEach((x, i) => {
+    const o = x as { kind?: unknown; metadata?: { name?: unknown; namespace?: unknown; labels?: Record<string, unknown> } } | null;
     if (!o || typeof o !== 'object') return;
     const namespace = str(o.metadata?.namespace, 'default');
     if (o.kind === 'Service') {
@@ -116,7 +119,7 @@ function parse(yaml: string): Parsed | { error: string } {
       slices.set(key, [...slices.get(key) ?? [], i]);
     }
   });
-  return { docs, services, slices };
+  return { docs, js, services, slices };
 }
 
 function conditionsOf(c: Record<string, unknown> | undefined): Pick<FormEndpoint, Condition> {
@@ -132,7 +135,7 @@ export function readFormModel(yaml: string): FormModel {
 
 function modelOf(p: Parsed): FormModel {
   const services = p.services.map((s): FormService => {
-    const spec = (p.docs[s.doc]!.toJS() as { spec?: Record<string, unknown> }).spec ?? {};
+    const spec = (p.js[s.doc] as { spec?: Record<string, unknown> }).spec ?? {};
     const ports = (Array.isArray(spec.ports) ? spec.ports as Array<Record<string, unknown>> : []).map((pt, index) => ({
       index, name: str(pt?.name), port: num(pt?.port),
       targetPort: typeof pt?.targetPort === 'string' && !/^\d+$/.test(pt.targetPort) ? pt.targetPort : num(pt?.targetPort) || num(pt?.port),
@@ -140,7 +143,7 @@ function modelOf(p: Parsed): FormModel {
     }));
     const endpoints: FormEndpoint[] = [];
     for (const d of p.slices.get(s.key) ?? []) {
-      const eps = (p.docs[d]!.toJS() as { endpoints?: unknown }).endpoints;
+      const eps = (p.js[d] as { endpoints?: unknown }).endpoints;
       if (!Array.isArray(eps)) continue;
       eps.forEach((e: { addresses?: unknown[]; nodeName?: unknown; conditions?: Record<string, unknown> }, index) => {
         endpoints.push({ slice: d, index, address: str(e?.addresses?.[0]), node: str(e?.nodeName), ...conditionsOf(e?.conditions) });
@@ -161,8 +164,34 @@ function modelOf(p: Parsed): FormModel {
 
 /** The text with one edit applied (the input unchanged when the text does not parse or the edit names nothing). */
 export function applyFormEdit(yaml: string, edit: FormEdit): string {
+  return formEdit(yaml, edit).yaml;
+}
+
+/**
+ * One edit applied: the new text and, when every document kept its place (KEEPS_DOCS), the form's
+ * model and the documents' objects (editsFromText's) read from the edited documents, which spares
+ * the page parsing the text it has just written.
+ */
+export interface FormEditResult {
+  yaml: string;
+  model?: FormModel;
+  objects?: unknown[];
+}
+
+/** Edits that change documents in place: none is added, removed or moved. */
+const KEEPS_DOCS: ReadonlySet<FormEdit['op']> = new Set(['set', 'port', 'condition', 'endpoint-node']);
+
+export function formEdit(yaml: string, edit: FormEdit): FormEditResult {
   const p = parse(yaml);
-  if ('error' in p) return yaml;
+  if ('error' in p) return { yaml };
+  const next = editDocs(yaml, p, edit);
+  if (next === yaml || !KEEPS_DOCS.has(edit.op)) return { yaml: next };
+  p.js = p.docs.map((d) => d.toJS() as unknown);
+  return { yaml: next, model: modelOf(p), objects: p.js.filter((o) => o !== null && o !== undefined) };
+}
+
+// Applies `edit` to the parsed documents of `yaml` (in place where it can) and gives the new text.
+function editDocs(yaml: string, p: Parsed, edit: FormEdit): string {
   const model = modelOf(p);
   if (edit.op === 'add-service') return addService(yaml, model);
   const svc = model.services.find((s) => s.key === edit.service);
