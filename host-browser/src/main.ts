@@ -102,14 +102,22 @@ function modeConfig(): ModeConfig {
   return { mode: state.mode, scheduler: state.scheduler };
 }
 
+// The URL follows the state once the page has been quiet for HASH_QUIET_MS with no call in flight:
+// encoding the state and replacing the URL take milliseconds, which must not fall between an edit
+// and its answer (edits made in quick succession would otherwise meet the previous one's).
+const HASH_QUIET_MS = 400;
 let hashTimer: ReturnType<typeof setTimeout> | undefined;
 function saveHash(): void {
   clearTimeout(hashTimer);
   hashTimer = setTimeout(async () => {
+    if (core.busy > 0) {
+      saveHash();
+      return;
+    }
     const hash = await stateToHash(state);
     lastHash = hash;
     history.replaceState(null, '', hash);
-  }, 150);
+  }, HASH_QUIET_MS);
 }
 let lastHash = '';
 
@@ -207,6 +215,9 @@ async function restore(s: ShareState): Promise<void> {
   fill(byId('chart'));
   fill(byId('compare-out'));
   await load(true);
+  // While the page is idle after a new scene: ready the form's edit code (objects-form rehearse()).
+  const idle = (globalThis as { requestIdleCallback?: (f: () => void, o?: { timeout: number }) => void }).requestIdleCallback;
+  if (idle) idle(() => objectsForm.rehearse(), { timeout: 2000 });
 }
 
 // ---- events ----

@@ -3,8 +3,8 @@
 // compiler and the rules view before V8 has optimized them: about a fifth of its time (Chromium
 // on this machine, interleaved runs: p50 1.9–2.1 s cold, 1.5–1.7 s after this). So once the
 // page's first scene is drawn, the worker takes small scenes of the same shape (scaleObjects)
-// through a throwaway Playground as the page would — load, trace, edit one Service, trace — one
-// scene per step, between the page's own calls (protocol.ts serve()'s idle work). Never touches
+// through a throwaway Playground as the page would — load, trace, edit one Service, trace, then
+// two edits as the page's form sends them — one scene per step, between the page's own calls (protocol.ts serve()'s idle work). Never touches
 // the page's Playground: each step's engine and core are dropped when it ends.
 
 import { presetById, scaleObjects, scaleService, scaleVip, type Preset } from '../presets.js';
@@ -39,7 +39,7 @@ export class Warmer {
     return { steps: this.done, ms: Math.round(this.spent) };
   }
 
-  /** One scene: loaded, traced, one Service's endpoints moved, traced again. False once the last step has run. */
+  /** One scene: loaded, traced, one Service's endpoints moved, traced again, two form edits. False once the last step has run. */
   async step(): Promise<boolean> {
     if (!this.more) return false;
     const t0 = performance.now();
@@ -57,6 +57,16 @@ export class Warmer {
     await pg.load({ source: { preset: preset.id, edits: [slice] }, fresh: false, ...base });
     const after = pg.packet(packet, 0, false);
     if (!after.trace.outcomes.some((o) => o.to === '10.250.0.1:8080')) throw new Error('warm-up scene: the edit did not reach the trace');
+    // Then as the page's form edits arrive: the Service and its slice as a structured clone of the
+    // YAML's objects, one pod turned not ready and back, the packet explained in the same call. The
+    // edits of a large scene then find their code optimized for these objects, not for the
+    // generated ones alone (a first edit otherwise spends milliseconds deoptimizing).
+    for (const ready of [false, true]) {
+      const [svc, sl] = structuredClone(scaleService(i)) as [unknown, { endpoints: { conditions: object }[] }];
+      sl.endpoints[0]!.conditions = ready ? { ready: true } : { ready: false, serving: false, terminating: false };
+      const r = await pg.load({ source: { preset: preset.id, edits: [svc, sl] }, fresh: false, explain: { packet, nowMs: 0 }, ...base });
+      if (r.packet?.trace.outcomes.length !== (ready ? 2 : 1)) throw new Error('warm-up scene: the form edit did not reach the trace');
+    }
     this.done++;
     this.spent += performance.now() - t0;
     return this.more;

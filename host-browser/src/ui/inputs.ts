@@ -175,18 +175,26 @@ export class PacketForm {
     };
   }
 
+  // Only fields whose value differs are written: the page sets the spec after every answer, and a
+  // write, even of the same value, makes the browser restyle the field (the service list holds
+  // up to 500 options).
   set spec(p: PacketSpec) {
-    this.from.value = p.from;
-    this.src.value = p.src;
-    this.to.value = p.to;
-    if (![...this.service.options].some((o) => o.value === p.service)) this.service.append(h('option', { value: p.service }, p.service));
-    this.service.value = p.service;
+    put(this.from, p.from);
+    put(this.src, p.src);
+    put(this.to, p.to);
+    if (this.service.value !== p.service) {
+      this.service.value = p.service;
+      if (this.service.value !== p.service) {
+        this.service.append(h('option', { value: p.service }, p.service));
+        this.service.value = p.service;
+      }
+    }
     this.service.disabled = p.to === 'vip';
     this.dst.placeholder = p.to === 'name' ? 'web.default.svc.cluster.local' : '';
-    this.dst.value = p.dst;
-    this.dport.value = String(p.dport);
-    this.proto.value = p.proto;
-    this.sport.value = String(p.sport);
+    put(this.dst, p.dst);
+    put(this.dport, String(p.dport));
+    put(this.proto, p.proto);
+    put(this.sport, String(p.sport));
   }
 
   /** A message when the packet cannot be built, else null. */
@@ -199,4 +207,9 @@ export class PacketForm {
     if (!(p.sport >= 1 && p.sport <= 65535)) return 'source port must be 1–65535';
     return null;
   }
+}
+
+/** Writes `value` into a field unless it holds it already. */
+function put(el: HTMLInputElement | HTMLSelectElement, value: string): void {
+  if (el.value !== value) el.value = value;
 }

@@ -48,6 +48,20 @@ export class ObjectsForm {
     }, objects);
   }
 
+  /**
+   * Runs the form's commonest edit (a pod's ready condition) on the current text a few times and
+   * drops the results: the yaml library's code the first edits of a scene need is then compiled
+   * and optimized before the user clicks. Pure: nothing shown or sent changes.
+   */
+  rehearse(times = 3): void {
+    const svc = readFormModel(this.yaml).services.find((s) => s.endpoints.length > 0);
+    const ep = svc?.endpoints[0];
+    if (!svc || !ep) return;
+    for (let k = 0; k < times; k++) {
+      formEdit(this.yaml, { op: 'condition', service: svc.key, slice: ep.slice, index: ep.index, condition: 'ready', value: k % 2 === 0 ? !ep.ready : ep.ready });
+    }
+  }
+
   private render(m: FormModel): void {
     if (m.error) {
       fill(this.root, h('p', { class: 'muted small', id: 'fm-error' }, `The form waits for valid YAML: ${m.error}`));
