@@ -3,8 +3,8 @@
 // compiler and the rules view before V8 has optimized them: about a fifth of its time (Chromium
 // on this machine, interleaved runs: p50 1.9–2.1 s cold, 1.5–1.7 s after this). So once the
 // page's first scene is drawn, the worker takes small scenes of the same shape (scaleObjects)
-// through a throwaway Playground as the page would — load, trace, edit one Service, trace, then
-// two edits as the page's form sends them — one scene per step, between the page's own calls (protocol.ts serve()'s idle work). Never touches
+// through a throwaway Playground as the page would — load, trace, edit one Service, trace, and in
+// the last steps two edits as the page's form sends them — one scene per step, between the page's own calls (protocol.ts serve()'s idle work). Never touches
 // the page's Playground: each step's engine and core are dropped when it ends.
 
 import { presetById, scaleObjects, scaleService, scaleVip, type Preset } from '../presets.js';
@@ -19,6 +19,9 @@ import type { WirePacket } from './outcomes.js';
  * scenes left the 20k load measurably colder.
  */
 export const WARM_SCENES: readonly number[] = [50, 100, 200, 300, 400, 600, 600, 600, 600, 600, 600, 600];
+
+/** The last steps that also make edits as the page's form does. */
+const FORM_EDIT_STEPS = 3;
 
 /** The 20,000-Service preset at `services` Services. */
 const warmScene = (services: number): Preset => ({
@@ -39,7 +42,7 @@ export class Warmer {
     return { steps: this.done, ms: Math.round(this.spent) };
   }
 
-  /** One scene: loaded, traced, one Service's endpoints moved, traced again, two form edits. False once the last step has run. */
+  /** One scene: loaded, traced, one Service's endpoints moved, traced again (then two form edits in the last steps). False once the last step has run. */
   async step(): Promise<boolean> {
     if (!this.more) return false;
     const t0 = performance.now();
@@ -57,11 +60,12 @@ export class Warmer {
     await pg.load({ source: { preset: preset.id, edits: [slice] }, fresh: false, ...base });
     const after = pg.packet(packet, 0, false);
     if (!after.trace.outcomes.some((o) => o.to === '10.250.0.1:8080')) throw new Error('warm-up scene: the edit did not reach the trace');
-    // Then as the page's form edits arrive: the Service and its slice as a structured clone of the
-    // YAML's objects, one pod turned not ready and back, the packet explained in the same call. The
-    // edits of a large scene then find their code optimized for these objects, not for the
-    // generated ones alone (a first edit otherwise spends milliseconds deoptimizing).
-    for (const ready of [false, true]) {
+    // In the last steps, then, edits as the page's form sends them: the Service and its slice as a
+    // structured clone of the YAML's objects, one pod turned not ready and back, the packet
+    // explained in the same call. The edits of a large scene then find their code optimized for
+    // these objects, not for the generated ones alone (a first edit otherwise spends milliseconds
+    // deoptimizing). Not in the first steps: a scene picked at once waits for the step under way.
+    for (const ready of this.done >= WARM_SCENES.length - FORM_EDIT_STEPS ? [false, true] : []) {
       const [svc, sl] = structuredClone(scaleService(i)) as [unknown, { endpoints: { conditions: object }[] }];
       sl.endpoints[0]!.conditions = ready ? { ready: true } : { ready: false, serving: false, terminating: false };
       const r = await pg.load({ source: { preset: preset.id, edits: [svc, sl] }, fresh: false, explain: { packet, nowMs: 0 }, ...base });
