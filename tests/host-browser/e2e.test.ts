@@ -139,6 +139,8 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     expect(yaml).toContain('conditions: {ready: false, serving: true, terminating: true}');
     expect((await outcomeTexts(page)).sort()).toEqual(['FORWARD → 10.244.1.11:8080', 'FORWARD → 10.244.1.13:8080']);
     expect(await page.isChecked('#objects-form tr[data-address="10.244.2.12"] .fm-ready')).toBe(false);
+    // Only the boxes changed: the one clicked keeps the focus (the form was not redrawn under it).
+    expect(await page.evaluate(() => (document.activeElement as HTMLElement | null)?.className)).toBe('fm-terminating');
     // Session affinity typed into the YAML: the form shows it.
     await page.fill('#yaml', yaml.replace('  type: ClusterIP\n', '  type: ClusterIP\n  sessionAffinity: ClientIP\n'));
     await page.dispatchEvent('#yaml', 'input');

@@ -6,10 +6,17 @@
 import { formEdit, readFormModel, NODES, type Condition, type FormEdit, type FormModel, type FormService, type PortField } from './objects-model.js';
 import { byId, fill, h } from './views.js';
 
+const CONDITIONS: readonly Condition[] = ['ready', 'serving', 'terminating'];
+
+/** A model as text without its endpoints' conditions: equal for two models that differ in those alone. */
+const shapeOf = (m: FormModel): string => JSON.stringify(m, (k, v: unknown) => (CONDITIONS.includes(k as Condition) ? undefined : v));
+
 export class ObjectsForm {
   private readonly root = byId('objects-form');
   private yaml = '';
   private selected = '';
+  /** The model the form shows (null: none, or the text's error). */
+  private drawn: FormModel | null = null;
 
   /**
    * Called with the edited text after every change made in the form, and `redraw`, which draws the
@@ -44,7 +51,7 @@ export class ObjectsForm {
       return;
     }
     this.onEdit(next, () => {
-      if (this.yaml === next) this.render(model);
+      if (this.yaml === next) this.redraw(model);
     }, objects);
   }
 
@@ -62,7 +69,28 @@ export class ObjectsForm {
     }
   }
 
+  /**
+   * Draws `m`; when it differs from the form shown in endpoint conditions alone (a ready, serving
+   * or terminating box toggled), only those boxes are set: the rows stay, and so does the focus
+   * of the box the user just clicked (replacing the form would drop it and make the browser lay
+   * the page out at once).
+   */
+  private redraw(m: FormModel): void {
+    const rows = this.drawn !== null && shapeOf(this.drawn) === shapeOf(m)
+      ? this.root.querySelectorAll<HTMLTableRowElement>('.fm-endpoints tbody tr') : null;
+    const svc = m.services.find((x) => x.key === this.selected);
+    if (!rows || !svc || rows.length !== svc.endpoints.length) {
+      this.render(m);
+      return;
+    }
+    svc.endpoints.forEach((e, i) => {
+      for (const c of CONDITIONS) rows[i]!.querySelector<HTMLInputElement>(`.fm-${c}`)!.checked = e[c];
+    });
+    this.drawn = m;
+  }
+
   private render(m: FormModel): void {
+    this.drawn = m.error ? null : m;
     if (m.error) {
       fill(this.root, h('p', { class: 'muted small', id: 'fm-error' }, `The form waits for valid YAML: ${m.error}`));
       return;
