@@ -215,9 +215,22 @@ async function restore(s: ShareState): Promise<void> {
   fill(byId('chart'));
   fill(byId('compare-out'));
   await load(true);
-  // While the page is idle after a new scene: ready the form's edit code (objects-form rehearse()).
+  rehearseForm();
+}
+
+/**
+ * After a new scene, the form's commonest edit is rehearsed (objects-form rehearse()) a few
+ * times, one run per idle period and none while a call is in flight, so the scene's first edits
+ * run on optimized code without a click ever waiting for more than one run.
+ */
+const REHEARSALS = 8;
+function rehearseForm(left = REHEARSALS): void {
   const idle = (globalThis as { requestIdleCallback?: (f: () => void, o?: { timeout: number }) => void }).requestIdleCallback;
-  if (idle) idle(() => objectsForm.rehearse(), { timeout: 2000 });
+  if (!idle || left === 0) return;
+  idle(() => {
+    if (core.busy === 0) objectsForm.rehearse();
+    rehearseForm(left - 1);
+  }, { timeout: 2000 });
 }
 
 // ---- events ----

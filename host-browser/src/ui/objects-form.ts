@@ -17,6 +17,7 @@ export class ObjectsForm {
   private selected = '';
   /** The model the form shows (null: none, or the text's error). */
   private drawn: FormModel | null = null;
+  private rehearsals = 0;
 
   /**
    * Called with the edited text after every change made in the form, and `redraw`, which draws the
@@ -56,17 +57,17 @@ export class ObjectsForm {
   }
 
   /**
-   * Runs the form's commonest edit (a pod's ready condition) on the current text a few times and
-   * drops the results: the yaml library's code the first edits of a scene need is then compiled
-   * and optimized before the user clicks. Pure: nothing shown or sent changes.
+   * Runs the form's commonest edit (a pod's ready condition, toggled each time) on the current
+   * text and drops the result: run a few times while the page is idle, the yaml library's code
+   * the first edits of a scene need is compiled and optimized before the user clicks. Pure:
+   * nothing shown or sent changes.
    */
-  rehearse(times = 3): void {
+  rehearse(): void {
     const svc = readFormModel(this.yaml).services.find((s) => s.endpoints.length > 0);
     const ep = svc?.endpoints[0];
     if (!svc || !ep) return;
-    for (let k = 0; k < times; k++) {
-      formEdit(this.yaml, { op: 'condition', service: svc.key, slice: ep.slice, index: ep.index, condition: 'ready', value: k % 2 === 0 ? !ep.ready : ep.ready });
-    }
+    this.rehearsals++;
+    formEdit(this.yaml, { op: 'condition', service: svc.key, slice: ep.slice, index: ep.index, condition: 'ready', value: this.rehearsals % 2 === 1 ? !ep.ready : ep.ready });
   }
 
   /**
