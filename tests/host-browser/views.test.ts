@@ -135,14 +135,16 @@ describe('rule views', () => {
     }
   });
 
-  it('a digest after chains are replaced, added and deleted equals the digest of the same text indexed afresh', () => {
+  it.each(['text', 'live rules'] as const)('a digest after chains are replaced, added and deleted equals the digest of the same text indexed afresh (index of %s)', (from) => {
     const rules: string[] = ['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-SERVICES - [0:0]'];
     for (let i = 0; i < 2000; i++) rules.push(`:KUBE-SVC-${1000 + i} - [0:0]`);
     rules.push('-A PREROUTING -j KUBE-SERVICES');
     for (let i = 0; i < 2000; i++) rules.push(`-A KUBE-SERVICES -d 10.96.${i >> 8}.${i & 255} -j KUBE-SVC-${1000 + i}`);
     for (let i = 0; i < 2000; i++) for (let k = 0; k <= i % 3; k++) rules.push(`-A KUBE-SVC-${1000 + i} -j KUBE-SEP-${i}-${k}`);
     rules.push('COMMIT');
-    const index = new SaveIndex(rules.join('\n'));
+    // The live rules come in the kernel's order (built-in chains, then user chains by name), as
+    // the text above declares them; that index finds chains by searching that order.
+    const index = from === 'text' ? new SaveIndex(rules.join('\n')) : SaveIndex.fromChains([{ table: 'nat', chains: chainsOf(rules) }]);
     const visits = [
       { table: 'nat', chain: 'PREROUTING', rule: 0, matched: true },
       { table: 'nat', chain: 'KUBE-SERVICES', rule: 1200, matched: true },
@@ -167,6 +169,9 @@ describe('rule views', () => {
       expect(texts(index), chain).toEqual(texts(new SaveIndex(index.text().join('\n'))));
     }
     expect(texts(index).some((l) => l.includes('-A KUBE-SVC-0999 -j KUBE-SEP-x'))).toBe(true);
+    expect(index.chainLines('nat', 'KUBE-SVC-1700')).toEqual([]);
+    expect(index.chainLines('nat', 'KUBE-SVC-9999')).toHaveLength(3);
+    expect(index.chainLines('nat', 'PREROUTING')).toEqual([':PREROUTING ACCEPT [0:0]', '-A PREROUTING -j KUBE-SERVICES']);
   });
 
   it('replaces, adds and deletes single chains; a new user chain takes its place in name order', () => {
@@ -312,3 +317,20 @@ describe('packets and outcomes', () => {
     expect(compareDiffs(skew).columns).toEqual(['direct']);
   });
 });
+
+/** The chains of iptables-save lines (one table), as the live rules hand them to SaveIndex.fromChains. */
+function chainsOf(lines: string[]): Array<{ name: string; policy: string | null; rules: string[] }> {
+  const out: Array<{ name: string; policy: string | null; rules: string[] }> = [];
+  const byName = new Map<string, string[]>();
+  for (const l of lines) {
+    if (l.startsWith(':')) {
+      const [name, policy] = l.slice(1).split(' ');
+      const rules: string[] = [];
+      byName.set(name!, rules);
+      out.push({ name: name!, policy: policy === '-' ? null : policy!, rules });
+    } else if (l.startsWith('-A ')) {
+      byName.get(l.split(' ')[1]!)!.push(l);
+    }
+  }
+  return out;
+}

@@ -41,6 +41,11 @@ function declOf(c: ChainRules): string {
   return c.decl ?? `:${c.name} - [0:0]`;
 }
 
+/** A chain's entry (a built-in one with its policy). */
+function chainRules(name: string, rules: RuleLines, policy: string | null): ChainRules {
+  return { name, decl: policy === null ? undefined : `:${name} ${policy} [0:0]`, rules, builtin: policy !== null, perService: PER_SERVICE.test(name) };
+}
+
 /** Appends a rule line read from text (a chain read from text holds its lines in an array). */
 function pushRule(c: ChainRules, line: string): void {
   (c.rules as string[]).push(line);
@@ -105,10 +110,54 @@ function layOut(order: ChainRules[]): Layout {
 /** One table: its chains in text order, and by name. */
 class TableRules {
   readonly order: ChainRules[] = [];
-  readonly byName = new Map<string, ChainRules>();
+  /**
+   * The chains by name, made on the first lookup that needs it. A table read from the live rules
+   * (SaveIndex.fromChains) is in the kernel's order — built-in chains, then user chains sorted by
+   * name — and is searched in that order instead, so its 60,000 chains are never put in a map.
+   */
+  private byName: Map<string, ChainRules> | undefined;
+  private sorted = false;
   private layout: Layout | undefined;
 
   constructor(readonly name: string) {}
+
+  /** The chain of that name. */
+  find(name: string): ChainRules | undefined {
+    if (!this.sorted) return (this.byName ??= new Map(this.order.map((c) => [c.name, c]))).get(name);
+    const order = this.order;
+    let lo = 0;
+    for (; lo < order.length && order[lo]!.builtin; lo++) if (order[lo]!.name === name) return order[lo];
+    let hi = order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (order[mid]!.name < name) lo = mid + 1;
+      else hi = mid;
+    }
+    return order[lo]?.name === name ? order[lo] : undefined;
+  }
+
+  /** Chains in the kernel's order (see byName), appended by fromChains. */
+  static inKernelOrder(name: string, chains: ReadonlyArray<{ name: string; policy: string | null; rules: RuleLines }>): TableRules {
+    const t = new TableRules(name);
+    for (const { name: n, policy, rules } of chains) t.order.push(chainRules(n, rules, policy));
+    t.sorted = true;
+    return t;
+  }
+
+  /** Puts `c` at position `p` of the order (where slot() or the built-ins' end says). */
+  place(p: number, c: ChainRules): void {
+    this.order.splice(p, 0, c);
+    this.byName?.set(c.name, c);
+    this.inserted(p, c);
+  }
+
+  /** Takes chain `c` out. */
+  drop(c: ChainRules): void {
+    const p = this.order.indexOf(c);
+    this.order.splice(p, 1);
+    this.byName?.delete(c.name);
+    this.inserted(p, c, true);
+  }
 
   /**
    * The rules before each position and the chains that are not per-service: what a digest needs
@@ -153,12 +202,12 @@ class TableRules {
 
   /** The named chain, appended (as a user chain) when new. */
   chain(name: string): ChainRules {
-    let c = this.byName.get(name);
-    if (!c) {
-      c = { name, rules: [], builtin: false, perService: PER_SERVICE.test(name) };
-      this.byName.set(name, c);
-      this.order.push(c);
-    }
+    const have = this.find(name);
+    if (have) return have;
+    const c = chainRules(name, [], null);
+    this.sorted = false;
+    this.byName?.set(name, c);
+    this.order.push(c);
     return c;
   }
 
@@ -334,18 +383,7 @@ export class SaveIndex {
   /** Indexes tables given chain by chain (Dataplane.iptablesChains): the same as fromRules of their `-S` text. */
   static fromChains(tables: Array<{ table: string; chains: Array<{ name: string; policy: string | null; rules: RuleLines }> }>): SaveIndex {
     const ix = new SaveIndex();
-    for (const { table, chains } of tables) {
-      const t = new TableRules(table);
-      for (const { name, policy, rules } of chains) {
-        const c = t.chain(name);
-        if (policy !== null) {
-          c.decl = `:${name} ${policy} [0:0]`;
-          c.builtin = true;
-        }
-        c.rules = rules;
-      }
-      ix.tables.push(t);
-    }
+    for (const { table, chains } of tables) ix.tables.push(TableRules.inKernelOrder(table, chains));
     return ix;
   }
 
@@ -365,16 +403,13 @@ export class SaveIndex {
       this.tables.push((t = new TableRules(table)));
       if (this.lineCount !== undefined) this.lineCount += 2;   // *table, COMMIT
     }
-    const old = t.byName.get(chain);
+    const old = t.find(chain);
     const lines = (c: ChainRules | undefined) => (c ? 1 + c.rules.length : 0);
     const was = lines(old);
     let now: ChainRules | undefined;
     if (rules === null) {
       if (!old) return;
-      t.byName.delete(chain);
-      const p = t.order.indexOf(old);
-      t.order.splice(p, 1);
-      t.inserted(p, old, true);
+      t.drop(old);
     } else if (old) {
       const n = old.rules.length;
       old.rules = [];
@@ -384,12 +419,9 @@ export class SaveIndex {
     } else {
       const fresh = new TableRules(table);
       fresh.read(rules);
-      now = fresh.byName.get(chain);
+      now = fresh.find(chain);
       if (!now) return;
-      const p = now.builtin ? t.order.findIndex((x) => !x.builtin) >>> 0 : t.slot(chain);
-      t.order.splice(p, 0, now);
-      t.byName.set(chain, now);
-      t.inserted(p, now);
+      t.place(now.builtin ? t.order.findIndex((x) => !x.builtin) >>> 0 : t.slot(chain), now);
     }
     if (this.lineCount !== undefined) this.lineCount += lines(now) - was;
   }
@@ -451,7 +483,7 @@ export class SaveIndex {
       for (const c of this.tables[k]!.order) {
         if (!named(c)) continue;
         let before = false;
-        for (let j = 0; j < k && !before; j++) before = named(this.tables[j]!.byName.get(c.name));
+        for (let j = 0; j < k && !before; j++) before = named(this.tables[j]!.find(c.name));
         if (!before) count++;
       }
     }
@@ -463,7 +495,7 @@ export class SaveIndex {
 
   /** A chain's declaration and rules as printed (empty when the table has no such chain). */
   chainLines(table: string, chain: string): string[] {
-    const c = this.table(table)?.byName.get(chain);
+    const c = this.table(table)?.find(chain);
     if (!c) return [];
     const out = [declOf(c)];
     for (let i = 0; i < c.rules.length; i++) out.push(c.rules.at(i)!);
@@ -479,7 +511,7 @@ export class SaveIndex {
       if (r.chain !== chain || r.table !== table) {
         table = r.table;
         chain = r.chain;
-        c = this.table(table)?.byName.get(chain);
+        c = this.table(table)?.find(chain);
         key = `${table}/${chain}`;
       }
       if (c && r.rule >= 0 && r.rule < c.rules.length) out.add(key, r.rule, r.matched);
@@ -513,7 +545,7 @@ export class SaveIndex {
     marks.forEach((key, m) => {
       const slash = key.indexOf('/');
       const t = this.table(key.slice(0, slash));
-      const c = t?.byName.get(key.slice(slash + 1));
+      const c = t?.find(key.slice(slash + 1));
       if (!t || !c) return;
       marked.set(c, m);
       if (!c.perService) return;
