@@ -244,7 +244,7 @@ presetSel.addEventListener('change', () => {
 /** Edits made (typed, shown or made in the form): an edit's inputs are redrawn only while it is the latest. */
 let edits = 0;
 
-/** `objects`: the text's objects when the caller has them (a form edit), so the text is not parsed again. */
+/** `known`: the text's objects when the caller has them (a form edit), so the text is not parsed again. */
 function edited(yaml: string, redrawInputs?: () => void, known?: unknown[]): void {
   const edit = ++edits;
   const redraw = redrawInputs && (() => { if (edit === edits) redrawInputs(); });

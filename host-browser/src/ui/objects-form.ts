@@ -63,7 +63,7 @@ export class ObjectsForm {
    * nothing shown or sent changes.
    */
   rehearse(): void {
-    const svc = readFormModel(this.yaml).services.find((s) => s.endpoints.length > 0);
+    const svc = this.drawn?.services.find((s) => s.endpoints.length > 0);
     const ep = svc?.endpoints[0];
     if (!svc || !ep) return;
     this.rehearsals++;
