@@ -4,8 +4,9 @@
 // on this machine, interleaved runs: p50 1.9–2.1 s cold, 1.5–1.7 s after this). So once the
 // page's first scene is drawn, the worker takes small scenes of the same shape (scaleObjects)
 // through a throwaway Playground as the page would — load, trace, edit one Service, trace, and in
-// the last steps two edits as the page's form sends them — one scene per step, between the page's own calls (protocol.ts serve()'s idle work). Never touches
-// the page's Playground: each step's engine and core are dropped when it ends.
+// the last steps two edits as the page's form sends them — one scene per step, between the page's
+// own calls (protocol.ts serve()'s idle work). Never touches the page's Playground: each step's
+// engine and core are dropped when it ends.
 
 import { presetById, scaleObjects, scaleService, scaleVip, type Preset } from '../presets.js';
 import { Playground } from './playground.js';
