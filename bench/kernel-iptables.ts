@@ -5,10 +5,10 @@
 // partial-sync text (KUBE-SERVICES rewritten whole, the Service's chains, -X for stale ones),
 // with the garbage collector's pauses inside svcplane's timed restores;
 // (d) the cost of a new connection's first packet: svcplane's core on batches of new SYNs
-// (processBatch, ns/packet, p50/p99 by wall clock over batches and by this process's CPU time over
-// groups of 8 batches, so that time other processes on a shared machine took is visible apart, and the same SYNs resent
-// as conntrack hits; once per process the core's code is warmed up first, bench/first-packet.ts
-// warmCore) and the kernel's time per SYN sent through a node namespace (injection and
+// (processBatch, ns/packet, p50/p99 by wall clock over batches and by the core's thread's CPU time
+// over groups of 8 batches, so that time other processes and V8's own threads took is visible
+// apart, and the same SYNs resent as conntrack hits; once per process the core's code is warmed
+// up first, bench/first-packet.ts warmCore) and the kernel's time per SYN sent through a node namespace (injection and
 // forwarding included; the no-rules baseline is its own row). Each row carries svcplane's number
 // as its value and the kernel's beside it with kernel / svcplane. SVP_BENCH_SIZES=1000,20000
 // limits the sizes. Needs root (network namespaces); otherwise prints that it skipped and returns
@@ -18,7 +18,7 @@ import { GcPauses } from './gc-pauses.js';
 import { netnsSupport, missingTools } from '../tests/support/netns.js';
 import { KernelNode, KERNEL_TOOLS } from '../tests/support/kernel-node.js';
 import {
-  BATCH, CPU_GROUP, hr, median, pct, syns, makeDataplane, svcplaneFirstPacket, warmCore,
+  BATCH, CPU_CLOCK, CPU_GROUP, hr, median, pct, syns, makeDataplane, svcplaneFirstPacket, warmCore,
 } from './first-packet.js';
 import {
   benchCluster, proxyStateFor, renderSync, natChainsAfter, Rng, type Cluster,
@@ -118,7 +118,7 @@ async function benchSize(k: KernelNode, n: number, rows: BenchRow[]): Promise<vo
     `p99 svcplane ${fmt(pct(sv.wall, 99))} / kernel ${fmt(pct(kp, 99))} ns (wall); svcplane batches of ${BATCH}, kernel ${kp.length}×${K_BATCH} SYNs`));
   rows.push({
     name: `first packet in-core CPU time, ${size(n)} services`, value: fmt(median(sv.cpu)), unit: 'ns/packet', target: 'p99 ≤ 1000',
-    note: `clients outside the cluster (masqueraded: a SNAT port each); p99 ${fmt(pct(sv.cpu, 99))} ns over ${sv.cpu.length} samples of ${CPU_GROUP * BATCH} SYNs (this process's CPU time); conntrack-hit resend p50 ${fmt(median(sv.hit))} ns; rule walk + insert + NAT setup (first − hit) p50 ${fmt(median(first))} / p99 ${fmt(pct(first, 99))} ns; host staging ${fmt(median(sv.staging))} ns/packet, not included`,
+    note: `clients outside the cluster (masqueraded: a SNAT port each); p99 ${fmt(pct(sv.cpu, 99))} ns over ${sv.cpu.length} samples of ${CPU_GROUP * BATCH} SYNs (${CPU_CLOCK}); conntrack-hit resend p50 ${fmt(median(sv.hit))} ns; rule walk + insert + NAT setup (first − hit) p50 ${fmt(median(first))} / p99 ${fmt(pct(first, 99))} ns; host staging ${fmt(median(sv.staging))} ns/packet, not included`,
   });
   // The same from pods (DNAT only), on a fresh dataplane with the same rules.
   const podDp = await makeDataplane();
