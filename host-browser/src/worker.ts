@@ -3,15 +3,21 @@
 // warm-up (engine/warm.ts). The page never blocks on a load, a trace or a burst of packets.
 // Never touches the DOM.
 import { Playground } from './engine/playground.js';
-import { Warmer } from './engine/warm.js';
+import { LARGEST_WARM_SCENE, Warmer } from './engine/warm.js';
 import { serve, type Port } from './protocol.js';
 
 const pg = new Playground();
+/** Services in the largest scene the page has loaded (its load warms what the warm-up would). */
+let largest = 0;
 
 serve(self as unknown as Port, {
-  load: (p, progress) => pg.load(p, (phase, done, total) => progress({ phase, ...(done !== undefined ? { done } : {}), ...(total !== undefined ? { total } : {}) })),
+  load: async (p, progress) => {
+    const r = await pg.load(p, (phase, done, total) => progress({ phase, ...(done !== undefined ? { done } : {}), ...(total !== undefined ? { total } : {}) }));
+    largest = Math.max(largest, r.serviceCount);
+    return r;
+  },
   packet: (p) => pg.packet(p.packet, p.nowMs, p.send),
   send: (p, progress) => pg.send(p.packet, p.count, p.nowMs, (phase) => progress({ phase })),
   conntrack: (p) => pg.conntrack(p.nowMs),
   compare: (p, progress) => pg.compare(p.packet, p.nowMs, p.columns, p.count, (phase, done, total) => progress({ phase, ...(done !== undefined ? { done, total: total! } : {}) })),
-}, new Warmer());
+}, new Warmer(() => largest >= LARGEST_WARM_SCENE));

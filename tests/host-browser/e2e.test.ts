@@ -77,7 +77,7 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     expect(await outcomeTexts(page)).toHaveLength(3);
     expect(await page.locator('#rules .rl.hit', { hasText: '-j DNAT --to-destination' }).count()).toBe(1);
     await page.screenshot({ path: join(SHOTS, 'clusterip.png'), fullPage: true });
-    // Between the calls above the worker warmed its engine on small 20k-shaped scenes (engine/warm.ts).
+    // Between the calls above the worker warmed its engine on smaller 20k-shaped scenes (engine/warm.ts).
     await page.waitForFunction(() => document.body.dataset.warm !== undefined, undefined, { timeout: 60_000 });
     expect(await page.evaluate(() => document.body.dataset.warm)).toBe('done');
     await page.close();

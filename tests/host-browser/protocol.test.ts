@@ -3,7 +3,7 @@
 // anything that is not a message of the protocol ignored.
 import { describe, it, expect } from 'vitest';
 import { CoreClient, serve, isNotice, isReply, isRequest, type Handlers, type IdleWork, type Notice, type Port } from '../../host-browser/src/protocol.js';
-import { Warmer, WARM_SCENES } from '../../host-browser/src/engine/warm.js';
+import { LARGEST_WARM_SCENE, Warmer, WARM_SCENES } from '../../host-browser/src/engine/warm.js';
 
 /** Two ports joined like a Worker and its global scope: posts arrive asynchronously, cloned. */
 function channel(): [Port, Port] {
@@ -181,5 +181,17 @@ describe('engine warm-up', () => {
     expect(w.report.ms).toBeGreaterThan(0);
     expect(await w.step()).toBe(false);
     expect(w.report.steps).toBe(WARM_SCENES.length);
+  });
+
+  it('ends early once the page has loaded a scene as large as its largest', async () => {
+    let largest = 0;
+    const w = new Warmer(() => largest >= LARGEST_WARM_SCENE);
+    expect(await w.step()).toBe(true);
+    expect(w.report.steps).toBe(1);
+    largest = LARGEST_WARM_SCENE - 1;
+    expect(await w.step()).toBe(true);
+    largest = LARGEST_WARM_SCENE;
+    expect(await w.step()).toBe(false);
+    expect(w.report.steps).toBe(2);
   });
 });

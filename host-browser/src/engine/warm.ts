@@ -2,24 +2,34 @@
 // 20,000 Services in a fresh page runs much of the control plane, the restore parser, the rule
 // compiler and the rules view before V8 has optimized them: about a fifth of its time (Chromium
 // on this machine, interleaved runs: p50 1.9–2.1 s cold, 1.5–1.7 s after this). So once the
-// page's first scene is drawn, the worker takes small scenes of the same shape (scaleObjects)
+// page's first scene is drawn, the worker takes smaller scenes of the same shape (scaleObjects)
 // through a throwaway Playground as the page would — load, trace, edit one Service, trace, and in
 // the last steps two edits as the page's form sends them — one scene per step, between the page's
-// own calls (protocol.ts serve()'s idle work). Never touches the page's Playground: each step's
-// engine and core are dropped when it ends.
+// own calls (protocol.ts serve()'s idle work). It ends early once the page itself has loaded a
+// scene as large as its last (that load warmed the same code). Never touches the page's
+// Playground: each step's engine and core are dropped when it ends.
 
 import { presetById, scaleObjects, scaleService, scaleVip, type Preset } from '../presets.js';
 import { Playground } from './playground.js';
 import type { WirePacket } from './outcomes.js';
 
 /**
- * Services in each scene, in order. They grow as the code warms, so a step stays short (a call
- * that arrives meanwhile waits for one step only, about 0.1 s); from the sixth on they are over
- * kube-proxy's large-cluster threshold (1,000 endpoints at two each), so their rules take the
- * 20,000-Service scene's shape (no comments). About a second of the worker's time in all; fewer
- * scenes left the 20k load measurably colder.
+ * Services in each scene, in order. They grow as the code warms, so a step stays short: a call
+ * that arrives meanwhile waits for one step only, about 0.1 s in the first steps and up to ~0.4 s
+ * in the last. From the sixth on they are over kube-proxy's large-cluster threshold (1,000
+ * endpoints at two each), so their rules take the 20,000-Service scene's shape (no comments).
+ * The large last scenes take that scene's code to V8's optimizing compiler (TurboFan). With
+ * scenes of at most 600 Services it stayed at the middle tier (Maglev), and the 20k load itself
+ * then spent ~2.4 s compiling on background threads, on a machine of two vCPUs, while it and the
+ * first edits ran. Chromium, interleaved runs, six loads each, picked after the warm-up:
+ * - scenes of at most 600 Services: load p50 2.10 s, edits 17–36 ms, warm-up ~1.3 s of worker time;
+ * - these scenes: load p50 1.67 s, edits 8–22 ms, warm-up ~2.1 s;
+ * - 1,000-Service scenes in place of the large last ones: load p50 1.92 s.
  */
-export const WARM_SCENES: readonly number[] = [50, 100, 200, 300, 400, 600, 600, 600, 600, 600, 600, 600];
+export const WARM_SCENES: readonly number[] = [50, 100, 200, 300, 400, 600, 600, 1000, 1500, 2000, 3000, 4000];
+
+/** Services in the largest scene: a load of as many has warmed the code as the steps would. */
+export const LARGEST_WARM_SCENE = Math.max(...WARM_SCENES);
 
 /** The last steps that also make edits as the page's form does. */
 const FORM_EDIT_STEPS = 3;
@@ -33,9 +43,12 @@ export class Warmer {
   private done = 0;
   private spent = 0;
 
+  /** `warmed`: true once the page has loaded a scene of at least `LARGEST_WARM_SCENE` Services. */
+  constructor(private readonly warmed: () => boolean = () => false) {}
+
   /** True while steps remain. */
   get more(): boolean {
-    return this.done < WARM_SCENES.length;
+    return this.done < WARM_SCENES.length && !this.warmed();
   }
 
   /** Steps taken, and their time (ms) without the page's calls between them. */
@@ -43,7 +56,7 @@ export class Warmer {
     return { steps: this.done, ms: Math.round(this.spent) };
   }
 
-  /** One scene: loaded, traced, one Service's endpoints moved, traced again (then two form edits in the last steps). False once the last step has run. */
+  /** One scene: loaded, traced, one Service's endpoints moved, traced again (then two form edits in the last steps). False once the last step has run, or the page's own load made the rest moot. */
   async step(): Promise<boolean> {
     if (!this.more) return false;
     const t0 = performance.now();
