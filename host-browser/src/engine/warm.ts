@@ -1,7 +1,7 @@
 // warm.ts — readies the engine's code for a large scene while the page sits idle. A first load of
 // 20,000 Services in a fresh page runs much of the control plane, the restore parser, the rule
-// compiler and the rules view before V8 has optimized them: about a fifth of its time (Chromium
-// on this machine, interleaved runs: p50 1.9–2.1 s cold, 1.5–1.7 s after this). So once the
+// compiler and the rules view before V8 has optimized them: about a third of its time (Chromium
+// on this machine, p50 of seven loads: 2.4 s picked at once, 1.5 s after this). So once the
 // page's first scene is drawn, the worker takes smaller scenes of the same shape (scaleObjects)
 // through a throwaway Playground as the page would — load, trace, edit one Service, trace, and in
 // the last steps two edits as the page's form sends them — one scene per step, between the page's
