@@ -57,7 +57,7 @@ function threadCpuClock(): (() => number) | null {
 }
 
 const threadCpu = threadCpuClock();
-/** What the CPU clock says. */
+/** Which CPU clock times the samples (for row notes). */
 export const CPU_CLOCK = threadCpu ? "the core's thread's CPU time" : "this process's CPU time";
 const cpuMs = threadCpu ?? ((): number => { const c = process.cpuUsage(); return (c.user + c.system) / 1000; });
 /** One reading's own cost as the clock sees it (the median of back-to-back pairs). */
