@@ -149,9 +149,18 @@ async function proxyOne(mode: Mode, n: number, per: number, reps: number): Promi
     sync();
     one.push(hr() - t);
   }
+  // The node's zone changes: a full sync of every Service, most of whose host view stays.
+  const resync: number[] = [];
+  for (const zone of ['a', 'b', 'c']) {
+    po.onNode({ kind: 'Node', metadata: { name: 'node-a', namespace: '', labels: { 'topology.kubernetes.io/zone': zone }, annotations: {} }, spec: { podCIDRs: [] }, status: { addresses: [] } });
+    t = hr();
+    sync();
+    resync.push(hr() - t);
+  }
   const name = `proxy sync ${mode} ${n / 1000}k svc x${per} ep`;
   return [
     { name: `${name}: first`, value: round(first), unit: 'ms', note: 'svcplane proxy: every object to the core, then the host view (routes, reply paths, health ports)' },
+    { name: `${name}: zone change`, value: round(median(resync)), unit: 'ms', note: 'median of 3; the node\'s zone label changes: every Service synced again, then the host view (unchanged Services keep theirs)' },
     {
       name: `${name}: one slice changed`, value: round(median(one)), unit: 'ms', ...(mode === 'direct' ? { target: '≤ 1 ms' } : {}),
       note: `median of ${reps}; the change alone to the core (apply delta), then the host view of that Service; max ${round(Math.max(...one))} ms`,

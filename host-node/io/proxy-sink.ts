@@ -180,6 +180,9 @@ export class ProxyObjects implements ProxySink {
     const touched = this.viewed ? new Map<string, Touched>() : null;
     for (const nn of names) {
       const old = this.shares.get(nn);
+      // A full sync (a zone change, a refused sync) redoes every Service: one whose model entries
+      // are the very objects its share was made from keeps that share.
+      if (old && changed === null && sameInputs(old.inputs, this.services.get(nn), nn, models)) continue;
       if (old) this.unshare(nn, old, touched);
       const share = this.shareOf(nn, models, touched);
       if (share) {
@@ -216,19 +219,21 @@ export class ProxyObjects implements ProxySink {
   private shareOf(nn: string, models: ReadonlyArray<{ family: Family; model: ProxyModel }>, touched: Map<string, Touched> | null): ServiceShare | null {
     const svc = this.services.get(nn);
     if (!svc) return null;
-    const share: ServiceShare = { vips: [], replies: [], hc: 0, local: 0, noLocalInternal: 0, noLocalExternal: 0 };
+    const share: ServiceShare = { vips: [], replies: [], hc: 0, local: 0, noLocalInternal: 0, noLocalExternal: 0, inputs: [] };
     // A Service has a few ports and local endpoints: lists, not sets.
     const localIps: string[] = [];
     const seen: ServicePortInfo[] = [];
     for (const { model } of models) {
       for (const p of svc.spec.ports) {
         const sp = model.services.get(servicePortId(nn, p.name, p.protocol));
+        const list = sp ? model.endpoints.get(sp.id) : undefined;
+        share.inputs.push(sp, list);
         if (!sp || seen.includes(sp)) continue;
         seen.push(sp);
         for (const ip of sp.externalIPs) share.vips.push(counted(this.vipCounts, ip, sp.protocol, sp.port, null));
         for (const ip of sp.loadBalancerVIPs) share.vips.push(counted(this.vipCounts, ip, sp.protocol, sp.port, null));
         let localReady = 0;
-        const eps = model.endpoints.get(sp.id) ?? [];
+        const eps = list ?? [];
         for (let k = 0; k < eps.length; k++) {
           const ep = eps[k]!;
           if (ep.ready || ep.serving) share.replies.push(counted(this.replyCounts, ep.ip, sp.protocol, ep.port, touched));
@@ -282,6 +287,27 @@ interface ServiceShare {
   /** Its service ports with a Local policy and no ready local endpoint. */
   noLocalInternal: number;
   noLocalExternal: number;
+  /** What it was made from: per family model and Service port, the model's entry and endpoint list. */
+  inputs: unknown[];
+}
+
+/**
+ * Whether Service `nn`'s entries in `models` are the very objects `inputs` lists, in the order
+ * shareOf() reads them (the model replaces an entry or list, never changes one in place): its
+ * share is then the same.
+ */
+function sameInputs(inputs: readonly unknown[], svc: Service | undefined, nn: string, models: ReadonlyArray<{ model: ProxyModel }>): boolean {
+  if (!svc) return false;
+  let k = 0;
+  for (const { model } of models) {
+    for (const p of svc.spec.ports) {
+      if (k + 2 > inputs.length) return false;
+      const sp = model.services.get(servicePortId(nn, p.name, p.protocol));
+      if (sp !== inputs[k] || (sp ? model.endpoints.get(sp.id) : undefined) !== inputs[k + 1]) return false;
+      k += 2;
+    }
+  }
+  return k === inputs.length;
 }
 
 /** Counts (ip, protocol, port) in once more; `touched` notes the key's state before its first change. */

@@ -93,6 +93,43 @@ describe('proxy objects', () => {
     expect(o.takeChanges()).toEqual({ services: 0, endpoints: 0, triggers: [] });
   });
 
+  it('a full sync keeps the view of Services whose model entries stayed and redoes the ones that changed', async () => {
+    const many = (ready: (i: number) => boolean, extra: string) => Array.from({ length: 6 }, (_, i) => `
+apiVersion: v1
+kind: Service
+metadata: {name: s${i}, namespace: ns}
+spec: {clusterIP: 198.18.10.${i + 1}, ${i === 2 ? `externalIPs: [${extra}], ` : ''}ports: [{name: http, port: 80, protocol: TCP}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: s${i}-a, namespace: ns, labels: {kubernetes.io/service-name: s${i}}}
+addressType: IPv4
+ports: [{name: http, port: 8080, protocol: TCP}]
+endpoints: [{addresses: [198.18.64.${i + 1}], nodeName: n1, conditions: {ready: ${ready(i)}, serving: ${ready(i)}}}]
+`).join('---\n');
+    const node = (zone: string) => parseManifests(`apiVersion: v1\nkind: Node\nmetadata: {name: n1, labels: {topology.kubernetes.io/zone: ${zone}}}\n`).nodes[0]!;
+    const o = sinkOf(parseManifests(many(() => true, '198.18.20.1')));
+    const dp = await newDataplane();
+    const first = sync(o, dp, 'direct');
+    expect((first.replies as AddrPort[]).length).toBe(6);
+    // One sync that is full (the zone changed) and also changes s4's endpoint and s2's externalIP.
+    const now = parseManifests(many((i) => i !== 4, '198.18.20.2'));
+    o.onNode(node('z2'));
+    o.onService(null, now.services[2]!);
+    o.onEndpointSlice(now.endpointSlices[4]!);
+    const v = sync(o, dp, 'direct');
+    const want = sync(sinkOf(now), await newDataplane(), 'direct');
+    const text = (l: AddrPort[]) => l.map((a) => `${a.ip}|${a.protocol}|${a.port}`).sort();
+    const delta = v.replies as { added: AddrPort[]; removed: AddrPort[] };
+    expect(text(delta.removed)).toEqual(['198.18.64.5|TCP|8080']);
+    expect(delta.added).toEqual([]);
+    expect(text(v.vips)).toEqual(text(want.vips));
+    expect(text(v.vips)).toEqual(['198.18.20.2|TCP|80']);
+    expect([...v.localEndpoints].sort()).toEqual([...want.localEndpoints].sort());
+    expect(v.localEndpoints.get('ns/s4')).toBe(0);
+    expect(v.localEndpoints.get('ns/s3')).toBe(1);
+  });
+
   it('counts a Local Service with no local endpoint, and a Node that disappears', async () => {
     const o = fed();
     const dp = await newDataplane();
