@@ -76,6 +76,8 @@ function sync(o: ProxyObjects, dp: Dataplane, mode: 'iptables' | 'ipvs' | 'direc
 
 const newDataplane = () => Dataplane.create({ nodeIPs: ['198.18.200.1'], podCIDR: '198.18.64.0/18', seed: 5 });
 const strip = (x: unknown): unknown => JSON.parse(JSON.stringify(x, (k, v) => (k === 'origin' ? undefined : v)));
+/** A reply path or address as one comparable text. */
+const addr = (a: { ip: string; protocol: string; port: number }): string => `${a.ip}|${a.protocol}|${a.port}`;
 
 describe('proxy objects', () => {
   it('derives routes, reply paths, health check ports and local endpoint counts', async () => {
@@ -119,7 +121,7 @@ endpoints: [{addresses: [198.18.64.${i + 1}], nodeName: n1, conditions: {ready: 
     o.onEndpointSlice(now.endpointSlices[4]!);
     const v = sync(o, dp, 'direct');
     const want = sync(sinkOf(now), await newDataplane(), 'direct');
-    const text = (l: AddrPort[]) => l.map((a) => `${a.ip}|${a.protocol}|${a.port}`).sort();
+    const text = (l: AddrPort[]) => l.map(addr).sort();
     const delta = v.replies as { added: AddrPort[]; removed: AddrPort[] };
     expect(text(delta.removed)).toEqual(['198.18.64.5|TCP|8080']);
     expect(delta.added).toEqual([]);
@@ -316,8 +318,6 @@ describe('proxy objects: syncs by change', () => {
   async function fresh(now: Map<string, object>): Promise<HostView> {
     return sync(sinkOf(loadObjects([...now.values()])), await newDataplane(), 'direct');
   }
-
-  const addr = (a: { ip: string; protocol: string; port: number }): string => `${a.ip}|${a.protocol}|${a.port}`;
 
   for (const mode of ['iptables', 'ipvs', 'direct'] as const) {
     it(`${mode} mode: a dataplane fed the changes ends each sync where one fed everything does, and so does the host view`, async () => {
