@@ -1,8 +1,14 @@
 // The `svcplane` command line as a user first meets it: every command answers --help (and
 // `svcplane help COMMAND`) with its usage and exit code 0; unknown commands and stray arguments
-// get the usage on stderr and exit code 2.
+// get the usage on stderr and exit code 2; a reader that hangs up early ends it quietly.
 import { describe, it, expect, vi, afterEach } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { main } from '../../../host-node/cli/main.js';
+
+const BIN = resolve(import.meta.dirname, '../../../bin/svcplane.js');
 
 async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '', err = '';
@@ -46,6 +52,27 @@ describe('svcplane CLI usage', () => {
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/svcplane demo: unexpected "--verbose"/);
     expect(r.out).toBe('');
+  });
+
+  it('stops quietly when its reader hangs up early (svcplane render … | head): no write error, exit code 0', async () => {
+    // 6,000 Services without endpoints (~0.8 MB of rules): far more than a pipe holds, so the
+    // command is still writing when the reader goes away.
+    const dir = mkdtempSync(join(tmpdir(), 'svp-epipe-'));
+    try {
+      writeFileSync(join(dir, 'svc.yaml'), Array.from({ length: 6000 }, (_, i) =>
+        `apiVersion: v1\nkind: Service\nmetadata: { name: s${i}, namespace: default }\nspec:\n  clusterIP: 198.18.${i >> 8}.${i & 255}\n  ports: [{ name: http, port: 80, protocol: TCP }]`).join('\n---\n'));
+      const child = spawn(process.execPath, [BIN, 'render', '--manifests', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+      const closed = new Promise<number | null>((done) => child.on('close', (code) => done(code)));
+      const first = await new Promise<Buffer>((got) => child.stdout.once('data', got));
+      expect(first.toString()).toMatch(/^# IPv4|^\*filter/);
+      child.stdout.destroy();
+      expect(await closed).toBe(0);
+      expect(err).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('render refuses a family other than 4 or 6 and a scheduler IPVS does not have', async () => {
