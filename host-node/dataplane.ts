@@ -280,6 +280,16 @@ export class Dataplane extends CoreDataplane {
   }
 
   /**
+   * User chains of `table` that hold rules but that no rule jumps or goes to (`iptables -L` shows
+   * them with "0 references"): no packet ever reaches their rules. Kernel order.
+   */
+  iptablesUnreferenced(table: TableName = 'filter', opts: { family?: Family } = {}): string[] {
+    const t = this.families[opts.family ?? 4].ruleset.table(table);
+    if (!t) return [];
+    return kernelOrder(t).filter((c) => !c.builtin && c.rules.length > 0 && t.references(c.name) === 0).map((c) => c.name);
+  }
+
+  /**
    * Explains what the live iptables rules do with a packet: every rule visited and every possible
    * outcome with its exact probability. Changes no state (no counters, conntrack or recent lists).
    * With `query`, `dns` also shows the question, the records found and the answer the core's DNS

@@ -10,21 +10,24 @@ import { Dataplane, RestoreFailed } from '../dataplane.js';
 import { tryParseIP } from '../core/words.js';
 import type { ProtoName } from '../core/packet.js';
 import type { TraceResult, TraceOutcome, TraceStep, IpvsTraceStep } from '../netfilter/trace.js';
+import type { TableName } from '../netfilter/index.js';
 import type { NameTrace, DnsQueryTrace } from '../dns/trace.js';
 import { formatIssue } from '../kube/objects.js';
 import { readManifestSet } from './dns.js';
 import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
 
-export const TRACE_USAGE = `usage: svcplane trace --rules FILE --node-ip IP [--node-ip IP6] --src A --dst B --dport N
+export const TRACE_USAGE = `usage: svcplane trace --rules FILE [--noflush] --node-ip IP [--node-ip IP6] --src A --dst B --dport N
                       [--sport N] [--proto tcp|udp|sctp|icmp] [--from external|local] [--family 4|6] [--json]
        svcplane trace --manifests PATH [--mode iptables|ipvs|direct] [--ipvs-scheduler S] --node-ip IP
                       --src A (--dst B | --name NAME) [--dport N] [...]
 
-Loads FILE as iptables-restore input (ip6tables-restore with --family 6), or the rules kube-proxy
-would write for the Services and EndpointSlices in PATH (a file or directory), sends one new
-connection from A to B:N through it and shows every rule visited and every possible outcome with
-its exact probability. --from local sends it from the node itself (OUTPUT) instead of from
-outside (PREROUTING). --node-ip names the node's addresses (addrtype LOCAL, masquerade source).
+Loads FILE as iptables-restore input (ip6tables-restore with --family 6; with --noflush as
+iptables-restore --noflush reads it, as \`svcplane render --with-jumps\` output wants), or the
+rules kube-proxy would write for the Services and EndpointSlices in PATH (a file or directory),
+sends one new connection from A to B:N through it and shows every rule visited and every possible
+outcome with its exact probability. --from local sends it from the node itself (OUTPUT) instead
+of from outside (PREROUTING). --node-ip names the node's addresses (addrtype LOCAL, masquerade
+source).
 --name resolves NAME through PATH's cluster DNS records (A, AAAA for an IPv6 --src, or SRV for a
 _port._proto. name, whose port replaces --dport) and traces a connection to every address found.
 --mode ipvs traces kube-proxy's ipvs mode instead (its ipsets, virtual servers and iptables rules;
@@ -57,12 +60,17 @@ export interface TraceArgs {
   from: 'external' | 'local';
   family: 4 | 6;
   json: boolean;
+  /** Read the rules file as iptables-restore --noflush does (a table's blocks edit it in turn). */
+  noflush: boolean;
   /** With manifests: which of kube-proxy's modes to trace, and the ipvs scheduler. */
   mode: 'iptables' | 'ipvs' | 'direct';
   scheduler: string;
 }
 
 class UsageError extends Error {}
+
+/** The tables a trace walks, in hook priority order. */
+const TABLES: readonly TableName[] = ['raw', 'mangle', 'nat', 'filter'];
 
 function port(opt: string, text: string): number {
   const n = Number(text);
@@ -81,9 +89,11 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
   const v: Partial<Record<string, string>> = {};
   const nodeIPs: string[] = [];
   let json = false;
+  let noflush = false;
   for (let i = 0; i < argv.length; i++) {
     const opt = argv[i]!;
     if (opt === '--json') { json = true; continue; }
+    if (opt === '--noflush') { noflush = true; continue; }
     if (!['--rules', '--manifests', '--name', '--node-ip', '--src', '--dst', '--dport', '--sport', '--proto', '--from', '--family', '--mode', '--ipvs-scheduler'].includes(opt)) {
       throw new UsageError(`unknown option ${JSON.stringify(opt)}`);
     }
@@ -97,6 +107,7 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
   if (v['--dst'] === undefined && v['--name'] === undefined) throw new UsageError('--dst is required (or --name to resolve)');
   if (v['--dst'] !== undefined && v['--name'] !== undefined) throw new UsageError('--dst and --name: give one of them');
   if (v['--name'] !== undefined && v['--manifests'] === undefined) throw new UsageError('--name needs --manifests (the cluster DNS records)');
+  if (noflush && v['--rules'] === undefined) throw new UsageError('--noflush needs --rules (it says how to read the rules file)');
   const mode = v['--mode'] ?? 'iptables';
   if (mode !== 'iptables' && mode !== 'ipvs' && mode !== 'direct') throw new UsageError(`--mode: iptables, ipvs or direct, not ${JSON.stringify(mode)}`);
   if (v['--mode'] !== undefined && v['--manifests'] === undefined) throw new UsageError('--mode needs --manifests (--rules are iptables rules already)');
@@ -124,7 +135,7 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
     rules: v['--rules'] ?? '', manifests: v['--manifests'] ?? '', name: v['--name'] ?? '', nodeIPs, src: src.text, dst: dst.text,
     dport: v['--dport'] === undefined ? 0 : port('--dport', v['--dport']),
     sport: v['--sport'] === undefined ? 40000 : port('--sport', v['--sport']),
-    proto, from, family, json, mode, scheduler,
+    proto, from, family, json, noflush, mode, scheduler,
   };
 }
 
@@ -177,13 +188,34 @@ function ipvsLines(v: IpvsTraceStep): string[] {
   return lines;
 }
 
-/** The readable explanation of a trace. */
-export function formatTrace(a: TraceArgs, r: TraceResult): string[] {
+/** Unreferenced chains a note names before it gives their count. */
+const UNREFERENCED_SHOWN = 4;
+
+/**
+ * The note for user chains no rule jumps to (`table/chain`): their rules never see a packet. The
+ * common cause is kube-proxy's restore payload read alone: kube-proxy adds the jumps from the
+ * built-in chains apart from it, and `svcplane render` prints them only with --with-jumps.
+ */
+function unreferencedNote(chains: readonly string[]): string[] {
+  if (chains.length === 0) return [];
+  const shown = chains.slice(0, UNREFERENCED_SHOWN).join(', ');
+  const more = chains.length > UNREFERENCED_SHOWN ? ` (+${chains.length - UNREFERENCED_SHOWN} more)` : '';
+  const lines = [`note: no rule jumps to ${shown}${more}, so no packet reaches their rules`];
+  if (chains.some((c) => c.includes('/KUBE-'))) {
+    lines.push('      (kube-proxy adds its jumps from the built-in chains apart from its restore text;',
+      '      `svcplane render --with-jumps` prints them too: trace that with --noflush)');
+  }
+  return lines;
+}
+
+/** The readable explanation of a trace; `unreferenced`: user chains no rule jumps to (`table/chain`). */
+export function formatTrace(a: TraceArgs, r: TraceResult, unreferenced: readonly string[] = []): string[] {
   const ported = a.proto === 'tcp' || a.proto === 'udp' || a.proto === 'sctp';
   const ep = (ip: string, p: number) => (ported ? (a.family === 6 ? `[${ip}]:${p}` : `${ip}:${p}`) : ip);
   const out = [
     `${a.proto.toUpperCase()} ${ep(a.src, a.sport)} → ${ep(a.dst, a.dport)}, a new connection from ${a.from === 'local' ? 'the node itself' : 'outside'}`,
     `rules: ${a.rules || (a.mode === 'direct' ? `the direct service table for ${a.manifests}` : `kube-proxy's${a.mode === 'ipvs' ? ` ipvs mode (${a.scheduler})` : ''} for ${a.manifests}`)} (IPv${a.family}), node addresses ${a.nodeIPs.join(', ')}`,
+    ...unreferencedNote(unreferenced),
     '',
     `rules visited${r.outcomes.length > 1 ? ' (first path: every random branch taken)' : ''}:`,
   ];
@@ -226,14 +258,14 @@ function queryLines(q: DnsQueryTrace): string[] {
 }
 
 /** The readable explanation of a name resolved and then traced. */
-export function formatNameTrace(a: TraceArgs, t: NameTrace<TraceResult>): string[] {
+export function formatNameTrace(a: TraceArgs, t: NameTrace<TraceResult>, unreferenced: readonly string[] = []): string[] {
   const out = [`resolve ${t.name} through the cluster DNS records of ${a.manifests}:`];
   for (const q of t.resolution.queries) out.push(...queryLines(q));
   const to = t.resolution.targets.map((x) => (x.port !== undefined ? `${x.address} port ${x.port} (${x.via})` : x.address));
   out.push(`→ ${to.length === 0 ? 'no address: nothing to send to' : `${to.length} address${to.length === 1 ? '' : 'es'}: ${to.join(', ')}`}`);
   t.traces.forEach((x, i) => {
     out.push('', `[${i + 1}/${t.traces.length}] to ${x.to}`);
-    out.push(...formatTrace({ ...a, dst: x.to, dport: x.dport }, x.result));
+    out.push(...formatTrace({ ...a, dst: x.to, dport: x.dport }, x.result, unreferenced));
   });
   return out;
 }
@@ -257,7 +289,7 @@ export async function runTrace(argv: readonly string[], io: TraceIO = stdio): Pr
   const file = a.rules || a.manifests;
   try {
     if (a.rules) {
-      dp.iptablesRestore(readFileSync(a.rules, 'utf8'), { family: a.family });
+      dp.iptablesRestore(readFileSync(a.rules, 'utf8'), { family: a.family, noflush: a.noflush });
     } else {
       const set = readManifestSet(a.manifests);
       for (const i of set.issues.filter((x) => x.severity === 'error')) io.err(formatIssue(i));
@@ -271,14 +303,15 @@ export async function runTrace(argv: readonly string[], io: TraceIO = stdio): Pr
     return 1;
   }
   const q = { src: a.src, proto: a.proto, sport: a.sport, dport: a.dport, from: a.from };
+  const unreferenced = TABLES.flatMap((t) => dp.iptablesUnreferenced(t, { family: a.family }).map((c) => `${t}/${c}`));
   if (a.name) {
     const t = dp.traceName(a.name, q);
     if (a.json) io.out(traceJSON(t));
-    else for (const line of formatNameTrace(a, t)) io.out(line);
+    else for (const line of formatNameTrace(a, t, unreferenced)) io.out(line);
     return t.traces.length > 0 ? 0 : 1;
   }
   const r = dp.trace({ ...q, dst: a.dst });
   if (a.json) io.out(traceJSON(r));
-  else for (const line of formatTrace(a, r)) io.out(line);
+  else for (const line of formatTrace(a, r, unreferenced)) io.out(line);
   return 0;
 }

@@ -1,6 +1,7 @@
 // `svcplane trace`: a kube-proxy-shaped ruleset with three endpoints (statistic 1/3, 1/2, rest)
 // explained rule by rule with three outcomes of 1/3 each (to 2^-31, summing to exactly 1); JSON
-// output; a restore error reported as FILE:LINE; usage errors.
+// output; a restore error reported as FILE:LINE; the note on chains no rule jumps to; --noflush;
+// usage errors.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -158,6 +159,39 @@ describe('svcplane trace', () => {
     expect(missing.err[0]).toMatch(/nope\.rules: no such file/);
   });
 
+  it('notes the user chains no rule jumps to: kube-proxy\'s text without its base jumps reaches no Service', async () => {
+    const full = capture();
+    expect(await runTrace([...base(), '--src', '198.18.5.5', '--dst', VIP], full.io)).toBe(0);
+    expect(full.out.some((l) => l.startsWith('note:'))).toBe(false);
+    // The same rules without the jumps from the built-in chains, as kube-proxy's restore text alone.
+    const bare = path.join(dir, 'bare.rules');
+    fs.writeFileSync(bare, RULES.split('\n').filter((l) => !/^-A (PREROUTING|OUTPUT|POSTROUTING|FORWARD) /.test(l)).join('\n'));
+    const c = capture();
+    expect(await runTrace(['--rules', bare, '--node-ip', NODE, '--dport', '80', '--src', '198.18.5.5', '--dst', VIP], c.io)).toBe(0);
+    expect(c.out[2]).toBe('note: no rule jumps to nat/KUBE-POSTROUTING, nat/KUBE-SERVICES, filter/KUBE-SERVICES, so no packet reaches their rules');
+    expect(c.out.slice(3, 5).join(' ')).toMatch(/kube-proxy adds its jumps .*`svcplane render --with-jumps` prints them too: trace that with --noflush/);
+    expect(c.out).toContain('  1. PASS (accepted unchanged)');
+    // Chains named by some rule are not listed, whether or not a built-in chain reaches them.
+    expect(c.out[2]).not.toMatch(/KUBE-SVC-WEB|KUBE-SEP-|KUBE-MARK-MASQ/);
+  });
+
+  it('--noflush reads the rules file as iptables-restore --noflush does: a table\'s second block edits the first\'s', async () => {
+    // kube-proxy's chains declared in one *filter block, its jumps inserted by a second one.
+    const text = `*filter\n:KUBE-SERVICES - [0:0]\n-A KUBE-SERVICES -m comment --comment "default/none:http has no endpoints" -m tcp -p tcp -d 198.19.0.11 --dport 80 -j REJECT\nCOMMIT\n` +
+      `*filter\n-I FORWARD 1 -m conntrack --ctstate NEW -j KUBE-SERVICES\nCOMMIT\n`;
+    const file = path.join(dir, 'jumps.rules');
+    fs.writeFileSync(file, text);
+    const argv = ['--rules', file, '--node-ip', NODE, '--dport', '80', '--src', '198.18.5.5', '--dst', '198.19.0.11'];
+    // Without it the second block replaces the table: KUBE-SERVICES is gone, the jump refused at COMMIT.
+    const flushed = capture();
+    expect(await runTrace(argv, flushed.io)).toBe(1);
+    expect(flushed.err[0]).toMatch(/jumps\.rules:6: .*KUBE-SERVICES/);
+    const c = capture();
+    expect(await runTrace([...argv, '--noflush'], c.io), c.err.join('\n')).toBe(0);
+    expect(c.out.join('\n')).toMatch(/filter\/KUBE-SERVICES\s+#1\s+match\s+.*→ REJECT/);
+    expect(c.out.some((l) => l.startsWith('note:'))).toBe(false);
+  });
+
   it('refuses bad arguments with exit code 2 and the usage', async () => {
     const cases: [string[], RegExp][] = [
       [['--src', '198.18.5.5', '--dst', VIP, '--dport', '80', '--node-ip', NODE], /--rules is required/],
@@ -170,6 +204,7 @@ describe('svcplane trace', () => {
       [[...base(), '--src', '198.18.5.5', '--dst', VIP, '--bogus'], /unknown option "--bogus"/],
       [[...base(), '--src'], /--src needs a value/],
       [[...base(), '--src', '198.18.5.5', '--dst', VIP, '--mode', 'ipvs'], /--mode needs --manifests/],
+      [['--manifests', 'x', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80', '--noflush'], /--noflush needs --rules/],
       [['--manifests', 'x', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80', '--mode', 'nft'], /--mode: iptables, ipvs or direct/],
       [['--manifests', 'x', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80', '--ipvs-scheduler', 'sh'], /--ipvs-scheduler needs --mode ipvs/],
       [['--manifests', 'x', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80', '--mode', 'ipvs', '--ipvs-scheduler', 'fast'], /--ipvs-scheduler: one of rr/],
