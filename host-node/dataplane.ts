@@ -3,7 +3,7 @@
 // and the trace that explains a packet. This is the one place the layers meet (core knows no text
 // format; the text front ends know no I/O). Never touches sockets, files or the clock.
 import { Dataplane as CoreDataplane } from './core/dataplane.js';
-import { buildPacket, type ProtoName } from './core/packet.js';
+import { buildPacket, checkPorts, type ProtoName } from './core/packet.js';
 import {
   parseRestore, renderSave, renderList, renderRules, kernelOrder, ChainLines, Ruleset, type Table, type RuleLines,
   type RestoreError, type TableName, type Family,
@@ -333,6 +333,7 @@ export class Dataplane extends CoreDataplane {
 
   /** trace() in direct mode: the decision of the core's direct service table (kube/direct-explain.ts). */
   private traceDirect(q: TraceQuery, proto: 'tcp' | 'udp' | 'sctp'): TraceResult {
+    checkPorts(q);
     const family = q.dst.includes(':') ? 6 : 4;
     const pod = this.options.podCIDR;
     const nowMs = q.nowMs ?? this.lastNowMs;

@@ -351,8 +351,16 @@ function buildExt(e: ExtHeaderSpec, next: number): Uint8Array {
   return h;
 }
 
+/** Throws for a port that is not an integer 0–65535 (cut to 16 bits, it would name another packet). */
+export function checkPorts(p: { sport?: number; dport?: number }): void {
+  for (const [name, v] of [['sport', p.sport], ['dport', p.dport]] as const) {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 0 && v <= 0xffff)) throw new Error(`bad ${name} ${v}: a port is an integer from 0 to 65535`);
+  }
+}
+
 /** Builds one IP packet from `spec`, every checksum correct. Throws on an impossible spec. */
 export function buildPacket(spec: PacketSpec): Uint8Array {
+  checkPorts(spec);
   const src = parseIP(spec.src);
   const dst = parseIP(spec.dst);
   if (src.length !== dst.length) throw new Error('source and destination are of different families');

@@ -13,7 +13,7 @@ import { printTarget, targetListName } from './ext-target.js';
 import type { AddrMatch, Counters, Family, Match, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
 import { appendLine, ruleSpec } from './rule.js';
-import { type Chain, type Ruleset, type Table, emptyTable } from './ruleset.js';
+import { type Chain, type Ruleset, type Table, emptyTable, isTableName } from './ruleset.js';
 import { kernelOrder } from './save.js';
 import { countersOf, type CounterSource } from './live-counters.js';
 
@@ -35,6 +35,11 @@ export interface RulesOptions {
 }
 
 function tableOf(rs: Ruleset, table: TableName): Table {
+  // Callers outside TypeScript can name any table: refused as iptables -t does.
+  if (!isTableName(table)) {
+    const prog = rs.family === 4 ? 'iptables' : 'ip6tables';
+    throw new Error(`${prog}: can't initialize ${prog} table \`${String(table)}': Table does not exist (do you need to insmod?)`);
+  }
   return rs.table(table) ?? emptyTable(table, rs.family);
 }
 

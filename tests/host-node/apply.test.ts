@@ -217,6 +217,17 @@ describe('Dataplane.apply (iptables mode)', () => {
     expect(dp.trace({ src: '10.244.3.3', dst: '10.96.0.81', proto: 'tcp', dport: 81 }).outcomes.map((o) => o.to)).toEqual(['10.244.1.5:8080']);
     expect(dp.iptablesSave()).toMatch(/-A KUBE-SERVICES .*default\/good:http cluster IP.* -d 10\.96\.0\.81(\/32)? .*--dport 81 -j KUBE-SVC-/);
   });
+
+  it('a trace refuses a port out of range in every mode (65617 would otherwise trace port 81)', async () => {
+    for (const mode of ['iptables', 'ipvs', 'direct'] as const) {
+      const dp = await make();
+      dp.apply([svc('good', '10.96.0.81', 81), slice('good-1', 'good', ['10.244.1.5'])].join('\n---\n'), { mode });
+      const q = { src: '10.244.3.3', dst: '10.96.0.81', proto: 'tcp' as const };
+      expect(dp.trace({ ...q, dport: 81 }).outcomes.map((o) => o.to), mode).toEqual(['10.244.1.5:8080']);
+      expect(() => dp.trace({ ...q, dport: 65536 + 81 }), mode).toThrow('bad dport 65617: a port is an integer from 0 to 65535');
+      expect(() => dp.trace({ ...q, dport: 81, sport: -1 }), mode).toThrow(/bad sport -1/);
+    }
+  });
 });
 
 describe('Dataplane.apply: stale UDP conntrack', () => {

@@ -67,6 +67,12 @@ describe('buildPacket', () => {
     expect(() => buildPacket({ ...base, tcpOptions: new Uint8Array(41) })).toThrow();
     expect(() => buildPacket({ ...base, flags: 'SX' })).toThrow(/flag/);
     expect(() => buildPacket({ ...base, payload: new Uint8Array(65535) })).toThrow();
+    // A port out of range is refused, never cut to 16 bits (70000 would become 4464).
+    for (const bad of [70000, -1, 80.5, NaN]) {
+      expect(() => buildPacket({ ...base, dport: bad }), String(bad)).toThrow(`bad dport ${bad}: a port is an integer from 0 to 65535`);
+      expect(() => buildPacket({ ...base, proto: 'udp', sport: bad }), String(bad)).toThrow(/bad sport/);
+    }
+    expect(decodePacket(buildPacket({ ...base, sport: 0, dport: 65535 }))).toMatchObject({ sport: 0, dport: 65535 });
   });
 
   it('defaults: TTL 64, SYN, ports 12345 → 80 (53 for UDP), echo request', () => {

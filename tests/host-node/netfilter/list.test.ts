@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ChainLines, parseRestore, renderList, renderRules, type CounterSource, type Ruleset } from '../../../host-node/netfilter/index.js';
+import { ChainLines, parseRestore, renderList, renderRules, type CounterSource, type Ruleset, type TableName } from '../../../host-node/netfilter/index.js';
 import { sortByName } from '../../../host-node/netfilter/save.js';
 
 const here = new URL('.', import.meta.url).pathname;
@@ -49,6 +49,13 @@ describe('counters in listings', () => {
 
   it('refuses a chain that does not exist', () => {
     expect(() => renderList(zero, 'filter', 'NOPE')).toThrow('No chain/target/match by that name.');
+  });
+
+  it('refuses a table that does not exist, with iptables -t\'s message, in -L and -S alike', () => {
+    const bogus = 'bogus' as TableName;
+    const msg = "iptables: can't initialize iptables table `bogus': Table does not exist (do you need to insmod?)";
+    expect(() => renderList(zero, bogus)).toThrow(msg);
+    expect(() => renderRules(zero, bogus, 'INPUT')).toThrow(msg);
   });
 });
 
