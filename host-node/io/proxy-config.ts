@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LineCounter, parseDocument, isMap, type Node as YamlNode } from 'yaml';
+import { YAML_MAX_DEPTH, yamlTooDeep } from '../kube/yaml-depth.js';
 import { parseCIDR, parseIP, formatIP, splitHostPort, type CIDR } from '../kube/ip.js';
 import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
 
@@ -303,6 +304,8 @@ const IGNORED_FIELDS = new Set(['bindAddress', 'bindAddressHardFail', 'configSyn
 
 /** Reads a YAML config file; unknown fields are errors naming file:line and the field path. */
 export function readConfigFile(file: string, text = readFileSync(file, 'utf8')): ProxyConfig {
+  const deep = yamlTooDeep(text);
+  if (deep !== 0) throw new ConfigError(`${file}:${deep}: nested more than ${YAML_MAX_DEPTH} levels deep: not read`);
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc });
   const lineOf = (n: YamlNode | null | undefined): string => (n?.range ? `:${lc.linePos(n.range[0]).line}` : '');

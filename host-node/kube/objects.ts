@@ -6,6 +6,7 @@
 import { LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { ipFamily, parseCIDR } from './ip.js';
 import { quickDocuments } from './manifest-text.js';
+import { YAML_MAX_DEPTH, yamlTooDeep } from './yaml-depth.js';
 import { absent, EMPTY, isMapping, NO_STRINGS, NONE, pathText, portsKey, PROTOCOLS, Reader, sameEndpointPorts, sameServicePorts, type Seg } from './object-reader.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
@@ -480,6 +481,12 @@ function emptySet(): ManifestSet {
  * says where in the text each problem is.
  */
 export function parseManifests(text: string, source?: string, full = false): ManifestSet {
+  const deep = yamlTooDeep(text);
+  if (deep !== 0) {
+    const out = emptySet();
+    out.issues.push({ severity: 'error', source, line: deep, path: '', message: `nested more than ${YAML_MAX_DEPTH} levels deep: not read` });
+    return out;
+  }
   const quick = full ? null : quickManifests(text, source);
   if (quick) return quick;
   const out = emptySet();

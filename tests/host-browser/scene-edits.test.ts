@@ -1,11 +1,13 @@
 // Editing one Service of a generated scene: the editor's text round-trips the edited objects,
-// "Show Service" adds a Service's generated objects once, YAML errors keep their line, the edits
-// travel in a share link, and the engine applies them on top of the scene.
+// "Show Service" adds a Service's generated objects once, YAML errors keep their line (text nested
+// too deep is refused unread), the edits travel in a share link, and the engine applies them on
+// top of the scene.
 import { describe, it, expect } from 'vitest';
 import { editsFromText, editsText, withService } from '../../host-browser/src/ui/scene-edits.js';
 import { readFormModel, applyFormEdit } from '../../host-browser/src/ui/objects-model.js';
 import { decodeState, encodeState, type ShareState } from '../../host-browser/src/share.js';
 import { presetById, scaleService, scaleVip } from '../../host-browser/src/presets.js';
+import { YAML_MAX_DEPTH } from '../../host-node/kube/yaml-depth.js';
 
 const scene = presetById('scale-20k')!;
 
@@ -32,6 +34,16 @@ describe('generated scene edits', () => {
     expect(withService(scene, more, 7)).toEqual(more);
     expect(readFormModel(editsText(scene, more)).services.map((s) => s.key)).toEqual(['default/svc-12345', 'default/svc-7']);
     expect((more[1] as { endpoints: Array<{ conditions: object }> }).endpoints[0]!.conditions).toEqual({ ready: false, serving: true, terminating: true });
+  });
+
+  it('text nested deeper than any manifest is refused with its line before the YAML parser reads it', () => {
+    const deep = [`x: ${'['.repeat(5000)}`, `${'- '.repeat(5000)}x`, `${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}`];
+    for (let round = 0; round < 2; round++) {
+      for (const text of deep) {
+        expect(editsFromText(text)).toEqual({ objects: [], issues: [{ severity: 'error', path: '', line: 1, message: `nested more than ${YAML_MAX_DEPTH} levels deep: not read` }] });
+        expect(readFormModel(text)).toEqual({ services: [], error: `line 1: nested more than ${YAML_MAX_DEPTH} levels deep` });
+      }
+    }
   });
 
   it('a YAML error is reported with its line and yields no objects', () => {

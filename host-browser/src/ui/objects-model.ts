@@ -7,6 +7,7 @@
 // non-serving one is not ready (discovery.k8s.io/v1 EndpointConditions). Pure text work: never
 // touches the DOM or the worker.
 import { parseAllDocuments, isMap, isSeq, type Document, type YAMLSeq } from 'yaml';
+import { YAML_MAX_DEPTH, yamlTooDeep } from '../../../host-node/kube/yaml-depth.js';
 
 export type Condition = 'ready' | 'serving' | 'terminating';
 
@@ -96,6 +97,8 @@ function num(v: unknown): number {
 }
 
 function parse(yaml: string): Parsed | { error: string } {
+  const deep = yamlTooDeep(yaml);
+  if (deep !== 0) return { error: `line ${deep}: nested more than ${YAML_MAX_DEPTH} levels deep` };
   const docs = parseAllDocuments(yaml);
   if (!Array.isArray(docs)) return { error: 'not YAML documents' };
   for (const d of docs) {

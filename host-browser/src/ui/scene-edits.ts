@@ -5,6 +5,7 @@
 // i" are pure and tested without a page. Never talks to the worker.
 import { Document, parseAllDocuments } from 'yaml';
 import type { ManifestIssue } from '../../../host-node/kube/index.js';
+import { YAML_MAX_DEPTH, yamlTooDeep } from '../../../host-node/kube/yaml-depth.js';
 import type { Preset } from '../presets.js';
 
 /** The comment the editor shows above a generated scene's edits. */
@@ -26,6 +27,8 @@ export function editsText(p: Pick<Preset, 'size'>, objects: unknown[]): string {
 export function editsFromText(text: string): { objects: unknown[]; issues: ManifestIssue[] } {
   const objects: unknown[] = [];
   const issues: ManifestIssue[] = [];
+  const deep = yamlTooDeep(text);
+  if (deep !== 0) return { objects, issues: [{ severity: 'error', path: '', line: deep, message: `nested more than ${YAML_MAX_DEPTH} levels deep: not read` }] };
   for (const d of parseAllDocuments(text)) {
     for (const e of d.errors) issues.push({ severity: 'error', path: '', message: e.message.split('\n')[0]!, ...(e.linePos ? { line: e.linePos[0].line } : {}) });
     const o = d.toJS() as unknown;

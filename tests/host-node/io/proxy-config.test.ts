@@ -6,6 +6,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseProxyArgs, readConfigFile, coreMode, ConfigError } from '../../../host-node/io/proxy-config.js';
 import { nodePortAddresses } from '../../../host-node/io/node-proxy.js';
+import { YAML_MAX_DEPTH } from '../../../host-node/kube/yaml-depth.js';
+
+describe('proxy config file nested too deep', () => {
+  it('is refused with file and line before the YAML parser reads it, every time', () => {
+    for (let round = 0; round < 2; round++) {
+      expect(() => readConfigFile('/etc/svcplane.yaml', `mode: iptables\nclusterCIDR: ${'['.repeat(5000)}\n`))
+        .toThrow(`/etc/svcplane.yaml:2: nested more than ${YAML_MAX_DEPTH} levels deep: not read`);
+    }
+  });
+});
 
 describe('proxy flags', () => {
   it('has kube-proxy\'s defaults', () => {
