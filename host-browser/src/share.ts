@@ -23,9 +23,33 @@ const VERSION = 1;
 
 const packr = new Packr({ useRecords: false });
 
-async function pipe(bytes: Uint8Array, stream: CompressionStream | DecompressionStream): Promise<Uint8Array> {
-  const out = new Response(new Blob([bytes as BlobPart]).stream().pipeThrough(stream));
-  return new Uint8Array(await out.arrayBuffer());
+/**
+ * A state inflates to at most this much. A shared link is someone else's bytes: a few hundred
+ * kilobytes of deflate can hold gigabytes of zeros, which would take the page down. Real states
+ * (presets with their edits, or an editor's YAML) are far smaller.
+ */
+export const MAX_STATE_BYTES = 64 << 20;
+
+/** `bytes` through `stream`, refused past `limit` bytes of output (the stream is cancelled). */
+async function pipe(bytes: Uint8Array, stream: CompressionStream | DecompressionStream, limit = Infinity): Promise<Uint8Array> {
+  const reader = new Blob([bytes as BlobPart]).stream().pipeThrough(stream).getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  for (let r = await reader.read(); !r.done; r = await reader.read()) {
+    size += r.value.length;
+    if (size > limit) {
+      await reader.cancel();
+      throw new ShareError(`the shared state inflates to more than ${limit >> 20} MiB: refused`);
+    }
+    parts.push(r.value);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 export async function encodeState(s: ShareState): Promise<Uint8Array> {
@@ -42,8 +66,9 @@ export async function decodeState(bytes: Uint8Array): Promise<ShareState> {
   if (bytes.length < 2 || (bytes[0] !== DEFLATED && bytes[0] !== PLAIN)) throw new ShareError('not a svcplane playground state');
   let body: Uint8Array;
   try {
-    body = bytes[0] === DEFLATED ? await pipe(bytes.subarray(1), new DecompressionStream('deflate')) : bytes.subarray(1);
-  } catch {
+    body = bytes[0] === DEFLATED ? await pipe(bytes.subarray(1), new DecompressionStream('deflate'), MAX_STATE_BYTES) : bytes.subarray(1);
+  } catch (e) {
+    if (e instanceof ShareError) throw e;
     throw new ShareError('the shared state is damaged (it does not inflate)');
   }
   let raw: unknown;

@@ -1,7 +1,9 @@
 // The share encoding: state → bytes → base64url hash → state is exact; it is compact; damaged or
-// foreign input is refused with a message, never half-loaded.
+// foreign input is refused with a message, never half-loaded; a link that would inflate past the
+// limit is refused while inflating.
 import { describe, it, expect } from 'vitest';
-import { encodeState, decodeState, stateToHash, stateFromHash, toBase64url, fromBase64url, ShareError, type ShareState } from '../../host-browser/src/share.js';
+import { deflateSync } from 'node:zlib';
+import { encodeState, decodeState, stateToHash, stateFromHash, toBase64url, fromBase64url, ShareError, MAX_STATE_BYTES, type ShareState } from '../../host-browser/src/share.js';
 import { PRESETS, presetById } from '../../host-browser/src/presets.js';
 
 const preset = presetById('affinity')!;
@@ -56,5 +58,24 @@ describe('share encoding', () => {
     await expect(forge({ ...base, p: { ...state.packet, dport: 70000 } })).rejects.toThrow(/packet.dport/);
     await expect(forge({ ...base, p: { ...state.packet, proto: 'icmp' } })).rejects.toThrow(/packet.proto/);
     await expect(forge({ ...base, o: { yaml: 3 } })).rejects.toThrow(/objects/);
+  });
+
+  it('refuses a link that inflates past MAX_STATE_BYTES before holding it all (a deflate bomb)', async () => {
+    // A msgpack string of MAX_STATE_BYTES + 1 letters: deflated, about a thousandth of that.
+    const n = MAX_STATE_BYTES + 1;
+    const body = new Uint8Array(5 + n).fill(0x61);
+    body.set([0xdb, n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+    const deflated = (b: Uint8Array): Uint8Array => {
+      const z = deflateSync(b);
+      const out = new Uint8Array(z.length + 1);
+      out[0] = 1;
+      out.set(z, 1);
+      return out;
+    };
+    const bomb = deflated(body);
+    expect(bomb.length).toBeLessThan(n / 500);
+    await expect(decodeState(bomb)).rejects.toThrow(new ShareError('the shared state inflates to more than 64 MiB: refused'));
+    // At the limit it inflates, and is then refused for what it holds.
+    await expect(decodeState(deflated(body.subarray(0, MAX_STATE_BYTES)))).rejects.toThrow(/damaged \(not msgpack\)/);
   });
 });
