@@ -65,7 +65,7 @@ export class Reader {
   list(v: unknown, at: Seg[], key?: Seg): unknown[] {
     if (v === undefined || v === null) return NONE;
     if (!Array.isArray(v)) { this.error(at, 'must be a list', key); return NONE; }
-    return v;
+    return dense(v);
   }
   str(v: unknown, at: Seg[], key?: Seg, dflt = ''): string {
     if (typeof v === 'string') return v;
@@ -132,6 +132,13 @@ export class Reader {
 
 /** Text of only '0' and ':', the unspecified address when it parses (one RegExp, not a new one per read). */
 const UNSPECIFIED_V6 = /^[0:]+$/;
+
+/**
+ * `v` without holes: a list built in JavaScript may have some, which map() and forEach() skip, so
+ * they are read as the absent elements they are. (YAML and JSON never make one; includes() is one
+ * fast scan.)
+ */
+export const dense = (v: unknown[]): unknown[] => (v.includes(undefined) ? Array.from(v) : v);
 
 /** Shared stand-ins for an absent mapping or list (never written to). */
 export const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;

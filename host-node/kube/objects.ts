@@ -7,7 +7,7 @@ import { LineCounter, parseAllDocuments, type Document } from 'yaml';
 import { ipFamily, parseCIDR } from './ip.js';
 import { quickDocuments } from './manifest-text.js';
 import { YAML_MAX_DEPTH, yamlTooDeep } from './yaml-depth.js';
-import { absent, EMPTY, isMapping, NO_STRINGS, NONE, pathText, portsKey, PROTOCOLS, Reader, sameEndpointPorts, sameServicePorts, type Seg } from './object-reader.js';
+import { absent, dense, EMPTY, isMapping, NO_STRINGS, NONE, pathText, portsKey, PROTOCOLS, Reader, sameEndpointPorts, sameServicePorts, type Seg } from './object-reader.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type IPFamilyName = 'IPv4' | 'IPv6';
@@ -329,7 +329,7 @@ function readEndpoint(r: Reader, ev: unknown, i: number, addressType: EndpointSl
   const e = isMapping(ev) ? ev : r.obj(ev, ENDPOINTS, i);
   // Paths are built only for a field at fault: a good endpoint needs none.
   const raw = e.addresses;
-  const list = raw === undefined || raw === null ? NONE : Array.isArray(raw) ? raw : r.list(raw, ['endpoints', i], 'addresses');
+  const list = raw === undefined || raw === null ? NONE : Array.isArray(raw) ? dense(raw) : r.list(raw, ['endpoints', i], 'addresses');
   // Exactly as long as the list; one address, the usual case, without a callback.
   const addresses = list.length === 0 ? (NONE as string[])
     : list.length === 1 ? [endpointAddress(r, list[0], i, 0, addressType)]

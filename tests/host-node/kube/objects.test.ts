@@ -280,6 +280,26 @@ status: {loadBalancer: {ingress: [{ip: 1.2.3.4, ipMode: Proxy}, {hostname: lb.ex
     expect(set.endpointSlices).toHaveLength(0);
     expect(set.services.map((x) => x.metadata.name)).toEqual(['ok']);
   });
+
+  it('lists built in JavaScript with holes: a hole is an absent element, named like any other, never a crash', () => {
+    const holes = <T>(...xs: T[]): T[] => { const a = [...xs]; delete a[0]; return a; };
+    const set = loadObjects([
+      { kind: 'Service', metadata: { name: 'a', namespace: 'ns' }, spec: { clusterIP: '198.18.0.10', ports: holes({ port: 1 }, { name: 'http', port: 80 }) } },
+      { kind: 'Service', metadata: { name: 'b', namespace: 'ns' }, spec: { clusterIP: '198.18.0.11', ports: [{ port: 80 }] }, status: { loadBalancer: { ingress: holes({}) } } },
+      {
+        kind: 'EndpointSlice', addressType: 'IPv4', metadata: { name: 's', namespace: 'ns', labels: { 'kubernetes.io/service-name': 'b' } },
+        endpoints: holes({}, { addresses: holes('', '198.18.1.1', '198.18.1.2') }), ports: [{ name: 'http', port: 8080 }],
+      },
+      { kind: 'Service', metadata: { name: 'ok', namespace: 'ns' }, spec: { clusterIP: '198.18.0.12', ports: [{ port: 80 }] } },
+    ]);
+    expect(set.issues.map((i) => `${i.object} ${i.path} ${i.message}`)).toEqual([
+      'Service ns/a spec.ports[0].port missing port',
+      'EndpointSlice ns/s endpoints[0].addresses endpoint has no addresses',
+      'EndpointSlice ns/s endpoints[1].addresses[0] invalid IP address ""',
+    ]);
+    // An absent ingress entry is an empty one, as a YAML `- {}` is.
+    expect(set.services.map((x) => x.metadata.name)).toEqual(['b', 'ok']);
+  });
 });
 
 describe('decoded port lists shared within one load', () => {
