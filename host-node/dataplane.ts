@@ -3,7 +3,7 @@
 // and the trace that explains a packet. This is the one place the layers meet (core knows no text
 // format; the text front ends know no I/O). Never touches sockets, files or the clock.
 import { Dataplane as CoreDataplane } from './core/dataplane.js';
-import { buildPacket, checkPorts, type ProtoName } from './core/packet.js';
+import { buildPacket, checkPorts, parseIP, type ProtoName } from './core/packet.js';
 import {
   parseRestore, renderSave, renderList, renderRules, kernelOrder, ChainLines, Ruleset, type Table, type RuleLines,
   type RestoreError, type TableName, type Family,
@@ -59,6 +59,21 @@ export interface TraceQuery {
   maxOutcomes?: number;
   /** A DNS query the traced UDP packet carries (question or message bytes): `dns` explains the core's answer. */
   query?: { name: string; type?: string } | Uint8Array;
+}
+
+/** Throws a plain Error naming the field for a query a caller in JavaScript got wrong (types unchecked there). */
+function checkTraceQuery(q: TraceQuery): void {
+  if (q === null || typeof q !== 'object') throw new Error('bad trace query: an object { src, dst, proto?, sport?, dport?, from? }');
+  parseIP(q.src);
+  parseIP(q.dst);
+  checkPorts(q);
+  if (q.from !== undefined && q.from !== 'external' && q.from !== 'local') throw new Error(`bad from ${String(q.from)}: external or local`);
+  if (q.query !== undefined) queryBytes(q.query);
+  if (q.flags !== undefined && typeof q.flags !== 'string') throw new Error(`bad flags ${String(q.flags)}: TCP flags are letters, e.g. S or SA`);
+  for (const k of ['nowMs', 'maxOutcomes'] as const) {
+    const v = q[k];
+    if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw new Error(`bad ${k} ${String(v)}: a number ≥ 0`);
+  }
 }
 
 interface FamilyState {
@@ -296,6 +311,7 @@ export class Dataplane extends CoreDataplane {
    * table gives (as the cluster DNS address answers it on the packet path).
    */
   trace(q: TraceQuery): TraceResult & { dns?: DnsQueryTrace } {
+    checkTraceQuery(q);
     const proto = q.proto ?? 'tcp';
     if (this.applied === 'direct' && (proto === 'tcp' || proto === 'udp' || proto === 'sctp')) return this.traceDirect(q, proto);
     const dnsQuery = q.query ? queryBytes(q.query) : undefined;

@@ -94,6 +94,7 @@ const EXT_MAX = 8;
 
 /** Parses dotted-quad IPv4 or RFC 4291 IPv6 text (with `::` and a trailing dotted quad). Throws. */
 export function parseIP(text: string): Uint8Array {
+  if (typeof text !== 'string') throw new Error(`bad IP address ${String(text)}: an address is text (a.b.c.d or IPv6)`);
   return text.includes(':') ? parseV6(text) : parseV4(text);
 }
 

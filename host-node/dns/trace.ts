@@ -47,7 +47,9 @@ const DROPS: Record<number, DnsQueryTrace['drop']> = { [-1]: 'short', [-2]: 'res
 
 /** A query given as a question or as message bytes → the bytes. */
 export function queryBytes(q: { name: string; type?: string | number } | Uint8Array): Uint8Array {
-  return q instanceof Uint8Array ? q : buildQuery(q.name, q.type ?? 'A', { id: 0 });
+  if (q instanceof Uint8Array) return q;
+  if (q === null || typeof q !== 'object' || typeof q.name !== 'string') throw new Error('bad query: a DNS query is { name, type? } or the bytes of one');
+  return buildQuery(q.name, q.type ?? 'A', { id: 0 });
 }
 
 /** Answers `query` as the packet path would (UDP, 1232 B) or as over TCP, and explains it. */

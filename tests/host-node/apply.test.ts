@@ -1,6 +1,6 @@
 // dp.apply: Kubernetes objects → kube-proxy's iptables rules → the live core, incrementally.
 import { describe, it, expect } from 'vitest';
-import { Dataplane } from '../../host-node/dataplane.js';
+import { Dataplane, type TraceQuery } from '../../host-node/dataplane.js';
 import { buildPacket, decodePacket } from '../../host-node/core/packet.js';
 import { parseManifests } from '../../host-node/kube/objects.js';
 import YAML from 'yaml';
@@ -226,6 +226,27 @@ describe('Dataplane.apply (iptables mode)', () => {
       expect(dp.trace({ ...q, dport: 81 }).outcomes.map((o) => o.to), mode).toEqual(['10.244.1.5:8080']);
       expect(() => dp.trace({ ...q, dport: 65536 + 81 }), mode).toThrow('bad dport 65617: a port is an integer from 0 to 65535');
       expect(() => dp.trace({ ...q, dport: 81, sport: -1 }), mode).toThrow(/bad sport -1/);
+    }
+  });
+
+  it('a trace query with a field of the wrong kind (from JavaScript) is refused by name in every mode, never a TypeError', async () => {
+    for (const mode of ['iptables', 'ipvs', 'direct'] as const) {
+      const dp = await make();
+      dp.apply([svc('good', '10.96.0.81', 81), slice('good-1', 'good', ['10.244.1.5'])].join('\n---\n'), { mode });
+      const q = { src: '10.244.3.3', dst: '10.96.0.81', proto: 'tcp' as const, dport: 81 };
+      const bad = (extra: Record<string, unknown>) => () => dp.trace({ ...q, ...extra } as unknown as TraceQuery);
+      expect(bad({ dst: null }), mode).toThrow('bad IP address null: an address is text');
+      expect(bad({ src: 7 }), mode).toThrow('bad IP address 7: an address is text');
+      expect(bad({ src: undefined }), mode).toThrow('bad IP address undefined');
+      expect(bad({ from: 'pod' }), mode).toThrow('bad from pod: external or local');
+      expect(bad({ nowMs: Number.NaN }), mode).toThrow('bad nowMs NaN');
+      expect(bad({ flags: 2 }), mode).toThrow('bad flags 2');
+      expect(bad({ proto: 'udp', query: 'web' }), mode).toThrow('bad query: a DNS query is { name, type? }');
+      expect(() => dp.trace(null as unknown as TraceQuery), mode).toThrow('bad trace query');
+      const thrown = (f: () => unknown): string => { try { f(); return 'nothing'; } catch (e) { return (e as Error).constructor.name; } };
+      expect([bad({ dst: null }), bad({ src: 7 }), bad({ proto: 'udp', query: 'web' })].map(thrown), mode).toEqual(['Error', 'Error', 'Error']);
+      // The dataplane still answers afterwards.
+      expect(dp.trace(q).outcomes.map((o) => o.to), mode).toEqual(['10.244.1.5:8080']);
     }
   });
 });
