@@ -40,7 +40,10 @@ const RECORD_FIELDS: Record<DnsRecord['type'], Record<string, 'text' | 'texts' |
 function checkRecordSet(rs: { zone: string; records: unknown }): void {
   if (!Array.isArray(rs.records)) throw new DnsEncodeError('records: must be a list');
   const wholeUpTo = (v: unknown, max: number): boolean => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
-  rs.records.forEach((r: unknown, i) => {
+  // Indexed, not forEach: a hole in a list built in JavaScript is a missing record, not skipped.
+  const list: unknown[] = rs.records;
+  for (let i = 0; i < list.length; i++) {
+    const r = list[i];
     const at = `records[${i}]`;
     if (r === null || typeof r !== 'object') throw new DnsEncodeError(`${at}: must be an object`);
     const o = r as Record<string, unknown>;
@@ -51,10 +54,10 @@ function checkRecordSet(rs: { zone: string; records: unknown }): void {
     for (const [field, kind] of Object.entries(fields)) {
       const v = o[field];
       const ok = kind === 'text' ? typeof v === 'string'
-        : kind === 'texts' ? Array.isArray(v) && v.every((t) => typeof t === 'string') : wholeUpTo(v, kind);
+        : kind === 'texts' ? Array.isArray(v) && !v.includes(undefined) && v.every((t) => typeof t === 'string') : wholeUpTo(v, kind);
       if (!ok) throw new DnsEncodeError(`${at}.${field}: must be ${kind === 'text' ? 'text' : kind === 'texts' ? 'a list of texts' : `a whole number up to ${kind}`}`);
     }
-  });
+  }
 }
 
 /** Manifests text, objects in API form, a record set or a decoded manifest set; anything else is refused. */

@@ -179,6 +179,9 @@ describe('configuration', () => {
       [{ zone: 'cluster.local', records: [{ ...good, ttl: -1 }] }, /records\[0\]\.ttl/],
       [{ zone: 'cluster.local', records: [{ name: 'a', type: 'SRV', ttl: 5, priority: 0, weight: 0, port: 70000, target: 'b' }] }, /records\[0\]\.port: must be a whole number up to 65535/],
       [{ zone: 'cluster.local', records: [{ name: 'a', type: 'TXT', ttl: 5, texts: [1] }] }, /records\[0\]\.texts: must be a list of texts/],
+      // Lists built in JavaScript with holes: a hole is a missing record or text, not one skipped.
+      [{ zone: 'cluster.local', records: [soa, , good] }, /records\[1\]: must be an object/],
+      [{ zone: 'cluster.local', records: [soa, { name: 'a', type: 'TXT', ttl: 5, texts: [, 'x'] }] }, /records\[1\]\.texts: must be a list of texts/],
     ];
     for (const [input, message] of cases) expect(() => d.dns(input as never)).toThrow(message);
     expect(ask().answer.map((a) => a.data)).toEqual(['10.3.9.10']);
