@@ -61,6 +61,13 @@ export interface TraceQuery {
   query?: { name: string; type?: string } | Uint8Array;
 }
 
+/** The family `opts` names (default 4); throws for any other value (JavaScript callers). */
+function familyOf(opts: { family?: Family } | null | undefined): Family {
+  const f = opts?.family ?? 4;
+  if (f !== 4 && f !== 6) throw new Error(`bad family ${String(f)}: 4 (iptables) or 6 (ip6tables)`);
+  return f;
+}
+
 /** Throws a plain Error naming the field for a query a caller in JavaScript got wrong (types unchecked there). */
 function checkTraceQuery(q: TraceQuery): void {
   if (q === null || typeof q !== 'object') throw new Error('bad trace query: an object { src, dst, proto?, sport?, dport?, from? }');
@@ -234,7 +241,9 @@ export class Dataplane extends CoreDataplane {
    * iptables mode.
    */
   iptablesRestore(text: string, opts: { family?: Family; noflush?: boolean; counters?: boolean } = {}): RestoreApplied {
-    const family = opts.family ?? 4;
+    const family = familyOf(opts);
+    if (typeof text !== 'string') throw new Error(`${family === 4 ? 'iptables' : 'ip6tables'}-restore: the input is text, not ${text === null ? 'null' : typeof text}`);
+    opts ??= {};
     const state = this.families[family];
     const parsed = parseRestore(text, { family, noflush: opts.noflush ?? false, base: state.ruleset, counters: opts.counters ?? false });
     if (!parsed.ok) {
@@ -262,21 +271,21 @@ export class Dataplane extends CoreDataplane {
 
   /** The live rules as `iptables-save` prints them. */
   iptablesSave(opts: { family?: Family; counters?: boolean } = {}): string {
-    const family = opts.family ?? 4;
-    return renderSave(this.families[family].ruleset, { counters: opts.counters ?? false, live: this.liveCounters.source(family) });
+    const family = familyOf(opts);
+    return renderSave(this.families[family].ruleset, { counters: opts?.counters ?? false, live: this.liveCounters.source(family) });
   }
 
   /** `iptables -L [chain] -n -v` for one table, with the core's counters. */
   iptablesList(table: TableName = 'filter', chain?: string, opts: { family?: Family; exact?: boolean; lineNumbers?: boolean } = {}): string {
-    const family = opts.family ?? 4;
+    const family = familyOf(opts);
     return renderList(this.families[family].ruleset, table, chain, {
-      counters: this.liveCounters.source(family), exact: opts.exact ?? false, lineNumbers: opts.lineNumbers ?? false,
+      counters: this.liveCounters.source(family), exact: opts?.exact ?? false, lineNumbers: opts?.lineNumbers ?? false,
     });
   }
 
   /** `iptables -S [chain]` for one table. */
   iptablesRules(table: TableName = 'filter', chain?: string, opts: { family?: Family } = {}): string {
-    return renderRules(this.families[opts.family ?? 4].ruleset, table, chain);
+    return renderRules(this.families[familyOf(opts)].ruleset, table, chain);
   }
 
   /**
@@ -285,7 +294,7 @@ export class Dataplane extends CoreDataplane {
    * first read. A viewer of 200,000 rules reads the few it shows, never one text of megabytes.
    */
   iptablesChains(table: TableName = 'filter', opts: { family?: Family } = {}): Array<{ name: string; policy: string | null; rules: RuleLines }> {
-    const t = this.families[opts.family ?? 4].ruleset.table(table);
+    const t = this.families[familyOf(opts)].ruleset.table(table);
     if (!t) return [];
     return kernelOrder(t).map((c) => ({
       name: c.name,
@@ -299,7 +308,7 @@ export class Dataplane extends CoreDataplane {
    * them with "0 references"): no packet ever reaches their rules. Kernel order.
    */
   iptablesUnreferenced(table: TableName = 'filter', opts: { family?: Family } = {}): string[] {
-    const t = this.families[opts.family ?? 4].ruleset.table(table);
+    const t = this.families[familyOf(opts)].ruleset.table(table);
     if (!t) return [];
     return kernelOrder(t).filter((c) => !c.builtin && c.rules.length > 0 && t.references(c.name) === 0).map((c) => c.name);
   }
@@ -378,6 +387,9 @@ export class Dataplane extends CoreDataplane {
    * or AAAA for an IPv6 `src`) and traces a packet from `src` to every address found, as trace().
    */
   traceName(name: string, q: Omit<TraceQuery, 'dst' | 'query'> & { type?: 'A' | 'AAAA' }): NameTrace<TraceResult> {
+    if (typeof name !== 'string') throw new Error(`bad name ${String(name)}: a DNS name is text`);
+    if (q === null || typeof q !== 'object') throw new Error('bad trace query: an object { src, proto?, sport?, from?, type? }');
+    parseIP(q.src);
     const type = q.type ?? (q.src.includes(':') ? 'AAAA' : 'A');
     return traceName(this.core as unknown as DnsTraceCore, name, type, q.dport ?? 0, (dst, dport) => this.trace({ ...q, dst, dport }));
   }
@@ -390,6 +402,7 @@ export class Dataplane extends CoreDataplane {
    * one is refused (throws).
    */
   dns(recordsOrManifests: DnsInput, opts: DnsOptions = {}): DnsLoadResult & { changed?: string[] } {
+    opts ??= {};
     this.dnsLoader ??= new DnsLoader(this.core as unknown as DnsCore);
     const r = this.dnsLoader.load(recordsOrManifests, opts);
     this.refresh();
@@ -405,6 +418,7 @@ export class Dataplane extends CoreDataplane {
    * refused sync leaves the previous rules live and forces the next sync to be full.
    */
   apply(input: string | unknown[] | DecodedObjects, opts: ApplyOptions = {}): ApplyResult {
+    opts ??= {};
     const decoded = typeof input === 'object' ? decodedSet(input) : null;
     const set = typeof input === 'string' ? parseManifests(input) : Array.isArray(input) ? loadObjects(input)
       : decoded ? { ...decoded, issues: [] as ManifestIssue[] } : loadObjects([input]);

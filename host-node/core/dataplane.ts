@@ -77,6 +77,22 @@ function log2ceil(n: number): number {
   return k;
 }
 
+/**
+ * Refuses, before any packet runs, a batch a JavaScript caller got wrong: not a list, a packet
+ * that is no Uint8Array (or { bytes }), or a clock that is no finite number. A batch that failed
+ * half-way would lose the results of the packets already run.
+ */
+function checkBatch(packets: Array<Uint8Array | PacketIn>, nowMs: number): void {
+  if (!Array.isArray(packets)) throw new Error('processBatch: packets is a list of Uint8Array or { bytes, ... }');
+  if (typeof nowMs !== 'number' || !Number.isFinite(nowMs)) throw new Error(`process: bad nowMs ${String(nowMs)}: the time in milliseconds`);
+  for (let i = 0; i < packets.length; i++) {
+    const p = packets[i];
+    if (!(p instanceof Uint8Array) && !(p !== null && typeof p === 'object' && p.bytes instanceof Uint8Array)) {
+      throw new Error(`process: packet ${i} is no Uint8Array (nor { bytes: Uint8Array })`);
+    }
+  }
+}
+
 export class Dataplane {
   protected u8!: Uint8Array;
   protected dv!: DataView;
@@ -191,6 +207,7 @@ export class Dataplane {
   }
 
   processBatch(packets: Array<Uint8Array | PacketIn>, nowMs: number): ProcessResult[] {
+    checkBatch(packets, nowMs);
     const out: ProcessResult[] = [];
     let i = 0;
     while (i < packets.length) {

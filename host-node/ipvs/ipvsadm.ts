@@ -56,6 +56,9 @@ export class Ipvsadm {
    * on whitespace). `nowMs` is the clock for `-L -c` expiry; `stdin` is what `-R` reads.
    */
   run(argvOrLine: string | string[], nowMs = 0, stdin = ''): IpvsadmResult {
+    // From JavaScript anything may come: words that are not text are a usage error, as a shell never passes one.
+    const words = typeof argvOrLine === 'string' || (Array.isArray(argvOrLine) && argvOrLine.every((w) => typeof w === 'string'));
+    if (!words || typeof stdin !== 'string') return { code: 2, stdout: '', stderr: `${PROG}: the command line and its input are text\n` };
     const argv = typeof argvOrLine === 'string' ? argvOrLine.split(/\s+/).filter((t) => t !== '') : [...argvOrLine];
     if (argv[0] === PROG) argv.shift();
     const out = { stdout: '', stderr: '' };

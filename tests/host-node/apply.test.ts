@@ -229,6 +229,23 @@ describe('Dataplane.apply (iptables mode)', () => {
     }
   });
 
+  it('a family other than 4 or 6, a restore input that is no text, or null options (from JavaScript) are named, never a TypeError', async () => {
+    const dp = await make();
+    const save = dp.iptablesSave();
+    expect(() => dp.iptablesRestore('*nat\nCOMMIT\n', { family: '6' as never })).toThrow('bad family 6: 4 (iptables) or 6 (ip6tables)');
+    expect(() => dp.iptablesRestore(null as never)).toThrow('iptables-restore: the input is text, not null');
+    expect(() => dp.iptablesRestore(['*nat'] as never, { family: 6 })).toThrow('ip6tables-restore: the input is text, not object');
+    for (const f of [() => dp.iptablesSave({ family: 5 as never }), () => dp.iptablesList('nat', undefined, { family: 0 as never }),
+      () => dp.iptablesRules('nat', undefined, { family: [] as never }), () => dp.iptablesChains('nat', { family: 'x' as never }),
+      () => dp.iptablesUnreferenced('nat', { family: 44 as never })]) expect(f).toThrow(/^bad family .*: 4 \(iptables\) or 6 \(ip6tables\)$/);
+    // null options are no options.
+    expect(dp.iptablesSave(null as never)).toBe(save);
+    dp.iptablesRestore('*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n', null as never);
+    expect(dp.apply([svc('good', '10.96.0.81', 81)].join('\n---\n'), null as never).issues).toEqual([]);
+    expect(() => dp.traceName(7 as never, { src: '10.244.3.3' })).toThrow('bad name 7: a DNS name is text');
+    expect(() => dp.traceName('a.b', null as never)).toThrow('bad trace query');
+  });
+
   it('a trace query with a field of the wrong kind (from JavaScript) is refused by name in every mode, never a TypeError', async () => {
     for (const mode of ['iptables', 'ipvs', 'direct'] as const) {
       const dp = await make();

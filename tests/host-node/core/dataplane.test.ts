@@ -25,6 +25,19 @@ describe('Dataplane', () => {
     expect(dp.core.statsCount()).toBe(VERDICTS.length + REASONS.length + COUNTERS_AFTER_REASONS.length);
   });
 
+  it('refuses a batch a JavaScript caller got wrong before any packet of it runs', () => {
+    const syn = buildPacket({ src: '10.244.1.5', dst: '10.96.0.80', proto: 'tcp', sport: 40001, dport: 80, flags: 'S' });
+    const before = dp.stats();
+    expect(() => dp.processBatch([syn, 'x' as never], 1000)).toThrow('process: packet 1 is no Uint8Array');
+    expect(() => dp.processBatch([syn, { bytes: [1, 2] } as never], 1000)).toThrow('packet 1 is no Uint8Array');
+    expect(() => dp.process(syn, undefined as never)).toThrow('process: bad nowMs undefined');
+    expect(() => dp.process(syn, Number.NaN)).toThrow('bad nowMs NaN');
+    expect(() => dp.processBatch(null as never, 1000)).toThrow('packets is a list');
+    // The good first packet of the refused batches never ran.
+    expect(dp.stats()).toEqual(before);
+    expect(dp.process(syn, 1000).ctstate).toBe('NEW');
+  });
+
   it('DNATs a pod connection to an endpoint and un-NATs the reply', () => {
     const r = dp.process(buildPacket({ src: '10.244.1.5', dst: '10.96.0.80', proto: 'tcp', sport: 40000, dport: 80, flags: 'S' }), 1000);
     expect(r.verdict).toBe('FORWARD');

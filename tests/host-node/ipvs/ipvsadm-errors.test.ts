@@ -74,6 +74,15 @@ describe('ipvsadm errors', () => {
     expect(dp.ipvsadm('-S').stdout).toBe(before);
   });
 
+  it('a command line or input that is not text (from JavaScript) is a usage error, exit 2, nothing changed', () => {
+    const before = dp.ipvsadm('-S -n').stdout;
+    for (const argv of [undefined, null, 7, ['-A', 7], [null]] as unknown as string[][]) {
+      expect(dp.ipvsadm(argv)).toEqual({ code: 2, stdout: '', stderr: 'ipvsadm: the command line and its input are text\n' });
+    }
+    expect(dp.ipvsadm('-R', null as unknown as string).code).toBe(2);
+    expect(dp.ipvsadm('-S -n').stdout).toBe(before);
+  });
+
   it('-h prints the version and synopsis; -v the version', () => {
     const h = dp.ipvsadm('-h');
     expect(h.code).toBe(0);
