@@ -60,6 +60,7 @@ const split = (all: Uint8Array, count: number, size: number): Uint8Array[] =>
   Array.from({ length: count }, (_, i) => all.subarray(i * size, (i + 1) * size));
 
 export function decodeSnapshot(bytes: Uint8Array): Snapshot {
+  if (!(bytes instanceof Uint8Array)) throw new SnapshotError('not a svcplane conntrack snapshot: a snapshot is bytes (a Uint8Array)');
   let obj: unknown;
   try {
     obj = packr.unpack(bytes);

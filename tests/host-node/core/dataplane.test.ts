@@ -269,6 +269,9 @@ describe('Dataplane', () => {
     expect(() => fresh.restore(bad)).toThrow(/corrupt/);
     expect(() => fresh.restore(new Uint8Array([1, 2, 3]))).toThrow(/corrupt|not a svcplane/);
     expect(() => fresh.restore(new TextEncoder().encode('{"format":"x"}'))).toThrow();
+    for (const notBytes of [undefined, null, 'x', [1, 2]]) {
+      expect(() => fresh.restore(notBytes as never)).toThrow('not a svcplane conntrack snapshot: a snapshot is bytes (a Uint8Array)');
+    }
     expect(fresh.conntrack()).toHaveLength(0);
   });
 
