@@ -68,19 +68,23 @@ function familyOf(opts: { family?: Family } | null | undefined): Family {
   return f;
 }
 
-/** Throws a plain Error naming the field for a query a caller in JavaScript got wrong (types unchecked there). */
-function checkTraceQuery(q: TraceQuery): void {
+/**
+ * The DNS query bytes of `q`, if it carries one; throws a plain Error naming the field a caller in
+ * JavaScript (types unchecked there) got wrong.
+ */
+function readTraceQuery(q: TraceQuery): Uint8Array | undefined {
   if (q === null || typeof q !== 'object') throw new Error('bad trace query: an object { src, dst, proto?, sport?, dport?, from? }');
   parseIP(q.src);
   parseIP(q.dst);
   checkPorts(q);
   if (q.from !== undefined && q.from !== 'external' && q.from !== 'local') throw new Error(`bad from ${String(q.from)}: external or local`);
-  if (q.query !== undefined) queryBytes(q.query);
+  const dnsQuery = q.query != null ? queryBytes(q.query) : undefined;
   if (q.flags !== undefined && typeof q.flags !== 'string') throw new Error(`bad flags ${String(q.flags)}: TCP flags are letters, e.g. S or SA`);
   for (const k of ['nowMs', 'maxOutcomes'] as const) {
     const v = q[k];
     if (v !== undefined && !(typeof v === 'number' && Number.isFinite(v) && v >= 0)) throw new Error(`bad ${k} ${String(v)}: a number ≥ 0`);
   }
+  return dnsQuery;
 }
 
 interface FamilyState {
@@ -320,10 +324,9 @@ export class Dataplane extends CoreDataplane {
    * table gives (as the cluster DNS address answers it on the packet path).
    */
   trace(q: TraceQuery): TraceResult & { dns?: DnsQueryTrace } {
-    checkTraceQuery(q);
+    const dnsQuery = readTraceQuery(q);
     const proto = q.proto ?? 'tcp';
     if (this.applied === 'direct' && (proto === 'tcp' || proto === 'udp' || proto === 'sctp')) return this.traceDirect(q, proto);
-    const dnsQuery = q.query ? queryBytes(q.query) : undefined;
     const packet = buildPacket({
       src: q.src, dst: q.dst, proto,
       sport: q.sport ?? 40000, dport: q.dport ?? 0,
@@ -358,7 +361,6 @@ export class Dataplane extends CoreDataplane {
 
   /** trace() in direct mode: the decision of the core's direct service table (kube/direct-explain.ts). */
   private traceDirect(q: TraceQuery, proto: 'tcp' | 'udp' | 'sctp'): TraceResult {
-    checkPorts(q);
     const family = q.dst.includes(':') ? 6 : 4;
     const pod = this.options.podCIDR;
     const nowMs = q.nowMs ?? this.lastNowMs;
