@@ -66,12 +66,19 @@ export async function runCompile(argv: string[], out: (s: string) => void, err: 
     return 2;
   }
   const nodeIPs = values['node-ip']!.length > 0 ? values['node-ip']! : ['192.168.49.2'];
-  const dp = await Dataplane.create({
-    nodeIPs, seed: BigInt(values.seed!), conntrackCapacity: Number(values['conntrack-capacity']), record: true,
-    ...(values['pod-cidr']!.length ? { podCIDR: values['pod-cidr']! } : {}),
-    ...(values['service-cidr']!.length ? { serviceCIDR: values['service-cidr']! } : {}),
-    ...(values['masquerade-ip']!.length ? { masqueradeIPs: values['masquerade-ip']! } : {}),
-  });
+  let dp: Dataplane;
+  try {
+    dp = await Dataplane.create({
+      nodeIPs, seed: BigInt(values.seed!), conntrackCapacity: Number(values['conntrack-capacity']), record: true,
+      ...(values['pod-cidr']!.length ? { podCIDR: values['pod-cidr']! } : {}),
+      ...(values['service-cidr']!.length ? { serviceCIDR: values['service-cidr']! } : {}),
+      ...(values['masquerade-ip']!.length ? { masqueradeIPs: values['masquerade-ip']! } : {}),
+    });
+  } catch (e) {
+    // The node's options as the core takes them (an address, a CIDR, a table size it cannot hold).
+    err(`svcplane compile: ${(e as Error).message}\n${COMPILE_HELP}`);
+    return 2;
+  }
   const nodeName = values['node-name']!;
   let source: Record<string, unknown> = {};
   const input = values.rules ?? values.ipvsadm ?? values.manifests!;

@@ -18,6 +18,7 @@ export interface ClusterDnsAddress {
 
 /** "10.96.0.10", "10.96.0.10:53", "fd00::a" or "[fd00::a]:53". Throws on anything else. */
 export function parseClusterDns(text: string): ClusterDnsAddress {
+  if (typeof text !== 'string') throw new Error(`clusterDNS: not an address or address:port: ${String(text)}`);
   let host = text.trim();
   let port = 53;
   const bracket = /^\[([^\]]+)\](?::(\d+))?$/.exec(host);

@@ -71,10 +71,21 @@ export interface PacketIn {
 /** Room for a reply a packet may be turned into (ICMP errors quote up to this much). */
 const REPLY_ROOM = 1280 + 64;
 
+/** The core holds at most 2^24 flows (assembly/index.ts init()). */
+const CT_MAX_LOG2 = 24;
+
 function log2ceil(n: number): number {
   let k = 0;
-  while (1 << k < n) k++;
+  while (2 ** k < n) k++;
   return k;
+}
+
+/** A flow count option as a power-of-two exponent; throws for what no table could hold. */
+function capacityLog2(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 2 ** CT_MAX_LOG2) {
+    throw new Error(`${name} ${String(v)}: a whole number of flows from 1 to ${2 ** CT_MAX_LOG2}`);
+  }
+  return log2ceil(v);
 }
 
 /**
@@ -114,12 +125,15 @@ export class Dataplane {
   }
 
   static async create<T extends Dataplane>(this: new (core: CoreExports, options: DataplaneOptions) => T, options: DataplaneOptions): Promise<T> {
+    if (options === null || typeof options !== 'object') throw new Error('Dataplane.create: options { nodeIPs, podCIDR?, conntrackCapacity?, ... }');
     const log = options.record ? new ConfigLog() : undefined;
     const raw = await instantiateCore(options.wasm);
     const core = log ? recordConfig(raw, log) : raw;
-    const cap = log2ceil(Math.max(16, options.conntrackCapacity ?? 65536));
-    const cap6 = options.conntrackCapacity6 !== undefined ? log2ceil(options.conntrackCapacity6) : Math.max(0, cap - 4);
-    const seed = BigInt(options.seed ?? 0x5eed);
+    const cap = Math.max(4, capacityLog2('conntrackCapacity', options.conntrackCapacity ?? 65536));
+    const cap6 = options.conntrackCapacity6 !== undefined ? capacityLog2('conntrackCapacity6', options.conntrackCapacity6) : Math.max(0, cap - 4);
+    const s = options.seed ?? 0x5eed;
+    if (typeof s !== 'bigint' && !(typeof s === 'number' && Number.isSafeInteger(s))) throw new Error(`seed ${String(s)}: an integer`);
+    const seed = BigInt(s);
     const rc = core.init(cap, Math.min(cap6, cap), Number(seed & 0xffffffffn), Number((seed >> 32n) & 0xffffffffn));
     if (rc !== 0) throw new Error(`svcplane core init failed (${rc}): capacity 2^${cap} could not be reserved`);
     const dp = new this(core, options);
@@ -153,15 +167,17 @@ export class Dataplane {
     const c = this.core;
     c.nodeClear();
     const masq = new Map<number, Uint8Array>();
+    if (!Array.isArray(o.nodeIPs)) throw new Error('nodeIPs: the list of the node\'s addresses, e.g. ["198.18.0.1"]');
     for (const text of o.nodeIPs) {
-      const ip = tryParseIP(text);
+      const ip = typeof text === 'string' ? tryParseIP(text) : null;
       if (!ip) throw new Error(`nodeIPs: not an IP address: ${JSON.stringify(text)}`);
       const w = ipWords(ip);
       if (c.nodeLocal(ip.length === 4 ? 4 : 6, ...w) !== 0) throw new Error('nodeIPs: too many addresses (64 at most)');
       if (!masq.has(ip.length)) masq.set(ip.length, ip);
     }
+    if (o.masqueradeIPs !== undefined && !Array.isArray(o.masqueradeIPs)) throw new Error('masqueradeIPs: a list of addresses');
     for (const text of o.masqueradeIPs ?? []) {
-      const ip = tryParseIP(text);
+      const ip = typeof text === 'string' ? tryParseIP(text) : null;
       if (!ip) throw new Error(`masqueradeIPs: not an IP address: ${JSON.stringify(text)}`);
       masq.set(ip.length, ip);
     }
@@ -169,7 +185,7 @@ export class Dataplane {
     const cidrs = (field: 'podCIDR' | 'serviceCIDR', set: (family: number, ...rest: number[]) => void) => {
       const v = o[field];
       for (const cidr of v === undefined ? [] : Array.isArray(v) ? v : [v]) {
-        const [addr, len] = cidr.split('/');
+        const [addr, len] = typeof cidr === 'string' ? cidr.split('/') : [];
         const ip = addr ? tryParseIP(addr) : null;
         const bits = Number(len);
         if (!ip || !Number.isInteger(bits) || bits < 0 || bits > ip.length * 8) throw new Error(`${field}: not a CIDR: ${JSON.stringify(cidr)}`);

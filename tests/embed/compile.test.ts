@@ -98,6 +98,13 @@ describe('svcplane compile', () => {
     const badIpvs = await compile(['--ipvsadm', ipvs, '-o', out]);
     expect(badIpvs.code).toBe(1);
     expect(badIpvs.err).toMatch(/^svcplane compile: \S*bad\.ipvs: ipvsadm -R: \S/);
+    // Node options the core refuses are usage errors naming the option.
+    const huge = await compile(['--manifests', FIXTURE, '-o', out, '--conntrack-capacity', '16777217']);
+    expect(huge.code).toBe(2);
+    expect(huge.err).toMatch(/^svcplane compile: conntrackCapacity 16777217: a whole number of flows from 1 to 16777216\n/);
+    const addr = await compile(['--manifests', FIXTURE, '-o', out, '--node-ip', '198.18.0.300']);
+    expect(addr.code).toBe(2);
+    expect(addr.err).toMatch(/^svcplane compile: nodeIPs: not an IP address: "198\.18\.0\.300"/);
     expect(existsSync(out)).toBe(false);
   });
 });

@@ -75,6 +75,23 @@ describe('svcplane CLI usage', () => {
     }
   });
 
+  it('compile refuses a conntrack table larger than the core holds at once (it used to loop for ever)', async () => {
+    // In a process of its own with a deadline: a loop would hold a test worker for good.
+    const dir = mkdtempSync(join(tmpdir(), 'svp-capacity-'));
+    try {
+      writeFileSync(join(dir, 'rules.txt'), '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n');
+      const child = spawn(process.execPath, [BIN, 'compile', '--rules', join(dir, 'rules.txt'), '-o', join(dir, 'out.svp'), '--conntrack-capacity', '3000000000'],
+        { stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+      const code = await new Promise<number | null>((done) => child.on('close', (c) => done(c)));
+      expect(code).toBe(2);
+      expect(err).toMatch(/^svcplane compile: conntrackCapacity 3000000000: a whole number of flows from 1 to 16777216\n/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('render refuses a family other than 4 or 6 and a scheduler IPVS does not have', async () => {
     const fam = await run('render', '--manifests', '/nonexistent', '--family', '5');
     expect(fam.code).toBe(2);

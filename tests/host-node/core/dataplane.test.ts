@@ -25,6 +25,27 @@ describe('Dataplane', () => {
     expect(dp.core.statsCount()).toBe(VERDICTS.length + REASONS.length + COUNTERS_AFTER_REASONS.length);
   });
 
+  it('refuses creation options no table or node could have, naming the option', async () => {
+    const base = { nodeIPs: ['198.18.0.1'] };
+    const cases: Array<[unknown, string]> = [
+      // (3,000,000,000, which used to loop for ever, is tried in a process of its own: cli/main.test.ts.)
+      [{ ...base, conntrackCapacity: 2 ** 24 + 1 }, 'conntrackCapacity 16777217: a whole number of flows from 1 to 16777216'],
+      [{ ...base, conntrackCapacity: -1 }, 'conntrackCapacity -1: a whole'],
+      [{ ...base, conntrackCapacity: 'x' }, 'conntrackCapacity x: a whole'],
+      [{ ...base, conntrackCapacity6: 2 ** 31 }, 'conntrackCapacity6 2147483648: a whole'],
+      [{ ...base, seed: 'x' }, 'seed x: an integer'],
+      [{ ...base, clusterDNS: 5 }, 'clusterDNS: not an address or address:port: 5'],
+      [{ podCIDR: '198.19.0.0/16' }, 'nodeIPs: the list of the node\'s addresses'],
+      [{ ...base, nodeIPs: ['198.18.0.1', {}] }, 'nodeIPs: not an IP address: {}'],
+      [{ ...base, podCIDR: [5] }, 'podCIDR: not a CIDR: 5'],
+      [{ ...base, masqueradeIPs: '198.18.0.9' }, 'masqueradeIPs: a list of addresses'],
+      [null, 'Dataplane.create: options { nodeIPs'],
+    ];
+    for (const [opts, message] of cases) await expect(Dataplane.create(opts as never), JSON.stringify(opts)).rejects.toThrow(message);
+    // Small capacities still round up to the core's least table, as before.
+    expect((await Dataplane.create({ ...base, conntrackCapacity: 5 })).stats().conntrack_capacity).toBe(16);
+  });
+
   it('refuses a batch a JavaScript caller got wrong before any packet of it runs', () => {
     const syn = buildPacket({ src: '10.244.1.5', dst: '10.96.0.80', proto: 'tcp', sport: 40001, dport: 80, flags: 'S' });
     const before = dp.stats();
