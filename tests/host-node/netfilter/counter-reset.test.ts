@@ -12,7 +12,7 @@ const BASE = '*filter\n:KUBE-X - [0:0]\n:KUBE-Y - [0:0]\n-A INPUT -j KUBE-X\n-A 
 
 /** One packet into INPUT: every rule of BASE counts it. */
 function send(dp: Dataplane, sport: number): void {
-  dp.process(buildPacket({ src: '198.18.5.5', dst: NODE, proto: 'tcp', sport, dport: 22, flags: 'S' }), { nowMs: 1 });
+  dp.process(buildPacket({ src: '198.18.5.5', dst: NODE, proto: 'tcp', sport, dport: 22, flags: 'S' }), 1);
 }
 
 /** Packet counts of a chain's rules, from `iptables -L CHAIN -v -x -n`. */
