@@ -5,7 +5,7 @@
 // their save/print functions in numeric mode. Never evaluates a packet.
 
 import { addrMask, formatAddr, listAddrMask, maskPrefix, parseHostAddr, parseUint, prefixMask } from './addr.js';
-import { RuleError, parseIntOpt, parsePortRc, parseProtocol, fitString, type ExtDef } from './ext.js';
+import { RuleError, parseIntOpt, parsePortRc, parseProtocol, fitString, strtodWhole, type ExtDef } from './ext.js';
 import type {
   AddrMatch, ConntrackMatch, CtState, CtStatus, Family, InvPortRange, Match, RecentMatch,
   StateMatch, StatisticMatch, Words,
@@ -252,11 +252,14 @@ const statistic: ExtDef<StatisticState, Match> = {
         s.mode = arg;
         break;
       case 1: {
-        const p = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(arg) ? Number(arg) : NaN;
-        if (!(p >= 0 && p <= 1)) {
+        // xtopt_parse_double(): strtod() over the whole word, then the bounds 0–1, which NaN
+        // passes as C compares; libxt_statistic then stores lround(2^31 · p): for NaN LONG_MIN,
+        // 0 in the 32-bit field (iptables-legacy 1.8.9 takes `nan` and prints 0.00000000000).
+        const p = strtodWhole(arg);
+        if (p === null || p < 0 || p > 1) {
           throw new RuleError(arg, 'statistic: bad value for option "--probability", or out of range (0-1).');
         }
-        s.raw = Math.round(0x80000000 * p); // lround(): p >= 0, so half-up equals half-away-from-zero
+        s.raw = Number.isNaN(p) ? 0 : Math.round(0x80000000 * p) + 0; // lround(): p >= 0, so half-up equals half-away-from-zero; + 0: no -0
         break;
       }
       case 2: s.every = parseIntOpt('statistic', 'every', arg, 1, 0xffffffff); break;

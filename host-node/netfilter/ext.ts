@@ -231,6 +231,35 @@ export function parsePortDecimal(s: string): number | null {
   return n < 0 ? null : n & 0xffff;
 }
 
+const SPACE = '[ \\t\\n\\v\\f\\r]*';
+const DECIMAL = new RegExp(`^${SPACE}[+-]?(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:[eE][+-]?\\d+)?$`);
+const HEXFLOAT = new RegExp(`^${SPACE}([+-]?)0[xX]([0-9a-fA-F]*)(?:\\.([0-9a-fA-F]*))?(?:[pP]([+-]?\\d+))?$`);
+const INF_NAN = new RegExp(`^${SPACE}([+-]?)(?:(inf(?:inity)?)|nan(?:\\([0-9A-Za-z_]*\\))?)$`, 'i');
+
+/**
+ * The number glibc's strtod() reads when it reads all of `s` (xtopt_parse_double() refuses
+ * anything left over): leading white space and a sign, then decimal digits with a point and an
+ * exponent, hexadecimal ones with a binary exponent (0x1p-1), inf, infinity, nan or nan(…). Null
+ * for anything else. Each pattern matches a text one way only: linear in its length.
+ */
+export function strtodWhole(s: string): number | null {
+  if (DECIMAL.test(s)) return Number(s);
+  const h = HEXFLOAT.exec(s);
+  if (h !== null) {
+    const int = h[2]!, frac = h[3] ?? '';
+    if (int === '' && frac === '') return null;
+    // The significant digits (14 hex digits hold more than a double's 53 bits) and the binary
+    // exponent of the last one kept.
+    let all = (int + frac).replace(/^0+/, '');
+    let e = (h[4] === undefined ? 0 : Number(h[4])) - 4 * frac.length;
+    if (all.length > 14) { e += 4 * (all.length - 14); all = all.slice(0, 14); }
+    return (h[1] === '-' ? -1 : 1) * (all === '' ? 0 : parseInt(all, 16) * 2 ** e);
+  }
+  const n = INF_NAN.exec(s);
+  if (n === null) return null;
+  return n[2] !== undefined ? (n[1] === '-' ? -Infinity : Infinity) : NaN;
+}
+
 /** `a[:b]` of -m tcp/sctp (parse_tcp_ports): empty ends default to 0 and 65535. */
 export function parseColonRangeStrict(arg: string, proto: number): PortRange {
   const colon = arg.indexOf(':');

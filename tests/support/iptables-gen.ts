@@ -150,7 +150,7 @@ export class RuleGen {
       () => `-m state ${neg()}--state ${g.pick(['NEW', 'ESTABLISHED,RELATED', 'INVALID', 'UNTRACKED', 'SNAT', 'new'])}`,
       () => `-m mark ${neg()}--mark ${g.pick(['0x4000/0x4000', '5', '0x1/0xff', '0xffffffff', '0x100000000', '-1', '1/', '/1', '07'])}`,
       () => `-m connmark ${neg()}--mark ${g.pick(['0', '0/0xffff', '0x1/0xff', '5', '0x100000000', '1/2/3', '07'])}`,
-      () => `-m statistic --mode random ${neg()}--probability ${g.pick(['0.5', '0.33333333349', '0.1000000000', '1', '0', '1.5', '-0.1', '0.00000000001', '0.99999999999', '1e-1', '.5', String(g.next())])}`,
+      () => `-m statistic --mode random ${neg()}--probability ${g.pick(['0.5', '0.33333333349', '0.1000000000', '1', '0', '1.5', '-0.1', '0.00000000001', '0.99999999999', '1e-1', '.5', '0x1.8p-1', '0x1p-32', 'nan', 'inf', '5.', '0x1p', String(g.next())])}`,
       () => `-m statistic --mode nth ${neg(0.1)}--every ${g.pick(['1', '2', '3', '0', '100'])}${g.chance(0.6) ? ` --packet ${g.pick(['0', '1', '2', '5'])}` : ''}`,
       () => this.recent(),
       () => `-m limit --limit ${g.pick(['5/min', '100/second', '2/hour', '1/day', '3/s', '10/m', '0/s', '1000000/s', '5', 'x/s', '5/minute', '7/sec'])}${g.chance(0.5) ? ` --limit-burst ${g.pick(['5', '0', '10', '1', '10001', '-1'])}` : ''}`,

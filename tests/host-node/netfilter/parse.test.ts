@@ -154,6 +154,21 @@ describe('matches', () => {
     });
   });
 
+  it('statistic --probability reads what strtod() reads (iptables-legacy 1.8.9 alike), and a long run of digits is refused as any bad value', () => {
+    const p = (v: string) => (match(`-m statistic --mode random --probability ${v} -j ACCEPT`) as { probability: number }).probability;
+    for (const [v, want] of [['1', 1], ['0.', 0], ['.25', 0.25], ['+0.5', 0.5], ['5e-1', 0.5], ['0.125E0', 0.125], ['00.5', 0.5],
+      ['0x1p-1', 0.5], ['0x.8', 0.5], ['0X1.8P-1', 0.75], ['0x1P+0', 1], ['-0', 0], ['nan', 0], ['NaN(x_1)', 0], ['-nan', 0]] as const) expect(p(v), v).toBe(want);
+    for (const v of ['.', '1.5', '-0.1', '0.5x', 'e1', '0.5e', '0x', '0x1p', '-0x1p-1', 'inf', 'Infinity', '1e400', 'nan(a-b)', '0,5']) {
+      expect(() => rule(`-m statistic --mode random --probability ${v} -j ACCEPT`), v).toThrow(/bad value for option "--probability"/);
+    }
+    // 150,000 digits and a stray letter: the check reads them once (the pattern it replaced
+    // backtracked over every split of the digits, about 80 s here).
+    const long = '1'.repeat(150_000) + 'x';
+    const r = parseRestore(`*filter\n-A INPUT -m statistic --mode random --probability ${long} -j ACCEPT\nCOMMIT\n`, { family: 4 });
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.error.message).toMatch(/^iptables-restore: line 2 failed: statistic: bad value for option "--probability"/);
+  });
+
   it('set, nfacct, limit, physdev', () => {
     expect(match('-m set ! --match-set KUBE-LB src,dst -j ACCEPT')).toEqual({ kind: 'set', name: 'KUBE-LB', dirs: ['src', 'dst'], invert: true, returnNomatch: false });
     expect(match('-m nfacct --nfacct-name localhost_nps_accepted_pkts -j ACCEPT')).toEqual({ kind: 'nfacct', name: 'localhost_nps_accepted_pkts' });
