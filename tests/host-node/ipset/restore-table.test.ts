@@ -184,6 +184,21 @@ describe('single commands', () => {
     expect(map.get('renamed')).not.toBe(map.get('live'));
   });
 
+  it('a create takes the lowest free index among thousands, and a refused restore frees none', () => {
+    const { table } = makeTable({});
+    const n = 3000;
+    table.restore(Array.from({ length: n }, (_, i) => `create s${i} bitmap:port range 0-7`).join('\n') + '\n');
+    for (const i of [2500, 7, 1200]) table.command(`destroy s${i}`);
+    // The restore frees 0 and creates two sets, then fails: nothing of it stays.
+    expect(() => table.restore('destroy s0\ncreate x1 bitmap:port range 0-7\ncreate x2 bitmap:port range 0-7\ncreate s1 bitmap:port range 0-7\n')).toThrow();
+    for (const name of ['a', 'b', 'c', 'd']) table.command(`create ${name} bitmap:port range 0-7`);
+    const names = table.names();
+    expect(names.length).toBe(n + 1);
+    // Listing is by index: the new sets sit where 7, 1200 and 2500 were, then after the last.
+    expect([names[7], names[1200], names[2500], names[n]]).toEqual(['a', 'b', 'c', 'd']);
+    expect(names[0]).toBe('s0');
+  });
+
   it('lists the counters the core keeps for each element', () => {
     const { table, core } = makeTable({ setId: ids().setId });
     table.restore('create c hash:ip,port counters\nadd c 10.96.0.10,udp:53 packets 5 bytes 100\nadd c 10.96.0.11,udp:53\n');
