@@ -74,18 +74,14 @@ const REPLY_ROOM = 1280 + 64;
 /** The core holds at most 2^24 flows (assembly/index.ts init()). */
 const CT_MAX_LOG2 = 24;
 
-function log2ceil(n: number): number {
-  let k = 0;
-  while (2 ** k < n) k++;
-  return k;
-}
-
-/** A flow count option as a power-of-two exponent; throws for what no table could hold. */
+/** A flow count option as the exponent of the power of two that holds it; throws for what no table could hold. */
 function capacityLog2(name: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 2 ** CT_MAX_LOG2) {
     throw new Error(`${name} ${String(v)}: a whole number of flows from 1 to ${2 ** CT_MAX_LOG2}`);
   }
-  return log2ceil(v);
+  let k = 0;
+  while (2 ** k < v) k++;
+  return k;
 }
 
 /**
