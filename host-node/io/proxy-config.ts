@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { LineCounter, parseDocument, isMap, type Node as YamlNode } from 'yaml';
-import { YAML_MAX_DEPTH, yamlTooDeep } from '../kube/yaml-depth.js';
+import { LineCounter, isMap, type Node as YamlNode } from 'yaml';
+import { TOO_DEEP, yamlDocuments } from '../kube/yaml-depth.js';
 import { parseCIDR, parseIP, formatIP, splitHostPort, type CIDR } from '../kube/ip.js';
 import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
 
@@ -304,17 +304,16 @@ const IGNORED_FIELDS = new Set(['bindAddress', 'bindAddressHardFail', 'configSyn
 
 /** Reads a YAML config file; unknown fields are errors naming file:line and the field path. */
 export function readConfigFile(file: string, text = readFileSync(file, 'utf8')): ProxyConfig {
-  const deep = yamlTooDeep(text);
-  if (deep !== 0) throw new ConfigError(`${file}:${deep}: nested more than ${YAML_MAX_DEPTH} levels deep: not read`);
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc });
+  const read = yamlDocuments(text, { lineCounter: lc });
+  if ('deep' in read) throw new ConfigError(`${file}:${read.deep}: ${TOO_DEEP}`);
   const lineOf = (n: YamlNode | null | undefined): string => (n?.range ? `:${lc.linePos(n.range[0]).line}` : '');
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    throw new ConfigError(`${file}:${e.linePos?.[0].line ?? '?'}: ${e.message.split('\n')[0]}`);
-  }
+  const [doc, second] = read.docs;
+  const e = doc?.errors[0];
+  if (e) throw new ConfigError(`${file}:${e.linePos?.[0].line ?? '?'}: ${e.message.split('\n')[0]}`);
+  if (second) throw new ConfigError(`${file}:${lc.linePos(second.range[0]).line}: one YAML document expected, this is a second`);
   const c: ProxyConfig = { ...DEFAULTS };
-  if (!isMap(doc.contents)) throw new ConfigError(`${file}: expected a mapping of fields`);
+  if (!isMap(doc?.contents)) throw new ConfigError(`${file}: expected a mapping of fields`);
   const visit = (map: YamlNode, prefix: string): void => {
     if (!isMap(map)) return;
     for (const pair of map.items) {

@@ -3,10 +3,10 @@
 // `kind: List` and `kubectl get -o yaml` lists included. Every problem becomes an issue naming the
 // object (`Kind namespace/name`), the field path and, when known, the line; an object with an
 // error is left out, valid objects still load. Never decides what gets proxied (see model.ts).
-import { LineCounter, parseAllDocuments, type Document } from 'yaml';
+import { LineCounter, type Document } from 'yaml';
 import { ipFamily, parseCIDR } from './ip.js';
 import { quickDocuments } from './manifest-text.js';
-import { YAML_MAX_DEPTH, yamlTooDeep } from './yaml-depth.js';
+import { TOO_DEEP, yamlDocuments, yamlTooDeep } from './yaml-depth.js';
 import { absent, dense, EMPTY, isMapping, NO_STRINGS, NONE, pathText, portsKey, PROTOCOLS, Reader, sameEndpointPorts, sameServicePorts, type Seg } from './object-reader.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
@@ -481,20 +481,22 @@ function emptySet(): ManifestSet {
  * says where in the text each problem is.
  */
 export function parseManifests(text: string, source?: string, full = false): ManifestSet {
-  const deep = yamlTooDeep(text);
-  if (deep !== 0) {
+  const tooDeep = (line: number): ManifestSet => {
     const out = emptySet();
-    out.issues.push({ severity: 'error', source, line: deep, path: '', message: `nested more than ${YAML_MAX_DEPTH} levels deep: not read` });
+    out.issues.push({ severity: 'error', source, line, path: '', message: TOO_DEEP });
     return out;
-  }
+  };
+  const deep = yamlTooDeep(text);
+  if (deep !== 0) return tooDeep(deep);
   const quick = full ? null : quickManifests(text, source);
   if (quick) return quick;
   const out = emptySet();
   const lc = new LineCounter();
   let docs: Document.Parsed[];
   try {
-    docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false }) as Document.Parsed[];
-    if (!Array.isArray(docs)) docs = [];
+    const read = yamlDocuments(text, { lineCounter: lc });
+    if ('deep' in read) return tooDeep(read.deep);
+    docs = read.docs;
   } catch (e) {
     out.issues.push({ severity: 'error', source, path: '', message: `unreadable: ${(e as Error).message}` });
     return out;

@@ -3,10 +3,17 @@
 // per nesting level; deep enough (about 800 flow levels under Node), V8 runs out of stack, and when
 // that happens inside its regular-expression compiler the overflow ends the process instead of
 // throwing. Kubernetes objects nest a few dozen levels at most, so text nested deeper than
-// YAML_MAX_DEPTH is refused unread. Reads characters only: never parses, never throws.
+// YAML_MAX_DEPTH is refused. yamlTooDeep bounds the nesting from the characters alone (the quick
+// parser's gate); yamlDocuments is the full parser's entry: it measures the syntax tree the parser
+// built, without recursion, before the document composer recurses into it, since the parser also
+// nests wrong text in ways no character count foresees (`a: ? ? ? …` on one line). Never throws.
+import { Composer, isAlias, isCollection, LineCounter, Parser, visit, YAMLParseError, type CST, type Document, type DocumentOptions, type Node as YamlNode, type SchemaOptions } from 'yaml';
 
 /** Nesting levels a text may reach (flow and block together). */
 export const YAML_MAX_DEPTH = 256;
+
+/** What a text nested deeper is told. */
+export const TOO_DEEP = `nested more than ${YAML_MAX_DEPTH} levels deep: not read`;
 
 const SPACE = 32, TAB = 9, CR = 13, HASH = 35, DASH = 45, QUESTION = 63, DOT = 46;
 const OPEN_CURLY = 123, CLOSE_CURLY = 125;
@@ -63,4 +70,69 @@ export function yamlTooDeep(text: string, max = YAML_MAX_DEPTH): number {
     pos = end + 1;
   }
   return 0;
+}
+
+const COLLECTIONS = new Set(['block-map', 'block-seq', 'flow-collection']);
+
+/** The offset of the first collection in syntax token `top` nested deeper than `max` levels, or -1. */
+function tokenTooDeep(top: CST.Token, max: number): number {
+  // Every object and list under a token is walked (items, keys, values, props): error recovery
+  // can put a collection in unexpected places.
+  const todo: unknown[] = [top];
+  const depths: number[] = [0];
+  while (todo.length > 0) {
+    const v = todo.pop()!;
+    let depth = depths.pop()!;
+    if (Array.isArray(v)) {
+      for (const x of v) if (x !== null && typeof x === 'object') todo.push(x), depths.push(depth);
+      continue;
+    }
+    const t = v as Record<string, unknown>;
+    if (typeof t.type === 'string' && COLLECTIONS.has(t.type) && ++depth > max) return typeof t.offset === 'number' ? t.offset : 0;
+    for (const k in t) {
+      const x = t[k];
+      if (x !== null && typeof x === 'object') todo.push(x), depths.push(depth);
+    }
+  }
+  return -1;
+}
+
+/**
+ * The documents of `text` as the `yaml` package's parseAllDocuments reads them, each error and
+ * warning with its line and column (`linePos`), or the 1-based line where the text nests deeper
+ * than YAML_MAX_DEPTH (nothing composed from there on).
+ */
+export function yamlDocuments(text: string, options: DocumentOptions & SchemaOptions & { lineCounter?: LineCounter } = {}): { docs: Document.Parsed[] } | { deep: number } {
+  const lc = options.lineCounter ?? new LineCounter();
+  const rough = yamlTooDeep(text);
+  if (rough !== 0) return { deep: rough };
+  let deepAt = -1;
+  const tokens = new Parser(lc.addNewLine).parse(text);
+  function* checked(): Generator<CST.Token> {
+    for (const token of tokens) {
+      deepAt = tokenTooDeep(token, YAML_MAX_DEPTH);
+      if (deepAt >= 0) return;
+      yield token;
+    }
+  }
+  const docs = Array.from(new Composer(options).compose(checked())) as Document.Parsed[];
+  if (deepAt >= 0) return { deep: lc.linePos(deepAt).line };
+  for (const doc of docs) {
+    // A key that is a collection (or an alias, which may name one) becomes text only by printing
+    // it whole, keys inside keys again at every level: 20 KB nested a hundred deep took a minute.
+    // Kubernetes objects, JSON at heart, have none.
+    visit(doc, {
+      Pair(_, pair) {
+        const key = pair.key as YamlNode | null;
+        if (isCollection(key) || isAlias(key)) {
+          const at = key.range?.[0] ?? 0;
+          doc.errors.push(new YAMLParseError([at, at + 1], 'NON_STRING_KEY', 'a mapping key must be a single value, not a list, a mapping or an alias'));
+          return visit.BREAK;
+        }
+        return undefined;
+      },
+    });
+    for (const e of [...doc.errors, ...doc.warnings]) if (e.pos[0] >= 0) e.linePos ??= [lc.linePos(e.pos[0]), lc.linePos(e.pos[1])];
+  }
+  return { docs };
 }

@@ -37,11 +37,11 @@ describe('generated scene edits', () => {
   });
 
   it('text nested deeper than any manifest is refused with its line before the YAML parser reads it', () => {
-    const deep = [`x: ${'['.repeat(5000)}`, `${'- '.repeat(5000)}x`, `${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}`];
+    const deep = [`x: ${'['.repeat(5000)}`, `x: ${'? '.repeat(5000)}y`, `${'- '.repeat(5000)}x`, `${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}`];
     for (let round = 0; round < 2; round++) {
       for (const text of deep) {
         expect(editsFromText(text)).toEqual({ objects: [], issues: [{ severity: 'error', path: '', line: 1, message: `nested more than ${YAML_MAX_DEPTH} levels deep: not read` }] });
-        expect(readFormModel(text)).toEqual({ services: [], error: `line 1: nested more than ${YAML_MAX_DEPTH} levels deep` });
+        expect(readFormModel(text)).toEqual({ services: [], error: `line 1: nested more than ${YAML_MAX_DEPTH} levels deep: not read` });
       }
     }
   });

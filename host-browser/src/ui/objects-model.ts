@@ -6,8 +6,8 @@
 // controller writes them: a ready endpoint is serving and not terminating; a terminating or
 // non-serving one is not ready (discovery.k8s.io/v1 EndpointConditions). Pure text work: never
 // touches the DOM or the worker.
-import { parseAllDocuments, isMap, isSeq, type Document, type YAMLSeq } from 'yaml';
-import { YAML_MAX_DEPTH, yamlTooDeep } from '../../../host-node/kube/yaml-depth.js';
+import { isMap, isSeq, type Document, type YAMLSeq } from 'yaml';
+import { TOO_DEEP, yamlDocuments } from '../../../host-node/kube/yaml-depth.js';
 
 export type Condition = 'ready' | 'serving' | 'terminating';
 
@@ -97,10 +97,9 @@ function num(v: unknown): number {
 }
 
 function parse(yaml: string): Parsed | { error: string } {
-  const deep = yamlTooDeep(yaml);
-  if (deep !== 0) return { error: `line ${deep}: nested more than ${YAML_MAX_DEPTH} levels deep` };
-  const docs = parseAllDocuments(yaml);
-  if (!Array.isArray(docs)) return { error: 'not YAML documents' };
+  const read = yamlDocuments(yaml);
+  if ('deep' in read) return { error: `line ${read.deep}: ${TOO_DEEP}` };
+  const docs = read.docs;
   for (const d of docs) {
     const e = d.errors[0];
     if (e) return { error: e.message.split('\n')[0]! };

@@ -3,9 +3,9 @@
 // generated objects of the same kind, namespace and name (or join the scene) and reach the worker
 // as the source's `edits`, so an edit syncs just those objects. Text ↔ objects and "show Service
 // i" are pure and tested without a page. Never talks to the worker.
-import { Document, parseAllDocuments } from 'yaml';
+import { Document } from 'yaml';
 import type { ManifestIssue } from '../../../host-node/kube/index.js';
-import { YAML_MAX_DEPTH, yamlTooDeep } from '../../../host-node/kube/yaml-depth.js';
+import { TOO_DEEP, yamlDocuments } from '../../../host-node/kube/yaml-depth.js';
 import type { Preset } from '../presets.js';
 
 /** The comment the editor shows above a generated scene's edits. */
@@ -27,9 +27,9 @@ export function editsText(p: Pick<Preset, 'size'>, objects: unknown[]): string {
 export function editsFromText(text: string): { objects: unknown[]; issues: ManifestIssue[] } {
   const objects: unknown[] = [];
   const issues: ManifestIssue[] = [];
-  const deep = yamlTooDeep(text);
-  if (deep !== 0) return { objects, issues: [{ severity: 'error', path: '', line: deep, message: `nested more than ${YAML_MAX_DEPTH} levels deep: not read` }] };
-  for (const d of parseAllDocuments(text)) {
+  const read = yamlDocuments(text);
+  if ('deep' in read) return { objects, issues: [{ severity: 'error', path: '', line: read.deep, message: TOO_DEEP }] };
+  for (const d of read.docs) {
     for (const e of d.errors) issues.push({ severity: 'error', path: '', message: e.message.split('\n')[0]!, ...(e.linePos ? { line: e.linePos[0].line } : {}) });
     const o = d.toJS() as unknown;
     if (o !== null && o !== undefined) objects.push(o);

@@ -13,6 +13,9 @@ describe('proxy config file nested too deep', () => {
     for (let round = 0; round < 2; round++) {
       expect(() => readConfigFile('/etc/svcplane.yaml', `mode: iptables\nclusterCIDR: ${'['.repeat(5000)}\n`))
         .toThrow(`/etc/svcplane.yaml:2: nested more than ${YAML_MAX_DEPTH} levels deep: not read`);
+      // Nested on one line in a way only the parser's own tree shows.
+      expect(() => readConfigFile('/etc/svcplane.yaml', `mode: iptables\nclusterCIDR: ${'? '.repeat(5000)}x\n`))
+        .toThrow(`/etc/svcplane.yaml:2: nested more than ${YAML_MAX_DEPTH} levels deep: not read`);
     }
   });
 });
@@ -156,6 +159,12 @@ describe('proxy config file', () => {
     expect(() => readConfigFile(kind)).toThrow(/kind.yaml:1: kind: expected KubeProxyConfiguration/);
     const syntax = file('syntax.yaml', 'mode: [iptables\n');
     expect(() => readConfigFile(syntax)).toThrow(/syntax.yaml:\d+: /);
+    const indent = file('indent.yaml', 'mode: iptables\nclusterCIDR: @x\n');
+    expect(() => readConfigFile(indent)).toThrow(/indent.yaml:2: /);
+    const two = file('two.yaml', 'mode: iptables\n---\nmode: ipvs\n');
+    expect(() => readConfigFile(two)).toThrow(`${two}:2: one YAML document expected, this is a second`);
+    const key = file('key.yaml', '? [mode]\n: iptables\n');
+    expect(() => readConfigFile(key)).toThrow(`${key}:1: a mapping key must be a single value, not a list, a mapping or an alias`);
     const badCidr = file('cidr.yaml', 'clusterCIDR: nope\n');
     expect(() => parseProxyArgs(['--config', badCidr, '--manifests', '/m'])).toThrow(`${badCidr}: clusterCIDR: not a CIDR: "nope"`);
     rmSync(dir, { recursive: true, force: true });

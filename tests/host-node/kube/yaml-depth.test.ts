@@ -3,10 +3,14 @@
 // at the limit, reset at document markers; real manifests (a kubectl dump with its JSON
 // annotation) pass. Then the manifests reader refuses such text with the line, and goes on
 // working: deep text read twice in one process used to end it (V8 overflowing its stack while
-// compiling a regular expression, which is fatal instead of an exception). The proxy's config
-// file and the playground's editor: their own suites.
+// compiling a regular expression, which is fatal instead of an exception). The full parser's
+// entry measures the tree it built (wrong text nests in ways characters do not show) and refuses
+// keys that are collections. The proxy's config file and the playground's editor: their own suites.
 import { describe, it, expect } from 'vitest';
-import { YAML_MAX_DEPTH, yamlTooDeep } from '../../../host-node/kube/yaml-depth.js';
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { TOO_DEEP, YAML_MAX_DEPTH, yamlDocuments, yamlTooDeep } from '../../../host-node/kube/yaml-depth.js';
 import { parseManifests } from '../../../host-node/kube/objects.js';
 
 const flow = (n: number): string => `x: ${'['.repeat(n)}${']'.repeat(n)}\n`;
@@ -66,6 +70,42 @@ describe('the manifests reader refuses text nested too deep, and keeps working',
       }
     }
     expect(parseManifests(SERVICE).services.map((s) => s.spec.clusterIP)).toEqual(['10.96.0.80']);
+  });
+
+  it('the full parser: nesting only its own tree shows is refused with the line, before it is composed', () => {
+    // Wrong text the parser still nests a level per indicator: `a: ? ? ? …` passes the character
+    // bound (one line, one indentation) and used to reach the composer 20,000 levels deep.
+    const chain = (n: number) => `kind: Service\nspec: ${'? '.repeat(n)}x\n`;
+    expect(yamlTooDeep(chain(5000))).toBe(0);
+    expect(yamlDocuments(chain(5000))).toEqual({ deep: 2 });
+    const shallow = yamlDocuments(chain(100));
+    expect('docs' in shallow && shallow.docs[0]!.errors.length).toBeGreaterThan(0);
+    const r = parseManifests(chain(5000), 'chain.yaml');
+    expect(r.issues).toEqual([{ severity: 'error', source: 'chain.yaml', line: 2, path: '', message: TOO_DEEP }]);
+    // Errors carry their line and column whether or not a line counter was handed in.
+    const bad = yamlDocuments('a: 1\nb: @x\n');
+    expect('docs' in bad && bad.docs[0]!.errors[0]!.linePos?.[0]).toEqual({ line: 2, col: 4 });
+  });
+
+  it('refuses keys that are collections or aliases: made text, they are printed whole at every level', () => {
+    // A hundred levels of `? ` keys over a 20 KB list took about a minute to read.
+    const text = `${'? '.repeat(100)}[${'a,'.repeat(10000)}]\n`;
+    const message = 'a mapping key must be a single value, not a list, a mapping or an alias';
+    expect(parseManifests(text, 'keys.yaml').issues).toEqual([{ severity: 'error', source: 'keys.yaml', line: 1, path: '', message }]);
+    expect(parseManifests('a: &x 1\n*x : 2\n').issues.map((i) => [i.line, i.message])).toEqual([[2, message]]);
+    expect(parseManifests('{[a]: 1}\n').issues.map((i) => i.message)).toEqual([message]);
+  });
+
+  it('a process that read these texts goes on (a child process: the overflow used to end it)', () => {
+    // The sequence that ended a process: two texts read by the full parser, then the one-line chain.
+    const script = `
+      import { parseManifests } from ${JSON.stringify(pathToFileURL(resolve('dist/host-node/kube/objects.js')).href)};
+      const texts = ['a: ' + '\\n'.repeat(100000) + 'z\\n', '\\n'.repeat(100000) + 'x', 'a: ' + '? '.repeat(50000) + 'z\\n'];
+      for (const t of texts) console.log(parseManifests(t).issues[0]?.message);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).not.toContain('FATAL');
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim().split('\n').at(-1)).toBe(TOO_DEEP);
   });
 
 });
