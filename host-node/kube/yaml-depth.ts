@@ -6,8 +6,9 @@
 // YAML_MAX_DEPTH is refused. yamlTooDeep bounds the nesting from the characters alone (the quick
 // parser's gate); yamlDocuments is the full parser's entry: it measures the syntax tree the parser
 // built, without recursion, before the document composer recurses into it, since the parser also
-// nests wrong text in ways no character count foresees (`a: ? ? ? …` on one line). Never throws.
-import { Composer, isAlias, isCollection, LineCounter, Parser, visit, YAMLParseError, type CST, type Document, type DocumentOptions, type Node as YamlNode, type SchemaOptions } from 'yaml';
+// nests wrong text in ways no character count foresees (`a: ? ? ? …` on one line), and it checks
+// keys in linear time (duplicates; lists and mappings as keys). Never throws, never reads objects.
+import { Composer, isAlias, isCollection, isScalar, LineCounter, Parser, visit, YAMLParseError, type CST, type Document, type DocumentOptions, type ErrorCode, type Node as YamlNode, type SchemaOptions } from 'yaml';
 
 /** Nesting levels a text may reach (flow and block together). */
 export const YAML_MAX_DEPTH = 256;
@@ -115,19 +116,34 @@ export function yamlDocuments(text: string, options: DocumentOptions & SchemaOpt
       yield token;
     }
   }
-  const docs = Array.from(new Composer(options).compose(checked())) as Document.Parsed[];
+  // Duplicate keys are found here, by value in a set: the composer's own check compares each key
+  // with every earlier one of its mapping (40,000 keys took 11 s).
+  const docs = Array.from(new Composer({ ...options, uniqueKeys: false }).compose(checked())) as Document.Parsed[];
   if (deepAt >= 0) return { deep: lc.linePos(deepAt).line };
   for (const doc of docs) {
-    // A key that is a collection (or an alias, which may name one) becomes text only by printing
-    // it whole, keys inside keys again at every level: 20 KB nested a hundred deep took a minute.
-    // Kubernetes objects, JSON at heart, have none.
+    const fault = (node: YamlNode, code: ErrorCode, message: string) => {
+      const at = node.range?.[0] ?? 0;
+      doc.errors.push(new YAMLParseError([at, at + 1], code, message));
+    };
     visit(doc, {
       Pair(_, pair) {
+        // A key that is a collection (or an alias, which may name one) becomes text only by
+        // printing it whole, keys inside keys again at every level: 20 KB nested a hundred deep
+        // took a minute. Kubernetes objects, JSON at heart, have none.
         const key = pair.key as YamlNode | null;
-        if (isCollection(key) || isAlias(key)) {
-          const at = key.range?.[0] ?? 0;
-          doc.errors.push(new YAMLParseError([at, at + 1], 'NON_STRING_KEY', 'a mapping key must be a single value, not a list, a mapping or an alias'));
-          return visit.BREAK;
+        if (!isCollection(key) && !isAlias(key)) return undefined;
+        fault(key, 'NON_STRING_KEY', 'a mapping key must be a single value, not a list, a mapping or an alias');
+        return visit.BREAK;
+      },
+      Map(_, map) {
+        const seen = new Set<unknown>();
+        for (const pair of map.items) {
+          const key = pair.key as YamlNode | null;
+          const value = isScalar(key) ? key.value : key;
+          // The composer's test: the same value (===); NaN is no key's duplicate.
+          if (value !== value) continue;
+          if (seen.has(value)) fault(key ?? map, 'DUPLICATE_KEY', 'Map keys must be unique');
+          seen.add(value);
         }
         return undefined;
       },

@@ -96,6 +96,16 @@ describe('the manifests reader refuses text nested too deep, and keeps working',
     expect(parseManifests('{[a]: 1}\n').issues.map((i) => i.message)).toEqual([message]);
   });
 
+  it('finds duplicate keys by value, in block and flow mappings, as the composer did', () => {
+    const issues = (t: string) => parseManifests(t, 'dup.yaml', true).issues.map((i) => [i.line, i.message]);
+    expect(issues('kind: Service\nmetadata:\n  name: a\n  name: b\n')).toEqual([[4, 'Map keys must be unique']]);
+    expect(issues('{kind: Service, kind: Service}\n')).toEqual([[1, 'Map keys must be unique']]);
+    expect(issues('~: 1\n: 2\n')).toEqual([[2, 'Map keys must be unique']]);
+    // Different values are different keys: the number 1 and the text "1", NaN and NaN.
+    expect(issues('1: a\n"1": b\n').map((i) => i[1])).not.toContain('Map keys must be unique');
+    expect(issues('.nan: a\n.nan: b\n').map((i) => i[1])).not.toContain('Map keys must be unique');
+  });
+
   it('a process that read these texts goes on (a child process: the overflow used to end it)', () => {
     // The sequence that ended a process: two texts read by the full parser, then the one-line chain.
     const script = `
