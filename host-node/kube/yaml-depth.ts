@@ -118,7 +118,16 @@ export function yamlDocuments(text: string, options: DocumentOptions & SchemaOpt
   }
   // Duplicate keys are found here, by value in a set: the composer's own check compares each key
   // with every earlier one of its mapping (40,000 keys took 11 s).
-  const docs = Array.from(new Composer({ ...options, uniqueKeys: false }).compose(checked())) as Document.Parsed[];
+  // The parser makes an Error per problem; their stacks (never read) were half the time of
+  // reading text that is all problems.
+  const stackLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  let docs: Document.Parsed[];
+  try {
+    docs = Array.from(new Composer({ ...options, uniqueKeys: false }).compose(checked())) as Document.Parsed[];
+  } finally {
+    Error.stackTraceLimit = stackLimit;
+  }
   if (deepAt >= 0) return { deep: lc.linePos(deepAt).line };
   for (const doc of docs) {
     const fault = (node: YamlNode, code: ErrorCode, message: string) => {
