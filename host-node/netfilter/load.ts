@@ -80,8 +80,9 @@ export class BlobArena {
   private use(k: number, bytes: number): void {
     let c = this.chunks[k];
     // A blob larger than a chunk (a 20 000-rule KUBE-SERVICES) gets room to grow by a quarter, so
-    // the next restores, a few rules longer, write to the same memory.
-    if (c === undefined || c.length < bytes) this.chunks[k] = c = new Uint8Array(Math.max(ARENA_CHUNK, bytes + (bytes >> 2)));
+    // the next restores, a few rules longer, write to the same memory; 8-aligned, as every blob
+    // is (and a word view needs a whole number of words).
+    if (c === undefined || c.length < bytes) this.chunks[k] = c = new Uint8Array(Math.max(ARENA_CHUNK, (bytes + (bytes >> 2) + 7) & ~7));
     this.chunkAt = k;
     this.chunk = c;
     this.dv = new DataView(c.buffer);

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parseRestore, renderSave, type Ruleset } from '../../../host-node/netfilter/index.js';
 import { IptCompiler } from '../../../host-node/netfilter/compile.js';
 import { ruleSpec } from '../../../host-node/netfilter/rule.js';
+import { Dataplane } from '../../../host-node/dataplane.js';
 
 function ok(text: string, base?: Ruleset, noflush = false): { ruleset: Ruleset; touched: Set<string> } {
   const r = parseRestore(text, { base, noflush });
@@ -230,5 +231,26 @@ describe('chains created by a block, their appends logged (places.ts AppendLog)'
     const again = ok(text, first.ruleset);
     expect(again.ruleset.table('filter')!.chain('BIG')).toBe(big);
     expect(again.touched.size).toBe(0);
+  });
+});
+
+describe('a chain whose encoding outgrows the first megabyte of the compiler\'s arena', () => {
+  // Chains are encoded into 1 MB arena chunks; a bigger one (about 17,000 rules like these; kube-
+  // proxy's KUBE-SERVICES past about 11,600 Services) gets a chunk of its own, a quarter larger,
+  // which must stay a whole number of words: some sizes threw a RangeError (KUBE-SERVICES at every
+  // odd number of rules: a first restore of 15,001 Services failed).
+  it('loads at every size, and its rules run', async () => {
+    let dp!: Dataplane;
+    for (const n of [20_000, 20_001, 20_002, 20_003]) {
+      // A new dataplane each time: its arena's big chunk is made once, by the first big chain.
+      dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], conntrackCapacity: 1 << 12, seed: 1 });
+      const x = 'X';
+      const rules = Array.from({ length: n }, (_, i) => `-A ${x} -s 198.19.${i >> 8 & 255}.${i & 255}/32 -m statistic --mode random --probability 0.5 -j ACCEPT`);
+      dp.iptablesRestore(['*filter', ':INPUT ACCEPT [0:0]', `:${x} - [0:0]`, `-A INPUT -j ${x}`, ...rules, `-A ${x} -j DROP`, 'COMMIT', ''].join('\n'));
+      expect(dp.iptablesRules('filter', x).split('\n').filter((l) => l.startsWith(`-A ${x}`)).length).toBe(n + 1);
+    }
+    // Nothing from the sources of the rules above: every rule misses, the last drops.
+    const t = dp.trace({ src: '198.18.50.1', dst: '198.18.200.1', proto: 'tcp', dport: 80, from: 'external' });
+    expect(t.outcomes.map((o) => o.verdict)).toEqual(['DROP']);
   });
 });
