@@ -73,6 +73,23 @@ export function yamlTooDeep(text: string, max = YAML_MAX_DEPTH): number {
   return 0;
 }
 
+/**
+ * Whether JavaScript value `v` (decoded JSON or msgpack) nests lists and objects deeper than `max`:
+ * the YAML printer recurses once per level too (a thousand levels overflowed it). Iterative.
+ */
+export function valueTooDeep(v: unknown, max = YAML_MAX_DEPTH): boolean {
+  const todo: unknown[] = [v];
+  const depths: number[] = [0];
+  while (todo.length > 0) {
+    const x = todo.pop();
+    const depth = depths.pop()! + 1;
+    if (x === null || typeof x !== 'object' || ArrayBuffer.isView(x)) continue;
+    if (depth > max) return true;
+    for (const y of Array.isArray(x) ? x : Object.values(x)) if (y !== null && typeof y === 'object') todo.push(y), depths.push(depth);
+  }
+  return false;
+}
+
 const COLLECTIONS = new Set(['block-map', 'block-seq', 'flow-collection']);
 
 /** The offset of the first collection in syntax token `top` nested deeper than `max` levels, or -1. */
@@ -120,13 +137,14 @@ export function yamlDocuments(text: string, options: DocumentOptions & SchemaOpt
   // with every earlier one of its mapping (40,000 keys took 11 s).
   // The parser makes an Error per problem; their stacks (never read) were half the time of
   // reading text that is all problems.
-  const stackLimit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
+  const errors = Error as { stackTraceLimit?: number };   // V8's; elsewhere a harmless property
+  const stackLimit = errors.stackTraceLimit;
+  errors.stackTraceLimit = 0;
   let docs: Document.Parsed[];
   try {
     docs = Array.from(new Composer({ ...options, uniqueKeys: false }).compose(checked())) as Document.Parsed[];
   } finally {
-    Error.stackTraceLimit = stackLimit;
+    errors.stackTraceLimit = stackLimit;
   }
   if (deepAt >= 0) return { deep: lc.linePos(deepAt).line };
   for (const doc of docs) {
