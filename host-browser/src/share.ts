@@ -5,6 +5,7 @@
 import { Packr } from 'msgpackr';
 import type { Mode, PacketSpec, Proto } from './presets.js';
 import type { ObjectSource } from './engine/playground.js';
+import { TOO_DEEP, valueTooDeep } from '../../host-node/kube/yaml-depth.js';
 
 export interface ShareState {
   objects: ObjectSource;
@@ -90,7 +91,11 @@ function validate(raw: unknown): ShareState {
   const o = r.o as Record<string, unknown> | null;
   let objects: ObjectSource;
   if (o && typeof o.yaml === 'string') objects = { yaml: o.yaml };
-  else if (o && typeof o.preset === 'string') objects = Array.isArray(o.edits) && o.edits.length ? { preset: o.preset, edits: o.edits } : { preset: o.preset };
+  else if (o && typeof o.preset === 'string') {
+    // The edits are printed as YAML for the editor, a recursion per level.
+    if (valueTooDeep(o.edits)) throw new ShareError(`shared state: edits ${TOO_DEEP}`);
+    objects = Array.isArray(o.edits) && o.edits.length ? { preset: o.preset, edits: o.edits } : { preset: o.preset };
+  }
   else throw new ShareError('shared state: objects must be { yaml } or { preset }');
   if (!MODES.includes(r.m as Mode)) throw new ShareError(`shared state: unknown mode ${JSON.stringify(r.m)}`);
   if (typeof r.s !== 'string') throw new ShareError('shared state: scheduler must be a string');

@@ -5,6 +5,8 @@ import { describe, it, expect } from 'vitest';
 import { deflateSync } from 'node:zlib';
 import { encodeState, decodeState, stateToHash, stateFromHash, toBase64url, fromBase64url, ShareError, MAX_STATE_BYTES, type ShareState } from '../../host-browser/src/share.js';
 import { PRESETS, presetById } from '../../host-browser/src/presets.js';
+import { editsFromText, editsText } from '../../host-browser/src/ui/scene-edits.js';
+import { YAML_MAX_DEPTH } from '../../host-node/kube/yaml-depth.js';
 
 const preset = presetById('affinity')!;
 const state: ShareState = {
@@ -58,6 +60,18 @@ describe('share encoding', () => {
     await expect(forge({ ...base, p: { ...state.packet, dport: 70000 } })).rejects.toThrow(/packet.dport/);
     await expect(forge({ ...base, p: { ...state.packet, proto: 'icmp' } })).rejects.toThrow(/packet.proto/);
     await expect(forge({ ...base, o: { yaml: 3 } })).rejects.toThrow(/objects/);
+    // Edits nested deeper than any manifest (the editor prints them as YAML, a recursion per level:
+    // a thousand levels overflowed it) are refused; as deep as the limit, they print and read back.
+    const nested = (levels: number) => {
+      let spec: unknown = 'x';
+      for (let i = 1; i < levels; i++) spec = { a: spec };
+      return [{ kind: 'Service', metadata: { name: 'deep' }, spec }];
+    };
+    await expect(forge({ ...base, o: { preset: 'clusterip', edits: nested(1000) } })).rejects.toThrow(`shared state: edits nested more than ${YAML_MAX_DEPTH} levels deep: not read`);
+    const deepest = nested(YAML_MAX_DEPTH - 1);
+    const back = await forge({ ...base, o: { preset: 'clusterip', edits: deepest } });
+    expect(back.objects).toEqual({ preset: 'clusterip', edits: deepest });
+    expect(editsFromText(editsText(presetById('clusterip')!, deepest))).toEqual({ objects: deepest, issues: [] });
   });
 
   it('refuses a link that inflates past MAX_STATE_BYTES before holding it all (a deflate bomb)', async () => {
