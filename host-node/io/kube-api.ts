@@ -89,7 +89,8 @@ export class LineSplitter {
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function readBody(res: http.IncomingMessage, maxBytes: number): Promise<string> {
+/** The body of `res` as text (UTF-8); rejects past `maxBytes`, when cut off, or when too long for a string. */
+export function readBody(res: http.IncomingMessage, maxBytes: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -101,7 +102,14 @@ function readBody(res: http.IncomingMessage, maxBytes: number): Promise<string> 
       }
       chunks.push(c);
     });
-    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    res.on('end', () => {
+      // A body past V8's longest string (about 512 MB) throws here, not in the caller.
+      try {
+        resolve(Buffer.concat(chunks).toString('utf8'));
+      } catch (e) {
+        reject(e);
+      }
+    });
     res.on('error', reject);
     res.on('close', () => { if (!res.complete) reject(new Error('response cut off')); });
   });

@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { KubeConfig } from '@kubernetes/client-node';
-import { createKubeApiSource, LineSplitter, loadKubeConfig } from '../../../host-node/io/kube-api.js';
+import { createKubeApiSource, LineSplitter, loadKubeConfig, readBody } from '../../../host-node/io/kube-api.js';
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage } from 'node:http';
 import { ProxyState, type SyncPlan } from '../../../host-node/kube/index.js';
 import type { ListWatchSource, SourceClock } from '../../../host-node/kube/source.js';
 import { apiNode, apiService, apiSlice, FakeApiServer } from '../../support/fake-apiserver.js';
@@ -279,5 +281,18 @@ describe('LineSplitter', () => {
     s.push('def\nok\nlast');
     s.end();
     expect(lines).toEqual(['abc', 'def', '01234567', 'ok', 'last']);
+  });
+});
+
+describe('a response body too long for one string', () => {
+  it('is a failed request, not an exception thrown from the stream\'s end event', async () => {
+    // V8's longest string is about 512 MB: nine 64 MB chunks (one buffer, sent nine times) pass
+    // the byte limit they are given and fail only as text.
+    const res = Object.assign(new EventEmitter(), { complete: true, destroy() {} }) as unknown as IncomingMessage;
+    const body = readBody(res, 1 << 30);
+    const chunk = Buffer.alloc(64 << 20, 0x61);
+    for (let i = 0; i < 9; i++) res.emit('data', chunk);
+    res.emit('end');
+    await expect(body).rejects.toThrow(/string/i);
   });
 });
