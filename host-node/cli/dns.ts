@@ -101,10 +101,10 @@ export function readManifestSet(path: string): ManifestSet {
   const set: ManifestSet = { services: [], endpointSlices: [], nodes: [], issues: [], skipped: 0 };
   for (const file of manifestFiles(path)) {
     const one = parseManifests(readFileSync(file, 'utf8'), file);
-    set.services.push(...one.services);
-    set.endpointSlices.push(...one.endpointSlices);
-    set.nodes.push(...one.nodes);
-    set.issues.push(...one.issues);
+    for (const s of one.services) set.services.push(s);
+    for (const s of one.endpointSlices) set.endpointSlices.push(s);
+    for (const n of one.nodes) set.nodes.push(n);
+    for (const i of one.issues) set.issues.push(i);
     set.skipped += one.skipped;
   }
   return set;

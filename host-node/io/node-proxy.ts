@@ -320,7 +320,7 @@ export class NodeProxy {
       }
     }
     await this.source?.stop().catch((e: Error) => failed.push(`source: ${e.message}`));
-    if (this.routes) failed.push(...this.routes.remove());
+    if (this.routes) for (const l of this.routes.remove()) failed.push(l);
     this.tun?.close();
     await this.hcServers?.close();
     await Promise.all(this.servers.map(closeServer));

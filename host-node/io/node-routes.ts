@@ -106,7 +106,7 @@ function ipBatch(lines: string[]): string[] {
   const errors: string[] = [];
   for (const ff of ['-4', '-6']) {
     const mine = lines.filter((l) => l.startsWith(`${ff} `)).map((l) => l.slice(3));
-    if (mine.length > 0) errors.push(...ipBatchRun(ff, mine, true));
+    if (mine.length > 0) for (const e of ipBatchRun(ff, mine, true)) errors.push(e);
   }
   return errors;
 }
@@ -346,7 +346,7 @@ export class NodeRoutes {
       ...[...this.hcRules].map((k) => `-${k.split(' ')[0]} rule del pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`),
     ];
     // Routes through the device vanish with it; a failure to delete one that is gone is not an error.
-    failed.push(...ipBatch(dyn).filter((l) => !/No such|Cannot find|does not exist/i.test(l)));
+    for (const l of ipBatch(dyn)) if (!/No such|Cannot find|does not exist/i.test(l)) failed.push(l);
     this.replies = new ReplyRuleSet(this.o.clusterCIDRs ?? []);
     this.localVipRules.clear();
     this.vipRoutes.clear();

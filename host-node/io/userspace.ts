@@ -313,6 +313,6 @@ export class UserspaceProxy {
 /** The service ports of every family in a ProxyState's model (what sync() takes). */
 export function modelServicePorts(families: Iterable<{ model: { services: Map<string, ServicePortInfo> } }>): ServicePortInfo[] {
   const out: ServicePortInfo[] = [];
-  for (const fs of families) out.push(...fs.model.services.values());
+  for (const fs of families) for (const sp of fs.model.services.values()) out.push(sp);
   return out;
 }

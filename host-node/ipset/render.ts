@@ -177,7 +177,8 @@ export function renderListOne(s: IpSet, o: RenderOpts, terse = false): string {
   ];
   if (!terse) {
     lines.push('Members:');
-    lines.push(...memberLines(s, members, o));
+    // One by one: spreading a set's members as arguments overflows the stack past ~120,000.
+    for (const line of memberLines(s, members, o)) lines.push(line);
   }
   return lines.join('\n') + '\n';
 }

@@ -182,8 +182,8 @@ export function buildDnsRecords(services: Service[], slices: EndpointSlice[], op
   const slicesOf = slicesByService(slices);
   for (const svc of services) {
     const r = serviceRecords(svc, slicesOf.get(`${svc.metadata.namespace}/${svc.metadata.name}`) ?? [], opts);
-    out.push(...r.records);
-    issues.push(...r.issues);
+    for (const rec of r.records) out.push(rec);
+    for (const i of r.issues) issues.push(i);
   }
   return { zone, records: groupByName(dedupe(out)), issues };
 }

@@ -24,3 +24,17 @@ describe('ipset on the full Dataplane', () => {
     expect(() => ipset.command('destroy KUBE-CLUSTER-IP')).toThrow(/in use|referenced/i);
   });
 });
+
+describe('a set with more members than a call takes arguments', () => {
+  it('lists and saves every member (spreading 150,000 member lines as arguments overflowed the stack)', async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['198.18.0.254'], seed: 9 });
+    const n = 150_000;
+    const adds = Array.from({ length: n }, (_, i) => `add BIG 198.${18 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`);
+    dp.ipset.restore(`create BIG hash:ip family inet maxelem ${2 * n}\n${adds.join('\n')}\n`);
+    const list = dp.ipset.command(['list', 'BIG']);
+    expect(list.status).toBe(0);
+    expect(list.output).toContain(`Number of entries: ${n}\n`);
+    expect(list.output.split('\n').filter((l) => l.startsWith('198.')).length).toBe(n);
+    expect(dp.ipset.command(['save', 'BIG']).output.split('\n').filter((l) => l.startsWith('add BIG ')).length).toBe(n);
+  });
+});
