@@ -343,7 +343,10 @@ export class Dataplane {
 
   /** Sets a conntrack timeout (kind codes in conntrack-record.ts TIMEOUTS). */
   setConntrackTimeout(kind: number, ms: number): void {
-    if (this.core.conntrackTimeout(kind, ms) !== 0) throw new Error(`bad conntrack timeout kind ${kind} or value ${ms}`);
+    // Numbers only: the core's i32 arguments would throw on a BigInt and read any object as 0.
+    if (typeof kind !== 'number' || typeof ms !== 'number' || this.core.conntrackTimeout(kind, ms) !== 0) {
+      throw new Error(`bad conntrack timeout kind ${String(kind)} or value ${String(ms)}`);
+    }
   }
 
   /** kube-proxy's stale-UDP cleanup: removes flows whose chosen endpoint is `ip` (and `port`, 0 = any). */

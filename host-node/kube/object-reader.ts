@@ -11,6 +11,18 @@ export const pathText = (p: Seg[]): string =>
   p.reduce<string>((acc, s) => (typeof s === 'number' ? `${acc}[${s}]` : acc === '' ? s : `${acc}.${s}`), '');
 
 /**
+ * A wrong value as an issue quotes it: text (cut at 100 characters) and numbers as written, a list
+ * or mapping by its kind alone (printing one recurses per level, and JavaScript callers or a watch
+ * event can hand in one nested past the stack), any other kind by name (JSON has no BigInt).
+ */
+function shown(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 100 ? `${v.slice(0, 100)}…` : v);
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v)) return 'a list';
+  return v === null ? 'null' : typeof v === 'object' ? 'a mapping' : typeof v;
+}
+
+/**
  * Reads one raw object; collects issues with paths relative to the object. A field's path is
  * `at` plus an optional last `key`, joined only when there is something to report (a full sync
  * reads hundreds of thousands of fields: no path is built for a good one).
@@ -70,7 +82,7 @@ export class Reader {
   str(v: unknown, at: Seg[], key?: Seg, dflt = ''): string {
     if (typeof v === 'string') return v;
     if (v === undefined || v === null) return dflt;
-    this.error(at, `must be a string, got ${JSON.stringify(v)}`, key);
+    this.error(at, `must be a string, got ${shown(v)}`, key);
     return dflt;
   }
   /** Each element of the list at `v` through `read`; absent or empty lists share one frozen []. */
@@ -84,12 +96,12 @@ export class Reader {
   bool(v: unknown, at: Seg[], key?: Seg): boolean | null {
     if (typeof v === 'boolean') return v;
     if (v === undefined || v === null) return null;
-    this.error(at, `must be true or false, got ${JSON.stringify(v)}`, key);
+    this.error(at, `must be true or false, got ${shown(v)}`, key);
     return null;
   }
   int(v: unknown, at: Seg[], key: Seg | undefined, min: number, max: number, dflt: number): number {
     if (v === undefined || v === null) return dflt;
-    if (typeof v !== 'number' || !Number.isInteger(v)) { this.error(at, `must be an integer, got ${JSON.stringify(v)}`, key); return dflt; }
+    if (typeof v !== 'number' || !Number.isInteger(v)) { this.error(at, `must be an integer, got ${shown(v)}`, key); return dflt; }
     if (v < min || v > max) { this.error(at, `${v} is out of range ${min}-${max}`, key); return dflt; }
     return v;
   }

@@ -59,6 +59,12 @@ describe('Dataplane', () => {
     expect(dp.process(syn, 1000).ctstate).toBe('NEW');
   });
 
+  it('names a conntrack timeout of the wrong kind instead of failing to convert it', () => {
+    expect(() => dp.setConntrackTimeout(0, 5n as never)).toThrow('bad conntrack timeout kind 0 or value 5');
+    expect(() => dp.setConntrackTimeout(Symbol('k') as never, 1000)).toThrow('bad conntrack timeout kind Symbol(k) or value 1000');
+    expect(() => dp.setConntrackTimeout({} as never, 1000)).toThrow('bad conntrack timeout kind [object Object]');
+  });
+
   it('DNATs a pod connection to an endpoint and un-NATs the reply', () => {
     const r = dp.process(buildPacket({ src: '10.244.1.5', dst: '10.96.0.80', proto: 'tcp', sport: 40000, dport: 80, flags: 'S' }), 1000);
     expect(r.verdict).toBe('FORWARD');

@@ -384,3 +384,26 @@ describe('decoded port lists shared within one load', () => {
     expect(two).not.toBe(one);
   });
 });
+
+describe('wrong values quoted in issues', () => {
+  it('quotes text and numbers, names lists, mappings and other kinds, cuts long text', () => {
+    // A list or mapping nested past the stack (a JavaScript caller's, or a watch event's) used to
+    // throw while its issue printed it whole; a BigInt could not be printed as JSON at all.
+    let deep: unknown = 'x';
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const svc = (name: string, spec: object) => ({ kind: 'Service', metadata: { name, namespace: 'default' }, spec: { clusterIP: '198.18.0.1', ports: [{ port: 80 }], ...spec } });
+    const set = loadObjects([
+      svc('a', { clusterIP: deep }), svc('b', { type: { a: deep } }), svc('c', { ports: [{ port: 80n }] }),
+      svc('d', { ports: [{ port: 'x'.repeat(300) }] }), svc('e', { ports: [{ port: 1.5 }] }),
+      { kind: 'EndpointSlice', metadata: { name: 'f', namespace: 'default', labels: { 'kubernetes.io/service-name': 'f' } }, addressType: 'IPv4', endpoints: [{ addresses: ['198.19.0.1'], conditions: { ready: 'yes' } }] },
+    ]);
+    expect(set.issues.map((i) => `${i.object} ${i.path}: ${i.message}`)).toEqual([
+      'Service default/a spec.clusterIP: must be a string, got a list',
+      'Service default/b spec.type: must be a string, got a mapping',
+      'Service default/c spec.ports[0].port: must be an integer, got bigint',
+      `Service default/d spec.ports[0].port: must be an integer, got "${'x'.repeat(100)}…"`,
+      'Service default/e spec.ports[0].port: must be an integer, got 1.5',
+      'EndpointSlice default/f endpoints[0].conditions.ready: must be true or false, got "yes"',
+    ]);
+  });
+});
