@@ -84,6 +84,13 @@ function capacityLog2(name: string, v: unknown): number {
   return k;
 }
 
+/** Refuses a clock that is no finite number (a JavaScript caller's mistake) in `what`. */
+function checkNow(what: string, nowMs: unknown): void {
+  if (typeof nowMs === 'number' && Number.isFinite(nowMs)) return;
+  const shown = nowMs !== null && typeof nowMs === 'object' ? 'of the wrong kind' : String(nowMs);
+  throw new Error(`${what}: bad nowMs ${shown}: the time in milliseconds`);
+}
+
 /**
  * Refuses, before any packet runs, a batch a JavaScript caller got wrong: not a list, a packet
  * that is no Uint8Array (or { bytes }), or a clock that is no finite number. A batch that failed
@@ -91,7 +98,7 @@ function capacityLog2(name: string, v: unknown): number {
  */
 function checkBatch(packets: Array<Uint8Array | PacketIn>, nowMs: number): void {
   if (!Array.isArray(packets)) throw new Error('processBatch: packets is a list of Uint8Array or { bytes, ... }');
-  if (typeof nowMs !== 'number' || !Number.isFinite(nowMs)) throw new Error(`process: bad nowMs ${String(nowMs)}: the time in milliseconds`);
+  checkNow('process', nowMs);
   for (let i = 0; i < packets.length; i++) {
     const p = packets[i];
     if (!(p instanceof Uint8Array) && !(p !== null && typeof p === 'object' && p.bytes instanceof Uint8Array)) {
@@ -309,6 +316,7 @@ export class Dataplane {
 
   /** All flows (conntrack, and IPVS's connections where IPVS is in use) as a versioned, checksummed snapshot (msgpack). */
   snapshot(nowMs = this.lastNowMs): Uint8Array {
+    checkNow('snapshot', nowMs);
     const records: Uint8Array[] = [];
     const buf = this.core.cfgBuffer(RECORD_BYTES);
     for (let i = this.core.conntrackNext(0) >>> 0; i !== CT_NONE; i = this.core.conntrackNext(i + 1) >>> 0) {

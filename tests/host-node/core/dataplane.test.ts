@@ -54,6 +54,11 @@ describe('Dataplane', () => {
     expect(() => dp.process(syn, undefined as never)).toThrow('process: bad nowMs undefined');
     expect(() => dp.process(syn, Number.NaN)).toThrow('bad nowMs NaN');
     expect(() => dp.processBatch(null as never, 1000)).toThrow('packets is a list');
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    expect(() => dp.processBatch([syn], deep as never)).toThrow('process: bad nowMs of the wrong kind');
+    expect(() => dp.snapshot('soon' as never)).toThrow('snapshot: bad nowMs soon: the time in milliseconds');
+    expect(() => dp.snapshot(deep as never)).toThrow('snapshot: bad nowMs of the wrong kind');
     // The good first packet of the refused batches never ran.
     expect(dp.stats()).toEqual(before);
     expect(dp.process(syn, 1000).ctstate).toBe('NEW');
