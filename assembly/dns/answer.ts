@@ -18,7 +18,6 @@ import {
 // RCODEs (RFC 1035 §4.1.1, RFC 6891 §9).
 export const RC_NOERROR: u32 = 0;
 export const RC_FORMERR: u32 = 1;
-export const RC_SERVFAIL: u32 = 2;
 export const RC_NXDOMAIN: u32 = 3;
 export const RC_NOTIMP: u32 = 4;
 export const RC_REFUSED: u32 = 5;
@@ -37,7 +36,7 @@ export const C_TRUNCATED: u32 = 8;    // TC=1 sent
 export const C_DROP_SHORT: u32 = 9;   // under 12 bytes: no header to answer
 export const C_DROP_RESPONSE: u32 = 10; // QR=1: never answer a response (no reflection loops)
 export const C_DROP_NOROOM: u32 = 11; // the output buffer cannot hold even the header and question
-export const C_SERVFAIL: u32 = 12;    // over TCP an answer did not fit the caller's buffer
+export const C_SERVFAIL: u32 = 12;    // SERVFAIL answers: none from the table (a TCP answer too big is truncated)
 export const C_UPSTREAM: u32 = 13;    // outside the zone with forwarding on: handed to the host
 export const C_TCP_PASSED: u32 = 14;  // packet path: TCP to the cluster DNS address, left to the pipeline (a Service to the host's listener)
 export const C_PARTIAL: u32 = 15;     // dnsAnswerTcp: the frame is not complete yet
@@ -320,12 +319,9 @@ export function dnsAnswer(q: usize, len: u32, out: usize, cap: u32, maxUdp: u32,
       else { w = <u32>e; ns = 1; }
     }
   }
-  if (tc && tcp) {
-    // Over TCP there is nowhere to fall back to: the caller's buffer was too small.
-    rcode = RC_SERVFAIL; aa = false; an = 0; ns = 0; tc = false;
-    w = HDR + nameLen + 4;
-    counter = C_SERVFAIL;
-  }
+  // An answer too big for TCP's 65535 bytes (or the caller's buffer) keeps the records that fit
+  // and sets TC, as over UDP: CoreDNS does the same (request.go Scrub: "even TCP message will get
+  // the bit"), so a headless Service of 5,000 pods still resolves to the 4,000 that fit.
   if (edns) w = writeOpt(out, w, maxUdp < UDP_MIN ? UDP_MIN : (maxUdp > 65535 ? 65535 : maxUdp), rcode);
   header(out, rcode, aa, 1, an, ns, edns ? 1 : 0);
   if (tc) bump(C_TRUNCATED);

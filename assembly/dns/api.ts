@@ -56,7 +56,7 @@ const ADVERTISED_UDP: u32 = 1232;
 
 // DNS over TCP (RFC 1035 §4.2.2, RFC 7766 §8): `frame[0, len)` starts with a two-byte big-endian
 // message length; the answer goes to out[0, cap) with its own prefix, never truncated for UDP (up
-// to 65535 bytes; SERVFAIL when cap is smaller than the answer). Returns the framed answer's
+// to 65535 bytes; past that, or past cap, the records that fit and TC). Returns the framed answer's
 // length, a dnsAnswer drop (nothing to send; the host skips the frame's 2 + length bytes), or
 // DROP_PARTIAL when the frame is incomplete.
 export function dnsAnswerTcp(frame: usize, len: u32, out: usize, cap: u32): i32 {
