@@ -74,45 +74,40 @@ export function yamlTooDeep(text: string, max = YAML_MAX_DEPTH): number {
 }
 
 /**
- * Whether JavaScript value `v` (decoded JSON or msgpack) nests lists and objects deeper than `max`:
- * the YAML printer recurses once per level too (a thousand levels overflowed it). Iterative.
+ * The first object under `root` at which levels (objects `isLevel` says are one) nest deeper than
+ * `max`, or null. Iterative: the point is to look before anything recursive does.
  */
-export function valueTooDeep(v: unknown, max = YAML_MAX_DEPTH): boolean {
-  const todo: unknown[] = [v];
+function firstTooDeep(root: unknown, max: number, isLevel: (o: object) => boolean): object | null {
+  const todo: unknown[] = [root];
   const depths: number[] = [0];
   while (todo.length > 0) {
     const x = todo.pop();
-    const depth = depths.pop()! + 1;
+    let depth = depths.pop()!;
     if (x === null || typeof x !== 'object' || ArrayBuffer.isView(x)) continue;
-    if (depth > max) return true;
+    if (isLevel(x) && ++depth > max) return x;
     for (const y of Array.isArray(x) ? x : Object.values(x)) if (y !== null && typeof y === 'object') todo.push(y), depths.push(depth);
   }
-  return false;
+  return null;
+}
+
+/**
+ * Whether JavaScript value `v` (decoded JSON or msgpack) nests lists and objects deeper than `max`:
+ * the YAML printer recurses once per level too (a thousand levels overflowed it).
+ */
+export function valueTooDeep(v: unknown, max = YAML_MAX_DEPTH): boolean {
+  return firstTooDeep(v, max, () => true) !== null;
 }
 
 const COLLECTIONS = new Set(['block-map', 'block-seq', 'flow-collection']);
 
-/** The offset of the first collection in syntax token `top` nested deeper than `max` levels, or -1. */
+/**
+ * The offset of the first collection in syntax token `top` nested deeper than `max` levels, or -1.
+ * Every object and list under a token is walked (items, keys, values, props): error recovery can
+ * put a collection in unexpected places.
+ */
 function tokenTooDeep(top: CST.Token, max: number): number {
-  // Every object and list under a token is walked (items, keys, values, props): error recovery
-  // can put a collection in unexpected places.
-  const todo: unknown[] = [top];
-  const depths: number[] = [0];
-  while (todo.length > 0) {
-    const v = todo.pop()!;
-    let depth = depths.pop()!;
-    if (Array.isArray(v)) {
-      for (const x of v) if (x !== null && typeof x === 'object') todo.push(x), depths.push(depth);
-      continue;
-    }
-    const t = v as Record<string, unknown>;
-    if (typeof t.type === 'string' && COLLECTIONS.has(t.type) && ++depth > max) return typeof t.offset === 'number' ? t.offset : 0;
-    for (const k in t) {
-      const x = t[k];
-      if (x !== null && typeof x === 'object') todo.push(x), depths.push(depth);
-    }
-  }
-  return -1;
+  const at = firstTooDeep(top, max, (o) => COLLECTIONS.has((o as { type?: string }).type ?? ''));
+  return at === null ? -1 : ((at as { offset?: number }).offset ?? 0);
 }
 
 /**
@@ -133,8 +128,6 @@ export function yamlDocuments(text: string, options: DocumentOptions & SchemaOpt
       yield token;
     }
   }
-  // Duplicate keys are found here, by value in a set: the composer's own check compares each key
-  // with every earlier one of its mapping (40,000 keys took 11 s).
   // The parser makes an Error per problem; their stacks (never read) were half the time of
   // reading text that is all problems.
   const errors = Error as { stackTraceLimit?: number };   // V8's; elsewhere a harmless property
@@ -142,6 +135,8 @@ export function yamlDocuments(text: string, options: DocumentOptions & SchemaOpt
   errors.stackTraceLimit = 0;
   let docs: Document.Parsed[];
   try {
+    // Duplicate keys are found below, by value in a set: the composer's own check compares each
+    // key with every earlier one of its mapping (40,000 keys took 11 s).
     docs = Array.from(new Composer({ ...options, uniqueKeys: false }).compose(checked())) as Document.Parsed[];
   } finally {
     errors.stackTraceLimit = stackLimit;
