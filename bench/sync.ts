@@ -2,11 +2,11 @@
 // tables through dp.apply, in direct, iptables and ipvs modes, at 1k / 10k / 20k services with 2 and 10
 // endpoints each: the full first sync (the whole object list: decode, trackers, model, render,
 // core), then one Service added, one Service's endpoints changed, one Service removed on top of
-// that, handed in as a watch would (apply's `delta` input), and a full resync of the model (a node
-// zone change). Each single change is the median of a few. The full sync's note gives the process
-// CPU and the garbage collector's pauses in it. Bounded to well under two minutes: iptables mode
-// runs fewer repetitions (each single change restores KUBE-SERVICES whole, as kube-proxy's partial
-// sync does).
+// that, handed in as a watch would (apply's `delta` input), a full resync of the model (a node
+// zone change), and a relist in which every Service's endpoints moved. Each single change is the
+// median of a few. The full sync's note gives the process CPU and the garbage collector's pauses
+// in it. Bounded to well under two minutes: iptables mode runs fewer repetitions (each single
+// change restores KUBE-SERVICES whole, as kube-proxy's partial sync does).
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Dataplane, type ApplyOptions } from '../host-node/dataplane.js';
@@ -99,18 +99,29 @@ async function one(mode: Mode, n: number, per: number, reps: number): Promise<Be
   // A full resync of everything already in the model (kube-proxy resyncs fully when the node's
   // zone label changes): render + core for every Service, without decoding objects.
   const resync: number[] = [];
-  for (const zone of ['a', 'b', 'c'].slice(0, mode === 'direct' ? 3 : 1)) {
+  const node = (zone: string) => ({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', labels: { 'topology.kubernetes.io/zone': zone } } });
+  const zones = ['a', 'b', 'c'].slice(0, mode === 'direct' ? 3 : 1);
+  for (const zone of zones) {
     t = hr();
-    const res = dp.apply([{ apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', labels: { 'topology.kubernetes.io/zone': zone } } }], { ...opts, delta: {} });
+    const res = dp.apply([node(zone)], { ...opts, delta: {} });
     resync.push(hr() - t);
     if (!res.families.find((x) => x.family === 4)?.full) throw new Error(`bench sync ${mode}: a zone change did not resync fully`);
   }
+  // A relist (after 410 Gone, or the proxy's restart) in which every Service's endpoints moved:
+  // the whole list again, each Service a change of its own (a partial sync of all of them).
+  const relisted: object[] = [node(zones.at(-1)!)];
+  for (let i = 0; i < n; i++) relisted.push(svcObject(i), sliceObject(i, per, reps + 1));
+  t = hr();
+  const rel = dp.apply(relisted, opts);
+  const relist = hr() - t;
+  if (rel.families.find((x) => x.family === 4)?.changedServices.length !== n) throw new Error(`bench sync ${mode}: the relist did not change every Service`);
   const name = `sync ${mode} ${n / 1000}k svc x${per} ep`;
   const target = (ms: number) => (mode === 'direct' && n === 20000 ? `≤ ${ms} ms` : undefined);
   const note = `median of ${reps}; dp.apply of the change (delta)`;
   return [
     { name: `${name}: full`, value: round(full), unit: 'ms', ...(target(100) ? { target: target(100) } : {}), note: `first sync: decode objects, trackers, model, render, core; process CPU ${Math.round(fullCpu)} ms, GC pauses ${Math.round(fullGc)} ms (load avg ${loadavg()[0]!.toFixed(1)})` },
     { name: `${name}: resync`, value: round(median(resync)), unit: 'ms', note: 'full resync from the model (node zone change): render + core' },
+    { name: `${name}: relist, all endpoints moved`, value: round(relist), unit: 'ms', note: 'the whole object list again (decode, trackers, model, core), every Service with new endpoints' },
     { name: `${name}: add one`, value: round(median(add)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
     { name: `${name}: update one`, value: round(median(update)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },
     { name: `${name}: remove one`, value: round(median(remove)), unit: 'ms', ...(target(1) ? { target: target(1) } : {}), note },

@@ -105,8 +105,9 @@ export class DirectApply {
           if (sp) puts.push(sp);
         }
         for (let ref = byService.get(nn) ?? null; ref !== null; ref = ref.next) {
-          const id = ref.id;
-          if (!puts.some((sp, k) => k >= before && sp.id === id)) ids.push(id), sps.push(undefined);
+          let kept = false;
+          for (let k = before; k < puts.length && !kept; k++) kept = puts[k]!.id === ref.id;
+          if (!kept) ids.push(ref.id), sps.push(undefined);
         }
       }
       for (const sp of puts) ids.push(sp.id), sps.push(sp);
