@@ -18,7 +18,7 @@ import { svcNodePortMode, svcNodePortAddress, svcAffinityDest } from "./svc/deci
 import { nodeAddLocal, nodeSetPodCIDR, nodeSetServiceCIDR, nodeSetMasq, nodeReset } from "./node";
 import {
   ctInit, ctReap, ctCount, ctCapacity, ctNextUsed, ctExportRecord, ctImportRecord, ctBytes,
-  ctFlushReplySrc, ctFlushOrigDst, ctSetTimeout, CT_NONE, warmStorage,
+  ctFlushReplySrc, ctFlushOrigDst, ctFlushMany, FLUSH_KEY, ctSetTimeout, CT_NONE, warmStorage,
 } from "./conntrack/table";
 
 export const ABI_VERSION: u32 = 1;
@@ -159,6 +159,12 @@ export function conntrackFlushReplySrc(family: u32, proto: u32, a0: u32, a1: u32
 }
 export function conntrackFlushOrigDst(family: u32, proto: u32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): u32 {
   return ctFlushOrigDst(<u8>family, <u8>proto, a0, a1, a2, a3, <u16>port);
+}
+// Deletes the flows that any of `n` flush keys (conntrack/reap.ts FLUSH_KEY) in the config buffer
+// names, in one walk of the table; returns how many went, or -3 if the keys overrun the buffer.
+export function conntrackFlushMany(n: u32): i32 {
+  if (<u64>n * <u64>FLUSH_KEY > <u64>cfgCap) return -3;
+  return <i32>ctFlushMany(cfgBuf, n);
 }
 
 // ---- iptables mode (assembly/netfilter/api.ts): chain staging and commit, policies, counters,

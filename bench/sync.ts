@@ -3,7 +3,8 @@
 // endpoints each: the full first sync (the whole object list: decode, trackers, model, render,
 // core), then one Service added, one Service's endpoints changed, one Service removed on top of
 // that, handed in as a watch would (apply's `delta` input), a full resync of the model (a node
-// zone change), and a relist in which every Service's endpoints moved. Each single change is the
+// zone change), and a relist in which every Service's endpoints moved (in direct mode also with
+// 100,000 live UDP flows to 5,000 UDP Services, which the sync deletes). Each single change is the
 // median of a few. The full sync's note gives the process CPU and the garbage collector's pauses
 // in it. Bounded to well under two minutes: iptables mode runs fewer repetitions (each single
 // change restores KUBE-SERVICES whole, as kube-proxy's partial sync does).
@@ -12,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { Dataplane, type ApplyOptions } from '../host-node/dataplane.js';
 import { ProxyObjects } from '../host-node/io/proxy-sink.js';
 import { loadObjects } from '../host-node/kube/objects.js';
+import { buildPacket } from '../host-node/core/packet.js';
 import type { BenchRow } from './core.js';
 import { GcPauses } from './gc-pauses.js';
 
@@ -179,6 +181,48 @@ async function proxyOne(mode: Mode, n: number, per: number, reps: number): Promi
   ];
 }
 
+/**
+ * Stale UDP flows after a relist in which every endpoint of `n` UDP Services moved, with `flows`
+ * live UDP flows through them: the direct-mode sync that deletes the flows to the endpoints that
+ * left (one walk of the conntrack table for all of them), and, on a twin dataplane, the same
+ * deletions made one endpoint at a time (a walk each, as a flush per endpoint does).
+ */
+async function udpRelist(n: number, flows: number): Promise<BenchRow[]> {
+  const svc = (i: number) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: `u-${i}`, namespace: 'bench' }, spec: { clusterIP: ip4([198, 18], i + 1), ports: [{ name: 'dns', port: 53, protocol: 'UDP', targetPort: 5353 }] } });
+  const slice = (i: number, gen: number) => ({
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: `u-${i}-a`, namespace: 'bench', labels: { 'kubernetes.io/service-name': `u-${i}` } },
+    addressType: 'IPv4', ports: [{ name: 'dns', port: 5353, protocol: 'UDP' }],
+    endpoints: [0, 1].map((e) => ({ addresses: [ip4([198, 19], (2 * i + e + gen * 7919) % 65000)], nodeName: 'node-a', conditions: { ready: true } })),
+  });
+  const objects = (gen: number) => { const o: object[] = []; for (let i = 0; i < n; i++) o.push(svc(i), slice(i, gen)); return o; };
+  const opts: ApplyOptions = { mode: 'direct', nodeName: 'node-a' };
+  const made = await Promise.all([0, 1].map(async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], podCIDR: '198.19.0.0/16', conntrackCapacity: 1 << 18, seed: 1 });
+    dp.apply(objects(0), opts);
+    for (let b = 0; b < flows; b += 256) {
+      const batch: Uint8Array[] = [];
+      for (let k = b; k < Math.min(flows, b + 256); k++) batch.push(buildPacket({ src: ip4([198, 20], k), dst: ip4([198, 18], (k % n) + 1), proto: 'udp', sport: 1024 + (k % 60000), dport: 53, payload: new Uint8Array(8) }));
+      dp.processBatch(batch, 1000);
+    }
+    return dp;
+  }));
+  const [dp, twin] = made as [Dataplane, Dataplane];
+  const next = objects(1);
+  let t = hr();
+  const r = dp.apply(next, opts);
+  const sync = hr() - t;
+  // The twin: the endpoints' flows deleted one endpoint at a time (what the sync deletes), timed alone.
+  let one = 0;
+  t = hr();
+  for (let i = 0; i < n; i++) for (let e = 0; e < 2; e++) one += twin.flushEndpoint(ip4([198, 19], (2 * i + e) % 65000), 5353);
+  const single = hr() - t;
+  if (r.flushed !== flows || one !== flows) throw new Error(`bench sync udp: flushed ${r.flushed} and ${one} of ${flows} flows`);
+  return [{
+    name: `sync direct ${n / 1000}k UDP svc: relist, stale flows`, value: round(sync), unit: 'ms',
+    note: `every endpoint moved, ${flows} flows to them deleted in one walk of the table (the whole sync); the same ${2 * n} endpoints' flows deleted a walk per endpoint: ${round(single)} ms`,
+  }];
+}
+
 // iptables and ipvs modes at 10k × 10 and 20k services take long (rule text rendered, parsed and
 // compiled for every sync); SVP_BENCH_SYNC_ALL=1 runs those too. SVP_BENCH_SYNC_SIZES=20000x2,1000x10
 // runs only those sizes (services x endpoints), in every mode asked for.
@@ -205,6 +249,7 @@ export async function benchSync(modes: readonly Mode[] = MODES): Promise<BenchRo
       // The node proxy's own path, at the largest size this mode ran.
       const [n, per] = SIZES[mode].reduce((a, b) => (b[0] > a[0] ? b : a));
       rows.push(...(await proxyOne(mode, n, per, mode === 'direct' ? 15 : 5)));
+      if (mode === 'direct') rows.push(...(await udpRelist(5000, 100000)));
     }
   } finally {
     gc.stop();

@@ -516,9 +516,7 @@ export class Dataplane extends CoreDataplane {
         throw e;
       }
     }
-    result.flushed = this.staleUdp.sync(plans, (nn) => k.services.get(nn)?.spec.ports, {
-      endpoint: (ip, port) => this.flushEndpoint(ip, port, 'UDP'), service: (ip, port) => this.flushService(ip, port, 'UDP'),
-    });
+    result.flushed = this.staleUdp.sync(plans, (nn) => k.services.get(nn)?.spec.ports, (stale) => this.flushMany(stale));
     return result;
   }
 

@@ -107,6 +107,7 @@ export interface CoreExports {
   conntrackTimeout(kind: number, ms: number): number;
   conntrackFlushReplySrc(family: number, proto: number, a0: number, a1: number, a2: number, a3: number, port: number): number;
   conntrackFlushOrigDst(family: number, proto: number, a0: number, a1: number, a2: number, a3: number, port: number): number;
+  conntrackFlushMany(n: number): number;
 }
 
 /** Service-load error codes (assembly/svc/table.ts). */

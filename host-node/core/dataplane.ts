@@ -16,6 +16,10 @@ import { setClusterDns, type ClusterDnsCore } from './cluster-dns.js';
 import { ConfigLog, recordConfig, applySvp, decodeSvp } from '../embed/svp.js';
 
 type FlushProtocol = 'UDP' | 'TCP' | 'SCTP';
+/** Flows to delete: those whose chosen endpoint (reply source) or Service address (original destination) is `ip`; port 0 = any. */
+export interface FlowFlush { by: 'endpoint' | 'service'; ip: string; port?: number; protocol?: FlushProtocol }
+/** A flush key's size in the core's config buffer (assembly/conntrack/reap.ts FLUSH_KEY). */
+const FLUSH_KEY_BYTES = 24;
 
 export interface DataplaneOptions {
   /** The node's own addresses (addrtype LOCAL); the first of each family is the default masquerade source. */
@@ -359,18 +363,42 @@ export class Dataplane {
 
   /** kube-proxy's stale-UDP cleanup: removes flows whose chosen endpoint is `ip` (and `port`, 0 = any). */
   flushEndpoint(ip: string, port = 0, protocol: FlushProtocol = 'UDP'): number {
-    return this.flush(this.core.conntrackFlushReplySrc, ip, port, protocol);
+    return this.flushMany([{ by: 'endpoint', ip, port, protocol }]);
   }
 
   /** Removes flows addressed to a Service VIP (and `port`, 0 = any). */
   flushService(vip: string, port = 0, protocol: FlushProtocol = 'UDP'): number {
-    return this.flush(this.core.conntrackFlushOrigDst, vip, port, protocol);
+    return this.flushMany([{ by: 'service', ip: vip, port, protocol }]);
   }
 
-  private flush(call: CoreExports['conntrackFlushOrigDst'], ip: string, port: number, protocol: FlushProtocol): number {
-    const a = tryParseIP(ip);
-    if (!a) throw new Error(`not an IP address: ${ip}`);
-    return call(a.length === 4 ? 4 : 6, PROTO[protocol.toLowerCase() as 'udp' | 'tcp' | 'sctp'], ...ipWords(a), port);
+  /**
+   * Removes every flow that any of `flushes` names (each as flushEndpoint or flushService would)
+   * in one walk of the table, where each single flush walks all of it: a sync in which thousands
+   * of UDP endpoints left costs one walk. Returns how many flows went.
+   */
+  flushMany(flushes: readonly FlowFlush[]): number {
+    if (flushes.length === 0) return 0;
+    const keys = flushes.map((f) => {
+      const a = tryParseIP(f.ip);
+      if (!a) throw new Error(`not an IP address: ${f.ip}`);
+      const port = f.port ?? 0;
+      if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new Error(`bad port ${String(port)}`);
+      return { dir: f.by === 'endpoint' ? 1 : 0, a, port, proto: PROTO[(f.protocol ?? 'UDP').toLowerCase() as 'udp' | 'tcp' | 'sctp'] };
+    });
+    const at = this.core.cfgBuffer(keys.length * FLUSH_KEY_BYTES);
+    this.refresh();
+    this.u8.fill(0, at, at + keys.length * FLUSH_KEY_BYTES);
+    keys.forEach((k, i) => {
+      const p = at + i * FLUSH_KEY_BYTES;
+      this.u8[p] = k.dir;
+      this.u8[p + 1] = k.a.length === 4 ? 4 : 6;
+      this.u8[p + 2] = k.proto;
+      this.dv.setUint16(p + 4, k.port, true);
+      this.u8.set(k.a, p + 8);
+    });
+    const n = this.core.conntrackFlushMany(keys.length);
+    if (n < 0) throw new Error(`conntrack flush refused (${n})`);
+    return n;
   }
 
   /** Formats an address the core reported. */

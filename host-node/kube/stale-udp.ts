@@ -3,7 +3,8 @@
 // what they were, and flows to an endpoint that left are deleted at once (a UDP client would
 // otherwise keep sending into the void until its entry timed out), as are flows to a service IP
 // that had no endpoints and now has some (so the next packet is load-balanced afresh). Deletes
-// nothing itself: the caller's flush callbacks do. Work in proportion to the changed Services.
+// nothing itself: the caller's flush callback does, once per sync. Work in proportion to the
+// changed Services.
 import { splitHostPort } from '../core/svc-config.js';
 import { servicePortId } from './model.js';
 import type { ServicePort } from './objects.js';
@@ -11,11 +12,8 @@ import type { SyncPlan } from './proxy-state.js';
 
 type UdpPort = { ips: string[]; port: number; endpoints: Set<string> };
 
-/** Deletes the UDP flows to an endpoint, or to a service IP and port; each returns the count. */
-export interface UdpFlush {
-  endpoint(ip: string, port: number): number;
-  service(ip: string, port: number): number;
-}
+/** Flows to delete: those whose chosen endpoint (reply source) or Service address and port (original destination) is this. */
+export interface UdpFlush { by: 'endpoint' | 'service'; ip: string; port: number }
 
 export class StaleUdp {
   /** UDP service ports as of the last sync ("family/id" → service IPs, port, serving endpoints), and per "family/ns/name" their keys. */
@@ -30,9 +28,10 @@ export class StaleUdp {
 
   /**
    * Updates the UDP view for the Services the sync `plans` touched (all of them on a full sync)
-   * and flushes the flows that became stale; `portsOf` gives a Service's ports. Returns the flows removed.
+   * and flushes the flows that became stale, all in one call of `flush` (UDP flows only); `portsOf`
+   * gives a Service's ports. Returns the flows removed.
    */
-  sync(plans: readonly SyncPlan[], portsOf: (nn: string) => readonly ServicePort[] | undefined, flush: UdpFlush): number {
+  sync(plans: readonly SyncPlan[], portsOf: (nn: string) => readonly ServicePort[] | undefined, flush: (stale: UdpFlush[]) => number): number {
     const before = new Map<string, UdpPort>();
     const after = new Map<string, UdpPort>();
     for (const plan of plans) {
@@ -70,21 +69,20 @@ export class StaleUdp {
   }
 }
 
-/** The flows that `before` → `after` made stale, flushed. */
-function flushStale(before: Map<string, UdpPort>, after: Map<string, UdpPort>, flush: UdpFlush): number {
-  let n = 0;
+/** The flows that `before` → `after` made stale, flushed in one call. */
+function flushStale(before: Map<string, UdpPort>, after: Map<string, UdpPort>, flush: (stale: UdpFlush[]) => number): number {
+  const stale: UdpFlush[] = [];
   for (const [key, was] of before) {
     const now = after.get(key);
     for (const ep of was.endpoints) {
       if (now?.endpoints.has(ep)) continue;
       const hp = splitHostPort(ep);
-      if (hp) n += flush.endpoint(hp.host, hp.port);
+      if (hp) stale.push({ by: 'endpoint', ip: hp.host, port: hp.port });
     }
   }
   for (const [key, now] of after) {
     if (now.endpoints.size === 0 || (before.get(key)?.endpoints.size ?? 0) > 0) continue;
-    for (const ip of now.ips) n += flush.service(ip, now.port);
+    for (const ip of now.ips) stale.push({ by: 'service', ip, port: now.port });
   }
-  return n;
+  return stale.length === 0 ? 0 : flush(stale);
 }
-

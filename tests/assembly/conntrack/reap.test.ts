@@ -1,5 +1,6 @@
 // Bounded reaping (budget respected, everything expired eventually removed, the cursor wraps),
-// iteration over used slots, and the control plane's flushes by reply source and original destination.
+// iteration over used slots, and the control plane's flushes by reply source and original destination,
+// one at a time and many in one walk.
 import { describe, it, expect } from 'vitest';
 import { Ct, T, inv, UDP, TCP, NONE, SEC, addrWords } from './harness';
 
@@ -118,5 +119,89 @@ describe('conntrack flushes', () => {
     expect(c.x.ctFlushOrigDst(4, UDP, 1, 0, 0, 0, 70000)).toBe(0);
     expect(c.count()).toBe(5);
     expect(c.stat('BAD_ARG')).toBe(4);
+  });
+
+  /** Flush keys as the core reads them (reap.ts FLUSH_KEY), written at the scratch buffer. */
+  type Key = { dir: 0 | 1; family: 4 | 6; proto: number; port: number; addr: string };
+  function putKeys(c: Ct, keys: Key[]): number {
+    const bytes = new Uint8Array(keys.length * 24);
+    const dv = new DataView(bytes.buffer);
+    keys.forEach((k, i) => {
+      const p = i * 24;
+      bytes[p] = k.dir; bytes[p + 1] = k.family; bytes[p + 2] = k.proto;
+      dv.setUint16(p + 4, k.port, true);
+      addrWords(k.addr, k.family).forEach((w, j) => dv.setUint32(p + 8 + 4 * j, w, true));
+    });
+    return c.core.put(bytes);
+  }
+
+  it('many keys in one walk delete exactly the flows some key names, as the single flushes do', () => {
+    // Random flows over a few VIPs and endpoints (IPv4 and IPv6, UDP and TCP), and random keys
+    // naming endpoints and VIPs, some with any port or any protocol. The flows to go are worked
+    // out here from the keys; the batch, and the single flushes on a twin table, leave the rest.
+    let seed = 7;
+    const rnd = (n: number) => { // mulberry32
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t ^= t + Math.imul(t ^ (t >>> 7), 61 | t);
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+    const ep = (f: 4 | 6, k: number) => (f === 4 ? `198.18.5.${k}` : `fd00::5:${k}`);
+    const vip = (f: 4 | 6, k: number) => (f === 4 ? `198.18.100.${k}` : `fd00::100:${k}`);
+    const batch = new Ct(14, 12), single = new Ct(14, 12);
+    const flows: Array<{ o: T; r: T }> = [];
+    for (let i = 0; i < 1500; i++) {
+      const f: 4 | 6 = rnd(4) === 0 ? 6 : 4;
+      const proto = rnd(3) === 0 ? TCP : UDP;
+      const o: T = { family: f, proto, sport: 1000 + i, dport: 53 + rnd(2), src: f === 4 ? '198.18.0.9' : 'fd00::9', dst: vip(f, rnd(6)) };
+      const r: T = { ...inv(o), src: ep(f, rnd(20)), sport: 5353 + rnd(2) };
+      const id = batch.insert(o, r, at(0));
+      expect(id).not.toBe(NONE);
+      expect(single.insert(o, r, at(0))).toBe(id);
+      flows.push({ o, r });
+    }
+    const keys: Key[] = [];
+    for (let k = 0; k < 60; k++) {
+      const f: 4 | 6 = rnd(4) === 0 ? 6 : 4;
+      const dir = rnd(2) as 0 | 1;
+      keys.push({
+        dir, family: f, proto: [0, UDP, TCP][rnd(3)]!,
+        port: rnd(3) === 0 ? 0 : dir === 1 ? 5353 + rnd(2) : 53 + rnd(2),
+        addr: dir === 1 ? ep(f, rnd(24)) : vip(f, rnd(8)),
+      });
+    }
+    keys.push(keys[3]!); // a key given twice
+    const names = ({ o, r }: { o: T; r: T }, k: Key) => k.family === o.family && (k.proto === 0 || k.proto === o.proto) &&
+      (k.dir === 0 ? k.addr === o.dst && (k.port === 0 || k.port === o.dport) : k.addr === r.src && (k.port === 0 || k.port === r.sport));
+    const stays = flows.filter((fl) => !keys.some((k) => names(fl, k)));
+    let one = 0;
+    for (const k of keys) {
+      const w = addrWords(k.addr, k.family);
+      one += (k.dir === 1 ? single.x.ctFlushReplySrc : single.x.ctFlushOrigDst)(k.family, k.proto, ...w, k.port) >>> 0;
+    }
+    const many = batch.x.ctFlushMany(putKeys(batch, keys), keys.length) >>> 0;
+    expect(flows.length - stays.length).toBeGreaterThan(100);
+    expect(stays.length).toBeGreaterThan(100);
+    expect(flows.filter((f) => f.o.family === 6).length).toBeGreaterThan(200);
+    expect(many).toBe(flows.length - stays.length);
+    expect(one).toBe(many);
+    for (const c of [batch, single]) {
+      expect(c.count()).toBe(stays.length);
+      for (const { o } of stays) expect(c.lookup(o, at(1))).not.toBe(NONE);
+    }
+    expect(batch.stat('DELETES')).toBe(many);
+  });
+
+  it('a bad key in a batch is counted and left out; the others still apply', () => {
+    const c = new Ct(8, 4);
+    fill(c);
+    const bad: Key = { dir: 1, family: 4, proto: UDP, port: 0, addr: '198.18.5.1' };
+    const at0 = putKeys(c, [bad, { dir: 0, family: 6, proto: 0, port: 0, addr: 'fd00::100' }, bad]);
+    c.core.u8()[at0] = 2; // no such direction
+    c.core.dv().setUint32(at0 + 48 + 12, 1, true); // IPv4 key with a padding word set
+    expect(c.x.ctFlushMany(at0, 3)).toBe(1);
+    expect(c.stat('BAD_ARG')).toBe(2);
+    expect(c.count()).toBe(4);
+    expect(c.x.ctFlushMany(at0, 0)).toBe(0);
   });
 });

@@ -314,6 +314,23 @@ describe('Dataplane', () => {
     expect(dp.conntrack()).toHaveLength(0);
   });
 
+  it('flushes many endpoints and Service addresses in one call, or none when one is not an address', () => {
+    for (let p = 0; p < 6; p++) dp.process(buildPacket({ src: `10.244.1.${5 + p}`, dst: '10.96.0.10', proto: 'udp', sport: 7000, dport: 53 }), 1);
+    dp.process(buildPacket({ src: '10.244.1.5', dst: '10.96.0.80', proto: 'tcp', sport: 7001, dport: 80, flags: 'S' }), 1);
+    expect(dp.conntrack()).toHaveLength(7);
+    const bad = [{ by: 'endpoint' as const, ip: '10.244.1.21', port: 53 }, { by: 'service' as const, ip: 'nope' }];
+    expect(() => dp.flushMany(bad)).toThrow('not an IP address: nope');
+    expect(() => dp.flushMany([{ by: 'service', ip: '10.96.0.10', port: 70000 }])).toThrow('bad port 70000');
+    expect(dp.conntrack()).toHaveLength(7);
+    // The UDP flows all went to the one endpoint: named twice, and by their Service address, each goes once.
+    expect(dp.flushMany([
+      { by: 'endpoint', ip: '10.244.1.21', port: 53 }, { by: 'service', ip: '10.96.0.10', port: 53 },
+      { by: 'endpoint', ip: '10.244.1.21' }, { by: 'service', ip: '10.96.0.80', port: 80, protocol: 'UDP' },
+    ])).toBe(6);
+    expect(dp.conntrack().map((f) => f.proto)).toEqual(['tcp']);
+    expect(dp.flushMany([])).toBe(0);
+  });
+
   it('expires flows by their timeouts', () => {
     dp.process(buildPacket({ src: '10.244.1.5', dst: '10.96.0.10', proto: 'udp', sport: 7000, dport: 53 }), 1000);
     expect(dp.expire(30_999)).toBe(0);
