@@ -23,3 +23,11 @@ export function allocZeroed(bytes: usize): usize {
   memory.fill(end - END_BYTES, 0, END_BYTES);
   return p;
 }
+
+/** A block of `bytes` holding the `oldBytes` of `p` (freed) and zero after them: a pool grown in place of its ids. */
+export function regrow(p: usize, oldBytes: usize, bytes: usize): usize {
+  const q = allocZeroed(bytes);
+  memory.copy(q, p, oldBytes);
+  heap.free(p);
+  return q;
+}

@@ -58,8 +58,8 @@ const round = (x: number): number => (x >= 100 ? Math.round(x) : x >= 1 ? Math.r
 
 async function one(mode: Mode, n: number, per: number, reps: number): Promise<BenchRow[]> {
   const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], podCIDR: '198.19.0.0/16', conntrackCapacity: 1 << 12, seed: 1 });
-  // IPVS tables are fixed pools sized once: room for every virtual server (node ports add one per
-  // node address) and destination.
+  // IPVS pools sized up front for every virtual server (node ports add one per node address) and
+  // destination, so no sync in the timings grows them.
   if (mode === 'ipvs') dp.ipvs({ services: 2 * n + 1024, destinations: 2 * n * per + 4096 });
   const opts: ApplyOptions = { mode, nodeName: 'node-a' };
   const objs: object[] = [];

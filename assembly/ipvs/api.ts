@@ -31,13 +31,13 @@ import {
 } from "./defs";
 import {
   destPoolInit, destAt, destIsUsed, destSvc, destFlags, destNext, destStat, DEST_BYTES,
-  destZeroStats, D_TRASH, destTun, destSetTun,
+  destZeroStats, D_TRASH, destTun, destSetTun, DEST_LIMIT,
 } from "./dest";
 import { setEncapSeed } from "./encap";
 import {
   svcPoolInit, svcAt, svcAdd, svcEdit, svcDelete, svcFlush, svcDestAdd, svcDestEdit, svcDestDelete,
   svcDestLookup, svcLookupAddr, svcLookupFwmark, svcIsLive, svcNextLive, svcStat, svcFirst, svcMax,
-  svcZeroStats, svcLive, SVC_BYTES,
+  svcZeroStats, svcLive, SVC_BYTES, SVC_LIMIT,
 } from "./service";
 import {
   connInit, connNextUsed, connAt, connDest, connRemaining, connReap, connUsed, connCapacity,
@@ -58,13 +58,14 @@ const buf: usize = heap.alloc(IPVS_BUF_BYTES);
 @inline function now32(nowMs: f64): u32 { return <u32><i64>nowMs; }
 
 /**
- * Sizes IPVS: 2^connLog2 connection entries (4..24), `services` and `dests` records. Once only.
+ * Sizes IPVS: 2^connLog2 connection entries (4..24), and the first size of the service and
+ * destination pools (each doubles when full, to SVC_LIMIT / DEST_LIMIT). Once only.
  * Returns 0, E_INVAL for a size out of range, E_NOTREADY when called twice.
  */
 export function ipvsInit(connLog2: u32, services: u32, dests: u32, seed: u32): i32 {
   if (ipvsReady) return E_NOTREADY;
   if (connLog2 < CONN_LOG2_MIN || connLog2 > CONN_LOG2_MAX) return E_INVAL;
-  if (services == 0 || services > (1 << 20) || dests == 0 || dests > (1 << 22)) return E_INVAL;
+  if (services == 0 || services > SVC_LIMIT || dests == 0 || dests > DEST_LIMIT) return E_INVAL;
   connInit(connLog2, seed ^ 0x1F2E3D4C);
   svcPoolInit(services, seed ^ 0x5A6B7C8D);
   destPoolInit(dests);

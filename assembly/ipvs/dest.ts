@@ -1,10 +1,12 @@
-// ipvs/dest.ts — real servers (destinations): a fixed pool of records sized at ipvsInit, their
+// ipvs/dest.ts — real servers (destinations): a pool of records sized at ipvsInit, their
 // counters, and the kernel's connection accounting on them — ip_vs_conn.c ip_vs_bind_dest() /
 // ip_vs_unbind_dest() (activeconns, inactconns, persistconns and the IP_VS_DEST_F_OVERLOAD flag driven
 // by the upper/lower thresholds) — plus the "trash": a destination removed from its service lives on
 // while connections still point at it (ip_vs_ctl.c __ip_vs_del_dest → dest_trash) and is revived
-// when the same address:port is added back (ip_vs_trash_get_dest). Never schedules, never reads
-// packets; allocation happens only in destPoolInit.
+// when the same address:port is added back (ip_vs_trash_get_dest). The pool doubles when every
+// record is taken (ids stay; up to DEST_LIMIT), so a cluster may outgrow its first sync. Never
+// schedules, never reads packets; allocates only in destPoolInit and when the pool grows (a
+// control call adding a destination).
 //
 // Record layout (80 bytes):
 //    0 u32×4 address (Tuple words)    16 u16 port (host order)   18 u8 family   19 u8 forwarding method
@@ -16,8 +18,11 @@
 //   every reuse of the slot)
 // Counter block (128 bytes, parallel array): see STAT_* below.
 import { NIL, DEST_F_AVAILABLE, DEST_F_OVERLOAD, CF_INACTIVE, CF_TEMPLATE } from "./defs";
+import { regrow } from "../zeroed";
 
 export const DEST_BYTES: usize = 80;
+/** The most destination records the pool holds (ipvsInit's bound on its first size too). */
+export const DEST_LIMIT: u32 = 1 << 22;
 export const DSTAT_BYTES: usize = 128;
 
 const O_PORT: usize = 16;
@@ -144,10 +149,24 @@ export function destSetTun(d: u32, tun: u32): void { store<u32>(destAt(d), tun, 
 // @ts-ignore: decorator
 @inline function totalConns(p: usize): u32 { return load<u32>(p, O_ACTIVE) + load<u32>(p, O_INACT); }
 
-/** Takes a free record (zeroed but for its generation). NIL when the pool is exhausted. */
+/** Doubles the pool (to DEST_LIMIT at most), the new records free; false when it is at its limit. */
+function destPoolGrow(): bool {
+  if (destMax >= DEST_LIMIT) return false;
+  const max = min(destMax << 1, DEST_LIMIT);
+  destPool = regrow(destPool, <usize>destMax * DEST_BYTES, <usize>max * DEST_BYTES);
+  destStats = regrow(destStats, <usize>destMax * DSTAT_BYTES, <usize>max * DSTAT_BYTES);
+  for (let i = max; i > destMax; i--) {
+    store<u32>(destAt(i - 1), freeHead, O_LINK);
+    freeHead = i - 1;
+  }
+  destMax = max;
+  return true;
+}
+
+/** Takes a free record (zeroed but for its generation), growing the pool when it is full. NIL at DEST_LIMIT. */
 export function destAlloc(): u32 {
+  if (freeHead == NIL && !destPoolGrow()) return NIL;
   const d = freeHead;
-  if (d == NIL) return NIL;
   const p = destAt(d);
   freeHead = load<u32>(p, O_LINK);
   const gen = load<u32>(p, O_GEN) + 1;

@@ -1,12 +1,13 @@
-// ipvs/service.ts — virtual services and their destination lists (ip_vs_ctl.c): a fixed pool of
-// service records sized at ipvsInit, two hash tables — <family, protocol, address, port> and
+// ipvs/service.ts — virtual services and their destination lists (ip_vs_ctl.c): a pool of service
+// records sized at ipvsInit that doubles when full (ids stay; up to SVC_LIMIT), two hash tables —
+// <family, protocol, address, port> and
 // <family, fwmark> — and the control operations add / edit / delete of services and destinations
 // with the kernel's side effects: destinations join the list at its head (list_add_rcu), the
 // scheduler's hooks run on every change, a removed destination goes to the trash while entries
 // still use it and is revived by an equal add, a deleted service stays (unhashed) while trashed
 // destinations refer to it. svcFind is the packet-path lookup (ip_vs_service_find: fwmark first,
 // then the exact address:port, then the port-zero catch-all). Allocates only on the control path
-// (scheduler state blocks).
+// (scheduler state blocks, the pool growing).
 //
 // Record layout (80 bytes): 0 u32×4 address, 16 u16 port, 18 u8 family, 19 u8 protocol,
 // 20 u32 fwmark, 24 u32 flags (SVC_F_*), 28 u32 persistence timeout (ms), 32 u32 netmask (IPv4: the
@@ -28,9 +29,12 @@ import {
 import {
   schedStateBytes, schedInit, schedDestAdded, schedDestUpdated, schedDestRemoved,
 } from "./sched/index";
-import { vipInit, vipAdd, vipRemove } from "./vip";
+import { vipInit, vipGrow, vipAdd, vipRemove } from "./vip";
+import { allocZeroed, regrow } from "../zeroed";
 
 export const SVC_BYTES: usize = 80;
+/** The most service records the pool holds (ipvsInit's bound on its first size too). */
+export const SVC_LIMIT: u32 = 1 << 20;
 export const SSTAT_BYTES: usize = 128;
 
 const O_PORT: usize = 16;
@@ -68,31 +72,74 @@ let fwmCount: u32 = 0;   // ipvs->fwm_services counting: the fwmark table is sea
 let nullCount: u32 = 0;  // ipvs->nullsvc_counter: port-zero services
 
 export function svcPoolInit(max: u32, hashSeed: u32): void {
-  svcMax = max;
-  svcPool = heap.alloc(<usize>max * SVC_BYTES);
+  svcMax = 0;
+  svcPool = allocZeroed(<usize>max * SVC_BYTES);
   vipInit(max);
   // One more counter row than services: the totals (est.ts totStat).
-  svcStats = heap.alloc(<usize>(max + 1) * SSTAT_BYTES);
-  memory.fill(svcPool, 0, <usize>max * SVC_BYTES);
-  memory.fill(svcStats, 0, <usize>(max + 1) * SSTAT_BYTES);
-  let buckets: u32 = 16;
-  while (buckets < max) buckets <<= 1;
-  tabMask = buckets - 1;
-  addrTab = heap.alloc(<usize>buckets << 2);
-  fwmTab = heap.alloc(<usize>buckets << 2);
-  for (let b: u32 = 0; b < buckets; b++) {
-    store<u32>(addrTab + (<usize>b << 2), NIL);
-    store<u32>(fwmTab + (<usize>b << 2), NIL);
-  }
+  svcStats = allocZeroed(<usize>(max + 1) * SSTAT_BYTES);
+  addrTab = 0;
+  fwmTab = 0;
   freeHead = NIL;
-  for (let i = max; i > 0; i--) {
-    store<u32>(svcPool + <usize>(i - 1) * SVC_BYTES, freeHead, O_LINK);
-    freeHead = i - 1;
-  }
   seed = hashSeed;
   svcLive = 0;
   fwmCount = 0;
   nullCount = 0;
+  poolSized(max);
+}
+
+/**
+ * Doubles the pool (to SVC_LIMIT at most) when every record is taken: ids stay, the counters'
+ * totals row moves to the end, the tables are rehashed. False when it is at its limit.
+ */
+function svcPoolGrow(): bool {
+  if (svcMax >= SVC_LIMIT) return false;
+  const max = min(svcMax << 1, SVC_LIMIT);
+  svcPool = regrow(svcPool, <usize>svcMax * SVC_BYTES, <usize>max * SVC_BYTES);
+  const stats = allocZeroed(<usize>(max + 1) * SSTAT_BYTES);
+  memory.copy(stats, svcStats, <usize>svcMax * SSTAT_BYTES);
+  memory.copy(stats + <usize>max * SSTAT_BYTES, svcStats + <usize>svcMax * SSTAT_BYTES, SSTAT_BYTES);
+  heap.free(svcStats);
+  svcStats = stats;
+  vipGrow(max);
+  poolSized(max);
+  return true;
+}
+
+/** The pool now holds `max` records (zero past the old size): frees the new ones, (re)builds both tables. */
+function poolSized(max: u32): void {
+  for (let i = max; i > svcMax; i--) {
+    store<u32>(svcAt(i - 1), freeHead, O_LINK);
+    freeHead = i - 1;
+  }
+  svcMax = max;
+  let n: u32 = 16;
+  while (n < max) n <<= 1;
+  const oldAddr = addrTab, oldFwm = fwmTab, oldCount: u32 = addrTab == 0 ? 0 : tabMask + 1;
+  addrTab = heap.alloc(<usize>n << 2);
+  fwmTab = heap.alloc(<usize>n << 2);
+  memory.fill(addrTab, 0xFF, <usize>n << 2);   // every bucket NIL
+  memory.fill(fwmTab, 0xFF, <usize>n << 2);
+  tabMask = n - 1;
+  for (let b: u32 = 0; b < oldCount; b++) {
+    rehashChain(load<u32>(oldAddr + (<usize>b << 2)));
+    rehashChain(load<u32>(oldFwm + (<usize>b << 2)));
+  }
+  if (oldAddr != 0) {
+    heap.free(oldAddr);
+    heap.free(oldFwm);
+  }
+}
+
+/** Links each service of an old table's chain into the bucket the current tables give it. */
+function rehashChain(s: u32): void {
+  while (s != NIL) {
+    const p = svcAt(s);
+    const next = load<u32>(p, O_HNEXT);
+    const bp = bucketOf(p);
+    store<u32>(p, load<u32>(bp), O_HNEXT);
+    store<u32>(bp, s);
+    s = next;
+  }
 }
 
 // @ts-ignore: decorator
@@ -182,11 +229,17 @@ export function svcFind(af: u8, mark: u32, proto: u8, a0: u32, a1: u32, a2: u32,
   return svcLookupAddr(af, proto, a0, a1, a2, a3, 0);
 }
 
+/** The bucket of service `s`'s table (fwmark or address) that holds it. */
+function bucketOf(p: usize): usize {
+  const mark = load<u32>(p, O_FWMARK);
+  return mark != 0 ? fwmBucket(load<u8>(p, O_AF), mark)
+    : addrBucket(load<u8>(p, O_AF), load<u8>(p, O_PROTO), load<u32>(p), load<u32>(p, 4), load<u32>(p, 8), load<u32>(p, 12), load<u16>(p, O_PORT));
+}
+
 function hashIn(s: u32): void {
   const p = svcAt(s);
   const mark = load<u32>(p, O_FWMARK);
-  const bp = mark != 0 ? fwmBucket(load<u8>(p, O_AF), mark)
-    : addrBucket(load<u8>(p, O_AF), load<u8>(p, O_PROTO), load<u32>(p), load<u32>(p, 4), load<u32>(p, 8), load<u32>(p, 12), load<u16>(p, O_PORT));
+  const bp = bucketOf(p);
   store<u32>(p, load<u32>(bp), O_HNEXT);
   store<u32>(bp, s);
   store<u32>(p, load<u32>(p, O_FLAGS) | SVC_F_HASHED, O_FLAGS);
@@ -200,8 +253,7 @@ function hashIn(s: u32): void {
 function hashOut(s: u32): void {
   const p = svcAt(s);
   const mark = load<u32>(p, O_FWMARK);
-  const bp = mark != 0 ? fwmBucket(load<u8>(p, O_AF), mark)
-    : addrBucket(load<u8>(p, O_AF), load<u8>(p, O_PROTO), load<u32>(p), load<u32>(p, 4), load<u32>(p, 8), load<u32>(p, 12), load<u16>(p, O_PORT));
+  const bp = bucketOf(p);
   let prev = NIL, cur = load<u32>(bp);
   while (cur != NIL) {
     const next = load<u32>(svcAt(cur), O_HNEXT);
@@ -259,8 +311,8 @@ export function svcAdd(af: u8, proto: u8, a0: u32, a1: u32, a2: u32, a3: u32, po
   if (schedStateBytes(sched, param) == 0) return E_INVAL;
   const dup = mark != 0 ? svcLookupFwmark(af, mark) : svcLookupAddr(af, proto, a0, a1, a2, a3, port);
   if (dup != NIL) return E_EXIST;
+  if (freeHead == NIL && !svcPoolGrow()) return E_NOMEM;
   const s = freeHead;
-  if (s == NIL) return E_NOMEM;
   const p = svcAt(s);
   freeHead = load<u32>(p, O_LINK);
   const gen = load<u32>(p, O_GEN) + 1;

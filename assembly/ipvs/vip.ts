@@ -5,10 +5,11 @@
 // routing table. A packet to such an address is then routed to LOCAL_IN, where IPVS takes it
 // (ip_vs_core.c ip_vs_ops4: ip_vs_remote_request4 at NF_INET_LOCAL_IN), and `-m addrtype
 // --dst-type LOCAL` matches it. Fwmark services have no address and add nothing.
-// node.ts isLocal() asks vipIsLocal(). The table is sized once with the service pool (one record
-// per service at most); add/remove run on the control path, the lookup on the packet path.
-// Never allocates after vipInit.
+// node.ts isLocal() asks vipIsLocal(). The table is sized with the service pool (one record per
+// service at most) and grows with it; add/remove run on the control path, the lookup on the
+// packet path. Allocates only in vipInit and vipGrow.
 import { NIL } from "./defs";
+import { regrow } from "../zeroed";
 
 // Record (32 bytes): 0 u32×4 address, 16 u8 family, 20 u32 references, 24 u32 hash-chain next
 // (free-list link when unused).
@@ -18,24 +19,47 @@ const V_REF: usize = 20;
 const V_NEXT: usize = 24;
 
 let pool: usize = 0;
+let cap: u32 = 0;
 let buckets: usize = 0;
 let mask: u32 = 0;
 let free: u32 = NIL;
 let live: u32 = 0;
 
 export function vipInit(max: u32): void {
-  let n: u32 = 16;
-  while (n < max) n <<= 1;
-  mask = n - 1;
   pool = heap.alloc(<usize>max * V_BYTES);
-  buckets = heap.alloc(<usize>n << 2);
-  for (let b: u32 = 0; b < n; b++) store<u32>(buckets + (<usize>b << 2), NIL);
+  cap = 0;
   free = NIL;
-  for (let i = max; i > 0; i--) {
+  live = 0;
+  buckets = 0;
+  vipGrow(max);
+}
+
+/** Room for `max` addresses (at least as many as now): records keep their ids, chains are rehashed. */
+export function vipGrow(max: u32): void {
+  if (cap != 0) pool = regrow(pool, <usize>cap * V_BYTES, <usize>max * V_BYTES);
+  for (let i = max; i > cap; i--) {
     store<u32>(pool + <usize>(i - 1) * V_BYTES, free, V_NEXT);
     free = i - 1;
   }
-  live = 0;
+  cap = max;
+  let n: u32 = 16;
+  while (n < max) n <<= 1;
+  const old = buckets, oldCount: u32 = buckets == 0 ? 0 : mask + 1;
+  buckets = heap.alloc(<usize>n << 2);
+  memory.fill(buckets, 0xFF, <usize>n << 2);   // every bucket NIL
+  mask = n - 1;
+  for (let b: u32 = 0; b < oldCount; b++) {
+    let v = load<u32>(old + (<usize>b << 2));
+    while (v != NIL) {
+      const p = pool + <usize>v * V_BYTES;
+      const next = load<u32>(p, V_NEXT);
+      const nb = bucket(load<u8>(p, V_FAM), load<u32>(p), load<u32>(p, 4), load<u32>(p, 8), load<u32>(p, 12));
+      store<u32>(p, load<u32>(nb), V_NEXT);
+      store<u32>(nb, v);
+      v = next;
+    }
+  }
+  if (old != 0) heap.free(old);
 }
 
 // @ts-ignore: decorator

@@ -40,7 +40,7 @@ export const COUNTERS = ['packets', 'conn_new', 'template_new', 'conn_expired', 
   'no_tunnel_source'] as const;
 export const ERRORS: Record<number, string> = {
   [-1]: 'invalid argument', [-2]: 'already exists', [-3]: 'no such service or destination',
-  [-4]: 'no room left (fixed pool full)', [-5]: 'IPVS not initialised', [-6]: 'address family not supported for this forwarding method',
+  [-4]: 'no room left (the pool is at its limit)', [-5]: 'IPVS not initialised', [-6]: 'address family not supported for this forwarding method',
 };
 export const TRACE_KINDS = ['none', 'connection', 'template', 'scheduler', 'odds', 'no-destination'] as const;
 export type TraceKind = (typeof TRACE_KINDS)[number];

@@ -187,8 +187,8 @@ export class IpvsApply {
     // A family whose last sync left its shares under the same options takes the changes alone.
     const byChange = (plan: SyncPlan): boolean => plan.changedServices !== null && state.get(plan.family)?.shares?.optsKey === optsKey;
     const wholes = plans.map((plan) => (byChange(plan) ? null : renderWhole(plan.model, opts, optsKey)));
-    // The core's pools are fixed when IPVS is first set up: room for twice the first sync's
-    // virtual and real servers (and the defaults at least), so a cluster of any size starts.
+    // The core's pools are first sized when IPVS is set up: room for twice the first sync's
+    // virtual and real servers (the defaults at least); they double when full after that.
     const servers0 = wholes.reduce((n, w) => n + (w?.render.servers.length ?? 0), 0);
     const dests0 = wholes.reduce((n, w) => n + (w?.render.servers.reduce((m, vs) => m + vs.dests.length, 0) ?? 0), 0);
     const program = this.target.ipvs({ services: Math.max(4096, 2 * servers0), destinations: Math.max(65536, 2 * dests0) });

@@ -40,14 +40,18 @@ describe('IPVS service slots', () => {
     const dp = await Dataplane.create({ nodeIPs: ['198.18.0.254'], seed: 3 });
     const p = dp.ipvs({ services: 64, destinations: 256 });
     const fill = () => {
+      const ids: number[] = [];
       for (let i = 0; i < 64; i++) {
         const s = p.addService({ protocol: 'tcp', address: `198.18.3.${i}`, port: 80, scheduler: 'rr' });
         p.addDest(s, { address: '198.18.1.1', port: 8080, forwarding: 'masq' });
+        ids.push(s);
       }
+      return ids;
     };
     fill();
     p.flush();
-    fill(); // every one of the 64 slots comes back
+    // Every one of the 64 slots comes back (the pool, 64 at first, had no need to grow).
+    expect(fill().sort((a, b) => a - b)).toEqual(Array.from({ length: 64 }, (_, i) => i));
     expect(p.services()).toHaveLength(64);
   });
 });

@@ -1,7 +1,7 @@
 // Programming and listing: refused calls with their codes, pools, listing fields, counters and the
 // rate estimator, zeroing and flushing.
 import { describe, it, expect } from 'vitest';
-import { Lab, tcp, udp } from './harness';
+import { Lab, V, tcp, udp } from './harness';
 import { IpvsError } from '../../../host-node/ipvs/program';
 
 const VIP = '198.18.0.100';
@@ -19,12 +19,11 @@ describe('refused calls', () => {
     const d = lab.p.addDest(svc, { address: '198.18.1.1', port: 80 });
     expect(err(() => lab.p.addDest(svc, { address: '198.18.1.1', port: 80 }))).toBe(-2);
     lab.p.addDest(svc, { address: '198.18.1.2', port: 80 });
-    expect(err(() => lab.p.addDest(svc, { address: '198.18.1.3', port: 80 }))).toBe(-4);
     expect(err(() => lab.p.editDest(svc + 1, d, { weight: 2 }))).toBe(-3);
     expect(err(() => lab.p.deleteService(svc + 5))).toBe(-3);
     expect(lab.x.ipvsInit!(10, 4, 4, 0)).toBe(-5);
     expect(err(() => lab.p.setTimeouts({ tcp: 3_000_000 }))).toBe(-1);
-    expect(new IpvsError(-4, 'add destination').message).toBe('add destination: no room left (fixed pool full)');
+    expect(new IpvsError(-4, 'add destination').message).toBe('add destination: no room left (the pool is at its limit)');
   });
 });
 
@@ -81,3 +80,40 @@ describe('counters and rates', () => {
     expect(lab.x.ipvsConnCount!()).toBe(20);
   });
 });
+
+describe('pools', () => {
+  it('grow past their first size as services and destinations are added, ids, flows and counters kept', () => {
+    // Room for 2 services and 2 destinations at first; 40 services of 3 destinations each later.
+    const lab = new Lab({ services: 2, destinations: 2 });
+    const vip = (i: number) => `198.18.0.${i + 1}`;
+    const first = lab.service({ protocol: 'tcp', address: vip(0), port: 80 }, [{ address: '198.18.1.1', port: 80 }]);
+    const syn = lab.send(tcp('198.18.7.1', 1000, vip(0), 80, 'S'));
+    expect(syn.dest).toBe(first.ids[0]);
+    const added = [first];
+    for (let i = 1; i < 40; i++) {
+      added.push(lab.service({ protocol: i % 2 ? 'udp' : 'tcp', address: vip(i), port: 80 }, [1, 2, 3].map((k) => ({ address: `198.18.${1 + i}.${k}`, port: 8080 }))));
+    }
+    lab.p.addService({ fwmark: 9 });
+    const ids = added.flatMap((a) => [a.svc, ...a.ids]);
+    expect(new Set(added.map((a) => a.svc)).size).toBe(40);
+    expect(new Set(added.flatMap((a) => a.ids)).size).toBe(1 + 39 * 3);
+    expect(Math.max(...ids)).toBeGreaterThan(2);
+    // Every service is found by its address and goes to one of its own destinations.
+    for (let i = 1; i < 40; i++) {
+      const spec = i % 2 ? udp(`198.18.7.${i}`, 2000, vip(i), 80) : tcp(`198.18.7.${i}`, 2000, vip(i), 80, 'S');
+      const sent = lab.send(spec);
+      expect(sent.verdict).toBe(V.FORWARD);
+      expect(added[i]!.ids).toContain(sent.dest);
+    }
+    // The flow from before the pools grew keeps its destination and its counters.
+    expect(lab.send(tcp('198.18.7.1', 1000, vip(0), 80, 'A')).dest).toBe(first.ids[0]);
+    expect(lab.p.stats(first.svc)).toMatchObject({ conns: 1n, inpkts: 2n });
+    expect(lab.p.stats('total')).toMatchObject({ conns: 40n, inpkts: 41n });
+    expect(lab.p.services().map((s) => s.address ?? `fwmark ${s.fwmark}`)).toEqual([...Array.from({ length: 40 }, (_, i) => vip(i)), 'fwmark 9']);
+    // Deleting them all and adding back reuses the records: the pool does not grow again.
+    for (const a of added.slice(1)) lab.p.deleteService(a.svc);
+    const again = lab.p.addService({ protocol: 'tcp', address: vip(50), port: 80 });
+    expect(again).toBeLessThan(64);
+  });
+});
+

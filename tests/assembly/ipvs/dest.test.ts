@@ -126,11 +126,13 @@ describe('quiescent destinations and removal', () => {
     lab.send(tcp(CL(1), 1000, VIP, 80, 'S'));
     lab.p.deleteService(svc);
     expect(lab.p.services()).toEqual([]);
-    lab.p.addService({ protocol: 'tcp', address: VIP, port: 81 });
-    // The pool has 2 records: the deleted one is still held by its trashed destination.
-    expect(() => lab.p.addService({ protocol: 'tcp', address: VIP, port: 82 })).toThrow(/no room/);
+    // The deleted record is still held by its trashed destination: new services take others.
+    const b = lab.p.addService({ protocol: 'tcp', address: VIP, port: 81 });
+    const c = lab.p.addService({ protocol: 'tcp', address: VIP, port: 82 });
+    expect([b, c]).not.toContain(svc);
     lab.p.expire(60_000);
-    lab.p.addService({ protocol: 'tcp', address: VIP, port: 82 });
-    expect(lab.p.services().length).toBe(2);
+    // Freed once the entry expired: the next service takes its record.
+    expect(lab.p.addService({ protocol: 'tcp', address: VIP, port: 83 })).toBe(svc);
+    expect(lab.p.services().length).toBe(3);
   });
 });

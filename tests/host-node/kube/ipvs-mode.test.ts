@@ -272,6 +272,33 @@ describe('kube-proxy ipvs mode: size', () => {
     const r = dp.process(buildPacket({ src: '10.244.200.1', dst: '10.96.16.103', proto: 'tcp', sport: 5000, dport: 80, flags: 'S' }), 10);
     expect(decodePacket(r.packet!).dst).toBe('10.244.16.103');
   }, 60_000);
+
+  it('keeps syncing a cluster that grows well past its first sync (the pools grow; flows stay)', async () => {
+    // The first sync holds 2 Services: the pools start at room for 4,096 virtual and 65,536 real
+    // servers. The cluster then grows to 5,000 Services of 20 endpoints (100,000 real servers).
+    const objs = (n: number, per: number) => {
+      const out: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const name = `s${i}`;
+        out.push(service({ name, clusterIP: `10.96.${i >> 8}.${i & 255}`, port: 80 }),
+          slice(name, Array.from({ length: per }, (_, e) => ({ ip: `10.${100 + e}.${i >> 8}.${i & 255}` }))));
+      }
+      return docs(...out);
+    };
+    const dp = await node(objs(2, 2));
+    const before = send(dp, { src: '10.244.200.1', dst: '10.96.0.1', dport: 80 });
+    expect(before.verdict).toBe('FORWARD');
+    const r = dp.apply(objs(5000, 20), { mode: 'ipvs', nodeName: 'node-a' });
+    expect(r.issues).toEqual([]);
+    const listed = dp.ipvs().services();
+    expect(listed).toHaveLength(5000);
+    expect(listed.reduce((n, s) => n + s.destinations.length, 0)).toBe(100_000);
+    // The flow from before keeps its real server; a new one to the last Service reaches one of its own.
+    expect(send(dp, { src: '10.244.200.1', dst: '10.96.0.1', dport: 80, flags: 'A' }, 1100).out!.dst).toBe(before.out!.dst);
+    const last = send(dp, { src: '10.244.200.1', dst: '10.96.19.135', dport: 80 }, 1200);
+    expect(last.verdict).toBe('FORWARD');
+    expect(last.out!.dst).toMatch(/^10\.1[01][0-9]\.19\.135$/);
+  }, 120_000);
 });
 
 describe('kube-proxy ipvs mode: IPv6', () => {
