@@ -344,11 +344,13 @@ export type ChainView = Chain | ChainDraft;
 
 // Common ends already known for a list (b → a and the lengths), so the several readers of one
 // restore's large chain (graph checks, reference counts, the compile memo) do not each walk it.
-const knownEnds = new WeakMap<readonly Rule[], { readonly a: readonly Rule[]; readonly p: number; readonly s: number }>();
+// `a` is held weakly: b's entry holding a strongly would keep a, a's entry its own older list, and
+// so on — every version of a chain rewritten each sync (KUBE-SERVICES) alive for good.
+const knownEnds = new WeakMap<readonly Rule[], { readonly a: WeakRef<readonly Rule[]>; readonly p: number; readonly s: number }>();
 
 /** Records commonEnds(a, b) = [p, s]. */
 export function rememberEnds(a: readonly Rule[], b: readonly Rule[], p: number, s: number): void {
-  knownEnds.set(b, { a, p, s });
+  knownEnds.set(b, { a: new WeakRef(a), p, s });
 }
 
 function forgetEnds(b: readonly Rule[]): void {
@@ -384,7 +386,7 @@ export function pendingTail(a: readonly Rule[], b: readonly Rule[], p: number): 
 /** Common prefix and suffix lengths of two rule lists (by identity). */
 export function commonEnds(a: readonly Rule[], b: readonly Rule[]): [number, number] {
   const k = knownEnds.get(b);
-  if (k !== undefined && k.a === a) return [k.p, k.s];
+  if (k !== undefined && k.a.deref() === a) return [k.p, k.s];
   let p = 0;
   const n = Math.min(a.length, b.length);
   while (p < n && a[p] === b[p]) p++;

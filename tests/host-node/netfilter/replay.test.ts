@@ -3,6 +3,8 @@
 // per-rule work (draft.ts ChainDraft.replay(), ruleset.ts ChainSource). These tests check that
 // the result is exactly what the text says — rule lists, sharing, touched sets, line numbers in
 // errors, atomicity — whatever mix of replayed, inserted, skipped and edited rules a restore has.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { parseRestore, renderRules, renderSave, type Ruleset } from '../../../host-node/netfilter/index.js';
 
@@ -46,6 +48,23 @@ function base(): Ruleset {
 }
 
 describe('rewriting large chains', () => {
+  it('a chain rewritten by every restore does not keep its earlier versions alive', async () => {
+    // Each rewrite remembers where its list still equals the one before (the common ends): the
+    // record must not hold that earlier list, or KUBE-SERVICES, rewritten at every sync, keeps all
+    // its versions for good (a proxy's memory grew with every sync).
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const svcs = Array.from({ length: 300 }, (_, i) => i);
+    let rs = ok(natText(svcs)).ruleset;
+    rs = ok(natText([...svcs, 1000]), { noflush: true, base: rs }).ruleset;
+    const first = new WeakRef(rs.table('nat')!.chain('KUBE-SERVICES')!.rules);
+    for (let k = 1; k <= 6; k++) rs = ok(natText([...svcs, 1000 + k]), { noflush: true, base: rs }).ruleset;
+    expect(rs.table('nat')!.chain('KUBE-SERVICES')!.rules).toHaveLength(301);
+    await new Promise((r) => setImmediate(r));   // weak references hold their targets until the job ends
+    gc();
+    expect(first.deref()).toBeUndefined();
+  });
+
   it('an unchanged rewrite touches nothing and keeps the same chain objects', () => {
     const b = base();
     const r = ok(natText(SVCS, [], false), { noflush: true, base: b });
