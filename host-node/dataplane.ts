@@ -16,7 +16,7 @@ import { IpvsProgram, type IpvsCore } from './ipvs/program.js';
 import { Ipvsadm, type IpvsadmResult } from './ipvs/ipvsadm.js';
 import {
   ProxyState, parseManifests, loadObjects, decodedSet, renderIptables, SHARED_NAT_CHAINS, jumpChains, jumpRestoreText, liveTable, namespacedName,
-  joinHostPort, deepEqual, sliceMoved,
+  joinHostPort, sameObject, sliceMoved,
   type IptablesOptions, type SharedChains, type ManifestIssue, type Service, type EndpointSlice, type Node,
   type IpvsRenderOptions, type ProxyModel, type Family as KubeFamily,
 } from './kube/index.js';
@@ -598,12 +598,12 @@ export class Dataplane extends CoreDataplane {
       k.services.forEach((old, key) => { if (!svcs.has(key)) k.state.onService(old, null, key); });
       svcs.forEach((cur, key) => {
         const old = k.services.get(key) ?? null;
-        if (old === null || !deepEqual(old, cur)) k.state.onService(old, cur, key);
+        if (old === null || !sameObject(old, cur)) k.state.onService(old, cur, key);
       });
       k.slices.forEach((old, key) => { if (!slices.has(key)) k.state.onEndpointSlice(old, true); });
       slices.forEach((cur, key) => {
         const old = k.slices.get(key);
-        if (old && deepEqual(old, cur)) return;
+        if (old && sameObject(old, cur)) return;
         if (old && sliceMoved(old, cur)) k.state.onEndpointSlice(old, true);
         k.state.onEndpointSlice(cur);
       });

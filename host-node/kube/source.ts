@@ -5,7 +5,7 @@
 // (staging/src/k8s.io/client-go/tools/cache/reflector.go). Platform neutral: the transport, the
 // clock and the random source are injected. Never opens sockets or files, never parses YAML, and
 // decides nothing about what gets proxied beyond kube-proxy's informer label selectors.
-import { deepEqual, LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME, type ModelOptions } from './model.js';
+import { deepEqual, LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME, sameObject as sameDecoded, type ModelOptions } from './model.js';
 import { sliceMoved } from './tracker.js';
 import { formatIssue, loadObjects, type EndpointSlice, type KubeObject, type Node, type Service } from './objects.js';
 
@@ -103,7 +103,8 @@ export function decodeObject<K extends KindName>(kind: K, raw: unknown, source?:
   return { ok: false, error: first ? formatIssue(first) : 'object was not loaded' };
 }
 
-const sameObject = (a: KubeObject, b: KubeObject): boolean => deepEqual({ ...a, origin: undefined }, { ...b, origin: undefined });
+const sameObject = (a: KubeObject, b: KubeObject): boolean =>
+  a.kind === 'Node' || b.kind === 'Node' ? deepEqual({ ...a, origin: undefined }, { ...b, origin: undefined }) : sameDecoded(a, b, true);
 
 /**
  * The objects of one kind that have been applied to the sink, keyed like client-go's store. Every

@@ -7,6 +7,7 @@ import type { EndpointSlice, Service } from './objects.js';
 import type { Family } from './ip.js';
 import {
   deepEqual,
+  sameObject,
   namespacedName,
   endpointsFromSlices,
   familyName,
@@ -260,8 +261,7 @@ function snapshot(m: Slices<EndpointSlice>): SliceSnapshot {
 
 function sameSlice(a: EndpointSlice | null | undefined, b: EndpointSlice | null | undefined): boolean {
   if (!a || !b) return !a && !b;
-  const strip = (s: EndpointSlice): unknown => ({ ...s, origin: undefined });
-  return deepEqual(strip(a), strip(b));
+  return sameObject(a, b, true);
 }
 
 /**

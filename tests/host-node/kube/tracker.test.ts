@@ -10,6 +10,8 @@ import {
   parseManifests,
   ProxyState,
   ServiceChangeTracker,
+  deepEqual,
+  sameObject,
   type EndpointSlice,
   type Service,
 } from '../../../host-node/kube/index.js';
@@ -424,5 +426,80 @@ endpoints: [{addresses: [${ip}]}]`).endpointSlices[0]!;
     const taken = e.take();
     expect([...taken.services].sort()).toEqual(['default/a', 'default/b']);
     expect([...taken.changes.get('default/a')!.previous.values()].map((eps) => eps.map((x) => x.endpoint))).toEqual([['10.0.0.3:8080']]);
+  });
+});
+
+describe('sameObject: decoded objects compared field by field', () => {
+  // Objects with every field the decoder fills set to something of its own, then each leaf (and
+  // each list's length) changed in a copy, one at a time: sameObject must see every change
+  // deepEqual sees (a field the decoder gains and sameObject does not read fails here), and
+  // nothing else.
+  const text = [
+    'kind: Service',
+    'metadata: {name: web, namespace: shop, labels: {app: web, tier: front}, annotations: {note: x}}',
+    'spec: {type: LoadBalancer, clusterIP: 198.18.0.10, clusterIPs: [198.18.0.10, "fd00::10"], ipFamilies: [IPv4, IPv6],',
+    '  ipFamilyPolicy: PreferDualStack, ports: [{name: http, port: 80, targetPort: web, nodePort: 30080, protocol: TCP},',
+    '  {name: dns, port: 53, targetPort: 5353, nodePort: 30053, protocol: UDP}], externalIPs: [198.18.1.1],',
+    '  loadBalancerSourceRanges: [198.18.0.0/16], externalTrafficPolicy: Local, internalTrafficPolicy: Local,',
+    '  healthCheckNodePort: 32000, sessionAffinity: ClientIP, sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}},',
+    '  trafficDistribution: PreferClose}',
+    'status: {loadBalancer: {ingress: [{ip: 198.18.2.2, ipMode: Proxy}, {hostname: lb.example}]}}',
+    '---',
+    'kind: EndpointSlice',
+    'apiVersion: discovery.k8s.io/v1',
+    'metadata: {name: web-a, namespace: shop, labels: {kubernetes.io/service-name: web}, annotations: {note: y}}',
+    'addressType: IPv4',
+    'ports: [{name: http, port: 8080, protocol: TCP}, {name: dns, port: 5353, protocol: UDP}]',
+    'endpoints:',
+    '- {addresses: [198.19.0.1], conditions: {ready: true, serving: true, terminating: false}, nodeName: node-a, zone: z1,',
+    '   hostname: web-0, hints: {forZones: [{name: z1}], forNodes: [{name: node-a}]}}',
+    '- {addresses: [198.19.0.2], conditions: {ready: false}, nodeName: node-b, zone: z2}',
+  ].join('\n');
+  const load = () => {
+    const set = parseManifests(text, 'shop.yaml');
+    expect(set.issues.filter((i) => i.severity === 'error')).toEqual([]);
+    return [set.services[0]!, set.endpointSlices[0]!] as const;
+  };
+  /** Every path to a leaf or a list of `v`. */
+  function paths(v: unknown, at: (string | number)[] = [], out: (string | number)[][] = []): (string | number)[][] {
+    if (v === null || typeof v !== 'object') { out.push(at); return out; }
+    if (Array.isArray(v)) out.push(at);
+    for (const [k, x] of Object.entries(v)) paths(x, [...at, Array.isArray(v) ? Number(k) : k], out);
+    return out;
+  }
+  function changed<T>(o: T, path: (string | number)[]): T {
+    const c = structuredClone(o);
+    let p: any = c;
+    for (const k of path.slice(0, -1)) p = p[k];
+    const last = path.at(-1);
+    if (last === undefined) return c;
+    const v = p[last];
+    if (Array.isArray(v)) v.push(typeof v[0] === 'object' && v[0] !== null ? structuredClone(v[0]) : 'extra');
+    else p[last] = typeof v === 'string' ? `${v}-changed` : typeof v === 'number' ? v + 1 : typeof v === 'boolean' ? !v : v === null ? 'set' : 'changed';
+    return c;
+  }
+
+  it('sees a change in every field, and none in an equal copy', () => {
+    for (const o of load()) {
+      expect(sameObject(o, structuredClone(o))).toBe(true);
+      const [again] = o.kind === 'Service' ? load() : [load()[1]];
+      expect(sameObject(o, again as typeof o)).toBe(true);
+      const all = paths(o).filter((p) => p[0] !== 'origin');
+      expect(all.length).toBeGreaterThan(o.kind === 'Service' ? 30 : 20);
+      for (const path of all) {
+        const c = changed(o, path);
+        expect(deepEqual(o, c), path.join('.')).toBe(false);
+        expect(sameObject(o, c), path.join('.')).toBe(false);
+      }
+    }
+  });
+
+  it('tells objects from other places apart unless told to ignore where they came from', () => {
+    const [s, e] = load();
+    const s2 = parseManifests(text, 'other.yaml').services[0]!;
+    expect(sameObject(s, s2)).toBe(false);
+    expect(sameObject(s, s2, true)).toBe(true);
+    expect(sameObject(e, parseManifests(`\n${text}`, 'shop.yaml').endpointSlices[0]!)).toBe(false);
+    expect(sameObject(s, e as never)).toBe(false);
   });
 });
