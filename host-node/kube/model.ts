@@ -448,6 +448,26 @@ export class ProxyModel {
   /** EndpointsMap.Update: unmerge previous, then merge current. */
   applyEndpointsChange(previous: Map<string, EndpointInfo[]>, current: Map<string, EndpointInfo[]>): void {
     previous.forEach((_, id) => this.endpoints.delete(id));
+    this.mergeEndpoints(current);
+  }
+
+  /**
+   * applyEndpointsChange(endpointsFromSlices(nn, was, …), current) for the Service whose slices
+   * were `was`, without building the lists it takes out: the id of every usable port of those
+   * slices goes (the model holds exactly endpointsFromSlices of the slices last applied, so an id
+   * with no endpoints there is not in it), then current is merged.
+   */
+  replaceEndpoints(nn: string, was: EndpointSlice | readonly EndpointSlice[], current: Map<string, EndpointInfo[]>): void {
+    const slices = isSlice(was as EndpointSlice) ? [was as EndpointSlice] : was as readonly EndpointSlice[];
+    for (const slice of slices) {
+      for (const port of slice.ports) {
+        if (port.name !== null && port.port !== null && port.port !== 0) this.endpoints.delete(servicePortId(nn, port.name, port.protocol));
+      }
+    }
+    this.mergeEndpoints(current);
+  }
+
+  private mergeEndpoints(current: Map<string, EndpointInfo[]>): void {
     // Keyed by the service port's own id text where it has one (one string for both maps).
     current.forEach((eps, id) => this.endpoints.set(this.services.get(id)?.id ?? id, eps));
   }

@@ -417,7 +417,7 @@ export class EndpointsChangeTracker {
           const nn = names[i]!, was = before[i]!, now = after[i]!;
           // No slices before: the model holds no endpoints of this Service.
           if (was === null) { if (now !== null) model.addEndpoints(nn, now, this.nodeName); }
-          else model.applyEndpointsChange(endpointsOf(nn, was), endpointsOf(nn, now));
+          else model.replaceEndpoints(nn, was, endpointsOf(nn, now));
         }
       },
     );

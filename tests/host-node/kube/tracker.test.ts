@@ -9,6 +9,7 @@ import {
   joinHostPort,
   parseManifests,
   ProxyState,
+  ProxyModel,
   ServiceChangeTracker,
   deepEqual,
   sameObject,
@@ -501,5 +502,36 @@ describe('sameObject: decoded objects compared field by field', () => {
     expect(sameObject(s, s2, true)).toBe(true);
     expect(sameObject(e, parseManifests(`\n${text}`, 'shop.yaml').endpointSlices[0]!)).toBe(false);
     expect(sameObject(s, e as never)).toBe(false);
+  });
+});
+
+describe('ProxyModel.replaceEndpoints', () => {
+  it('leaves what applyEndpointsChange leaves, for random slices before and after', () => {
+    // Slices with random ports (some unnamed or without a number, some with no endpoints); the
+    // model starts from the slices before, as a sync leaves it.
+    let seed = 11;
+    const rnd = (n: number) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return (seed >>> 16) % n; };
+    const slice = (name: string): EndpointSlice => {
+      const ports = Array.from({ length: rnd(4) }, () => `{name: ${rnd(5) === 0 ? 'null' : `p${rnd(4)}`}, ${rnd(5) === 0 ? '' : `port: ${8000 + rnd(3)}, `}protocol: ${rnd(2) ? 'TCP' : 'UDP'}}`);
+      const eps = Array.from({ length: rnd(4) }, () => `{addresses: [198.19.0.${rnd(9) + 1}], conditions: {ready: ${rnd(3) > 0}}}`);
+      const set = parseManifests(['apiVersion: discovery.k8s.io/v1', 'kind: EndpointSlice', `metadata: {name: ${name}, namespace: ns, labels: {kubernetes.io/service-name: web}}`,
+        'addressType: IPv4', `ports: [${ports.join(', ')}]`, `endpoints: [${eps.join(', ')}]`].join('\n'));
+      return set.endpointSlices[0]!;
+    };
+    const slices = () => { const n = 1 + rnd(3); return n === 1 ? slice('a') : Array.from({ length: n }, (_, k) => slice(`s${k}`)); };
+    let compared = 0;
+    for (let round = 0; round < 300; round++) {
+      const was = slices(), now = slices();
+      const a = new ProxyModel(4), b = new ProxyModel(4);
+      for (const m of [a, b]) m.addEndpoints('ns/web', was, 'node-a');
+      a.endpoints.set('ns/other:x/TCP', []);
+      b.endpoints.set('ns/other:x/TCP', []);
+      a.applyEndpointsChange(endpointsFromSlices('ns/web', was, 'node-a'), endpointsFromSlices('ns/web', now, 'node-a'));
+      b.replaceEndpoints('ns/web', was, endpointsFromSlices('ns/web', now, 'node-a'));
+      const view = (m: ProxyModel) => [...m.endpoints].map(([id, eps]) => `${id}=${eps.map((e) => e.endpoint).join(',')}`).sort();
+      expect(view(b)).toEqual(view(a));
+      if (a.endpoints.size > 1) compared++;
+    }
+    expect(compared).toBeGreaterThan(100);
   });
 });
