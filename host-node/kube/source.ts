@@ -5,7 +5,7 @@
 // (staging/src/k8s.io/client-go/tools/cache/reflector.go). Platform neutral: the transport, the
 // clock and the random source are injected. Never opens sockets or files, never parses YAML, and
 // decides nothing about what gets proxied beyond kube-proxy's informer label selectors.
-import { deepEqual, LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME, sameObject as sameDecoded, type ModelOptions } from './model.js';
+import { LABEL_HEADLESS, LABEL_SERVICE_PROXY_NAME, sameObject, type ModelOptions } from './model.js';
 import { sliceMoved } from './tracker.js';
 import { formatIssue, loadObjects, type EndpointSlice, type KubeObject, type Node, type Service } from './objects.js';
 
@@ -103,9 +103,6 @@ export function decodeObject<K extends KindName>(kind: K, raw: unknown, source?:
   return { ok: false, error: first ? formatIssue(first) : 'object was not loaded' };
 }
 
-const sameObject = (a: KubeObject, b: KubeObject): boolean =>
-  a.kind === 'Node' || b.kind === 'Node' ? deepEqual({ ...a, origin: undefined }, { ...b, origin: undefined }) : sameDecoded(a, b, true);
-
 /**
  * The objects of one kind that have been applied to the sink, keyed like client-go's store. Every
  * method applies its whole effect to the sink before returning and reports whether a sync is wanted.
@@ -135,7 +132,7 @@ export class ObjectMirror<K extends KindName> {
       return this.remove(key);
     }
     const prev = this.applied.get(key) ?? null;
-    if (prev && sameObject(prev, obj)) return false;
+    if (prev && sameObject(prev, obj, true)) return false;
     this.applied.set(key, obj);
     if (prev) this.counters.updates++;
     else this.counters.adds++;

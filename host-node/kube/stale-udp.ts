@@ -6,14 +6,12 @@
 // nothing itself: the caller's flush callback does, once per sync. Work in proportion to the
 // changed Services.
 import { splitHostPort } from '../core/svc-config.js';
+import type { FlowFlush } from '../core/dataplane.js';
 import { servicePortId } from './model.js';
 import type { ServicePort } from './objects.js';
 import type { SyncPlan } from './proxy-state.js';
 
 type UdpPort = { ips: string[]; port: number; endpoints: Set<string> };
-
-/** Flows to delete: those whose chosen endpoint (reply source) or Service address and port (original destination) is this. */
-export interface UdpFlush { by: 'endpoint' | 'service'; ip: string; port: number }
 
 export class StaleUdp {
   /** UDP service ports as of the last sync ("family/id" → service IPs, port, serving endpoints), and per "family/ns/name" their keys. */
@@ -31,7 +29,7 @@ export class StaleUdp {
    * and flushes the flows that became stale, all in one call of `flush` (UDP flows only); `portsOf`
    * gives a Service's ports. Returns the flows removed.
    */
-  sync(plans: readonly SyncPlan[], portsOf: (nn: string) => readonly ServicePort[] | undefined, flush: (stale: UdpFlush[]) => number): number {
+  sync(plans: readonly SyncPlan[], portsOf: (nn: string) => readonly ServicePort[] | undefined, flush: (stale: FlowFlush[]) => number): number {
     const before = new Map<string, UdpPort>();
     const after = new Map<string, UdpPort>();
     for (const plan of plans) {
@@ -70,8 +68,8 @@ export class StaleUdp {
 }
 
 /** The flows that `before` → `after` made stale, flushed in one call. */
-function flushStale(before: Map<string, UdpPort>, after: Map<string, UdpPort>, flush: (stale: UdpFlush[]) => number): number {
-  const stale: UdpFlush[] = [];
+function flushStale(before: Map<string, UdpPort>, after: Map<string, UdpPort>, flush: (stale: FlowFlush[]) => number): number {
+  const stale: FlowFlush[] = [];
   for (const [key, was] of before) {
     const now = after.get(key);
     for (const ep of was.endpoints) {

@@ -502,6 +502,10 @@ describe('sameObject: decoded objects compared field by field', () => {
     expect(sameObject(s, s2, true)).toBe(true);
     expect(sameObject(e, parseManifests(`\n${text}`, 'shop.yaml').endpointSlices[0]!)).toBe(false);
     expect(sameObject(s, e as never)).toBe(false);
+    const node = (src: string, zone = 'z1') => parseManifests(`kind: Node\nmetadata: {name: n1, labels: {topology.kubernetes.io/zone: ${zone}}}`, src).nodes[0]!;
+    expect(sameObject(node('a.yaml'), node('b.yaml'))).toBe(false);
+    expect(sameObject(node('a.yaml'), node('b.yaml'), true)).toBe(true);
+    expect(sameObject(node('a.yaml'), node('a.yaml', 'z2'), true)).toBe(false);
   });
 });
 
