@@ -82,6 +82,7 @@ export function parseRestore(text: string, opts: RestoreOptions = {}): RestoreRe
   if (base.family !== family) {
     return fail(prog, 0, '', `the base ruleset is IPv${base.family}, the text is read as IPv${family}`);
   }
+  base.cache.restoring();
   const r = new Restorer(text, family, base, opts);
   try {
     r.run();
