@@ -293,8 +293,8 @@ export function emptyTable(name: TableName, family: Family): Table {
  * reused (kube-proxy rewrites KUBE-SERVICES whole on every sync with mostly unchanged lines).
  * Two generations: a rule found in the old one moves to the current one, and the current one
  * becomes the old one when it fills or every `span` restores, so a text no restore has read for
- * two spans is dropped. Without the second bound a proxy whose endpoints keep moving kept every
- * rule text it ever read (~1.3 KB per sync at 300 Services, up to `limit` twice over).
+ * two spans is dropped. The size bound alone would let a proxy whose endpoints keep moving hold
+ * every rule text it ever read, up to `limit` twice over (~1.3 KB per sync at 300 Services).
  */
 export class RuleCache {
   private cur = new Map<string, Rule>();
