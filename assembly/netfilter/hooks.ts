@@ -49,7 +49,7 @@ import {
 import { pk, pendOrig, pendReply, pktReset, ctmLoad, ctmStore, hasCt } from "./ctx";
 import { registryInit } from "./registry";
 import { walk, V_ACCEPT, V_DROP, rejectCode } from "./walk";
-import { natPacket, MANIP_SRC, MANIP_DST } from "./nat";
+import { natPacket, natNullSource, MANIP_SRC, MANIP_DST } from "./nat";
 import { traceMode, iptCount, IS_PACKETS, IS_INVALID, IS_REJECT_REPLIES, IS_REJECT_SILENT, IS_CONFIRM_FAILED } from "./counters";
 import { ipvsReady, ipvsInHook, ipvsOutHook, IH_NONE, IH_ACCEPT, IH_STOLEN, IH_DONE } from "../ipvs/core";
 import { resultFor, masqIn, RF_ONE_PACKET } from "../ipvs/xmit";
@@ -178,8 +178,12 @@ function natHook(hook: u32, manip: u32, f: Flow): u32 {
   if (pk.pending && !pk.untracked && !(manip == MANIP_DST ? pk.dnatInit : pk.snatInit)) {
     const v = table(TABLE_NAT, hook, f);
     if (v != V_ACCEPT) return v;
-    // No NAT target ran: nf_nat_alloc_null_binding() leaves the tuple as it is.
-    if (manip == MANIP_DST) pk.dnatInit = true; else pk.snatInit = true;
+    // No NAT target made this hook's binding: nf_nat_alloc_null_binding().
+    if (manip == MANIP_DST) pk.dnatInit = true;
+    else if (!pk.snatInit) {
+      natNullSource();
+      pk.snatInit = true;
+    }
   }
   if (natPacket(f, manip)) return V_ACCEPT;
   pk.reason = R_TRUNCATED;

@@ -185,6 +185,24 @@ function uniqueTuple(t: Tuple, dst: bool): bool {
   return false;
 }
 
+// __nf_nat_alloc_null_binding() for the source (POSTROUTING, INPUT), when no NAT target gave the
+// pending connection its source binding: it keeps its source address — get_unique_tuple() over a
+// range of that one address — unless its tuple as it stands is a stored connection's (a client
+// port reaching the same endpoint through two Services, or a pod's own port reused across
+// backends); then the port (ICMP: identifier) moves as the kernel's search moves it, and replies
+// come back to the new one. The destination's null binding never changes a tuple (a destination
+// port moves only within a range), so it has no counterpart here. Where no free tuple exists the
+// tuple stays and confirm refuses the clash, as in the kernel.
+export function natNullSource(): void {
+  ctInvertTuple(nt, pendReply);
+  if (!used(nt)) return;
+  flags = NAT_MAP_IPS;
+  store<u32>(rmin, nt.s0); store<u32>(rmin, nt.s1, 4); store<u32>(rmin, nt.s2, 8); store<u32>(rmin, nt.s3, 12);
+  copy16(rmax, rmin);
+  pmin = 0; pmax = 0;
+  if (uniqueTuple(nt, false)) ctInvertTuple(pendReply, nt);
+}
+
 // in_range(): the original tuple already inside the range (source manip step 1). The address is
 // compared as one big-endian number, as nf_nat_inet_in_range() does (ipv6_addr_cmp for IPv6).
 function inRange(t: Tuple): bool {
