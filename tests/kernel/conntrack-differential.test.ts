@@ -205,7 +205,9 @@ for (const family of [4, 6] as const) {
       const rules = opts.rules?.text ?? TRACKED;
       await k.restore(rules);
       await k.flushConntrack();
-      const dp = await Dataplane.create({ nodeIPs: family === 6 ? NODE_ADDRS6 : NODE_ADDRS, seed: 1, conntrackCapacity: 1 << 12, conntrackCapacity6: 1 << 12 });
+      // Room for every conversation's entries (a full table would evict some the kernel keeps).
+      const room = Math.max(1 << 12, 2 ** Math.ceil(Math.log2(16 * FLOWS)));
+      const dp = await Dataplane.create({ nodeIPs: family === 6 ? NODE_ADDRS6 : NODE_ADDRS, seed: 1, conntrackCapacity: room, conntrackCapacity6: room });
       dp.iptablesRestore(rules, { family });
       opts.mine?.(dp);
       const t0 = performance.now();

@@ -141,7 +141,9 @@ for (const family of [4, 6] as const) {
       const text = restoreText(sections);
       await k.restore(text);
       await k.flushConntrack();
-      const dp = await Dataplane.create({ nodeIPs: family === 6 ? NODE_ADDRS6 : NODE_ADDRS, seed: 1, conntrackCapacity: 1 << 14 });
+      // Room for every connection the run makes, in each family (a full table would drop some).
+      const room = Math.max(1 << 14, 2 ** Math.ceil(Math.log2(8 * PACKETS)));
+      const dp = await Dataplane.create({ nodeIPs: family === 6 ? NODE_ADDRS6 : NODE_ADDRS, seed: 1, conntrackCapacity: room, conntrackCapacity6: room });
       dp.iptablesRestore(ours(text), { family });
       await k.inject(pkts, 30);
       // About the pace of the kernel's injection (a few hundred packets a millisecond): recent's
