@@ -194,8 +194,9 @@ function uniqueTuple(t: Tuple, dst: bool): bool {
 // port moves only within a range), so it has no counterpart here. Where no free tuple exists the
 // tuple stays and confirm refuses the clash, as in the kernel.
 export function natNullSource(): void {
+  // nf_nat_used_tuple() of the tuple as it stands: is its reply, pendReply itself, stored?
+  if (ctLookup(pendReply, pk.now) == CT_NONE) return;
   ctInvertTuple(nt, pendReply);
-  if (!used(nt)) return;
   flags = NAT_MAP_IPS;
   store<u32>(rmin, nt.s0); store<u32>(rmin, nt.s1, 4); store<u32>(rmin, nt.s2, 8); store<u32>(rmin, nt.s3, 12);
   copy16(rmax, rmin);
