@@ -19,7 +19,7 @@ const PORT = 40000;
 const manifests = (proto: 'TCP' | 'UDP'): string => {
   const ports = [{ name: 'p', port: 53, targetPort: 8053, protocol: proto }];
   return docs(...VIPS.flatMap((vip, i) => [
-    service(`s${i}`, { clusterIP: vip, ports: ports.map(({ targetPort: _, ...p }) => ({ ...p, targetPort: 8053 })) }),
+    service(`s${i}`, { clusterIP: vip, ports }),
     slice(`s${i}`, [{ ip: EP }], ports),
   ]));
 };
