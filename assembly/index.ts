@@ -18,7 +18,7 @@ import { svcNodePortMode, svcNodePortAddress, svcAffinityDest } from "./svc/deci
 import { nodeAddLocal, nodeSetPodCIDR, nodeSetServiceCIDR, nodeSetMasq, nodeReset } from "./node";
 import {
   ctInit, ctReap, ctCount, ctCapacity, ctNextUsed, ctExportRecord, ctImportRecord, ctBytes,
-  ctFlushReplySrc, ctFlushOrigDst, ctFlushMany, FLUSH_KEY, ctSetTimeout, CT_NONE, warmStorage,
+  ctFlushReplySrc, ctFlushOrigDst, ctFlushMany, FLUSH_KEY, ctReconcileUdp, RECONCILE_REC, ctSetTimeout, CT_NONE, warmStorage,
 } from "./conntrack/table";
 
 export const ABI_VERSION: u32 = 1;
@@ -165,6 +165,14 @@ export function conntrackFlushOrigDst(family: u32, proto: u32, a0: u32, a1: u32,
 export function conntrackFlushMany(n: u32): i32 {
   if (<u64>n * <u64>FLUSH_KEY > <u64>cfgCap) return -3;
   return <i32>ctFlushMany(cfgBuf, n);
+}
+// kube-proxy's UDP reconcile (conntrack/reconcile.ts): `n` records in the config buffer, each a
+// Service IP or NodePort to guard or an endpoint address the guard before it allows; deletes the
+// UDP flows of a guarded IP or port whose reply source no guard allows. Returns how many went, or
+// -3 if the records overrun the buffer.
+export function conntrackReconcileUdp(n: u32): i32 {
+  if (<u64>n * <u64>RECONCILE_REC > <u64>cfgCap) return -3;
+  return <i32>ctReconcileUdp(cfgBuf, n);
 }
 
 // ---- iptables mode (assembly/netfilter/api.ts): chain staging and commit, policies, counters,

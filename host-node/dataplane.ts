@@ -24,7 +24,7 @@ import { IpvsApply, type IpvsApplied } from './kube/apply-ipvs.js';
 import { DirectApply } from './kube/apply-direct.js';
 import { affinityDest, type DirectCore } from './core/svc-config.js';
 import { directTrace } from './kube/direct-explain.js';
-import { StaleUdp } from './kube/stale-udp.js';
+import { UdpReconcile } from './kube/stale-udp.js';
 import type { DirectRenderOptions } from './kube/render-direct.js';
 
 export type { IpvsApplied };
@@ -152,6 +152,7 @@ export type DecodedObjects = Objects;
 type FullCore = IptCore & TraceCore & { iptModeSet(on: number): void; iptCounters(id: number): number; iptRuleCount(id: number): number };
 
 export class Dataplane extends CoreDataplane {
+  private readonly udpReconcile = new UdpReconcile();
   private readonly compiler = new IptCompiler();
   private readonly liveCounters = new LiveCounters(() => this.ipt, this.compiler, () => {
     this.refresh();
@@ -165,7 +166,6 @@ export class Dataplane extends CoreDataplane {
   private dnsLoader?: DnsLoader;
   private ipvsProgram?: IpvsProgram;
   private readonly ipvsApply = new IpvsApply(this);
-  private readonly staleUdp = new StaleUdp();
   private readonly directApply = new DirectApply(() => this.core as unknown as DirectCore, () => this.refresh());
   /** IPVS connections of a restored snapshot waiting for the first ipvs-mode apply. */
   private ipvsPending?: { records: Uint8Array[]; nowMs: number; templates: Map<number, number> };
@@ -431,7 +431,6 @@ export class Dataplane extends CoreDataplane {
     const nodeName = opts.nodeName ?? this.kube?.nodeName ?? 'node';
     if (!this.kube || this.kube.nodeName !== nodeName) {
       this.kube = { state: new ProxyState({ nodeName }), nodeName, services: new Map(), slices: new Map(), nodes: new Map() };
-      this.staleUdp.clear();
     }
     const k = this.kube;
     const first = k.services.size === 0 && k.slices.size === 0 && !k.state.initialized;
@@ -516,7 +515,7 @@ export class Dataplane extends CoreDataplane {
         throw e;
       }
     }
-    result.flushed = this.staleUdp.sync(plans, (nn) => k.services.get(nn)?.spec.ports, (stale) => this.flushMany(stale));
+    result.flushed = this.reconcileUdp(this.udpReconcile.guards(plans, (nn) => k.services.get(nn)?.spec.ports));
     return result;
   }
 

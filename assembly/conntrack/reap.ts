@@ -91,13 +91,17 @@ function keyValid(k: usize): bool {
   return family == 6;
 }
 
-function keyHash(dir: u32, family: u32, proto: u32, port: u32, a0: u32, a1: u32, a2: u32, a3: u32): u32 {
-  let h = (dir | (family << 1) | (proto << 8) | (port << 16)) * 0x9E3779B1;
+/** `h` mixed with four address words: the hash of the control plane's flush and reconcile keys. */
+export function mixWords(h: u32, a0: u32, a1: u32, a2: u32, a3: u32): u32 {
   h = (h ^ a0) * 0x85EBCA77; h ^= h >>> 15;
   h = (h ^ a1) * 0xC2B2AE3D; h ^= h >>> 13;
   h = (h ^ a2) * 0x85EBCA77; h ^= h >>> 16;
   h = (h ^ a3) * 0xC2B2AE3D;
   return h ^ (h >>> 15);
+}
+
+function keyHash(dir: u32, family: u32, proto: u32, port: u32, a0: u32, a1: u32, a2: u32, a3: u32): u32 {
+  return mixWords((dir | (family << 1) | (proto << 8) | (port << 16)) * 0x9E3779B1, a0, a1, a2, a3);
 }
 
 // The keys of one flush, hashed: slots hold a key's index + 1 (0: free), probed linearly.

@@ -1,8 +1,8 @@
 // conntrack/table.ts — the connection table's public surface: everything the pipeline, the NAT
 // code and the ABI call, gathered from the files that implement it (hash.ts storage and lookup,
 // track.ts per-packet tracking, tcp.ts the TCP state machine, timeouts.ts, reap.ts expiry and
-// flushes, export.ts accessors and snapshot records; ctstate values are in state.ts). Defines
-// nothing itself.
+// flushes, reconcile.ts kube-proxy's UDP reconcile, export.ts accessors and snapshot records;
+// ctstate values are in state.ts). Defines nothing itself.
 //
 // Handles: ctLookup returns `(index << 1) | dir`, dir 0 = original direction, 1 = reply; ctInsert
 // returns the index. CT_NONE (0xFFFFFFFF) means none.
@@ -28,6 +28,7 @@ export {
   CT_TIMEOUT_MAX_MS, ctSetTimeout, ctGetTimeout, ctResetTimeouts,
 } from "./timeouts";
 export { ctReap, ctReapCursor, ctNextUsed, ctFlushReplySrc, ctFlushOrigDst, ctFlushMany, FLUSH_KEY } from "./reap";
+export { ctReconcileUdp, RECONCILE_REC } from "./reconcile";
 export {
   CT_RECORD_SIZE, CT_RECORD_VERSION, ctOrig, ctReply, ctTcpState, ctStatus, ctExpiry, ctMark,
   ctSetMark, ctExportRecord, ctImportRecord, ctEntry, ctEntryNat, ctEntryIsV4, ctEntrySrc4, ctEntryDst4,

@@ -20,6 +20,15 @@ type FlushProtocol = 'UDP' | 'TCP' | 'SCTP';
 export interface FlowFlush { by: 'endpoint' | 'service'; ip: string; port?: number; protocol?: FlushProtocol }
 /** A flush key's size in the core's config buffer (assembly/conntrack/reap.ts FLUSH_KEY). */
 const FLUSH_KEY_BYTES = 24;
+/**
+ * A Service address and port (ClusterIP, load-balancer or external IP) or a NodePort whose UDP
+ * flows must get their replies from one of `endpoints` (addresses): kube-proxy's conntrack reconcile.
+ */
+export type UdpGuard =
+  | { family: 4 | 6; ip: string; port: number; endpoints: readonly string[] }
+  | { family: 4 | 6; nodePort: number; endpoints: readonly string[] };
+/** A reconcile record's size in the config buffer (assembly/conntrack/reconcile.ts RECONCILE_REC). */
+const RECONCILE_REC_BYTES = 24;
 
 export interface DataplaneOptions {
   /** The node's own addresses (addrtype LOCAL); the first of each family is the default masquerade source. */
@@ -398,6 +407,45 @@ export class Dataplane {
     });
     const n = this.core.conntrackFlushMany(keys.length);
     if (n < 0) throw new Error(`conntrack flush refused (${n})`);
+    return n;
+  }
+
+  /**
+   * kube-proxy's conntrack reconcile for UDP Services (pkg/proxy/conntrack/cleanup.go): in one walk
+   * of the table, removes every UDP flow whose original destination is a guarded address and port,
+   * or whose original destination port is a guarded NodePort (on any address), and whose reply
+   * source is none of that guard's endpoints. A guard given twice allows the endpoints of both. Returns how
+   * many flows went.
+   */
+  reconcileUdp(guards: readonly UdpGuard[]): number {
+    const recs: { kind: number; family: 4 | 6; port: number; a: Uint8Array | null }[] = [];
+    const addr = (ip: string, family: 4 | 6): Uint8Array => {
+      const a = tryParseIP(ip);
+      if (!a || (a.length === 4 ? 4 : 6) !== family) throw new Error(`not an IPv${family} address: ${ip}`);
+      return a;
+    };
+    const port = (p: unknown): number => {
+      if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 0xffff) throw new Error(`a UDP guard needs a port of 1-65535: ${String(p)}`);
+      return p;
+    };
+    for (const g of guards) {
+      if ('ip' in g) recs.push({ kind: 0, family: g.family, port: port(g.port), a: addr(g.ip, g.family) });
+      else recs.push({ kind: 1, family: g.family, port: port(g.nodePort), a: null });
+      for (const ep of g.endpoints) recs.push({ kind: 2, family: g.family, port: 0, a: addr(ep, g.family) });
+    }
+    if (recs.length === 0) return 0;
+    const at = this.core.cfgBuffer(recs.length * RECONCILE_REC_BYTES);
+    this.refresh();
+    this.u8.fill(0, at, at + recs.length * RECONCILE_REC_BYTES);
+    recs.forEach((r, i) => {
+      const p = at + i * RECONCILE_REC_BYTES;
+      this.u8[p] = r.kind;
+      this.u8[p + 1] = r.family;
+      this.dv.setUint16(p + 4, r.port, true);
+      if (r.a) this.u8.set(r.a, p + 8);
+    });
+    const n = this.core.conntrackReconcileUdp(recs.length);
+    if (n < 0) throw new Error(`conntrack reconcile refused (${n})`);
     return n;
   }
 

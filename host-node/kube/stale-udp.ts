@@ -1,86 +1,96 @@
-// stale-udp.ts — kube-proxy's stale UDP conntrack cleanup (pkg/proxy/conntrack/cleanup.go), kept
-// by change: after each sync, the UDP service ports of the Services it touched are compared with
-// what they were, and flows to an endpoint that left are deleted at once (a UDP client would
-// otherwise keep sending into the void until its entry timed out), as are flows to a service IP
-// that had no endpoints and now has some (so the next packet is load-balanced afresh). Deletes
-// nothing itself: the caller's flush callback does, once per sync. Work in proportion to the
-// changed Services.
-import { splitHostPort } from '../core/svc-config.js';
-import type { FlowFlush } from '../core/dataplane.js';
-import { servicePortId } from './model.js';
+// stale-udp.ts — what kube-proxy's conntrack reconcile for UDP Services (pkg/proxy/conntrack/
+// cleanup.go CleanStaleEntries) holds a sync to: every UDP service port's ClusterIP,
+// load-balancer IPs and external IPs (with its port) and its NodePort, each guarded by the
+// addresses of the port's serving endpoints (terminating ones included; traffic policies and
+// topology left aside, so a policy change never cuts a flow). A UDP flow to a guarded address or
+// port whose reply comes from none of them is stale — pinned to a pod that left, or never
+// translated because it started before the Service had endpoints — and the core deletes it
+// (Dataplane.reconcileUdp), so the next datagram is load-balanced afresh instead of going into the
+// void until its entry times out.
+//
+// kube-proxy reconciles every UDP Service at every sync, a walk of the whole table each time.
+// Here a full sync (the first after a start, when the table may come from a snapshot taken under
+// other endpoints, and every resync) guards every UDP service port; a partial sync only the ports
+// of the Services it changed where a flow can have become stale: an endpoint left, the port had no
+// endpoints before (or did not exist), or it gained an address or NodePort. Any other port's flows
+// were made by rules that are still live, to endpoints that still serve it; a sync with no such
+// port walks nothing. Builds the guards only; never touches the core.
+import type { UdpGuard } from '../core/dataplane.js';
+import { servicePortId, type ServicePortInfo } from './model.js';
 import type { ServicePort } from './objects.js';
 import type { SyncPlan } from './proxy-state.js';
 
-type UdpPort = { ips: string[]; port: number; endpoints: Set<string> };
+/** A UDP service port as the last sync left it: its guarded targets ("ip port" / ":nodePort") and serving endpoint addresses. */
+interface UdpPort { targets: string[]; endpoints: Set<string> }
 
-export class StaleUdp {
-  /** UDP service ports as of the last sync ("family/id" → service IPs, port, serving endpoints), and per "family/ns/name" their keys. */
-  private readonly udpSeen = new Map<string, UdpPort>();
-  private readonly udpByService = new Map<string, Set<string>>();
+export class UdpReconcile {
+  /** "family/id" → the port as last synced, and per "family/ns/name" the keys of its UDP ports. */
+  private readonly ports = new Map<string, UdpPort>();
+  private readonly byService = new Map<string, string[]>();
 
-  /** Forgets every service port (a new node name: the next sync starts afresh). */
-  clear(): void {
-    this.udpSeen.clear();
-    this.udpByService.clear();
-  }
-
-  /**
-   * Updates the UDP view for the Services the sync `plans` touched (all of them on a full sync)
-   * and flushes the flows that became stale, all in one call of `flush` (UDP flows only); `portsOf`
-   * gives a Service's ports. Returns the flows removed.
-   */
-  sync(plans: readonly SyncPlan[], portsOf: (nn: string) => readonly ServicePort[] | undefined, flush: (stale: FlowFlush[]) => number): number {
-    const before = new Map<string, UdpPort>();
-    const after = new Map<string, UdpPort>();
+  /** The guards of one sync: every UDP service port on a full sync, else those where a flow can have become stale. */
+  guards(plans: readonly SyncPlan[], portsOf: (nn: string) => readonly ServicePort[] | undefined): UdpGuard[] {
+    const guards: UdpGuard[] = [];
     for (const plan of plans) {
-      const prefix = `${plan.family}/`;
-      let names: Iterable<string> | null = plan.changedServices;
-      if (names === null) {
-        const all = new Set<string>();
-        plan.model.services.forEach((sp) => { if (sp.protocol === 'UDP') all.add(sp.namespacedName); });
-        for (const key of this.udpByService.keys()) if (key.startsWith(prefix)) all.add(key.slice(prefix.length));
-        names = all;
-      }
-      for (const nn of names) {
-        const sk = prefix + nn;
-        for (const key of this.udpByService.get(sk) ?? []) {
-          before.set(key, this.udpSeen.get(key)!);
-          this.udpSeen.delete(key);
-        }
-        this.udpByService.delete(sk);
-        for (const p of portsOf(nn) ?? []) {
-          if (p.protocol !== 'UDP') continue;
-          const sp = plan.model.services.get(servicePortId(nn, p.name, p.protocol));
-          if (!sp) continue;
-          const eps = (plan.model.endpoints.get(sp.id) ?? []).filter((e) => e.ready || e.serving);
+      const { model, family } = plan;
+      const prefix = `${family}/`;
+      const visit = (nn: string, sps: ServicePortInfo[], full: boolean) => {
+        const keys: string[] = [];
+        for (const sp of sps) {
           const key = prefix + sp.id;
-          const entry = { ips: [sp.clusterIP, ...sp.externalIPs], port: sp.port, endpoints: new Set(eps.map((e) => e.endpoint)) };
-          after.set(key, entry);
-          this.udpSeen.set(key, entry);
-          let set = this.udpByService.get(sk);
-          if (!set) this.udpByService.set(sk, (set = new Set()));
-          set.add(key);
+          const now = udpPort(sp, plan);
+          const was = this.ports.get(key);
+          this.ports.set(key, now);
+          keys.push(key);
+          if (full || mayBeStale(was, now)) guardsOf(sp, now, family, guards);
         }
+        for (const key of this.byService.get(prefix + nn) ?? []) if (!keys.includes(key)) this.ports.delete(key);
+        if (keys.length > 0) this.byService.set(prefix + nn, keys);
+        else this.byService.delete(prefix + nn);
+      };
+      if (plan.changedServices === null) {
+        for (const key of [...this.ports.keys()]) if (key.startsWith(prefix)) this.ports.delete(key);
+        for (const key of [...this.byService.keys()]) if (key.startsWith(prefix)) this.byService.delete(key);
+        const byName = new Map<string, ServicePortInfo[]>();
+        model.services.forEach((sp) => {
+          if (sp.protocol !== 'UDP') return;
+          const list = byName.get(sp.namespacedName);
+          if (list) list.push(sp);
+          else byName.set(sp.namespacedName, [sp]);
+        });
+        byName.forEach((sps, nn) => visit(nn, sps, true));
+        continue;
+      }
+      for (const nn of plan.changedServices) {
+        const sps: ServicePortInfo[] = [];
+        for (const p of portsOf(nn) ?? []) {
+          const sp = p.protocol === 'UDP' ? model.services.get(servicePortId(nn, p.name, p.protocol)) : undefined;
+          if (sp) sps.push(sp);
+        }
+        visit(nn, sps, false);
       }
     }
-    return flushStale(before, after, flush);
+    return guards;
   }
 }
 
-/** The flows that `before` → `after` made stale, flushed in one call. */
-function flushStale(before: Map<string, UdpPort>, after: Map<string, UdpPort>, flush: (stale: FlowFlush[]) => number): number {
-  const stale: FlowFlush[] = [];
-  for (const [key, was] of before) {
-    const now = after.get(key);
-    for (const ep of was.endpoints) {
-      if (now?.endpoints.has(ep)) continue;
-      const hp = splitHostPort(ep);
-      if (hp) stale.push({ by: 'endpoint', ip: hp.host, port: hp.port });
-    }
-  }
-  for (const [key, now] of after) {
-    if (now.endpoints.size === 0 || (before.get(key)?.endpoints.size ?? 0) > 0) continue;
-    for (const ip of now.ips) stale.push({ by: 'service', ip, port: now.port });
-  }
-  return stale.length === 0 ? 0 : flush(stale);
+function udpPort(sp: ServicePortInfo, plan: SyncPlan): UdpPort {
+  const endpoints = new Set<string>();
+  for (const e of plan.model.endpoints.get(sp.id) ?? []) if (e.serving) endpoints.add(e.ip);
+  const targets = [sp.clusterIP, ...sp.loadBalancerVIPs, ...sp.externalIPs].map((ip) => `${ip} ${sp.port}`);
+  if (sp.nodePort !== 0) targets.push(`:${sp.nodePort}`);
+  return { targets, endpoints };
+}
+
+/** Whether flows of the port as it `was` can be stale now. */
+function mayBeStale(was: UdpPort | undefined, now: UdpPort): boolean {
+  if (was === undefined || was.endpoints.size === 0) return true;
+  for (const ep of was.endpoints) if (!now.endpoints.has(ep)) return true;
+  return now.targets.some((t) => !was.targets.includes(t));
+}
+
+function guardsOf(sp: ServicePortInfo, p: UdpPort, family: 4 | 6, out: UdpGuard[]): void {
+  const endpoints = [...p.endpoints];
+  for (const ip of [sp.clusterIP, ...sp.loadBalancerVIPs, ...sp.externalIPs]) out.push({ family, ip, port: sp.port, endpoints });
+  if (sp.nodePort !== 0) out.push({ family, nodePort: sp.nodePort, endpoints });
 }

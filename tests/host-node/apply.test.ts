@@ -284,19 +284,116 @@ ports: [{ name: dns, port: 53, protocol: UDP }]
 endpoints:
 ${ips.map((ip) => `  - addresses: [${ip}]\n    conditions: { ready: true }`).join('\n')}
 `;
+  const send = (dp: Dataplane, dst: string, dport: number, n: number, sport = 20000, src = '10.244.3.3') => {
+    const to = new Map<string, number>();
+    for (let i = 0; i < n; i++) {
+      const r = dp.process(buildPacket({ src, dst, proto: 'udp', sport: sport + i, dport, payload: 'q' }), 1);
+      expect(r.packet).toBeDefined();
+      const d = decodePacket(r.packet!).dst;
+      to.set(d, (to.get(d) ?? 0) + 1);
+    }
+    return to;
+  };
+
   it('deletes the UDP flows of an endpoint that left, and only those', async () => {
     const dp = await Dataplane.create({ nodeIPs: ['192.168.49.2'], podCIDR: '10.244.0.0/16', seed: 6 });
     dp.apply([udpSvc, udpSlice(['10.244.1.21', '10.244.2.22'])].join('\n---\n'));
-    const picked = new Map<string, number>();
-    for (let i = 0; i < 40; i++) {
-      const r = dp.process(buildPacket({ src: '10.244.3.3', dst: '10.96.0.10', proto: 'udp', sport: 20000 + i, dport: 53, payload: 'q' }), 1);
-      const to = decodePacket(r.packet!).dst;
-      picked.set(to, (picked.get(to) ?? 0) + 1);
-    }
+    const picked = send(dp, '10.96.0.10', 53, 40);
     expect(picked.size).toBe(2);
     const r = dp.apply([udpSvc, udpSlice(['10.244.2.22'])].join('\n---\n'));
     expect(r.flushed).toBe(picked.get('10.244.1.21'));
     expect(dp.conntrack().every((e) => e.reply.src === '10.244.2.22')).toBe(true);
     expect(dp.conntrack()).toHaveLength(picked.get('10.244.2.22')!);
+  });
+
+  it('after a restart from a snapshot, the first sync deletes the flows of endpoints that left while the proxy was down', async () => {
+    const before = await Dataplane.create({ nodeIPs: ['192.168.49.2'], podCIDR: '10.244.0.0/16', seed: 6 });
+    before.apply([udpSvc, udpSlice(['10.244.1.21', '10.244.2.22'])].join('\n---\n'));
+    const picked = send(before, '10.96.0.10', 53, 40);
+    expect(picked.size).toBe(2);
+    const after = await Dataplane.create({ nodeIPs: ['192.168.49.2'], podCIDR: '10.244.0.0/16', seed: 7 });
+    expect(after.restore(before.snapshot())).toBe(40);
+    const r = after.apply([udpSvc, udpSlice(['10.244.2.22'])].join('\n---\n'));
+    expect(r.flushed).toBe(picked.get('10.244.1.21'));
+    expect(after.conntrack().map((e) => e.reply.src)).toEqual(Array(picked.get('10.244.2.22')).fill('10.244.2.22'));
+    // The same clients go on to the endpoint that is left.
+    expect([...send(after, '10.96.0.10', 53, 40).keys()]).toEqual(['10.244.2.22']);
+  });
+
+  it('flows that started before their Service had rules are deleted once it has endpoints: ClusterIP, load-balancer IP and NodePort', async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['192.168.49.2'], podCIDR: '10.244.0.0/16', seed: 6 });
+    // kube-proxy's rules, but no Service yet: the datagrams go where they are addressed,
+    // untranslated (to the node itself for the NodePort).
+    expect(dp.apply('').issues).toEqual([]);
+    expect([...send(dp, '10.96.0.10', 53, 3).keys()]).toEqual(['10.96.0.10']);
+    expect([...send(dp, '198.18.7.7', 53, 3, 21000).keys()]).toEqual(['198.18.7.7']);
+    expect([...send(dp, '192.168.49.2', 30053, 3, 22000).keys()]).toEqual(['192.168.49.2']);
+    expect(dp.conntrack()).toHaveLength(9);
+    const lb = udpSvc.replace('spec:\n', 'spec:\n  type: LoadBalancer\n').replace('targetPort: 53 }', 'targetPort: 53, nodePort: 30053 }')
+      + 'status: { loadBalancer: { ingress: [{ ip: 198.18.7.7 }] } }\n';
+    const r = dp.apply([lb, udpSlice(['10.244.1.21'])].join('\n---\n'));
+    expect(r.issues).toEqual([]);
+    expect(r.flushed).toBe(9);
+    expect([...send(dp, '10.96.0.10', 53, 3).keys()]).toEqual(['10.244.1.21']);
+    expect([...send(dp, '198.18.7.7', 53, 3, 21000).keys()]).toEqual(['10.244.1.21']);
+    expect([...send(dp, '192.168.49.2', 30053, 3, 22000).keys()]).toEqual(['10.244.1.21']);
+  });
+
+  it('an endpoint leaving one UDP Service keeps its flows through another Service it still serves', async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['192.168.49.2'], podCIDR: '10.244.0.0/16', seed: 6 });
+    const other = udpSvc.replace('name: dns,', 'name: dns2,').replace('10.96.0.10', '10.96.0.11');
+    const otherSlice = (ips: string[]) => udpSlice(ips).replace('name: dns-1', 'name: dns2-1').replace('service-name: dns }', 'service-name: dns2 }');
+    dp.apply([udpSvc, udpSlice(['10.244.1.21', '10.244.2.22']), other, otherSlice(['10.244.1.21'])].join('\n---\n'));
+    const picked = send(dp, '10.96.0.10', 53, 30);
+    expect(send(dp, '10.96.0.11', 53, 10, 21000)).toEqual(new Map([['10.244.1.21', 10]]));
+    const r = dp.apply([udpSvc, udpSlice(['10.244.2.22']), other, otherSlice(['10.244.1.21'])].join('\n---\n'));
+    expect(r.flushed).toBe(picked.get('10.244.1.21'));
+    const left = dp.conntrack().filter((e) => e.reply.src === '10.244.1.21');
+    expect(left).toHaveLength(10);
+    expect(left.every((e) => e.original.dst === '10.96.0.11')).toBe(true);
+  });
+
+  it('a UDP Service that gains an external IP deletes the flows that went to that address untranslated', async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['192.168.49.2'], podCIDR: '10.244.0.0/16', seed: 6 });
+    dp.apply([udpSvc, udpSlice(['10.244.1.21'])].join('\n---\n'));
+    expect([...send(dp, '198.18.9.9', 53, 4).keys()]).toEqual(['198.18.9.9']);
+    expect([...send(dp, '10.96.0.10', 53, 4, 21000).keys()]).toEqual(['10.244.1.21']);
+    const r = dp.apply([`${udpSvc}  externalIPs: [198.18.9.9]\n`, udpSlice(['10.244.1.21'])].join('\n---\n'));
+    expect(r.flushed).toBe(4);
+    expect(dp.conntrack().every((e) => e.reply.src === '10.244.1.21')).toBe(true);
+    expect([...send(dp, '198.18.9.9', 53, 4).keys()]).toEqual(['10.244.1.21']);
+  });
+
+  it('two UDP ports of one address with different endpoints keep each other\'s flows through a full sync', async () => {
+    const two = udpSvc.replace('ports: [{ name: dns, port: 53, protocol: UDP, targetPort: 53 }]',
+      'ports: [{ name: dns, port: 53, protocol: UDP, targetPort: 53 }, { name: mdns, port: 5353, protocol: UDP, targetPort: 5353 }]');
+    const mdns = `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: dns-2, namespace: kube-system, labels: { kubernetes.io/service-name: dns } }
+addressType: IPv4
+ports: [{ name: mdns, port: 5353, protocol: UDP }]
+endpoints: [{ addresses: [10.244.2.22], conditions: { ready: true } }]
+`;
+    const objects = [two, udpSlice(['10.244.1.21']), mdns].join('\n---\n');
+    const before = await Dataplane.create({ nodeIPs: ['192.168.49.2'], podCIDR: '10.244.0.0/16', seed: 6 });
+    before.apply(objects);
+    expect([...send(before, '10.96.0.10', 53, 5).keys()]).toEqual(['10.244.1.21']);
+    expect([...send(before, '10.96.0.10', 5353, 5, 21000).keys()]).toEqual(['10.244.2.22']);
+    const after = await Dataplane.create({ nodeIPs: ['192.168.49.2'], podCIDR: '10.244.0.0/16', seed: 7 });
+    after.restore(before.snapshot());
+    expect(after.apply(objects).flushed).toBe(0);
+    expect(after.conntrack()).toHaveLength(10);
+  });
+
+  it('reconciles IPv6 Services the same way', async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['fd00:49::2'], podCIDR: 'fd00:244::/64', seed: 6 });
+    const v6 = udpSvc.replace('10.96.0.10', 'fd00:96::10');
+    const v6Slice = (ips: string[]) => udpSlice(ips).replace('IPv4', 'IPv6');
+    dp.apply([v6, v6Slice(['fd00:244::21', 'fd00:244::22'])].join('\n---\n'));
+    const picked = send(dp, 'fd00:96::10', 53, 40, 20000, 'fd00:244::3');
+    expect(picked.size).toBe(2);
+    const r = dp.apply([v6, v6Slice(['fd00:244::22'])].join('\n---\n'));
+    expect(r.flushed).toBe(picked.get('fd00:244::21'));
+    expect(dp.conntrack().every((e) => e.reply.src === 'fd00:244::22')).toBe(true);
   });
 });
