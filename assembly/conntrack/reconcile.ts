@@ -15,10 +15,9 @@ import { mixWords } from "./reap";
 
 // A record as the host writes it (RECONCILE_REC bytes, the layout of a flush key): u8 kind, u8
 // family (4 or 6), u16 0, u16 port, u16 0, then four u32 address words (Tuple word order; IPv4
-// uses the first). Kinds: a Service address and port to guard, a NodePort to guard (its port, no
-// address), or an endpoint address the guard before it allows (no port). kube-proxy keys its
-// guards by address alone, so where two UDP ports of one address have different endpoints it
-// deletes one port's flows at every sync; here each port answers for its own.
+// uses the first). Kinds: a Service address and port to guard (flows to the address on another
+// port are not the Service's: kube-proxy's cleanup_test.go keeps them), a NodePort to guard (its
+// port, no address), or an endpoint address the guard before it allows (no port).
 export const RECONCILE_REC: usize = 24;
 export const REC_GUARD_IP: u8 = 0;
 export const REC_GUARD_PORT: u8 = 1;
