@@ -2,14 +2,14 @@
 // (pkg/proxy/conntrack/cleanup.go CleanStaleEntries): in one walk of the table, every UDP
 // connection whose original destination is a guarded Service address and port (ClusterIP,
 // load-balancer or external IP), or whose original destination port is a guarded NodePort (on any
-// address, as there), and whose reply source is none of that guard's serving endpoint addresses,
-// is deleted — a client whose flow was pinned to a pod that left, or that was never translated
-// because it started before the Service had endpoints, gets a fresh choice on its next packet. The
-// guards come from the control plane as records; this module never decides what a Service is and
-// never runs on the packet path.
+// address, as there), and whose reply source is none of that guard's serving endpoints (address
+// and port), is deleted — a client whose flow was pinned to a pod that left (or to a port its pod
+// no longer serves on), or that was never translated because it started before the Service had
+// endpoints, gets a fresh choice on its next packet. The guards come from the control plane as
+// records; this module never decides what a Service is and never runs on the packet path.
 
 import { Tuple, FAMILY_V6, PROTO_UDP } from "../flow";
-import { E_FAMILY, E_PROTO, E_ODST, E_RSRC, E_ODPORT, usedBound, entryAt, readTuple } from "./entry";
+import { E_FAMILY, E_PROTO, E_ODST, E_RSRC, E_ODPORT, E_RSPORT, usedBound, entryAt, readTuple } from "./entry";
 import { removeEntry, statAdd, CT_STAT_DELETES, CT_STAT_BAD_ARG } from "./hash";
 import { mixWords } from "./reap";
 
@@ -17,7 +17,7 @@ import { mixWords } from "./reap";
 // family (4 or 6), u16 0, u16 port, u16 0, then four u32 address words (Tuple word order; IPv4
 // uses the first). Kinds: a Service address and port to guard (flows to the address on another
 // port are not the Service's: kube-proxy's cleanup_test.go keeps them), a NodePort to guard (its
-// port, no address), or an endpoint address the guard before it allows (no port).
+// port, no address), or an endpoint (address and port) the guard before it allows.
 export const RECONCILE_REC: usize = 24;
 export const REC_GUARD_IP: u8 = 0;
 export const REC_GUARD_PORT: u8 = 1;
@@ -33,8 +33,8 @@ const NONE: u32 = 0xFFFFFFFF;
 const scratch: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
 
 // Two open-addressed tables over the records, each slot a record index + 1 (0: free): the guards
-// by (kind, family, port, address), and the allowed endpoints by (guard, family, address). A guard
-// named twice is one guard: the endpoints of both are allowed.
+// by (kind, family, port, address), and the allowed endpoints by (guard, family, port, address). A
+// guard named twice is one guard: the endpoints of both are allowed.
 let recs: usize = 0;
 let guardSlots: usize = 0;
 let allowSlots: usize = 0;
@@ -64,22 +64,23 @@ function addGuard(j: u32, kind: u32, family: u32, port: u32, a0: u32, a1: u32, a
   store<u32>(guardSlots + (<usize>i << 2), j + 1);
 }
 
-/** Whether guard `g` allows the reply source address a0..a3. */
-function allowed(g: u32, family: u32, a0: u32, a1: u32, a2: u32, a3: u32): bool {
-  let i = mixWords((g ^ (family << 28)) * 0x9E3779B1, a0, a1, a2, a3) & mask;
+/** Whether guard `g` allows the reply source a0..a3 port `port`. */
+function allowed(g: u32, family: u32, port: u32, a0: u32, a1: u32, a2: u32, a3: u32): bool {
+  let i = mixWords((g ^ (family << 28) ^ (port << 12)) * 0x9E3779B1, a0, a1, a2, a3) & mask;
   while (true) {
     const v = load<u32>(allowSlots + (<usize>i << 2));
     if (v == 0) return false;
     const r = recs + <usize>(v - 1) * RECONCILE_REC;
-    if (load<u32>(allowGuard + (<usize>(v - 1) << 2)) == g && <u32>load<u8>(r + R_FAMILY) == family && sameAddr(r, a0, a1, a2, a3)) return true;
+    if (load<u32>(allowGuard + (<usize>(v - 1) << 2)) == g && <u32>load<u8>(r + R_FAMILY) == family && <u32>load<u16>(r + R_PORT) == port &&
+        sameAddr(r, a0, a1, a2, a3)) return true;
     i = (i + 1) & mask;
   }
 }
 
-function addAllow(j: u32, g: u32, family: u32, a0: u32, a1: u32, a2: u32, a3: u32): void {
-  if (allowed(g, family, a0, a1, a2, a3)) return;
+function addAllow(j: u32, g: u32, family: u32, port: u32, a0: u32, a1: u32, a2: u32, a3: u32): void {
+  if (allowed(g, family, port, a0, a1, a2, a3)) return;
   store<u32>(allowGuard + (<usize>j << 2), g);
-  let i = mixWords((g ^ (family << 28)) * 0x9E3779B1, a0, a1, a2, a3) & mask;
+  let i = mixWords((g ^ (family << 28) ^ (port << 12)) * 0x9E3779B1, a0, a1, a2, a3) & mask;
   while (load<u32>(allowSlots + (<usize>i << 2)) != 0) i = (i + 1) & mask;
   store<u32>(allowSlots + (<usize>i << 2), j + 1);
 }
@@ -89,9 +90,9 @@ function recordValid(r: usize): bool {
   if (kind > REC_ALLOW || load<u16>(r + R_PAD) != 0 || load<u16>(r + R_PAD2) != 0) return false;
   if (family != 4 && family != 6) return false;
   if (family == 4 && (load<u32>(r + R_ADDR + 4) | load<u32>(r + R_ADDR + 8) | load<u32>(r + R_ADDR + 12)) != 0) return false;
-  // Guards name a port (a NodePort guard no address); an endpoint names no port.
-  if (kind == REC_GUARD_PORT) return load<u16>(r + R_PORT) != 0 && (load<u32>(r + R_ADDR) | load<u32>(r + R_ADDR + 4) | load<u32>(r + R_ADDR + 8) | load<u32>(r + R_ADDR + 12)) == 0;
-  return (load<u16>(r + R_PORT) != 0) == (kind == REC_GUARD_IP);
+  // Every record names a port; a NodePort guard names no address.
+  if (load<u16>(r + R_PORT) == 0) return false;
+  return kind != REC_GUARD_PORT || (load<u32>(r + R_ADDR) | load<u32>(r + R_ADDR + 4) | load<u32>(r + R_ADDR + 8) | load<u32>(r + R_ADDR + 12)) == 0;
 }
 
 /**
@@ -122,7 +123,7 @@ export function ctReconcileUdp(at: usize, n: u32): u32 {
     const a0 = load<u32>(r + R_ADDR), a1 = load<u32>(r + R_ADDR + 4), a2 = load<u32>(r + R_ADDR + 8), a3 = load<u32>(r + R_ADDR + 12);
     if (kind == REC_ALLOW) {
       if (g == NONE || <u32>load<u8>(recs + <usize>g * RECONCILE_REC + R_FAMILY) != family) statAdd(CT_STAT_BAD_ARG);
-      else addAllow(j, g, family, a0, a1, a2, a3);
+      else addAllow(j, g, family, port, a0, a1, a2, a3);
       continue;
     }
     g = findGuard(kind, family, port, a0, a1, a2, a3);
@@ -138,18 +139,18 @@ export function ctReconcileUdp(at: usize, n: u32): u32 {
     const e = entryAt(i);
     const family = <u32>load<u8>(e + E_FAMILY);
     if (family == 0 || load<u8>(e + E_PROTO) != PROTO_UDP) continue;
-    let d0: u32, d1: u32 = 0, d2: u32 = 0, d3: u32 = 0, dport: u32, s0: u32, s1: u32 = 0, s2: u32 = 0, s3: u32 = 0;
+    let d0: u32, d1: u32 = 0, d2: u32 = 0, d3: u32 = 0, dport: u32, s0: u32, s1: u32 = 0, s2: u32 = 0, s3: u32 = 0, sport: u32;
     if (family == FAMILY_V6) {
       readTuple(e, 0, scratch);
       d0 = scratch.d0; d1 = scratch.d1; d2 = scratch.d2; d3 = scratch.d3; dport = scratch.dport;
       readTuple(e, 1, scratch);
-      s0 = scratch.s0; s1 = scratch.s1; s2 = scratch.s2; s3 = scratch.s3;
+      s0 = scratch.s0; s1 = scratch.s1; s2 = scratch.s2; s3 = scratch.s3; sport = scratch.sport;
     } else {
-      d0 = load<u32>(e + E_ODST); dport = load<u16>(e + E_ODPORT); s0 = load<u32>(e + E_RSRC);
+      d0 = load<u32>(e + E_ODST); dport = load<u16>(e + E_ODPORT); s0 = load<u32>(e + E_RSRC); sport = load<u16>(e + E_RSPORT);
     }
     const byIP = findGuard(REC_GUARD_IP, family, dport, d0, d1, d2, d3);
     const byPort = findGuard(REC_GUARD_PORT, family, dport, 0, 0, 0, 0);
-    if ((byIP != NONE && !allowed(byIP, family, s0, s1, s2, s3)) || (byPort != NONE && !allowed(byPort, family, s0, s1, s2, s3))) {
+    if ((byIP != NONE && !allowed(byIP, family, sport, s0, s1, s2, s3)) || (byPort != NONE && !allowed(byPort, family, sport, s0, s1, s2, s3))) {
       removeEntry(i);
       statAdd(CT_STAT_DELETES);
       removed++;

@@ -22,11 +22,13 @@ export interface FlowFlush { by: 'endpoint' | 'service'; ip: string; port?: numb
 const FLUSH_KEY_BYTES = 24;
 /**
  * A Service address and port (ClusterIP, load-balancer or external IP) or a NodePort whose UDP
- * flows must get their replies from one of `endpoints` (addresses): kube-proxy's conntrack reconcile.
+ * flows must get their replies from one of `endpoints` (address and port): kube-proxy's conntrack
+ * reconcile.
  */
 export type UdpGuard =
-  | { family: 4 | 6; ip: string; port: number; endpoints: readonly string[] }
-  | { family: 4 | 6; nodePort: number; endpoints: readonly string[] };
+  | { family: 4 | 6; ip: string; port: number; endpoints: readonly UdpEndpoint[] }
+  | { family: 4 | 6; nodePort: number; endpoints: readonly UdpEndpoint[] };
+export interface UdpEndpoint { ip: string; port: number }
 /** A reconcile record's size in the config buffer (assembly/conntrack/reconcile.ts RECONCILE_REC). */
 const RECONCILE_REC_BYTES = 24;
 
@@ -414,7 +416,7 @@ export class Dataplane {
    * kube-proxy's conntrack reconcile for UDP Services (pkg/proxy/conntrack/cleanup.go): in one walk
    * of the table, removes every UDP flow whose original destination is a guarded address and port,
    * or whose original destination port is a guarded NodePort (on any address), and whose reply
-   * source is none of that guard's endpoints. A guard given twice allows the endpoints of both. Returns how
+   * source (address and port) is none of that guard's endpoints. A guard given twice allows the endpoints of both. Returns how
    * many flows went.
    */
   reconcileUdp(guards: readonly UdpGuard[]): number {
@@ -425,13 +427,13 @@ export class Dataplane {
       return a;
     };
     const port = (p: unknown): number => {
-      if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 0xffff) throw new Error(`a UDP guard needs a port of 1-65535: ${String(p)}`);
+      if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 0xffff) throw new Error(`a UDP guard or endpoint needs a port of 1-65535: ${String(p)}`);
       return p;
     };
     for (const g of guards) {
       if ('ip' in g) recs.push({ kind: 0, family: g.family, port: port(g.port), a: addr(g.ip, g.family) });
       else recs.push({ kind: 1, family: g.family, port: port(g.nodePort), a: null });
-      for (const ep of g.endpoints) recs.push({ kind: 2, family: g.family, port: 0, a: addr(ep, g.family) });
+      for (const ep of g.endpoints) recs.push({ kind: 2, family: g.family, port: port(ep.port), a: addr(ep.ip, g.family) });
     }
     if (recs.length === 0) return 0;
     const at = this.core.cfgBuffer(recs.length * RECONCILE_REC_BYTES);

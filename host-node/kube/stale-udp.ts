@@ -1,12 +1,13 @@
 // stale-udp.ts — what kube-proxy's conntrack reconcile for UDP Services (pkg/proxy/conntrack/
 // cleanup.go CleanStaleEntries) holds a sync to: every UDP service port's ClusterIP,
-// load-balancer IPs and external IPs (with its port) and its NodePort, each guarded by the
-// addresses of the port's serving endpoints (terminating ones included; traffic policies and
-// topology left aside, so a policy change never cuts a flow). A UDP flow to a guarded address or
-// port whose reply comes from none of them is stale — pinned to a pod that left, or never
-// translated because it started before the Service had endpoints — and the core deletes it
-// (Dataplane.reconcileUdp), so the next datagram is load-balanced afresh instead of going into the
-// void until its entry times out.
+// load-balancer IPs and external IPs (with its port) and its NodePort, each guarded by the port's
+// serving endpoints, address and port (terminating ones included; traffic policies and topology
+// left aside, so a policy change never cuts a flow). A UDP flow to a guarded address or port whose
+// reply comes from none of them is stale — pinned to a pod that left or to a port the pod no
+// longer serves on, or never translated because it started before the Service had endpoints — and
+// the core deletes it (Dataplane.reconcileUdp), so the next datagram is load-balanced afresh
+// instead of going into the void until its entry times out. A port without serving endpoints is
+// not guarded (kube-proxy: nothing to send its flows to instead).
 //
 // kube-proxy reconciles every UDP Service at every sync, a walk of the whole table each time.
 // Here a full sync (the first after a start, when the table may come from a snapshot taken under
@@ -15,13 +16,13 @@
 // endpoints before (or did not exist), or it gained an address or NodePort. Any other port's flows
 // were made by rules that are still live, to endpoints that still serve it; a sync with no such
 // port walks nothing. Builds the guards only; never touches the core.
-import type { UdpGuard } from '../core/dataplane.js';
+import type { UdpEndpoint, UdpGuard } from '../core/dataplane.js';
 import { servicePortId, type ServicePortInfo } from './model.js';
 import type { ServicePort } from './objects.js';
 import type { SyncPlan } from './proxy-state.js';
 
-/** A UDP service port as the last sync left it: its guarded targets ("ip port" / ":nodePort") and serving endpoint addresses. */
-interface UdpPort { targets: string[]; endpoints: Set<string> }
+/** A UDP service port as the last sync left it: its guarded targets ("ip port" / ":nodePort") and serving endpoints ("ip:port"). */
+interface UdpPort { targets: string[]; endpoints: Map<string, UdpEndpoint> }
 
 export class UdpReconcile {
   /** "family/id" → the port as last synced, and per "family/ns/name" the keys of its UDP ports. */
@@ -42,7 +43,7 @@ export class UdpReconcile {
           const was = this.ports.get(key);
           this.ports.set(key, now);
           keys.push(key);
-          if (full || mayBeStale(was, now)) guardsOf(sp, now, family, guards);
+          if (now.endpoints.size > 0 && (full || mayBeStale(was, now))) guardsOf(sp, now, family, guards);
         }
         for (const key of this.byService.get(prefix + nn) ?? []) if (!keys.includes(key)) this.ports.delete(key);
         if (keys.length > 0) this.byService.set(prefix + nn, keys);
@@ -75,8 +76,8 @@ export class UdpReconcile {
 }
 
 function udpPort(sp: ServicePortInfo, plan: SyncPlan): UdpPort {
-  const endpoints = new Set<string>();
-  for (const e of plan.model.endpoints.get(sp.id) ?? []) if (e.serving) endpoints.add(e.ip);
+  const endpoints = new Map<string, UdpEndpoint>();
+  for (const e of plan.model.endpoints.get(sp.id) ?? []) if (e.serving) endpoints.set(e.endpoint, { ip: e.ip, port: e.port });
   const targets = [sp.clusterIP, ...sp.loadBalancerVIPs, ...sp.externalIPs].map((ip) => `${ip} ${sp.port}`);
   if (sp.nodePort !== 0) targets.push(`:${sp.nodePort}`);
   return { targets, endpoints };
@@ -85,12 +86,12 @@ function udpPort(sp: ServicePortInfo, plan: SyncPlan): UdpPort {
 /** Whether flows of the port as it `was` can be stale now. */
 function mayBeStale(was: UdpPort | undefined, now: UdpPort): boolean {
   if (was === undefined || was.endpoints.size === 0) return true;
-  for (const ep of was.endpoints) if (!now.endpoints.has(ep)) return true;
+  for (const ep of was.endpoints.keys()) if (!now.endpoints.has(ep)) return true;
   return now.targets.some((t) => !was.targets.includes(t));
 }
 
 function guardsOf(sp: ServicePortInfo, p: UdpPort, family: 4 | 6, out: UdpGuard[]): void {
-  const endpoints = [...p.endpoints];
+  const endpoints = [...p.endpoints.values()];
   for (const ip of [sp.clusterIP, ...sp.loadBalancerVIPs, ...sp.externalIPs]) out.push({ family, ip, port: sp.port, endpoints });
   if (sp.nodePort !== 0) out.push({ family, nodePort: sp.nodePort, endpoints });
 }

@@ -385,6 +385,16 @@ endpoints: [{ addresses: [10.244.2.22], conditions: { ready: true } }]
     expect(after.conntrack()).toHaveLength(10);
   });
 
+  it('an endpoint that moves to another port loses the flows pinned to its old port', async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['192.168.49.2'], podCIDR: '10.244.0.0/16', seed: 6 });
+    dp.apply([udpSvc, udpSlice(['10.244.1.21'])].join('\n---\n'));
+    send(dp, '10.96.0.10', 53, 5);
+    const r = dp.apply([udpSvc, udpSlice(['10.244.1.21']).replace('port: 53, protocol: UDP', 'port: 5353, protocol: UDP')].join('\n---\n'));
+    expect(r.flushed).toBe(5);
+    const again = dp.process(buildPacket({ src: '10.244.3.3', dst: '10.96.0.10', proto: 'udp', sport: 20000, dport: 53, payload: 'q' }), 1);
+    expect(decodePacket(again.packet!).dport).toBe(5353);
+  });
+
   it('reconciles IPv6 Services the same way', async () => {
     const dp = await Dataplane.create({ nodeIPs: ['fd00:49::2'], podCIDR: 'fd00:244::/64', seed: 6 });
     const v6 = udpSvc.replace('10.96.0.10', 'fd00:96::10');

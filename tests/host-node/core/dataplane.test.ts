@@ -335,9 +335,12 @@ describe('Dataplane', () => {
     for (let p = 0; p < 6; p++) dp.process(buildPacket({ src: `10.244.1.${5 + p}`, dst: '10.96.0.10', proto: 'udp', sport: 7000, dport: 53 }), 1);
     dp.process(buildPacket({ src: '10.244.1.5', dst: '10.96.0.80', proto: 'tcp', sport: 7001, dport: 80, flags: 'S' }), 1);
     expect(dp.conntrack()).toHaveLength(7);
+    // The endpoint's address on another port is not the endpoint (kube-proxy matches --reply-port-src too).
+    expect(dp.reconcileUdp([{ family: 4, ip: '10.96.0.10', port: 53, endpoints: [{ ip: '10.244.1.21', port: 5353 }] }])).toBe(6);
+    for (let p = 0; p < 6; p++) dp.process(buildPacket({ src: `10.244.1.${5 + p}`, dst: '10.96.0.10', proto: 'udp', sport: 7000, dport: 53 }), 1);
     // Replies from an allowed endpoint: nothing is stale; a guard named twice allows what either allows.
-    expect(dp.reconcileUdp([{ family: 4, ip: '10.96.0.10', port: 53, endpoints: ['10.244.1.21'] }])).toBe(0);
-    expect(dp.reconcileUdp([{ family: 4, ip: '10.96.0.10', port: 53, endpoints: [] }, { family: 4, ip: '10.96.0.10', port: 53, endpoints: ['10.244.1.21'] }])).toBe(0);
+    expect(dp.reconcileUdp([{ family: 4, ip: '10.96.0.10', port: 53, endpoints: [{ ip: '10.244.1.21', port: 53 }] }])).toBe(0);
+    expect(dp.reconcileUdp([{ family: 4, ip: '10.96.0.10', port: 53, endpoints: [] }, { family: 4, ip: '10.96.0.10', port: 53, endpoints: [{ ip: '10.244.1.21', port: 53 }] }])).toBe(0);
     // Other guards leave these flows alone: another address, another port of the same address, the
     // other family, a NodePort nobody uses.
     expect(dp.reconcileUdp([
@@ -347,12 +350,12 @@ describe('Dataplane', () => {
     // Bad guards are refused before anything is deleted.
     expect(() => dp.reconcileUdp([{ family: 4, ip: 'nope', port: 53, endpoints: [] }])).toThrow('not an IPv4 address: nope');
     expect(() => dp.reconcileUdp([{ family: 6, ip: '10.96.0.10', port: 53, endpoints: [] }])).toThrow('not an IPv6 address: 10.96.0.10');
-    expect(() => dp.reconcileUdp([{ family: 4, nodePort: 70000, endpoints: [] }])).toThrow('a UDP guard needs a port of 1-65535: 70000');
-    expect(() => dp.reconcileUdp([{ family: 4, ip: '10.96.0.10', port: 0, endpoints: [] }])).toThrow('a UDP guard needs a port of 1-65535: 0');
+    expect(() => dp.reconcileUdp([{ family: 4, nodePort: 70000, endpoints: [] }])).toThrow('a UDP guard or endpoint needs a port of 1-65535: 70000');
+    expect(() => dp.reconcileUdp([{ family: 4, ip: '10.96.0.10', port: 0, endpoints: [] }])).toThrow('a UDP guard or endpoint needs a port of 1-65535: 0');
     expect(dp.conntrack()).toHaveLength(7);
     // A NodePort guard matches the destination port on any address: the six UDP flows reply from
     // an endpoint it does not allow and go; the TCP flow stays.
-    expect(dp.reconcileUdp([{ family: 4, nodePort: 53, endpoints: ['10.244.1.99'] }])).toBe(6);
+    expect(dp.reconcileUdp([{ family: 4, nodePort: 53, endpoints: [{ ip: '10.244.1.99', port: 53 }] }])).toBe(6);
     expect(dp.conntrack().map((f) => f.proto)).toEqual(['tcp']);
     expect(dp.reconcileUdp([])).toBe(0);
   });
