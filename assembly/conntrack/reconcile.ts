@@ -11,14 +11,14 @@
 import { Tuple, FAMILY_V6, PROTO_UDP } from "../flow";
 import { E_FAMILY, E_PROTO, E_ODST, E_RSRC, E_ODPORT, E_RSPORT, usedBound, entryAt, readTuple } from "./entry";
 import { removeEntry, statAdd, CT_STAT_DELETES, CT_STAT_BAD_ARG } from "./hash";
-import { mixWords } from "./reap";
+import { mixWords, FLUSH_KEY } from "./reap";
 
-// A record as the host writes it (RECONCILE_REC bytes, the layout of a flush key): u8 kind, u8
-// family (4 or 6), u16 0, u16 port, u16 0, then four u32 address words (Tuple word order; IPv4
-// uses the first). Kinds: a Service address and port to guard (flows to the address on another
+// A record as the host writes it (RECONCILE_REC bytes, laid out as a flush key, reap.ts): u8
+// kind, u8 family (4 or 6), u16 0, u16 port, u16 0, then four u32 address words (Tuple word
+// order; IPv4 uses the first). Kinds: a Service address and port to guard (flows to the address on another
 // port are not the Service's: kube-proxy's cleanup_test.go keeps them), a NodePort to guard (its
 // port, no address), or an endpoint (address and port) the guard before it allows.
-export const RECONCILE_REC: usize = 24;
+export const RECONCILE_REC: usize = FLUSH_KEY;
 export const REC_GUARD_IP: u8 = 0;
 export const REC_GUARD_PORT: u8 = 1;
 export const REC_ALLOW: u8 = 2;

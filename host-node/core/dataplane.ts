@@ -29,8 +29,8 @@ export type UdpGuard =
   | { family: 4 | 6; ip: string; port: number; endpoints: readonly UdpEndpoint[] }
   | { family: 4 | 6; nodePort: number; endpoints: readonly UdpEndpoint[] };
 export interface UdpEndpoint { ip: string; port: number }
-/** A reconcile record's size in the config buffer (assembly/conntrack/reconcile.ts RECONCILE_REC). */
-const RECONCILE_REC_BYTES = 24;
+/** A flush key or reconcile record as the config buffer takes it (see stageKeys). */
+interface ConntrackKey { tag: number; family: 4 | 6; proto: number; port: number; a: Uint8Array | null }
 
 export interface DataplaneOptions {
   /** The node's own addresses (addrtype LOCAL); the first of each family is the default masquerade source. */
@@ -396,17 +396,7 @@ export class Dataplane {
       if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new Error(`bad port ${String(port)}`);
       return { dir: f.by === 'endpoint' ? 1 : 0, a, port, proto: PROTO[(f.protocol ?? 'UDP').toLowerCase() as 'udp' | 'tcp' | 'sctp'] };
     });
-    const at = this.core.cfgBuffer(keys.length * FLUSH_KEY_BYTES);
-    this.refresh();
-    this.u8.fill(0, at, at + keys.length * FLUSH_KEY_BYTES);
-    keys.forEach((k, i) => {
-      const p = at + i * FLUSH_KEY_BYTES;
-      this.u8[p] = k.dir;
-      this.u8[p + 1] = k.a.length === 4 ? 4 : 6;
-      this.u8[p + 2] = k.proto;
-      this.dv.setUint16(p + 4, k.port, true);
-      this.u8.set(k.a, p + 8);
-    });
+    this.stageKeys(keys.map((k) => ({ tag: k.dir, family: k.a.length === 4 ? 4 : 6, proto: k.proto, port: k.port, a: k.a })));
     const n = this.core.conntrackFlushMany(keys.length);
     if (n < 0) throw new Error(`conntrack flush refused (${n})`);
     return n;
@@ -416,11 +406,11 @@ export class Dataplane {
    * kube-proxy's conntrack reconcile for UDP Services (pkg/proxy/conntrack/cleanup.go): in one walk
    * of the table, removes every UDP flow whose original destination is a guarded address and port,
    * or whose original destination port is a guarded NodePort (on any address), and whose reply
-   * source (address and port) is none of that guard's endpoints. A guard given twice allows the endpoints of both. Returns how
-   * many flows went.
+   * source (address and port) is none of that guard's endpoints. A guard given twice allows the
+   * endpoints of both. Returns how many flows went.
    */
   reconcileUdp(guards: readonly UdpGuard[]): number {
-    const recs: { kind: number; family: 4 | 6; port: number; a: Uint8Array | null }[] = [];
+    const recs: ConntrackKey[] = [];
     const addr = (ip: string, family: 4 | 6): Uint8Array => {
       const a = tryParseIP(ip);
       if (!a || (a.length === 4 ? 4 : 6) !== family) throw new Error(`not an IPv${family} address: ${ip}`);
@@ -431,25 +421,35 @@ export class Dataplane {
       return p;
     };
     for (const g of guards) {
-      if ('ip' in g) recs.push({ kind: 0, family: g.family, port: port(g.port), a: addr(g.ip, g.family) });
-      else recs.push({ kind: 1, family: g.family, port: port(g.nodePort), a: null });
-      for (const ep of g.endpoints) recs.push({ kind: 2, family: g.family, port: port(ep.port), a: addr(ep.ip, g.family) });
+      if ('ip' in g) recs.push({ tag: 0, family: g.family, proto: 0, port: port(g.port), a: addr(g.ip, g.family) });
+      else recs.push({ tag: 1, family: g.family, proto: 0, port: port(g.nodePort), a: null });
+      for (const ep of g.endpoints) recs.push({ tag: 2, family: g.family, proto: 0, port: port(ep.port), a: addr(ep.ip, g.family) });
     }
     if (recs.length === 0) return 0;
-    const at = this.core.cfgBuffer(recs.length * RECONCILE_REC_BYTES);
-    this.refresh();
-    this.u8.fill(0, at, at + recs.length * RECONCILE_REC_BYTES);
-    recs.forEach((r, i) => {
-      const p = at + i * RECONCILE_REC_BYTES;
-      this.u8[p] = r.kind;
-      this.u8[p + 1] = r.family;
-      this.dv.setUint16(p + 4, r.port, true);
-      if (r.a) this.u8.set(r.a, p + 8);
-    });
+    this.stageKeys(recs);
     const n = this.core.conntrackReconcileUdp(recs.length);
     if (n < 0) throw new Error(`conntrack reconcile refused (${n})`);
     return n;
   }
+  /**
+   * Writes conntrack keys into the core's config buffer in the layout flushes and reconcile
+   * records share (assembly/conntrack/reap.ts FLUSH_KEY): u8 tag, u8 family, u8 protocol, u8 0,
+   * u16 port, u16 0, then the address bytes.
+   */
+  private stageKeys(keys: readonly ConntrackKey[]): void {
+    const at = this.core.cfgBuffer(keys.length * FLUSH_KEY_BYTES);
+    this.refresh();
+    this.u8.fill(0, at, at + keys.length * FLUSH_KEY_BYTES);
+    keys.forEach((k, i) => {
+      const p = at + i * FLUSH_KEY_BYTES;
+      this.u8[p] = k.tag;
+      this.u8[p + 1] = k.family;
+      this.u8[p + 2] = k.proto;
+      this.dv.setUint16(p + 4, k.port, true);
+      if (k.a) this.u8.set(k.a, p + 8);
+    });
+  }
+
 
   /** Formats an address the core reported. */
   static formatIP(ip: Uint8Array): string {
