@@ -140,8 +140,10 @@ export interface ApplyResult {
     direct?: { put: number; removed: number };
     /** IPVS mode: what the sync changed. */
     ipvs?: IpvsApplied;
+    /** UDP flows of this family kube-proxy's conntrack reconcile deleted in this sync. */
+    flushed?: number;
   }>;
-  /** UDP flows deleted because their endpoint left (kube-proxy's conntrack cleanup). */
+  /** UDP flows deleted because they no longer reply from a serving endpoint (kube-proxy's conntrack reconcile). */
   flushed: number;
 }
 
@@ -515,7 +517,12 @@ export class Dataplane extends CoreDataplane {
         throw e;
       }
     }
-    result.flushed = this.reconcileUdp(this.udpReconcile.guards(plans, (nn) => k.services.get(nn)?.spec.ports));
+    const guards = this.udpReconcile.guards(plans, (nn) => k.services.get(nn)?.spec.ports);
+    for (const f of result.families) {
+      const mine = guards.filter((g) => g.family === f.family);
+      f.flushed = mine.length === 0 ? 0 : this.reconcileUdp(mine);
+      result.flushed += f.flushed;
+    }
     return result;
   }
 

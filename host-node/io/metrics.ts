@@ -41,6 +41,7 @@ export class ProxyMetrics {
   readonly rules: Gauge<'table'>;
   readonly noLocalEndpoints: Gauge<'traffic_policy'>;
   readonly syncErrors: Counter;
+  readonly conntrackDeleted: Counter<'ip_family'>;
 
   constructor(src: MetricSources) {
     const r = [this.registry];
@@ -57,6 +58,8 @@ export class ProxyMetrics {
     this.rules = new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_total', help: 'Total number of iptables rules owned by kube-proxy (in the svcplane core)', labelNames: ['table'], registers: r });
     this.noLocalEndpoints = new Gauge({ name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total', help: 'Number of services with a Local traffic policy and no endpoints', labelNames: ['traffic_policy'], registers: r });
     this.syncErrors = new Counter({ name: 'svcplane_sync_errors_total', help: 'Syncs the core refused (the previous rules stayed live)', registers: r });
+    // pkg/proxy/metrics: ReconcileConntrackFlowsDeletedEntriesTotal.
+    this.conntrackDeleted = new Counter({ name: 'kubeproxy_conntrack_reconciler_deleted_entries_total', help: 'Cumulative conntrack flows deleted by conntrack reconciler', labelNames: ['ip_family'], registers: r });
 
     new Counter({
       name: 'kubeproxy_proxy_healthz_total', help: 'Cumulative proxy healthz HTTP status', labelNames: ['code'], registers: r,

@@ -256,6 +256,7 @@ export class NodeProxy {
       for (const f of r.families) {
         this.metrics.rules.set({ table: 'nat' }, f.natRules);
         this.metrics.rules.set({ table: 'filter' }, f.filterRules);
+        if (f.flushed) this.metrics.conntrackDeleted.inc({ ip_family: f.family === 4 ? 'IPv4' : 'IPv6' }, f.flushed);
       }
       if (r.issues.length > 0) this.log(`proxy: ${r.issues.length} objects refused: ${r.issues.map((i) => `${i.object ?? ''} ${i.path}: ${i.message}`).slice(0, 3).join('; ')}`);
       this.lastSyncError = '';

@@ -404,6 +404,7 @@ endpoints: [{ addresses: [10.244.2.22], conditions: { ready: true } }]
     expect(picked.size).toBe(2);
     const r = dp.apply([v6, v6Slice(['fd00:244::22'])].join('\n---\n'));
     expect(r.flushed).toBe(picked.get('fd00:244::21'));
+    expect(r.families.map((f) => [f.family, f.flushed])).toEqual([[4, 0], [6, picked.get('fd00:244::21')]]);
     expect(dp.conntrack().every((e) => e.reply.src === 'fd00:244::22')).toBe(true);
   });
 });

@@ -109,11 +109,13 @@ describe('proxy metrics', () => {
     m.syncDuration.observe(0.004);
     m.lastSync.set(1700000000);
     m.networkProgramming.observe(0.3);
+    m.conntrackDeleted.inc({ ip_family: 'IPv4' }, 3);
     const text = await m.text();
     for (const name of [
       'kubeproxy_sync_proxy_rules_duration_seconds_bucket', 'kubeproxy_sync_proxy_rules_last_timestamp_seconds 1700000000',
       'kubeproxy_network_programming_duration_seconds_count 1', 'kubeproxy_sync_proxy_rules_endpoint_changes_total',
       'kubeproxy_sync_proxy_rules_service_changes_total', 'kubeproxy_proxy_healthz_total{code="200"} 1',
+      'kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv4"} 3',
       'svcplane_verdicts_total{verdict="FORWARD"} 7', 'svcplane_drops_total{reason="no_endpoints"} 2',
       'svcplane_conntrack_entries 3', 'svcplane_tun_packets_total{direction="in"} 9', 'svcplane_tun_errors_total{op="write"} 1',
     ]) expect(text, name).toContain(name);
