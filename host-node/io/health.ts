@@ -85,8 +85,8 @@ export class ProxyHealth {
   }
 }
 
-function send(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff' });
+function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'Content-Type': 'application/json', 'X-Content-Type-Options': 'nosniff', ...headers });
   res.end(body);
 }
 
@@ -166,7 +166,9 @@ export class ServiceHealthServers {
     const healthy = this.health.healthy;
     const [namespace, name] = nsn.split('/');
     const body = `{\n\t"service": {\n\t\t"namespace": ${JSON.stringify(namespace)},\n\t\t"name": ${JSON.stringify(name)}\n\t},\n\t"localEndpoints": ${inst.localEndpoints},\n\t"serviceProxyHealthy": ${healthy}\n}`;
-    send(res, inst.localEndpoints !== 0 && healthy ? 200 : 503, body);
+    // service_health.go: the local endpoint count is also the node's weight for load balancers
+    // that weigh nodes by it (e.g. Google Cloud's WEIGHTED_MAGLEV).
+    send(res, inst.localEndpoints !== 0 && healthy ? 200 : 503, body, { 'X-Load-Balancing-Endpoint-Weight': String(inst.localEndpoints) });
   }
 
   async close(): Promise<void> {

@@ -5,12 +5,13 @@ import { request } from 'node:http';
 import { ProxyHealth, ServiceHealthServers, goTime, serveProxyHealth, closeServer } from '../../../host-node/io/health.js';
 import { ProxyMetrics } from '../../../host-node/io/metrics.js';
 
-function get(port: number, path: string): Promise<{ status: number; body: string; type: string }> {
+function get(port: number, path: string): Promise<{ status: number; body: string; type: string; weight?: string }> {
   return new Promise((resolve, reject) => {
     request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
       let body = '';
       res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']) }));
+      const weight = res.headers['x-load-balancing-endpoint-weight'];
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, type: String(res.headers['content-type']), ...(typeof weight === 'string' ? { weight } : {}) }));
     }).on('error', reject).end();
   });
 }
@@ -72,7 +73,7 @@ describe('proxy health', () => {
     }
   });
 
-  it('answers a health check node port with the local endpoint count (503 without one)', async () => {
+  it('answers a health check node port with the local endpoint count, also as the node\'s load-balancing weight (503 without one)', async () => {
     const h = new ProxyHealth(1000);
     const hc = new ServiceHealthServers(h, ['127.0.0.1']);
     const free = await serveProxyHealth(h, '127.0.0.1', 0);
@@ -84,10 +85,12 @@ describe('proxy health', () => {
       const r = await get(port, '/');
       expect(r.status).toBe(200);
       expect(JSON.parse(r.body)).toEqual({ service: { namespace: 'ns1', name: 'web' }, localEndpoints: 2, serviceProxyHealthy: true });
+      expect(r.weight).toBe('2');
       hc.setEndpoints(new Map());
       const none = await get(port, '/');
       expect(none.status).toBe(503);
       expect(JSON.parse(none.body).localEndpoints).toBe(0);
+      expect(none.weight).toBe('0');
       await hc.sync(new Map());
       expect(hc.ports().size).toBe(0);
       await expect(get(port, '/')).rejects.toThrow(/ECONNREFUSED/);
