@@ -9,7 +9,7 @@ import {
   type RestoreError, type TableName, type Family,
 } from './netfilter/index.js';
 import { IptCompiler, loadRestore, type IptCore } from './netfilter/compile.js';
-import { LiveCounters } from './netfilter/live-counters.js';
+import { LiveCounters, type CounterCore } from './netfilter/live-counters.js';
 import { tracePacket, type TraceCore, type TraceResult } from './netfilter/trace.js';
 import { IpsetTable, type IpsetCore } from './ipset/index.js';
 import { IpvsProgram, type IpvsCore } from './ipvs/program.js';
@@ -151,7 +151,7 @@ type Objects = { services: Service[]; endpointSlices: EndpointSlice[]; nodes: No
 /** Services, EndpointSlices and Nodes decoded by kube/objects.ts (loadObjects, parseManifests, a Source). */
 export type DecodedObjects = Objects;
 
-type FullCore = IptCore & TraceCore & { iptModeSet(on: number): void; iptCounters(id: number): number; iptRuleCount(id: number): number };
+type FullCore = IptCore & TraceCore & CounterCore & { iptModeSet(on: number): void };
 
 export class Dataplane extends CoreDataplane {
   private readonly udpReconcile = new UdpReconcile();
@@ -308,6 +308,9 @@ export class Dataplane extends CoreDataplane {
       rules: new ChainLines(c),
     }));
   }
+
+  /** The nfacct objects the rules name, with what they counted (`nfacct list`; e.g. kube-proxy's ct_state_invalid_dropped_pkts). */
+  nfacctList(): Array<{ name: string; packets: number; bytes: number }> { return this.liveCounters.nfacct(); }
 
   /**
    * User chains of `table` that hold rules but that no rule jumps or goes to (`iptables -L` shows

@@ -19,6 +19,8 @@ export interface MetricSources {
     gsoPackets?: number; csumPartial?: number; offloadDropped?: number;
   };
   health: ProxyHealth;
+  /** nfacct counters by name (the core's iptables mode). */
+  nfacct?(): ReadonlyArray<{ name: string; packets: number }>;
 }
 
 // metrics.go: exponential buckets from 1 ms doubling 15 times.
@@ -61,6 +63,16 @@ export class ProxyMetrics {
     // pkg/proxy/metrics: ReconcileConntrackFlowsDeletedEntriesTotal.
     this.conntrackDeleted = new Counter({ name: 'kubeproxy_conntrack_reconciler_deleted_entries_total', help: 'Cumulative conntrack flows deleted by conntrack reconciler', labelNames: ['ip_family'], registers: r });
 
+    // pkg/proxy/metrics: the iptables mode's nfacct counters, read at each scrape.
+    const nfacct = (name: string): number => src.nfacct?.().find((c) => c.name === name)?.packets ?? 0;
+    new Counter({
+      name: 'kubeproxy_iptables_ct_state_invalid_dropped_packets_total', help: 'packets dropped by iptables to work around conntrack problems', registers: r,
+      collect() { this.reset(); this.inc(nfacct('ct_state_invalid_dropped_pkts')); },
+    });
+    new Counter({
+      name: 'kubeproxy_iptables_localhost_nodeports_accepted_packets_total', help: 'Number of packets accepted on nodeports of loopback interface', registers: r,
+      collect() { this.reset(); this.inc(nfacct('localhost_nps_accepted_pkts')); },
+    });
     new Counter({
       name: 'kubeproxy_proxy_healthz_total', help: 'Cumulative proxy healthz HTTP status', labelNames: ['code'], registers: r,
       collect() { this.reset(); for (const [code, n] of Object.entries(src.health.served.healthz)) this.inc({ code }, n); },

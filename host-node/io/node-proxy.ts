@@ -102,6 +102,7 @@ export class NodeProxy {
     this.health = new ProxyHealth(cfg.healthTimeoutSeconds * 1000);
     this.metrics = new ProxyMetrics({
       coreStats: () => this.dp.stats(),
+      nfacct: () => this.dp.nfacctList(),
       tunStats: () => this.loop?.stats() ?? { packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, batches: 0, readErrors: 0, writeErrors: 0, dropped: 0, wakeups: 0 },
       health: this.health,
     });

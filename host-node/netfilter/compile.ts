@@ -134,6 +134,12 @@ export class IptCompiler {
 
   /** The id of nfacct object `name` (ids are never reused: counters outlive rules). */
   nfacctId(name: string): number { return this.named('nfacct', name); }
+  /** Every nfacct object a rule has named, with its id. */
+  nfacctIds(): Array<[name: string, id: number]> {
+    const out: Array<[string, number]> = [];
+    for (const [key, id] of this.namedIds) if (key.startsWith('nfacct:')) out.push([key.slice(7), id]);
+    return out;
+  }
   setId(name: string): number { return this.named('set', name); }
 
   private named(kind: 'nfacct' | 'set', name: string): number {

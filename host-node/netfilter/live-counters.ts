@@ -1,7 +1,7 @@
 // live-counters.ts — the core's per-rule packet/byte counters seen from the rule model: read for
 // the listings (`-L -v`, `-S -v`), and carried across a restore as libiptc's commit does: kept
 // for the rules a restore left alone, from the text (`-c`) or zero for the rules it flushed,
-// added or zeroed. Counter records are 16 bytes per rule (packets, bytes: u64 little endian), the
+// added or zeroed; and the nfacct objects' counters (`nfacct list`). Counter records are 16 bytes per rule (packets, bytes: u64 little endian), the
 // chain's policy after its rules (ABI.md iptCounters). Never compiles, never parses.
 import type { IptCompiler } from './compile.js';
 import type { CounterReset } from './commands.js';
@@ -31,6 +31,8 @@ export interface KeptCounters {
 export interface CounterCore {
   iptRuleCount(id: number): number;
   iptCounters(id: number): number;
+  iptNfacctPtr(): number;
+  iptNfacctCount(): number;
 }
 
 export class LiveCounters {
@@ -40,6 +42,18 @@ export class LiveCounters {
     private readonly compiler: IptCompiler,
     private readonly view: () => DataView,
   ) {}
+
+  /** The nfacct objects rules have named, with the packets and bytes counted (as `nfacct list` shows them). */
+  nfacct(): Array<{ name: string; packets: number; bytes: number }> {
+    const core = this.core();
+    const base = core.iptNfacctPtr(), count = core.iptNfacctCount();
+    const dv = this.view();
+    return this.compiler.nfacctIds().sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, id]) => {
+      if (id >= count) return { name, packets: 0, bytes: 0 };
+      const at = base + id * 16;
+      return { name, packets: Number(dv.getBigUint64(at, true)), bytes: Number(dv.getBigUint64(at + 8, true)) };
+    });
+  }
 
   /** Per-rule counters from the core, for the renderers. */
   source(family: Family): CounterSource {

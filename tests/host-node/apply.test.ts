@@ -268,6 +268,22 @@ describe('Dataplane.apply (iptables mode)', () => {
   });
 });
 
+describe('Dataplane.nfacctList', () => {
+  it('counts the packets kube-proxy\'s nfacct rules see: a localhost NodePort accepted', async () => {
+    const dp = await make();
+    dp.apply(svc('web', '10.96.0.80', 80, '  type: NodePort\n').replace('targetPort: 8080 }', 'targetPort: 8080, nodePort: 30080 }') + '---\n' + slice('web-1', 'web', ['10.244.1.11']));
+    const before = dp.nfacctList();
+    expect(before.map((c) => c.name)).toEqual(['ct_state_invalid_dropped_pkts', 'localhost_nps_accepted_pkts']);
+    expect(before.every((c) => c.packets === 0 && c.bytes === 0)).toBe(true);
+    const bytes = buildPacket({ src: '127.0.0.1', dst: '127.0.0.1', proto: 'tcp', sport: 40000, dport: 30080, flags: 'S' });
+    const r = dp.process({ bytes, local: true }, 1);
+    expect(decodePacket(r.packet!).dst).toBe('10.244.1.11');
+    const after = new Map(dp.nfacctList().map((c) => [c.name, c]));
+    expect(after.get('localhost_nps_accepted_pkts')).toEqual({ name: 'localhost_nps_accepted_pkts', packets: 1, bytes: bytes.length });
+    expect(after.get('ct_state_invalid_dropped_pkts')!.packets).toBe(0);
+  });
+});
+
 describe('Dataplane.apply: stale UDP conntrack', () => {
   const udpSvc = `apiVersion: v1
 kind: Service

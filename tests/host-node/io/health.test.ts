@@ -108,6 +108,7 @@ describe('proxy metrics', () => {
       coreStats: () => ({ verdict_forward: 7, verdict_drop: 2, drop_no_endpoints: 2, conntrack_entries: 3, conntrack_capacity: 16 }),
       tunStats: () => ({ packetsIn: 9, bytesIn: 900, packetsOut: 7, bytesOut: 700, batches: 4, readErrors: 0, writeErrors: 1, dropped: 2, wakeups: 3 }),
       health,
+      nfacct: () => [{ name: 'ct_state_invalid_dropped_pkts', packets: 4 }, { name: 'localhost_nps_accepted_pkts', packets: 5 }],
     });
     m.syncDuration.observe(0.004);
     m.lastSync.set(1700000000);
@@ -119,6 +120,7 @@ describe('proxy metrics', () => {
       'kubeproxy_network_programming_duration_seconds_count 1', 'kubeproxy_sync_proxy_rules_endpoint_changes_total',
       'kubeproxy_sync_proxy_rules_service_changes_total', 'kubeproxy_proxy_healthz_total{code="200"} 1',
       'kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv4"} 3',
+      'kubeproxy_iptables_ct_state_invalid_dropped_packets_total 4', 'kubeproxy_iptables_localhost_nodeports_accepted_packets_total 5',
       'svcplane_verdicts_total{verdict="FORWARD"} 7', 'svcplane_drops_total{reason="no_endpoints"} 2',
       'svcplane_conntrack_entries 3', 'svcplane_tun_packets_total{direction="in"} 9', 'svcplane_tun_errors_total{op="write"} 1',
     ]) expect(text, name).toContain(name);
