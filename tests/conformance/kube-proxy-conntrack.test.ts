@@ -7,12 +7,14 @@
 // non-serving one and to one that no longer exists, for every protocol, to each Service address on
 // the service port and on a port no Service uses, and to the NodePort; translated to the serving
 // endpoint's old port; and untranslated flows to each address and port. TestServiceWithoutEndpoints:
-// a UDP Service with no endpoints keeps its flows. Where the Go test writes the flows into a fake table, here each group of them is made
-// by real packets through svcplane's iptables mode under a Service state that sends them there, and
-// the groups are put together in one dataplane through conntrack snapshots, as a proxy restarting
-// over its saved table gets them. The first sync of the test's Service must then leave exactly the
-// flows the Go test expects after cleanup: UDP flows on the service port or NodePort whose replies
-// come from anything but the serving endpoint (address and port) go; every other flow stays.
+// a UDP Service with no endpoints keeps its flows. Where the Go test writes the flows into a fake
+// table, here each group of them is made by real packets through svcplane's iptables mode under a
+// Service state that sends them there, and the groups are put together in one dataplane through
+// conntrack snapshots, as a proxy restarting over its saved table gets them. The first sync of the
+// test's Service — in each of svcplane's modes, whose reconcile is the same — must then leave
+// exactly the flows the Go test expects after cleanup: UDP flows on the service port or NodePort
+// whose replies come from anything but the serving endpoint (address and port) go; every other
+// flow stays.
 import { describe, expect, it } from 'vitest';
 import { Dataplane } from '../../host-node/index.js';
 import { buildPacket, decodePacket, type ProtoName } from '../../host-node/core/packet.js';
@@ -80,7 +82,7 @@ const flowKey = (e: { proto: string; original: { src: string; dst: string; dport
 const madeKey = (m: Made) => `${m.proto.toLowerCase()} ${m.client} ${m.dst}:${m.dport}`;
 
 describe('kube-proxy conntrack cleanup', () => {
-  it('TestCleanStaleEntries: the first sync over a restored table leaves exactly the flows kube-proxy\'s cleanup leaves', async () => {
+  it.each(['iptables', 'ipvs', 'direct'] as const)('TestCleanStaleEntries: the first %s-mode sync over a restored table leaves exactly the flows kube-proxy\'s cleanup leaves', async (mode) => {
     const made: Made[] = [];
     const snapshots: Uint8Array[] = [];
     let host = 1;
@@ -122,7 +124,7 @@ describe('kube-proxy conntrack cleanup', () => {
     const dp = await create();
     for (const s of snapshots) dp.restore(s);
     expect(dp.conntrack().map(flowKey).sort()).toEqual(made.map(madeKey).sort());
-    const r = dp.apply([service(false), slice([{ ip: SERVING, serving: true }, { ip: NON_SERVING, serving: false }], false)], { mode: 'iptables' });
+    const r = dp.apply([service(false), slice([{ ip: SERVING, serving: true }, { ip: NON_SERVING, serving: false }], false)], { mode });
     expect(r.issues).toEqual([]);
     const kept = made.filter((m) => m.kept);
     expect(r.flushed).toBe(made.length - kept.length);
