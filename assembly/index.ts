@@ -167,9 +167,9 @@ export function conntrackFlushMany(n: u32): i32 {
   return <i32>ctFlushMany(cfgBuf, n);
 }
 // kube-proxy's UDP reconcile (conntrack/reconcile.ts): `n` records in the config buffer, each a
-// Service IP or NodePort to guard or an endpoint address the guard before it allows; deletes the
-// UDP flows of a guarded IP or port whose reply source no guard allows. Returns how many went, or
-// -3 if the records overrun the buffer.
+// Service address and port or a NodePort to guard, or an endpoint (address and port) the guard
+// before it allows; deletes the UDP flows of a guarded address or port whose reply source that
+// guard does not allow. Returns how many went, or -3 if the records overrun the buffer.
 export function conntrackReconcileUdp(n: u32): i32 {
   if (<u64>n * <u64>RECONCILE_REC > <u64>cfgCap) return -3;
   return <i32>ctReconcileUdp(cfgBuf, n);

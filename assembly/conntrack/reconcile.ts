@@ -15,9 +15,9 @@ import { mixWords, FLUSH_KEY } from "./reap";
 
 // A record as the host writes it (RECONCILE_REC bytes, laid out as a flush key, reap.ts): u8
 // kind, u8 family (4 or 6), u16 0, u16 port, u16 0, then four u32 address words (Tuple word
-// order; IPv4 uses the first). Kinds: a Service address and port to guard (flows to the address on another
-// port are not the Service's: kube-proxy's cleanup_test.go keeps them), a NodePort to guard (its
-// port, no address), or an endpoint (address and port) the guard before it allows.
+// order; IPv4 uses the first). Kinds: a Service address and port to guard (flows to the address
+// on another port are not the Service's: kube-proxy's cleanup_test.go keeps them), a NodePort to
+// guard (its port, no address), or an endpoint (address and port) the guard before it allows.
 export const RECONCILE_REC: usize = FLUSH_KEY;
 export const REC_GUARD_IP: u8 = 0;
 export const REC_GUARD_PORT: u8 = 1;
@@ -45,9 +45,17 @@ let mask: u32 = 0;
   return load<u32>(r + R_ADDR) == a0 && load<u32>(r + R_ADDR + 4) == a1 && load<u32>(r + R_ADDR + 8) == a2 && load<u32>(r + R_ADDR + 12) == a3;
 }
 
+@inline function guardSlot(kind: u32, family: u32, port: u32, a0: u32, a1: u32, a2: u32, a3: u32): u32 {
+  return mixWords((kind | (family << 8) | (port << 16)) * 0x9E3779B1, a0, a1, a2, a3) & mask;
+}
+
+@inline function allowSlot(g: u32, family: u32, port: u32, a0: u32, a1: u32, a2: u32, a3: u32): u32 {
+  return mixWords((g ^ (family << 28) ^ (port << 12)) * 0x9E3779B1, a0, a1, a2, a3) & mask;
+}
+
 /** The guard record of (kind, family, port, address), or NONE. */
 function findGuard(kind: u32, family: u32, port: u32, a0: u32, a1: u32, a2: u32, a3: u32): u32 {
-  let i = mixWords((kind | (family << 8) | (port << 16)) * 0x9E3779B1, a0, a1, a2, a3) & mask;
+  let i = guardSlot(kind, family, port, a0, a1, a2, a3);
   while (true) {
     const v = load<u32>(guardSlots + (<usize>i << 2));
     if (v == 0) return NONE;
@@ -59,14 +67,14 @@ function findGuard(kind: u32, family: u32, port: u32, a0: u32, a1: u32, a2: u32,
 }
 
 function addGuard(j: u32, kind: u32, family: u32, port: u32, a0: u32, a1: u32, a2: u32, a3: u32): void {
-  let i = mixWords((kind | (family << 8) | (port << 16)) * 0x9E3779B1, a0, a1, a2, a3) & mask;
+  let i = guardSlot(kind, family, port, a0, a1, a2, a3);
   while (load<u32>(guardSlots + (<usize>i << 2)) != 0) i = (i + 1) & mask;
   store<u32>(guardSlots + (<usize>i << 2), j + 1);
 }
 
 /** Whether guard `g` allows the reply source a0..a3 port `port`. */
 function allowed(g: u32, family: u32, port: u32, a0: u32, a1: u32, a2: u32, a3: u32): bool {
-  let i = mixWords((g ^ (family << 28) ^ (port << 12)) * 0x9E3779B1, a0, a1, a2, a3) & mask;
+  let i = allowSlot(g, family, port, a0, a1, a2, a3);
   while (true) {
     const v = load<u32>(allowSlots + (<usize>i << 2));
     if (v == 0) return false;
@@ -80,7 +88,7 @@ function allowed(g: u32, family: u32, port: u32, a0: u32, a1: u32, a2: u32, a3: 
 function addAllow(j: u32, g: u32, family: u32, port: u32, a0: u32, a1: u32, a2: u32, a3: u32): void {
   if (allowed(g, family, port, a0, a1, a2, a3)) return;
   store<u32>(allowGuard + (<usize>j << 2), g);
-  let i = mixWords((g ^ (family << 28) ^ (port << 12)) * 0x9E3779B1, a0, a1, a2, a3) & mask;
+  let i = allowSlot(g, family, port, a0, a1, a2, a3);
   while (load<u32>(allowSlots + (<usize>i << 2)) != 0) i = (i + 1) & mask;
   store<u32>(allowSlots + (<usize>i << 2), j + 1);
 }

@@ -431,6 +431,7 @@ export class Dataplane {
     if (n < 0) throw new Error(`conntrack reconcile refused (${n})`);
     return n;
   }
+
   /**
    * Writes conntrack keys into the core's config buffer in the layout flushes and reconcile
    * records share (assembly/conntrack/reap.ts FLUSH_KEY): u8 tag, u8 family, u8 protocol, u8 0,
@@ -449,7 +450,6 @@ export class Dataplane {
       if (k.a) this.u8.set(k.a, p + 8);
     });
   }
-
 
   /** Formats an address the core reported. */
   static formatIP(ip: Uint8Array): string {

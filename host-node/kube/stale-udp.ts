@@ -21,8 +21,8 @@ import { servicePortId, type ServicePortInfo } from './model.js';
 import type { ServicePort } from './objects.js';
 import type { SyncPlan } from './proxy-state.js';
 
-/** A UDP service port as the last sync left it: its guarded targets ("ip port" / ":nodePort") and serving endpoints ("ip:port"). */
-interface UdpPort { targets: string[]; endpoints: Map<string, UdpEndpoint> }
+/** A UDP service port as the last sync left it: its addresses, port and NodePort (0: none), and serving endpoints by "ip:port". */
+interface UdpPort { ips: string[]; port: number; nodePort: number; endpoints: Map<string, UdpEndpoint> }
 
 export class UdpReconcile {
   /** "family/id" → the port as last synced, and per "family/ns/name" the keys of its UDP ports. */
@@ -43,7 +43,7 @@ export class UdpReconcile {
           const was = this.ports.get(key);
           this.ports.set(key, now);
           keys.push(key);
-          if (now.endpoints.size > 0 && (full || mayBeStale(was, now))) guardsOf(sp, now, family, guards);
+          if (now.endpoints.size > 0 && (full || mayBeStale(was, now))) guardsOf(now, family, guards);
         }
         for (const key of this.byService.get(prefix + nn) ?? []) if (!keys.includes(key)) this.ports.delete(key);
         if (keys.length > 0) this.byService.set(prefix + nn, keys);
@@ -78,20 +78,19 @@ export class UdpReconcile {
 function udpPort(sp: ServicePortInfo, plan: SyncPlan): UdpPort {
   const endpoints = new Map<string, UdpEndpoint>();
   for (const e of plan.model.endpoints.get(sp.id) ?? []) if (e.serving) endpoints.set(e.endpoint, { ip: e.ip, port: e.port });
-  const targets = [sp.clusterIP, ...sp.loadBalancerVIPs, ...sp.externalIPs].map((ip) => `${ip} ${sp.port}`);
-  if (sp.nodePort !== 0) targets.push(`:${sp.nodePort}`);
-  return { targets, endpoints };
+  return { ips: [sp.clusterIP, ...sp.loadBalancerVIPs, ...sp.externalIPs], port: sp.port, nodePort: sp.nodePort, endpoints };
 }
 
 /** Whether flows of the port as it `was` can be stale now. */
 function mayBeStale(was: UdpPort | undefined, now: UdpPort): boolean {
   if (was === undefined || was.endpoints.size === 0) return true;
   for (const ep of was.endpoints.keys()) if (!now.endpoints.has(ep)) return true;
-  return now.targets.some((t) => !was.targets.includes(t));
+  // A new address, port or NodePort: flows to it may predate the rules.
+  return now.port !== was.port || (now.nodePort !== 0 && now.nodePort !== was.nodePort) || now.ips.some((ip) => !was.ips.includes(ip));
 }
 
-function guardsOf(sp: ServicePortInfo, p: UdpPort, family: 4 | 6, out: UdpGuard[]): void {
+function guardsOf(p: UdpPort, family: 4 | 6, out: UdpGuard[]): void {
   const endpoints = [...p.endpoints.values()];
-  for (const ip of [sp.clusterIP, ...sp.loadBalancerVIPs, ...sp.externalIPs]) out.push({ family, ip, port: sp.port, endpoints });
-  if (sp.nodePort !== 0) out.push({ family, nodePort: sp.nodePort, endpoints });
+  for (const ip of p.ips) out.push({ family, ip, port: p.port, endpoints });
+  if (p.nodePort !== 0) out.push({ family, nodePort: p.nodePort, endpoints });
 }
