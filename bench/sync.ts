@@ -165,7 +165,7 @@ async function proxyOne(mode: Mode, n: number, per: number, reps: number): Promi
   // The node's zone changes: a full sync of every Service, most of whose host view stays.
   const resync: number[] = [];
   for (const zone of ['a', 'b', 'c']) {
-    po.onNode({ kind: 'Node', metadata: { name: 'node-a', namespace: '', labels: { 'topology.kubernetes.io/zone': zone }, annotations: {} }, spec: { podCIDRs: [] }, status: { addresses: [] } });
+    po.onNode({ kind: 'Node', metadata: { name: 'node-a', namespace: '', labels: { 'topology.kubernetes.io/zone': zone }, annotations: {}, deletionTimestamp: null }, spec: { podCIDRs: [], taints: [] }, status: { addresses: [] } });
     t = hr();
     sync();
     resync.push(hr() - t);

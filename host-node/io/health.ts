@@ -1,37 +1,61 @@
 // health.ts — kube-proxy's health endpoints: the proxy's /healthz and /livez (pkg/proxy/healthcheck/
-// proxy_health.go: healthy unless a queued update has waited longer than the health timeout;
-// /healthz is also 503 while the Node is being deleted or tainted ToBeDeletedByClusterAutoscaler)
-// and one HTTP server per Service healthCheckNodePort answering with the Service's local endpoint
-// count (service_health.go: 200 when there is one and the proxy is healthy, else 503). Same JSON
-// shapes and status codes. Never decides which endpoints are local (the caller counts them).
+// proxy_health.go: healthy unless a family's oldest queued update has waited the health timeout
+// since that family last synced; /healthz is also 503 while the Node is deleted or tainted
+// ToBeDeletedByClusterAutoscaler, read at each request) and one HTTP server per Service
+// healthCheckNodePort answering with the Service's local endpoint count (service_health.go: 200
+// when there is one and the proxy is healthy, else 503). Same JSON bodies, headers and status
+// codes. Never decides which endpoints are local (the caller counts them).
 import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Node } from '../kube/objects.js';
 
 /** ToBeDeletedTaint: set by the cluster autoscaler before it deletes a node. */
 const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
 
-/** Go's time.Time.String() without the monotonic reading: "2006-01-02 15:04:05.999999999 +0000 UTC". */
+/**
+ * A time.Time as Go's encoding/json writes it (RFC 3339, fraction without trailing zeros, UTC as
+ * "Z"); 0 is Go's zero time (never set).
+ */
 export function goTime(ms: number): string {
-  // Never set: Go's zero time.Time.
-  if (ms === 0) return '0001-01-01 00:00:00 +0000 UTC';
-  const d = new Date(ms);
-  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
-  let frac = p(d.getUTCMilliseconds(), 3).replace(/0+$/, '');
-  frac = frac ? `.${frac}` : '';
-  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}${frac} +0000 UTC`;
+  if (ms === 0) return '0001-01-01T00:00:00Z';
+  return new Date(ms).toISOString().replace(/\.(\d*?)0*Z$/, (_m, f: string) => (f ? `.${f}Z` : 'Z'));
+}
+
+/**
+ * kube-proxy's NodeEligible: a Node that is gone (`deleted`: seen, then deleted), has a deletion
+ * timestamp, or carries the autoscaler's ToBeDeleted taint takes no new load-balancer traffic.
+ * svcplane also runs with no Node object at all (manifests without one): then eligible.
+ */
+export function nodeEligible(node: Node | null, deleted: boolean): boolean {
+  if (deleted) return false;
+  if (!node) return true;
+  return node.metadata.deletionTimestamp === null && !node.spec.taints.includes(TO_BE_DELETED_TAINT);
 }
 
 export type HealthCode = '200' | '503';
+
+const FAMILY_NAME: Record<number, string> = { 4: 'IPv4', 6: 'IPv6' };
+
+/** What Health() reports: overall and per family that has synced at least once (v1.IPFamily keys). */
+export interface ProxyHealthState {
+  healthy: boolean;
+  /** The most recent sync of any family, ms (0: none yet). */
+  lastUpdated: number;
+  status: Map<number, { lastUpdated: number; healthy: boolean }>;
+}
 
 /** The proxier's health state (ProxyHealthServer), per IP family. */
 export class ProxyHealth {
   private readonly lastUpdated = new Map<number, number>();
   private readonly oldestQueued = new Map<number, number>();
-  nodeEligible = true;
   /** Requests answered, by endpoint and status code (kubeproxy_proxy_healthz_total / _livez_total). */
   readonly served = { healthz: { '200': 0, '503': 0 }, livez: { '200': 0, '503': 0 } };
 
-  constructor(private readonly timeoutMs: number, private readonly now: () => number = Date.now) {}
+  /** `eligible`: the Node's eligibility as of now (see nodeEligible), read at every /healthz. */
+  constructor(
+    private readonly timeoutMs: number,
+    private readonly now: () => number = Date.now,
+    private readonly eligible: () => boolean = () => true,
+  ) {}
 
   /** A change reached the proxy and awaits a sync. */
   queuedUpdate(family: number): void {
@@ -44,44 +68,46 @@ export class ProxyHealth {
     this.lastUpdated.set(family, this.now());
   }
 
-  /** kube-proxy's SyncNode: ineligible once deleted or marked for deletion. */
-  syncNode(node: Node | null, deleting = false): void {
-    const taints = (node as unknown as { spec?: { taints?: Array<{ key?: string }> } } | null)?.spec?.taints ?? [];
-    this.nodeEligible = !deleting && !taints.some((t) => t.key === TO_BE_DELETED_TAINT);
-  }
+  get nodeEligible(): boolean { return this.eligible(); }
 
-  /** [healthy, lastUpdated ms]. */
-  state(): [boolean, number] {
+  /**
+   * Health(): a family that has synced is late once its oldest queued update is `timeoutMs` old;
+   * a family that never synced is starting up and counts as healthy (kube-proxy looks only at
+   * families with a last update).
+   */
+  state(): ProxyHealthState {
     const now = this.now();
-    let last = 0;
-    for (const [family, updated] of this.lastUpdated) {
-      if (updated > last) last = updated;
+    const out: ProxyHealthState = { healthy: true, lastUpdated: 0, status: new Map() };
+    for (const family of [...this.lastUpdated.keys()].sort()) {
+      const updated = this.lastUpdated.get(family)!;
+      if (updated > out.lastUpdated) out.lastUpdated = updated;
       const queued = this.oldestQueued.get(family);
-      if (queued !== undefined && now - queued >= this.timeoutMs) return [false, updated];
+      const healthy = queued === undefined || now - queued < this.timeoutMs;
+      if (!healthy) out.healthy = false;
+      out.status.set(family, { lastUpdated: updated, healthy });
     }
-    // A family queued but never synced yet: unhealthy once late as well.
-    for (const [family, queued] of this.oldestQueued) {
-      if (!this.lastUpdated.has(family) && now - queued >= this.timeoutMs) return [false, last];
-    }
-    return [true, last];
+    return out;
   }
 
   get healthy(): boolean {
-    return this.state()[0];
+    return this.state().healthy;
   }
 
   /** The /healthz or /livez answer: status and body exactly as kube-proxy writes them. */
   answer(path: '/healthz' | '/livez'): { status: number; body: string } {
     const now = this.now();
-    let [healthy, last] = this.state();
-    if (path === '/healthz') healthy = healthy && this.nodeEligible;
-    // proxy_health.go: a healthy server reports lastUpdated = now (compatibility with old releases).
-    if (healthy) last = now;
-    this.served[path === '/healthz' ? 'healthz' : 'livez'][healthy ? '200' : '503']++;
-    const body = path === '/healthz'
-      ? `{"lastUpdated": ${JSON.stringify(goTime(last))},"currentTime": ${JSON.stringify(goTime(now))}, "nodeEligible": ${this.nodeEligible}}`
-      : `{"lastUpdated": ${JSON.stringify(goTime(last))},"currentTime": ${JSON.stringify(goTime(now))}}`;
-    return { status: healthy ? 200 : 503, body };
+    const h = this.state();
+    const eligible = path === '/healthz' ? this.eligible() : undefined;
+    const ok = h.healthy && eligible !== false;
+    this.served[path === '/healthz' ? 'healthz' : 'livez'][ok ? '200' : '503']++;
+    // proxy_health.go: a healthy answer reports lastUpdated = now (compatibility with old releases).
+    const body: Record<string, unknown> = { lastUpdated: goTime(ok ? now : h.lastUpdated), currentTime: goTime(now) };
+    if (eligible !== undefined) body.nodeEligible = eligible;
+    body.healthy = h.healthy;
+    if (h.status.size > 0) {
+      body.status = Object.fromEntries([...h.status].map(([f, s]) => [FAMILY_NAME[f] ?? String(f), { lastUpdated: goTime(s.lastUpdated), healthy: s.healthy }]));
+    }
+    return { status: ok ? 200 : 503, body: JSON.stringify(body) };
   }
 }
 
@@ -129,7 +155,13 @@ interface HcInstance {
 export class ServiceHealthServers {
   private readonly services = new Map<string, HcInstance>();
 
-  constructor(private readonly health: ProxyHealth, private readonly addresses: string[], private readonly log: (l: string) => void = () => {}) {}
+  /** `open`: how a listener is opened (a real server by default; tests pass their own). */
+  constructor(
+    private readonly health: { readonly healthy: boolean },
+    private readonly addresses: string[],
+    private readonly log: (l: string) => void = () => {},
+    private readonly open: typeof listen = listen,
+  ) {}
 
   /** `ports`: "namespace/name" → healthCheckNodePort. Failures to listen are logged and retried next sync. */
   async sync(ports: Map<string, number>): Promise<void> {
@@ -142,7 +174,7 @@ export class ServiceHealthServers {
       if (this.services.has(nsn)) continue;
       const inst: HcInstance = { port, servers: [], localEndpoints: 0 };
       try {
-        for (const addr of this.addresses) inst.servers.push(await listen((_req, res) => this.answer(nsn, res), addr, port));
+        for (const addr of this.addresses) inst.servers.push(await this.open((_req, res) => this.answer(nsn, res), addr, port));
         this.services.set(nsn, inst);
       } catch (e) {
         this.log(`proxy: health check port ${port} of ${nsn}: ${(e as Error).message}`);

@@ -14,7 +14,8 @@ import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { Dataplane, type ApplyOptions } from '../dataplane.js';
 import { decodeSnapshot } from '../core/snapshot.js';
-import { parseCIDR, parseIP, cidrContains } from '../kube/ip.js';
+import { parseIP } from '../kube/ip.js';
+import { nodeIPs, nodePortAddresses as npaFor } from '../kube/render-settings.js';
 import type { Source } from '../kube/source.js';
 import { TunDevice, TunError } from './tun.js';
 import { ServedDestinations } from './served.js';
@@ -22,7 +23,7 @@ import { ProxyLoop } from './proxy-loop.js';
 import { NodeRoutes, hostAddresses } from './node-routes.js';
 import { ProxyObjects, type HostView } from './proxy-sink.js';
 import { SyncRunner } from './sync-runner.js';
-import { ProxyHealth, ServiceHealthServers, serveProxyHealth, closeServer } from './health.js';
+import { ProxyHealth, ServiceHealthServers, nodeEligible, serveProxyHealth, closeServer } from './health.js';
 import { ProxyMetrics } from './metrics.js';
 import { ManifestSource } from './manifests.js';
 import { hostPort, coreMode, type ProxyConfig } from './proxy-config.js';
@@ -51,12 +52,15 @@ export function writeFileAtomic(file: string, bytes: Uint8Array): void {
   }
 }
 
-/** Node addresses NodePorts answer on: kube-proxy's --nodeport-addresses filter over the host's addresses. */
-export function nodePortAddresses(filter: string[], hostAddrs: string[], primary: string | undefined): string[] {
-  if (filter.length === 0) return hostAddrs;
-  return hostAddrs.filter((a) => {
-    const ip = parseIP(a);
-    return !!ip && filter.some((f) => (f === 'primary' ? a === primary : cidrContains(parseCIDR(f)!, ip)));
+/**
+ * Node addresses NodePorts answer on: per family, as that family's kube-proxy proxier takes
+ * --nodeport-addresses (NewNodePortAddresses + GetNodeIPs): the family's CIDRs, or all of its
+ * addresses when none is of that family; "primary" is the family's first host address.
+ */
+export function nodePortAddresses(filter: string[], hostAddrs: string[]): string[] {
+  return FAMILIES.flatMap((family) => {
+    const primary = hostAddrs.map((a) => parseIP(a)).find((ip) => ip?.family === family) ?? null;
+    return nodeIPs(npaFor(filter, family, primary), hostAddrs);
   });
 }
 
@@ -99,7 +103,7 @@ export class NodeProxy {
     this.log = opts.log ?? (() => {});
     this.runner = new SyncRunner(() => this.syncOnce(), cfg.minSyncPeriodMs);
     this.objects = new ProxyObjects(cfg.nodeName);
-    this.health = new ProxyHealth(cfg.healthTimeoutSeconds * 1000);
+    this.health = new ProxyHealth(cfg.healthTimeoutSeconds * 1000, Date.now, () => nodeEligible(this.objects.node, this.objects.nodeDeleting));
     this.metrics = new ProxyMetrics({
       coreStats: () => this.dp.stats(),
       nfacct: () => this.dp.nfacctList(),
@@ -114,7 +118,7 @@ export class NodeProxy {
     // A userspace proxy needs no routable node address: its bind addresses stand in.
     if (hostAddrs.length === 0 && cfg.mode === 'userspace') hostAddrs = cfg.userspaceBind.filter((a) => a !== '0.0.0.0' && a !== '::');
     if (hostAddrs.length === 0) throw new Error('no node address: pass --node-ip (no global address found in this network namespace)');
-    const npAddrs = nodePortAddresses(cfg.nodePortAddresses, hostAddrs, hostAddrs[0]);
+    const npAddrs = nodePortAddresses(cfg.nodePortAddresses, hostAddrs);
 
     // The core's clock continues across restarts: the snapshot's time plus the wall time since it was written.
     let snapshot: Uint8Array | null = null;
@@ -273,7 +277,6 @@ export class NodeProxy {
     await this.userspace?.sync(modelServicePorts(this.dp.kubeModels()));
     await this.hcServers?.sync(view.healthCheckPorts);
     this.hcServers?.setEndpoints(view.localEndpoints);
-    this.health.nodeEligible = !this.objects.nodeDeleting;
     const seconds = (performance.now() - t0) / 1000;
     this.metrics.syncDuration.observe(seconds);
     (full ? this.metrics.syncFull : this.metrics.syncPartial).observe(seconds);

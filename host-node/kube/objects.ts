@@ -96,8 +96,10 @@ export interface EndpointSlice {
 
 export interface Node {
   kind: 'Node';
-  metadata: ObjectMeta;
-  spec: { podCIDRs: string[] };
+  /** deletionTimestamp: set once the Node is being deleted (null: not). */
+  metadata: ObjectMeta & { deletionTimestamp: string | null };
+  /** taints: the keys only (kube-proxy reads ToBeDeletedByClusterAutoscaler). */
+  spec: { podCIDRs: string[]; taints: string[] };
   status: { addresses: { type: string; address: string }[] };
   origin?: SourceRef;
 }
@@ -409,7 +411,9 @@ function readNode(r: Reader, raw: Record<string, unknown>): Node {
     const a = r.obj(v, at);
     return { type: r.str(a.type, at, 'type'), address: r.str(a.address, at, 'address') };
   });
-  return { kind: 'Node', metadata, spec: { podCIDRs }, status: { addresses }, origin: NO_ORIGIN };
+  const deletion = r.str(r.obj(raw.metadata, ROOT, 'metadata').deletionTimestamp, METADATA, 'deletionTimestamp');
+  const taints = r.list(s.taints, SPEC, 'taints').map((v, i) => r.str(r.obj(v, ['spec', 'taints', i]).key, ['spec', 'taints', i], 'key'));
+  return { kind: 'Node', metadata: { ...metadata, deletionTimestamp: deletion === '' ? null : deletion }, spec: { podCIDRs, taints }, status: { addresses }, origin: NO_ORIGIN };
 }
 
 const READERS: Record<string, (r: Reader, raw: Record<string, unknown>) => KubeObject> = {

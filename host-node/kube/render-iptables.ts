@@ -12,7 +12,7 @@ import { isServiceChainName, portProtoHash, servicePortEndpointChainName } from 
 import { canonicalIP, cidrContains, formatCIDR, formatIP, isLoopback, parseCIDR, parseIP } from './ip.js';
 import { detectorFor, masqueradeMark, nodePortAddresses, nodePortHostAddresses, probability, type LocalDetector } from './render-settings.js';
 
-export { detectorFor, formatFixed, masqueradeMark, nodePortAddresses, nodePortHostAddresses, probability } from './render-settings.js';
+export { detectorFor, formatFixed, masqueradeMark, nodeIPs, nodePortAddresses, nodePortHostAddresses, probability } from './render-settings.js';
 export type { LocalDetector, NodePortAddresses } from './render-settings.js';
 import { externallyAccessible, usesClusterEndpoints, usesLocalEndpoints, type EndpointInfo, type ProxyModel, type ServicePortInfo } from './model.js';
 

@@ -65,25 +65,27 @@ export function nodePortAddresses(strings: string[], family: Family, nodeIP: IP 
   return out;
 }
 
-/**
- * With --nodeport-addresses set: the host's addresses inside those CIDRs (GetNodeIPs), each once,
- * loopback only for IPv4 localhost NodePorts — one `-d` jump to KUBE-NODEPORTS per address.
- */
-export function nodePortHostAddresses(npa: NodePortAddresses, opts: Pick<IptablesOptions, 'hostAddresses' | 'nodeIPs'>, family: Family, localhostNodePorts: boolean): string[] {
+/** GetNodeIPs: the host's addresses inside `npa`'s CIDRs (so of its family), each once, CIDR by CIDR. */
+export function nodeIPs(npa: NodePortAddresses, hostAddresses: readonly string[]): string[] {
   const out: string[] = [];
-  const seen = new Set<string>();
   for (const c of npa.cidrs) {
-    for (const a of opts.hostAddresses ?? [...(opts.nodeIPs ?? []), '127.0.0.1', '::1']) {
+    for (const a of hostAddresses) {
       const ip = parseIP(a);
       if (!ip || !c || !cidrContains(c, ip)) continue;
       const text = formatIP(ip);
-      if (seen.has(text)) continue;
-      seen.add(text);
-      if (isLoopback(ip) && (family === 6 || !localhostNodePorts)) continue;
-      out.push(text);
+      if (!out.includes(text)) out.push(text);
     }
   }
   return out;
+}
+
+/**
+ * With --nodeport-addresses set: the node IPs of `npa` (GetNodeIPs), loopback only for IPv4
+ * localhost NodePorts — one `-d` jump to KUBE-NODEPORTS per address.
+ */
+export function nodePortHostAddresses(npa: NodePortAddresses, opts: Pick<IptablesOptions, 'hostAddresses' | 'nodeIPs'>, family: Family, localhostNodePorts: boolean): string[] {
+  return nodeIPs(npa, opts.hostAddresses ?? [...(opts.nodeIPs ?? []), '127.0.0.1', '::1'])
+    .filter((text) => !isLoopback(parseIP(text)!) || (family === 4 && localhostNodePorts));
 }
 
 /**

@@ -116,12 +116,14 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(JSON.parse(hc.body)).toEqual({ service: { namespace: 'default', name: 'local' }, localEndpoints: 2, serviceProxyHealthy: true });
     const hz = await c.clientAgent.call<{ status: number; body: string }>({ op: 'http', host: NODE_IP, port: 10256, path: '/healthz' });
     expect(hz.status).toBe(200);
-    const h = JSON.parse(hz.body) as { lastUpdated: string; currentTime: string; nodeEligible: boolean };
+    const h = JSON.parse(hz.body) as { lastUpdated: string; currentTime: string; nodeEligible: boolean; healthy: boolean; status: Record<string, unknown> };
     expect(h.nodeEligible).toBe(true);
-    expect(h.currentTime).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? \+0000 UTC$/);
+    expect(h.healthy).toBe(true);
+    expect(h.currentTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+    expect(Object.keys(h.status)).toContain('IPv4');
     const lz = await c.clientAgent.call<{ status: number; body: string }>({ op: 'http', host: NODE_IP, port: 10256, path: '/livez' });
     expect(lz.status).toBe(200);
-    expect(Object.keys(JSON.parse(lz.body))).toEqual(['lastUpdated', 'currentTime']);
+    expect(Object.keys(JSON.parse(lz.body))).toEqual(['lastUpdated', 'currentTime', 'healthy', 'status']);
     const m = c.nodeExec(['curl', '-sf', 'http://127.0.0.1:10249/metrics']);
     expect(m).toMatch(/^kubeproxy_sync_proxy_rules_duration_seconds_count [1-9]/m);
     expect(m).toMatch(/^kubeproxy_sync_proxy_rules_last_timestamp_seconds \d/m);

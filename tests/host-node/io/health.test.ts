@@ -2,7 +2,8 @@
 // per-Service health check servers over real sockets on loopback, and the metric names.
 import { describe, expect, it } from 'vitest';
 import { request } from 'node:http';
-import { ProxyHealth, ServiceHealthServers, goTime, serveProxyHealth, closeServer } from '../../../host-node/io/health.js';
+import { ProxyHealth, ServiceHealthServers, goTime, nodeEligible, serveProxyHealth, closeServer } from '../../../host-node/io/health.js';
+import { parseManifests, type Node } from '../../../host-node/kube/index.js';
 import { ProxyMetrics } from '../../../host-node/io/metrics.js';
 
 function get(port: number, path: string): Promise<{ status: number; body: string; type: string; weight?: string }> {
@@ -17,44 +18,63 @@ function get(port: number, path: string): Promise<{ status: number; body: string
 }
 
 describe('proxy health', () => {
-  it('formats times as Go prints a time.Time', () => {
-    expect(goTime(Date.UTC(2026, 0, 2, 3, 4, 5, 60))).toBe('2026-01-02 03:04:05.06 +0000 UTC');
-    expect(goTime(Date.UTC(2026, 11, 31, 23, 59, 59, 0))).toBe('2026-12-31 23:59:59 +0000 UTC');
+  it('formats times as Go\'s encoding/json writes a time.Time', () => {
+    expect(goTime(Date.UTC(2026, 0, 2, 3, 4, 5, 60))).toBe('2026-01-02T03:04:05.06Z');
+    expect(goTime(Date.UTC(2026, 11, 31, 23, 59, 59, 0))).toBe('2026-12-31T23:59:59Z');
+    expect(goTime(0)).toBe('0001-01-01T00:00:00Z');
   });
 
-  it('is healthy until a queued update waits longer than the timeout, and again once synced', () => {
+  it('is healthy until a synced family\'s queued update waits longer than the timeout, and again once synced', () => {
     let now = 1_000_000;
     const h = new ProxyHealth(60_000, () => now);
     expect(h.answer('/healthz').status).toBe(200);       // starting up
+    // A family that never synced is starting up, however long its first update waits.
+    h.queuedUpdate(4);
+    now += 120_000;
+    expect(h.answer('/healthz').status).toBe(200);
+    h.updated(4);
     h.queuedUpdate(4);
     now += 59_999;
     expect(h.answer('/healthz').status).toBe(200);
     now += 1;
     const stale = h.answer('/healthz');
     expect(stale.status).toBe(503);
+    expect(JSON.parse(stale.body)).toEqual({
+      lastUpdated: goTime(now - 60_000), currentTime: goTime(now), nodeEligible: true, healthy: false,
+      status: { IPv4: { lastUpdated: goTime(now - 60_000), healthy: false } },
+    });
     expect(h.answer('/livez').status).toBe(503);
     h.updated(4);
     const ok = h.answer('/healthz');
     expect(ok.status).toBe(200);
-    expect(JSON.parse(ok.body)).toEqual({ lastUpdated: goTime(now), currentTime: goTime(now), nodeEligible: true });
-    // A stale answer reports when the rules were last updated.
-    h.queuedUpdate(4);
-    const synced = now;
-    now += 120_000;
-    expect(JSON.parse(h.answer('/healthz').body).lastUpdated).toBe(goTime(synced));
-    expect(h.served).toEqual({ healthz: { '200': 3, '503': 2 }, livez: { '200': 0, '503': 1 } });
+    expect(ok.body).toBe(`{"lastUpdated":"${goTime(now)}","currentTime":"${goTime(now)}","nodeEligible":true,"healthy":true,"status":{"IPv4":{"lastUpdated":"${goTime(now)}","healthy":true}}}`);
+    expect(h.served).toEqual({ healthz: { '200': 4, '503': 1 }, livez: { '200': 0, '503': 1 } });
   });
 
-  it('fails /healthz but not /livez while the node is being deleted', () => {
-    const h = new ProxyHealth(1000, () => 5);
-    h.nodeEligible = false;
+  it('fails /healthz but not /livez while the node is not eligible, read at each request', () => {
+    let eligible = false;
+    const h = new ProxyHealth(1000, () => 5, () => eligible);
     const a = h.answer('/healthz');
     expect(a.status).toBe(503);
-    // Never synced: Go's zero time.
-    expect(a.body).toBe(`{"lastUpdated": "0001-01-01 00:00:00 +0000 UTC","currentTime": "${goTime(5)}", "nodeEligible": false}`);
-    expect(h.answer('/livez').status).toBe(200);
-    h.syncNode({ kind: 'Node', metadata: { name: 'n', namespace: '', labels: {}, annotations: {} }, spec: { podCIDRs: [], taints: [{ key: 'ToBeDeletedByClusterAutoscaler' }] } as never, status: { addresses: [] } });
-    expect(h.nodeEligible).toBe(false);
+    // Never synced: Go's zero time, no per-family status; proxy health itself is fine.
+    expect(a.body).toBe(`{"lastUpdated":"0001-01-01T00:00:00Z","currentTime":"${goTime(5)}","nodeEligible":false,"healthy":true}`);
+    expect(h.answer('/livez').body).toBe(`{"lastUpdated":"${goTime(5)}","currentTime":"${goTime(5)}","healthy":true}`);
+    eligible = true;
+    expect(h.answer('/healthz').status).toBe(200);
+  });
+
+  it('takes a Node out of load balancing when deleted, being deleted or tainted for deletion', () => {
+    const node = (meta: string, spec = '{}'): Node => {
+      const set = parseManifests(`kind: Node\nmetadata: ${meta}\nspec: ${spec}`);
+      expect(set.issues).toEqual([]);
+      return set.nodes[0]!;
+    };
+    expect(nodeEligible(null, false)).toBe(true);   // no Node object given (manifests)
+    expect(nodeEligible(null, true)).toBe(false);   // seen, then deleted
+    expect(nodeEligible(node('{name: n}'), false)).toBe(true);
+    expect(nodeEligible(node('{name: n}', '{taints: [{key: other, effect: NoSchedule}]}'), false)).toBe(true);
+    expect(nodeEligible(node('{name: n}', '{taints: [{key: ToBeDeletedByClusterAutoscaler, value: "1700000000", effect: NoSchedule}]}'), false)).toBe(false);
+    expect(nodeEligible(node('{name: n, deletionTimestamp: "2026-01-01T00:00:00Z"}'), false)).toBe(false);
   });
 
   it('serves /healthz and /livez over HTTP with kube-proxy\'s headers', async () => {
@@ -65,7 +85,7 @@ describe('proxy health', () => {
       const r = await get(port, '/healthz');
       expect(r.status).toBe(200);
       expect(r.type).toBe('application/json');
-      expect(Object.keys(JSON.parse(r.body))).toEqual(['lastUpdated', 'currentTime', 'nodeEligible']);
+      expect(Object.keys(JSON.parse(r.body))).toEqual(['lastUpdated', 'currentTime', 'nodeEligible', 'healthy']);
       expect((await get(port, '/livez')).status).toBe(200);
       expect((await get(port, '/other')).status).toBe(404);
     } finally {

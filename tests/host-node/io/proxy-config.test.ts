@@ -172,11 +172,12 @@ describe('proxy config file', () => {
 });
 
 describe('NodePort addresses', () => {
-  it('filters the host addresses like --nodeport-addresses (empty: all; "primary": the node IP)', () => {
-    const host = ['198.18.0.1', '198.18.5.1', 'fd00::1'];
-    expect(nodePortAddresses([], host, host[0])).toEqual(host);
-    expect(nodePortAddresses(['primary'], host, host[0])).toEqual(['198.18.0.1']);
-    expect(nodePortAddresses(['198.18.4.0/22', 'fd00::/8'], host, host[0])).toEqual(['198.18.5.1', 'fd00::1']);
-    expect(nodePortAddresses(['198.19.0.0/16'], host, host[0])).toEqual([]);
+  it('filters the host addresses per family like --nodeport-addresses (a family without a CIDR: all of its addresses; "primary": each family\'s node IP)', () => {
+    const host = ['198.18.0.1', '198.18.5.1', 'fd00::1', 'fd00::2'];
+    expect(nodePortAddresses([], host)).toEqual(host);
+    expect(nodePortAddresses(['primary'], host)).toEqual(['198.18.0.1', 'fd00::1']);
+    expect(nodePortAddresses(['198.18.4.0/22', 'fd00::2/128'], host)).toEqual(['198.18.5.1', 'fd00::2']);
+    expect(nodePortAddresses(['198.19.0.0/16'], host)).toEqual(['fd00::1', 'fd00::2']);
+    expect(nodePortAddresses(['198.18.4.0/22'], ['198.18.5.1', '198.18.5.1'])).toEqual(['198.18.5.1']);
   });
 });

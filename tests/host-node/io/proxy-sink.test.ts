@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseManifests, loadObjects, type ManifestSet } from '../../../host-node/kube/index.js';
 import { ProxyObjects, type HostView } from '../../../host-node/io/proxy-sink.js';
+import { nodeEligible } from '../../../host-node/io/health.js';
 import type { AddrPort } from '../../../host-node/io/node-routes.js';
 import { Dataplane } from '../../../host-node/dataplane.js';
 import { buildPacket, decodePacket } from '../../../host-node/core/packet.js';
@@ -146,8 +147,16 @@ endpoints: [{addresses: [198.18.64.${i + 1}], nodeName: n1, conditions: {ready: 
     const d = v.replies as { added: AddrPort[]; removed: AddrPort[] };
     expect({ added: plain(d.added), removed: plain(d.removed) }).toEqual({ added: [], removed: [{ ip: '198.18.100.2', protocol: 'TCP', port: 8080 }] });
     expect(o.nodeDeleting).toBe(false);
+    // The Node as /healthz reads it at each request: tainted for deletion by the autoscaler, then
+    // untainted, then gone.
+    const node = (spec: string) => parseManifests(`kind: Node\nmetadata: {name: n1}\nspec: ${spec}`).nodes[0]!;
+    o.onNode(node('{taints: [{key: ToBeDeletedByClusterAutoscaler, effect: NoSchedule}]}'));
+    expect(nodeEligible(o.node, o.nodeDeleting)).toBe(false);
+    o.onNode(node('{}'));
+    expect(nodeEligible(o.node, o.nodeDeleting)).toBe(true);
     o.onNode(null);
     expect(o.nodeDeleting).toBe(true);
+    expect(nodeEligible(o.node, o.nodeDeleting)).toBe(false);
   });
 
   it('counts a dual-stack Service\'s reply paths of both families, and hands on the one that leaves', async () => {
