@@ -136,6 +136,8 @@ export interface ApplyResult {
   issues: ManifestIssue[];
   families: Array<{
     family: Family; full: boolean; changedServices: string[]; filterRules: number; natRules: number; touched: string[];
+    /** iptables mode: the nat rules this sync wrote (natRules: all the table holds after it). */
+    natRulesWritten?: number;
     /** Direct mode: service-port entries written (inserted or replaced) and removed. */
     direct?: { put: number; removed: number };
     /** IPVS mode: what the sync changed. */
@@ -511,7 +513,7 @@ export class Dataplane extends CoreDataplane {
         fam.live = { shared: render.shared, filter: fam.ruleset.table('filter'), nat: fam.ruleset.table('nat') };
         result.families.push({
           family: plan.family, full: render.full, changedServices: [...(plan.changedServices ?? [])].sort(),
-          filterRules: render.filterRules, natRules: render.natRules,
+          filterRules: render.filterRules, natRules: render.natRules, natRulesWritten: render.natRulesWritten,
           // Sorted when first read: a full sync at 20,000 Services touches 45,000 chains.
           get touched() { return applied.touched; },
         });

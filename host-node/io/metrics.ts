@@ -1,7 +1,7 @@
-// metrics.ts — the proxy's Prometheus metrics (prom-client): kube-proxy's own names where the
-// concept is the same (pkg/proxy/metrics/metrics.go: sync durations and timestamps, network
-// programming latency, pending and total Service/endpoint changes, healthz/livez answers, rule
-// counts, no-local-endpoint Services) plus svcplane's core counters read at scrape time (verdicts,
+// metrics.ts — the proxy's Prometheus metrics (prom-client): kube-proxy's own names and labels
+// where the concept is the same (pkg/proxy/metrics/metrics.go: sync durations and timestamps,
+// network programming latency, rule counts and no-local-endpoint service ports per ip_family;
+// pending and total Service/endpoint changes, healthz/livez answers) plus svcplane's core counters read at scrape time (verdicts,
 // drop reasons, conntrack entries and events, TUN packets/bytes/batches/errors). Serves /metrics.
 // Never changes what it reads; one registry per proxy (no global default registry).
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -30,35 +30,37 @@ const NETPROG_BUCKETS = [0.25, 0.5, 0.75, 1, 2, 3, 4, 5, 10, 15, 20, 25, 30, 35,
 
 export class ProxyMetrics {
   readonly registry = new Registry();
-  readonly syncDuration: Histogram;
-  readonly syncFull: Histogram;
-  readonly syncPartial: Histogram;
-  readonly networkProgramming: Histogram;
-  readonly lastSync: Gauge;
-  readonly lastQueued: Gauge;
+  readonly syncDuration: Histogram<'ip_family'>;
+  readonly syncFull: Histogram<'ip_family'>;
+  readonly syncPartial: Histogram<'ip_family'>;
+  readonly networkProgramming: Histogram<'ip_family'>;
+  readonly lastSync: Gauge<'ip_family'>;
+  readonly lastQueued: Gauge<'ip_family'>;
   readonly serviceChanges: Counter;
   readonly endpointChanges: Counter;
   readonly servicePending: Gauge;
   readonly endpointPending: Gauge;
-  readonly rules: Gauge<'table'>;
-  readonly noLocalEndpoints: Gauge<'traffic_policy'>;
+  readonly rules: Gauge<'ip_family' | 'table'>;
+  readonly rulesLast: Gauge<'ip_family' | 'table'>;
+  readonly noLocalEndpoints: Gauge<'ip_family' | 'traffic_policy'>;
   readonly syncErrors: Counter;
   readonly conntrackDeleted: Counter<'ip_family'>;
 
   constructor(src: MetricSources) {
     const r = [this.registry];
-    this.syncDuration = new Histogram({ name: 'kubeproxy_sync_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds', buckets: SYNC_BUCKETS, registers: r });
-    this.syncFull = new Histogram({ name: 'kubeproxy_sync_full_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for full resyncs', buckets: SYNC_BUCKETS, registers: r });
-    this.syncPartial = new Histogram({ name: 'kubeproxy_sync_partial_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for partial resyncs', buckets: SYNC_BUCKETS, registers: r });
-    this.networkProgramming = new Histogram({ name: 'kubeproxy_network_programming_duration_seconds', help: 'In Cluster Network Programming Latency in seconds', buckets: NETPROG_BUCKETS, registers: r });
-    this.lastSync = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds', help: 'The last time proxy rules were successfully synced', registers: r });
-    this.lastQueued = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', help: 'The last time a sync of proxy rules was queued', registers: r });
+    this.syncDuration = new Histogram({ name: 'kubeproxy_sync_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds', labelNames: ['ip_family'], buckets: SYNC_BUCKETS, registers: r });
+    this.syncFull = new Histogram({ name: 'kubeproxy_sync_full_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for full resyncs', labelNames: ['ip_family'], buckets: SYNC_BUCKETS, registers: r });
+    this.syncPartial = new Histogram({ name: 'kubeproxy_sync_partial_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for partial resyncs', labelNames: ['ip_family'], buckets: SYNC_BUCKETS, registers: r });
+    this.networkProgramming = new Histogram({ name: 'kubeproxy_network_programming_duration_seconds', help: 'In Cluster Network Programming Latency in seconds', labelNames: ['ip_family'], buckets: NETPROG_BUCKETS, registers: r });
+    this.lastSync = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds', help: 'The last time proxy rules were successfully synced', labelNames: ['ip_family'], registers: r });
+    this.lastQueued = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', help: 'The last time a sync of proxy rules was queued', labelNames: ['ip_family'], registers: r });
     this.serviceChanges = new Counter({ name: 'kubeproxy_sync_proxy_rules_service_changes_total', help: 'Cumulative proxy rules Service changes', registers: r });
     this.endpointChanges = new Counter({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total', help: 'Cumulative proxy rules Endpoint changes', registers: r });
     this.servicePending = new Gauge({ name: 'kubeproxy_sync_proxy_rules_service_changes_pending', help: 'Pending proxy rules Service changes', registers: r });
     this.endpointPending = new Gauge({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_pending', help: 'Pending proxy rules Endpoint changes', registers: r });
-    this.rules = new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_total', help: 'Total number of iptables rules owned by kube-proxy (in the svcplane core)', labelNames: ['table'], registers: r });
-    this.noLocalEndpoints = new Gauge({ name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total', help: 'Number of services with a Local traffic policy and no endpoints', labelNames: ['traffic_policy'], registers: r });
+    this.rules = new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_total', help: 'Total number of iptables rules owned by kube-proxy (in the svcplane core)', labelNames: ['ip_family', 'table'], registers: r });
+    this.rulesLast = new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_last', help: 'Number of iptables rules written by kube-proxy in last sync (into the svcplane core)', labelNames: ['ip_family', 'table'], registers: r });
+    this.noLocalEndpoints = new Gauge({ name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total', help: 'Number of services with a Local traffic policy and no endpoints', labelNames: ['ip_family', 'traffic_policy'], registers: r });
     this.syncErrors = new Counter({ name: 'svcplane_sync_errors_total', help: 'Syncs the core refused (the previous rules stayed live)', registers: r });
     // pkg/proxy/metrics: ReconcileConntrackFlowsDeletedEntriesTotal.
     this.conntrackDeleted = new Counter({ name: 'kubeproxy_conntrack_reconciler_deleted_entries_total', help: 'Cumulative conntrack flows deleted by conntrack reconciler', labelNames: ['ip_family'], registers: r });

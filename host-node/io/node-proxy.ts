@@ -12,7 +12,7 @@ import { dirname, basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
-import { Dataplane, type ApplyOptions } from '../dataplane.js';
+import { Dataplane, type ApplyOptions, type ApplyResult } from '../dataplane.js';
 import { decodeSnapshot } from '../core/snapshot.js';
 import { parseIP } from '../kube/ip.js';
 import { nodeIPs, nodePortAddresses as npaFor } from '../kube/render-settings.js';
@@ -66,6 +66,7 @@ export function nodePortAddresses(filter: string[], hostAddrs: string[]): string
 
 /** The IP families the proxy serves (kube-proxy dual-stack: one proxier per family). */
 const FAMILIES = [4, 6] as const;
+const FAMILY_NAMES = ['IPv4', 'IPv6'] as const;
 
 /** kube-proxy's --iptables-sync-period default: how often a large cluster's stale chains go. */
 const STALE_CHAIN_PERIOD_MS = 30_000;
@@ -198,7 +199,7 @@ export class NodeProxy {
     this.source.start(this.objects, (wantSync) => {
       if (!wantSync) return;
       for (const f of FAMILIES) this.health.queuedUpdate(f);
-      this.metrics.lastQueued.setToCurrentTime();
+      for (const f of FAMILY_NAMES) this.metrics.lastQueued.setToCurrentTime({ ip_family: f });
       this.metrics.servicePending.set(this.objects.pending.services);
       this.metrics.endpointPending.set(this.objects.pending.endpoints);
       this.scheduleSync();
@@ -250,18 +251,21 @@ export class NodeProxy {
       },
       ...(cfg.ipvsScheduler ? { ipvs: { scheduler: cfg.ipvsScheduler } } : {}),
     };
-    let full = false;
+    let synced: ApplyResult['families'] = [];
     let view: HostView;
     try {
       const done = this.objects.sync(this.dp, apply);
       const r = done.result;
       view = done.view;
       if (cleanup) this.lastChainCleanup = t0;
-      full = r.families.some((f) => f.full);
+      synced = r.families;
       for (const f of r.families) {
-        this.metrics.rules.set({ table: 'nat' }, f.natRules);
-        this.metrics.rules.set({ table: 'filter' }, f.filterRules);
-        if (f.flushed) this.metrics.conntrackDeleted.inc({ ip_family: f.family === 4 ? 'IPv4' : 'IPv6' }, f.flushed);
+        const ip_family = FAMILY_NAMES[f.family === 4 ? 0 : 1];
+        this.metrics.rules.set({ ip_family, table: 'nat' }, f.natRules);
+        this.metrics.rules.set({ ip_family, table: 'filter' }, f.filterRules);
+        this.metrics.rulesLast.set({ ip_family, table: 'nat' }, f.natRulesWritten ?? f.natRules);
+        this.metrics.rulesLast.set({ ip_family, table: 'filter' }, f.filterRules);
+        if (f.flushed) this.metrics.conntrackDeleted.inc({ ip_family }, f.flushed);
       }
       if (r.issues.length > 0) this.log(`proxy: ${r.issues.length} objects refused: ${r.issues.map((i) => `${i.object ?? ''} ${i.path}: ${i.message}`).slice(0, 3).join('; ')}`);
       this.lastSyncError = '';
@@ -278,17 +282,22 @@ export class NodeProxy {
     await this.hcServers?.sync(view.healthCheckPorts);
     this.hcServers?.setEndpoints(view.localEndpoints);
     const seconds = (performance.now() - t0) / 1000;
-    this.metrics.syncDuration.observe(seconds);
-    (full ? this.metrics.syncFull : this.metrics.syncPartial).observe(seconds);
-    this.metrics.lastSync.setToCurrentTime();
+    // One sync brings both families' rules into the core: each family's figures are that sync's.
+    for (const f of synced) {
+      this.metrics.syncDuration.observe({ ip_family: FAMILY_NAMES[f.family === 4 ? 0 : 1] }, seconds);
+      (f.full ? this.metrics.syncFull : this.metrics.syncPartial).observe({ ip_family: FAMILY_NAMES[f.family === 4 ? 0 : 1] }, seconds);
+    }
+    for (const f of FAMILY_NAMES) this.metrics.lastSync.setToCurrentTime({ ip_family: f });
     this.metrics.serviceChanges.inc(changes.services);
     this.metrics.endpointChanges.inc(changes.endpoints);
     this.metrics.servicePending.set(this.objects.pending.services);
     this.metrics.endpointPending.set(this.objects.pending.endpoints);
-    this.metrics.noLocalEndpoints.set({ traffic_policy: 'internal' }, view.noLocalEndpoints.internal);
-    this.metrics.noLocalEndpoints.set({ traffic_policy: 'external' }, view.noLocalEndpoints.external);
+    for (const f of FAMILY_NAMES) {
+      this.metrics.noLocalEndpoints.set({ ip_family: f, traffic_policy: 'internal' }, view.noLocalEndpoints[f].internal);
+      this.metrics.noLocalEndpoints.set({ ip_family: f, traffic_policy: 'external' }, view.noLocalEndpoints[f].external);
+    }
     const now = Date.now();
-    for (const t of changes.triggers) this.metrics.networkProgramming.observe(Math.max(0, now - t) / 1000);
+    for (const t of changes.triggers) this.metrics.networkProgramming.observe({ ip_family: t.family }, Math.max(0, now - t.at) / 1000);
     for (const f of FAMILIES) this.health.updated(f);
     this.syncs++;
   }

@@ -5,7 +5,7 @@
 // addresses and endpoint reply paths to route into the TUN, healthCheckNodePorts with their local
 // endpoint counts — plus change counts and network-programming trigger times for metrics. Reaches
 // the core only through Dataplane.apply(), never the kernel; keeps no model of its own.
-import { LABEL_TOPOLOGY_ZONE, namespacedName, servicePortId, type ProxySink, type EndpointSlice, type Family, type Node, type Protocol, type ProxyModel, type Service, type ServicePortInfo } from '../kube/index.js';
+import { LABEL_TOPOLOGY_ZONE, categorizeEndpoints, namespacedName, servicePortId, type ProxySink, type EndpointSlice, type Family, type Node, type Protocol, type ProxyModel, type Service, type ServicePortInfo } from '../kube/index.js';
 import type { ApplyOptions, ApplyResult, Dataplane, DecodedObjects } from '../dataplane.js';
 import type { AddrPort, DynamicRoutes, ReplyDelta } from './node-routes.js';
 
@@ -19,8 +19,8 @@ const TRIGGER_TIME = 'endpoints.kubernetes.io/last-change-trigger-time';
 export interface HostView extends DynamicRoutes {
   /** "namespace/name" → ready endpoints on this node (distinct addresses). */
   localEndpoints: Map<string, number>;
-  /** Services with a Local traffic policy and no local endpoints, by policy ("internal" / "external"). */
-  noLocalEndpoints: { internal: number; external: number };
+  /** Service ports with a Local traffic policy and endpoints, none of them local, by family and policy. */
+  noLocalEndpoints: NoLocalEndpoints;
 }
 
 export class ProxyObjects implements ProxySink {
@@ -33,7 +33,7 @@ export class ProxyObjects implements ProxySink {
   /** Changes seen since the last take (kubeproxy_sync_proxy_rules_*_changes). */
   pending = { services: 0, endpoints: 0 };
   /** Trigger times (ms since epoch) of endpoint changes not yet synced. */
-  private triggers: number[] = [];
+  private triggers: Array<{ at: number; family: 'IPv4' | 'IPv6' }> = [];
   /** The node's deletion was seen (health: not eligible). */
   nodeDeleting = false;
   /**
@@ -50,7 +50,7 @@ export class ProxyObjects implements ProxySink {
   private readonly replyCounts = new Map<string, Counted>();
   private readonly hcPorts = new Map<string, number>();
   private readonly localCounts = new Map<string, number>();
-  private readonly noLocal = { internal: 0, external: 0 };
+  private readonly noLocal: NoLocalEndpoints = { IPv4: { internal: 0, external: 0 }, IPv6: { internal: 0, external: 0 } };
   /** A view was handed out: later ones hand reply paths as changes. */
   private viewed = false;
 
@@ -74,7 +74,7 @@ export class ProxyObjects implements ProxySink {
     this.dirty.add(`EndpointSlice ${key}`);
     this.pending.endpoints++;
     const t = Date.parse(slice.metadata.annotations[TRIGGER_TIME] ?? '');
-    if (Number.isFinite(t)) this.triggers.push(t);
+    if (Number.isFinite(t) && slice.addressType !== 'FQDN') this.triggers.push({ at: t, family: slice.addressType });
     return this.initialized;
   }
 
@@ -97,7 +97,7 @@ export class ProxyObjects implements ProxySink {
   markEndpointSlicesSynced(): void { this.slicesSynced = true; }
 
   /** Takes (and clears) the pending change counts and trigger times. */
-  takeChanges(): { services: number; endpoints: number; triggers: number[] } {
+  takeChanges(): { services: number; endpoints: number; triggers: Array<{ at: number; family: 'IPv4' | 'IPv6' }> } {
     const out = { ...this.pending, triggers: this.triggers };
     this.pending = { services: 0, endpoints: 0 };
     this.triggers = [];
@@ -208,7 +208,7 @@ export class ProxyObjects implements ProxySink {
     }
     return {
       vips: [...this.vipCounts.values()], replies, healthCheckPorts: this.hcPorts,
-      localEndpoints: this.localCounts, noLocalEndpoints: { ...this.noLocal },
+      localEndpoints: this.localCounts, noLocalEndpoints: { IPv4: { ...this.noLocal.IPv4 }, IPv6: { ...this.noLocal.IPv6 } },
     };
   }
 
@@ -219,11 +219,11 @@ export class ProxyObjects implements ProxySink {
   private shareOf(nn: string, models: ReadonlyArray<{ family: Family; model: ProxyModel }>, touched: Map<string, Touched> | null): ServiceShare | null {
     const svc = this.services.get(nn);
     if (!svc) return null;
-    const share: ServiceShare = { vips: [], replies: [], hc: 0, local: 0, noLocalInternal: 0, noLocalExternal: 0, inputs: [] };
+    const share: ServiceShare = { vips: [], replies: [], hc: 0, local: 0, noLocal: [0, 0, 0, 0], inputs: [] };
     // A Service has a few ports and local endpoints: lists, not sets.
     const localIps: string[] = [];
     const seen: ServicePortInfo[] = [];
-    for (const { model } of models) {
+    for (const { family, model } of models) {
       for (const p of svc.spec.ports) {
         const sp = model.services.get(servicePortId(nn, p.name, p.protocol));
         const list = sp ? model.endpoints.get(sp.id) : undefined;
@@ -232,20 +232,23 @@ export class ProxyObjects implements ProxySink {
         seen.push(sp);
         for (const ip of sp.externalIPs) share.vips.push(counted(this.vipCounts, ip, sp.protocol, sp.port, null));
         for (const ip of sp.loadBalancerVIPs) share.vips.push(counted(this.vipCounts, ip, sp.protocol, sp.port, null));
-        let localReady = 0;
         const eps = list ?? [];
         for (let k = 0; k < eps.length; k++) {
           const ep = eps[k]!;
           if (ep.ready || ep.serving) share.replies.push(counted(this.replyCounts, ep.ip, sp.protocol, ep.port, touched));
-          if (ep.isLocal && ep.ready) {
-            localReady++;
-            if (!localIps.includes(ep.ip)) localIps.push(ep.ip);
-          }
+          if (ep.isLocal && ep.ready && !localIps.includes(ep.ip)) localIps.push(ep.ip);
         }
         if (sp.externalPolicyLocal && sp.healthCheckNodePort !== 0) share.hc = sp.healthCheckNodePort;
-        if (localReady === 0) {
-          if (sp.internalPolicyLocal) share.noLocalInternal++;
-          if (sp.externalPolicyLocal) share.noLocalExternal++;
+        // kube-proxy's no-local-endpoints count: a Local-policy port that has usable endpoints
+        // (ready, else serving and terminating) but none of them on this node; a port without any
+        // is not counted (its traffic is rejected, not dropped for want of a local one).
+        if (sp.internalPolicyLocal || sp.externalPolicyLocal) {
+          const cat = categorizeEndpoints(eps, sp, this.nodeName, NO_LABELS);
+          if (cat.hasAnyEndpoints && (cat.localEndpoints?.length ?? 0) === 0) {
+            const at = family === 4 ? 0 : 2;
+            if (sp.internalPolicyLocal) share.noLocal[at]++;
+            if (sp.externalPolicyLocal) share.noLocal[at + 1]++;
+          }
         }
       }
     }
@@ -257,8 +260,7 @@ export class ProxyObjects implements ProxySink {
   private take(nn: string, s: ServiceShare): void {
     if (s.hc !== 0) this.hcPorts.set(nn, s.hc);
     this.localCounts.set(nn, s.local);
-    this.noLocal.internal += s.noLocalInternal;
-    this.noLocal.external += s.noLocalExternal;
+    addNoLocal(this.noLocal, s.noLocal, 1);
   }
 
   /** Takes a Service's share back out of the host view. */
@@ -267,9 +269,20 @@ export class ProxyObjects implements ProxySink {
     uncount(this.replyCounts, s.replies, touched);
     this.hcPorts.delete(nn);
     this.localCounts.delete(nn);
-    this.noLocal.internal -= s.noLocalInternal;
-    this.noLocal.external -= s.noLocalExternal;
+    addNoLocal(this.noLocal, s.noLocal, -1);
   }
+}
+
+/** Per family, the service ports with a Local traffic policy whose endpoints are all on other nodes. */
+export type NoLocalEndpoints = Record<'IPv4' | 'IPv6', { internal: number; external: number }>;
+
+const NO_LABELS: Record<string, string> = {};
+
+function addNoLocal(to: NoLocalEndpoints, n: ServiceShare['noLocal'], sign: 1 | -1): void {
+  to.IPv4.internal += sign * n[0];
+  to.IPv4.external += sign * n[1];
+  to.IPv6.internal += sign * n[2];
+  to.IPv6.external += sign * n[3];
 }
 
 /** An address of the host view with the number of service ports that need it (read-only outside). */
@@ -284,9 +297,8 @@ interface ServiceShare {
   hc: number;
   /** Distinct ready endpoint IPs on this node. */
   local: number;
-  /** Its service ports with a Local policy and no ready local endpoint. */
-  noLocalInternal: number;
-  noLocalExternal: number;
+  /** Its service ports with a Local policy, usable endpoints and none of them local: IPv4 internal, external, IPv6 internal, external. */
+  noLocal: [number, number, number, number];
   /** What it was made from: per family model and Service port, the model's entry and endpoint list. */
   inputs: unknown[];
 }

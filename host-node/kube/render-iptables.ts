@@ -80,6 +80,8 @@ export interface SharedChains {
   readonly frame: string;
   readonly totalEndpoints: number;
   readonly largeClusterMode: boolean;
+  /** The nat rules the ruleset holds after this sync (natRules of its render). */
+  readonly natTotal: number;
 }
 
 export interface IptablesRender {
@@ -98,8 +100,14 @@ export interface IptablesRender {
   activeNatChains: Set<string>;
   deletedChains: string[];
   largeClusterMode: boolean;
+  /** Rules in the filter table (rewritten whole every sync). */
   filterRules: number;
+  /**
+   * Rules in the nat table after this sync, the chains a partial sync left as they were included
+   * (kube-proxy's iptables_total); natRulesWritten: those the sync wrote (its iptables_last).
+   */
   natRules: number;
+  natRulesWritten: number;
 }
 
 /** The nat chains every sync's payload declares (so flushes), whatever changed. */
@@ -152,7 +160,8 @@ function sepChain(spn: string, protocol: string, ep: EndpointInfo): string {
 // KUBE-EXTERNAL-SERVICES, KUBE-PROXY-FIREWALL) and which of its chains are active: a partial sync
 // writes those lines again for every Service, so they are kept per model object — valid while
 // the service port and its endpoint list are the same objects and the render context is the same.
-interface SharedLines { eps: EndpointInfo[] | undefined; ctx: string; nat: string[]; filter: string[]; active: string[] }
+/** A service port's lines in the shared chains, its own chains' names, and how many rules those own chains hold. */
+interface SharedLines { eps: EndpointInfo[] | undefined; ctx: string; nat: string[]; filter: string[]; active: string[]; own: number }
 const sharedCache = new WeakMap<ServicePortInfo, SharedLines>();
 
 /**
@@ -216,6 +225,8 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
   const natShared = natRules.slice();
   const ownRuns: number[] = [];
   let joinedLines = 0;
+  // Rules of the own chains a partial sync leaves as they are (counted in natRules, not written).
+  let skippedOwn = 0;
 
   if (!isIPv6 && localhostNodePorts) {
     // route_localnet opens a hole (issue 90259); this rule closes it for non-local sources.
@@ -307,7 +318,9 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     }
     let own = joinedLines;
     for (let i = 0; i < ownRuns.length; i += 2) own += ownRuns[i + 1]! - ownRuns[i]!;
-    return finish(prev.filterRules, prev.nat, [], prev.nat.length + own, true);
+    let natTotal = prev.natTotal;
+    for (let i = 0; i < changed.length; i++) natTotal += sharedCache.get(changed[i]!)!.own - before[i]!.own;
+    return finish(prev.filterRules, prev.nat, [], prev.nat.length + own, natTotal, true);
   }
 
   function renderServicePort(sp: ServicePortInfo): void {
@@ -316,6 +329,7 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     if (unchanged) {
       const c = sharedCache.get(sp);
       if (c !== undefined && c.eps === eps && c.ctx === ctx) {
+        skippedOwn += c.own;
         for (const l of c.nat) {
           natRules.push(l);
           natShared.push(l);
@@ -427,9 +441,13 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     activeLists.push(mine);
     const shared = natRules.slice(nat0);
     for (const l of shared) natShared.push(l);
-    sharedCache.set(sp, { eps, ctx, nat: shared, filter: filterRules.slice(filter0), active: mine });
+    const entry: SharedLines = { eps, ctx, nat: shared, filter: filterRules.slice(filter0), active: mine, own: 0 };
+    const was = sharedCache.get(sp);
+    sharedCache.set(sp, entry);
     // Partial sync: unchanged Services keep their SVC/SVL/EXT/FW/SEP chains as they are.
     if (unchanged) {
+      entry.own = was?.own ?? 0;
+      skippedOwn += entry.own;
       flatten(natRules, nat0);
       flatten(filterRules, filter0);
       return;
@@ -496,6 +514,7 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     // one string per Service, not ten, lives on until the text is joined (at 20,000 Services the
     // garbage collector then moves 40,000 strings instead of 260,000).
     const lines = natRules.length - own0;
+    entry.own = lines;
     if (lines > 1) {
       const chunk = natRules.slice(own0).join('\n');
       natRules.length = own0;
@@ -546,13 +565,14 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     natShared.push(l);
   }
   for (const l of filterTail) filterRules.push(l);
-  return finish(filterRules, natShared, deletedChains, natRules.length + joinedLines - deletedChains.length, false);
+  const written = natRules.length + joinedLines - deletedChains.length;
+  return finish(filterRules, natShared, deletedChains, written, written + skippedOwn, false);
 
   /**
    * The result. `quick`: changedOnly()'s, whose natRules hold only the changed Services' lines —
    * kube-proxy's text (and the set of active chains) is then rendered whole when first read.
    */
-  function finish(filter: readonly string[], nat: readonly string[], deleted: string[], natCount: number, quick: boolean): IptablesRender {
+  function finish(filter: readonly string[], nat: readonly string[], deleted: string[], natWritten: number, natTotal: number, quick: boolean): IptablesRender {
     let whole: IptablesRender | undefined;
     const kubeProxy = (): IptablesRender => (whole ??= renderIptables(model, opts, { ...req, previous: undefined }));
     let text: string | undefined;
@@ -561,7 +581,7 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
       text ??= quick ? kubeProxy().text : ['*filter'].concat(filterChains, filter, ['COMMIT', '*nat'], natChains, natRules, ['COMMIT', '']).join('\n');
       return text;
     };
-    const shared: SharedChains = { filterChains, filterRules: filter, nat, services, frame, totalEndpoints, largeClusterMode };
+    const shared: SharedChains = { filterChains, filterRules: filter, nat, services, frame, totalEndpoints, largeClusterMode, natTotal };
     const sameFilter = quick || (prev !== undefined && sameLines(prev.filterChains, filterChains) && sameLines(prev.filterRules, filter));
     const sameNat = quick || (prev !== undefined && sameLines(prev.nat, nat));
     let liveText: string | undefined;
@@ -587,7 +607,8 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
       deletedChains: deleted,
       largeClusterMode,
       filterRules: filter.length,
-      natRules: natCount,
+      natRules: natTotal,
+      natRulesWritten: natWritten,
     };
   }
 }

@@ -223,7 +223,7 @@ describe.runIf(run.why === '')('svcplane proxy --mode userspace (unprivileged, l
     expect(value(/svcplane_userspace_refused_total\{reason="reject"\} (\d+)/)).toBeGreaterThanOrEqual(1);
     expect(value(/svcplane_userspace_connections_total\{protocol="tcp",result="connect_failed"\} (\d+)/)).toBe(1);
     expect(value(/svcplane_conntrack_entries (\d+)/)).toBeGreaterThan(0);
-    expect(text).toMatch(/kubeproxy_sync_proxy_rules_last_timestamp_seconds [1-9]/);
+    expect(text).toMatch(/kubeproxy_sync_proxy_rules_last_timestamp_seconds\{ip_family="IPv4"\} [1-9]/);
   });
 
   it('exits cleanly on SIGTERM and frees its ports', async () => {

@@ -125,8 +125,8 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(lz.status).toBe(200);
     expect(Object.keys(JSON.parse(lz.body))).toEqual(['lastUpdated', 'currentTime', 'healthy', 'status']);
     const m = c.nodeExec(['curl', '-sf', 'http://127.0.0.1:10249/metrics']);
-    expect(m).toMatch(/^kubeproxy_sync_proxy_rules_duration_seconds_count [1-9]/m);
-    expect(m).toMatch(/^kubeproxy_sync_proxy_rules_last_timestamp_seconds \d/m);
+    expect(m).toMatch(/^kubeproxy_sync_proxy_rules_duration_seconds_count\{ip_family="IPv4"\} [1-9]/m);
+    expect(m).toMatch(/^kubeproxy_sync_proxy_rules_last_timestamp_seconds\{ip_family="IPv4"\} \d/m);
     expect(m).toMatch(/^kubeproxy_proxy_healthz_total\{code="200"\} [1-9]/m);
     expect(m).toMatch(/^svcplane_verdicts_total\{verdict="FORWARD"\} [1-9]/m);
     expect(m).toMatch(/^svcplane_conntrack_entries \d+/m);

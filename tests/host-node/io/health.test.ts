@@ -130,14 +130,19 @@ describe('proxy metrics', () => {
       health,
       nfacct: () => [{ name: 'ct_state_invalid_dropped_pkts', packets: 4 }, { name: 'localhost_nps_accepted_pkts', packets: 5 }],
     });
-    m.syncDuration.observe(0.004);
-    m.lastSync.set(1700000000);
-    m.networkProgramming.observe(0.3);
+    m.syncDuration.observe({ ip_family: 'IPv4' }, 0.004);
+    m.lastSync.set({ ip_family: 'IPv6' }, 1700000000);
+    m.networkProgramming.observe({ ip_family: 'IPv4' }, 0.3);
+    m.rules.set({ ip_family: 'IPv4', table: 'nat' }, 55);
+    m.noLocalEndpoints.set({ ip_family: 'IPv4', traffic_policy: 'external' }, 1);
     m.conntrackDeleted.inc({ ip_family: 'IPv4' }, 3);
     const text = await m.text();
     for (const name of [
-      'kubeproxy_sync_proxy_rules_duration_seconds_bucket', 'kubeproxy_sync_proxy_rules_last_timestamp_seconds 1700000000',
-      'kubeproxy_network_programming_duration_seconds_count 1', 'kubeproxy_sync_proxy_rules_endpoint_changes_total',
+      // kube-proxy's labels (metrics.go): ip_family on the per-proxier figures.
+      'kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="0.004",ip_family="IPv4"} 1', 'kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv6"} 1700000000',
+      'kubeproxy_network_programming_duration_seconds_count{ip_family="IPv4"} 1', 'kubeproxy_sync_proxy_rules_endpoint_changes_total',
+      'kubeproxy_sync_proxy_rules_iptables_total{ip_family="IPv4",table="nat"} 55',
+      'kubeproxy_sync_proxy_rules_no_local_endpoints_total{ip_family="IPv4",traffic_policy="external"} 1',
       'kubeproxy_sync_proxy_rules_service_changes_total', 'kubeproxy_proxy_healthz_total{code="200"} 1',
       'kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv4"} 3',
       'kubeproxy_iptables_ct_state_invalid_dropped_packets_total 4', 'kubeproxy_iptables_localhost_nodeports_accepted_packets_total 5',

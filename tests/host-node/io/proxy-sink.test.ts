@@ -90,9 +90,9 @@ describe('proxy objects', () => {
     expect((v.replies as AddrPort[]).map((a) => `${a.ip}:${a.port}`).sort()).toEqual(['198.18.100.2:8080', '198.18.101.2:8080']);
     expect([...v.healthCheckPorts]).toEqual([['shop/web', 32001]]);
     expect([...v.localEndpoints]).toEqual([['shop/web', 1]]);
-    expect(v.noLocalEndpoints).toEqual({ internal: 0, external: 0 });
+    expect(v.noLocalEndpoints).toEqual({ IPv4: { internal: 0, external: 0 }, IPv6: { internal: 0, external: 0 } });
     const changes = o.takeChanges();
-    expect(changes).toEqual({ services: 1, endpoints: 1, triggers: [Date.parse('2026-01-01T00:00:00Z')] });
+    expect(changes).toEqual({ services: 1, endpoints: 1, triggers: [{ at: Date.parse('2026-01-01T00:00:00Z'), family: 'IPv4' }] });
     expect(o.takeChanges()).toEqual({ services: 0, endpoints: 0, triggers: [] });
   });
 
@@ -141,7 +141,7 @@ endpoints: [{addresses: [198.18.64.${i + 1}], nodeName: n1, conditions: {ready: 
     o.onEndpointSlice({ ...slice, endpoints: slice.endpoints.filter((e) => e.nodeName !== 'n1') });
     const v = sync(o, dp);
     expect(v.localEndpoints.get('shop/web')).toBe(0);
-    expect(v.noLocalEndpoints.external).toBe(1);
+    expect(v.noLocalEndpoints.IPv4.external).toBe(1);
     // The reply path of the endpoint that left is the one change handed on.
     const plain = (l: AddrPort[]) => l.map(({ ip, protocol, port }) => ({ ip, protocol, port }));
     const d = v.replies as { added: AddrPort[]; removed: AddrPort[] };
