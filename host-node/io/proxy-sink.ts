@@ -5,7 +5,7 @@
 // addresses and endpoint reply paths to route into the TUN, healthCheckNodePorts with their local
 // endpoint counts — plus change counts and network-programming trigger times for metrics. Reaches
 // the core only through Dataplane.apply(), never the kernel; keeps no model of its own.
-import { LABEL_TOPOLOGY_ZONE, categorizeEndpoints, namespacedName, servicePortId, type ProxySink, type EndpointSlice, type Family, type Node, type Protocol, type ProxyModel, type Service, type ServicePortInfo } from '../kube/index.js';
+import { LABEL_TOPOLOGY_ZONE, categorizeEndpoints, namespacedName, sameObject, servicePortId, sliceServiceName, type ProxySink, type EndpointSlice, type Family, type Node, type Protocol, type ProxyModel, type Service, type ServicePortInfo } from '../kube/index.js';
 import type { ApplyOptions, ApplyResult, Dataplane, DecodedObjects } from '../dataplane.js';
 import type { AddrPort, DynamicRoutes, ReplyDelta } from './node-routes.js';
 
@@ -30,10 +30,17 @@ export class ProxyObjects implements ProxySink {
   /** Both initial lists were delivered (kube-proxy syncs nothing before). */
   private servicesSynced = false;
   private slicesSynced = false;
-  /** Changes seen since the last take (kubeproxy_sync_proxy_rules_*_changes). */
-  pending = { services: 0, endpoints: 0 };
-  /** Trigger times (ms since epoch) of endpoint changes not yet synced. */
-  private triggers: Array<{ at: number; family: 'IPv4' | 'IPv6' }> = [];
+  /** Events since the last take (kubeproxy_sync_proxy_rules_{service,endpoint}_changes_total). */
+  private events = { services: 0, endpoints: 0 };
+  /** Per Service with a change not yet synced, the object it had at the last take (null: none). */
+  private readonly serviceBase = new Map<string, Service | null>();
+  /** EndpointSlice events since the last take that changed a slice (EndpointChangesPending). */
+  private slicesPending = 0;
+  /**
+   * Per family and Service ("IPv4 ns/name"), the trigger times of its slices' changes since the
+   * last take, when later than `startedAt` (an older one measures the proxy's start, not programming).
+   */
+  private triggers = new Map<string, number[]>();
   /** The node's deletion was seen (health: not eligible). */
   nodeDeleting = false;
   /**
@@ -54,27 +61,53 @@ export class ProxyObjects implements ProxySink {
   /** A view was handed out: later ones hand reply paths as changes. */
   private viewed = false;
 
-  constructor(readonly nodeName: string) {}
+  /** `startedAt`: when the proxy started (ms since epoch); older trigger times are not measured. */
+  constructor(readonly nodeName: string, private readonly startedAt = Date.now()) {}
+
+  /** Changes to sync (kube-proxy's *_changes_pending): Services whose object differs from the last take, slice changes. */
+  get pending(): { services: number; endpoints: number } {
+    return { services: this.serviceBase.size, endpoints: this.slicesPending };
+  }
 
   get initialized(): boolean { return this.servicesSynced && this.slicesSynced; }
 
   onService(previous: Service | null, current: Service | null): boolean {
     const key = namespacedName((current ?? previous)!.metadata);
+    // servicechangetracker.go: a change that nets out to the object of the last sync is none.
+    const base = this.serviceBase.has(key) ? this.serviceBase.get(key)! : this.services.get(key) ?? null;
     if (current) this.services.set(key, current);
     else this.services.delete(key);
+    if (base === current || (base !== null && current !== null && sameObject(base, current, true))) this.serviceBase.delete(key);
+    else this.serviceBase.set(key, base);
     this.dirty.add(`Service ${key}`);
-    this.pending.services++;
+    this.events.services++;
     return this.initialized;
   }
 
   onEndpointSlice(slice: EndpointSlice, remove = false): boolean {
     const key = namespacedName(slice.metadata);
+    const was = this.slices.get(key);
     if (remove) this.slices.delete(key);
     else this.slices.set(key, slice);
     this.dirty.add(`EndpointSlice ${key}`);
-    this.pending.endpoints++;
-    const t = Date.parse(slice.metadata.annotations[TRIGGER_TIME] ?? '');
-    if (Number.isFinite(t) && slice.addressType !== 'FQDN') this.triggers.push({ at: t, family: slice.addressType });
+    // endpointschangetracker.go EndpointSliceUpdate: slices of a proxied family with a Service.
+    const nn = sliceServiceName(slice);
+    if (slice.addressType === 'FQDN' || nn === null) return this.initialized;
+    this.events.endpoints++;
+    if (remove ? was === undefined : was !== undefined && sameObject(was, slice, true)) return this.initialized;
+    this.slicesPending++;
+    const service = `${slice.addressType} ${nn}`;
+    // A removal's annotation dates from the slice's last update, not from this change: the
+    // Service's pending times go (kube-proxy ignores them the same way).
+    if (remove) this.triggers.delete(service);
+    else {
+      const t = Date.parse(slice.metadata.annotations[TRIGGER_TIME] ?? '');
+      if (Number.isFinite(t) && t > this.startedAt) {
+        const times = this.triggers.get(service);
+        if (times) times.push(t);
+        else this.triggers.set(service, [t]);
+      }
+    }
     return this.initialized;
   }
 
@@ -96,11 +129,22 @@ export class ProxyObjects implements ProxySink {
   markServicesSynced(): void { this.servicesSynced = true; }
   markEndpointSlicesSynced(): void { this.slicesSynced = true; }
 
-  /** Takes (and clears) the pending change counts and trigger times. */
-  takeChanges(): { services: number; endpoints: number; triggers: Array<{ at: number; family: 'IPv4' | 'IPv6' }> } {
-    const out = { ...this.pending, triggers: this.triggers };
-    this.pending = { services: 0, endpoints: 0 };
-    this.triggers = [];
+  /**
+   * Takes (and clears) the changes since the last take: the events counted, and the trigger times
+   * of the slice changes by family (kube-proxy's LastChangeTriggerTimes, one latency each).
+   */
+  takeChanges(): { services: number; endpoints: number; triggers: Trigger[] } {
+    const triggers: Trigger[] = [];
+    this.triggers.forEach((times, key) => {
+      const family = key.startsWith('IPv4 ') ? 'IPv4' : 'IPv6';
+      const service = key.slice(5);
+      for (const at of times) triggers.push({ at, family, service });
+    });
+    const out = { ...this.events, triggers };
+    this.events = { services: 0, endpoints: 0 };
+    this.serviceBase.clear();
+    this.slicesPending = 0;
+    this.triggers = new Map();
     return out;
   }
 
@@ -272,6 +316,9 @@ export class ProxyObjects implements ProxySink {
     addNoLocal(this.noLocal, s.noLocal, -1);
   }
 }
+
+/** When (ms since epoch) a change to a Service's endpoints was made, as its slice's annotation says. */
+export interface Trigger { at: number; family: 'IPv4' | 'IPv6'; service: string }
 
 /** Per family, the service ports with a Local traffic policy whose endpoints are all on other nodes. */
 export type NoLocalEndpoints = Record<'IPv4' | 'IPv6', { internal: number; external: number }>;

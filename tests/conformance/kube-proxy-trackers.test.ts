@@ -5,6 +5,7 @@
 // loadObjects as any object does; "sync" is the tracker's take() applied to one model that lasts
 // the whole case, as ServicePortMap.Update / EndpointsMap.Update apply the trackers to one map.
 import { readdirSync, readFileSync } from 'node:fs';
+import { ProxyObjects } from '../../host-node/io/proxy-sink.js';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -239,4 +240,24 @@ describe('kube-proxy endpointschangetracker_test.go', () => {
       });
     }
   });
+});
+
+// ---- TestLastChangeTriggerTime: the network programming latency's start times ----
+// svcplane keeps them where the node proxy takes its changes (ProxyObjects), per family and Service.
+
+interface TriggerCase { name: string; steps: Array<{ op: 'add' | 'update' | 'delete'; slice: object }>; expect: Record<string, string[]> }
+
+describe('kube-proxy endpointschangetracker_test.go: TestLastChangeTriggerTime', () => {
+  const f = fixture<TriggerCase>('TestLastChangeTriggerTime') as Fixture<TriggerCase> & { hostname: string; times: Record<string, number | string> };
+  const start = Date.parse(f.times.startText as string);
+  const nameOf = (at: number): string => Object.keys(f.times).find((k) => k !== 'startText' && (f.times[k] as number) === at - start) ?? `${at}`;
+  for (const c of f.cases) {
+    it(c.name, () => {
+      const o = new ProxyObjects(f.hostname, start);
+      for (const s of c.steps) o.onEndpointSlice(slice(s.slice), s.op === 'delete');
+      const got: Record<string, string[]> = {};
+      for (const t of o.takeChanges().triggers) (got[t.service] ??= []).push(nameOf(t.at));
+      expect(got).toEqual(c.expect);
+    });
+  }
 });

@@ -54,10 +54,10 @@ metadata: {name: n1, labels: {topology.kubernetes.io/zone: z1}}
 spec: {podCIDRs: [198.18.100.0/24]}
 `;
 
-/** A sink for node n1 that has had every object of `set` as the initial lists. */
+/** A sink for node n1, started before the YAML's trigger times, that has had every object of `set` as the initial lists. */
 function sinkOf(set: ManifestSet): ProxyObjects {
   expect(set.issues.filter((i) => i.severity === 'error')).toEqual([]);
-  const o = new ProxyObjects('n1');
+  const o = new ProxyObjects('n1', Date.parse('2025-12-31T00:00:00Z'));
   for (const s of set.services) o.onService(null, s);
   for (const e of set.endpointSlices) o.onEndpointSlice(e);
   for (const n of set.nodes) o.onNode(n);
@@ -92,7 +92,7 @@ describe('proxy objects', () => {
     expect([...v.localEndpoints]).toEqual([['shop/web', 1]]);
     expect(v.noLocalEndpoints).toEqual({ IPv4: { internal: 0, external: 0 }, IPv6: { internal: 0, external: 0 } });
     const changes = o.takeChanges();
-    expect(changes).toEqual({ services: 1, endpoints: 1, triggers: [{ at: Date.parse('2026-01-01T00:00:00Z'), family: 'IPv4' }] });
+    expect(changes).toEqual({ services: 1, endpoints: 1, triggers: [{ at: Date.parse('2026-01-01T00:00:00Z'), family: 'IPv4', service: 'shop/web' }] });
     expect(o.takeChanges()).toEqual({ services: 0, endpoints: 0, triggers: [] });
   });
 
@@ -131,6 +131,27 @@ endpoints: [{addresses: [198.18.64.${i + 1}], nodeName: n1, conditions: {ready: 
     expect([...v.localEndpoints].sort()).toEqual([...want.localEndpoints].sort());
     expect(v.localEndpoints.get('ns/s4')).toBe(0);
     expect(v.localEndpoints.get('ns/s3')).toBe(1);
+  });
+
+  it('counts changes as kube-proxy does: every event in the totals, only net changes as pending', () => {
+    const o = fed();
+    o.takeChanges();
+    const set = parseManifests(YAML);
+    const svc = set.services[0]!;
+    const slice = set.endpointSlices[0]!;
+    const other = { ...svc, metadata: { ...svc.metadata, name: 'other' } };
+    o.onService(null, other);
+    expect(o.pending.services).toBe(1);
+    o.onService(other, null);            // added then deleted before a sync: nothing to do
+    expect(o.pending.services).toBe(0);
+    o.onService(svc, { ...svc });        // the same object again
+    expect(o.pending.services).toBe(0);
+    o.onEndpointSlice({ ...slice });     // an update that changes nothing
+    expect(o.pending.endpoints).toBe(0);
+    o.onEndpointSlice({ ...slice, endpoints: slice.endpoints.slice(1) });
+    expect(o.pending).toEqual({ services: 0, endpoints: 1 });
+    expect(o.takeChanges()).toMatchObject({ services: 3, endpoints: 2 });
+    expect(o.pending).toEqual({ services: 0, endpoints: 0 });
   });
 
   it('counts a Local Service with no local endpoint, and a Node that disappears', async () => {
