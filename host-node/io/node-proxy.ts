@@ -15,6 +15,7 @@ import type { Server } from 'node:http';
 import { Dataplane, type ApplyOptions, type ApplyResult } from '../dataplane.js';
 import { decodeSnapshot } from '../core/snapshot.js';
 import { parseIP } from '../kube/ip.js';
+import { familyName } from '../kube/model.js';
 import { nodeIPs, nodePortAddresses as npaFor } from '../kube/render-settings.js';
 import type { Source } from '../kube/source.js';
 import { TunDevice, TunError } from './tun.js';
@@ -66,7 +67,6 @@ export function nodePortAddresses(filter: string[], hostAddrs: string[]): string
 
 /** The IP families the proxy serves (kube-proxy dual-stack: one proxier per family). */
 const FAMILIES = [4, 6] as const;
-const FAMILY_NAMES = ['IPv4', 'IPv6'] as const;
 
 /** kube-proxy's --iptables-sync-period default: how often a large cluster's stale chains go. */
 const STALE_CHAIN_PERIOD_MS = 30_000;
@@ -199,7 +199,7 @@ export class NodeProxy {
     this.source.start(this.objects, (wantSync) => {
       if (!wantSync) return;
       for (const f of FAMILIES) this.health.queuedUpdate(f);
-      for (const f of FAMILY_NAMES) this.metrics.lastQueued.setToCurrentTime({ ip_family: f });
+      for (const f of FAMILIES) this.metrics.lastQueued.setToCurrentTime({ ip_family: familyName(f) });
       this.metrics.servicePending.set(this.objects.pending.services);
       this.metrics.endpointPending.set(this.objects.pending.endpoints);
       this.scheduleSync();
@@ -260,7 +260,7 @@ export class NodeProxy {
       if (cleanup) this.lastChainCleanup = t0;
       synced = r.families;
       for (const f of r.families) {
-        const ip_family = FAMILY_NAMES[f.family === 4 ? 0 : 1];
+        const ip_family = familyName(f.family);
         this.metrics.rules.set({ ip_family, table: 'nat' }, f.natRules);
         this.metrics.rules.set({ ip_family, table: 'filter' }, f.filterRules);
         this.metrics.rulesLast.set({ ip_family, table: 'nat' }, f.natRulesWritten ?? f.natRules);
@@ -284,17 +284,18 @@ export class NodeProxy {
     const seconds = (performance.now() - t0) / 1000;
     // One sync brings both families' rules into the core: each family's figures are that sync's.
     for (const f of synced) {
-      this.metrics.syncDuration.observe({ ip_family: FAMILY_NAMES[f.family === 4 ? 0 : 1] }, seconds);
-      (f.full ? this.metrics.syncFull : this.metrics.syncPartial).observe({ ip_family: FAMILY_NAMES[f.family === 4 ? 0 : 1] }, seconds);
+      this.metrics.syncDuration.observe({ ip_family: familyName(f.family) }, seconds);
+      (f.full ? this.metrics.syncFull : this.metrics.syncPartial).observe({ ip_family: familyName(f.family) }, seconds);
     }
-    for (const f of FAMILY_NAMES) this.metrics.lastSync.setToCurrentTime({ ip_family: f });
+    for (const f of FAMILIES) this.metrics.lastSync.setToCurrentTime({ ip_family: familyName(f) });
     this.metrics.serviceChanges.inc(changes.services);
     this.metrics.endpointChanges.inc(changes.endpoints);
     this.metrics.servicePending.set(this.objects.pending.services);
     this.metrics.endpointPending.set(this.objects.pending.endpoints);
-    for (const f of FAMILY_NAMES) {
-      this.metrics.noLocalEndpoints.set({ ip_family: f, traffic_policy: 'internal' }, view.noLocalEndpoints[f].internal);
-      this.metrics.noLocalEndpoints.set({ ip_family: f, traffic_policy: 'external' }, view.noLocalEndpoints[f].external);
+    for (const f of FAMILIES) {
+      const ip_family = familyName(f);
+      this.metrics.noLocalEndpoints.set({ ip_family, traffic_policy: 'internal' }, view.noLocalEndpoints[ip_family].internal);
+      this.metrics.noLocalEndpoints.set({ ip_family, traffic_policy: 'external' }, view.noLocalEndpoints[ip_family].external);
     }
     const now = Date.now();
     for (const t of changes.triggers) this.metrics.networkProgramming.observe({ ip_family: t.family }, Math.max(0, now - t.at) / 1000);

@@ -3,7 +3,9 @@
 // (pkg/proxy/iptables/proxier.go: portProtoHash, servicePortPolicyClusterChain,
 // servicePortPolicyLocalChainName, serviceFirewallChainName, serviceExternalChainName,
 // servicePortEndpointChainName). Carries its own small SHA-256 so it stays synchronous and has no
-// platform imports; never used for anything security-relevant.
+// platform imports; never used for anything security-relevant. Also the names of a model's
+// service ports and endpoints, derived once per model object as kube-proxy derives them once.
+import type { EndpointInfo, ServicePortInfo } from './model.js';
 
 const K = new Uint32Array([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -140,4 +142,31 @@ const SERVICE_CHAIN_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-SEP-', 'KUBE-FW-
 /** isServiceChainName: chains kube-proxy owns per service and may delete when stale. */
 export function isServiceChainName(chain: string): boolean {
   return SERVICE_CHAIN_PREFIXES.some((p) => chain.startsWith(p));
+}
+
+// kube-proxy derives a service port's chain names once, in newServiceInfo, and an endpoint's in
+// its endpointInfo; the renderer keeps them the same way, per model object, so a partial sync at
+// 20,000 Services does not hash every Service again to write KUBE-SERVICES.
+export interface PortChainNames { name: string; proto: string; protocol: string; svc: string; svl: string; ext: string; fw: string }
+const portNames = new WeakMap<ServicePortInfo, PortChainNames>();
+/** A service port's KUBE-SVC/SVL/EXT/FW chain names (and lower-case protocol), kept per model object. */
+export function portChainNames(sp: ServicePortInfo): PortChainNames {
+  let n = portNames.get(sp);
+  if (n === undefined || n.name !== sp.name || n.proto !== sp.protocol) {
+    const protocol = sp.protocol.toLowerCase();
+    const h = portProtoHash(sp.name, protocol);
+    n = { name: sp.name, proto: sp.protocol, protocol, svc: `KUBE-SVC-${h}`, svl: `KUBE-SVL-${h}`, ext: `KUBE-EXT-${h}`, fw: `KUBE-FW-${h}` };
+    portNames.set(sp, n);
+  }
+  return n;
+}
+const sepNames = new WeakMap<EndpointInfo, { name: string; protocol: string; endpoint: string; chain: string }>();
+/** An endpoint's KUBE-SEP chain name under service port `spn`, kept per model object. */
+export function endpointChainName(spn: string, protocol: string, ep: EndpointInfo): string {
+  let c = sepNames.get(ep);
+  if (c === undefined || c.name !== spn || c.protocol !== protocol || c.endpoint !== ep.endpoint) {
+    c = { name: spn, protocol, endpoint: ep.endpoint, chain: servicePortEndpointChainName(spn, protocol, ep.endpoint) };
+    sepNames.set(ep, c);
+  }
+  return c.chain;
 }

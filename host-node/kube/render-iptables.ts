@@ -8,7 +8,7 @@
 // node IP, tcp_be_liberal). Pure: returns text, never runs iptables. kube-proxy's canary chain
 // (KUBE-PROXY-CANARY) is created by its monitor outside this payload, so it is not here either.
 import { categorizeEndpoints } from './categorize.js';
-import { isServiceChainName, portProtoHash, servicePortEndpointChainName } from './chain-names.js';
+import { endpointChainName, isServiceChainName, portChainNames } from './chain-names.js';
 import { canonicalIP, cidrContains, formatCIDR, formatIP, isLoopback, parseCIDR, parseIP } from './ip.js';
 import { detectorFor, masqueradeMark, nodePortAddresses, nodePortHostAddresses, probability, type LocalDetector } from './render-settings.js';
 
@@ -130,31 +130,6 @@ const sameLines = (a: readonly string[], b: readonly string[]): boolean => {
 };
 const MUST_BE_LAST = '"kubernetes service nodeports; NOTE: this must be the last rule in this chain"';
 const chainLine = (c: string): string => `:${c} - [0:0]`;
-
-// kube-proxy derives a service port's chain names once, in newServiceInfo, and an endpoint's in
-// its endpointInfo; the renderer keeps them the same way, per model object, so a partial sync at
-// 20,000 Services does not hash every Service again to write KUBE-SERVICES.
-interface PortNames { name: string; proto: string; protocol: string; svc: string; svl: string; ext: string; fw: string }
-const portNames = new WeakMap<ServicePortInfo, PortNames>();
-function namesOf(sp: ServicePortInfo): PortNames {
-  let n = portNames.get(sp);
-  if (n === undefined || n.name !== sp.name || n.proto !== sp.protocol) {
-    const protocol = sp.protocol.toLowerCase();
-    const h = portProtoHash(sp.name, protocol);
-    n = { name: sp.name, proto: sp.protocol, protocol, svc: `KUBE-SVC-${h}`, svl: `KUBE-SVL-${h}`, ext: `KUBE-EXT-${h}`, fw: `KUBE-FW-${h}` };
-    portNames.set(sp, n);
-  }
-  return n;
-}
-const sepNames = new WeakMap<EndpointInfo, { name: string; protocol: string; endpoint: string; chain: string }>();
-function sepChain(spn: string, protocol: string, ep: EndpointInfo): string {
-  let c = sepNames.get(ep);
-  if (c === undefined || c.name !== spn || c.protocol !== protocol || c.endpoint !== ep.endpoint) {
-    c = { name: spn, protocol, endpoint: ep.endpoint, chain: servicePortEndpointChainName(spn, protocol, ep.endpoint) };
-    sepNames.set(ep, c);
-  }
-  return c.chain;
-}
 
 // What an unchanged service port writes into the shared chains (KUBE-SERVICES, KUBE-NODEPORTS,
 // KUBE-EXTERNAL-SERVICES, KUBE-PROXY-FIREWALL) and which of its chains are active: a partial sync
@@ -341,7 +316,7 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     }
     const nat0 = natRules.length, filter0 = filterRules.length;
     const mine: string[] = [];
-    const names = namesOf(sp);
+    const names = portChainNames(sp);
     const protocol = names.protocol;
     const name = sp.name;
     const cat = categorizeEndpoints(eps ?? [], sp, opts.nodeName ?? '', opts.topologyLabels ?? {}, {
@@ -351,7 +326,7 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     const localEndpoints = cat.localEndpoints ?? [];
     const reachable = cat.allReachableEndpoints ?? [];
     const hasEndpoints = cat.hasAnyEndpoints;
-    for (const ep of reachable) mine.push(sepChain(name, protocol, ep));
+    for (const ep of reachable) mine.push(endpointChainName(name, protocol, ep));
 
     const clusterPolicyChain = names.svc;
     const usesClusterPolicyChain = clusterEndpoints.length > 0 && usesClusterEndpoints(sp);
@@ -502,7 +477,7 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
       writeServiceToEndpointRules(sp, protocol, localPolicyChain, localEndpoints);
     }
     for (const ep of reachable) {
-      const chain = sepChain(name, protocol, ep);
+      const chain = endpointChainName(name, protocol, ep);
       natChains.push(chainLine(chain));
       const head = `-A ${chain}${comment(name)}`;
       // Hairpin: an endpoint reaching itself through the service must be SNATed.
@@ -534,13 +509,13 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
   function writeServiceToEndpointRules(sp: ServicePortInfo, protocol: string, svcChain: string, endpoints: EndpointInfo[]): void {
     if (sp.sessionAffinity === 'ClientIP') {
       for (const ep of endpoints) {
-        const chain = sepChain(sp.name, protocol, ep);
+        const chain = endpointChainName(sp.name, protocol, ep);
         natRules.push(`-A ${svcChain}${comment(`"${sp.name} -> ${ep.endpoint}"`)} -m recent --name ${chain} --rcheck --seconds ${sp.stickyMaxAgeSeconds} --reap -j ${chain}`);
       }
     }
     const n = endpoints.length;
     endpoints.forEach((ep, i) => {
-      const chain = sepChain(sp.name, protocol, ep);
+      const chain = endpointChainName(sp.name, protocol, ep);
       // Rule i matches 1/(n-i) of what reaches it, so every endpoint gets 1/n; the last always matches.
       const stat = i < n - 1 ? ` -m statistic --mode random --probability ${probability(n - i)}` : '';
       natRules.push(`-A ${svcChain}${comment(`"${sp.name} -> ${ep.endpoint}"`)}${stat} -j ${chain}`);
