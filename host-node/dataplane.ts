@@ -131,6 +131,9 @@ export interface ApplyOptions {
   cleanupStaleChains?: boolean;
 }
 
+/** What an error thrown by an iptables-mode apply also says: the family whose restore the core refused, and whether that restore was a partial one. */
+export interface ApplyFailure { restoreFamily?: Family; partialRestore?: boolean }
+
 export interface ApplyResult {
   /** Objects refused (with file, line, object and field); everything else was applied. */
   issues: ManifestIssue[];
@@ -519,6 +522,8 @@ export class Dataplane extends CoreDataplane {
         });
       } catch (e) {
         k.state.requestFullSync();
+        // kube-proxy counts these per family, partial ones apart (its restore-failure metrics).
+        if (e !== null && typeof e === 'object') Object.assign(e, { restoreFamily: plan.family, partialRestore: !render.full } satisfies ApplyFailure);
         throw e;
       }
     }

@@ -44,6 +44,8 @@ export class ProxyMetrics {
   readonly rulesLast: Gauge<'ip_family' | 'table'>;
   readonly noLocalEndpoints: Gauge<'ip_family' | 'traffic_policy'>;
   readonly syncErrors: Counter;
+  readonly restoreFailures: Counter<'ip_family'>;
+  readonly partialRestoreFailures: Counter<'ip_family'>;
   readonly conntrackDeleted: Counter<'ip_family'>;
 
   constructor(src: MetricSources) {
@@ -61,6 +63,8 @@ export class ProxyMetrics {
     this.rules = new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_total', help: 'Total number of iptables rules owned by kube-proxy (in the svcplane core)', labelNames: ['ip_family', 'table'], registers: r });
     this.rulesLast = new Gauge({ name: 'kubeproxy_sync_proxy_rules_iptables_last', help: 'Number of iptables rules written by kube-proxy in last sync (into the svcplane core)', labelNames: ['ip_family', 'table'], registers: r });
     this.noLocalEndpoints = new Gauge({ name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total', help: 'Number of services with a Local traffic policy and no endpoints', labelNames: ['ip_family', 'traffic_policy'], registers: r });
+    this.restoreFailures = new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total', help: 'Cumulative proxy iptables restore failures', labelNames: ['ip_family'], registers: r });
+    this.partialRestoreFailures = new Counter({ name: 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total', help: 'Cumulative proxy iptables partial restore failures', labelNames: ['ip_family'], registers: r });
     this.syncErrors = new Counter({ name: 'svcplane_sync_errors_total', help: 'Syncs the core refused (the previous rules stayed live)', registers: r });
     // pkg/proxy/metrics: ReconcileConntrackFlowsDeletedEntriesTotal.
     this.conntrackDeleted = new Counter({ name: 'kubeproxy_conntrack_reconciler_deleted_entries_total', help: 'Cumulative conntrack flows deleted by conntrack reconciler', labelNames: ['ip_family'], registers: r });

@@ -12,7 +12,7 @@ import { dirname, basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
-import { Dataplane, type ApplyOptions, type ApplyResult } from '../dataplane.js';
+import { Dataplane, type ApplyOptions, type ApplyResult, type ApplyFailure } from '../dataplane.js';
 import { decodeSnapshot } from '../core/snapshot.js';
 import { parseIP } from '../kube/ip.js';
 import { familyName } from '../kube/model.js';
@@ -272,6 +272,12 @@ export class NodeProxy {
     } catch (e) {
       this.lastSyncError = (e as Error).message;
       this.metrics.syncErrors.inc();
+      const failed = e as ApplyFailure;
+      if (failed.restoreFamily !== undefined) {
+        const ip_family = familyName(failed.restoreFamily);
+        this.metrics.restoreFailures.inc({ ip_family });
+        if (failed.partialRestore) this.metrics.partialRestoreFailures.inc({ ip_family });
+      }
       this.log(`proxy: sync failed, previous rules stay live: ${this.lastSyncError}`);
       return;
     }

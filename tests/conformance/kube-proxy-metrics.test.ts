@@ -4,11 +4,12 @@
 // with the Go fake proxier's node, addresses and detector), and the figures the proxy exports read
 // off what that sync returns: kubeproxy_sync_proxy_rules_iptables_total and _last{table} from each
 // family's rule counts, kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy} from the host
-// view, and whether each sync was full or partial as kube-proxy's was.
+// view, kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total from a refused sync's
+// error, and whether each sync was full or partial as kube-proxy's was.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Dataplane, type ApplyOptions } from '../../host-node/index.js';
+import { Dataplane, type ApplyFailure, type ApplyOptions } from '../../host-node/index.js';
 import { ProxyObjects } from '../../host-node/io/proxy-sink.js';
 import { loadObjects, namespacedName, type EndpointSlice, type Service } from '../../host-node/kube/index.js';
 
@@ -64,13 +65,14 @@ function figures(f: { natRules: number; filterRules: number; natRulesWritten?: n
   return out;
 }
 
-/** Figures svcplane does not export (kube-proxy's partial-restore failure count): left out of the comparison. */
-const NOT_EXPORTED = /^kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total\{/;
-const exported = (e: Expect): Expect => Object.fromEntries(Object.entries(e).filter(([k]) => !NOT_EXPORTED.test(k)));
 const pick = (got: Expect, want: Expect): Expect => Object.fromEntries(Object.keys(want).map((k) => [k, got[k]]));
+
+const PARTIAL_FAILURES = 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total{ip_family="IPv4"}';
 
 async function runSteps(steps: Step[]): Promise<void> {
   const { o, dp } = await proxy();
+  // What the proxy counts from a refused sync's error (node-proxy.ts): restores, partial ones apart.
+  let partialFailures = 0;
   for (const [k, s] of steps.entries()) {
     const at = `step ${k + 1} (${s.op})`;
     if (s.op === 'add' || s.op === 'update' || s.op === 'delete') { feed(o, s.op, s.objects ?? []); continue; }
@@ -80,15 +82,20 @@ async function runSteps(steps: Step[]): Promise<void> {
       continue;
     }
     if (s.expectSyncFailure) {
-      expect(() => o.sync(dp, OPTS), at).toThrow();
+      let failed: ApplyFailure | undefined;
+      try { o.sync(dp, OPTS); } catch (e) { failed = e as ApplyFailure; }
+      expect(failed, `${at}: the sync is refused`).toBeDefined();
+      expect({ family: failed!.restoreFamily, partial: failed!.partialRestore }, at).toEqual({ family: 4, partial: true });
+      partialFailures++;
+      expect(pick({ [PARTIAL_FAILURES]: partialFailures }, s.expect ?? {}), at).toEqual(s.expect);
       continue;
     }
     const { result } = o.sync(dp, OPTS);
     expect(result.issues, at).toEqual([]);
     const f = result.families.find((x) => x.family === 4)!;
     if (s.fullSync !== undefined) expect(f.full, `${at}: a full sync`).toBe(s.fullSync);
-    const want = exported(s.expect ?? {});
-    expect(pick(figures(f), want), at).toEqual(want);
+    const want = s.expect ?? {};
+    expect(pick({ ...figures(f), [PARTIAL_FAILURES]: partialFailures }, want), at).toEqual(want);
   }
 }
 
@@ -105,7 +112,7 @@ describe('kube-proxy iptables proxier metric tests', () => {
       feed(o, 'add', c.objects ?? []);
       const { result, view } = o.sync(dp, OPTS);
       expect(result.issues).toEqual([]);
-      const want = exported(c.expect ?? {});
+      const want = c.expect ?? {};
       expect(pick(figures(result.families.find((x) => x.family === 4)!, view.noLocalEndpoints.IPv4), want)).toEqual(want);
     });
   }

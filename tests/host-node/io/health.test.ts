@@ -135,6 +135,8 @@ describe('proxy metrics', () => {
     m.networkProgramming.observe({ ip_family: 'IPv4' }, 0.3);
     m.rules.set({ ip_family: 'IPv4', table: 'nat' }, 55);
     m.noLocalEndpoints.set({ ip_family: 'IPv4', traffic_policy: 'external' }, 1);
+    m.restoreFailures.inc({ ip_family: 'IPv6' });
+    m.partialRestoreFailures.inc({ ip_family: 'IPv6' });
     m.conntrackDeleted.inc({ ip_family: 'IPv4' }, 3);
     const text = await m.text();
     for (const name of [
@@ -143,6 +145,8 @@ describe('proxy metrics', () => {
       'kubeproxy_network_programming_duration_seconds_count{ip_family="IPv4"} 1', 'kubeproxy_sync_proxy_rules_endpoint_changes_total',
       'kubeproxy_sync_proxy_rules_iptables_total{ip_family="IPv4",table="nat"} 55',
       'kubeproxy_sync_proxy_rules_no_local_endpoints_total{ip_family="IPv4",traffic_policy="external"} 1',
+      'kubeproxy_sync_proxy_rules_iptables_restore_failures_total{ip_family="IPv6"} 1',
+      'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total{ip_family="IPv6"} 1',
       'kubeproxy_sync_proxy_rules_service_changes_total', 'kubeproxy_proxy_healthz_total{code="200"} 1',
       'kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv4"} 3',
       'kubeproxy_iptables_ct_state_invalid_dropped_packets_total 4', 'kubeproxy_iptables_localhost_nodeports_accepted_packets_total 5',
