@@ -68,8 +68,6 @@ export class ProxyHealth {
     this.lastUpdated.set(family, this.now());
   }
 
-  get nodeEligible(): boolean { return this.eligible(); }
-
   /**
    * Health(): a family that has synced is late once its oldest queued update is `timeoutMs` old;
    * a family that never synced is starting up and counts as healthy (kube-proxy looks only at

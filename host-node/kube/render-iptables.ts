@@ -301,18 +301,16 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
   function renderServicePort(sp: ServicePortInfo): void {
     const eps = model.endpoints.get(sp.id);
     const unchanged = !full && !req.changedServices!.has(sp.namespacedName);
-    if (unchanged) {
-      const c = sharedCache.get(sp);
-      if (c !== undefined && c.eps === eps && c.ctx === ctx) {
-        skippedOwn += c.own;
-        for (const l of c.nat) {
-          natRules.push(l);
-          natShared.push(l);
-        }
-        for (const l of c.filter) filterRules.push(l);
-        activeLists.push(c.active);
-        return;
+    const c = unchanged ? sharedCache.get(sp) : undefined;
+    if (c !== undefined && c.eps === eps && c.ctx === ctx) {
+      skippedOwn += c.own;
+      for (const l of c.nat) {
+        natRules.push(l);
+        natShared.push(l);
       }
+      for (const l of c.filter) filterRules.push(l);
+      activeLists.push(c.active);
+      return;
     }
     const nat0 = natRules.length, filter0 = filterRules.length;
     const mine: string[] = [];
@@ -416,12 +414,11 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     activeLists.push(mine);
     const shared = natRules.slice(nat0);
     for (const l of shared) natShared.push(l);
-    const entry: SharedLines = { eps, ctx, nat: shared, filter: filterRules.slice(filter0), active: mine, own: 0 };
-    const was = sharedCache.get(sp);
+    // An unchanged port's own chains stay as the last render left them, with as many rules.
+    const entry: SharedLines = { eps, ctx, nat: shared, filter: filterRules.slice(filter0), active: mine, own: c?.own ?? 0 };
     sharedCache.set(sp, entry);
     // Partial sync: unchanged Services keep their SVC/SVL/EXT/FW/SEP chains as they are.
     if (unchanged) {
-      entry.own = was?.own ?? 0;
       skippedOwn += entry.own;
       flatten(natRules, nat0);
       flatten(filterRules, filter0);

@@ -1,8 +1,9 @@
 // live-counters.ts — the core's per-rule packet/byte counters seen from the rule model: read for
 // the listings (`-L -v`, `-S -v`), and carried across a restore as libiptc's commit does: kept
 // for the rules a restore left alone, from the text (`-c`) or zero for the rules it flushed,
-// added or zeroed; and the nfacct objects' counters (`nfacct list`). Counter records are 16 bytes per rule (packets, bytes: u64 little endian), the
-// chain's policy after its rules (ABI.md iptCounters). Never compiles, never parses.
+// added or zeroed; and the nfacct objects' counters (`nfacct list`). Counter records are 16
+// bytes per rule (packets, bytes: u64 little endian), the chain's policy after its rules (ABI.md
+// iptCounters). Never compiles, never parses.
 import type { IptCompiler } from './compile.js';
 import type { CounterReset } from './commands.js';
 import { ZERO_COUNTERS, type Counters, type Family, type TableName } from './model.js';
