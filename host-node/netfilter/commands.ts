@@ -11,7 +11,8 @@ import { targetSaveName, targetTable } from './ext-target.js';
 import { ChainDraft, type TableDraft } from './draft.js';
 import type { Counters, Family, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
-import { SkipLine, findRule, parseCommand, plainCounters, type Command } from './rule.js';
+import { SkipLine, parseCommand, plainCounters, type Command } from './rule.js';
+import { findRule } from './save.js';
 import type { RestoreOptions } from './restore.js';
 
 export const NAT_DROP = 'The "nat" table is not intended for filtering, the use of DROP is therefore inhibited.';

@@ -9,7 +9,8 @@
 
 import { basicHookMessage } from './ext-match.js';
 import { targetHooks, targetSaveName } from './ext-target.js';
-import { ruleHooks, sameRule } from './rule.js';
+import { ruleHooks } from './rule.js';
+import { sameRule } from './save.js';
 import { ChainDraft, commonEnds, copyEnds, jumpOf, type ChainView, type TableDraft } from './draft.js';
 import type { AddrMatch, Hook, Rule } from './model.js';
 import { isAnyMask } from './addr.js';

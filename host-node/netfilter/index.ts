@@ -6,13 +6,13 @@
 export { parseRestore } from './restore.js';
 export type { RestoreOptions, RestoreResult, RestoreError, Touched } from './restore.js';
 export type { CounterReset } from './commands.js';
-export { renderSave, ctime, kernelOrder } from './save.js';
+export { renderSave, ctime, kernelOrder, appendLine, ruleSpec, sameRule } from './save.js';
 export type { SaveOptions } from './save.js';
 export { renderRules, renderList, ChainLines } from './list.js';
 export type { CounterSource, ListOptions, RulesOptions, RuleLines } from './list.js';
 export { Ruleset, Table, LayeredMap, BUILTIN_CHAINS, HOOK_BIT, emptyTable } from './ruleset.js';
 export type { Chain } from './ruleset.js';
-export { appendLine, ruleSpec, ruleHooks, sameRule, parseCommand, parseRuleText } from './rule.js';
+export { ruleHooks, parseCommand, parseRuleText } from './rule.js';
 export { targetTable, targetHooks } from './ext-target.js';
 export { RuleError } from './ext.js';
 export * from './model.js';

@@ -12,7 +12,7 @@ import { printState } from './ext-state.js';
 import { printTarget, targetListName } from './ext-target.js';
 import type { AddrMatch, Counters, Family, Match, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
-import { appendLine, ruleSpec } from './rule.js';
+import { appendLine, ruleSpec } from './save.js';
 import { type Chain, type Ruleset, type Table, emptyTable, isTableName } from './ruleset.js';
 import { kernelOrder } from './save.js';
 import { countersOf, type CounterSource } from './live-counters.js';

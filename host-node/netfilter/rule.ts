@@ -1,16 +1,15 @@
 // rule.ts — reads one iptables command line (as iptables-restore hands it to do_command) into a
-// command and, for -A/-I/-D/-R/-C, a typed Rule; and prints a Rule back in iptables-save's
-// canonical order. The option handling mirrors iptables/xshared.c do_parse(): base options, `!`
+// command and, for -A/-I/-D/-R/-C, a typed Rule (save.ts prints one back). The option handling mirrors iptables/xshared.c do_parse(): base options, `!`
 // before the option it negates, `-m` loading a match whose options become available, the match
 // named by `-p` loaded on demand for an option nobody else knows, target options after `-j`.
 // Never looks at tables or chains (restore.ts checks those), never reads the clock or the host.
 
-import { isAnyMask, parseHostMask, saveAddrMask } from './addr.js';
-import { L4_MATCH_DEFS, saveL4 } from './ext-l4.js';
-import { MATCH_DEFS, basicHooks, saveBasic } from './ext-match.js';
-import { STATE_MATCH_DEFS, saveState } from './ext-state.js';
-import { IPVS_MATCH_DEFS, saveIpvs } from './ext-ipvs.js';
-import { TARGET_DEFS, VERDICTS, saveTarget, targetHooks, targetSaveName } from './ext-target.js';
+import { parseHostMask } from './addr.js';
+import { L4_MATCH_DEFS } from './ext-l4.js';
+import { MATCH_DEFS, basicHooks } from './ext-match.js';
+import { STATE_MATCH_DEFS } from './ext-state.js';
+import { IPVS_MATCH_DEFS } from './ext-ipvs.js';
+import { TARGET_DEFS, VERDICTS, targetHooks } from './ext-target.js';
 import {
   RuleError, abbreviated, checkFinal, checkOption, findOption, parseProtocol, protocolName, type ExtDef, type OptDef, type ParseEnv,
 } from './ext.js';
@@ -543,71 +542,11 @@ function counterValue(s: string): bigint | null {
   return /^[0-9]{1,20}$/.test(s) && BigInt(s) <= 0xffffffffffffffffn ? BigInt(s) : null;
 }
 
-// ---- canonical form ------------------------------------------------------------------------------
-
-const specCache = new WeakMap<Rule, string>();
-
-/**
- * The rule as iptables-save prints it after the kernel normalized it (print_rule4/print_rule6),
- * without `-A CHAIN`: addresses, interfaces, protocol, fragment, `-m` matches, then the target.
- * With `counters`, the ` -c p b` of `iptables -S -v` goes before the target.
- */
-/** A rule as `iptables -S` and iptables-save print it: `-A CHAIN` and its spec, if any. */
-export function appendLine(chain: string, spec: string): string {
-  return spec ? `-A ${chain} ${spec}` : `-A ${chain}`;
-}
-
-export function ruleSpec(rule: Rule, counters?: Counters): string {
-  if (!counters) {
-    const hit = specCache.get(rule);
-    if (hit !== undefined) return hit;
-  }
-  let out = '';
-  if (rule.src && !(isAnyMask(rule.src) && !rule.src.invert)) out += (rule.src.invert ? ' !' : '') + ' -s ' + saveAddrMask(rule.src);
-  if (rule.dst && !(isAnyMask(rule.dst) && !rule.dst.invert)) out += (rule.dst.invert ? ' !' : '') + ' -d ' + saveAddrMask(rule.dst);
-  for (const [letter, i] of [['i', rule.inIface], ['o', rule.outIface]] as const) {
-    if (i && !(i.wildcard && i.name === '')) out += (i.invert ? ' !' : '') + ` -${letter} ` + i.name + (i.wildcard ? '+' : '');
-  }
-  if (rule.proto > 0) out += (rule.protoInvert ? ' !' : '') + ' -p ' + (protocolName(rule.proto) ?? String(rule.proto));
-  if (rule.fragment) out += (rule.fragment.invert ? ' !' : '') + ' -f';
-  for (const m of rule.matches) out += ' -m ' + m.kind + saveMatch(m, rule.family);
-  if (counters) out += ` -c ${counters.packets} ${counters.bytes}`;
-  const t = rule.target;
-  if (t) out += (t.kind === 'jump' && t.goto ? ' -g ' : ' -j ') + targetSaveName(t) + saveTarget(t, rule.family);
-  const spec = out.slice(1);
-  if (!counters) specCache.set(rule, spec);
-  return spec;
-}
-
-/** What follows `-m NAME` for any match. */
-export function saveMatch(m: Match, family: Family): string {
-  switch (m.kind) {
-    case 'tcp': case 'udp': case 'sctp': case 'icmp': case 'icmp6': case 'multiport': return saveL4(m);
-    case 'conntrack': case 'state': case 'recent': case 'statistic': return saveState(m, family);
-    case 'ipvs': return saveIpvs(m);
-    default: return saveBasic(m);
-  }
-}
-
 /** Hooks the rule's matches and target allow (one bit per Hook, 0x1f = every hook). */
 export function ruleHooks(rule: Rule): number {
   let ok = rule.target ? targetHooks(rule.target) : 0x1f;
   for (const m of rule.matches) ok &= basicHooks(m);
   return ok;
-}
-
-/** Two rules are the same rule when they print the same and carry the same counters. */
-export function sameRule(a: Rule, b: Rule): boolean {
-  if (a === b) return true;
-  if (a.counters.packets !== b.counters.packets || a.counters.bytes !== b.counters.bytes) return false;
-  if (a.text !== '' && a.text === b.text && a.family === b.family) return true;
-  return ruleSpec(a) === ruleSpec(b);
-}
-
-/** Index of `rule` in `rules` (the same object, or the same spec), -1 when absent (-D, -C). */
-export function findRule(rules: readonly Rule[], rule: Rule): number {
-  const spec = ruleSpec(rule);
-  return rules.findIndex((r) => r === rule || ruleSpec(r) === spec);
 }
 
 /** `[pkts:bytes]` (parse_counters(): sscanf "[%llu:%llu]"). */

@@ -4,15 +4,22 @@
 //     them. A ruleset parsed from kube-proxy's text renders back byte for byte.
 //   * 'kernel': what `iptables-save` prints once the kernel holds the rules (iptables-save.c
 //     do_output()): every built-in chain with its policy and counters, user chains sorted by
-//     name, every rule in the canonical option order of print_rule4()/print_rule6().
+//     name, every rule in the canonical option order of print_rule4()/print_rule6() (ruleSpec,
+//     which also decides when two rules are the same rule, as -D and -C compare them).
 // Counters come from a caller-supplied source (the core's live ones) as the kernel's do: policy
 // counters of built-in chains always, rule counters with -c. Never parses, never reads the clock
 // unless a header without a date is asked for.
 
-import type { Counters, TableName } from './model.js';
+import { isAnyMask, saveAddrMask } from './addr.js';
+import { saveL4 } from './ext-l4.js';
+import { saveBasic } from './ext-match.js';
+import { saveState } from './ext-state.js';
+import { saveIpvs } from './ext-ipvs.js';
+import { saveTarget, targetSaveName } from './ext-target.js';
+import { protocolName } from './ext.js';
+import type { Counters, Family, Match, Rule, TableName } from './model.js';
 import { countersOf, type CounterSource } from './live-counters.js';
 import { splitWords } from './lexer.js';
-import { appendLine, ruleSpec } from './rule.js';
 import type { Chain, Ruleset, Table } from './ruleset.js';
 
 export interface SaveOptions {
@@ -219,4 +226,65 @@ function sourceBody(table: Table, out: string[], counters: boolean, count: Count
 function setsCounters(text: string): boolean {
   if (text.indexOf('-c') < 0) return false;
   return splitWords(text).some((w) => w === '-c' || w === '--set-counters' || w.startsWith('--set-counters='));
+}
+
+// ---- canonical form ------------------------------------------------------------------------------
+
+const specCache = new WeakMap<Rule, string>();
+
+/** A rule as `iptables -S` and iptables-save print it: `-A CHAIN` and its spec, if any. */
+export function appendLine(chain: string, spec: string): string {
+  return spec ? `-A ${chain} ${spec}` : `-A ${chain}`;
+}
+
+/**
+ * The rule as iptables-save prints it after the kernel normalized it (print_rule4/print_rule6),
+ * without `-A CHAIN`: addresses, interfaces, protocol, fragment, `-m` matches, then the target.
+ * With `counters`, the ` -c p b` of `iptables -S -v` goes before the target.
+ */
+
+export function ruleSpec(rule: Rule, counters?: Counters): string {
+  if (!counters) {
+    const hit = specCache.get(rule);
+    if (hit !== undefined) return hit;
+  }
+  let out = '';
+  if (rule.src && !(isAnyMask(rule.src) && !rule.src.invert)) out += (rule.src.invert ? ' !' : '') + ' -s ' + saveAddrMask(rule.src);
+  if (rule.dst && !(isAnyMask(rule.dst) && !rule.dst.invert)) out += (rule.dst.invert ? ' !' : '') + ' -d ' + saveAddrMask(rule.dst);
+  for (const [letter, i] of [['i', rule.inIface], ['o', rule.outIface]] as const) {
+    if (i && !(i.wildcard && i.name === '')) out += (i.invert ? ' !' : '') + ` -${letter} ` + i.name + (i.wildcard ? '+' : '');
+  }
+  if (rule.proto > 0) out += (rule.protoInvert ? ' !' : '') + ' -p ' + (protocolName(rule.proto) ?? String(rule.proto));
+  if (rule.fragment) out += (rule.fragment.invert ? ' !' : '') + ' -f';
+  for (const m of rule.matches) out += ' -m ' + m.kind + saveMatch(m, rule.family);
+  if (counters) out += ` -c ${counters.packets} ${counters.bytes}`;
+  const t = rule.target;
+  if (t) out += (t.kind === 'jump' && t.goto ? ' -g ' : ' -j ') + targetSaveName(t) + saveTarget(t, rule.family);
+  const spec = out.slice(1);
+  if (!counters) specCache.set(rule, spec);
+  return spec;
+}
+
+/** What follows `-m NAME` for any match. */
+export function saveMatch(m: Match, family: Family): string {
+  switch (m.kind) {
+    case 'tcp': case 'udp': case 'sctp': case 'icmp': case 'icmp6': case 'multiport': return saveL4(m);
+    case 'conntrack': case 'state': case 'recent': case 'statistic': return saveState(m, family);
+    case 'ipvs': return saveIpvs(m);
+    default: return saveBasic(m);
+  }
+}
+
+/** Two rules are the same rule when they print the same and carry the same counters. */
+export function sameRule(a: Rule, b: Rule): boolean {
+  if (a === b) return true;
+  if (a.counters.packets !== b.counters.packets || a.counters.bytes !== b.counters.bytes) return false;
+  if (a.text !== '' && a.text === b.text && a.family === b.family) return true;
+  return ruleSpec(a) === ruleSpec(b);
+}
+
+/** Index of `rule` in `rules` (the same object, or the same spec), -1 when absent (-D, -C). */
+export function findRule(rules: readonly Rule[], rule: Rule): number {
+  const spec = ruleSpec(rule);
+  return rules.findIndex((r) => r === rule || ruleSpec(r) === spec);
 }

@@ -23,7 +23,8 @@ import {
   delivered, freshPorts, hostPort, measuredKey, mergeOutcomes, outcomeKey, tally, toBytes,
   type Delivered, type Distribution, type Outcome, type WirePacket,
 } from './outcomes.js';
-import { markContaining, SaveIndex, type ChainList, type RulesView, type TraceMarks } from './rules-view.js';
+import { markContaining, SaveIndex, type ChainList, type RulesView } from './rules-view.js';
+import type { TraceMarks } from './trace-marks.js';
 import { chainsIn, diffLines, isIptablesRule, sampleDiff, type DiffSample, type LineDiff } from './line-diff.js';
 
 /** What a sync changed, for the diff pane. */

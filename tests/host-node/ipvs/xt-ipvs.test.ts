@@ -5,7 +5,7 @@ import { describe, it, expect } from 'vitest';
 import { Dataplane, RestoreFailed } from '../../../host-node/dataplane.js';
 import { buildPacket, decodePacket } from '../../../host-node/core/packet.js';
 import { parseRestore, Ruleset } from '../../../host-node/netfilter/index.js';
-import { saveMatch } from '../../../host-node/netfilter/rule.js';
+import { saveMatch } from '../../../host-node/netfilter/save.js';
 
 // What iptables-save prints after `-m NAME` for each match of the chain's rules (the match's own
 // save function, not the rule's source text).

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseRestore, renderSave, type Ruleset } from '../../../host-node/netfilter/index.js';
 import { IptCompiler } from '../../../host-node/netfilter/compile.js';
-import { ruleSpec } from '../../../host-node/netfilter/rule.js';
+import { ruleSpec } from '../../../host-node/netfilter/save.js';
 import { Dataplane } from '../../../host-node/dataplane.js';
 
 function ok(text: string, base?: Ruleset, noflush = false): { ruleset: Ruleset; touched: Set<string> } {
