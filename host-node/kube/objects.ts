@@ -7,7 +7,7 @@ import { LineCounter, type Document } from 'yaml';
 import { ipFamily, parseCIDR } from './ip.js';
 import { quickDocuments } from './manifest-text.js';
 import { TOO_DEEP, yamlDocuments, yamlTooDeep } from './yaml-depth.js';
-import { absent, dense, EMPTY, isMapping, NO_STRINGS, NONE, pathText, portsKey, PROTOCOLS, Reader, sameEndpointPorts, sameServicePorts, type Seg } from './object-reader.js';
+import { absent, dense, EMPTY, isMapping, NO_STRINGS, NONE, pathText, portsKey, PROTOCOLS, Reader, sameEndpointPorts, sameServicePorts, type NameKind, type Seg } from './object-reader.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type IPFamilyName = 'IPv4' | 'IPv6';
@@ -166,13 +166,17 @@ const PORTS: Seg[] = ['ports', 0];
 /** The path of port `i` under `base` (…, 0); built only past the first port (a Reader copies paths it keeps). */
 const portPath = (base: Seg[], i: number): Seg[] => (i === 0 ? base : [...base.slice(0, -1), i]);
 
-function readMeta(r: Reader, raw: Record<string, unknown>, namespaced: boolean): ObjectMeta {
+/** An object's metadata; `kind` is what its name must be (the API server's rule for that kind of object). */
+function readMeta(r: Reader, raw: Record<string, unknown>, namespaced: boolean, kind: NameKind): ObjectMeta {
   const m = r.obj(raw.metadata, ROOT, 'metadata');
   const name = r.str(m.name, METADATA, 'name');
   if (name === '') r.error(METADATA, 'missing name', 'name');
+  else r.name(name, kind, METADATA, 'name');
+  const namespace = namespaced ? r.str(m.namespace, METADATA, 'namespace', 'default') || 'default' : '';
+  if (namespaced) r.name(namespace, 'label', METADATA, 'namespace');
   return {
     name,
-    namespace: namespaced ? r.str(m.namespace, METADATA, 'namespace', 'default') || 'default' : '',
+    namespace,
     labels: r.strMap(m.labels, METADATA, 'labels'),
     annotations: r.strMap(m.annotations, METADATA, 'annotations'),
   };
@@ -231,6 +235,7 @@ function readServicePortList(r: Reader, v: unknown): ServicePort[] {
       targetPort: typeof p.targetPort === 'string' || typeof p.targetPort === 'number' ? p.targetPort : null,
     };
     if (p.port === undefined || p.port === null) r.error(at, 'missing port', 'port');
+    if (port.name !== '') r.name(port.name, 'label', at, 'name');
     // With more than one port: no name twice, and (as the API server has it) no port number twice
     // for one protocol, or two service ports would claim one address and port.
     if (many) {
@@ -245,7 +250,7 @@ function readServicePortList(r: Reader, v: unknown): ServicePort[] {
 }
 
 function readService(r: Reader, raw: Record<string, unknown>): Service {
-  const metadata = readMeta(r, raw, true);
+  const metadata = readMeta(r, raw, true, 'dns1035');
   const s = r.obj(raw.spec, ROOT, 'spec');
   const type = r.oneOf(s.type, SPEC, 'type', SERVICE_TYPES, 'ClusterIP');
   let clusterIP = clusterIPText(r, s.clusterIP, SPEC, 'clusterIP');
@@ -339,16 +344,21 @@ function readEndpoint(r: Reader, ev: unknown, i: number, addressType: EndpointSl
   if (addresses.length === 0) r.error(['endpoints', i], 'endpoint has no addresses', 'addresses');
   const c = e.conditions === undefined || e.conditions === null ? EMPTY : isMapping(e.conditions) ? e.conditions : r.obj(e.conditions, ['endpoints', i], 'conditions');
   const h = e.hints === undefined || e.hints === null ? null : r.obj(e.hints, ['endpoints', i], 'hints');
+  const conditions = conditionsOf(condition(r, c.ready, i, 'ready'), condition(r, c.serving, i, 'serving'), condition(r, c.terminating, i, 'terminating'));
+  const nodeName = endpointStr(r, e.nodeName, i, 'nodeName');
+  if (typeof e.nodeName === 'string' && !r.validName(nodeName!, 'subdomain')) r.name(nodeName!, 'subdomain', ['endpoints', i], 'nodeName');
+  const hostname = endpointStr(r, e.hostname, i, 'hostname');
+  if (typeof e.hostname === 'string' && !r.validName(hostname!, 'label')) r.name(hostname!, 'label', ['endpoints', i], 'hostname');
   return {
     addresses,
-    conditions: conditionsOf(condition(r, c.ready, i, 'ready'), condition(r, c.serving, i, 'serving'), condition(r, c.terminating, i, 'terminating')),
-    nodeName: endpointStr(r, e.nodeName, i, 'nodeName'),
+    conditions,
+    nodeName,
     zone: endpointStr(r, e.zone, i, 'zone'),
     hints: h === null ? null : {
       forZones: hintNames(r, h.forZones, ['endpoints', i, 'hints', 'forZones']),
       forNodes: hintNames(r, h.forNodes, ['endpoints', i, 'hints', 'forNodes']),
     },
-    hostname: endpointStr(r, e.hostname, i, 'hostname'),
+    hostname,
   };
 }
 
@@ -367,6 +377,8 @@ function readEndpointPortList(r: Reader, v: unknown): EndpointPort[] {
     if (name === null) {
       named = false;
       r.warn(at, 'port has no name; kube-proxy ignores it', 'name');
+    } else if (name !== '') {
+      r.name(name, 'label', at, 'name');
     }
     const port = p.port === undefined || p.port === null ? null : r.int(p.port, at, 'port', 1, 65535, 0);
     return { name, port, protocol: r.protocol(p.protocol, at, 'protocol') };
@@ -387,9 +399,12 @@ function readEndpoints(r: Reader, v: unknown, addressType: EndpointSlice['addres
 }
 
 function readEndpointSlice(r: Reader, raw: Record<string, unknown>): EndpointSlice {
-  const metadata = readMeta(r, raw, true);
-  if (!metadata.labels[LABEL_SERVICE_NAME]) {
+  const metadata = readMeta(r, raw, true, 'subdomain');
+  const owner = metadata.labels[LABEL_SERVICE_NAME];
+  if (!owner) {
     r.error(METADATA, `missing ${LABEL_SERVICE_NAME} label (kube-proxy cannot tell which Service this slice belongs to)`, 'labels');
+  } else {
+    r.name(owner, 'labelValue', ['metadata', 'labels'], LABEL_SERVICE_NAME);
   }
   const addressType = r.oneOf(raw.addressType, ROOT, 'addressType', ADDRESS_TYPES, 'IPv4');
   if (raw.addressType === undefined) r.error(ROOT, 'missing addressType', 'addressType');
@@ -399,7 +414,7 @@ function readEndpointSlice(r: Reader, raw: Record<string, unknown>): EndpointSli
 }
 
 function readNode(r: Reader, raw: Record<string, unknown>): Node {
-  const metadata = readMeta(r, raw, false);
+  const metadata = readMeta(r, raw, false, 'subdomain');
   const s = r.obj(raw.spec, ROOT, 'spec');
   let podCIDRs = r.list(s.podCIDRs, SPEC, 'podCIDRs').map((v, i) => r.str(v, ['spec', 'podCIDRs'], i));
   const single = r.str(s.podCIDR, SPEC, 'podCIDR');

@@ -1,8 +1,8 @@
 // dp.apply fed what a careless manifest or a skewed API server could hand it: Services and
 // EndpointSlices whose fields mix families, protocols, policies and odd values (ports 0 and
 // 70000, the unspecified address, /0 source ranges, headless and ExternalName Services with
-// ports, slices of FQDN type, hints for other nodes), Nodes changing zone, and every mode and
-// kube-proxy setting, in random sequences. Whatever the input, a sync is never refused and never
+// ports, slices of FQDN type, hints for other nodes, names the API server would refuse), Nodes
+// changing zone, and every mode and kube-proxy setting, in random sequences. Whatever the input, a sync is never refused and never
 // throws: bad objects come back as issues and the rest applies. And a dataplane that followed the
 // sequence serves the same rules as a fresh one given the last set. Synthetic packets only.
 // SVCPLANE_APPLY_SEED and SVCPLANE_APPLY_ROUNDS run other sequences (default one seed, 12 rounds).
@@ -21,17 +21,20 @@ function generator(seed: number) {
   const v6 = () => `fd00::${rng.int(1, 6).toString(16)}`;
   const odd = () => pick(['', 'x', '1.2.3', '::', '0.0.0.0', '255.255.255.255', '198.18.0.0/24', 'fd00::1%eth0']);
   const ip = () => pick([v4, v4, v6, odd])();
+  // Now and then a name the API server would refuse: one that text carries (capitals), or one that
+  // would break rule text or svcplane's keys (quote, newline, ':', '/', space).
+  const named = (ok: string) => (rng.chance(0.06) ? pick(['Web', 'fd00::1', 'a"b', 'n\nl', 'x/y', 'a b', 'x'.repeat(64)]) : ok);
 
   const service = (i: number) => {
     const clusterIP = pick([v4, v6, () => 'None', () => '', ip])();
     const ports = Array.from({ length: rng.int(0, 2) }, () => ({
-      name: maybe(0.7, () => pick(['http', 'dns', 'http', ''])), port: pick([80, 53, 80, 0, 65535, 70000, -1, '80']),
+      name: maybe(0.7, () => named(pick(['http', 'dns', 'http', '']))), port: pick([80, 53, 80, 0, 65535, 70000, -1, '80']),
       protocol: pick(['TCP', 'UDP', 'SCTP', undefined, 'tcp']), targetPort: pick([8080, 'http', undefined, 0]),
       nodePort: maybe(0.5, () => pick([30000, 30001, 30000, 0, 29999, 32768])),
     }));
     return {
       apiVersion: 'v1', kind: 'Service',
-      metadata: { name: `s${i}`, namespace: pick(['default', 'ns']), labels: maybe(0.2, () => ({ 'service.kubernetes.io/headless': '' })) },
+      metadata: { name: named(`s${i}`), namespace: named(pick(['default', 'ns'])), labels: maybe(0.2, () => ({ 'service.kubernetes.io/headless': '' })) },
       spec: {
         type: pick(['ClusterIP', 'ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName', 'Bogus', undefined]),
         clusterIP, clusterIPs: maybe(0.5, () => [clusterIP, ip()]),
@@ -56,7 +59,7 @@ function generator(seed: number) {
       endpoints: Array.from({ length: rng.int(0, 3) }, () => ({
         addresses: [addressType === 'IPv6' ? v6() : addressType === 'FQDN' ? 'a.b' : pick([v4, v4, ip])()],
         conditions: { ready: pick([true, false, undefined, null]), serving: pick([true, false, undefined]), terminating: pick([true, false, undefined]) },
-        nodeName: pick(['node', 'other', undefined]), zone: pick(['z1', 'z2', undefined]),
+        nodeName: named(pick(['node', 'other', undefined]) as string), zone: pick(['z1', 'z2', undefined]),
         hints: maybe(0.3, () => ({ forZones: [{ name: pick(['z1', 'z2']) }], forNodes: maybe(0.5, () => [{ name: pick(['node', 'other']) }]) })),
       })),
       ports: pick([null, undefined, [{ name: pick(['http', 'dns', '']), port: pick([8080, 53, 0, 70000]), protocol: pick(['TCP', 'UDP', 'SCTP']) }],
