@@ -20,7 +20,7 @@ export interface DirectFamilyApplied {
   direct: DirectApplied;
 }
 
-/** The Service of a service port id ("ns/name:port/TCP" → "ns/name"; names and ports hold no ':'). */
+/** The Service of a service port id ("ns/name:port/TCP" → "ns/name"; names and ports hold no ':', objects.ts refuses such names). */
 const serviceOf = (id: string): string => id.slice(0, id.indexOf(':'));
 
 const E_DUPLICATE = -6;

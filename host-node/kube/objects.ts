@@ -173,7 +173,7 @@ function readMeta(r: Reader, raw: Record<string, unknown>, namespaced: boolean, 
   if (name === '') r.error(METADATA, 'missing name', 'name');
   else r.name(name, kind, METADATA, 'name');
   const namespace = namespaced ? r.str(m.namespace, METADATA, 'namespace', 'default') || 'default' : '';
-  if (namespaced) r.name(namespace, 'label', METADATA, 'namespace');
+  if (namespaced) r.name(namespace, 'label', METADATA, 'namespace', 'namespace');
   return {
     name,
     namespace,
@@ -235,7 +235,7 @@ function readServicePortList(r: Reader, v: unknown): ServicePort[] {
       targetPort: typeof p.targetPort === 'string' || typeof p.targetPort === 'number' ? p.targetPort : null,
     };
     if (p.port === undefined || p.port === null) r.error(at, 'missing port', 'port');
-    if (port.name !== '') r.name(port.name, 'label', at, 'name');
+    if (port.name !== '') r.name(port.name, 'label', at, 'name', 'port');
     // With more than one port: no name twice, and (as the API server has it) no port number twice
     // for one protocol, or two service ports would claim one address and port.
     if (many) {
@@ -346,7 +346,7 @@ function readEndpoint(r: Reader, ev: unknown, i: number, addressType: EndpointSl
   const h = e.hints === undefined || e.hints === null ? null : r.obj(e.hints, ['endpoints', i], 'hints');
   const conditions = conditionsOf(condition(r, c.ready, i, 'ready'), condition(r, c.serving, i, 'serving'), condition(r, c.terminating, i, 'terminating'));
   const nodeName = endpointStr(r, e.nodeName, i, 'nodeName');
-  if (typeof e.nodeName === 'string' && !r.validName(nodeName!, 'subdomain')) r.name(nodeName!, 'subdomain', ['endpoints', i], 'nodeName');
+  if (typeof e.nodeName === 'string' && !r.validName(nodeName!, 'subdomain', 'node')) r.name(nodeName!, 'subdomain', ['endpoints', i], 'nodeName');
   const hostname = endpointStr(r, e.hostname, i, 'hostname');
   if (typeof e.hostname === 'string' && !r.validName(hostname!, 'label')) r.name(hostname!, 'label', ['endpoints', i], 'hostname');
   return {
@@ -378,7 +378,7 @@ function readEndpointPortList(r: Reader, v: unknown): EndpointPort[] {
       named = false;
       r.warn(at, 'port has no name; kube-proxy ignores it', 'name');
     } else if (name !== '') {
-      r.name(name, 'label', at, 'name');
+      r.name(name, 'label', at, 'name', 'port');
     }
     const port = p.port === undefined || p.port === null ? null : r.int(p.port, at, 'port', 1, 65535, 0);
     return { name, port, protocol: r.protocol(p.protocol, at, 'protocol') };
