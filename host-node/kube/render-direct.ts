@@ -7,7 +7,7 @@
 // node's own-VIP sources kube-proxy adds) and ClientIP affinity. Also where node ports are
 // reached (--nodeport-addresses). Pure: no text, no core, no clock.
 import { categorizeEndpoints, type CategorizedEndpoints } from './categorize.js';
-import { canonicalIP, cidrContains, parseCIDR, parseIP, type Family } from './ip.js';
+import { canonicalIP, cidrContains, formatCIDR, parseCIDR, parseIP, type Family } from './ip.js';
 import type { EndpointInfo, ServicePortInfo } from './model.js';
 import { nodePortAddresses, nodePortHostAddresses, type IptablesOptions } from './render-iptables.js';
 import { putFrameBound, type DirectService, type FrontendKind, type NodePortReach } from '../core/svc-config.js';
@@ -55,13 +55,14 @@ export function renderDirectService(sp: ServicePortInfo, endpoints: readonly End
     const nodeIPText = (opts.nodeIPs ?? []).find((s) => parseIP(s)?.family === sp.family);
     const nodeIP = nodeIPText ? parseIP(nodeIPText) : null;
     let allowFromNode = false;
+    // Addresses as current kube-proxy writes them, parsed (a sloppy "010.1.0.0/16" is 10.1.0.0/16).
     for (const src of sp.loadBalancerSourceRanges) {
-      sourceRanges.push(src);
       const c = parseCIDR(src);
+      sourceRanges.push(c ? formatCIDR(c) : src);
       if (c && nodeIP && cidrContains(c, nodeIP)) allowFromNode = true;
     }
     // A node talking to a VIP it hosts loops back with the VIP as source (proxier.go).
-    if (allowFromNode) sourceRanges.push(...sp.loadBalancerVIPs);
+    if (allowFromNode) for (const vip of sp.loadBalancerVIPs) sourceRanges.push(canonicalIP(vip) ?? vip);
   }
   const svc = into ?? blankDirectService();
   // kube-proxy's KUBE-SERVICES order: cluster IP, external IPs, LB IPs; an address listed twice
@@ -74,7 +75,7 @@ export function renderDirectService(sp: ServicePortInfo, endpoints: readonly End
       const key = canonicalIP(text) ?? text;
       if (seen.has(key)) return;
       seen.add(key);
-      count = setFrontend(frontends, count, kind, text, sp.port);
+      count = setFrontend(frontends, count, kind, key, sp.port);
     };
     for (const ip of sp.externalIPs) add('external', ip);
     for (const ip of sp.loadBalancerVIPs) add('loadBalancer', ip);

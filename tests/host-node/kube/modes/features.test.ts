@@ -91,6 +91,25 @@ const tables: FeatureTable[] = [
     ],
   },
   {
+    // Service addresses the API server once let through with leading zeros: kube-proxy parses them
+    // (netutils.ParseIPSloppy, decimal) and current kube-proxy writes the parsed address.
+    name: 'addresses written with leading zeros',
+    manifests: docs(
+      service('old', {
+        clusterIP: '198.018.000.087', type: 'LoadBalancer', externalIPs: ['198.018.015.007'], loadBalancerSourceRanges: ['203.000.113.000/28', `${NODE_IP}/32`],
+        ports: [{ name: 'http', port: 80, nodePort: 30087, targetPort: 8080 }],
+      }, { loadBalancer: { ingress: [{ ip: '198.018.014.008' }] } }),
+      slice('old', two, http),
+    ),
+    cases: [
+      { name: 'cluster IP', src: POD, dst: '198.18.0.87', dport: 80, expect: [`${EP1}:8080`, `${EP2}:8080`] },
+      { name: 'external IP', src: OUTSIDE, dst: '198.18.15.7', dport: 80, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`] },
+      { name: 'load-balancer IP from an allowed source', src: OUTSIDE, dst: '198.18.14.8', dport: 80, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`] },
+      { name: 'load-balancer IP from outside the ranges: DROP', src: '203.0.113.99', dst: '198.18.14.8', dport: 80, expect: ['DROP'] },
+      { name: 'the VIP itself as source (node covered by a range)', src: '198.18.14.8', dst: '198.18.14.8', dport: 80, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`] },
+    ],
+  },
+  {
     name: 'externalTrafficPolicy Local',
     manifests: docs(
       service('etp', {
