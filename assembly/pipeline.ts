@@ -119,7 +119,7 @@ function opensConnection(f: Flow): bool {
 }
 
 function newFlow(d: usize, f: Flow, now: u32): void {
-  const sd = svcDecide(f, now);
+  const sd = svcDecide(f, now, (load<u32>(d, D_META) & META_LOCAL) != 0);
   if (sd == SD_NONE) {
     // A service-CIDR address no Service holds: dropped, never routed on (through a TUN it would
     // come straight back), as kube-proxy's nftables mode drops traffic to unallocated ClusterIPs.

@@ -133,8 +133,8 @@ export function svcAffinityDest(s: u32, a0: u32, a1: u32, a2: u32, a3: u32, now:
   return e == 0 ? 0 : e + 24;
 }
 
-// The first packet of a connection: one of SD_*.
-export function svcDecide(f: Flow, now: u32): u32 {
+// The first packet of a connection: one of SD_*. `local`: the node itself sent it (OUTPUT).
+export function svcDecide(f: Flow, now: u32, local: bool): u32 {
   let e = feFind(f.family, f.proto, KEY_ADDR, f.dport, f.d0, f.d1, f.d2, f.d3);
   if (e == 0) {
     if (!localType(f.family, f.d0, f.d1, f.d2, f.d3)) return SD_NONE;
@@ -152,7 +152,13 @@ export function svcDecide(f: Flow, now: u32): u32 {
   }
   const s = feSlot(e), kind = feKind(e), flags = slotFlags(s);
   decidedHostId = slotHostId(s);
-  if ((flags & SVD_F_HAS_EP) == 0) return SD_REJECT;
+  if ((flags & SVD_F_HAS_EP) == 0) {
+    // An external or load-balancer IP's REJECT is in KUBE-EXTERNAL-SERVICES, reached from INPUT and
+    // FORWARD only: the node's own packet to such an address that is not the node's sees no rule
+    // (nat captures nothing without endpoints) and goes out as it is.
+    if (local && kind != FE_CLUSTER && !localType(f.family, f.d0, f.d1, f.d2, f.d3)) return SD_NONE;
+    return SD_REJECT;
+  }
   const nc = slotClusterCount(s), nl = slotLocalCount(s);
   let first: u32 = 0, n: u32 = nc;
   let masq = false;

@@ -32,10 +32,11 @@ export function addLocal4(a0: u32): void { nodeAddLocal(FAMILY_V4, a0, 0, 0, 0);
 export function podCIDR4(a0: u32, prefix: i32): void { nodeSetPodCIDR(FAMILY_V4, a0, 0, 0, 0, prefix); }
 
 // Decides the first packet of a connection (`len` bytes at `pkt`): SD_* outcome, or -1 when the
-// packet does not parse. decidedPort/decidedAddr/decidedMasquerade read the DNAT choice.
-export function decide(pkt: usize, len: u32, now: u32): i32 {
+// packet does not parse; `local` as the node's own packet. decidedPort/decidedAddr/decidedMasquerade
+// read the DNAT choice.
+export function decide(pkt: usize, len: u32, now: u32, local: bool): i32 {
   if (parse(flow, pkt, len, len) != R_NONE) return -1;
-  return <i32>svcDecide(flow, now);
+  return <i32>svcDecide(flow, now, local);
 }
 export function decidedAddr(): u32 { return load<u32>(decidedDest); }
 export function decidedPort(): u32 { return load<u16>(decidedDest, 16); }

@@ -19,7 +19,8 @@ export type DirectDecision =
   | { kind: 'choose'; steps: DirectStep[]; entry: DirectService; list: 'cluster' | 'local'; masq: boolean };
 
 /** The packet as the explanation needs it. */
-export interface DirectPacket { src: string; dst: string; proto: string; dport: number }
+/** `local`: the node itself sent the packet (OUTPUT). */
+export interface DirectPacket { src: string; dst: string; proto: string; dport: number; local?: boolean }
 
 export const sameIP = (a: string, b: string): boolean => (canonicalIP(a) ?? a) === (canonicalIP(b) ?? b);
 
@@ -103,6 +104,11 @@ export class DirectTable {
       return { kind: 'none', steps };
     }
     const s = entry;
+    if (!s.hasEndpoints && p.local && (kind === 'external' || kind === 'loadBalancer') && !this.local(p.dst)) {
+      // KUBE-EXTERNAL-SERVICES is reached from INPUT and FORWARD only.
+      steps.push({ where: 'direct entry', text: 'no usable endpoint anywhere; the node\'s own packet to an address not its own meets no REJECT (KUBE-EXTERNAL-SERVICES: INPUT and FORWARD)', matched: false, target: 'passed on' });
+      return { kind: 'none', steps };
+    }
     if (!s.hasEndpoints) {
       // kube-proxy: filter KUBE-SERVICES / KUBE-EXTERNAL-SERVICES `-j REJECT`.
       steps.push({ where: 'direct entry', text: 'no usable endpoint anywhere', matched: true, target: 'REJECT (ICMP port unreachable)' });
@@ -204,7 +210,7 @@ export function directTrace(
     ids.push(sp.id);
   });
   const table = new DirectTable(entries, node.nodeIPs, node.podCIDRs, [nodePortReach(family, node.render)]);
-  const d = table.decide({ src: q.src, dst: q.dst, proto: q.proto, dport });
+  const d = table.decide({ src: q.src, dst: q.dst, proto: q.proto, dport, local: q.from === 'local' });
   const hook = q.from === 'local' ? 'OUTPUT' : 'PREROUTING';
   const steps = d.steps.map((st, rule) => ({ table: 'direct', chain: st.where, hook, rule, text: st.text, matched: st.matched, ...(st.target ? { target: st.target } : {}) }));
   const one = { probability: 1, exact: { numerator: 1n, denominatorLog2: 0 }, paths: [], mark: 0, masq: false };

@@ -200,18 +200,25 @@ describe('direct service table', () => {
     const c = loadTestingCore('svc');
     c.x.addLocal4!(words('198.18.200.1')[0]!);
     c.x.podCIDR4!(words('198.19.0.0')[0]!, 16);
-    put(c, -1, blob(svc('empty', '198.18.0.1', { hasEndpoints: false, cluster: [] })));
+    put(c, -1, blob(svc('empty', '198.18.0.1', {
+      hasEndpoints: false, cluster: [],
+      frontends: [{ kind: 'cluster', ip: '198.18.0.1', port: 80 }, { kind: 'external', ip: '198.18.15.1', port: 80 }, { kind: 'external', ip: '198.18.200.1', port: 81 }],
+    })));
     put(c, -1, blob(svc('lb', '198.18.0.2', {
       frontends: [{ kind: 'cluster', ip: '198.18.0.2', port: 80 }, { kind: 'loadBalancer', ip: '198.18.14.2', port: 80 }, { kind: 'nodePort', port: 30002 }],
       externalLocal: true, firewall: true, sourceRanges: ['203.0.113.0/24'],
       cluster: [{ ip: '198.19.1.1', port: 8080 }, { ip: '198.19.2.2', port: 8080 }], local: [{ ip: '198.19.1.1', port: 8080 }],
     })));
-    const decide = (src: string, dst: string, dport: number) => {
+    const decide = (src: string, dst: string, dport: number, local = false) => {
       const p = buildPacket({ src, dst, proto: 'tcp', sport: 40000, dport, flags: 'S' });
-      const rc = c.x.decide!(c.put(p), p.length, 1);
+      const rc = c.x.decide!(c.put(p), p.length, 1, local ? 1 : 0);
       return rc === 1 ? `${c.x.decidedAddr!() >>> 0 === words('198.19.1.1')[0] ? 'ep1' : 'ep2'}${c.x.decidedMasquerade!() ? ' masq' : ''}` : rc;
     };
     expect(decide('198.19.3.3', '198.18.0.1', 80)).toBe(2);            // REJECT
+    expect(decide('198.19.3.3', '198.18.15.1', 80)).toBe(2);           // external IP: REJECT (KUBE-EXTERNAL-SERVICES, FORWARD)
+    expect(decide('198.18.200.1', '198.18.0.1', 80, true)).toBe(2);    // the node's own: REJECT (KUBE-SERVICES, OUTPUT)
+    expect(decide('198.18.200.1', '198.18.15.1', 80, true)).toBe(0);   // to an external IP not its own: no rule sees it
+    expect(decide('198.18.200.1', '198.18.200.1', 81, true)).toBe(2);  // to its own address: INPUT, REJECT
     expect(decide('198.19.3.3', '198.18.0.9', 80)).toBe(0);            // no service
     expect(decide('203.0.113.5', '198.18.14.2', 80)).toBe('ep1');      // allowed, local only, source kept
     expect(decide('192.0.2.5', '198.18.14.2', 80)).toBe(4);            // outside the ranges

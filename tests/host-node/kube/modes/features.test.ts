@@ -37,6 +37,10 @@ const tables: FeatureTable[] = [
       { name: 'TCP cluster IP: REJECT', src: POD, dst: '198.18.0.81', dport: 80, expect: ['REJECT'] },
       { name: 'UDP cluster IP: REJECT', src: POD, dst: '198.18.0.81', dport: 53, proto: 'udp', expect: ['REJECT'] },
       { name: 'external IP: REJECT', src: OUTSIDE, dst: '198.18.15.1', dport: 80, expect: ['REJECT'] },
+      // Its REJECT is in KUBE-EXTERNAL-SERVICES (INPUT, FORWARD): the node's own packet, not for
+      // one of its addresses, meets none and goes out as it is.
+      { name: 'external IP from the node itself: passed on', src: NODE_IP, dst: '198.18.15.1', dport: 80, local: true, expect: ['PASS'], differs: { ipvs: ['REJECT'] } /* ipvs: the address is bound to kube-ipvs0, and its virtual server without real servers answers (ip_vs_leave) */ },
+      { name: 'cluster IP from the node itself: REJECT (filter OUTPUT)', src: NODE_IP, dst: '198.18.0.81', dport: 80, local: true, expect: ['REJECT'] },
       { name: 'node port: REJECT', src: OUTSIDE, dst: NODE_IP, dport: 30081, expect: ['REJECT'] },
     ],
   },
