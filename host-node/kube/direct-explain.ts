@@ -18,8 +18,7 @@ export type DirectDecision =
   | { kind: 'verdict'; steps: DirectStep[]; verdict: 'REPLY' | 'DROP'; reason: string }
   | { kind: 'choose'; steps: DirectStep[]; entry: DirectService; list: 'cluster' | 'local'; masq: boolean };
 
-/** The packet as the explanation needs it. */
-/** `local`: the node itself sent the packet (OUTPUT). */
+/** The packet as the explanation needs it; `local`: the node itself sent it (OUTPUT). */
 export interface DirectPacket { src: string; dst: string; proto: string; dport: number; local?: boolean }
 
 export const sameIP = (a: string, b: string): boolean => (canonicalIP(a) ?? a) === (canonicalIP(b) ?? b);
@@ -104,12 +103,12 @@ export class DirectTable {
       return { kind: 'none', steps };
     }
     const s = entry;
-    if (!s.hasEndpoints && p.local && (kind === 'external' || kind === 'loadBalancer') && !this.local(p.dst)) {
-      // KUBE-EXTERNAL-SERVICES is reached from INPUT and FORWARD only.
-      steps.push({ where: 'direct entry', text: 'no usable endpoint anywhere; the node\'s own packet to an address not its own meets no REJECT (KUBE-EXTERNAL-SERVICES: INPUT and FORWARD)', matched: false, target: 'passed on' });
-      return { kind: 'none', steps };
-    }
     if (!s.hasEndpoints) {
+      if (p.local && (kind === 'external' || kind === 'loadBalancer') && !this.local(p.dst)) {
+        // KUBE-EXTERNAL-SERVICES is reached from INPUT and FORWARD only.
+        steps.push({ where: 'direct entry', text: 'no usable endpoint anywhere; the node\'s own packet to an address not its own meets no REJECT (KUBE-EXTERNAL-SERVICES: INPUT and FORWARD)', matched: false, target: 'passed on' });
+        return { kind: 'none', steps };
+      }
       // kube-proxy: filter KUBE-SERVICES / KUBE-EXTERNAL-SERVICES `-j REJECT`.
       steps.push({ where: 'direct entry', text: 'no usable endpoint anywhere', matched: true, target: 'REJECT (ICMP port unreachable)' });
       return { kind: 'verdict', steps, verdict: 'REPLY', reason: 'no_endpoints' };
