@@ -7,6 +7,8 @@
 // codes. Never decides which endpoints are local (the caller counts them).
 import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Node } from '../kube/objects.js';
+import { familyName } from '../kube/model.js';
+import type { Family } from '../kube/ip.js';
 
 /** ToBeDeletedTaint: set by the cluster autoscaler before it deletes a node. */
 const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
@@ -32,8 +34,6 @@ export function nodeEligible(node: Node | null, deleted: boolean): boolean {
 }
 
 export type HealthCode = '200' | '503';
-
-const FAMILY_NAME: Record<number, string> = { 4: 'IPv4', 6: 'IPv6' };
 
 /** What Health() reports: overall and per family that has synced at least once (v1.IPFamily keys). */
 export interface ProxyHealthState {
@@ -103,7 +103,7 @@ export class ProxyHealth {
     if (eligible !== undefined) body.nodeEligible = eligible;
     body.healthy = h.healthy;
     if (h.status.size > 0) {
-      body.status = Object.fromEntries([...h.status].map(([f, s]) => [FAMILY_NAME[f] ?? String(f), { lastUpdated: goTime(s.lastUpdated), healthy: s.healthy }]));
+      body.status = Object.fromEntries([...h.status].map(([f, s]) => [familyName(f as Family), { lastUpdated: goTime(s.lastUpdated), healthy: s.healthy }]));
     }
     return { status: ok ? 200 : 503, body: JSON.stringify(body) };
   }

@@ -132,10 +132,10 @@ const MUST_BE_LAST = '"kubernetes service nodeports; NOTE: this must be the last
 const chainLine = (c: string): string => `:${c} - [0:0]`;
 
 // What an unchanged service port writes into the shared chains (KUBE-SERVICES, KUBE-NODEPORTS,
-// KUBE-EXTERNAL-SERVICES, KUBE-PROXY-FIREWALL) and which of its chains are active: a partial sync
-// writes those lines again for every Service, so they are kept per model object — valid while
-// the service port and its endpoint list are the same objects and the render context is the same.
-/** A service port's lines in the shared chains, its own chains' names, and how many rules those own chains hold. */
+// KUBE-EXTERNAL-SERVICES, KUBE-PROXY-FIREWALL), which of its chains are active and how many rules
+// its own chains hold: a partial sync writes those lines again for every Service, so they are kept
+// per model object — valid while the service port and its endpoint list are the same objects and
+// the render context is the same.
 interface SharedLines { eps: EndpointInfo[] | undefined; ctx: string; nat: string[]; filter: string[]; active: string[]; own: number }
 const sharedCache = new WeakMap<ServicePortInfo, SharedLines>();
 
