@@ -361,20 +361,33 @@ window.addEventListener('hashchange', () => {
   void start();
 });
 
+/** A scene has been shown since the page opened. */
+let opened = false;
+
 async function start(): Promise<void> {
+  let refused: string | null = null;
+  let shared: ShareState | null = null;
   try {
-    const shared = await stateFromHash(location.hash);
-    if (shared) {
-      lastHash = location.hash;
-      await restore(shared);
-      return;
-    }
+    shared = await stateFromHash(location.hash);
   } catch (e) {
-    showProgress(null, (e as Error).message);
+    refused = (e as Error).message;
+  }
+  if (shared) {
+    lastHash = location.hash;
+    opened = true;
+    await restore(shared);
     return;
   }
+  // A link the page cannot read keeps the scene shown, or opens on the first one, with the
+  // reason in the status line.
+  if (refused !== null && opened) {
+    showProgress(null, refused);
+    return;
+  }
+  opened = true;
   const p = PRESETS[0]!;
   await restore({ objects: { preset: p.id }, mode: p.mode, scheduler: p.scheduler, packet: p.packet, clockMs: 0 });
+  if (refused !== null) showProgress(null, refused);
 }
 
 void start().catch(() => {});

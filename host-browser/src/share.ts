@@ -3,7 +3,7 @@
 // leading format byte, base64url in the URL. Decoding checks every field and refuses anything
 // else with a ShareError, so a mangled link never half-loads. Never touches the DOM or the core.
 import { Packr } from 'msgpackr';
-import type { Mode, PacketSpec, Proto } from './presets.js';
+import { IPVS_SCHEDULERS, presetById, type Mode, type PacketSpec, type Proto } from './presets.js';
 import type { ObjectSource } from './engine/playground.js';
 import { TOO_DEEP, valueTooDeep } from '../../host-node/kube/yaml-depth.js';
 
@@ -92,15 +92,17 @@ function validate(raw: unknown): ShareState {
   let objects: ObjectSource;
   if (o && typeof o.yaml === 'string') objects = { yaml: o.yaml };
   else if (o && typeof o.preset === 'string') {
+    if (!presetById(o.preset)) throw new ShareError(`shared state: unknown preset ${JSON.stringify(o.preset)}`);
     // The edits are printed as YAML for the editor, a recursion per level.
     if (valueTooDeep(o.edits)) throw new ShareError(`shared state: edits ${TOO_DEEP}`);
     objects = Array.isArray(o.edits) && o.edits.length ? { preset: o.preset, edits: o.edits } : { preset: o.preset };
   }
   else throw new ShareError('shared state: objects must be { yaml } or { preset }');
   if (!MODES.includes(r.m as Mode)) throw new ShareError(`shared state: unknown mode ${JSON.stringify(r.m)}`);
-  if (typeof r.s !== 'string') throw new ShareError('shared state: scheduler must be a string');
+  // Every mode carries one: the page's scheduler menu shows it, and ipvs mode runs it.
+  if (!(IPVS_SCHEDULERS as readonly unknown[]).includes(r.s)) throw new ShareError(`shared state: unknown IPVS scheduler ${JSON.stringify(r.s)}`);
   if (typeof r.c !== 'number' || !Number.isFinite(r.c) || r.c < 0) throw new ShareError('shared state: clock must be a number ≥ 0');
-  return { objects, mode: r.m as Mode, scheduler: r.s, packet: validPacket(r.p), clockMs: r.c };
+  return { objects, mode: r.m as Mode, scheduler: r.s as string, packet: validPacket(r.p), clockMs: r.c };
 }
 
 function validPacket(raw: unknown): PacketSpec {

@@ -152,9 +152,11 @@ export function yamlDocuments(text: string, options: DocumentOptions & SchemaOpt
         // A key that is a collection (or an alias, which may name one) becomes text only by
         // printing it whole, keys inside keys again at every level: 20 KB nested a hundred deep
         // took a minute. Kubernetes objects, JSON at heart, have none.
+        // So is a `!!binary` key (its value is bytes): the package made it text with a process
+        // warning of its own.
         const key = pair.key as YamlNode | null;
-        if (!isCollection(key) && !isAlias(key)) return undefined;
-        fault(key, 'NON_STRING_KEY', 'a mapping key must be a single value, not a list, a mapping or an alias');
+        if (!isCollection(key) && !isAlias(key) && !(isScalar(key) && typeof key.value === 'object' && key.value !== null)) return undefined;
+        fault(key!, 'NON_STRING_KEY', 'a mapping key must be a single value, not a list, a mapping or an alias');
         return visit.BREAK;
       },
       Map(_, map) {

@@ -12,6 +12,8 @@ import { join, resolve } from 'node:path';
 import { createServer as createViteServer, type ViteDevServer } from 'vite';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { CHROMIUM, buildSite, haveChromium, idle, serveDir } from '../support/playground-site.js';
+import { stateToHash } from '../../host-browser/src/share.js';
+import { PRESETS } from '../../host-browser/src/presets.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const SHOTS = join(ROOT, 'dist-playground-screens');
@@ -309,6 +311,25 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     await page.close();
     await copy.close();
     await fresh.close();
+  });
+
+  it('a link it cannot read: the reason over the first scene, or over the scene already shown', async () => {
+    const first = PRESETS[0]!;
+    const unknown = await stateToHash({ objects: { preset: 'nope' }, mode: 'ipvs', scheduler: 'rr', packet: first.packet, clockMs: 0 });
+    const page = await open(unknown);
+    await expect.poll(() => page.textContent('#status')).toBe('shared state: unknown preset "nope"');
+    expect(await page.inputValue('#preset')).toBe(first.id);
+    expect(await page.inputValue('#mode')).toBe(first.mode);
+    expect(await outcomeTexts(page)).toHaveLength(3);
+    // Pasted over a scene, a damaged link leaves that scene as it was.
+    await page.selectOption('#preset', 'no-endpoints');
+    await idle(page);
+    const outcomes = await outcomeTexts(page);
+    await page.evaluate(() => { location.hash = '#s=AAAA'; });
+    await expect.poll(() => page.textContent('#status')).toBe('not a svcplane playground state');
+    expect(await page.inputValue('#preset')).toBe('no-endpoints');
+    expect(await outcomeTexts(page)).toEqual(outcomes);
+    await page.close();
   });
 
   it('loads 20,000 Services in the worker while the page stays responsive, then traces one', async () => {

@@ -56,6 +56,11 @@ describe('share encoding', () => {
     await expect(forge(base)).resolves.toMatchObject({ objects: { preset: 'clusterip' } });
     await expect(forge({ ...base, v: 2 })).rejects.toThrow(/version 2/);
     await expect(forge({ ...base, m: 'nft' })).rejects.toThrow(/unknown mode/);
+    // A scene or scheduler the page does not have is refused here, before the page shows any of it.
+    await expect(forge({ ...base, o: { preset: 'nope' } })).rejects.toThrow('shared state: unknown preset "nope"');
+    await expect(forge({ ...base, s: 'pod' })).rejects.toThrow('shared state: unknown IPVS scheduler "pod"');
+    await expect(forge({ ...base, m: 'direct', s: 7 })).rejects.toThrow(ShareError);
+    await expect(forge({ ...base, m: 'ipvs', s: 'mh' })).resolves.toMatchObject({ scheduler: 'mh' });
     await expect(forge({ ...base, c: -1 })).rejects.toThrow(/clock/);
     await expect(forge({ ...base, p: { ...state.packet, dport: 70000 } })).rejects.toThrow(/packet.dport/);
     await expect(forge({ ...base, p: { ...state.packet, proto: 'icmp' } })).rejects.toThrow(/packet.proto/);

@@ -87,13 +87,24 @@ describe('the manifests reader refuses text nested too deep, and keeps working',
     expect('docs' in bad && bad.docs[0]!.errors[0]!.linePos?.[0]).toEqual({ line: 2, col: 4 });
   });
 
-  it('refuses keys that are collections or aliases: made text, they are printed whole at every level', () => {
+  it('refuses keys that are collections or aliases: made text, they are printed whole at every level', async () => {
     // A hundred levels of `? ` keys over a 20 KB list took about a minute to read.
     const text = `${'? '.repeat(100)}[${'a,'.repeat(10000)}]\n`;
     const message = 'a mapping key must be a single value, not a list, a mapping or an alias';
     expect(parseManifests(text, 'keys.yaml').issues).toEqual([{ severity: 'error', source: 'keys.yaml', line: 1, path: '', message }]);
     expect(parseManifests('a: &x 1\n*x : 2\n').issues.map((i) => [i.line, i.message])).toEqual([[2, message]]);
     expect(parseManifests('{[a]: 1}\n').issues.map((i) => i.message)).toEqual([message]);
+    // Bytes are no text either; the package would print a process warning for them.
+    const warned: string[] = [];
+    const onWarning = (w: Error) => warned.push(w.message);
+    process.on('warning', onWarning);
+    try {
+      expect(parseManifests('kind: Service\nspec:\n  !!binary aGVsbG8=: {a: 1}\n', 'bytes.yaml').issues.map((i) => [i.line, i.message])).toEqual([[3, message]]);
+      await new Promise((r) => setImmediate(r));   // warnings are emitted on a later tick
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warned).toEqual([]);
   });
 
   it('finds duplicate keys by value, in block and flow mappings, as the composer did', () => {
