@@ -141,7 +141,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
     throw new ConfigError((e as Error).message);
   }
   const v = parsed.values;
-  const c: ProxyConfig = v.config ? readConfigFile(v.config) : { ...DEFAULTS };
+  const c: ProxyConfig = v.config ? readConfigFile(v.config, readText(v.config)) : { ...DEFAULTS };
   const set = <K extends keyof ProxyConfig>(k: K, val: ProxyConfig[K] | undefined): void => { if (val !== undefined) c[k] = val; };
   set('mode', v.mode as ProxyMode | undefined);
   set('manifests', v.manifests);
@@ -151,7 +151,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   if (v['cluster-cidr']) c.clusterCIDRs = list(v['cluster-cidr']);
   if (v['service-cidr']) c.serviceCIDRs = list(v['service-cidr']);
   if (v['nodeport-addresses']) c.nodePortAddresses = list(v['nodeport-addresses']);
-  if (v['service-node-port-range'] !== undefined) c.nodePortRange = portRange(v['service-node-port-range'], '--service-node-port-range');
+  if (v['service-node-port-range'] !== undefined) c.nodePortRange = portRange(v['service-node-port-range'], flagFail('--service-node-port-range'));
   set('masqueradeAll', v['masquerade-all']);
   if (v['masquerade-address']) c.masqueradeAddresses = list(v['masquerade-address']);
   set('tun', v.tun);
@@ -163,12 +163,29 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   if (v['userspace-bind']) c.userspaceBind = list(v['userspace-bind']);
   set('userspacePorts', v['userspace-ports'] as UserspacePorts | undefined);
   set('userspaceCore', v['userspace-core'] as CoreMode | undefined);
-  if (v['proxy-port-range'] !== undefined) c.proxyPortRange = portRange(v['proxy-port-range'], '--proxy-port-range');
-  if (v['udp-timeout'] !== undefined) c.udpIdleTimeoutMs = duration(v['udp-timeout'], '--udp-timeout');
-  if (v['min-sync-period'] !== undefined) c.minSyncPeriodMs = duration(v['min-sync-period'], '--min-sync-period');
+  if (v['proxy-port-range'] !== undefined) c.proxyPortRange = portRange(v['proxy-port-range'], flagFail('--proxy-port-range'));
+  if (v['udp-timeout'] !== undefined) c.udpIdleTimeoutMs = duration(v['udp-timeout'], flagFail('--udp-timeout'));
+  if (v['min-sync-period'] !== undefined) c.minSyncPeriodMs = duration(v['min-sync-period'], flagFail('--min-sync-period'));
   set('ipvsScheduler', v['ipvs-scheduler']);
-  return validate(c, (field) => (v.config && !flagged(v, field) ? `${v.config}: ${FIELD_OF[field] ?? field}` : `--${FLAG_OF[field] ?? field}`));
+  const lines = FILE_LINES.get(c);
+  return validate(c, (field) => {
+    if (!v.config || flagged(v, field)) return `--${FLAG_OF[field] ?? field}`;
+    const name = FIELD_OF[field] ?? field;
+    const line = lines?.get(name);
+    return `${v.config}${line !== undefined ? `:${line}` : ''}: ${name}`;
+  });
 }
+
+/** The config file's text; a file that cannot be read is a ConfigError naming it and why. */
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`--config ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+const flagFail = (flag: string) => (msg: string): never => { throw new ConfigError(`${flag}: ${msg}`); };
 
 const FLAG_OF: Record<string, string> = {
   mode: 'mode', tun: 'tun', nodeIPs: 'node-ip', clusterCIDRs: 'cluster-cidr', serviceCIDRs: 'service-cidr',
@@ -245,19 +262,18 @@ export function hostPort(text: string, what: string): { host: string; port: numb
   return { host: hp.host === '' ? '0.0.0.0' : hp.host, port: hp.port };
 }
 
-function portRange(text: string, what: string): [number, number] {
+function portRange(text: string, fail: (msg: string) => never): [number, number] {
   const m = /^(\d+)(?:-(\d+))?$/.exec(text.trim());
-  if (!m) throw new ConfigError(`${what}: expected FIRST-LAST, got ${JSON.stringify(text)}`);
-  return [Number(m[1]), Number(m[2] ?? m[1])];
+  return m ? [Number(m[1]), Number(m[2] ?? m[1])] : fail(`expected FIRST-LAST, got ${JSON.stringify(text)}`);
 }
 
-/** A Go-style duration ("250ms", "2s", "1m30s", "1.5s") in milliseconds; throws naming `what`. */
-export function duration(text: string, what: string): number {
+/** A Go-style duration ("250ms", "2s", "1m30s", "1.5s") in milliseconds; `fail` is told why not. */
+export function duration(text: string, fail: (msg: string) => never): number {
   const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
   if (text.trim() === '0') return 0;   // Go's time.ParseDuration takes a bare 0
   const parts = [...text.trim().matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/gy)];
   if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text.trim()) {
-    throw new ConfigError(`${what}: expected a duration such as 250ms or 2s, got ${JSON.stringify(text)}`);
+    fail(`expected a duration such as 250ms or 2s, got ${JSON.stringify(text)}`);
   }
   return parts.reduce((ms, p) => ms + Number(p[1]) * unit[p[2]!]!, 0);
 }
@@ -283,16 +299,16 @@ const FIELDS: Record<string, FieldReader> = {
   'iptables.masqueradeAll': (c, v, fail) => { c.masqueradeAll = bool(v, fail); },
   serviceCIDR: (c, v, fail) => { c.serviceCIDRs = strList(v, fail); },
   nodeIP: (c, v, fail) => { c.nodeIPs = strList(v, fail); },
-  serviceNodePortRange: (c, v, fail) => { c.nodePortRange = portRange(str(v, fail), 'serviceNodePortRange'); },
+  serviceNodePortRange: (c, v, fail) => { c.nodePortRange = portRange(str(v, fail), fail); },
   manifests: (c, v, fail) => { c.manifests = str(v, fail); },
   tun: (c, v, fail) => { c.tun = str(v, fail); },
   tunOffload: (c, v, fail) => { c.tunOffload = bool(v, fail); },
   conntrackState: (c, v, fail) => { c.conntrackState = str(v, fail); },
   conntrackMax: (c, v, fail) => { c.conntrackMax = typeof v === 'number' ? v : fail('expected a number'); },
   masqueradeAddress: (c, v, fail) => { c.masqueradeAddresses = strList(v, fail); },
-  portRange: (c, v, fail) => { const s = str(v, fail); c.proxyPortRange = s === '' ? [0, 0] : portRange(s, 'portRange'); },
-  udpIdleTimeout: (c, v, fail) => { c.udpIdleTimeoutMs = duration(str(v, fail), 'udpIdleTimeout'); },
-  minSyncPeriod: (c, v, fail) => { c.minSyncPeriodMs = duration(str(v, fail), 'minSyncPeriod'); },
+  portRange: (c, v, fail) => { const s = str(v, fail); c.proxyPortRange = s === '' ? [0, 0] : portRange(s, fail); },
+  udpIdleTimeout: (c, v, fail) => { c.udpIdleTimeoutMs = duration(str(v, fail), fail); },
+  minSyncPeriod: (c, v, fail) => { c.minSyncPeriodMs = duration(str(v, fail), fail); },
   'ipvs.scheduler': (c, v, fail) => { c.ipvsScheduler = str(v, fail); },
   userspaceBind: (c, v, fail) => { c.userspaceBind = strList(v, fail); },
   userspacePorts: (c, v, fail) => { c.userspacePorts = str(v, fail) as UserspacePorts; },
@@ -301,6 +317,9 @@ const FIELDS: Record<string, FieldReader> = {
 // Sections whose other fields are accepted and ignored (kube-proxy tuning this proxy has no use for).
 const IGNORED_SECTIONS = new Set(['clientConnection', 'iptables', 'ipvs', 'conntrack', 'nftables', 'winkernel', 'detectLocal', 'logging', 'featureGates']);
 const IGNORED_FIELDS = new Set(['bindAddress', 'bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'oomScoreAdj', 'showHiddenMetricsForVersion', 'detectLocalMode', 'syncPeriod']);
+
+/** The line of each field a config file set (its path → line), so later checks name it too. */
+const FILE_LINES = new WeakMap<ProxyConfig, Map<string, number>>();
 
 /** Reads a YAML config file; unknown fields are errors naming file:line and the field path. */
 export function readConfigFile(file: string, text = readFileSync(file, 'utf8')): ProxyConfig {
@@ -313,6 +332,8 @@ export function readConfigFile(file: string, text = readFileSync(file, 'utf8')):
   if (e) throw new ConfigError(`${file}:${e.linePos?.[0].line ?? '?'}: ${e.message.split('\n')[0]}`);
   if (second) throw new ConfigError(`${file}:${lc.linePos(second.range[0]).line}: one YAML document expected, this is a second`);
   const c: ProxyConfig = { ...DEFAULTS };
+  const lines = new Map<string, number>();
+  FILE_LINES.set(c, lines);
   if (!isMap(doc?.contents)) throw new ConfigError(`${file}: expected a mapping of fields`);
   const visit = (map: YamlNode, prefix: string): void => {
     if (!isMap(map)) return;
@@ -320,7 +341,9 @@ export function readConfigFile(file: string, text = readFileSync(file, 'utf8')):
       const key = String((pair.key as { value?: unknown })?.value ?? pair.key);
       const path = prefix ? `${prefix}.${key}` : key;
       const node = pair.value as YamlNode | null;
-      const fail = (msg: string): never => { throw new ConfigError(`${file}${lineOf(node ?? (pair.key as YamlNode))}: ${path}: ${msg}`); };
+      const at = lineOf(node ?? (pair.key as YamlNode));
+      if (at) lines.set(path, Number(at.slice(1)));
+      const fail = (msg: string): never => { throw new ConfigError(`${file}${at}: ${path}: ${msg}`); };
       const reader = FIELDS[path];
       if (reader) reader(c, node && 'toJSON' in node ? (node as { toJSON(): unknown }).toJSON() : null, fail);
       else if (!prefix && IGNORED_SECTIONS.has(key)) visit(node as YamlNode, key);

@@ -51,7 +51,7 @@ describe('proxy flags', () => {
     try {
       const file = join(dir, 'proxy.yaml');
       writeFileSync(file, 'manifests: /m\nminSyncPeriod: 1s\nipvs:\n  scheduler: fast\n');
-      expect(() => parseProxyArgs(['--config', file])).toThrow(new RegExp(`${file}: ipvs.scheduler: expected one of`));
+      expect(() => parseProxyArgs(['--config', file])).toThrow(new RegExp(`${file}:4: ipvs.scheduler: expected one of`));
       expect(parseProxyArgs(['--config', file, '--ipvs-scheduler', 'wrr']).ipvsScheduler).toBe('wrr');
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -114,7 +114,7 @@ describe('userspace mode settings', () => {
     expect(c).toMatchObject({ userspaceBind: ['127.0.0.1', '::1', '::1:2'], userspacePorts: 'range', userspaceCore: 'ipvs', proxyPortRange: [40000, 40999], udpIdleTimeoutMs: 62_500 });
     const c2 = readConfigFile('/x.yaml', 'mode: userspace\nportRange: 31000-31099\nudpIdleTimeout: 2s\nuserspaceBind: [::1]\nuserspacePorts: range\nuserspaceCore: direct\n');
     expect(c2).toMatchObject({ mode: 'userspace', proxyPortRange: [31000, 31099], udpIdleTimeoutMs: 2000, userspaceBind: ['::1'], userspacePorts: 'range', userspaceCore: 'direct' });
-    expect(() => readConfigFile('/x.yaml', 'mode: userspace\nudpIdleTimeout: soon\n')).toThrow(/udpIdleTimeout: expected a duration/);
+    expect(() => readConfigFile('/x.yaml', 'mode: userspace\nudpIdleTimeout: soon\n')).toThrow('/x.yaml:2: udpIdleTimeout: expected a duration such as 250ms or 2s, got "soon"');
   });
 });
 
@@ -166,7 +166,20 @@ describe('proxy config file', () => {
     const key = file('key.yaml', '? [mode]\n: iptables\n');
     expect(() => readConfigFile(key)).toThrow(`${key}:1: a mapping key must be a single value, not a list, a mapping or an alias`);
     const badCidr = file('cidr.yaml', 'clusterCIDR: nope\n');
-    expect(() => parseProxyArgs(['--config', badCidr, '--manifests', '/m'])).toThrow(`${badCidr}: clusterCIDR: not a CIDR: "nope"`);
+    expect(() => parseProxyArgs(['--config', badCidr, '--manifests', '/m'])).toThrow(`${badCidr}:1: clusterCIDR: not a CIDR: "nope"`);
+    // Values read into numbers, and values checked once the whole file is read, name their line too.
+    const ranges = file('ranges.yaml', 'manifests: /m\nserviceNodePortRange: 30000-\nportRange: 1-2\n');
+    expect(() => readConfigFile(ranges)).toThrow(`${ranges}:2: serviceNodePortRange: expected FIRST-LAST, got "30000-"`);
+    const period = file('period.yaml', 'manifests: /m\nmode: iptables\nminSyncPeriod: 1 s\n');
+    expect(() => readConfigFile(period)).toThrow(`${period}:3: minSyncPeriod: expected a duration such as 250ms or 2s, got "1 s"`);
+    const late = file('late.yaml', 'manifests: /m\nmode: iptables\n\nnodeIP: [198.18.0.2, nope]\nhealthzBindAddress: here\n');
+    expect(() => parseProxyArgs(['--config', late])).toThrow(`${late}:4: nodeIP: not an IP address: "nope"`);
+    expect(() => parseProxyArgs(['--config', late, '--node-ip', '198.18.0.2'])).toThrow(`${late}:5: healthzBindAddress: expected ADDRESS:PORT, got "here"`);
+    // A field the file left out is named by the file alone; a flag by its name.
+    expect(() => parseProxyArgs(['--config', late, '--node-ip', '198.18.0.2', '--healthz-bind-address', 'x'])).toThrow('--healthz-bind-address: expected ADDRESS:PORT, got "x"');
+    expect(() => parseProxyArgs(['--config', file('none.yaml', 'mode: ipvs\n')])).toThrow(/none.yaml: manifests: exactly one of/);
+    expect(() => parseProxyArgs(['--config', join(dir, 'missing.yaml')])).toThrow(`--config ${join(dir, 'missing.yaml')}: cannot read it (ENOENT)`);
+    expect(() => parseProxyArgs(['--config', dir])).toThrow(`--config ${dir}: cannot read it (EISDIR)`);
     rmSync(dir, { recursive: true, force: true });
   });
 });
