@@ -98,6 +98,7 @@ export async function runCompile(argv: string[], out: (s: string) => void, err: 
       for (const i of r.issues) err(`svcplane compile: ${i.message}\n`);
     }
   } catch (e) {
+    if (typeof (e as NodeJS.ErrnoException).path === 'string') throw e;   // a file it could not read: main.ts names it
     const where = e instanceof RestoreFailed && !/\bline \d+/.test(e.message) && e.line > 0 ? `line ${e.line}: ` : '';
     err(`svcplane compile: ${input}: ${where}${(e as Error).message}\n`);
     return 1;

@@ -62,7 +62,24 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (e) {
-    process.stderr.write(`svcplane ${cmd}: ${(e as Error).message}\n`);
+    const code = (e as NodeJS.ErrnoException).code;
+    // node:util parseArgs refusing the command line (an unknown option, a missing value, a word
+    // no option takes) is a usage error, as each command's own checks make it.
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')) {
+      process.stderr.write(`svcplane ${cmd}: ${(e as Error).message}\n${cmd !== undefined && Object.hasOwn(USAGE, cmd) ? USAGE[cmd] : ''}`);
+      return 2;
+    }
+    process.stderr.write(`svcplane ${cmd}: ${problem(e)}\n`);
     return 1;
   }
+}
+
+/**
+ * An error as one line. A file the system refused reads "PATH: reason" (Node's own text is
+ * "ENOENT: no such file or directory, open 'PATH'").
+ */
+function problem(e: unknown): string {
+  const x = e as NodeJS.ErrnoException;
+  if (typeof x?.code === 'string' && typeof x.path === 'string') return `${x.path}: ${/^[A-Z]+: ([^,]+)/.exec(x.message)?.[1] ?? x.code}`;
+  return e instanceof Error ? e.message : String(e);
 }

@@ -100,4 +100,36 @@ describe('svcplane CLI usage', () => {
     expect(sched.code).toBe(2);
     expect(sched.err).toMatch(/unknown --ipvs-scheduler "fastest" \(one of rr, wrr/);
   });
+
+  it('a command line node:util refuses is a usage error of that command, as its own checks are (exit 2)', async () => {
+    for (const [argv, message] of [
+      [['render', '--manifests', '/m', '--manifest', 'x'], "Unknown option '--manifest'"],
+      [['render', '--manifests', '/m', 'stray'], "Unexpected argument 'stray'"],
+      [['dns', '--manifests'], "Option '--manifests <value>' argument missing"],
+    ] as const) {
+      const r = await run(...argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(r.err, argv.join(' ')).toContain(`svcplane ${argv[0]}: ${message}`);
+      expect(r.err, argv.join(' ')).toMatch(new RegExp(`usage: svcplane ${argv[0]}\\b`));
+    }
+  });
+
+  it('a file that cannot be read or written is named with the reason', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'svp-files-'));
+    try {
+      const missing = join(dir, 'missing');
+      const render = await run('render', '--manifests', missing);
+      expect(render.code).toBe(1);
+      expect(render.err).toBe(`svcplane render: ${missing}: no such file or directory\n`);
+      writeFileSync(join(dir, 'rules.txt'), '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n');
+      const out = join(missing, 'out.svp');
+      const write = await run('compile', '--rules', join(dir, 'rules.txt'), '-o', out);
+      expect(write.err).toBe(`svcplane compile: ${out}: no such file or directory\n`);
+      const read = await run('compile', '--ipvsadm', join(dir, 'rules.txt'), '--ipset', missing, '-o', join(dir, 'out.svp'));
+      expect(read.err).toBe(`svcplane compile: ${missing}: no such file or directory\n`);
+      expect(read.code).toBe(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
