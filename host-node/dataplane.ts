@@ -2,7 +2,7 @@
 // plus the rule front ends on top of it — iptables-restore text in, iptables-save / -L / -S out,
 // and the trace that explains a packet. This is the one place the layers meet (core knows no text
 // format; the text front ends know no I/O). Never touches sockets, files or the clock.
-import { Dataplane as CoreDataplane } from './core/dataplane.js';
+import { checkNow, Dataplane as CoreDataplane, shown } from './core/dataplane.js';
 import { buildPacket, parseIP } from './core/packet.js';
 import {
   parseRestore, renderSave, renderList, renderRules, kernelOrder, ChainLines, Ruleset, type Table, type RuleLines,
@@ -273,6 +273,8 @@ export class Dataplane extends CoreDataplane {
    * the core names, while no older than the Service's timeout; else null. Reads only.
    */
   directAffinity(id: string, src: string, nowMs = this.lastNowMs): string | null {
+    if (typeof id !== 'string' || typeof src !== 'string') throw new Error(`directAffinity: id is a service port id ("ns/name:port/TCP") and src an address, not ${shown(id)} and ${shown(src)}`);
+    checkNow('directAffinity', nowMs);
     if (this.applied !== 'direct') return null;
     const slot = this.directApply.slot(src.includes(':') ? 6 : 4, id);
     if (slot === undefined) return null;

@@ -99,11 +99,15 @@ function capacityLog2(name: string, v: unknown): number {
   return k;
 }
 
+/** A value a JavaScript caller passed, for a message: objects only by kind (never read). */
+export function shown(v: unknown): string {
+  return v !== null && typeof v === 'object' ? 'of the wrong kind' : String(v);
+}
+
 /** Refuses a clock that is no finite number (a JavaScript caller's mistake) in `what`. */
-function checkNow(what: string, nowMs: unknown): void {
+export function checkNow(what: string, nowMs: unknown): void {
   if (typeof nowMs === 'number' && Number.isFinite(nowMs)) return;
-  const shown = nowMs !== null && typeof nowMs === 'object' ? 'of the wrong kind' : String(nowMs);
-  throw new Error(`${what}: bad nowMs ${shown}: the time in milliseconds`);
+  throw new Error(`${what}: bad nowMs ${shown(nowMs)}: the time in milliseconds`);
 }
 
 /**
@@ -226,6 +230,7 @@ export class Dataplane {
 
   /** Replaces the direct service table atomically; on error the old table stays live. */
   setServices(specs: ServiceSpec[]): number {
+    if (!Array.isArray(specs)) throw new Error(`setServices: specs is a list of services { vip, port, endpoints, … }, not ${shown(specs)}`);
     const blob = encodeServices(specs);
     const ptr = this.core.cfgBuffer(blob.length);
     this.refresh();
@@ -288,6 +293,8 @@ export class Dataplane {
 
   /** Removes expired flows, scanning at most `budget` slots. */
   expire(nowMs: number, budget = 1 << 30): number {
+    checkNow('expire', nowMs);
+    if (typeof budget !== 'number') throw new Error(`expire: bad budget ${shown(budget)}: a number of table slots`);
     this.lastNowMs = nowMs;
     return this.core.expire(nowMs, budget);
   }
@@ -299,11 +306,13 @@ export class Dataplane {
    * while idle after start, so new connections then never wait for a page fault.
    */
   warmConntrack(maxBytes = 1 << 20): number {
+    if (typeof maxBytes !== 'number') throw new Error(`warmConntrack: bad maxBytes ${shown(maxBytes)}: a number of bytes`);
     return this.core.conntrackWarm(maxBytes) >>> 0;
   }
 
   /** Every live flow, with absolute expiry times on the caller's clock (that of the last call). */
   conntrack(nowMs = this.lastNowMs): ConntrackEntry[] {
+    checkNow('conntrack', nowMs);
     const out: ConntrackEntry[] = [];
     const buf = this.core.cfgBuffer(RECORD_BYTES);
     for (let i = this.core.conntrackNext(0) >>> 0; i !== CT_NONE; i = this.core.conntrackNext(i + 1) >>> 0) {
@@ -388,13 +397,19 @@ export class Dataplane {
    * of UDP endpoints left costs one walk. Returns how many flows went.
    */
   flushMany(flushes: readonly FlowFlush[]): number {
+    if (!Array.isArray(flushes)) throw new Error('flushMany: flushes is a list of { by, ip, port?, protocol? }');
     if (flushes.length === 0) return 0;
     const keys = flushes.map((f) => {
-      const a = tryParseIP(f.ip);
-      if (!a) throw new Error(`not an IP address: ${f.ip}`);
+      if (f === null || typeof f !== 'object' || (f.by !== 'endpoint' && f.by !== 'service')) throw new Error(`bad flush ${shown(f)}: { by: 'endpoint' | 'service', ip, port?, protocol? }`);
+      const a = typeof f.ip === 'string' ? tryParseIP(f.ip) : null;
+      if (!a) throw new Error(`not an IP address: ${shown(f.ip)}`);
       const port = f.port ?? 0;
-      if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new Error(`bad port ${String(port)}`);
-      return { dir: f.by === 'endpoint' ? 1 : 0, a, port, proto: PROTO[(f.protocol ?? 'UDP').toLowerCase() as 'udp' | 'tcp' | 'sctp'] };
+      if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new Error(`bad port ${shown(port)}`);
+      // An unknown name must not become the core's 0, which is every protocol.
+      const protocol = f.protocol ?? 'UDP';
+      const proto = typeof protocol === 'string' && /^(udp|tcp|sctp)$/i.test(protocol) ? PROTO[protocol.toLowerCase() as 'udp' | 'tcp' | 'sctp'] : undefined;
+      if (proto === undefined) throw new Error(`bad protocol ${shown(protocol)}: UDP, TCP or SCTP`);
+      return { dir: f.by === 'endpoint' ? 1 : 0, a, port, proto };
     });
     this.stageKeys(keys.map((k) => ({ tag: k.dir, family: k.a.length === 4 ? 4 : 6, proto: k.proto, port: k.port, a: k.a })));
     const n = this.core.conntrackFlushMany(keys.length);
@@ -410,14 +425,20 @@ export class Dataplane {
    * endpoints of both. Returns how many flows went.
    */
   reconcileUdp(guards: readonly UdpGuard[]): number {
+    if (!Array.isArray(guards)) throw new Error('reconcileUdp: guards is a list of { family, ip, port, endpoints } or { family, nodePort, endpoints }');
+    for (const g of guards) {
+      if (g === null || typeof g !== 'object' || (g.family !== 4 && g.family !== 6) || !Array.isArray(g.endpoints) || !g.endpoints.every((ep: unknown) => ep !== null && typeof ep === 'object')) {
+        throw new Error(`bad UDP guard ${shown(g)}: { family: 4 | 6, ip, port, endpoints: [{ ip, port }] } or { family, nodePort, endpoints }`);
+      }
+    }
     const recs: ConntrackKey[] = [];
     const addr = (ip: string, family: 4 | 6): Uint8Array => {
-      const a = tryParseIP(ip);
-      if (!a || (a.length === 4 ? 4 : 6) !== family) throw new Error(`not an IPv${family} address: ${ip}`);
+      const a = typeof ip === 'string' ? tryParseIP(ip) : null;
+      if (!a || (a.length === 4 ? 4 : 6) !== family) throw new Error(`not an IPv${family} address: ${shown(ip)}`);
       return a;
     };
     const port = (p: unknown): number => {
-      if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 0xffff) throw new Error(`a UDP guard or endpoint needs a port of 1-65535: ${String(p)}`);
+      if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 0xffff) throw new Error(`a UDP guard or endpoint needs a port of 1-65535: ${shown(p)}`);
       return p;
     };
     for (const g of guards) {

@@ -260,6 +260,8 @@ describe('Dataplane.apply (iptables mode)', () => {
       expect(bad({ flags: 2 }), mode).toThrow('bad flags 2');
       expect(bad({ proto: 'udp', query: 'web' }), mode).toThrow('bad query: a DNS query is { name, type? }');
       expect(() => dp.trace(null as unknown as TraceQuery), mode).toThrow('bad trace query');
+      expect(() => dp.directAffinity(7 as never, '10.244.3.3'), mode).toThrow('directAffinity: id is a service port id ("ns/name:port/TCP") and src an address, not 7 and 10.244.3.3');
+      expect(() => dp.directAffinity('default/good:81/TCP', '10.244.3.3', 'now' as never), mode).toThrow('directAffinity: bad nowMs now');
       const thrown = (f: () => unknown): string => { try { f(); return 'nothing'; } catch (e) { return (e as Error).constructor.name; } };
       expect([bad({ dst: null }), bad({ src: 7 }), bad({ proto: 'udp', query: 'web' })].map(thrown), mode).toEqual(['Error', 'Error', 'Error']);
       // The dataplane still answers afterwards.

@@ -70,6 +70,36 @@ describe('Dataplane', () => {
     expect(() => dp.setConntrackTimeout({} as never, 1000)).toThrow('bad conntrack timeout kind [object Object]');
   });
 
+  it('names every other argument a JavaScript caller got wrong, and changes nothing then', async () => {
+    const d = await Dataplane.create({ nodeIPs: ['198.18.0.2'], podCIDR: '198.19.0.0/16' });
+    d.setServices([{ vip: '198.18.96.1', port: 80, protocol: 'TCP', endpoints: ['198.19.1.1:8080'] }]);
+    d.process(buildPacket({ src: '198.19.2.2', dst: '198.18.96.1', proto: 'tcp', sport: 1000, dport: 80, flags: 'S' }), 1000);
+    // A protocol it does not know used to become the core's "any": a typo flushed TCP flows.
+    expect(() => d.flushEndpoint('198.19.1.1', 0, 'UDPLITE' as never)).toThrow('bad protocol UDPLITE: UDP, TCP or SCTP');
+    expect(() => d.flushService('198.18.96.1', 0, 7 as never)).toThrow('bad protocol 7');
+    expect(() => d.flushMany([{ by: 'vip', ip: '198.18.96.1' } as never])).toThrow("bad flush of the wrong kind: { by: 'endpoint' | 'service'");
+    expect(() => d.flushMany('198.18.96.1' as never)).toThrow('flushMany: flushes is a list');
+    expect(() => d.flushEndpoint(Symbol('ip') as never)).toThrow('not an IP address: Symbol(ip)');
+    expect(d.conntrack()).toHaveLength(1);
+    expect(() => d.reconcileUdp('198.18.96.1' as never)).toThrow('reconcileUdp: guards is a list');
+    expect(() => d.reconcileUdp([{ family: 4, ip: '198.18.96.1', port: 80 }] as never)).toThrow('bad UDP guard of the wrong kind');
+    expect(() => d.reconcileUdp([{ family: 4, nodePort: 30080, endpoints: ['198.19.1.1:53'] }] as never)).toThrow('bad UDP guard');
+    expect(() => d.setServices('web' as never)).toThrow('setServices: specs is a list of services { vip, port, endpoints, … }, not web');
+    expect(() => d.setServices(undefined as never)).toThrow('not undefined');
+    // The table set before still serves a new connection.
+    expect(d.process(buildPacket({ src: '198.19.2.3', dst: '198.18.96.1', proto: 'tcp', sport: 1001, dport: 80, flags: 'S' }), 1000).verdict).toBe('FORWARD');
+    // A clock that is no number would have become the clock of every later call.
+    expect(() => d.expire('soon' as never)).toThrow('expire: bad nowMs soon: the time in milliseconds');
+    expect(() => d.expire(5n as never)).toThrow('expire: bad nowMs 5');
+    expect(() => d.expire(2000, 'all' as never)).toThrow('expire: bad budget all');
+    expect(() => d.conntrack(Symbol('t') as never)).toThrow('conntrack: bad nowMs Symbol(t)');
+    expect(() => d.warmConntrack(10n as never)).toThrow('warmConntrack: bad maxBytes 10');
+    const flows = d.conntrack();
+    expect(flows).toHaveLength(2);
+    for (const f of flows) expect(f.expiresMs).toBeGreaterThan(2000);
+    expect(d.process(buildPacket({ src: '198.19.2.2', dst: '198.18.96.1', proto: 'tcp', sport: 1000, dport: 80, flags: 'A' }), 1001).ctstate).not.toBe('NEW');
+  });
+
   it('DNATs a pod connection to an endpoint and un-NATs the reply', () => {
     const r = dp.process(buildPacket({ src: '10.244.1.5', dst: '10.96.0.80', proto: 'tcp', sport: 40000, dport: 80, flags: 'S' }), 1000);
     expect(r.verdict).toBe('FORWARD');
