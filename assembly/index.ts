@@ -19,6 +19,7 @@ import { nodeAddLocal, nodeSetPodCIDR, nodeSetServiceCIDR, nodeSetMasq, nodeRese
 import {
   ctInit, ctReap, ctCount, ctCapacity, ctNextUsed, ctExportRecord, ctImportRecord, ctBytes,
   ctFlushReplySrc, ctFlushOrigDst, ctFlushMany, FLUSH_KEY, ctReconcileUdp, RECONCILE_REC, ctSetTimeout, CT_NONE, warmStorage,
+  ctAdoptIpvsNat,
 } from "./conntrack/table";
 
 export const ABI_VERSION: u32 = 1;
@@ -174,6 +175,9 @@ export function conntrackReconcileUdp(n: u32): i32 {
   if (<u64>n * <u64>RECONCILE_REC > <u64>cfgCap) return -3;
   return <i32>ctReconcileUdp(cfgBuf, n);
 }
+// When the host leaves ipvs mode: the flows IPVS translated keep their real server through
+// conntrack's DNAT (conntrack/reap.ts). Returns how many flows it changed.
+export function conntrackAdoptIpvsNat(): u32 { return ctAdoptIpvsNat(); }
 
 // ---- iptables mode (assembly/netfilter/api.ts): chain staging and commit, policies, counters,
 // interface names, recent lists, the engine's counters, the mode switch and the one-packet trace.
@@ -200,7 +204,7 @@ export {
 // The pipelines call ipvs/core.ts ipvsProcess(d, f, now, meta) for the packet path.
 export {
   ipvsInit, ipvsIsReady, ipvsBufPtr, ipvsBufBytes, ipvsAddService, ipvsEditService, ipvsDeleteService,
-  ipvsFindService, ipvsFlush, ipvsServiceCount, ipvsAddDest, ipvsEditDest, ipvsDeleteDest, ipvsFindDest, ipvsSetDestTunnel,
+  ipvsFindService, ipvsFlush, ipvsServiceCount, ipvsConnDropAll, ipvsAddDest, ipvsEditDest, ipvsDeleteDest, ipvsFindDest, ipvsSetDestTunnel,
   ipvsZero, ipvsSetTimeouts, ipvsGetTimeout, ipvsSetSysctl, ipvsSetTunnelSource, ipvsCountersPtr,
   ipvsCountersCount, ipvsServiceNext, ipvsServiceInfo, ipvsDestInfo, ipvsServiceStats, ipvsDestStats,
   ipvsConnNext, ipvsConnInfo, ipvsConnSave, ipvsConnLoad, ipvsConnRecordBytes, ipvsConnCount, ipvsConnCapacity, ipvsConnEntryBytes, ipvsConnBytesPerEntry,

@@ -68,7 +68,8 @@ export interface ApplyOptions {
    * IPVS virtual servers and the constant iptables rules, with IPVS inside the netfilter hooks); or
    * 'direct': each changed service port's compiled entry straight into the core's service table, no
    * rule text. Switching mode on a Dataplane clears the previous mode's service tables and makes the
-   * next sync full; conntrack flows stay, with their NAT.
+   * next sync full; conntrack flows stay, with their NAT (leaving ipvs mode, the flows IPVS
+   * translated become conntrack DNAT flows, on the same real servers).
    */
   mode?: 'iptables' | 'ipvs' | 'direct';
   /** This node's name (topology hints, local endpoints); default "node". */

@@ -85,12 +85,28 @@ export class Dataplane extends CoreDataplane {
 
   /**
    * A snapshot's IPVS connections load once their virtual services exist: now if an ipvs-mode
-   * apply has run, else at the first one (what is still missing then is dropped).
+   * apply has run, else at the first one (what is still missing then is dropped). In another
+   * mode their flows are handed to conntrack instead (adoptIpvsNat).
    */
   protected override loadIpvs(records: Uint8Array[], nowMs: number): number {
     if (records.length === 0) return 0;
+    // Restored into another mode: the flows they translated go on as conntrack DNAT flows.
+    if (this.applied !== undefined && this.applied !== 'ipvs') {
+      this.adoptIpvsNat();
+      return 0;
+    }
     this.ipvsPending = { records, nowMs, templates: new Map() };
     return this.ipvsApply.synced ? this.loadPendingIpvs() : 0;
+  }
+
+  /**
+   * IPVS is gone: the flows it translated keep their real server through conntrack's DNAT
+   * (ABI.md conntrackAdoptIpvsNat), so leaving ipvs mode — at once, or by restarting in another
+   * mode with a snapshot — drops no connection.
+   */
+  private adoptIpvsNat(): void {
+    this.core.conntrackAdoptIpvsNat();
+    this.refresh();
   }
 
   private loadPendingIpvs(): number {
@@ -326,6 +342,11 @@ export class Dataplane extends CoreDataplane {
     const mode = opts.mode ?? 'iptables';
     if (mode === 'ipvs') IpvsApply.check(opts.ipvs);
     if (this.applied !== undefined && this.applied !== mode) this.leaveMode(this.applied);
+    // A snapshot's IPVS connections with no ipvs mode to load into: their flows go on as DNAT.
+    if (mode !== 'ipvs' && this.ipvsPending) {
+      this.ipvsPending = undefined;
+      this.adoptIpvsNat();
+    }
     this.applied = mode;
     const nodeName = opts.nodeName ?? this.kube?.nodeName ?? 'node';
     if (!this.kube || this.kube.nodeName !== nodeName) {
@@ -446,6 +467,8 @@ export class Dataplane extends CoreDataplane {
       }
       this.ipt.iptModeSet(0);
       if (mode === 'ipvs') {
+        this.adoptIpvsNat();
+        this.ipvsProgram?.dropConnections(this.lastNowMs);
         this.ipvsProgram?.flush();
         for (const name of this.ipset.names()) this.ipset.command(['destroy', name]);
         this.ipvsApply.reset();

@@ -2,12 +2,14 @@
 // of slots per call and wraps, like the kernel's gc_worker visiting buckets a slice at a time),
 // iteration over used slots, and the control plane's flushes (kube-proxy's stale-UDP cleanup
 // deletes by endpoint or by Service IP): any number of them in one walk, against a hash of their
-// keys. The sweep never does more than `budget` slots of work; a flush walks the whole table and is
-// for the control plane, never the packet path.
+// keys; and handing IPVS's translations to conntrack's NAT when IPVS goes. The sweep never does
+// more than `budget` slots of work; a flush or hand-over walks the whole table and is for the
+// control plane, never the packet path.
 
 import { Tuple, FAMILY_V6 } from "../flow";
 import {
-  E_FAMILY, E_PROTO, E_ODST, E_RSRC, E_ODPORT, E_RSPORT, NIL, entryAt, capacity, usedBound, readTuple,
+  E_FAMILY, E_PROTO, E_ODST, E_RSRC, E_ODPORT, E_RSPORT, E_STATUS, NIL, CT_DNAT, entryAt, capacity, usedBound,
+  readTuple, natStatus,
 } from "./entry";
 import {
   removeEntry, isExpired, statAdd, CT_STAT_EXPIRED, CT_STAT_DELETES, CT_STAT_BAD_ARG,
@@ -15,6 +17,7 @@ import {
 
 let cursor: u32 = 0;
 const scratch: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
+const scratchReply: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
 
 /**
  * Visits the next `budget` slots (wrapping at the capacity) and removes the connections among
@@ -222,4 +225,29 @@ export function ctFlushReplySrc(family: u32, proto: u32, a0: u32, a1: u32, a2: u
 /** Deletes the connections whose original destination (a Service IP) matches; as above. */
 export function ctFlushOrigDst(family: u32, proto: u32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): u32 {
   return flush(0, family, proto, a0, a1, a2, a3, port);
+}
+
+/**
+ * Makes the connections IPVS translated DNAT connections of conntrack's own. IPVS points a
+ * connection's reply at the real server without the DNAT bit and rewrites the packets itself
+ * (ip_vs_nfct.c ip_vs_update_conntrack); once IPVS is gone, such a connection would reach the
+ * Service address untranslated. With the bit, conntrack's NAT keeps sending it to the same real
+ * server and its replies back from the Service address, as for a connection kube-proxy's iptables
+ * DNAT made. Returns how many it changed.
+ */
+export function ctAdoptIpvsNat(): u32 {
+  let changed: u32 = 0;
+  const end = usedBound();
+  for (let i: u32 = 0; i < end; i++) {
+    const e = entryAt(i);
+    if (load<u8>(e + E_FAMILY) == 0) continue;
+    const status = load<u8>(e + E_STATUS);
+    if ((status & CT_DNAT) != 0) continue;
+    readTuple(e, 0, scratch);
+    readTuple(e, 1, scratchReply);
+    if ((natStatus(scratch, scratchReply) & CT_DNAT) == 0) continue;
+    store<u8>(e + E_STATUS, status | CT_DNAT);
+    changed++;
+  }
+  return changed;
 }

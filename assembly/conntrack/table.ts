@@ -27,7 +27,7 @@ export {
   CT_TO_ICMPV6, CT_TO_GENERIC, CT_TO_SCTP_UNREPLIED, CT_TO_SCTP_STREAM, CT_TO_COUNT,
   CT_TIMEOUT_MAX_MS, ctSetTimeout, ctGetTimeout, ctResetTimeouts,
 } from "./timeouts";
-export { ctReap, ctReapCursor, ctNextUsed, ctFlushReplySrc, ctFlushOrigDst, ctFlushMany, FLUSH_KEY } from "./reap";
+export { ctReap, ctReapCursor, ctNextUsed, ctFlushReplySrc, ctFlushOrigDst, ctFlushMany, FLUSH_KEY, ctAdoptIpvsNat } from "./reap";
 export { ctReconcileUdp, RECONCILE_REC } from "./reconcile";
 export {
   CT_RECORD_SIZE, CT_RECORD_VERSION, ctOrig, ctReply, ctTcpState, ctStatus, ctExpiry, ctMark,

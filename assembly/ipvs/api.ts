@@ -40,7 +40,7 @@ import {
   svcZeroStats, svcLive, SVC_BYTES, SVC_LIMIT,
 } from "./service";
 import {
-  connInit, connNextUsed, connAt, connDest, connRemaining, connReap, connUsed, connCapacity,
+  connInit, connNextUsed, connDropAll, connAt, connDest, connRemaining, connReap, connUsed, connCapacity,
   CONN_BYTES, CONN_LOG2_MIN, CONN_LOG2_MAX,
 } from "./conn";
 import { setTimeouts, getTimeout, protoReset } from "./proto";
@@ -106,6 +106,7 @@ export function ipvsFlush(): i32 {
   return E_OK;
 }
 export function ipvsServiceCount(): u32 { return ipvsReady ? svcLive : 0; }
+export function ipvsConnDropAll(nowMs: f64): u32 { return ipvsReady ? connDropAll(now32(nowMs)) : 0; }
 
 // ---- destinations (-a, -e, -d)
 export function ipvsAddDest(svc: u32, af: u32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32, fwd: u32,

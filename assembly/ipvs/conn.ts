@@ -336,6 +336,23 @@ export function connInvalidateTemplate(i: u32): void {
   store<u16>(p, 0xFFFF, C_DPORT);
 }
 
+/**
+ * Removes every entry, as their expiry would: the connections first, then the templates that
+ * controlled them. For a host whose IPVS hands its connections to conntrack (leaving ipvs mode).
+ * Returns how many entries went.
+ */
+export function connDropAll(now: u32): u32 {
+  let removed: u32 = 0;
+  for (let pass = 0; pass < 2; pass++) {
+    for (let i: u32 = 0; i < highWater; i++) {
+      const p = connAt(i);
+      if (load<u8>(p, C_FAMILY) == 0 || ((load<u16>(p, C_FLAGS) & CF_TEMPLATE) != 0) != (pass == 1)) continue;
+      if (connExpire(i, now)) removed++;
+    }
+  }
+  return removed;
+}
+
 /** Expires entries whose time is up, scanning at most `budget` slots from a rotating cursor. */
 export function connReap(now: u32, budget: u32): u32 {
   if (highWater == 0) return 0;

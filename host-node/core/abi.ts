@@ -109,6 +109,7 @@ export interface CoreExports {
   conntrackFlushOrigDst(family: number, proto: number, a0: number, a1: number, a2: number, a3: number, port: number): number;
   conntrackFlushMany(n: number): number;
   conntrackReconcileUdp(n: number): number;
+  conntrackAdoptIpvsNat(): number;
 }
 
 /** Service-load error codes (assembly/svc/table.ts). */

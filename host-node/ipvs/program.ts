@@ -200,6 +200,8 @@ export class IpvsProgram {
     return r < 0 ? undefined : r;
   }
   flush(): void { this.call('flush', 'ipvsFlush'); }
+  /** Removes every connection and template (ABI.md ipvsConnDropAll). Returns how many. */
+  dropConnections(nowMs: number): number { return this.fn('ipvsConnDropAll')(nowMs) >>> 0; }
 
   /** ipvsadm -a. Returns the destination id. */
   addDest(svc: number, d: Destination): number {

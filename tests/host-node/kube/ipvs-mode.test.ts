@@ -324,3 +324,46 @@ describe('kube-proxy ipvs mode: IPv6', () => {
     expect([other.verdict, other.out!.proto]).toEqual(['REPLY', 58]);
   });
 });
+
+describe('kube-proxy ipvs mode: leaving it', () => {
+  // Connections IPVS made keep their real server when the node leaves ipvs mode — at once, or by
+  // restarting in another mode with a conntrack snapshot taken before or after the first sync:
+  // their flows become conntrack DNAT flows (ABI.md conntrackAdoptIpvsNat).
+  const rows = FLOWS.filter((r) => r.verdict === 'FORWARD' && !r.packet.local);
+  const ways = ['iptables', 'direct'].flatMap((to) => [
+    { name: `switched to ${to}`, to, restart: null },
+    { name: `restarted in ${to}, snapshot loaded before the first sync`, to, restart: 'before' },
+    { name: `restarted in ${to}, snapshot loaded after the first sync`, to, restart: 'after' },
+  ] as const);
+  for (const way of ways) {
+    it(`${way.name}: every flow goes on to its real server, and its replies come from the Service address`, async () => {
+      for (const row of rows) {
+        const dp = await node(row.objects);
+        const proto = row.packet.proto ?? 'tcp';
+        const first = send(dp, row.packet);
+        expect(first.verdict, row.name).toBe('FORWARD');
+        const sent = first.out!;
+        const answer = (d: Dataplane, now: number) => send(d, { src: sent.dst, dst: sent.src, sport: sent.dport, dport: sent.sport, proto, flags: 'SA' }, now);
+        expect(answer(dp, 1010).out!.src, row.name).toBe(row.packet.dst);
+        let next = dp;
+        if (way.restart === null) {
+          expect(dp.apply(row.objects, { mode: way.to, nodeName: 'node-a' }).issues).toEqual([]);
+          // IPVS handed them over: its table is empty, conntrack translates them.
+          expect(dp.ipvs().connections(1020)).toEqual([]);
+          expect(dp.conntrack().map((e) => e.nat.dnat), row.name).toEqual([true]);
+        } else {
+          const snap = dp.snapshot(1020);
+          next = await Dataplane.create({ nodeIPs: [NODE], podCIDR: POD_CIDR, seed: 8 });
+          if (way.restart === 'before') next.restore(snap);
+          expect(next.apply(row.objects, { mode: way.to, nodeName: 'node-a' }).issues).toEqual([]);
+          if (way.restart === 'after') next.restore(snap);
+        }
+        const again = send(next, { ...row.packet, flags: 'A' }, 1030);
+        expect([again.verdict, again.out?.dst, again.out?.dport, again.out?.src, again.out?.sport], `${row.name}: ${way.name}`)
+          .toEqual(['FORWARD', sent.dst, sent.dport, sent.src, sent.sport]);
+        const back = answer(next, 1040);
+        expect([back.out?.src, back.out?.sport, back.out?.dst], `${row.name}: ${way.name}`).toEqual([row.packet.dst, row.packet.dport, row.packet.src]);
+      }
+    });
+  }
+});
