@@ -301,9 +301,11 @@ describe('kube-proxy ipvs mode: size', () => {
   }, 120_000);
 });
 
+const node6 = () => Dataplane.create({ nodeIPs: [NODE, 'fd00:49::2'], podCIDR: [POD_CIDR, 'fd00:244::/64'], seed: 7 });
+
 describe('kube-proxy ipvs mode: IPv6', () => {
   it('an IPv6 ClusterIP is scheduled and masqueraded like IPv4 (KUBE-6- sets, ip6tables rules)', async () => {
-    const dp = await Dataplane.create({ nodeIPs: [NODE, 'fd00:49::2'], podCIDR: [POD_CIDR, 'fd00:244::/64'], seed: 7 });
+    const dp = await node6();
     const objects = docs([
       'apiVersion: v1', 'kind: Service', 'metadata: { name: web6, namespace: default }', 'spec:',
       '  clusterIP: fd00:96::80', '  ipFamilies: [IPv6]', '  ports: [{ name: p, port: 80, protocol: TCP, targetPort: 8080 }]',
@@ -322,6 +324,15 @@ describe('kube-proxy ipvs mode: IPv6', () => {
     // A port no Service defines on the VIP: KUBE-6-IPVS-IPS → REJECT (ICMPv6).
     const other = send(dp, { src: 'fd00:244::33', dst: 'fd00:96::80', dport: 22 });
     expect([other.verdict, other.out!.proto]).toEqual(['REPLY', 58]);
+    // Leaving ipvs mode, both connections stay on their real server (the flows' IPv6 addresses
+    // live in conntrack's side table).
+    dp.process(buildPacket({ src: 'fd00:244::11', dst: 'fd00:244::33', proto: 'tcp', sport: 8080, dport: 40000, flags: 'SA' }), 1010);
+    dp.process(buildPacket({ src: 'fd00:244::11', dst: 'fd00:49::2', proto: 'tcp', sport: 8080, dport: outside.out!.sport, flags: 'SA' }), 1010);
+    expect(dp.apply(objects, { mode: 'iptables', nodeName: 'node-a' }).issues).toEqual([]);
+    for (const [src, from] of [['fd00:244::33', 'fd00:244::33'], ['fd00:49::7', 'fd00:49::2']] as const) {
+      const next = send(dp, { src, dst: 'fd00:96::80', dport: 80, flags: 'A' }, 1020);
+      expect([next.verdict, next.out?.dst, next.out?.dport, next.out?.src], src).toEqual(['FORWARD', 'fd00:244::11', 8080, from]);
+    }
   });
 });
 
