@@ -171,8 +171,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   return validate(c, (field) => {
     if (!v.config || flagged(v, field)) return `--${FLAG_OF[field] ?? field}`;
     const name = FIELD_OF[field] ?? field;
-    const line = lines?.get(name);
-    return `${v.config}${line !== undefined ? `:${line}` : ''}: ${name}`;
+    return `${v.config}${lines?.get(name) ?? ''}: ${name}`;
   });
 }
 
@@ -318,8 +317,8 @@ const FIELDS: Record<string, FieldReader> = {
 const IGNORED_SECTIONS = new Set(['clientConnection', 'iptables', 'ipvs', 'conntrack', 'nftables', 'winkernel', 'detectLocal', 'logging', 'featureGates']);
 const IGNORED_FIELDS = new Set(['bindAddress', 'bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'oomScoreAdj', 'showHiddenMetricsForVersion', 'detectLocalMode', 'syncPeriod']);
 
-/** The line of each field a config file set (its path → line), so later checks name it too. */
-const FILE_LINES = new WeakMap<ProxyConfig, Map<string, number>>();
+/** Where each field a config file set stands (its path → ":line"), so later checks name it too. */
+const FILE_LINES = new WeakMap<ProxyConfig, Map<string, string>>();
 
 /** Reads a YAML config file; unknown fields are errors naming file:line and the field path. */
 export function readConfigFile(file: string, text = readFileSync(file, 'utf8')): ProxyConfig {
@@ -332,7 +331,7 @@ export function readConfigFile(file: string, text = readFileSync(file, 'utf8')):
   if (e) throw new ConfigError(`${file}:${e.linePos?.[0].line ?? '?'}: ${e.message.split('\n')[0]}`);
   if (second) throw new ConfigError(`${file}:${lc.linePos(second.range[0]).line}: one YAML document expected, this is a second`);
   const c: ProxyConfig = { ...DEFAULTS };
-  const lines = new Map<string, number>();
+  const lines = new Map<string, string>();
   FILE_LINES.set(c, lines);
   if (!isMap(doc?.contents)) throw new ConfigError(`${file}: expected a mapping of fields`);
   const visit = (map: YamlNode, prefix: string): void => {
@@ -342,7 +341,7 @@ export function readConfigFile(file: string, text = readFileSync(file, 'utf8')):
       const path = prefix ? `${prefix}.${key}` : key;
       const node = pair.value as YamlNode | null;
       const at = lineOf(node ?? (pair.key as YamlNode));
-      if (at) lines.set(path, Number(at.slice(1)));
+      lines.set(path, at);
       const fail = (msg: string): never => { throw new ConfigError(`${file}${at}: ${path}: ${msg}`); };
       const reader = FIELDS[path];
       if (reader) reader(c, node && 'toJSON' in node ? (node as { toJSON(): unknown }).toJSON() : null, fail);
