@@ -185,6 +185,7 @@ export function conntrackAdoptIpvsNat(): u32 { return ctAdoptIpvsNat(); }
 export {
   iptStageChain, iptStagePatch, iptStageDelete, iptSetPolicy, iptCommit, iptAbort, iptLastError, iptRuleCount,
   iptCounters, iptPolicy, iptRefCount, iptSetIfName, iptRecentCount, iptRecentFlush, iptRecentDump,
+  iptRecentSave, iptRecentLoad, iptRecentSavedBytes,
   iptStatsPtr, iptStatsCount, iptStatsClear, iptNfacctPtr, iptNfacctCount, iptModeSet, iptModeGet,
   iptTrace, iptTracePacket, iptTracePacketBytes, iptTraceForced, iptTraceMaxDecisions,
   iptTraceMaxSteps, iptTraceSteps, iptTraceDecisions, iptTraceResult,

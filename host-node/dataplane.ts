@@ -3,6 +3,7 @@
 // and the trace that explains a packet. This is the one place the layers meet (core knows no text
 // format; the text front ends know no I/O). Never touches sockets, files or the clock.
 import { checkNow, Dataplane as CoreDataplane, shown } from './core/dataplane.js';
+import type { SavedRecentList } from './core/snapshot.js';
 import { buildPacket, parseIP } from './core/packet.js';
 import {
   parseRestore, renderSave, renderList, renderRules, kernelOrder, ChainLines, Ruleset, type Table, type RuleLines,
@@ -44,6 +45,13 @@ interface FamilyState {
 }
 
 type FullCore = IptCore & TraceCore & CounterCore & { iptModeSet(on: number): void };
+/** The core's `recent` list exports a snapshot uses (ABI.md). */
+interface RecentCore {
+  iptRecentCount(id: number): number;
+  iptRecentSave(id: number, out: number, max: number, nowMs: number): number;
+  iptRecentLoad(id: number, at: number, nowMs: number): number;
+  iptRecentSavedBytes(): number;
+}
 
 export class Dataplane extends CoreDataplane {
   private readonly udpReconcile = new UdpReconcile();
@@ -107,6 +115,58 @@ export class Dataplane extends CoreDataplane {
   private adoptIpvsNat(): void {
     this.core.conntrackAdoptIpvsNat();
     this.refresh();
+  }
+
+  /** A snapshot's `recent` lists, with the clock they were saved on, until rules name them. */
+  private recentPending?: { lists: SavedRecentList[]; nowMs: number };
+
+  /**
+   * The `recent` lists (kube-proxy's ClientIP affinity in iptables mode) for a snapshot: under
+   * kube-proxy they live in the kernel and outlive its restart, so clients keep their endpoints.
+   */
+  protected override saveRecent(nowMs: number): SavedRecentList[] {
+    const core = this.core as unknown as RecentCore;
+    const size = core.iptRecentSavedBytes();
+    const out: SavedRecentList[] = [];
+    for (const [name, id] of this.compiler.recentLists()) {
+      const count = core.iptRecentCount(id);
+      if (count === 0) continue;
+      const at = this.core.cfgBuffer(count * size);
+      const n = core.iptRecentSave(id, at, count, nowMs);
+      this.refresh();
+      out.push({ name, entries: Array.from({ length: n }, (_, i) => this.u8.slice(at + i * size, at + (i + 1) * size)) });
+    }
+    return out;
+  }
+
+  /** A snapshot's `recent` lists load into the lists of those names once committed rules name them. */
+  protected override loadRecent(lists: SavedRecentList[], nowMs: number): number {
+    if (lists.length === 0) return 0;
+    this.recentPending = { lists, nowMs };
+    return this.loadPendingRecent();
+  }
+
+  private loadPendingRecent(): number {
+    const p = this.recentPending;
+    if (!p) return 0;
+    const core = this.core as unknown as RecentCore;
+    const left: SavedRecentList[] = [];
+    let loaded = 0;
+    for (const list of p.lists) {
+      const id = this.compiler.recentId(list.name);
+      if (id === undefined) {
+        left.push(list);
+        continue;
+      }
+      for (const e of list.entries) {
+        const at = this.core.cfgBuffer(e.length);
+        this.refresh();
+        this.u8.set(e, at);
+        if (core.iptRecentLoad(id, at, p.nowMs) === 0) loaded++;
+      }
+    }
+    this.recentPending = left.length > 0 ? { lists: left, nowMs: p.nowMs } : undefined;
+    return loaded;
   }
 
   private loadPendingIpvs(): number {
@@ -178,6 +238,7 @@ export class Dataplane extends CoreDataplane {
     this.liveCounters.restoreKept(family, kept);
     this.liveCounters.reset(family, parsed.ruleset, parsed.resets);
     this.ipt.iptModeSet(1);
+    this.loadPendingRecent();
     // Sorted when first read: a full restore touches 60 000 chains and most callers never look.
     let sorted: string[] | null = null;
     return { get touched() { return (sorted ??= [...parsed.touched].sort()); } };

@@ -19,7 +19,7 @@ import {
 } from "./registry";
 import { ifSetName } from "./match-addr";
 import { iptStats, IS_COUNT, iptStatsReset, nfacctPtr, nfacctCount, setTraceMode } from "./counters";
-import { recentCount, recentFlush, recentDump } from "./recent";
+import { recentCount, recentFlush, recentDump, recentSave, recentLoad, RECENT_SAVED_BYTES } from "./recent";
 import { iptProcess, iptSetMode, iptMode } from "./hooks";
 import { pk, pendOrig, pendReply } from "./ctx";
 import {
@@ -70,6 +70,16 @@ export function iptRecentDump(tableId: u32, out: usize, max: u32): u32 {
   if (<u64>out + (<u64>max << 5) > (<u64>memory.size() << 16)) return 0;
   return recentDump(tableId, out, max);
 }
+// A table's entries with every stamp, as a conntrack snapshot keeps them (recent.ts recentSave).
+export function iptRecentSave(tableId: u32, out: usize, max: u32, nowMs: f64): u32 {
+  if (<u64>out + <u64>max * <u64>RECENT_SAVED_BYTES > (<u64>memory.size() << 16)) return 0;
+  return recentSave(tableId, out, max, now32(nowMs));
+}
+export function iptRecentLoad(tableId: u32, ptr: usize, nowMs: f64): i32 {
+  if (<u64>ptr + <u64>RECENT_SAVED_BYTES > (<u64>memory.size() << 16)) return -1;
+  return recentLoad(tableId, ptr, now32(nowMs)) ? 0 : -1;
+}
+export function iptRecentSavedBytes(): u32 { return RECENT_SAVED_BYTES; }
 export function iptStatsPtr(): usize { return iptStats; }
 export function iptStatsCount(): u32 { return IS_COUNT; }
 export function iptStatsClear(): void { iptStatsReset(); }

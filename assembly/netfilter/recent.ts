@@ -263,25 +263,79 @@ export function recentFlush(id: u32): void {
   while (<u32>load<u16>(t + T_LRU_HEAD) != NIL) removeEntry(t, <u32>load<u16>(t + T_LRU_HEAD));
 }
 
+// A saved entry (recentSave / recentLoad, a conntrack snapshot's recent lists): family u8, ttl u8,
+// stamps held u8, next stamp slot u8 (1..RECENT_PKT_LIST), address 4 × u32 (masked), then
+// RECENT_PKT_LIST × u32 stamps as their age in ms at the time of saving.
+export const RECENT_SAVED_BYTES: u32 = 20 + (RECENT_PKT_LIST << 2);
+
 // Writes up to `max` entries of table `id`, oldest first, as 32-byte records at `out`: family u8,
 // ttl u8, nstamps u8, pad u8, last-seen u32 (ms), address 4 × u32, 8 bytes zero. Returns how many.
 export function recentDump(id: u32, out: usize, max: u32): u32 {
+  return writeEntries(id, out, max, 0, false);
+}
+
+// Writes up to `max` entries of table `id`, oldest first, as saved entries at `out`, their stamps
+// as ages at `now`. Returns how many.
+export function recentSave(id: u32, out: usize, max: u32, now: u32): u32 {
+  return writeEntries(id, out, max, now, true);
+}
+
+function writeEntries(id: u32, out: usize, max: u32, now: u32, saved: bool): u32 {
   const t = id < RECENT_MAX_TABLES ? tableAt(id) : 0;
   if (t == 0) return 0;
   let n: u32 = 0;
   let i = <u32>load<u16>(t + T_LRU_HEAD);
   while (i != NIL && n < max) {
     const e = entryAt(t, i);
-    const r = out + (<usize>n << 5);
-    memory.fill(r, 0, 32);
-    store<u8>(r, load<u8>(e + E_FAMILY));
-    store<u8>(r, load<u8>(e + E_TTL), 1);
-    store<u8>(r, load<u8>(e + E_NSTAMPS), 2);
-    const last = <u32>load<u8>(e + E_INDEX) - 1;
-    store<u32>(r, load<u32>(e + E_STAMPS + (<usize>last << 2)), 4);
-    memory.copy(r + 8, e + E_ADDR, 16);
+    const held = <u32>load<u8>(e + E_NSTAMPS);
+    store<u8>(out, load<u8>(e + E_FAMILY));
+    store<u8>(out, load<u8>(e + E_TTL), 1);
+    store<u8>(out, <u8>held, 2);
+    if (saved) {
+      store<u8>(out, load<u8>(e + E_INDEX), 3);
+      memory.copy(out + 4, e + E_ADDR, 16);
+      for (let k: u32 = 0; k < RECENT_PKT_LIST; k++) {
+        const at = <usize>k << 2;
+        store<u32>(out + 20 + at, k < held ? now - load<u32>(e + E_STAMPS + at) : 0);
+      }
+      out += RECENT_SAVED_BYTES;
+    } else {
+      store<u8>(out, 0, 3);
+      const last = <u32>load<u8>(e + E_INDEX) - 1;
+      store<u32>(out, load<u32>(e + E_STAMPS + (<usize>last << 2)), 4);
+      memory.copy(out + 8, e + E_ADDR, 16);
+      memory.fill(out + 24, 0, 8);
+      out += 32;
+    }
     n++;
     i = <u32>load<u16>(e + E_LNEXT);
   }
   return n;
+}
+
+// Adds a saved entry to table `id` as its most recently updated one, its stamps set back from
+// their ages at `now`; an entry of the same address and TTL gives way to it. False, with nothing
+// changed, for a table that does not exist or an entry out of range.
+export function recentLoad(id: u32, r: usize, now: u32): bool {
+  const t = id < RECENT_MAX_TABLES ? tableAt(id) : 0;
+  if (t == 0) return false;
+  const family = load<u8>(r), ttl = load<u8>(r, 1);
+  const held = <u32>load<u8>(r, 2), next = <u32>load<u8>(r, 3);
+  if (family != 4 && family != 6) return false;
+  // Before the ring wraps the next slot follows the last stamp; after, any slot can be next.
+  if (held == 0 || held > RECENT_PKT_LIST || next == 0 || next > RECENT_PKT_LIST || (held < RECENT_PKT_LIST && next != held)) return false;
+  const a0 = load<u32>(r, 4) & load<u32>(t + T_MASK), a1 = load<u32>(r, 8) & load<u32>(t + T_MASK + 4);
+  const a2 = load<u32>(r, 12) & load<u32>(t + T_MASK + 8), a3 = load<u32>(r, 16) & load<u32>(t + T_MASK + 12);
+  if (family == 4 && (a1 | a2 | a3) != 0) return false;
+  const have = lookup(t, family, a0, a1, a2, a3, ttl);
+  if (have != NIL && load<u8>(entryAt(t, have) + E_TTL) == ttl) removeEntry(t, have);
+  add(t, family, a0, a1, a2, a3, ttl, now);
+  const e = entryAt(t, <u32>load<u16>(t + T_LRU_TAIL));
+  for (let k: u32 = 0; k < held; k++) {
+    const at = <usize>k << 2;
+    store<u32>(e + E_STAMPS + at, now - load<u32>(r + 20 + at));
+  }
+  store<u8>(e + E_NSTAMPS, <u8>held);
+  store<u8>(e + E_INDEX, <u8>next);
+  return true;
 }

@@ -1,17 +1,23 @@
 // snapshot.ts — the conntrack snapshot file: msgpack of { format, version, savedAtMs, records,
 // crc } where records are the core's fixed-size flow records (conntrack-record.ts); version 2 adds
-// the IPVS connection table (`ipvs`, records of assembly/ipvs/snapshot.ts, covered by the same
-// crc). Version 1 files still load. Rejects anything foreign, of another version, or whose
-// checksum does not match, before a single flow is loaded. Never talks to the core.
+// the IPVS connection table (`ipvs`, records of assembly/ipvs/snapshot.ts), version 3 the
+// iptables `recent` lists (`recent`: each list's name and its entries, saved as ABI.md
+// iptRecentSave writes them), all covered by the same crc. Versions 1 and 2 still load. Rejects
+// anything foreign, of another version, or whose checksum does not match, before a single flow is
+// loaded. Never talks to the core.
 import { Packr } from 'msgpackr';
 import { RECORD_BYTES } from './conntrack-record.js';
 
 export const SNAPSHOT_FORMAT = 'svcplane-conntrack';
-export const SNAPSHOT_VERSION = 2;
+export const SNAPSHOT_VERSION = 3;
 /** Bytes of one IPVS connection record (assembly/ipvs/snapshot.ts IPVS_RECORD_BYTES). */
 export const IPVS_RECORD_BYTES = 104;
+/** Bytes of one saved `recent` entry (ABI.md iptRecentSave). */
+export const RECENT_ENTRY_BYTES = 100;
 
-export interface Snapshot { savedAtMs: number; records: Uint8Array[]; ipvs: Uint8Array[] }
+/** A `recent` list by name, its entries (RECENT_ENTRY_BYTES each) oldest first. */
+export interface SavedRecentList { name: string; entries: Uint8Array[] }
+export interface Snapshot { savedAtMs: number; records: Uint8Array[]; ipvs: Uint8Array[]; recent: SavedRecentList[] }
 
 const packr = new Packr({ useRecords: false });
 
@@ -40,8 +46,9 @@ const join = (records: Uint8Array[], size: number): Uint8Array => {
   return all;
 };
 
-export function encodeSnapshot(records: Uint8Array[], savedAtMs: number, ipvs: Uint8Array[] = []): Uint8Array {
+export function encodeSnapshot(records: Uint8Array[], savedAtMs: number, ipvs: Uint8Array[] = [], recent: SavedRecentList[] = []): Uint8Array {
   const all = join(records, RECORD_BYTES), conns = join(ipvs, IPVS_RECORD_BYTES);
+  const lists = recent.map((l) => ({ name: l.name, entries: join(l.entries, RECENT_ENTRY_BYTES) }));
   return packr.pack({
     format: SNAPSHOT_FORMAT,
     version: SNAPSHOT_VERSION,
@@ -52,7 +59,9 @@ export function encodeSnapshot(records: Uint8Array[], savedAtMs: number, ipvs: U
     ipvsRecordBytes: IPVS_RECORD_BYTES,
     ipvsCount: ipvs.length,
     ipvs: conns,
-    crc: crc32([all, conns]),
+    recentEntryBytes: RECENT_ENTRY_BYTES,
+    recent: lists,
+    crc: crc32([all, conns, ...recentBytes(lists)]),
   });
 }
 
@@ -71,8 +80,8 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   if (!o || typeof o !== 'object' || o.format !== SNAPSHOT_FORMAT) {
     throw new SnapshotError('not a svcplane conntrack snapshot');
   }
-  if ((o.version !== 1 && o.version !== SNAPSHOT_VERSION) || o.recordBytes !== RECORD_BYTES ||
-      (o.version === 2 && o.ipvsRecordBytes !== IPVS_RECORD_BYTES)) {
+  if ((o.version !== 1 && o.version !== 2 && o.version !== SNAPSHOT_VERSION) || o.recordBytes !== RECORD_BYTES ||
+      (o.version !== 1 && o.ipvsRecordBytes !== IPVS_RECORD_BYTES) || (o.version === 3 && o.recentEntryBytes !== RECENT_ENTRY_BYTES)) {
     throw new SnapshotError(`conntrack snapshot version ${String(o.version)} (record ${String(o.recordBytes)} B) is not supported; expected ${SNAPSHOT_VERSION} (${RECORD_BYTES} B)`);
   }
   const all = o.records, count = o.count;
@@ -81,6 +90,20 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
       !(conns instanceof Uint8Array) || typeof ipvsCount !== 'number' || conns.length !== ipvsCount * IPVS_RECORD_BYTES) {
     throw new SnapshotError('conntrack snapshot is corrupt: record block does not match its count');
   }
-  if (crc32(o.version === 1 ? [all] : [all, conns]) !== o.crc) throw new SnapshotError('conntrack snapshot is corrupt: checksum mismatch');
-  return { savedAtMs: o.savedAtMs, records: split(all, count, RECORD_BYTES), ipvs: split(conns, ipvsCount, IPVS_RECORD_BYTES) };
+  const lists = o.version === 3 ? o.recent : [];
+  if (!Array.isArray(lists) || !lists.every((l) => l !== null && typeof l === 'object' && typeof l.name === 'string' &&
+      l.entries instanceof Uint8Array && l.entries.length % RECENT_ENTRY_BYTES === 0)) {
+    throw new SnapshotError('conntrack snapshot is corrupt: recent lists are not lists of entries');
+  }
+  if (crc32(o.version === 1 ? [all] : [all, conns, ...recentBytes(lists)]) !== o.crc) throw new SnapshotError('conntrack snapshot is corrupt: checksum mismatch');
+  return {
+    savedAtMs: o.savedAtMs, records: split(all, count, RECORD_BYTES), ipvs: split(conns, ipvsCount, IPVS_RECORD_BYTES),
+    recent: lists.map((l: { name: string; entries: Uint8Array }) => ({ name: l.name, entries: split(l.entries, l.entries.length / RECENT_ENTRY_BYTES, RECENT_ENTRY_BYTES) })),
+  };
+}
+
+/** What the crc covers of the recent lists: each name's UTF-8 bytes, then its entries. */
+function recentBytes(lists: readonly { name: string; entries: Uint8Array }[]): Uint8Array[] {
+  const utf8 = new TextEncoder();
+  return lists.flatMap((l) => [utf8.encode(l.name), l.entries]);
 }

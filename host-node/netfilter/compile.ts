@@ -132,6 +132,11 @@ export class IptCompiler {
     return this.recentIds.get(name) ?? this.pending?.recents.get(name);
   }
 
+  /** The recent lists committed rules name, and their ids. */
+  recentLists(): IterableIterator<[string, number]> {
+    return this.recentIds.entries();
+  }
+
   /** The id of nfacct object `name` (ids are never reused: counters outlive rules). */
   nfacctId(name: string): number { return this.named('nfacct', name); }
   /** Every nfacct object a rule has named, with its id. */
