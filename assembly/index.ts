@@ -14,7 +14,9 @@ import { randSeed } from "./rand";
 import { ipvsReapConns } from "./ipvs/api";
 import { svcSetSeed, svcLiveCount, svcFrontendCount, svcApply as svcApplyOps, svcReserve as svcReserveRoom } from "./svc/table";
 import { svcLoad } from "./svc/blob";
-import { svcNodePortMode, svcNodePortAddress, svcAffinityDest } from "./svc/decide";
+import {
+  svcNodePortMode, svcNodePortAddress, svcAffinityDest, svcAffinitySaveAll, svcAffinityLoadSlot, AFFINITY_SAVED_BYTES, AFFINITY_ENTRIES,
+} from "./svc/decide";
 import { nodeAddLocal, nodeSetPodCIDR, nodeSetServiceCIDR, nodeSetMasq, nodeReset } from "./node";
 import {
   ctInit, ctReap, ctCount, ctCapacity, ctNextUsed, ctExportRecord, ctImportRecord, ctBytes,
@@ -125,6 +127,18 @@ export function svcNodePortAddr(family: u32, a0: u32, a1: u32, a2: u32, a3: u32)
 export function svcAffinity(slot: u32, a0: u32, a1: u32, a2: u32, a3: u32, now: u32): usize {
   return svcAffinityDest(slot, a0, a1, a2, a3, now);
 }
+// A conntrack snapshot's direct-table affinity (svc/affinity.ts saved stamps of
+// svcAffinitySavedBytes()): every stamp in force, by slot, and one written back into a slot.
+export function svcAffinitySave(out: usize, max: u32, nowMs: f64): u32 {
+  if (<u64>out + <u64>max * <u64>AFFINITY_SAVED_BYTES > (<u64>memory.size() << 16)) return 0;
+  return svcAffinitySaveAll(out, max, now32(nowMs));
+}
+export function svcAffinityLoad(slot: u32, ptr: usize, nowMs: f64): i32 {
+  if (<u64>ptr + <u64>AFFINITY_SAVED_BYTES > (<u64>memory.size() << 16)) return -1;
+  return svcAffinityLoadSlot(slot, ptr, now32(nowMs)) ? 0 : -1;
+}
+export function svcAffinitySavedBytes(): u32 { return AFFINITY_SAVED_BYTES; }
+export function svcAffinityCapacity(): u32 { return AFFINITY_ENTRIES; }
 
 export function nodeClear(): void { nodeReset(); }
 export function nodeLocal(family: u32, a0: u32, a1: u32, a2: u32, a3: u32): i32 {

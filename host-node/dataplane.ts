@@ -3,7 +3,8 @@
 // and the trace that explains a packet. This is the one place the layers meet (core knows no text
 // format; the text front ends know no I/O). Never touches sockets, files or the clock.
 import { checkNow, Dataplane as CoreDataplane, shown } from './core/dataplane.js';
-import type { SavedRecentList } from './core/snapshot.js';
+import type { SavedAffinity } from './core/snapshot.js';
+import { AffinityKeeper, type AffinityCore } from './kube/affinity-keeper.js';
 import { buildPacket, parseIP } from './core/packet.js';
 import {
   parseRestore, renderSave, renderList, renderRules, kernelOrder, ChainLines, Ruleset, type Table, type RuleLines,
@@ -45,13 +46,6 @@ interface FamilyState {
 }
 
 type FullCore = IptCore & TraceCore & CounterCore & { iptModeSet(on: number): void };
-/** The core's `recent` list exports a snapshot uses (ABI.md). */
-interface RecentCore {
-  iptRecentCount(id: number): number;
-  iptRecentSave(id: number, out: number, max: number, nowMs: number): number;
-  iptRecentLoad(id: number, at: number, nowMs: number): number;
-  iptRecentSavedBytes(): number;
-}
 
 export class Dataplane extends CoreDataplane {
   private readonly udpReconcile = new UdpReconcile();
@@ -117,57 +111,16 @@ export class Dataplane extends CoreDataplane {
     this.refresh();
   }
 
-  /** A snapshot's `recent` lists, with the clock they were saved on, until rules name them. */
-  private recentPending?: { lists: SavedRecentList[]; nowMs: number };
+  /** ClientIP affinity (recent lists, direct stamps) through a restart: kube/affinity-keeper.ts. */
+  private readonly affinity = new AffinityKeeper(() => this.core as unknown as AffinityCore, {
+    lists: () => this.compiler.recentLists(),
+    listId: (name) => this.compiler.recentId(name),
+    ports: (family) => this.directApply.ports(family),
+    slot: (family, id) => this.directApply.slot(family, id),
+  }, () => this.refresh());
 
-  /**
-   * The `recent` lists (kube-proxy's ClientIP affinity in iptables mode) for a snapshot: under
-   * kube-proxy they live in the kernel and outlive its restart, so clients keep their endpoints.
-   */
-  protected override saveRecent(nowMs: number): SavedRecentList[] {
-    const core = this.core as unknown as RecentCore;
-    const size = core.iptRecentSavedBytes();
-    const out: SavedRecentList[] = [];
-    for (const [name, id] of this.compiler.recentLists()) {
-      const count = core.iptRecentCount(id);
-      if (count === 0) continue;
-      const at = this.core.cfgBuffer(count * size);
-      const n = core.iptRecentSave(id, at, count, nowMs);
-      this.refresh();
-      out.push({ name, entries: Array.from({ length: n }, (_, i) => this.u8.slice(at + i * size, at + (i + 1) * size)) });
-    }
-    return out;
-  }
-
-  /** A snapshot's `recent` lists load into the lists of those names once committed rules name them. */
-  protected override loadRecent(lists: SavedRecentList[], nowMs: number): number {
-    if (lists.length === 0) return 0;
-    this.recentPending = { lists, nowMs };
-    return this.loadPendingRecent();
-  }
-
-  private loadPendingRecent(): number {
-    const p = this.recentPending;
-    if (!p) return 0;
-    const core = this.core as unknown as RecentCore;
-    const left: SavedRecentList[] = [];
-    let loaded = 0;
-    for (const list of p.lists) {
-      const id = this.compiler.recentId(list.name);
-      if (id === undefined) {
-        left.push(list);
-        continue;
-      }
-      for (const e of list.entries) {
-        const at = this.core.cfgBuffer(e.length);
-        this.refresh();
-        this.u8.set(e, at);
-        if (core.iptRecentLoad(id, at, p.nowMs) === 0) loaded++;
-      }
-    }
-    this.recentPending = left.length > 0 ? { lists: left, nowMs: p.nowMs } : undefined;
-    return loaded;
-  }
+  protected override saveAffinity(nowMs: number): SavedAffinity { return this.affinity.save(nowMs); }
+  protected override loadAffinity(saved: SavedAffinity, nowMs: number): number { return this.affinity.load(saved, nowMs); }
 
   private loadPendingIpvs(): number {
     const p = this.ipvsPending;
@@ -238,7 +191,7 @@ export class Dataplane extends CoreDataplane {
     this.liveCounters.restoreKept(family, kept);
     this.liveCounters.reset(family, parsed.ruleset, parsed.resets);
     this.ipt.iptModeSet(1);
-    this.loadPendingRecent();
+    this.affinity.loadPending();
     // Sorted when first read: a full restore touches 60 000 chains and most callers never look.
     let sorted: string[] | null = null;
     return { get touched() { return (sorted ??= [...parsed.touched].sort()); } };
@@ -440,6 +393,7 @@ export class Dataplane extends CoreDataplane {
         const ropts = { nodeName, topologyLabels: k.state.topologyLabels, nodeIPs: this.options.nodeIPs, ...opts.iptables };
         this.directOpts = ropts;
         result.families.push(this.directApply.apply(plan, (nn) => k.services.get(nn)?.spec.ports, ropts, result.issues));
+        this.affinity.loadPending();
         continue;
       }
       const fam = this.families[plan.family];

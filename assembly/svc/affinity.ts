@@ -88,3 +88,36 @@ export function affinitySet(slot: u32, gen: u32, a0: u32, a1: u32, a2: u32, a3: 
   store<u16>(victim, load<u16>(dest, 16), 40);
   store<u32>(victim, now, 44);
 }
+
+// A saved stamp (a conntrack snapshot's direct affinity, decide.ts svcAffinitySaveAll): slot u32,
+// client 4 × u32, destination 4 × u32, port u16, pad u16, the stamp's age in ms at the time of saving.
+export const AFFINITY_SAVED_BYTES: u32 = 44;
+export const AFFINITY_ENTRIES: u32 = BUCKETS * WAYS;
+
+// Entry `i` of the table when it holds a stamp, else 0 (for saving them all).
+export function affinityEntry(i: u32): usize {
+  if (base == 0 || i >= AFFINITY_ENTRIES) return 0;
+  const e = base + <usize>i * ENTRY;
+  return load<u32>(e) == 0 ? 0 : e;
+}
+@inline export function affinityEntrySlot(e: usize): u32 { return load<u32>(e) - 1; }
+@inline export function affinityEntryGen(e: usize): u32 { return load<u32>(e, 4); }
+@inline export function affinityEntryStamp(e: usize): u32 { return load<u32>(e, 44); }
+
+// Writes entry `e` as a saved stamp at `r`, aged `age` ms.
+export function affinityWrite(e: usize, r: usize, age: u32): void {
+  store<u32>(r, load<u32>(e) - 1);
+  memory.copy(r + 4, e + 8, 32);
+  store<u16>(r, load<u16>(e, 40), 36);
+  store<u16>(r, 0, 38);
+  store<u32>(r, age, 40);
+}
+
+const scratchDest: usize = heap.alloc(20);
+
+// Stamps the saved client at `r` into slot `slot` (generation `gen`), `age` ms before `now`.
+export function affinityLoad(slot: u32, gen: u32, r: usize, now: u32): void {
+  memory.copy(scratchDest, r + 20, 16);
+  store<u16>(scratchDest, load<u16>(r, 36), 16);
+  affinitySet(slot, gen, load<u32>(r, 4), load<u32>(r, 8), load<u32>(r, 12), load<u32>(r, 16), scratchDest, now - load<u32>(r, 40));
+}

@@ -20,7 +20,10 @@ import {
   slotAffinityMs, slotGeneration, slotHostId, KEY_ADDR, KEY_NODEPORT, FE_CLUSTER, FE_LB,
   SVD_F_AFFINITY, SVD_F_MASQ_ALL, SVD_F_ITP_LOCAL, SVD_F_ETP_LOCAL, SVD_F_HAS_EP, SVD_F_FIREWALL,
 } from "./table";
-import { affinityGet, affinitySet } from "./affinity";
+import {
+  affinityGet, affinitySet, affinityLoad, affinityEntry, affinityEntrySlot, affinityEntryGen, affinityEntryStamp, affinityWrite,
+  AFFINITY_SAVED_BYTES, AFFINITY_ENTRIES,
+} from "./affinity";
 
 // Outcomes of svcDecide.
 export const SD_NONE: u32 = 0;        // no service here: the packet goes on untouched
@@ -132,6 +135,33 @@ export function svcAffinityDest(s: u32, a0: u32, a1: u32, a2: u32, a3: u32, now:
   const e = affinityGet(s, slotGeneration(s), a0, a1, a2, a3, now, slotAffinityMs(s));
   return e == 0 ? 0 : e + 24;
 }
+
+// Every ClientIP affinity stamp still in force at `now` (its slot live, with affinity, of its
+// generation, no older than its timeout), up to `max`, as saved stamps at `out` (affinity.ts), for
+// a conntrack snapshot. Returns how many.
+export function svcAffinitySaveAll(out: usize, max: u32, now: u32): u32 {
+  let n: u32 = 0;
+  for (let i: u32 = 0; i < AFFINITY_ENTRIES && n < max; i++) {
+    const e = affinityEntry(i);
+    if (e == 0) continue;
+    const s = affinityEntrySlot(e);
+    if (!slotLive(s) || (slotFlags(s) & SVD_F_AFFINITY) == 0 || affinityEntryGen(e) != slotGeneration(s)) continue;
+    const age = now - affinityEntryStamp(e);
+    if (age > slotAffinityMs(s)) continue;
+    affinityWrite(e, out + <usize>n * AFFINITY_SAVED_BYTES, age);
+    n++;
+  }
+  return n;
+}
+
+// A saved stamp back into slot `s` (the slot field of the record is ignored: the host maps it);
+// false (nothing changed) when the slot has no affinity or the stamp would be past its timeout.
+export function svcAffinityLoadSlot(s: u32, r: usize, now: u32): bool {
+  if (!slotLive(s) || (slotFlags(s) & SVD_F_AFFINITY) == 0 || load<u32>(r, 40) > slotAffinityMs(s)) return false;
+  affinityLoad(s, slotGeneration(s), r, now);
+  return true;
+}
+export { AFFINITY_SAVED_BYTES, AFFINITY_ENTRIES };
 
 // The first packet of a connection: one of SD_*. `local`: the node itself sent it (OUTPUT).
 export function svcDecide(f: Flow, now: u32, local: bool): u32 {

@@ -11,7 +11,7 @@ import { formatIP, PROTO } from './packet.js';
 import { ipWords, tryParseIP } from './words.js';
 import { encodeServices, type ServiceSpec } from './svc-config.js';
 import { decodeRecord, RECORD_BYTES, type ConntrackEntry } from './conntrack-record.js';
-import { encodeSnapshot, decodeSnapshot, type SavedRecentList } from './snapshot.js';
+import { encodeSnapshot, decodeSnapshot, type SavedAffinity } from './snapshot.js';
 import { setClusterDns, type ClusterDnsCore } from './cluster-dns.js';
 import { ConfigLog, recordConfig, applySvp, decodeSvp } from '../embed/svp.js';
 
@@ -348,14 +348,14 @@ export class Dataplane {
       this.refresh();
       if (n > 0) records.push(this.u8.slice(buf, buf + n));
     }
-    return encodeSnapshot(records, nowMs, this.saveIpvs(nowMs), this.saveRecent(nowMs));
+    return encodeSnapshot(records, nowMs, this.saveIpvs(nowMs), this.saveAffinity(nowMs));
   }
 
   /**
    * Loads flows from a snapshot. Lifetimes continue from the time the snapshot was taken, on the
    * same clock as `nowMs`. Throws on a corrupt or foreign snapshot without loading anything.
-   * Returns the conntrack entries and IPVS connections loaded (and `recent` entries, where their
-   * lists exist).
+   * Returns the conntrack entries and IPVS connections loaded (and ClientIP affinity entries,
+   * where their lists and service ports exist).
    */
   restore(bytes: Uint8Array): number {
     const snap = decodeSnapshot(bytes);
@@ -366,17 +366,17 @@ export class Dataplane {
       this.u8.set(rec, buf);
       if (this.core.conntrackImport(buf, snap.savedAtMs) === 0) n++;
     }
-    return n + this.loadIpvs(snap.ipvs, snap.savedAtMs) + this.loadRecent(snap.recent, snap.savedAtMs);
+    return n + this.loadIpvs(snap.ipvs, snap.savedAtMs) + this.loadAffinity(snap.affinity, snap.savedAtMs);
   }
 
   /** IPVS connection records for a snapshot; none here (the Service dataplane adds IPVS). */
   protected saveIpvs(_nowMs: number): Uint8Array[] { return []; }
   /** Loads a snapshot's IPVS connection records; returns how many. */
   protected loadIpvs(_records: Uint8Array[], _nowMs: number): number { return 0; }
-  /** The iptables `recent` lists for a snapshot; none here (the Service dataplane adds iptables). */
-  protected saveRecent(_nowMs: number): SavedRecentList[] { return []; }
-  /** Loads a snapshot's `recent` lists; returns the entries loaded. */
-  protected loadRecent(_lists: SavedRecentList[], _nowMs: number): number { return 0; }
+  /** ClientIP affinity for a snapshot; none here (the Service dataplane adds it). */
+  protected saveAffinity(_nowMs: number): SavedAffinity { return { recent: [], direct: [] }; }
+  /** Loads a snapshot's ClientIP affinity; returns the entries loaded. */
+  protected loadAffinity(_saved: SavedAffinity, _nowMs: number): number { return 0; }
 
   /** Sets a conntrack timeout (kind codes in conntrack-record.ts TIMEOUTS). */
   setConntrackTimeout(kind: number, ms: number): void {

@@ -1,8 +1,9 @@
 // snapshot.ts — the conntrack snapshot file: msgpack of { format, version, savedAtMs, records,
 // crc } where records are the core's fixed-size flow records (conntrack-record.ts); version 2 adds
-// the IPVS connection table (`ipvs`, records of assembly/ipvs/snapshot.ts), version 3 the
-// iptables `recent` lists (`recent`: each list's name and its entries, saved as ABI.md
-// iptRecentSave writes them), all covered by the same crc. Versions 1 and 2 still load. Rejects
+// the IPVS connection table (`ipvs`, records of assembly/ipvs/snapshot.ts), version 3 ClientIP
+// affinity: the iptables `recent` lists (`recent`: each list's name and its entries, as ABI.md
+// iptRecentSave writes them) and the direct table's stamps (`direct`: per IP family and service
+// port id, as svcAffinitySave writes them), all covered by the same crc. Versions 1 and 2 still load. Rejects
 // anything foreign, of another version, or whose checksum does not match, before a single flow is
 // loaded. Never talks to the core.
 import { Packr } from 'msgpackr';
@@ -15,9 +16,16 @@ export const IPVS_RECORD_BYTES = 104;
 /** Bytes of one saved `recent` entry (ABI.md iptRecentSave). */
 export const RECENT_ENTRY_BYTES = 100;
 
+/** Bytes of one saved direct-table affinity stamp (ABI.md svcAffinitySave; its slot word is the saving core's). */
+export const DIRECT_AFFINITY_BYTES = 44;
+
 /** A `recent` list by name, its entries (RECENT_ENTRY_BYTES each) oldest first. */
 export interface SavedRecentList { name: string; entries: Uint8Array[] }
-export interface Snapshot { savedAtMs: number; records: Uint8Array[]; ipvs: Uint8Array[]; recent: SavedRecentList[] }
+/** A direct-table service port's affinity stamps (DIRECT_AFFINITY_BYTES each), by family and id ("ns/name:port/TCP"). */
+export interface SavedDirectAffinity { family: 4 | 6; port: string; entries: Uint8Array[] }
+/** ClientIP affinity as a snapshot keeps it. */
+export interface SavedAffinity { recent: SavedRecentList[]; direct: SavedDirectAffinity[] }
+export interface Snapshot { savedAtMs: number; records: Uint8Array[]; ipvs: Uint8Array[]; affinity: SavedAffinity }
 
 const packr = new Packr({ useRecords: false });
 
@@ -46,9 +54,10 @@ const join = (records: Uint8Array[], size: number): Uint8Array => {
   return all;
 };
 
-export function encodeSnapshot(records: Uint8Array[], savedAtMs: number, ipvs: Uint8Array[] = [], recent: SavedRecentList[] = []): Uint8Array {
+export function encodeSnapshot(records: Uint8Array[], savedAtMs: number, ipvs: Uint8Array[] = [], affinity: SavedAffinity = { recent: [], direct: [] }): Uint8Array {
   const all = join(records, RECORD_BYTES), conns = join(ipvs, IPVS_RECORD_BYTES);
-  const lists = recent.map((l) => ({ name: l.name, entries: join(l.entries, RECENT_ENTRY_BYTES) }));
+  const lists = affinity.recent.map((l) => ({ name: l.name, entries: join(l.entries, RECENT_ENTRY_BYTES) }));
+  const direct = affinity.direct.map((d) => ({ family: d.family, port: d.port, entries: join(d.entries, DIRECT_AFFINITY_BYTES) }));
   return packr.pack({
     format: SNAPSHOT_FORMAT,
     version: SNAPSHOT_VERSION,
@@ -61,7 +70,9 @@ export function encodeSnapshot(records: Uint8Array[], savedAtMs: number, ipvs: U
     ipvs: conns,
     recentEntryBytes: RECENT_ENTRY_BYTES,
     recent: lists,
-    crc: crc32([all, conns, ...recentBytes(lists)]),
+    directAffinityBytes: DIRECT_AFFINITY_BYTES,
+    direct,
+    crc: crc32([all, conns, ...affinityBytes(lists, direct)]),
   });
 }
 
@@ -81,7 +92,7 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
     throw new SnapshotError('not a svcplane conntrack snapshot');
   }
   if ((o.version !== 1 && o.version !== 2 && o.version !== SNAPSHOT_VERSION) || o.recordBytes !== RECORD_BYTES ||
-      (o.version !== 1 && o.ipvsRecordBytes !== IPVS_RECORD_BYTES) || (o.version === 3 && o.recentEntryBytes !== RECENT_ENTRY_BYTES)) {
+      (o.version !== 1 && o.ipvsRecordBytes !== IPVS_RECORD_BYTES) || (o.version === 3 && (o.recentEntryBytes !== RECENT_ENTRY_BYTES || o.directAffinityBytes !== DIRECT_AFFINITY_BYTES))) {
     throw new SnapshotError(`conntrack snapshot version ${String(o.version)} (record ${String(o.recordBytes)} B) is not supported; expected ${SNAPSHOT_VERSION} (${RECORD_BYTES} B)`);
   }
   const all = o.records, count = o.count;
@@ -90,20 +101,26 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
       !(conns instanceof Uint8Array) || typeof ipvsCount !== 'number' || conns.length !== ipvsCount * IPVS_RECORD_BYTES) {
     throw new SnapshotError('conntrack snapshot is corrupt: record block does not match its count');
   }
-  const lists = o.version === 3 ? o.recent : [];
-  if (!Array.isArray(lists) || !lists.every((l) => l !== null && typeof l === 'object' && typeof l.name === 'string' &&
-      l.entries instanceof Uint8Array && l.entries.length % RECENT_ENTRY_BYTES === 0)) {
-    throw new SnapshotError('conntrack snapshot is corrupt: recent lists are not lists of entries');
+  const lists = o.version === 3 ? o.recent : [], direct = o.version === 3 ? o.direct : [];
+  const entries = (x: unknown, size: number): boolean => x instanceof Uint8Array && x.length % size === 0;
+  if (!Array.isArray(lists) || !lists.every((l) => l !== null && typeof l === 'object' && typeof l.name === 'string' && entries(l.entries, RECENT_ENTRY_BYTES)) ||
+      !Array.isArray(direct) || !direct.every((d) => d !== null && typeof d === 'object' && (d.family === 4 || d.family === 6) &&
+        typeof d.port === 'string' && entries(d.entries, DIRECT_AFFINITY_BYTES))) {
+    throw new SnapshotError('conntrack snapshot is corrupt: its affinity is not lists of entries');
   }
-  if (crc32(o.version === 1 ? [all] : [all, conns, ...recentBytes(lists)]) !== o.crc) throw new SnapshotError('conntrack snapshot is corrupt: checksum mismatch');
+  if (crc32(o.version === 1 ? [all] : [all, conns, ...affinityBytes(lists, direct)]) !== o.crc) throw new SnapshotError('conntrack snapshot is corrupt: checksum mismatch');
+  const cut = (x: Uint8Array, size: number) => split(x, x.length / size, size);
   return {
     savedAtMs: o.savedAtMs, records: split(all, count, RECORD_BYTES), ipvs: split(conns, ipvsCount, IPVS_RECORD_BYTES),
-    recent: lists.map((l: { name: string; entries: Uint8Array }) => ({ name: l.name, entries: split(l.entries, l.entries.length / RECENT_ENTRY_BYTES, RECENT_ENTRY_BYTES) })),
+    affinity: {
+      recent: lists.map((l: { name: string; entries: Uint8Array }) => ({ name: l.name, entries: cut(l.entries, RECENT_ENTRY_BYTES) })),
+      direct: direct.map((d: { family: 4 | 6; port: string; entries: Uint8Array }) => ({ family: d.family, port: d.port, entries: cut(d.entries, DIRECT_AFFINITY_BYTES) })),
+    },
   };
 }
 
-/** What the crc covers of the recent lists: each name's UTF-8 bytes, then its entries. */
-function recentBytes(lists: readonly { name: string; entries: Uint8Array }[]): Uint8Array[] {
+/** What the crc covers of the affinity: each list's name and each port's family and id as UTF-8, then its entries. */
+function affinityBytes(lists: readonly { name: string; entries: Uint8Array }[], direct: readonly { family: number; port: string; entries: Uint8Array }[]): Uint8Array[] {
   const utf8 = new TextEncoder();
-  return lists.flatMap((l) => [utf8.encode(l.name), l.entries]);
+  return [...lists.flatMap((l) => [utf8.encode(l.name), l.entries]), ...direct.flatMap((d) => [utf8.encode(`${d.family} ${d.port}`), d.entries])];
 }

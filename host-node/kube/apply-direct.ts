@@ -51,6 +51,11 @@ export class DirectApply {
     return slotOf(this.byService[family], serviceOf(id), id);
   }
 
+  /** Every service port of `family` in the core's table, with its slot. */
+  *ports(family: Family): IterableIterator<[string, number]> {
+    for (const first of this.byService[family].values()) for (let ref: SlotRef | null = first; ref !== null; ref = ref.next) yield [ref.id, ref.slot];
+  }
+
   /** Removes every entry from the core's table and forgets them. */
   clear(): void {
     this.ops.reset();

@@ -1,12 +1,13 @@
-// ClientIP session affinity across a restart of the proxy in iptables mode: under kube-proxy the
+// ClientIP session affinity across a restart of the proxy: under kube-proxy's iptables mode the
 // `recent` lists are the kernel's and outlive kube-proxy, so a client keeps its endpoint until its
-// timeout; svcplane keeps them in the conntrack snapshot (format version 3). The snapshot is loaded
-// before the first sync (as `svcplane proxy` does) or after it; version-2 files still load.
+// timeout; svcplane keeps them, and the direct table's stamps, in the conntrack snapshot (format
+// version 3). The snapshot is loaded before the first sync (as `svcplane proxy` does) or after it;
+// version-2 files still load.
 import { describe, it, expect } from 'vitest';
 import { Packr } from 'msgpackr';
 import { Dataplane } from '../../../host-node/dataplane.js';
 import { buildPacket, decodePacket } from '../../../host-node/core/packet.js';
-import { crc32, decodeSnapshot, SNAPSHOT_FORMAT, IPVS_RECORD_BYTES, RECENT_ENTRY_BYTES } from '../../../host-node/core/snapshot.js';
+import { crc32, decodeSnapshot, SNAPSHOT_FORMAT, IPVS_RECORD_BYTES, RECENT_ENTRY_BYTES, DIRECT_AFFINITY_BYTES } from '../../../host-node/core/snapshot.js';
 import { RECORD_BYTES } from '../../../host-node/core/conntrack-record.js';
 
 const ENDPOINTS = [11, 12, 13, 14, 15, 16, 17, 18].map((i) => `198.19.1.${i}`);
@@ -25,7 +26,8 @@ const T0 = 100_000;
 async function node(seed: number): Promise<Dataplane> {
   return Dataplane.create({ nodeIPs: ['198.18.0.2'], podCIDR: '198.19.0.0/16', seed });
 }
-const sync = (dp: Dataplane) => expect(dp.apply(OBJECTS, { mode: 'iptables', nodeName: 'node-a' }).issues).toEqual([]);
+type Mode = 'iptables' | 'direct';
+const sync = (dp: Dataplane, mode: Mode) => expect(dp.apply(OBJECTS, { mode, nodeName: 'node-a' }).issues).toEqual([]);
 
 /** Each client's endpoint for a new connection (source port `sport`) at `nowMs`. */
 function connect(dp: Dataplane, sport: number, nowMs: number): string[] {
@@ -37,22 +39,22 @@ function connect(dp: Dataplane, sport: number, nowMs: number): string[] {
 }
 
 /** A proxy that served the clients once, and the snapshot it left at T0 + 1 s. */
-async function before(): Promise<{ chosen: string[]; snap: Uint8Array }> {
+async function before(mode: Mode): Promise<{ chosen: string[]; snap: Uint8Array }> {
   const dp = await node(1);
-  sync(dp);
+  sync(dp, mode);
   const chosen = connect(dp, 40000, T0);
   return { chosen, snap: dp.snapshot(T0 + 1000) };
 }
 
-describe('ClientIP affinity across a restart (iptables mode)', () => {
-  for (const order of ['before', 'after'] as const) {
-    it(`the snapshot loaded ${order} the first sync: every client keeps its endpoint until its timeout`, async () => {
-      const { chosen, snap } = await before();
+describe('ClientIP affinity across a restart', () => {
+  for (const [mode, order] of [['iptables', 'before'], ['iptables', 'after'], ['direct', 'before'], ['direct', 'after']] as const) {
+    it(`${mode} mode, the snapshot loaded ${order} the first sync: every client keeps its endpoint until its timeout`, async () => {
+      const { chosen, snap } = await before(mode);
       // Other seeds than the first proxy's: without the lists the picks would differ.
       const again = async (seed: number) => {
         const dp = await node(seed);
         if (order === 'before') dp.restore(snap);
-        sync(dp);
+        sync(dp, mode);
         if (order === 'after') dp.restore(snap);
         return dp;
       };
@@ -63,26 +65,35 @@ describe('ClientIP affinity across a restart (iptables mode)', () => {
     });
   }
 
-  it('the lists are in the snapshot by name, their entries stamped as ages; damage fails the checksum', async () => {
-    const { snap } = await before();
-    const s = decodeSnapshot(snap);
-    expect(s.recent.map((l) => [l.name.startsWith('KUBE-SEP-'), l.entries.every((e) => e.length === RECENT_ENTRY_BYTES)])).toEqual(
-      [...new Set(s.recent.map((l) => l.name))].map(() => [true, true]));
-    expect(s.recent.reduce((n, l) => n + l.entries.length, 0)).toBe(CLIENTS.length);
-    // Each entry: IPv4, one stamp, 1 s old at the time of saving.
-    for (const e of s.recent.flatMap((l) => l.entries)) {
-      const dv = new DataView(e.buffer, e.byteOffset, e.byteLength);
-      expect([e[0], e[2], e[3], dv.getUint32(20, true)]).toEqual([4, 1, 1, 1000]);
+  it('the snapshot holds the lists by name and the direct stamps by service port, stamped as ages; damage fails the checksum', async () => {
+    const ipt = decodeSnapshot((await before('iptables')).snap).affinity;
+    expect(ipt.direct).toEqual([]);
+    expect(ipt.recent.every((l) => l.name.startsWith('KUBE-SEP-') && l.entries.every((e) => e.length === RECENT_ENTRY_BYTES))).toBe(true);
+    expect(ipt.recent.reduce((n, l) => n + l.entries.length, 0)).toBe(CLIENTS.length);
+    // Each list entry: IPv4, one stamp, 1 s old at the time of saving.
+    for (const e of ipt.recent.flatMap((l) => l.entries)) {
+      expect([e[0], e[2], e[3], new DataView(e.buffer, e.byteOffset, e.byteLength).getUint32(20, true)]).toEqual([4, 1, 1, 1000]);
     }
+    const { snap } = await before('direct');
+    const direct = decodeSnapshot(snap).affinity;
+    expect(direct.recent).toEqual([]);
+    expect(direct.direct.map((d) => [d.family, d.port, d.entries.length])).toEqual([[4, 'default/web:p/TCP', CLIENTS.length]]);
+    // Each stamp: a client's address, its endpoint, 1 s old.
+    const clients = direct.direct[0]!.entries.map((e) => {
+      expect(e.length).toBe(DIRECT_AFFINITY_BYTES);
+      expect(new DataView(e.buffer, e.byteOffset, e.byteLength).getUint32(40, true)).toBe(1000);
+      return [...e.subarray(4, 8)].join('.');
+    });
+    expect(clients.sort()).toEqual([...CLIENTS].sort());
     const packr = new Packr({ useRecords: false });
-    const spoilt = packr.unpack(snap) as { recent: { entries: Uint8Array }[] };
-    spoilt.recent[0]!.entries[25]! ^= 1;
+    const spoilt = packr.unpack(snap) as { direct: { entries: Uint8Array }[] };
+    spoilt.direct[0]!.entries[45]! ^= 1;
     const fresh = await node(2);
     expect(() => fresh.restore(packr.pack(spoilt))).toThrow(/checksum/);
   });
 
-  it('still loads version-2 files, which have no recent lists', async () => {
-    const { snap } = await before();
+  it('still loads version-2 files, which have no affinity', async () => {
+    const { snap } = await before('iptables');
     const s = decodeSnapshot(snap);
     const join = (rs: Uint8Array[], size: number) => {
       const all = new Uint8Array(rs.length * size);
@@ -96,7 +107,7 @@ describe('ClientIP affinity across a restart (iptables mode)', () => {
     });
     const dp = await node(2);
     expect(dp.restore(v2)).toBe(CLIENTS.length);
-    sync(dp);
+    sync(dp, 'iptables');
     expect(dp.conntrack()).toHaveLength(CLIENTS.length);
   });
 });
