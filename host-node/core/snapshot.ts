@@ -3,9 +3,9 @@
 // the IPVS connection table (`ipvs`, records of assembly/ipvs/snapshot.ts), version 3 ClientIP
 // affinity: the iptables `recent` lists (`recent`: each list's name and its entries, as ABI.md
 // iptRecentSave writes them) and the direct table's stamps (`direct`: per IP family and service
-// port id, as svcAffinitySave writes them), all covered by the same crc. Versions 1 and 2 still load. Rejects
-// anything foreign, of another version, or whose checksum does not match, before a single flow is
-// loaded. Never talks to the core.
+// port id, as svcAffinitySave writes them), all covered by the same crc. Versions 1 and 2 still
+// load. Rejects anything foreign, of another version, or whose checksum does not match, before a
+// single flow is loaded. Never talks to the core.
 import { Packr } from 'msgpackr';
 import { RECORD_BYTES } from './conntrack-record.js';
 

@@ -53,12 +53,15 @@ export class AffinityKeeper {
       recent.push({ name, entries: this.read(at, core.iptRecentSave(id, at, count, nowMs), listBytes) });
     }
     // The direct stamps come by slot, in one walk of the affinity table; saved by port.
-    const stampBytes = core.svcAffinitySavedBytes(), max = core.svcAffinityCapacity();
-    const at = core.cfgBuffer(max * stampBytes);
-    const stamps = this.read(at, core.svcAffinitySave(at, max, nowMs), stampBytes);
     const bySlot = new Map<number, SavedDirectAffinity>();
     for (const family of [4, 6] as const) for (const [port, slot] of this.places.ports(family)) bySlot.set(slot, { family, port, entries: [] });
-    for (const s of stamps) bySlot.get(new DataView(s.buffer, s.byteOffset).getUint32(0, true))?.entries.push(s);
+    if (bySlot.size > 0) {
+      const stampBytes = core.svcAffinitySavedBytes(), max = core.svcAffinityCapacity();
+      const at = core.cfgBuffer(max * stampBytes);
+      for (const s of this.read(at, core.svcAffinitySave(at, max, nowMs), stampBytes)) {
+        bySlot.get(new DataView(s.buffer, s.byteOffset).getUint32(0, true))?.entries.push(s);
+      }
+    }
     this.refresh();
     return { recent, direct: [...bySlot.values()].filter((d) => d.entries.length > 0) };
   }
