@@ -115,6 +115,8 @@ export interface ApplyResult {
     ipvs?: IpvsApplied;
     /** UDP flows of this family kube-proxy's conntrack reconcile deleted in this sync. */
     flushed?: number;
+    /** Seconds this family's conntrack reconcile took in this sync (kube-proxy's CleanStaleEntries, run after every successful sync). */
+    reconcileSeconds?: number;
   }>;
   /** UDP flows deleted because they no longer reply from a serving endpoint (kube-proxy's conntrack reconcile). */
   flushed: number;

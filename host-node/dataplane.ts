@@ -452,10 +452,15 @@ export class Dataplane extends CoreDataplane {
         throw e;
       }
     }
-    const guards = this.udpReconcile.guards(plans, (nn) => k.services.get(nn)?.spec.ports);
-    for (const f of result.families) {
-      const mine = guards.filter((g) => g.family === f.family);
-      f.flushed = mine.length === 0 ? 0 : this.reconcileUdp(mine);
+    // One family at a time, timed as kube-proxy times CleanStaleEntries (its reconcile metrics).
+    const portsOf = (nn: string) => k.services.get(nn)?.spec.ports;
+    for (const plan of plans) {
+      const t0 = performance.now();
+      const guards = this.udpReconcile.guards([plan], portsOf);
+      const f = result.families.find((x) => x.family === plan.family);
+      if (!f) continue;
+      f.flushed = guards.length === 0 ? 0 : this.reconcileUdp(guards);
+      f.reconcileSeconds = (performance.now() - t0) / 1000;
       result.flushed += f.flushed;
     }
     return result;

@@ -1,8 +1,9 @@
 // metrics.ts — the proxy's Prometheus metrics (prom-client): kube-proxy's own names and labels
 // where the concept is the same (pkg/proxy/metrics/metrics.go: sync durations and timestamps,
-// network programming latency, rule counts and no-local-endpoint service ports per ip_family;
-// pending and total Service/endpoint changes, healthz/livez answers) plus svcplane's core counters read at scrape time (verdicts,
-// drop reasons, conntrack entries and events, TUN packets/bytes/batches/errors). Serves /metrics.
+// network programming latency, rule counts, no-local-endpoint service ports and the conntrack
+// reconcile's duration and deletions per ip_family; pending and total Service/endpoint changes,
+// healthz/livez answers) plus svcplane's core counters read at scrape time (verdicts, drop
+// reasons, conntrack entries and events, TUN packets/bytes/batches/errors). Serves /metrics.
 // Never changes what it reads; one registry per proxy (no global default registry).
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Server } from 'node:http';
@@ -47,6 +48,7 @@ export class ProxyMetrics {
   readonly restoreFailures: Counter<'ip_family'>;
   readonly partialRestoreFailures: Counter<'ip_family'>;
   readonly conntrackDeleted: Counter<'ip_family'>;
+  readonly conntrackReconcile: Histogram<'ip_family'>;
 
   constructor(src: MetricSources) {
     const r = [this.registry];
@@ -68,6 +70,8 @@ export class ProxyMetrics {
     this.syncErrors = new Counter({ name: 'svcplane_sync_errors_total', help: 'Syncs the core refused (the previous rules stayed live)', registers: r });
     // pkg/proxy/metrics: ReconcileConntrackFlowsDeletedEntriesTotal.
     this.conntrackDeleted = new Counter({ name: 'kubeproxy_conntrack_reconciler_deleted_entries_total', help: 'Cumulative conntrack flows deleted by conntrack reconciler', labelNames: ['ip_family'], registers: r });
+    // metrics.go ReconcileConntrackFlowsLatency: the sync histograms' buckets.
+    this.conntrackReconcile = new Histogram({ name: 'kubeproxy_conntrack_reconciler_sync_duration_seconds', help: 'ReconcileConntrackFlowsLatency latency in seconds', labelNames: ['ip_family'], buckets: SYNC_BUCKETS, registers: r });
 
     // pkg/proxy/metrics: the iptables mode's nfacct counters, read at each scrape.
     const nfacct = (name: string): number => src.nfacct?.().find((c) => c.name === name)?.packets ?? 0;

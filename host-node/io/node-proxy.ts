@@ -265,7 +265,9 @@ export class NodeProxy {
         this.metrics.rules.set({ ip_family, table: 'filter' }, f.filterRules);
         this.metrics.rulesLast.set({ ip_family, table: 'nat' }, f.natRulesWritten ?? f.natRules);
         this.metrics.rulesLast.set({ ip_family, table: 'filter' }, f.filterRules);
-        if (f.flushed) this.metrics.conntrackDeleted.inc({ ip_family }, f.flushed);
+        // conntrack.CleanStaleEntries: every reconcile observes its time and adds what it deleted (0 too).
+        this.metrics.conntrackDeleted.inc({ ip_family }, f.flushed ?? 0);
+        if (f.reconcileSeconds !== undefined) this.metrics.conntrackReconcile.observe({ ip_family }, f.reconcileSeconds);
       }
       if (r.issues.length > 0) this.log(`proxy: ${r.issues.length} objects refused: ${r.issues.map((i) => `${i.object ?? ''} ${i.path}: ${i.message}`).slice(0, 3).join('; ')}`);
       this.lastSyncError = '';

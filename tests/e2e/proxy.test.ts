@@ -127,6 +127,8 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     const m = c.nodeExec(['curl', '-sf', 'http://127.0.0.1:10249/metrics']);
     expect(m).toMatch(/^kubeproxy_sync_proxy_rules_duration_seconds_count\{ip_family="IPv4"\} [1-9]/m);
     expect(m).toMatch(/^kubeproxy_sync_proxy_rules_last_timestamp_seconds\{ip_family="IPv4"\} \d/m);
+    expect(m).toMatch(/^kubeproxy_conntrack_reconciler_sync_duration_seconds_count\{ip_family="IPv4"\} [1-9]/m);
+    expect(m).toMatch(/^kubeproxy_conntrack_reconciler_deleted_entries_total\{ip_family="IPv4"\} \d+/m);
     expect(m).toMatch(/^kubeproxy_proxy_healthz_total\{code="200"\} [1-9]/m);
     expect(m).toMatch(/^svcplane_verdicts_total\{verdict="FORWARD"\} [1-9]/m);
     expect(m).toMatch(/^svcplane_conntrack_entries \d+/m);

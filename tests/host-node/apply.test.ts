@@ -413,6 +413,27 @@ endpoints: [{ addresses: [10.244.2.22], conditions: { ready: true } }]
     expect(decodePacket(again.packet!).dport).toBe(5353);
   });
 
+  it('every sync, in every mode, reports each family\'s reconcile and its time (kube-proxy observes CleanStaleEntries after each sync)', async () => {
+    for (const mode of ['iptables', 'ipvs', 'direct'] as const) {
+      const dp = await Dataplane.create({ nodeIPs: ['192.168.49.2'], podCIDR: '10.244.0.0/16', seed: 6 });
+      const first = dp.apply([udpSvc, udpSlice(['10.244.1.21', '10.244.2.22'])].join('\n---\n'), { mode });
+      const picked = send(dp, '10.96.0.10', 53, 40);
+      // A sync that changes nothing still reconciles (and is timed); one that drops an endpoint deletes its flows.
+      const idle = dp.apply([udpSvc, udpSlice(['10.244.1.21', '10.244.2.22'])].join('\n---\n'), { mode });
+      const gone = dp.apply([udpSvc, udpSlice(['10.244.2.22'])].join('\n---\n'), { mode });
+      for (const r of [first, idle, gone]) {
+        expect(r.families.map((f) => f.family), mode).toEqual([4, 6]);
+        for (const f of r.families) {
+          expect(typeof f.reconcileSeconds, mode).toBe('number');
+          expect(f.reconcileSeconds!, mode).toBeGreaterThanOrEqual(0);
+          expect(f.reconcileSeconds!, mode).toBeLessThan(5);
+        }
+      }
+      expect(idle.families.map((f) => f.flushed), mode).toEqual([0, 0]);
+      expect(gone.families.map((f) => f.flushed), mode).toEqual([picked.get('10.244.1.21'), 0]);
+    }
+  });
+
   it('reconciles IPv6 Services the same way', async () => {
     const dp = await Dataplane.create({ nodeIPs: ['fd00:49::2'], podCIDR: 'fd00:244::/64', seed: 6 });
     const v6 = udpSvc.replace('10.96.0.10', 'fd00:96::10');

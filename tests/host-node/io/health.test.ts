@@ -138,6 +138,8 @@ describe('proxy metrics', () => {
     m.restoreFailures.inc({ ip_family: 'IPv6' });
     m.partialRestoreFailures.inc({ ip_family: 'IPv6' });
     m.conntrackDeleted.inc({ ip_family: 'IPv4' }, 3);
+    m.conntrackDeleted.inc({ ip_family: 'IPv6' }, 0);
+    m.conntrackReconcile.observe({ ip_family: 'IPv4' }, 0.003);
     const text = await m.text();
     for (const name of [
       // kube-proxy's labels (metrics.go): ip_family on the per-proxier figures.
@@ -149,6 +151,10 @@ describe('proxy metrics', () => {
       'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total{ip_family="IPv6"} 1',
       'kubeproxy_sync_proxy_rules_service_changes_total', 'kubeproxy_proxy_healthz_total{code="200"} 1',
       'kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv4"} 3',
+      // A reconcile that deleted nothing still shows its family, as kube-proxy's Add(0) does.
+      'kubeproxy_conntrack_reconciler_deleted_entries_total{ip_family="IPv6"} 0',
+      'kubeproxy_conntrack_reconciler_sync_duration_seconds_bucket{le="0.004",ip_family="IPv4"} 1',
+      'kubeproxy_conntrack_reconciler_sync_duration_seconds_bucket{le="0.002",ip_family="IPv4"} 0',
       'kubeproxy_iptables_ct_state_invalid_dropped_packets_total 4', 'kubeproxy_iptables_localhost_nodeports_accepted_packets_total 5',
       'svcplane_verdicts_total{verdict="FORWARD"} 7', 'svcplane_drops_total{reason="no_endpoints"} 2',
       'svcplane_conntrack_entries 3', 'svcplane_tun_packets_total{direction="in"} 9', 'svcplane_tun_errors_total{op="write"} 1',
