@@ -1,7 +1,7 @@
 // ManifestSource: a manifests directory or one file, parsed whole on every reload and applied as
 // one diff; watched with fs.watch + debounce; files with errors keep their previous objects and
 // report file:line and field. Uses a temporary directory only.
-import { mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -193,4 +193,53 @@ describe('ManifestSource: changes', () => {
     await next;
     expect(t.services()).toEqual(['default/api:80', 'default/web:90']);
   });
+
+  /**
+   * A ConfigMap volume as the kubelet's AtomicWriter updates it: the keys' contents in a new
+   * timestamped directory, `..data` swapped to it by renaming a fresh link over it, each key a
+   * link through `..data` (a key new in this version gets its link after the swap, a key gone
+   * loses its link after it, and the old directory goes).
+   */
+  let published: { ts: string; keys: string[] } | null = null;
+  function publish(files: Record<string, string>, version: number): void {
+    const ts = `..2026_12_05_08_00_0${version}.000000001`;
+    mkdirSync(join(dir, ts));
+    for (const [key, text] of Object.entries(files)) writeFileSync(join(dir, ts, key), text);
+    symlinkSync(ts, join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    const keys = Object.keys(files);
+    for (const key of keys) {
+      try { symlinkSync(join('..data', key), join(dir, key)); } catch { /* the key had a link already */ }
+    }
+    if (published) {
+      for (const key of published.keys) if (!keys.includes(key)) unlinkSync(join(dir, key));
+      rmSync(join(dir, published.ts), { recursive: true });
+    }
+    published = { ts, keys };
+  }
+  const until = async (ok: () => boolean, what: string) => {
+    for (const end = Date.now() + 4000; !ok();) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+
+  for (const single of [false, true]) {
+    it(`a ConfigMap mount's ..data swap is a reload (${single ? 'one key as the file' : 'the mount as the directory'})`, async () => {
+      published = null;
+      publish({ 'services.yaml': svcYaml('web', '10.96.0.10') }, 1);
+      const t = start({ path: single ? join(dir, 'services.yaml') : dir });
+      expect(t.services()).toEqual(['default/web:80']);
+      let next = t.nextBatch();
+      publish({ 'services.yaml': svcYaml('web', '10.96.0.10', 90), 'slices.yaml': sliceYaml('web-1', 'web', '10.0.0.1') }, 2);
+      await next;
+      expect(t.services()).toEqual(['default/web:90']);
+      // The directory reads the new key; one file is that file alone.
+      expect(t.endpoints()).toEqual(single ? [] : ['10.0.0.1:8080']);
+      // A version without the slices key: its objects go with its link.
+      publish({ 'services.yaml': `${svcYaml('web', '10.96.0.10', 90)}---\n${svcYaml('api', '10.96.0.11')}` }, 3);
+      await until(() => t.services().length === 2 && t.endpoints().length === 0, 'the third version');
+      expect(t.services()).toEqual(['default/api:80', 'default/web:90']);
+    });
+  }
 });
