@@ -2,10 +2,11 @@
 // (every *.yaml, *.yml and *.json directly in it, dotfiles skipped) or from one file: multi-document
 // YAML or JSON, `kind: List` and `kubectl get -o yaml` lists. Watched with fs.watch (a directory
 // ConfigMap mount swapping its ..data link included) plus a debounce, or polled where fs.watch is
-// unavailable. Every reload parses all files whole and applies the result as one diff (adds,
-// updates, deletes) before notifying once. A file with errors keeps contributing the objects of its
-// last error-free version (none if it never had one) and its issues carry file, line and field.
-// Never interprets objects beyond parsing: selection and diffing live in kube/source.ts.
+// unavailable; a watched directory deleted or replaced is followed to the one at the path. Every
+// reload parses all files whole and applies the result as one diff (adds, updates, deletes) before
+// notifying once. A file with errors keeps contributing the objects of its last error-free version
+// (none if it never had one) and its issues carry file, line and field. Never interprets objects
+// beyond parsing: selection and diffing live in kube/source.ts.
 import { readdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { formatIssue, parseManifests, type EndpointSlice, type ManifestIssue, type Node, type Service } from '../kube/objects.js';
@@ -20,6 +21,16 @@ function manifestNames(dir: string): string[] {
     .filter((d) => !d.name.startsWith('.') && MANIFEST_FILE.test(d.name) && (d.isFile() || d.isSymbolicLink()))
     .map((d) => d.name)
     .sort();
+}
+
+/** Device and inode of the directory at `dir` ('' when there is none): which directory a path names now. */
+function dirIdentity(dir: string): string {
+  try {
+    const st = statSync(dir);
+    return st.isDirectory() ? `${st.dev}:${st.ino}` : '';
+  } catch {
+    return '';
+  }
 }
 
 /** The manifest files of `path`: the file itself, or those directly in the directory, sorted. */
@@ -68,6 +79,10 @@ export class ManifestSource implements Source {
   private watcher: FSWatcher | null = null;
   private debounce: ReturnType<typeof setTimeout> | null = null;
   private poller: ReturnType<typeof setInterval> | null = null;
+  /** Checks every pollMs that the watched directory is still the one at the path. */
+  private guard: ReturnType<typeof setInterval> | null = null;
+  /** The watched directory's identity (dirIdentity). */
+  private watched = '';
   private signature = '';
   private stopped = false;
   private readonly counters = { reloads: 0, files: 0, fileErrors: 0, polling: 0 };
@@ -94,7 +109,8 @@ export class ManifestSource implements Source {
     this.watcher = null;
     if (this.debounce) clearTimeout(this.debounce);
     if (this.poller) clearInterval(this.poller);
-    this.debounce = this.poller = null;
+    if (this.guard) clearInterval(this.guard);
+    this.debounce = this.poller = this.guard = null;
   }
 
   get synced(): boolean {
@@ -207,28 +223,60 @@ export class ManifestSource implements Source {
     if (this.debounce) clearTimeout(this.debounce);
     this.debounce = setTimeout(() => {
       this.debounce = null;
-      if (!this.stopped) this.reload();
+      if (!this.stopped && !this.recheck()) this.reload();
     }, this.opts.debounceMs ?? 200);
+  }
+
+  /** The directory whose entries are watched: the path itself, or the one file's directory. */
+  private watchDir(): string {
+    return this.isDir ? this.opts.path : dirname(this.opts.path);
   }
 
   private follow(): void {
     // Watch the directory even for one file: editors and ConfigMap updates replace files by rename.
-    const dir = this.isDir ? this.opts.path : dirname(this.opts.path);
+    const dir = this.watchDir();
     const own = basename(this.opts.path);
+    const id = dirIdentity(dir);
+    if (id === '') {
+      this.opts.log?.(`${dir}: not there; polling until it is`);
+      this.poll(true);
+      return;
+    }
     try {
       this.watcher = watch(dir, { persistent: true }, (_event, filename) => {
         if (this.isDir || filename === null || filename === own || String(filename).startsWith('..')) this.schedule();
       });
+      this.watched = id;
       this.watcher.on('error', (e) => {
         this.opts.log?.(`${dir}: watch failed (${e.message}); polling instead`);
         this.watcher?.close();
         this.watcher = null;
-        this.poll();
+        this.poll(false);
       });
     } catch (e) {
       this.opts.log?.(`${dir}: cannot watch (${(e as Error).message}); polling instead`);
-      this.poll();
+      this.poll(false);
+      return;
     }
+    // A watch stays on the directory it was opened on: one deleted and made again, renamed away
+    // with another renamed into its place, or mounted over, is not the one at the path any more,
+    // and the watch then sees none of its changes (a deletion or rename still sends an event, a
+    // mount nothing). So after each watched reload, and every pollMs, the path is checked.
+    this.guard ??= setInterval(() => this.recheck(), this.opts.pollMs ?? 2000);
+  }
+
+  /**
+   * When the watched directory is no longer the one at the path: watches that one (or polls until
+   * there is one) and reloads. True when it did.
+   */
+  private recheck(): boolean {
+    if (this.stopped || this.watcher === null || dirIdentity(this.watchDir()) === this.watched) return false;
+    this.opts.log?.(`${this.watchDir()}: removed or replaced; following the path again`);
+    this.watcher.close();
+    this.watcher = null;
+    this.follow();
+    this.reload();
+    return true;
   }
 
   /** Names, sizes and modification times: a reload happens only when this changes. */
@@ -243,11 +291,20 @@ export class ManifestSource implements Source {
     }
   }
 
-  private poll(): void {
+  /** Polls for changes; `untilDir`: only until the watched directory exists, then watches it. */
+  private poll(untilDir: boolean): void {
     if (this.stopped || this.poller) return;
     this.counters.polling = 1;
     this.signature = this.currentSignature();
     this.poller = setInterval(() => {
+      if (untilDir && dirIdentity(this.watchDir()) !== '') {
+        clearInterval(this.poller!);
+        this.poller = null;
+        this.counters.polling = 0;
+        this.follow();
+        this.reload();
+        return;
+      }
       const sig = this.currentSignature();
       if (sig === this.signature) return;
       this.signature = sig;

@@ -48,7 +48,7 @@ function start(opts: { path?: string; watch?: boolean } = {}) {
   const state = new ProxyState({ nodeName: 'node-a', families: [4] });
   const batches: boolean[] = [];
   let waiters: (() => void)[] = [];
-  const src = new ManifestSource({ nodeName: 'node-a', path: opts.path ?? dir, watch: opts.watch ?? true, debounceMs: 30 });
+  const src = new ManifestSource({ nodeName: 'node-a', path: opts.path ?? dir, watch: opts.watch ?? true, debounceMs: 30, pollMs: 100 });
   source = src;
   src.start(state, (want) => {
     batches.push(want);
@@ -241,5 +241,38 @@ describe('ManifestSource: changes', () => {
       await until(() => t.services().length === 2 && t.endpoints().length === 0, 'the third version');
       expect(t.services()).toEqual(['default/api:80', 'default/web:90']);
     });
+  }
+
+  // The directory replaced under the watch: removed and made again, or another renamed into its
+  // place (the old one kept elsewhere). Its first version's objects stay while there is none.
+  for (const how of ['deleted and made again', 'renamed away, another renamed in'] as const) {
+    for (const single of [false, true]) {
+      it(`a manifests directory ${how} is followed, and so are its later changes (${single ? 'one file in it' : 'the directory'})`, async () => {
+        const m = join(dir, 'm');
+        mkdirSync(m);
+        writeFileSync(join(m, 'svc.yaml'), svcYaml('web', '10.96.0.10'));
+        const t = start({ path: single ? join(m, 'svc.yaml') : m });
+        expect(t.services()).toEqual(['default/web:80']);
+        if (how === 'deleted and made again') {
+          rmSync(m, { recursive: true });
+          await new Promise((r) => setTimeout(r, 100));
+          expect(t.services()).toEqual(['default/web:80']);
+          mkdirSync(m);
+          writeFileSync(join(m, 'svc.yaml'), svcYaml('web', '10.96.0.10', 81));
+        } else {
+          const next = join(dir, 'm.next');
+          mkdirSync(next);
+          writeFileSync(join(next, 'svc.yaml'), svcYaml('web', '10.96.0.10', 81));
+          renameSync(m, join(dir, 'm.old'));
+          renameSync(next, m);
+        }
+        await until(() => t.services().join() === 'default/web:81', 'the new directory read');
+        // A change inside the new directory is seen (the watch moved to it).
+        writeFileSync(join(m, 'svc.yaml'), svcYaml('web', '10.96.0.10', 82));
+        await until(() => t.services().join() === 'default/web:82', 'a change in the new directory');
+        writeFileSync(join(m, 'svc.yaml'), svcYaml('web', '10.96.0.10', 83));
+        await until(() => t.services().join() === 'default/web:83', 'a second change in it');
+      });
+    }
   }
 });
