@@ -143,6 +143,8 @@ export class ManifestSource implements Source {
     const mirrors = this.mirrors;
     if (!mirrors) throw new Error('source not started');
     this.counters.reloads++;
+    // Taken before the files are read: a change made while they are read differs from it.
+    if (this.opts.watch !== false) this.signature = this.currentSignature();
     const issues: ManifestIssue[] = [];
     let names: string[];
     try {
@@ -261,8 +263,11 @@ export class ManifestSource implements Source {
     // A watch stays on the directory it was opened on: one deleted and made again, renamed away
     // with another renamed into its place, or mounted over, is not the one at the path any more,
     // and the watch then sees none of its changes (a deletion or rename still sends an event, a
-    // mount nothing). So after each watched reload, and every pollMs, the path is checked.
-    this.guard ??= setInterval(() => this.recheck(), this.opts.pollMs ?? 2000);
+    // mount nothing). Nor does it see a file that is a link into another directory change there.
+    // So after each watched reload the path is checked, and every pollMs the files' signature too.
+    this.guard ??= setInterval(() => {
+      if (!this.recheck() && this.watcher !== null && this.currentSignature() !== this.signature) this.reload();
+    }, this.opts.pollMs ?? 2000);
   }
 
   /**

@@ -243,6 +243,23 @@ describe('ManifestSource: changes', () => {
     });
   }
 
+  // A file that is a link into another directory (a config manager's store): edits there send the
+  // watched directory nothing; the periodic check of the files' sizes and times finds them.
+  for (const single of [false, true]) {
+    it(`a manifest that links to a file elsewhere is reloaded when that file changes (${single ? 'the link as the file' : 'in the directory'})`, async () => {
+      const store = join(dir, 'store');
+      const m = join(dir, 'm');
+      mkdirSync(store);
+      mkdirSync(m);
+      writeFileSync(join(store, 'svc.yaml'), svcYaml('web', '10.96.0.10'));
+      symlinkSync(join(store, 'svc.yaml'), join(m, 'svc.yaml'));
+      const t = start({ path: single ? join(m, 'svc.yaml') : m });
+      expect(t.services()).toEqual(['default/web:80']);
+      writeFileSync(join(store, 'svc.yaml'), `${svcYaml('web', '10.96.0.10', 81)}---\n${svcYaml('api', '10.96.0.11')}`);
+      await until(() => t.services().join() === 'default/api:80,default/web:81', 'the linked file re-read');
+    });
+  }
+
   // The directory replaced under the watch: removed and made again, or another renamed into its
   // place (the old one kept elsewhere). Its first version's objects stay while there is none.
   for (const how of ['deleted and made again', 'renamed away, another renamed in'] as const) {
