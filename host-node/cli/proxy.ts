@@ -1,8 +1,9 @@
 // proxy.ts — `svcplane proxy`: the node proxy kube-proxy's place. Parses flags and the config file
 // (io/proxy-config.ts), starts the proxy (io/node-proxy.ts) in the current network namespace (or,
 // with --mode userspace, as socket listeners that need no root), and
-// on SIGINT or SIGTERM saves the flows and removes everything it set up. Errors become messages and
-// exit codes: 2 for bad settings, 1 when the proxy could not start or clean up.
+// on SIGINT or SIGTERM saves the flows and removes everything it set up (as it does, then exiting 1,
+// when its TUN device is deleted under it). Errors become messages and exit codes: 2 for bad
+// settings, 1 when the proxy could not start, lost its device or could not clean up.
 import { ConfigError, parseProxyArgs, PROXY_HELP } from '../io/proxy-config.js';
 import { NodeProxy } from '../io/node-proxy.js';
 
@@ -26,17 +27,22 @@ export async function runProxy(argv: string[], out: (s: string) => void, err: (s
   let signalled: NodeJS.Signals | null = null;
   let wake: (() => void) | null = null;
   const onSignal = (s: NodeJS.Signals): void => { signalled = s; wake?.(); };
+  // The proxy stopped serving on its own (its device deleted): it stops as on a signal, then
+  // exits 1 so a supervisor starts it again (the saved flows carry its connections over).
+  let failure: string | null = null;
+  const onFailure = (why: string): void => { failure = why; wake?.(); };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    const proxy = await NodeProxy.start(cfg, { log });
+    const proxy = await NodeProxy.start(cfg, { log, onFailure });
     const where = cfg.mode === 'userspace' ? `${cfg.userspaceBind.join(' ')} (mode userspace, core ${cfg.userspaceCore}` : `${cfg.tun} (mode ${cfg.mode}`;
     out(`proxy: serving on ${where}, node ${cfg.nodeName}, addresses ${proxy.nodeAddrs.join(' ')})\n`);
-    if (!signalled) await new Promise<void>((resolve) => { wake = resolve; });
+    if (!signalled && !failure) await new Promise<void>((resolve) => { wake = resolve; });
+    if (failure) err(`svcplane proxy: ${failure}; stopping so it can be started again\n`);
     const failed = await proxy.stop();
     for (const f of failed) err(`svcplane proxy: cleanup: ${f}\n`);
-    out(`proxy: stopped (${signalled})\n`);
-    return failed.length > 0 ? 1 : 0;
+    out(`proxy: stopped (${signalled ?? 'device failed'})\n`);
+    return failed.length > 0 || failure ? 1 : 0;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -32,6 +32,11 @@ import { UserspaceProxy, modelServicePorts } from './userspace.js';
 
 export interface NodeProxyOptions {
   log?: (line: string) => void;
+  /**
+   * The proxy stopped serving on its own (its TUN device was deleted): `stop()` it, saving the
+   * flows, so whoever runs it can start it again. Called at most once.
+   */
+  onFailure?: (reason: string) => void;
 }
 
 /** Writes `bytes` to `file` so that a reader sees the old or the new content, never a torn one. */
@@ -95,6 +100,7 @@ export class NodeProxy {
   private periodic: ReturnType<typeof setInterval> | null = null;
   private stopped = false;
   private readonly log: (l: string) => void;
+  private readonly onFailure: ((reason: string) => void) | null;
 
   private constructor(
     readonly cfg: ProxyConfig, dp: Dataplane, private readonly clock: () => number,
@@ -102,6 +108,7 @@ export class NodeProxy {
   ) {
     this.dp = dp;
     this.log = opts.log ?? (() => {});
+    this.onFailure = opts.onFailure ?? null;
     this.runner = new SyncRunner(() => this.syncOnce(), cfg.minSyncPeriodMs);
     this.objects = new ProxyObjects(cfg.nodeName);
     this.health = new ProxyHealth(cfg.healthTimeoutSeconds * 1000, Date.now, () => nodeEligible(this.objects.node, this.objects.nodeDeleting));
@@ -173,7 +180,11 @@ export class NodeProxy {
       }, this.nodeAddrs);
       this.routes.setup();
       this.served = new ServedDestinations(cfg.serviceCIDRs, [...this.nodeAddrs, ...this.nodePortAddrs, ...cfg.masqueradeAddresses]);
-      this.loop = new ProxyLoop(this.dp, this.tun, { clock: this.clock, served: this.served });
+      const onFailure = this.onFailure;
+      this.loop = new ProxyLoop(this.dp, this.tun, {
+        clock: this.clock, served: this.served,
+        onFailure: (why) => onFailure?.(`${cfg.tun}: ${why}`),
+      });
       this.loop.start();
     }
 

@@ -345,8 +345,13 @@ export class NodeRoutes {
       ...[...this.vipRoutes].map((k) => `${famFlag(famOf(k))} route del ${k} dev ${this.o.tun}`),
       ...[...this.hcRules].map((k) => `-${k.split(' ')[0]} rule del pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`),
     ];
-    // Routes through the device vanish with it; a failure to delete one that is gone is not an error.
-    for (const l of ipBatch(dyn)) if (!/No such|Cannot find|does not exist/i.test(l)) failed.push(l);
+    // Routes through the device vanish with it; a failure to delete one that is gone is not an
+    // error, nor is the "Command failed -:N" line `ip -batch` prints after it.
+    const errs = ipBatch(dyn);
+    for (let i = 0; i < errs.length; i++) {
+      if (!/No such|Cannot find|does not exist/i.test(errs[i]!)) failed.push(errs[i]!);
+      else if (/^Command failed/.test(errs[i + 1] ?? '')) i++;
+    }
     this.replies = new ReplyRuleSet(this.o.clusterCIDRs ?? []);
     this.localVipRules.clear();
     this.vipRoutes.clear();

@@ -31,6 +31,12 @@ export interface ProxyLoopOptions {
    * core as TRACKED_ONLY (served.ts). Without it every packet is judged in full.
    */
   served?: { trackedOnly(b: Uint8Array, at: number, len: number): boolean };
+  /**
+   * Called once when the device can no longer be waited on (its readiness wait failed: the device
+   * was deleted, or its descriptor closed under the loop). The loop has stopped by then; nothing
+   * would read a packet again.
+   */
+  onFailure?: (reason: string) => void;
 }
 
 export interface ProxyLoopStats extends TunCounters {
@@ -58,8 +64,10 @@ export class ProxyLoop {
   private wakeups = 0;
   private reaped = 0;
   private pollErrors = 0;
+  private readonly onFailure: ((reason: string) => void) | null;
 
   constructor(readonly dp: Dataplane, readonly tun: TunDevice, opts: ProxyLoopOptions = {}) {
+    this.onFailure = opts.onFailure ?? null;
     this.pump = new TunPump(dp, tun, opts.batchSize ?? 64);
     this.pump.served = opts.served ?? null;
     this.batchesPerWake = Math.max(1, opts.batchesPerWake ?? 16);
@@ -87,9 +95,17 @@ export class ProxyLoop {
     if (this.poller || !this.tun.isOpen) return;
     // koffi calls back with (status, events) — its typings say (events) — and we only watch for
     // readable, so any successful call means "drain".
+    // libuv reports an error (POLLERR: a TUN device gone from under its descriptor) once, and
+    // stops the wait: the loop is over.
     const onPoll = (status: unknown): void => {
-      if (status === 0) this.onReadable();
-      else this.pollErrors++;
+      if (status === 0) {
+        this.onReadable();
+        return;
+      }
+      this.pollErrors++;
+      if (!this.poller) return;
+      this.stop();
+      this.onFailure?.(`waiting for packets on the device failed (${typeof status === 'number' ? uvErrorName(status) : String(status)}): it was deleted or closed`);
     };
     this.poller = koffi.node.poll(this.tun.fd, { readable: true }, onPoll as unknown as Parameters<typeof koffi.node.poll>[1]);
     this.reaper = setInterval(() => {
@@ -153,4 +169,9 @@ export class ProxyLoop {
   private now(): number {
     return Math.floor(this.clock()) >>> 0;
   }
+}
+
+// libuv's negative error numbers (the ones a readiness wait reports) by name.
+function uvErrorName(status: number): string {
+  return ({ [-9]: 'EBADF', [-5]: 'EIO', [-19]: 'ENODEV', [-22]: 'EINVAL' } as Record<number, string>)[status] ?? `error ${status}`;
 }

@@ -237,4 +237,21 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(c.nodeExec(['ip', 'rule', 'show'])).toBe(rulesBefore);
     expect(c.nodeExec(['ip', 'link', 'show'])).not.toMatch(new RegExp(`\\b${TUN}\\b`));
   }, 30_000);
+
+  it('stops when its device is deleted under it: says so, saves its flows, removes its rules, and exits 1', async () => {
+    const rulesBefore = c.nodeExec(['ip', 'rule', 'show']);
+    await c.startProxy(PROXY_ARGS());
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 4, concurrency: 2 });
+    expect(r.errors).toEqual([]);
+    c.nodeExec(['ip', 'link', 'del', TUN]);
+    const p = c.proxy!;
+    const code = await Promise.race([p.exited, new Promise<'running'>((r) => setTimeout(() => r('running'), 10_000))]);
+    c.proxy = null;
+    expect(code, p.output()).toBe(1);
+    expect(p.output()).toContain(`svcplane proxy: ${TUN}: waiting for packets on the device failed (EBADF): it was deleted or closed; stopping so it can be started again`);
+    expect(p.output()).toMatch(/proxy: saved [1-9]\d* flows to /);
+    // The routes went with the device; their removal failing is not a cleanup failure.
+    expect(p.output()).not.toContain('cleanup:');
+    expect(c.nodeExec(['ip', 'rule', 'show'])).toBe(rulesBefore);
+  }, 40_000);
 });
