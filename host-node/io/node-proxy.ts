@@ -98,6 +98,7 @@ export class NodeProxy {
   /** When syncs run: at most one at a time, at least --min-sync-period apart (kube-proxy's runner). */
   private readonly runner: SyncRunner;
   private periodic: ReturnType<typeof setInterval> | null = null;
+  private repairTimer: ReturnType<typeof setInterval> | null = null;
   private stopped = false;
   private readonly log: (l: string) => void;
   private readonly onFailure: ((reason: string) => void) | null;
@@ -218,7 +219,21 @@ export class NodeProxy {
     // kube-proxy resyncs periodically too (syncPeriod); a refused sync is retried this way.
     this.periodic = setInterval(() => { if (this.lastSyncError) this.scheduleSync(); }, 5000);
     this.periodic.unref();
+    // And every syncPeriod kube-proxy writes its rules again, putting back what others removed:
+    // here that is the host's routes and policy rules (the core's rules are the proxy's alone).
+    if (this.routes) {
+      this.repairTimer = setInterval(() => this.repairHost(), cfg.syncPeriodMs);
+      this.repairTimer.unref();
+    }
     if (this.objects.initialized) await this.sync();
+  }
+
+  /** Puts back the routes and rules something else removed (NodeRoutes.repair), saying what. */
+  private repairHost(): void {
+    if (this.stopped || !this.routes) return;
+    const { repaired, errors } = this.routes.repair();
+    if (repaired.length > 0) this.log(`proxy: put back what something else removed: ${repaired.join('; ')}`);
+    for (const e of errors.slice(0, 5)) this.log(`proxy: route: ${e}`);
   }
 
   /** The device with offloads when asked for; a kernel that refuses them gets one packet per read. */
@@ -341,6 +356,7 @@ export class NodeProxy {
     this.stopped = true;
     const failed: string[] = [];
     if (this.periodic) clearInterval(this.periodic);
+    if (this.repairTimer) clearInterval(this.repairTimer);
     await this.runner.stop();
     this.loop?.stop();
     this.userspace?.close();

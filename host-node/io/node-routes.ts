@@ -220,6 +220,8 @@ export class NodeRoutes {
   private replies: ReplyRuleSet;
   private hcRules = new Set<string>();
   private readonly nodeAddrs: Set<string>;
+  /** setup()'s steps per family, as applied (repair() puts back what of them went missing). */
+  private readonly applied = new Map<Fam, Step[]>();
 
   constructor(private readonly o: NodeRoutesOptions, nodeAddresses: string[]) {
     this.nodeAddrs = new Set(nodeAddresses);
@@ -275,6 +277,7 @@ export class NodeRoutes {
           }
         }
         this.batch(f, steps);
+        this.applied.set(f, steps);
       }
     } catch (e) {
       this.remove();
@@ -333,6 +336,74 @@ export class NodeRoutes {
   /** Counts of what is installed now (for metrics and tests). */
   counts(): { vipRoutes: number; localVipRules: number; replyRules: number } {
     return { vipRoutes: this.vipRoutes.size, localVipRules: this.localVipRules.size, replyRules: this.replies.rules.size };
+  }
+
+  /**
+   * Puts back what something else removed of what setup() and sync() installed (a network manager
+   * that deletes rules it does not know, an `ip rule flush`): kube-proxy's periodic sync restores
+   * its rules the same way. A priority whose rules are not the ones expected, by count, has them
+   * deleted and added again; a `lookup local` rule back at priority 0 is moved out again; the
+   * routes are replaced (a no-op for those still there). Returns what was repaired and the errors.
+   */
+  repair(): { repaired: string[]; errors: string[] } {
+    const repaired: string[] = [];
+    const errors: string[] = [];
+    const { tun, table } = this.o;
+    for (const [f, steps] of this.applied) {
+      const ff = famFlag(f);
+      const mine = (k: string): boolean => famOf(k.split(' ')[1] ?? k) === f;
+      // What each priority should hold: setup's rules, then sync's.
+      const want = new Map<number, string[]>();
+      const expect = (pref: number, args: string): void => {
+        const l = want.get(pref) ?? [];
+        l.push(args);
+        want.set(pref, l);
+      };
+      for (const st of steps) if (st.args[0] === 'rule' && st.args[1] === 'add') expect(Number(st.args[3]), st.args.join(' '));
+      for (const k of this.localVipRules) if (mine(k)) expect(RULE_PREF.localVip, `rule add pref ${RULE_PREF.localVip} ${k} lookup ${table}`);
+      for (const k of this.replies.rules) if (mine(k)) expect(RULE_PREF.reply, `rule add pref ${RULE_PREF.reply} ${k} lookup ${table}`);
+      for (const k of this.hcRules) if (Number(k.split(' ')[0]) === f) expect(RULE_PREF.healthCheck, `rule add pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`);
+      let rules: Array<{ priority: number; table?: string }>;
+      try {
+        rules = JSON.parse(ipCmd([ff, '-j', 'rule', 'show'])) as typeof rules;
+      } catch (e) {
+        errors.push(`ip ${ff} rule show: ${(e as Error).message}`);
+        continue;
+      }
+      const have = new Map<number, number>();
+      for (const r of rules) have.set(r.priority, (have.get(r.priority) ?? 0) + 1);
+      const lines: string[] = [];
+      // The moved local rule first, so no packet misses local delivery while the rest is redone.
+      for (const pref of [RULE_PREF.local, ...[...OWNED_PREFS].filter((p) => p !== RULE_PREF.local)]) {
+        const expected = want.get(pref) ?? [];
+        const n = have.get(pref) ?? 0;
+        if (n === expected.length) continue;
+        repaired.push(`IPv${f} rules at priority ${pref} (${n} there, ${expected.length} wanted)`);
+        for (let i = 0; i < n; i++) lines.push(`rule del pref ${pref}`);
+        lines.push(...expected);
+      }
+      if (rules.some((r) => r.priority === 0 && r.table === 'local')) {
+        repaired.push(`IPv${f} lookup local at priority 0 (moved to ${RULE_PREF.local} again)`);
+        lines.push('rule del pref 0 lookup local');
+      }
+      // Routes: setup's and sync's, replaced whether or not they are there; counted to say so.
+      const routeLines = steps.filter((st) => st.args[0] === 'route').map((st) => st.args.join(' '));
+      for (const k of this.vipRoutes) if (famOf(k) === f) routeLines.push(`route replace ${k} dev ${tun}`);
+      let onDevice: number, inTable: number;
+      try {
+        onDevice = (ipCmd([ff, 'route', 'show', 'dev', tun]).match(/\S.*\n?/g) ?? []).length;
+        inTable = (ipCmd([ff, 'route', 'show', 'table', String(table)]).match(/\S.*\n?/g) ?? []).length;
+      } catch (e) {
+        errors.push(`ip ${ff} route show: ${(e as Error).message}`);   // the device itself gone
+        continue;
+      }
+      if (onDevice < routeLines.length - 1 || inTable < 1) {
+        repaired.push(`IPv${f} routes into ${tun} (${onDevice + inTable} there, ${routeLines.length} wanted)`);
+        lines.push(...routeLines);
+      }
+      if (lines.length > 0) for (const e of ipBatchRun(ff, lines, true)) errors.push(e);
+    }
+    return { repaired, errors };
   }
 
   /** Undoes everything setup() and sync() did, newest first; returns the steps that failed. */

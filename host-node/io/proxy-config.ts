@@ -69,6 +69,12 @@ export interface ProxyConfig {
    * sync to the start of the next; changes in between are applied together. 0: every change at once.
    */
   minSyncPeriodMs: number;
+  /**
+   * kube-proxy's --sync-period (syncPeriod, default 30 s): how often it writes its rules again.
+   * Here: how often the routes and policy rules the proxy set up are checked, and what something
+   * else removed is put back (the core's rules are the proxy's alone).
+   */
+  syncPeriodMs: number;
   /** kube-proxy's --ipvs-scheduler (ipvs.scheduler): the ipvs mode's scheduler; "" = rr. */
   ipvsScheduler: string;
 }
@@ -96,6 +102,7 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --conntrack-state FILE         flows saved on exit, restored on start
   --conntrack-max N              flows the conntrack table holds (default 262144)
   --min-sync-period DURATION     least time between syncs; changes in between go together (default 1s; 0: at once)
+  --sync-period DURATION         how often its routes and rules are checked and what was removed put back (default 30s)
   --ipvs-scheduler NAME          the ipvs mode's scheduler: rr (default), wrr, lc, wlc, sh, dh, mh, sed, nq, …
 userspace mode (--mode userspace: no root, no TUN; a socket proxy per service port):
   --userspace-bind IP            local address the listeners bind (repeatable; default 127.0.0.1)
@@ -110,7 +117,7 @@ const DEFAULTS: ProxyConfig = {
   nodePortRange: [30000, 32767], masqueradeAll: false, tun: 'svc0', tunOffload: true, metricsBindAddress: '127.0.0.1:10249',
   healthzBindAddress: '0.0.0.0:10256', routeTable: 2325, healthTimeoutSeconds: 60, conntrackMax: 262144,
   userspaceBind: ['127.0.0.1'], userspacePorts: 'service', userspaceCore: 'iptables', proxyPortRange: [0, 0], udpIdleTimeoutMs: 250,
-  minSyncPeriodMs: 1000, ipvsScheduler: '',
+  minSyncPeriodMs: 1000, syncPeriodMs: 30_000, ipvsScheduler: '',
 };
 
 /** "a,b" and repeated flags, flattened; blanks dropped. */
@@ -134,7 +141,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
         'conntrack-state': { type: 'string' }, 'conntrack-max': { type: 'string' },
         'userspace-bind': { type: 'string', multiple: true }, 'userspace-ports': { type: 'string' }, 'userspace-core': { type: 'string' },
         'proxy-port-range': { type: 'string' }, 'udp-timeout': { type: 'string' }, 'min-sync-period': { type: 'string' },
-        'ipvs-scheduler': { type: 'string' },
+        'sync-period': { type: 'string' }, 'ipvs-scheduler': { type: 'string' },
       },
     });
   } catch (e) {
@@ -166,6 +173,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   if (v['proxy-port-range'] !== undefined) c.proxyPortRange = portRange(v['proxy-port-range'], flagFail('--proxy-port-range'));
   if (v['udp-timeout'] !== undefined) c.udpIdleTimeoutMs = duration(v['udp-timeout'], flagFail('--udp-timeout'));
   if (v['min-sync-period'] !== undefined) c.minSyncPeriodMs = duration(v['min-sync-period'], flagFail('--min-sync-period'));
+  if (v['sync-period'] !== undefined) c.syncPeriodMs = duration(v['sync-period'], flagFail('--sync-period'));
   set('ipvsScheduler', v['ipvs-scheduler']);
   const lines = FILE_LINES.get(c);
   return validate(c, (field) => {
@@ -191,13 +199,13 @@ const FLAG_OF: Record<string, string> = {
   nodePortAddresses: 'nodeport-addresses', masqueradeAddresses: 'masquerade-address', conntrackMax: 'conntrack-max', metricsBindAddress: 'metrics-bind-address',
   healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig', nodePortRange: 'service-node-port-range',
   userspaceBind: 'userspace-bind', userspacePorts: 'userspace-ports', userspaceCore: 'userspace-core', proxyPortRange: 'proxy-port-range', udpIdleTimeoutMs: 'udp-timeout',
-  minSyncPeriodMs: 'min-sync-period', ipvsScheduler: 'ipvs-scheduler',
+  minSyncPeriodMs: 'min-sync-period', syncPeriodMs: 'sync-period', ipvsScheduler: 'ipvs-scheduler',
 };
 // The config file's name of a field, where it differs from ours.
 const FIELD_OF: Record<string, string> = {
   nodeIPs: 'nodeIP', clusterCIDRs: 'clusterCIDR', serviceCIDRs: 'serviceCIDR', masqueradeAddresses: 'masqueradeAddress',
   nodePortRange: 'serviceNodePortRange', proxyPortRange: 'portRange', udpIdleTimeoutMs: 'udpIdleTimeout',
-  minSyncPeriodMs: 'minSyncPeriod', ipvsScheduler: 'ipvs.scheduler', kubeconfig: 'clientConnection.kubeconfig',
+  minSyncPeriodMs: 'minSyncPeriod', syncPeriodMs: 'syncPeriod', ipvsScheduler: 'ipvs.scheduler', kubeconfig: 'clientConnection.kubeconfig',
 };
 const flagged = (v: Record<string, unknown>, field: string): boolean => v[FLAG_OF[field] ?? field] !== undefined;
 
@@ -235,6 +243,7 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
   if (!(plo === 0 && phi === 0) && !(Number.isInteger(plo) && Number.isInteger(phi) && plo >= 1 && plo <= phi && phi <= 65535)) fail('proxyPortRange', `bad range ${plo}-${phi}`);
   if (!(Number.isFinite(c.udpIdleTimeoutMs) && c.udpIdleTimeoutMs > 0)) fail('udpIdleTimeoutMs', 'must be greater than 0');
   if (!(Number.isFinite(c.minSyncPeriodMs) && c.minSyncPeriodMs >= 0)) fail('minSyncPeriodMs', 'must not be negative');
+  if (!(Number.isFinite(c.syncPeriodMs) && c.syncPeriodMs > 0)) fail('syncPeriodMs', 'must be greater than 0');
   if (c.ipvsScheduler !== '' && !isScheduler(c.ipvsScheduler)) {
     fail('ipvsScheduler', `expected one of ${SCHEDULERS.join(', ')}, got ${JSON.stringify(c.ipvsScheduler)}`);
   }
@@ -308,6 +317,7 @@ const FIELDS: Record<string, FieldReader> = {
   portRange: (c, v, fail) => { const s = str(v, fail); c.proxyPortRange = s === '' ? [0, 0] : portRange(s, fail); },
   udpIdleTimeout: (c, v, fail) => { c.udpIdleTimeoutMs = duration(str(v, fail), fail); },
   minSyncPeriod: (c, v, fail) => { c.minSyncPeriodMs = duration(str(v, fail), fail); },
+  syncPeriod: (c, v, fail) => { c.syncPeriodMs = duration(str(v, fail), fail); },
   'ipvs.scheduler': (c, v, fail) => { c.ipvsScheduler = str(v, fail); },
   userspaceBind: (c, v, fail) => { c.userspaceBind = strList(v, fail); },
   userspacePorts: (c, v, fail) => { c.userspacePorts = str(v, fail) as UserspacePorts; },
@@ -315,7 +325,7 @@ const FIELDS: Record<string, FieldReader> = {
 };
 // Sections whose other fields are accepted and ignored (kube-proxy tuning this proxy has no use for).
 const IGNORED_SECTIONS = new Set(['clientConnection', 'iptables', 'ipvs', 'conntrack', 'nftables', 'winkernel', 'detectLocal', 'logging', 'featureGates']);
-const IGNORED_FIELDS = new Set(['bindAddress', 'bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'oomScoreAdj', 'showHiddenMetricsForVersion', 'detectLocalMode', 'syncPeriod']);
+const IGNORED_FIELDS = new Set(['bindAddress', 'bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'oomScoreAdj', 'showHiddenMetricsForVersion', 'detectLocalMode']);
 
 /** Where each field a config file set stands (its path → ":line"), so later checks name it too. */
 const FILE_LINES = new WeakMap<ProxyConfig, Map<string, string>>();

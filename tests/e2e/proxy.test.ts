@@ -216,6 +216,32 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(r.errors).toEqual([]);
   }, 40_000);
 
+  it('puts back the routes and rules something else removed, within its sync period', async () => {
+    await c.stopProxy();
+    await c.startProxy([...PROXY_ARGS(), '--sync-period', '500ms']);
+    const rules = (): string => c.nodeExec(['ip', 'rule', 'show']);
+    const routes = (): string => c.nodeExec(['ip', 'route', 'show', 'dev', TUN]);
+    const before = { rules: rules(), routes: routes() };
+    expect(before.rules).toMatch(/^110:/m);
+    // A network manager's clean-up: foreign rules and routes deleted, the default local rule back.
+    c.nodeExec(['ip', 'rule', 'del', 'pref', '110']);
+    c.nodeExec(['ip', 'rule', 'del', 'pref', '100']);
+    c.nodeExec(['ip', 'rule', 'add', 'pref', '0', 'lookup', 'local']);
+    c.nodeExec(['ip', 'route', 'flush', 'dev', TUN]);
+    expect(rules()).not.toEqual(before.rules);
+    await eventually(() => {
+      expect(rules()).toEqual(before.rules);
+      expect(routes()).toEqual(before.routes);
+      return true;
+    }, 5000, 'the removed routes and rules back');
+    // Said in its log (read as the pipe delivers it).
+    const said = /proxy: put back what something else removed: .*IPv4 rules at priority 100 \(0 there, 1 wanted\)/;
+    await eventually(() => (said.test(c.proxy!.output()) ? true : undefined), 5000, 'the repair logged');
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 6, concurrency: 2 });
+    expect(r.errors).toEqual([]);
+    expect(names(r)).toEqual(ALL);
+  }, 40_000);
+
   it('removes its device, routes and rules on SIGTERM', async () => {
     const rulesDuring = c.nodeExec(['ip', 'rule', 'show']);
     expect(rulesDuring).toMatch(new RegExp(`iif ${TUN}`));

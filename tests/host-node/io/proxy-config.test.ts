@@ -138,14 +138,18 @@ describe('proxy config file', () => {
       'serviceCIDR: [198.18.96.0/24]',
       'conntrackState: /run/svcplane/ct',
       'tun: svc7',
-      'syncPeriod: 30s',
+      'syncPeriod: 45s',
     ].join('\n'));
     const c = parseProxyArgs(['--config', p]);
     expect(c).toMatchObject({
       mode: 'ipvs', clusterCIDRs: ['198.18.64.0/20'], nodeName: 'worker-3', nodePortAddresses: ['198.18.0.0/16'],
       metricsBindAddress: '127.0.0.1:20249', healthzBindAddress: '0.0.0.0:20256', kubeconfig: '/etc/kubeconfig',
       masqueradeAll: true, serviceCIDRs: ['198.18.96.0/24'], conntrackState: '/run/svcplane/ct', tun: 'svc7',
+      syncPeriodMs: 45_000,
     });
+    expect(parseProxyArgs(['--config', p, '--sync-period', '2s']).syncPeriodMs).toBe(2000);
+    expect(parseProxyArgs(['--manifests', '/m']).syncPeriodMs).toBe(30_000);
+    expect(() => parseProxyArgs(['--manifests', '/m', '--sync-period', '0'])).toThrow('--sync-period: must be greater than 0');
     expect(parseProxyArgs(['--config', p, '--mode', 'iptables', '--tun', 'svc8']).mode).toBe('iptables');
     expect(parseProxyArgs(['--config', p, '--tun', 'svc8']).tun).toBe('svc8');
   });
