@@ -4,7 +4,8 @@
 // node addresses, externalIPs/LoadBalancer IPs that are node addresses, and endpoints' replies
 // (client-IP preservation) there. A loop guard lets packets the proxy writes back skip the steering.
 // Records every change it makes and undoes them all in remove() (also after a failed setup); a
-// crashed run's leftovers (its rule priorities, its table) are cleared before setup. Never creates
+// crashed run's leftovers (its rule priorities, its table) are cleared before setup, and repair()
+// puts back what something else removed while it runs. Never creates
 // the device, never reads or writes packets, never touches addresses or other namespaces.
 // Recipes and pitfalls: /work/shared/notes/tun-forwarding.md (verified with iproute2 6.1).
 import { execFileSync } from 'node:child_process';
