@@ -341,14 +341,24 @@ export class Dataplane {
   /** All flows (conntrack, and IPVS's connections where IPVS is in use) as a versioned, checksummed snapshot (msgpack). */
   snapshot(nowMs = this.lastNowMs): Uint8Array {
     checkNow('snapshot', nowMs);
-    const records: Uint8Array[] = [];
+    // Each record straight into one block (the count bounds it; expired ones are skipped): a
+    // copy of its own per flow was most of a large table's save, in allocation and collection.
+    let all = new Uint8Array(this.core.conntrackCount() * RECORD_BYTES);
+    let used = 0;
     const buf = this.core.cfgBuffer(RECORD_BYTES);
     for (let i = this.core.conntrackNext(0) >>> 0; i !== CT_NONE; i = this.core.conntrackNext(i + 1) >>> 0) {
       const n = this.core.conntrackExport(i, buf, nowMs) >>> 0;
+      if (n !== RECORD_BYTES) continue;
       this.refresh();
-      if (n > 0) records.push(this.u8.slice(buf, buf + n));
+      if (used + n > all.length) {
+        const grown = new Uint8Array(all.length * 2 + RECORD_BYTES);
+        grown.set(all);
+        all = grown;
+      }
+      all.set(this.u8.subarray(buf, buf + n), used);
+      used += n;
     }
-    return encodeSnapshot(records, nowMs, this.saveIpvs(nowMs), this.saveAffinity(nowMs));
+    return encodeSnapshot(all.subarray(0, used), nowMs, this.saveIpvs(nowMs), this.saveAffinity(nowMs));
   }
 
   /**

@@ -31,20 +31,33 @@ const packr = new Packr({ useRecords: false });
 
 export class SnapshotError extends Error {}
 
-// CRC-32 (IEEE) over the concatenated records.
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
+// CRC-32 (IEEE) over the concatenated records, eight bytes a step ("slicing-by-8": TABLES[k] is
+// the table of a byte k positions further on); a snapshot holds megabytes, and a byte a step was
+// a quarter of the time a proxy took to save its flows.
+const TABLES = (() => {
+  const t = Array.from({ length: 8 }, () => new Uint32Array(256));
   for (let n = 0; n < 256; n++) {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
+    t[0]![n] = c >>> 0;
   }
+  for (let n = 0; n < 256; n++) for (let k = 1; k < 8; k++) t[k]![n] = (t[k - 1]![n]! >>> 8) ^ t[0]![t[k - 1]![n]! & 0xff]!;
   return t;
 })();
 
 export function crc32(chunks: Uint8Array[]): number {
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
   let c = 0xffffffff;
-  for (const b of chunks) for (let i = 0; i < b.length; i++) c = CRC_TABLE[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
+  for (const b of chunks) {
+    const n = b.length;
+    let i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const lo = c ^ (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24));
+      c = t7[lo & 0xff]! ^ t6[(lo >>> 8) & 0xff]! ^ t5[(lo >>> 16) & 0xff]! ^ t4[lo >>> 24]! ^
+        t3[b[i + 4]!]! ^ t2[b[i + 5]!]! ^ t1[b[i + 6]!]! ^ t0[b[i + 7]!]!;
+    }
+    for (; i < n; i++) c = t0[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
+  }
   return (c ^ 0xffffffff) >>> 0;
 }
 
@@ -54,8 +67,9 @@ const join = (records: Uint8Array[], size: number): Uint8Array => {
   return all;
 };
 
-export function encodeSnapshot(records: Uint8Array[], savedAtMs: number, ipvs: Uint8Array[] = [], affinity: SavedAffinity = { recent: [], direct: [] }): Uint8Array {
-  const all = join(records, RECORD_BYTES), conns = join(ipvs, IPVS_RECORD_BYTES);
+/** `records`: the flow records, or all of them already joined (RECORD_BYTES each). */
+export function encodeSnapshot(records: Uint8Array[] | Uint8Array, savedAtMs: number, ipvs: Uint8Array[] = [], affinity: SavedAffinity = { recent: [], direct: [] }): Uint8Array {
+  const all = records instanceof Uint8Array ? records : join(records, RECORD_BYTES), conns = join(ipvs, IPVS_RECORD_BYTES);
   const lists = affinity.recent.map((l) => ({ name: l.name, entries: join(l.entries, RECENT_ENTRY_BYTES) }));
   const direct = affinity.direct.map((d) => ({ family: d.family, port: d.port, entries: join(d.entries, DIRECT_AFFINITY_BYTES) }));
   return packr.pack({
@@ -63,7 +77,7 @@ export function encodeSnapshot(records: Uint8Array[], savedAtMs: number, ipvs: U
     version: SNAPSHOT_VERSION,
     recordBytes: RECORD_BYTES,
     savedAtMs,
-    count: records.length,
+    count: all.length / RECORD_BYTES,
     records: all,
     ipvsRecordBytes: IPVS_RECORD_BYTES,
     ipvsCount: ipvs.length,

@@ -4,6 +4,7 @@ import { describe, it, expect, beforeEach } from 'vitest';
 import { Dataplane } from '../../../host-node/core/dataplane.js';
 import { buildPacket, decodePacket, checksumsValid } from '../../../host-node/core/packet.js';
 import { VERDICTS, REASONS, COUNTERS_AFTER_REASONS } from '../../../host-node/core/abi.js';
+import { crc32 } from '../../../host-node/core/snapshot.js';
 
 const WEB = { name: 'default/web:http', vip: '10.96.0.80', port: 80, protocol: 'TCP' as const, endpoints: ['10.244.1.11:8080', '10.244.2.12:8080'] };
 const DNS = { name: 'kube-system/dns', vip: '10.96.0.10', port: 53, protocol: 'UDP' as const, endpoints: ['10.244.1.21:53'] };
@@ -320,6 +321,50 @@ describe('Dataplane', () => {
     const data = fresh.process(buildPacket({ src: '203.0.113.7', dst: '10.96.0.80', proto: 'tcp', sport: 51000, dport: 80, flags: 'A' }), 60_000);
     expect(data.ctstate).toBe('ESTABLISHED');
     expect(decodePacket(data.packet!)!.dst).toBe(out.dst);
+  });
+
+  it('a snapshot of thousands of flows, some of them expired, restores every live one as it was', async () => {
+    // UDP flows from 2,000 clients at t=1000, then 1,000 more at t=40000: at t=45000 the first
+    // ones are past the 30 s unreplied UDP timeout and left out.
+    for (let i = 0; i < 3000; i++) {
+      const src = `10.244.${1 + (i >> 8)}.${i & 0xff}`;
+      dp.process(buildPacket({ src, dst: '10.96.0.10', proto: 'udp', sport: 7000 + (i % 50), dport: 53 }), i < 2000 ? 1000 : 40_000);
+    }
+    const snap = dp.snapshot(45_000);
+    const fresh = await make();
+    expect(fresh.restore(snap)).toBe(1000);
+    const key = (e: { original: unknown; reply: unknown }) => JSON.stringify([e.original, e.reply]);
+    const live = dp.conntrack().filter((e) => e.expiresMs > 45_000).map(key).sort();
+    expect(live).toHaveLength(1000);
+    expect(fresh.conntrack().map(key).sort()).toEqual(live);
+  });
+
+  it('checksums a snapshot with CRC-32 as IEEE defines it, however its bytes are split', () => {
+    const table = Array.from({ length: 256 }, (_, n) => {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      return c >>> 0;
+    });
+    const bytewise = (b: Uint8Array): number => {
+      let c = 0xffffffff;
+      for (const x of b) c = table[(c ^ x) & 0xff]! ^ (c >>> 8);
+      return (c ^ 0xffffffff) >>> 0;
+    };
+    expect(crc32([new TextEncoder().encode('123456789')])).toBe(0xcbf43926);
+    expect(crc32([])).toBe(0);
+    let seed = 7;
+    const next = (n: number): number => { seed = (seed * 1103515245 + 12345) >>> 0; return seed % n; };
+    for (let t = 0; t < 300; t++) {
+      const whole = Uint8Array.from({ length: next(200) }, () => next(256));
+      const chunks: Uint8Array[] = [];
+      for (let at = 0; at < whole.length;) {
+        const n = 1 + next(20);
+        chunks.push(whole.subarray(at, at + n));
+        at += n;
+      }
+      expect(crc32([whole])).toBe(bytewise(whole));
+      expect(crc32(chunks)).toBe(bytewise(whole));
+    }
   });
 
   it('rejects corrupt and foreign snapshots without loading anything', async () => {
