@@ -112,7 +112,8 @@ export class NodeProxy {
     this.onFailure = opts.onFailure ?? null;
     this.runner = new SyncRunner(() => this.syncOnce(), cfg.minSyncPeriodMs);
     this.objects = new ProxyObjects(cfg.nodeName);
-    this.health = new ProxyHealth(cfg.healthTimeoutSeconds * 1000, Date.now, () => nodeEligible(this.objects.node, this.objects.nodeDeleting));
+    // server.go: NewProxierHealthServer(healthzBindAddress, 2*syncPeriod).
+    this.health = new ProxyHealth(2 * cfg.syncPeriodMs, Date.now, () => nodeEligible(this.objects.node, this.objects.nodeDeleting));
     this.metrics = new ProxyMetrics({
       coreStats: () => this.dp.stats(),
       nfacct: () => this.dp.nfacctList(),

@@ -53,8 +53,6 @@ export interface ProxyConfig {
   conntrackMax: number;
   /** Routing table holding the TUN's default route (policy routing). */
   routeTable: number;
-  /** Seconds a queued change may wait before /healthz reports 503 (kube-proxy: 2 × syncPeriod). */
-  healthTimeoutSeconds: number;
   /** Userspace mode: local addresses the per-service-port listeners bind (one family each or both). */
   userspaceBind: string[];
   userspacePorts: UserspacePorts;
@@ -72,7 +70,8 @@ export interface ProxyConfig {
   /**
    * kube-proxy's --sync-period (syncPeriod, default 30 s): how often it writes its rules again.
    * Here: how often the routes and policy rules the proxy set up are checked, and what something
-   * else removed is put back (the core's rules are the proxy's alone).
+   * else removed is put back (the core's rules are the proxy's alone). As in kube-proxy, a queued
+   * change may wait twice this before /healthz reports 503.
    */
   syncPeriodMs: number;
   /** kube-proxy's --ipvs-scheduler (ipvs.scheduler): the ipvs mode's scheduler; "" = rr. */
@@ -115,7 +114,7 @@ userspace mode (--mode userspace: no root, no TUN; a socket proxy per service po
 const DEFAULTS: ProxyConfig = {
   mode: 'iptables', nodeName: '', nodeIPs: [], clusterCIDRs: [], masqueradeAddresses: [], serviceCIDRs: ['10.96.0.0/12'], nodePortAddresses: [],
   nodePortRange: [30000, 32767], masqueradeAll: false, tun: 'svc0', tunOffload: true, metricsBindAddress: '127.0.0.1:10249',
-  healthzBindAddress: '0.0.0.0:10256', routeTable: 2325, healthTimeoutSeconds: 60, conntrackMax: 262144,
+  healthzBindAddress: '0.0.0.0:10256', routeTable: 2325, conntrackMax: 262144,
   userspaceBind: ['127.0.0.1'], userspacePorts: 'service', userspaceCore: 'iptables', proxyPortRange: [0, 0], udpIdleTimeoutMs: 250,
   minSyncPeriodMs: 1000, syncPeriodMs: 30_000, ipvsScheduler: '',
 };

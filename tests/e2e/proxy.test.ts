@@ -242,6 +242,24 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(names(r)).toEqual(ALL);
   }, 40_000);
 
+  it('reports 503 once a change has waited twice its sync period (kube-proxy\'s health timeout)', async () => {
+    await c.stopProxy();
+    // A change right after the first sync waits out --min-sync-period: far longer than 2 × 1 s.
+    await c.startProxy([...PROXY_ARGS(), '--sync-period', '1s', '--min-sync-period', '30s']);
+    const healthz = () => c.clientAgent.call<{ status: number; body: string }>({ op: 'http', host: NODE_IP, port: 10256, path: '/healthz' });
+    expect((await healthz()).status).toBe(200);
+    c.writeManifests(clusterManifests({ web: [BACKENDS[0]], echo: [BACKENDS[0]], ipv6: true }));
+    const late = await eventually(async () => {
+      const h = await healthz();
+      return h.status === 503 ? h : undefined;
+    }, 8000, '/healthz 503');
+    expect(JSON.parse(late.body)).toMatchObject({ healthy: false });
+    c.writeManifests(clusterManifests({ ipv6: true }));
+    await c.stopProxy();
+    await c.startProxy([...PROXY_ARGS(), '--sync-period', '500ms']);
+    expect((await healthz()).status).toBe(200);
+  }, 40_000);
+
   it('removes its device, routes and rules on SIGTERM', async () => {
     const rulesDuring = c.nodeExec(['ip', 'rule', 'show']);
     expect(rulesDuring).toMatch(new RegExp(`iif ${TUN}`));
