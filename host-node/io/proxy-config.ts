@@ -101,7 +101,8 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --conntrack-state FILE         flows saved on exit, restored on start
   --conntrack-max N              flows the conntrack table holds (default 262144)
   --min-sync-period DURATION     least time between syncs; changes in between go together (default 1s; 0: at once)
-  --sync-period DURATION         how often its routes and rules are checked and what was removed put back (default 30s)
+  --sync-period DURATION         how often its routes and rules are checked and what was removed put back;
+                                 /healthz turns 503 when a change waits twice this (default 30s)
   --ipvs-scheduler NAME          the ipvs mode's scheduler: rr (default), wrr, lc, wlc, sh, dh, mh, sed, nq, …
 userspace mode (--mode userspace: no root, no TUN; a socket proxy per service port):
   --userspace-bind IP            local address the listeners bind (repeatable; default 127.0.0.1)
