@@ -78,11 +78,12 @@ export class ManifestSource implements Source {
   private isDir = false;
   private watcher: FSWatcher | null = null;
   private debounce: ReturnType<typeof setTimeout> | null = null;
-  private poller: ReturnType<typeof setInterval> | null = null;
-  /** Checks every pollMs that the watched directory is still the one at the path. */
-  private guard: ReturnType<typeof setInterval> | null = null;
+  /** Every pollMs: the checks the watch cannot make (tick()). */
+  private ticker: ReturnType<typeof setInterval> | null = null;
   /** The watched directory's identity (dirIdentity). */
   private watched = '';
+  /** fs.watch failed here: changes are found by polling alone. */
+  private watchFailed = false;
   private signature = '';
   private stopped = false;
   private readonly counters = { reloads: 0, files: 0, fileErrors: 0, polling: 0 };
@@ -108,9 +109,8 @@ export class ManifestSource implements Source {
     this.watcher?.close();
     this.watcher = null;
     if (this.debounce) clearTimeout(this.debounce);
-    if (this.poller) clearInterval(this.poller);
-    if (this.guard) clearInterval(this.guard);
-    this.debounce = this.poller = this.guard = null;
+    if (this.ticker) clearInterval(this.ticker);
+    this.debounce = this.ticker = null;
   }
 
   get synced(): boolean {
@@ -118,6 +118,7 @@ export class ManifestSource implements Source {
   }
 
   stats(): Record<string, Record<string, number>> {
+    this.counters.polling = this.ticker !== null && this.watcher === null ? 1 : 0;
     const out: Record<string, Record<string, number>> = { manifests: { ...this.counters } };
     if (this.mirrors) {
       for (const m of Object.values(this.mirrors)) out[RESOURCE_OF[m.kind]] = { ...m.counters, objects: m.size, synced: m.synced ? 1 : 0 };
@@ -234,14 +235,17 @@ export class ManifestSource implements Source {
     return this.isDir ? this.opts.path : dirname(this.opts.path);
   }
 
+  /**
+   * Watches the directory at the path (for one file, its directory: editors and ConfigMap updates
+   * replace files by rename), and every pollMs makes the checks a watch cannot (tick()).
+   */
   private follow(): void {
-    // Watch the directory even for one file: editors and ConfigMap updates replace files by rename.
+    this.ticker ??= setInterval(() => this.tick(), this.opts.pollMs ?? 2000);
     const dir = this.watchDir();
     const own = basename(this.opts.path);
     const id = dirIdentity(dir);
     if (id === '') {
       this.opts.log?.(`${dir}: not there; polling until it is`);
-      this.poll(true);
       return;
     }
     try {
@@ -253,26 +257,36 @@ export class ManifestSource implements Source {
         this.opts.log?.(`${dir}: watch failed (${e.message}); polling instead`);
         this.watcher?.close();
         this.watcher = null;
-        this.poll(false);
+        this.watchFailed = true;
       });
     } catch (e) {
       this.opts.log?.(`${dir}: cannot watch (${(e as Error).message}); polling instead`);
-      this.poll(false);
-      return;
+      this.watchFailed = true;
     }
-    // A watch stays on the directory it was opened on: one deleted and made again, renamed away
-    // with another renamed into its place, or mounted over, is not the one at the path any more,
-    // and the watch then sees none of its changes (a deletion or rename still sends an event, a
-    // mount nothing). Nor does it see a file that is a link into another directory change there.
-    // So after each watched reload the path is checked, and every pollMs the files' signature too.
-    this.guard ??= setInterval(() => {
-      if (!this.recheck() && this.watcher !== null && this.currentSignature() !== this.signature) this.reload();
-    }, this.opts.pollMs ?? 2000);
   }
 
   /**
-   * When the watched directory is no longer the one at the path: watches that one (or polls until
-   * there is one) and reloads. True when it did.
+   * A watch stays on the directory it was opened on: one deleted and made again, renamed away
+   * with another renamed into its place, or mounted over, is not the one at the path any more and
+   * the watch sees none of its changes (a deletion or rename still sends an event, a mount
+   * nothing); nor does it see a file that is a link into another directory change there. So every
+   * pollMs the path's directory is followed again where it changed or came back, and the files'
+   * names, sizes and times are compared with those of the last reload (the whole of the change
+   * detection where fs.watch failed).
+   */
+  private tick(): void {
+    if (this.stopped || this.recheck()) return;
+    if (this.watcher === null && !this.watchFailed && dirIdentity(this.watchDir()) !== '') {
+      this.follow();
+      this.reload();
+      return;
+    }
+    if (this.currentSignature() !== this.signature) this.reload();
+  }
+
+  /**
+   * When the watched directory is no longer the one at the path: watches that one (or waits for
+   * there to be one) and reloads. True when it did.
    */
   private recheck(): boolean {
     if (this.stopped || this.watcher === null || dirIdentity(this.watchDir()) === this.watched) return false;
@@ -294,26 +308,5 @@ export class ManifestSource implements Source {
     } catch (e) {
       return `error:${(e as Error).message}`;
     }
-  }
-
-  /** Polls for changes; `untilDir`: only until the watched directory exists, then watches it. */
-  private poll(untilDir: boolean): void {
-    if (this.stopped || this.poller) return;
-    this.counters.polling = 1;
-    this.signature = this.currentSignature();
-    this.poller = setInterval(() => {
-      if (untilDir && dirIdentity(this.watchDir()) !== '') {
-        clearInterval(this.poller!);
-        this.poller = null;
-        this.counters.polling = 0;
-        this.follow();
-        this.reload();
-        return;
-      }
-      const sig = this.currentSignature();
-      if (sig === this.signature) return;
-      this.signature = sig;
-      this.reload();
-    }, this.opts.pollMs ?? 2000);
   }
 }
