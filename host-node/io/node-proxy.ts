@@ -182,10 +182,8 @@ export class NodeProxy {
       }, this.nodeAddrs);
       this.routes.setup();
       this.served = new ServedDestinations(cfg.serviceCIDRs, [...this.nodeAddrs, ...this.nodePortAddrs, ...cfg.masqueradeAddresses]);
-      const onFailure = this.onFailure;
       this.loop = new ProxyLoop(this.dp, this.tun, {
-        clock: this.clock, served: this.served,
-        onFailure: (why) => onFailure?.(`${cfg.tun}: ${why}`),
+        clock: this.clock, served: this.served, onFailure: (why) => this.onFailure?.(`${cfg.tun}: ${why}`),
       });
       this.loop.start();
     }
