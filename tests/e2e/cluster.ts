@@ -62,6 +62,8 @@ export class E2ECluster {
   readonly dir: string;
   readonly manifests: string;
   proxy: ProxyProcess | null = null;
+  /** Every proxy started, so destroy() ends any a failed test lost track of. */
+  private readonly started: ProxyProcess[] = [];
   /** The output of the last proxy stopped (for messages). */
   lastOutput: () => string = () => '';
 
@@ -145,6 +147,7 @@ export class E2ECluster {
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const p: ProxyProcess = { child, output: () => out, exited };
     this.proxy = p;
+    this.started.push(p);
     const deadline = Date.now() + (opts.startMs ?? 20_000);
     while (!/proxy: serving/.test(out)) {
       if (child.exitCode !== null || Date.now() > deadline) throw new Error(`proxy did not start: ${out}`);
@@ -176,9 +179,10 @@ export class E2ECluster {
 
   async destroy(): Promise<void> {
     try {
-      if (this.proxy) {
-        this.proxy.child.kill('SIGKILL');
-        await Promise.race([this.proxy.exited, new Promise((r) => setTimeout(r, 3000))]);
+      for (const p of this.started) {
+        if (p.child.exitCode !== null || p.child.signalCode !== null) continue;
+        p.child.kill('SIGKILL');
+        await Promise.race([p.exited, new Promise((r) => setTimeout(r, 3000))]);
       }
     } finally {
       this.scope.destroy();
