@@ -212,6 +212,14 @@ export function replyRules(replies: AddrPort[], clusterCIDRs: string[]): Set<str
 }
 const lower = (p: Protocol): string => p.toLowerCase();
 
+// sync()'s rules by kind, from their keys: the text after `rule add` / `rule del`, and the family.
+// A local-VIP or reply key is its selectors ("to IP …", "from IP …"), a health check's "FAMILY PORT".
+const keyFam = (k: string): Fam => famOf(k.split(' ')[1]!);
+const localVipRule = (k: string, table: number): string => `pref ${RULE_PREF.localVip} ${k} lookup ${table}`;
+const replyRule = (k: string, table: number): string => `pref ${RULE_PREF.reply} ${k} lookup ${table}`;
+const hcFam = (k: string): Fam => Number(k.split(' ')[0]) as Fam;
+const hcRule = (k: string): string => `pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`;
+
 export class NodeRoutes {
   /** Undo steps, newest last. */
   private readonly undo: Array<{ what: string; run: () => void }> = [];
@@ -319,14 +327,12 @@ export class NodeRoutes {
       for (const k of have) if (!next.has(k)) lines.push(del(k));
       for (const k of next) if (!have.has(k)) lines.push(add(k));
     };
-    const fam = (k: string): string => famFlag(famOf(k.split(' ')[1] ?? k));
+    const fam = (k: string): string => famFlag(keyFam(k));
     diff(this.vipRoutes, routes, (k) => `${famFlag(famOf(k))} route replace ${k} dev ${tun}`, (k) => `${famFlag(famOf(k))} route del ${k} dev ${tun}`);
-    diff(this.localVipRules, localRules, (k) => `${fam(k)} rule add pref ${RULE_PREF.localVip} ${k} lookup ${table}`,
-      (k) => `${fam(k)} rule del pref ${RULE_PREF.localVip} ${k} lookup ${table}`);
-    for (const k of replies.removed) lines.push(`${fam(k)} rule del pref ${RULE_PREF.reply} ${k} lookup ${table}`);
-    for (const k of replies.added) lines.push(`${fam(k)} rule add pref ${RULE_PREF.reply} ${k} lookup ${table}`);
-    diff(this.hcRules, hc, (k) => `-${k.split(' ')[0]} rule add pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`,
-      (k) => `-${k.split(' ')[0]} rule del pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`);
+    diff(this.localVipRules, localRules, (k) => `${fam(k)} rule add ${localVipRule(k, table)}`, (k) => `${fam(k)} rule del ${localVipRule(k, table)}`);
+    for (const k of replies.removed) lines.push(`${fam(k)} rule del ${replyRule(k, table)}`);
+    for (const k of replies.added) lines.push(`${fam(k)} rule add ${replyRule(k, table)}`);
+    diff(this.hcRules, hc, (k) => `${famFlag(hcFam(k))} rule add ${hcRule(k)}`, (k) => `${famFlag(hcFam(k))} rule del ${hcRule(k)}`);
     const errors = ipBatch(lines);
     this.hcRules = hc;
     this.vipRoutes = routes;
@@ -352,7 +358,6 @@ export class NodeRoutes {
     const { tun, table } = this.o;
     for (const [f, steps] of this.applied) {
       const ff = famFlag(f);
-      const mine = (k: string): boolean => famOf(k.split(' ')[1] ?? k) === f;
       // What each priority should hold: setup's rules, then sync's.
       const want = new Map<number, string[]>();
       const expect = (pref: number, args: string): void => {
@@ -361,9 +366,9 @@ export class NodeRoutes {
         want.set(pref, l);
       };
       for (const st of steps) if (st.args[0] === 'rule' && st.args[1] === 'add') expect(Number(st.args[3]), st.args.join(' '));
-      for (const k of this.localVipRules) if (mine(k)) expect(RULE_PREF.localVip, `rule add pref ${RULE_PREF.localVip} ${k} lookup ${table}`);
-      for (const k of this.replies.rules) if (mine(k)) expect(RULE_PREF.reply, `rule add pref ${RULE_PREF.reply} ${k} lookup ${table}`);
-      for (const k of this.hcRules) if (Number(k.split(' ')[0]) === f) expect(RULE_PREF.healthCheck, `rule add pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`);
+      for (const k of this.localVipRules) if (keyFam(k) === f) expect(RULE_PREF.localVip, `rule add ${localVipRule(k, table)}`);
+      for (const k of this.replies.rules) if (keyFam(k) === f) expect(RULE_PREF.reply, `rule add ${replyRule(k, table)}`);
+      for (const k of this.hcRules) if (hcFam(k) === f) expect(RULE_PREF.healthCheck, `rule add ${hcRule(k)}`);
       let rules: Array<{ priority: number; table?: string }>;
       try {
         rules = JSON.parse(ipCmd([ff, '-j', 'rule', 'show'])) as typeof rules;
@@ -412,10 +417,10 @@ export class NodeRoutes {
     const failed: string[] = [];
     const { table } = this.o;
     const dyn = [
-      ...[...this.replies.rules].map((k) => `${famFlag(famOf(k.split(' ')[1]!))} rule del pref ${RULE_PREF.reply} ${k} lookup ${table}`),
-      ...[...this.localVipRules].map((k) => `${famFlag(famOf(k.split(' ')[1]!))} rule del pref ${RULE_PREF.localVip} ${k} lookup ${table}`),
+      ...[...this.replies.rules].map((k) => `${famFlag(keyFam(k))} rule del ${replyRule(k, table)}`),
+      ...[...this.localVipRules].map((k) => `${famFlag(keyFam(k))} rule del ${localVipRule(k, table)}`),
       ...[...this.vipRoutes].map((k) => `${famFlag(famOf(k))} route del ${k} dev ${this.o.tun}`),
-      ...[...this.hcRules].map((k) => `-${k.split(' ')[0]} rule del pref ${RULE_PREF.healthCheck} ipproto tcp dport ${k.split(' ')[1]} goto ${RULE_PREF.local}`),
+      ...[...this.hcRules].map((k) => `${famFlag(hcFam(k))} rule del ${hcRule(k)}`),
     ];
     // Routes through the device vanish with it; a failure to delete one that is gone is not an
     // error, nor is the "Command failed -:N" line `ip -batch` prints after it.
