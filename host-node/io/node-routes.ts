@@ -347,8 +347,8 @@ export class NodeRoutes {
 
   /**
    * Puts back what something else removed of what setup() and sync() installed (a network manager
-   * that deletes rules it does not know, an `ip rule flush`): kube-proxy's periodic sync restores
-   * its rules the same way. A priority whose rules are not the ones expected, by count, has them
+   * that deletes rules it does not know, an operator's `ip rule del`): kube-proxy's periodic sync
+   * restores its rules the same way. A priority whose rules are not the ones expected, by count, has them
    * deleted and added again; a `lookup local` rule back at priority 0 is moved out again; the
    * routes are replaced (a no-op for those still there). Returns what was repaired and the errors.
    */
