@@ -11,11 +11,21 @@ import { formatIP, PROTO } from './packet.js';
 import { ipWords, tryParseIP } from './words.js';
 import { encodeServices, type ServiceSpec } from './svc-config.js';
 import { decodeRecord, RECORD_BYTES, type ConntrackEntry } from './conntrack-record.js';
-import { encodeSnapshot, decodeSnapshot, type SavedAffinity } from './snapshot.js';
+import { Crc32, concatBytes, decodeSnapshot, snapshotChunks, type SavedAffinity } from './snapshot.js';
 import { setClusterDns, type ClusterDnsCore } from './cluster-dns.js';
 import { ConfigLog, recordConfig, applySvp, decodeSvp } from '../embed/svp.js';
 
 type FlushProtocol = 'UDP' | 'TCP' | 'SCTP';
+/** A snapshot being taken (Dataplane.snapshotSteps). */
+export interface SnapshotSteps {
+  /** Reads up to `maxFlows` more flows; true once the whole table has been read. */
+  step(maxFlows: number): boolean;
+  /**
+   * The snapshot of what the steps read, with IPVS's connections and ClientIP affinity as they are
+   * now: its bytes in chunks, written one after another (the flows' block is one, not copied).
+   */
+  finish(): Uint8Array[];
+}
 /** Flows to delete: those whose chosen endpoint (reply source) or Service address (original destination) is `ip`; port 0 = any. */
 export interface FlowFlush { by: 'endpoint' | 'service'; ip: string; port?: number; protocol?: FlushProtocol }
 /** A flush key's size in the core's config buffer (assembly/conntrack/reap.ts FLUSH_KEY). */
@@ -340,25 +350,46 @@ export class Dataplane {
 
   /** All flows (conntrack, and IPVS's connections where IPVS is in use) as a versioned, checksummed snapshot (msgpack). */
   snapshot(nowMs = this.lastNowMs): Uint8Array {
+    const steps = this.snapshotSteps(nowMs);
+    steps.step(Infinity);
+    return concatBytes(steps.finish());
+  }
+
+  /**
+   * The same snapshot taken a slice of the table at a time, so a host can save a large table while
+   * it keeps forwarding between slices. Every flow alive from the first step to the last is in it;
+   * one opened or closed meanwhile may or may not be. Lifetimes count from `nowMs` (the snapshot's
+   * time), whenever their slice is read, so each flow keeps its own expiry.
+   */
+  snapshotSteps(nowMs = this.lastNowMs): SnapshotSteps {
     checkNow('snapshot', nowMs);
-    // Each record straight into one block (the count bounds it; expired ones are skipped): a
-    // copy of its own per flow was most of a large table's save, in allocation and collection.
+    // Each record straight into one block (the count bounds it at the start; it grows if the table
+    // does): a copy of its own per flow was most of a large table's save, in allocation and collection.
     let all = new Uint8Array(this.core.conntrackCount() * RECORD_BYTES);
     let used = 0;
-    const buf = this.core.cfgBuffer(RECORD_BYTES);
-    for (let i = this.core.conntrackNext(0) >>> 0; i !== CT_NONE; i = this.core.conntrackNext(i + 1) >>> 0) {
-      const n = this.core.conntrackExport(i, buf, nowMs) >>> 0;
-      if (n !== RECORD_BYTES) continue;
-      this.refresh();
-      if (used + n > all.length) {
-        const grown = new Uint8Array(all.length * 2 + RECORD_BYTES);
-        grown.set(all);
-        all = grown;
-      }
-      all.set(this.u8.subarray(buf, buf + n), used);
-      used += n;
-    }
-    return encodeSnapshot(all.subarray(0, used), nowMs, this.saveIpvs(nowMs), this.saveAffinity(nowMs));
+    const crc = new Crc32();
+    let next = this.core.conntrackNext(0) >>> 0;
+    return {
+      step: (maxFlows: number): boolean => {
+        const buf = this.core.cfgBuffer(RECORD_BYTES);
+        const from = used;
+        for (let k = 0; next !== CT_NONE && k < maxFlows; k++, next = this.core.conntrackNext(next + 1) >>> 0) {
+          const n = this.core.conntrackExport(next, buf, nowMs) >>> 0;
+          if (n !== RECORD_BYTES) continue;
+          this.refresh();
+          if (used + n > all.length) {
+            const grown = new Uint8Array(all.length * 2 + RECORD_BYTES);
+            grown.set(all);
+            all = grown;
+          }
+          all.set(this.u8.subarray(buf, buf + n), used);
+          used += n;
+        }
+        crc.update(all.subarray(from, used));
+        return next === CT_NONE;
+      },
+      finish: (): Uint8Array[] => snapshotChunks(all.subarray(0, used), crc, nowMs, this.saveIpvs(nowMs), this.saveAffinity(nowMs)),
+    };
   }
 
   /**

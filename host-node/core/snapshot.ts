@@ -45,10 +45,13 @@ const TABLES = (() => {
   return t;
 })();
 
-export function crc32(chunks: Uint8Array[]): number {
-  const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
-  let c = 0xffffffff;
-  for (const b of chunks) {
+/** CRC-32 (IEEE) of bytes given a chunk at a time. */
+export class Crc32 {
+  private c = 0xffffffff;
+
+  update(b: Uint8Array): this {
+    const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
+    let c = this.c;
     const n = b.length;
     let i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -57,8 +60,19 @@ export function crc32(chunks: Uint8Array[]): number {
         t3[b[i + 4]!]! ^ t2[b[i + 5]!]! ^ t1[b[i + 6]!]! ^ t0[b[i + 7]!]!;
     }
     for (; i < n; i++) c = t0[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
+    this.c = c;
+    return this;
   }
-  return (c ^ 0xffffffff) >>> 0;
+
+  get value(): number {
+    return (this.c ^ 0xffffffff) >>> 0;
+  }
+}
+
+export function crc32(chunks: Uint8Array[]): number {
+  const c = new Crc32();
+  for (const b of chunks) c.update(b);
+  return c.value;
 }
 
 const join = (records: Uint8Array[], size: number): Uint8Array => {
@@ -69,25 +83,55 @@ const join = (records: Uint8Array[], size: number): Uint8Array => {
 
 /** `records`: the flow records, or all of them already joined (RECORD_BYTES each). */
 export function encodeSnapshot(records: Uint8Array[] | Uint8Array, savedAtMs: number, ipvs: Uint8Array[] = [], affinity: SavedAffinity = { recent: [], direct: [] }): Uint8Array {
-  const all = records instanceof Uint8Array ? records : join(records, RECORD_BYTES), conns = join(ipvs, IPVS_RECORD_BYTES);
+  const all = records instanceof Uint8Array ? records : join(records, RECORD_BYTES);
+  return concatBytes(snapshotChunks(all, new Crc32().update(all), savedAtMs, ipvs, affinity));
+}
+
+/** The chunks one after another in one array. */
+export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/**
+ * The snapshot's bytes as chunks that, written one after another, are exactly encodeSnapshot's
+ * (a msgpack map): `records` is one of them as it is, never copied, which a save of a large table
+ * would otherwise spend most of its time on. `crc` has been fed `records` (and nothing else).
+ */
+export function snapshotChunks(records: Uint8Array, crc: Crc32, savedAtMs: number, ipvs: Uint8Array[] = [], affinity: SavedAffinity = { recent: [], direct: [] }): Uint8Array[] {
+  const conns = join(ipvs, IPVS_RECORD_BYTES);
   const lists = affinity.recent.map((l) => ({ name: l.name, entries: join(l.entries, RECENT_ENTRY_BYTES) }));
   const direct = affinity.direct.map((d) => ({ family: d.family, port: d.port, entries: join(d.entries, DIRECT_AFFINITY_BYTES) }));
-  return packr.pack({
-    format: SNAPSHOT_FORMAT,
-    version: SNAPSHOT_VERSION,
-    recordBytes: RECORD_BYTES,
-    savedAtMs,
-    count: all.length / RECORD_BYTES,
-    records: all,
-    ipvsRecordBytes: IPVS_RECORD_BYTES,
-    ipvsCount: ipvs.length,
-    ipvs: conns,
-    recentEntryBytes: RECENT_ENTRY_BYTES,
-    recent: lists,
-    directAffinityBytes: DIRECT_AFFINITY_BYTES,
-    direct,
-    crc: crc32([all, conns, ...affinityBytes(lists, direct)]),
-  });
+  crc.update(conns);
+  for (const b of affinityBytes(lists, direct)) crc.update(b);
+  const fields: [string, unknown][] = [
+    ['format', SNAPSHOT_FORMAT], ['version', SNAPSHOT_VERSION], ['recordBytes', RECORD_BYTES], ['savedAtMs', savedAtMs],
+    ['count', records.length / RECORD_BYTES], ['records', records], ['ipvsRecordBytes', IPVS_RECORD_BYTES], ['ipvsCount', ipvs.length],
+    ['ipvs', conns], ['recentEntryBytes', RECENT_ENTRY_BYTES], ['recent', lists], ['directAffinityBytes', DIRECT_AFFINITY_BYTES],
+    ['direct', direct], ['crc', crc.value],
+  ];
+  // A map (a map 16 header, as msgpackr writes an object's), each key and value in msgpack's own
+  // encoding; bytes as a bin (its header, then the bytes themselves). Each packed piece is copied:
+  // msgpackr reuses its buffer.
+  const chunks: Uint8Array[] = [Uint8Array.of(0xde, 0, fields.length)];
+  for (const [key, value] of fields) {
+    chunks.push(new Uint8Array(packr.pack(key)));
+    if (value instanceof Uint8Array) chunks.push(binHeader(value.length), value);
+    else chunks.push(new Uint8Array(packr.pack(value)));
+  }
+  return chunks;
+}
+
+/** msgpack's bin 8, 16 or 32 header for `n` bytes (the smallest that holds n, as msgpackr writes it). */
+function binHeader(n: number): Uint8Array {
+  if (n < 0x100) return Uint8Array.of(0xc4, n);
+  if (n < 0x10000) return Uint8Array.of(0xc5, n >>> 8, n & 0xff);
+  return Uint8Array.of(0xc6, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }
 
 const split = (all: Uint8Array, count: number, size: number): Uint8Array[] =>

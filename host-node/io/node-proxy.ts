@@ -1,19 +1,17 @@
 // node-proxy.ts — `svcplane proxy` as a running thing: a Dataplane fed by a Source (manifests or the
 // API server), a TUN device with routes and policy rules steering Service traffic into it, the
 // packet loop, kube-proxy's health and metrics servers, and the conntrack state file that lets a
-// restarted proxy keep its flows. start() undoes whatever it already set up when a later step
-// fails; stop() saves the flows (atomically), then removes the routes, rules, device and servers.
+// restarted proxy keep its flows (io/conntrack-state.ts: checkpoints while running, a save at
+// exit). start() undoes whatever it already set up when a later step fails; stop() saves the flows,
+// then removes the routes, rules, device and servers.
 // In userspace mode (no root, no TUN) the device, routes and packet loop are replaced by socket
 // listeners per service port (io/userspace.ts) that ask the same core for every endpoint.
 // Runs in the current network namespace. Never decides packets (the core does) and never renders
 // rules (Dataplane.apply does).
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync, unlinkSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { Dataplane, type ApplyOptions, type ApplyResult, type ApplyFailure } from '../dataplane.js';
-import { decodeSnapshot } from '../core/snapshot.js';
 import { parseIP } from '../kube/ip.js';
 import { familyName } from '../kube/model.js';
 import { nodeIPs, nodePortAddresses as npaFor } from '../kube/render-settings.js';
@@ -28,6 +26,7 @@ import { ProxyHealth, ServiceHealthServers, nodeEligible, serveProxyHealth, clos
 import { ProxyMetrics } from './metrics.js';
 import { ManifestSource } from './manifests.js';
 import { hostPort, coreMode, type ProxyConfig } from './proxy-config.js';
+import { ConntrackCheckpoints, readConntrackState, writeFileAtomic } from './conntrack-state.js';
 import { UserspaceProxy, modelServicePorts } from './userspace.js';
 
 export interface NodeProxyOptions {
@@ -37,25 +36,6 @@ export interface NodeProxyOptions {
    * flows, so whoever runs it can start it again. Called at most once.
    */
   onFailure?: (reason: string) => void;
-}
-
-/** Writes `bytes` to `file` so that a reader sees the old or the new content, never a torn one. */
-export function writeFileAtomic(file: string, bytes: Uint8Array): void {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    renameSync(tmp, file);
-  } catch (e) {
-    try { unlinkSync(tmp); } catch { /* already gone */ }
-    throw e;
-  }
 }
 
 /**
@@ -99,6 +79,8 @@ export class NodeProxy {
   private readonly runner: SyncRunner;
   private periodic: ReturnType<typeof setInterval> | null = null;
   private repairTimer: ReturnType<typeof setInterval> | null = null;
+  /** Flows written to the state file every --conntrack-checkpoint-period (with --conntrack-state). */
+  readonly checkpoints: ConntrackCheckpoints | null;
   private stopped = false;
   private readonly log: (l: string) => void;
   private readonly onFailure: ((reason: string) => void) | null;
@@ -112,6 +94,7 @@ export class NodeProxy {
     this.onFailure = opts.onFailure ?? null;
     this.runner = new SyncRunner(() => this.syncOnce(), cfg.minSyncPeriodMs);
     this.objects = new ProxyObjects(cfg.nodeName);
+    this.checkpoints = cfg.conntrackState ? new ConntrackCheckpoints(dp, cfg.conntrackState, cfg.conntrackCheckpointMs, clock, this.log) : null;
     // server.go: NewProxierHealthServer(healthzBindAddress, 2*syncPeriod).
     this.health = new ProxyHealth(2 * cfg.syncPeriodMs, Date.now, () => nodeEligible(this.objects.node, this.objects.nodeDeleting));
     this.metrics = new ProxyMetrics({
@@ -131,20 +114,8 @@ export class NodeProxy {
     const npAddrs = nodePortAddresses(cfg.nodePortAddresses, hostAddrs);
 
     // The core's clock continues across restarts: the snapshot's time plus the wall time since it was written.
-    let snapshot: Uint8Array | null = null;
-    let offset = -performance.now();
-    if (cfg.conntrackState && existsSync(cfg.conntrackState)) {
-      // A state file that cannot be used costs the flows, never the start.
-      try {
-        const bytes = readFileSync(cfg.conntrackState);
-        const saved = decodeSnapshot(bytes).savedAtMs;
-        offset += saved + Math.max(0, Date.now() - statSync(cfg.conntrackState).mtimeMs);
-        snapshot = bytes;
-      } catch (e) {
-        opts.log?.(`proxy: conntrack state ${cfg.conntrackState} ignored: ${(e as Error).message}`);
-      }
-    }
-    const clock = (): number => performance.now() + offset;
+    const { snapshot, clockOffset } = readConntrackState(cfg.conntrackState, () => performance.now(), opts.log ?? (() => {}));
+    const clock = (): number => performance.now() + clockOffset;
 
     const dp = await Dataplane.create({
       nodeIPs: hostAddrs, masqueradeIPs: cfg.masqueradeAddresses, serviceCIDR: cfg.serviceCIDRs,
@@ -224,6 +195,7 @@ export class NodeProxy {
       this.repairTimer = setInterval(() => this.repairHost(), cfg.syncPeriodMs);
       this.repairTimer.unref();
     }
+    this.checkpoints?.start();
     if (this.objects.initialized) await this.sync();
   }
 
@@ -359,6 +331,7 @@ export class NodeProxy {
     await this.runner.stop();
     this.loop?.stop();
     this.userspace?.close();
+    await this.checkpoints?.stop();
     if (opts.save !== false && this.cfg.conntrackState) {
       try {
         const snap = this.dp.snapshot(Math.floor(this.clock()) >>> 0);

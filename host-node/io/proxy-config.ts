@@ -49,6 +49,11 @@ export interface ProxyConfig {
   metricsBindAddress: string;
   healthzBindAddress: string;
   conntrackState?: string;
+  /**
+   * How often the flows are also written to conntrackState while the proxy runs (0: only on exit),
+   * so a proxy that is killed or crashes comes back with the connections of its last checkpoint.
+   */
+  conntrackCheckpointMs: number;
   /** Flows the core's conntrack table holds (rounded up to a power of two). */
   conntrackMax: number;
   /** Routing table holding the TUN's default route (policy routing). */
@@ -99,6 +104,9 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --metrics-bind-address A:P     default 127.0.0.1:10249 ("" off)
   --healthz-bind-address A:P     default 0.0.0.0:10256 ("" off)
   --conntrack-state FILE         flows saved on exit, restored on start
+  --conntrack-checkpoint-period DURATION
+                                 the flows also saved this often while it runs, so a killed or crashed
+                                 proxy comes back with its last checkpoint's (default 10s; 0: on exit only)
   --conntrack-max N              flows the conntrack table holds (default 262144)
   --min-sync-period DURATION     least time between syncs; changes in between go together (default 1s; 0: at once)
   --sync-period DURATION         how often its routes and rules are checked and what was removed put back;
@@ -115,7 +123,7 @@ userspace mode (--mode userspace: no root, no TUN; a socket proxy per service po
 const DEFAULTS: ProxyConfig = {
   mode: 'iptables', nodeName: '', nodeIPs: [], clusterCIDRs: [], masqueradeAddresses: [], serviceCIDRs: ['10.96.0.0/12'], nodePortAddresses: [],
   nodePortRange: [30000, 32767], masqueradeAll: false, tun: 'svc0', tunOffload: true, metricsBindAddress: '127.0.0.1:10249',
-  healthzBindAddress: '0.0.0.0:10256', routeTable: 2325, conntrackMax: 262144,
+  healthzBindAddress: '0.0.0.0:10256', routeTable: 2325, conntrackMax: 262144, conntrackCheckpointMs: 10_000,
   userspaceBind: ['127.0.0.1'], userspacePorts: 'service', userspaceCore: 'iptables', proxyPortRange: [0, 0], udpIdleTimeoutMs: 250,
   minSyncPeriodMs: 1000, syncPeriodMs: 30_000, ipvsScheduler: '',
 };
@@ -138,7 +146,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
         'nodeport-addresses': { type: 'string', multiple: true }, 'service-node-port-range': { type: 'string' },
         'masquerade-all': { type: 'boolean' }, 'masquerade-address': { type: 'string', multiple: true }, tun: { type: 'string' },
         'no-tun-offload': { type: 'boolean' }, 'metrics-bind-address': { type: 'string' }, 'healthz-bind-address': { type: 'string' },
-        'conntrack-state': { type: 'string' }, 'conntrack-max': { type: 'string' },
+        'conntrack-state': { type: 'string' }, 'conntrack-checkpoint-period': { type: 'string' }, 'conntrack-max': { type: 'string' },
         'userspace-bind': { type: 'string', multiple: true }, 'userspace-ports': { type: 'string' }, 'userspace-core': { type: 'string' },
         'proxy-port-range': { type: 'string' }, 'udp-timeout': { type: 'string' }, 'min-sync-period': { type: 'string' },
         'sync-period': { type: 'string' }, 'ipvs-scheduler': { type: 'string' },
@@ -166,6 +174,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   set('metricsBindAddress', v['metrics-bind-address']);
   set('healthzBindAddress', v['healthz-bind-address']);
   set('conntrackState', v['conntrack-state']);
+  if (v['conntrack-checkpoint-period'] !== undefined) c.conntrackCheckpointMs = duration(v['conntrack-checkpoint-period'], flagFail('--conntrack-checkpoint-period'));
   if (v['conntrack-max'] !== undefined) c.conntrackMax = Number(v['conntrack-max']);
   if (v['userspace-bind']) c.userspaceBind = list(v['userspace-bind']);
   set('userspacePorts', v['userspace-ports'] as UserspacePorts | undefined);
@@ -199,13 +208,14 @@ const FLAG_OF: Record<string, string> = {
   nodePortAddresses: 'nodeport-addresses', masqueradeAddresses: 'masquerade-address', conntrackMax: 'conntrack-max', metricsBindAddress: 'metrics-bind-address',
   healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig', nodePortRange: 'service-node-port-range',
   userspaceBind: 'userspace-bind', userspacePorts: 'userspace-ports', userspaceCore: 'userspace-core', proxyPortRange: 'proxy-port-range', udpIdleTimeoutMs: 'udp-timeout',
-  minSyncPeriodMs: 'min-sync-period', syncPeriodMs: 'sync-period', ipvsScheduler: 'ipvs-scheduler',
+  minSyncPeriodMs: 'min-sync-period', syncPeriodMs: 'sync-period', ipvsScheduler: 'ipvs-scheduler', conntrackCheckpointMs: 'conntrack-checkpoint-period',
 };
 // The config file's name of a field, where it differs from ours.
 const FIELD_OF: Record<string, string> = {
   nodeIPs: 'nodeIP', clusterCIDRs: 'clusterCIDR', serviceCIDRs: 'serviceCIDR', masqueradeAddresses: 'masqueradeAddress',
   nodePortRange: 'serviceNodePortRange', proxyPortRange: 'portRange', udpIdleTimeoutMs: 'udpIdleTimeout',
   minSyncPeriodMs: 'minSyncPeriod', syncPeriodMs: 'syncPeriod', ipvsScheduler: 'ipvs.scheduler', kubeconfig: 'clientConnection.kubeconfig',
+  conntrackCheckpointMs: 'conntrackCheckpointPeriod',
 };
 const flagged = (v: Record<string, unknown>, field: string): boolean => v[FLAG_OF[field] ?? field] !== undefined;
 
@@ -244,6 +254,7 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
   if (!(Number.isFinite(c.udpIdleTimeoutMs) && c.udpIdleTimeoutMs > 0)) fail('udpIdleTimeoutMs', 'must be greater than 0');
   if (!(Number.isFinite(c.minSyncPeriodMs) && c.minSyncPeriodMs >= 0)) fail('minSyncPeriodMs', 'must not be negative');
   if (!(Number.isFinite(c.syncPeriodMs) && c.syncPeriodMs > 0)) fail('syncPeriodMs', 'must be greater than 0');
+  if (!(Number.isFinite(c.conntrackCheckpointMs) && c.conntrackCheckpointMs >= 0)) fail('conntrackCheckpointMs', 'must not be negative');
   if (c.ipvsScheduler !== '' && !isScheduler(c.ipvsScheduler)) {
     fail('ipvsScheduler', `expected one of ${SCHEDULERS.join(', ')}, got ${JSON.stringify(c.ipvsScheduler)}`);
   }
@@ -312,6 +323,7 @@ const FIELDS: Record<string, FieldReader> = {
   tun: (c, v, fail) => { c.tun = str(v, fail); },
   tunOffload: (c, v, fail) => { c.tunOffload = bool(v, fail); },
   conntrackState: (c, v, fail) => { c.conntrackState = str(v, fail); },
+  conntrackCheckpointPeriod: (c, v, fail) => { c.conntrackCheckpointMs = duration(str(v, fail), fail); },
   conntrackMax: (c, v, fail) => { c.conntrackMax = typeof v === 'number' ? v : fail('expected a number'); },
   masqueradeAddress: (c, v, fail) => { c.masqueradeAddresses = strList(v, fail); },
   portRange: (c, v, fail) => { const s = str(v, fail); c.proxyPortRange = s === '' ? [0, 0] : portRange(s, fail); },

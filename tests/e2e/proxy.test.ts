@@ -2,7 +2,7 @@
 // directory, creates its TUN device, routes and rules, and serves Services to a client outside the
 // node and to a pod; backends report the address they see. Root only (namespaces, /dev/net/tun).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { netnsSupport } from '../support/netns.js';
@@ -198,22 +198,44 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     }, 10_000, 'be2 back');
   }, 40_000);
 
-  it('keeps an established TCP connection through a proxy restart (conntrack state file)', async () => {
+  /** A connection through a ClusterIP, opened and answered once (through the masquerade address). */
+  const openStream = async (): Promise<{ id: number; backend: string }> => {
     const conn = await c.clientAgent.call<{ id: number }>({ op: 'open', host: VIP.stream, port: 81 });
     const first = await c.clientAgent.call<{ reply: string }>({ op: 'send', id: conn.id, line: 'before' });
     const [backend, peer, text] = first.reply.split(' ');
     expect(text).toBe('before');
     expect(peer).toBe(MASQ_IP);
-    expect(await c.stopProxy()).toBe(0);
-    expect(existsSync(state())).toBe(true);
-    const p = await c.startProxy(PROXY_ARGS());
+    return { id: conn.id, backend: backend! };
+  };
+  /** The restarted proxy restored flows; the connection goes on to its backend, and new ones are served. */
+  const carriedOver = async (p: { output(): string }, conn: { id: number; backend: string }): Promise<void> => {
     expect(p.output()).toMatch(/restored [1-9]\d* flows/);
     const second = await c.clientAgent.call<{ reply: string }>({ op: 'send', id: conn.id, line: 'after' });
-    expect(second.reply).toBe(`${backend} ${MASQ_IP} after`);
+    expect(second.reply).toBe(`${conn.backend} ${MASQ_IP} after`);
     await c.clientAgent.call({ op: 'close', id: conn.id });
-    // New connections are served by the restarted proxy too.
     const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 10, concurrency: 2 });
     expect(r.errors).toEqual([]);
+  };
+
+  it('keeps an established TCP connection through a proxy restart (conntrack state file)', async () => {
+    const conn = await openStream();
+    expect(await c.stopProxy()).toBe(0);
+    expect(existsSync(state())).toBe(true);
+    await carriedOver(await c.startProxy(PROXY_ARGS()), conn);
+  }, 40_000);
+
+  it('keeps an established TCP connection when the proxy is killed (SIGKILL) and started again: its last checkpoint', async () => {
+    await c.stopProxy();
+    await c.startProxy([...PROXY_ARGS(), '--conntrack-checkpoint-period', '300ms']);
+    const conn = await openStream();
+    // A checkpoint begun after the connection was up (the file's time is its checkpoint's).
+    const up = Date.now();
+    await eventually(() => (statSync(state()).mtimeMs > up + 10 ? true : undefined), 5000, 'a checkpoint after the connection');
+    const killed = c.proxy!;
+    killed.child.kill('SIGKILL');
+    expect(await killed.exited).toBe(null);
+    expect(killed.output()).not.toMatch(/saved \d+ flows/);
+    await carriedOver(await c.startProxy(PROXY_ARGS()), conn);
   }, 40_000);
 
   it('puts back the routes and rules something else removed, within its sync period', async () => {

@@ -4,7 +4,8 @@ import { describe, it, expect, beforeEach } from 'vitest';
 import { Dataplane } from '../../../host-node/core/dataplane.js';
 import { buildPacket, decodePacket, checksumsValid } from '../../../host-node/core/packet.js';
 import { VERDICTS, REASONS, COUNTERS_AFTER_REASONS } from '../../../host-node/core/abi.js';
-import { crc32 } from '../../../host-node/core/snapshot.js';
+import { Packr } from 'msgpackr';
+import { Crc32, concatBytes, crc32, snapshotChunks } from '../../../host-node/core/snapshot.js';
 
 const WEB = { name: 'default/web:http', vip: '10.96.0.80', port: 80, protocol: 'TCP' as const, endpoints: ['10.244.1.11:8080', '10.244.2.12:8080'] };
 const DNS = { name: 'kube-system/dns', vip: '10.96.0.10', port: 53, protocol: 'UDP' as const, endpoints: ['10.244.1.21:53'] };
@@ -337,6 +338,73 @@ describe('Dataplane', () => {
     const live = dp.conntrack().filter((e) => e.expiresMs > 45_000).map(key).sort();
     expect(live).toHaveLength(1000);
     expect(fresh.conntrack().map(key).sort()).toEqual(live);
+  });
+
+  it('a snapshot taken in slices while flows come and go keeps every flow alive throughout, each with its own expiry', async () => {
+    const udp = (i: number, t: number) =>
+      dp.process(buildPacket({ src: `10.244.${1 + (i >> 8)}.${i & 0xff}`, dst: '10.96.0.10', proto: 'udp', sport: 7000, dport: 53 }), t);
+    for (let i = 0; i < 1500; i++) udp(i, 1000);
+    const key = (e: { original: unknown; reply: unknown }) => JSON.stringify([e.original, e.reply]);
+    const alive = dp.conntrack().map(key);
+    expect(alive).toHaveLength(1500);
+    const steps = dp.snapshotSteps(2000);
+    let slices = 0;
+    while (!steps.step(100)) {
+      slices++;
+      // Between slices: 20 new flows, and two of the first ones refreshed (a later expiry).
+      for (let k = 0; k < 20; k++) udp(1500 + slices * 20 + k, 2000 + slices);
+      udp(slices, 2000 + slices);
+      udp(1499 - slices, 2000 + slices);
+    }
+    expect(slices).toBeGreaterThanOrEqual(14);
+    const fresh = await make();
+    const loaded = fresh.restore(concatBytes(steps.finish()));
+    const now = new Map(dp.conntrack().map((e) => [key(e), e.expiresMs]));
+    const restored = new Map(fresh.conntrack().map((e) => [key(e), e.expiresMs]));
+    expect(restored.size).toBe(loaded);
+    // Every flow that lived from the first slice to the last is there, each one as its slice found
+    // it: the first expiry (30 s after t=1000) or, read after its refresh, the refreshed one.
+    for (const k of alive) expect(restored.has(k)).toBe(true);
+    for (const [k, exp] of restored) {
+      expect(now.has(k)).toBe(true);
+      expect([31_000, now.get(k)]).toContain(exp);
+    }
+    expect(loaded).toBeLessThanOrEqual(now.size);
+
+    // Without changes between slices the stepped snapshot restores exactly what one taken at once does.
+    const quiet = await make();
+    for (let i = 0; i < 1500; i++) quiet.process(buildPacket({ src: `10.244.${1 + (i >> 8)}.${i & 0xff}`, dst: '10.96.0.10', proto: 'udp', sport: 7000, dport: 53 }), 1000 + (i % 7) * 1000);
+    const s = quiet.snapshotSteps(9000);
+    let n = 0;
+    while (!s.step(64)) n++;
+    expect(n).toBeGreaterThan(20);
+    const a = await make(), b = await make();
+    expect(a.restore(concatBytes(s.finish()))).toBe(1500);
+    expect(b.restore(quiet.snapshot(9000))).toBe(1500);
+    const full = (d: Dataplane) => d.conntrack().map((e) => JSON.stringify(e)).sort();
+    expect(full(a)).toEqual(full(b));
+    // Each flow kept its own lifetime (seven different ones).
+    expect(new Set(a.conntrack().map((e) => e.expiresMs)).size).toBe(7);
+  });
+
+  it('writes a snapshot as msgpack itself would, whatever its size (records given as chunks, never copied)', () => {
+    const packr = new Packr({ useRecords: false });
+    const affinity = { recent: [{ name: 'KUBE-SEP-X', entries: [new Uint8Array(100).fill(7)] }], direct: [{ family: 4 as const, port: 'ns/a:p/TCP', entries: [new Uint8Array(44).fill(9)] }] };
+    // 0, 2, 500 and 1,000 records: no bytes, a bin 8, a bin 16 and a bin 32.
+    for (const n of [0, 2, 500, 1000]) {
+      const records = new Uint8Array(n * 88).map((_, i) => (i * 31) & 0xff);
+      const ipvs = n > 0 ? [new Uint8Array(104).fill(3)] : [];
+      const chunks = snapshotChunks(records, new Crc32().update(records), 12345, ipvs, affinity);
+      expect(chunks).toContain(records);
+      const whole = packr.pack({
+        format: 'svcplane-conntrack', version: 3, recordBytes: 88, savedAtMs: 12345, count: n, records,
+        ipvsRecordBytes: 104, ipvsCount: ipvs.length, ipvs: ipvs[0] ?? new Uint8Array(0), recentEntryBytes: 100,
+        recent: [{ name: 'KUBE-SEP-X', entries: affinity.recent[0]!.entries[0] }], directAffinityBytes: 44,
+        direct: [{ family: 4, port: 'ns/a:p/TCP', entries: affinity.direct[0]!.entries[0] }],
+        crc: crc32([records, ...ipvs, new TextEncoder().encode('KUBE-SEP-X'), affinity.recent[0]!.entries[0]!, new TextEncoder().encode('4 ns/a:p/TCP'), affinity.direct[0]!.entries[0]!]),
+      });
+      expect(Buffer.from(concatBytes(chunks)).equals(Buffer.from(whole))).toBe(true);
+    }
   });
 
   it('checksums a snapshot with CRC-32 as IEEE defines it, however its bytes are split', () => {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseProxyArgs, readConfigFile, coreMode, ConfigError } from '../../../host-node/io/proxy-config.js';
+import { parseProxyArgs, readConfigFile, validate, coreMode, ConfigError } from '../../../host-node/io/proxy-config.js';
 import { nodePortAddresses } from '../../../host-node/io/node-proxy.js';
 import { YAML_MAX_DEPTH } from '../../../host-node/kube/yaml-depth.js';
 
@@ -40,6 +40,16 @@ describe('proxy flags', () => {
     expect(readConfigFile('/x.yaml', 'manifests: /m\nminSyncPeriod: 2s\n').minSyncPeriodMs).toBe(2000);
     expect(() => parseProxyArgs(['--manifests', '/m', '--min-sync-period=-1s'])).toThrow(/--min-sync-period: expected a duration/);
     expect(() => readConfigFile('/x.yaml', 'minSyncPeriod: 3\n')).toThrow(/x.yaml:1: minSyncPeriod: expected a string/);
+  });
+
+  it('takes --conntrack-checkpoint-period / conntrackCheckpointPeriod (default 10 s, 0 turns it off, never negative)', () => {
+    expect(parseProxyArgs(['--manifests', '/m']).conntrackCheckpointMs).toBe(10_000);
+    expect(parseProxyArgs(['--manifests', '/m', '--conntrack-checkpoint-period', '2m']).conntrackCheckpointMs).toBe(120_000);
+    expect(parseProxyArgs(['--manifests', '/m', '--conntrack-checkpoint-period', '0']).conntrackCheckpointMs).toBe(0);
+    expect(readConfigFile('/x.yaml', 'manifests: /m\nconntrackCheckpointPeriod: 30s\n').conntrackCheckpointMs).toBe(30_000);
+    expect(() => parseProxyArgs(['--manifests', '/m', '--conntrack-checkpoint-period', 'often'])).toThrow(/--conntrack-checkpoint-period: expected a duration/);
+    expect(() => readConfigFile('/x.yaml', 'manifests: /m\nconntrackCheckpointPeriod: 5\n')).toThrow(/x.yaml:2: conntrackCheckpointPeriod: expected a string/);
+    expect(() => validate({ ...parseProxyArgs(['--manifests', '/m']), conntrackCheckpointMs: -1 })).toThrow('conntrackCheckpointMs: must not be negative');
   });
 
   it('takes kube-proxy\'s --ipvs-scheduler / ipvs.scheduler (default rr), naming the flag or file:line when unknown', () => {

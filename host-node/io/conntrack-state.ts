@@ -1,0 +1,143 @@
+// conntrack-state.ts — the proxy's conntrack state file: read at start (the flows and the clock
+// they continue on), written at exit, and written as a checkpoint every period while the proxy
+// runs, so a proxy that is killed (SIGKILL, the OOM killer) or crashes comes back with the
+// connections it had at its last checkpoint instead of none. A checkpoint reads the table a slice
+// at a time between packet batches and writes the file from the thread pool: forwarding never waits
+// for a whole table's save or for the disk. Every write is atomic (a reader sees the old file or the
+// new one). Never decides packets and never changes the table.
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync, unlinkSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
+import { dirname, basename, join } from 'node:path';
+import type { Dataplane } from '../dataplane.js';
+import { decodeSnapshot } from '../core/snapshot.js';
+
+/** Flows read per slice of a checkpoint: a millisecond or two of the loop's time, then packets again. */
+const CHECKPOINT_SLICE = 2048;
+
+/** Thrown inside a checkpoint's write when the proxy stopped meanwhile (not a failure). */
+const STOPPED = new Error('stopped');
+
+const tmpName = (file: string, kind: string): string => join(dirname(file), `.${basename(file)}.${process.pid}.${kind}.tmp`);
+
+/** Writes `bytes` to `file` so that a reader sees the old or the new content, never a torn one. */
+export function writeFileAtomic(file: string, bytes: Uint8Array): void {
+  const tmp = tmpName(file, 'exit');
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    let off = 0;
+    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    renameSync(tmp, file);
+  } catch (e) {
+    try { unlinkSync(tmp); } catch { /* already gone */ }
+    throw e;
+  }
+}
+
+/** A state file read at start: its snapshot, and where the core's clock continues from. */
+export interface SavedState {
+  snapshot: Uint8Array | null;
+  /**
+   * Added to `now()` this gives the core's clock: the snapshot's time plus the wall time since it
+   * was written, so every flow's lifetime counts the time the proxy was away.
+   */
+  clockOffset: number;
+}
+
+/** Reads `file` when there is one; a file that cannot be used costs the flows (said in `log`), never the start. */
+export function readConntrackState(file: string | undefined, now: () => number, log: (line: string) => void): SavedState {
+  const fresh = { snapshot: null, clockOffset: -now() };
+  if (!file || !existsSync(file)) return fresh;
+  try {
+    const bytes = readFileSync(file);
+    const saved = decodeSnapshot(bytes).savedAtMs;
+    return { snapshot: bytes, clockOffset: -now() + saved + Math.max(0, Date.now() - statSync(file).mtimeMs) };
+  } catch (e) {
+    log(`proxy: conntrack state ${file} ignored: ${(e as Error).message}`);
+    return fresh;
+  }
+}
+
+/** Checkpoints of the flows into the state file every `periodMs` (0: none), until stop(). */
+export class ConntrackCheckpoints {
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private running: Promise<void> | null = null;
+  private stopped = false;
+  private lastError = '';
+  /** Checkpoints written. */
+  written = 0;
+
+  constructor(
+    private readonly dp: Dataplane, private readonly file: string, private readonly periodMs: number,
+    private readonly clock: () => number, private readonly log: (line: string) => void,
+  ) {}
+
+  start(): void {
+    if (this.periodMs <= 0 || this.timer || this.stopped) return;
+    this.timer = setInterval(() => { void this.checkpoint(); }, this.periodMs);
+    this.timer.unref();
+  }
+
+  /** Takes and writes one checkpoint now, unless one is under way (then that one's promise). Never rejects. */
+  checkpoint(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    this.running ??= this.write().then((done) => {
+      if (!done) return;
+      if (this.lastError) this.log(`proxy: conntrack checkpoint to ${this.file} written again`);
+      this.lastError = '';
+      this.written++;
+    }, (e: Error) => {
+      // Said once per distinct failure (a full disk fails every period the same way).
+      if (e.message !== this.lastError) this.log(`proxy: conntrack checkpoint to ${this.file} failed (the last one written stays): ${e.message}`);
+      this.lastError = e.message;
+    }).finally(() => { this.running = null; });
+    return this.running;
+  }
+
+  /** No more checkpoints; resolves once one under way has finished or given up, so the exit save comes last. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+
+  /** One checkpoint; false when the proxy stopped before it was written. */
+  private async write(): Promise<boolean> {
+    // The snapshot's time, and the wall time that goes with it: the file's modification time is set
+    // to it, so a start reading this file counts the time since then (readConntrackState).
+    const at = Math.floor(this.clock()) >>> 0;
+    const wallAt = Date.now();
+    const steps = this.dp.snapshotSteps(at);
+    while (!steps.step(CHECKPOINT_SLICE)) {
+      await new Promise((r) => setImmediate(r));
+      if (this.stopped) return false;
+    }
+    const chunks = steps.finish();
+    const tmp = tmpName(this.file, 'checkpoint');
+    try {
+      const fh = await open(tmp, 'w', 0o600);
+      try {
+        for (const chunk of chunks) {
+          for (let off = 0; off < chunk.length;) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+        }
+        await fh.sync();
+        await fh.utimes(wallAt / 1000, wallAt / 1000);
+      } finally {
+        await fh.close();
+      }
+      // Stopped meanwhile: the exit save is about to write the file; this older one must not land after it.
+      if (this.stopped) throw STOPPED;
+      await rename(tmp, this.file);
+      return true;
+    } catch (e) {
+      await unlink(tmp).catch(() => {});
+      if (e === STOPPED) return false;
+      throw e;
+    }
+  }
+}
