@@ -2,8 +2,8 @@
 // plus the rule front ends on top of it — iptables-restore text in, iptables-save / -L / -S out,
 // and the trace that explains a packet. This is the one place the layers meet (core knows no text
 // format; the text front ends know no I/O). Never touches sockets, files or the clock.
-import { checkNow, Dataplane as CoreDataplane, shown } from './core/dataplane.js';
-import type { SavedAffinity } from './core/snapshot.js';
+import { checkNow, Dataplane as CoreDataplane, shown, type IpvsSaveSteps } from './core/dataplane.js';
+import { IPVS_RECORD_BYTES, RecordBlock, type Crc32, type SavedAffinity } from './core/snapshot.js';
 import { AffinityKeeper, type AffinityCore } from './kube/affinity-keeper.js';
 import { buildPacket, parseIP } from './core/packet.js';
 import {
@@ -81,8 +81,12 @@ export class Dataplane extends CoreDataplane {
     return this.ipvsProgram;
   }
 
-  protected override saveIpvs(nowMs: number): Uint8Array[] {
-    return this.ipvsProgram ? this.ipvsProgram.saveConnections(nowMs) : [];
+  protected override saveIpvsSteps(nowMs: number, crc: Crc32): IpvsSaveSteps {
+    const p = this.ipvsProgram;
+    if (!p) return super.saveIpvsSteps(nowMs, crc);
+    const block = new RecordBlock(crc, IPVS_RECORD_BYTES);
+    const step = p.saveConnectionSteps(nowMs, (rec) => block.append(rec));
+    return { step, get pieces() { return block.pieces; } };
   }
 
   /**

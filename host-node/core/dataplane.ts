@@ -11,15 +11,17 @@ import { formatIP, PROTO } from './packet.js';
 import { ipWords, tryParseIP } from './words.js';
 import { encodeServices, type ServiceSpec } from './svc-config.js';
 import { decodeRecord, RECORD_BYTES, type ConntrackEntry } from './conntrack-record.js';
-import { Crc32, concatBytes, decodeSnapshot, snapshotChunks, type SavedAffinity } from './snapshot.js';
+import { Crc32, RecordBlock, concatBytes, decodeSnapshot, snapshotChunks, type SavedAffinity } from './snapshot.js';
 import { setClusterDns, type ClusterDnsCore } from './cluster-dns.js';
 import { ConfigLog, recordConfig, applySvp, decodeSvp } from '../embed/svp.js';
 
 type FlushProtocol = 'UDP' | 'TCP' | 'SCTP';
+/** IPVS's part of a snapshot being taken: `step` reads up to `max` more entries (true once all are read) into `pieces`. */
+export interface IpvsSaveSteps { step(max: number): boolean; readonly pieces: Uint8Array[] }
 /** A snapshot being taken (Dataplane.snapshotSteps). */
 export interface SnapshotSteps {
-  /** Reads up to `maxFlows` more flows; true once the whole table has been read. */
-  step(maxFlows: number): boolean;
+  /** Reads up to `max` more entries (the flows, then IPVS's connections); true once all have been read. */
+  step(max: number): boolean;
   /**
    * The snapshot of what the steps read, with IPVS's connections and ClientIP affinity as they are
    * now: its bytes in chunks, written one after another (the flows' block is one, not copied).
@@ -363,32 +365,27 @@ export class Dataplane {
    */
   snapshotSteps(nowMs = this.lastNowMs): SnapshotSteps {
     checkNow('snapshot', nowMs);
-    // Each record straight into one block (the count bounds it at the start; it grows if the table
-    // does): a copy of its own per flow was most of a large table's save, in allocation and collection.
-    let all = new Uint8Array(this.core.conntrackCount() * RECORD_BYTES);
-    let used = 0;
     const crc = new Crc32();
+    // The flows, then IPVS's connections, each straight into blocks of records: a copy of its own
+    // per flow was most of a large table's save, in allocation and collection.
+    const records = new RecordBlock(crc, RECORD_BYTES);
     let next = this.core.conntrackNext(0) >>> 0;
+    let ipvs: IpvsSaveSteps | null = null;
     return {
-      step: (maxFlows: number): boolean => {
-        const buf = this.core.cfgBuffer(RECORD_BYTES);
-        const from = used;
-        for (let k = 0; next !== CT_NONE && k < maxFlows; k++, next = this.core.conntrackNext(next + 1) >>> 0) {
-          const n = this.core.conntrackExport(next, buf, nowMs) >>> 0;
-          if (n !== RECORD_BYTES) continue;
-          this.refresh();
-          if (used + n > all.length) {
-            const grown = new Uint8Array(all.length * 2 + RECORD_BYTES);
-            grown.set(all);
-            all = grown;
+      step: (max: number): boolean => {
+        if (next !== CT_NONE) {
+          const buf = this.core.cfgBuffer(RECORD_BYTES);
+          for (let k = 0; next !== CT_NONE && k < max; k++, next = this.core.conntrackNext(next + 1) >>> 0) {
+            if (this.core.conntrackExport(next, buf, nowMs) >>> 0 !== RECORD_BYTES) continue;
+            this.refresh();
+            records.append(this.u8.subarray(buf, buf + RECORD_BYTES));
           }
-          all.set(this.u8.subarray(buf, buf + n), used);
-          used += n;
+          if (next !== CT_NONE) return false;
         }
-        crc.update(all.subarray(from, used));
-        return next === CT_NONE;
+        ipvs ??= this.saveIpvsSteps(nowMs, crc);
+        return ipvs.step(max);
       },
-      finish: (): Uint8Array[] => snapshotChunks(all.subarray(0, used), crc, nowMs, this.saveIpvs(nowMs), this.saveAffinity(nowMs)),
+      finish: (): Uint8Array[] => snapshotChunks(records.pieces, ipvs?.pieces ?? [], crc, nowMs, this.saveAffinity(nowMs)),
     };
   }
 
@@ -410,8 +407,11 @@ export class Dataplane {
     return n + this.loadIpvs(snap.ipvs, snap.savedAtMs) + this.loadAffinity(snap.affinity, snap.savedAtMs);
   }
 
-  /** IPVS connection records for a snapshot; none here (the Service dataplane adds IPVS). */
-  protected saveIpvs(_nowMs: number): Uint8Array[] { return []; }
+  /**
+   * IPVS connection records for a snapshot, read a slice per step as snapshotSteps reads flows, into
+   * a block (each record fed to `crc`); none here (the Service dataplane adds IPVS).
+   */
+  protected saveIpvsSteps(_nowMs: number, _crc: Crc32): IpvsSaveSteps { return { step: () => true, pieces: [] }; }
   /** Loads a snapshot's IPVS connection records; returns how many. */
   protected loadIpvs(_records: Uint8Array[], _nowMs: number): number { return 0; }
   /** ClientIP affinity for a snapshot; none here (the Service dataplane adds it). */

@@ -81,12 +81,6 @@ const join = (records: Uint8Array[], size: number): Uint8Array => {
   return all;
 };
 
-/** `records`: the flow records, or all of them already joined (RECORD_BYTES each). */
-export function encodeSnapshot(records: Uint8Array[] | Uint8Array, savedAtMs: number, ipvs: Uint8Array[] = [], affinity: SavedAffinity = { recent: [], direct: [] }): Uint8Array {
-  const all = records instanceof Uint8Array ? records : join(records, RECORD_BYTES);
-  return concatBytes(snapshotChunks(all, new Crc32().update(all), savedAtMs, ipvs, affinity));
-}
-
 /** The chunks one after another in one array. */
 export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
@@ -99,30 +93,70 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
 }
 
 /**
- * The snapshot's bytes as chunks that, written one after another, are exactly encodeSnapshot's
- * (a msgpack map): `records` is one of them as it is, never copied, which a save of a large table
- * would otherwise spend most of its time on. `crc` has been fed `records` (and nothing else).
+ * Records appended one after another, each also fed to a running CRC, kept in pieces of 256 KB:
+ * no piece is ever copied to grow, and no allocation is large enough to stall the loop.
  */
-export function snapshotChunks(records: Uint8Array, crc: Crc32, savedAtMs: number, ipvs: Uint8Array[] = [], affinity: SavedAffinity = { recent: [], direct: [] }): Uint8Array[] {
-  const conns = join(ipvs, IPVS_RECORD_BYTES);
+export class RecordBlock {
+  private static readonly PIECE = 256 * 1024;
+  private readonly done: Uint8Array[] = [];
+  private piece: Uint8Array;
+  private used = 0;
+
+  constructor(private readonly crc: Crc32, private readonly recordBytes: number) {
+    this.piece = new Uint8Array(this.pieceBytes());
+  }
+
+  /** Copies `rec` (one record) in; it may be a view of memory that changes next. */
+  append(rec: Uint8Array): void {
+    if (this.used + rec.length > this.piece.length) {
+      this.done.push(this.piece.subarray(0, this.used));
+      this.piece = new Uint8Array(this.pieceBytes());
+      this.used = 0;
+    }
+    this.piece.set(rec, this.used);
+    this.used += rec.length;
+    this.crc.update(rec);
+  }
+
+  /** The records so far, in order, in pieces. */
+  get pieces(): Uint8Array[] {
+    return this.used > 0 ? [...this.done, this.piece.subarray(0, this.used)] : [...this.done];
+  }
+
+  private pieceBytes(): number {
+    return RecordBlock.PIECE - (RecordBlock.PIECE % this.recordBytes);
+  }
+}
+
+/**
+ * A snapshot's bytes (a msgpack map) as chunks, written one after another: the flow records and
+ * the IPVS records are chunks as they are (pieces of whole records, in order), never copied, which
+ * a save of a large table would otherwise spend most of its time on. `crc` has been fed `records`,
+ * then `ipvs` (and nothing else).
+ */
+export function snapshotChunks(records: readonly Uint8Array[], ipvs: readonly Uint8Array[], crc: Crc32, savedAtMs: number, affinity: SavedAffinity = { recent: [], direct: [] }): Uint8Array[] {
   const lists = affinity.recent.map((l) => ({ name: l.name, entries: join(l.entries, RECENT_ENTRY_BYTES) }));
   const direct = affinity.direct.map((d) => ({ family: d.family, port: d.port, entries: join(d.entries, DIRECT_AFFINITY_BYTES) }));
-  crc.update(conns);
   for (const b of affinityBytes(lists, direct)) crc.update(b);
+  const bytes = (pieces: readonly Uint8Array[]) => pieces.reduce((n, p) => n + p.length, 0);
   const fields: [string, unknown][] = [
     ['format', SNAPSHOT_FORMAT], ['version', SNAPSHOT_VERSION], ['recordBytes', RECORD_BYTES], ['savedAtMs', savedAtMs],
-    ['count', records.length / RECORD_BYTES], ['records', records], ['ipvsRecordBytes', IPVS_RECORD_BYTES], ['ipvsCount', ipvs.length],
-    ['ipvs', conns], ['recentEntryBytes', RECENT_ENTRY_BYTES], ['recent', lists], ['directAffinityBytes', DIRECT_AFFINITY_BYTES],
-    ['direct', direct], ['crc', crc.value],
+    ['count', bytes(records) / RECORD_BYTES], ['records', records], ['ipvsRecordBytes', IPVS_RECORD_BYTES],
+    ['ipvsCount', bytes(ipvs) / IPVS_RECORD_BYTES], ['ipvs', ipvs], ['recentEntryBytes', RECENT_ENTRY_BYTES], ['recent', lists],
+    ['directAffinityBytes', DIRECT_AFFINITY_BYTES], ['direct', direct], ['crc', crc.value],
   ];
   // A map (a map 16 header, as msgpackr writes an object's), each key and value in msgpack's own
-  // encoding; bytes as a bin (its header, then the bytes themselves). Each packed piece is copied:
+  // encoding; the records as a bin (its header, then their pieces). Each packed piece is copied:
   // msgpackr reuses its buffer.
   const chunks: Uint8Array[] = [Uint8Array.of(0xde, 0, fields.length)];
   for (const [key, value] of fields) {
     chunks.push(new Uint8Array(packr.pack(key)));
-    if (value instanceof Uint8Array) chunks.push(binHeader(value.length), value);
-    else chunks.push(new Uint8Array(packr.pack(value)));
+    if (value === records || value === ipvs) {
+      const pieces = value as readonly Uint8Array[];
+      chunks.push(binHeader(bytes(pieces)), ...pieces);
+    } else {
+      chunks.push(new Uint8Array(packr.pack(value)));
+    }
   }
   return chunks;
 }

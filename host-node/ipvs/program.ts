@@ -342,22 +342,37 @@ export class IpvsProgram {
 
   /**
    * Every live connection and template as snapshot records (assembly/ipvs/snapshot.ts), templates
-   * first, so that loading them elsewhere links each connection to its template.
+   * first, so that loading them elsewhere links each connection to its template; read a slice at a
+   * time: each call of the step reads up to `max` entries, hands `out` each record (a view of core
+   * memory: copy it before the next call) and says when all are read. Two walks of the table: the
+   * templates, then the connections.
    */
-  saveConnections(nowMs: number): Uint8Array[] {
-    const templates: Uint8Array[] = [], conns: Uint8Array[] = [];
-    const next = (from: number) => this.fn('ipvsConnNext')(from) >>> 0, save = this.fn('ipvsConnSave');
-    for (let i = next(0); i !== NIL; i = next(i + 1)) {
-      const n = save(i, this.buf(), nowMs);
-      if (n === 0) continue;
-      const rec = new Uint8Array(this.core.memory.buffer, this.buf(), n).slice();
-      (isTemplateRecord(rec) ? templates : conns).push(rec);
-    }
-    return [...templates, ...conns];
+  saveConnectionSteps(nowMs: number, out: (rec: Uint8Array) => void): (max: number) => boolean {
+    const next = this.fn('ipvsConnNext'), save = this.fn('ipvsConnSave');
+    let templates = true;
+    let i = next(0) >>> 0;
+    return (max) => {
+      for (let k = 0; k < max; k++) {
+        if (i === NIL) {
+          if (!templates) return true;
+          templates = false;
+          i = next(0) >>> 0;
+          if (i === NIL) return true;
+        }
+        const b = this.buf();
+        const n = save(i, b, nowMs);
+        if (n !== 0) {
+          const rec = new Uint8Array(this.core.memory.buffer, b, n);
+          if (isTemplateRecord(rec) === templates) out(rec);
+        }
+        i = next(i + 1) >>> 0;
+      }
+      return i === NIL && !templates;
+    };
   }
 
   /**
-   * Loads records saveConnections wrote (in its order) at the clock `nowMs`. A connection whose
+   * Loads records saveConnectionSteps wrote (in its order) at the clock `nowMs`. A connection whose
    * template was loaded (now, or by an earlier call given the same `templates` map: saved template
    * id → entry id) is linked to it.
    * Returns how many were loaded and the records whose virtual service or destination is not here

@@ -393,12 +393,14 @@ describe('Dataplane', () => {
     // 0, 2, 500 and 1,000 records: no bytes, a bin 8, a bin 16 and a bin 32.
     for (const n of [0, 2, 500, 1000]) {
       const records = new Uint8Array(n * 88).map((_, i) => (i * 31) & 0xff);
-      const ipvs = n > 0 ? [new Uint8Array(104).fill(3)] : [];
-      const chunks = snapshotChunks(records, new Crc32().update(records), 12345, ipvs, affinity);
-      expect(chunks).toContain(records);
+      const ipvs = n > 0 ? [new Uint8Array(104).fill(3), new Uint8Array(104).fill(4)] : [];
+      const ipvsBytes = concatBytes(ipvs);
+      const pieces = [records.subarray(0, 88), records.subarray(88)];
+      const chunks = snapshotChunks(pieces, ipvs, new Crc32().update(records).update(ipvsBytes), 12345, affinity);
+      for (const p of [...pieces, ...ipvs]) expect(chunks).toContain(p);
       const whole = packr.pack({
         format: 'svcplane-conntrack', version: 3, recordBytes: 88, savedAtMs: 12345, count: n, records,
-        ipvsRecordBytes: 104, ipvsCount: ipvs.length, ipvs: ipvs[0] ?? new Uint8Array(0), recentEntryBytes: 100,
+        ipvsRecordBytes: 104, ipvsCount: ipvs.length, ipvs: ipvsBytes, recentEntryBytes: 100,
         recent: [{ name: 'KUBE-SEP-X', entries: affinity.recent[0]!.entries[0] }], directAffinityBytes: 44,
         direct: [{ family: 4, port: 'ns/a:p/TCP', entries: affinity.direct[0]!.entries[0] }],
         crc: crc32([records, ...ipvs, new TextEncoder().encode('KUBE-SEP-X'), affinity.recent[0]!.entries[0]!, new TextEncoder().encode('4 ns/a:p/TCP'), affinity.direct[0]!.entries[0]!]),

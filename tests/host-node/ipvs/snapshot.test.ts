@@ -6,7 +6,7 @@ import { describe, it, expect } from 'vitest';
 import { Packr } from 'msgpackr';
 import { Dataplane } from '../../../host-node/dataplane.js';
 import { buildPacket, decodePacket } from '../../../host-node/core/packet.js';
-import { decodeSnapshot, crc32, SNAPSHOT_FORMAT } from '../../../host-node/core/snapshot.js';
+import { concatBytes, decodeSnapshot, crc32, SNAPSHOT_FORMAT } from '../../../host-node/core/snapshot.js';
 import { RECORD_BYTES } from '../../../host-node/core/conntrack-record.js';
 import { webManifests } from '../../support/kube-gen.js';
 
@@ -89,6 +89,40 @@ describe('IPVS connections in the snapshot', () => {
     // New connections from the client go where the template says, whatever rr would pick.
     for (let p = 42001; p < 42007; p++) {
       expect(decodePacket(after.process(toVip(p, 'S'), 60 + p - 42000).packet!).dst).toBe(pod);
+    }
+  });
+
+  it('taken a slice at a time, keep templates first and each connection linked to its template', async () => {
+    const yaml = manifests({ affinity: true });
+    const before = await proxy(yaml, 3);
+    // 40 clients, each with a template and two connections: 40 templates among 80 connections.
+    const client = (k: number) => `198.18.6.${k}`;
+    const pods = new Map<string, string>();
+    for (let k = 1; k <= 40; k++) {
+      for (const sport of [50000 + k, 51000 + k]) {
+        const syn = before.process(buildPacket({ src: client(k), dst: VIP, proto: 'tcp', sport, dport: 80, flags: 'S' }), 10);
+        pods.set(client(k), decodePacket(syn.packet!).dst);
+      }
+    }
+    const steps = before.snapshotSteps(40);
+    let slices = 0;
+    while (!steps.step(7)) slices++;
+    // Conntrack's 80 flows, then two walks of IPVS's 120 entries, seven a slice.
+    expect(slices).toBeGreaterThanOrEqual(Math.floor((80 + 2 * 120) / 7));
+    const stepped = concatBytes(steps.finish());
+    expect(Buffer.from(stepped).equals(Buffer.from(before.snapshot(40)))).toBe(true);
+    const records = decodeSnapshot(stepped).ipvs;
+    const template = (r: Uint8Array) => ((r[4]! | (r[5]! << 8)) & 0x1000) !== 0;
+    expect(records.map(template)).toEqual([...Array(40).fill(true), ...Array(80).fill(false)]);
+
+    const after = await proxy(yaml, 11);
+    expect(after.restore(stepped)).toBe(80 + 120);
+    const conns = after.ipvs().connections(50);
+    const templates = new Map(conns.filter((c) => c.template).map((t) => [t.index, t]));
+    expect(templates.size).toBe(40);
+    for (const c of conns.filter((x) => !x.template)) {
+      expect(templates.get(c.control)?.client).toBe(c.client);
+      expect(c.destination).toBe(pods.get(c.client));
     }
   });
 
