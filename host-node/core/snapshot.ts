@@ -19,9 +19,9 @@ export const RECENT_ENTRY_BYTES = 100;
 /** Bytes of one saved direct-table affinity stamp (ABI.md svcAffinitySave; its slot word is the saving core's). */
 export const DIRECT_AFFINITY_BYTES = 44;
 
-/** A `recent` list by name, its entries (RECENT_ENTRY_BYTES each) oldest first. */
+/** A `recent` list by name, its entries (RECENT_ENTRY_BYTES each, one or more to an element) oldest first. */
 export interface SavedRecentList { name: string; entries: Uint8Array[] }
-/** A direct-table service port's affinity stamps (DIRECT_AFFINITY_BYTES each), by family and id ("ns/name:port/TCP"). */
+/** A direct-table service port's affinity stamps (DIRECT_AFFINITY_BYTES each, one or more to an element), by family and id ("ns/name:port/TCP"). */
 export interface SavedDirectAffinity { family: 4 | 6; port: string; entries: Uint8Array[] }
 /** ClientIP affinity as a snapshot keeps it. */
 export interface SavedAffinity { recent: SavedRecentList[]; direct: SavedDirectAffinity[] }
@@ -75,12 +75,6 @@ export function crc32(chunks: Uint8Array[]): number {
   return c.value;
 }
 
-const join = (records: Uint8Array[], size: number): Uint8Array => {
-  const all = new Uint8Array(records.length * size);
-  records.forEach((r, i) => all.set(r, i * size));
-  return all;
-};
-
 /** The chunks one after another in one array. */
 export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
@@ -128,37 +122,58 @@ export class RecordBlock {
   }
 }
 
+/** Bytes in pieces (whole records, in order), written as one msgpack bin. */
+class Pieces {
+  constructor(readonly pieces: readonly Uint8Array[]) {}
+  get length(): number { return this.pieces.reduce((n, p) => n + p.length, 0); }
+}
+
 /**
- * A snapshot's bytes (a msgpack map) as chunks, written one after another: the flow records and
- * the IPVS records are chunks as they are (pieces of whole records, in order), never copied, which
- * a save of a large table would otherwise spend most of its time on. `crc` has been fed `records`,
- * then `ipvs` (and nothing else).
+ * A snapshot's bytes (a msgpack map, byte for byte as msgpackr writes the object) as chunks,
+ * written one after another: the flow records, the IPVS records and the affinity entries are
+ * chunks as they are (pieces of whole records, in order), never copied, which a save of a large
+ * table would otherwise spend most of its time on. `crc` has been fed `records`, then `ipvs`.
  */
 export function snapshotChunks(records: readonly Uint8Array[], ipvs: readonly Uint8Array[], crc: Crc32, savedAtMs: number, affinity: SavedAffinity = { recent: [], direct: [] }): Uint8Array[] {
-  const lists = affinity.recent.map((l) => ({ name: l.name, entries: join(l.entries, RECENT_ENTRY_BYTES) }));
-  const direct = affinity.direct.map((d) => ({ family: d.family, port: d.port, entries: join(d.entries, DIRECT_AFFINITY_BYTES) }));
-  for (const b of affinityBytes(lists, direct)) crc.update(b);
-  const bytes = (pieces: readonly Uint8Array[]) => pieces.reduce((n, p) => n + p.length, 0);
-  const fields: [string, unknown][] = [
-    ['format', SNAPSHOT_FORMAT], ['version', SNAPSHOT_VERSION], ['recordBytes', RECORD_BYTES], ['savedAtMs', savedAtMs],
-    ['count', bytes(records) / RECORD_BYTES], ['records', records], ['ipvsRecordBytes', IPVS_RECORD_BYTES],
-    ['ipvsCount', bytes(ipvs) / IPVS_RECORD_BYTES], ['ipvs', ipvs], ['recentEntryBytes', RECENT_ENTRY_BYTES], ['recent', lists],
-    ['directAffinityBytes', DIRECT_AFFINITY_BYTES], ['direct', direct], ['crc', crc.value],
-  ];
-  // A map (a map 16 header, as msgpackr writes an object's), each key and value in msgpack's own
-  // encoding; the records as a bin (its header, then their pieces). Each packed piece is copied:
-  // msgpackr reuses its buffer.
-  const chunks: Uint8Array[] = [Uint8Array.of(0xde, 0, fields.length)];
-  for (const [key, value] of fields) {
-    chunks.push(new Uint8Array(packr.pack(key)));
-    if (value === records || value === ipvs) {
-      const pieces = value as readonly Uint8Array[];
-      chunks.push(binHeader(bytes(pieces)), ...pieces);
-    } else {
-      chunks.push(new Uint8Array(packr.pack(value)));
-    }
-  }
+  const lists = affinity.recent.map((l) => ({ name: l.name, entries: new Pieces(l.entries) }));
+  const direct = affinity.direct.map((d) => ({ family: d.family, port: d.port, entries: new Pieces(d.entries) }));
+  const utf8 = new TextEncoder();
+  for (const l of lists) for (const b of [utf8.encode(l.name), ...l.entries.pieces]) crc.update(b);
+  for (const d of direct) for (const b of [utf8.encode(`${d.family} ${d.port}`), ...d.entries.pieces]) crc.update(b);
+  const recs = new Pieces(records), conns = new Pieces(ipvs);
+  const chunks: Uint8Array[] = [];
+  encodeInto(chunks, {
+    format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, recordBytes: RECORD_BYTES, savedAtMs,
+    count: recs.length / RECORD_BYTES, records: recs, ipvsRecordBytes: IPVS_RECORD_BYTES, ipvsCount: conns.length / IPVS_RECORD_BYTES,
+    ipvs: conns, recentEntryBytes: RECENT_ENTRY_BYTES, recent: lists, directAffinityBytes: DIRECT_AFFINITY_BYTES, direct,
+    crc: crc.value,
+  });
   return chunks;
+}
+
+/**
+ * `value` in msgpack as msgpackr (useRecords off) writes it: an object as a map 16, an array with
+ * the smallest header, Pieces as one bin (its header, then the pieces themselves); anything else
+ * packed by msgpackr and copied (it reuses its buffer).
+ */
+function encodeInto(chunks: Uint8Array[], value: unknown): void {
+  if (value instanceof Pieces) {
+    chunks.push(binHeader(value.length), ...value.pieces);
+  } else if (Array.isArray(value)) {
+    const n = value.length;
+    chunks.push(n < 16 ? Uint8Array.of(0x90 | n) : n < 0x10000 ? Uint8Array.of(0xdc, n >>> 8, n & 0xff)
+      : Uint8Array.of(0xdd, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff));
+    for (const v of value) encodeInto(chunks, v);
+  } else if (value !== null && typeof value === 'object' && !(value instanceof Uint8Array)) {
+    const entries = Object.entries(value);
+    chunks.push(Uint8Array.of(0xde, entries.length >>> 8, entries.length & 0xff));
+    for (const [k, v] of entries) {
+      chunks.push(new Uint8Array(packr.pack(k)));
+      encodeInto(chunks, v);
+    }
+  } else {
+    chunks.push(new Uint8Array(packr.pack(value)));
+  }
 }
 
 /** msgpack's bin 8, 16 or 32 header for `n` bytes (the smallest that holds n, as msgpackr writes it). */

@@ -10,6 +10,11 @@
 // rules, objects or files.
 import type { SavedAffinity, SavedDirectAffinity, SavedRecentList } from '../core/snapshot.js';
 
+/** Each `size`-byte entry of blocks holding one or more. */
+function* each(blocks: readonly Uint8Array[], size: number): Iterable<Uint8Array> {
+  for (const b of blocks) for (let at = 0; at + size <= b.length; at += size) yield b.subarray(at, at + size);
+}
+
 /** The core's exports the keeper uses (ABI.md). */
 export interface AffinityCore {
   memory: WebAssembly.Memory;
@@ -46,24 +51,47 @@ export class AffinityKeeper {
     const core = this.core();
     const recent: SavedRecentList[] = [];
     const listBytes = core.iptRecentSavedBytes();
+    // Each list's entries, and each port's stamps, as one block: tens of thousands of clients as an
+    // object each made a save (every checkpoint of a running proxy) take 100 ms and more.
     for (const [name, id] of this.places.lists()) {
       const count = core.iptRecentCount(id);
       if (count === 0) continue;
       const at = core.cfgBuffer(count * listBytes);
-      recent.push({ name, entries: this.read(at, core.iptRecentSave(id, at, count, nowMs), listBytes) });
+      const n = core.iptRecentSave(id, at, count, nowMs);
+      if (n > 0) recent.push({ name, entries: [new Uint8Array(core.memory.buffer, at, n * listBytes).slice()] });
     }
-    // The direct stamps come by slot, in one walk of the affinity table; saved by port.
-    const bySlot = new Map<number, SavedDirectAffinity>();
-    for (const family of [4, 6] as const) for (const [port, slot] of this.places.ports(family)) bySlot.set(slot, { family, port, entries: [] });
-    if (bySlot.size > 0) {
-      const stampBytes = core.svcAffinitySavedBytes(), max = core.svcAffinityCapacity();
-      const at = core.cfgBuffer(max * stampBytes);
-      for (const s of this.read(at, core.svcAffinitySave(at, max, nowMs), stampBytes)) {
-        bySlot.get(new DataView(s.buffer, s.byteOffset).getUint32(0, true))?.entries.push(s);
+    // The direct stamps come by slot (a stamp's first word), in one walk of the affinity table; saved by port.
+    const ports = new Map<number, { family: 4 | 6; port: string }>();
+    for (const family of [4, 6] as const) for (const [port, slot] of this.places.ports(family)) ports.set(slot, { family, port });
+    const direct: SavedDirectAffinity[] = [];
+    if (ports.size > 0) {
+      const size = core.svcAffinitySavedBytes(), max = core.svcAffinityCapacity();
+      const at = core.cfgBuffer(max * size);
+      const n = core.svcAffinitySave(at, max, nowMs);
+      const all = new Uint8Array(core.memory.buffer, at, n * size);
+      const slot = new DataView(all.buffer, all.byteOffset, all.length);
+      const counts = new Map<number, number>();
+      for (let i = 0; i < n; i++) {
+        const s = slot.getUint32(i * size, true);
+        counts.set(s, (counts.get(s) ?? 0) + 1);
+      }
+      const blocks = new Map<number, { bytes: Uint8Array; used: number }>();
+      for (const [s, where] of ports) {
+        const c = counts.get(s);
+        if (!c) continue;
+        const bytes = new Uint8Array(c * size);
+        blocks.set(s, { bytes, used: 0 });
+        direct.push({ ...where, entries: [bytes] });
+      }
+      for (let i = 0; i < n; i++) {
+        const b = blocks.get(slot.getUint32(i * size, true));
+        if (!b) continue;
+        b.bytes.set(all.subarray(i * size, (i + 1) * size), b.used);
+        b.used += size;
       }
     }
     this.refresh();
-    return { recent, direct: [...bySlot.values()].filter((d) => d.entries.length > 0) };
+    return { recent, direct };
   }
 
   /** Writes `saved` back where its lists and ports exist now, and keeps the rest for after the next sync. Returns the entries written. */
@@ -82,23 +110,18 @@ export class AffinityKeeper {
     const recent = p.saved.recent.filter((list) => {
       const id = this.places.listId(list.name);
       if (id === undefined) return true;
-      for (const e of list.entries) if (core.iptRecentLoad(id, this.write(e), p.nowMs) === 0) loaded++;
+      for (const e of each(list.entries, core.iptRecentSavedBytes())) if (core.iptRecentLoad(id, this.write(e), p.nowMs) === 0) loaded++;
       return false;
     });
     const direct = p.saved.direct.filter((d) => {
       const slot = this.places.slot(d.family, d.port);
       if (slot === undefined) return true;
-      for (const e of d.entries) if (core.svcAffinityLoad(slot, this.write(e), p.nowMs) === 0) loaded++;
+      for (const e of each(d.entries, core.svcAffinitySavedBytes())) if (core.svcAffinityLoad(slot, this.write(e), p.nowMs) === 0) loaded++;
       return false;
     });
     this.pending = recent.length + direct.length > 0 ? { saved: { recent, direct }, nowMs: p.nowMs } : undefined;
     this.refresh();
     return loaded;
-  }
-
-  private read(at: number, n: number, size: number): Uint8Array[] {
-    const u8 = new Uint8Array(this.core().memory.buffer);
-    return Array.from({ length: n }, (_, i) => u8.slice(at + i * size, at + (i + 1) * size));
   }
 
   private write(entry: Uint8Array): number {

@@ -387,25 +387,30 @@ describe('Dataplane', () => {
     expect(new Set(a.conntrack().map((e) => e.expiresMs)).size).toBe(7);
   });
 
-  it('writes a snapshot as msgpack itself would, whatever its size (records given as chunks, never copied)', () => {
+  it('writes a snapshot as msgpack itself would, whatever its size (records given in pieces, never copied)', () => {
     const packr = new Packr({ useRecords: false });
-    const affinity = { recent: [{ name: 'KUBE-SEP-X', entries: [new Uint8Array(100).fill(7)] }], direct: [{ family: 4 as const, port: 'ns/a:p/TCP', entries: [new Uint8Array(44).fill(9)] }] };
-    // 0, 2, 500 and 1,000 records: no bytes, a bin 8, a bin 16 and a bin 32.
-    for (const n of [0, 2, 500, 1000]) {
-      const records = new Uint8Array(n * 88).map((_, i) => (i * 31) & 0xff);
-      const ipvs = n > 0 ? [new Uint8Array(104).fill(3), new Uint8Array(104).fill(4)] : [];
-      const ipvsBytes = concatBytes(ipvs);
-      const pieces = [records.subarray(0, 88), records.subarray(88)];
-      const chunks = snapshotChunks(pieces, ipvs, new Crc32().update(records).update(ipvsBytes), 12345, affinity);
-      for (const p of [...pieces, ...ipvs]) expect(chunks).toContain(p);
-      const whole = packr.pack({
-        format: 'svcplane-conntrack', version: 3, recordBytes: 88, savedAtMs: 12345, count: n, records,
-        ipvsRecordBytes: 104, ipvsCount: ipvs.length, ipvs: ipvsBytes, recentEntryBytes: 100,
-        recent: [{ name: 'KUBE-SEP-X', entries: affinity.recent[0]!.entries[0] }], directAffinityBytes: 44,
-        direct: [{ family: 4, port: 'ns/a:p/TCP', entries: affinity.direct[0]!.entries[0] }],
-        crc: crc32([records, ...ipvs, new TextEncoder().encode('KUBE-SEP-X'), affinity.recent[0]!.entries[0]!, new TextEncoder().encode('4 ns/a:p/TCP'), affinity.direct[0]!.entries[0]!]),
-      });
-      expect(Buffer.from(concatBytes(chunks)).equals(Buffer.from(whole))).toBe(true);
+    const utf8 = new TextEncoder();
+    // 1 list and 1 port, or 17 of each (a fixarray, or an array 16); a port's stamps in two pieces.
+    for (const lists of [1, 17]) {
+      const recent = Array.from({ length: lists }, (_, k) => ({ name: `KUBE-SEP-${k}`, entries: [new Uint8Array(100).fill(k)] }));
+      const direct = Array.from({ length: lists }, (_, k) => ({ family: 4 as const, port: `ns/a:p${k}/TCP`, entries: [new Uint8Array(44).fill(k), new Uint8Array(88).fill(k + 1)] }));
+      // 0, 2, 500 and 1,000 records: no bytes, a bin 8, a bin 16 and a bin 32.
+      for (const n of [0, 2, 500, 1000]) {
+        const records = new Uint8Array(n * 88).map((_, i) => (i * 31) & 0xff);
+        const ipvs = n > 0 ? [new Uint8Array(104).fill(3), new Uint8Array(104).fill(4)] : [];
+        const ipvsBytes = concatBytes(ipvs);
+        const pieces = [records.subarray(0, 88), records.subarray(88)];
+        const chunks = snapshotChunks(pieces, ipvs, new Crc32().update(records).update(ipvsBytes), 12345, { recent, direct });
+        for (const p of [...pieces, ...ipvs, ...direct.flatMap((d) => d.entries)]) expect(chunks).toContain(p);
+        const whole = packr.pack({
+          format: 'svcplane-conntrack', version: 3, recordBytes: 88, savedAtMs: 12345, count: n, records,
+          ipvsRecordBytes: 104, ipvsCount: ipvs.length, ipvs: ipvsBytes, recentEntryBytes: 100,
+          recent: recent.map((l) => ({ name: l.name, entries: l.entries[0] })), directAffinityBytes: 44,
+          direct: direct.map((d) => ({ family: 4, port: d.port, entries: concatBytes(d.entries) })),
+          crc: crc32([records, ...ipvs, ...recent.flatMap((l) => [utf8.encode(l.name), ...l.entries]), ...direct.flatMap((d) => [utf8.encode(`4 ${d.port}`), ...d.entries])]),
+        });
+        expect(Buffer.from(concatBytes(chunks)).equals(Buffer.from(whole))).toBe(true);
+      }
     }
   });
 
