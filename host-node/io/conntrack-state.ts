@@ -68,8 +68,11 @@ export class ConntrackCheckpoints {
   private running: Promise<void> | null = null;
   private stopped = false;
   private lastError = '';
-  /** Checkpoints written. */
+  /** Checkpoints written, and failed. */
   written = 0;
+  failed = 0;
+  /** Wall time (ms) the last checkpoint written was taken at; 0 before the first. */
+  lastWrittenMs = 0;
 
   constructor(
     private readonly dp: Dataplane, private readonly file: string, private readonly periodMs: number,
@@ -85,12 +88,14 @@ export class ConntrackCheckpoints {
   /** Takes and writes one checkpoint now, unless one is under way (then that one's promise). Never rejects. */
   checkpoint(): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    this.running ??= this.write().then((done) => {
-      if (!done) return;
+    this.running ??= this.write().then((takenAt) => {
+      if (takenAt === null) return;
       if (this.lastError) this.log(`proxy: conntrack checkpoint to ${this.file} written again`);
       this.lastError = '';
       this.written++;
+      this.lastWrittenMs = takenAt;
     }, (e: Error) => {
+      this.failed++;
       // Said once per distinct failure (a full disk fails every period the same way).
       if (e.message !== this.lastError) this.log(`proxy: conntrack checkpoint to ${this.file} failed (the last one written stays): ${e.message}`);
       this.lastError = e.message;
@@ -106,8 +111,8 @@ export class ConntrackCheckpoints {
     await this.running;
   }
 
-  /** One checkpoint; false when the proxy stopped before it was written. */
-  private async write(): Promise<boolean> {
+  /** One checkpoint; the wall time it was taken at, or null when the proxy stopped before it was written. */
+  private async write(): Promise<number | null> {
     // The snapshot's time, and the wall time that goes with it: the file's modification time is set
     // to it, so a start reading this file counts the time since then (readConntrackState).
     const at = Math.floor(this.clock()) >>> 0;
@@ -115,7 +120,7 @@ export class ConntrackCheckpoints {
     const steps = this.dp.snapshotSteps(at);
     while (!steps.step(CHECKPOINT_SLICE)) {
       await new Promise((r) => setImmediate(r));
-      if (this.stopped) return false;
+      if (this.stopped) return null;
     }
     const chunks = steps.finish();
     const tmp = tmpName(this.file, 'checkpoint');
@@ -133,10 +138,10 @@ export class ConntrackCheckpoints {
       // Stopped meanwhile: the exit save is about to write the file; this older one must not land after it.
       if (this.stopped) throw STOPPED;
       await rename(tmp, this.file);
-      return true;
+      return wallAt;
     } catch (e) {
       await unlink(tmp).catch(() => {});
-      if (e === STOPPED) return false;
+      if (e === STOPPED) return null;
       throw e;
     }
   }

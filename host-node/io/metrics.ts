@@ -22,6 +22,8 @@ export interface MetricSources {
   health: ProxyHealth;
   /** nfacct counters by name (the core's iptables mode). */
   nfacct?(): ReadonlyArray<{ name: string; packets: number }>;
+  /** The conntrack state file's checkpoints (io/conntrack-state.ts), with --conntrack-state. */
+  checkpoints?(): { written: number; failed: number; lastWrittenMs: number };
 }
 
 // metrics.go: exponential buckets from 1 ms doubling 15 times.
@@ -134,6 +136,17 @@ export class ProxyMetrics {
         this.inc({ kind: 'dropped' }, t.offloadDropped ?? 0);
       },
     });
+    if (src.checkpoints) {
+      const cp = src.checkpoints;
+      new Counter({
+        name: 'svcplane_conntrack_checkpoints_total', help: 'Checkpoints of the flows into the conntrack state file, by result', labelNames: ['result'], registers: r,
+        collect() { this.reset(); const c = cp(); this.inc({ result: 'written' }, c.written); this.inc({ result: 'failed' }, c.failed); },
+      });
+      new Gauge({
+        name: 'svcplane_conntrack_checkpoint_timestamp_seconds', help: 'When the last checkpoint written was taken (0: none yet); a restart after a kill keeps the flows older than it',
+        registers: r, collect() { this.set(cp().lastWrittenMs / 1000); },
+      });
+    }
     new Counter({
       name: 'svcplane_tun_errors_total', help: 'TUN read/write errors', labelNames: ['op'], registers: r,
       collect() { this.reset(); const t = src.tunStats(); this.inc({ op: 'read' }, t.readErrors); this.inc({ op: 'write' }, t.writeErrors); },

@@ -100,6 +100,7 @@ export class NodeProxy {
     this.metrics = new ProxyMetrics({
       coreStats: () => this.dp.stats(),
       nfacct: () => this.dp.nfacctList(),
+      ...(this.checkpoints ? { checkpoints: () => this.checkpoints! } : {}),
       tunStats: () => this.loop?.stats() ?? { packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, batches: 0, readErrors: 0, writeErrors: 0, dropped: 0, wakeups: 0 },
       health: this.health,
     });

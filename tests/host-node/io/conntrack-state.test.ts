@@ -33,8 +33,11 @@ describe('conntrack state file', () => {
     const file = join(dir, 'ct.state');
     let clock = 5000;
     const cp = new ConntrackCheckpoints(dp, file, 0, () => clock, log);
+    const before = Date.now();
     await cp.checkpoint();
     expect(cp.written).toBe(1);
+    expect(cp.lastWrittenMs).toBeGreaterThanOrEqual(before);
+    expect(Math.abs(statSync(file).mtimeMs - cp.lastWrittenMs)).toBeLessThan(1);
     expect(logs).toEqual([]);
     const snap = decodeSnapshot(readFileSync(file));
     expect(snap.savedAtMs).toBe(5000);
@@ -97,7 +100,7 @@ describe('conntrack state file', () => {
     await cp.checkpoint();
     expect(logs).toHaveLength(1);
     expect(logs[0]).toMatch(/^proxy: conntrack checkpoint to .*ct\.state failed \(the last one written stays\): ENOENT/);
-    expect(cp.written).toBe(0);
+    expect([cp.written, cp.failed, cp.lastWrittenMs]).toEqual([0, 2, 0]);
     mkdirSync(sub);
     await cp.checkpoint();
     expect(logs[1]).toBe(`proxy: conntrack checkpoint to ${file} written again`);

@@ -129,6 +129,7 @@ describe('proxy metrics', () => {
       tunStats: () => ({ packetsIn: 9, bytesIn: 900, packetsOut: 7, bytesOut: 700, batches: 4, readErrors: 0, writeErrors: 1, dropped: 2, wakeups: 3 }),
       health,
       nfacct: () => [{ name: 'ct_state_invalid_dropped_pkts', packets: 4 }, { name: 'localhost_nps_accepted_pkts', packets: 5 }],
+      checkpoints: () => ({ written: 6, failed: 1, lastWrittenMs: 1_700_000_123_500 }),
     });
     m.syncDuration.observe({ ip_family: 'IPv4' }, 0.004);
     m.lastSync.set({ ip_family: 'IPv6' }, 1700000000);
@@ -158,6 +159,8 @@ describe('proxy metrics', () => {
       'kubeproxy_iptables_ct_state_invalid_dropped_packets_total 4', 'kubeproxy_iptables_localhost_nodeports_accepted_packets_total 5',
       'svcplane_verdicts_total{verdict="FORWARD"} 7', 'svcplane_drops_total{reason="no_endpoints"} 2',
       'svcplane_conntrack_entries 3', 'svcplane_tun_packets_total{direction="in"} 9', 'svcplane_tun_errors_total{op="write"} 1',
+      'svcplane_conntrack_checkpoints_total{result="written"} 6', 'svcplane_conntrack_checkpoints_total{result="failed"} 1',
+      'svcplane_conntrack_checkpoint_timestamp_seconds 1700000123.5',
     ]) expect(text, name).toContain(name);
     // Scrapes read live values (not accumulated between scrapes).
     expect(await m.text()).toContain('svcplane_verdicts_total{verdict="FORWARD"} 7');
