@@ -2,10 +2,12 @@
 // (io/proxy-config.ts), starts the proxy (io/node-proxy.ts) in the current network namespace (or,
 // with --mode userspace, as socket listeners that need no root), and
 // on SIGINT or SIGTERM saves the flows and removes everything it set up (as it does, then exiting 1,
-// when its TUN device is deleted under it). Errors become messages and exit codes: 2 for bad
-// settings, 1 when the proxy could not start, lost its device or could not clean up.
-import { ConfigError, parseProxyArgs, PROXY_HELP } from '../io/proxy-config.js';
+// when its TUN device is deleted under it). `--cleanup` (kube-proxy's) only removes what a run
+// killed before its own cleanup left behind, and exits. Errors become messages and exit codes: 2
+// for bad settings, 1 when the proxy could not start, lost its device or could not clean up.
+import { ConfigError, parseProxyArgs, PROXY_HELP, ROUTE_TABLE } from '../io/proxy-config.js';
 import { NodeProxy } from '../io/node-proxy.js';
+import { removeLeftovers } from '../io/node-routes.js';
 
 export { PROXY_HELP };
 
@@ -14,6 +16,7 @@ export async function runProxy(argv: string[], out: (s: string) => void, err: (s
     out(PROXY_HELP);
     return 0;
   }
+  if (argv.includes('--cleanup')) return cleanup(out, err);
   let cfg;
   try {
     cfg = parseProxyArgs(argv);
@@ -47,4 +50,28 @@ export async function runProxy(argv: string[], out: (s: string) => void, err: (s
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/**
+ * kube-proxy's --cleanup: the policy rules and routes a proxy killed or crashed before its own
+ * cleanup left behind, removed (its device went with its process). Stop a running proxy first:
+ * it would put its rules back at its next --sync-period.
+ */
+function cleanup(out: (s: string) => void, err: (s: string) => void): number {
+  let failed = false;
+  for (const f of [4, 6] as const) {
+    try {
+      out(`proxy: cleanup: IPv${f}: removed ${removeLeftovers(f, ROUTE_TABLE)} rules\n`);
+    } catch (e) {
+      const msg = (e as Error).message;
+      // A host without IPv6 has no IPv6 rules to leave behind.
+      if (/not supported/i.test(msg)) {
+        out(`proxy: cleanup: IPv${f}: not in use here\n`);
+        continue;
+      }
+      err(`svcplane proxy: cleanup: IPv${f}: ${msg}\n`);
+      failed = true;
+    }
+  }
+  return failed ? 1 : 0;
 }

@@ -484,16 +484,25 @@ export class NodeRoutes {
 
   /** Rules at this module's priorities and its table, left by a run that could not clean up. */
   private clearStale(f: Fam): void {
-    const ff = famFlag(f);
-    const rules = JSON.parse(ipCmd([ff, '-j', 'rule', 'show'])) as Array<{ priority: number; table?: string }>;
-    const hasLocal0 = rules.some((r) => r.priority === 0 && r.table === 'local');
-    const stale = rules.filter((r) => OWNED_PREFS.has(r.priority));
-    if (stale.length === 0) return;
-    this.o.log?.(`proxy: removing ${stale.length} IPv${f} rules a previous run left behind`);
-    if (!hasLocal0) ipCmd([ff, 'rule', 'add', 'pref', '0', 'lookup', 'local']);
-    // Each `rule del pref N` removes one rule of that priority.
-    ipBatch(stale.map((r) => `${ff} rule del pref ${r.priority}`));
-    ipBatch([`${ff} route flush table ${this.o.table}`]);
+    const n = removeLeftovers(f, this.o.table);
+    if (n > 0) this.o.log?.(`proxy: removed ${n} IPv${f} rules a previous run left behind`);
   }
 }
 
+/**
+ * Removes the policy rules at the proxy's priorities and the routes of its table that an earlier
+ * run left behind (one killed or crashed before its cleanup), putting `lookup local` back at
+ * priority 0 first if it is not there; returns how many rules went.
+ */
+export function removeLeftovers(f: Fam, table: number): number {
+  const ff = famFlag(f);
+  const rules = JSON.parse(ipCmd([ff, '-j', 'rule', 'show'])) as Array<{ priority: number; table?: string }>;
+  const hasLocal0 = rules.some((r) => r.priority === 0 && r.table === 'local');
+  const stale = rules.filter((r) => OWNED_PREFS.has(r.priority));
+  if (stale.length === 0) return 0;
+  if (!hasLocal0) ipCmd([ff, 'rule', 'add', 'pref', '0', 'lookup', 'local']);
+  // Each `rule del pref N` removes one rule of that priority.
+  ipBatch(stale.map((r) => `${ff} rule del pref ${r.priority}`));
+  ipBatch([`${ff} route flush table ${table}`]);
+  return stale.length;
+}

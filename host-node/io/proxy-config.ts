@@ -86,7 +86,9 @@ export interface ProxyConfig {
 export class ConfigError extends Error {}
 
 export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig FILE) [options]
+       svcplane proxy --cleanup
   --config FILE                  YAML (KubeProxyConfiguration field names; flags override it)
+  --cleanup                      remove the routes and policy rules a killed or crashed run left behind, and exit
   --mode iptables|ipvs|direct|userspace  how Services are programmed into the core (default
                                  iptables); userspace: socket proxy, see below
   --manifests DIR                Services/EndpointSlices/Nodes from files (watched)
@@ -120,10 +122,13 @@ userspace mode (--mode userspace: no root, no TUN; a socket proxy per service po
   --udp-timeout DURATION         idle UDP client session lifetime, e.g. 250ms, 2s (default 250ms)
 `;
 
+/** The routing table the TUN's default route goes in (policy routing). */
+export const ROUTE_TABLE = 2325;
+
 const DEFAULTS: ProxyConfig = {
   mode: 'iptables', nodeName: '', nodeIPs: [], clusterCIDRs: [], masqueradeAddresses: [], serviceCIDRs: ['10.96.0.0/12'], nodePortAddresses: [],
   nodePortRange: [30000, 32767], masqueradeAll: false, tun: 'svc0', tunOffload: true, metricsBindAddress: '127.0.0.1:10249',
-  healthzBindAddress: '0.0.0.0:10256', routeTable: 2325, conntrackMax: 262144, conntrackCheckpointMs: 10_000,
+  healthzBindAddress: '0.0.0.0:10256', routeTable: ROUTE_TABLE, conntrackMax: 262144, conntrackCheckpointMs: 10_000,
   userspaceBind: ['127.0.0.1'], userspacePorts: 'service', userspaceCore: 'iptables', proxyPortRange: [0, 0], udpIdleTimeoutMs: 250,
   minSyncPeriodMs: 1000, syncPeriodMs: 30_000, ipvsScheduler: '',
 };

@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { netnsSupport } from '../support/netns.js';
-import { E2ECluster, eventually, BACKENDS, CLIENT_IP, MASQ_IP, NODE_IP, TUN, SERVICE_CIDR6, CLUSTER_CIDR6, MASQ_IP6 } from './cluster.js';
+import { E2ECluster, eventually, CLI, BACKENDS, CLIENT_IP, MASQ_IP, NODE_IP, TUN, SERVICE_CIDR6, CLUSTER_CIDR6, MASQ_IP6 } from './cluster.js';
 import { clusterManifests, VIP, VIP6, EXTERNAL_IP, LB_IP, RANGED_LB_IP, NODE_PORT, HEALTH_CHECK_PORT } from './manifests.js';
 
 const support = netnsSupport();
@@ -320,4 +320,24 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(p.output()).not.toContain('cleanup:');
     expect(c.nodeExec(['ip', 'rule', 'show'])).toBe(rulesBefore);
   }, 40_000);
+
+  it('svcplane proxy --cleanup removes the rules and routes a killed proxy left behind (kube-proxy\'s --cleanup)', async () => {
+    const rulesBefore = { v4: c.nodeExec(['ip', 'rule', 'show']), v6: c.nodeExec(['ip', '-6', 'rule', 'show']) };
+    await c.startProxy(PROXY_ARGS());
+    const killed = c.proxy!;
+    killed.child.kill('SIGKILL');
+    await killed.exited;
+    c.proxy = null;
+    // Its rules outlive it (the device and the routes through it went with the process).
+    expect(c.nodeExec(['ip', 'rule', 'show'])).toMatch(/^100:/m);
+    expect(c.nodeExec(['ip', 'rule', 'show'])).not.toMatch(/^0:/m);
+    const said = c.nodeExec([process.execPath, CLI, 'proxy', '--cleanup']);
+    expect(said).toMatch(/^proxy: cleanup: IPv4: removed [1-9]\d* rules$/m);
+    expect(said).toMatch(/^proxy: cleanup: IPv6: removed [1-9]\d* rules$/m);
+    expect(c.nodeExec(['ip', 'rule', 'show'])).toBe(rulesBefore.v4);
+    expect(c.nodeExec(['ip', '-6', 'rule', 'show'])).toBe(rulesBefore.v6);
+    expect(c.nodeExec(['ip', 'route', 'show', 'table', '2325'])).toBe('');
+    // Nothing left: a second run removes nothing.
+    expect(c.nodeExec([process.execPath, CLI, 'proxy', '--cleanup'])).toBe('proxy: cleanup: IPv4: removed 0 rules\nproxy: cleanup: IPv6: removed 0 rules\n');
+  }, 30_000);
 });
