@@ -53,15 +53,16 @@ export async function runProxy(argv: string[], out: (s: string) => void, err: (s
 }
 
 /**
- * kube-proxy's --cleanup: the policy rules and routes a proxy killed or crashed before its own
- * cleanup left behind, removed (its device went with its process). Stop a running proxy first:
+ * kube-proxy's --cleanup: the policy rules and fallback routes a proxy killed or crashed before
+ * its own cleanup left behind, removed (its device went with its process). Stop a running proxy first:
  * it would put its rules back at its next --sync-period.
  */
 function cleanup(out: (s: string) => void, err: (s: string) => void): number {
   let failed = false;
   for (const f of [4, 6] as const) {
     try {
-      out(`proxy: cleanup: IPv${f}: removed ${removeLeftovers(f, ROUTE_TABLE)} rules\n`);
+      const n = removeLeftovers(f, ROUTE_TABLE);
+      out(`proxy: cleanup: IPv${f}: removed ${n.rules} rules and ${n.routes} routes\n`);
     } catch (e) {
       const msg = (e as Error).message;
       // A host without IPv6 has no IPv6 rules to leave behind.

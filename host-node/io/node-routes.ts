@@ -29,6 +29,14 @@ export const RULE_PREF = {
 } as const;
 const OWNED_PREFS = new Set<number>(Object.values(RULE_PREF));
 
+/**
+ * The metric of the `unreachable` route kept under each service CIDR's route into the device (the
+ * largest there is, so any other route wins): when the proxy is killed its device and that route go
+ * with it, and Service traffic then fails at once on the node instead of leaving by the default
+ * route toward addresses outside the cluster.
+ */
+export const FALLBACK_METRIC = 4294967295;
+
 export interface NodeRoutesOptions {
   tun: string;
   table: number;
@@ -264,7 +272,12 @@ export class NodeRoutes {
       for (const f of this.families) {
         const steps: Step[] = [];
         for (const cidr of this.o.serviceCIDRs) {
-          if (famOf(cidr) === f) steps.push({ what: `route ${cidr}`, args: ['route', 'replace', cidr, 'dev', tun], undo: ['route', 'del', cidr, 'dev', tun] });
+          if (famOf(cidr) !== f) continue;
+          const fallback = ['unreachable', cidr, 'metric', String(FALLBACK_METRIC)];
+          steps.push(
+            { what: `route ${cidr}`, args: ['route', 'replace', cidr, 'dev', tun], undo: ['route', 'del', cidr, 'dev', tun] },
+            { what: `fallback ${cidr}`, args: ['route', 'replace', ...fallback], undo: ['route', 'del', ...fallback] },
+          );
         }
         for (const a of this.o.masqueradeAddresses) {
           const masq = hostLen(a);
@@ -393,7 +406,7 @@ export class NodeRoutes {
         lines.push('rule del pref 0 lookup local');
       }
       // Routes: setup's and sync's, replaced whether or not they are there; counted to say so.
-      const routeLines = steps.filter((st) => st.args[0] === 'route').map((st) => st.args.join(' '));
+      const routeLines = steps.filter((st) => st.args[0] === 'route' && st.args[2] !== 'unreachable').map((st) => st.args.join(' '));
       for (const k of this.vipRoutes) if (famOf(k) === f) routeLines.push(`route replace ${k} dev ${tun}`);
       let onDevice: number, inTable: number;
       try {
@@ -485,24 +498,28 @@ export class NodeRoutes {
   /** Rules at this module's priorities and its table, left by a run that could not clean up. */
   private clearStale(f: Fam): void {
     const n = removeLeftovers(f, this.o.table);
-    if (n > 0) this.o.log?.(`proxy: removed ${n} IPv${f} rules a previous run left behind`);
+    if (n.rules + n.routes > 0) this.o.log?.(`proxy: removed ${n.rules} IPv${f} rules and ${n.routes} routes a previous run left behind`);
   }
 }
 
 /**
- * Removes the policy rules at the proxy's priorities and the routes of its table that an earlier
- * run left behind (one killed or crashed before its cleanup), putting `lookup local` back at
- * priority 0 first if it is not there; returns how many rules went.
+ * Removes the policy rules at the proxy's priorities, the routes of its table and its fallback
+ * routes that an earlier run left behind (one killed or crashed before its cleanup), putting
+ * `lookup local` back at priority 0 first if it is not there; returns how many rules and routes went.
  */
-export function removeLeftovers(f: Fam, table: number): number {
+export function removeLeftovers(f: Fam, table: number): { rules: number; routes: number } {
   const ff = famFlag(f);
   const rules = JSON.parse(ipCmd([ff, '-j', 'rule', 'show'])) as Array<{ priority: number; table?: string }>;
   const hasLocal0 = rules.some((r) => r.priority === 0 && r.table === 'local');
   const stale = rules.filter((r) => OWNED_PREFS.has(r.priority));
-  if (stale.length === 0) return 0;
-  if (!hasLocal0) ipCmd([ff, 'rule', 'add', 'pref', '0', 'lookup', 'local']);
-  // Each `rule del pref N` removes one rule of that priority.
-  ipBatch(stale.map((r) => `${ff} rule del pref ${r.priority}`));
-  ipBatch([`${ff} route flush table ${table}`]);
-  return stale.length;
+  const fallbacks = (JSON.parse(ipCmd([ff, '-j', 'route', 'show', 'type', 'unreachable'])) as Array<{ dst: string; metric?: number }>)
+    .filter((r) => r.metric === FALLBACK_METRIC);
+  if (stale.length > 0) {
+    if (!hasLocal0) ipCmd([ff, 'rule', 'add', 'pref', '0', 'lookup', 'local']);
+    // Each `rule del pref N` removes one rule of that priority.
+    ipBatch(stale.map((r) => `${ff} rule del pref ${r.priority}`));
+    ipBatch([`${ff} route flush table ${table}`]);
+  }
+  ipBatch(fallbacks.map((r) => `${ff} route del unreachable ${r.dst} metric ${FALLBACK_METRIC}`));
+  return { rules: stale.length, routes: fallbacks.length };
 }

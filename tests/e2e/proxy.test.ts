@@ -321,23 +321,39 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(c.nodeExec(['ip', 'rule', 'show'])).toBe(rulesBefore);
   }, 40_000);
 
-  it('svcplane proxy --cleanup removes the rules and routes a killed proxy left behind (kube-proxy\'s --cleanup)', async () => {
+  it('killed, it leaves Service traffic unroutable (not sent out by the default route); svcplane proxy --cleanup removes what it left (kube-proxy\'s --cleanup)', async () => {
     const rulesBefore = { v4: c.nodeExec(['ip', 'rule', 'show']), v6: c.nodeExec(['ip', '-6', 'rule', 'show']) };
-    await c.startProxy(PROXY_ARGS());
-    const killed = c.proxy!;
-    killed.child.kill('SIGKILL');
-    await killed.exited;
-    c.proxy = null;
-    // Its rules outlive it (the device and the routes through it went with the process).
-    expect(c.nodeExec(['ip', 'rule', 'show'])).toMatch(/^100:/m);
-    expect(c.nodeExec(['ip', 'rule', 'show'])).not.toMatch(/^0:/m);
-    const said = c.nodeExec([process.execPath, CLI, 'proxy', '--cleanup']);
-    expect(said).toMatch(/^proxy: cleanup: IPv4: removed [1-9]\d* rules$/m);
-    expect(said).toMatch(/^proxy: cleanup: IPv6: removed [1-9]\d* rules$/m);
-    expect(c.nodeExec(['ip', 'rule', 'show'])).toBe(rulesBefore.v4);
-    expect(c.nodeExec(['ip', '-6', 'rule', 'show'])).toBe(rulesBefore.v6);
-    expect(c.nodeExec(['ip', 'route', 'show', 'table', '2325'])).toBe('');
-    // Nothing left: a second run removes nothing.
-    expect(c.nodeExec([process.execPath, CLI, 'proxy', '--cleanup'])).toBe('proxy: cleanup: IPv4: removed 0 rules\nproxy: cleanup: IPv6: removed 0 rules\n');
+    // A default route out of the node, as real nodes have: where Service traffic would leak.
+    c.nodeExec(['ip', 'route', 'add', 'default', 'via', CLIENT_IP]);
+    try {
+      await c.startProxy(PROXY_ARGS());
+      const killed = c.proxy!;
+      killed.child.kill('SIGKILL');
+      await killed.exited;
+      c.proxy = null;
+      // The device and the routes through it went with the process; its rules and fallbacks stay.
+      expect(c.nodeExec(['ip', 'rule', 'show'])).toMatch(/^100:/m);
+      expect(c.nodeExec(['ip', 'rule', 'show'])).not.toMatch(/^0:/m);
+      const route = c.scope.exec(c.node, ['ip', 'route', 'get', VIP.web]);
+      expect(route.code, route.stdout).not.toBe(0);
+      expect(route.stderr).toMatch(/No route to host/);
+      const route6 = c.scope.exec(c.node, ['ip', '-6', 'route', 'get', VIP6.web]);
+      expect(route6.stderr).toMatch(/No route to host|Network is unreachable/);
+      const r = await c.podAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 1, concurrency: 1 });
+      expect(r.replies).toEqual([]);
+      expect(r.errors.join()).toMatch(/EHOSTUNREACH/);
+
+      const said = c.nodeExec([process.execPath, CLI, 'proxy', '--cleanup']);
+      expect(said).toMatch(/^proxy: cleanup: IPv4: removed [1-9]\d* rules and 1 routes$/m);
+      expect(said).toMatch(/^proxy: cleanup: IPv6: removed [1-9]\d* rules and 1 routes$/m);
+      expect(c.nodeExec(['ip', 'rule', 'show'])).toBe(rulesBefore.v4);
+      expect(c.nodeExec(['ip', '-6', 'rule', 'show'])).toBe(rulesBefore.v6);
+      expect(c.nodeExec(['ip', 'route', 'show', 'type', 'unreachable'])).toBe('');
+      expect(c.nodeExec(['ip', '-6', 'route', 'show', 'type', 'unreachable'])).toBe('');
+      // Nothing left: a second run removes nothing.
+      expect(c.nodeExec([process.execPath, CLI, 'proxy', '--cleanup'])).toBe('proxy: cleanup: IPv4: removed 0 rules and 0 routes\nproxy: cleanup: IPv6: removed 0 rules and 0 routes\n');
+    } finally {
+      c.nodeExec(['ip', 'route', 'del', 'default', 'via', CLIENT_IP]);
+    }
   }, 30_000);
 });
