@@ -3,9 +3,11 @@
 // to the device; a table of its own holds a default route into it, and policy rules send NodePorts on
 // node addresses, externalIPs/LoadBalancer IPs that are node addresses, and endpoints' replies
 // (client-IP preservation) there. A loop guard lets packets the proxy writes back skip the steering.
-// Records every change it makes and undoes them all in remove() (also after a failed setup); a
-// crashed run's leftovers (its rule priorities, its table) are cleared before setup, and repair()
-// puts back what something else removed while it runs. Never creates
+// Records every change it makes and undoes them all in remove() (also after a failed setup), but
+// the service CIDRs' unreachable fallbacks, which keep Service traffic on the node while no proxy
+// runs; a crashed run's leftovers (its rule priorities, its table, its fallbacks) are cleared before
+// setup (and by removeLeftovers for --cleanup), and repair() puts back what something else removed
+// while it runs. Never creates
 // the device, never reads or writes packets, never touches addresses or other namespaces.
 // Recipes and pitfalls: /work/shared/notes/tun-forwarding.md (verified with iproute2 6.1).
 import { execFileSync } from 'node:child_process';
@@ -31,9 +33,10 @@ const OWNED_PREFS = new Set<number>(Object.values(RULE_PREF));
 
 /**
  * The metric of the `unreachable` route kept under each service CIDR's route into the device (the
- * largest there is, so any other route wins): when the proxy is killed its device and that route go
- * with it, and Service traffic then fails at once on the node instead of leaving by the default
- * route toward addresses outside the cluster.
+ * largest there is, so any other route wins): when the proxy stops or is killed its device and that
+ * route go, and Service traffic then fails at once on the node instead of leaving by the default
+ * route toward addresses outside the cluster. It stays after the proxy's exit (a restart's gap, as
+ * kube-proxy's rules stay after its own); `--cleanup` removes it.
  */
 export const FALLBACK_METRIC = 4294967295;
 
@@ -77,8 +80,8 @@ export interface DynamicRoutes {
 }
 
 type Fam = 4 | 6;
-/** A setup step: `ip -4|-6 args`, undone by `ip -4|-6 undo`. */
-interface Step { what: string; args: string[]; undo: string[] }
+/** A setup step; `undo` null: kept when the proxy stops (the fallback routes). */
+interface Step { what: string; args: string[]; undo: string[] | null }
 const famOf = (ip: string): Fam => (ip.includes(':') ? 6 : 4);
 const famFlag = (f: Fam): string => (f === 6 ? '-6' : '-4');
 const hostLen = (ip: string): string => `${ip}/${famOf(ip) === 6 ? 128 : 32}`;
@@ -276,7 +279,8 @@ export class NodeRoutes {
           const fallback = ['unreachable', cidr, 'metric', String(FALLBACK_METRIC)];
           steps.push(
             { what: `route ${cidr}`, args: ['route', 'replace', cidr, 'dev', tun], undo: ['route', 'del', cidr, 'dev', tun] },
-            { what: `fallback ${cidr}`, args: ['route', 'replace', ...fallback], undo: ['route', 'del', ...fallback] },
+            // Kept when the proxy stops, as kube-proxy's rules are: until a proxy runs again.
+            { what: `fallback ${cidr}`, args: ['route', 'replace', ...fallback], undo: null },
           );
         }
         for (const a of this.o.masqueradeAddresses) {
@@ -471,7 +475,7 @@ export class NodeRoutes {
   private batch(f: Fam, steps: Step[]): void {
     const ff = famFlag(f);
     const done = (n: number): void => {
-      for (const st of steps.slice(0, n)) this.undo.push({ what: st.what, run: () => ipCmd([ff, ...st.undo]) });
+      for (const st of steps.slice(0, n)) if (st.undo) this.undo.push({ what: st.what, run: () => ipCmd([ff, ...st.undo!]) });
     };
     const errors = ipBatchRun(ff, steps.map((st) => st.args.join(' ')), false);
     if (errors.length === 0) {

@@ -6,7 +6,7 @@ import { existsSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { netnsSupport } from '../support/netns.js';
-import { E2ECluster, eventually, CLI, BACKENDS, CLIENT_IP, MASQ_IP, NODE_IP, TUN, SERVICE_CIDR6, CLUSTER_CIDR6, MASQ_IP6 } from './cluster.js';
+import { E2ECluster, eventually, CLI, BACKENDS, CLIENT_IP, MASQ_IP, NODE_IP, TUN, SERVICE_CIDR, SERVICE_CIDR6, CLUSTER_CIDR6, MASQ_IP6 } from './cluster.js';
 import { clusterManifests, VIP, VIP6, EXTERNAL_IP, LB_IP, RANGED_LB_IP, NODE_PORT, HEALTH_CHECK_PORT } from './manifests.js';
 
 const support = netnsSupport();
@@ -291,8 +291,14 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     ]);
     expect(c.nodeExec(['ip', '-6', 'rule', 'show']).trim().split('\n')).toEqual(['0:\tfrom all lookup local', '32766:\tfrom all lookup main']);
     expect(c.nodeExec(['ip', 'link', 'show'])).not.toMatch(new RegExp(`\\b${TUN}\\b`));
-    expect(c.nodeExec(['ip', 'route', 'show', 'table', 'all'])).not.toMatch(/198\.18\.9[67]\.|198\.18\.12[01]\./);
-    expect(c.nodeExec(['ip', '-6', 'route', 'show', 'table', 'all'])).not.toMatch(/fd00:96|table 2325/);
+    // Only the service CIDRs' unreachable fallbacks stay (until a proxy runs again, or --cleanup).
+    const unreachable = (l: string) => l.startsWith('unreachable ');
+    const v4 = c.nodeExec(['ip', '-4', 'route', 'show', 'table', 'all']).split('\n');
+    expect(v4.filter((l) => !unreachable(l)).join('\n')).not.toMatch(/198\.18\.9[67]\.|198\.18\.12[01]\.|table 2325/);
+    expect(v4.filter(unreachable)).toEqual([`unreachable ${SERVICE_CIDR} metric 4294967295 `]);
+    const v6 = c.nodeExec(['ip', '-6', 'route', 'show', 'table', 'all']).split('\n');
+    expect(v6.filter((l) => !unreachable(l)).join('\n')).not.toMatch(/fd00:96|table 2325/);
+    expect(v6.filter(unreachable).map((l) => l.split(' ').slice(0, 2).join(' '))).toEqual([`unreachable ${SERVICE_CIDR6}`]);
   }, 20_000);
 
   it('removes what it set up when it cannot start (a port in use), and exits 1', async () => {

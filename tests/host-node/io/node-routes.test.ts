@@ -31,11 +31,14 @@ describe.runIf(support.ok)('node routes', () => {
   const scope = support.ok ? new NetnsScope('nroutes') : undefined;
   afterAll(() => scope?.destroy());
 
+  // The service CIDR's unreachable fallback stays when the proxy stops (until --cleanup): apart.
+  const routes = (text: string) => text.split('\n').filter((l) => !l.startsWith('unreachable ')).join('\n');
   const state = (ns: Netns) => ({
     rules: scope!.must(ns, ['ip', '-4', 'rule', 'show']),
-    main: scope!.must(ns, ['ip', '-4', 'route', 'show']),
-    table: scope!.must(ns, ['ip', '-4', 'route', 'show', 'table', 'all']),
+    main: routes(scope!.must(ns, ['ip', '-4', 'route', 'show'])),
+    table: routes(scope!.must(ns, ['ip', '-4', 'route', 'show', 'table', 'all'])),
   });
+  const fallbacks = (ns: Netns) => scope!.must(ns, ['ip', '-4', 'route', 'show', 'type', 'unreachable']);
 
   it('sets up every route and rule, and remove() puts the node back as it was', () => {
     const ns = scope!.create('good');
@@ -46,6 +49,7 @@ describe.runIf(support.ok)('node routes', () => {
     expect(run(scope!, ns, [30000, 32767], false)).toBe('ok');
     const up = state(ns);
     expect(up.main).toContain('198.18.96.0/24 dev svp0');
+    expect(fallbacks(ns)).toBe('unreachable 198.18.96.0/24 metric 4294967295 \n');
     expect(up.main).toContain('198.18.97.1 dev svp0');
     expect(up.table).toContain('default dev svp0 table 3999');
     for (const proto of ['tcp', 'udp', 'sctp']) expect(up.rules).toContain(`to ${NODE_IP} ipproto ${proto} dport 30000-32767 lookup 3999`);
@@ -54,6 +58,7 @@ describe.runIf(support.ok)('node routes', () => {
     // A second proxy start finds the rules of this one and clears them first (a crashed run).
     expect(run(scope!, ns, [30000, 32767], true)).toBe('ok');
     expect(state(ns)).toEqual(before);
+    expect(fallbacks(ns)).toBe('unreachable 198.18.96.0/24 metric 4294967295 \n');
   });
 
   it('stops at a failing step, names it, and undoes the steps before it', () => {
