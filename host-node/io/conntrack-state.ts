@@ -5,7 +5,7 @@
 // at a time between packet batches and writes the file from the thread pool: forwarding never waits
 // for a whole table's save or for the disk. Every write is atomic (a reader sees the old file or the
 // new one). Never decides packets and never changes the table.
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, statSync, writeSync, unlinkSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import type { Dataplane } from '../dataplane.js';
@@ -48,10 +48,16 @@ export interface SavedState {
   clockOffset: number;
 }
 
-/** Reads `file` when there is one; a file that cannot be used costs the flows (said in `log`), never the start. */
+/**
+ * Reads `file` when there is one; a file that cannot be used costs the flows (said in `log`), never
+ * the start. Temporary files an earlier run left beside it (killed while writing) are removed: a
+ * proxy in a crash loop would otherwise leave one the size of its table each time.
+ */
 export function readConntrackState(file: string | undefined, now: () => number, log: (line: string) => void): SavedState {
   const fresh = { snapshot: null, clockOffset: -now() };
-  if (!file || !existsSync(file)) return fresh;
+  if (!file) return fresh;
+  removeTemporaries(file, log);
+  if (!existsSync(file)) return fresh;
   try {
     const bytes = readFileSync(file);
     const saved = decodeSnapshot(bytes).savedAtMs;
@@ -59,6 +65,24 @@ export function readConntrackState(file: string | undefined, now: () => number, 
   } catch (e) {
     log(`proxy: conntrack state ${file} ignored: ${(e as Error).message}`);
     return fresh;
+  }
+}
+
+function removeTemporaries(file: string, log: (line: string) => void): void {
+  const dir = dirname(file);
+  const prefix = `.${basename(file)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;   // no directory yet: nothing left in it
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !/^\d+\.(checkpoint|exit)\.tmp$/.test(name.slice(prefix.length))) continue;
+    try {
+      unlinkSync(join(dir, name));
+      log(`proxy: removed ${join(dir, name)}, left by a run killed while writing its conntrack state`);
+    } catch { /* gone meanwhile, or not ours to remove */ }
   }
 }
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Dataplane } from '../../../host-node/dataplane.js';
 import { buildPacket } from '../../../host-node/core/packet.js';
-import { decodeSnapshot } from '../../../host-node/core/snapshot.js';
+import { concatBytes, decodeSnapshot } from '../../../host-node/core/snapshot.js';
 import { ConntrackCheckpoints, readConntrackState, writeFileAtomic } from '../../../host-node/io/conntrack-state.js';
 
 const DNS = { name: 'kube-system/dns', vip: '198.18.96.10', port: 53, protocol: 'UDP' as const, endpoints: ['198.19.1.21:53'] };
@@ -122,6 +122,24 @@ describe('conntrack state file', () => {
     await new Promise((r) => setTimeout(r, 150));
     expect(cp.written).toBe(n);
     expect(statSync(file).mtimeMs).toBe(mtime);
+  });
+
+  it('at start, removes the temporary files of runs killed while writing, and only those', async () => {
+    const dp = await withFlows(20);
+    const file = join(dir, 'ct.state');
+    writeFileAtomic(file, concatBytes(dp.snapshotSteps(2000).finish()));
+    const left = ['.ct.state.4242.checkpoint.tmp', '.ct.state.77.exit.tmp'];
+    const kept = ['.ct.state.notes', '.other.state.4242.checkpoint.tmp', '.ct.state.x.checkpoint.tmp'];
+    for (const n of [...left, ...kept]) writeFileSync(join(dir, n), 'partial');
+    const state = readConntrackState(file, () => 0, log);
+    expect(state.snapshot).not.toBeNull();
+    expect(readdirSync(dir).sort()).toEqual(['ct.state', ...kept].sort());
+    expect(logs.sort()).toEqual(left.map((n) => `proxy: removed ${join(dir, n)}, left by a run killed while writing its conntrack state`).sort());
+    // With no state file yet (the first run after a kill during its very first write) too.
+    rmSync(file);
+    writeFileSync(join(dir, left[0]!), 'partial');
+    expect(readConntrackState(file, () => 3, log)).toEqual({ snapshot: null, clockOffset: -3 });
+    expect(existsSync(join(dir, left[0]!))).toBe(false);
   });
 
   it('a period of 0 writes nothing; a state file that cannot be used costs the flows, said in the log', async () => {
