@@ -137,9 +137,7 @@ class Pieces {
 export function snapshotChunks(records: readonly Uint8Array[], ipvs: readonly Uint8Array[], crc: Crc32, savedAtMs: number, affinity: SavedAffinity = { recent: [], direct: [] }): Uint8Array[] {
   const lists = affinity.recent.map((l) => ({ name: l.name, entries: new Pieces(l.entries) }));
   const direct = affinity.direct.map((d) => ({ family: d.family, port: d.port, entries: new Pieces(d.entries) }));
-  const utf8 = new TextEncoder();
-  for (const l of lists) for (const b of [utf8.encode(l.name), ...l.entries.pieces]) crc.update(b);
-  for (const d of direct) for (const b of [utf8.encode(`${d.family} ${d.port}`), ...d.entries.pieces]) crc.update(b);
+  for (const b of affinityBytes(affinity.recent, affinity.direct)) crc.update(b);
   const recs = new Pieces(records), conns = new Pieces(ipvs);
   const chunks: Uint8Array[] = [];
   encodeInto(chunks, {
@@ -215,7 +213,8 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
         typeof d.port === 'string' && entries(d.entries, DIRECT_AFFINITY_BYTES))) {
     throw new SnapshotError('conntrack snapshot is corrupt: its affinity is not lists of entries');
   }
-  if (crc32(o.version === 1 ? [all] : [all, conns, ...affinityBytes(lists, direct)]) !== o.crc) throw new SnapshotError('conntrack snapshot is corrupt: checksum mismatch');
+  const pieces = <T extends { entries: Uint8Array }>(xs: T[]) => xs.map((x) => ({ ...x, entries: [x.entries] }));
+  if (crc32(o.version === 1 ? [all] : [all, conns, ...affinityBytes(pieces(lists), pieces(direct))]) !== o.crc) throw new SnapshotError('conntrack snapshot is corrupt: checksum mismatch');
   const cut = (x: Uint8Array, size: number) => split(x, x.length / size, size);
   return {
     savedAtMs: o.savedAtMs, records: split(all, count, RECORD_BYTES), ipvs: split(conns, ipvsCount, IPVS_RECORD_BYTES),
@@ -227,7 +226,7 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
 }
 
 /** What the crc covers of the affinity: each list's name and each port's family and id as UTF-8, then its entries. */
-function affinityBytes(lists: readonly { name: string; entries: Uint8Array }[], direct: readonly { family: number; port: string; entries: Uint8Array }[]): Uint8Array[] {
+function affinityBytes(lists: readonly { name: string; entries: readonly Uint8Array[] }[], direct: readonly { family: number; port: string; entries: readonly Uint8Array[] }[]): Uint8Array[] {
   const utf8 = new TextEncoder();
-  return [...lists.flatMap((l) => [utf8.encode(l.name), l.entries]), ...direct.flatMap((d) => [utf8.encode(`${d.family} ${d.port}`), d.entries])];
+  return [...lists.flatMap((l) => [utf8.encode(l.name), ...l.entries]), ...direct.flatMap((d) => [utf8.encode(`${d.family} ${d.port}`), ...d.entries])];
 }
