@@ -1,8 +1,8 @@
 // proxy.ts — `svcplane proxy`: the node proxy kube-proxy's place. Parses flags and the config file
 // (io/proxy-config.ts), starts the proxy (io/node-proxy.ts) in the current network namespace (or,
 // with --mode userspace, as socket listeners that need no root), and
-// on SIGINT or SIGTERM saves the flows and removes everything it set up (as it does, then exiting 1,
-// when its TUN device is deleted under it). `--cleanup` (kube-proxy's) only removes what a run
+// on SIGINT or SIGTERM saves the flows and removes everything it set up but the service CIDRs'
+// unreachable fallbacks (as it does, then exiting 1, when its TUN device is deleted under it). `--cleanup` (kube-proxy's) only removes what a run
 // killed before its own cleanup left behind, and exits. Errors become messages and exit codes: 2
 // for bad settings, 1 when the proxy could not start, lost its device or could not clean up.
 import { ConfigError, parseProxyArgs, PROXY_HELP, ROUTE_TABLE } from '../io/proxy-config.js';

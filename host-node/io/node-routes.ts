@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Protocol } from '../kube/objects.js';
-import { cidrContains, parseCIDR, parseIP } from '../kube/ip.js';
+import { cidrContains, formatCIDR, parseCIDR, parseIP } from '../kube/ip.js';
 
 /** Rule priorities (ip rule pref) this module owns. */
 export const RULE_PREF = {
@@ -499,25 +499,31 @@ export class NodeRoutes {
     if (restore) this.undo.push({ what: `sysctl ${key}`, run: () => writeFileSync(path, old) });
   }
 
-  /** Rules at this module's priorities and its table, left by a run that could not clean up. */
+  /**
+   * Rules at this module's priorities and its table, left by a run that could not clean up, and
+   * fallbacks of service CIDRs this run does not have (its own stay in place: no moment without).
+   */
   private clearStale(f: Fam): void {
-    const n = removeLeftovers(f, this.o.table);
+    const n = removeLeftovers(f, this.o.table, this.o.serviceCIDRs);
     if (n.rules + n.routes > 0) this.o.log?.(`proxy: removed ${n.rules} IPv${f} rules and ${n.routes} routes a previous run left behind`);
   }
 }
 
 /**
- * Removes the policy rules at the proxy's priorities, the routes of its table and its fallback
- * routes that an earlier run left behind (one killed or crashed before its cleanup), putting
- * `lookup local` back at priority 0 first if it is not there; returns how many rules and routes went.
+ * Removes the policy rules at the proxy's priorities and the routes of its table that an earlier
+ * run left behind (one killed or crashed before its cleanup), putting `lookup local` back at
+ * priority 0 first if it is not there, and the fallback routes of service CIDRs not in `keep`;
+ * returns how many rules and routes went.
  */
-export function removeLeftovers(f: Fam, table: number): { rules: number; routes: number } {
+export function removeLeftovers(f: Fam, table: number, keep: readonly string[] = []): { rules: number; routes: number } {
   const ff = famFlag(f);
   const rules = JSON.parse(ipCmd([ff, '-j', 'rule', 'show'])) as Array<{ priority: number; table?: string }>;
   const hasLocal0 = rules.some((r) => r.priority === 0 && r.table === 'local');
   const stale = rules.filter((r) => OWNED_PREFS.has(r.priority));
+  const norm = (cidr: string): string => { const c = parseCIDR(cidr); return c ? formatCIDR(c) : cidr; };
+  const kept = new Set(keep.map(norm));
   const fallbacks = (JSON.parse(ipCmd([ff, '-j', 'route', 'show', 'type', 'unreachable'])) as Array<{ dst: string; metric?: number }>)
-    .filter((r) => r.metric === FALLBACK_METRIC);
+    .filter((r) => r.metric === FALLBACK_METRIC && !kept.has(norm(r.dst)));
   if (stale.length > 0) {
     if (!hasLocal0) ipCmd([ff, 'rule', 'add', 'pref', '0', 'lookup', 'local']);
     // Each `rule del pref N` removes one rule of that priority.

@@ -46,10 +46,13 @@ describe.runIf(support.ok)('node routes', () => {
     scope!.must(ns, ['ip', 'addr', 'add', `${NODE_IP}/24`, 'dev', 'lo']);
     scope!.must(ns, ['ip', 'link', 'set', 'lo', 'up']);
     const before = state(ns);
+    // A fallback an earlier run left for a service CIDR no longer served goes; another's route stays.
+    scope!.must(ns, ['ip', 'route', 'add', 'unreachable', '198.18.99.0/24', 'metric', '4294967295']);
+    scope!.must(ns, ['ip', 'route', 'add', 'unreachable', '198.18.98.0/24', 'metric', '7']);
     expect(run(scope!, ns, [30000, 32767], false)).toBe('ok');
     const up = state(ns);
     expect(up.main).toContain('198.18.96.0/24 dev svp0');
-    expect(fallbacks(ns)).toBe('unreachable 198.18.96.0/24 metric 4294967295 \n');
+    expect(fallbacks(ns)).toBe('unreachable 198.18.96.0/24 metric 4294967295 \nunreachable 198.18.98.0/24 metric 7 \n');
     expect(up.main).toContain('198.18.97.1 dev svp0');
     expect(up.table).toContain('default dev svp0 table 3999');
     for (const proto of ['tcp', 'udp', 'sctp']) expect(up.rules).toContain(`to ${NODE_IP} ipproto ${proto} dport 30000-32767 lookup 3999`);
@@ -58,7 +61,7 @@ describe.runIf(support.ok)('node routes', () => {
     // A second proxy start finds the rules of this one and clears them first (a crashed run).
     expect(run(scope!, ns, [30000, 32767], true)).toBe('ok');
     expect(state(ns)).toEqual(before);
-    expect(fallbacks(ns)).toBe('unreachable 198.18.96.0/24 metric 4294967295 \n');
+    expect(fallbacks(ns)).toBe('unreachable 198.18.96.0/24 metric 4294967295 \nunreachable 198.18.98.0/24 metric 7 \n');
   });
 
   it('stops at a failing step, names it, and undoes the steps before it', () => {
