@@ -3,7 +3,7 @@
 // packet loop, kube-proxy's health and metrics servers, and the conntrack state file that lets a
 // restarted proxy keep its flows (io/conntrack-state.ts: checkpoints while running, a save at
 // exit). start() undoes whatever it already set up when a later step fails; stop() saves the flows,
-// then removes the routes, rules, device and servers.
+// then removes the routes (but the service CIDRs' unreachable fallbacks), rules, device and servers.
 // In userspace mode (no root, no TUN) the device, routes and packet loop are replaced by socket
 // listeners per service port (io/userspace.ts) that ask the same core for every endpoint.
 // Runs in the current network namespace. Never decides packets (the core does) and never renders

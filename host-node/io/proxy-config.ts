@@ -88,7 +88,7 @@ export class ConfigError extends Error {}
 export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig FILE) [options]
        svcplane proxy --cleanup
   --config FILE                  YAML (KubeProxyConfiguration field names; flags override it)
-  --cleanup                      remove the routes and policy rules a killed or crashed run left behind, and exit
+  --cleanup                      remove the policy rules and fallback routes earlier runs left behind, and exit
   --mode iptables|ipvs|direct|userspace  how Services are programmed into the core (default
                                  iptables); userspace: socket proxy, see below
   --manifests DIR                Services/EndpointSlices/Nodes from files (watched)
