@@ -367,7 +367,8 @@ export class NodeRoutes {
    * that deletes rules it does not know, an operator's `ip rule del`): kube-proxy's periodic sync
    * restores its rules the same way. A priority whose rules are not the ones expected, by count, has them
    * deleted and added again; a `lookup local` rule back at priority 0 is moved out again; the
-   * routes are replaced (a no-op for those still there). Returns what was repaired and the errors.
+   * routes are replaced (a no-op for those still there), the service CIDRs' unreachable fallbacks
+   * too. Returns what was repaired and the errors.
    */
   repair(): { repaired: string[]; errors: string[] } {
     const repaired: string[] = [];
@@ -410,12 +411,15 @@ export class NodeRoutes {
         lines.push('rule del pref 0 lookup local');
       }
       // Routes: setup's and sync's, replaced whether or not they are there; counted to say so.
-      const routeLines = steps.filter((st) => st.args[0] === 'route' && st.args[2] !== 'unreachable').map((st) => st.args.join(' '));
+      const fallback = (st: Step) => st.args[2] === 'unreachable';
+      const routeLines = steps.filter((st) => st.args[0] === 'route' && !fallback(st)).map((st) => st.args.join(' '));
       for (const k of this.vipRoutes) if (famOf(k) === f) routeLines.push(`route replace ${k} dev ${tun}`);
-      let onDevice: number, inTable: number;
+      const fallbackLines = steps.filter(fallback).map((st) => st.args.join(' '));
+      let onDevice: number, inTable: number, fallbacks: number;
       try {
         onDevice = (ipCmd([ff, 'route', 'show', 'dev', tun]).match(/\S.*\n?/g) ?? []).length;
         inTable = (ipCmd([ff, 'route', 'show', 'table', String(table)]).match(/\S.*\n?/g) ?? []).length;
+        fallbacks = (ipCmd([ff, 'route', 'show', 'type', 'unreachable']).match(new RegExp(` metric ${FALLBACK_METRIC}\\b`, 'g')) ?? []).length;
       } catch (e) {
         errors.push(`ip ${ff} route show: ${(e as Error).message}`);   // the device itself gone
         continue;
@@ -423,6 +427,10 @@ export class NodeRoutes {
       if (onDevice < routeLines.length - 1 || inTable < 1) {
         repaired.push(`IPv${f} routes into ${tun} (${onDevice + inTable} there, ${routeLines.length} wanted)`);
         lines.push(...routeLines);
+      }
+      if (fallbacks < fallbackLines.length) {
+        repaired.push(`IPv${f} unreachable fallbacks of the service CIDRs (${fallbacks} there, ${fallbackLines.length} wanted)`);
+        lines.push(...fallbackLines);
       }
       if (lines.length > 0) for (const e of ipBatchRun(ff, lines, true)) errors.push(e);
     }

@@ -243,17 +243,21 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     await c.startProxy([...PROXY_ARGS(), '--sync-period', '500ms']);
     const rules = (): string => c.nodeExec(['ip', 'rule', 'show']);
     const routes = (): string => c.nodeExec(['ip', 'route', 'show', 'dev', TUN]);
-    const before = { rules: rules(), routes: routes() };
+    const fallbacks = (): string => c.nodeExec(['ip', 'route', 'show', 'type', 'unreachable']);
+    const before = { rules: rules(), routes: routes(), fallbacks: fallbacks() };
+    expect(before.fallbacks).toBe(`unreachable ${SERVICE_CIDR} metric 4294967295 \n`);
     expect(before.rules).toMatch(/^110:/m);
     // A network manager's clean-up: foreign rules and routes deleted, the default local rule back.
     c.nodeExec(['ip', 'rule', 'del', 'pref', '110']);
     c.nodeExec(['ip', 'rule', 'del', 'pref', '100']);
     c.nodeExec(['ip', 'rule', 'add', 'pref', '0', 'lookup', 'local']);
     c.nodeExec(['ip', 'route', 'flush', 'dev', TUN]);
+    c.nodeExec(['ip', 'route', 'del', 'unreachable', SERVICE_CIDR, 'metric', '4294967295']);
     expect(rules()).not.toEqual(before.rules);
     await eventually(() => {
       expect(rules()).toEqual(before.rules);
       expect(routes()).toEqual(before.routes);
+      expect(fallbacks()).toEqual(before.fallbacks);
       return true;
     }, 5000, 'the removed routes and rules back');
     // Said in its log (read as the pipe delivers it).
