@@ -2,9 +2,10 @@
 // (io/proxy-config.ts), starts the proxy (io/node-proxy.ts) in the current network namespace (or,
 // with --mode userspace, as socket listeners that need no root), and
 // on SIGINT or SIGTERM saves the flows and removes everything it set up but the service CIDRs'
-// unreachable fallbacks (as it does, then exiting 1, when its TUN device is deleted under it). `--cleanup` (kube-proxy's) only removes what a run
-// killed before its own cleanup left behind, and exits. Errors become messages and exit codes: 2
-// for bad settings, 1 when the proxy could not start, lost its device or could not clean up.
+// unreachable fallbacks (as it does, then exiting 1, when its TUN device is deleted under it).
+// `--cleanup` (kube-proxy's) only removes what earlier runs left behind (a killed run's rules, any
+// run's fallbacks), and exits. Errors become messages and exit codes: 2 for bad settings, 1 when
+// the proxy could not start, lost its device or could not clean up.
 import { ConfigError, parseProxyArgs, PROXY_HELP, ROUTE_TABLE } from '../io/proxy-config.js';
 import { NodeProxy } from '../io/node-proxy.js';
 import { removeLeftovers } from '../io/node-routes.js';
@@ -53,9 +54,9 @@ export async function runProxy(argv: string[], out: (s: string) => void, err: (s
 }
 
 /**
- * kube-proxy's --cleanup: the policy rules and fallback routes a proxy killed or crashed before
- * its own cleanup left behind, removed (its device went with its process). Stop a running proxy first:
- * it would put its rules back at its next --sync-period.
+ * kube-proxy's --cleanup: the policy rules a proxy killed or crashed before its own cleanup left
+ * behind (its device went with its process) and the fallback routes every run leaves, removed.
+ * Stop a running proxy first: it would put them back at its next --sync-period.
  */
 function cleanup(out: (s: string) => void, err: (s: string) => void): number {
   let failed = false;

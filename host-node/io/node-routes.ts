@@ -387,9 +387,9 @@ export class NodeRoutes {
       for (const k of this.localVipRules) if (keyFam(k) === f) expect(RULE_PREF.localVip, `rule add ${localVipRule(k, table)}`);
       for (const k of this.replies.rules) if (keyFam(k) === f) expect(RULE_PREF.reply, `rule add ${replyRule(k, table)}`);
       for (const k of this.hcRules) if (hcFam(k) === f) expect(RULE_PREF.healthCheck, `rule add ${hcRule(k)}`);
-      let rules: Array<{ priority: number; table?: string }>;
+      let rules: PolicyRule[];
       try {
-        rules = JSON.parse(ipCmd([ff, '-j', 'rule', 'show'])) as typeof rules;
+        rules = policyRules(ff);
       } catch (e) {
         errors.push(`ip ${ff} rule show: ${(e as Error).message}`);
         continue;
@@ -419,7 +419,7 @@ export class NodeRoutes {
       try {
         onDevice = (ipCmd([ff, 'route', 'show', 'dev', tun]).match(/\S.*\n?/g) ?? []).length;
         inTable = (ipCmd([ff, 'route', 'show', 'table', String(table)]).match(/\S.*\n?/g) ?? []).length;
-        fallbacks = (ipCmd([ff, 'route', 'show', 'type', 'unreachable']).match(new RegExp(` metric ${FALLBACK_METRIC}\\b`, 'g')) ?? []).length;
+        fallbacks = fallbackRoutes(ff).length;
       } catch (e) {
         errors.push(`ip ${ff} route show: ${(e as Error).message}`);   // the device itself gone
         continue;
@@ -517,6 +517,19 @@ export class NodeRoutes {
   }
 }
 
+interface PolicyRule { priority: number; table?: string }
+
+/** The policy rules of family `ff` (`ip -j rule show`). */
+function policyRules(ff: string): PolicyRule[] {
+  return JSON.parse(ipCmd([ff, '-j', 'rule', 'show'])) as PolicyRule[];
+}
+
+/** The destinations of the fallback routes of family `ff` (unreachable, at FALLBACK_METRIC). */
+function fallbackRoutes(ff: string): string[] {
+  return (JSON.parse(ipCmd([ff, '-j', 'route', 'show', 'type', 'unreachable'])) as Array<{ dst: string; metric?: number }>)
+    .filter((r) => r.metric === FALLBACK_METRIC).map((r) => r.dst);
+}
+
 /**
  * Removes the policy rules at the proxy's priorities and the routes of its table that an earlier
  * run left behind (one killed or crashed before its cleanup), putting `lookup local` back at
@@ -525,19 +538,18 @@ export class NodeRoutes {
  */
 export function removeLeftovers(f: Fam, table: number, keep: readonly string[] = []): { rules: number; routes: number } {
   const ff = famFlag(f);
-  const rules = JSON.parse(ipCmd([ff, '-j', 'rule', 'show'])) as Array<{ priority: number; table?: string }>;
+  const rules = policyRules(ff);
   const hasLocal0 = rules.some((r) => r.priority === 0 && r.table === 'local');
   const stale = rules.filter((r) => OWNED_PREFS.has(r.priority));
   const norm = (cidr: string): string => { const c = parseCIDR(cidr); return c ? formatCIDR(c) : cidr; };
   const kept = new Set(keep.map(norm));
-  const fallbacks = (JSON.parse(ipCmd([ff, '-j', 'route', 'show', 'type', 'unreachable'])) as Array<{ dst: string; metric?: number }>)
-    .filter((r) => r.metric === FALLBACK_METRIC && !kept.has(norm(r.dst)));
+  const fallbacks = fallbackRoutes(ff).filter((dst) => !kept.has(norm(dst)));
   if (stale.length > 0) {
     if (!hasLocal0) ipCmd([ff, 'rule', 'add', 'pref', '0', 'lookup', 'local']);
     // Each `rule del pref N` removes one rule of that priority.
     ipBatch(stale.map((r) => `${ff} rule del pref ${r.priority}`));
     ipBatch([`${ff} route flush table ${table}`]);
   }
-  ipBatch(fallbacks.map((r) => `${ff} route del unreachable ${r.dst} metric ${FALLBACK_METRIC}`));
+  ipBatch(fallbacks.map((dst) => `${ff} route del unreachable ${dst} metric ${FALLBACK_METRIC}`));
   return { rules: stale.length, routes: fallbacks.length };
 }

@@ -7,7 +7,7 @@
 import koffi from 'koffi';
 import { performance } from 'node:perf_hooks';
 import type { Dataplane } from '../core/dataplane.js';
-import { TunDevice, TunPump, type TunCounters } from './tun.js';
+import { TunDevice, TunPump, errnoName, type TunCounters } from './tun.js';
 
 export interface ProxyLoopOptions {
   /** Packets per core.processBatch call (capped by the arena), default 64. */
@@ -95,8 +95,8 @@ export class ProxyLoop {
     if (this.poller || !this.tun.isOpen) return;
     // koffi calls back with (status, events) — its typings say (events) — and we only watch for
     // readable, so any successful call means "drain".
-    // libuv reports an error (POLLERR: a TUN device gone from under its descriptor) once, and
-    // stops the wait: the loop is over.
+    // libuv reports an error (POLLERR: a TUN device gone from under its descriptor; its negative
+    // errno) once, and stops the wait: the loop is over.
     const onPoll = (status: unknown): void => {
       if (status === 0) {
         this.onReadable();
@@ -105,7 +105,7 @@ export class ProxyLoop {
       this.pollErrors++;
       if (!this.poller) return;
       this.stop();
-      this.onFailure?.(`waiting for packets on the device failed (${typeof status === 'number' ? uvErrorName(status) : String(status)}): it was deleted or closed`);
+      this.onFailure?.(`waiting for packets on the device failed (${typeof status === 'number' ? errnoName(-status) : String(status)}): it was deleted or closed`);
     };
     this.poller = koffi.node.poll(this.tun.fd, { readable: true }, onPoll as unknown as Parameters<typeof koffi.node.poll>[1]);
     this.reaper = setInterval(() => {
@@ -169,9 +169,4 @@ export class ProxyLoop {
   private now(): number {
     return Math.floor(this.clock()) >>> 0;
   }
-}
-
-// libuv's negative error numbers (the ones a readiness wait reports) by name.
-function uvErrorName(status: number): string {
-  return ({ [-9]: 'EBADF', [-5]: 'EIO', [-19]: 'ENODEV', [-22]: 'EINVAL' } as Record<number, string>)[status] ?? `error ${status}`;
 }

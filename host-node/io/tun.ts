@@ -91,8 +91,9 @@ function sys(): Libc {
   return libc;
 }
 
-function errnoName(e: number): string {
-  return { 1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 16: 'EBUSY', 19: 'ENODEV', 22: 'EINVAL' }[e] ?? `errno ${e}`;
+/** The name of an errno value this module meets (opening the device, or waiting on it). */
+export function errnoName(e: number): string {
+  return { 1: 'EPERM', 2: 'ENOENT', 5: 'EIO', 9: 'EBADF', 13: 'EACCES', 16: 'EBUSY', 19: 'ENODEV', 22: 'EINVAL' }[e] ?? `errno ${e}`;
 }
 
 export class TunError extends Error {
