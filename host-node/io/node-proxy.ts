@@ -25,7 +25,8 @@ import { SyncRunner } from './sync-runner.js';
 import { ProxyHealth, ServiceHealthServers, nodeEligible, serveProxyHealth, closeServer } from './health.js';
 import { ProxyMetrics } from './metrics.js';
 import { ManifestSource } from './manifests.js';
-import { hostPort, coreMode, type ProxyConfig } from './proxy-config.js';
+import { hostPort, coreMode, conntrackTableSize, type ProxyConfig } from './proxy-config.js';
+import { TIMEOUTS } from '../core/conntrack-record.js';
 import { ConntrackCheckpoints, readConntrackState, writeFileAtomic } from './conntrack-state.js';
 import { UserspaceProxy, modelServicePorts } from './userspace.js';
 
@@ -122,10 +123,11 @@ export class NodeProxy {
       nodeIPs: hostAddrs, masqueradeIPs: cfg.masqueradeAddresses, serviceCIDR: cfg.serviceCIDRs,
       ...(cfg.clusterCIDRs.length > 0 ? { podCIDR: cfg.clusterCIDRs } : {}),
       seed: randomBytes(8).readBigUInt64LE(0),
-      conntrackCapacity: cfg.conntrackMax,
+      conntrackCapacity: conntrackTableSize(cfg),
     });
     const p = new NodeProxy(cfg, dp, clock, hostAddrs, npAddrs, opts);
     try {
+      p.log(`proxy: conntrack: ${applyConntrackSettings(dp, cfg)}`);
       if (snapshot) {
         p.restoredFlows = dp.restore(snapshot);
         p.log(`proxy: restored ${p.restoredFlows} flows from ${cfg.conntrackState}`);
@@ -243,6 +245,7 @@ export class NodeProxy {
       nodeName: cfg.nodeName,
       iptables: {
         masqueradeAll: cfg.masqueradeAll,
+        conntrackTCPLiberal: cfg.conntrackTCPBeLiberal,
         nodePortAddresses: cfg.nodePortAddresses,
         hostAddresses: this.nodeAddrs,
         ...(cfg.clusterCIDRs[0] ? { clusterCIDR: cfg.clusterCIDRs.join(',') } : {}),
@@ -350,4 +353,27 @@ export class NodeProxy {
     this.servers = [];
     return failed;
   }
+}
+
+/**
+ * kube-proxy's setupConntrack (cmd/kube-proxy/app/server_linux.go) on the core's table instead of the
+ * kernel's sysctls: each timeout the config sets (0 leaves Linux's default) replaces the table's;
+ * flows restored from a snapshot keep their expiry until their next packet, as sysctl changes
+ * reach kernel flows. Returns what was set, for the start-up log.
+ */
+export function applyConntrackSettings(dp: Dataplane, cfg: ProxyConfig): string {
+  const said = [`${dp.stats().conntrack_capacity} flows`];
+  const set: Array<[number, number, string]> = [
+    [TIMEOUTS.tcpEstablished, cfg.conntrackTCPEstablishedMs, 'tcp established'],
+    [TIMEOUTS.tcpCloseWait, cfg.conntrackTCPCloseWaitMs, 'tcp close-wait'],
+    [TIMEOUTS.udpUnreplied, cfg.conntrackUDPMs, 'udp'],
+    [TIMEOUTS.udpStream, cfg.conntrackUDPStreamMs, 'udp stream'],
+  ];
+  for (const [kind, ms, name] of set) {
+    if (ms <= 0) continue;
+    dp.setConntrackTimeout(kind, ms);
+    said.push(`${name} ${ms / 1000}s`);
+  }
+  if (cfg.conntrackTCPBeLiberal) said.push('tcp be-liberal (no INVALID drop rule)');
+  return said.join(', ');
 }

@@ -1,11 +1,11 @@
 // proxy-config.ts — the settings of `svcplane proxy`: command-line flags in kube-proxy's spirit and a
 // YAML config file using KubeProxyConfiguration's field names where kube-proxy has the setting
 // (mode, clusterCIDR, nodePortAddresses, healthzBindAddress, metricsBindAddress, hostnameOverride,
-// iptables.masqueradeAll, clientConnection.kubeconfig) plus svcplane's own (serviceCIDR, nodeIP,
+// iptables.masqueradeAll, clientConnection.kubeconfig, the conntrack section) plus svcplane's own (serviceCIDR, nodeIP,
 // manifests, tun, conntrackState, masqueradeAddresses, userspace*). Flags override the file. Every problem names
 // the file, line and field (or the flag). Never touches the network, devices or the core.
 import { readFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { cpus, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LineCounter, isMap, type Node as YamlNode } from 'yaml';
 import { TOO_DEEP, yamlDocuments } from '../kube/yaml-depth.js';
@@ -54,8 +54,25 @@ export interface ProxyConfig {
    * so a proxy that is killed or crashes comes back with the connections of its last checkpoint.
    */
   conntrackCheckpointMs: number;
-  /** Flows the core's conntrack table holds (rounded up to a power of two). */
+  /**
+   * Flows the core's conntrack table holds (rounded up to a power of two); 0: sized by
+   * conntrackMaxPerCore / conntrackMin when either is set, else CONNTRACK_TABLE_DEFAULT
+   * (conntrackTableSize).
+   */
   conntrackMax: number;
+  /**
+   * kube-proxy's conntrack section (KubeProxyConntrackConfiguration), which it writes to the kernel's
+   * nf_conntrack sysctls at start (cmd/kube-proxy/app/server_linux.go setupConntrack) and this proxy
+   * applies to the core's table: maxPerCore / min (null: not set) size it, the timeouts (ms, whole
+   * seconds; 0 leaves Linux's default) replace the table's, tcpBeLiberal drops the INVALID rule.
+   */
+  conntrackMaxPerCore: number | null;
+  conntrackMin: number | null;
+  conntrackTCPEstablishedMs: number;
+  conntrackTCPCloseWaitMs: number;
+  conntrackTCPBeLiberal: boolean;
+  conntrackUDPMs: number;
+  conntrackUDPStreamMs: number;
   /** Routing table holding the TUN's default route (policy routing). */
   routeTable: number;
   /** Userspace mode: local addresses the per-service-port listeners bind (one family each or both). */
@@ -109,7 +126,15 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --conntrack-checkpoint-period DURATION
                                  the flows also saved this often while it runs, so a killed or crashed
                                  proxy comes back with its last checkpoint's (default 10s; 0: on exit only)
-  --conntrack-max N              flows the conntrack table holds (default 262144)
+  --conntrack-max N              flows the conntrack table holds (default: from the two below when
+                                 either is given, else 262144)
+  --conntrack-max-per-core N     kube-proxy's: the table holds max(N × CPUs, --conntrack-min) flows
+  --conntrack-min N              (unset: 32768 and 131072 when the other is given; N = 0: 262144)
+  --conntrack-tcp-timeout-established DURATION  idle established TCP flows kept (default 24h; 0: Linux's 5 days)
+  --conntrack-tcp-timeout-close-wait DURATION   TCP flows in CLOSE_WAIT kept (default 1h; 0: Linux's 60s)
+  --conntrack-tcp-be-liberal     no rule dropping conntrack-INVALID packets (kube-proxy's tcpBeLiberal)
+  --conntrack-udp-timeout DURATION         unreplied UDP flows kept (default 0: Linux's 30s)
+  --conntrack-udp-timeout-stream DURATION  UDP streams kept (default 0: Linux's 120s)
   --min-sync-period DURATION     least time between syncs; changes in between go together (default 1s; 0: at once)
   --sync-period DURATION         how often its routes and rules are checked and what was removed put back;
                                  /healthz turns 503 when a change waits twice this (default 30s)
@@ -125,10 +150,39 @@ userspace mode (--mode userspace: no root, no TUN; a socket proxy per service po
 /** The routing table the TUN's default route goes in (policy routing). */
 export const ROUTE_TABLE = 2325;
 
+/**
+ * The conntrack table's flows when neither --conntrack-max nor kube-proxy's maxPerCore / min says:
+ * the kernel's own nf_conntrack_max on a machine of 4 GB or more, which kube-proxy leaves in place
+ * when maxPerCore is 0. The core reserves its table up front (the kernel allocates flow by flow),
+ * so kube-proxy's per-CPU scaling applies only when asked for.
+ */
+export const CONNTRACK_TABLE_DEFAULT = 262144;
+// KubeProxyConntrackConfiguration defaults (pkg/proxy/apis/config/v1alpha1/defaults.go).
+const MAX_PER_CORE_DEFAULT = 32 * 1024;
+const MIN_DEFAULT = 128 * 1024;
+// The core keeps timeouts below 2^31 ms (assembly/conntrack/timeouts.ts CT_TIMEOUT_MAX_MS).
+const CONNTRACK_TIMEOUT_MAX_S = Math.floor(0x7fffffff / 1000);
+
+/**
+ * The flows the conntrack table holds: --conntrack-max when given, else kube-proxy's
+ * getConntrackMax (server_linux.go) when maxPerCore or min is set — max(maxPerCore × CPUs, min),
+ * with CPUs counted as the machine's logical CPUs and maxPerCore 0 meaning "leave the limit" —
+ * else CONNTRACK_TABLE_DEFAULT.
+ */
+export function conntrackTableSize(c: ProxyConfig, cpuCount = cpus().length): number {
+  if (c.conntrackMax > 0) return c.conntrackMax;
+  if (c.conntrackMaxPerCore === null && c.conntrackMin === null) return CONNTRACK_TABLE_DEFAULT;
+  const perCore = c.conntrackMaxPerCore ?? MAX_PER_CORE_DEFAULT;
+  if (perCore === 0) return CONNTRACK_TABLE_DEFAULT;
+  return Math.max(perCore * Math.max(1, cpuCount), c.conntrackMin ?? MIN_DEFAULT);
+}
+
 const DEFAULTS: ProxyConfig = {
   mode: 'iptables', nodeName: '', nodeIPs: [], clusterCIDRs: [], masqueradeAddresses: [], serviceCIDRs: ['10.96.0.0/12'], nodePortAddresses: [],
   nodePortRange: [30000, 32767], masqueradeAll: false, tun: 'svc0', tunOffload: true, metricsBindAddress: '127.0.0.1:10249',
-  healthzBindAddress: '0.0.0.0:10256', routeTable: ROUTE_TABLE, conntrackMax: 262144, conntrackCheckpointMs: 10_000,
+  healthzBindAddress: '0.0.0.0:10256', routeTable: ROUTE_TABLE, conntrackMax: 0, conntrackCheckpointMs: 10_000,
+  conntrackMaxPerCore: null, conntrackMin: null, conntrackTCPEstablishedMs: 24 * 3_600_000, conntrackTCPCloseWaitMs: 3_600_000,
+  conntrackTCPBeLiberal: false, conntrackUDPMs: 0, conntrackUDPStreamMs: 0,
   userspaceBind: ['127.0.0.1'], userspacePorts: 'service', userspaceCore: 'iptables', proxyPortRange: [0, 0], udpIdleTimeoutMs: 250,
   minSyncPeriodMs: 1000, syncPeriodMs: 30_000, ipvsScheduler: '',
 };
@@ -152,6 +206,9 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
         'masquerade-all': { type: 'boolean' }, 'masquerade-address': { type: 'string', multiple: true }, tun: { type: 'string' },
         'no-tun-offload': { type: 'boolean' }, 'metrics-bind-address': { type: 'string' }, 'healthz-bind-address': { type: 'string' },
         'conntrack-state': { type: 'string' }, 'conntrack-checkpoint-period': { type: 'string' }, 'conntrack-max': { type: 'string' },
+        'conntrack-max-per-core': { type: 'string' }, 'conntrack-min': { type: 'string' }, 'conntrack-tcp-timeout-established': { type: 'string' },
+        'conntrack-tcp-timeout-close-wait': { type: 'string' }, 'conntrack-tcp-be-liberal': { type: 'boolean' },
+        'conntrack-udp-timeout': { type: 'string' }, 'conntrack-udp-timeout-stream': { type: 'string' },
         'userspace-bind': { type: 'string', multiple: true }, 'userspace-ports': { type: 'string' }, 'userspace-core': { type: 'string' },
         'proxy-port-range': { type: 'string' }, 'udp-timeout': { type: 'string' }, 'min-sync-period': { type: 'string' },
         'sync-period': { type: 'string' }, 'ipvs-scheduler': { type: 'string' },
@@ -181,6 +238,13 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   set('conntrackState', v['conntrack-state']);
   if (v['conntrack-checkpoint-period'] !== undefined) c.conntrackCheckpointMs = duration(v['conntrack-checkpoint-period'], flagFail('--conntrack-checkpoint-period'));
   if (v['conntrack-max'] !== undefined) c.conntrackMax = Number(v['conntrack-max']);
+  if (v['conntrack-max-per-core'] !== undefined) c.conntrackMaxPerCore = Number(v['conntrack-max-per-core']);
+  if (v['conntrack-min'] !== undefined) c.conntrackMin = Number(v['conntrack-min']);
+  for (const [flag, field] of CONNTRACK_DURATION_FLAGS) {
+    const text = v[flag];
+    if (typeof text === 'string') c[field] = duration(text, flagFail(`--${flag}`));
+  }
+  set('conntrackTCPBeLiberal', v['conntrack-tcp-be-liberal']);
   if (v['userspace-bind']) c.userspaceBind = list(v['userspace-bind']);
   set('userspacePorts', v['userspace-ports'] as UserspacePorts | undefined);
   set('userspaceCore', v['userspace-core'] as CoreMode | undefined);
@@ -206,6 +270,11 @@ function readText(file: string): string {
   }
 }
 
+const CONNTRACK_DURATION_FLAGS = [
+  ['conntrack-tcp-timeout-established', 'conntrackTCPEstablishedMs'], ['conntrack-tcp-timeout-close-wait', 'conntrackTCPCloseWaitMs'],
+  ['conntrack-udp-timeout', 'conntrackUDPMs'], ['conntrack-udp-timeout-stream', 'conntrackUDPStreamMs'],
+] as const;
+
 const flagFail = (flag: string) => (msg: string): never => { throw new ConfigError(`${flag}: ${msg}`); };
 
 const FLAG_OF: Record<string, string> = {
@@ -214,13 +283,17 @@ const FLAG_OF: Record<string, string> = {
   healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig', nodePortRange: 'service-node-port-range',
   userspaceBind: 'userspace-bind', userspacePorts: 'userspace-ports', userspaceCore: 'userspace-core', proxyPortRange: 'proxy-port-range', udpIdleTimeoutMs: 'udp-timeout',
   minSyncPeriodMs: 'min-sync-period', syncPeriodMs: 'sync-period', ipvsScheduler: 'ipvs-scheduler', conntrackCheckpointMs: 'conntrack-checkpoint-period',
+  conntrackMaxPerCore: 'conntrack-max-per-core', conntrackMin: 'conntrack-min', conntrackTCPBeLiberal: 'conntrack-tcp-be-liberal',
+  ...Object.fromEntries(CONNTRACK_DURATION_FLAGS.map(([flag, field]) => [field, flag])),
 };
 // The config file's name of a field, where it differs from ours.
 const FIELD_OF: Record<string, string> = {
   nodeIPs: 'nodeIP', clusterCIDRs: 'clusterCIDR', serviceCIDRs: 'serviceCIDR', masqueradeAddresses: 'masqueradeAddress',
   nodePortRange: 'serviceNodePortRange', proxyPortRange: 'portRange', udpIdleTimeoutMs: 'udpIdleTimeout',
   minSyncPeriodMs: 'minSyncPeriod', syncPeriodMs: 'syncPeriod', ipvsScheduler: 'ipvs.scheduler', kubeconfig: 'clientConnection.kubeconfig',
-  conntrackCheckpointMs: 'conntrackCheckpointPeriod',
+  conntrackCheckpointMs: 'conntrackCheckpointPeriod', conntrackMaxPerCore: 'conntrack.maxPerCore', conntrackMin: 'conntrack.min',
+  conntrackTCPEstablishedMs: 'conntrack.tcpEstablishedTimeout', conntrackTCPCloseWaitMs: 'conntrack.tcpCloseWaitTimeout',
+  conntrackTCPBeLiberal: 'conntrack.tcpBeLiberal', conntrackUDPMs: 'conntrack.udpTimeout', conntrackUDPStreamMs: 'conntrack.udpStreamTimeout',
 };
 const flagged = (v: Record<string, unknown>, field: string): boolean => v[FLAG_OF[field] ?? field] !== undefined;
 
@@ -246,7 +319,10 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
     const cidr = c.serviceCIDRs.find((s) => s.includes(':') === (fam === 6));
     if (given.length === 0 && cidr) c.masqueradeAddresses.push(lastAddress(parseCIDR(cidr)!));
   }
-  if (!Number.isInteger(c.conntrackMax) || c.conntrackMax < 16 || c.conntrackMax > 1 << 24) fail('conntrackMax', `expected 16 to ${1 << 24} flows, got ${c.conntrackMax}`);
+  if (!Number.isInteger(c.conntrackMax) || (c.conntrackMax !== 0 && (c.conntrackMax < 16 || c.conntrackMax > 1 << 24))) {
+    fail('conntrackMax', `expected 16 to ${1 << 24} flows (0: sized by maxPerCore and min), got ${c.conntrackMax}`);
+  }
+  validateConntrack(c, fail);
   if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(c.tun)) fail('tun', `device names are 1-15 letters, digits, "_", "." or "-": ${JSON.stringify(c.tun)}`);
   for (const k of ['metricsBindAddress', 'healthzBindAddress'] as const) if (c[k] !== '') hostPort(c[k], where(k));
   c.userspaceBind = c.userspaceBind.map((a) => canonical(a) ?? fail('userspaceBind', `not an IP address: ${JSON.stringify(a)}`));
@@ -264,6 +340,28 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
     fail('ipvsScheduler', `expected one of ${SCHEDULERS.join(', ')}, got ${JSON.stringify(c.ipvsScheduler)}`);
   }
   return c;
+}
+
+// kube-proxy's validateKubeProxyConntrackConfiguration (never negative), and what the core's table
+// can take: a size of 16 to 2^24 flows, timeouts in whole seconds below 2^31 ms.
+function validateConntrack(c: ProxyConfig, fail: (field: string, msg: string) => never): void {
+  for (const k of ['conntrackMaxPerCore', 'conntrackMin'] as const) {
+    const n = c[k];
+    if (n !== null && !(Number.isInteger(n) && n >= 0 && n <= 0x7fffffff)) fail(k, `expected a whole number from 0 to ${0x7fffffff}, got ${n}`);
+  }
+  if (c.conntrackMax === 0) {
+    const n = conntrackTableSize(c);
+    const by = c.conntrackMaxPerCore !== null && n !== c.conntrackMin ? 'conntrackMaxPerCore' : 'conntrackMin';
+    if (n < 16 || n > 1 << 24) fail(by, `the conntrack table would hold ${n} flows (maxPerCore × ${cpus().length} CPUs, at least min); it holds 16 to ${1 << 24}`);
+  }
+  for (const [, k] of CONNTRACK_DURATION_FLAGS) {
+    const ms = c[k];
+    if (!(Number.isFinite(ms) && ms >= 0)) fail(k, 'must not be negative');
+    // kube-proxy writes whole seconds (int(d / time.Second)) to the sysctl.
+    c[k] = Math.floor(ms / 1000) * 1000;
+    if (ms > 0 && c[k] === 0) fail(k, 'must be 0 or at least 1s (conntrack counts whole seconds)');
+    if (c[k] / 1000 > CONNTRACK_TIMEOUT_MAX_S) fail(k, `must be at most ${CONNTRACK_TIMEOUT_MAX_S}s`);
+  }
 }
 
 function canonical(s: string): string | null {
@@ -330,6 +428,14 @@ const FIELDS: Record<string, FieldReader> = {
   conntrackState: (c, v, fail) => { c.conntrackState = str(v, fail); },
   conntrackCheckpointPeriod: (c, v, fail) => { c.conntrackCheckpointMs = duration(str(v, fail), fail); },
   conntrackMax: (c, v, fail) => { c.conntrackMax = typeof v === 'number' ? v : fail('expected a number'); },
+  // The conntrack section: kube-proxy's own fields; null (a dumped config's unset pointer) keeps the default.
+  'conntrack.maxPerCore': (c, v, fail) => { if (v !== null) c.conntrackMaxPerCore = typeof v === 'number' ? v : fail('expected a number'); },
+  'conntrack.min': (c, v, fail) => { if (v !== null) c.conntrackMin = typeof v === 'number' ? v : fail('expected a number'); },
+  'conntrack.tcpEstablishedTimeout': (c, v, fail) => { if (v !== null) c.conntrackTCPEstablishedMs = duration(str(v, fail), fail); },
+  'conntrack.tcpCloseWaitTimeout': (c, v, fail) => { if (v !== null) c.conntrackTCPCloseWaitMs = duration(str(v, fail), fail); },
+  'conntrack.tcpBeLiberal': (c, v, fail) => { c.conntrackTCPBeLiberal = bool(v, fail); },
+  'conntrack.udpTimeout': (c, v, fail) => { if (v !== null) c.conntrackUDPMs = duration(str(v, fail), fail); },
+  'conntrack.udpStreamTimeout': (c, v, fail) => { if (v !== null) c.conntrackUDPStreamMs = duration(str(v, fail), fail); },
   masqueradeAddress: (c, v, fail) => { c.masqueradeAddresses = strList(v, fail); },
   portRange: (c, v, fail) => { const s = str(v, fail); c.proxyPortRange = s === '' ? [0, 0] : portRange(s, fail); },
   udpIdleTimeout: (c, v, fail) => { c.udpIdleTimeoutMs = duration(str(v, fail), fail); },

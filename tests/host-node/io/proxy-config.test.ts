@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseProxyArgs, readConfigFile, validate, coreMode, ConfigError } from '../../../host-node/io/proxy-config.js';
+import { parseProxyArgs, readConfigFile, validate, coreMode, conntrackTableSize, ConfigError, CONNTRACK_TABLE_DEFAULT } from '../../../host-node/io/proxy-config.js';
 import { nodePortAddresses } from '../../../host-node/io/node-proxy.js';
 import { YAML_MAX_DEPTH } from '../../../host-node/kube/yaml-depth.js';
 
@@ -105,6 +105,90 @@ describe('proxy flags', () => {
     ];
     for (const [argv, msg] of bad) expect(() => parseProxyArgs(argv), argv.join(' ')).toThrow(msg);
     expect(() => parseProxyArgs(['--mode', 'x'])).toThrow(ConfigError);
+  });
+});
+
+describe('kube-proxy\'s conntrack settings', () => {
+  const H = 3_600_000;
+  it('default to kube-proxy\'s timeouts (24 h established, 1 h close-wait, UDP left alone) and a table of 262144', () => {
+    const c = parseProxyArgs(['--manifests', '/m']);
+    expect(c).toMatchObject({
+      conntrackTCPEstablishedMs: 24 * H, conntrackTCPCloseWaitMs: H, conntrackUDPMs: 0, conntrackUDPStreamMs: 0,
+      conntrackTCPBeLiberal: false, conntrackMaxPerCore: null, conntrackMin: null, conntrackMax: 0,
+    });
+    expect(conntrackTableSize(c, 64)).toBe(CONNTRACK_TABLE_DEFAULT);
+  });
+
+  it('read their flags and the file\'s conntrack section; flags override the file', () => {
+    const c = parseProxyArgs([
+      '--manifests', '/m', '--conntrack-max-per-core', '8192', '--conntrack-min', '20000', '--conntrack-tcp-timeout-established', '2h',
+      '--conntrack-tcp-timeout-close-wait', '0', '--conntrack-tcp-be-liberal', '--conntrack-udp-timeout', '45s', '--conntrack-udp-timeout-stream', '3m',
+    ]);
+    expect(c).toMatchObject({
+      conntrackMaxPerCore: 8192, conntrackMin: 20000, conntrackTCPEstablishedMs: 2 * H, conntrackTCPCloseWaitMs: 0,
+      conntrackTCPBeLiberal: true, conntrackUDPMs: 45_000, conntrackUDPStreamMs: 180_000,
+    });
+    // What `kubectl get cm kube-proxy` holds: every field written out, unset pointers as null.
+    const f = readConfigFile('/x.yaml', [
+      'manifests: /m', 'conntrack:', '  maxPerCore: 32768', '  min: 131072', '  tcpBeLiberal: true', '  tcpCloseWaitTimeout: 1h0m0s',
+      '  tcpEstablishedTimeout: 12h0m0s', '  udpStreamTimeout: 0s', '  udpTimeout: 0s', '  max: null', '',
+    ].join('\n'));
+    expect(f).toMatchObject({
+      conntrackMaxPerCore: 32768, conntrackMin: 131072, conntrackTCPBeLiberal: true, conntrackTCPCloseWaitMs: H,
+      conntrackTCPEstablishedMs: 12 * H, conntrackUDPMs: 0, conntrackUDPStreamMs: 0,
+    });
+    expect(readConfigFile('/x.yaml', 'manifests: /m\nconntrack: {maxPerCore: null, min: null, tcpEstablishedTimeout: null}\n'))
+      .toMatchObject({ conntrackMaxPerCore: null, conntrackMin: null, conntrackTCPEstablishedMs: 24 * H });
+    const dir = mkdtempSync(join(tmpdir(), 'svp-cfg-'));
+    try {
+      const file = join(dir, 'proxy.yaml');
+      writeFileSync(file, 'manifests: /m\nconntrack:\n  tcpEstablishedTimeout: 12h\n  maxPerCore: 0\n');
+      expect(parseProxyArgs(['--config', file, '--conntrack-tcp-timeout-established', '1h'])).toMatchObject({ conntrackTCPEstablishedMs: H, conntrackMaxPerCore: 0 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('size the table as kube-proxy sizes nf_conntrack_max: max(maxPerCore × CPUs, min); --conntrack-max wins', () => {
+    const base = parseProxyArgs(['--manifests', '/m']);
+    const size = (o: Partial<typeof base>, cpus: number): number => conntrackTableSize({ ...base, ...o }, cpus);
+    expect(size({ conntrackMaxPerCore: 32768, conntrackMin: 131072 }, 2)).toBe(131072);
+    expect(size({ conntrackMaxPerCore: 32768, conntrackMin: 131072 }, 8)).toBe(262144);
+    expect(size({ conntrackMaxPerCore: 32768, conntrackMin: 131072 }, 16)).toBe(524288);
+    // The one given with kube-proxy's default for the other.
+    expect(size({ conntrackMin: 500000 }, 4)).toBe(500000);
+    expect(size({ conntrackMaxPerCore: 1000 }, 4)).toBe(131072);
+    expect(size({ conntrackMaxPerCore: 1000, conntrackMin: 0 }, 4)).toBe(4000);
+    // maxPerCore 0: kube-proxy leaves the limit as it is.
+    expect(size({ conntrackMaxPerCore: 0, conntrackMin: 131072 }, 4)).toBe(CONNTRACK_TABLE_DEFAULT);
+    expect(size({ conntrackMax: 4096, conntrackMaxPerCore: 32768 }, 4)).toBe(4096);
+  });
+
+  it('name the flag or file:line of a bad value', () => {
+    const bad: Array<[string[], string | RegExp]> = [
+      [['--conntrack-max-per-core=-1'], /--conntrack-max-per-core: expected a whole number from 0 to 2147483647, got -1/],
+      [['--conntrack-min', 'lots'], /--conntrack-min: expected a whole number from 0 to 2147483647, got NaN/],
+      [['--conntrack-max-per-core', '1', '--conntrack-min', '0'], /--conntrack-max-per-core: the conntrack table would hold \d+ flows .* it holds 16 to 16777216/],
+      [['--conntrack-min', '20000000'], /--conntrack-min: the conntrack table would hold 20000000 flows/],
+      [['--conntrack-tcp-timeout-established=-1h'], /--conntrack-tcp-timeout-established: expected a duration/],
+      [['--conntrack-tcp-timeout-close-wait', '500ms'], '--conntrack-tcp-timeout-close-wait: must be 0 or at least 1s (conntrack counts whole seconds)'],
+      [['--conntrack-udp-timeout-stream', '600h'], '--conntrack-udp-timeout-stream: must be at most 2147483s'],
+    ];
+    for (const [argv, msg] of bad) expect(() => parseProxyArgs(['--manifests', '/m', ...argv]), argv.join(' ')).toThrow(msg);
+    const dir = mkdtempSync(join(tmpdir(), 'svp-cfg-'));
+    try {
+      const file = join(dir, 'proxy.yaml');
+      writeFileSync(file, 'manifests: /m\nconntrack:\n  maxPerCore: 32768\n  min: -5\n');
+      expect(() => parseProxyArgs(['--config', file])).toThrow(`${file}:4: conntrack.min: expected a whole number from 0 to 2147483647, got -5`);
+      writeFileSync(file, 'manifests: /m\nconntrack:\n  udpTimeout: 300ms\n');
+      expect(() => parseProxyArgs(['--config', file])).toThrow(`${file}:3: conntrack.udpTimeout: must be 0 or at least 1s`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(() => readConfigFile('/x.yaml', 'conntrack:\n  tcpBeLiberal: 1\n')).toThrow('/x.yaml:2: conntrack.tcpBeLiberal: expected true or false');
+    expect(() => readConfigFile('/x.yaml', 'conntrack:\n  maxPerCore: "1"\n')).toThrow('/x.yaml:2: conntrack.maxPerCore: expected a number');
+    // Whole seconds, as kube-proxy writes them to the sysctl.
+    expect(parseProxyArgs(['--manifests', '/m', '--conntrack-udp-timeout', '1.9s']).conntrackUDPMs).toBe(1000);
   });
 });
 

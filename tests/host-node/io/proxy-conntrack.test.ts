@@ -1,0 +1,156 @@
+// `svcplane proxy` applies kube-proxy's conntrack section to the core's table as kube-proxy applies
+// it to the kernel's sysctls: by default idle established TCP flows live 24 h and CLOSE_WAIT ones
+// 1 h (not Linux's 5 days and 60 s); the flags change or (0) leave them; the UDP timeouts apply
+// when given; tcpBeLiberal takes the INVALID drop rule out; maxPerCore / min size the table.
+// A proxy in userspace mode (no root, no TUN, loopback only) with flows pushed through its core.
+import { describe, it, expect, afterEach } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseProxyArgs } from '../../../host-node/io/proxy-config.js';
+import { NodeProxy } from '../../../host-node/io/node-proxy.js';
+import { buildPacket } from '../../../host-node/core/packet.js';
+
+const VIP = '198.18.96.10';
+const EP = '198.18.100.2';
+const CLIENT = '198.18.50.1';
+const MANIFESTS = `apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: default }
+spec: { clusterIP: ${VIP}, ports: [{ name: http, port: 80, targetPort: 8080 }, { name: dns, port: 53, protocol: UDP, targetPort: 5353 }] }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: web-1, namespace: default, labels: { kubernetes.io/service-name: web } }
+addressType: IPv4
+ports: [{ name: http, port: 8080 }, { name: dns, port: 5353, protocol: UDP }]
+endpoints: [{ addresses: [${EP}] }]
+`;
+
+let dir = '';
+let proxy: NodeProxy | null = null;
+const logs: string[] = [];
+afterEach(async () => {
+  await proxy?.stop();
+  proxy = null;
+  if (dir) rmSync(dir, { recursive: true, force: true });
+  dir = '';
+  logs.length = 0;
+});
+
+async function start(extra: string[]): Promise<NodeProxy> {
+  dir = mkdtempSync(join(tmpdir(), 'svp-ct-settings-'));
+  writeFileSync(join(dir, 'web.yaml'), MANIFESTS);
+  const cfg = parseProxyArgs([
+    '--manifests', dir, '--mode', 'userspace', '--userspace-ports', 'range', '--hostname-override', 'n1',
+    '--metrics-bind-address', '', '--healthz-bind-address', '', '--min-sync-period', '0', ...extra,
+  ]);
+  proxy = await NodeProxy.start(cfg, { log: (m) => logs.push(m) });
+  const until = Date.now() + 5000;
+  while (!proxy.dp.iptablesSave().includes(`-d ${VIP} --dport 80 -j KUBE-SVC-`)) {
+    if (Date.now() > until) throw new Error(`no Service rules after 5 s: ${proxy.lastSyncError}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return proxy;
+}
+
+// Far from the proxy's own clock, so nothing it does reaps these flows meanwhile.
+const T = 1e9;
+
+/** Remaining lifetime (ms) of the TCP flow after: handshake, then (closeWait) the server's FIN and the client's ACK. */
+function tcpFlow(p: NodeProxy, closeWait = false): { state: string | undefined; left: number } {
+  const send = (from: 'client' | 'server', flags: string, at: number): void => {
+    const pkt = from === 'client'
+      ? buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40000, dport: 80, flags })
+      : buildPacket({ src: EP, dst: CLIENT, proto: 'tcp', sport: 8080, dport: 40000, flags });
+    const r = p.dp.process(pkt, at);
+    expect(r.verdict, `${from} ${flags}`).toBe('FORWARD');
+  };
+  send('client', 'S', T);
+  send('server', 'SA', T + 1);
+  send('client', 'A', T + 2);
+  if (closeWait) {
+    send('server', 'FA', T + 3);
+    send('client', 'A', T + 4);
+  }
+  const at = T + 10;
+  const e = p.dp.conntrack(at).find((x) => x.proto === 'tcp' && x.original.src === CLIENT);
+  return { state: e?.state, left: (e?.expiresMs ?? 0) - at };
+}
+
+/** Remaining lifetime (ms) of a UDP flow from client port `sport`: one packet, or (replied) a stream. */
+function udpFlow(p: NodeProxy, replied: boolean): number {
+  const at = T;
+  const sport = replied ? 41001 : 41000;
+  expect(p.dp.process(buildPacket({ src: CLIENT, dst: VIP, proto: 'udp', sport, dport: 53 }), at).verdict).toBe('FORWARD');
+  if (replied) {
+    expect(p.dp.process(buildPacket({ src: EP, dst: CLIENT, proto: 'udp', sport: 5353, dport: sport }), at + 1).verdict).toBe('FORWARD');
+    // Still two-way after the kernel's 2 s stream delay: a stream.
+    expect(p.dp.process(buildPacket({ src: CLIENT, dst: VIP, proto: 'udp', sport, dport: 53 }), at + 2500).verdict).toBe('FORWARD');
+  }
+  const now = at + 3000;
+  const e = p.dp.conntrack(now).find((x) => x.proto === 'udp' && x.original.sport === sport);
+  return (e?.expiresMs ?? 0) - now;
+}
+
+const H = 3_600_000;
+
+describe('svcplane proxy: kube-proxy\'s conntrack settings', () => {
+  it('by default keeps idle established TCP flows 24 h and CLOSE_WAIT ones 1 h, as kube-proxy sets them', async () => {
+    const p = await start([]);
+    expect(tcpFlow(p)).toEqual({ state: 'ESTABLISHED', left: 24 * H - 8 });
+    expect(logs).toContain(`proxy: conntrack: ${p.dp.stats().conntrack_capacity} flows, tcp established 86400s, tcp close-wait 3600s`);
+  });
+
+  it('CLOSE_WAIT: 1 h by default', async () => {
+    const p = await start([]);
+    expect(tcpFlow(p, true)).toEqual({ state: 'CLOSE_WAIT', left: H - 6 });
+  });
+
+  it('the flags change them, and 0 leaves Linux\'s defaults (5 days, 60 s)', async () => {
+    let p = await start(['--conntrack-tcp-timeout-established', '2h30m', '--conntrack-tcp-timeout-close-wait', '90s']);
+    expect(tcpFlow(p)).toEqual({ state: 'ESTABLISHED', left: 2.5 * H - 8 });
+    await proxy!.stop();
+    proxy = null;
+    p = await start(['--conntrack-tcp-timeout-close-wait', '90s']);
+    expect(tcpFlow(p, true)).toEqual({ state: 'CLOSE_WAIT', left: 90_000 - 6 });
+    await proxy!.stop();
+    proxy = null;
+    p = await start(['--conntrack-tcp-timeout-established', '0', '--conntrack-tcp-timeout-close-wait', '0']);
+    expect(tcpFlow(p)).toEqual({ state: 'ESTABLISHED', left: 5 * 24 * H - 8 });
+    expect(logs).toContain(`proxy: conntrack: ${p.dp.stats().conntrack_capacity} flows`);
+  });
+
+  it('the UDP timeouts apply only when given (kube-proxy leaves Linux\'s 30 s and 120 s otherwise)', async () => {
+    let p = await start([]);
+    expect(udpFlow(p, false)).toBe(30_000 - 3000);
+    expect(udpFlow(p, true)).toBe(120_000 - 500);
+    await proxy!.stop();
+    proxy = null;
+    p = await start(['--conntrack-udp-timeout', '10s', '--conntrack-udp-timeout-stream', '5m']);
+    expect(udpFlow(p, false)).toBe(10_000 - 3000);
+    expect(udpFlow(p, true)).toBe(300_000 - 500);
+  });
+
+  it('tcpBeLiberal takes kube-proxy\'s rule dropping conntrack-INVALID packets out', async () => {
+    const invalid = /-A KUBE-FORWARD -m conntrack --ctstate INVALID .*-j DROP/;
+    let p = await start([]);
+    expect(p.dp.iptablesSave()).toMatch(invalid);
+    await proxy!.stop();
+    proxy = null;
+    p = await start(['--conntrack-tcp-be-liberal']);
+    expect(p.dp.iptablesSave()).not.toMatch(invalid);
+    expect(logs.some((l) => l.includes('tcp be-liberal'))).toBe(true);
+  });
+
+  it('maxPerCore and min size the table (max(maxPerCore × CPUs, min), rounded up to a power of two)', async () => {
+    const n = cpus().length;
+    let p = await start(['--conntrack-max-per-core', '16384', '--conntrack-min', '1024']);
+    const want = 2 ** Math.ceil(Math.log2(16384 * n));
+    expect(p.dp.stats().conntrack_capacity).toBe(want);
+    await proxy!.stop();
+    proxy = null;
+    p = await start(['--conntrack-max-per-core', '16', '--conntrack-min', '5000']);
+    expect(p.dp.stats().conntrack_capacity).toBe(16 * n > 5000 ? 2 ** Math.ceil(Math.log2(16 * n)) : 8192);
+  });
+});
