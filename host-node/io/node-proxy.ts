@@ -127,7 +127,7 @@ export class NodeProxy {
     });
     const p = new NodeProxy(cfg, dp, clock, hostAddrs, npAddrs, opts);
     try {
-      p.log(`proxy: conntrack: ${applyConntrackSettings(dp, cfg)}`);
+      for (const line of applyTableSettings(dp, cfg)) p.log(`proxy: ${line}`);
       if (snapshot) {
         p.restoredFlows = dp.restore(snapshot);
         p.log(`proxy: restored ${p.restoredFlows} flows from ${cfg.conntrackState}`);
@@ -359,9 +359,10 @@ export class NodeProxy {
  * kube-proxy's setupConntrack (cmd/kube-proxy/app/server_linux.go) on the core's table instead of the
  * kernel's sysctls: each timeout the config sets (0 leaves Linux's default) replaces the table's;
  * flows restored from a snapshot keep their expiry until their next packet, as sysctl changes
- * reach kernel flows. Returns what was set, for the start-up log.
+ * reach kernel flows. In ipvs mode also the IPVS timeouts the ipvs proxier sets with
+ * ConfigureTimeouts when any is given (0 leaves one as it is). Returns what was set, for the log.
  */
-export function applyConntrackSettings(dp: Dataplane, cfg: ProxyConfig): string {
+export function applyTableSettings(dp: Dataplane, cfg: ProxyConfig): string[] {
   const said = [`${dp.stats().conntrack_capacity} flows`];
   const set: Array<[number, number, string]> = [
     [TIMEOUTS.tcpEstablished, cfg.conntrackTCPEstablishedMs, 'tcp established'],
@@ -375,5 +376,13 @@ export function applyConntrackSettings(dp: Dataplane, cfg: ProxyConfig): string 
     said.push(`${name} ${ms / 1000}s`);
   }
   if (cfg.conntrackTCPBeLiberal) said.push('tcp be-liberal (no INVALID drop rule)');
-  return said.join(', ');
+  const lines = [`conntrack: ${said.join(', ')}`];
+  const ipvs = { tcp: cfg.ipvsTCPTimeoutMs / 1000, tcpfin: cfg.ipvsTCPFinTimeoutMs / 1000, udp: cfg.ipvsUDPTimeoutMs / 1000 };
+  if (coreMode(cfg) === 'ipvs' && ipvs.tcp + ipvs.tcpfin + ipvs.udp > 0) {
+    const program = dp.ipvs();
+    program.setTimeouts(ipvs);
+    const t = program.timeouts();
+    lines.push(`ipvs timeouts: tcp ${t.tcp}s, tcpfin ${t.tcpfin}s, udp ${t.udp}s`);
+  }
+  return lines;
 }

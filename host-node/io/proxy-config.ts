@@ -98,6 +98,14 @@ export interface ProxyConfig {
   syncPeriodMs: number;
   /** kube-proxy's --ipvs-scheduler (ipvs.scheduler): the ipvs mode's scheduler; "" = rr. */
   ipvsScheduler: string;
+  /**
+   * kube-proxy's --ipvs-tcp-timeout, --ipvs-tcpfin-timeout, --ipvs-udp-timeout (ipvs.tcpTimeout,
+   * tcpFinTimeout, udpTimeout): the ipvs mode's connection timeouts (ms, whole seconds) as
+   * `ipvsadm --set` takes them; 0 leaves IPVS's own (900 s, 120 s, 300 s).
+   */
+  ipvsTCPTimeoutMs: number;
+  ipvsTCPFinTimeoutMs: number;
+  ipvsUDPTimeoutMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -139,6 +147,9 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --sync-period DURATION         how often its routes and rules are checked and what was removed put back;
                                  /healthz turns 503 when a change waits twice this (default 30s)
   --ipvs-scheduler NAME          the ipvs mode's scheduler: rr (default), wrr, lc, wlc, sh, dh, mh, sed, nq, …
+  --ipvs-tcp-timeout DURATION    the ipvs mode's idle TCP connection timeout (default 0: IPVS's 900s)
+  --ipvs-tcpfin-timeout DURATION   … after a FIN (default 0: 120s)
+  --ipvs-udp-timeout DURATION    … of UDP (default 0: 300s)
 userspace mode (--mode userspace: no root, no TUN; a socket proxy per service port):
   --userspace-bind IP            local address the listeners bind (repeatable; default 127.0.0.1)
   --userspace-ports service|range  the Service's own port when it can be bound, else the range (default service)
@@ -184,7 +195,7 @@ const DEFAULTS: ProxyConfig = {
   conntrackMaxPerCore: null, conntrackMin: null, conntrackTCPEstablishedMs: 24 * 3_600_000, conntrackTCPCloseWaitMs: 3_600_000,
   conntrackTCPBeLiberal: false, conntrackUDPMs: 0, conntrackUDPStreamMs: 0,
   userspaceBind: ['127.0.0.1'], userspacePorts: 'service', userspaceCore: 'iptables', proxyPortRange: [0, 0], udpIdleTimeoutMs: 250,
-  minSyncPeriodMs: 1000, syncPeriodMs: 30_000, ipvsScheduler: '',
+  minSyncPeriodMs: 1000, syncPeriodMs: 30_000, ipvsScheduler: '', ipvsTCPTimeoutMs: 0, ipvsTCPFinTimeoutMs: 0, ipvsUDPTimeoutMs: 0,
 };
 
 /** "a,b" and repeated flags, flattened; blanks dropped. */
@@ -211,7 +222,8 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
         'conntrack-udp-timeout': { type: 'string' }, 'conntrack-udp-timeout-stream': { type: 'string' },
         'userspace-bind': { type: 'string', multiple: true }, 'userspace-ports': { type: 'string' }, 'userspace-core': { type: 'string' },
         'proxy-port-range': { type: 'string' }, 'udp-timeout': { type: 'string' }, 'min-sync-period': { type: 'string' },
-        'sync-period': { type: 'string' }, 'ipvs-scheduler': { type: 'string' },
+        'sync-period': { type: 'string' }, 'ipvs-scheduler': { type: 'string' }, 'ipvs-tcp-timeout': { type: 'string' },
+        'ipvs-tcpfin-timeout': { type: 'string' }, 'ipvs-udp-timeout': { type: 'string' },
       },
     });
   } catch (e) {
@@ -240,7 +252,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   if (v['conntrack-max'] !== undefined) c.conntrackMax = Number(v['conntrack-max']);
   if (v['conntrack-max-per-core'] !== undefined) c.conntrackMaxPerCore = Number(v['conntrack-max-per-core']);
   if (v['conntrack-min'] !== undefined) c.conntrackMin = Number(v['conntrack-min']);
-  for (const [flag, field] of CONNTRACK_DURATION_FLAGS) {
+  for (const [flag, field] of SECONDS_FLAGS) {
     const text = v[flag];
     if (typeof text === 'string') c[field] = duration(text, flagFail(`--${flag}`));
   }
@@ -270,9 +282,11 @@ function readText(file: string): string {
   }
 }
 
-const CONNTRACK_DURATION_FLAGS = [
+// Timeouts the kernel counts in whole seconds (conntrack sysctls, IPVS_CMD_SET_CONFIG); 0 leaves its own.
+const SECONDS_FLAGS = [
   ['conntrack-tcp-timeout-established', 'conntrackTCPEstablishedMs'], ['conntrack-tcp-timeout-close-wait', 'conntrackTCPCloseWaitMs'],
   ['conntrack-udp-timeout', 'conntrackUDPMs'], ['conntrack-udp-timeout-stream', 'conntrackUDPStreamMs'],
+  ['ipvs-tcp-timeout', 'ipvsTCPTimeoutMs'], ['ipvs-tcpfin-timeout', 'ipvsTCPFinTimeoutMs'], ['ipvs-udp-timeout', 'ipvsUDPTimeoutMs'],
 ] as const;
 
 const flagFail = (flag: string) => (msg: string): never => { throw new ConfigError(`${flag}: ${msg}`); };
@@ -284,7 +298,7 @@ const FLAG_OF: Record<string, string> = {
   userspaceBind: 'userspace-bind', userspacePorts: 'userspace-ports', userspaceCore: 'userspace-core', proxyPortRange: 'proxy-port-range', udpIdleTimeoutMs: 'udp-timeout',
   minSyncPeriodMs: 'min-sync-period', syncPeriodMs: 'sync-period', ipvsScheduler: 'ipvs-scheduler', conntrackCheckpointMs: 'conntrack-checkpoint-period',
   conntrackMaxPerCore: 'conntrack-max-per-core', conntrackMin: 'conntrack-min', conntrackTCPBeLiberal: 'conntrack-tcp-be-liberal',
-  ...Object.fromEntries(CONNTRACK_DURATION_FLAGS.map(([flag, field]) => [field, flag])),
+  ...Object.fromEntries(SECONDS_FLAGS.map(([flag, field]) => [field, flag])),
 };
 // The config file's name of a field, where it differs from ours.
 const FIELD_OF: Record<string, string> = {
@@ -294,6 +308,7 @@ const FIELD_OF: Record<string, string> = {
   conntrackCheckpointMs: 'conntrackCheckpointPeriod', conntrackMaxPerCore: 'conntrack.maxPerCore', conntrackMin: 'conntrack.min',
   conntrackTCPEstablishedMs: 'conntrack.tcpEstablishedTimeout', conntrackTCPCloseWaitMs: 'conntrack.tcpCloseWaitTimeout',
   conntrackTCPBeLiberal: 'conntrack.tcpBeLiberal', conntrackUDPMs: 'conntrack.udpTimeout', conntrackUDPStreamMs: 'conntrack.udpStreamTimeout',
+  ipvsTCPTimeoutMs: 'ipvs.tcpTimeout', ipvsTCPFinTimeoutMs: 'ipvs.tcpFinTimeout', ipvsUDPTimeoutMs: 'ipvs.udpTimeout',
 };
 const flagged = (v: Record<string, unknown>, field: string): boolean => v[FLAG_OF[field] ?? field] !== undefined;
 
@@ -322,7 +337,7 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
   if (!Number.isInteger(c.conntrackMax) || (c.conntrackMax !== 0 && (c.conntrackMax < 16 || c.conntrackMax > 1 << 24))) {
     fail('conntrackMax', `expected 16 to ${1 << 24} flows (0: sized by maxPerCore and min), got ${c.conntrackMax}`);
   }
-  validateConntrack(c, fail);
+  validateTables(c, fail);
   if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(c.tun)) fail('tun', `device names are 1-15 letters, digits, "_", "." or "-": ${JSON.stringify(c.tun)}`);
   for (const k of ['metricsBindAddress', 'healthzBindAddress'] as const) if (c[k] !== '') hostPort(c[k], where(k));
   c.userspaceBind = c.userspaceBind.map((a) => canonical(a) ?? fail('userspaceBind', `not an IP address: ${JSON.stringify(a)}`));
@@ -342,9 +357,9 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
   return c;
 }
 
-// kube-proxy's validateKubeProxyConntrackConfiguration (never negative), and what the core's table
-// can take: a size of 16 to 2^24 flows, timeouts in whole seconds below 2^31 ms.
-function validateConntrack(c: ProxyConfig, fail: (field: string, msg: string) => never): void {
+// kube-proxy's validateKubeProxyConntrackConfiguration and IPVS checks (never negative), and what
+// the core's tables can take: a size of 16 to 2^24 flows, timeouts in whole seconds below 2^31 ms.
+function validateTables(c: ProxyConfig, fail: (field: string, msg: string) => never): void {
   for (const k of ['conntrackMaxPerCore', 'conntrackMin'] as const) {
     const n = c[k];
     if (n !== null && !(Number.isInteger(n) && n >= 0 && n <= 0x7fffffff)) fail(k, `expected a whole number from 0 to ${0x7fffffff}, got ${n}`);
@@ -354,12 +369,12 @@ function validateConntrack(c: ProxyConfig, fail: (field: string, msg: string) =>
     const by = c.conntrackMaxPerCore !== null && n !== c.conntrackMin ? 'conntrackMaxPerCore' : 'conntrackMin';
     if (n < 16 || n > 1 << 24) fail(by, `the conntrack table would hold ${n} flows (maxPerCore × ${cpus().length} CPUs, at least min); it holds 16 to ${1 << 24}`);
   }
-  for (const [, k] of CONNTRACK_DURATION_FLAGS) {
+  for (const [, k] of SECONDS_FLAGS) {
     const ms = c[k];
     if (!(Number.isFinite(ms) && ms >= 0)) fail(k, 'must not be negative');
-    // kube-proxy writes whole seconds (int(d / time.Second)) to the sysctl.
+    // kube-proxy hands the kernel whole seconds (int(d / time.Second)).
     c[k] = Math.floor(ms / 1000) * 1000;
-    if (ms > 0 && c[k] === 0) fail(k, 'must be 0 or at least 1s (conntrack counts whole seconds)');
+    if (ms > 0 && c[k] === 0) fail(k, 'must be 0 or at least 1s (the kernel counts whole seconds)');
     if (c[k] / 1000 > CONNTRACK_TIMEOUT_MAX_S) fail(k, `must be at most ${CONNTRACK_TIMEOUT_MAX_S}s`);
   }
 }
@@ -442,6 +457,9 @@ const FIELDS: Record<string, FieldReader> = {
   minSyncPeriod: (c, v, fail) => { c.minSyncPeriodMs = duration(str(v, fail), fail); },
   syncPeriod: (c, v, fail) => { c.syncPeriodMs = duration(str(v, fail), fail); },
   'ipvs.scheduler': (c, v, fail) => { c.ipvsScheduler = str(v, fail); },
+  'ipvs.tcpTimeout': (c, v, fail) => { c.ipvsTCPTimeoutMs = duration(str(v, fail), fail); },
+  'ipvs.tcpFinTimeout': (c, v, fail) => { c.ipvsTCPFinTimeoutMs = duration(str(v, fail), fail); },
+  'ipvs.udpTimeout': (c, v, fail) => { c.ipvsUDPTimeoutMs = duration(str(v, fail), fail); },
   userspaceBind: (c, v, fail) => { c.userspaceBind = strList(v, fail); },
   userspacePorts: (c, v, fail) => { c.userspacePorts = str(v, fail) as UserspacePorts; },
   userspaceCore: (c, v, fail) => { c.userspaceCore = str(v, fail) as CoreMode; },

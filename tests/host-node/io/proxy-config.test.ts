@@ -149,6 +149,15 @@ describe('kube-proxy\'s conntrack settings', () => {
     }
   });
 
+  it('take kube-proxy\'s IPVS timeouts (--ipvs-tcp-timeout, … / ipvs.tcpTimeout, …; default 0)', () => {
+    expect(parseProxyArgs(['--manifests', '/m'])).toMatchObject({ ipvsTCPTimeoutMs: 0, ipvsTCPFinTimeoutMs: 0, ipvsUDPTimeoutMs: 0 });
+    expect(parseProxyArgs(['--manifests', '/m', '--ipvs-tcp-timeout', '15m', '--ipvs-tcpfin-timeout', '30s', '--ipvs-udp-timeout', '10s']))
+      .toMatchObject({ ipvsTCPTimeoutMs: 900_000, ipvsTCPFinTimeoutMs: 30_000, ipvsUDPTimeoutMs: 10_000 });
+    expect(readConfigFile('/x.yaml', 'manifests: /m\nipvs:\n  tcpTimeout: 2m0s\n  tcpFinTimeout: 0s\n  udpTimeout: 1m\n  strictARP: true\n'))
+      .toMatchObject({ ipvsTCPTimeoutMs: 120_000, ipvsTCPFinTimeoutMs: 0, ipvsUDPTimeoutMs: 60_000 });
+    expect(() => readConfigFile('/x.yaml', 'ipvs:\n  udpTimeout: 30\n')).toThrow('/x.yaml:2: ipvs.udpTimeout: expected a string');
+  });
+
   it('size the table as kube-proxy sizes nf_conntrack_max: max(maxPerCore × CPUs, min); --conntrack-max wins', () => {
     const base = parseProxyArgs(['--manifests', '/m']);
     const size = (o: Partial<typeof base>, cpus: number): number => conntrackTableSize({ ...base, ...o }, cpus);
@@ -171,7 +180,7 @@ describe('kube-proxy\'s conntrack settings', () => {
       [['--conntrack-max-per-core', '1', '--conntrack-min', '0'], /--conntrack-max-per-core: the conntrack table would hold \d+ flows .* it holds 16 to 16777216/],
       [['--conntrack-min', '20000000'], /--conntrack-min: the conntrack table would hold 20000000 flows/],
       [['--conntrack-tcp-timeout-established=-1h'], /--conntrack-tcp-timeout-established: expected a duration/],
-      [['--conntrack-tcp-timeout-close-wait', '500ms'], '--conntrack-tcp-timeout-close-wait: must be 0 or at least 1s (conntrack counts whole seconds)'],
+      [['--conntrack-tcp-timeout-close-wait', '500ms'], '--conntrack-tcp-timeout-close-wait: must be 0 or at least 1s (the kernel counts whole seconds)'],
       [['--conntrack-udp-timeout-stream', '600h'], '--conntrack-udp-timeout-stream: must be at most 2147483s'],
     ];
     for (const [argv, msg] of bad) expect(() => parseProxyArgs(['--manifests', '/m', ...argv]), argv.join(' ')).toThrow(msg);
@@ -187,6 +196,7 @@ describe('kube-proxy\'s conntrack settings', () => {
     }
     expect(() => readConfigFile('/x.yaml', 'conntrack:\n  tcpBeLiberal: 1\n')).toThrow('/x.yaml:2: conntrack.tcpBeLiberal: expected true or false');
     expect(() => readConfigFile('/x.yaml', 'conntrack:\n  maxPerCore: "1"\n')).toThrow('/x.yaml:2: conntrack.maxPerCore: expected a number');
+    expect(() => parseProxyArgs(['--manifests', '/m', '--ipvs-tcpfin-timeout', '0.5s'])).toThrow('--ipvs-tcpfin-timeout: must be 0 or at least 1s');
     // Whole seconds, as kube-proxy writes them to the sysctl.
     expect(parseProxyArgs(['--manifests', '/m', '--conntrack-udp-timeout', '1.9s']).conntrackUDPMs).toBe(1000);
   });

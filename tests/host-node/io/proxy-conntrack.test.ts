@@ -1,7 +1,8 @@
 // `svcplane proxy` applies kube-proxy's conntrack section to the core's table as kube-proxy applies
 // it to the kernel's sysctls: by default idle established TCP flows live 24 h and CLOSE_WAIT ones
 // 1 h (not Linux's 5 days and 60 s); the flags change or (0) leave them; the UDP timeouts apply
-// when given; tcpBeLiberal takes the INVALID drop rule out; maxPerCore / min size the table.
+// when given; tcpBeLiberal takes the INVALID drop rule out; maxPerCore / min size the table. In
+// ipvs mode, kube-proxy's IPVS timeouts too.
 // A proxy in userspace mode (no root, no TUN, loopback only) with flows pushed through its core.
 import { describe, it, expect, afterEach } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -47,7 +48,10 @@ async function start(extra: string[]): Promise<NodeProxy> {
   ]);
   proxy = await NodeProxy.start(cfg, { log: (m) => logs.push(m) });
   const until = Date.now() + 5000;
-  while (!proxy.dp.iptablesSave().includes(`-d ${VIP} --dport 80 -j KUBE-SVC-`)) {
+  const ready = (): boolean => (extra.includes('ipvs')
+    ? proxy!.dp.ipvsadm(['-Ln']).stdout.includes(`${VIP}:80`)
+    : proxy!.dp.iptablesSave().includes(`-d ${VIP} --dport 80 -j KUBE-SVC-`));
+  while (!ready()) {
     if (Date.now() > until) throw new Error(`no Service rules after 5 s: ${proxy.lastSyncError}`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -152,5 +156,23 @@ describe('svcplane proxy: kube-proxy\'s conntrack settings', () => {
     proxy = null;
     p = await start(['--conntrack-max-per-core', '16', '--conntrack-min', '5000']);
     expect(p.dp.stats().conntrack_capacity).toBe(16 * n > 5000 ? 2 ** Math.ceil(Math.log2(16 * n)) : 8192);
+  });
+
+  it('ipvs mode: kube-proxy\'s IPVS timeouts as `ipvsadm --set` takes them, 0 leaving IPVS\'s own', async () => {
+    let p = await start(['--userspace-core', 'ipvs']);
+    expect(p.dp.ipvsadm(['-L', '--timeout']).stdout).toContain('Timeout (tcp tcpfin udp): 900 120 300');
+    expect(logs.some((l) => l.startsWith('proxy: ipvs timeouts'))).toBe(false);
+    await proxy!.stop();
+    proxy = null;
+    p = await start(['--userspace-core', 'ipvs', '--ipvs-tcp-timeout', '15m30s', '--ipvs-udp-timeout', '20s']);
+    expect(p.dp.ipvsadm(['-L', '--timeout']).stdout).toContain('Timeout (tcp tcpfin udp): 930 120 20');
+    expect(logs).toContain('proxy: ipvs timeouts: tcp 930s, tcpfin 120s, udp 20s');
+    await proxy!.stop();
+    proxy = null;
+    // Other modes have no IPVS to set.
+    logs.length = 0;
+    p = await start(['--ipvs-tcpfin-timeout', '30s']);
+    expect(logs.some((l) => l.startsWith('proxy: conntrack:'))).toBe(true);
+    expect(logs.some((l) => l.startsWith('proxy: ipvs timeouts'))).toBe(false);
   });
 });
