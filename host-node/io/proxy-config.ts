@@ -85,12 +85,15 @@ export interface ProxyConfig {
   /** kube-proxy's --udp-timeout (udpIdleTimeout, default 250 ms): an idle UDP client session is closed. */
   udpIdleTimeoutMs: number;
   /**
-   * kube-proxy's --min-sync-period (minSyncPeriod, default 1 s): the least time from the end of one
+   * kube-proxy's min sync period (default 1 s; its v1alpha1 file and flags keep one per mode:
+   * iptables.minSyncPeriod / --iptables-min-sync-period, ipvs.minSyncPeriod / --ipvs-min-sync-period,
+   * the running mode's taken; svcplane's --min-sync-period / minSyncPeriod win): the least time from the end of one
    * sync to the start of the next; changes in between are applied together. 0: every change at once.
    */
   minSyncPeriodMs: number;
   /**
-   * kube-proxy's --sync-period (syncPeriod, default 30 s): how often it writes its rules again.
+   * kube-proxy's sync period (default 30 s; per mode as above: iptables.syncPeriod, ipvs.syncPeriod, …;
+   * svcplane's --sync-period / syncPeriod win): how often it writes its rules again.
    * Here: how often the routes and policy rules the proxy set up are checked, and what something
    * else removed is put back (the core's rules are the proxy's alone). As in kube-proxy, a queued
    * change may wait twice this before /healthz reports 503.
@@ -144,6 +147,9 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --conntrack-udp-timeout DURATION         unreplied UDP flows kept (default 0: Linux's 30s)
   --conntrack-udp-timeout-stream DURATION  UDP streams kept (default 0: Linux's 120s)
   --min-sync-period DURATION     least time between syncs; changes in between go together (default 1s; 0: at once)
+  --iptables-min-sync-period D, --ipvs-min-sync-period D, --iptables-sync-period D, --ipvs-sync-period D
+                                 kube-proxy's per-mode forms of these two (the running mode's apply; the
+                                 plain ones win)
   --sync-period DURATION         how often its routes and rules are checked and what was removed put back;
                                  /healthz turns 503 when a change waits twice this (default 30s)
   --ipvs-scheduler NAME          the ipvs mode's scheduler: rr (default), wrr, lc, wlc, sh, dh, mh, sed, nq, …
@@ -222,7 +228,8 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
         'conntrack-udp-timeout': { type: 'string' }, 'conntrack-udp-timeout-stream': { type: 'string' },
         'userspace-bind': { type: 'string', multiple: true }, 'userspace-ports': { type: 'string' }, 'userspace-core': { type: 'string' },
         'proxy-port-range': { type: 'string' }, 'udp-timeout': { type: 'string' }, 'min-sync-period': { type: 'string' },
-        'sync-period': { type: 'string' }, 'ipvs-scheduler': { type: 'string' }, 'ipvs-tcp-timeout': { type: 'string' },
+        'sync-period': { type: 'string' }, 'iptables-sync-period': { type: 'string' }, 'iptables-min-sync-period': { type: 'string' },
+        'ipvs-sync-period': { type: 'string' }, 'ipvs-min-sync-period': { type: 'string' }, 'ipvs-scheduler': { type: 'string' }, 'ipvs-tcp-timeout': { type: 'string' },
         'ipvs-tcpfin-timeout': { type: 'string' }, 'ipvs-udp-timeout': { type: 'string' },
       },
     });
@@ -264,6 +271,21 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   if (v['udp-timeout'] !== undefined) c.udpIdleTimeoutMs = duration(v['udp-timeout'], flagFail('--udp-timeout'));
   if (v['min-sync-period'] !== undefined) c.minSyncPeriodMs = duration(v['min-sync-period'], flagFail('--min-sync-period'));
   if (v['sync-period'] !== undefined) c.syncPeriodMs = duration(v['sync-period'], flagFail('--sync-period'));
+  const modeFlags: ModeSync = {};
+  for (const mode of ['iptables', 'ipvs'] as const) {
+    for (const key of ['syncPeriod', 'minSyncPeriod'] as const) {
+      const flag = `${mode}-${key === 'syncPeriod' ? 'sync-period' : 'min-sync-period'}` as const;
+      const text = v[flag];
+      if (typeof text !== 'string') continue;
+      const ms = duration(text, flagFail(`--${flag}`));
+      if (key === 'syncPeriod' && ms === 0) flagFail(`--${flag}`)('must be greater than 0');
+      modeFlags[`${mode}.${key}`] = ms;
+    }
+  }
+  const given = new Set<string>([...(FILE_LINES.get(c)?.keys() ?? [])]);
+  if (v['sync-period'] !== undefined) given.add('syncPeriod');
+  if (v['min-sync-period'] !== undefined) given.add('minSyncPeriod');
+  modeSyncPeriods(c, given, modeFlags);
   set('ipvsScheduler', v['ipvs-scheduler']);
   const lines = FILE_LINES.get(c);
   return validate(c, (field) => {
@@ -271,6 +293,22 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
     const name = FIELD_OF[field] ?? field;
     return `${v.config}${lines?.get(name) ?? ''}: ${name}`;
   });
+}
+
+// kube-proxy's v1alpha1 config keeps the sync periods per mode (iptables.*, ipvs.*), and its
+// conversion (pkg/proxy/apis/config/v1alpha1/conversion.go) takes the running mode's: ipvs's in ipvs
+// mode, iptables's in every other. svcplane's own top-level fields and plain flags win over them.
+type ModeSync = Partial<Record<`${'iptables' | 'ipvs'}.${'syncPeriod' | 'minSyncPeriod'}`, number>>;
+const FILE_SYNC = new WeakMap<ProxyConfig, ModeSync>();
+
+/** Sets the sync periods nothing in `given` (top-level file fields, plain flags) set: the mode's flag, else file field, else the default. */
+function modeSyncPeriods(c: ProxyConfig, given: ReadonlySet<string>, flags: ModeSync): void {
+  const mode = coreMode(c) === 'ipvs' ? 'ipvs' : 'iptables';
+  const file = FILE_SYNC.get(c) ?? {};
+  for (const [key, field] of [['syncPeriod', 'syncPeriodMs'], ['minSyncPeriod', 'minSyncPeriodMs']] as const) {
+    if (given.has(key)) continue;
+    c[field] = flags[`${mode}.${key}`] ?? file[`${mode}.${key}`] ?? DEFAULTS[field];
+  }
 }
 
 /** The config file's text; a file that cannot be read is a ConfigError naming it and why. */
@@ -457,6 +495,11 @@ const FIELDS: Record<string, FieldReader> = {
   minSyncPeriod: (c, v, fail) => { c.minSyncPeriodMs = duration(str(v, fail), fail); },
   syncPeriod: (c, v, fail) => { c.syncPeriodMs = duration(str(v, fail), fail); },
   'ipvs.scheduler': (c, v, fail) => { c.ipvsScheduler = str(v, fail); },
+  // kube-proxy's defaulting (v1alpha1/defaults.go) reads 0 as unset, except for ipvs.minSyncPeriod.
+  'iptables.syncPeriod': (c, v, fail) => { modeSync(c, 'iptables.syncPeriod', duration(str(v, fail), fail), true); },
+  'iptables.minSyncPeriod': (c, v, fail) => { modeSync(c, 'iptables.minSyncPeriod', duration(str(v, fail), fail), true); },
+  'ipvs.syncPeriod': (c, v, fail) => { modeSync(c, 'ipvs.syncPeriod', duration(str(v, fail), fail), true); },
+  'ipvs.minSyncPeriod': (c, v, fail) => { modeSync(c, 'ipvs.minSyncPeriod', duration(str(v, fail), fail), false); },
   'ipvs.tcpTimeout': (c, v, fail) => { c.ipvsTCPTimeoutMs = duration(str(v, fail), fail); },
   'ipvs.tcpFinTimeout': (c, v, fail) => { c.ipvsTCPFinTimeoutMs = duration(str(v, fail), fail); },
   'ipvs.udpTimeout': (c, v, fail) => { c.ipvsUDPTimeoutMs = duration(str(v, fail), fail); },
@@ -464,6 +507,11 @@ const FIELDS: Record<string, FieldReader> = {
   userspacePorts: (c, v, fail) => { c.userspacePorts = str(v, fail) as UserspacePorts; },
   userspaceCore: (c, v, fail) => { c.userspaceCore = str(v, fail) as CoreMode; },
 };
+function modeSync(c: ProxyConfig, key: keyof ModeSync, ms: number, zeroUnset: boolean): void {
+  const m = FILE_SYNC.get(c);
+  if (m && !(zeroUnset && ms === 0)) m[key] = ms;
+}
+
 // Sections whose other fields are accepted and ignored (kube-proxy tuning this proxy has no use for).
 const IGNORED_SECTIONS = new Set(['clientConnection', 'iptables', 'ipvs', 'conntrack', 'nftables', 'winkernel', 'detectLocal', 'logging', 'featureGates']);
 const IGNORED_FIELDS = new Set(['bindAddress', 'bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'oomScoreAdj', 'showHiddenMetricsForVersion', 'detectLocalMode']);
@@ -484,6 +532,7 @@ export function readConfigFile(file: string, text = readFileSync(file, 'utf8')):
   const c: ProxyConfig = { ...DEFAULTS };
   const lines = new Map<string, string>();
   FILE_LINES.set(c, lines);
+  FILE_SYNC.set(c, {});
   if (!isMap(doc?.contents)) throw new ConfigError(`${file}: expected a mapping of fields`);
   const visit = (map: YamlNode, prefix: string): void => {
     if (!isMap(map)) return;
@@ -501,5 +550,6 @@ export function readConfigFile(file: string, text = readFileSync(file, 'utf8')):
     }
   };
   visit(doc.contents, '');
+  modeSyncPeriods(c, new Set(lines.keys()), {});
   return c;
 }

@@ -42,6 +42,36 @@ describe('proxy flags', () => {
     expect(() => readConfigFile('/x.yaml', 'minSyncPeriod: 3\n')).toThrow(/x.yaml:1: minSyncPeriod: expected a string/);
   });
 
+  it('takes kube-proxy\'s per-mode sync periods: the running mode\'s (ipvs.* in ipvs mode, iptables.* otherwise), svcplane\'s plain ones winning', () => {
+    const file = 'manifests: /m\nmode: iptables\niptables:\n  minSyncPeriod: 10s\n  syncPeriod: 1m\nipvs:\n  minSyncPeriod: 0s\n';
+    expect(readConfigFile('/x.yaml', file)).toMatchObject({ minSyncPeriodMs: 10_000, syncPeriodMs: 60_000 });
+    // ipvs mode: ipvs.minSyncPeriod 0 is 0; ipvs.syncPeriod not given is kube-proxy's 30 s.
+    expect(readConfigFile('/x.yaml', file.replace('mode: iptables', 'mode: ipvs'))).toMatchObject({ minSyncPeriodMs: 0, syncPeriodMs: 30_000 });
+    // kube-proxy's defaulting reads iptables.minSyncPeriod 0 as unset: 1 s.
+    expect(readConfigFile('/x.yaml', 'manifests: /m\niptables: {minSyncPeriod: 0s, syncPeriod: 0s}\n')).toMatchObject({ minSyncPeriodMs: 1000, syncPeriodMs: 30_000 });
+    // svcplane's own top-level field wins.
+    expect(readConfigFile('/x.yaml', `${file}minSyncPeriod: 2s\n`)).toMatchObject({ minSyncPeriodMs: 2000, syncPeriodMs: 60_000 });
+    const dir = mkdtempSync(join(tmpdir(), 'svp-cfg-'));
+    try {
+      const p = join(dir, 'proxy.yaml');
+      writeFileSync(p, file);
+      expect(parseProxyArgs(['--config', p])).toMatchObject({ minSyncPeriodMs: 10_000, syncPeriodMs: 60_000 });
+      // --mode ipvs on the command line takes the file's ipvs section.
+      expect(parseProxyArgs(['--config', p, '--mode', 'ipvs'])).toMatchObject({ minSyncPeriodMs: 0, syncPeriodMs: 30_000 });
+      expect(parseProxyArgs(['--config', p, '--mode', 'userspace', '--userspace-core', 'ipvs'])).toMatchObject({ minSyncPeriodMs: 0 });
+      // The mode's flag over the file, the plain flag over both.
+      expect(parseProxyArgs(['--config', p, '--iptables-min-sync-period', '3s'])).toMatchObject({ minSyncPeriodMs: 3000, syncPeriodMs: 60_000 });
+      expect(parseProxyArgs(['--config', p, '--iptables-min-sync-period', '3s', '--min-sync-period', '4s']).minSyncPeriodMs).toBe(4000);
+      expect(parseProxyArgs(['--config', p, '--ipvs-min-sync-period', '3s']).minSyncPeriodMs).toBe(10_000);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(parseProxyArgs(['--manifests', '/m', '--mode', 'ipvs', '--ipvs-sync-period', '45s', '--iptables-sync-period', '5s']).syncPeriodMs).toBe(45_000);
+    expect(parseProxyArgs(['--manifests', '/m', '--iptables-min-sync-period', '0']).minSyncPeriodMs).toBe(0);
+    expect(() => parseProxyArgs(['--manifests', '/m', '--ipvs-sync-period', '0'])).toThrow('--ipvs-sync-period: must be greater than 0');
+    expect(() => readConfigFile('/x.yaml', 'iptables:\n  minSyncPeriod: soon\n')).toThrow('/x.yaml:2: iptables.minSyncPeriod: expected a duration such as 250ms or 2s, got "soon"');
+  });
+
   it('takes --conntrack-checkpoint-period / conntrackCheckpointPeriod (default 10 s, 0 turns it off, never negative)', () => {
     expect(parseProxyArgs(['--manifests', '/m']).conntrackCheckpointMs).toBe(10_000);
     expect(parseProxyArgs(['--manifests', '/m', '--conntrack-checkpoint-period', '2m']).conntrackCheckpointMs).toBe(120_000);
