@@ -245,6 +245,7 @@ export class NodeProxy {
       nodeName: cfg.nodeName,
       iptables: {
         masqueradeAll: cfg.masqueradeAll,
+        masqueradeBit: cfg.masqueradeBit,
         conntrackTCPLiberal: cfg.conntrackTCPBeLiberal,
         nodePortAddresses: cfg.nodePortAddresses,
         hostAddresses: this.nodeAddrs,

@@ -40,6 +40,8 @@ export interface ProxyConfig {
   /** The range NodePorts are allocated from (--service-node-port-range of the API server). */
   nodePortRange: [number, number];
   masqueradeAll: boolean;
+  /** kube-proxy's --iptables-masquerade-bit (iptables.masqueradeBit, default 14): the fwmark bit of KUBE-MARK-MASQ (iptables and ipvs modes). */
+  masqueradeBit: number;
   /** Source addresses masqueraded traffic gets, one per family (routed into the TUN, assigned to no interface). */
   masqueradeAddresses: string[];
   tun: string;
@@ -128,6 +130,7 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --nodeport-addresses CIDRS     node addresses NodePorts answer on (comma-separated; "primary")
   --service-node-port-range A-B  default 30000-32767
   --masquerade-all               SNAT every Service connection
+  --iptables-masquerade-bit N    the fwmark bit the rules mark masqueraded packets with (0-31, default 14)
   --masquerade-address IP        masquerade source per family, routed into the TUN (default: last address of the service CIDR)
   --tun NAME                     device name (default svc0)
   --no-tun-offload               no checksum/TCP segmentation offload on the TUN (one MTU-sized packet per read)
@@ -196,7 +199,7 @@ export function conntrackTableSize(c: ProxyConfig, cpuCount = cpus().length): nu
 
 const DEFAULTS: ProxyConfig = {
   mode: 'iptables', nodeName: '', nodeIPs: [], clusterCIDRs: [], masqueradeAddresses: [], serviceCIDRs: ['10.96.0.0/12'], nodePortAddresses: [],
-  nodePortRange: [30000, 32767], masqueradeAll: false, tun: 'svc0', tunOffload: true, metricsBindAddress: '127.0.0.1:10249',
+  nodePortRange: [30000, 32767], masqueradeAll: false, masqueradeBit: 14, tun: 'svc0', tunOffload: true, metricsBindAddress: '127.0.0.1:10249',
   healthzBindAddress: '0.0.0.0:10256', routeTable: ROUTE_TABLE, conntrackMax: 0, conntrackCheckpointMs: 10_000,
   conntrackMaxPerCore: null, conntrackMin: null, conntrackTCPEstablishedMs: 24 * 3_600_000, conntrackTCPCloseWaitMs: 3_600_000,
   conntrackTCPBeLiberal: false, conntrackUDPMs: 0, conntrackUDPStreamMs: 0,
@@ -220,7 +223,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
         'hostname-override': { type: 'string' }, 'node-ip': { type: 'string', multiple: true },
         'cluster-cidr': { type: 'string', multiple: true }, 'service-cidr': { type: 'string', multiple: true },
         'nodeport-addresses': { type: 'string', multiple: true }, 'service-node-port-range': { type: 'string' },
-        'masquerade-all': { type: 'boolean' }, 'masquerade-address': { type: 'string', multiple: true }, tun: { type: 'string' },
+        'masquerade-all': { type: 'boolean' }, 'iptables-masquerade-bit': { type: 'string' }, 'masquerade-address': { type: 'string', multiple: true }, tun: { type: 'string' },
         'no-tun-offload': { type: 'boolean' }, 'metrics-bind-address': { type: 'string' }, 'healthz-bind-address': { type: 'string' },
         'conntrack-state': { type: 'string' }, 'conntrack-checkpoint-period': { type: 'string' }, 'conntrack-max': { type: 'string' },
         'conntrack-max-per-core': { type: 'string' }, 'conntrack-min': { type: 'string' }, 'conntrack-tcp-timeout-established': { type: 'string' },
@@ -249,6 +252,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   if (v['nodeport-addresses']) c.nodePortAddresses = list(v['nodeport-addresses']);
   if (v['service-node-port-range'] !== undefined) c.nodePortRange = portRange(v['service-node-port-range'], flagFail('--service-node-port-range'));
   set('masqueradeAll', v['masquerade-all']);
+  if (v['iptables-masquerade-bit'] !== undefined) c.masqueradeBit = Number(v['iptables-masquerade-bit']);
   if (v['masquerade-address']) c.masqueradeAddresses = list(v['masquerade-address']);
   set('tun', v.tun);
   if (v['no-tun-offload']) c.tunOffload = false;
@@ -332,7 +336,7 @@ const flagFail = (flag: string) => (msg: string): never => { throw new ConfigErr
 const FLAG_OF: Record<string, string> = {
   mode: 'mode', tun: 'tun', nodeIPs: 'node-ip', clusterCIDRs: 'cluster-cidr', serviceCIDRs: 'service-cidr',
   nodePortAddresses: 'nodeport-addresses', masqueradeAddresses: 'masquerade-address', conntrackMax: 'conntrack-max', metricsBindAddress: 'metrics-bind-address',
-  healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig', nodePortRange: 'service-node-port-range',
+  healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig', nodePortRange: 'service-node-port-range', masqueradeBit: 'iptables-masquerade-bit',
   userspaceBind: 'userspace-bind', userspacePorts: 'userspace-ports', userspaceCore: 'userspace-core', proxyPortRange: 'proxy-port-range', udpIdleTimeoutMs: 'udp-timeout',
   minSyncPeriodMs: 'min-sync-period', syncPeriodMs: 'sync-period', ipvsScheduler: 'ipvs-scheduler', conntrackCheckpointMs: 'conntrack-checkpoint-period',
   conntrackMaxPerCore: 'conntrack-max-per-core', conntrackMin: 'conntrack-min', conntrackTCPBeLiberal: 'conntrack-tcp-be-liberal',
@@ -341,7 +345,7 @@ const FLAG_OF: Record<string, string> = {
 // The config file's name of a field, where it differs from ours.
 const FIELD_OF: Record<string, string> = {
   nodeIPs: 'nodeIP', clusterCIDRs: 'clusterCIDR', serviceCIDRs: 'serviceCIDR', masqueradeAddresses: 'masqueradeAddress',
-  nodePortRange: 'serviceNodePortRange', proxyPortRange: 'portRange', udpIdleTimeoutMs: 'udpIdleTimeout',
+  nodePortRange: 'serviceNodePortRange', masqueradeBit: 'iptables.masqueradeBit', proxyPortRange: 'portRange', udpIdleTimeoutMs: 'udpIdleTimeout',
   minSyncPeriodMs: 'minSyncPeriod', syncPeriodMs: 'syncPeriod', ipvsScheduler: 'ipvs.scheduler', kubeconfig: 'clientConnection.kubeconfig',
   conntrackCheckpointMs: 'conntrackCheckpointPeriod', conntrackMaxPerCore: 'conntrack.maxPerCore', conntrackMin: 'conntrack.min',
   conntrackTCPEstablishedMs: 'conntrack.tcpEstablishedTimeout', conntrackTCPCloseWaitMs: 'conntrack.tcpCloseWaitTimeout',
@@ -376,6 +380,7 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
     fail('conntrackMax', `expected 16 to ${1 << 24} flows (0: sized by maxPerCore and min), got ${c.conntrackMax}`);
   }
   validateTables(c, fail);
+  if (!(Number.isInteger(c.masqueradeBit) && c.masqueradeBit >= 0 && c.masqueradeBit <= 31)) fail('masqueradeBit', `must be in the range [0, 31], got ${c.masqueradeBit}`);
   if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(c.tun)) fail('tun', `device names are 1-15 letters, digits, "_", "." or "-": ${JSON.stringify(c.tun)}`);
   for (const k of ['metricsBindAddress', 'healthzBindAddress'] as const) if (c[k] !== '') hostPort(c[k], where(k));
   c.userspaceBind = c.userspaceBind.map((a) => canonical(a) ?? fail('userspaceBind', `not an IP address: ${JSON.stringify(a)}`));
@@ -472,6 +477,8 @@ const FIELDS: Record<string, FieldReader> = {
   metricsBindAddress: (c, v, fail) => { c.metricsBindAddress = str(v, fail); },
   'clientConnection.kubeconfig': (c, v, fail) => { const s = str(v, fail); if (s) c.kubeconfig = s; },
   'iptables.masqueradeAll': (c, v, fail) => { c.masqueradeAll = bool(v, fail); },
+  // null: a dumped config's unset pointer (kube-proxy's default, 14).
+  'iptables.masqueradeBit': (c, v, fail) => { if (v !== null) c.masqueradeBit = typeof v === 'number' ? v : fail('expected a number'); },
   serviceCIDR: (c, v, fail) => { c.serviceCIDRs = strList(v, fail); },
   nodeIP: (c, v, fail) => { c.nodeIPs = strList(v, fail); },
   serviceNodePortRange: (c, v, fail) => { c.nodePortRange = portRange(str(v, fail), fail); },

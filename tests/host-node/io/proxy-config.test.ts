@@ -72,6 +72,22 @@ describe('proxy flags', () => {
     expect(() => readConfigFile('/x.yaml', 'iptables:\n  minSyncPeriod: soon\n')).toThrow('/x.yaml:2: iptables.minSyncPeriod: expected a duration such as 250ms or 2s, got "soon"');
   });
 
+  it('takes kube-proxy\'s --iptables-masquerade-bit / iptables.masqueradeBit (default 14, 0-31)', () => {
+    expect(parseProxyArgs(['--manifests', '/m']).masqueradeBit).toBe(14);
+    expect(parseProxyArgs(['--manifests', '/m', '--iptables-masquerade-bit', '0']).masqueradeBit).toBe(0);
+    expect(readConfigFile('/x.yaml', 'manifests: /m\niptables:\n  masqueradeBit: 31\n').masqueradeBit).toBe(31);
+    expect(readConfigFile('/x.yaml', 'manifests: /m\niptables:\n  masqueradeBit: null\n').masqueradeBit).toBe(14);
+    expect(() => parseProxyArgs(['--manifests', '/m', '--iptables-masquerade-bit', '32'])).toThrow('--iptables-masquerade-bit: must be in the range [0, 31], got 32');
+    const dir = mkdtempSync(join(tmpdir(), 'svp-cfg-'));
+    try {
+      const p = join(dir, 'proxy.yaml');
+      writeFileSync(p, 'manifests: /m\niptables:\n  masqueradeBit: 1.5\n');
+      expect(() => parseProxyArgs(['--config', p])).toThrow(`${p}:3: iptables.masqueradeBit: must be in the range [0, 31], got 1.5`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('takes --conntrack-checkpoint-period / conntrackCheckpointPeriod (default 10 s, 0 turns it off, never negative)', () => {
     expect(parseProxyArgs(['--manifests', '/m']).conntrackCheckpointMs).toBe(10_000);
     expect(parseProxyArgs(['--manifests', '/m', '--conntrack-checkpoint-period', '2m']).conntrackCheckpointMs).toBe(120_000);

@@ -1,9 +1,10 @@
-// `svcplane proxy` applies kube-proxy's conntrack section to the core's table as kube-proxy applies
-// it to the kernel's sysctls: by default idle established TCP flows live 24 h and CLOSE_WAIT ones
-// 1 h (not Linux's 5 days and 60 s); the flags change or (0) leave them; the UDP timeouts apply
-// when given; tcpBeLiberal takes the INVALID drop rule out; maxPerCore / min size the table. In
-// ipvs mode, kube-proxy's IPVS timeouts too.
-// A proxy in userspace mode (no root, no TUN, loopback only) with flows pushed through its core.
+// `svcplane proxy` applies kube-proxy's settings to the core as kube-proxy applies them to the
+// kernel. The conntrack section, as kube-proxy writes the kernel's sysctls: by default idle
+// established TCP flows live 24 h and CLOSE_WAIT ones 1 h (not Linux's 5 days and 60 s); the flags
+// change or (0) leave them; the UDP timeouts apply when given; tcpBeLiberal takes the INVALID drop
+// rule out; maxPerCore / min size the table. In ipvs mode, kube-proxy's IPVS timeouts; the
+// masquerade bit in the rules. A proxy in userspace mode (no root, no TUN, loopback only) with
+// flows pushed through its core.
 import { describe, it, expect, afterEach } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -99,7 +100,7 @@ function udpFlow(p: NodeProxy, replied: boolean): number {
 
 const H = 3_600_000;
 
-describe('svcplane proxy: kube-proxy\'s conntrack settings', () => {
+describe('svcplane proxy: kube-proxy\'s conntrack, IPVS and masquerade settings', () => {
   it('by default keeps idle established TCP flows 24 h and CLOSE_WAIT ones 1 h, as kube-proxy sets them', async () => {
     const p = await start([]);
     expect(tcpFlow(p)).toEqual({ state: 'ESTABLISHED', left: 24 * H - 8 });
@@ -174,5 +175,20 @@ describe('svcplane proxy: kube-proxy\'s conntrack settings', () => {
     p = await start(['--ipvs-tcpfin-timeout', '30s']);
     expect(logs.some((l) => l.startsWith('proxy: conntrack:'))).toBe(true);
     expect(logs.some((l) => l.startsWith('proxy: ipvs timeouts'))).toBe(false);
+  });
+
+  it('--iptables-masquerade-bit: the rules mark and match that bit, and traffic from outside is still masqueraded', async () => {
+    for (const [flags, mark] of [[[], '0x00004000'], [['--iptables-masquerade-bit', '15'], '0x00008000']] as const) {
+      const p = await start(['--cluster-cidr', '198.19.0.0/16', ...flags]);
+      const rules = p.dp.iptablesSave();
+      expect(rules).toContain(`-A KUBE-MARK-MASQ -j MARK --or-mark ${mark}`);
+      expect(rules).toContain(`-A KUBE-POSTROUTING -m mark ! --mark ${mark}/${mark} -j RETURN`);
+      expect(p.dp.process(buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40000, dport: 80, flags: 'S' }), T).verdict).toBe('FORWARD');
+      const e = p.dp.conntrack(T).find((x) => x.proto === 'tcp' && x.original.src === CLIENT);
+      expect(e?.reply.src).toBe(EP);
+      expect(e?.reply.dst).not.toBe(CLIENT);
+      await proxy!.stop();
+      proxy = null;
+    }
   });
 });
