@@ -371,6 +371,11 @@ export class Dataplane extends CoreDataplane {
       this.kube = { state: new ProxyState({ nodeName }), nodeName, services: new Map(), slices: new Map(), nodes: new Map() };
     }
     const k = this.kube;
+    // The rendering options (and the pod CIDR they fall back on) shape every Service's rules: when
+    // they change, every Service is rendered again, as a kube-proxy restarted with them would.
+    const renderKey = JSON.stringify([opts.iptables ?? null, opts.ipvs ?? null, this.options.podCIDR ?? null]);
+    if (this.renderKey !== undefined && this.renderKey !== renderKey) k.state.requestFullSync();
+    this.renderKey = renderKey;
     const first = k.services.size === 0 && k.slices.size === 0 && !k.state.initialized;
     if (opts.delta) this.feedDelta(set, opts.delta.removed ?? [], k);
     else this.feed(set, k);
@@ -480,6 +485,8 @@ export class Dataplane extends CoreDataplane {
 
   /** The mode the last apply() used. */
   private applied?: 'iptables' | 'ipvs' | 'direct';
+  /** The rendering options of the last apply (a change renders every Service again). */
+  private renderKey?: string;
   /** The direct mode's render settings of the last apply (trace renders the entries it explains with them). */
   private directOpts: DirectRenderOptions = {};
   /** Clears what apply() installed in `mode` and makes the next sync full. */

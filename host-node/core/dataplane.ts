@@ -102,6 +102,17 @@ const REPLY_ROOM = 1280 + 64;
 const CT_MAX_LOG2 = 24;
 
 /** A flow count option as the exponent of the power of two that holds it; throws for what no table could hold. */
+/** Each CIDR of a podCIDR / serviceCIDR option as family, address words and prefix; throws on the first that is not one. */
+function eachCIDR(field: 'podCIDR' | 'serviceCIDR', v: string | string[] | undefined, set: (family: 4 | 6, words: number[], bits: number) => void): void {
+  for (const cidr of v === undefined ? [] : Array.isArray(v) ? v : [v]) {
+    const [addr, len] = typeof cidr === 'string' ? cidr.split('/') : [];
+    const ip = addr ? tryParseIP(addr) : null;
+    const bits = Number(len);
+    if (!ip || !Number.isInteger(bits) || bits < 0 || bits > ip.length * 8) throw new Error(`${field}: not a CIDR: ${JSON.stringify(cidr)}`);
+    set(ip.length === 4 ? 4 : 6, ipWords(ip), bits);
+  }
+}
+
 function capacityLog2(name: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 2 ** CT_MAX_LOG2) {
     throw new Error(`${name} ${String(v)}: a whole number of flows from 1 to ${2 ** CT_MAX_LOG2}`);
@@ -197,6 +208,18 @@ export class Dataplane {
     return this.configLog.encode({ ...meta, options: { ...options, ...(options.seed !== undefined ? { seed: String(options.seed) } : {}) } });
   }
 
+  /**
+   * Replaces the pod CIDR(s), the local-traffic detector of direct mode and of rules rendered
+   * without one of their own: for a node whose pod CIDRs are known only once its Node object is
+   * (kube-proxy's --detect-local-mode NodeCIDR). A family left out has none. Checked whole before
+   * anything changes; `options.podCIDR` says the new value.
+   */
+  setPodCIDR(podCIDR: string[]): void {
+    eachCIDR('podCIDR', podCIDR, () => {});
+    this.setNode({ ...this.options, podCIDR });
+    this.options.podCIDR = podCIDR;
+  }
+
   private setNode(o: DataplaneOptions): void {
     const c = this.core;
     c.nodeClear();
@@ -216,18 +239,8 @@ export class Dataplane {
       masq.set(ip.length, ip);
     }
     for (const ip of masq.values()) c.nodeMasquerade(ip.length === 4 ? 4 : 6, ...ipWords(ip));
-    const cidrs = (field: 'podCIDR' | 'serviceCIDR', set: (family: number, ...rest: number[]) => void) => {
-      const v = o[field];
-      for (const cidr of v === undefined ? [] : Array.isArray(v) ? v : [v]) {
-        const [addr, len] = typeof cidr === 'string' ? cidr.split('/') : [];
-        const ip = addr ? tryParseIP(addr) : null;
-        const bits = Number(len);
-        if (!ip || !Number.isInteger(bits) || bits < 0 || bits > ip.length * 8) throw new Error(`${field}: not a CIDR: ${JSON.stringify(cidr)}`);
-        set(ip.length === 4 ? 4 : 6, ...ipWords(ip), bits);
-      }
-    };
-    cidrs('podCIDR', (f, a0, a1, a2, a3, bits) => c.nodePodCIDR(f, a0!, a1!, a2!, a3!, bits!));
-    cidrs('serviceCIDR', (f, a0, a1, a2, a3, bits) => c.nodeServiceCIDR(f, a0!, a1!, a2!, a3!, bits!));
+    eachCIDR('podCIDR', o.podCIDR, (f, w, bits) => c.nodePodCIDR(f, w[0]!, w[1]!, w[2]!, w[3]!, bits));
+    eachCIDR('serviceCIDR', o.serviceCIDR, (f, w, bits) => c.nodeServiceCIDR(f, w[0]!, w[1]!, w[2]!, w[3]!, bits));
     setClusterDns(c as unknown as ClusterDnsCore, o.clusterDNS);
   }
 

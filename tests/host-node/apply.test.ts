@@ -28,6 +28,34 @@ async function make() {
 }
 
 describe('Dataplane.apply (iptables mode)', () => {
+  it('renders every Service again when the rendering options or the pod CIDR change, in every mode', async () => {
+    const objs = [svc('web', '10.96.0.80', 80), slice('web-1', 'web', ['10.244.1.11']), svc('db', '10.96.0.81', 81), slice('db-1', 'db', ['10.244.2.12'])].join('\n---\n');
+    for (const mode of ['iptables', 'ipvs', 'direct'] as const) {
+      const dp = await make();
+      const full = (r: ReturnType<Dataplane['apply']>): boolean | undefined => r.families.find((f) => f.family === 4)?.full;
+      expect(full(dp.apply(objs, { mode }))).toBe(true);
+      expect(full(dp.apply(objs, { mode }))).toBe(false);
+      // From outside the pod CIDR: masqueraded once --masquerade-all or a narrower pod CIDR says so.
+      const outside = (sport: number): string => {
+        const r = dp.process(buildPacket({ src: '10.244.9.9', dst: '10.96.0.81', proto: 'tcp', sport, dport: 81, flags: 'S' }), 1);
+        expect(r.verdict, mode).toBe('FORWARD');
+        return decodePacket(r.packet!).src;
+      };
+      expect(outside(5000), mode).toBe('10.244.9.9');
+      expect(full(dp.apply(objs, { mode, iptables: { masqueradeAll: true } })), mode).toBe(true);
+      expect(outside(5001), mode).toBe('192.168.49.2');
+      expect(full(dp.apply(objs, { mode, iptables: { masqueradeAll: true } })), mode).toBe(false);
+      expect(full(dp.apply(objs, { mode })), mode).toBe(true);
+      expect(outside(5002), mode).toBe('10.244.9.9');
+      dp.setPodCIDR(['10.244.1.0/24']);
+      expect(dp.options.podCIDR).toEqual(['10.244.1.0/24']);
+      expect(full(dp.apply(objs, { mode })), mode).toBe(true);
+      expect(outside(5003), mode).toBe('192.168.49.2');
+      expect(() => dp.setPodCIDR(['10.244.1.0/33'])).toThrow('podCIDR: not a CIDR: "10.244.1.0/33"');
+      expect(dp.options.podCIDR).toEqual(['10.244.1.0/24']);
+    }
+  });
+
   it('serves a Service from manifests and follows endpoint changes with partial syncs', async () => {
     const dp = await make();
     const r1 = dp.apply([svc('web', '10.96.0.80', 80), slice('web-1', 'web', ['10.244.1.11', '10.244.2.12'])].join('\n---\n'));
