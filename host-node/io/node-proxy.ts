@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { randomBytes } from 'node:crypto';
 import type { Server } from 'node:http';
 import { Dataplane, type ApplyOptions, type ApplyResult, type ApplyFailure } from '../dataplane.js';
+import type { IptablesOptions } from '../kube/render-iptables.js';
 import { parseIP } from '../kube/ip.js';
 import { familyName } from '../kube/model.js';
 import { nodeIPs, nodePortAddresses as npaFor } from '../kube/render-settings.js';
@@ -83,6 +84,8 @@ export class NodeProxy {
   /** Flows written to the state file every --conntrack-checkpoint-period (with --conntrack-state). */
   readonly checkpoints: ConntrackCheckpoints | null;
   private stopped = false;
+  /** NodeCIDR mode: the wait for the Node's pod CIDRs was logged. */
+  private waitingForPodCIDRs = false;
   private readonly log: (l: string) => void;
   private readonly onFailure: ((reason: string) => void) | null;
 
@@ -94,7 +97,7 @@ export class NodeProxy {
     this.log = opts.log ?? (() => {});
     this.onFailure = opts.onFailure ?? null;
     this.runner = new SyncRunner(() => this.syncOnce(), cfg.minSyncPeriodMs);
-    this.objects = new ProxyObjects(cfg.nodeName);
+    this.objects = new ProxyObjects(cfg.nodeName, Date.now(), cfg.detectLocalMode === 'NodeCIDR');
     this.checkpoints = cfg.conntrackState ? new ConntrackCheckpoints(dp, cfg.conntrackState, cfg.conntrackCheckpointMs, clock, this.log) : null;
     // server.go: NewProxierHealthServer(healthzBindAddress, 2*syncPeriod).
     this.health = new ProxyHealth(2 * cfg.syncPeriodMs, Date.now, () => nodeEligible(this.objects.node, this.objects.nodeDeleting));
@@ -121,7 +124,8 @@ export class NodeProxy {
 
     const dp = await Dataplane.create({
       nodeIPs: hostAddrs, masqueradeIPs: cfg.masqueradeAddresses, serviceCIDR: cfg.serviceCIDRs,
-      ...(cfg.clusterCIDRs.length > 0 ? { podCIDR: cfg.clusterCIDRs } : {}),
+      // NodeCIDR: the node's pod CIDRs, once its Node object has them (localTraffic()).
+      ...(cfg.detectLocalMode === 'ClusterCIDR' && cfg.clusterCIDRs.length > 0 ? { podCIDR: cfg.clusterCIDRs } : {}),
       seed: randomBytes(8).readBigUInt64LE(0),
       conntrackCapacity: conntrackTableSize(cfg),
     });
@@ -222,6 +226,31 @@ export class NodeProxy {
     }
   }
 
+  /**
+   * The rules' local-traffic detector (kube-proxy's --detect-local-mode): the cluster CIDR; or, in
+   * NodeCIDR mode, the pod CIDRs of this node's Node object, also handed to the core (direct mode's
+   * detector). Before the Node has any, null: kube-proxy starts no proxier until then, and no sync
+   * runs here (said once). A change of them later takes effect in the next sync (kube-proxy
+   * restarts for it); a Node gone keeps the last ones.
+   */
+  private localTraffic(): Pick<IptablesOptions, 'clusterCIDR' | 'localDetector'> | null {
+    const cfg = this.cfg;
+    if (cfg.detectLocalMode === 'ClusterCIDR') return cfg.clusterCIDRs[0] ? { clusterCIDR: cfg.clusterCIDRs.join(',') } : {};
+    const had = this.dp.options.podCIDR as string[] | undefined;
+    const cidrs = this.objects.node?.spec.podCIDRs ?? [];
+    if (cidrs.length > 0 && cidrs.join(',') !== had?.join(',')) {
+      this.dp.setPodCIDR([...cidrs]);
+      this.log(`proxy: local traffic (NodeCIDR): from Node ${cfg.nodeName}'s pod CIDRs ${cidrs.join(', ')}${had ? ` (were ${had.join(', ')})` : ''}`);
+    }
+    const now = this.dp.options.podCIDR as string[] | undefined;
+    if (!now) {
+      if (!this.waitingForPodCIDRs) this.log(`proxy: waiting for Node ${cfg.nodeName} to have spec.podCIDRs (--detect-local-mode NodeCIDR): nothing is synced before`);
+      this.waitingForPodCIDRs = true;
+      return null;
+    }
+    return { localDetector: { mode: 'cidr', cidr: now.join(',') } };
+  }
+
   /** Asks for a sync; bursts of changes coalesce into one (--min-sync-period). */
   private scheduleSync(): void {
     this.runner.request();
@@ -235,6 +264,8 @@ export class NodeProxy {
   private async syncOnce(): Promise<void> {
     if (this.stopped || !this.objects.initialized) return;
     const cfg = this.cfg;
+    const local = this.localTraffic();
+    if (local === null) return;
     const t0 = performance.now();
     const changes = this.objects.takeChanges();
     // kube-proxy's large-cluster mode deletes stale chains at most once per syncPeriod (30 s).
@@ -244,12 +275,12 @@ export class NodeProxy {
       cleanupStaleChains: cleanup,
       nodeName: cfg.nodeName,
       iptables: {
+        ...local,
         masqueradeAll: cfg.masqueradeAll,
         masqueradeBit: cfg.masqueradeBit,
         conntrackTCPLiberal: cfg.conntrackTCPBeLiberal,
         nodePortAddresses: cfg.nodePortAddresses,
         hostAddresses: this.nodeAddrs,
-        ...(cfg.clusterCIDRs[0] ? { clusterCIDR: cfg.clusterCIDRs.join(',') } : {}),
       },
       ...(cfg.ipvsScheduler ? { ipvs: { scheduler: cfg.ipvsScheduler } } : {}),
     };

@@ -19,6 +19,15 @@ export type CoreMode = Exclude<ProxyMode, 'userspace'>;
 const CORE_MODES: readonly CoreMode[] = ['iptables', 'ipvs', 'direct'];
 /** The mode the core is programmed in: --mode, or --userspace-core in userspace mode. */
 export const coreMode = (c: ProxyConfig): CoreMode => (c.mode === 'userspace' ? c.userspaceCore : c.mode);
+/**
+ * kube-proxy's --detect-local-mode: what tells traffic from this cluster's pods (left alone) from
+ * traffic from elsewhere (masqueraded): the cluster CIDR, or this node's pod CIDRs from its Node
+ * object. BridgeInterface and InterfaceNamePrefix are refused: every packet reaches this proxy
+ * through its TUN device (or a local socket), never through the pods' own interfaces.
+ */
+export type DetectLocalMode = 'ClusterCIDR' | 'NodeCIDR';
+const DETECT_LOCAL_MODES: readonly string[] = ['ClusterCIDR', 'NodeCIDR'];
+
 /** Userspace mode's listening port per service port: the Service's own when it can be bound, or always one from the range. */
 export type UserspacePorts = 'service' | 'range';
 
@@ -33,6 +42,7 @@ export interface ProxyConfig {
   nodeIPs: string[];
   /** Pod network(s): traffic from outside is masqueraded on its way to a ClusterIP. */
   clusterCIDRs: string[];
+  detectLocalMode: DetectLocalMode;
   /** Routed into the TUN device in full. */
   serviceCIDRs: string[];
   /** CIDRs of node addresses NodePorts answer on ("primary" = the node IP); empty = all. */
@@ -126,6 +136,8 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --hostname-override NAME       this node's name (default: the host name)
   --node-ip IP                   the node's address (repeatable; default: its global addresses)
   --cluster-cidr CIDR            the pod network (repeatable or comma-separated)
+  --detect-local-mode MODE       ClusterCIDR (default: sources in --cluster-cidr are pods) or NodeCIDR
+                                 (this node's Node spec.podCIDRs; nothing syncs before it has them)
   --service-cidr CIDR            the Service range routed into the TUN (repeatable; default 10.96.0.0/12)
   --nodeport-addresses CIDRS     node addresses NodePorts answer on (comma-separated; "primary")
   --service-node-port-range A-B  default 30000-32767
@@ -198,7 +210,7 @@ export function conntrackTableSize(c: ProxyConfig, cpuCount = cpus().length): nu
 }
 
 const DEFAULTS: ProxyConfig = {
-  mode: 'iptables', nodeName: '', nodeIPs: [], clusterCIDRs: [], masqueradeAddresses: [], serviceCIDRs: ['10.96.0.0/12'], nodePortAddresses: [],
+  mode: 'iptables', nodeName: '', nodeIPs: [], clusterCIDRs: [], detectLocalMode: 'ClusterCIDR', masqueradeAddresses: [], serviceCIDRs: ['10.96.0.0/12'], nodePortAddresses: [],
   nodePortRange: [30000, 32767], masqueradeAll: false, masqueradeBit: 14, tun: 'svc0', tunOffload: true, metricsBindAddress: '127.0.0.1:10249',
   healthzBindAddress: '0.0.0.0:10256', routeTable: ROUTE_TABLE, conntrackMax: 0, conntrackCheckpointMs: 10_000,
   conntrackMaxPerCore: null, conntrackMin: null, conntrackTCPEstablishedMs: 24 * 3_600_000, conntrackTCPCloseWaitMs: 3_600_000,
@@ -221,7 +233,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
       options: {
         config: { type: 'string' }, mode: { type: 'string' }, manifests: { type: 'string' }, kubeconfig: { type: 'string' },
         'hostname-override': { type: 'string' }, 'node-ip': { type: 'string', multiple: true },
-        'cluster-cidr': { type: 'string', multiple: true }, 'service-cidr': { type: 'string', multiple: true },
+        'cluster-cidr': { type: 'string', multiple: true }, 'detect-local-mode': { type: 'string' }, 'service-cidr': { type: 'string', multiple: true },
         'nodeport-addresses': { type: 'string', multiple: true }, 'service-node-port-range': { type: 'string' },
         'masquerade-all': { type: 'boolean' }, 'iptables-masquerade-bit': { type: 'string' }, 'masquerade-address': { type: 'string', multiple: true }, tun: { type: 'string' },
         'no-tun-offload': { type: 'boolean' }, 'metrics-bind-address': { type: 'string' }, 'healthz-bind-address': { type: 'string' },
@@ -248,6 +260,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   set('nodeName', v['hostname-override']);
   if (v['node-ip']) c.nodeIPs = list(v['node-ip']);
   if (v['cluster-cidr']) c.clusterCIDRs = list(v['cluster-cidr']);
+  set('detectLocalMode', v['detect-local-mode'] as DetectLocalMode | undefined);
   if (v['service-cidr']) c.serviceCIDRs = list(v['service-cidr']);
   if (v['nodeport-addresses']) c.nodePortAddresses = list(v['nodeport-addresses']);
   if (v['service-node-port-range'] !== undefined) c.nodePortRange = portRange(v['service-node-port-range'], flagFail('--service-node-port-range'));
@@ -334,7 +347,7 @@ const SECONDS_FLAGS = [
 const flagFail = (flag: string) => (msg: string): never => { throw new ConfigError(`${flag}: ${msg}`); };
 
 const FLAG_OF: Record<string, string> = {
-  mode: 'mode', tun: 'tun', nodeIPs: 'node-ip', clusterCIDRs: 'cluster-cidr', serviceCIDRs: 'service-cidr',
+  mode: 'mode', tun: 'tun', nodeIPs: 'node-ip', clusterCIDRs: 'cluster-cidr', detectLocalMode: 'detect-local-mode', serviceCIDRs: 'service-cidr',
   nodePortAddresses: 'nodeport-addresses', masqueradeAddresses: 'masquerade-address', conntrackMax: 'conntrack-max', metricsBindAddress: 'metrics-bind-address',
   healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig', nodePortRange: 'service-node-port-range', masqueradeBit: 'iptables-masquerade-bit',
   userspaceBind: 'userspace-bind', userspacePorts: 'userspace-ports', userspaceCore: 'userspace-core', proxyPortRange: 'proxy-port-range', udpIdleTimeoutMs: 'udp-timeout',
@@ -365,6 +378,12 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
     for (const t of c[k]) if (!parseCIDR(t)) fail(k, `not a CIDR: ${JSON.stringify(t)}`);
   }
   if (c.serviceCIDRs.length === 0) fail('serviceCIDRs', 'at least one service CIDR is needed');
+  // kube-proxy reads an empty mode as ClusterCIDR.
+  if ((c.detectLocalMode as string) === '') c.detectLocalMode = 'ClusterCIDR';
+  if (c.detectLocalMode === 'BridgeInterface' as string || c.detectLocalMode === 'InterfaceNamePrefix' as string) {
+    fail('detectLocalMode', `${c.detectLocalMode} cannot tell pods here: every packet reaches this proxy through its TUN device (or a local socket), never through the pods' own interfaces; use ClusterCIDR or NodeCIDR`);
+  }
+  if (!DETECT_LOCAL_MODES.includes(c.detectLocalMode)) fail('detectLocalMode', `expected ClusterCIDR or NodeCIDR, got ${JSON.stringify(c.detectLocalMode)}`);
   for (const t of c.nodePortAddresses) if (t !== 'primary' && !parseCIDR(t)) fail('nodePortAddresses', `not a CIDR: ${JSON.stringify(t)}`);
   const [lo, hi] = c.nodePortRange;
   if (!(Number.isInteger(lo) && Number.isInteger(hi) && lo >= 1 && lo <= hi && hi <= 65535)) fail('nodePortRange', `bad range ${lo}-${hi}`);
@@ -471,6 +490,7 @@ const FIELDS: Record<string, FieldReader> = {
   kind: (_c, v, fail) => { if (v !== 'KubeProxyConfiguration') fail('expected KubeProxyConfiguration'); },
   mode: (c, v, fail) => { c.mode = str(v, fail) as ProxyMode; },
   clusterCIDR: (c, v, fail) => { c.clusterCIDRs = list(str(v, fail)); },
+  detectLocalMode: (c, v, fail) => { c.detectLocalMode = str(v, fail) as DetectLocalMode; },
   hostnameOverride: (c, v, fail) => { c.nodeName = str(v, fail); },
   nodePortAddresses: (c, v, fail) => { c.nodePortAddresses = strList(v, fail); },
   healthzBindAddress: (c, v, fail) => { c.healthzBindAddress = str(v, fail); },
@@ -521,7 +541,7 @@ function modeSync(c: ProxyConfig, key: keyof ModeSync, ms: number, zeroUnset: bo
 
 // Sections whose other fields are accepted and ignored (kube-proxy tuning this proxy has no use for).
 const IGNORED_SECTIONS = new Set(['clientConnection', 'iptables', 'ipvs', 'conntrack', 'nftables', 'winkernel', 'detectLocal', 'logging', 'featureGates']);
-const IGNORED_FIELDS = new Set(['bindAddress', 'bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'oomScoreAdj', 'showHiddenMetricsForVersion', 'detectLocalMode']);
+const IGNORED_FIELDS = new Set(['bindAddress', 'bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'oomScoreAdj', 'showHiddenMetricsForVersion']);
 
 /** Where each field a config file set stands (its path → ":line"), so later checks name it too. */
 const FILE_LINES = new WeakMap<ProxyConfig, Map<string, string>>();

@@ -62,7 +62,11 @@ export class ProxyObjects implements ProxySink {
   private viewed = false;
 
   /** `startedAt`: when the proxy started (ms since epoch); older trigger times are not measured. */
-  constructor(readonly nodeName: string, private readonly startedAt = Date.now()) {}
+  /**
+   * `podCIDRsMatter`: the Node's spec.podCIDRs feed the rules (--detect-local-mode NodeCIDR), so a
+   * change of them asks for a sync as a zone change does.
+   */
+  constructor(readonly nodeName: string, private readonly startedAt = Date.now(), private readonly podCIDRsMatter = false) {}
 
   /** Changes to sync (kube-proxy's *_changes_pending): Services whose object differs from the last take, slice changes. */
   get pending(): { services: number; endpoints: number } {
@@ -118,9 +122,11 @@ export class ProxyObjects implements ProxySink {
     else if (this.node) this.nodeDeleting = true;
     // A delta can only name a Node that is there; one that went takes a whole sync.
     if (node === null && this.node !== null) this.whole = true;
-    // Only the zone matters to the rules (topology): a sync is asked for when it changes.
+    // Only the zone (topology) and, in NodeCIDR mode, the pod CIDRs matter to the rules: a sync is
+    // asked for when they change (a Node gone keeps its last pod CIDRs, as kube-proxy does).
     const zone = (n: Node | null): string | undefined => n?.metadata.labels[LABEL_TOPOLOGY_ZONE];
-    const moved = zone(node) !== zone(this.node);
+    const cidrs = (n: Node | null): string => n?.spec.podCIDRs.join(',') ?? '';
+    const moved = zone(node) !== zone(this.node) || (this.podCIDRsMatter && node !== null && cidrs(node) !== cidrs(this.node));
     this.node = node;
     this.dirty.add('Node');
     return moved && this.initialized;

@@ -88,6 +88,25 @@ describe('proxy flags', () => {
     }
   });
 
+  it('takes kube-proxy\'s --detect-local-mode / detectLocalMode: ClusterCIDR (default, "" too) or NodeCIDR; the interface modes are refused', () => {
+    expect(parseProxyArgs(['--manifests', '/m']).detectLocalMode).toBe('ClusterCIDR');
+    expect(parseProxyArgs(['--manifests', '/m', '--detect-local-mode', 'NodeCIDR']).detectLocalMode).toBe('NodeCIDR');
+    expect(parseProxyArgs(['--manifests', '/m', '--detect-local-mode', '']).detectLocalMode).toBe('ClusterCIDR');
+    expect(readConfigFile('/x.yaml', 'manifests: /m\ndetectLocalMode: NodeCIDR\ndetectLocal: {bridgeInterface: cbr0}\n').detectLocalMode).toBe('NodeCIDR');
+    expect(() => parseProxyArgs(['--manifests', '/m', '--detect-local-mode', 'BridgeInterface']))
+      .toThrow('--detect-local-mode: BridgeInterface cannot tell pods here: every packet reaches this proxy through its TUN device (or a local socket)');
+    const dir = mkdtempSync(join(tmpdir(), 'svp-cfg-'));
+    try {
+      const p = join(dir, 'proxy.yaml');
+      writeFileSync(p, 'manifests: /m\ndetectLocalMode: InterfaceNamePrefix\ndetectLocal: {interfaceNamePrefix: veth}\n');
+      expect(() => parseProxyArgs(['--config', p])).toThrow(`${p}:2: detectLocalMode: InterfaceNamePrefix cannot tell pods here`);
+      expect(parseProxyArgs(['--config', p, '--detect-local-mode', 'NodeCIDR']).detectLocalMode).toBe('NodeCIDR');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(() => parseProxyArgs(['--manifests', '/m', '--detect-local-mode', 'nodecidr'])).toThrow('--detect-local-mode: expected ClusterCIDR or NodeCIDR, got "nodecidr"');
+  });
+
   it('takes --conntrack-checkpoint-period / conntrackCheckpointPeriod (default 10 s, 0 turns it off, never negative)', () => {
     expect(parseProxyArgs(['--manifests', '/m']).conntrackCheckpointMs).toBe(10_000);
     expect(parseProxyArgs(['--manifests', '/m', '--conntrack-checkpoint-period', '2m']).conntrackCheckpointMs).toBe(120_000);

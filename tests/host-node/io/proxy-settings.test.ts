@@ -3,7 +3,7 @@
 // established TCP flows live 24 h and CLOSE_WAIT ones 1 h (not Linux's 5 days and 60 s); the flags
 // change or (0) leave them; the UDP timeouts apply when given; tcpBeLiberal takes the INVALID drop
 // rule out; maxPerCore / min size the table. In ipvs mode, kube-proxy's IPVS timeouts; the
-// masquerade bit in the rules. A proxy in userspace mode (no root, no TUN, loopback only) with
+// masquerade bit in the rules; --detect-local-mode NodeCIDR. A proxy in userspace mode (no root, no TUN, loopback only) with
 // flows pushed through its core.
 import { describe, it, expect, afterEach } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseProxyArgs } from '../../../host-node/io/proxy-config.js';
 import { NodeProxy } from '../../../host-node/io/node-proxy.js';
-import { buildPacket } from '../../../host-node/core/packet.js';
+import { buildPacket, decodePacket } from '../../../host-node/core/packet.js';
 
 const VIP = '198.18.96.10';
 const EP = '198.18.100.2';
@@ -40,9 +40,10 @@ afterEach(async () => {
   logs.length = 0;
 });
 
-async function start(extra: string[]): Promise<NodeProxy> {
+async function start(extra: string[], node = ''): Promise<NodeProxy> {
   dir = mkdtempSync(join(tmpdir(), 'svp-ct-settings-'));
   writeFileSync(join(dir, 'web.yaml'), MANIFESTS);
+  if (node) writeFileSync(join(dir, 'node.yaml'), node);
   const cfg = parseProxyArgs([
     '--manifests', dir, '--mode', 'userspace', '--userspace-ports', 'range', '--hostname-override', 'n1',
     '--metrics-bind-address', '', '--healthz-bind-address', '', '--min-sync-period', '0', ...extra,
@@ -191,4 +192,61 @@ describe('svcplane proxy: kube-proxy\'s conntrack, IPVS and masquerade settings'
       proxy = null;
     }
   });
+
+  it('--detect-local-mode NodeCIDR: nothing syncs before the Node has pod CIDRs; then they tell pods from outside, and follow a change', async () => {
+    const nodeYaml = (cidr: string): string => `apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\nspec: { podCIDRs: [${cidr}] }\n`;
+    for (const core of ['iptables', 'direct'] as const) {
+      dir = mkdtempSync(join(tmpdir(), 'svp-ct-settings-'));
+      writeFileSync(join(dir, 'web.yaml'), MANIFESTS);
+      writeFileSync(join(dir, 'node.yaml'), 'apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\n');
+      const cfg = parseProxyArgs([
+        '--manifests', dir, '--mode', 'userspace', '--userspace-ports', 'range', '--userspace-core', core, '--hostname-override', 'n1',
+        '--metrics-bind-address', '', '--healthz-bind-address', '', '--min-sync-period', '0', '--detect-local-mode', 'NodeCIDR', '--cluster-cidr', '198.19.0.0/16',
+      ]);
+      const p = proxy = await NodeProxy.start(cfg, { log: (m) => logs.push(m) });
+      const until = async (what: string, ok: () => boolean): Promise<void> => {
+        const end = Date.now() + 5000;
+        while (!ok()) {
+          if (Date.now() > end) throw new Error(`${core}: ${what} after 5 s (${logs.join(' | ')})`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      await until('no wait logged', () => logs.some((l) => l.startsWith('proxy: waiting for Node n1 to have spec.podCIDRs')));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(p.syncs, core).toBe(0);
+      expect(p.dp.process(buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40000, dport: 80, flags: 'S' }), T).verdict).not.toBe('FORWARD');
+
+      // Source address a SYN from `src` leaves with (masqueraded or not).
+      let sport = 41000;
+      const sourceFrom = (src: string): string => {
+        const r = p.dp.process(buildPacket({ src, dst: VIP, proto: 'tcp', sport: sport++, dport: 80, flags: 'S' }), T);
+        expect(r.verdict, `${core} ${src}`).toBe('FORWARD');
+        return decodePacket(r.packet!).src;
+      };
+      writeFileSync(join(dir, 'node.yaml'), nodeYaml('198.19.5.0/24'));
+      await until('no sync', () => p.syncs > 0);
+      expect(logs).toContain('proxy: local traffic (NodeCIDR): from Node n1\'s pod CIDRs 198.19.5.0/24');
+      if (core === 'iptables') expect(p.dp.iptablesSave()).toMatch(/! -s 198\.19\.5\.0\/24 -j KUBE-MARK-MASQ/);
+      expect(sourceFrom('198.19.5.7')).toBe('198.19.5.7');
+      // In the cluster CIDR but not on this node: not this node's pod.
+      expect(sourceFrom('198.19.9.9')).not.toBe('198.19.9.9');
+
+      writeFileSync(join(dir, 'node.yaml'), nodeYaml('198.19.9.0/24'));
+      await until('no resync for the new pod CIDRs', () => logs.some((l) => l.includes('(were 198.19.5.0/24)')));
+      await until('rules not rendered again', () => p.dp.options.podCIDR?.[0] === '198.19.9.0/24' && p.lastSyncError === '' && sourceFromQuiet(p, '198.19.9.10') === '198.19.9.10');
+      expect(sourceFrom('198.19.5.8')).not.toBe('198.19.5.8');
+      await proxy.stop();
+      proxy = null;
+      rmSync(dir, { recursive: true, force: true });
+      dir = '';
+      logs.length = 0;
+    }
+  });
 });
+
+let quietPort = 50000;
+/** The source a SYN from `src` leaves with, or '' when it is not forwarded (no assertion). */
+function sourceFromQuiet(p: NodeProxy, src: string): string {
+  const r = p.dp.process(buildPacket({ src, dst: VIP, proto: 'tcp', sport: quietPort++, dport: 80, flags: 'S' }), T);
+  return r.verdict === 'FORWARD' ? decodePacket(r.packet!).src : '';
+}
