@@ -1,11 +1,13 @@
 // proxy.ts — `svcplane proxy`: the node proxy kube-proxy's place. Parses flags and the config file
-// (io/proxy-config.ts), starts the proxy (io/node-proxy.ts) in the current network namespace (or,
+// (io/proxy-config.ts), sets its oom_score_adj as kube-proxy does, starts the proxy
+// (io/node-proxy.ts) in the current network namespace (or,
 // with --mode userspace, as socket listeners that need no root), and
 // on SIGINT or SIGTERM saves the flows and removes everything it set up but the service CIDRs'
 // unreachable fallbacks (as it does, then exiting 1, when its TUN device is deleted under it).
 // `--cleanup` (kube-proxy's) only removes what earlier runs left behind (a killed run's rules, any
 // run's fallbacks), and exits. Errors become messages and exit codes: 2 for bad settings, 1 when
 // the proxy could not start, lost its device or could not clean up.
+import { writeFileSync } from 'node:fs';
 import { ConfigError, parseProxyArgs, PROXY_HELP, ROUTE_TABLE } from '../io/proxy-config.js';
 import { NodeProxy } from '../io/node-proxy.js';
 import { removeLeftovers } from '../io/node-routes.js';
@@ -37,6 +39,7 @@ export async function runProxy(argv: string[], out: (s: string) => void, err: (s
   const onFailure = (why: string): void => { failure = why; wake?.(); };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  if (cfg.oomScoreAdj !== null) applyOomScoreAdj(cfg.oomScoreAdj, log);
   try {
     const proxy = await NodeProxy.start(cfg, { log, onFailure });
     const where = cfg.mode === 'userspace' ? `${cfg.userspaceBind.join(' ')} (mode userspace, core ${cfg.userspaceCore}` : `${cfg.tun} (mode ${cfg.mode}`;
@@ -76,4 +79,19 @@ function cleanup(out: (s: string) => void, err: (s: string) => void): number {
     }
   }
   return failed ? 1 : 0;
+}
+
+/**
+ * kube-proxy's ApplyOOMScoreAdj(0, oomScoreAdj): the value written to `file` (this process's
+ * oom_score_adj). Lowering it needs CAP_SYS_RESOURCE; without it (userspace mode's unprivileged
+ * runs) the proxy says so and goes on, as kube-proxy does.
+ */
+export function applyOomScoreAdj(value: number, log: (line: string) => void, file = '/proc/self/oom_score_adj'): boolean {
+  try {
+    writeFileSync(file, `${value}`);
+    return true;
+  } catch (e) {
+    log(`proxy: oom_score_adj left as it is, ${value} refused (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    return false;
+  }
 }

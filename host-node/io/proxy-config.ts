@@ -111,6 +111,12 @@ export interface ProxyConfig {
    * change may wait twice this before /healthz reports 503.
    */
   syncPeriodMs: number;
+  /**
+   * kube-proxy's --oom-score-adj (oomScoreAdj, default -999 as kube-proxy's qos.KubeProxyOOMScoreAdj):
+   * written to /proc/self/oom_score_adj at start, so the kernel's OOM killer takes the node's
+   * Service traffic last. null: left as inherited.
+   */
+  oomScoreAdj: number | null;
   /** kube-proxy's --ipvs-scheduler (ipvs.scheduler): the ipvs mode's scheduler; "" = rr. */
   ipvsScheduler: string;
   /**
@@ -167,6 +173,7 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
                                  plain ones win)
   --sync-period DURATION         how often its routes and rules are checked and what was removed put back;
                                  /healthz turns 503 when a change waits twice this (default 30s)
+  --oom-score-adj N              the process's oom_score_adj, -1000..1000 (default -999, as kube-proxy)
   --ipvs-scheduler NAME          the ipvs mode's scheduler: rr (default), wrr, lc, wlc, sh, dh, mh, sed, nq, …
   --ipvs-tcp-timeout DURATION    the ipvs mode's idle TCP connection timeout (default 0: IPVS's 900s)
   --ipvs-tcpfin-timeout DURATION   … after a FIN (default 0: 120s)
@@ -216,7 +223,7 @@ const DEFAULTS: ProxyConfig = {
   conntrackMaxPerCore: null, conntrackMin: null, conntrackTCPEstablishedMs: 24 * 3_600_000, conntrackTCPCloseWaitMs: 3_600_000,
   conntrackTCPBeLiberal: false, conntrackUDPMs: 0, conntrackUDPStreamMs: 0,
   userspaceBind: ['127.0.0.1'], userspacePorts: 'service', userspaceCore: 'iptables', proxyPortRange: [0, 0], udpIdleTimeoutMs: 250,
-  minSyncPeriodMs: 1000, syncPeriodMs: 30_000, ipvsScheduler: '', ipvsTCPTimeoutMs: 0, ipvsTCPFinTimeoutMs: 0, ipvsUDPTimeoutMs: 0,
+  minSyncPeriodMs: 1000, syncPeriodMs: 30_000, oomScoreAdj: -999, ipvsScheduler: '', ipvsTCPTimeoutMs: 0, ipvsTCPFinTimeoutMs: 0, ipvsUDPTimeoutMs: 0,
 };
 
 /** "a,b" and repeated flags, flattened; blanks dropped. */
@@ -244,7 +251,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
         'userspace-bind': { type: 'string', multiple: true }, 'userspace-ports': { type: 'string' }, 'userspace-core': { type: 'string' },
         'proxy-port-range': { type: 'string' }, 'udp-timeout': { type: 'string' }, 'min-sync-period': { type: 'string' },
         'sync-period': { type: 'string' }, 'iptables-sync-period': { type: 'string' }, 'iptables-min-sync-period': { type: 'string' },
-        'ipvs-sync-period': { type: 'string' }, 'ipvs-min-sync-period': { type: 'string' }, 'ipvs-scheduler': { type: 'string' }, 'ipvs-tcp-timeout': { type: 'string' },
+        'ipvs-sync-period': { type: 'string' }, 'ipvs-min-sync-period': { type: 'string' }, 'ipvs-scheduler': { type: 'string' }, 'oom-score-adj': { type: 'string' }, 'ipvs-tcp-timeout': { type: 'string' },
         'ipvs-tcpfin-timeout': { type: 'string' }, 'ipvs-udp-timeout': { type: 'string' },
       },
     });
@@ -304,6 +311,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   if (v['min-sync-period'] !== undefined) given.add('minSyncPeriod');
   modeSyncPeriods(c, given, modeFlags);
   set('ipvsScheduler', v['ipvs-scheduler']);
+  if (v['oom-score-adj'] !== undefined) c.oomScoreAdj = Number(v['oom-score-adj']);
   const lines = FILE_LINES.get(c);
   return validate(c, (field) => {
     if (!v.config || flagged(v, field)) return `--${FLAG_OF[field] ?? field}`;
@@ -351,7 +359,7 @@ const FLAG_OF: Record<string, string> = {
   nodePortAddresses: 'nodeport-addresses', masqueradeAddresses: 'masquerade-address', conntrackMax: 'conntrack-max', metricsBindAddress: 'metrics-bind-address',
   healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig', nodePortRange: 'service-node-port-range', masqueradeBit: 'iptables-masquerade-bit',
   userspaceBind: 'userspace-bind', userspacePorts: 'userspace-ports', userspaceCore: 'userspace-core', proxyPortRange: 'proxy-port-range', udpIdleTimeoutMs: 'udp-timeout',
-  minSyncPeriodMs: 'min-sync-period', syncPeriodMs: 'sync-period', ipvsScheduler: 'ipvs-scheduler', conntrackCheckpointMs: 'conntrack-checkpoint-period',
+  minSyncPeriodMs: 'min-sync-period', syncPeriodMs: 'sync-period', ipvsScheduler: 'ipvs-scheduler', oomScoreAdj: 'oom-score-adj', conntrackCheckpointMs: 'conntrack-checkpoint-period',
   conntrackMaxPerCore: 'conntrack-max-per-core', conntrackMin: 'conntrack-min', conntrackTCPBeLiberal: 'conntrack-tcp-be-liberal',
   ...Object.fromEntries(SECONDS_FLAGS.map(([flag, field]) => [field, flag])),
 };
@@ -399,6 +407,9 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
     fail('conntrackMax', `expected 16 to ${1 << 24} flows (0: sized by maxPerCore and min), got ${c.conntrackMax}`);
   }
   validateTables(c, fail);
+  if (c.oomScoreAdj !== null && !(Number.isInteger(c.oomScoreAdj) && c.oomScoreAdj >= -1000 && c.oomScoreAdj <= 1000)) {
+    fail('oomScoreAdj', `must be within the range [-1000, 1000], got ${c.oomScoreAdj}`);
+  }
   if (!(Number.isInteger(c.masqueradeBit) && c.masqueradeBit >= 0 && c.masqueradeBit <= 31)) fail('masqueradeBit', `must be in the range [0, 31], got ${c.masqueradeBit}`);
   if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(c.tun)) fail('tun', `device names are 1-15 letters, digits, "_", "." or "-": ${JSON.stringify(c.tun)}`);
   for (const k of ['metricsBindAddress', 'healthzBindAddress'] as const) if (c[k] !== '') hostPort(c[k], where(k));
@@ -522,6 +533,7 @@ const FIELDS: Record<string, FieldReader> = {
   minSyncPeriod: (c, v, fail) => { c.minSyncPeriodMs = duration(str(v, fail), fail); },
   syncPeriod: (c, v, fail) => { c.syncPeriodMs = duration(str(v, fail), fail); },
   'ipvs.scheduler': (c, v, fail) => { c.ipvsScheduler = str(v, fail); },
+  oomScoreAdj: (c, v, fail) => { if (v !== null) c.oomScoreAdj = typeof v === 'number' ? v : fail('expected a number'); },
   // kube-proxy's defaulting (v1alpha1/defaults.go) reads 0 as unset, except for ipvs.minSyncPeriod.
   'iptables.syncPeriod': (c, v, fail) => { modeSync(c, 'iptables.syncPeriod', duration(str(v, fail), fail), true); },
   'iptables.minSyncPeriod': (c, v, fail) => { modeSync(c, 'iptables.minSyncPeriod', duration(str(v, fail), fail), true); },
@@ -541,7 +553,7 @@ function modeSync(c: ProxyConfig, key: keyof ModeSync, ms: number, zeroUnset: bo
 
 // Sections whose other fields are accepted and ignored (kube-proxy tuning this proxy has no use for).
 const IGNORED_SECTIONS = new Set(['clientConnection', 'iptables', 'ipvs', 'conntrack', 'nftables', 'winkernel', 'detectLocal', 'logging', 'featureGates']);
-const IGNORED_FIELDS = new Set(['bindAddress', 'bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'oomScoreAdj', 'showHiddenMetricsForVersion']);
+const IGNORED_FIELDS = new Set(['bindAddress', 'bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'showHiddenMetricsForVersion']);
 
 /** Where each field a config file set stands (its path → ":line"), so later checks name it too. */
 const FILE_LINES = new WeakMap<ProxyConfig, Map<string, string>>();

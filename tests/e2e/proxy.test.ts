@@ -2,7 +2,7 @@
 // directory, creates its TUN device, routes and rules, and serves Services to a client outside the
 // node and to a pod; backends report the address they see. Root only (namespaces, /dev/net/tun).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { netnsSupport } from '../support/netns.js';
@@ -133,6 +133,19 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(m).toMatch(/^svcplane_verdicts_total\{verdict="FORWARD"\} [1-9]/m);
     expect(m).toMatch(/^svcplane_conntrack_entries \d+/m);
     expect(m).toMatch(/^svcplane_tun_packets_total\{direction="in"\} [1-9]/m);
+  });
+
+  it('protects itself from the OOM killer as kube-proxy does (oom_score_adj -999) and logs its conntrack settings', () => {
+    const pid = c.proxy!.child.pid!;
+    const adj = readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim();
+    // Lowering it takes CAP_SYS_RESOURCE (bit 24); without it the proxy says so and goes on.
+    const capEff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]}`);
+    if ((capEff >> 24n) & 1n) expect(adj).toBe('-999');
+    else {
+      expect(c.proxy!.output()).toContain('proxy: oom_score_adj left as it is, -999 refused (EACCES)');
+      expect(adj).toBe(readFileSync('/proc/self/oom_score_adj', 'utf8').trim());
+    }
+    expect(c.proxy!.output()).toMatch(/^proxy: conntrack: \d+ flows, tcp established 86400s, tcp close-wait 3600s$/m);
   });
 
   it('serves an IPv6 ClusterIP: masqueraded from outside the cluster, a pod keeps its address', async () => {

@@ -1,0 +1,63 @@
+// `svcplane proxy`'s oom_score_adj, kube-proxy's ApplyOOMScoreAdj: the value written to the
+// process's file, and a refusal (no CAP_SYS_RESOURCE, no such file) said once and survived.
+// A real `svcplane proxy` (userspace mode: no root, loopback) raises its own to what it is told
+// (raising needs no privilege; lowering, checked in tests/e2e/proxy.test.ts, needs CAP_SYS_RESOURCE).
+import { describe, it, expect } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { applyOomScoreAdj } from '../../../host-node/cli/proxy.js';
+import { parseProxyArgs, readConfigFile } from '../../../host-node/io/proxy-config.js';
+
+describe('svcplane proxy: oom_score_adj', () => {
+  it('defaults to kube-proxy\'s -999; --oom-score-adj / oomScoreAdj set it within [-1000, 1000]', () => {
+    expect(parseProxyArgs(['--manifests', '/m']).oomScoreAdj).toBe(-999);
+    expect(parseProxyArgs(['--manifests', '/m', '--oom-score-adj=-500']).oomScoreAdj).toBe(-500);
+    expect(readConfigFile('/x.yaml', 'manifests: /m\noomScoreAdj: 0\n').oomScoreAdj).toBe(0);
+    expect(readConfigFile('/x.yaml', 'manifests: /m\noomScoreAdj: null\n').oomScoreAdj).toBe(-999);
+    expect(() => parseProxyArgs(['--manifests', '/m', '--oom-score-adj', '1001'])).toThrow('--oom-score-adj: must be within the range [-1000, 1000], got 1001');
+    expect(() => readConfigFile('/x.yaml', 'oomScoreAdj: low\n')).toThrow('/x.yaml:1: oomScoreAdj: expected a number');
+  });
+
+  it('writes the value, and says so and goes on when it is refused', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'svp-oom-'));
+    try {
+      const file = join(dir, 'oom_score_adj');
+      writeFileSync(file, '0');
+      const logs: string[] = [];
+      expect(applyOomScoreAdj(-999, (l) => logs.push(l), file)).toBe(true);
+      expect(readFileSync(file, 'utf8')).toBe('-999');
+      expect(logs).toEqual([]);
+      expect(applyOomScoreAdj(-999, (l) => logs.push(l), join(dir, 'gone', 'oom_score_adj'))).toBe(false);
+      expect(logs).toEqual(['proxy: oom_score_adj left as it is, -999 refused (ENOENT)']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a running proxy has the value it was given', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'svp-oom-'));
+    const child = spawn(process.execPath, [
+      join(import.meta.dirname, '..', '..', '..', 'bin', 'svcplane.js'), 'proxy', '--mode', 'userspace', '--manifests', dir,
+      '--userspace-ports', 'range', '--hostname-override', 'n1', '--metrics-bind-address', '', '--healthz-bind-address', '', '--oom-score-adj', '500',
+    ], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      const end = Date.now() + 15_000;
+      while (!out.includes('proxy: serving')) {
+        if (Date.now() > end || child.exitCode !== null) throw new Error(`proxy did not start: ${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(readFileSync(`/proc/${child.pid}/oom_score_adj`, 'utf8').trim()).toBe('500');
+      expect(out).not.toContain('oom_score_adj left');
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
