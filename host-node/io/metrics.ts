@@ -158,14 +158,23 @@ export class ProxyMetrics {
     return this.registry.metrics();
   }
 
-  /** GET /metrics on host:port, and GET `path` answering `routes[path]()` as JSON. */
+  /**
+   * GET /metrics on host:port, and GET `path` answering `routes[path]()`: a string as text/plain
+   * (as kube-proxy's /proxyMode and /healthz there), anything else as JSON.
+   */
   async serve(host: string, port: number, routes: Record<string, () => unknown> = {}): Promise<Server> {
     return listen((req, res) => {
       const path = (req.url ?? '').split('?')[0]!;
       const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
       if (route) {
+        const body = route();
+        if (typeof body === 'string') {
+          res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+          res.end(body);
+          return;
+        }
         res.writeHead(200, { 'Content-Type': 'application/json' });
-        res.end(`${JSON.stringify(route(), null, 2)}\n`);
+        res.end(`${JSON.stringify(body, null, 2)}\n`);
         return;
       }
       if (path !== '/metrics') {

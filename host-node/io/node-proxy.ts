@@ -26,7 +26,7 @@ import { SyncRunner } from './sync-runner.js';
 import { ProxyHealth, ServiceHealthServers, nodeEligible, serveProxyHealth, closeServer } from './health.js';
 import { ProxyMetrics } from './metrics.js';
 import { ManifestSource } from './manifests.js';
-import { hostPort, coreMode, conntrackTableSize, type ProxyConfig } from './proxy-config.js';
+import { hostPort, coreMode, conntrackTableSize, configz, type ProxyConfig } from './proxy-config.js';
 import { TIMEOUTS } from '../core/conntrack-record.js';
 import { ConntrackCheckpoints, readConntrackState, writeFileAtomic } from './conntrack-state.js';
 import { UserspaceProxy, modelServicePorts } from './userspace.js';
@@ -173,7 +173,12 @@ export class NodeProxy {
     if (cfg.metricsBindAddress) {
       const mp = hostPort(cfg.metricsBindAddress, '--metrics-bind-address');
       const us = this.userspace;
-      this.servers.push(await this.metrics.serve(mp.host, mp.port, us ? { '/services': () => us.mapping() } : {}));
+      // kube-proxy's metrics server also answers /proxyMode, /healthz ("ok") and /configz.
+      const capacity = this.dp.stats().conntrack_capacity;
+      this.servers.push(await this.metrics.serve(mp.host, mp.port, {
+        '/proxyMode': () => cfg.mode, '/healthz': () => 'ok', '/configz': () => configz(cfg, capacity),
+        ...(us ? { '/services': () => us.mapping() } : {}),
+      }));
     }
     this.hcServers = new ServiceHealthServers(this.health, this.nodePortAddrs, this.log);
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseProxyArgs, readConfigFile, validate, coreMode, conntrackTableSize, ConfigError, CONNTRACK_TABLE_DEFAULT } from '../../../host-node/io/proxy-config.js';
+import { parseProxyArgs, readConfigFile, validate, coreMode, conntrackTableSize, goDuration, ConfigError, CONNTRACK_TABLE_DEFAULT } from '../../../host-node/io/proxy-config.js';
 import { nodePortAddresses } from '../../../host-node/io/node-proxy.js';
 import { YAML_MAX_DEPTH } from '../../../host-node/kube/yaml-depth.js';
 
@@ -105,6 +105,14 @@ describe('proxy flags', () => {
       rmSync(dir, { recursive: true, force: true });
     }
     expect(() => parseProxyArgs(['--manifests', '/m', '--detect-local-mode', 'nodecidr'])).toThrow('--detect-local-mode: expected ClusterCIDR or NodeCIDR, got "nodecidr"');
+  });
+
+  it('prints durations as Go\'s time.Duration does (for /configz), and reads them back', () => {
+    const cases: Array<[number, string]> = [[0, '0s'], [250, '250ms'], [1000, '1s'], [1500, '1.5s'], [62_500, '1m2.5s'], [90_000, '1m30s'], [3_600_000, '1h0m0s'], [86_400_000, '24h0m0s'], [90_061_000, '25h1m1s']];
+    for (const [ms, text] of cases) {
+      expect(goDuration(ms)).toBe(text);
+      expect(parseProxyArgs(['--manifests', '/m', '--min-sync-period', text]).minSyncPeriodMs).toBe(ms);
+    }
   });
 
   it('takes --conntrack-checkpoint-period / conntrackCheckpointPeriod (default 10 s, 0 turns it off, never negative)', () => {

@@ -3,11 +3,13 @@
 // established TCP flows live 24 h and CLOSE_WAIT ones 1 h (not Linux's 5 days and 60 s); the flags
 // change or (0) leave them; the UDP timeouts apply when given; tcpBeLiberal takes the INVALID drop
 // rule out; maxPerCore / min size the table. In ipvs mode, kube-proxy's IPVS timeouts; the
-// masquerade bit in the rules; --detect-local-mode NodeCIDR. A proxy in userspace mode (no root, no TUN, loopback only) with
+// masquerade bit in the rules; --detect-local-mode NodeCIDR; and kube-proxy's /proxyMode, /healthz
+// and /configz beside /metrics, which show them. A proxy in userspace mode (no root, no TUN, loopback only) with
 // flows pushed through its core.
 import { describe, it, expect, afterEach } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseProxyArgs } from '../../../host-node/io/proxy-config.js';
 import { NodeProxy } from '../../../host-node/io/node-proxy.js';
@@ -241,6 +243,29 @@ describe('svcplane proxy: kube-proxy\'s conntrack, IPVS and masquerade settings'
       dir = '';
       logs.length = 0;
     }
+  });
+
+  it('the metrics server answers kube-proxy\'s /proxyMode, /healthz and /configz (the settings in effect)', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => { const a = srv.address() as { port: number }; srv.close(() => resolve(a.port)); });
+    });
+    const p = await start(['--metrics-bind-address', `127.0.0.1:${port}`, '--conntrack-tcp-timeout-close-wait', '90s', '--iptables-masquerade-bit', '12']);
+    const get = async (path: string): Promise<{ type: string | null; body: string }> => {
+      const r = await fetch(`http://127.0.0.1:${port}${path}`);
+      expect(r.status, path).toBe(200);
+      return { type: r.headers.get('content-type'), body: await r.text() };
+    };
+    expect(await get('/proxyMode')).toEqual({ type: 'text/plain; charset=utf-8', body: 'userspace' });
+    expect((await get('/healthz')).body).toBe('ok');
+    const z = JSON.parse((await get('/configz')).body) as Record<string, Record<string, unknown>>;
+    expect(z['kubeproxy.config.k8s.io']).toMatchObject({
+      kind: 'KubeProxyConfiguration', mode: 'userspace', hostnameOverride: 'n1', oomScoreAdj: -999,
+      conntrack: { tcpEstablishedTimeout: '24h0m0s', tcpCloseWaitTimeout: '1m30s', udpTimeout: '0s', maxPerCore: null },
+      iptables: { masqueradeAll: false, masqueradeBit: 12, minSyncPeriod: '0s', syncPeriod: '30s' },
+    });
+    expect(z.svcplane).toMatchObject({ conntrackMax: p.dp.stats().conntrack_capacity, userspaceCore: 'iptables', conntrackCheckpointPeriod: '10s' });
+    expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${port}/nothing`)).status).toBe(404);
   });
 });
 
