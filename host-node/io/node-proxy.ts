@@ -26,8 +26,8 @@ import { SyncRunner } from './sync-runner.js';
 import { ProxyHealth, ServiceHealthServers, nodeEligible, serveProxyHealth, closeServer } from './health.js';
 import { ProxyMetrics } from './metrics.js';
 import { ManifestSource } from './manifests.js';
-import { hostPort, coreMode, conntrackTableSize, configz, type ProxyConfig } from './proxy-config.js';
-import { TIMEOUTS } from '../core/conntrack-record.js';
+import { hostPort, coreMode, configz, type ProxyConfig } from './proxy-config.js';
+import { applyTableSettings, conntrackTableSize } from './kernel-tables.js';
 import { ConntrackCheckpoints, readConntrackState, writeFileAtomic } from './conntrack-state.js';
 import { UserspaceProxy, modelServicePorts } from './userspace.js';
 
@@ -131,7 +131,7 @@ export class NodeProxy {
     });
     const p = new NodeProxy(cfg, dp, clock, hostAddrs, npAddrs, opts);
     try {
-      for (const line of applyTableSettings(dp, cfg)) p.log(`proxy: ${line}`);
+      for (const line of applyTableSettings(dp, cfg, coreMode(cfg) === 'ipvs')) p.log(`proxy: ${line}`);
       if (snapshot) {
         p.restoredFlows = dp.restore(snapshot);
         p.log(`proxy: restored ${p.restoredFlows} flows from ${cfg.conntrackState}`);
@@ -390,36 +390,4 @@ export class NodeProxy {
     this.servers = [];
     return failed;
   }
-}
-
-/**
- * kube-proxy's setupConntrack (cmd/kube-proxy/app/server_linux.go) on the core's table instead of the
- * kernel's sysctls: each timeout the config sets (0 leaves Linux's default) replaces the table's;
- * flows restored from a snapshot keep their expiry until their next packet, as sysctl changes
- * reach kernel flows. In ipvs mode also the IPVS timeouts the ipvs proxier sets with
- * ConfigureTimeouts when any is given (0 leaves one as it is). Returns what was set, for the log.
- */
-export function applyTableSettings(dp: Dataplane, cfg: ProxyConfig): string[] {
-  const said = [`${dp.stats().conntrack_capacity} flows`];
-  const set: Array<[number, number, string]> = [
-    [TIMEOUTS.tcpEstablished, cfg.conntrackTCPEstablishedMs, 'tcp established'],
-    [TIMEOUTS.tcpCloseWait, cfg.conntrackTCPCloseWaitMs, 'tcp close-wait'],
-    [TIMEOUTS.udpUnreplied, cfg.conntrackUDPMs, 'udp'],
-    [TIMEOUTS.udpStream, cfg.conntrackUDPStreamMs, 'udp stream'],
-  ];
-  for (const [kind, ms, name] of set) {
-    if (ms <= 0) continue;
-    dp.setConntrackTimeout(kind, ms);
-    said.push(`${name} ${ms / 1000}s`);
-  }
-  if (cfg.conntrackTCPBeLiberal) said.push('tcp be-liberal (no INVALID drop rule)');
-  const lines = [`conntrack: ${said.join(', ')}`];
-  const ipvs = { tcp: cfg.ipvsTCPTimeoutMs / 1000, tcpfin: cfg.ipvsTCPFinTimeoutMs / 1000, udp: cfg.ipvsUDPTimeoutMs / 1000 };
-  if (coreMode(cfg) === 'ipvs' && ipvs.tcp + ipvs.tcpfin + ipvs.udp > 0) {
-    const program = dp.ipvs();
-    program.setTimeouts(ipvs);
-    const t = program.timeouts();
-    lines.push(`ipvs timeouts: tcp ${t.tcp}s, tcpfin ${t.tcpfin}s, udp ${t.udp}s`);
-  }
-  return lines;
 }

@@ -1,16 +1,21 @@
 // proxy-config.ts — the settings of `svcplane proxy`: command-line flags in kube-proxy's spirit and a
 // YAML config file using KubeProxyConfiguration's field names where kube-proxy has the setting
-// (mode, clusterCIDR, nodePortAddresses, healthzBindAddress, metricsBindAddress, hostnameOverride,
-// iptables.masqueradeAll, clientConnection.kubeconfig, the conntrack section) plus svcplane's own (serviceCIDR, nodeIP,
-// manifests, tun, conntrackState, masqueradeAddresses, userspace*). Flags override the file. Every problem names
-// the file, line and field (or the flag). Never touches the network, devices or the core.
+// (mode, clusterCIDR, detectLocalMode, nodePortAddresses, the bind addresses, hostnameOverride,
+// oomScoreAdj, clientConnection.kubeconfig, iptables.*, ipvs.*, the conntrack section — the
+// kernel-table parts checked in kernel-tables.ts) plus svcplane's own (serviceCIDR, nodeIP,
+// manifests, tun, conntrackState, masqueradeAddresses, userspace*), and /configz's view of them.
+// Flags override the file. Every problem names the file, line and field (or the flag). Never
+// touches the network, devices or the core.
 import { readFileSync } from 'node:fs';
-import { cpus, hostname } from 'node:os';
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LineCounter, isMap, type Node as YamlNode } from 'yaml';
 import { TOO_DEEP, yamlDocuments } from '../kube/yaml-depth.js';
 import { parseCIDR, parseIP, formatIP, splitHostPort, type CIDR } from '../kube/ip.js';
 import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
+import { SECONDS_FLAGS, validateTables } from './kernel-tables.js';
+
+export { CONNTRACK_TABLE_DEFAULT, conntrackTableSize } from './kernel-tables.js';
 
 export type ProxyMode = 'iptables' | 'ipvs' | 'direct' | 'userspace';
 export const PROXY_MODES: readonly ProxyMode[] = ['iptables', 'ipvs', 'direct', 'userspace'];
@@ -189,33 +194,6 @@ userspace mode (--mode userspace: no root, no TUN; a socket proxy per service po
 /** The routing table the TUN's default route goes in (policy routing). */
 export const ROUTE_TABLE = 2325;
 
-/**
- * The conntrack table's flows when neither --conntrack-max nor kube-proxy's maxPerCore / min says:
- * the kernel's own nf_conntrack_max on a machine of 4 GB or more, which kube-proxy leaves in place
- * when maxPerCore is 0. The core reserves its table up front (the kernel allocates flow by flow),
- * so kube-proxy's per-CPU scaling applies only when asked for.
- */
-export const CONNTRACK_TABLE_DEFAULT = 262144;
-// KubeProxyConntrackConfiguration defaults (pkg/proxy/apis/config/v1alpha1/defaults.go).
-const MAX_PER_CORE_DEFAULT = 32 * 1024;
-const MIN_DEFAULT = 128 * 1024;
-// The core keeps timeouts below 2^31 ms (assembly/conntrack/timeouts.ts CT_TIMEOUT_MAX_MS).
-const CONNTRACK_TIMEOUT_MAX_S = Math.floor(0x7fffffff / 1000);
-
-/**
- * The flows the conntrack table holds: --conntrack-max when given, else kube-proxy's
- * getConntrackMax (server_linux.go) when maxPerCore or min is set — max(maxPerCore × CPUs, min),
- * with CPUs counted as the machine's logical CPUs and maxPerCore 0 meaning "leave the limit" —
- * else CONNTRACK_TABLE_DEFAULT.
- */
-export function conntrackTableSize(c: ProxyConfig, cpuCount = cpus().length): number {
-  if (c.conntrackMax > 0) return c.conntrackMax;
-  if (c.conntrackMaxPerCore === null && c.conntrackMin === null) return CONNTRACK_TABLE_DEFAULT;
-  const perCore = c.conntrackMaxPerCore ?? MAX_PER_CORE_DEFAULT;
-  if (perCore === 0) return CONNTRACK_TABLE_DEFAULT;
-  return Math.max(perCore * Math.max(1, cpuCount), c.conntrackMin ?? MIN_DEFAULT);
-}
-
 const DEFAULTS: ProxyConfig = {
   mode: 'iptables', nodeName: '', nodeIPs: [], clusterCIDRs: [], detectLocalMode: 'ClusterCIDR', masqueradeAddresses: [], serviceCIDRs: ['10.96.0.0/12'], nodePortAddresses: [],
   nodePortRange: [30000, 32767], masqueradeAll: false, masqueradeBit: 14, tun: 'svc0', tunOffload: true, metricsBindAddress: '127.0.0.1:10249',
@@ -345,13 +323,6 @@ function readText(file: string): string {
   }
 }
 
-// Timeouts the kernel counts in whole seconds (conntrack sysctls, IPVS_CMD_SET_CONFIG); 0 leaves its own.
-const SECONDS_FLAGS = [
-  ['conntrack-tcp-timeout-established', 'conntrackTCPEstablishedMs'], ['conntrack-tcp-timeout-close-wait', 'conntrackTCPCloseWaitMs'],
-  ['conntrack-udp-timeout', 'conntrackUDPMs'], ['conntrack-udp-timeout-stream', 'conntrackUDPStreamMs'],
-  ['ipvs-tcp-timeout', 'ipvsTCPTimeoutMs'], ['ipvs-tcpfin-timeout', 'ipvsTCPFinTimeoutMs'], ['ipvs-udp-timeout', 'ipvsUDPTimeoutMs'],
-] as const;
-
 const flagFail = (flag: string) => (msg: string): never => { throw new ConfigError(`${flag}: ${msg}`); };
 
 const FLAG_OF: Record<string, string> = {
@@ -428,28 +399,6 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
     fail('ipvsScheduler', `expected one of ${SCHEDULERS.join(', ')}, got ${JSON.stringify(c.ipvsScheduler)}`);
   }
   return c;
-}
-
-// kube-proxy's validateKubeProxyConntrackConfiguration and IPVS checks (never negative), and what
-// the core's tables can take: a size of 16 to 2^24 flows, timeouts in whole seconds below 2^31 ms.
-function validateTables(c: ProxyConfig, fail: (field: string, msg: string) => never): void {
-  for (const k of ['conntrackMaxPerCore', 'conntrackMin'] as const) {
-    const n = c[k];
-    if (n !== null && !(Number.isInteger(n) && n >= 0 && n <= 0x7fffffff)) fail(k, `expected a whole number from 0 to ${0x7fffffff}, got ${n}`);
-  }
-  if (c.conntrackMax === 0) {
-    const n = conntrackTableSize(c);
-    const by = c.conntrackMaxPerCore !== null && n !== c.conntrackMin ? 'conntrackMaxPerCore' : 'conntrackMin';
-    if (n < 16 || n > 1 << 24) fail(by, `the conntrack table would hold ${n} flows (maxPerCore × ${cpus().length} CPUs, at least min); it holds 16 to ${1 << 24}`);
-  }
-  for (const [, k] of SECONDS_FLAGS) {
-    const ms = c[k];
-    if (!(Number.isFinite(ms) && ms >= 0)) fail(k, 'must not be negative');
-    // kube-proxy hands the kernel whole seconds (int(d / time.Second)).
-    c[k] = Math.floor(ms / 1000) * 1000;
-    if (ms > 0 && c[k] === 0) fail(k, 'must be 0 or at least 1s (the kernel counts whole seconds)');
-    if (c[k] / 1000 > CONNTRACK_TIMEOUT_MAX_S) fail(k, `must be at most ${CONNTRACK_TIMEOUT_MAX_S}s`);
-  }
 }
 
 function canonical(s: string): string | null {
