@@ -146,6 +146,7 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --kubeconfig FILE              watch the API server
   --hostname-override NAME       this node's name (default: the host name)
   --node-ip IP                   the node's address (repeatable; default: its global addresses)
+  --bind-address IP[,IP]         kube-proxy's node IP override: the node's addresses when --node-ip is not given
   --cluster-cidr CIDR            the pod network (repeatable or comma-separated)
   --detect-local-mode MODE       ClusterCIDR (default: sources in --cluster-cidr are pods) or NodeCIDR
                                  (this node's Node spec.podCIDRs; nothing syncs before it has them)
@@ -217,7 +218,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
       strict: true,
       options: {
         config: { type: 'string' }, mode: { type: 'string' }, manifests: { type: 'string' }, kubeconfig: { type: 'string' },
-        'hostname-override': { type: 'string' }, 'node-ip': { type: 'string', multiple: true },
+        'hostname-override': { type: 'string' }, 'node-ip': { type: 'string', multiple: true }, 'bind-address': { type: 'string' },
         'cluster-cidr': { type: 'string', multiple: true }, 'detect-local-mode': { type: 'string' }, 'service-cidr': { type: 'string', multiple: true },
         'nodeport-addresses': { type: 'string', multiple: true }, 'service-node-port-range': { type: 'string' },
         'masquerade-all': { type: 'boolean' }, 'iptables-masquerade-bit': { type: 'string' }, 'masquerade-address': { type: 'string', multiple: true }, tun: { type: 'string' },
@@ -244,6 +245,10 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   set('kubeconfig', v.kubeconfig);
   set('nodeName', v['hostname-override']);
   if (v['node-ip']) c.nodeIPs = list(v['node-ip']);
+  else if (v['bind-address'] !== undefined && !FILE_LINES.get(c)?.has('nodeIP')) {
+    const ips = bindAddressIPs(v['bind-address'], flagFail('--bind-address'));
+    if (ips.length > 0) c.nodeIPs = ips;
+  }
   if (v['cluster-cidr']) c.clusterCIDRs = list(v['cluster-cidr']);
   set('detectLocalMode', v['detect-local-mode'] as DetectLocalMode | undefined);
   if (v['service-cidr']) c.serviceCIDRs = list(v['service-cidr']);
@@ -426,6 +431,12 @@ function portRange(text: string, fail: (msg: string) => never): [number, number]
   return m ? [Number(m[1]), Number(m[2] ?? m[1])] : fail(`expected FIRST-LAST, got ${JSON.stringify(text)}`);
 }
 
+/** kube-proxy's --bind-address as node IPs: none for "", 0.0.0.0 or :: (detect them instead). */
+function bindAddressIPs(text: string, fail: (msg: string) => never): string[] {
+  const ips = list(text).map((a) => canonical(a) ?? fail(`not an IP address: ${JSON.stringify(a)}`));
+  return ips.filter((a) => a !== '0.0.0.0' && a !== '::');
+}
+
 /** Go's time.Duration.String() of `ms` milliseconds: "24h0m0s", "1m30s", "1.5s", "250ms", "0s". */
 export function goDuration(ms: number): string {
   if (ms === 0) return '0s';
@@ -509,6 +520,11 @@ const FIELDS: Record<string, FieldReader> = {
   'iptables.masqueradeBit': (c, v, fail) => { if (v !== null) c.masqueradeBit = typeof v === 'number' ? v : fail('expected a number'); },
   serviceCIDR: (c, v, fail) => { c.serviceCIDRs = strList(v, fail); },
   nodeIP: (c, v, fail) => { c.nodeIPs = strList(v, fail); },
+  // kube-proxy's node IP override (v1alpha1 conversion: NodeIPOverride = split(bindAddress, ",")); nodeIP wins.
+  bindAddress: (c, v, fail) => {
+    const ips = bindAddressIPs(str(v, fail), fail);
+    if (ips.length > 0 && !FILE_LINES.get(c)?.has('nodeIP')) c.nodeIPs = ips;
+  },
   serviceNodePortRange: (c, v, fail) => { c.nodePortRange = portRange(str(v, fail), fail); },
   manifests: (c, v, fail) => { c.manifests = str(v, fail); },
   tun: (c, v, fail) => { c.tun = str(v, fail); },
@@ -550,7 +566,7 @@ function modeSync(c: ProxyConfig, key: keyof ModeSync, ms: number, zeroUnset: bo
 
 // Sections whose other fields are accepted and ignored (kube-proxy tuning this proxy has no use for).
 const IGNORED_SECTIONS = new Set(['clientConnection', 'iptables', 'ipvs', 'conntrack', 'nftables', 'winkernel', 'detectLocal', 'logging', 'featureGates']);
-const IGNORED_FIELDS = new Set(['bindAddress', 'bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'showHiddenMetricsForVersion']);
+const IGNORED_FIELDS = new Set(['bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'showHiddenMetricsForVersion']);
 
 /** Where each field a config file set stands (its path → ":line"), so later checks name it too. */
 const FILE_LINES = new WeakMap<ProxyConfig, Map<string, string>>();

@@ -115,6 +115,19 @@ describe('proxy flags', () => {
     }
   });
 
+  it('takes kube-proxy\'s --bind-address / bindAddress as the node IPs (its node IP override); 0.0.0.0 and :: leave them detected; --node-ip / nodeIP win', () => {
+    expect(parseProxyArgs(['--manifests', '/m', '--bind-address', '198.18.0.5']).nodeIPs).toEqual(['198.18.0.5']);
+    expect(parseProxyArgs(['--manifests', '/m', '--bind-address', '198.18.0.5,fd00::5']).nodeIPs).toEqual(['198.18.0.5', 'fd00::5']);
+    expect(parseProxyArgs(['--manifests', '/m', '--bind-address', '0.0.0.0']).nodeIPs).toEqual([]);
+    expect(parseProxyArgs(['--manifests', '/m', '--bind-address', '198.18.0.5', '--node-ip', '198.18.0.6']).nodeIPs).toEqual(['198.18.0.6']);
+    expect(readConfigFile('/x.yaml', 'manifests: /m\nbindAddress: 198.18.0.5\n').nodeIPs).toEqual(['198.18.0.5']);
+    expect(readConfigFile('/x.yaml', 'manifests: /m\nbindAddress: "::"\n').nodeIPs).toEqual([]);
+    expect(readConfigFile('/x.yaml', 'manifests: /m\nnodeIP: [198.18.0.6]\nbindAddress: 198.18.0.5\n').nodeIPs).toEqual(['198.18.0.6']);
+    expect(readConfigFile('/x.yaml', 'manifests: /m\nbindAddress: 198.18.0.5\nnodeIP: [198.18.0.6]\n').nodeIPs).toEqual(['198.18.0.6']);
+    expect(() => parseProxyArgs(['--manifests', '/m', '--bind-address', 'node1'])).toThrow('--bind-address: not an IP address: "node1"');
+    expect(() => readConfigFile('/x.yaml', 'manifests: /m\nbindAddress: here\n')).toThrow('/x.yaml:2: bindAddress: not an IP address: "here"');
+  });
+
   it('takes --conntrack-checkpoint-period / conntrackCheckpointPeriod (default 10 s, 0 turns it off, never negative)', () => {
     expect(parseProxyArgs(['--manifests', '/m']).conntrackCheckpointMs).toBe(10_000);
     expect(parseProxyArgs(['--manifests', '/m', '--conntrack-checkpoint-period', '2m']).conntrackCheckpointMs).toBe(120_000);
