@@ -5,11 +5,13 @@
 // on SIGINT or SIGTERM saves the flows and removes everything it set up but the service CIDRs'
 // unreachable fallbacks (as it does, then exiting 1, when its TUN device is deleted under it).
 // `--cleanup` (kube-proxy's) only removes what earlier runs left behind (a killed run's rules, any
-// run's fallbacks), and exits. Errors become messages and exit codes: 2 for bad settings, 1 when
+// run's fallbacks), and exits; `--write-config-to FILE` (kube-proxy's) writes the settings as a
+// config file and exits. Errors become messages and exit codes: 2 for bad settings, 1 when
 // the proxy could not start, lost its device or could not clean up.
 import { writeFileSync } from 'node:fs';
 import { ConfigError, parseProxyArgs, PROXY_HELP, ROUTE_TABLE } from '../io/proxy-config.js';
 import { NodeProxy } from '../io/node-proxy.js';
+import { configFile } from '../io/proxy-configz.js';
 import { removeLeftovers } from '../io/node-routes.js';
 
 export { PROXY_HELP };
@@ -21,12 +23,24 @@ export async function runProxy(argv: string[], out: (s: string) => void, err: (s
   }
   if (argv.includes('--cleanup')) return cleanup(out, err);
   let cfg;
+  let writeTo: string | undefined;
   try {
+    ({ argv, writeTo } = takeWriteConfigTo(argv));
     cfg = parseProxyArgs(argv);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     err(`svcplane proxy: ${e.message}\n${PROXY_HELP}`);
     return 2;
+  }
+  if (writeTo !== undefined) {
+    try {
+      writeFileSync(writeTo, configFile(cfg));
+    } catch (e) {
+      err(`svcplane proxy: --write-config-to ${writeTo}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n`);
+      return 1;
+    }
+    out(`proxy: settings written to ${writeTo}\n`);
+    return 0;
   }
   const log = (line: string): void => err(`${line}\n`);
   // Signals that arrive while starting still stop the proxy once it is up.
@@ -39,7 +53,7 @@ export async function runProxy(argv: string[], out: (s: string) => void, err: (s
   const onFailure = (why: string): void => { failure = why; wake?.(); };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  if (cfg.oomScoreAdj !== null) applyOomScoreAdj(cfg.oomScoreAdj, log);
+  applyOomScoreAdj(cfg.oomScoreAdj, log);
   try {
     const proxy = await NodeProxy.start(cfg, { log, onFailure });
     const where = cfg.mode === 'userspace' ? `${cfg.userspaceBind.join(' ')} (mode userspace, core ${cfg.userspaceCore}` : `${cfg.tun} (mode ${cfg.mode}`;
@@ -94,4 +108,19 @@ export function applyOomScoreAdj(value: number, log: (line: string) => void, fil
     log(`proxy: oom_score_adj left as it is, ${value} refused (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     return false;
   }
+}
+
+/** kube-proxy's --write-config-to FILE (or =FILE), taken out of `argv`: the settings are written there and nothing starts. */
+function takeWriteConfigTo(argv: string[]): { argv: string[]; writeTo?: string } {
+  const rest: string[] = [];
+  let writeTo: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--write-config-to') {
+      if (i + 1 >= argv.length || argv[i + 1]!.startsWith('--')) throw new ConfigError('--write-config-to: a file is needed');
+      writeTo = argv[++i];
+    } else if (a.startsWith('--write-config-to=')) writeTo = a.slice('--write-config-to='.length);
+    else rest.push(a);
+  }
+  return { argv: rest, ...(writeTo !== undefined ? { writeTo } : {}) };
 }

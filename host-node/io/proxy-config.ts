@@ -3,8 +3,7 @@
 // (mode, clusterCIDR, detectLocalMode, nodePortAddresses, the bind addresses, hostnameOverride,
 // oomScoreAdj, clientConnection.kubeconfig, iptables.*, ipvs.*, the conntrack section — the
 // kernel-table parts checked in kernel-tables.ts) plus svcplane's own (serviceCIDR, nodeIP,
-// manifests, tun, conntrackState, masqueradeAddresses, userspace*), and /configz's view of them.
-// Flags override the file. Every problem names the file, line and field (or the flag). Never
+// manifests, tun, conntrackState, masqueradeAddresses, userspace*). Flags override the file. Every problem names the file, line and field (or the flag). Never
 // touches the network, devices or the core.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -119,9 +118,9 @@ export interface ProxyConfig {
   /**
    * kube-proxy's --oom-score-adj (oomScoreAdj, default -999 as kube-proxy's qos.KubeProxyOOMScoreAdj):
    * written to /proc/self/oom_score_adj at start, so the kernel's OOM killer takes the node's
-   * Service traffic last. null: left as inherited.
+   * Service traffic last.
    */
-  oomScoreAdj: number | null;
+  oomScoreAdj: number;
   /** kube-proxy's --ipvs-scheduler (ipvs.scheduler): the ipvs mode's scheduler; "" = rr. */
   ipvsScheduler: string;
   /**
@@ -140,6 +139,7 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
        svcplane proxy --cleanup
   --config FILE                  YAML (KubeProxyConfiguration field names; flags override it)
   --cleanup                      remove the policy rules and fallback routes earlier runs left behind, and exit
+  --write-config-to FILE         write the settings (flags and --config together) as a config file, and exit
   --mode iptables|ipvs|direct|userspace  how Services are programmed into the core (default
                                  iptables); userspace: socket proxy, see below
   --manifests DIR                Services/EndpointSlices/Nodes from files (watched)
@@ -383,7 +383,7 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
     fail('conntrackMax', `expected 16 to ${1 << 24} flows (0: sized by maxPerCore and min), got ${c.conntrackMax}`);
   }
   validateTables(c, fail);
-  if (c.oomScoreAdj !== null && !(Number.isInteger(c.oomScoreAdj) && c.oomScoreAdj >= -1000 && c.oomScoreAdj <= 1000)) {
+  if (!(Number.isInteger(c.oomScoreAdj) && c.oomScoreAdj >= -1000 && c.oomScoreAdj <= 1000)) {
     fail('oomScoreAdj', `must be within the range [-1000, 1000], got ${c.oomScoreAdj}`);
   }
   if (!(Number.isInteger(c.masqueradeBit) && c.masqueradeBit >= 0 && c.masqueradeBit <= 31)) fail('masqueradeBit', `must be in the range [0, 31], got ${c.masqueradeBit}`);
@@ -435,54 +435,6 @@ function portRange(text: string, fail: (msg: string) => never): [number, number]
 function bindAddressIPs(text: string, fail: (msg: string) => never): string[] {
   const ips = list(text).map((a) => canonical(a) ?? fail(`not an IP address: ${JSON.stringify(a)}`));
   return ips.filter((a) => a !== '0.0.0.0' && a !== '::');
-}
-
-/** Go's time.Duration.String() of `ms` milliseconds: "24h0m0s", "1m30s", "1.5s", "250ms", "0s". */
-export function goDuration(ms: number): string {
-  if (ms === 0) return '0s';
-  if (ms < 1000) return `${ms}ms`;
-  const h = Math.floor(ms / 3_600_000);
-  const m = Math.floor((ms % 3_600_000) / 60_000);
-  const s = `${(ms % 60_000) / 1000}s`;
-  return h > 0 ? `${h}h${m}m${s}` : m > 0 ? `${m}m${s}` : s;
-}
-
-/**
- * The settings in effect, as kube-proxy's /configz shows its own ({"kubeproxy.config.k8s.io": …}):
- * KubeProxyConfiguration's field names where kube-proxy has the setting (the sync periods in the
- * running mode's section, where its v1alpha1 file keeps them), then svcplane's own; `tableSize` is
- * the conntrack table the core holds.
- */
-export function configz(c: ProxyConfig, tableSize: number): Record<string, unknown> {
-  const d = goDuration;
-  const sync = { minSyncPeriod: d(c.minSyncPeriodMs), syncPeriod: d(c.syncPeriodMs) };
-  const ipvsMode = coreMode(c) === 'ipvs';
-  return {
-    'kubeproxy.config.k8s.io': {
-      apiVersion: 'kubeproxy.config.k8s.io/v1alpha1', kind: 'KubeProxyConfiguration', mode: c.mode,
-      hostnameOverride: c.nodeName, clusterCIDR: c.clusterCIDRs.join(','), detectLocalMode: c.detectLocalMode,
-      nodePortAddresses: c.nodePortAddresses, healthzBindAddress: c.healthzBindAddress, metricsBindAddress: c.metricsBindAddress,
-      oomScoreAdj: c.oomScoreAdj, clientConnection: { kubeconfig: c.kubeconfig ?? '' },
-      conntrack: {
-        maxPerCore: c.conntrackMaxPerCore, min: c.conntrackMin, tcpEstablishedTimeout: d(c.conntrackTCPEstablishedMs),
-        tcpCloseWaitTimeout: d(c.conntrackTCPCloseWaitMs), tcpBeLiberal: c.conntrackTCPBeLiberal,
-        udpTimeout: d(c.conntrackUDPMs), udpStreamTimeout: d(c.conntrackUDPStreamMs),
-      },
-      iptables: { masqueradeAll: c.masqueradeAll, masqueradeBit: c.masqueradeBit, ...(ipvsMode ? {} : sync) },
-      ipvs: {
-        scheduler: c.ipvsScheduler, tcpTimeout: d(c.ipvsTCPTimeoutMs), tcpFinTimeout: d(c.ipvsTCPFinTimeoutMs),
-        udpTimeout: d(c.ipvsUDPTimeoutMs), ...(ipvsMode ? sync : {}),
-      },
-      portRange: c.proxyPortRange[0] === 0 ? '' : `${c.proxyPortRange[0]}-${c.proxyPortRange[1]}`,
-      udpIdleTimeout: d(c.udpIdleTimeoutMs),
-    },
-    svcplane: {
-      manifests: c.manifests ?? '', serviceCIDR: c.serviceCIDRs, nodeIP: c.nodeIPs, masqueradeAddress: c.masqueradeAddresses,
-      serviceNodePortRange: `${c.nodePortRange[0]}-${c.nodePortRange[1]}`, tun: c.tun, tunOffload: c.tunOffload,
-      conntrackState: c.conntrackState ?? '', conntrackCheckpointPeriod: d(c.conntrackCheckpointMs), conntrackMax: tableSize,
-      ...sync, userspaceBind: c.userspaceBind, userspacePorts: c.userspacePorts, userspaceCore: c.userspaceCore,
-    },
-  };
 }
 
 /** A Go-style duration ("250ms", "2s", "1m30s", "1.5s") in milliseconds; `fail` is told why not. */

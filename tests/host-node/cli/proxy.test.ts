@@ -1,4 +1,5 @@
-// `svcplane proxy`'s oom_score_adj, kube-proxy's ApplyOOMScoreAdj: the value written to the
+// `svcplane proxy --write-config-to FILE` (kube-proxy's): the settings written as a config file that
+// reads back to them, and nothing started. `svcplane proxy`'s oom_score_adj, kube-proxy's ApplyOOMScoreAdj: the value written to the
 // process's file, and a refusal (no CAP_SYS_RESOURCE, no such file) said once and survived.
 // A real `svcplane proxy` (userspace mode: no root, loopback) raises its own to what it is told
 // (raising needs no privilege; lowering, checked in tests/e2e/proxy.test.ts, needs CAP_SYS_RESOURCE).
@@ -7,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyOomScoreAdj } from '../../../host-node/cli/proxy.js';
+import { applyOomScoreAdj, runProxy } from '../../../host-node/cli/proxy.js';
 import { parseProxyArgs, readConfigFile } from '../../../host-node/io/proxy-config.js';
 
 describe('svcplane proxy: oom_score_adj', () => {
@@ -61,3 +62,32 @@ describe('svcplane proxy: oom_score_adj', () => {
     }
   }, 30_000);
 });
+
+describe('svcplane proxy --write-config-to', () => {
+  it('writes the settings (file and flags together) as a config file that reads back to them, and starts nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'svp-wcfg-'));
+    try {
+      const file = join(dir, 'out.yaml');
+      const given = join(dir, 'in.yaml');
+      writeFileSync(given, 'manifests: /m\niptables:\n  minSyncPeriod: 5s\nconntrack:\n  tcpEstablishedTimeout: 2h\n');
+      const said: string[] = [];
+      const argv = ['--config', given, '--write-config-to', file, '--oom-score-adj=-5', '--tun', 'svc9'];
+      expect(await runProxy(argv, (l) => said.push(l), (l) => said.push(l))).toBe(0);
+      expect(said).toEqual([`proxy: settings written to ${file}\n`]);
+      const back = parseProxyArgs(['--config', file]);
+      expect(back).toEqual(parseProxyArgs(['--config', given, '--oom-score-adj=-5', '--tun', 'svc9']));
+      expect(back).toMatchObject({ minSyncPeriodMs: 5000, conntrackTCPEstablishedMs: 7_200_000, tun: 'svc9', oomScoreAdj: -5 });
+      // Bad settings are refused before anything is written; a file that cannot be written says why.
+      const errs: string[] = [];
+      expect(await runProxy(['--manifests', '/m', `--write-config-to=${join(dir, 'bad.yaml')}`, '--iptables-masquerade-bit', '40'], () => {}, (l) => errs.push(l))).toBe(2);
+      expect(errs[0]).toMatch(/^svcplane proxy: --iptables-masquerade-bit: must be in the range \[0, 31\], got 40/);
+      expect(await runProxy(['--manifests', '/m', '--write-config-to', join(dir, 'no', 'such.yaml')], () => {}, (l) => errs.push(l))).toBe(1);
+      expect(errs.at(-1)).toBe(`svcplane proxy: --write-config-to ${join(dir, 'no', 'such.yaml')}: ENOENT\n`);
+      expect(await runProxy(['--manifests', '/m', '--write-config-to'], () => {}, (l) => errs.push(l))).toBe(2);
+      expect(errs.at(-1)).toMatch(/^svcplane proxy: --write-config-to: a file is needed/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+

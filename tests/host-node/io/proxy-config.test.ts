@@ -1,10 +1,11 @@
 // `svcplane proxy` settings: flags, the KubeProxyConfiguration-style file, defaults, and errors that
 // name the flag or the file, line and field.
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseProxyArgs, readConfigFile, validate, coreMode, conntrackTableSize, goDuration, ConfigError, CONNTRACK_TABLE_DEFAULT } from '../../../host-node/io/proxy-config.js';
+import { parseProxyArgs, readConfigFile, validate, coreMode, conntrackTableSize, ConfigError, CONNTRACK_TABLE_DEFAULT } from '../../../host-node/io/proxy-config.js';
+import { configFile, goDuration } from '../../../host-node/io/proxy-configz.js';
 import { nodePortAddresses } from '../../../host-node/io/node-proxy.js';
 import { YAML_MAX_DEPTH } from '../../../host-node/kube/yaml-depth.js';
 
@@ -126,6 +127,33 @@ describe('proxy flags', () => {
     expect(readConfigFile('/x.yaml', 'manifests: /m\nbindAddress: 198.18.0.5\nnodeIP: [198.18.0.6]\n').nodeIPs).toEqual(['198.18.0.6']);
     expect(() => parseProxyArgs(['--manifests', '/m', '--bind-address', 'node1'])).toThrow('--bind-address: not an IP address: "node1"');
     expect(() => readConfigFile('/x.yaml', 'manifests: /m\nbindAddress: here\n')).toThrow('/x.yaml:2: bindAddress: not an IP address: "here"');
+  });
+
+  it('writes its settings as a config file that reads back to the same settings (--write-config-to)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'svp-cfg-'));
+    try {
+      const file = join(dir, 'written.yaml');
+      const cases: string[][] = [
+        ['--manifests', '/m'],
+        ['--kubeconfig', '/k', '--mode', 'ipvs', '--ipvs-scheduler', 'mh', '--ipvs-tcp-timeout', '15m', '--ipvs-udp-timeout', '1m2s',
+          '--min-sync-period', '0', '--sync-period', '45s', '--conntrack-max-per-core', '8192', '--conntrack-min', '0', '--conntrack-tcp-be-liberal',
+          '--conntrack-tcp-timeout-established', '2h', '--conntrack-udp-timeout-stream', '3m', '--oom-score-adj=-500', '--iptables-masquerade-bit', '3'],
+        ['--manifests', '/m', '--mode', 'userspace', '--userspace-bind', '127.0.0.1,::1', '--userspace-ports', 'range', '--userspace-core', 'direct',
+          '--proxy-port-range', '40000-40099', '--udp-timeout', '1.5s', '--node-ip', '198.18.0.1', '--cluster-cidr', '198.18.64.0/20,fd00:10::/64',
+          '--detect-local-mode', 'NodeCIDR', '--nodeport-addresses', 'primary', '--conntrack-state', '/var/lib/ct', '--conntrack-checkpoint-period', '0',
+          '--conntrack-max', '4096', '--metrics-bind-address', '', '--no-tun-offload', '--masquerade-all', '--service-node-port-range', '31000-31999'],
+      ];
+      for (const argv of cases) {
+        const c = parseProxyArgs(argv);
+        writeFileSync(file, configFile(c));
+        expect(parseProxyArgs(['--config', file]), argv.join(' ')).toEqual(c);
+      }
+      // kube-proxy's own fields where kube-proxy keeps them.
+      writeFileSync(file, configFile(parseProxyArgs(cases[1]!)));
+      expect(readFileSync(file, 'utf8')).toMatch(/^conntrack:\n {2}maxPerCore: 8192\n {2}min: 0\n {2}tcpEstablishedTimeout: 2h0m0s\n/m);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('takes --conntrack-checkpoint-period / conntrackCheckpointPeriod (default 10 s, 0 turns it off, never negative)', () => {

@@ -1,0 +1,86 @@
+// proxy-configz.ts — the proxy's settings written out: /configz's JSON (kube-proxy's debug view of
+// the settings in effect) and the config file `svcplane proxy --write-config-to` writes (kube-proxy's
+// flag of that name), which `--config` reads back to the same settings. Durations as Go prints
+// them. Never reads flags or files (proxy-config.ts does).
+import YAML from 'yaml';
+import { coreMode, type ProxyConfig } from './proxy-config.js';
+
+/** Go's time.Duration.String() of `ms` milliseconds: "24h0m0s", "1m30s", "1.5s", "250ms", "0s". */
+export function goDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  if (ms < 1000) return `${ms}ms`;
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const s = `${(ms % 60_000) / 1000}s`;
+  return h > 0 ? `${h}h${m}m${s}` : m > 0 ? `${m}m${s}` : s;
+}
+
+/**
+ * The settings in effect, as kube-proxy's /configz shows its own ({"kubeproxy.config.k8s.io": …}):
+ * KubeProxyConfiguration's field names where kube-proxy has the setting (the sync periods in the
+ * running mode's section, where its v1alpha1 file keeps them), then svcplane's own; `tableSize` is
+ * the conntrack table the core holds.
+ */
+export function configz(c: ProxyConfig, tableSize: number): Record<string, unknown> {
+  const d = goDuration;
+  const sync = { minSyncPeriod: d(c.minSyncPeriodMs), syncPeriod: d(c.syncPeriodMs) };
+  const ipvsMode = coreMode(c) === 'ipvs';
+  return {
+    'kubeproxy.config.k8s.io': {
+      apiVersion: 'kubeproxy.config.k8s.io/v1alpha1', kind: 'KubeProxyConfiguration', mode: c.mode,
+      hostnameOverride: c.nodeName, clusterCIDR: c.clusterCIDRs.join(','), detectLocalMode: c.detectLocalMode,
+      nodePortAddresses: c.nodePortAddresses, healthzBindAddress: c.healthzBindAddress, metricsBindAddress: c.metricsBindAddress,
+      oomScoreAdj: c.oomScoreAdj, clientConnection: { kubeconfig: c.kubeconfig ?? '' },
+      conntrack: {
+        maxPerCore: c.conntrackMaxPerCore, min: c.conntrackMin, tcpEstablishedTimeout: d(c.conntrackTCPEstablishedMs),
+        tcpCloseWaitTimeout: d(c.conntrackTCPCloseWaitMs), tcpBeLiberal: c.conntrackTCPBeLiberal,
+        udpTimeout: d(c.conntrackUDPMs), udpStreamTimeout: d(c.conntrackUDPStreamMs),
+      },
+      iptables: { masqueradeAll: c.masqueradeAll, masqueradeBit: c.masqueradeBit, ...(ipvsMode ? {} : sync) },
+      ipvs: {
+        scheduler: c.ipvsScheduler, tcpTimeout: d(c.ipvsTCPTimeoutMs), tcpFinTimeout: d(c.ipvsTCPFinTimeoutMs),
+        udpTimeout: d(c.ipvsUDPTimeoutMs), ...(ipvsMode ? sync : {}),
+      },
+      portRange: c.proxyPortRange[0] === 0 ? '' : `${c.proxyPortRange[0]}-${c.proxyPortRange[1]}`,
+      udpIdleTimeout: d(c.udpIdleTimeoutMs),
+    },
+    svcplane: {
+      manifests: c.manifests ?? '', serviceCIDR: c.serviceCIDRs, nodeIP: c.nodeIPs, masqueradeAddress: c.masqueradeAddresses,
+      serviceNodePortRange: `${c.nodePortRange[0]}-${c.nodePortRange[1]}`, tun: c.tun, tunOffload: c.tunOffload,
+      conntrackState: c.conntrackState ?? '', conntrackCheckpointPeriod: d(c.conntrackCheckpointMs), conntrackMax: tableSize,
+      ...sync, userspaceBind: c.userspaceBind, userspacePorts: c.userspacePorts, userspaceCore: c.userspaceCore,
+    },
+  };
+}
+
+/**
+ * The settings as a config file that `--config` reads back to exactly them: KubeProxyConfiguration's
+ * fields where kube-proxy has the setting, then svcplane's own (the sync periods among those, so
+ * they hold in every mode). Addresses found at start (nodeIP unset) stay unset.
+ */
+export function configFile(c: ProxyConfig): string {
+  const d = goDuration;
+  const doc = {
+    apiVersion: 'kubeproxy.config.k8s.io/v1alpha1', kind: 'KubeProxyConfiguration', mode: c.mode,
+    hostnameOverride: c.nodeName, clusterCIDR: c.clusterCIDRs.join(','), detectLocalMode: c.detectLocalMode,
+    nodePortAddresses: c.nodePortAddresses, healthzBindAddress: c.healthzBindAddress, metricsBindAddress: c.metricsBindAddress,
+    oomScoreAdj: c.oomScoreAdj, ...(c.kubeconfig ? { clientConnection: { kubeconfig: c.kubeconfig } } : {}),
+    conntrack: {
+      maxPerCore: c.conntrackMaxPerCore, min: c.conntrackMin, tcpEstablishedTimeout: d(c.conntrackTCPEstablishedMs),
+      tcpCloseWaitTimeout: d(c.conntrackTCPCloseWaitMs), tcpBeLiberal: c.conntrackTCPBeLiberal,
+      udpTimeout: d(c.conntrackUDPMs), udpStreamTimeout: d(c.conntrackUDPStreamMs),
+    },
+    iptables: { masqueradeAll: c.masqueradeAll, masqueradeBit: c.masqueradeBit },
+    ipvs: { scheduler: c.ipvsScheduler, tcpTimeout: d(c.ipvsTCPTimeoutMs), tcpFinTimeout: d(c.ipvsTCPFinTimeoutMs), udpTimeout: d(c.ipvsUDPTimeoutMs) },
+    portRange: c.proxyPortRange[0] === 0 ? '' : `${c.proxyPortRange[0]}-${c.proxyPortRange[1]}`,
+    udpIdleTimeout: d(c.udpIdleTimeoutMs),
+    ...(c.manifests ? { manifests: c.manifests } : {}), serviceCIDR: c.serviceCIDRs,
+    ...(c.nodeIPs.length > 0 ? { nodeIP: c.nodeIPs } : {}), masqueradeAddress: c.masqueradeAddresses,
+    serviceNodePortRange: `${c.nodePortRange[0]}-${c.nodePortRange[1]}`, tun: c.tun, tunOffload: c.tunOffload,
+    ...(c.conntrackState ? { conntrackState: c.conntrackState } : {}), conntrackCheckpointPeriod: d(c.conntrackCheckpointMs),
+    ...(c.conntrackMax > 0 ? { conntrackMax: c.conntrackMax } : {}),
+    minSyncPeriod: d(c.minSyncPeriodMs), syncPeriod: d(c.syncPeriodMs),
+    userspaceBind: c.userspaceBind, userspacePorts: c.userspacePorts, userspaceCore: c.userspaceCore,
+  };
+  return YAML.stringify(doc);
+}
