@@ -85,8 +85,9 @@ export class NodeProxy {
   /** Flows written to the state file every --conntrack-checkpoint-period (with --conntrack-state). */
   readonly checkpoints: ConntrackCheckpoints | null;
   private stopped = false;
-  /** NodeCIDR mode: the wait for the Node's pod CIDRs was logged. */
+  /** NodeCIDR mode: the wait for the Node's pod CIDRs was logged; pod CIDRs the core refused. */
   private waitingForPodCIDRs = false;
+  private refusedPodCIDRs = '';
   private readonly log: (l: string) => void;
   private readonly onFailure: ((reason: string) => void) | null;
 
@@ -244,9 +245,15 @@ export class NodeProxy {
     if (cfg.detectLocalMode === 'ClusterCIDR') return cfg.clusterCIDRs[0] ? { clusterCIDR: cfg.clusterCIDRs.join(',') } : {};
     const had = this.dp.options.podCIDR as string[] | undefined;
     const cidrs = this.objects.node?.spec.podCIDRs ?? [];
-    if (cidrs.length > 0 && cidrs.join(',') !== had?.join(',')) {
-      this.dp.setPodCIDR([...cidrs]);
-      this.log(`proxy: local traffic (NodeCIDR): from Node ${cfg.nodeName}'s pod CIDRs ${cidrs.join(', ')}${had ? ` (were ${had.join(', ')})` : ''}`);
+    if (cidrs.length > 0 && cidrs.join(',') !== had?.join(',') && cidrs.join(',') !== this.refusedPodCIDRs) {
+      try {
+        this.dp.setPodCIDR([...cidrs]);
+        this.log(`proxy: local traffic (NodeCIDR): from Node ${cfg.nodeName}'s pod CIDRs ${cidrs.join(', ')}${had ? ` (were ${had.join(', ')})` : ''}`);
+      } catch (e) {
+        // Said once; the ones before (if any) stay.
+        this.refusedPodCIDRs = cidrs.join(',');
+        this.log(`proxy: Node ${cfg.nodeName}'s pod CIDRs ${cidrs.join(', ')} not taken: ${(e as Error).message}`);
+      }
     }
     const now = this.dp.options.podCIDR as string[] | undefined;
     if (!now) {
