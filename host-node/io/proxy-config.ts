@@ -217,7 +217,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
       args: argv,
       strict: true,
       options: {
-        config: { type: 'string' }, mode: { type: 'string' }, manifests: { type: 'string' }, kubeconfig: { type: 'string' },
+        config: { type: 'string' }, mode: { type: 'string' }, 'proxy-mode': { type: 'string' }, manifests: { type: 'string' }, kubeconfig: { type: 'string' },
         'hostname-override': { type: 'string' }, 'node-ip': { type: 'string', multiple: true }, 'bind-address': { type: 'string' },
         'cluster-cidr': { type: 'string', multiple: true }, 'detect-local-mode': { type: 'string' }, 'service-cidr': { type: 'string', multiple: true },
         'nodeport-addresses': { type: 'string', multiple: true }, 'service-node-port-range': { type: 'string' },
@@ -240,7 +240,10 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   const v = parsed.values;
   const c: ProxyConfig = v.config ? readConfigFile(v.config, readText(v.config)) : { ...DEFAULTS };
   const set = <K extends keyof ProxyConfig>(k: K, val: ProxyConfig[K] | undefined): void => { if (val !== undefined) c[k] = val; };
-  set('mode', v.mode as ProxyMode | undefined);
+  if (v['proxy-mode'] !== undefined && v.mode !== undefined && v['proxy-mode'] !== v.mode) throw new ConfigError(`--proxy-mode ${v['proxy-mode']} and --mode ${v.mode} disagree`);
+  // --proxy-mode is kube-proxy's name for it; "" is its default.
+  const mode = v.mode ?? v['proxy-mode'];
+  if (mode !== undefined) c.mode = (mode || DEFAULTS.mode) as ProxyMode;
   set('manifests', v.manifests);
   set('kubeconfig', v.kubeconfig);
   set('nodeName', v['hostname-override']);
@@ -259,8 +262,8 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   if (v['masquerade-address']) c.masqueradeAddresses = list(v['masquerade-address']);
   set('tun', v.tun);
   if (v['no-tun-offload']) c.tunOffload = false;
-  set('metricsBindAddress', v['metrics-bind-address']);
-  set('healthzBindAddress', v['healthz-bind-address']);
+  if (v['metrics-bind-address'] !== undefined) c.metricsBindAddress = withPort(v['metrics-bind-address'], METRICS_PORT);
+  if (v['healthz-bind-address'] !== undefined) c.healthzBindAddress = withPort(v['healthz-bind-address'], HEALTHZ_PORT);
   set('conntrackState', v['conntrack-state']);
   if (v['conntrack-checkpoint-period'] !== undefined) c.conntrackCheckpointMs = duration(v['conntrack-checkpoint-period'], flagFail('--conntrack-checkpoint-period'));
   if (v['conntrack-max'] !== undefined) c.conntrackMax = Number(v['conntrack-max']);
@@ -420,6 +423,16 @@ function lastAddress(c: CIDR): string {
 }
 
 /** "host:port" / "[v6]:port" → parts; throws naming `what`. */
+// kube-proxy's ports (pkg/cluster/ports): ProxyHealthzPort, ProxyStatusPort.
+const HEALTHZ_PORT = 10256;
+const METRICS_PORT = 10249;
+
+/** kube-proxy's AppendPortIfNeeded: a bare address gets `port`; anything else stays as it is. */
+function withPort(text: string, port: number): string {
+  const ip = parseIP(text);
+  return ip ? (ip.family === 6 ? `[${formatIP(ip)}]:${port}` : `${formatIP(ip)}:${port}`) : text;
+}
+
 export function hostPort(text: string, what: string): { host: string; port: number } {
   const hp = splitHostPort(text);
   if (!hp || (hp.host !== '' && !parseIP(hp.host))) throw new ConfigError(`${what}: expected ADDRESS:PORT, got ${JSON.stringify(text)}`);
@@ -459,13 +472,18 @@ const bool = (v: unknown, fail: (m: string) => never): boolean => (typeof v === 
 const FIELDS: Record<string, FieldReader> = {
   apiVersion: () => {},
   kind: (_c, v, fail) => { if (v !== 'KubeProxyConfiguration') fail('expected KubeProxyConfiguration'); },
-  mode: (c, v, fail) => { c.mode = str(v, fail) as ProxyMode; },
+  // kube-proxy's defaulting (v1alpha1/defaults.go) reads the empty values a dumped ConfigMap holds
+  // ("" mode and addresses, null lists, a 0s udpIdleTimeout) as the defaults.
+  mode: (c, v, fail) => { c.mode = (str(v, fail) || DEFAULTS.mode) as ProxyMode; },
   clusterCIDR: (c, v, fail) => { c.clusterCIDRs = list(str(v, fail)); },
-  detectLocalMode: (c, v, fail) => { c.detectLocalMode = str(v, fail) as DetectLocalMode; },
+  detectLocalMode: (c, v, fail) => { c.detectLocalMode = (str(v, fail) || DEFAULTS.detectLocalMode) as DetectLocalMode; },
   hostnameOverride: (c, v, fail) => { c.nodeName = str(v, fail); },
-  nodePortAddresses: (c, v, fail) => { c.nodePortAddresses = strList(v, fail); },
-  healthzBindAddress: (c, v, fail) => { c.healthzBindAddress = str(v, fail); },
-  metricsBindAddress: (c, v, fail) => { c.metricsBindAddress = str(v, fail); },
+  nodePortAddresses: (c, v, fail) => { c.nodePortAddresses = v === null ? [] : strList(v, fail); },
+  healthzBindAddress: (c, v, fail) => { c.healthzBindAddress = withPort(str(v, fail) || DEFAULTS.healthzBindAddress, HEALTHZ_PORT); },
+  metricsBindAddress: (c, v, fail) => { c.metricsBindAddress = withPort(str(v, fail) || DEFAULTS.metricsBindAddress, METRICS_PORT); },
+  // svcplane's own: a file turns a server off with these (an empty address means the default).
+  healthzServer: (c, v, fail) => { if (!bool(v, fail)) FILE_OFF.get(c)?.add('healthzBindAddress'); },
+  metricsServer: (c, v, fail) => { if (!bool(v, fail)) FILE_OFF.get(c)?.add('metricsBindAddress'); },
   'clientConnection.kubeconfig': (c, v, fail) => { const s = str(v, fail); if (s) c.kubeconfig = s; },
   'iptables.masqueradeAll': (c, v, fail) => { c.masqueradeAll = bool(v, fail); },
   // null: a dumped config's unset pointer (kube-proxy's default, 14).
@@ -494,7 +512,7 @@ const FIELDS: Record<string, FieldReader> = {
   'conntrack.udpStreamTimeout': (c, v, fail) => { if (v !== null) c.conntrackUDPStreamMs = duration(str(v, fail), fail); },
   masqueradeAddress: (c, v, fail) => { c.masqueradeAddresses = strList(v, fail); },
   portRange: (c, v, fail) => { const s = str(v, fail); c.proxyPortRange = s === '' ? [0, 0] : portRange(s, fail); },
-  udpIdleTimeout: (c, v, fail) => { c.udpIdleTimeoutMs = duration(str(v, fail), fail); },
+  udpIdleTimeout: (c, v, fail) => { c.udpIdleTimeoutMs = duration(str(v, fail), fail) || DEFAULTS.udpIdleTimeoutMs; },
   minSyncPeriod: (c, v, fail) => { c.minSyncPeriodMs = duration(str(v, fail), fail); },
   syncPeriod: (c, v, fail) => { c.syncPeriodMs = duration(str(v, fail), fail); },
   'ipvs.scheduler': (c, v, fail) => { c.ipvsScheduler = str(v, fail); },
@@ -520,6 +538,9 @@ function modeSync(c: ProxyConfig, key: keyof ModeSync, ms: number, zeroUnset: bo
 const IGNORED_SECTIONS = new Set(['clientConnection', 'iptables', 'ipvs', 'conntrack', 'nftables', 'winkernel', 'detectLocal', 'logging', 'featureGates']);
 const IGNORED_FIELDS = new Set(['bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'showHiddenMetricsForVersion']);
 
+// The servers a config file turned off (healthzServer / metricsServer: false), whatever its order.
+const FILE_OFF = new WeakMap<ProxyConfig, Set<'healthzBindAddress' | 'metricsBindAddress'>>();
+
 /** Where each field a config file set stands (its path → ":line"), so later checks name it too. */
 const FILE_LINES = new WeakMap<ProxyConfig, Map<string, string>>();
 
@@ -537,6 +558,7 @@ export function readConfigFile(file: string, text = readFileSync(file, 'utf8')):
   const lines = new Map<string, string>();
   FILE_LINES.set(c, lines);
   FILE_SYNC.set(c, {});
+  FILE_OFF.set(c, new Set());
   if (!isMap(doc?.contents)) throw new ConfigError(`${file}: expected a mapping of fields`);
   const visit = (map: YamlNode, prefix: string): void => {
     if (!isMap(map)) return;
@@ -554,6 +576,7 @@ export function readConfigFile(file: string, text = readFileSync(file, 'utf8')):
     }
   };
   visit(doc.contents, '');
+  for (const k of FILE_OFF.get(c)!) c[k] = '';
   modeSyncPeriods(c, new Set(lines.keys()), {});
   return c;
 }

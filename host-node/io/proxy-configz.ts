@@ -63,7 +63,10 @@ export function configFile(c: ProxyConfig): string {
   const doc = {
     apiVersion: 'kubeproxy.config.k8s.io/v1alpha1', kind: 'KubeProxyConfiguration', mode: c.mode,
     hostnameOverride: c.nodeName, clusterCIDR: c.clusterCIDRs.join(','), detectLocalMode: c.detectLocalMode,
-    nodePortAddresses: c.nodePortAddresses, healthzBindAddress: c.healthzBindAddress, metricsBindAddress: c.metricsBindAddress,
+    nodePortAddresses: c.nodePortAddresses,
+    // An empty address is kube-proxy's default in a file: a server turned off says so apart.
+    ...(c.healthzBindAddress ? { healthzBindAddress: c.healthzBindAddress } : { healthzServer: false }),
+    ...(c.metricsBindAddress ? { metricsBindAddress: c.metricsBindAddress } : { metricsServer: false }),
     oomScoreAdj: c.oomScoreAdj, ...(c.kubeconfig ? { clientConnection: { kubeconfig: c.kubeconfig } } : {}),
     conntrack: {
       maxPerCore: c.conntrackMaxPerCore, min: c.conntrackMin, tcpEstablishedTimeout: d(c.conntrackTCPEstablishedMs),

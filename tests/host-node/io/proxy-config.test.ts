@@ -156,6 +156,97 @@ describe('proxy flags', () => {
     }
   });
 
+  it('reads a ConfigMap as kubeadm writes it (every field, empty values) with kube-proxy\'s defaulting', () => {
+    // config.conf of `kubectl -n kube-system get cm kube-proxy -o yaml` on a kubeadm cluster.
+    const dumped = `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+bindAddress: 0.0.0.0
+bindAddressHardFail: false
+clientConnection:
+  acceptContentTypes: ""
+  burst: 0
+  contentType: ""
+  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf
+  qps: 0
+clusterCIDR: 10.244.0.0/16
+configSyncPeriod: 0s
+conntrack:
+  maxPerCore: null
+  min: null
+  tcpBeLiberal: false
+  tcpCloseWaitTimeout: null
+  tcpEstablishedTimeout: null
+  udpStreamTimeout: 0s
+  udpTimeout: 0s
+detectLocal:
+  bridgeInterface: ""
+  interfaceNamePrefix: ""
+detectLocalMode: ""
+enableProfiling: false
+healthzBindAddress: ""
+hostnameOverride: ""
+iptables:
+  localhostNodePorts: null
+  masqueradeAll: false
+  masqueradeBit: null
+  minSyncPeriod: 0s
+  syncPeriod: 0s
+ipvs:
+  excludeCIDRs: null
+  minSyncPeriod: 0s
+  scheduler: ""
+  strictARP: false
+  syncPeriod: 0s
+  tcpFinTimeout: 0s
+  tcpTimeout: 0s
+  udpTimeout: 0s
+kind: KubeProxyConfiguration
+logging:
+  flushFrequency: 0
+  options:
+    json:
+      infoBufferSize: "0"
+    text:
+      infoBufferSize: "0"
+  verbosity: 0
+metricsBindAddress: ""
+mode: ""
+nftables:
+  masqueradeAll: false
+  masqueradeBit: null
+  minSyncPeriod: 0s
+  syncPeriod: 0s
+nodePortAddresses: null
+oomScoreAdj: null
+portRange: ""
+showHiddenMetricsForVersion: ""
+winkernel:
+  enableDSR: false
+  forwardHealthCheckVip: false
+  networkName: ""
+  rootHnsEndpointName: ""
+  sourceVip: ""
+`;
+    const c = readConfigFile('/x.yaml', dumped);
+    expect(c).toMatchObject({
+      mode: 'iptables', kubeconfig: '/var/lib/kube-proxy/kubeconfig.conf', clusterCIDRs: ['10.244.0.0/16'], detectLocalMode: 'ClusterCIDR',
+      healthzBindAddress: '0.0.0.0:10256', metricsBindAddress: '127.0.0.1:10249', nodePortAddresses: [], udpIdleTimeoutMs: 250,
+      minSyncPeriodMs: 1000, syncPeriodMs: 30_000, masqueradeAll: false, masqueradeBit: 14, oomScoreAdj: -999, nodeIPs: [], proxyPortRange: [0, 0],
+      conntrackTCPEstablishedMs: 24 * 3_600_000, conntrackTCPCloseWaitMs: 3_600_000, conntrackUDPMs: 0, conntrackMaxPerCore: null, ipvsScheduler: '',
+    });
+    expect(() => validate(c)).not.toThrow();
+    // kubeadm with `mode: ipvs`: ipvs.minSyncPeriod 0s is 0 (kube-proxy gives it no default).
+    expect(readConfigFile('/x.yaml', dumped.replace('mode: ""', 'mode: ipvs'))).toMatchObject({ mode: 'ipvs', minSyncPeriodMs: 0, syncPeriodMs: 30_000 });
+    // A bare address gets kube-proxy's port (AppendPortIfNeeded), in a file and in a flag.
+    expect(readConfigFile('/x.yaml', 'metricsBindAddress: 0.0.0.0\nhealthzBindAddress: "::"\n')).toMatchObject({ metricsBindAddress: '0.0.0.0:10249', healthzBindAddress: '[::]:10256' });
+    expect(parseProxyArgs(['--manifests', '/m', '--metrics-bind-address', '198.18.0.1'])).toMatchObject({ metricsBindAddress: '198.18.0.1:10249' });
+    // An empty address in a file is the default; svcplane's healthzServer / metricsServer turn them off, in any order.
+    expect(readConfigFile('/x.yaml', 'metricsServer: false\nmetricsBindAddress: 0.0.0.0:9000\nhealthzServer: true\n')).toMatchObject({ metricsBindAddress: '', healthzBindAddress: '0.0.0.0:10256' });
+    // kube-proxy's --proxy-mode is --mode; "" is the default; both given must agree.
+    expect(parseProxyArgs(['--manifests', '/m', '--proxy-mode', 'ipvs']).mode).toBe('ipvs');
+    expect(parseProxyArgs(['--manifests', '/m', '--proxy-mode', '']).mode).toBe('iptables');
+    expect(() => parseProxyArgs(['--manifests', '/m', '--proxy-mode', 'ipvs', '--mode', 'direct'])).toThrow('--proxy-mode ipvs and --mode direct disagree');
+  });
+
   it('takes --conntrack-checkpoint-period / conntrackCheckpointPeriod (default 10 s, 0 turns it off, never negative)', () => {
     expect(parseProxyArgs(['--manifests', '/m']).conntrackCheckpointMs).toBe(10_000);
     expect(parseProxyArgs(['--manifests', '/m', '--conntrack-checkpoint-period', '2m']).conntrackCheckpointMs).toBe(120_000);
