@@ -9,7 +9,7 @@
 // config file and exits. Errors become messages and exit codes: 2 for bad settings, 1 when
 // the proxy could not start, lost its device or could not clean up.
 import { writeFileSync } from 'node:fs';
-import { ConfigError, parseProxyArgs, PROXY_HELP, ROUTE_TABLE } from '../io/proxy-config.js';
+import { ConfigError, ignoredSettings, parseProxyArgs, PROXY_HELP, ROUTE_TABLE } from '../io/proxy-config.js';
 import { NodeProxy } from '../io/node-proxy.js';
 import { configFile } from '../io/proxy-configz.js';
 import { removeLeftovers } from '../io/node-routes.js';
@@ -53,6 +53,8 @@ export async function runProxy(argv: string[], out: (s: string) => void, err: (s
   const onFailure = (why: string): void => { failure = why; wake?.(); };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const ignored = ignoredSettings(cfg);
+  if (ignored.length > 0) log(`proxy: kube-proxy settings with no effect here: ${ignored.join(', ')}`);
   applyOomScoreAdj(cfg.oomScoreAdj, log);
   try {
     const proxy = await NodeProxy.start(cfg, { log, onFailure });

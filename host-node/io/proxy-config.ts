@@ -211,10 +211,11 @@ const list = (v: string | string[] | undefined): string[] =>
 
 /** Parses flags (and the --config file they name) into a validated config. */
 export function parseProxyArgs(argv: string[]): ProxyConfig {
+  const { rest, ignored } = takeIgnoredFlags(argv);
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv,
+      args: rest,
       strict: true,
       options: {
         config: { type: 'string' }, mode: { type: 'string' }, 'proxy-mode': { type: 'string' }, manifests: { type: 'string' }, kubeconfig: { type: 'string' },
@@ -299,6 +300,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   set('ipvsScheduler', v['ipvs-scheduler']);
   if (v['oom-score-adj'] !== undefined) c.oomScoreAdj = Number(v['oom-score-adj']);
   const lines = FILE_LINES.get(c);
+  IGNORED.set(c, [...ignored, ...(IGNORED.get(c) ?? [])]);
   return validate(c, (field) => {
     if (!v.config || flagged(v, field)) return `--${FLAG_OF[field] ?? field}`;
     const name = FIELD_OF[field] ?? field;
@@ -320,6 +322,40 @@ function modeSyncPeriods(c: ProxyConfig, given: ReadonlySet<string>, flags: Mode
     if (given.has(key)) continue;
     c[field] = flags[`${mode}.${key}`] ?? file[`${mode}.${key}`] ?? DEFAULTS[field];
   }
+}
+
+// kube-proxy flags that change nothing here (logging, profiling, feature gates, the informers' resync,
+// what only the kernel's IPVS or a bridge detector needs): taken, and listed by ignoredSettings().
+const IGNORED_VALUE_FLAGS = new Set(['v', 'feature-gates', 'config-sync-period', 'ipvs-exclude-cidrs', 'log-flush-frequency', 'logging-format',
+  'show-hidden-metrics-for-version', 'pod-bridge-interface', 'pod-interface-name-prefix', 'vmodule']);
+const IGNORED_BOOL_FLAGS = new Set(['profiling', 'bind-address-hard-fail', 'ipvs-strict-arp', 'iptables-localhost-nodeports', 'alsologtostderr', 'logtostderr']);
+
+/** `argv` without the ignored kube-proxy flags (Go's forms: -v=2, --v 2, --profiling, --profiling=false), and those. */
+function takeIgnoredFlags(argv: string[]): { rest: string[]; ignored: string[] } {
+  const rest: string[] = [];
+  const ignored: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const m = /^--?([a-z][a-z0-9-]*)(=.*)?$/.exec(a);
+    const name = m?.[1] ?? '';
+    if (m && IGNORED_VALUE_FLAGS.has(name)) {
+      if (m[2] === undefined && i + 1 < argv.length) ignored.push(`--${name}=${argv[++i]}`);
+      else ignored.push(`--${name}${m[2] ?? ''}`);
+    } else if (m && IGNORED_BOOL_FLAGS.has(name)) ignored.push(`--${name}${m[2] ?? ''}`);
+    else rest.push(a);
+  }
+  return { rest, ignored };
+}
+
+// What the flags and file gave that kube-proxy reads and this proxy has no use for.
+const IGNORED = new WeakMap<ProxyConfig, string[]>();
+
+/**
+ * The kube-proxy flags and config-file fields (with a value other than empty, 0, false or null)
+ * that were taken but change nothing here, for the proxy to say at start.
+ */
+export function ignoredSettings(c: ProxyConfig): string[] {
+  return IGNORED.get(c) ?? [];
 }
 
 /** The config file's text; a file that cannot be read is a ConfigError naming it and why. */
@@ -538,6 +574,14 @@ function modeSync(c: ProxyConfig, key: keyof ModeSync, ms: number, zeroUnset: bo
 const IGNORED_SECTIONS = new Set(['clientConnection', 'iptables', 'ipvs', 'conntrack', 'nftables', 'winkernel', 'detectLocal', 'logging', 'featureGates']);
 const IGNORED_FIELDS = new Set(['bindAddressHardFail', 'configSyncPeriod', 'enableProfiling', 'showHiddenMetricsForVersion']);
 
+/** A value that says something: not null, "", 0, 0s, false or an empty collection. */
+function meaningful(node: YamlNode | null): boolean {
+  const v: unknown = node && 'toJSON' in node ? (node as { toJSON(): unknown }).toJSON() : null;
+  if (v === null || v === '' || v === 0 || v === false || v === '0s' || v === '0') return false;
+  if (typeof v === 'object') return Object.values(v as object).some((x) => x !== null && x !== '' && x !== 0 && x !== false && typeof x !== 'object');
+  return true;
+}
+
 // The servers a config file turned off (healthzServer / metricsServer: false), whatever its order.
 const FILE_OFF = new WeakMap<ProxyConfig, Set<'healthzBindAddress' | 'metricsBindAddress'>>();
 
@@ -559,6 +603,8 @@ export function readConfigFile(file: string, text = readFileSync(file, 'utf8')):
   FILE_LINES.set(c, lines);
   FILE_SYNC.set(c, {});
   FILE_OFF.set(c, new Set());
+  const ignored: string[] = [];
+  IGNORED.set(c, ignored);
   if (!isMap(doc?.contents)) throw new ConfigError(`${file}: expected a mapping of fields`);
   const visit = (map: YamlNode, prefix: string): void => {
     if (!isMap(map)) return;
@@ -573,6 +619,7 @@ export function readConfigFile(file: string, text = readFileSync(file, 'utf8')):
       if (reader) reader(c, node && 'toJSON' in node ? (node as { toJSON(): unknown }).toJSON() : null, fail);
       else if (!prefix && IGNORED_SECTIONS.has(key)) visit(node as YamlNode, key);
       else if (!(prefix ? IGNORED_SECTIONS.has(prefix) : IGNORED_FIELDS.has(key))) fail('unknown field');
+      else if (meaningful(node)) ignored.push(path);
     }
   };
   visit(doc.contents, '');

@@ -37,11 +37,11 @@ describe('svcplane proxy: oom_score_adj', () => {
     }
   });
 
-  it('a running proxy has the value it was given', async () => {
+  it('a running proxy has the value it was given (and says which kube-proxy flags change nothing)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'svp-oom-'));
     const child = spawn(process.execPath, [
       join(import.meta.dirname, '..', '..', '..', 'bin', 'svcplane.js'), 'proxy', '--mode', 'userspace', '--manifests', dir,
-      '--userspace-ports', 'range', '--hostname-override', 'n1', '--metrics-bind-address', '', '--healthz-bind-address', '', '--oom-score-adj', '500',
+      '--userspace-ports', 'range', '--hostname-override', 'n1', '--metrics-bind-address', '', '--healthz-bind-address', '', '--oom-score-adj', '500', '--v=2',
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => { out += d; });
@@ -55,6 +55,7 @@ describe('svcplane proxy: oom_score_adj', () => {
       }
       expect(readFileSync(`/proc/${child.pid}/oom_score_adj`, 'utf8').trim()).toBe('500');
       expect(out).not.toContain('oom_score_adj left');
+      expect(out).toContain('proxy: kube-proxy settings with no effect here: --v=2\n');
     } finally {
       child.kill('SIGTERM');
       await exited;

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseProxyArgs, readConfigFile, validate, coreMode, conntrackTableSize, ConfigError, CONNTRACK_TABLE_DEFAULT } from '../../../host-node/io/proxy-config.js';
+import { parseProxyArgs, readConfigFile, validate, coreMode, conntrackTableSize, ignoredSettings, ConfigError, CONNTRACK_TABLE_DEFAULT } from '../../../host-node/io/proxy-config.js';
 import { configFile, goDuration } from '../../../host-node/io/proxy-configz.js';
 import { nodePortAddresses } from '../../../host-node/io/node-proxy.js';
 import { YAML_MAX_DEPTH } from '../../../host-node/kube/yaml-depth.js';
@@ -234,6 +234,7 @@ winkernel:
       conntrackTCPEstablishedMs: 24 * 3_600_000, conntrackTCPCloseWaitMs: 3_600_000, conntrackUDPMs: 0, conntrackMaxPerCore: null, ipvsScheduler: '',
     });
     expect(() => validate(c)).not.toThrow();
+    expect(ignoredSettings(c)).toEqual([]);
     // kubeadm with `mode: ipvs`: ipvs.minSyncPeriod 0s is 0 (kube-proxy gives it no default).
     expect(readConfigFile('/x.yaml', dumped.replace('mode: ""', 'mode: ipvs'))).toMatchObject({ mode: 'ipvs', minSyncPeriodMs: 0, syncPeriodMs: 30_000 });
     // A bare address gets kube-proxy's port (AppendPortIfNeeded), in a file and in a flag.
@@ -245,6 +246,24 @@ winkernel:
     expect(parseProxyArgs(['--manifests', '/m', '--proxy-mode', 'ipvs']).mode).toBe('ipvs');
     expect(parseProxyArgs(['--manifests', '/m', '--proxy-mode', '']).mode).toBe('iptables');
     expect(() => parseProxyArgs(['--manifests', '/m', '--proxy-mode', 'ipvs', '--mode', 'direct'])).toThrow('--proxy-mode ipvs and --mode direct disagree');
+  });
+
+  it('takes kube-proxy flags and fields that change nothing here, and lists those that say something', () => {
+    const c = parseProxyArgs(['--manifests', '/m', '--v=2', '-v', '4', '--feature-gates', 'A=true', '--profiling', '--iptables-localhost-nodeports=false', '--tun', 'svc3']);
+    expect(c.tun).toBe('svc3');
+    expect(ignoredSettings(c)).toEqual(['--v=2', '--v=4', '--feature-gates=A=true', '--profiling', '--iptables-localhost-nodeports=false']);
+    expect(ignoredSettings(parseProxyArgs(['--manifests', '/m']))).toEqual([]);
+    const dir = mkdtempSync(join(tmpdir(), 'svp-cfg-'));
+    try {
+      const p = join(dir, 'proxy.yaml');
+      // Empty values (a kubeadm dump's) say nothing; set ones are listed.
+      writeFileSync(p, 'manifests: /m\nipvs:\n  strictARP: true\n  excludeCIDRs: [198.18.0.0/16]\nclientConnection:\n  qps: 0\n  burst: 20\nlogging:\n  options: {json: {infoBufferSize: "0"}}\nenableProfiling: false\nconfigSyncPeriod: 15m0s\n');
+      expect(ignoredSettings(parseProxyArgs(['--config', p, '--v', '1']))).toEqual(['--v=1', 'ipvs.strictARP', 'ipvs.excludeCIDRs', 'clientConnection.burst', 'configSyncPeriod']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // Flags that would change what runs are not among them.
+    expect(() => parseProxyArgs(['--manifests', '/m', '--init-only'])).toThrow(/Unknown option '--init-only'/);
   });
 
   it('takes --conntrack-checkpoint-period / conntrackCheckpointPeriod (default 10 s, 0 turns it off, never negative)', () => {
