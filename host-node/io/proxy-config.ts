@@ -1,10 +1,11 @@
-// proxy-config.ts — the settings of `svcplane proxy`: command-line flags in kube-proxy's spirit and a
-// YAML config file using KubeProxyConfiguration's field names where kube-proxy has the setting
-// (mode, clusterCIDR, detectLocalMode, nodePortAddresses, the bind addresses, hostnameOverride,
-// oomScoreAdj, clientConnection.kubeconfig, iptables.*, ipvs.*, the conntrack section — the
-// kernel-table parts checked in kernel-tables.ts) plus svcplane's own (serviceCIDR, nodeIP,
-// manifests, tun, conntrackState, masqueradeAddresses, userspace*). Flags override the file. Every problem names the file, line and field (or the flag). Never
-// touches the network, devices or the core.
+// proxy-config.ts — the settings of `svcplane proxy`: command-line flags (kube-proxy's where it has
+// the setting; cli/proxy.ts prints them) and a YAML config file with KubeProxyConfiguration's field
+// names (mode, clusterCIDR, detectLocalMode, nodePortAddresses, the bind addresses,
+// hostnameOverride, oomScoreAdj, clientConnection.kubeconfig, iptables.*, ipvs.*, conntrack.*; a
+// ConfigMap as kubeadm writes it, with kube-proxy's defaulting) plus svcplane's own (serviceCIDR,
+// nodeIP, manifests, tun, conntrackState, masqueradeAddresses, userspace*). Flags override the
+// file; kube-proxy's flags and fields that change nothing here are taken and listed. Every problem
+// names the file, line and field (or the flag). Never touches the network, devices or the core.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -134,63 +135,6 @@ export interface ProxyConfig {
 }
 
 export class ConfigError extends Error {}
-
-export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig FILE) [options]
-       svcplane proxy --cleanup
-  --config FILE                  YAML (KubeProxyConfiguration field names; flags override it)
-  --cleanup                      remove the policy rules and fallback routes earlier runs left behind, and exit
-  --write-config-to FILE         write the settings (flags and --config together) as a config file, and exit
-  --mode iptables|ipvs|direct|userspace  how Services are programmed into the core (default
-                                 iptables); userspace: socket proxy, see below
-  --manifests DIR                Services/EndpointSlices/Nodes from files (watched)
-  --kubeconfig FILE              watch the API server
-  --hostname-override NAME       this node's name (default: the host name)
-  --node-ip IP                   the node's address (repeatable; default: its global addresses)
-  --bind-address IP[,IP]         kube-proxy's node IP override: the node's addresses when --node-ip is not given
-  --cluster-cidr CIDR            the pod network (repeatable or comma-separated)
-  --detect-local-mode MODE       ClusterCIDR (default: sources in --cluster-cidr are pods) or NodeCIDR
-                                 (this node's Node spec.podCIDRs; nothing syncs before it has them)
-  --service-cidr CIDR            the Service range routed into the TUN (repeatable; default 10.96.0.0/12)
-  --nodeport-addresses CIDRS     node addresses NodePorts answer on (comma-separated; "primary")
-  --service-node-port-range A-B  default 30000-32767
-  --masquerade-all               SNAT every Service connection
-  --iptables-masquerade-bit N    the fwmark bit the rules mark masqueraded packets with (0-31, default 14)
-  --masquerade-address IP        masquerade source per family, routed into the TUN (default: last address of the service CIDR)
-  --tun NAME                     device name (default svc0)
-  --no-tun-offload               no checksum/TCP segmentation offload on the TUN (one MTU-sized packet per read)
-  --metrics-bind-address A:P     default 127.0.0.1:10249 ("" off)
-  --healthz-bind-address A:P     default 0.0.0.0:10256 ("" off)
-  --conntrack-state FILE         flows saved on exit, restored on start
-  --conntrack-checkpoint-period DURATION
-                                 the flows also saved this often while it runs, so a killed or crashed
-                                 proxy comes back with its last checkpoint's (default 10s; 0: on exit only)
-  --conntrack-max N              flows the conntrack table holds (default: from the two below when
-                                 either is given, else 262144)
-  --conntrack-max-per-core N     kube-proxy's: the table holds max(N × CPUs, --conntrack-min) flows
-  --conntrack-min N              (unset: 32768 and 131072 when the other is given; N = 0: 262144)
-  --conntrack-tcp-timeout-established DURATION  idle established TCP flows kept (default 24h; 0: Linux's 5 days)
-  --conntrack-tcp-timeout-close-wait DURATION   TCP flows in CLOSE_WAIT kept (default 1h; 0: Linux's 60s)
-  --conntrack-tcp-be-liberal     no rule dropping conntrack-INVALID packets (kube-proxy's tcpBeLiberal)
-  --conntrack-udp-timeout DURATION         unreplied UDP flows kept (default 0: Linux's 30s)
-  --conntrack-udp-timeout-stream DURATION  UDP streams kept (default 0: Linux's 120s)
-  --min-sync-period DURATION     least time between syncs; changes in between go together (default 1s; 0: at once)
-  --iptables-min-sync-period D, --ipvs-min-sync-period D, --iptables-sync-period D, --ipvs-sync-period D
-                                 kube-proxy's per-mode forms of these two (the running mode's apply; the
-                                 plain ones win)
-  --sync-period DURATION         how often its routes and rules are checked and what was removed put back;
-                                 /healthz turns 503 when a change waits twice this (default 30s)
-  --oom-score-adj N              the process's oom_score_adj, -1000..1000 (default -999, as kube-proxy)
-  --ipvs-scheduler NAME          the ipvs mode's scheduler: rr (default), wrr, lc, wlc, sh, dh, mh, sed, nq, …
-  --ipvs-tcp-timeout DURATION    the ipvs mode's idle TCP connection timeout (default 0: IPVS's 900s)
-  --ipvs-tcpfin-timeout DURATION   … after a FIN (default 0: 120s)
-  --ipvs-udp-timeout DURATION    … of UDP (default 0: 300s)
-userspace mode (--mode userspace: no root, no TUN; a socket proxy per service port):
-  --userspace-bind IP            local address the listeners bind (repeatable; default 127.0.0.1)
-  --userspace-ports service|range  the Service's own port when it can be bound, else the range (default service)
-  --userspace-core iptables|ipvs|direct  how the core chooses endpoints (default iptables)
-  --proxy-port-range A-B         listening ports taken from here (default: any free port)
-  --udp-timeout DURATION         idle UDP client session lifetime, e.g. 250ms, 2s (default 250ms)
-`;
 
 /** The routing table the TUN's default route goes in (policy routing). */
 export const ROUTE_TABLE = 2325;
