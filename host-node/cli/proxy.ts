@@ -21,7 +21,7 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --cleanup                      remove the policy rules and fallback routes earlier runs left behind, and exit
   --write-config-to FILE         write the settings (flags and --config together) as a config file, and exit
   --mode iptables|ipvs|direct|userspace  how Services are programmed into the core (default
-                                 iptables); userspace: socket proxy, see below
+                                 iptables; kube-proxy's --proxy-mode too); userspace: socket proxy, see below
   --manifests DIR                Services/EndpointSlices/Nodes from files (watched)
   --kubeconfig FILE              watch the API server
   --hostname-override NAME       this node's name (default: the host name)
@@ -64,6 +64,8 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
   --ipvs-tcp-timeout DURATION    the ipvs mode's idle TCP connection timeout (default 0: IPVS's 900s)
   --ipvs-tcpfin-timeout DURATION   … after a FIN (default 0: 120s)
   --ipvs-udp-timeout DURATION    … of UDP (default 0: 300s)
+  kube-proxy's --v, --feature-gates, --profiling, --config-sync-period, --ipvs-strict-arp, --ipvs-exclude-cidrs,
+  --iptables-localhost-nodeports and logging flags are taken and change nothing (the start-up log lists them)
 userspace mode (--mode userspace: no root, no TUN; a socket proxy per service port):
   --userspace-bind IP            local address the listeners bind (repeatable; default 127.0.0.1)
   --userspace-ports service|range  the Service's own port when it can be bound, else the range (default service)
