@@ -191,6 +191,9 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   if (mode !== undefined) c.mode = (mode || DEFAULTS.mode) as ProxyMode;
   set('manifests', v.manifests);
   set('kubeconfig', v.kubeconfig);
+  // A source named on the command line replaces the file's (a kube-proxy ConfigMap names its kubeconfig).
+  if (v.manifests !== undefined && v.kubeconfig === undefined) delete c.kubeconfig;
+  if (v.kubeconfig !== undefined && v.manifests === undefined) delete c.manifests;
   set('nodeName', v['hostname-override']);
   if (v['node-ip']) c.nodeIPs = list(v['node-ip']);
   else if (v['bind-address'] !== undefined && !FILE_LINES.get(c)?.has('nodeIP')) {

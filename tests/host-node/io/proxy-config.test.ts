@@ -158,74 +158,7 @@ describe('proxy flags', () => {
 
   it('reads a ConfigMap as kubeadm writes it (every field, empty values) with kube-proxy\'s defaulting', () => {
     // config.conf of `kubectl -n kube-system get cm kube-proxy -o yaml` on a kubeadm cluster.
-    const dumped = `apiVersion: kubeproxy.config.k8s.io/v1alpha1
-bindAddress: 0.0.0.0
-bindAddressHardFail: false
-clientConnection:
-  acceptContentTypes: ""
-  burst: 0
-  contentType: ""
-  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf
-  qps: 0
-clusterCIDR: 10.244.0.0/16
-configSyncPeriod: 0s
-conntrack:
-  maxPerCore: null
-  min: null
-  tcpBeLiberal: false
-  tcpCloseWaitTimeout: null
-  tcpEstablishedTimeout: null
-  udpStreamTimeout: 0s
-  udpTimeout: 0s
-detectLocal:
-  bridgeInterface: ""
-  interfaceNamePrefix: ""
-detectLocalMode: ""
-enableProfiling: false
-healthzBindAddress: ""
-hostnameOverride: ""
-iptables:
-  localhostNodePorts: null
-  masqueradeAll: false
-  masqueradeBit: null
-  minSyncPeriod: 0s
-  syncPeriod: 0s
-ipvs:
-  excludeCIDRs: null
-  minSyncPeriod: 0s
-  scheduler: ""
-  strictARP: false
-  syncPeriod: 0s
-  tcpFinTimeout: 0s
-  tcpTimeout: 0s
-  udpTimeout: 0s
-kind: KubeProxyConfiguration
-logging:
-  flushFrequency: 0
-  options:
-    json:
-      infoBufferSize: "0"
-    text:
-      infoBufferSize: "0"
-  verbosity: 0
-metricsBindAddress: ""
-mode: ""
-nftables:
-  masqueradeAll: false
-  masqueradeBit: null
-  minSyncPeriod: 0s
-  syncPeriod: 0s
-nodePortAddresses: null
-oomScoreAdj: null
-portRange: ""
-showHiddenMetricsForVersion: ""
-winkernel:
-  enableDSR: false
-  forwardHealthCheckVip: false
-  networkName: ""
-  rootHnsEndpointName: ""
-  sourceVip: ""
-`;
+    const dumped = readFileSync(join(import.meta.dirname, '..', '..', 'support', 'kubeadm-kube-proxy.yaml'), 'utf8');
     const c = readConfigFile('/x.yaml', dumped);
     expect(c).toMatchObject({
       mode: 'iptables', kubeconfig: '/var/lib/kube-proxy/kubeconfig.conf', clusterCIDRs: ['10.244.0.0/16'], detectLocalMode: 'ClusterCIDR',
@@ -242,6 +175,20 @@ winkernel:
     expect(parseProxyArgs(['--manifests', '/m', '--metrics-bind-address', '198.18.0.1'])).toMatchObject({ metricsBindAddress: '198.18.0.1:10249' });
     // An empty address in a file is the default; svcplane's healthzServer / metricsServer turn them off, in any order.
     expect(readConfigFile('/x.yaml', 'metricsServer: false\nmetricsBindAddress: 0.0.0.0:9000\nhealthzServer: true\n')).toMatchObject({ metricsBindAddress: '', healthzBindAddress: '0.0.0.0:10256' });
+    // A source on the command line replaces the file's kubeconfig (flags override the file).
+    const dir = mkdtempSync(join(tmpdir(), 'svp-cfg-'));
+    try {
+      const p = join(dir, 'cm.yaml');
+      writeFileSync(p, dumped);
+      const src = (argv: string[]): [string | undefined, string | undefined] => { const x = parseProxyArgs(argv); return [x.kubeconfig, x.manifests]; };
+      expect(src(['--config', p])).toEqual(['/var/lib/kube-proxy/kubeconfig.conf', undefined]);
+      expect(src(['--config', p, '--manifests', '/m'])).toEqual([undefined, '/m']);
+      writeFileSync(p, 'manifests: /m\n');
+      expect(src(['--config', p, '--kubeconfig', '/k'])).toEqual(['/k', undefined]);
+      expect(() => parseProxyArgs(['--config', p, '--kubeconfig', '/k', '--manifests', '/m2'])).toThrow(/exactly one of --manifests and --kubeconfig/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     // kube-proxy's --proxy-mode is --mode; "" is the default; both given must agree.
     expect(parseProxyArgs(['--manifests', '/m', '--proxy-mode', 'ipvs']).mode).toBe('ipvs');
     expect(parseProxyArgs(['--manifests', '/m', '--proxy-mode', '']).mode).toBe('iptables');

@@ -7,7 +7,7 @@
 // and /configz beside /metrics, which show them. A proxy in userspace mode (no root, no TUN, loopback only) with
 // flows pushed through its core.
 import { describe, it, expect, afterEach } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -66,11 +66,11 @@ async function start(extra: string[], node = ''): Promise<NodeProxy> {
 const T = 1e9;
 
 /** Remaining lifetime (ms) of the TCP flow after: handshake, then (closeWait) the server's FIN and the client's ACK. */
-function tcpFlow(p: NodeProxy, closeWait = false): { state: string | undefined; left: number } {
+function tcpFlow(p: NodeProxy, closeWait = false, client = CLIENT): { state: string | undefined; left: number } {
   const send = (from: 'client' | 'server', flags: string, at: number): void => {
     const pkt = from === 'client'
-      ? buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40000, dport: 80, flags })
-      : buildPacket({ src: EP, dst: CLIENT, proto: 'tcp', sport: 8080, dport: 40000, flags });
+      ? buildPacket({ src: client, dst: VIP, proto: 'tcp', sport: 40000, dport: 80, flags })
+      : buildPacket({ src: EP, dst: client, proto: 'tcp', sport: 8080, dport: 40000, flags });
     const r = p.dp.process(pkt, at);
     expect(r.verdict, `${from} ${flags}`).toBe('FORWARD');
   };
@@ -82,7 +82,7 @@ function tcpFlow(p: NodeProxy, closeWait = false): { state: string | undefined; 
     send('client', 'A', T + 4);
   }
   const at = T + 10;
-  const e = p.dp.conntrack(at).find((x) => x.proto === 'tcp' && x.original.src === CLIENT);
+  const e = p.dp.conntrack(at).find((x) => x.proto === 'tcp' && x.original.src === client);
   return { state: e?.state, left: (e?.expiresMs ?? 0) - at };
 }
 
@@ -266,6 +266,24 @@ describe('svcplane proxy: kube-proxy\'s conntrack, IPVS and masquerade settings'
     expect(z.svcplane).toMatchObject({ conntrackMax: p.dp.stats().conntrack_capacity, userspaceCore: 'iptables', conntrackCheckpointPeriod: '10s' });
     expect((await fetch(`http://127.0.0.1:${port}/metrics`)).status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${port}/nothing`)).status).toBe(404);
+  });
+
+  it('runs from a kube-proxy ConfigMap as kubeadm writes it (kube-proxy\'s defaults), the manifests on the command line', async () => {
+    const cm = join(mkdtempSync(join(tmpdir(), 'svp-ct-cm-')), 'config.conf');
+    writeFileSync(cm, readFileSync(join(import.meta.dirname, '..', '..', 'support', 'kubeadm-kube-proxy.yaml'), 'utf8'));
+    try {
+      // --healthz-bind-address "": the test binds nothing outside loopback.
+      const p = await start(['--config', cm]);
+      // A pod of the ConfigMap's clusterCIDR keeps its address, and its flow kube-proxy's 24 h.
+      expect(tcpFlow(p, false, '10.244.1.5')).toEqual({ state: 'ESTABLISHED', left: 24 * H - 8 });
+      const r = p.dp.process(buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40001, dport: 80, flags: 'S' }), T);
+      expect(decodePacket(r.packet!).src).not.toBe(CLIENT);
+      expect(p.cfg).toMatchObject({ clusterCIDRs: ['10.244.0.0/16'], minSyncPeriodMs: 0, manifests: dir });
+      expect(p.cfg.kubeconfig).toBeUndefined();
+      expect(p.dp.iptablesSave()).toMatch(/! -s 10\.244\.0\.0\/16 -j KUBE-MARK-MASQ/);
+    } finally {
+      rmSync(join(cm, '..'), { recursive: true, force: true });
+    }
   });
 });
 
