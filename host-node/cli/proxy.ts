@@ -24,6 +24,7 @@ export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig
                                  iptables; kube-proxy's --proxy-mode too); userspace: socket proxy, see below
   --manifests DIR                Services/EndpointSlices/Nodes from files (watched)
   --kubeconfig FILE              watch the API server
+  --master URL                   the API server's address, over the kubeconfig's (or alone: no credentials)
   --hostname-override NAME       this node's name (default: the host name)
   --node-ip IP                   the node's address (repeatable; default: its global addresses)
   --bind-address IP[,IP]         kube-proxy's node IP override: the node's addresses when --node-ip is not given

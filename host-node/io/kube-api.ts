@@ -260,11 +260,30 @@ export class KubeApiListWatcher implements ListWatcher {
  * A kubeconfig: the given file, else client-node's default search ($KUBECONFIG, ~/.kube/config,
  * then the in-cluster service account).
  */
-export function loadKubeConfig(file?: string): KubeConfig {
+/**
+ * The kubeconfig `file` (none: in-cluster or the default one), with kube-proxy's --master: the API
+ * server's address in place of the current cluster's, or alone (no credentials) without a file,
+ * as client-go's BuildConfigFromFlags(master, kubeconfig) makes it.
+ */
+export function loadKubeConfig(file?: string, master?: string): KubeConfig {
   const kc = new KubeConfig();
+  // client-node refuses an http:// server unless told TLS is not checked (there is none to check).
+  const plain = master?.startsWith('http:') ?? false;
   if (file) kc.loadFromFile(file);
-  else kc.loadFromDefault();
-  if (!kc.getCurrentCluster()) throw new Error(`${file ?? 'kubeconfig'}: no current cluster`);
+  else if (master) {
+    kc.loadFromOptions({
+      clusters: [{ name: 'master', server: master, skipTLSVerify: plain }], users: [{ name: 'master' }],
+      contexts: [{ name: 'master', cluster: 'master', user: 'master' }], currentContext: 'master',
+    });
+  } else kc.loadFromDefault();
+  const current = kc.getCurrentCluster();
+  if (!current) throw new Error(`${file ?? 'kubeconfig'}: no current cluster`);
+  if (master && file) {
+    kc.loadFromOptions({
+      clusters: kc.clusters.map((c) => (c.name === current.name ? { ...c, server: master, skipTLSVerify: c.skipTLSVerify || plain } : c)),
+      users: kc.users, contexts: kc.contexts, currentContext: kc.getCurrentContext(),
+    });
+  }
   return kc;
 }
 

@@ -190,7 +190,7 @@ export class NodeProxy {
       // Loaded only for an API server: importing @kubernetes/client-node takes most of a second,
       // which a proxy serving manifests would add to every start (and every restart's stall).
       const { createKubeApiSource, loadKubeConfig } = await import('./kube-api.js');
-      this.source = createKubeApiSource({ ...sourceOpts, kubeConfig: loadKubeConfig(cfg.kubeconfig) });
+      this.source = createKubeApiSource({ ...sourceOpts, kubeConfig: loadKubeConfig(cfg.kubeconfig, cfg.master) });
     }
     this.source.start(this.objects, (wantSync) => {
       if (!wantSync) return;

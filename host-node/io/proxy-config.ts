@@ -41,6 +41,8 @@ export interface ProxyConfig {
   /** Exactly one of manifests / kubeconfig. */
   manifests?: string;
   kubeconfig?: string;
+  /** kube-proxy's --master: the API server's address, over the kubeconfig's (or alone: no credentials). */
+  master?: string;
   /** This node's name (endpoint locality, topology); kube-proxy's --hostname-override. */
   nodeName: string;
   /** The node's own addresses; empty = every global address of the current namespace. */
@@ -163,6 +165,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
       strict: true,
       options: {
         config: { type: 'string' }, mode: { type: 'string' }, 'proxy-mode': { type: 'string' }, manifests: { type: 'string' }, kubeconfig: { type: 'string' },
+        master: { type: 'string' },
         'hostname-override': { type: 'string' }, 'node-ip': { type: 'string', multiple: true }, 'bind-address': { type: 'string' },
         'cluster-cidr': { type: 'string', multiple: true }, 'detect-local-mode': { type: 'string' }, 'service-cidr': { type: 'string', multiple: true },
         'nodeport-addresses': { type: 'string', multiple: true }, 'service-node-port-range': { type: 'string' },
@@ -191,9 +194,10 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   if (mode !== undefined) c.mode = (mode || DEFAULTS.mode) as ProxyMode;
   set('manifests', v.manifests);
   set('kubeconfig', v.kubeconfig);
+  set('master', v.master);
   // A source named on the command line replaces the file's (a kube-proxy ConfigMap names its kubeconfig).
-  if (v.manifests !== undefined && v.kubeconfig === undefined) delete c.kubeconfig;
-  if (v.kubeconfig !== undefined && v.manifests === undefined) delete c.manifests;
+  if (v.manifests !== undefined && v.kubeconfig === undefined && v.master === undefined) delete c.kubeconfig;
+  if ((v.kubeconfig !== undefined || v.master !== undefined) && v.manifests === undefined) delete c.manifests;
   set('nodeName', v['hostname-override']);
   if (v['node-ip']) c.nodeIPs = list(v['node-ip']);
   else if (v['bind-address'] !== undefined && !FILE_LINES.get(c)?.has('nodeIP')) {
@@ -319,7 +323,7 @@ const flagFail = (flag: string) => (msg: string): never => { throw new ConfigErr
 const FLAG_OF: Record<string, string> = {
   mode: 'mode', tun: 'tun', nodeIPs: 'node-ip', clusterCIDRs: 'cluster-cidr', detectLocalMode: 'detect-local-mode', serviceCIDRs: 'service-cidr',
   nodePortAddresses: 'nodeport-addresses', masqueradeAddresses: 'masquerade-address', conntrackMax: 'conntrack-max', metricsBindAddress: 'metrics-bind-address',
-  healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig', nodePortRange: 'service-node-port-range', masqueradeBit: 'iptables-masquerade-bit',
+  healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig', master: 'master', nodePortRange: 'service-node-port-range', masqueradeBit: 'iptables-masquerade-bit',
   userspaceBind: 'userspace-bind', userspacePorts: 'userspace-ports', userspaceCore: 'userspace-core', proxyPortRange: 'proxy-port-range', udpIdleTimeoutMs: 'udp-timeout',
   minSyncPeriodMs: 'min-sync-period', syncPeriodMs: 'sync-period', ipvsScheduler: 'ipvs-scheduler', oomScoreAdj: 'oom-score-adj', conntrackCheckpointMs: 'conntrack-checkpoint-period',
   conntrackMaxPerCore: 'conntrack-max-per-core', conntrackMin: 'conntrack-min', conntrackTCPBeLiberal: 'conntrack-tcp-be-liberal',
@@ -341,7 +345,8 @@ const flagged = (v: Record<string, unknown>, field: string): boolean => v[FLAG_O
 export function validate(c: ProxyConfig, where: (field: string) => string = (f) => f): ProxyConfig {
   const fail = (field: string, msg: string): never => { throw new ConfigError(`${where(field)}: ${msg}`); };
   if (!PROXY_MODES.includes(c.mode)) fail('mode', `expected one of ${PROXY_MODES.join(', ')}, got ${JSON.stringify(c.mode)}`);
-  if (!!c.manifests === !!c.kubeconfig) fail('manifests', 'exactly one of --manifests and --kubeconfig is required');
+  if (!!c.manifests === !!(c.kubeconfig || c.master)) fail('manifests', 'exactly one of --manifests and --kubeconfig (or --master) is required');
+  if (c.master !== undefined && !/^https?:\/\/[^\s/]+/.test(c.master)) fail('master', `expected the API server's URL (https://HOST[:PORT]), got ${JSON.stringify(c.master)}`);
   if (c.nodeName === '') c.nodeName = hostname();
   c.nodeIPs = c.nodeIPs.map((ip) => canonical(ip) ?? fail('nodeIPs', `not an IP address: ${JSON.stringify(ip)}`));
   for (const k of ['clusterCIDRs', 'serviceCIDRs'] as const) {
@@ -480,6 +485,7 @@ const FIELDS: Record<string, FieldReader> = {
   },
   serviceNodePortRange: (c, v, fail) => { c.nodePortRange = portRange(str(v, fail), fail); },
   manifests: (c, v, fail) => { c.manifests = str(v, fail); },
+  master: (c, v, fail) => { c.master = str(v, fail); },
   tun: (c, v, fail) => { c.tun = str(v, fail); },
   tunOffload: (c, v, fail) => { c.tunOffload = bool(v, fail); },
   conntrackState: (c, v, fail) => { c.conntrackState = str(v, fail); },

@@ -45,7 +45,7 @@ export function configz(c: ProxyConfig, tableSize: number): Record<string, unkno
       udpIdleTimeout: d(c.udpIdleTimeoutMs),
     },
     svcplane: {
-      manifests: c.manifests ?? '', serviceCIDR: c.serviceCIDRs, nodeIP: c.nodeIPs, masqueradeAddress: c.masqueradeAddresses,
+      manifests: c.manifests ?? '', master: c.master ?? '', serviceCIDR: c.serviceCIDRs, nodeIP: c.nodeIPs, masqueradeAddress: c.masqueradeAddresses,
       serviceNodePortRange: `${c.nodePortRange[0]}-${c.nodePortRange[1]}`, tun: c.tun, tunOffload: c.tunOffload,
       conntrackState: c.conntrackState ?? '', conntrackCheckpointPeriod: d(c.conntrackCheckpointMs), conntrackMax: tableSize,
       ...sync, userspaceBind: c.userspaceBind, userspacePorts: c.userspacePorts, userspaceCore: c.userspaceCore,
@@ -77,7 +77,7 @@ export function configFile(c: ProxyConfig): string {
     ipvs: { scheduler: c.ipvsScheduler, tcpTimeout: d(c.ipvsTCPTimeoutMs), tcpFinTimeout: d(c.ipvsTCPFinTimeoutMs), udpTimeout: d(c.ipvsUDPTimeoutMs) },
     portRange: c.proxyPortRange[0] === 0 ? '' : `${c.proxyPortRange[0]}-${c.proxyPortRange[1]}`,
     udpIdleTimeout: d(c.udpIdleTimeoutMs),
-    ...(c.manifests ? { manifests: c.manifests } : {}), serviceCIDR: c.serviceCIDRs,
+    ...(c.manifests ? { manifests: c.manifests } : {}), ...(c.master ? { master: c.master } : {}), serviceCIDR: c.serviceCIDRs,
     ...(c.nodeIPs.length > 0 ? { nodeIP: c.nodeIPs } : {}), masqueradeAddress: c.masqueradeAddresses,
     serviceNodePortRange: `${c.nodePortRange[0]}-${c.nodePortRange[1]}`, tun: c.tun, tunOffload: c.tunOffload,
     ...(c.conntrackState ? { conntrackState: c.conntrackState } : {}), conntrackCheckpointPeriod: d(c.conntrackCheckpointMs),

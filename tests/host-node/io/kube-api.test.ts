@@ -91,6 +91,32 @@ function run(opts: { kubeConfig?: KubeConfig; pageSize?: number; watchNode?: boo
 const svcRV = () => source!.reflector('Service')!.resourceVersion;
 
 describe('KubeApiListWatcher over HTTP', () => {
+  it("takes kube-proxy's --master over the kubeconfig's server, or alone with no credentials", async () => {
+    server.apply('services', apiService('web', '10.96.0.10'));
+    const dir = mkdtempSync(join(tmpdir(), 'svp-kubeconfig-'));
+    try {
+      const file = join(dir, 'config');
+      // The kubeconfig names a server nothing answers on; --master names the one that does.
+      writeFileSync(file, `apiVersion: v1
+kind: Config
+clusters: [{name: gone, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: proxy, user: {token: file-token}}]
+contexts: [{name: gone, context: {cluster: gone, user: proxy}}]
+current-context: gone
+`);
+      for (const [kc, auth] of [[loadKubeConfig(file, server.url), 'Bearer file-token'], [loadKubeConfig(undefined, server.url), undefined]] as const) {
+        expect(kc.getCurrentCluster()!.server).toBe(server.url);
+        const t = run({ kubeConfig: kc, watchNode: false });
+        await until(() => t.src.synced, `initial sync (${t.logs.join(' / ')})`);
+        expect(t.services()).toEqual(['default/web:80']);
+        expect(server.requests.at(-1)!.authorization).toBe(auth);
+        await t.src.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("lists and watches with kube-proxy's parameters and the kubeconfig's credentials", async () => {
     server.apply('services', apiService('web', '10.96.0.10'));
     server.apply('services', apiService('alt', '10.96.0.20', 80, { 'service.kubernetes.io/service-proxy-name': 'other' }));

@@ -135,7 +135,7 @@ describe('proxy flags', () => {
       const file = join(dir, 'written.yaml');
       const cases: string[][] = [
         ['--manifests', '/m'],
-        ['--kubeconfig', '/k', '--mode', 'ipvs', '--ipvs-scheduler', 'mh', '--ipvs-tcp-timeout', '15m', '--ipvs-udp-timeout', '1m2s',
+        ['--kubeconfig', '/k', '--master', 'https://198.18.0.10:6443', '--mode', 'ipvs', '--ipvs-scheduler', 'mh', '--ipvs-tcp-timeout', '15m', '--ipvs-udp-timeout', '1m2s',
           '--min-sync-period', '0', '--sync-period', '45s', '--conntrack-max-per-core', '8192', '--conntrack-min', '0', '--conntrack-tcp-be-liberal',
           '--conntrack-tcp-timeout-established', '2h', '--conntrack-udp-timeout-stream', '3m', '--oom-score-adj=-500', '--iptables-masquerade-bit', '3'],
         ['--manifests', '/m', '--mode', 'userspace', '--userspace-bind', '127.0.0.1,::1', '--userspace-ports', 'range', '--userspace-core', 'direct',
@@ -211,6 +211,13 @@ describe('proxy flags', () => {
     }
     // Flags that would change what runs are not among them.
     expect(() => parseProxyArgs(['--manifests', '/m', '--init-only'])).toThrow(/Unknown option '--init-only'/);
+  });
+
+  it('takes kube-proxy\'s --master (the API server over the kubeconfig\'s, or alone) as a source', () => {
+    expect(parseProxyArgs(['--master', 'https://198.18.0.10:6443'])).toMatchObject({ master: 'https://198.18.0.10:6443' });
+    expect(parseProxyArgs(['--kubeconfig', '/k', '--master', 'http://198.18.0.10:8080'])).toMatchObject({ kubeconfig: '/k', master: 'http://198.18.0.10:8080' });
+    expect(() => parseProxyArgs(['--manifests', '/m', '--master', 'https://198.18.0.10'])).toThrow(/exactly one of --manifests and --kubeconfig \(or --master\)/);
+    expect(() => parseProxyArgs(['--master', '198.18.0.10:6443'])).toThrow('--master: expected the API server\'s URL (https://HOST[:PORT]), got "198.18.0.10:6443"');
   });
 
   it('takes --conntrack-checkpoint-period / conntrackCheckpointPeriod (default 10 s, 0 turns it off, never negative)', () => {
