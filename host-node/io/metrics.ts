@@ -3,10 +3,12 @@
 // network programming latency, rule counts, no-local-endpoint service ports and the conntrack
 // reconcile's duration and deletions per ip_family; pending and total Service/endpoint changes,
 // healthz/livez answers) plus svcplane's core counters read at scrape time (verdicts, drop
-// reasons, conntrack entries and events, TUN packets/bytes/batches/errors). Serves /metrics.
+// reasons, conntrack entries and events, TUN packets/bytes/batches/errors) and the process
+// collector's process_* figures. Serves /metrics.
 // Never changes what it reads; one registry per proxy (no global default registry).
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Server } from 'node:http';
+import { readdirSync, readFileSync } from 'node:fs';
 import { REASONS, VERDICTS } from '../core/abi.js';
 import type { ProxyHealth } from './health.js';
 import { listen } from './health.js';
@@ -151,6 +153,7 @@ export class ProxyMetrics {
       name: 'svcplane_tun_errors_total', help: 'TUN read/write errors', labelNames: ['op'], registers: r,
       collect() { this.reset(); const t = src.tunStats(); this.inc({ op: 'read' }, t.readErrors); this.inc({ op: 'write' }, t.writeErrors); },
     });
+    processMetrics(r);
   }
 
   /** Prometheus text exposition. */
@@ -187,4 +190,33 @@ export class ProxyMetrics {
       );
     }, host, port);
   }
+}
+
+/**
+ * The Prometheus process collector's metrics kube-proxy's /metrics carries too (client_golang
+ * process_collector: CPU, memory, file descriptors, start time), read at each scrape from this
+ * process and /proc, so restarts and growth show on the same dashboards. A figure /proc cannot
+ * give (not Linux) is left out of that scrape.
+ */
+function processMetrics(r: Registry[]): void {
+  const startSeconds = Math.round(Date.now() / 1000 - process.uptime());
+  new Counter({
+    name: 'process_cpu_seconds_total', help: 'Total user and system CPU time spent in seconds.', registers: r,
+    collect() { const u = process.cpuUsage(); this.reset(); this.inc((u.user + u.system) / 1e6); },
+  });
+  new Gauge({ name: 'process_resident_memory_bytes', help: 'Resident memory size in bytes.', registers: r, collect() { this.set(process.memoryUsage.rss()); } });
+  new Gauge({ name: 'process_start_time_seconds', help: 'Start time of the process since unix epoch in seconds.', registers: r, collect() { this.set(startSeconds); } });
+  const fromProc = (read: () => number) => function (this: Gauge): void {
+    this.reset();
+    try { this.set(read()); } catch { /* not this platform's /proc */ }
+  };
+  new Gauge({ name: 'process_open_fds', help: 'Number of open file descriptors.', registers: r, collect: fromProc(() => readdirSync('/proc/self/fd').length - 1) });
+  new Gauge({
+    name: 'process_max_fds', help: 'Maximum number of open file descriptors.', registers: r,
+    collect: fromProc(() => Number(/^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))![1])),
+  });
+  new Gauge({
+    name: 'process_virtual_memory_bytes', help: 'Virtual memory size in bytes.', registers: r,
+    collect: fromProc(() => Number(/^VmSize:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024),
+  });
 }

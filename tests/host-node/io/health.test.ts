@@ -164,5 +164,14 @@ describe('proxy metrics', () => {
     ]) expect(text, name).toContain(name);
     // Scrapes read live values (not accumulated between scrapes).
     expect(await m.text()).toContain('svcplane_verdicts_total{verdict="FORWARD"} 7');
+    // The process collector's figures, as kube-proxy's /metrics has them.
+    const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+    expect(value('process_cpu_seconds_total')).toBeGreaterThan(0);
+    expect(value('process_resident_memory_bytes')).toBeGreaterThan(10 * 2 ** 20);
+    expect(value('process_virtual_memory_bytes')).toBeGreaterThan(value('process_resident_memory_bytes'));
+    expect(Math.abs(value('process_start_time_seconds') - (Date.now() / 1000 - process.uptime()))).toBeLessThan(2);
+    expect(value('process_open_fds')).toBeGreaterThanOrEqual(3);
+    expect(value('process_max_fds')).toBeGreaterThanOrEqual(value('process_open_fds'));
+    expect(text).toContain('# TYPE process_cpu_seconds_total counter');
   });
 });
