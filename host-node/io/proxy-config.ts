@@ -321,7 +321,7 @@ function readText(file: string): string {
 const flagFail = (flag: string) => (msg: string): never => { throw new ConfigError(`${flag}: ${msg}`); };
 
 const FLAG_OF: Record<string, string> = {
-  mode: 'mode', tun: 'tun', nodeIPs: 'node-ip', clusterCIDRs: 'cluster-cidr', detectLocalMode: 'detect-local-mode', serviceCIDRs: 'service-cidr',
+  mode: 'mode', tun: 'tun', nodeName: 'hostname-override', nodeIPs: 'node-ip', clusterCIDRs: 'cluster-cidr', detectLocalMode: 'detect-local-mode', serviceCIDRs: 'service-cidr',
   nodePortAddresses: 'nodeport-addresses', masqueradeAddresses: 'masquerade-address', conntrackMax: 'conntrack-max', metricsBindAddress: 'metrics-bind-address',
   healthzBindAddress: 'healthz-bind-address', manifests: 'manifests', kubeconfig: 'kubeconfig', master: 'master', nodePortRange: 'service-node-port-range', masqueradeBit: 'iptables-masquerade-bit',
   userspaceBind: 'userspace-bind', userspacePorts: 'userspace-ports', userspaceCore: 'userspace-core', proxyPortRange: 'proxy-port-range', udpIdleTimeoutMs: 'udp-timeout',
@@ -331,7 +331,7 @@ const FLAG_OF: Record<string, string> = {
 };
 // The config file's name of a field, where it differs from ours.
 const FIELD_OF: Record<string, string> = {
-  nodeIPs: 'nodeIP', clusterCIDRs: 'clusterCIDR', serviceCIDRs: 'serviceCIDR', masqueradeAddresses: 'masqueradeAddress',
+  nodeName: 'hostnameOverride', nodeIPs: 'nodeIP', clusterCIDRs: 'clusterCIDR', serviceCIDRs: 'serviceCIDR', masqueradeAddresses: 'masqueradeAddress',
   nodePortRange: 'serviceNodePortRange', masqueradeBit: 'iptables.masqueradeBit', proxyPortRange: 'portRange', udpIdleTimeoutMs: 'udpIdleTimeout',
   minSyncPeriodMs: 'minSyncPeriod', syncPeriodMs: 'syncPeriod', ipvsScheduler: 'ipvs.scheduler', kubeconfig: 'clientConnection.kubeconfig',
   conntrackCheckpointMs: 'conntrackCheckpointPeriod', conntrackMaxPerCore: 'conntrack.maxPerCore', conntrackMin: 'conntrack.min',
@@ -350,7 +350,10 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
   if (!PROXY_MODES.includes(c.mode)) fail('mode', `expected one of ${PROXY_MODES.join(', ')}, got ${JSON.stringify(c.mode)}`);
   if (!!c.manifests === !!(c.kubeconfig || c.master)) fail('manifests', 'exactly one of --manifests and --kubeconfig (or --master) is required');
   if (c.master !== undefined && !/^https?:\/\/[^\s/]+/.test(c.master)) fail('master', `expected the API server's URL (https://HOST[:PORT]), got ${JSON.stringify(c.master)}`);
-  if (c.nodeName === '') c.nodeName = hostname();
+  // kube-proxy's GetHostname (pkg/util/node): the override or the host name, trimmed, lowercased
+  // (Node names are; an endpoint's nodeName would never match an uppercase one).
+  c.nodeName = (c.nodeName || hostname()).trim().toLowerCase();
+  if (c.nodeName === '') fail('nodeName', 'empty hostname is invalid');
   c.nodeIPs = c.nodeIPs.map((ip) => canonical(ip) ?? fail('nodeIPs', `not an IP address: ${JSON.stringify(ip)}`));
   for (const k of ['clusterCIDRs', 'serviceCIDRs'] as const) {
     for (const t of c[k]) if (!parseCIDR(t)) fail(k, `not a CIDR: ${JSON.stringify(t)}`);

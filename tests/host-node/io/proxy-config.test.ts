@@ -2,7 +2,7 @@
 // name the flag or the file, line and field.
 import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseProxyArgs, readConfigFile, validate, coreMode, conntrackTableSize, ignoredSettings, ConfigError, CONNTRACK_TABLE_DEFAULT } from '../../../host-node/io/proxy-config.js';
 import { configFile, goDuration } from '../../../host-node/io/proxy-configz.js';
@@ -218,6 +218,14 @@ describe('proxy flags', () => {
     expect(parseProxyArgs(['--kubeconfig', '/k', '--master', 'http://198.18.0.10:8080'])).toMatchObject({ kubeconfig: '/k', master: 'http://198.18.0.10:8080' });
     expect(() => parseProxyArgs(['--manifests', '/m', '--master', 'https://198.18.0.10'])).toThrow(/exactly one of --manifests and --kubeconfig \(or --master\)/);
     expect(() => parseProxyArgs(['--master', '198.18.0.10:6443'])).toThrow('--master: expected the API server\'s URL (https://HOST[:PORT]), got "198.18.0.10:6443"');
+  });
+
+  it('takes the node name as kube-proxy\'s GetHostname does: trimmed and lowercased', () => {
+    expect(parseProxyArgs(['--manifests', '/m', '--hostname-override', ' Worker-7.Example ']).nodeName).toBe('worker-7.example');
+    expect(parseProxyArgs(['--manifests', '/m']).nodeName).toBe(hostname().trim().toLowerCase());
+    expect(readConfigFile('/x.yaml', 'manifests: /m\nhostnameOverride: NODE1\n').nodeName).toBe('NODE1');
+    expect(parseProxyArgs(['--manifests', '/m', '--hostname-override', 'NODE1']).nodeName).toBe('node1');
+    expect(() => parseProxyArgs(['--manifests', '/m', '--hostname-override', '   '])).toThrow('--hostname-override: empty hostname is invalid');
   });
 
   it('takes --conntrack-checkpoint-period / conntrackCheckpointPeriod (default 10 s, 0 turns it off, never negative)', () => {
