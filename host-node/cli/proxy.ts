@@ -5,7 +5,7 @@
 // on SIGINT or SIGTERM saves the flows and removes everything it set up but the service CIDRs'
 // unreachable fallbacks (as it does, then exiting 1, when its TUN device is deleted under it).
 // `--cleanup` (kube-proxy's) only removes what earlier runs left behind (a killed run's rules, any
-// run's fallbacks), and exits; `--write-config-to FILE` (kube-proxy's) writes the settings as a
+// run's fallbacks) and what a kube-proxy that ran on the node left, and exits; `--write-config-to FILE` (kube-proxy's) writes the settings as a
 // config file and exits. Errors become messages and exit codes: 2 for bad settings, 1 when
 // the proxy could not start, lost its device or could not clean up.
 import { writeFileSync } from 'node:fs';
@@ -13,12 +13,14 @@ import { ConfigError, ignoredSettings, parseProxyArgs, ROUTE_TABLE } from '../io
 import { NodeProxy } from '../io/node-proxy.js';
 import { configFile } from '../io/proxy-configz.js';
 import { removeLeftovers } from '../io/node-routes.js';
+import { removeKubeProxyLeftovers } from '../io/kube-proxy-leftovers.js';
 
 /** The flags, as io/proxy-config.ts reads them. */
 export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig FILE) [options]
        svcplane proxy --cleanup
   --config FILE                  YAML (KubeProxyConfiguration field names; flags override it)
-  --cleanup                      remove the policy rules and fallback routes earlier runs left behind, and exit
+  --cleanup                      remove the policy rules and fallback routes earlier runs left behind, and
+                                 kube-proxy's iptables chains, kube-ipvs0, KUBE-* ipsets and nftables tables, and exit
   --write-config-to FILE         write the settings (flags and --config together) as a config file, and exit
   --mode iptables|ipvs|direct|userspace  how Services are programmed into the core (default
                                  iptables; kube-proxy's --proxy-mode too); userspace: socket proxy, see below
@@ -133,7 +135,8 @@ export async function runProxy(argv: string[], out: (s: string) => void, err: (s
 
 /**
  * kube-proxy's --cleanup: the policy rules a proxy killed or crashed before its own cleanup left
- * behind (its device went with its process) and the fallback routes every run leaves, removed.
+ * behind (its device went with its process) and the fallback routes every run leaves, removed; and
+ * what a kube-proxy that ran on this node left (io/kube-proxy-leftovers.ts).
  * Stop a running proxy first: it would put them back at its next --sync-period.
  */
 function cleanup(out: (s: string) => void, err: (s: string) => void): number {
@@ -153,7 +156,13 @@ function cleanup(out: (s: string) => void, err: (s: string) => void): number {
       failed = true;
     }
   }
-  return failed ? 1 : 0;
+  // And what a kube-proxy that ran here left, as `kube-proxy --cleanup` removes it.
+  const kp = removeKubeProxyLeftovers();
+  for (const f of kp.found) out(`proxy: cleanup: kube-proxy's ${f.where}: removed ${f.what.join(', ')}\n`);
+  if (kp.found.length === 0) out('proxy: cleanup: nothing of kube-proxy\'s found\n');
+  if (kp.unseen.length > 0) out(`proxy: cleanup: not looked at (not installed): ${kp.unseen.join(', ')}\n`);
+  for (const e of kp.errors) err(`svcplane proxy: cleanup: kube-proxy's ${e}\n`);
+  return failed || kp.errors.length > 0 ? 1 : 0;
 }
 
 /**

@@ -29,6 +29,7 @@ import { ManifestSource } from './manifests.js';
 import { hostPort, coreMode, type ProxyConfig } from './proxy-config.js';
 import { configz } from './proxy-configz.js';
 import { applyTableSettings, conntrackTableSize } from './kernel-tables.js';
+import { describeLeftovers, findKubeProxyLeftovers } from './kube-proxy-leftovers.js';
 import { ConntrackCheckpoints, readConntrackState, writeFileAtomic } from './conntrack-state.js';
 import { UserspaceProxy, modelServicePorts } from './userspace.js';
 
@@ -155,6 +156,10 @@ export class NodeProxy {
       });
       this.userspace.registerMetrics(this.metrics.registry);
     } else {
+      const left = findKubeProxyLeftovers().found;
+      if (left.length > 0) {
+        this.log(`proxy: kube-proxy's rules are still in this node's kernel and take Service traffic before it reaches ${cfg.tun}: ${describeLeftovers(left)}; stop kube-proxy and run \`svcplane proxy --cleanup\``);
+      }
       this.tun = this.openTun();
       this.routes = new NodeRoutes({
         tun: cfg.tun, table: cfg.routeTable, serviceCIDRs: cfg.serviceCIDRs, masqueradeAddresses: cfg.masqueradeAddresses,
