@@ -9,15 +9,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
 import { kernelSkip, NetnsScope, type Netns } from '../support/netns';
 import { KUBE_BASE_RULES } from '../support/kernel-node';
 import { benchCluster, proxyStateFor, renderSync } from '../support/kube-gen';
+import { CLI, startProxyProcess } from '../support/proxy-process';
 
 const TOOLS = ['iptables-legacy-save', 'iptables-legacy-restore', 'iptables-nft-save', 'iptables-nft-restore', 'ip6tables-legacy-restore', 'ipset', 'nfacct'];
 const skipWhy = kernelSkip('tests/kernel/kube-proxy-leftovers', TOOLS, 'apt-get install iptables ipset nfacct');
-const REPO = join(import.meta.dirname, '..', '..');
-const CLI = join(REPO, 'bin', 'svcplane.js');
 
 // A user's own rules and set, and kubelet's chains: none of them kube-proxy's.
 const USER_RULES = `*filter
@@ -71,19 +69,11 @@ describe.runIf(skipWhy === '')("kube-proxy's leftovers in the kernel", () => {
   it('are named by a proxy starting over them', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'svp-kpleft-'));
     writeFileSync(join(dir, 'empty.yaml'), '');
-    const child = spawn('ip', ['netns', 'exec', node.name, process.execPath, CLI, 'proxy', '--manifests', dir, '--hostname-override', 'n1',
-      '--node-ip', '198.18.110.1', '--service-cidr', '198.18.96.0/24', '--tun', 'svc0', '--metrics-bind-address', '', '--healthz-bind-address', ''],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
-    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const p = await startProxyProcess(['--manifests', dir, '--hostname-override', 'n1', '--node-ip', '198.18.110.1', '--service-cidr', '198.18.96.0/24',
+      '--tun', 'svc0', '--metrics-bind-address', '', '--healthz-bind-address', ''], { prefix: ['ip', 'netns', 'exec', node.name] })
+      .catch((e) => { rmSync(dir, { recursive: true, force: true }); throw e; });
     try {
-      const end = Date.now() + 20_000;
-      while (!out.includes('proxy: serving')) {
-        if (Date.now() > end || child.exitCode !== null) throw new Error(`proxy did not start: ${out}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      const out = p.out();
       const warning = out.split('\n').find((l) => l.startsWith("proxy: kube-proxy's rules are still in this node's kernel")) ?? '';
       expect(warning).toContain('take Service traffic before it reaches svc0: ');
       // Per backend and table, as its save lists them (chains in name order).
@@ -97,8 +87,7 @@ describe.runIf(skipWhy === '')("kube-proxy's leftovers in the kernel", () => {
       expect(warning).not.toMatch(/KUBE-FIREWALL|KUBELET/);
       expect(warning).toMatch(/stop kube-proxy and run `svcplane proxy --cleanup`$/);
     } finally {
-      child.kill('SIGTERM');
-      await exited;
+      await p.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   }, 40_000);

@@ -4,12 +4,12 @@
 // A real `svcplane proxy` (userspace mode: no root, loopback) raises its own to what it is told
 // (raising needs no privilege; lowering, checked in tests/e2e/proxy.test.ts, needs CAP_SYS_RESOURCE).
 import { describe, it, expect } from 'vitest';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyOomScoreAdj, runProxy } from '../../../host-node/cli/proxy.js';
 import { parseProxyArgs, readConfigFile } from '../../../host-node/io/proxy-config.js';
+import { startProxyProcess } from '../../support/proxy-process.js';
 
 describe('svcplane proxy: oom_score_adj', () => {
   it('defaults to kube-proxy\'s -999; --oom-score-adj / oomScoreAdj set it within [-1000, 1000]', () => {
@@ -39,26 +39,14 @@ describe('svcplane proxy: oom_score_adj', () => {
 
   it('a running proxy has the value it was given (and says which kube-proxy flags change nothing)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'svp-oom-'));
-    const child = spawn(process.execPath, [
-      join(import.meta.dirname, '..', '..', '..', 'bin', 'svcplane.js'), 'proxy', '--mode', 'userspace', '--manifests', dir,
-      '--userspace-ports', 'range', '--hostname-override', 'n1', '--metrics-bind-address', '', '--healthz-bind-address', '', '--oom-score-adj', '500', '--v=2',
-    ], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
-    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const p = await startProxyProcess(['--mode', 'userspace', '--manifests', dir, '--userspace-ports', 'range', '--hostname-override', 'n1',
+      '--metrics-bind-address', '', '--healthz-bind-address', '', '--oom-score-adj', '500', '--v=2']).catch((e) => { rmSync(dir, { recursive: true, force: true }); throw e; });
     try {
-      const end = Date.now() + 15_000;
-      while (!out.includes('proxy: serving')) {
-        if (Date.now() > end || child.exitCode !== null) throw new Error(`proxy did not start: ${out}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      expect(readFileSync(`/proc/${child.pid}/oom_score_adj`, 'utf8').trim()).toBe('500');
-      expect(out).not.toContain('oom_score_adj left');
-      expect(out).toContain('proxy: kube-proxy settings with no effect here: --v=2\n');
+      expect(readFileSync(`/proc/${p.child.pid}/oom_score_adj`, 'utf8').trim()).toBe('500');
+      expect(p.out()).not.toContain('oom_score_adj left');
+      expect(p.out()).toContain('proxy: kube-proxy settings with no effect here: --v=2\n');
     } finally {
-      child.kill('SIGTERM');
-      await exited;
+      await p.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   }, 30_000);

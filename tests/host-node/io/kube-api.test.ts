@@ -54,6 +54,15 @@ function kubeConfigFor(url: string, token = 'test-token'): KubeConfig {
   return kc;
 }
 
+/** A kubeconfig whose one cluster has `cluster` (YAML flow fields) and whose user has token file-token. */
+const kubeconfigText = (cluster: string): string => `apiVersion: v1
+kind: Config
+clusters: [{name: fake, cluster: {${cluster}}}]
+users: [{name: proxy, user: {token: file-token}}]
+contexts: [{name: fake, context: {cluster: fake, user: proxy}}]
+current-context: fake
+`;
+
 let server: FakeApiServer;
 let source: ListWatchSource | null;
 beforeEach(async () => {
@@ -97,13 +106,7 @@ describe('KubeApiListWatcher over HTTP', () => {
     try {
       const file = join(dir, 'config');
       // The kubeconfig names a server nothing answers on; --master names the one that does.
-      writeFileSync(file, `apiVersion: v1
-kind: Config
-clusters: [{name: gone, cluster: {server: "https://127.0.0.1:9"}}]
-users: [{name: proxy, user: {token: file-token}}]
-contexts: [{name: gone, context: {cluster: gone, user: proxy}}]
-current-context: gone
-`);
+      writeFileSync(file, kubeconfigText('server: "https://127.0.0.1:9"'));
       for (const [kc, auth] of [[loadKubeConfig(file, server.url), 'Bearer file-token'], [loadKubeConfig(undefined, server.url), undefined]] as const) {
         expect(kc.getCurrentCluster()!.server).toBe(server.url);
         const t = run({ kubeConfig: kc, watchNode: false });
@@ -127,13 +130,7 @@ current-context: gone
     const dir = mkdtempSync(join(tmpdir(), 'svp-kubeconfig-'));
     try {
       const file = join(dir, 'config');
-      writeFileSync(file, `apiVersion: v1
-kind: Config
-clusters: [{name: fake, cluster: {server: "${server.url}", insecure-skip-tls-verify: true}}]
-users: [{name: proxy, user: {token: file-token}}]
-contexts: [{name: fake, context: {cluster: fake, user: proxy}}]
-current-context: fake
-`);
+      writeFileSync(file, kubeconfigText(`server: "${server.url}", insecure-skip-tls-verify: true`));
       const t = run({ kubeConfig: loadKubeConfig(file), watchNode: true });
       await until(() => t.src.synced && t.state.topologyLabels['topology.kubernetes.io/zone'] === 'z1', 'initial sync');
       expect(t.services()).toEqual(['default/web:80']);
