@@ -2,7 +2,7 @@
 // --cleanup` removes it (host-node/io/kube-proxy-leftovers.ts), in a throwaway namespace: its
 // iptables-mode rules (kube-proxy's own base rules and a rendered cluster) in the legacy and the
 // nf_tables backend and in ip6tables, an ipvs-mode ipset a rule of its refers to, its kube-ipvs0
-// device holding a Service address. Kubelet's chains, a user's chain and rules and a user's ipset
+// device holding a Service address, its nftables mode's `kube-proxy` tables. Kubelet's chains, a user's chain and rules and a user's ipset
 // stay. `svcplane proxy` warns about them at start; `svcplane proxy --cleanup` removes them, and a
 // second run finds nothing. Every address is in 198.18.0.0/15.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,8 +14,8 @@ import { KUBE_BASE_RULES } from '../support/kernel-node';
 import { benchCluster, proxyStateFor, renderSync } from '../support/kube-gen';
 import { CLI, startProxyProcess } from '../support/proxy-process';
 
-const TOOLS = ['iptables-legacy-save', 'iptables-legacy-restore', 'iptables-nft-save', 'iptables-nft-restore', 'ip6tables-legacy-restore', 'ipset', 'nfacct'];
-const skipWhy = kernelSkip('tests/kernel/kube-proxy-leftovers', TOOLS, 'apt-get install iptables ipset nfacct');
+const TOOLS = ['iptables-legacy-save', 'iptables-legacy-restore', 'iptables-nft-save', 'iptables-nft-restore', 'ip6tables-legacy-restore', 'ipset', 'nfacct', 'nft'];
+const skipWhy = kernelSkip('tests/kernel/kube-proxy-leftovers', TOOLS, 'apt-get install iptables ipset nfacct nftables');
 
 // A user's own rules and set, and kubelet's chains: none of them kube-proxy's.
 const USER_RULES = `*filter
@@ -59,6 +59,11 @@ describe.runIf(skipWhy === '')("kube-proxy's leftovers in the kernel", () => {
     // kube-ipvs0 is a dummy device; this kernel has no dummy driver, a veth carries the name.
     scope.ip(node, ['link', 'add', 'kube-ipvs0', 'type', 'veth', 'peer', 'name', 'kipvs-peer']);
     scope.ip(node, ['addr', 'add', '198.18.96.10/32', 'dev', 'kube-ipvs0']);
+    // nftables mode's tables (a DNAT hook like kube-proxy's), and a user's table that stays.
+    scope.must(node, ['nft', '-f', '-'], {
+      input: `table ip kube-proxy {\n chain nat-prerouting {\n  type nat hook prerouting priority -100; policy accept;\n }\n}\n`
+        + 'table ip6 kube-proxy {\n}\ntable inet mine {\n}\n',
+    });
     scope.ip(node, ['link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0-peer']);
     scope.ip(node, ['addr', 'add', '198.18.110.1/24', 'dev', 'eth0']);
     scope.ip(node, ['link', 'set', 'eth0', 'up']);
@@ -82,7 +87,7 @@ describe.runIf(skipWhy === '')("kube-proxy's leftovers in the kernel", () => {
       expect(warning).toContain('iptables-legacy mangle: KUBE-PROXY-CANARY;');
       expect(warning).toContain('iptables-nft nat: KUBE-MARK-MASQ, KUBE-NODEPORTS, KUBE-POSTROUTING, KUBE-SERVICES;');
       expect(warning).toContain('ip6tables-legacy filter: KUBE-EXTERNAL-SERVICES, KUBE-FORWARD, KUBE-NODEPORTS, KUBE-PROXY-FIREWALL, KUBE-SERVICES;');
-      expect(warning).toContain('device kube-ipvs0: 1 addresses; ipset: KUBE-CLUSTER-IP;');
+      expect(warning).toContain('device kube-ipvs0: 1 addresses; ipset: KUBE-CLUSTER-IP; nftables: table ip kube-proxy; nftables: table ip6 kube-proxy;');
       // Kubelet's chains are not kube-proxy's.
       expect(warning).not.toMatch(/KUBE-FIREWALL|KUBELET/);
       expect(warning).toMatch(/stop kube-proxy and run `svcplane proxy --cleanup`$/);
@@ -115,6 +120,9 @@ describe.runIf(skipWhy === '')("kube-proxy's leftovers in the kernel", () => {
     expect(legacy.match(/^:KUBE-KUBELET-CANARY - /gm)).toHaveLength(2);
     expect(scope.must(node, ['ipset', 'list', '-n']).split('\n').filter(Boolean)).toEqual(['my-set']);
     expect(scope.ip(node, ['-o', 'link', 'show'])).not.toContain('kube-ipvs0');
+    expect(r.stdout).toContain("proxy: cleanup: kube-proxy's nftables: removed table ip kube-proxy\n");
+    expect(scope.must(node, ['nft', 'list', 'tables'])).not.toContain('kube-proxy');
+    expect(scope.must(node, ['nft', 'list', 'tables'])).toContain('table inet mine');
     // Nothing left: a second run finds nothing.
     const again = scope.exec(node, [process.execPath, CLI, 'proxy', '--cleanup']);
     expect(again.code).toBe(0);
