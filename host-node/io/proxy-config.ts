@@ -155,33 +155,32 @@ const DEFAULTS: ProxyConfig = {
 const list = (v: string | string[] | undefined): string[] =>
   (v === undefined ? [] : Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '');
 
+/** Every flag `svcplane proxy` takes (node:util parseArgs), besides the kube-proxy ones it ignores. */
+export const PROXY_FLAGS = {
+  config: { type: 'string' }, mode: { type: 'string' }, 'proxy-mode': { type: 'string' }, manifests: { type: 'string' }, kubeconfig: { type: 'string' },
+  master: { type: 'string' },
+  'hostname-override': { type: 'string' }, 'node-ip': { type: 'string', multiple: true }, 'bind-address': { type: 'string' },
+  'cluster-cidr': { type: 'string', multiple: true }, 'detect-local-mode': { type: 'string' }, 'service-cidr': { type: 'string', multiple: true },
+  'nodeport-addresses': { type: 'string', multiple: true }, 'service-node-port-range': { type: 'string' },
+  'masquerade-all': { type: 'boolean' }, 'iptables-masquerade-bit': { type: 'string' }, 'masquerade-address': { type: 'string', multiple: true }, tun: { type: 'string' },
+  'no-tun-offload': { type: 'boolean' }, 'metrics-bind-address': { type: 'string' }, 'healthz-bind-address': { type: 'string' },
+  'conntrack-state': { type: 'string' }, 'conntrack-checkpoint-period': { type: 'string' }, 'conntrack-max': { type: 'string' },
+  'conntrack-max-per-core': { type: 'string' }, 'conntrack-min': { type: 'string' }, 'conntrack-tcp-timeout-established': { type: 'string' },
+  'conntrack-tcp-timeout-close-wait': { type: 'string' }, 'conntrack-tcp-be-liberal': { type: 'boolean' },
+  'conntrack-udp-timeout': { type: 'string' }, 'conntrack-udp-timeout-stream': { type: 'string' },
+  'userspace-bind': { type: 'string', multiple: true }, 'userspace-ports': { type: 'string' }, 'userspace-core': { type: 'string' },
+  'proxy-port-range': { type: 'string' }, 'udp-timeout': { type: 'string' }, 'min-sync-period': { type: 'string' },
+  'sync-period': { type: 'string' }, 'iptables-sync-period': { type: 'string' }, 'iptables-min-sync-period': { type: 'string' },
+  'ipvs-sync-period': { type: 'string' }, 'ipvs-min-sync-period': { type: 'string' }, 'ipvs-scheduler': { type: 'string' }, 'oom-score-adj': { type: 'string' }, 'ipvs-tcp-timeout': { type: 'string' },
+  'ipvs-tcpfin-timeout': { type: 'string' }, 'ipvs-udp-timeout': { type: 'string' },
+} as const;
+
 /** Parses flags (and the --config file they name) into a validated config. */
 export function parseProxyArgs(argv: string[]): ProxyConfig {
   const { rest, ignored } = takeIgnoredFlags(argv);
   let parsed;
   try {
-    parsed = parseArgs({
-      args: rest,
-      strict: true,
-      options: {
-        config: { type: 'string' }, mode: { type: 'string' }, 'proxy-mode': { type: 'string' }, manifests: { type: 'string' }, kubeconfig: { type: 'string' },
-        master: { type: 'string' },
-        'hostname-override': { type: 'string' }, 'node-ip': { type: 'string', multiple: true }, 'bind-address': { type: 'string' },
-        'cluster-cidr': { type: 'string', multiple: true }, 'detect-local-mode': { type: 'string' }, 'service-cidr': { type: 'string', multiple: true },
-        'nodeport-addresses': { type: 'string', multiple: true }, 'service-node-port-range': { type: 'string' },
-        'masquerade-all': { type: 'boolean' }, 'iptables-masquerade-bit': { type: 'string' }, 'masquerade-address': { type: 'string', multiple: true }, tun: { type: 'string' },
-        'no-tun-offload': { type: 'boolean' }, 'metrics-bind-address': { type: 'string' }, 'healthz-bind-address': { type: 'string' },
-        'conntrack-state': { type: 'string' }, 'conntrack-checkpoint-period': { type: 'string' }, 'conntrack-max': { type: 'string' },
-        'conntrack-max-per-core': { type: 'string' }, 'conntrack-min': { type: 'string' }, 'conntrack-tcp-timeout-established': { type: 'string' },
-        'conntrack-tcp-timeout-close-wait': { type: 'string' }, 'conntrack-tcp-be-liberal': { type: 'boolean' },
-        'conntrack-udp-timeout': { type: 'string' }, 'conntrack-udp-timeout-stream': { type: 'string' },
-        'userspace-bind': { type: 'string', multiple: true }, 'userspace-ports': { type: 'string' }, 'userspace-core': { type: 'string' },
-        'proxy-port-range': { type: 'string' }, 'udp-timeout': { type: 'string' }, 'min-sync-period': { type: 'string' },
-        'sync-period': { type: 'string' }, 'iptables-sync-period': { type: 'string' }, 'iptables-min-sync-period': { type: 'string' },
-        'ipvs-sync-period': { type: 'string' }, 'ipvs-min-sync-period': { type: 'string' }, 'ipvs-scheduler': { type: 'string' }, 'oom-score-adj': { type: 'string' }, 'ipvs-tcp-timeout': { type: 'string' },
-        'ipvs-tcpfin-timeout': { type: 'string' }, 'ipvs-udp-timeout': { type: 'string' },
-      },
-    });
+    parsed = parseArgs({ args: rest, strict: true, options: PROXY_FLAGS });
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }
@@ -277,9 +276,9 @@ function modeSyncPeriods(c: ProxyConfig, given: ReadonlySet<string>, flags: Mode
 
 // kube-proxy flags that change nothing here (logging, profiling, feature gates, the informers' resync,
 // what only the kernel's IPVS or a bridge detector needs): taken, and listed by ignoredSettings().
-const IGNORED_VALUE_FLAGS = new Set(['v', 'feature-gates', 'config-sync-period', 'ipvs-exclude-cidrs', 'log-flush-frequency', 'logging-format',
+export const IGNORED_VALUE_FLAGS: ReadonlySet<string> = new Set(['v', 'feature-gates', 'config-sync-period', 'ipvs-exclude-cidrs', 'log-flush-frequency', 'logging-format',
   'show-hidden-metrics-for-version', 'pod-bridge-interface', 'pod-interface-name-prefix', 'vmodule']);
-const IGNORED_BOOL_FLAGS = new Set(['profiling', 'bind-address-hard-fail', 'ipvs-strict-arp', 'iptables-localhost-nodeports', 'alsologtostderr', 'logtostderr']);
+export const IGNORED_BOOL_FLAGS: ReadonlySet<string> = new Set(['profiling', 'bind-address-hard-fail', 'ipvs-strict-arp', 'iptables-localhost-nodeports', 'alsologtostderr', 'logtostderr']);
 
 /** `argv` without the ignored kube-proxy flags (Go's forms: -v=2, --v 2, --profiling, --profiling=false), and those. */
 function takeIgnoredFlags(argv: string[]): { rest: string[]; ignored: string[] } {

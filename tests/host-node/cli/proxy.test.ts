@@ -7,8 +7,8 @@ import { describe, it, expect } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyOomScoreAdj, runProxy } from '../../../host-node/cli/proxy.js';
-import { parseProxyArgs, readConfigFile } from '../../../host-node/io/proxy-config.js';
+import { applyOomScoreAdj, runProxy, PROXY_HELP } from '../../../host-node/cli/proxy.js';
+import { parseProxyArgs, readConfigFile, PROXY_FLAGS, IGNORED_VALUE_FLAGS, IGNORED_BOOL_FLAGS } from '../../../host-node/io/proxy-config.js';
 import { startProxyProcess } from '../../support/proxy-process.js';
 
 describe('svcplane proxy: oom_score_adj', () => {
@@ -76,6 +76,23 @@ describe('svcplane proxy --write-config-to', () => {
       expect(errs.at(-1)).toMatch(/^svcplane proxy: --write-config-to: a file is needed/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('svcplane proxy flags', () => {
+  it('are each in the usage text and in docs/proxy.md, the kube-proxy ones it ignores too', () => {
+    const docs = readFileSync(join(import.meta.dirname, '..', '..', '..', 'docs', 'proxy.md'), 'utf8');
+    const flags = Object.keys(PROXY_FLAGS);
+    expect(flags.length).toBeGreaterThan(40);
+    for (const f of flags) {
+      expect(PROXY_HELP, f).toMatch(new RegExp(`--${f}\\b`));
+      expect(docs, f).toMatch(new RegExp(`--${f}\\b`));
+    }
+    // The kube-proxy flags taken without effect that the docs name (the logging ones as a group).
+    for (const f of ['v', 'feature-gates', 'profiling', 'config-sync-period', 'ipvs-strict-arp', 'ipvs-exclude-cidrs', 'iptables-localhost-nodeports']) {
+      expect(IGNORED_VALUE_FLAGS.has(f) || IGNORED_BOOL_FLAGS.has(f), f).toBe(true);
+      expect(docs, f).toMatch(new RegExp(`--${f}\\b`));
     }
   });
 });
