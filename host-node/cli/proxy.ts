@@ -3,12 +3,13 @@
 // (io/node-proxy.ts) in the current network namespace (or,
 // with --mode userspace, as socket listeners that need no root), and
 // on SIGINT or SIGTERM saves the flows and removes everything it set up but the service CIDRs'
-// unreachable fallbacks (as it does, then exiting 1, when its TUN device is deleted under it).
+// unreachable fallbacks (as it does, then exiting 1, when its TUN device is deleted under it or,
+// as kube-proxy, when its --config file's content changes).
 // `--cleanup` (kube-proxy's) only removes what earlier runs left behind (a killed run's rules, any
 // run's fallbacks) and what a kube-proxy that ran on the node left, and exits; `--write-config-to FILE` (kube-proxy's) writes the settings as a
 // config file and exits. Errors become messages and exit codes: 2 for bad settings, 1 when
 // the proxy could not start, lost its device or could not clean up.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { ConfigError, ignoredSettings, parseProxyArgs, ROUTE_TABLE } from '../io/proxy-config.js';
 import { NodeProxy } from '../io/node-proxy.js';
 import { configFile } from '../io/proxy-configz.js';
@@ -108,12 +109,15 @@ export async function runProxy(argv: string[], out: (s: string) => void, err: (s
   let signalled: NodeJS.Signals | null = null;
   let wake: (() => void) | null = null;
   const onSignal = (s: NodeJS.Signals): void => { signalled = s; wake?.(); };
-  // The proxy stopped serving on its own (its device deleted): it stops as on a signal, then
-  // exits 1 so a supervisor starts it again (the saved flows carry its connections over).
+  // The proxy stopped serving on its own (its device deleted), or its config file changed: it
+  // stops as on a signal, then exits 1 so a supervisor starts it again (the saved flows carry its
+  // connections over).
   let failure: string | null = null;
-  const onFailure = (why: string): void => { failure = why; wake?.(); };
+  const onFailure = (why: string): void => { failure ??= why; wake?.(); };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const configPath = flagValue(argv, 'config');
+  const watch = configPath ? watchConfigFile(configPath, () => onFailure(`its config file ${configPath} changed`)) : null;
   const ignored = ignoredSettings(cfg);
   if (ignored.length > 0) log(`proxy: kube-proxy settings with no effect here: ${ignored.join(', ')}`);
   applyOomScoreAdj(cfg.oomScoreAdj, log);
@@ -125,12 +129,44 @@ export async function runProxy(argv: string[], out: (s: string) => void, err: (s
     if (failure) err(`svcplane proxy: ${failure}; stopping so it can be started again\n`);
     const failed = await proxy.stop();
     for (const f of failed) err(`svcplane proxy: cleanup: ${f}\n`);
-    out(`proxy: stopped (${signalled ?? 'device failed'})\n`);
+    out(`proxy: stopped (${signalled ?? 'so it can be started again'})\n`);
     return failed.length > 0 || failure ? 1 : 0;
   } finally {
+    watch?.stop();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** The value of `--NAME VALUE` or `--NAME=VALUE` in `argv` (the last one). */
+function flagValue(argv: string[], name: string): string | undefined {
+  let v: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === `--${name}` && i + 1 < argv.length) v = argv[++i];
+    else if (argv[i]!.startsWith(`--${name}=`)) v = argv[i]!.slice(name.length + 3);
+  }
+  return v;
+}
+
+/**
+ * kube-proxy exits when its config file's content changes, for its supervisor to start it with the
+ * new one (cmd/kube-proxy/app/server.go: "content of the proxy server's configuration file was
+ * updated"): a ConfigMap edit takes effect that way. Read once a second (a ConfigMap's files are
+ * swapped through symlinks, which a watch on the path misses); a moment without the file (that
+ * swap) is no change.
+ */
+export function watchConfigFile(path: string, changed: () => void, everyMs = 1000): { stop: () => void } {
+  const read = (): string | null => { try { return readFileSync(path, 'utf8'); } catch { return null; } };
+  const first = read();
+  const timer = setInterval(() => {
+    const now = read();
+    if (now !== null && now !== first) {
+      clearInterval(timer);
+      changed();
+    }
+  }, everyMs);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }
 
 /**

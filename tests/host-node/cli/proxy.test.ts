@@ -4,10 +4,10 @@
 // A real `svcplane proxy` (userspace mode: no root, loopback) raises its own to what it is told
 // (raising needs no privilege; lowering, checked in tests/e2e/proxy.test.ts, needs CAP_SYS_RESOURCE).
 import { describe, it, expect } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyOomScoreAdj, runProxy, PROXY_HELP } from '../../../host-node/cli/proxy.js';
+import { applyOomScoreAdj, runProxy, watchConfigFile, PROXY_HELP } from '../../../host-node/cli/proxy.js';
 import { parseProxyArgs, readConfigFile, PROXY_FLAGS, IGNORED_VALUE_FLAGS, IGNORED_BOOL_FLAGS } from '../../../host-node/io/proxy-config.js';
 import { startProxyProcess } from '../../support/proxy-process.js';
 
@@ -95,5 +95,50 @@ describe('svcplane proxy flags', () => {
       expect(docs, f).toMatch(new RegExp(`--${f}\\b`));
     }
   });
+});
+
+describe('svcplane proxy: its config file changing', () => {
+  it('is noticed by content, not by a moment without the file or the same text written again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'svp-cfgwatch-'));
+    const file = join(dir, 'config.conf');
+    writeFileSync(file, 'mode: iptables\n');
+    let changed = 0;
+    const w = watchConfigFile(file, () => changed++, 20);
+    const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 120));
+    try {
+      unlinkSync(file);
+      await settle();
+      writeFileSync(join(dir, 'new'), 'mode: iptables\n');
+      renameSync(join(dir, 'new'), file);
+      await settle();
+      expect(changed).toBe(0);
+      appendFileSync(file, '# edited\n');
+      await settle();
+      appendFileSync(file, '# again\n');
+      await settle();
+      expect(changed).toBe(1);
+    } finally {
+      w.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops a running proxy, which exits 1 for its supervisor to start it with the new settings (as kube-proxy does)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'svp-cfgwatch-'));
+    const file = join(dir, 'config.conf');
+    writeFileSync(file, `mode: userspace\nmanifests: ${dir}\nuserspacePorts: range\nhostnameOverride: n1\nmetricsServer: false\nhealthzServer: false\n`);
+    const p = await startProxyProcess(['--config', file]).catch((e) => { rmSync(dir, { recursive: true, force: true }); throw e; });
+    try {
+      const exited = new Promise<number | null>((resolve) => p.child.once('exit', (code) => resolve(code)));
+      appendFileSync(file, 'iptables: {minSyncPeriod: 5s}\n');
+      const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 10_000))]);
+      expect(code, p.out()).toBe(1);
+      expect(p.out()).toContain(`svcplane proxy: its config file ${file} changed; stopping so it can be started again\n`);
+      expect(p.out()).toContain('proxy: stopped (so it can be started again)\n');
+    } finally {
+      await p.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
 
