@@ -159,6 +159,16 @@ export function removeKubeProxyLeftovers(): LeftoversReport {
   return sweep(true);
 }
 
+/**
+ * Whether any of `found` takes Service traffic before routing: kube-proxy's nat dispatch chains,
+ * kube-ipvs0, its nftables tables. (An old kubelet's KUBE-MARK-MASQ and KUBE-POSTROUTING, or filter
+ * chains alone, do not.)
+ */
+export function intercepts(found: Leftover[]): boolean {
+  return found.some((f) => f.where === 'device kube-ipvs0' || f.where === 'nftables'
+    || (f.where.endsWith(' nat') && f.what.some((w) => w === 'KUBE-SERVICES' || w === 'KUBE-NODEPORTS' || w.endsWith(' Service chains'))));
+}
+
 /** "iptables-legacy nat: KUBE-SERVICES, …, 40 Service chains; device kube-ipvs0: 12 addresses". */
 export function describeLeftovers(found: Leftover[]): string {
   return found.map((f) => `${f.where}: ${f.what.join(', ')}`).join('; ');

@@ -29,7 +29,7 @@ import { ManifestSource } from './manifests.js';
 import { hostPort, coreMode, type ProxyConfig } from './proxy-config.js';
 import { configz } from './proxy-configz.js';
 import { applyTableSettings, conntrackTableSize } from './kernel-tables.js';
-import { describeLeftovers, findKubeProxyLeftovers } from './kube-proxy-leftovers.js';
+import { describeLeftovers, findKubeProxyLeftovers, intercepts } from './kube-proxy-leftovers.js';
 import { ConntrackCheckpoints, readConntrackState, writeFileAtomic } from './conntrack-state.js';
 import { UserspaceProxy, modelServicePorts } from './userspace.js';
 
@@ -157,7 +157,7 @@ export class NodeProxy {
       this.userspace.registerMetrics(this.metrics.registry);
     } else {
       const left = findKubeProxyLeftovers().found;
-      if (left.length > 0) {
+      if (intercepts(left)) {
         this.log(`proxy: kube-proxy's rules are still in this node's kernel and take Service traffic before it reaches ${cfg.tun}: ${describeLeftovers(left)}; stop kube-proxy and run \`svcplane proxy --cleanup\``);
       }
       this.tun = this.openTun();

@@ -13,6 +13,7 @@ import { kernelSkip, NetnsScope, type Netns } from '../support/netns';
 import { KUBE_BASE_RULES } from '../support/kernel-node';
 import { benchCluster, proxyStateFor, renderSync } from '../support/kube-gen';
 import { CLI, startProxyProcess } from '../support/proxy-process';
+import { intercepts } from '../../host-node/io/kube-proxy-leftovers';
 
 const TOOLS = ['iptables-legacy-save', 'iptables-legacy-restore', 'iptables-nft-save', 'iptables-nft-restore', 'ip6tables-legacy-restore', 'ipset', 'nfacct', 'nft'];
 const skipWhy = kernelSkip('tests/kernel/kube-proxy-leftovers', TOOLS, 'apt-get install iptables ipset nfacct nftables');
@@ -36,6 +37,16 @@ const IPVS_RULES = `*nat
 -A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-LOAD-BALANCER
 COMMIT
 `;
+
+describe("kube-proxy's leftovers: which take Service traffic", () => {
+  it('its nat dispatch chains, kube-ipvs0 and its nftables tables do; an old kubelet\'s nat chains and filter chains alone do not', () => {
+    expect(intercepts([{ where: 'iptables-legacy nat', what: ['KUBE-MARK-MASQ', 'KUBE-POSTROUTING'] }, { where: 'iptables-nft filter', what: ['KUBE-FORWARD'] }, { where: 'ipset', what: ['KUBE-CLUSTER-IP'] }])).toBe(false);
+    expect(intercepts([{ where: 'iptables-nft nat', what: ['KUBE-MARK-MASQ', 'KUBE-SERVICES'] }])).toBe(true);
+    expect(intercepts([{ where: 'ip6tables-legacy nat', what: ['3 Service chains'] }])).toBe(true);
+    expect(intercepts([{ where: 'device kube-ipvs0', what: ['0 addresses'] }])).toBe(true);
+    expect(intercepts([{ where: 'nftables', what: ['table ip kube-proxy'] }])).toBe(true);
+  });
+});
 
 describe.runIf(skipWhy === '')("kube-proxy's leftovers in the kernel", () => {
   let scope: NetnsScope;
