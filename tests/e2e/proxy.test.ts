@@ -6,7 +6,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { netnsSupport } from '../support/netns.js';
-import { E2ECluster, eventually, CLI, BACKENDS, CLIENT_IP, MASQ_IP, NODE_IP, TUN, SERVICE_CIDR, SERVICE_CIDR6, CLUSTER_CIDR6, MASQ_IP6 } from './cluster.js';
+import { E2ECluster, eventually, CLI, BACKENDS, CLIENT_IP, MASQ_IP, NODE_IP, NODE_NAME, TUN, SERVICE_CIDR, SERVICE_CIDR6, CLUSTER_CIDR6, MASQ_IP6 } from './cluster.js';
 import { clusterManifests, VIP, VIP6, EXTERNAL_IP, LB_IP, RANGED_LB_IP, NODE_PORT, HEALTH_CHECK_PORT } from './manifests.js';
 
 const support = netnsSupport();
@@ -229,6 +229,30 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 10, concurrency: 2 });
     expect(r.errors).toEqual([]);
   };
+
+  it('--detect-local-mode NodeCIDR: the Node\'s pod CIDRs tell this node\'s pods (left alone) from the rest (masqueraded), and a change of them is followed', async () => {
+    const node = (cidr: string): string => `---\napiVersion: v1\nkind: Node\nmetadata: {name: ${NODE_NAME}}\nspec: {podCIDRs: ["${cidr}"]}\n`;
+    // The sources be2 sees for be1's connections to the web Service.
+    const be2Sees = async (): Promise<string[]> => {
+      const r = await c.podAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 20, concurrency: 2 });
+      expect(r.errors).toEqual([]);
+      return [...new Set(r.replies.filter((l) => l.startsWith('be2 ')).map((l) => l.split(' ')[1]!))];
+    };
+    await c.stopProxy();
+    c.writeManifests(clusterManifests({ ipv6: true }) + node('198.18.101.0/24'));
+    try {
+      await c.startProxy([...PROXY_ARGS(), '--detect-local-mode', 'NodeCIDR']);
+      // be1 (198.18.100.2) is in the cluster CIDR but not in this node's pod CIDR: masqueraded.
+      expect(await be2Sees()).toEqual([MASQ_IP]);
+      c.writeManifests(clusterManifests({ ipv6: true }) + node('198.18.100.0/24'));
+      await eventually(async () => ((await be2Sees()).join() === BACKENDS[0].ip ? true : undefined), 10_000, 'be1 kept its address');
+      expect(c.proxy!.output()).toContain(`proxy: local traffic (NodeCIDR): from Node ${NODE_NAME}'s pod CIDRs 198.18.100.0/24 (were 198.18.101.0/24)`);
+    } finally {
+      await c.stopProxy();
+      c.writeManifests(clusterManifests({ ipv6: true }));
+      await c.startProxy(PROXY_ARGS());
+    }
+  });
 
   it('keeps an established TCP connection through a proxy restart (conntrack state file)', async () => {
     const conn = await openStream();
