@@ -1,14 +1,14 @@
 // proxy.ts — `svcplane proxy`: the node proxy kube-proxy's place. Parses flags and the config file
 // (io/proxy-config.ts), sets its oom_score_adj as kube-proxy does, starts the proxy
-// (io/node-proxy.ts) in the current network namespace (or,
-// with --mode userspace, as socket listeners that need no root), and
-// on SIGINT or SIGTERM saves the flows and removes everything it set up but the service CIDRs'
-// unreachable fallbacks (as it does, then exiting 1, when its TUN device is deleted under it or,
-// as kube-proxy, when its --config file's content changes).
+// (io/node-proxy.ts) in the current network namespace (or, with --mode userspace, as socket
+// listeners that need no root), and on SIGINT or SIGTERM saves the flows and removes everything it
+// set up but the service CIDRs' unreachable fallbacks (as it does, then exiting 1, when its TUN
+// device is deleted under it or, as kube-proxy, when its --config file's content changes).
 // `--cleanup` (kube-proxy's) only removes what earlier runs left behind (a killed run's rules, any
-// run's fallbacks) and what a kube-proxy that ran on the node left, and exits; `--write-config-to FILE` (kube-proxy's) writes the settings as a
-// config file and exits. Errors become messages and exit codes: 2 for bad settings, 1 when
-// the proxy could not start, lost its device or could not clean up.
+// run's fallbacks) and what a kube-proxy that ran on the node left, and exits; `--write-config-to
+// FILE` (kube-proxy's) writes the settings as a config file and exits. Errors become messages and
+// exit codes: 2 for bad settings, 1 when the proxy could not start, lost its device, saw its config
+// change or could not clean up.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { ConfigError, ignoredSettings, parseProxyArgs, ROUTE_TABLE } from '../io/proxy-config.js';
 import { NodeProxy } from '../io/node-proxy.js';
@@ -17,9 +17,10 @@ import { removeLeftovers } from '../io/node-routes.js';
 import { removeKubeProxyLeftovers } from '../io/kube-proxy-leftovers.js';
 
 /** The flags, as io/proxy-config.ts reads them. */
-export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig FILE) [options]
+export const PROXY_HELP = `usage: svcplane proxy (--manifests DIR | --kubeconfig FILE | --master URL) [options]
        svcplane proxy --cleanup
-  --config FILE                  YAML (KubeProxyConfiguration field names; flags override it)
+  --config FILE                  YAML (KubeProxyConfiguration field names; flags override it); when its
+                                 content changes, the proxy stops and exits 1 (as kube-proxy)
   --cleanup                      remove the policy rules and fallback routes earlier runs left behind, and
                                  kube-proxy's iptables chains, kube-ipvs0, KUBE-* ipsets and nftables tables, and exit
   --write-config-to FILE         write the settings (flags and --config together) as a config file, and exit
