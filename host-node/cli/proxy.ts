@@ -197,7 +197,7 @@ function cleanup(out: (s: string) => void, err: (s: string) => void): number {
   const kp = removeKubeProxyLeftovers();
   for (const f of kp.found) out(`proxy: cleanup: kube-proxy's ${f.where}: removed ${f.what.join(', ')}\n`);
   if (kp.found.length === 0) out('proxy: cleanup: nothing of kube-proxy\'s found\n');
-  if (kp.unseen.length > 0) out(`proxy: cleanup: not looked at (not installed): ${kp.unseen.join(', ')}\n`);
+  if (kp.unseen.length > 0) out(`proxy: cleanup: not looked at (not installed or not readable): ${kp.unseen.join(', ')}\n`);
   for (const e of kp.errors) err(`svcplane proxy: cleanup: kube-proxy's ${e}\n`);
   return failed || kp.errors.length > 0 ? 1 : 0;
 }

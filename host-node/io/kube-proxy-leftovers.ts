@@ -32,7 +32,7 @@ export interface Leftover {
 
 export interface LeftoversReport {
   found: Leftover[];
-  /** Tools not on PATH: what they would have shown is not known. */
+  /** Tools not on PATH or that could not read their tables: what they would have shown is not known. */
   unseen: string[];
   /** remove(): what failed, by where. */
   errors: string[];
@@ -106,9 +106,9 @@ function sweep(remove: boolean): LeftoversReport {
     try {
       saved = run(`${tool}-save`, []);
     } catch (e) {
-      // A backend with no tables (or no kernel module) has nothing of kube-proxy's.
-      if (/does not exist|not found|Protocol not supported|Permission denied|can't initialize/i.test(why(e))) continue;
-      r.errors.push(`${tool}: ${why(e)}`);
+      // A backend this kernel does not offer (no module, no family) cannot hold kube-proxy's rules
+      // either; what it said goes with the tools not looked at.
+      r.unseen.push(`${tool}-save (${why(e)})`);
       continue;
     }
     for (const p of planIptables(saved)) {

@@ -6,14 +6,14 @@
 // stay. `svcplane proxy` warns about them at start; `svcplane proxy --cleanup` removes them, and a
 // second run finds nothing. Every address is in 198.18.0.0/15.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { kernelSkip, NetnsScope, type Netns } from '../support/netns';
 import { KUBE_BASE_RULES } from '../support/kernel-node';
 import { benchCluster, proxyStateFor, renderSync } from '../support/kube-gen';
 import { CLI, startProxyProcess } from '../support/proxy-process';
-import { intercepts } from '../../host-node/io/kube-proxy-leftovers';
+import { findKubeProxyLeftovers, intercepts, planIptables, removalText } from '../../host-node/io/kube-proxy-leftovers';
 
 const TOOLS = ['iptables-legacy-save', 'iptables-legacy-restore', 'iptables-nft-save', 'iptables-nft-restore', 'ip6tables-legacy-restore', 'ipset', 'nfacct', 'nft'];
 const skipWhy = kernelSkip('tests/kernel/kube-proxy-leftovers', TOOLS, 'apt-get install iptables ipset nfacct nftables');
@@ -45,6 +45,46 @@ describe("kube-proxy's leftovers: which take Service traffic", () => {
     expect(intercepts([{ where: 'ip6tables-legacy nat', what: ['3 Service chains'] }])).toBe(true);
     expect(intercepts([{ where: 'device kube-ipvs0', what: ['0 addresses'] }])).toBe(true);
     expect(intercepts([{ where: 'nftables', what: ['table ip kube-proxy'] }])).toBe(true);
+  });
+});
+
+describe("kube-proxy's leftovers: reading a backend's rules", () => {
+  it('unlinks every jump to its chains (with or without matches), flushes them, then deletes them', () => {
+    const saved = [
+      '*nat', ':PREROUTING ACCEPT [0:0]', ':MINE - [0:0]', ':KUBE-SERVICES - [0:0]', ':KUBE-SVC-ABC - [0:0]', ':KUBE-MARK-DROP - [0:0]',
+      '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES', '-A MINE -j KUBE-SERVICES',
+      '-A MINE -j MARK --set-xmark 0x1/0x1', '-A KUBE-SERVICES -d 198.18.96.10/32 -j KUBE-SVC-ABC', 'COMMIT',
+      '*filter', ':INPUT ACCEPT [0:0]', ':KUBE-FIREWALL - [0:0]', '-A INPUT -j KUBE-FIREWALL', 'COMMIT', '',
+    ].join('\n');
+    const plans = planIptables(saved);
+    expect(plans).toEqual([{
+      table: 'nat', chains: ['KUBE-SERVICES', 'KUBE-SVC-ABC'],
+      unlink: ['-D PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES', '-D MINE -j KUBE-SERVICES'],
+    }]);
+    expect(removalText(plans[0]!)).toBe([
+      '*nat', ':KUBE-SERVICES - [0:0]', ':KUBE-SVC-ABC - [0:0]', '-D PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-D MINE -j KUBE-SERVICES', '-X KUBE-SERVICES', '-X KUBE-SVC-ABC', 'COMMIT', '',
+    ].join('\n'));
+  });
+
+  it('counts a backend whose save fails, and tools not installed, as not looked at', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'svp-kpbin-'));
+    const tool = (name: string, body: string): void => { writeFileSync(join(dir, name), `#!/bin/sh\n${body}\n`); chmodSync(join(dir, name), 0o755); };
+    tool('iptables-legacy-save', 'echo "can\'t initialize iptables table nat: Table does not exist" >&2; exit 1');
+    tool('iptables-nft-save', "printf '*nat\\n:KUBE-SERVICES - [0:0]\\nCOMMIT\\n'");
+    const path = process.env.PATH;
+    process.env.PATH = dir;
+    try {
+      const r = findKubeProxyLeftovers();
+      expect(r.found).toEqual([{ where: 'iptables-nft nat', what: ['KUBE-SERVICES'] }]);
+      expect(r.unseen).toEqual([
+        "iptables-legacy-save (can't initialize iptables table nat: Table does not exist)", 'ip6tables-legacy-save', 'ip6tables-nft-save', 'ip', 'ipset', 'nft',
+      ]);
+      expect(r.errors).toEqual([]);
+    } finally {
+      process.env.PATH = path;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
