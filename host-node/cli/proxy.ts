@@ -176,7 +176,7 @@ export function watchConfigFile(path: string, changed: () => void, everyMs = 100
  * what a kube-proxy that ran on this node left (io/kube-proxy-leftovers.ts).
  * Stop a running proxy first: it would put them back at its next --sync-period.
  */
-function cleanup(out: (s: string) => void, err: (s: string) => void): number {
+async function cleanup(out: (s: string) => void, err: (s: string) => void): Promise<number> {
   let failed = false;
   for (const f of [4, 6] as const) {
     try {
@@ -194,7 +194,7 @@ function cleanup(out: (s: string) => void, err: (s: string) => void): number {
     }
   }
   // And what a kube-proxy that ran here left, as `kube-proxy --cleanup` removes it.
-  const kp = removeKubeProxyLeftovers();
+  const kp = await removeKubeProxyLeftovers();
   for (const f of kp.found) out(`proxy: cleanup: kube-proxy's ${f.where}: removed ${f.what.join(', ')}\n`);
   if (kp.found.length === 0) out('proxy: cleanup: nothing of kube-proxy\'s found\n');
   if (kp.unseen.length > 0) out(`proxy: cleanup: not looked at (not installed or not readable): ${kp.unseen.join(', ')}\n`);

@@ -10,7 +10,7 @@
 // iptables-save/-restore, ip, ipset and nft found on PATH; a missing tool is a table it cannot
 // see (said in the result). IPVS virtual servers are not touched (no ipvsadm): without kube-ipvs0
 // their addresses are no longer local, and NodePorts are steered into the device before them.
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
 // kube-proxy's own chains per table (iptables and ipvs proxiers), and its per-Service chain
@@ -41,8 +41,13 @@ export interface LeftoversReport {
 const onPath = (tool: string): boolean =>
   (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => d !== '' && existsSync(`${d}/${tool}`));
 
-const run = (tool: string, args: string[], input?: string): string =>
-  execFileSync(tool, args, { encoding: 'utf8', stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], ...(input === undefined ? {} : { input }) });
+// Asynchronous: a node's leftover ruleset can be tens of megabytes, and the proxy serves meanwhile.
+const run = (tool: string, args: string[], input?: string): Promise<string> => new Promise((resolve, reject) => {
+  const child = execFile(tool, args, { encoding: 'utf8', maxBuffer: 1 << 30 }, (e, stdout, stderr) => (e ? reject(Object.assign(e, { stderr })) : resolve(stdout)));
+  // A tool that exits before reading its input (EPIPE) answers through the callback.
+  child.stdin?.on('error', () => {});
+  child.stdin?.end(input);
+});
 
 const why = (e: unknown): string => ((e as { stderr?: string }).stderr?.trim() || (e as Error).message).split('\n')[0]!;
 
@@ -98,13 +103,13 @@ function summary(chains: string[]): string[] {
   return perService > 0 ? [...named, `${perService} Service chains`] : named;
 }
 
-function sweep(remove: boolean): LeftoversReport {
+async function sweep(remove: boolean): Promise<LeftoversReport> {
   const r: LeftoversReport = { found: [], unseen: [], errors: [] };
   for (const tool of BACKENDS) {
     if (!onPath(`${tool}-save`)) { r.unseen.push(`${tool}-save`); continue; }
     let saved: string;
     try {
-      saved = run(`${tool}-save`, []);
+      saved = await run(`${tool}-save`, []);
     } catch (e) {
       // A backend this kernel does not offer (no module, no family) cannot hold kube-proxy's rules
       // either; what it said goes with the tools not looked at.
@@ -116,7 +121,7 @@ function sweep(remove: boolean): LeftoversReport {
       r.found.push({ where, what: summary(p.chains) });
       if (!remove) continue;
       try {
-        run(`${tool}-restore`, ['--noflush'], removalText(p));
+        await run(`${tool}-restore`, ['--noflush'], removalText(p));
       } catch (e) {
         r.errors.push(`${where}: ${why(e)}`);
       }
@@ -124,38 +129,38 @@ function sweep(remove: boolean): LeftoversReport {
   }
   if (onPath('ip')) {
     let addrs = -1;
-    try { addrs = run('ip', ['-o', 'addr', 'show', 'dev', 'kube-ipvs0']).split('\n').filter((l) => l.trim() !== '').length; } catch { /* no such device */ }
+    try { addrs = (await run('ip', ['-o', 'addr', 'show', 'dev', 'kube-ipvs0'])).split('\n').filter((l) => l.trim() !== '').length; } catch { /* no such device */ }
     if (addrs >= 0) {
       r.found.push({ where: 'device kube-ipvs0', what: [`${addrs} addresses`] });
-      if (remove) try { run('ip', ['link', 'del', 'kube-ipvs0']); } catch (e) { r.errors.push(`device kube-ipvs0: ${why(e)}`); }
+      if (remove) try { await run('ip', ['link', 'del', 'kube-ipvs0']); } catch (e) { r.errors.push(`device kube-ipvs0: ${why(e)}`); }
     }
   } else r.unseen.push('ip');
   if (onPath('ipset')) {
     let sets: string[] = [];
-    try { sets = run('ipset', ['list', '-n']).split('\n').filter((n) => n.startsWith('KUBE-')); } catch { /* no ip_set module */ }
+    try { sets = (await run('ipset', ['list', '-n'])).split('\n').filter((n) => n.startsWith('KUBE-')); } catch { /* no ip_set module */ }
     if (sets.length > 0) {
       r.found.push({ where: 'ipset', what: sets });
-      if (remove) for (const s of sets) try { run('ipset', ['destroy', s]); } catch (e) { r.errors.push(`ipset ${s}: ${why(e)}`); }
+      if (remove) for (const s of sets) try { await run('ipset', ['destroy', s]); } catch (e) { r.errors.push(`ipset ${s}: ${why(e)}`); }
     }
   } else r.unseen.push('ipset');
   if (onPath('nft')) {
     let tables: string[] = [];
-    try { tables = run('nft', ['list', 'tables']).split('\n').map((l) => l.trim()).filter((l) => /^table (ip|ip6) kube-proxy$/.test(l)); } catch { /* no nf_tables */ }
+    try { tables = (await run('nft', ['list', 'tables'])).split('\n').map((l) => l.trim()).filter((l) => /^table (ip|ip6) kube-proxy$/.test(l)); } catch { /* no nf_tables */ }
     for (const t of tables) {
       r.found.push({ where: 'nftables', what: [t] });
-      if (remove) try { run('nft', ['delete', ...t.split(' ')]); } catch (e) { r.errors.push(`nftables ${t}: ${why(e)}`); }
+      if (remove) try { await run('nft', ['delete', ...t.split(' ')]); } catch (e) { r.errors.push(`nftables ${t}: ${why(e)}`); }
     }
   } else r.unseen.push('nft');
   return r;
 }
 
 /** What kube-proxy left in this network namespace's kernel (reads only). */
-export function findKubeProxyLeftovers(): LeftoversReport {
+export function findKubeProxyLeftovers(): Promise<LeftoversReport> {
   return sweep(false);
 }
 
 /** kube-proxy's CleanupLeftovers: removes what findKubeProxyLeftovers() finds; returns what it removed and what failed. */
-export function removeKubeProxyLeftovers(): LeftoversReport {
+export function removeKubeProxyLeftovers(): Promise<LeftoversReport> {
   return sweep(true);
 }
 

@@ -156,10 +156,11 @@ export class NodeProxy {
       });
       this.userspace.registerMetrics(this.metrics.registry);
     } else {
-      const left = findKubeProxyLeftovers().found;
-      if (intercepts(left)) {
-        this.log(`proxy: kube-proxy's rules are still in this node's kernel and take Service traffic before it reaches ${cfg.tun}: ${describeLeftovers(left)}; stop kube-proxy and run \`svcplane proxy --cleanup\``);
-      }
+      // Looked for while the proxy starts and serves (a leftover ruleset can be large).
+      void findKubeProxyLeftovers().then(({ found }) => {
+        if (this.stopped || !intercepts(found)) return;
+        this.log(`proxy: kube-proxy's rules are still in this node's kernel and take Service traffic before it reaches ${cfg.tun}: ${describeLeftovers(found)}; stop kube-proxy and run \`svcplane proxy --cleanup\``);
+      }, () => {});
       this.tun = this.openTun();
       this.routes = new NodeRoutes({
         tun: cfg.tun, table: cfg.routeTable, serviceCIDRs: cfg.serviceCIDRs, masqueradeAddresses: cfg.masqueradeAddresses,

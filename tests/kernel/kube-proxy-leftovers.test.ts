@@ -67,7 +67,7 @@ describe("kube-proxy's leftovers: reading a backend's rules", () => {
     ].join('\n'));
   });
 
-  it('counts a backend whose save fails, and tools not installed, as not looked at', () => {
+  it('counts a backend whose save fails, and tools not installed, as not looked at', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'svp-kpbin-'));
     const tool = (name: string, body: string): void => { writeFileSync(join(dir, name), `#!/bin/sh\n${body}\n`); chmodSync(join(dir, name), 0o755); };
     tool('iptables-legacy-save', 'echo "can\'t initialize iptables table nat: Table does not exist" >&2; exit 1');
@@ -75,7 +75,7 @@ describe("kube-proxy's leftovers: reading a backend's rules", () => {
     const path = process.env.PATH;
     process.env.PATH = dir;
     try {
-      const r = findKubeProxyLeftovers();
+      const r = await findKubeProxyLeftovers();
       expect(r.found).toEqual([{ where: 'iptables-nft nat', what: ['KUBE-SERVICES'] }]);
       expect(r.unseen).toEqual([
         "iptables-legacy-save (can't initialize iptables table nat: Table does not exist)", 'ip6tables-legacy-save', 'ip6tables-nft-save', 'ip', 'ipset', 'nft',
@@ -129,8 +129,10 @@ describe.runIf(skipWhy === '')("kube-proxy's leftovers in the kernel", () => {
       '--tun', 'svc0', '--metrics-bind-address', '', '--healthz-bind-address', ''], { prefix: ['ip', 'netns', 'exec', node.name] })
       .catch((e) => { rmSync(dir, { recursive: true, force: true }); throw e; });
     try {
-      const out = p.out();
-      const warning = out.split('\n').find((l) => l.startsWith("proxy: kube-proxy's rules are still in this node's kernel")) ?? '';
+      // Said once it has looked, which it does while it serves.
+      const said = (): string => p.out().split('\n').find((l) => l.startsWith("proxy: kube-proxy's rules are still in this node's kernel")) ?? '';
+      for (const end = Date.now() + 10_000; said() === '' && Date.now() < end;) await new Promise((r) => setTimeout(r, 50));
+      const warning = said();
       expect(warning).toContain('take Service traffic before it reaches svc0: ');
       // Per backend and table, as its save lists them (chains in name order).
       expect(warning).toMatch(/; iptables-legacy nat: KUBE-LOAD-BALANCER, KUBE-MARK-MASQ, KUBE-NODEPORTS, KUBE-POSTROUTING, KUBE-SERVICES, [1-9]\d* Service chains;/);
