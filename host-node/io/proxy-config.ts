@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LineCounter, isMap, type Node as YamlNode } from 'yaml';
 import { TOO_DEEP, yamlDocuments } from '../kube/yaml-depth.js';
-import { parseCIDR, parseIP, formatIP, splitHostPort, type CIDR } from '../kube/ip.js';
+import { parseCIDR, parseIP, formatIP, joinHostPort, splitHostPort, type CIDR } from '../kube/ip.js';
 import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
 import { SECONDS_FLAGS, validateTables } from './kernel-tables.js';
 
@@ -199,7 +199,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   if ((v.kubeconfig !== undefined || v.master !== undefined) && v.manifests === undefined) delete c.manifests;
   set('nodeName', v['hostname-override']);
   if (v['node-ip']) c.nodeIPs = list(v['node-ip']);
-  else if (v['bind-address'] !== undefined && !FILE_LINES.get(c)?.has('nodeIP')) {
+  else if (v['bind-address'] !== undefined && !NOTES.get(c)?.lines.has('nodeIP')) {
     const ips = bindAddressIPs(v['bind-address'], flagFail('--bind-address'));
     if (ips.length > 0) c.nodeIPs = ips;
   }
@@ -243,14 +243,14 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
       modeFlags[`${mode}.${key}`] = ms;
     }
   }
-  const given = new Set<string>([...(FILE_LINES.get(c)?.keys() ?? [])]);
+  const given = new Set<string>([...(NOTES.get(c)?.lines.keys() ?? [])]);
   if (v['sync-period'] !== undefined) given.add('syncPeriod');
   if (v['min-sync-period'] !== undefined) given.add('minSyncPeriod');
   modeSyncPeriods(c, given, modeFlags);
   set('ipvsScheduler', v['ipvs-scheduler']);
   if (v['oom-score-adj'] !== undefined) c.oomScoreAdj = Number(v['oom-score-adj']);
-  const lines = FILE_LINES.get(c);
-  IGNORED.set(c, [...ignored, ...(IGNORED.get(c) ?? [])]);
+  const lines = NOTES.get(c)?.lines;
+  notesOf(c).ignored.unshift(...ignored);
   return validate(c, (field) => {
     if (!v.config || flagged(v, field)) return `--${FLAG_OF[field] ?? field}`;
     const name = FIELD_OF[field] ?? field;
@@ -262,12 +262,11 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
 // conversion (pkg/proxy/apis/config/v1alpha1/conversion.go) takes the running mode's: ipvs's in ipvs
 // mode, iptables's in every other. svcplane's own top-level fields and plain flags win over them.
 type ModeSync = Partial<Record<`${'iptables' | 'ipvs'}.${'syncPeriod' | 'minSyncPeriod'}`, number>>;
-const FILE_SYNC = new WeakMap<ProxyConfig, ModeSync>();
 
 /** Sets the sync periods nothing in `given` (top-level file fields, plain flags) set: the mode's flag, else file field, else the default. */
 function modeSyncPeriods(c: ProxyConfig, given: ReadonlySet<string>, flags: ModeSync): void {
   const mode = coreMode(c) === 'ipvs' ? 'ipvs' : 'iptables';
-  const file = FILE_SYNC.get(c) ?? {};
+  const file = NOTES.get(c)?.sync ?? {};
   for (const [key, field] of [['syncPeriod', 'syncPeriodMs'], ['minSyncPeriod', 'minSyncPeriodMs']] as const) {
     if (given.has(key)) continue;
     c[field] = flags[`${mode}.${key}`] ?? file[`${mode}.${key}`] ?? DEFAULTS[field];
@@ -297,15 +296,12 @@ function takeIgnoredFlags(argv: string[]): { rest: string[]; ignored: string[] }
   return { rest, ignored };
 }
 
-// What the flags and file gave that kube-proxy reads and this proxy has no use for.
-const IGNORED = new WeakMap<ProxyConfig, string[]>();
-
 /**
  * The kube-proxy flags and config-file fields (with a value other than empty, 0, false or null)
  * that were taken but change nothing here, for the proxy to say at start.
  */
 export function ignoredSettings(c: ProxyConfig): string[] {
-  return IGNORED.get(c) ?? [];
+  return NOTES.get(c)?.ignored ?? [];
 }
 
 /** The config file's text; a file that cannot be read is a ConfigError naming it and why. */
@@ -423,7 +419,7 @@ const METRICS_PORT = 10249;
 /** kube-proxy's AppendPortIfNeeded: a bare address gets `port`; anything else stays as it is. */
 function withPort(text: string, port: number): string {
   const ip = parseIP(text);
-  return ip ? (ip.family === 6 ? `[${formatIP(ip)}]:${port}` : `${formatIP(ip)}:${port}`) : text;
+  return ip ? joinHostPort(formatIP(ip), port) : text;
 }
 
 export function hostPort(text: string, what: string): { host: string; port: number } {
@@ -475,8 +471,8 @@ const FIELDS: Record<string, FieldReader> = {
   healthzBindAddress: (c, v, fail) => { c.healthzBindAddress = withPort(str(v, fail) || DEFAULTS.healthzBindAddress, HEALTHZ_PORT); },
   metricsBindAddress: (c, v, fail) => { c.metricsBindAddress = withPort(str(v, fail) || DEFAULTS.metricsBindAddress, METRICS_PORT); },
   // svcplane's own: a file turns a server off with these (an empty address means the default).
-  healthzServer: (c, v, fail) => { if (!bool(v, fail)) FILE_OFF.get(c)?.add('healthzBindAddress'); },
-  metricsServer: (c, v, fail) => { if (!bool(v, fail)) FILE_OFF.get(c)?.add('metricsBindAddress'); },
+  healthzServer: (c, v, fail) => { if (!bool(v, fail)) notesOf(c).off.add('healthzBindAddress'); },
+  metricsServer: (c, v, fail) => { if (!bool(v, fail)) notesOf(c).off.add('metricsBindAddress'); },
   'clientConnection.kubeconfig': (c, v, fail) => { const s = str(v, fail); if (s) c.kubeconfig = s; },
   'iptables.masqueradeAll': (c, v, fail) => { c.masqueradeAll = bool(v, fail); },
   // null: a dumped config's unset pointer (kube-proxy's default, 14).
@@ -486,7 +482,7 @@ const FIELDS: Record<string, FieldReader> = {
   // kube-proxy's node IP override (v1alpha1 conversion: NodeIPOverride = split(bindAddress, ",")); nodeIP wins.
   bindAddress: (c, v, fail) => {
     const ips = bindAddressIPs(str(v, fail), fail);
-    if (ips.length > 0 && !FILE_LINES.get(c)?.has('nodeIP')) c.nodeIPs = ips;
+    if (ips.length > 0 && !notesOf(c).lines.has('nodeIP')) c.nodeIPs = ips;
   },
   serviceNodePortRange: (c, v, fail) => { c.nodePortRange = portRange(str(v, fail), fail); },
   manifests: (c, v, fail) => { c.manifests = str(v, fail); },
@@ -524,8 +520,7 @@ const FIELDS: Record<string, FieldReader> = {
   userspaceCore: (c, v, fail) => { c.userspaceCore = str(v, fail) as CoreMode; },
 };
 function modeSync(c: ProxyConfig, key: keyof ModeSync, ms: number, zeroUnset: boolean): void {
-  const m = FILE_SYNC.get(c);
-  if (m && !(zeroUnset && ms === 0)) m[key] = ms;
+  if (!(zeroUnset && ms === 0)) notesOf(c).sync[key] = ms;
 }
 
 // Sections whose other fields are accepted and ignored (kube-proxy tuning this proxy has no use for).
@@ -540,11 +535,23 @@ function meaningful(node: YamlNode | null): boolean {
   return true;
 }
 
-// The servers a config file turned off (healthzServer / metricsServer: false), whatever its order.
-const FILE_OFF = new WeakMap<ProxyConfig, Set<'healthzBindAddress' | 'metricsBindAddress'>>();
-
-/** Where each field a config file set stands (its path → ":line"), so later checks name it too. */
-const FILE_LINES = new WeakMap<ProxyConfig, Map<string, string>>();
+/** What reading the flags and config file learnt beside the settings. */
+interface Notes {
+  /** Where each field the file set stands (its path → ":line"), so later checks name it too. */
+  lines: Map<string, string>;
+  /** kube-proxy's per-mode sync periods the file gave (resolved once the mode is known). */
+  sync: ModeSync;
+  /** The servers the file turned off (healthzServer / metricsServer: false), whatever its order. */
+  off: Set<'healthzBindAddress' | 'metricsBindAddress'>;
+  /** kube-proxy flags and fields taken that change nothing here (ignoredSettings). */
+  ignored: string[];
+}
+const NOTES = new WeakMap<ProxyConfig, Notes>();
+const notesOf = (c: ProxyConfig): Notes => {
+  let n = NOTES.get(c);
+  if (!n) NOTES.set(c, (n = { lines: new Map(), sync: {}, off: new Set(), ignored: [] }));
+  return n;
+};
 
 /** Reads a YAML config file; unknown fields are errors naming file:line and the field path. */
 export function readConfigFile(file: string, text = readFileSync(file, 'utf8')): ProxyConfig {
@@ -557,12 +564,7 @@ export function readConfigFile(file: string, text = readFileSync(file, 'utf8')):
   if (e) throw new ConfigError(`${file}:${e.linePos?.[0].line ?? '?'}: ${e.message.split('\n')[0]}`);
   if (second) throw new ConfigError(`${file}:${lc.linePos(second.range[0]).line}: one YAML document expected, this is a second`);
   const c: ProxyConfig = { ...DEFAULTS };
-  const lines = new Map<string, string>();
-  FILE_LINES.set(c, lines);
-  FILE_SYNC.set(c, {});
-  FILE_OFF.set(c, new Set());
-  const ignored: string[] = [];
-  IGNORED.set(c, ignored);
+  const { lines, off, ignored } = notesOf(c);
   if (!isMap(doc?.contents)) throw new ConfigError(`${file}: expected a mapping of fields`);
   const visit = (map: YamlNode, prefix: string): void => {
     if (!isMap(map)) return;
@@ -581,7 +583,7 @@ export function readConfigFile(file: string, text = readFileSync(file, 'utf8')):
     }
   };
   visit(doc.contents, '');
-  for (const k of FILE_OFF.get(c)!) c[k] = '';
+  for (const k of off) c[k] = '';
   modeSyncPeriods(c, new Set(lines.keys()), {});
   return c;
 }
