@@ -68,7 +68,7 @@ async function timeFrom(page: Page, target: string, event: string, done: Done): 
     w.doneAt = 0;
     const holds = 'loaded' in done
       ? () => /20,000 Service/.test(document.getElementById('summary')?.textContent ?? '')
-      : () => document.querySelectorAll('#outcomes tbody tr').length === done.outcomes;
+      : () => document.querySelectorAll('#outcomes tbody tr[data-key]').length === done.outcomes;
     w.check = () => w.startAt !== 0 && document.body.dataset.busy === '0' && holds();
     document.getElementById(target)!.addEventListener(event, () => { w.startAt = performance.now(); }, { capture: true, once: true });
   }, [target, event, done] as const);

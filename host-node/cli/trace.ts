@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { Dataplane, RestoreFailed } from '../dataplane.js';
 import { tryParseIP } from '../core/words.js';
 import type { ProtoName } from '../core/packet.js';
-import type { TraceResult, TraceOutcome, TraceStep, IpvsTraceStep } from '../netfilter/trace.js';
+import { stepLabel, type TraceResult, type TraceOutcome, type TraceStep, type IpvsTraceStep } from '../netfilter/trace.js';
 import type { TableName } from '../netfilter/index.js';
 import type { NameTrace, DnsQueryTrace } from '../dns/trace.js';
 import { formatIssue } from '../kube/objects.js';
@@ -174,7 +174,13 @@ function outcomeLines(o: TraceOutcome, i: number): string[] {
     const ds = path.map((d) => `${d.table}/${d.chain} #${d.rule + 1} ${d.taken ? 'taken' : 'not taken'} (p ${d.probability.toFixed(6)})`);
     lines.push(`     random decisions: ${ds.join(', ')}${o.paths.length > 1 ? ` (+${o.paths.length - 1} more paths)` : ''}`);
   }
+  if (o.decidedBy.length > 0) lines.push('     decided by:', ...o.decidedBy.map((s) => `       ${decidedLine(s)}`));
   return lines;
+}
+
+/** `nat/KUBE-SEP-X #2 DNAT  -A KUBE-SEP-X …`, or `filter/FORWARD end policy DROP`. */
+function decidedLine(s: TraceStep): string {
+  return s.text === undefined ? stepLabel(s) : `${stepLabel(s)}  ${s.text}`;
 }
 
 function ipvsLines(v: IpvsTraceStep): string[] {

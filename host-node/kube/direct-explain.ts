@@ -212,17 +212,20 @@ export function directTrace(
   const d = table.decide({ src: q.src, dst: q.dst, proto: q.proto, dport, local: q.from === 'local' });
   const hook = q.from === 'local' ? 'OUTPUT' : 'PREROUTING';
   const steps = d.steps.map((st, rule) => ({ table: 'direct', chain: st.where, hook, rule, text: st.text, matched: st.matched, ...(st.target ? { target: st.target } : {}) }));
+  // What decided: the steps that matched with a target (the entry's verdict, the endpoint choice).
+  const decided = (): TraceResult['steps'] => steps.filter((st) => st.matched && st.target !== undefined);
   const one = { probability: 1, exact: { numerator: 1n, denominatorLog2: 0 }, paths: [], mark: 0, masq: false };
-  if (d.kind === 'none') return { steps, outcomes: [{ ...one, verdict: 'PASS', reason: 'none' }], truncated: false };
-  if (d.kind === 'verdict') return { steps, outcomes: [{ ...one, verdict: d.verdict, reason: d.reason }], truncated: false };
+  if (d.kind === 'none') return { steps, outcomes: [{ ...one, verdict: 'PASS', reason: 'none', decidedBy: [] }], truncated: false };
+  if (d.kind === 'verdict') return { steps, outcomes: [{ ...one, verdict: d.verdict, reason: d.reason, decidedBy: decided() }], truncated: false };
   const stamped = d.entry.affinityMs ? node.affinity?.(ids[entries.indexOf(d.entry)]!) ?? null : null;
   const { tos, step } = chooseStep(d, q.src, stamped);
   steps.push({ table: 'direct', chain: step.where, hook, rule: steps.length, text: step.text, matched: true, target: step.target! });
+  const decidedBy = decided();
   const outcomes = tos.map((to, i) => {
     const share = choiceShare(i, tos.length);
     return {
       verdict: 'FORWARD' as const, reason: 'none', to, masq: masqueradedTo(d, to, q.src), mark: 0,
-      probability: Number(share) / 2 ** 32, exact: { numerator: share, denominatorLog2: 32 }, paths: [],
+      probability: Number(share) / 2 ** 32, exact: { numerator: share, denominatorLog2: 32 }, paths: [], decidedBy,
     };
   });
   return { steps, outcomes, truncated: false };

@@ -60,6 +60,13 @@ export interface TraceOutcome {
   exact: { numerator: bigint; denominatorLog2: number };
   /** The decision paths leading here (one per leaf merged into this outcome). */
   paths: TraceDecision[][];
+  /**
+   * The rules that made this outcome, in the order the packet met them (on its first path): every
+   * NAT rule it matched (DNAT, SNAT, MASQUERADE, REDIRECT) and what stopped it (a DROP or REJECT
+   * rule, a DROP policy, the jump depth). An outcome of several equally likely paths through one
+   * Service names the endpoint chain of its own path, which `steps` (the first path only) does not.
+   */
+  decidedBy: TraceStep[];
 }
 
 /**
@@ -110,6 +117,7 @@ interface Run {
   dport: number;
   decisions: { chain: number; rule: number; prob: number; taken: boolean }[];
   steps: TraceStep[] | null;
+  decidedBy: TraceStep[];
 }
 
 const FREE = 0xff;
@@ -123,14 +131,26 @@ const TARGET_NAMES: Record<number, string> = {
   [T.POLICY_DROP]: 'policy DROP', [T.END_RETURN]: 'return', [T.DEPTH_DROP]: 'DROP (jump depth exceeded)',
 };
 
-function readSteps(core: TraceCore, c: IptCompiler, n: number): TraceStep[] {
+/** Targets that decide where a packet goes or that it goes nowhere (TraceOutcome.decidedBy). */
+const DECISIVE = new Set<number>([
+  T.DNAT, T.SNAT, T.MASQUERADE, T.REDIRECT, T.DROP, T.REJECT, T.POLICY_DROP, T.DEPTH_DROP,
+]);
+const STEP_BYTES = 16;
+
+/**
+ * The core's step records of the last trace run as steps: all of them, or (`decisive`) only the
+ * matched ones whose target is in DECISIVE — a handful, whatever the rules walked past.
+ */
+function readSteps(core: TraceCore, c: IptCompiler, n: number, decisive = false): TraceStep[] {
   const dv = new DataView(core.memory.buffer);
   const base = core.iptTraceSteps();
   const out: TraceStep[] = [];
   for (let i = 0; i < n; i++) {
-    const p = base + i * 16;
+    const p = base + i * STEP_BYTES;
+    const matched = dv.getUint8(p + 12) === 1, kind = dv.getUint8(p + 13);
+    if (decisive && !(matched && DECISIVE.has(kind))) continue;
     const chain = dv.getUint32(p, true), from = dv.getUint32(p + 4, true), to = dv.getUint32(p + 8, true);
-    const matched = dv.getUint8(p + 12) === 1, kind = dv.getUint8(p + 13), hook = HOOK_BY_INDEX[dv.getUint8(p + 14)] ?? '?';
+    const hook = HOOK_BY_INDEX[dv.getUint8(p + 14)] ?? '?';
     const info = c.chainInfo(chain);
     const { table, name } = chainName(c, chain);
     for (let r = from; r < to; r++) {
@@ -148,6 +168,11 @@ function readSteps(core: TraceCore, c: IptCompiler, n: number): TraceStep[] {
     }
   }
   return out;
+}
+
+/** A step as a short label: `nat/KUBE-SEP-X #2 DNAT`, or `filter/FORWARD end policy DROP` for a chain's end. */
+export function stepLabel(s: TraceStep): string {
+  return `${s.table}/${s.chain} ${s.text === undefined ? 'end' : `#${s.rule + 1}`} ${s.target ?? ''}`.trimEnd();
 }
 
 /** A chain id's table and name; built-in chains the host never loaded are named from their id. */
@@ -197,7 +222,7 @@ function runOnce(core: TraceCore, c: IptCompiler, pkt: Uint8Array, forced: reado
     verdict: dv.getUint8(r), reason: dv.getUint16(r + 2, true), mark: dv.getUint32(r + 4, true),
     flags: dv.getUint32(r + 12, true), src: words(28), dst: words(44),
     sport: dv.getUint16(r + 60, true), dport: dv.getUint16(r + 62, true),
-    decisions, steps: withSteps ? readSteps(core, c, n) : null,
+    decisions, steps: withSteps ? readSteps(core, c, n) : null, decidedBy: readSteps(core, c, n, true),
   };
 }
 
@@ -271,7 +296,7 @@ export function tracePacket(core: TraceCore, compiler: IptCompiler, packet: Uint
     } else {
       const out: TraceOutcome = {
         verdict, reason: REASONS[run.reason] ?? String(run.reason), masq, mark: run.mark, probability: prob,
-        exact: { numerator: num, denominatorLog2 }, paths: [path],
+        exact: { numerator: num, denominatorLog2 }, paths: [path], decidedBy: run.decidedBy,
       };
       if (to !== undefined) out.to = to;
       outcomes.set(key, out);

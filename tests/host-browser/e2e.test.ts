@@ -20,7 +20,7 @@ const SHOTS = join(ROOT, 'dist-playground-screens');
 if (!haveChromium) console.warn(`[host-browser e2e] skipped: ${CHROMIUM} is missing (apt-get install chromium)`);
 
 async function outcomeTexts(page: Page): Promise<string[]> {
-  return page.$$eval('#outcomes tbody tr', (rows) => rows.map((r) => (r as HTMLElement).dataset.key ?? ''));
+  return page.$$eval('#outcomes tbody tr[data-key]', (rows) => rows.map((r) => (r as HTMLElement).dataset.key ?? ''));
 }
 
 describe.skipIf(!haveChromium)('playground in Chromium', () => {
@@ -90,9 +90,13 @@ describe.skipIf(!haveChromium)('playground in Chromium', () => {
     await page.selectOption('#preset', 'no-endpoints');
     await idle(page);
     expect(await outcomeTexts(page)).toEqual([expect.stringMatching(/^REPLY/)]);
+    // Under the outcome, the rule that rejected it, its text on hover.
+    const decided = () => page.$$eval('#outcomes tr.decided span', (ss) => ss.map((x) => [x.textContent, (x as HTMLElement).title]));
+    expect(await decided()).toEqual([[expect.stringMatching(/^filter\/KUBE-SERVICES #\d+ REJECT$/), expect.stringContaining('has no endpoints')]]);
     await page.selectOption('#preset', 'nodeport-local');
     await idle(page);
     expect(await outcomeTexts(page)).toEqual(['FORWARD → 10.244.1.21:8080']);
+    expect(await decided()).toEqual([[expect.stringMatching(/^nat\/KUBE-SEP-\w+ #2 DNAT$/), expect.stringContaining('--to-destination 10.244.1.21:8080')]]);
     await page.close();
   });
 

@@ -78,6 +78,15 @@ describe('playground engine', () => {
     const hairpin = await outcomes('hairpin');
     expect(hairpin.find((o) => o.to === '10.244.1.31:8080')?.masq).toBe(true);
     expect(hairpin.find((o) => o.to === '10.244.2.32:8080')?.masq).toBe(false);
+    // Each outcome names the rules that made it: its endpoint chain's DNAT (whose text sends it
+    // there), the masquerade where there is one, the REJECT of a Service without endpoints.
+    for (const o of [...thirds, ...hairpin]) {
+      const dnat = o.by?.find((b) => / DNAT$/.test(b.label));
+      expect(dnat?.label).toMatch(/^nat\/KUBE-SEP-[A-Z0-9]{16} #\d+ DNAT$/);
+      expect(dnat?.text).toContain(`--to-destination ${o.to}`);
+      expect(o.by!.some((b) => / MASQUERADE$/.test(b.label))).toBe(o.masq);
+    }
+    expect(reject[0]!.by?.map((b) => b.label)).toEqual([expect.stringMatching(/^filter\/KUBE-SERVICES #\d+ REJECT$/)]);
   });
 
   it('a sent packet\'s own connection is reported as existing; a burst still expects new connections', async () => {
@@ -265,7 +274,10 @@ describe('playground engine', () => {
     const pg = await loaded('nodeport-local');
     const cols = await pg.compare(wire(preset.packet), 0, [{ mode: 'iptables', scheduler: 'rr' }, { mode: 'direct', scheduler: 'rr' }, { mode: 'ipvs', scheduler: 'rr' }], 200);
     expect(cols.map((c) => c.label)).toEqual(['iptables', 'direct', 'ipvs rr']);
-    expect(cols[1]!.outcomes).toEqual(cols[0]!.outcomes);
+    // The same answers; the rules that decided them are each mode's own (direct has none).
+    const answers = (os: typeof cols[0]['outcomes']) => os.map(({ by: _by, ...o }) => o);
+    expect(answers(cols[1]!.outcomes)).toEqual(answers(cols[0]!.outcomes));
+    expect(cols[0]!.outcomes[0]!.by?.map((b) => b.label)).toEqual([expect.stringMatching(/^nat\/KUBE-SEP-\w+ #2 DNAT$/)]);
     expect(cols[1]!.measured).toEqual({ sent: 200, counts: [{ key: 'FORWARD → 10.244.1.21:8080', count: 200 }] });
   });
 

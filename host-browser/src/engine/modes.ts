@@ -15,7 +15,7 @@
 import { Dataplane } from '../../../host-node/dataplane.js';
 import { ProxyState, parseManifests, loadObjects, renderIpvs, type IpvsRender, type ManifestIssue, type SyncPlan } from '../../../host-node/kube/index.js';
 import type { Family, TableName } from '../../../host-node/netfilter/index.js';
-import type { TraceStep } from '../../../host-node/netfilter/trace.js';
+import { stepLabel, type TraceStep } from '../../../host-node/netfilter/trace.js';
 import { IPVS_SCHEDULERS, NODE } from '../presets.js';
 import type { ProcessResult } from '../../../host-node/core/dataplane.js';
 import type { ConntrackEntry } from '../../../host-node/core/conntrack-record.js';
@@ -277,6 +277,7 @@ export class IptablesRunner extends Runner {
     const outcomes = mergeOutcomes(t.outcomes.map((o) => {
       const out: Outcome = { key: outcomeKey(o.verdict, o.reason, o.to, o.masq), verdict: o.verdict, reason: o.reason, masq: o.masq, probability: o.probability };
       if (o.to) out.to = o.to;
+      if (o.decidedBy.length > 0) out.by = o.decidedBy.map((s) => (s.text === undefined ? { label: stepLabel(s) } : { label: stepLabel(s), text: s.text }));
       return out;
     }));
     const chainOf = (s: TraceStep) => `${s.hook} ${s.table} ${s.chain}`;

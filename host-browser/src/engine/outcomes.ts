@@ -32,6 +32,8 @@ export interface Outcome {
   to?: string;
   masq: boolean;
   probability: number;
+  /** The rules that made it (iptables mode: its NAT rules and what stopped it), label and rule text. */
+  by?: { label: string; text?: string }[];
 }
 
 /** One packet's journey through the core, for display. */

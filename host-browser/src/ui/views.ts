@@ -52,20 +52,24 @@ export function fill(el: HTMLElement, ...children: Child[]): void {
 
 // ---- outcomes, trace, conntrack, compare ----
 
-function outcomeRow(o: Outcome): HTMLTableRowElement {
+/** An outcome's row (data-key), then, when rules decided it, a row naming them (each rule's text on hover). */
+function outcomeRows(o: Outcome): HTMLTableRowElement[] {
   const cls = o.verdict === 'FORWARD' || o.verdict === 'PASS' ? 'v-ok' : 'v-bad';
-  return h('tr', { 'data-key': o.key },
+  const row = h('tr', { 'data-key': o.key },
     h('td', {}, h('span', { class: `verdict ${cls}` }, o.verdict)),
     h('td', { class: 'mono' }, o.to ?? (o.reason !== 'none' ? o.reason : '—')),
     h('td', {}, o.masq ? 'masquerade' : ''),
     h('td', { class: 'num' }, percent(o.probability, 2)));
+  if (!o.by?.length) return [row];
+  const rules = o.by.flatMap((b, i) => [i > 0 ? ' · ' : '', h('span', b.text ? { title: b.text } : {}, b.label)]);
+  return [row, h('tr', { class: 'decided' }, h('td', { colspan: 4, class: 'mono small muted' }, 'decided by ', ...rules))];
 }
 
 export function renderTrace(t: TraceView): void {
   fill(byId('outcomes'),
     h('table', { class: 'table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'verdict'), h('th', {}, 'to'), h('th', {}, 'source NAT'), h('th', { class: 'num' }, 'probability'))),
-      h('tbody', {}, ...t.outcomes.map(outcomeRow))),
+      h('tbody', {}, ...t.outcomes.flatMap(outcomeRows))),
     t.longRun ? h('p', { class: 'muted small' }, `The next new connection's server is already decided (rr takes turns, sh/mh hash it); over many new connections: ${t.longRun.map((o) => `${o.to} ${percent(o.probability)}`).join(', ')}.`) : null,
     t.existing ? h('p', { class: 'note small' }, 'This packet belongs to a connection the core already tracks: conntrack applies the NAT chosen for its first packet, and the nat rules are not consulted again. Change the source port (or send 10,000 new connections) to see a new connection.') : null,
     t.truncated ? h('p', { class: 'warn' }, 'More outcomes than the trace explores: the list is partial.') : null);

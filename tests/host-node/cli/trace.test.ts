@@ -107,6 +107,10 @@ describe('svcplane trace', () => {
     ]);
     expect(text).toMatch(/random decisions: nat\/KUBE-SVC-WEB #2 not taken \(p 0\.333333\), nat\/KUBE-SVC-WEB #3 taken \(p 0\.5\d*\)/);
     expect(text.match(/masquerade: no/g)).toHaveLength(3);
+    // Each outcome names the DNAT rule of its own endpoint chain (the rules above show the first path only).
+    const decided = [...text.matchAll(/decided by:\n\s+(.*)/g)].map((m) => m[1]);
+    expect(decided).toEqual(['A', 'B', 'C'].map((k, i) =>
+      `nat/KUBE-SEP-${k} #2 DNAT  -A KUBE-SEP-${k} -m comment --comment default/web:http -m tcp -p tcp -j DNAT --to-destination ${EPS[i]}:8080`));
   });
 
   it('shows the masquerade for an outside client, and the REJECT of a Service with no endpoints', async () => {
@@ -119,6 +123,7 @@ describe('svcplane trace', () => {
     expect(text).toMatch(/filter\/KUBE-SERVICES\s+#1\s+match\s+.*→ REJECT/);
     expect(text).toContain('outcomes (1):');
     expect(text).toContain('REPLY (rejected');
+    expect(text).toContain('decided by:\n       filter/KUBE-SERVICES #1 REJECT  -A KUBE-SERVICES -m comment --comment "default/none:http has no endpoints"');
     expect(text).toContain('probability 100% = 1');
   });
 
@@ -243,6 +248,10 @@ describe('svcplane trace', () => {
     expect(c.out.filter((l) => l.startsWith('     destination NAT: ')).map((l) => l.replace('     destination NAT: ', '')).sort()).toEqual(EPS.map((e) => `${e}:8080`).sort());
     // Three endpoints share the 2^32 draws: 1431655766 (= 715827883/2^31), 1431655765 and 1431655765.
     expect(c.out.filter((l) => l.includes('probability 33.33')).map((l) => l.split(' = ')[1]).sort()).toEqual(['1431655765/2^32', '1431655765/2^32', '715827883/2^31']);
+    // Each outcome: decided by the frontend lookup, the endpoint list and the uniform choice.
+    const decided = c.out.flatMap((l, i) => (l === '     decided by:' ? [c.out.slice(i + 1, i + 4).map((x) => x.trim().split('  ')[0])] : []));
+    expect(decided).toHaveLength(3);
+    for (const d of decided) expect(d).toEqual(['direct/direct lookup #1 default/web:http', 'direct/direct entry #2 Cluster endpoints', 'direct/direct choose #3 DNAT']);
   });
 
   it('formats exact fractions and percentages', () => {

@@ -167,6 +167,41 @@ describe('tracePacket', () => {
     expect(path[0]!.rule).toBe(1);
   });
 
+  it('each outcome names the rules that made it: its own endpoint chain, the masquerade, what dropped it', () => {
+    const b = bench();
+    const where = (o: { decidedBy: { table: string; chain: string; rule: number; target?: string }[] }) =>
+      o.decidedBy.map((s) => `${s.table}/${s.chain}#${s.rule} ${s.target}`);
+    // From a pod: only the DNAT of the endpoint chain that outcome's path went through.
+    const pod = b.trace(tcp('198.18.5.5', VIP, 40000, 80));
+    expect(pod.outcomes).toHaveLength(3);
+    for (const o of pod.outcomes) {
+      const i = EPS.findIndex((e) => `${e}:8080` === o.to);
+      expect(where(o)).toEqual([`nat/KUBE-SEP-${i}#1 DNAT`]);
+      expect(o.decidedBy[0]!.text).toContain(`--to-destination ${EPS[i]}:8080`);
+      expect(o.decidedBy[0]!.hook).toBe('PREROUTING');
+    }
+    // From outside: the DNAT, then KUBE-POSTROUTING's MASQUERADE.
+    for (const o of b.trace(tcp('198.19.99.1', VIP, 40000, 80)).outcomes) {
+      const i = EPS.findIndex((e) => `${e}:8080` === o.to);
+      expect(where(o)).toEqual([`nat/KUBE-SEP-${i}#1 DNAT`, 'nat/KUBE-POSTROUTING#2 MASQUERADE']);
+    }
+    // A REJECT rule, a DROP rule and a DROP policy.
+    const f = new Bench();
+    f.local('198.18.0.2');
+    f.restore('*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp --dport 22 -j REJECT --reject-with tcp-reset\n' +
+      '-A INPUT -p tcp --dport 23 -m comment --comment "no telnet" -j DROP\n-A INPUT -p tcp --dport 80 -j ACCEPT\nCOMMIT\n');
+    const one = (dport: number) => f.trace(tcp('198.18.0.1', '198.18.0.2', 1000, dport)).outcomes;
+    expect(one(22).map(where)).toEqual([['filter/INPUT#0 REJECT']]);
+    expect(one(23).map(where)).toEqual([['filter/INPUT#1 DROP']]);
+    expect(one(23)[0]!.decidedBy[0]!.text).toBe('-A INPUT -p tcp --dport 23 -m comment --comment "no telnet" -j DROP');
+    const policy = one(24)[0]!;
+    expect(policy.verdict).toBe('DROP');
+    expect(where(policy)).toEqual(['filter/INPUT#3 policy DROP']);
+    expect(policy.decidedBy[0]!.text).toBeUndefined();
+    // Accepted untouched: nothing decided where it goes.
+    expect(one(80).map(where)).toEqual([[]]);
+  });
+
   it('a verdict without randomness is one outcome of probability 1; REJECT is a REPLY', () => {
     const b = new Bench();
     b.local('198.18.0.2');
