@@ -16,7 +16,7 @@ commands:
   replay      run a pcap/pcapng capture through a .svp config (WASI); --compare B.svp: what-if per flow
   demo        run sample Services and packets through the dataplane core and show what happened
   render      print the rules kube-proxy would install for a manifests file or directory
-  trace       explain what an iptables-restore ruleset does with one packet (svcplane trace --help)
+  trace       explain what a ruleset, manifests or a running proxy do with one packet (svcplane trace --help)
   proxy       serve Services on this node through a TUN device (svcplane proxy --help)
   help        this text; \`svcplane help COMMAND\` (or COMMAND --help) for a command's options
 `;

@@ -4,22 +4,25 @@
 // target) and every outcome it can have, with its exact probability, destination NAT and
 // masquerade; or the trace as JSON. With --name it first resolves the name through the cluster DNS
 // records of the manifests (the question, the records found) and traces a packet to every address
-// it gave. Reads only the given files; never touches an interface, the kernel's tables or the clock.
+// it gave. With --proxy it asks a running proxy's /trace (io/proxy-trace.ts) instead. Reads only
+// the given files or that one URL; never touches an interface, the kernel's tables or the clock.
 import { readFileSync } from 'node:fs';
 import { Dataplane, RestoreFailed } from '../dataplane.js';
 import { tryParseIP } from '../core/words.js';
 import type { ProtoName } from '../core/packet.js';
-import { stepLabel, type TraceResult, type TraceOutcome, type TraceStep, type IpvsTraceStep } from '../netfilter/trace.js';
+import { stepLabel, traceJSONValue, type TraceResult, type TraceOutcome, type TraceStep, type IpvsTraceStep } from '../netfilter/trace.js';
 import type { TableName } from '../netfilter/index.js';
 import type { NameTrace, DnsQueryTrace } from '../dns/trace.js';
 import { formatIssue } from '../kube/objects.js';
 import { readManifestSet } from './dns.js';
+import type { ProxyTrace } from '../io/proxy-trace.js';
 import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
 
 export const TRACE_USAGE = `usage: svcplane trace --rules FILE [--noflush] --node-ip IP [--node-ip IP6] --src A --dst B --dport N
                       [--sport N] [--proto tcp|udp|sctp|icmp] [--from external|local] [--family 4|6] [--json]
        svcplane trace --manifests PATH [--mode iptables|ipvs|direct] [--ipvs-scheduler S] --node-ip IP
                       --src A (--dst B | --name NAME) [--dport N] [...]
+       svcplane trace --proxy HOST:PORT --src A --dst B --dport N [--sport N] [--proto P] [--from F] [--json]
 
 Loads FILE as iptables-restore input (ip6tables-restore with --family 6; with --noflush as
 iptables-restore --noflush reads it, as \`svcplane render --with-jumps\` output wants), or the
@@ -32,6 +35,9 @@ source).
 _port._proto. name, whose port replaces --dport) and traces a connection to every address found.
 --mode ipvs traces kube-proxy's ipvs mode instead (its ipsets, virtual servers and iptables rules;
 scheduler rr unless --ipvs-scheduler names another); --mode direct the core's direct service table.
+--proxy asks a running \`svcplane proxy\` (its --metrics-bind-address, e.g. 127.0.0.1:10249) to
+trace the connection through its live core: the rules, IPVS or direct table of its last sync,
+with its conntrack table, affinity and recent lists as they are now. Nothing in the proxy changes.
 `;
 
 export interface TraceIO {
@@ -49,6 +55,8 @@ export interface TraceArgs {
   rules: string;
   /** A manifests file or directory (kube-proxy's rules and the DNS records), or "". */
   manifests: string;
+  /** A running proxy's metrics address ("http://host:port") to trace through, or "". */
+  proxy: string;
   /** A name to resolve first (dst is then each address found), or "". */
   name: string;
   nodeIPs: string[];
@@ -84,6 +92,19 @@ function address(opt: string, text: string): { text: string; family: 4 | 6 } {
   return { text, family: ip.length === 4 ? 4 : 6 };
 }
 
+/** `host:port`, `[v6]:port` or an http(s) URL as the base URL of a proxy's metrics server. */
+function proxyURL(text: string): string {
+  const withScheme = /^https?:\/\//.test(text) ? text : `http://${text}`;
+  let u: URL;
+  try {
+    u = new URL(withScheme);
+  } catch {
+    throw new UsageError(`--proxy: not an address: ${JSON.stringify(text)} (host:port of the proxy's --metrics-bind-address)`);
+  }
+  if (u.pathname !== '/' || u.search || u.hash) throw new UsageError(`--proxy: give host:port only, not ${JSON.stringify(text)}`);
+  return u.origin;
+}
+
 /** Parses the command's arguments; throws UsageError (exit code 2) on anything wrong. */
 export function parseTraceArgs(argv: readonly string[]): TraceArgs {
   const v: Partial<Record<string, string>> = {};
@@ -94,7 +115,7 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
     const opt = argv[i]!;
     if (opt === '--json') { json = true; continue; }
     if (opt === '--noflush') { noflush = true; continue; }
-    if (!['--rules', '--manifests', '--name', '--node-ip', '--src', '--dst', '--dport', '--sport', '--proto', '--from', '--family', '--mode', '--ipvs-scheduler'].includes(opt)) {
+    if (!['--rules', '--manifests', '--proxy', '--name', '--node-ip', '--src', '--dst', '--dport', '--sport', '--proto', '--from', '--family', '--mode', '--ipvs-scheduler'].includes(opt)) {
       throw new UsageError(`unknown option ${JSON.stringify(opt)}`);
     }
     const val = argv[++i];
@@ -102,7 +123,14 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
     if (opt === '--node-ip') nodeIPs.push(address(opt, val).text);
     else v[opt] = val;
   }
-  if (v['--rules'] === undefined && v['--manifests'] === undefined) throw new UsageError('--rules is required (or --manifests for the rules kube-proxy would write)');
+  const proxy = v['--proxy'] === undefined ? '' : proxyURL(v['--proxy']);
+  if (proxy) {
+    // The proxy knows its rules, mode and node addresses.
+    const other = ['--rules', '--manifests', '--name', '--mode', '--ipvs-scheduler', '--family'].find((o) => v[o] !== undefined)
+      ?? (nodeIPs.length > 0 ? '--node-ip' : noflush ? '--noflush' : undefined);
+    if (other) throw new UsageError(`--proxy and ${other}: the proxy traces with its own rules and addresses`);
+  }
+  if (v['--rules'] === undefined && v['--manifests'] === undefined && !proxy) throw new UsageError('--rules is required (or --manifests for the rules kube-proxy would write, or --proxy for a running proxy)');
   if (v['--rules'] !== undefined && v['--manifests'] !== undefined) throw new UsageError('--rules and --manifests: give one of them');
   if (v['--dst'] === undefined && v['--name'] === undefined) throw new UsageError('--dst is required (or --name to resolve)');
   if (v['--dst'] !== undefined && v['--name'] !== undefined) throw new UsageError('--dst and --name: give one of them');
@@ -115,7 +143,7 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
   if (v['--ipvs-scheduler'] !== undefined && mode !== 'ipvs') throw new UsageError('--ipvs-scheduler needs --mode ipvs');
   if (!isScheduler(scheduler)) throw new UsageError(`--ipvs-scheduler: one of ${SCHEDULERS.join(', ')}, not ${JSON.stringify(scheduler)}`);
   if (v['--src'] === undefined) throw new UsageError('--src is required');
-  if (nodeIPs.length === 0) throw new UsageError('--node-ip is required (the node\'s own addresses)');
+  if (nodeIPs.length === 0 && !proxy) throw new UsageError('--node-ip is required (the node\'s own addresses)');
   const src = address('--src', v['--src']!);
   // With --name the destinations come from DNS, in --src's family.
   const dst = v['--dst'] !== undefined ? address('--dst', v['--dst']) : { text: '', family: src.family };
@@ -132,7 +160,7 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
   const srvName = /^_[^.]+\._[^.]+\./.test(v['--name'] ?? '');
   if (ported && v['--dport'] === undefined && !srvName) throw new UsageError(`--dport is required for ${proto}`);
   return {
-    rules: v['--rules'] ?? '', manifests: v['--manifests'] ?? '', name: v['--name'] ?? '', nodeIPs, src: src.text, dst: dst.text,
+    rules: v['--rules'] ?? '', manifests: v['--manifests'] ?? '', proxy, name: v['--name'] ?? '', nodeIPs, src: src.text, dst: dst.text,
     dport: v['--dport'] === undefined ? 0 : port('--dport', v['--dport']),
     sport: v['--sport'] === undefined ? 40000 : port('--sport', v['--sport']),
     proto, from, family, json, noflush, mode, scheduler,
@@ -214,13 +242,16 @@ function unreferencedNote(chains: readonly string[]): string[] {
   return lines;
 }
 
-/** The readable explanation of a trace; `unreferenced`: user chains no rule jumps to (`table/chain`). */
-export function formatTrace(a: TraceArgs, r: TraceResult, unreferenced: readonly string[] = []): string[] {
+/**
+ * The readable explanation of a trace; `unreferenced`: user chains no rule jumps to
+ * (`table/chain`); `rulesLine`: what was traced through, when not the arguments' rules or manifests.
+ */
+export function formatTrace(a: TraceArgs, r: TraceResult, unreferenced: readonly string[] = [], rulesLine?: string): string[] {
   const ported = a.proto === 'tcp' || a.proto === 'udp' || a.proto === 'sctp';
   const ep = (ip: string, p: number) => (ported ? (a.family === 6 ? `[${ip}]:${p}` : `${ip}:${p}`) : ip);
   const out = [
     `${a.proto.toUpperCase()} ${ep(a.src, a.sport)} → ${ep(a.dst, a.dport)}, a new connection from ${a.from === 'local' ? 'the node itself' : 'outside'}`,
-    `rules: ${a.rules || (a.mode === 'direct' ? `the direct service table for ${a.manifests}` : `kube-proxy's${a.mode === 'ipvs' ? ` ipvs mode (${a.scheduler})` : ''} for ${a.manifests}`)} (IPv${a.family}), node addresses ${a.nodeIPs.join(', ')}`,
+    rulesLine ?? `rules: ${a.rules || (a.mode === 'direct' ? `the direct service table for ${a.manifests}` : `kube-proxy's${a.mode === 'ipvs' ? ` ipvs mode (${a.scheduler})` : ''} for ${a.manifests}`)} (IPv${a.family}), node addresses ${a.nodeIPs.join(', ')}`,
     ...unreferencedNote(unreferenced),
     '',
     `rules visited${r.outcomes.length > 1 ? ' (first path: every random branch taken)' : ''}:`,
@@ -249,8 +280,7 @@ export function formatTrace(a: TraceArgs, r: TraceResult, unreferenced: readonly
 
 /** The trace as JSON (exact numerators as decimal strings, message bytes as hex). */
 export function traceJSON(r: TraceResult | NameTrace<TraceResult>): string {
-  return JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString()
-    : v instanceof Uint8Array ? [...v].map((b) => b.toString(16).padStart(2, '0')).join('') : v), 2);
+  return JSON.stringify(r, traceJSONValue, 2);
 }
 
 function queryLines(q: DnsQueryTrace): string[] {
@@ -291,6 +321,7 @@ export async function runTrace(argv: readonly string[], io: TraceIO = stdio): Pr
     io.err(TRACE_USAGE.trimEnd());
     return 2;
   }
+  if (a.proxy) return traceProxy(a, io);
   const dp = await Dataplane.create({ nodeIPs: a.nodeIPs, conntrackCapacity: 256 });
   const file = a.rules || a.manifests;
   try {
@@ -319,5 +350,41 @@ export async function runTrace(argv: readonly string[], io: TraceIO = stdio): Pr
   const r = dp.trace({ ...q, dst: a.dst });
   if (a.json) io.out(traceJSON(r));
   else for (const line of formatTrace(a, r, unreferenced)) io.out(line);
+  return 0;
+}
+
+/** How long a proxy has to answer /trace. */
+const PROXY_TIMEOUT_MS = 10_000;
+
+/** `svcplane trace --proxy`: the running proxy's /trace for this connection, printed as a local trace is. */
+async function traceProxy(a: TraceArgs, io: TraceIO): Promise<number> {
+  const q = new URLSearchParams({ src: a.src, dst: a.dst, proto: a.proto, sport: String(a.sport), from: a.from });
+  if (a.proto === 'tcp' || a.proto === 'udp' || a.proto === 'sctp') q.set('dport', String(a.dport));
+  const url = `${a.proxy}/trace?${q}`;
+  let text: string;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(PROXY_TIMEOUT_MS) });
+    text = await res.text();
+    if (res.status === 404) throw new Error('no /trace here (is this a svcplane proxy\'s --metrics-bind-address?)');
+    if (!res.ok) throw new Error(`${res.status}: ${text.trim()}`);
+  } catch (e) {
+    const err = e as Error & { cause?: { code?: string } };
+    io.err(`svcplane trace: ${a.proxy}: ${err.cause?.code ?? err.message}`);
+    return 1;
+  }
+  if (a.json) {
+    io.out(text.trimEnd());
+    return 0;
+  }
+  let body: ProxyTrace;
+  try {
+    body = JSON.parse(text) as ProxyTrace;
+    for (const o of body.result.outcomes) o.exact.numerator = BigInt(o.exact.numerator as unknown as string);
+  } catch {
+    io.err(`svcplane trace: ${a.proxy}: the answer is not a trace`);
+    return 1;
+  }
+  const rulesLine = `rules: the running proxy at ${a.proxy} (mode ${body.mode}), node addresses ${body.nodeIPs.join(', ')}`;
+  for (const line of formatTrace(a, body.result, [], rulesLine)) io.out(line);
   return 0;
 }

@@ -33,6 +33,14 @@ const SYNC_BUCKETS = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
 // metrics.go NetworkProgrammingLatency: 0.25 s steps to 1 s, 1 s steps to 5 s, then coarser.
 const NETPROG_BUCKETS = [0.25, 0.5, 0.75, 1, 2, 3, 4, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 75, 90, 105, 120, 135, 150, 180, 210, 240, 270, 300];
 
+/** A metrics-port route: the request's query parameters in, its answer out. */
+export type Route = (query: URLSearchParams) => unknown;
+
+/** A route's answer with its own status and content type (text or JSON the route wrote). */
+export class RouteReply {
+  constructor(readonly status: number, readonly type: string, readonly body: string) {}
+}
+
 export class ProxyMetrics {
   readonly registry = new Registry();
   readonly syncDuration: Histogram<'ip_family'>;
@@ -162,15 +170,23 @@ export class ProxyMetrics {
   }
 
   /**
-   * GET /metrics on host:port, and GET `path` answering `routes[path]()`: a string as text/plain
-   * (as kube-proxy's /proxyMode and /healthz there), anything else as JSON.
+   * GET /metrics on host:port, and GET `path` answering `routes[path](query)`: a string as
+   * text/plain (as kube-proxy's /proxyMode and /healthz there), a RouteReply as it says, anything
+   * else as JSON.
    */
-  async serve(host: string, port: number, routes: Record<string, () => unknown> = {}): Promise<Server> {
+  async serve(host: string, port: number, routes: Record<string, Route> = {}): Promise<Server> {
     return listen((req, res) => {
-      const path = (req.url ?? '').split('?')[0]!;
+      const url = req.url ?? '';
+      const q = url.indexOf('?');
+      const path = q < 0 ? url : url.slice(0, q);
       const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
       if (route) {
-        const body = route();
+        const body = route(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
+        if (body instanceof RouteReply) {
+          res.writeHead(body.status, { 'Content-Type': body.type, 'X-Content-Type-Options': 'nosniff' });
+          res.end(body.body);
+          return;
+        }
         if (typeof body === 'string') {
           res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
           res.end(body);

@@ -25,6 +25,7 @@ import { ProxyObjects, type HostView } from './proxy-sink.js';
 import { SyncRunner } from './sync-runner.js';
 import { ProxyHealth, ServiceHealthServers, nodeEligible, serveProxyHealth, closeServer } from './health.js';
 import { ProxyMetrics } from './metrics.js';
+import { traceRoute } from './proxy-trace.js';
 import { ManifestSource } from './manifests.js';
 import { hostPort, coreMode, type ProxyConfig } from './proxy-config.js';
 import { configz } from './proxy-configz.js';
@@ -181,10 +182,12 @@ export class NodeProxy {
     if (cfg.metricsBindAddress) {
       const mp = hostPort(cfg.metricsBindAddress, '--metrics-bind-address');
       const us = this.userspace;
-      // kube-proxy's metrics server also answers /proxyMode, /healthz ("ok") and /configz.
+      // kube-proxy's metrics server also answers /proxyMode, /healthz ("ok") and /configz; /trace
+      // is svcplane's own: a packet explained by the live core (proxy-trace.ts).
       const capacity = this.dp.stats().conntrack_capacity;
       this.servers.push(await this.metrics.serve(mp.host, mp.port, {
         '/proxyMode': () => cfg.mode, '/healthz': () => 'ok', '/configz': () => configz(cfg, capacity),
+        '/trace': traceRoute(this.dp, cfg.mode, this.nodeAddrs, this.clock),
         ...(us ? { '/services': () => us.mapping() } : {}),
       }));
     }

@@ -170,6 +170,11 @@ function readSteps(core: TraceCore, c: IptCompiler, n: number, decisive = false)
   return out;
 }
 
+/** JSON.stringify's replacer for a trace: exact numerators as decimal strings, message bytes as hex. */
+export function traceJSONValue(_key: string, v: unknown): unknown {
+  return typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? [...v].map((b) => b.toString(16).padStart(2, '0')).join('') : v;
+}
+
 /** A step as a short label: `nat/KUBE-SEP-X #2 DNAT`, or `filter/FORWARD end policy DROP` for a chain's end. */
 export function stepLabel(s: TraceStep): string {
   return `${s.table}/${s.chain} ${s.text === undefined ? 'end' : `#${s.rule + 1}`} ${s.target ?? ''}`.trimEnd();

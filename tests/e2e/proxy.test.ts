@@ -81,6 +81,21 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(outside.errors).toEqual(['timeout', 'timeout']);
   });
 
+  it('explains what it did through its live core: svcplane trace --proxy against the metrics address', () => {
+    const trace = (dst: string, dport: number): string => c.nodeExec([process.execPath, CLI, 'trace', '--proxy', '127.0.0.1:10249',
+      '--src', CLIENT_IP, '--dst', dst, '--dport', String(dport)]);
+    // The source-range firewall that timed the client out above, named.
+    const fw = trace(RANGED_LB_IP, 80);
+    expect(fw).toContain('rules: the running proxy at http://127.0.0.1:10249 (mode iptables)');
+    expect(fw).toMatch(/outcomes \(1\):\n {2}1\. DROP/);
+    expect(fw).toMatch(/decided by:\n {7}\S+\/KUBE-(FW|PROXY-FIREWALL)\S* #\d+ DROP {2}-A /);
+    // ETP=Local: both endpoints are this node's, the client's address kept.
+    const local = trace(NODE_IP, NODE_PORT.local);
+    expect([...local.matchAll(/destination NAT: (\S+)/g)].map((m) => m[1]!.split(':')[0]).sort()).toEqual(BACKENDS.map((b) => b.ip));
+    expect(local.match(/masquerade: no/g)).toHaveLength(2);
+    expect(local.match(/decided by:\n {7}nat\/KUBE-SEP-\w+ #\d+ DNAT/g)).toHaveLength(2);
+  });
+
   it('echoes UDP through a ClusterIP from both backends', async () => {
     const r = await c.clientAgent.call<Replies>({ op: 'udp', host: VIP.echo, port: 53, count: 20 });
     expect(r.errors).toEqual([]);

@@ -1,0 +1,80 @@
+// proxy-trace.ts — the running proxy explains a packet: GET /trace on the metrics port takes a new
+// connection (src, dst, dport, sport, proto, from) as query parameters and answers with dp.trace()
+// of the live core — the rules, IPVS table or direct table the last sync wrote, with the conntrack
+// table, affinity stamps and recent lists as they are at the proxy's clock — as the JSON document
+// `svcplane trace --json` prints, under the mode and node addresses it was traced with.
+// `svcplane trace --proxy URL` reads it. A trace changes no state of the core (the trace's side
+// path), sends no packet and costs a few rule walks per outcome; a bad parameter is a 400 that
+// names it, never an exception in the proxy.
+import type { Dataplane, TraceQuery } from '../dataplane.js';
+import type { ProtoName } from '../core/packet.js';
+import { traceJSONValue, type TraceResult } from '../netfilter/trace.js';
+import { RouteReply, type Route } from './metrics.js';
+
+/** The parameters /trace reads; any other is refused (a misspelt one would be ignored otherwise). */
+export const TRACE_PARAMS = ['src', 'dst', 'dport', 'sport', 'proto', 'from'] as const;
+const PROTOS: readonly string[] = ['tcp', 'udp', 'sctp', 'icmp', 'icmpv6'];
+/** Outcomes explored at most per request: a Service's endpoints, each one leaf. */
+export const TRACE_MAX_OUTCOMES = 4096;
+
+/** What /trace answers: the trace, and what it was traced against. */
+export interface ProxyTrace {
+  mode: string;
+  nodeIPs: string[];
+  /** The proxy's clock (ms) the trace read affinity and conntrack at. */
+  nowMs: number;
+  result: TraceResult;
+}
+
+/** A bad request: its message is the 400's body. */
+class BadQuery extends Error {}
+
+function port(q: URLSearchParams, name: 'dport' | 'sport'): number | undefined {
+  const v = q.get(name);
+  if (v === null) return undefined;
+  if (!/^\d{1,5}$/.test(v) || Number(v) > 65535) throw new BadQuery(`${name}: not a port number: ${JSON.stringify(v)}`);
+  return Number(v);
+}
+
+/** The trace query of `q`'s parameters; throws BadQuery naming the parameter at fault. */
+export function traceQueryOf(q: URLSearchParams): TraceQuery {
+  for (const k of new Set(q.keys())) {
+    if (!(TRACE_PARAMS as readonly string[]).includes(k)) throw new BadQuery(`unknown parameter ${JSON.stringify(k)} (${TRACE_PARAMS.join(', ')})`);
+    if (q.getAll(k).length > 1) throw new BadQuery(`${k} given twice`);
+  }
+  const src = q.get('src'), dst = q.get('dst');
+  if (!src) throw new BadQuery('src is required (the client address)');
+  if (!dst) throw new BadQuery('dst is required (a Service address, or a node address for a NodePort)');
+  const proto = (q.get('proto') ?? 'tcp').toLowerCase();
+  if (!PROTOS.includes(proto)) throw new BadQuery(`proto: tcp, udp, sctp or icmp, not ${JSON.stringify(proto)}`);
+  const v6 = dst.includes(':');
+  const p = (proto === 'icmp' || proto === 'icmpv6' ? (v6 ? 'icmpv6' : 'icmp') : proto) as ProtoName;
+  const from = q.get('from') ?? 'external';
+  if (from !== 'external' && from !== 'local') throw new BadQuery(`from: external or local, not ${JSON.stringify(from)}`);
+  const dport = port(q, 'dport'), sport = port(q, 'sport');
+  if ((p === 'tcp' || p === 'udp' || p === 'sctp') && dport === undefined) throw new BadQuery(`dport is required for ${p}`);
+  return { src, dst, proto: p, from, ...(dport !== undefined ? { dport } : {}), sport: sport ?? 40000 };
+}
+
+/** The /trace route of a proxy whose core is `dp`, read at `clock()`. */
+export function traceRoute(dp: Dataplane, mode: string, nodeIPs: readonly string[], clock: () => number): Route {
+  return (params) => {
+    let query: TraceQuery;
+    try {
+      query = traceQueryOf(params);
+    } catch (e) {
+      if (e instanceof BadQuery) return new RouteReply(400, 'text/plain; charset=utf-8', `${e.message}\n`);
+      throw e;
+    }
+    const nowMs = clock();
+    let result: TraceResult;
+    try {
+      result = dp.trace({ ...query, nowMs, maxOutcomes: TRACE_MAX_OUTCOMES });
+    } catch (e) {
+      // dp.trace refuses what it cannot build a packet of (an address, mixed families): the caller's fault.
+      return new RouteReply(400, 'text/plain; charset=utf-8', `${(e as Error).message}\n`);
+    }
+    const body: ProxyTrace = { mode, nodeIPs: [...nodeIPs], nowMs, result };
+    return new RouteReply(200, 'application/json', `${JSON.stringify(body, traceJSONValue, 2)}\n`);
+  };
+}

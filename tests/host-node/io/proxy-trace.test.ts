@@ -1,0 +1,142 @@
+// A running proxy explains a packet: GET /trace on its metrics port traces a new connection through
+// the live core (the rules of its last sync, its conntrack table and affinity as they are) and
+// answers with the trace as `svcplane trace --json` prints it, under the proxy's mode and node
+// addresses; a bad parameter is a 400 naming it; nothing in the core changes. `svcplane trace
+// --proxy HOST:PORT` prints it. A proxy in userspace mode (no root, no TUN, loopback only).
+import { describe, it, expect, afterAll, beforeAll } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { parseProxyArgs } from '../../../host-node/io/proxy-config.js';
+import { NodeProxy } from '../../../host-node/io/node-proxy.js';
+import { traceQueryOf, type ProxyTrace } from '../../../host-node/io/proxy-trace.js';
+import { runTrace } from '../../../host-node/cli/trace.js';
+import { buildPacket } from '../../../host-node/core/packet.js';
+
+const VIP = '198.18.96.10';
+const EPS = ['198.18.100.2', '198.18.100.3'];
+const CLIENT = '198.18.50.1';
+const MANIFESTS = `apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: default }
+spec: { clusterIP: ${VIP}, ports: [{ name: http, port: 80, targetPort: 8080 }] }
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: web-1, namespace: default, labels: { kubernetes.io/service-name: web } }
+addressType: IPv4
+ports: [{ name: http, port: 8080 }]
+endpoints: [{ addresses: [${EPS[0]}] }, { addresses: [${EPS[1]}] }]
+`;
+
+describe('traceQueryOf', () => {
+  const q = (s: string) => traceQueryOf(new URLSearchParams(s));
+  it('reads a new connection, tcp from outside by default', () => {
+    expect(q(`src=${CLIENT}&dst=${VIP}&dport=80`)).toEqual({ src: CLIENT, dst: VIP, proto: 'tcp', from: 'external', dport: 80, sport: 40000 });
+    expect(q(`src=${CLIENT}&dst=${VIP}&dport=53&sport=5000&proto=UDP&from=local`)).toEqual({ src: CLIENT, dst: VIP, proto: 'udp', from: 'local', dport: 53, sport: 5000 });
+    expect(q('src=fd00::1&dst=fd00::2&proto=icmp')).toMatchObject({ proto: 'icmpv6' });
+  });
+  it('refuses what it cannot read, naming the parameter', () => {
+    expect(() => q(`dst=${VIP}&dport=80`)).toThrow(/^src is required/);
+    expect(() => q(`src=${CLIENT}&dport=80`)).toThrow(/^dst is required/);
+    expect(() => q(`src=${CLIENT}&dst=${VIP}`)).toThrow('dport is required for tcp');
+    expect(() => q(`src=${CLIENT}&dst=${VIP}&dport=65536`)).toThrow('dport: not a port number: "65536"');
+    expect(() => q(`src=${CLIENT}&dst=${VIP}&dport=80&sport=x`)).toThrow('sport: not a port number');
+    expect(() => q(`src=${CLIENT}&dst=${VIP}&dport=80&proto=gre`)).toThrow('proto: tcp, udp, sctp or icmp, not "gre"');
+    expect(() => q(`src=${CLIENT}&dst=${VIP}&dport=80&from=pod`)).toThrow('from: external or local, not "pod"');
+    expect(() => q(`src=${CLIENT}&dst=${VIP}&dport=80&dprot=81`)).toThrow('unknown parameter "dprot"');
+    expect(() => q(`src=${CLIENT}&dst=${VIP}&dport=80&dport=81`)).toThrow('dport given twice');
+  });
+});
+
+describe('a running proxy\'s /trace', () => {
+  let dir = '';
+  let proxy: NodeProxy;
+  let port = 0;
+  beforeAll(async () => {
+    port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => { const a = srv.address() as { port: number }; srv.close(() => resolve(a.port)); });
+    });
+    dir = mkdtempSync(join(tmpdir(), 'svp-trace-'));
+    writeFileSync(join(dir, 'web.yaml'), MANIFESTS);
+    proxy = await NodeProxy.start(parseProxyArgs([
+      '--manifests', dir, '--mode', 'userspace', '--userspace-ports', 'range', '--hostname-override', 'n1', '--node-ip', '198.18.200.1',
+      '--metrics-bind-address', `127.0.0.1:${port}`, '--healthz-bind-address', '', '--min-sync-period', '0',
+    ]), { log: () => {} });
+    const until = Date.now() + 5000;
+    while (!proxy.dp.iptablesSave().includes(`-d ${VIP} --dport 80 -j KUBE-SVC-`)) {
+      if (Date.now() > until) throw new Error(`no Service rules after 5 s: ${proxy.lastSyncError}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+  const get = (query: string) => fetch(`http://127.0.0.1:${port}/trace?${query}`);
+
+  it('traces through the live core: both endpoints, each with the rule that chose it; the core unchanged', async () => {
+    // A real connection first, so the table is not empty.
+    proxy.dp.process(buildPacket({ src: '198.18.50.9', dst: VIP, proto: 'tcp', sport: 1234, dport: 80, flags: 'S' }), 1000);
+    const before = { flows: proxy.dp.conntrack().length, stats: proxy.dp.stats(), save: proxy.dp.iptablesSave({ counters: true }) };
+    const r = await get(`src=${CLIENT}&dst=${VIP}&dport=80`);
+    expect(r.status).toBe(200);
+    expect(r.headers.get('content-type')).toBe('application/json');
+    const body = await r.json() as ProxyTrace & { result: { outcomes: { exact: { numerator: string; denominatorLog2: number } }[] } };
+    expect(body.mode).toBe('userspace');
+    expect(body.nodeIPs).toEqual(['198.18.200.1']);
+    expect(body.result.outcomes.map((o) => o.to).sort()).toEqual(EPS.map((e) => `${e}:8080`));
+    for (const o of body.result.outcomes) {
+      expect(o.exact).toEqual({ numerator: '1073741824', denominatorLog2: 31 });   // 1/2, the numerator as a decimal string
+      expect(o.decidedBy.at(-1)!.text).toContain(`--to-destination ${o.to}`);
+    }
+    expect(body.result.steps.some((s) => s.chain === 'KUBE-SERVICES' && s.matched)).toBe(true);
+    expect(proxy.dp.conntrack().length).toBe(before.flows);
+    expect(proxy.dp.stats()).toEqual(before.stats);
+    expect(proxy.dp.iptablesSave({ counters: true })).toBe(before.save);
+  });
+
+  it('answers 400 naming the parameter, for a query it cannot trace', async () => {
+    for (const [query, message] of [
+      [`dst=${VIP}&dport=80`, 'src is required'],
+      [`src=${CLIENT}&dst=${VIP}&dport=http`, 'dport: not a port number: "http"'],
+      [`src=nowhere&dst=${VIP}&dport=80`, 'nowhere'],
+      [`src=fd00::1&dst=${VIP}&dport=80`, 'source and destination are of different families'],
+    ] as const) {
+      const r = await get(query);
+      expect(r.status, query).toBe(400);
+      expect(await r.text(), query).toContain(message);
+    }
+  });
+
+  it('svcplane trace --proxy prints it as a local trace; --json as the proxy sent it', async () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    const io = { out: (l: string) => out.push(l), err: (l: string) => err.push(l) };
+    expect(await runTrace(['--proxy', `127.0.0.1:${port}`, '--src', CLIENT, '--dst', VIP, '--dport', '80'], io)).toBe(0);
+    expect(err).toEqual([]);
+    const text = out.join('\n');
+    expect(out[1]).toBe(`rules: the running proxy at http://127.0.0.1:${port} (mode userspace), node addresses 198.18.200.1`);
+    expect([...text.matchAll(/destination NAT: (\S+)/g)].map((m) => m[1]).sort()).toEqual(EPS.map((e) => `${e}:8080`));
+    expect(text).toContain('probability 50% = 1/2^1');
+    expect(text.match(/decided by:/g)).toHaveLength(2);
+    out.length = 0;
+    expect(await runTrace(['--proxy', `http://127.0.0.1:${port}`, '--src', CLIENT, '--dst', VIP, '--dport', '80', '--json'], io)).toBe(0);
+    expect((JSON.parse(out.join('\n')) as ProxyTrace).result.outcomes).toHaveLength(2);
+  });
+
+  it('svcplane trace --proxy: what the proxy refuses, and no proxy there, exit 1; other sources with it, exit 2', async () => {
+    const err: string[] = [];
+    const io = { out: () => {}, err: (l: string) => err.push(l) };
+    expect(await runTrace(['--proxy', `127.0.0.1:${port}`, '--src', CLIENT, '--dst', '198.18.96.11', '--dport', '80', '--proto', 'udp', '--from', 'local'], io)).toBe(0);
+    const closed = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => { const a = srv.address() as { port: number }; srv.close(() => resolve(a.port)); });
+    });
+    expect(await runTrace(['--proxy', `127.0.0.1:${closed}`, '--src', CLIENT, '--dst', VIP, '--dport', '80'], io)).toBe(1);
+    expect(err.at(-1)).toBe(`svcplane trace: http://127.0.0.1:${closed}: ECONNREFUSED`);
+    expect(await runTrace(['--proxy', `127.0.0.1:${port}`, '--rules', 'x', '--src', CLIENT, '--dst', VIP, '--dport', '80'], io)).toBe(2);
+    expect(err.some((l) => l.includes('--proxy and --rules'))).toBe(true);
+    expect(await runTrace(['--proxy', `127.0.0.1:${port}/metrics`, '--src', CLIENT, '--dst', VIP, '--dport', '80'], io)).toBe(2);
+  });
+});
