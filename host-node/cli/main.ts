@@ -7,6 +7,7 @@ import { runDns, DNS_HELP } from './dns.js';
 import { runProxy } from './proxy.js';
 import { runCompile } from './compile.js';
 import { runReplay } from './replay.js';
+import { runConntrack, CONNTRACK_HELP } from './conntrack.js';
 
 const HELP = `usage: svcplane <command> [options]
 
@@ -18,11 +19,12 @@ commands:
   render      print the rules kube-proxy would install for a manifests file or directory
   trace       explain what a ruleset, manifests or a running proxy do with one packet (svcplane trace --help)
   proxy       serve Services on this node through a TUN device (svcplane proxy --help)
+  conntrack   list a running proxy's flows as conntrack -L lists the kernel's (svcplane conntrack --help)
   help        this text; \`svcplane help COMMAND\` (or COMMAND --help) for a command's options
 `;
 
 // Commands whose own parsing has no --help: their usage is printed here.
-const USAGE: Record<string, string> = { demo: DEMO_HELP, render: RENDER_HELP, dns: DNS_HELP };
+const USAGE: Record<string, string> = { demo: DEMO_HELP, render: RENDER_HELP, dns: DNS_HELP, conntrack: CONNTRACK_HELP };
 
 export async function main(argv: string[]): Promise<number> {
   if ((argv[0] === 'help' || argv[0] === '--help') && argv[1] !== undefined) return main([argv[1], '--help']);
@@ -51,6 +53,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runCompile(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
       case 'replay':
         return await runReplay(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+      case 'conntrack':
+        return await runConntrack(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
       case undefined:
       case 'help':
       case '--help':

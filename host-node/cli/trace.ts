@@ -4,7 +4,7 @@
 // target) and every outcome it can have, with its exact probability, destination NAT and
 // masquerade; or the trace as JSON. With --name it first resolves the name through the cluster DNS
 // records of the manifests (the question, the records found) and traces a packet to every address
-// it gave. With --proxy it asks a running proxy's /trace (io/proxy-trace.ts) instead. Reads only
+// it gave. With --proxy it asks a running proxy's /trace (io/proxy-inspect.ts) instead. Reads only
 // the given files or that one URL; never touches an interface, the kernel's tables or the clock.
 import { readFileSync } from 'node:fs';
 import { Dataplane, RestoreFailed } from '../dataplane.js';
@@ -15,7 +15,7 @@ import type { TableName } from '../netfilter/index.js';
 import type { NameTrace, DnsQueryTrace } from '../dns/trace.js';
 import { formatIssue } from '../kube/objects.js';
 import { readManifestSet } from './dns.js';
-import type { ProxyTrace } from '../io/proxy-trace.js';
+import type { ProxyTrace } from '../io/proxy-inspect.js';
 import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
 
 export const TRACE_USAGE = `usage: svcplane trace --rules FILE [--noflush] --node-ip IP [--node-ip IP6] --src A --dst B --dport N
@@ -93,7 +93,7 @@ function address(opt: string, text: string): { text: string; family: 4 | 6 } {
 }
 
 /** `host:port`, `[v6]:port` or an http(s) URL as the base URL of a proxy's metrics server. */
-function proxyURL(text: string): string {
+export function proxyURL(text: string): string {
   const withScheme = /^https?:\/\//.test(text) ? text : `http://${text}`;
   let u: URL;
   try {

@@ -337,16 +337,27 @@ export class Dataplane {
 
   /** Every live flow, with absolute expiry times on the caller's clock (that of the last call). */
   conntrack(nowMs = this.lastNowMs): ConntrackEntry[] {
+    return this.conntrackFrom(0, Infinity, nowMs).flows;
+  }
+
+  /**
+   * Up to `max` live flows from table slot `from` on, and the slot to go on from
+   * (null at the end): a host lists a large table a slice at a time, with packets between slices
+   * (a flow that comes or goes meanwhile may be listed or not, as in the kernel's own listing).
+   */
+  conntrackFrom(from: number, max: number, nowMs = this.lastNowMs): { flows: ConntrackEntry[]; next: number | null } {
     checkNow('conntrack', nowMs);
-    const out: ConntrackEntry[] = [];
+    if (!Number.isInteger(from) || from < 0 || !(max > 0)) throw new Error(`conntrackFrom: bad slot ${shown(from)} or count ${shown(max)}`);
+    const flows: ConntrackEntry[] = [];
     const buf = this.core.cfgBuffer(RECORD_BYTES);
-    for (let i = this.core.conntrackNext(0) >>> 0; i !== CT_NONE; i = this.core.conntrackNext(i + 1) >>> 0) {
+    let i = this.core.conntrackNext(from) >>> 0;
+    for (let seen = 0; i !== CT_NONE && seen < max; i = this.core.conntrackNext(i + 1) >>> 0, seen++) {
       // A connection whose time is up but not yet reaped (killed by a reset, say) exports nothing.
       const n = this.core.conntrackExport(i, buf, nowMs) >>> 0;
       this.refresh();
-      if (n > 0) out.push(decodeRecord(this.dv, buf, nowMs));
+      if (n > 0) flows.push(decodeRecord(this.dv, buf, nowMs));
     }
-    return out;
+    return { flows, next: i === CT_NONE ? null : i };
   }
 
   /** Every counter by name: verdicts, each drop reason, conntrack events. */

@@ -7,7 +7,7 @@
 // collector's process_* figures. Serves /metrics.
 // Never changes what it reads; one registry per proxy (no global default registry).
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Server } from 'node:http';
+import type { Server, ServerResponse } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { REASONS, VERDICTS } from '../core/abi.js';
 import type { ProxyHealth } from './health.js';
@@ -33,8 +33,26 @@ const SYNC_BUCKETS = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
 // metrics.go NetworkProgrammingLatency: 0.25 s steps to 1 s, 1 s steps to 5 s, then coarser.
 const NETPROG_BUCKETS = [0.25, 0.5, 0.75, 1, 2, 3, 4, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 75, 90, 105, 120, 135, 150, 180, 210, 240, 270, 300];
 
-/** A metrics-port route: the request's query parameters in, its answer out. */
+/**
+ * A metrics-port route: the request's query parameters in, its answer out — text, a RouteReply,
+ * text chunks to stream (AsyncIterable<string>), or anything else as JSON.
+ */
 export type Route = (query: URLSearchParams) => unknown;
+
+const isStream = (v: unknown): v is AsyncIterable<string> => typeof v === 'object' && v !== null && Symbol.asyncIterator in v;
+
+/** Writes `chunks` as they come, waiting whenever the client reads slower; stops if it goes away. */
+async function stream(res: ServerResponse, chunks: AsyncIterable<string>): Promise<void> {
+  try {
+    for await (const chunk of chunks) {
+      if (res.destroyed) return;
+      if (!res.write(chunk)) await new Promise<void>((r) => { res.once('drain', r); res.once('close', r); });
+    }
+    res.end();
+  } catch (e) {
+    res.destroy(e as Error);
+  }
+}
 
 /** A route's answer with its own status and content type (text or JSON the route wrote). */
 export class RouteReply {
@@ -185,6 +203,11 @@ export class ProxyMetrics {
         if (body instanceof RouteReply) {
           res.writeHead(body.status, { 'Content-Type': body.type, 'X-Content-Type-Options': 'nosniff' });
           res.end(body.body);
+          return;
+        }
+        if (isStream(body)) {
+          res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+          void stream(res, body);
           return;
         }
         if (typeof body === 'string') {

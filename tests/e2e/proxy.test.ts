@@ -81,7 +81,7 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(outside.errors).toEqual(['timeout', 'timeout']);
   });
 
-  it('explains what it did through its live core: svcplane trace --proxy against the metrics address', () => {
+  it('explains what it did through its live core: svcplane trace --proxy and svcplane conntrack --proxy against the metrics address', async () => {
     const trace = (dst: string, dport: number): string => c.nodeExec([process.execPath, CLI, 'trace', '--proxy', '127.0.0.1:10249',
       '--src', CLIENT_IP, '--dst', dst, '--dport', String(dport)]);
     // The source-range firewall that timed the client out above, named.
@@ -94,6 +94,15 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect([...local.matchAll(/destination NAT: (\S+)/g)].map((m) => m[1]!.split(':')[0]).sort()).toEqual(BACKENDS.map((b) => b.ip));
     expect(local.match(/masquerade: no/g)).toHaveLength(2);
     expect(local.match(/decided by:\n {7}nat\/KUBE-SEP-\w+ #\d+ DNAT/g)).toHaveLength(2);
+    // And the flows of such connections, as conntrack -L would list the kernel's: to both
+    // backends, replying to the client itself (not masqueraded).
+    const r = await c.clientAgent.call<Replies>({ op: 'tcp', host: NODE_IP, port: NODE_PORT.local, count: 8, concurrency: 2 });
+    expect(r.errors).toEqual([]);
+    const flows = c.nodeExec([process.execPath, CLI, 'conntrack', '--proxy', '127.0.0.1:10249', '-p', 'tcp', '-s', CLIENT_IP,
+      '-d', NODE_IP, '--dport', String(NODE_PORT.local)]).trim().split('\n');
+    expect(flows.length).toBeGreaterThan(0);
+    for (const l of flows) expect(l).toMatch(new RegExp(`^ipv4     2 tcp      6 \\d+ [A-Z_]+ src=${CLIENT_IP} dst=${NODE_IP} sport=\\d+ dport=${NODE_PORT.local} src=198\\.18\\.10[01]\\.2 dst=${CLIENT_IP} `));
+    expect(new Set(flows.map((l) => /dport=\d+ src=(\S+)/.exec(l)![1]))).toEqual(new Set(BACKENDS.map((b) => b.ip)));
   });
 
   it('echoes UDP through a ClusterIP from both backends', async () => {

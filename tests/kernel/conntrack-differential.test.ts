@@ -30,6 +30,7 @@ import { canonicalIP } from '../../host-node/kube/ip';
 import { Dataplane } from '../../host-node/dataplane';
 import { parseRestore, type TableName } from '../../host-node/netfilter/index';
 import { TIMEOUTS } from '../../host-node/core/conntrack-record';
+import { procLine } from '../../host-node/core/conntrack-list';
 import { buildPacket } from '../../host-node/core/packet';
 
 const FLOWS = Number(process.env.SVCPLANE_CT_FLOWS ?? 300);
@@ -251,9 +252,20 @@ for (const family of [4, 6] as const) {
         await k.inject(pkts, 10);
         dp.processBatch(pkts, sent);
         const read = clock();
-        const kernel = kernelTable(await k.readProc('/proc/net/nf_conntrack'));
+        const procText = await k.readProc('/proc/net/nf_conntrack');
+        const kernel = kernelTable(procText);
         const ours: Table = new Map();
-        for (const e of dp.conntrack(read)) {
+        const flows = dp.conntrack(read);
+        // The listing svcplane gives (svcplane conntrack, the proxy's /conntrack) is the kernel's
+        // own, line for line, but for the seconds left (compared above, to two seconds) and `use`.
+        const bare = (l: string): string => l.replace(/^(\S+\s+\d+\s+\S+\s+\d+\s+)\d+ /, '$1_ ').replace(/ use=\d+$/, '');
+        const kernelLines = procText.split('\n').filter((l) => /^ipv[46] /.test(l) && /\s(?:tcp|udp|icmp|icmpv6)\s/.test(l)).map(bare).sort();
+        const ourLines = flows.map((e) => bare(procLine(e, read))).sort();
+        if (kernelLines.join('\n') !== ourLines.join('\n')) {
+          const missing = kernelLines.filter((l) => !ourLines.includes(l)), extra = ourLines.filter((l) => !kernelLines.includes(l));
+          out.diffs.push(`step ${step} /proc/net/nf_conntrack lines: kernel only ${JSON.stringify(missing.slice(0, 2))}, svcplane only ${JSON.stringify(extra.slice(0, 2))}`);
+        }
+        for (const e of flows) {
           put(ours, e.proto, e.original.src, e.original.dst, e.original.icmpType !== undefined ? String(e.original.icmpType) : '', {
             state: e.state ?? '', assured: e.assured, unreplied: !e.seenReply, left: (e.expiresMs - read) / 1000,
           });

@@ -1,8 +1,10 @@
-// A running proxy explains a packet: GET /trace on its metrics port traces a new connection through
-// the live core (the rules of its last sync, its conntrack table and affinity as they are) and
-// answers with the trace as `svcplane trace --json` prints it, under the proxy's mode and node
-// addresses; a bad parameter is a 400 naming it; nothing in the core changes. `svcplane trace
-// --proxy HOST:PORT` prints it. A proxy in userspace mode (no root, no TUN, loopback only).
+// What a running proxy shows of its core on its metrics port. GET /trace traces a new connection
+// through the live core (the rules of its last sync, its conntrack table and affinity as they are)
+// and answers with the trace as `svcplane trace --json` prints it, under the proxy's mode and node
+// addresses; `svcplane trace --proxy HOST:PORT` prints it. GET /conntrack lists the flows as
+// /proc/net/nf_conntrack lists the kernel's, selected as `conntrack -L` selects, streamed a slice
+// at a time; `svcplane conntrack --proxy HOST:PORT` prints it. A bad parameter is a 400 naming it;
+// nothing in the core changes. A proxy in userspace mode (no root, no TUN, loopback only).
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,8 +12,9 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { parseProxyArgs } from '../../../host-node/io/proxy-config.js';
 import { NodeProxy } from '../../../host-node/io/node-proxy.js';
-import { traceQueryOf, type ProxyTrace } from '../../../host-node/io/proxy-trace.js';
+import { traceQueryOf, conntrackQueryOf, CONNTRACK_SLICE, type ProxyTrace } from '../../../host-node/io/proxy-inspect.js';
 import { runTrace } from '../../../host-node/cli/trace.js';
+import { runConntrack } from '../../../host-node/cli/conntrack.js';
 import { buildPacket } from '../../../host-node/core/packet.js';
 
 const VIP = '198.18.96.10';
@@ -50,7 +53,17 @@ describe('traceQueryOf', () => {
   });
 });
 
-describe('a running proxy\'s /trace', () => {
+describe('conntrackQueryOf', () => {
+  it('reads conntrack -L\'s selection from the query, refusing what it cannot read by its parameter name', () => {
+    expect(conntrackQueryOf(new URLSearchParams(`family=ipv4&proto=tcp&dst=${VIP}&reply-src=${EPS[0]}&dport=80`)))
+      .toEqual({ family: 4, proto: 'tcp', dst: VIP, replySrc: EPS[0], dport: 80 });
+    expect(() => conntrackQueryOf(new URLSearchParams('reply-src=x'))).toThrow('reply-src: not an IP address: "x"');
+    expect(() => conntrackQueryOf(new URLSearchParams('dport=80'))).toThrow('dport needs proto');
+    expect(() => conntrackQueryOf(new URLSearchParams('orig-dst=1.2.3.4'))).toThrow('unknown parameter "orig-dst"');
+  });
+});
+
+describe('a running proxy\'s /trace and /conntrack', () => {
   let dir = '';
   let proxy: NodeProxy;
   let port = 0;
@@ -138,5 +151,75 @@ describe('a running proxy\'s /trace', () => {
     expect(await runTrace(['--proxy', `127.0.0.1:${port}`, '--rules', 'x', '--src', CLIENT, '--dst', VIP, '--dport', '80'], io)).toBe(2);
     expect(err.some((l) => l.includes('--proxy and --rules'))).toBe(true);
     expect(await runTrace(['--proxy', `127.0.0.1:${port}/metrics`, '--src', CLIENT, '--dst', VIP, '--dport', '80'], io)).toBe(2);
+  });
+});
+
+describe('a running proxy\'s /conntrack over a large table', () => {
+  let dir = '';
+  let proxy: NodeProxy;
+  let port = 0;
+  beforeAll(async () => {
+    port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => { const a = srv.address() as { port: number }; srv.close(() => resolve(a.port)); });
+    });
+    dir = mkdtempSync(join(tmpdir(), 'svp-ct-list-'));
+    writeFileSync(join(dir, 'web.yaml'), MANIFESTS);
+    proxy = await NodeProxy.start(parseProxyArgs([
+      '--manifests', dir, '--mode', 'userspace', '--userspace-ports', 'range', '--hostname-override', 'n1', '--node-ip', '198.18.200.1',
+      '--metrics-bind-address', `127.0.0.1:${port}`, '--healthz-bind-address', '', '--min-sync-period', '0',
+    ]), { log: () => {} });
+    const until = Date.now() + 5000;
+    while (!proxy.dp.iptablesSave().includes(`-d ${VIP} --dport 80 -j KUBE-SVC-`)) {
+      if (Date.now() > until) throw new Error(`no Service rules after 5 s: ${proxy.lastSyncError}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lists every flow, the Service\'s and the rest, over many slices; selects as conntrack -L; the table unchanged', async () => {
+    // Three slices' worth of connections to the Service from distinct client ports, and a UDP flow elsewhere.
+    const n = 2 * CONNTRACK_SLICE + 100;
+    const now = performance.now();
+    for (let i = 0; i < n; i += 256) {
+      proxy.dp.processBatch(Array.from({ length: Math.min(256, n - i) }, (_, k) =>
+        buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 10000 + i + k, dport: 80, flags: 'S' })), now);
+    }
+    proxy.dp.process(buildPacket({ src: CLIENT, dst: '198.18.7.7', proto: 'udp', sport: 5353, dport: 53 }), now);
+    const before = proxy.dp.conntrack(now).length;
+    const all = await (await fetch(`http://127.0.0.1:${port}/conntrack`)).text();
+    const lines = all.trimEnd().split('\n');
+    expect(lines).toHaveLength(before);
+    expect(new Set(lines.map((l) => /sport=(\d+) dport=80 /.exec(l)?.[1]).filter(Boolean)).size).toBe(n);
+    for (const l of lines) expect(l).toMatch(/^ipv4     2 (tcp      6 \d+ SYN_SENT|udp      17 \d+) src=198\.18\.50\.1 dst=\S+ sport=\d+ dport=\d+ \[UNREPLIED\] src=\S+ dst=198\.18\.50\.1 sport=\d+ dport=\d+ mark=\d+ zone=0 use=1$/);
+    // To one endpoint, by reply source; the UDP flow alone; nothing for another client.
+    const to = async (q: string) => (await (await fetch(`http://127.0.0.1:${port}/conntrack?${q}`)).text()).split('\n').filter(Boolean);
+    const toFirst = await to(`reply-src=${EPS[0]}&proto=tcp&dport=80`);
+    expect(toFirst.length).toBeGreaterThan(0);
+    expect(toFirst.length).toBeLessThan(n);
+    for (const l of toFirst) expect(l).toContain(`src=${EPS[0]} dst=${CLIENT} sport=8080`);
+    expect(await to('proto=udp')).toEqual([expect.stringContaining('dst=198.18.7.7 sport=5353 dport=53')]);
+    expect(await to('src=198.18.50.2')).toEqual([]);
+    const bad = await fetch(`http://127.0.0.1:${port}/conntrack?proto=gre`);
+    expect([bad.status, await bad.text()]).toEqual([400, 'proto: tcp, udp, sctp, icmp or icmpv6, not "gre"\n']);
+    expect(proxy.dp.conntrack(now).length).toBe(before);
+
+    // svcplane conntrack --proxy: the same lines, the count on stderr, conntrack -L's options.
+    let out = '', err = '';
+    const code = await runConntrack(['--proxy', `127.0.0.1:${port}`, '-L', '-p', 'tcp', '-r', EPS[0]!, '--dport', '80'], (s) => { out += s; }, (s) => { err += s; });
+    expect(code).toBe(0);
+    expect(out.split('\n').filter(Boolean).sort()).toEqual([...toFirst].sort());
+    expect(err).toBe(`svcplane conntrack: ${toFirst.length} flow entries have been shown.\n`);
+    out = err = '';
+    expect(await runConntrack(['--proxy', `127.0.0.1:${port}`, '-d', '198.18.7.7', '-f', 'ipv4'], (s) => { out += s; }, (s) => { err += s; })).toBe(0);
+    expect(out.split('\n').filter(Boolean)).toHaveLength(1);
+    err = '';
+    expect(await runConntrack(['--proxy', `127.0.0.1:${port}`, '--dport', '80'], () => {}, (s) => { err += s; })).toBe(2);
+    expect(err).toContain('svcplane conntrack: --dport needs --proto');
+    err = '';
+    expect(await runConntrack(['-s', CLIENT], () => {}, (s) => { err += s; })).toBe(2);
+    expect(err).toContain('--proxy is required');
   });
 });

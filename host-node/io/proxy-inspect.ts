@@ -1,13 +1,19 @@
-// proxy-trace.ts — the running proxy explains a packet: GET /trace on the metrics port takes a new
-// connection (src, dst, dport, sport, proto, from) as query parameters and answers with dp.trace()
-// of the live core — the rules, IPVS table or direct table the last sync wrote, with the conntrack
-// table, affinity stamps and recent lists as they are at the proxy's clock — as the JSON document
-// `svcplane trace --json` prints, under the mode and node addresses it was traced with.
-// `svcplane trace --proxy URL` reads it. A trace changes no state of the core (the trace's side
-// path), sends no packet and costs a few rule walks per outcome; a bad parameter is a 400 that
-// names it, never an exception in the proxy.
+// proxy-inspect.ts — what a running proxy shows of its core on the metrics address, so a node's
+// operator can see why a packet goes where it goes and which flows the node holds:
+//   /trace      a new connection (src, dst, dport, sport, proto, from) traced through the live
+//               core — the rules, IPVS table or direct table the last sync wrote, with the flow
+//               table, affinity stamps and recent lists as they are at the proxy's clock — as the
+//               JSON document `svcplane trace --json` prints, under the proxy's mode and node
+//               addresses (`svcplane trace --proxy` reads it);
+//   /conntrack  the flows, as /proc/net/nf_conntrack lists the kernel's (core/conntrack-list.ts),
+//               selected as `conntrack -L` selects (family, proto, src, dst, reply-src, reply-dst,
+//               sport, dport), a slice of the table at a time with packets between slices
+//               (`svcplane conntrack --proxy` reads it).
+// Neither changes the core (a trace runs on its side path); a bad parameter is a 400 that names
+// it, never an exception in the proxy.
 import type { Dataplane, TraceQuery } from '../dataplane.js';
 import type { ProtoName } from '../core/packet.js';
+import { conntrackFilter, conntrackMatches, procLine, type ConntrackFilter, type FilterField } from '../core/conntrack-list.js';
 import { traceJSONValue, type TraceResult } from '../netfilter/trace.js';
 import { RouteReply, type Route } from './metrics.js';
 
@@ -76,5 +82,55 @@ export function traceRoute(dp: Dataplane, mode: string, nodeIPs: readonly string
     }
     const body: ProxyTrace = { mode, nodeIPs: [...nodeIPs], nowMs, result };
     return new RouteReply(200, 'application/json', `${JSON.stringify(body, traceJSONValue, 2)}\n`);
+  };
+}
+
+/** /conntrack's parameters: conntrack -L's long options without their dashes (orig-src as src). */
+const CONNTRACK_PARAMS: ReadonlyArray<readonly [string, FilterField]> = [
+  ['family', 'family'], ['proto', 'proto'], ['src', 'src'], ['dst', 'dst'], ['reply-src', 'replySrc'], ['reply-dst', 'replyDst'],
+  ['sport', 'sport'], ['dport', 'dport'],
+];
+/** Flows listed between two turns of the event loop (the packet loop runs between them). */
+export const CONNTRACK_SLICE = 2048;
+
+/** The conntrack -L filter of `q`'s parameters; throws BadQuery naming the parameter at fault. */
+export function conntrackQueryOf(q: URLSearchParams): ConntrackFilter {
+  const values: Partial<Record<FilterField, string>> = {};
+  for (const k of new Set(q.keys())) {
+    const field = CONNTRACK_PARAMS.find(([name]) => name === k)?.[1];
+    if (field === undefined) throw new BadQuery(`unknown parameter ${JSON.stringify(k)} (${CONNTRACK_PARAMS.map(([n]) => n).join(', ')})`);
+    if (q.getAll(k).length > 1) throw new BadQuery(`${k} given twice`);
+    values[field] = q.get(k)!;
+  }
+  try {
+    return conntrackFilter(values, (field) => CONNTRACK_PARAMS.find(([, f]) => f === field)![0]);
+  } catch (e) {
+    throw new BadQuery((e as Error).message);
+  }
+}
+
+/** Lines of the flows `f` selects, a slice of the table per turn of the event loop. */
+async function* conntrackLines(dp: Dataplane, f: ConntrackFilter, clock: () => number): AsyncGenerator<string> {
+  let from: number | null = 0;
+  while (from !== null) {
+    const nowMs = clock();
+    const slice = dp.conntrackFrom(from, CONNTRACK_SLICE, nowMs);
+    let text = '';
+    for (const e of slice.flows) if (conntrackMatches(e, f)) text += `${procLine(e, nowMs)}\n`;
+    if (text) yield text;
+    from = slice.next;
+    if (from !== null) await new Promise((r) => setImmediate(r));
+  }
+}
+
+/** The /conntrack route of a proxy whose core is `dp`, read at `clock()`. */
+export function conntrackRoute(dp: Dataplane, clock: () => number): Route {
+  return (params) => {
+    try {
+      return conntrackLines(dp, conntrackQueryOf(params), clock);
+    } catch (e) {
+      if (e instanceof BadQuery) return new RouteReply(400, 'text/plain; charset=utf-8', `${e.message}\n`);
+      throw e;
+    }
   };
 }

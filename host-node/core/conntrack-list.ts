@@ -1,0 +1,112 @@
+// conntrack-list.ts — flows as the kernel lists its own: one /proc/net/nf_conntrack line per flow
+// (nf_conntrack_standalone.c ct_seq_show(): family and protocol names and numbers, seconds left,
+// the TCP state, both tuples with [UNREPLIED] between them until a reply was seen, [ASSURED],
+// mark, zone, use), and the selection `conntrack -L` makes with -f, -p, -s, -d, -r, -q, --sport
+// and --dport. So the tools and habits of a node running kube-proxy (grep the table for a Service
+// address, count a pod's flows) work on the flows svcplane keeps. Pure: formats and filters
+// entries it is given; never reads the core.
+import { tryParseIP } from './words.js';
+import type { ConntrackEntry, TupleView } from './conntrack-record.js';
+
+/** What `conntrack -L` selects by (every field optional; all given must hold). */
+export interface ConntrackFilter {
+  family?: 4 | 6;
+  proto?: string;
+  /** Original direction's source and destination (-s, -d), reply direction's (-r, -q). */
+  src?: string;
+  dst?: string;
+  replySrc?: string;
+  replyDst?: string;
+  /** Original direction's ports (--sport, --dport). */
+  sport?: number;
+  dport?: number;
+}
+
+/** The filter's fields in `conntrack -L` option order, with their long and short names. */
+export const FILTER_OPTIONS = [
+  ['family', '--family', '-f'], ['proto', '--proto', '-p'], ['src', '--orig-src', '-s'], ['dst', '--orig-dst', '-d'],
+  ['replySrc', '--reply-src', '-r'], ['replyDst', '--reply-dst', '-q'], ['sport', '--sport', ''], ['dport', '--dport', ''],
+] as const;
+
+const PROTO_NUMBERS: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, icmpv6: 58, sctp: 132 };
+
+export type FilterField = (typeof FILTER_OPTIONS)[number][0];
+
+/**
+ * A filter from option values by field name (`family` as ipv4/ipv6, ports and protocol as
+ * written); throws an Error naming the field (as `named` calls it: conntrack -L's long option by
+ * default) for a value conntrack -L would refuse.
+ */
+export function conntrackFilter(values: Partial<Record<FilterField, string>>, named: (field: FilterField) => string = longOption): ConntrackFilter {
+  const f: ConntrackFilter = {};
+  for (const [field] of FILTER_OPTIONS) {
+    const v = values[field];
+    const long = named(field);
+    if (v === undefined) continue;
+    if (field === 'family') {
+      if (v !== 'ipv4' && v !== 'ipv6') throw new Error(`${long}: ipv4 or ipv6, not ${JSON.stringify(v)}`);
+      f.family = v === 'ipv4' ? 4 : 6;
+    } else if (field === 'proto') {
+      const p = v.toLowerCase();
+      if (!(p in PROTO_NUMBERS)) throw new Error(`${long}: tcp, udp, sctp, icmp or icmpv6, not ${JSON.stringify(v)}`);
+      f.proto = p;
+    } else if (field === 'sport' || field === 'dport') {
+      if (!/^\d{1,5}$/.test(v) || Number(v) > 65535) throw new Error(`${long}: not a port number: ${JSON.stringify(v)}`);
+      f[field] = Number(v);
+    } else {
+      if (!tryParseIP(v)) throw new Error(`${long}: not an IP address: ${JSON.stringify(v)}`);
+      f[field] = v;
+    }
+  }
+  if ((f.sport !== undefined || f.dport !== undefined) && f.proto === undefined) {
+    throw new Error(`${named(f.sport !== undefined ? 'sport' : 'dport')} needs ${named('proto')} (as conntrack -L)`);
+  }
+  return f;
+}
+
+const longOption = (field: FilterField): string => FILTER_OPTIONS.find(([f]) => f === field)![1];
+
+const sameIP = (a: string, b: string): boolean => {
+  const x = tryParseIP(a), y = tryParseIP(b);
+  return x !== null && y !== null && x.length === y.length && x.every((v, i) => v === y[i]);
+};
+
+/** Whether `e` is one of the flows `f` selects. */
+export function conntrackMatches(e: ConntrackEntry, f: ConntrackFilter): boolean {
+  return (f.family === undefined || e.family === f.family)
+    && (f.proto === undefined || e.proto === f.proto)
+    && (f.src === undefined || sameIP(e.original.src, f.src))
+    && (f.dst === undefined || sameIP(e.original.dst, f.dst))
+    && (f.replySrc === undefined || sameIP(e.reply.src, f.replySrc))
+    && (f.replyDst === undefined || sameIP(e.reply.dst, f.replyDst))
+    && (f.sport === undefined || (e.original.icmpType === undefined && e.original.sport === f.sport))
+    && (f.dport === undefined || (e.original.icmpType === undefined && e.original.dport === f.dport));
+}
+
+/** An address as the kernel's %pI4 / %pI6 print it (IPv6 in eight groups of four digits). */
+function procAddress(ip: string): string {
+  const b = tryParseIP(ip);
+  if (b === null || b.length === 4) return ip;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(((b[i]! << 8) | b[i + 1]!).toString(16).padStart(4, '0'));
+  return groups.join(':');
+}
+
+/** print_tuple(): addresses, then ports (or ICMP type, code, id: the core keeps no code, 0). */
+function tuple(t: TupleView): string {
+  const ports = t.icmpType !== undefined ? `type=${t.icmpType} code=0 id=${t.sport}` : `sport=${t.sport} dport=${t.dport}`;
+  return `src=${procAddress(t.src)} dst=${procAddress(t.dst)} ${ports} `;
+}
+
+/**
+ * `e` as its /proc/net/nf_conntrack line at `nowMs` (no newline). The kernel prints SCTP's state
+ * after the seconds; the core tracks SCTP as a plain stream and has none to print. `use` is 1:
+ * the core counts no references.
+ */
+export function procLine(e: ConntrackEntry, nowMs: number): string {
+  const l3 = e.family === 4 ? 'ipv4     2' : 'ipv6     10';
+  const left = Math.max(0, Math.floor((e.expiresMs - nowMs) / 1000));
+  return `${l3} ${e.proto.padEnd(8)} ${PROTO_NUMBERS[e.proto] ?? 0} ${left} ${e.state !== undefined ? `${e.state} ` : ''}`
+    + `${tuple(e.original)}${e.seenReply ? '' : '[UNREPLIED] '}${tuple(e.reply)}`
+    + `${e.assured ? '[ASSURED] ' : ''}mark=${e.mark >>> 0} zone=0 use=1`;
+}

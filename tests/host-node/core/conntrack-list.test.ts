@@ -1,0 +1,74 @@
+// Flows listed as the kernel lists its own (/proc/net/nf_conntrack, ct_seq_show()) and selected as
+// `conntrack -L` selects them. The lines are checked against the kernel's own, flow for flow, in
+// tests/kernel/conntrack-differential.test.ts; here: each protocol's shape from real flows of a
+// Dataplane (TCP through a Service, unreplied UDP, ICMP echo, IPv6 in full), and the filter.
+import { describe, it, expect } from 'vitest';
+import { Dataplane } from '../../../host-node/dataplane.js';
+import { buildPacket } from '../../../host-node/core/packet.js';
+import { conntrackFilter, conntrackMatches, procLine } from '../../../host-node/core/conntrack-list.js';
+
+const VIP = '198.18.96.10';
+const EP = '198.18.100.2';
+const CLIENT = '198.18.50.1';
+
+async function withFlows(): Promise<Dataplane> {
+  // iptables mode: conntrack tracks every packet, as in the kernel.
+  const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1', 'fd00:200::1'], seed: 1 });
+  dp.iptablesRestore(`*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -d ${VIP} -p tcp --dport 80 -j DNAT --to-destination ${EP}:8080\nCOMMIT\n`);
+  dp.iptablesRestore('*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n', { family: 6 });
+  dp.process(buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40000, dport: 80, flags: 'S' }), 1000);
+  dp.process(buildPacket({ src: EP, dst: CLIENT, proto: 'tcp', sport: 8080, dport: 40000, flags: 'SA' }), 1001);
+  dp.process(buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40000, dport: 80, flags: 'A' }), 1002);
+  dp.process(buildPacket({ src: CLIENT, dst: '198.18.7.7', proto: 'udp', sport: 5353, dport: 53 }), 1003);
+  dp.process(buildPacket({ src: CLIENT, dst: '198.18.7.8', proto: 'icmp', icmp: { type: 8, code: 0, id: 77, seq: 1 } }), 1004);
+  dp.process(buildPacket({ src: 'fd00:50::1', dst: 'fd00:7::8', proto: 'udp', sport: 1000, dport: 2000 }), 1005);
+  return dp;
+}
+
+describe('procLine', () => {
+  it('prints each flow as /proc/net/nf_conntrack does', async () => {
+    const dp = await withFlows();
+    const lines = dp.conntrack(1005).map((e) => procLine(e, 1005)).sort();
+    // Seconds left, floored as the kernel's jiffies / HZ: TCP ESTABLISHED 5 days from 2 ms ago,
+    // the UDP and ICMP flows 30 s from 2 ms and 1 ms ago, the IPv6 one just now.
+    expect(lines).toEqual([
+      `ipv4     2 icmp     1 29 src=${CLIENT} dst=198.18.7.8 type=8 code=0 id=77 [UNREPLIED] src=198.18.7.8 dst=${CLIENT} type=0 code=0 id=77 mark=0 zone=0 use=1`,
+      `ipv4     2 tcp      6 431999 ESTABLISHED src=${CLIENT} dst=${VIP} sport=40000 dport=80 src=${EP} dst=${CLIENT} sport=8080 dport=40000 [ASSURED] mark=0 zone=0 use=1`,
+      `ipv4     2 udp      17 29 src=${CLIENT} dst=198.18.7.7 sport=5353 dport=53 [UNREPLIED] src=198.18.7.7 dst=${CLIENT} sport=53 dport=5353 mark=0 zone=0 use=1`,
+      'ipv6     10 udp      17 30 src=fd00:0050:0000:0000:0000:0000:0000:0001 dst=fd00:0007:0000:0000:0000:0000:0000:0008 sport=1000 dport=2000 [UNREPLIED] '
+        + 'src=fd00:0007:0000:0000:0000:0000:0000:0008 dst=fd00:0050:0000:0000:0000:0000:0000:0001 sport=2000 dport=1000 mark=0 zone=0 use=1',
+    ]);
+    // Seconds left count down on the caller's clock, and never below zero.
+    const udp = dp.conntrack(1005).find((e) => e.proto === 'udp' && e.family === 4)!;
+    expect(procLine(udp, 1005 + 10_500)).toContain(' 17 19 src=');   // 30 s from 1003, at 11505: 19.498 s
+    expect(procLine(udp, 1005 + 99_000)).toContain(' 17 0 src=');
+  });
+});
+
+describe('conntrackFilter / conntrackMatches', () => {
+  it('selects as conntrack -L: by family, protocol, either tuple\'s addresses and the original ports', async () => {
+    const dp = await withFlows();
+    const flows = dp.conntrack(1005);
+    const count = (values: Parameters<typeof conntrackFilter>[0]) => flows.filter((e) => conntrackMatches(e, conntrackFilter(values))).length;
+    expect(count({})).toBe(4);
+    expect(count({ family: 'ipv6' })).toBe(1);
+    expect(count({ proto: 'UDP' })).toBe(2);
+    expect(count({ src: CLIENT })).toBe(3);
+    expect(count({ dst: VIP })).toBe(1);
+    expect(count({ replySrc: EP })).toBe(1);
+    expect(count({ replyDst: CLIENT })).toBe(3);
+    expect(count({ src: 'fd00:50:0::1' })).toBe(1);   // any spelling of the address
+    expect(count({ proto: 'tcp', dport: '80' })).toBe(1);
+    expect(count({ proto: 'tcp', dport: '81' })).toBe(0);
+    expect(count({ proto: 'udp', sport: '5353', dst: '198.18.7.7' })).toBe(1);
+  });
+
+  it('refuses what conntrack -L refuses, naming the option (or the name the caller gives it)', () => {
+    expect(() => conntrackFilter({ family: 'inet' })).toThrow('--family: ipv4 or ipv6, not "inet"');
+    expect(() => conntrackFilter({ proto: 'gre' })).toThrow('--proto: tcp, udp, sctp, icmp or icmpv6, not "gre"');
+    expect(() => conntrackFilter({ src: '10.0.0.300' })).toThrow('--orig-src: not an IP address: "10.0.0.300"');
+    expect(() => conntrackFilter({ proto: 'tcp', dport: '70000' })).toThrow('--dport: not a port number: "70000"');
+    expect(() => conntrackFilter({ dport: '80' })).toThrow('--dport needs --proto');
+    expect(() => conntrackFilter({ replyDst: 'x' }, (f) => f)).toThrow('replyDst: not an IP address');
+  });
+});
