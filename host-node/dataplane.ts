@@ -201,23 +201,26 @@ export class Dataplane extends CoreDataplane {
     return { get touched() { return (sorted ??= [...parsed.touched].sort()); } };
   }
 
-  /** The live rules as `iptables-save` prints them. */
-  iptablesSave(opts: { family?: Family; counters?: boolean } = {}): string {
+  /** The live rules as `iptables-save [-c] [-t table]` prints them. */
+  iptablesSave(opts: { family?: Family; counters?: boolean; table?: TableName } = {}): string {
     const family = familyOf(opts);
-    return renderSave(this.families[family].ruleset, { counters: opts?.counters ?? false, live: this.liveCounters.source(family) });
-  }
-
-  /** `iptables -L [chain] -n -v` for one table, with the core's counters. */
-  iptablesList(table: TableName = 'filter', chain?: string, opts: { family?: Family; exact?: boolean; lineNumbers?: boolean } = {}): string {
-    const family = familyOf(opts);
-    return renderList(this.families[family].ruleset, table, chain, {
-      counters: this.liveCounters.source(family), exact: opts?.exact ?? false, lineNumbers: opts?.lineNumbers ?? false,
+    return renderSave(this.families[family].ruleset, {
+      counters: opts?.counters ?? false, live: this.liveCounters.source(family), ...(opts?.table ? { tables: [opts.table] } : {}),
     });
   }
 
-  /** `iptables -S [chain]` for one table. */
-  iptablesRules(table: TableName = 'filter', chain?: string, opts: { family?: Family } = {}): string {
-    return renderRules(this.families[familyOf(opts)].ruleset, table, chain);
+  /** `iptables -L [chain] -n -v` for one table, with the core's counters (`verbose: false`: without -v). */
+  iptablesList(table: TableName = 'filter', chain?: string, opts: { family?: Family; exact?: boolean; lineNumbers?: boolean; verbose?: boolean } = {}): string {
+    const family = familyOf(opts);
+    return renderList(this.families[family].ruleset, table, chain, {
+      counters: this.liveCounters.source(family), exact: opts?.exact ?? false, lineNumbers: opts?.lineNumbers ?? false, verbose: opts?.verbose ?? true,
+    });
+  }
+
+  /** `iptables -S [chain]` for one table (`counters`: -S -v, with the core's counters). */
+  iptablesRules(table: TableName = 'filter', chain?: string, opts: { family?: Family; counters?: boolean } = {}): string {
+    const family = familyOf(opts);
+    return renderRules(this.families[family].ruleset, table, chain, opts?.counters ? { counters: this.liveCounters.source(family) } : {});
   }
 
   /**

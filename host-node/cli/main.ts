@@ -7,7 +7,7 @@ import { runDns, DNS_HELP } from './dns.js';
 import { runProxy } from './proxy.js';
 import { runCompile } from './compile.js';
 import { runReplay } from './replay.js';
-import { runConntrack, CONNTRACK_HELP } from './conntrack.js';
+import { runConntrack, runShow, CONNTRACK_HELP, SHOW_HELP } from './inspect.js';
 
 const HELP = `usage: svcplane <command> [options]
 
@@ -20,11 +20,12 @@ commands:
   trace       explain what a ruleset, manifests or a running proxy do with one packet (svcplane trace --help)
   proxy       serve Services on this node through a TUN device (svcplane proxy --help)
   conntrack   list a running proxy's flows as conntrack -L lists the kernel's (svcplane conntrack --help)
+  show        run iptables-save, iptables -L, ipvsadm -L over a running proxy's rules (svcplane show --help)
   help        this text; \`svcplane help COMMAND\` (or COMMAND --help) for a command's options
 `;
 
 // Commands whose own parsing has no --help: their usage is printed here.
-const USAGE: Record<string, string> = { demo: DEMO_HELP, render: RENDER_HELP, dns: DNS_HELP, conntrack: CONNTRACK_HELP };
+const USAGE: Record<string, string> = { demo: DEMO_HELP, render: RENDER_HELP, dns: DNS_HELP, conntrack: CONNTRACK_HELP, show: SHOW_HELP };
 
 export async function main(argv: string[]): Promise<number> {
   if ((argv[0] === 'help' || argv[0] === '--help') && argv[1] !== undefined) return main([argv[1], '--help']);
@@ -55,6 +56,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runReplay(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
       case 'conntrack':
         return await runConntrack(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+      case 'show':
+        return await runShow(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
       case undefined:
       case 'help':
       case '--help':

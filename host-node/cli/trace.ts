@@ -16,6 +16,7 @@ import type { NameTrace, DnsQueryTrace } from '../dns/trace.js';
 import { formatIssue } from '../kube/objects.js';
 import { readManifestSet } from './dns.js';
 import type { ProxyTrace } from '../io/proxy-inspect.js';
+import { fromProxy, proxyURL } from './inspect.js';
 import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
 
 export const TRACE_USAGE = `usage: svcplane trace --rules FILE [--noflush] --node-ip IP [--node-ip IP6] --src A --dst B --dport N
@@ -92,19 +93,6 @@ function address(opt: string, text: string): { text: string; family: 4 | 6 } {
   return { text, family: ip.length === 4 ? 4 : 6 };
 }
 
-/** `host:port`, `[v6]:port` or an http(s) URL as the base URL of a proxy's metrics server. */
-export function proxyURL(text: string): string {
-  const withScheme = /^https?:\/\//.test(text) ? text : `http://${text}`;
-  let u: URL;
-  try {
-    u = new URL(withScheme);
-  } catch {
-    throw new UsageError(`--proxy: not an address: ${JSON.stringify(text)} (host:port of the proxy's --metrics-bind-address)`);
-  }
-  if (u.pathname !== '/' || u.search || u.hash) throw new UsageError(`--proxy: give host:port only, not ${JSON.stringify(text)}`);
-  return u.origin;
-}
-
 /** Parses the command's arguments; throws UsageError (exit code 2) on anything wrong. */
 export function parseTraceArgs(argv: readonly string[]): TraceArgs {
   const v: Partial<Record<string, string>> = {};
@@ -123,7 +111,12 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
     if (opt === '--node-ip') nodeIPs.push(address(opt, val).text);
     else v[opt] = val;
   }
-  const proxy = v['--proxy'] === undefined ? '' : proxyURL(v['--proxy']);
+  let proxy = '';
+  try {
+    if (v['--proxy'] !== undefined) proxy = proxyURL(v['--proxy']);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   if (proxy) {
     // The proxy knows its rules, mode and node addresses.
     const other = ['--rules', '--manifests', '--name', '--mode', '--ipvs-scheduler', '--family'].find((o) => v[o] !== undefined)
@@ -353,23 +346,15 @@ export async function runTrace(argv: readonly string[], io: TraceIO = stdio): Pr
   return 0;
 }
 
-/** How long a proxy has to answer /trace. */
-const PROXY_TIMEOUT_MS = 10_000;
-
 /** `svcplane trace --proxy`: the running proxy's /trace for this connection, printed as a local trace is. */
 async function traceProxy(a: TraceArgs, io: TraceIO): Promise<number> {
   const q = new URLSearchParams({ src: a.src, dst: a.dst, proto: a.proto, sport: String(a.sport), from: a.from });
   if (a.proto === 'tcp' || a.proto === 'udp' || a.proto === 'sctp') q.set('dport', String(a.dport));
-  const url = `${a.proxy}/trace?${q}`;
-  let text: string;
+  let text = '';
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(PROXY_TIMEOUT_MS) });
-    text = await res.text();
-    if (res.status === 404) throw new Error('no /trace here (is this a svcplane proxy\'s --metrics-bind-address?)');
-    if (!res.ok) throw new Error(`${res.status}: ${text.trim()}`);
+    await fromProxy(a.proxy, `/trace?${q}`, (chunk) => { text += chunk; });
   } catch (e) {
-    const err = e as Error & { cause?: { code?: string } };
-    io.err(`svcplane trace: ${a.proxy}: ${err.cause?.code ?? err.message}`);
+    io.err(`svcplane trace: ${a.proxy}: ${(e as Error).message}`);
     return 1;
   }
   if (a.json) {

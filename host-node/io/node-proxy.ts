@@ -25,7 +25,7 @@ import { ProxyObjects, type HostView } from './proxy-sink.js';
 import { SyncRunner } from './sync-runner.js';
 import { ProxyHealth, ServiceHealthServers, nodeEligible, serveProxyHealth, closeServer } from './health.js';
 import { ProxyMetrics } from './metrics.js';
-import { conntrackRoute, traceRoute } from './proxy-inspect.js';
+import { conntrackRoute, showRoute, traceRoute } from './proxy-inspect.js';
 import { ManifestSource } from './manifests.js';
 import { hostPort, coreMode, type ProxyConfig } from './proxy-config.js';
 import { configz } from './proxy-configz.js';
@@ -182,12 +182,14 @@ export class NodeProxy {
     if (cfg.metricsBindAddress) {
       const mp = hostPort(cfg.metricsBindAddress, '--metrics-bind-address');
       const us = this.userspace;
-      // kube-proxy's metrics server also answers /proxyMode, /healthz ("ok") and /configz; /trace
-      // and /conntrack are svcplane's own: a packet explained, the flows listed (proxy-inspect.ts).
+      // kube-proxy's metrics server also answers /proxyMode, /healthz ("ok") and /configz; /trace,
+      // /conntrack and /show are svcplane's own: a packet explained, the flows and the rules listed
+      // (proxy-inspect.ts).
       const capacity = this.dp.stats().conntrack_capacity;
       this.servers.push(await this.metrics.serve(mp.host, mp.port, {
         '/proxyMode': () => cfg.mode, '/healthz': () => 'ok', '/configz': () => configz(cfg, capacity),
         '/trace': traceRoute(this.dp, cfg.mode, this.nodeAddrs, this.clock), '/conntrack': conntrackRoute(this.dp, this.clock),
+        '/show': showRoute(this.dp),
         ...(us ? { '/services': () => us.mapping() } : {}),
       }));
     }

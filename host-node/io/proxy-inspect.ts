@@ -9,13 +9,17 @@
 //               selected as `conntrack -L` selects (family, proto, src, dst, reply-src, reply-dst,
 //               sport, dport), a slice of the table at a time with packets between slices
 //               (`svcplane conntrack --proxy` reads it).
-// Neither changes the core (a trace runs on its side path); a bad parameter is a 400 that names
-// it, never an exception in the proxy.
+//   /show       the listing commands of a kube-proxy node (iptables-save, iptables -L / -S, their
+//               ip6tables forms, ipvsadm -L / -S) over the live rules and virtual servers, with
+//               the core's counters (read-only-tools.ts; `svcplane show --proxy` runs them).
+// None changes the core (a trace runs on its side path); a bad parameter is a 400 that names it,
+// never an exception in the proxy.
 import type { Dataplane, TraceQuery } from '../dataplane.js';
 import type { ProtoName } from '../core/packet.js';
 import { conntrackFilter, conntrackMatches, procLine, type ConntrackFilter, type FilterField } from '../core/conntrack-list.js';
 import { traceJSONValue, type TraceResult } from '../netfilter/trace.js';
 import { RouteReply, type Route } from './metrics.js';
+import { runShowTool, SHOW_TOOLS, ToolRefused, type ShowTool } from './read-only-tools.js';
 
 /** The parameters /trace reads; any other is refused (a misspelt one would be ignored otherwise). */
 export const TRACE_PARAMS = ['src', 'dst', 'dport', 'sport', 'proto', 'from'] as const;
@@ -130,6 +134,23 @@ export function conntrackRoute(dp: Dataplane, clock: () => number): Route {
       return conntrackLines(dp, conntrackQueryOf(params), clock);
     } catch (e) {
       if (e instanceof BadQuery) return new RouteReply(400, 'text/plain; charset=utf-8', `${e.message}\n`);
+      throw e;
+    }
+  };
+}
+
+/** The /show route: `?tool=iptables&arg=-t&arg=nat&arg=-nvL` runs that command line over `dp`. */
+export function showRoute(dp: Dataplane): Route {
+  const text = (status: number, body: string) => new RouteReply(status, 'text/plain; charset=utf-8', body.endsWith('\n') || body === '' ? body : `${body}\n`);
+  return (params) => {
+    const unknown = [...new Set(params.keys())].find((k) => k !== 'tool' && k !== 'arg');
+    if (unknown !== undefined) return text(400, `unknown parameter ${JSON.stringify(unknown)} (tool, arg)`);
+    const tool = params.getAll('tool');
+    if (tool.length !== 1 || !(SHOW_TOOLS as readonly string[]).includes(tool[0]!)) return text(400, `tool: one of ${SHOW_TOOLS.join(', ')}`);
+    try {
+      return text(200, runShowTool(dp, tool[0] as ShowTool, params.getAll('arg')));
+    } catch (e) {
+      if (e instanceof ToolRefused) return text(400, e.message);
       throw e;
     }
   };

@@ -103,6 +103,11 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     expect(flows.length).toBeGreaterThan(0);
     for (const l of flows) expect(l).toMatch(new RegExp(`^ipv4     2 tcp      6 \\d+ [A-Z_]+ src=${CLIENT_IP} dst=${NODE_IP} sport=\\d+ dport=${NODE_PORT.local} src=198\\.18\\.10[01]\\.2 dst=${CLIENT_IP} `));
     expect(new Set(flows.map((l) => /dport=\d+ src=(\S+)/.exec(l)![1]))).toEqual(new Set(BACKENDS.map((b) => b.ip)));
+    // The rules as iptables -nvL shows them on a kube-proxy node, the core's counters in them.
+    const nodePorts = c.nodeExec([process.execPath, CLI, 'show', '--proxy', '127.0.0.1:10249', 'iptables', '-t', 'nat', '-nvxL', 'KUBE-NODEPORTS']);
+    const rule = nodePorts.split('\n').find((l) => l.includes(`dpt:${NODE_PORT.local}`) && l.includes('KUBE-EXT-') && !l.includes('127.0.0.0/8'));
+    expect(rule, nodePorts).toBeDefined();
+    expect(Number(rule!.trim().split(/\s+/)[0])).toBeGreaterThanOrEqual(8);
   });
 
   it('echoes UDP through a ClusterIP from both backends', async () => {

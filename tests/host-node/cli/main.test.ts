@@ -26,7 +26,7 @@ async function run(...argv: string[]): Promise<{ code: number; out: string; err:
 afterEach(() => vi.restoreAllMocks());
 
 describe('svcplane CLI usage', () => {
-  const COMMANDS = ['compile', 'dns', 'replay', 'demo', 'render', 'trace', 'proxy', 'conntrack'];
+  const COMMANDS = ['compile', 'dns', 'replay', 'demo', 'render', 'trace', 'proxy', 'conntrack', 'show'];
 
   it.each(COMMANDS)('%s --help and help %s print its usage and exit 0', async (cmd) => {
     for (const argv of [[cmd, '--help'], ['help', cmd]]) {

@@ -14,7 +14,7 @@ import { parseProxyArgs } from '../../../host-node/io/proxy-config.js';
 import { NodeProxy } from '../../../host-node/io/node-proxy.js';
 import { traceQueryOf, conntrackQueryOf, CONNTRACK_SLICE, type ProxyTrace } from '../../../host-node/io/proxy-inspect.js';
 import { runTrace } from '../../../host-node/cli/trace.js';
-import { runConntrack } from '../../../host-node/cli/conntrack.js';
+import { runConntrack, runShow } from '../../../host-node/cli/inspect.js';
 import { buildPacket } from '../../../host-node/core/packet.js';
 
 const VIP = '198.18.96.10';
@@ -121,6 +121,27 @@ describe('a running proxy\'s /trace and /conntrack', () => {
       expect(r.status, query).toBe(400);
       expect(await r.text(), query).toContain(message);
     }
+  });
+
+  it('/show runs the listing commands over the live rules; svcplane show --proxy prints them; anything that changes a table is refused', async () => {
+    const show = async (...args: string[]) => {
+      const q = new URLSearchParams({ tool: args[0]! });
+      for (const a of args.slice(1)) q.append('arg', a);
+      const r = await fetch(`http://127.0.0.1:${port}/show?${q}`);
+      return [r.status, await r.text()] as const;
+    };
+    expect(await show('iptables', '-t', 'nat', '-nvL', 'KUBE-SERVICES')).toEqual([200, proxy.dp.iptablesList('nat', 'KUBE-SERVICES', { verbose: true })]);
+    expect(await show('iptables-save', '-c')).toEqual([200, proxy.dp.iptablesSave({ counters: true })]);
+    expect(await show('iptables', '-F')).toEqual([400, expect.stringContaining('iptables: "-F": only -L / -S [CHAIN]')]);
+    expect(await show('bash', '-c', 'id')).toEqual([400, 'tool: one of iptables-save, ip6tables-save, iptables, ip6tables, ipvsadm\n']);
+    let out = '', err = '';
+    expect(await runShow(['--proxy', `127.0.0.1:${port}`, 'iptables-save', '-t', 'nat'], (s) => { out += s; }, (s) => { err += s; })).toBe(0);
+    expect(out).toBe(proxy.dp.iptablesSave({ table: 'nat' }));
+    expect(err).toBe('');
+    expect(await runShow(['--proxy', `127.0.0.1:${port}`, 'iptables', '-t', 'nat', '-D', 'KUBE-SERVICES', '1'], () => {}, (s) => { err += s; })).toBe(1);
+    expect(err).toContain(`svcplane show: http://127.0.0.1:${port}: 400: iptables: "-D": only -L / -S`);
+    expect(await runShow(['iptables', '-L'], () => {}, (s) => { err += s; })).toBe(2);
+    expect(await runShow(['--proxy', `127.0.0.1:${port}`, 'nft', 'list', 'ruleset'], () => {}, (s) => { err += s; })).toBe(2);
   });
 
   it('svcplane trace --proxy prints it as a local trace; --json as the proxy sent it', async () => {

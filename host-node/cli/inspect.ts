@@ -1,0 +1,162 @@
+// inspect.ts — the commands that read a running `svcplane proxy` over its metrics address, as an
+// operator reads a kube-proxy node with the kernel's tools:
+//   svcplane conntrack --proxy HOST:PORT [-f -p -s -d -r -q --sport --dport]
+//       the flows, listed as `conntrack -L` lists the kernel's (one /proc/net/nf_conntrack line per
+//       flow, then the count on stderr) — the kernel's own table does not hold them;
+//   svcplane show --proxy HOST:PORT iptables-save|iptables|ip6tables-save|ip6tables|ipvsadm ARGS
+//       that listing command over the proxy's live rules and virtual servers, with its counters.
+// (`svcplane trace --proxy` is trace.ts.) Read the proxy's /conntrack and /show
+// (io/proxy-inspect.ts) as they stream; never change anything in it.
+import { parseArgs } from 'node:util';
+import { conntrackFilter, FILTER_OPTIONS, type FilterField } from '../core/conntrack-list.js';
+import { SHOW_TOOLS } from '../io/read-only-tools.js';
+
+export const CONNTRACK_HELP = `usage: svcplane conntrack --proxy HOST:PORT [-L] [-f ipv4|ipv6] [-p PROTO] [-s ADDR] [-d ADDR]
+                          [-r ADDR] [-q ADDR] [--sport N] [--dport N]
+
+Lists the flows of a running \`svcplane proxy\` (HOST:PORT: its --metrics-bind-address, e.g.
+127.0.0.1:10249) as conntrack -L lists the kernel's: one /proc/net/nf_conntrack line per flow
+(protocol, seconds left, TCP state, the original and reply tuples, [UNREPLIED], [ASSURED], mark),
+then "N flow entries have been shown." on stderr. The kernel's own table holds none of them.
+  -f, --family      ipv4 or ipv6
+  -p, --proto       tcp, udp, sctp, icmp or icmpv6
+  -s, --orig-src    original source (the client)
+  -d, --orig-dst    original destination (a Service address, or the node's for a NodePort)
+  -r, --reply-src   reply source (the endpoint the flow was sent to)
+  -q, --reply-dst   reply destination (the client, or the masquerade address)
+  --sport, --dport  original ports (with -p)
+`;
+
+/** How long a proxy has to start answering. */
+const TIMEOUT_MS = 10_000;
+
+/** `host:port`, `[v6]:port` or an http(s) URL as the base URL of a proxy's metrics server. */
+export function proxyURL(text: string): string {
+  const withScheme = /^https?:\/\//.test(text) ? text : `http://${text}`;
+  let u: URL;
+  try {
+    u = new URL(withScheme);
+  } catch {
+    throw new Error(`--proxy: not an address: ${JSON.stringify(text)} (host:port of the proxy's --metrics-bind-address)`);
+  }
+  if (u.pathname !== '/' || u.search || u.hash) throw new Error(`--proxy: give host:port only, not ${JSON.stringify(text)}`);
+  return u.origin;
+}
+
+/**
+ * GETs `path` of the proxy at `base` and hands its body to `chunk` as it arrives; throws an Error
+ * saying what went wrong (the connection's error code, or the proxy's refusal). The timeout is
+ * for the answer to start: a large table then streams as long as it takes.
+ */
+export async function fromProxy(base: string, path: string, chunk: (text: string) => void): Promise<void> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(new Error(`no answer in ${TIMEOUT_MS / 1000} s`)), TIMEOUT_MS);
+  let res: Response;
+  try {
+    res = await fetch(`${base}${path}`, { signal: abort.signal });
+  } catch (e) {
+    const x = e as Error & { cause?: { code?: string } };
+    throw new Error(x.cause?.code ?? x.message);
+  } finally {
+    clearTimeout(timer);
+  }
+  if (res.status === 404) throw new Error(`no ${path.split('?')[0]} here (is this a svcplane proxy's --metrics-bind-address?)`);
+  if (!res.ok || !res.body) throw new Error(`${res.status}: ${(await res.text()).trim()}`);
+  const decoder = new TextDecoder();
+  for await (const c of res.body) chunk(decoder.decode(c as Uint8Array, { stream: true }));
+  const rest = decoder.decode();
+  if (rest) chunk(rest);
+}
+
+/** The query parameter of each filter field (io/proxy-inspect.ts CONNTRACK_PARAMS). */
+const PARAM: Record<FilterField, string> = {
+  family: 'family', proto: 'proto', src: 'src', dst: 'dst', replySrc: 'reply-src', replyDst: 'reply-dst', sport: 'sport', dport: 'dport',
+};
+
+/** Runs `svcplane conntrack ARGS`; returns the exit code (0 listed, 1 the proxy failed, 2 usage). */
+export async function runConntrack(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const options = Object.fromEntries(FILTER_OPTIONS.map(([, long, short]) => [long.slice(2), { type: 'string' as const, ...(short ? { short: short.slice(1) } : {}) }]));
+  const { values } = parseArgs({
+    args: [...argv], strict: true, allowPositionals: false,
+    options: { ...options, proxy: { type: 'string' }, dump: { type: 'boolean', short: 'L' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) {
+    out(CONNTRACK_HELP);
+    return 0;
+  }
+  const usage = (message: string): number => {
+    err(`svcplane conntrack: ${message}\n${CONNTRACK_HELP}`);
+    return 2;
+  };
+  if (typeof values.proxy !== 'string') return usage('--proxy is required (the proxy\'s --metrics-bind-address)');
+  let base: string;
+  const given: Partial<Record<FilterField, string>> = {};
+  try {
+    base = proxyURL(values.proxy);
+    for (const [field, long] of FILTER_OPTIONS) {
+      const v = (values as Record<string, unknown>)[long.slice(2)];
+      if (typeof v === 'string') given[field] = v;
+    }
+    conntrackFilter(given);
+  } catch (e) {
+    return usage((e as Error).message);
+  }
+  const q = new URLSearchParams();
+  for (const [field, v] of Object.entries(given)) q.set(PARAM[field as FilterField], v);
+  let lines = 0;
+  try {
+    await fromProxy(base, `/conntrack${q.size > 0 ? `?${q}` : ''}`, (text) => {
+      for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lines++;
+      out(text);
+    });
+  } catch (e) {
+    err(`svcplane conntrack: ${base}: ${(e as Error).message}\n`);
+    return 1;
+  }
+  err(`svcplane conntrack: ${lines} flow entries have been shown.\n`);
+  return 0;
+}
+
+export const SHOW_HELP = `usage: svcplane show --proxy HOST:PORT iptables-save [-c] [-t TABLE]
+       svcplane show --proxy HOST:PORT iptables [-t TABLE] -L|-S [CHAIN] [-n] [-v] [-x] [--line-numbers]
+       svcplane show --proxy HOST:PORT ipvsadm -L|-S [-n] [--stats|--rate|--exact|-c] [-t|-u|-f SERVICE]
+       (ip6tables-save and ip6tables for IPv6)
+
+Runs the listing command over the live rules and virtual servers of a running \`svcplane proxy\`
+(HOST:PORT: its --metrics-bind-address, e.g. 127.0.0.1:10249), with the core's counters — what
+the command shows on a node running kube-proxy. The kernel's own tables hold none of it. Only
+listings: a command line that would change a table is refused.
+`;
+
+/** Runs `svcplane show ARGS`; returns the exit code (0 shown, 1 the proxy refused or failed, 2 usage). */
+export async function runShow(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const usage = (message: string): number => {
+    err(`svcplane show: ${message}\n${SHOW_HELP}`);
+    return 2;
+  };
+  if (argv[0] === '--help' || argv[0] === '-h') {
+    out(SHOW_HELP);
+    return 0;
+  }
+  let rest = [...argv];
+  let proxy: string | undefined;
+  if (rest[0] === '--proxy') { proxy = rest[1]; rest = rest.slice(2); } else if (rest[0]?.startsWith('--proxy=')) { proxy = rest[0].slice(8); rest = rest.slice(1); }
+  if (proxy === undefined) return usage('--proxy HOST:PORT comes first (the proxy\'s --metrics-bind-address)');
+  const [tool, ...args] = rest;
+  if (tool === undefined || !SHOW_TOOLS.includes(tool as (typeof SHOW_TOOLS)[number])) return usage(`which listing: ${SHOW_TOOLS.join(', ')}`);
+  let base: string;
+  try {
+    base = proxyURL(proxy);
+  } catch (e) {
+    return usage((e as Error).message);
+  }
+  const q = new URLSearchParams({ tool });
+  for (const a of args) q.append('arg', a);
+  try {
+    await fromProxy(base, `/show?${q}`, out);
+  } catch (e) {
+    err(`svcplane show: ${base}: ${(e as Error).message}\n`);
+    return 1;
+  }
+  return 0;
+}

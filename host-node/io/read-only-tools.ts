@@ -1,0 +1,108 @@
+// read-only-tools.ts — the listing commands an operator runs on a kube-proxy node, answered from the
+// live core instead of the kernel: `iptables-save [-c] [-t T]`, `iptables [-t T] -L|-S [CHAIN]
+// [-n] [-v] [-x] [--line-numbers]` (and the ip6tables forms), and `ipvsadm -L|-S …` with its
+// display options. Command lines are read as the tools read them (bundled short options such as
+// `-nvL` and `-tnat`, long options with `=`), and only these read-only forms are taken: anything
+// that would change a table (-A, -D, -F, -Z, ipvsadm -C …) is refused by name. Never writes.
+import type { Dataplane } from '../dataplane.js';
+import type { TableName } from '../netfilter/index.js';
+
+export const SHOW_TOOLS = ['iptables-save', 'ip6tables-save', 'iptables', 'ip6tables', 'ipvsadm'] as const;
+export type ShowTool = (typeof SHOW_TOOLS)[number];
+
+/** A command line refused: its message is what the tool would say, or why it is not taken. */
+export class ToolRefused extends Error {}
+
+const TABLES: readonly string[] = ['raw', 'mangle', 'nat', 'filter', 'security'];
+
+/** `argv` with bundled short options split (`-nvL` → -n -v -L; a value-taking letter takes the rest: `-tnat` → -t nat). */
+function unbundle(argv: readonly string[], takesValue: string): string[] {
+  const out: string[] = [];
+  for (const a of argv) {
+    if (!/^-[^-]/.test(a) || a.length <= 2) { out.push(a); continue; }
+    for (let i = 1; i < a.length; i++) {
+      out.push(`-${a[i]}`);
+      if (takesValue.includes(a[i]!) && i + 1 < a.length) { out.push(a.slice(i + 1)); break; }
+    }
+  }
+  // --opt=value as two words.
+  return out.flatMap((a) => (/^--[^=]+=/.test(a) ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a]));
+}
+
+function table(prog: string, v: string | undefined): TableName {
+  if (v === undefined) throw new ToolRefused(`${prog}: option "-t" requires an argument`);
+  if (!TABLES.includes(v) || v === 'security') throw new ToolRefused(`${prog}: can't initialize ${prog} table \`${v}': Table does not exist (do you need to insmod?)`);
+  return v as TableName;
+}
+
+function save(dp: Dataplane, tool: 'iptables-save' | 'ip6tables-save', argv: readonly string[]): string {
+  let counters = false;
+  let t: TableName | undefined;
+  const args = unbundle(argv, 't');
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '-c' || a === '--counters') counters = true;
+    else if (a === '-t' || a === '--table') t = table(tool, args[++i]);
+    else throw new ToolRefused(`${tool}: ${JSON.stringify(a)}: only -c and -t TABLE are read here (the proxy lists, never changes, its rules)`);
+  }
+  return dp.iptablesSave({ family: tool === 'iptables-save' ? 4 : 6, counters, ...(t ? { table: t } : {}) });
+}
+
+function list(dp: Dataplane, tool: 'iptables' | 'ip6tables', argv: readonly string[]): string {
+  let t: TableName = 'filter';
+  let command: 'L' | 'S' | undefined;
+  let chain: string | undefined;
+  let verbose = false, exact = false, lineNumbers = false;
+  const args = unbundle(argv, 't');
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '-t' || a === '--table') t = table(tool, args[++i]);
+    else if (a === '-L' || a === '--list' || a === '-S' || a === '--list-rules') {
+      if (command !== undefined) throw new ToolRefused(`${tool} v1.8.9 (legacy): Can't use -${a === '-L' || a === '--list' ? 'L' : 'S'} with -${command}`);
+      command = a === '-L' || a === '--list' ? 'L' : 'S';
+      if (args[i + 1] !== undefined && !args[i + 1]!.startsWith('-')) chain = args[++i];
+    } else if (a === '-n' || a === '--numeric') { /* addresses are always printed as numbers */ }
+    else if (a === '-v' || a === '--verbose') verbose = true;
+    else if (a === '-x' || a === '--exact') exact = true;
+    else if (a === '--line-numbers') lineNumbers = true;
+    else throw new ToolRefused(`${tool}: ${JSON.stringify(a)}: only -L / -S [CHAIN] with -t, -n, -v, -x and --line-numbers are read here (the proxy lists, never changes, its rules)`);
+  }
+  if (command === undefined) throw new ToolRefused(`${tool} v1.8.9 (legacy): no command specified`);
+  const family = tool === 'iptables' ? 4 : 6;
+  try {
+    return command === 'L'
+      ? dp.iptablesList(t, chain, { family, exact, lineNumbers, verbose })
+      : dp.iptablesRules(t, chain, { family, counters: verbose });
+  } catch (e) {
+    throw new ToolRefused((e as Error).message);
+  }
+}
+
+/** ipvsadm's listing commands and display options; a service to list takes its address after -t/-u/-f. */
+const IPVSADM_LIST = new Set(['-L', '-l', '--list', '-S', '--save']);
+const IPVSADM_SHOW = new Set(['-n', '--numeric', '--stats', '--rate', '--exact', '--thresholds', '--persistent-conn', '--sort', '-c', '--connection', '--timeout', '--daemon', '--nosort']);
+const IPVSADM_SERVICE = new Set(['-t', '--tcp-service', '-u', '--udp-service', '--sctp-service', '-f', '--fwmark-service']);
+
+function ipvsadm(dp: Dataplane, argv: readonly string[]): string {
+  const args = unbundle(argv, 'tuf');
+  let listing = false;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (IPVSADM_LIST.has(a)) listing = true;
+    else if (IPVSADM_SERVICE.has(a)) i++;
+    else if (!IPVSADM_SHOW.has(a)) throw new ToolRefused(`ipvsadm: ${JSON.stringify(a)}: only -L / -S and their display options are read here (the proxy lists, never changes, its virtual servers)`);
+  }
+  if (!listing) throw new ToolRefused('ipvsadm: give -L (or -S): the proxy lists its virtual servers, never changes them');
+  const r = dp.ipvsadm([...args]);
+  if (r.code !== 0) throw new ToolRefused(r.stderr.trim());
+  return r.stdout;
+}
+
+/** The output of `tool argv` over the live core, or ToolRefused with what the tool would say. */
+export function runShowTool(dp: Dataplane, tool: ShowTool, argv: readonly string[]): string {
+  switch (tool) {
+    case 'iptables-save': case 'ip6tables-save': return save(dp, tool, argv);
+    case 'iptables': case 'ip6tables': return list(dp, tool, argv);
+    case 'ipvsadm': return ipvsadm(dp, argv);
+  }
+}
