@@ -6,12 +6,8 @@
 // at a time; `svcplane conntrack --proxy HOST:PORT` prints it. A bad parameter is a 400 naming it;
 // nothing in the core changes. A proxy in userspace mode (no root, no TUN, loopback only).
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
-import { parseProxyArgs } from '../../../host-node/io/proxy-config.js';
-import { NodeProxy } from '../../../host-node/io/node-proxy.js';
+import type { NodeProxy } from '../../../host-node/io/node-proxy.js';
+import { startUserspaceProxy, freePort, webManifests, type UserspaceProxy } from '../../support/userspace-proxy.js';
 import { traceQueryOf, conntrackQueryOf, CONNTRACK_SLICE, type ProxyTrace } from '../../../host-node/io/proxy-inspect.js';
 import { runTrace } from '../../../host-node/cli/trace.js';
 import { runConntrack, runShow } from '../../../host-node/cli/inspect.js';
@@ -20,18 +16,7 @@ import { buildPacket } from '../../../host-node/core/packet.js';
 const VIP = '198.18.96.10';
 const EPS = ['198.18.100.2', '198.18.100.3'];
 const CLIENT = '198.18.50.1';
-const MANIFESTS = `apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: default }
-spec: { clusterIP: ${VIP}, ports: [{ name: http, port: 80, targetPort: 8080 }] }
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: web-1, namespace: default, labels: { kubernetes.io/service-name: web } }
-addressType: IPv4
-ports: [{ name: http, port: 8080 }]
-endpoints: [{ addresses: [${EPS[0]}] }, { addresses: [${EPS[1]}] }]
-`;
+const MANIFESTS = webManifests(EPS, VIP);
 
 describe('traceQueryOf', () => {
   const q = (s: string) => traceQueryOf(new URLSearchParams(s));
@@ -64,29 +49,15 @@ describe('conntrackQueryOf', () => {
 });
 
 describe('a running proxy\'s /trace and /conntrack', () => {
-  let dir = '';
+  let running: UserspaceProxy;
   let proxy: NodeProxy;
   let port = 0;
   beforeAll(async () => {
-    port = await new Promise<number>((resolve) => {
-      const srv = createServer().listen(0, '127.0.0.1', () => { const a = srv.address() as { port: number }; srv.close(() => resolve(a.port)); });
-    });
-    dir = mkdtempSync(join(tmpdir(), 'svp-trace-'));
-    writeFileSync(join(dir, 'web.yaml'), MANIFESTS);
-    proxy = await NodeProxy.start(parseProxyArgs([
-      '--manifests', dir, '--mode', 'userspace', '--userspace-ports', 'range', '--hostname-override', 'n1', '--node-ip', '198.18.200.1',
-      '--metrics-bind-address', `127.0.0.1:${port}`, '--healthz-bind-address', '', '--min-sync-period', '0',
-    ]), { log: () => {} });
-    const until = Date.now() + 5000;
-    while (!proxy.dp.iptablesSave().includes(`-d ${VIP} --dport 80 -j KUBE-SVC-`)) {
-      if (Date.now() > until) throw new Error(`no Service rules after 5 s: ${proxy.lastSyncError}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    port = await freePort();
+    running = await startUserspaceProxy({ 'web.yaml': MANIFESTS }, ['--node-ip', '198.18.200.1', '--metrics-bind-address', `127.0.0.1:${port}`], { tmpPrefix: 'svp-trace-' });
+    proxy = running.proxy;
   });
-  afterAll(async () => {
-    await proxy?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => running?.stop());
   const get = (query: string) => fetch(`http://127.0.0.1:${port}/trace?${query}`);
 
   it('traces through the live core: both endpoints, each with the rule that chose it; the core unchanged', async () => {
@@ -164,9 +135,7 @@ describe('a running proxy\'s /trace and /conntrack', () => {
     const err: string[] = [];
     const io = { out: () => {}, err: (l: string) => err.push(l) };
     expect(await runTrace(['--proxy', `127.0.0.1:${port}`, '--src', CLIENT, '--dst', '198.18.96.11', '--dport', '80', '--proto', 'udp', '--from', 'local'], io)).toBe(0);
-    const closed = await new Promise<number>((resolve) => {
-      const srv = createServer().listen(0, '127.0.0.1', () => { const a = srv.address() as { port: number }; srv.close(() => resolve(a.port)); });
-    });
+    const closed = await freePort();
     expect(await runTrace(['--proxy', `127.0.0.1:${closed}`, '--src', CLIENT, '--dst', VIP, '--dport', '80'], io)).toBe(1);
     expect(err.at(-1)).toBe(`svcplane trace: http://127.0.0.1:${closed}: ECONNREFUSED`);
     expect(await runTrace(['--proxy', `127.0.0.1:${port}`, '--rules', 'x', '--src', CLIENT, '--dst', VIP, '--dport', '80'], io)).toBe(2);
@@ -176,29 +145,15 @@ describe('a running proxy\'s /trace and /conntrack', () => {
 });
 
 describe('a running proxy\'s /conntrack over a large table', () => {
-  let dir = '';
+  let running: UserspaceProxy;
   let proxy: NodeProxy;
   let port = 0;
   beforeAll(async () => {
-    port = await new Promise<number>((resolve) => {
-      const srv = createServer().listen(0, '127.0.0.1', () => { const a = srv.address() as { port: number }; srv.close(() => resolve(a.port)); });
-    });
-    dir = mkdtempSync(join(tmpdir(), 'svp-ct-list-'));
-    writeFileSync(join(dir, 'web.yaml'), MANIFESTS);
-    proxy = await NodeProxy.start(parseProxyArgs([
-      '--manifests', dir, '--mode', 'userspace', '--userspace-ports', 'range', '--hostname-override', 'n1', '--node-ip', '198.18.200.1',
-      '--metrics-bind-address', `127.0.0.1:${port}`, '--healthz-bind-address', '', '--min-sync-period', '0',
-    ]), { log: () => {} });
-    const until = Date.now() + 5000;
-    while (!proxy.dp.iptablesSave().includes(`-d ${VIP} --dport 80 -j KUBE-SVC-`)) {
-      if (Date.now() > until) throw new Error(`no Service rules after 5 s: ${proxy.lastSyncError}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    port = await freePort();
+    running = await startUserspaceProxy({ 'web.yaml': MANIFESTS }, ['--node-ip', '198.18.200.1', '--metrics-bind-address', `127.0.0.1:${port}`], { tmpPrefix: 'svp-ct-list-' });
+    proxy = running.proxy;
   });
-  afterAll(async () => {
-    await proxy?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => running?.stop());
 
   it('lists every flow, the Service\'s and the rest, over many slices; selects as conntrack -L; the table unchanged', async () => {
     // Three slices' worth of connections to the Service from distinct client ports, and a UDP flow elsewhere.

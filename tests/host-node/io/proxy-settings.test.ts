@@ -9,10 +9,9 @@
 import { describe, it, expect, afterEach } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { parseProxyArgs } from '../../../host-node/io/proxy-config.js';
-import { NodeProxy } from '../../../host-node/io/node-proxy.js';
+import type { NodeProxy } from '../../../host-node/io/node-proxy.js';
+import { startUserspaceProxy, freePort, type UserspaceProxy } from '../../support/userspace-proxy.js';
 import { buildPacket, decodePacket } from '../../../host-node/core/packet.js';
 
 const VIP = '198.18.96.10';
@@ -31,35 +30,22 @@ ports: [{ name: http, port: 8080 }, { name: dns, port: 5353, protocol: UDP }]
 endpoints: [{ addresses: [${EP}] }]
 `;
 
+let running: UserspaceProxy | null = null;
 let dir = '';
-let proxy: NodeProxy | null = null;
 const logs: string[] = [];
 afterEach(async () => {
-  await proxy?.stop();
-  proxy = null;
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await running?.stop();
+  running = null;
   dir = '';
   logs.length = 0;
 });
 
-async function start(extra: string[], node = ''): Promise<NodeProxy> {
-  dir = mkdtempSync(join(tmpdir(), 'svp-ct-settings-'));
-  writeFileSync(join(dir, 'web.yaml'), MANIFESTS);
-  if (node) writeFileSync(join(dir, 'node.yaml'), node);
-  const cfg = parseProxyArgs([
-    '--manifests', dir, '--mode', 'userspace', '--userspace-ports', 'range', '--hostname-override', 'n1',
-    '--metrics-bind-address', '', '--healthz-bind-address', '', '--min-sync-period', '0', ...extra,
-  ]);
-  proxy = await NodeProxy.start(cfg, { log: (m) => logs.push(m) });
-  const until = Date.now() + 5000;
-  const ready = (): boolean => (extra.includes('ipvs')
-    ? proxy!.dp.ipvsadm(['-Ln']).stdout.includes(`${VIP}:80`)
-    : proxy!.dp.iptablesSave().includes(`-d ${VIP} --dport 80 -j KUBE-SVC-`));
-  while (!ready()) {
-    if (Date.now() > until) throw new Error(`no Service rules after 5 s: ${proxy.lastSyncError}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return proxy;
+async function start(extra: string[], node = '', ready?: (p: NodeProxy) => boolean): Promise<NodeProxy> {
+  running = await startUserspaceProxy({ 'web.yaml': MANIFESTS, ...(node ? { 'node.yaml': node } : {}) }, extra, {
+    log: (m) => logs.push(m), tmpPrefix: 'svp-ct-settings-', ...(ready ? { ready } : {}),
+  });
+  dir = running.dir;
+  return running.proxy;
 }
 
 // Far from the proxy's own clock, so nothing it does reaps these flows meanwhile.
@@ -118,12 +104,12 @@ describe('svcplane proxy: kube-proxy\'s conntrack, IPVS and masquerade settings'
   it('the flags change them, and 0 leaves Linux\'s defaults (5 days, 60 s)', async () => {
     let p = await start(['--conntrack-tcp-timeout-established', '2h30m', '--conntrack-tcp-timeout-close-wait', '90s']);
     expect(tcpFlow(p)).toEqual({ state: 'ESTABLISHED', left: 2.5 * H - 8 });
-    await proxy!.stop();
-    proxy = null;
+    await running!.stop();
+    running = null;
     p = await start(['--conntrack-tcp-timeout-close-wait', '90s']);
     expect(tcpFlow(p, true)).toEqual({ state: 'CLOSE_WAIT', left: 90_000 - 6 });
-    await proxy!.stop();
-    proxy = null;
+    await running!.stop();
+    running = null;
     p = await start(['--conntrack-tcp-timeout-established', '0', '--conntrack-tcp-timeout-close-wait', '0']);
     expect(tcpFlow(p)).toEqual({ state: 'ESTABLISHED', left: 5 * 24 * H - 8 });
     expect(logs).toContain(`proxy: conntrack: ${p.dp.stats().conntrack_capacity} flows`);
@@ -133,8 +119,8 @@ describe('svcplane proxy: kube-proxy\'s conntrack, IPVS and masquerade settings'
     let p = await start([]);
     expect(udpFlow(p, false)).toBe(30_000 - 3000);
     expect(udpFlow(p, true)).toBe(120_000 - 500);
-    await proxy!.stop();
-    proxy = null;
+    await running!.stop();
+    running = null;
     p = await start(['--conntrack-udp-timeout', '10s', '--conntrack-udp-timeout-stream', '5m']);
     expect(udpFlow(p, false)).toBe(10_000 - 3000);
     expect(udpFlow(p, true)).toBe(300_000 - 500);
@@ -144,8 +130,8 @@ describe('svcplane proxy: kube-proxy\'s conntrack, IPVS and masquerade settings'
     const invalid = /-A KUBE-FORWARD -m conntrack --ctstate INVALID .*-j DROP/;
     let p = await start([]);
     expect(p.dp.iptablesSave()).toMatch(invalid);
-    await proxy!.stop();
-    proxy = null;
+    await running!.stop();
+    running = null;
     p = await start(['--conntrack-tcp-be-liberal']);
     expect(p.dp.iptablesSave()).not.toMatch(invalid);
     expect(logs.some((l) => l.includes('tcp be-liberal'))).toBe(true);
@@ -156,8 +142,8 @@ describe('svcplane proxy: kube-proxy\'s conntrack, IPVS and masquerade settings'
     let p = await start(['--conntrack-max-per-core', '16384', '--conntrack-min', '1024']);
     const want = 2 ** Math.ceil(Math.log2(16384 * n));
     expect(p.dp.stats().conntrack_capacity).toBe(want);
-    await proxy!.stop();
-    proxy = null;
+    await running!.stop();
+    running = null;
     p = await start(['--conntrack-max-per-core', '16', '--conntrack-min', '5000']);
     expect(p.dp.stats().conntrack_capacity).toBe(16 * n > 5000 ? 2 ** Math.ceil(Math.log2(16 * n)) : 8192);
   });
@@ -166,13 +152,13 @@ describe('svcplane proxy: kube-proxy\'s conntrack, IPVS and masquerade settings'
     let p = await start(['--userspace-core', 'ipvs']);
     expect(p.dp.ipvsadm(['-L', '--timeout']).stdout).toContain('Timeout (tcp tcpfin udp): 900 120 300');
     expect(logs.some((l) => l.startsWith('proxy: ipvs timeouts'))).toBe(false);
-    await proxy!.stop();
-    proxy = null;
+    await running!.stop();
+    running = null;
     p = await start(['--userspace-core', 'ipvs', '--ipvs-tcp-timeout', '15m30s', '--ipvs-udp-timeout', '20s']);
     expect(p.dp.ipvsadm(['-L', '--timeout']).stdout).toContain('Timeout (tcp tcpfin udp): 930 120 20');
     expect(logs).toContain('proxy: ipvs timeouts: tcp 930s, tcpfin 120s, udp 20s');
-    await proxy!.stop();
-    proxy = null;
+    await running!.stop();
+    running = null;
     // Other modes have no IPVS to set.
     logs.length = 0;
     p = await start(['--ipvs-tcpfin-timeout', '30s']);
@@ -190,22 +176,17 @@ describe('svcplane proxy: kube-proxy\'s conntrack, IPVS and masquerade settings'
       const e = p.dp.conntrack(T).find((x) => x.proto === 'tcp' && x.original.src === CLIENT);
       expect(e?.reply.src).toBe(EP);
       expect(e?.reply.dst).not.toBe(CLIENT);
-      await proxy!.stop();
-      proxy = null;
+      await running!.stop();
+      running = null;
     }
   });
 
   it('--detect-local-mode NodeCIDR: nothing syncs before the Node has pod CIDRs; then they tell pods from outside, and follow a change', async () => {
     const nodeYaml = (cidr: string): string => `apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\nspec: { podCIDRs: [${cidr}] }\n`;
     for (const core of ['iptables', 'direct'] as const) {
-      dir = mkdtempSync(join(tmpdir(), 'svp-ct-settings-'));
-      writeFileSync(join(dir, 'web.yaml'), MANIFESTS);
-      writeFileSync(join(dir, 'node.yaml'), 'apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\n');
-      const cfg = parseProxyArgs([
-        '--manifests', dir, '--mode', 'userspace', '--userspace-ports', 'range', '--userspace-core', core, '--hostname-override', 'n1',
-        '--metrics-bind-address', '', '--healthz-bind-address', '', '--min-sync-period', '0', '--detect-local-mode', 'NodeCIDR', '--cluster-cidr', '198.19.0.0/16',
-      ]);
-      const p = proxy = await NodeProxy.start(cfg, { log: (m) => logs.push(m) });
+      // Nothing to wait for: nothing syncs before the Node has pod CIDRs.
+      const p = await start(['--userspace-core', core, '--detect-local-mode', 'NodeCIDR', '--cluster-cidr', '198.19.0.0/16'],
+        'apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\n', () => true);
       const until = async (what: string, ok: () => boolean): Promise<void> => {
         const end = Date.now() + 5000;
         while (!ok()) {
@@ -237,18 +218,14 @@ describe('svcplane proxy: kube-proxy\'s conntrack, IPVS and masquerade settings'
       await until('no resync for the new pod CIDRs', () => logs.some((l) => l.includes('(were 198.19.5.0/24)')));
       await until('rules not rendered again', () => p.dp.options.podCIDR?.[0] === '198.19.9.0/24' && p.lastSyncError === '' && sourceFromQuiet(p, '198.19.9.10') === '198.19.9.10');
       expect(sourceFrom('198.19.5.8')).not.toBe('198.19.5.8');
-      await proxy.stop();
-      proxy = null;
-      rmSync(dir, { recursive: true, force: true });
-      dir = '';
+      await running!.stop();
+      running = null;
       logs.length = 0;
     }
   });
 
   it('the metrics server answers kube-proxy\'s /proxyMode, /healthz and /configz (the settings in effect)', async () => {
-    const port = await new Promise<number>((resolve) => {
-      const srv = createServer().listen(0, '127.0.0.1', () => { const a = srv.address() as { port: number }; srv.close(() => resolve(a.port)); });
-    });
+    const port = await freePort();
     const p = await start(['--metrics-bind-address', `127.0.0.1:${port}`, '--conntrack-tcp-timeout-close-wait', '90s', '--iptables-masquerade-bit', '12']);
     const get = async (path: string): Promise<{ type: string | null; body: string }> => {
       const r = await fetch(`http://127.0.0.1:${port}${path}`);

@@ -6,19 +6,9 @@ import { describe, it, expect } from 'vitest';
 import { Dataplane } from '../../../host-node/dataplane.js';
 import { buildPacket } from '../../../host-node/core/packet.js';
 import { runShowTool, ToolRefused } from '../../../host-node/io/read-only-tools.js';
+import { webManifests } from '../../support/userspace-proxy.js';
 
-const MANIFESTS = `apiVersion: v1
-kind: Service
-metadata: { name: web, namespace: default }
-spec: { clusterIP: 198.18.96.10, ports: [{ name: http, port: 80, targetPort: 8080 }] }
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: { name: web-1, namespace: default, labels: { kubernetes.io/service-name: web } }
-addressType: IPv4
-ports: [{ name: http, port: 8080 }]
-endpoints: [{ addresses: [198.18.100.2] }]
-`;
+const MANIFESTS = webManifests(['198.18.100.2']);
 
 async function node(mode: 'iptables' | 'ipvs'): Promise<Dataplane> {
   const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], podCIDR: '198.18.100.0/22', seed: 1 });
