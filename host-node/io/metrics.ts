@@ -199,7 +199,15 @@ export class ProxyMetrics {
       const path = q < 0 ? url : url.slice(0, q);
       const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
       if (route) {
-        const body = route(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
+        let body: unknown;
+        try {
+          body = route(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
+        } catch (e) {
+          // A route's own fault: answered, never thrown out of the request handler (which would end the proxy).
+          res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
+          res.end(`${(e as Error).message}\n`);
+          return;
+        }
         if (body instanceof RouteReply) {
           res.writeHead(body.status, { 'Content-Type': body.type, 'X-Content-Type-Options': 'nosniff' });
           res.end(body.body);

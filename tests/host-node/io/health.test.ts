@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { request } from 'node:http';
 import { ProxyHealth, ServiceHealthServers, goTime, nodeEligible, serveProxyHealth, closeServer } from '../../../host-node/io/health.js';
 import { parseManifests, type Node } from '../../../host-node/kube/index.js';
-import { ProxyMetrics } from '../../../host-node/io/metrics.js';
+import { ProxyMetrics, RouteReply } from '../../../host-node/io/metrics.js';
 
 function get(port: number, path: string): Promise<{ status: number; body: string; type: string; weight?: string }> {
   return new Promise((resolve, reject) => {
@@ -173,5 +173,31 @@ describe('proxy metrics', () => {
     expect(value('process_open_fds')).toBeGreaterThanOrEqual(3);
     expect(value('process_max_fds')).toBeGreaterThanOrEqual(value('process_open_fds'));
     expect(text).toContain('# TYPE process_cpu_seconds_total counter');
+  });
+
+  it('serves its routes: text, JSON, a reply with its own status, a stream; a route that throws is a 500, and the server serves on', async () => {
+    const m = new ProxyMetrics({
+      coreStats: () => ({}), tunStats: () => ({ packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0, batches: 0, readErrors: 0, writeErrors: 0, dropped: 0, wakeups: 0 }),
+      health: new ProxyHealth(1000), nfacct: () => [], checkpoints: () => null,
+    });
+    const server = await m.serve('127.0.0.1', 0, {
+      '/text': () => 'plain',
+      '/json': (q) => ({ a: q.get('a') }),
+      '/reply': () => new RouteReply(418, 'text/plain', 'teapot\n'),
+      '/stream': () => (async function* () { yield 'one\n'; await new Promise((r) => setImmediate(r)); yield 'two\n'; })(),
+      '/throws': () => { throw new Error('route fault'); },
+    });
+    try {
+      const port = (server.address() as { port: number }).port;
+      expect(await get(port, '/text')).toMatchObject({ status: 200, body: 'plain' });
+      expect(JSON.parse((await get(port, '/json?a=b%20c')).body)).toEqual({ a: 'b c' });
+      expect(await get(port, '/reply')).toMatchObject({ status: 418, body: 'teapot\n' });
+      expect(await get(port, '/stream')).toMatchObject({ status: 200, body: 'one\ntwo\n' });
+      expect(await get(port, '/throws')).toMatchObject({ status: 500, body: 'route fault\n' });
+      expect(await get(port, '/text')).toMatchObject({ status: 200, body: 'plain' });
+      expect((await get(port, '/nothing')).status).toBe(404);
+    } finally {
+      await closeServer(server);
+    }
   });
 });

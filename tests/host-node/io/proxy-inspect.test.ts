@@ -115,6 +115,25 @@ describe('a running proxy\'s /trace and /conntrack', () => {
     expect(await runShow(['--proxy', `127.0.0.1:${port}`, 'nft', 'list', 'ruleset'], () => {}, (s) => { err += s; })).toBe(2);
   });
 
+  it('random queries to /trace, /conntrack and /show: each a 200 or a 400, never a 500, and the proxy serves on', async () => {
+    let seed = 7;
+    const rnd = (n: number) => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed % n; };
+    const words = ['src', 'dst', 'dport', 'sport', 'proto', 'from', 'tool', 'arg', 'family', 'reply-src', 'x', '', '%zz', '-L', '-nvL', '-t', 'nat',
+      'iptables', 'ipvsadm', 'iptables-save', 'ip6tables', '198.18.96.10', 'fd00::1', '80', '-1', '99999', 'tcp', 'udp', 'icmp', 'local', '-F', '-Ln', '-c',
+      'KUBE-SERVICES', 'ipv6', '\u0000', 'a'.repeat(300)];
+    const statuses = new Set<number>();
+    for (let i = 0; i < 300; i++) {
+      const path = ['/trace', '/conntrack', '/show'][rnd(3)]!;
+      const parts = Array.from({ length: rnd(6) }, () => `${encodeURIComponent(words[rnd(words.length)]!)}=${rnd(4) === 0 ? words[rnd(words.length)] : encodeURIComponent(words[rnd(words.length)]!)}`);
+      const r = await fetch(`http://127.0.0.1:${port}${path}?${parts.join('&')}`);
+      await r.text();
+      expect([200, 400], `${path}?${parts.join('&')}`).toContain(r.status);
+      statuses.add(r.status);
+    }
+    expect([...statuses].sort()).toEqual([200, 400]);
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+  });
+
   it('svcplane trace --proxy prints it as a local trace; --json as the proxy sent it', async () => {
     const out: string[] = [];
     const err: string[] = [];
