@@ -25,7 +25,7 @@ import {
 import { IpvsApply, type IpvsApplied } from './kube/apply-ipvs.js';
 import { DirectApply } from './kube/apply-direct.js';
 import { affinityDest, type DirectCore } from './core/svc-config.js';
-import { directTrace } from './kube/direct-explain.js';
+import { directTableLines, directTrace } from './kube/direct-explain.js';
 import { UdpReconcile } from './kube/stale-udp.js';
 import type { DirectRenderOptions } from './kube/render-direct.js';
 
@@ -291,6 +291,16 @@ export class Dataplane extends CoreDataplane {
     const dns = traceDnsQuery(this.core as unknown as DnsTraceCore, dnsQuery, proto === 'tcp' ? 'tcp' : 'udp');
     this.refresh();
     return { ...r, dns };
+  }
+
+  /**
+   * The direct service table as the last apply in direct mode wrote it, four lines per service
+   * port (frontends, Cluster and Local endpoints, policies), IPv4 then IPv6; '' in other modes.
+   */
+  directList(): string {
+    if (this.applied !== 'direct') return '';
+    const lines = [4, 6].flatMap((f) => directTableLines(this.kube?.state.families.get(f as 4 | 6)?.model, this.directOpts));
+    return lines.length ? `${lines.join('\n')}\n` : '';
   }
 
   /** trace() in direct mode: the decision of the core's direct service table (kube/direct-explain.ts). */

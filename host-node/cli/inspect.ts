@@ -120,6 +120,7 @@ export async function runConntrack(argv: readonly string[], out: (s: string) => 
 export const SHOW_HELP = `usage: svcplane show --proxy HOST:PORT iptables-save [-c] [-t TABLE]
        svcplane show --proxy HOST:PORT iptables [-t TABLE] -L|-S [CHAIN] [-n] [-v] [-x] [--line-numbers]
        svcplane show --proxy HOST:PORT ipvsadm -L|-S [-n] [--stats|--rate|--exact|-c] [-t|-u|-f SERVICE]
+       svcplane show --proxy HOST:PORT direct
        (ip6tables-save and ip6tables for IPv6)
 
 Runs the listing command over the live rules and virtual servers of a running \`svcplane proxy\`

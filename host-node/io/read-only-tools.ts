@@ -1,13 +1,13 @@
 // read-only-tools.ts — the listing commands an operator runs on a kube-proxy node, answered from the
 // live core instead of the kernel: `iptables-save [-c] [-t T]`, `iptables [-t T] -L|-S [CHAIN]
-// [-n] [-v] [-x] [--line-numbers]` (and the ip6tables forms), and `ipvsadm -L|-S …` with its
-// display options. Command lines are read as the tools read them (bundled short options such as
+// [-n] [-v] [-x] [--line-numbers]` (and the ip6tables forms), `ipvsadm -L|-S …` with its
+// display options, and `direct`: the direct mode's service table, which no kernel tool shows. Command lines are read as the tools read them (bundled short options such as
 // `-nvL` and `-tnat`, long options with `=`), and only these read-only forms are taken: anything
 // that would change a table (-A, -D, -F, -Z, ipvsadm -C …) is refused by name. Never writes.
 import type { Dataplane } from '../dataplane.js';
 import type { TableName } from '../netfilter/index.js';
 
-export const SHOW_TOOLS = ['iptables-save', 'ip6tables-save', 'iptables', 'ip6tables', 'ipvsadm'] as const;
+export const SHOW_TOOLS = ['iptables-save', 'ip6tables-save', 'iptables', 'ip6tables', 'ipvsadm', 'direct'] as const;
 export type ShowTool = (typeof SHOW_TOOLS)[number];
 
 /** A command line refused: its message is what the tool would say, or why it is not taken. */
@@ -104,5 +104,8 @@ export function runShowTool(dp: Dataplane, tool: ShowTool, argv: readonly string
     case 'iptables-save': case 'ip6tables-save': return save(dp, tool, argv);
     case 'iptables': case 'ip6tables': return list(dp, tool, argv);
     case 'ipvsadm': return ipvsadm(dp, argv);
+    case 'direct':
+      if (argv.length > 0) throw new ToolRefused(`direct: ${JSON.stringify(argv[0])}: the direct table is listed whole`);
+      return dp.directList();
   }
 }

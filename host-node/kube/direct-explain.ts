@@ -2,7 +2,8 @@
 // does with a new connection's first packet, step by step, from the entries render-direct.ts
 // makes: frontend lookup, node port reach, REJECT without endpoints, traffic policy (which endpoint
 // list), masquerade, hairpin, ClientIP affinity, and the share of the core's random draws each
-// endpoint gets. Used by Dataplane.trace in direct mode and by the playground. Pure: a client's
+// endpoint gets. Also the table's entries as lines of text (what `svcplane show direct` and the
+// playground list). Used by Dataplane.trace in direct mode and by the playground. Pure: a client's
 // affinity stamp, kept in the core, is asked of the caller.
 import { canonicalIP, cidrContains, joinHostPort, parseCIDR, parseIP, type CIDR } from './ip.js';
 import type { DirectService, NodePortReach } from '../core/svc-config.js';
@@ -229,4 +230,26 @@ export function directTrace(
     };
   });
   return { steps, outcomes, truncated: false };
+}
+
+/** The lines that describe one entry, each self-contained (it names its Service port) so that syncs diff line by line. */
+export function directEntryLines(s: DirectService): string[] {
+  const id = `${s.name} ${s.protocol}`;
+  const fe = s.frontends.map((f) => f.kind === 'nodePort' ? `nodePort ${f.port}` : `${f.kind} ${joinHostPort(f.ip!, f.port)}`).join(', ');
+  const eps = (list: DirectService['cluster']) => list.length ? list.map((e) => joinHostPort(e.ip, e.port)).join(' ') : '(none)';
+  const policy = [
+    `internal=${s.internalLocal ? 'Local' : 'Cluster'}`, `external=${s.externalLocal ? 'Local' : 'Cluster'}`,
+    `affinity=${s.affinityMs ? `ClientIP ${s.affinityMs / 1000}s` : 'None'}`,
+    ...(s.masqueradeAll ? ['masqueradeAll'] : []),
+    ...(s.firewall ? [`sourceRanges=${s.sourceRanges.join(',')}`] : []),
+    ...(s.hasEndpoints ? [] : ['no endpoints: REJECT']),
+  ].join(' ');
+  return [`${id} frontends ${fe}`, `${id} endpoints(Cluster) ${eps(s.cluster)}`, `${id} endpoints(Local) ${eps(s.local)}`, `${id} policy ${policy}`];
+}
+
+/** Every entry of `model`'s direct table, as directEntryLines gives them, in the model's order. */
+export function directTableLines(model: ProxyModel | undefined, opts: DirectRenderOptions): string[] {
+  const out: string[] = [];
+  model?.services.forEach((sp) => { out.push(...directEntryLines(renderDirectService(sp, model.endpoints.get(sp.id) ?? [], opts, 0))); });
+  return out;
 }

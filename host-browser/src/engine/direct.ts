@@ -6,7 +6,7 @@
 // (kube/direct-explain.ts, as assembly/svc/decide.ts svcDecide makes it), with the client's
 // ClientIP affinity stamp read from the core. Never touches the DOM or the worker.
 import { renderDirectService } from '../../../host-node/kube/index.js';
-import { DirectTable, chooseStep, masqueradedTo } from '../../../host-node/kube/direct-explain.js';
+import { DirectTable, chooseStep, directEntryLines as entryLines, masqueradedTo } from '../../../host-node/kube/direct-explain.js';
 import type { DirectService } from '../../../host-node/core/svc-config.js';
 import type { ConntrackEntry } from '../../../host-node/core/conntrack-record.js';
 import { NODE } from '../presets.js';
@@ -19,21 +19,6 @@ import type { Dataplane } from '../../../host-node/dataplane.js';
 const TITLE = 'direct service table';
 /** Entries listed whole before a large table is cut to the packet's entry. */
 const HEAD_ENTRIES = 40;
-
-/** The lines that describe one entry, each self-contained (it names its Service port) so that syncs diff line by line. */
-export function entryLines(s: DirectService): string[] {
-  const id = `${s.name} ${s.protocol}`;
-  const fe = s.frontends.map((f) => f.kind === 'nodePort' ? `nodePort ${f.port}` : `${f.kind} ${hostPort(f.ip!, f.port)}`).join(', ');
-  const eps = (list: DirectService['cluster']) => list.length ? list.map((e) => hostPort(e.ip, e.port)).join(' ') : '(none)';
-  const policy = [
-    `internal=${s.internalLocal ? 'Local' : 'Cluster'}`, `external=${s.externalLocal ? 'Local' : 'Cluster'}`,
-    `affinity=${s.affinityMs ? `ClientIP ${s.affinityMs / 1000}s` : 'None'}`,
-    ...(s.masqueradeAll ? ['masqueradeAll'] : []),
-    ...(s.firewall ? [`sourceRanges=${s.sourceRanges.join(',')}`] : []),
-    ...(s.hasEndpoints ? [] : ['no endpoints: REJECT']),
-  ].join(' ');
-  return [`${id} frontends ${fe}`, `${id} endpoints(Cluster) ${eps(s.cluster)}`, `${id} endpoints(Local) ${eps(s.local)}`, `${id} policy ${policy}`];
-}
 
 export class DirectRunner extends Runner {
   readonly mode = 'direct' as const;

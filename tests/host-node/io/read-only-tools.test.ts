@@ -10,7 +10,7 @@ import { webManifests } from '../../support/userspace-proxy.js';
 
 const MANIFESTS = webManifests(['198.18.100.2']);
 
-async function node(mode: 'iptables' | 'ipvs'): Promise<Dataplane> {
+async function node(mode: 'iptables' | 'ipvs' | 'direct'): Promise<Dataplane> {
   const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], podCIDR: '198.18.100.0/22', seed: 1 });
   expect(dp.apply(MANIFESTS, { mode, nodeName: 'n1' }).issues).toEqual([]);
   dp.process(buildPacket({ src: '198.18.50.1', dst: '198.18.96.10', proto: 'tcp', sport: 40000, dport: 80, flags: 'S' }), 1000);
@@ -41,6 +41,19 @@ describe('runShowTool', () => {
     expect(runShowTool(dp, 'ipvsadm', ['-Ln'])).toContain('TCP  198.18.96.10:80 rr');
     expect(runShowTool(dp, 'ipvsadm', ['-L', '-n', '--stats', '-t', '198.18.96.10:80'])).toContain('198.18.100.2:8080');
     expect(runShowTool(dp, 'ipvsadm', ['-Sn'])).toBe(dp.ipvsadm(['-S', '-n']).stdout);
+  });
+
+  it('direct: the direct mode\'s service table, which no kernel tool shows (empty in other modes)', async () => {
+    const dp = await node('direct');
+    expect(runShowTool(dp, 'direct', [])).toBe([
+      'default/web:http TCP frontends cluster 198.18.96.10:80',
+      'default/web:http TCP endpoints(Cluster) 198.18.100.2:8080',
+      'default/web:http TCP endpoints(Local) (none)',
+      'default/web:http TCP policy internal=Cluster external=Cluster affinity=None',
+      '',
+    ].join('\n'));
+    expect(() => runShowTool(dp, 'direct', ['-v'])).toThrow('the direct table is listed whole');
+    expect(runShowTool(await node('iptables'), 'direct', [])).toBe('');
   });
 
   it('refuses every command line that would change a table, and says what the tool would', async () => {
