@@ -195,6 +195,9 @@ function outcomeLines(o: TraceOutcome, i: number): string[] {
     const ds = path.map((d) => `${d.table}/${d.chain} #${d.rule + 1} ${d.taken ? 'taken' : 'not taken'} (p ${d.probability.toFixed(6)})`);
     lines.push(`     random decisions: ${ds.join(', ')}${o.paths.length > 1 ? ` (+${o.paths.length - 1} more paths)` : ''}`);
   }
+  if (o.existing) {
+    lines.push(`     conntrack: an existing connection (ctstate ${o.ctstate ?? '?'}): its NAT applies, the nat rules are not consulted`);
+  }
   if (o.decidedBy.length > 0) lines.push('     decided by:', ...o.decidedBy.map((s) => `       ${decidedLine(s)}`));
   return lines;
 }

@@ -215,7 +215,7 @@ export function directTrace(
   const steps = d.steps.map((st, rule) => ({ table: 'direct', chain: st.where, hook, rule, text: st.text, matched: st.matched, ...(st.target ? { target: st.target } : {}) }));
   // What decided: the steps that matched with a target (the entry's verdict, the endpoint choice).
   const decided = (): TraceResult['steps'] => steps.filter((st) => st.matched && st.target !== undefined);
-  const one = { probability: 1, exact: { numerator: 1n, denominatorLog2: 0 }, paths: [], mark: 0, masq: false };
+  const one = { probability: 1, exact: { numerator: 1n, denominatorLog2: 0 }, paths: [], mark: 0, masq: false, existing: false };
   if (d.kind === 'none') return { steps, outcomes: [{ ...one, verdict: 'PASS', reason: 'none', decidedBy: [] }], truncated: false };
   if (d.kind === 'verdict') return { steps, outcomes: [{ ...one, verdict: d.verdict, reason: d.reason, decidedBy: decided() }], truncated: false };
   const stamped = d.entry.affinityMs ? node.affinity?.(ids[entries.indexOf(d.entry)]!) ?? null : null;
@@ -225,7 +225,7 @@ export function directTrace(
   const outcomes = tos.map((to, i) => {
     const share = choiceShare(i, tos.length);
     return {
-      verdict: 'FORWARD' as const, reason: 'none', to, masq: masqueradedTo(d, to, q.src), mark: 0,
+      verdict: 'FORWARD' as const, reason: 'none', to, masq: masqueradedTo(d, to, q.src), existing: false, mark: 0,
       probability: Number(share) / 2 ** 32, exact: { numerator: share, denominatorLog2: 32 }, paths: [], decidedBy,
     };
   });

@@ -9,7 +9,7 @@
 // Never touches packet I/O or descriptors.
 
 import { formatIP } from '../core/packet.js';
-import { VERDICTS, REASONS } from '../core/abi.js';
+import { VERDICTS, REASONS, ctStateName, type CtState } from '../core/abi.js';
 import { BUILTIN_IDS, HOOK_BY_INDEX, TABLE_BY_INDEX, T, type IptCompiler } from './compile.js';
 
 /** The trace exports of the core (ABI and build/testing-netfilter.wasm alike). */
@@ -54,6 +54,14 @@ export interface TraceOutcome {
   to?: string;
   /** Source NAT (MASQUERADE / SNAT) changed the packet's source. */
   masq: boolean;
+  /** The packet's conntrack state, as -m conntrack --ctstate sees it. */
+  ctstate?: CtState;
+  /**
+   * The flow table already holds the packet's connection (a retransmitted SYN, a packet of an
+   * open connection): that connection's NAT applies and the nat rules are not consulted, so
+   * decidedBy names no NAT rule.
+   */
+  existing: boolean;
   mark: number;
   probability: number;
   /** The same probability as a fraction: numerator / 2^denominatorLog2. */
@@ -108,6 +116,9 @@ export interface TraceOptions {
 
 interface Run {
   verdict: number;
+  ctstate: number;
+  /** The core's index of the packet's stored connection; CT_NONE for a new one. */
+  ct: number;
   reason: number;
   mark: number;
   flags: number;
@@ -121,6 +132,8 @@ interface Run {
 }
 
 const FREE = 0xff;
+/** assembly/conntrack/hash.ts CT_NONE: no stored connection. */
+const CT_NONE = 0xffffffff;
 const TR_DECISIONS_LOST = 16;
 const TWO31 = 2 ** 31;
 
@@ -224,8 +237,8 @@ function runOnce(core: TraceCore, c: IptCompiler, pkt: Uint8Array, forced: reado
     decisions.push({ chain: dv.getUint32(p, true), rule: dv.getUint32(p + 4, true), prob: dv.getUint32(p + 8, true), taken: dv.getUint8(p + 12) === 1 });
   }
   return {
-    verdict: dv.getUint8(r), reason: dv.getUint16(r + 2, true), mark: dv.getUint32(r + 4, true),
-    flags: dv.getUint32(r + 12, true), src: words(28), dst: words(44),
+    verdict: dv.getUint8(r), ctstate: dv.getUint8(r + 1), reason: dv.getUint16(r + 2, true), mark: dv.getUint32(r + 4, true),
+    flags: dv.getUint32(r + 12, true), ct: dv.getUint32(r + 24, true), src: words(28), dst: words(44),
     sport: dv.getUint16(r + 60, true), dport: dv.getUint16(r + 62, true),
     decisions, steps: withSteps ? readSteps(core, c, n) : null, decidedBy: readSteps(core, c, n, true),
   };
@@ -300,10 +313,12 @@ export function tracePacket(core: TraceCore, compiler: IptCompiler, packet: Uint
       o.paths.push(path);
     } else {
       const out: TraceOutcome = {
-        verdict, reason: REASONS[run.reason] ?? String(run.reason), masq, mark: run.mark, probability: prob,
+        verdict, reason: REASONS[run.reason] ?? String(run.reason), masq, existing: run.ct !== CT_NONE, mark: run.mark, probability: prob,
         exact: { numerator: num, denominatorLog2 }, paths: [path], decidedBy: run.decidedBy,
       };
       if (to !== undefined) out.to = to;
+      const ctstate = ctStateName(run.ctstate);
+      if (ctstate !== undefined) out.ctstate = ctstate;
       outcomes.set(key, out);
     }
   }

@@ -62,7 +62,8 @@ describe('a running proxy\'s /trace and /conntrack', () => {
 
   it('traces through the live core: both endpoints, each with the rule that chose it; the core unchanged', async () => {
     // A real connection first, so the table is not empty.
-    proxy.dp.process(buildPacket({ src: '198.18.50.9', dst: VIP, proto: 'tcp', sport: 1234, dport: 80, flags: 'S' }), 1000);
+    // On the proxy's clock (performance.now(): it restored no state), so the flow is live when traced.
+    proxy.dp.process(buildPacket({ src: '198.18.50.9', dst: VIP, proto: 'tcp', sport: 1234, dport: 80, flags: 'S' }), performance.now());
     const before = { flows: proxy.dp.conntrack().length, stats: proxy.dp.stats(), save: proxy.dp.iptablesSave({ counters: true }) };
     const r = await get(`src=${CLIENT}&dst=${VIP}&dport=80`);
     expect(r.status).toBe(200);
@@ -145,6 +146,11 @@ describe('a running proxy\'s /trace and /conntrack', () => {
     expect([...text.matchAll(/destination NAT: (\S+)/g)].map((m) => m[1]).sort()).toEqual(EPS.map((e) => `${e}:8080`));
     expect(text).toContain('probability 50% = 1/2^1');
     expect(text.match(/decided by:/g)).toHaveLength(2);
+    expect(text).not.toContain('conntrack: an existing connection');
+    // A connection the proxy holds (opened in the first test): its own NAT, said so.
+    out.length = 0;
+    expect(await runTrace(['--proxy', `127.0.0.1:${port}`, '--src', '198.18.50.9', '--sport', '1234', '--dst', VIP, '--dport', '80'], io)).toBe(0);
+    expect(out.join('\n')).toMatch(/outcomes \(1\):[\s\S]*conntrack: an existing connection \(ctstate NEW\): its NAT applies, the nat rules are not consulted/);
     out.length = 0;
     expect(await runTrace(['--proxy', `http://127.0.0.1:${port}`, '--src', CLIENT, '--dst', VIP, '--dport', '80', '--json'], io)).toBe(0);
     expect((JSON.parse(out.join('\n')) as ProxyTrace).result.outcomes).toHaveLength(2);

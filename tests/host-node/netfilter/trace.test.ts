@@ -202,6 +202,22 @@ describe('tracePacket', () => {
     expect(one(80).map(where)).toEqual([[]]);
   });
 
+  it('a packet of a connection the table holds: that connection\'s NAT, no nat rule consulted, and it says so', () => {
+    const b = bench();
+    const fresh = b.trace(tcp('198.18.5.5', VIP, 40000, 80), { nowMs: 1000 });
+    expect(fresh.outcomes.map((o) => [o.existing, o.ctstate])).toEqual([[false, 'NEW'], [false, 'NEW'], [false, 'NEW']]);
+    const sent = b.send(tcp('198.18.5.5', VIP, 40000, 80), { now: 1000 });
+    const to = `${sent.pkt.dst}:${sent.pkt.dport}`;
+    // The SYN again (a retransmission): still NEW, but the stored connection decides.
+    const again = b.trace(tcp('198.18.5.5', VIP, 40000, 80), { nowMs: 1001 });
+    expect(again.outcomes.map((o) => [o.to, o.existing, o.ctstate, o.decidedBy])).toEqual([[to, true, 'NEW', []]]);
+    expect(again.steps.some((s) => s.table === 'nat')).toBe(false);
+    // Once the endpoint has answered, the client's next segment is ESTABLISHED.
+    b.send(tcp(sent.pkt.dst, '198.18.5.5', sent.pkt.dport, 40000, 'SA'), { now: 1002 });
+    const est = b.trace(tcp('198.18.5.5', VIP, 40000, 80, 'A'), { nowMs: 1003 });
+    expect(est.outcomes.map((o) => [o.to, o.existing, o.ctstate])).toEqual([[to, true, 'ESTABLISHED']]);
+  });
+
   it('a verdict without randomness is one outcome of probability 1; REJECT is a REPLY', () => {
     const b = new Bench();
     b.local('198.18.0.2');
