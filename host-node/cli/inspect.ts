@@ -10,6 +10,7 @@
 import { parseArgs } from 'node:util';
 import { conntrackFilter, FILTER_OPTIONS, type FilterField } from '../core/conntrack-list.js';
 import { SHOW_TOOLS } from '../io/read-only-tools.js';
+import { CONNTRACK_PARAMS } from '../io/proxy-inspect.js';
 
 export const CONNTRACK_HELP = `usage: svcplane conntrack --proxy HOST:PORT [-L] [-f ipv4|ipv6] [-p PROTO] [-s ADDR] [-d ADDR]
                           [-r ADDR] [-q ADDR] [--sport N] [--dport N]
@@ -68,11 +69,6 @@ export async function fromProxy(base: string, path: string, chunk: (text: string
   if (rest) chunk(rest);
 }
 
-/** The query parameter of each filter field (io/proxy-inspect.ts CONNTRACK_PARAMS). */
-const PARAM: Record<FilterField, string> = {
-  family: 'family', proto: 'proto', src: 'src', dst: 'dst', replySrc: 'reply-src', replyDst: 'reply-dst', sport: 'sport', dport: 'dport',
-};
-
 /** Runs `svcplane conntrack ARGS`; returns the exit code (0 listed, 1 the proxy failed, 2 usage). */
 export async function runConntrack(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const options = Object.fromEntries(FILTER_OPTIONS.map(([, long, short]) => [long.slice(2), { type: 'string' as const, ...(short ? { short: short.slice(1) } : {}) }]));
@@ -102,7 +98,7 @@ export async function runConntrack(argv: readonly string[], out: (s: string) => 
     return usage((e as Error).message);
   }
   const q = new URLSearchParams();
-  for (const [field, v] of Object.entries(given)) q.set(PARAM[field as FilterField], v);
+  for (const [name, field] of CONNTRACK_PARAMS) if (given[field] !== undefined) q.set(name, given[field]);
   let lines = 0;
   try {
     await fromProxy(base, `/conntrack${q.size > 0 ? `?${q}` : ''}`, (text) => {

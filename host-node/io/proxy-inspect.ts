@@ -21,7 +21,7 @@ import { traceJSONValue, type TraceResult } from '../netfilter/trace.js';
 import { RouteReply, type Route } from './metrics.js';
 import { runShowTool, SHOW_TOOLS, ToolRefused, type ShowTool } from './read-only-tools.js';
 
-/** The parameters /trace reads; any other is refused (a misspelt one would be ignored otherwise). */
+/** The parameters /trace reads. */
 export const TRACE_PARAMS = ['src', 'dst', 'dport', 'sport', 'proto', 'from'] as const;
 const PROTOS: readonly string[] = ['tcp', 'udp', 'sctp', 'icmp', 'icmpv6'];
 /** Outcomes explored at most per request: a Service's endpoints, each one leaf. */
@@ -39,6 +39,28 @@ export interface ProxyTrace {
 /** A bad request: its message is the 400's body. */
 class BadQuery extends Error {}
 
+/** Plain text with its final newline. */
+const text = (status: number, body: string): RouteReply =>
+  new RouteReply(status, 'text/plain; charset=utf-8', body === '' || body.endsWith('\n') ? body : `${body}\n`);
+
+/** Refuses a parameter not in `allowed` (a misspelt one would be ignored otherwise), or one given twice unless `repeatable`. */
+function onlyParams(q: URLSearchParams, allowed: readonly string[], repeatable: readonly string[] = []): void {
+  for (const k of new Set(q.keys())) {
+    if (!allowed.includes(k)) throw new BadQuery(`unknown parameter ${JSON.stringify(k)} (${allowed.join(', ')})`);
+    if (!repeatable.includes(k) && q.getAll(k).length > 1) throw new BadQuery(`${k} given twice`);
+  }
+}
+
+/** `answer()`, or a 400 for the BadQuery (or, with `refused`, the other error kind) it throws. */
+function orBadRequest(answer: () => unknown, refused?: new (...a: never[]) => Error): unknown {
+  try {
+    return answer();
+  } catch (e) {
+    if (e instanceof BadQuery || (refused && e instanceof refused)) return text(400, (e as Error).message);
+    throw e;
+  }
+}
+
 function port(q: URLSearchParams, name: 'dport' | 'sport'): number | undefined {
   const v = q.get(name);
   if (v === null) return undefined;
@@ -48,10 +70,7 @@ function port(q: URLSearchParams, name: 'dport' | 'sport'): number | undefined {
 
 /** The trace query of `q`'s parameters; throws BadQuery naming the parameter at fault. */
 export function traceQueryOf(q: URLSearchParams): TraceQuery {
-  for (const k of new Set(q.keys())) {
-    if (!(TRACE_PARAMS as readonly string[]).includes(k)) throw new BadQuery(`unknown parameter ${JSON.stringify(k)} (${TRACE_PARAMS.join(', ')})`);
-    if (q.getAll(k).length > 1) throw new BadQuery(`${k} given twice`);
-  }
+  onlyParams(q, TRACE_PARAMS);
   const src = q.get('src'), dst = q.get('dst');
   if (!src) throw new BadQuery('src is required (the client address)');
   if (!dst) throw new BadQuery('dst is required (a Service address, or a node address for a NodePort)');
@@ -68,29 +87,23 @@ export function traceQueryOf(q: URLSearchParams): TraceQuery {
 
 /** The /trace route of a proxy whose core is `dp`, read at `clock()`. */
 export function traceRoute(dp: Dataplane, mode: string, nodeIPs: readonly string[], clock: () => number): Route {
-  return (params) => {
-    let query: TraceQuery;
-    try {
-      query = traceQueryOf(params);
-    } catch (e) {
-      if (e instanceof BadQuery) return new RouteReply(400, 'text/plain; charset=utf-8', `${e.message}\n`);
-      throw e;
-    }
+  return (params) => orBadRequest(() => {
+    const query = traceQueryOf(params);
     const nowMs = clock();
     let result: TraceResult;
     try {
       result = dp.trace({ ...query, nowMs, maxOutcomes: TRACE_MAX_OUTCOMES });
     } catch (e) {
       // dp.trace refuses what it cannot build a packet of (an address, mixed families): the caller's fault.
-      return new RouteReply(400, 'text/plain; charset=utf-8', `${(e as Error).message}\n`);
+      throw new BadQuery((e as Error).message);
     }
     const body: ProxyTrace = { mode, nodeIPs: [...nodeIPs], nowMs, result };
     return new RouteReply(200, 'application/json', `${JSON.stringify(body, traceJSONValue, 2)}\n`);
-  };
+  });
 }
 
 /** /conntrack's parameters: conntrack -L's long options without their dashes (orig-src as src). */
-const CONNTRACK_PARAMS: ReadonlyArray<readonly [string, FilterField]> = [
+export const CONNTRACK_PARAMS: ReadonlyArray<readonly [string, FilterField]> = [
   ['family', 'family'], ['proto', 'proto'], ['src', 'src'], ['dst', 'dst'], ['reply-src', 'replySrc'], ['reply-dst', 'replyDst'],
   ['sport', 'sport'], ['dport', 'dport'],
 ];
@@ -99,13 +112,9 @@ export const CONNTRACK_SLICE = 2048;
 
 /** The conntrack -L filter of `q`'s parameters; throws BadQuery naming the parameter at fault. */
 export function conntrackQueryOf(q: URLSearchParams): ConntrackFilter {
+  onlyParams(q, CONNTRACK_PARAMS.map(([name]) => name));
   const values: Partial<Record<FilterField, string>> = {};
-  for (const k of new Set(q.keys())) {
-    const field = CONNTRACK_PARAMS.find(([name]) => name === k)?.[1];
-    if (field === undefined) throw new BadQuery(`unknown parameter ${JSON.stringify(k)} (${CONNTRACK_PARAMS.map(([n]) => n).join(', ')})`);
-    if (q.getAll(k).length > 1) throw new BadQuery(`${k} given twice`);
-    values[field] = q.get(k)!;
-  }
+  for (const [name, field] of CONNTRACK_PARAMS) if (q.has(name)) values[field] = q.get(name)!;
   try {
     return conntrackFilter(values, (field) => CONNTRACK_PARAMS.find(([, f]) => f === field)![0]);
   } catch (e) {
@@ -129,29 +138,15 @@ async function* conntrackLines(dp: Dataplane, f: ConntrackFilter, clock: () => n
 
 /** The /conntrack route of a proxy whose core is `dp`, read at `clock()`. */
 export function conntrackRoute(dp: Dataplane, clock: () => number): Route {
-  return (params) => {
-    try {
-      return conntrackLines(dp, conntrackQueryOf(params), clock);
-    } catch (e) {
-      if (e instanceof BadQuery) return new RouteReply(400, 'text/plain; charset=utf-8', `${e.message}\n`);
-      throw e;
-    }
-  };
+  return (params) => orBadRequest(() => conntrackLines(dp, conntrackQueryOf(params), clock));
 }
 
 /** The /show route: `?tool=iptables&arg=-t&arg=nat&arg=-nvL` runs that command line over `dp`. */
 export function showRoute(dp: Dataplane): Route {
-  const text = (status: number, body: string) => new RouteReply(status, 'text/plain; charset=utf-8', body.endsWith('\n') || body === '' ? body : `${body}\n`);
-  return (params) => {
-    const unknown = [...new Set(params.keys())].find((k) => k !== 'tool' && k !== 'arg');
-    if (unknown !== undefined) return text(400, `unknown parameter ${JSON.stringify(unknown)} (tool, arg)`);
-    const tool = params.getAll('tool');
-    if (tool.length !== 1 || !(SHOW_TOOLS as readonly string[]).includes(tool[0]!)) return text(400, `tool: one of ${SHOW_TOOLS.join(', ')}`);
-    try {
-      return text(200, runShowTool(dp, tool[0] as ShowTool, params.getAll('arg')));
-    } catch (e) {
-      if (e instanceof ToolRefused) return text(400, e.message);
-      throw e;
-    }
-  };
+  return (params) => orBadRequest(() => {
+    onlyParams(params, ['tool', 'arg'], ['arg']);
+    const tool = params.get('tool');
+    if (tool === null || !(SHOW_TOOLS as readonly string[]).includes(tool)) throw new BadQuery(`tool: one of ${SHOW_TOOLS.join(', ')}`);
+    return text(200, runShowTool(dp, tool as ShowTool, params.getAll('arg')));
+  }, ToolRefused);
 }
