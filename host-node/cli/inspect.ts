@@ -4,7 +4,8 @@
 //       the flows, listed as `conntrack -L` lists the kernel's (one /proc/net/nf_conntrack line per
 //       flow, then the count on stderr) — the kernel's own table does not hold them;
 //   svcplane show --proxy HOST:PORT iptables-save|iptables|ip6tables-save|ip6tables|ipvsadm ARGS
-//       that listing command over the proxy's live rules and virtual servers, with its counters.
+//       that listing command over the proxy's live rules and virtual servers, with its counters
+//       (or `direct`: the direct mode's service table).
 // (`svcplane trace --proxy` is trace.ts.) Read the proxy's /conntrack and /show
 // (io/proxy-inspect.ts) as they stream; never change anything in it.
 import { parseArgs } from 'node:util';
