@@ -20,7 +20,7 @@ import { fromProxy, proxyURL } from './inspect.js';
 import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
 
 export const TRACE_USAGE = `usage: svcplane trace --rules FILE [--noflush] --node-ip IP [--node-ip IP6] --src A --dst B --dport N
-                      [--sport N] [--proto tcp|udp|sctp|icmp] [--from external|local] [--family 4|6] [--json]
+                      [--sport N] [--proto tcp|udp|sctp|icmp] [--flags S] [--from external|local] [--family 4|6] [--json]
        svcplane trace --manifests PATH [--mode iptables|ipvs|direct] [--ipvs-scheduler S] --node-ip IP
                       --src A (--dst B | --name NAME) [--dport N] [...]
        svcplane trace --proxy HOST:PORT --src A --dst B --dport N [--sport N] [--proto P] [--from F] [--json]
@@ -29,7 +29,8 @@ Loads FILE as iptables-restore input (ip6tables-restore with --family 6; with --
 iptables-restore --noflush reads it, as \`svcplane render --with-jumps\` output wants), or the
 rules kube-proxy would write for the Services and EndpointSlices in PATH (a file or directory),
 sends one new connection from A to B:N through it and shows every rule visited and every possible
-outcome with its exact probability. --from local sends it from the node itself (OUTPUT) instead
+outcome with its exact probability (--flags: the TCP flags, letters of FSRPAUEC; default S, a new
+connection). --from local sends it from the node itself (OUTPUT) instead
 of from outside (PREROUTING). --node-ip names the node's addresses (addrtype LOCAL, masquerade
 source).
 --name resolves NAME through PATH's cluster DNS records (A, AAAA for an IPv6 --src, or SRV for a
@@ -66,6 +67,8 @@ export interface TraceArgs {
   dport: number;
   sport: number;
   proto: ProtoName;
+  /** TCP flags as letters (buildPacket's), 'S' unless given. */
+  flags: string;
   from: 'external' | 'local';
   family: 4 | 6;
   json: boolean;
@@ -103,7 +106,7 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
     const opt = argv[i]!;
     if (opt === '--json') { json = true; continue; }
     if (opt === '--noflush') { noflush = true; continue; }
-    if (!['--rules', '--manifests', '--proxy', '--name', '--node-ip', '--src', '--dst', '--dport', '--sport', '--proto', '--from', '--family', '--mode', '--ipvs-scheduler'].includes(opt)) {
+    if (!['--rules', '--manifests', '--proxy', '--name', '--node-ip', '--src', '--dst', '--dport', '--sport', '--proto', '--flags', '--from', '--family', '--mode', '--ipvs-scheduler'].includes(opt)) {
       throw new UsageError(`unknown option ${JSON.stringify(opt)}`);
     }
     const val = argv[++i];
@@ -150,13 +153,16 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
   const from = v['--from'] ?? 'external';
   if (from !== 'external' && from !== 'local') throw new UsageError(`--from: external or local, not ${JSON.stringify(from)}`);
   const ported = proto === 'tcp' || proto === 'udp' || proto === 'sctp';
+  const flags = (v['--flags'] ?? 'S').toUpperCase();
+  if (v['--flags'] !== undefined && proto !== 'tcp') throw new UsageError('--flags needs --proto tcp');
+  if (!/^[FSRPAUEC]+$/.test(flags)) throw new UsageError(`--flags: TCP flags as letters of FSRPAUEC (SA for SYN+ACK), not ${JSON.stringify(v['--flags'])}`);
   const srvName = /^_[^.]+\._[^.]+\./.test(v['--name'] ?? '');
   if (ported && v['--dport'] === undefined && !srvName) throw new UsageError(`--dport is required for ${proto}`);
   return {
     rules: v['--rules'] ?? '', manifests: v['--manifests'] ?? '', proxy, name: v['--name'] ?? '', nodeIPs, src: src.text, dst: dst.text,
     dport: v['--dport'] === undefined ? 0 : port('--dport', v['--dport']),
     sport: v['--sport'] === undefined ? 40000 : port('--sport', v['--sport']),
-    proto, from, family, json, noflush, mode, scheduler,
+    proto, flags, from, family, json, noflush, mode, scheduler,
   };
 }
 
@@ -335,7 +341,7 @@ export async function runTrace(argv: readonly string[], io: TraceIO = stdio): Pr
     else io.err(`${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
     return 1;
   }
-  const q = { src: a.src, proto: a.proto, sport: a.sport, dport: a.dport, from: a.from };
+  const q = { src: a.src, proto: a.proto, sport: a.sport, dport: a.dport, from: a.from, ...(a.proto === 'tcp' ? { flags: a.flags } : {}) };
   const unreferenced = TABLES.flatMap((t) => dp.iptablesUnreferenced(t, { family: a.family }).map((c) => `${t}/${c}`));
   if (a.name) {
     const t = dp.traceName(a.name, q);
@@ -352,6 +358,7 @@ export async function runTrace(argv: readonly string[], io: TraceIO = stdio): Pr
 /** `svcplane trace --proxy`: the running proxy's /trace for this connection, printed as a local trace is. */
 async function traceProxy(a: TraceArgs, io: TraceIO): Promise<number> {
   const q = new URLSearchParams({ src: a.src, dst: a.dst, proto: a.proto, sport: String(a.sport), from: a.from });
+  if (a.proto === 'tcp') q.set('flags', a.flags);
   if (a.proto === 'tcp' || a.proto === 'udp' || a.proto === 'sctp') q.set('dport', String(a.dport));
   let text = '';
   try {

@@ -94,7 +94,7 @@ export class NodeProxy {
   private readonly onFailure: ((reason: string) => void) | null;
 
   private constructor(
-    readonly cfg: ProxyConfig, dp: Dataplane, private readonly clock: () => number,
+    readonly cfg: ProxyConfig, dp: Dataplane, readonly clock: () => number,
     readonly nodeAddrs: string[], readonly nodePortAddrs: string[], opts: NodeProxyOptions,
   ) {
     this.dp = dp;

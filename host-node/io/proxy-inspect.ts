@@ -1,10 +1,10 @@
 // proxy-inspect.ts — what a running proxy shows of its core on the metrics address, so a node's
 // operator can see why a packet goes where it goes and which flows the node holds:
-//   /trace      a new connection (src, dst, dport, sport, proto, from) traced through the live
-//               core — the rules, IPVS table or direct table the last sync wrote, with the flow
-//               table, affinity stamps and recent lists as they are at the proxy's clock — as the
-//               JSON document `svcplane trace --json` prints, under the proxy's mode and node
-//               addresses (`svcplane trace --proxy` reads it);
+//   /trace      a packet (src, dst, dport, sport, proto, flags, from; by default a new
+//               connection's SYN) traced through the live core — the rules, IPVS table or direct
+//               table the last sync wrote, with the flow table, affinity stamps and recent lists
+//               as they are at the proxy's clock — as the JSON document `svcplane trace --json`
+//               prints, under the proxy's mode and node addresses (`svcplane trace --proxy`);
 //   /conntrack  the flows, as /proc/net/nf_conntrack lists the kernel's (core/conntrack-list.ts),
 //               selected as `conntrack -L` selects (family, proto, src, dst, reply-src, reply-dst,
 //               sport, dport), a slice of the table at a time with packets between slices
@@ -22,7 +22,7 @@ import { RouteReply, type Route } from './metrics.js';
 import { runShowTool, SHOW_TOOLS, ToolRefused, type ShowTool } from './read-only-tools.js';
 
 /** The parameters /trace reads. */
-export const TRACE_PARAMS = ['src', 'dst', 'dport', 'sport', 'proto', 'from'] as const;
+export const TRACE_PARAMS = ['src', 'dst', 'dport', 'sport', 'proto', 'flags', 'from'] as const;
 const PROTOS: readonly string[] = ['tcp', 'udp', 'sctp', 'icmp', 'icmpv6'];
 /** Outcomes explored at most per request: a Service's endpoints, each one leaf. */
 export const TRACE_MAX_OUTCOMES = 4096;
@@ -82,7 +82,9 @@ export function traceQueryOf(q: URLSearchParams): TraceQuery {
   if (from !== 'external' && from !== 'local') throw new BadQuery(`from: external or local, not ${JSON.stringify(from)}`);
   const dport = port(q, 'dport'), sport = port(q, 'sport');
   if ((p === 'tcp' || p === 'udp' || p === 'sctp') && dport === undefined) throw new BadQuery(`dport is required for ${p}`);
-  return { src, dst, proto: p, from, ...(dport !== undefined ? { dport } : {}), sport: sport ?? 40000 };
+  const flags = q.get('flags');
+  if (flags !== null && (p !== 'tcp' || !/^[FSRPAUEC]+$/i.test(flags))) throw new BadQuery(`flags: TCP flags as letters of FSRPAUEC, with proto tcp, not ${JSON.stringify(flags)}`);
+  return { src, dst, proto: p, from, ...(dport !== undefined ? { dport } : {}), sport: sport ?? 40000, ...(flags !== null ? { flags: flags.toUpperCase() } : {}) };
 }
 
 /** The /trace route of a proxy whose core is `dp`, read at `clock()`. */
