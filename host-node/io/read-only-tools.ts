@@ -1,13 +1,16 @@
 // read-only-tools.ts — the listing commands an operator runs on a kube-proxy node, answered from the
 // live core instead of the kernel: `iptables-save [-c] [-t T]`, `iptables [-t T] -L|-S [CHAIN]
 // [-n] [-v] [-x] [--line-numbers]` (and the ip6tables forms), `ipvsadm -L|-S …` with its
-// display options, and `direct`: the direct mode's service table, which no kernel tool shows. Command lines are read as the tools read them (bundled short options such as
+// display options, `ipset list|save|test …` (the ipvs mode's sets), and `direct`: the direct
+// mode's service table, which no kernel tool shows. Command lines are read as the tools read them (bundled short options such as
 // `-nvL` and `-tnat`, long options with `=`), and only these read-only forms are taken: anything
-// that would change a table (-A, -D, -F, -Z, ipvsadm -C …) is refused by name. Never writes.
+// that would change a table (-A, -D, -F, -Z, ipvsadm -C, ipset add …) is refused by name. Never
+// writes.
 import type { Dataplane } from '../dataplane.js';
 import type { TableName } from '../netfilter/index.js';
+import { parseCommand } from '../ipset/index.js';
 
-export const SHOW_TOOLS = ['iptables-save', 'ip6tables-save', 'iptables', 'ip6tables', 'ipvsadm', 'direct'] as const;
+export const SHOW_TOOLS = ['iptables-save', 'ip6tables-save', 'iptables', 'ip6tables', 'ipvsadm', 'ipset', 'direct'] as const;
 export type ShowTool = (typeof SHOW_TOOLS)[number];
 
 /** A command line refused: its message is what the tool would say, or why it is not taken. */
@@ -98,12 +101,34 @@ function ipvsadm(dp: Dataplane, argv: readonly string[]): string {
   return r.stdout;
 }
 
+/** ipset's commands that only read: list, save, test (whether an entry is in a set), version. */
+const IPSET_READS: readonly string[] = ['list', 'save', 'test', 'version'];
+
+function ipset(dp: Dataplane, argv: readonly string[]): string {
+  let command: ReturnType<typeof parseCommand>['command'];
+  try {
+    command = parseCommand(argv).command;
+  } catch (e) {
+    throw new ToolRefused((e as Error).message);
+  }
+  if (!IPSET_READS.includes(command.cmd)) throw new ToolRefused(`ipset: ${command.cmd}: only list, save, test and version are read here (the proxy lists, never changes, its sets)`);
+  try {
+    const r = dp.ipset.command(argv);
+    // `test`: ipset says it on stderr ("E is in set S." / "E is NOT in set S."); here, as the text.
+    if (command.cmd === 'test') return `${command.entry} is ${r.status === 0 ? '' : 'NOT '}in set ${command.name}.\n`;
+    return r.output;
+  } catch (e) {
+    throw new ToolRefused((e as Error).message);
+  }
+}
+
 /** The output of `tool argv` over the live core, or ToolRefused with what the tool would say. */
 export function runShowTool(dp: Dataplane, tool: ShowTool, argv: readonly string[]): string {
   switch (tool) {
     case 'iptables-save': case 'ip6tables-save': return save(dp, tool, argv);
     case 'iptables': case 'ip6tables': return list(dp, tool, argv);
     case 'ipvsadm': return ipvsadm(dp, argv);
+    case 'ipset': return ipset(dp, argv);
     case 'direct':
       if (argv.length > 0) throw new ToolRefused(`direct: ${JSON.stringify(argv[0])}: the direct table is listed whole`);
       return dp.directList();

@@ -43,6 +43,21 @@ describe('runShowTool', () => {
     expect(runShowTool(dp, 'ipvsadm', ['-Sn'])).toBe(dp.ipvsadm(['-S', '-n']).stdout);
   });
 
+  it('ipset list / save / test over the ipvs mode\'s sets; nothing that changes them', async () => {
+    const dp = await node('ipvs');
+    expect(runShowTool(dp, 'ipset', ['list', '-n'])).toBe(dp.ipset.list(undefined, { names: true }));
+    expect(runShowTool(dp, 'ipset', ['list', 'KUBE-CLUSTER-IP'])).toMatch(/^Name: KUBE-CLUSTER-IP\nType: hash:ip,port\n[\s\S]*Members:\n198\.18\.96\.10,tcp:80\n/);
+    expect(runShowTool(dp, 'ipset', ['-o', 'save', 'list', 'KUBE-CLUSTER-IP'])).toBe(dp.ipset.save('KUBE-CLUSTER-IP'));
+    expect(runShowTool(dp, 'ipset', ['test', 'KUBE-CLUSTER-IP', '198.18.96.10,tcp:80'])).toBe('198.18.96.10,tcp:80 is in set KUBE-CLUSTER-IP.\n');
+    expect(runShowTool(dp, 'ipset', ['test', 'KUBE-CLUSTER-IP', '198.18.96.11,tcp:80'])).toBe('198.18.96.11,tcp:80 is NOT in set KUBE-CLUSTER-IP.\n');
+    const before = dp.ipset.save();
+    for (const argv of [['add', 'KUBE-CLUSTER-IP', '198.18.1.1,tcp:80'], ['del', 'KUBE-CLUSTER-IP', '198.18.96.10,tcp:80'], ['flush'], ['destroy'], ['-N', 'x', 'hash:ip'], ['swap', 'KUBE-LOOP-BACK', 'KUBE-CLUSTER-IP'], ['rename', 'KUBE-LOOP-BACK', 'y']]) {
+      expect(() => runShowTool(dp, 'ipset', argv), argv.join(' ')).toThrow(/^ipset: \w+: only list, save, test and version are read here/);
+    }
+    expect(() => runShowTool(dp, 'ipset', ['list', 'NOPE'])).toThrow('The set with the given name does not exist');
+    expect(dp.ipset.save()).toBe(before);
+  });
+
   it('direct: the direct mode\'s service table, which no kernel tool shows (empty in other modes)', async () => {
     const dp = await node('direct');
     expect(runShowTool(dp, 'direct', [])).toBe([
