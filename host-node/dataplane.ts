@@ -71,6 +71,11 @@ export class Dataplane extends CoreDataplane {
    * virtual service (or of an IPVS connection) are scheduled and forwarded by IPVS. The tables
    * are reserved on first use (`init` sizes them; defaults otherwise).
    */
+  /** Whether IPVS is set up in the core (ipvs() sets it up on first use). */
+  get ipvsRunning(): boolean {
+    return this.ipvsProgram !== undefined;
+  }
+
   ipvs(init?: { connLog2?: number; services?: number; destinations?: number }): IpvsProgram {
     if (!this.ipvsProgram) {
       this.ipvsProgram = new IpvsProgram(this.core as unknown as IpvsCore);

@@ -96,6 +96,8 @@ function ipvsadm(dp: Dataplane, argv: readonly string[]): string {
     else if (!IPVSADM_SHOW.has(a)) throw new ToolRefused(`ipvsadm: ${JSON.stringify(a)}: only -L / -S and their display options are read here (the proxy lists, never changes, its virtual servers)`);
   }
   if (!listing) throw new ToolRefused('ipvsadm: give -L (or -S): the proxy lists its virtual servers, never changes them');
+  // Asking a core without IPVS would set IPVS up in it (and a listing changes nothing).
+  if (!dp.ipvsRunning) throw new ToolRefused('ipvsadm: this proxy runs no IPVS (its core is not in ipvs mode): no virtual servers to list');
   const r = dp.ipvsadm([...args]);
   if (r.code !== 0) throw new ToolRefused(r.stderr.trim());
   return r.stdout;

@@ -95,6 +95,9 @@ describe('runShowTool', () => {
       expect(refused('ipvsadm', argv)).toMatch(/^ipvsadm: /);
     }
     expect(refused('ipvsadm', ['-n'])).toBe('ipvsadm: give -L (or -S): the proxy lists its virtual servers, never changes them');
+    // A core without IPVS is not given one by a listing.
+    expect(refused('ipvsadm', ['-Ln'])).toBe('ipvsadm: this proxy runs no IPVS (its core is not in ipvs mode): no virtual servers to list');
+    expect(dp.ipvsRunning).toBe(false);
     expect(dp.iptablesSave({ counters: true })).toBe(before);
   });
 });
