@@ -283,6 +283,32 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
     }
   });
 
+  it.each(['ipvs', 'direct'] as const)('--mode %s serves the same Services through the device, and shows its own table', async (mode) => {
+    await c.stopProxy();
+    try {
+      await c.startProxy([...PROXY_ARGS(), '--mode', mode]);
+      // A ClusterIP from outside the cluster: both backends, masqueraded.
+      const web = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 80, count: 20, concurrency: 2 });
+      expect(web.errors).toEqual([]);
+      expect(names(web)).toEqual(ALL);
+      expect(peers(web)).toEqual([MASQ_IP]);
+      // An ETP=Local NodePort: the client's own address kept.
+      const local = await c.clientAgent.call<Replies>({ op: 'tcp', host: NODE_IP, port: NODE_PORT.local, count: 8, concurrency: 2 });
+      expect(local.errors).toEqual([]);
+      expect(peers(local)).toEqual([CLIENT_IP]);
+      // No endpoints: refused, not left to time out.
+      const empty = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.empty, port: 80, count: 2 });
+      expect(empty.errors).toEqual(['ECONNREFUSED', 'ECONNREFUSED']);
+      // What the mode keeps, as the operator lists it.
+      const show = (...args: string[]): string => c.nodeExec([process.execPath, CLI, 'show', '--proxy', '127.0.0.1:10249', ...args]);
+      if (mode === 'ipvs') expect(show('ipvsadm', '-Ln')).toMatch(new RegExp(`TCP  ${VIP.web.replace(/\./g, '\\.')}:80 rr\n(  -> \\S+ +Masq +1 .*\n){2}`));
+      else expect(show('direct')).toMatch(new RegExp(`^default/web:\\S+ TCP frontends cluster ${VIP.web.replace(/\./g, '\\.')}:80`, 'm'));
+    } finally {
+      await c.stopProxy();
+      await c.startProxy(PROXY_ARGS());
+    }
+  }, 60_000);
+
   it('keeps an established TCP connection through a proxy restart (conntrack state file)', async () => {
     const conn = await openStream();
     expect(await c.stopProxy()).toBe(0);
