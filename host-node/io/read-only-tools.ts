@@ -2,10 +2,10 @@
 // live core instead of the kernel: `iptables-save [-c] [-t T]`, `iptables [-t T] -L|-S [CHAIN]
 // [-n] [-v] [-x] [--line-numbers]` (and the ip6tables forms), `ipvsadm -L|-S …` with its
 // display options, `ipset list|save|test …` (the ipvs mode's sets), and `direct`: the direct
-// mode's service table, which no kernel tool shows. Command lines are read as the tools read them (bundled short options such as
-// `-nvL` and `-tnat`, long options with `=`), and only these read-only forms are taken: anything
-// that would change a table (-A, -D, -F, -Z, ipvsadm -C, ipset add …) is refused by name. Never
-// writes.
+// mode's service table, which no kernel tool shows. Command lines are read as the tools read
+// them (bundled short options such as `-nvL` and `-tnat`, long options with `=`), and only these
+// read-only forms are taken: anything that would change a table (-A, -D, -F, -Z, ipvsadm -C,
+// ipset add …) is refused by name. Never writes.
 import type { Dataplane } from '../dataplane.js';
 import type { TableName } from '../netfilter/index.js';
 import { parseCommand } from '../ipset/index.js';
@@ -16,7 +16,7 @@ export type ShowTool = (typeof SHOW_TOOLS)[number];
 /** A command line refused: its message is what the tool would say, or why it is not taken. */
 export class ToolRefused extends Error {}
 
-const TABLES: readonly string[] = ['raw', 'mangle', 'nat', 'filter', 'security'];
+const TABLES: readonly string[] = ['raw', 'mangle', 'nat', 'filter'];
 
 /** `argv` with bundled short options split (`-nvL` → -n -v -L; a value-taking letter takes the rest: `-tnat` → -t nat). */
 function unbundle(argv: readonly string[], takesValue: string): string[] {
@@ -34,7 +34,7 @@ function unbundle(argv: readonly string[], takesValue: string): string[] {
 
 function table(prog: string, v: string | undefined): TableName {
   if (v === undefined) throw new ToolRefused(`${prog}: option "-t" requires an argument`);
-  if (!TABLES.includes(v) || v === 'security') throw new ToolRefused(`${prog}: can't initialize ${prog} table \`${v}': Table does not exist (do you need to insmod?)`);
+  if (!TABLES.includes(v)) throw new ToolRefused(`${prog}: can't initialize ${prog} table \`${v}': Table does not exist (do you need to insmod?)`);
   return v as TableName;
 }
 
