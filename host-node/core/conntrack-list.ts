@@ -6,6 +6,7 @@
 // address, count a pod's flows) work on the flows svcplane keeps. Pure: formats and filters
 // entries it is given; never reads the core.
 import { tryParseIP } from './words.js';
+import { sameIP } from '../kube/ip.js';
 import type { ConntrackEntry, TupleView } from './conntrack-record.js';
 
 /** What `conntrack -L` selects by (every field optional; all given must hold). */
@@ -65,11 +66,6 @@ export function conntrackFilter(values: Partial<Record<FilterField, string>>, na
 }
 
 const longOption = (field: FilterField): string => FILTER_OPTIONS.find(([f]) => f === field)![1];
-
-const sameIP = (a: string, b: string): boolean => {
-  const x = tryParseIP(a), y = tryParseIP(b);
-  return x !== null && y !== null && x.length === y.length && x.every((v, i) => v === y[i]);
-};
 
 /** Whether `e` is one of the flows `f` selects. */
 export function conntrackMatches(e: ConntrackEntry, f: ConntrackFilter): boolean {

@@ -5,7 +5,7 @@
 // endpoint gets. Also the table's entries as lines of text (what `svcplane show direct` and the
 // playground list). Used by Dataplane.trace in direct mode and by the playground. Pure: a client's
 // affinity stamp, kept in the core, is asked of the caller.
-import { canonicalIP, cidrContains, joinHostPort, parseCIDR, parseIP, type CIDR } from './ip.js';
+import { canonicalIP, cidrContains, joinHostPort, parseCIDR, parseIP, sameIP, type CIDR } from './ip.js';
 import type { DirectService, NodePortReach } from '../core/svc-config.js';
 import type { TraceResult } from '../netfilter/trace.js';
 import type { ProxyModel } from './model.js';
@@ -22,7 +22,6 @@ export type DirectDecision =
 /** The packet as the explanation needs it; `local`: the node itself sent it (OUTPUT). */
 export interface DirectPacket { src: string; dst: string; proto: string; dport: number; local?: boolean }
 
-export const sameIP = (a: string, b: string): boolean => (canonicalIP(a) ?? a) === (canonicalIP(b) ?? b);
 
 /** An index of the table's entries by frontend, for the explanation. */
 export class DirectTable {

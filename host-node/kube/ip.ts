@@ -166,6 +166,9 @@ export function canonicalIP(s: string): string | null {
   return ip ? formatIP(ip) : null;
 }
 
+/** Whether two addresses are one (any spelling: `fd00::1` and `fd00:0:0::1`); unparsable text compares as written. */
+export const sameIP = (a: string, b: string): boolean => (canonicalIP(a) ?? a) === (canonicalIP(b) ?? b);
+
 export function ipFamily(s: string): Family | null {
   if (typeof s === 'string' && ipv4Value(s) >= 0) return 4;
   const ip = parseIP(s);
