@@ -4,7 +4,7 @@
 // format; the text front ends know no I/O). Never touches sockets, files or the clock.
 import { checkNow, Dataplane as CoreDataplane, shown, type IpvsSaveSteps } from './core/dataplane.js';
 import { IPVS_RECORD_BYTES, RecordBlock, type Crc32, type SavedAffinity } from './core/snapshot.js';
-import { AffinityKeeper, type AffinityCore } from './kube/affinity-keeper.js';
+import { AffinityKeeper, type AffinityCore, type RecentEntry } from './kube/affinity-keeper.js';
 import { buildPacket, parseIP } from './core/packet.js';
 import {
   parseRestore, renderSave, renderList, renderRules, kernelOrder, ChainLines, Ruleset, type Table, type RuleLines,
@@ -71,6 +71,20 @@ export class Dataplane extends CoreDataplane {
    * virtual service (or of an IPVS connection) are scheduled and forwarded by IPVS. The tables
    * are reserved on first use (`init` sizes them; defaults otherwise).
    */
+  /**
+   * The `recent` lists the rules name (kube-proxy's ClientIP affinity: one per KUBE-SEP chain),
+   * or one list's entries at `nowMs` (undefined when no rule names it): what /proc/net/xt_recent
+   * shows of the kernel's.
+   */
+  recentLists(): string[] {
+    return [...this.compiler.recentLists()].map(([name]) => name).sort();
+  }
+
+  recentEntries(name: string, nowMs = this.lastNowMs): RecentEntry[] | undefined {
+    checkNow('recentEntries', nowMs);
+    return this.affinity.recentEntries(name, nowMs);
+  }
+
   /** Whether IPVS is set up in the core (ipvs() sets it up on first use). */
   get ipvsRunning(): boolean {
     return this.ipvsProgram !== undefined;

@@ -5,7 +5,8 @@
 //       flow, then the count on stderr) — the kernel's own table does not hold them;
 //   svcplane show --proxy HOST:PORT iptables-save|iptables|ip6tables-save|ip6tables|ipvsadm ARGS
 //       that listing command over the proxy's live rules and virtual servers, with its counters
-//       (`ipset list|save|test` for the ipvs mode's sets, `direct` for the direct mode's table).
+//       (`ipset list|save|test` for the ipvs mode's sets, `recent [LIST]` for the affinity lists as
+//       /proc/net/xt_recent shows them, `direct` for the direct mode's table).
 // (`svcplane trace --proxy` is trace.ts.) Read the proxy's /conntrack and /show
 // (io/proxy-inspect.ts) as they stream; never change anything in it.
 import { parseArgs } from 'node:util';
@@ -118,6 +119,7 @@ export const SHOW_HELP = `usage: svcplane show --proxy HOST:PORT iptables-save [
        svcplane show --proxy HOST:PORT iptables [-t TABLE] -L|-S [CHAIN] [-n] [-v] [-x] [--line-numbers]
        svcplane show --proxy HOST:PORT ipvsadm -L|-S [-n] [--stats|--rate|--exact|-c] [-t|-u|-f SERVICE]
        svcplane show --proxy HOST:PORT ipset list|save [SET] | test SET ENTRY
+       svcplane show --proxy HOST:PORT recent [LIST]      (/proc/net/xt_recent: ClientIP affinity)
        svcplane show --proxy HOST:PORT direct
        (ip6tables-save and ip6tables for IPv6)
 

@@ -80,7 +80,7 @@ export function conntrackMatches(e: ConntrackEntry, f: ConntrackFilter): boolean
 }
 
 /** An address as the kernel's %pI4 / %pI6 print it (IPv6 in eight groups of four digits). */
-function procAddress(ip: string): string {
+export function procAddress(ip: string): string {
   const b = tryParseIP(ip);
   if (b === null || b.length === 4) return ip;
   const groups: string[] = [];

@@ -1,16 +1,18 @@
 // read-only-tools.ts — the listing commands an operator runs on a kube-proxy node, answered from the
 // live core instead of the kernel: `iptables-save [-c] [-t T]`, `iptables [-t T] -L|-S [CHAIN]
 // [-n] [-v] [-x] [--line-numbers]` (and the ip6tables forms), `ipvsadm -L|-S …` with its
-// display options, `ipset list|save|test …` (the ipvs mode's sets), and `direct`: the direct
-// mode's service table, which no kernel tool shows. Command lines are read as the tools read
+// display options, `ipset list|save|test …` (the ipvs mode's sets), `recent [LIST]` (what
+// /proc/net/xt_recent shows: the ClientIP affinity lists), and `direct`: the direct mode's
+// service table, which no kernel tool shows. Command lines are read as the tools read
 // them (bundled short options such as `-nvL` and `-tnat`, long options with `=`), and only these
 // read-only forms are taken: anything that would change a table (-A, -D, -F, -Z, ipvsadm -C,
 // ipset add …) is refused by name. Never writes.
 import type { Dataplane } from '../dataplane.js';
 import type { TableName } from '../netfilter/index.js';
 import { parseCommand } from '../ipset/index.js';
+import { procAddress } from '../core/conntrack-list.js';
 
-export const SHOW_TOOLS = ['iptables-save', 'ip6tables-save', 'iptables', 'ip6tables', 'ipvsadm', 'ipset', 'direct'] as const;
+export const SHOW_TOOLS = ['iptables-save', 'ip6tables-save', 'iptables', 'ip6tables', 'ipvsadm', 'ipset', 'recent', 'direct'] as const;
 export type ShowTool = (typeof SHOW_TOOLS)[number];
 
 /** A command line refused: its message is what the tool would say, or why it is not taken. */
@@ -124,6 +126,23 @@ function ipset(dp: Dataplane, argv: readonly string[]): string {
   }
 }
 
+/**
+ * `recent`: the names of the lists (`ls /proc/net/xt_recent`); `recent LIST`: its entries as
+ * `cat /proc/net/xt_recent/LIST` prints them (xt_recent.c recent_seq_show()), the stamps as
+ * milliseconds on the packets' clock where the kernel prints jiffies.
+ */
+function recent(dp: Dataplane, argv: readonly string[]): string {
+  if (argv.length === 0) return dp.recentLists().map((n) => `${n}\n`).join('');
+  if (argv.length > 1) throw new ToolRefused(`recent: one list at a time, not ${JSON.stringify(argv.join(' '))}`);
+  const entries = dp.recentEntries(argv[0]!);
+  if (entries === undefined) throw new ToolRefused(`cat: /proc/net/xt_recent/${argv[0]}: No such file or directory`);
+  return entries.map((e) => {
+    const stamps = e.stamps;
+    const last = stamps[(e.next - 1 + stamps.length) % stamps.length] ?? 0;
+    return `src=${procAddress(e.address)} ttl: ${e.ttl} last_seen: ${last} oldest_pkt: ${e.next}${stamps.map((t, i) => `${i ? ',' : ''} ${t}`).join('')}\n`;
+  }).join('');
+}
+
 /** The output of `tool argv` over the live core, or ToolRefused with what the tool would say. */
 export function runShowTool(dp: Dataplane, tool: ShowTool, argv: readonly string[]): string {
   switch (tool) {
@@ -131,6 +150,7 @@ export function runShowTool(dp: Dataplane, tool: ShowTool, argv: readonly string
     case 'iptables': case 'ip6tables': return list(dp, tool, argv);
     case 'ipvsadm': return ipvsadm(dp, argv);
     case 'ipset': return ipset(dp, argv);
+    case 'recent': return recent(dp, argv);
     case 'direct':
       if (argv.length > 0) throw new ToolRefused(`direct: ${JSON.stringify(argv[0])}: the direct table is listed whole`);
       return dp.directList();

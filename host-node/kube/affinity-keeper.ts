@@ -9,11 +9,16 @@
 // connections (loadConnections). Reads and writes only through the core's exports; never touches
 // rules, objects or files.
 import type { SavedAffinity, SavedDirectAffinity, SavedRecentList } from '../core/snapshot.js';
+import { formatIP } from '../core/packet.js';
+import { wordsIP } from '../core/words.js';
 
 /** Each `size`-byte entry of blocks holding one or more. */
 function* each(blocks: readonly Uint8Array[], size: number): Iterable<Uint8Array> {
   for (const b of blocks) for (let at = 0; at + size <= b.length; at += size) yield b.subarray(at, at + size);
 }
+
+/** One entry of a `recent` list (AffinityKeeper.recentEntries). */
+export interface RecentEntry { family: 4 | 6; address: string; ttl: number; next: number; stamps: number[] }
 
 /** The core's exports the keeper uses (ABI.md). */
 export interface AffinityCore {
@@ -45,6 +50,35 @@ export class AffinityKeeper {
 
   /** `refresh` renews the Dataplane's memory views after a core call that may grow memory. */
   constructor(private readonly core: () => AffinityCore, private readonly places: AffinityPlaces, private readonly refresh: () => void) {}
+
+  /**
+   * The entries of the `recent` list `name` at `nowMs`, oldest first: address, TTL, the stamp slot
+   * written next (1-based, as xt_recent's oldest_pkt) and each stamp (ms on the packets' clock);
+   * undefined when no committed rule names the list.
+   */
+  recentEntries(name: string, nowMs: number): RecentEntry[] | undefined {
+    const id = this.places.listId(name);
+    if (id === undefined) return undefined;
+    const core = this.core();
+    const count = core.iptRecentCount(id);
+    if (count === 0) return [];
+    const size = core.iptRecentSavedBytes();
+    const at = core.cfgBuffer(count * size);
+    const n = core.iptRecentSave(id, at, count, nowMs);
+    this.refresh();
+    const dv = new DataView(core.memory.buffer, at, n * size);
+    const out: RecentEntry[] = [];
+    for (let k = 0; k < n; k++) {
+      const o = k * size;
+      const family = dv.getUint8(o) === 6 ? 6 : 4;
+      const held = dv.getUint8(o + 2);
+      const words = [0, 1, 2, 3].map((w) => dv.getUint32(o + 4 + 4 * w, true));
+      const stamps: number[] = [];
+      for (let j = 0; j < held; j++) stamps.push(Math.round(nowMs - dv.getUint32(o + 20 + 4 * j, true)));
+      out.push({ family, address: formatIP(wordsIP(family, words)), ttl: dv.getUint8(o + 1), next: dv.getUint8(o + 3), stamps });
+    }
+    return out;
+  }
 
   /** Every list entry and every direct stamp still in force at `nowMs`. */
   save(nowMs: number): SavedAffinity {

@@ -108,7 +108,7 @@ describe('a running proxy\'s /trace and /conntrack', () => {
     expect(await show('iptables', '-t', 'nat', '-nvL', 'KUBE-SERVICES')).toEqual([200, proxy.dp.iptablesList('nat', 'KUBE-SERVICES', { verbose: true })]);
     expect(await show('iptables-save', '-c')).toEqual([200, proxy.dp.iptablesSave({ counters: true })]);
     expect(await show('iptables', '-F')).toEqual([400, expect.stringContaining('iptables: "-F": only -L / -S [CHAIN]')]);
-    expect(await show('bash', '-c', 'id')).toEqual([400, 'tool: one of iptables-save, ip6tables-save, iptables, ip6tables, ipvsadm, ipset, direct\n']);
+    expect(await show('bash', '-c', 'id')).toEqual([400, 'tool: one of iptables-save, ip6tables-save, iptables, ip6tables, ipvsadm, ipset, recent, direct\n']);
     let out = '', err = '';
     expect(await runShow(['--proxy', `127.0.0.1:${port}`, 'iptables-save', '-t', 'nat'], (s) => { out += s; }, (s) => { err += s; })).toBe(0);
     expect(out).toBe(proxy.dp.iptablesSave({ table: 'nat' }));

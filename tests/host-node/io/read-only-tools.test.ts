@@ -58,6 +58,22 @@ describe('runShowTool', () => {
     expect(dp.ipset.save()).toBe(before);
   });
 
+  it('recent: the ClientIP affinity lists as /proc/net/xt_recent shows them (stamps in ms on the packets\' clock)', async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], podCIDR: '198.18.100.0/22', seed: 1 });
+    const sticky = webManifests(['198.18.100.2', '198.18.100.3']).replace('spec: { clusterIP:', 'spec: { sessionAffinity: ClientIP, clusterIP:');
+    expect(dp.apply(sticky, { mode: 'iptables', nodeName: 'n1' }).issues).toEqual([]);
+    const lists = runShowTool(dp, 'recent', []).trim().split('\n');
+    expect(lists).toHaveLength(2);
+    for (const l of lists) expect(l).toMatch(/^KUBE-SEP-[A-Z0-9]{16}$/);
+    // Two connections of one client: the second follows the first's endpoint, both stamped.
+    const to = [1000, 3000].map((t, k) => dp.process(buildPacket({ src: '198.18.50.1', dst: '198.18.96.10', proto: 'tcp', sport: 40000 + k, dport: 80, flags: 'S' }), t).packet!);
+    expect(to[1]!.slice(16, 20)).toEqual(to[0]!.slice(16, 20));
+    const shown = lists.map((l) => runShowTool(dp, 'recent', [l]));
+    expect(shown.sort()).toEqual(['', 'src=198.18.50.1 ttl: 64 last_seen: 3000 oldest_pkt: 2 1000, 3000\n']);
+    expect(() => runShowTool(dp, 'recent', ['KUBE-SEP-NOPE'])).toThrow('cat: /proc/net/xt_recent/KUBE-SEP-NOPE: No such file or directory');
+    expect(() => runShowTool(dp, 'recent', ['a', 'b'])).toThrow('one list at a time');
+  });
+
   it('direct: the direct mode\'s service table, which no kernel tool shows (empty in other modes)', async () => {
     const dp = await node('direct');
     expect(runShowTool(dp, 'direct', [])).toBe([
