@@ -51,23 +51,31 @@ describe('conntrackQueryOf', () => {
   });
 });
 
-describe('a running proxy\'s /trace and /conntrack', () => {
-  let running: UserspaceProxy;
-  let proxy: NodeProxy;
-  let port = 0;
+/**
+ * A userspace proxy serving MANIFESTS with its metrics address on a free loopback port, started
+ * before the describe block's tests and stopped after them; `proxy` and `port` once started.
+ */
+function inspectedProxy(tmpPrefix: string): { proxy: NodeProxy; port: number } {
+  const served = { proxy: undefined as unknown as NodeProxy, port: 0 };
+  let running: UserspaceProxy | undefined;
   beforeAll(async () => {
-    port = await freePort();
-    running = await startUserspaceProxy({ 'web.yaml': MANIFESTS }, ['--node-ip', '198.18.200.1', '--metrics-bind-address', `127.0.0.1:${port}`], { tmpPrefix: 'svp-trace-' });
-    proxy = running.proxy;
+    served.port = await freePort();
+    running = await startUserspaceProxy({ 'web.yaml': MANIFESTS }, ['--node-ip', '198.18.200.1', '--metrics-bind-address', `127.0.0.1:${served.port}`], { tmpPrefix });
+    served.proxy = running.proxy;
   });
   afterAll(() => running?.stop());
-  const get = (query: string) => fetch(`http://127.0.0.1:${port}/trace?${query}`);
+  return served;
+}
+
+describe('a running proxy\'s /trace and /conntrack', () => {
+  const served = inspectedProxy('svp-trace-');
+  const get = (query: string) => fetch(`http://127.0.0.1:${served.port}/trace?${query}`);
 
   it('traces through the live core: both endpoints, each with the rule that chose it; the core unchanged', async () => {
     // A real connection first, so the table is not empty.
     // On the proxy's clock, so the flow is live when traced.
-    proxy.dp.process(buildPacket({ src: '198.18.50.9', dst: VIP, proto: 'tcp', sport: 1234, dport: 80, flags: 'S' }), proxy.clock());
-    const before = { flows: proxy.dp.conntrack().length, stats: proxy.dp.stats(), save: proxy.dp.iptablesSave({ counters: true }) };
+    served.proxy.dp.process(buildPacket({ src: '198.18.50.9', dst: VIP, proto: 'tcp', sport: 1234, dport: 80, flags: 'S' }), served.proxy.clock());
+    const before = { flows: served.proxy.dp.conntrack().length, stats: served.proxy.dp.stats(), save: served.proxy.dp.iptablesSave({ counters: true }) };
     const r = await get(`src=${CLIENT}&dst=${VIP}&dport=80`);
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toBe('application/json');
@@ -80,9 +88,9 @@ describe('a running proxy\'s /trace and /conntrack', () => {
       expect(o.decidedBy.at(-1)!.text).toContain(`--to-destination ${o.to}`);
     }
     expect(body.result.steps.some((s) => s.chain === 'KUBE-SERVICES' && s.matched)).toBe(true);
-    expect(proxy.dp.conntrack().length).toBe(before.flows);
-    expect(proxy.dp.stats()).toEqual(before.stats);
-    expect(proxy.dp.iptablesSave({ counters: true })).toBe(before.save);
+    expect(served.proxy.dp.conntrack().length).toBe(before.flows);
+    expect(served.proxy.dp.stats()).toEqual(before.stats);
+    expect(served.proxy.dp.iptablesSave({ counters: true })).toBe(before.save);
   });
 
   it('answers 400 naming the parameter, for a query it cannot trace', async () => {
@@ -102,21 +110,21 @@ describe('a running proxy\'s /trace and /conntrack', () => {
     const show = async (...args: string[]) => {
       const q = new URLSearchParams({ tool: args[0]! });
       for (const a of args.slice(1)) q.append('arg', a);
-      const r = await fetch(`http://127.0.0.1:${port}/show?${q}`);
+      const r = await fetch(`http://127.0.0.1:${served.port}/show?${q}`);
       return [r.status, await r.text()] as const;
     };
-    expect(await show('iptables', '-t', 'nat', '-nvL', 'KUBE-SERVICES')).toEqual([200, proxy.dp.iptablesList('nat', 'KUBE-SERVICES', { verbose: true })]);
-    expect(await show('iptables-save', '-c')).toEqual([200, proxy.dp.iptablesSave({ counters: true })]);
+    expect(await show('iptables', '-t', 'nat', '-nvL', 'KUBE-SERVICES')).toEqual([200, served.proxy.dp.iptablesList('nat', 'KUBE-SERVICES', { verbose: true })]);
+    expect(await show('iptables-save', '-c')).toEqual([200, served.proxy.dp.iptablesSave({ counters: true })]);
     expect(await show('iptables', '-F')).toEqual([400, expect.stringContaining('iptables: "-F": only -L / -S [CHAIN]')]);
     expect(await show('bash', '-c', 'id')).toEqual([400, 'tool: one of iptables-save, ip6tables-save, iptables, ip6tables, ipvsadm, ipset, recent, direct\n']);
     let out = '', err = '';
-    expect(await runShow(['--proxy', `127.0.0.1:${port}`, 'iptables-save', '-t', 'nat'], (s) => { out += s; }, (s) => { err += s; })).toBe(0);
-    expect(out).toBe(proxy.dp.iptablesSave({ table: 'nat' }));
+    expect(await runShow(['--proxy', `127.0.0.1:${served.port}`, 'iptables-save', '-t', 'nat'], (s) => { out += s; }, (s) => { err += s; })).toBe(0);
+    expect(out).toBe(served.proxy.dp.iptablesSave({ table: 'nat' }));
     expect(err).toBe('');
-    expect(await runShow(['--proxy', `127.0.0.1:${port}`, 'iptables', '-t', 'nat', '-D', 'KUBE-SERVICES', '1'], () => {}, (s) => { err += s; })).toBe(1);
-    expect(err).toContain(`svcplane show: http://127.0.0.1:${port}: 400: iptables: "-D": only -L / -S`);
+    expect(await runShow(['--proxy', `127.0.0.1:${served.port}`, 'iptables', '-t', 'nat', '-D', 'KUBE-SERVICES', '1'], () => {}, (s) => { err += s; })).toBe(1);
+    expect(err).toContain(`svcplane show: http://127.0.0.1:${served.port}: 400: iptables: "-D": only -L / -S`);
     expect(await runShow(['iptables', '-L'], () => {}, (s) => { err += s; })).toBe(2);
-    expect(await runShow(['--proxy', `127.0.0.1:${port}`, 'nft', 'list', 'ruleset'], () => {}, (s) => { err += s; })).toBe(2);
+    expect(await runShow(['--proxy', `127.0.0.1:${served.port}`, 'nft', 'list', 'ruleset'], () => {}, (s) => { err += s; })).toBe(2);
   });
 
   it('random queries to /trace, /conntrack and /show: each a 200 or a 400, never a 500, and the proxy serves on', async () => {
@@ -129,104 +137,96 @@ describe('a running proxy\'s /trace and /conntrack', () => {
     for (let i = 0; i < 300; i++) {
       const path = ['/trace', '/conntrack', '/show'][rnd(3)]!;
       const parts = Array.from({ length: rnd(6) }, () => `${encodeURIComponent(words[rnd(words.length)]!)}=${rnd(4) === 0 ? words[rnd(words.length)] : encodeURIComponent(words[rnd(words.length)]!)}`);
-      const r = await fetch(`http://127.0.0.1:${port}${path}?${parts.join('&')}`);
+      const r = await fetch(`http://127.0.0.1:${served.port}${path}?${parts.join('&')}`);
       await r.text();
       expect([200, 400], `${path}?${parts.join('&')}`).toContain(r.status);
       statuses.add(r.status);
     }
     expect([...statuses].sort()).toEqual([200, 400]);
-    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${served.port}/healthz`)).status).toBe(200);
   });
 
   it('svcplane trace --proxy prints it as a local trace; --json as the proxy sent it', async () => {
     const out: string[] = [];
     const err: string[] = [];
     const io = { out: (l: string) => out.push(l), err: (l: string) => err.push(l) };
-    expect(await runTrace(['--proxy', `127.0.0.1:${port}`, '--src', CLIENT, '--dst', VIP, '--dport', '80'], io)).toBe(0);
+    expect(await runTrace(['--proxy', `127.0.0.1:${served.port}`, '--src', CLIENT, '--dst', VIP, '--dport', '80'], io)).toBe(0);
     expect(err).toEqual([]);
     const text = out.join('\n');
-    expect(out[1]).toBe(`rules: the running proxy at http://127.0.0.1:${port} (mode userspace), node addresses 198.18.200.1`);
+    expect(out[1]).toBe(`rules: the running proxy at http://127.0.0.1:${served.port} (mode userspace), node addresses 198.18.200.1`);
     expect([...text.matchAll(/destination NAT: (\S+)/g)].map((m) => m[1]).sort()).toEqual(EPS.map((e) => `${e}:8080`));
     expect(text).toContain('probability 50% = 1/2^1');
     expect(text.match(/decided by:/g)).toHaveLength(2);
     expect(text).not.toContain('conntrack: an existing connection');
     // A connection the proxy holds (opened in the first test): its own NAT, said so.
     out.length = 0;
-    expect(await runTrace(['--proxy', `127.0.0.1:${port}`, '--src', '198.18.50.9', '--sport', '1234', '--dst', VIP, '--dport', '80'], io)).toBe(0);
+    expect(await runTrace(['--proxy', `127.0.0.1:${served.port}`, '--src', '198.18.50.9', '--sport', '1234', '--dst', VIP, '--dport', '80'], io)).toBe(0);
     expect(out.join('\n')).toMatch(/outcomes \(1\):[\s\S]*conntrack: an existing connection \(ctstate NEW\): its NAT applies, the nat rules are not consulted/);
     // --flags reaches the proxy: a lone RST can open no connection (tcp_new()), so it is INVALID.
     out.length = 0;
-    expect(await runTrace(['--proxy', `127.0.0.1:${port}`, '--src', '198.18.50.9', '--sport', '1299', '--dst', VIP, '--dport', '80', '--flags', 'r', '--json'], io)).toBe(0);
+    expect(await runTrace(['--proxy', `127.0.0.1:${served.port}`, '--src', '198.18.50.9', '--sport', '1299', '--dst', VIP, '--dport', '80', '--flags', 'r', '--json'], io)).toBe(0);
     expect((JSON.parse(out.join('\n')) as ProxyTrace).result.outcomes.map((o) => o.ctstate)).toEqual(['INVALID']);
     out.length = 0;
-    expect(await runTrace(['--proxy', `http://127.0.0.1:${port}`, '--src', CLIENT, '--dst', VIP, '--dport', '80', '--json'], io)).toBe(0);
+    expect(await runTrace(['--proxy', `http://127.0.0.1:${served.port}`, '--src', CLIENT, '--dst', VIP, '--dport', '80', '--json'], io)).toBe(0);
     expect((JSON.parse(out.join('\n')) as ProxyTrace).result.outcomes).toHaveLength(2);
   });
 
   it('svcplane trace --proxy: what the proxy refuses, and no proxy there, exit 1; other sources with it, exit 2', async () => {
     const err: string[] = [];
     const io = { out: () => {}, err: (l: string) => err.push(l) };
-    expect(await runTrace(['--proxy', `127.0.0.1:${port}`, '--src', CLIENT, '--dst', '198.18.96.11', '--dport', '80', '--proto', 'udp', '--from', 'local'], io)).toBe(0);
+    expect(await runTrace(['--proxy', `127.0.0.1:${served.port}`, '--src', CLIENT, '--dst', '198.18.96.11', '--dport', '80', '--proto', 'udp', '--from', 'local'], io)).toBe(0);
     const closed = await freePort();
     expect(await runTrace(['--proxy', `127.0.0.1:${closed}`, '--src', CLIENT, '--dst', VIP, '--dport', '80'], io)).toBe(1);
     expect(err.at(-1)).toBe(`svcplane trace: http://127.0.0.1:${closed}: ECONNREFUSED`);
-    expect(await runTrace(['--proxy', `127.0.0.1:${port}`, '--rules', 'x', '--src', CLIENT, '--dst', VIP, '--dport', '80'], io)).toBe(2);
+    expect(await runTrace(['--proxy', `127.0.0.1:${served.port}`, '--rules', 'x', '--src', CLIENT, '--dst', VIP, '--dport', '80'], io)).toBe(2);
     expect(err.some((l) => l.includes('--proxy and --rules'))).toBe(true);
-    expect(await runTrace(['--proxy', `127.0.0.1:${port}/metrics`, '--src', CLIENT, '--dst', VIP, '--dport', '80'], io)).toBe(2);
+    expect(await runTrace(['--proxy', `127.0.0.1:${served.port}/metrics`, '--src', CLIENT, '--dst', VIP, '--dport', '80'], io)).toBe(2);
   });
 });
 
 describe('a running proxy\'s /conntrack over a large table', () => {
-  let running: UserspaceProxy;
-  let proxy: NodeProxy;
-  let port = 0;
-  beforeAll(async () => {
-    port = await freePort();
-    running = await startUserspaceProxy({ 'web.yaml': MANIFESTS }, ['--node-ip', '198.18.200.1', '--metrics-bind-address', `127.0.0.1:${port}`], { tmpPrefix: 'svp-ct-list-' });
-    proxy = running.proxy;
-  });
-  afterAll(() => running?.stop());
+  const served = inspectedProxy('svp-ct-list-');
 
   it('lists every flow, the Service\'s and the rest, over many slices; selects as conntrack -L; the table unchanged', async () => {
     // Three slices' worth of connections to the Service from distinct client ports, and a UDP flow elsewhere.
     const n = 2 * CONNTRACK_SLICE + 100;
-    const now = proxy.clock();
+    const now = served.proxy.clock();
     for (let i = 0; i < n; i += 256) {
-      proxy.dp.processBatch(Array.from({ length: Math.min(256, n - i) }, (_, k) =>
+      served.proxy.dp.processBatch(Array.from({ length: Math.min(256, n - i) }, (_, k) =>
         buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 10000 + i + k, dport: 80, flags: 'S' })), now);
     }
-    proxy.dp.process(buildPacket({ src: CLIENT, dst: '198.18.7.7', proto: 'udp', sport: 5353, dport: 53 }), now);
-    const before = proxy.dp.conntrack(now).length;
-    const all = await (await fetch(`http://127.0.0.1:${port}/conntrack`)).text();
+    served.proxy.dp.process(buildPacket({ src: CLIENT, dst: '198.18.7.7', proto: 'udp', sport: 5353, dport: 53 }), now);
+    const before = served.proxy.dp.conntrack(now).length;
+    const all = await (await fetch(`http://127.0.0.1:${served.port}/conntrack`)).text();
     const lines = all.trimEnd().split('\n');
     expect(lines).toHaveLength(before);
     expect(new Set(lines.map((l) => /sport=(\d+) dport=80 /.exec(l)?.[1]).filter(Boolean)).size).toBe(n);
     for (const l of lines) expect(l).toMatch(/^ipv4     2 (tcp      6 (119|120) SYN_SENT|udp      17 (29|30)) src=198\.18\.50\.1 dst=\S+ sport=\d+ dport=\d+ \[UNREPLIED\] src=\S+ dst=198\.18\.50\.1 sport=\d+ dport=\d+ mark=\d+ zone=0 use=1$/);
     // To one endpoint, by reply source; the UDP flow alone; nothing for another client.
-    const to = async (q: string) => (await (await fetch(`http://127.0.0.1:${port}/conntrack?${q}`)).text()).split('\n').filter(Boolean);
+    const to = async (q: string) => (await (await fetch(`http://127.0.0.1:${served.port}/conntrack?${q}`)).text()).split('\n').filter(Boolean);
     const toFirst = await to(`reply-src=${EPS[0]}&proto=tcp&dport=80`);
     expect(toFirst.length).toBeGreaterThan(0);
     expect(toFirst.length).toBeLessThan(n);
     for (const l of toFirst) expect(l).toContain(`src=${EPS[0]} dst=${CLIENT} sport=8080`);
     expect(await to('proto=udp')).toEqual([expect.stringContaining('dst=198.18.7.7 sport=5353 dport=53')]);
     expect(await to('src=198.18.50.2')).toEqual([]);
-    const bad = await fetch(`http://127.0.0.1:${port}/conntrack?proto=gre`);
+    const bad = await fetch(`http://127.0.0.1:${served.port}/conntrack?proto=gre`);
     expect([bad.status, await bad.text()]).toEqual([400, 'proto: tcp, udp, sctp, icmp or icmpv6, not "gre"\n']);
-    expect(proxy.dp.conntrack(now).length).toBe(before);
+    expect(served.proxy.dp.conntrack(now).length).toBe(before);
 
     // svcplane conntrack --proxy: the same lines, the count on stderr, conntrack -L's options.
     let out = '', err = '';
-    const code = await runConntrack(['--proxy', `127.0.0.1:${port}`, '-L', '-p', 'tcp', '-r', EPS[0]!, '--dport', '80'], (s) => { out += s; }, (s) => { err += s; });
+    const code = await runConntrack(['--proxy', `127.0.0.1:${served.port}`, '-L', '-p', 'tcp', '-r', EPS[0]!, '--dport', '80'], (s) => { out += s; }, (s) => { err += s; });
     expect(code).toBe(0);
     // The same flows (their seconds left may have ticked between the two listings).
     const untimed = (ls: string[]) => ls.map((l) => l.replace(/^(ipv4 +2 tcp +6 )\d+ /, '$1_ ')).sort();
     expect(untimed(out.split('\n').filter(Boolean))).toEqual(untimed(toFirst));
     expect(err).toBe(`svcplane conntrack: ${toFirst.length} flow entries have been shown.\n`);
     out = err = '';
-    expect(await runConntrack(['--proxy', `127.0.0.1:${port}`, '-d', '198.18.7.7', '-f', 'ipv4'], (s) => { out += s; }, (s) => { err += s; })).toBe(0);
+    expect(await runConntrack(['--proxy', `127.0.0.1:${served.port}`, '-d', '198.18.7.7', '-f', 'ipv4'], (s) => { out += s; }, (s) => { err += s; })).toBe(0);
     expect(out.split('\n').filter(Boolean)).toHaveLength(1);
     err = '';
-    expect(await runConntrack(['--proxy', `127.0.0.1:${port}`, '--dport', '80'], () => {}, (s) => { err += s; })).toBe(2);
+    expect(await runConntrack(['--proxy', `127.0.0.1:${served.port}`, '--dport', '80'], () => {}, (s) => { err += s; })).toBe(2);
     expect(err).toContain('svcplane conntrack: --dport needs --proto');
     err = '';
     expect(await runConntrack(['-s', CLIENT], () => {}, (s) => { err += s; })).toBe(2);
