@@ -41,12 +41,25 @@ export type Route = (query: URLSearchParams) => unknown;
 
 const isStream = (v: unknown): v is AsyncIterable<string> => typeof v === 'object' && v !== null && Symbol.asyncIterator in v;
 
+/** Resolves when `res` can take more, or is gone; leaves no listener behind (a long stream waits often). */
+function drainOrClose(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
 /** Writes `chunks` as they come, waiting whenever the client reads slower; stops if it goes away. */
 async function stream(res: ServerResponse, chunks: AsyncIterable<string>): Promise<void> {
   try {
     for await (const chunk of chunks) {
       if (res.destroyed) return;
-      if (!res.write(chunk)) await new Promise<void>((r) => { res.once('drain', r); res.once('close', r); });
+      if (!res.write(chunk)) await drainOrClose(res);
     }
     res.end();
   } catch (e) {

@@ -186,6 +186,7 @@ describe('proxy metrics', () => {
       '/reply': () => new RouteReply(418, 'text/plain', 'teapot\n'),
       '/stream': () => (async function* () { yield 'one\n'; await new Promise((r) => setImmediate(r)); yield 'two\n'; })(),
       '/throws': () => { throw new Error('route fault'); },
+      '/big': () => (async function* () { for (let i = 0; i < 400; i++) yield 'x'.repeat(65536); })(),
     });
     try {
       const port = (server.address() as { port: number }).port;
@@ -194,6 +195,24 @@ describe('proxy metrics', () => {
       expect(await get(port, '/reply')).toMatchObject({ status: 418, body: 'teapot\n' });
       expect(await get(port, '/stream')).toMatchObject({ status: 200, body: 'one\ntwo\n' });
       expect(await get(port, '/throws')).toMatchObject({ status: 500, body: 'route fault\n' });
+      // A long stream to a slow reader waits for it many times, and leaves no listener behind each time.
+      const warnings: string[] = [];
+      const onWarning = (w: Error): void => { warnings.push(`${w.name}: ${w.message}`); };
+      process.on('warning', onWarning);
+      try {
+        const got = await new Promise<number>((resolve, reject) => {
+          let n = 0;
+          request({ host: '127.0.0.1', port, path: '/big' }, (res) => {
+            res.on('data', (d: Buffer) => { n += d.length; res.pause(); setTimeout(() => res.resume(), 1); });
+            res.on('end', () => resolve(n));
+          }).on('error', reject).end();
+        });
+        expect(got).toBe(400 * 65536);
+        await new Promise((r) => setTimeout(r, 20));
+        expect(warnings).toEqual([]);
+      } finally {
+        process.off('warning', onWarning);
+      }
       expect(await get(port, '/text')).toMatchObject({ status: 200, body: 'plain' });
       expect((await get(port, '/nothing')).status).toBe(404);
     } finally {
