@@ -10,6 +10,7 @@
 import type { Dataplane } from '../dataplane.js';
 import type { TableName } from '../netfilter/index.js';
 import { parseCommand } from '../ipset/index.js';
+import { parseCommand as parseIpvsadm, IpvsadmExit } from '../ipvs/ipvsadm-options.js';
 import { procAddress } from '../core/conntrack-list.js';
 
 export const SHOW_TOOLS = ['iptables-save', 'ip6tables-save', 'iptables', 'ip6tables', 'ipvsadm', 'ipset', 'recent', 'direct'] as const;
@@ -20,7 +21,7 @@ export class ToolRefused extends Error {}
 
 const TABLES: readonly string[] = ['raw', 'mangle', 'nat', 'filter'];
 
-/** `argv` with bundled short options split (`-nvL` → -n -v -L; a value-taking letter takes the rest: `-tnat` → -t nat). */
+/** `argv` with bundled short options split (`-nvL` → -n -v -L; a value-taking letter takes the rest: `-tnat` → -t nat), as iptables' getopt reads them. */
 function unbundle(argv: readonly string[], takesValue: string): string[] {
   const out: string[] = [];
   for (const a of argv) {
@@ -83,24 +84,25 @@ function list(dp: Dataplane, tool: 'iptables' | 'ip6tables', argv: readonly stri
   }
 }
 
-/** ipvsadm's listing commands and display options; a service to list takes its address after -t/-u/-f. */
-const IPVSADM_LIST = new Set(['-L', '-l', '--list', '-S', '--save']);
-const IPVSADM_SHOW = new Set(['-n', '--numeric', '--stats', '--rate', '--exact', '--thresholds', '--persistent-conn', '--sort', '-c', '--connection', '--timeout', '--daemon', '--nosort']);
-const IPVSADM_SERVICE = new Set(['-t', '--tcp-service', '-u', '--udp-service', '--sctp-service', '-f', '--fwmark-service']);
-
+/**
+ * ipvsadm's command line as ipvsadm reads it (ipvs/ipvsadm-options.ts): the command its first
+ * option names must be a listing (-L, -S); its display options and a service to list are its own.
+ */
 function ipvsadm(dp: Dataplane, argv: readonly string[]): string {
-  const args = unbundle(argv, 'tuf');
-  let listing = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (IPVSADM_LIST.has(a)) listing = true;
-    else if (IPVSADM_SERVICE.has(a)) i++;
-    else if (!IPVSADM_SHOW.has(a)) throw new ToolRefused(`ipvsadm: ${JSON.stringify(a)}: only -L / -S and their display options are read here (the proxy lists, never changes, its virtual servers)`);
+  let cmd: string | undefined;
+  try {
+    const ce = parseIpvsadm([...argv]);
+    cmd = typeof ce === 'string' ? ce : ce.cmd;
+  } catch (e) {
+    // No command first (ipvsadm's "Try `ipvsadm -h'"): say which are read; any other refusal is ipvsadm's own.
+    if (!(e instanceof IpvsadmExit)) throw e;
+    if (!e.stderr.startsWith('Try ')) throw new ToolRefused(`ipvsadm: ${e.stderr.trim()}`);
   }
-  if (!listing) throw new ToolRefused('ipvsadm: give -L (or -S): the proxy lists its virtual servers, never changes them');
+  if (cmd === undefined) throw new ToolRefused('ipvsadm: give -L (or -S): the proxy lists its virtual servers, never changes them');
+  if (cmd !== 'list' && cmd !== 'save') throw new ToolRefused(`ipvsadm: ${cmd}: only -L / -S and their display options are read here (the proxy lists, never changes, its virtual servers)`);
   // Asking a core without IPVS would set IPVS up in it (and a listing changes nothing).
   if (!dp.ipvsRunning) throw new ToolRefused('ipvsadm: this proxy runs no IPVS (its core is not in ipvs mode): no virtual servers to list');
-  const r = dp.ipvsadm([...args]);
+  const r = dp.ipvsadm([...argv]);
   if (r.code !== 0) throw new ToolRefused(r.stderr.trim());
   return r.stdout;
 }
