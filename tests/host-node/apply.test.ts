@@ -215,8 +215,11 @@ describe('Dataplane.apply (iptables mode)', () => {
     const v4 = slice('s1', 'web', ['10.244.1.11']);
     const v6 = v4.replace('addressType: IPv4', 'addressType: IPv6').replace('10.244.1.11', 'fd00:244::11');
     const moved = v4.replace('kubernetes.io/service-name: web', 'kubernetes.io/service-name: api');
+    // Each probe is a new connection (its own source port): a reused tuple would meet the
+    // connection an earlier probe left in conntrack and keep that one's endpoint.
+    let sport = 40000;
     const dnat = (dp: Dataplane, vip: string, port: number) => {
-      const r = dp.process(buildPacket({ src: '10.244.3.3', dst: vip, proto: 'tcp', sport: 40000 + Math.floor(Math.random() * 9999), dport: port, flags: 'S' }), 1000);
+      const r = dp.process(buildPacket({ src: '10.244.3.3', dst: vip, proto: 'tcp', sport: sport++, dport: port, flags: 'S' }), 1000);
       return r.verdict === 'FORWARD' && r.packet ? decodePacket(r.packet).dst : r.verdict;
     };
     for (const mode of ['iptables', 'ipvs', 'direct'] as const) {
