@@ -1,16 +1,19 @@
 // render.ts — `svcplane render`: prints the rules kube-proxy would install for a manifests file or
 // directory, so users can diff them against their nodes: in iptables mode its iptables-restore
 // text; in ipvs mode its virtual servers (`ipvsadm -S -n`), its ipsets (`ipset restore` input) and its
-// iptables-restore text. Reads files only; touches no dataplane and no kernel.
+// iptables-restore text; in nftables mode its `kube-proxy` tables as `nft -f` input. Reads files
+// only; touches no dataplane and no kernel.
 import { parseArgs } from 'node:util';
-import { ProxyState, renderIptables, renderIpvs, jumpChains, jumpRestoreText, type Family } from '../kube/index.js';
+import { ProxyState, renderIptables, renderIpvs, renderNftables, jumpChains, jumpRestoreText, type Family } from '../kube/index.js';
 import { ManifestSource } from '../io/manifests.js';
 import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
 
-export const RENDER_HELP = `usage: svcplane render --manifests PATH [--mode iptables|ipvs] [--node-name NAME] [--node-ip IP]...
+export const RENDER_HELP = `usage: svcplane render --manifests PATH [--mode iptables|ipvs|nftables] [--node-name NAME] [--node-ip IP]...
                        [--cluster-cidr CIDR] [--masquerade-all] [--family 4|6] [--with-jumps]
-                       [--ipvs-scheduler rr|wrr|lc|…]
+                       [--nodeport-addresses CIDRS] [--service-cidr CIDR]... [--ipvs-scheduler rr|wrr|lc|…]
 `;
+
+const MODES = ['iptables', 'ipvs', 'nftables'];
 
 export async function runRender(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const { values } = parseArgs({
@@ -25,6 +28,8 @@ export async function runRender(argv: string[], out: (s: string) => void, err: (
       family: { type: 'string' },
       'with-jumps': { type: 'boolean', default: false },
       'ipvs-scheduler': { type: 'string', default: 'rr' },
+      'nodeport-addresses': { type: 'string' },
+      'service-cidr': { type: 'string', multiple: true, default: [] },
     },
     strict: true,
   });
@@ -32,8 +37,8 @@ export async function runRender(argv: string[], out: (s: string) => void, err: (
     err(`svcplane render: --manifests is required\n${RENDER_HELP}`);
     return 2;
   }
-  if (values.mode !== 'iptables' && values.mode !== 'ipvs') {
-    err(`svcplane render: unknown mode ${JSON.stringify(values.mode)} (iptables or ipvs)\n${RENDER_HELP}`);
+  if (!MODES.includes(values.mode!)) {
+    err(`svcplane render: unknown mode ${JSON.stringify(values.mode)} (${MODES.join(', ')})\n${RENDER_HELP}`);
     return 2;
   }
   if (values.family !== undefined && values.family !== '4' && values.family !== '6') {
@@ -54,22 +59,27 @@ export async function runRender(argv: string[], out: (s: string) => void, err: (
   source.start(state, () => {});
   await source.stop();
   const families: Family[] = values.family === '4' ? [4] : values.family === '6' ? [6] : [4, 6];
+  const nodePortAddresses = values['nodeport-addresses']?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const common = {
+    nodeName, nodeIPs: values['node-ip']!, masqueradeAll: values['masquerade-all']!,
+    ...(values['cluster-cidr'] ? { clusterCIDR: values['cluster-cidr'] } : {}),
+    ...(nodePortAddresses ? { nodePortAddresses } : {}),
+  };
   for (const plan of state.sync()) {
     if (!families.includes(plan.family)) continue;
     if (plan.model.services.size === 0 && families.length > 1) continue;
+    if (values.mode === 'nftables') {
+      const serviceCIDRs = values['service-cidr']!.flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+      out(`# IPv${plan.family} (nft -f, into a node without the table)\n${renderNftables(plan.model, { ...common, serviceCIDRs })}`);
+      continue;
+    }
     if (values.mode === 'ipvs') {
-      const v = renderIpvs(plan.model, {
-        nodeName, nodeIPs: values['node-ip']!, masqueradeAll: values['masquerade-all']!, scheduler: values['ipvs-scheduler']!,
-        ...(values['cluster-cidr'] ? { clusterCIDR: values['cluster-cidr'] } : {}),
-      });
+      const v = renderIpvs(plan.model, { ...common, scheduler: values['ipvs-scheduler']! });
       out(`# IPv${plan.family} ipvsadm -S -n\n${v.ipvsadm}# IPv${plan.family} ipset restore\n${v.ipset}`);
       out(`# IPv${plan.family} (${plan.family === 4 ? 'iptables' : 'ip6tables'}-restore --noflush)\n${v.iptables}`);
       continue;
     }
-    const r = renderIptables(plan.model, {
-      nodeName, nodeIPs: values['node-ip']!, masqueradeAll: values['masquerade-all']!,
-      ...(values['cluster-cidr'] ? { clusterCIDR: values['cluster-cidr'] } : {}),
-    });
+    const r = renderIptables(plan.model, common);
     if (families.length > 1) out(`# IPv${plan.family} (${plan.family === 4 ? 'iptables' : 'ip6tables'}-restore --noflush)\n`);
     out(r.text);
     if (values['with-jumps']) {

@@ -137,6 +137,16 @@ export function servicePortEndpointChainName(spn: string, proto: string, endpoin
   return `KUBE-SEP-${hash16(spn + proto + endpoint)}`;
 }
 
+/**
+ * nftables mode's hashAndTruncate (pkg/proxy/nftables/proxier.go): the first 8 characters of
+ * base32(sha256(name)), "-", the name; cut to 240 characters (knftables.NameLengthMax less the
+ * longest prefix), the last three "...".
+ */
+export function nftNameBase(name: string): string {
+  const n = `${hash16(name).slice(0, 8)}-${name}`;
+  return n.length > 240 ? `${n.slice(0, 237)}...` : n;
+}
+
 const SERVICE_CHAIN_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-SEP-', 'KUBE-FW-', 'KUBE-EXT-'];
 
 /** isServiceChainName: chains kube-proxy owns per service and may delete when stale. */

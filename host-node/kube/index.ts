@@ -1,5 +1,5 @@
 // index.ts — the kube/ control plane's public surface: Kubernetes objects and manifests, change
-// trackers, the per-family model, endpoint categorizing and the renderers (iptables, ipvs, direct). Platform
+// trackers, the per-family model, endpoint categorizing and the renderers (iptables, ipvs, nftables, direct). Platform
 // neutral (the browser imports it); re-exports only, no logic.
 export * from './ip.js';
 export * from './objects.js';
@@ -13,3 +13,4 @@ export * from './source.js';
 export * from './jump-chains.js';
 export * from './render-ipvs.js';
 export * from './render-direct.js';
+export * from './render-nftables.js';

@@ -74,9 +74,21 @@ describe('svcplane render', () => {
     expect(ipset).toContain('create KUBE-CLUSTER-IP hash:ip,port family inet hashsize 1024 maxelem 65536 -exist\nflush KUBE-CLUSTER-IP\nadd KUBE-CLUSTER-IP 10.96.0.80,tcp:80\n');
     expect(iptables).toMatch(/-m set --match-set KUBE-CLUSTER-IP dst,dst/);
     expect(parseRestore(iptables, { noflush: true }).ok).toBe(true);
-    const bad = await render({ 'svc.yaml': SVC }, ['--mode', 'nftables']);
+    const bad = await render({ 'svc.yaml': SVC }, ['--mode', 'nft']);
     expect(bad.code).toBe(2);
-    expect(bad.err).toMatch(/unknown mode "nftables" \(iptables or ipvs\)/);
+    expect(bad.err).toMatch(/unknown mode "nft" \(iptables, ipvs, nftables\)/);
+  });
+
+  it('prints kube-proxy\'s nftables mode: the kube-proxy table as nft -f input, with the service CIDR and NodePort addresses given', async () => {
+    const { code, out } = await render({ 'svc.yaml': SVC.replace('clusterIP:', 'type: NodePort\n  clusterIP:').replace('protocol: TCP }', 'protocol: TCP, nodePort: 30080 }'), 'slice.yaml': SLICE },
+      ['--mode', 'nftables', '--node-ip', '198.18.0.2', '--cluster-cidr', '10.244.0.0/16', '--service-cidr', '10.96.0.0/12', '--nodeport-addresses', 'primary']);
+    expect(code).toBe(0);
+    expect(out.split('\n')[1]).toBe('add table ip kube-proxy { comment "rules for kube-proxy" ; }');
+    expect(out).toContain('add rule ip kube-proxy cluster-ips-check ip daddr { 10.96.0.0/12 } drop comment "Drop traffic to unallocated ClusterIPs"');
+    expect(out).toContain('add element ip kube-proxy nodeport-ips { 198.18.0.2 }');
+    expect(out).toMatch(/add rule ip kube-proxy service-[A-Z2-7]{8}-shop\/web\/tcp\/http ip daddr 10\.96\.0\.80 tcp dport 80 ip saddr != 10\.244\.0\.0\/16 jump mark-for-masquerade/);
+    expect(out).toMatch(/numgen random mod 3 vmap \{ 0 : goto endpoint-\S+__10\.244\.1\.11\/8080 , 1 : goto endpoint-\S+__10\.244\.2\.12\/8080 , 2 : goto endpoint-\S+__10\.244\.3\.13\/8080 \}/);
+    expect(out).toMatch(/add element ip kube-proxy service-nodeports \{ tcp \. 30080 : goto external-\S+ \}/);
   });
 
   it('names the file, line and field of a bad object and still renders the rest', async () => {
