@@ -22,6 +22,7 @@ import {
 } from "./conntrack/table";
 import { CT_INVALID, CT_RELATED, CT_REPEAT } from "./conntrack/state";
 import { svcDecide, decidedDest, decidedMasq, decidedHostId, SD_NONE, SD_DNAT, SD_REJECT, SD_DROP_LOCAL, SD_DROP_SOURCE } from "./svc/decide";
+import { svcClusterIP } from "./svc/table";
 import { tcpValidFlags, tcpNextState, tcpIndex, TCP_NONE, TCP_STATE_COUNT } from "./conntrack/tcp";
 import { icmpValidNew } from "./conntrack/track";
 import { rejectReply } from "./reply/reject";
@@ -121,6 +122,17 @@ function opensConnection(f: Flow): bool {
 function newFlow(d: usize, f: Flow, now: u32): void {
   const sd = svcDecide(f, now, (load<u32>(d, D_META) & META_LOCAL) != 0);
   if (sd == SD_NONE) {
+    // A cluster IP asked for a port or protocol none of its Services has: rejected, as kube-proxy's
+    // nftables mode rejects traffic to invalid ports of ClusterIPs (cluster-ips-check); a packet
+    // that cannot open a connection is INVALID there first.
+    if (svcClusterIP(f.family, f.d0, f.d1, f.d2, f.d3)) {
+      if (!opensConnection(f)) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
+      const forwarded = (load<u32>(d, D_META) & META_LOCAL) == 0;
+      const len = rejectReply(f, f.family == FAMILY_V4 ? ICMP_PORT_UNREACH : ICMP6_PORT_UNREACH, forwarded);
+      if (len != 0) { store<u32>(d, len, D_LEN); finish(d, VERDICT_REPLY, R_NO_SERVICE); return; }
+      finish(d, VERDICT_DROP, R_NO_SERVICE);
+      return;
+    }
     // A service-CIDR address no Service holds: dropped, never routed on (through a TUN it would
     // come straight back), as kube-proxy's nftables mode drops traffic to unallocated ClusterIPs.
     if (toServiceCIDR(f)) finish(d, VERDICT_DROP, R_NO_SERVICE);

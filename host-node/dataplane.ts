@@ -325,10 +325,11 @@ export class Dataplane extends CoreDataplane {
   /** trace() in direct mode: the decision of the core's direct service table (kube/direct-explain.ts). */
   private traceDirect(q: TraceQuery, proto: 'tcp' | 'udp' | 'sctp'): TraceResult {
     const family = q.dst.includes(':') ? 6 : 4;
-    const pod = this.options.podCIDR;
+    const pod = this.options.podCIDR, svc = this.options.serviceCIDR;
     const nowMs = q.nowMs ?? this.lastNowMs;
     return directTrace(this.kube?.state.families.get(family)?.model, { ...q, proto }, {
       nodeIPs: this.options.nodeIPs, podCIDRs: typeof pod === 'string' ? pod.split(',') : pod ?? [], render: this.directOpts,
+      serviceCIDRs: typeof svc === 'string' ? svc.split(',') : svc ?? [],
       affinity: (id) => this.directAffinity(id, q.src, nowMs),
     });
   }

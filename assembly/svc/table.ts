@@ -44,9 +44,12 @@ export const FE_EXTERNAL: u8 = 2;
 export const FE_LB: u8 = 3;
 export const FE_NODEPORT: u8 = 4;
 
-// Index key kinds: a service address, or a node port (address words zero).
+// Index key kinds: a service address, or a node port (address words zero); and a cluster IP with
+// protocol and port zero, one per service port holding it (kube-proxy's nftables cluster-ips set:
+// an address that is a cluster IP, whatever port or protocol a packet asks for).
 export const KEY_ADDR: u8 = 0;
 export const KEY_NODEPORT: u8 = 1;
+export const KEY_VIP: u8 = 2;
 
 // Control errors.
 export const E_SVC_MAGIC: i32 = -1;
@@ -69,6 +72,7 @@ const IX_BYTES: u32 = 32;
 let ixBase: usize = 0;
 let ixMask: u32 = 0;
 let ixCount: u32 = 0;
+let vipCount: u32 = 0;   // KEY_VIP entries among ixCount
 
 // Slot record (48 B): 0 u32 flags|LIVE  4 u32 block  8 u32 F  12 u32 C  16 u32 L  20 u32 R
 // 24 u32 affinity ms  28 u32 host id  32 u32 generation  36 u8 family  37 u8 proto  40 u32 next free
@@ -139,7 +143,12 @@ export function feFind(family: u8, proto: u8, kind: u8, port: u16, a0: u32, a1: 
 }
 
 export function svcLiveCount(): u32 { return slotsLive; }
-export function svcFrontendCount(): u32 { return ixCount; }
+export function svcFrontendCount(): u32 { return ixCount - vipCount; }
+
+// Whether the address is a cluster IP of some service, whatever the port or protocol. Packet path.
+export function svcClusterIP(family: u8, a0: u32, a1: u32, a2: u32, a3: u32): bool {
+  return feFind(family, 0, KEY_VIP, 0, a0, a1, a2, a3) != 0;
+}
 export function svcIndexSlots(): u32 { return ixBase == 0 ? 0 : ixMask + 1; }
 export function svcSlotCapacity(): u32 { return slotCap; }
 
@@ -175,17 +184,32 @@ function ixReserve(extra: u32): bool {
 
 function ixInsert(family: u8, proto: u8, fe: usize, slot: u32): void {
   const kind = load<u8>(fe) == FE_NODEPORT ? KEY_NODEPORT : KEY_ADDR;
-  const port = load<u16>(fe, 2);
-  const a0 = load<u32>(fe, 8), a1 = load<u32>(fe, 12), a2 = load<u32>(fe, 16), a3 = load<u32>(fe, 20);
+  ixInsertKey(family, proto, kind, load<u16>(fe, 2), load<u8>(fe), load<u32>(fe, 8), load<u32>(fe, 12), load<u32>(fe, 16), load<u32>(fe, 20), slot);
+}
+
+function ixInsertKey(family: u8, proto: u8, kind: u8, port: u16, feKind: u8, a0: u32, a1: u32, a2: u32, a3: u32, slot: u32): void {
   const h = keyHash(family, proto, kind, port, a0, a1, a2, a3);
   let i = h & ixMask;
   while (load<u8>(ixEntry(i), 3) != 0) i = (i + 1) & ixMask;
   const e = ixEntry(i);
   store<u8>(e, family); store<u8>(e, proto, 1); store<u8>(e, kind, 2); store<u8>(e, 1, 3);
-  store<u16>(e, port, 4); store<u8>(e, load<u8>(fe), 6); store<u8>(e, 0, 7);
+  store<u16>(e, port, 4); store<u8>(e, feKind, 6); store<u8>(e, 0, 7);
   store<u32>(e, a0, 8); store<u32>(e, a1, 12); store<u32>(e, a2, 16); store<u32>(e, a3, 20);
   store<u32>(e, slot, 24); store<u32>(e, h, 28);
   ixCount++;
+  if (kind == KEY_VIP) vipCount++;
+}
+
+// The KEY_VIP entry slot `s` holds for the cluster frontend `fe` (others may hold the same key), or 0.
+function vipEntry(family: u8, fe: usize, s: u32): usize {
+  const a0 = load<u32>(fe, 8), a1 = load<u32>(fe, 12), a2 = load<u32>(fe, 16), a3 = load<u32>(fe, 20);
+  let i = keyHash(family, 0, KEY_VIP, 0, a0, a1, a2, a3) & ixMask;
+  while (true) {
+    const e = ixEntry(i);
+    if (load<u8>(e, 3) == 0) return 0;
+    if (ixMatches(e, family, 0, KEY_VIP, 0, a0, a1, a2, a3) && load<u32>(e, 24) == s) return e;
+    i = (i + 1) & ixMask;
+  }
 }
 
 // Linear-probing delete with backward shift (Knuth 6.4 Algorithm R): no tombstones, so lookups
@@ -207,6 +231,12 @@ function ixRemove(e: usize): void {
   }
   memory.fill(ixEntry(i), 0, IX_BYTES);
   ixCount--;
+}
+
+// Removes index entry `e` (read before the backward shift moves others into its place).
+function ixDelete(e: usize): void {
+  if (load<u8>(e, 2) == KEY_VIP) vipCount--;
+  ixRemove(e);
 }
 
 @inline function feKeyKind(fe: usize): u8 { return load<u8>(fe) == FE_NODEPORT ? KEY_NODEPORT : KEY_ADDR; }
@@ -258,7 +288,9 @@ function slotTake(): u32 {
 const MAX_RESERVE: u32 = 1 << 21;
 export function svcReserve(services: u32, frontends: u32): i32 {
   if (services > MAX_RESERVE || frontends > MAX_RESERVE) return E_SVC_FIELD;
-  if (frontends > ixCount && !ixReserve(frontends - ixCount)) return E_SVC_NOMEM;
+  // A service port's cluster IP takes one more key (KEY_VIP).
+  const keys = frontends + services;
+  if (keys > ixCount && !ixReserve(keys - ixCount)) return E_SVC_NOMEM;
   if (<u64>services > <u64>slotCap) {
     let cap: u64 = slotCap == 0 ? 256 : <u64>slotCap;
     while (cap < <u64>services) cap <<= 1;
@@ -331,8 +363,10 @@ export function svcPut(slot: i32, blob: usize, len: u32): i32 {
     if (e != 0 && (slot < 0 || feSlot(e) != <u32>slot)) return E_SVC_DUPLICATE;
   }
   // Every allocation before the first live write.
-  const oldF: u32 = slot >= 0 ? slotFrontends(<u32>slot) : 0;
-  if (!ixReserve(nf > oldF ? nf - oldF : 0)) return E_SVC_NOMEM;
+  // Room for the frontends and their cluster IPs' KEY_VIP keys, before the old ones go.
+  let keys: u32 = nf;
+  for (let i: u32 = 0; i < nf; i++) if (load<u8>(fes + <usize>i * FE_BYTES) == FE_CLUSTER) keys++;
+  if (!ixReserve(keys)) return E_SVC_NOMEM;
   if (slot < 0 && !slotsReserve()) return E_SVC_NOMEM;
   if ((load<u32>(blob, 8) & SVD_F_AFFINITY) != 0 && !affinityReserve()) return E_SVC_NOMEM;
   const bodyLen = <usize>(len - SVD_HEADER);
@@ -363,7 +397,11 @@ export function svcPut(slot: i32, blob: usize, len: u32): i32 {
   store<u32>(rec, load<u32>(blob, 12), 24);
   store<u32>(rec, load<u32>(blob, 16), 28);
   store<u8>(rec, family, 36); store<u8>(rec, proto, 37);
-  for (let i: u32 = 0; i < nf; i++) ixInsert(family, proto, block + <usize>i * FE_BYTES, s);
+  for (let i: u32 = 0; i < nf; i++) {
+    const fe = block + <usize>i * FE_BYTES;
+    ixInsert(family, proto, fe, s);
+    if (load<u8>(fe) == FE_CLUSTER) ixInsertKey(family, 0, KEY_VIP, 0, FE_CLUSTER, load<u32>(fe, 8), load<u32>(fe, 12), load<u32>(fe, 16), load<u32>(fe, 20), s);
+  }
   return <i32>s;
 }
 
@@ -372,8 +410,13 @@ function removeFrontends(s: u32): void {
   const family = load<u8>(rec, 36), proto = load<u8>(rec, 37);
   const block = slotBlock(s);
   for (let i: u32 = 0; i < slotFrontends(s); i++) {
-    const e = feLookup(family, proto, block + <usize>i * FE_BYTES);
-    if (e != 0 && feSlot(e) == s) ixRemove(e);
+    const fe = block + <usize>i * FE_BYTES;
+    const e = feLookup(family, proto, fe);
+    if (e != 0 && feSlot(e) == s) ixDelete(e);
+    if (load<u8>(fe) == FE_CLUSTER) {
+      const v = vipEntry(family, fe, s);
+      if (v != 0) ixDelete(v);
+    }
   }
 }
 
@@ -398,7 +441,7 @@ export function svcClear(): void {
   if (slotBase != 0) heap.free(slotBase);
   if (ixBase != 0) heap.free(ixBase);
   slotBase = 0; slotCap = 0; slotsUsed = 0; slotsLive = 0; freeHead = 0xFFFFFFFF;
-  ixBase = 0; ixMask = 0; ixCount = 0;
+  ixBase = 0; ixMask = 0; ixCount = 0; vipCount = 0;
   affinityClear();
 }
 

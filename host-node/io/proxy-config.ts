@@ -340,7 +340,7 @@ const flagged = (v: Record<string, unknown>, field: string): boolean => v[FLAG_O
 export function validate(c: ProxyConfig, where: (field: string) => string = (f) => f): ProxyConfig {
   const fail = (field: string, msg: string): never => { throw new ConfigError(`${where(field)}: ${msg}`); };
   if ((c.mode as string) === 'nftables') {
-    fail('mode', 'nftables: kube-proxy\'s nftables ruleset is not rendered here; use direct (Services served from the core\'s own tables; new flows to service CIDR addresses no Service holds are dropped, as nftables mode does) or iptables (kube-proxy\'s iptables rules)');
+    fail('mode', 'nftables: kube-proxy\'s nftables ruleset is not run here (svcplane render --mode nftables prints it); use direct (Services served from the core\'s own tables as nftables mode serves them: unserved ports of cluster IPs rejected, service CIDR addresses no Service holds dropped) or iptables (kube-proxy\'s iptables rules)');
   }
   if (!PROXY_MODES.includes(c.mode)) fail('mode', `expected one of ${PROXY_MODES.join(', ')}, got ${JSON.stringify(c.mode)}`);
   if (!!c.manifests === !!(c.kubeconfig || c.master)) fail('manifests', 'exactly one of --manifests and --kubeconfig (or --master) is required');

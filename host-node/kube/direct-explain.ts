@@ -5,7 +5,7 @@
 // endpoint gets. Also the table's entries as lines of text (what `svcplane show direct` and the
 // playground list). Used by Dataplane.trace in direct mode and by the playground. Pure: a client's
 // affinity stamp, kept in the core, is asked of the caller.
-import { canonicalIP, cidrContains, joinHostPort, parseCIDR, parseIP, sameIP, type CIDR } from './ip.js';
+import { canonicalIP, cidrContains, formatCIDR, joinHostPort, parseCIDR, parseIP, sameIP, type CIDR } from './ip.js';
 import type { DirectService, NodePortReach } from '../core/svc-config.js';
 import type { TraceResult } from '../netfilter/trace.js';
 import type { ProxyModel } from './model.js';
@@ -192,6 +192,8 @@ export function directTrace(
   q: { src: string; dst: string; proto: 'tcp' | 'udp' | 'sctp'; dport?: number; from?: 'external' | 'local' },
   node: {
     nodeIPs: readonly string[]; podCIDRs: readonly string[]; render: DirectRenderOptions;
+    /** The core's service CIDRs (its no_service drop); none: not set. */
+    serviceCIDRs?: readonly string[];
     /** The endpoint ("ip:port") service port `id`'s affinity stamp sends this client back to, if any. */
     affinity?: (id: string) => string | null;
   },
@@ -215,7 +217,20 @@ export function directTrace(
   // What decided: the steps that matched with a target (the entry's verdict, the endpoint choice).
   const decided = (): TraceResult['steps'] => steps.filter((st) => st.matched && st.target !== undefined);
   const one = { probability: 1, exact: { numerator: 1n, denominatorLog2: 0 }, paths: [], mark: 0, masq: false, existing: false };
-  if (d.kind === 'none') return { steps, outcomes: [{ ...one, verdict: 'PASS', reason: 'none', decidedBy: [] }], truncated: false };
+  if (d.kind === 'none') {
+    // Nothing serves this port: pipeline.ts newFlow rejects it at a cluster IP (nftables mode's
+    // cluster-ips-check), drops it elsewhere in the service CIDR (no Service there), else passes it.
+    const ip = parseIP(q.dst);
+    let vip = false;
+    model?.services.forEach((sp) => { vip ||= sameIP(sp.clusterIP, q.dst); });
+    const cidr = vip || !ip ? undefined : node.serviceCIDRs?.map(parseCIDR).find((c) => c !== null && cidrContains(c, ip));
+    if (!vip && !cidr) return { steps, outcomes: [{ ...one, verdict: 'PASS', reason: 'none', decidedBy: [] }], truncated: false };
+    const step = vip
+      ? { table: 'direct', chain: 'cluster-ips', hook, rule: steps.length, text: `${q.dst} is a cluster IP with no Service on ${q.proto}/${dport}: rejected`, matched: true, target: 'REJECT' }
+      : { table: 'direct', chain: 'service-cidr', hook, rule: steps.length, text: `${q.dst} is in the service CIDR ${formatCIDR(cidr!)} and no Service holds it: dropped`, matched: true, target: 'DROP' };
+    steps.push(step);
+    return { steps, outcomes: [{ ...one, verdict: vip ? 'REPLY' : 'DROP', reason: 'no_service', decidedBy: [step] }], truncated: false };
+  }
   if (d.kind === 'verdict') return { steps, outcomes: [{ ...one, verdict: d.verdict, reason: d.reason, decidedBy: decided() }], truncated: false };
   const stamped = d.entry.affinityMs ? node.affinity?.(ids[entries.indexOf(d.entry)]!) ?? null : null;
   const { tos, step } = chooseStep(d, q.src, stamped);

@@ -9,9 +9,9 @@
 import { categorizeEndpoints } from './categorize.js';
 import { nftNameBase } from './chain-names.js';
 import { canonicalIP, cidrContains, formatCIDR, isLoopback, parseCIDR, parseIP } from './ip.js';
-import { externallyAccessible, usesClusterEndpoints, usesLocalEndpoints, type EndpointInfo, type ProxyModel, type ServicePortInfo } from './model.js';
-import type { IptablesOptions, LocalDetector } from './render-iptables.js';
-import { masqueradeMark, nodeIPs, nodePortAddresses } from './render-settings.js';
+import { externallyAccessible, usesClusterEndpoints, usesLocalEndpoints, type EndpointInfo, type ProxyModel } from './model.js';
+import type { IptablesOptions } from './render-iptables.js';
+import { localDetectorOf, masqueradeMark, nodeIPs, nodePortAddresses } from './render-settings.js';
 
 export type NftablesOptions = Pick<IptablesOptions,
   'nodeName' | 'topologyLabels' | 'nodeIPs' | 'hostAddresses' | 'localDetector' | 'clusterCIDR' | 'podCIDR'
@@ -108,24 +108,23 @@ class NftTable {
 
 /** The local-traffic detector's nft words for one family (localdetector.go IfLocalNFT / IfNotLocalNFT). */
 function nftDetector(opts: NftablesOptions, ipX: string, family: 4 | 6): { ifLocal: string; ifNotLocal: string } | null {
-  const d: LocalDetector = opts.localDetector
-    ?? (opts.clusterCIDR ? { mode: 'cidr', cidr: opts.clusterCIDR } : opts.podCIDR ? { mode: 'cidr', cidr: opts.podCIDR } : { mode: 'none' });
+  const d = localDetectorOf(opts, family);
+  if (d === null) return null;
   switch (d.mode) {
-    case 'none': return null;
-    case 'cidr': {
-      const cidr = d.cidr.split(',').map((s) => s.trim()).find((s) => parseCIDR(s)?.family === family);
-      return cidr ? { ifLocal: `${ipX} saddr ${cidr}`, ifNotLocal: `${ipX} saddr != ${cidr}` } : null;
-    }
+    case 'cidr': return { ifLocal: `${ipX} saddr ${d.cidr}`, ifNotLocal: `${ipX} saddr != ${d.cidr}` };
     // Interface names as iifname (a name need not exist when the rule loads; iif resolves an index).
     case 'bridge': return { ifLocal: `iifname ${d.interface}`, ifNotLocal: `iifname != ${d.interface}` };
     case 'interfacePrefix': return { ifLocal: `iifname ${d.prefix}*`, ifNotLocal: `iifname != ${d.prefix}*` };
   }
 }
 
-/** The endpoint- / affinity- name base of `ep` under service port `sp` (servicePortEndpointChainNameBase). */
-function endpointBase(sp: ServicePortInfo, protocol: string, ep: EndpointInfo): string {
+/**
+ * The endpoint- / affinity- name base of endpoint `ip`:`port` under the service port `portName` of
+ * Service `namespacedName` ("ns/name"), protocol in lower case (servicePortEndpointChainNameBase).
+ */
+export function nftEndpointBase(namespacedName: string, portName: string, protocol: string, ip: string, port: number): string {
   // Colons are not allowed in a chain name: an IPv6 address is written with dots.
-  return nftNameBase(`${sp.namespacedName}/${protocol}/${sp.portName}__${ep.ip.replaceAll(':', '.')}/${ep.port}`);
+  return nftNameBase(`${namespacedName}/${protocol}/${portName}__${ip.replaceAll(':', '.')}/${port}`);
 }
 
 /** Renders one full sync of one family: the kube-proxy table as a fresh `nft -f` file. */
@@ -192,7 +191,7 @@ export function renderNftables(model: ProxyModel, opts: NftablesOptions = {}): s
     const hasEndpoints = cat.hasAnyEndpoints;
     const names = new Map<EndpointInfo, string>();
     for (const ep of reachable) {
-      names.set(ep, endpointBase(sp, protocol, ep));
+      names.set(ep, nftEndpointBase(sp.namespacedName, sp.portName, protocol, ep.ip, ep.port));
       t.chain(`endpoint-${names.get(ep)!}`);
     }
     const usesClusterPolicyChain = clusterEndpoints.length > 0 && usesClusterEndpoints(sp);

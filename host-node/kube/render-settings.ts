@@ -24,16 +24,22 @@ export function masqueradeMark(opts: Pick<IptablesOptions, 'masqueradeMark' | 'm
 
 interface Detector { ifLocal: string[]; ifNotLocal: string[] }
 
-/** The local-traffic detector's words for one family (both modes), or null when none applies. */
-export function detectorFor(opts: Pick<IptablesOptions, 'localDetector' | 'clusterCIDR' | 'podCIDR'>, family: Family): Detector | null {
+/** The local-traffic detector the options give for one family (a CIDR mode narrowed to that family's CIDR), or null when none applies. */
+export function localDetectorOf(opts: Pick<IptablesOptions, 'localDetector' | 'clusterCIDR' | 'podCIDR'>, family: Family): Exclude<LocalDetector, { mode: 'none' }> | null {
   const d: LocalDetector = opts.localDetector
     ?? (opts.clusterCIDR ? { mode: 'cidr', cidr: opts.clusterCIDR } : opts.podCIDR ? { mode: 'cidr', cidr: opts.podCIDR } : { mode: 'none' });
+  if (d.mode === 'none') return null;
+  if (d.mode !== 'cidr') return d;
+  const cidr = d.cidr.split(',').map((s) => s.trim()).find((s) => parseCIDR(s)?.family === family);
+  return cidr ? { mode: 'cidr', cidr } : null;
+}
+
+/** The local-traffic detector's iptables words for one family (iptables and ipvs modes), or null when none applies. */
+export function detectorFor(opts: Pick<IptablesOptions, 'localDetector' | 'clusterCIDR' | 'podCIDR'>, family: Family): Detector | null {
+  const d = localDetectorOf(opts, family);
+  if (d === null) return null;
   switch (d.mode) {
-    case 'none': return null;
-    case 'cidr': {
-      const cidr = d.cidr.split(',').map((s) => s.trim()).find((s) => parseCIDR(s)?.family === family);
-      return cidr ? { ifLocal: ['-s', cidr], ifNotLocal: ['!', '-s', cidr] } : null;
-    }
+    case 'cidr': return { ifLocal: ['-s', d.cidr], ifNotLocal: ['!', '-s', d.cidr] };
     case 'bridge': return { ifLocal: ['-i', d.interface], ifNotLocal: ['!', '-i', d.interface] };
     case 'interfacePrefix': return { ifLocal: ['-i', `${d.prefix}+`], ifNotLocal: ['!', '-i', `${d.prefix}+`] };
   }

@@ -5,7 +5,7 @@
 // and Service ranges goes and is dropped. A "client" joins the node by a veth pair: packets
 // are injected as exact bytes on its end (AF_PACKET), so the kernel sees the very bytes svcplane
 // gets, and what comes back (ICMP errors, resets) is captured there. The node side loads rules
-// with iptables-legacy-restore (ip6tables-legacy-restore), seeds xt_recent lists and reads
+// with iptables-legacy-restore (ip6tables-legacy-restore) or nft, seeds xt_recent lists and reads
 // /proc/net/nf_conntrack. Also kube-proxy's base-chain jumps, and the decoding of conntrack lines
 // and captured replies into one Outcome shape shared with svcplane's results. Never changes
 // anything outside its own namespaces.
@@ -364,6 +364,12 @@ export class KernelNode {
     const r = await this.nodeAgent.call<{ rc: number; err: string; ns: number }>({ op: 'restore', tool, text, noflush });
     if (r.rc !== 0) throw new Error(`${tool}${noflush ? ' --noflush' : ''} failed (${r.rc}): ${r.err.trim()}`);
     return r.ns / 1e6;
+  }
+
+  /** `nft -f -` inside the node, `text` on its standard input (one transaction). */
+  async nft(text: string): Promise<void> {
+    const r = await this.nodeAgent.call<{ rc: number; err: string }>({ op: 'run', argv: ['nft', '-f', '-'], input: text });
+    if (r.rc !== 0) throw new Error(`nft -f failed (${r.rc}): ${r.err.trim()}`);
   }
 
   /** Flushes the node's tables (filter, nat) and loads kube-proxy's base-chain jumps. */

@@ -245,10 +245,32 @@ describe('Dataplane', () => {
     d.setServices([WEB]);
     const lost = d.process(buildPacket({ src: '10.244.1.5', dst: '10.96.7.7', proto: 'udp', sport: 1, dport: 53 }), 1);
     expect([lost.verdict, lost.reason]).toEqual(['DROP', 'no_service']);
-    const wrongPort = d.process(buildPacket({ src: '10.244.1.5', dst: '10.96.0.80', proto: 'tcp', sport: 1, dport: 81, flags: 'S' }), 1);
-    expect(wrongPort.verdict).toBe('DROP');
     expect(d.process(buildPacket({ src: '10.244.1.5', dst: '10.97.0.1', proto: 'udp', sport: 1, dport: 53 }), 1).verdict).toBe('PASS');
-    expect(d.stats().drop_no_service).toBe(2);
+    expect(d.stats().drop_no_service).toBe(1);
+  });
+
+  it('rejects a cluster IP\'s port or protocol no Service has (nftables mode\'s cluster-ips-check), with or without a service CIDR', async () => {
+    for (const serviceCIDR of ['10.96.0.0/16', undefined]) {
+      const d = await Dataplane.create({ nodeIPs: ['192.168.49.2'], seed: 1, ...(serviceCIDR ? { serviceCIDR } : {}) });
+      const api = { ...WEB, name: 'default/web:api', port: 443 };
+      d.setServices([WEB, api]);
+      const to = (dport: number, proto: 'tcp' | 'udp' = 'tcp', flags = 'S', sport = 40000 + dport) =>
+        d.process(buildPacket({ src: '10.244.1.5', dst: '10.96.0.80', proto, sport, dport, ...(proto === 'tcp' ? { flags } : {}) }), 1);
+      for (const r of [to(81), to(80, 'udp')]) {
+        expect([r.verdict, r.reason], String(serviceCIDR)).toEqual(['REPLY', 'no_service']);
+        const icmp = decodePacket(r.packet!);
+        expect([icmp.dst, icmp.icmp!.type, icmp.icmp!.code]).toEqual(['10.244.1.5', 3, 3]);
+      }
+      // Only what could open a connection is answered (a lone RST is INVALID).
+      const rst = to(82, 'tcp', 'R');
+      expect([rst.verdict, rst.reason]).toEqual(['DROP', 'conntrack_invalid']);
+      expect(to(80).verdict).toBe('FORWARD');
+      // The address stays a cluster IP while any of its service ports stays.
+      d.setServices([api]);
+      expect(to(80, 'tcp', 'S', 50000).verdict).toBe('REPLY');
+      d.setServices([]);
+      expect(to(80, 'tcp', 'S', 50001).verdict).toBe(serviceCIDR ? 'DROP' : 'PASS');
+    }
   });
 
   it('passes traffic that is not for a Service, untracked', () => {

@@ -273,7 +273,7 @@ describe('proxy flags', () => {
   it('names the flag at fault', () => {
     const bad: Array<[string[], RegExp]> = [
       [['--manifests', '/m', '--mode', 'kernelspace'], /--mode: expected one of iptables, ipvs, direct, userspace/],
-      [['--manifests', '/m', '--proxy-mode', 'nftables'], /--mode: nftables: kube-proxy's nftables ruleset is not rendered here; use direct .* or iptables/],
+      [['--manifests', '/m', '--proxy-mode', 'nftables'], /--mode: nftables: kube-proxy's nftables ruleset is not run here \(svcplane render --mode nftables prints it\); use direct .* or iptables/],
       [['--manifests', '/m', '--userspace-bind', 'localhost'], /--userspace-bind: not an IP address: "localhost"/],
       [['--manifests', '/m', '--userspace-ports', 'any'], /--userspace-ports: expected service or range/],
       [['--manifests', '/m', '--userspace-core', 'userspace'], /--userspace-core: expected one of iptables, ipvs, direct,/],

@@ -110,13 +110,21 @@ for (const offload of [false, true]) describe.runIf(why === '')(`TUN proxy end t
     expect(dp.stats().verdict_reply - before).toBeGreaterThanOrEqual(3);
   });
 
+  it('refuses a port of the VIP that no Service has (as kube-proxy\'s nftables mode does), rather than looping it', async () => {
+    const before = dp.stats().verdict_reply;
+    const r = await cluster.clientAgent.call<Replies>({ op: 'tcp', host: VIP, port: 9999, count: 2, concurrency: 1 });
+    expect(r.errors).toEqual(['ECONNREFUSED', 'ECONNREFUSED']);
+    expect(dp.stats().verdict_reply - before).toBeGreaterThanOrEqual(2);
+  });
+
   it('hands a packet the core passes back to the kernel, which ends a route loop by TTL', async () => {
-    // No Service on this port: the core says PASS, the proxy writes the packet back unchanged, and
-    // the route sends it into the TUN again with its TTL one lower — until the kernel drops it.
-    // Bounded (≤ 64 passes for Linux's default TTL), never an endless loop.
+    // No Service at this address of the routed range (and no service CIDR told to the core, which
+    // would drop it): the core says PASS, the proxy writes the packet back unchanged, and the route
+    // sends it into the TUN again with its TTL one lower — until the kernel drops it. Bounded
+    // (≤ 64 passes for Linux's default TTL), never an endless loop.
     const b = loop.stats();
     const passBefore = dp.stats().verdict_pass;
-    const r = await cluster.clientAgent.call<Replies>({ op: 'udp', host: VIP, port: 9999, count: 1 });
+    const r = await cluster.clientAgent.call<Replies>({ op: 'udp', host: '198.18.96.11', port: 9999, count: 1 });
     const a = loop.stats();
     expect(r.errors).toEqual(['timeout']);
     const passes = a.packetsIn - b.packetsIn;

@@ -31,7 +31,8 @@ describe('direct mode: incremental sync', () => {
     expect(runCase(dp, to('198.18.0.2'), 32000)).toEqual(['PASS']);
     expect(runCase(dp, to('198.18.0.3'), 33000)).toEqual(['198.19.3.1:8080']);
 
-    // A port removed from a Service goes; the other port stays.
+    // A port removed from a Service goes; the other port stays, and with it the cluster IP: the
+    // removed port is refused now (nftables mode's cluster-ips-check).
     const two = docs(
       service('m', { clusterIP: '198.18.0.9', ports: [...http, { name: 'alt', port: 81, targetPort: 8081 }] }),
       slice('m', [{ ip: '198.19.9.1' }], [...http, { name: 'alt', port: 81, targetPort: 8081 }]),
@@ -40,8 +41,12 @@ describe('direct mode: incremental sync', () => {
     expect(dp.core.serviceCount()).toBe(4);
     const r4 = applyIn(dp, 'direct', docs(a, c, web('m', '198.18.0.9', ['198.19.9.1'])));
     expect(r4.families.find((f) => f.family === 4)!.direct).toEqual({ put: 1, removed: 1 });
-    expect(runCase(dp, { ...to('198.18.0.9'), dport: 81 }, 34000)).toEqual(['PASS']);
+    expect(runCase(dp, { ...to('198.18.0.9'), dport: 81 }, 34000)).toEqual(['REJECT']);
     expect(runCase(dp, to('198.18.0.9'), 35000)).toEqual(['198.19.9.1:8080']);
+    // The Service gone, its address is nobody's: any port passes (no service CIDR set here).
+    applyIn(dp, 'direct', docs(a, c));
+    expect(runCase(dp, { ...to('198.18.0.9'), dport: 81 }, 36000)).toEqual(['PASS']);
+    expect(runCase(dp, to('198.18.0.9'), 37000)).toEqual(['PASS']);
   });
 
   it('refuses a change that takes another service\'s address, keeping the old entries live', async () => {

@@ -24,8 +24,10 @@ const tables: FeatureTable[] = [
       { name: 'off-cluster client: masqueraded', src: OUTSIDE, dst: '198.18.0.80', dport: 80, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`] },
       { name: 'node itself: masqueraded', src: NODE_IP, dst: '198.18.0.80', dport: 80, local: true, expect: [`${EP1}:8080 masq`, `${EP2}:8080 masq`] },
       { name: 'hairpin: an endpoint reaching itself is masqueraded', src: EP1, dst: '198.18.0.80', dport: 80, expect: [`${EP1}:8080 masq`, `${EP2}:8080`] },
-      { name: 'other port: not a service', src: POD, dst: '198.18.0.80', dport: 81, expect: ['PASS'], differs: { ipvs: ['REJECT'] } /* ipvs: KUBE-IPVS-FILTER rejects unknown ports of a VIP bound to kube-ipvs0 (kubernetes#72236) */ },
-      { name: 'other protocol: not a service', src: POD, dst: '198.18.0.80', dport: 80, proto: 'udp', expect: ['PASS'], differs: { ipvs: ['REJECT'] } /* ipvs: KUBE-IPVS-FILTER (kubernetes#72236) */ },
+      // ipvs: KUBE-IPVS-FILTER rejects unknown ports of a VIP bound to kube-ipvs0 (kubernetes#72236);
+      // direct: as kube-proxy's nftables mode rejects them (cluster-ips-check).
+      { name: 'other port: not a service', src: POD, dst: '198.18.0.80', dport: 81, expect: ['PASS'], differs: { ipvs: ['REJECT'], direct: ['REJECT'] } },
+      { name: 'other protocol: not a service', src: POD, dst: '198.18.0.80', dport: 80, proto: 'udp', expect: ['PASS'], differs: { ipvs: ['REJECT'], direct: ['REJECT'] } },
     ],
   },
   {
@@ -191,7 +193,7 @@ const tables: FeatureTable[] = [
     cases: [
       { name: 'UDP', src: POD, dst: '198.18.0.10', dport: 53, proto: 'udp', expect: [`${EP1}:5353`, `${EP2}:5353`] },
       { name: 'SCTP', src: POD, dst: '198.18.0.10', dport: 7, proto: 'sctp', expect: [`${EP1}:7007`, `${EP2}:7007`] },
-      { name: 'TCP on the UDP port: not a service', src: POD, dst: '198.18.0.10', dport: 53, proto: 'tcp', expect: ['PASS'], differs: { ipvs: ['REJECT'] } /* ipvs: KUBE-IPVS-FILTER (kubernetes#72236) */ },
+      { name: 'TCP on the UDP port: not a service', src: POD, dst: '198.18.0.10', dport: 53, proto: 'tcp', expect: ['PASS'], differs: { ipvs: ['REJECT'], direct: ['REJECT'] } /* ipvs: KUBE-IPVS-FILTER (kubernetes#72236); direct: nftables mode's cluster-ips-check */ },
     ],
   },
   {
