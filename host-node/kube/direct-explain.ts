@@ -29,21 +29,49 @@ export class DirectTable {
   private readonly byNodePort = new Map<string, DirectService>();
 
   private readonly podCIDRs: CIDR[];
+  private readonly serviceCIDRs: CIDR[];
+  /** Canonical cluster IPs: an unserved port of one is rejected (pipeline.ts newFlow). */
+  private readonly clusterIPs: Set<string>;
 
   /**
    * `podCIDRs`: the core's local-traffic detector, per family (none: no masquerade by source, as
    * kube-proxy without one). `reach`: where each family's node ports answer (render-direct.ts
-   * nodePortReach; a family not given: every node address, and IPv4 loopback).
+   * nodePortReach; a family not given: every node address, and IPv4 loopback). `serviceCIDRs`: the
+   * core's service CIDRs (none: no no_service drop); `clusterIPs`: every cluster IP the core's
+   * table holds, when `entries` are only some of its entries (default: theirs).
    */
   constructor(readonly entries: DirectService[], private readonly nodeIPs: readonly string[], podCIDRs: readonly string[],
-    private readonly reach: readonly NodePortReach[] = []) {
+    private readonly reach: readonly NodePortReach[] = [], more: { serviceCIDRs?: readonly string[]; clusterIPs?: Iterable<string> } = {}) {
     this.podCIDRs = podCIDRs.map(parseCIDR).filter((c): c is CIDR => c !== null);
+    this.serviceCIDRs = (more.serviceCIDRs ?? []).map(parseCIDR).filter((c): c is CIDR => c !== null);
+    this.clusterIPs = new Set();
     for (const s of entries) {
       for (const f of s.frontends) {
         if (f.kind === 'nodePort') this.byNodePort.set(`${s.protocol}/${f.port}`, s);
         else this.byAddr.set(`${s.protocol}/${canonicalIP(f.ip!) ?? f.ip}/${f.port}`, s);
+        if (f.kind === 'cluster' && !more.clusterIPs) this.clusterIPs.add(canonicalIP(f.ip!) ?? f.ip!);
       }
     }
+    for (const ip of more.clusterIPs ?? []) this.clusterIPs.add(canonicalIP(ip) ?? ip);
+  }
+
+  /**
+   * Nothing serves the packet (svcDecide's SD_NONE): pipeline.ts newFlow rejects it at a cluster IP
+   * (kube-proxy's nftables mode: cluster-ips-check), drops it elsewhere in the service CIDR (no
+   * Service there), and passes it on otherwise.
+   */
+  private unserved(p: DirectPacket, steps: DirectStep[]): DirectDecision {
+    const ip = parseIP(p.dst);
+    if (this.clusterIPs.has(canonicalIP(p.dst) ?? p.dst)) {
+      steps.push({ where: 'cluster IP', text: `${p.dst} is a cluster IP, and no Service has ${p.proto.toUpperCase()} port ${p.dport} on it`, matched: true, target: 'REJECT (ICMP port unreachable)' });
+      return { kind: 'verdict', steps, verdict: 'REPLY', reason: 'no_service' };
+    }
+    const cidr = ip ? this.serviceCIDRs.find((c) => cidrContains(c, ip)) : undefined;
+    if (cidr) {
+      steps.push({ where: 'service CIDR', text: `${p.dst} is in the service CIDR ${formatCIDR(cidr)}, and no Service holds it`, matched: true, target: 'DROP (no_service)' });
+      return { kind: 'verdict', steps, verdict: 'DROP', reason: 'no_service' };
+    }
+    return { kind: 'none', steps };
   }
 
   private local(ip: string): boolean {
@@ -95,19 +123,21 @@ export class DirectTable {
           steps.push({ where: 'direct entry', text: 'externalTrafficPolicy Local, no endpoint on this node', matched: true, target: 'DROP (no_endpoints)' });
           return { kind: 'verdict', steps, verdict: 'DROP', reason: 'no_endpoints' };
         }
-        return { kind: 'none', steps };
+        return this.unserved(p, steps);
       }
       steps.push({ where, text: `${proto} ${joinHostPort(p.dst, p.dport)} is this node: node port ${p.dport} → ${entry.name}`, matched: true, target: entry.name });
     } else {
-      steps.push({ where, text: `${proto} ${joinHostPort(p.dst, p.dport)}: no Service frontend`, matched: false, target: 'not a Service: passed on' });
-      return { kind: 'none', steps };
+      steps.push({ where, text: `${proto} ${joinHostPort(p.dst, p.dport)}: no Service frontend`, matched: false });
+      const d = this.unserved(p, steps);
+      if (d.kind === 'none') steps.push({ where, text: 'not a Service: passed on', matched: true });
+      return d;
     }
     const s = entry;
     if (!s.hasEndpoints) {
       if (p.local && (kind === 'external' || kind === 'loadBalancer') && !this.local(p.dst)) {
         // KUBE-EXTERNAL-SERVICES is reached from INPUT and FORWARD only.
         steps.push({ where: 'direct entry', text: 'no usable endpoint anywhere; the node\'s own packet to an address not its own meets no REJECT (KUBE-EXTERNAL-SERVICES: INPUT and FORWARD)', matched: false, target: 'passed on' });
-        return { kind: 'none', steps };
+        return this.unserved(p, steps);
       }
       // kube-proxy: filter KUBE-SERVICES / KUBE-EXTERNAL-SERVICES `-j REJECT`.
       steps.push({ where: 'direct entry', text: 'no usable endpoint anywhere', matched: true, target: 'REJECT (ICMP port unreachable)' });
@@ -210,27 +240,16 @@ export function directTrace(
     entries.push(renderDirectService(sp, model.endpoints.get(sp.id) ?? [], node.render, 0));
     ids.push(sp.id);
   });
-  const table = new DirectTable(entries, node.nodeIPs, node.podCIDRs, [nodePortReach(family, node.render)]);
+  const clusterIPs: string[] = [];
+  model?.services.forEach((sp) => clusterIPs.push(sp.clusterIP));
+  const table = new DirectTable(entries, node.nodeIPs, node.podCIDRs, [nodePortReach(family, node.render)], { serviceCIDRs: node.serviceCIDRs ?? [], clusterIPs });
   const d = table.decide({ src: q.src, dst: q.dst, proto: q.proto, dport, local: q.from === 'local' });
   const hook = q.from === 'local' ? 'OUTPUT' : 'PREROUTING';
   const steps = d.steps.map((st, rule) => ({ table: 'direct', chain: st.where, hook, rule, text: st.text, matched: st.matched, ...(st.target ? { target: st.target } : {}) }));
   // What decided: the steps that matched with a target (the entry's verdict, the endpoint choice).
   const decided = (): TraceResult['steps'] => steps.filter((st) => st.matched && st.target !== undefined);
   const one = { probability: 1, exact: { numerator: 1n, denominatorLog2: 0 }, paths: [], mark: 0, masq: false, existing: false };
-  if (d.kind === 'none') {
-    // Nothing serves this port: pipeline.ts newFlow rejects it at a cluster IP (nftables mode's
-    // cluster-ips-check), drops it elsewhere in the service CIDR (no Service there), else passes it.
-    const ip = parseIP(q.dst);
-    let vip = false;
-    model?.services.forEach((sp) => { vip ||= sameIP(sp.clusterIP, q.dst); });
-    const cidr = vip || !ip ? undefined : node.serviceCIDRs?.map(parseCIDR).find((c) => c !== null && cidrContains(c, ip));
-    if (!vip && !cidr) return { steps, outcomes: [{ ...one, verdict: 'PASS', reason: 'none', decidedBy: [] }], truncated: false };
-    const step = vip
-      ? { table: 'direct', chain: 'cluster-ips', hook, rule: steps.length, text: `${q.dst} is a cluster IP with no Service on ${q.proto}/${dport}: rejected`, matched: true, target: 'REJECT' }
-      : { table: 'direct', chain: 'service-cidr', hook, rule: steps.length, text: `${q.dst} is in the service CIDR ${formatCIDR(cidr!)} and no Service holds it: dropped`, matched: true, target: 'DROP' };
-    steps.push(step);
-    return { steps, outcomes: [{ ...one, verdict: vip ? 'REPLY' : 'DROP', reason: 'no_service', decidedBy: [step] }], truncated: false };
-  }
+  if (d.kind === 'none') return { steps, outcomes: [{ ...one, verdict: 'PASS', reason: 'none', decidedBy: [] }], truncated: false };
   if (d.kind === 'verdict') return { steps, outcomes: [{ ...one, verdict: d.verdict, reason: d.reason, decidedBy: decided() }], truncated: false };
   const stamped = d.entry.affinityMs ? node.affinity?.(ids[entries.indexOf(d.entry)]!) ?? null : null;
   const { tos, step } = chooseStep(d, q.src, stamped);

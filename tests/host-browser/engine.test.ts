@@ -9,7 +9,7 @@ import type { WirePacket } from '../../host-browser/src/engine/outcomes.js';
 
 const wire = (p: PacketSpec): WirePacket => ({ src: p.src, dst: p.dst, proto: p.proto, sport: p.sport, dport: p.dport, local: p.from === 'node' });
 
-async function loaded(id: string, mode?: 'iptables' | 'ipvs', scheduler = 'rr'): Promise<Playground> {
+async function loaded(id: string, mode?: 'iptables' | 'ipvs' | 'direct', scheduler = 'rr'): Promise<Playground> {
   const pg = new Playground();
   const preset = presetById(id)!;
   const r = await pg.load({ source: { preset: id }, mode: mode ?? preset.mode, scheduler, fresh: true });
@@ -39,6 +39,22 @@ describe('playground engine', () => {
       node[key] = (node[key] ?? 0) + 1;
     }
     expect(Object.fromEntries(sent.counts.map((c) => [c.key, c.count]))).toEqual(node);
+  });
+
+  it('direct mode: a cluster IP\'s port no Service has is refused, in the playground as through the Node API and on a real packet', async () => {
+    const preset = presetById('clusterip')!;
+    const pg = await loaded('clusterip', 'direct');
+    const dp = await Dataplane.create({ nodeIPs: [NODE.ip], podCIDR: NODE.podCIDR, seed: 1 });
+    expect(dp.apply(preset.yaml!, { mode: 'direct', nodeName: NODE.name }).issues).toEqual([]);
+    const p = { ...wire(preset.packet), dport: preset.packet.dport + 1 };
+    const mine = pg.packet(p, 1000, false).trace;
+    const theirs = dp.trace({ src: p.src, dst: p.dst, proto: p.proto, sport: p.sport, dport: p.dport, from: 'external', nowMs: 1000 });
+    expect(mine.outcomes.map((o) => [o.verdict, o.reason])).toEqual([['REPLY', 'no_service']]);
+    expect(theirs.outcomes.map((o) => [o.verdict, o.reason])).toEqual([['REPLY', 'no_service']]);
+    expect(mine.steps.map((s) => s.text)).toEqual(theirs.steps.map((s) => s.text));
+    expect(mine.steps.at(-1)!.text).toMatch(/is a cluster IP, and no Service has TCP port 81 on it/);
+    const { buildPacket } = await import('../../host-node/core/packet.js');
+    expect(dp.process({ bytes: buildPacket({ src: p.src, dst: p.dst, proto: 'tcp', sport: p.sport, dport: p.dport, flags: 'S' }), local: false }, 1000).verdict).toBe('REPLY');
   });
 
   it('every preset loads, traces to outcomes summing to 1, and the measured keys are among the expected ones', async () => {
