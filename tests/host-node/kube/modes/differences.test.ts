@@ -3,6 +3,9 @@
 // 1. An address in the service CIDR that no Service holds: the direct mode DROPs a new flow to it
 //    (`no_service`, as kube-proxy's nftables mode does with its "no service" rule), so it is never
 //    routed back out of a TUN; iptables mode has no such rule and passes it on.
+//    A cluster IP's port or protocol no Service has: the direct mode REJECTs it (as kube-proxy's
+//    nftables mode, cluster-ips-check, and its ipvs mode, KUBE-IPVS-FILTER); iptables mode passes
+//    it on (the feature tables' `differs` columns).
 // 2. Session affinity memory: kube-proxy's iptables mode remembers at most 200 clients per endpoint
 //    (xt_recent ip_list_tot) and keeps one stamp per (client, endpoint); the direct mode keeps one
 //    entry per (service, client) — the endpoint last chosen — in a node-wide table of 65,536
