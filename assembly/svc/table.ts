@@ -363,10 +363,9 @@ export function svcPut(slot: i32, blob: usize, len: u32): i32 {
     if (e != 0 && (slot < 0 || feSlot(e) != <u32>slot)) return E_SVC_DUPLICATE;
   }
   // Every allocation before the first live write.
-  // Room for the frontends and their cluster IPs' KEY_VIP keys, before the old ones go.
-  let keys: u32 = nf;
-  for (let i: u32 = 0; i < nf; i++) if (load<u8>(fes + <usize>i * FE_BYTES) == FE_CLUSTER) keys++;
-  if (!ixReserve(keys)) return E_SVC_NOMEM;
+  // Room for the frontends and their cluster IPs' KEY_VIP keys, beyond those the old entry gives back.
+  const keys = indexKeys(fes, nf), oldKeys: u32 = slot >= 0 ? indexKeys(slotBlock(<u32>slot), slotFrontends(<u32>slot)) : 0;
+  if (!ixReserve(keys > oldKeys ? keys - oldKeys : 0)) return E_SVC_NOMEM;
   if (slot < 0 && !slotsReserve()) return E_SVC_NOMEM;
   if ((load<u32>(blob, 8) & SVD_F_AFFINITY) != 0 && !affinityReserve()) return E_SVC_NOMEM;
   const bodyLen = <usize>(len - SVD_HEADER);
@@ -403,6 +402,13 @@ export function svcPut(slot: i32, blob: usize, len: u32): i32 {
     if (load<u8>(fe) == FE_CLUSTER) ixInsertKey(family, 0, KEY_VIP, 0, FE_CLUSTER, load<u32>(fe, 8), load<u32>(fe, 12), load<u32>(fe, 16), load<u32>(fe, 20), s);
   }
   return <i32>s;
+}
+
+// Index keys `n` frontends at `fes` take: one each, and one more for a cluster IP (KEY_VIP).
+function indexKeys(fes: usize, n: u32): u32 {
+  let keys = n;
+  for (let i: u32 = 0; i < n; i++) if (load<u8>(fes + <usize>i * FE_BYTES) == FE_CLUSTER) keys++;
+  return keys;
 }
 
 function removeFrontends(s: u32): void {

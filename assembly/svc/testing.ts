@@ -7,7 +7,7 @@ import { parse } from "../wire/parse";
 import { nodeAddLocal, nodeSetPodCIDR } from "../node";
 import {
   svcPut, svcDelete, svcClear, svcApply, svcLiveCount, svcFrontendCount, svcIndexSlots, svcSlotCapacity, svcReserve, feFind, feSlot,
-  slotClusterCount, slotLocalCount, slotGeneration, slotDest, KEY_ADDR, KEY_NODEPORT,
+  slotClusterCount, slotLocalCount, slotGeneration, slotDest, KEY_ADDR, KEY_NODEPORT, svcClusterIP,
 } from "./table";
 import { affinityGet, affinitySet } from "./affinity";
 import { svcDecide, decidedDest, decidedMasq } from "./decide";
@@ -25,6 +25,7 @@ export function findNodePort(family: u32, proto: u32, port: u32): i32 {
   const e = feFind(<u8>family, <u8>proto, KEY_NODEPORT, <u16>port, 0, 0, 0, 0);
   return e == 0 ? -1 : <i32>feSlot(e);
 }
+export function isClusterIP4(a0: u32): u32 { return svcClusterIP(FAMILY_V4, a0, 0, 0, 0) ? 1 : 0; }
 export function clusterCount(slot: u32): u32 { return slotClusterCount(slot); }
 export function localCount(slot: u32): u32 { return slotLocalCount(slot); }
 

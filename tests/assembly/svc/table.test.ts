@@ -61,6 +61,25 @@ describe('direct service table', () => {
     expect(c.x.svcLiveCount!()).toBe(2);
   });
 
+  it('knows a cluster IP while any service port holds it, whatever the port (the key is shared, not a frontend)', () => {
+    const c = loadTestingCore('svc');
+    const vip = (ip: string) => c.x.isClusterIP4!(words(ip)[0]!);
+    const http = put(c, -1, blob(svc('web:http', '198.18.0.1')));
+    const https = put(c, -1, blob(svc('web:https', '198.18.0.1', { frontends: [{ kind: 'cluster', ip: '198.18.0.1', port: 443 }] })));
+    // An external IP is no cluster IP.
+    const ext = put(c, -1, blob(svc('ext', '198.18.0.3', { frontends: [{ kind: 'cluster', ip: '198.18.0.3', port: 80 }, { kind: 'external', ip: '198.18.15.1', port: 80 }] })));
+    expect([vip('198.18.0.1'), vip('198.18.0.3'), vip('198.18.15.1'), vip('198.18.0.2')]).toEqual([1, 1, 0, 0]);
+    expect(c.x.svcFrontendCount!()).toBe(4);
+    expect(c.x.svcDelete!(http)).toBe(0);
+    expect(vip('198.18.0.1')).toBe(1);
+    // Replaced with another address: the old one goes with it.
+    expect(put(c, https, blob(svc('web:https', '198.18.0.9', { frontends: [{ kind: 'cluster', ip: '198.18.0.9', port: 443 }] })))).toBe(https);
+    expect([vip('198.18.0.1'), vip('198.18.0.9')]).toEqual([0, 1]);
+    expect(c.x.svcDelete!(https)).toBe(0);
+    expect(c.x.svcDelete!(ext)).toBe(0);
+    expect([vip('198.18.0.9'), vip('198.18.0.3'), c.x.svcFrontendCount!()]).toEqual([0, 0, 0]);
+  });
+
   it('refuses bad input with a code and leaves the live entries as they were', () => {
     const c = loadTestingCore('svc');
     expect(put(c, -1, blob(svc('a', '198.18.0.1')))).toBe(0);
