@@ -1,6 +1,7 @@
 // render-nftables.ts — the `kube-proxy` table kube-proxy's nftables mode writes for one IP family's
 // model, following pkg/proxy/nftables/proxier.go (setupNFTables and syncProxyRules, the release
-// with cluster-ips-check and filter-output-post-dnat) object for object: base chains hooked before
+// with cluster-ips-check and filter-output-post-dnat, before kubernetes#132456 renamed and
+// re-prioritised the filter chains in v1.34) object for object: base chains hooked before
 // and after DNAT, the service-ips / service-nodeports verdict maps, the no-endpoint and firewall
 // maps, and per service port its service- / local- / external- / firewall- chains, endpoint- chains
 // and ClientIP affinity- sets. The text is the table's state written as knftables writes objects
@@ -21,7 +22,7 @@ export type NftablesOptions = Pick<IptablesOptions,
   serviceCIDRs?: string[];
 };
 
-export const NFT_TABLE = 'kube-proxy';
+const NFT_TABLE = 'kube-proxy';
 
 // Base chains: [name, type, hook, priority] — filtering runs on the pre-DNAT address (dstnat - 10),
 // and once more after DNAT on output (dstnat + 10); knftables writes priorities as numbers.
@@ -89,8 +90,9 @@ class NftTable {
     s.elements.set(k, `add element ${this.head} ${set} { ${k}${comment === undefined ? '' : ` comment ${quoted(comment)}`}${value === undefined ? '' : ` : ${value}`} }`);
   }
 
-  delete(kind: 'set', name: string): void {
-    if (kind === 'set') this.sets.delete(name);
+  /** delete set (an add then a delete leaves no set). */
+  deleteSet(name: string): void {
+    this.sets.delete(name);
   }
 
   /** The table as `nft -f` input: declarations first (chains, sets and maps by name), then rules, then elements. */
@@ -156,7 +158,7 @@ export function renderNftables(model: ProxyModel, opts: NftablesOptions = {}): s
   t.rule('cluster-ips-check', `${ipX} daddr @cluster-ips reject`, 'Reject traffic to invalid ports of ClusterIPs');
   if (serviceCIDRs) t.rule('cluster-ips-check', `${ipX} daddr { ${serviceCIDRs} } drop`, 'Drop traffic to unallocated ClusterIPs');
   t.set('set', 'nodeport-ips', `type ${addrType} ; comment ${quoted('IPs that accept NodePort traffic')} ;`);
-  if (npa.matchAll) t.delete('set', 'nodeport-ips');
+  if (npa.matchAll) t.deleteSet('nodeport-ips');
   else {
     const host = opts.hostAddresses ?? [...(opts.nodeIPs ?? []), '127.0.0.1', '::1'];
     // Loopback NodePorts are not supported in nftables mode: such an address is left out.
