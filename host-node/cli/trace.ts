@@ -21,8 +21,8 @@ import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
 
 export const TRACE_USAGE = `usage: svcplane trace --rules FILE [--noflush] --node-ip IP [--node-ip IP6] --src A --dst B --dport N
                       [--sport N] [--proto tcp|udp|sctp|icmp] [--flags S] [--from external|local] [--family 4|6] [--json]
-       svcplane trace --manifests PATH [--mode iptables|ipvs|direct] [--ipvs-scheduler S] --node-ip IP
-                      --src A (--dst B | --name NAME) [--dport N] [...]
+       svcplane trace --manifests PATH [--mode iptables|ipvs|direct] [--ipvs-scheduler S] [--service-cidr CIDR]...
+                      --node-ip IP --src A (--dst B | --name NAME) [--dport N] [...]
        svcplane trace --proxy HOST:PORT --src A --dst B --dport N [--sport N] [--proto P] [--from F] [--json]
 
 Loads FILE as iptables-restore input (ip6tables-restore with --family 6; with --noflush as
@@ -36,7 +36,9 @@ source).
 --name resolves NAME through PATH's cluster DNS records (A, AAAA for an IPv6 --src, or SRV for a
 _port._proto. name, whose port replaces --dport) and traces a connection to every address found.
 --mode ipvs traces kube-proxy's ipvs mode instead (its ipsets, virtual servers and iptables rules;
-scheduler rr unless --ipvs-scheduler names another); --mode direct the core's direct service table.
+scheduler rr unless --ipvs-scheduler names another); --mode direct the core's direct service table
+(with --service-cidr, as a proxy given the same range: a new flow to an address of it that no
+Service holds is dropped).
 --proxy asks a running \`svcplane proxy\` (its --metrics-bind-address, e.g. 127.0.0.1:10249) to
 trace the connection through its live core: the rules, IPVS or direct table of its last sync,
 with its conntrack table, affinity and recent lists as they are now. Nothing in the proxy changes.
@@ -77,6 +79,8 @@ export interface TraceArgs {
   /** With manifests: which of kube-proxy's modes to trace, and the ipvs scheduler. */
   mode: 'iptables' | 'ipvs' | 'direct';
   scheduler: string;
+  /** The direct mode's service CIDRs (svcplane proxy --service-cidr). */
+  serviceCIDRs: string[];
 }
 
 class UsageError extends Error {}
@@ -90,6 +94,14 @@ function port(opt: string, text: string): number {
   return n;
 }
 
+function cidr(opt: string, text: string): string {
+  const slash = text.indexOf('/');
+  const ip = slash > 0 ? tryParseIP(text.slice(0, slash)) : null;
+  const bits = Number(text.slice(slash + 1));
+  if (!ip || !/^\d{1,3}$/.test(text.slice(slash + 1)) || bits > ip.length * 8) throw new UsageError(`${opt}: not a CIDR: ${JSON.stringify(text)}`);
+  return text;
+}
+
 function address(opt: string, text: string): { text: string; family: 4 | 6 } {
   const ip = tryParseIP(text);
   if (!ip) throw new UsageError(`${opt}: not an IP address: ${JSON.stringify(text)}`);
@@ -100,18 +112,20 @@ function address(opt: string, text: string): { text: string; family: 4 | 6 } {
 export function parseTraceArgs(argv: readonly string[]): TraceArgs {
   const v: Partial<Record<string, string>> = {};
   const nodeIPs: string[] = [];
+  const serviceCIDRs: string[] = [];
   let json = false;
   let noflush = false;
   for (let i = 0; i < argv.length; i++) {
     const opt = argv[i]!;
     if (opt === '--json') { json = true; continue; }
     if (opt === '--noflush') { noflush = true; continue; }
-    if (!['--rules', '--manifests', '--proxy', '--name', '--node-ip', '--src', '--dst', '--dport', '--sport', '--proto', '--flags', '--from', '--family', '--mode', '--ipvs-scheduler'].includes(opt)) {
+    if (!['--rules', '--manifests', '--proxy', '--name', '--node-ip', '--src', '--dst', '--dport', '--sport', '--proto', '--flags', '--from', '--family', '--mode', '--ipvs-scheduler', '--service-cidr'].includes(opt)) {
       throw new UsageError(`unknown option ${JSON.stringify(opt)}`);
     }
     const val = argv[++i];
     if (val === undefined) throw new UsageError(`${opt} needs a value`);
     if (opt === '--node-ip') nodeIPs.push(address(opt, val).text);
+    else if (opt === '--service-cidr') serviceCIDRs.push(...val.split(',').map((c) => cidr(opt, c.trim())));
     else v[opt] = val;
   }
   let proxy = '';
@@ -138,6 +152,7 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
   const scheduler = v['--ipvs-scheduler'] ?? 'rr';
   if (v['--ipvs-scheduler'] !== undefined && mode !== 'ipvs') throw new UsageError('--ipvs-scheduler needs --mode ipvs');
   if (!isScheduler(scheduler)) throw new UsageError(`--ipvs-scheduler: one of ${SCHEDULERS.join(', ')}, not ${JSON.stringify(scheduler)}`);
+  if (serviceCIDRs.length > 0 && mode !== 'direct') throw new UsageError('--service-cidr needs --mode direct (kube-proxy\'s iptables and ipvs rules name no service range)');
   if (v['--src'] === undefined) throw new UsageError('--src is required');
   if (nodeIPs.length === 0 && !proxy) throw new UsageError('--node-ip is required (the node\'s own addresses)');
   const src = address('--src', v['--src']!);
@@ -162,7 +177,7 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
     rules: v['--rules'] ?? '', manifests: v['--manifests'] ?? '', proxy, name: v['--name'] ?? '', nodeIPs, src: src.text, dst: dst.text,
     dport: v['--dport'] === undefined ? 0 : port('--dport', v['--dport']),
     sport: v['--sport'] === undefined ? 40000 : port('--sport', v['--sport']),
-    proto, flags, from, family, json, noflush, mode, scheduler,
+    proto, flags, from, family, json, noflush, mode, scheduler, serviceCIDRs,
   };
 }
 
@@ -324,7 +339,7 @@ export async function runTrace(argv: readonly string[], io: TraceIO = stdio): Pr
     return 2;
   }
   if (a.proxy) return traceProxy(a, io);
-  const dp = await Dataplane.create({ nodeIPs: a.nodeIPs, conntrackCapacity: 256 });
+  const dp = await Dataplane.create({ nodeIPs: a.nodeIPs, conntrackCapacity: 256, ...(a.serviceCIDRs.length ? { serviceCIDR: a.serviceCIDRs } : {}) });
   const file = a.rules || a.manifests;
   try {
     if (a.rules) {

@@ -127,9 +127,10 @@ export class DirectTable {
       }
       steps.push({ where, text: `${proto} ${joinHostPort(p.dst, p.dport)} is this node: node port ${p.dport} → ${entry.name}`, matched: true, target: entry.name });
     } else {
-      steps.push({ where, text: `${proto} ${joinHostPort(p.dst, p.dport)}: no Service frontend`, matched: false });
+      const step: DirectStep = { where, text: `${proto} ${joinHostPort(p.dst, p.dport)}: no Service frontend`, matched: false };
+      steps.push(step);
       const d = this.unserved(p, steps);
-      if (d.kind === 'none') steps.push({ where, text: 'not a Service: passed on', matched: true });
+      if (d.kind === 'none') step.target = 'not a Service: passed on';
       return d;
     }
     const s = entry;

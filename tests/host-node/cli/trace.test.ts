@@ -254,6 +254,28 @@ describe('svcplane trace', () => {
     for (const d of decided) expect(d).toEqual(['direct/direct lookup #1 default/web:http', 'direct/direct entry #2 Cluster endpoints', 'direct/direct choose #3 DNAT']);
   });
 
+  it('--mode direct ends an unserved packet as the core does: a cluster IP\'s other port rejected, an empty address of --service-cidr dropped', async () => {
+    const manifests = webManifests();
+    const run = async (dst: string, dport: number, extra: string[] = []) => {
+      const c = capture();
+      const code = await runTrace(['--manifests', manifests, '--mode', 'direct', ...extra, '--node-ip', NODE, '--src', '198.18.5.5', '--dst', dst, '--dport', String(dport)], c.io);
+      return { code, out: c.out, err: c.err };
+    };
+    const other = await run(VIP, 81);
+    expect(other.code, other.err.join('\n')).toBe(0);
+    expect(other.out).toContain('  1. REPLY (rejected: a reply goes back to the sender) reason no_service');
+    expect(other.out.some((l) => l.includes(`${VIP} is a cluster IP, and no Service has TCP port 81 on it`))).toBe(true);
+    const cidr = VIP.replace(/\.\d+$/, '.0/24'), empty = VIP.replace(/\.\d+$/, '.250');
+    expect((await run(empty, 80)).out).toContain('  1. PASS (accepted unchanged)');
+    const dropped = await run(empty, 80, ['--service-cidr', cidr]);
+    expect(dropped.out).toContain('  1. DROP reason no_service');
+    expect(dropped.out.some((l) => l.includes(`${empty} is in the service CIDR ${cidr}, and no Service holds it`))).toBe(true);
+    const c = capture();
+    expect(await runTrace(['--manifests', manifests, '--service-cidr', cidr, '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80'], c.io)).toBe(2);
+    expect(c.err[0]).toMatch(/--service-cidr needs --mode direct/);
+    expect(await runTrace(['--manifests', manifests, '--mode', 'direct', '--service-cidr', '198.18.0.0/33', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80'], capture().io)).toBe(2);
+  });
+
   it('formats exact fractions and percentages', () => {
     expect(exactFraction({ numerator: 1n << 31n, denominatorLog2: 31 })).toBe('1');
     expect(exactFraction({ numerator: 3n << 29n, denominatorLog2: 31 })).toBe('3/2^2');
