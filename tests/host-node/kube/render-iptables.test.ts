@@ -15,7 +15,7 @@ import {
   type IptablesOptions,
   type ManifestSet,
 } from '../../../host-node/kube/index.js';
-import { FIXTURES, readFixture, renderFixture } from './fixture.js';
+import { FIXTURES, modelOf, readFixture, renderFixture } from './fixture.js';
 import { sortRestoreText } from './sort-rules.js';
 
 const V1: IptablesOptions = {
@@ -28,13 +28,7 @@ const V1: IptablesOptions = {
 };
 
 function render(set: ManifestSet, opts: IptablesOptions, family: 4 | 6 = 4): string {
-  expect(set.issues.filter((i) => i.severity === 'error')).toEqual([]);
-  const state = new ProxyState({ nodeName: opts.nodeName ?? '', families: [family] });
-  for (const s of set.services) state.onService(null, s);
-  for (const s of set.endpointSlices) state.onEndpointSlice(s);
-  state.markServicesSynced();
-  state.markEndpointSlicesSynced();
-  return renderIptables(state.sync()[0]!.model, opts).text;
+  return renderIptables(modelOf(set, opts.nodeName ?? '', family), opts).text;
 }
 
 function localhostNodePortObjects(family: 4 | 6): ManifestSet {

@@ -5,17 +5,11 @@
 import { describe, expect, it } from 'vitest';
 import { Dataplane } from '../../../host-node/dataplane.js';
 import { buildPacket, decodePacket } from '../../../host-node/core/packet.js';
-import { ipvsSetName, parseManifests, ProxyState, renderIpvs, type IpvsRender, type IpvsRenderOptions } from '../../../host-node/kube/index.js';
+import { ipvsSetName, parseManifests, renderIpvs, type IpvsRender, type IpvsRenderOptions } from '../../../host-node/kube/index.js';
+import { modelOf } from './fixture.js';
 
 function render(yaml: string, opts: IpvsRenderOptions, family: 4 | 6 = 4): IpvsRender {
-  const set = parseManifests(yaml);
-  expect(set.issues.filter((i) => i.severity === 'error')).toEqual([]);
-  const state = new ProxyState({ nodeName: opts.nodeName ?? '', families: [family] });
-  for (const s of set.services) state.onService(null, s);
-  for (const s of set.endpointSlices) state.onEndpointSlice(s);
-  state.markServicesSynced();
-  state.markEndpointSlicesSynced();
-  return renderIpvs(state.sync()[0]!.model, opts);
+  return renderIpvs(modelOf(parseManifests(yaml), opts.nodeName ?? '', family), opts);
 }
 
 const lines = (text: string): string[] => text.split('\n').filter((l) => l !== '');

@@ -6,7 +6,8 @@
 // an order `nft -f` can load (every chain, set and map declared before a rule or element uses it).
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseManifests, ProxyState, renderNftables, type NftablesOptions } from '../../../host-node/kube/index.js';
+import { parseManifests, renderNftables, type NftablesOptions } from '../../../host-node/kube/index.js';
+import { modelOf } from './fixture.js';
 
 const NFT_CORPUS = new URL(process.env.SVCPLANE_CONFORMANCE_NFT ?? '../../../../shared/conformance/kube-proxy-nftables/', import.meta.url);
 const FIXTURE = new URL('./fixtures/nftables/TestOverallNFTablesRules.nftables-tracer-v1.yaml', import.meta.url);
@@ -30,14 +31,7 @@ export function sortNft(text: string): string {
 }
 
 function render(yaml: string, opts: NftablesOptions, family: 4 | 6 = 4): string {
-  const set = parseManifests(yaml, 'test.yaml');
-  expect(set.issues.filter((i) => i.severity === 'error')).toEqual([]);
-  const state = new ProxyState({ nodeName: opts.nodeName ?? 'node-a', families: [family] });
-  for (const s of set.services) state.onService(null, s);
-  for (const s of set.endpointSlices) state.onEndpointSlice(s);
-  state.markServicesSynced();
-  state.markEndpointSlicesSynced();
-  return renderNftables(state.sync()[0]!.model, opts);
+  return renderNftables(modelOf(parseManifests(yaml, 'test.yaml'), opts.nodeName ?? 'node-a', family), opts);
 }
 
 const svc = (name: string, spec: string, status = ''): string =>
