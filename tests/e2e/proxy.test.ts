@@ -299,6 +299,10 @@ describe.runIf(why === '')('svcplane proxy end to end (namespaces)', () => {
       // No endpoints: refused, not left to time out.
       const empty = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.empty, port: 80, count: 2 });
       expect(empty.errors).toEqual(['ECONNREFUSED', 'ECONNREFUSED']);
+      // A port of a ClusterIP no Service has: refused too (ipvs: KUBE-IPVS-FILTER; direct: as
+      // kube-proxy's nftables mode, cluster-ips-check).
+      const other = await c.clientAgent.call<Replies>({ op: 'tcp', host: VIP.web, port: 81, count: 2 });
+      expect(other.errors).toEqual(['ECONNREFUSED', 'ECONNREFUSED']);
       // What the mode keeps, as the operator lists it.
       const show = (...args: string[]): string => c.nodeExec([process.execPath, CLI, 'show', '--proxy', '127.0.0.1:10249', ...args]);
       if (mode === 'ipvs') expect(show('ipvsadm', '-Ln')).toMatch(new RegExp(`TCP  ${VIP.web.replace(/\./g, '\\.')}:80 rr\n(  -> \\S+ +Masq +1 .*\n){2}`));
