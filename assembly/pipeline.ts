@@ -119,20 +119,23 @@ function opensConnection(f: Flow): bool {
   return true;
 }
 
+// kube-proxy's `-j REJECT` (icmp-port-unreachable / icmp6-port-unreachable) in the filter table,
+// reached from FORWARD for a packet passing through the node (a VIP is no local address). Its rules
+// see only NEW connections: a packet that cannot open one is INVALID and dropped instead.
+function rejectNew(d: usize, f: Flow, reason: u16): void {
+  if (!opensConnection(f)) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
+  const forwarded = (load<u32>(d, D_META) & META_LOCAL) == 0 && !isLocal(f.family, f.d0, f.d1, f.d2, f.d3);
+  const len = rejectReply(f, f.family == FAMILY_V4 ? ICMP_PORT_UNREACH : ICMP6_PORT_UNREACH, forwarded);
+  if (len != 0) { store<u32>(d, len, D_LEN); finish(d, VERDICT_REPLY, reason); return; }
+  finish(d, VERDICT_DROP, reason);
+}
+
 function newFlow(d: usize, f: Flow, now: u32): void {
   const sd = svcDecide(f, now, (load<u32>(d, D_META) & META_LOCAL) != 0);
   if (sd == SD_NONE) {
     // A cluster IP asked for a port or protocol none of its Services has: rejected, as kube-proxy's
-    // nftables mode rejects traffic to invalid ports of ClusterIPs (cluster-ips-check); a packet
-    // that cannot open a connection is INVALID there first.
-    if (svcClusterIP(f.family, f.d0, f.d1, f.d2, f.d3)) {
-      if (!opensConnection(f)) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
-      const forwarded = (load<u32>(d, D_META) & META_LOCAL) == 0;
-      const len = rejectReply(f, f.family == FAMILY_V4 ? ICMP_PORT_UNREACH : ICMP6_PORT_UNREACH, forwarded);
-      if (len != 0) { store<u32>(d, len, D_LEN); finish(d, VERDICT_REPLY, R_NO_SERVICE); return; }
-      finish(d, VERDICT_DROP, R_NO_SERVICE);
-      return;
-    }
+    // nftables mode rejects traffic to invalid ports of ClusterIPs (cluster-ips-check).
+    if (svcClusterIP(f.family, f.d0, f.d1, f.d2, f.d3)) { rejectNew(d, f, R_NO_SERVICE); return; }
     // A service-CIDR address no Service holds: dropped, never routed on (through a TUN it would
     // come straight back), as kube-proxy's nftables mode drops traffic to unallocated ClusterIPs.
     if (toServiceCIDR(f)) finish(d, VERDICT_DROP, R_NO_SERVICE);
@@ -143,15 +146,7 @@ function newFlow(d: usize, f: Flow, now: u32): void {
   // kube-proxy's REJECT and DROP rules see only NEW connections (`-m conntrack --ctstate NEW`);
   // a packet that cannot open one is INVALID and KUBE-FORWARD drops it.
   if (sd != SD_DNAT && !opensConnection(f)) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
-  if (sd == SD_REJECT) {
-    // kube-proxy: `-j REJECT` (icmp-port-unreachable / icmp6-port-unreachable) in the filter table,
-    // reached from FORWARD for a packet passing through the node (a VIP is no local address).
-    const forwarded = (load<u32>(d, D_META) & META_LOCAL) == 0 && !isLocal(f.family, f.d0, f.d1, f.d2, f.d3);
-    const len = rejectReply(f, f.family == FAMILY_V4 ? ICMP_PORT_UNREACH : ICMP6_PORT_UNREACH, forwarded);
-    if (len != 0) { store<u32>(d, len, D_LEN); finish(d, VERDICT_REPLY, R_NO_ENDPOINTS); return; }
-    finish(d, VERDICT_DROP, R_NO_ENDPOINTS);
-    return;
-  }
+  if (sd == SD_REJECT) { rejectNew(d, f, R_NO_ENDPOINTS); return; }
   // DROP for a Local traffic policy without local endpoints, or outside loadBalancerSourceRanges.
   if (sd == SD_DROP_LOCAL) { finish(d, VERDICT_DROP, R_NO_ENDPOINTS); return; }
   if (sd == SD_DROP_SOURCE) { finish(d, VERDICT_DROP, R_POLICY); return; }
