@@ -143,10 +143,10 @@ function newFlow(d: usize, f: Flow, now: u32): void {
     return;
   }
   store<u32>(d, decidedHostId, D_AUX);
-  // kube-proxy's REJECT and DROP rules see only NEW connections (`-m conntrack --ctstate NEW`);
-  // a packet that cannot open one is INVALID and KUBE-FORWARD drops it.
-  if (sd != SD_DNAT && !opensConnection(f)) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
   if (sd == SD_REJECT) { rejectNew(d, f, R_NO_ENDPOINTS); return; }
+  // kube-proxy's DROP rules, too, see only NEW connections (`-m conntrack --ctstate NEW`); a
+  // packet that cannot open one is INVALID and KUBE-FORWARD drops it.
+  if (sd != SD_DNAT && !opensConnection(f)) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
   // DROP for a Local traffic policy without local endpoints, or outside loadBalancerSourceRanges.
   if (sd == SD_DROP_LOCAL) { finish(d, VERDICT_DROP, R_NO_ENDPOINTS); return; }
   if (sd == SD_DROP_SOURCE) { finish(d, VERDICT_DROP, R_POLICY); return; }

@@ -15,6 +15,9 @@ export const RENDER_HELP = `usage: svcplane render --manifests PATH [--mode ipta
 
 const MODES = ['iptables', 'ipvs', 'nftables'];
 
+/** Values of a repeatable option, each also a comma list, as one list. */
+const commaList = (values: readonly string[]): string[] => values.flatMap((v) => v.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+
 export async function runRender(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -59,7 +62,8 @@ export async function runRender(argv: string[], out: (s: string) => void, err: (
   source.start(state, () => {});
   await source.stop();
   const families: Family[] = values.family === '4' ? [4] : values.family === '6' ? [6] : [4, 6];
-  const nodePortAddresses = values['nodeport-addresses']?.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const nodePortAddresses = values['nodeport-addresses'] === undefined ? undefined : commaList([values['nodeport-addresses']]);
+  const serviceCIDRs = commaList(values['service-cidr']!);
   const common = {
     nodeName, nodeIPs: values['node-ip']!, masqueradeAll: values['masquerade-all']!,
     ...(values['cluster-cidr'] ? { clusterCIDR: values['cluster-cidr'] } : {}),
@@ -69,7 +73,6 @@ export async function runRender(argv: string[], out: (s: string) => void, err: (
     if (!families.includes(plan.family)) continue;
     if (plan.model.services.size === 0 && families.length > 1) continue;
     if (values.mode === 'nftables') {
-      const serviceCIDRs = values['service-cidr']!.flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s !== '');
       out(`# IPv${plan.family} (nft -f, into a node without the table)\n${renderNftables(plan.model, { ...common, serviceCIDRs })}`);
       continue;
     }

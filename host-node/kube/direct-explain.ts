@@ -37,8 +37,8 @@ export class DirectTable {
    * `podCIDRs`: the core's local-traffic detector, per family (none: no masquerade by source, as
    * kube-proxy without one). `reach`: where each family's node ports answer (render-direct.ts
    * nodePortReach; a family not given: every node address, and IPv4 loopback). `serviceCIDRs`: the
-   * core's service CIDRs (none: no no_service drop); `clusterIPs`: every cluster IP the core's
-   * table holds, when `entries` are only some of its entries (default: theirs).
+   * core's service CIDRs (none: no no_service drop); `clusterIPs`: the cluster IPs of the core's
+   * entries `entries` leaves out (when they are only some of them).
    */
   constructor(readonly entries: DirectService[], private readonly nodeIPs: readonly string[], podCIDRs: readonly string[],
     private readonly reach: readonly NodePortReach[] = [], more: { serviceCIDRs?: readonly string[]; clusterIPs?: Iterable<string> } = {}) {
@@ -49,7 +49,7 @@ export class DirectTable {
       for (const f of s.frontends) {
         if (f.kind === 'nodePort') this.byNodePort.set(`${s.protocol}/${f.port}`, s);
         else this.byAddr.set(`${s.protocol}/${canonicalIP(f.ip!) ?? f.ip}/${f.port}`, s);
-        if (f.kind === 'cluster' && !more.clusterIPs) this.clusterIPs.add(canonicalIP(f.ip!) ?? f.ip!);
+        if (f.kind === 'cluster') this.clusterIPs.add(canonicalIP(f.ip!) ?? f.ip!);
       }
     }
     for (const ip of more.clusterIPs ?? []) this.clusterIPs.add(canonicalIP(ip) ?? ip);
@@ -234,15 +234,15 @@ export function directTrace(
   // The entries the table could pick for this destination; whether it is this node's, decide() says.
   const entries: DirectService[] = [];
   const ids: string[] = [];
+  const clusterIPs: string[] = [];
   model?.services.forEach((sp) => {
+    clusterIPs.push(sp.clusterIP);
     if (sp.protocol !== q.proto.toUpperCase()) return;
     const byAddr = sp.port === dport && [sp.clusterIP, ...sp.externalIPs, ...sp.loadBalancerVIPs].some((a) => sameIP(a, q.dst));
     if (!byAddr && sp.nodePort !== dport) return;
     entries.push(renderDirectService(sp, model.endpoints.get(sp.id) ?? [], node.render, 0));
     ids.push(sp.id);
   });
-  const clusterIPs: string[] = [];
-  model?.services.forEach((sp) => clusterIPs.push(sp.clusterIP));
   const table = new DirectTable(entries, node.nodeIPs, node.podCIDRs, [nodePortReach(family, node.render)], { serviceCIDRs: node.serviceCIDRs ?? [], clusterIPs });
   const d = table.decide({ src: q.src, dst: q.dst, proto: q.proto, dport, local: q.from === 'local' });
   const hook = q.from === 'local' ? 'OUTPUT' : 'PREROUTING';

@@ -61,7 +61,7 @@ class NftTable {
   private readonly sets = new Map<string, { decl: string; elements: Map<string, string> }>();
   private readonly head: string;
 
-  constructor(private readonly family: 'ip' | 'ip6') {
+  constructor(family: 'ip' | 'ip6') {
     this.head = `${family} ${NFT_TABLE}`;
   }
 
@@ -208,18 +208,17 @@ export function renderNftables(model: ProxyModel, opts: NftablesOptions = {}): s
     const usesExternalTrafficChain = hasEndpoints && externallyAccessible(sp);
     if (usesExternalTrafficChain) t.chain(externalTrafficChain);
     // No endpoints at all: reject; none for this kind of traffic under a Local policy: drop.
-    const internalVerdict = hasEndpoints ? 'drop' : 'goto reject-chain';
-    const externalVerdict = internalVerdict;
+    const noEndpoints = hasEndpoints ? 'drop' : 'goto reject-chain';
 
     const clusterIP = canonicalIP(sp.clusterIP) ?? sp.clusterIP;
     t.element('cluster-ips', [clusterIP]);
     if (hasInternalEndpoints) t.element('service-ips', [clusterIP, protocol, port], `goto ${internalTrafficChain}`);
-    else t.element('no-endpoint-services', [clusterIP, protocol, port], internalVerdict, sp.name);
+    else t.element('no-endpoint-services', [clusterIP, protocol, port], noEndpoints, sp.name);
 
     for (const text of sp.externalIPs) {
       const ip = canonicalIP(text) ?? text;
       if (hasEndpoints) t.element('service-ips', [ip, protocol, port], `goto ${externalTrafficChain}`);
-      if (!hasExternalEndpoints) t.element('no-endpoint-services', [ip, protocol, port], externalVerdict, sp.name);
+      if (!hasExternalEndpoints) t.element('no-endpoint-services', [ip, protocol, port], noEndpoints, sp.name);
     }
 
     const vips = sp.loadBalancerVIPs.map((s) => canonicalIP(s) ?? s);
@@ -242,12 +241,12 @@ export function renderNftables(model: ProxyModel, opts: NftablesOptions = {}): s
       if (hasEndpoints) t.element('service-ips', [ip, protocol, port], `goto ${externalTrafficChain}`);
       if (usesFWChain) t.element('firewall-ips', [ip, protocol, port], `goto ${fwChain}`);
     }
-    if (!hasExternalEndpoints) for (const ip of vips) t.element('no-endpoint-services', [ip, protocol, port], externalVerdict, sp.name);
+    if (!hasExternalEndpoints) for (const ip of vips) t.element('no-endpoint-services', [ip, protocol, port], noEndpoints, sp.name);
 
     if (sp.nodePort !== 0) {
       // NodePorts are not subject to loadBalancerSourceRanges.
       if (hasEndpoints) t.element('service-nodeports', [protocol, String(sp.nodePort)], `goto ${externalTrafficChain}`);
-      if (!hasExternalEndpoints) t.element('no-endpoint-nodeports', [protocol, String(sp.nodePort)], externalVerdict, sp.name);
+      if (!hasExternalEndpoints) t.element('no-endpoint-nodeports', [protocol, String(sp.nodePort)], noEndpoints, sp.name);
     }
 
     if (hasInternalEndpoints) {
