@@ -21,7 +21,7 @@ import { nodeAddLocal, nodeSetPodCIDR, nodeSetServiceCIDR, nodeSetMasq, nodeRese
 import {
   ctInit, ctReap, ctCount, ctCapacity, ctNextUsed, ctExportRecord, ctImportRecord, ctBytes,
   ctFlushReplySrc, ctFlushOrigDst, ctFlushMany, FLUSH_KEY, ctReconcileUdp, RECONCILE_REC, ctSetTimeout, CT_NONE, warmStorage,
-  ctAdoptIpvsNat,
+  ctAdoptIpvsNat, ctDelete,
 } from "./conntrack/table";
 
 export const ABI_VERSION: u32 = 1;
@@ -168,6 +168,9 @@ export function conntrackExport(index: u32, out: usize, nowMs: f64): u32 {
 export function conntrackImport(ptr: usize, nowMs: f64): i32 {
   return ctImportRecord(ptr, now32(nowMs)) == CT_NONE ? -1 : 0;
 }
+// Deletes flow `index` (a slot conntrackNext gave), as `conntrack -D` deletes one: 1, or 0 when
+// the slot holds no flow (counted as a bad argument).
+export function conntrackDelete(index: u32): u32 { return ctDelete(index) ? 1 : 0; }
 export function conntrackTimeout(kind: u32, ms: u32): i32 { return ctSetTimeout(kind, ms) ? 0 : -1; }
 export function conntrackFlushReplySrc(family: u32, proto: u32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): u32 {
   return ctFlushReplySrc(<u8>family, <u8>proto, a0, a1, a2, a3, <u16>port);

@@ -5,6 +5,7 @@ export type { DataplaneOptions, ProcessResult, PacketIn, SnapshotSteps } from '.
 export { buildPacket, decodePacket, checksumsValid, parseIP, formatIP } from './core/packet.js';
 export type { ServiceSpec } from './core/svc-config.js';
 export type { ConntrackEntry } from './core/conntrack-record.js';
+export type { ConntrackFilter } from './core/conntrack-list.js';
 export { TIMEOUTS } from './core/conntrack-record.js';
 export { SnapshotError } from './core/snapshot.js';
 export { SvpError } from './embed/svp.js';

@@ -274,14 +274,15 @@ export function ctInsert(orig: Tuple, reply: Tuple, now: u32): u32 {
   return index;
 }
 
-/** Removes a connection. A free or out-of-range index is counted as BAD_ARG and ignored. */
-export function ctDelete(index: u32): void {
+/** Removes a connection; false for a free or out-of-range index (counted as BAD_ARG, ignored). */
+export function ctDelete(index: u32): bool {
   if (!isUsed(index)) {
     statAdd(CT_STAT_BAD_ARG);
-    return;
+    return false;
   }
   removeEntry(index);
   statAdd(CT_STAT_DELETES);
+  return true;
 }
 
 /** Connections in the table (including expired ones not yet reaped). */

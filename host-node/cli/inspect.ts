@@ -1,26 +1,34 @@
 // inspect.ts — the commands that read a running `svcplane proxy` over its metrics address, as an
 // operator reads a kube-proxy node with the kernel's tools:
-//   svcplane conntrack --proxy HOST:PORT [-f -p -s -d -r -q --sport --dport]
+//   svcplane conntrack --proxy HOST:PORT [-L|-D|-F] [-f -p -s -d -r -q --sport --dport]
 //       the flows, listed as `conntrack -L` lists the kernel's (one /proc/net/nf_conntrack line per
-//       flow, then the count on stderr) — the kernel's own table does not hold them;
+//       flow, then the count on stderr) — the kernel's own table does not hold them — or deleted
+//       as `conntrack -D` / `-F` delete them;
 //   svcplane show --proxy HOST:PORT iptables-save|iptables|ip6tables-save|ip6tables|ipvsadm ARGS
 //       that listing command over the proxy's live rules and virtual servers, with its counters
 //       (`ipset list|save|test` for the ipvs mode's sets, `recent [LIST]` for the affinity lists as
 //       /proc/net/xt_recent shows them, `direct` for the direct mode's table).
 // (`svcplane trace --proxy` is trace.ts.) Read the proxy's /conntrack and /show
-// (io/proxy-inspect.ts) as they stream; never change anything in it.
+// (io/proxy-inspect.ts) as they stream; change nothing in it but the flows -D and -F delete.
 import { parseArgs } from 'node:util';
 import { conntrackFilter, FILTER_OPTIONS, type FilterField } from '../core/conntrack-list.js';
 import { SHOW_TOOLS } from '../io/read-only-tools.js';
 import { CONNTRACK_PARAMS } from '../io/proxy-inspect.js';
 
-export const CONNTRACK_HELP = `usage: svcplane conntrack --proxy HOST:PORT [-L] [-f ipv4|ipv6] [-p PROTO] [-s ADDR] [-d ADDR]
+export const CONNTRACK_HELP = `usage: svcplane conntrack --proxy HOST:PORT [-L|-D] [-f ipv4|ipv6] [-p PROTO] [-s ADDR] [-d ADDR]
                           [-r ADDR] [-q ADDR] [--sport N] [--dport N]
+       svcplane conntrack --proxy HOST:PORT -F
 
 Lists the flows of a running \`svcplane proxy\` (HOST:PORT: its --metrics-bind-address, e.g.
 127.0.0.1:10249) as conntrack -L lists the kernel's: one /proc/net/nf_conntrack line per flow
 (protocol, seconds left, TCP state, the original and reply tuples, [UNREPLIED], [ASSURED], mark),
 then "N flow entries have been shown." on stderr. The kernel's own table holds none of them.
+  -L, --dump        list (the default)
+  -D, --delete      delete the flows selected, as conntrack -D: each is listed, then "N flow
+                    entries have been deleted." on stderr; exit 1 when none was. The next packet
+                    of a deleted flow is a new connection (its endpoint chosen again). Only from
+                    the node itself: the proxy refuses a deletion from another address.
+  -F, --flush       delete every flow, as conntrack -F
   -f, --family      ipv4 or ipv6
   -p, --proto       tcp, udp, sctp, icmp or icmpv6
   -s, --orig-src    original source (the client)
@@ -51,12 +59,12 @@ export function proxyURL(text: string): string {
  * saying what went wrong (the connection's error code, or the proxy's refusal). The timeout is
  * for the answer to start: a large table then streams as long as it takes.
  */
-export async function fromProxy(base: string, path: string, chunk: (text: string) => void): Promise<void> {
+export async function fromProxy(base: string, path: string, chunk: (text: string) => void, method: 'GET' | 'DELETE' = 'GET'): Promise<void> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(new Error(`no answer in ${TIMEOUT_MS / 1000} s`)), TIMEOUT_MS);
   let res: Response;
   try {
-    res = await fetch(`${base}${path}`, { signal: abort.signal });
+    res = await fetch(`${base}${path}`, { signal: abort.signal, method });
   } catch (e) {
     const x = e as Error & { cause?: { code?: string } };
     throw new Error(x.cause?.code ?? x.message);
@@ -71,12 +79,18 @@ export async function fromProxy(base: string, path: string, chunk: (text: string
   if (rest) chunk(rest);
 }
 
-/** Runs `svcplane conntrack ARGS`; returns the exit code (0 listed, 1 the proxy failed, 2 usage). */
+/**
+ * Runs `svcplane conntrack ARGS`; returns the exit code: 0 listed (or deleted some, or flushed),
+ * 1 the proxy failed or refused (or -D deleted nothing, as conntrack exits), 2 usage.
+ */
 export async function runConntrack(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const options = Object.fromEntries(FILTER_OPTIONS.map(([, long, short]) => [long.slice(2), { type: 'string' as const, ...(short ? { short: short.slice(1) } : {}) }]));
   const { values } = parseArgs({
     args: [...argv], strict: true, allowPositionals: false,
-    options: { ...options, proxy: { type: 'string' }, dump: { type: 'boolean', short: 'L' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      ...options, proxy: { type: 'string' }, dump: { type: 'boolean', short: 'L' }, delete: { type: 'boolean', short: 'D' },
+      flush: { type: 'boolean', short: 'F' }, help: { type: 'boolean', short: 'h' },
+    },
   });
   if (values.help) {
     out(CONNTRACK_HELP);
@@ -87,6 +101,8 @@ export async function runConntrack(argv: readonly string[], out: (s: string) => 
     return 2;
   };
   if (typeof values.proxy !== 'string') return usage('--proxy is required (the proxy\'s --metrics-bind-address)');
+  const command = values.flush ? 'flush' : values.delete ? 'delete' : 'dump';
+  if ([values.dump, values.delete, values.flush].filter(Boolean).length > 1) return usage('one of -L, -D and -F');
   let base: string;
   const given: Partial<Record<FilterField, string>> = {};
   try {
@@ -99,20 +115,23 @@ export async function runConntrack(argv: readonly string[], out: (s: string) => 
   } catch (e) {
     return usage((e as Error).message);
   }
+  if (command === 'flush' && Object.keys(given).length > 0) return usage('-F takes no selection (-D deletes a selection)');
   const q = new URLSearchParams();
   for (const [name, field] of CONNTRACK_PARAMS) if (given[field] !== undefined) q.set(name, given[field]);
   let lines = 0;
   try {
     await fromProxy(base, `/conntrack${q.size > 0 ? `?${q}` : ''}`, (text) => {
       for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lines++;
-      out(text);
-    });
+      if (command !== 'flush') out(text);
+    }, command === 'dump' ? 'GET' : 'DELETE');
   } catch (e) {
     err(`svcplane conntrack: ${base}: ${(e as Error).message}\n`);
     return 1;
   }
-  err(`svcplane conntrack: ${lines} flow entries have been shown.\n`);
-  return 0;
+  // conntrack's own closing words (conntrack.c), and its exit status: -D that deleted nothing fails.
+  if (command === 'flush') err('svcplane conntrack: connection tracking table has been emptied.\n');
+  else err(`svcplane conntrack: ${lines} flow entries have been ${command === 'dump' ? 'shown' : 'deleted'}.\n`);
+  return command === 'delete' && lines === 0 ? 1 : 0;
 }
 
 export const SHOW_HELP = `usage: svcplane show --proxy HOST:PORT iptables-save [-c] [-t TABLE]

@@ -19,7 +19,7 @@ commands:
   render      print the rules kube-proxy would install for a manifests file or directory
   trace       explain what a ruleset, manifests or a running proxy do with one packet (svcplane trace --help)
   proxy       serve Services on this node through a TUN device (svcplane proxy --help)
-  conntrack   list a running proxy's flows as conntrack -L lists the kernel's (svcplane conntrack --help)
+  conntrack   list or delete a running proxy's flows as conntrack -L / -D do the kernel's (svcplane conntrack --help)
   show        run iptables-save, iptables -L, ipvsadm -L over a running proxy's rules (svcplane show --help)
   help        this text; \`svcplane help COMMAND\` (or COMMAND --help) for a command's options
 `;

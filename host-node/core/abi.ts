@@ -104,6 +104,7 @@ export interface CoreExports {
   conntrackNext(cursor: number): number;
   conntrackExport(index: number, out: number, nowMs: number): number;
   conntrackImport(ptr: number, nowMs: number): number;
+  conntrackDelete(index: number): number;
   conntrackTimeout(kind: number, ms: number): number;
   conntrackFlushReplySrc(family: number, proto: number, a0: number, a1: number, a2: number, a3: number, port: number): number;
   conntrackFlushOrigDst(family: number, proto: number, a0: number, a1: number, a2: number, a3: number, port: number): number;

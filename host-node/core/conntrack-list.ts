@@ -67,6 +67,32 @@ export function conntrackFilter(values: Partial<Record<FilterField, string>>, na
 
 const longOption = (field: FilterField): string => FILTER_OPTIONS.find(([f]) => f === field)![1];
 
+/**
+ * A filter handed to the API as an object, checked as conntrackFilter() checks option values:
+ * throws an Error naming the field for a field it does not know (a misspelt one would otherwise
+ * select more flows than meant — every flow, with nothing else given) or a value of the wrong kind.
+ */
+export function checkedFilter(given: unknown): ConntrackFilter {
+  if (given === null || typeof given !== 'object' || Array.isArray(given)) throw new Error(`a conntrack filter is an object of ${FILTER_OPTIONS.map(([f]) => f).join(', ')}`);
+  const values: Partial<Record<FilterField, string>> = {};
+  for (const [key, v] of Object.entries(given)) {
+    if (!FILTER_OPTIONS.some(([f]) => f === key)) throw new Error(`unknown field ${JSON.stringify(key)} (${FILTER_OPTIONS.map(([f]) => f).join(', ')})`);
+    if (v === undefined) continue;
+    const field = key as FilterField;
+    if (field === 'family') {
+      if (v !== 4 && v !== 6) throw new Error(`family: 4 or 6, not ${JSON.stringify(v)}`);
+      values.family = `ipv${v}`;
+    } else if (field === 'sport' || field === 'dport') {
+      if (typeof v !== 'number' || !Number.isInteger(v)) throw new Error(`${field}: not a port number: ${JSON.stringify(v)}`);
+      values[field] = String(v);
+    } else {
+      if (typeof v !== 'string') throw new Error(`${field}: not a string: ${JSON.stringify(v)}`);
+      values[field] = v;
+    }
+  }
+  return conntrackFilter(values, (field) => field);
+}
+
 /** Whether `e` is one of the flows `f` selects. */
 export function conntrackMatches(e: ConntrackEntry, f: ConntrackFilter): boolean {
   return (f.family === undefined || e.family === f.family)

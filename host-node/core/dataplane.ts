@@ -11,6 +11,7 @@ import { formatIP, PROTO } from './packet.js';
 import { ipWords, tryParseIP } from './words.js';
 import { encodeServices, type ServiceSpec } from './svc-config.js';
 import { decodeRecord, RECORD_BYTES, type ConntrackEntry } from './conntrack-record.js';
+import { checkedFilter, conntrackMatches, type ConntrackFilter } from './conntrack-list.js';
 import { Crc32, RecordBlock, concatBytes, decodeSnapshot, snapshotChunks, type SavedAffinity } from './snapshot.js';
 import { setClusterDns, type ClusterDnsCore } from './cluster-dns.js';
 import { ConfigLog, recordConfig, applySvp, decodeSvp } from '../embed/svp.js';
@@ -356,6 +357,39 @@ export class Dataplane {
       const n = this.core.conntrackExport(i, buf, nowMs) >>> 0;
       this.refresh();
       if (n > 0) flows.push(decodeRecord(this.dv, buf, nowMs));
+    }
+    return { flows, next: i === CT_NONE ? null : i };
+  }
+
+  /**
+   * Deletes the flows `filter` selects — conntrack -L's selection (family, proto, src, dst,
+   * replySrc, replyDst, sport, dport; every field given must hold, `{}` selects every flow) — as
+   * `conntrack -D` deletes the kernel's, and returns them as they were. The next packet of a
+   * deleted flow is a new connection: the rules or the scheduler choose its endpoint again, which
+   * is how an operator moves a long-lived UDP flow off an endpoint by hand. A filter it cannot
+   * read throws, naming the field, before anything is deleted.
+   */
+  conntrackDelete(filter: ConntrackFilter = {}, nowMs = this.lastNowMs): ConntrackEntry[] {
+    return this.conntrackDeleteFrom(0, Infinity, filter, nowMs).flows;
+  }
+
+  /**
+   * conntrackDelete() over up to `max` flows from table slot `from` on (the slice a host deletes
+   * between packet batches), with the slot to go on from (null at the end).
+   */
+  conntrackDeleteFrom(from: number, max: number, filter: ConntrackFilter, nowMs = this.lastNowMs): { flows: ConntrackEntry[]; next: number | null } {
+    checkNow('conntrackDelete', nowMs);
+    const f = checkedFilter(filter);
+    if (!Number.isInteger(from) || from < 0 || !(max > 0)) throw new Error(`conntrackDeleteFrom: bad slot ${shown(from)} or count ${shown(max)}`);
+    const flows: ConntrackEntry[] = [];
+    const buf = this.core.cfgBuffer(RECORD_BYTES);
+    let i = this.core.conntrackNext(from) >>> 0;
+    for (let seen = 0; i !== CT_NONE && seen < max; i = this.core.conntrackNext(i + 1) >>> 0, seen++) {
+      // A flow whose time is up is gone already for every packet; the reaper takes it.
+      if (this.core.conntrackExport(i, buf, nowMs) >>> 0 === 0) continue;
+      this.refresh();
+      const e = decodeRecord(this.dv, buf, nowMs);
+      if (conntrackMatches(e, f) && this.core.conntrackDelete(i) === 1) flows.push(e);
     }
     return { flows, next: i === CT_NONE ? null : i };
   }

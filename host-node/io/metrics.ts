@@ -33,11 +33,25 @@ const SYNC_BUCKETS = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
 // metrics.go NetworkProgrammingLatency: 0.25 s steps to 1 s, 1 s steps to 5 s, then coarser.
 const NETPROG_BUCKETS = [0.25, 0.5, 0.75, 1, 2, 3, 4, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 75, 90, 105, 120, 135, 150, 180, 210, 240, 270, 300];
 
+/** What a route knows of its request besides the query. */
+export interface RouteRequest {
+  method: string;
+  /** The peer is the node itself (a loopback address): what a route that changes the core asks. */
+  loopback: boolean;
+}
+
 /**
  * A metrics-port route: the request's query parameters in, its answer out — text, a RouteReply,
  * text chunks to stream (AsyncIterable<string>), or anything else as JSON.
  */
-export type Route = (query: URLSearchParams) => unknown;
+export type Route = (query: URLSearchParams, request: RouteRequest) => unknown;
+
+/** 127.0.0.0/8, ::1, and IPv4 loopback as an IPv6 socket reports it. */
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4) || address === '::1';
+}
 
 const isStream = (v: unknown): v is AsyncIterable<string> => typeof v === 'object' && v !== null && Symbol.asyncIterator in v;
 
@@ -214,7 +228,7 @@ export class ProxyMetrics {
       if (route) {
         let body: unknown;
         try {
-          body = route(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
+          body = route(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), { method: req.method ?? 'GET', loopback: isLoopback(req.socket.remoteAddress) });
         } catch (e) {
           // A route's own fault: answered, never thrown out of the request handler (which would end the proxy).
           res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });

@@ -8,12 +8,14 @@
 //   /conntrack  the flows, as /proc/net/nf_conntrack lists the kernel's (core/conntrack-list.ts),
 //               selected as `conntrack -L` selects (family, proto, src, dst, reply-src, reply-dst,
 //               sport, dport), a slice of the table at a time with packets between slices
-//               (`svcplane conntrack --proxy` reads it).
+//               (`svcplane conntrack --proxy` reads it); DELETE, from the node itself only,
+//               deletes the flows so selected as `conntrack -D` does and lists them
+//               (`svcplane conntrack -D --proxy`).
 //   /show       the listing commands of a kube-proxy node (iptables-save, iptables -L / -S, their
 //               ip6tables forms, ipvsadm -L / -S) over the live rules and virtual servers, with
 //               the core's counters (read-only-tools.ts; `svcplane show --proxy` runs them).
-// None changes the core (a trace runs on its side path); a bad parameter is a 400 that names it,
-// never an exception in the proxy.
+// Nothing else changes the core (a trace runs on its side path); a bad parameter is a 400 that
+// names it, never an exception in the proxy.
 import type { Dataplane, TraceQuery } from '../dataplane.js';
 import type { ProtoName } from '../core/packet.js';
 import { conntrackFilter, conntrackMatches, procLine, type ConntrackFilter, type FilterField } from '../core/conntrack-list.js';
@@ -138,9 +140,47 @@ async function* conntrackLines(dp: Dataplane, f: ConntrackFilter, clock: () => n
   }
 }
 
-/** The /conntrack route of a proxy whose core is `dp`, read at `clock()`. */
+/**
+ * The lines of the flows `f` selects, deleted a slice of the table per turn of the event loop. A
+ * client that goes away midway does not stop it: the rest of the table is still gone through, so
+ * a deletion is never left half done.
+ */
+async function* conntrackDeletions(dp: Dataplane, f: ConntrackFilter, clock: () => number): AsyncGenerator<string> {
+  let from: number | null = 0;
+  const slice = (): string => {
+    const nowMs = clock();
+    const s = dp.conntrackDeleteFrom(from!, CONNTRACK_SLICE, f, nowMs);
+    from = s.next;
+    let text = '';
+    for (const e of s.flows) text += `${procLine(e, nowMs)}\n`;
+    return text;
+  };
+  try {
+    while (from !== null) {
+      const text = slice();
+      if (text) yield text;
+      if (from !== null) await new Promise((r) => setImmediate(r));
+    }
+  } finally {
+    while (from !== null) {
+      slice();
+      if (from !== null) await new Promise((r) => setImmediate(r));
+    }
+  }
+}
+
+/**
+ * The /conntrack route of a proxy whose core is `dp`, read at `clock()`: GET lists the flows,
+ * DELETE deletes them (`conntrack -D`) and lists those it deleted — only for a request from the
+ * node itself, as only the node's own administrator runs conntrack -D on a kube-proxy node; a
+ * metrics address bound wider still lists, and answers a DELETE from elsewhere with 403.
+ */
 export function conntrackRoute(dp: Dataplane, clock: () => number): Route {
-  return (params) => orBadRequest(() => conntrackLines(dp, conntrackQueryOf(params), clock));
+  return (params, request) => {
+    if (request.method !== 'DELETE') return orBadRequest(() => conntrackLines(dp, conntrackQueryOf(params), clock));
+    if (!request.loopback) return text(403, 'deleting flows: only from the node itself (a loopback address)');
+    return orBadRequest(() => conntrackDeletions(dp, conntrackQueryOf(params), clock));
+  };
 }
 
 /** The /show route: `?tool=iptables&arg=-t&arg=nat&arg=-nvL` runs that command line over `dp`. */

@@ -4,7 +4,7 @@
 // Dataplane (TCP through a Service, unreplied UDP, ICMP echo, IPv6 in full), and the filter.
 import { describe, it, expect } from 'vitest';
 import { Dataplane } from '../../../host-node/dataplane.js';
-import { buildPacket } from '../../../host-node/core/packet.js';
+import { buildPacket, decodePacket } from '../../../host-node/core/packet.js';
 import { conntrackFilter, conntrackMatches, procLine } from '../../../host-node/core/conntrack-list.js';
 
 const VIP = '198.18.96.10';
@@ -70,5 +70,64 @@ describe('conntrackFilter / conntrackMatches', () => {
     expect(() => conntrackFilter({ proto: 'tcp', dport: '70000' })).toThrow('--dport: not a port number: "70000"');
     expect(() => conntrackFilter({ dport: '80' })).toThrow('--dport needs --proto');
     expect(() => conntrackFilter({ replyDst: 'x' }, (f) => f)).toThrow('replyDst: not an IP address');
+  });
+});
+
+describe('dp.conntrackDelete (conntrack -D)', () => {
+  it('deletes the flows the filter selects and returns them as they were; the rest stay; {} deletes all', async () => {
+    const dp = await withFlows();
+    const gone = dp.conntrackDelete({ proto: 'udp' }, 1005);
+    expect(gone.map((e) => `${e.family} ${e.original.dst}`).sort()).toEqual(['4 198.18.7.7', '6 fd00:7::8']);
+    expect(dp.conntrack(1005).map((e) => e.proto).sort()).toEqual(['icmp', 'tcp']);
+    expect(dp.stats().conntrack_entries).toBe(2);
+    expect(dp.conntrackDelete({ proto: 'udp' }, 1005)).toEqual([]);
+    expect(dp.conntrackDelete({ family: 4, proto: 'tcp', dst: VIP, dport: 80, replySrc: EP }, 1005)).toHaveLength(1);
+    expect(dp.conntrackDelete({}, 1005).map((e) => e.proto)).toEqual(['icmp']);
+    expect(dp.conntrack(1005)).toEqual([]);
+  });
+
+  it('the next packet of a deleted flow is a new connection: a UDP flow held by a gone endpoint moves to the new one', async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], seed: 1 });
+    const dnatTo = (ep: string) => dp.iptablesRestore(`*nat\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -d ${VIP} -p udp --dport 53 -j DNAT --to-destination ${ep}:53\nCOMMIT\n`);
+    // Where the client's query went: its destination after the core.
+    const query = (t: number) => decodePacket(dp.process(buildPacket({ src: CLIENT, dst: VIP, proto: 'udp', sport: 5353, dport: 53 }), t).packet!)!.dst;
+    dnatTo(EP);
+    expect(query(1000)).toBe(EP);
+    dnatTo('198.18.100.3');
+    // The flow keeps its endpoint, as in the kernel, until it is deleted.
+    expect(query(1001)).toBe(EP);
+    expect(dp.conntrackDelete({ proto: 'udp', replySrc: EP }, 1002)).toHaveLength(1);
+    expect(query(1003)).toBe('198.18.100.3');
+    expect(dp.conntrack(1003).map((e) => e.reply.src)).toEqual(['198.18.100.3']);
+  });
+
+  it('a slice of the table at a time: every selected flow once, and where to go on', async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], seed: 1 });
+    dp.iptablesRestore('*filter\n:FORWARD ACCEPT [0:0]\nCOMMIT\n');
+    for (let i = 0; i < 20; i++) dp.process(buildPacket({ src: CLIENT, dst: '198.18.7.7', proto: i % 2 ? 'tcp' : 'udp', sport: 2000 + i, dport: 53, flags: 'S' }), 1000);
+    const sports: number[] = [];
+    let from: number | null = 0, slices = 0;
+    while (from !== null) {
+      const r = dp.conntrackDeleteFrom(from, 3, { proto: 'udp' }, 1000);
+      sports.push(...r.flows.map((e) => e.original.sport!));
+      from = r.next;
+      slices++;
+    }
+    expect(slices).toBe(7);
+    expect(sports.sort()).toEqual(Array.from({ length: 10 }, (_, i) => 2000 + 2 * i));
+    expect(dp.conntrack(1000).every((e) => e.proto === 'tcp')).toBe(true);
+    expect(dp.conntrack(1000)).toHaveLength(10);
+  });
+
+  it('refuses a filter it cannot read, naming the field, and deletes nothing', async () => {
+    const dp = await withFlows();
+    expect(() => dp.conntrackDelete({ dest: VIP } as never, 1005)).toThrow('unknown field "dest"');
+    expect(() => dp.conntrackDelete({ family: 'ipv4' } as never, 1005)).toThrow('family: 4 or 6, not "ipv4"');
+    expect(() => dp.conntrackDelete({ proto: 'tcp', dport: '80' } as never, 1005)).toThrow('dport: not a port number: "80"');
+    expect(() => dp.conntrackDelete({ dport: 80 }, 1005)).toThrow('dport needs proto');
+    expect(() => dp.conntrackDelete({ src: 'nope' }, 1005)).toThrow('src: not an IP address: "nope"');
+    expect(() => dp.conntrackDelete('udp' as never, 1005)).toThrow('a conntrack filter is an object');
+    expect(() => dp.conntrackDeleteFrom(-1, 5, {}, 1005)).toThrow('bad slot -1');
+    expect(dp.conntrack(1005)).toHaveLength(4);
   });
 });

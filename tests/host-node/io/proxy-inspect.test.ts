@@ -8,7 +8,8 @@
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import type { NodeProxy } from '../../../host-node/io/node-proxy.js';
 import { startUserspaceProxy, freePort, webManifests, type UserspaceProxy } from '../../support/userspace-proxy.js';
-import { traceQueryOf, conntrackQueryOf, CONNTRACK_SLICE, type ProxyTrace } from '../../../host-node/io/proxy-inspect.js';
+import { traceQueryOf, conntrackQueryOf, conntrackRoute, CONNTRACK_SLICE, type ProxyTrace } from '../../../host-node/io/proxy-inspect.js';
+import { isLoopback, RouteReply } from '../../../host-node/io/metrics.js';
 import { runTrace } from '../../../host-node/cli/trace.js';
 import { runConntrack, runShow } from '../../../host-node/cli/inspect.js';
 import { buildPacket } from '../../../host-node/core/packet.js';
@@ -231,5 +232,71 @@ describe('a running proxy\'s /conntrack over a large table', () => {
     err = '';
     expect(await runConntrack(['-s', CLIENT], () => {}, (s) => { err += s; })).toBe(2);
     expect(err).toContain('--proxy is required');
+  });
+
+  it('deletes as conntrack -D, over many slices, only for the node itself; svcplane conntrack -D and -F', async () => {
+    const dp = served.proxy.dp;
+    const now = served.proxy.clock();
+    const n = 2 * CONNTRACK_SLICE + 100;
+    for (let i = 0; i < n; i += 256) {
+      dp.processBatch(Array.from({ length: Math.min(256, n - i) }, (_, k) =>
+        buildPacket({ src: '198.18.50.3', dst: VIP, proto: 'tcp', sport: 10000 + i + k, dport: 80, flags: 'S' })), now);
+    }
+    dp.process(buildPacket({ src: CLIENT, dst: '198.18.7.7', proto: 'udp', sport: 5353, dport: 53 }), now);
+    const count = () => dp.conntrack(served.proxy.clock()).length;
+    const before = count();
+    const proxy = ['--proxy', `127.0.0.1:${served.port}`];
+    // Another address may list, not delete; a selection it cannot read deletes nothing.
+    const route = conntrackRoute(dp, served.proxy.clock);
+    const refused = route(new URLSearchParams('proto=udp'), { method: 'DELETE', loopback: false }) as RouteReply;
+    expect([refused.status, refused.body]).toEqual([403, 'deleting flows: only from the node itself (a loopback address)\n']);
+    expect(route(new URLSearchParams('proto=udp'), { method: 'GET', loopback: false })).not.toBeInstanceOf(RouteReply);
+    const bad = await fetch(`http://127.0.0.1:${served.port}/conntrack?proto=gre`, { method: 'DELETE' });
+    expect([bad.status, await bad.text()]).toEqual([400, 'proto: tcp, udp, sctp, icmp or icmpv6, not "gre"\n']);
+    expect(count()).toBe(before);
+
+    // The flows to one endpoint: each listed as it went, the count on stderr, the rest kept.
+    const toFirst = dp.conntrack(now).filter((e) => e.proto === 'tcp' && e.reply.src === EPS[0]).length;
+    expect(toFirst).toBeGreaterThan(CONNTRACK_SLICE);
+    let out = '', err = '';
+    expect(await runConntrack([...proxy, '-D', '-p', 'tcp', '-r', EPS[0]!], (s) => { out += s; }, (s) => { err += s; })).toBe(0);
+    const lines = out.split('\n').filter(Boolean);
+    expect(lines).toHaveLength(toFirst);
+    for (const l of lines) expect(l).toMatch(new RegExp(`^ipv4     2 tcp      6 \\d+ SYN_SENT src=198\\.18\\.50\\.[13] dst=${VIP.replace(/\./g, '\\.')} sport=\\d+ dport=80 \\[UNREPLIED\\] src=${EPS[0]!.replace(/\./g, '\\.')} `));
+    expect(err).toBe(`svcplane conntrack: ${toFirst} flow entries have been deleted.\n`);
+    expect(count()).toBe(before - toFirst);
+    expect(dp.conntrack(now).some((e) => e.reply.src === EPS[0])).toBe(false);
+    // Nothing left to delete: conntrack's exit status 1.
+    out = err = '';
+    expect(await runConntrack([...proxy, '--delete', '-r', EPS[0]!], (s) => { out += s; }, (s) => { err += s; })).toBe(1);
+    expect([out, err]).toEqual(['', 'svcplane conntrack: 0 flow entries have been deleted.\n']);
+
+    // A client gone after the first slice's lines: the deletion still goes through the table.
+    const remaining = dp.conntrack(now).filter((e) => e.proto === 'tcp').length;
+    expect(remaining).toBeGreaterThan(CONNTRACK_SLICE);
+    const deleting = route(new URLSearchParams('proto=tcp'), { method: 'DELETE', loopback: true }) as AsyncGenerator<string>;
+    const first = await deleting.next();
+    expect((first.value as string).split('\n').filter(Boolean).length).toBeLessThan(remaining);
+    await deleting.return(undefined);
+    expect(dp.conntrack(now).filter((e) => e.proto === 'tcp')).toEqual([]);
+    expect(count()).toBe(1);
+
+    // -F: every flow, nothing listed.
+    expect(await runConntrack([...proxy, '-F'], (s) => { out += s; }, (s) => { err += s; })).toBe(0);
+    expect(out).toBe('');
+    expect(err).toContain('svcplane conntrack: connection tracking table has been emptied.\n');
+    expect(count()).toBe(0);
+    err = '';
+    expect(await runConntrack([...proxy, '-F', '-p', 'udp'], () => {}, (s) => { err += s; })).toBe(2);
+    expect(err).toContain('-F takes no selection');
+    expect(await runConntrack([...proxy, '-L', '-D'], () => {}, (s) => { err += s; })).toBe(2);
+    expect(err).toContain('one of -L, -D and -F');
+  });
+});
+
+describe('isLoopback', () => {
+  it('is the node itself: 127.0.0.0/8, ::1, and IPv4 loopback on an IPv6 socket; nothing else', () => {
+    for (const a of ['127.0.0.1', '127.3.2.1', '::1', '::ffff:127.0.0.1']) expect(isLoopback(a), a).toBe(true);
+    for (const a of [undefined, '', '198.18.0.1', '::ffff:198.18.0.1', 'fd00::1', '::', '0.0.0.0', '1270.0.0.1']) expect(isLoopback(a), String(a)).toBe(false);
   });
 });
