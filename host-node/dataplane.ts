@@ -7,7 +7,7 @@ import { IPVS_RECORD_BYTES, RecordBlock, type Crc32, type SavedAffinity } from '
 import { AffinityKeeper, type AffinityCore, type RecentEntry } from './kube/affinity-keeper.js';
 import { buildPacket, parseIP } from './core/packet.js';
 import {
-  parseRestore, renderSave, renderList, renderRules, kernelOrder, ChainLines, Ruleset, type Table, type RuleLines,
+  parseRestore, saveLines, listLines, rulesLines, joinLines, kernelOrder, ChainLines, Ruleset, type Table, type RuleLines,
   type RestoreError, type TableName, type Family,
 } from './netfilter/index.js';
 import { IptCompiler, loadRestore, type IptCore } from './netfilter/compile.js';
@@ -46,6 +46,12 @@ interface FamilyState {
 }
 
 type FullCore = IptCore & TraceCore & CounterCore & { iptModeSet(on: number): void };
+
+/** Which iptables listing (Dataplane.iptablesLines): iptables-save, iptables -L, or iptables -S. */
+export type IptablesListing =
+  | { command: 'save'; family?: Family; counters?: boolean; table?: TableName }
+  | { command: 'list'; family?: Family; table?: TableName; chain?: string; exact?: boolean; lineNumbers?: boolean; verbose?: boolean }
+  | { command: 'rules'; family?: Family; table?: TableName; chain?: string; counters?: boolean };
 
 export class Dataplane extends CoreDataplane {
   private readonly udpReconcile = new UdpReconcile();
@@ -222,24 +228,37 @@ export class Dataplane extends CoreDataplane {
 
   /** The live rules as `iptables-save [-c] [-t table]` prints them. */
   iptablesSave(opts: { family?: Family; counters?: boolean; table?: TableName } = {}): string {
-    const family = familyOf(opts);
-    return renderSave(this.families[family].ruleset, {
-      counters: opts?.counters ?? false, live: this.liveCounters.source(family), ...(opts?.table ? { tables: [opts.table] } : {}),
-    });
+    return joinLines(this.iptablesLines({ command: 'save', ...opts }).lines);
   }
 
   /** `iptables -L [chain] -n -v` for one table, with the core's counters (`verbose: false`: without -v). */
   iptablesList(table: TableName = 'filter', chain?: string, opts: { family?: Family; exact?: boolean; lineNumbers?: boolean; verbose?: boolean } = {}): string {
-    const family = familyOf(opts);
-    return renderList(this.families[family].ruleset, table, chain, {
-      counters: this.liveCounters.source(family), exact: opts?.exact ?? false, lineNumbers: opts?.lineNumbers ?? false, verbose: opts?.verbose ?? true,
-    });
+    return joinLines(this.iptablesLines({ command: 'list', table, ...(chain !== undefined ? { chain } : {}), ...opts }).lines);
   }
 
   /** `iptables -S [chain]` for one table (`counters`: -S -v, with the core's counters). */
   iptablesRules(table: TableName = 'filter', chain?: string, opts: { family?: Family; counters?: boolean } = {}): string {
-    const family = familyOf(opts);
-    return renderRules(this.families[family].ruleset, table, chain, opts?.counters ? { counters: this.liveCounters.source(family) } : {});
+    return joinLines(this.iptablesLines({ command: 'rules', table, ...(chain !== undefined ? { chain } : {}), ...opts }).lines);
+  }
+
+  /**
+   * One of the three listings above as lines (without newlines), each made when it is pulled, over
+   * the rules as they are at this call — so a host can list 200,000 rules a slice at a time with
+   * packets going on between slices. `current()` turns false once a restore has replaced the rules:
+   * the counters the remaining lines would read are then other rules', and the listing is to be
+   * made again. An unknown table or chain throws here, before any line.
+   */
+  iptablesLines(listing: IptablesListing): { lines: Iterable<string>; current: () => boolean } {
+    const family = familyOf(listing);
+    const rs = this.families[family].ruleset;
+    const live = this.liveCounters.source(family);
+    const table = listing.table ?? 'filter';
+    const lines = listing.command === 'save'
+      ? saveLines(rs, { counters: listing.counters ?? false, live, ...(listing.table ? { tables: [listing.table] } : {}) })
+      : listing.command === 'list'
+        ? listLines(rs, table, listing.chain, { counters: live, exact: listing.exact ?? false, lineNumbers: listing.lineNumbers ?? false, verbose: listing.verbose ?? true })
+        : rulesLines(rs, table, listing.chain, listing.counters ? { counters: live } : {});
+    return { lines, current: () => this.families[family].ruleset === rs };
   }
 
   /**
@@ -317,9 +336,22 @@ export class Dataplane extends CoreDataplane {
    * port (frontends, Cluster and Local endpoints, policies), IPv4 then IPv6; '' in other modes.
    */
   directList(): string {
-    if (this.applied !== 'direct') return '';
-    const lines = [4, 6].flatMap((f) => directTableLines(this.kube?.state.families.get(f as 4 | 6)?.model, this.directOpts));
-    return lines.length ? `${lines.join('\n')}\n` : '';
+    return joinLines(this.directLines().lines);
+  }
+
+  /**
+   * directList()'s lines (without newlines), each made when it is pulled; `current()` turns false
+   * once an apply has changed the table (see iptablesLines()).
+   */
+  directLines(): { lines: Iterable<string>; current: () => boolean } {
+    const at = this.applies;
+    const current = () => this.applies === at;
+    if (this.applied !== 'direct') return { lines: [], current };
+    const families = this.kube?.state.families, opts = this.directOpts;
+    return {
+      lines: (function* () { for (const f of [4, 6] as const) yield* directTableLines(families?.get(f)?.model, opts); })(),
+      current,
+    };
   }
 
   /** trace() in direct mode: the decision of the core's direct service table (kube/direct-explain.ts). */
@@ -387,6 +419,7 @@ export class Dataplane extends CoreDataplane {
    */
   apply(input: string | unknown[] | DecodedObjects, opts: ApplyOptions = {}): ApplyResult {
     opts ??= {};
+    this.applies++;
     const decoded = typeof input === 'object' ? decodedSet(input) : null;
     const set = typeof input === 'string' ? parseManifests(input) : Array.isArray(input) ? loadObjects(input)
       : decoded ? { ...decoded, issues: [] as ManifestIssue[] } : loadObjects([input]);
@@ -518,6 +551,8 @@ export class Dataplane extends CoreDataplane {
 
   /** The mode the last apply() used. */
   private applied?: 'iptables' | 'ipvs' | 'direct';
+  /** apply() calls so far: a listing of the tables they write is current while this stays. */
+  private applies = 0;
   /** The rendering options of the last apply (a change renders every Service again). */
   private renderKey?: string;
   /** The direct mode's render settings of the last apply (trace renders the entries it explains with them). */

@@ -42,7 +42,8 @@ export interface RouteRequest {
 
 /**
  * A metrics-port route: the request's query parameters in, its answer out — text, a RouteReply,
- * text chunks to stream (AsyncIterable<string>), or anything else as JSON.
+ * text chunks to stream (AsyncIterable<string>), a Promise of one of those (an answer made over
+ * several turns of the event loop), or anything else as JSON.
  */
 export type Route = (query: URLSearchParams, request: RouteRequest) => unknown;
 
@@ -79,6 +80,27 @@ async function stream(res: ServerResponse, chunks: AsyncIterable<string>): Promi
   } catch (e) {
     res.destroy(e as Error);
   }
+}
+
+/** Writes a route's answer (see Route). */
+function answer(res: ServerResponse, body: unknown): void {
+  if (body instanceof RouteReply) {
+    res.writeHead(body.status, { 'Content-Type': body.type, 'X-Content-Type-Options': 'nosniff' });
+    res.end(body.body);
+    return;
+  }
+  if (isStream(body)) {
+    res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+    void stream(res, body);
+    return;
+  }
+  if (typeof body === 'string') {
+    res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+    res.end(body);
+    return;
+  }
+  res.writeHead(200, { 'Content-Type': 'application/json' });
+  res.end(`${JSON.stringify(body, null, 2)}\n`);
 }
 
 /** A route's answer with its own status and content type (text or JSON the route wrote). */
@@ -235,23 +257,15 @@ export class ProxyMetrics {
           res.end(`${(e as Error).message}\n`);
           return;
         }
-        if (body instanceof RouteReply) {
-          res.writeHead(body.status, { 'Content-Type': body.type, 'X-Content-Type-Options': 'nosniff' });
-          res.end(body.body);
+        if (body instanceof Promise) {
+          body.then((b: unknown) => answer(res, b), (e: Error) => {
+            if (res.headersSent) return void res.destroy(e);
+            res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
+            res.end(`${e.message}\n`);
+          });
           return;
         }
-        if (isStream(body)) {
-          res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
-          void stream(res, body);
-          return;
-        }
-        if (typeof body === 'string') {
-          res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
-          res.end(body);
-          return;
-        }
-        res.writeHead(200, { 'Content-Type': 'application/json' });
-        res.end(`${JSON.stringify(body, null, 2)}\n`);
+        answer(res, body);
         return;
       }
       if (path !== '/metrics') {

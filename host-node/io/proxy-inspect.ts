@@ -13,7 +13,8 @@
 //               (`svcplane conntrack -D --proxy`).
 //   /show       the listing commands of a kube-proxy node (iptables-save, iptables -L / -S, their
 //               ip6tables forms, ipvsadm -L / -S) over the live rules and virtual servers, with
-//               the core's counters (read-only-tools.ts; `svcplane show --proxy` runs them).
+//               the core's counters (read-only-tools.ts; `svcplane show --proxy` runs them),
+//               made a slice at a time with packets between slices, over one ruleset.
 // Nothing else changes the core (a trace runs on its side path); a bad parameter is a 400 that
 // names it, never an exception in the proxy.
 import type { Dataplane, TraceQuery } from '../dataplane.js';
@@ -21,7 +22,7 @@ import type { ProtoName } from '../core/packet.js';
 import { conntrackFilter, conntrackMatches, procLine, type ConntrackFilter, type FilterField } from '../core/conntrack-list.js';
 import { traceJSONValue, type TraceResult } from '../netfilter/trace.js';
 import { RouteReply, type Route } from './metrics.js';
-import { runShowTool, SHOW_TOOLS, ToolRefused, type ShowTool } from './read-only-tools.js';
+import { showTool, SHOW_TOOLS, ToolRefused, type ShowOutput, type ShowTool } from './read-only-tools.js';
 
 /** The parameters /trace reads. */
 export const TRACE_PARAMS = ['src', 'dst', 'dport', 'sport', 'proto', 'flags', 'from'] as const;
@@ -183,12 +184,53 @@ export function conntrackRoute(dp: Dataplane, clock: () => number): Route {
   };
 }
 
+/** Work done on a listing between two turns of the event loop (ms of the proxy's thread). */
+export const SHOW_SLICE_MS = 4;
+/** Times a listing is begun again after a restore replaced its rules midway, before it is made at once. */
+const SHOW_RESTARTS = 2;
+
+/**
+ * A listing made a slice at a time, packets going on between slices: 900 ms of `iptables -t nat
+ * -nvL` at 20,000 Services in one piece would hold every packet that long (the TUN queue holds a
+ * few hundred). It lists one ruleset, as the kernel's listing copies one table: when a restore
+ * replaced the rules midway, it begins again, and after SHOW_RESTARTS it is made in one piece.
+ * Resolves to the whole text (or the tool's refusal, if the restore removed what it lists).
+ */
+export async function pacedShow(first: ShowOutput, again: () => ShowOutput, now: () => number = () => performance.now()): Promise<RouteReply> {
+  let out = first;
+  for (let restarts = 0; ; restarts++) {
+    const parts: string[] = [];
+    let since = now(), n = 0, live = true;
+    for (const piece of out.pieces) {
+      parts.push(piece);
+      if (restarts < SHOW_RESTARTS && (++n & 255) === 0 && now() - since >= SHOW_SLICE_MS) {
+        await new Promise((r) => setImmediate(r));
+        if (!out.current()) {
+          live = false;
+          break;
+        }
+        since = now();
+      }
+    }
+    if (live) return text(200, parts.join(''));
+    try {
+      out = again();
+    } catch (e) {
+      if (e instanceof ToolRefused) return text(400, e.message);
+      throw e;
+    }
+  }
+}
+
 /** The /show route: `?tool=iptables&arg=-t&arg=nat&arg=-nvL` runs that command line over `dp`. */
 export function showRoute(dp: Dataplane): Route {
   return (params) => orBadRequest(() => {
     onlyParams(params, ['tool', 'arg'], ['arg']);
     const tool = params.get('tool');
     if (tool === null || !(SHOW_TOOLS as readonly string[]).includes(tool)) throw new BadQuery(`tool: one of ${SHOW_TOOLS.join(', ')}`);
-    return text(200, runShowTool(dp, tool as ShowTool, params.getAll('arg')));
+    const args = params.getAll('arg');
+    const make = (): ShowOutput => showTool(dp, tool as ShowTool, args);
+    // A command line it refuses is a 400 at once; the listing is made over the next turns.
+    return pacedShow(make(), make);
   }, ToolRefused);
 }

@@ -41,7 +41,28 @@ function table(prog: string, v: string | undefined): TableName {
   return v as TableName;
 }
 
-function save(dp: Dataplane, tool: 'iptables-save' | 'ip6tables-save', argv: readonly string[]): string {
+/**
+ * A listing's text in pieces, concatenated as they are and made as they are pulled (a large rule
+ * listing a slice at a time), and whether what it lists is still live: false once a restore has
+ * replaced the rules it reads (then it is to be made again).
+ */
+export interface ShowOutput {
+  pieces: Iterable<string>;
+  current(): boolean;
+}
+
+/** A text made at once. */
+const whole = (text: string): ShowOutput => ({ pieces: [text], current: () => true });
+
+/** An iptables (or direct table) listing's lines, each with its newline. */
+function lined(listing: { lines: Iterable<string>; current: () => boolean }): ShowOutput {
+  return {
+    pieces: (function* () { for (const l of listing.lines) yield `${l}\n`; })(),
+    current: listing.current,
+  };
+}
+
+function save(dp: Dataplane, tool: 'iptables-save' | 'ip6tables-save', argv: readonly string[]): ShowOutput {
   let counters = false;
   let t: TableName | undefined;
   const args = unbundle(argv, 't');
@@ -51,10 +72,10 @@ function save(dp: Dataplane, tool: 'iptables-save' | 'ip6tables-save', argv: rea
     else if (a === '-t' || a === '--table') t = table(tool, args[++i]);
     else throw new ToolRefused(`${tool}: ${JSON.stringify(a)}: only -c and -t TABLE are read here (the proxy lists, never changes, its rules)`);
   }
-  return dp.iptablesSave({ family: tool === 'iptables-save' ? 4 : 6, counters, ...(t ? { table: t } : {}) });
+  return lined(dp.iptablesLines({ command: 'save', family: tool === 'iptables-save' ? 4 : 6, counters, ...(t ? { table: t } : {}) }));
 }
 
-function list(dp: Dataplane, tool: 'iptables' | 'ip6tables', argv: readonly string[]): string {
+function list(dp: Dataplane, tool: 'iptables' | 'ip6tables', argv: readonly string[]): ShowOutput {
   let t: TableName = 'filter';
   let command: 'L' | 'S' | undefined;
   let chain: string | undefined;
@@ -76,9 +97,9 @@ function list(dp: Dataplane, tool: 'iptables' | 'ip6tables', argv: readonly stri
   if (command === undefined) throw new ToolRefused(`${tool} v1.8.9 (legacy): no command specified`);
   const family = tool === 'iptables' ? 4 : 6;
   try {
-    return command === 'L'
-      ? dp.iptablesList(t, chain, { family, exact, lineNumbers, verbose })
-      : dp.iptablesRules(t, chain, { family, counters: verbose });
+    return lined(command === 'L'
+      ? dp.iptablesLines({ command: 'list', table: t, ...(chain !== undefined ? { chain } : {}), family, exact, lineNumbers, verbose })
+      : dp.iptablesLines({ command: 'rules', table: t, ...(chain !== undefined ? { chain } : {}), family, counters: verbose }));
   } catch (e) {
     throw new ToolRefused((e as Error).message);
   }
@@ -147,14 +168,22 @@ function recent(dp: Dataplane, argv: readonly string[]): string {
 
 /** The output of `tool argv` over the live core, or ToolRefused with what the tool would say. */
 export function runShowTool(dp: Dataplane, tool: ShowTool, argv: readonly string[]): string {
+  return [...showTool(dp, tool, argv).pieces].join('');
+}
+
+/**
+ * runShowTool() in pieces (ShowOutput); a command line it refuses throws ToolRefused here,
+ * before any piece is made.
+ */
+export function showTool(dp: Dataplane, tool: ShowTool, argv: readonly string[]): ShowOutput {
   switch (tool) {
     case 'iptables-save': case 'ip6tables-save': return save(dp, tool, argv);
     case 'iptables': case 'ip6tables': return list(dp, tool, argv);
-    case 'ipvsadm': return ipvsadm(dp, argv);
-    case 'ipset': return ipset(dp, argv);
-    case 'recent': return recent(dp, argv);
+    case 'ipvsadm': return whole(ipvsadm(dp, argv));
+    case 'ipset': return whole(ipset(dp, argv));
+    case 'recent': return whole(recent(dp, argv));
     case 'direct':
       if (argv.length > 0) throw new ToolRefused(`direct: ${JSON.stringify(argv[0])}: the direct table is listed whole`);
-      return dp.directList();
+      return lined(dp.directLines());
   }
 }

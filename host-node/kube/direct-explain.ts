@@ -282,8 +282,7 @@ export function directEntryLines(s: DirectService): string[] {
 }
 
 /** Every entry of `model`'s direct table, as directEntryLines gives them, in the model's order. */
-export function directTableLines(model: ProxyModel | undefined, opts: DirectRenderOptions): string[] {
-  const out: string[] = [];
-  model?.services.forEach((sp) => { out.push(...directEntryLines(renderDirectService(sp, model.endpoints.get(sp.id) ?? [], opts, 0))); });
-  return out;
+export function* directTableLines(model: ProxyModel | undefined, opts: DirectRenderOptions): Generator<string> {
+  if (!model) return;
+  for (const sp of model.services.values()) yield* directEntryLines(renderDirectService(sp, model.endpoints.get(sp.id) ?? [], opts, 0));
 }

@@ -6,9 +6,9 @@
 export { parseRestore } from './restore.js';
 export type { RestoreOptions, RestoreResult, RestoreError, Touched } from './restore.js';
 export type { CounterReset } from './commands.js';
-export { renderSave, ctime, kernelOrder, appendLine, ruleSpec, sameRule } from './save.js';
+export { renderSave, saveLines, joinLines, ctime, kernelOrder, appendLine, ruleSpec, sameRule } from './save.js';
 export type { SaveOptions } from './save.js';
-export { renderRules, renderList, ChainLines } from './list.js';
+export { renderRules, renderList, rulesLines, listLines, ChainLines } from './list.js';
 export type { CounterSource, ListOptions, RulesOptions, RuleLines } from './list.js';
 export { Ruleset, Table, LayeredMap, BUILTIN_CHAINS, HOOK_BIT, emptyTable } from './ruleset.js';
 export type { Chain } from './ruleset.js';

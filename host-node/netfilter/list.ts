@@ -12,7 +12,7 @@ import { printState } from './ext-state.js';
 import { printTarget, targetListName } from './ext-target.js';
 import type { AddrMatch, Counters, Family, Match, Rule, TableName } from './model.js';
 import { ZERO_COUNTERS } from './model.js';
-import { appendLine, ruleSpec } from './save.js';
+import { appendLine, joinLines, ruleSpec } from './save.js';
 import { type Chain, type Ruleset, type Table, emptyTable, isTableName } from './ruleset.js';
 import { kernelOrder } from './save.js';
 import { countersOf, type CounterSource } from './live-counters.js';
@@ -83,14 +83,23 @@ export class ChainLines implements RuleLines {
 
 /** `iptables -S [chain]`: -P/-N lines, then every rule as `-A CHAIN …`. */
 export function renderRules(rs: Ruleset, table: TableName, chain?: string, opts: RulesOptions = {}): string {
-  const t = tableOf(rs, table);
-  const chains = chainsOf(t, chain);
+  return joinLines(rulesLines(rs, table, chain, opts));
+}
+
+/**
+ * renderRules()'s lines (without newlines), made as they are pulled (see saveLines()); an
+ * unknown table or chain throws here, before the first line.
+ */
+export function rulesLines(rs: Ruleset, table: TableName, chain?: string, opts: RulesOptions = {}): Iterable<string> {
+  const chains = chainsOf(tableOf(rs, table), chain);
   const src = typeof opts.counters === 'function' ? opts.counters : undefined;
-  const withCounters = opts.counters !== undefined && opts.counters !== false;
-  const out: string[] = [];
+  return rulesOf(chains, table, src, opts.counters !== undefined && opts.counters !== false);
+}
+
+function* rulesOf(chains: readonly Chain[], table: TableName, src: CounterSource | undefined, withCounters: boolean): Generator<string> {
   for (const c of chains) {
     if (!c.builtin) {
-      out.push(`-N ${c.name}`);
+      yield `-N ${c.name}`;
       continue;
     }
     let line = `-P ${c.name} ${c.policy}`;
@@ -98,15 +107,15 @@ export function renderRules(rs: Ruleset, table: TableName, chain?: string, opts:
       const k = countersOf(src, table, c.name, -1, c.counters);
       line += ` -c ${k.packets} ${k.bytes}`;
     }
-    out.push(line);
+    yield line;
   }
   for (const c of chains) {
-    c.rules.forEach((r, i) => {
-      const spec = withCounters ? ruleSpec(r, countersOf(src, table, c.name, i, r.counters)) : ruleSpec(r);
-      out.push(appendLine(c.name, spec));
-    });
+    const rules = c.rules;
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i]!;
+      yield appendLine(c.name, withCounters ? ruleSpec(r, countersOf(src, table, c.name, i, r.counters)) : ruleSpec(r));
+    }
   }
-  return out.length ? out.join('\n') + '\n' : '';
 }
 
 /** xtables_print_num() in a table column (`%5llu `, `%4lluK `, … or `%8llu ` with -x). */
@@ -157,10 +166,24 @@ function ruleLine(r: Rule, n: number, k: Counters, o: Required<Omit<ListOptions,
 
 /** `iptables -L [chain] -n -v [-x] [--line-numbers]` (verbose: false drops -v). */
 export function renderList(rs: Ruleset, table: TableName, chain?: string, opts: ListOptions = {}): string {
+  return joinLines(listLines(rs, table, chain, opts));
+}
+
+/**
+ * renderList()'s lines (without newlines; an empty one between chains), made as they are pulled
+ * (see saveLines()); an unknown table or chain throws here, before the first line.
+ */
+export function listLines(rs: Ruleset, table: TableName, chain?: string, opts: ListOptions = {}): Iterable<string> {
   const t = tableOf(rs, table);
+  return listOf(t, chainsOf(t, chain), table, opts);
+}
+
+function* listOf(t: Table, chains: readonly Chain[], table: TableName, opts: ListOptions): Generator<string> {
   const o = { exact: !!opts.exact, lineNumbers: !!opts.lineNumbers, verbose: opts.verbose ?? true };
-  const blocks: string[] = [];
-  for (const c of chainsOf(t, chain)) {
+  let first = true;
+  for (const c of chains) {
+    if (!first) yield '';
+    first = false;
     let head = `Chain ${c.name}`;
     if (c.builtin) {
       head += ` (policy ${c.policy}`;
@@ -172,14 +195,14 @@ export function renderList(rs: Ruleset, table: TableName, chain?: string, opts: 
     } else {
       head += ` (${t.references(c.name)} references)`;
     }
+    yield head;
     let cols = o.lineNumbers ? 'num  ' : '';
     if (o.verbose) cols += o.exact ? '    pkts      bytes ' : ' pkts bytes ';
     cols += 'target    ' + ' prot opt';
     if (o.verbose) cols += ' in     out    ';
     cols += ' source              ' + ' destination         ';
-    const lines = [head, cols];
-    c.rules.forEach((r, i) => lines.push(ruleLine(r, i + 1, countersOf(opts.counters, table, c.name, i, r.counters), o)));
-    blocks.push(lines.join('\n') + '\n');
+    yield cols;
+    const rules = c.rules;
+    for (let i = 0; i < rules.length; i++) yield ruleLine(rules[i]!, i + 1, countersOf(opts.counters, table, c.name, i, rules[i]!.counters), o);
   }
-  return blocks.join('\n');
 }

@@ -8,7 +8,9 @@
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import type { NodeProxy } from '../../../host-node/io/node-proxy.js';
 import { startUserspaceProxy, freePort, webManifests, type UserspaceProxy } from '../../support/userspace-proxy.js';
-import { traceQueryOf, conntrackQueryOf, conntrackRoute, CONNTRACK_SLICE, type ProxyTrace } from '../../../host-node/io/proxy-inspect.js';
+import { traceQueryOf, conntrackQueryOf, conntrackRoute, pacedShow, CONNTRACK_SLICE, SHOW_SLICE_MS, type ProxyTrace } from '../../../host-node/io/proxy-inspect.js';
+import { runShowTool, showTool } from '../../../host-node/io/read-only-tools.js';
+import { Dataplane } from '../../../host-node/dataplane.js';
 import { isLoopback, RouteReply } from '../../../host-node/io/metrics.js';
 import { runTrace } from '../../../host-node/cli/trace.js';
 import { runConntrack, runShow } from '../../../host-node/cli/inspect.js';
@@ -298,5 +300,96 @@ describe('isLoopback', () => {
   it('is the node itself: 127.0.0.0/8, ::1, and IPv4 loopback on an IPv6 socket; nothing else', () => {
     for (const a of ['127.0.0.1', '127.3.2.1', '::1', '::ffff:127.0.0.1']) expect(isLoopback(a), a).toBe(true);
     for (const a of [undefined, '', '198.18.0.1', '::ffff:198.18.0.1', 'fd00::1', '::', '0.0.0.0', '1270.0.0.1']) expect(isLoopback(a), String(a)).toBe(false);
+  });
+});
+
+describe('pacedShow: /show a slice at a time, over one ruleset', () => {
+  // A KUBE-SERVICES of `n` rules, each its own counter; `mark` tells two rulesets apart.
+  const rules = (n: number, mark: string) => ['*nat', ':KUBE-SERVICES - [0:0]',
+    ...Array.from({ length: n }, (_, i) => `-A KUBE-SERVICES -d 198.18.${i >> 8}.${i & 255}/32 -p tcp -m comment --comment "${mark}" -m tcp --dport 80 -j ACCEPT`),
+    '-A PREROUTING -j KUBE-SERVICES', 'COMMIT', ''].join('\n');
+  async function node(): Promise<Dataplane> {
+    const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], seed: 1 });
+    dp.iptablesRestore(rules(3000, 'first'));
+    dp.process(buildPacket({ src: '198.18.50.1', dst: '198.18.0.7', proto: 'tcp', sport: 40000, dport: 80, flags: 'S' }), 1000);
+    return dp;
+  }
+  // A clock that moves a slice's worth per reading: a turn of the event loop every 256 lines.
+  const ticking = () => { let t = 0; return () => (t += SHOW_SLICE_MS); };
+  const ARGS = ['-t', 'nat', '-nvL', 'KUBE-SERVICES'];
+  const make = (dp: Dataplane) => () => showTool(dp, 'iptables', ARGS);
+  /** Counts the event loop's turns until `p` settles. */
+  async function turnsWhile<T>(p: Promise<T>): Promise<{ value: T; turns: number }> {
+    let turns = 0, done = false;
+    const spin = () => { if (!done) { turns++; setImmediate(spin); } };
+    setImmediate(spin);
+    const value = await p;
+    done = true;
+    return { value, turns };
+  }
+
+  it('gives the text the tool gives at once, over many turns of the event loop', async () => {
+    const dp = await node();
+    const whole = runShowTool(dp, 'iptables', ARGS);
+    expect(whole).toMatch(/^ {4}1 +\d+ ACCEPT +6 +-- +\* +\* +0\.0\.0\.0\/0 +198\.18\.0\.7 /m);   // the SYN's counter
+    const { value, turns } = await turnsWhile(pacedShow(make(dp)(), make(dp), ticking()));
+    expect([value.status, value.body]).toEqual([200, whole]);
+    expect(turns).toBeGreaterThanOrEqual(8);   // 3,002 lines, 256 a turn
+    // With the real clock too (however many turns this machine takes).
+    expect((await pacedShow(make(dp)(), make(dp))).body).toBe(whole);
+  });
+
+  it('a restore midway: made again over the new rules, never a mix of two rulesets', async () => {
+    const dp = await node();
+    const paced = pacedShow(make(dp)(), make(dp), ticking());
+    setImmediate(() => dp.iptablesRestore(rules(3000, 'second')));
+    const { value } = await turnsWhile(paced);
+    expect(value.body).toBe(runShowTool(dp, 'iptables', ARGS));
+    expect(value.body).toContain('/* second */');
+    expect(value.body).not.toContain('/* first */');
+  });
+
+  it('restores at every turn: after two restarts it is made in one piece, of the rules then live', async () => {
+    const dp = await node();
+    let k = 0;
+    let stop = false;
+    const churn = () => { if (!stop) { dp.iptablesRestore(rules(3000, `r${++k}`)); setImmediate(churn); } };
+    const paced = pacedShow(make(dp)(), make(dp), ticking());
+    setImmediate(churn);
+    const value = await paced;
+    stop = true;
+    const marks = new Set([...value.body.matchAll(/\/\* (r\d+|first) \*\//g)].map((m) => m[1]));
+    expect(marks.size).toBe(1);
+    expect([...marks][0]).toMatch(/^r[23]$/);
+  });
+
+  it('the direct table too: an apply midway makes it again, over the table the apply left', async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], seed: 1 });
+    const objects = (port: number) => Array.from({ length: 600 }, (_, i) => [
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: 'p' }, spec: { clusterIP: `198.18.${96 + (i >> 8)}.${i & 255}`, ports: [{ port, protocol: 'TCP', targetPort: 8080 }] } },
+      { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: `s${i}-a`, namespace: 'p', labels: { 'kubernetes.io/service-name': `s${i}` } },
+        addressType: 'IPv4', ports: [{ port: 8080, protocol: 'TCP' }], endpoints: [{ addresses: [`198.19.${i >> 8}.${i & 255}`], conditions: { ready: true } }] },
+    ]).flat();
+    expect(dp.apply(objects(80), { mode: 'direct' }).issues).toEqual([]);
+    const make = () => showTool(dp, 'direct', []);
+    const { value, turns } = await turnsWhile(pacedShow(make(), make, ticking()));
+    expect(value.body).toBe(dp.directList());
+    expect(value.body.split('\n')).toHaveLength(4 * 600 + 1);
+    expect(value.body).toMatch(/ frontends cluster 198\.18\.96\.0:80$/m);
+    expect(turns).toBeGreaterThanOrEqual(5);
+    const paced = pacedShow(make(), make, ticking());
+    setImmediate(() => dp.apply(objects(81), { mode: 'direct' }));
+    const after = (await paced).body;
+    expect(after).toBe(dp.directList());
+    expect(after).toMatch(/ frontends cluster 198\.18\.96\.0:81$/m);
+    expect(after).not.toMatch(/:80$/m);
+  });
+
+  it('a restore that removed the listed chain: the tool\'s own refusal, as a 400', async () => {
+    const dp = await node();
+    const paced = pacedShow(make(dp)(), make(dp), ticking());
+    setImmediate(() => dp.iptablesRestore('*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n'));
+    const value = await paced;
+    expect([value.status, value.body]).toEqual([400, 'iptables: No chain/target/match by that name.\n']);
   });
 });
