@@ -160,7 +160,19 @@ export class Dataplane extends CoreDataplane {
 
   /** Runs an `ipvsadm` command line (ipvsadm 1.31's options and output) over `ipvs()`, at the packets' clock. */
   ipvsadm(argvOrLine: string | string[], stdin?: string): IpvsadmResult {
+    this.edits++;
     return new Ipvsadm(this.ipvs()).run(argvOrLine, this.lastNowMs, stdin);
+  }
+
+  /**
+   * `ipvsadm -L` / `-S` of the whole table in pieces, each virtual server's made when it is
+   * pulled, with `current()` as iptablesLines() has it (false once an apply or ipvsadm command
+   * may have changed the table); null for any other command line (ipvsadm() answers it).
+   */
+  ipvsadmListing(argv: readonly string[]): { pieces: Iterable<string>; current: () => boolean } | null {
+    const pieces = new Ipvsadm(this.ipvs()).listing(argv);
+    const at = this.edits;
+    return pieces && { pieces, current: () => this.edits === at };
   }
 
   /**
@@ -341,11 +353,11 @@ export class Dataplane extends CoreDataplane {
 
   /**
    * directList()'s lines (without newlines), each made when it is pulled; `current()` turns false
-   * once an apply has changed the table (see iptablesLines()).
+   * once an apply may have changed the table (see iptablesLines()).
    */
   directLines(): { lines: Iterable<string>; current: () => boolean } {
-    const at = this.applies;
-    const current = () => this.applies === at;
+    const at = this.edits;
+    const current = () => this.edits === at;
     if (this.applied !== 'direct') return { lines: [], current };
     const families = this.kube?.state.families, opts = this.directOpts;
     return {
@@ -419,7 +431,7 @@ export class Dataplane extends CoreDataplane {
    */
   apply(input: string | unknown[] | DecodedObjects, opts: ApplyOptions = {}): ApplyResult {
     opts ??= {};
-    this.applies++;
+    this.edits++;
     const decoded = typeof input === 'object' ? decodedSet(input) : null;
     const set = typeof input === 'string' ? parseManifests(input) : Array.isArray(input) ? loadObjects(input)
       : decoded ? { ...decoded, issues: [] as ManifestIssue[] } : loadObjects([input]);
@@ -551,8 +563,8 @@ export class Dataplane extends CoreDataplane {
 
   /** The mode the last apply() used. */
   private applied?: 'iptables' | 'ipvs' | 'direct';
-  /** apply() calls so far: a listing of the tables they write is current while this stays. */
-  private applies = 0;
+  /** apply() and ipvsadm() calls so far: a listing of the tables they write is current while this stays. */
+  private edits = 0;
   /** The rendering options of the last apply (a change renders every Service again). */
   private renderKey?: string;
   /** The direct mode's render settings of the last apply (trace renders the entries it explains with them). */

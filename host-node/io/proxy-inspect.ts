@@ -203,7 +203,7 @@ export async function pacedShow(first: ShowOutput, again: () => ShowOutput, now:
     let since = now(), n = 0, live = true;
     for (const piece of out.pieces) {
       parts.push(piece);
-      if (restarts < SHOW_RESTARTS && (++n & 255) === 0 && now() - since >= SHOW_SLICE_MS) {
+      if (restarts < SHOW_RESTARTS && (++n & 31) === 0 && now() - since >= SHOW_SLICE_MS) {
         await new Promise((r) => setImmediate(r));
         if (!out.current()) {
           live = false;

@@ -109,7 +109,7 @@ function list(dp: Dataplane, tool: 'iptables' | 'ip6tables', argv: readonly stri
  * ipvsadm's command line as ipvsadm reads it (ipvs/ipvsadm-options.ts): the command its first
  * option names must be a listing (-L, -S); its display options and a service to list are its own.
  */
-function ipvsadm(dp: Dataplane, argv: readonly string[]): string {
+function ipvsadm(dp: Dataplane, argv: readonly string[]): ShowOutput {
   let cmd: string | undefined;
   try {
     const ce = parseIpvsadm([...argv]);
@@ -123,9 +123,11 @@ function ipvsadm(dp: Dataplane, argv: readonly string[]): string {
   if (cmd !== 'list' && cmd !== 'save') throw new ToolRefused(`ipvsadm: ${cmd}: only -L / -S and their display options are read here (the proxy lists, never changes, its virtual servers)`);
   // Asking a core without IPVS would set IPVS up in it (and a listing changes nothing).
   if (!dp.ipvsRunning) throw new ToolRefused('ipvsadm: this proxy runs no IPVS (its core is not in ipvs mode): no virtual servers to list');
+  const listing = dp.ipvsadmListing(argv);
+  if (listing) return listing;
   const r = dp.ipvsadm([...argv]);
   if (r.code !== 0) throw new ToolRefused(r.stderr.trim());
-  return r.stdout;
+  return whole(r.stdout);
 }
 
 /** ipset's commands that only read: list, save, test (whether an entry is in a set), version. */
@@ -179,7 +181,7 @@ export function showTool(dp: Dataplane, tool: ShowTool, argv: readonly string[])
   switch (tool) {
     case 'iptables-save': case 'ip6tables-save': return save(dp, tool, argv);
     case 'iptables': case 'ip6tables': return list(dp, tool, argv);
-    case 'ipvsadm': return whole(ipvsadm(dp, argv));
+    case 'ipvsadm': return ipvsadm(dp, argv);
     case 'ipset': return whole(ipset(dp, argv));
     case 'recent': return whole(recent(dp, argv));
     case 'direct':

@@ -6,7 +6,7 @@
 // Addresses and ports are always printed numerically: ipvsadm without -n asks the resolver, we
 // never do. Never changes IPVS state.
 import { parseIP } from '../core/packet.js';
-import type { ServiceInfo, DestInfo, Stats, ConnInfo, Forwarding } from './program.js';
+import type { ServiceInfo, ServiceHead, DestInfo, Stats, ConnInfo, Forwarding } from './program.js';
 
 export interface Format {
   rule?: boolean; stats?: boolean; rate?: boolean; thresholds?: boolean; persistentConn?: boolean;
@@ -166,18 +166,31 @@ function addrWords(address: string): number[] {
 // The C comparators subtract unsigned words and read the result as an int: addresses more than
 // 2^31 apart compare "backwards". That is what ipvsadm prints, so it is what we print.
 const diff = (a: number, b: number) => (a - b) | 0;
-function cmpAddr(af: 4 | 6, a: string, b: string): number {
-  const x = addrWords(a), y = addrWords(b);
+function cmpWords(af: 4 | 6, x: readonly number[], y: readonly number[]): number {
   if (af === 6) {
     for (let i = 0; i < 4; i++) { const r = diff(x[i] ?? 0, y[i] ?? 0); if (r) return r; }
     return 0;
   }
   return diff(x[0]!, y[0]!);
 }
-export function cmpServices(a: ServiceInfo, b: ServiceInfo): number {
-  return diff(a.fwmark, b.fwmark) || AF[a.family] - AF[b.family] ||
-    (PROTO_NUM[a.protocol ?? 'tcp'] ?? 0) - (PROTO_NUM[b.protocol ?? 'tcp'] ?? 0) ||
-    (a.fwmark ? 0 : cmpAddr(a.family, a.address!, b.address!)) || a.port - b.port;
+function cmpAddr(af: 4 | 6, a: string, b: string): number {
+  return cmpWords(af, addrWords(a), addrWords(b));
+}
+
+/** list_all()'s order of services (ipvsadm.c list_all's comparator), addresses compared by `addr`. */
+const serviceOrder = (addr: (af: 4 | 6, a: string, b: string) => number) => (a: ServiceHead, b: ServiceHead): number =>
+  diff(a.fwmark, b.fwmark) || AF[a.family] - AF[b.family] ||
+  (PROTO_NUM[a.protocol ?? 'tcp'] ?? 0) - (PROTO_NUM[b.protocol ?? 'tcp'] ?? 0) ||
+  (a.fwmark ? 0 : addr(a.family, a.address!, b.address!)) || a.port - b.port;
+
+/**
+ * `keys` in list_all()'s order, by glibc's merge sort, each address read once rather than at
+ * every comparison (20,000 services sort in milliseconds).
+ */
+export function sortServices<K extends ServiceHead>(keys: readonly K[]): K[] {
+  const words = new Map<string, number[]>();
+  for (const k of keys) if (k.address !== undefined && !words.has(k.address)) words.set(k.address, addrWords(k.address));
+  return mergeSort([...keys], serviceOrder((af, a, b) => cmpWords(af, words.get(a)!, words.get(b)!)));
 }
 function cmpDests(a: DestInfo, b: DestInfo): number {
   return cmpAddr(a.family, a.address, b.address) || a.port - b.port;

@@ -8,7 +8,7 @@
 // starting with `#`. Never touches files, sockets or the clock (`nowMs` is passed in).
 import { IpvsError, isScheduler, type IpvsProgram, type VirtualService, type Protocol, type Scheduler, type SchedFlag, type ServiceInfo, type ConnInfo } from './program.js';
 import { parseCommand, tryHelp, IpvsadmExit, fail, FWD, F_PERSISTENT, F_ONEPACKET, PROG, type CommandEntry } from './ipvsadm-options.js';
-import { title, serviceEntry, mergeSort, cmpServices, connections, timeoutLine, type Format, type ServiceRow } from './ipvsadm-format.js';
+import { title, serviceEntry, sortServices, connections, timeoutLine, type Format, type ServiceRow } from './ipvsadm-format.js';
 import { formatIP, parseIP } from '../core/packet.js';
 
 export interface IpvsadmResult { code: number; stdout: string; stderr: string }
@@ -115,10 +115,7 @@ export class Ipvsadm {
       if (tunOpts.length && dest.fwd !== FWD.tunnel) throw fail('Tunnel options conflict with forward method');
       tunnelOptCheck(dest.tunType, tunOpts);
     }
-    const fmt: Format = {
-      stats: ce.stats, rate: ce.rate, thresholds: ce.thresholds, persistentConn: ce.persistentConn, nosort: ce.nosort,
-      exact: ce.exact, tunInfo: ce.tunInfo,
-    };
+    const fmt = formatOf(ce);
     switch (ce.cmd) {
       case 'list': {
         if ((has('connection') || has('timeout') || has('daemon')) && (ce.stats || ce.rate || ce.thresholds) ||
@@ -231,17 +228,46 @@ export class Ipvsadm {
 
   /** list_all(): header (not for -S), title, every service sorted unless --nosort. */
   private listAll(f: Format): string {
-    let out = f.rule ? '' : `IP Virtual Server version ${IPVS_VERSION} (size=${this.tableSize})\n`;
-    const all = this.ipvs.services();
-    out += title(f);
-    for (const s of f.nosort ? all : mergeSort(all, cmpServices)) out += serviceEntry(this.row(s, f), f);
-    return out;
+    return [...this.listAllPieces(f)].join('');
+  }
+
+  /** listAll() in pieces: the header and title, then each service's entry, read when it is pulled. */
+  private *listAllPieces(f: Format): Generator<string> {
+    yield (f.rule ? '' : `IP Virtual Server version ${IPVS_VERSION} (size=${this.tableSize})\n`) + title(f);
+    const heads = this.ipvs.serviceHeads();
+    for (const h of f.nosort ? heads : sortServices(heads)) yield serviceEntry(this.row(this.ipvs.service(h.id), f), f);
+  }
+
+  /**
+   * `ipvsadm -L` or `-S` of the whole table (`argv` as run() reads it, without a service, -c,
+   * --timeout or --daemon) in pieces, each service's made when it is pulled: a host lists 20,000
+   * virtual servers a slice at a time. Null for any other command line (run() answers it).
+   */
+  listing(argv: readonly string[]): Iterable<string> | null {
+    let ce: ReturnType<typeof parseCommand>;
+    try {
+      ce = parseCommand([...argv]);
+    } catch {
+      return null;
+    }
+    if (ce === 'help' || ce === 'version') return null;
+    if (ce.cmd === 'save') return this.listAllPieces({ rule: true, nosort: ce.nosort });
+    const plain = !(['connection', 'service-address', 'timeout', 'daemon'] as const).some((o) => ce.options.has(o));
+    return ce.cmd === 'list' && plain ? this.listAllPieces(formatOf(ce)) : null;
   }
 
   private listConnections(nowMs: number, f: Format): string {
     const fam = (a: string): 4 | 6 => (parseIP(a).length === 16 ? 6 : 4);
     return connections(this.ipvs.connections(nowMs), (c: ConnInfo) => ({ client: fam(c.client), dest: fam(c.destination) }), f);
   }
+}
+
+/** What a listing command's options say about its output. */
+function formatOf(ce: CommandEntry): Format {
+  return {
+    stats: ce.stats, rate: ce.rate, thresholds: ce.thresholds, persistentConn: ce.persistentConn, nosort: ce.nosort,
+    exact: ce.exact, tunInfo: ce.tunInfo,
+  };
 }
 
 /** The command synopsis `-h` prints after the version (the options themselves: ipvsadm(8)). */

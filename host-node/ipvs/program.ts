@@ -102,6 +102,8 @@ export interface ServiceInfo extends Required<Pick<VirtualService, 'scheduler' |
   fwmark: number; persistent: number | undefined; netmask: string | number; mhTableSize: number;
   flags: number; destinations: DestInfo[];
 }
+/** A service's id and what orders ipvsadm's listing of it (ServiceInfo without the rest). */
+export type ServiceHead = Pick<ServiceInfo, 'id' | 'family' | 'protocol' | 'address' | 'port' | 'fwmark'>;
 export interface DestInfo {
   id: number; service: number; family: 4 | 6; address: string; port: number; forwarding: Forwarding; weight: number;
   lastWeight: number; upperThreshold: number; lowerThreshold: number; activeConns: number; inactConns: number;
@@ -293,6 +295,22 @@ export class IpvsProgram {
       d = this.dv().getUint32(this.buf() + 52, true);
     }
     return info;
+  }
+
+  /**
+   * Every service's id (id order) with what ipvsadm sorts its listing by, its destinations not
+   * read: a listing of 20,000 services then reads each one's whole only when it prints it.
+   */
+  serviceHeads(): ServiceHead[] {
+    const out: ServiceHead[] = [];
+    const next = this.fn('ipvsServiceNext'), info = this.fn('ipvsServiceInfo');
+    for (let s = next(0) >>> 0; s !== NIL; s = next(s + 1) >>> 0) {
+      if (info(s) === 0) continue;
+      const b = this.buf(), dv = this.dv();
+      const family = dv.getUint8(b) as 4 | 6, fwmark = dv.getUint32(b + 4, true);
+      out.push({ id: s, family, protocol: fwmark ? undefined : PROTO_NAME[dv.getUint8(b + 1)], address: fwmark ? undefined : this.readAddr(b + 8, family), port: dv.getUint16(b + 2, true), fwmark });
+    }
+    return out;
   }
 
   /** ipvsadm -L: every service (id order) with its destinations in the kernel's list order; with

@@ -363,13 +363,15 @@ describe('pacedShow: /show a slice at a time, over one ruleset', () => {
     expect([...marks][0]).toMatch(/^r[23]$/);
   });
 
-  it('the direct table too: an apply midway makes it again, over the table the apply left', async () => {
-    const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], seed: 1 });
-    const objects = (port: number) => Array.from({ length: 600 }, (_, i) => [
+  /** 600 Services of one port each, and their slices of one endpoint. */
+  const objects = (port: number) => Array.from({ length: 600 }, (_, i) => [
       { apiVersion: 'v1', kind: 'Service', metadata: { name: `s${i}`, namespace: 'p' }, spec: { clusterIP: `198.18.${96 + (i >> 8)}.${i & 255}`, ports: [{ port, protocol: 'TCP', targetPort: 8080 }] } },
       { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', metadata: { name: `s${i}-a`, namespace: 'p', labels: { 'kubernetes.io/service-name': `s${i}` } },
         addressType: 'IPv4', ports: [{ port: 8080, protocol: 'TCP' }], endpoints: [{ addresses: [`198.19.${i >> 8}.${i & 255}`], conditions: { ready: true } }] },
     ]).flat();
+
+  it('the direct table too: an apply midway makes it again, over the table the apply left', async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], seed: 1 });
     expect(dp.apply(objects(80), { mode: 'direct' }).issues).toEqual([]);
     const make = () => showTool(dp, 'direct', []);
     const { value, turns } = await turnsWhile(pacedShow(make(), make, ticking()));
@@ -383,6 +385,29 @@ describe('pacedShow: /show a slice at a time, over one ruleset', () => {
     expect(after).toBe(dp.directList());
     expect(after).toMatch(/ frontends cluster 198\.18\.96\.0:81$/m);
     expect(after).not.toMatch(/:80$/m);
+  });
+
+  it('ipvsadm -Ln and -S too, in ipvsadm\'s order; an apply midway makes it again', async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], seed: 1 });
+    expect(dp.apply(objects(80), { mode: 'ipvs' }).issues).toEqual([]);
+    for (const args of [['-Ln'], ['-S', '-n'], ['-L', '-n', '--stats']]) {
+      const make = () => showTool(dp, 'ipvsadm', args);
+      const { value, turns } = await turnsWhile(pacedShow(make(), make, ticking()));
+      expect(value.body).toBe(dp.ipvsadm(args).stdout);
+      expect(turns, args.join(' ')).toBeGreaterThanOrEqual(1);
+    }
+    const list = dp.ipvsadm(['-Ln']).stdout;
+    // Sorted by address as ipvsadm sorts (198.18.96.0:80 first, 198.18.98.87:80 last), not in the order applied.
+    const vips = [...list.matchAll(/^TCP {2}(\S+) rr$/gm)].map((m) => m[1]);
+    expect(vips).toHaveLength(600);
+    expect([vips[0], vips[1], vips[599]]).toEqual(['198.18.96.0:80', '198.18.96.1:80', '198.18.98.87:80']);
+    const make = () => showTool(dp, 'ipvsadm', ['-Ln']);
+    const paced = pacedShow(make(), make, ticking());
+    setImmediate(() => dp.apply(objects(81), { mode: 'ipvs' }));
+    const after = (await paced).body;
+    expect(after).toBe(dp.ipvsadm(['-Ln']).stdout);
+    expect(after).toMatch(/^TCP {2}198\.18\.96\.0:81 rr$/m);
+    expect(after).not.toMatch(/:80 rr$/m);
   });
 
   it('a restore that removed the listed chain: the tool\'s own refusal, as a 400', async () => {
