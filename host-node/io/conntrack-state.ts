@@ -127,6 +127,14 @@ export class ConntrackCheckpoints {
     return this.running;
   }
 
+  /**
+   * A checkpoint taken after this call: the one under way may have read the table before a change
+   * that must reach the file (flows deleted on request), so it is followed by another. Never rejects.
+   */
+  checkpointAfter(): Promise<void> {
+    return (this.running ?? Promise.resolve()).then(() => this.checkpoint());
+  }
+
   /** No more checkpoints; resolves once one under way has finished or given up, so the exit save comes last. */
   async stop(): Promise<void> {
     this.stopped = true;

@@ -188,7 +188,7 @@ export class NodeProxy {
       const capacity = this.dp.stats().conntrack_capacity;
       this.servers.push(await this.metrics.serve(mp.host, mp.port, {
         '/proxyMode': () => cfg.mode, '/healthz': () => 'ok', '/configz': () => configz(cfg, capacity),
-        '/trace': traceRoute(this.dp, cfg.mode, this.nodeAddrs, this.clock), '/conntrack': conntrackRoute(this.dp, this.clock),
+        '/trace': traceRoute(this.dp, cfg.mode, this.nodeAddrs, this.clock), '/conntrack': conntrackRoute(this.dp, this.clock, (n) => this.flowsDeleted(n)),
         '/show': showRoute(this.dp),
         ...(us ? { '/services': () => us.mapping() } : {}),
       }));
@@ -222,6 +222,16 @@ export class NodeProxy {
     }
     this.checkpoints?.start();
     if (this.objects.initialized) await this.sync();
+  }
+
+  /**
+   * Flows deleted on request (DELETE /conntrack): said in the log, and written to the state file
+   * at once, so a proxy killed before its next checkpoint does not bring them back.
+   */
+  private flowsDeleted(n: number): void {
+    if (n === 0) return;
+    this.log(`proxy: ${n} flows deleted on request (conntrack -D)`);
+    void this.checkpoints?.checkpointAfter();
   }
 
   /** Puts back the routes and rules something else removed (NodeRoutes.repair), saying what. */

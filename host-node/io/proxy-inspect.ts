@@ -146,12 +146,13 @@ async function* conntrackLines(dp: Dataplane, f: ConntrackFilter, clock: () => n
  * client that goes away midway does not stop it: the rest of the table is still gone through, so
  * a deletion is never left half done.
  */
-async function* conntrackDeletions(dp: Dataplane, f: ConntrackFilter, clock: () => number): AsyncGenerator<string> {
-  let from: number | null = 0;
+async function* conntrackDeletions(dp: Dataplane, f: ConntrackFilter, clock: () => number, deleted: (n: number) => void): AsyncGenerator<string> {
+  let from: number | null = 0, count = 0;
   const slice = (): string => {
     const nowMs = clock();
     const s = dp.conntrackDeleteFrom(from!, CONNTRACK_SLICE, f, nowMs);
     from = s.next;
+    count += s.flows.length;
     let text = '';
     for (const e of s.flows) text += `${procLine(e, nowMs)}\n`;
     return text;
@@ -167,6 +168,7 @@ async function* conntrackDeletions(dp: Dataplane, f: ConntrackFilter, clock: () 
       slice();
       if (from !== null) await new Promise((r) => setImmediate(r));
     }
+    deleted(count);
   }
 }
 
@@ -175,12 +177,13 @@ async function* conntrackDeletions(dp: Dataplane, f: ConntrackFilter, clock: () 
  * DELETE deletes them (`conntrack -D`) and lists those it deleted — only for a request from the
  * node itself, as only the node's own administrator runs conntrack -D on a kube-proxy node; a
  * metrics address bound wider still lists, and answers a DELETE from elsewhere with 403.
+ * `deleted` hears how many flows each deletion took, once it has gone through the table.
  */
-export function conntrackRoute(dp: Dataplane, clock: () => number): Route {
+export function conntrackRoute(dp: Dataplane, clock: () => number, deleted: (n: number) => void = () => {}): Route {
   return (params, request) => {
     if (request.method !== 'DELETE') return orBadRequest(() => conntrackLines(dp, conntrackQueryOf(params), clock));
     if (!request.loopback) return text(403, 'deleting flows: only from the node itself (a loopback address)');
-    return orBadRequest(() => conntrackDeletions(dp, conntrackQueryOf(params), clock));
+    return orBadRequest(() => conntrackDeletions(dp, conntrackQueryOf(params), clock, deleted));
   };
 }
 

@@ -15,6 +15,10 @@ import { isLoopback, RouteReply } from '../../../host-node/io/metrics.js';
 import { runTrace } from '../../../host-node/cli/trace.js';
 import { runConntrack, runShow } from '../../../host-node/cli/inspect.js';
 import { buildPacket } from '../../../host-node/core/packet.js';
+import { decodeSnapshot } from '../../../host-node/core/snapshot.js';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const VIP = '198.18.96.10';
 const EPS = ['198.18.100.2', '198.18.100.3'];
@@ -293,6 +297,38 @@ describe('a running proxy\'s /conntrack over a large table', () => {
     expect(err).toContain('-F takes no selection');
     expect(await runConntrack([...proxy, '-L', '-D'], () => {}, (s) => { err += s; })).toBe(2);
     expect(err).toContain('one of -L, -D and -F');
+  });
+});
+
+describe('flows deleted on request, in the conntrack state file at once', () => {
+  it('a checkpoint follows the deletion (not the next period\'s), and the log says it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'svp-ct-delete-'));
+    const file = join(dir, 'ct.state');
+    const logs: string[] = [];
+    const port = await freePort();
+    const running = await startUserspaceProxy({ 'web.yaml': MANIFESTS }, ['--node-ip', '198.18.200.1', '--metrics-bind-address', `127.0.0.1:${port}`,
+      '--conntrack-state', file, '--conntrack-checkpoint-period', '1h'], { tmpPrefix: 'svp-ct-delete-', log: (l) => logs.push(l) });
+    try {
+      const { proxy } = running;
+      const now = proxy.clock();
+      for (let i = 0; i < 3; i++) proxy.dp.process(buildPacket({ src: CLIENT, dst: '198.18.7.7', proto: 'udp', sport: 5000 + i, dport: 53 }), now);
+      await proxy.checkpoints!.checkpoint();
+      const flows = () => decodeSnapshot(readFileSync(file)).records.length;
+      expect(flows()).toBe(3);
+      const written = proxy.checkpoints!.written;
+      let out = '';
+      expect(await runConntrack(['--proxy', `127.0.0.1:${port}`, '-D', '-p', 'udp', '--sport', '5001'], (t) => { out += t; }, () => {})).toBe(0);
+      expect(out).toContain('sport=5001 dport=53');
+      for (const until = Date.now() + 5000; proxy.checkpoints!.written === written && Date.now() < until;) await new Promise((r) => setTimeout(r, 10));
+      expect(flows()).toBe(2);
+      expect(logs).toContain('proxy: 1 flows deleted on request (conntrack -D)');
+      // Nothing deleted: nothing said, no checkpoint.
+      expect(await runConntrack(['--proxy', `127.0.0.1:${port}`, '-D', '-p', 'udp', '--sport', '5001'], () => {}, () => {})).toBe(1);
+      expect(logs.filter((l) => l.includes('deleted on request'))).toHaveLength(1);
+    } finally {
+      await running.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
