@@ -177,34 +177,40 @@ function cmpAddr(af: 4 | 6, a: string, b: string): number {
   return cmpWords(af, addrWords(a), addrWords(b));
 }
 
-/** list_all()'s order of services (ipvsadm.c list_all's comparator), addresses compared by `addr`. */
-const serviceOrder = (addr: (af: 4 | 6, a: string, b: string) => number) => (a: ServiceHead, b: ServiceHead): number =>
-  diff(a.fwmark, b.fwmark) || AF[a.family] - AF[b.family] ||
-  (PROTO_NUM[a.protocol ?? 'tcp'] ?? 0) - (PROTO_NUM[b.protocol ?? 'tcp'] ?? 0) ||
-  (a.fwmark ? 0 : addr(a.family, a.address!, b.address!)) || a.port - b.port;
-
 /**
- * `keys` in list_all()'s order, by glibc's merge sort, each address read once rather than at
- * every comparison (20,000 services sort in milliseconds).
+ * `heads` in list_all()'s order (ipvsadm.c's service comparator, by glibc's merge sort), each
+ * address read into words once rather than at every comparison.
  */
-export function sortServices<K extends ServiceHead>(keys: readonly K[]): K[] {
-  const words = new Map<string, number[]>();
-  for (const k of keys) if (k.address !== undefined && !words.has(k.address)) words.set(k.address, addrWords(k.address));
-  return mergeSort([...keys], serviceOrder((af, a, b) => cmpWords(af, words.get(a)!, words.get(b)!)));
+export function sortServices<K extends ServiceHead>(heads: readonly K[]): K[] {
+  const rows = heads.map((k) => ({ k, w: k.address === undefined ? [] : addrWords(k.address) }));
+  return mergeSort(rows, ({ k: a, w: x }, { k: b, w: y }) => diff(a.fwmark, b.fwmark) || AF[a.family] - AF[b.family] ||
+    (PROTO_NUM[a.protocol ?? 'tcp'] ?? 0) - (PROTO_NUM[b.protocol ?? 'tcp'] ?? 0) ||
+    (a.fwmark ? 0 : cmpWords(a.family, x, y)) || a.port - b.port).map((r) => r.k);
 }
 function cmpDests(a: DestInfo, b: DestInfo): number {
   return cmpAddr(a.family, a.address, b.address) || a.port - b.port;
 }
 
-/** glibc's qsort for arrays that fit in memory: a top-down merge sort, left first on ties. */
-export function mergeSort<T>(xs: T[], cmp: (a: T, b: T) => number): T[] {
-  if (xs.length <= 1) return xs.slice();
-  const n1 = xs.length >> 1;
-  const l = mergeSort(xs.slice(0, n1), cmp), r = mergeSort(xs.slice(n1), cmp);
-  const out: T[] = [];
-  let i = 0, j = 0;
-  while (i < l.length && j < r.length) out.push(cmp(l[i]!, r[j]!) <= 0 ? l[i++]! : r[j++]!);
-  return out.concat(l.slice(i), r.slice(j));
+/**
+ * glibc's qsort for arrays that fit in memory (msort.c): a top-down merge sort, halves of n/2
+ * and the rest, left first on ties — the same steps, so the same order even where the
+ * comparators' wrapping subtraction makes them inconsistent. One scratch array, no copies per level.
+ */
+export function mergeSort<T>(xs: readonly T[], cmp: (a: T, b: T) => number): T[] {
+  const a = xs.slice(), tmp = new Array<T>(a.length);
+  const sort = (lo: number, n: number): void => {
+    if (n <= 1) return;
+    const n1 = n >> 1, mid = lo + n1, end = lo + n;
+    sort(lo, n1);
+    sort(mid, n - n1);
+    let i = lo, j = mid, k = 0;
+    while (i < mid && j < end) tmp[k++] = cmp(a[i]!, a[j]!) <= 0 ? a[i++]! : a[j++]!;
+    while (i < mid) tmp[k++] = a[i++]!;
+    // What is left of the right half is in place already.
+    for (let m = 0; m < k; m++) a[lo + m] = tmp[m]!;
+  };
+  sort(0, a.length);
+  return a;
 }
 
 // ---- -L -c
