@@ -9,6 +9,7 @@ rows.push(...(await (await import('./ipvs.js')).benchIpvs()));
 rows.push(...(await (await import('./replay.js')).benchReplay()));
 rows.push(...(await (await import('./sync.js')).benchSync()));
 rows.push(...(await (await import('./churn.js')).benchChurn()));
+rows.push(...(await (await import('./show.js')).benchShow()));
 rows.push(...(await (await import('./kube-ipvs.js')).benchKubeIpvs()));
 rows.push(...(await (await import('./dns.js')).benchDns(rows)));
 rows.push(...(await (await import('./playground.js')).benchPlaygroundIsolated()));

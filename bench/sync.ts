@@ -21,7 +21,8 @@ const hr = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 const ip4 = (base: [number, number], k: number): string => `${base[0]}.${base[1] + (k >> 16)}.${(k >> 8) & 255}.${k & 255}`;
 
-function svcObject(i: number): object {
+/** The bench cluster's Service i (bench/show.ts lists the same cluster). */
+export function svcObject(i: number): object {
   return {
     apiVersion: 'v1', kind: 'Service',
     metadata: { name: `svc-${i}`, namespace: 'bench' },
@@ -34,7 +35,8 @@ function svcObject(i: number): object {
   };
 }
 
-function sliceObject(i: number, per: number, gen = 0): object {
+/** Service i's EndpointSlice of `per` endpoints (`gen` moves them). */
+export function sliceObject(i: number, per: number, gen = 0): object {
   const endpoints = [];
   for (let e = 0; e < per; e++) {
     // Pod addresses in 198.19.0.0/16, reused across services beyond 65,000 endpoints.
