@@ -18,6 +18,7 @@ import {
   svcNodePortMode, svcNodePortAddress, svcAffinityDest, svcAffinitySaveAll, svcAffinityLoadSlot, AFFINITY_SAVED_BYTES, AFFINITY_ENTRIES,
 } from "./svc/decide";
 import { nodeAddLocal, nodeSetPodCIDR, nodeSetServiceCIDR, nodeSetMasq, nodeReset } from "./node";
+import { ctEventsEnable, ctEventsDisable, ctEventsRead, ctEventsLost, CT_EVENT_SLOT } from "./conntrack/events";
 import {
   ctInit, ctReap, ctCount, ctCapacity, ctNextUsed, ctExportRecord, ctImportRecord, ctBytes,
   ctFlushReplySrc, ctFlushOrigDst, ctFlushMany, FLUSH_KEY, ctReconcileUdp, RECONCILE_REC, ctSetTimeout, CT_NONE, warmStorage,
@@ -171,6 +172,19 @@ export function conntrackImport(ptr: usize, nowMs: f64): i32 {
 // Deletes flow `index` (a slot conntrackNext gave), as `conntrack -D` deletes one: 1, or 0 when
 // the slot holds no flow (counted as a bad argument).
 export function conntrackDelete(index: u32): u32 { return ctDelete(index) ? 1 : 0; }
+// conntrack -E (conntrack/events.ts): record NEW and DESTROY events into a ring of `slots`
+// (1 … 65536; 0 stops), read them out into the config buffer, count the ones the ring missed.
+export function conntrackEvents(slots: u32): i32 {
+  if (slots == 0) { ctEventsDisable(); return 0; }
+  return ctEventsEnable(slots) ? 0 : -1;
+}
+// Copies up to `max` events (CT_EVENT_SLOT = 96 bytes each: u8 kind 1 NEW / 2 DESTROY, 7 bytes 0,
+// then the flow's record) into the config buffer; returns how many, or -3 if they would overrun it.
+export function conntrackEventsRead(max: u32): i32 {
+  if (<u64>max * <u64>CT_EVENT_SLOT > <u64>cfgCap) return -3;
+  return <i32>ctEventsRead(cfgBuf, max);
+}
+export function conntrackEventsLost(): u32 { return ctEventsLost(); }
 export function conntrackTimeout(kind: u32, ms: u32): i32 { return ctSetTimeout(kind, ms) ? 0 : -1; }
 export function conntrackFlushReplySrc(family: u32, proto: u32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32): u32 {
   return ctFlushReplySrc(<u8>family, <u8>proto, a0, a1, a2, a3, <u16>port);

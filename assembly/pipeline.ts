@@ -6,6 +6,7 @@
 // outcome for it → destination and masquerade decision → conntrack insert → rewrite). A later
 // fragment follows its datagram's first fragment (frags.ts). Writes the verdict into the packet's
 // descriptor and counts it. Never allocates, never reads a clock, never traps on packet bytes.
+import { ctEventsOn, ctEventAt, CT_EVENT_NEW } from "./conntrack/events";
 import { Tuple, Flow, flow, inner, FRAG_LATER, FRAG_FIRST, FAMILY_V4, PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
 import {
   VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY,
@@ -179,6 +180,7 @@ function newFlow(d: usize, f: Flow, now: u32): void {
   // has already killed the entry.
   if (st == CT_INVALID) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
   bump(S_CT_NEW);
+  if (ctEventsOn) ctEventAt(CT_EVENT_NEW, idx, now);
   setDst(f, b0, b1, b2, b3, icmp ? reply.dport : bport);
   bump(S_DNAT);
   if (reply.d0 != f.s0 || reply.d1 != f.s1 || reply.d2 != f.s2 || reply.d3 != f.s3 || reply.dport != f.sport) {

@@ -1,7 +1,7 @@
 // index.ts — the package's main entry: the Dataplane and the helpers hosts need with it.
 export { Dataplane, RestoreFailed, type TraceQuery, type RestoreApplied, type ApplyOptions, type ApplyResult, type ApplyFailure, type DecodedObjects } from './dataplane.js';
 export { loadObjects, parseManifests, type ManifestSet, type ManifestIssue } from './kube/objects.js';
-export type { DataplaneOptions, ProcessResult, PacketIn, SnapshotSteps } from './core/dataplane.js';
+export type { DataplaneOptions, ProcessResult, PacketIn, SnapshotSteps, ConntrackEvent } from './core/dataplane.js';
 export { buildPacket, decodePacket, checksumsValid, parseIP, formatIP } from './core/packet.js';
 export type { ServiceSpec } from './core/svc-config.js';
 export type { ConntrackEntry } from './core/conntrack-record.js';

@@ -1,6 +1,7 @@
 // conntrack/export.ts — reading connections out: per-entry accessors (tuples, TCP state, status,
-// expiry, connmark) and fixed-size snapshot records that save a table and restore it elsewhere.
-// Import validates every field before it touches the table. Never allocates after start-up.
+// expiry, connmark) and fixed-size snapshot records (record.ts) that save a table and restore it
+// elsewhere. Import validates every field before it touches the table. Never allocates after
+// start-up.
 //
 // Record (CT_RECORD_SIZE = 88 bytes, little-endian):
 //    0 u8  version (CT_RECORD_VERSION)
@@ -27,14 +28,11 @@ import {
   validPair,
 } from "./entry";
 import { ctInsert, isExpired, statAdd, CT_NONE, CT_STAT_BAD_ARG } from "./hash";
+import { CT_RECORD_SIZE, CT_RECORD_VERSION, R_ORIG, R_REPLY, writeRecord } from "./record";
+export { CT_RECORD_SIZE, CT_RECORD_VERSION } from "./record";
 import { TCP_STATE_COUNT, TCP_NONE_SET } from "./tcp";
 import { icmpValidNew, icmpInverse } from "./track";
 
-export const CT_RECORD_SIZE: u32 = 88;
-export const CT_RECORD_VERSION: u8 = 1;
-
-const R_ORIG: usize = 16;
-const R_REPLY: usize = 52;
 
 const recOrig: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
 const recReply: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
@@ -106,13 +104,6 @@ export function ctSetMark(index: u32, mark: u32): bool {
   return true;
 }
 
-function putTuple(p: usize, t: Tuple): void {
-  store<u32>(p, t.s0); store<u32>(p, t.s1, 4); store<u32>(p, t.s2, 8); store<u32>(p, t.s3, 12);
-  store<u32>(p, t.d0, 16); store<u32>(p, t.d1, 20); store<u32>(p, t.d2, 24); store<u32>(p, t.d3, 28);
-  store<u16>(p, t.sport, 32);
-  store<u16>(p, t.dport, 34);
-}
-
 function getTuple(p: usize, family: u8, proto: u8, type: u8, t: Tuple): void {
   t.family = family; t.proto = proto; t.icmpType = type; t.pad = 0;
   t.s0 = load<u32>(p); t.s1 = load<u32>(p, 4); t.s2 = load<u32>(p, 8); t.s3 = load<u32>(p, 12);
@@ -129,22 +120,7 @@ export function ctExportRecord(index: u32, out: usize, now: u32): u32 {
   if (!isUsed(index)) return 0;
   const e = entryAt(index);
   if (isExpired(e, now)) return 0;
-  const proto = load<u8>(e + E_PROTO);
-  const tcp = proto == PROTO_TCP;
-  readTuple(e, 0, recOrig);
-  readTuple(e, 1, recReply);
-  store<u8>(out, CT_RECORD_VERSION);
-  store<u8>(out, recOrig.family, 1);
-  store<u8>(out, proto, 2);
-  store<u8>(out, tcp ? load<u8>(e + E_TCPSTATE) : 0, 3);
-  store<u8>(out, recOrig.icmpType, 4);
-  store<u8>(out, recReply.icmpType, 5);
-  store<u8>(out, load<u8>(e + E_STATUS) & CT_STATUS_PUBLIC, 6);
-  store<u8>(out, tcp ? load<u8>(e + E_TCPFLAGS) : 0, 7);
-  store<u32>(out, load<u32>(e + E_MARK), 8);
-  store<i32>(out, <i32>(load<u32>(e + E_EXPIRY) - now), 12);
-  putTuple(out + R_ORIG, recOrig);
-  putTuple(out + R_REPLY, recReply);
+  writeRecord(e, out, now, recOrig, recReply);
   return CT_RECORD_SIZE;
 }
 

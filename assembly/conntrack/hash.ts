@@ -13,12 +13,13 @@
 
 import { Tuple, FAMILY_V6, PROTO_TCP } from "../flow";
 import {
-  ENTRY_SIZE, SIDE_SIZE, NIL, E_NEXT, E_EXPIRY, E_STATUS, E_TCPSTATE, E_TCPFLAGS, CT_ASSURED,
+  ENTRY_SIZE, SIDE_SIZE, NIL, E_NEXT, E_EXPIRY, E_STATUS, E_TCPSTATE, E_TCPFLAGS, CT_ASSURED, CT_CONFIRMED,
   entryAt, isUsed, storageBytes, storageInit, hasFreeEntry, hasFreeSide, takeEntry, takeSide,
   releaseEntry, writeTuples, matches, readTuple, natStatus, validPair, capacity, used, capacity6,
 } from "./entry";
 import { timeoutOf, newTimeoutKind, timeoutBytes } from "./timeouts";
 import { TCP_NONE, TCP_FLAGS_NEW } from "./tcp";
+import { ctEventsOn, ctEventsClock, ctEventDestroy } from "./events";
 
 /** "No entry": returned by lookup and insert. */
 export const CT_NONE: u32 = NIL;
@@ -152,6 +153,8 @@ function unlink(index: u32, dir: u32): void {
 
 /** Unlinks and frees an entry (no counter: callers count why it went). */
 export function removeEntry(index: u32): void {
+  // A listener hears of connections that were stored (the kernel's confirmed ones) going.
+  if (ctEventsOn && (load<u8>(entryAt(index) + E_STATUS) & CT_CONFIRMED) != 0) ctEventDestroy(index);
   unlink(index, 0);
   unlink(index, 1);
   releaseEntry(index);
@@ -259,6 +262,7 @@ export function ctInsert(orig: Tuple, reply: Tuple, now: u32): u32 {
       return CT_NONE;
     }
   }
+  ctEventsClock(now);
   const index = takeEntry();
   const slot = v6 ? takeSide() : 0;
   writeTuples(index, slot, orig, reply, natStatus(orig, reply));

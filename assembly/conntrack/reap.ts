@@ -6,6 +6,7 @@
 // more than `budget` slots of work; a flush or hand-over walks the whole table and is for the
 // control plane, never the packet path.
 
+import { ctEventsClock } from "./events";
 import { Tuple, FAMILY_V6 } from "../flow";
 import {
   E_FAMILY, E_PROTO, E_ODST, E_RSRC, E_ODPORT, E_RSPORT, E_STATUS, NIL, CT_DNAT, entryAt, capacity, usedBound,
@@ -24,6 +25,7 @@ const scratchReply: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
  * them whose time is up. Returns how many it removed.
  */
 export function ctReap(now: u32, budget: u32): u32 {
+  ctEventsClock(now);
   const cap = capacity;
   if (cap == 0) return 0;
   let removed: u32 = 0;

@@ -25,6 +25,7 @@
 // when its packet was accepted, so a dropped first packet leaves nothing behind. Writes the
 // descriptor as pipeline.ts processOne does (verdict, reason, ctstate, mark, ct, len).
 // Never allocates; never reads a clock (`now` is passed in).
+import { ctEventsOn, ctEventAt, CT_EVENT_NEW } from "../conntrack/events";
 import { Flow, inner, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6, FAMILY_V4 } from "../flow";
 import {
   VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY, R_NONE, R_TRUNCATED, R_CT_FULL, R_POLICY, R_NO_ENDPOINTS,
@@ -216,6 +217,7 @@ function confirm(f: Flow): bool {
   }
   if ((nat & CT_DNAT) != 0) bump(S_DNAT);
   if ((nat & CT_SNAT) != 0) bump(S_SNAT);
+  if (ctEventsOn) ctEventAt(CT_EVENT_NEW, idx, pk.now);
   return true;
 }
 

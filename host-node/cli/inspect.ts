@@ -1,9 +1,9 @@
 // inspect.ts — the commands that read a running `svcplane proxy` over its metrics address, as an
 // operator reads a kube-proxy node with the kernel's tools:
-//   svcplane conntrack --proxy HOST:PORT [-L|-D|-F] [-f -p -s -d -r -q --sport --dport]
+//   svcplane conntrack --proxy HOST:PORT [-L|-D|-F|-E] [-f -p -s -d -r -q --sport --dport]
 //       the flows, listed as `conntrack -L` lists the kernel's (one /proc/net/nf_conntrack line per
-//       flow, then the count on stderr) — the kernel's own table does not hold them — or deleted
-//       as `conntrack -D` / `-F` delete them;
+//       flow, then the count on stderr) — the kernel's own table does not hold them — deleted
+//       as `conntrack -D` / `-F` delete them, or their events as `conntrack -E` prints them;
 //   svcplane show --proxy HOST:PORT iptables-save|iptables|ip6tables-save|ip6tables|ipvsadm ARGS
 //       that listing command over the proxy's live rules and virtual servers, with its counters
 //       (`ipset list|save|test` for the ipvs mode's sets, `recent [LIST]` for the affinity lists as
@@ -15,7 +15,7 @@ import { conntrackFilter, FILTER_OPTIONS, type FilterField } from '../core/connt
 import { SHOW_TOOLS } from '../io/read-only-tools.js';
 import { CONNTRACK_PARAMS } from '../io/proxy-inspect.js';
 
-export const CONNTRACK_HELP = `usage: svcplane conntrack --proxy HOST:PORT [-L|-D] [-f ipv4|ipv6] [-p PROTO] [-s ADDR] [-d ADDR]
+export const CONNTRACK_HELP = `usage: svcplane conntrack --proxy HOST:PORT [-L|-D|-E] [-f ipv4|ipv6] [-p PROTO] [-s ADDR] [-d ADDR]
                           [-r ADDR] [-q ADDR] [--sport N] [--dport N]
        svcplane conntrack --proxy HOST:PORT -F
 
@@ -29,6 +29,9 @@ then "N flow entries have been shown." on stderr. The kernel's own table holds n
                     of a deleted flow is a new connection (its endpoint chosen again). Only from
                     the node itself: the proxy refuses a deletion from another address.
   -F, --flush       delete every flow, as conntrack -F
+  -E, --event       print the selected flows' events as they happen, as conntrack -E: [NEW] when
+                    a connection is stored, [DESTROY] when one goes; until interrupted, then
+                    "N flow events have been shown." on stderr
   -f, --family      ipv4 or ipv6
   -p, --proto       tcp, udp, sctp, icmp or icmpv6
   -s, --orig-src    original source (the client)
@@ -59,37 +62,50 @@ export function proxyURL(text: string): string {
  * saying what went wrong (the connection's error code, or the proxy's refusal). The timeout is
  * for the answer to start: a large table then streams as long as it takes.
  */
-export async function fromProxy(base: string, path: string, chunk: (text: string) => void, method: 'GET' | 'DELETE' = 'GET'): Promise<void> {
+export async function fromProxy(base: string, path: string, chunk: (text: string) => void, method: 'GET' | 'DELETE' = 'GET', stop?: AbortSignal): Promise<void> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(new Error(`no answer in ${TIMEOUT_MS / 1000} s`)), TIMEOUT_MS);
-  let res: Response;
+  // `stop` ends a stream that would go on (conntrack -E) as its reader's choice, not a failure.
+  const onStop = (): void => abort.abort(new Error('stopped'));
+  stop?.addEventListener('abort', onStop);
   try {
-    res = await fetch(`${base}${path}`, { signal: abort.signal, method });
-  } catch (e) {
-    const x = e as Error & { cause?: { code?: string } };
-    throw new Error(x.cause?.code ?? x.message);
+    let res: Response;
+    try {
+      res = await fetch(`${base}${path}`, { signal: abort.signal, method });
+    } catch (e) {
+      if (stop?.aborted) return;
+      const x = e as Error & { cause?: { code?: string } };
+      throw new Error(x.cause?.code ?? x.message);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (res.status === 404) throw new Error(`no ${path.split('?')[0]} here (is this a svcplane proxy's --metrics-bind-address?)`);
+    if (!res.ok || !res.body) throw new Error(`${res.status}: ${(await res.text()).trim()}`);
+    const decoder = new TextDecoder();
+    try {
+      for await (const c of res.body) chunk(decoder.decode(c as Uint8Array, { stream: true }));
+    } catch (e) {
+      if (!stop?.aborted) throw e;
+    }
+    const rest = decoder.decode();
+    if (rest) chunk(rest);
   } finally {
-    clearTimeout(timer);
+    stop?.removeEventListener('abort', onStop);
   }
-  if (res.status === 404) throw new Error(`no ${path.split('?')[0]} here (is this a svcplane proxy's --metrics-bind-address?)`);
-  if (!res.ok || !res.body) throw new Error(`${res.status}: ${(await res.text()).trim()}`);
-  const decoder = new TextDecoder();
-  for await (const c of res.body) chunk(decoder.decode(c as Uint8Array, { stream: true }));
-  const rest = decoder.decode();
-  if (rest) chunk(rest);
 }
 
 /**
- * Runs `svcplane conntrack ARGS`; returns the exit code: 0 listed (or deleted some, or flushed),
- * 1 the proxy failed or refused (or -D deleted nothing, as conntrack exits), 2 usage.
+ * Runs `svcplane conntrack ARGS`; returns the exit code: 0 listed (or deleted some, or flushed,
+ * or listened until `stop`), 1 the proxy failed or refused (or -D deleted nothing, as conntrack
+ * exits), 2 usage. `stop` ends -E (the CLI aborts it on SIGINT and SIGTERM).
  */
-export async function runConntrack(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
+export async function runConntrack(argv: readonly string[], out: (s: string) => void, err: (s: string) => void, stop?: AbortSignal): Promise<number> {
   const options = Object.fromEntries(FILTER_OPTIONS.map(([, long, short]) => [long.slice(2), { type: 'string' as const, ...(short ? { short: short.slice(1) } : {}) }]));
   const { values } = parseArgs({
     args: [...argv], strict: true, allowPositionals: false,
     options: {
       ...options, proxy: { type: 'string' }, dump: { type: 'boolean', short: 'L' }, delete: { type: 'boolean', short: 'D' },
-      flush: { type: 'boolean', short: 'F' }, help: { type: 'boolean', short: 'h' },
+      flush: { type: 'boolean', short: 'F' }, event: { type: 'boolean', short: 'E' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) {
@@ -101,8 +117,8 @@ export async function runConntrack(argv: readonly string[], out: (s: string) => 
     return 2;
   };
   if (typeof values.proxy !== 'string') return usage('--proxy is required (the proxy\'s --metrics-bind-address)');
-  const command = values.flush ? 'flush' : values.delete ? 'delete' : 'dump';
-  if ([values.dump, values.delete, values.flush].filter(Boolean).length > 1) return usage('one of -L, -D and -F');
+  const command = values.flush ? 'flush' : values.delete ? 'delete' : values.event ? 'event' : 'dump';
+  if ([values.dump, values.delete, values.flush, values.event].filter(Boolean).length > 1) return usage('one of -L, -D, -F and -E');
   let base: string;
   const given: Partial<Record<FilterField, string>> = {};
   try {
@@ -118,18 +134,28 @@ export async function runConntrack(argv: readonly string[], out: (s: string) => 
   if (command === 'flush' && Object.keys(given).length > 0) return usage('-F takes no selection (-D deletes a selection)');
   const q = new URLSearchParams();
   for (const [name, field] of CONNTRACK_PARAMS) if (given[field] !== undefined) q.set(name, given[field]);
+  if (command === 'event') q.set('events', '1');
   let lines = 0;
   try {
     await fromProxy(base, `/conntrack${q.size > 0 ? `?${q}` : ''}`, (text) => {
+      if (command === 'event') {
+        // The proxy's warnings (events lost) go where conntrack writes its own: stderr.
+        for (const line of text.split(/(?<=\n)/)) {
+          if (line.startsWith('WARNING:')) err(line);
+          else if (line) { lines++; out(line); }
+        }
+        return;
+      }
       for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) lines++;
       if (command !== 'flush') out(text);
-    }, command === 'dump' ? 'GET' : 'DELETE');
+    }, command === 'dump' || command === 'event' ? 'GET' : 'DELETE', stop);
   } catch (e) {
     err(`svcplane conntrack: ${base}: ${(e as Error).message}\n`);
     return 1;
   }
   // conntrack's own closing words (conntrack.c), and its exit status: -D that deleted nothing fails.
   if (command === 'flush') err('svcplane conntrack: connection tracking table has been emptied.\n');
+  else if (command === 'event') err(`svcplane conntrack: ${lines} flow events have been shown.\n`);
   else err(`svcplane conntrack: ${lines} flow entries have been ${command === 'dump' ? 'shown' : 'deleted'}.\n`);
   return command === 'delete' && lines === 0 ? 1 : 0;
 }

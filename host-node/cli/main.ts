@@ -19,7 +19,7 @@ commands:
   render      print the rules kube-proxy would install for a manifests file or directory
   trace       explain what a ruleset, manifests or a running proxy do with one packet (svcplane trace --help)
   proxy       serve Services on this node through a TUN device (svcplane proxy --help)
-  conntrack   list or delete a running proxy's flows as conntrack -L / -D do the kernel's (svcplane conntrack --help)
+  conntrack   list, delete or watch a running proxy's flows as conntrack -L / -D / -E do the kernel's (svcplane conntrack --help)
   show        run iptables-save, iptables -L, ipvsadm -L over a running proxy's rules (svcplane show --help)
   help        this text; \`svcplane help COMMAND\` (or COMMAND --help) for a command's options
 `;
@@ -54,8 +54,19 @@ export async function main(argv: string[]): Promise<number> {
         return await runCompile(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
       case 'replay':
         return await runReplay(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
-      case 'conntrack':
-        return await runConntrack(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
+      case 'conntrack': {
+        // -E listens until interrupted: then it says how many events it showed, as conntrack does.
+        const stop = new AbortController();
+        const onSignal = (): void => stop.abort();
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        try {
+          return await runConntrack(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s), stop.signal);
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
+      }
       case 'show':
         return await runShow(rest, (s) => process.stdout.write(s), (s) => process.stderr.write(s));
       case undefined:

@@ -105,6 +105,9 @@ export interface CoreExports {
   conntrackExport(index: number, out: number, nowMs: number): number;
   conntrackImport(ptr: number, nowMs: number): number;
   conntrackDelete(index: number): number;
+  conntrackEvents(slots: number): number;
+  conntrackEventsRead(max: number): number;
+  conntrackEventsLost(): number;
   conntrackTimeout(kind: number, ms: number): number;
   conntrackFlushReplySrc(family: number, proto: number, a0: number, a1: number, a2: number, a3: number, port: number): number;
   conntrackFlushOrigDst(family: number, proto: number, a0: number, a1: number, a2: number, a3: number, port: number): number;

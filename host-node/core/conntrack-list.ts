@@ -114,10 +114,31 @@ export function procAddress(ip: string): string {
   return groups.join(':');
 }
 
-/** print_tuple(): addresses, then ports (or ICMP type, code, id: the core keeps no code, 0). */
-function tuple(t: TupleView): string {
+/**
+ * print_tuple(): addresses (as `address` prints them), then ports (or ICMP type, code, id: the
+ * core keeps no code, 0).
+ */
+function tuple(t: TupleView, address: (ip: string) => string = procAddress): string {
   const ports = t.icmpType !== undefined ? `type=${t.icmpType} code=0 id=${t.sport}` : `sport=${t.sport} dport=${t.dport}`;
-  return `src=${procAddress(t.src)} dst=${procAddress(t.dst)} ${ports} `;
+  return `src=${address(t.src)} dst=${address(t.dst)} ${ports} `;
+}
+
+/** The protocol, the seconds left, the TCP state, both tuples and their flags (after `[UNREPLIED]`, `[ASSURED]` a space). */
+function flowText(e: ConntrackEntry, nowMs: number, address?: (ip: string) => string): string {
+  const left = Math.max(0, Math.floor((e.expiresMs - nowMs) / 1000));
+  return `${e.proto.padEnd(8)} ${PROTO_NUMBERS[e.proto] ?? 0} ${left} ${e.state !== undefined ? `${e.state} ` : ''}`
+    + `${tuple(e.original, address)}${e.seenReply ? '' : '[UNREPLIED] '}${tuple(e.reply, address)}${e.assured ? '[ASSURED] ' : ''}`;
+}
+
+/**
+ * An event as `conntrack -E` prints the kernel's (conntrack-tools, libnetfilter_conntrack's
+ * default output; checked against conntrack v1.4.7): the kind right-aligned in nine columns, then
+ * the flow as at its event, addresses as inet_ntop writes them, and the connmark only when it is
+ * not zero (ctnetlink sends it then).
+ */
+export function eventLine(kind: 'NEW' | 'DESTROY', e: ConntrackEntry, nowMs: number): string {
+  const text = flowText(e, nowMs, (ip) => ip) + (e.mark ? `mark=${e.mark >>> 0}` : '');
+  return `${`[${kind}]`.padStart(9)} ${text.trimEnd()}`;
 }
 
 /**
@@ -127,8 +148,5 @@ function tuple(t: TupleView): string {
  */
 export function procLine(e: ConntrackEntry, nowMs: number): string {
   const l3 = e.family === 4 ? 'ipv4     2' : 'ipv6     10';
-  const left = Math.max(0, Math.floor((e.expiresMs - nowMs) / 1000));
-  return `${l3} ${e.proto.padEnd(8)} ${PROTO_NUMBERS[e.proto] ?? 0} ${left} ${e.state !== undefined ? `${e.state} ` : ''}`
-    + `${tuple(e.original)}${e.seenReply ? '' : '[UNREPLIED] '}${tuple(e.reply)}`
-    + `${e.assured ? '[ASSURED] ' : ''}mark=${e.mark >>> 0} zone=0 use=1`;
+  return `${l3} ${flowText(e, nowMs)}mark=${e.mark >>> 0} zone=0 use=1`;
 }

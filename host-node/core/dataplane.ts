@@ -12,6 +12,14 @@ import { ipWords, tryParseIP } from './words.js';
 import { encodeServices, type ServiceSpec } from './svc-config.js';
 import { decodeRecord, RECORD_BYTES, type ConntrackEntry } from './conntrack-record.js';
 import { checkedFilter, conntrackMatches, type ConntrackFilter } from './conntrack-list.js';
+
+/** A flow table event (Dataplane.conntrackEventsTake): the flow as it was then. */
+export interface ConntrackEvent {
+  kind: 'NEW' | 'DESTROY';
+  flow: ConntrackEntry;
+}
+/** An event's bytes as the core hands them out (assembly/conntrack/events.ts CT_EVENT_SLOT). */
+const EVENT_SLOT = 8 + RECORD_BYTES;
 import { Crc32, RecordBlock, concatBytes, decodeSnapshot, snapshotChunks, type SavedAffinity } from './snapshot.js';
 import { setClusterDns, type ClusterDnsCore } from './cluster-dns.js';
 import { ConfigLog, recordConfig, applySvp, decodeSvp } from '../embed/svp.js';
@@ -392,6 +400,41 @@ export class Dataplane {
       if (conntrackMatches(e, f) && this.core.conntrackDelete(i) === 1) flows.push(e);
     }
     return { flows, next: i === CT_NONE ? null : i };
+  }
+
+  /**
+   * Starts (`slots` 1 … 65536: the events the core holds until they are taken) or stops (0)
+   * recording the flow table's events, as `conntrack -E` listens to the kernel's: NEW when a
+   * connection is stored (its first packet accepted), DESTROY when one goes (its time up,
+   * deleted, flushed, dropped early). Starting empties what was held.
+   */
+  conntrackEvents(slots: number): void {
+    if (!Number.isInteger(slots) || slots < 0 || slots > 65536) throw new Error(`conntrackEvents: bad slots ${shown(slots)}: 0 (stop) to 65536`);
+    this.core.conntrackEvents(slots);
+  }
+
+  /**
+   * The events recorded since the last take, oldest first — each flow as it was at its event,
+   * its lifetime counted from then (decoded at `nowMs`: a line printed at `nowMs` shows the
+   * seconds it had left at the event) — and how many the core could not hold since recording
+   * started (it holds `slots`; a taker that comes too seldom loses the newest).
+   */
+  conntrackEventsTake(nowMs = this.lastNowMs): { events: ConntrackEvent[]; lost: number } {
+    checkNow('conntrackEventsTake', nowMs);
+    const events: ConntrackEvent[] = [];
+    const max = 256;
+    const buf = this.core.cfgBuffer(max * EVENT_SLOT);
+    for (;;) {
+      const n = this.core.conntrackEventsRead(max);
+      if (n <= 0) break;
+      this.refresh();
+      for (let i = 0; i < n; i++) {
+        const at = buf + i * EVENT_SLOT;
+        events.push({ kind: this.dv.getUint8(at) === 1 ? 'NEW' : 'DESTROY', flow: decodeRecord(this.dv, at + 8, nowMs) });
+      }
+      if (n < max) break;
+    }
+    return { events, lost: this.core.conntrackEventsLost() >>> 0 };
   }
 
   /** Every counter by name: verdicts, each drop reason, conntrack events. */

@@ -69,12 +69,19 @@ function drainOrClose(res: ServerResponse): Promise<void> {
   });
 }
 
-/** Writes `chunks` as they come, waiting whenever the client reads slower; stops if it goes away. */
+/**
+ * Writes `chunks` as they come, waiting whenever the client reads slower; stops if it goes away,
+ * and then tells the chunks' source at once (return()), even while it waits for its next chunk.
+ */
 async function stream(res: ServerResponse, chunks: AsyncIterable<string>): Promise<void> {
+  const it = chunks[Symbol.asyncIterator]();
+  res.on('close', () => { if (!res.writableEnded) void it.return?.(); });
   try {
-    for await (const chunk of chunks) {
+    for (;;) {
+      const r = await it.next();
+      if (r.done) break;
       if (res.destroyed) return;
-      if (!res.write(chunk)) await drainOrClose(res);
+      if (!res.write(r.value)) await drainOrClose(res);
     }
     res.end();
   } catch (e) {
@@ -91,6 +98,8 @@ function answer(res: ServerResponse, body: unknown): void {
   }
   if (isStream(body)) {
     res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+    // At once: a stream may have nothing to say for a while (events), and the client waits for them.
+    res.flushHeaders();
     void stream(res, body);
     return;
   }

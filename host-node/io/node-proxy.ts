@@ -26,6 +26,7 @@ import { SyncRunner } from './sync-runner.js';
 import { ProxyHealth, ServiceHealthServers, nodeEligible, serveProxyHealth, closeServer } from './health.js';
 import { ProxyMetrics } from './metrics.js';
 import { conntrackRoute, showRoute, traceRoute } from './proxy-inspect.js';
+import { ConntrackEventFeed } from './conntrack-events.js';
 import { ManifestSource } from './manifests.js';
 import { hostPort, coreMode, type ProxyConfig } from './proxy-config.js';
 import { configz } from './proxy-configz.js';
@@ -86,6 +87,8 @@ export class NodeProxy {
   private repairTimer: ReturnType<typeof setInterval> | null = null;
   /** Flows written to the state file every --conntrack-checkpoint-period (with --conntrack-state). */
   readonly checkpoints: ConntrackCheckpoints | null;
+  /** The flow table's events for /conntrack?events listeners (conntrack -E). */
+  private readonly ctEvents: ConntrackEventFeed;
   private stopped = false;
   /** NodeCIDR mode: the wait for the Node's pod CIDRs was logged; pod CIDRs the core refused. */
   private waitingForPodCIDRs = false;
@@ -103,6 +106,7 @@ export class NodeProxy {
     this.runner = new SyncRunner(() => this.syncOnce(), cfg.minSyncPeriodMs);
     this.objects = new ProxyObjects(cfg.nodeName, Date.now(), cfg.detectLocalMode === 'NodeCIDR');
     this.checkpoints = cfg.conntrackState ? new ConntrackCheckpoints(dp, cfg.conntrackState, cfg.conntrackCheckpointMs, clock, this.log) : null;
+    this.ctEvents = new ConntrackEventFeed(dp, clock);
     // server.go: NewProxierHealthServer(healthzBindAddress, 2*syncPeriod).
     this.health = new ProxyHealth(2 * cfg.syncPeriodMs, Date.now, () => nodeEligible(this.objects.node, this.objects.nodeDeleting));
     this.metrics = new ProxyMetrics({
@@ -188,7 +192,7 @@ export class NodeProxy {
       const capacity = this.dp.stats().conntrack_capacity;
       this.servers.push(await this.metrics.serve(mp.host, mp.port, {
         '/proxyMode': () => cfg.mode, '/healthz': () => 'ok', '/configz': () => configz(cfg, capacity),
-        '/trace': traceRoute(this.dp, cfg.mode, this.nodeAddrs, this.clock), '/conntrack': conntrackRoute(this.dp, this.clock, (n) => this.flowsDeleted(n)),
+        '/trace': traceRoute(this.dp, cfg.mode, this.nodeAddrs, this.clock), '/conntrack': conntrackRoute(this.dp, this.clock, (n) => this.flowsDeleted(n), this.ctEvents),
         '/show': showRoute(this.dp),
         ...(us ? { '/services': () => us.mapping() } : {}),
       }));
@@ -398,6 +402,7 @@ export class NodeProxy {
     const failed: string[] = [];
     if (this.periodic) clearInterval(this.periodic);
     if (this.repairTimer) clearInterval(this.repairTimer);
+    this.ctEvents.close();
     await this.runner.stop();
     this.loop?.stop();
     this.userspace?.close();

@@ -10,7 +10,8 @@
 //               sport, dport), a slice of the table at a time with packets between slices
 //               (`svcplane conntrack --proxy` reads it); DELETE, from the node itself only,
 //               deletes the flows so selected as `conntrack -D` does and lists them
-//               (`svcplane conntrack -D --proxy`).
+//               (`svcplane conntrack -D --proxy`); `?events` streams their events as
+//               `conntrack -E` does (conntrack-events.ts; `svcplane conntrack -E --proxy`).
 //   /show       the listing commands of a kube-proxy node (iptables-save, iptables -L / -S, their
 //               ip6tables forms, ipvsadm -L / -S) over the live rules and virtual servers, with
 //               the core's counters (read-only-tools.ts; `svcplane show --proxy` runs them),
@@ -22,6 +23,7 @@ import type { ProtoName } from '../core/packet.js';
 import { conntrackFilter, conntrackMatches, procLine, type ConntrackFilter, type FilterField } from '../core/conntrack-list.js';
 import { traceJSONValue, type TraceResult } from '../netfilter/trace.js';
 import { RouteReply, type Route } from './metrics.js';
+import type { ConntrackEventFeed } from './conntrack-events.js';
 import { showTool, SHOW_TOOLS, ToolRefused, type ShowOutput, type ShowTool } from './read-only-tools.js';
 
 /** The parameters /trace reads. */
@@ -179,8 +181,19 @@ async function* conntrackDeletions(dp: Dataplane, f: ConntrackFilter, clock: () 
  * metrics address bound wider still lists, and answers a DELETE from elsewhere with 403.
  * `deleted` hears how many flows each deletion took, once it has gone through the table.
  */
-export function conntrackRoute(dp: Dataplane, clock: () => number, deleted: (n: number) => void = () => {}): Route {
+export function conntrackRoute(dp: Dataplane, clock: () => number, deleted: (n: number) => void = () => {}, events?: ConntrackEventFeed): Route {
   return (params, request) => {
+    if (request.method !== 'DELETE' && params.has('events')) {
+      // `?events`: conntrack -E, the events of the flows the rest selects, until the client goes.
+      return orBadRequest(() => {
+        const q = new URLSearchParams(params);
+        q.delete('events');
+        if (params.getAll('events').some((v) => v !== '' && v !== '1')) throw new BadQuery('events: give it alone (events or events=1)');
+        const filter = conntrackQueryOf(q);
+        if (!events) throw new BadQuery('events: this proxy streams no events');
+        return events.listen(filter);
+      });
+    }
     if (request.method !== 'DELETE') return orBadRequest(() => conntrackLines(dp, conntrackQueryOf(params), clock));
     if (!request.loopback) return text(403, 'deleting flows: only from the node itself (a loopback address)');
     return orBadRequest(() => conntrackDeletions(dp, conntrackQueryOf(params), clock, deleted));

@@ -5,7 +5,7 @@
 import { describe, it, expect } from 'vitest';
 import { Dataplane } from '../../../host-node/dataplane.js';
 import { buildPacket, decodePacket } from '../../../host-node/core/packet.js';
-import { conntrackFilter, conntrackMatches, procLine } from '../../../host-node/core/conntrack-list.js';
+import { conntrackFilter, conntrackMatches, eventLine, procLine } from '../../../host-node/core/conntrack-list.js';
 
 const VIP = '198.18.96.10';
 const EP = '198.18.100.2';
@@ -129,5 +129,55 @@ describe('dp.conntrackDelete (conntrack -D)', () => {
     expect(() => dp.conntrackDelete('udp' as never, 1005)).toThrow('a conntrack filter is an object');
     expect(() => dp.conntrackDeleteFrom(-1, 5, {}, 1005)).toThrow('bad slot -1');
     expect(dp.conntrack(1005)).toHaveLength(4);
+  });
+});
+
+describe('dp.conntrackEvents (conntrack -E)', () => {
+  const take = (dp: Dataplane, nowMs: number) => dp.conntrackEventsTake(nowMs).events.map((e) => eventLine(e.kind, e.flow, nowMs));
+
+  it('records nothing until turned on; then NEW as a connection is stored, DESTROY as it goes, as conntrack -E prints them', async () => {
+    const dp = await withFlows();
+    expect(dp.conntrackEventsTake(1005)).toEqual({ events: [], lost: 0 });
+    dp.conntrackEvents(64);
+    dp.process(buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40001, dport: 80, flags: 'S' }), 2000);
+    dp.process(buildPacket({ src: 'fd00:50::1', dst: 'fd00:7::8', proto: 'udp', sport: 1001, dport: 2000 }), 2001);
+    // A packet of a connection already stored is no event.
+    dp.process(buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40000, dport: 80, flags: 'A' }), 2002);
+    expect(take(dp, 2002)).toEqual([
+      `    [NEW] tcp      6 120 SYN_SENT src=${CLIENT} dst=${VIP} sport=40001 dport=80 [UNREPLIED] src=${EP} dst=${CLIENT} sport=8080 dport=40001`,
+      '    [NEW] udp      17 30 src=fd00:50::1 dst=fd00:7::8 sport=1001 dport=2000 [UNREPLIED] src=fd00:7::8 dst=fd00:50::1 sport=2000 dport=1001',
+    ]);
+    expect(take(dp, 2002)).toEqual([]);
+    // Deleted, flushed and expired: each a DESTROY (the established one keeps its ASSURED), its
+    // seconds left as at the last batch before it went (the ACK at 2002 renewed the 5 days).
+    expect(dp.conntrackDelete({ proto: 'tcp', sport: 40000 }, 3000)).toHaveLength(1);
+    expect(dp.flushService('198.18.7.7', 53, 'UDP')).toBe(1);
+    dp.expire(2001 + 31_000);
+    const gone = take(dp, 40_000);
+    expect(gone).toContain(`[DESTROY] tcp      6 432000 ESTABLISHED src=${CLIENT} dst=${VIP} sport=40000 dport=80 src=${EP} dst=${CLIENT} sport=8080 dport=40000 [ASSURED]`);
+    expect(gone.map((l) => l.split(' ').slice(0, 2).join(' ')).sort()).toEqual(['[DESTROY] icmp', '[DESTROY] tcp', '[DESTROY] udp', '[DESTROY] udp', '[DESTROY] udp']);
+    expect(gone).toContain('[DESTROY] udp      17 0 src=fd00:50::1 dst=fd00:7::8 sport=1001 dport=2000 [UNREPLIED] src=fd00:7::8 dst=fd00:50::1 sport=2000 dport=1001');
+    // The SYN_SENT connection's 120 s are not up: it stays, and is no event.
+    expect(gone.some((l) => l.includes('sport=40001'))).toBe(false);
+    dp.conntrackEvents(0);
+    dp.process(buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40002, dport: 80, flags: 'S' }), 50_000);
+    expect(take(dp, 50_000)).toEqual([]);
+  });
+
+  it('a first packet that opens no connection is no event; in direct mode too; a full ring counts what it missed', async () => {
+    const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], seed: 1 });
+    dp.setServices([{ vip: VIP, port: 80, protocol: 'TCP', endpoints: [`${EP}:8080`] }]);
+    dp.conntrackEvents(2);
+    dp.process(buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 41000, dport: 80, flags: 'R' }), 1000);
+    expect(dp.conntrackEventsTake(1000)).toEqual({ events: [], lost: 0 });
+    for (let i = 0; i < 3; i++) dp.process(buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 41001 + i, dport: 80, flags: 'S' }), 1000);
+    const r = dp.conntrackEventsTake(1000);
+    expect(r.events.map((e) => `${e.kind} ${e.flow.original.sport} → ${e.flow.reply.src}`)).toEqual([`NEW 41001 → ${EP}`, `NEW 41002 → ${EP}`]);
+    expect(r.lost).toBe(1);
+    // Turned on again: empty, nothing missed yet.
+    dp.conntrackEvents(8);
+    expect(dp.conntrackEventsTake(1000)).toEqual({ events: [], lost: 0 });
+    expect(() => dp.conntrackEvents(65537)).toThrow('conntrackEvents: bad slots 65537');
+    expect(() => dp.conntrackEvents(-1)).toThrow('bad slots -1');
   });
 });

@@ -299,7 +299,7 @@ describe('a running proxy\'s /conntrack over a large table', () => {
     expect(await runConntrack([...proxy, '-F', '-p', 'udp'], () => {}, (s) => { err += s; })).toBe(2);
     expect(err).toContain('-F takes no selection');
     expect(await runConntrack([...proxy, '-L', '-D'], () => {}, (s) => { err += s; })).toBe(2);
-    expect(err).toContain('one of -L, -D and -F');
+    expect(err).toContain('one of -L, -D, -F and -E');
   });
 });
 
@@ -333,6 +333,63 @@ describe('flows deleted on request, in the conntrack state file at once', () => 
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('a running proxy\'s flow events (conntrack -E)', () => {
+  const served = inspectedProxy('svp-ct-events-');
+
+  it('/conntrack?events streams each listener its selection as conntrack -E prints it; svcplane conntrack -E until stopped', async () => {
+    const { proxy } = { proxy: served.proxy };
+    const base = `http://127.0.0.1:${served.port}`;
+    // A listener of UDP flows, reading its stream line by line.
+    const abort = new AbortController();
+    const res = await fetch(`${base}/conntrack?events&proto=udp`, { signal: abort.signal });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let got = '';
+    const until = async (re: RegExp) => {
+      for (const end = Date.now() + 5000; !re.test(got) && Date.now() < end;) {
+        const r = await Promise.race([reader.read(), new Promise<null>((ok) => setTimeout(() => ok(null), 200))]);
+        if (r && !r.done) got += decoder.decode(r.value, { stream: true });
+      }
+      return got;
+    };
+    // And svcplane conntrack -E of everything, until stopped.
+    const stop = new AbortController();
+    let out = '', err = '';
+    const cli = runConntrack(['--proxy', `127.0.0.1:${served.port}`, '-E'], (t) => { out += t; }, (t) => { err += t; }, stop.signal);
+    // Both listening before the flows come (the CLI's request is on its way).
+    for (const end = Date.now() + 5000; !(await listeners(2)) && Date.now() < end;) await new Promise((r) => setTimeout(r, 20));
+    const now = proxy.clock();
+    proxy.dp.process(buildPacket({ src: CLIENT, dst: '198.18.7.7', proto: 'udp', sport: 6000, dport: 53 }), now);
+    proxy.dp.process(buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 6001, dport: 80, flags: 'S' }), now);
+    await until(/\[NEW\] udp/);
+    expect(got).toMatch(/^ {4}\[NEW\] udp {6}17 (29|30) src=198\.18\.50\.1 dst=198\.18\.7\.7 sport=6000 dport=53 \[UNREPLIED\] src=198\.18\.7\.7 dst=198\.18\.50\.1 sport=53 dport=6000\n$/);
+    expect(proxy.dp.conntrackDelete({ proto: 'udp', sport: 6000 }, proxy.clock())).toHaveLength(1);
+    await until(/\[DESTROY\] udp/);
+    expect(got.split('\n').filter(Boolean).map((l) => l.trim().split(' ')[0])).toEqual(['[NEW]', '[DESTROY]']);
+    for (const end = Date.now() + 5000; !out.includes('[DESTROY] udp') && Date.now() < end;) await new Promise((r) => setTimeout(r, 20));
+    stop.abort();
+    expect(await cli).toBe(0);
+    expect(out).toMatch(/^ {4}\[NEW\] udp .*sport=6000[^\n]*\n {4}\[NEW\] tcp {6}6 (119|120) SYN_SENT src=198\.18\.50\.1 dst=198\.18\.96\.10 sport=6001 dport=80 \[UNREPLIED\] src=198\.18\.100\.[23] dst=198\.18\.50\.1 sport=8080 dport=6001\n\[DESTROY\] udp .*sport=6000[^\n]*\n$/);
+    expect(err).toBe('svcplane conntrack: 3 flow events have been shown.\n');
+    // The listener gone, the core stops recording (checked: nothing for the test to take).
+    abort.abort();
+    for (const end = Date.now() + 5000; !(await listeners(0)) && Date.now() < end;) await new Promise((r) => setTimeout(r, 20));
+    expect(await listeners(0)).toBe(true);
+    proxy.dp.process(buildPacket({ src: CLIENT, dst: '198.18.7.7', proto: 'udp', sport: 6002, dport: 53 }), proxy.clock());
+    expect(proxy.dp.conntrackEventsTake(proxy.clock()).events).toEqual([]);
+    // A selection it cannot read, and events= with a value: 400s.
+    const bad = await fetch(`${base}/conntrack?events&proto=gre`);
+    expect([bad.status, await bad.text()]).toEqual([400, 'proto: tcp, udp, sctp, icmp or icmpv6, not "gre"\n']);
+    expect((await fetch(`${base}/conntrack?events=yes`)).status).toBe(400);
+  });
+
+  /** Whether the proxy has exactly `n` event listeners now. */
+  async function listeners(n: number): Promise<boolean> {
+    return (served.proxy as unknown as { ctEvents: { size: number } }).ctEvents.size === n;
+  }
 });
 
 describe('isLoopback', () => {
