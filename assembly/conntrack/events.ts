@@ -1,16 +1,18 @@
 // conntrack/events.ts — the flow table's events for a listener, as `conntrack -E` hears the
-// kernel's: a connection stored (NEW, once its first packet is accepted: the kernel's confirm)
-// and one removed (DESTROY: its time up, deleted, flushed, reconciled or dropped early), each a
+// kernel's: a connection stored (NEW, once its first packet is accepted: the kernel's confirm),
+// one that changed (UPDATE: its first reply seen, assured, a new TCP state) and one removed
+// (DESTROY: its time up, deleted, flushed, reconciled or dropped early), each a
 // record (record.ts) in a ring the host drains. Off until the host turns it on, and then one
 // record copy per event; a full ring keeps what it has and counts what it could not take (the
 // kernel's ENOBUFS to a listener that reads too slowly). The ring is allocated on the first
 // enable only, never on the packet path.
-import { Tuple } from "../flow";
-import { entryAt } from "./entry";
+import { Tuple, PROTO_TCP } from "../flow";
+import { entryAt, E_STATUS, E_PROTO, E_TCPSTATE, CT_SEEN_REPLY, CT_ASSURED } from "./entry";
 import { CT_RECORD_SIZE, writeRecord } from "./record";
 
 export const CT_EVENT_NEW: u8 = 1;
 export const CT_EVENT_DESTROY: u8 = 2;
+export const CT_EVENT_UPDATE: u8 = 3;
 
 // A slot: u8 kind, 7 bytes zero, then the record (its lifetime counted at the event).
 export const CT_EVENT_SLOT: u32 = 8 + CT_RECORD_SIZE;
@@ -67,14 +69,29 @@ export function ctEventsDisable(): void {
 
 /** Records event `kind` of connection `index` (still in the table), its lifetime from `now`. */
 export function ctEventAt(kind: u8, index: u32, now: u32): void {
+  ctEventOf(kind, entryAt(index), now);
+}
+
+/** ctEventAt() of the connection at entry address `e`. */
+export function ctEventOf(kind: u8, e: usize, now: u32): void {
   if (written - read >= slots) {
     lost++;
     return;
   }
   const p = ring + <usize>(written % slots) * CT_EVENT_SLOT;
   store<u64>(p, <u64>kind);
-  writeRecord(entryAt(index), p + 8, now, evOrig, evReply);
+  writeRecord(e, p + 8, now, evOrig, evReply);
   written++;
+}
+
+/**
+ * What an UPDATE reports a change of (the kernel's IPCT_REPLY, IPCT_ASSURED, IPCT_PROTOINFO):
+ * the reply-seen and assured bits, and the TCP state.
+ */
+// @ts-ignore: decorator
+@inline export function ctEventState(e: usize): u32 {
+  const s = <u32>(load<u8>(e + E_STATUS) & (CT_SEEN_REPLY | CT_ASSURED));
+  return load<u8>(e + E_PROTO) == PROTO_TCP ? s | (<u32>load<u8>(e + E_TCPSTATE) << 8) : s;
 }
 
 /** A DESTROY of connection `index`, about to be removed, at the table's last known time. */

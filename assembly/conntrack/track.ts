@@ -10,6 +10,7 @@
 // open a connection, a SYN reopening a closed one) sets its expiry to `now`: the packet still sees
 // the entry's data, and the next lookup, early drop or reap removes it.
 
+import { ctEventsOn, ctEventOf, ctEventState, CT_EVENT_UPDATE } from "./events";
 import { Tuple, Flow, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6, FRAG_LATER } from "../flow";
 import {
   E_EXPIRY, E_PROTO, E_STATUS, E_OTYPE, E_STREAM_AT, CT_SEEN_REPLY, CT_ASSURED, CT_CONFIRMED,
@@ -148,6 +149,8 @@ function track(e: usize, dir: u32, f: Flow, now: u32): u8 {
   const status = load<u8>(e + E_STATUS);
   const state = (dir == 1 || (status & CT_SEEN_REPLY) != 0) ? CT_ESTABLISHED : CT_NEW;
   if (f.frag == FRAG_LATER) return state;
+  // A stored connection's change is an UPDATE event (its first packet's is the NEW one).
+  const before = ctEventsOn && (status & CT_CONFIRMED) != 0 ? ctEventState(e) : NO_EVENT_STATE;
 
   const proto = load<u8>(e + E_PROTO);
   let valid = true;
@@ -177,5 +180,9 @@ function track(e: usize, dir: u32, f: Flow, now: u32): u8 {
   let s = load<u8>(e + E_STATUS) | CT_CONFIRMED;
   if (dir == 1) s |= CT_SEEN_REPLY;
   store<u8>(e + E_STATUS, s);
+  if (before != NO_EVENT_STATE && ctEventState(e) != before) ctEventOf(CT_EVENT_UPDATE, e, now);
   return state;
 }
+
+// No state to compare: events off, or the connection's first packet.
+const NO_EVENT_STATE: u32 = 0xFFFFFFFF;

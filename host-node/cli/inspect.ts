@@ -30,8 +30,9 @@ then "N flow entries have been shown." on stderr. The kernel's own table holds n
                     the node itself: the proxy refuses a deletion from another address.
   -F, --flush       delete every flow, as conntrack -F
   -E, --event       print the selected flows' events as they happen, as conntrack -E: [NEW] when
-                    a connection is stored, [DESTROY] when one goes; until interrupted, then
-                    "N flow events have been shown." on stderr
+                    a connection is stored, [UPDATE] when it changes (a reply, assured, a TCP
+                    state), [DESTROY] when it goes; until interrupted, then "N flow events have
+                    been shown." on stderr
   -f, --family      ipv4 or ipv6
   -p, --proto       tcp, udp, sctp, icmp or icmpv6
   -s, --orig-src    original source (the client)

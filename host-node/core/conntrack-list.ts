@@ -136,7 +136,7 @@ function flowText(e: ConntrackEntry, nowMs: number, address?: (ip: string) => st
  * the flow as at its event, addresses as inet_ntop writes them, and the connmark only when it is
  * not zero (ctnetlink sends it then).
  */
-export function eventLine(kind: 'NEW' | 'DESTROY', e: ConntrackEntry, nowMs: number): string {
+export function eventLine(kind: 'NEW' | 'UPDATE' | 'DESTROY', e: ConntrackEntry, nowMs: number): string {
   const text = flowText(e, nowMs, (ip) => ip) + (e.mark ? `mark=${e.mark >>> 0}` : '');
   return `${`[${kind}]`.padStart(9)} ${text.trimEnd()}`;
 }

@@ -15,9 +15,11 @@ import { checkedFilter, conntrackMatches, type ConntrackFilter } from './conntra
 
 /** A flow table event (Dataplane.conntrackEventsTake): the flow as it was then. */
 export interface ConntrackEvent {
-  kind: 'NEW' | 'DESTROY';
+  kind: 'NEW' | 'UPDATE' | 'DESTROY';
   flow: ConntrackEntry;
 }
+/** The core's event kinds (assembly/conntrack/events.ts CT_EVENT_*). */
+const EVENT_KINDS: Record<number, ConntrackEvent['kind']> = { 1: 'NEW', 2: 'DESTROY', 3: 'UPDATE' };
 /** An event's bytes as the core hands them out (assembly/conntrack/events.ts CT_EVENT_SLOT). */
 const EVENT_SLOT = 8 + RECORD_BYTES;
 import { Crc32, RecordBlock, concatBytes, decodeSnapshot, snapshotChunks, type SavedAffinity } from './snapshot.js';
@@ -405,8 +407,9 @@ export class Dataplane {
   /**
    * Starts (`slots` 1 … 65536: the events the core holds until they are taken) or stops (0)
    * recording the flow table's events, as `conntrack -E` listens to the kernel's: NEW when a
-   * connection is stored (its first packet accepted), DESTROY when one goes (its time up,
-   * deleted, flushed, dropped early). Starting empties what was held.
+   * connection is stored (its first packet accepted), UPDATE when a stored one changes (its
+   * first reply seen, assured, a new TCP state), DESTROY when one goes (its time up, deleted,
+   * flushed, dropped early). Starting empties what was held.
    */
   conntrackEvents(slots: number): void {
     if (!Number.isInteger(slots) || slots < 0 || slots > 65536) throw new Error(`conntrackEvents: bad slots ${shown(slots)}: 0 (stop) to 65536`);
@@ -430,7 +433,7 @@ export class Dataplane {
       this.refresh();
       for (let i = 0; i < n; i++) {
         const at = buf + i * EVENT_SLOT;
-        events.push({ kind: this.dv.getUint8(at) === 1 ? 'NEW' : 'DESTROY', flow: decodeRecord(this.dv, at + 8, nowMs) });
+        events.push({ kind: EVENT_KINDS[this.dv.getUint8(at)] ?? 'UPDATE', flow: decodeRecord(this.dv, at + 8, nowMs) });
       }
       if (n < max) break;
     }

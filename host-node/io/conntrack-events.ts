@@ -1,5 +1,6 @@
 // conntrack-events.ts — `conntrack -E` for a running proxy: the flow table's events (NEW when a
-// connection is stored, DESTROY when one goes) streamed to every listener of /conntrack?events,
+// connection is stored, UPDATE when it changes, DESTROY when it goes) streamed to every listener
+// of /conntrack?events,
 // each selected as conntrack -L selects and printed as conntrack -E prints the kernel's
 // (core/conntrack-list.ts eventLine). The core records events only while someone listens; one
 // taker drains them every PERIOD_MS for all listeners. Events the core could not hold, and lines

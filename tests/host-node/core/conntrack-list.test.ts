@@ -164,6 +164,27 @@ describe('dp.conntrackEvents (conntrack -E)', () => {
     expect(take(dp, 50_000)).toEqual([]);
   });
 
+  it('UPDATE as a stored connection changes: the handshake\'s states as the kernel reports them, a UDP reply, assured', async () => {
+    const dp = await withFlows();
+    dp.conntrackEvents(64);
+    const at = (flags: string, reply: boolean, t: number) => dp.process(reply
+      ? buildPacket({ src: EP, dst: CLIENT, proto: 'tcp', sport: 8080, dport: 40005, flags })
+      : buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40005, dport: 80, flags }), t);
+    at('S', false, 2000);
+    at('SA', true, 2001);
+    at('A', false, 2002);
+    at('A', false, 2003);   // no change: no event
+    dp.process(buildPacket({ src: '198.18.7.7', dst: CLIENT, proto: 'udp', sport: 53, dport: 5353 }), 2004);
+    const tuples = `src=${CLIENT} dst=${VIP} sport=40005 dport=80`;
+    const replies = `src=${EP} dst=${CLIENT} sport=8080 dport=40005`;
+    expect(take(dp, 2004)).toEqual([
+      `    [NEW] tcp      6 120 SYN_SENT ${tuples} [UNREPLIED] ${replies}`,
+      ` [UPDATE] tcp      6 60 SYN_RECV ${tuples} ${replies}`,
+      ` [UPDATE] tcp      6 432000 ESTABLISHED ${tuples} ${replies} [ASSURED]`,
+      ` [UPDATE] udp      17 30 src=${CLIENT} dst=198.18.7.7 sport=5353 dport=53 src=198.18.7.7 dst=${CLIENT} sport=53 dport=5353`,
+    ]);
+  });
+
   it('a first packet that opens no connection is no event; in direct mode too; a full ring counts what it missed', async () => {
     const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], seed: 1 });
     dp.setServices([{ vip: VIP, port: 80, protocol: 'TCP', endpoints: [`${EP}:8080`] }]);
