@@ -14,7 +14,10 @@ export const CT_EVENT_NEW: u8 = 1;
 export const CT_EVENT_DESTROY: u8 = 2;
 export const CT_EVENT_UPDATE: u8 = 3;
 
-// A slot: u8 kind, 7 bytes zero, then the record (its lifetime counted at the event).
+// A slot: u8 kind, u8 what changed (CT_EVENT_STATE), 6 bytes zero, then the record (its lifetime
+// counted at the event).
+/** An UPDATE's TCP state changed (the kernel's IPCT_PROTOINFO: conntrack -E prints the state then). */
+export const CT_EVENT_STATE: u8 = 1;
 export const CT_EVENT_SLOT: u32 = 8 + CT_RECORD_SIZE;
 export const CT_EVENT_SLOTS_MAX: u32 = 1 << 16;
 
@@ -72,14 +75,14 @@ export function ctEventAt(kind: u8, index: u32, now: u32): void {
   ctEventOf(kind, entryAt(index), now);
 }
 
-/** ctEventAt() of the connection at entry address `e`. */
-export function ctEventOf(kind: u8, e: usize, now: u32): void {
+/** ctEventAt() of the connection at entry address `e`; `changed`: CT_EVENT_STATE or 0. */
+export function ctEventOf(kind: u8, e: usize, now: u32, changed: u8 = CT_EVENT_STATE): void {
   if (written - read >= slots) {
     lost++;
     return;
   }
   const p = ring + <usize>(written % slots) * CT_EVENT_SLOT;
-  store<u64>(p, <u64>kind);
+  store<u64>(p, <u64>kind | (<u64>changed << 8));
   writeRecord(e, p + 8, now, evOrig, evReply);
   written++;
 }

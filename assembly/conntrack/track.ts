@@ -10,7 +10,7 @@
 // open a connection, a SYN reopening a closed one) sets its expiry to `now`: the packet still sees
 // the entry's data, and the next lookup, early drop or reap removes it.
 
-import { ctEventsOn, ctEventOf, ctEventState, CT_EVENT_UPDATE } from "./events";
+import { ctEventsOn, ctEventOf, ctEventState, CT_EVENT_UPDATE, CT_EVENT_STATE } from "./events";
 import { Tuple, Flow, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6, FRAG_LATER } from "../flow";
 import {
   E_EXPIRY, E_PROTO, E_STATUS, E_OTYPE, E_STREAM_AT, CT_SEEN_REPLY, CT_ASSURED, CT_CONFIRMED,
@@ -180,7 +180,12 @@ function track(e: usize, dir: u32, f: Flow, now: u32): u8 {
   let s = load<u8>(e + E_STATUS) | CT_CONFIRMED;
   if (dir == 1) s |= CT_SEEN_REPLY;
   store<u8>(e + E_STATUS, s);
-  if (before != NO_EVENT_STATE && ctEventState(e) != before) ctEventOf(CT_EVENT_UPDATE, e, now);
+  // One the tracker has just killed (a RST to an unreplied connection) is no UPDATE: the kernel's
+  // is dying then, and says nothing until its DESTROY.
+  if (before != NO_EVENT_STATE && <i32>(load<u32>(e + E_EXPIRY) - now) > 0) {
+    const after = ctEventState(e);
+    if (after != before) ctEventOf(CT_EVENT_UPDATE, e, now, (after >> 8) != (before >> 8) ? CT_EVENT_STATE : 0);
+  }
   return state;
 }
 

@@ -124,20 +124,22 @@ function tuple(t: TupleView, address: (ip: string) => string = procAddress): str
 }
 
 /** The protocol, the seconds left, the TCP state, both tuples and their flags (after `[UNREPLIED]`, `[ASSURED]` a space). */
-function flowText(e: ConntrackEntry, nowMs: number, address?: (ip: string) => string): string {
+function flowText(e: ConntrackEntry, nowMs: number, address?: (ip: string) => string, state = true): string {
   const left = Math.max(0, Math.floor((e.expiresMs - nowMs) / 1000));
-  return `${e.proto.padEnd(8)} ${PROTO_NUMBERS[e.proto] ?? 0} ${left} ${e.state !== undefined ? `${e.state} ` : ''}`
+  return `${e.proto.padEnd(8)} ${PROTO_NUMBERS[e.proto] ?? 0} ${left} ${state && e.state !== undefined ? `${e.state} ` : ''}`
     + `${tuple(e.original, address)}${e.seenReply ? '' : '[UNREPLIED] '}${tuple(e.reply, address)}${e.assured ? '[ASSURED] ' : ''}`;
 }
 
 /**
  * An event as `conntrack -E` prints the kernel's (conntrack-tools, libnetfilter_conntrack's
- * default output; checked against conntrack v1.4.7): the kind right-aligned in nine columns, then
- * the flow as at its event, addresses as inet_ntop writes them, and the connmark only when it is
- * not zero (ctnetlink sends it then).
+ * default output; checked against conntrack v1.4.7, and against the kernel's own events in
+ * tests/kernel/conntrack-differential.test.ts): the kind right-aligned in nine columns, then the
+ * flow as at its event, addresses as inet_ntop writes them, the TCP state unless an UPDATE left it
+ * as it was (`stateChanged` false: ctnetlink then sends no protocol info), and the connmark only
+ * when it is not zero (ctnetlink sends it then).
  */
-export function eventLine(kind: 'NEW' | 'UPDATE' | 'DESTROY', e: ConntrackEntry, nowMs: number): string {
-  const text = flowText(e, nowMs, (ip) => ip) + (e.mark ? `mark=${e.mark >>> 0}` : '');
+export function eventLine(kind: 'NEW' | 'UPDATE' | 'DESTROY', e: ConntrackEntry, nowMs: number, stateChanged = true): string {
+  const text = flowText(e, nowMs, (ip) => ip, stateChanged) + (e.mark ? `mark=${e.mark >>> 0}` : '');
   return `${`[${kind}]`.padStart(9)} ${text.trimEnd()}`;
 }
 

@@ -16,6 +16,8 @@ import { checkedFilter, conntrackMatches, type ConntrackFilter } from './conntra
 /** A flow table event (Dataplane.conntrackEventsTake): the flow as it was then. */
 export interface ConntrackEvent {
   kind: 'NEW' | 'UPDATE' | 'DESTROY';
+  /** For an UPDATE, whether its TCP state changed (the kernel sends the state only then); true otherwise. */
+  stateChanged: boolean;
   flow: ConntrackEntry;
 }
 /** The core's event kinds (assembly/conntrack/events.ts CT_EVENT_*). */
@@ -433,7 +435,7 @@ export class Dataplane {
       this.refresh();
       for (let i = 0; i < n; i++) {
         const at = buf + i * EVENT_SLOT;
-        events.push({ kind: EVENT_KINDS[this.dv.getUint8(at)] ?? 'UPDATE', flow: decodeRecord(this.dv, at + 8, nowMs) });
+        events.push({ kind: EVENT_KINDS[this.dv.getUint8(at)] ?? 'UPDATE', stateChanged: (this.dv.getUint8(at + 1) & 1) !== 0, flow: decodeRecord(this.dv, at + 8, nowMs) });
       }
       if (n < max) break;
     }

@@ -89,7 +89,7 @@ export class ConntrackEventFeed {
     this.lost = lost;
     for (const l of this.listeners) {
       if (newlyLost > 0) l.lines.push(`${LOSING_EVENTS} (${newlyLost} the proxy's core could not hold)\n`);
-      for (const ev of events) if (conntrackMatches(ev.flow, l.filter)) l.lines.push(`${eventLine(ev.kind, ev.flow, nowMs)}\n`);
+      for (const ev of events) if (conntrackMatches(ev.flow, l.filter)) l.lines.push(`${eventLine(ev.kind, ev.flow, nowMs, ev.stateChanged)}\n`);
       if (l.lines.length > LISTENER_BACKLOG) {
         const over = l.lines.length - LISTENER_BACKLOG;
         l.lines.splice(0, over);

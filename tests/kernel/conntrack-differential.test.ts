@@ -19,8 +19,11 @@
 // reset acknowledging data never sent is INVALID and leaves the kernel's entry as it was. svcplane
 // tracks TCP states, not windows (tcp.ts header), so the conversations are numbered where the
 // kernel's window tracker never sees unacknowledged data or retransmissions (see nextTcp()).
-// SVCPLANE_CT_FLOWS (default 300), SVCPLANE_CT_STEPS (default 10 TCP packets per conversation)
-// and SVCPLANE_CT_SEED (default 1) choose the run. Every address is in 198.18.0.0/15.
+// And the events `conntrack -E` prints (NEW, UPDATE) for the same conversations against svcplane's
+// (Dataplane.conntrackEvents), conversation by conversation, in order.
+// SVCPLANE_CT_FLOWS (default 300), SVCPLANE_CT_STEPS (default 10 TCP packets per conversation),
+// SVCPLANE_CT_EVENT_FLOWS (default 60) and SVCPLANE_CT_SEED (default 1) choose the run. Every
+// address is in 198.18.0.0/15.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kernelSkip } from '../support/netns';
 import { KernelNode, KERNEL_TOOLS, NODE_ADDRS, NODE_ADDRS6 } from '../support/kernel-node';
@@ -30,12 +33,14 @@ import { canonicalIP } from '../../host-node/kube/ip';
 import { Dataplane } from '../../host-node/dataplane';
 import { parseRestore, type TableName } from '../../host-node/netfilter/index';
 import { TIMEOUTS } from '../../host-node/core/conntrack-record';
-import { procLine } from '../../host-node/core/conntrack-list';
+import { eventLine, procLine } from '../../host-node/core/conntrack-list';
 import { buildPacket } from '../../host-node/core/packet';
 
 const FLOWS = Number(process.env.SVCPLANE_CT_FLOWS ?? 300);
 const STEPS = Number(process.env.SVCPLANE_CT_STEPS ?? 10);
 const SEED = Number(process.env.SVCPLANE_CT_SEED ?? 1);
+/** Conversations per step when the events are compared too (SVCPLANE_CT_EVENT_FLOWS, default 60). */
+const EVENT_FLOWS = Number(process.env.SVCPLANE_CT_EVENT_FLOWS ?? 60);
 
 const skipWhy = kernelSkip('tests/kernel/conntrack-differential', KERNEL_TOOLS);
 
@@ -168,9 +173,40 @@ interface RunOptions {
   errors?: boolean;
   /** Now and then a packet arrives with its transport checksum (or IPv4 header checksum) failing. */
   corrupt?: boolean;
+  /**
+   * Also the events: the kernel's NEW and UPDATE as `conntrack -E` prints them against svcplane's
+   * (conntrackEvents, eventLine), conversation by conversation, in order, the seconds left aside.
+   * 'state always' (a control) prints the TCP state in every UPDATE, as the kernel does not.
+   */
+  events?: boolean | 'state always';
+}
+
+/**
+ * Where two `conntrack -E` outputs differ, conversation by conversation (the original tuple), in
+ * order, the seconds left aside (the two clocks are apart by the injection's time).
+ */
+function eventDiffs(kernel: string[], ours: string[]): string[] {
+  const bare = (l: string): string => l.trim().replace(/^(\[\w+\] \S+\s+\d+ )\d+ /, '$1_ ');
+  const byFlow = (lines: string[]): Map<string, string[]> => {
+    const m = new Map<string, string[]>();
+    for (const l of lines) {
+      const key = /src=\S+ dst=\S+ (?:sport=\d+ dport=\d+|type=\d+ code=\d+ id=\d+)/.exec(l)?.[0] ?? l;
+      m.set(key, [...(m.get(key) ?? []), bare(l)]);
+    }
+    return m;
+  };
+  const k = byFlow(kernel), o = byFlow(ours);
+  const diffs: string[] = [];
+  for (const key of new Set([...k.keys(), ...o.keys()])) {
+    const a = k.get(key) ?? [], b = o.get(key) ?? [];
+    if (a.join('\n') !== b.join('\n')) diffs.push(`${key}: kernel ${JSON.stringify(a)}, svcplane ${JSON.stringify(b)}`);
+  }
+  return diffs;
 }
 
 interface Run {
+  /** Kernel events compared (with `events`). */
+  events?: number;
   diffs: string[];
   /** Kernel entries seen, by protocol and state ("tcp ESTABLISHED", "udp ASSURED"…). */
   seen: Map<string, number>;
@@ -215,6 +251,15 @@ for (const family of [4, 6] as const) {
       // svcplane's clock: ms since the start (plus 1 s), read as the kernel gets or shows its side.
       const clock = (): number => Math.round(performance.now() - t0) + 1000;
       const out: Run = { diffs: [], seen: new Map(), compared: 0 };
+      // A netlink buffer for every event of a step (hundreds at once), so the kernel drops none.
+      const listener = opts.events ? k.scope.watch(k.node, ['conntrack', '-E', '-e', 'NEW,UPDATE', '--buffer-size', String(1 << 24)]) : null;
+      if (listener) {
+        dp.conntrackEvents(65536);
+        // conntrack -E subscribes as it starts (its buffer notice comes as it does): the first
+        // packets must find it listening.
+        for (const end = Date.now() + 3000; !listener.err.includes('NOTICE') && Date.now() < end;) await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 200));
+      }
       // Each conversation's last packet from either end, for the errors.
       const last = new Map<Conversation, [Uint8Array | undefined, Uint8Array | undefined]>();
       for (let step = 0; step < steps && out.diffs.length < 20; step++) {
@@ -282,6 +327,17 @@ for (const family of [4, 6] as const) {
           if (d) out.diffs.push(`step ${step} ${c.proto} ${c.client}:${c.sport} ↔ ${c.server}: ${d} — after ${c.log.join(', ')}`);
         }
       }
+      if (listener) {
+        await new Promise((r) => setTimeout(r, 300));
+        const kernelEvents = (await listener.stop()).split('\n').filter((l) => /^\s*\[(NEW|UPDATE)\] /.test(l));
+        // A listener the kernel could not keep up with misses events and is sent them merged
+        // later: the comparison needs all of them (fewer conversations per step, if this fails).
+        if (/ENOBUFS/.test(listener.err)) out.diffs.push(`events: the kernel's conntrack -E lost events: ${listener.err.trim().split('\n')[1]}`);
+        const ourEvents = dp.conntrackEventsTake(clock()).events.filter((e) => e.kind !== 'DESTROY')
+          .map((e) => eventLine(e.kind, e.flow, 0, opts.events === 'state always' || e.stateChanged));
+        out.events = kernelEvents.length;
+        for (const d of eventDiffs(kernelEvents, ourEvents).slice(0, 5)) out.diffs.push(`events: ${d}`);
+      }
       // Every rule counted the same packets.
       for (const c of opts.rules?.chains ?? []) {
         const tool = family === 6 ? 'ip6tables-legacy' : 'iptables-legacy';
@@ -295,7 +351,7 @@ for (const family of [4, 6] as const) {
     }
 
     const summary = (label: string, r: Run): string =>
-      `${label}: ${r.compared} comparisons, kernel entries ${[...r.seen].sort().map(([s, n]) => `${s} ${n}`).join(', ')}`;
+      `${label}: ${r.compared} comparisons, kernel entries ${[...r.seen].sort().map(([s, n]) => `${s} ${n}`).join(', ')}${r.events !== undefined ? `; ${r.events} kernel events (NEW, UPDATE)` : ''}`;
 
     it(`TCP, ${FLOWS} random conversations of ${STEPS} packets (seed ${SEED}): the same entry after every packet`, async () => {
       const rng = new Rng(SEED * 7919 + 17 + family);
@@ -327,6 +383,26 @@ for (const family of [4, 6] as const) {
       // Not vacuous: some rules counted some packets but not all.
       const all = rules.chains.flatMap((c) => counts(k.scope.must(k.node, [family === 6 ? 'ip6tables-legacy' : 'iptables-legacy', '-t', c.table, '-L', c.chain, '-n', '-v', '-x'])));
       expect(all.some((x) => x > 0 && x < Math.max(...all))).toBe(true);
+    }, 120_000);
+
+    // The events, as conntrack -E hears them: fewer conversations per step, so the kernel's
+    // listener keeps up (at 300 a step it loses some, and says so).
+    it(`conntrack -E: the kernel's NEW and UPDATE events and svcplane's, ${EVENT_FLOWS} TCP conversations, then ${EVENT_FLOWS} UDP and ${EVENT_FLOWS} ICMP (seed ${SEED})`, async () => {
+      const rng = new Rng(SEED * 999331 + family);
+      const tcp = await run(rng, conversations(rng, 'tcp', EVENT_FLOWS), STEPS, () => 0, { events: true });
+      const dgram = await run(rng, [...conversations(rng, 'udp', EVENT_FLOWS), ...conversations(rng, family === 6 ? 'icmpv6' : 'icmp', EVENT_FLOWS)], 6, (step) => (step === 3 ? 2600 : 0), { events: true });
+      console.log(summary(`conntrack differential IPv${family}, events, TCP (seed ${SEED})`, tcp));
+      console.log(summary(`conntrack differential IPv${family}, events, UDP and ICMP (seed ${SEED})`, dgram));
+      expect([...tcp.diffs, ...dgram.diffs]).toEqual([]);
+      expect(tcp.events).toBeGreaterThan(2 * EVENT_FLOWS);
+      expect(dgram.events).toBeGreaterThan(2 * EVENT_FLOWS);
+    }, 120_000);
+
+    it('control: svcplane printing the TCP state in every UPDATE differs from the kernel\'s events', async () => {
+      const rng = new Rng(SEED * 999331 + family);
+      const r = await run(rng, conversations(rng, 'tcp', EVENT_FLOWS), STEPS, () => 0, { events: 'state always' });
+      expect(r.diffs.length).toBeGreaterThan(0);
+      for (const d of r.diffs) expect(d).toMatch(/^events: /);
     }, 120_000);
 
     it('control: svcplane with a CLOSE_WAIT timeout one minute off differs, in CLOSE_WAIT only', async () => {

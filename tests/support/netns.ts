@@ -94,7 +94,7 @@ let scopeCounter = 0;
 export class NetnsScope {
   readonly prefix: string;
   private readonly namespaces: string[] = [];
-  private readonly agents = new Set<LineAgent>();
+  private readonly agents = new Set<{ kill(): void }>();
   private dead = false;
 
   constructor(tag: string) {
@@ -164,6 +164,15 @@ export class NetnsScope {
     return a;
   }
 
+  /** Starts a command inside the namespace whose output is only collected (`conntrack -E`), stopped with the scope. */
+  watch(ns: Netns, argv: string[]): Watcher {
+    this.own(ns);
+    const child = spawn('ip', ['netns', 'exec', ns.name, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const w = new Watcher(child);
+    this.agents.add(w);
+    return w;
+  }
+
   /** Stops this scope's helpers and deletes its namespaces. Idempotent; never throws. */
   destroy(): void {
     if (this.dead) return;
@@ -182,6 +191,42 @@ export class NetnsScope {
   private own(ns: Netns): void {
     if (this.dead) throw new Error('netns scope already destroyed');
     if (!this.namespaces.includes(ns.name)) throw new Error(`namespace ${ns.name} does not belong to this scope`);
+  }
+}
+
+/** A process whose standard output is collected until it is killed (NetnsScope.watch). */
+export class Watcher {
+  /** Its output so far, and what it said on stderr. */
+  out = '';
+  err = '';
+  private done: Promise<void>;
+
+  constructor(private readonly child: ReturnType<typeof spawn>) {
+    child.stdout!.setEncoding('utf8');
+    child.stdout!.on('data', (chunk: string) => { this.out += chunk; });
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (chunk: string) => { this.err += chunk; });
+    this.done = new Promise((resolve) => { child.on('exit', () => resolve()); child.on('error', () => resolve()); });
+  }
+
+  kill(): void {
+    if (this.child.exitCode === null && this.child.pid !== undefined) {
+      try { process.kill(this.child.pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+  }
+
+  /**
+   * Interrupts it (SIGINT: a tool writing to a pipe flushes what it buffered as it exits), kills
+   * it if it is still there a second later, and resolves once it has exited, its output read.
+   */
+  async stop(): Promise<string> {
+    if (this.child.exitCode === null && this.child.pid !== undefined) {
+      try { process.kill(this.child.pid, 'SIGINT'); } catch { /* already gone */ }
+    }
+    const late = setTimeout(() => this.kill(), 1000);
+    await this.done;
+    clearTimeout(late);
+    return this.out;
   }
 }
 

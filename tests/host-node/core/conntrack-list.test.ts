@@ -133,7 +133,7 @@ describe('dp.conntrackDelete (conntrack -D)', () => {
 });
 
 describe('dp.conntrackEvents (conntrack -E)', () => {
-  const take = (dp: Dataplane, nowMs: number) => dp.conntrackEventsTake(nowMs).events.map((e) => eventLine(e.kind, e.flow, nowMs));
+  const take = (dp: Dataplane, nowMs: number) => dp.conntrackEventsTake(nowMs).events.map((e) => eventLine(e.kind, e.flow, nowMs, e.stateChanged));
 
   it('records nothing until turned on; then NEW as a connection is stored, DESTROY as it goes, as conntrack -E prints them', async () => {
     const dp = await withFlows();
