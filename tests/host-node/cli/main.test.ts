@@ -7,6 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { main } from '../../../host-node/cli/main.js';
+import { buildPacket } from '../../../host-node/core/packet.js';
+import { freePort, startUserspaceProxy, webManifests } from '../../support/userspace-proxy.js';
 
 const BIN = resolve(import.meta.dirname, '../../../bin/svcplane.js');
 
@@ -133,3 +135,29 @@ describe('svcplane CLI usage', () => {
     }
   });
 });
+
+describe('svcplane conntrack -E', () => {
+  it('listens to a running proxy until interrupted (SIGINT), then says how many events it showed and exits 0', async () => {
+    const port = await freePort();
+    const p = await startUserspaceProxy({ 'web.yaml': webManifests(['198.18.100.2']) }, ['--node-ip', '198.18.200.1', '--metrics-bind-address', `127.0.0.1:${port}`], { tmpPrefix: 'svp-cli-events-' });
+    const child = spawn(process.execPath, [BIN, 'conntrack', '--proxy', `127.0.0.1:${port}`, '-E', '-p', 'udp'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '', err = '';
+      child.stdout.on('data', (d) => { out += d; });
+      child.stderr.on('data', (d) => { err += d; });
+      const listening = () => (p.proxy as unknown as { ctEvents: { size: number } }).ctEvents.size === 1;
+      for (const end = Date.now() + 10_000; !listening() && Date.now() < end;) await new Promise((r) => setTimeout(r, 20));
+      p.proxy.dp.process(buildPacket({ src: '198.18.50.1', dst: '198.18.7.7', proto: 'udp', sport: 7000, dport: 53 }), p.proxy.clock());
+      for (const end = Date.now() + 5000; !out.includes('[NEW]') && Date.now() < end;) await new Promise((r) => setTimeout(r, 20));
+      child.kill('SIGINT');
+      const code = await new Promise((r) => child.on('exit', r));
+      expect([code, out, err]).toEqual([0,
+        '    [NEW] udp      17 30 src=198.18.50.1 dst=198.18.7.7 sport=7000 dport=53 [UNREPLIED] src=198.18.7.7 dst=198.18.50.1 sport=53 dport=7000\n',
+        'svcplane conntrack: 1 flow events have been shown.\n']);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await p.stop();
+    }
+  }, 30_000);
+});
+
