@@ -22,7 +22,6 @@ export const LOSING_EVENTS = 'WARNING: We have hit ENOBUFS! We are losing events
 interface Listener {
   filter: ConntrackFilter;
   lines: string[];
-  dropped: number;
   wake: (() => void) | null;
   done: boolean;
 }
@@ -45,7 +44,7 @@ export class ConntrackEventFeed {
    * HTTP server calls it when the client goes away, even while nothing is coming) or close().
    */
   listen(filter: ConntrackFilter): AsyncIterableIterator<string> {
-    const l: Listener = { filter, lines: [], dropped: 0, wake: null, done: this.closed };
+    const l: Listener = { filter, lines: [], wake: null, done: this.closed };
     if (!l.done) {
       this.listeners.add(l);
       if (this.listeners.size === 1) this.start();
@@ -58,16 +57,17 @@ export class ConntrackEventFeed {
     };
     return {
       next: async (): Promise<IteratorResult<string>> => {
-        while (!l.done && !this.closed) {
+        for (;;) {
+          // What was said before the end is still delivered (a fault's warning).
           if (l.lines.length > 0) {
             const value = l.lines.join('');
             l.lines = [];
             return { value, done: false };
           }
+          if (l.done || this.closed) return end();
           await new Promise<void>((r) => { l.wake = r; });
           l.wake = null;
         }
-        return end();
       },
       return: async (): Promise<IteratorResult<string>> => end(),
       [Symbol.asyncIterator]() { return this; },
@@ -93,7 +93,6 @@ export class ConntrackEventFeed {
       if (l.lines.length > LISTENER_BACKLOG) {
         const over = l.lines.length - LISTENER_BACKLOG;
         l.lines.splice(0, over);
-        l.dropped += over;
         l.lines.unshift(`${LOSING_EVENTS} (${over} not read in time)\n`);
       }
       if (l.lines.length > 0) l.wake?.();
@@ -103,7 +102,18 @@ export class ConntrackEventFeed {
   private start(): void {
     this.dp.conntrackEvents(EVENT_SLOTS);
     this.lost = 0;
-    this.timer = setInterval(() => this.take(), this.periodMs);
+    this.timer = setInterval(() => {
+      // The proxy's thread: a fault here ends the listeners' streams, never the proxy.
+      try {
+        this.take();
+      } catch (e) {
+        for (const l of this.listeners) {
+          l.lines.push(`WARNING: events stopped: ${(e as Error).message}\n`);
+          l.done = true;
+          l.wake?.();
+        }
+      }
+    }, this.periodMs);
     this.timer.unref();
   }
 
