@@ -53,6 +53,9 @@ export const CT_ASSURED: u8 = 1 << 2;
 export const CT_CONFIRMED: u8 = 1 << 3; // has seen (accepted) its first packet
 export const CT_SNAT: u8 = 1 << 4;
 export const CT_DNAT: u8 = 1 << 5;
+// Internal: its tracker killed it and a listener has had its DESTROY (events.ts); it goes when
+// next met. Never shown to callers.
+export const CT_DYING: u8 = 1 << 6;
 // Internal: a UDP/SCTP entry whose stream delay has passed (track.ts). Never shown to callers.
 export const CT_STREAM_TIME: u8 = 1 << 7;
 export const CT_STATUS_PUBLIC: u8 = CT_SEEN_REPLY | CT_ASSURED | CT_CONFIRMED | CT_SNAT | CT_DNAT;

@@ -13,7 +13,7 @@
 
 import { Tuple, FAMILY_V6, PROTO_TCP } from "../flow";
 import {
-  ENTRY_SIZE, SIDE_SIZE, NIL, E_NEXT, E_EXPIRY, E_STATUS, E_TCPSTATE, E_TCPFLAGS, CT_ASSURED, CT_CONFIRMED,
+  ENTRY_SIZE, SIDE_SIZE, NIL, E_NEXT, E_EXPIRY, E_STATUS, E_TCPSTATE, E_TCPFLAGS, CT_ASSURED, CT_CONFIRMED, CT_DYING,
   entryAt, isUsed, storageBytes, storageInit, hasFreeEntry, hasFreeSide, takeEntry, takeSide,
   releaseEntry, writeTuples, matches, readTuple, natStatus, validPair, capacity, used, capacity6,
 } from "./entry";
@@ -153,8 +153,8 @@ function unlink(index: u32, dir: u32): void {
 
 /** Unlinks and frees an entry (no counter: callers count why it went). */
 export function removeEntry(index: u32): void {
-  // A listener hears of connections that were stored (the kernel's confirmed ones) going.
-  if (ctEventsOn && (load<u8>(entryAt(index) + E_STATUS) & CT_CONFIRMED) != 0) ctEventDestroy(index);
+  // A listener hears of connections that were stored (the kernel's confirmed ones) going, once.
+  if (ctEventsOn && (load<u8>(entryAt(index) + E_STATUS) & (CT_CONFIRMED | CT_DYING)) == CT_CONFIRMED) ctEventDestroy(index);
   unlink(index, 0);
   unlink(index, 1);
   releaseEntry(index);

@@ -10,9 +10,10 @@
 // not taken. It never allocates and never reads a clock.
 
 import {
-  E_EXPIRY, E_STATUS, E_TCPSTATE, E_TCPFLAGS, CT_SEEN_REPLY, CT_ASSURED, CT_CONFIRMED,
+  E_EXPIRY, E_STATUS, E_TCPSTATE, E_TCPFLAGS, CT_SEEN_REPLY, CT_ASSURED, CT_CONFIRMED, CT_DYING,
 } from "./entry";
 import { timeoutOf, CT_TO_TCP_CLOSE, CT_TO_TCP_UNACK } from "./timeouts";
+import { ctEventsOn, ctEventOf, CT_EVENT_DESTROY } from "./events";
 
 // enum tcp_conntrack (include/uapi/linux/netfilter/nf_conntrack_tcp.h).
 export const TCP_NONE: u8 = 0;
@@ -196,9 +197,14 @@ const VALID_FLAGS: u64 = (<u64>1 << SYN) | (<u64>1 << (SYN | URG)) | (<u64>1 << 
 
   let timeout = index == TCP_RST_SET ? timeoutOf(CT_TO_TCP_CLOSE) : timeoutOf(<u32>next);
   if (!(status & CT_SEEN_REPLY)) {
-    // Only a RST came back: not a connection at all, delete it now.
+    // Only a RST came back: not a connection at all, delete it now (nf_ct_kill: its DESTROY
+    // event goes at once, not when the entry is next met).
     if (index == TCP_RST_SET) {
       store<u32>(e + E_EXPIRY, now);
+      if (ctEventsOn && (status & CT_CONFIRMED) != 0) {
+        ctEventOf(CT_EVENT_DESTROY, e, now);
+        store<u8>(e + E_STATUS, status | CT_DYING);
+      }
       return TCP_ACCEPT;
     }
     // A retransmitted SYN does not renew the timeout, or port reuse could keep it alive forever.

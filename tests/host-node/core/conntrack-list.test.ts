@@ -185,6 +185,21 @@ describe('dp.conntrackEvents (conntrack -E)', () => {
     ]);
   });
 
+  it('a RST back to an unreplied connection kills it: its DESTROY at once (no UPDATE), and only once', async () => {
+    const dp = await withFlows();
+    dp.conntrackEvents(64);
+    dp.process(buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40007, dport: 80, flags: 'S' }), 2000);
+    dp.process(buildPacket({ src: EP, dst: CLIENT, proto: 'tcp', sport: 8080, dport: 40007, flags: 'RA' }), 2001);
+    expect(take(dp, 2001)).toEqual([
+      `    [NEW] tcp      6 120 SYN_SENT src=${CLIENT} dst=${VIP} sport=40007 dport=80 [UNREPLIED] src=${EP} dst=${CLIENT} sport=8080 dport=40007`,
+      `[DESTROY] tcp      6 0 CLOSE src=${CLIENT} dst=${VIP} sport=40007 dport=80 [UNREPLIED] src=${EP} dst=${CLIENT} sport=8080 dport=40007`,
+    ]);
+    // The entry goes when next met: no second DESTROY.
+    dp.expire(5000);
+    expect(dp.conntrack(5000).some((e) => e.original.sport === 40007)).toBe(false);
+    expect(take(dp, 5000).filter((l) => l.includes('40007'))).toEqual([]);
+  });
+
   it('a first packet that opens no connection is no event; in direct mode too; a full ring counts what it missed', async () => {
     const dp = await Dataplane.create({ nodeIPs: ['198.18.200.1'], seed: 1 });
     dp.setServices([{ vip: VIP, port: 80, protocol: 'TCP', endpoints: [`${EP}:8080`] }]);
