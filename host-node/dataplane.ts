@@ -17,16 +17,15 @@ import { IpsetTable, type IpsetCore } from './ipset/index.js';
 import { IpvsProgram, type IpvsCore } from './ipvs/program.js';
 import { Ipvsadm, type IpvsadmResult } from './ipvs/ipvsadm.js';
 import {
-  ProxyState, parseManifests, loadObjects, decodedSet, renderIptables, SHARED_NAT_CHAINS, jumpChains, jumpRestoreText, liveTable, namespacedName,
-  joinHostPort, sameObject, sliceMoved,
-  type SharedChains, type ManifestIssue, type Service, type EndpointSlice, type Node,
-  type ProxyModel, type Family as KubeFamily,
+  ProxyState, parseManifests, loadObjects, decodedSet, renderIptables, SHARED_NAT_CHAINS, jumpChains, jumpRestoreText, liveTable,
+  joinHostPort, type SharedChains, type ManifestIssue, type ProxyModel, type Family as KubeFamily,
 } from './kube/index.js';
 import { IpvsApply, type IpvsApplied } from './kube/apply-ipvs.js';
 import { DirectApply } from './kube/apply-direct.js';
 import { affinityDest, type DirectCore } from './core/svc-config.js';
 import { directTableLines, directTrace } from './kube/direct-explain.js';
 import { UdpReconcile } from './kube/stale-udp.js';
+import { feedAll, feedDelta, type AppliedObjects } from './kube/object-feed.js';
 import type { DirectRenderOptions } from './kube/render-direct.js';
 
 export type { IpvsApplied };
@@ -62,7 +61,7 @@ export class Dataplane extends CoreDataplane {
   });
   private readonly families: Record<Family, FamilyState> = { 4: { ruleset: Ruleset.empty(4) }, 6: { ruleset: Ruleset.empty(6) } };
 
-  private kube?: { state: ProxyState; nodeName: string; services: Map<string, Service>; slices: Map<string, EndpointSlice>; nodes: Map<string, Node> };
+  private kube?: AppliedObjects;
 
   private ipsetTable?: IpsetTable;
   private dnsLoader?: DnsLoader;
@@ -455,8 +454,8 @@ export class Dataplane extends CoreDataplane {
     if (this.renderKey !== undefined && this.renderKey !== renderKey) k.state.requestFullSync();
     this.renderKey = renderKey;
     const first = k.services.size === 0 && k.slices.size === 0 && !k.state.initialized;
-    if (opts.delta) this.feedDelta(set, opts.delta.removed ?? [], k);
-    else this.feed(set, k);
+    if (opts.delta) feedDelta(k, set, opts.delta.removed ?? []);
+    else feedAll(k, set);
     if (first) {
       k.state.markServicesSynced();
       k.state.markEndpointSlicesSynced();
@@ -589,68 +588,5 @@ export class Dataplane extends CoreDataplane {
       this.directApply.clear();
     }
     this.kube?.state.requestFullSync();
-  }
-
-  /** Feeds added or changed objects and the named removals to the trackers; the rest stays. */
-  private feedDelta(next: DecodedObjects, removed: string[], k: NonNullable<Dataplane['kube']>): void {
-    for (const cur of next.services) {
-      const key = namespacedName(cur.metadata);
-      k.state.onService(k.services.get(key) ?? null, cur, key);
-      k.services.set(key, cur);
-    }
-    for (const cur of next.endpointSlices) {
-      const key = namespacedName(cur.metadata);
-      const old = k.slices.get(key);
-      if (old && sliceMoved(old, cur)) k.state.onEndpointSlice(old, true);
-      k.state.onEndpointSlice(cur);
-      k.slices.set(key, cur);
-    }
-    for (const name of removed) {
-      const m = /^(Service|EndpointSlice) (\S+)$/.exec(name);
-      if (m?.[1] === 'Service') {
-        const old = k.services.get(m[2]!);
-        if (old) k.state.onService(old, null);
-        k.services.delete(m[2]!);
-      } else if (m?.[1] === 'EndpointSlice') {
-        const old = k.slices.get(m[2]!);
-        if (old) k.state.onEndpointSlice(old, true);
-        k.slices.delete(m[2]!);
-      }
-    }
-    const me = next.nodes.find((n) => n.metadata.name === k.nodeName);
-    if (me) k.state.onNode(me);
-    for (const n of next.nodes) k.nodes.set(n.metadata.name, n);
-  }
-
-  /** Feeds the difference between the last applied objects and `next` to the trackers. */
-  private feed(next: DecodedObjects, k: NonNullable<Dataplane['kube']>): void {
-    const svcs = new Map<string, Service>();
-    next.services.forEach((o) => svcs.set(namespacedName(o.metadata), o));
-    const slices = new Map<string, EndpointSlice>();
-    next.endpointSlices.forEach((o) => slices.set(namespacedName(o.metadata), o));
-    if (k.services.size === 0 && k.slices.size === 0) {
-      // Nothing known yet: every object is an add, handed over as one list (kept as k.services /
-      // k.slices, unchanged until the sync right after this reads them).
-      k.state.onServicesAdded(svcs);
-      k.state.onEndpointSlicesAdded(slices);
-    } else {
-      k.services.forEach((old, key) => { if (!svcs.has(key)) k.state.onService(old, null, key); });
-      svcs.forEach((cur, key) => {
-        const old = k.services.get(key) ?? null;
-        if (old === null || !sameObject(old, cur)) k.state.onService(old, cur, key);
-      });
-      k.slices.forEach((old, key) => { if (!slices.has(key)) k.state.onEndpointSlice(old, true); });
-      slices.forEach((cur, key) => {
-        const old = k.slices.get(key);
-        if (old && sameObject(old, cur)) return;
-        if (old && sliceMoved(old, cur)) k.state.onEndpointSlice(old, true);
-        k.state.onEndpointSlice(cur);
-      });
-    }
-    const me = next.nodes.find((n) => n.metadata.name === k.nodeName) ?? null;
-    k.state.onNode(me);
-    k.services = svcs;
-    k.slices = slices;
-    k.nodes = new Map(next.nodes.map((n) => [n.metadata.name, n]));
   }
 }

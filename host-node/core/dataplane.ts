@@ -7,11 +7,13 @@ import {
   type CoreExports, type Verdict, type Reason, VERDICTS, REASONS, COUNTERS_AFTER_REASONS, type CtState, ctStateName,
   DESC, META_LOCAL, META_TRACKED_ONLY, META_CSUM_VALID, SVC_ERRORS, CT_NONE,
 } from './abi.js';
-import { formatIP, PROTO } from './packet.js';
+import { formatIP } from './packet.js';
 import { ipWords, tryParseIP } from './words.js';
 import { encodeServices, type ServiceSpec } from './svc-config.js';
 import { decodeRecord, RECORD_BYTES, type ConntrackEntry } from './conntrack-record.js';
 import { checkedFilter, conntrackMatches, type ConntrackFilter } from './conntrack-list.js';
+import { FLUSH_KEY_BYTES, flushKeys, reconcileKeys, writeKeys, type ConntrackKey, type FlowFlush, type FlushProtocol, type UdpGuard } from './conntrack-keys.js';
+export type { FlowFlush, UdpGuard, UdpEndpoint } from './conntrack-keys.js';
 
 /** A flow table event (Dataplane.conntrackEventsTake): the flow as it was then. */
 export interface ConntrackEvent {
@@ -28,7 +30,6 @@ import { Crc32, RecordBlock, concatBytes, decodeSnapshot, snapshotChunks, type S
 import { setClusterDns, type ClusterDnsCore } from './cluster-dns.js';
 import { ConfigLog, recordConfig, applySvp, decodeSvp } from '../embed/svp.js';
 
-type FlushProtocol = 'UDP' | 'TCP' | 'SCTP';
 /** IPVS's part of a snapshot being taken: `step` reads up to `max` more entries (true once all are read) into `pieces`. */
 export interface IpvsSaveSteps { step(max: number): boolean; readonly pieces: Uint8Array[] }
 /** A snapshot being taken (Dataplane.snapshotSteps). */
@@ -41,22 +42,6 @@ export interface SnapshotSteps {
    */
   finish(): Uint8Array[];
 }
-/** Flows to delete: those whose chosen endpoint (reply source) or Service address (original destination) is `ip`; port 0 = any. */
-export interface FlowFlush { by: 'endpoint' | 'service'; ip: string; port?: number; protocol?: FlushProtocol }
-/** A flush key's size in the core's config buffer (assembly/conntrack/reap.ts FLUSH_KEY). */
-const FLUSH_KEY_BYTES = 24;
-/**
- * A Service address and port (ClusterIP, load-balancer or external IP) or a NodePort whose UDP
- * flows must get their replies from one of `endpoints` (address and port): kube-proxy's conntrack
- * reconcile.
- */
-export type UdpGuard =
-  | { family: 4 | 6; ip: string; port: number; endpoints: readonly UdpEndpoint[] }
-  | { family: 4 | 6; nodePort: number; endpoints: readonly UdpEndpoint[] };
-export interface UdpEndpoint { ip: string; port: number }
-/** A flush key or reconcile record as the config buffer takes it (see stageKeys). */
-interface ConntrackKey { tag: number; family: 4 | 6; proto: number; port: number; a: Uint8Array | null }
-
 export interface DataplaneOptions {
   /** The node's own addresses (addrtype LOCAL); the first of each family is the default masquerade source. */
   nodeIPs: string[];
@@ -360,15 +345,24 @@ export class Dataplane {
    */
   conntrackFrom(from: number, max: number, nowMs = this.lastNowMs): { flows: ConntrackEntry[]; next: number | null } {
     checkNow('conntrack', nowMs);
-    if (!Number.isInteger(from) || from < 0 || !(max > 0)) throw new Error(`conntrackFrom: bad slot ${shown(from)} or count ${shown(max)}`);
+    return this.walkFlows('conntrackFrom', from, max, nowMs, () => true);
+  }
+
+  /**
+   * The live flows from slot `from` on (up to `max` slots that hold one), decoded at `nowMs`,
+   * those `keep` takes, and the slot to go on from (null at the end). A connection whose time is
+   * up but not yet reaped (killed by a reset, say) is skipped: it is gone for every packet.
+   */
+  private walkFlows(what: string, from: number, max: number, nowMs: number, keep: (e: ConntrackEntry, slot: number) => boolean): { flows: ConntrackEntry[]; next: number | null } {
+    if (!Number.isInteger(from) || from < 0 || !(max > 0)) throw new Error(`${what}: bad slot ${shown(from)} or count ${shown(max)}`);
     const flows: ConntrackEntry[] = [];
     const buf = this.core.cfgBuffer(RECORD_BYTES);
     let i = this.core.conntrackNext(from) >>> 0;
     for (let seen = 0; i !== CT_NONE && seen < max; i = this.core.conntrackNext(i + 1) >>> 0, seen++) {
-      // A connection whose time is up but not yet reaped (killed by a reset, say) exports nothing.
-      const n = this.core.conntrackExport(i, buf, nowMs) >>> 0;
+      if (this.core.conntrackExport(i, buf, nowMs) >>> 0 === 0) continue;
       this.refresh();
-      if (n > 0) flows.push(decodeRecord(this.dv, buf, nowMs));
+      const e = decodeRecord(this.dv, buf, nowMs);
+      if (keep(e, i)) flows.push(e);
     }
     return { flows, next: i === CT_NONE ? null : i };
   }
@@ -392,18 +386,7 @@ export class Dataplane {
   conntrackDeleteFrom(from: number, max: number, filter: ConntrackFilter, nowMs = this.lastNowMs): { flows: ConntrackEntry[]; next: number | null } {
     checkNow('conntrackDelete', nowMs);
     const f = checkedFilter(filter);
-    if (!Number.isInteger(from) || from < 0 || !(max > 0)) throw new Error(`conntrackDeleteFrom: bad slot ${shown(from)} or count ${shown(max)}`);
-    const flows: ConntrackEntry[] = [];
-    const buf = this.core.cfgBuffer(RECORD_BYTES);
-    let i = this.core.conntrackNext(from) >>> 0;
-    for (let seen = 0; i !== CT_NONE && seen < max; i = this.core.conntrackNext(i + 1) >>> 0, seen++) {
-      // A flow whose time is up is gone already for every packet; the reaper takes it.
-      if (this.core.conntrackExport(i, buf, nowMs) >>> 0 === 0) continue;
-      this.refresh();
-      const e = decodeRecord(this.dv, buf, nowMs);
-      if (conntrackMatches(e, f) && this.core.conntrackDelete(i) === 1) flows.push(e);
-    }
-    return { flows, next: i === CT_NONE ? null : i };
+    return this.walkFlows('conntrackDeleteFrom', from, max, nowMs, (e, slot) => conntrackMatches(e, f) && this.core.conntrackDelete(slot) === 1);
   }
 
   /**
@@ -549,21 +532,9 @@ export class Dataplane {
    * of UDP endpoints left costs one walk. Returns how many flows went.
    */
   flushMany(flushes: readonly FlowFlush[]): number {
-    if (!Array.isArray(flushes)) throw new Error('flushMany: flushes is a list of { by, ip, port?, protocol? }');
-    if (flushes.length === 0) return 0;
-    const keys = flushes.map((f) => {
-      if (f === null || typeof f !== 'object' || (f.by !== 'endpoint' && f.by !== 'service')) throw new Error(`bad flush ${shown(f)}: { by: 'endpoint' | 'service', ip, port?, protocol? }`);
-      const a = typeof f.ip === 'string' ? tryParseIP(f.ip) : null;
-      if (!a) throw new Error(`not an IP address: ${shown(f.ip)}`);
-      const port = f.port ?? 0;
-      if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new Error(`bad port ${shown(port)}`);
-      // An unknown name must not become the core's 0, which is every protocol.
-      const protocol = f.protocol ?? 'UDP';
-      const proto = typeof protocol === 'string' && /^(udp|tcp|sctp)$/i.test(protocol) ? PROTO[protocol.toLowerCase() as 'udp' | 'tcp' | 'sctp'] : undefined;
-      if (proto === undefined) throw new Error(`bad protocol ${shown(protocol)}: UDP, TCP or SCTP`);
-      return { dir: f.by === 'endpoint' ? 1 : 0, a, port, proto };
-    });
-    this.stageKeys(keys.map((k) => ({ tag: k.dir, family: k.a.length === 4 ? 4 : 6, proto: k.proto, port: k.port, a: k.a })));
+    const keys = flushKeys(flushes);
+    if (keys.length === 0) return 0;
+    this.stageKeys(keys);
     const n = this.core.conntrackFlushMany(keys.length);
     if (n < 0) throw new Error(`conntrack flush refused (${n})`);
     return n;
@@ -577,27 +548,7 @@ export class Dataplane {
    * endpoints of both. Returns how many flows went.
    */
   reconcileUdp(guards: readonly UdpGuard[]): number {
-    if (!Array.isArray(guards)) throw new Error('reconcileUdp: guards is a list of { family, ip, port, endpoints } or { family, nodePort, endpoints }');
-    for (const g of guards) {
-      if (g === null || typeof g !== 'object' || (g.family !== 4 && g.family !== 6) || !Array.isArray(g.endpoints) || !g.endpoints.every((ep: unknown) => ep !== null && typeof ep === 'object')) {
-        throw new Error(`bad UDP guard ${shown(g)}: { family: 4 | 6, ip, port, endpoints: [{ ip, port }] } or { family, nodePort, endpoints }`);
-      }
-    }
-    const recs: ConntrackKey[] = [];
-    const addr = (ip: string, family: 4 | 6): Uint8Array => {
-      const a = typeof ip === 'string' ? tryParseIP(ip) : null;
-      if (!a || (a.length === 4 ? 4 : 6) !== family) throw new Error(`not an IPv${family} address: ${shown(ip)}`);
-      return a;
-    };
-    const port = (p: unknown): number => {
-      if (typeof p !== 'number' || !Number.isInteger(p) || p < 1 || p > 0xffff) throw new Error(`a UDP guard or endpoint needs a port of 1-65535: ${shown(p)}`);
-      return p;
-    };
-    for (const g of guards) {
-      if ('ip' in g) recs.push({ tag: 0, family: g.family, proto: 0, port: port(g.port), a: addr(g.ip, g.family) });
-      else recs.push({ tag: 1, family: g.family, proto: 0, port: port(g.nodePort), a: null });
-      for (const ep of g.endpoints) recs.push({ tag: 2, family: g.family, proto: 0, port: port(ep.port), a: addr(ep.ip, g.family) });
-    }
+    const recs = reconcileKeys(guards);
     if (recs.length === 0) return 0;
     this.stageKeys(recs);
     const n = this.core.conntrackReconcileUdp(recs.length);
@@ -605,23 +556,11 @@ export class Dataplane {
     return n;
   }
 
-  /**
-   * Writes conntrack keys into the core's config buffer in the layout flushes and reconcile
-   * records share (assembly/conntrack/reap.ts FLUSH_KEY): u8 tag, u8 family, u8 protocol, u8 0,
-   * u16 port, u16 0, then the address bytes.
-   */
+  /** Writes conntrack keys into the core's config buffer (conntrack-keys.ts writeKeys). */
   private stageKeys(keys: readonly ConntrackKey[]): void {
     const at = this.core.cfgBuffer(keys.length * FLUSH_KEY_BYTES);
     this.refresh();
-    this.u8.fill(0, at, at + keys.length * FLUSH_KEY_BYTES);
-    keys.forEach((k, i) => {
-      const p = at + i * FLUSH_KEY_BYTES;
-      this.u8[p] = k.tag;
-      this.u8[p + 1] = k.family;
-      this.u8[p + 2] = k.proto;
-      this.dv.setUint16(p + 4, k.port, true);
-      if (k.a) this.u8.set(k.a, p + 8);
-    });
+    writeKeys(this.u8, this.dv, at, keys);
   }
 
   /** Formats an address the core reported. */
