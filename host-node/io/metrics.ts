@@ -12,6 +12,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { REASONS, VERDICTS } from '../core/abi.js';
 import type { ProxyHealth } from './health.js';
 import { listen } from './health.js';
+import { isLoopback as isLoopbackIP, parseIP } from '../kube/ip.js';
 
 /** What the scrape reads live. */
 export interface MetricSources {
@@ -47,11 +48,10 @@ export interface RouteRequest {
  */
 export type Route = (query: URLSearchParams, request: RouteRequest) => unknown;
 
-/** 127.0.0.0/8, ::1, and IPv4 loopback as an IPv6 socket reports it. */
+/** A peer address that is the node itself: 127.0.0.0/8 or ::1, IPv4 ones also as an IPv6 socket reports them. */
 export function isLoopback(address: string | undefined): boolean {
-  if (address === undefined) return false;
-  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4) || address === '::1';
+  const ip = address === undefined ? null : parseIP(address);
+  return ip !== null && isLoopbackIP(ip);
 }
 
 const isStream = (v: unknown): v is AsyncIterable<string> => typeof v === 'object' && v !== null && Symbol.asyncIterator in v;

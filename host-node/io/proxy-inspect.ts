@@ -20,6 +20,7 @@
 // names it, never an exception in the proxy.
 import type { Dataplane, TraceQuery } from '../dataplane.js';
 import type { ProtoName } from '../core/packet.js';
+import type { ConntrackEntry } from '../core/conntrack-record.js';
 import { conntrackFilter, conntrackMatches, procLine, type ConntrackFilter, type FilterField } from '../core/conntrack-list.js';
 import { traceJSONValue, type TraceResult } from '../netfilter/trace.js';
 import { RouteReply, type Route } from './metrics.js';
@@ -129,30 +130,17 @@ export function conntrackQueryOf(q: URLSearchParams): ConntrackFilter {
   }
 }
 
-/** Lines of the flows `f` selects, a slice of the table per turn of the event loop. */
-async function* conntrackLines(dp: Dataplane, f: ConntrackFilter, clock: () => number): AsyncGenerator<string> {
-  let from: number | null = 0;
-  while (from !== null) {
-    const nowMs = clock();
-    const slice = dp.conntrackFrom(from, CONNTRACK_SLICE, nowMs);
-    let text = '';
-    for (const e of slice.flows) if (conntrackMatches(e, f)) text += `${procLine(e, nowMs)}\n`;
-    if (text) yield text;
-    from = slice.next;
-    if (from !== null) await new Promise((r) => setImmediate(r));
-  }
-}
-
 /**
- * The lines of the flows `f` selects, deleted a slice of the table per turn of the event loop. A
- * client that goes away midway does not stop it: the rest of the table is still gone through, so
- * a deletion is never left half done.
+ * /proc lines of the flows `step` gives, a slice of the table (CONNTRACK_SLICE slots) per turn of
+ * the event loop. With `whole`, a client that goes away midway does not stop it: the rest of the
+ * table is still gone through (a deletion is never left half done), then `done` hears how many
+ * flows it gave.
  */
-async function* conntrackDeletions(dp: Dataplane, f: ConntrackFilter, clock: () => number, deleted: (n: number) => void): AsyncGenerator<string> {
+async function* flowLines(clock: () => number, step: (from: number, nowMs: number) => { flows: ConntrackEntry[]; next: number | null }, whole = false, done: (n: number) => void = () => {}): AsyncGenerator<string> {
   let from: number | null = 0, count = 0;
   const slice = (): string => {
     const nowMs = clock();
-    const s = dp.conntrackDeleteFrom(from!, CONNTRACK_SLICE, f, nowMs);
+    const s = step(from!, nowMs);
     from = s.next;
     count += s.flows.length;
     let text = '';
@@ -166,11 +154,11 @@ async function* conntrackDeletions(dp: Dataplane, f: ConntrackFilter, clock: () 
       if (from !== null) await new Promise((r) => setImmediate(r));
     }
   } finally {
-    while (from !== null) {
+    while (whole && from !== null) {
       slice();
       if (from !== null) await new Promise((r) => setImmediate(r));
     }
-    deleted(count);
+    done(count);
   }
 }
 
@@ -194,9 +182,20 @@ export function conntrackRoute(dp: Dataplane, clock: () => number, deleted: (n: 
         return events.listen(filter);
       });
     }
-    if (request.method !== 'DELETE') return orBadRequest(() => conntrackLines(dp, conntrackQueryOf(params), clock));
+    if (request.method !== 'DELETE') {
+      return orBadRequest(() => {
+        const f = conntrackQueryOf(params);
+        return flowLines(clock, (from, nowMs) => {
+          const s = dp.conntrackFrom(from, CONNTRACK_SLICE, nowMs);
+          return { flows: s.flows.filter((e) => conntrackMatches(e, f)), next: s.next };
+        });
+      });
+    }
     if (!request.loopback) return text(403, 'deleting flows: only from the node itself (a loopback address)');
-    return orBadRequest(() => conntrackDeletions(dp, conntrackQueryOf(params), clock, deleted));
+    return orBadRequest(() => {
+      const f = conntrackQueryOf(params);
+      return flowLines(clock, (from, nowMs) => dp.conntrackDeleteFrom(from, CONNTRACK_SLICE, f, nowMs), true, deleted);
+    });
   };
 }
 
