@@ -85,6 +85,8 @@ export const MSG = {
   invalidProto: 'Invalid protocol specified',
   invalid: 'Kernel error received: Invalid argument',
   typeUnsupported: 'Kernel error received: set type not supported',
+  // ERANGE from the kernel's range walk: more than IPSET_MAX_RANGE elements in one add/del.
+  tooMany: 'Kernel error received: Numerical result out of range',
 } as const;
 
 const KERNEL_MESSAGES: ReadonlySet<string> = new Set(Object.values(MSG));

@@ -102,6 +102,20 @@ function roundBucketsize(n: number | null): number {
  * A bitmap:port entry's ports: the first as written (a reversed range `90-80` is written from
  * 90; a service name counts as the lower end) and the range's ends.
  */
+/**
+ * The most elements one add or del may name in a hash type (include/linux/netfilter/ipset/
+ * ip_set.h IPSET_MAX_RANGE, 1 << 14 in current kernels): a wider range or CIDR is refused with ERANGE
+ * instead of walked element by element (`del C 0.0.0.0/0` would otherwise visit 2^32 addresses).
+ * hash:ip's uadt counts the element it is about to add against it, so one more passes there. The
+ * kernel's hash:ip refuses only when it reaches the limit, keeping the elements added before;
+ * here the whole command is refused before anything changes.
+ */
+const IPSET_MAX_RANGE = 1 << 14;
+
+function checkRange(def: TypeDef, ent: Entry, entry: string): void {
+  if (def.hash && ent.count > IPSET_MAX_RANGE + (def.name === 'hash:ip' ? 1 : 0)) throw kernel(MSG.tooMany, entry);
+}
+
 function portEnds(entry: string, ent: Entry): { written: number; lo: number; hi: number } {
   let lo = Infinity, hi = -Infinity;
   for (const el of ent.elements()) {
@@ -286,6 +300,7 @@ export class Model {
       refused = e;
     }
     const x = this.parseExt(s0, 'add', rest);
+    if (ent) checkRange(s0.def, ent, entry);
     const ends = ent && !s0.def.hash ? portEnds(entry, ent) : null;
     if (ends) this.checkPort(s0, ends.written);
     this.checkExt(s0, x);
@@ -336,6 +351,7 @@ export class Model {
     const s0 = this.get(name);
     const ent = parseEntry(s0.def, s0.family, entry, 'del');
     this.parseExt(s0, 'del', rest);
+    checkRange(s0.def, ent, entry);
     const ends = s0.def.hash ? null : portEnds(entry, ent);
     if (ends) for (const p of [ends.written, ends.lo, ends.hi]) this.checkPort(s0, p);
     const todo: Element[] = [];

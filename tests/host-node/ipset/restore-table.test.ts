@@ -123,6 +123,25 @@ describe('single commands', () => {
     expect(table.list('m', { terse: true })).toContain('Number of entries: 0');
   });
 
+  it('a range wider than IPSET_MAX_RANGE elements is refused with ERANGE at once, not walked', () => {
+    const { table } = makeTable();
+    table.command('create a hash:ip maxelem 4294967295');
+    table.command('create p hash:ip,port');
+    const erange = 'ipset v7.17: Kernel error received: Numerical result out of range';
+    // 2^32 addresses: walking them one by one took minutes and the heap.
+    expect(err(() => table.command('-exist del a 0.0.0.0-255.255.255.255')).message).toBe(erange);
+    expect(err(() => table.command('add a 10.0.0.0/8')).message).toBe(erange);
+    expect(err(() => table.command('add p 10.0.0.0/24,udp:1-65535')).message).toBe(erange);
+    expect(table.list('a', { terse: true })).toContain('Number of entries: 0');
+    // hash:ip takes IPSET_MAX_RANGE + 1 (its uadt counts before it adds); the other types 2^14.
+    table.command('add a 10.0.0.0-10.0.64.0');
+    expect(table.list('a', { terse: true })).toContain('Number of entries: 16385');
+    expect(err(() => table.command('add a 10.1.0.0-10.1.64.1')).message).toBe(erange);
+    table.command('add p 10.2.0.0/18,tcp:80');
+    expect(err(() => table.command('add p 10.3.0.0-10.3.64.0,tcp:80')).message).toBe(erange);
+    expect(err(() => table.command('add a 10.0.0.0-10.0.64.0')).message).toBe("ipset v7.17: Element cannot be added to the set: it's already added");
+  });
+
   it('timeouts run on the given clock: listing counts down, expiry removes, re-add needs no -exist', () => {
     const { table, clock, core } = makeTable({ setId: ids().setId });
     table.command('create t hash:ip,port timeout 10');
