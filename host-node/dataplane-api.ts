@@ -3,7 +3,8 @@
 // Dataplane (dataplane.ts) does the work.
 
 import { checkPorts, parseIP, type ProtoName } from './core/packet.js';
-import type { Family } from './netfilter/index.js';
+import { ruleLine, type Family, type Ruleset, type TableName } from './netfilter/index.js';
+import { CompileError } from './netfilter/compile.js';
 import type { IptablesOptions, ManifestIssue, Service, EndpointSlice, Node, IpvsRenderOptions } from './kube/index.js';
 import type { IpvsApplied } from './kube/apply-ipvs.js';
 import { queryBytes } from './dns/trace.js';
@@ -12,6 +13,23 @@ import { queryBytes } from './dns/trace.js';
 export class RestoreFailed extends Error {
   constructor(readonly line: number, readonly word: string, message: string) {
     super(message);
+  }
+}
+
+/**
+ * `compile()`, with a CompileError (a rule the core cannot run: QUEUE, --tcp-option, the security
+ * table) turned into a RestoreFailed that names the line of `text` that wrote the rule and the
+ * word at fault, as the parser's refusals do.
+ */
+export function compiledOrRefused<T>(compile: () => T, text: string, ruleset: Ruleset, family: Family): T {
+  try {
+    return compile();
+  } catch (e) {
+    if (!(e instanceof CompileError)) throw e;
+    const rule = ruleset.table(e.table as TableName)?.chain(e.chain)?.rules[Math.max(0, e.rule)];
+    const line = rule ? ruleLine(text, e.table, e.chain, rule.text) : 0;
+    const prog = family === 4 ? 'iptables-restore' : 'ip6tables-restore';
+    throw new RestoreFailed(line, e.word, `${prog}: ${line > 0 ? `line ${line} failed` : 'failed'}: ${e.message}`);
   }
 }
 

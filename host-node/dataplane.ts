@@ -30,7 +30,7 @@ import type { DirectRenderOptions } from './kube/render-direct.js';
 
 export type { IpvsApplied };
 export { RestoreFailed, type RestoreApplied, type TraceQuery, type ApplyOptions, type ApplyFailure, type ApplyResult, type DecodedObjects } from './dataplane-api.js';
-import { RestoreFailed, familyOf, readTraceQuery, type RestoreApplied, type TraceQuery, type ApplyOptions, type ApplyFailure, type ApplyResult, type DecodedObjects } from './dataplane-api.js';
+import { RestoreFailed, compiledOrRefused, familyOf, readTraceQuery, type RestoreApplied, type TraceQuery, type ApplyOptions, type ApplyFailure, type ApplyResult, type DecodedObjects } from './dataplane-api.js';
 import type { DnsOptions } from './kube/dns-records.js';
 import type { DnsCore } from './dns/table.js';
 import { DnsLoader, type DnsInput, type DnsLoadResult } from './dns/records-from.js';
@@ -218,7 +218,7 @@ export class Dataplane extends CoreDataplane {
       throw new RestoreFailed(e.line, e.word, e.message);
     }
     const kept = this.liveCounters.kept(family, state.ruleset, parsed.ruleset, parsed.changed, parsed.resets);
-    const compiled = this.compiler.compile(parsed.ruleset, parsed.changed);
+    const compiled = compiledOrRefused(() => this.compiler.compile(parsed.ruleset, parsed.changed), text, parsed.ruleset, family);
     try {
       loadRestore(this.ipt, this.compiler, compiled, (n) => this.core.cfgBuffer(n));
     } catch (e) {

@@ -28,28 +28,25 @@ import {
   RULE_BYTES, T, TABLE_INDEX, VERSION, Words32, bswap, builtinChainId, copyWords, isFull, range,
 } from './blob-format.js';
 
-function isTouched(t: Iterable<string> | Touched): t is Touched {
-  return (t as Touched).chains !== undefined;
-}
+const isTouched = (t: Iterable<string> | Touched): t is Touched => (t as Touched).chains !== undefined;
 
 /** A rule or chain the core cannot run. */
 export class CompileError extends Error {
-  constructor(readonly table: string, readonly chain: string, readonly rule: number, message: string) {
+  constructor(readonly table: string, readonly chain: string, readonly rule: number, message: string, readonly word = '') {
     super(`${table}/${chain}${rule >= 0 ? ` rule ${rule + 1}` : ''}: ${message}`);
   }
 }
 
+/** Something in a rule the core cannot run, and the word of the rule's text that asks for it. */
+class Unrunnable extends Error {
+  constructor(readonly word: string, message: string) { super(message); }
+}
 
 const NO_RECENTS: readonly string[] = [];
 const NO_ADDR: Words = [0, 0, 0, 0];
 
 /** Where a chain id came from: for the trace and for messages. */
-export interface ChainInfo {
-  readonly family: Family;
-  readonly table: TableName;
-  readonly name: string;
-  readonly rules: readonly Rule[];
-}
+export interface ChainInfo { readonly family: Family; readonly table: TableName; readonly name: string; readonly rules: readonly Rule[] }
 
 /** One restore, compiled: what to stage, then accept() or reject() once the core has answered. */
 export interface CompiledRestore {
@@ -62,10 +59,8 @@ export interface CompiledRestore {
 
 interface Deleted { readonly id: number; readonly scope: string; readonly name: string }
 
-export interface CompileOptions {
-  /** Build the O(1) dispatch index for eligible runs (default true). */
-  dispatch?: boolean;
-}
+/** `dispatch`: build the O(1) dispatch index for eligible runs (default true). */
+export interface CompileOptions { dispatch?: boolean }
 
 /** A rule's ops as encoded once (rules are shared between restores, so most compiles hit this). */
 interface Encoded {
@@ -233,7 +228,7 @@ export class IptCompiler {
       for (let w = 0; w < wantTables.length; w++) {
         const tname = wantTables[w]!, name = wantChains[w]!;
         if (tname === 'security') {
-          if (rs.table('security')?.chain(name)?.rules.length) throw new CompileError(tname, name, -1, 'the security table is not supported');
+          if (rs.table('security')?.chain(name)?.rules.length) throw new CompileError(tname, name, -1, 'the security table is not supported', '*security');
           continue;
         }
         const objs = lists?.chainObjs;
@@ -369,7 +364,7 @@ export class IptCompiler {
       }
     } catch (e) {
       if (e instanceof CompileError) throw e;
-      throw new CompileError(table, chain.name, i, (e as Error).message);
+      throw new CompileError(table, chain.name, i, (e as Error).message, e instanceof Unrunnable ? e.word : '');
     }
     this.memo.keep(id, rules, recents.length === 0);
     const bytes = HDR_BYTES + n * RULE_BYTES + ops.n * 4;
@@ -390,7 +385,6 @@ export class IptCompiler {
     return { at, bytes, recents: recents.length !== 0 ? recents : NO_RECENTS, head: reuse ? head : -1, tail: reuse ? reuse.suffix : 0 };
   }
 
-
   /** Appends `rule`'s ops to `w` (jump ids resolved); returns where its target op starts, relative
    *  to where the rule starts. */
   private encodeInto(w: Words32, rule: Rule, family: Family, table: TableName, recents: string[],
@@ -400,7 +394,7 @@ export class IptCompiler {
     const target = w.n - start;
     const t = rule.target;
     if (t && t.kind === 'jump') {
-      if (BUILTIN_CHAINS[table].includes(t.chain as Hook)) throw new Error(`cannot jump to built-in chain ${t.chain}`);
+      if (BUILTIN_CHAINS[table].includes(t.chain as Hook)) throw new Unrunnable(t.chain, `cannot jump to built-in chain ${t.chain}`);
       w.op(t.goto ? T.GOTO : T.JUMP, 0, 1, this.userId(live, t.chain));
     } else if (t) {
       this.target(w, t);
@@ -422,7 +416,7 @@ export class IptCompiler {
     let jumpAt = -1, jump: string | null = null;
     const t = rule.target;
     if (t && t.kind === 'jump') {
-      if (BUILTIN_CHAINS[table].includes(t.chain as Hook)) throw new Error(`cannot jump to built-in chain ${t.chain}`);
+      if (BUILTIN_CHAINS[table].includes(t.chain as Hook)) throw new Unrunnable(t.chain, `cannot jump to built-in chain ${t.chain}`);
       w.op(t.goto ? T.GOTO : T.JUMP, 0, 1, 0);
       jumpAt = w.n - 1;
       jump = t.chain;
@@ -468,7 +462,7 @@ export class IptCompiler {
       // xtables_parse_interface(): the mask covers the name and its NUL, or only the name before `+`.
       const bytes = new Uint8Array(16), mask = new Uint8Array(16);
       const name = new TextEncoder().encode(m.name);
-      if (name.length > 15) throw new Error(`interface name too long: ${m.name}`);
+      if (name.length > 15) throw new Unrunnable(m.name, `interface name too long: ${m.name}`);
       bytes.set(name);
       mask.fill(0xff, 0, m.wildcard ? name.length : name.length + 1);
       const dv = new DataView(bytes.buffer), mv = new DataView(mask.buffer);
@@ -504,7 +498,7 @@ export class IptCompiler {
       case 'tcp':
         this.ports(w, m.sport, m.sportInvert, m.dport, m.dportInvert);
         if (m.flags) w.op(M.TCPFLAGS, m.flags.invert ? INV : 0, 1, (m.flags.mask | (m.flags.comp << 8)) >>> 0);
-        if (m.option) throw new Error('--tcp-option is not supported');
+        if (m.option) throw new Unrunnable('--tcp-option', '--tcp-option is not supported');
         return;
       case 'udp': return this.ports(w, m.sport, m.sportInvert, m.dport, m.dportInvert);
       case 'sctp':
@@ -535,7 +529,7 @@ export class IptCompiler {
           if (x) w.op(M.CT_PORT, (x.invert ? INV : 0) | pass, 2, i, range(x.range));
         });
         if (m.status) w.op(M.CT_STATUS, (m.status.invert ? INV : 0) | pass, 1, m.status.statuses.reduce((a, s) => a | CT_STATUS_BIT[s], 0));
-        if (m.expire) throw new Error('--ctexpire is not supported');
+        if (m.expire) throw new Unrunnable('--ctexpire', '--ctexpire is not supported');
         return;
       }
       case 'mark': return w.op(M.MARK, inv, 2, m.value >>> 0, m.mask >>> 0);
@@ -583,7 +577,7 @@ export class IptCompiler {
       case 'ACCEPT': return w.op(T.ACCEPT, 0, 0);
       case 'DROP': return w.op(T.DROP, 0, 0);
       case 'RETURN': return w.op(T.RETURN, 0, 0);
-      case 'QUEUE': throw new Error('QUEUE is not supported');
+      case 'QUEUE': throw new Unrunnable('QUEUE', 'QUEUE is not supported');
       case 'jump': throw new Error('jumps are encoded by encode()');
       case 'REJECT': return w.op(T.REJECT, 0, 1, REJECT_CODE[t.with]!);
       case 'DNAT': return this.nat(w, T.DNAT, t.to, (t.random ? NAT_RANDOM : 0) | (t.persistent ? NAT_PERSISTENT : 0));

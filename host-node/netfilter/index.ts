@@ -3,7 +3,7 @@
 // iptables-save, `iptables -S` or `iptables -L -n -v` output. Platform-neutral: no node: imports.
 // The compiler to the core reads the Ruleset/Table/Chain/Rule/Match/Target types from here.
 
-export { parseRestore } from './restore.js';
+export { parseRestore, ruleLine } from './restore.js';
 export type { RestoreOptions, RestoreResult, RestoreError, Touched } from './restore.js';
 export type { CounterReset } from './commands.js';
 export { renderSave, saveLines, joinLines, ctime, kernelOrder, appendLine, ruleSpec, sameRule } from './save.js';

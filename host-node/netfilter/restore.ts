@@ -521,3 +521,25 @@ function flatCopy(s: string): string {
   c.charCodeAt(0);
   return c;
 }
+
+/**
+ * The line of restore `text` that wrote a rule spelled `ruleText` into `chain` of `table` (`-A`,
+ * `-I` or `-R`; the last such line), 0 when none did: for a refusal that comes after the text
+ * parsed (the core's compiler cannot run a rule), so it names a line as the parser's errors do.
+ */
+export function ruleLine(text: string, table: string, chain: string, ruleText: string): number {
+  let current = '', found = 0, line = 0;
+  for (let pos = 0; pos < text.length; line++) {
+    let end = text.indexOf('\n', pos);
+    if (end < 0) end = text.length;
+    const l = text.slice(pos, end).trimEnd();
+    pos = end + 1;
+    if (l.startsWith('*')) current = splitFields(l.slice(1))[0] ?? '';
+    else if (current === table && l.startsWith('-') && l.endsWith(ruleText)) {
+      const [cmd, name] = splitWords(l);
+      if (name === chain && APPENDS.has(cmd!)) found = line + 1;
+    }
+  }
+  return found;
+}
+const APPENDS = new Set(['-A', '--append', '-I', '--insert', '-R', '--replace']);

@@ -2,6 +2,7 @@
 // iptables-restore-like message, and the base ruleset passed in is left exactly as it was.
 import { describe, expect, it } from 'vitest';
 import { parseRestore, renderSave, type Ruleset } from '../../../host-node/netfilter/index.js';
+import { Dataplane, RestoreFailed } from '../../../host-node/dataplane.js';
 
 const BASE_TEXT = `*filter
 :KUBE-SERVICES - [0:0]
@@ -157,4 +158,28 @@ describe('rejected restores', () => {
     const r = parseRestore('*filter\nCOMMIT\n', { base: base(), family: 6 });
     expect(r.ok).toBe(false);
   });
+});
+
+describe('rules the parser takes and the core cannot run', () => {
+  const cases = [
+    { text: '*nat\n:K - [0:0]\n-A PREROUTING -j K\n-A K -p tcp -j ACCEPT\n-A K -j QUEUE\nCOMMIT\n', line: 5, word: 'QUEUE', why: 'nat/K rule 2: QUEUE is not supported' },
+    { text: '*filter\n-A INPUT -j ACCEPT\nCOMMIT\n*raw\n-I OUTPUT -m conntrack --ctexpire 10 -j ACCEPT\nCOMMIT\n', line: 5, word: '--ctexpire', why: 'raw/OUTPUT rule 1: --ctexpire is not supported' },
+    { text: '*filter\n-A INPUT -p tcp -m tcp --tcp-option 2 -j DROP\nCOMMIT\n', line: 2, word: '--tcp-option', why: 'filter/INPUT rule 2: --tcp-option is not supported' },
+    { text: '*security\n:INPUT ACCEPT [0:0]\n\n-A INPUT -j ACCEPT\nCOMMIT\n', line: 4, word: '*security', why: 'security/INPUT: the security table is not supported' },
+  ];
+  for (const c of cases) {
+    it(`a RestoreFailed names the line and word (${c.word}); nothing changes`, async () => {
+      const dp = await Dataplane.create({ nodeIPs: ['198.18.0.1'], seed: 1 });
+      dp.iptablesRestore(BASE_TEXT);
+      const before = dp.iptablesSave();
+      let err: unknown;
+      try { dp.iptablesRestore(c.text, { noflush: true }); } catch (e) { err = e; }
+      expect(err).toBeInstanceOf(RestoreFailed);
+      const f = err as RestoreFailed;
+      expect([f.line, f.word, f.message]).toEqual([c.line, c.word, `iptables-restore: line ${c.line} failed: ${c.why}`]);
+      expect(dp.iptablesSave()).toBe(before);
+      dp.iptablesRestore('*filter\n-A KUBE-OLD -j DROP\nCOMMIT\n', { noflush: true });
+      expect(dp.iptablesSave()).toContain('-A KUBE-OLD -j DROP');
+    });
+  }
 });
