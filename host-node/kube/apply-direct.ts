@@ -38,6 +38,12 @@ export class DirectApply {
    * (one map for both questions, "which slot holds this id" and "which ids does this Service have").
    */
   private readonly byService: Record<Family, Map<string, SlotRef>> = { 4: new Map(), 6: new Map() };
+  /**
+   * Per family, the Services a port of which the core refused in the last sync (its address and
+   * port held by another Service): each later sync puts them again, since the refusal may be gone
+   * (the other Service moved or was deleted) while their objects, unchanged, would not be synced.
+   */
+  private readonly refused: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
   private hostIds = 0;
   private readonly ops = new DirectOpBuffer();
   /** Each put is rendered into this one and encoded before the next. */
@@ -64,6 +70,7 @@ export class DirectApply {
     this.refresh();
     for (const f of [4, 6] as const) {
       this.byService[f].clear();
+      this.refused[f].clear();
     }
   }
 
@@ -71,7 +78,7 @@ export class DirectApply {
    * One family's sync: every service port of the changed Services (all of them on a full sync,
    * `plan.changedServices` null) is put into the core's table, or removed when gone. `portsOf`
    * gives a changed Service's ports as last applied. A service the core refuses keeps its old
-   * entries and is reported in `issues` (object, field, message).
+   * entries, is reported in `issues` (object, field, message) and is put again in the next sync.
    */
   apply(plan: SyncPlan, portsOf: (nn: string) => readonly ServicePort[] | undefined, ropts: DirectRenderOptions, issues: ManifestIssue[]): DirectFamilyApplied {
     const core = this.core();
@@ -85,6 +92,9 @@ export class DirectApply {
     // A full sync into a table holding nothing of this family (the first one) puts each service
     // port once, every one new: no slot to look up.
     const fresh = plan.changedServices === null && byService.size === 0;
+    const retried = this.refused[family];
+    const changed = plan.changedServices === null || retried.size === 0 ? plan.changedServices : new Set([...plan.changedServices, ...retried]);
+    retried.clear();
     if (plan.changedServices === null) {
       byService.forEach((first) => {
         for (let ref: SlotRef | null = first; ref !== null; ref = ref.next) if (!model.services.has(ref.id)) ids.push(ref.id), sps.push(undefined);
@@ -103,7 +113,7 @@ export class DirectApply {
     } else {
       // Removals first: a put may reuse an address a removed service held.
       const puts: ServicePortInfo[] = [];
-      for (const nn of plan.changedServices) {
+      for (const nn of changed!) {
         const before = puts.length;
         for (const p of portsOf(nn) ?? []) {
           const sp = model.services.get(servicePortId(nn, p.name, p.protocol));
@@ -171,6 +181,7 @@ export class DirectApply {
           retry.push(i);   // its address may be freed by a later op of this sync
         } else {
           report(i, 'spec', DIRECT_ERRORS[rc] ?? `error ${rc}`);
+          retried.add(serviceOf(id));
         }
       }
     };

@@ -62,6 +62,23 @@ describe('direct mode: incremental sync', () => {
     expect(runCase(dp, to('198.18.0.2'), 31000)).toEqual(['198.19.2.1:8080']);
   });
 
+  it('puts a refused service again in later syncs: once the address is free it lands, its object unchanged', async () => {
+    const dp = await dataplaneFor({});
+    const a = web('a', '198.18.0.1', ['198.19.1.1']);
+    applyIn(dp, 'direct', docs(a, web('b', '198.18.0.2', ['198.19.2.1'])));
+    const moved = web('b', '198.18.0.1', ['198.19.2.1']);
+    expect(applyIn(dp, 'direct', docs(a, moved)).issues[0]!.message).toMatch(/already taken/);
+    // Still refused while a holds the address: reported again, b's old entry live.
+    const c = web('c', '198.18.0.3', ['198.19.3.1']);
+    expect(applyIn(dp, 'direct', docs(a, moved, c)).issues[0]!.message).toMatch(/already taken/);
+    expect(runCase(dp, to('198.18.0.2'), 30000)).toEqual(['198.19.2.1:8080']);
+    // a goes: b's unchanged object now lands on the freed address, as in a fresh dataplane.
+    expect(applyIn(dp, 'direct', docs(moved, c)).issues).toEqual([]);
+    expect(runCase(dp, to('198.18.0.1'), 31000)).toEqual(['198.19.2.1:8080']);
+    expect(runCase(dp, to('198.18.0.2'), 32000)).toEqual(['PASS']);
+    expect(applyIn(dp, 'direct', docs(moved, c)).families.find((f) => f.family === 4)!.direct).toEqual({ put: 0, removed: 0 });
+  });
+
   it('lets a service take an address another one gives up in the same sync', async () => {
     const dp = await dataplaneFor({});
     applyIn(dp, 'direct', docs(web('a', '198.18.0.1', ['198.19.1.1'], { externalIPs: ['198.18.15.1'] }), web('b', '198.18.0.2', ['198.19.2.1'])));
