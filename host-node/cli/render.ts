@@ -5,6 +5,7 @@
 // only; touches no dataplane and no kernel.
 import { parseArgs } from 'node:util';
 import { ProxyState, renderIptables, renderIpvs, renderNftables, jumpChains, jumpRestoreText, type Family } from '../kube/index.js';
+import { parseCIDR, parseIP } from '../kube/ip.js';
 import { ManifestSource } from '../io/manifests.js';
 import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
 
@@ -17,6 +18,15 @@ const MODES = ['iptables', 'ipvs', 'nftables'];
 
 /** Values of a repeatable option, each also a comma list, as one list. */
 const commaList = (values: readonly string[]): string[] => values.flatMap((v) => v.split(',')).map((s) => s.trim()).filter((s) => s !== '');
+
+/** The first address option value that is no IP address or CIDR, worded as the refusal; null when all are. */
+function badAddress(nodeIPs: readonly string[], clusterCIDRs: readonly string[], serviceCIDRs: readonly string[], nodePortAddresses: readonly string[]): string | null {
+  for (const ip of nodeIPs) if (!parseIP(ip)) return `--node-ip: not an IP address: ${JSON.stringify(ip)}`;
+  for (const [opt, list] of [['--cluster-cidr', clusterCIDRs], ['--service-cidr', serviceCIDRs], ['--nodeport-addresses', nodePortAddresses]] as const) {
+    for (const c of list) if (!parseCIDR(c) && !(opt === '--nodeport-addresses' && c === 'primary')) return `${opt}: not a CIDR: ${JSON.stringify(c)}`;
+  }
+  return null;
+}
 
 export async function runRender(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const { values } = parseArgs({
@@ -52,6 +62,13 @@ export async function runRender(argv: string[], out: (s: string) => void, err: (
     err(`svcplane render: unknown --ipvs-scheduler ${JSON.stringify(values['ipvs-scheduler'])} (one of ${SCHEDULERS.join(', ')})\n`);
     return 2;
   }
+  const nodePortAddresses = values['nodeport-addresses'] === undefined ? undefined : commaList([values['nodeport-addresses']]);
+  const serviceCIDRs = commaList(values['service-cidr']!);
+  const bad = badAddress(values['node-ip']!, commaList(values['cluster-cidr'] ? [values['cluster-cidr']] : []), serviceCIDRs, nodePortAddresses ?? []);
+  if (bad !== null) {
+    err(`svcplane render: ${bad}\n${RENDER_HELP}`);
+    return 2;
+  }
   const nodeName = values['node-name']!;
   const state = new ProxyState({ nodeName });
   let errors = 0;
@@ -62,8 +79,6 @@ export async function runRender(argv: string[], out: (s: string) => void, err: (
   source.start(state, () => {});
   await source.stop();
   const families: Family[] = values.family === '4' ? [4] : values.family === '6' ? [6] : [4, 6];
-  const nodePortAddresses = values['nodeport-addresses'] === undefined ? undefined : commaList([values['nodeport-addresses']]);
-  const serviceCIDRs = commaList(values['service-cidr']!);
   const common = {
     nodeName, nodeIPs: values['node-ip']!, masqueradeAll: values['masquerade-all']!,
     ...(values['cluster-cidr'] ? { clusterCIDR: values['cluster-cidr'] } : {}),

@@ -8,7 +8,7 @@
 // (WebAssembly core spec §5.5.8, limits §5.3.8) to the minimum `replayMemoryPages` estimates; the
 // AssemblyScript allocator takes the whole initial memory as its heap and never grows it.
 import { WASI } from 'node:wasi';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeSvp, SVP_OP_BY_NAME } from '../embed/svp.js';
@@ -105,7 +105,15 @@ async function main(args: string[]): Promise<number> {
     }
   }
   const preopens: Record<string, string> = {};
-  for (const f of files) preopens[dirname(resolve(f))] = dirname(resolve(f));
+  for (const f of files) {
+    const dir = dirname(resolve(f));
+    // node:wasi throws for a directory that does not exist: named here as the tool names a file.
+    if (!isDirectory(dir)) {
+      process.stderr.write(`svcplane-replay: ${f}: no such directory\n`);
+      return 1;
+    }
+    preopens[dir] = dir;
+  }
   const abs = args.map((a) => (a.startsWith('-') ? a : resolve(a)));   // every other argument is a path
   let pages = 1024;
   try {
@@ -118,6 +126,14 @@ async function main(args: string[]): Promise<number> {
   const module = await WebAssembly.compile(withInitialMemory(readFileSync(replayWasmPath()), pages) as BufferSource);
   const instance = await WebAssembly.instantiate(module, { wasi_snapshot_preview1: wasi.wasiImport } as WebAssembly.Imports);
   return wasi.start(instance) ?? 0;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

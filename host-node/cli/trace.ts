@@ -126,6 +126,7 @@ export function parseTraceArgs(argv: readonly string[]): TraceArgs {
     if (val === undefined) throw new UsageError(`${opt} needs a value`);
     if (opt === '--node-ip') nodeIPs.push(address(opt, val).text);
     else if (opt === '--service-cidr') serviceCIDRs.push(...val.split(',').map((c) => cidr(opt, c.trim())));
+    else if (v[opt] !== undefined) throw new UsageError(`${opt} given twice`);
     else v[opt] = val;
   }
   let proxy = '';

@@ -7,6 +7,7 @@
 // entries it is given; never reads the core.
 import { tryParseIP } from './words.js';
 import { sameIP } from '../kube/ip.js';
+import { shown } from './dataplane.js';
 import type { ConntrackEntry, TupleView } from './conntrack-record.js';
 
 /** What `conntrack -L` selects by (every field optional; all given must hold). */
@@ -49,7 +50,7 @@ export function conntrackFilter(values: Partial<Record<FilterField, string>>, na
       f.family = v === 'ipv4' ? 4 : 6;
     } else if (field === 'proto') {
       const p = v.toLowerCase();
-      if (!(p in PROTO_NUMBERS)) throw new Error(`${long}: tcp, udp, sctp, icmp or icmpv6, not ${JSON.stringify(v)}`);
+      if (!Object.hasOwn(PROTO_NUMBERS, p)) throw new Error(`${long}: tcp, udp, sctp, icmp or icmpv6, not ${JSON.stringify(v)}`);
       f.proto = p;
     } else if (field === 'sport' || field === 'dport') {
       if (!/^\d{1,5}$/.test(v) || Number(v) > 65535) throw new Error(`${long}: not a port number: ${JSON.stringify(v)}`);
@@ -64,6 +65,9 @@ export function conntrackFilter(values: Partial<Record<FilterField, string>>, na
   }
   return f;
 }
+
+/** A value a caller passed, for a message (a BigInt or an object has no JSON text). */
+const said = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : shown(v));
 
 const longOption = (field: FilterField): string => FILTER_OPTIONS.find(([f]) => f === field)![1];
 
@@ -80,13 +84,13 @@ export function checkedFilter(given: unknown): ConntrackFilter {
     if (v === undefined) continue;
     const field = key as FilterField;
     if (field === 'family') {
-      if (v !== 4 && v !== 6) throw new Error(`family: 4 or 6, not ${JSON.stringify(v)}`);
+      if (v !== 4 && v !== 6) throw new Error(`family: 4 or 6, not ${said(v)}`);
       values.family = `ipv${v}`;
     } else if (field === 'sport' || field === 'dport') {
-      if (typeof v !== 'number' || !Number.isInteger(v)) throw new Error(`${field}: not a port number: ${JSON.stringify(v)}`);
+      if (typeof v !== 'number' || !Number.isInteger(v)) throw new Error(`${field}: not a port number: ${said(v)}`);
       values[field] = String(v);
     } else {
-      if (typeof v !== 'string') throw new Error(`${field}: not a string: ${JSON.stringify(v)}`);
+      if (typeof v !== 'string') throw new Error(`${field}: not a string: ${said(v)}`);
       values[field] = v;
     }
   }

@@ -22,7 +22,8 @@ export function typeName(code: number): string {
 
 /** A type name or number as its code; throws on an unknown name. */
 export function typeCode(type: string | number): number {
-  if (typeof type === 'number') return type;
+  if (typeof type === 'number' && Number.isInteger(type) && type >= 0 && type <= 0xffff) return type;
+  if (typeof type !== 'string') throw new DnsMessageError(`record type ${typeof type === 'number' ? type : 'of the wrong kind'}: a name (A, AAAA, SRV, …) or a number 0-65535`);
   const up = type.toUpperCase();
   const known = (DNS_TYPES as Record<string, number>)[up];
   if (known !== undefined) return known;

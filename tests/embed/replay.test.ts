@@ -200,6 +200,9 @@ describe('svcplane-replay.wasm under node:wasi', () => {
     await expect(replayFiles('v2-svp', v2, pcap)).rejects.toThrow(/unsupported format version/);
     await expect(replayFiles('short-cap', svp, pcap.slice(0, pcap.length - 10))).rejects.toThrow(/capture damaged after \d+ packets: truncated packet record/);
     await expect(replayFiles('not-cap', svp, new TextEncoder().encode('this is not a capture at all'))).rejects.toThrow(/not a pcap or pcapng capture/);
+    // A file in a directory that does not exist: named, where node:wasi would throw its own error.
+    const config = join(dir, 'direct.svp'), capture2 = join(dir, 'direct.cap');
+    await expect(runReplayWasm({ config, capture: capture2, pcapOut: join(dir, 'no-such-dir', 'out.pcap') })).rejects.toThrow(/^[^\n]*no-such-dir\/out\.pcap: no such directory$/);
   });
 });
 

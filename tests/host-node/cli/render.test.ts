@@ -99,4 +99,18 @@ describe('svcplane render', () => {
     expect(out).toMatch(/shop\/web:http cluster IP/);
     expect(out).not.toMatch(/shop\/bad/);
   });
+
+  it('refuses an address option that is no address or CIDR with exit code 2, naming it, and prints no rules', async () => {
+    const cases: [string[], string][] = [
+      [['--cluster-cidr', 'garbage'], '--cluster-cidr: not a CIDR: "garbage"'],
+      [['--node-ip', '999.1.1.1', '--mode', 'ipvs'], '--node-ip: not an IP address: "999.1.1.1"'],
+      [['--service-cidr', '198.18.0.0/16,80'], '--service-cidr: not a CIDR: "80"'],
+      [['--nodeport-addresses', 'primary,garbage'], '--nodeport-addresses: not a CIDR: "garbage"'],
+    ];
+    for (const [args, why] of cases) {
+      const { code, out, err } = await render({ 'svc.yaml': SVC, 'slice.yaml': SLICE }, args);
+      expect([code, err.split('\n')[0], out]).toEqual([2, `svcplane render: ${why}`, '']);
+    }
+    expect((await render({ 'svc.yaml': SVC, 'slice.yaml': SLICE }, ['--nodeport-addresses', 'primary,198.18.0.0/16', '--cluster-cidr', '198.19.0.0/16'])).code).toBe(0);
+  });
 });

@@ -208,6 +208,8 @@ describe('svcplane trace', () => {
       [['--rules', 'x', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '65536'], /not a port number/],
       [[...base(), '--src', '198.18.5.5', '--dst', VIP, '--bogus'], /unknown option "--bogus"/],
       [[...base(), '--src'], /--src needs a value/],
+      // `--sport --json` takes "--json" as the port; a later --sport must not hide that.
+      [[...base(), '--src', '198.18.5.5', '--dst', VIP, '--sport', '--json', '--sport', '40000'], /--sport given twice/],
       [[...base(), '--src', '198.18.5.5', '--dst', VIP, '--mode', 'ipvs'], /--mode needs --manifests/],
       [['--manifests', 'x', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80', '--noflush'], /--noflush needs --rules/],
       [['--manifests', 'x', '--node-ip', NODE, '--src', '198.18.5.5', '--dst', VIP, '--dport', '80', '--mode', 'nft'], /--mode: iptables, ipvs or direct/],

@@ -85,6 +85,15 @@ describe('dp.trace of a DNS query', () => {
     expect(out.rcode).toBe('REFUSED');
     expect(dp.trace({ src: POD, dst: DNS4, proto: 'udp', dport: 53, query: Uint8Array.of(1, 2, 3) }).dns).toMatchObject({ outcome: 'dropped', drop: 'short' });
   });
+
+  it('refuses a record type that is no name and no number 0-65535, saying so', () => {
+    const q = (type: unknown) => () => dp.trace({ src: POD, dst: DNS4, proto: 'udp', dport: 53, query: { name: 'web.shop.svc.cluster.local', type: type as string } });
+    expect(q({})).toThrow('record type of the wrong kind: a name (A, AAAA, SRV, …) or a number 0-65535');
+    expect(q(65536)).toThrow('record type 65536: a name');
+    expect(q(-1)).toThrow('record type -1: a name');
+    expect(() => dp.traceName('web.shop.svc.cluster.local', { src: POD, type: [] as never })).toThrow('record type of the wrong kind');
+    expect(dp.trace({ src: POD, dst: DNS4, proto: 'udp', dport: 53, query: { name: 'web.shop.svc.cluster.local', type: 28 } }).dns!.rcode).toBe('NOERROR');
+  });
 });
 
 describe('dp.traceName', () => {
