@@ -28,7 +28,7 @@ const EVENT_KINDS: Record<number, ConntrackEvent['kind']> = { 1: 'NEW', 2: 'DEST
 const EVENT_SLOT = 8 + RECORD_BYTES;
 import { Crc32, RecordBlock, concatBytes, decodeSnapshot, snapshotChunks, type SavedAffinity } from './snapshot.js';
 import { setClusterDns, type ClusterDnsCore } from './cluster-dns.js';
-import { ConfigLog, recordConfig, applySvp, decodeSvp } from '../embed/svp.js';
+import { ConfigLog, recordConfig, applySvp, decodeSvp, savedOptions } from '../embed/svp.js';
 
 /** IPVS's part of a snapshot being taken: `step` reads up to `max` more entries (true once all are read) into `pieces`. */
 export interface IpvsSaveSteps { step(max: number): boolean; readonly pieces: Uint8Array[] }
@@ -192,10 +192,9 @@ export class Dataplane {
    */
   static async load<T extends Dataplane>(this: new (core: CoreExports, options: DataplaneOptions) => T, bytes: Uint8Array, opts: { wasm?: WasmSource } = {}): Promise<T> {
     const svp = decodeSvp(bytes);
+    const options: DataplaneOptions = { ...(savedOptions(svp.meta) as DataplaneOptions), ...opts };
     const core = await instantiateCore(opts.wasm);
     applySvp(core, svp);
-    const saved = (svp.meta.options ?? {}) as Partial<DataplaneOptions> & { seed?: string | number };
-    const options: DataplaneOptions = { ...saved, nodeIPs: saved.nodeIPs ?? [], ...(saved.seed !== undefined ? { seed: BigInt(saved.seed) } : {}), ...opts };
     return new this(core, options);
   }
 

@@ -104,6 +104,31 @@ export interface Svp {
 }
 
 /** A .svp that is not one, is damaged, or was made for another format or ABI version. */
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isText = (v: unknown): boolean => typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string'));
+
+/**
+ * The Dataplane options a .svp file's meta recorded (`compiled()` writes them, the seed as
+ * decimal text), each checked for its kind: a file made by hand or damaged under a good checksum
+ * fails here with an SvpError naming the option, never later inside the Dataplane.
+ */
+export function savedOptions(meta: Record<string, unknown>): { nodeIPs: string[]; seed?: bigint } & Record<string, unknown> {
+  const saved = meta.options ?? {};
+  if (!isObject(saved)) throw new SvpError('meta.options is not an object');
+  const out: { nodeIPs: string[]; seed?: bigint } & Record<string, unknown> = { nodeIPs: [] };
+  for (const [key, v] of Object.entries(saved)) {
+    const ok = key === 'seed' ? (typeof v === 'string' && /^-?\d{1,20}$/.test(v)) || Number.isSafeInteger(v)
+      : key === 'nodeIPs' || key === 'masqueradeIPs' ? Array.isArray(v) && isText(v)
+        : key === 'podCIDR' || key === 'serviceCIDR' || key === 'clusterDNS' ? isText(v)
+          : key === 'conntrackCapacity' || key === 'conntrackCapacity6' ? Number.isSafeInteger(v) : true;
+    if (!ok) throw new SvpError(`meta.options.${key} is not ${key === 'seed' ? 'an integer' : 'of its kind'}`);
+    if (key === 'seed') out.seed = BigInt(v as string | number);
+    else if (SAVED_OPTIONS.has(key)) out[key] = v;
+  }
+  return out;
+}
+const SAVED_OPTIONS = new Set(['nodeIPs', 'masqueradeIPs', 'podCIDR', 'serviceCIDR', 'clusterDNS', 'conntrackCapacity', 'conntrackCapacity6']);
+
 export class SvpError extends Error {
   constructor(message: string) {
     super(`config.svp rejected: ${message}`);
@@ -173,6 +198,7 @@ export function decodeSvp(bytes: Uint8Array): Svp {
   } catch {
     throw new SvpError('meta block is not JSON');
   }
+  if (!isObject(meta)) throw new SvpError('meta block is not a JSON object');
   const ops: SvpOp[] = [];
   let at = SVP_HEADER_BYTES + pad8(metaLen);
   for (let k = 0; k < count; k++) {

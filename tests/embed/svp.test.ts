@@ -167,4 +167,19 @@ describe('.svp rejection', () => {
     load.result = 5;
     await rejects(encodeSvp(svp.ops), /loadServices returned 1, it returned 5 when the config was compiled/);
   });
+
+  it('refuses meta that is no object or records an option of the wrong kind, before any call; keeps good options', async () => {
+    const { ops, meta } = decodeSvp(await good());
+    const options = meta.options as Record<string, unknown>;
+    const withMeta = (m: unknown) => encodeSvp(ops, m as Record<string, unknown>);
+    await rejects(withMeta(null), /meta block is not a JSON object/);
+    await rejects(withMeta([1]), /meta block is not a JSON object/);
+    await rejects(withMeta({ options: 'x' }), /meta\.options is not an object/);
+    for (const seed of ['abc', '1.5', 1.5, 2 ** 60]) await rejects(withMeta({ options: { ...options, seed } }), /meta\.options\.seed is not an integer/);
+    await rejects(withMeta({ options: { ...options, nodeIPs: '198.18.0.1' } }), /meta\.options\.nodeIPs is not of its kind/);
+    await rejects(withMeta({ options: { ...options, podCIDR: 7 } }), /meta\.options\.podCIDR is not of its kind/);
+    const dp = await Dataplane.load(withMeta({ options: { ...options, seed: '-12', extra: { any: 1 } } }));
+    expect((dp as unknown as { options: Record<string, unknown> }).options).toMatchObject({ nodeIPs: options.nodeIPs, seed: -12n });
+    expect((dp as unknown as { options: Record<string, unknown> }).options.extra).toBeUndefined();
+  });
 });
