@@ -184,6 +184,8 @@ function binHeader(n: number): Uint8Array {
 const split = (all: Uint8Array, count: number, size: number): Uint8Array[] =>
   Array.from({ length: count }, (_, i) => all.subarray(i * size, (i + 1) * size));
 
+const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+
 export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   if (!(bytes instanceof Uint8Array)) throw new SnapshotError('not a svcplane conntrack snapshot: a snapshot is bytes (a Uint8Array)');
   let obj: unknown;
@@ -202,8 +204,9 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   }
   const all = o.records, count = o.count;
   const conns = o.version === 1 ? new Uint8Array(0) : o.ipvs, ipvsCount = o.version === 1 ? 0 : o.ipvsCount;
-  if (!(all instanceof Uint8Array) || typeof count !== 'number' || all.length !== count * RECORD_BYTES || typeof o.savedAtMs !== 'number' ||
-      !(conns instanceof Uint8Array) || typeof ipvsCount !== 'number' || conns.length !== ipvsCount * IPVS_RECORD_BYTES) {
+  // Counts are whole and not negative: half a record (count 0.5) also matches its length.
+  if (!(all instanceof Uint8Array) || !isCount(count) || all.length !== count * RECORD_BYTES || typeof o.savedAtMs !== 'number' ||
+      !(conns instanceof Uint8Array) || !isCount(ipvsCount) || conns.length !== ipvsCount * IPVS_RECORD_BYTES) {
     throw new SnapshotError('conntrack snapshot is corrupt: record block does not match its count');
   }
   const lists = o.version === 3 ? o.recent : [], direct = o.version === 3 ? o.direct : [];

@@ -479,6 +479,15 @@ describe('Dataplane', () => {
     expect(fresh.conntrack()).toHaveLength(0);
   });
 
+  it('rejects a snapshot whose record count is not whole, even with its checksum made good', async () => {
+    const packr = new Packr({ useRecords: false });
+    const o = packr.unpack(dp.snapshot(0)) as Record<string, unknown> & { recordBytes: number; ipvs: Uint8Array };
+    o.records = new Uint8Array(o.recordBytes / 2).fill(0xab);
+    o.count = 0.5;   // half a record: its length still equals count × record size
+    o.crc = crc32([o.records as Uint8Array, o.ipvs]);
+    expect(() => dp.restore(new Uint8Array(packr.pack(o)))).toThrow('conntrack snapshot is corrupt: record block does not match its count');
+  });
+
   it('flushes UDP flows of a removed endpoint', () => {
     dp.process(buildPacket({ src: '10.244.1.5', dst: '10.96.0.10', proto: 'udp', sport: 7000, dport: 53 }), 1);
     dp.process(buildPacket({ src: '10.244.1.6', dst: '10.96.0.10', proto: 'udp', sport: 7000, dport: 53 }), 1);
