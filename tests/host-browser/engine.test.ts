@@ -434,3 +434,19 @@ describe('playground engine', () => {
     expect(pg.packet(p(19_000), 0, false).trace.outcomes.every((o) => o.to === undefined)).toBe(true);   // port 80 is gone
   }, 240_000);
 });
+
+describe('edits of a generated scene as a shared link may carry them', () => {
+  it('a Service whose ports are no list of objects is named by apply(), never thrown while listing the builder', async () => {
+    const tiny = { ...presetById('scale-20k')!, id: 'tiny', generate: () => scaleObjects(20), size: 20, shown: 0 };
+    const pg = new Playground((id) => (id === 'tiny' ? tiny : undefined));
+    const bad = (ports: unknown, clusterIP: unknown = scaleVip(1)) => ({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'svc-1', namespace: 'default' }, spec: { type: 'ClusterIP', clusterIP, ports } });
+    for (const ports of [[null], 0, {}, true, [3, { name: 'p', port: '80', protocol: 6 }]]) {
+      const r = await pg.load({ source: { preset: 'tiny', edits: [bad(ports)] }, mode: 'iptables', scheduler: 'rr', fresh: true });
+      expect(r.issues.some((i) => i.object === 'Service default/svc-1'), JSON.stringify(ports)).toBe(true);
+      expect(r.serviceCount).toBe(20);
+    }
+    const ok = await pg.load({ source: { preset: 'tiny', edits: [bad([{ name: 'http', port: 81, protocol: 'TCP' }])] }, mode: 'iptables', scheduler: 'rr', fresh: false });
+    expect(ok.issues).toEqual([]);
+    expect(ok.services!.find((e) => e.id === 'default/svc-1:http')).toMatchObject({ port: 81, protocol: 'tcp' });
+  });
+});

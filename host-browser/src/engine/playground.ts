@@ -436,12 +436,16 @@ export function serviceEntries(input: Objects): ServiceList {
   type Raw = { kind?: string; metadata?: { name?: string; namespace?: string }; spec?: { clusterIP?: string; ports?: Array<{ name?: string; port?: number; protocol?: string; nodePort?: number }> } };
   const entries: ServiceEntry[] = [];
   let last = -1;
+  // Raw objects are read as they come (a shared link's edits may hold anything): a field of the
+  // wrong kind counts as missing here, and apply() names it.
+  const num = (v: unknown): number => (typeof v === 'number' ? v : 0);
   const add = (at: number, namespace: string, name: string, clusterIP: string, pt: { name?: string | null; port?: number; protocol?: string; nodePort?: number }) => {
     if (entries.length >= MAX_ENTRIES) return;
     last = at;
     entries.push({
       id: `${namespace}/${name}:${pt.name || pt.port}`,
-      clusterIP, port: pt.port ?? 0, protocol: (pt.protocol ?? 'TCP').toLowerCase(), nodePort: pt.nodePort ?? 0,
+      clusterIP: typeof clusterIP === 'string' ? clusterIP : '', port: num(pt.port),
+      protocol: typeof pt.protocol === 'string' ? pt.protocol.toLowerCase() : 'tcp', nodePort: num(pt.nodePort),
     });
   };
   if (typeof input === 'string') {
@@ -455,7 +459,9 @@ export function serviceEntries(input: Objects): ServiceList {
   (input as Raw[]).forEach((o, i) => {
     if (o?.kind !== 'Service') return;
     count++;
-    if (entries.length < MAX_ENTRIES) for (const pt of o.spec?.ports ?? []) add(i, o.metadata?.namespace ?? 'default', o.metadata?.name ?? '', o.spec?.clusterIP ?? '', pt);
+    const ports: unknown = o.spec?.ports;
+    if (entries.length >= MAX_ENTRIES || !Array.isArray(ports)) return;
+    for (const pt of ports) if (pt !== null && typeof pt === 'object') add(i, o.metadata?.namespace ?? 'default', o.metadata?.name ?? '', o.spec?.clusterIP ?? '', pt);
   });
   return { entries, count, last };
 }
