@@ -17,6 +17,33 @@ export class RestoreFailed extends Error {
 }
 
 /**
+ * Refuses, before anything changes, apply() input or options a JavaScript caller got wrong (a
+ * mode that is none of the three, a nodeName or removed list of the wrong kind, settings JSON
+ * cannot hold); answers the rendering options' key (their JSON text), which apply() compares.
+ */
+export function checkApply(input: unknown, opts: ApplyOptions, podCIDR: unknown): string {
+  const kind = (v: unknown) => (v === null ? 'null' : typeof v === 'object' ? 'of the wrong kind' : `${typeof v} ${String(v)}`);
+  // A document that is no object (null, 42) is one of the set, reported and skipped as in a YAML
+  // stream; no input at all is the caller's slip, not an empty set that deletes every Service.
+  if (input === undefined || typeof input === 'function' || typeof input === 'symbol' || typeof input === 'bigint') {
+    throw new Error(`apply: the input is manifests text, a list of objects or decoded objects, not ${kind(input)}`);
+  }
+  if (opts === null || typeof opts !== 'object') throw new Error(`apply: the options are an object, not ${kind(opts)}`);
+  if (opts.mode !== undefined && !APPLY_MODES.includes(opts.mode)) throw new Error(`apply: mode ${kind(opts.mode)}: iptables, ipvs or direct`);
+  if (opts.nodeName !== undefined && typeof opts.nodeName !== 'string') throw new Error(`apply: nodeName ${kind(opts.nodeName)}: a node's name`);
+  const removed = opts.delta?.removed;
+  if (opts.delta !== undefined && (opts.delta === null || typeof opts.delta !== 'object' || (removed !== undefined && !(Array.isArray(removed) && removed.every((r) => typeof r === 'string'))))) {
+    throw new Error('apply: delta is { removed?: ["Service ns/name", "EndpointSlice ns/name", …] }');
+  }
+  try {
+    return JSON.stringify([opts.iptables ?? null, opts.ipvs ?? null, podCIDR ?? null]);
+  } catch {
+    throw new Error('apply: the iptables and ipvs settings hold a value of the wrong kind (a BigInt, a cycle)');
+  }
+}
+const APPLY_MODES: readonly unknown[] = ['iptables', 'ipvs', 'direct'];
+
+/**
  * `compile()`, with a CompileError (a rule the core cannot run: QUEUE, --tcp-option, the security
  * table) turned into a RestoreFailed that names the line of `text` that wrote the rule and the
  * word at fault, as the parser's refusals do.

@@ -30,7 +30,7 @@ import type { DirectRenderOptions } from './kube/render-direct.js';
 
 export type { IpvsApplied };
 export { RestoreFailed, type RestoreApplied, type TraceQuery, type ApplyOptions, type ApplyFailure, type ApplyResult, type DecodedObjects } from './dataplane-api.js';
-import { RestoreFailed, compiledOrRefused, familyOf, readTraceQuery, type RestoreApplied, type TraceQuery, type ApplyOptions, type ApplyFailure, type ApplyResult, type DecodedObjects } from './dataplane-api.js';
+import { RestoreFailed, checkApply, compiledOrRefused, familyOf, readTraceQuery, type RestoreApplied, type TraceQuery, type ApplyOptions, type ApplyFailure, type ApplyResult, type DecodedObjects } from './dataplane-api.js';
 import type { DnsOptions } from './kube/dns-records.js';
 import type { DnsCore } from './dns/table.js';
 import { DnsLoader, type DnsInput, type DnsLoadResult } from './dns/records-from.js';
@@ -97,10 +97,12 @@ export class Dataplane extends CoreDataplane {
 
   ipvs(init?: { connLog2?: number; services?: number; destinations?: number }): IpvsProgram {
     if (!this.ipvsProgram) {
-      this.ipvsProgram = new IpvsProgram(this.core as unknown as IpvsCore);
+      const program = new IpvsProgram(this.core as unknown as IpvsCore);
       const seed = Number(BigInt(this.options.seed ?? 0x5eed) & 0xffffffffn);
-      this.ipvsProgram.init({ ...init, seed });
+      // Kept only once it runs: a refused init leaves no half-made program behind.
+      program.init({ ...init, seed });
       this.refresh();
+      this.ipvsProgram = program;
     }
     return this.ipvsProgram;
   }
@@ -430,6 +432,7 @@ export class Dataplane extends CoreDataplane {
    */
   apply(input: string | unknown[] | DecodedObjects, opts: ApplyOptions = {}): ApplyResult {
     opts ??= {};
+    const renderKey = checkApply(input, opts, this.options.podCIDR);
     this.edits++;
     const decoded = typeof input === 'object' ? decodedSet(input) : null;
     const set = typeof input === 'string' ? parseManifests(input) : Array.isArray(input) ? loadObjects(input)
@@ -450,7 +453,6 @@ export class Dataplane extends CoreDataplane {
     const k = this.kube;
     // The rendering options (and the pod CIDR they fall back on) shape every Service's rules: when
     // they change, every Service is rendered again, as a kube-proxy restarted with them would.
-    const renderKey = JSON.stringify([opts.iptables ?? null, opts.ipvs ?? null, this.options.podCIDR ?? null]);
     if (this.renderKey !== undefined && this.renderKey !== renderKey) k.state.requestFullSync();
     this.renderKey = renderKey;
     const first = k.services.size === 0 && k.slices.size === 0 && !k.state.initialized;

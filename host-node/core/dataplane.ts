@@ -120,6 +120,9 @@ function capacityLog2(name: string, v: unknown): number {
   return k;
 }
 
+/** A count the core takes as a u32: a whole number 0 … 2^32 - 1 (larger ones would wrap). */
+const isCount = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 0 && (n as number) <= 0xffffffff;
+
 /** A value a JavaScript caller passed, for a message: objects only by kind (never read). */
 export function shown(v: unknown): string {
   return v !== null && typeof v === 'object' ? 'of the wrong kind' : String(v);
@@ -136,7 +139,7 @@ export function checkNow(what: string, nowMs: unknown): void {
  * that is no Uint8Array (or { bytes }), or a clock that is no finite number. A batch that failed
  * half-way would lose the results of the packets already run.
  */
-function checkBatch(packets: Array<Uint8Array | PacketIn>, nowMs: number): void {
+function checkBatch(packets: Array<Uint8Array | PacketIn>, nowMs: number, arenaBytes: number): void {
   if (!Array.isArray(packets)) throw new Error('processBatch: packets is a list of Uint8Array or { bytes, ... }');
   checkNow('process', nowMs);
   for (let i = 0; i < packets.length; i++) {
@@ -144,8 +147,19 @@ function checkBatch(packets: Array<Uint8Array | PacketIn>, nowMs: number): void 
     if (!(p instanceof Uint8Array) && !(p !== null && typeof p === 'object' && p.bytes instanceof Uint8Array)) {
       throw new Error(`process: packet ${i} is no Uint8Array (nor { bytes: Uint8Array })`);
     }
+    const bytes = p instanceof Uint8Array ? p : p.bytes;
+    if (bytes.length > arenaBytes) throw new Error(`process: packet ${i} of ${bytes.length} bytes exceeds the I/O arena (${arenaBytes})`);
+    // A view of a detached buffer reads as empty and throws once copied (Node 20 has no `detached`).
+    if (bytes.length === 0) {
+      try {
+        NO_BYTES.set(bytes);
+      } catch {
+        throw new Error(`process: packet ${i}'s buffer is detached`);
+      }
+    }
   }
 }
+const NO_BYTES = new Uint8Array(0);
 
 export class Dataplane {
   protected u8!: Uint8Array;
@@ -268,7 +282,7 @@ export class Dataplane {
   }
 
   processBatch(packets: Array<Uint8Array | PacketIn>, nowMs: number): ProcessResult[] {
-    checkBatch(packets, nowMs);
+    checkBatch(packets, nowMs, this.dataBytes);
     const out: ProcessResult[] = [];
     let i = 0;
     while (i < packets.length) {
@@ -280,7 +294,6 @@ export class Dataplane {
         const bytes = p instanceof Uint8Array ? p : p.bytes;
         const cap = Math.max(bytes.length, REPLY_ROOM);
         if (off + cap > this.dataBytes) break;
-        if (cap > this.dataBytes) throw new Error(`packet of ${bytes.length} bytes exceeds the I/O arena`);
         this.u8.set(bytes, this.dataBase + off);
         const d = this.descBase + n * DESC.bytes;
         this.dv.setUint32(d + DESC.off, off, true);
@@ -316,7 +329,7 @@ export class Dataplane {
   /** Removes expired flows, scanning at most `budget` slots. */
   expire(nowMs: number, budget = 1 << 30): number {
     checkNow('expire', nowMs);
-    if (typeof budget !== 'number') throw new Error(`expire: bad budget ${shown(budget)}: a number of table slots`);
+    if (!isCount(budget)) throw new Error(`expire: bad budget ${shown(budget)}: a number of table slots`);
     this.lastNowMs = nowMs;
     return this.core.expire(nowMs, budget);
   }
@@ -328,7 +341,7 @@ export class Dataplane {
    * while idle after start, so new connections then never wait for a page fault.
    */
   warmConntrack(maxBytes = 1 << 20): number {
-    if (typeof maxBytes !== 'number') throw new Error(`warmConntrack: bad maxBytes ${shown(maxBytes)}: a number of bytes`);
+    if (!isCount(maxBytes)) throw new Error(`warmConntrack: bad maxBytes ${shown(maxBytes)}: a number of bytes`);
     return this.core.conntrackWarm(maxBytes) >>> 0;
   }
 
@@ -353,8 +366,10 @@ export class Dataplane {
    * up but not yet reaped (killed by a reset, say) is skipped: it is gone for every packet.
    */
   private walkFlows(what: string, from: number, max: number, nowMs: number, keep: (e: ConntrackEntry, slot: number) => boolean): { flows: ConntrackEntry[]; next: number | null } {
-    if (!Number.isInteger(from) || from < 0 || !(max > 0)) throw new Error(`${what}: bad slot ${shown(from)} or count ${shown(max)}`);
+    if (!Number.isInteger(from) || from < 0 || typeof max !== 'number' || !(max > 0)) throw new Error(`${what}: bad slot ${shown(from)} or count ${shown(max)}`);
     const flows: ConntrackEntry[] = [];
+    // Past the table's last slot there is nothing (the core's u32 slot would wrap back to slot 0).
+    if (from > 0xffffffff) return { flows, next: null };
     const buf = this.core.cfgBuffer(RECORD_BYTES);
     let i = this.core.conntrackNext(from) >>> 0;
     for (let seen = 0; i !== CT_NONE && seen < max; i = this.core.conntrackNext(i + 1) >>> 0, seen++) {

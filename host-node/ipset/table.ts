@@ -89,6 +89,8 @@ export class IpsetTable {
    * a restore stops at its first error either way.)
    */
   restore(text: string, opts: { exist?: boolean } = {}): void {
+    if (typeof text !== 'string') throw usage(`restore: the input is text, not ${text === null ? 'null' : typeof text}`);
+    opts ??= {};
     const now = this.clock();
     const draft = this.model.fork();
     this.sink.now = now;

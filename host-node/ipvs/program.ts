@@ -88,6 +88,20 @@ export interface Tunnel {
 const TUN_TYPES = ['ipip', 'gue', 'gre'] as const;
 const TUN_CSUM = ['nocsum', 'csum', 'remcsum'] as const;
 
+/** `table[key]`, or an Error naming `what` and the known keys (never a silent undefined, read as 0). */
+function known<K extends string>(table: Record<K, number>, key: unknown, what: string): number {
+  if (typeof key === 'string' && Object.hasOwn(table, key)) return table[key as K];
+  throw new Error(`unknown ${what} ${typeof key === 'string' ? JSON.stringify(key) : `of the wrong kind`} (${Object.keys(table).join(', ')})`);
+}
+
+/** ipvsSetDestTunnel's arguments for `t` (type, port, checksum); null when the destination needs no call. */
+function tunnelArgs(t: Tunnel | undefined): [number, number, number] | null {
+  if (!t || (t.type === 'ipip' && !t.port && (t.checksum ?? 'nocsum') === 'nocsum')) return null;
+  const type = TUN_TYPES.indexOf(t.type), csum = TUN_CSUM.indexOf(t.checksum ?? 'nocsum');
+  if (type < 0 || csum < 0) throw new Error(`unknown tunnel ${type < 0 ? `type ${String(t.type)}` : `checksum ${String(t.checksum)}`}`);
+  return [type, t.port ?? 0, csum];
+}
+
 export interface Destination {
   address: string;
   port: number;
@@ -149,6 +163,15 @@ export class IpvsProgram {
     return f as Fn;
   }
   private call(what: string, name: string, ...args: number[]): number {
+    // The core's parameters are 32-bit integers (a trace's last, the clock, any finite number):
+    // a JavaScript caller's NaN, fraction, BigInt or 2^32 + 1 would be wrapped without a word.
+    for (let k = 0; k < args.length; k++) {
+      const v = args[k];
+      if (v === undefined) args[k] = 0;
+      else if (typeof v !== 'number' || !(name === 'ipvsTrace' && k === args.length - 1 ? Number.isFinite(v) : Number.isInteger(v) && v >= -0x80000000 && v <= 0xffffffff)) {
+        throw new Error(`${what}: ${typeof v === 'number' ? v : `a ${typeof v}`} where a 32-bit integer goes (argument ${k + 1})`);
+      }
+    }
     const r = this.fn(name)(...args);
     if (r < 0) throw new IpvsError(r, what);
     return r;
@@ -168,7 +191,7 @@ export class IpvsProgram {
     let flags = 0;
     if (vs.persistent !== undefined) flags |= SVC_FLAGS.persistent;
     if (vs.onePacket) flags |= SVC_FLAGS.onePacket;
-    for (const f of vs.schedFlags ?? []) flags |= SCHED_FLAG_BITS[f];
+    for (const f of vs.schedFlags ?? []) flags |= known(SCHED_FLAG_BITS, f, 'scheduler flag');
     const family = vs.fwmark ? (vs.family ?? 4) : words(vs.address ?? '0.0.0.0').family;
     let netmask: number;
     if (family === 6) netmask = typeof vs.netmask === 'number' ? vs.netmask : 128;
@@ -184,7 +207,7 @@ export class IpvsProgram {
     }
     if (!vs.protocol || vs.address === undefined || vs.port === undefined) throw new Error('a service needs protocol, address and port, or fwmark');
     const { family, w } = words(vs.address);
-    return this.call('add service', 'ipvsAddService', family, PROTO_NUM[vs.protocol], ...w, vs.port, 0, a.sched, a.flags, a.timeout, a.netmask, a.param);
+    return this.call('add service', 'ipvsAddService', family, known(PROTO_NUM, vs.protocol, 'protocol'), ...w, vs.port, 0, a.sched, a.flags, a.timeout, a.netmask, a.param);
   }
   /** ipvsadm -E: scheduler, flags, persistence and netmask of service `id`. */
   editService(id: number, vs: VirtualService): void {
@@ -208,18 +231,24 @@ export class IpvsProgram {
   /** ipvsadm -a. Returns the destination id. */
   addDest(svc: number, d: Destination): number {
     const { family, w } = words(d.address);
-    const id = this.call('add destination', 'ipvsAddDest', svc, family, ...w, d.port, FORWARDING[d.forwarding ?? 'droute'],
+    const tunnel = tunnelArgs(d.tunnel);   // checked before the destination is added
+    const id = this.call('add destination', 'ipvsAddDest', svc, family, ...w, d.port, known(FORWARDING, d.forwarding ?? 'droute', 'forwarding'),
       d.weight ?? 1, d.upperThreshold ?? 0, d.lowerThreshold ?? 0);
-    this.setTunnel(id, d.tunnel);
+    try {
+      if (tunnel) this.call('set tunnel', 'ipvsSetDestTunnel', id, ...tunnel);
+    } catch (e) {
+      this.call('delete destination', 'ipvsDeleteDest', svc, id);   // refused whole, as ipvsadm -a
+      throw e;
+    }
     return id;
   }
   private setTunnel(dest: number, t: Tunnel | undefined): void {
-    if (!t || (t.type === 'ipip' && !t.port && (t.checksum ?? 'nocsum') === 'nocsum')) return;
-    this.call('set tunnel', 'ipvsSetDestTunnel', dest, TUN_TYPES.indexOf(t.type), t.port ?? 0, TUN_CSUM.indexOf(t.checksum ?? 'nocsum'));
+    const tunnel = tunnelArgs(t);
+    if (tunnel) this.call('set tunnel', 'ipvsSetDestTunnel', dest, ...tunnel);
   }
   /** ipvsadm -e. */
   editDest(svc: number, dest: number, d: Omit<Destination, 'address' | 'port'>): void {
-    this.call('edit destination', 'ipvsEditDest', svc, dest, FORWARDING[d.forwarding ?? 'droute'], d.weight ?? 1,
+    this.call('edit destination', 'ipvsEditDest', svc, dest, known(FORWARDING, d.forwarding ?? 'droute', 'forwarding'), d.weight ?? 1,
       d.upperThreshold ?? 0, d.lowerThreshold ?? 0);
     this.setTunnel(dest, d.tunnel);
   }
@@ -240,7 +269,7 @@ export class IpvsProgram {
     const g = this.fn('ipvsGetTimeout');
     return { tcp: g(0) / 1000, tcpfin: g(1) / 1000, udp: g(2) / 1000 };
   }
-  setSysctl(name: Sysctl, value: number): void { this.call(`sysctl ${name}`, 'ipvsSetSysctl', SYSCTLS[name], value); }
+  setSysctl(name: Sysctl, value: number): void { this.call(`sysctl ${name}`, 'ipvsSetSysctl', known(SYSCTLS, name, 'sysctl'), value); }
   /** The outer source address of IPIP packets for its family. */
   setTunnelSource(address: string): void {
     const { family, w } = words(address);
@@ -420,7 +449,7 @@ export class IpvsProgram {
   /** Where a new connection from this client would go, and how likely, without changing anything. */
   trace(c: { protocol: Protocol; src: string; sport: number; dst: string; dport: number; fwmark?: number }, nowMs: number): TraceResult {
     const s = words(c.src), d = words(c.dst);
-    const n = this.call('trace', 'ipvsTrace', s.family, PROTO_NUM[c.protocol], ...s.w, c.sport, ...d.w, c.dport, c.fwmark ?? 0, nowMs);
+    const n = this.call('trace', 'ipvsTrace', s.family, known(PROTO_NUM, c.protocol, 'protocol'), ...s.w, c.sport, ...d.w, c.dport, c.fwmark ?? 0, nowMs);
     const b = this.fn('ipvsTraceBuf')();
     const kind = TRACE_KINDS[this.dv().getUint32(b, true)]!;
     const svc = this.dv().getUint32(b + 4, true), entry = this.dv().getUint32(b + 8, true);
