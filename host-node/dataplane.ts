@@ -262,6 +262,7 @@ export class Dataplane extends CoreDataplane {
    * made again. An unknown table or chain throws here, before any line.
    */
   iptablesLines(listing: IptablesListing): { lines: Iterable<string>; current: () => boolean } {
+    if (listing === null || typeof listing !== 'object') throw new Error('iptablesLines: a listing is { command: "save" | "rules" | "list", table?, chain?, … }');
     const family = familyOf(listing);
     const rs = this.families[family].ruleset;
     const live = this.liveCounters.source(family);

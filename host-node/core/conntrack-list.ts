@@ -7,7 +7,7 @@
 // entries it is given; never reads the core.
 import { tryParseIP } from './words.js';
 import { sameIP } from '../kube/ip.js';
-import { shown } from './dataplane.js';
+import { said } from './packet.js';
 import type { ConntrackEntry, TupleView } from './conntrack-record.js';
 
 /** What `conntrack -L` selects by (every field optional; all given must hold). */
@@ -65,9 +65,6 @@ export function conntrackFilter(values: Partial<Record<FilterField, string>>, na
   }
   return f;
 }
-
-/** A value a caller passed, for a message (a BigInt or an object has no JSON text). */
-const said = (v: unknown): string => (typeof v === 'string' ? JSON.stringify(v) : shown(v));
 
 const longOption = (field: FilterField): string => FILTER_OPTIONS.find(([f]) => f === field)![1];
 

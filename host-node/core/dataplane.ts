@@ -7,7 +7,7 @@ import {
   type CoreExports, type Verdict, type Reason, VERDICTS, REASONS, COUNTERS_AFTER_REASONS, type CtState, ctStateName,
   DESC, META_LOCAL, META_TRACKED_ONLY, META_CSUM_VALID, SVC_ERRORS, CT_NONE,
 } from './abi.js';
-import { formatIP } from './packet.js';
+import { formatIP, said } from './packet.js';
 import { ipWords, tryParseIP } from './words.js';
 import { encodeServices, type ServiceSpec } from './svc-config.js';
 import { decodeRecord, RECORD_BYTES, type ConntrackEntry } from './conntrack-record.js';
@@ -106,7 +106,7 @@ function eachCIDR(field: 'podCIDR' | 'serviceCIDR', v: string | string[] | undef
     const [addr, len] = typeof cidr === 'string' ? cidr.split('/') : [];
     const ip = addr ? tryParseIP(addr) : null;
     const bits = Number(len);
-    if (!ip || !Number.isInteger(bits) || bits < 0 || bits > ip.length * 8) throw new Error(`${field}: not a CIDR: ${JSON.stringify(cidr)}`);
+    if (!ip || !Number.isInteger(bits) || bits < 0 || bits > ip.length * 8) throw new Error(`${field}: not a CIDR: ${said(cidr)}`);
     set(ip.length === 4 ? 4 : 6, ipWords(ip), bits);
   }
 }
@@ -238,7 +238,7 @@ export class Dataplane {
     if (!Array.isArray(o.nodeIPs)) throw new Error('nodeIPs: the list of the node\'s addresses, e.g. ["198.18.0.1"]');
     for (const text of o.nodeIPs) {
       const ip = typeof text === 'string' ? tryParseIP(text) : null;
-      if (!ip) throw new Error(`nodeIPs: not an IP address: ${JSON.stringify(text)}`);
+      if (!ip) throw new Error(`nodeIPs: not an IP address: ${said(text)}`);
       const w = ipWords(ip);
       if (c.nodeLocal(ip.length === 4 ? 4 : 6, ...w) !== 0) throw new Error('nodeIPs: too many addresses (64 at most)');
       if (!masq.has(ip.length)) masq.set(ip.length, ip);
@@ -246,7 +246,7 @@ export class Dataplane {
     if (o.masqueradeIPs !== undefined && !Array.isArray(o.masqueradeIPs)) throw new Error('masqueradeIPs: a list of addresses');
     for (const text of o.masqueradeIPs ?? []) {
       const ip = typeof text === 'string' ? tryParseIP(text) : null;
-      if (!ip) throw new Error(`masqueradeIPs: not an IP address: ${JSON.stringify(text)}`);
+      if (!ip) throw new Error(`masqueradeIPs: not an IP address: ${said(text)}`);
       masq.set(ip.length, ip);
     }
     for (const ip of masq.values()) c.nodeMasquerade(ip.length === 4 ? 4 : 6, ...ipWords(ip));

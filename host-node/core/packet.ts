@@ -355,7 +355,19 @@ function buildExt(e: ExtHeaderSpec, next: number): Uint8Array {
 /** Throws for a port that is not an integer 0–65535 (cut to 16 bits, it would name another packet). */
 export function checkPorts(p: { sport?: number; dport?: number }): void {
   for (const [name, v] of [['sport', p.sport], ['dport', p.dport]] as const) {
-    if (v !== undefined && !(Number.isInteger(v) && v >= 0 && v <= 0xffff)) throw new Error(`bad ${name} ${v}: a port is an integer from 0 to 65535`);
+    if (v !== undefined && !(Number.isInteger(v) && v >= 0 && v <= 0xffff)) throw new Error(`bad ${name} ${said(v)}: a port is an integer from 0 to 65535`);
+  }
+}
+
+/** A value a caller passed, for an error message: its JSON text, else what it is (a BigInt or a
+ *  Symbol has none, nor an object holding one). */
+export function said(v: unknown): string {
+  if (typeof v === 'bigint' || typeof v === 'number' || v === undefined) return String(v);
+  if (typeof v === 'symbol' || typeof v === 'function') return `a ${typeof v}`;
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return 'an object';
   }
 }
 

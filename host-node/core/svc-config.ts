@@ -6,7 +6,7 @@
 // never reads Kubernetes objects (host-node/kube/render-direct.ts builds the services).
 import { ipWords, tryParseIP } from './words.js';
 import { joinHostPort, splitHostPort as splitAddress } from '../kube/ip.js';
-import { formatIP } from './packet.js';
+import { formatIP, said } from './packet.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP' | 'ICMP';
 const PROTO_NUM: Record<Protocol, number> = { TCP: 6, UDP: 17, SCTP: 132, ICMP: 1 };
@@ -46,6 +46,9 @@ function validPort(p: number): boolean {
 }
 
 export function encodeServices(specs: ServiceSpec[]): Uint8Array {
+  specs.forEach((s, i) => {
+    if (s === null || typeof s !== 'object') throw new ServiceConfigError(`#${i}`, 'spec', `a service is { vip, port, endpoints, … }, not ${said(s)}`);
+  });
   const destTotal = specs.reduce((n, s) => n + (s.endpoints?.length ?? 0), 0);
   const buf = new Uint8Array(HEADER + specs.length * SVC_BYTES + destTotal * DEST_BYTES);
   const dv = new DataView(buf.buffer);
@@ -58,10 +61,10 @@ export function encodeServices(specs: ServiceSpec[]): Uint8Array {
   specs.forEach((s, i) => {
     const name = s.name ?? `#${i} ${s.vip}:${s.port}`;
     const vip = tryParseIP(s.vip);
-    if (!vip) throw new ServiceConfigError(name, 'vip', `not an IP address: ${JSON.stringify(s.vip)}`);
+    if (!vip) throw new ServiceConfigError(name, 'vip', `not an IP address: ${said(s.vip)}`);
     if (!validPort(s.port) || s.port === 0) throw new ServiceConfigError(name, 'port', `out of range: ${s.port}`);
     const proto = s.protocol ?? 'TCP';
-    if (!(proto in PROTO_NUM)) throw new ServiceConfigError(name, 'protocol', `unknown protocol ${JSON.stringify(proto)}`);
+    if (!(proto in PROTO_NUM)) throw new ServiceConfigError(name, 'protocol', `unknown protocol ${said(proto)}`);
     const family = vip.length === 4 ? 4 : 6;
     const o = HEADER + i * SVC_BYTES;
     let flags = 0;
@@ -78,7 +81,7 @@ export function encodeServices(specs: ServiceSpec[]): Uint8Array {
     s.endpoints.forEach((ep, k) => {
       const hp = splitHostPort(ep);
       const ip = hp && tryParseIP(hp.host);
-      if (!hp || !ip) throw new ServiceConfigError(name, `endpoints[${k}]`, `expected ip:port, got ${JSON.stringify(ep)}`);
+      if (!hp || !ip) throw new ServiceConfigError(name, `endpoints[${k}]`, `expected ip:port, got ${said(ep)}`);
       if (ip.length !== vip.length) throw new ServiceConfigError(name, `endpoints[${k}]`, `address family differs from the VIP's`);
       if (!validPort(hp.port) || hp.port === 0) throw new ServiceConfigError(name, `endpoints[${k}]`, `port out of range: ${hp.port}`);
       const d = destBase + dest * DEST_BYTES;
@@ -175,7 +178,7 @@ const fieldName = (list: string, i: number, sub: string): string => `${list}[${i
 
 function ipOf(s: DirectService, text: string | undefined, field: string): Uint8Array {
   const ip = text === undefined ? null : tryParseIP(text);
-  if (!ip) throw new ServiceConfigError(s.name, field, `not an IP address: ${JSON.stringify(text)}`);
+  if (!ip) throw new ServiceConfigError(s.name, field, `not an IP address: ${said(text)}`);
   if ((ip.length === 4 ? 4 : 6) !== s.family) throw new ServiceConfigError(s.name, field, `not an IPv${s.family} address: ${text}`);
   return ip;
 }
@@ -209,7 +212,7 @@ function writeDests(dv: DataView, o: number, s: DirectService, list: DirectEndpo
 
 /** Writes one service blob at `at`; throws a ServiceConfigError naming the field at fault. */
 function writeService(dv: DataView, at: number, s: DirectService): void {
-  if (!(s.protocol in L4)) throw new ServiceConfigError(s.name, 'protocol', `unknown protocol ${JSON.stringify(s.protocol)}`);
+  if (!(s.protocol in L4)) throw new ServiceConfigError(s.name, 'protocol', `unknown protocol ${said(s.protocol)}`);
   if (s.frontends.length === 0) throw new ServiceConfigError(s.name, 'frontends', 'no address reaches the service');
   const flags = (s.affinityMs > 0 ? 1 : 0) | (s.masqueradeAll ? 2 : 0) | (s.internalLocal ? 4 : 0) | (s.externalLocal ? 8 : 0)
     | (s.hasEndpoints ? 16 : 0) | (s.firewall ? 32 : 0);
@@ -243,7 +246,7 @@ function writeService(dv: DataView, at: number, s: DirectService): void {
     const [addr, len] = text.split('/');
     const ip = ipOf(s, addr, `sourceRanges[${i}]`);
     const bits = len === undefined ? ip.length * 8 : Number(len);
-    if (!Number.isInteger(bits) || bits < 0 || bits > ip.length * 8) throw new ServiceConfigError(s.name, `sourceRanges[${i}]`, `not a CIDR: ${JSON.stringify(text)}`);
+    if (!Number.isInteger(bits) || bits < 0 || bits > ip.length * 8) throw new ServiceConfigError(s.name, `sourceRanges[${i}]`, `not a CIDR: ${said(text)}`);
     writeAddr(dv, o, ip);
     dv.setUint32(o + 16, bits, true);
     o += RANGE_BYTES;

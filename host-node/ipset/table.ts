@@ -152,6 +152,7 @@ export class IpsetTable {
    * del whose entry expands to several elements applies whole or not at all.
    */
   command(args: readonly string[] | string): CommandResult {
+    if (typeof args !== 'string' && !(Array.isArray(args) && args.every((a) => typeof a === 'string'))) throw usage('a command is a line of text or a list of words');
     const { command, global } = parseCommand(typeof args === 'string' ? tokenize(args) : args);
     const now = this.clock();
     this.sink.now = now;
@@ -247,6 +248,7 @@ export class IpsetTable {
 
   /** `ipset test NAME ENTRY`: whether the entry is in the set (throws for a bad entry or set). */
   test(name: string, entry: string): boolean {
+    if (typeof name !== 'string' || typeof entry !== 'string') throw usage('test: a set name and an entry, as text');
     this.sink.now = this.clock();
     return this.model.test(name, entry, [], this.sink).found;
   }

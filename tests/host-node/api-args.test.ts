@@ -99,3 +99,18 @@ describe('counts the core takes as 32-bit numbers', () => {
     expect(dp.conntrack(1000)).toHaveLength(1);
   });
 });
+
+describe('arguments of the wrong kind are named, not met by a TypeError from deep inside', () => {
+  it('in the service table, ipset, listings and packet checks', async () => {
+    const dp = await Dataplane.create(NODE);
+    expect(() => dp.setServices([null as never])).toThrow('service #0: spec: a service is { vip, port, endpoints, … }, not null');
+    expect(() => dp.setServices([{ vip: 1n as never, port: 80, endpoints: [] }])).toThrow('not an IP address: 1');
+    expect(() => dp.setPodCIDR([1n as never])).toThrow('not a CIDR: 1');
+    expect(() => dp.ipset.command(null as never)).toThrow('a command is a line of text or a list of words');
+    expect(() => dp.ipset.command(['create', 's', 5 as never])).toThrow('a command is a line of text or a list of words');
+    expect(() => dp.ipset.test('s', 5 as never)).toThrow('test: a set name and an entry, as text');
+    expect(() => dp.iptablesLines(undefined as never)).toThrow('iptablesLines: a listing is');
+    expect(() => dp.trace({ src: '198.19.9.9', dst: '198.18.0.10', dport: Symbol('p') as never })).toThrow('bad dport a symbol');
+    expect(served(dp)).toBe('PASS');
+  });
+});
