@@ -2,7 +2,7 @@
 // result, a trace query and its checks, a refused restore. Types and input checks only; the
 // Dataplane (dataplane.ts) does the work.
 
-import { checkPorts, parseIP, type ProtoName } from './core/packet.js';
+import { checkPorts, parseIP, said, type ProtoName } from './core/packet.js';
 import { ruleLine, type Family, type Ruleset, type TableName } from './netfilter/index.js';
 import { CompileError } from './netfilter/compile.js';
 import type { IptablesOptions, ManifestIssue, Service, EndpointSlice, Node, IpvsRenderOptions } from './kube/index.js';
@@ -22,15 +22,14 @@ export class RestoreFailed extends Error {
  * cannot hold); answers the rendering options' key (their JSON text), which apply() compares.
  */
 export function checkApply(input: unknown, opts: ApplyOptions, podCIDR: unknown): string {
-  const kind = (v: unknown) => (v === null ? 'null' : typeof v === 'object' ? 'of the wrong kind' : `${typeof v} ${String(v)}`);
   // A document that is no object (null, 42) is one of the set, reported and skipped as in a YAML
   // stream; no input at all is the caller's slip, not an empty set that deletes every Service.
   if (input === undefined || typeof input === 'function' || typeof input === 'symbol' || typeof input === 'bigint') {
-    throw new Error(`apply: the input is manifests text, a list of objects or decoded objects, not ${kind(input)}`);
+    throw new Error(`apply: the input is manifests text, a list of objects or decoded objects, not ${said(input)}`);
   }
-  if (opts === null || typeof opts !== 'object') throw new Error(`apply: the options are an object, not ${kind(opts)}`);
-  if (opts.mode !== undefined && !APPLY_MODES.includes(opts.mode)) throw new Error(`apply: mode ${kind(opts.mode)}: iptables, ipvs or direct`);
-  if (opts.nodeName !== undefined && typeof opts.nodeName !== 'string') throw new Error(`apply: nodeName ${kind(opts.nodeName)}: a node's name`);
+  if (opts === null || typeof opts !== 'object') throw new Error(`apply: the options are an object, not ${said(opts)}`);
+  if (opts.mode !== undefined && !APPLY_MODES.includes(opts.mode)) throw new Error(`apply: mode ${said(opts.mode)}: iptables, ipvs or direct`);
+  if (opts.nodeName !== undefined && typeof opts.nodeName !== 'string') throw new Error(`apply: nodeName ${said(opts.nodeName)}: a node's name`);
   const removed = opts.delta?.removed;
   if (opts.delta !== undefined && (opts.delta === null || typeof opts.delta !== 'object' || (removed !== undefined && !(Array.isArray(removed) && removed.every((r) => typeof r === 'string'))))) {
     throw new Error('apply: delta is { removed?: ["Service ns/name", "EndpointSlice ns/name", …] }');

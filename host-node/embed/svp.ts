@@ -103,7 +103,6 @@ export interface Svp {
   ops: SvpOp[];
 }
 
-/** A .svp that is not one, is damaged, or was made for another format or ABI version. */
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isText = (v: unknown): boolean => typeof v === 'string' || (Array.isArray(v) && v.every((x) => typeof x === 'string'));
 
@@ -129,6 +128,7 @@ export function savedOptions(meta: Record<string, unknown>): { nodeIPs: string[]
 }
 const SAVED_OPTIONS = new Set(['nodeIPs', 'masqueradeIPs', 'podCIDR', 'serviceCIDR', 'clusterDNS', 'conntrackCapacity', 'conntrackCapacity6']);
 
+/** A .svp that is not one, is damaged, or was made for another format or ABI version. */
 export class SvpError extends Error {
   constructor(message: string) {
     super(`config.svp rejected: ${message}`);

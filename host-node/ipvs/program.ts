@@ -7,7 +7,7 @@
 // the core's exchange buffer; the byte layouts are documented in api.ts and decoded here.
 // Never touches packets, files or the network; throws IpvsError for a refused call.
 import { ipWords, wordsIP } from '../core/words.js';
-import { parseIP, formatIP } from '../core/packet.js';
+import { parseIP, formatIP, said } from '../core/packet.js';
 
 export const SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'sed', 'nq', 'fo', 'ovf', 'lblc', 'lblcr', 'dh', 'sh', 'mh', 'twos'] as const;
 export type Scheduler = (typeof SCHEDULERS)[number];
@@ -91,7 +91,7 @@ const TUN_CSUM = ['nocsum', 'csum', 'remcsum'] as const;
 /** `table[key]`, or an Error naming `what` and the known keys (never a silent undefined, read as 0). */
 function known<K extends string>(table: Record<K, number>, key: unknown, what: string): number {
   if (typeof key === 'string' && Object.hasOwn(table, key)) return table[key as K];
-  throw new Error(`unknown ${what} ${typeof key === 'string' ? JSON.stringify(key) : `of the wrong kind`} (${Object.keys(table).join(', ')})`);
+  throw new Error(`unknown ${what} ${said(key)} (${Object.keys(table).join(', ')})`);
 }
 
 /** ipvsSetDestTunnel's arguments for `t` (type, port, checksum); null when the destination needs no call. */

@@ -38,8 +38,8 @@ describe('apply() input and options a caller got wrong', () => {
     const save = dp.iptablesSave();
     const refused: [unknown, unknown, RegExp][] = [
       [undefined, {}, /the input is manifests text, a list of objects or decoded objects, not undefined/],
-      [[SVC, SLICE], { mode: 'ipvz' }, /mode string ipvz: iptables, ipvs or direct/],
-      [[SVC, SLICE], { mode: 'direct', nodeName: 7 }, /nodeName number 7/],
+      [[SVC, SLICE], { mode: 'ipvz' }, /mode "ipvz": iptables, ipvs or direct/],
+      [[SVC, SLICE], { mode: 'direct', nodeName: 7 }, /nodeName 7: a node's name/],
       [[SVC, SLICE], { mode: 'direct', delta: { removed: 5 } }, /delta is \{ removed/],
       [[SVC, SLICE], { mode: 'direct', iptables: { masqueradeAll: 1n } }, /settings hold a value of the wrong kind/],
     ];
