@@ -479,6 +479,7 @@ export class IpvsProgram {
    * proxier, one per family, passes over them: proxier.go cleanLegacyService, "Not our family").
    */
   apply(desired: DesiredService[], family?: 4 | 6): { added: number; edited: number; deleted: number } {
+    this.checkDesired(desired);
     const tally = { added: 0, edited: 0, deleted: 0 };
     const want = new Map(desired.map((d) => [serviceKey(d), d]));
     const have = new Map(this.services(family).map((s) => [serviceKey(liveKey(s)), s]));
@@ -494,6 +495,8 @@ export class IpvsProgram {
    * left as it is. Returns the number of calls made of each kind.
    */
   applyChanges(upserts: DesiredService[], removed: ServiceKey[]): { added: number; edited: number; deleted: number } {
+    this.checkDesired(upserts);
+    if (!Array.isArray(removed)) throw new Error('applyChanges: removed is a list of service keys');
     const tally = { added: 0, edited: 0, deleted: 0 };
     const want = new Map(upserts.map((d) => [serviceKey(d), d]));
     for (const key of removed) {
@@ -506,6 +509,34 @@ export class IpvsProgram {
       this.applyService(d, id === undefined ? undefined : this.service(id), tally);
     }
     return tally;
+  }
+
+  /**
+   * Refuses, before the first call into the core, a desired state with a service or destination
+   * the calls would refuse by what it says (an address, a name, a number of the wrong kind), so
+   * that apply() does not stop part way for it. (The core may still refuse one for its own state,
+   * a full table say.)
+   */
+  private checkDesired(desired: readonly DesiredService[]): void {
+    if (!Array.isArray(desired)) throw new Error('the desired services are a list');
+    const int = (v: unknown, what: string, max = 0xffffffff) => {
+      if (v !== undefined && !(Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max)) throw new Error(`${what} ${said(v)}: an integer 0-${max}`);
+    };
+    desired.forEach((d, i) => {
+      if (d === null || typeof d !== 'object' || !Array.isArray(d.destinations)) throw new Error(`service #${i}: { …, destinations: [] }, not ${said(d)}`);
+      this.serviceArgs(d);
+      if (!d.fwmark) known(PROTO_NUM, d.protocol, 'protocol');
+      int(d.port, 'port', 0xffff);
+      int(d.fwmark, 'fwmark');
+      for (const dest of d.destinations) {
+        if (dest === null || typeof dest !== 'object') throw new Error(`service #${i}: a destination is { address, port, … }, not ${said(dest)}`);
+        words(dest.address);
+        int(dest.port, 'port', 0xffff);
+        int(dest.weight, 'weight', 0xffff);
+        known(FORWARDING, dest.forwarding ?? 'droute', 'forwarding');
+        tunnelArgs(dest.tunnel);
+      }
+    });
   }
 
   /** One service of `apply`: added when `cur` is absent, else edited; its destinations by difference. */

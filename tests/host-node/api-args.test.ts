@@ -114,3 +114,26 @@ describe('arguments of the wrong kind are named, not met by a TypeError from dee
     expect(served(dp)).toBe('PASS');
   });
 });
+
+describe('an IPVS desired state with a service or destination the calls would refuse', () => {
+  it('is refused before the first change, so apply() never stops part way for it', async () => {
+    const dp = await Dataplane.create(NODE);
+    const p = dp.ipvs();
+    const web = { protocol: 'tcp' as const, address: '198.18.0.20', port: 80, scheduler: 'rr' as const, destinations: [{ address: '198.19.1.1', port: 8080, forwarding: 'masq' as const }] };
+    p.apply([web, { ...web, address: '198.18.0.21' }]);
+    const before = dp.ipvsadm(['-S', '-n']).stdout;
+    const bad: [unknown[], RegExp][] = [
+      [[web, { ...web, address: 'not-an-ip' }], /not-an-ip/],
+      [[{ ...web, address: '198.18.0.22' }, { ...web, destinations: [{ address: '198.19.1.2', port: 70000 }] }], /port 70000: an integer 0-65535/],
+      [[{ ...web, address: '198.18.0.22' }, { ...web, destinations: [{ address: '198.19.1.2', port: 80, forwarding: 'bogus' }] }], /unknown forwarding "bogus"/],
+      [[{ ...web, address: '198.18.0.22' }, { ...web, scheduler: 'fastest' }], /unknown scheduler fastest/],
+      [[{ ...web, address: '198.18.0.22' }, null], /service #1/],
+    ];
+    for (const [desired, why] of bad) {
+      expect(() => p.apply(desired as never)).toThrow(why);
+      expect(dp.ipvsadm(['-S', '-n']).stdout).toBe(before);
+    }
+    expect(() => p.applyChanges([{ ...web, port: 1.5 }], [])).toThrow(/port 1.5/);
+    expect(dp.ipvsadm(['-S', '-n']).stdout).toBe(before);
+  });
+});
