@@ -64,7 +64,7 @@ export function encodeServices(specs: ServiceSpec[]): Uint8Array {
     if (!vip) throw new ServiceConfigError(name, 'vip', `not an IP address: ${said(s.vip)}`);
     if (!validPort(s.port) || s.port === 0) throw new ServiceConfigError(name, 'port', `out of range: ${s.port}`);
     const proto = s.protocol ?? 'TCP';
-    if (!(proto in PROTO_NUM)) throw new ServiceConfigError(name, 'protocol', `unknown protocol ${said(proto)}`);
+    if (!Object.hasOwn(PROTO_NUM, proto)) throw new ServiceConfigError(name, 'protocol', `unknown protocol ${said(proto)}`);
     const family = vip.length === 4 ? 4 : 6;
     const o = HEADER + i * SVC_BYTES;
     let flags = 0;
@@ -212,7 +212,7 @@ function writeDests(dv: DataView, o: number, s: DirectService, list: DirectEndpo
 
 /** Writes one service blob at `at`; throws a ServiceConfigError naming the field at fault. */
 function writeService(dv: DataView, at: number, s: DirectService): void {
-  if (!(s.protocol in L4)) throw new ServiceConfigError(s.name, 'protocol', `unknown protocol ${said(s.protocol)}`);
+  if (!Object.hasOwn(L4, s.protocol)) throw new ServiceConfigError(s.name, 'protocol', `unknown protocol ${said(s.protocol)}`);
   if (s.frontends.length === 0) throw new ServiceConfigError(s.name, 'frontends', 'no address reaches the service');
   const flags = (s.affinityMs > 0 ? 1 : 0) | (s.masqueradeAll ? 2 : 0) | (s.internalLocal ? 4 : 0) | (s.externalLocal ? 8 : 0)
     | (s.hasEndpoints ? 16 : 0) | (s.firewall ? 32 : 0);

@@ -106,6 +106,8 @@ describe('arguments of the wrong kind are named, not met by a TypeError from dee
     expect(() => dp.setServices([null as never])).toThrow('service #0: spec: a service is { vip, port, endpoints, … }, not null');
     expect(() => dp.setServices([{ vip: 1n as never, port: 80, endpoints: [] }])).toThrow('not an IP address: 1');
     expect(() => dp.setPodCIDR([1n as never])).toThrow('not a CIDR: 1');
+    // A name every object has is no protocol (the `in` test saw Object.prototype's).
+    expect(() => dp.setServices([{ vip: '198.18.0.5', port: 80, protocol: 'constructor' as never, endpoints: [] }])).toThrow('protocol: unknown protocol "constructor"');
     expect(() => dp.ipset.command(null as never)).toThrow('a command is a line of text or a list of words');
     expect(() => dp.ipset.command(['create', 's', 5 as never])).toThrow('a command is a line of text or a list of words');
     expect(() => dp.ipset.test('s', 5 as never)).toThrow('test: a set name and an entry, as text');
