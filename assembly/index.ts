@@ -35,7 +35,7 @@ let ready = false;
 let cfgBuf: usize = 0;
 let cfgCap: usize = 0;
 
-@inline function now32(nowMs: f64): u32 { return <u32><i64>nowMs; }
+import { coreNow } from "./clock";
 
 export function abiVersion(): u32 { return ABI_VERSION; }
 
@@ -63,7 +63,7 @@ export function ioDescBytes(): u32 { return DESC_BYTES; }
 export function processBatch(count: u32, nowMs: f64): u32 {
   if (!ready) return 0;
   if (count > IO_MAX_BATCH) count = IO_MAX_BATCH;
-  const now = now32(nowMs);
+  const now = coreNow(nowMs);
   let bytes: u64 = 0;
   const ahead = iptMode;
   for (let i: u32 = 0; i < count; i++) {
@@ -81,9 +81,10 @@ export function processBatch(count: u32, nowMs: f64): u32 {
 // Expires flows without traffic: scans up to `budget` slots. Returns flows removed.
 export function expire(nowMs: f64, budget: u32): u32 {
   if (!ready) return 0;
-  const n = ctReap(now32(nowMs), budget);
+  const now = coreNow(nowMs);
+  const n = ctReap(now, budget);
   add(S_REAPED, n);
-  ipvsReapConns(now32(nowMs), budget);
+  ipvsReapConns(now, budget);
   return n;
 }
 
@@ -125,18 +126,18 @@ export function svcNodePortAddr(family: u32, a0: u32, a1: u32, a2: u32, a3: u32)
 }
 // Where service slot `slot` sends ClientIP-affinity client a0..a3 back to at `now`: the address of
 // its destination (address words, u16 port at +16), or 0. Reads only (for explaining a packet).
-export function svcAffinity(slot: u32, a0: u32, a1: u32, a2: u32, a3: u32, now: u32): usize {
-  return svcAffinityDest(slot, a0, a1, a2, a3, now);
+export function svcAffinity(slot: u32, a0: u32, a1: u32, a2: u32, a3: u32, nowMs: f64): usize {
+  return svcAffinityDest(slot, a0, a1, a2, a3, coreNow(nowMs));
 }
 // A conntrack snapshot's direct-table affinity (svc/affinity.ts saved stamps of
 // svcAffinitySavedBytes()): every stamp in force, by slot, and one written back into a slot.
 export function svcAffinitySave(out: usize, max: u32, nowMs: f64): u32 {
   if (<u64>out + <u64>max * <u64>AFFINITY_SAVED_BYTES > (<u64>memory.size() << 16)) return 0;
-  return svcAffinitySaveAll(out, max, now32(nowMs));
+  return svcAffinitySaveAll(out, max, coreNow(nowMs));
 }
 export function svcAffinityLoad(slot: u32, ptr: usize, nowMs: f64): i32 {
   if (<u64>ptr + <u64>AFFINITY_SAVED_BYTES > (<u64>memory.size() << 16)) return -1;
-  return svcAffinityLoadSlot(slot, ptr, now32(nowMs)) ? 0 : -1;
+  return svcAffinityLoadSlot(slot, ptr, coreNow(nowMs)) ? 0 : -1;
 }
 export function svcAffinitySavedBytes(): u32 { return AFFINITY_SAVED_BYTES; }
 export function svcAffinityCapacity(): u32 { return AFFINITY_ENTRIES; }
@@ -164,10 +165,10 @@ export function conntrackWarm(maxBytes: u32): u32 { return warmStorage(maxBytes)
 export function conntrackNext(cursor: u32): u32 { return ctNextUsed(cursor); }
 // Writes entry `index` as a snapshot record at `out` (in the config buffer); returns its size.
 export function conntrackExport(index: u32, out: usize, nowMs: f64): u32 {
-  return ctExportRecord(index, out, now32(nowMs));
+  return ctExportRecord(index, out, coreNow(nowMs));
 }
 export function conntrackImport(ptr: usize, nowMs: f64): i32 {
-  return ctImportRecord(ptr, now32(nowMs)) == CT_NONE ? -1 : 0;
+  return ctImportRecord(ptr, coreNow(nowMs)) == CT_NONE ? -1 : 0;
 }
 // Deletes flow `index` (a slot conntrackNext gave), as `conntrack -D` deletes one: 1, or 0 when
 // the slot holds no flow (counted as a bad argument).

@@ -13,7 +13,7 @@ import { REC_BYTES, E_NO_SET, E_ARG } from "./format";
 const elem: usize = heap.alloc(REC_BYTES);
 memory.fill(elem, 0, REC_BYTES);
 
-@inline function now32(nowMs: f64): u32 { return <u32><i64>nowMs; }
+import { coreNow } from "../clock";
 
 // The element buffer.
 export function ipsetElem(): usize { return elem; }
@@ -30,12 +30,12 @@ export function ipsetSwap(a: u32, b: u32): i32 { return regSwap(a, b); }
 export function ipsetRename(from: u32, to: u32): i32 { return regRename(from, to); }
 
 // Element calls read the element buffer. `exist` is ipset's -exist.
-export function ipsetAdd(id: u32, exist: u32, nowMs: f64): i32 { return regAdd(id, elem, exist != 0, now32(nowMs)); }
-export function ipsetDel(id: u32, exist: u32, nowMs: f64): i32 { return regDel(id, elem, exist != 0, now32(nowMs)); }
+export function ipsetAdd(id: u32, exist: u32, nowMs: f64): i32 { return regAdd(id, elem, exist != 0, coreNow(nowMs)); }
+export function ipsetDel(id: u32, exist: u32, nowMs: f64): i32 { return regDel(id, elem, exist != 0, coreNow(nowMs)); }
 // TEST_ABSENT 0, TEST_PRESENT 1, TEST_NOMATCH 2, or -E_*.
-export function ipsetTest(id: u32, nowMs: f64): i32 { return regTest(id, elem, now32(nowMs)); }
+export function ipsetTest(id: u32, nowMs: f64): i32 { return regTest(id, elem, coreNow(nowMs)); }
 // Exact lookup that writes the element's flags, expiry and counters back into the buffer.
-export function ipsetGet(id: u32, nowMs: f64): i32 { return regGet(id, elem, now32(nowMs)); }
+export function ipsetGet(id: u32, nowMs: f64): i32 { return regGet(id, elem, coreNow(nowMs)); }
 
 // Staged replacement: everything between begin and commit becomes visible at once, or not at all.
 export function ipsetBegin(): i32 { return txnBegin(); }
@@ -47,11 +47,11 @@ export function ipsetInTxn(): u32 { return txnOpen() ? 1 : 0; }
 export function ipsetExists(id: u32): u32 { return setOf(id) != null ? 1 : 0; }
 export function ipsetCount(id: u32, nowMs: f64): i32 {
   const s = setOf(id);
-  return s == null ? -E_NO_SET : <i32>setLive(s, now32(nowMs));
+  return s == null ? -E_NO_SET : <i32>setLive(s, coreNow(nowMs));
 }
 export function ipsetBytes(id: u32): i32 {
   const s = setOf(id);
   return s == null ? -E_NO_SET : <i32>setBytes(s);
 }
 // Removes expired elements from up to `budget` sets; returns how many elements went.
-export function ipsetReap(nowMs: f64, budget: u32): u32 { return regReap(now32(nowMs), budget); }
+export function ipsetReap(nowMs: f64, budget: u32): u32 { return regReap(coreNow(nowMs), budget); }

@@ -55,7 +55,7 @@ import { results, RESULT_BYTES, setTunnelSource, resultFor, resultClear } from "
 export const IPVS_BUF_BYTES: usize = 65536;
 const buf: usize = heap.alloc(IPVS_BUF_BYTES);
 
-@inline function now32(nowMs: f64): u32 { return <u32><i64>nowMs; }
+import { coreNow } from "../clock";
 
 /**
  * Sizes IPVS: 2^connLog2 connection entries (4..24), and the first size of the service and
@@ -106,7 +106,7 @@ export function ipvsFlush(): i32 {
   return E_OK;
 }
 export function ipvsServiceCount(): u32 { return ipvsReady ? svcLive : 0; }
-export function ipvsConnDropAll(nowMs: f64): u32 { return ipvsReady ? connDropAll(now32(nowMs)) : 0; }
+export function ipvsConnDropAll(nowMs: f64): u32 { return ipvsReady ? connDropAll(coreNow(nowMs)) : 0; }
 
 // ---- destinations (-a, -e, -d)
 export function ipvsAddDest(svc: u32, af: u32, a0: u32, a1: u32, a2: u32, a3: u32, port: u32, fwd: u32,
@@ -254,7 +254,7 @@ export function ipvsConnInfo(idx: u32, nowMs: f64): u32 {
   store<u16>(buf, load<u16>(p, 52), 6);
   store<u16>(buf, load<u16>(p, 54), 8);
   store<u16>(buf, load<u16>(p, 56), 10);
-  store<u32>(buf, connRemaining(idx, now32(nowMs)), 12);
+  store<u32>(buf, connRemaining(idx, coreNow(nowMs)), 12);
   memory.copy(buf + 16, p, 32);
   const d = connDest(idx);
   memory.copy(buf + 48, destAt(d), 16);
@@ -269,14 +269,14 @@ export function ipvsConnInfo(idx: u32, nowMs: f64): u32 {
  * its size, or 0 for a free or expired entry.
  */
 export function ipvsConnSave(idx: u32, out: usize, nowMs: f64): u32 {
-  return ipvsReady ? connSave(idx, out, now32(nowMs)) : 0;
+  return ipvsReady ? connSave(idx, out, coreNow(nowMs)) : 0;
 }
 /**
  * Loads a snapshot record at `ptr`, controlled by template entry `template` (its new id; NIL for
  * none). Returns the new entry id or a negative E_* code, with nothing changed on error.
  */
 export function ipvsConnLoad(ptr: usize, nowMs: f64, template: u32): i32 {
-  return ipvsReady ? connLoad(ptr, now32(nowMs), template) : E_NOTREADY;
+  return ipvsReady ? connLoad(ptr, coreNow(nowMs), template) : E_NOTREADY;
 }
 export function ipvsConnRecordBytes(): u32 { return IPVS_RECORD_BYTES; }
 export function ipvsConnCount(): u32 { return ipvsReady ? connUsed : 0; }
@@ -293,7 +293,7 @@ export function ipvsTrace(af: u32, proto: u32, s0: u32, s1: u32, s2: u32, s3: u3
     d0: u32, d1: u32, d2: u32, d3: u32, dport: u32, fwmark: u32, nowMs: f64): i32 {
   if (!ipvsReady) return E_NOTREADY;
   if (af != 4 && af != 6) return E_INVAL;
-  return trace(<u8>af, <u8>proto, s0, s1, s2, s3, <u16>sport, d0, d1, d2, d3, <u16>dport, fwmark, now32(nowMs));
+  return trace(<u8>af, <u8>proto, s0, s1, s2, s3, <u16>sport, d0, d1, d2, d3, <u16>dport, fwmark, coreNow(nowMs));
 }
 export function ipvsTraceBuf(): usize { return traceBuf; }
 export function ipvsTraceBytes(): u32 { return <u32>TRACE_BYTES; }
@@ -301,7 +301,7 @@ export function ipvsTraceBytes(): u32 { return <u32>TRACE_BYTES; }
 // ---- time-driven work
 /** Expires connection entries whose time is up, scanning at most `budget` slots. Returns removed. */
 export function ipvsExpire(nowMs: f64, budget: u32): u32 {
-  return ipvsReapConns(now32(nowMs), budget);
+  return ipvsReapConns(coreNow(nowMs), budget);
 }
 /** The same for the core's batch loop (time already in wrapping ms). */
 export function ipvsReapConns(now: u32, budget: u32): u32 {
@@ -310,7 +310,7 @@ export function ipvsReapConns(now: u32, budget: u32): u32 {
 /** The periodic timers: the rate estimator (2 s) and lblc/lblcr cache collection (60 s). */
 export function ipvsTick(nowMs: f64): u32 {
   if (!ipvsReady) return 0;
-  const now = now32(nowMs);
+  const now = coreNow(nowMs);
   let n = estTick(now);
   for (let s: u32 = 0; s < svcMax; s++) {
     if (svcIsLive(s)) n += schedTick(svcSched(s), svcSchedState(s), now);
@@ -331,7 +331,7 @@ export function ipvsResultBytes(): u32 { return <u32>RESULT_BYTES; }
 export function ipvsProcessBatch(count: u32, nowMs: f64): u32 {
   if (!ipvsReady || ioDesc == 0) return 0;
   if (count > IO_MAX_BATCH) count = IO_MAX_BATCH;
-  const now = now32(nowMs);
+  const now = coreNow(nowMs);
   const f: Flow = flow;
   for (let i: u32 = 0; i < count; i++) {
     const d = ioDesc + <usize>i * DESC_BYTES;

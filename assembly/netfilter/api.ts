@@ -27,7 +27,7 @@ import {
   TRACE_MAX_STEPS, TRACE_MAX_DECISIONS,
 } from "./trace";
 
-@inline function now32(nowMs: f64): u32 { return <u32><i64>nowMs; }
+import { coreNow } from "../clock";
 
 // ---- chains
 export function iptStageChain(chainId: u32, ptr: usize, len: u32): i32 { return stageChain(chainId, ptr, len); }
@@ -73,11 +73,11 @@ export function iptRecentDump(tableId: u32, out: usize, max: u32): u32 {
 // A table's entries with every stamp, as a conntrack snapshot keeps them (recent.ts recentSave).
 export function iptRecentSave(tableId: u32, out: usize, max: u32, nowMs: f64): u32 {
   if (<u64>out + <u64>max * <u64>RECENT_SAVED_BYTES > (<u64>memory.size() << 16)) return 0;
-  return recentSave(tableId, out, max, now32(nowMs));
+  return recentSave(tableId, out, max, coreNow(nowMs));
 }
 export function iptRecentLoad(tableId: u32, ptr: usize, nowMs: f64): i32 {
   if (<u64>ptr + <u64>RECENT_SAVED_BYTES > (<u64>memory.size() << 16)) return -1;
-  return recentLoad(tableId, ptr, now32(nowMs)) ? 0 : -1;
+  return recentLoad(tableId, ptr, coreNow(nowMs)) ? 0 : -1;
 }
 export function iptRecentSavedBytes(): u32 { return RECENT_SAVED_BYTES; }
 export function iptStatsPtr(): usize { return iptStats; }
@@ -132,7 +132,7 @@ export function iptTrace(len: u32, cap: u32, meta: u32, nowMs: f64): i32 {
   }
   const rand = randState();
   setTraceMode(true);
-  iptProcess(traceDesc, f, now32(nowMs), meta);
+  iptProcess(traceDesc, f, coreNow(nowMs), meta);
   setTraceMode(false);
   randRestore(rand);
 

@@ -4,7 +4,8 @@
 // timestamps in a ring; --set / --rcheck / --update / --remove, --seconds, --hitcount, --reap,
 // --rttl, --rsource / --rdest; the table's address mask fixed by the rule that created it; a table
 // lives while rules name it (reference counted at commit, registry.ts) and is emptied when the last
-// goes. Time is the caller's `now` in ms where the kernel uses jiffies.
+// goes. Time is the caller's `now` in ms where the kernel uses jiffies; stamps are kept within
+// wrapping range by clock.ts (recentUpkeep).
 //
 // Table memory is taken when a table is first referenced (control time); the packet path never
 // allocates. In trace mode (`readOnly`) a match computes its result from the lists as they are and
@@ -14,6 +15,7 @@
 // 4.16 default ip_pkt_list_tot to 0 and size each entry's ring by the largest --hitcount, at least
 // 32; the older fixed 20 is what we keep, and --hitcount above it is refused as those kernels did.)
 import { Flow } from "../flow";
+import { windowMs } from "../clock";
 import {
   RECENT_SET, RECENT_UPDATE, RECENT_REMOVE, RECENT_TTL, RECENT_REAP, RECENT_DEST,
   OPF_INVERT, opFlags,
@@ -228,7 +230,7 @@ export function recentMatch(p: usize, f: Flow, now: u32, readOnly: bool): bool {
     return !ret;
   } else {
     const seconds = load<u32>(p, 12), hitcount = load<u32>(p, 16);
-    const time = now - seconds * 1000;
+    const time = now - windowMs(seconds);
     const e = entryAt(t, i);
     const n = <u32>load<u8>(e + E_NSTAMPS);
     let hits: u32 = 0;
@@ -261,6 +263,24 @@ export function recentFlush(id: u32): void {
   const t = id < RECENT_MAX_TABLES ? tableAt(id) : 0;
   if (t == 0) return;
   while (<u32>load<u16>(t + T_LRU_HEAD) != NIL) removeEntry(t, <u32>load<u16>(t + T_LRU_HEAD));
+}
+
+// Moves every stamp older than `cap` ms (every one with `all`) to exactly that age (clock.ts).
+export function recentUpkeep(now: u32, cap: u32, all: bool): void {
+  if (dir == 0) return;
+  for (let id: u32 = 0; id < RECENT_MAX_TABLES; id++) {
+    const t = tableAt(id);
+    if (t == 0) continue;
+    for (let i = <u32>load<u16>(t + T_LRU_HEAD); i != NIL; ) {
+      const e = entryAt(t, i);
+      const held = <u32>load<u8>(e + E_NSTAMPS);
+      for (let k: u32 = 0; k < held; k++) {
+        const at = e + E_STAMPS + (<usize>k << 2);
+        if (all || now - load<u32>(at) > cap) store<u32>(at, now - cap);
+      }
+      i = <u32>load<u16>(e + E_LNEXT);
+    }
+  }
 }
 
 // A saved entry (recentSave / recentLoad, a conntrack snapshot's recent lists): family u8, ttl u8,

@@ -13,6 +13,7 @@ import { iptProcess } from "./hooks";
 import { Chain } from "./chain";
 import { liveChain } from "./registry";
 import { rejectReply } from "../reply/reject";
+import { coreNow } from "../clock";
 
 export { scratch, scratchBytes } from "../scratch";
 export * from "./api";
@@ -40,7 +41,8 @@ export function descPtr(): usize { return desc; }
 
 // Parses `len` bytes at `pkt` (room `cap`) and runs them through the tables. Returns the verdict;
 // the descriptor (descPtr) holds the rest, D_LEN the bytes now at `pkt`.
-export function run(pkt: usize, len: u32, cap: u32, meta: u32, now: u32): u32 {
+export function run(pkt: usize, len: u32, cap: u32, meta: u32, nowMs: f64): u32 {
+  const now = coreNow(nowMs);
   const f = flow;
   f.csumPartial = (meta & 2) != 0;
   const r = parse(f, pkt, len, cap);

@@ -5,8 +5,8 @@
 // endpoint whose stamp is at most T seconds old (xt_recent.c recent_mt: a stamp older than
 // now - T is skipped). Here one entry per (service, client) holds the destination address and port
 // and the stamp, so an endpoint that survives an update keeps its clients. Fixed size, allocated
-// on first use; 4-way buckets, a full bucket gives up its oldest entry. Never allocates on the
-// packet path, never reads a clock.
+// on first use; 4-way buckets, a full bucket gives up its oldest entry. Stamps are kept within
+// wrapping range by clock.ts (affinityUpkeep). Never allocates on the packet path, never reads a clock.
 //
 // Entry (48 B): 0 u32 slot+1 (0 = empty)  4 u32 generation  8 u32[4] client  24 u32[4] destination
 // 40 u16 port  42 u16 pad  44 u32 stamp (ms).
@@ -87,6 +87,15 @@ export function affinitySet(slot: u32, gen: u32, a0: u32, a1: u32, a2: u32, a3: 
   memory.copy(victim + 24, dest, 16);
   store<u16>(victim, load<u16>(dest, 16), 40);
   store<u32>(victim, now, 44);
+}
+
+// Moves every stamp older than `cap` ms (every one with `all`) to exactly that age (clock.ts).
+export function affinityUpkeep(now: u32, cap: u32, all: bool): void {
+  if (base == 0) return;
+  for (let i: u32 = 0; i < BUCKETS * WAYS; i++) {
+    const e = base + <usize>i * ENTRY;
+    if (load<u32>(e) != 0 && (all || now - load<u32>(e, 44) > cap)) store<u32>(e, now - cap, 44);
+  }
 }
 
 // A saved stamp (a conntrack snapshot's direct affinity, decide.ts svcAffinitySaveAll): slot u32,

@@ -147,7 +147,7 @@ export class ConntrackCheckpoints {
   private async write(): Promise<number | null> {
     // The snapshot's time, and the wall time that goes with it: the file's modification time is set
     // to it, so a start reading this file counts the time since then (readConntrackState).
-    const at = Math.floor(this.clock()) >>> 0;
+    const at = Math.floor(this.clock());
     const wallAt = Date.now();
     const steps = this.dp.snapshotSteps(at);
     while (!steps.step(CHECKPOINT_SLICE)) {

@@ -409,7 +409,7 @@ export class NodeProxy {
     await this.checkpoints?.stop();
     if (opts.save !== false && this.cfg.conntrackState) {
       try {
-        const snap = this.dp.snapshot(Math.floor(this.clock()) >>> 0);
+        const snap = this.dp.snapshot(Math.floor(this.clock()));
         writeFileAtomic(this.cfg.conntrackState, snap);
         this.log(`proxy: saved ${this.dp.stats().conntrack_entries} flows to ${this.cfg.conntrackState}`);
       } catch (e) {

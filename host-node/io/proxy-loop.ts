@@ -18,7 +18,7 @@ export interface ProxyLoopOptions {
   expireEveryMs?: number;
   /** Conntrack slots scanned per reap, default 4096 (bounded work per tick). */
   expireBudget?: number;
-  /** Monotonic milliseconds; default performance.now(). Wrapped to u32 for the core. */
+  /** Monotonic milliseconds; default performance.now(). */
   clock?: () => number;
   /**
    * Answers the cluster DNS queries the core hands to the host (reason dns_upstream, with
@@ -167,6 +167,6 @@ export class ProxyLoop {
   }
 
   private now(): number {
-    return Math.floor(this.clock()) >>> 0;
+    return Math.floor(this.clock());
   }
 }

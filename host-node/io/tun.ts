@@ -373,7 +373,7 @@ export class TunPump {
     if (n === 0) return 0;
     c.packetsIn += n;
     c.batches++;
-    this.dp.core.processBatch(n, nowMs >>> 0);
+    this.dp.core.processBatch(n, nowMs);
     this.renew();
     for (let k = 0; k < n; k++) {
       const d = this.descBase + k * DESC.bytes;

@@ -130,6 +130,6 @@ export class CoreFlows {
     } catch {
       return null;
     }
-    return this.dp.process({ bytes, local }, Math.floor(this.now()) >>> 0);
+    return this.dp.process({ bytes, local }, Math.floor(this.now()));
   }
 }

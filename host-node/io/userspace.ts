@@ -167,7 +167,7 @@ export class UserspaceProxy {
     this.ctx = { flows: new CoreFlows(o.dp, o.clock), counters: this.counters, isLocal: (a) => isLoopback(a) || node.has(a) };
     // Without the packet loop, flows are reaped here (the TUN modes' ProxyLoop does it there).
     this.reaper = setInterval(() => {
-      this.reaped += o.dp.expire(Math.floor(o.clock()) >>> 0, o.expireBudget ?? 4096);
+      this.reaped += o.dp.expire(Math.floor(o.clock()), o.expireBudget ?? 4096);
     }, o.expireEveryMs ?? 1000);
     this.reaper.unref();
   }
