@@ -5,38 +5,18 @@
 // `recent --seconds` window past 49.7 days overflowed.
 import { describe, it, expect } from 'vitest';
 import { Dataplane } from '../../host-node/dataplane.js';
-import { buildPacket, decodePacket } from '../../host-node/core/packet.js';
+import { AFFINITY_OBJECTS, AFFINITY_CLIENTS, connect, pick } from '../support/affinity-cluster.js';
 import { Bench, filterWith, udp, V } from './netfilter/harness';
 
 const DAY = 86_400_000;
-const ENDPOINTS = [11, 12, 13, 14, 15, 16, 17, 18].map((i) => `198.19.1.${i}`);
-const OBJECTS = [
-  'apiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: default }\nspec:\n  clusterIP: 198.18.96.80\n' +
-  '  sessionAffinity: ClientIP\n  sessionAffinityConfig: { clientIP: { timeoutSeconds: 600 } }\n' +
-  '  ports: [{ name: p, port: 80, protocol: TCP, targetPort: 8080 }]',
-  'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n' +
-  'metadata: { name: web-1, namespace: default, labels: { kubernetes.io/service-name: web } }\n' +
-  'addressType: IPv4\nports: [{ name: p, port: 8080, protocol: TCP }]\nendpoints:\n' +
-  ENDPOINTS.map((ip) => `  - addresses: [${ip}]\n    conditions: { ready: true }`).join('\n'),
-].join('\n---\n');
-const CLIENTS = ['198.19.3.3', '198.19.3.4', '198.19.3.5', '198.19.3.6', '198.19.3.7', '198.19.3.8'];
 const T0 = 100_000;
 
 type Mode = 'iptables' | 'direct';
 
 async function proxy(mode: Mode): Promise<Dataplane> {
   const dp = await Dataplane.create({ nodeIPs: ['198.18.0.2'], podCIDR: '198.19.0.0/16', seed: 7 });
-  expect(dp.apply(OBJECTS, { mode, nodeName: 'node-a' }).issues).toEqual([]);
+  expect(dp.apply(AFFINITY_OBJECTS, { mode, nodeName: 'node-a' }).issues).toEqual([]);
   return dp;
-}
-
-/** Each client's endpoint for a new connection (source port `sport`) at `nowMs`. */
-function connect(dp: Dataplane, sport: number, nowMs: number): string[] {
-  return CLIENTS.map((src) => {
-    const r = dp.process(buildPacket({ src, dst: '198.18.96.80', proto: 'tcp', sport, dport: 80, flags: 'S' }), nowMs);
-    expect(r.verdict).toBe('FORWARD');
-    return decodePacket(r.packet!).dst;
-  });
 }
 
 const moved = (a: string[], b: string[]) => a.filter((ip, i) => ip !== b[i]).length;
@@ -57,13 +37,12 @@ describe('stamps across weeks of proxy time', () => {
     it(`${mode} mode: with the reaper ticking for 40 days, a client silent since day 0 is balanced afresh; one back every 5 minutes keeps its endpoint`, async () => {
       const dp = await proxy(mode);
       const chosen = connect(dp, 40000, T0);
-      const regular = CLIENTS[0]!;
+      const regular = AFFINITY_CLIENTS[0]!;
       const STEP = 300_000;
       for (let k = 1; k <= (40 * DAY) / STEP; k++) {
         const now = T0 + k * STEP;
         dp.expire(now, 4096);
-        const r = dp.process(buildPacket({ src: regular, dst: '198.18.96.80', proto: 'tcp', sport: 1024 + (k % 60000), dport: 80, flags: 'S' }), now);
-        if (decodePacket(r.packet!).dst !== chosen[0]) throw new Error(`the regular client moved at ${k * STEP} ms`);
+        if (pick(dp, regular, 1024 + (k % 60000), now) !== chosen[0]) throw new Error(`the regular client moved at ${k * STEP} ms`);
       }
       const late = connect(dp, 42000, T0 + 40 * DAY + 60_000);
       expect(late[0]).toBe(chosen[0]);

@@ -6,21 +6,12 @@
 import { describe, it, expect } from 'vitest';
 import { Packr } from 'msgpackr';
 import { Dataplane } from '../../../host-node/dataplane.js';
-import { buildPacket, decodePacket } from '../../../host-node/core/packet.js';
+import { AFFINITY_OBJECTS, AFFINITY_CLIENTS, connect } from '../../support/affinity-cluster.js';
 import { crc32, decodeSnapshot, SNAPSHOT_FORMAT, IPVS_RECORD_BYTES, RECENT_ENTRY_BYTES, DIRECT_AFFINITY_BYTES } from '../../../host-node/core/snapshot.js';
 import { RECORD_BYTES } from '../../../host-node/core/conntrack-record.js';
 
-const ENDPOINTS = [11, 12, 13, 14, 15, 16, 17, 18].map((i) => `198.19.1.${i}`);
-const OBJECTS = [
-  'apiVersion: v1\nkind: Service\nmetadata: { name: web, namespace: default }\nspec:\n  clusterIP: 198.18.96.80\n' +
-  '  sessionAffinity: ClientIP\n  sessionAffinityConfig: { clientIP: { timeoutSeconds: 600 } }\n' +
-  '  ports: [{ name: p, port: 80, protocol: TCP, targetPort: 8080 }]',
-  'apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n' +
-  'metadata: { name: web-1, namespace: default, labels: { kubernetes.io/service-name: web } }\n' +
-  'addressType: IPv4\nports: [{ name: p, port: 8080, protocol: TCP }]\nendpoints:\n' +
-  ENDPOINTS.map((ip) => `  - addresses: [${ip}]\n    conditions: { ready: true }`).join('\n'),
-].join('\n---\n');
-const CLIENTS = ['198.19.3.3', '198.19.3.4', '198.19.3.5', '198.19.3.6', '198.19.3.7', '198.19.3.8'];
+const OBJECTS = AFFINITY_OBJECTS;
+const CLIENTS = AFFINITY_CLIENTS;
 const T0 = 100_000;
 
 async function node(seed: number): Promise<Dataplane> {
@@ -28,15 +19,6 @@ async function node(seed: number): Promise<Dataplane> {
 }
 type Mode = 'iptables' | 'direct';
 const sync = (dp: Dataplane, mode: Mode) => expect(dp.apply(OBJECTS, { mode, nodeName: 'node-a' }).issues).toEqual([]);
-
-/** Each client's endpoint for a new connection (source port `sport`) at `nowMs`. */
-function connect(dp: Dataplane, sport: number, nowMs: number): string[] {
-  return CLIENTS.map((src) => {
-    const r = dp.process(buildPacket({ src, dst: '198.18.96.80', proto: 'tcp', sport, dport: 80, flags: 'S' }), nowMs);
-    expect(r.verdict).toBe('FORWARD');
-    return decodePacket(r.packet!).dst;
-  });
-}
 
 /** A proxy that served the clients once, and the snapshot it left at T0 + 1 s. */
 async function before(mode: Mode): Promise<{ chosen: string[]; snap: Uint8Array }> {
