@@ -13,16 +13,27 @@
 // a `recent --seconds` window wider than the cap (the core takes up to 2^31 ms) counts every stamp
 // still held as inside it.
 //
+// A silence (no call) of 12.4 days or more would, in the same way, let an entry that expired
+// before it read as live (a conntrack flow, an IPVS connection, a timed ipset element): before
+// anything else the first call after one sweeps those tables as of two times in between, so every
+// expiry is compared with a time less than 2^31 ms away.
+//
 // Hosts should pass unwrapped milliseconds; a host clock that wraps at 2^32 is followed too, short
 // of a silence of more than 24.8 days across its wrap.
 import { affinityUpkeep } from "./svc/affinity";
 import { recentUpkeep } from "./netfilter/recent";
+import { ctReap } from "./conntrack/table";
+import { ipvsReapConns } from "./ipvs/api";
+import { regReap } from "./ipset/registry";
+import { add, S_REAPED } from "./stats";
 
 // 2^31 − 2^27 ms (23.3 days): below 2^31 by more than the longest time between two upkeeps, so a
 // stamp's age, clamped at the last upkeep and grown since, still orders by sign.
 export const STAMP_AGE_CAP: u32 = 0x78000000;
 // 2^26 ms (18.6 hours).
 const UPKEEP_EVERY: f64 = 67108864;
+// 2^30 ms (12.4 days).
+const CATCH_UP_AFTER: f64 = 1073741824;
 
 let started = false;
 let lastMs: f64 = 0;
@@ -37,8 +48,10 @@ export function coreNow(nowMs: f64): u32 {
     return now;
   }
   // Back by more than 2^31: a host clock that wrapped at 2^32. Back by less: no time passed.
-  const elapsed = nowMs >= lastMs ? nowMs - lastMs : lastMs - nowMs > 2147483648 ? <f64>(now - <u32><i64>lastMs) : 0;
+  const last = <u32><i64>lastMs;
+  const elapsed = nowMs >= lastMs ? nowMs - lastMs : lastMs - nowMs > 2147483648 ? <f64>(now - last) : 0;
   lastMs = nowMs;
+  if (elapsed >= CATCH_UP_AFTER) catchUp(last, elapsed);
   sinceUpkeep += elapsed;
   if (sinceUpkeep >= UPKEEP_EVERY) {
     // After a silence of the cap or longer every stamp held is at least that old.
@@ -46,6 +59,20 @@ export function coreNow(nowMs: f64): u32 {
     sinceUpkeep = 0;
   }
   return now;
+}
+
+// Every expiry is below last + 2^31 (each timeout is under 2^31 ms and was set at or before
+// `last`): swept as of last + 2^30, then as of last + min(elapsed, 2^31 − 1), no expiry is compared
+// with a time 2^31 ms or more away, and none left is due before the call's own time.
+function catchUp(last: u32, elapsed: f64): void {
+  sweepExpiring(last + (1 << 30));
+  sweepExpiring(last + <u32>min(elapsed, 2147483647));
+}
+
+function sweepExpiring(at: u32): void {
+  add(S_REAPED, ctReap(at, 0xFFFFFFFF));
+  ipvsReapConns(at, 0xFFFFFFFF);
+  regReap(at, 0xFFFFFFFF);
 }
 
 function upkeep(now: u32, all: bool): void {

@@ -1,17 +1,19 @@
-// The core's wrapping millisecond clock (assembly/clock.ts) against stamps that never expire:
-// ClientIP affinity in both kube-proxy shapes (the iptables mode's `recent` lists, the direct
-// table's stamps) for a proxy that runs for weeks. A client silent for longer than 24.8 days used
-// to read as freshly stamped (u32 ms compared by sign) and went back to its old endpoint; a
-// `recent --seconds` window past 49.7 days overflowed.
+// The core's wrapping millisecond clock (assembly/clock.ts) over weeks of proxy time: ClientIP
+// affinity in both kube-proxy shapes (the iptables mode's `recent` lists, the direct table's
+// stamps), and the tables whose entries expire (conntrack, IPVS, timed ipset elements) after a
+// long silence. A client silent for longer than 24.8 days used to read as freshly stamped (u32 ms
+// compared by sign) and went back to its old endpoint; after such a silence with no call at all an
+// expired flow or set element read as live.
 import { describe, it, expect } from 'vitest';
 import { Dataplane } from '../../host-node/dataplane.js';
 import { AFFINITY_OBJECTS, AFFINITY_CLIENTS, connect, pick } from '../support/affinity-cluster.js';
 import { Bench, filterWith, udp, V } from './netfilter/harness';
+import { makeTable } from '../host-node/ipset/harness';
 
 const DAY = 86_400_000;
 const T0 = 100_000;
 
-type Mode = 'iptables' | 'direct';
+type Mode = 'iptables' | 'ipvs' | 'direct';
 
 async function proxy(mode: Mode): Promise<Dataplane> {
   const dp = await Dataplane.create({ nodeIPs: ['198.18.0.2'], podCIDR: '198.19.0.0/16', seed: 7 });
@@ -47,6 +49,18 @@ describe('stamps across weeks of proxy time', () => {
       const late = connect(dp, 42000, T0 + 40 * DAY + 60_000);
       expect(late[0]).toBe(chosen[0]);
       expect(moved(late.slice(1), chosen.slice(1))).toBeGreaterThan(0);
+    });
+  }
+
+  for (const mode of ['iptables', 'ipvs', 'direct'] as const) {
+    it(`${mode} mode: the same connection again after 30 days with no call in between is a new flow, balanced afresh`, async () => {
+      const dp = await proxy(mode);
+      const chosen = connect(dp, 40000, T0);
+      expect(dp.stats().conntrack_entries).toBe(AFFINITY_CLIENTS.length);
+      // Their flows (SYN_SENT, 120 s) expired 30 days ago: not one of them may read as live.
+      const late = connect(dp, 40000, T0 + 30 * DAY);
+      expect(moved(late, chosen)).toBeGreaterThan(0);
+      expect(dp.stats().conntrack_entries).toBe(AFFINITY_CLIENTS.length);
     });
   }
 
@@ -87,5 +101,17 @@ describe('recent --seconds over weeks', () => {
     for (let d = 3; d <= 23; d++) b.send(u('198.18.9.9', 3), { now: SEC + d * DAY - 60_000 });
     expect(b.send(u('198.18.1.2', 2), { now: SEC + 23 * DAY }).verdict).toBe(V.DROP);
     expect(b.send(u('198.18.1.1', 2), { now: SEC + 23 * DAY }).verdict).toBe(V.PASS);
+  });
+});
+
+describe('timed ipset elements over weeks', () => {
+  it('an element with a 10 s timeout is gone 30 days later, with no call in between', () => {
+    const { table, clock } = makeTable({ setId: () => 0 });
+    table.command('create t hash:ip timeout 10');
+    table.command('add t 198.18.5.5');
+    expect(table.test('t', '198.18.5.5')).toBe(true);
+    clock.now += 30 * DAY;
+    expect(table.test('t', '198.18.5.5')).toBe(false);
+    expect(table.list('t')).toContain('Number of entries: 0\n');
   });
 });
