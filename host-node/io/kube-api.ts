@@ -38,7 +38,7 @@ export interface KubeApiOptions {
   watchGraceMs?: number;
   /** A list or error response that sends nothing for this long is abandoned. */
   idleTimeoutMs?: number;
-  /** Largest list response accepted, in bytes. */
+  /** Largest list accepted (all its pages together), in bytes. */
   maxListBytes?: number;
 }
 
@@ -168,12 +168,13 @@ export class KubeApiListWatcher implements ListWatcher {
     });
   }
 
-  private async getJSON(params: Record<string, string | undefined>, signal: AbortSignal): Promise<unknown> {
+  /** One list response of at most `maxBytes`, parsed, and its size. */
+  private async getJSON(params: Record<string, string | undefined>, signal: AbortSignal, maxBytes: number): Promise<{ body: unknown; bytes: number }> {
     const res = await this.request(this.url(params), signal, this.opts.idleTimeoutMs ?? 60_000);
     if (res.statusCode !== 200) throw await statusError(res);
-    const text = await readBody(res, this.opts.maxListBytes ?? 1 << 30);
+    const text = await readBody(res, maxBytes);
     try {
-      return JSON.parse(text);
+      return { body: JSON.parse(text), bytes: Buffer.byteLength(text) };
     } catch {
       throw new Error(`${this.resource}: list response is not JSON`);
     }
@@ -190,14 +191,21 @@ export class KubeApiListWatcher implements ListWatcher {
     const items: unknown[] = [];
     let cont = '';
     let version = '';
+    // A server that hands back a token it gave before, or pages past the size limit, would keep
+    // this list (and the proxy's view of the cluster) going forever: it fails, and is retried
+    // after the reflector's back-off.
+    const seen = new Set<string>();
+    let left = this.opts.maxListBytes ?? 1 << 30;
     do {
       let body: unknown;
       try {
-        body = await this.getJSON(
+        const page = await this.getJSON(
           // A continue token carries its own version; the server rejects both together.
           { limit: limit > 0 ? String(limit) : undefined, continue: cont || undefined, resourceVersion: cont ? undefined : resourceVersion },
-          signal,
+          signal, left,
         );
+        body = page.body;
+        left -= page.bytes;
       } catch (e) {
         // pager.go (FullListIfExpired): an expired continue token falls back to one unpaged list.
         if (cont !== '' && isExpiredError(e)) return this.listPages(resourceVersion, 0, signal);
@@ -208,7 +216,11 @@ export class KubeApiListWatcher implements ListWatcher {
       const meta = isRecord(body.metadata) ? body.metadata : {};
       version = typeof meta.resourceVersion === 'string' ? meta.resourceVersion : '';
       cont = typeof meta.continue === 'string' ? meta.continue : '';
+      if (cont !== '' && seen.has(cont)) throw new Error(`${this.resource}: list continue token ${JSON.stringify(cont.slice(0, 64))} came back again`);
+      seen.add(cont);
     } while (cont !== '');
+    // Without its version the watch after it would start at "now", missing what changed between.
+    if (version === '') throw new Error(`${this.resource}: list response has no metadata.resourceVersion`);
     return { items, resourceVersion: version };
   }
 

@@ -77,11 +77,12 @@ export function objectKey(kind: KindName, meta: { name: string; namespace: strin
   return kind === 'Node' ? meta.name : `${meta.namespace || 'default'}/${meta.name}`;
 }
 
-/** The key of an undecoded object, or null without a usable name. */
+/** The key of an undecoded object, or null without a usable name (or with a namespace that is not text). */
 export function rawObjectKey(kind: KindName, raw: unknown): string | null {
   const m = metaOf(raw);
   if (typeof m.name !== 'string' || m.name === '') return null;
-  return objectKey(kind, { name: m.name, namespace: typeof m.namespace === 'string' ? m.namespace : '' });
+  if (m.namespace !== undefined && typeof m.namespace !== 'string') return null;
+  return objectKey(kind, { name: m.name, namespace: m.namespace ?? '' });
 }
 
 /** metadata.resourceVersion of an undecoded object, or '' when absent. */
@@ -517,7 +518,9 @@ export class ListWatchReflector {
       }
       case 'DELETED': {
         const key = rawObjectKey(kind, raw);
-        if (key === null) return this.garbage('Invalid', 'DELETED object has no name');
+        if (key === null) return this.garbage('Invalid', 'DELETED object has no name, or a namespace that is not a string');
+        const said = isRecord(raw) ? raw.kind : undefined;
+        if (said !== undefined && said !== kind) return this.garbage('Invalid', `DELETED object of kind ${JSON.stringify(said)} in a ${kind} watch`);
         const want = this.mirror.remove(key);
         const rv = rawResourceVersion(raw);
         if (rv !== '') this.resourceVersion = rv;

@@ -73,6 +73,8 @@ export class FakeApiServer {
   expiredListAt = false;
   /** Whether every continue token is refused with 410, as after a compaction between pages. */
   expireContinueTokens = false;
+  /** Rewrites each list page's metadata before it is sent (a misbehaving server or proxy in front). */
+  listMetadata: ((metadata: Obj) => Obj) | null = null;
   private rv = 100;
   private compactedRV = 0;
   private readonly objects = new Map<ResourceName, Map<string, Obj>>([['services', new Map()], ['endpointslices', new Map()], ['nodes', new Map()]]);
@@ -291,7 +293,7 @@ export class FakeApiServer {
     const more = limit > 0 && offset + limit < all.length;
     const metadata: Obj = { resourceVersion: String(snapshot) };
     if (more) metadata.continue = `${snapshot}:${offset + limit}`;
-    this.reply(res, rec, 200, { kind: `${kind}List`, apiVersion: byName(resource).apiVersion, metadata, items: page });
+    this.reply(res, rec, 200, { kind: `${kind}List`, apiVersion: byName(resource).apiVersion, metadata: this.listMetadata?.(metadata) ?? metadata, items: page });
   }
 
   private serveWatch(resource: ResourceName, q: Record<string, string>, matches: (o: Obj) => boolean, res: http.ServerResponse, rec: RequestRecord): void {

@@ -261,6 +261,22 @@ describe('KubeApiListWatcher over HTTP', () => {
     expect(source!.stats().services).toMatchObject({ garbageUnparseable: 1, garbageUnknownType: 1, watches: 1 });
   });
 
+  it('a DELETED event whose namespace is not a string, or of another kind, is garbage: it deletes nothing', async () => {
+    server.apply('services', apiService('web', '10.96.0.50'));
+    const t = run();
+    await until(() => t.src.synced, 'sync');
+    await server.waitForWatch('services');
+    const deleted = (object: object) => `${JSON.stringify({ type: 'DELETED', object })}\n`;
+    server.sendRaw('services', deleted({ kind: 'Service', metadata: { name: 'web', namespace: 7, resourceVersion: '6000' } }));
+    server.sendRaw('services', deleted({ kind: 'Service', metadata: { name: 'web', namespace: ['default'], resourceVersion: '6001' } }));
+    server.sendRaw('services', deleted({ kind: 'Pod', metadata: { name: 'web', namespace: 'default', resourceVersion: '6002' } }));
+    server.apply('services', apiService('after', '10.96.0.51'));
+    await until(() => t.services().includes('default/after:80'), 'the event after them');
+    expect(t.services()).toEqual(['default/after:80', 'default/web:80']);
+    expect(source!.stats().services).toMatchObject({ garbageInvalid: 3 });
+    expect(t.logs.filter((l) => l.includes('DELETED'))).toHaveLength(3);
+  });
+
   it('pages a list with limit/continue and falls back to one full list when a token expires', async () => {
     for (let i = 0; i < 5; i++) server.apply('services', apiService(`p${i}`, `10.96.2.${i}`));
     const t = run({ pageSize: 2 });
@@ -276,6 +292,44 @@ describe('KubeApiListWatcher over HTTP', () => {
     expect(server.requestsOf('services', false).map((r) => [r.status, r.query.limit ?? '', r.query.continue ? 'c' : ''])).toEqual([
       [200, '2', ''], [410, '2', 'c'], [200, '', ''],
     ]);
+  });
+
+  it('a list whose continue token comes back again, or that pages past maxListBytes, fails and is retried after a back-off', async () => {
+    for (let i = 0; i < 3; i++) server.apply('services', apiService(`p${i}`, `10.96.2.${i}`));
+    server.listMetadata = (m) => ({ ...m, continue: 'same-token' });
+    const t = run();
+    await until(() => t.logs.some((l) => l.includes('came back again')), 'the repeated token refused');
+    expect(t.src.synced).toBe(false);
+    expect(t.clock.sleeps.length).toBeGreaterThanOrEqual(1);
+    // Each attempt asked once without a token and once with it: no list runs on without bound.
+    const asked = server.requestsOf('services', false);
+    expect(asked.filter((r) => r.query.continue === undefined).length).toBeGreaterThanOrEqual(asked.filter((r) => r.query.continue === 'same-token').length);
+    server.listMetadata = null;
+    await until(() => t.src.synced, 'sync once the server behaves');
+    expect(t.services()).toHaveLength(3);
+    await source!.stop();
+    // Fresh tokens on every page, each page small: the list as a whole is held to maxListBytes.
+    let n = 0;
+    server.listMetadata = (m) => ({ ...m, continue: `t${n++}` });
+    const state = new ProxyState({ nodeName: 'node-a', families: [4] });
+    const logs: string[] = [];
+    source = createKubeApiSource({ kubeConfig: kubeConfigFor(server.url), nodeName: 'node-a', watchNode: false, maxListBytes: 20_000, clock: new GateClock(), random: () => 0.25, log: (m) => logs.push(m) });
+    source.start(state, () => {});
+    await until(() => logs.some((l) => l.includes('larger than')), 'the list held to its size');
+    expect(source.synced).toBe(false);
+  });
+
+  it('a list without metadata.resourceVersion is refused, so the watch never starts at "now" and misses what changed in between', async () => {
+    server.apply('services', apiService('a', '10.96.2.1'));
+    server.listMetadata = (m) => ({ ...m, resourceVersion: 15 });
+    const t = run();
+    await until(() => t.logs.some((l) => l.includes('no metadata.resourceVersion')), 'the list refused');
+    expect(t.src.synced).toBe(false);
+    expect(server.requestsOf('services', true)).toHaveLength(0);
+    server.listMetadata = null;
+    await until(() => t.src.synced, 'sync once the server behaves');
+    await server.waitForWatch('services');
+    expect(server.requestsOf('services', true)[0]!.query.resourceVersion).toBe(server.resourceVersion);
   });
 
   it('an HTTP 500 on the watch backs off and rewatches; stop() closes the streams', async () => {
