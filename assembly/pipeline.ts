@@ -211,6 +211,8 @@ export function processOne(d: usize, now: u32): u32 {
   if (r != R_NONE) { finish(d, VERDICT_DROP, r); return len; }
   // ip_rcv_core(): an incoming IPv4 header whose checksum fails is dropped before any hook.
   if (f.family == FAMILY_V4 && (meta & META_LOCAL) == 0 && !ipv4HeaderValid(f.pkt, f.l3len)) { finish(d, VERDICT_DROP, R_BAD_HEADER); return len; }
+  // ip_rcv_core() / ip6_rcv_core(): bytes past the IP length (link-layer padding) are trimmed off.
+  if (f.len < len) store<u32>(d, f.len, D_LEN);
   f.csumPartial = (meta & META_CSUM_PARTIAL) != 0;
   if (f.frag == FRAG_LATER) {
     // A later fragment goes where its datagram's first fragment went (frags.ts), in every mode.

@@ -349,6 +349,7 @@ export function ipvsProcessBatch(count: u32, nowMs: f64): u32 {
       store<u16>(d, r, D_REASON);
       continue;
     }
+    if (f.len < len) store<u32>(d, f.len, D_LEN);
     resultClear(resultFor(d));
     if (!ipvsProcess(d, f, now, load<u32>(d, D_META))) {
       store<u8>(d, VERDICT_PASS, D_VERDICT);

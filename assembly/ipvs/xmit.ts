@@ -21,7 +21,7 @@
 //   2 u8 flags (1 new connection, 2 via persistence template, 4 one-packet, 8 reply direction)
 //   3 u8 connection state after the packet   4 u32 connection entry (NIL: none)
 //   8 u32 destination id   12 u32 service id   16 u32×4 next-hop address (Tuple words)
-import { Flow, FAMILY_V4 } from "../flow";
+import { Flow, FAMILY_V4, PROTO_SCTP, FRAG_LATER } from "../flow";
 import { setDst, setSrc } from "../nat/rewrite";
 import { ipv4HeaderChecksum } from "../wire/checksum";
 import { IPV4_DF } from "../wire/ipv4";
@@ -92,15 +92,28 @@ export function resultSet(r: usize, fwd: u8, flags: u8, state: u8, conn: u32, de
   store<u32>(r, load<u32>(p, 8), 24); store<u32>(r, load<u32>(p, 12), 28);
 }
 
-// ip_vs_nat_xmit() with tcp/udp_dnat_handler(): to the real server's address and port.
-export function masqIn(f: Flow, dest: u32, dport: u16): void {
-  const p = destAt(dest);
-  setDst(f, load<u32>(p), load<u32>(p, 4), load<u32>(p, 8), load<u32>(p, 12), dport);
+// ip_vs_proto_sctp.c sctp_dnat_handler() / sctp_snat_handler() recompute the CRC32c only when the
+// port changes (the addresses are not part of it): with the port kept, the CRC field of the packet
+// `f` is where the one it came with goes back (a bad one stays bad for the receiver), else 0.
+@inline function keptSctpCrc(f: Flow, samePort: bool): usize {
+  return samePort && f.proto == PROTO_SCTP && f.frag != FRAG_LATER ? f.pkt + f.l3len + 8 : 0;
 }
 
-// handle_response() with tcp/udp_snat_handler(): the reply appears to come from the virtual service.
+// ip_vs_nat_xmit() with tcp/udp/sctp_dnat_handler(): to the real server's address and port.
+export function masqIn(f: Flow, dest: u32, dport: u16): void {
+  const p = destAt(dest);
+  const crc = keptSctpCrc(f, dport == f.dport);
+  const came = crc != 0 ? load<u32>(crc) : 0;
+  setDst(f, load<u32>(p), load<u32>(p, 4), load<u32>(p, 8), load<u32>(p, 12), dport);
+  if (crc != 0) store<u32>(crc, came);
+}
+
+// handle_response() with tcp/udp/sctp_snat_handler(): the reply appears to come from the virtual service.
 export function masqOut(f: Flow, v0: u32, v1: u32, v2: u32, v3: u32, vport: u16): void {
+  const crc = keptSctpCrc(f, vport == f.sport);
+  const came = crc != 0 ? load<u32>(crc) : 0;
   setSrc(f, v0, v1, v2, v3, vport);
+  if (crc != 0) store<u32>(crc, came);
 }
 
 // INET_ECN_encapsulate(outer, inner) with outer = inner = the DS field.

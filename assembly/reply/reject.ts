@@ -120,11 +120,14 @@ const PROTO_UDPLITE: u8 = 136;
 
 // The quoted header at `q` as ip_forward() leaves it: TTL one lower, its checksum updated the way
 // ip_decrease_ttl() does (incrementally, so the bytes are the kernel's); IPv6: hop limit one lower.
+// A TTL of 0 (which ip_forward() never lets reach the FORWARD hook) is quoted as it came, not
+// wrapped to 255 under a checksum that no longer adds up.
 function forwardedQuote(q: usize, v4: bool): void {
   if (!v4) {
-    store<u8>(q, load<u8>(q, 7) - 1, 7);
+    if (load<u8>(q, 7) != 0) store<u8>(q, load<u8>(q, 7) - 1, 7);
     return;
   }
+  if (load<u8>(q, 8) == 0) return;
   store<u8>(q, load<u8>(q, 8) - 1, 8);
   let check = <u32>load<u16>(q, 10) + 0x0001; // htons(0x0100) in the header's byte order
   check += check >= 0xFFFF ? 1 : 0;
