@@ -69,7 +69,8 @@ export class Dataplane extends CoreDataplane {
   private readonly ipvsApply = new IpvsApply(this);
   private readonly directApply = new DirectApply(() => this.core as unknown as DirectCore, () => this.refresh());
   /** IPVS connections of a restored snapshot waiting for the first ipvs-mode apply. */
-  private ipvsPending?: { records: Uint8Array[]; nowMs: number; templates: Map<number, number> };
+  /** Each restore's IPVS connections waiting for the first ipvs-mode sync (template ids are per snapshot). */
+  private ipvsPending: { records: Uint8Array[]; nowMs: number; templates: Map<number, number> }[] = [];
 
   /**
    * IPVS virtual services, destinations, schedulers and connections in the core; packets to a
@@ -127,7 +128,7 @@ export class Dataplane extends CoreDataplane {
       this.adoptIpvsNat();
       return 0;
     }
-    this.ipvsPending = { records, nowMs, templates: new Map() };
+    this.ipvsPending.push({ records, nowMs, templates: new Map() });
     return this.ipvsApply.synced ? this.loadPendingIpvs() : 0;
   }
 
@@ -153,10 +154,9 @@ export class Dataplane extends CoreDataplane {
   protected override loadAffinity(saved: SavedAffinity, nowMs: number): number { return this.affinity.load(saved, nowMs); }
 
   private loadPendingIpvs(): number {
-    const p = this.ipvsPending;
-    if (!p) return 0;
-    this.ipvsPending = undefined;
-    return this.ipvs().loadConnections(p.records, p.nowMs, p.templates).loaded;
+    const all = this.ipvsPending;
+    this.ipvsPending = [];
+    return all.reduce((n, p) => n + this.ipvs().loadConnections(p.records, p.nowMs, p.templates).loaded, 0);
   }
 
   /** Runs an `ipvsadm` command line (ipvsadm 1.31's options and output) over `ipvs()`, at the packets' clock. */
@@ -442,8 +442,8 @@ export class Dataplane extends CoreDataplane {
     if (mode === 'ipvs') IpvsApply.check(opts.ipvs);
     if (this.applied !== undefined && this.applied !== mode) this.leaveMode(this.applied);
     // A snapshot's IPVS connections with no ipvs mode to load into: their flows go on as DNAT.
-    if (mode !== 'ipvs' && this.ipvsPending) {
-      this.ipvsPending = undefined;
+    if (mode !== 'ipvs' && this.ipvsPending.length > 0) {
+      this.ipvsPending = [];
       this.adoptIpvsNat();
     }
     this.applied = mode;

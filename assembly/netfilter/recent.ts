@@ -15,7 +15,7 @@
 // 4.16 default ip_pkt_list_tot to 0 and size each entry's ring by the largest --hitcount, at least
 // 32; the older fixed 20 is what we keep, and --hitcount above it is refused as those kernels did.)
 import { Flow } from "../flow";
-import { windowMs } from "../clock";
+import { windowMs, STAMP_AGE_CAP } from "../clock";
 import {
   RECENT_SET, RECENT_UPDATE, RECENT_REMOVE, RECENT_TTL, RECENT_REAP, RECENT_DEST,
   OPF_INVERT, opFlags,
@@ -351,9 +351,11 @@ export function recentLoad(id: u32, r: usize, now: u32): bool {
   if (have != NIL && load<u8>(entryAt(t, have) + E_TTL) == ttl) removeEntry(t, have);
   add(t, family, a0, a1, a2, a3, ttl, now);
   const e = entryAt(t, <u32>load<u16>(t + T_LRU_TAIL));
+  // An age past the cap (a stamp from before any window) is held at the cap, never read as a
+  // stamp in the future.
   for (let k: u32 = 0; k < held; k++) {
     const at = <usize>k << 2;
-    store<u32>(e + E_STAMPS + at, now - load<u32>(r + 20 + at));
+    store<u32>(e + E_STAMPS + at, now - min(load<u32>(r + 20 + at), STAMP_AGE_CAP));
   }
   store<u8>(e + E_NSTAMPS, <u8>held);
   store<u8>(e + E_INDEX, <u8>next);

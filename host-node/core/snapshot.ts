@@ -3,14 +3,14 @@
 // the IPVS connection table (`ipvs`, records of assembly/ipvs/snapshot.ts), version 3 ClientIP
 // affinity: the iptables `recent` lists (`recent`: each list's name and its entries, as ABI.md
 // iptRecentSave writes them) and the direct table's stamps (`direct`: per IP family and service
-// port id, as svcAffinitySave writes them), all covered by the same crc. Versions 1 and 2 still
-// load. Rejects anything foreign, of another version, or whose checksum does not match, before a
+// port id, as svcAffinitySave writes them), all covered by the same crc; version 4 the same, its crc
+// also covering savedAtMs (a flipped bit there moved every lifetime). Versions 1 to 3 still load. Rejects anything foreign, of another version, or whose checksum does not match, before a
 // single flow is loaded. Never talks to the core.
 import { Packr } from 'msgpackr';
 import { RECORD_BYTES } from './conntrack-record.js';
 
 export const SNAPSHOT_FORMAT = 'svcplane-conntrack';
-export const SNAPSHOT_VERSION = 3;
+export const SNAPSHOT_VERSION = 4;
 /** Bytes of one IPVS connection record (assembly/ipvs/snapshot.ts IPVS_RECORD_BYTES). */
 export const IPVS_RECORD_BYTES = 104;
 /** Bytes of one saved `recent` entry (ABI.md iptRecentSave). */
@@ -138,6 +138,7 @@ export function snapshotChunks(records: readonly Uint8Array[], ipvs: readonly Ui
   const lists = affinity.recent.map((l) => ({ name: l.name, entries: new Pieces(l.entries) }));
   const direct = affinity.direct.map((d) => ({ family: d.family, port: d.port, entries: new Pieces(d.entries) }));
   for (const b of affinityBytes(affinity.recent, affinity.direct)) crc.update(b);
+  crc.update(savedAtBytes(savedAtMs));
   const recs = new Pieces(records), conns = new Pieces(ipvs);
   const chunks: Uint8Array[] = [];
   encodeInto(chunks, {
@@ -181,6 +182,13 @@ function binHeader(n: number): Uint8Array {
   return Uint8Array.of(0xc6, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }
 
+/** savedAtMs as the crc of version 4 covers it: the float64, little-endian. */
+export function savedAtBytes(savedAtMs: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setFloat64(0, savedAtMs, true);
+  return b;
+}
+
 const split = (all: Uint8Array, count: number, size: number): Uint8Array[] =>
   Array.from({ length: count }, (_, i) => all.subarray(i * size, (i + 1) * size));
 
@@ -198,18 +206,20 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
   if (!o || typeof o !== 'object' || o.format !== SNAPSHOT_FORMAT) {
     throw new SnapshotError('not a svcplane conntrack snapshot');
   }
-  if ((o.version !== 1 && o.version !== 2 && o.version !== SNAPSHOT_VERSION) || o.recordBytes !== RECORD_BYTES ||
-      (o.version !== 1 && o.ipvsRecordBytes !== IPVS_RECORD_BYTES) || (o.version === 3 && (o.recentEntryBytes !== RECENT_ENTRY_BYTES || o.directAffinityBytes !== DIRECT_AFFINITY_BYTES))) {
+  const affine = o.version === 3 || o.version === 4;
+  if ((o.version !== 1 && o.version !== 2 && !affine) || o.recordBytes !== RECORD_BYTES ||
+      (o.version !== 1 && o.ipvsRecordBytes !== IPVS_RECORD_BYTES) || (affine && (o.recentEntryBytes !== RECENT_ENTRY_BYTES || o.directAffinityBytes !== DIRECT_AFFINITY_BYTES))) {
     throw new SnapshotError(`conntrack snapshot version ${String(o.version)} (record ${String(o.recordBytes)} B) is not supported; expected ${SNAPSHOT_VERSION} (${RECORD_BYTES} B)`);
   }
   const all = o.records, count = o.count;
   const conns = o.version === 1 ? new Uint8Array(0) : o.ipvs, ipvsCount = o.version === 1 ? 0 : o.ipvsCount;
   // Counts are whole and not negative: half a record (count 0.5) also matches its length.
-  if (!(all instanceof Uint8Array) || !isCount(count) || all.length !== count * RECORD_BYTES || typeof o.savedAtMs !== 'number' ||
+  if (typeof o.savedAtMs !== 'number' || !Number.isFinite(o.savedAtMs)) throw new SnapshotError(`conntrack snapshot is corrupt: savedAtMs ${String(o.savedAtMs)} is not a time`);
+  if (!(all instanceof Uint8Array) || !isCount(count) || all.length !== count * RECORD_BYTES ||
       !(conns instanceof Uint8Array) || !isCount(ipvsCount) || conns.length !== ipvsCount * IPVS_RECORD_BYTES) {
     throw new SnapshotError('conntrack snapshot is corrupt: record block does not match its count');
   }
-  const lists = o.version === 3 ? o.recent : [], direct = o.version === 3 ? o.direct : [];
+  const lists = affine ? o.recent : [], direct = affine ? o.direct : [];
   const entries = (x: unknown, size: number): boolean => x instanceof Uint8Array && x.length % size === 0;
   if (!Array.isArray(lists) || !lists.every((l) => l !== null && typeof l === 'object' && typeof l.name === 'string' && entries(l.entries, RECENT_ENTRY_BYTES)) ||
       !Array.isArray(direct) || !direct.every((d) => d !== null && typeof d === 'object' && (d.family === 4 || d.family === 6) &&
@@ -217,7 +227,9 @@ export function decodeSnapshot(bytes: Uint8Array): Snapshot {
     throw new SnapshotError('conntrack snapshot is corrupt: its affinity is not lists of entries');
   }
   const pieces = <T extends { entries: Uint8Array }>(xs: T[]) => xs.map((x) => ({ ...x, entries: [x.entries] }));
-  if (crc32(o.version === 1 ? [all] : [all, conns, ...affinityBytes(pieces(lists), pieces(direct))]) !== o.crc) throw new SnapshotError('conntrack snapshot is corrupt: checksum mismatch');
+  const covered = o.version === 1 ? [all] : [all, conns, ...affinityBytes(pieces(lists), pieces(direct))];
+  if (o.version === 4) covered.push(savedAtBytes(o.savedAtMs));
+  if (crc32(covered) !== o.crc) throw new SnapshotError('conntrack snapshot is corrupt: checksum mismatch');
   const cut = (x: Uint8Array, size: number) => split(x, x.length / size, size);
   return {
     savedAtMs: o.savedAtMs, records: split(all, count, RECORD_BYTES), ipvs: split(conns, ipvsCount, IPVS_RECORD_BYTES),

@@ -46,7 +46,8 @@ export interface AffinityPlaces {
 
 export class AffinityKeeper {
   /** A snapshot's affinity not yet written back (its lists or ports do not exist yet), with the clock it was saved on. */
-  private pending?: { saved: SavedAffinity; nowMs: number };
+  /** Each restore's affinity still without its list or port, oldest restore first. */
+  private pending: { saved: SavedAffinity; nowMs: number }[] = [];
 
   /** `refresh` renews the Dataplane's memory views after a core call that may grow memory. */
   constructor(private readonly core: () => AffinityCore, private readonly places: AffinityPlaces, private readonly refresh: () => void) {}
@@ -131,14 +132,26 @@ export class AffinityKeeper {
   /** Writes `saved` back where its lists and ports exist now, and keeps the rest for after the next sync. Returns the entries written. */
   load(saved: SavedAffinity, nowMs: number): number {
     if (saved.recent.length === 0 && saved.direct.length === 0) return 0;
-    this.pending = { saved, nowMs };
+    this.pending.push({ saved, nowMs });
     return this.loadPending();
   }
 
   /** After a sync: writes back what of the snapshot's affinity now has its list or port. Returns the entries written. */
   loadPending(): number {
-    const p = this.pending;
-    if (!p) return 0;
+    if (this.pending.length === 0) return 0;
+    let loaded = 0;
+    this.pending = this.pending.filter((p) => {
+      const r = this.loadOne(p);
+      loaded += r.loaded;
+      if (r.left) p.saved = r.left;
+      return r.left !== null;
+    });
+    this.refresh();
+    return loaded;
+  }
+
+  /** One restore's waiting affinity written where it can be; what still waits (or null). */
+  private loadOne(p: { saved: SavedAffinity; nowMs: number }): { loaded: number; left: SavedAffinity | null } {
     const core = this.core();
     let loaded = 0;
     const recent = p.saved.recent.filter((list) => {
@@ -153,9 +166,7 @@ export class AffinityKeeper {
       for (const e of each(d.entries, core.svcAffinitySavedBytes())) if (core.svcAffinityLoad(slot, this.write(e), p.nowMs) === 0) loaded++;
       return false;
     });
-    this.pending = recent.length + direct.length > 0 ? { saved: { recent, direct }, nowMs: p.nowMs } : undefined;
-    this.refresh();
-    return loaded;
+    return { loaded, left: recent.length + direct.length > 0 ? { recent, direct } : null };
   }
 
   private write(entry: Uint8Array): number {

@@ -5,7 +5,7 @@ import { Dataplane } from '../../../host-node/core/dataplane.js';
 import { buildPacket, decodePacket, checksumsValid } from '../../../host-node/core/packet.js';
 import { VERDICTS, REASONS, COUNTERS_AFTER_REASONS } from '../../../host-node/core/abi.js';
 import { Packr } from 'msgpackr';
-import { Crc32, concatBytes, crc32, snapshotChunks } from '../../../host-node/core/snapshot.js';
+import { Crc32, concatBytes, crc32, savedAtBytes, snapshotChunks } from '../../../host-node/core/snapshot.js';
 
 const WEB = { name: 'default/web:http', vip: '10.96.0.80', port: 80, protocol: 'TCP' as const, endpoints: ['10.244.1.11:8080', '10.244.2.12:8080'] };
 const DNS = { name: 'kube-system/dns', vip: '10.96.0.10', port: 53, protocol: 'UDP' as const, endpoints: ['10.244.1.21:53'] };
@@ -425,11 +425,11 @@ describe('Dataplane', () => {
         const chunks = snapshotChunks(pieces, ipvs, new Crc32().update(records).update(ipvsBytes), 12345, { recent, direct });
         for (const p of [...pieces, ...ipvs, ...direct.flatMap((d) => d.entries)]) expect(chunks).toContain(p);
         const whole = packr.pack({
-          format: 'svcplane-conntrack', version: 3, recordBytes: 88, savedAtMs: 12345, count: n, records,
+          format: 'svcplane-conntrack', version: 4, recordBytes: 88, savedAtMs: 12345, count: n, records,
           ipvsRecordBytes: 104, ipvsCount: ipvs.length, ipvs: ipvsBytes, recentEntryBytes: 100,
           recent: recent.map((l) => ({ name: l.name, entries: l.entries[0] })), directAffinityBytes: 44,
           direct: direct.map((d) => ({ family: 4, port: d.port, entries: concatBytes(d.entries) })),
-          crc: crc32([records, ...ipvs, ...recent.flatMap((l) => [utf8.encode(l.name), ...l.entries]), ...direct.flatMap((d) => [utf8.encode(`4 ${d.port}`), ...d.entries])]),
+          crc: crc32([records, ...ipvs, ...recent.flatMap((l) => [utf8.encode(l.name), ...l.entries]), ...direct.flatMap((d) => [utf8.encode(`4 ${d.port}`), ...d.entries]), savedAtBytes(12345)]),
         });
         expect(Buffer.from(concatBytes(chunks)).equals(Buffer.from(whole))).toBe(true);
       }
@@ -486,6 +486,25 @@ describe('Dataplane', () => {
     o.count = 0.5;   // half a record: its length still equals count × record size
     o.crc = crc32([o.records as Uint8Array, o.ipvs]);
     expect(() => dp.restore(new Uint8Array(packr.pack(o)))).toThrow('conntrack snapshot is corrupt: record block does not match its count');
+  });
+
+  it('covers savedAtMs with the checksum (version 4), refuses one that is not a finite number, and still loads version 3', async () => {
+    const packr = new Packr({ useRecords: false });
+    dp.process(buildPacket({ src: '10.244.1.5', dst: '10.96.0.10', proto: 'udp', sport: 7000, dport: 53 }), 5000);
+    const o = packr.unpack(dp.snapshot(6000)) as Record<string, unknown> & { records: Uint8Array; ipvs: Uint8Array; crc: number };
+    expect(o.version).toBe(4);
+    const fresh = await make();
+    // Every lifetime counts from savedAtMs: a changed one is a checksum mismatch.
+    expect(() => fresh.restore(new Uint8Array(packr.pack({ ...o, savedAtMs: 6000 + 2 ** 30 })))).toThrow('conntrack snapshot is corrupt: checksum mismatch');
+    // Not a time at all, even with the checksum made good over it: refused.
+    for (const t of [Infinity, -Infinity, NaN]) {
+      const crc = crc32([o.records, o.ipvs, savedAtBytes(t)]);
+      expect(() => fresh.restore(new Uint8Array(packr.pack({ ...o, savedAtMs: t, crc })))).toThrow(`conntrack snapshot is corrupt: savedAtMs ${t} is not a time`);
+    }
+    expect(fresh.conntrack()).toHaveLength(0);
+    // Version 3 (no time under the checksum) loads.
+    expect(fresh.restore(new Uint8Array(packr.pack({ ...o, version: 3, crc: crc32([o.records, o.ipvs]) })))).toBe(1);
+    expect(fresh.conntrack()).toHaveLength(1);
   });
 
   it('flushes UDP flows of a removed endpoint', () => {

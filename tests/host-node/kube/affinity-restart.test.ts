@@ -1,13 +1,13 @@
 // ClientIP session affinity across a restart of the proxy: under kube-proxy's iptables mode the
 // `recent` lists are the kernel's and outlive kube-proxy, so a client keeps its endpoint until its
 // timeout; svcplane keeps them, and the direct table's stamps, in the conntrack snapshot (format
-// version 3). The snapshot is loaded before the first sync (as `svcplane proxy` does) or after it;
+// version 4). The snapshot is loaded before the first sync (as `svcplane proxy` does) or after it;
 // version-2 files still load.
 import { describe, it, expect } from 'vitest';
 import { Packr } from 'msgpackr';
 import { Dataplane } from '../../../host-node/dataplane.js';
-import { AFFINITY_OBJECTS, AFFINITY_CLIENTS, connect } from '../../support/affinity-cluster.js';
-import { crc32, decodeSnapshot, SNAPSHOT_FORMAT, IPVS_RECORD_BYTES, RECENT_ENTRY_BYTES, DIRECT_AFFINITY_BYTES } from '../../../host-node/core/snapshot.js';
+import { AFFINITY_OBJECTS, AFFINITY_CLIENTS, connect, pick } from '../../support/affinity-cluster.js';
+import { crc32, decodeSnapshot, savedAtBytes, SNAPSHOT_FORMAT, IPVS_RECORD_BYTES, RECENT_ENTRY_BYTES, DIRECT_AFFINITY_BYTES } from '../../../host-node/core/snapshot.js';
 import { RECORD_BYTES } from '../../../host-node/core/conntrack-record.js';
 
 const OBJECTS = AFFINITY_OBJECTS;
@@ -72,6 +72,40 @@ describe('ClientIP affinity across a restart', () => {
     spoilt.direct[0]!.entries[45]! ^= 1;
     const fresh = await node(2);
     expect(() => fresh.restore(packr.pack(spoilt))).toThrow(/checksum/);
+  });
+
+  for (const mode of ['iptables', 'direct'] as const) {
+    it(`${mode} mode, two snapshots loaded before the first sync: the clients of both keep their endpoints`, async () => {
+      // Two proxies, each having served half the clients.
+      const halves = [CLIENTS.slice(0, 3), CLIENTS.slice(3)];
+      const made = await Promise.all(halves.map(async (clients, i) => {
+        const dp = await node(10 + i);
+        sync(dp, mode);
+        return { chosen: clients.map((c) => pick(dp, c, 40000, T0)), snap: dp.snapshot(T0 + 1000) };
+      }));
+      const dp = await node(20);
+      for (const m of made) dp.restore(m.snap);
+      sync(dp, mode);
+      halves.forEach((clients, i) => expect(clients.map((c) => pick(dp, c, 40001, T0 + 300_000))).toEqual(made[i]!.chosen));
+    });
+  }
+
+  it('a saved recent-list age past the range of the clock is a stamp from long ago, not one in the future', async () => {
+    const { chosen, snap } = await before('iptables');
+    const packr = new Packr({ useRecords: false });
+    const o = packr.unpack(snap) as { recent: { entries: Uint8Array }[]; records: Uint8Array; ipvs: Uint8Array; direct: unknown[]; savedAtMs: number; crc: number };
+    for (const l of o.recent) {
+      const v = new DataView(l.entries.buffer, l.entries.byteOffset, l.entries.byteLength);
+      for (let at = 0; at < l.entries.length; at += RECENT_ENTRY_BYTES) v.setUint32(at + 20, 0xf0000000, true);
+    }
+    const utf8 = new TextEncoder();
+    o.crc = crc32([o.records, o.ipvs, ...o.recent.flatMap((l) => [utf8.encode((l as unknown as { name: string }).name), l.entries]), savedAtBytes(o.savedAtMs)]);
+    const dp = await node(2);
+    sync(dp, 'iptables');
+    expect(dp.restore(new Uint8Array(packr.pack(o)))).toBeGreaterThan(CLIENTS.length);
+    // Within the 600 s timeout of the first connections, but the stamps say long ago: balanced afresh.
+    const again = connect(dp, 40001, T0 + 2000);
+    expect(again.filter((ip, i) => ip !== chosen[i]).length).toBeGreaterThan(0);
   });
 
   it('still loads version-2 files, which have no affinity', async () => {

@@ -378,3 +378,26 @@ describe('kube-proxy ipvs mode: leaving it', () => {
     });
   }
 });
+
+describe('kube-proxy ipvs mode: two snapshots restored before the first sync', () => {
+  it("each snapshot's IPVS connections are loaded at the first sync: the first one's are not dropped by the second", async () => {
+    const objects = docs(service(WEB), slice('web', EPS));
+    // Two proxies, each with one established connection (SYN, SYN-ACK, ACK).
+    const made = await Promise.all(['10.244.3.9', '10.244.3.10'].map(async (client, i) => {
+      const dp = await node(objects);
+      const sport = 40000 + i;
+      const pod = send(dp, { src: client, dst: WEB.clusterIP, dport: 80, sport }).out!.dst;
+      dp.process(buildPacket({ src: pod, dst: client, proto: 'tcp', sport: 8080, dport: sport, flags: 'SA' }), 1001);
+      send(dp, { src: client, dst: WEB.clusterIP, dport: 80, sport, flags: 'A' }, 1002);
+      return { client, sport, pod, snap: dp.snapshot(1100) };
+    }));
+    const dp = await Dataplane.create({ nodeIPs: [NODE], podCIDR: POD_CIDR, seed: 99 });
+    for (const m of made) dp.restore(m.snap);
+    expect(dp.apply(objects, { mode: 'ipvs', nodeName: 'node-a' }).issues).toEqual([]);
+    expect(dp.ipvs().connections(1200).map((c) => c.client).sort()).toEqual(made.map((m) => m.client).sort());
+    for (const m of made) {
+      const next = send(dp, { src: m.client, dst: WEB.clusterIP, dport: 80, sport: m.sport, flags: 'A' }, 1200);
+      expect([next.verdict, next.out!.dst, next.out!.dport], m.client).toEqual(['FORWARD', m.pod, 8080]);
+    }
+  });
+});
