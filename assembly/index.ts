@@ -20,7 +20,7 @@ import {
 import { nodeAddLocal, nodeSetPodCIDR, nodeSetServiceCIDR, nodeSetMasq, nodeReset } from "./node";
 import { ctEventsEnable, ctEventsDisable, ctEventsRead, ctEventsLost, CT_EVENT_SLOT } from "./conntrack/events";
 import {
-  ctInit, ctReap, ctCount, ctCapacity, ctNextUsed, ctExportRecord, ctImportRecord, ctBytes,
+  ctInit, ctReap, ctCount, ctCapacity, ctNextUsed, ctExportRecord, ctImportRecord, ctRecordValid, ctBytes,
   ctFlushReplySrc, ctFlushOrigDst, ctFlushMany, FLUSH_KEY, ctReconcileUdp, RECONCILE_REC, ctSetTimeout, CT_NONE, warmStorage,
   ctAdoptIpvsNat, ctDelete,
 } from "./conntrack/table";
@@ -167,6 +167,8 @@ export function conntrackNext(cursor: u32): u32 { return ctNextUsed(cursor); }
 export function conntrackExport(index: u32, out: usize, nowMs: f64): u32 {
   return ctExportRecord(index, out, coreNow(nowMs));
 }
+// Whether the record at `ptr` would pass conntrackImport's checks: 1 or 0.
+export function conntrackCheck(ptr: usize): u32 { return ctRecordValid(ptr) ? 1 : 0; }
 export function conntrackImport(ptr: usize, nowMs: f64): i32 {
   return ctImportRecord(ptr, coreNow(nowMs)) == CT_NONE ? -1 : 0;
 }
@@ -240,7 +242,7 @@ export {
   ipvsFindService, ipvsFlush, ipvsServiceCount, ipvsConnDropAll, ipvsAddDest, ipvsEditDest, ipvsDeleteDest, ipvsFindDest, ipvsSetDestTunnel,
   ipvsZero, ipvsSetTimeouts, ipvsGetTimeout, ipvsSetSysctl, ipvsSetTunnelSource, ipvsCountersPtr,
   ipvsCountersCount, ipvsServiceNext, ipvsServiceInfo, ipvsDestInfo, ipvsServiceStats, ipvsDestStats,
-  ipvsConnNext, ipvsConnInfo, ipvsConnSave, ipvsConnLoad, ipvsConnRecordBytes, ipvsConnCount, ipvsConnCapacity, ipvsConnEntryBytes, ipvsConnBytesPerEntry,
+  ipvsConnNext, ipvsConnInfo, ipvsConnSave, ipvsConnLoad, ipvsConnCheck, ipvsConnRecordBytes, ipvsConnCount, ipvsConnCapacity, ipvsConnEntryBytes, ipvsConnBytesPerEntry,
   ipvsServiceRecordBytes, ipvsDestRecordBytes, ipvsTrace, ipvsTraceBuf, ipvsTraceBytes, ipvsExpire, ipvsTick,
   ipvsResultPtr, ipvsResultBytes, ipvsProcessBatch,
 } from "./ipvs/api";

@@ -155,6 +155,9 @@ export function ctImportRecord(ptr: usize, now: u32): u32 {
   return index;
 }
 
+/** Whether the record at `ptr` would pass ctImportRecord's checks (a snapshot is checked whole first). */
+export function ctRecordValid(ptr: usize): bool { return validRecord(ptr); }
+
 /** Checks a record and leaves its tuples in recOrig / recReply. */
 function validRecord(ptr: usize): bool {
   if (load<u8>(ptr) != CT_RECORD_VERSION) return false;

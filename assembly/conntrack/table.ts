@@ -31,6 +31,6 @@ export { ctReap, ctReapCursor, ctNextUsed, ctFlushReplySrc, ctFlushOrigDst, ctFl
 export { ctReconcileUdp, RECONCILE_REC } from "./reconcile";
 export {
   CT_RECORD_SIZE, CT_RECORD_VERSION, ctOrig, ctReply, ctTcpState, ctStatus, ctExpiry, ctMark,
-  ctSetMark, ctExportRecord, ctImportRecord, ctEntry, ctEntryNat, ctEntryIsV4, ctEntrySrc4, ctEntryDst4,
+  ctSetMark, ctExportRecord, ctImportRecord, ctRecordValid, ctEntry, ctEntryNat, ctEntryIsV4, ctEntrySrc4, ctEntryDst4,
   ctEntrySport, ctEntryDport,
 } from "./export";

@@ -44,7 +44,7 @@ import {
   CONN_BYTES, CONN_LOG2_MIN, CONN_LOG2_MAX,
 } from "./conn";
 import { setTimeouts, getTimeout, protoReset } from "./proto";
-import { connSave, connLoad, IPVS_RECORD_BYTES } from "./snapshot";
+import { connSave, connLoad, connRecordValid, IPVS_RECORD_BYTES } from "./snapshot";
 import { ipvsProcess, ipvsReady, setIpvsReady } from "./core";
 import { estTick, estRead, totStat } from "./est";
 import { schedTick } from "./sched/index";
@@ -278,6 +278,8 @@ export function ipvsConnSave(idx: u32, out: usize, nowMs: f64): u32 {
 export function ipvsConnLoad(ptr: usize, nowMs: f64, template: u32): i32 {
   return ipvsReady ? connLoad(ptr, coreNow(nowMs), template) : E_NOTREADY;
 }
+/** Whether the snapshot record at `ptr` is well formed (1) or not (0); needs no IPVS table. */
+export function ipvsConnCheck(ptr: usize): u32 { return connRecordValid(ptr) ? 1 : 0; }
 export function ipvsConnRecordBytes(): u32 { return IPVS_RECORD_BYTES; }
 export function ipvsConnCount(): u32 { return ipvsReady ? connUsed : 0; }
 export function ipvsConnCapacity(): u32 { return ipvsReady ? connCapacity : 0; }

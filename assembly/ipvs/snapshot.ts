@@ -75,6 +75,34 @@ export function connSave(i: u32, ptr: usize, now: u32): u32 {
   return family == 6 || (load<u32>(ptr, 4) | load<u32>(ptr, 8) | load<u32>(ptr, 12)) == 0;
 }
 
+/** Whether the record at `ptr` is well formed (its fields; not whether its service is here). */
+export function connRecordValid(ptr: usize): bool {
+  if (load<u8>(ptr) != IPVS_RECORD_VERSION) return false;
+  const family = load<u8>(ptr, 1);
+  const proto = load<u8>(ptr, 2);
+  const state = load<u8>(ptr, 3);
+  const flags = load<u16>(ptr, 4);
+  const remaining = load<i32>(ptr, 12);
+  const timeout = load<u32>(ptr, 76);
+  const isTemplate = (flags & CF_TEMPLATE) != 0;
+  if (family != 4 && family != 6) return false;
+  if ((flags & ~KNOWN_FLAGS) != 0 || <u8>(flags & FWD_MASK) > FWD_DROUTE) return false;
+  if (remaining <= 0 || timeout == 0 || timeout > 0x7FFFFFFF) return false;
+  if (proto == PROTO_TCP) {
+    if (state >= TCP_S_LAST) return false;
+  } else if (proto == PROTO_UDP || proto == PROTO_SCTP || (proto == 0 && isTemplate)) {
+    if (state != 0) return false;
+  } else {
+    return false;
+  }
+  if (isTemplate && load<u16>(ptr, 6) != 0) return false;
+  if (!addrOk(ptr + 16, family) || load<u8>(ptr, 75) != 0) return false;
+  // A fwmark template keeps the mark in its virtual address word 0 (persist.ts templateKey).
+  if (proto != 0 && !addrOk(ptr + 32, family)) return false;
+  const sAf = load<u8>(ptr, 74);
+  return sAf == 4 || sAf == 6;
+}
+
 /**
  * Loads the record at `ptr` as a live entry expiring `remaining` ms after `now`, controlled by
  * template entry `template` (NIL for none). Returns the new entry id, or E_INVAL (a bad field or
@@ -82,7 +110,7 @@ export function connSave(i: u32, ptr: usize, now: u32): u32 {
  * here) or E_NOMEM (the table is full), with nothing changed.
  */
 export function connLoad(ptr: usize, now: u32, template: u32): i32 {
-  if (load<u8>(ptr) != IPVS_RECORD_VERSION) return E_INVAL;
+  if (!connRecordValid(ptr)) return E_INVAL;
   const family = load<u8>(ptr, 1);
   const proto = load<u8>(ptr, 2);
   const state = load<u8>(ptr, 3);
@@ -91,25 +119,11 @@ export function connLoad(ptr: usize, now: u32, template: u32): i32 {
   const remaining = load<i32>(ptr, 12);
   const timeout = load<u32>(ptr, 76);
   const isTemplate = (flags & CF_TEMPLATE) != 0;
-  if (family != 4 && family != 6) return E_INVAL;
-  if ((flags & ~KNOWN_FLAGS) != 0 || <u8>(flags & FWD_MASK) > FWD_DROUTE) return E_INVAL;
-  if (remaining <= 0 || timeout == 0 || timeout > 0x7FFFFFFF) return E_INVAL;
-  if (proto == PROTO_TCP) {
-    if (state >= TCP_S_LAST) return E_INVAL;
-  } else if (proto == PROTO_UDP || proto == PROTO_SCTP || (proto == 0 && isTemplate)) {
-    if (state != 0) return E_INVAL;
-  } else {
-    return E_INVAL;
-  }
-  if (isTemplate && (cport != 0 || template != NIL)) return E_INVAL;
-  if (!addrOk(ptr + 16, family) || load<u8>(ptr, 75) != 0) return E_INVAL;
-  // A fwmark template keeps the mark in its virtual address word 0 (persist.ts templateKey).
-  if (proto != 0 && !addrOk(ptr + 32, family)) return E_INVAL;
+  if (isTemplate && template != NIL) return E_INVAL;
   if (template != NIL && (!connIsUsed(template) || (connFlags(template) & CF_TEMPLATE) == 0)) return E_INVAL;
 
   const sAf = load<u8>(ptr, 74);
   const mark = load<u32>(ptr, 68);
-  if (sAf != 4 && sAf != 6) return E_INVAL;
   const s = mark != 0
     ? svcLookupFwmark(sAf, mark)
     : svcLookupAddr(sAf, load<u8>(ptr, 67), load<u32>(ptr, 80), load<u32>(ptr, 84), load<u32>(ptr, 88), load<u32>(ptr, 92), load<u16>(ptr, 72));

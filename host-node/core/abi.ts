@@ -104,6 +104,8 @@ export interface CoreExports {
   conntrackNext(cursor: number): number;
   conntrackExport(index: number, out: number, nowMs: number): number;
   conntrackImport(ptr: number, nowMs: number): number;
+  conntrackCheck(ptr: number): number;
+  ipvsConnCheck(ptr: number): number;
   conntrackDelete(index: number): number;
   conntrackEvents(slots: number): number;
   conntrackEventsRead(max: number): number;

@@ -26,7 +26,7 @@ export interface ConntrackEvent {
 const EVENT_KINDS: Record<number, ConntrackEvent['kind']> = { 1: 'NEW', 2: 'DESTROY', 3: 'UPDATE' };
 /** An event's bytes as the core hands them out (assembly/conntrack/events.ts CT_EVENT_SLOT). */
 const EVENT_SLOT = 8 + RECORD_BYTES;
-import { Crc32, RecordBlock, concatBytes, decodeSnapshot, snapshotChunks, type SavedAffinity } from './snapshot.js';
+import { Crc32, IPVS_RECORD_BYTES, RecordBlock, SnapshotError, concatBytes, decodeSnapshot, snapshotChunks, type SavedAffinity } from './snapshot.js';
 import { setClusterDns, type ClusterDnsCore } from './cluster-dns.js';
 import { ConfigLog, recordConfig, applySvp, decodeSvp, savedOptions } from '../embed/svp.js';
 
@@ -500,6 +500,10 @@ export class Dataplane {
    */
   restore(bytes: Uint8Array): number {
     const snap = decodeSnapshot(bytes);
+    // Every record is checked before the first is loaded: a snapshot loads whole or not at all
+    // (a clash with a flow already here, or a full table, still leaves that one out).
+    this.checkRecords(snap.records, RECORD_BYTES, 'conntrackCheck', 'flow');
+    this.checkRecords(snap.ipvs, IPVS_RECORD_BYTES, 'ipvsConnCheck', 'IPVS connection');
     const buf = this.core.cfgBuffer(RECORD_BYTES);
     let n = 0;
     for (const rec of snap.records) {
@@ -508,6 +512,15 @@ export class Dataplane {
       if (this.core.conntrackImport(buf, snap.savedAtMs) === 0) n++;
     }
     return n + this.loadIpvs(snap.ipvs, snap.savedAtMs) + this.loadAffinity(snap.affinity, snap.savedAtMs);
+  }
+
+  private checkRecords(records: readonly Uint8Array[], size: number, check: 'conntrackCheck' | 'ipvsConnCheck', what: string): void {
+    const buf = this.core.cfgBuffer(size);
+    records.forEach((rec, i) => {
+      this.refresh();
+      this.u8.set(rec, buf);
+      if (this.core[check](buf) !== 1) throw new SnapshotError(`conntrack snapshot is corrupt: ${what} record ${i} is malformed`);
+    });
   }
 
   /**

@@ -5,7 +5,7 @@ import { Dataplane } from '../../../host-node/core/dataplane.js';
 import { buildPacket, decodePacket, checksumsValid } from '../../../host-node/core/packet.js';
 import { VERDICTS, REASONS, COUNTERS_AFTER_REASONS } from '../../../host-node/core/abi.js';
 import { Packr } from 'msgpackr';
-import { Crc32, concatBytes, crc32, savedAtBytes, snapshotChunks } from '../../../host-node/core/snapshot.js';
+import { Crc32, IPVS_RECORD_BYTES, concatBytes, crc32, savedAtBytes, snapshotChunks } from '../../../host-node/core/snapshot.js';
 
 const WEB = { name: 'default/web:http', vip: '10.96.0.80', port: 80, protocol: 'TCP' as const, endpoints: ['10.244.1.11:8080', '10.244.2.12:8080'] };
 const DNS = { name: 'kube-system/dns', vip: '10.96.0.10', port: 53, protocol: 'UDP' as const, endpoints: ['10.244.1.21:53'] };
@@ -505,6 +505,28 @@ describe('Dataplane', () => {
     // Version 3 (no time under the checksum) loads.
     expect(fresh.restore(new Uint8Array(packr.pack({ ...o, version: 3, crc: crc32([o.records, o.ipvs]) })))).toBe(1);
     expect(fresh.conntrack()).toHaveLength(1);
+  });
+
+  it('loads a snapshot whole or not at all: one malformed flow or IPVS record, checksum made good, and nothing loads', async () => {
+    const packr = new Packr({ useRecords: false });
+    for (let p = 0; p < 4; p++) dp.process(buildPacket({ src: `10.244.1.${5 + p}`, dst: '10.96.0.10', proto: 'udp', sport: 7000, dport: 53 }), 5000);
+    const o = packr.unpack(dp.snapshot(6000)) as Record<string, unknown> & { records: Uint8Array; ipvs: Uint8Array; recordBytes: number; savedAtMs: number };
+    const reseal = (records: Uint8Array, ipvs: Uint8Array, ipvsCount: number) =>
+      new Uint8Array(packr.pack({ ...o, records, ipvs, ipvsCount, crc: crc32([records, ipvs, savedAtBytes(o.savedAtMs)]) }));
+    const fresh = await make();
+    fresh.process(buildPacket({ src: '10.244.1.99', dst: '10.96.0.10', proto: 'udp', sport: 7000, dport: 53 }), 5500);
+    const before = fresh.conntrack(5500);
+    // The third flow record of a version no core writes.
+    const records = o.records.slice();
+    records[2 * o.recordBytes] = 99;
+    expect(() => fresh.restore(reseal(records, o.ipvs, 0))).toThrow('conntrack snapshot is corrupt: flow record 2 is malformed');
+    // An IPVS connection record of no known family.
+    const ipvs = new Uint8Array(IPVS_RECORD_BYTES);
+    ipvs[0] = 1;
+    ipvs[1] = 5;
+    expect(() => fresh.restore(reseal(o.records, ipvs, 1))).toThrow('conntrack snapshot is corrupt: IPVS connection record 0 is malformed');
+    expect(fresh.conntrack(5500)).toEqual(before);
+    expect(fresh.restore(reseal(o.records, o.ipvs, 0))).toBe(4);
   });
 
   it('flushes UDP flows of a removed endpoint', () => {
