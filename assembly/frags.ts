@@ -5,20 +5,23 @@
 // fragment of the same datagram (the same addresses, protocol and identification as it arrived)
 // leaves with the addresses the first one left with, under its verdict. A later fragment with
 // nothing to follow — its first was dropped or answered, never came, came after it, or is older
-// than ipfrag_time (30 s) — is dropped, as before. One fixed table, made at start; never
+// than ipfrag_time (30 s) — is dropped, as before. When IPVS forwarded the first fragment, its
+// side record (the forwarding method, tunnel, next hop: ipvs/xmit.ts) is kept too, so a later one
+// goes into the same tunnel or to the same real server. One fixed table, made at start; never
 // allocates, never reads a clock, never looks at the fragments' payload.
 import { Flow } from "./flow";
 import { setSrc, setDst } from "./nat/rewrite";
 
 const SLOTS: u32 = 256;                 // datagrams in flight at once, a power of two
 const PROBE: u32 = 8;
-const SLOT: usize = 80;
+const SLOT: usize = 112;
+const SIDE: usize = 32;                 // ipvs/xmit.ts RESULT_BYTES
 // net.ipv4.ipfrag_time and net.ipv6.ip6frag_time default (include/net/ip.h IP_FRAG_TIME).
 const FRAG_TIME_MS: u32 = 30 * 1000;
 
 // Slot: 0 u32 expiry (ms, wraps; 0 with family 0 = free), 4 u8 family, 5 u8 proto, 6 u8 verdict,
 // 8 u32 identification, 16 the arriving source and destination words (8 × u32), 48 the leaving
-// ones (8 × u32).
+// ones (8 × u32), 80 the first fragment's IPVS side record (its first byte 0xFF: none).
 const table: usize = heap.alloc(<usize>SLOTS * SLOT);
 memory.fill(table, 0, <usize>SLOTS * SLOT);
 
@@ -65,7 +68,7 @@ export function fragKey(f: Flow): void {
  * The first fragment fragKey() took left the core with `verdict` (FORWARD or PASS) as `f` now
  * describes it: its later fragments will follow. A full probe window gives up its oldest slot.
  */
-export function fragRemember(f: Flow, verdict: u8, now: u32): void {
+export function fragRemember(f: Flow, verdict: u8, now: u32, side: usize): void {
   const h = hashKey();
   let at = slotAt(h);
   for (let i: u32 = 0; i < PROBE; i++) {
@@ -80,6 +83,16 @@ export function fragRemember(f: Flow, verdict: u8, now: u32): void {
   store<u32>(at, load<u32>(key, 8), 8);
   memory.copy(at + 16, key + 16, 32);
   writeAddrs(at + 48, f);
+  if (side != 0) memory.copy(at + 80, side, SIDE);
+  else store<u8>(at + 80, 0xFF);
+}
+
+let followed: usize = 0;
+
+// The IPVS side record of the first fragment the last fragFollow() followed, or 0 when IPVS did
+// not forward it.
+export function fragSide(): usize {
+  return followed != 0 && load<u8>(followed + 80) != 0xFF ? followed + 80 : 0;
 }
 
 /**
@@ -88,6 +101,7 @@ export function fragRemember(f: Flow, verdict: u8, now: u32): void {
  */
 export function fragFollow(f: Flow, now: u32): i32 {
   fragKey(f);
+  followed = 0;
   const h = hashKey();
   for (let i: u32 = 0; i < PROBE; i++) {
     const s = slotAt(h + i);
@@ -95,6 +109,7 @@ export function fragFollow(f: Flow, now: u32): i32 {
     // The slot holds the addresses the first fragment arrived with (16, 32) and left with (48, 64).
     if (!sameAddr(s + 16, s + 48)) setSrc(f, load<u32>(s, 48), load<u32>(s, 52), load<u32>(s, 56), load<u32>(s, 60), 0);
     if (!sameAddr(s + 32, s + 64)) setDst(f, load<u32>(s, 64), load<u32>(s, 68), load<u32>(s, 72), load<u32>(s, 76), 0);
+    followed = s;
     return <i32>load<u8>(s, 6);
   }
   return -1;

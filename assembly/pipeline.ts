@@ -10,7 +10,7 @@ import { ctEventsOn, ctEventAt, CT_EVENT_NEW } from "./conntrack/events";
 import { Tuple, Flow, flow, inner, FRAG_LATER, FRAG_FIRST, FAMILY_V4, PROTO_TCP, PROTO_UDP, PROTO_ICMP, PROTO_ICMPV6 } from "./flow";
 import {
   VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY,
-  R_NONE, R_TRUNCATED, R_BAD_HEADER, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT, R_NO_SERVICE, R_POLICY,
+  R_NONE, R_TRUNCATED, R_BAD_HEADER, R_FRAGMENT, R_CT_FULL, R_CT_INVALID, R_NO_ENDPOINTS, R_NAT_PORTS, R_BAD_SLOT, R_NO_SERVICE, R_POLICY, R_TOO_BIG,
 } from "./verdict";
 import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, META_CSUM_PARTIAL, META_CSUM_VALID, META_TRACKED_ONLY, META_LOCAL, ioData, IO_DATA_BYTES } from "./io";
 import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "./stats";
@@ -32,7 +32,8 @@ import { ipvsProcess, ipvsReady, ipvsIsReply } from "./ipvs/core";
 import { masqChoosePort } from "./nat/masq";
 import { masqAddr, haveMasq, toServiceCIDR, isLocal } from "./node";
 import { dnsProcess } from "./dns/serve";
-import { fragKey, fragRemember, fragFollow } from "./frags";
+import { fragKey, fragRemember, fragFollow, fragSide } from "./frags";
+import { followFragment, resultFor } from "./ipvs/xmit";
 
 // Scratch tuples, reserved once.
 const tOrig: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
@@ -217,8 +218,12 @@ export function processOne(d: usize, now: u32): u32 {
   if (f.frag == FRAG_LATER) {
     // A later fragment goes where its datagram's first fragment went (frags.ts), in every mode.
     const v = fragFollow(f, now);
-    if (v < 0) finish(d, VERDICT_DROP, R_FRAGMENT);
-    else finish(d, <u8>v, R_NONE);
+    if (v < 0) { finish(d, VERDICT_DROP, R_FRAGMENT); return len; }
+    const side = fragSide();
+    const n = side != 0 ? followFragment(d, f, side) : 0;
+    if (n == 1 || n == 2) { finish(d, VERDICT_DROP, n == 1 ? R_TOO_BIG : R_POLICY); return len; }
+    if (n != 0) store<u32>(d, n, D_LEN);
+    finish(d, <u8>v, R_NONE);
     return len;
   }
   const first = f.frag == FRAG_FIRST;
@@ -226,7 +231,7 @@ export function processOne(d: usize, now: u32): u32 {
   route(d, f, now, meta);
   if (first) {
     const v = load<u8>(d, D_VERDICT);
-    if (v == VERDICT_FORWARD || v == VERDICT_PASS) fragRemember(f, v, now);
+    if (v == VERDICT_FORWARD || v == VERDICT_PASS) fragRemember(f, v, now, load<u32>(d, D_AUX) != 0xFFFFFFFF ? resultFor(d) : 0);
   }
   return len;
 }

@@ -25,9 +25,9 @@ import { Flow, FAMILY_V4, PROTO_SCTP, FRAG_LATER } from "../flow";
 import { setDst, setSrc } from "../nat/rewrite";
 import { ipv4HeaderChecksum } from "../wire/checksum";
 import { IPV4_DF } from "../wire/ipv4";
-import { ioDesc, IO_MAX_BATCH, DESC_BYTES } from "../io";
+import { ioDesc, IO_MAX_BATCH, DESC_BYTES, D_AUX } from "../io";
 import { haveMasq, masqAddr } from "../node";
-import { NIL, FWD_LOCAL } from "./defs";
+import { NIL, FWD_LOCAL, FWD_TUNNEL } from "./defs";
 import { destAt, destAf, destTun } from "./dest";
 import { encapLen, encapWrite } from "./encap";
 
@@ -121,6 +121,22 @@ export function masqOut(f: Flow, v0: u32, v1: u32, v2: u32, v3: u32, vport: u16)
 @inline function ecnEncap(ds: u8): u8 {
   const ecn = ds & 3;
   return (ds & 0xFC) | (ecn == 3 ? 2 : ecn);
+}
+
+/**
+ * A later fragment of a datagram whose first fragment IPVS forwarded (frags.ts kept that one's side
+ * record at `side`): the kernel forwards the reassembled datagram, so this one gets the same side
+ * record (as no new connection) and the same tunnel in front. Returns its new length, 0 when it
+ * keeps its length, or 1 / 2 when the tunnel would not fit / has no source (it is dropped).
+ */
+export function followFragment(d: usize, f: Flow, side: usize): u32 {
+  const r = resultFor(d);
+  memory.copy(r, side, RESULT_BYTES);
+  store<u8>(r, 0, 2);
+  store<u32>(d, load<u32>(side, 8), D_AUX);
+  if (load<u8>(side) != FWD_TUNNEL) return 0;
+  const n = tunnel(f, load<u32>(side, 8));
+  return n <= 1 ? n + 1 : n;
 }
 
 /**

@@ -63,7 +63,7 @@ export function run(pkt: usize, len: u32, cap: u32, meta: u32, nowMs: f64): u32 
   if (f.frag == FRAG_FIRST) fragKey(f);
   iptProcess(desc, f, now, meta);
   const v = load<u8>(desc, D_VERDICT);
-  if (f.frag == FRAG_FIRST && (v == VERDICT_FORWARD || v == VERDICT_PASS)) fragRemember(f, v, now);
+  if (f.frag == FRAG_FIRST && (v == VERDICT_FORWARD || v == VERDICT_PASS)) fragRemember(f, v, now, 0);
   return v;
 }
 
