@@ -39,6 +39,8 @@ export interface RouteRequest {
   method: string;
   /** The peer is the node itself (a loopback address): what a route that changes the core asks. */
   loopback: boolean;
+  /** The request carries a body (Content-Length above 0, or Transfer-Encoding): no route reads one. */
+  body: boolean;
 }
 
 /**
@@ -259,7 +261,10 @@ export class ProxyMetrics {
       if (route) {
         let body: unknown;
         try {
-          body = route(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), { method: req.method ?? 'GET', loopback: isLoopback(req.socket.remoteAddress) });
+          body = route(new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), {
+            method: req.method ?? 'GET', loopback: isLoopback(req.socket.remoteAddress),
+            body: req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) !== 0,
+          });
         } catch (e) {
           // A route's own fault: answered, never thrown out of the request handler (which would end the proxy).
           res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });

@@ -209,7 +209,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   if (v['nodeport-addresses']) c.nodePortAddresses = list(v['nodeport-addresses']);
   if (v['service-node-port-range'] !== undefined) c.nodePortRange = portRange(v['service-node-port-range'], flagFail('--service-node-port-range'));
   set('masqueradeAll', v['masquerade-all']);
-  if (v['iptables-masquerade-bit'] !== undefined) c.masqueradeBit = Number(v['iptables-masquerade-bit']);
+  if (v['iptables-masquerade-bit'] !== undefined) c.masqueradeBit = int32Flag(v['iptables-masquerade-bit'], flagFail('--iptables-masquerade-bit'));
   if (v['masquerade-address']) c.masqueradeAddresses = list(v['masquerade-address']);
   set('tun', v.tun);
   if (v['no-tun-offload']) c.tunOffload = false;
@@ -217,9 +217,9 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   if (v['healthz-bind-address'] !== undefined) c.healthzBindAddress = withPort(v['healthz-bind-address'], HEALTHZ_PORT);
   set('conntrackState', v['conntrack-state']);
   if (v['conntrack-checkpoint-period'] !== undefined) c.conntrackCheckpointMs = duration(v['conntrack-checkpoint-period'], flagFail('--conntrack-checkpoint-period'));
-  if (v['conntrack-max'] !== undefined) c.conntrackMax = Number(v['conntrack-max']);
-  if (v['conntrack-max-per-core'] !== undefined) c.conntrackMaxPerCore = Number(v['conntrack-max-per-core']);
-  if (v['conntrack-min'] !== undefined) c.conntrackMin = Number(v['conntrack-min']);
+  if (v['conntrack-max'] !== undefined) c.conntrackMax = int32Flag(v['conntrack-max'], flagFail('--conntrack-max'));
+  if (v['conntrack-max-per-core'] !== undefined) c.conntrackMaxPerCore = int32Flag(v['conntrack-max-per-core'], flagFail('--conntrack-max-per-core'));
+  if (v['conntrack-min'] !== undefined) c.conntrackMin = int32Flag(v['conntrack-min'], flagFail('--conntrack-min'));
   for (const [flag, field] of SECONDS_FLAGS) {
     const text = v[flag];
     if (typeof text === 'string') c[field] = duration(text, flagFail(`--${flag}`));
@@ -248,7 +248,7 @@ export function parseProxyArgs(argv: string[]): ProxyConfig {
   if (v['min-sync-period'] !== undefined) given.add('minSyncPeriod');
   modeSyncPeriods(c, given, modeFlags);
   set('ipvsScheduler', v['ipvs-scheduler']);
-  if (v['oom-score-adj'] !== undefined) c.oomScoreAdj = Number(v['oom-score-adj']);
+  if (v['oom-score-adj'] !== undefined) c.oomScoreAdj = int32Flag(v['oom-score-adj'], flagFail('--oom-score-adj'));
   const lines = NOTES.get(c)?.lines;
   notesOf(c).ignored.unshift(...ignored);
   return validate(c, (field) => {
@@ -392,10 +392,30 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
   if (!(Number.isFinite(c.minSyncPeriodMs) && c.minSyncPeriodMs >= 0)) fail('minSyncPeriodMs', 'must not be negative');
   if (!(Number.isFinite(c.syncPeriodMs) && c.syncPeriodMs > 0)) fail('syncPeriodMs', 'must be greater than 0');
   if (!(Number.isFinite(c.conntrackCheckpointMs) && c.conntrackCheckpointMs >= 0)) fail('conntrackCheckpointMs', 'must not be negative');
+  // Each is a timer's wait: Node runs any longer one after 1 ms (setTimeout's 2^31 − 1 ms limit).
+  for (const k of ['udpIdleTimeoutMs', 'minSyncPeriodMs', 'syncPeriodMs', 'conntrackCheckpointMs'] as const) {
+    if (c[k] > MAX_TIMER_MS) fail(k, `must be at most ${MAX_TIMER_TEXT} (the longest a timer waits), got ${Math.round(c[k] / 3_600_000)}h`);
+  }
   if (c.ipvsScheduler !== '' && !isScheduler(c.ipvsScheduler)) {
     fail('ipvsScheduler', `expected one of ${SCHEDULERS.join(', ')}, got ${JSON.stringify(c.ipvsScheduler)}`);
   }
   return c;
+}
+
+const MAX_TIMER_MS = 0x7fffffff;
+const MAX_TIMER_TEXT = '596h31m23.647s';
+
+/**
+ * An integer flag as kube-proxy's pflag Int32 reads it (Go's strconv.ParseInt(text, 0, 32)):
+ * decimal, 0x…, 0o… or 0…, 0b…, an underscore between digits; empty or anything else is refused.
+ */
+export function int32Flag(text: string, fail: (msg: string) => never): number {
+  const m = /^([+-]?)(?:0[xX]_?([0-9a-fA-F](?:_?[0-9a-fA-F])*)|0[bB]_?([01](?:_?[01])*)|0[oO]?_?([0-7](?:_?[0-7])*)|([1-9](?:_?[0-9])*)|(0))$/.exec(text);
+  if (!m) return fail(`expected an integer, got ${JSON.stringify(text)}`);
+  const [radix, digits] = m[2] ? [16, m[2]] : m[3] ? [2, m[3]] : m[4] ? [8, m[4]] : [10, m[5] ?? '0'];
+  const n = parseInt(digits.replace(/_/g, ''), radix) * (m[1] === '-' ? -1 : 1);
+  if (n < -0x80000000 || n > 0x7fffffff) return fail(`${JSON.stringify(text)} is out of range for a 32-bit integer`);
+  return n;
 }
 
 function canonical(s: string): string | null {
@@ -575,7 +595,8 @@ export function readConfigFile(file: string, text = readFileSync(file, 'utf8')):
       const at = lineOf(node ?? (pair.key as YamlNode));
       lines.set(path, at);
       const fail = (msg: string): never => { throw new ConfigError(`${file}${at}: ${path}: ${msg}`); };
-      const reader = FIELDS[path];
+      // Own fields only: "constructor" or "__proto__" is an unknown field, not Object's.
+      const reader = Object.hasOwn(FIELDS, path) ? FIELDS[path] : undefined;
       if (reader) reader(c, node && 'toJSON' in node ? (node as { toJSON(): unknown }).toJSON() : null, fail);
       else if (!prefix && IGNORED_SECTIONS.has(key)) visit(node as YamlNode, key);
       else if (!(prefix ? IGNORED_SECTIONS.has(prefix) : IGNORED_FIELDS.has(key))) fail('unknown field');

@@ -192,6 +192,9 @@ export function conntrackRoute(dp: Dataplane, clock: () => number, deleted: (n: 
       });
     }
     if (!request.loopback) return text(403, 'deleting flows: only from the node itself (a loopback address)');
+    // The filter is the query string alone: a body (a filter the route would not read, or one cut
+    // short) deletes nothing.
+    if (request.body) return text(400, 'deleting flows: the filter goes in the query string; a request with a body deletes nothing');
     return orBadRequest(() => {
       const f = conntrackQueryOf(params);
       return flowLines(clock, (from, nowMs) => dp.conntrackDeleteFrom(from, CONNTRACK_SLICE, f, nowMs), true, deleted);

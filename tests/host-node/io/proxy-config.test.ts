@@ -43,6 +43,39 @@ describe('proxy flags', () => {
     expect(() => readConfigFile('/x.yaml', 'minSyncPeriod: 3\n')).toThrow(/x.yaml:1: minSyncPeriod: expected a string/);
   });
 
+  it('refuses a period or timeout longer than a timer can wait (Node would run it after 1 ms), from a flag or the file', () => {
+    expect(parseProxyArgs(['--manifests', '/m', '--sync-period', '596h']).syncPeriodMs).toBe(596 * 3_600_000);
+    for (const flag of ['--sync-period', '--min-sync-period', '--udp-timeout', '--conntrack-checkpoint-period']) {
+      expect(() => parseProxyArgs(['--manifests', '/m', flag, '1000h'])).toThrow(`${flag}: must be at most 596h31m23.647s (the longest a timer waits), got 1000h`);
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'svp-cfg-'));
+    try {
+      const p = join(dir, 'proxy.yaml');
+      writeFileSync(p, 'manifests: /m\nsyncPeriod: 99999999999999999999h\n');
+      expect(() => parseProxyArgs(['--config', p])).toThrow(`${p}:2: syncPeriod: must be at most 596h31m23.647s (the longest a timer waits)`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads integer flags as kube-proxy\'s Int32 flags do: empty, fractional or exponent text is refused, 0x… / 0o… / 0b… taken', () => {
+    const c = (flag: string, value: string) => parseProxyArgs(['--manifests', '/m', `${flag}=${value}`]);
+    expect(c('--oom-score-adj', '-500').oomScoreAdj).toBe(-500);
+    expect(c('--iptables-masquerade-bit', '0x10').masqueradeBit).toBe(16);
+    expect(c('--iptables-masquerade-bit', '0o17').masqueradeBit).toBe(15);
+    expect(c('--conntrack-min', '1_000').conntrackMin).toBe(1000);
+    for (const bad of ['', ' ', '1e3', '1.5', '12abc', '0x', '_1']) {
+      expect(() => c('--oom-score-adj', bad)).toThrow(`--oom-score-adj: expected an integer, got ${JSON.stringify(bad)}`);
+    }
+    expect(() => c('--conntrack-max-per-core', '4294967296')).toThrow('--conntrack-max-per-core: "4294967296" is out of range for a 32-bit integer');
+  });
+
+  it('names a key that only an object\'s prototype has (constructor, __proto__, toString) an unknown field', () => {
+    for (const key of ['constructor', '__proto__', 'toString', 'valueOf', 'hasOwnProperty']) {
+      expect(() => readConfigFile('/x.yaml', `manifests: /m\n${key}: 1\n`), key).toThrow(`/x.yaml:2: ${key}: unknown field`);
+    }
+  });
+
   it('takes kube-proxy\'s per-mode sync periods: the running mode\'s (ipvs.* in ipvs mode, iptables.* otherwise), svcplane\'s plain ones winning', () => {
     const file = 'manifests: /m\nmode: iptables\niptables:\n  minSyncPeriod: 10s\n  syncPeriod: 1m\nipvs:\n  minSyncPeriod: 0s\n';
     expect(readConfigFile('/x.yaml', file)).toMatchObject({ minSyncPeriodMs: 10_000, syncPeriodMs: 60_000 });
@@ -288,7 +321,7 @@ describe('proxy flags', () => {
       [['--manifests', '/m', '--metrics-bind-address', 'localhost'], /--metrics-bind-address: expected ADDRESS:PORT/],
       [['--manifests', '/m', '--service-node-port-range', '32000-31000'], /nodePortRange|--service-node-port-range/],
       [['--manifests', '/m', '--frobnicate'], /Unknown option '--frobnicate'/],
-      [['--manifests', '/m', '--conntrack-max', 'many'], /--conntrack-max: expected 16 to/],
+      [['--manifests', '/m', '--conntrack-max', 'many'], /--conntrack-max: expected an integer, got "many"/],
     ];
     for (const [argv, msg] of bad) expect(() => parseProxyArgs(argv), argv.join(' ')).toThrow(msg);
     expect(() => parseProxyArgs(['--mode', 'x'])).toThrow(ConfigError);
@@ -363,7 +396,7 @@ describe('kube-proxy\'s conntrack settings', () => {
   it('name the flag or file:line of a bad value', () => {
     const bad: Array<[string[], string | RegExp]> = [
       [['--conntrack-max-per-core=-1'], /--conntrack-max-per-core: expected a whole number from 0 to 2147483647, got -1/],
-      [['--conntrack-min', 'lots'], /--conntrack-min: expected a whole number from 0 to 2147483647, got NaN/],
+      [['--conntrack-min', 'lots'], /--conntrack-min: expected an integer, got "lots"/],
       [['--conntrack-max-per-core', '1', '--conntrack-min', '0'], /--conntrack-max-per-core: the conntrack table would hold \d+ flows .* it holds 16 to 16777216/],
       [['--conntrack-min', '20000000'], /--conntrack-min: the conntrack table would hold 20000000 flows/],
       [['--conntrack-tcp-timeout-established=-1h'], /--conntrack-tcp-timeout-established: expected a duration/],

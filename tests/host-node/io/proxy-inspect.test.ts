@@ -5,6 +5,7 @@
 // /proc/net/nf_conntrack lists the kernel's, selected as `conntrack -L` selects, streamed a slice
 // at a time; `svcplane conntrack --proxy HOST:PORT` prints it. A bad parameter is a 400 naming it;
 // nothing in the core changes. A proxy in userspace mode (no root, no TUN, loopback only).
+import { connect } from 'node:net';
 import { describe, it, expect, afterAll, beforeAll } from 'vitest';
 import type { NodeProxy } from '../../../host-node/io/node-proxy.js';
 import { startUserspaceProxy, freePort, webManifests, type UserspaceProxy } from '../../support/userspace-proxy.js';
@@ -24,6 +25,18 @@ const VIP = '198.18.96.10';
 const EPS = ['198.18.100.2', '198.18.100.3'];
 const CLIENT = '198.18.50.1';
 const MANIFESTS = webManifests(EPS, VIP);
+
+/** Sends `text` as it is to 127.0.0.1:port and resolves with everything read back. */
+function rawRequest(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1', () => sock.write(text));
+    let got = '';
+    sock.on('data', (b) => { got += b.toString(); });
+    sock.on('end', () => resolve(got));
+    sock.on('error', reject);
+    sock.setTimeout(2000, () => { sock.destroy(); resolve(got); });
+  });
+}
 
 describe('traceQueryOf', () => {
   const q = (s: string) => traceQueryOf(new URLSearchParams(s));
@@ -257,11 +270,19 @@ describe('a running proxy\'s /conntrack over a large table', () => {
     const proxy = ['--proxy', `127.0.0.1:${served.port}`];
     // Another address may list, not delete; a selection it cannot read deletes nothing.
     const route = conntrackRoute(dp, served.proxy.clock);
-    const refused = route(new URLSearchParams('proto=udp'), { method: 'DELETE', loopback: false }) as RouteReply;
+    const refused = route(new URLSearchParams('proto=udp'), { method: 'DELETE', loopback: false, body: false }) as RouteReply;
     expect([refused.status, refused.body]).toEqual([403, 'deleting flows: only from the node itself (a loopback address)\n']);
-    expect(route(new URLSearchParams('proto=udp'), { method: 'GET', loopback: false })).not.toBeInstanceOf(RouteReply);
+    expect(route(new URLSearchParams('proto=udp'), { method: 'GET', loopback: false, body: false })).not.toBeInstanceOf(RouteReply);
     const bad = await fetch(`http://127.0.0.1:${served.port}/conntrack?proto=gre`, { method: 'DELETE' });
     expect([bad.status, await bad.text()]).toEqual([400, 'proto: tcp, udp, sctp, icmp or icmpv6, not "gre"\n']);
+    expect(count()).toBe(before);
+    // A body (a filter this route would not read, or one cut short) deletes nothing.
+    for (const body of ['{"proto":"tcp"}', 'x']) {
+      const r = await fetch(`http://127.0.0.1:${served.port}/conntrack?proto=tcp`, { method: 'DELETE', body });
+      expect([r.status, await r.text()]).toEqual([400, 'deleting flows: the filter goes in the query string; a request with a body deletes nothing\n']);
+    }
+    const chunked = await rawRequest(served.port, 'DELETE /conntrack HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\n');
+    expect(chunked).toMatch(/^HTTP\/1\.1 400 /);
     expect(count()).toBe(before);
 
     // The flows to one endpoint: each listed as it went, the count on stderr, the rest kept.
@@ -283,7 +304,7 @@ describe('a running proxy\'s /conntrack over a large table', () => {
     // A client gone after the first slice's lines: the deletion still goes through the table.
     const remaining = dp.conntrack(now).filter((e) => e.proto === 'tcp').length;
     expect(remaining).toBeGreaterThan(CONNTRACK_SLICE);
-    const deleting = route(new URLSearchParams('proto=tcp'), { method: 'DELETE', loopback: true }) as AsyncGenerator<string>;
+    const deleting = route(new URLSearchParams('proto=tcp'), { method: 'DELETE', loopback: true, body: false }) as AsyncGenerator<string>;
     const first = await deleting.next();
     expect((first.value as string).split('\n').filter(Boolean).length).toBeLessThan(remaining);
     await deleting.return(undefined);
