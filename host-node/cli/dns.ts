@@ -87,6 +87,12 @@ export function parseListen(text: string): { host: string; port: number; type: '
   return { host: hp.host, port: hp.port, type: hp.host.includes(':') ? 'udp6' : 'udp4' };
 }
 
+/** A DNS name as kubelet's clusterDomain must be one (RFC 1123 labels; one trailing dot allowed). */
+function isDomainName(text: string): boolean {
+  const name = text.endsWith('.') ? text.slice(0, -1) : text;
+  return name.length > 0 && name.length <= 253 && name.split('.').every((l) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l));
+}
+
 /** Size and mtime of every file: a change in any of them means a reload. */
 function signature(path: string): string {
   try {
@@ -272,12 +278,18 @@ export async function runDns(argv: string[], out: (s: string) => void, err: (s: 
     return 2;
   }
   const ttl = Number(values.ttl);
-  if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff) {
+  if (!/^\d+$/.test(values.ttl!) || ttl > 0x7fffffff) {
     err(`svcplane dns: --ttl: expected whole seconds, got ${JSON.stringify(values.ttl)}\n`);
+    return 2;
+  }
+  const zone = values['cluster-domain']!;
+  if (!isDomainName(zone)) {
+    err(`svcplane dns: --cluster-domain: expected a DNS name (labels of 1-63 letters, digits or "-", at most 253 characters), got ${JSON.stringify(zone)}\n`);
     return 2;
   }
   const upstreams = values['dns-upstream'] ?? [];
   try {
+    parseListen(values.listen!);
     upstreams.forEach(parseUpstream);
   } catch (e) {
     err(`svcplane dns: ${(e as Error).message}\n`);

@@ -103,6 +103,16 @@ describe('command line', () => {
     expect(err).toMatch(/--manifests is required/);
     expect(await runDns(['--manifests', dir, '--ttl', 'x'], () => {}, (s) => (err += s))).toBe(2);
     expect(err).toMatch(/--ttl/);
+    // Each refused before a server starts (exit 2, the flag named), not after it.
+    for (const [args, flag] of [
+      [['--ttl='], '--ttl'], [['--ttl', '1e3'], '--ttl'], [['--listen', 'foo'], '--listen'],
+      [['--cluster-domain', '...'], '--cluster-domain'], [['--cluster-domain='], '--cluster-domain'],
+      [['--cluster-domain', `${'a'.repeat(64)}.local`], '--cluster-domain'],
+    ] as const) {
+      err = '';
+      expect(await runDns(['--manifests', dir, '--listen', '127.0.0.1:0', ...args], () => {}, (s) => (err += s)), args.join(' ')).toBe(2);
+      expect(err).toContain(flag);
+    }
   });
 
   it('--cluster-domain and --ttl reach the answers', async () => {
