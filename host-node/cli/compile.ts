@@ -81,14 +81,18 @@ export async function runCompile(argv: string[], out: (s: string) => void, err: 
   }
   const nodeName = values['node-name']!;
   let source: Record<string, unknown> = {};
-  const input = values.rules ?? values.ipvsadm ?? values.manifests!;
+  let input = values.rules ?? values.ipvsadm ?? values.manifests!;
   try {
     if (values.rules !== undefined) {
       const family = Number(values.family) as Family;
       dp.iptablesRestore(readFileSync(values.rules, 'utf8'), { family });
       source = { rules: values.rules, family };
     } else if (values.ipvsadm !== undefined) {
-      if (values.ipset !== undefined) dp.ipset.restore(readFileSync(values.ipset, 'utf8'));
+      if (values.ipset !== undefined) {
+        input = values.ipset;
+        dp.ipset.restore(readFileSync(values.ipset, 'utf8'));
+        input = values.ipvsadm;
+      }
       ipvsRestore(dp, readFileSync(values.ipvsadm, 'utf8'));
       source = { ipvsadm: values.ipvsadm, ...(values.ipset ? { ipset: values.ipset } : {}) };
     } else {

@@ -130,6 +130,12 @@ describe('svcplane CLI usage', () => {
       const read = await run('compile', '--ipvsadm', join(dir, 'rules.txt'), '--ipset', missing, '-o', join(dir, 'out.svp'));
       expect(read.err).toBe(`svcplane compile: ${missing}: no such file or directory\n`);
       expect(read.code).toBe(1);
+      // A fault in the --ipset file is that file's, not the --ipvsadm file's.
+      writeFileSync(join(dir, 'ipvsadm.txt'), '-A -t 198.18.96.1:80 -s rr\n');
+      writeFileSync(join(dir, 'ipset.txt'), 'create S hash:ip family inet\nadd S 198.18.0.1.5\n');
+      const bad = await run('compile', '--ipvsadm', join(dir, 'ipvsadm.txt'), '--ipset', join(dir, 'ipset.txt'), '-o', join(dir, 'out.svp'));
+      expect(bad.code).toBe(1);
+      expect(bad.err).toMatch(new RegExp(`^svcplane compile: ${join(dir, 'ipset.txt').replace(/[.]/g, '\\.')}: .*line 2`));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
