@@ -177,14 +177,15 @@ export const PROXY_FLAGS = {
 
 /** Parses flags (and the --config file they name) into a validated config. */
 export function parseProxyArgs(argv: string[]): ProxyConfig {
-  const { rest, ignored } = takeIgnoredFlags(argv);
+  const { rest: args, ignored } = takeIgnoredFlags(argv);
+  const { rest, given: bools } = takeBoolValues(args);
   let parsed;
   try {
     parsed = parseArgs({ args: rest, strict: true, options: PROXY_FLAGS });
   } catch (e) {
     throw new ConfigError((e as Error).message);
   }
-  const v = parsed.values;
+  const v = { ...parsed.values, ...bools };
   const c: ProxyConfig = v.config ? readConfigFile(v.config, readText(v.config)) : { ...DEFAULTS };
   const set = <K extends keyof ProxyConfig>(k: K, val: ProxyConfig[K] | undefined): void => { if (val !== undefined) c[k] = val; };
   if (v['proxy-mode'] !== undefined && v.mode !== undefined && v['proxy-mode'] !== v.mode) throw new ConfigError(`--proxy-mode ${v['proxy-mode']} and --mode ${v.mode} disagree`);
@@ -294,6 +295,27 @@ function takeIgnoredFlags(argv: string[]): { rest: string[]; ignored: string[] }
     else rest.push(a);
   }
   return { rest, ignored };
+}
+
+/**
+ * Boolean flags given a value, as kube-proxy's (pflag) take them: `--masquerade-all=false` turns
+ * off what the config file turned on. The value is read as Go's strconv.ParseBool reads it.
+ */
+function takeBoolValues(argv: string[]): { rest: string[]; given: Record<string, boolean> } {
+  const rest: string[] = [];
+  const given: Record<string, boolean> = {};
+  for (const a of argv) {
+    const m = /^--([a-z][a-z0-9-]*)=(.*)$/s.exec(a);
+    const flag = m && Object.hasOwn(PROXY_FLAGS, m[1]!) ? PROXY_FLAGS[m[1]! as keyof typeof PROXY_FLAGS] : undefined;
+    if (!m || flag?.type !== 'boolean') {
+      rest.push(a);
+      continue;
+    }
+    if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(m[2]!)) given[m[1]!] = true;
+    else if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(m[2]!)) given[m[1]!] = false;
+    else throw new ConfigError(`--${m[1]}: expected true or false, got ${JSON.stringify(m[2])}`);
+  }
+  return { rest, given };
 }
 
 /**

@@ -473,6 +473,13 @@ describe('proxy config file', () => {
     });
     expect(parseProxyArgs(['--config', p, '--sync-period', '2s']).syncPeriodMs).toBe(2000);
     expect(parseProxyArgs(['--manifests', '/m']).syncPeriodMs).toBe(30_000);
+    // kube-proxy's boolean flags take a value (pflag, strconv.ParseBool): false turns off the file's true.
+    expect(parseProxyArgs(['--config', p, '--masquerade-all=false']).masqueradeAll).toBe(false);
+    expect(parseProxyArgs(['--config', p, '--masquerade-all=0']).masqueradeAll).toBe(false);
+    expect(parseProxyArgs(['--manifests', '/m', '--masquerade-all=True', '--conntrack-tcp-be-liberal=t']))
+      .toMatchObject({ masqueradeAll: true, conntrackTCPBeLiberal: true });
+    expect(parseProxyArgs(['--manifests', '/m', '--no-tun-offload=false']).tunOffload).toBe(true);
+    expect(() => parseProxyArgs(['--manifests', '/m', '--masquerade-all=yes'])).toThrow('--masquerade-all: expected true or false, got "yes"');
     expect(() => parseProxyArgs(['--manifests', '/m', '--sync-period', '0'])).toThrow('--sync-period: must be greater than 0');
     expect(parseProxyArgs(['--config', p, '--mode', 'iptables', '--tun', 'svc8']).mode).toBe('iptables');
     expect(parseProxyArgs(['--config', p, '--tun', 'svc8']).tun).toBe('svc8');
