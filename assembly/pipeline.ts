@@ -15,6 +15,7 @@ import {
 import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, META_CSUM_PARTIAL, META_CSUM_VALID, META_TRACKED_ONLY, META_LOCAL, ioData, IO_DATA_BYTES } from "./io";
 import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "./stats";
 import { parse } from "./wire/parse";
+import { ipv4OptionsValid, IPV4_HEADER } from "./wire/ipv4";
 import { l4ChecksumOk, ipv4HeaderValid } from "./wire/checksum";
 import { setSrc, setDst, setSrcInline, setDstInline, setInnerSrc, setInnerDst, innerNatable } from "./nat/rewrite";
 import {
@@ -247,6 +248,12 @@ export function processOne(d: usize, now: u32): u32 {
 function route(d: usize, f: Flow, now: u32, meta: u32): void {
   if ((meta & META_TRACKED_ONLY) != 0 && !tracked(f, now)) { finish(d, VERDICT_PASS, R_NONE); return; }
   if (iptMode) { iptProcess(d, f, now, meta); return; }
+  // ip_rcv_options(): malformed IPv4 options drop a received packet before IPVS or the Service
+  // rules see it (iptables mode checks past its PREROUTING chains, as the kernel does).
+  if (f.family == FAMILY_V4 && (meta & META_LOCAL) == 0 && f.l3len > IPV4_HEADER && !ipv4OptionsValid(f.pkt, f.l3len)) {
+    finish(d, VERDICT_DROP, R_BAD_HEADER);
+    return;
+  }
   if (ipvsReady && ipvsProcess(d, f, now, meta)) {
     // IPVS wrote the verdict and keeps its own counters; the core counts the verdict too.
     const v = load<u8>(d, D_VERDICT);

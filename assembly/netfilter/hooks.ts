@@ -28,8 +28,9 @@
 import { ctEventsOn, ctEventAt, CT_EVENT_NEW } from "../conntrack/events";
 import { Flow, inner, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6, FAMILY_V4 } from "../flow";
 import {
-  VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY, R_NONE, R_TRUNCATED, R_CT_FULL, R_POLICY, R_NO_ENDPOINTS,
+  VERDICT_PASS, VERDICT_FORWARD, VERDICT_DROP, VERDICT_REPLY, R_NONE, R_TRUNCATED, R_CT_FULL, R_POLICY, R_NO_ENDPOINTS, R_BAD_HEADER,
 } from "../verdict";
+import { ipv4OptionsValid, IPV4_HEADER } from "../wire/ipv4";
 import { D_VERDICT, D_CTSTATE, D_REASON, D_MARK, D_CT, D_AUX, D_LEN, META_LOCAL, META_CSUM_VALID } from "../io";
 import { l4ChecksumOk } from "../wire/checksum";
 import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "../stats";
@@ -376,6 +377,13 @@ export function iptProcess(d: usize, f: Flow, now: u32, meta: u32): void {
     v = table(TABLE_MANGLE, HOOK_PREROUTING, f);
     if (v == V_ACCEPT) v = natHook(HOOK_PREROUTING, MANIP_DST, f);
     if (v != V_ACCEPT) { refuse(f, v); return; }
+    // ip_rcv_finish_core() → ip_rcv_options(): past PREROUTING, malformed options drop the packet
+    // (its connection never confirmed).
+    if (f.family == FAMILY_V4 && f.l3len > IPV4_HEADER && !ipv4OptionsValid(f.pkt, f.l3len)) {
+      pk.reason = R_BAD_HEADER;
+      refuse(f, V_DROP);
+      return;
+    }
     if (isLocal(f.family, f.d0, f.d1, f.d2, f.d3)) {
       v = table(TABLE_MANGLE, HOOK_INPUT, f);
       if (v == V_ACCEPT) v = table(TABLE_FILTER, HOOK_INPUT, f);

@@ -1,7 +1,7 @@
-// ipv4.ts — the IPv4 header (RFC 791): length checks, options skipped, fragment kind, addresses.
-// Checks each length once; after a successful parse the header's fields may be read unchecked.
-// Never validates the header checksum (pipeline.ts does, for packets coming in), never reads
-// options, never reassembles fragments.
+// ipv4.ts — the IPv4 header (RFC 791): length checks, options skipped, fragment kind, addresses,
+// and the kernel's check of a received packet's options. Checks each length once; after a
+// successful parse the header's fields may be read unchecked. Never validates the header checksum
+// (pipeline.ts does, for packets coming in), never writes options, never reassembles fragments.
 
 import { Flow, FAMILY_V4, FRAG_NONE, FRAG_FIRST, FRAG_LATER } from "../flow";
 import { R_NONE, R_TRUNCATED, R_BAD_HEADER } from "../verdict";
@@ -78,4 +78,59 @@ export function ipv4ParseQuoted(f: Flow, pkt: usize, avail: u32): u16 {
   fill(f, pkt, hlen, end);
   f.len = avail;
   return R_NONE;
+}
+
+// IP option types (RFC 791, include/uapi/linux/ip.h).
+const IPOPT_END: u8 = 0;
+const IPOPT_NOOP: u8 = 1;
+const IPOPT_RR: u8 = 7;
+const IPOPT_TIMESTAMP: u8 = 68;
+const IPOPT_LSRR: u8 = 131;
+const IPOPT_CIPSO: u8 = 134;
+const IPOPT_SSRR: u8 = 137;
+const IPOPT_RA: u8 = 148;
+
+// ip_options_compile() (net/ipv4/ip_options.c) on a received packet's `hlen`-byte header: false
+// for the options the kernel drops it for (ip_rcv_finish_core → ip_rcv_options, after PREROUTING;
+// the kernel also answers ICMP parameter problem, which this core does not). An option's length
+// past the rest, a route or timestamp pointer before its first slot or a slot cut short, a second
+// route / record-route / timestamp option, an overflowed timestamp count, a short router alert,
+// and CIPSO (no DOI is configured on a node, so cipso_v4_validate() refuses it).
+export function ipv4OptionsValid(pkt: usize, hlen: u32): bool {
+  let p = pkt + IPV4_HEADER;
+  let l = <i32>hlen - <i32>IPV4_HEADER;
+  let srr = false, rr = false, ts = false;
+  while (l > 0) {
+    const type = load<u8>(p);
+    if (type == IPOPT_END) return true;
+    if (type == IPOPT_NOOP) { p++; l--; continue; }
+    if (l < 2) return false;
+    const optlen = <i32>load<u8>(p, 1);
+    if (optlen < 2 || optlen > l) return false;
+    const ptr = optlen >= 3 ? <i32>load<u8>(p, 2) : 0;
+    if (type == IPOPT_LSRR || type == IPOPT_SSRR) {
+      if (optlen < 3 || ptr < 4 || srr) return false;
+      srr = true;
+    } else if (type == IPOPT_RR) {
+      if (rr || optlen < 3 || ptr < 4 || (ptr <= optlen && ptr + 3 > optlen)) return false;
+      rr = true;
+    } else if (type == IPOPT_TIMESTAMP) {
+      if (ts || optlen < 4 || ptr < 5) return false;
+      const flags = load<u8>(p, 3);
+      if (ptr <= optlen) {
+        const kind = flags & 0xF;   // 1: timestamp and address, 3: prespecified addresses
+        if (ptr + 3 > optlen || ((kind == 1 || kind == 3) && ptr + 7 > optlen)) return false;
+      } else if ((flags >> 4) == 15) {
+        return false;
+      }
+      ts = true;
+    } else if (type == IPOPT_RA) {
+      if (optlen < 4) return false;
+    } else if (type == IPOPT_CIPSO) {
+      return false;
+    }
+    p += optlen;
+    l -= optlen;
+  }
+  return true;
 }

@@ -1,7 +1,8 @@
-// The bytes that leave the core where the kernel defines them at an edge, in every mode: link-layer
-// padding past the IP length trimmed (ip_rcv_core / ip6_rcv_core), a REJECT's quote of a packet
-// with TTL 0 that still adds up, and IPVS leaving an SCTP packet's CRC32c as it came when the port
-// stays (ip_vs_proto_sctp.c), recomputing it when the port changes.
+// What leaves the core where the kernel's receive path defines it, in every mode: link-layer
+// padding past the IP length trimmed (ip_rcv_core / ip6_rcv_core), malformed IPv4 options dropped
+// with no connection left (ip_rcv_options → ip_options_compile), a REJECT's quote of a packet with
+// TTL 0 that still adds up, and IPVS leaving an SCTP packet's CRC32c as it came when the port stays
+// (ip_vs_proto_sctp.c), recomputing it when the port changes.
 import { describe, it, expect } from 'vitest';
 import { Dataplane } from '../../host-node/dataplane.js';
 import { buildPacket, checksumsValid, decodePacket, type PacketSpec } from '../../host-node/core/packet.js';
@@ -68,6 +69,40 @@ describe('bytes past the IP length', () => {
       const back = dp.process({ bytes: padded(steered, 6), trackedOnly: true }, 1000);
       expect(back.verdict).toBe('PASS');
       expect(back.packet!.length).toBe(buildPacket(steered).length);
+    });
+  }
+});
+
+describe('IPv4 options', () => {
+  const BAD: Record<string, number[]> = {
+    'timestamp of length 1': [0x44, 0x01, 0x00, 0x00],
+    'record route running past the header': [0x07, 0xff, 0x04, 0x00],
+    'an option of length 0': [0x82, 0x00, 0x00, 0x00],
+    'a record-route pointer before its first slot': [0x07, 0x07, 0x03, 0, 0, 0, 0, 0x00],
+    'two timestamps': [0x44, 0x04, 0x05, 0x00, 0x44, 0x04, 0x05, 0x00],
+    'a timestamp whose overflow count is full': [0x44, 0x04, 0x05, 0xf0],
+    'a short router alert': [0x94, 0x02, 0x00, 0x00],
+    'CIPSO': [0x86, 0x08, 0, 0, 0, 1, 0, 0],
+  };
+  const GOOD: Record<string, number[]> = {
+    'no-ops': [0x01, 0x01, 0x01, 0x00],
+    'router alert': [0x94, 0x04, 0x00, 0x00],
+    'record route with a free slot': [0x07, 0x07, 0x04, 0, 0, 0, 0, 0x00],
+    'a full record route': [0x07, 0x07, 0x08, 10, 0, 0, 1, 0x00],
+    'an unknown option': [0x9e, 0x04, 0xaa, 0xbb],
+  };
+  for (const mode of MODES) {
+    it(`${mode} mode: the options the kernel refuses drop the packet with no connection left; well-formed ones pass`, async () => {
+      const dp = await node(mode);
+      let sport = 41000;
+      const send = (opts: number[]) => dp.process(buildPacket({ src: '198.19.0.9', dst: '198.18.96.80', proto: 'tcp', sport: sport++, dport: 80, flags: 'S', ipOptions: Uint8Array.from(opts) }), 1000);
+      for (const [name, opts] of Object.entries(BAD)) {
+        const r = send(opts);
+        expect([r.verdict, r.reason], name).toEqual(['DROP', 'bad_header']);
+      }
+      expect(dp.conntrack(1000)).toHaveLength(0);
+      for (const [name, opts] of Object.entries(GOOD)) expect(send(opts).verdict, name).toBe('FORWARD');
+      expect(dp.conntrack(1000)).toHaveLength(Object.keys(GOOD).length);
     });
   }
 });
