@@ -14,6 +14,7 @@ import { TOO_DEEP, yamlDocuments } from '../kube/yaml-depth.js';
 import { parseCIDR, parseIP, formatIP, joinHostPort, splitHostPort, type CIDR } from '../kube/ip.js';
 import { SCHEDULERS, isScheduler } from '../ipvs/program.js';
 import { SECONDS_FLAGS, validateTables } from './kernel-tables.js';
+import { duration, int32Flag, takeBoolValues } from './flag-values.js';
 
 export { CONNTRACK_TABLE_DEFAULT, conntrackTableSize } from './kernel-tables.js';
 
@@ -178,7 +179,8 @@ export const PROXY_FLAGS = {
 /** Parses flags (and the --config file they name) into a validated config. */
 export function parseProxyArgs(argv: string[]): ProxyConfig {
   const { rest: args, ignored } = takeIgnoredFlags(argv);
-  const { rest, given: bools } = takeBoolValues(args);
+  const isBool = (name: string) => Object.hasOwn(PROXY_FLAGS, name) && PROXY_FLAGS[name as keyof typeof PROXY_FLAGS].type === 'boolean';
+  const { rest, given: bools } = takeBoolValues(args, isBool, (flag, msg) => flagFail(flag)(msg));
   let parsed;
   try {
     parsed = parseArgs({ args: rest, strict: true, options: PROXY_FLAGS });
@@ -298,27 +300,6 @@ function takeIgnoredFlags(argv: string[]): { rest: string[]; ignored: string[] }
 }
 
 /**
- * Boolean flags given a value, as kube-proxy's (pflag) take them: `--masquerade-all=false` turns
- * off what the config file turned on. The value is read as Go's strconv.ParseBool reads it.
- */
-function takeBoolValues(argv: string[]): { rest: string[]; given: Record<string, boolean> } {
-  const rest: string[] = [];
-  const given: Record<string, boolean> = {};
-  for (const a of argv) {
-    const m = /^--([a-z][a-z0-9-]*)=(.*)$/s.exec(a);
-    const flag = m && Object.hasOwn(PROXY_FLAGS, m[1]!) ? PROXY_FLAGS[m[1]! as keyof typeof PROXY_FLAGS] : undefined;
-    if (!m || flag?.type !== 'boolean') {
-      rest.push(a);
-      continue;
-    }
-    if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(m[2]!)) given[m[1]!] = true;
-    else if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(m[2]!)) given[m[1]!] = false;
-    else throw new ConfigError(`--${m[1]}: expected true or false, got ${JSON.stringify(m[2])}`);
-  }
-  return { rest, given };
-}
-
-/**
  * The kube-proxy flags and config-file fields (with a value other than empty, 0, false or null)
  * that were taken but change nothing here, for the proxy to say at start.
  */
@@ -427,19 +408,6 @@ export function validate(c: ProxyConfig, where: (field: string) => string = (f) 
 const MAX_TIMER_MS = 0x7fffffff;
 const MAX_TIMER_TEXT = '596h31m23.647s';
 
-/**
- * An integer flag as kube-proxy's pflag Int32 reads it (Go's strconv.ParseInt(text, 0, 32)):
- * decimal, 0x…, 0o… or 0…, 0b…, an underscore between digits; empty or anything else is refused.
- */
-export function int32Flag(text: string, fail: (msg: string) => never): number {
-  const m = /^([+-]?)(?:0[xX]_?([0-9a-fA-F](?:_?[0-9a-fA-F])*)|0[bB]_?([01](?:_?[01])*)|0[oO]?_?([0-7](?:_?[0-7])*)|([1-9](?:_?[0-9])*)|(0))$/.exec(text);
-  if (!m) return fail(`expected an integer, got ${JSON.stringify(text)}`);
-  const [radix, digits] = m[2] ? [16, m[2]] : m[3] ? [2, m[3]] : m[4] ? [8, m[4]] : [10, m[5] ?? '0'];
-  const n = parseInt(digits.replace(/_/g, ''), radix) * (m[1] === '-' ? -1 : 1);
-  if (n < -0x80000000 || n > 0x7fffffff) return fail(`${JSON.stringify(text)} is out of range for a 32-bit integer`);
-  return n;
-}
-
 function canonical(s: string): string | null {
   const ip = parseIP(s);
   return ip ? formatIP(ip) : null;
@@ -479,17 +447,6 @@ function portRange(text: string, fail: (msg: string) => never): [number, number]
 function bindAddressIPs(text: string, fail: (msg: string) => never): string[] {
   const ips = list(text).map((a) => canonical(a) ?? fail(`not an IP address: ${JSON.stringify(a)}`));
   return ips.filter((a) => a !== '0.0.0.0' && a !== '::');
-}
-
-/** A Go-style duration ("250ms", "2s", "1m30s", "1.5s") in milliseconds; `fail` is told why not. */
-export function duration(text: string, fail: (msg: string) => never): number {
-  const unit: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-  if (text.trim() === '0') return 0;   // Go's time.ParseDuration takes a bare 0
-  const parts = [...text.trim().matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/gy)];
-  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text.trim()) {
-    fail(`expected a duration such as 250ms or 2s, got ${JSON.stringify(text)}`);
-  }
-  return parts.reduce((ms, p) => ms + Number(p[1]) * unit[p[2]!]!, 0);
 }
 
 type FieldReader = (cfg: ProxyConfig, value: unknown, fail: (msg: string) => never) => void;
