@@ -144,7 +144,11 @@ function sameAt(n: usize, msg: usize, off: u32): bool {
 
 // Writes flat name n at msg+pos, no further than `limit`. With `compress`, the longest suffix
 // already in the message becomes a pointer. Returns the new position or -1 when out of room.
+// Only names written before this one are pointer targets: a label of this name is in the
+// dictionary before the rest of it is written, and a pointer to it would read bytes not yet
+// written (a stale reply's) and could make the name point at itself.
 export function writeName(msg: usize, pos: u32, limit: u32, n: usize, compress: bool): i32 {
+  const before = dictCount;
   let i: u32 = 0;
   while (true) {
     const b = <u32>load<u8>(n + i);
@@ -154,7 +158,7 @@ export function writeName(msg: usize, pos: u32, limit: u32, n: usize, compress: 
       return <i32>(pos + 1);
     }
     if (compress) {
-      for (let d: u32 = 0; d < dictCount; d++) {
+      for (let d: u32 = 0; d < before; d++) {
         const off = load<u32>(dict + (d << 2));
         if (sameAt(n + i, msg, off)) {
           if (pos + 2 > limit) return -1;

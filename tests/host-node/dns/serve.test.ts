@@ -9,6 +9,7 @@ import { readDnsCounters, type DnsCore } from '../../../host-node/dns/table.js';
 import { parseClusterDns } from '../../../host-node/core/cluster-dns.js';
 import { loadObjects } from '../../../host-node/kube/objects.js';
 import { FIXTURE, query, decode, RCODE } from '../../assembly/dns/msg.js';
+import { decodeMessage } from '../../../host-node/dns/message.js';
 
 const DNS4 = '10.96.0.10';
 const DNS6 = 'fd00::a';
@@ -185,5 +186,24 @@ describe('configuration', () => {
     ];
     for (const [input, message] of cases) expect(() => d.dns(input as never)).toThrow(message);
     expect(ask().answer.map((a) => a.data)).toEqual(['10.3.9.10']);
+  });
+});
+
+describe('name compression across replies', () => {
+  it('never points a name at itself through bytes an earlier reply left in the slot (RFC 1035 §4.1.4: only names already written)', async () => {
+    const dns = await Dataplane.create({ nodeIPs: ['198.18.0.1'], clusterDNS: [DNS4], seed: 7 });
+    const target = 'q.q.q.q.example.org';
+    dns.dns({ zone: 'cluster.local', records: [
+      { name: 'cluster.local', type: 'SOA', ttl: 5, mname: 'ns.cluster.local', rname: 'h.cluster.local', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 5 },
+      { name: 'a.cluster.local', type: 'CNAME', ttl: 5, target },
+      { name: 'aaa.cluster.local', type: 'CNAME', ttl: 5, target },
+    ] });
+    for (const name of ['a.cluster.local', 'aaa.cluster.local', 'a.cluster.local']) {
+      const r = dns.process(udp(POD4, DNS4, query(name, 'CNAME')), 1000);
+      expect(r.verdict).toBe('REPLY');
+      // The product's own decoder takes pointers only backwards, as resolvers do.
+      const m = decodeMessage(decodePacket(r.packet!).payload);
+      expect(m.answer.map((a) => [a.name, a.type, a.data]), name).toEqual([[`${name}.`, 'CNAME', `${target}.`]]);
+    }
   });
 });
