@@ -11,6 +11,8 @@ import { type Element, type Entry, type Cmd, parseEntry, elementKey, isNullEleme
 import { formatAddr } from './addr.js';
 import { IpsetError, kernel, usage, syntax, fromKernel, MSG } from './errors.js';
 
+const UTF8 = new TextEncoder();
+
 export interface Member {
   el: Element;
   /** Expiry time in ms, or null: permanent (or a set without timeouts). */
@@ -267,7 +269,9 @@ export class Model {
       const v = value(++i, w);
       if (w === 'timeout') x.timeout = parseNumber(v, 0, MAX_TIMEOUT);
       else if (w === 'comment') {
-        if (v.length > 255) throw syntax('Comment is longer than the maximum allowed 255 characters', v);
+        // lib/parse.c ipset_parse_comment(): no '"' (save quotes the comment), at most 255 bytes.
+        if (v.includes('"')) throw syntax('" character is not permitted in comments', v);
+        if (UTF8.encode(v).length > 255) throw syntax('Comment is longer than the maximum allowed 255 characters', v);
         x.comment = v;
       } else {
         if (!/^\d+$/.test(v)) throw syntax(`'${v}' is invalid as number`, v);

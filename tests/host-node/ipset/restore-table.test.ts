@@ -110,6 +110,20 @@ describe('single commands', () => {
     expect(table.command('save').output).toContain('add KUBE-CLUSTER-IP 10.96.0.1,tcp:443 comment "Kubernetes service');
   });
 
+  it('refuses a comment with a " (save quotes comments, so it would come back changed) or over 255 bytes, as ipset does', () => {
+    const { table } = makeTable();
+    table.command(['create', 'S', 'hash:ip', 'comment']);
+    expect(() => table.command(['add', 'S', '198.18.0.1', 'comment', 'say "hi"'])).toThrow('" character is not permitted in comments');
+    // 200 × "é": 200 characters, 400 bytes.
+    expect(() => table.command(['add', 'S', '198.18.0.2', 'comment', 'é'.repeat(200)])).toThrow('Comment is longer than the maximum allowed 255 characters');
+    table.command(['add', 'S', '198.18.0.3', 'comment', 'é'.repeat(127)]);
+    expect(table.save('S')).toBe(`create S hash:ip family inet hashsize 1024 maxelem 65536 comment bucketsize 12 initval ${/initval (\S+)/.exec(table.save('S'))![1]}\nadd S 198.18.0.3 comment "${'é'.repeat(127)}"\n`);
+    // What save wrote restores to the same save.
+    const again = makeTable().table;
+    again.restore(table.save('S'));
+    expect(again.save('S')).toBe(table.save('S'));
+  });
+
   it('an add that expands to several elements applies whole or not at all', () => {
     const { table } = makeTable();
     table.command('create a hash:ip');
