@@ -42,12 +42,14 @@ export function largenum(i: bigint, exact: boolean): string {
   return `${padStart((i / 1000000000000n).toString(), 8)}T`;
 }
 
-/** print_sched_flags(): named for sh and mh, flag-N for the others. */
+/** print_sched_flags(): named for sh and mh (their third flag has no name: flag-3), flag-N for the others. */
 function schedFlags(s: ServiceInfo): string {
   const out: string[] = [];
   if (s.scheduler === 'sh' || s.scheduler === 'mh') {
     if (s.flags & 0x8) out.push(`${s.scheduler}-fallback`);
     if (s.flags & 0x10) out.push(`${s.scheduler}-port`);
+    // Taken by -b with these schedulers too: written, so that -S output restores whole.
+    if (s.flags & 0x20) out.push('flag-3');
   } else {
     if (s.flags & 0x8) out.push('flag-1');
     if (s.flags & 0x10) out.push('flag-2');

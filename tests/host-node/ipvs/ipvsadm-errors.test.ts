@@ -102,6 +102,24 @@ describe('ipvsadm changes', () => {
     expect(err('-L --timeout --persistent-conn')).toEqual([2, 'options conflicts in the list command\n', '']);
   });
 
+  it('sh and mh with flag-3: -S and -L name it, and what -S wrote restores to the same table', async () => {
+    for (const sched of ['sh', 'mh']) {
+      expect(dp.ipvsadm('-C').code).toBe(0);
+      expect(dp.ipvsadm(`-A -t 198.18.0.1:80 -s ${sched} -b ${sched}-port,flag-3`).code).toBe(0);
+      expect(dp.ipvsadm('-A -u 198.18.0.1:53 -s ' + sched + ' -b flag-3').code).toBe(0);
+      expect(dp.ipvsadm('-a -u 198.18.0.1:53 -r 198.18.1.1:53 -m').code).toBe(0);
+      const saved = dp.ipvsadm('-S -n').stdout;
+      expect(saved).toContain(`-A -t 198.18.0.1:80 -s ${sched} -b ${sched}-port,flag-3\n`);
+      expect(saved).toContain(`-A -u 198.18.0.1:53 -s ${sched} -b flag-3\n`);
+      expect(dp.ipvsadm('-L -n').stdout).toContain(`UDP  198.18.0.1:53 ${sched} (flag-3)`);
+      const listed = dp.ipvsadm('-L -n').stdout;
+      expect(dp.ipvsadm('-C').code).toBe(0);
+      expect(dp.ipvsadm('-R', saved).code).toBe(0);
+      expect(dp.ipvsadm('-S -n').stdout).toBe(saved);
+      expect(dp.ipvsadm('-L -n').stdout).toBe(listed);
+    }
+  });
+
   it('-E replaces scheduler and persistence (defaults included); -e replaces forwarding and weight', () => {
     expect(dp.ipvsadm('-E -t 198.18.0.1:80 -s sh -b sh-port -p 30').code).toBe(0);
     expect(dp.ipvsadm('-e -t 198.18.0.1:80 -r 198.18.1.1:8080 -m -w 7 -x 10 -y 2').code).toBe(0);
