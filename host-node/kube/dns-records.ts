@@ -43,9 +43,14 @@ export interface DnsRecordSet {
 
 type SliceEndpoint = Endpoint;
 
-/** Lowercase, no trailing dot. */
+/** A–Z as a–z and nothing else: DNS names compare case-insensitively in ASCII only (RFC 4343), as the core compares them. */
+export function asciiLower(s: string): string {
+  return s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}
+
+/** Lowercase (ASCII), no trailing dot. */
 export function normalizeName(s: string): string {
-  return s.replace(/\.$/, '').toLowerCase();
+  return asciiLower(s.replace(/\.$/, ''));
 }
 
 /** Whether `s` (no trailing dot) fits DNS: labels 1–63 octets, at most 253 characters. */
@@ -201,7 +206,7 @@ function dedupe(rs: DnsRecord[]): DnsRecord[] {
 export function groupByName(rs: DnsRecord[]): DnsRecord[] {
   const groups = new Map<string, DnsRecord[]>();
   for (const r of rs) {
-    const k = r.name.toLowerCase();
+    const k = asciiLower(r.name);
     (groups.get(k) ?? groups.set(k, []).get(k)!).push(r);
   }
   return [...groups.values()].flat();

@@ -207,3 +207,18 @@ describe('name compression across replies', () => {
     }
   });
 });
+
+describe('owner names in other scripts', () => {
+  it('owners that differ only in non-ASCII case are different names (RFC 4343: ASCII case only), grouped and served as such', async () => {
+    const dns = await Dataplane.create({ nodeIPs: ['198.18.0.1'], clusterDNS: [DNS4], seed: 7 });
+    const soa = { name: 'cluster.local', type: 'SOA' as const, ttl: 5, mname: 'ns.cluster.local', rname: 'h.cluster.local', serial: 1, refresh: 1, retry: 1, expire: 1, minimum: 5 };
+    const a = (name: string, address: string) => ({ name, type: 'A' as const, ttl: 5, address });
+    for (const [upper, lower] of [['\u00c4', '\u00e4'], ['\u212a', 'k']]) {
+      expect(() => dns.dns({ zone: 'cluster.local', records: [soa, a(`${upper}.cluster.local`, '198.18.9.1'), a(`${lower}.cluster.local`, '198.18.9.2'), a(`${upper}.cluster.local`, '198.18.9.3')] }), upper).not.toThrow();
+    }
+    // ASCII case still folds: K and k are one owner with both addresses.
+    dns.dns({ zone: 'cluster.local', records: [soa, a('K.cluster.local', '198.18.9.1'), a('x.cluster.local', '198.18.9.9'), a('k.cluster.local', '198.18.9.2')] });
+    const r = dns.process(udp(POD4, DNS4, query('k.cluster.local', 'A')), 1000);
+    expect(decodeMessage(decodePacket(r.packet!).payload).answer.map((x) => x.data).sort()).toEqual(['198.18.9.1', '198.18.9.2']);
+  });
+});
