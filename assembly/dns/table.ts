@@ -32,7 +32,7 @@ export const E_NAME: i32 = -3;       // a bad zone or owner name
 export const E_RDATA: i32 = -4;      // rdata that does not fit its type
 export const E_ZONE: i32 = -5;       // owner outside the zone and the reverse trees
 export const E_GROUP: i32 = -6;      // an owner's records are not consecutive
-export const E_NO_SOA: i32 = -7;     // the zone apex has no SOA
+export const E_NO_SOA: i32 = -7;     // the zone apex has no SOA, or more than one
 export const E_TYPE: i32 = -8;       // a record type this table does not serve
 export const E_TRAILING: i32 = -9;   // bytes after the last record
 
@@ -204,7 +204,10 @@ function build(t: Table, n: u32): i32 {
       for (let k: u32 = 0; k < ol; k++) store<u8>(owner + k, <u8>lower(<u32>load<u8>(owner + k)));
       const inZone = isWithin(owner, ol, t.zone, t.zoneLen);
       if (!inZone && !isWithin(owner, ol, ARPA4, 14) && !isWithin(owner, ol, ARPA6, 10)) return E_ZONE;
-      if (le16(rp) == T_SOA && ol == t.zoneLen && memory.compare(owner, t.zone, ol) == 0) soa = <i32>i;
+      if (le16(rp) == T_SOA && ol == t.zoneLen && memory.compare(owner, t.zone, ol) == 0) {
+        if (soa >= 0) return E_NO_SOA;
+        soa = <i32>i;
+      }
       pos += REC_HDR + ol + le16(rp + 2);
       if (gLen == ol && memory.compare(owner, gOwner, ol) == 0) continue;
     }

@@ -30,7 +30,7 @@ export const DNS_LOAD_ERRORS: Record<number, string> = {
   [-4]: 'rdata does not fit its type',
   [-5]: 'owner outside the zone and the reverse trees',
   [-6]: "an owner's records are not consecutive",
-  [-7]: 'the zone apex has no SOA',
+  [-7]: 'the zone apex has no SOA, or more than one',
   [-8]: 'unsupported record type',
   [-9]: 'bytes after the last record',
   [-10]: 'blob larger than the staging buffer',

@@ -68,6 +68,7 @@ describe('loading into the core', () => {
       rawRecord(1, 5, 'x.cluster.local', [10, 0, 0, 3]),
     ]), -6],
     ['no SOA at the apex', rawBlob('cluster.local', [rawRecord(1, 5, 'x.cluster.local', [10, 0, 0, 1])]), -7],
+    ['two SOAs at the apex', rawBlob('cluster.local', [soaRaw, soaRaw]), -7],
     ['an unsupported type', rawBlob('cluster.local', [soaRaw, rawRecord(15, 5, 'x.cluster.local', [0, 1, 0])]), -8],
     ['trailing bytes', Uint8Array.from([...rawBlob('cluster.local', [soaRaw]), 0]), -9],
   ];
