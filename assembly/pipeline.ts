@@ -34,7 +34,7 @@ import { masqChoosePort } from "./nat/masq";
 import { masqAddr, haveMasq, toServiceCIDR, isLocal } from "./node";
 import { dnsProcess } from "./dns/serve";
 import { fragKey, fragRemember, fragFollow, fragSide } from "./frags";
-import { followFragment, resultFor } from "./ipvs/xmit";
+import { followFragment, resultFor, FOLLOW_KEPT, FOLLOW_TOO_BIG, FOLLOW_NO_SOURCE } from "./ipvs/xmit";
 
 // Scratch tuples, reserved once.
 const tOrig: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
@@ -221,9 +221,9 @@ export function processOne(d: usize, now: u32): u32 {
     const v = fragFollow(f, now);
     if (v < 0) { finish(d, VERDICT_DROP, R_FRAGMENT); return len; }
     const side = fragSide();
-    const n = side != 0 ? followFragment(d, f, side) : 0;
-    if (n == 1 || n == 2) { finish(d, VERDICT_DROP, n == 1 ? R_TOO_BIG : R_POLICY); return len; }
-    if (n != 0) store<u32>(d, n, D_LEN);
+    const n = side != 0 ? followFragment(d, f, side) : FOLLOW_KEPT;
+    if (n == FOLLOW_TOO_BIG || n == FOLLOW_NO_SOURCE) { finish(d, VERDICT_DROP, n == FOLLOW_TOO_BIG ? R_TOO_BIG : R_POLICY); return len; }
+    if (n != FOLLOW_KEPT) store<u32>(d, n, D_LEN);
     finish(d, <u8>v, R_NONE);
     return len;
   }

@@ -123,20 +123,25 @@ export function masqOut(f: Flow, v0: u32, v1: u32, v2: u32, v3: u32, vport: u16)
   return (ds & 0xFC) | (ecn == 3 ? 2 : ecn);
 }
 
+// followFragment()'s answers besides a new length.
+export const FOLLOW_KEPT: u32 = 0;        // forwarded as it is
+export const FOLLOW_TOO_BIG: u32 = 1;     // the tunnel would not fit the slot: dropped
+export const FOLLOW_NO_SOURCE: u32 = 2;   // no tunnel source address for the family: dropped
+
 /**
  * A later fragment of a datagram whose first fragment IPVS forwarded (frags.ts kept that one's side
  * record at `side`): the kernel forwards the reassembled datagram, so this one gets the same side
- * record (as no new connection) and the same tunnel in front. Returns its new length, 0 when it
- * keeps its length, or 1 / 2 when the tunnel would not fit / has no source (it is dropped).
+ * record (as no new connection) and the same tunnel in front. Returns its new length, or one of
+ * the FOLLOW_ answers.
  */
 export function followFragment(d: usize, f: Flow, side: usize): u32 {
   const r = resultFor(d);
   memory.copy(r, side, RESULT_BYTES);
   store<u8>(r, 0, 2);
   store<u32>(d, load<u32>(side, 8), D_AUX);
-  if (load<u8>(side) != FWD_TUNNEL) return 0;
+  if (load<u8>(side) != FWD_TUNNEL) return FOLLOW_KEPT;
   const n = tunnel(f, load<u32>(side, 8));
-  return n <= 1 ? n + 1 : n;
+  return n == 0 ? FOLLOW_TOO_BIG : n == 1 ? FOLLOW_NO_SOURCE : n;
 }
 
 /**
