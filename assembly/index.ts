@@ -24,6 +24,7 @@ import {
   ctFlushReplySrc, ctFlushOrigDst, ctFlushMany, FLUSH_KEY, ctReconcileUdp, RECONCILE_REC, ctSetTimeout, CT_NONE, warmStorage,
   ctAdoptIpvsNat, ctDelete,
 } from "./conntrack/table";
+import { coreNow } from "./clock";
 
 export const ABI_VERSION: u32 = 1;
 
@@ -34,8 +35,6 @@ const REAP_PER_PACKET: u32 = 1;
 let ready = false;
 let cfgBuf: usize = 0;
 let cfgCap: usize = 0;
-
-import { coreNow } from "./clock";
 
 export function abiVersion(): u32 { return ABI_VERSION; }
 

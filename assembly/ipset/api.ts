@@ -9,11 +9,10 @@ import {
 } from "./registry";
 import { setLive, setBytes } from "./set";
 import { REC_BYTES, E_NO_SET, E_ARG } from "./format";
+import { coreNow } from "../clock";
 
 const elem: usize = heap.alloc(REC_BYTES);
 memory.fill(elem, 0, REC_BYTES);
-
-import { coreNow } from "../clock";
 
 // The element buffer.
 export function ipsetElem(): usize { return elem; }

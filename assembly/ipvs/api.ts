@@ -51,11 +51,10 @@ import { schedTick } from "./sched/index";
 import { svcSched, svcSchedState } from "./service";
 import { trace, traceBuf, TRACE_BYTES } from "./trace";
 import { results, RESULT_BYTES, setTunnelSource, resultFor, resultClear } from "./xmit";
+import { coreNow } from "../clock";
 
 export const IPVS_BUF_BYTES: usize = 65536;
 const buf: usize = heap.alloc(IPVS_BUF_BYTES);
-
-import { coreNow } from "../clock";
 
 /**
  * Sizes IPVS: 2^connLog2 connection entries (4..24), and the first size of the service and

@@ -26,7 +26,6 @@ import {
   traceReset, traceSteps, traceDecisions, traceForced, nSteps, nDecisions, stepsLost, decisionsLost,
   TRACE_MAX_STEPS, TRACE_MAX_DECISIONS,
 } from "./trace";
-
 import { coreNow } from "../clock";
 
 // ---- chains
