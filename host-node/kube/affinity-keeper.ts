@@ -45,8 +45,7 @@ export interface AffinityPlaces {
 }
 
 export class AffinityKeeper {
-  /** A snapshot's affinity not yet written back (its lists or ports do not exist yet), with the clock it was saved on. */
-  /** Each restore's affinity still without its list or port, oldest restore first. */
+  /** Each restore's affinity not yet written back (its lists or ports do not exist yet), with the clock it was saved on; oldest restore first. */
   private pending: { saved: SavedAffinity; nowMs: number }[] = [];
 
   /** `refresh` renews the Dataplane's memory views after a core call that may grow memory. */
