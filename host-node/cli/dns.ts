@@ -47,7 +47,6 @@ type ServeCore = DnsCore & {
 
 // dnsAnswer / dnsAnswerTcp results (ABI.md §12).
 const UPSTREAM = -4;
-const PARTIAL = -5;
 
 export interface DnsServerOptions {
   /** "127.0.0.1:5353", "[::1]:0" (0: an ephemeral port). */

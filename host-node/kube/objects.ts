@@ -7,7 +7,7 @@ import { LineCounter, type Document } from 'yaml';
 import { ipFamily, parseCIDR } from './ip.js';
 import { quickDocuments } from './manifest-text.js';
 import { TOO_DEEP, yamlDocuments, yamlTooDeep } from './yaml-depth.js';
-import { absent, dense, EMPTY, isMapping, NO_STRINGS, NONE, pathText, portsKey, PROTOCOLS, Reader, sameEndpointPorts, sameServicePorts, type NameKind, type Seg } from './object-reader.js';
+import { absent, dense, EMPTY, isMapping, NONE, pathText, portsKey, Reader, sameEndpointPorts, sameServicePorts, type NameKind, type Seg } from './object-reader.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type IPFamilyName = 'IPv4' | 'IPv6';

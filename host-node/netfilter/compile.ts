@@ -23,7 +23,7 @@ import { BlobArena, Staged, type StagedChain } from './load.js';
 // The blob format's numbers live in blob-format.ts; those other modules use are part of this API.
 export { BUILTIN_IDS, HOOK_BY_INDEX, HOOK_INDEX, M, T, TABLE_BY_INDEX, TABLE_INDEX, builtinChainId } from './blob-format.js';
 import {
-  ADDRTYPES, BLOB_F_INDEX, BUILTIN_IDS, CTS, CT_STATUS_BIT, HDR_BYTES, HOOK_INDEX, INV, M, MAGIC, NAT_MAP_IPS, NAT_PERSISTENT,
+  ADDRTYPES, BLOB_F_INDEX, BUILTIN_IDS, CTS, CT_STATUS_BIT, HDR_BYTES, INV, M, MAGIC, NAT_MAP_IPS, NAT_PERSISTENT,
   NAT_PROTO_SPECIFIED, NAT_RANDOM, NAT_RANDOM_FULLY, NOCT_PASS, SET_RETURN_NOMATCH, RECENT_DEST, RECENT_FLAG, RECENT_REAP, RECENT_TTL, REJECT_CODE,
   RULE_BYTES, T, TABLE_INDEX, VERSION, Words32, bswap, builtinChainId, copyWords, isFull, range,
 } from './blob-format.js';
