@@ -265,8 +265,9 @@ function blobOf(x: Exports, spec: OpSpec, args: number[]): Uint8Array | undefine
     }
     case BufferKind.Dns:
     case BufferKind.Cfg: {
-      // the length is the last argument; a size-0 request returns the current buffer unchanged
-      const len = args[args.length - 1]! >>> 0;
+      // the length follows the pointer (iptStagePatch has head and tail after it), or is the only
+      // or last argument; a size-0 request returns the current buffer unchanged
+      const len = args[spec.ptrArg >= 0 ? spec.ptrArg + 1 : args.length - 1]! >>> 0;
       const p = spec.ptrArg >= 0 ? args[spec.ptrArg]! >>> 0 : call(spec.buffer === BufferKind.Dns ? 'dnsBuffer' : 'cfgBuffer', 0);
       return mem.slice(p, Math.min(p + len, mem.length));
     }

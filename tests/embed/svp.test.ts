@@ -69,6 +69,23 @@ describe('.svp round trip', () => {
     expect(traffic(b)).toEqual(ta);
   });
 
+  it('a chain patched in place (iptStagePatch: the rules around the change kept) records its own blob and replays alike', async () => {
+    // 100 rules, then the same with rule 50 changed: the second restore stages only a patch.
+    const rules = (changed: number) => '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:BIG - [0:0]\n-A FORWARD -j BIG\n' +
+      Array.from({ length: 100 }, (_, i) => `-A BIG -d 10.96.${i}.${i === changed ? 9 : 1}/32 -p tcp --dport ${80 + i} -j DROP`).join('\n') + '\nCOMMIT\n';
+    const { a, b, svp } = await roundTrip((dp) => { dp.iptablesRestore(rules(-1)); dp.iptablesRestore(rules(50)); });
+    const patch = decodeSvp(svp).ops.find((o) => SVP_OPS.find((s) => s.id === o.id)!.name === 'iptStagePatch');
+    expect(patch).toBeDefined();
+    // iptStagePatch(id, ptr, len, head, tail): the blob is `len` bytes, not `tail`.
+    expect(patch!.blob!.length).toBe(patch!.args[2]);
+    expect(patch!.args[4]).not.toBe(patch!.args[2]);
+    // Rule 50 as changed, as it was, and rules kept before and after it (the patch's head and tail).
+    const probe = (dp: Dataplane) => [[50, 9], [50, 1], [10, 1], [90, 1]].map(([i, last]) =>
+      dp.process(buildPacket({ src: '10.244.1.5', dst: `10.96.${i}.${last}`, proto: 'tcp', sport: 4000 + i! + last!, dport: 80 + i!, flags: 'S' }), 5000).verdict);
+    expect(probe(a)).toEqual(['DROP', 'PASS', 'DROP', 'DROP']);
+    expect(probe(b)).toEqual(probe(a));
+  });
+
   for (const mode of ['direct', 'ipvs'] as const) {
     it(`${mode} mode from manifests: every control call of apply() is recorded and replays alike`, async () => {
       const { a, b, svp } = await roundTrip((dp) => { expect(dp.apply(MANIFESTS, { mode }).issues).toEqual([]); });
