@@ -25,6 +25,8 @@ import {
   ctAdoptIpvsNat, ctDelete,
 } from "./conntrack/table";
 import { coreNow } from "./clock";
+import { allocFits, inMemory } from "./alloc";
+import { CT_RECORD_SIZE } from "./conntrack/record";
 
 export const ABI_VERSION: u32 = 1;
 
@@ -95,8 +97,10 @@ export function reasonCount(): u32 { return REASON_COUNT; }
 export function resetStats(): void { statsReset(); }
 
 // ---- control: a staging buffer the host writes config blobs into.
+// 0 when no block of `size` can be had (the buffer and its contents stay as they were).
 export function cfgBuffer(size: u32): usize {
   if (<usize>size > cfgCap) {
+    if (!allocFits(<u64>size)) return 0;
     if (cfgBuf != 0) heap.free(cfgBuf);
     cfgBuf = heap.alloc(<usize>size);
     cfgCap = <usize>size;
@@ -131,11 +135,11 @@ export function svcAffinity(slot: u32, a0: u32, a1: u32, a2: u32, a3: u32, nowMs
 // A conntrack snapshot's direct-table affinity (svc/affinity.ts saved stamps of
 // svcAffinitySavedBytes()): every stamp in force, by slot, and one written back into a slot.
 export function svcAffinitySave(out: usize, max: u32, nowMs: f64): u32 {
-  if (<u64>out + <u64>max * <u64>AFFINITY_SAVED_BYTES > (<u64>memory.size() << 16)) return 0;
+  if (!inMemory(out, <u64>max * <u64>AFFINITY_SAVED_BYTES)) return 0;
   return svcAffinitySaveAll(out, max, coreNow(nowMs));
 }
 export function svcAffinityLoad(slot: u32, ptr: usize, nowMs: f64): i32 {
-  if (<u64>ptr + <u64>AFFINITY_SAVED_BYTES > (<u64>memory.size() << 16)) return -1;
+  if (!inMemory(ptr, AFFINITY_SAVED_BYTES)) return -1;
   return svcAffinityLoadSlot(slot, ptr, coreNow(nowMs)) ? 0 : -1;
 }
 export function svcAffinitySavedBytes(): u32 { return AFFINITY_SAVED_BYTES; }
@@ -164,11 +168,13 @@ export function conntrackWarm(maxBytes: u32): u32 { return warmStorage(maxBytes)
 export function conntrackNext(cursor: u32): u32 { return ctNextUsed(cursor); }
 // Writes entry `index` as a snapshot record at `out` (in the config buffer); returns its size.
 export function conntrackExport(index: u32, out: usize, nowMs: f64): u32 {
+  if (!inMemory(out, CT_RECORD_SIZE)) return 0;
   return ctExportRecord(index, out, coreNow(nowMs));
 }
 // Whether the record at `ptr` would pass conntrackImport's checks: 1 or 0.
-export function conntrackCheck(ptr: usize): u32 { return ctRecordValid(ptr) ? 1 : 0; }
+export function conntrackCheck(ptr: usize): u32 { return inMemory(ptr, CT_RECORD_SIZE) && ctRecordValid(ptr) ? 1 : 0; }
 export function conntrackImport(ptr: usize, nowMs: f64): i32 {
+  if (!inMemory(ptr, CT_RECORD_SIZE)) return -1;
   return ctImportRecord(ptr, coreNow(nowMs)) == CT_NONE ? -1 : 0;
 }
 // Deletes flow `index` (a slot conntrackNext gave), as `conntrack -D` deletes one: 1, or 0 when

@@ -21,7 +21,7 @@
 // when they agree. An IPv6 flow costs 48 + 8 (buckets) + 64 = 120 bytes.
 
 import { Tuple, FAMILY_V4, FAMILY_V6, PROTO_ICMP, PROTO_ICMPV6 } from "../flow";
-import { allocZeroed } from "../zeroed";
+import { allocZeroed } from "../alloc";
 
 export const ENTRY_SIZE: usize = 48;
 export const SIDE_SIZE: usize = 64;

@@ -1,12 +1,27 @@
 // dns/api.ts — the cluster DNS control and query surface the ABI exports (index.ts, DNS section):
 // a staging buffer for the record blob (format in table.ts), the atomic table load, fixed query and
-// answer buffers, dnsAnswer itself, its TCP framing (dnsAnswerTcp), the upstream-forwarding switch
+// answer buffers, dnsAnswer itself (a host's pointers checked against the memory), its TCP framing (dnsAnswerTcp), the upstream-forwarding switch
 // and the counters. Never parses the blob itself (table.ts) nor
 // answers (answer.ts); the only allocations are on control calls.
 import { dnsTableLoad, recordCount, groupCount, tableReady, tableBytes } from "./table";
-import { dnsAnswer, counters, countersReset, countDns, forwardSet, C_COUNT, C_PARTIAL } from "./answer";
+import {
+  dnsAnswer as answer, counters, countersReset, countDns, forwardSet, C_COUNT, C_PARTIAL, C_QUERIES, C_DROP_SHORT, C_DROP_NOROOM,
+  DROP_SHORT, DROP_NOROOM,
+} from "./answer";
+import { allocFits, inMemory } from "../alloc";
 
-export { dnsAnswer };
+// The query or the answer buffer reaching past the memory: counted and dropped as a short query
+// (`queryIn` false) or one without room (a host's pointer is never followed out of bounds).
+function outside(queryIn: bool): i32 {
+  countDns(C_QUERIES);
+  countDns(queryIn ? C_DROP_NOROOM : C_DROP_SHORT);
+  return queryIn ? DROP_NOROOM : DROP_SHORT;
+}
+
+export function dnsAnswer(q: usize, len: u32, out: usize, cap: u32, maxUdp: u32, tcp: bool): i32 {
+  if (!inMemory(q, len) || !inMemory(out, cap)) return outside(inMemory(q, len));
+  return answer(q, len, out, cap, maxUdp, tcp);
+}
 
 // Room for one message each way: DNS over TCP carries at most 65535 bytes (RFC 1035 §4.2.2).
 const IO_BYTES: u32 = 65536;
@@ -19,6 +34,7 @@ let stageCap: u32 = 0;
 // A buffer of at least `size` bytes for the record blob; valid until the next dnsBuffer call.
 export function dnsBuffer(size: u32): usize {
   if (size > stageCap) {
+    if (!allocFits(<u64>size)) return 0;
     if (stage != 0) heap.free(stage);
     stage = heap.alloc(<usize>max<u32>(size, 1));
     stageCap = size;
@@ -60,11 +76,12 @@ const ADVERTISED_UDP: u32 = 1232;
 // length, a dnsAnswer drop (nothing to send; the host skips the frame's 2 + length bytes), or
 // DROP_PARTIAL when the frame is incomplete.
 export function dnsAnswerTcp(frame: usize, len: u32, out: usize, cap: u32): i32 {
+  if (!inMemory(frame, len) || !inMemory(out, cap)) return outside(inMemory(frame, len));
   if (len < 2) { countDns(C_PARTIAL); return DROP_PARTIAL; }
   const mlen = (<u32>load<u8>(frame) << 8) | <u32>load<u8>(frame, 1);
   if (mlen + 2 > len) { countDns(C_PARTIAL); return DROP_PARTIAL; }
   const room: u32 = cap < 2 ? 0 : cap - 2;
-  const n = dnsAnswer(frame + 2, mlen, out + 2, room, ADVERTISED_UDP, true);
+  const n = answer(frame + 2, mlen, out + 2, room, ADVERTISED_UDP, true);
   if (n < 0) return n;
   store<u8>(out, <u8>(n >> 8));
   store<u8>(out, <u8>n, 1);

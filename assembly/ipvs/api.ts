@@ -26,18 +26,18 @@ import { VERDICT_PASS, VERDICT_DROP, R_NONE, R_BAD_SLOT } from "../verdict";
 import { D_OFF, D_LEN, D_CAP, D_META, D_VERDICT, D_REASON, D_AUX, META_CSUM_PARTIAL, ioDesc, ioData, IO_DATA_BYTES, IO_MAX_BATCH, DESC_BYTES } from "../io";
 import { parse } from "../wire/parse";
 import {
-  NIL, E_OK, E_INVAL, E_NOENT, E_NOTREADY, counters, IC_COUNT, setSysctl, SYS_COUNT, FWD_MASK,
+  NIL, E_OK, E_INVAL, E_NOENT, E_NOTREADY, E_NOMEM, counters, IC_COUNT, setSysctl, SYS_COUNT, FWD_MASK,
   CF_TEMPLATE, TUN_IPIP, TUN_GUE, TUN_GRE, TUNF_REMCSUM,
 } from "./defs";
 import {
   destPoolInit, destAt, destIsUsed, destSvc, destFlags, destNext, destStat, DEST_BYTES,
-  destZeroStats, D_TRASH, destTun, destSetTun, DEST_LIMIT,
+  destZeroStats, D_TRASH, destTun, destSetTun, DEST_LIMIT, DSTAT_BYTES,
 } from "./dest";
 import { setEncapSeed } from "./encap";
 import {
   svcPoolInit, svcAt, svcAdd, svcEdit, svcDelete, svcFlush, svcDestAdd, svcDestEdit, svcDestDelete,
   svcDestLookup, svcLookupAddr, svcLookupFwmark, svcIsLive, svcNextLive, svcStat, svcFirst, svcMax,
-  svcZeroStats, svcLive, SVC_BYTES, SVC_LIMIT,
+  svcZeroStats, svcLive, SVC_BYTES, SVC_LIMIT, SSTAT_BYTES,
 } from "./service";
 import {
   connInit, connNextUsed, connDropAll, connAt, connDest, connRemaining, connReap, connUsed, connCapacity,
@@ -52,6 +52,7 @@ import { svcSched, svcSchedState } from "./service";
 import { trace, traceBuf, TRACE_BYTES } from "./trace";
 import { results, RESULT_BYTES, setTunnelSource, resultFor, resultClear } from "./xmit";
 import { coreNow } from "../clock";
+import { inMemory, memoryFits } from "../alloc";
 
 export const IPVS_BUF_BYTES: usize = 65536;
 const buf: usize = heap.alloc(IPVS_BUF_BYTES);
@@ -65,6 +66,11 @@ export function ipvsInit(connLog2: u32, services: u32, dests: u32, seed: u32): i
   if (ipvsReady) return E_NOTREADY;
   if (connLog2 < CONN_LOG2_MIN || connLog2 > CONN_LOG2_MAX) return E_INVAL;
   if (services == 0 || services > SVC_LIMIT || dests == 0 || dests > DEST_LIMIT) return E_INVAL;
+  // The tables first taken (each block under the allocator's limit at these bounds), hash
+  // buckets and address records counted generously.
+  const need = ((<u64>CONN_BYTES + 2) << connLog2) + <u64>services * (SVC_BYTES + SSTAT_BYTES + 64) +
+    <u64>dests * (DEST_BYTES + DSTAT_BYTES);
+  if (!memoryFits(need)) return E_NOMEM;
   connInit(connLog2, seed ^ 0x1F2E3D4C);
   svcPoolInit(services, seed ^ 0x5A6B7C8D);
   destPoolInit(dests);
@@ -268,17 +274,18 @@ export function ipvsConnInfo(idx: u32, nowMs: f64): u32 {
  * its size, or 0 for a free or expired entry.
  */
 export function ipvsConnSave(idx: u32, out: usize, nowMs: f64): u32 {
-  return ipvsReady ? connSave(idx, out, coreNow(nowMs)) : 0;
+  return ipvsReady && inMemory(out, IPVS_RECORD_BYTES) ? connSave(idx, out, coreNow(nowMs)) : 0;
 }
 /**
  * Loads a snapshot record at `ptr`, controlled by template entry `template` (its new id; NIL for
  * none). Returns the new entry id or a negative E_* code, with nothing changed on error.
  */
 export function ipvsConnLoad(ptr: usize, nowMs: f64, template: u32): i32 {
-  return ipvsReady ? connLoad(ptr, coreNow(nowMs), template) : E_NOTREADY;
+  if (!ipvsReady) return E_NOTREADY;
+  return inMemory(ptr, IPVS_RECORD_BYTES) ? connLoad(ptr, coreNow(nowMs), template) : E_INVAL;
 }
 /** Whether the snapshot record at `ptr` is well formed (1) or not (0); needs no IPVS table. */
-export function ipvsConnCheck(ptr: usize): u32 { return connRecordValid(ptr) ? 1 : 0; }
+export function ipvsConnCheck(ptr: usize): u32 { return inMemory(ptr, IPVS_RECORD_BYTES) && connRecordValid(ptr) ? 1 : 0; }
 export function ipvsConnRecordBytes(): u32 { return IPVS_RECORD_BYTES; }
 export function ipvsConnCount(): u32 { return ipvsReady ? connUsed : 0; }
 export function ipvsConnCapacity(): u32 { return ipvsReady ? connCapacity : 0; }

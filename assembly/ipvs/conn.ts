@@ -27,7 +27,8 @@ import { NEW_CONN_TIMEOUT } from "./proto";
 
 export const CONN_BYTES: usize = 64;
 export const CONN_LOG2_MIN: u32 = 4;
-export const CONN_LOG2_MAX: u32 = 24;
+// 2^23 entries are 512 MiB; 2^24 would be one block over the allocator's 1 GiB limit.
+export const CONN_LOG2_MAX: u32 = 23;
 
 export const C_VADDR: usize = 16;
 const C_NEXT: usize = 32;

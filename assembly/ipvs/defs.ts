@@ -116,7 +116,7 @@ export const E_OK: i32 = 0;
 export const E_INVAL: i32 = -1;      // an argument out of range
 export const E_EXIST: i32 = -2;      // service or destination already there
 export const E_NOENT: i32 = -3;      // no such service / destination
-export const E_NOMEM: i32 = -4;      // a pool is full at its bound (SVC_LIMIT, DEST_LIMIT)
+export const E_NOMEM: i32 = -4;      // a pool is full at its bound (SVC_LIMIT, DEST_LIMIT), or memory cannot hold it
 export const E_NOTREADY: i32 = -5;   // ipvsInit not called (or called twice)
 export const E_AFNOSUPPORT: i32 = -6; // family mismatch (masq/droute need the service's family)
 

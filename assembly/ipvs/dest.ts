@@ -18,7 +18,7 @@
 //   every reuse of the slot)
 // Counter block (128 bytes, parallel array): see STAT_* below.
 import { NIL, DEST_F_AVAILABLE, DEST_F_OVERLOAD, CF_INACTIVE, CF_TEMPLATE } from "./defs";
-import { regrow } from "../zeroed";
+import { memoryFits, regrow } from "../alloc";
 
 export const DEST_BYTES: usize = 80;
 /** The most destination records the pool holds (ipvsInit's bound on its first size too). */
@@ -153,6 +153,7 @@ export function destSetTun(d: u32, tun: u32): void { store<u32>(destAt(d), tun, 
 function destPoolGrow(): bool {
   if (destMax >= DEST_LIMIT) return false;
   const max = min(destMax << 1, DEST_LIMIT);
+  if (!memoryFits(<u64>max * (DEST_BYTES + DSTAT_BYTES))) return false;
   destPool = regrow(destPool, <usize>destMax * DEST_BYTES, <usize>max * DEST_BYTES);
   destStats = regrow(destStats, <usize>destMax * DSTAT_BYTES, <usize>max * DSTAT_BYTES);
   for (let i = max; i > destMax; i--) {

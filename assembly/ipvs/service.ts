@@ -30,7 +30,7 @@ import {
   schedStateBytes, schedInit, schedDestAdded, schedDestUpdated, schedDestRemoved,
 } from "./sched/index";
 import { vipInit, vipGrow, vipAdd, vipRemove } from "./vip";
-import { allocZeroed, regrow } from "../zeroed";
+import { allocZeroed, memoryFits, regrow } from "../alloc";
 
 export const SVC_BYTES: usize = 80;
 /** The most service records the pool holds (ipvsInit's bound on its first size too). */
@@ -94,6 +94,7 @@ export function svcPoolInit(max: u32, hashSeed: u32): void {
 function svcPoolGrow(): bool {
   if (svcMax >= SVC_LIMIT) return false;
   const max = min(svcMax << 1, SVC_LIMIT);
+  if (!memoryFits(<u64>max * (SVC_BYTES + SSTAT_BYTES + 64))) return false;
   svcPool = regrow(svcPool, <usize>svcMax * SVC_BYTES, <usize>max * SVC_BYTES);
   const stats = allocZeroed(<usize>(max + 1) * SSTAT_BYTES);
   memory.copy(stats, svcStats, <usize>svcMax * SSTAT_BYTES);

@@ -9,7 +9,7 @@
 // service at most) and grows with it; add/remove run on the control path, the lookup on the
 // packet path. Allocates only in vipInit and vipGrow.
 import { NIL } from "./defs";
-import { regrow } from "../zeroed";
+import { regrow } from "../alloc";
 
 // Record (32 bytes): 0 u32×4 address, 16 u8 family, 20 u32 references, 24 u32 hash-chain next
 // (free-list link when unused).

@@ -27,6 +27,7 @@ import {
   TRACE_MAX_STEPS, TRACE_MAX_DECISIONS,
 } from "./trace";
 import { coreNow } from "../clock";
+import { inMemory } from "../alloc";
 
 // ---- chains
 export function iptStageChain(chainId: u32, ptr: usize, len: u32): i32 { return stageChain(chainId, ptr, len); }
@@ -66,16 +67,16 @@ export function iptSetIfName(index: u32, ptr: usize, len: u32): i32 { return ifS
 export function iptRecentCount(tableId: u32): u32 { return recentCount(tableId); }
 export function iptRecentFlush(tableId: u32): void { recentFlush(tableId); }
 export function iptRecentDump(tableId: u32, out: usize, max: u32): u32 {
-  if (<u64>out + (<u64>max << 5) > (<u64>memory.size() << 16)) return 0;
+  if (!inMemory(out, <u64>max << 5)) return 0;
   return recentDump(tableId, out, max);
 }
 // A table's entries with every stamp, as a conntrack snapshot keeps them (recent.ts recentSave).
 export function iptRecentSave(tableId: u32, out: usize, max: u32, nowMs: f64): u32 {
-  if (<u64>out + <u64>max * <u64>RECENT_SAVED_BYTES > (<u64>memory.size() << 16)) return 0;
+  if (!inMemory(out, <u64>max * <u64>RECENT_SAVED_BYTES)) return 0;
   return recentSave(tableId, out, max, coreNow(nowMs));
 }
 export function iptRecentLoad(tableId: u32, ptr: usize, nowMs: f64): i32 {
-  if (<u64>ptr + <u64>RECENT_SAVED_BYTES > (<u64>memory.size() << 16)) return -1;
+  if (!inMemory(ptr, RECENT_SAVED_BYTES)) return -1;
   return recentLoad(tableId, ptr, coreNow(nowMs)) ? 0 : -1;
 }
 export function iptRecentSavedBytes(): u32 { return RECENT_SAVED_BYTES; }

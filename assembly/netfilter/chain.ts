@@ -28,6 +28,7 @@ import {
 import { RECENT_MAX_TABLES, RECENT_PKT_LIST } from "./recent";
 import { NFACCT_MAX, nfacctEnsure } from "./counters";
 import { dispatchBuild } from "./dispatch";
+import { inMemory } from "../alloc";
 
 export const RULE_REC: u32 = 16;
 export const COUNTER_REC: u32 = 16;   // u64 packets, u64 bytes
@@ -395,7 +396,7 @@ let hFlags: u32 = 0, hRules: u32 = 0, hWords: u32 = 0;
 
 // Checks a blob's header and that its length is what the header says; 0 or an error code.
 function header(blob: usize, len: u32): i32 {
-  if (<u64>blob + <u64>len > (<u64>memory.size() << 16) || len < HDR_BYTES) return fail(E_LENGTH, -1, 0);
+  if (!inMemory(blob, len) || len < HDR_BYTES) return fail(E_LENGTH, -1, 0);
   if (load<u32>(blob) != IPT_MAGIC) return fail(E_MAGIC, -1, 0);
   if (load<u16>(blob, 4) != IPT_VERSION) return fail(E_VERSION, -1, 0);
   hFamily = load<u8>(blob, 6);

@@ -16,6 +16,7 @@
 import { Flow, FAMILY_V4, PROTO_TCP, PROTO_UDP, PROTO_SCTP, FRAG_LATER } from "../flow";
 import { isLocal } from "../node";
 import { pk } from "./ctx";
+import { inMemory } from "../alloc";
 import {
   HOOK_PREROUTING, HOOK_INPUT, HOOK_FORWARD, HOOK_OUTPUT, HOOK_POSTROUTING, OPF_INVERT, opFlags, AT_UNSPEC, AT_UNICAST, AT_LOCAL, AT_BROADCAST, AT_MULTICAST, AT_ANYCAST,
   AT_UNREACHABLE, AT_INV_SRC, AT_INV_DST, MP_SOURCE, MP_DEST,
@@ -147,7 +148,7 @@ memory.fill(names, 0, <usize>IF_MAX * IFNAMSIZ);
 // index out of range is refused). A zero length clears it. Returns 0 or -1.
 export function ifSetName(index: u32, ptr: usize, len: u32): i32 {
   if (index == 0 || index >= IF_MAX || len >= IFNAMSIZ) return -1;
-  if (<u64>ptr + <u64>len > (<u64>memory.size() << 16)) return -1;
+  if (!inMemory(ptr, len)) return -1;
   const p = names + <usize>index * IFNAMSIZ;
   memory.fill(p, 0, IFNAMSIZ);
   memory.copy(p, ptr, len);

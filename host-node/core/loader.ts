@@ -31,10 +31,17 @@ export async function instantiateCore(source?: WasmSource): Promise<CoreExports>
       },
     },
   });
-  const x = instance.exports as unknown as CoreExports;
-  const version = x.abiVersion();
+  const raw = instance.exports as unknown as CoreExports;
+  const version = raw.abiVersion();
   if (version !== ABI_VERSION) {
     throw new Error(`svcplane core ABI version ${version} does not match this host (expects ${ABI_VERSION})`);
   }
-  return x;
+  // The staging buffers answer 0 when no block of the size can be had (ABI.md): every caller
+  // writes at the offset it gets, so a refusal becomes an error here, before offset 0 is written.
+  const staging = (name: 'cfgBuffer' | 'dnsBuffer') => (size: number): number => {
+    const at = (raw as unknown as Record<typeof name, (n: number) => number>)[name](size);
+    if (at === 0 && size > 0) throw new Error(`svcplane core: no room for a ${size}-byte ${name === 'dnsBuffer' ? 'DNS record' : 'config'} buffer`);
+    return at;
+  };
+  return { ...raw, cfgBuffer: staging('cfgBuffer'), dnsBuffer: staging('dnsBuffer') } as CoreExports;
 }
