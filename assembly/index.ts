@@ -101,8 +101,11 @@ export function resetStats(): void { statsReset(); }
 export function cfgBuffer(size: u32): usize {
   if (<usize>size > cfgCap) {
     if (!allocFits(<u64>size)) return 0;
+    // The new block before the old one is given back: should the allocator still fail, the
+    // buffer stays where it was, never on freed memory.
+    const grown = heap.alloc(<usize>size);
     if (cfgBuf != 0) heap.free(cfgBuf);
-    cfgBuf = heap.alloc(<usize>size);
+    cfgBuf = grown;
     cfgCap = <usize>size;
   }
   return cfgBuf;

@@ -6,6 +6,7 @@ import { checkNow, Dataplane as CoreDataplane, shown, type IpvsSaveSteps } from 
 import { IPVS_RECORD_BYTES, RecordBlock, type Crc32, type SavedAffinity } from './core/snapshot.js';
 import { AffinityKeeper, type AffinityCore, type RecentEntry } from './kube/affinity-keeper.js';
 import { buildPacket, parseIP } from './core/packet.js';
+import { coreFault } from './core/loader.js';
 import {
   parseRestore, saveLines, listLines, rulesLines, joinLines, kernelOrder, ChainLines, Ruleset, type Table, type RuleLines,
   type RestoreError, type TableName, type Family,
@@ -224,7 +225,7 @@ export class Dataplane extends CoreDataplane {
     try {
       loadRestore(this.ipt, this.compiler, compiled, (n) => this.core.cfgBuffer(n));
     } catch (e) {
-      throw new RestoreFailed(0, '', `${family === 4 ? 'iptables' : 'ip6tables'}-restore: ${(e as Error).message}`);
+      throw new RestoreFailed(0, '', `${family === 4 ? 'iptables' : 'ip6tables'}-restore: ${coreFault(e)}`);
     } finally {
       this.refresh();
     }

@@ -9,6 +9,7 @@
 import { Tuple, PROTO_TCP } from "../flow";
 import { entryAt, E_STATUS, E_PROTO, E_TCPSTATE, CT_SEEN_REPLY, CT_ASSURED } from "./entry";
 import { CT_RECORD_SIZE, writeRecord } from "./record";
+import { allocFits } from "../alloc";
 
 export const CT_EVENT_NEW: u8 = 1;
 export const CT_EVENT_DESTROY: u8 = 2;
@@ -46,13 +47,17 @@ const evReply: Tuple = changetype<Tuple>(heap.alloc(offsetof<Tuple>()));
 
 /**
  * Starts recording into a ring of `n` slots (1 … CT_EVENT_SLOTS_MAX), empty; false for a bad
- * `n`. The ring's memory is kept for the next enable (grown if that asks for more).
+ * `n`, or a ring the memory cannot hold (recording goes on as it was). The ring's memory is kept
+ * for the next enable (grown if that asks for more: the new ring is taken before the old one is
+ * given back, so recording never writes into freed memory).
  */
 export function ctEventsEnable(n: u32): bool {
   if (n == 0 || n > CT_EVENT_SLOTS_MAX) return false;
   if (n > ringSlots) {
+    if (!allocFits(<u64>n * CT_EVENT_SLOT)) return false;
+    const grown = heap.alloc(<usize>n * CT_EVENT_SLOT);
     if (ring != 0) heap.free(ring);
-    ring = heap.alloc(<usize>n * CT_EVENT_SLOT);
+    ring = grown;
     ringSlots = n;
   }
   slots = n;

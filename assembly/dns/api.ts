@@ -35,8 +35,9 @@ let stageCap: u32 = 0;
 export function dnsBuffer(size: u32): usize {
   if (size > stageCap) {
     if (!allocFits(<u64>size)) return 0;
+    const grown = heap.alloc(<usize>max<u32>(size, 1));   // before the old block is given back
     if (stage != 0) heap.free(stage);
-    stage = heap.alloc(<usize>max<u32>(size, 1));
+    stage = grown;
     stageCap = size;
   }
   return stage;

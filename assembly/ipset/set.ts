@@ -17,6 +17,7 @@ import {
   hashRehash, hashMatch, netsAlloc, netsAdd, netsDel, netSearch, NETS_BYTES, bitsAlloc, extAlloc,
   bitsBytes, bitGet, bitSet, bitClear, extAt, ctrAt, bitmapMatch, bitmapStale,
 } from "./store";
+import { allocFits } from "../alloc";
 
 @unmanaged
 export class IpSet {
@@ -218,11 +219,13 @@ function recStale(r: usize, now: u32): bool {
   return (load<u8>(r, O_FLAGS) & R_EXPIRES) != 0 && expired(load<u32>(r, O_TIME), now);
 }
 
-// Grows the table so one more record fits at load ≤ 3/4. False at the storage limit.
+// Grows the table so one more record fits at load ≤ 3/4. False at the storage limit, or when the
+// memory cannot hold the grown table (the allocator would trap, not refuse).
 function roomForOne(s: IpSet): bool {
   if ((s.count + 1) * 4 <= s.cap * 3) return true;
   if (s.cap >= MAX_SLOTS) return false;
   const cap = s.cap << 1;
+  if (!allocFits(<u64>cap * REC_BYTES)) return false;
   const recs = tableAlloc(cap);
   hashRehash(recs, cap, s.recs, s.cap, s.seed);
   heap.free(s.recs);

@@ -23,12 +23,12 @@ import {
   RECENT_REAP, RECENT_DEST, MP_MAX_PORTS, NAT_FLAGS_ALL, NAT_MAP_IPS, NAT_PROTO_SPECIFIED,
   REJECT_TCP_RESET,
   E_MAGIC, E_VERSION, E_LENGTH, E_FAMILY, E_TABLE, E_RULES, E_OP_LENGTH, E_OP_KIND, E_OP_ARG,
-  E_INVERT, E_TARGET_TABLE, E_JUMP_BUILTIN, E_TOO_MANY_OPS,
+  E_INVERT, E_TARGET_TABLE, E_JUMP_BUILTIN, E_TOO_MANY_OPS, E_NO_MEMORY,
 } from "./format";
 import { RECENT_MAX_TABLES, RECENT_PKT_LIST } from "./recent";
 import { NFACCT_MAX, nfacctEnsure } from "./counters";
 import { dispatchBuild } from "./dispatch";
-import { inMemory } from "../alloc";
+import { allocFits, inMemory, memoryFits } from "../alloc";
 
 export const RULE_REC: u32 = 16;
 export const COUNTER_REC: u32 = 16;   // u64 packets, u64 bytes
@@ -145,6 +145,17 @@ function fail(kind: u32, rule: i32, op: u32): i32 {
   errRule = rule;
   errOp = op;
   return errCode(kind, rule, op);
+}
+
+// Whether the memory can still hold a chain of these counts (chainAlloc's block, generously) and,
+// when the blob asks for one, its dispatch index (dispatch.ts: up to four 64-byte slots, a list
+// word and build scratch per rule). Checked before anything is allocated: the allocator cannot
+// refuse, it traps.
+function chainFits(nRules: u32, opWords: u32, nState: u32, nJumps: u32, nRecent: u32, flags: u32): bool {
+  const block = <u64>offsetof<Chain>() + 96 + <u64>nRules * RULE_REC + (<u64>opWords << 2) +
+    <u64>(nRules + 1) * COUNTER_REC + <u64>nState * STATE_REC + (<u64>nJumps << 3) + (<u64>nRecent << 2);
+  const index: u64 = (flags & BLOB_F_INDEX) != 0 ? <u64>nRules * 384 + 4096 : 0;
+  return allocFits(block) && memoryFits(block + index);
 }
 
 // Arguments of op at `p` (a pointer to its header word): word i.
@@ -444,6 +455,7 @@ export function chainFromBlob(blob: usize, len: u32): i32 {
   const n = hRules, w = hWords;
   e = check(blob, hFamily, hTable, n, w);
   if (e != 0) return e;
+  if (!chainFits(n, w, nState, nJumps, nRecent, hFlags)) return fail(E_NO_MEMORY, -1, 0);
   const c = chainAlloc(hFamily, hTable, n, w, nState, nJumps, nRecent);
   const recs = blob + HDR_BYTES;
   copyRecs(c, 0, recs, n, RULE_BYTES, 0);
@@ -495,6 +507,7 @@ export function chainPatch(base: Chain, head: u32, tail: u32, blob: usize, len: 
   const tailFrom = tail == 0 ? base.opWords : load<u32>(ruleAt(base, m - tail));
   const tailWords = base.opWords - tailFrom;
   const n = head + hRules + tail, w = headWords + hWords + tailWords;
+  if (!chainFits(n, w, nState, nJumps, nRecent, hFlags)) return fail(E_NO_MEMORY, -1, 0);
   const c = chainAlloc(hFamily, hTable, n, w, nState, nJumps, nRecent);
   copyRecs(c, 0, base.rules, head, RULE_REC, 0);
   copyRecs(c, head, blob + HDR_BYTES, hRules, RULE_BYTES, headWords);

@@ -125,9 +125,10 @@ let workBytes: usize = 0;
 
 function workFor(bytes: usize): usize {
   if (bytes > workBytes) {
+    const grown = heap.alloc(bytes + (bytes >> 2));   // before the old block is given back
     if (work != 0) heap.free(work);
+    work = grown;
     workBytes = bytes + (bytes >> 2);
-    work = heap.alloc(workBytes);
   }
   return work;
 }

@@ -16,6 +16,7 @@
 // 32; the older fixed 20 is what we keep, and --hitcount above it is refused as those kernels did.)
 import { Flow } from "../flow";
 import { windowMs, STAMP_AGE_CAP } from "../clock";
+import { memoryFits } from "../alloc";
 import {
   RECENT_SET, RECENT_UPDATE, RECENT_REMOVE, RECENT_TTL, RECENT_REAP, RECENT_DEST,
   OPF_INVERT, opFlags,
@@ -80,6 +81,14 @@ function tableInit(t: usize, m0: u32, m1: u32, m2: u32, m3: u32): void {
   store<u16>(t + T_FREE, 0);
   store<u32>(t + T_MASK, m0); store<u32>(t + T_MASK + 4, m1);
   store<u32>(t + T_MASK + 8, m2); store<u32>(t + T_MASK + 12, m3);
+}
+
+// Whether the memory can still take `tables` new tables (and the directory, before the first): a
+// commit checks this before it swaps anything in, as recentRef cannot fail.
+export function recentRoomFor(tables: u32): bool {
+  if (tables == 0) return true;
+  const dirBytes: u64 = dir == 0 ? <u64>RECENT_MAX_TABLES << alignof<usize>() : 0;
+  return memoryFits(<u64>tables * (<u64>TABLE_BYTES + 16) + dirBytes);
 }
 
 // A rule naming table `id` was committed; `mask` (4 words) is its --mask, used if this creates the

@@ -12,12 +12,12 @@
 import {
   BUILTIN_IDS, IPT_MAX_CHAINS, POLICY_ACCEPT, POLICY_DROP, isBuiltin, builtinFamily, builtinTable,
   errCode, E_CHAIN_ID, E_JUMP_MISSING, E_JUMP_MISMATCH, E_IN_USE, E_BUILTIN_DELETE,
-  E_POLICY,
+  E_POLICY, E_NO_MEMORY,
 } from "./format";
 import {
   Chain, chainEmpty, chainFree, opAt, chainFromBlob, chainPatch, built, builtFamily, builtTable, errRule, errOp,
 } from "./chain";
-import { recentRef, recentUnref } from "./recent";
+import { recentRef, recentUnref, recentExists, recentRoomFor } from "./recent";
 
 // Slot (16 bytes per id): usize live, usize staged, u32 refs, u8 op, u8 policy, u8 staged policy.
 const SLOT: usize = 16;
@@ -253,6 +253,18 @@ function checkStage(): i32 {
       }
     }
   }
+  // The recent tables the swap will create (a table named twice counted twice): the memory must
+  // hold them now, as nothing after this check may fail.
+  let newTables: u32 = 0, last: u32 = 0;
+  for (let i: u32 = 0; i < nStaged; i++) {
+    const id = load<u32>(stagedIds + (<usize>i << 2));
+    if (load<u8>(slotAt(id) + S_OP) != OP_REPLACE) continue;
+    const c = changetype<Chain>(load<usize>(slotAt(id) + S_STAGED));
+    for (let k: u32 = 0; k < c.nRecent; k++) {
+      if (!recentExists(load<u32>(opAt(c, load<u32>(c.recents + (<usize>k << 2))), 4))) { newTables++; last = id; }
+    }
+  }
+  if (!recentRoomFor(newTables)) return setError(errCode(E_NO_MEMORY, -1, 0), last, -1, 0);
   return 0;
 }
 

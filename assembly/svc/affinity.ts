@@ -10,6 +10,8 @@
 //
 // Entry (48 B): 0 u32 slot+1 (0 = empty)  4 u32 generation  8 u32[4] client  24 u32[4] destination
 // 40 u16 port  42 u16 pad  44 u32 stamp (ms).
+import { allocFits } from "../alloc";
+
 const WAYS: u32 = 4;
 const ENTRY: u32 = 48;
 const BUCKETS_LOG2: u32 = 14;
@@ -20,8 +22,8 @@ let base: usize = 0;
 function reserve(): bool {
   if (base != 0) return true;
   const bytes = <usize>BUCKETS * WAYS * ENTRY;
+  if (!allocFits(<u64>bytes)) return false;   // the allocator traps rather than refuse
   base = heap.alloc(bytes);
-  if (base == 0) return false;
   memory.fill(base, 0, bytes);
   return true;
 }

@@ -21,6 +21,7 @@
 //   range    20 B × R: 0 u32[4] network words  16 u32 prefix length
 import { FAMILY_V4, FAMILY_V6, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6 } from "../flow";
 import { affinityClear, affinityReserve } from "./affinity";
+import { allocFits } from "../alloc";
 
 export const SVD_MAGIC: u32 = 0x31445653; // "SVD1"
 export const SVD_HEADER: u32 = 40;
@@ -69,6 +70,8 @@ const MAX_RANGES: u32 = 4096;
 // Index entry (32 B): 0 u8 family  1 u8 proto  2 u8 key kind  3 u8 used  4 u16 port  6 u8 FE kind
 // 7 pad  8 u32[4] address  24 u32 slot  28 u32 hash.
 const IX_BYTES: u32 = 32;
+/** An index entry's bytes (svc/blob.ts sizes a whole load with it). */
+export const IX_BYTES_MAX: u32 = IX_BYTES;
 let ixBase: usize = 0;
 let ixMask: u32 = 0;
 let ixCount: u32 = 0;
@@ -166,8 +169,8 @@ function ixReserve(extra: u32): bool {
   let slots: u32 = ixBase == 0 ? 1024 : ixMask + 1;
   if (ixBase != 0 && need * 2 <= <u64>slots) return true;
   while (<u64>slots < need * 2) slots <<= 1;
+  if (!allocFits(<u64>slots * IX_BYTES)) return false;   // the allocator traps rather than refuse
   const base = heap.alloc(<usize>slots * IX_BYTES);
-  if (base == 0) return false;
   memory.fill(base, 0, <usize>slots * IX_BYTES);
   const mask = slots - 1;
   if (ixBase != 0) {
@@ -259,8 +262,8 @@ function slotsReserve(): bool {
 
 // Moves the slot records to a zeroed array of `cap` (> slotCap) records.
 function slotsGrow(cap: u32): bool {
+  if (!allocFits(<u64>cap * SLOT_BYTES)) return false;
   const base = heap.alloc(<usize>cap * SLOT_BYTES);
-  if (base == 0) return false;
   memory.fill(base, 0, <usize>cap * SLOT_BYTES);
   if (slotBase != 0) {
     memory.copy(base, slotBase, <usize>slotCap * SLOT_BYTES);
@@ -369,8 +372,8 @@ export function svcPut(slot: i32, blob: usize, len: u32): i32 {
   if (slot < 0 && !slotsReserve()) return E_SVC_NOMEM;
   if ((load<u32>(blob, 8) & SVD_F_AFFINITY) != 0 && !affinityReserve()) return E_SVC_NOMEM;
   const bodyLen = <usize>(len - SVD_HEADER);
+  if (!allocFits(<u64>bodyLen)) return E_SVC_NOMEM;
   const block = heap.alloc(bodyLen);
-  if (block == 0) return E_SVC_NOMEM;
   memory.copy(block, fes, bodyLen);
   const nc = load<u32>(blob, 24), nl = load<u32>(blob, 28), nr = load<u32>(blob, 32);
   const ranges = block + <usize>nf * FE_BYTES + <usize>(nc + nl) * DEST_BYTES;

@@ -412,7 +412,7 @@ export class Dataplane {
    */
   conntrackEvents(slots: number): void {
     if (!Number.isInteger(slots) || slots < 0 || slots > 65536) throw new Error(`conntrackEvents: bad slots ${shown(slots)}: 0 (stop) to 65536`);
-    this.core.conntrackEvents(slots);
+    if (this.core.conntrackEvents(slots) < 0) throw new Error(`conntrackEvents: no room for a ring of ${slots} events; recording goes on as it was`);
   }
 
   /**

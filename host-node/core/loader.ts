@@ -13,6 +13,18 @@ function decodeBase64(b64: string): Uint8Array {
   return out;
 }
 
+/**
+ * What a fault thrown by a core call means. The release core has no `unreachable` of its own: the
+ * allocator executes one when the memory cannot grow any more (wasm32 stops at 4 GiB, or the
+ * runtime refused), which is the one fault a large enough configuration can cause.
+ */
+export function coreFault(e: unknown): string {
+  if (e instanceof WebAssembly.RuntimeError && /unreachable/.test(e.message)) {
+    return 'the core ran out of memory (its WebAssembly memory could not grow any further)';
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
 export type WasmSource = WebAssembly.Module | ArrayBuffer | Uint8Array;
 
 export async function instantiateCore(source?: WasmSource): Promise<CoreExports> {
@@ -37,10 +49,12 @@ export async function instantiateCore(source?: WasmSource): Promise<CoreExports>
     throw new Error(`svcplane core ABI version ${version} does not match this host (expects ${ABI_VERSION})`);
   }
   // The staging buffers answer 0 when no block of the size can be had (ABI.md): every caller
-  // writes at the offset it gets, so a refusal becomes an error here, before offset 0 is written.
+  // writes at the offset it gets, so a refusal becomes an error here, before offset 0 is written,
+  // and the offset is made unsigned once for all of them.
   const staging = (name: 'cfgBuffer' | 'dnsBuffer') => (size: number): number => {
-    const at = (raw as unknown as Record<typeof name, (n: number) => number>)[name](size);
-    if (at === 0 && size > 0) throw new Error(`svcplane core: no room for a ${size}-byte ${name === 'dnsBuffer' ? 'DNS record' : 'config'} buffer`);
+    // An offset past 2 GiB comes back as a negative i32 (ABI.md: read usize results as `>>> 0`).
+    const at = (raw as unknown as Record<typeof name, (n: number) => number>)[name](size) >>> 0;
+    if (at === 0 && size > 0) throw new Error(`the core is out of memory: no room for a ${size}-byte ${name === 'dnsBuffer' ? 'DNS record' : 'config'} buffer`);
     return at;
   };
   return { ...raw, cfgBuffer: staging('cfgBuffer'), dnsBuffer: staging('dnsBuffer') } as CoreExports;

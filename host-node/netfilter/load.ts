@@ -107,11 +107,11 @@ export interface IptCore {
 // format.ts E_* by number.
 const ERROR_KINDS = [
   '', 'not a chain blob', 'unsupported blob version or flags', 'blob length mismatch', 'bad address family',
-  'bad table', 'rule offsets do not tile the op stream', 'op length wrong for its kind',
+  'bad table', 'more rules than one chain holds (524,286), or rule offsets that do not tile the op stream', 'op length wrong for its kind',
   'unknown op kind or op in the wrong place', 'op argument out of range', '`!` on an op that has none',
-  'target not allowed in this table', 'bad chain id, or family/table changed', '(not used)',
+  'target not allowed in this table', 'more chains than a table set holds (1,048,536 user chains), or a chain id whose family/table changed', '(not used)',
   'jump to a built-in chain', 'jump to a chain that does not exist', 'jump to a chain of another family or table',
-  'chain still referenced', 'out of memory', 'built-in chains cannot be deleted', 'too many ops in one rule', 'bad policy',
+  'chain still referenced', 'out of memory', 'built-in chains cannot be deleted', 'more than 64 matches and target in one rule', 'bad policy',
 ];
 
 /** A core refusal, decoded: error kind, chain, rule and op (as format.ts encodes them). */
@@ -137,9 +137,21 @@ function decodeError(core: IptCore, c: IptCompiler, code: number): IptLoadError 
  * Stages every chain of `compiled` in the core and commits them as one transaction. `buffer(n)`
  * returns the address of n writable bytes of core memory (the ABI's cfgBuffer; a test's scratch).
  * On any refusal the core's stage is aborted, the compile rejected, and an IptLoadError thrown:
- * the live tables are as they were.
+ * the live tables are as they were. Anything else thrown on the way (no room for the config
+ * buffer, a fault in the core) aborts and rejects the same, so the next restore starts clean.
  */
 export function loadRestore(core: IptCore, c: IptCompiler, compiled: CompiledRestore, buffer: (n: number) => number): void {
+  try {
+    stageAndCommit(core, c, compiled, buffer);
+  } catch (e) {
+    if (!(e instanceof IptLoadError)) {
+      try { core.iptAbort(); } finally { compiled.reject(); }
+    }
+    throw e;
+  }
+}
+
+function stageAndCommit(core: IptCore, c: IptCompiler, compiled: CompiledRestore, buffer: (n: number) => number): void {
   const check = (code: number): void => {
     if (code >= 0) return;
     const err = decodeError(core, c, code);

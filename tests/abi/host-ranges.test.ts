@@ -90,7 +90,7 @@ describe('staging buffers of a size no block can have', () => {
 
   it('host-node refuses it with an error before anything is written', async () => {
     const core = await instantiateCore();
-    expect(() => core.cfgBuffer(2 ** 30)).toThrow(/no room for a 1073741824-byte config buffer/);
+    expect(() => core.cfgBuffer(2 ** 30)).toThrow(/out of memory: no room for a 1073741824-byte config buffer/);
     expect(core.cfgBuffer(64)).toBeGreaterThan(0);
   });
 });
