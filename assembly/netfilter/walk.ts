@@ -5,10 +5,11 @@
 // CONNMARK, LOG, NFLOG, NOTRACK, no target) continue with the next rule. Inside a dispatch
 // segment the index (dispatch.ts) jumps straight to the next rule the packet can match.
 //
-// The jump stack holds IPT_STACK_DEPTH frames: iptables-nft runs rules in nf_tables, whose
-// NFT_JUMP_STACK_SIZE is 16 (legacy ip_tables rejects loops at load time and sizes its stack by
-// the chain count instead). A jump beyond it drops the packet, counted, as ipt_do_table() does when
-// its stack is exhausted. A GOTO pushes nothing, so a loop of GOTOs is bounded separately, by
+// The jump stack holds IPT_STACK_DEPTH frames. Legacy ip_tables rejects loops at load time and
+// sizes its stack by the chain count (translate_table), so any loop-free table walks to its end;
+// iptables-nft refuses a table deeper than nf_tables' NFT_JUMP_STACK_SIZE (16) at load. 256 frames
+// take every loop-free table a rule writer nests by hand (kube-proxy's go five deep); a jump
+// beyond them drops the packet, counted, as ipt_do_table() does when its stack is exhausted. A GOTO pushes nothing, so a loop of GOTOs is bounded separately, by
 // IPT_MAX_GOTOS per traversal. Never allocates; the stack is reserved at start-up.
 import { Flow } from "../flow";
 import { R_POLICY, R_NAT_PORTS } from "../verdict";
@@ -27,7 +28,7 @@ import { traceMiss, traceHit } from "./trace";
 import { natTarget, NAT_OK, NAT_NO_PORT } from "./nat";
 import { lookaheadNote } from "./lookahead";
 
-export const IPT_STACK_DEPTH: u32 = 16;
+export const IPT_STACK_DEPTH: u32 = 256;
 export const IPT_MAX_GOTOS: u32 = 1024;
 
 export const V_ACCEPT: u32 = 0;

@@ -65,15 +65,15 @@ describe('jump, goto, return, policy', () => {
     return filterWith(rules, 'ACCEPT', chains);
   }
 
-  it('16 nested jumps are fine; the 17th drops and is counted', () => {
+  it('256 nested jumps are fine (a loop-free table deeper than nf_tables\' 16, as iptables-legacy takes it); the 257th drops and is counted', () => {
     const b = new Bench();
     b.local('198.18.0.2');
-    b.restore(depthRules(15));   // INPUT → TEST → C1 … C15: 16 jumps
+    b.restore(depthRules(255));   // INPUT → TEST → C1 … C255: 256 jumps
     expect(b.send(u(1)).verdict).toBe(V.DROP);
     expect(b.stat(IS.DEPTH_DROPS)).toBe(0n);
     const c = new Bench();
     c.local('198.18.0.2');
-    c.restore(depthRules(16));
+    c.restore(depthRules(256));
     const r = c.send(u(1));
     expect(r.verdict).toBe(V.DROP);
     expect(c.stat(IS.DEPTH_DROPS)).toBe(1n);
