@@ -9,7 +9,7 @@
 // side record (the forwarding method, tunnel, next hop: ipvs/xmit.ts) is kept too, so a later one
 // goes into the same tunnel or to the same real server. One fixed table, made at start; never
 // allocates, never reads a clock, never looks at the fragments' payload.
-import { Flow } from "./flow";
+import { Flow, FAMILY_V6 } from "./flow";
 import { setSrc, setDst } from "./nat/rewrite";
 
 const SLOTS: u32 = 256;                 // datagrams in flight at once, a power of two
@@ -58,9 +58,14 @@ function keyIn(s: usize): bool {
   return load<u8>(s, 4) != 0 && <i32>(load<u32>(s) - now) > 0;
 }
 
-/** Takes the key of fragment `f` as it arrives: family, protocol, identification, addresses. */
+/**
+ * Takes the key of fragment `f` as it arrives: family, protocol, identification, addresses. IPv6
+ * leaves the protocol out, as its reassembly does (ip6frag: addresses and identification): a first
+ * fragment's protocol is the one after all its headers, a later one's only the fragment header's
+ * next header, which differ when headers follow the fragment header.
+ */
 export function fragKey(f: Flow): void {
-  store<u8>(key, f.family); store<u8>(key, f.proto, 1); store<u32>(key, f.fragId, 8);
+  store<u8>(key, f.family); store<u8>(key, f.family == FAMILY_V6 ? 0 : f.proto, 1); store<u32>(key, f.fragId, 8);
   writeAddrs(key + 16, f);
 }
 

@@ -25,8 +25,7 @@ import {
 import { CT_INVALID, CT_RELATED, CT_REPEAT } from "./conntrack/state";
 import { svcDecide, decidedDest, decidedMasq, decidedHostId, SD_NONE, SD_DNAT, SD_REJECT, SD_DROP_LOCAL, SD_DROP_SOURCE } from "./svc/decide";
 import { svcClusterIP } from "./svc/table";
-import { tcpValidFlags, tcpNextState, tcpIndex, TCP_NONE, TCP_STATE_COUNT } from "./conntrack/tcp";
-import { icmpValidNew } from "./conntrack/track";
+import { ctOpens } from "./conntrack/track";
 import { rejectReply } from "./reply/reject";
 import { iptProcess, iptMode } from "./netfilter/hooks";
 import { ipvsProcess, ipvsReady, ipvsIsReply } from "./ipvs/core";
@@ -115,18 +114,12 @@ function related(d: usize, f: Flow, now: u32): void {
   finish(d, VERDICT_FORWARD, R_NONE);
 }
 
-// Can this packet open a connection? (as netfilter/hooks.ts opensConnection: tcp_new(), icmp_new())
-function opensConnection(f: Flow): bool {
-  if (f.proto == PROTO_TCP) return tcpValidFlags(f.tcpFlags) && tcpNextState(0, tcpIndex(f.tcpFlags), TCP_NONE) < TCP_STATE_COUNT;
-  if (isIcmp(f.proto)) return icmpValidNew(f.proto, f.icmpType);
-  return true;
-}
 
 // kube-proxy's `-j REJECT` (icmp-port-unreachable / icmp6-port-unreachable) in the filter table,
 // reached from FORWARD for a packet passing through the node (a VIP is no local address). Its rules
 // see only NEW connections: a packet that cannot open one is INVALID and dropped instead.
 function rejectNew(d: usize, f: Flow, reason: u16): void {
-  if (!opensConnection(f)) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
+  if (!ctOpens(f)) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
   const forwarded = (load<u32>(d, D_META) & META_LOCAL) == 0 && !isLocal(f.family, f.d0, f.d1, f.d2, f.d3);
   const len = rejectReply(f, f.family == FAMILY_V4 ? ICMP_PORT_UNREACH : ICMP6_PORT_UNREACH, forwarded);
   if (len != 0) { store<u32>(d, len, D_LEN); finish(d, VERDICT_REPLY, reason); return; }
@@ -149,7 +142,7 @@ function newFlow(d: usize, f: Flow, now: u32): void {
   if (sd == SD_REJECT) { rejectNew(d, f, R_NO_ENDPOINTS); return; }
   // kube-proxy's DROP rules, too, see only NEW connections (`-m conntrack --ctstate NEW`); a
   // packet that cannot open one is INVALID and KUBE-FORWARD drops it.
-  if (sd != SD_DNAT && !opensConnection(f)) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
+  if (sd != SD_DNAT && !ctOpens(f)) { finish(d, VERDICT_DROP, R_CT_INVALID); return; }
   // DROP for a Local traffic policy without local endpoints, or outside loadBalancerSourceRanges.
   if (sd == SD_DROP_LOCAL) { finish(d, VERDICT_DROP, R_NO_ENDPOINTS); return; }
   if (sd == SD_DROP_SOURCE) { finish(d, VERDICT_DROP, R_POLICY); return; }

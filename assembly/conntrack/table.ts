@@ -15,7 +15,7 @@ export {
 export {
   CT_SEEN_REPLY, CT_ASSURED, CT_CONFIRMED, CT_SNAT, CT_DNAT, ENTRY_SIZE, SIDE_SIZE, warmStorage,
 } from "./entry";
-export { ctPacket, ctPacketFound, ctInvertTuple, ctLookupRelated, icmpInverse, icmpValidNew } from "./track";
+export { ctPacket, ctPacketFound, ctInvertTuple, ctLookupRelated, icmpInverse, icmpValidNew, ctOpens } from "./track";
 export {
   TCP_NONE, TCP_SYN_SENT, TCP_SYN_RECV, TCP_ESTABLISHED, TCP_FIN_WAIT, TCP_CLOSE_WAIT,
   TCP_LAST_ACK, TCP_TIME_WAIT, TCP_CLOSE, TCP_SYN_SENT2,

@@ -11,7 +11,10 @@
 // the entry's data, and the next lookup, early drop or reap removes it.
 
 import { ctEventsOn, ctEventOf, ctEventState, CT_EVENT_UPDATE, CT_EVENT_STATE } from "./events";
-import { Tuple, Flow, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6, FRAG_LATER } from "../flow";
+import { Tuple, Flow, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6, FRAG_LATER, FAMILY_V6 } from "../flow";
+
+// IPv6 No Next Header (RFC 8200 §4.7; wire/ipv6.ts reports it as the protocol).
+const PROTO_NO_NEXT: u8 = 59;
 import {
   E_EXPIRY, E_PROTO, E_STATUS, E_OTYPE, E_STREAM_AT, CT_SEEN_REPLY, CT_ASSURED, CT_CONFIRMED,
   CT_STREAM_TIME, entryAt, isUsed, readTuple,
@@ -20,7 +23,7 @@ import {
   timeoutOf, STREAM_DELAY_MS, CT_TO_UDP_UNREPLIED, CT_TO_UDP_STREAM, CT_TO_SCTP_UNREPLIED,
   CT_TO_SCTP_STREAM, CT_TO_ICMP, CT_TO_ICMPV6, CT_TO_GENERIC,
 } from "./timeouts";
-import { tcpPacket, TCP_INVALID, TCP_REPEAT } from "./tcp";
+import { tcpPacket, tcpValidFlags, tcpNextState, tcpIndex, TCP_INVALID, TCP_REPEAT, TCP_NONE, TCP_STATE_COUNT } from "./tcp";
 import { ctLookup, statAdd, CT_NONE, CT_STAT_INVALID, CT_STAT_BAD_ARG } from "./hash";
 import { CT_INVALID, CT_ESTABLISHED, CT_NEW, CT_REPEAT } from "./state";
 
@@ -60,6 +63,18 @@ export function icmpValidNew(proto: u8, type: u8): bool {
   if (proto == PROTO_ICMP) return type == 8 || type == 13 || type == 15 || type == 17;
   if (proto == PROTO_ICMPV6) return type == 128 || type == 139;
   return false;
+}
+
+/**
+ * Whether a packet no connection holds may open one: tcp_new() (a flag combination the state
+ * machine takes from NONE), icmp_new() / icmpv6_new() (a request type). An IPv6 header chain that
+ * ends in No Next Header has no layer 4 to track (nf_conntrack_in → get_l4proto: ipv6_skip_exthdr
+ * gives up at NEXTHDR_NONE), so it opens nothing and is INVALID. Anything else may.
+ */
+export function ctOpens(f: Flow): bool {
+  if (f.proto == PROTO_TCP) return tcpValidFlags(f.tcpFlags) && tcpNextState(0, tcpIndex(f.tcpFlags), TCP_NONE) < TCP_STATE_COUNT;
+  if (f.proto == PROTO_ICMP || f.proto == PROTO_ICMPV6) return icmpValidNew(f.proto, f.icmpType);
+  return !(f.family == FAMILY_V6 && f.proto == PROTO_NO_NEXT);
 }
 
 /**

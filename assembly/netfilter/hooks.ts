@@ -36,11 +36,10 @@ import { l4ChecksumOk } from "../wire/checksum";
 import { bump, S_VERDICT, S_REASON, S_CT_NEW, S_CT_HIT, S_CT_RELATED, S_DNAT, S_SNAT } from "../stats";
 import { isLocal } from "../node";
 import {
-  ctLookup, ctInsert, ctPacket, ctStatus, ctInvertTuple, ctLookupRelated, icmpValidNew,
+  ctLookup, ctInsert, ctPacket, ctStatus, ctInvertTuple, ctLookupRelated, ctOpens,
   CT_NONE, CT_SEEN_REPLY, CT_SNAT, CT_DNAT,
 } from "../conntrack/table";
 import { CT_INVALID, CT_REPEAT } from "../conntrack/state";
-import { tcpValidFlags, tcpNextState, tcpIndex, TCP_NONE, TCP_STATE_COUNT } from "../conntrack/tcp";
 import { natStatus } from "../conntrack/entry";
 import { rejectReply } from "../reply/reject";
 import {
@@ -84,16 +83,6 @@ function finish(f: Flow, verdict: u8, reason: u16, len: u32): void {
 // nf_conntrack_icmpv6.c noct_valid_new[]: MLD and neighbour discovery are never tracked.
 @inline function icmpv6Untracked(type: u8): bool {
   return (type >= 130 && type <= 136) || type == 143;
-}
-
-// Can this packet open a connection? tcp_new() (a flag combination the state machine accepts from
-// NONE), icmp_new()/icmpv6_new() (a request type); anything else can.
-function opensConnection(f: Flow): bool {
-  if (f.proto == PROTO_TCP) {
-    return tcpValidFlags(f.tcpFlags) && tcpNextState(0, tcpIndex(f.tcpFlags), TCP_NONE) < TCP_STATE_COUNT;
-  }
-  if (f.proto == PROTO_ICMP || f.proto == PROTO_ICMPV6) return icmpValidNew(f.proto, f.icmpType);
-  return true;
 }
 
 // nf_conntrack_in(): the packet's connection and state. In a trace the stored connection is only
@@ -158,7 +147,7 @@ function conntrackIn(f: Flow, verify: bool): void {
       return;
     }
   }
-  if (!opensConnection(f)) {
+  if (!ctOpens(f)) {
     pk.ctState = CTS_INVALID;
     iptCount(IS_INVALID);
     return;

@@ -95,11 +95,14 @@ const IPOPT_RA: u8 = 148;
 // the kernel also answers ICMP parameter problem, which this core does not). An option's length
 // past the rest, a route or timestamp pointer before its first slot or a slot cut short, a second
 // route / record-route / timestamp option, an overflowed timestamp count, a short router alert,
-// and CIPSO (no DOI is configured on a node, so cipso_v4_validate() refuses it).
+// and CIPSO (no DOI is configured on a node, so cipso_v4_validate() refuses it). And any source
+// route (LSRR, SSRR), well formed or not: ip_rcv_options() drops it unless accept_source_route is
+// on for both "all" and the device, and "all" is off by default (ipv4_devconf: only the "default"
+// entry turns it on).
 export function ipv4OptionsValid(pkt: usize, hlen: u32): bool {
   let p = pkt + IPV4_HEADER;
   let l = <i32>hlen - <i32>IPV4_HEADER;
-  let srr = false, rr = false, ts = false;
+  let rr = false, ts = false;
   while (l > 0) {
     const type = load<u8>(p);
     if (type == IPOPT_END) return true;
@@ -109,8 +112,7 @@ export function ipv4OptionsValid(pkt: usize, hlen: u32): bool {
     if (optlen < 2 || optlen > l) return false;
     const ptr = optlen >= 3 ? <i32>load<u8>(p, 2) : 0;
     if (type == IPOPT_LSRR || type == IPOPT_SSRR) {
-      if (optlen < 3 || ptr < 4 || srr) return false;
-      srr = true;
+      return false;
     } else if (type == IPOPT_RR) {
       if (rr || optlen < 3 || ptr < 4 || (ptr <= optlen && ptr + 3 > optlen)) return false;
       rr = true;

@@ -1,6 +1,7 @@
 // ipv6.ts — the IPv6 header (RFC 8200) and a bounded walk over its extension headers to the upper-
-// layer protocol. Checks each length once. Never follows more than EXT_MAX extension headers, never
-// interprets options or routing segments, never reassembles fragments, never accepts jumbograms.
+// layer protocol. Checks each length once, and a received packet's hop-by-hop options as the kernel
+// does before any rule sees it. Never follows more than EXT_MAX extension headers, never interprets
+// routing segments or destination options, never reassembles fragments, never accepts jumbograms.
 
 import { Flow, FAMILY_V6, FRAG_NONE, FRAG_FIRST, FRAG_LATER } from "../flow";
 import { R_NONE, R_TRUNCATED, R_BAD_HEADER, R_EXT_LIMIT } from "../verdict";
@@ -100,15 +101,78 @@ function walk(f: Flow, pkt: usize, end: u32, short: u16): u16 {
   return R_NONE;
 }
 
+// Hop-by-hop option types (include/uapi/linux/in6.h) and net.ipv6.max_hbh_opts_number's default.
+const OPT_PAD1: u8 = 0;
+const OPT_PADN: u8 = 1;
+const OPT_ROUTER_ALERT: u8 = 5;
+const OPT_CALIPSO: u8 = 7;
+const OPT_IOAM: u8 = 49;
+const OPT_JUMBO: u8 = 0xC2;
+const MAX_HBH_OPTS: u32 = 8;
+
+// ip6_parse_tlv() (net/ipv6/exthdrs.c) over the hop-by-hop header at `pkt + 40`, `hl` bytes, as
+// ip6_rcv_core() runs it on every received packet before PREROUTING: false drops the packet (the
+// kernel also answers some with a parameter problem, which this core does not). More than 7 bytes
+// of padding in a row, PadN with a byte that is not 0, an option past the header, more than
+// MAX_HBH_OPTS options that are not padding, a router alert whose length is not 2
+// (ipv6_hop_ra), any jumbo option (ipv6_hop_jumbo: only with payload length 0, refused above),
+// CALIPSO (ipv6_hop_calipso: no DOI is configured on a node, so calipso_validate() refuses it,
+// as cipso_v4_validate() does CIPSO for IPv4), IOAM not 4-aligned
+// (ipv6_hop_ioam, ignored otherwise while ioam6_enabled is off), and an unknown option whose two
+// high bits ask to discard (ip6_tlvopt_unknown: only 00 skips).
+function hopOptionsValid(pkt: usize, hl: u32): bool {
+  let off: u32 = IPV6_HEADER + 2;
+  const end: u32 = IPV6_HEADER + hl;
+  let pad: u32 = 0, count: u32 = 0;
+  while (off < end) {
+    const type = load<u8>(pkt + off);
+    if (type == OPT_PAD1) {
+      if (++pad > 7) return false;
+      off++;
+      continue;
+    }
+    if (off + 2 > end) return false;
+    const optlen = <u32>load<u8>(pkt + off + 1) + 2;
+    if (off + optlen > end) return false;
+    if (type == OPT_PADN) {
+      pad += optlen;
+      if (pad > 7) return false;
+      for (let i: u32 = 2; i < optlen; i++) if (load<u8>(pkt + off + i) != 0) return false;
+    } else {
+      if (++count > MAX_HBH_OPTS) return false;
+      if (type == OPT_ROUTER_ALERT) {
+        if (optlen != 4) return false;
+      } else if (type == OPT_JUMBO) {
+        return false;
+      } else if (type == OPT_CALIPSO) {
+        return false;
+      } else if (type == OPT_IOAM) {
+        if ((off & 3) != 0) return false;
+      } else if ((type >> 6) != 0) {
+        return false;
+      }
+      pad = 0;
+    }
+    off += optlen;
+  }
+  return true;
+}
+
 // A received packet of `len` bytes at `pkt` whose version nibble is 6. On success `f.len` becomes
 // 40 + payload length: link-layer padding after it is not part of the packet.
 export function ipv6Parse(f: Flow, pkt: usize, len: u32): u16 {
   if (len < IPV6_HEADER) return R_TRUNCATED;
   const plen = <u32>bswap<u16>(load<u16>(pkt + IPV6_PLEN));
-  // Payload length 0 means a Jumbo Payload option (RFC 2675), which a TUN device never carries.
-  if (plen == 0) return R_BAD_HEADER;
+  const nh = load<u8>(pkt + IPV6_NEXT);
+  // Payload length 0 before a hop-by-hop header means a Jumbo Payload option (RFC 2675), which a
+  // TUN device never carries; before anything else it is an empty payload (ip6_rcv_core()).
+  if (plen == 0 && nh == NH_HOPOPTS) return R_BAD_HEADER;
   const total = IPV6_HEADER + plen;
   if (total > len) return R_TRUNCATED;
+  if (nh == NH_HOPOPTS && total >= IPV6_HEADER + 8) {
+    const hl = (<u32>load<u8>(pkt + IPV6_HEADER + 1) + 1) << 3;
+    if (IPV6_HEADER + hl <= total && !hopOptionsValid(pkt, hl)) return R_BAD_HEADER;
+  }
   fillAddrs(f, pkt);
   f.len = total;
   return walk(f, pkt, total, R_TRUNCATED);

@@ -462,7 +462,8 @@ function decodeL3(b: Uint8Array, quoted: boolean): L3 {
   if (v === 6) {
     if (b.length < 40) throw new Error('truncated IPv6 header');
     const plen = get16(b, 4);
-    if (!quoted && (plen === 0 || 40 + plen > b.length)) throw new Error('bad IPv6 payload length');
+    // 0 is a jumbogram's only before a hop-by-hop header; before anything else an empty payload.
+    if (!quoted && ((plen === 0 && b[6] === 0) || 40 + plen > b.length)) throw new Error('bad IPv6 payload length');
     const end = quoted ? (plen !== 0 && 40 + plen < b.length ? 40 + plen : b.length) : 40 + plen;
     let nh = b[6]!;
     let off = 40;

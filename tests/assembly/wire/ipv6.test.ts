@@ -68,10 +68,15 @@ describe('IPv6 parse', () => {
     expect(w.flow()).toMatchObject({ proto: 59, l3len: 48, l4len: 0 });
   });
 
-  it('refuses jumbograms (payload length 0)', () => {
-    const b = V6_TCP.slice();
-    b[4] = 0; b[5] = 0;
-    expect(w.parse(b)).toBe(R.BAD_HEADER);
+  it('refuses jumbograms (payload length 0 before a hop-by-hop header); before anything else it is an empty payload', () => {
+    const jumbo = buildPacket({ src: A, dst: B, proto: 'udp', sport: 1, dport: 2, ext: [{ type: 0 }] });
+    jumbo[4] = 0; jumbo[5] = 0;
+    expect(w.parse(jumbo)).toBe(R.BAD_HEADER);
+    const empty = V6_TCP.slice(0, 40);
+    empty[4] = 0; empty[5] = 0;
+    expect(w.parse(empty)).toBe(R.TRUNCATED);   // a TCP packet without its header
+    empty[6] = 59;
+    expect(w.parse(empty)).toBe(R.NONE);        // No Next Header: nothing is missing
   });
 });
 
