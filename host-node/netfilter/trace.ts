@@ -279,7 +279,11 @@ export function tracePacket(core: TraceCore, compiler: IptCompiler, packet: Uint
     const run = runOnce(core, compiler, packet, prefix, opts, leaves === 0);
     if (run.steps) steps = run.steps;
     leaves++;
-    if (run.flags & TR_DECISIONS_LOST) truncated = true;
+    // A run past the core's last recorded decision took every later one: its leaf stands for the
+    // whole unexplored rest of the tree, not for the outcome it reached, so it is left out (the
+    // outcomes then add up to less than 1, and the result says it was cut short).
+    const lost = (run.flags & TR_DECISIONS_LOST) !== 0;
+    if (lost) truncated = true;
     // Every untaken alternative after the forced prefix is a subtree of its own.
     for (let j = run.decisions.length - 1; j >= prefix.length; j--) {
       if (run.decisions[j]!.prob >= TWO31 || j >= maxDecisions) continue;   // never not taken
@@ -292,7 +296,7 @@ export function tracePacket(core: TraceCore, compiler: IptCompiler, packet: Uint
       num *= BigInt(part);
       prob *= part / TWO31;
     }
-    if (num === 0n) continue;
+    if (num === 0n || lost) continue;
     const changedDst = !equalBytes(run.dst, input.dst) || (input.ported && run.dport !== input.dport);
     const masq = !equalBytes(run.src, input.src) || (input.ported && run.sport !== input.sport);
     const verdict = VERDICTS[run.verdict] ?? 'DROP';

@@ -231,3 +231,27 @@ describe('tracePacket', () => {
     expect(pass.steps.at(-1)!.target).toBe('policy ACCEPT');
   });
 });
+
+describe('a Service with more endpoints than the trace records decisions', () => {
+  it('lists the endpoints it explored at their share, leaves the unexplored rest out, and says it was cut short', async () => {
+    const { Dataplane } = await import('../../../host-node/dataplane.js');
+    const n = 300;
+    const svc: string[] = [];
+    const seps: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const stat = i < n - 1 ? ` -m statistic --mode random --probability ${(1 / (n - i)).toFixed(11)}` : '';
+      svc.push(`-A KUBE-SVC-BIG${stat} -j KUBE-SEP-${i}`);
+      seps.push(`:KUBE-SEP-${i} - [0:0]`, `-A KUBE-SEP-${i} -p tcp -m tcp -j DNAT --to-destination 198.18.${2 + (i >> 8)}.${i & 255}:8080`);
+    }
+    const text = ['*nat', ':PREROUTING ACCEPT [0:0]', ':KUBE-SVC-BIG - [0:0]', ...seps.filter((l) => l.startsWith(':')),
+      `-A PREROUTING -d ${VIP}/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-BIG`, ...svc, ...seps.filter((l) => l.startsWith('-A')), 'COMMIT', ''].join('\n');
+    const dp = await Dataplane.create({ nodeIPs: ['198.18.0.1'], seed: 1 });
+    dp.iptablesRestore(text);
+    const t = dp.trace({ src: '198.18.50.1', dst: VIP, proto: 'tcp', sport: 1000, dport: 80 });
+    expect(t.truncated).toBe(true);
+    expect(t.outcomes.length).toBeGreaterThan(200);
+    expect(t.outcomes.length).toBeLessThan(n);
+    for (const o of t.outcomes) expect(o.probability).toBeCloseTo(1 / n, 6);
+    expect(t.outcomes.reduce((s, o) => s + o.probability, 0)).toBeLessThan(1);
+  });
+});
