@@ -471,7 +471,7 @@ export class Dataplane extends CoreDataplane {
       try {
         result.families.push(...this.ipvsApply.sync(plans, {
           nodeName, nodeIPs: this.options.nodeIPs, topologyLabels: k.state.topologyLabels, podCIDR, iptables: opts.iptables, ipvs: opts.ipvs,
-        }, (nn) => k.services.get(nn)?.spec.ports));
+        }, (nn) => k.services.get(nn)?.spec.ports, result.issues));
         this.loadPendingIpvs();
       } catch (e) {
         k.state.requestFullSync();

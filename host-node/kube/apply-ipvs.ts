@@ -12,7 +12,7 @@ import {
   type IpvsRender, type IpvsRenderOptions, type IpvsServer, type PortServer, type PortShare,
 } from './render-ipvs.js';
 import { servicePortId, type ProxyModel } from './model.js';
-import type { ServicePort } from './objects.js';
+import type { ManifestIssue, ServicePort } from './objects.js';
 import type { IptablesOptions } from './render-iptables.js';
 import { SCHEDULERS, isScheduler, type IpvsProgram, type DesiredService, type Scheduler, type SchedFlag, type ServiceInfo } from '../ipvs/program.js';
 import type { IpsetTable } from '../ipset/index.js';
@@ -145,7 +145,26 @@ export class IpvsApply {
   /** Per family, the virtual servers, set members and rules text last applied (see Applied). */
   private readonly state = new Map<Family, Applied>();
 
+  /** Where the sync in progress reports ipset members it could not add, and whether it did. */
+  private issues: ManifestIssue[] = [];
+  private refused = false;
+
   constructor(private readonly target: IpvsTarget) {}
+
+  /**
+   * One ipset member added, as kube-proxy's syncIPSetEntries() adds each: a set that refuses it
+   * (full at its maxelem) is reported and the sync goes on with the virtual servers. False then.
+   */
+  private addMember(name: string, entry: string): boolean {
+    try {
+      this.target.ipset.command(['add', name, ...entry.split(' '), '-exist']);
+      return true;
+    } catch (e) {
+      this.issues.push({ severity: 'error', object: `ipset ${name}`, path: entry, message: `ipvs mode: ipset ${name}: ${entry}: ${(e as Error).message}` });
+      this.refused = true;
+      return false;
+    }
+  }
 
   /** Forgets what was applied (the core's IPVS tables and sets were flushed). */
   reset(): void { this.state.clear(); }
@@ -177,7 +196,9 @@ export class IpvsApply {
     }
   }
 
-  sync(plans: SyncPlan[], input: IpvsSyncInput, portsOf: (nn: string) => readonly ServicePort[] | undefined = () => undefined): IpvsFamilyApplied[] {
+  sync(plans: SyncPlan[], input: IpvsSyncInput, portsOf: (nn: string) => readonly ServicePort[] | undefined = () => undefined, issues: ManifestIssue[] = []): IpvsFamilyApplied[] {
+    this.issues = issues;
+    this.refused = false;
     const opts: IpvsRenderOptions = {
       nodeName: input.nodeName, nodeIPs: input.nodeIPs, topologyLabels: input.topologyLabels,
       ...(input.podCIDR ? { clusterCIDR: input.podCIDR } : {}), ...sharedIpvsOptions(input.iptables), ...input.ipvs,
@@ -198,7 +219,10 @@ export class IpvsApply {
       for (const [i, plan] of plans.entries()) {
         const whole = wholes[i];
         const applied: IpvsApplied = { added: 0, edited: 0, deleted: 0, terminating: 0, setAdds: 0, setDels: 0, iptables: false };
-        const next = whole ? this.syncWhole(plan, whole, program, applied) : this.syncChanges(plan, opts, portsOf, program, applied);
+        let next = whole ? this.syncWhole(plan, whole, program, applied) : this.syncChanges(plan, opts, portsOf, program, applied);
+        // A member a set refused: the next sync renders every set whole and adds what is missing
+        // (kube-proxy compares every set with the kernel's at each sync).
+        if (this.refused) next = { ...next, ipset: '', shares: null };
         state.set(plan.family, next);
         out.push({
           family: plan.family, full: plan.changedServices === null, changedServices: [...(plan.changedServices ?? [])].sort(),
@@ -231,7 +255,22 @@ export class IpvsApply {
       for (const e of want) if (!had.has(e)) lines.push(`add ${name} ${e}`), applied.setAdds++;
       for (const e of had) if (!want.has(e)) lines.push(`del ${name} ${e}`), applied.setDels++;
     }
-    if (lines.length) this.target.ipset.restore(lines.join('\n') + '\n', { exist: true });
+    if (lines.length) {
+      try {
+        this.target.ipset.restore(lines.join('\n') + '\n', { exist: true });
+      } catch {
+        // Taken whole or not at all: then line by line, leaving out (and reporting) each member a
+        // set refuses, so that the next sync tries it again.
+        for (const line of lines) {
+          const w = line.split(' ');
+          if (w[0] === 'add') {
+            if (!this.addMember(w[1]!, w.slice(2).join(' '))) { sets.get(w[1]!)!.delete(w.slice(2).join(' ')); applied.setAdds--; }
+          } else {
+            this.target.ipset.restore(line + '\n', { exist: true });
+          }
+        }
+      }
+    }
     // Virtual servers: the other family's stay as they are; leaving TCP real servers drain.
     const full = !state.has(plan.family) || plan.changedServices === null;
     const servers = new Map<string, DesiredService>();
@@ -298,9 +337,12 @@ export class IpvsApply {
       const space = m.indexOf(' ');
       const name = ipvsSetName(m.slice(0, space), family), entry = m.slice(space + 1);
       const set = prev.sets.get(name)!;
-      this.target.ipset.command([has ? 'add' : 'del', name, ...entry.split(' '), '-exist']);
-      if (has) set.add(entry), applied.setAdds++;
-      else set.delete(entry), applied.setDels++;
+      if (has) {
+        if (this.addMember(name, entry)) set.add(entry), applied.setAdds++;
+      } else {
+        this.target.ipset.command(['del', name, ...entry.split(' '), '-exist']);
+        set.delete(entry), applied.setDels++;
+      }
     }
     // Virtual servers of the changed ports, and those still draining.
     const scheduler = opts.scheduler || 'rr';

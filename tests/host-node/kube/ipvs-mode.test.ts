@@ -401,3 +401,29 @@ describe('kube-proxy ipvs mode: two snapshots restored before the first sync', (
     }
   });
 });
+
+describe('an ipset that refuses a member (full at its maxelem)', () => {
+  it('is reported and the sync goes on: every virtual server is programmed, and the next sync adds the member', async () => {
+    const dp = await Dataplane.create({ nodeIPs: [NODE], podCIDR: POD_CIDR, seed: 7 });
+    const objects = (n: number) => docs(...Array.from({ length: n }, (_, i) => [
+      service({ name: `s${i}`, clusterIP: `10.96.0.${10 + i}`, port: 80 }), slice(`s${i}`, [{ ip: `10.244.1.${10 + i}`, node: 'node-b' }]),
+    ]).flat());
+    // KUBE-CLUSTER-IP full: its set takes no member for s2, as `ipset add` answers a full hash.
+    const table = dp.ipset;
+    const full = (text: string) => /add KUBE-CLUSTER-IP 10\.96\.0\.12,/.test(text);
+    const restore = table.restore.bind(table), command = table.command.bind(table);
+    table.restore = (text, o) => { if (full(text)) throw new Error('Hash is full, cannot add more elements'); return restore(text, o); };
+    table.command = (args) => { if (full(Array.isArray(args) ? args.join(' ') : String(args))) throw new Error('Hash is full, cannot add more elements'); return command(args); };
+    const r = dp.apply(objects(3), { mode: 'ipvs', nodeName: 'node-a' });
+    expect(r.issues.map((i) => i.object)).toEqual(['ipset KUBE-CLUSTER-IP']);
+    expect(r.issues[0]!.message).toMatch(/10\.96\.0\.12,tcp:80: Hash is full/);
+    expect(dp.ipvsadm('-Ln').stdout!.split('\n').filter((l) => l.startsWith('TCP'))).toHaveLength(3);
+    expect(send(dp, { src: '10.244.9.9', dst: '10.96.0.10', dport: 80 }).out?.dst).toBe('10.244.1.10');
+    expect(table.list('KUBE-CLUSTER-IP')).not.toMatch(/10\.96\.0\.12,/);
+    // Room again: a later sync (another Service changing) adds what was left out.
+    table.restore = restore;
+    table.command = command;
+    expect(dp.apply(objects(4), { mode: 'ipvs', nodeName: 'node-a' }).issues).toEqual([]);
+    expect(table.list('KUBE-CLUSTER-IP')).toMatch(/10\.96\.0\.12,tcp:80/);
+  });
+});
