@@ -191,6 +191,8 @@ export class Dataplane {
     const s = options.seed ?? 0x5eed;
     if (typeof s !== 'bigint' && !(typeof s === 'number' && Number.isSafeInteger(s))) throw new Error(`seed ${String(s)}: an integer`);
     const seed = BigInt(s);
+    // assembly/conntrack: IPv6 flows take side slots, at most 2^22 of them.
+    if (Math.min(cap6, cap) > 22) throw new Error(`conntrackCapacity6 ${options.conntrackCapacity6 ?? 2 ** (cap - 4)}: at most 4194304 (2^22) IPv6 flows`);
     const rc = core.init(cap, Math.min(cap6, cap), Number(seed & 0xffffffffn), Number((seed >> 32n) & 0xffffffffn));
     if (rc !== 0) throw new Error(`svcplane core init failed (${rc}): capacity 2^${cap} could not be reserved`);
     const dp = new this(core, options);

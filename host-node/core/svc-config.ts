@@ -138,7 +138,7 @@ const L4: Record<DirectService['protocol'], number> = { TCP: 6, UDP: 17, SCTP: 1
 
 /** Direct-table error codes (assembly/svc/table.ts). */
 export const DIRECT_ERRORS: Record<number, string> = {
-  [-1]: 'bad magic', [-3]: 'length mismatch', [-4]: 'bad address family', [-6]: 'address and port already taken by another service',
+  [-1]: 'bad magic', [-3]: 'more than one service holds (4,096 frontend addresses, 4,096 source ranges, 2^20 endpoints), or a malformed blob', [-4]: 'bad address family', [-6]: 'address and port already taken by another service',
   [-7]: 'out of memory', [-8]: 'no such service slot', [-9]: 'field out of range',
 };
 

@@ -35,6 +35,7 @@ describe('Dataplane', () => {
       [{ ...base, conntrackCapacity: -1 }, 'conntrackCapacity -1: a whole'],
       [{ ...base, conntrackCapacity: 'x' }, 'conntrackCapacity x: a whole'],
       [{ ...base, conntrackCapacity6: 2 ** 31 }, 'conntrackCapacity6 2147483648: a whole'],
+      [{ ...base, conntrackCapacity: 2 ** 24, conntrackCapacity6: 2 ** 23 }, 'conntrackCapacity6 8388608: at most 4194304 (2^22) IPv6 flows'],
       [{ ...base, seed: 'x' }, 'seed x: an integer'],
       [{ ...base, clusterDNS: 5 }, 'clusterDNS: not an address or address:port: 5'],
       [{ podCIDR: '198.19.0.0/16' }, 'nodeIPs: the list of the node\'s addresses'],
