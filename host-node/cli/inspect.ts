@@ -33,17 +33,20 @@ then "N flow entries have been shown." on stderr. The kernel's own table holds n
                     a connection is stored, [UPDATE] when it changes (a reply, assured, a TCP
                     state), [DESTROY] when it goes; until interrupted, then "N flow events have
                     been shown." on stderr
-  -f, --family      ipv4 or ipv6
-  -p, --proto       tcp, udp, sctp, icmp or icmpv6
-  -s, --orig-src    original source (the client)
-  -d, --orig-dst    original destination (a Service address, or the node's for a NodePort)
+  -f, --family      ipv4 or ipv6 (an address sets it too; two that differ are refused)
+  -p, --proto       tcp, udp, sctp, icmp or icmpv6 (or its number; ipv6-icmp)
+  -s, --orig-src    original source (the client); also --src
+  -d, --orig-dst    original destination (a Service address, or the node's for a NodePort); also --dst
   -r, --reply-src   reply source (the endpoint the flow was sent to)
   -q, --reply-dst   reply destination (the client, or the masquerade address)
-  --sport, --dport  original ports (with -p)
+  --sport, --dport  original ports (with -p tcp, udp or sctp); also --orig-port-src, --orig-port-dst
 `;
 
 /** How long a proxy has to start answering. */
 const TIMEOUT_MS = 10_000;
+
+/** conntrack's other names for the same selections (conntrack.c's option table): alias → the long option. */
+const FILTER_ALIASES: Record<string, string> = { src: '--orig-src', dst: '--orig-dst', 'orig-port-src': '--sport', 'orig-port-dst': '--dport' };
 
 /** `host:port`, `[v6]:port` or an http(s) URL as the base URL of a proxy's metrics server. */
 export function proxyURL(text: string): string {
@@ -101,7 +104,10 @@ export async function fromProxy(base: string, path: string, chunk: (text: string
  * exits), 2 usage. `stop` ends -E (the CLI aborts it on SIGINT and SIGTERM).
  */
 export async function runConntrack(argv: readonly string[], out: (s: string) => void, err: (s: string) => void, stop?: AbortSignal): Promise<number> {
-  const options = Object.fromEntries(FILTER_OPTIONS.map(([, long, short]) => [long.slice(2), { type: 'string' as const, ...(short ? { short: short.slice(1) } : {}) }]));
+  const options = Object.fromEntries([
+    ...FILTER_OPTIONS.map(([, long, short]) => [long.slice(2), { type: 'string' as const, ...(short ? { short: short.slice(1) } : {}) }]),
+    ...Object.keys(FILTER_ALIASES).map((alias) => [alias, { type: 'string' as const }]),
+  ]);
   const { values } = parseArgs({
     args: [...argv], strict: true, allowPositionals: false,
     options: {
@@ -127,6 +133,13 @@ export async function runConntrack(argv: readonly string[], out: (s: string) => 
     for (const [field, long] of FILTER_OPTIONS) {
       const v = (values as Record<string, unknown>)[long.slice(2)];
       if (typeof v === 'string') given[field] = v;
+    }
+    for (const [alias, long] of Object.entries(FILTER_ALIASES)) {
+      const v = (values as Record<string, unknown>)[alias];
+      if (typeof v !== 'string') continue;
+      const field = FILTER_OPTIONS.find(([, l]) => l === long)![0];
+      if (given[field] !== undefined) throw new Error(`--${alias} and ${long} name the same selection`);
+      given[field] = v;
     }
     conntrackFilter(given);
   } catch (e) {

@@ -6,7 +6,6 @@
 // address, count a pod's flows) work on the flows svcplane keeps. Pure: formats and filters
 // entries it is given; never reads the core.
 import { tryParseIP } from './words.js';
-import { sameIP } from '../kube/ip.js';
 import { said } from './packet.js';
 import type { ConntrackEntry, TupleView } from './conntrack-record.js';
 
@@ -31,6 +30,8 @@ export const FILTER_OPTIONS = [
 ] as const;
 
 const PROTO_NUMBERS: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, icmpv6: 58, sctp: 132 };
+/** -p as a number, or by the other name /etc/protocols gives ICMPv6 (conntrack looks names up there). */
+const PROTO_ALIASES: Record<string, string> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmpv6', 132: 'sctp', 'ipv6-icmp': 'icmpv6' };
 
 export type FilterField = (typeof FILTER_OPTIONS)[number][0];
 
@@ -49,21 +50,40 @@ export function conntrackFilter(values: Partial<Record<FilterField, string>>, na
       if (v !== 'ipv4' && v !== 'ipv6') throw new Error(`${long}: ipv4 or ipv6, not ${JSON.stringify(v)}`);
       f.family = v === 'ipv4' ? 4 : 6;
     } else if (field === 'proto') {
-      const p = v.toLowerCase();
+      const lower = v.toLowerCase();
+      const p = Object.hasOwn(PROTO_ALIASES, lower) ? PROTO_ALIASES[lower]! : lower;
       if (!Object.hasOwn(PROTO_NUMBERS, p)) throw new Error(`${long}: tcp, udp, sctp, icmp or icmpv6, not ${JSON.stringify(v)}`);
       f.proto = p;
     } else if (field === 'sport' || field === 'dport') {
       if (!/^\d{1,5}$/.test(v) || Number(v) > 65535) throw new Error(`${long}: not a port number: ${JSON.stringify(v)}`);
       f[field] = Number(v);
     } else {
-      if (!tryParseIP(v)) throw new Error(`${long}: not an IP address: ${JSON.stringify(v)}`);
+      const b = tryParseIP(v);
+      if (!b) throw new Error(`${long}: not an IP address: ${JSON.stringify(v)}`);
+      // Every address sets the family, as -f does (an IPv4-mapped address is IPv6); conntrack.c
+      // refuses a second, different one.
+      const family = b.length === 4 ? 4 : 6;
+      if (f.family !== undefined && f.family !== family) throw new Error(`${long} ${v}: mismatched address family`);
+      f.family = family;
       f[field] = v;
     }
   }
   if ((f.sport !== undefined || f.dport !== undefined) && f.proto === undefined) {
     throw new Error(`${named(f.sport !== undefined ? 'sport' : 'dport')} needs ${named('proto')} (as conntrack -L)`);
   }
+  // Ports are options of the tcp, udp and sctp extensions only: with ICMP conntrack knows none.
+  if ((f.sport !== undefined || f.dport !== undefined) && (f.proto === 'icmp' || f.proto === 'icmpv6')) {
+    throw new Error(`unknown option ${named(f.sport !== undefined ? 'sport' : 'dport')} with ${named('proto')} ${f.proto} (as conntrack -L)`);
+  }
   return f;
+}
+
+/** Whether two addresses are the same, written either way, in the same family (no IPv4-mapped folding). */
+function sameAddress(a: string, b: string): boolean {
+  const x = tryParseIP(a), y = tryParseIP(b);
+  if (!x || !y || x.length !== y.length) return false;
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
 }
 
 const longOption = (field: FilterField): string => FILTER_OPTIONS.find(([f]) => f === field)![1];
@@ -98,10 +118,10 @@ export function checkedFilter(given: unknown): ConntrackFilter {
 export function conntrackMatches(e: ConntrackEntry, f: ConntrackFilter): boolean {
   return (f.family === undefined || e.family === f.family)
     && (f.proto === undefined || e.proto === f.proto)
-    && (f.src === undefined || sameIP(e.original.src, f.src))
-    && (f.dst === undefined || sameIP(e.original.dst, f.dst))
-    && (f.replySrc === undefined || sameIP(e.reply.src, f.replySrc))
-    && (f.replyDst === undefined || sameIP(e.reply.dst, f.replyDst))
+    && (f.src === undefined || sameAddress(e.original.src, f.src))
+    && (f.dst === undefined || sameAddress(e.original.dst, f.dst))
+    && (f.replySrc === undefined || sameAddress(e.reply.src, f.replySrc))
+    && (f.replyDst === undefined || sameAddress(e.reply.dst, f.replyDst))
     && (f.sport === undefined || (e.original.icmpType === undefined && e.original.sport === f.sport))
     && (f.dport === undefined || (e.original.icmpType === undefined && e.original.dport === f.dport));
 }

@@ -61,6 +61,10 @@ describe('conntrackFilter / conntrackMatches', () => {
     expect(count({ proto: 'tcp', dport: '80' })).toBe(1);
     expect(count({ proto: 'tcp', dport: '81' })).toBe(0);
     expect(count({ proto: 'udp', sport: '5353', dst: '198.18.7.7' })).toBe(1);
+    // An IPv4-mapped address is IPv6 to conntrack: it selects no IPv4 flow (and deletes none).
+    expect(count({ src: `::ffff:${CLIENT}` })).toBe(0);
+    expect(count({ proto: '17' })).toBe(2);
+    expect(count({ proto: 'ipv6-icmp' })).toBe(0);
   });
 
   it('refuses what conntrack -L refuses, naming the option (or the name the caller gives it)', () => {
@@ -70,6 +74,11 @@ describe('conntrackFilter / conntrackMatches', () => {
     expect(() => conntrackFilter({ proto: 'tcp', dport: '70000' })).toThrow('--dport: not a port number: "70000"');
     expect(() => conntrackFilter({ dport: '80' })).toThrow('--dport needs --proto');
     expect(() => conntrackFilter({ replyDst: 'x' }, (f) => f)).toThrow('replyDst: not an IP address');
+    // conntrack.c: every address sets the family; two that differ are "mismatched address family".
+    expect(() => conntrackFilter({ src: CLIENT, family: 'ipv6' })).toThrow('--orig-src 198.18.50.1: mismatched address family');
+    expect(() => conntrackFilter({ src: CLIENT, dst: 'fd00::10' })).toThrow('--orig-dst fd00::10: mismatched address family');
+    // Ports belong to the tcp, udp and sctp extensions: with -p icmp conntrack knows no --sport.
+    expect(() => conntrackFilter({ proto: 'icmp', sport: '80' })).toThrow('unknown option --sport with --proto icmp');
   });
 });
 

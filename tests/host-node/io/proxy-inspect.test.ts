@@ -248,6 +248,17 @@ describe('a running proxy\'s /conntrack over a large table', () => {
     out = err = '';
     expect(await runConntrack(['--proxy', `127.0.0.1:${served.port}`, '-d', '198.18.7.7', '-f', 'ipv4'], (s) => { out += s; }, (s) => { err += s; })).toBe(0);
     expect(out.split('\n').filter(Boolean)).toHaveLength(1);
+    // conntrack's other names: --dst for --orig-dst, --orig-port-dst for --dport.
+    const oneLine = out;
+    out = '';
+    expect(await runConntrack(['--proxy', `127.0.0.1:${served.port}`, '--dst', '198.18.7.7'], (s) => { out += s; }, () => {})).toBe(0);
+    expect(out).toBe(oneLine);
+    out = '';
+    expect(await runConntrack(['--proxy', `127.0.0.1:${served.port}`, '-p', 'tcp', '-r', EPS[0]!, '--orig-port-dst', '80'], (s) => { out += s; }, () => {})).toBe(0);
+    expect(untimed(out.split('\n').filter(Boolean))).toEqual(untimed(toFirst));
+    err = '';
+    expect(await runConntrack(['--proxy', `127.0.0.1:${served.port}`, '-d', '198.18.7.7', '-f', 'ipv6'], () => {}, (s) => { err += s; })).toBe(2);
+    expect(err).toContain('svcplane conntrack: --orig-dst 198.18.7.7: mismatched address family');
     err = '';
     expect(await runConntrack(['--proxy', `127.0.0.1:${served.port}`, '--dport', '80'], () => {}, (s) => { err += s; })).toBe(2);
     expect(err).toContain('svcplane conntrack: --dport needs --proto');
