@@ -104,7 +104,7 @@ export async function fromProxy(base: string, path: string, chunk: (text: string
  * exits), 2 usage. `stop` ends -E (the CLI aborts it on SIGINT and SIGTERM).
  */
 export async function runConntrack(argv: readonly string[], out: (s: string) => void, err: (s: string) => void, stop?: AbortSignal): Promise<number> {
-  const options = Object.fromEntries([
+  const options: Record<string, { type: 'string'; short?: string }> = Object.fromEntries([
     ...FILTER_OPTIONS.map(([, long, short]) => [long.slice(2), { type: 'string' as const, ...(short ? { short: short.slice(1) } : {}) }]),
     ...Object.keys(FILTER_ALIASES).map((alias) => [alias, { type: 'string' as const }]),
   ]);
