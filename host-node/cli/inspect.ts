@@ -108,8 +108,8 @@ export async function runConntrack(argv: readonly string[], out: (s: string) => 
     ...FILTER_OPTIONS.map(([, long, short]) => [long.slice(2), { type: 'string' as const, ...(short ? { short: short.slice(1) } : {}) }]),
     ...Object.keys(FILTER_ALIASES).map((alias) => [alias, { type: 'string' as const }]),
   ]);
-  const { values } = parseArgs({
-    args: [...argv], strict: true, allowPositionals: false,
+  const { values, tokens } = parseArgs({
+    args: [...argv], strict: true, allowPositionals: false, tokens: true,
     options: {
       ...options, proxy: { type: 'string' }, dump: { type: 'boolean', short: 'L' }, delete: { type: 'boolean', short: 'D' },
       flush: { type: 'boolean', short: 'F' }, event: { type: 'boolean', short: 'E' }, help: { type: 'boolean', short: 'h' },
@@ -125,7 +125,13 @@ export async function runConntrack(argv: readonly string[], out: (s: string) => 
   };
   if (typeof values.proxy !== 'string') return usage('--proxy is required (the proxy\'s --metrics-bind-address)');
   const command = values.flush ? 'flush' : values.delete ? 'delete' : values.event ? 'event' : 'dump';
-  if ([values.dump, values.delete, values.flush, values.event].filter(Boolean).length > 1) return usage('one of -L, -D, -F and -E');
+  // conntrack.c takes one command, once ("Invalid commands combination"), and knows the port
+  // options only once -p has named a protocol that has them (its extension adds them).
+  const named = (names: readonly string[]) => tokens.flatMap((t) => (t.kind === 'option' && names.includes(t.name) ? [t] : []));
+  if (named(['dump', 'delete', 'flush', 'event']).length > 1) return usage('one of -L, -D, -F and -E, once');
+  const firstPort = named(['sport', 'dport', 'orig-port-src', 'orig-port-dst'])[0];
+  const firstProto = named(['proto'])[0];
+  if (firstPort && firstProto && firstPort.index < firstProto.index) return usage(`${firstPort.rawName} before -p: conntrack knows the port options only after it`);
   let base: string;
   const given: Partial<Record<FilterField, string>> = {};
   try {

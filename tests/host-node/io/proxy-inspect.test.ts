@@ -332,6 +332,14 @@ describe('a running proxy\'s /conntrack over a large table', () => {
     expect(err).toContain('-F takes no selection');
     expect(await runConntrack([...proxy, '-L', '-D'], () => {}, (s) => { err += s; })).toBe(2);
     expect(err).toContain('one of -L, -D, -F and -E');
+    // As conntrack: one command once ("Invalid commands combination"), and a port option only after -p.
+    err = '';
+    expect(await runConntrack([...proxy, '-L', '-L'], () => {}, (s) => { err += s; })).toBe(2);
+    expect(err).toContain('one of -L, -D, -F and -E, once');
+    err = '';
+    expect(await runConntrack([...proxy, '-L', '--dport', '80', '-p', 'tcp'], () => {}, (s) => { err += s; })).toBe(2);
+    expect(err).toContain('--dport before -p: conntrack knows the port options only after it');
+    expect(await runConntrack([...proxy, '-L', '-p', 'tcp', '--dport', '80'], () => {}, () => {})).toBe(0);
   });
 });
 
