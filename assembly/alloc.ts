@@ -37,6 +37,17 @@ export function regrow(p: usize, oldBytes: usize, bytes: usize): usize {
   return q;
 }
 
+/**
+ * A block of `bytes` in place of `old` (0: none), its contents not kept: the new block is taken
+ * before the old one is given back, so should the allocator fail the caller still holds `old`,
+ * never a pointer to freed memory.
+ */
+export function replaceBlock(old: usize, bytes: usize): usize {
+  const grown = heap.alloc(bytes);
+  if (old != 0) heap.free(old);
+  return grown;
+}
+
 /** The largest block AssemblyScript's TLSF allocator hands out (its BLOCK_MAXSIZE is 2^30 less
  *  its block header; a little more is kept back here). */
 const ALLOC_MAX: u64 = (<u64>1 << 30) - 64;

@@ -25,7 +25,7 @@ import {
   ctAdoptIpvsNat, ctDelete,
 } from "./conntrack/table";
 import { coreNow } from "./clock";
-import { allocFits, inMemory } from "./alloc";
+import { allocFits, inMemory, replaceBlock } from "./alloc";
 import { CT_RECORD_SIZE } from "./conntrack/record";
 
 export const ABI_VERSION: u32 = 1;
@@ -101,11 +101,7 @@ export function resetStats(): void { statsReset(); }
 export function cfgBuffer(size: u32): usize {
   if (<usize>size > cfgCap) {
     if (!allocFits(<u64>size)) return 0;
-    // The new block before the old one is given back: should the allocator still fail, the
-    // buffer stays where it was, never on freed memory.
-    const grown = heap.alloc(<usize>size);
-    if (cfgBuf != 0) heap.free(cfgBuf);
-    cfgBuf = grown;
+    cfgBuf = replaceBlock(cfgBuf, <usize>size);
     cfgCap = <usize>size;
   }
   return cfgBuf;

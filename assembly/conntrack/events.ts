@@ -9,7 +9,7 @@
 import { Tuple, PROTO_TCP } from "../flow";
 import { entryAt, E_STATUS, E_PROTO, E_TCPSTATE, CT_SEEN_REPLY, CT_ASSURED } from "./entry";
 import { CT_RECORD_SIZE, writeRecord } from "./record";
-import { allocFits } from "../alloc";
+import { allocFits, replaceBlock } from "../alloc";
 
 export const CT_EVENT_NEW: u8 = 1;
 export const CT_EVENT_DESTROY: u8 = 2;
@@ -55,9 +55,7 @@ export function ctEventsEnable(n: u32): bool {
   if (n == 0 || n > CT_EVENT_SLOTS_MAX) return false;
   if (n > ringSlots) {
     if (!allocFits(<u64>n * CT_EVENT_SLOT)) return false;
-    const grown = heap.alloc(<usize>n * CT_EVENT_SLOT);
-    if (ring != 0) heap.free(ring);
-    ring = grown;
+    ring = replaceBlock(ring, <usize>n * CT_EVENT_SLOT);
     ringSlots = n;
   }
   slots = n;

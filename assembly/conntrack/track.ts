@@ -12,9 +12,7 @@
 
 import { ctEventsOn, ctEventOf, ctEventState, CT_EVENT_UPDATE, CT_EVENT_STATE } from "./events";
 import { Tuple, Flow, PROTO_TCP, PROTO_UDP, PROTO_SCTP, PROTO_ICMP, PROTO_ICMPV6, FRAG_LATER, FAMILY_V6 } from "../flow";
-
-// IPv6 No Next Header (RFC 8200 §4.7; wire/ipv6.ts reports it as the protocol).
-const PROTO_NO_NEXT: u8 = 59;
+import { NH_NONE } from "../wire/ipv6";
 import {
   E_EXPIRY, E_PROTO, E_STATUS, E_OTYPE, E_STREAM_AT, CT_SEEN_REPLY, CT_ASSURED, CT_CONFIRMED,
   CT_STREAM_TIME, entryAt, isUsed, readTuple,
@@ -74,7 +72,7 @@ export function icmpValidNew(proto: u8, type: u8): bool {
 export function ctOpens(f: Flow): bool {
   if (f.proto == PROTO_TCP) return tcpValidFlags(f.tcpFlags) && tcpNextState(0, tcpIndex(f.tcpFlags), TCP_NONE) < TCP_STATE_COUNT;
   if (f.proto == PROTO_ICMP || f.proto == PROTO_ICMPV6) return icmpValidNew(f.proto, f.icmpType);
-  return !(f.family == FAMILY_V6 && f.proto == PROTO_NO_NEXT);
+  return !(f.family == FAMILY_V6 && f.proto == NH_NONE);
 }
 
 /**

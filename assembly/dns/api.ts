@@ -1,14 +1,14 @@
 // dns/api.ts — the cluster DNS control and query surface the ABI exports (index.ts, DNS section):
 // a staging buffer for the record blob (format in table.ts), the atomic table load, fixed query and
-// answer buffers, dnsAnswer itself (a host's pointers checked against the memory), its TCP framing (dnsAnswerTcp), the upstream-forwarding switch
-// and the counters. Never parses the blob itself (table.ts) nor
-// answers (answer.ts); the only allocations are on control calls.
+// answer buffers, dnsAnswer itself (a host's pointers checked against the memory), its TCP framing
+// (dnsAnswerTcp), the upstream-forwarding switch and the counters. Never parses the blob itself
+// (table.ts) nor answers (answer.ts); the only allocations are on control calls.
 import { dnsTableLoad, recordCount, groupCount, tableReady, tableBytes } from "./table";
 import {
   dnsAnswer as answer, counters, countersReset, countDns, forwardSet, C_COUNT, C_PARTIAL, C_QUERIES, C_DROP_SHORT, C_DROP_NOROOM,
   DROP_SHORT, DROP_NOROOM,
 } from "./answer";
-import { allocFits, inMemory } from "../alloc";
+import { allocFits, inMemory, replaceBlock } from "../alloc";
 
 // The query or the answer buffer reaching past the memory: counted and dropped as a short query
 // (`queryIn` false) or one without room (a host's pointer is never followed out of bounds).
@@ -35,9 +35,7 @@ let stageCap: u32 = 0;
 export function dnsBuffer(size: u32): usize {
   if (size > stageCap) {
     if (!allocFits(<u64>size)) return 0;
-    const grown = heap.alloc(<usize>max<u32>(size, 1));   // before the old block is given back
-    if (stage != 0) heap.free(stage);
-    stage = grown;
+    stage = replaceBlock(stage, <usize>max<u32>(size, 1));
     stageCap = size;
   }
   return stage;

@@ -18,6 +18,7 @@
 import { Flow, PROTO_TCP, PROTO_UDP, PROTO_SCTP, FRAG_LATER } from "../flow";
 import { Chain, ruleAt, opAt, SEG_REC } from "./chain";
 import { opKind, opFlags, opWords, M_PROTO, M_DPORT, M_DST, T_JUMP, T_GOTO } from "./format";
+import { replaceBlock } from "../alloc";
 
 export const DISPATCH_MIN_RUN: u32 = 4;
 export const DISPATCH_NONE: u32 = 0xFFFFFFFF;
@@ -125,10 +126,9 @@ let workBytes: usize = 0;
 
 function workFor(bytes: usize): usize {
   if (bytes > workBytes) {
-    const grown = heap.alloc(bytes + (bytes >> 2));   // before the old block is given back
-    if (work != 0) heap.free(work);
-    work = grown;
-    workBytes = bytes + (bytes >> 2);
+    const size = bytes + (bytes >> 2);
+    work = replaceBlock(work, size);   // the size only once the block is there
+    workBytes = size;
   }
   return work;
 }

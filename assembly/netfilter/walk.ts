@@ -9,7 +9,8 @@
 // sizes its stack by the chain count (translate_table), so any loop-free table walks to its end;
 // iptables-nft refuses a table deeper than nf_tables' NFT_JUMP_STACK_SIZE (16) at load. 256 frames
 // take every loop-free table a rule writer nests by hand (kube-proxy's go five deep); a jump
-// beyond them drops the packet, counted, as ipt_do_table() does when its stack is exhausted. A GOTO pushes nothing, so a loop of GOTOs is bounded separately, by
+// beyond them drops the packet, counted, as ipt_do_table() does when its stack is exhausted. A
+// GOTO pushes nothing, so a loop of GOTOs is bounded separately, by
 // IPT_MAX_GOTOS per traversal. Never allocates; the stack is reserved at start-up.
 import { Flow } from "../flow";
 import { R_POLICY, R_NAT_PORTS } from "../verdict";

@@ -16,7 +16,7 @@ import {
   svcPut, svcClear, SVD_MAGIC, SVD_HEADER, FE_BYTES, DEST_BYTES, FE_CLUSTER,
   SVD_F_MASQ_ALL, SVD_F_HAS_EP, SVD_F_ITP_LOCAL,
   E_SVC_MAGIC, E_SVC_VERSION, E_SVC_LENGTH, E_SVC_FAMILY, E_SVC_DEST_RANGE, E_SVC_DUPLICATE, E_SVC_NOMEM, E_SVC_FIELD, svcLiveCount, svcProtoOk,
-  SLOT_BYTES, IX_BYTES_MAX,
+  SLOT_BYTES, IX_BYTES,
 } from "./table";
 import { allocFits, memoryFits } from "../alloc";
 
@@ -89,7 +89,7 @@ export function svcLoad(blob: usize, len: u32): i32 {
   heap.free(ix);
   // The rebuilt table, generously (each service's block, its slot and index entries, the affinity
   // table): the memory must hold it before the old one is cleared, or the load would stop halfway.
-  if (!memoryFits(<u64>len * 2 + <u64>nSvc * (<u64>SLOT_BYTES * 2 + <u64>IX_BYTES_MAX * 8) + (4 << 20))) return E_SVC_NOMEM;
+  if (!memoryFits(<u64>len * 2 + <u64>nSvc * (<u64>SLOT_BYTES * 2 + <u64>IX_BYTES * 8) + (4 << 20))) return E_SVC_NOMEM;
   // Every service is now known to go in: rebuild the table from them.
   if (!allocFits(<u64>SVD_HEADER + FE_BYTES + <u64>maxDests * DEST_BYTES)) return E_SVC_NOMEM;
   const one = heap.alloc(<usize>SVD_HEADER + FE_BYTES + <usize>maxDests * DEST_BYTES);

@@ -69,9 +69,7 @@ const MAX_RANGES: u32 = 4096;
 
 // Index entry (32 B): 0 u8 family  1 u8 proto  2 u8 key kind  3 u8 used  4 u16 port  6 u8 FE kind
 // 7 pad  8 u32[4] address  24 u32 slot  28 u32 hash.
-const IX_BYTES: u32 = 32;
-/** An index entry's bytes (svc/blob.ts sizes a whole load with it). */
-export const IX_BYTES_MAX: u32 = IX_BYTES;
+export const IX_BYTES: u32 = 32;
 let ixBase: usize = 0;
 let ixMask: u32 = 0;
 let ixCount: u32 = 0;
