@@ -1,7 +1,7 @@
 // fast.ts — a fast path for the rule texts kube-proxy writes by the hundred thousand: one scan
 // over the text (no word array, no per-rule parser object), the common option sequences
 // recognised directly, and the immutable parts rules share (jump targets, comments, port matches,
-// addresses, probabilities) interned so 160 000 rules cost a fraction of the memory. Values are
+// addresses, probabilities, accounting objects) interned so 160 000 rules cost a fraction of the memory. Values are
 // still parsed and checked by the same extension definitions the general parser (rule.ts) uses,
 // so the Rule built here is exactly the one parseRuleText() would build. Anything outside the
 // recognised shapes (quoting with escapes, `!` before a match option, long option names, options
@@ -28,6 +28,7 @@ const TCP = L4_MATCH_DEFS.get('tcp')!;
 const UDP = L4_MATCH_DEFS.get('udp')!;
 const COMMENT = MATCH_DEFS.get('comment')!;
 const STATISTIC = STATE_MATCH_DEFS.get('statistic')!;
+const NFACCT = MATCH_DEFS.get('nfacct')!;
 const DNAT = TARGET_DEFS.get('DNAT') as TargetDef;
 
 /**
@@ -64,6 +65,7 @@ const ports: (Match & { kind: 'tcp' | 'udp' })[] = [];
 const nets = [new Recent<AddrMatch>(), new Recent<AddrMatch>()];
 const hosts = new Recent<AddrMatch>();
 const probabilities = new Recent<Match>();
+const accounts = new Recent<Match>();
 /** The last IPv4 host address read (`-s` of a KUBE-SEP rule), for its DNAT rule's next line. */
 let lastHost: Words | null = null;
 /** The single-port range of the last DNAT destination read. */
@@ -183,6 +185,7 @@ function scan(ruleText: string, family: Family): Rule | null {
   let dportText: string | null = null;
   let sportText: string | null = null;
   let stat = false;
+  let acct = false;
   let target: Target | null = null;
   let jumped = false;
   const env = ENV;
@@ -242,6 +245,22 @@ function scan(ruleText: string, family: Family): Rule | null {
           STATISTIC.check?.(s, mode | prob, env);
           checkFinal(STATISTIC, mode | prob);
           m = probabilities.set(p, STATISTIC.build(s, env));
+        }
+        matches[nm++] = m;
+      } else if (is('nfacct')) {
+        // `-m nfacct --nfacct-name NAME`, kube-proxy's NodePort-on-localhost counter.
+        if (acct || !next() || !is('--nfacct-name') || !next() || wordQuoted) return null;
+        acct = true;
+        const name = word();
+        if (name[0] === '-') return null;
+        let m = accounts.get(name);
+        if (!m) {
+          const s = NFACCT.init(env);
+          const bit = apply(NFACCT, s, 'nfacct-name', name, env);
+          if (!bit) return null;
+          NFACCT.check?.(s, bit, env);
+          checkFinal(NFACCT, bit);
+          m = accounts.set(name, NFACCT.build(s, env));
         }
         matches[nm++] = m;
       } else {

@@ -29,6 +29,7 @@ const KUBE_SHAPES = [
   '-m comment --comment ns1/svc1:p80 -m tcp -p tcp -j DNAT --to-destination 10.180.0.1:80',
   '-m comment --comment ns2/svc2:p53 -m udp -p udp -j DNAT --to-destination 10.180.0.2:53',
   '-m comment --comment ns1/svc1:p80 -m tcp -p tcp --dport 30001 -j KUBE-EXT-XPGD46QRK7WJZT7O',
+  '-m comment --comment ns1/svc1:p80 -m tcp -p tcp -d 127.0.0.1 --dport 30001 -m nfacct --nfacct-name localhost_nps_accepted_pkts -j KUBE-EXT-XPGD46QRK7WJZT7O',
   '-p tcp -d 172.30.0.41 --dport 80 -j KUBE-SVC-XPGD46QRK7WJZT7O',
   '-j KUBE-SVC-XPGD46QRK7WJZT7O',
   '-j RETURN',
