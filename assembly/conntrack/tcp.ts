@@ -63,6 +63,9 @@ export const TCP_FLAGS_NEW: u8 = <u8>(TCP_NONE_SET << LAST_INDEX_SHIFT);
 export const TCP_ACCEPT: u32 = 0;  // packet belongs to the connection
 export const TCP_INVALID: u32 = 1; // -NF_ACCEPT: invalid, nothing changed
 export const TCP_REPEAT: u32 = 2;  // -NF_REPEAT: the entry was killed; look the packet up again
+// Accepted after the tracker resynchronised (a SYN/ACK answering an ignored SYN): the kernel then
+// treats the state as changed from SYN_SENT, whatever it was, and reports it (IPCT_PROTOINFO).
+export const TCP_RESYNC: u32 = 3;
 
 // tcp_conntracks[dir][index][state]; rows syn, synack, fin, ack, rst, none;
 // columns sNO, sSS, sSR, sES, sFW, sCW, sLA, sTW, sCL, sS2.
@@ -125,8 +128,9 @@ const VALID_FLAGS: u64 = (<u64>1 << SYN) | (<u64>1 << (SYN | URG)) | (<u64>1 << 
 /**
  * One packet of a TCP connection in direction `dir` (0 original, 1 reply). Updates the state,
  * tracker flags, ASSURED and expiry of entry `e` as nf_conntrack_tcp_packet() does, and returns
- * TCP_ACCEPT, TCP_INVALID (nothing changed) or TCP_REPEAT (entry killed: the packet tries to
- * reopen a closed connection and must be looked up again as new). SEEN_REPLY and CONFIRMED are
+ * TCP_ACCEPT, TCP_RESYNC (accepted as a change from SYN_SENT), TCP_INVALID (nothing changed) or
+ * TCP_REPEAT (entry killed: the packet tries to reopen a closed connection and must be looked up
+ * again as new). SEEN_REPLY and CONFIRMED are
  * the caller's to set afterwards, as nf_conntrack_in() does.
  */
 // @ts-ignore: decorator (one caller, track.ts, on every TCP packet)
@@ -143,6 +147,7 @@ const VALID_FLAGS: u64 = (<u64>1 << SYN) | (<u64>1 << (SYN | URG)) | (<u64>1 << 
   }
   let old = load<u8>(e + E_TCPSTATE);
   let next = tcpNextState(dir, index, old);
+  let resynced = false;
   const lastIndex = <u32>(tf >> LAST_INDEX_SHIFT);
   const lastDir = <u32>((tf >> LAST_DIR_SHIFT) & 1);
 
@@ -162,6 +167,7 @@ const VALID_FLAGS: u64 = (<u64>1 << SYN) | (<u64>1 << (SYN | URG)) | (<u64>1 << 
       old = TCP_SYN_SENT;
       next = TCP_SYN_RECV;
       tf &= ~(F_CHALLENGE | F_CLOSE_INIT_ANY);
+      resynced = true;
     } else {
       tf = (tf & F_KEEP) | <u8>(dir << LAST_DIR_SHIFT) | <u8>(index << LAST_INDEX_SHIFT);
       if (index == TCP_SYN_SET && dir == 0) {
@@ -218,5 +224,5 @@ const VALID_FLAGS: u64 = (<u64>1 << SYN) | (<u64>1 << (SYN | URG)) | (<u64>1 << 
     store<u8>(e + E_STATUS, status);
   }
   store<u32>(e + E_EXPIRY, now + timeout);
-  return TCP_ACCEPT;
+  return resynced ? TCP_RESYNC : TCP_ACCEPT;
 }

@@ -21,7 +21,7 @@ import {
   timeoutOf, STREAM_DELAY_MS, CT_TO_UDP_UNREPLIED, CT_TO_UDP_STREAM, CT_TO_SCTP_UNREPLIED,
   CT_TO_SCTP_STREAM, CT_TO_ICMP, CT_TO_ICMPV6, CT_TO_GENERIC,
 } from "./timeouts";
-import { tcpPacket, tcpValidFlags, tcpNextState, tcpIndex, TCP_INVALID, TCP_REPEAT, TCP_NONE, TCP_STATE_COUNT } from "./tcp";
+import { tcpPacket, tcpValidFlags, tcpNextState, tcpIndex, TCP_INVALID, TCP_REPEAT, TCP_RESYNC, TCP_NONE, TCP_STATE_COUNT } from "./tcp";
 import { ctLookup, statAdd, CT_NONE, CT_STAT_INVALID, CT_STAT_BAD_ARG } from "./hash";
 import { CT_INVALID, CT_ESTABLISHED, CT_NEW, CT_REPEAT } from "./state";
 
@@ -167,10 +167,12 @@ function track(e: usize, dir: u32, f: Flow, now: u32): u8 {
 
   const proto = load<u8>(e + E_PROTO);
   let valid = true;
+  let resynced = false;
   if (proto == PROTO_TCP) {
     const r = tcpPacket(e, dir, f.tcpFlags, now);
     if (r == TCP_REPEAT) return CT_REPEAT;
     valid = r != TCP_INVALID;
+    resynced = r == TCP_RESYNC;
   } else if (proto == PROTO_UDP) {
     streamPacket(e, status, now, CT_TO_UDP_UNREPLIED, CT_TO_UDP_STREAM);
   } else if (proto == PROTO_SCTP) {
@@ -197,7 +199,7 @@ function track(e: usize, dir: u32, f: Flow, now: u32): u8 {
   // is dying then, and says nothing until its DESTROY.
   if (before != NO_EVENT_STATE && <i32>(load<u32>(e + E_EXPIRY) - now) > 0) {
     const after = ctEventState(e);
-    if (after != before) ctEventOf(CT_EVENT_UPDATE, e, now, (after >> 8) != (before >> 8) ? CT_EVENT_STATE : 0);
+    if (after != before || resynced) ctEventOf(CT_EVENT_UPDATE, e, now, (after >> 8) != (before >> 8) || resynced ? CT_EVENT_STATE : 0);
   }
   return state;
 }

@@ -336,7 +336,12 @@ for (const family of [4, 6] as const) {
         const ourEvents = dp.conntrackEventsTake(clock()).events.filter((e) => e.kind !== 'DESTROY')
           .map((e) => eventLine(e.kind, e.flow, 0, opts.events === 'state always' || e.stateChanged));
         out.events = kernelEvents.length;
-        for (const d of eventDiffs(kernelEvents, ourEvents).slice(0, 5)) out.diffs.push(`events: ${d}`);
+        // A TCP or UDP conversation's packets, named by its key, after its diff.
+        const logs = new Map(convs.map((c) => [`src=${c.client} dst=${c.server} sport=${c.sport} dport=${c.port}`, c.log] as const));
+        for (const d of eventDiffs(kernelEvents, ourEvents).slice(0, 5)) {
+          const log = logs.get(d.slice(0, d.indexOf(': kernel ')));
+          out.diffs.push(`events: ${d}${log ? ` — after ${log.join(', ')}` : ''}`);
+        }
       }
       // Every rule counted the same packets.
       for (const c of opts.rules?.chains ?? []) {

@@ -198,6 +198,29 @@ describe('dp.conntrackEvents (conntrack -E)', () => {
     ]);
   });
 
+  it('a SYN/ACK answering a SYN the tracker ignored resynchronises it: an UPDATE even though SYN_RECV stays SYN_RECV', async () => {
+    // nf_conntrack_tcp_packet(): the ignored SYN's SYN/ACK restarts the tracker from SYN_SENT to
+    // SYN_RECV, a state change the kernel reports (IPCT_PROTOINFO); a repeated SYN/ACK with no
+    // ignored SYN before it is no event.
+    const dp = await withFlows();
+    dp.conntrackEvents(64);
+    const at = (flags: string, reply: boolean, t: number) => dp.process(reply
+      ? buildPacket({ src: EP, dst: CLIENT, proto: 'tcp', sport: 8080, dport: 40006, flags })
+      : buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40006, dport: 80, flags }), t);
+    at('S', false, 2000);
+    at('SA', true, 2001);
+    at('SA', true, 2002);   // SYN_RECV again: nothing changes
+    at('S', false, 2003);   // ignored in SYN_RECV
+    at('SA', true, 2004);   // answers the ignored SYN: resynchronised
+    const tuples = `src=${CLIENT} dst=${VIP} sport=40006 dport=80`;
+    const replies = `src=${EP} dst=${CLIENT} sport=8080 dport=40006`;
+    expect(take(dp, 2004)).toEqual([
+      `    [NEW] tcp      6 120 SYN_SENT ${tuples} [UNREPLIED] ${replies}`,
+      ` [UPDATE] tcp      6 60 SYN_RECV ${tuples} ${replies}`,
+      ` [UPDATE] tcp      6 60 SYN_RECV ${tuples} ${replies}`,
+    ]);
+  });
+
   it('a RST back to an unreplied connection kills it: its DESTROY at once (no UPDATE), and only once', async () => {
     const dp = await withFlows();
     dp.conntrackEvents(64);
