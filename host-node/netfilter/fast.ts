@@ -133,6 +133,19 @@ function is(s: string): boolean {
   return wordEnd - wordStart === s.length && text.startsWith(s, wordStart);
 }
 
+/** The match `def` builds from its one option `name` given `value`, shared with one built
+ *  recently from the same value; null when the definition has no such option. */
+function singleOption(def: MatchDef, cache: Recent<Match>, name: string, value: string, env: ParseEnv): Match | null {
+  const hit = cache.get(value);
+  if (hit) return hit;
+  const s = def.init(env);
+  const bit = apply(def, s, name, value, env);
+  if (!bit) return null;
+  def.check?.(s, bit, env);
+  checkFinal(def, bit);
+  return cache.set(value, def.build(s, env));
+}
+
 /** Parses one option of `def` into `state` with the definition's own parser; returns the
  *  option's xflags bit, 0 when `def` has no such option (a refused value throws). */
 function apply(def: ExtDef<unknown, unknown>, state: unknown, name: string, arg: string, env: ParseEnv): number {
@@ -217,15 +230,8 @@ function scan(ruleText: string, family: Family): Rule | null {
           if (pos < 0) return null;
           pos = save;
         }
-        comment = comments.get(value);
-        if (!comment) {
-          const s = COMMENT.init(env);
-          const bit = apply(COMMENT, s, 'comment', value, env);
-          if (!bit) return null;
-          COMMENT.check?.(s, bit, env);
-          checkFinal(COMMENT, bit);
-          comment = comments.set(value, COMMENT.build(s, env));
-        }
+        comment = singleOption(COMMENT, comments, 'comment', value, env);
+        if (!comment) return null;
         matches[nm++] = comment;
       } else if (is('tcp') || is('udp')) {
         if (l4) return null;
@@ -253,15 +259,8 @@ function scan(ruleText: string, family: Family): Rule | null {
         acct = true;
         const name = word();
         if (name[0] === '-') return null;
-        let m = accounts.get(name);
-        if (!m) {
-          const s = NFACCT.init(env);
-          const bit = apply(NFACCT, s, 'nfacct-name', name, env);
-          if (!bit) return null;
-          NFACCT.check?.(s, bit, env);
-          checkFinal(NFACCT, bit);
-          m = accounts.set(name, NFACCT.build(s, env));
-        }
+        const m = singleOption(NFACCT, accounts, 'nfacct-name', name, env);
+        if (!m) return null;
         matches[nm++] = m;
       } else {
         return null;

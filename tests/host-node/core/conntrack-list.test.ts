@@ -147,6 +147,10 @@ describe('dp.conntrackDelete (conntrack -D)', () => {
 
 describe('dp.conntrackEvents (conntrack -E)', () => {
   const take = (dp: Dataplane, nowMs: number) => dp.conntrackEventsTake(nowMs).events.map((e) => eventLine(e.kind, e.flow, nowMs, e.stateChanged));
+  /** Sends a packet of the client's connection from `sport` to the VIP (or the endpoint's reply). */
+  const tcpOf = (dp: Dataplane, sport: number) => (flags: string, reply: boolean, t: number) => dp.process(reply
+    ? buildPacket({ src: EP, dst: CLIENT, proto: 'tcp', sport: 8080, dport: sport, flags })
+    : buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport, dport: 80, flags }), t);
 
   it('records nothing until turned on; then NEW as a connection is stored, DESTROY as it goes, as conntrack -E prints them', async () => {
     const dp = await withFlows();
@@ -180,9 +184,7 @@ describe('dp.conntrackEvents (conntrack -E)', () => {
   it('UPDATE as a stored connection changes: the handshake\'s states as the kernel reports them, a UDP reply, assured', async () => {
     const dp = await withFlows();
     dp.conntrackEvents(64);
-    const at = (flags: string, reply: boolean, t: number) => dp.process(reply
-      ? buildPacket({ src: EP, dst: CLIENT, proto: 'tcp', sport: 8080, dport: 40005, flags })
-      : buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40005, dport: 80, flags }), t);
+    const at = tcpOf(dp, 40005);
     at('S', false, 2000);
     at('SA', true, 2001);
     at('A', false, 2002);
@@ -204,9 +206,7 @@ describe('dp.conntrackEvents (conntrack -E)', () => {
     // ignored SYN before it is no event.
     const dp = await withFlows();
     dp.conntrackEvents(64);
-    const at = (flags: string, reply: boolean, t: number) => dp.process(reply
-      ? buildPacket({ src: EP, dst: CLIENT, proto: 'tcp', sport: 8080, dport: 40006, flags })
-      : buildPacket({ src: CLIENT, dst: VIP, proto: 'tcp', sport: 40006, dport: 80, flags }), t);
+    const at = tcpOf(dp, 40006);
     at('S', false, 2000);
     at('SA', true, 2001);
     at('SA', true, 2002);   // SYN_RECV again: nothing changes
