@@ -130,8 +130,8 @@ const VALID_FLAGS: u64 = (<u64>1 << SYN) | (<u64>1 << (SYN | URG)) | (<u64>1 << 
  * tracker flags, ASSURED and expiry of entry `e` as nf_conntrack_tcp_packet() does, and returns
  * TCP_ACCEPT, TCP_RESYNC (accepted as a change from SYN_SENT), TCP_INVALID (nothing changed) or
  * TCP_REPEAT (entry killed: the packet tries to reopen a closed connection and must be looked up
- * again as new). SEEN_REPLY and CONFIRMED are
- * the caller's to set afterwards, as nf_conntrack_in() does.
+ * again as new). SEEN_REPLY and CONFIRMED are the caller's to set afterwards, as
+ * nf_conntrack_in() does.
  */
 // @ts-ignore: decorator (one caller, track.ts, on every TCP packet)
 @inline export function tcpPacket(e: usize, dir: u32, flags: u8, now: u32): u32 {

@@ -85,7 +85,7 @@ export const MSG = {
   invalidProto: 'Invalid protocol specified',
   invalid: 'Kernel error received: Invalid argument',
   typeUnsupported: 'Kernel error received: set type not supported',
-  // ERANGE: a range longer than svcplane walks (model.ts WALK_LIMIT), as kernels 5.15-5.19 refused it.
+  // ERANGE: a range longer than svcplane walks (model.ts WALK_LIMIT), as kernels 5.15-6.1 refused it.
   tooMany: 'Kernel error received: Numerical result out of range',
 } as const;
 

@@ -101,10 +101,6 @@ function roundBucketsize(n: number | null): number {
 }
 
 /**
- * A bitmap:port entry's ports: the first as written (a reversed range `90-80` is written from
- * 90; a service name counts as the lower end) and the range's ends.
- */
-/**
  * The most elements of one add or del walked here. Current kernels walk any range: the hash
  * types' uadt stops every IPSET_MAX_RANGE (2^14) elements with ERANGE and ip_set_core's call_ad()
  * resumes it ("Rework long task execution when adding/deleting entries", Linux 6.2; seen on 6.18:
@@ -115,6 +111,10 @@ function roundBucketsize(n: number | null): number {
  */
 const WALK_LIMIT = 1 << 20;
 
+/**
+ * A bitmap:port entry's ports: the first as written (a reversed range `90-80` is written from
+ * 90; a service name counts as the lower end) and the range's ends.
+ */
 function portEnds(entry: string, ent: Entry): { written: number; lo: number; hi: number } {
   let lo = Infinity, hi = -Infinity;
   for (const el of ent.elements()) {
