@@ -256,10 +256,11 @@ export {
 // dnsAnswer(query, len, out, cap, maxUdp, tcp) answers one message (length, or -1 short / -2 a
 // response / -3 no room / -4 for the upstream: dropped and counted); dnsAnswerTcp does the same for
 // a length-prefixed TCP frame (-5: incomplete); dnsForward(on) turns upstream marking on;
+// dnsAnswerLocal answers as with it off, uncounted (the table's part of an upstream answer);
 // dnsQueryPtr/dnsAnswerPtr are 64 KiB buffers for it.
 export {
   dnsBuffer, dnsLoad, dnsReady, dnsRecordCount, dnsNameCount, dnsTableBytes, dnsQueryPtr, dnsAnswerPtr, dnsIoBytes,
-  dnsAnswer, dnsAnswerTcp, dnsForward, dnsCountersPtr, dnsCountersCount, dnsCountersReset,
+  dnsAnswer, dnsAnswerLocal, dnsAnswerTcp, dnsForward, dnsCountersPtr, dnsCountersCount, dnsCountersReset,
 } from "./dns/api";
 
 // ---- cluster DNS on the packet path (assembly/dns/serve.ts; helper-owned section): the node's

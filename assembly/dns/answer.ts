@@ -1,6 +1,7 @@
 // dns/answer.ts — answers one DNS query message from the record table (table.ts): header and
 // question checks, EDNS0 OPT (RFC 6891), authoritative answers, NXDOMAIN/NODATA with the zone's SOA
-// in authority (RFC 2308), CNAME for ExternalName services, the spec's deprecated pod A records
+// in authority (RFC 2308), CNAME for ExternalName services with the chain followed through the
+// table (a chain leaving the zone goes upstream like an outside name), the spec's deprecated pod A records
 // (synthesized from the name), REFUSED outside the zone — or, with forwarding on (dnsForwardSet),
 // the DROP_UPSTREAM mark that hands the query to the host's upstream forwarder — FORMERR for
 // malformed queries, TC=1 when a UDP answer does not fit (RFC 1035 §4.2.1, RFC 2181 §9). Never
@@ -51,9 +52,11 @@ export const DROP_UPSTREAM: i32 = -4;   // not ours: the host forwards it upstre
 // upstream forwarder instead of getting REFUSED. Set by the host only when it has an upstream.
 let forward = false;
 export function forwardSet(on: bool): void { forward = on; }
+// Off while dnsAnswerLocal answers: the query was counted once already, when it went upstream.
+let counting = true;
 
 export const counters: usize = memory.data(C_COUNT * 4);
-@inline function bump(c: u32): void { const p = counters + (<usize>c << 2); store<u32>(p, load<u32>(p) + 1); }
+@inline function bump(c: u32): void { if (counting) { const p = counters + (<usize>c << 2); store<u32>(p, load<u32>(p) + 1); } }
 @inline export function countDns(c: u32): void { bump(c); }
 export function countersReset(): void { memory.fill(counters, 0, C_COUNT * 4); }
 
@@ -146,6 +149,78 @@ function writeRecord(out: usize, pos: u32, limit: u32, r: u32, ttl: u32): i32 {
   return e;
 }
 
+// How a CNAME chain followed through the table ended (chase).
+const CHASE_DONE: u32 = 0;      // records of the type found, or the chain cut short
+const CHASE_NXDOMAIN: u32 = 1;  // a target in the zone that does not exist
+const CHASE_NODATA: u32 = 2;    // a target in the zone without records of the type
+const CHASE_OUT: u32 = 3;       // a target outside the zone: only an upstream can answer for it
+// Links followed at most: a chain of ExternalName Services naming each other, or a loop, ends there
+// with what was written (BIND's limit for CNAME chains is 16; a Service chain longer than a few
+// links is a mistake).
+const CHASE_MAX: u32 = 8;
+// chase's output besides its outcome: the position after what it wrote and the records it wrote.
+let chaseEnd: u32 = 0;
+let chaseAn: u32 = 0;
+
+// RFC 1034 §4.3.2 step 3a: a CNAME that does not answer the asked type sends the lookup on to its
+// target. Follows the chain from CNAME record `cname` (already written at `w`) through the table —
+// an ExternalName Service naming another Service, or a pod name — writing each link and then the
+// target's records of `qtype`. The rcode is the last name's (RFC 6604 §2). A stub resolver (glibc,
+// musl) never follows a CNAME by itself: it takes the addresses the answer carries, or none.
+function chase(out: usize, w: u32, body: u32, qtype: u32, cname: u32): u32 {
+  chaseEnd = w;
+  chaseAn = 0;
+  let target = recRdata(cname);
+  for (let hop: u32 = 0; hop < CHASE_MAX; hop++) {
+    const tlen = rnameOffset(target);
+    const g = lookup(target, tlen);
+    if (g < 0) {
+      if (!isWithin(target, tlen, zonePtr(), zoneLen())) return CHASE_OUT;
+      const pod = podAddress(target, tlen, zoneLen());
+      if (pod < 0) return CHASE_NXDOMAIN;
+      if (qtype != T_A && qtype != T_ANY) return CHASE_NODATA;
+      const e = writeA(out, chaseEnd, body, target, <u32>pod, recTtl(soaRecord()));
+      if (e < 0) tc = true;
+      else { chaseEnd = <u32>e; chaseAn++; }
+      return CHASE_DONE;
+    }
+    const first = groupFirst(<u32>g);
+    const n = groupCountOf(<u32>g);
+    let next: i64 = -1;
+    let has = false;
+    for (let i: u32 = 0; i < n; i++) {
+      const t = recType(first + i);
+      if (t == qtype || qtype == T_ANY) has = true;
+      else if (t == T_CNAME) next = first + i;
+    }
+    if (!has && next < 0) return CHASE_NODATA;
+    for (let i: u32 = 0; i < n && !tc; i++) {
+      const r = first + i;
+      const t = recType(r);
+      if (has ? t != qtype && qtype != T_ANY : <i64>r != next) continue;
+      const e = writeRecord(out, chaseEnd, body, r, recTtl(r));
+      if (e < 0) tc = true;
+      else { chaseEnd = <u32>e; chaseAn++; }
+    }
+    if (has || tc) return CHASE_DONE;
+    target = recRdata(<u32>next);
+  }
+  return CHASE_DONE;
+}
+
+// An A record for name `owner` (flat wire form, lowercase) at pos. The new position, or -1 past `limit`.
+function writeA(out: usize, pos: u32, limit: u32, owner: usize, addr: u32, ttl: u32): i32 {
+  const mark = dictMark();
+  const p = writeName(out, pos, limit, owner, true);
+  if (p < 0 || <u32>p + 14 > limit) { dictRestore(mark); return -1; }
+  put16(out + p, T_A);
+  put16(out + p + 2, CLASS_IN);
+  put32(out + p + 4, ttl);
+  put16(out + p + 8, 4);
+  put32(out + p + 10, addr);
+  return p + 14;
+}
+
 // "pod" in wire form.
 const POD: usize = memory.data<u8>([3, 0x70, 0x6f, 0x64]);
 
@@ -177,6 +252,13 @@ function podAddress(n: usize, len: u32, zlen: u32): i64 {
     }
   }
   return parts == 4 ? <i64>addr : -1;
+}
+
+// Whether lowercase name n (len, in the zone of zlen octets) is pod.<zone> or <label>.pod.<zone>.
+function podParent(n: usize, len: u32, zlen: u32): bool {
+  if (len == 4 + zlen) return memory.compare(n, POD, 4) == 0;
+  const at = 1 + <u32>load<u8>(n);
+  return at + 4 + zlen == len && memory.compare(n + at, POD, 4) == 0;
 }
 
 function rnameOffset(rd: usize): u32 {
@@ -283,7 +365,10 @@ export function dnsAnswer(q: usize, len: u32, out: usize, cap: u32, maxUdp: u32,
         counter = C_NODATA;
       }
     } else if (g < 0) {
-      if (inZone) { rcode = RC_NXDOMAIN; counter = C_NXDOMAIN; }
+      // pod.<zone> and <ns>.pod.<zone> hold names below them (every namespace's pod names): empty
+      // non-terminals, NODATA rather than NXDOMAIN (RFC 8020).
+      if (inZone && podParent(nameLow, nameLen, zoneLen())) counter = C_NODATA;
+      else if (inZone) { rcode = RC_NXDOMAIN; counter = C_NXDOMAIN; }
       else if (forward) { bump(C_UPSTREAM); return DROP_UPSTREAM; }
       else { rcode = RC_REFUSED; aa = false; counter = C_REFUSED; }
     } else {
@@ -300,12 +385,21 @@ export function dnsAnswer(q: usize, len: u32, out: usize, cap: u32, maxUdp: u32,
         for (let i: u32 = 0; i < n; i++) if (recType(first + i) == T_CNAME) { want = T_CNAME; found = true; break; }
       }
       if (found) {
+        let cname: i64 = -1;
         for (let i: u32 = 0; i < n && !tc; i++) {
           const r = first + i;
           if (recType(r) != want && want != T_ANY) continue;
           const e = writeRecord(out, w, body, r, recTtl(r));
           if (e < 0) tc = true;
-          else { w = <u32>e; an++; }
+          else { w = <u32>e; an++; if (want == T_CNAME) cname = r; }
+        }
+        if (cname >= 0 && qtype != T_CNAME && !tc) {
+          const end = chase(out, w, body, qtype, <u32>cname);
+          w = chaseEnd;
+          an += chaseAn;
+          if (end == CHASE_NXDOMAIN) { rcode = RC_NXDOMAIN; counter = C_NXDOMAIN; }
+          else if (end == CHASE_NODATA) counter = C_NODATA;
+          else if (end == CHASE_OUT && forward) { bump(C_UPSTREAM); return DROP_UPSTREAM; }
         }
       } else {
         counter = C_NODATA;
@@ -327,4 +421,17 @@ export function dnsAnswer(q: usize, len: u32, out: usize, cap: u32, maxUdp: u32,
   if (tc) bump(C_TRUNCATED);
   bump(counter);
   return <i32>w;
+}
+
+// The table's part of the answer to a query dnsAnswer hands upstream: dnsAnswer as with forwarding
+// off, counting nothing (the query was counted when it went upstream). For an ExternalName naming a
+// host outside the zone, that is the CNAME chain the host's forwarder then completes upstream.
+export function dnsAnswerLocal(q: usize, len: u32, out: usize, cap: u32, maxUdp: u32, tcp: bool): i32 {
+  const was = forward;
+  forward = false;
+  counting = false;
+  const n = dnsAnswer(q, len, out, cap, maxUdp, tcp);
+  forward = was;
+  counting = true;
+  return n;
 }

@@ -5,7 +5,7 @@
 // (table.ts) nor answers (answer.ts); the only allocations are on control calls.
 import { dnsTableLoad, recordCount, groupCount, tableReady, tableBytes } from "./table";
 import {
-  dnsAnswer as answer, counters, countersReset, countDns, forwardSet, C_COUNT, C_PARTIAL, C_QUERIES, C_DROP_SHORT, C_DROP_NOROOM,
+  dnsAnswer as answer, dnsAnswerLocal as answerLocal, counters, countersReset, countDns, forwardSet, C_COUNT, C_PARTIAL, C_QUERIES, C_DROP_SHORT, C_DROP_NOROOM,
   DROP_SHORT, DROP_NOROOM,
 } from "./answer";
 import { allocFits, inMemory, replaceBlock } from "../alloc";
@@ -21,6 +21,14 @@ function outside(queryIn: bool): i32 {
 export function dnsAnswer(q: usize, len: u32, out: usize, cap: u32, maxUdp: u32, tcp: bool): i32 {
   if (!inMemory(q, len) || !inMemory(out, cap)) return outside(inMemory(q, len));
   return answer(q, len, out, cap, maxUdp, tcp);
+}
+
+// dnsAnswer with forwarding off and nothing counted: the table's part of an answer that went
+// upstream (answer.ts dnsAnswerLocal). Out-of-memory pointers give the same drops, uncounted.
+export function dnsAnswerLocal(q: usize, len: u32, out: usize, cap: u32, maxUdp: u32, tcp: bool): i32 {
+  if (!inMemory(q, len)) return DROP_SHORT;
+  if (!inMemory(out, cap)) return DROP_NOROOM;
+  return answerLocal(q, len, out, cap, maxUdp, tcp);
 }
 
 // Room for one message each way: DNS over TCP carries at most 65535 bytes (RFC 1035 §4.2.2).

@@ -16,6 +16,7 @@ import { DnsLoader } from '../dns/records-from.js';
 import { readDnsCounters, type DnsCore } from '../dns/table.js';
 import { DnsForwarder, parseUpstream, type ForwarderStats } from '../dns/forward.js';
 import { nodeUpstreamExchange } from '../io/dns-upstream.js';
+import { coreLocalAnswer, resolveUpstream, type LocalCore } from '../dns/chase.js';
 import { manifestFiles } from '../io/manifests.js';
 
 export const DNS_HELP = `usage: svcplane dns --manifests PATH [--listen ADDR:PORT] [--cluster-domain DOMAIN] [--ttl SECONDS]
@@ -35,10 +36,7 @@ const TCP_IDLE_MS = 10_000;
 const MAX_UDP = 1232;
 
 /** The core exports this server uses. */
-type ServeCore = DnsCore & {
-  dnsQueryPtr(): number;
-  dnsAnswerPtr(): number;
-  dnsIoBytes(): number;
+type ServeCore = DnsCore & LocalCore & {
   dnsAnswer(q: number, len: number, out: number, cap: number, maxUdp: number, tcp: number): number;
   dnsAnswerTcp(frame: number, len: number, out: number, cap: number): number;
   dnsForward(on: number): void;
@@ -125,6 +123,7 @@ export async function startDnsServer(o: DnsServerOptions): Promise<DnsServer> {
   const qPtr = core.dnsQueryPtr();
   const aPtr = core.dnsAnswerPtr();
   const ioBytes = core.dnsIoBytes();
+  const local = coreLocalAnswer(core);
   let mem = new Uint8Array(core.memory.buffer);
   const view = (): Uint8Array => (mem.buffer === core.memory.buffer ? mem : (mem = new Uint8Array(core.memory.buffer)));
   let loads = 0;
@@ -165,7 +164,7 @@ export async function startDnsServer(o: DnsServerOptions): Promise<DnsServer> {
     const n = core.dnsAnswer(qPtr, msg.length, aPtr, ioBytes, MAX_UDP, 0);
     if (n === UPSTREAM) {
       const q = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength).slice();
-      void forwarder.forward(q, 'udp').then((a) => socket.send(a, from.port, from.address), (e: Error) => log(`error: dns upstream: ${e.message}`));
+      void resolveUpstream(forwarder, q, 'udp', local).then((a) => socket.send(a, from.port, from.address), (e: Error) => log(`error: dns upstream: ${e.message}`));
       return;
     }
     if (n <= 0) return;   // dropped (short, a response, no room): counted by the core
@@ -184,7 +183,7 @@ export async function startDnsServer(o: DnsServerOptions): Promise<DnsServer> {
     const n = core.dnsAnswerTcp(qPtr, frame.length, aPtr, ioBytes);
     if (n === UPSTREAM) {
       // RFC 7766 §7: answers on one connection may go out of order; the client matches them by ID.
-      void forwarder.forward(frame.slice(2), 'tcp').then((a) => {
+      void resolveUpstream(forwarder, frame.slice(2), 'tcp', local).then((a) => {
         if (conn.destroyed) return;
         const out = new Uint8Array(2 + a.length);
         out[0] = a.length >> 8;

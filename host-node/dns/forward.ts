@@ -9,6 +9,7 @@
 import { readHeader, withId, answers, servfail, clientUdpSize } from './message.js';
 import { tryParseIP } from '../core/words.js';
 import { buildPacket, decodePacket } from '../core/packet.js';
+import { resolveUpstream, type LocalAnswer } from './chase.js';
 
 export interface Upstream { host: string; port: number }
 
@@ -112,10 +113,12 @@ export class DnsForwarder {
 
 /**
  * The packet path's side: a UDP query packet the core dropped with reason dns_upstream (its slot
- * bytes unchanged) → the reply packet for the client, from the address and port it asked.
+ * bytes unchanged) → the reply packet for the client, from the address and port it asked. With
+ * `local` (the core's dnsAnswerLocal, chase.ts coreLocalAnswer), a cluster name whose CNAME chain
+ * leaves the zone is answered with the chain and the upstream's records for its end.
  */
 export class DnsPacketForwarder {
-  constructor(readonly forwarder: DnsForwarder) {}
+  constructor(readonly forwarder: DnsForwarder, private readonly local?: LocalAnswer) {}
 
   /** The reply packet, or null when `packet` is not an unfragmented UDP datagram with a DNS header. */
   async reply(packet: Uint8Array): Promise<Uint8Array | null> {
@@ -126,7 +129,7 @@ export class DnsPacketForwarder {
       return null;
     }
     if (p.proto !== 17 || p.frag || p.payload.length < 12) return null;
-    const answer = await this.forwarder.forward(p.payload, 'udp');
+    const answer = await resolveUpstream(this.forwarder, p.payload, 'udp', this.local);
     return buildPacket({ src: p.dst, dst: p.src, proto: 'udp', sport: p.dport, dport: p.sport, payload: answer });
   }
 }

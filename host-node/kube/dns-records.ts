@@ -75,12 +75,14 @@ export function reverseName(address: string): string | null {
 /**
  * The spec leaves an endpoint without `hostname` a "unique, system-assigned identifier"; we use
  * the address with its separators turned into dashes (10-3-0-1, fd00--1), as CoreDNS does, so the
- * name is stable for as long as the address is.
+ * name is stable for as long as the address is. An IPv6 address ending in "::" gets a closing 0
+ * (fd00-1--0), as CoreDNS's endpointHostname adds one: a name never ends in a dash.
  */
 export function derivedHostname(address: string): string {
   const ip = parseIP(address);
   const text = ip ? formatIP(ip) : address;
-  return text.replace(/[.:]/g, '-');
+  const name = text.replace(/[.:]/g, '-');
+  return name.endsWith('-') ? `${name}0` : name;
 }
 
 function isReady(e: Endpoint, tolerateUnready: boolean): boolean {

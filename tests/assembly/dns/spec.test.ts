@@ -1,8 +1,8 @@
 // The Kubernetes DNS specification's examples (kubernetes/dns docs/specification.md, schema 1.1.0)
 // as a table: query → answer section, rcode, AA/TC flags and authority, answered by the WASM core
 // from records built out of Services and EndpointSlices.
-import { describe, expect, it } from 'vitest';
-import { dnsHarness, query, RCODE, TYPES, type RR } from './msg.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { decode, dnsHarness, query, RCODE, TYPES, type RR } from './msg.js';
 
 const Z = 'cluster.local.';
 const SOA = `ns.dns.${Z} hostmaster.${Z} 1 7200 1800 86400 5`;
@@ -105,10 +105,116 @@ describe('Kubernetes DNS spec examples', () => {
     expect(z.answer(query('dns-version.corp.example', 'TXT')).answer[0]!.data).toBe('"1.1.0"');
   });
 
+  it('pod.<zone> and <ns>.pod.<zone> are empty non-terminals: NODATA, not NXDOMAIN (RFC 8020)', () => {
+    for (const name of ['pod.cluster.local', 'default.pod.cluster.local', 'any-ns.pod.cluster.local']) {
+      const m = h.answer(query(name, 'A'));
+      expect([name, m.rcode, m.answer.length, m.authority.map(fmt)]).toEqual([name, RCODE.NOERROR, 0, [`${Z} SOA ${SOA}`]]);
+    }
+    // A name below a pod name is none.
+    expect(h.answer(query('x.10-244-1-5.default.pod.cluster.local', 'A')).rcode).toBe(RCODE.NXDOMAIN);
+  });
+
   it('no table loaded: REFUSED, never a trap', () => {
     const empty = dnsHarness(null);
     const m = empty.answer(query('kubernetes.default.svc.cluster.local', 'A'));
     expect(m.rcode).toBe(RCODE.REFUSED);
     expect(empty.counters().refused).toBe(1);
+  });
+});
+
+// ExternalName Services naming names the table answers: the chain is followed to the records, as a
+// recursive resolver gives them (pods' stub resolvers never follow a CNAME themselves).
+const CHAINS = `
+---
+apiVersion: v1
+kind: Service
+metadata: { name: alias, namespace: default }
+spec: { type: ExternalName, externalName: kubernetes.default.svc.cluster.local }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: alias2, namespace: default }
+spec: { type: ExternalName, externalName: alias.default.svc.cluster.local. }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: dangling, namespace: default }
+spec: { type: ExternalName, externalName: nope.default.svc.cluster.local }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: loop-a, namespace: default }
+spec: { type: ExternalName, externalName: loop-b.default.svc.cluster.local }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: loop-b, namespace: default }
+spec: { type: ExternalName, externalName: loop-a.default.svc.cluster.local }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: to-pod, namespace: default }
+spec: { type: ExternalName, externalName: 10-244-1-5.default.pod.cluster.local }
+`;
+
+describe('CNAME chains through the table (RFC 1034 §4.3.2)', () => {
+  let h: ReturnType<typeof dnsHarness>;
+  beforeAll(async () => {
+    const { fixtureRecords } = await import('./msg.js');
+    h = dnsHarness(fixtureRecords(CHAINS));
+  });
+  const names = (m: { answer: RR[] }) => m.answer.map(fmt);
+
+  it('an ExternalName naming a Service: the CNAME, then its address', () => {
+    const m = h.answer(query('alias.default.svc.cluster.local', 'A'));
+    expect([m.rcode, m.aa]).toEqual([RCODE.NOERROR, true]);
+    expect(names(m)).toEqual([`alias.default.svc.${Z} CNAME kubernetes.default.svc.${Z}`, `kubernetes.default.svc.${Z} A 10.3.0.1`]);
+    // Two links, then a name without AAAA: NODATA with the zone's SOA, the chain kept.
+    const two = h.answer(query('alias2.default.svc.cluster.local', 'AAAA'));
+    expect([two.rcode, names(two), two.authority.map(fmt)]).toEqual([RCODE.NOERROR,
+      [`alias2.default.svc.${Z} CNAME alias.default.svc.${Z}`, `alias.default.svc.${Z} CNAME kubernetes.default.svc.${Z}`], [`${Z} SOA ${SOA}`]]);
+    // The CNAME itself, asked for, ends there; ANY gives what the name holds.
+    expect(names(h.answer(query('alias.default.svc.cluster.local', 'CNAME')))).toEqual([`alias.default.svc.${Z} CNAME kubernetes.default.svc.${Z}`]);
+    expect(names(h.answer(query('alias.default.svc.cluster.local', 'ANY')))).toEqual([`alias.default.svc.${Z} CNAME kubernetes.default.svc.${Z}`]);
+  });
+
+  it('a target in the zone that does not exist: NXDOMAIN, the rcode of the last name (RFC 6604)', () => {
+    const m = h.answer(query('dangling.default.svc.cluster.local', 'A'));
+    expect([m.rcode, names(m), m.authority.map(fmt)]).toEqual([RCODE.NXDOMAIN, [`dangling.default.svc.${Z} CNAME nope.default.svc.${Z}`], [`${Z} SOA ${SOA}`]]);
+  });
+
+  it('a loop ends after eight links with what was written', () => {
+    const m = h.answer(query('loop-a.default.svc.cluster.local', 'A'));
+    expect(m.rcode).toBe(RCODE.NOERROR);
+    expect(m.answer.length).toBe(9);
+    expect(m.answer.every((r) => r.type === 'CNAME')).toBe(true);
+  });
+
+  it('a pod name as the target: its synthesized address', () => {
+    const m = h.answer(query('to-pod.default.svc.cluster.local', 'A'));
+    expect(names(m)).toEqual([`to-pod.default.svc.${Z} CNAME 10-244-1-5.default.pod.${Z}`, `10-244-1-5.default.pod.${Z} A 10.244.1.5`]);
+  });
+
+  it('a target outside the zone: the CNAME alone without forwarding; with it, handed to the host, whose local answer is the chain', () => {
+    const off = h.answer(query('foo.default.svc.cluster.local', 'A'));
+    expect([off.rcode, names(off)]).toEqual([RCODE.NOERROR, [`foo.default.svc.${Z} CNAME www.example.com.`]]);
+    const x = h.core.x as unknown as { dnsForward(on: number): void; dnsAnswerLocal(q: number, len: number, out: number, cap: number, maxUdp: number, tcp: number): number };
+    x.dnsForward(1);
+    try {
+      const before = h.counters();
+      const q = query('foo.default.svc.cluster.local', 'A', { id: 0x1234 });
+      expect(h.ask(q)).toBe(-4);
+      expect(h.counters().upstream).toBe(before.upstream! + 1);
+      // In the zone, answered by the table alone: still answered, chains included.
+      expect(names(h.answer(query('alias.default.svc.cluster.local', 'A')))).toHaveLength(2);
+      const counted = h.counters();
+      h.core.put(q, h.core.scratch);
+      const n = x.dnsAnswerLocal(h.core.scratch, q.length, h.core.scratch + 0x20000, 0x10000, 1232, 0);
+      const local = decode(h.core.get(h.core.scratch + 0x20000, n));
+      expect([local.id, local.rcode, names(local)]).toEqual([0x1234, RCODE.NOERROR, [`foo.default.svc.${Z} CNAME www.example.com.`]]);
+      expect(h.counters()).toEqual(counted);   // the local answer counts nothing
+    } finally {
+      x.dnsForward(0);
+    }
   });
 });

@@ -143,5 +143,8 @@ describe('reverse names and derived hostnames', () => {
   it('derived names are the canonical address with dashes', () => {
     expect(derivedHostname('10.3.0.102')).toBe('10-3-0-102');
     expect(derivedHostname('FD00:0::1')).toBe('fd00--1');
+    // An address ending in "::" would leave a trailing dash: a 0 closes it, as CoreDNS writes it.
+    expect(derivedHostname('fd00:1::')).toBe('fd00-1--0');
+    expect(derivedHostname('::')).toBe('--0');
   });
 });

@@ -246,6 +246,23 @@ describe('upstream forwarding (svcplane dns --dns-upstream)', () => {
     expect(server.forwarded().tcpRetries).toBe(before + 1);
   });
 
+  it('an ExternalName naming an outside host: the CNAME, then the upstream addresses of its target (UDP and TCP)', async () => {
+    const from = upstream.udpQueries.length;
+    const out = await dig(server.address.port, 'foo.default.svc.cluster.local', 'A');
+    expect(out).toMatch(/status: NOERROR/);
+    expect(out).toMatch(/flags: qr aa rd ra;/);
+    expect(out).toMatch(/^foo\.default\.svc\.cluster\.local\.\s+5\s+IN\s+CNAME\s+www\.example\.com\.$/m);
+    expect(out).toMatch(/^www\.example\.com\.\s+60\s+IN\s+A\s+198\.18\.7\.1$/m);
+    // The upstream was asked for the target, never for the cluster name.
+    expect(upstream.udpQueries.slice(from)).toEqual(['www.example.com']);
+    const tcp = await dig(server.address.port, '+tcp', 'foo.default.svc.cluster.local', 'A');
+    expect(tcp).toMatch(/^www\.example\.com\.\s+60\s+IN\s+A\s+198\.18\.7\.1$/m);
+    expect(upstream.tcpQueries).toContain('www.example.com');
+    // Without an upstream: the CNAME alone, as before.
+    const alone = await dig(lone.address.port, 'foo.default.svc.cluster.local', 'A');
+    expect(alone).toMatch(/status: NOERROR.*\n.*ANSWER: 1,/);
+  });
+
   it('SERVFAIL when every upstream fails', async () => {
     const out = await dig(server.address.port, 'silent.example', 'A');
     expect(out).toMatch(/status: SERVFAIL/);
