@@ -167,6 +167,9 @@ export function newConnExpected(c: u32): bool {
     ((sysctl(SYS_CONN_REUSE_MODE) & 2) != 0 && st == TCP_S_FIN_WAIT && (connFlags(c) & CF_NOOUTPUT) != 0);
 }
 
+// ip_vs.h FTPDATA: the FTP data port.
+const FTPDATA: u16 = 20;
+
 // tcp/udp/sctp_conn_schedule() + ip_vs_schedule() + the rest of ip_vs_in() for the first packet.
 function newPacket(d: usize, f: Flow, s: u32, now: u32): void {
   const proto = f.proto;
@@ -180,6 +183,14 @@ function newPacket(d: usize, f: Flow, s: u32, now: u32): void {
       finish(d, VERDICT_PASS, R_NONE, f.len, NIL);
       return;
     }
+  }
+  // ip_vs_schedule(): a connection from port 20 (active FTP data, made by the real server itself
+  // when it is local) is never scheduled, persistent services included: NF_ACCEPT.
+  if (f.sport == FTPDATA) {
+    count(IC_NOT_SCHEDULED);
+    resultClear(r);
+    finish(d, VERDICT_PASS, R_NONE, f.len, NIL);
+    return;
   }
   const flags = svcFlags(s);
   const onePacket = (flags & SVC_F_ONEPACKET) != 0 && proto == PROTO_UDP;
@@ -242,9 +253,12 @@ function newPacket(d: usize, f: Flow, s: u32, now: u32): void {
 function inConn(f: Flow, now: u32): u32 {
   const proto = f.proto;
   let c = connInGet(f.family, proto, f.s0, f.s1, f.s2, f.s3, f.sport, f.d0, f.d1, f.d2, f.d3, f.dport, now, false);
-  if (c != NIL && proto == PROTO_TCP && (f.tcpFlags & TCP_SYN) != 0 && sysctl(SYS_CONN_REUSE_MODE) != 0) {
+  if (c != NIL && proto == PROTO_TCP && (f.tcpFlags & TCP_SYN) != 0) {
+    // A quiescent destination's entry is rescheduled with expire_nodest_conn whatever
+    // conn_reuse_mode says; a finished connection's only when conn_reuse_mode is on.
     const dest = connDest(c);
-    const resched = (sysctl(SYS_EXPIRE_NODEST_CONN) != 0 && destWeight(dest) == 0) || newConnExpected(c);
+    const resched = (sysctl(SYS_EXPIRE_NODEST_CONN) != 0 && destWeight(dest) == 0) ||
+      (sysctl(SYS_CONN_REUSE_MODE) != 0 && newConnExpected(c));
     if (resched && connExpire(c, now)) {
       count(IC_REUSED);
       c = NIL;

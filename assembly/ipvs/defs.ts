@@ -158,6 +158,3 @@ memory.fill(counters, 0, <usize>IC_COUNT << 3);
 @inline export function hash32(val: u32, bits: u32): u32 {
   return (val * 0x61C88647) >>> (32 - bits);
 }
-
-// include/net/ip_vs.h ip_vs_dest_conn_overhead(): active connections weigh 256 inactive ones.
-// (Computed by the caller from the counts: (activeconns << 8) + inactconns.)

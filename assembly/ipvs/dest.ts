@@ -132,11 +132,13 @@ export function destSetTun(d: u32, tun: u32): void { store<u32>(destAt(d), tun, 
 // @ts-ignore: decorator
 @inline export function setDestSvc(d: u32, v: u32): void { store<u32>(destAt(d), v, O_SVC); }
 
-// ip_vs.h ip_vs_dest_conn_overhead(): (activeconns << 8) + inactconns, as the kernel's int.
+// ip_vs.h ip_vs_dest_conn_overhead(): (activeconns << 8) + totalconns, as the kernel's int —
+// 257 per active connection, 1 per inactive one, since "ipvs: add totalconns for dest" (stable
+// 6.12.104 and later kernels; before it, (activeconns << 8) + inactconns).
 // @ts-ignore: decorator
 @inline export function destOverhead(d: u32): i32 {
   const p = destAt(d);
-  return <i32>((load<u32>(p, O_ACTIVE) << 8) + load<u32>(p, O_INACT));
+  return <i32>((load<u32>(p, O_ACTIVE) << 8) + totalConns(p));
 }
 
 // Usable for new connections by the weight/overload test every scheduler applies.
@@ -207,15 +209,23 @@ export function destSameAddr(d: u32, af: u8, a0: u32, a1: u32, a2: u32, a3: u32,
 }
 
 /**
- * ip_vs_ctl.c __ip_vs_update_dest(): weight (last_weight keeps the latest non-zero one), thresholds
- * (OVERLOAD is cleared when the new upper threshold is 0 or higher than the old one), AVAILABLE.
+ * ip_vs_ctl.c __ip_vs_update_dest(): weight (last_weight keeps the latest non-zero one), AVAILABLE,
+ * and thresholds. When they change, OVERLOAD is worked out again from the connections at once
+ * (__ip_vs_dest_update_overload(dest, 0), "ipvs: properly update the overload flag on dest edit"):
+ * set at or over the upper threshold, kept between the lower (default 3/4 of the upper, rounded
+ * up: u - (u >> 2)) and the upper, cleared below the lower or with no upper threshold.
  */
 export function destUpdate(d: u32, weight: i32, uth: u32, lth: u32, add: bool): void {
   const p = destAt(d);
   if (add || weight != 0) store<i32>(p, weight, O_LASTW);
   store<i32>(p, weight, O_WEIGHT);
   let flags = load<u32>(p, O_FLAGS) | DEST_F_AVAILABLE;
-  if (uth == 0 || uth > load<u32>(p, O_UTH)) flags &= ~DEST_F_OVERLOAD;
+  if (uth != load<u32>(p, O_UTH) || lth != load<u32>(p, O_LTH)) {
+    const total = totalConns(p);
+    const low = lth != 0 ? lth : uth - (uth >> 2);
+    if (uth != 0 && total >= uth) flags |= DEST_F_OVERLOAD;
+    else if (uth == 0 || total < low) flags &= ~DEST_F_OVERLOAD;
+  }
   store<u32>(p, flags, O_FLAGS);
   store<u32>(p, uth, O_UTH);
   store<u32>(p, lth, O_LTH);

@@ -444,7 +444,7 @@ export function svcDestAdd(s: u32, af: u8, a0: u32, a1: u32, a2: u32, a3: u32, p
   if (af != 4 && af != 6) return E_INVAL;
   if (af == 4 && (a1 | a2 | a3) != 0) return E_INVAL;
   if (weight < 0 || weight > 65535) return E_INVAL;
-  if (uth != 0 && lth > uth) return E_INVAL;   // -ERANGE in the kernel
+  if (lth > uth) return E_INVAL;   // -ERANGE in the kernel, with no upper threshold too
   const fr = validFwd(af, svcAf(s), fwd);
   if (fr != E_OK) return fr;
   if (svcDestLookup(s, af, a0, a1, a2, a3, port) != NIL) return E_EXIST;
@@ -487,7 +487,7 @@ export function svcDestEdit(s: u32, d: u32, fwd: u8, weight: i32, uth: u32, lth:
   if (!svcIsLive(s)) return E_NOENT;
   if (!destIsUsed(d) || destSvc(d) != s || (destFlags(d) & D_TRASH) != 0) return E_NOENT;
   if (weight < 0 || weight > 65535) return E_INVAL;
-  if (uth != 0 && lth > uth) return E_INVAL;
+  if (lth > uth) return E_INVAL;
   const fr = validFwd(destAf(d), svcAf(s), fwd);
   if (fr != E_OK) return fr;
   destSetFwd(d, fwd, tun);

@@ -1,6 +1,6 @@
 // ipvs/sched/lc.ts — least-connection (net/netfilter/ipvs/ip_vs_lc.c).
 //
-// Picks the destination with the smallest overhead (activeconns << 8) + inactconns
+// Picks the destination with the smallest overhead (activeconns << 8) + totalconns
 // (ip_vs_dest_conn_overhead) among those neither overloaded nor quiescent (weight 0). Weights play
 // no other part. Ties go to the destination met first in list order (a later one must be strictly
 // less). Stateless.

@@ -1,6 +1,6 @@
 // ipvs/sched/wlc.ts — weighted least-connection (net/netfilter/ipvs/ip_vs_wlc.c).
 //
-// Load of a destination = overhead / weight, overhead = (activeconns << 8) + inactconns. The first
+// Load of a destination = overhead / weight, overhead = (activeconns << 8) + totalconns. The first
 // destination (list order) that is not overloaded and has weight > 0 is the starting candidate;
 // every later one that is not overloaded replaces it when loh * dw > doh * lw (the division done as
 // a 64-bit cross-multiplication, no floats). So ties stay with the earlier destination, and a

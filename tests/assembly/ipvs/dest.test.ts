@@ -61,6 +61,31 @@ describe('thresholds', () => {
     expect(lab.dest(A).overloaded).toBe(false);
   });
 
+  it('an edit of the thresholds works the overload out again from the connections at once', () => {
+    // Raised from 4 to 5 at 4 connections: 4 is not below the new lower threshold (5 - 5>>2 = 4), so A stays overloaded.
+    const { lab, svc, A, B } = foLab(4, 0);
+    for (let i = 1; i <= 4; i++) lab.send(tcp(CL(i), 1000, VIP, 80, 'S'), { now: 0 });
+    expect(lab.dest(A).overloaded).toBe(true);
+    lab.p.editDest(svc, A, { weight: 5, upperThreshold: 5 });
+    expect(lab.dest(A).overloaded).toBe(true);
+    expect(lab.send(tcp(CL(5), 1000, VIP, 80, 'S'), { now: 0 }).dest).toBe(B);
+    // Lowered to 3 under 2 connections of another destination: it is overloaded before its next one.
+    const low = foLab(0, 0);
+    low.lab.send(tcp(CL(1), 1000, VIP, 80, 'S'), { now: 0 });
+    low.lab.send(tcp(CL(2), 1000, VIP, 80, 'S'), { now: 0 });
+    expect(low.lab.dest(low.A)).toMatchObject({ overloaded: false, activeConns: 2 });
+    low.lab.p.editDest(low.svc, low.A, { weight: 5, upperThreshold: 2 });
+    expect(low.lab.dest(low.A).overloaded).toBe(true);
+    expect(low.lab.send(tcp(CL(3), 1000, VIP, 80, 'S'), { now: 0 }).dest).toBe(low.B);
+  });
+
+  it('a lower threshold above the upper one is refused, with no upper threshold too (-ERANGE)', () => {
+    const { lab, svc, A } = foLab(0, 0);
+    expect(() => lab.p.editDest(svc, A, { weight: 5, upperThreshold: 0, lowerThreshold: 2 })).toThrow();
+    expect(() => lab.p.editDest(svc, A, { weight: 5, upperThreshold: 3, lowerThreshold: 4 })).toThrow();
+    lab.p.editDest(svc, A, { weight: 5, upperThreshold: 3, lowerThreshold: 3 });
+  });
+
   it('persistence templates do not count towards the threshold', () => {
     const lab = new Lab();
     const { ids: [A] } = lab.service({ protocol: 'tcp', address: VIP, port: 80, persistent: 60 },
@@ -90,6 +115,17 @@ describe('quiescent destinations and removal', () => {
     lab.p.editDest(svc, B!, { weight: 0 });
     expect(lab.send(tcp(CL(1), 1000, VIP, 80, 'S')).dest).toBe(B);
     lab.p.setSysctl('expire_nodest_conn', 1);
+    expect(lab.send(tcp(CL(1), 1000, VIP, 80, 'S')).dest).toBe(A);
+  });
+
+  it('expire_nodest_conn reschedules a SYN on a quiescent destination with conn_reuse_mode 0 too', () => {
+    const lab = new Lab();
+    const { svc, ids: [A, B] } = lab.service({ protocol: 'tcp', address: VIP, port: 80, scheduler: 'rr' },
+      [{ address: '198.18.1.1', port: 80 }, { address: '198.18.1.2', port: 80 }]);
+    lab.p.setSysctl('conn_reuse_mode', 0);
+    lab.p.setSysctl('expire_nodest_conn', 1);
+    expect(lab.send(tcp(CL(1), 1000, VIP, 80, 'S')).dest).toBe(B);
+    lab.p.editDest(svc, B!, { weight: 0 });
     expect(lab.send(tcp(CL(1), 1000, VIP, 80, 'S')).dest).toBe(A);
   });
 

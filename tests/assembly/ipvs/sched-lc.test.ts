@@ -13,16 +13,24 @@ function listed(lab: Lab, scheduler: 'lc' | 'wlc' | 'sed' | 'nq' | 'fo' | 'ovf',
   return { svc, ids: ids.reverse() };
 }
 
-describe('lc (ip_vs_lc.c): least (activeconns << 8) + inactconns, weights ignored but 0', () => {
-  it('picks the smallest overhead; one active connection outweighs 255 inactive ones', () => {
+describe('lc (ip_vs_lc.c): least (activeconns << 8) + totalconns, weights ignored but 0', () => {
+  it('picks the smallest overhead; one active connection (257) outweighs 256 inactive ones', () => {
     const lab = new Lab();
     const { svc, ids: [A, B, C] } = listed(lab, 'lc', [1, 1, 1]);
-    lab.setCounts(A!, 1, 0);     // 256
-    lab.setCounts(B!, 0, 255);   // 255
+    lab.setCounts(A!, 1, 0);     // 257
+    lab.setCounts(B!, 0, 256);   // 256 (a tie with A before totalconns, kept by A)
     lab.setCounts(C!, 0, 300);   // 300
     expect(lab.pick(svc, '198.18.9.9')).toBe(B);
-    lab.setCounts(B!, 0, 257);   // now A (256) is least
+    lab.setCounts(B!, 0, 258);   // now A (257) is least
     expect(lab.pick(svc, '198.18.9.9')).toBe(A);
+  });
+
+  it('a busy service: 10 active against 9 active and 256 inactive goes to the latter (2570 > 2569)', () => {
+    const lab = new Lab();
+    const { svc, ids: [A, B] } = listed(lab, 'lc', [1, 1]);
+    lab.setCounts(A!, 10, 0);
+    lab.setCounts(B!, 9, 256);
+    expect(lab.pick(svc, '198.18.9.9')).toBe(B);
   });
 
   it('ties go to the first in list order; weight-0 and overloaded destinations never', () => {
@@ -39,17 +47,17 @@ describe('wlc (ip_vs_wlc.c): overhead / weight by cross-multiplication', () => {
   it('chooses the lowest overhead per weight', () => {
     const lab = new Lab();
     const { svc, ids: [A, B, C] } = listed(lab, 'wlc', [1, 3, 2]);
-    lab.setCounts(A!, 1, 0);    // 256 / 1
-    lab.setCounts(B!, 2, 100);  // 612 / 3 = 204
-    lab.setCounts(C!, 1, 200);  // 456 / 2 = 228
+    lab.setCounts(A!, 1, 0);    // 257 / 1
+    lab.setCounts(B!, 2, 100);  // 614 / 3 = 204.7
+    lab.setCounts(C!, 1, 200);  // 457 / 2 = 228.5
     expect(lab.pick(svc, '198.18.9.9')).toBe(B);
   });
 
   it('an exact tie (loh·dw == doh·lw) keeps the earlier destination', () => {
     const lab = new Lab();
     const { svc, ids: [A, B] } = listed(lab, 'wlc', [1, 2]);
-    lab.setCounts(A!, 1, 0);   // 256 · 2 = 512
-    lab.setCounts(B!, 2, 0);   // 512 · 1 = 512
+    lab.setCounts(A!, 1, 0);   // 257 · 2 = 514
+    lab.setCounts(B!, 2, 0);   // 514 · 1 = 514
     expect(lab.pick(svc, '198.18.9.9')).toBe(A);
     const lab2 = new Lab();
     const r = listed(lab2, 'wlc', [2, 1]);

@@ -92,6 +92,14 @@ describe('UDP and scheduling rules', () => {
     expect(c()).toMatchObject({ timeoutMs: 30_000, expireMs: 30_000 - 0 + 1000 });
   });
 
+  it('a connection from port 20 (active FTP data) is never scheduled: it passes untouched', () => {
+    const { lab } = masqLab();
+    expect(lab.send(tcp(CL, 20, VIP, 80, 'S')).verdict).toBe(V.PASS);
+    expect(lab.p.connections(0)).toEqual([]);
+    expect(lab.p.counters().not_scheduled).toBe(1n);
+    expect(lab.send(tcp(CL, 21, VIP, 80, 'S')).verdict).toBe(V.FORWARD);
+  });
+
   it('only a SYN (without RST) opens a TCP entry; other segments pass untouched (sloppy_tcp relaxes it)', () => {
     const { lab } = masqLab();
     for (const flags of ['A', 'SR', 'FA', 'P']) {
