@@ -40,9 +40,15 @@ export function twosSchedule(first: u32): u32 {
     if (r2 <= 0 && w2 == -1) { c2 = d; w2 = w; oh2 = destOverhead(d); }
     if (w1 != -1 && w2 != -1) break;
   }
-  if (c2 != NIL && w2 * oh1 > w1 * oh2) c1 = c2;
+  if (c2 != NIL && secondWins(<i32>w1, <i32>oh1, <i32>w2, <i32>oh2)) c1 = c2;
   return c1;
 }
+
+// ip_vs_twos.c: (weight2 * overhead1) > (weight1 * overhead2) on the kernel's ints, which wrap
+// (the kernel builds with -fno-strict-overflow): with weights in the thousands and overheads in
+// the hundreds of thousands a product passes 2^31 and the comparison turns as the kernel's does.
+// @ts-ignore: decorator
+@inline function secondWins(w1: i32, oh1: i32, w2: i32, oh2: i32): bool { return w2 * oh1 > w1 * oh2; }
 
 /**
  * Writes, for the `n` destinations of the list in order, the probability that twosSchedule picks
@@ -64,14 +70,13 @@ export function twosOdds(first: u32, out: usize, max: u32): u32 {
     if (!usable(a)) continue;
     const pa = (<f64>destWeight(a) + (firstSeen ? 0 : 1)) / span;
     firstSeen = true;
-    const wa = <i64>destWeight(a), oha = <i64>destOverhead(a);
+    const wa = destWeight(a), oha = destOverhead(a);
     let j: u32 = 0, firstSeenB = false;
     for (let b = first; b != NIL && j < n; b = destNext(b), j++) {
       if (!usable(b)) continue;
       const pb = (<f64>destWeight(b) + (firstSeenB ? 0 : 1)) / span;
       firstSeenB = true;
-      const wb = <i64>destWeight(b), ohb = <i64>destOverhead(b);
-      const k = wb * oha > wa * ohb ? j : i;
+      const k = secondWins(wa, oha, destWeight(b), destOverhead(b)) ? j : i;
       const p = out + (<usize>k << 3);
       store<f64>(p, load<f64>(p) + pa * pb);
     }

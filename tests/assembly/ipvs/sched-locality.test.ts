@@ -91,6 +91,19 @@ describe('twos (ip_vs_twos.c)', () => {
     expect(t.choices[1]!.probability).toBeCloseTo(0.36, 12);
   });
 
+  it('compares weight × overhead on 32-bit ints as the kernel does: past 2^31 the product wraps', () => {
+    const lab = new Lab();
+    const { ids: [B, A] } = lab.service({ ...VIP, scheduler: 'twos' }, [d(2, 10000), d(1, 10000)]);   // list A B
+    lab.setCounts(A!, 1000, 0);   // overhead 257,000: 10,000 × 257,000 wraps to -1,724,967,296
+    lab.setCounts(B!, 778, 0);    // overhead 199,946: 10,000 × 199,946 fits
+    const t = lab.p.trace({ protocol: 'tcp', src: '198.18.5.5', sport: 1, dst: VIP.address, dport: 80 }, 0);
+    const pB = 10000 / 20001;
+    // The busier A wins every pair it is in: B only when both draws are B.
+    expect(t.choices.map((c) => c.destId)).toEqual([A, B]);
+    expect(t.choices[1]!.probability).toBeCloseTo(pB * pB, 12);
+    expect(t.choices[0]!.probability).toBeCloseTo(1 - pB * pB, 12);
+  });
+
   it('picks follow the odds, and the same seed gives the same picks', () => {
     const run = (seed: number) => {
       const lab = new Lab({ seed });
