@@ -34,6 +34,9 @@ const FLOWS = Number(process.env.SVCPLANE_NATC_FLOWS ?? 240);
 const TCP_MSS = Uint8Array.of(2, 4, 0x05, 0xb4);
 const TCP_MSS_TS = Uint8Array.of(2, 4, 0x05, 0xb4, 1, 1, 8, 10, 0, 0, 0x12, 0x34, 0, 0, 0, 0);
 const STEPS = Number(process.env.SVCPLANE_NATC_STEPS ?? 10);
+/** nf_conntrack_proto_udp.c: a two-way flow is a stream 2 s after its first packet; the slack around that moment for the step timing. */
+const STREAM_MS = 2000;
+const RACE_MS = 300;
 const SEED = Number(process.env.SVCPLANE_NATC_SEED ?? 1);
 
 const skipWhy = kernelSkip('tests/kernel/nat-conversations', KERNEL_TOOLS);
@@ -150,6 +153,8 @@ for (const family of [4, 6] as const) {
       // The client's last packet as svcplane forwarded it: what an ICMP error from the server quotes.
       const lastOut = new Map<Conversation, Uint8Array>();
       let mark = 1, compared = 0, back = 0, errors = 0, masq = 0, frags = 0;
+      // When the conversations began (step 0), by svcplane's clock.
+      let born = 0;
       for (let step = 0; step < steps && diffs.length < 20; step++) {
         const sent: Array<{ c: Conversation; dir: 0 | 1; key: string; bytes: Uint8Array; corrupt?: boolean }> = [];
         for (const c of convs) {
@@ -194,9 +199,17 @@ for (const family of [4, 6] as const) {
           }
         }
         const at = clock();
+        if (step === 0) born = at;
         const captured = await k.inject(sent.map((s) => s.bytes), 15);
         const results = dp.processBatch(sent.map((s) => s.bytes), at);
         const read = clock();
+        // A two-way UDP flow becomes a stream (ASSURED, 120 s) once it outlives 2 s from its first
+        // packet (nf_conntrack_proto_udp.c stream_ts). svcplane takes a step's packets at `at`, the
+        // kernel some milliseconds later — the first step's IPv6 packets some 60 ms later, once
+        // the clients' neighbour discovery lets them out — so the two flows are born apart and
+        // may turn into streams in different steps: in the steps around that moment only, an
+        // entry that differs in that alone is not a difference.
+        const streamRace = at - born < STREAM_MS + RACE_MS && read - born > STREAM_MS - RACE_MS;
         // What reached the clients from the kernel, by mark and fragment offset.
         const theirs = new Map<string, string>();
         for (const hex of captured) {
@@ -236,7 +249,8 @@ for (const family of [4, 6] as const) {
           for (const key of keys) {
             const a = kernel.get(key), b = ours.get(key);
             compared++;
-            if (!same(a, b)) diffs.push(`step ${step} ${key}: kernel ${show(a)}, svcplane ${show(b)} — after ${c.log.join(', ')}`);
+            const onlyStream = c.proto === 'udp' && a !== undefined && b !== undefined && a.reply === b.reply && a.unreplied === b.unreplied && a.assured !== b.assured;
+            if (!same(a, b) && !(streamRace && onlyStream)) diffs.push(`step ${step} ${key}: kernel ${show(a)}, svcplane ${show(b)} — after ${c.log.join(', ')}`);
           }
           const a = kernel.get(keys[0]!);
           if (a) {
