@@ -5,7 +5,7 @@
 // upstream). Pods' stub resolvers (glibc, musl) never follow a CNAME themselves: an answer of the
 // CNAME alone resolves to no address. Any other query the core hands upstream is forwarded as it
 // is. Never answers from records, never caches, never reads a clock.
-import { buildQuery, readHeader, readQuestion, clientUdpSize, servfail, DnsMessageError } from './message.js';
+import { buildQuery, readHeader, readQuestion, readWireName, wireNameText, clientUdpSize, servfail, DnsMessageError } from './message.js';
 import type { DnsForwarder } from './forward.js';
 import { concatBytes } from '../core/snapshot.js';
 
@@ -44,34 +44,6 @@ const RC_NOERROR = 0;
 const RC_SERVFAIL = 2;
 const RC_NXDOMAIN = 3;
 
-/** The name at `at` of `b` in wire form without pointers, and the offset after it where it starts. */
-function wireNameAt(b: Uint8Array, at: number): [Uint8Array, number] {
-  const out: number[] = [];
-  let pos = at;
-  let end = -1;
-  let limit = at;
-  for (;;) {
-    if (pos >= b.length) throw new DnsMessageError(`name at ${at} runs past the end`);
-    const len = b[pos]!;
-    if ((len & 0xc0) === 0xc0) {
-      if (pos + 1 >= b.length) throw new DnsMessageError(`pointer at ${pos} runs past the end`);
-      const to = ((len & 0x3f) << 8) | b[pos + 1]!;
-      // Pointers go backwards only (RFC 1035 §4.1.4 "prior occurrence"): no loop can form.
-      if (to >= limit) throw new DnsMessageError(`pointer at ${pos} does not point backwards`);
-      if (end < 0) end = pos + 2;
-      limit = pos = to;
-      continue;
-    }
-    if ((len & 0xc0) !== 0) throw new DnsMessageError(`bad label type at ${pos}`);
-    if (pos + 1 + len > b.length) throw new DnsMessageError(`label at ${pos} runs past the end`);
-    for (let i = 0; i <= len; i++) out.push(b[pos + i]!);
-    if (len === 0) break;
-    pos += 1 + len;
-    if (out.length > 255) throw new DnsMessageError(`name at ${at} is over 255 octets`);
-  }
-  return [Uint8Array.from(out), end < 0 ? pos + 1 : end];
-}
-
 /** The rdata at [at, at + len) with the names RFC 1035's types may compress written out whole. */
 function rdataAt(b: Uint8Array, type: number, at: number, len: number): Uint8Array {
   const raw = b.subarray(at, at + len);
@@ -83,7 +55,7 @@ function rdataAt(b: Uint8Array, type: number, at: number, len: number): Uint8Arr
   const parts: Uint8Array[] = [raw.subarray(0, s[0])];
   let pos = at + s[0];
   for (let k = 0; k < s[1]; k++) {
-    const [name, next] = wireNameAt(b, pos);
+    const [name, next] = readWireName(b, pos);
     parts.push(name);
     pos = next;
   }
@@ -98,7 +70,7 @@ function recordsAt(b: Uint8Array, at: number, count: number): [RR[], number] {
   const out: RR[] = [];
   let pos = at;
   for (let i = 0; i < count; i++) {
-    const [owner, p] = wireNameAt(b, pos);
+    const [owner, p] = readWireName(b, pos);
     if (p + 10 > b.length) throw new DnsMessageError(`record at ${pos} runs past the end`);
     const type = dv.getUint16(p), rdlen = dv.getUint16(p + 8);
     if (p + 10 + rdlen > b.length) throw new DnsMessageError(`record at ${pos} runs past the end`);
@@ -110,13 +82,6 @@ function recordsAt(b: Uint8Array, at: number, count: number): [RR[], number] {
 
 const lower = (n: Uint8Array): string => Array.from(n, (c) => (c >= 0x41 && c <= 0x5a ? c | 0x20 : c)).join(',');
 
-/** Wire name → "a.b.c" text for a question. */
-function nameText(n: Uint8Array): string {
-  const labels: string[] = [];
-  for (let i = 0; n[i]! !== 0; i += 1 + n[i]!) labels.push(String.fromCharCode(...n.subarray(i + 1, i + 1 + n[i]!)));
-  return labels.join('.');
-}
-
 /**
  * Where the CNAME chain of a local answer to `query` leaves it: the last CNAME's target, when the
  * answer holds a chain from the question's name and nothing at its end. Null for any other answer.
@@ -126,7 +91,7 @@ export function chaseTarget(query: Uint8Array, local: Uint8Array): { target: Uin
     const h = readHeader(local);
     if (h.rcode !== RC_NOERROR || h.ancount === 0 || readQuestion(query).type === 'CNAME') return null;
     const [records] = recordsAt(local, readQuestion(local).end, h.ancount);
-    let at = lower(wireNameAt(query, 12)[0]);
+    let at = lower(readWireName(query, 12)[0]);
     let target: Uint8Array | null = null;
     for (let link = 0; link < records.length; link++) {
       const cname = records.find((r) => r.type === T_CNAME && lower(r.owner) === at);
@@ -181,7 +146,7 @@ export async function resolveUpstream(forwarder: DnsForwarder, query: Uint8Array
   const chase = mine && chaseTarget(query, mine);
   if (!chase) return forwarder.forward(query, via);
   const q = readQuestion(query);
-  const up = await forwarder.forward(buildQuery(nameText(chase.target), q.type, { edns: MAX_UDP }), via);
+  const up = await forwarder.forward(buildQuery(wireNameText(chase.target), q.type, { edns: MAX_UDP }), via);
   try {
     const u = readHeader(up);
     const [answer, at] = recordsAt(up, readQuestion(up).end, u.ancount);

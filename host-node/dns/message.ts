@@ -109,9 +109,12 @@ export function readHeader(b: Uint8Array): DnsHeader {
   };
 }
 
-/** Reads the (possibly compressed) name at `at`: [name with trailing dot, offset after it]. */
-export function readName(b: Uint8Array, at: number): [string, number] {
-  const labels: string[] = [];
+/**
+ * The (possibly compressed) name at `at` in wire form with every pointer followed, and the offset
+ * after it where it starts.
+ */
+export function readWireName(b: Uint8Array, at: number): [Uint8Array, number] {
+  const out: number[] = [];
   let pos = at;
   let end = -1;
   // Every pointer must go backwards (RFC 1035 §4.1.4 prior occurrence), so no loop can form.
@@ -124,17 +127,29 @@ export function readName(b: Uint8Array, at: number): [string, number] {
       const to = ((len & 0x3f) << 8) | b[pos + 1]!;
       if (to >= limit) throw new DnsMessageError(`pointer at ${pos} does not point backwards`);
       if (end < 0) end = pos + 2;
-      limit = to;
-      pos = to;
+      limit = pos = to;
       continue;
     }
     if ((len & 0xc0) !== 0) throw new DnsMessageError(`bad label type at ${pos}`);
-    if (len === 0) break;
     if (pos + 1 + len > b.length) throw new DnsMessageError(`label at ${pos} runs past the end`);
-    labels.push(String.fromCharCode(...b.subarray(pos + 1, pos + 1 + len)));
+    for (let i = 0; i <= len; i++) out.push(b[pos + i]!);
+    if (len === 0) break;
     pos += 1 + len;
   }
-  return [`${labels.join('.')}.`, end < 0 ? pos + 1 : end];
+  return [Uint8Array.from(out), end < 0 ? pos + 1 : end];
+}
+
+/** A wire-form name as text, labels joined by dots ("" for the root), no trailing dot. */
+export function wireNameText(n: Uint8Array): string {
+  const labels: string[] = [];
+  for (let i = 0; n[i]! !== 0; i += 1 + n[i]!) labels.push(String.fromCharCode(...n.subarray(i + 1, i + 1 + n[i]!)));
+  return labels.join('.');
+}
+
+/** Reads the (possibly compressed) name at `at`: [name with trailing dot, offset after it]. */
+export function readName(b: Uint8Array, at: number): [string, number] {
+  const [wire, end] = readWireName(b, at);
+  return [`${wireNameText(wire)}.`, end];
 }
 
 /** The first question and the offset after it. */

@@ -124,38 +124,20 @@ describe('Kubernetes DNS spec examples', () => {
 
 // ExternalName Services naming names the table answers: the chain is followed to the records, as a
 // recursive resolver gives them (pods' stub resolvers never follow a CNAME themselves).
-const CHAINS = `
+const externalName = (name: string, target: string) => `
 ---
 apiVersion: v1
 kind: Service
-metadata: { name: alias, namespace: default }
-spec: { type: ExternalName, externalName: kubernetes.default.svc.cluster.local }
----
-apiVersion: v1
-kind: Service
-metadata: { name: alias2, namespace: default }
-spec: { type: ExternalName, externalName: alias.default.svc.cluster.local. }
----
-apiVersion: v1
-kind: Service
-metadata: { name: dangling, namespace: default }
-spec: { type: ExternalName, externalName: nope.default.svc.cluster.local }
----
-apiVersion: v1
-kind: Service
-metadata: { name: loop-a, namespace: default }
-spec: { type: ExternalName, externalName: loop-b.default.svc.cluster.local }
----
-apiVersion: v1
-kind: Service
-metadata: { name: loop-b, namespace: default }
-spec: { type: ExternalName, externalName: loop-a.default.svc.cluster.local }
----
-apiVersion: v1
-kind: Service
-metadata: { name: to-pod, namespace: default }
-spec: { type: ExternalName, externalName: 10-244-1-5.default.pod.cluster.local }
-`;
+metadata: { name: ${name}, namespace: default }
+spec: { type: ExternalName, externalName: ${target} }`;
+const CHAINS = [
+  externalName('alias', 'kubernetes.default.svc.cluster.local'),
+  externalName('alias2', 'alias.default.svc.cluster.local.'),
+  externalName('dangling', 'nope.default.svc.cluster.local'),
+  externalName('loop-a', 'loop-b.default.svc.cluster.local'),
+  externalName('loop-b', 'loop-a.default.svc.cluster.local'),
+  externalName('to-pod', '10-244-1-5.default.pod.cluster.local'),
+].join('');
 
 describe('CNAME chains through the table (RFC 1034 §4.3.2)', () => {
   let h: ReturnType<typeof dnsHarness>;
