@@ -13,6 +13,8 @@ import { canonicalIP, cidrContains, formatCIDR, formatIP, isLoopback, parseCIDR,
 import { detectorFor, masqueradeMark, nodePortAddresses, nodePortHostAddresses, probability, type LocalDetector } from './render-settings.js';
 
 export { detectorFor, formatFixed, masqueradeMark, nodeIPs, nodePortAddresses, nodePortHostAddresses, probability } from './render-settings.js';
+
+const NO_RANGES: readonly string[] = [];
 export type { LocalDetector, NodePortAddresses } from './render-settings.js';
 import { externallyAccessible, usesClusterEndpoints, usesLocalEndpoints, type EndpointInfo, type ProxyModel, type ServicePortInfo } from './model.js';
 
@@ -350,7 +352,10 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     const usesExternalTrafficChain = hasEndpoints && externallyAccessible(sp);
     if (usesExternalTrafficChain) mine.push(externalTrafficChain);
     const fwChain = names.fw;
-    const usesFWChain = hasEndpoints && sp.loadBalancerVIPs.length > 0 && sp.loadBalancerSourceRanges.length > 0;
+    // Since v1.34 a zero-prefix range lets every source in and stands for no ranges at all: no
+    // firewall chain (kubernetes PR 132722, serviceport.go: "zero-masked cidr means allow any").
+    const sourceRanges = current && sp.loadBalancerSourceRanges.some((r) => parseCIDR(r)?.prefix === 0) ? NO_RANGES : sp.loadBalancerSourceRanges;
+    const usesFWChain = hasEndpoints && sp.loadBalancerVIPs.length > 0 && sourceRanges.length > 0;
     if (usesFWChain) mine.push(fwChain);
     const loadBalancerTrafficChain = usesFWChain ? fwChain : externalTrafficChain;
 
@@ -454,7 +459,7 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
       natChains.push(chainLine(fwChain));
       const head = `-A ${fwChain} -m comment --comment "${name} loadbalancer IP"`;
       let allowFromNode = false;
-      for (const src of sp.loadBalancerSourceRanges) {
+      for (const src of sourceRanges) {
         natRules.push(`${head} -s ${cidrText(src)} -j ${externalTrafficChain}`);
         const c = parseCIDR(src);
         if (c && nodeIP && cidrContains(c, nodeIP)) allowFromNode = true;

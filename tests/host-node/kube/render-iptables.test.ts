@@ -146,6 +146,27 @@ ports: [{name: p, port: 80}]`);
     expect(cur).toContain('"ns/lb:p loadbalancer IP" -s 1.2.3.4 -j KUBE-EXT-');
   });
 
+  it('a zero-prefix source range stands for none since v1.34: no firewall chain; v1.28 still writes one', () => {
+    const lb = (ranges: string) => parseManifests(`kind: Service
+metadata: {name: lb, namespace: ns}
+spec: {type: LoadBalancer, clusterIP: 172.30.0.9, loadBalancerSourceRanges: [${ranges}], ports: [{name: p, port: 80, nodePort: 30080}]}
+status: {loadBalancer: {ingress: [{ip: 1.2.3.4}]}}
+---
+kind: EndpointSlice
+metadata: {name: lb-1, namespace: ns, labels: {kubernetes.io/service-name: lb}}
+addressType: IPv4
+endpoints: [{addresses: [10.1.1.1]}]
+ports: [{name: p, port: 80}]`);
+    for (const ranges of ['"0.0.0.0/0"', '"203.0.113.0/24", "10.0.0.0/0"']) {
+      const cur = render(lb(ranges), { ...V1, era: 'current' });
+      expect(cur).not.toMatch(/KUBE-FW-|KUBE-PROXY-FIREWALL -m comment/);
+      expect(cur).toMatch(/"ns\/lb:p loadbalancer IP" -m tcp -p tcp -d 1\.2\.3\.4 --dport 80 -j KUBE-EXT-/);
+    }
+    expect(render(lb('"0.0.0.0/0"'), V1)).toContain('"ns/lb:p loadbalancer IP" -s 0.0.0.0/0 -j KUBE-EXT-');
+    // Any other range keeps its firewall.
+    expect(render(lb('"203.0.113.0/24"'), { ...V1, era: 'current' })).toMatch(/-A KUBE-PROXY-FIREWALL .* -d 1\.2\.3\.4 --dport 80 -j DROP/);
+  });
+
   it('ipMode Proxy ingress IPs get no rules; VIP and unset do', () => {
     const set = parseManifests(`kind: Service
 metadata: {name: lb, namespace: ns}
