@@ -98,7 +98,8 @@ export interface NameResolution {
 /**
  * Resolves `name` through the core's records as a pod's resolver would: a `_port._proto.` name by
  * SRV and then each target's addresses (with the SRV port), anything else by `type` (A or AAAA).
- * A CNAME (ExternalName) ends the resolution without targets: its target is outside the cluster.
+ * A CNAME (ExternalName) to a name in the cluster is followed by the core's answer itself; one to
+ * a name outside ends the resolution without targets (only an upstream knows its addresses).
  */
 export function resolveName(core: DnsTraceCore, name: string, type: 'A' | 'AAAA' = 'A'): NameResolution {
   const queries: DnsQueryTrace[] = [];

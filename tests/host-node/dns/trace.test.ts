@@ -50,6 +50,11 @@ apiVersion: v1
 kind: Service
 metadata: { name: ext, namespace: shop }
 spec: { type: ExternalName, externalName: api.example.com }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: web-alias, namespace: shop }
+spec: { type: ExternalName, externalName: web.shop.svc.cluster.local }
 `;
 
 let dp: Dataplane;
@@ -119,7 +124,14 @@ describe('dp.traceName', () => {
     expect(headless.traces.map((x) => x.to).sort()).toEqual(['10.244.1.21', '10.244.2.22']);
   });
 
-  it('ExternalName and unknown names give no address to send to', () => {
+  it('an ExternalName naming a Service resolves to that Service, and the trace goes on to its endpoints', () => {
+    const t = dp.traceName('web-alias.shop.svc.cluster.local', { src: POD, proto: 'tcp', dport: 80 });
+    expect(t.resolution.queries[0]!.records.map((r) => [r.type, r.data])).toEqual([['CNAME', 'web.shop.svc.cluster.local.'], ['A', '10.96.0.80']]);
+    expect(t.traces.map((x) => x.to)).toEqual(['10.96.0.80']);
+    expect(t.traces[0]!.result.outcomes.map((o) => o.to).sort()).toEqual(['10.244.1.11:8080', '10.244.2.12:8080']);
+  });
+
+  it('an ExternalName naming an outside host and unknown names give no address to send to', () => {
     const ext = dp.traceName('ext.shop.svc.cluster.local', { src: POD, proto: 'tcp', dport: 443 });
     expect(ext.resolution.queries[0]!.records.map((r) => [r.type, r.data])).toEqual([['CNAME', 'api.example.com.']]);
     expect(ext.traces).toEqual([]);
