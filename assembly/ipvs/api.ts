@@ -31,7 +31,7 @@ import {
 } from "./defs";
 import {
   destPoolInit, destAt, destIsUsed, destSvc, destFlags, destNext, destStat, DEST_BYTES,
-  destZeroStats, D_TRASH, destTun, destSetTun, DEST_LIMIT, DSTAT_BYTES,
+  destZeroStats, D_TRASH, destTun, destSetTun, DEST_LIMIT, DSTAT_BYTES, destAf,
 } from "./dest";
 import { setEncapSeed } from "./encap";
 import {
@@ -266,7 +266,10 @@ export function ipvsConnInfo(idx: u32, nowMs: f64): u32 {
   store<u32>(buf, d, 64);
   store<u32>(buf, load<u32>(p, 48), 68);
   store<u32>(buf, load<u32>(p, 40), 72);
-  store<u32>(buf, (flags & CF_TEMPLATE) != 0 ? 1 : 0, 76);
+  store<u8>(buf, (flags & CF_TEMPLATE) != 0 ? 1 : 0, 76);
+  // The real server's own family (a tunnel may cross families): its address at 48 is of that one.
+  store<u8>(buf, destAf(d), 77);
+  store<u16>(buf, 0, 78);
   return 80;
 }
 /**

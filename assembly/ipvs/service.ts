@@ -438,6 +438,24 @@ function validFwd(af: u8, svcAfv: u8, fwd: u8): i32 {
  * ip_vs_ctl.c ip_vs_add_dest(): weight 0..65535 (ipvsadm's range), lower ≤ upper threshold unless
  * the upper is 0. Revives an equal trashed destination. Returns the destination id or an error.
  */
+/**
+ * ip_vs_ctl.c ip_vs_new_dest(): a new real server must be a unicast (or local) address — IPv4 not
+ * in 0.0.0.0/8, not 255.255.255.255, not multicast (inet_addr_type RTN_BROADCAST / RTN_MULTICAST);
+ * IPv6 not ::, not an IPv4-mapped address, not multicast, not link-local (ipv6_addr_type). Words
+ * are raw (network order in memory, as Tuple keeps them). A local subnet's broadcast address,
+ * which the kernel's FIB also calls RTN_BROADCAST, is not known here and passes.
+ */
+function unicastDest(af: u8, a0: u32, a1: u32, a2: u32, a3: u32): bool {
+  if (af == 4) {
+    const a = bswap<u32>(a0);
+    return (a >>> 24) != 0 && a != 0xFFFFFFFF && (a >>> 28) != 0xE;
+  }
+  const w0 = bswap<u32>(a0);
+  if ((w0 >>> 24) == 0xFF || (w0 >>> 22) == (0xFE80 >>> 6)) return false;
+  if (a0 == 0 && a1 == 0 && (a2 == 0 ? a3 == 0 : bswap<u32>(a2) == 0xFFFF)) return false;
+  return true;
+}
+
 export function svcDestAdd(s: u32, af: u8, a0: u32, a1: u32, a2: u32, a3: u32, port: u16, fwd: u8,
     weight: i32, uth: u32, lth: u32, tun: u32): i32 {
   if (!svcIsLive(s)) return E_NOENT;
@@ -464,6 +482,7 @@ export function svcDestAdd(s: u32, af: u8, a0: u32, a1: u32, a2: u32, a3: u32, p
     }
     destSetFwd(d, fwd, tun);
   } else {
+    if (!unicastDest(af, a0, a1, a2, a3)) return E_INVAL;
     d = destAlloc();
     if (d == NIL) return E_NOMEM;
     destSet(d, af, a0, a1, a2, a3, port, fwd, tun);

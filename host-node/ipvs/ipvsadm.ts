@@ -146,7 +146,11 @@ export class Ipvsadm {
       switch (ce.cmd) {
         case 'flush': this.ipvs.flush(); return 0;
         case 'set': this.ipvs.setTimeouts(ce.timeouts); return 0;
-        case 'add-service': this.ipvs.addService(this.virtualService(ce)); return 0;
+        case 'add-service':
+          // The kernel looks the service up before it reads the scheduler (ip_vs_genl_set_cmd).
+          if (this.find(ce) !== undefined) throw new Refused('Service already exists');
+          this.ipvs.addService(this.virtualService(ce));
+          return 0;
         case 'edit-service': this.ipvs.editService(this.need(ce, 'No such service'), this.virtualService(ce)); return 0;
         case 'delete-service': this.ipvs.deleteService(this.need(ce, 'No such service')); return 0;
         case 'zero': this.ipvs.zero(ce.options.has('service-address') ? this.need(ce, 'No such service') : undefined); return 0;

@@ -71,7 +71,7 @@ export interface VirtualService {
   fwmark?: number;
   family?: 4 | 6;
   scheduler?: Scheduler;              // ipvsadm's default: wlc
-  persistent?: number;                // -p seconds (ipvsadm's default when given: 300)
+  persistent?: number;                // -p seconds (ipvsadm's default when given without a value: 360, IPVS_SVC_PERSISTENT_TIMEOUT)
   netmask?: string | number;          // -M: IPv4 dotted mask, IPv6 prefix length
   onePacket?: boolean;                // -o
   schedFlags?: SchedFlag[];           // -b
@@ -380,7 +380,7 @@ export class IpvsProgram {
         timeoutMs: dv.getUint32(b + 72, true), forwarding: FWD_NAME[dv.getUint8(b + 3)]!, flags,
         client: this.readAddr(b + 16, family), clientPort: dv.getUint16(b + 6, true),
         virtual: this.readAddr(b + 32, family), virtualPort: dv.getUint16(b + 8, true),
-        destination: this.readAddr(b + 48, family), destinationPort: dv.getUint16(b + 10, true),
+        destination: this.readAddr(b + 48, dv.getUint8(b + 77) || family), destinationPort: dv.getUint16(b + 10, true),
         destId: dv.getUint32(b + 64, true), control: dv.getUint32(b + 68, true),
       });
     }

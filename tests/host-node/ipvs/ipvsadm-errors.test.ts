@@ -26,6 +26,13 @@ describe('ipvsadm errors', () => {
     ['-e -t 198.18.0.1:80 -r 198.18.1.7:8080 -m', 255, 'No such destination\n'],
     ['-d -t 198.18.0.1:80 -r 198.18.1.1:8081', 255, 'No such destination\n'],
     ['-a -t 198.18.0.1:80 -r 198.18.1.2:80 -m -y 5', 255, 'Numerical result out of range\n'],
+    // The service is looked up before its scheduler is read: an existing one is that, whatever -s says.
+    ['-A -t 198.18.0.1:80 -s nosuch', 255, 'Service already exists\n'],
+    // ip_vs_new_dest(): a real server must be a unicast address.
+    ['-a -t 198.18.0.1:80 -r 224.0.0.1 -m', 255, 'Invalid operation.  Possibly wrong module version, address not unicast, ...\n'],
+    ['-a -t 198.18.0.1:80 -r 0.0.0.0 -m', 255, 'Invalid operation.  Possibly wrong module version, address not unicast, ...\n'],
+    ['-a -t 198.18.0.1:80 -r 0.1.2.3 -m', 255, 'Invalid operation.  Possibly wrong module version, address not unicast, ...\n'],
+    ['-a -t 198.18.0.1:80 -r 255.255.255.255 -m', 255, 'Invalid operation.  Possibly wrong module version, address not unicast, ...\n'],
     // fail() (exit 2).
     ['-A -t 198.18.0.2', 2, 'Zero port specified for non-persistent service\n'],
     ['-A -t 198.18.0.2:80 -o', 2, 'One-Packet Scheduling is only for UDP virtual services\n'],
@@ -64,6 +71,15 @@ describe('ipvsadm errors', () => {
     ['-t 198.18.0.1:80', 255, TRY],
   ] as const)('%s', (line, code, stderr) => {
     expect(err(line)).toEqual([code, stderr, '']);
+  });
+
+  it('an IPv6 real server must be unicast and not link-local (ipv6_addr_type)', () => {
+    expect(dp.ipvsadm('-A -t [fd00::2]:80 -s rr').code).toBe(0);
+    for (const rs of ['[ff02::1]:80', '[fe80::1]:80', '[::]:80', '[::ffff:198.18.1.1]:80']) {
+      expect([rs, ...err(`-a -t [fd00::2]:80 -r ${rs} -m`)]).toEqual([rs, 255, 'Invalid operation.  Possibly wrong module version, address not unicast, ...\n', '']);
+    }
+    expect(err('-a -t [fd00::2]:80 -r [fd00::9]:80 -m')).toEqual([0, '', '']);
+    expect(err('-a -t [fd00::2]:80 -r [::1]:80 -m')).toEqual([0, '', '']);
   });
 
   it('exits 1 listing a missing service, and leaves the table unchanged after refusals', () => {

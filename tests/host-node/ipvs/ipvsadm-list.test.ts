@@ -183,6 +183,13 @@ describe('ipvsadm --stats, --rate and -c from real packets', () => {
     ].sort());
     // 1.5 s later the SYN_RECV entry shows 58 s left (whole seconds, rounded down).
     expect(adm.run('-Lcn', 5000 + 1500).stdout).toContain('TCP 00:58  SYN_RECV ');
+    // A tunnel may cross families: the real server prints in its own (ip_vs_conn_seq_show, daf).
+    ok(dp, '-A -u [fd00::101]:53 -s rr', '-a -u [fd00::101]:53 -r 198.18.1.7 -i', '-A -u 198.18.0.101:53 -s rr', '-a -u 198.18.0.101:53 -r [fd00::7]:53 -i');
+    dp.process(buildPacket({ src: 'fd00::2', dst: 'fd00::101', proto: 'udp', sport: 3334, dport: 53 }), 5000);
+    dp.process(buildPacket({ src: '198.18.2.1', dst: '198.18.0.101', proto: 'udp', sport: 3335, dport: 53 }), 5000);
+    const crossed = adm.run('-Lcn', 5000).stdout;
+    expect(crossed).toContain('UDP 05:00  UDP         [fd00::2]:3334     [fd00::101]:53     198.18.1.7:53\n');
+    expect(crossed).toContain('UDP 05:00  UDP         198.18.2.1:3335    198.18.0.101:53    [fd00::7]:53\n');
     // The persistent-conn header adds the persistence-engine columns.
     expect(dp.ipvsadm('-L -c -n --persistent-conn').stdout.split('\n')[1]).toBe(
       'pro expire state       source             virtual            destination        pe name          pe_data');
