@@ -46,6 +46,11 @@ export const TRACE_KINDS = ['none', 'connection', 'template', 'scheduler', 'odds
 export type TraceKind = (typeof TRACE_KINDS)[number];
 const NIL = 0xffffffff;
 
+/** Told of each real server a sync's add refused (the sync goes on without it). */
+export type RefusedDest = (service: DesiredService, dest: Destination, error: IpvsError) => void;
+// ipvs/defs.ts E_INVAL.
+const E_INVAL = -1;
+
 export class IpvsError extends Error {
   constructor(readonly code: number, what: string) {
     super(`${what}: ${ERRORS[code] ?? `error ${code}`}`);
@@ -478,13 +483,13 @@ export class IpvsProgram {
    * family's and services of the other family are neither read nor touched (kube-proxy's ipvs
    * proxier, one per family, passes over them: proxier.go cleanLegacyService, "Not our family").
    */
-  apply(desired: DesiredService[], family?: 4 | 6): { added: number; edited: number; deleted: number } {
+  apply(desired: DesiredService[], family?: 4 | 6, refused?: RefusedDest): { added: number; edited: number; deleted: number } {
     this.checkDesired(desired);
     const tally = { added: 0, edited: 0, deleted: 0 };
     const want = new Map(desired.map((d) => [serviceKey(d), d]));
     const have = new Map(this.services(family).map((s) => [serviceKey(liveKey(s)), s]));
     for (const [k, s] of have) if (!want.has(k)) { this.deleteService(s.id); tally.deleted++; }
-    for (const [k, d] of want) this.applyService(d, have.get(k), tally);
+    for (const [k, d] of want) this.applyService(d, have.get(k), tally, refused);
     return tally;
   }
 
@@ -494,7 +499,7 @@ export class IpvsProgram {
    * add / edit / delete calls, in the same order, as `apply` makes for it). Every other service is
    * left as it is. Returns the number of calls made of each kind.
    */
-  applyChanges(upserts: DesiredService[], removed: ServiceKey[]): { added: number; edited: number; deleted: number } {
+  applyChanges(upserts: DesiredService[], removed: ServiceKey[], refused?: RefusedDest): { added: number; edited: number; deleted: number } {
     this.checkDesired(upserts);
     if (!Array.isArray(removed)) throw new Error('applyChanges: removed is a list of service keys');
     const tally = { added: 0, edited: 0, deleted: 0 };
@@ -506,7 +511,7 @@ export class IpvsProgram {
     }
     for (const d of want.values()) {
       const id = this.findService(d);
-      this.applyService(d, id === undefined ? undefined : this.service(id), tally);
+      this.applyService(d, id === undefined ? undefined : this.service(id), tally, refused);
     }
     return tally;
   }
@@ -540,7 +545,7 @@ export class IpvsProgram {
   }
 
   /** One service of `apply`: added when `cur` is absent, else edited; its destinations by difference. */
-  private applyService(d: DesiredService, cur: ServiceInfo | undefined, tally: { added: number; edited: number; deleted: number }): void {
+  private applyService(d: DesiredService, cur: ServiceInfo | undefined, tally: { added: number; edited: number; deleted: number }, refused?: RefusedDest): void {
     // A service just added has no destinations: nothing to read back but its id.
     let id: number;
     let have: readonly DestInfo[] = [];
@@ -559,7 +564,15 @@ export class IpvsProgram {
     for (const [dk, x] of haveD) if (!wantD.has(dk)) { this.deleteDest(id, x.id); tally.deleted++; }
     for (const [dk, x] of wantD) {
       const h = haveD.get(dk);
-      if (!h) { this.addDest(id, x); tally.added++; continue; }
+      if (!h) {
+        // One real server the kernel refuses (ip_vs_new_dest: not unicast) fails that call alone:
+        // kube-proxy logs it and goes on with the others.
+        try { this.addDest(id, x); tally.added++; } catch (e) {
+          if (!(e instanceof IpvsError && e.code === E_INVAL && refused)) throw e;
+          refused(d, x, e);
+        }
+        continue;
+      }
       const t = x.tunnel;
       if (h.forwarding !== (x.forwarding ?? 'droute') || h.weight !== (x.weight ?? 1) ||
           h.upperThreshold !== (x.upperThreshold ?? 0) || h.lowerThreshold !== (x.lowerThreshold ?? 0) ||

@@ -14,7 +14,7 @@ import {
 import { servicePortId, type ProxyModel } from './model.js';
 import type { ManifestIssue, ServicePort } from './objects.js';
 import type { IptablesOptions } from './render-iptables.js';
-import { SCHEDULERS, isScheduler, type IpvsProgram, type DesiredService, type Scheduler, type SchedFlag, type ServiceInfo } from '../ipvs/program.js';
+import { SCHEDULERS, isScheduler, type IpvsProgram, type DesiredService, type Scheduler, type SchedFlag, type ServiceInfo, type RefusedDest } from '../ipvs/program.js';
 import type { IpsetTable } from '../ipset/index.js';
 import { splitHostPort } from '../core/svc-config.js';
 
@@ -288,11 +288,15 @@ export class IpvsApply {
       servers.set(key, want);
       upserts.push(want);
     }
+    // A real server the core refuses (not a unicast address) is reported; the rest applies.
+    const refusedDest: RefusedDest = (vs, dest, e) => {
+      this.issues.push({ severity: 'error', object: `IPVS ${vs.protocol ?? 'fwmark'} ${vs.address ?? vs.fwmark}:${vs.port ?? 0}`, path: `${dest.address}:${dest.port}`, message: `ipvs mode: real server ${dest.address}:${dest.port} refused: ${e.message}` });
+    };
     if (full) {
-      Object.assign(applied, program.apply([...servers.values()], plan.family));
+      Object.assign(applied, program.apply([...servers.values()], plan.family, refusedDest));
     } else {
       const removed = [...prev.servers.values()].filter((d) => !servers.has(serverKey(d)));
-      Object.assign(applied, program.applyChanges(upserts, removed));
+      Object.assign(applied, program.applyChanges(upserts, removed, refusedDest));
     }
     if (r.iptables !== prev.iptables) {
       this.target.iptablesRestore(r.iptables, { family: plan.family });

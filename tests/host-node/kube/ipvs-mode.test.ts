@@ -235,6 +235,18 @@ describe('kube-proxy ipvs mode: kernel order and state', () => {
     expect(dp.ipvsadm('-Ln').stdout).not.toContain(`${a}:8080`);
   });
 
+  it('a real server the kernel refuses (not unicast) is reported and the sync goes on without it', async () => {
+    const dp = await Dataplane.create({ nodeIPs: [NODE], podCIDR: POD_CIDR, seed: 7 });
+    // 239.1.1.1 passes the API server (only link-local multicast is refused there); ip_vs_new_dest does not take it.
+    const r = dp.apply(docs(service(WEB), slice('web', [...EPS, { ip: '239.1.1.1' }])), { mode: 'ipvs', nodeName: 'node-a' });
+    expect(r.issues).toEqual([expect.objectContaining({ severity: 'error', object: 'IPVS tcp 10.96.0.80:80', path: '239.1.1.1:8080' })]);
+    expect(r.issues[0]!.message).toMatch(/real server 239\.1\.1\.1:8080 refused: .*invalid argument/);
+    const listed = dp.ipvsadm('-Ln').stdout;
+    for (const ep of EP_ADDRS) expect(listed).toContain(`-> ${ep}:8080`);
+    expect(listed).not.toContain('239.1.1.1');
+    expect(send(dp, { src: '10.244.3.3', dst: WEB.clusterIP, dport: 80, flags: 'S' }).verdict).toBe('FORWARD');
+  });
+
   it('syncs by difference: an unchanged apply changes nothing, an endpoint change touches one real server and one set member', async () => {
     const dp = await node(docs(service(WEB), slice('web', EPS)));
     const same = dp.apply(docs(service(WEB), slice('web', EPS)), { mode: 'ipvs', nodeName: 'node-a' });
