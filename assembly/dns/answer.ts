@@ -13,7 +13,7 @@ import {
 import {
   tableReady, lookup, groupFirst, groupCountOf, recType, recTtl, recOwner, recRdata, recRdlen,
   soaRecord, soaNegativeTtl, zonePtr, zoneLen,
-  T_A, T_CNAME, T_SOA, T_PTR, T_NS, T_SRV, T_OPT, T_ANY,
+  T_A, T_AAAA, T_CNAME, T_SOA, T_PTR, T_NS, T_SRV, T_OPT, T_ANY,
 } from "./table";
 
 // RCODEs (RFC 1035 §4.1.1, RFC 6891 §9).
@@ -176,10 +176,10 @@ function chase(out: usize, w: u32, body: u32, qtype: u32, cname: u32): u32 {
     const g = lookup(target, tlen);
     if (g < 0) {
       if (!isWithin(target, tlen, zonePtr(), zoneLen())) return CHASE_OUT;
-      const pod = podAddress(target, tlen, zoneLen());
-      if (pod < 0) return CHASE_NXDOMAIN;
-      if (qtype != T_A && qtype != T_ANY) return CHASE_NODATA;
-      const e = writeA(out, chaseEnd, body, target, <u32>pod, recTtl(soaRecord()));
+      const fam = podName(target, tlen, zoneLen());
+      if (fam == 0) return CHASE_NXDOMAIN;
+      if (qtype != (fam == 4 ? T_A : T_AAAA) && qtype != T_ANY) return CHASE_NODATA;
+      const e = writePod(out, chaseEnd, body, target, fam);
       if (e < 0) tc = true;
       else { chaseEnd = <u32>e; chaseAn++; }
       return CHASE_DONE;
@@ -208,50 +208,125 @@ function chase(out: usize, w: u32, body: u32, qtype: u32, cname: u32): u32 {
   return CHASE_DONE;
 }
 
-// An A record for name `owner` (flat wire form, lowercase) at pos. The new position, or -1 past `limit`.
-function writeA(out: usize, pos: u32, limit: u32, owner: usize, addr: u32, ttl: u32): i32 {
+// The address podName read: 4 bytes (IPv4) or 16 (IPv6), network order.
+const POD_ADDR: usize = memory.data(16);
+
+// The A or AAAA record (family 4 or 6) of the pod name podName read last, owned by the flat wire
+// name `owner` (lowercase), or by the question's name when `owner` is 0 (a pointer to it). The
+// new position, or -1 past `limit`.
+function writePod(out: usize, pos: u32, limit: u32, owner: usize, family: u32): i32 {
   const mark = dictMark();
-  const p = writeName(out, pos, limit, owner, true);
-  if (p < 0 || <u32>p + 14 > limit) { dictRestore(mark); return -1; }
-  put16(out + p, T_A);
+  let p: i32;
+  if (owner == 0) {
+    p = pos + 2 <= limit ? <i32>(pos + 2) : -1;
+    if (p >= 0) put16(out + pos, 0xc000 | HDR);
+  } else {
+    p = writeName(out, pos, limit, owner, true);
+  }
+  const n: u32 = family == 4 ? 4 : 16;
+  if (p < 0 || <u32>p + 10 + n > limit) { dictRestore(mark); return -1; }
+  put16(out + p, family == 4 ? T_A : T_AAAA);
   put16(out + p + 2, CLASS_IN);
-  put32(out + p + 4, ttl);
-  put16(out + p + 8, 4);
-  put32(out + p + 10, addr);
-  return p + 14;
+  put32(out + p + 4, recTtl(soaRecord()));
+  put16(out + p + 8, n);
+  memory.copy(out + <u32>p + 10, POD_ADDR, n);
+  return p + 10 + <i32>n;
 }
 
 // "pod" in wire form.
 const POD: usize = memory.data<u8>([3, 0x70, 0x6f, 0x64]);
 
-// If lowercase name n (len, in the zone of zlen octets) is <a>-<b>-<c>-<d>.<ns>.pod.<zone>, the
-// IPv4 address as a big-endian u32 (returned as i64 so every address is non-negative); else -1.
-function podAddress(n: usize, len: u32, zlen: u32): i64 {
+// If lowercase name n (len, in the zone of zlen octets) is <address>.<ns>.pod.<zone>, the address
+// written with dashes (the spec's deprecated pod records), its family (4 or 6) with the address in
+// POD_ADDR; else 0. As CoreDNS reads the first label (findPods): with exactly three dashes and no
+// two together, an IPv4 address (10-244-1-5); otherwise an IPv6 one with its colons as dashes
+// (fd00--5), each then as Go's net.ParseIP takes it (no IPv4 part with a leading zero).
+function podName(n: usize, len: u32, zlen: u32): u32 {
   const l1 = <u32>load<u8>(n);
-  if (l1 < 7 || l1 > 15 || 1 + l1 >= len) return -1;
+  if (l1 < 2 || 1 + l1 >= len) return 0;
   const l2at = 1 + l1;
   const l3at = l2at + 1 + <u32>load<u8>(n + l2at);
-  if (l3at + 4 + zlen != len || memory.compare(n + l3at, POD, 4) != 0) return -1;
-  let addr: u32 = 0;
-  let part: u32 = 0;
-  let digits: u32 = 0;
-  let parts: u32 = 0;
-  for (let i: u32 = 1; i <= l1 + 1; i++) {
-    const c = i <= l1 ? <u32>load<u8>(n + i) : 0x2d;
+  if (l3at + 4 + zlen != len || memory.compare(n + l3at, POD, 4) != 0) return 0;
+  let dashes: u32 = 0;
+  let paired = false;
+  for (let i: u32 = 1; i <= l1; i++) {
+    if (load<u8>(n + i) != 0x2d) continue;
+    dashes++;
+    if (i > 1 && load<u8>(n + i - 1) == 0x2d) paired = true;
+  }
+  if (dashes == 3 && !paired) return pod4(n + 1, l1) ? 4 : 0;
+  return pod6(n + 1, l1) ? 6 : 0;
+}
+
+// a-b-c-d (`l` chars at t): four decimal parts of 1-3 digits up to 255, none with a leading zero.
+function pod4(t: usize, l: u32): bool {
+  let part: u32 = 0, digits: u32 = 0, parts: u32 = 0;
+  for (let i: u32 = 0; i <= l; i++) {
+    const c = i < l ? <u32>load<u8>(t + i) : 0x2d;
     if (c == 0x2d) {
-      if (digits == 0 || part > 255) return -1;
-      addr = (addr << 8) | part;
+      if (digits == 0 || part > 255) return false;
+      store<u8>(POD_ADDR + parts, <u8>part);
       parts++;
       part = 0;
       digits = 0;
-    } else if (c - 0x30 < 10 && digits < 3) {
+    } else if (c - 0x30 < 10 && digits < 3 && !(digits == 1 && part == 0)) {
       part = part * 10 + (c - 0x30);
       digits++;
     } else {
-      return -1;
+      return false;
     }
   }
-  return parts == 4 ? <i64>addr : -1;
+  return parts == 4;
+}
+
+// An IPv6 address with '-' for ':' (`l` chars at t): up to eight groups of 1-4 hex digits, one
+// "--" (::) standing for the zero groups left out.
+function pod6(t: usize, l: u32): bool {
+  const groups = POD_ADDR;   // filled as u16 values, then moved into place
+  let ng: u32 = 0, gap: i32 = -1, val: u32 = 0, digits: u32 = 0;
+  let i: u32 = 0;
+  if (l >= 2 && load<u8>(t) == 0x2d && load<u8>(t, 1) == 0x2d) { gap = 0; i = 2; }
+  else if (l > 0 && load<u8>(t) == 0x2d) return false;
+  while (i < l) {
+    const c = <u32>load<u8>(t + i);
+    if (c == 0x2d) {
+      if (digits == 0 || ng >= 8) return false;
+      store<u16>(groups + (ng << 1), <u16>val);
+      ng++;
+      val = 0;
+      digits = 0;
+      i++;
+      if (i < l && load<u8>(t + i) == 0x2d) {
+        if (gap >= 0) return false;
+        gap = <i32>ng;
+        i++;
+      } else if (i == l) {
+        return false;
+      }
+      continue;
+    }
+    const d = c - 0x30 < 10 ? c - 0x30 : c - 0x61 < 6 ? c - 0x61 + 10 : 16;
+    if (d > 15 || digits == 4) return false;
+    val = (val << 4) | d;
+    digits++;
+    i++;
+  }
+  if (digits > 0) {
+    if (ng >= 8) return false;
+    store<u16>(groups + (ng << 1), <u16>val);
+    ng++;
+  }
+  if (gap < 0 ? ng != 8 : ng > 7) return false;
+  // Spread the groups out: those after the gap to the end, zeros between; written big-endian.
+  const tail = gap < 0 ? 0 : ng - <u32>gap;
+  const head = ng - tail;
+  for (let k: i32 = <i32>tail - 1; k >= 0; k--) {
+    const v = load<u16>(groups + ((head + <u32>k) << 1));
+    store<u16>(groups + ((8 - tail + <u32>k) << 1), bswap<u16>(v));
+  }
+  for (let k: u32 = head; k < 8 - tail; k++) store<u16>(groups + (k << 1), 0);
+  for (let k: u32 = 0; k < head; k++) store<u16>(groups + (k << 1), bswap<u16>(load<u16>(groups + (k << 1))));
+  return true;
 }
 
 // Whether lowercase name n (len, in the zone of zlen octets) is pod.<zone> or <label>.pod.<zone>.
@@ -346,21 +421,14 @@ export function dnsAnswer(q: usize, len: u32, out: usize, cap: u32, maxUdp: u32,
   } else {
     const inZone = isWithin(nameLow, nameLen, zonePtr(), zoneLen());
     const g = lookup(nameLow, nameLen);
-    const pod = g < 0 && inZone ? podAddress(nameLow, nameLen, zoneLen()) : -1;
-    if (pod >= 0) {
-      // Spec §2.6 (deprecated, still required): <a>-<b>-<c>-<d>.<ns>.pod.<zone> A <a>.<b>.<c>.<d>.
-      if (qtype == T_A || qtype == T_ANY) {
-        if (w + 16 > body) tc = true;
-        else {
-          put16(out + w, 0xc000 | HDR);
-          put16(out + w + 2, T_A);
-          put16(out + w + 4, CLASS_IN);
-          put32(out + w + 6, recTtl(soaRecord()));
-          put16(out + w + 10, 4);
-          put32(out + w + 12, <u32>pod);
-          w += 16;
-          an = 1;
-        }
+    const pod = g < 0 && inZone ? podName(nameLow, nameLen, zoneLen()) : 0;
+    if (pod != 0) {
+      // The deprecated pod records (kube-dns / CoreDNS "pods insecure"): <a>-<b>-<c>-<d>.<ns>.pod.<zone>
+      // A <a>.<b>.<c>.<d>, and an IPv6 address with its colons as dashes AAAA.
+      if (qtype == (pod == 4 ? T_A : T_AAAA) || qtype == T_ANY) {
+        const e = writePod(out, w, body, 0, pod);
+        if (e < 0) tc = true;
+        else { w = <u32>e; an = 1; }
       } else {
         counter = C_NODATA;
       }

@@ -49,7 +49,7 @@ const cases: Case[] = [
   // §2.5 ExternalName
   { what: 'ExternalName: A query gets the CNAME', q: ['foo.default.svc.cluster.local', 'A'], rcode: 0, aa: true, answer: [`foo.default.svc.${Z} CNAME www.example.com.`] },
   { what: 'ExternalName: CNAME query', q: ['foo.default.svc.cluster.local', 'CNAME'], rcode: 0, aa: true, answer: [`foo.default.svc.${Z} CNAME www.example.com.`] },
-  // §2.6 deprecated pod records, synthesized from the name
+  // The deprecated pod records (kube-dns, CoreDNS "pods insecure"; not in schema 1.1.0), synthesized from the name
   { what: 'pod A record', q: ['10-244-1-5.default.pod.cluster.local', 'A'], rcode: 0, aa: true, answer: [`10-244-1-5.default.pod.${Z} A 10.244.1.5`] },
   { what: 'pod name, other type: NODATA', q: ['10-244-1-5.default.pod.cluster.local', 'AAAA'], rcode: 0, aa: true, answer: [], authority: [`${Z} SOA ${SOA}`] },
   { what: 'pod name with an octet over 255: NXDOMAIN', q: ['10-244-1-256.default.pod.cluster.local', 'A'], rcode: RCODE.NXDOMAIN, aa: true, answer: [], authority: [`${Z} SOA ${SOA}`] },
@@ -112,6 +112,23 @@ describe('Kubernetes DNS spec examples', () => {
     }
     // A name below a pod name is none.
     expect(h.answer(query('x.10-244-1-5.default.pod.cluster.local', 'A')).rcode).toBe(RCODE.NXDOMAIN);
+  });
+
+  it('IPv6 pod names: the address with its colons as dashes, AAAA (CoreDNS findPods)', () => {
+    const aaaa = (name: string) => h.answer(query(name, 'AAAA'));
+    expect(aaaa('fd00--5.default.pod.cluster.local').answer.map(fmt)).toEqual([`fd00--5.default.pod.${Z} AAAA fd00::5`]);
+    expect(aaaa('2001-db8-0-0-0-0-0-1.ns.pod.cluster.local').answer.map((r) => r.data)).toEqual(['2001:db8::1']);
+    expect(aaaa('fd00-1--.ns.pod.cluster.local').answer.map((r) => r.data)).toEqual(['fd00:1::']);
+    expect(aaaa('--1.ns.pod.cluster.local').answer.map((r) => r.data)).toEqual(['::1']);
+    // The other type: NODATA; not an address: NXDOMAIN (two gaps, five hex digits, a stray letter, one leading dash).
+    const a = h.answer(query('fd00--5.default.pod.cluster.local', 'A'));
+    expect([a.rcode, a.answer.length, a.authority.map(fmt)]).toEqual([RCODE.NOERROR, 0, [`${Z} SOA ${SOA}`]]);
+    for (const bad of ['fd00--1--2', 'fd000a--1', 'fd00--5g', '-fd00--5', 'fd00-1']) {
+      expect([bad, h.answer(query(`${bad}.ns.pod.cluster.local`, 'AAAA')).rcode]).toEqual([bad, RCODE.NXDOMAIN]);
+    }
+    // IPv4 as Go's ParseIP takes it: a part with a leading zero is none.
+    expect(h.answer(query('10-244-01-5.default.pod.cluster.local', 'A')).rcode).toBe(RCODE.NXDOMAIN);
+    expect(h.answer(query('10-244-0-5.default.pod.cluster.local', 'A')).answer.map((r) => r.data)).toEqual(['10.244.0.5']);
   });
 
   it('no table loaded: REFUSED, never a trap', () => {
