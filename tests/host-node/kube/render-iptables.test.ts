@@ -44,6 +44,19 @@ endpoints: [{addresses: ["${ep1}"]}, {addresses: ["${ep2}"], nodeName: test-host
 ports: [{name: p80, port: 80, protocol: TCP}]`);
 }
 
+
+/** A LoadBalancer Service at 1.2.3.4 with `ranges` (YAML list items) as its source ranges, one endpoint. */
+const lbWithRanges = (ranges: string) => parseManifests(`kind: Service
+metadata: {name: lb, namespace: ns}
+spec: {type: LoadBalancer, clusterIP: 172.30.0.9, loadBalancerSourceRanges: [${ranges}], ports: [{name: p, port: 80, nodePort: 30080}]}
+status: {loadBalancer: {ingress: [{ip: 1.2.3.4}]}}
+---
+kind: EndpointSlice
+metadata: {name: lb-1, namespace: ns, labels: {kubernetes.io/service-name: lb}}
+addressType: IPv4
+endpoints: [{addresses: [10.1.1.1]}]
+ports: [{name: p, port: 80}]`);
+
 describe('kube-proxy literal dumps without flows (v1.28)', () => {
   const expected = new Map(
     readFileSync(new URL('extra/localhost-nodeports.txt', FIXTURES), 'utf8')
@@ -129,16 +142,7 @@ describe('eras and options', () => {
   });
 
   it('source ranges: v1.28 writes them as given, current prints the parsed network', () => {
-    const set = parseManifests(`kind: Service
-metadata: {name: lb, namespace: ns}
-spec: {type: LoadBalancer, clusterIP: 172.30.0.9, loadBalancerSourceRanges: ["192.168.0.7/24"], ports: [{name: p, port: 80, nodePort: 30080}]}
-status: {loadBalancer: {ingress: [{ip: 1.2.3.4}]}}
----
-kind: EndpointSlice
-metadata: {name: lb-1, namespace: ns, labels: {kubernetes.io/service-name: lb}}
-addressType: IPv4
-endpoints: [{addresses: [10.1.1.1]}]
-ports: [{name: p, port: 80}]`);
+    const set = lbWithRanges('"192.168.0.7/24"');
     expect(render(set, V1)).toContain('"ns/lb:p loadbalancer IP" -s 192.168.0.7/24 -j');
     const cur = render(set, { ...V1, era: 'current' });
     expect(cur).toContain('"ns/lb:p loadbalancer IP" -s 192.168.0.0/24 -j');
@@ -147,16 +151,7 @@ ports: [{name: p, port: 80}]`);
   });
 
   it('a zero-prefix source range stands for none since v1.34: no firewall chain; v1.28 still writes one', () => {
-    const lb = (ranges: string) => parseManifests(`kind: Service
-metadata: {name: lb, namespace: ns}
-spec: {type: LoadBalancer, clusterIP: 172.30.0.9, loadBalancerSourceRanges: [${ranges}], ports: [{name: p, port: 80, nodePort: 30080}]}
-status: {loadBalancer: {ingress: [{ip: 1.2.3.4}]}}
----
-kind: EndpointSlice
-metadata: {name: lb-1, namespace: ns, labels: {kubernetes.io/service-name: lb}}
-addressType: IPv4
-endpoints: [{addresses: [10.1.1.1]}]
-ports: [{name: p, port: 80}]`);
+    const lb = lbWithRanges;
     for (const ranges of ['"0.0.0.0/0"', '"203.0.113.0/24", "10.0.0.0/0"']) {
       const cur = render(lb(ranges), { ...V1, era: 'current' });
       expect(cur).not.toMatch(/KUBE-FW-|KUBE-PROXY-FIREWALL -m comment/);
