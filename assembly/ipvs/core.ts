@@ -114,14 +114,28 @@ export function transmit(d: usize, f: Flow, dest: u32, dport: u16, fwd: u8): boo
   return true;
 }
 
-// ip_vs_in() for a packet of an existing entry.
-function inPacket(d: usize, f: Flow, c: u32, now: u32): void {
+// ip_vs_in() for a packet of an existing entry. `mark` is the packet's fwmark; `oldCt` whether it
+// belongs to a confirmed netfilter connection (ip_vs_conn_uses_old_conntrack).
+function inPacket(d: usize, f: Flow, c: u32, now: u32, mark: u32, oldCt: bool): void {
   const dest = connDest(c);
   const r = resultFor(d);
   if (!destAvailable(dest)) {
-    // The destination server is not available: silently drop; expire_nodest_conn expires the entry.
-    if (sysctl(SYS_EXPIRE_NODEST_CONN) != 0) connExpire(c, now);
+    // The destination server is not available. Without expire_nodest_conn the packet is dropped.
+    // With it the entry expires, and a packet with no confirmed connection of its own (a UDP flow
+    // whose conntrack entry went with its endpoint, as kube-proxy flushes them) is scheduled anew
+    // at once, as the flow's first; one with a confirmed connection is still dropped.
+    const expire = sysctl(SYS_EXPIRE_NODEST_CONN) != 0;
+    if (expire) connExpire(c, now);
     count(IC_DEST_UNAVAILABLE);
+    if (expire && !oldCt) {
+      const s = svcFind(f.family, mark, f.proto, f.d0, f.d1, f.d2, f.d3, f.dport);
+      if (s != NIL) { newPacket(d, f, s, now); return; }
+      // No virtual service any more: the packet goes on untouched (ip_vs_try_to_schedule).
+      count(IC_NOT_SCHEDULED);
+      resultClear(r);
+      finish(d, VERDICT_PASS, R_NONE, f.len, NIL);
+      return;
+    }
     resultClear(r);
     finish(d, VERDICT_DROP, R_NO_ENDPOINTS, f.len, dest);
     return;
@@ -283,7 +297,8 @@ export function ipvsProcess(d: usize, f: Flow, now: u32, meta: u32): bool {
   let c = inConn(f, now);
   if (c != NIL) {
     count(IC_PACKETS);
-    inPacket(d, f, c, now);
+    // IPVS alone: no netfilter connection tracking, so never an old connection.
+    inPacket(d, f, c, now, load<u32>(d, D_MARK), false);
     return true;
   }
   c = connOutGet(f.family, f.proto, f.s0, f.s1, f.s2, f.s3, f.sport, f.d0, f.d1, f.d2, f.d3, f.dport, now);
@@ -337,12 +352,12 @@ export function ipvsOutHook(d: usize, f: Flow, now: u32): u32 {
  * IH_NONE (not IPVS's), IH_ACCEPT (not scheduled, or the local-node method), IH_STOLEN (forwarded:
  * the side record (xmit.ts) names method, entry and destination) or IH_DONE.
  */
-export function ipvsInHook(d: usize, f: Flow, now: u32, mark: u32): u32 {
+export function ipvsInHook(d: usize, f: Flow, now: u32, mark: u32, oldCt: bool): u32 {
   if (!ipvsReady || f.frag == FRAG_LATER || f.isIcmpError || !ported(f)) return IH_NONE;
   const c = inConn(f, now);
   if (c != NIL) {
     count(IC_PACKETS);
-    inPacket(d, f, c, now);
+    inPacket(d, f, c, now, mark, oldCt);
     return hookResult(d);
   }
   const s = svcFind(f.family, mark, f.proto, f.d0, f.d1, f.d2, f.d3, f.dport);

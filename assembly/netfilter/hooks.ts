@@ -263,7 +263,8 @@ function ipvsAt(at: u32, f: Flow): u32 {
   if (traceMode) return ipvsTraceAt(at, f);
   const d = pk.d;
   let r = ipvsOutHook(d, f, pk.now);
-  if (r == IH_NONE && at != AT_FORWARD) r = ipvsInHook(d, f, pk.now, pk.mark);
+  // A stored (confirmed) connection is an old one to IPVS; a pending one is this packet's own.
+  if (r == IH_NONE && at != AT_FORWARD) r = ipvsInHook(d, f, pk.now, pk.mark, !pk.pending && pk.ctIdx != CT_NONE);
   // A TCP segment that may not start a connection is let through untouched (no ipvs_property).
   if (r == IH_NONE || (r == IH_ACCEPT && load<u32>(d, D_AUX) == 0xFFFFFFFF)) return IH_NONE;
   pk.ipvs = true;

@@ -1,7 +1,7 @@
 // Destinations: upper/lower thresholds and IP_VS_DEST_F_OVERLOAD (ip_vs_bind_dest / ip_vs_unbind_dest
 // / __ip_vs_update_dest), quiescent weight 0, removal to the trash, revival, expire_nodest_conn.
 import { describe, it, expect } from 'vitest';
-import { Lab, V, R, tcp } from './harness';
+import { Lab, V, R, tcp, udp } from './harness';
 
 const VIP = '198.18.0.100';
 const CL = (i: number) => `198.18.7.${i}`;
@@ -154,6 +154,25 @@ describe('quiescent destinations and removal', () => {
     lab.send(tcp(CL(1), 1000, VIP, 80, 'A'));
     expect(lab.p.connections(0)).toEqual([]);
     expect(() => lab.dest(d)).toThrow(/no such/);
+  });
+
+  it('expire_nodest_conn: a packet with no netfilter connection of its own is scheduled anew at once, not dropped', () => {
+    // IPVS alone tracks nothing in netfilter (ip_vs_conn_uses_old_conntrack: false): the entry
+    // expires and the packet is the first of a new one (ip_vs_in → ip_vs_try_to_schedule).
+    const lab = new Lab();
+    const { svc, ids: [A, B] } = lab.service({ protocol: 'udp', address: VIP, port: 53, scheduler: 'rr' },
+      [{ address: '198.18.1.1', port: 53 }, { address: '198.18.1.2', port: 53 }]);
+    lab.p.setSysctl('expire_nodest_conn', 1);
+    const first = lab.send(udp(CL(1), 5000, VIP, 53)).dest;
+    lab.p.deleteDest(svc, first);
+    const s = lab.send(udp(CL(1), 5000, VIP, 53));
+    expect([s.verdict, s.dest]).toEqual([V.FORWARD, first === A ? B : A]);
+    expect(lab.p.counters().dest_unavailable).toBe(1n);
+    // A TCP segment that is no SYN is then not scheduled: it goes on untouched.
+    const t = lab.service({ protocol: 'tcp', address: VIP, port: 80 }, [{ address: '198.18.1.3', port: 80 }, { address: '198.18.1.4', port: 80 }]);
+    const d = lab.send(tcp(CL(2), 1000, VIP, 80, 'S')).dest;
+    lab.p.deleteDest(t.svc, d);
+    expect(lab.send(tcp(CL(2), 1000, VIP, 80, 'A')).verdict).toBe(V.PASS);
   });
 
   it('deleting a service keeps entries until they expire, then frees it', () => {

@@ -233,6 +233,23 @@ describe('kube-proxy ipvs mode: kernel order and state', () => {
     expect(r.flushed).toBe(1);
     expect(r.families.find((f) => f.family === 4)!.ipvs!.terminating).toBe(0);
     expect(dp.ipvsadm('-Ln').stdout).not.toContain(`${a}:8080`);
+    // The flow's next datagram has no conntrack entry (flushed): IPVS expires its entry and
+    // schedules it at once to an endpoint left (expire_nodest_conn), no datagram lost.
+    const next = send(dp, { src: '10.244.3.3', dst: '10.96.0.80', dport: 80, proto: 'udp' });
+    expect([next.verdict, next.out?.dst]).toEqual(['FORWARD', EP_ADDRS.find((e) => e !== a)]);
+  });
+
+  it('a removed real server: a packet of a connection conntrack has confirmed is dropped, not moved (old conntrack)', async () => {
+    const dp = await node(docs(service(WEB), slice('web', EPS)));
+    const c = { src: '10.244.3.3', dst: '10.96.0.80', dport: 80, sport: 45100 };
+    const a = send(dp, c, 1000).out!.dst;
+    expect(send(dp, { src: a, dst: c.src, sport: 8080, dport: c.sport, flags: 'SA' }, 1001).verdict).toBe('FORWARD');
+    expect(send(dp, { ...c, flags: 'A' }, 1001).verdict).toBe('FORWARD');
+    // Deleted behind kube-proxy's back (ipvsadm -d): the connection's conntrack entry is confirmed
+    // (ESTABLISHED). An ACK with no tracked connection would instead pass on (nothing to schedule).
+    expect(dp.ipvsadm(`-d -t 10.96.0.80:80 -r ${a}:8080`).code).toBe(0);
+    const r = send(dp, { ...c, flags: 'A' }, 1002);
+    expect([r.verdict, r.reason]).toEqual(['DROP', 'no_endpoints']);
   });
 
   it('a real server the kernel refuses (not unicast) is reported and the sync goes on without it', async () => {
