@@ -10,7 +10,7 @@
 import { categorizeEndpoints } from './categorize.js';
 import { endpointChainName, isServiceChainName, portChainNames } from './chain-names.js';
 import { canonicalIP, cidrContains, formatCIDR, formatIP, isLoopback, parseCIDR, parseIP } from './ip.js';
-import { detectorFor, masqueradeMark, nodePortAddresses, nodePortHostAddresses, probability, type LocalDetector } from './render-settings.js';
+import { allowsAnySource, detectorFor, masqueradeMark, nodePortAddresses, nodePortHostAddresses, probability, type LocalDetector } from './render-settings.js';
 
 export { detectorFor, formatFixed, masqueradeMark, nodeIPs, nodePortAddresses, nodePortHostAddresses, probability } from './render-settings.js';
 
@@ -352,9 +352,8 @@ export function renderIptables(model: ProxyModel, opts: IptablesOptions = {}, re
     const usesExternalTrafficChain = hasEndpoints && externallyAccessible(sp);
     if (usesExternalTrafficChain) mine.push(externalTrafficChain);
     const fwChain = names.fw;
-    // Since v1.34 a zero-prefix range lets every source in and stands for no ranges at all: no
-    // firewall chain (kubernetes PR 132722, serviceport.go: "zero-masked cidr means allow any").
-    const sourceRanges = current && sp.loadBalancerSourceRanges.some((r) => parseCIDR(r)?.prefix === 0) ? NO_RANGES : sp.loadBalancerSourceRanges;
+    // Since v1.34 a zero-prefix range stands for no ranges at all: no firewall chain.
+    const sourceRanges = current && allowsAnySource(sp.loadBalancerSourceRanges) ? NO_RANGES : sp.loadBalancerSourceRanges;
     const usesFWChain = hasEndpoints && sp.loadBalancerVIPs.length > 0 && sourceRanges.length > 0;
     if (usesFWChain) mine.push(fwChain);
     const loadBalancerTrafficChain = usesFWChain ? fwChain : externalTrafficChain;

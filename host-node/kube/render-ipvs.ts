@@ -10,7 +10,7 @@
 // keeps per port so a sync can redo only the ports that changed.
 import { categorizeEndpoints } from './categorize.js';
 import { cidrContains, formatCIDR, formatIP, isLoopback, parseCIDR, parseIP, type Family, type IP } from './ip.js';
-import { detectorFor, masqueradeMark, type LocalDetector } from './render-settings.js';
+import { allowsAnySource, detectorFor, masqueradeMark, type LocalDetector } from './render-settings.js';
 import type { EndpointInfo, ProxyModel, ServicePortInfo } from './model.js';
 
 export interface IpvsRenderOptions {
@@ -272,11 +272,10 @@ export function ipvsPortShare(ctx: IpvsContext, sp: ServicePortInfo, eps: readon
     const entry = `${ip},${protocol}:${sp.port}`;
     add('KUBE-LOAD-BALANCER', entry);
     if (sp.externalPolicyLocal) add('KUBE-LOAD-BALANCER-LOCAL', entry);
-    // A /0 range lets every source in, and hash:net sets refuse a zero prefix ("The value of the
-    // CIDR parameter of the IP address is invalid"): such a Service needs no source firewall
-    // (kubernetes PR 132722 keeps zero-masked ranges out of the set).
+    // A /0 range lets every source in (and hash:net sets refuse a zero prefix: "The value of the
+    // CIDR parameter of the IP address is invalid"): such a Service needs no source firewall.
     const ranges = sp.loadBalancerSourceRanges.map(parseCIDR);
-    if (ranges.length > 0 && !ranges.some((c) => c !== null && c.prefix === 0)) {
+    if (ranges.length > 0 && !allowsAnySource(sp.loadBalancerSourceRanges)) {
       add('KUBE-LOAD-BALANCER-FW', entry);
       let allowFromNode = false;
       for (const c of ranges) {

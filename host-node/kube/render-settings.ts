@@ -13,6 +13,15 @@ export type LocalDetector =
   | { mode: 'bridge'; interface: string }
   | { mode: 'interfacePrefix'; prefix: string };
 
+/**
+ * Whether a service port's source ranges let every source in: one of them has a zero prefix
+ * (kubernetes PR 132722, v1.34, serviceport.go: "zero-masked cidr means allow any"), so the
+ * Service gets no source firewall at all.
+ */
+export function allowsAnySource(ranges: readonly string[]): boolean {
+  return ranges.some((r) => parseCIDR(r.trim())?.prefix === 0);
+}
+
 /** kube-proxy's masquerade mark text (both modes). */
 export function masqueradeMark(opts: Pick<IptablesOptions, 'masqueradeMark' | 'masqueradeBit'>): string {
   if (opts.masqueradeMark) return opts.masqueradeMark;
