@@ -158,18 +158,45 @@ const CHASE_OUT: u32 = 3;       // a target outside the zone: only an upstream c
 // with what was written (BIND's limit for CNAME chains is 16; a Service chain longer than a few
 // links is a mistake).
 const CHASE_MAX: u32 = 8;
-// chase's output besides its outcome: the position after what it wrote and the records it wrote.
-let chaseEnd: u32 = 0;
-let chaseAn: u32 = 0;
+// Where writeGroup and chase write next, and the answer records they have written: set by the
+// caller before the first, advanced by both.
+let wpos: u32 = 0;
+let written: u32 = 0;
+// writeGroup's outcomes besides a CNAME record's index (its target still to follow).
+const GROUP_ANSWERED: i64 = -1;
+const GROUP_NODATA: i64 = -2;
+
+// Writes the records of name group g that answer `qtype` — every one for ANY — or, with none, the
+// name's CNAME, which answers any type (RFC 1034 §3.6.2). GROUP_ANSWERED, GROUP_NODATA (neither
+// there), or the CNAME record written.
+function writeGroup(out: usize, body: u32, g: u32, qtype: u32): i64 {
+  const first = groupFirst(g);
+  const n = groupCountOf(g);
+  let cname: i64 = -1;
+  let has = false;
+  for (let i: u32 = 0; i < n; i++) {
+    const t = recType(first + i);
+    if (t == qtype || qtype == T_ANY) has = true;
+    else if (t == T_CNAME) cname = first + i;
+  }
+  if (!has && cname < 0) return GROUP_NODATA;
+  for (let i: u32 = 0; i < n && !tc; i++) {
+    const r = first + i;
+    const t = recType(r);
+    if (has ? t != qtype && qtype != T_ANY : <i64>r != cname) continue;
+    const e = writeRecord(out, wpos, body, r, recTtl(r));
+    if (e < 0) tc = true;
+    else { wpos = <u32>e; written++; }
+  }
+  return has ? GROUP_ANSWERED : cname;
+}
 
 // RFC 1034 §4.3.2 step 3a: a CNAME that does not answer the asked type sends the lookup on to its
-// target. Follows the chain from CNAME record `cname` (already written at `w`) through the table —
-// an ExternalName Service naming another Service, or a pod name — writing each link and then the
+// target. Follows the chain from CNAME record `cname` (already written) through the table — an
+// ExternalName Service naming another Service, or a pod name — writing each link and then the
 // target's records of `qtype`. The rcode is the last name's (RFC 6604 §2). A stub resolver (glibc,
 // musl) never follows a CNAME by itself: it takes the addresses the answer carries, or none.
-function chase(out: usize, w: u32, body: u32, qtype: u32, cname: u32): u32 {
-  chaseEnd = w;
-  chaseAn = 0;
+function chase(out: usize, body: u32, qtype: u32, cname: u32): u32 {
   let target = recRdata(cname);
   for (let hop: u32 = 0; hop < CHASE_MAX; hop++) {
     const tlen = rnameOffset(target);
@@ -179,30 +206,14 @@ function chase(out: usize, w: u32, body: u32, qtype: u32, cname: u32): u32 {
       const fam = podName(target, tlen, zoneLen());
       if (fam == 0) return CHASE_NXDOMAIN;
       if (qtype != (fam == 4 ? T_A : T_AAAA) && qtype != T_ANY) return CHASE_NODATA;
-      const e = writePod(out, chaseEnd, body, target, fam);
+      const e = writePod(out, wpos, body, target, fam);
       if (e < 0) tc = true;
-      else { chaseEnd = <u32>e; chaseAn++; }
+      else { wpos = <u32>e; written++; }
       return CHASE_DONE;
     }
-    const first = groupFirst(<u32>g);
-    const n = groupCountOf(<u32>g);
-    let next: i64 = -1;
-    let has = false;
-    for (let i: u32 = 0; i < n; i++) {
-      const t = recType(first + i);
-      if (t == qtype || qtype == T_ANY) has = true;
-      else if (t == T_CNAME) next = first + i;
-    }
-    if (!has && next < 0) return CHASE_NODATA;
-    for (let i: u32 = 0; i < n && !tc; i++) {
-      const r = first + i;
-      const t = recType(r);
-      if (has ? t != qtype && qtype != T_ANY : <i64>r != next) continue;
-      const e = writeRecord(out, chaseEnd, body, r, recTtl(r));
-      if (e < 0) tc = true;
-      else { chaseEnd = <u32>e; chaseAn++; }
-    }
-    if (has || tc) return CHASE_DONE;
+    const next = writeGroup(out, body, <u32>g, qtype);
+    if (next == GROUP_NODATA) return CHASE_NODATA;
+    if (next == GROUP_ANSWERED || tc) return CHASE_DONE;
     target = recRdata(<u32>next);
   }
   return CHASE_DONE;
@@ -282,7 +293,6 @@ function pod4(t: usize, l: u32): bool {
 // An IPv6 address with '-' for ':' (`l` chars at t): up to eight groups of 1-4 hex digits, one
 // "--" (::) standing for the zero groups left out.
 function pod6(t: usize, l: u32): bool {
-  const groups = POD_ADDR;   // filled as u16 values, then moved into place
   let ng: u32 = 0, gap: i32 = -1, val: u32 = 0, digits: u32 = 0;
   let i: u32 = 0;
   if (l >= 2 && load<u8>(t) == 0x2d && load<u8>(t, 1) == 0x2d) { gap = 0; i = 2; }
@@ -291,7 +301,7 @@ function pod6(t: usize, l: u32): bool {
     const c = <u32>load<u8>(t + i);
     if (c == 0x2d) {
       if (digits == 0 || ng >= 8) return false;
-      store<u16>(groups + (ng << 1), <u16>val);
+      store<u16>(POD_GROUPS + (ng << 1), <u16>val);
       ng++;
       val = 0;
       digits = 0;
@@ -313,21 +323,21 @@ function pod6(t: usize, l: u32): bool {
   }
   if (digits > 0) {
     if (ng >= 8) return false;
-    store<u16>(groups + (ng << 1), <u16>val);
+    store<u16>(POD_GROUPS + (ng << 1), <u16>val);
     ng++;
   }
   if (gap < 0 ? ng != 8 : ng > 7) return false;
-  // Spread the groups out: those after the gap to the end, zeros between; written big-endian.
-  const tail = gap < 0 ? 0 : ng - <u32>gap;
-  const head = ng - tail;
-  for (let k: i32 = <i32>tail - 1; k >= 0; k--) {
-    const v = load<u16>(groups + ((head + <u32>k) << 1));
-    store<u16>(groups + ((8 - tail + <u32>k) << 1), bswap<u16>(v));
+  // The groups before the gap at the start, those after it at the end, zeros between; big-endian.
+  const head: u32 = gap < 0 ? ng : <u32>gap;
+  memory.fill(POD_ADDR, 0, 16);
+  for (let k: u32 = 0; k < ng; k++) {
+    const to = k < head ? k : 8 - ng + k;
+    store<u16>(POD_ADDR + (to << 1), bswap<u16>(load<u16>(POD_GROUPS + (k << 1))));
   }
-  for (let k: u32 = head; k < 8 - tail; k++) store<u16>(groups + (k << 1), 0);
-  for (let k: u32 = 0; k < head; k++) store<u16>(groups + (k << 1), bswap<u16>(load<u16>(groups + (k << 1))));
   return true;
 }
+// pod6's groups as read, before they are put in place.
+const POD_GROUPS: usize = memory.data(16);
 
 // Whether lowercase name n (len, in the zone of zlen octets) is pod.<zone> or <label>.pod.<zone>.
 function podParent(n: usize, len: u32, zlen: u32): bool {
@@ -440,38 +450,18 @@ export function dnsAnswer(q: usize, len: u32, out: usize, cap: u32, maxUdp: u32,
       else if (forward) { bump(C_UPSTREAM); return DROP_UPSTREAM; }
       else { rcode = RC_REFUSED; aa = false; counter = C_REFUSED; }
     } else {
-      const first = groupFirst(<u32>g);
-      const n = groupCountOf(<u32>g);
-      // Matching records; else a CNAME at the name answers any type (RFC 1034 §3.6.2).
-      let want = qtype;
-      let found = false;
-      for (let i: u32 = 0; i < n; i++) {
-        const t = recType(first + i);
-        if (t == qtype || qtype == T_ANY) { found = true; break; }
+      wpos = w;
+      written = 0;
+      const got = writeGroup(out, body, <u32>g, qtype);
+      if (got == GROUP_NODATA) counter = C_NODATA;
+      else if (got >= 0 && !tc) {
+        const end = chase(out, body, qtype, <u32>got);
+        if (end == CHASE_NXDOMAIN) { rcode = RC_NXDOMAIN; counter = C_NXDOMAIN; }
+        else if (end == CHASE_NODATA) counter = C_NODATA;
+        else if (end == CHASE_OUT && forward) { bump(C_UPSTREAM); return DROP_UPSTREAM; }
       }
-      if (!found) {
-        for (let i: u32 = 0; i < n; i++) if (recType(first + i) == T_CNAME) { want = T_CNAME; found = true; break; }
-      }
-      if (found) {
-        let cname: i64 = -1;
-        for (let i: u32 = 0; i < n && !tc; i++) {
-          const r = first + i;
-          if (recType(r) != want && want != T_ANY) continue;
-          const e = writeRecord(out, w, body, r, recTtl(r));
-          if (e < 0) tc = true;
-          else { w = <u32>e; an++; if (want == T_CNAME) cname = r; }
-        }
-        if (cname >= 0 && qtype != T_CNAME && !tc) {
-          const end = chase(out, w, body, qtype, <u32>cname);
-          w = chaseEnd;
-          an += chaseAn;
-          if (end == CHASE_NXDOMAIN) { rcode = RC_NXDOMAIN; counter = C_NXDOMAIN; }
-          else if (end == CHASE_NODATA) counter = C_NODATA;
-          else if (end == CHASE_OUT && forward) { bump(C_UPSTREAM); return DROP_UPSTREAM; }
-        }
-      } else {
-        counter = C_NODATA;
-      }
+      w = wpos;
+      an += written;
     }
     // NXDOMAIN / NODATA carry the zone's SOA in authority (RFC 2308 §3) when the name is in the
     // zone; the reverse trees have no SOA of ours.

@@ -131,9 +131,7 @@ function inPacket(d: usize, f: Flow, c: u32, now: u32, mark: u32, oldCt: bool): 
       const s = svcFind(f.family, mark, f.proto, f.d0, f.d1, f.d2, f.d3, f.dport);
       if (s != NIL) { newPacket(d, f, s, now); return; }
       // No virtual service any more: the packet goes on untouched (ip_vs_try_to_schedule).
-      count(IC_NOT_SCHEDULED);
-      resultClear(r);
-      finish(d, VERDICT_PASS, R_NONE, f.len, NIL);
+      notScheduled(d, f);
       return;
     }
     resultClear(r);
@@ -181,6 +179,13 @@ export function newConnExpected(c: u32): bool {
     ((sysctl(SYS_CONN_REUSE_MODE) & 2) != 0 && st == TCP_S_FIN_WAIT && (connFlags(c) & CF_NOOUTPUT) != 0);
 }
 
+// NF_ACCEPT without an entry: the packet continues as normal, IPVS keeps out of it.
+function notScheduled(d: usize, f: Flow): void {
+  count(IC_NOT_SCHEDULED);
+  resultClear(resultFor(d));
+  finish(d, VERDICT_PASS, R_NONE, f.len, NIL);
+}
+
 // ip_vs.h FTPDATA: the FTP data port.
 const FTPDATA: u16 = 20;
 
@@ -191,19 +196,14 @@ function newPacket(d: usize, f: Flow, s: u32, now: u32): void {
   if (proto == PROTO_TCP) {
     const fl = f.tcpFlags;
     if ((fl & TCP_RST) != 0 || !(sysctl(SYS_SLOPPY_TCP) != 0 || (fl & TCP_SYN) != 0)) {
-      // NF_ACCEPT: the packet continues as normal, IPVS keeps out of it.
-      count(IC_NOT_SCHEDULED);
-      resultClear(r);
-      finish(d, VERDICT_PASS, R_NONE, f.len, NIL);
+      notScheduled(d, f);
       return;
     }
   }
   // ip_vs_schedule(): a connection from port 20 (active FTP data, made by the real server itself
   // when it is local) is never scheduled, persistent services included: NF_ACCEPT.
   if (f.sport == FTPDATA) {
-    count(IC_NOT_SCHEDULED);
-    resultClear(r);
-    finish(d, VERDICT_PASS, R_NONE, f.len, NIL);
+    notScheduled(d, f);
     return;
   }
   const flags = svcFlags(s);

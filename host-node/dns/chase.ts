@@ -5,7 +5,7 @@
 // upstream). Pods' stub resolvers (glibc, musl) never follow a CNAME themselves: an answer of the
 // CNAME alone resolves to no address. Any other query the core hands upstream is forwarded as it
 // is. Never answers from records, never caches, never reads a clock.
-import { buildQuery, readHeader, readQuestion, readWireName, wireNameText, clientUdpSize, servfail, DnsMessageError } from './message.js';
+import { buildQuery, decodeMessage, readHeader, readQuestion, readWireName, wireNameText, clientUdpSize, servfail, DnsMessageError } from './message.js';
 import type { DnsForwarder } from './forward.js';
 import { concatBytes } from '../core/snapshot.js';
 
@@ -158,23 +158,28 @@ export async function resolveUpstream(forwarder: DnsForwarder, query: Uint8Array
     const flags = 0x8000 | (h.opcode << 11) | (h.rd ? 0x0100 : 0) | (readHeader(mine!).aa ? 0x0400 : 0) | 0x0080 | rcode;
     const records = [...chase.chain, ...answer.filter((r) => r.type !== T_OPT)];
     const negative = answer.length === 0 ? authority.filter((r) => r.type !== T_OPT) : [];
-    const opt = decodedEdns(query);
+    const opt = hasEdns(query);
     const limit = via === 'udp' ? Math.min(clientUdpSize(query), MAX_UDP) : 65535;
-    let out = message(query, flags, [records, negative], opt);
+    const out = message(query, flags, [records, negative], opt);
+    if (out.length <= limit) return out;
     // Too large: the records that fit, TC set (RFC 2181 §9).
-    for (let keep = records.length; out.length > limit && keep > 0; keep--) out = message(query, flags | 0x0200, [records.slice(0, keep - 1), []], opt);
-    return out;
+    let room = limit - (readQuestion(query).end + (opt ? 11 : 0));
+    let keep = 0;
+    for (; keep < records.length; keep++) {
+      const r = records[keep]!, size = r.owner.length + 10 + r.rdata.length;
+      if (size > room) break;
+      room -= size;
+    }
+    return message(query, flags | 0x0200, [records.slice(0, keep), []], opt);
   } catch {
     return servfail(query);
   }
 }
 
 /** Whether `query` carries an EDNS0 OPT record (its answer then carries one too, RFC 6891 §7). */
-function decodedEdns(query: Uint8Array): boolean {
+function hasEdns(query: Uint8Array): boolean {
   try {
-    const h = readHeader(query);
-    const [, at] = recordsAt(query, readQuestion(query).end, h.ancount + h.nscount);
-    return recordsAt(query, at, h.arcount)[0].some((r) => r.type === T_OPT);
+    return decodeMessage(query).ednsUdp !== undefined;
   } catch {
     return false;
   }
