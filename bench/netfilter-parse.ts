@@ -190,7 +190,7 @@ async function fullPath(): Promise<void> {
     const h0 = heap();
     const parsed = time(`${label}: parse`, lines, () => parseRestore(text, { family: 4, noflush, base: st.ruleset }));
     if (!parsed.ok) throw new Error(parsed.error.message);
-    const compiled = time(`${label}: compile`, lines, () => inner.compiler.compile(parsed.ruleset, parsed.touched));
+    const compiled = time(`${label}: compile`, lines, () => inner.compiler.compile(parsed.ruleset, parsed.changed));
     time(`${label}: load`, lines, () => loadRestore(core, inner.compiler, compiled, (n) => core.cfgBuffer(n)));
     st.ruleset = parsed.ruleset;
     if ((globalThis as { gc?: unknown }).gc && !noflush) {

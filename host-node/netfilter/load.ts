@@ -29,9 +29,9 @@ export class Staged implements StagedChain {
     readonly family: Family,
     readonly table: TableName,
     readonly chain: Chain,
-    private readonly chunk: Uint8Array,
-    private readonly at: number,
-    private readonly bytes: number,
+    readonly chunk: Uint8Array,
+    readonly at: number,
+    readonly bytes: number,
     readonly recents: readonly string[],
     readonly head = -1,
     readonly tail = 0,
@@ -59,9 +59,8 @@ export class BlobArena {
   private readonly chunks: Uint8Array[] = [new Uint8Array(ARENA_CHUNK)];
   private chunkAt = 0;
   private used = 0;
-  /** The chunk reserve() last reserved in, with views of it. */
+  /** The chunk reserve() last reserved in, with a word view of it. */
   chunk = this.chunks[0]!;
-  dv = new DataView(this.chunk.buffer);
   a32 = new Uint32Array(this.chunk.buffer);
 
   /** Starts over at the first chunk (the previous compile's blobs are no longer valid). */
@@ -85,12 +84,14 @@ export class BlobArena {
     if (c === undefined || c.length < bytes) this.chunks[k] = c = new Uint8Array(Math.max(ARENA_CHUNK, (bytes + (bytes >> 2) + 7) & ~7));
     this.chunkAt = k;
     this.chunk = c;
-    this.dv = new DataView(c.buffer);
     this.a32 = new Uint32Array(c.buffer);
     this.used = 0;
   }
 }
 
+
+/** Blobs copied into the core's config buffer at once, at most (but a larger blob alone). */
+const RUN_BYTES = 1 << 16;
 
 /** The core exports loading needs (the ABI's ipt* calls; build/testing-netfilter.wasm has them too). */
 export interface IptCore {
@@ -162,16 +163,28 @@ function stageAndCommit(core: IptCore, c: IptCompiler, compiled: CompiledRestore
   const memory = core.memory;
   let buf = memory.buffer;
   let mem = new Uint8Array(buf);
-  for (const s of compiled.stage) {
-    const blob = s.blob;
-    const ptr = buffer(blob.length);
+  const stage = compiled.stage;
+  for (let k = 0; k < stage.length;) {
+    // The blobs of a run of chains lie back to back in one arena chunk: they are copied into the
+    // core at once (up to RUN_BYTES, or one larger blob), not with a view and a copy per chain.
+    const first = stage[k]!, chunk = first.chunk, from = first.at;
+    let end = k + 1, to = from + first.bytes;
+    for (; end < stage.length; end++) {
+      const s = stage[end]!;
+      if (s.chunk !== chunk || s.at < to || s.at + s.bytes - from > RUN_BYTES) break;
+      to = s.at + s.bytes;
+    }
+    const ptr = buffer(to - from);
     // Memory may have grown (the old buffer is then detached: length 0).
-    if (buf.byteLength === 0 || ptr + blob.length > buf.byteLength) {
+    if (buf.byteLength === 0 || ptr + (to - from) > buf.byteLength) {
       buf = memory.buffer;
       mem = new Uint8Array(buf);
     }
-    mem.set(blob, ptr);
-    check(s.head < 0 ? core.iptStageChain(s.id, ptr, blob.length) : core.iptStagePatch(s.id, ptr, blob.length, s.head, s.tail));
+    mem.set(chunk.subarray(from, to), ptr);
+    for (; k < end; k++) {
+      const s = stage[k]!, at = ptr + (s.at - from);
+      check(s.head < 0 ? core.iptStageChain(s.id, at, s.bytes) : core.iptStagePatch(s.id, at, s.bytes, s.head, s.tail));
+    }
   }
   for (const d of compiled.deletes) check(core.iptStageDelete(d.id));
   for (const p of compiled.policies) check(core.iptSetPolicy(p.id, p.policy));
