@@ -132,6 +132,8 @@ export class DirectApply {
     };
     const done = { put: 0, removed: 0 };
     const retry: number[] = [];
+    // The endpoints of the chunk's op j at lists[j - from], looked up once for its bound and its put.
+    const lists: Array<readonly EndpointInfo[]> = [];
     const settle = (batch: number[] | null, final: boolean) => {
       const count = batch === null ? ids.length : batch.length;
       for (let from = 0, to = 0; from < count; from = to) {
@@ -141,9 +143,11 @@ export class DirectApply {
         let bound = 0;
         for (; to < count; to++) {
           const sp = sps[batch === null ? to : batch[to]!];
-          const b = sp === undefined ? DELETE_FRAME_BYTES : directPutBound(sp, model.endpoints.get(sp.id)?.length ?? 0);
+          const eps = sp === undefined ? NO_ENDPOINTS : model.endpoints.get(sp.id) ?? NO_ENDPOINTS;
+          const b = sp === undefined ? DELETE_FRAME_BYTES : directPutBound(sp, eps.length);
           if (to > from && bound + b > CHUNK_BYTES) break;
           bound += b;
+          lists[to - from] = eps;
         }
         chunk(batch, from, to, bound, final);
       }
@@ -161,7 +165,7 @@ export class DirectApply {
         const slot = fresh ? undefined : slotOf(byService, sp === undefined ? serviceOf(ids[i]!) : sp.namespacedName, ids[i]!);
         let e = null;
         if (sp === undefined) buf.delete(slot!);
-        else e = buf.put(slot ?? -1, renderDirectService(sp, model.endpoints.get(sp.id) ?? NO_ENDPOINTS, ropts, ++this.hostIds >>> 0, this.scratch));
+        else e = buf.put(slot ?? -1, renderDirectService(sp, lists[j - from]!, ropts, ++this.hostIds >>> 0, this.scratch));
         if (e) report(i, e.field, e.message);
         else sent.push(i);
       }

@@ -238,16 +238,18 @@ export function sliceServiceName(slice: EndpointSlice): string | null {
   return joined(slice.metadata.namespace, '/', svc);
 }
 
-const LOCAL = 1, READY = 2, SERVING = 4, TERMINATING = 8;
+/** Endpoint condition bits; HINTED: the endpoint has an entry in HINTS. */
+const LOCAL = 1, READY = 2, SERVING = 4, TERMINATING = 8, HINTED = 16;
 
 /** Deduplicated hint names of the endpoints that carry any (few do): no field for them on every endpoint. */
 const HINTS = new WeakMap<SliceEndpoint, { zones: string[] | null; nodes: string[] | null }>();
 
 /**
- * An endpoint as the model keeps it: its port and conditions as one number, its node, zone and
- * hints read from the decoded endpoint it came from (never written to), and its "ip:port" text
- * made when first read (the iptables and ipvs renderers read it; the direct mode never does). A
- * full sync of 20,000 Services with 10 endpoints each holds 200,000 of these: four fields each.
+ * An endpoint as the model keeps it: its port, conditions and whether it has hints as one number,
+ * its node and zone read from the decoded endpoint it came from (never written to), and its
+ * "ip:port" text made when first read (the iptables and ipvs renderers read it; the direct mode
+ * never does). A full sync of 20,000 Services with 10 endpoints each holds 200,000 of these: four
+ * fields each.
  */
 class SliceEndpoint implements EndpointInfo {
   private text: string | null = null;
@@ -264,8 +266,9 @@ class SliceEndpoint implements EndpointInfo {
   get terminating(): boolean { return (this.bits & (TERMINATING << 16)) !== 0; }
   get nodeName(): string | null { return this.from.nodeName; }
   get zone(): string | null { return this.from.zone; }
-  get zoneHints(): string[] | null { return this.from.hints === null ? null : HINTS.get(this)?.zones ?? null; }
-  get nodeHints(): string[] | null { return this.from.hints === null ? null : HINTS.get(this)?.nodes ?? null; }
+  // Told by a bit, not by the decoded endpoint: categorize asks every ready endpoint of every sync.
+  get zoneHints(): string[] | null { return (this.bits & (HINTED << 16)) === 0 ? null : HINTS.get(this)!.zones; }
+  get nodeHints(): string[] | null { return (this.bits & (HINTED << 16)) === 0 ? null : HINTS.get(this)!.nodes; }
 }
 
 /**
@@ -333,11 +336,12 @@ function addSliceEndpoints(out: Map<string, EndpointInfo[]>, services: Map<strin
       const ip = canonicalIP(ep.addresses[0]!);
       if (ip === null) continue;
       const c = ep.conditions;
-      const flags = (ep.nodeName !== null && nodeName !== '' && ep.nodeName === nodeName ? LOCAL : 0)
-        | (c.ready === null || c.ready ? READY : 0) | (c.serving === null || c.serving ? SERVING : 0) | (c.terminating === true ? TERMINATING : 0);
       const h = ep.hints;
       const zones = h && h.forZones.length > 0 ? [...new Set(h.forZones)] : null;
       const nodes = h && h.forNodes.length > 0 ? [...new Set(h.forNodes)] : null;
+      const flags = (ep.nodeName !== null && nodeName !== '' && ep.nodeName === nodeName ? LOCAL : 0)
+        | (c.ready === null || c.ready ? READY : 0) | (c.serving === null || c.serving ? SERVING : 0) | (c.terminating === true ? TERMINATING : 0)
+        | (zones !== null || nodes !== null ? HINTED : 0);
       const info = new SliceEndpoint(ip, port.port, flags, ep);
       if (zones !== null || nodes !== null) HINTS.set(info, { zones, nodes });
       PORT_ENDPOINTS[n++] = info;

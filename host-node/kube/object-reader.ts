@@ -39,8 +39,11 @@ export class Reader {
    */
   lastServicePorts: ServicePort[] | null = null;
   lastEndpointPorts: EndpointPort[] | null = null;
-  /** The last name that passed name() in each field whose names repeat from object to object. */
-  private readonly lastName: Record<RepeatedName, string | null> = { namespace: null, port: null, node: null };
+  /**
+   * The names that passed name() in each field whose names repeat from object to object (a slice's
+   * endpoints take turns among the nodes, so not only the last one), forgotten past SEEN_NAMES.
+   */
+  private readonly seenNames: Record<RepeatedName, Set<string>> = { namespace: new Set(), port: new Set(), node: new Set() };
   endCall(): void {
     this.lists.clear();
     this.lastServicePorts = this.lastEndpointPorts = null;
@@ -58,7 +61,8 @@ export class Reader {
   }
   /** Ready for the next object (one Reader serves a whole list). */
   reset(): this {
-    this.issues.length = 0;
+    // Most objects have no issue: no call of the length setter for them.
+    if (this.issues.length !== 0) this.issues.length = 0;
     this.failed = false;
     return this;
   }
@@ -124,7 +128,7 @@ export class Reader {
    */
   serviceIP(v: unknown, at: Seg[], key?: Seg): string {
     const s = this.ip(v, at, key);
-    if ((s === '0.0.0.0' || UNSPECIFIED_V6.test(s)) && ipFamily(s) !== null) this.error(at, `${s} is the unspecified address, not a Service address`, key);
+    if ((s === '0.0.0.0' || (s.includes(':') && UNSPECIFIED_V6.test(s))) && ipFamily(s) !== null) this.error(at, `${s} is the unspecified address, not a Service address`, key);
     return s;
   }
   strMap(v: unknown, at: Seg[], key: Seg): Record<string, string> {
@@ -159,12 +163,16 @@ export class Reader {
   /**
    * Whether name() would take `s` (for callers that build the field's path only on failure).
    * `field`: where the name is one that recurs (a namespace, a port name, a node), checked once
-   * while it repeats; each such field always holds one kind of name.
+   * while it is remembered; each such field always holds one kind of name.
    */
   validName(s: string, kind: NameKind, field?: RepeatedName): boolean {
-    if (field !== undefined && this.lastName[field] === s) return true;
+    const seen = field === undefined ? null : this.seenNames[field];
+    if (seen !== null && seen.has(s)) return true;
     if (!isValidName(s, kind)) return false;
-    if (field !== undefined) this.lastName[field] = s;
+    if (seen !== null) {
+      if (seen.size >= SEEN_NAMES) seen.clear();
+      seen.add(s);
+    }
     return true;
   }
 }
@@ -178,6 +186,8 @@ export class Reader {
 export type NameKind = 'label' | 'subdomain' | 'dns1035' | 'labelValue';
 /** Fields whose names recur from object to object: namespaces and port names (labels), endpoints' node names (subdomains). */
 export type RepeatedName = 'namespace' | 'port' | 'node';
+/** The most names of one repeated field a Reader remembers as valid (a cluster's nodes, its namespaces). */
+const SEEN_NAMES = 4096;
 /** Whether the API server takes `s` as a name of `kind`: its length and its pattern. */
 export function isValidName(s: string, kind: NameKind): boolean {
   const rule = NAME_RULES[kind];
@@ -210,7 +220,10 @@ const NAME_RULES: Record<NameKind, { re: RegExp; max: number; message: string }>
 };
 
 
-/** Text of only '0' and ':', the unspecified address when it parses (one RegExp, not a new one per read). */
+/**
+ * Text of only '0' and ':', the unspecified address when it parses (one RegExp, not a new one per
+ * read; asked only of text with a ':', as any other such text is no address).
+ */
 const UNSPECIFIED_V6 = /^[0:]+$/;
 
 /**

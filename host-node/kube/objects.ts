@@ -155,6 +155,7 @@ const ADDRESS_TYPES = ['IPv4', 'IPv6', 'FQDN'] as const;
 // Paths of fixed fields, built once.
 const ROOT: Seg[] = [];
 const METADATA: Seg[] = ['metadata'];
+const METADATA_LABELS: Seg[] = ['metadata', 'labels'];
 const SPEC: Seg[] = ['spec'];
 const STATUS: Seg[] = ['status'];
 const STATUS_LB: Seg[] = ['status', 'loadBalancer'];
@@ -404,7 +405,7 @@ function readEndpointSlice(r: Reader, raw: Record<string, unknown>): EndpointSli
   if (!owner) {
     r.error(METADATA, `missing ${LABEL_SERVICE_NAME} label (kube-proxy cannot tell which Service this slice belongs to)`, 'labels');
   } else {
-    r.name(owner, 'labelValue', ['metadata', 'labels'], LABEL_SERVICE_NAME);
+    r.name(owner, 'labelValue', METADATA_LABELS, LABEL_SERVICE_NAME);
   }
   const addressType = r.oneOf(raw.addressType, ROOT, 'addressType', ADDRESS_TYPES, 'IPv4');
   if (raw.addressType === undefined) r.error(ROOT, 'missing addressType', 'addressType');

@@ -81,7 +81,8 @@ export function renderDirectService(sp: ServicePortInfo, endpoints: readonly End
     for (const ip of sp.loadBalancerVIPs) add('loadBalancer', ip);
   }
   if (sp.nodePort !== 0) count = setFrontend(frontends, count, 'nodePort', undefined, sp.nodePort);
-  frontends.length = count;
+  // A length store calls into the runtime even when the length stays (it nearly always does).
+  if (frontends.length !== count) frontends.length = count;
   svc.name = sp.name;
   svc.family = sp.family;
   svc.protocol = sp.protocol as DirectService['protocol'];
