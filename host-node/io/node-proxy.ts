@@ -207,6 +207,13 @@ export class NodeProxy {
       const { createKubeApiSource, loadKubeConfig } = await import('./kube-api.js');
       this.source = createKubeApiSource({ ...sourceOpts, kubeConfig: loadKubeConfig(cfg.kubeconfig, cfg.master) });
     }
+    // proxier.go SyncLoop(): the health timestamp and the queued-sync metric are set as the loop
+    // starts, so a proxy whose first sync never succeeds turns unhealthy after the health timeout
+    // instead of answering 200 for ever.
+    for (const f of FAMILIES) {
+      this.health.updated(f);
+      this.metrics.lastQueued.setToCurrentTime({ ip_family: familyName(f) });
+    }
     this.source.start(this.objects, (wantSync) => {
       if (!wantSync) return;
       for (const f of FAMILIES) this.health.queuedUpdate(f);

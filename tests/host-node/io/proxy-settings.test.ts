@@ -224,6 +224,28 @@ describe('svcplane proxy: kube-proxy\'s conntrack, IPVS and masquerade settings'
     }
   });
 
+  it('/healthz turns 503 once changes have waited twice the sync period for a first sync that never comes, as kube-proxy\'s does', async () => {
+    // NodeCIDR with a Node that has no pod CIDRs: no sync can run. kube-proxy stamps its health
+    // as its sync loop starts (proxier.go SyncLoop), so the queued Services make it unhealthy.
+    const port = await freePort();
+    await start(['--healthz-bind-address', `127.0.0.1:${port}`, '--sync-period', '100ms', '--detect-local-mode', 'NodeCIDR',
+      '--cluster-cidr', '198.19.0.0/16'], 'apiVersion: v1\nkind: Node\nmetadata: { name: n1 }\n', () => true);
+    const healthz = async (): Promise<{ status: number; body: { healthy: boolean; status?: Record<string, { healthy: boolean }> } }> => {
+      const r = await fetch(`http://127.0.0.1:${port}/healthz`);
+      return { status: r.status, body: await r.json() as { healthy: boolean } };
+    };
+    const end = Date.now() + 5000;
+    let h = await healthz();
+    while (h.status === 200 && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 50));
+      h = await healthz();
+    }
+    expect(h.status).toBe(503);
+    expect(h.body.healthy).toBe(false);
+    expect(h.body.status?.IPv4?.healthy).toBe(false);
+    expect((await fetch(`http://127.0.0.1:${port}/livez`)).status).toBe(503);
+  });
+
   it('the metrics server answers kube-proxy\'s /proxyMode, /healthz and /configz (the settings in effect)', async () => {
     const port = await freePort();
     const p = await start(['--metrics-bind-address', `127.0.0.1:${port}`, '--conntrack-tcp-timeout-close-wait', '90s', '--iptables-masquerade-bit', '12']);
