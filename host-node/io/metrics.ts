@@ -31,8 +31,11 @@ export interface MetricSources {
 
 // metrics.go: exponential buckets from 1 ms doubling 15 times.
 const SYNC_BUCKETS = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
-// metrics.go NetworkProgrammingLatency: 0.25 s steps to 1 s, 1 s steps to 5 s, then coarser.
-const NETPROG_BUCKETS = [0.25, 0.5, 0.75, 1, 2, 3, 4, 5, 10, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60, 75, 90, 105, 120, 135, 150, 180, 210, 240, 270, 300];
+// metrics.go NetworkProgrammingLatency: MergeBuckets of 0.25 and 0.5 s, 1 s steps from 1 to 59 s,
+// 5 s steps from 60 to 115 s and 30 s steps from 120 to 300 s; MergeBuckets (component-base)
+// starts its list with a 0, so 0 is a bucket too.
+const range = (from: number, step: number, n: number): number[] => Array.from({ length: n }, (_, i) => from + step * i);
+const NETPROG_BUCKETS = [0, ...range(0.25, 0.25, 2), ...range(1, 1, 59), ...range(60, 5, 12), ...range(120, 30, 7)];
 
 /** What a route knows of its request besides the query. */
 export interface RouteRequest {

@@ -146,6 +146,12 @@ describe('proxy metrics', () => {
       // kube-proxy's labels (metrics.go): ip_family on the per-proxier figures.
       'kubeproxy_sync_proxy_rules_duration_seconds_bucket{le="0.004",ip_family="IPv4"} 1', 'kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family="IPv6"} 1700000000',
       'kubeproxy_network_programming_duration_seconds_count{ip_family="IPv4"} 1', 'kubeproxy_sync_proxy_rules_endpoint_changes_total',
+      // Its buckets as metrics.go merges them: a leading 0, 1 s steps to 59 s, 5 s to 115 s, 30 s to 300 s.
+      'kubeproxy_network_programming_duration_seconds_bucket{le="0",ip_family="IPv4"} 0',
+      'kubeproxy_network_programming_duration_seconds_bucket{le="0.5",ip_family="IPv4"} 1',
+      'kubeproxy_network_programming_duration_seconds_bucket{le="37",ip_family="IPv4"} 1',
+      'kubeproxy_network_programming_duration_seconds_bucket{le="115",ip_family="IPv4"} 1',
+      'kubeproxy_network_programming_duration_seconds_bucket{le="150",ip_family="IPv4"} 1',
       'kubeproxy_sync_proxy_rules_iptables_total{ip_family="IPv4",table="nat"} 55',
       'kubeproxy_sync_proxy_rules_no_local_endpoints_total{ip_family="IPv4",traffic_policy="external"} 1',
       'kubeproxy_sync_proxy_rules_iptables_restore_failures_total{ip_family="IPv6"} 1',
@@ -162,6 +168,9 @@ describe('proxy metrics', () => {
       'svcplane_conntrack_checkpoints_total{result="written"} 6', 'svcplane_conntrack_checkpoints_total{result="failed"} 1',
       'svcplane_conntrack_checkpoint_timestamp_seconds 1700000123.5',
     ]) expect(text, name).toContain(name);
+    // 81 boundaries and +Inf, none of them 0.75.
+    expect(text.match(/^kubeproxy_network_programming_duration_seconds_bucket\{le="[^"]+",ip_family="IPv4"\}/gm)).toHaveLength(82);
+    expect(text).not.toContain('network_programming_duration_seconds_bucket{le="0.75"');
     // Scrapes read live values (not accumulated between scrapes).
     expect(await m.text()).toContain('svcplane_verdicts_total{verdict="FORWARD"} 7');
     // The process collector's figures, as kube-proxy's /metrics has them.
