@@ -14,6 +14,7 @@ import {
   isExpiredError,
   labelSelectorFor,
   ListWatchSource,
+  WatchStreamDropped,
   nodeFieldSelector,
   type ListResult,
   type ListWatcher,
@@ -258,8 +259,8 @@ export class KubeApiListWatcher implements ListWatcher {
           split.end();
           finish();
         });
-        res.on('error', (e) => finish(e));
-        res.on('close', () => finish(new Error('watch stream dropped')));
+        res.on('error', (e) => finish(new WatchStreamDropped(e.message)));
+        res.on('close', () => finish(new WatchStreamDropped('the connection closed before the stream ended')));
       });
     } finally {
       clearTimeout(deadline);

@@ -207,7 +207,8 @@ export interface ListWatcher {
   /**
    * Streams newline-delimited watch events to onLine, one line per call, undecoded. Resolves when
    * the server ends the stream cleanly; rejects on an API error (ApiStatusError, e.g. 410), a
-   * dropped connection or abort. Nothing is delivered after it settles.
+   * connection dropped once the stream had begun (WatchStreamDropped), any other failure or
+   * abort. Nothing is delivered after it settles.
    */
   watch(opts: WatchOptions, onLine: (line: string) => void, signal: AbortSignal): Promise<void>;
 }
@@ -224,6 +225,18 @@ export class ApiStatusError extends Error {
     const s = isRecord(status) ? status : {};
     const code = typeof s.code === 'number' ? s.code : httpCode;
     return new ApiStatusError(code, typeof s.reason === 'string' ? s.reason : '', typeof s.message === 'string' ? s.message : '');
+  }
+}
+
+/**
+ * The watch's connection ended without the stream's proper end (a reset, a truncated chunked body)
+ * after the server had answered 200. client-go takes that as the stream's end, not as an error
+ * (apimachinery streamwatcher.go: an unexpected or probable EOF closes the result channel).
+ */
+export class WatchStreamDropped extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WatchStreamDropped';
   }
 }
 
@@ -285,11 +298,12 @@ export interface ReflectorOptions {
   log?: (message: string) => void;
 }
 
-type Outcome = 'closed' | 'failed' | 'expired' | 'stopped';
-type LineResult = 'event' | 'garbage' | 'expired' | 'error' | 'blank';
+/** How a watch ended; 'relist': a line that could not be read (its change would be lost). */
+type Outcome = 'closed' | 'failed' | 'expired' | 'relist' | 'stopped';
+type LineResult = 'event' | 'garbage' | 'unreadable' | 'expired' | 'error' | 'blank';
 
 export const newReflectorCounters = () => ({
-  lists: 0, relists: 0, watches: 0, events: 0, bookmarks: 0, expired: 0, errors: 0, backoffs: 0,
+  lists: 0, relists: 0, watches: 0, events: 0, bookmarks: 0, expired: 0, errors: 0, backoffs: 0, drops: 0,
   garbageUnparseable: 0, garbageMalformed: 0, garbageUnknownType: 0, garbageInvalid: 0,
 });
 export type ReflectorCounters = ReturnType<typeof newReflectorCounters>;
@@ -298,8 +312,11 @@ export type ReflectorCounters = ReturnType<typeof newReflectorCounters>;
  * ListAndWatch for one resource. Lists (initially at "0", after a watch expiry at the last version,
  * after a list expiry at "" — reflector.go relistResourceVersion), applies the list as one diff,
  * marks the mirror synced after the first, then watches from the list's version. BOOKMARKs move the
- * resume version; a clean end of the stream rewatches at once; a 410 relists; anything else backs
- * off and rewatches from the last version. Garbage lines are counted and skipped.
+ * resume version; a clean end of the stream, or a connection dropped after a watch that lasted a
+ * second or brought events, rewatches at once; a 410 relists; a line that is not a watch event
+ * (not JSON, no type, an unknown type) ends the watch and relists after the back-off, as
+ * client-go's decode error does; anything else backs off and rewatches from the last version.
+ * Events whose objects are invalid are counted and skipped.
  */
 export class ListWatchReflector {
   /** Where the next watch resumes: the last list, event or bookmark version. */
@@ -348,7 +365,7 @@ export class ListWatchReflector {
         const outcome = await this.watchOnce();
         if (outcome === 'stopped') break;
         if (outcome === 'closed') continue;
-        if (outcome === 'expired') this.needList = true;
+        if (outcome === 'expired' || outcome === 'relist') this.needList = true;
         // reflector.go Run: every return of ListAndWatch goes through the back-off manager.
         await this.backoff();
       } catch (e) {
@@ -450,24 +467,32 @@ export class ListWatchReflector {
         r = 'expired';
       }
       if (r === 'event') events++;
-      else if (r === 'expired' || r === 'error') {
-        outcome = r === 'expired' ? 'expired' : 'failed';
+      else if (r === 'expired' || r === 'error' || r === 'unreadable') {
+        outcome = r === 'expired' ? 'expired' : r === 'error' ? 'failed' : 'relist';
         ac.abort();
       }
     };
-    try {
-      await this.lw.watch({ resourceVersion: this.resourceVersion, timeoutSeconds }, onLine, ac.signal);
-      if (this.stopped) return 'stopped';
-      if (outcome !== null) return outcome;
-      // reflector.go watchHandler: "very short watch" — closed within a second having sent nothing.
+    // reflector.go handleAnyWatch: "very short watch" — closed within a second having sent nothing.
+    const ended = (): Outcome => {
       if (events === 0 && this.clock.now() - started < 1000) {
         this.log('very short watch: closed within a second with no events');
         return 'failed';
       }
       return 'closed';
+    };
+    try {
+      await this.lw.watch({ resourceVersion: this.resourceVersion, timeoutSeconds }, onLine, ac.signal);
+      if (this.stopped) return 'stopped';
+      if (outcome !== null) return outcome;
+      return ended();
     } catch (e) {
       if (this.stopped) return 'stopped';
       if (outcome !== null) return outcome;
+      if (e instanceof WatchStreamDropped) {
+        this.counters.drops++;
+        this.log(`watch stream dropped: ${e.message}`);
+        return ended();
+      }
       if (isExpiredError(e)) {
         this.counters.expired++;
         this.log(`watch at resourceVersion ${this.resourceVersion} expired: ${(e as Error).message}`);
@@ -481,10 +506,16 @@ export class ListWatchReflector {
     }
   }
 
-  private garbage(kind: 'Unparseable' | 'Malformed' | 'UnknownType' | 'Invalid', why: string): LineResult {
+  /**
+   * A line that is not a watch event (Unparseable, Malformed, UnknownType) ends the watch: the
+   * change it carried would be lost, and only a relist brings it back (client-go's decoder error).
+   * An event whose object is Invalid is skipped: its key and version are known, the old object
+   * stays (as kube-proxy keeps what it cannot convert).
+   */
+  private garbage(kind: 'Unparseable' | 'Malformed' | 'UnknownType' | 'Invalid', why: string, unreadable = kind !== 'Invalid'): LineResult {
     this.counters[`garbage${kind}`]++;
-    this.log(`skipping watch line: ${why}`);
-    return 'garbage';
+    this.log(`${unreadable ? 'unreadable watch line, relisting' : 'skipping watch event'}: ${why}`);
+    return unreadable ? 'unreadable' : 'garbage';
   }
 
   /** One watch line; applies it (and notifies) unless it is garbage. */
@@ -530,7 +561,8 @@ export class ListWatchReflector {
       }
       case 'BOOKMARK': {
         const rv = rawResourceVersion(raw);
-        if (rv === '') return this.garbage('Malformed', 'BOOKMARK without resourceVersion');
+        // Nothing is lost by skipping it: it carries no change.
+        if (rv === '') return this.garbage('Malformed', 'BOOKMARK without resourceVersion', false);
         this.resourceVersion = rv;
         this.counters.bookmarks++;
         return 'event';

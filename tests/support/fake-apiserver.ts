@@ -148,6 +148,9 @@ export class FakeApiServer {
     for (const w of this.watchesOf(resource)) this.closeWatch(w, false);
   }
 
+  /** The next state change's watch event reaches the open watches damaged (not JSON). */
+  garbleNext = false;
+
   /** Writes text as is (garbage lines, partial lines) to the open watches of a resource. */
   sendRaw(resource: ResourceName, text: string): void {
     for (const w of this.watchesOf(resource)) w.res.write(text);
@@ -239,9 +242,12 @@ export class FakeApiServer {
 
   private record(e: HistoryEntry): void {
     this.history.push(e);
+    const garbled = this.garbleNext;
+    this.garbleNext = false;
     for (const w of this.watchesOf(e.resource)) {
       const ev = this.eventFor(e, w.matches);
-      if (ev) w.res.write(`${JSON.stringify(ev)}\n`);
+      // A damaged line: cut short, with bytes no JSON has (the change happened all the same).
+      if (ev) w.res.write(garbled ? `${JSON.stringify(ev).slice(0, 40)}\u0000garbled\n` : `${JSON.stringify(ev)}\n`);
     }
   }
 

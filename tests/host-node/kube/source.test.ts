@@ -9,6 +9,7 @@ import {
   labelSelectorFor,
   ListWatchSource,
   nodeFieldSelector,
+  WatchStreamDropped,
   type ListResult,
   type ListWatcher,
   type SourceClock,
@@ -271,7 +272,27 @@ describe('ListWatchReflector: back-off and resume', () => {
     expect(backoffDelay(20, 0.999)).toBeGreaterThan(59_000);
   });
 
-  it('a dropped stream backs off and resumes from the last version without duplicates or losses', async () => {
+  it('a connection dropped mid-stream after events rewatches at once from the last version; one dropped within a second with nothing backs off', async () => {
+    const t = setup({ random: 0 });
+    const { svcWatch } = await synced(t, [apiService('web', '10.96.0.10')]);
+    svcWatch.send({ type: 'ADDED', object: rv(apiService('api', '10.96.0.11'), 11) });
+    svcWatch.fail(new WatchStreamDropped('read ECONNRESET'));
+    const w2 = await t.svcs.nextWatch('11');
+    expect(t.clock.sleeps).toEqual([]);
+    // Nothing came, and it lasted no second: reflector.go's very short watch.
+    w2.fail(new WatchStreamDropped('socket hang up'));
+    const w3 = await t.svcs.nextWatch('11');
+    expect(t.clock.sleeps).toEqual([800]);
+    // A quiet watch that lasted longer ends like a clean close.
+    t.clock.t += 5000;
+    w3.fail(new WatchStreamDropped('socket hang up'));
+    await t.svcs.nextWatch('11');
+    expect(t.clock.sleeps).toEqual([800]);
+    expect(t.source.stats().services).toMatchObject({ drops: 3, lists: 1, relists: 0 });
+    await t.source.stop();
+  });
+
+  it('a watch that fails backs off and resumes from the last version without duplicates or losses', async () => {
     const t = setup({ random: 0 });
     const { svcWatch } = await synced(t, [apiService('web', '10.96.0.10')]);
     svcWatch.send({ type: 'ADDED', object: rv(apiService('api', '10.96.0.11'), 11) });
@@ -332,26 +353,38 @@ describe('ListWatchReflector: back-off and resume', () => {
 });
 
 describe('ListWatchReflector: garbage and selectors', () => {
-  it('counts garbage lines, applies none of them and keeps the stream', async () => {
+  it('skips events whose objects are invalid and keeps the stream', async () => {
     const t = setup();
     const { svcWatch } = await synced(t, [apiService('web', '10.96.0.10')]);
     t.view();
-    svcWatch.send('{"type": "ADDED", "object": {');
-    svcWatch.send('[1, 2, 3]');
-    svcWatch.send({ type: 'SHRUG', object: {} });
     svcWatch.send({ type: 'MODIFIED', object: rv(apiService('web', '10.96.0.10', 70000), 14) });
     svcWatch.send({ type: 'ADDED', object: { kind: 'Pod', metadata: { name: 'p' } } });
     svcWatch.send({ type: 'DELETED', object: { metadata: {} } });
+    svcWatch.send({ type: 'BOOKMARK', object: { kind: 'Service', metadata: {} } });
     svcWatch.send('');
     svcWatch.send({ type: 'ADDED', object: rv(apiService('api', '10.96.0.11'), 15) });
     expect(t.view().services).toEqual(['default/api:http/TCP=10.96.0.11:80', 'default/web:http/TCP=10.96.0.10:80']);
-    expect(t.source.stats().services).toMatchObject({
-      garbageUnparseable: 1, garbageMalformed: 1, garbageUnknownType: 1, garbageInvalid: 3, events: 1, watches: 1,
-    });
+    expect(t.source.stats().services).toMatchObject({ garbageMalformed: 1, garbageInvalid: 3, events: 1, watches: 1, relists: 0 });
     expect(svcWatch.signal.aborted).toBe(false);
     expect(t.source.reflector('Service')!.resourceVersion).toBe('15');
     await t.source.stop();
   });
+
+  for (const [what, line] of [['not JSON', '{"type": "ADDED", "object": {'], ['no event type', '[1, 2, 3]'], ['an unknown event type', { type: 'SHRUG', object: {} }]] as const) {
+    it(`a line that is ${what} ends the watch; after the back-off a relist at the last version brings what it carried`, async () => {
+      const t = setup({ random: 0 });
+      const { svcWatch } = await synced(t, [apiService('web', '10.96.0.10'), apiService('api', '10.96.0.11')]);
+      svcWatch.send({ type: 'MODIFIED', object: rv(apiService('api', '10.96.0.11', 82), 11) });
+      svcWatch.send(line);
+      expect(svcWatch.signal.aborted).toBe(true);
+      (await t.svcs.nextList('11')).resolve(list([apiService('api', '10.96.0.11', 82)], 12));
+      await t.svcs.nextWatch('12');
+      expect(t.clock.sleeps).toEqual([800]);
+      expect(t.view().services).toEqual(['default/api:http/TCP=10.96.0.11:82']);
+      expect(t.source.stats().services).toMatchObject({ relists: 1, expired: 0 });
+      await t.source.stop();
+    });
+  }
 
   it('skips Services naming another proxy and headless slices; an object gaining the label goes away', async () => {
     const t = setup();
