@@ -114,13 +114,28 @@ function send(res: ServerResponse, status: number, body: string, headers: Record
   res.end(body);
 }
 
-/** Listens on host:port; resolves once bound (rejects on EADDRINUSE and the like). */
-export function listen(handler: (req: IncomingMessage, res: ServerResponse) => void, host: string, port: number): Promise<Server> {
-  const server = createServer(handler);
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => { server.off('error', reject); resolve(server); });
-  });
+/**
+ * Listens on host:port; resolves once bound (rejects on EADDRINUSE and the like). A wildcard host
+ * (0.0.0.0, empty or ::) listens on every address of both families, as Go's net.Listen("tcp", …)
+ * does for kube-proxy (an IPv6 socket that also takes IPv4), or on IPv4 alone where the host has
+ * no IPv6.
+ */
+export async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void, host: string, port: number): Promise<Server> {
+  const bind = (h: string): Promise<Server> => {
+    const server = createServer(handler);
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port, host: h, ipv6Only: false }, () => { server.off('error', reject); resolve(server); });
+    });
+  };
+  if (host !== '0.0.0.0' && host !== '' && host !== '::') return bind(host);
+  try {
+    return await bind('::');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL') throw e;
+    return bind('0.0.0.0');
+  }
 }
 
 export function closeServer(s: Server): Promise<void> {

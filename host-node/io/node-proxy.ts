@@ -50,11 +50,23 @@ export interface NodeProxyOptions {
  * addresses when none is of that family; "primary" is the family's first host address.
  */
 export function nodePortAddresses(filter: string[], hostAddrs: string[]): string[] {
-  return FAMILIES.flatMap((family) => {
-    const primary = hostAddrs.map((a) => parseIP(a)).find((ip) => ip?.family === family) ?? null;
-    return nodeIPs(npaFor(filter, family, primary), hostAddrs);
-  });
+  return FAMILIES.flatMap((family) => nodeIPs(npaFor(filter, family, primaryOf(hostAddrs, family)), hostAddrs));
 }
+
+/**
+ * Where Services' health check ports listen: on every address ("0.0.0.0", which listen() takes for
+ * both families) when a family the node has addresses of takes NodePorts on all of them, else on
+ * the NodePort addresses (service_health.go: 0.0.0.0 unless --nodeport-addresses narrows them).
+ */
+export function healthCheckAddresses(filter: string[], hostAddrs: string[]): string[] {
+  const all = FAMILIES.some((family) => {
+    const primary = primaryOf(hostAddrs, family);
+    return primary !== null && npaFor(filter, family, primary).matchAll;
+  });
+  return all ? ['0.0.0.0'] : nodePortAddresses(filter, hostAddrs);
+}
+
+const primaryOf = (hostAddrs: string[], family: 4 | 6) => hostAddrs.map((a) => parseIP(a)).find((ip) => ip?.family === family) ?? null;
 
 /** The IP families the proxy serves (kube-proxy dual-stack: one proxier per family). */
 const FAMILIES = [4, 6] as const;
@@ -197,7 +209,9 @@ export class NodeProxy {
         ...(us ? { '/services': () => us.mapping() } : {}),
       }));
     }
-    this.hcServers = new ServiceHealthServers(this.health, this.nodePortAddrs, this.log);
+    // A userspace proxy answers where it binds (its bind addresses stand in for the node's).
+    const hcAddrs = cfg.mode === 'userspace' ? this.nodePortAddrs : healthCheckAddresses(cfg.nodePortAddresses, this.nodeAddrs);
+    this.hcServers = new ServiceHealthServers(this.health, hcAddrs, this.log);
 
     const sourceOpts = { nodeName: cfg.nodeName, log: (m: string) => this.log(m) };
     if (cfg.manifests) this.source = new ManifestSource({ ...sourceOpts, path: cfg.manifests });

@@ -6,7 +6,7 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseProxyArgs, readConfigFile, validate, coreMode, conntrackTableSize, ignoredSettings, ConfigError, CONNTRACK_TABLE_DEFAULT } from '../../../host-node/io/proxy-config.js';
 import { configFile, goDuration } from '../../../host-node/io/proxy-configz.js';
-import { nodePortAddresses } from '../../../host-node/io/node-proxy.js';
+import { healthCheckAddresses, nodePortAddresses } from '../../../host-node/io/node-proxy.js';
 import { YAML_MAX_DEPTH } from '../../../host-node/kube/yaml-depth.js';
 
 describe('proxy config file nested too deep', () => {
@@ -527,5 +527,16 @@ describe('NodePort addresses', () => {
     expect(nodePortAddresses(['198.18.4.0/22', 'fd00::2/128'], host)).toEqual(['198.18.5.1', 'fd00::2']);
     expect(nodePortAddresses(['198.19.0.0/16'], host)).toEqual(['fd00::1', 'fd00::2']);
     expect(nodePortAddresses(['198.18.4.0/22'], ['198.18.5.1', '198.18.5.1'])).toEqual(['198.18.5.1']);
+  });
+
+  it('health check ports listen on every address unless --nodeport-addresses narrows every family the node has', () => {
+    const dual = ['198.18.0.1', '198.18.5.1', 'fd00::1'];
+    expect(healthCheckAddresses([], dual)).toEqual(['0.0.0.0']);
+    expect(healthCheckAddresses(['0.0.0.0/0'], ['198.18.0.1'])).toEqual(['0.0.0.0']);
+    expect(healthCheckAddresses(['primary'], dual)).toEqual(['198.18.0.1', 'fd00::1']);
+    expect(healthCheckAddresses(['198.18.4.0/22'], ['198.18.0.1', '198.18.5.1'])).toEqual(['198.18.5.1']);
+    // A family left without a CIDR takes all of its addresses: kube-proxy's proxier of that family
+    // listens on 0.0.0.0 (service_health.go), which Go opens for both families.
+    expect(healthCheckAddresses(['198.18.4.0/22'], dual)).toEqual(['0.0.0.0']);
   });
 });
