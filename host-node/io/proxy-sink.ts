@@ -270,8 +270,10 @@ export class ProxyObjects implements ProxySink {
     const svc = this.services.get(nn);
     if (!svc) return null;
     const share: ServiceShare = { vips: [], replies: [], hc: 0, local: 0, noLocal: [0, 0, 0, 0], inputs: [] };
-    // A Service has a few ports and local endpoints: lists, not sets.
-    const localIps: string[] = [];
+    // A Service has a few ports and local endpoints: lists, not sets. Counted per family, as each
+    // of kube-proxy's single-family proxiers counts (LocalReadyEndpoints): a dual-stack pod is one
+    // local endpoint, not two.
+    const localIps: [string[], string[]] = [[], []];
     const seen: ServicePortInfo[] = [];
     for (const { family, model } of models) {
       for (const p of svc.spec.ports) {
@@ -286,7 +288,8 @@ export class ProxyObjects implements ProxySink {
         for (let k = 0; k < eps.length; k++) {
           const ep = eps[k]!;
           if (ep.ready || ep.serving) share.replies.push(counted(this.replyCounts, ep.ip, sp.protocol, ep.port, touched));
-          if (ep.isLocal && ep.ready && !localIps.includes(ep.ip)) localIps.push(ep.ip);
+          const own = localIps[family === 4 ? 0 : 1];
+          if (ep.isLocal && ep.ready && !own.includes(ep.ip)) own.push(ep.ip);
         }
         if (sp.externalPolicyLocal && sp.healthCheckNodePort !== 0) share.hc = sp.healthCheckNodePort;
         // kube-proxy's no-local-endpoints count: a Local-policy port that has usable endpoints
@@ -302,7 +305,7 @@ export class ProxyObjects implements ProxySink {
         }
       }
     }
-    share.local = localIps.length;
+    share.local = Math.max(localIps[0].length, localIps[1].length);
     return seen.length > 0 ? share : null;
   }
 

@@ -205,8 +205,9 @@ endpoints: [{addresses: ["fd00:44::7"], nodeName: n1}]
     const dp = await newDataplane();
     const v = sync(o, dp);
     expect((v.replies as AddrPort[]).map((a) => `${a.ip} ${a.port}`).sort()).toEqual(['198.18.100.7 8080', 'fd00:44::7 8080']);
-    // Both families' ready local endpoints count, once per address.
-    expect(v.localEndpoints.get('shop/ds')).toBe(2);
+    // One pod with an address of each family: one local endpoint, as each of kube-proxy's
+    // single-family proxiers counts it.
+    expect(v.localEndpoints.get('shop/ds')).toBe(1);
     o.onEndpointSlice(set.endpointSlices[1]!, true);
     const d = sync(o, dp).replies as { added: AddrPort[]; removed: AddrPort[] };
     expect(d.added).toEqual([]);
