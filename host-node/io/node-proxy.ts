@@ -327,6 +327,10 @@ export class NodeProxy {
     if (local === null) return;
     const t0 = performance.now();
     const changes = this.objects.takeChanges();
+    // Counted whether or not this sync succeeds: the events are taken now, and kube-proxy counts
+    // each as it arrives (servicechangetracker.go, endpointschangetracker.go).
+    this.metrics.serviceChanges.inc(changes.services);
+    this.metrics.endpointChanges.inc(changes.endpoints);
     // kube-proxy's large-cluster mode deletes stale chains at most once per syncPeriod (30 s).
     const cleanup = t0 - this.lastChainCleanup >= STALE_CHAIN_PERIOD_MS;
     const apply: ApplyOptions = {
@@ -388,8 +392,6 @@ export class NodeProxy {
       (f.full ? this.metrics.syncFull : this.metrics.syncPartial).observe({ ip_family: familyName(f.family) }, seconds);
     }
     for (const f of FAMILIES) this.metrics.lastSync.setToCurrentTime({ ip_family: familyName(f) });
-    this.metrics.serviceChanges.inc(changes.services);
-    this.metrics.endpointChanges.inc(changes.endpoints);
     this.metrics.servicePending.set(this.objects.pending.services);
     this.metrics.endpointPending.set(this.objects.pending.endpoints);
     for (const f of FAMILIES) {

@@ -246,6 +246,20 @@ describe('svcplane proxy: kube-proxy\'s conntrack, IPVS and masquerade settings'
     expect((await fetch(`http://127.0.0.1:${port}/livez`)).status).toBe(503);
   });
 
+  it('a sync that fails still counts the Service changes it took (kube-proxy counts each as it arrives)', async () => {
+    const p = await start([]);
+    const changes = async (): Promise<number> => Number(/^kubeproxy_sync_proxy_rules_service_changes_total (\S+)$/m.exec(await p.metrics.text())?.[1] ?? NaN);
+    const before = await changes();
+    expect(before).toBeGreaterThan(0);
+    // The next sync fails (a fault injected where the core is programmed).
+    (p.objects as { sync: unknown }).sync = () => { throw new Error('injected sync failure'); };
+    writeFileSync(join(dir, 'api.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: { name: api, namespace: default }\nspec: { clusterIP: 198.18.96.11, ports: [{ port: 80 }] }\n');
+    const end = Date.now() + 5000;
+    while (p.lastSyncError === '' && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    expect(p.lastSyncError).toBe('injected sync failure');
+    expect(await changes()).toBeGreaterThan(before);
+  });
+
   it('the metrics server answers kube-proxy\'s /proxyMode, /healthz and /configz (the settings in effect)', async () => {
     const port = await freePort();
     const p = await start(['--metrics-bind-address', `127.0.0.1:${port}`, '--conntrack-tcp-timeout-close-wait', '90s', '--iptables-masquerade-bit', '12']);
