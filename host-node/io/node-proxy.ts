@@ -376,6 +376,13 @@ export class NodeProxy {
         this.metrics.restoreFailures.inc({ ip_family });
         if (failed.partialRestore) this.metrics.partialRestoreFailures.inc({ ip_family });
       }
+      // proxier.go syncProxyRules observes its latency in a defer: failed syncs count too (the
+      // full or partial histogram where the failed restore says which it was).
+      const seconds = (performance.now() - t0) / 1000;
+      for (const f of FAMILIES) this.metrics.syncDuration.observe({ ip_family: familyName(f) }, seconds);
+      if (failed.restoreFamily !== undefined) {
+        (failed.partialRestore ? this.metrics.syncPartial : this.metrics.syncFull).observe({ ip_family: familyName(failed.restoreFamily) }, seconds);
+      }
       this.log(`proxy: sync failed, previous rules stay live: ${this.lastSyncError}`);
       return;
     }

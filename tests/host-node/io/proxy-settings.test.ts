@@ -246,11 +246,15 @@ describe('svcplane proxy: kube-proxy\'s conntrack, IPVS and masquerade settings'
     expect((await fetch(`http://127.0.0.1:${port}/livez`)).status).toBe(503);
   });
 
-  it('a sync that fails still counts the Service changes it took (kube-proxy counts each as it arrives)', async () => {
+  it('a sync that fails still counts the Service changes it took (kube-proxy counts each as it arrives) and its time', async () => {
     const p = await start([]);
-    const changes = async (): Promise<number> => Number(/^kubeproxy_sync_proxy_rules_service_changes_total (\S+)$/m.exec(await p.metrics.text())?.[1] ?? NaN);
+    const metric = async (re: RegExp): Promise<number> => Number(re.exec(await p.metrics.text())?.[1] ?? NaN);
+    const changes = (): Promise<number> => metric(/^kubeproxy_sync_proxy_rules_service_changes_total (\S+)$/m);
+    const syncs = (): Promise<number> => metric(/^kubeproxy_sync_proxy_rules_duration_seconds_count\{ip_family="IPv4"\} (\S+)$/m);
     const before = await changes();
+    const synced = await syncs();
     expect(before).toBeGreaterThan(0);
+    expect(synced).toBeGreaterThan(0);
     // The next sync fails (a fault injected where the core is programmed).
     (p.objects as { sync: unknown }).sync = () => { throw new Error('injected sync failure'); };
     writeFileSync(join(dir, 'api.yaml'), 'apiVersion: v1\nkind: Service\nmetadata: { name: api, namespace: default }\nspec: { clusterIP: 198.18.96.11, ports: [{ port: 80 }] }\n');
@@ -258,6 +262,8 @@ describe('svcplane proxy: kube-proxy\'s conntrack, IPVS and masquerade settings'
     while (p.lastSyncError === '' && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
     expect(p.lastSyncError).toBe('injected sync failure');
     expect(await changes()).toBeGreaterThan(before);
+    // proxier.go observes every sync's latency, failed ones too.
+    expect(await syncs()).toBeGreaterThan(synced);
   });
 
   it('the metrics server answers kube-proxy\'s /proxyMode, /healthz and /configz (the settings in effect)', async () => {
