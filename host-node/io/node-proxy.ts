@@ -379,10 +379,7 @@ export class NodeProxy {
       // proxier.go syncProxyRules observes its latency in a defer: failed syncs count too (the
       // full or partial histogram where the failed restore says which it was).
       const seconds = (performance.now() - t0) / 1000;
-      for (const f of FAMILIES) this.metrics.syncDuration.observe({ ip_family: familyName(f) }, seconds);
-      if (failed.restoreFamily !== undefined) {
-        (failed.partialRestore ? this.metrics.syncPartial : this.metrics.syncFull).observe({ ip_family: familyName(failed.restoreFamily) }, seconds);
-      }
+      for (const f of FAMILIES) this.observeSync(f, seconds, f === failed.restoreFamily ? !failed.partialRestore : null);
       this.log(`proxy: sync failed, previous rules stay live: ${this.lastSyncError}`);
       return;
     }
@@ -394,10 +391,7 @@ export class NodeProxy {
     this.hcServers?.setEndpoints(view.localEndpoints);
     const seconds = (performance.now() - t0) / 1000;
     // One sync brings both families' rules into the core: each family's figures are that sync's.
-    for (const f of synced) {
-      this.metrics.syncDuration.observe({ ip_family: familyName(f.family) }, seconds);
-      (f.full ? this.metrics.syncFull : this.metrics.syncPartial).observe({ ip_family: familyName(f.family) }, seconds);
-    }
+    for (const f of synced) this.observeSync(f.family, seconds, f.full);
     for (const f of FAMILIES) this.metrics.lastSync.setToCurrentTime({ ip_family: familyName(f) });
     this.metrics.servicePending.set(this.objects.pending.services);
     this.metrics.endpointPending.set(this.objects.pending.endpoints);
@@ -410,6 +404,13 @@ export class NodeProxy {
     for (const t of changes.triggers) this.metrics.networkProgramming.observe({ ip_family: t.family }, Math.max(0, now - t.at) / 1000);
     for (const f of FAMILIES) this.health.updated(f);
     this.syncs++;
+  }
+
+  /** One family's sync time, also in the full or partial histogram when known (`full` null: not). */
+  private observeSync(family: 4 | 6, seconds: number, full: boolean | null): void {
+    const ip_family = familyName(family);
+    this.metrics.syncDuration.observe({ ip_family }, seconds);
+    if (full !== null) (full ? this.metrics.syncFull : this.metrics.syncPartial).observe({ ip_family }, seconds);
   }
 
   /** The packet loop's counters. */
